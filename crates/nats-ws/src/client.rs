@@ -1,0 +1,579 @@
+//! The async client: a cheap, clonable handle over the shared [`Connection`], and the driver loop
+//! that connects it to a socket.
+//!
+//! Operations lock the connection, encode straight into its outgoing buffer and wake the loop, so
+//! `publish` and `subscribe` return at once with a typed error if something is wrong, and a burst of
+//! publishes leaves as one WebSocket frame.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::task::AtomicWaker;
+use futures::{FutureExt, Stream, StreamExt};
+use web_time::Instant;
+
+use crate::driver::{Driver, Socket};
+use crate::error::{ConnectionError, PublishError, RequestError, ServerError, SubscribeError};
+use crate::header::HeaderMap;
+use crate::message::Message;
+use crate::options::Options;
+use crate::proto::{Connection, Event, ServerInfo, Status, SubscribeOptions, Transmit};
+
+/// Something that happened to the connection, for [`Client::events`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    Status(Status),
+    /// A non-fatal error from the server, such as a publish the user was not permitted.
+    ServerError(ServerError),
+    /// The server announced it is shutting down; the client will reconnect when it does.
+    LameDuck,
+}
+
+type SubSender = async_channel::Sender<Result<Message, SubscribeError>>;
+
+struct Inner {
+    conn: Connection,
+    subs: HashMap<u64, SubSender>,
+    requests: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
+    flushes: HashMap<u64, oneshot::Sender<Result<(), ConnectionError>>>,
+    status_watchers: Vec<async_channel::Sender<Status>>,
+    event_watchers: Vec<async_channel::Sender<ClientEvent>>,
+    request_timeout: Duration,
+}
+
+impl Inner {
+    /// Routes everything the connection has to say to the channels waiting for it.
+    fn dispatch(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Message { sid, message } => {
+                    if let Some(tx) = self.subs.get(&sid) {
+                        if tx.try_send(Ok(message)).is_err() {
+                            // The subscriber is gone; stop the server from sending more.
+                            self.subs.remove(&sid);
+                            self.conn.unsubscribe(sid);
+                        }
+                    }
+                }
+                Event::SubscriptionClosed { sid, error } => {
+                    if let (Some(tx), Some(error)) = (self.subs.remove(&sid), error) {
+                        let _ = tx.try_send(Err(error));
+                    }
+                }
+                Event::Response { id, result } => {
+                    if let Some(tx) = self.requests.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Event::Flushed { id, result } => {
+                    if let Some(tx) = self.flushes.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Event::Status(status) => {
+                    self.status_watchers
+                        .retain(|w| w.try_send(status.clone()).is_ok());
+                    self.broadcast(ClientEvent::Status(status));
+                }
+                Event::ServerError(e) => self.broadcast(ClientEvent::ServerError(e)),
+                Event::LameDuck => self.broadcast(ClientEvent::LameDuck),
+            }
+        }
+    }
+
+    fn broadcast(&mut self, event: ClientEvent) {
+        self.event_watchers
+            .retain(|w| w.try_send(event.clone()).is_ok());
+    }
+}
+
+/// Wakes the driver loop after the application changed the connection.
+#[derive(Default)]
+struct Kick {
+    pending: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Kick {
+    fn notify(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.pending.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.pending.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    kick: Kick,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection, then wakes the driver loop to send what it wrote.
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let out = f(&mut self.lock());
+        self.kick.notify();
+        out
+    }
+}
+
+/// Closes the connection when the last [`Client`] clone is dropped.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.with(|inner| inner.conn.close());
+    }
+}
+
+/// A connection to a NATS server over WebSocket. Cheap to clone; the connection closes when the last
+/// clone is dropped, or on [`Client::close`].
+#[derive(Clone)]
+pub struct Client {
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Creates the client; `spawn` must start the driver loop ([`run`]) on the caller's executor.
+    pub(crate) fn start(
+        options: Options,
+        spawn: impl FnOnce(Arc<Shared>),
+    ) -> Result<Client, ConnectionError> {
+        let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let request_timeout = options.request_timeout;
+        let conn = Connection::new(options, Instant::now(), seed)?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                conn,
+                subs: HashMap::new(),
+                requests: HashMap::new(),
+                flushes: HashMap::new(),
+                status_watchers: Vec::new(),
+                event_watchers: Vec::new(),
+                request_timeout,
+            }),
+            kick: Kick::default(),
+        });
+        spawn(shared.clone());
+        Ok(Client {
+            owner: Arc::new(Owner(shared)),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.owner.0
+    }
+
+    /// Waits until the connection is up. Fails if the client goes offline (every attempt failed)
+    /// or is closed first.
+    pub async fn wait_connected(&self) -> Result<(), ConnectionError> {
+        let mut statuses = self.status_stream();
+        while let Some(status) = statuses.next().await {
+            match status {
+                Status::Connected { .. } => return Ok(()),
+                Status::Offline { last_error } => return Err(last_error),
+                Status::Closed => return Err(ConnectionError::Closed),
+                Status::Connecting | Status::Reconnecting { .. } => {}
+            }
+        }
+        Err(ConnectionError::Closed)
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.shared().lock().conn.status().clone()
+    }
+
+    /// The current status, then every change.
+    pub fn status_stream(&self) -> impl Stream<Item = Status> + Unpin + 'static {
+        let (tx, rx) = async_channel::unbounded();
+        let mut inner = self.shared().lock();
+        let _ = tx.try_send(inner.conn.status().clone());
+        inner.status_watchers.push(tx);
+        Box::pin(rx)
+    }
+
+    /// Status changes, non-fatal server errors and lame-duck notices, from now on.
+    pub fn events(&self) -> impl Stream<Item = ClientEvent> + Unpin + 'static {
+        let (tx, rx) = async_channel::unbounded();
+        self.shared().lock().event_watchers.push(tx);
+        Box::pin(rx)
+    }
+
+    /// What the server said about itself in its last `INFO`.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        self.shared().lock().conn.server_info().cloned()
+    }
+
+    /// The largest headers + payload the server accepts.
+    pub fn max_payload(&self) -> usize {
+        self.shared().lock().conn.max_payload()
+    }
+
+    /// Publishes `payload` to `subject`.
+    pub fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<(), PublishError> {
+        self.publish_message(subject, None, None, payload.as_ref())
+    }
+
+    /// Publishes with headers.
+    pub fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        self.publish_message(subject, None, Some(headers), payload.as_ref())
+    }
+
+    /// Publishes with a reply subject (and optionally headers).
+    pub fn publish_message(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), PublishError> {
+        self.shared()
+            .with(|inner| inner.conn.publish(subject, reply, headers, payload))
+    }
+
+    /// Subscribes to `subject` (wildcards allowed).
+    pub fn subscribe(&self, subject: &str) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_with_options(subject, SubscribeOptions::default())
+    }
+
+    /// Subscribes as a member of a queue group: each message goes to one member.
+    pub fn queue_subscribe(
+        &self,
+        subject: &str,
+        queue_group: &str,
+    ) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_with_options(
+            subject,
+            SubscribeOptions::default().queue_group(queue_group),
+        )
+    }
+
+    pub fn subscribe_with_options(
+        &self,
+        subject: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscriber, SubscribeError> {
+        let (tx, rx) = async_channel::unbounded();
+        let sid = self.shared().with(|inner| {
+            let sid = inner.conn.subscribe(subject, options)?;
+            inner.subs.insert(sid, tx);
+            Ok::<_, SubscribeError>(sid)
+        })?;
+        Ok(Subscriber {
+            sid,
+            rx: Box::pin(rx),
+            shared: self.shared().clone(),
+            active: true,
+        })
+    }
+
+    /// Sends a request and waits for the first reply, up to the default request timeout.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<Message, RequestError> {
+        let timeout = self.shared().lock().request_timeout;
+        self.request_with(subject, None, payload.as_ref(), timeout)
+            .await
+    }
+
+    /// Sends a request with optional headers and an explicit timeout.
+    pub async fn request_with(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.shared().with(|inner| {
+            let id = inner
+                .conn
+                .request(Instant::now(), subject, headers, payload, timeout)?;
+            inner.requests.insert(id, tx);
+            Ok::<_, RequestError>(id)
+        })?;
+        let guard = CancelRequest {
+            shared: self.shared(),
+            id: Some(id),
+        };
+        let result = rx.await.unwrap_or(Err(RequestError::Closed));
+        guard.disarm();
+        result
+    }
+
+    /// Waits until the server has processed everything sent so far. While disconnected it waits for
+    /// the connection to come back (and the buffered publishes to go out); it fails if the client
+    /// goes offline or is closed.
+    pub async fn flush(&self) -> Result<(), ConnectionError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared().with(|inner| {
+            let id = inner.conn.flush().map_err(|_| ConnectionError::Closed)?;
+            inner.flushes.insert(id, tx);
+            Ok::<_, ConnectionError>(())
+        })?;
+        rx.await.unwrap_or(Err(ConnectionError::Closed))
+    }
+
+    /// Unsubscribes everything, waits until the server has processed all that was sent, then closes.
+    /// Messages already delivered to a [`Subscriber`] stay readable; its stream then ends.
+    pub async fn drain(&self) -> Result<(), ConnectionError> {
+        self.shared().with(|inner| {
+            for (sid, _) in inner.subs.drain() {
+                inner.conn.unsubscribe(sid);
+            }
+        });
+        let flushed = self.flush().await;
+        self.close();
+        flushed
+    }
+
+    /// Closes the connection: in-flight requests fail, subscriptions end.
+    pub fn close(&self) {
+        self.shared().with(|inner| inner.conn.close());
+    }
+
+    /// From offline, starts the reconnect schedule over; while waiting between attempts, tries now.
+    pub fn reconnect_now(&self) {
+        self.shared()
+            .with(|inner| inner.conn.reconnect_now(Instant::now()));
+    }
+
+    /// Tells the client that now is a good moment to check the connection (the browser driver calls
+    /// this on `online` and when the tab becomes visible).
+    pub fn wake(&self) {
+        self.shared()
+            .with(|inner| inner.conn.handle_wake(Instant::now()));
+    }
+
+    /// Bytes of publishes waiting for the connection to come back.
+    pub fn buffered(&self) -> usize {
+        self.shared().lock().conn.buffered()
+    }
+}
+
+/// Forgets a request whose future was dropped before its reply came.
+struct CancelRequest<'a> {
+    shared: &'a Arc<Shared>,
+    id: Option<u64>,
+}
+
+impl CancelRequest<'_> {
+    fn disarm(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for CancelRequest<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut inner = self.shared.lock();
+            inner.conn.cancel_request(id);
+            inner.requests.remove(&id);
+        }
+    }
+}
+
+/// The messages of one subscription, as a [`Stream`]. Dropping it unsubscribes.
+///
+/// Yields `Err` once if the server refused the subscription (permission denied) or the client was
+/// closed; the stream ends after that, and also when a message limit is reached.
+pub struct Subscriber {
+    sid: u64,
+    rx: Pin<Box<async_channel::Receiver<Result<Message, SubscribeError>>>>,
+    shared: Arc<Shared>,
+    active: bool,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("sid", &self.sid)
+            .finish()
+    }
+}
+
+impl Subscriber {
+    /// The subscription id on the wire.
+    pub fn sid(&self) -> u64 {
+        self.sid
+    }
+
+    /// Unsubscribes now; messages already received stay readable.
+    pub fn unsubscribe(&mut self) {
+        if std::mem::take(&mut self.active) {
+            let sid = self.sid;
+            self.shared.with(|inner| {
+                inner.conn.unsubscribe(sid);
+                inner.subs.remove(&sid);
+            });
+        }
+    }
+
+    /// Ends the subscription once it has received `max` messages in all.
+    pub fn unsubscribe_after(&mut self, max: u64) {
+        let sid = self.sid;
+        self.shared.with(|inner| {
+            inner.conn.unsubscribe_after(sid, max);
+            inner.dispatch();
+        });
+    }
+}
+
+impl Stream for Subscriber {
+    type Item = Result<Message, SubscribeError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_next_unpin(cx)
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.unsubscribe();
+    }
+}
+
+enum Wake<S, E> {
+    Opened(Result<S, String>),
+    Frame(Result<E, String>),
+    Timer,
+    Kick,
+    Environment,
+}
+
+/// The driver loop: hands transmits to the socket, input and timeouts to the connection, events to
+/// the application, until the client is closed.
+pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
+    let mut socket: Option<D::Socket> = None;
+    let mut connecting = None;
+    let mut timer: Option<(Instant, D::Sleep)> = None;
+    let mut transmits = Vec::new();
+    loop {
+        let (deadline, closed) = {
+            let mut inner = shared.lock();
+            inner.dispatch();
+            while let Some(t) = inner.conn.poll_transmit() {
+                transmits.push(t);
+            }
+            (
+                inner.conn.poll_timeout(),
+                matches!(inner.conn.status(), Status::Closed),
+            )
+        };
+        let acted = !transmits.is_empty();
+        for t in transmits.drain(..) {
+            match t {
+                Transmit::Connect { url } => {
+                    socket = None;
+                    connecting = Some(Box::pin(driver.connect(&url)));
+                }
+                Transmit::Data(bytes) => {
+                    if let Some(s) = socket.as_mut() {
+                        if let Err(detail) = s.send(bytes).await {
+                            socket = None;
+                            shared
+                                .lock()
+                                .conn
+                                .handle_disconnected(Instant::now(), &detail);
+                        }
+                    }
+                }
+                Transmit::Close => {
+                    socket = None;
+                    connecting = None;
+                }
+            }
+        }
+        if closed {
+            return;
+        }
+        if acted {
+            continue;
+        }
+        match deadline {
+            Some(d) if timer.as_ref().map(|(at, _)| *at) != Some(d) => {
+                timer = Some((d, driver.sleep(d.saturating_duration_since(Instant::now()))));
+            }
+            Some(_) => {}
+            None => timer = None,
+        }
+        let wake = poll_fn(|cx| {
+            if let Some(c) = connecting.as_mut() {
+                if let Poll::Ready(result) = c.poll_unpin(cx) {
+                    connecting = None;
+                    return Poll::Ready(Wake::Opened(result));
+                }
+            }
+            if let Some(s) = socket.as_mut() {
+                if let Poll::Ready(frame) = s.poll_recv(cx) {
+                    return Poll::Ready(Wake::Frame(frame));
+                }
+            }
+            if shared.kick.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Kick);
+            }
+            if let Some((_, sleep)) = timer.as_mut() {
+                if sleep.poll_unpin(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+            }
+            if driver.poll_wake(cx).is_ready() {
+                return Poll::Ready(Wake::Environment);
+            }
+            Poll::Pending
+        })
+        .await;
+        let now = Instant::now();
+        match wake {
+            Wake::Opened(Ok(s)) => socket = Some(s),
+            Wake::Opened(Err(detail)) => shared.lock().conn.handle_disconnected(now, &detail),
+            Wake::Frame(Ok(frame)) => shared.lock().conn.handle_input(now, frame.as_ref()),
+            Wake::Frame(Err(detail)) => {
+                socket = None;
+                shared.lock().conn.handle_disconnected(now, &detail);
+            }
+            Wake::Timer => {
+                timer = None;
+                shared.lock().conn.handle_timeout(now);
+            }
+            Wake::Kick => {}
+            Wake::Environment => shared.lock().conn.handle_wake(now),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Drivers: what connects the sans-IO [`crate::proto::Connection`] to a real WebSocket and timers.
+//!
+//! A driver supplies three things — open a socket, sleep, and (optionally) notice that the
+//! environment woke up — and the shared loop in `client.rs` does the rest. Two exist: `browser`
+//! (wasm32, `web-sys` WebSocket, `setTimeout`) and `native` (tokio + tokio-tungstenite).
+
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+
+/// An open WebSocket carrying binary frames.
+pub trait Socket: Unpin {
+    type Frame: AsRef<[u8]>;
+
+    /// The next frame; `Err` with a human-readable detail once the socket is closed or failed.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Frame, String>>;
+
+    /// Sends one binary frame.
+    fn send(&mut self, data: Bytes) -> impl Future<Output = Result<(), String>>;
+}
+
+/// What a runtime provides to the driver loop.
+pub trait Driver {
+    type Socket: Socket;
+    type Sleep: Future<Output = ()> + Unpin;
+
+    /// Opens a WebSocket; `Err` with a human-readable detail if it could not be opened.
+    fn connect(&self, url: &str) -> impl Future<Output = Result<Self::Socket, String>> + 'static;
+
+    fn sleep(&self, duration: Duration) -> Self::Sleep;
+
+    /// Ready when the environment suggests checking the connection now (browser back online, tab
+    /// visible again).
+    fn poll_wake(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}

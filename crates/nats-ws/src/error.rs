@@ -1,0 +1,187 @@
+//! Errors, typed per operation. Messages are lowercase and say what to do next.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A subject, reply subject or queue group that the server would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid subject {subject:?}: {reason}")]
+pub struct SubjectError {
+    pub subject: String,
+    pub reason: &'static str,
+}
+
+impl SubjectError {
+    pub(crate) fn new(subject: &str, reason: &'static str) -> Self {
+        SubjectError {
+            subject: subject.to_owned(),
+            reason,
+        }
+    }
+}
+
+/// A header block that cannot be encoded or was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HeaderError {
+    #[error("invalid header name {0:?}: use printable ASCII without ':' or spaces")]
+    InvalidName(String),
+    #[error("invalid value for header {0:?}: values cannot contain CR or LF")]
+    InvalidValue(String),
+    #[error("header block does not start with NATS/1.0 (got {0:?})")]
+    BadVersionLine(String),
+    #[error("header block is not UTF-8")]
+    NotUtf8,
+}
+
+/// Bytes from the server that are not the NATS protocol. The connection is dropped and re-established.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error("unknown protocol operation starting with {0:?}")]
+    UnknownOp(String),
+    #[error("malformed {op} line {line:?}: {reason}")]
+    BadArgs {
+        op: &'static str,
+        line: String,
+        reason: &'static str,
+    },
+    #[error("control line longer than {0} bytes without a line end")]
+    LineTooLong(usize),
+    #[error("control line not terminated by CRLF: {0:?}")]
+    BadLineEnd(String),
+    #[error("message payload not followed by CRLF")]
+    BadPayloadEnd,
+    #[error("invalid INFO json: {0}")]
+    BadInfo(String),
+    #[error("subject is not UTF-8")]
+    SubjectNotUtf8,
+}
+
+/// Why the connection to the server failed or was lost. Carried by [`crate::Status`] so a UI can show it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConnectionError {
+    #[error("could not open a websocket to {url}: {detail}{}", transport_hint(url))]
+    Transport { url: String, detail: String },
+    #[error("the connection to {url} was lost: {detail}")]
+    Lost { url: String, detail: String },
+    #[error(
+        "{url} answered, but not with the NATS protocol ({detail}){}",
+        transport_hint(url)
+    )]
+    NotNats { url: String, detail: String },
+    #[error("protocol error from the server, reconnecting: {0}")]
+    Protocol(ParseError),
+    #[error("the server refused the credentials (authorization violation): check the user and password or the token")]
+    AuthorizationViolation,
+    #[error("the server closed the connection: {0}")]
+    Server(String),
+    #[error("nothing received from the server for {0:?}: the connection was stale")]
+    Stale(Duration),
+    #[error("no answer from {url} within {after:?} while connecting")]
+    Timeout { url: String, after: Duration },
+    #[error("invalid server url {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("no server urls configured")]
+    NoServers,
+    #[error("the client was closed")]
+    Closed,
+}
+
+fn transport_hint(url: &str) -> &'static str {
+    let port = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|authority| authority.rsplit_once(':'))
+        .map(|(_, port)| port);
+    if port == Some("4222") {
+        "; 4222 is the NATS client (TCP) port: connect to the websocket port instead, the one set by \
+         `websocket { port: ... }` in nats-server.conf (8080 here)"
+    } else {
+        "; is nats-server running with websocket enabled? (`bash nats.sh start`)"
+    }
+}
+
+/// Why a publish was refused. Nothing was sent; the connection is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    InvalidSubject(SubjectError),
+    #[error("invalid reply subject: {0}")]
+    InvalidReply(SubjectError),
+    #[error(transparent)]
+    InvalidHeader(#[from] HeaderError),
+    #[error("message is {size} bytes (headers + payload) but the server accepts at most {max} (max_payload): send less, or raise max_payload in nats-server.conf")]
+    MaxPayloadExceeded { size: usize, max: usize },
+    #[error("not connected and the reconnect buffer ({limit} bytes) cannot hold this message: retry once the connection is back")]
+    BufferFull { limit: usize },
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Why a subscription was refused or ended.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SubscribeError {
+    #[error(transparent)]
+    InvalidSubject(SubjectError),
+    #[error("invalid queue group: {0}")]
+    InvalidQueueGroup(SubjectError),
+    #[error("permission denied: this user may not subscribe to {subject:?} (check the user's permissions in the server config)")]
+    PermissionDenied { subject: String },
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("no reply on {subject:?} within {after:?}: is a responder running?")]
+    TimedOut { subject: String, after: Duration },
+    #[error("no responders: nobody is subscribed to {subject:?}")]
+    NoResponders { subject: String },
+    #[error("permission denied: this user may not {action} {subject:?}")]
+    PermissionDenied {
+        action: &'static str,
+        subject: String,
+    },
+    #[error("the client was closed before a reply arrived")]
+    Closed,
+}
+
+/// A non-fatal error the server reported (`-ERR`) that belongs to no subscription or request, such as
+/// publishing to a subject the user may not publish to. The connection stays up.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ServerError {
+    #[error("permission denied: this user may not publish to {subject:?}")]
+    PublishDenied { subject: String },
+    #[error("the server reported: {0}")]
+    Other(String),
+    #[error("a message from the server was dropped: {0}")]
+    BadMessage(HeaderError),
+}
+
+/// The client was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("the client is closed")]
+pub struct ClosedError;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_port_hint() {
+        let e = ConnectionError::Transport {
+            url: "ws://127.0.0.1:4222".into(),
+            detail: "handshake failed".into(),
+        };
+        assert!(e.to_string().contains("websocket port"), "{e}");
+        let e = ConnectionError::Transport {
+            url: "ws://127.0.0.1:8080/path".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(e.to_string().contains("nats.sh start"), "{e}");
+    }
+}

@@ -1,0 +1,212 @@
+//! Connection options and their defaults.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the client authenticates in `CONNECT`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    #[default]
+    None,
+    UserPassword {
+        user: String,
+        password: String,
+    },
+    Token(String),
+}
+
+// Credentials never reach logs: Debug shows the user name only.
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::UserPassword { user, .. } => {
+                write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}")
+            }
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// When to try again after the connection failed or was lost.
+///
+/// The wait before attempt `n` (0-based) is `min(initial_delay × factor^n, max_delay)` plus a random
+/// jitter in `0..=jitter`. After `max_attempts` failed attempts in a row the client goes offline until
+/// `reconnect_now()`. Attempts rotate over the server urls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconnectPolicy {
+    /// Default 2 s.
+    pub initial_delay: Duration,
+    /// Default 1.5.
+    pub factor: f64,
+    /// Default 30 s.
+    pub max_delay: Duration,
+    /// Default `Some(10)`; `None` retries forever.
+    pub max_attempts: Option<u32>,
+    /// Default 100 ms.
+    pub jitter: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_secs(2),
+            factor: 1.5,
+            max_delay: Duration::from_secs(30),
+            max_attempts: Some(10),
+            jitter: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The wait before attempt `attempt` (0-based), without jitter.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let secs = self.initial_delay.as_secs_f64() * self.factor.powi(exp);
+        if !secs.is_finite() || secs >= self.max_delay.as_secs_f64() {
+            self.max_delay
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+}
+
+/// Everything that shapes a connection. Build with [`Options::new`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// WebSocket urls (`ws://host:port` or `wss://…`), tried in rotation. At least one.
+    pub servers: Vec<String>,
+    /// Shown by the server's monitoring (`/connz`). Default none.
+    pub name: Option<String>,
+    pub auth: Auth,
+    /// Receive the messages this connection publishes, when also subscribed. Default true.
+    pub echo: bool,
+    /// A PING is sent this often. Default 30 s.
+    pub ping_interval: Duration,
+    /// The connection is stale, and replaced, once nothing at all has been received for
+    /// `ping_interval × max_pings_out`. Default 2.
+    pub max_pings_out: u32,
+    /// An attempt fails when the handshake has not completed within this time. Default 5 s.
+    pub connect_timeout: Duration,
+    pub reconnect: ReconnectPolicy,
+    /// Publishes made while disconnected wait in a buffer of at most this many bytes, flushed in order
+    /// after the next handshake. 0 refuses publishes while disconnected. Default 8 MiB.
+    pub reconnect_buffer_size: usize,
+    /// Default timeout of requests. Default 5 s.
+    pub request_timeout: Duration,
+    /// Prefix of reply subjects. Default `_INBOX`.
+    pub inbox_prefix: String,
+}
+
+impl Options {
+    pub fn new(server: impl Into<String>) -> Self {
+        Options {
+            servers: vec![server.into()],
+            name: None,
+            auth: Auth::None,
+            echo: true,
+            ping_interval: Duration::from_secs(30),
+            max_pings_out: 2,
+            connect_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::default(),
+            reconnect_buffer_size: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(5),
+            inbox_prefix: "_INBOX".to_owned(),
+        }
+    }
+
+    /// Several servers, tried in rotation.
+    pub fn with_servers<I, S>(servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut opts = Options::new(String::new());
+        opts.servers = servers.into_iter().map(Into::into).collect();
+        opts
+    }
+
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    pub fn echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub fn inbox_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.inbox_prefix = prefix.into();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_schedule() {
+        let p = ReconnectPolicy::default();
+        let secs: Vec<f64> = (0..10).map(|n| p.delay(n).as_secs_f64()).collect();
+        let expected = [
+            2.0, 3.0, 4.5, 6.75, 10.125, 15.1875, 22.78125, 30.0, 30.0, 30.0,
+        ];
+        for (got, want) in secs.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{secs:?}");
+        }
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let o = Options::new("ws://x").user_password("alice", "s3cret");
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let o = Options::new("ws://x").token("t0ken");
+        assert!(!format!("{o:?}").contains("t0ken"));
+    }
+}

@@ -1,0 +1,1168 @@
+//! The connection state machine: everything a NATS client decides, with no I/O and no clock.
+//!
+//! # Driving it
+//!
+//! A driver owns one [`Connection`] and a socket, and loops:
+//!
+//! 1. [`poll_transmit`](Connection::poll_transmit) until `None`, acting on each [`Transmit`] in order:
+//!    open a WebSocket to a url, send bytes (each `Data` is whole operations, never half a frame),
+//!    or close the socket.
+//! 2. [`poll_event`](Connection::poll_event) until `None`: deliver messages, replies, status changes.
+//! 3. Wait for whichever comes first: bytes from the socket ([`handle_input`](Connection::handle_input)),
+//!    the socket closing or failing to open ([`handle_disconnected`](Connection::handle_disconnected)),
+//!    the deadline from [`poll_timeout`](Connection::poll_timeout) ([`handle_timeout`](Connection::handle_timeout)),
+//!    or a call from the application (publish, subscribe, …). Then back to 1.
+//!
+//! Every function that needs the time takes `now`; the machine never reads a clock, so tests can
+//! step a fake one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use web_time::Instant;
+
+use super::dedup::{Dedup, DEFAULT_CAPACITY};
+use super::encode::{connect_json, ClientOp};
+use super::info::{ConnectInfo, ServerInfo};
+use super::parser::{Parser, ServerOp};
+use crate::error::{
+    ClosedError, ConnectionError, PublishError, RequestError, ServerError, SubscribeError,
+};
+use crate::header::{status, HeaderMap};
+use crate::message::Message;
+use crate::options::{Auth, Options};
+use crate::subject::{validate_publish_subject, validate_queue_group, validate_subscribe_subject};
+
+/// The server's default `max_payload`, assumed until the first `INFO` says otherwise.
+const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// After a wake-up (tab visible again, browser back online) a connection that has been quiet this
+/// long is probed with a PING.
+const WAKE_PROBE_QUIET: Duration = Duration::from_secs(5);
+
+/// What the driver must do with the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a WebSocket to this url (replacing any previous socket).
+    Connect { url: String },
+    /// Send these bytes as one binary frame.
+    Data(Bytes),
+    /// Close the socket.
+    Close,
+}
+
+/// The connection as an application sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// The first attempt is under way.
+    Connecting,
+    /// Handshake complete; `rtt` is refreshed by every keepalive PING.
+    Connected {
+        url: String,
+        server_name: String,
+        version: String,
+        rtt: Duration,
+    },
+    /// Waiting for, or making, reconnect attempt `attempt` (1-based), due at `retry_at`.
+    Reconnecting {
+        attempt: u32,
+        retry_at: Instant,
+        last_error: Option<ConnectionError>,
+    },
+    /// Every attempt failed; nothing more is tried until `reconnect_now`.
+    Offline { last_error: ConnectionError },
+    /// Closed by the application.
+    Closed,
+}
+
+impl Status {
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Status::Connected { .. })
+    }
+}
+
+/// Something that happened, for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Status(Status),
+    Message {
+        sid: u64,
+        message: Message,
+    },
+    /// The subscription ended: it reached its message limit (`error: None`), the server refused it,
+    /// or the client closed.
+    SubscriptionClosed {
+        sid: u64,
+        error: Option<SubscribeError>,
+    },
+    Response {
+        id: u64,
+        result: Result<Message, RequestError>,
+    },
+    Flushed {
+        id: u64,
+        result: Result<(), ConnectionError>,
+    },
+    /// A non-fatal `-ERR` that belongs to no subscription or request.
+    ServerError(ServerError),
+    /// The server is in lame-duck mode: it will close this connection soon.
+    LameDuck,
+}
+
+/// Per-subscription options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Join this queue group: each message goes to one member of the group.
+    pub queue_group: Option<String>,
+    /// Unsubscribe automatically after this many messages.
+    pub max_messages: Option<u64>,
+    /// Skip a message whose subject and payload equal one seen within this window.
+    pub dedup_window: Option<Duration>,
+}
+
+impl SubscribeOptions {
+    pub fn queue_group(mut self, group: impl Into<String>) -> Self {
+        self.queue_group = Some(group.into());
+        self
+    }
+
+    pub fn max_messages(mut self, max: u64) -> Self {
+        self.max_messages = Some(max);
+        self
+    }
+
+    /// Fingerprint dedup with the given window (the app uses 2 s, [`super::dedup::DEFAULT_WINDOW`]).
+    pub fn dedup(mut self, window: Duration) -> Self {
+        self.dedup_window = Some(window);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Subscription {
+    subject: String,
+    queue_group: Option<String>,
+    max: Option<u64>,
+    /// Messages received over the lifetime of the subscription (across reconnects).
+    received: u64,
+    /// Messages received since the SUB was last sent (the server's own count).
+    received_on_this_connection: u64,
+    dedup: Option<Dedup>,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    subject: String,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+#[derive(Debug)]
+enum PongWaiter {
+    Keepalive(Instant),
+    Flush(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    AwaitInfo,
+    AwaitPong { ping_sent: Instant },
+}
+
+#[derive(Debug)]
+enum State {
+    /// `attempt`: index of the reconnect attempt in the backoff schedule, `None` for a first attempt.
+    Connecting {
+        server: usize,
+        deadline: Instant,
+        handshake: Handshake,
+        attempt: Option<u32>,
+        received_any: bool,
+    },
+    Connected {
+        server: usize,
+        next_ping: Instant,
+        probe_deadline: Option<Instant>,
+    },
+    Waiting {
+        until: Instant,
+        attempt: u32,
+    },
+    Offline,
+    Closed,
+}
+
+#[derive(Debug)]
+struct ServerUrl {
+    url: String,
+}
+
+/// The sans-IO NATS client connection. See the [module docs](self) for the call order.
+#[derive(Debug)]
+pub struct Connection {
+    options: Options,
+    rng: fastrand::Rng,
+    servers: Vec<ServerUrl>,
+    next_server: usize,
+    state: State,
+    status: Status,
+    last_error: Option<ConnectionError>,
+    parser: Parser,
+    info: Option<ServerInfo>,
+    /// Bytes for the current socket, handed out by `poll_transmit`.
+    out: BytesMut,
+    /// Publishes made while not connected, sent after the next handshake.
+    pending: BytesMut,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    last_received: Instant,
+    pongs: VecDeque<PongWaiter>,
+    deferred_flushes: Vec<u64>,
+    next_flush: u64,
+    subs: BTreeMap<u64, Subscription>,
+    next_sid: u64,
+    inbox_prefix: String,
+    inbox_sid: Option<u64>,
+    requests: HashMap<u64, PendingRequest>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    next_request: u64,
+}
+
+impl Connection {
+    /// A connection that starts its first attempt at once. `seed` feeds the jitter and the inbox
+    /// name; drivers pass a random one, tests a fixed one.
+    pub fn new(options: Options, now: Instant, seed: u64) -> Result<Self, ConnectionError> {
+        if options.servers.is_empty() {
+            return Err(ConnectionError::NoServers);
+        }
+        let servers = options
+            .servers
+            .iter()
+            .map(|u| normalize_url(u).map(|url| ServerUrl { url }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let token: String = (0..22).map(|_| rng.alphanumeric()).collect();
+        let inbox_prefix = format!("{}.{token}.", options.inbox_prefix);
+        validate_publish_subject(&format!("{inbox_prefix}x")).map_err(|e| {
+            ConnectionError::InvalidUrl {
+                url: options.inbox_prefix.clone(),
+                reason: format!("inbox prefix: {e}"),
+            }
+        })?;
+        let mut conn = Connection {
+            options,
+            rng,
+            servers,
+            next_server: 0,
+            state: State::Offline,
+            status: Status::Connecting,
+            last_error: None,
+            parser: Parser::new(),
+            info: None,
+            out: BytesMut::new(),
+            pending: BytesMut::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            last_received: now,
+            pongs: VecDeque::new(),
+            deferred_flushes: Vec::new(),
+            next_flush: 0,
+            subs: BTreeMap::new(),
+            next_sid: 1,
+            inbox_prefix,
+            inbox_sid: None,
+            requests: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_request: 1,
+        };
+        conn.start_attempt(now, None);
+        Ok(conn)
+    }
+
+    // ---- driver side -------------------------------------------------------------------------
+
+    /// The next thing to do with the socket.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(t);
+        }
+        if self.out.is_empty() {
+            return None;
+        }
+        Some(Transmit::Data(self.out.split().freeze()))
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next, if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let state_deadline = match &self.state {
+            State::Waiting { until, .. } => Some(*until),
+            State::Connecting { deadline, .. } => Some(*deadline),
+            State::Connected {
+                next_ping,
+                probe_deadline,
+                ..
+            } => {
+                let stale_at = self.last_received + self.stale_after();
+                Some(
+                    [Some(*next_ping), Some(stale_at), *probe_deadline]
+                        .into_iter()
+                        .flatten()
+                        .min()?,
+                )
+            }
+            State::Offline | State::Closed => None,
+        };
+        let request_deadline = self.deadlines.first().map(|(d, _)| *d);
+        match (state_deadline, request_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Bytes received from the socket.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        match &mut self.state {
+            State::Connecting { received_any, .. } => *received_any = true,
+            State::Connected { probe_deadline, .. } => *probe_deadline = None,
+            _ => return,
+        }
+        self.last_received = now;
+        self.parser.feed(data);
+        loop {
+            match self.parser.next_op() {
+                Ok(Some(op)) => self.handle_op(now, op),
+                Ok(None) => break,
+                Err(e) => {
+                    let err = match &self.state {
+                        State::Connecting {
+                            handshake: Handshake::AwaitInfo,
+                            server,
+                            ..
+                        } => ConnectionError::NotNats {
+                            url: self.servers[*server].url.clone(),
+                            detail: e.to_string(),
+                        },
+                        _ => ConnectionError::Protocol(e),
+                    };
+                    self.fail(now, err);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The socket closed, or failed to open; `detail` says how.
+    pub fn handle_disconnected(&mut self, now: Instant, detail: &str) {
+        let err = match &self.state {
+            State::Connecting {
+                server,
+                received_any: false,
+                ..
+            } => ConnectionError::Transport {
+                url: self.servers[*server].url.clone(),
+                detail: detail.to_owned(),
+            },
+            State::Connecting { server, .. } | State::Connected { server, .. } => {
+                ConnectionError::Lost {
+                    url: self.servers[*server].url.clone(),
+                    detail: detail.to_owned(),
+                }
+            }
+            _ => return,
+        };
+        self.fail(now, err);
+    }
+
+    /// The deadline from `poll_timeout` has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(req) = self.requests.remove(&id) {
+                let result = Err(RequestError::TimedOut {
+                    subject: req.subject,
+                    after: req.timeout,
+                });
+                self.events.push_back(Event::Response { id, result });
+            }
+        }
+        match self.state {
+            State::Waiting { until, attempt } if now >= until => {
+                self.start_attempt(now, Some(attempt))
+            }
+            State::Connecting {
+                deadline, server, ..
+            } if now >= deadline => {
+                let url = self.servers[server].url.clone();
+                self.fail(
+                    now,
+                    ConnectionError::Timeout {
+                        url,
+                        after: self.options.connect_timeout,
+                    },
+                );
+            }
+            State::Connected {
+                next_ping,
+                probe_deadline,
+                ..
+            } => {
+                let quiet = now.saturating_duration_since(self.last_received);
+                if quiet >= self.stale_after() || probe_deadline.is_some_and(|d| now >= d) {
+                    self.fail(now, ConnectionError::Stale(quiet));
+                } else if now >= next_ping {
+                    self.send_keepalive(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The environment says now is a good moment to check the connection: the browser came back
+    /// online, or the tab became visible. Waiting or offline → try at once; connected but quiet for a
+    /// while → PING, and treat the connection as stale if nothing answers within `connect_timeout`.
+    pub fn handle_wake(&mut self, now: Instant) {
+        match self.state {
+            State::Waiting { attempt, .. } => self.start_attempt(now, Some(attempt)),
+            State::Offline => self.start_attempt(now, None),
+            State::Connected {
+                probe_deadline: None,
+                ..
+            } if now.saturating_duration_since(self.last_received) >= WAKE_PROBE_QUIET => {
+                self.send_keepalive(now);
+                if let State::Connected { probe_deadline, .. } = &mut self.state {
+                    *probe_deadline = Some(now + self.options.connect_timeout);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- application side --------------------------------------------------------------------
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// What the current (or last) server said in `INFO`.
+    pub fn server_info(&self) -> Option<&ServerInfo> {
+        self.info.as_ref()
+    }
+
+    /// The largest headers + payload the server accepts.
+    pub fn max_payload(&self) -> usize {
+        match &self.info {
+            Some(info) if info.max_payload > 0 => info.max_payload,
+            _ => DEFAULT_MAX_PAYLOAD,
+        }
+    }
+
+    /// Every server url known, configured ones first.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(|s| s.url.as_str())
+    }
+
+    /// Bytes of publishes waiting for the connection to come back.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Publishes a message. Checked first: subject and reply subject, headers, size against the
+    /// server's `max_payload`, room in the reconnect buffer while disconnected.
+    pub fn publish(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), PublishError> {
+        if matches!(self.state, State::Closed) {
+            return Err(PublishError::Closed);
+        }
+        validate_publish_subject(subject).map_err(PublishError::InvalidSubject)?;
+        if let Some(reply) = reply {
+            validate_publish_subject(reply).map_err(PublishError::InvalidReply)?;
+        }
+        if let Some(h) = headers {
+            h.validate()?;
+        }
+        let size = headers.map_or(0, HeaderMap::encoded_len) + payload.len();
+        let max = self.max_payload();
+        if size > max {
+            return Err(PublishError::MaxPayloadExceeded { size, max });
+        }
+        self.write_user_op(ClientOp::Pub {
+            subject,
+            reply,
+            headers,
+            payload,
+        })
+    }
+
+    /// Subscribes; returns the subscription id (`sid`) that its messages carry.
+    pub fn subscribe(
+        &mut self,
+        subject: &str,
+        options: SubscribeOptions,
+    ) -> Result<u64, SubscribeError> {
+        if matches!(self.state, State::Closed) {
+            return Err(SubscribeError::Closed);
+        }
+        validate_subscribe_subject(subject).map_err(SubscribeError::InvalidSubject)?;
+        if let Some(q) = &options.queue_group {
+            validate_queue_group(q).map_err(SubscribeError::InvalidQueueGroup)?;
+        }
+        let sid = self.next_sid;
+        self.next_sid += 1;
+        let sub = Subscription {
+            subject: subject.to_owned(),
+            queue_group: options.queue_group,
+            max: options.max_messages,
+            received: 0,
+            received_on_this_connection: 0,
+            dedup: options
+                .dedup_window
+                .map(|w| Dedup::new(w, DEFAULT_CAPACITY)),
+        };
+        if self.is_connected() {
+            encode_sub(&mut self.out, sid, &sub, sub.max);
+        }
+        self.subs.insert(sid, sub);
+        Ok(sid)
+    }
+
+    /// Ends a subscription now. Unknown sids are ignored.
+    pub fn unsubscribe(&mut self, sid: u64) {
+        if self.subs.remove(&sid).is_some() && self.is_connected() {
+            ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+        }
+    }
+
+    /// Ends a subscription once it has received `max` messages in all.
+    pub fn unsubscribe_after(&mut self, sid: u64, max: u64) {
+        let connected = self.is_connected();
+        let Some(sub) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        if sub.received >= max {
+            self.unsubscribe(sid);
+            self.events
+                .push_back(Event::SubscriptionClosed { sid, error: None });
+            return;
+        }
+        sub.max = Some(max);
+        if connected {
+            let server_max = sub.received_on_this_connection + (max - sub.received);
+            ClientOp::Unsub {
+                sid,
+                max: Some(server_max),
+            }
+            .encode(&mut self.out);
+        }
+    }
+
+    /// Sends a request; its reply (or failure) comes as [`Event::Response`] with the returned id.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<u64, RequestError> {
+        if matches!(self.state, State::Closed) {
+            return Err(RequestError::Closed);
+        }
+        // Validate before the inbox subscription goes out, so a bad request leaves no trace.
+        validate_publish_subject(subject).map_err(PublishError::InvalidSubject)?;
+        if self.inbox_sid.is_none() {
+            let sid = self.next_sid;
+            self.next_sid += 1;
+            self.inbox_sid = Some(sid);
+            if self.is_connected() {
+                let subject = format!("{}*", self.inbox_prefix);
+                ClientOp::Sub {
+                    subject: &subject,
+                    queue_group: None,
+                    sid,
+                }
+                .encode(&mut self.out);
+            }
+        }
+        let id = self.next_request;
+        let reply = format!("{}{id}", self.inbox_prefix);
+        self.publish(subject, Some(&reply), headers, payload)?;
+        self.next_request += 1;
+        let deadline = now + timeout;
+        self.requests.insert(
+            id,
+            PendingRequest {
+                subject: subject.to_owned(),
+                deadline,
+                timeout,
+            },
+        );
+        self.deadlines.insert((deadline, id));
+        Ok(id)
+    }
+
+    /// Forgets a request whose caller stopped waiting.
+    pub fn cancel_request(&mut self, id: u64) {
+        if let Some(req) = self.requests.remove(&id) {
+            self.deadlines.remove(&(req.deadline, id));
+        }
+    }
+
+    /// Asks the server for a PONG; [`Event::Flushed`] with the returned id follows once everything
+    /// sent before has been processed by the server. While disconnected it waits for the next
+    /// connection (after the buffered publishes).
+    pub fn flush(&mut self) -> Result<u64, ClosedError> {
+        if matches!(self.state, State::Closed) {
+            return Err(ClosedError);
+        }
+        let id = self.next_flush;
+        self.next_flush += 1;
+        match self.state {
+            State::Connected { .. } => {
+                ClientOp::Ping.encode(&mut self.out);
+                self.pongs.push_back(PongWaiter::Flush(id));
+            }
+            State::Offline => {
+                let err = self.last_error.clone().unwrap_or(ConnectionError::Closed);
+                self.events.push_back(Event::Flushed {
+                    id,
+                    result: Err(err),
+                });
+            }
+            _ => self.deferred_flushes.push(id),
+        }
+        Ok(id)
+    }
+
+    /// Tries again at once: from offline it starts the schedule over; while waiting for the next
+    /// attempt it makes that attempt now. Does nothing when connected or connecting.
+    pub fn reconnect_now(&mut self, now: Instant) {
+        match self.state {
+            State::Offline => self.start_attempt(now, None),
+            State::Waiting { attempt, .. } => self.start_attempt(now, Some(attempt)),
+            _ => {}
+        }
+    }
+
+    /// Closes for good: in-flight requests and flushes fail, subscriptions end.
+    pub fn close(&mut self) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        self.state = State::Closed;
+        self.transmits.push_back(Transmit::Close);
+        self.out.clear();
+        self.pending.clear();
+        self.parser.reset();
+        self.deadlines.clear();
+        for (id, _) in std::mem::take(&mut self.requests) {
+            self.events.push_back(Event::Response {
+                id,
+                result: Err(RequestError::Closed),
+            });
+        }
+        let flushes = self.pongs.drain(..).filter_map(|p| match p {
+            PongWaiter::Flush(id) => Some(id),
+            PongWaiter::Keepalive(_) => None,
+        });
+        let flushes: Vec<u64> = flushes.chain(self.deferred_flushes.drain(..)).collect();
+        for id in flushes {
+            self.events.push_back(Event::Flushed {
+                id,
+                result: Err(ConnectionError::Closed),
+            });
+        }
+        for sid in std::mem::take(&mut self.subs).into_keys() {
+            self.events.push_back(Event::SubscriptionClosed {
+                sid,
+                error: Some(SubscribeError::Closed),
+            });
+        }
+        self.set_status(Status::Closed);
+    }
+
+    // ---- internals ---------------------------------------------------------------------------
+
+    fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected { .. })
+    }
+
+    fn stale_after(&self) -> Duration {
+        self.options.ping_interval * self.options.max_pings_out.max(1)
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if self.status != status {
+            self.status = status.clone();
+            self.events.push_back(Event::Status(status));
+        }
+    }
+
+    fn write_user_op(&mut self, op: ClientOp<'_>) -> Result<(), PublishError> {
+        if self.is_connected() {
+            op.encode(&mut self.out);
+            return Ok(());
+        }
+        let limit = self.options.reconnect_buffer_size;
+        if self.pending.len() + op.encoded_len() > limit {
+            return Err(PublishError::BufferFull { limit });
+        }
+        op.encode(&mut self.pending);
+        Ok(())
+    }
+
+    fn start_attempt(&mut self, now: Instant, attempt: Option<u32>) {
+        let server = self.next_server % self.servers.len();
+        self.next_server = self.next_server.wrapping_add(1);
+        self.parser.reset();
+        self.out.clear();
+        self.state = State::Connecting {
+            server,
+            deadline: now + self.options.connect_timeout,
+            handshake: Handshake::AwaitInfo,
+            attempt,
+            received_any: false,
+        };
+        if attempt.is_none() && !matches!(self.status, Status::Reconnecting { .. }) {
+            self.set_status(Status::Connecting);
+        }
+        self.transmits.push_back(Transmit::Connect {
+            url: self.servers[server].url.clone(),
+        });
+    }
+
+    fn fail(&mut self, now: Instant, err: ConnectionError) {
+        let next_attempt = match self.state {
+            State::Connecting {
+                attempt: Some(n), ..
+            } => n + 1,
+            State::Connecting { attempt: None, .. } | State::Connected { .. } => 0,
+            State::Waiting { .. } | State::Offline | State::Closed => return,
+        };
+        self.transmits.push_back(Transmit::Close);
+        self.parser.reset();
+        self.out.clear();
+        for waiter in self.pongs.drain(..) {
+            if let PongWaiter::Flush(id) = waiter {
+                self.deferred_flushes.push(id);
+            }
+        }
+        self.last_error = Some(err.clone());
+        let policy = &self.options.reconnect;
+        if policy.max_attempts.is_some_and(|max| next_attempt >= max) {
+            self.state = State::Offline;
+            for id in std::mem::take(&mut self.deferred_flushes) {
+                self.events.push_back(Event::Flushed {
+                    id,
+                    result: Err(err.clone()),
+                });
+            }
+            self.set_status(Status::Offline { last_error: err });
+            return;
+        }
+        let jitter_ns = u64::try_from(policy.jitter.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_nanos(self.rng.u64(0..=jitter_ns));
+        let until = now + policy.delay(next_attempt) + jitter;
+        self.state = State::Waiting {
+            until,
+            attempt: next_attempt,
+        };
+        self.set_status(Status::Reconnecting {
+            attempt: next_attempt + 1,
+            retry_at: until,
+            last_error: Some(err),
+        });
+    }
+
+    fn send_keepalive(&mut self, now: Instant) {
+        if let State::Connected { next_ping, .. } = &mut self.state {
+            *next_ping = now + self.options.ping_interval;
+            ClientOp::Ping.encode(&mut self.out);
+            self.pongs.push_back(PongWaiter::Keepalive(now));
+        }
+    }
+
+    fn handle_op(&mut self, now: Instant, op: ServerOp) {
+        let handshake = match &self.state {
+            State::Connecting { handshake, .. } => Some(*handshake),
+            _ => None,
+        };
+        match op {
+            ServerOp::Info(info) => {
+                self.on_info(*info);
+                if handshake == Some(Handshake::AwaitInfo) {
+                    self.send_connect(now);
+                }
+            }
+            _ if handshake == Some(Handshake::AwaitInfo) => {
+                let State::Connecting { server, .. } = self.state else {
+                    return;
+                };
+                let url = self.servers[server].url.clone();
+                let detail = format!("expected INFO first, got {}", op_name(&op));
+                self.fail(now, ConnectionError::NotNats { url, detail });
+            }
+            ServerOp::Ping => ClientOp::Pong.encode(&mut self.out),
+            ServerOp::Pong => match handshake {
+                Some(Handshake::AwaitPong { ping_sent }) => {
+                    self.on_connected(now, now.saturating_duration_since(ping_sent))
+                }
+                _ => self.on_pong(now),
+            },
+            ServerOp::Ok => {}
+            ServerOp::Err(text) => self.on_server_error(now, text),
+            ServerOp::Msg {
+                sid,
+                subject,
+                reply,
+                payload,
+            } => {
+                self.on_message(
+                    now,
+                    sid,
+                    Message {
+                        subject,
+                        reply,
+                        headers: None,
+                        payload,
+                    },
+                );
+            }
+            ServerOp::HMsg {
+                sid,
+                subject,
+                reply,
+                headers,
+                payload,
+            } => match HeaderMap::parse(&headers) {
+                Ok(h) => self.on_message(
+                    now,
+                    sid,
+                    Message {
+                        subject,
+                        reply,
+                        headers: Some(h),
+                        payload,
+                    },
+                ),
+                Err(e) => self
+                    .events
+                    .push_back(Event::ServerError(ServerError::BadMessage(e))),
+            },
+        }
+    }
+
+    fn on_info(&mut self, info: ServerInfo) {
+        let scheme = self
+            .servers
+            .first()
+            .and_then(|s| s.url.split_once("://"))
+            .map_or("ws", |(scheme, _)| scheme)
+            .to_owned();
+        for url in &info.connect_urls {
+            let url = if url.contains("://") {
+                url.clone()
+            } else {
+                format!("{scheme}://{url}")
+            };
+            if !self.servers.iter().any(|s| s.url == url) {
+                self.servers.push(ServerUrl { url });
+            }
+        }
+        if info.lame_duck_mode && !self.info.as_ref().is_some_and(|i| i.lame_duck_mode) {
+            self.events.push_back(Event::LameDuck);
+        }
+        self.info = Some(info);
+    }
+
+    fn send_connect(&mut self, now: Instant) {
+        let (user, pass, auth_token) = match &self.options.auth {
+            Auth::None => (None, None, None),
+            Auth::UserPassword { user, password } => {
+                (Some(user.as_str()), Some(password.as_str()), None)
+            }
+            Auth::Token(token) => (None, None, Some(token.as_str())),
+        };
+        let json = connect_json(&ConnectInfo {
+            verbose: false,
+            pedantic: false,
+            tls_required: false,
+            lang: "rust-nats-ws",
+            version: env!("CARGO_PKG_VERSION"),
+            protocol: 1,
+            headers: true,
+            no_responders: true,
+            echo: self.options.echo,
+            name: self.options.name.as_deref(),
+            user,
+            pass,
+            auth_token,
+        });
+        ClientOp::Connect(&json).encode(&mut self.out);
+        ClientOp::Ping.encode(&mut self.out);
+        if let State::Connecting { handshake, .. } = &mut self.state {
+            *handshake = Handshake::AwaitPong { ping_sent: now };
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant, rtt: Duration) {
+        let State::Connecting { server, .. } = self.state else {
+            return;
+        };
+        self.state = State::Connected {
+            server,
+            next_ping: now + self.options.ping_interval,
+            probe_deadline: None,
+        };
+        self.last_error = None;
+        // Order matters: subscriptions first (a buffered request's reply must find its inbox), then
+        // the publishes buffered while disconnected, then PINGs for flushes waiting on them.
+        if let Some(sid) = self.inbox_sid {
+            let subject = format!("{}*", self.inbox_prefix);
+            ClientOp::Sub {
+                subject: &subject,
+                queue_group: None,
+                sid,
+            }
+            .encode(&mut self.out);
+        }
+        for (&sid, sub) in &mut self.subs {
+            sub.received_on_this_connection = 0;
+            let remaining = sub.max.map(|max| max.saturating_sub(sub.received));
+            encode_sub(&mut self.out, sid, sub, remaining);
+        }
+        if !self.pending.is_empty() {
+            self.out.extend_from_slice(&self.pending);
+            self.pending = BytesMut::new();
+        }
+        for id in std::mem::take(&mut self.deferred_flushes) {
+            ClientOp::Ping.encode(&mut self.out);
+            self.pongs.push_back(PongWaiter::Flush(id));
+        }
+        let info = self.info.clone().unwrap_or_default();
+        self.set_status(Status::Connected {
+            url: self.servers[server].url.clone(),
+            server_name: info.server_name,
+            version: info.version,
+            rtt,
+        });
+    }
+
+    fn on_pong(&mut self, now: Instant) {
+        match self.pongs.pop_front() {
+            Some(PongWaiter::Keepalive(sent)) => {
+                if let Status::Connected {
+                    url,
+                    server_name,
+                    version,
+                    ..
+                } = &self.status
+                {
+                    let status = Status::Connected {
+                        url: url.clone(),
+                        server_name: server_name.clone(),
+                        version: version.clone(),
+                        rtt: now.saturating_duration_since(sent),
+                    };
+                    self.set_status(status);
+                }
+            }
+            Some(PongWaiter::Flush(id)) => {
+                self.events.push_back(Event::Flushed { id, result: Ok(()) })
+            }
+            None => {}
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, sid: u64, message: Message) {
+        if Some(sid) == self.inbox_sid {
+            self.on_response(message);
+            return;
+        }
+        let Some(sub) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        sub.received += 1;
+        sub.received_on_this_connection += 1;
+        let done = sub.max.is_some_and(|max| sub.received >= max);
+        let fresh = match &mut sub.dedup {
+            Some(d) => d.admit(now, &message.subject, &message.payload),
+            None => true,
+        };
+        if fresh {
+            self.events.push_back(Event::Message { sid, message });
+        }
+        if done {
+            self.subs.remove(&sid);
+            self.events
+                .push_back(Event::SubscriptionClosed { sid, error: None });
+        }
+    }
+
+    fn on_response(&mut self, message: Message) {
+        let Some(id) = message
+            .subject
+            .strip_prefix(self.inbox_prefix.as_str())
+            .and_then(|token| token.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let Some(req) = self.requests.remove(&id) else {
+            return;
+        };
+        self.deadlines.remove(&(req.deadline, id));
+        let result = if message.status() == Some(status::NO_RESPONDERS) {
+            Err(RequestError::NoResponders {
+                subject: req.subject,
+            })
+        } else {
+            Ok(message)
+        };
+        self.events.push_back(Event::Response { id, result });
+    }
+
+    fn on_server_error(&mut self, now: Instant, text: String) {
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("permissions violation for subscription to") {
+            let subject = quoted(&text, 0).unwrap_or_default();
+            let queue = lower
+                .contains("using queue")
+                .then(|| quoted(&text, 1))
+                .flatten();
+            let denied: Vec<u64> = self
+                .subs
+                .iter()
+                .filter(|(_, s)| {
+                    s.subject == subject && (queue.is_none() || s.queue_group == queue)
+                })
+                .map(|(&sid, _)| sid)
+                .collect();
+            for sid in denied {
+                self.subs.remove(&sid);
+                let error = SubscribeError::PermissionDenied {
+                    subject: subject.clone(),
+                };
+                self.events.push_back(Event::SubscriptionClosed {
+                    sid,
+                    error: Some(error),
+                });
+            }
+            if subject.starts_with(&self.inbox_prefix) {
+                self.inbox_sid = None;
+                self.deadlines.clear();
+                for (id, _) in std::mem::take(&mut self.requests) {
+                    let error = RequestError::PermissionDenied {
+                        action: "subscribe to",
+                        subject: subject.clone(),
+                    };
+                    self.events.push_back(Event::Response {
+                        id,
+                        result: Err(error),
+                    });
+                }
+            }
+        } else if lower.starts_with("permissions violation for publish to") {
+            let subject = quoted(&text, 0).unwrap_or_default();
+            let denied: Vec<u64> = self
+                .requests
+                .iter()
+                .filter(|(_, r)| r.subject == subject)
+                .map(|(&id, _)| id)
+                .collect();
+            if denied.is_empty() {
+                self.events
+                    .push_back(Event::ServerError(ServerError::PublishDenied { subject }));
+                return;
+            }
+            for id in denied {
+                self.cancel_request(id);
+                let error = RequestError::PermissionDenied {
+                    action: "publish to",
+                    subject: subject.clone(),
+                };
+                self.events.push_back(Event::Response {
+                    id,
+                    result: Err(error),
+                });
+            }
+        } else if lower.starts_with("invalid subject")
+            || lower.starts_with("invalid publish subject")
+        {
+            self.events
+                .push_back(Event::ServerError(ServerError::Other(text)));
+        } else if lower.contains("authorization violation") || lower.contains("authentication") {
+            self.fail(now, ConnectionError::AuthorizationViolation);
+        } else {
+            self.fail(now, ConnectionError::Server(text));
+        }
+    }
+}
+
+/// SUB, plus UNSUB with the number of messages the server may still deliver, if limited.
+fn encode_sub(out: &mut BytesMut, sid: u64, sub: &Subscription, max: Option<u64>) {
+    ClientOp::Sub {
+        subject: &sub.subject,
+        queue_group: sub.queue_group.as_deref(),
+        sid,
+    }
+    .encode(out);
+    if let Some(max) = max {
+        ClientOp::Unsub {
+            sid,
+            max: Some(max),
+        }
+        .encode(out);
+    }
+}
+
+/// The `n`th double-quoted part of a server error text.
+fn quoted(text: &str, n: usize) -> Option<String> {
+    text.split('"').nth(2 * n + 1).map(str::to_owned)
+}
+
+fn op_name(op: &ServerOp) -> &'static str {
+    match op {
+        ServerOp::Info(_) => "INFO",
+        ServerOp::Msg { .. } => "MSG",
+        ServerOp::HMsg { .. } => "HMSG",
+        ServerOp::Ping => "PING",
+        ServerOp::Pong => "PONG",
+        ServerOp::Ok => "+OK",
+        ServerOp::Err(_) => "-ERR",
+    }
+}
+
+/// Accepts `ws://…` and `wss://…`; adds `ws://` to a bare `host:port`; refuses other schemes.
+fn normalize_url(url: &str) -> Result<String, ConnectionError> {
+    let url = url.trim();
+    let invalid = |reason: &str| ConnectionError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let with_scheme = match url.split_once("://") {
+        Some(("ws" | "wss", _)) => url.to_owned(),
+        Some(("nats" | "tls", _)) => return Err(invalid(
+            "this client speaks WebSocket: use ws://host:<websocket port> (8080 here), not nats://",
+        )),
+        Some(_) => return Err(invalid("use a ws:// or wss:// url")),
+        None if url.is_empty() => return Err(invalid("it is empty")),
+        None => format!("ws://{url}"),
+    };
+    let host = with_scheme.split_once("://").map_or("", |(_, rest)| rest);
+    if host.is_empty() || host.starts_with('/') {
+        return Err(invalid("it has no host"));
+    }
+    Ok(with_scheme)
+}

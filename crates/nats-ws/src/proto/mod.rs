@@ -1,0 +1,16 @@
+//! The sans-IO protocol core: parser, encoder and connection state machine.
+//!
+//! Nothing in here does I/O, spawns tasks, or reads a clock: time comes in as an argument, bytes
+//! come in through `handle_input` and go out through `poll_transmit`. The drivers in
+//! [`crate::driver`] are thin loops around [`Connection`].
+
+pub mod connection;
+pub mod dedup;
+pub mod encode;
+pub mod info;
+pub mod parser;
+
+pub use connection::{Connection, Event, Status, SubscribeOptions, Transmit};
+pub use encode::ClientOp;
+pub use info::ServerInfo;
+pub use parser::{Parser, ServerOp};

@@ -1,0 +1,282 @@
+//! A streaming parser for what the server sends.
+//!
+//! Over WebSocket, frame boundaries mean nothing: a frame may hold many operations or a fraction of
+//! one. [`Parser::feed`] appends whatever arrived; [`Parser::next_op`] returns complete operations one
+//! at a time and `Ok(None)` when it needs more bytes. Subjects and payloads are handed out as slices of
+//! the buffer (`Bytes`), so a message costs no copy beyond the one from the socket into the buffer.
+//!
+//! Garbage is an error, never a panic; after an error the parser must be [reset](Parser::reset).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::info::ServerInfo;
+use crate::error::ParseError;
+use crate::subject::Subject;
+
+/// A control line may be at most this long (INFO of a large cluster included).
+pub const MAX_CONTROL_LINE: usize = 1024 * 1024;
+/// The largest message the parser accepts (the server's own upper bound for `max_payload`).
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Sizes are decimal numbers of at most this many digits.
+const MAX_SIZE_DIGITS: usize = 15;
+
+/// One operation from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerOp {
+    Info(Box<ServerInfo>),
+    Msg {
+        sid: u64,
+        subject: Subject,
+        reply: Option<Subject>,
+        payload: Bytes,
+    },
+    /// A message with headers; `headers` is the raw block (`NATS/1.0…\r\n\r\n`).
+    HMsg {
+        sid: u64,
+        subject: Subject,
+        reply: Option<Subject>,
+        headers: Bytes,
+        payload: Bytes,
+    },
+    Ping,
+    Pong,
+    Ok,
+    Err(String),
+}
+
+/// The control line of a message whose payload has not fully arrived yet.
+#[derive(Debug)]
+struct PendingMsg {
+    sid: u64,
+    subject: Subject,
+    reply: Option<Subject>,
+    header_len: Option<usize>,
+    total_len: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    buf: BytesMut,
+    pending: Option<PendingMsg>,
+}
+
+const OPS: [&[u8]; 7] = [b"MSG", b"HMSG", b"PING", b"PONG", b"+OK", b"-ERR", b"INFO"];
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes received from the server.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Forgets everything buffered (after an error, or when the connection is replaced).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.pending = None;
+    }
+
+    /// Bytes buffered and not yet returned as operations.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete operation, `Ok(None)` if more bytes are needed.
+    pub fn next_op(&mut self) -> Result<Option<ServerOp>, ParseError> {
+        if let Some(pending) = &self.pending {
+            let needed = pending.total_len + 2;
+            if self.buf.len() < needed {
+                // Reserve once for a large payload instead of growing step by step.
+                self.buf.reserve(needed - self.buf.len());
+                return Ok(None);
+            }
+            let pending = self.pending.take().expect("checked above");
+            let mut data = self.buf.split_to(needed);
+            if &data[pending.total_len..] != b"\r\n" {
+                return Err(ParseError::BadPayloadEnd);
+            }
+            data.truncate(pending.total_len);
+            let mut payload = data.freeze();
+            return Ok(Some(match pending.header_len {
+                None => ServerOp::Msg {
+                    sid: pending.sid,
+                    subject: pending.subject,
+                    reply: pending.reply,
+                    payload,
+                },
+                Some(header_len) => {
+                    let headers = payload.split_to(header_len);
+                    ServerOp::HMsg {
+                        sid: pending.sid,
+                        subject: pending.subject,
+                        reply: pending.reply,
+                        headers,
+                        payload,
+                    }
+                }
+            }));
+        }
+
+        self.check_op_prefix()?;
+        let Some(lf) = memchr::memchr(b'\n', &self.buf) else {
+            if self.buf.len() > MAX_CONTROL_LINE {
+                return Err(ParseError::LineTooLong(MAX_CONTROL_LINE));
+            }
+            return Ok(None);
+        };
+        if lf == 0 || self.buf[lf - 1] != b'\r' {
+            return Err(ParseError::BadLineEnd(snippet(&self.buf[..lf])));
+        }
+        let line = self.buf.split_to(lf + 1).freeze().slice(..lf - 1);
+        self.parse_line(line)
+    }
+
+    /// Fails fast on bytes that cannot start any operation, without waiting for a line end.
+    fn check_op_prefix(&self) -> Result<(), ParseError> {
+        let head = &self.buf[..self.buf.len().min(5)];
+        if head.is_empty() {
+            return Ok(());
+        }
+        let plausible = OPS.iter().any(|op| {
+            let n = head.len().min(op.len());
+            head[..n].eq_ignore_ascii_case(&op[..n])
+                && (head.len() <= op.len() || is_space(head[op.len()]) || head[op.len()] == b'\r')
+        });
+        if plausible {
+            Ok(())
+        } else {
+            Err(ParseError::UnknownOp(snippet(head)))
+        }
+    }
+
+    fn parse_line(&mut self, line: Bytes) -> Result<Option<ServerOp>, ParseError> {
+        let op_end = line.iter().position(|&b| is_space(b)).unwrap_or(line.len());
+        let op = &line[..op_end];
+        let rest = line.slice(op_end..);
+        let bare = |what: ServerOp| {
+            if rest.iter().all(|&b| is_space(b)) {
+                Ok(Some(what))
+            } else {
+                Err(ParseError::UnknownOp(snippet(&line)))
+            }
+        };
+        if op.eq_ignore_ascii_case(b"MSG") {
+            self.parse_msg_args(&line, rest, false)
+        } else if op.eq_ignore_ascii_case(b"HMSG") {
+            self.parse_msg_args(&line, rest, true)
+        } else if op.eq_ignore_ascii_case(b"PING") {
+            bare(ServerOp::Ping)
+        } else if op.eq_ignore_ascii_case(b"PONG") {
+            bare(ServerOp::Pong)
+        } else if op.eq_ignore_ascii_case(b"+OK") {
+            bare(ServerOp::Ok)
+        } else if op.eq_ignore_ascii_case(b"-ERR") {
+            let text = String::from_utf8_lossy(&rest);
+            let text = text.trim().trim_matches('\'');
+            Ok(Some(ServerOp::Err(text.to_owned())))
+        } else if op.eq_ignore_ascii_case(b"INFO") {
+            let info: ServerInfo =
+                serde_json::from_slice(&rest).map_err(|e| ParseError::BadInfo(e.to_string()))?;
+            Ok(Some(ServerOp::Info(Box::new(info))))
+        } else {
+            Err(ParseError::UnknownOp(snippet(&line)))
+        }
+    }
+
+    fn parse_msg_args(
+        &mut self,
+        line: &Bytes,
+        rest: Bytes,
+        with_headers: bool,
+    ) -> Result<Option<ServerOp>, ParseError> {
+        let op = if with_headers { "HMSG" } else { "MSG" };
+        let bad = |reason| ParseError::BadArgs {
+            op,
+            line: snippet(line),
+            reason,
+        };
+
+        // Up to 5 arguments: subject sid [reply] [#header] #total.
+        let mut args: [Bytes; 5] = Default::default();
+        let mut count = 0;
+        let mut rest = rest;
+        loop {
+            let start = rest
+                .iter()
+                .position(|&b| !is_space(b))
+                .unwrap_or(rest.len());
+            rest.advance(start);
+            if rest.is_empty() {
+                break;
+            }
+            if count == args.len() {
+                return Err(bad("too many arguments"));
+            }
+            let end = rest.iter().position(|&b| is_space(b)).unwrap_or(rest.len());
+            args[count] = rest.split_to(end);
+            count += 1;
+        }
+        let fixed = if with_headers { 4 } else { 3 };
+        if count != fixed && count != fixed + 1 {
+            return Err(bad("wrong number of arguments"));
+        }
+        let has_reply = count == fixed + 1;
+        let [subject, sid, a2, a3, a4] = args;
+        let (reply, sizes) = if has_reply {
+            (Some(a2), [a3, a4])
+        } else {
+            (None, [a2, a3])
+        };
+        let sid = parse_size(&sid).ok_or_else(|| bad("sid is not a number"))? as u64;
+        let (header_len, total_len) = if with_headers {
+            let h = parse_size(&sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
+            let t = parse_size(&sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
+            if h > t {
+                return Err(bad("header size larger than total size"));
+            }
+            (Some(h), t)
+        } else {
+            (
+                None,
+                parse_size(&sizes[0]).ok_or_else(|| bad("size is not a number"))?,
+            )
+        };
+        if total_len > MAX_MESSAGE_SIZE {
+            return Err(bad("message larger than any server allows"));
+        }
+        let subject = Subject::from_utf8(subject).ok_or(ParseError::SubjectNotUtf8)?;
+        let reply = match reply {
+            Some(r) => Some(Subject::from_utf8(r).ok_or(ParseError::SubjectNotUtf8)?),
+            None => None,
+        };
+        self.pending = Some(PendingMsg {
+            sid,
+            subject,
+            reply,
+            header_len,
+            total_len,
+        });
+        self.next_op()
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn parse_size(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || digits.len() > MAX_SIZE_DIGITS {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + usize::from(d - b'0'))
+    })
+}
+
+/// A short, printable excerpt of bad input for an error message.
+fn snippet(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(40)];
+    String::from_utf8_lossy(cut).escape_debug().to_string()
+}

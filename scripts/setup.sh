@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what the tests and the dev server need, only when missing (quick when all present):
+#   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
+#   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; python package nats-py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+# --- Debian packages -------------------------------------------------------------------------
+apt_packages() {
+  local wanted=(nats-server chromium chromium-driver) missing=() pkg
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    for pkg in nats-server chromium chromedriver; do
+      command -v "$pkg" >/dev/null || say "warning: $pkg not found (not a Debian system: install it yourself)"
+    done
+    return 0
+  fi
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "need root to install: apt-get install -y ${missing[*]}"
+    sudo=(sudo)
+  fi
+  local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}")
+  say "installing ${missing[*]} (apt-get)"
+  if ! "${install[@]}" >/dev/null 2>&1; then
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    "${install[@]}" >/dev/null
+  fi
+}
+
+# --- Rust wasm target ------------------------------------------------------------------------
+wasm_target() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown && return 0
+  say "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+}
+
+# --- wasm-bindgen CLI (must match the wasm-bindgen crate exactly) ----------------------------
+wanted_wasm_bindgen_version() {
+  if [[ -f Cargo.lock ]]; then
+    awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/^version = "|"$/, ""); print; exit }' Cargo.lock
+  elif [[ -f Cargo.toml ]]; then
+    # No lock file yet: fall back to the exact (=) pin in the workspace manifest.
+    sed -n 's/^wasm-bindgen *= *"=\([0-9][0-9.]*\)".*/\1/p' Cargo.toml | head -n1
+  fi
+}
+
+wasm_bindgen_cli() {
+  local want have=""
+  want=$(wanted_wasm_bindgen_version)
+  if [[ -z $want ]]; then
+    say "no wasm-bindgen version in Cargo.lock/Cargo.toml yet; skipping wasm-bindgen-cli"
+    return 0
+  fi
+  if command -v wasm-bindgen >/dev/null; then
+    have=$(wasm-bindgen --version | awk '{print $2}')
+  fi
+  [[ $have == "$want" ]] && command -v wasm-bindgen-test-runner >/dev/null && return 0
+  say "installing wasm-bindgen-cli $want${have:+ (found $have)} — takes a couple of minutes"
+  # Not --locked: a dependency version in its lock file is missing from the registry.
+  cargo install --quiet wasm-bindgen-cli --version "$want"
+}
+
+# --- Python NATS client (reference peer for tests) -------------------------------------------
+nats_py() {
+  python3 -c 'import nats' 2>/dev/null && return 0
+  say "installing python package nats-py"
+  python3 -m pip install -q nats-py 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages nats-py # PEP 668 (Debian's own python3)
+}
+
+apt_packages
+wasm_target
+wasm_bindgen_cli
+nats_py
