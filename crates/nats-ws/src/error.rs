@@ -60,13 +60,16 @@ pub enum ParseError {
 /// Why the connection to the server failed or was lost. Carried by [`crate::Status`] so a UI can show it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConnectionError {
-    #[error("could not open a websocket to {url}: {detail}{}", transport_hint(url))]
+    #[error(
+        "could not open a websocket to {url}: {detail}{}",
+        transport_hint(url, detail)
+    )]
     Transport { url: String, detail: String },
     #[error("the connection to {url} was lost: {detail}")]
     Lost { url: String, detail: String },
     #[error(
         "{url} answered, but not with the NATS protocol ({detail}){}",
-        transport_hint(url)
+        transport_hint(url, "")
     )]
     NotNats { url: String, detail: String },
     #[error("protocol error from the server, reconnecting: {0}")]
@@ -87,18 +90,22 @@ pub enum ConnectionError {
     Closed,
 }
 
-fn transport_hint(url: &str) -> &'static str {
+/// Sent by the drivers when the server answered the WebSocket upgrade with something that is not HTTP.
+pub(crate) const NOT_HTTP: &str = "the server answered with something that is not HTTP";
+
+fn transport_hint(url: &str, detail: &str) -> &'static str {
     let port = url
         .split("://")
         .nth(1)
         .and_then(|rest| rest.split(['/', '?']).next())
         .and_then(|authority| authority.rsplit_once(':'))
         .map(|(_, port)| port);
-    if port == Some("4222") {
-        "; 4222 is the NATS client (TCP) port: connect to the websocket port instead, the one set by \
-         `websocket { port: ... }` in nats-server.conf (8080 here)"
+    if port == Some("4222") || detail.starts_with(NOT_HTTP) {
+        "; this looks like the NATS client (TCP) port, 4222 by default: connect to the websocket port \
+         instead, the one set by `websocket { port: ... }` in nats-server.conf (8080 here)"
     } else {
-        "; is nats-server running with websocket enabled? (`bash nats.sh start`)"
+        "; is nats-server running with websocket enabled (`bash nats.sh start`), and is this its \
+         websocket port (8080 here, not the client port 4222)?"
     }
 }
 

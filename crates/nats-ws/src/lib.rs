@@ -27,7 +27,7 @@ mod options;
 pub mod proto;
 mod subject;
 
-pub use client::{Client, Subscriber};
+pub use client::{Client, ClientEvent, Subscriber};
 pub use error::{
     ClosedError, ConnectionError, HeaderError, ParseError, PublishError, RequestError, ServerError,
     SubjectError, SubscribeError,

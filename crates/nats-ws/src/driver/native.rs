@@ -13,7 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{Driver, Socket};
 use crate::client::{run, Client};
-use crate::error::ConnectionError;
+use crate::error::{ConnectionError, NOT_HTTP};
 use crate::options::Options;
 
 /// Starts a client on the current tokio runtime and returns at once; the connection comes up in the
@@ -112,8 +112,9 @@ fn describe(e: tungstenite::Error) -> String {
             "the server answered HTTP {} instead of a websocket upgrade",
             response.status()
         ),
-        Error::HttpFormat(e) => {
-            format!("the server did not answer with a websocket handshake ({e})")
+        Error::HttpFormat(e) => format!("{NOT_HTTP} ({e})"),
+        Error::Protocol(tungstenite::error::ProtocolError::HttparseError(e)) => {
+            format!("{NOT_HTTP} ({e})")
         }
         Error::Protocol(e) => format!("websocket protocol error: {e}"),
         Error::Url(e) => format!("bad url: {e}"),

@@ -1,0 +1,137 @@
+//! A real `nats-server` per test: free ports on 127.0.0.1, its own store directory, stopped and
+//! cleaned up on drop. Tests that need it are native only.
+
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub client_port: u16,
+    pub ws_port: u16,
+    pub http_port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn nats_server_binary() -> PathBuf {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/bin"])
+    {
+        let candidate = PathBuf::from(dir).join("nats-server");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "nats-server not found: run ./test.sh (it installs it) or `apt-get install nats-server`"
+    );
+}
+
+impl TestServer {
+    /// A server with WebSocket and JetStream enabled.
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server with extra configuration appended (e.g. `max_payload`, `authorization`).
+    pub fn start_with(extra_config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client_port, ws_port, http_port) = (free_port(), free_port(), free_port());
+        let config = format!(
+            "server_name: nats-ws-test\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
+             websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
+             jetstream {{\n  store_dir: \"{}\"\n}}\n{extra_config}\n",
+            dir.path().join("store").display()
+        );
+        std::fs::File::create(dir.path().join("nats-server.conf"))
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .expect("write config");
+        let mut server = TestServer {
+            child: None,
+            dir,
+            client_port,
+            ws_port,
+            http_port,
+        };
+        server.run();
+        server
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.ws_port)
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("nats-server.log")).expect("log file");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(self.dir.path().join("nats-server.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        // Ready once both the client and the WebSocket port accept connections (bounded).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [self.client_port, self.ws_port] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server did not start: {}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports with the same store.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        self.run();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Awaits `fut` for at most `secs` seconds, failing the test with `what` otherwise.
+pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs} s waiting for {what}"),
+    }
+}

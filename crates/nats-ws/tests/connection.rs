@@ -1,0 +1,848 @@
+//! The sans-IO connection driven by a scripted server and a fake clock: no sockets, no sleeps.
+
+use std::time::Duration;
+
+use nats_ws::proto::{Connection, Event, Status, SubscribeOptions, Transmit};
+use nats_ws::{
+    ConnectionError, HeaderMap, Options, PublishError, ReconnectPolicy, RequestError, ServerError,
+    SubscribeError,
+};
+use web_time::Instant;
+
+const INFO: &str = "INFO {\"server_id\":\"S1\",\"server_name\":\"test-server\",\"version\":\"2.9.10\",\"headers\":true,\"max_payload\":1048576}\r\n";
+
+/// A client connection plus a fake clock and a record of what it sent.
+struct Harness {
+    conn: Connection,
+    now: Instant,
+    /// Bytes sent since the last `take_sent`.
+    sent: Vec<u8>,
+    connects: Vec<String>,
+    closes: usize,
+    events: Vec<Event>,
+}
+
+impl Harness {
+    fn new(options: Options) -> Self {
+        Self::with_seed(options, 7)
+    }
+
+    fn with_seed(options: Options, seed: u64) -> Self {
+        let now = Instant::now();
+        let conn = Connection::new(options, now, seed).expect("valid options");
+        let mut h = Harness {
+            conn,
+            now,
+            sent: Vec::new(),
+            connects: Vec::new(),
+            closes: 0,
+            events: Vec::new(),
+        };
+        h.pump();
+        h
+    }
+
+    fn options() -> Options {
+        let policy = ReconnectPolicy {
+            jitter: Duration::ZERO,
+            ..Default::default()
+        };
+        Options::new("ws://127.0.0.1:8080").reconnect(policy)
+    }
+
+    /// Drains transmits and events into the record.
+    fn pump(&mut self) {
+        while let Some(t) = self.conn.poll_transmit() {
+            match t {
+                Transmit::Connect { url } => self.connects.push(url),
+                Transmit::Data(bytes) => self.sent.extend_from_slice(&bytes),
+                Transmit::Close => self.closes += 1,
+            }
+        }
+        while let Some(e) = self.conn.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn take_sent(&mut self) -> String {
+        self.pump();
+        String::from_utf8(std::mem::take(&mut self.sent)).expect("client sends text here")
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        self.pump();
+        std::mem::take(&mut self.events)
+    }
+
+    fn server(&mut self, bytes: &str) {
+        self.conn.handle_input(self.now, bytes.as_bytes());
+        self.pump();
+    }
+
+    /// Completes a handshake on the pending socket.
+    fn handshake(&mut self) {
+        self.server(INFO);
+        let sent = self.take_sent();
+        assert!(sent.starts_with("CONNECT {"), "{sent}");
+        assert!(sent.ends_with("}\r\nPING\r\n"), "{sent}");
+        self.advance(Duration::from_millis(3));
+        self.server("PONG\r\n");
+        assert!(
+            self.conn.status().is_connected(),
+            "{:?}",
+            self.conn.status()
+        );
+    }
+
+    fn disconnect(&mut self) {
+        self.conn.handle_disconnected(self.now, "test disconnect");
+        self.pump();
+    }
+
+    /// Moves the clock forward, firing every timeout on the way, as a driver would.
+    fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        for _ in 0..10_000 {
+            match self.conn.poll_timeout() {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    self.conn.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+        self.pump();
+    }
+
+    fn reconnecting(&self) -> (u32, Duration) {
+        match self.conn.status() {
+            Status::Reconnecting {
+                attempt, retry_at, ..
+            } => (*attempt, retry_at.saturating_duration_since(self.now)),
+            other => panic!("expected reconnecting, got {other:?}"),
+        }
+    }
+}
+
+fn connected() -> Harness {
+    let mut h = Harness::new(Harness::options());
+    assert_eq!(h.connects, ["ws://127.0.0.1:8080"]);
+    h.handshake();
+    h.take_sent();
+    h.take_events();
+    h
+}
+
+#[test]
+fn handshake_sends_connect_then_ping_and_reports_server() {
+    let mut h = Harness::new(
+        Harness::options()
+            .name("tab-1")
+            .user_password("alice", "pw"),
+    );
+    assert_eq!(h.conn.status(), &Status::Connecting);
+    h.server(INFO);
+    let sent = h.take_sent();
+    let json: serde_json::Value = serde_json::from_str(
+        sent.strip_prefix("CONNECT ")
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["headers"], true);
+    assert_eq!(json["no_responders"], true);
+    assert_eq!(json["verbose"], false);
+    assert_eq!(json["name"], "tab-1");
+    assert_eq!(json["user"], "alice");
+    assert_eq!(json["pass"], "pw");
+    assert!(json.get("auth_token").is_none());
+    h.advance(Duration::from_millis(12));
+    h.server("PONG\r\n");
+    match h.conn.status() {
+        Status::Connected {
+            server_name,
+            version,
+            rtt,
+            url,
+        } => {
+            assert_eq!(server_name, "test-server");
+            assert_eq!(version, "2.9.10");
+            assert_eq!(*rtt, Duration::from_millis(12));
+            assert_eq!(url, "ws://127.0.0.1:8080");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn token_auth_goes_in_connect() {
+    let mut h = Harness::new(Harness::options().token("s3cret"));
+    h.server(INFO);
+    let sent = h.take_sent();
+    assert!(sent.contains("\"auth_token\":\"s3cret\""), "{sent}");
+    assert!(!sent.contains("\"user\""));
+}
+
+#[test]
+fn server_ping_is_answered() {
+    let mut h = connected();
+    h.server("PING\r\n");
+    assert_eq!(h.take_sent(), "PONG\r\n");
+}
+
+#[test]
+fn backoff_schedule_is_exact_then_offline() {
+    let mut h = connected();
+    h.disconnect();
+    assert_eq!(h.closes, 1);
+    let expected = [
+        2.0, 3.0, 4.5, 6.75, 10.125, 15.1875, 22.78125, 30.0, 30.0, 30.0,
+    ];
+    for (n, want) in expected.iter().enumerate() {
+        let (attempt, wait) = h.reconnecting();
+        assert_eq!(attempt as usize, n + 1);
+        assert!(
+            (wait.as_secs_f64() - want).abs() < 1e-6,
+            "attempt {attempt}: waited {wait:?}, want {want}"
+        );
+        let connects = h.connects.len();
+        h.advance(wait - Duration::from_millis(1));
+        assert_eq!(h.connects.len(), connects, "attempt {attempt} came early");
+        h.advance(Duration::from_millis(1));
+        assert_eq!(
+            h.connects.len(),
+            connects + 1,
+            "attempt {attempt} did not start on time"
+        );
+        h.disconnect();
+    }
+    match h.conn.status() {
+        Status::Offline { last_error } => {
+            assert!(
+                matches!(last_error, ConnectionError::Transport { .. }),
+                "{last_error:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let connects = h.connects.len();
+    h.advance(Duration::from_secs(3600));
+    assert_eq!(
+        h.connects.len(),
+        connects,
+        "offline must not retry by itself"
+    );
+    // reconnect_now starts over.
+    h.conn.reconnect_now(h.now);
+    h.pump();
+    assert_eq!(h.connects.len(), connects + 1);
+    h.handshake();
+}
+
+#[test]
+fn jitter_stays_within_bounds() {
+    let mut waits = Vec::new();
+    for seed in 0..20 {
+        let policy = ReconnectPolicy {
+            jitter: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let mut h = Harness::with_seed(Options::new("ws://h:1").reconnect(policy), seed);
+        h.handshake();
+        h.disconnect();
+        let (_, wait) = h.reconnecting();
+        assert!(
+            wait >= Duration::from_secs(2) && wait <= Duration::from_millis(2100),
+            "{wait:?}"
+        );
+        waits.push(wait);
+    }
+    waits.dedup();
+    assert!(waits.len() > 1, "jitter is not random: {waits:?}");
+}
+
+#[test]
+fn first_attempt_failure_retries_on_schedule() {
+    let mut h = Harness::new(Harness::options());
+    h.disconnect();
+    let (attempt, wait) = h.reconnecting();
+    assert_eq!((attempt, wait), (1, Duration::from_secs(2)));
+    match h.conn.status() {
+        Status::Reconnecting {
+            last_error: Some(e),
+            ..
+        } => {
+            assert!(e.to_string().contains("ws://127.0.0.1:8080"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connect_timeout_fails_the_attempt() {
+    let mut h = Harness::new(Harness::options().connect_timeout(Duration::from_secs(5)));
+    h.advance(Duration::from_secs(5));
+    match h.conn.status() {
+        Status::Reconnecting {
+            attempt: 1,
+            last_error: Some(ConnectionError::Timeout { .. }),
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rotates_over_servers() {
+    let mut opts = Options::with_servers(["ws://a:1", "ws://b:2"]);
+    opts.reconnect.jitter = Duration::ZERO;
+    let mut h = Harness::new(opts);
+    h.disconnect();
+    h.advance(Duration::from_secs(2));
+    h.disconnect();
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.connects, ["ws://a:1", "ws://b:2", "ws://a:1"]);
+}
+
+#[test]
+fn info_connect_urls_join_the_pool_and_lame_duck_is_reported() {
+    let mut h = connected();
+    h.server("INFO {\"connect_urls\":[\"10.0.0.2:8080\",\"ws://b:8080\"],\"ldm\":true}\r\n");
+    let servers: Vec<&str> = h.conn.servers().collect();
+    assert_eq!(
+        servers,
+        ["ws://127.0.0.1:8080", "ws://10.0.0.2:8080", "ws://b:8080"]
+    );
+    assert_eq!(h.take_events(), vec![Event::LameDuck]);
+    assert!(h.conn.status().is_connected());
+}
+
+#[test]
+fn subscriptions_are_resent_after_reconnect() {
+    let mut h = connected();
+    let a = h.conn.subscribe("a", SubscribeOptions::default()).unwrap();
+    let b = h
+        .conn
+        .subscribe("b.*", SubscribeOptions::default().queue_group("q"))
+        .unwrap();
+    let c = h
+        .conn
+        .subscribe("c.>", SubscribeOptions::default().max_messages(5))
+        .unwrap();
+    assert_eq!(
+        h.take_sent(),
+        format!("SUB a {a}\r\nSUB b.* q {b}\r\nSUB c.> {c}\r\nUNSUB {c} 5\r\n")
+    );
+    h.server(&format!("MSG c.1 {c} 1\r\nx\r\nMSG c.2 {c} 1\r\ny\r\n"));
+    h.disconnect();
+    // Changes while disconnected: nothing on the wire now, all of it after the handshake.
+    h.conn.unsubscribe(a);
+    let e = h.conn.subscribe("e", SubscribeOptions::default()).unwrap();
+    assert_eq!(h.take_sent(), "");
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(
+        h.take_sent(),
+        format!("SUB b.* q {b}\r\nSUB c.> {c}\r\nUNSUB {c} 3\r\nSUB e {e}\r\n")
+    );
+}
+
+#[test]
+fn messages_reach_their_subscription_with_headers() {
+    let mut h = connected();
+    let sid = h
+        .conn
+        .subscribe("orders.>", SubscribeOptions::default())
+        .unwrap();
+    h.take_events();
+    h.server(&format!(
+        "HMSG orders.1 {sid} reply.x 18 23\r\nNATS/1.0\r\nK: v\r\n\r\nhello\r\n"
+    ));
+    let events = h.take_events();
+    let [Event::Message { sid: got, message }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(*got, sid);
+    assert_eq!(message.subject, "orders.1");
+    assert_eq!(message.reply.as_deref(), Some("reply.x"));
+    assert_eq!(message.headers.as_ref().unwrap().get("K"), Some("v"));
+    assert_eq!(&message.payload[..], b"hello");
+}
+
+#[test]
+fn a_bad_header_block_drops_one_message_not_the_connection() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    h.server(&format!(
+        "HMSG x {sid} 12 12\r\nHTTP/1.1\r\n\r\n\r\nMSG x {sid} 2\r\nok\r\n"
+    ));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[0], Event::ServerError(ServerError::BadMessage(_))),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], Event::Message { message, .. } if message.payload == "ok"),
+        "{events:?}"
+    );
+    assert!(h.conn.status().is_connected());
+}
+
+#[test]
+fn auto_unsubscribe_ends_the_subscription() {
+    let mut h = connected();
+    let sid = h
+        .conn
+        .subscribe("x", SubscribeOptions::default().max_messages(2))
+        .unwrap();
+    assert_eq!(h.take_sent(), format!("SUB x {sid}\r\nUNSUB {sid} 2\r\n"));
+    h.server(&format!(
+        "MSG x {sid} 1\r\n1\r\nMSG x {sid} 1\r\n2\r\nMSG x {sid} 1\r\n3\r\n"
+    ));
+    let events = h.take_events();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(matches!(
+        events[2],
+        Event::SubscriptionClosed { error: None, .. }
+    ));
+}
+
+#[test]
+fn dedup_skips_repeats_within_the_window() {
+    let mut h = connected();
+    let sid = h
+        .conn
+        .subscribe(
+            "user.*",
+            SubscribeOptions::default().dedup(Duration::from_secs(2)),
+        )
+        .unwrap();
+    h.server(&format!("MSG user.created {sid} 2\r\nhi\r\nMSG user.created {sid} 2\r\nhi\r\nMSG user.updated {sid} 2\r\nhi\r\n"));
+    assert_eq!(h.take_events().len(), 2);
+    h.advance(Duration::from_secs(2));
+    h.server(&format!("MSG user.created {sid} 2\r\nhi\r\n"));
+    assert_eq!(
+        h.take_events().len(),
+        1,
+        "after the window the same message is new again"
+    );
+}
+
+#[test]
+fn publishes_while_disconnected_are_buffered_in_order_and_bounded() {
+    let mut h = Harness::new(Harness::options().reconnect_buffer_size(64));
+    h.handshake();
+    h.take_sent();
+    h.disconnect();
+    h.conn.publish("a", None, None, b"1").unwrap(); // "PUB a 1\r\n1\r\n" = 12 bytes
+    h.conn.publish("b", None, None, b"22").unwrap(); // 13 bytes
+    let big = [b'x'; 40];
+    assert_eq!(
+        h.conn.publish("c", None, None, &big),
+        Err(PublishError::BufferFull { limit: 64 })
+    );
+    h.conn.publish("d", None, None, b"333").unwrap(); // 14 bytes, 39 in all
+    assert_eq!(h.conn.buffered(), 39);
+    assert_eq!(h.take_sent(), "", "nothing may leave while disconnected");
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(
+        h.take_sent(),
+        "PUB a 1\r\n1\r\nPUB b 2\r\n22\r\nPUB d 3\r\n333\r\n"
+    );
+    assert_eq!(h.conn.buffered(), 0);
+}
+
+#[test]
+fn zero_buffer_refuses_publishes_while_disconnected() {
+    let mut h = Harness::new(Harness::options().reconnect_buffer_size(0));
+    assert_eq!(
+        h.conn.publish("a", None, None, b"1"),
+        Err(PublishError::BufferFull { limit: 0 })
+    );
+    h.handshake();
+    h.take_sent();
+    assert_eq!(h.conn.publish("a", None, None, b"1"), Ok(()));
+    assert_eq!(h.take_sent(), "PUB a 1\r\n1\r\n");
+}
+
+#[test]
+fn invalid_input_is_refused_before_sending() {
+    let mut h = connected();
+    assert!(matches!(
+        h.conn.publish("a.*", None, None, b""),
+        Err(PublishError::InvalidSubject(_))
+    ));
+    assert!(matches!(
+        h.conn.publish("a b", None, None, b""),
+        Err(PublishError::InvalidSubject(_))
+    ));
+    assert!(matches!(
+        h.conn.publish("a", Some("r r"), None, b""),
+        Err(PublishError::InvalidReply(_))
+    ));
+    let mut bad = HeaderMap::new();
+    bad.insert("X", "a\r\nb");
+    assert!(matches!(
+        h.conn.publish("a", None, Some(&bad), b""),
+        Err(PublishError::InvalidHeader(_))
+    ));
+    assert!(matches!(
+        h.conn.subscribe("a.>.b", SubscribeOptions::default()),
+        Err(SubscribeError::InvalidSubject(_))
+    ));
+    assert!(matches!(
+        h.conn
+            .subscribe("a", SubscribeOptions::default().queue_group("q q")),
+        Err(SubscribeError::InvalidQueueGroup(_))
+    ));
+    let payload = vec![0u8; 1024 * 1024 + 1];
+    let err = h.conn.publish("a", None, None, &payload).unwrap_err();
+    assert_eq!(
+        err,
+        PublishError::MaxPayloadExceeded {
+            size: 1024 * 1024 + 1,
+            max: 1024 * 1024
+        }
+    );
+    assert!(err.to_string().contains("max_payload"), "{err}");
+    assert_eq!(h.take_sent(), "");
+    assert!(h.conn.status().is_connected());
+}
+
+#[test]
+fn max_payload_comes_from_info() {
+    let mut h = Harness::new(Harness::options());
+    h.server("INFO {\"max_payload\":100}\r\n");
+    h.server("PONG\r\n");
+    h.take_sent();
+    assert_eq!(h.conn.max_payload(), 100);
+    let mut headers = HeaderMap::new();
+    headers.insert("A", "b"); // 18 bytes encoded
+    assert!(h.conn.publish("x", None, Some(&headers), &[0; 82]).is_ok());
+    assert_eq!(
+        h.conn.publish("x", None, Some(&headers), &[0; 83]),
+        Err(PublishError::MaxPayloadExceeded {
+            size: 101,
+            max: 100
+        })
+    );
+}
+
+#[test]
+fn keepalive_pings_and_stale_detection() {
+    let mut h = Harness::new(Harness::options().ping_interval(Duration::from_secs(10)));
+    h.handshake();
+    h.take_sent();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take_sent(), "PING\r\n");
+    h.advance(Duration::from_secs(5));
+    h.server("PONG\r\n"); // any byte counts as life
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.take_sent(), "PING\r\n");
+    assert!(h.conn.status().is_connected());
+    // Now the server goes silent: stale 20 s after the last byte (at +15 s).
+    h.advance(Duration::from_secs(14));
+    assert!(h.conn.status().is_connected());
+    h.advance(Duration::from_secs(1));
+    match h.conn.status() {
+        Status::Reconnecting {
+            attempt: 1,
+            last_error: Some(ConnectionError::Stale(quiet)),
+            ..
+        } => {
+            assert_eq!(*quiet, Duration::from_secs(20));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.closes, 1);
+}
+
+#[test]
+fn keepalive_pong_refreshes_rtt() {
+    let mut h = Harness::new(Harness::options().ping_interval(Duration::from_secs(10)));
+    h.handshake();
+    h.advance(Duration::from_secs(10));
+    h.advance(Duration::from_millis(40));
+    h.server("PONG\r\n");
+    match h.conn.status() {
+        Status::Connected { rtt, .. } => assert_eq!(*rtt, Duration::from_millis(40)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wake_probes_a_quiet_connection_and_retries_a_waiting_one() {
+    let mut h = connected();
+    h.advance(Duration::from_secs(6));
+    h.conn.handle_wake(h.now);
+    assert_eq!(h.take_sent(), "PING\r\n");
+    // No answer within connect_timeout (5 s): stale.
+    h.advance(Duration::from_secs(5));
+    let (attempt, _) = h.reconnecting();
+    assert_eq!(attempt, 1);
+    let connects = h.connects.len();
+    h.conn.handle_wake(h.now);
+    h.pump();
+    assert_eq!(h.connects.len(), connects + 1, "a wake-up tries at once");
+}
+
+#[test]
+fn request_reply_timeout_and_no_responders() {
+    let mut h = connected();
+    let id = h
+        .conn
+        .request(h.now, "svc.echo", None, b"ping", Duration::from_secs(1))
+        .unwrap();
+    let sent = h.take_sent();
+    let mut lines = sent.split("\r\n");
+    let sub = lines.next().unwrap();
+    let inbox = sub
+        .strip_prefix("SUB ")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        inbox.starts_with("_INBOX.") && inbox.ends_with(".*"),
+        "{sub}"
+    );
+    let publish = lines.next().unwrap();
+    let reply = publish.split(' ').nth(2).unwrap().to_owned();
+    assert!(publish.starts_with("PUB svc.echo _INBOX."), "{publish}");
+    let inbox_sid = sub.rsplit(' ').next().unwrap();
+    h.server(&format!("MSG {reply} {inbox_sid} 4\r\npong\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Response { id: got, result: Ok(m) }] if *got == id && m.payload == "pong"),
+        "{events:?}"
+    );
+
+    // Timeout, at the deadline and not before.
+    let id = h
+        .conn
+        .request(h.now, "svc.slow", None, b"", Duration::from_secs(1))
+        .unwrap();
+    h.take_sent();
+    h.advance(Duration::from_millis(999));
+    assert!(h.take_events().is_empty());
+    h.advance(Duration::from_millis(1));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Response { id: got, result: Err(RequestError::TimedOut { .. }) }] if *got == id),
+        "{events:?}"
+    );
+
+    // No responders: a 503 status fails at once.
+    let id = h
+        .conn
+        .request(h.now, "svc.none", None, b"", Duration::from_secs(5))
+        .unwrap();
+    let sent = h.take_sent();
+    let reply = sent.split(' ').nth(2).unwrap().to_owned();
+    assert_eq!(
+        sent.matches("SUB").count(),
+        0,
+        "the inbox subscription is shared"
+    );
+    h.server(&format!(
+        "HMSG {reply} {inbox_sid} 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"
+    ));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Response { id: got, result: Err(RequestError::NoResponders { subject }) }] if *got == id && subject == "svc.none"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn request_made_while_disconnected_subscribes_its_inbox_first() {
+    let mut h = connected();
+    h.disconnect();
+    h.conn
+        .request(h.now, "svc", None, b"x", Duration::from_secs(30))
+        .unwrap();
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    let sent = h.take_sent();
+    let sub_at = sent.find("SUB _INBOX.").expect(&sent);
+    let pub_at = sent.find("PUB svc _INBOX.").expect(&sent);
+    assert!(sub_at < pub_at, "{sent}");
+}
+
+#[test]
+fn permission_violations_reach_the_subscription_and_keep_the_connection() {
+    let mut h = connected();
+    let secret = h
+        .conn
+        .subscribe("secret.>", SubscribeOptions::default())
+        .unwrap();
+    let fine = h
+        .conn
+        .subscribe("public", SubscribeOptions::default())
+        .unwrap();
+    h.take_events();
+    h.server("-ERR 'Permissions Violation for Subscription to \"secret.>\"'\r\n");
+    let events = h.take_events();
+    assert_eq!(
+        events,
+        vec![Event::SubscriptionClosed {
+            sid: secret,
+            error: Some(SubscribeError::PermissionDenied {
+                subject: "secret.>".into()
+            })
+        }]
+    );
+    assert!(h.conn.status().is_connected());
+    h.server(&format!("MSG public {fine} 1\r\nk\r\n"));
+    assert_eq!(h.take_events().len(), 1);
+
+    h.server("-ERR 'Permissions Violation for Publish to \"admin.x\"'\r\n");
+    assert_eq!(
+        h.take_events(),
+        vec![Event::ServerError(ServerError::PublishDenied {
+            subject: "admin.x".into()
+        })]
+    );
+    let id = h
+        .conn
+        .request(h.now, "admin.y", None, b"", Duration::from_secs(5))
+        .unwrap();
+    h.server("-ERR 'Permissions Violation for Publish to \"admin.y\"'\r\n");
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Response { id: got, result: Err(RequestError::PermissionDenied { .. }) }] if *got == id),
+        "{events:?}"
+    );
+    assert!(h.conn.status().is_connected());
+    assert_eq!(h.closes, 0);
+}
+
+#[test]
+fn fatal_errors_reconnect() {
+    let mut h = connected();
+    h.server("-ERR 'Stale Connection'\r\n");
+    assert_eq!(h.closes, 1);
+    match h.conn.status() {
+        Status::Reconnecting {
+            last_error: Some(ConnectionError::Server(text)),
+            ..
+        } => assert_eq!(text, "Stale Connection"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn authorization_violation_during_handshake_is_named() {
+    let mut h = Harness::new(Harness::options().user_password("alice", "wrong"));
+    h.server(INFO);
+    h.server("-ERR 'Authorization Violation'\r\n");
+    match h.conn.status() {
+        Status::Reconnecting {
+            last_error: Some(e @ ConnectionError::AuthorizationViolation),
+            ..
+        } => {
+            assert!(e.to_string().contains("user and password"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn something_other_than_nats_is_named() {
+    let mut h = Harness::new(Harness::options());
+    h.server("HTTP/1.1 400 Bad Request\r\n");
+    match h.conn.status() {
+        Status::Reconnecting {
+            last_error: Some(ConnectionError::NotNats { url, .. }),
+            ..
+        } => {
+            assert_eq!(url, "ws://127.0.0.1:8080");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn garbage_after_the_handshake_reconnects_without_panicking() {
+    let mut h = connected();
+    h.server("MSG a 1 notanumber\r\n");
+    assert!(matches!(
+        h.conn.status(),
+        Status::Reconnecting {
+            last_error: Some(ConnectionError::Protocol(_)),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn flush_waits_for_pong_and_survives_a_reconnect() {
+    let mut h = connected();
+    let id = h.conn.flush().unwrap();
+    assert_eq!(h.take_sent(), "PING\r\n");
+    h.server("PONG\r\n");
+    assert_eq!(h.take_events(), vec![Event::Flushed { id, result: Ok(()) }]);
+
+    h.disconnect();
+    h.conn.publish("a", None, None, b"1").unwrap();
+    let id = h.conn.flush().unwrap();
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(
+        h.take_sent(),
+        "PUB a 1\r\n1\r\nPING\r\n",
+        "the flush PING follows the buffered publishes"
+    );
+    h.take_events();
+    h.server("PONG\r\n");
+    assert_eq!(h.take_events(), vec![Event::Flushed { id, result: Ok(()) }]);
+}
+
+#[test]
+fn close_fails_what_is_in_flight() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let req = h
+        .conn
+        .request(h.now, "svc", None, b"", Duration::from_secs(5))
+        .unwrap();
+    let flush = h.conn.flush().unwrap();
+    h.take_events();
+    h.conn.close();
+    let events = h.take_events();
+    assert!(events.contains(&Event::Response {
+        id: req,
+        result: Err(RequestError::Closed)
+    }));
+    assert!(events.contains(&Event::Flushed {
+        id: flush,
+        result: Err(ConnectionError::Closed)
+    }));
+    assert!(events.contains(&Event::SubscriptionClosed {
+        sid,
+        error: Some(SubscribeError::Closed)
+    }));
+    assert_eq!(h.conn.status(), &Status::Closed);
+    assert_eq!(
+        h.conn.publish("a", None, None, b""),
+        Err(PublishError::Closed)
+    );
+    assert_eq!(h.conn.poll_timeout(), None);
+}
+
+#[test]
+fn urls_are_checked() {
+    let now = Instant::now();
+    let err = Connection::new(Options::new("nats://127.0.0.1:4222"), now, 1).unwrap_err();
+    assert!(err.to_string().contains("ws://"), "{err}");
+    assert!(Connection::new(Options::new("http://x"), now, 1).is_err());
+    assert!(Connection::new(Options::with_servers(Vec::<String>::new()), now, 1).is_err());
+    let c = Connection::new(Options::new("127.0.0.1:8080"), now, 1).unwrap();
+    assert_eq!(c.servers().collect::<Vec<_>>(), ["ws://127.0.0.1:8080"]);
+}

@@ -1,0 +1,426 @@
+//! The client against a real nats-server over its WebSocket port.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{within, TestServer};
+use futures::StreamExt;
+use nats_ws::{
+    ClientEvent, ConnectionError, HeaderMap, Options, PublishError, ReconnectPolicy, RequestError,
+    ServerError, Status, SubscribeError,
+};
+
+/// Fast retries so restart tests take seconds, not minutes.
+fn quick_reconnect(url: String) -> Options {
+    Options::new(url).reconnect(ReconnectPolicy {
+        initial_delay: Duration::from_millis(100),
+        factor: 1.5,
+        max_delay: Duration::from_millis(500),
+        max_attempts: Some(100),
+        jitter: Duration::from_millis(20),
+    })
+}
+
+#[tokio::test]
+async fn publish_and_subscribe() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .expect("connect");
+    match client.status() {
+        Status::Connected {
+            server_name,
+            version,
+            ..
+        } => {
+            assert_eq!(server_name, "nats-ws-test");
+            assert!(!version.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut sub = client.subscribe("greet.*").unwrap();
+    client.flush().await.unwrap();
+    client.publish("greet.joe", "hello").unwrap();
+    client.publish("other", "not for us").unwrap();
+    client.publish("greet.ann", "hi").unwrap();
+    let a = within(5, "first message", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = within(5, "second message", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.subject.as_str(), &a.payload[..]),
+        ("greet.joe", &b"hello"[..])
+    );
+    assert_eq!(
+        (b.subject.as_str(), &b.payload[..]),
+        ("greet.ann", &b"hi"[..])
+    );
+}
+
+#[tokio::test]
+async fn queue_group_spreads_messages_without_duplicates() {
+    let server = TestServer::start();
+    let publisher = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let client = nats_ws::connect(Options::new(server.ws_url()))
+            .await
+            .unwrap();
+        let sub = client.queue_subscribe("jobs", "workers").unwrap();
+        client.flush().await.unwrap();
+        members.push((client, sub));
+    }
+    for i in 0..30 {
+        publisher.publish("jobs", format!("job-{i}")).unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let (clients, subs): (Vec<_>, Vec<_>) = members.into_iter().unzip();
+    let mut merged = futures::stream::select_all(
+        subs.into_iter()
+            .enumerate()
+            .map(|(i, sub)| sub.map(move |m| (i, m))),
+    );
+    let mut seen = HashSet::new();
+    let mut per_member = [0usize; 3];
+    for _ in 0..30 {
+        let (member, msg) = within(10, "30 queue messages", merged.next())
+            .await
+            .unwrap();
+        assert!(seen.insert(msg.unwrap().payload), "delivered twice");
+        per_member[member] += 1;
+    }
+    assert!(
+        per_member.iter().filter(|&&n| n > 0).count() > 1,
+        "one member got everything: {per_member:?}"
+    );
+    // Nothing more: once every member has flushed, any extra delivery would already be queued.
+    for client in &clients {
+        client.flush().await.unwrap();
+    }
+    assert!(
+        futures::poll!(merged.next()).is_pending(),
+        "more than 30 deliveries"
+    );
+}
+
+#[tokio::test]
+async fn request_reply_and_no_responders() {
+    let server = TestServer::start();
+    let responder = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let requester = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut requests = responder.subscribe("svc.echo").unwrap();
+    responder.flush().await.unwrap();
+    let serve = {
+        let responder = responder.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(req)) = requests.next().await {
+                let reply = req.reply.expect("request has a reply subject");
+                let mut body = b"echo: ".to_vec();
+                body.extend_from_slice(&req.payload);
+                responder.publish(&reply, body).unwrap();
+            }
+        })
+    };
+    for i in 0..20 {
+        let reply = within(5, "reply", requester.request("svc.echo", format!("{i}")))
+            .await
+            .unwrap();
+        assert_eq!(reply.payload, format!("echo: {i}"));
+    }
+    let err = within(5, "no responders", requester.request("nobody.home", "?"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::NoResponders {
+            subject: "nobody.home".into()
+        }
+    );
+    // A request whose responder never answers times out at its deadline.
+    let _silent = responder.subscribe("svc.silent").unwrap();
+    responder.flush().await.unwrap();
+    let err = requester
+        .request_with("svc.silent", None, b"", Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::TimedOut { .. }), "{err:?}");
+    serve.abort();
+}
+
+#[tokio::test]
+async fn headers_round_trip() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut sub = client.subscribe("h").unwrap();
+    client.flush().await.unwrap();
+    let mut headers = HeaderMap::new();
+    headers
+        .append("Nats-Msg-Id", "id-1")
+        .append("X-Multi", "a")
+        .append("X-Multi", "b")
+        .append("X-Text", "ünïcode value");
+    client
+        .publish_with_headers("h", &headers, [0u8, 1, 2, 255])
+        .unwrap();
+    let msg = within(5, "message with headers", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.headers.as_ref(), Some(&headers));
+    assert_eq!(&msg.payload[..], &[0u8, 1, 2, 255]);
+}
+
+#[tokio::test]
+async fn oversize_payload_is_refused_and_the_connection_stays_up() {
+    let server = TestServer::start_with("max_payload: 1024");
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    assert_eq!(client.max_payload(), 1024);
+    let mut sub = client.subscribe("big").unwrap();
+    let err = client.publish("big", vec![7u8; 2000]).unwrap_err();
+    assert_eq!(
+        err,
+        PublishError::MaxPayloadExceeded {
+            size: 2000,
+            max: 1024
+        }
+    );
+    client.publish("big", vec![7u8; 1024]).unwrap();
+    let msg = within(5, "max-size message", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload.len(), 1024);
+    assert!(client.status().is_connected());
+}
+
+const RESTRICTED: &str = r#"
+authorization {
+  users = [
+    { user: "alice", password: "alice-pw",
+      permissions: { publish: ["public.>", "svc.>"], subscribe: ["public.>", "_INBOX.>"] } }
+  ]
+}
+"#;
+
+#[tokio::test]
+async fn permission_violations_are_reported_and_the_connection_survives() {
+    let server = TestServer::start_with(RESTRICTED);
+    let client = nats_ws::connect(Options::new(server.ws_url()).user_password("alice", "alice-pw"))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut denied = client.subscribe("secret.>").unwrap();
+    let first = within(5, "subscription denial", denied.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Err(SubscribeError::PermissionDenied {
+            subject: "secret.>".into()
+        })
+    );
+    assert!(denied.next().await.is_none(), "a denied subscription ends");
+
+    client.publish("secret.plans", "x").unwrap();
+    let event = within(5, "publish denial", events.next()).await.unwrap();
+    assert_eq!(
+        event,
+        ClientEvent::ServerError(ServerError::PublishDenied {
+            subject: "secret.plans".into()
+        })
+    );
+
+    let mut allowed = client.subscribe("public.news").unwrap();
+    client.publish("public.news", "still here").unwrap();
+    let msg = within(5, "message after denials", allowed.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload, "still here");
+    assert!(client.status().is_connected());
+}
+
+#[tokio::test]
+async fn wrong_password_is_named() {
+    let server = TestServer::start_with(RESTRICTED);
+    let err = nats_ws::connect(Options::new(server.ws_url()).user_password("alice", "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ConnectionError::AuthorizationViolation);
+}
+
+#[tokio::test]
+async fn pointing_at_the_tcp_port_says_so() {
+    let server = TestServer::start();
+    let err = nats_ws::connect(Options::new(format!(
+        "ws://127.0.0.1:{}",
+        server.client_port
+    )))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConnectionError::Transport { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("looks like the NATS client (TCP) port"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_listening_says_so() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = nats_ws::connect(Options::new(format!("ws://127.0.0.1:{port}")))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("connection refused") && text.contains("nats.sh start"),
+        "{text}"
+    );
+}
+
+/// Waits for a status matching `pred`, bounded.
+async fn wait_status(
+    client: &nats_ws::Client,
+    what: &str,
+    pred: impl Fn(&Status) -> bool,
+) -> Status {
+    let mut statuses = client.status_stream();
+    within(20, what, async {
+        loop {
+            let s = statuses.next().await.expect("status stream ended");
+            if pred(&s) {
+                return s;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn server_restart_reconnects_resubscribes_and_delivers_buffered_publishes_once() {
+    let mut server = TestServer::start();
+    let client = nats_ws::connect(quick_reconnect(server.ws_url()))
+        .await
+        .unwrap();
+    let other = nats_ws::connect(quick_reconnect(server.ws_url()))
+        .await
+        .unwrap();
+    let mut own = client.subscribe("buffered").unwrap();
+    let mut live = client.subscribe("live").unwrap();
+    client.flush().await.unwrap();
+
+    server.stop();
+    let status = wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    let Status::Reconnecting {
+        attempt,
+        last_error,
+        ..
+    } = status
+    else {
+        unreachable!()
+    };
+    assert!(attempt >= 1);
+    assert!(last_error.is_some());
+    for i in 0..5 {
+        client.publish("buffered", format!("b{i}")).unwrap();
+    }
+    assert!(client.buffered() > 0);
+
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+    wait_status(&other, "other connected again", Status::is_connected).await;
+
+    // Buffered publishes arrive once each, in order; a sentinel after them proves none follow.
+    client.publish("buffered", "end").unwrap();
+    let mut got = Vec::new();
+    within(10, "buffered publishes", async {
+        while let Some(Ok(m)) = own.next().await {
+            let text = m.text().unwrap().to_owned();
+            if text == "end" {
+                break;
+            }
+            got.push(text);
+        }
+    })
+    .await;
+    assert_eq!(got, ["b0", "b1", "b2", "b3", "b4"]);
+
+    // Subscriptions work again, for messages from another connection too.
+    client.flush().await.unwrap();
+    other.publish("live", "after restart").unwrap();
+    let msg = within(10, "live message after restart", live.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload, "after restart");
+}
+
+#[tokio::test]
+async fn close_fails_in_flight_requests_and_ends_subscriptions() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let _responder = client.subscribe("svc.never").unwrap();
+    let mut sub = client.subscribe("x").unwrap();
+    client.flush().await.unwrap();
+    let request = {
+        let client = client.clone();
+        tokio::spawn(async move { client.request("svc.never", "?").await })
+    };
+    // The request is registered once its publish has reached the server.
+    client.flush().await.unwrap();
+    client.close();
+    assert_eq!(
+        within(5, "request failure", request).await.unwrap(),
+        Err(RequestError::Closed)
+    );
+    assert_eq!(sub.next().await, Some(Err(SubscribeError::Closed)));
+    assert_eq!(sub.next().await, None);
+    assert_eq!(client.publish("x", "y"), Err(PublishError::Closed));
+    assert_eq!(client.status(), Status::Closed);
+}
+
+#[tokio::test]
+async fn drain_delivers_what_was_sent_then_closes() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut sub = client.subscribe("d").unwrap();
+    client.flush().await.unwrap();
+    for i in 0..100 {
+        client.publish("d", format!("{i}")).unwrap();
+    }
+    // Wait for the first before draining so the burst is under way.
+    within(5, "first", sub.next()).await.unwrap().unwrap();
+    client.drain().await.unwrap();
+    assert_eq!(client.status(), Status::Closed);
+    let rest: Vec<_> = within(5, "end of stream", sub.collect::<Vec<_>>()).await;
+    assert!(rest.iter().all(Result::is_ok));
+}
