@@ -18,52 +18,25 @@ step() {
 
 # --- throwaway nats-server for the browser tests ---------------------------------------------
 
-# Prints three free TCP ports on 127.0.0.1.
-free_ports() {
-  python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
-
+# A throwaway nats-server under scripts/nats_test_control.py, which lets the browser tests stop and
+# start it over HTTP (they cannot manage processes themselves).
 start_test_server() {
-  local client_port ws_port http_port
-  read -r client_port ws_port http_port < <(free_ports)
   TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-test.XXXXXX")
-  cat >"$TEST_TMP/nats-server.conf" <<EOF
-server_name: nats-ws-test
-host: 127.0.0.1
-port: $client_port
-http: 127.0.0.1:$http_port
-websocket {
-  host: 127.0.0.1
-  port: $ws_port
-  no_tls: true
-}
-jetstream {
-  store_dir: "$TEST_TMP/store"
-}
-EOF
-  nats-server -c "$TEST_TMP/nats-server.conf" </dev/null >"$TEST_TMP/nats-server.log" 2>&1 &
+  python3 scripts/nats_test_control.py "$TEST_TMP" </dev/null >"$TEST_TMP/control.out" 2>&1 &
   TEST_NATS_PID=$!
-
-  local deadline=$((SECONDS + 20))
-  until curl -fsS --max-time 1 "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1; do
+  local deadline=$((SECONDS + 30)) line=""
+  until line=$(grep -m1 '^ready ' "$TEST_TMP/control.out" 2>/dev/null); do
     if ! kill -0 "$TEST_NATS_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-      echo "test nats-server did not start; last log lines:" >&2
+      echo "test nats-server did not start:" >&2
+      cat "$TEST_TMP/control.out" >&2 || true
       tail -n 20 "$TEST_TMP/nats-server.log" >&2 || true
       return 1
     fi
-    sleep 0.2
+    sleep 0.1
   done
-  export NATS_WS_TEST_URL="ws://127.0.0.1:$ws_port"
-  export NATS_TEST_MONITOR="http://127.0.0.1:$http_port"
-  echo "test nats-server (pid $TEST_NATS_PID): websocket $NATS_WS_TEST_URL, monitoring $NATS_TEST_MONITOR"
+  read -r _ NATS_WS_TEST_URL NATS_TEST_CONTROL <<<"$line"
+  export NATS_WS_TEST_URL NATS_TEST_CONTROL
+  echo "test nats-server: websocket $NATS_WS_TEST_URL, control $NATS_TEST_CONTROL"
 }
 
 stop_test_server() {
@@ -117,7 +90,7 @@ clippy_wasm() {
   step "clippy (wasm32, nats-ws)"
   # The browser tests read these at compile time; check them against placeholder values.
   NATS_WS_TEST_URL="${NATS_WS_TEST_URL:-ws://127.0.0.1:8080}" \
-    NATS_TEST_MONITOR="${NATS_TEST_MONITOR:-http://127.0.0.1:8222}" \
+    NATS_TEST_CONTROL="${NATS_TEST_CONTROL:-http://127.0.0.1:9}" \
     cargo clippy -p nats-ws --target wasm32-unknown-unknown --all-targets -- -D warnings
 }
 
@@ -129,7 +102,7 @@ test_native() {
 test_browser() {
   step "tests (wasm32 in headless Chromium, nats-ws)"
   start_test_server
-  # NATS_WS_TEST_URL / NATS_TEST_MONITOR are read by the tests at compile time (env!).
+  # NATS_WS_TEST_URL / NATS_TEST_CONTROL are read by the tests at compile time (env!).
   # webdriver.json holds the Chromium flags; WASM_BINDGEN_USE_BROWSER runs test binaries
   # without wasm_bindgen_test_configure!(run_in_browser) in the browser too (not in Node).
   # TMPDIR: chromedriver leaves a ~12 MB Chromium profile per session there; keep it in TEST_TMP.

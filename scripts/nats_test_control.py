@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""A throwaway nats-server for the browser tests, with a tiny HTTP control port.
+
+Browser tests cannot start or stop processes, so this script owns the server and lets them ask:
+GET /stop (returns once the process has exited), GET /start (returns once the ports accept
+connections), GET /status. Everything binds to 127.0.0.1; the control port answers with
+`Access-Control-Allow-Origin: *` because the test page is served from another local port.
+
+Prints one line `ready <ws_url> <control_url>` once the server is up, then serves until killed
+(SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>
+"""
+
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, deadline):
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    def __init__(self, work_dir):
+        self.work_dir = work_dir
+        self.client_port, self.ws_port, self.http_port = free_port(), free_port(), free_port()
+        self.config = os.path.join(work_dir, "nats-server.conf")
+        with open(self.config, "w") as f:
+            f.write(
+                f"server_name: nats-ws-browser-test\nhost: 127.0.0.1\nport: {self.client_port}\n"
+                f"http: 127.0.0.1:{self.http_port}\n"
+                f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n}}\n"
+                f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
+            )
+        self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def start(self):
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return True
+            log = open(os.path.join(self.work_dir, "nats-server.log"), "a")
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", self.config], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+            deadline = time.monotonic() + 20
+            return all(wait_for_port(p, self.proc, deadline) for p in (self.client_port, self.ws_port))
+
+    def stop(self):
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+def main():
+    work_dir = sys.argv[1]
+    server = Server(work_dir)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/stop":
+                server.stop()
+                ok = True
+            elif self.path == "/start":
+                ok = server.start()
+            elif self.path == "/status":
+                ok = True
+            else:
+                self.send_error(404)
+                return
+            body = ("running" if server.running() else "stopped").encode()
+            self.send_response(200 if ok else 500)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def shutdown(*_):
+        server.stop()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    if not server.start():
+        server.stop()
+        sys.exit("nats-server did not start; see nats-server.log in " + work_dir)
+    print(f"ready ws://127.0.0.1:{server.ws_port} http://127.0.0.1:{httpd.server_address[1]}", flush=True)
+    try:
+        httpd.serve_forever()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
