@@ -40,8 +40,9 @@ async fn within<T>(ms: u32, what: &str, fut: impl Future<Output = T>) -> T {
 
 /// Asks the test harness to stop or start the server; returns once it has.
 async fn control(action: &str) {
-    let base = option_env!("NATS_TEST_CONTROL")
-        .expect("NATS_TEST_CONTROL: run the browser tests through ./test.sh");
+    let Some(base) = option_env!("NATS_TEST_CONTROL") else {
+        panic!("NATS_TEST_CONTROL is not set: run the browser tests through ./test.sh");
+    };
     let window = web_sys::window().unwrap();
     let promise = window.fetch_with_str(&format!("{base}/{action}"));
     let response = wasm_bindgen_futures::JsFuture::from(promise)
