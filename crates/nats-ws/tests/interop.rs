@@ -15,6 +15,9 @@
 
 mod common;
 
+/// Headers to send, as ordered name/value pairs; `None` for a message without headers.
+type HeaderList<'a> = Option<&'a [(&'a str, &'a str)]>;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -342,7 +345,7 @@ async fn py_publishes_headers_and_payloads_rust_receives_them_exactly() {
     let one = [("X-Only", "1")];
     let with_reply = [("X-Kind", "with reply")];
     // (headers, payload, reply)
-    let sent: Vec<(Option<&[(&str, &str)]>, Vec<u8>, Option<&str>)> = vec![
+    let sent: Vec<(HeaderList<'_>, Vec<u8>, Option<&str>)> = vec![
         (Some(PY_HEADERS), binary.clone(), None),
         (None, "plain ü".as_bytes().to_vec(), None),
         (Some(&one), Vec::new(), None),
@@ -606,7 +609,7 @@ async fn py_requests_rust_responds_with_headers() {
         ("X-Colon", "a:b: c"),
     ];
     let binary = binary_payload(3);
-    let requests: Vec<(Option<&[(&str, &str)]>, Vec<u8>)> = vec![
+    let requests: Vec<(HeaderList<'_>, Vec<u8>)> = vec![
         (Some(req_headers), binary.clone()),
         (None, b"plain request".to_vec()),
         (Some(&[("X-Seq", "2")]), Vec::new()),

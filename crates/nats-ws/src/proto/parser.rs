@@ -229,7 +229,7 @@ impl Parser {
         } else {
             (None, [a2, a3])
         };
-        let sid = parse_size(&sid).ok_or_else(|| bad("sid is not a number"))? as u64;
+        let sid = parse_number(&sid).ok_or_else(|| bad("sid is not a number"))?;
         let (header_len, total_len) = if with_headers {
             let h = parse_size(&sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
             let t = parse_size(&sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
@@ -266,13 +266,20 @@ fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-fn parse_size(digits: &[u8]) -> Option<usize> {
+/// A decimal number of at most [`MAX_SIZE_DIGITS`] digits. Computed in `u64`, which holds 15 digits on
+/// every target: in a 32-bit `usize` (wasm32) they would overflow.
+fn parse_number(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > MAX_SIZE_DIGITS {
         return None;
     }
-    digits.iter().try_fold(0usize, |acc, &d| {
-        d.is_ascii_digit().then(|| acc * 10 + usize::from(d - b'0'))
+    digits.iter().try_fold(0u64, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
     })
+}
+
+/// A size; one that does not fit in `usize` saturates, to be refused as larger than any message.
+fn parse_size(digits: &[u8]) -> Option<usize> {
+    parse_number(digits).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A short, printable excerpt of bad input for an error message.
