@@ -385,6 +385,11 @@ impl Client {
     pub fn buffered(&self) -> usize {
         self.shared().lock().conn.buffered()
     }
+
+    /// A fresh, unique inbox subject (`_INBOX.<random>`).
+    pub fn new_inbox(&self) -> String {
+        self.shared().lock().conn.new_inbox()
+    }
 }
 
 /// Forgets a request whose future was dropped before its reply came.

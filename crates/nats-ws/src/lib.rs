@@ -22,9 +22,12 @@ mod client;
 pub mod driver;
 mod error;
 mod header;
+pub mod jetstream;
+pub mod kv;
 mod message;
 mod options;
 pub mod proto;
+mod rt;
 mod subject;
 
 pub use client::{Client, ClientEvent, Subscriber};

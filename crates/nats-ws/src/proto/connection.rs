@@ -469,6 +469,12 @@ impl Connection {
         self.servers.iter().map(|s| s.url.as_str())
     }
 
+    /// A fresh, unique subject under the inbox prefix, for replies that need their own subscription.
+    pub fn new_inbox(&mut self) -> String {
+        let token: String = (0..22).map(|_| self.rng.alphanumeric()).collect();
+        format!("{}.{token}", self.options.inbox_prefix)
+    }
+
     /// Bytes of publishes waiting for the connection to come back.
     pub fn buffered(&self) -> usize {
         self.pending.len()

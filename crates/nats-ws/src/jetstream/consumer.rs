@@ -1,0 +1,547 @@
+//! Consumers: management, pull `fetch`, acknowledgements, message metadata, and the ordered push
+//! consumer that KV watchers stand on.
+
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+use serde::Serialize;
+use web_time::Instant;
+
+use super::types::{AckPolicy, ConsumerConfig, ConsumerInfo, ConsumerListPage, DeliverPolicy};
+use super::{validate_name, JetStream, JetStreamError};
+use crate::client::{Client, Subscriber};
+use crate::error::PublishError;
+use crate::header::status;
+use crate::message::Message;
+use crate::proto::Status;
+
+#[derive(Serialize)]
+struct CreateConsumerRequest<'a> {
+    stream_name: &'a str,
+    config: &'a ConsumerConfig,
+}
+
+/// Options of [`JetStream::fetch`].
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// At most this many messages. Default 1.
+    pub batch: usize,
+    /// Wait at most this long for them. Default 5 s.
+    pub expires: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            batch: 1,
+            expires: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where a JetStream message came from, parsed from its `$JS.ACK…` reply subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub domain: Option<String>,
+    pub stream: String,
+    pub consumer: String,
+    /// How many times this message has been delivered (1 = first time).
+    pub delivered: u64,
+    pub stream_sequence: u64,
+    pub consumer_sequence: u64,
+    /// Nanoseconds since the Unix epoch when the message was stored.
+    pub timestamp_ns: u64,
+    /// Messages left for this consumer after this one.
+    pub pending: u64,
+}
+
+impl MessageInfo {
+    /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` and the newer
+    /// `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]`.
+    pub fn parse(reply: &str) -> Option<MessageInfo> {
+        let tokens: Vec<&str> = reply.split('.').collect();
+        if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+            return None;
+        }
+        let (domain, rest) = match tokens.len() {
+            9 => (None, &tokens[2..]),
+            11 | 12 => {
+                let domain = (tokens[2] != "_").then(|| tokens[2].to_owned());
+                (domain, &tokens[4..11])
+            }
+            _ => return None,
+        };
+        let n = |i: usize| rest[i].parse::<u64>().ok();
+        Some(MessageInfo {
+            domain,
+            stream: rest[0].to_owned(),
+            consumer: rest[1].to_owned(),
+            delivered: n(2)?,
+            stream_sequence: n(3)?,
+            consumer_sequence: n(4)?,
+            timestamp_ns: n(5)?,
+            pending: n(6)?,
+        })
+    }
+}
+
+/// A message delivered by a consumer, with its acknowledgement handles.
+#[derive(Debug, Clone)]
+pub struct JsMessage {
+    pub message: Message,
+    client: Client,
+}
+
+impl JsMessage {
+    /// Stream, consumer, sequences and pending count; `None` if the reply subject is not `$JS.ACK…`.
+    pub fn info(&self) -> Option<MessageInfo> {
+        MessageInfo::parse(self.message.reply.as_deref()?)
+    }
+
+    fn respond(&self, body: &[u8]) -> Result<(), PublishError> {
+        match self.message.reply.as_deref() {
+            Some(reply) => self.client.publish(reply, body),
+            None => Ok(()),
+        }
+    }
+
+    /// Processed: do not deliver again.
+    pub fn ack(&self) -> Result<(), PublishError> {
+        self.respond(b"+ACK")
+    }
+
+    /// Not processed: deliver again now.
+    pub fn nak(&self) -> Result<(), PublishError> {
+        self.respond(b"-NAK")
+    }
+
+    /// Not processed: deliver again after `delay`.
+    pub fn nak_with_delay(&self, delay: Duration) -> Result<(), PublishError> {
+        self.respond(format!("-NAK {{\"delay\":{}}}", delay.as_nanos()).as_bytes())
+    }
+
+    /// Still working on it: restart the ack wait.
+    pub fn in_progress(&self) -> Result<(), PublishError> {
+        self.respond(b"+WPI")
+    }
+
+    /// Never deliver again, not even if unacknowledged.
+    pub fn term(&self) -> Result<(), PublishError> {
+        self.respond(b"+TERM")
+    }
+}
+
+impl JetStream {
+    /// Creates (or, with the same name, updates) a consumer. A `durable_name` makes it durable.
+    pub async fn create_consumer(
+        &self,
+        stream: &str,
+        config: &ConsumerConfig,
+    ) -> Result<ConsumerInfo, JetStreamError> {
+        validate_name("stream name", stream)?;
+        let suffix = match (&config.durable_name, &config.name) {
+            (Some(durable), _) => {
+                validate_name("consumer name", durable)?;
+                format!("CONSUMER.DURABLE.CREATE.{stream}.{durable}")
+            }
+            (None, Some(name)) => {
+                validate_name("consumer name", name)?;
+                format!("CONSUMER.CREATE.{stream}.{name}")
+            }
+            (None, None) => format!("CONSUMER.CREATE.{stream}"),
+        };
+        self.api_json(
+            &suffix,
+            &CreateConsumerRequest {
+                stream_name: stream,
+                config,
+            },
+        )
+        .await
+    }
+
+    /// Changes a consumer's configuration (the fields the server lets change).
+    pub async fn update_consumer(
+        &self,
+        stream: &str,
+        config: &ConsumerConfig,
+    ) -> Result<ConsumerInfo, JetStreamError> {
+        self.create_consumer(stream, config).await
+    }
+
+    pub async fn consumer_info(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<ConsumerInfo, JetStreamError> {
+        validate_name("stream name", stream)?;
+        validate_name("consumer name", consumer)?;
+        self.api(&format!("CONSUMER.INFO.{stream}.{consumer}"), b"")
+            .await
+    }
+
+    /// Every consumer of a stream, all pages.
+    pub async fn consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, JetStreamError> {
+        validate_name("stream name", stream)?;
+        let mut all = Vec::new();
+        loop {
+            let body = serde_json::json!({ "offset": all.len() });
+            let page: ConsumerListPage = self
+                .api_json(&format!("CONSUMER.LIST.{stream}"), &body)
+                .await?;
+            let got = page.consumers.unwrap_or_default();
+            let done = got.is_empty() || all.len() + got.len() >= page.total;
+            all.extend(got);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    pub async fn delete_consumer(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<(), JetStreamError> {
+        validate_name("stream name", stream)?;
+        validate_name("consumer name", consumer)?;
+        let _: super::types::SuccessResponse = self
+            .api(&format!("CONSUMER.DELETE.{stream}.{consumer}"), b"")
+            .await?;
+        Ok(())
+    }
+
+    /// Pulls up to `batch` messages from a pull consumer, waiting at most `expires` for them.
+    /// Returns fewer (possibly none) when the consumer has no more within that time.
+    pub async fn fetch(
+        &self,
+        stream: &str,
+        consumer: &str,
+        options: FetchOptions,
+    ) -> Result<Vec<JsMessage>, JetStreamError> {
+        validate_name("stream name", stream)?;
+        validate_name("consumer name", consumer)?;
+        let client = self.client();
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(&inbox)?;
+        let body = serde_json::json!({
+            "batch": options.batch,
+            "expires": u64::try_from(options.expires.as_nanos()).unwrap_or(u64::MAX),
+        });
+        let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
+        client.publish_message(&subject, Some(&inbox), None, body.to_string().as_bytes())?;
+        let mut messages = Vec::with_capacity(options.batch);
+        // The server ends the request itself (408) at `expires`; the local deadline is a safety net.
+        let deadline = crate::rt::sleep(options.expires + self.timeout()).fuse();
+        futures::pin_mut!(deadline);
+        while messages.len() < options.batch {
+            let next = futures::select! {
+                m = sub.next().fuse() => m,
+                _ = deadline => break,
+            };
+            let Some(message) = next else { break };
+            let message = message?;
+            match message.status() {
+                None => messages.push(JsMessage {
+                    message,
+                    client: client.clone(),
+                }),
+                // Heartbeats and the like: keep waiting.
+                Some(status::CONTROL) => {}
+                // 404 no messages, 408 request expired, 409 e.g. max waiting exceeded: the pull is over.
+                Some(status::NOT_FOUND | status::TIMEOUT) => break,
+                Some(code) => {
+                    if messages.is_empty() && code >= 400 {
+                        let description = message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.description())
+                            .unwrap_or_default()
+                            .to_owned();
+                        return Err(JetStreamError::Api {
+                            code,
+                            err_code: 0,
+                            description,
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// An ordered push consumer on `stream`: every message once, in stream order, across reconnects
+    /// and server restarts (the consumer is recreated from the last sequence seen + 1).
+    pub fn ordered(
+        &self,
+        stream: &str,
+        options: OrderedOptions,
+    ) -> impl Stream<Item = Result<JsMessage, JetStreamError>> + Unpin {
+        let ordered = Ordered::new(self.clone(), stream, options);
+        Box::pin(futures::stream::unfold(ordered, |mut o| async move {
+            loop {
+                match o.next_event().await? {
+                    Ok(OrderedEvent::Message(m)) => return Some((Ok(m), o)),
+                    Ok(OrderedEvent::Created { .. }) => {}
+                    Err(e) => return Some((Err(e), o)),
+                }
+            }
+        }))
+    }
+}
+
+/// Options of an ordered consumer.
+#[derive(Debug, Clone)]
+pub struct OrderedOptions {
+    pub filter_subject: Option<String>,
+    pub deliver_policy: DeliverPolicy,
+    /// With `DeliverPolicy::ByStartSequence`.
+    pub start_sequence: Option<u64>,
+    /// Deliver headers only (with `Nats-Msg-Size`), no payloads.
+    pub headers_only: bool,
+    /// The server sends a heartbeat this often when idle; three missed ones recreate the consumer.
+    /// Default 5 s.
+    pub idle_heartbeat: Duration,
+}
+
+impl Default for OrderedOptions {
+    fn default() -> Self {
+        OrderedOptions {
+            filter_subject: None,
+            deliver_policy: DeliverPolicy::All,
+            start_sequence: None,
+            headers_only: false,
+            idle_heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) enum OrderedEvent {
+    /// A (re)created consumer; `num_pending` messages match it at creation.
+    Created {
+        num_pending: u64,
+    },
+    Message(JsMessage),
+}
+
+/// The ordered consumer's state machine, driven by `next_event`.
+pub struct Ordered {
+    js: JetStream,
+    stream: String,
+    options: OrderedOptions,
+    sub: Option<Subscriber>,
+    statuses: std::pin::Pin<Box<dyn Stream<Item = Status> + Send>>,
+    disconnected: bool,
+    last_stream_seq: u64,
+    last_consumer_seq: u64,
+    last_activity: Instant,
+    retry_pause: Duration,
+}
+
+impl std::fmt::Debug for Ordered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ordered")
+            .field("stream", &self.stream)
+            .field("last_stream_seq", &self.last_stream_seq)
+            .finish()
+    }
+}
+
+impl Ordered {
+    pub(crate) fn new(js: JetStream, stream: &str, options: OrderedOptions) -> Self {
+        let statuses = Box::pin(js.client().status_stream());
+        Ordered {
+            js,
+            stream: stream.to_owned(),
+            options,
+            sub: None,
+            statuses,
+            disconnected: false,
+            last_stream_seq: 0,
+            last_consumer_seq: 0,
+            last_activity: Instant::now(),
+            retry_pause: Duration::from_millis(100),
+        }
+    }
+
+    /// The stream sequence of the last message delivered.
+    pub fn last_stream_sequence(&self) -> u64 {
+        self.last_stream_seq
+    }
+
+    fn config(&self, inbox: String) -> ConsumerConfig {
+        let (deliver_policy, opt_start_seq) = if self.last_stream_seq > 0 {
+            (
+                DeliverPolicy::ByStartSequence,
+                Some(self.last_stream_seq + 1),
+            )
+        } else {
+            (self.options.deliver_policy, self.options.start_sequence)
+        };
+        ConsumerConfig {
+            deliver_subject: Some(inbox),
+            deliver_policy,
+            opt_start_seq,
+            ack_policy: AckPolicy::None,
+            max_deliver: 1,
+            flow_control: true,
+            idle_heartbeat: self.options.idle_heartbeat,
+            filter_subject: self.options.filter_subject.clone(),
+            headers_only: self.options.headers_only,
+            mem_storage: true,
+            inactive_threshold: Duration::from_secs(300),
+            num_replicas: Some(1),
+            ..Default::default()
+        }
+    }
+
+    async fn create(&mut self) -> Result<u64, JetStreamError> {
+        self.sub = None;
+        let client = self.js.client().clone();
+        let inbox = client.new_inbox();
+        let sub = client.subscribe(&inbox)?;
+        let info = self
+            .js
+            .create_consumer(&self.stream, &self.config(inbox))
+            .await?;
+        self.sub = Some(sub);
+        self.last_consumer_seq = 0;
+        self.last_activity = Instant::now();
+        Ok(info.num_pending)
+    }
+
+    /// The next message or consumer (re)creation; `None` once the client is closed.
+    pub(crate) async fn next_event(&mut self) -> Option<Result<OrderedEvent, JetStreamError>> {
+        loop {
+            if self.sub.is_none() {
+                if matches!(self.js.client().status(), Status::Closed) {
+                    return None;
+                }
+                match self.create().await {
+                    Ok(num_pending) => {
+                        self.retry_pause = Duration::from_millis(100);
+                        return Some(Ok(OrderedEvent::Created { num_pending }));
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.js.wait_for_connection(self.retry_pause).await;
+                        self.retry_pause = (self.retry_pause * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let idle_limit = self.options.idle_heartbeat * 3;
+            let quiet_for = self.last_activity.elapsed();
+            let sub = self.sub.as_mut().expect("created above");
+            let woke = futures::select! {
+                m = sub.next().fuse() => Wake::Message(m),
+                s = self.statuses.next().fuse() => Wake::Status(s),
+                _ = crate::rt::sleep(idle_limit.saturating_sub(quiet_for)).fuse() => Wake::Idle,
+            };
+            match woke {
+                Wake::Message(None) => self.sub = None,
+                Wake::Message(Some(Err(e))) => return Some(Err(e.into())),
+                Wake::Message(Some(Ok(message))) => {
+                    self.last_activity = Instant::now();
+                    if message.status() == Some(status::CONTROL) {
+                        self.answer_control(&message);
+                        continue;
+                    }
+                    let Some(info) = message.reply.as_deref().and_then(MessageInfo::parse) else {
+                        continue;
+                    };
+                    if info.consumer_sequence != self.last_consumer_seq + 1 {
+                        // A gap: something was lost; start again after the last message delivered.
+                        self.sub = None;
+                        continue;
+                    }
+                    self.last_consumer_seq = info.consumer_sequence;
+                    self.last_stream_seq = info.stream_sequence;
+                    let client = self.js.client().clone();
+                    return Some(Ok(OrderedEvent::Message(JsMessage { message, client })));
+                }
+                Wake::Status(None) | Wake::Status(Some(Status::Closed)) => return None,
+                Wake::Status(Some(s)) if s.is_connected() => {
+                    if std::mem::take(&mut self.disconnected) {
+                        // The server may have restarted and lost the consumer: recreate it.
+                        self.sub = None;
+                    }
+                }
+                Wake::Status(Some(_)) => self.disconnected = true,
+                Wake::Idle => {
+                    if self.last_activity.elapsed() >= idle_limit
+                        && self.js.client().status().is_connected()
+                    {
+                        self.sub = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flow control requests want an empty reply; a stalled consumer names where to send one.
+    fn answer_control(&self, message: &Message) {
+        let client = self.js.client();
+        if let Some(reply) = message.reply.as_deref() {
+            let _ = client.publish(reply, b"");
+        } else if let Some(stalled) = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Consumer-Stalled"))
+        {
+            let _ = client.publish(stalled, b"");
+        }
+    }
+}
+
+enum Wake {
+    Message(Option<Result<Message, crate::error::SubscribeError>>),
+    Status(Option<Status>),
+    Idle,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_old_format() {
+        let i =
+            MessageInfo::parse("$JS.ACK.ORDERS.worker.2.1042.17.1700000000000000000.5").unwrap();
+        assert_eq!(i.stream, "ORDERS");
+        assert_eq!(i.consumer, "worker");
+        assert_eq!(
+            (
+                i.delivered,
+                i.stream_sequence,
+                i.consumer_sequence,
+                i.pending
+            ),
+            (2, 1042, 17, 5)
+        );
+        assert_eq!(i.timestamp_ns, 1_700_000_000_000_000_000);
+        assert_eq!(i.domain, None);
+    }
+
+    #[test]
+    fn metadata_new_format() {
+        let i = MessageInfo::parse("$JS.ACK.hub.ACCHASH.KV_cfg.c1.1.7.3.1700000000000000000.0.XyZ")
+            .unwrap();
+        assert_eq!(i.domain.as_deref(), Some("hub"));
+        assert_eq!((i.stream.as_str(), i.consumer.as_str()), ("KV_cfg", "c1"));
+        assert_eq!(
+            (i.stream_sequence, i.consumer_sequence, i.pending),
+            (7, 3, 0)
+        );
+        let i = MessageInfo::parse("$JS.ACK._.ACCHASH.S.C.1.2.3.4.5").unwrap();
+        assert_eq!(i.domain, None);
+    }
+
+    #[test]
+    fn metadata_rejects_other_subjects() {
+        assert!(MessageInfo::parse("_INBOX.abc.1").is_none());
+        assert!(MessageInfo::parse("$JS.ACK.S.C.x.1.2.3.4").is_none());
+        assert!(MessageInfo::parse("$JS.ACK.S.C.1.2.3").is_none());
+    }
+}

@@ -1,0 +1,650 @@
+//! JetStream: streams, consumers and acknowledged publishing, over the JSON API at `$JS.API.…`.
+//!
+//! Everything here is plain request/reply on top of [`Client`]; nothing new on the wire. Failures
+//! the server reports keep its `err_code` and description ([`JetStreamError::Api`]).
+
+mod consumer;
+mod types;
+
+/// For the KV layer, which drives ordered consumers itself.
+pub(crate) mod consumer_internal {
+    pub(crate) use super::consumer::OrderedEvent;
+}
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+use web_time::Instant;
+
+pub use consumer::{FetchOptions, JsMessage, MessageInfo, Ordered, OrderedOptions};
+pub use types::*;
+
+use crate::client::Client;
+use crate::error::{PublishError, RequestError, SubscribeError};
+use crate::header::{status, HeaderMap};
+use crate::message::Message;
+use crate::proto::Status;
+
+/// JetStream error codes (`err_code`) the client acts on.
+pub mod err_codes {
+    pub const CONSUMER_NOT_FOUND: u16 = 10014;
+    pub const NO_MESSAGE_FOUND: u16 = 10037;
+    pub const STREAM_NAME_IN_USE: u16 = 10058;
+    pub const STREAM_NOT_FOUND: u16 = 10059;
+    pub const WRONG_LAST_MSG_ID: u16 = 10070;
+    pub const WRONG_LAST_SEQUENCE: u16 = 10071;
+}
+
+/// Why a JetStream call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JetStreamError {
+    /// The server refused the call; `err_code` says why (see [`err_codes`]).
+    #[error("{description} (jetstream err_code {err_code}, status {code})")]
+    Api {
+        code: u16,
+        err_code: u16,
+        description: String,
+    },
+    #[error("no jetstream answered on {subject}: enable it in nats-server.conf (`jetstream {{ … }}`), or wait for the server to finish starting")]
+    NotEnabled { subject: String },
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("unexpected answer from the jetstream api: {0}")]
+    BadResponse(String),
+    #[error("gave up after {0:?} without an acknowledgement from jetstream")]
+    DeadlineExceeded(Duration),
+}
+
+impl JetStreamError {
+    /// The server's `err_code`, for API errors.
+    pub fn err_code(&self) -> Option<u16> {
+        match self {
+            JetStreamError::Api { err_code, .. } => Some(*err_code),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again after a moment (server restarting, connection down).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            JetStreamError::NotEnabled { .. } => true,
+            JetStreamError::Request(
+                RequestError::TimedOut { .. } | RequestError::NoResponders { .. },
+            ) => true,
+            JetStreamError::Request(RequestError::Publish(PublishError::BufferFull { .. })) => true,
+            // "JetStream system temporarily unavailable", leadership changes.
+            JetStreamError::Api { code: 503, .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<PublishError> for JetStreamError {
+    fn from(e: PublishError) -> Self {
+        JetStreamError::Request(RequestError::Publish(e))
+    }
+}
+
+/// A message as stored in a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub subject: String,
+    pub sequence: u64,
+    pub headers: Option<HeaderMap>,
+    pub payload: Bytes,
+    /// RFC 3339 time the message was stored.
+    pub time: String,
+}
+
+/// Options of an acknowledged publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// `Nats-Msg-Id`: the stream drops a repeat within its duplicate window. When unset, a random id
+    /// is used so that retries after a disconnect cannot store the message twice.
+    pub msg_id: Option<String>,
+    pub expected_stream: Option<String>,
+    pub expected_last_sequence: Option<u64>,
+    pub expected_last_subject_sequence: Option<u64>,
+    pub expected_last_msg_id: Option<String>,
+    /// How long to keep retrying while the server is unreachable. Default: the context's
+    /// `publish_deadline` (30 s).
+    pub deadline: Option<Duration>,
+}
+
+impl PublishOptions {
+    pub fn msg_id(mut self, id: impl Into<String>) -> Self {
+        self.msg_id = Some(id.into());
+        self
+    }
+
+    pub fn expected_last_subject_sequence(mut self, seq: u64) -> Self {
+        self.expected_last_subject_sequence = Some(seq);
+        self
+    }
+
+    pub fn expected_last_sequence(mut self, seq: u64) -> Self {
+        self.expected_last_sequence = Some(seq);
+        self
+    }
+
+    pub fn expected_stream(mut self, stream: impl Into<String>) -> Self {
+        self.expected_stream = Some(stream.into());
+        self
+    }
+
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+/// A handle on JetStream through a [`Client`]. Cheap to clone.
+#[derive(Clone)]
+pub struct JetStream {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    publish_deadline: Duration,
+    /// Whether each stream allows direct get, learned once per stream.
+    direct: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Client {
+    /// JetStream through this connection, with the default API prefix `$JS.API`.
+    pub fn jetstream(&self) -> JetStream {
+        JetStream {
+            client: self.clone(),
+            prefix: "$JS.API".to_owned(),
+            timeout: Duration::from_secs(5),
+            publish_deadline: Duration::from_secs(30),
+            direct: Arc::default(),
+        }
+    }
+}
+
+/// Stream and consumer names: no whitespace, `.`, `*`, `>`, or path separators.
+pub(crate) fn validate_name(what: &'static str, name: &str) -> Result<(), JetStreamError> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+    {
+        Some("names cannot contain whitespace, '.', '*', '>', '/' or '\\'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(JetStreamError::InvalidName {
+            what,
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn parse_response<T: DeserializeOwned>(payload: &[u8]) -> Result<T, JetStreamError> {
+    if let Ok(types::ApiErrorResponse { error: Some(e) }) = serde_json::from_slice(payload) {
+        return Err(JetStreamError::Api {
+            code: e.code,
+            err_code: e.err_code,
+            description: e.description,
+        });
+    }
+    serde_json::from_slice(payload).map_err(|e| JetStreamError::BadResponse(e.to_string()))
+}
+
+impl JetStream {
+    /// A context with another API prefix (JetStream domains: `$JS.<domain>.API`).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Timeout of each API call. Default 5 s.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long an acknowledged publish keeps retrying while the server is unreachable. Default 30 s.
+    pub fn with_publish_deadline(mut self, deadline: Duration) -> Self {
+        self.publish_deadline = deadline;
+        self
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn api_subject(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.prefix)
+    }
+
+    /// One API call: request on `<prefix>.<suffix>`, typed JSON answer.
+    pub(crate) async fn api<T: DeserializeOwned>(
+        &self,
+        suffix: &str,
+        body: &[u8],
+    ) -> Result<T, JetStreamError> {
+        let subject = self.api_subject(suffix);
+        let reply = self
+            .client
+            .request_with(&subject, None, body, self.timeout)
+            .await
+            .map_err(|e| match e {
+                RequestError::NoResponders { subject } => JetStreamError::NotEnabled { subject },
+                e => JetStreamError::Request(e),
+            })?;
+        parse_response(&reply.payload)
+    }
+
+    pub(crate) async fn api_json<T: DeserializeOwned>(
+        &self,
+        suffix: &str,
+        body: &impl Serialize,
+    ) -> Result<T, JetStreamError> {
+        let body =
+            serde_json::to_vec(body).map_err(|e| JetStreamError::BadResponse(e.to_string()))?;
+        self.api(suffix, &body).await
+    }
+
+    // ---- account and streams -----------------------------------------------------------------
+
+    pub async fn account_info(&self) -> Result<AccountInfo, JetStreamError> {
+        self.api("INFO", b"").await
+    }
+
+    /// Creates a stream; succeeds unchanged if an identical one exists, fails with err_code
+    /// [`err_codes::STREAM_NAME_IN_USE`] if one with another configuration does.
+    pub async fn create_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
+        validate_name("stream name", &config.name)?;
+        let info: StreamInfo = self
+            .api_json(&format!("STREAM.CREATE.{}", config.name), config)
+            .await?;
+        self.remember_direct(&info);
+        Ok(info)
+    }
+
+    pub async fn update_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
+        validate_name("stream name", &config.name)?;
+        let info: StreamInfo = self
+            .api_json(&format!("STREAM.UPDATE.{}", config.name), config)
+            .await?;
+        self.remember_direct(&info);
+        Ok(info)
+    }
+
+    pub async fn stream_info(&self, name: &str) -> Result<StreamInfo, JetStreamError> {
+        validate_name("stream name", name)?;
+        let info: StreamInfo = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
+        self.remember_direct(&info);
+        Ok(info)
+    }
+
+    pub async fn delete_stream(&self, name: &str) -> Result<(), JetStreamError> {
+        validate_name("stream name", name)?;
+        let _: types::SuccessResponse = self.api(&format!("STREAM.DELETE.{name}"), b"").await?;
+        self.direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(())
+    }
+
+    /// Removes every message; returns how many.
+    pub async fn purge_stream(&self, name: &str) -> Result<u64, JetStreamError> {
+        validate_name("stream name", name)?;
+        let r: types::PurgeResponse = self.api(&format!("STREAM.PURGE.{name}"), b"").await?;
+        Ok(r.purged)
+    }
+
+    /// Removes the messages of one subject (wildcards allowed); returns how many.
+    pub async fn purge_subject(&self, name: &str, subject: &str) -> Result<u64, JetStreamError> {
+        validate_name("stream name", name)?;
+        let body = serde_json::json!({ "filter": subject });
+        let r: types::PurgeResponse = self
+            .api_json(&format!("STREAM.PURGE.{name}"), &body)
+            .await?;
+        Ok(r.purged)
+    }
+
+    /// Every stream name, all pages.
+    pub async fn stream_names(&self) -> Result<Vec<String>, JetStreamError> {
+        let mut names = Vec::new();
+        loop {
+            let body = serde_json::json!({ "offset": names.len() });
+            let page: types::StreamNamesPage = self.api_json("STREAM.NAMES", &body).await?;
+            let got = page.streams.unwrap_or_default();
+            let done = got.is_empty() || names.len() + got.len() >= page.total;
+            names.extend(got);
+            if done {
+                return Ok(names);
+            }
+        }
+    }
+
+    /// Every stream's info, all pages.
+    pub async fn streams(&self) -> Result<Vec<StreamInfo>, JetStreamError> {
+        let mut streams = Vec::new();
+        loop {
+            let body = serde_json::json!({ "offset": streams.len() });
+            let page: types::StreamListPage = self.api_json("STREAM.LIST", &body).await?;
+            let got = page.streams.unwrap_or_default();
+            let done = got.is_empty() || streams.len() + got.len() >= page.total;
+            streams.extend(got);
+            if done {
+                return Ok(streams);
+            }
+        }
+    }
+
+    fn remember_direct(&self, info: &StreamInfo) {
+        self.direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(info.config.name.clone(), info.config.allow_direct);
+    }
+
+    async fn allows_direct(&self, stream: &str) -> Result<bool, JetStreamError> {
+        if let Some(&direct) = self
+            .direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stream)
+        {
+            return Ok(direct);
+        }
+        Ok(self.stream_info(stream).await?.config.allow_direct)
+    }
+
+    /// The message at `sequence`; `None` if there is none.
+    pub async fn get_message(
+        &self,
+        stream: &str,
+        sequence: u64,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        self.get(stream, serde_json::json!({ "seq": sequence }), None)
+            .await
+    }
+
+    /// The last message on `subject`; `None` if there is none.
+    pub async fn get_last_message(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        self.get(
+            stream,
+            serde_json::json!({ "last_by_subj": subject }),
+            Some(subject),
+        )
+        .await
+    }
+
+    /// Direct get when the stream allows it (any replica answers, no JSON), `STREAM.MSG.GET` otherwise.
+    async fn get(
+        &self,
+        stream: &str,
+        body: serde_json::Value,
+        last_by_subject: Option<&str>,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        validate_name("stream name", stream)?;
+        if self.allows_direct(stream).await? {
+            let (subject, payload) = match last_by_subject {
+                Some(s) => (
+                    self.api_subject(&format!("DIRECT.GET.{stream}.{s}")),
+                    Vec::new(),
+                ),
+                None => (
+                    self.api_subject(&format!("DIRECT.GET.{stream}")),
+                    body.to_string().into_bytes(),
+                ),
+            };
+            let reply = self
+                .client
+                .request_with(&subject, None, &payload, self.timeout)
+                .await
+                .map_err(|e| match e {
+                    RequestError::NoResponders { subject } => {
+                        JetStreamError::NotEnabled { subject }
+                    }
+                    e => JetStreamError::Request(e),
+                })?;
+            return direct_reply(reply);
+        }
+        match self
+            .api_json::<types::StoredMessageResponse>(&format!("STREAM.MSG.GET.{stream}"), &body)
+            .await
+        {
+            Ok(r) => Ok(Some(stored_from_json(r.message)?)),
+            Err(JetStreamError::Api {
+                err_code: err_codes::NO_MESSAGE_FOUND,
+                ..
+            }) => Ok(None),
+            Err(JetStreamError::Api {
+                code: 404,
+                err_code,
+                ..
+            }) if err_code != err_codes::STREAM_NOT_FOUND => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one message; `false` if there was none at that sequence.
+    pub async fn delete_message(
+        &self,
+        stream: &str,
+        sequence: u64,
+    ) -> Result<bool, JetStreamError> {
+        validate_name("stream name", stream)?;
+        let body = serde_json::json!({ "seq": sequence });
+        match self
+            .api_json::<types::SuccessResponse>(&format!("STREAM.MSG.DELETE.{stream}"), &body)
+            .await
+        {
+            Ok(r) => Ok(r.success),
+            Err(JetStreamError::Api {
+                err_code: err_codes::NO_MESSAGE_FOUND,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- publishing --------------------------------------------------------------------------
+
+    /// Publishes and waits for the stream's acknowledgement.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<PubAck, JetStreamError> {
+        self.publish_with(subject, None, payload.as_ref(), &PublishOptions::default())
+            .await
+    }
+
+    /// Publishes with headers and options, and waits for the acknowledgement. While the server is
+    /// unreachable (disconnected, restarting) the publish is retried with the same `Nats-Msg-Id`
+    /// until acknowledged or the deadline passes, so it is stored at most once.
+    pub async fn publish_with(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        options: &PublishOptions,
+    ) -> Result<PubAck, JetStreamError> {
+        let mut headers = headers.cloned().unwrap_or_default();
+        let msg_id = options
+            .msg_id
+            .clone()
+            .unwrap_or_else(|| self.client.new_inbox().replace("_INBOX.", ""));
+        headers.insert("Nats-Msg-Id", msg_id);
+        if let Some(s) = &options.expected_stream {
+            headers.insert("Nats-Expected-Stream", s.as_str());
+        }
+        if let Some(n) = options.expected_last_sequence {
+            headers.insert("Nats-Expected-Last-Sequence", n.to_string());
+        }
+        if let Some(n) = options.expected_last_subject_sequence {
+            headers.insert("Nats-Expected-Last-Subject-Sequence", n.to_string());
+        }
+        if let Some(id) = &options.expected_last_msg_id {
+            headers.insert("Nats-Expected-Last-Msg-Id", id.as_str());
+        }
+        let deadline = options.deadline.unwrap_or(self.publish_deadline);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let left = deadline.saturating_sub(started.elapsed());
+            let attempt = self
+                .client
+                .request_with(
+                    subject,
+                    Some(&headers),
+                    payload,
+                    self.timeout.min(left.max(Duration::from_millis(1))),
+                )
+                .await;
+            let error = match attempt {
+                Ok(reply) => return parse_response(&reply.payload),
+                Err(RequestError::NoResponders { subject }) => {
+                    JetStreamError::NotEnabled { subject }
+                }
+                Err(e) => JetStreamError::Request(e),
+            };
+            if !error.is_transient() {
+                return Err(error);
+            }
+            if started.elapsed() >= deadline {
+                return Err(JetStreamError::DeadlineExceeded(deadline));
+            }
+            self.wait_for_connection(pause.min(deadline.saturating_sub(started.elapsed())))
+                .await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits until the client is connected, or `at_most`.
+    pub(crate) async fn wait_for_connection(&self, at_most: Duration) {
+        use futures::{FutureExt, StreamExt};
+        let mut statuses = self.client.status_stream();
+        let connected = async {
+            while let Some(s) = statuses.next().await {
+                if s.is_connected() {
+                    // Let the handshake's buffered traffic go first.
+                    return;
+                }
+                if matches!(s, Status::Closed) {
+                    return;
+                }
+            }
+        };
+        let was_connected = self.client.status().is_connected();
+        if was_connected {
+            crate::rt::sleep(at_most).await;
+            return;
+        }
+        futures::select! {
+            _ = connected.fuse() => {},
+            _ = crate::rt::sleep(at_most).fuse() => {},
+        }
+    }
+}
+
+/// A direct-get reply: the stored message with `Nats-*` headers, or a status such as 404.
+fn direct_reply(reply: Message) -> Result<Option<StoredMessage>, JetStreamError> {
+    match reply.status() {
+        Some(status::NOT_FOUND) => return Ok(None),
+        Some(code) if code >= 400 => {
+            let description = reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.description())
+                .unwrap_or_default()
+                .to_owned();
+            return Err(JetStreamError::Api {
+                code,
+                err_code: 0,
+                description,
+            });
+        }
+        _ => {}
+    }
+    let mut headers = reply.headers.unwrap_or_default();
+    let take = |h: &mut HeaderMap, name: &str| {
+        let v = h.get(name).map(str::to_owned);
+        h.remove(name);
+        v
+    };
+    let subject = take(&mut headers, "Nats-Subject").ok_or_else(|| {
+        JetStreamError::BadResponse("direct get reply without Nats-Subject".into())
+    })?;
+    let sequence = take(&mut headers, "Nats-Sequence")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            JetStreamError::BadResponse("direct get reply without Nats-Sequence".into())
+        })?;
+    let time = take(&mut headers, "Nats-Time-Stamp").unwrap_or_default();
+    take(&mut headers, "Nats-Stream");
+    let headers = (!headers.is_empty()).then_some(headers);
+    Ok(Some(StoredMessage {
+        subject,
+        sequence,
+        headers,
+        payload: reply.payload,
+        time,
+    }))
+}
+
+fn stored_from_json(raw: types::StoredMessageRaw) -> Result<StoredMessage, JetStreamError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |e: base64::DecodeError| {
+        JetStreamError::BadResponse(format!("bad base64 in stored message: {e}"))
+    };
+    let payload = match raw.data {
+        Some(d) => Bytes::from(b64.decode(d).map_err(bad)?),
+        None => Bytes::new(),
+    };
+    let headers = match raw.hdrs {
+        Some(h) => {
+            let block = b64.decode(h).map_err(bad)?;
+            Some(HeaderMap::parse(&block).map_err(|e| JetStreamError::BadResponse(e.to_string()))?)
+        }
+        None => None,
+    };
+    Ok(StoredMessage {
+        subject: raw.subject,
+        sequence: raw.seq,
+        headers,
+        payload,
+        time: raw.time,
+    })
+}

@@ -1,0 +1,325 @@
+//! The JSON shapes of the JetStream API: stream and consumer configuration and info, acks, errors.
+//!
+//! Durations travel as nanoseconds on the wire and are `Duration` here. Unknown fields are
+//! ignored and missing ones default, so newer servers do not break older clients.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// (De)serializes `Duration` as integer nanoseconds.
+pub(crate) mod nanos {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let n = i64::deserialize(d)?;
+        Ok(Duration::from_nanos(n.max(0) as u64))
+    }
+}
+
+fn is_zero_duration(d: &Duration) -> bool {
+    d.is_zero()
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionPolicy {
+    #[default]
+    Limits,
+    Interest,
+    #[serde(rename = "workqueue")]
+    WorkQueue,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscardPolicy {
+    #[default]
+    Old,
+    New,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageType {
+    #[default]
+    File,
+    Memory,
+}
+
+/// A stream's configuration. `Default` plus a name and subjects is a valid stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamConfig {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub subjects: Vec<String>,
+    pub retention: RetentionPolicy,
+    /// 0 = unlimited (the server stores -1).
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_consumers: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_msgs: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_bytes: i64,
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub max_age: Duration,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_msgs_per_subject: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_msg_size: i64,
+    pub discard: DiscardPolicy,
+    pub storage: StorageType,
+    pub num_replicas: usize,
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub duplicate_window: Duration,
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_direct: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_rollup_hdrs: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub deny_delete: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub deny_purge: bool,
+}
+
+impl StreamConfig {
+    pub fn new(
+        name: impl Into<String>,
+        subjects: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        StreamConfig {
+            name: name.into(),
+            subjects: subjects.into_iter().map(Into::into).collect(),
+            num_replicas: 1,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StreamState {
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub consumer_count: usize,
+    pub num_subjects: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StreamInfo {
+    pub config: StreamConfig,
+    pub state: StreamState,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicy {
+    #[default]
+    All,
+    Last,
+    New,
+    ByStartSequence,
+    ByStartTime,
+    LastPerSubject,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckPolicy {
+    None,
+    All,
+    #[default]
+    Explicit,
+}
+
+/// A consumer's configuration. Set `durable_name` for a durable consumer, `deliver_subject` for push.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub deliver_policy: DeliverPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opt_start_seq: Option<u64>,
+    pub ack_policy: AckPolicy,
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub ack_wait: Duration,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_deliver: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_subject: Option<String>,
+    pub replay_policy: ReplayPolicy,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_ack_pending: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_waiting: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_subject: Option<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub flow_control: bool,
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub idle_heartbeat: Duration,
+    #[serde(skip_serializing_if = "is_false")]
+    pub headers_only: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub mem_storage: bool,
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub inactive_threshold: Duration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_replicas: Option<usize>,
+    /// Delays between redeliveries (`nak` without delay, ack wait expiry).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backoff: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayPolicy {
+    #[default]
+    Instant,
+    Original,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SequenceInfo {
+    pub consumer_seq: u64,
+    pub stream_seq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ConsumerInfo {
+    pub stream_name: String,
+    pub name: String,
+    pub config: ConsumerConfig,
+    pub delivered: SequenceInfo,
+    pub ack_floor: SequenceInfo,
+    pub num_ack_pending: u64,
+    pub num_redelivered: u64,
+    pub num_waiting: u64,
+    pub num_pending: u64,
+}
+
+/// The server's answer to a JetStream publish.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PubAck {
+    pub stream: String,
+    pub seq: u64,
+    /// The message id had been seen within the duplicate window: nothing was stored.
+    pub duplicate: bool,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AccountLimits {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AccountInfo {
+    pub memory: u64,
+    pub storage: u64,
+    pub streams: usize,
+    pub consumers: usize,
+    pub limits: AccountLimits,
+    pub domain: Option<String>,
+}
+
+/// The `error` object of a failed API call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ApiError {
+    pub code: u16,
+    pub err_code: u16,
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ApiErrorResponse {
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StreamNamesPage {
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub streams: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StreamListPage {
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub streams: Option<Vec<StreamInfo>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ConsumerListPage {
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub consumers: Option<Vec<ConsumerInfo>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StoredMessageResponse {
+    pub message: StoredMessageRaw,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StoredMessageRaw {
+    pub subject: String,
+    pub seq: u64,
+    pub hdrs: Option<String>,
+    pub data: Option<String>,
+    pub time: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct PurgeResponse {
+    pub purged: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct SuccessResponse {
+    pub success: bool,
+}

@@ -1,0 +1,695 @@
+//! Key-Value buckets on JetStream: bucket `b` is stream `KV_b` on subjects `$KV.b.>`, and each key's
+//! latest message is its value. A value's revision is its stream sequence.
+//!
+//! Watchers stand on an ordered consumer, so they survive reconnects and server restarts without a
+//! gap or a repeat: after a disconnect they continue from the last revision they delivered.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use thiserror::Error;
+
+use crate::header::HeaderMap;
+use crate::jetstream::consumer_internal::OrderedEvent;
+use crate::jetstream::{
+    err_codes, DeliverPolicy, DiscardPolicy, JetStream, JetStreamError, JsMessage, Ordered,
+    OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamConfig,
+};
+
+const OPERATION_HEADER: &str = "KV-Operation";
+
+/// Why a KV call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KvError {
+    #[error("invalid key {key:?}: keys are letters, digits and - / _ = . (not starting or ending with '.')")]
+    InvalidKey { key: String },
+    #[error("invalid bucket name {bucket:?}: use letters, digits, '-' and '_'")]
+    InvalidBucket { bucket: String },
+    #[error("bucket {bucket:?} does not exist: create it first")]
+    BucketNotFound { bucket: String },
+    #[error("key {key:?} already exists (revision {revision})")]
+    KeyExists { key: String, revision: u64 },
+    #[error("key {key:?} changed since revision {expected}: read it again and retry")]
+    WrongLastRevision { key: String, expected: u64 },
+    #[error("key {key:?} kept changing: gave up after {attempts} attempts")]
+    TooManyConflicts { key: String, attempts: usize },
+    #[error("history must be between 1 and 64, not {0}")]
+    InvalidHistory(i64),
+    #[error(transparent)]
+    JetStream(#[from] JetStreamError),
+}
+
+/// What a revision did to its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Put,
+    Delete,
+    Purge,
+}
+
+/// One revision of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub bucket: String,
+    pub key: String,
+    pub value: Bytes,
+    pub revision: u64,
+    /// For watchers: how many newer revisions (of any watched key) are already stored.
+    pub delta: u64,
+    pub operation: Operation,
+}
+
+impl Entry {
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
+    }
+}
+
+/// Bucket settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvConfig {
+    pub bucket: String,
+    pub description: Option<String>,
+    /// Revisions kept per key, 1–64. Default 1.
+    pub history: i64,
+    /// Entries expire after this long; zero keeps them. Default zero.
+    pub ttl: Duration,
+    /// Bucket size limit in bytes; 0 = unlimited.
+    pub max_bytes: i64,
+    /// Largest value in bytes; 0 = the server's max_payload.
+    pub max_value_size: i64,
+    pub storage: StorageType,
+    pub replicas: usize,
+}
+
+impl KvConfig {
+    pub fn new(bucket: impl Into<String>) -> Self {
+        KvConfig {
+            bucket: bucket.into(),
+            description: None,
+            history: 1,
+            ttl: Duration::ZERO,
+            max_bytes: 0,
+            max_value_size: 0,
+            storage: StorageType::File,
+            replicas: 1,
+        }
+    }
+
+    pub fn history(mut self, history: i64) -> Self {
+        self.history = history;
+        self
+    }
+
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    pub fn max_bytes(mut self, bytes: i64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    pub fn storage(mut self, storage: StorageType) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+}
+
+/// A bucket's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvStatus {
+    pub bucket: String,
+    /// Stored revisions (including delete markers and history).
+    pub values: u64,
+    pub history: i64,
+    pub ttl: Duration,
+    pub bytes: u64,
+    pub storage: StorageType,
+}
+
+/// Options of [`Store::watch_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Only changes from now on; the initial-values marker comes at once.
+    pub updates_only: bool,
+    /// Every stored revision of the watched keys first, not just the latest.
+    pub include_history: bool,
+    /// Skip delete and purge markers.
+    pub ignore_deletes: bool,
+    /// Continue from this revision (inclusive), e.g. the last one seen plus one.
+    pub resume_from_revision: Option<u64>,
+}
+
+/// What a watcher yields: entries, and once, a marker that the initial values are all delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    Entry(Entry),
+    InitialDone,
+}
+
+fn valid_bucket(bucket: &str) -> Result<(), KvError> {
+    if !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(KvError::InvalidBucket {
+            bucket: bucket.to_owned(),
+        })
+    }
+}
+
+fn valid_key(key: &str, wildcards: bool) -> Result<(), KvError> {
+    let chars_ok = |token: &str| {
+        (wildcards && (token == "*" || token == ">"))
+            || (!token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'=')))
+    };
+    if key.is_empty() || key.starts_with('.') || key.ends_with('.') || !key.split('.').all(chars_ok)
+    {
+        return Err(KvError::InvalidKey {
+            key: key.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl JetStream {
+    /// Creates a bucket; succeeds unchanged if an identical one exists.
+    pub async fn create_key_value(&self, config: KvConfig) -> Result<Store, KvError> {
+        valid_bucket(&config.bucket)?;
+        if !(1..=64).contains(&config.history) {
+            return Err(KvError::InvalidHistory(config.history));
+        }
+        let two_minutes = Duration::from_secs(120);
+        let stream = StreamConfig {
+            name: format!("KV_{}", config.bucket),
+            description: config.description.clone(),
+            subjects: vec![format!("$KV.{}.>", config.bucket)],
+            max_msgs_per_subject: config.history,
+            max_bytes: config.max_bytes,
+            max_age: config.ttl,
+            max_msg_size: config.max_value_size,
+            storage: config.storage,
+            num_replicas: config.replicas.max(1),
+            discard: DiscardPolicy::New,
+            allow_direct: true,
+            allow_rollup_hdrs: true,
+            deny_delete: true,
+            duplicate_window: if config.ttl.is_zero() {
+                two_minutes
+            } else {
+                config.ttl.min(two_minutes)
+            },
+            ..Default::default()
+        };
+        self.create_stream(&stream).await?;
+        Ok(Store::new(self.clone(), &config.bucket))
+    }
+
+    /// Binds to an existing bucket.
+    pub async fn key_value(&self, bucket: &str) -> Result<Store, KvError> {
+        valid_bucket(bucket)?;
+        match self.stream_info(&format!("KV_{bucket}")).await {
+            Ok(_) => Ok(Store::new(self.clone(), bucket)),
+            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
+                Err(KvError::BucketNotFound {
+                    bucket: bucket.to_owned(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a bucket and everything in it.
+    pub async fn delete_key_value(&self, bucket: &str) -> Result<(), KvError> {
+        valid_bucket(bucket)?;
+        match self.delete_stream(&format!("KV_{bucket}")).await {
+            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
+                Err(KvError::BucketNotFound {
+                    bucket: bucket.to_owned(),
+                })
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// A bucket. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    js: JetStream,
+    bucket: String,
+    stream: String,
+    prefix: String,
+}
+
+impl Store {
+    fn new(js: JetStream, bucket: &str) -> Self {
+        Store {
+            js,
+            bucket: bucket.to_owned(),
+            stream: format!("KV_{bucket}"),
+            prefix: format!("$KV.{bucket}."),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn subject(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn status(&self) -> Result<KvStatus, KvError> {
+        let info = self.js.stream_info(&self.stream).await?;
+        Ok(KvStatus {
+            bucket: self.bucket.clone(),
+            values: info.state.messages,
+            history: info.config.max_msgs_per_subject,
+            ttl: info.config.max_age,
+            bytes: info.state.bytes,
+            storage: info.config.storage,
+        })
+    }
+
+    fn entry_from_stored(&self, key: &str, stored: StoredMessage) -> Entry {
+        let operation = operation_of(stored.headers.as_ref());
+        Entry {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            value: stored.payload,
+            revision: stored.sequence,
+            delta: 0,
+            operation,
+        }
+    }
+
+    /// The latest revision of `key`, delete and purge markers included; `None` if never written.
+    pub async fn entry(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        valid_key(key, false)?;
+        let stored = self
+            .js
+            .get_last_message(&self.stream, &self.subject(key))
+            .await?;
+        Ok(stored.map(|s| self.entry_from_stored(key, s)))
+    }
+
+    /// The current value of `key`; `None` if it does not exist or was deleted.
+    pub async fn get(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        Ok(self
+            .entry(key)
+            .await?
+            .filter(|e| e.operation == Operation::Put))
+    }
+
+    /// `key` at exactly `revision`; `None` if that revision is not of this key (or was removed).
+    pub async fn get_revision(&self, key: &str, revision: u64) -> Result<Option<Entry>, KvError> {
+        valid_key(key, false)?;
+        let stored = self.js.get_message(&self.stream, revision).await?;
+        Ok(stored
+            .filter(|s| s.subject == self.subject(key))
+            .map(|s| self.entry_from_stored(key, s))
+            .filter(|e| e.operation == Operation::Put))
+    }
+
+    async fn publish(
+        &self,
+        key: &str,
+        value: &[u8],
+        headers: Option<&HeaderMap>,
+        expected: Option<u64>,
+    ) -> Result<u64, KvError> {
+        valid_key(key, false)?;
+        let options = PublishOptions {
+            expected_last_subject_sequence: expected,
+            ..Default::default()
+        };
+        match self
+            .js
+            .publish_with(&self.subject(key), headers, value, &options)
+            .await
+        {
+            Ok(ack) => Ok(ack.seq),
+            Err(e) if e.err_code() == Some(err_codes::WRONG_LAST_SEQUENCE) => {
+                Err(KvError::WrongLastRevision {
+                    key: key.to_owned(),
+                    expected: expected.unwrap_or(0),
+                })
+            }
+            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
+                Err(KvError::BucketNotFound {
+                    bucket: self.bucket.clone(),
+                })
+            }
+            Err(JetStreamError::NotEnabled { .. }) => Err(KvError::BucketNotFound {
+                bucket: self.bucket.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets `key`; returns the new revision.
+    pub async fn put(&self, key: &str, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
+        self.publish(key, value.as_ref(), None, None).await
+    }
+
+    /// Sets `key` only if it has no value (never written, deleted or purged).
+    pub async fn create(&self, key: &str, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
+        let value = value.as_ref();
+        match self.publish(key, value, None, Some(0)).await {
+            Err(KvError::WrongLastRevision { .. }) => match self.entry(key).await? {
+                // The last revision is a delete marker: creating over it is allowed.
+                Some(e) if e.operation != Operation::Put => self
+                    .update(key, value, e.revision)
+                    .await
+                    .map_err(|err| match err {
+                        KvError::WrongLastRevision { .. } => KvError::KeyExists {
+                            key: key.to_owned(),
+                            revision: 0,
+                        },
+                        other => other,
+                    }),
+                Some(e) => Err(KvError::KeyExists {
+                    key: key.to_owned(),
+                    revision: e.revision,
+                }),
+                None => Err(KvError::KeyExists {
+                    key: key.to_owned(),
+                    revision: 0,
+                }),
+            },
+            other => other,
+        }
+    }
+
+    /// Sets `key` only if its latest revision is still `revision` (compare-and-set).
+    pub async fn update(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        revision: u64,
+    ) -> Result<u64, KvError> {
+        self.publish(key, value.as_ref(), None, Some(revision))
+            .await
+    }
+
+    fn marker(operation: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(OPERATION_HEADER, operation);
+        if operation == "PURGE" {
+            h.insert("Nats-Rollup", "sub");
+        }
+        h
+    }
+
+    /// Deletes `key` (history is kept); returns the marker's revision.
+    pub async fn delete(&self, key: &str) -> Result<u64, KvError> {
+        self.publish(key, b"", Some(&Self::marker("DEL")), None)
+            .await
+    }
+
+    /// Deletes `key` if its latest revision is still `revision`.
+    pub async fn delete_expecting(&self, key: &str, revision: u64) -> Result<u64, KvError> {
+        self.publish(key, b"", Some(&Self::marker("DEL")), Some(revision))
+            .await
+    }
+
+    /// Deletes `key` and all its history.
+    pub async fn purge(&self, key: &str) -> Result<u64, KvError> {
+        self.publish(key, b"", Some(&Self::marker("PURGE")), None)
+            .await
+    }
+
+    /// Purges `key` if its latest revision is still `revision`.
+    pub async fn purge_expecting(&self, key: &str, revision: u64) -> Result<u64, KvError> {
+        self.publish(key, b"", Some(&Self::marker("PURGE")), Some(revision))
+            .await
+    }
+
+    /// Reads, modifies and writes back with compare-and-set, retrying on conflict up to
+    /// `max_attempts` times. `modify` gets the current entry (`None` if the key has no value) and
+    /// returns the new value. Returns the entry written.
+    pub async fn update_with<F>(
+        &self,
+        key: &str,
+        max_attempts: usize,
+        mut modify: F,
+    ) -> Result<Entry, KvError>
+    where
+        F: FnMut(Option<&Entry>) -> Bytes,
+    {
+        for _ in 0..max_attempts.max(1) {
+            let current = self.entry(key).await?;
+            let live = current.as_ref().filter(|e| e.operation == Operation::Put);
+            let value = modify(live);
+            let written = match &current {
+                Some(e) => self.update(key, &value, e.revision).await,
+                None => self.create(key, &value).await,
+            };
+            match written {
+                Ok(revision) => {
+                    return Ok(Entry {
+                        bucket: self.bucket.clone(),
+                        key: key.to_owned(),
+                        value,
+                        revision,
+                        delta: 0,
+                        operation: Operation::Put,
+                    })
+                }
+                Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(KvError::TooManyConflicts {
+            key: key.to_owned(),
+            attempts: max_attempts.max(1),
+        })
+    }
+
+    fn entry_from_message(&self, m: &JsMessage) -> Option<Entry> {
+        let info = m.info()?;
+        let key = m
+            .message
+            .subject
+            .strip_prefix(self.prefix.as_str())?
+            .to_owned();
+        Some(Entry {
+            bucket: self.bucket.clone(),
+            key,
+            value: m.message.payload.clone(),
+            revision: info.stream_sequence,
+            delta: info.pending,
+            operation: operation_of(m.message.headers.as_ref()),
+        })
+    }
+
+    /// Reads everything an ordered consumer has now, then stops.
+    async fn snapshot(&self, options: OrderedOptions) -> Result<Vec<Entry>, KvError> {
+        let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
+        let mut entries = Vec::new();
+        while let Some(event) = ordered.next_event().await {
+            match event? {
+                OrderedEvent::Created { num_pending: 0 } if entries.is_empty() => break,
+                OrderedEvent::Created { .. } => {}
+                OrderedEvent::Message(m) => {
+                    let Some(entry) = self.entry_from_message(&m) else {
+                        continue;
+                    };
+                    let done = entry.delta == 0;
+                    entries.push(entry);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Every key with a value.
+    pub async fn keys(&self) -> Result<Vec<String>, KvError> {
+        self.keys_matching(">").await
+    }
+
+    /// The keys with a value that match `filter` (`*` and `>` wildcards).
+    pub async fn keys_matching(&self, filter: &str) -> Result<Vec<String>, KvError> {
+        valid_key(filter, true)?;
+        let options = OrderedOptions {
+            filter_subject: Some(self.subject(filter)),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            headers_only: true,
+            ..Default::default()
+        };
+        let entries = self.snapshot(options).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.operation == Operation::Put)
+            .map(|e| e.key)
+            .collect())
+    }
+
+    /// Every stored revision of `key`, oldest first, markers included.
+    pub async fn history(&self, key: &str) -> Result<Vec<Entry>, KvError> {
+        valid_key(key, false)?;
+        let options = OrderedOptions {
+            filter_subject: Some(self.subject(key)),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        self.snapshot(options).await
+    }
+
+    /// Watches `filter` (a key, or a pattern with `*` / `>`): current values, the
+    /// [`WatchEvent::InitialDone`] marker, then every change.
+    pub fn watch(&self, filter: &str) -> Result<Watch, KvError> {
+        self.watch_with(filter, WatchOptions::default())
+    }
+
+    /// Watches the whole bucket.
+    pub fn watch_all(&self) -> Result<Watch, KvError> {
+        self.watch(">")
+    }
+
+    pub fn watch_with(&self, filter: &str, options: WatchOptions) -> Result<Watch, KvError> {
+        valid_key(filter, true)?;
+        let (deliver_policy, start_sequence) = match options.resume_from_revision {
+            Some(rev) => (DeliverPolicy::ByStartSequence, Some(rev)),
+            None if options.include_history => (DeliverPolicy::All, None),
+            None if options.updates_only => (DeliverPolicy::New, None),
+            None => (DeliverPolicy::LastPerSubject, None),
+        };
+        let ordered = Ordered::new(
+            self.js.clone(),
+            &self.stream,
+            OrderedOptions {
+                filter_subject: Some(self.subject(filter)),
+                deliver_policy,
+                start_sequence,
+                ..Default::default()
+            },
+        );
+        let state = WatchState {
+            store: self.clone(),
+            ordered,
+            ignore_deletes: options.ignore_deletes,
+            initial_done: false,
+            marker_due: false,
+            initial_left: 0,
+        };
+        Ok(Watch {
+            inner: Box::pin(futures::stream::unfold(state, |mut s| async move {
+                s.next().await.map(|item| (item, s))
+            })),
+        })
+    }
+}
+
+fn operation_of(headers: Option<&HeaderMap>) -> Operation {
+    match headers.and_then(|h| h.get(OPERATION_HEADER)) {
+        Some("DEL") => Operation::Delete,
+        Some("PURGE") => Operation::Purge,
+        _ => Operation::Put,
+    }
+}
+
+struct WatchState {
+    store: Store,
+    ordered: Ordered,
+    ignore_deletes: bool,
+    initial_done: bool,
+    marker_due: bool,
+    /// Initial values still to come, counted from the consumer's `num_pending` at creation: live
+    /// updates arriving meanwhile must not push the marker back.
+    initial_left: u64,
+}
+
+impl WatchState {
+    async fn next(&mut self) -> Option<Result<WatchEvent, KvError>> {
+        loop {
+            if std::mem::take(&mut self.marker_due) {
+                self.initial_done = true;
+                return Some(Ok(WatchEvent::InitialDone));
+            }
+            match self.ordered.next_event().await? {
+                Err(e) => return Some(Err(e.into())),
+                Ok(OrderedEvent::Created { num_pending }) => {
+                    self.initial_left = num_pending;
+                    if !self.initial_done && num_pending == 0 {
+                        self.marker_due = true;
+                    }
+                }
+                Ok(OrderedEvent::Message(m)) => {
+                    let Some(entry) = self.store.entry_from_message(&m) else {
+                        continue;
+                    };
+                    self.initial_left = self.initial_left.saturating_sub(1);
+                    if !self.initial_done && (entry.delta == 0 || self.initial_left == 0) {
+                        self.marker_due = true;
+                    }
+                    if self.ignore_deletes && entry.operation != Operation::Put {
+                        continue;
+                    }
+                    return Some(Ok(WatchEvent::Entry(entry)));
+                }
+            }
+        }
+    }
+}
+
+/// A live view of keys: a [`Stream`] of [`WatchEvent`]s. Dropping it stops the watch.
+pub struct Watch {
+    inner: crate::rt::BoxStream<Result<WatchEvent, KvError>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watch")
+    }
+}
+
+impl Stream for Watch {
+    type Item = Result<WatchEvent, KvError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_buckets() {
+        for ok in ["a", "config.app.name", "a-b_c/d=e", "A1"] {
+            assert!(valid_key(ok, false).is_ok(), "{ok}");
+        }
+        for bad in ["", ".a", "a.", "a b", "a*", "a.>", "ü", "a..b"] {
+            assert!(valid_key(bad, false).is_err(), "{bad:?}");
+        }
+        assert!(valid_key("config.>", true).is_ok());
+        assert!(valid_key("*.x", true).is_ok());
+        assert!(valid_bucket("via_config").is_ok());
+        assert!(valid_bucket("users-1").is_ok());
+        assert!(valid_bucket("a.b").is_err());
+        assert!(valid_bucket("").is_err());
+    }
+}
