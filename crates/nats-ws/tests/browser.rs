@@ -191,3 +191,232 @@ async fn reconnects_after_a_server_restart() {
     client.close();
     other.close();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key-Value in the browser
+// ---------------------------------------------------------------------------------------------
+
+/// A bucket name no other test (or earlier run against the same server) uses.
+fn unique_bucket(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        js_sys::Date::now() as u64,
+        (js_sys::Math::random() * 1e9) as u64
+    )
+}
+
+/// One KV call, bounded.
+async fn kv_step<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    within(10_000, what, fut).await
+}
+
+/// An entry reduced to key, revision, operation, value.
+fn rev(e: &nats_ws::kv::Entry) -> (String, u64, nats_ws::kv::Operation, Vec<u8>) {
+    (e.key.clone(), e.revision, e.operation, e.value.to_vec())
+}
+
+async fn next_watch_event(watch: &mut nats_ws::kv::Watch, what: &str) -> nats_ws::kv::WatchEvent {
+    within(10_000, what, watch.next())
+        .await
+        .unwrap_or_else(|| panic!("watch ended while waiting for {what}"))
+        .unwrap_or_else(|e| panic!("watch error while waiting for {what}: {e}"))
+}
+
+#[wasm_bindgen_test]
+async fn kv_put_get_update_conflict_delete() {
+    use nats_ws::kv::{KvConfig, KvError, Operation};
+
+    let client = kv_step("connect", nats_ws::connect(Options::new(ws_url())))
+        .await
+        .expect("connect");
+    let js = client.jetstream();
+    let bucket = unique_bucket("browser_kv_crud");
+    let kv = kv_step(
+        "create bucket",
+        js.create_key_value(KvConfig::new(&bucket).history(3)),
+    )
+    .await
+    .expect("create bucket");
+    assert_eq!(kv.bucket(), bucket);
+
+    assert_eq!(kv_step("put", kv.put("greeting", "hello")).await, Ok(1));
+    let e = kv_step("get", kv.get("greeting"))
+        .await
+        .unwrap()
+        .expect("a value");
+    assert_eq!(
+        (e.bucket.as_str(), e.text(), e.revision, e.operation),
+        (bucket.as_str(), Some("hello"), 1, Operation::Put)
+    );
+    assert_eq!(
+        kv_step("update", kv.update("greeting", "hello again", 1)).await,
+        Ok(2)
+    );
+    assert_eq!(
+        kv_step("stale update", kv.update("greeting", "stale", 1)).await,
+        Err(KvError::WrongLastRevision {
+            key: "greeting".into(),
+            expected: 1
+        })
+    );
+    assert!(matches!(
+        kv_step("create existing", kv.create("greeting", "x")).await,
+        Err(KvError::KeyExists { .. })
+    ));
+    let binary = [0u8, 1, 2, 13, 10, 255];
+    assert_eq!(
+        kv_step("create", kv.create("dir.other", binary)).await,
+        Ok(3)
+    );
+    let other = kv_step("get binary", kv.get("dir.other"))
+        .await
+        .unwrap()
+        .expect("a value");
+    assert_eq!(&other.value[..], &binary[..]);
+    let e = kv_step("get", kv.get("greeting")).await.unwrap().unwrap();
+    assert_eq!((e.text(), e.revision), (Some("hello again"), 2));
+    assert_eq!(kv_step("get missing", kv.get("missing")).await, Ok(None));
+
+    assert_eq!(kv_step("delete", kv.delete("greeting")).await, Ok(4));
+    assert_eq!(kv_step("get deleted", kv.get("greeting")).await, Ok(None));
+    let marker = kv_step("entry", kv.entry("greeting"))
+        .await
+        .unwrap()
+        .expect("the delete marker");
+    assert_eq!((marker.revision, marker.operation), (4, Operation::Delete));
+    assert_eq!(
+        kv_step(
+            "create over the delete marker",
+            kv.create("greeting", "back")
+        )
+        .await,
+        Ok(5)
+    );
+    let mut keys = kv_step("keys", kv.keys()).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["dir.other", "greeting"]);
+    // History 3: revision 1 is gone.
+    let history: Vec<_> = kv_step("history", kv.history("greeting"))
+        .await
+        .unwrap()
+        .iter()
+        .map(rev)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                "greeting".into(),
+                2,
+                Operation::Put,
+                b"hello again".to_vec()
+            ),
+            ("greeting".into(), 4, Operation::Delete, Vec::new()),
+            ("greeting".into(), 5, Operation::Put, b"back".to_vec()),
+        ]
+    );
+
+    kv_step("delete bucket", js.delete_key_value(&bucket))
+        .await
+        .expect("delete bucket");
+    assert!(matches!(
+        kv_step("bind deleted", js.key_value(&bucket)).await,
+        Err(KvError::BucketNotFound { .. })
+    ));
+    client.close();
+}
+
+#[wasm_bindgen_test]
+async fn kv_watch_sees_initial_values_marker_then_a_live_update_from_another_client() {
+    use nats_ws::kv::{KvConfig, Operation, WatchEvent, WatchOptions};
+
+    let writer = kv_step("connect writer", nats_ws::connect(Options::new(ws_url())))
+        .await
+        .expect("connect writer");
+    let reader = kv_step("connect reader", nats_ws::connect(Options::new(ws_url())))
+        .await
+        .expect("connect reader");
+    let bucket = unique_bucket("browser_kv_watch");
+    let written = kv_step(
+        "create bucket",
+        writer.jetstream().create_key_value(KvConfig::new(&bucket)),
+    )
+    .await
+    .expect("create bucket");
+    assert_eq!(kv_step("put a", written.put("a", "1")).await, Ok(1));
+    assert_eq!(kv_step("put b", written.put("b", "2")).await, Ok(2));
+    assert_eq!(kv_step("put a", written.put("a", "3")).await, Ok(3));
+    assert_eq!(kv_step("delete b", written.delete("b")).await, Ok(4));
+
+    // The other connection binds to the bucket and watches it.
+    let watched = kv_step("bind", reader.jetstream().key_value(&bucket))
+        .await
+        .expect("bind");
+    let mut all = watched.watch_all().unwrap();
+    let mut only_a = watched.watch("a").unwrap();
+    let mut updates = watched
+        .watch_with(
+            ">",
+            WatchOptions {
+                updates_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    let entry = |event: WatchEvent| match event {
+        WatchEvent::Entry(e) => rev(&e),
+        WatchEvent::InitialDone => panic!("InitialDone where an entry was due"),
+    };
+    // History 1: the latest revision of each key, delete markers included, in stream order.
+    assert_eq!(
+        entry(next_watch_event(&mut all, "watch_all: a").await),
+        ("a".into(), 3, Operation::Put, b"3".to_vec())
+    );
+    assert_eq!(
+        entry(next_watch_event(&mut all, "watch_all: b").await),
+        ("b".into(), 4, Operation::Delete, Vec::new())
+    );
+    assert_eq!(
+        next_watch_event(&mut all, "watch_all: marker").await,
+        WatchEvent::InitialDone
+    );
+    assert_eq!(
+        entry(next_watch_event(&mut only_a, "watch a: a").await),
+        ("a".into(), 3, Operation::Put, b"3".to_vec())
+    );
+    assert_eq!(
+        next_watch_event(&mut only_a, "watch a: marker").await,
+        WatchEvent::InitialDone
+    );
+    assert_eq!(
+        next_watch_event(&mut updates, "updates only: marker").await,
+        WatchEvent::InitialDone
+    );
+
+    // Live changes through the writer's connection.
+    assert_eq!(kv_step("put c", written.put("c", "live")).await, Ok(5));
+    assert_eq!(
+        kv_step("update a", written.update("a", "4", 3)).await,
+        Ok(6)
+    );
+    for (watch, what) in [(&mut all, "watch_all"), (&mut updates, "updates only")] {
+        assert_eq!(
+            entry(next_watch_event(watch, &format!("{what}: live c")).await),
+            ("c".into(), 5, Operation::Put, b"live".to_vec()),
+            "{what}"
+        );
+        assert_eq!(
+            entry(next_watch_event(watch, &format!("{what}: live a")).await),
+            ("a".into(), 6, Operation::Put, b"4".to_vec()),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        entry(next_watch_event(&mut only_a, "watch a: live a").await),
+        ("a".into(), 6, Operation::Put, b"4".to_vec())
+    );
+    drop((all, only_a, updates));
+    writer.close();
+    reader.close();
+}

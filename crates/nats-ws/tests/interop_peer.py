@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A nats-py peer for the interop tests in interop.rs: a NATS client we did not write.
+"""A nats-py peer for the interop tests in interop.rs and interop_js.rs: a NATS client we did not write.
 
 It talks to the same nats-server as the Rust client, over the plain TCP client port.
 
@@ -24,6 +24,33 @@ Subcommands:
   requester             sends spec["requests"] (each {headers?, payload_hex}) concurrently and prints
                         the replies, one line each, in the order of the requests.
 
+JetStream and KV subcommands (used by interop_js.rs; --subject is only a label there, everything
+else comes from the spec):
+  kv-write              creates spec["bucket"] (history spec["history"]) or, with spec["create"] false,
+                        binds to it; runs spec["ops"] in order (each {op: put|create|update|delete|
+                        purge, key, value_hex?, last?}) and prints one line per op:
+                        {"op", "key", "revision"} (revision null for delete/purge, which return
+                        nothing in nats-py) or {"op", "key", "error": <nats-py exception class>};
+                        then `done`.
+  kv-read               binds to spec["bucket"]; prints {"status": {...}}, one {"get": key, ...} line
+                        per spec["get"] key, one {"history": key, "entries"|"error"} line per
+                        spec["history"] key, {"keys": [...sorted]}; then starts spec["watches"]
+                        (each {name, filter, live}) and prints each watcher's initial entries up to
+                        and including its marker ({"watch": name, "marker": "initial-done"}), then
+                        `ready`, then `live` more entries of each watcher (watcher by watcher).
+                        Entries: {"watch", "key", "revision", "delta", "operation", "value_hex"},
+                        operation as nats-py gives it (null for a put, "DEL", "PURGE").
+  js-publish            creates stream spec["stream"] on spec["subjects"] (unless spec["create"] is
+                        false), publishes spec["messages"] (each {subject, headers?, payload_hex})
+                        with js.publish and prints each ack {"stream", "seq", "duplicate"}; `done`.
+  js-consume            on spec["stream"] filtered by spec["filter"]: a durable pull consumer
+                        (spec["durable"]) fetches and ack_syncs spec["count"] messages, printed as
+                        {"via": "pull", ...js message}; then {"pull_info": {...}}; then an ordered push
+                        consumer (js.subscribe(ordered_consumer=True)) prints spec["count"] messages
+                        ({"via": "ordered", ...}), `ready`, and spec["live"] more.
+                        JS messages: the usual message fields plus "stream", "stream_seq",
+                        "consumer_seq", "num_pending", "num_delivered".
+
 Everything is bounded by --timeout seconds; any failure exits non-zero with a traceback on stderr.
 """
 
@@ -33,6 +60,7 @@ import json
 import sys
 
 import nats
+import nats.js.errors
 
 
 def emit(obj):
@@ -115,11 +143,160 @@ async def requester(nc, args, spec):
         emit(describe(reply))
 
 
+def kv_entry(name, entry):
+    if entry is None:
+        return {"watch": name, "marker": "initial-done"}
+    return {
+        "watch": name,
+        "key": entry.key,
+        "revision": entry.revision,
+        "delta": entry.delta,
+        "operation": entry.operation,
+        "value_hex": bytes(entry.value or b"").hex(),
+    }
+
+
+async def kv_write(nc, args, spec):
+    js = nc.jetstream()
+    if spec.get("create", True):
+        kv = await js.create_key_value(bucket=spec["bucket"], history=spec.get("history", 1))
+    else:
+        kv = await js.key_value(spec["bucket"])
+    for item in spec["ops"]:
+        op, key = item["op"], item["key"]
+        value = bytes.fromhex(item.get("value_hex", ""))
+        try:
+            if op == "put":
+                revision = await kv.put(key, value)
+            elif op == "create":
+                revision = await kv.create(key, value)
+            elif op == "update":
+                revision = await kv.update(key, value, last=item["last"])
+            elif op == "delete":
+                await kv.delete(key)
+                revision = None
+            elif op == "purge":
+                await kv.purge(key)
+                revision = None
+            else:
+                raise ValueError(f"unknown kv op {op!r}")
+        except nats.js.errors.Error as err:
+            emit({"op": op, "key": key, "error": type(err).__name__})
+            continue
+        emit({"op": op, "key": key, "revision": revision})
+    emit("done")
+
+
+async def kv_read(nc, args, spec):
+    js = nc.jetstream()
+    kv = await js.key_value(spec["bucket"])
+    status = await kv.status()
+    emit({"status": {"bucket": status.bucket, "values": status.values, "history": status.history}})
+    for key in spec.get("get", []):
+        try:
+            entry = await kv.get(key)
+            emit({"get": key, "revision": entry.revision, "value_hex": bytes(entry.value or b"").hex()})
+        except nats.js.errors.KeyNotFoundError as err:
+            # A deleted key also lands here; err.op says which marker hid it.
+            emit({"get": key, "error": type(err).__name__, "op": err.op})
+    for key in spec.get("history", []):
+        try:
+            entries = await kv.history(key)
+            emit({"history": key, "entries": [kv_entry(None, e) for e in entries]})
+        except nats.js.errors.NoKeysError as err:
+            emit({"history": key, "error": type(err).__name__})
+    try:
+        keys = sorted(await kv.keys())
+    except nats.js.errors.NoKeysError:
+        keys = []
+    emit({"keys": keys})
+    watchers = []
+    for w in spec.get("watches", []):
+        watchers.append((w["name"], await kv.watch(w["filter"]), w.get("live", 0)))
+    for name, watcher, _ in watchers:
+        while True:
+            entry = await watcher.updates(timeout=args.timeout)
+            emit(kv_entry(name, entry))
+            if entry is None:
+                break
+    emit("ready")
+    for name, watcher, live in watchers:
+        for _ in range(live):
+            emit(kv_entry(name, await watcher.updates(timeout=args.timeout)))
+    for _, watcher, _ in watchers:
+        await watcher.stop()
+
+
+async def js_publish(nc, args, spec):
+    js = nc.jetstream()
+    if spec.get("create", True):
+        await js.add_stream(name=spec["stream"], subjects=spec["subjects"])
+    for item in spec["messages"]:
+        ack = await js.publish(
+            item["subject"], bytes.fromhex(item["payload_hex"]), headers=headers_of(item)
+        )
+        emit({"stream": ack.stream, "seq": ack.seq, "duplicate": bool(ack.duplicate)})
+    emit("done")
+
+
+def describe_js(via, msg):
+    meta = msg.metadata
+    out = {"via": via}
+    out.update(describe(msg))
+    out.update(
+        {
+            "stream": meta.stream,
+            "stream_seq": meta.sequence.stream,
+            "consumer_seq": meta.sequence.consumer,
+            "num_pending": meta.num_pending,
+            "num_delivered": meta.num_delivered,
+        }
+    )
+    return out
+
+
+async def js_consume(nc, args, spec):
+    js = nc.jetstream()
+    count = spec["count"]
+    psub = await js.pull_subscribe(spec["filter"], durable=spec["durable"], stream=spec["stream"])
+    pulled = []
+    while len(pulled) < count:
+        for msg in await psub.fetch(batch=count - len(pulled), timeout=args.timeout):
+            await msg.ack_sync(timeout=args.timeout)
+            pulled.append(msg)
+    for msg in pulled:
+        emit(describe_js("pull", msg))
+    info = await psub.consumer_info()
+    emit(
+        {
+            "pull_info": {
+                "name": info.name,
+                "num_pending": info.num_pending,
+                "num_ack_pending": info.num_ack_pending,
+                "delivered_stream_seq": info.delivered.stream_seq,
+                "ack_floor_stream_seq": info.ack_floor.stream_seq,
+            }
+        }
+    )
+    await psub.unsubscribe()
+    sub = await js.subscribe(spec["filter"], stream=spec["stream"], ordered_consumer=True)
+    for _ in range(count):
+        emit(describe_js("ordered", await sub.next_msg(timeout=args.timeout)))
+    emit("ready")
+    for _ in range(spec.get("live", 0)):
+        emit(describe_js("ordered", await sub.next_msg(timeout=args.timeout)))
+    await sub.unsubscribe()
+
+
 COMMANDS = {
     "subscribe": subscribe,
     "publish": publish,
     "responder": responder,
     "requester": requester,
+    "kv-write": kv_write,
+    "kv-read": kv_read,
+    "js-publish": js_publish,
+    "js-consume": js_consume,
 }
 
 
