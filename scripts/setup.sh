@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the tests and the dev server need, only when missing (quick when all present):
+# Installs what the tests and the app need, only when missing (quick when all present):
 #   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
-#   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; python package nats-py.
+#   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; the npm
+#   packages of package.json (wasm-opt 123 for trunk, playwright-core and nats.js for the browser
+#   tests); python package nats-py.
+# With --app, only what ./run.sh needs (no browser, no test peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +14,12 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------
+# Installs the named Debian packages that are missing.
 apt_packages() {
-  local wanted=(nats-server chromium chromium-driver) missing=() pkg
+  local wanted=("$@") missing=() pkg
   if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
-    for pkg in nats-server chromium chromedriver; do
+    for pkg in "${wanted[@]}"; do
+      [[ $pkg == chromium-driver ]] && pkg=chromedriver
       command -v "$pkg" >/dev/null || say "warning: $pkg not found (not a Debian system: install it yourself)"
     done
     return 0
@@ -78,7 +83,40 @@ nats_py() {
     python3 -m pip install -q --break-system-packages nats-py # PEP 668 (Debian's own python3)
 }
 
-apt_packages
-wasm_target
-wasm_bindgen_cli
-nats_py
+# --- trunk (0.22 needs a newer rustc than this toolchain) ------------------------------------
+TRUNK_VERSION=0.21.14
+trunk_cli() {
+  if command -v trunk >/dev/null && [[ $(trunk --version | awk '{print $2}') == "$TRUNK_VERSION" ]]; then
+    return 0
+  fi
+  say "installing trunk $TRUNK_VERSION — takes several minutes the first time"
+  cargo install --quiet trunk --version "$TRUNK_VERSION" --locked
+}
+
+# --- npm packages (package-lock.json) --------------------------------------------------------
+npm_packages() {
+  if ! command -v npm >/dev/null; then
+    apt_packages nodejs npm
+  fi
+  # node_modules/.package-lock.json is npm's record of what it installed.
+  if [[ -f node_modules/.package-lock.json && ! package-lock.json -nt node_modules/.package-lock.json ]]; then
+    return 0
+  fi
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+}
+
+if [[ ${1:-} == --app ]]; then
+  apt_packages nats-server
+  wasm_target
+  wasm_bindgen_cli
+  trunk_cli
+  npm_packages
+else
+  apt_packages nats-server chromium chromium-driver
+  wasm_target
+  wasm_bindgen_cli
+  trunk_cli
+  npm_packages
+  nats_py
+fi

@@ -58,6 +58,8 @@ pub struct Entry {
     /// For watchers: how many newer revisions (of any watched key) are already stored.
     pub delta: u64,
     pub operation: Operation,
+    /// Headers stored with the value (`KV-Operation` for markers, anything the writer added).
+    pub headers: Option<HeaderMap>,
 }
 
 impl Entry {
@@ -295,6 +297,7 @@ impl Store {
             revision: stored.sequence,
             delta: 0,
             operation,
+            headers: stored.headers,
         }
     }
 
@@ -365,6 +368,16 @@ impl Store {
     /// Sets `key`; returns the new revision.
     pub async fn put(&self, key: &str, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
         self.publish(key, value.as_ref(), None, None).await
+    }
+
+    /// Sets `key` with headers stored alongside (e.g. who wrote it); returns the new revision.
+    pub async fn put_with_headers(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        headers: &HeaderMap,
+    ) -> Result<u64, KvError> {
+        self.publish(key, value.as_ref(), Some(headers), None).await
     }
 
     /// Sets `key` only if it has no value (never written, deleted or purged).
@@ -469,6 +482,7 @@ impl Store {
                         revision,
                         delta: 0,
                         operation: Operation::Put,
+                        headers: None,
                     })
                 }
                 Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => continue,
@@ -495,6 +509,7 @@ impl Store {
             revision: info.stream_sequence,
             delta: info.pending,
             operation: operation_of(m.message.headers.as_ref()),
+            headers: m.message.headers.clone(),
         })
     }
 

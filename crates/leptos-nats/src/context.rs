@@ -1,0 +1,154 @@
+//! The connection, provided once through context.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::{AbortHandle, Abortable};
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use nats_ws::kv::{KvConfig, KvError, Store};
+use nats_ws::{Client, Options, Status};
+
+/// What [`provide_nats`] puts in context. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct NatsContext {
+    client: RwSignal<Option<Client>>,
+    status: RwSignal<Status>,
+    /// Why the last `connect` was refused (invalid url and the like), if it was.
+    setup_error: RwSignal<Option<String>>,
+    watcher: StoredValue<Option<AbortHandle>>,
+    buckets: StoredValue<Arc<Mutex<HashMap<String, Store>>>>,
+}
+
+/// What [`use_nats`] returns.
+#[derive(Clone, Copy)]
+pub struct UseNatsReturn {
+    /// The client; `None` until the first `connect`, or when the options were invalid.
+    pub client: Signal<Option<Client>>,
+    /// Connecting, Connected (server, RTT), Reconnecting (attempt), Offline (last error), Closed.
+    pub status: Signal<Status>,
+    /// Why the options were refused, if they were.
+    pub setup_error: Signal<Option<String>>,
+    context: NatsContext,
+}
+
+impl UseNatsReturn {
+    /// Retries at once (after going offline, or while waiting between attempts).
+    pub fn reconnect_now(&self) {
+        if let Some(client) = self.client.get_untracked() {
+            client.reconnect_now();
+        }
+    }
+
+    /// Replaces the connection with one made from `options` (new servers, name or credentials).
+    /// Every hook moves over to the new client.
+    pub fn connect(&self, options: Options) {
+        self.context.connect(options);
+    }
+}
+
+/// Spawns `fut` on the browser's event loop and returns what stops it.
+pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'static) -> AbortHandle {
+    let (handle, registration) = AbortHandle::new_pair();
+    spawn_local(async move {
+        let _ = Abortable::new(fut, registration).await;
+    });
+    handle
+}
+
+impl NatsContext {
+    fn connect(&self, options: Options) {
+        if let Some(old) = self.client.get_untracked() {
+            old.close();
+        }
+        if let Some(Some(handle)) = self.watcher.try_get_value() {
+            handle.abort();
+        }
+        self.buckets
+            .with_value(|b| b.lock().unwrap_or_else(|e| e.into_inner()).clear());
+        match nats_ws::start(options) {
+            Ok(client) => {
+                let status = self.status;
+                let mut statuses = client.status_stream();
+                let handle = spawn_abortable(async move {
+                    while let Some(s) = statuses.next().await {
+                        status.set(s);
+                    }
+                });
+                self.watcher.set_value(Some(handle));
+                self.setup_error.set(None);
+                self.client.set(Some(client));
+            }
+            Err(e) => {
+                self.setup_error.set(Some(e.to_string()));
+                self.status.set(Status::Offline { last_error: e });
+                self.client.set(None);
+            }
+        }
+    }
+
+    pub(crate) fn client(&self) -> RwSignal<Option<Client>> {
+        self.client
+    }
+
+    /// The bucket, bound once per client; created with `create` if it does not exist yet.
+    pub async fn bucket(
+        &self,
+        client: &Client,
+        name: &str,
+        create: impl FnOnce() -> KvConfig,
+    ) -> Result<Store, KvError> {
+        let cache = self.buckets.get_value();
+        if let Some(store) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(store.clone());
+        }
+        let js = client.jetstream();
+        let store = match js.key_value(name).await {
+            Err(KvError::BucketNotFound { .. }) => match js.create_key_value(create()).await {
+                // Someone else created it meanwhile, perhaps with other settings: use theirs.
+                Err(KvError::JetStream(_)) => js.key_value(name).await?,
+                other => other?,
+            },
+            other => other?,
+        };
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), store.clone());
+        Ok(store)
+    }
+}
+
+/// Creates the connection and provides it to every component below. Call once, in the root.
+pub fn provide_nats(options: Options) -> NatsContext {
+    let context = NatsContext {
+        client: RwSignal::new(None),
+        status: RwSignal::new(Status::Connecting),
+        setup_error: RwSignal::new(None),
+        watcher: StoredValue::new(None),
+        buckets: StoredValue::new(Arc::default()),
+    };
+    context.connect(options);
+    provide_context(context);
+    on_cleanup(move || {
+        if let Some(Some(client)) = context.client.try_get_untracked() {
+            client.close();
+        }
+        if let Some(Some(handle)) = context.watcher.try_get_value() {
+            handle.abort();
+        }
+    });
+    context
+}
+
+/// The connection provided by [`provide_nats`].
+pub fn use_nats() -> UseNatsReturn {
+    let context = expect_context::<NatsContext>();
+    UseNatsReturn {
+        client: context.client.into(),
+        status: context.status.into(),
+        setup_error: context.setup_error.into(),
+        context,
+    }
+}

@@ -1,0 +1,281 @@
+//! Hooks that turn subscriptions and KV keys into signals.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::future::AbortHandle;
+use futures::StreamExt;
+use leptos::prelude::*;
+use nats_ws::kv::{Entry, KvConfig, Operation, Store, WatchEvent};
+use nats_ws::{Client, Message, SubscribeOptions};
+
+use crate::context::{spawn_abortable, NatsContext};
+
+/// Runs `start(client)` for as long as the calling component lives, started over whenever the
+/// client is replaced; stopped (dropping its subscriptions and watchers) on cleanup.
+fn follow_client<F, Fut>(start: F)
+where
+    F: Fn(Client) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let context = expect_context::<NatsContext>();
+    let running = StoredValue::new(None::<AbortHandle>);
+    Effect::new(move |_| {
+        let client = context.client().get();
+        if let Some(Some(old)) = running.try_get_value() {
+            old.abort();
+        }
+        running.set_value(client.map(|c| spawn_abortable(start(c))));
+    });
+    on_cleanup(move || {
+        if let Some(Some(task)) = running.try_get_value() {
+            task.abort();
+        }
+    });
+}
+
+/// Calls `on_message` for every message on `subject`, with subscription options (queue group,
+/// dedup window, …). Unsubscribes on cleanup.
+pub fn use_subscription_with_options(
+    subject: impl Into<String>,
+    options: SubscribeOptions,
+    on_message: impl Fn(Message) + 'static,
+) {
+    let subject: Rc<str> = subject.into().into();
+    let on_message = Rc::new(on_message);
+    follow_client(move |client| {
+        let subject = subject.clone();
+        let options = options.clone();
+        let on_message = on_message.clone();
+        async move {
+            let Ok(mut sub) = client.subscribe_with_options(&subject, options) else {
+                return;
+            };
+            while let Some(Ok(message)) = sub.next().await {
+                on_message(message);
+            }
+        }
+    });
+}
+
+/// The latest message on `subject` (wildcards allowed); `None` until one arrives.
+pub fn use_subscription(subject: impl Into<String>) -> ReadSignal<Option<Message>> {
+    let (latest, set_latest) = signal(None);
+    use_subscription_with_options(subject, SubscribeOptions::default(), move |m| {
+        set_latest.set(Some(m))
+    });
+    latest
+}
+
+/// What [`use_subscription_list`] returns.
+#[derive(Clone, Copy)]
+pub struct UseSubscriptionListReturn {
+    /// The most recent messages, oldest first, at most `capacity`.
+    pub messages: Signal<Vec<Message>>,
+    pub clear: Callback<()>,
+}
+
+/// The last `capacity` messages on `subject`, oldest first.
+pub fn use_subscription_list(
+    subject: impl Into<String>,
+    capacity: usize,
+) -> UseSubscriptionListReturn {
+    let messages = RwSignal::new(Vec::<Message>::new());
+    use_subscription_with_options(subject, SubscribeOptions::default(), move |m| {
+        messages.update(|list| {
+            list.push(m);
+            let excess = list.len().saturating_sub(capacity.max(1));
+            list.drain(..excess);
+        })
+    });
+    UseSubscriptionListReturn {
+        messages: messages.into(),
+        clear: Callback::new(move |()| messages.set(Vec::new())),
+    }
+}
+
+/// What [`use_kv_key`] returns.
+#[derive(Clone, Copy)]
+pub struct UseKvKeyReturn {
+    /// The key's current entry; `None` if it has no value (never written, or deleted).
+    pub entry: Signal<Option<Entry>>,
+    /// True once the current value (or its absence) is known.
+    pub loaded: Signal<bool>,
+    /// The last error of the watch or of a write, for display.
+    pub error: Signal<Option<String>>,
+    store: RwSignal<Option<Store>>,
+    set_error: RwSignal<Option<String>>,
+    key: StoredValue<String>,
+}
+
+impl UseKvKeyReturn {
+    /// The bucket, once bound.
+    pub fn store(&self) -> Option<Store> {
+        self.store.get_untracked()
+    }
+
+    /// Writes `value` (last writer wins). The signal updates when the write comes back through
+    /// the watch, in this tab as in every other.
+    pub fn set(&self, value: impl Into<Bytes>) {
+        let value = value.into();
+        let (store, set_error, key) = (self.store, self.set_error, self.key.get_value());
+        leptos::task::spawn_local(async move {
+            let Some(store) = store.get_untracked() else {
+                set_error.set(Some("not connected yet".into()));
+                return;
+            };
+            match store.put(&key, value).await {
+                Ok(_) => set_error.set(None),
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+        });
+    }
+}
+
+/// One KV key as a signal, live: every write, from any tab or any client, shows up. The bucket is
+/// created (history 5) if it does not exist.
+pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKeyReturn {
+    let (bucket, key) = (bucket.into(), key.into());
+    let entry = RwSignal::new(None::<Entry>);
+    let loaded = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let store = RwSignal::new(None::<Store>);
+    let context = expect_context::<NatsContext>();
+    let (bucket_c, key_c) = (
+        Rc::<str>::from(bucket.as_str()),
+        Rc::<str>::from(key.as_str()),
+    );
+    follow_client(move |client| {
+        let (bucket, key) = (bucket_c.clone(), key_c.clone());
+        async move {
+            let bound = context
+                .bucket(&client, &bucket, || KvConfig::new(&*bucket).history(5))
+                .await;
+            let s = match bound {
+                Ok(s) => s,
+                Err(e) => return error.set(Some(e.to_string())),
+            };
+            store.set(Some(s.clone()));
+            let mut watch = match s.watch(&key) {
+                Ok(w) => w,
+                Err(e) => return error.set(Some(e.to_string())),
+            };
+            while let Some(event) = watch.next().await {
+                match event {
+                    Ok(WatchEvent::Entry(e)) => {
+                        entry.set((e.operation == Operation::Put).then_some(e))
+                    }
+                    Ok(WatchEvent::InitialDone) => loaded.set(true),
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            }
+        }
+    });
+    UseKvKeyReturn {
+        entry: entry.into(),
+        loaded: loaded.into(),
+        error: error.into(),
+        store,
+        set_error: error,
+        key: StoredValue::new(key),
+    }
+}
+
+/// A live change seen by [`use_kv_watch`]: the key, its previous entry and its new one (`None`
+/// for a delete or purge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvChange {
+    pub key: String,
+    pub old: Option<Entry>,
+    pub new: Option<Entry>,
+}
+
+/// What [`use_kv_watch`] returns.
+#[derive(Clone, Copy)]
+pub struct UseKvWatchReturn {
+    /// Every key matching the filter that has a value, by key.
+    pub entries: Signal<BTreeMap<String, Entry>>,
+    /// True once the initial values are in.
+    pub loaded: Signal<bool>,
+    pub error: Signal<Option<String>>,
+    /// The last change made after the initial values.
+    pub last_change: Signal<Option<KvChange>>,
+    store: RwSignal<Option<Store>>,
+}
+
+impl UseKvWatchReturn {
+    /// The bucket, once bound.
+    pub fn store(&self) -> Option<Store> {
+        self.store.get_untracked()
+    }
+}
+
+/// Every key of `bucket` matching `filter` (`*`, `>` wildcards) as a live map. The bucket is
+/// created (history 5) if it does not exist.
+pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> UseKvWatchReturn {
+    let entries = RwSignal::new(BTreeMap::<String, Entry>::new());
+    let loaded = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let last_change = RwSignal::new(None::<KvChange>);
+    let store = RwSignal::new(None::<Store>);
+    let context = expect_context::<NatsContext>();
+    let (bucket, filter): (Rc<str>, Rc<str>) = (bucket.into().into(), filter.into().into());
+    follow_client(move |client| {
+        let (bucket, filter) = (bucket.clone(), filter.clone());
+        async move {
+            let s = match context
+                .bucket(&client, &bucket, || KvConfig::new(&*bucket).history(5))
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => return error.set(Some(e.to_string())),
+            };
+            store.set(Some(s.clone()));
+            let mut watch = match s.watch(&filter) {
+                Ok(w) => w,
+                Err(e) => return error.set(Some(e.to_string())),
+            };
+            // A new client replays the initial values: the map starts over with the first of them.
+            let mut fresh = true;
+            let mut initial = true;
+            while let Some(event) = watch.next().await {
+                match event {
+                    Ok(WatchEvent::Entry(e)) => {
+                        let key = e.key.clone();
+                        let new = (e.operation == Operation::Put).then_some(e);
+                        let mut old = None;
+                        entries.update(|map| {
+                            if std::mem::take(&mut fresh) {
+                                map.clear();
+                            }
+                            old = match &new {
+                                Some(n) => map.insert(key.clone(), n.clone()),
+                                None => map.remove(&key),
+                            };
+                        });
+                        if !initial {
+                            last_change.set(Some(KvChange { key, old, new }));
+                        }
+                    }
+                    Ok(WatchEvent::InitialDone) => {
+                        if std::mem::take(&mut fresh) {
+                            entries.set(BTreeMap::new());
+                        }
+                        initial = false;
+                        loaded.set(true);
+                    }
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            }
+        }
+    });
+    UseKvWatchReturn {
+        entries: entries.into(),
+        loaded: loaded.into(),
+        error: error.into(),
+        last_change: last_change.into(),
+        store,
+    }
+}

@@ -1,0 +1,181 @@
+//! The header on every page: navigation, connection status, identity, settings.
+
+use leptos::prelude::*;
+use leptos_nats::use_nats;
+use leptos_router::components::A;
+use nats_ws::Status;
+
+use crate::session::{save_identity, Settings};
+use crate::{use_identity, Page};
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let settings_open = RwSignal::new(false);
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                <span class="brand-name">"VIA"</span>
+                <span class="brand-sub">"live over NATS"</span>
+            </div>
+            <nav class="nav">
+                {Page::ALL
+                    .into_iter()
+                    .map(|p| view! { <A href=p.path() exact=true>{p.title()}</A> })
+                    .collect_view()}
+            </nav>
+            <div class="session">
+                <StatusBadge/>
+                <IdentityField/>
+                <button
+                    class="icon-button"
+                    title="Connection settings"
+                    aria-label="Connection settings"
+                    on:click=move |_| settings_open.update(|o| *o = !*o)
+                >
+                    "⚙"
+                </button>
+            </div>
+        </header>
+        <Show when=move || settings_open.get()>
+            <SettingsPanel close=move || settings_open.set(false)/>
+        </Show>
+    }
+}
+
+/// Live / Reconnecting (N) / Offline, with the details on hover.
+#[component]
+fn StatusBadge() -> impl IntoView {
+    let nats = use_nats();
+    let label = move || match nats.status.get() {
+        Status::Connected { .. } => "Live".to_owned(),
+        Status::Reconnecting { attempt, .. } => format!("Reconnecting ({attempt})"),
+        Status::Offline { .. } => "Offline".to_owned(),
+        Status::Connecting => "Connecting…".to_owned(),
+        Status::Closed => "Closed".to_owned(),
+    };
+    let class = move || match nats.status.get() {
+        Status::Connected { .. } => "badge live",
+        Status::Reconnecting { .. } | Status::Connecting => "badge reconnecting",
+        Status::Offline { .. } | Status::Closed => "badge offline",
+    };
+    let detail = move || match nats.status.get() {
+        Status::Connected {
+            server_name,
+            version,
+            rtt,
+            url,
+        } => {
+            format!(
+                "{server_name} (nats-server {version}) at {url} · RTT {:.1} ms",
+                rtt.as_secs_f64() * 1000.0
+            )
+        }
+        Status::Reconnecting {
+            last_error: Some(e),
+            ..
+        } => e.to_string(),
+        Status::Reconnecting { .. } => "reconnecting".to_owned(),
+        Status::Offline { last_error } => last_error.to_string(),
+        Status::Connecting => "connecting".to_owned(),
+        Status::Closed => "closed".to_owned(),
+    };
+    let offline = move || matches!(nats.status.get(), Status::Offline { .. });
+    view! {
+        <div class="status">
+            <span class=class data-testid="status" title=detail>
+                <span class="dot" aria-hidden="true"></span>
+                {label}
+            </span>
+            <Show when=offline>
+                <button class="link-button" on:click=move |_| nats.reconnect_now()>
+                    "Reconnect now"
+                </button>
+            </Show>
+        </div>
+    }
+}
+
+/// The tab's name, editable; kept per tab.
+#[component]
+fn IdentityField() -> impl IntoView {
+    let identity = use_identity();
+    view! {
+        <label class="identity" title="Your name in this tab">
+            <span class="sr-only">"Your name"</span>
+            <input
+                data-testid="identity"
+                maxlength="40"
+                prop:value=move || identity.get()
+                on:change=move |ev| {
+                    let name = event_target_value(&ev).trim().to_owned();
+                    if !name.is_empty() {
+                        save_identity(&name);
+                        identity.set(name);
+                    }
+                }
+            />
+        </label>
+    }
+}
+
+#[component]
+fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let nats = use_nats();
+    let current = Settings::load();
+    let servers = RwSignal::new(current.servers.clone());
+    let name = RwSignal::new(current.name.clone());
+    let user = RwSignal::new(current.user.clone());
+    let password = RwSignal::new(current.password.clone());
+    let token = RwSignal::new(current.token.clone());
+    let apply = {
+        let close = close.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let settings = Settings {
+                servers: servers.get_untracked(),
+                name: name.get_untracked(),
+                user: user.get_untracked(),
+                password: password.get_untracked(),
+                token: token.get_untracked(),
+            };
+            settings.save();
+            nats.connect(settings.options());
+            close();
+        }
+    };
+    let reset = move |_| {
+        let d = Settings::defaults();
+        servers.set(d.servers);
+        name.set(d.name);
+        user.set(String::new());
+        password.set(String::new());
+        token.set(String::new());
+    };
+    view! {
+        <form class="settings card" on:submit=apply>
+            <h2>"Connection"</h2>
+            <label>
+                "Server URLs (WebSocket, comma-separated)"
+                <input bind:value=servers placeholder="ws://127.0.0.1:8080"/>
+            </label>
+            <label>"Connection name" <input bind:value=name/></label>
+            <div class="row">
+                <label>"User" <input bind:value=user autocomplete="username"/></label>
+                <label>
+                    "Password" <input type="password" bind:value=password autocomplete="current-password"/>
+                </label>
+            </div>
+            <label>"Token" <input type="password" bind:value=token/></label>
+            <Show when=move || nats.setup_error.get().is_some()>
+                <p class="error">{move || nats.setup_error.get()}</p>
+            </Show>
+            <p class="hint">"Saved in this browser. Applying reconnects every page of this tab."</p>
+            <div class="actions">
+                <button type="button" class="secondary" on:click=reset>"Defaults"</button>
+                <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
+                <button type="submit">"Apply"</button>
+            </div>
+        </form>
+    }
+}

@@ -1,0 +1,106 @@
+//! The app: a Leptos single-page app in which every tab stays in sync through NATS.
+//!
+//! `App` provides the connection (`leptos_nats::provide_nats`), the tab's identity and the
+//! notifications, lays out the header and routes to one page per file under `pages/`. Pages speak
+//! in hooks and domain types (`model`), never in bytes.
+
+mod components;
+pub mod model;
+mod pages;
+pub mod session;
+
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+use components::header::Header;
+use components::theme::ThemeSync;
+use components::toasts::{provide_toasts, ToastHost};
+
+/// The tab's identity (`user-xxxx` or the name the user chose), shared by every page.
+#[derive(Clone, Copy)]
+pub struct Identity(pub RwSignal<String>);
+
+pub fn use_identity() -> RwSignal<String> {
+    expect_context::<Identity>().0
+}
+
+/// The app's pages, in navigation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Dashboard,
+    Chat,
+    Counter,
+    Config,
+    Themes,
+}
+
+impl Page {
+    pub const ALL: [Page; 5] = [
+        Page::Dashboard,
+        Page::Chat,
+        Page::Counter,
+        Page::Config,
+        Page::Themes,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Dashboard => "/",
+            Page::Chat => "/chat",
+            Page::Counter => "/counter",
+            Page::Config => "/config",
+            Page::Themes => "/themes",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Dashboard => "Users",
+            Page::Chat => "Chat",
+            Page::Counter => "Counter",
+            Page::Config => "Config",
+            Page::Themes => "Themes",
+        }
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let settings = session::Settings::load();
+    leptos_nats::provide_nats(settings.options());
+    provide_context(Identity(RwSignal::new(session::load_identity())));
+    provide_toasts();
+    leptos_nats::use_subscription_with_options(
+        "user.*",
+        nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
+        |m| components::toasts::push_toast(model::describe_user_event(&m.subject, &m.payload)),
+    );
+
+    view! {
+        <Router>
+            <ThemeSync/>
+            <Header/>
+            <main class="page">
+                <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("/") view=pages::dashboard::Dashboard/>
+                    <Route path=path!("/chat") view=pages::chat::Chat/>
+                    <Route path=path!("/counter") view=pages::counter::CounterPage/>
+                    <Route path=path!("/config") view=pages::config::ConfigPage/>
+                    <Route path=path!("/themes") view=pages::themes::ThemesPage/>
+                </Routes>
+            </main>
+            <ToastHost/>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <section class="card empty">
+            <h1>"Nothing here"</h1>
+            <p>"This page does not exist. "<A href="/">"Back to the users"</A></p>
+        </section>
+    }
+}

@@ -1,0 +1,359 @@
+//! `/chat`: rooms on `chat.room.<room>`, kept in stream `CHAT`. History and live messages come
+//! through one ordered consumer per room, so reconnects and server restarts lose and repeat
+//! nothing; sends are acknowledged by the stream and deduplicated by message id.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::use_nats;
+use nats_ws::jetstream::{DeliverPolicy, JetStream, OrderedOptions, PublishOptions, StreamConfig};
+use nats_ws::Client;
+
+use crate::model::{
+    room_subject, valid_room, ChatMessage, CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS,
+};
+use crate::session::{now_iso, random_hex};
+use crate::use_identity;
+
+/// Messages kept on screen per room.
+const SHOWN: usize = 200;
+/// How long a send keeps retrying while the server is unreachable.
+const SEND_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h). One that exists with other
+/// settings is used as it is.
+async fn ensure_stream(js: &JetStream) -> Result<(), String> {
+    let config = StreamConfig {
+        max_msgs: 1000,
+        max_age: Duration::from_secs(24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        ..StreamConfig::new(CHAT_STREAM, [CHAT_SUBJECTS])
+    };
+    match js.create_stream(&config).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.err_code() == Some(nats_ws::jetstream::err_codes::STREAM_NAME_IN_USE) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `fut` for as long as the component lives and the client stays the same.
+fn while_mounted(fut: impl std::future::Future<Output = ()> + 'static) {
+    let (handle, registration) = futures::future::AbortHandle::new_pair();
+    spawn_local(async move {
+        let _ = futures::future::Abortable::new(fut, registration).await;
+    });
+    on_cleanup(move || handle.abort());
+}
+
+#[component]
+pub fn Chat() -> impl IntoView {
+    let nats = use_nats();
+    view! {
+        <section class="page-head">
+            <h1>"Chat"</h1>
+            <p class="lede">
+                "Rooms on " <code>"chat.room.<room>"</code> ", kept in stream " <code>"CHAT"</code>
+                ": history loads when a room opens, and a message sent while reconnecting arrives once, when the server is back."
+            </p>
+        </section>
+        {move || match nats.client.get() {
+            Some(client) => view! { <ChatWith client/> }.into_any(),
+            None => view! { <p class="muted">"Not connected."</p> }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn ChatWith(client: Client) -> impl IntoView {
+    let js = client.jetstream();
+    let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
+    let rooms = RwSignal::new(
+        DEFAULT_ROOMS
+            .iter()
+            .map(|r| (*r).to_owned())
+            .collect::<BTreeSet<String>>(),
+    );
+    let stream_error = RwSignal::new(None::<String>);
+    let stream_ready = RwSignal::new(false);
+
+    // Rooms with messages, live: the last message per room subject, headers only.
+    {
+        let js = js.clone();
+        while_mounted(async move {
+            if let Err(e) = ensure_stream(&js).await {
+                stream_error.set(Some(e));
+                return;
+            }
+            stream_ready.set(true);
+            let options = OrderedOptions {
+                filter_subject: Some("chat.room.*".into()),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                headers_only: true,
+                ..Default::default()
+            };
+            let mut found = js.ordered(CHAT_STREAM, options);
+            while let Some(Ok(m)) = found.next().await {
+                if let Some(room) = m.message.subject.strip_prefix("chat.room.") {
+                    if valid_room(room) {
+                        rooms.update(|r| {
+                            r.insert(room.to_owned());
+                        });
+                    }
+                }
+            }
+        });
+    }
+
+    let new_room = RwSignal::new(String::new());
+    let room_error = RwSignal::new(None::<String>);
+    let add_room = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let name = new_room.get_untracked().trim().to_lowercase();
+        if !valid_room(&name) {
+            room_error.set(Some(
+                "room names are letters, digits, '-' and '_' (32 at most)".into(),
+            ));
+            return;
+        }
+        room_error.set(None);
+        rooms.update(|r| {
+            r.insert(name.clone());
+        });
+        current.set(name);
+        new_room.set(String::new());
+    };
+
+    view! {
+        <div class="chat">
+            <aside class="card rooms">
+                <h2>"Rooms"</h2>
+                <ul>
+                    <For
+                        each=move || {
+                            let mut list: Vec<String> = rooms.get().into_iter().collect();
+                            list.sort_by_key(|r| (r != "general", r.clone()));
+                            list
+                        }
+                        key=|r| r.clone()
+                        children=move |room| {
+                            let r = room.clone();
+                            view! {
+                                <li>
+                                    <button
+                                        class="room"
+                                        class:active=move || current.get() == r
+                                        data-testid=format!("chat-room-{room}")
+                                        on:click={
+                                            let room = room.clone();
+                                            move |_| current.set(room.clone())
+                                        }
+                                    >
+                                        "# "
+                                        {room.clone()}
+                                    </button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+                <form class="new-room" on:submit=add_room>
+                    <input bind:value=new_room placeholder="new-room" aria-label="New room name" maxlength="32"/>
+                    <button type="submit" class="secondary">"Add"</button>
+                </form>
+                <Show when=move || room_error.get().is_some()>
+                    <p class="error">{move || room_error.get()}</p>
+                </Show>
+            </aside>
+            <section class="card room-view">
+                <Show when=move || stream_error.get().is_some()>
+                    <p class="error">{move || stream_error.get()}</p>
+                </Show>
+                {
+                    let js = js.clone();
+                    move || {
+                        let room = current.get();
+                        let js = js.clone();
+                        stream_ready.get().then(|| view! { <Room room js/> })
+                    }
+                }
+            </section>
+        </div>
+    }
+}
+
+/// A message this tab sent that the stream has not shown back yet.
+#[derive(Clone, PartialEq, Eq)]
+struct Outgoing {
+    message: ChatMessage,
+    error: Option<String>,
+}
+
+#[component]
+fn Room(room: String, js: JetStream) -> impl IntoView {
+    let identity = use_identity();
+    let messages = RwSignal::new(Vec::<ChatMessage>::new());
+    let loaded = RwSignal::new(false);
+    let outgoing = RwSignal::new(Vec::<Outgoing>::new());
+    let draft = RwSignal::new(String::new());
+
+    {
+        let js = js.clone();
+        let subject = room_subject(&room);
+        while_mounted(async move {
+            let options = OrderedOptions {
+                filter_subject: Some(subject),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            };
+            let mut feed = js.ordered(CHAT_STREAM, options);
+            loaded.set(true);
+            while let Some(next) = feed.next().await {
+                let Ok(m) = next else { continue };
+                let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
+                    continue;
+                };
+                outgoing.update(|o| o.retain(|p| p.message.id != message.id));
+                messages.update(|list| {
+                    list.push(message);
+                    let excess = list.len().saturating_sub(SHOWN);
+                    list.drain(..excess);
+                });
+            }
+        });
+    }
+
+    let send_message = {
+        let js = js.clone();
+        move |message: ChatMessage| {
+            let js = js.clone();
+            let Ok(json) = serde_json::to_vec(&message) else {
+                return;
+            };
+            let options = PublishOptions::default()
+                .msg_id(message.id.clone())
+                .deadline(SEND_DEADLINE);
+            let id = message.id.clone();
+            let subject = room_subject(&message.room);
+            spawn_local(async move {
+                if let Err(e) = js.publish_with(&subject, None, &json, &options).await {
+                    outgoing.update(|o| {
+                        if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
+                            p.error = Some(e.to_string());
+                        }
+                    });
+                }
+            });
+        }
+    };
+
+    let send = {
+        let send_message = send_message.clone();
+        let room = room.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let text = draft.get_untracked();
+            if text.trim().is_empty() {
+                return;
+            }
+            let message = ChatMessage {
+                id: random_hex(16),
+                room: room.clone(),
+                user: identity.get_untracked(),
+                text: text.trim_end().to_owned(),
+                at: now_iso(),
+            };
+            outgoing.update(|o| {
+                o.push(Outgoing {
+                    message: message.clone(),
+                    error: None,
+                })
+            });
+            draft.set(String::new());
+            send_message(message);
+        }
+    };
+
+    let retry = move |id: String| {
+        let Some(message) = outgoing.with_untracked(|o| {
+            o.iter()
+                .find(|p| p.message.id == id)
+                .map(|p| p.message.clone())
+        }) else {
+            return;
+        };
+        outgoing.update(|o| {
+            if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
+                p.error = None;
+            }
+        });
+        send_message(message);
+    };
+
+    let me = move || identity.get();
+    view! {
+        <div class="room-head">
+            <h2>"# " {room.clone()}</h2>
+            <span class="muted">{move || format!("{} messages", messages.get().len())}</span>
+        </div>
+        <ol class="messages" aria-live="polite">
+            <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
+                <li class="empty">"No messages yet. Say hello!"</li>
+            </Show>
+            <For
+                each=move || messages.get()
+                key=|m| m.id.clone()
+                children=move |m| {
+                    let mine = m.user == me();
+                    let time = m.at.get(11..16).unwrap_or_default().to_owned();
+                    view! {
+                        <li class="message" class:mine=mine data-testid="chat-message">
+                            <div class="meta">
+                                <span class="author">{m.user}</span>
+                                <time>{time}</time>
+                            </div>
+                            <p class="text">{m.text}</p>
+                        </li>
+                    }
+                }
+            />
+            <For
+                each=move || outgoing.get()
+                key=|p| (p.message.id.clone(), p.error.clone())
+                children=move |p| {
+                    let id = p.message.id.clone();
+                    let retry = retry.clone();
+                    view! {
+                        <li class="message mine pending">
+                            <div class="meta">
+                                <span class="author">{p.message.user}</span>
+                                <span class="muted">
+                                    {if p.error.is_some() { "not sent" } else { "sending…" }}
+                                </span>
+                            </div>
+                            <p class="text">{p.message.text}</p>
+                            {p.error.map(move |e| view! {
+                                <p class="error">
+                                    {e} " "
+                                    <button class="link-button" on:click=move |_| retry(id.clone())>"Retry"</button>
+                                </p>
+                            })}
+                        </li>
+                    }
+                }
+            />
+        </ol>
+        <form class="composer" on:submit=send>
+            <input
+                data-testid="chat-input"
+                bind:value=draft
+                placeholder=format!("Message #{room}")
+                maxlength="2000"
+                autocomplete="off"
+            />
+            <button data-testid="chat-send" type="submit">"Send"</button>
+        </form>
+    }
+}

@@ -1,0 +1,188 @@
+//! `/config`: the `config.*` keys of KV `via_config`, live, whoever writes them.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::{use_kv_watch, KvChange};
+
+use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
+use crate::use_identity;
+
+/// The header that names the app user behind a config write; other clients do not set it.
+pub const WRITER_HEADER: &str = "Via-User";
+
+/// What the "last change" panel shows.
+#[derive(Clone, PartialEq, Eq)]
+struct Shown {
+    key: String,
+    old: String,
+    new: String,
+    who: String,
+    when: String,
+}
+
+fn describe(change: &KvChange) -> Shown {
+    let text = |e: &Option<nats_ws::kv::Entry>| match e {
+        Some(e) => e.text().unwrap_or("(binary)").to_owned(),
+        None => "(none)".to_owned(),
+    };
+    let who = change
+        .new
+        .as_ref()
+        .and_then(|e| e.headers.as_ref())
+        .and_then(|h| h.get(WRITER_HEADER))
+        .map(str::to_owned)
+        .unwrap_or_else(|| "another client".to_owned());
+    let when = String::from(js_sys::Date::new_0().to_locale_time_string("en-GB"));
+    Shown {
+        key: change.key.clone(),
+        old: text(&change.old),
+        new: text(&change.new),
+        who,
+        when,
+    }
+}
+
+#[component]
+pub fn ConfigPage() -> impl IntoView {
+    let config = use_kv_watch(CONFIG_BUCKET, "config.>");
+    let identity = use_identity();
+    let error = RwSignal::new(None::<String>);
+    let last = Memo::new(move |_| config.last_change.get().as_ref().map(describe));
+
+    // The known keys first, in their order, then any other config.* key someone wrote.
+    let keys = Memo::new(move |_| {
+        let mut keys: Vec<String> = CONFIG_KEYS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        config.entries.with(|map| {
+            keys.extend(
+                map.keys()
+                    .filter(|k| !CONFIG_KEYS.iter().any(|(known, _)| known == k))
+                    .cloned(),
+            )
+        });
+        keys
+    });
+
+    let toggle = move |key: String| {
+        let Some(store) = config.store() else {
+            error.set(Some("not connected yet".into()));
+            return;
+        };
+        let choices = CONFIG_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| *c)
+            .unwrap_or(&["true", "false"]);
+        let current = config
+            .entries
+            .with_untracked(|m| m.get(&key).and_then(|e| e.text().map(str::to_owned)));
+        let next = next_config_value(choices, current.as_deref()).to_owned();
+        let mut headers = nats_ws::HeaderMap::new();
+        headers.insert(WRITER_HEADER, identity.get_untracked());
+        spawn_local(async move {
+            match store.put_with_headers(&key, next, &headers).await {
+                Ok(_) => error.set(None),
+                Err(e) => error.set(Some(format!("{key} not changed: {e}"))),
+            }
+        });
+    };
+
+    view! {
+        <section class="page-head">
+            <h1>"Config"</h1>
+            <p class="lede">
+                "Keys " <code>"config.*"</code> " of KV " <code>"via_config"</code>
+                ", watched live: a value written by any NATS client shows up here at once."
+            </p>
+        </section>
+        <div class="grid-2">
+            <section class="card">
+                <h2>"Values"</h2>
+                <Show when=move || config.error.get().or(error.get()).is_some()>
+                    <p class="error">{move || config.error.get().or(error.get())}</p>
+                </Show>
+                <table class="config-table">
+                    <thead>
+                        <tr>
+                            <th>"Key"</th>
+                            <th>"Value"</th>
+                            <th></th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || keys.get()
+                            key=|k| k.clone()
+                            children=move |key| {
+                                let short = key.strip_prefix("config.").unwrap_or(&key).to_owned();
+                                let value = {
+                                    let key = key.clone();
+                                    move || {
+                                        config.entries.with(|m| {
+                                            m.get(&key).map(|e| e.text().unwrap_or("(binary)").to_owned())
+                                        })
+                                    }
+                                };
+                                let shown = {
+                                    let value = value.clone();
+                                    move || match value() {
+                                        Some(v) => v,
+                                        None if config.loaded.get() => "(not set)".to_owned(),
+                                        None => "…".to_owned(),
+                                    }
+                                };
+                                let is_unset = move || value().is_none();
+                                let key_for_click = key.clone();
+                                view! {
+                                    <tr>
+                                        <td><code>{key.clone()}</code></td>
+                                        <td>
+                                            <span
+                                                class="value"
+                                                class:unset=is_unset
+                                                data-testid=format!("config-value-{short}")
+                                            >
+                                                {shown}
+                                            </span>
+                                        </td>
+                                        <td class="right">
+                                            <button
+                                                class="secondary"
+                                                data-testid=format!("config-toggle-{short}")
+                                                on:click=move |_| toggle(key_for_click.clone())
+                                            >
+                                                "Change"
+                                            </button>
+                                        </td>
+                                    </tr>
+                                }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </section>
+            <section class="card" data-testid="config-last-change">
+                <h2>"Last change"</h2>
+                {move || match last.get() {
+                    None => view! { <p class="muted">"No change since this page opened."</p> }.into_any(),
+                    Some(s) => view! {
+                        <dl class="last-change">
+                            <dt>"Key"</dt>
+                            <dd><code>{s.key}</code></dd>
+                            <dt>"Change"</dt>
+                            <dd>
+                                <span class="old">{s.old}</span>
+                                " → "
+                                <span class="new">{s.new}</span>
+                            </dd>
+                            <dt>"By"</dt>
+                            <dd>{s.who}</dd>
+                            <dt>"At"</dt>
+                            <dd>{s.when}</dd>
+                        </dl>
+                    }
+                    .into_any(),
+                }}
+            </section>
+        </div>
+    }
+}

@@ -1,0 +1,309 @@
+//! `/`: users in KV bucket `users`, live in every tab; each change also announced as a
+//! `user.created|updated|deleted` event.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::{use_kv_watch, use_nats, UseKvWatchReturn};
+use nats_ws::kv::{KvError, Store};
+
+use crate::model::{validate_user, User, UserEvent, USERS_BUCKET};
+use crate::session::{now_iso, random_hex};
+use crate::use_identity;
+
+/// Publishes `user.<action>`; best effort (the KV write is what matters).
+fn announce(client: Option<&nats_ws::Client>, action: &str, user: &User, by: &str) {
+    let Some(client) = client else { return };
+    let event = UserEvent {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        action: action.to_owned(),
+        by: by.to_owned(),
+        at: now_iso(),
+    };
+    if let Ok(json) = serde_json::to_vec(&event) {
+        let _ = client.publish(&format!("user.{action}"), json);
+    }
+}
+
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let users = use_kv_watch(USERS_BUCKET, ">");
+    // Ids in creation order; each row follows its own user, so a change elsewhere never resets a
+    // row that is being edited here.
+    let rows = Memo::new(move |_| {
+        let mut list: Vec<User> = users
+            .entries
+            .get()
+            .values()
+            .filter_map(|e| serde_json::from_slice::<User>(&e.value).ok())
+            .collect();
+        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        list.into_iter().map(|u| u.id).collect::<Vec<_>>()
+    });
+    view! {
+        <section class="page-head">
+            <h1>"Users"</h1>
+            <p class="lede">
+                "Stored in the KV bucket " <code>"users"</code>
+                ". Every change shows up in every open tab, and is announced on "
+                <code>"user.*"</code> "."
+            </p>
+        </section>
+        <CreateUser store=move || users.store()/>
+        <section class="card">
+            <div class="card-head">
+                <h2>"All users"</h2>
+                <span class="muted">{move || format!("{} in total", rows.get().len())}</span>
+            </div>
+            <Show when=move || users.error.get().is_some()>
+                <p class="error">{move || users.error.get()}</p>
+            </Show>
+            <Show
+                when=move || users.loaded.get()
+                fallback=|| view! { <p class="muted">"Loading users…"</p> }
+            >
+                <Show
+                    when=move || !rows.get().is_empty()
+                    fallback=|| view! { <p class="empty">"No users yet: add the first one above."</p> }
+                >
+                    <ul class="user-list">
+                        <For
+                            each=move || rows.get()
+                            key=|id| id.clone()
+                            children=move |id| view! { <UserRow id users/> }
+                        />
+                    </ul>
+                </Show>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) -> impl IntoView {
+    let identity = use_identity();
+    let name = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (n, e) = (
+            name.get_untracked().trim().to_owned(),
+            email.get_untracked().trim().to_owned(),
+        );
+        if let Err(why) = validate_user(&n, &e) {
+            error.set(Some(why.to_owned()));
+            return;
+        }
+        let Some(store) = store() else {
+            error.set(Some("not connected yet: the user was not saved".into()));
+            return;
+        };
+        let now = now_iso();
+        let user = User {
+            id: random_hex(12),
+            name: n,
+            email: e,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let by = identity.get_untracked();
+        let client = use_nats().client.get_untracked();
+        busy.set(true);
+        spawn_local(async move {
+            let json = serde_json::to_vec(&user).unwrap_or_default();
+            match store.create(&user.id, json).await {
+                Ok(_) => {
+                    announce(client.as_ref(), "created", &user, &by);
+                    name.set(String::new());
+                    email.set(String::new());
+                    error.set(None);
+                }
+                // The form keeps what was typed, so nothing is lost.
+                Err(e) => error.set(Some(format!("not saved: {e}"))),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <form class="card create-user" on:submit=submit>
+            <h2>"Add a user"</h2>
+            <div class="row">
+                <label>
+                    "Name"
+                    <input data-testid="user-name-input" bind:value=name placeholder="Ada Lovelace" maxlength="80"/>
+                </label>
+                <label>
+                    "Email"
+                    <input
+                        data-testid="user-email-input"
+                        type="email"
+                        bind:value=email
+                        placeholder="ada@example.com"
+                    />
+                </label>
+                <button data-testid="user-create" type="submit" disabled=move || busy.get()>
+                    "Create"
+                </button>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="error">{move || error.get()}</p>
+            </Show>
+        </form>
+    }
+}
+
+#[component]
+fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
+    let identity = use_identity();
+    let nats = use_nats();
+    let current = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            users.entries.with(|map| {
+                map.get(&id).and_then(|e| {
+                    serde_json::from_slice::<User>(&e.value)
+                        .ok()
+                        .map(|u| (u, e.revision))
+                })
+            })
+        })
+    };
+    let editing = RwSignal::new(false);
+    let draft_name = RwSignal::new(String::new());
+    let draft_email = RwSignal::new(String::new());
+    // The revision the edit started from: saving against it detects changes made meanwhile.
+    let base_revision = RwSignal::new(0u64);
+    let error = RwSignal::new(None::<String>);
+    let conflict = RwSignal::new(None::<String>);
+
+    let start_edit = move |_| {
+        if let Some((u, rev)) = current.get_untracked() {
+            draft_name.set(u.name);
+            draft_email.set(u.email);
+            base_revision.set(rev);
+            editing.set(true);
+        }
+    };
+
+    let save = move |overwrite: bool| {
+        let (n, e) = (
+            draft_name.get_untracked().trim().to_owned(),
+            draft_email.get_untracked().trim().to_owned(),
+        );
+        if let Err(why) = validate_user(&n, &e) {
+            error.set(Some(why.to_owned()));
+            return;
+        }
+        let (Some(store), Some((mut updated, _))) = (users.store(), current.get_untracked()) else {
+            error.set(Some("not connected: nothing was saved".into()));
+            return;
+        };
+        updated.name = n;
+        updated.email = e;
+        updated.updated_at = now_iso();
+        let by = identity.get_untracked();
+        let client = nats.client.get_untracked();
+        let expected = base_revision.get_untracked();
+        spawn_local(async move {
+            let json = serde_json::to_vec(&updated).unwrap_or_default();
+            let result = if overwrite {
+                store.put(&updated.id, json).await
+            } else {
+                store.update(&updated.id, json, expected).await
+            };
+            match result {
+                Ok(_) => {
+                    announce(client.as_ref(), "updated", &updated, &by);
+                    editing.set(false);
+                    conflict.set(None);
+                    error.set(None);
+                }
+                Err(KvError::WrongLastRevision { .. }) => {
+                    let now = store.get(&updated.id).await.ok().flatten();
+                    let theirs = now
+                        .and_then(|e| serde_json::from_slice::<User>(&e.value).ok())
+                        .map(|u| format!("{} <{}>", u.name, u.email));
+                    conflict.set(Some(match theirs {
+                        Some(t) => format!(
+                            "Someone changed this user while you were editing (now: {t}). Your edit was not saved."
+                        ),
+                        None => "Someone deleted this user while you were editing. Your edit was not saved.".to_owned(),
+                    }));
+                }
+                Err(e) => error.set(Some(format!("not saved: {e}"))),
+            }
+        });
+    };
+
+    let delete = move |_| {
+        let (Some(store), Some((u, _))) = (users.store(), current.get_untracked()) else {
+            return;
+        };
+        let by = identity.get_untracked();
+        let client = nats.client.get_untracked();
+        spawn_local(async move {
+            match store.delete(&u.id).await {
+                Ok(_) => announce(client.as_ref(), "deleted", &u, &by),
+                Err(e) => error.set(Some(format!("not deleted: {e}"))),
+            }
+        });
+    };
+
+    let name = move || current.get().map(|(u, _)| u.name).unwrap_or_default();
+    let email = move || current.get().map(|(u, _)| u.email).unwrap_or_default();
+    let initial = move || {
+        name()
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
+    };
+    view! {
+        <li class="user-row" data-testid="user-row">
+            <Show
+                when=move || editing.get()
+                fallback=move || {
+                    view! {
+                        <div class="avatar" aria-hidden="true">{initial}</div>
+                        <div class="who">
+                            <span class="name">{name}</span>
+                            <span class="email">{email}</span>
+                        </div>
+                        <div class="row-actions">
+                            <button class="secondary" on:click=start_edit>"Edit"</button>
+                            <button class="danger" on:click=delete>"Delete"</button>
+                        </div>
+                    }
+                }
+            >
+                <div class="edit">
+                    <input bind:value=draft_name aria-label="Name"/>
+                    <input bind:value=draft_email type="email" aria-label="Email"/>
+                    <button on:click=move |_| save(false)>"Save"</button>
+                    <button
+                        class="secondary"
+                        on:click=move |_| {
+                            editing.set(false);
+                            conflict.set(None);
+                            error.set(None);
+                        }
+                    >
+                        "Cancel"
+                    </button>
+                </div>
+            </Show>
+            <Show when=move || conflict.get().is_some()>
+                <div class="conflict" role="alert">
+                    <span>{move || conflict.get()}</span>
+                    <button class="secondary" on:click=move |_| save(true)>"Save mine anyway"</button>
+                </div>
+            </Show>
+            <Show when=move || error.get().is_some()>
+                <p class="error">{move || error.get()}</p>
+            </Show>
+        </li>
+    }
+}

@@ -1,0 +1,114 @@
+//! What the browser remembers: connection settings (localStorage, shared by the tabs of this
+//! browser) and the user's identity (sessionStorage, one per tab).
+
+use serde::{Deserialize, Serialize};
+
+const SETTINGS_KEY: &str = "via.settings";
+const IDENTITY_KEY: &str = "via.identity";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
+/// Random lowercase hex, `len` characters.
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len.div_ceil(2)];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..len].to_owned()
+}
+
+/// Now, as an RFC 3339 UTC string.
+pub fn now_iso() -> String {
+    String::from(js_sys::Date::new_0().to_iso_string())
+}
+
+/// The tab's identity: `user-xxxx` until the user picks another name.
+pub fn load_identity() -> String {
+    session_storage()
+        .and_then(|s| s.get_item(IDENTITY_KEY).ok().flatten())
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| {
+            let name = format!("user-{}", random_hex(4));
+            save_identity(&name);
+            name
+        })
+}
+
+pub fn save_identity(name: &str) {
+    if let Some(s) = session_storage() {
+        let _ = s.set_item(IDENTITY_KEY, name);
+    }
+}
+
+/// Connection settings, edited in the settings panel. No `Debug`: it holds credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Comma-separated WebSocket urls.
+    pub servers: String,
+    pub name: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub token: String,
+}
+
+impl Settings {
+    /// `ws://<page host>:8080`, the nats.sh server's WebSocket port.
+    pub fn defaults() -> Settings {
+        let host = web_sys::window()
+            .and_then(|w| w.location().hostname().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Settings {
+            servers: format!("ws://{host}:8080"),
+            name: "via-app".to_owned(),
+            user: String::new(),
+            password: String::new(),
+            token: String::new(),
+        }
+    }
+
+    pub fn load() -> Settings {
+        local_storage()
+            .and_then(|s| s.get_item(SETTINGS_KEY).ok().flatten())
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_else(Settings::defaults)
+    }
+
+    pub fn save(&self) {
+        if let (Some(s), Ok(json)) = (local_storage(), serde_json::to_string(self)) {
+            let _ = s.set_item(SETTINGS_KEY, &json);
+        }
+    }
+
+    pub fn options(&self) -> nats_ws::Options {
+        let servers: Vec<String> = self
+            .servers
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut options = nats_ws::Options::with_servers(servers);
+        if !self.name.trim().is_empty() {
+            options = options.name(self.name.trim());
+        }
+        if !self.token.is_empty() {
+            options = options.token(&self.token);
+        } else if !self.user.is_empty() {
+            options = options.user_password(&self.user, &self.password);
+        }
+        options
+    }
+}
