@@ -34,8 +34,8 @@ start_test_server() {
     fi
     sleep 0.1
   done
-  read -r _ NATS_WS_TEST_URL NATS_TEST_CONTROL <<<"$line"
-  export NATS_WS_TEST_URL NATS_TEST_CONTROL
+  read -r _ NATS_WS_TEST_URL NATS_TEST_CONTROL NATS_TEST_URL <<<"$line"
+  export NATS_WS_TEST_URL NATS_TEST_CONTROL NATS_TEST_URL
   echo "test nats-server: websocket $NATS_WS_TEST_URL, control $NATS_TEST_CONTROL"
 }
 

@@ -6,7 +6,7 @@ GET /stop (returns once the process has exited), GET /start (returns once the po
 connections), GET /status. Everything binds to 127.0.0.1; the control port answers with
 `Access-Control-Allow-Origin: *` because the test page is served from another local port.
 
-Prints one line `ready <ws_url> <control_url>` once the server is up, then serves until killed
+Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>
 """
 
@@ -119,7 +119,11 @@ def main():
     if not server.start():
         server.stop()
         sys.exit("nats-server did not start; see nats-server.log in " + work_dir)
-    print(f"ready ws://127.0.0.1:{server.ws_port} http://127.0.0.1:{httpd.server_address[1]}", flush=True)
+    print(
+        f"ready ws://127.0.0.1:{server.ws_port} http://127.0.0.1:{httpd.server_address[1]} "
+        f"nats://127.0.0.1:{server.client_port}",
+        flush=True,
+    )
     try:
         httpd.serve_forever()
     finally:

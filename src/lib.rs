@@ -70,11 +70,12 @@ pub fn App() -> impl IntoView {
     let settings = session::Settings::load();
     leptos_nats::provide_nats(settings.options());
     provide_context(Identity(RwSignal::new(session::load_identity())));
-    provide_toasts();
+    let toasts = provide_toasts();
+    // Any user.* event, from this app or any other client, once (dedup: 2 s).
     leptos_nats::use_subscription_with_options(
         "user.*",
         nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
-        |m| components::toasts::push_toast(model::describe_user_event(&m.subject, &m.payload)),
+        move |m| toasts.push(model::describe_user_event(&m.subject, &m.payload)),
     );
 
     view! {

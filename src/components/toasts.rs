@@ -10,8 +10,10 @@ struct Toast {
     text: String,
 }
 
+/// The notification list, provided once by the app. Copy it into callbacks that run outside the
+/// component tree (subscription handlers), where context is not reachable.
 #[derive(Clone, Copy)]
-struct Toasts {
+pub struct Toasts {
     list: RwSignal<Vec<Toast>>,
     next_id: StoredValue<u64>,
 }
@@ -19,29 +21,28 @@ struct Toasts {
 const SHOWN_FOR: Duration = Duration::from_secs(6);
 const AT_MOST: usize = 5;
 
-pub fn provide_toasts() {
-    provide_context(Toasts {
+pub fn provide_toasts() -> Toasts {
+    let toasts = Toasts {
         list: RwSignal::new(Vec::new()),
         next_id: StoredValue::new(0),
-    });
+    };
+    provide_context(toasts);
+    toasts
 }
 
-/// Shows `text` for a few seconds.
-pub fn push_toast(text: String) {
-    let Some(toasts) = use_context::<Toasts>() else {
-        return;
-    };
-    let id = toasts.next_id.get_value();
-    toasts.next_id.set_value(id + 1);
-    toasts.list.update(|list| {
-        list.push(Toast { id, text });
-        let excess = list.len().saturating_sub(AT_MOST);
-        list.drain(..excess);
-    });
-    set_timeout(
-        move || toasts.list.update(|list| list.retain(|t| t.id != id)),
-        SHOWN_FOR,
-    );
+impl Toasts {
+    /// Shows `text` for a few seconds.
+    pub fn push(self, text: String) {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        self.list.update(|list| {
+            list.push(Toast { id, text });
+            let excess = list.len().saturating_sub(AT_MOST);
+            list.drain(..excess);
+        });
+        let list = self.list;
+        set_timeout(move || list.update(|l| l.retain(|t| t.id != id)), SHOWN_FOR);
+    }
 }
 
 #[component]

@@ -83,6 +83,7 @@ pub fn Dashboard() -> impl IntoView {
 #[component]
 fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) -> impl IntoView {
     let identity = use_identity();
+    let nats = use_nats();
     let name = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -110,7 +111,7 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             updated_at: now,
         };
         let by = identity.get_untracked();
-        let client = use_nats().client.get_untracked();
+        let client = nats.client.get_untracked();
         busy.set(true);
         spawn_local(async move {
             let json = serde_json::to_vec(&user).unwrap_or_default();
