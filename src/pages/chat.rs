@@ -296,7 +296,12 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
     view! {
         <div class="room-head">
             <h2>"# " {room.clone()}</h2>
-            <span class="muted">{move || format!("{} messages", messages.get().len())}</span>
+            <span class="muted">
+                {move || match messages.get().len() {
+                    1 => "1 message".to_owned(),
+                    n => format!("{n} messages"),
+                }}
+            </span>
         </div>
         <ol class="messages" aria-live="polite">
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>

@@ -62,6 +62,29 @@ pub fn ConfigPage() -> impl IntoView {
         keys
     });
 
+    // Keys nobody has set yet get their default (the first choice), once; `create` never
+    // overwrites a value someone else wrote meanwhile.
+    let seeded = StoredValue::new(false);
+    Effect::new(move |_| {
+        if !config.loaded.get() || seeded.get_value() {
+            return;
+        }
+        let Some(store) = config.store() else { return };
+        seeded.set_value(true);
+        let missing: Vec<(&str, &str)> = config.entries.with_untracked(|m| {
+            CONFIG_KEYS
+                .iter()
+                .filter(|(k, _)| !m.contains_key(*k))
+                .map(|(k, choices)| (*k, choices[0]))
+                .collect()
+        });
+        spawn_local(async move {
+            for (key, value) in missing {
+                let _ = store.create(key, value).await;
+            }
+        });
+    });
+
     let toggle = move |key: String| {
         let Some(store) = config.store() else {
             error.set(Some("not connected yet".into()));
@@ -130,7 +153,21 @@ pub fn ConfigPage() -> impl IntoView {
                                         None => "…".to_owned(),
                                     }
                                 };
-                                let is_unset = move || value().is_none();
+                                let is_unset = {
+                                    let value = value.clone();
+                                    move || value().is_none()
+                                };
+                                let next = {
+                                    let key = key.clone();
+                                    move || {
+                                        let choices = CONFIG_KEYS
+                                            .iter()
+                                            .find(|(k, _)| *k == key)
+                                            .map(|(_, c)| *c)
+                                            .unwrap_or(&["true", "false"]);
+                                        format!("→ {}", next_config_value(choices, value().as_deref()))
+                                    }
+                                };
                                 let key_for_click = key.clone();
                                 view! {
                                     <tr>
@@ -148,9 +185,10 @@ pub fn ConfigPage() -> impl IntoView {
                                             <button
                                                 class="secondary"
                                                 data-testid=format!("config-toggle-{short}")
+                                                title="Write the next value"
                                                 on:click=move |_| toggle(key_for_click.clone())
                                             >
-                                                "Change"
+                                                {next}
                                             </button>
                                         </td>
                                     </tr>
