@@ -87,11 +87,11 @@ clippy_native() {
 }
 
 clippy_wasm() {
-  step "clippy (wasm32, nats-ws)"
+  step "clippy (wasm32)"
   # The browser tests read these at compile time; check them against placeholder values.
   NATS_WS_TEST_URL="${NATS_WS_TEST_URL:-ws://127.0.0.1:8080}" \
     NATS_TEST_CONTROL="${NATS_TEST_CONTROL:-http://127.0.0.1:9}" \
-    cargo clippy -p nats-ws --target wasm32-unknown-unknown --all-targets -- -D warnings
+    cargo clippy --workspace --target wasm32-unknown-unknown --all-targets -- -D warnings
 }
 
 test_native() {
