@@ -22,9 +22,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{within, TestServer};
+use common::{connect, within, TestServer};
 use futures::StreamExt;
-use nats_ws::{Client, HeaderMap, Message, Options, Subscriber};
+use nats_ws::{HeaderMap, Message, Subscriber};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -111,16 +111,6 @@ fn large_payload() -> Vec<u8> {
     (0..200_000u32)
         .map(|i| (i.wrapping_mul(31) % 251) as u8)
         .collect()
-}
-
-async fn connect(server: &TestServer) -> Client {
-    within(
-        STEP,
-        "our client to connect",
-        nats_ws::connect(Options::new(server.ws_url())),
-    )
-    .await
-    .expect("our client connects over WebSocket")
 }
 
 async fn next_message(sub: &mut Subscriber, what: &str) -> Message {

@@ -23,14 +23,14 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{within, TestServer};
+use common::{connect, within, TestServer};
 use futures::{Stream, StreamExt};
 use nats_ws::jetstream::{
     AckPolicy, ConsumerConfig, FetchOptions, JetStreamError, JsMessage, OrderedOptions,
     PublishOptions, StreamConfig,
 };
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Watch, WatchEvent, WatchOptions};
-use nats_ws::{Client, HeaderMap, Options};
+use nats_ws::HeaderMap;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -89,16 +89,6 @@ fn spec_headers(list: Option<&[(&str, &str)]>) -> Value {
         None => Value::Null,
         Some(list) => Value::Array(list.iter().map(|(n, v)| json!([n, v])).collect()),
     }
-}
-
-async fn connect(server: &TestServer) -> Client {
-    within(
-        STEP,
-        "our client to connect",
-        nats_ws::connect(Options::new(server.ws_url())),
-    )
-    .await
-    .expect("our client connects over WebSocket")
 }
 
 /// An entry reduced to what both sides agree on: key, revision, operation, value.

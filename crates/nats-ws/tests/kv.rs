@@ -4,10 +4,14 @@
 
 mod common;
 
-use common::{within, TestServer};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{connect, quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
-use nats_ws::kv::{KvConfig, KvError, Operation, WatchEvent};
-use nats_ws::Options;
+use nats_ws::jetstream::err_codes;
+use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, Watch, WatchEvent, WatchOptions};
+use nats_ws::{Client, Options, Status};
 
 #[tokio::test]
 async fn revision_chain_and_conflicts() {
@@ -117,4 +121,744 @@ async fn watch_initial_values_then_updates_in_order() {
         "out of order: {revisions:?}"
     );
     assert_eq!(revisions.len(), 103);
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+async fn bucket(client: &Client, config: KvConfig) -> Store {
+    within(5, "bucket", client.jetstream().create_key_value(config))
+        .await
+        .expect("create bucket")
+}
+
+async fn next_event(watch: &mut Watch) -> WatchEvent {
+    within(5, "a watch event", watch.next())
+        .await
+        .expect("the watch ended")
+        .expect("watch error")
+}
+
+async fn next_entry(watch: &mut Watch) -> Entry {
+    match next_event(watch).await {
+        WatchEvent::Entry(e) => e,
+        WatchEvent::InitialDone => panic!("expected an entry, got the initial-values marker"),
+    }
+}
+
+/// (key, operation, value, revision) of each entry, for compact assertions.
+fn summary(entries: &[Entry]) -> Vec<(String, Operation, String, u64)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e.key.clone(),
+                e.operation,
+                e.text().unwrap_or("<binary>").to_owned(),
+                e.revision,
+            )
+        })
+        .collect()
+}
+
+fn row(key: &str, op: Operation, value: &str, rev: u64) -> (String, Operation, String, u64) {
+    (key.to_owned(), op, value.to_owned(), rev)
+}
+
+// ---- create / update / delete ----------------------------------------------------------------
+
+#[tokio::test]
+async fn create_fails_on_a_live_key_and_succeeds_over_delete_and_purge_markers() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("create").history(10)).await;
+
+    assert_eq!(kv.create("k", "v1").await.unwrap(), 1);
+    assert_eq!(
+        kv.create("k", "again").await,
+        Err(KvError::KeyExists {
+            key: "k".into(),
+            revision: 1
+        })
+    );
+    assert_eq!(kv.get("k").await.unwrap().unwrap().text(), Some("v1"));
+
+    assert_eq!(kv.delete("k").await.unwrap(), 2);
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    let marker = kv.entry("k").await.unwrap().unwrap();
+    assert_eq!((marker.operation, marker.revision), (Operation::Delete, 2));
+    assert_eq!(kv.create("k", "after delete").await.unwrap(), 3);
+    assert_eq!(
+        kv.get("k").await.unwrap().unwrap().text(),
+        Some("after delete")
+    );
+    assert!(matches!(
+        kv.create("k", "x").await,
+        Err(KvError::KeyExists { revision: 3, .. })
+    ));
+
+    assert_eq!(kv.purge("k").await.unwrap(), 4);
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    assert_eq!(
+        kv.entry("k").await.unwrap().unwrap().operation,
+        Operation::Purge
+    );
+    assert_eq!(kv.create("k", "after purge").await.unwrap(), 5);
+    assert_eq!(
+        kv.get("k").await.unwrap().unwrap().text(),
+        Some("after purge")
+    );
+    assert!(matches!(
+        kv.create("k", "x").await,
+        Err(KvError::KeyExists { revision: 5, .. })
+    ));
+    // The purge rolled up everything before it.
+    let history = kv.history("k").await.unwrap();
+    assert_eq!(
+        summary(&history),
+        [
+            row("k", Operation::Purge, "", 4),
+            row("k", Operation::Put, "after purge", 5)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stale_update_and_stale_delete_are_rejected() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("cas").history(5)).await;
+
+    let r1 = kv.put("k", "one").await.unwrap();
+    let r2 = kv.update("k", "two", r1).await.unwrap();
+    assert!(r2 > r1);
+    assert_eq!(
+        kv.update("k", "stale", r1).await,
+        Err(KvError::WrongLastRevision {
+            key: "k".into(),
+            expected: r1
+        })
+    );
+    // Another key's write does not make an old revision current again.
+    let other = kv.put("other", "x").await.unwrap();
+    assert_eq!(
+        kv.update("k", "wrong", other).await,
+        Err(KvError::WrongLastRevision {
+            key: "k".into(),
+            expected: other
+        })
+    );
+    assert_eq!(
+        kv.delete_expecting("k", r1).await,
+        Err(KvError::WrongLastRevision {
+            key: "k".into(),
+            expected: r1
+        })
+    );
+    let current = kv.get("k").await.unwrap().unwrap();
+    assert_eq!((current.text(), current.revision), (Some("two"), r2));
+
+    let marker = kv.delete_expecting("k", r2).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    assert_eq!(kv.entry("k").await.unwrap().unwrap().revision, marker);
+    // An update over the delete marker needs the marker's revision.
+    assert!(matches!(
+        kv.update("k", "x", r2).await,
+        Err(KvError::WrongLastRevision { .. })
+    ));
+    assert!(kv.update("k", "back", marker).await.unwrap() > marker);
+}
+
+#[tokio::test]
+async fn get_of_missing_keys_and_of_other_keys_revisions_is_none() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("reads").history(5)).await;
+
+    assert_eq!(kv.get("never").await.unwrap(), None);
+    assert_eq!(kv.entry("never").await.unwrap(), None);
+    let a = kv.put("a", "a1").await.unwrap();
+    let b = kv.put("b", "b1").await.unwrap();
+    let a2 = kv.put("a", "a2").await.unwrap();
+    assert_eq!(kv.get("never").await.unwrap(), None);
+
+    let got = kv.get_revision("a", a).await.unwrap().unwrap();
+    assert_eq!(
+        (got.key.as_str(), got.text(), got.revision),
+        ("a", Some("a1"), a)
+    );
+    assert_eq!(kv.get_revision("a", b).await.unwrap(), None, "b's revision");
+    assert_eq!(
+        kv.get_revision("b", a2).await.unwrap(),
+        None,
+        "a's revision"
+    );
+    assert_eq!(
+        kv.get_revision("b", b).await.unwrap().unwrap().text(),
+        Some("b1")
+    );
+    assert_eq!(
+        kv.get_revision("a", 999).await.unwrap(),
+        None,
+        "beyond the end"
+    );
+    let del = kv.delete("a").await.unwrap();
+    assert_eq!(
+        kv.get_revision("a", del).await.unwrap(),
+        None,
+        "a delete marker"
+    );
+    assert_eq!(
+        kv.get_revision("a", a2).await.unwrap().unwrap().text(),
+        Some("a2"),
+        "history survives a delete"
+    );
+}
+
+#[tokio::test]
+async fn keys_matching_a_filter() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("keys")).await;
+
+    assert_eq!(kv.keys().await.unwrap(), Vec::<String>::new());
+    for key in [
+        "cfg.app.name",
+        "cfg.app.port",
+        "cfg.app.old",
+        "cfg.db.host",
+        "other.x",
+    ] {
+        kv.put(key, "v").await.unwrap();
+    }
+    kv.put("cfg.app.name", "overwritten").await.unwrap();
+    kv.delete("cfg.app.old").await.unwrap();
+
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(kv.keys_matching("cfg.app.*").await.unwrap()),
+        ["cfg.app.name", "cfg.app.port"]
+    );
+    assert_eq!(
+        sorted(kv.keys_matching("cfg.>").await.unwrap()),
+        ["cfg.app.name", "cfg.app.port", "cfg.db.host"]
+    );
+    assert_eq!(
+        sorted(kv.keys_matching("*.db.*").await.unwrap()),
+        ["cfg.db.host"]
+    );
+    assert_eq!(
+        kv.keys_matching("nothing.>").await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        sorted(kv.keys().await.unwrap()),
+        ["cfg.app.name", "cfg.app.port", "cfg.db.host", "other.x"]
+    );
+}
+
+#[tokio::test]
+async fn history_includes_delete_markers_in_order() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("hist").history(10)).await;
+
+    assert_eq!(kv.history("h").await.unwrap(), Vec::new());
+    kv.put("h", "v1").await.unwrap();
+    kv.put("other", "o").await.unwrap();
+    kv.put("h", "v2").await.unwrap();
+    kv.delete("h").await.unwrap();
+    kv.put("h", "v3").await.unwrap();
+    assert_eq!(
+        summary(&kv.history("h").await.unwrap()),
+        [
+            row("h", Operation::Put, "v1", 1),
+            row("h", Operation::Put, "v2", 3),
+            row("h", Operation::Delete, "", 4),
+            row("h", Operation::Put, "v3", 5),
+        ]
+    );
+    assert_eq!(
+        summary(&kv.history("other").await.unwrap()),
+        [row("other", Operation::Put, "o", 2)]
+    );
+    kv.purge("h").await.unwrap();
+    assert_eq!(
+        summary(&kv.history("h").await.unwrap()),
+        [row("h", Operation::Purge, "", 6)]
+    );
+}
+
+#[tokio::test]
+async fn history_is_bounded_by_the_bucket_setting() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("bounded").history(3)).await;
+    for i in 1..=5 {
+        kv.put("k", format!("v{i}")).await.unwrap();
+    }
+    let values: Vec<String> = kv
+        .history("k")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.text().unwrap().to_owned())
+        .collect();
+    assert_eq!(values, ["v3", "v4", "v5"]);
+}
+
+#[tokio::test]
+async fn bucket_status_counts_values_and_reports_history() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("status").history(3)).await;
+
+    let empty = kv.status().await.unwrap();
+    assert_eq!(
+        (empty.bucket.as_str(), empty.values, empty.history),
+        ("status", 0, 3)
+    );
+    assert_eq!(empty.ttl, Duration::ZERO);
+    for i in 0..5 {
+        kv.put("a", format!("{i}")).await.unwrap();
+    }
+    kv.put("b", "b").await.unwrap();
+    // "a" keeps its last 3 revisions, "b" its only one.
+    let status = kv.status().await.unwrap();
+    assert_eq!((status.values, status.history), (4, 3));
+    assert!(status.bytes > 0);
+    kv.delete("b").await.unwrap();
+    assert_eq!(
+        kv.status().await.unwrap().values,
+        5,
+        "the marker is a value"
+    );
+    kv.purge("a").await.unwrap();
+    assert_eq!(
+        kv.status().await.unwrap().values,
+        3,
+        "the purge leaves only its marker for a"
+    );
+}
+
+#[tokio::test]
+async fn buckets_missing_identical_and_conflicting() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+
+    assert_eq!(
+        js.key_value("nope").await.unwrap_err(),
+        KvError::BucketNotFound {
+            bucket: "nope".into()
+        }
+    );
+    assert_eq!(
+        js.delete_key_value("nope").await.unwrap_err(),
+        KvError::BucketNotFound {
+            bucket: "nope".into()
+        }
+    );
+    let kv = js
+        .create_key_value(KvConfig::new("b").history(2))
+        .await
+        .unwrap();
+    kv.put("k", "v").await.unwrap();
+    // Creating the same bucket again is fine and keeps its contents.
+    let again = js
+        .create_key_value(KvConfig::new("b").history(2))
+        .await
+        .unwrap();
+    assert_eq!(again.get("k").await.unwrap().unwrap().text(), Some("v"));
+    // Another configuration under the same name is refused.
+    match js.create_key_value(KvConfig::new("b").history(5)).await {
+        Err(KvError::JetStream(e)) => {
+            assert_eq!(e.err_code(), Some(err_codes::STREAM_NAME_IN_USE), "{e}")
+        }
+        other => panic!("expected a name-in-use error, got {other:?}"),
+    }
+    let bound = js.key_value("b").await.unwrap();
+    assert_eq!(bound.get("k").await.unwrap().unwrap().text(), Some("v"));
+
+    js.delete_key_value("b").await.unwrap();
+    assert!(matches!(
+        js.key_value("b").await,
+        Err(KvError::BucketNotFound { .. })
+    ));
+    // A store bound before the delete says so too.
+    assert!(matches!(
+        bound.put("k", "v").await,
+        Err(KvError::BucketNotFound { .. })
+    ));
+    let fresh = js.create_key_value(KvConfig::new("b")).await.unwrap();
+    assert_eq!(fresh.get("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn invalid_keys_are_refused_before_anything_is_sent() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("valid")).await;
+    kv.put("ok", "v").await.unwrap();
+
+    // A second connection sees everything the first one sends from now on.
+    let spy = connect(&server).await;
+    let mut seen = spy.subscribe(">").unwrap();
+    spy.flush().await.unwrap();
+
+    let bad = ["", "a b", ".a", "a.", "a..b", "a*", "a.>", "ü", "tab\tkey"];
+    let invalid = |r: Result<_, KvError>, key: &str| match r {
+        Err(KvError::InvalidKey { key: k }) => assert_eq!(k, key),
+        Err(e) => panic!("{key:?}: expected InvalidKey, got {e:?}"),
+        Ok(_) => panic!("{key:?}: expected InvalidKey, got a success"),
+    };
+    for key in bad {
+        invalid(kv.put(key, "v").await.map(drop), key);
+        invalid(kv.create(key, "v").await.map(drop), key);
+        invalid(kv.update(key, "v", 1).await.map(drop), key);
+        invalid(kv.delete(key).await.map(drop), key);
+        invalid(kv.delete_expecting(key, 1).await.map(drop), key);
+        invalid(kv.purge(key).await.map(drop), key);
+        invalid(kv.get(key).await.map(drop), key);
+        invalid(kv.entry(key).await.map(drop), key);
+        invalid(kv.get_revision(key, 1).await.map(drop), key);
+        invalid(kv.history(key).await.map(drop), key);
+        invalid(
+            kv.update_with(key, 3, |_| Bytes::from_static(b"x"))
+                .await
+                .map(drop),
+            key,
+        );
+    }
+    for filter in ["", "a b", ".a", "a.", "a..b", "a*", "ü"] {
+        invalid(kv.watch(filter).map(drop), filter);
+        invalid(kv.keys_matching(filter).await.map(drop), filter);
+    }
+
+    client.publish("sentinel", "end").unwrap();
+    client.flush().await.unwrap();
+    let first = within(5, "the sentinel", seen.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.subject, "sentinel",
+        "something was sent for an invalid key: {first:?}"
+    );
+    assert_eq!(kv.status().await.unwrap().values, 1);
+}
+
+// ---- watch options -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn watch_updates_only_starts_with_the_marker_then_only_new_puts() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("upd")).await;
+    kv.put("old1", "x").await.unwrap();
+    kv.put("old2", "x").await.unwrap();
+
+    let mut watch = kv
+        .watch_with(
+            ">",
+            WatchOptions {
+                updates_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    let r3 = kv.put("new", "n1").await.unwrap();
+    let r4 = kv.put("old1", "y").await.unwrap();
+    let a = next_entry(&mut watch).await;
+    let b = next_entry(&mut watch).await;
+    assert_eq!(
+        summary(&[a, b]),
+        [
+            row("new", Operation::Put, "n1", r3),
+            row("old1", Operation::Put, "y", r4)
+        ]
+    );
+    assert_eq!((r3, r4), (3, 4));
+}
+
+#[tokio::test]
+async fn watch_include_history_gives_every_revision_in_order() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("wh").history(10)).await;
+    kv.put("k", "1").await.unwrap();
+    kv.put("other", "o").await.unwrap();
+    kv.put("k", "2").await.unwrap();
+    kv.delete("k").await.unwrap();
+    kv.put("k", "3").await.unwrap();
+
+    let mut watch = kv
+        .watch_with(
+            "k",
+            WatchOptions {
+                include_history: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut initial = Vec::new();
+    while let WatchEvent::Entry(e) = next_event(&mut watch).await {
+        initial.push(e);
+    }
+    assert_eq!(
+        summary(&initial),
+        [
+            row("k", Operation::Put, "1", 1),
+            row("k", Operation::Put, "2", 3),
+            row("k", Operation::Delete, "", 4),
+            row("k", Operation::Put, "3", 5),
+        ]
+    );
+    let live = kv.put("k", "4").await.unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await]),
+        [row("k", Operation::Put, "4", live)]
+    );
+
+    // Without the option only the latest revision comes first.
+    let mut latest = kv.watch("k").unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut latest).await]),
+        [row("k", Operation::Put, "4", live)]
+    );
+    assert_eq!(next_event(&mut latest).await, WatchEvent::InitialDone);
+}
+
+#[tokio::test]
+async fn watch_ignore_deletes_skips_delete_and_purge_markers() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("nodel").history(5)).await;
+    kv.put("a", "a").await.unwrap();
+    kv.put("b", "b").await.unwrap();
+    kv.put("c", "c").await.unwrap();
+    kv.delete("a").await.unwrap();
+    kv.purge("b").await.unwrap();
+
+    let mut watch = kv
+        .watch_with(
+            ">",
+            WatchOptions {
+                ignore_deletes: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await]),
+        [row("c", Operation::Put, "c", 3)]
+    );
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    kv.delete("c").await.unwrap();
+    kv.purge("c").await.unwrap();
+    let d = kv.put("d", "d").await.unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await]),
+        [row("d", Operation::Put, "d", d)],
+        "the markers were delivered"
+    );
+
+    // Without the option the markers do come.
+    let mut all = kv.watch_all().unwrap();
+    let mut ops = Vec::new();
+    while let WatchEvent::Entry(e) = next_event(&mut all).await {
+        ops.push((e.key, e.operation));
+    }
+    ops.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        ops,
+        [
+            ("a".to_owned(), Operation::Delete),
+            ("b".to_owned(), Operation::Purge),
+            ("c".to_owned(), Operation::Purge),
+            ("d".to_owned(), Operation::Put),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn watch_resume_from_revision_starts_exactly_there() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("resume").history(10)).await;
+    for i in 1..=6 {
+        let key = if i % 2 == 0 { "even" } else { "odd" };
+        assert_eq!(kv.put(key, format!("{i}")).await.unwrap(), i);
+    }
+
+    let mut watch = kv
+        .watch_with(
+            ">",
+            WatchOptions {
+                resume_from_revision: Some(4),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut revisions = Vec::new();
+    while let WatchEvent::Entry(e) = next_event(&mut watch).await {
+        assert_eq!(e.text(), Some(e.revision.to_string().as_str()));
+        revisions.push(e.revision);
+    }
+    assert_eq!(revisions, [4, 5, 6]);
+    assert_eq!(kv.put("odd", "7").await.unwrap(), 7);
+    assert_eq!(next_entry(&mut watch).await.revision, 7);
+
+    // With a key filter: only that key's revisions from there on.
+    let mut even = kv
+        .watch_with(
+            "even",
+            WatchOptions {
+                resume_from_revision: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(next_entry(&mut even).await.revision, 4);
+    assert_eq!(next_entry(&mut even).await.revision, 6);
+    assert_eq!(next_event(&mut even).await, WatchEvent::InitialDone);
+}
+
+#[tokio::test]
+async fn watch_of_one_key_ignores_the_others() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("single")).await;
+    kv.put("k", "k1").await.unwrap();
+    kv.put("kk", "x").await.unwrap();
+    kv.put("k.sub", "x").await.unwrap();
+
+    let mut watch = kv.watch("k").unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await]),
+        [row("k", Operation::Put, "k1", 1)]
+    );
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    for other in ["kk", "k.sub", "x", "k.sub"] {
+        kv.put(other, "noise").await.unwrap();
+    }
+    let r = kv.put("k", "k2").await.unwrap();
+    kv.put("kk", "noise").await.unwrap();
+    let d = kv.delete("k").await.unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await, next_entry(&mut watch).await]),
+        [
+            row("k", Operation::Put, "k2", r),
+            row("k", Operation::Delete, "", d)
+        ]
+    );
+}
+
+// ---- watch across a server restart ---------------------------------------------------------
+
+#[tokio::test]
+async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
+    let mut server = TestServer::start();
+    let client = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    let kv = bucket(&client, KvConfig::new("restart")).await;
+    let mut watch = kv.watch_all().unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    // Distinct keys: with history 1 an overwritten revision would be gone before a re-read.
+    let mut revisions = Vec::new();
+    for i in 1..=5 {
+        kv.put(&format!("k{i}"), format!("{i}")).await.unwrap();
+    }
+    for _ in 1..=5 {
+        revisions.push(next_entry(&mut watch).await.revision);
+    }
+
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+
+    // Half the new revisions from another connection, half from the watcher's own.
+    let other = connect(&server).await;
+    let other_kv = other.jetstream().key_value("restart").await.unwrap();
+    for i in 6..=8 {
+        other_kv
+            .put(&format!("k{i}"), format!("{i}"))
+            .await
+            .unwrap();
+    }
+    for i in 9..=10 {
+        kv.put(&format!("k{i}"), format!("{i}")).await.unwrap();
+    }
+    while revisions.len() < 10 {
+        let e = next_entry(&mut watch).await;
+        assert_eq!(e.text(), Some(e.revision.to_string().as_str()));
+        revisions.push(e.revision);
+    }
+    assert_eq!(revisions, (1..=10).collect::<Vec<u64>>());
+    // Nothing repeated after the last one either: the next entry is the next revision.
+    assert_eq!(kv.put("k11", "11").await.unwrap(), 11);
+    assert_eq!(next_entry(&mut watch).await.revision, 11);
+}
+
+// ---- compare-and-set under contention ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_compare_and_set_increments_lose_nothing() {
+    const WRITERS: usize = 5;
+    const INCREMENTS: usize = 200;
+    let server = TestServer::start();
+    let setup = connect(&server).await;
+    bucket(&setup, KvConfig::new("counter")).await;
+
+    let mut writers = Vec::new();
+    for _ in 0..WRITERS {
+        let client = connect(&server).await;
+        let kv = client.jetstream().key_value("counter").await.unwrap();
+        writers.push(tokio::spawn(async move {
+            let mut written = Vec::with_capacity(INCREMENTS);
+            let mut attempts = 0;
+            for _ in 0..INCREMENTS {
+                let entry = kv
+                    .update_with("n", 10_000, |current| {
+                        attempts += 1;
+                        let n: u64 = current
+                            .map(|e| e.text().unwrap().parse().unwrap())
+                            .unwrap_or(0);
+                        Bytes::from((n + 1).to_string())
+                    })
+                    .await
+                    .unwrap();
+                written.push(entry.text().unwrap().parse::<u64>().unwrap());
+            }
+            drop(client);
+            (written, attempts)
+        }));
+    }
+    let (mut all, mut attempts) = (Vec::new(), 0);
+    for writer in writers {
+        let (written, tries) = within(60, "the writers", writer).await.unwrap();
+        all.extend(written);
+        attempts += tries;
+    }
+    println!("{attempts} attempts for {} increments", all.len());
+    all.sort_unstable();
+    assert_eq!(all, (1..=(WRITERS * INCREMENTS) as u64).collect::<Vec<_>>());
+    let kv = setup.jetstream().key_value("counter").await.unwrap();
+    let last = kv.get("n").await.unwrap().unwrap();
+    assert_eq!(last.text(), Some("1000"));
+    // Only successful compare-and-sets are stored: one revision per increment.
+    assert_eq!(last.revision, 1000);
 }

@@ -7,23 +7,12 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{within, TestServer};
+use common::{quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::{
-    ClientEvent, ConnectionError, HeaderMap, Options, PublishError, ReconnectPolicy, RequestError,
-    ServerError, Status, SubscribeError,
+    ClientEvent, ConnectionError, HeaderMap, Options, PublishError, RequestError, ServerError,
+    Status, SubscribeError,
 };
-
-/// Fast retries so restart tests take seconds, not minutes.
-fn quick_reconnect(url: String) -> Options {
-    Options::new(url).reconnect(ReconnectPolicy {
-        initial_delay: Duration::from_millis(100),
-        factor: 1.5,
-        max_delay: Duration::from_millis(500),
-        max_attempts: Some(100),
-        jitter: Duration::from_millis(20),
-    })
-}
 
 #[tokio::test]
 async fn publish_and_subscribe() {
@@ -298,24 +287,6 @@ async fn nothing_listening_says_so() {
         text.contains("connection refused") && text.contains("nats.sh start"),
         "{text}"
     );
-}
-
-/// Waits for a status matching `pred`, bounded.
-async fn wait_status(
-    client: &nats_ws::Client,
-    what: &str,
-    pred: impl Fn(&Status) -> bool,
-) -> Status {
-    let mut statuses = client.status_stream();
-    within(20, what, async {
-        loop {
-            let s = statuses.next().await.expect("status stream ended");
-            if pred(&s) {
-                return s;
-            }
-        }
-    })
-    .await
 }
 
 #[tokio::test]

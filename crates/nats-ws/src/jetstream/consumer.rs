@@ -234,10 +234,14 @@ impl JetStream {
         // The server ends the request itself (408) at `expires`; the local deadline is a safety net.
         let deadline = crate::rt::sleep(options.expires + self.timeout()).fuse();
         futures::pin_mut!(deadline);
+        let mut unanswered = false;
         while messages.len() < options.batch {
             let next = futures::select! {
                 m = sub.next().fuse() => m,
-                _ = deadline => break,
+                _ = deadline => {
+                    unanswered = true;
+                    break;
+                }
             };
             let Some(message) = next else { break };
             let message = message?;
@@ -267,6 +271,11 @@ impl JetStream {
                     break;
                 }
             }
+        }
+        if unanswered && messages.is_empty() {
+            // Not even a 408 at the expiry: nothing serves this pull, e.g. no such consumer (the
+            // server drops the request silently). Say why rather than return an empty batch.
+            self.consumer_info(stream, consumer).await?;
         }
         Ok(messages)
     }

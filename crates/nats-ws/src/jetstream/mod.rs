@@ -35,6 +35,7 @@ use crate::proto::Status;
 pub mod err_codes {
     pub const CONSUMER_NOT_FOUND: u16 = 10014;
     pub const NO_MESSAGE_FOUND: u16 = 10037;
+    pub const SEQUENCE_NOT_FOUND: u16 = 10043;
     pub const STREAM_NAME_IN_USE: u16 = 10058;
     pub const STREAM_NOT_FOUND: u16 = 10059;
     pub const WRONG_LAST_MSG_ID: u16 = 10070;
@@ -471,8 +472,9 @@ impl JetStream {
             .await
         {
             Ok(r) => Ok(r.success),
+            // nats-server 2.9 answers "sequence N not found" (10043) for a missing message.
             Err(JetStreamError::Api {
-                err_code: err_codes::NO_MESSAGE_FOUND,
+                err_code: err_codes::NO_MESSAGE_FOUND | err_codes::SEQUENCE_NOT_FOUND,
                 ..
             }) => Ok(false),
             Err(e) => Err(e),
@@ -522,6 +524,9 @@ impl JetStream {
         let deadline = options.deadline.unwrap_or(self.publish_deadline);
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
+        // No responders while connected usually means no stream captures the subject: give up
+        // after a few tries (as nats.go does) rather than at the deadline.
+        let mut no_responders = 0;
         loop {
             let left = deadline.saturating_sub(started.elapsed());
             let attempt = self
@@ -534,12 +539,28 @@ impl JetStream {
                 )
                 .await;
             let error = match attempt {
-                Ok(reply) => return parse_response(&reply.payload),
+                Ok(reply) => {
+                    let mut ack: PubAck = parse_response(&reply.payload)?;
+                    // A random id of our own can only have been seen from an earlier attempt of
+                    // this same publish (buffered while disconnected, then sent): it was stored.
+                    if options.msg_id.is_none() {
+                        ack.duplicate = false;
+                    }
+                    return Ok(ack);
+                }
                 Err(RequestError::NoResponders { subject }) => {
                     JetStreamError::NotEnabled { subject }
                 }
                 Err(e) => JetStreamError::Request(e),
             };
+            if let JetStreamError::NotEnabled { .. } = error {
+                no_responders += 1;
+                if no_responders >= 3 {
+                    return Err(error);
+                }
+            } else {
+                no_responders = 0;
+            }
             if !error.is_transient() {
                 return Err(error);
             }

@@ -47,27 +47,36 @@ impl TestServer {
     }
 
     /// A server with extra configuration appended (e.g. `max_payload`, `authorization`).
+    ///
+    /// Ports are picked free, then released for the server to take; another process can grab one
+    /// in between, so a server that exits at once is started again on new ports.
     pub fn start_with(extra_config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (client_port, ws_port, http_port) = (free_port(), free_port(), free_port());
-        let config = format!(
-            "server_name: nats-ws-test\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
-             websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
-             jetstream {{\n  store_dir: \"{}\"\n}}\n{extra_config}\n",
-            dir.path().join("store").display()
-        );
-        std::fs::File::create(dir.path().join("nats-server.conf"))
-            .and_then(|mut f| f.write_all(config.as_bytes()))
-            .expect("write config");
-        let mut server = TestServer {
-            child: None,
-            dir,
-            client_port,
-            ws_port,
-            http_port,
-        };
-        server.run();
-        server
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (client_port, ws_port, http_port) = (free_port(), free_port(), free_port());
+            let config = format!(
+                "server_name: nats-ws-test\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
+                 websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
+                 jetstream {{\n  store_dir: \"{}\"\n}}\n{extra_config}\n",
+                dir.path().join("store").display()
+            );
+            std::fs::File::create(dir.path().join("nats-server.conf"))
+                .and_then(|mut f| f.write_all(config.as_bytes()))
+                .expect("write config");
+            let mut server = TestServer {
+                child: None,
+                dir,
+                client_port,
+                ws_port,
+                http_port,
+            };
+            if server.run() {
+                return server;
+            }
+            last_log = server.log();
+        }
+        panic!("nats-server did not start after 5 tries: {last_log}");
     }
 
     pub fn ws_url(&self) -> String {
@@ -78,7 +87,9 @@ impl TestServer {
         format!("nats://127.0.0.1:{}", self.client_port)
     }
 
-    fn run(&mut self) {
+    /// Starts the process and waits (bounded) until both ports accept connections; `false` if it
+    /// exited first (e.g. a port was taken).
+    fn run(&mut self) -> bool {
         let log = std::fs::File::create(self.dir.path().join("nats-server.log")).expect("log file");
         let child = Command::new(nats_server_binary())
             .arg("-c")
@@ -89,10 +100,17 @@ impl TestServer {
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
-        // Ready once both the client and the WebSocket port accept connections (bounded).
         let deadline = Instant::now() + Duration::from_secs(20);
         for port in [self.client_port, self.ws_port] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                let exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    self.child = None;
+                    return false;
+                }
                 assert!(
                     Instant::now() < deadline,
                     "nats-server did not start: {}",
@@ -101,6 +119,7 @@ impl TestServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        true
     }
 
     pub fn log(&self) -> String {
@@ -115,10 +134,20 @@ impl TestServer {
         }
     }
 
-    /// Starts it again on the same ports with the same store.
+    /// Starts it again on the same ports with the same store (retrying briefly if a port is still
+    /// held by something else).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "server still running");
-        self.run();
+        for _ in 0..20 {
+            if self.run() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "nats-server did not start again on its ports: {}",
+            self.log()
+        );
     }
 }
 
@@ -134,4 +163,45 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
         Ok(v) => v,
         Err(_) => panic!("timed out after {secs} s waiting for {what}"),
     }
+}
+
+/// Fast retries, so restart tests take seconds rather than minutes.
+pub fn quick_reconnect(url: String) -> nats_ws::Options {
+    nats_ws::Options::new(url).reconnect(nats_ws::ReconnectPolicy {
+        initial_delay: Duration::from_millis(100),
+        factor: 1.5,
+        max_delay: Duration::from_millis(500),
+        max_attempts: Some(100),
+        jitter: Duration::from_millis(20),
+    })
+}
+
+/// Our client, connected to the server's WebSocket port (bounded).
+pub async fn connect(server: &TestServer) -> nats_ws::Client {
+    within(
+        5,
+        "our client to connect",
+        nats_ws::connect(nats_ws::Options::new(server.ws_url())),
+    )
+    .await
+    .expect("our client connects over WebSocket")
+}
+
+/// Waits (bounded) for a status matching `pred` and returns it.
+pub async fn wait_status(
+    client: &nats_ws::Client,
+    what: &str,
+    pred: impl Fn(&nats_ws::Status) -> bool,
+) -> nats_ws::Status {
+    use futures::StreamExt;
+    let mut statuses = client.status_stream();
+    within(20, what, async {
+        loop {
+            let s = statuses.next().await.expect("status stream ended");
+            if pred(&s) {
+                return s;
+            }
+        }
+    })
+    .await
 }

@@ -1,0 +1,842 @@
+//! JetStream against a real nats-server: streams, stored messages, acknowledged publishing, pull
+//! consumers and their acknowledgements, and the ordered consumer across a server restart.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{connect, quick_reconnect, wait_status, within, TestServer};
+use futures::StreamExt;
+use nats_ws::jetstream::{
+    err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
+    OrderedOptions, PubAck, PublishOptions, StreamConfig,
+};
+use nats_ws::{HeaderMap, Status};
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+async fn stream(js: &JetStream, name: &str, subjects: &[&str]) {
+    within(
+        5,
+        "stream creation",
+        js.create_stream(&StreamConfig::new(name, subjects.iter().copied())),
+    )
+    .await
+    .expect("create stream");
+}
+
+fn pull_consumer(name: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        durable_name: Some(name.to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        ..Default::default()
+    }
+}
+
+async fn fetch(
+    js: &JetStream,
+    stream: &str,
+    consumer: &str,
+    batch: usize,
+    expires_ms: u64,
+) -> Vec<JsMessage> {
+    let expires = Duration::from_millis(expires_ms);
+    within(
+        expires_ms / 1000 + 5,
+        "fetch",
+        js.fetch(stream, consumer, FetchOptions { batch, expires }),
+    )
+    .await
+    .expect("fetch")
+}
+
+/// (stream sequence, times delivered) of each message.
+fn seqs(messages: &[JsMessage]) -> Vec<(u64, u64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let info = m.info().expect("a $JS.ACK reply subject");
+            (info.stream_sequence, info.delivered)
+        })
+        .collect()
+}
+
+/// The next message of an ordered consumer: (stream sequence, payload).
+async fn next_ordered(
+    ordered: &mut (impl futures::Stream<Item = Result<JsMessage, JetStreamError>> + Unpin),
+) -> (u64, String) {
+    let m = within(10, "an ordered message", ordered.next())
+        .await
+        .expect("the ordered consumer ended")
+        .expect("ordered consumer error");
+    let seq = m.info().unwrap().stream_sequence;
+    (seq, String::from_utf8(m.message.payload.to_vec()).unwrap())
+}
+
+fn texts(messages: &[JsMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| String::from_utf8(m.message.payload.to_vec()).unwrap())
+        .collect()
+}
+
+// ---- streams ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn stream_create_info_update_delete() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+
+    let config = StreamConfig::new("ORDERS", ["orders.>"]);
+    let created = js.create_stream(&config).await.unwrap();
+    assert_eq!(created.config.name, "ORDERS");
+    assert_eq!(created.config.subjects, ["orders.>"]);
+    assert_eq!(created.state.messages, 0);
+
+    // The same configuration again is fine; another one under the same name is not.
+    js.create_stream(&config).await.unwrap();
+    let err = js
+        .create_stream(&StreamConfig::new("ORDERS", ["other.>"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.err_code(), Some(err_codes::STREAM_NAME_IN_USE), "{err}");
+    assert!(
+        matches!(err, JetStreamError::Api { code: 400, .. }),
+        "{err:?}"
+    );
+
+    js.publish("orders.new", "o1").await.unwrap();
+    let info = js.stream_info("ORDERS").await.unwrap();
+    assert_eq!((info.state.messages, info.state.last_seq), (1, 1));
+
+    let mut changed = config.clone();
+    changed.description = Some("all orders".into());
+    changed.subjects.push("refunds.>".into());
+    let updated = js.update_stream(&changed).await.unwrap();
+    assert_eq!(updated.config.description.as_deref(), Some("all orders"));
+    assert_eq!(updated.config.subjects, ["orders.>", "refunds.>"]);
+    assert_eq!(updated.state.messages, 1, "an update keeps the messages");
+    assert_eq!(
+        js.publish("refunds.r1", "r").await.unwrap().stream,
+        "ORDERS"
+    );
+    let info = js.stream_info("ORDERS").await.unwrap();
+    assert_eq!(info.config.description.as_deref(), Some("all orders"));
+    assert_eq!(info.state.messages, 2);
+
+    // Unknown streams are named as such.
+    let missing = js.stream_info("NOPE").await.unwrap_err();
+    assert_eq!(missing.err_code(), Some(err_codes::STREAM_NOT_FOUND));
+    let missing = js
+        .update_stream(&StreamConfig::new("NOPE", ["nope"]))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.err_code(), Some(err_codes::STREAM_NOT_FOUND));
+
+    js.delete_stream("ORDERS").await.unwrap();
+    let gone = js.stream_info("ORDERS").await.unwrap_err();
+    assert_eq!(gone.err_code(), Some(err_codes::STREAM_NOT_FOUND), "{gone}");
+    let again = js.delete_stream("ORDERS").await.unwrap_err();
+    assert_eq!(again.err_code(), Some(err_codes::STREAM_NOT_FOUND));
+    // Invalid names never reach the server.
+    assert!(matches!(
+        js.stream_info("a.b").await,
+        Err(JetStreamError::InvalidName { .. })
+    ));
+}
+
+#[tokio::test]
+async fn stream_names_and_streams_list_every_stream() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    assert!(js.stream_names().await.unwrap().is_empty());
+    stream(&js, "ALPHA", &["alpha.>"]).await;
+    stream(&js, "BETA", &["beta.>"]).await;
+    js.publish("beta.x", "1").await.unwrap();
+
+    let mut names = js.stream_names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["ALPHA", "BETA"]);
+    let mut streams = js.streams().await.unwrap();
+    streams.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+    let summary: Vec<(&str, u64)> = streams
+        .iter()
+        .map(|s| (s.config.name.as_str(), s.state.messages))
+        .collect();
+    assert_eq!(summary, [("ALPHA", 0), ("BETA", 1)]);
+
+    js.delete_stream("ALPHA").await.unwrap();
+    assert_eq!(js.stream_names().await.unwrap(), ["BETA"]);
+}
+
+#[tokio::test]
+async fn purge_subject_and_purge_stream_count_what_they_remove() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "P", &["p.>"]).await;
+    for subject in ["p.a", "p.b", "p.a", "p.c.1", "p.a", "p.c.2"] {
+        js.publish(subject, "x").await.unwrap();
+    }
+    assert_eq!(js.purge_subject("P", "p.a").await.unwrap(), 3);
+    assert_eq!(js.purge_subject("P", "p.a").await.unwrap(), 0);
+    assert_eq!(js.purge_subject("P", "p.c.*").await.unwrap(), 2);
+    let info = js.stream_info("P").await.unwrap();
+    assert_eq!((info.state.messages, info.state.last_seq), (1, 6));
+    assert_eq!(
+        js.get_last_message("P", "p.b")
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        2
+    );
+    assert_eq!(js.purge_stream("P").await.unwrap(), 1);
+    assert_eq!(js.stream_info("P").await.unwrap().state.messages, 0);
+    // Sequences go on after a purge.
+    assert_eq!(js.publish("p.a", "x").await.unwrap().seq, 7);
+}
+
+/// Stored messages read back the same whether the stream allows direct get or not.
+async fn stored_messages_round_trip(js: &JetStream, name: &str, allow_direct: bool) {
+    let prefix = name.to_lowercase();
+    let mut config = StreamConfig::new(name, [format!("{prefix}.>")]);
+    config.allow_direct = allow_direct;
+    let info = js.create_stream(&config).await.unwrap();
+    assert_eq!(info.config.allow_direct, allow_direct);
+    let (a, b) = (format!("{prefix}.a"), format!("{prefix}.b"));
+
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Test", "first");
+    js.publish_with(&a, Some(&headers), b"a1", &PublishOptions::default())
+        .await
+        .unwrap();
+    js.publish(&b, [0u8, 159, 146, 150]).await.unwrap();
+    js.publish(&a, "a2").await.unwrap();
+
+    let first = js.get_message(name, 1).await.unwrap().expect("message 1");
+    assert_eq!(
+        (first.subject.as_str(), first.sequence, &first.payload[..]),
+        (a.as_str(), 1, &b"a1"[..]),
+        "direct: {allow_direct}"
+    );
+    let h = first.headers.expect("headers kept");
+    assert_eq!(h.get("X-Test"), Some("first"));
+    assert!(h.get("Nats-Msg-Id").is_some(), "{h:?}");
+    assert!(
+        h.get("Nats-Sequence").is_none(),
+        "direct-get metadata leaked: {h:?}"
+    );
+    assert!(!first.time.is_empty());
+
+    let binary = js.get_message(name, 2).await.unwrap().unwrap();
+    assert_eq!(&binary.payload[..], &[0u8, 159, 146, 150]);
+    let last = js.get_last_message(name, &a).await.unwrap().unwrap();
+    assert_eq!((last.sequence, &last.payload[..]), (3, &b"a2"[..]));
+    assert_eq!(
+        js.get_last_message(name, &b)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        2
+    );
+
+    // Missing: beyond the end, a subject never used.
+    assert_eq!(
+        js.get_message(name, 99).await.unwrap(),
+        None,
+        "direct: {allow_direct}"
+    );
+    assert_eq!(
+        js.get_last_message(name, &format!("{prefix}.never"))
+            .await
+            .unwrap(),
+        None,
+        "direct: {allow_direct}"
+    );
+
+    // Deleting a message: gone, and deleting it twice is `false`.
+    assert!(js.delete_message(name, 3).await.unwrap());
+    assert_eq!(js.get_message(name, 3).await.unwrap(), None);
+    // The subject's earlier message should be its last again. nats-server 2.9.10 does not
+    // recompute a subject's last sequence when its last message is deleted: it answers
+    // "no message found" (10037) for both STREAM.MSG.GET and DIRECT.GET until the next write.
+    let last_a = js.get_last_message(name, &a).await.unwrap();
+    let version = js.client().server_info().unwrap().version;
+    if version == "2.9.10" {
+        assert_eq!(last_a, None, "2.9.10 fixed? direct: {allow_direct}");
+    } else {
+        assert_eq!(last_a.map(|m| m.sequence), Some(1), "server {version}");
+    }
+    // Deleting an earlier message of a subject leaves its last one alone.
+    assert!(js.delete_message(name, 1).await.unwrap());
+    assert_eq!(js.get_message(name, 1).await.unwrap(), None);
+    assert_eq!(
+        js.get_last_message(name, &b)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        2
+    );
+    assert!(!js.delete_message(name, 3).await.unwrap(), "deleted twice");
+    // Beyond the end nats-server 2.9.10 does not say "not found" but fails the delete (500,
+    // err_code 10057 "stream store EOF"); the client passes that on as an error.
+    let beyond = js.delete_message(name, 99).await.unwrap_err();
+    assert_eq!(beyond.err_code(), Some(10057), "{beyond}");
+    assert_eq!(js.stream_info(name).await.unwrap().state.messages, 1);
+    // A new message on the subject is its last, whatever happened before.
+    js.publish(&a, "a3").await.unwrap();
+    assert_eq!(
+        js.get_last_message(name, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        4
+    );
+
+    // A fresh context (nothing cached about the stream) reads the same.
+    let fresh = js.client().jetstream();
+    assert_eq!(
+        fresh.get_message(name, 2).await.unwrap().unwrap().payload,
+        binary.payload
+    );
+    assert_eq!(fresh.get_message(name, 3).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn get_and_delete_messages_with_direct_get() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    stored_messages_round_trip(&client.jetstream(), "DIRECT", true).await;
+}
+
+#[tokio::test]
+async fn get_and_delete_messages_without_direct_get() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    stored_messages_round_trip(&client.jetstream(), "PLAIN", false).await;
+}
+
+#[tokio::test]
+async fn get_from_a_missing_stream_is_an_error_not_none() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let err = client.jetstream().get_message("NOPE", 1).await.unwrap_err();
+    assert_eq!(err.err_code(), Some(err_codes::STREAM_NOT_FOUND), "{err}");
+}
+
+// ---- publishing ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn publish_is_acknowledged_with_stream_and_sequence() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "ACKS", &["acks.>"]).await;
+    for seq in 1..=3 {
+        let ack = js.publish("acks.x", format!("{seq}")).await.unwrap();
+        assert_eq!(
+            ack,
+            PubAck {
+                stream: "ACKS".into(),
+                seq,
+                duplicate: false,
+                domain: None
+            }
+        );
+    }
+    // No stream captures the subject: a prompt error, not a wait until the publish deadline.
+    let err = within(5, "publish without a stream", js.publish("nostream.x", "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JetStreamError::NotEnabled { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn publish_with_the_same_msg_id_is_stored_once() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "DEDUP", &["dedup.>"]).await;
+    let first = js
+        .publish_with(
+            "dedup.x",
+            None,
+            b"one",
+            &PublishOptions::default().msg_id("order-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.seq, first.duplicate), (1, false));
+    let second = js
+        .publish_with(
+            "dedup.x",
+            None,
+            b"two",
+            &PublishOptions::default().msg_id("order-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.stream.as_str(), second.seq, second.duplicate),
+        ("DEDUP", 1, true)
+    );
+    assert_eq!(js.stream_info("DEDUP").await.unwrap().state.messages, 1);
+    assert_eq!(
+        &js.get_message("DEDUP", 1).await.unwrap().unwrap().payload[..],
+        b"one"
+    );
+    // Without an explicit id every publish is its own message.
+    js.publish("dedup.x", "three").await.unwrap();
+    js.publish("dedup.x", "three").await.unwrap();
+    assert_eq!(js.stream_info("DEDUP").await.unwrap().state.messages, 3);
+}
+
+#[tokio::test]
+async fn expected_sequences_guard_publishes() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "EXP", &["exp.>"]).await;
+    js.publish("exp.a", "1").await.unwrap();
+    js.publish("exp.b", "2").await.unwrap();
+
+    let err = js
+        .publish_with(
+            "exp.a",
+            None,
+            b"stale",
+            &PublishOptions::default().expected_last_subject_sequence(2),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.err_code(),
+        Some(err_codes::WRONG_LAST_SEQUENCE),
+        "{err}"
+    );
+    let err = js
+        .publish_with(
+            "exp.a",
+            None,
+            b"stale",
+            &PublishOptions::default().expected_last_sequence(1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.err_code(),
+        Some(err_codes::WRONG_LAST_SEQUENCE),
+        "{err}"
+    );
+    assert_eq!(js.stream_info("EXP").await.unwrap().state.messages, 2);
+
+    let ok = js
+        .publish_with(
+            "exp.a",
+            None,
+            b"3",
+            &PublishOptions::default()
+                .expected_last_subject_sequence(1)
+                .expected_last_sequence(2)
+                .expected_stream("EXP"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.seq, 3);
+    let err = js
+        .publish_with(
+            "exp.a",
+            None,
+            b"x",
+            &PublishOptions::default().expected_stream("OTHER"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JetStreamError::Api { .. }), "{err:?}");
+    // A subject never written has last subject sequence 0.
+    let fresh = js
+        .publish_with(
+            "exp.new",
+            None,
+            b"4",
+            &PublishOptions::default().expected_last_subject_sequence(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.seq, 4);
+}
+
+#[tokio::test]
+async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
+    let mut server = TestServer::start();
+    let client = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    // A short API timeout so attempts time out while the server is down and are sent again.
+    let js = client.jetstream().with_timeout(Duration::from_millis(300));
+    stream(&js, "OUTAGE", &["outage.>"]).await;
+
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    assert_eq!(client.buffered(), 0);
+    let publish = {
+        let js = js.clone();
+        tokio::spawn(async move { js.publish("outage.x", "kept").await })
+    };
+    // Wait until a second attempt is buffered: the first timed out while the server was down.
+    let mut first_attempt = 0;
+    within(10, "a retried publish", async {
+        loop {
+            let buffered = client.buffered();
+            if first_attempt == 0 {
+                first_attempt = buffered;
+            } else if buffered > first_attempt {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(!publish.is_finished());
+
+    server.start_again();
+    let ack = within(20, "the acknowledgement", publish)
+        .await
+        .unwrap()
+        .unwrap();
+    // Earlier attempts were buffered too and reached the server first; the stream dropped the
+    // repeats by their common message id, and the caller is not told its message was a duplicate.
+    assert_eq!(
+        (ack.stream.as_str(), ack.seq, ack.duplicate),
+        ("OUTAGE", 1, false)
+    );
+    let info = js.stream_info("OUTAGE").await.unwrap();
+    assert_eq!(
+        (info.state.messages, info.state.last_seq),
+        (1, 1),
+        "stored more than once"
+    );
+    assert_eq!(
+        &js.get_message("OUTAGE", 1).await.unwrap().unwrap().payload[..],
+        b"kept"
+    );
+    // And the next publish is simply the next message.
+    assert_eq!(js.publish("outage.x", "next").await.unwrap().seq, 2);
+}
+
+// ---- pull consumers --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn pull_consumer_fetches_in_batches_and_acks() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "WORK", &["work.>"]).await;
+    for i in 1..=5 {
+        js.publish("work.item", format!("job-{i}")).await.unwrap();
+    }
+    let info = js
+        .create_consumer("WORK", &pull_consumer("workers"))
+        .await
+        .unwrap();
+    assert_eq!((info.name.as_str(), info.num_pending), ("workers", 5));
+
+    let first = fetch(&js, "WORK", "workers", 3, 2000).await;
+    assert_eq!(texts(&first), ["job-1", "job-2", "job-3"]);
+    assert_eq!(seqs(&first), [(1, 1), (2, 1), (3, 1)]);
+    let meta = first[2].info().unwrap();
+    assert_eq!(
+        (meta.stream.as_str(), meta.consumer.as_str()),
+        ("WORK", "workers")
+    );
+    assert_eq!((meta.consumer_sequence, meta.pending), (3, 2));
+    for m in &first {
+        m.ack().unwrap();
+    }
+
+    let rest = fetch(&js, "WORK", "workers", 5, 500).await;
+    assert_eq!(texts(&rest), ["job-4", "job-5"]);
+    for m in &rest {
+        m.ack().unwrap();
+    }
+    // Acks are processed asynchronously by the server: wait for all five to be counted.
+    within(5, "all acks counted", async {
+        loop {
+            let info = js.consumer_info("WORK", "workers").await.unwrap();
+            if info.ack_floor.stream_seq == 5 {
+                assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
+                assert_eq!(info.delivered.stream_seq, 5);
+                return;
+            }
+        }
+    })
+    .await;
+
+    let listed: Vec<String> = js
+        .consumers("WORK")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(listed, ["workers"]);
+    js.delete_consumer("WORK", "workers").await.unwrap();
+    let err = js.consumer_info("WORK", "workers").await.unwrap_err();
+    assert_eq!(err.err_code(), Some(err_codes::CONSUMER_NOT_FOUND), "{err}");
+    assert!(js.consumers("WORK").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn nak_redelivers_the_same_message() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "NAK", &["nak.>"]).await;
+    // One message at first: the server handles acks and pull requests on separate queues, so a
+    // second message could be delivered before the nak is processed.
+    js.publish("nak.x", "one").await.unwrap();
+    js.create_consumer("NAK", &pull_consumer("c"))
+        .await
+        .unwrap();
+
+    let got = fetch(&js, "NAK", "c", 1, 2000).await;
+    assert_eq!(seqs(&got), [(1, 1)]);
+    got[0].nak().unwrap();
+    let again = fetch(&js, "NAK", "c", 1, 2000).await;
+    assert_eq!(seqs(&again), [(1, 2)], "redelivered with delivered = 2");
+    assert_eq!(texts(&again), ["one"]);
+    assert_eq!(again[0].info().unwrap().consumer_sequence, 2);
+
+    // With a delay: not redelivered before it (the next message comes first), redelivered after.
+    js.publish("nak.x", "two").await.unwrap();
+    let naked_at = Instant::now();
+    again[0].nak_with_delay(Duration::from_millis(800)).unwrap();
+    let meanwhile = fetch(&js, "NAK", "c", 1, 2000).await;
+    assert_eq!(seqs(&meanwhile), [(2, 1)]);
+    meanwhile[0].ack().unwrap();
+    let later = fetch(&js, "NAK", "c", 1, 3000).await;
+    assert_eq!(seqs(&later), [(1, 3)]);
+    assert!(
+        naked_at.elapsed() >= Duration::from_millis(700),
+        "redelivered after {:?}, before the nak delay",
+        naked_at.elapsed()
+    );
+    later[0].ack().unwrap();
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_are_redelivered_after_ack_wait() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "SLOW", &["slow.>"]).await;
+    js.publish("slow.x", "job").await.unwrap();
+    let config = ConsumerConfig {
+        ack_wait: Duration::from_millis(500),
+        ..pull_consumer("c")
+    };
+    let info = js.create_consumer("SLOW", &config).await.unwrap();
+    assert_eq!(info.config.ack_wait, Duration::from_millis(500));
+
+    let got = fetch(&js, "SLOW", "c", 1, 2000).await;
+    let delivered_at = Instant::now();
+    assert_eq!(seqs(&got), [(1, 1)]);
+    let again = fetch(&js, "SLOW", "c", 1, 3000).await;
+    assert_eq!(seqs(&again), [(1, 2)]);
+    let after = delivered_at.elapsed();
+    assert!(
+        after >= Duration::from_millis(400),
+        "redelivered after {after:?}, before the ack wait"
+    );
+    again[0].ack().unwrap();
+}
+
+#[tokio::test]
+async fn in_progress_holds_off_redelivery() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "WPI", &["wpi.>"]).await;
+    js.publish("wpi.x", "long job").await.unwrap();
+    let config = ConsumerConfig {
+        ack_wait: Duration::from_millis(1000),
+        ..pull_consumer("c")
+    };
+    js.create_consumer("WPI", &config).await.unwrap();
+    let got = fetch(&js, "WPI", "c", 1, 2000).await;
+    assert_eq!(seqs(&got), [(1, 1)]);
+    let started = Instant::now();
+    // Well past the ack wait in all, but never longer than a quarter of it without a progress note.
+    while started.elapsed() < Duration::from_millis(1600) {
+        got[0].in_progress().unwrap();
+        let redelivered = fetch(&js, "WPI", "c", 1, 250).await;
+        assert!(
+            redelivered.is_empty(),
+            "redelivered despite progress after {:?}",
+            started.elapsed()
+        );
+    }
+    got[0].ack().unwrap();
+}
+
+#[tokio::test]
+async fn term_stops_redelivery() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "TERM", &["term.>"]).await;
+    js.publish("term.x", "poison").await.unwrap();
+    js.publish("term.x", "fine").await.unwrap();
+    let config = ConsumerConfig {
+        ack_wait: Duration::from_millis(300),
+        ..pull_consumer("c")
+    };
+    js.create_consumer("TERM", &config).await.unwrap();
+
+    let got = fetch(&js, "TERM", "c", 1, 2000).await;
+    assert_eq!(seqs(&got), [(1, 1)]);
+    got[0].term().unwrap();
+    let next = fetch(&js, "TERM", "c", 1, 2000).await;
+    assert_eq!(seqs(&next), [(2, 1)]);
+    next[0].ack().unwrap();
+    // Long past the ack wait of the terminated message: it never comes again.
+    let nothing = fetch(&js, "TERM", "c", 5, 1000).await;
+    assert!(nothing.is_empty(), "redelivered: {:?}", seqs(&nothing));
+}
+
+#[tokio::test]
+async fn fetch_on_an_empty_consumer_returns_nothing_at_its_expiry() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "EMPTY", &["empty.>"]).await;
+    js.create_consumer("EMPTY", &pull_consumer("c"))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let got = fetch(&js, "EMPTY", "c", 3, 500).await;
+    let took = started.elapsed();
+    assert!(got.is_empty());
+    assert!(
+        took >= Duration::from_millis(450),
+        "returned early: {took:?}"
+    );
+    // The server ends the pull at its expiry; the client's own safety net is 5 s later.
+    assert!(
+        took < Duration::from_millis(2000),
+        "returned late: {took:?}"
+    );
+
+    // A message published while a fetch waits is delivered at once.
+    let started = Instant::now();
+    let waiting = {
+        let js = js.clone();
+        tokio::spawn(async move {
+            js.fetch(
+                "EMPTY",
+                "c",
+                FetchOptions {
+                    batch: 1,
+                    expires: Duration::from_secs(5),
+                },
+            )
+            .await
+        })
+    };
+    client.jetstream().publish("empty.x", "late").await.unwrap();
+    let got = within(5, "the waiting fetch", waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(texts(&got), ["late"]);
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // Nothing answers a pull on a consumer that does not exist (not even a 408 at the expiry):
+    // after the expiry and the API timeout the fetch says why instead of returning nothing.
+    let quick = js.clone().with_timeout(Duration::from_millis(500));
+    let err = within(
+        5,
+        "a fetch from a missing consumer",
+        quick.fetch(
+            "EMPTY",
+            "nobody",
+            FetchOptions {
+                batch: 1,
+                expires: Duration::from_millis(200),
+            },
+        ),
+    )
+    .await
+    .map(|m| m.len())
+    .unwrap_err();
+    assert_eq!(err.err_code(), Some(err_codes::CONSUMER_NOT_FOUND), "{err}");
+}
+
+// ---- ordered consumer ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn ordered_consumer_continues_across_a_server_restart() {
+    let mut server = TestServer::start();
+    let client = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    let js = client.jetstream();
+    stream(&js, "ORD", &["ord.>"]).await;
+    for i in 1..=5 {
+        js.publish("ord.x", format!("{i}")).await.unwrap();
+    }
+    let mut ordered = js.ordered("ORD", OrderedOptions::default());
+    let mut got = Vec::new();
+    for _ in 1..=5 {
+        got.push(next_ordered(&mut ordered).await);
+    }
+
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+
+    let other = connect(&server).await;
+    for i in 6..=8 {
+        other
+            .jetstream()
+            .publish("ord.x", format!("{i}"))
+            .await
+            .unwrap();
+    }
+    for i in 9..=10 {
+        js.publish("ord.x", format!("{i}")).await.unwrap();
+    }
+    for _ in 6..=10 {
+        got.push(next_ordered(&mut ordered).await);
+    }
+    let expected: Vec<(u64, String)> = (1..=10).map(|i| (i, i.to_string())).collect();
+    assert_eq!(got, expected);
+    // Nothing repeated after the last one either.
+    js.publish("ord.x", "11").await.unwrap();
+    got.push(next_ordered(&mut ordered).await);
+    assert_eq!(got[10], (11, "11".to_owned()));
+}
