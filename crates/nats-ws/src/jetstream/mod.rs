@@ -42,6 +42,37 @@ pub mod err_codes {
     pub const WRONG_LAST_SEQUENCE: u16 = 10071;
 }
 
+/// What an API error means, from its `err_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    StreamNotFound,
+    ConsumerNotFound,
+    /// The stream exists with another configuration.
+    StreamNameInUse,
+    NoMessageFound,
+    SequenceNotFound,
+    /// `Nats-Expected-Last-(Subject-)Sequence` did not match: someone wrote first.
+    WrongLastSequence,
+    WrongLastMsgId,
+    /// Any other code, kept as is.
+    Other(u16),
+}
+
+impl ApiErrorKind {
+    pub fn from_err_code(code: u16) -> Self {
+        match code {
+            err_codes::STREAM_NOT_FOUND => ApiErrorKind::StreamNotFound,
+            err_codes::CONSUMER_NOT_FOUND => ApiErrorKind::ConsumerNotFound,
+            err_codes::STREAM_NAME_IN_USE => ApiErrorKind::StreamNameInUse,
+            err_codes::NO_MESSAGE_FOUND => ApiErrorKind::NoMessageFound,
+            err_codes::SEQUENCE_NOT_FOUND => ApiErrorKind::SequenceNotFound,
+            err_codes::WRONG_LAST_SEQUENCE => ApiErrorKind::WrongLastSequence,
+            err_codes::WRONG_LAST_MSG_ID => ApiErrorKind::WrongLastMsgId,
+            other => ApiErrorKind::Other(other),
+        }
+    }
+}
+
 /// Why a JetStream call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum JetStreamError {
@@ -77,6 +108,11 @@ impl JetStreamError {
             JetStreamError::Api { err_code, .. } => Some(*err_code),
             _ => None,
         }
+    }
+
+    /// What an API error means; `None` for errors that are not the server's API answer.
+    pub fn api_kind(&self) -> Option<ApiErrorKind> {
+        self.err_code().map(ApiErrorKind::from_err_code)
     }
 
     /// Worth trying again after a moment (server restarting, connection down).
@@ -668,4 +704,32 @@ fn stored_from_json(raw: types::StoredMessageRaw) -> Result<StoredMessage, JetSt
         payload,
         time: raw.time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_are_typed_by_err_code() {
+        let e = parse_response::<StreamInfo>(
+            br#"{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.api_kind(), Some(ApiErrorKind::StreamNotFound));
+        assert_eq!(
+            e.to_string(),
+            "stream not found (jetstream err_code 10059, status 404)"
+        );
+        assert_eq!(
+            ApiErrorKind::from_err_code(10071),
+            ApiErrorKind::WrongLastSequence
+        );
+        assert_eq!(
+            ApiErrorKind::from_err_code(12345),
+            ApiErrorKind::Other(12345)
+        );
+        let ok = parse_response::<PubAck>(br#"{"stream":"S","seq":7}"#).unwrap();
+        assert_eq!((ok.stream.as_str(), ok.seq, ok.duplicate), ("S", 7, false));
+    }
 }
