@@ -8,7 +8,7 @@ use serde::Serialize;
 use web_time::Instant;
 
 use super::types::{AckPolicy, ConsumerConfig, ConsumerInfo, ConsumerListPage, DeliverPolicy};
-use super::{validate_name, JetStream, JetStreamError};
+use super::{status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, Subscriber};
 use crate::error::PublishError;
 use crate::header::status;
@@ -254,19 +254,9 @@ impl JetStream {
                 Some(status::CONTROL) => {}
                 // 404 no messages, 408 request expired, 409 e.g. max waiting exceeded: the pull is over.
                 Some(status::NOT_FOUND | status::TIMEOUT) => break,
-                Some(code) => {
-                    if messages.is_empty() && code >= 400 {
-                        let description = message
-                            .headers
-                            .as_ref()
-                            .and_then(|h| h.description())
-                            .unwrap_or_default()
-                            .to_owned();
-                        return Err(JetStreamError::Api {
-                            code,
-                            err_code: 0,
-                            description,
-                        });
+                Some(_) => {
+                    if let Some(error) = status_error(&message).filter(|_| messages.is_empty()) {
+                        return Err(error);
                     }
                     break;
                 }

@@ -636,24 +636,29 @@ impl JetStream {
     }
 }
 
+/// A status of 400 or more on a message from the server (direct get, pull), as an API error.
+pub(crate) fn status_error(message: &Message) -> Option<JetStreamError> {
+    let code = message.status().filter(|&c| c >= 400)?;
+    let description = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.description())
+        .unwrap_or_default()
+        .to_owned();
+    Some(JetStreamError::Api {
+        code,
+        err_code: 0,
+        description,
+    })
+}
+
 /// A direct-get reply: the stored message with `Nats-*` headers, or a status such as 404.
 fn direct_reply(reply: Message) -> Result<Option<StoredMessage>, JetStreamError> {
-    match reply.status() {
-        Some(status::NOT_FOUND) => return Ok(None),
-        Some(code) if code >= 400 => {
-            let description = reply
-                .headers
-                .as_ref()
-                .and_then(|h| h.description())
-                .unwrap_or_default()
-                .to_owned();
-            return Err(JetStreamError::Api {
-                code,
-                err_code: 0,
-                description,
-            });
-        }
-        _ => {}
+    if reply.status() == Some(status::NOT_FOUND) {
+        return Ok(None);
+    }
+    if let Some(error) = status_error(&reply) {
+        return Err(error);
     }
     let mut headers = reply.headers.unwrap_or_default();
     let take = |h: &mut HeaderMap, name: &str| {

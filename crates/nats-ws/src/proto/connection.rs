@@ -593,13 +593,7 @@ impl Connection {
             self.next_sid += 1;
             self.inbox_sid = Some(sid);
             if self.is_connected() {
-                let subject = format!("{}*", self.inbox_prefix);
-                ClientOp::Sub {
-                    subject: &subject,
-                    queue_group: None,
-                    sid,
-                }
-                .encode(&mut self.out);
+                self.encode_inbox_sub(sid);
             }
         }
         let id = self.next_request;
@@ -792,6 +786,17 @@ impl Connection {
         });
     }
 
+    /// The one subscription every request's reply arrives on: `<prefix>.<token>.*`.
+    fn encode_inbox_sub(&mut self, sid: u64) {
+        let subject = format!("{}*", self.inbox_prefix);
+        ClientOp::Sub {
+            subject: &subject,
+            queue_group: None,
+            sid,
+        }
+        .encode(&mut self.out);
+    }
+
     fn send_keepalive(&mut self, now: Instant) {
         if let State::Connected { next_ping, .. } = &mut self.state {
             *next_ping = now + self.options.ping_interval;
@@ -936,13 +941,7 @@ impl Connection {
         // Order matters: subscriptions first (a buffered request's reply must find its inbox), then
         // the publishes buffered while disconnected, then PINGs for flushes waiting on them.
         if let Some(sid) = self.inbox_sid {
-            let subject = format!("{}*", self.inbox_prefix);
-            ClientOp::Sub {
-                subject: &subject,
-                queue_group: None,
-                sid,
-            }
-            .encode(&mut self.out);
+            self.encode_inbox_sub(sid);
         }
         for (&sid, sub) in &mut self.subs {
             sub.received_on_this_connection = 0;
