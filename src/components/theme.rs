@@ -19,9 +19,13 @@ fn apply(theme: &str) {
 
 #[component]
 pub fn ThemeSync() -> impl IntoView {
-    let applied = RwSignal::new("light".to_owned());
+    let initial = storage()
+        .and_then(|s| s.get_item(REMEMBERED).ok().flatten())
+        .filter(|t| known_theme(t))
+        .unwrap_or_else(|| "light".to_owned());
+    apply(&initial);
+    let applied = RwSignal::new(initial);
     provide_context(AppliedTheme(applied));
-    apply("light");
     let theme = leptos_nats::use_kv_key(CONFIG_BUCKET, "theme");
     Effect::new(move |_| {
         let stored = theme
