@@ -8,12 +8,22 @@ use crate::model::{known_theme, CONFIG_BUCKET};
 #[derive(Clone, Copy)]
 pub struct AppliedTheme(pub RwSignal<String>);
 
+/// The last theme this browser showed, so a reload starts in it instead of flashing the default.
+const REMEMBERED: &str = "via.theme";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
 fn apply(theme: &str) {
     if let Some(root) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.document_element())
     {
         let _ = root.set_attribute("data-theme", theme);
+    }
+    if let Some(s) = storage() {
+        let _ = s.set_item(REMEMBERED, theme);
     }
 }
 
