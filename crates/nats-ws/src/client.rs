@@ -568,7 +568,7 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
         match wake {
             Wake::Opened(Ok(s)) => socket = Some(s),
             Wake::Opened(Err(detail)) => shared.lock().conn.handle_disconnected(now, &detail),
-            Wake::Frame(Ok(frame)) => shared.lock().conn.handle_input(now, frame.as_ref()),
+            Wake::Frame(Ok(frame)) => shared.lock().conn.handle_input_owned(now, frame.into()),
             Wake::Frame(Err(detail)) => {
                 socket = None;
                 shared.lock().conn.handle_disconnected(now, &detail);

@@ -1189,3 +1189,27 @@ fn hundred_one_mib_messages_in_64k_chunks() {
     assert_eq!(p.next_op(), Ok(None));
     assert_eq!(p.buffered(), 0);
 }
+
+/// Frames handed over by value (the drivers' path) parse exactly like borrowed ones, whether the
+/// buffer is empty when they arrive or holds the start of an operation.
+#[test]
+fn owned_frames_parse_like_borrowed_ones() {
+    let stream = b"MSG a 1 3\r\nfoo\r\nPING\r\nHMSG b 2 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n".to_vec();
+    let whole = {
+        let mut p = Parser::new();
+        p.feed(&stream);
+        std::iter::from_fn(|| p.next_op().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(whole.len(), 3);
+    for cut in 0..=stream.len() {
+        let mut p = Parser::new();
+        let mut ops = Vec::new();
+        for chunk in [&stream[..cut], &stream[cut..]] {
+            p.feed_owned(chunk.to_vec());
+            while let Some(op) = p.next_op().unwrap() {
+                ops.push(op);
+            }
+        }
+        assert_eq!(ops, whole, "cut at {cut}");
+    }
+}

@@ -17,7 +17,8 @@ pub mod native;
 
 /// An open WebSocket carrying binary frames.
 pub trait Socket: Unpin {
-    type Frame: AsRef<[u8]>;
+    /// Owned, so the parser can adopt the frame's bytes without copying them.
+    type Frame: Into<Vec<u8>>;
 
     /// The next frame; `Err` with a human-readable detail once the socket is closed or failed.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Frame, String>>;

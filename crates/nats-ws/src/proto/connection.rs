@@ -326,13 +326,33 @@ impl Connection {
 
     /// Bytes received from the socket.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.note_input(now) {
+            self.parser.feed(data);
+            self.parse_input(now);
+        }
+    }
+
+    /// Like [`Connection::handle_input`], taking the frame by value so that it can become the
+    /// parser's buffer without a copy.
+    pub fn handle_input_owned(&mut self, now: Instant, data: Vec<u8>) {
+        if self.note_input(now) {
+            self.parser.feed_owned(data);
+            self.parse_input(now);
+        }
+    }
+
+    /// Records that the server is alive; `false` if input is not expected now (no socket).
+    fn note_input(&mut self, now: Instant) -> bool {
         match &mut self.state {
             State::Connecting { received_any, .. } => *received_any = true,
             State::Connected { probe_deadline, .. } => *probe_deadline = None,
-            _ => return,
+            _ => return false,
         }
         self.last_received = now;
-        self.parser.feed(data);
+        true
+    }
+
+    fn parse_input(&mut self, now: Instant) {
         loop {
             match self.parser.next_op() {
                 Ok(Some(op)) => self.handle_op(now, op),

@@ -72,6 +72,17 @@ impl Parser {
         self.buf.extend_from_slice(data);
     }
 
+    /// Like [`Parser::feed`], taking ownership: when nothing is buffered (the usual case, a frame
+    /// of whole operations), the frame itself becomes the buffer that messages are sliced from,
+    /// with no copy.
+    pub fn feed_owned(&mut self, data: Vec<u8>) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::from(Bytes::from(data));
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
+    }
+
     /// Forgets everything buffered (after an error, or when the connection is replaced).
     pub fn reset(&mut self) {
         self.buf.clear();
