@@ -112,3 +112,41 @@ impl Settings {
         options
     }
 }
+
+/// Chat messages sent from this tab and not yet acknowledged by the stream. Kept in
+/// sessionStorage so that a reload (or a crash of the tab's page) sends them again, with the same
+/// message id, so that the stream stores each once.
+pub mod outbox {
+    use crate::model::ChatMessage;
+
+    const KEY: &str = "via.outbox";
+
+    fn load() -> Vec<ChatMessage> {
+        super::session_storage()
+            .and_then(|s| s.get_item(KEY).ok().flatten())
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(messages: &[ChatMessage]) {
+        if let (Some(s), Ok(json)) = (super::session_storage(), serde_json::to_string(messages)) {
+            let _ = s.set_item(KEY, &json);
+        }
+    }
+
+    pub fn add(message: &ChatMessage) {
+        let mut all = load();
+        all.push(message.clone());
+        save(&all);
+    }
+
+    pub fn remove(id: &str) {
+        let mut all = load();
+        all.retain(|m| m.id != id);
+        save(&all);
+    }
+
+    pub fn for_room(room: &str) -> Vec<ChatMessage> {
+        load().into_iter().filter(|m| m.room == room).collect()
+    }
+}

@@ -15,7 +15,7 @@ use nats_ws::Client;
 use crate::model::{
     room_subject, valid_room, ChatMessage, CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS,
 };
-use crate::session::{now_iso, random_hex};
+use crate::session::{now_iso, outbox, random_hex};
 use crate::use_identity;
 
 /// Messages kept on screen per room.
@@ -23,8 +23,20 @@ const SHOWN: usize = 200;
 /// How long a send keeps retrying while the server is unreachable.
 const SEND_DEADLINE: Duration = Duration::from_secs(300);
 
-/// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h). One that exists with other
-/// settings is used as it is.
+/// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h), trying again every few
+/// seconds while the server is unreachable; `error` shows why it is not ready yet.
+async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String>>) {
+    loop {
+        match ensure_stream(js).await {
+            Ok(()) => return error.set(None),
+            Err(e) => error.set(Some(format!("chat history unavailable, retrying: {e}"))),
+        }
+        gloo_timers::future::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// One attempt at [`ensure_stream_until_ready`]. A stream that exists with other settings is used
+/// as it is.
 async fn ensure_stream(js: &JetStream) -> Result<(), String> {
     let config = StreamConfig {
         max_msgs: 1000,
@@ -77,17 +89,12 @@ fn ChatWith(client: Client) -> impl IntoView {
             .collect::<BTreeSet<String>>(),
     );
     let stream_error = RwSignal::new(None::<String>);
-    let stream_ready = RwSignal::new(false);
 
     // Rooms with messages, live: the last message per room subject, headers only.
     {
         let js = js.clone();
         while_mounted(async move {
-            if let Err(e) = ensure_stream(&js).await {
-                stream_error.set(Some(e));
-                return;
-            }
-            stream_ready.set(true);
+            ensure_stream_until_ready(&js, stream_error).await;
             let options = OrderedOptions {
                 filter_subject: Some("chat.room.*".into()),
                 deliver_policy: DeliverPolicy::LastPerSubject,
@@ -176,7 +183,7 @@ fn ChatWith(client: Client) -> impl IntoView {
                     move || {
                         let room = current.get();
                         let js = js.clone();
-                        stream_ready.get().then(|| view! { <Room room js/> })
+                        view! { <Room room js/> }
                     }
                 }
             </section>
@@ -202,7 +209,9 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
     {
         let js = js.clone();
         let subject = room_subject(&room);
+        let not_ready = RwSignal::new(None::<String>);
         while_mounted(async move {
+            ensure_stream_until_ready(&js, not_ready).await;
             let options = OrderedOptions {
                 filter_subject: Some(subject),
                 deliver_policy: DeliverPolicy::All,
@@ -238,12 +247,13 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             let id = message.id.clone();
             let subject = room_subject(&message.room);
             spawn_local(async move {
-                if let Err(e) = js.publish_with(&subject, None, &json, &options).await {
-                    outgoing.update(|o| {
+                match js.publish_with(&subject, None, &json, &options).await {
+                    Ok(_) => outbox::remove(&id),
+                    Err(e) => outgoing.update(|o| {
                         if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
                             p.error = Some(e.to_string());
                         }
-                    });
+                    }),
                 }
             });
         }
@@ -272,9 +282,22 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 })
             });
             draft.set(String::new());
+            outbox::add(&message);
             send_message(message);
         }
     };
+
+    // What this tab sent before a reload and the stream never acknowledged goes out again, with
+    // its original id: stored once either way.
+    for message in outbox::for_room(&room) {
+        outgoing.update(|o| {
+            o.push(Outgoing {
+                message: message.clone(),
+                error: None,
+            })
+        });
+        send_message(message);
+    }
 
     let retry = move |id: String| {
         let Some(message) = outgoing.with_untracked(|o| {
