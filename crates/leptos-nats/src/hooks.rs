@@ -134,6 +134,33 @@ impl UseKvKeyReturn {
     }
 }
 
+/// Binds (or creates, with history 5) the bucket, trying again every few seconds while that fails
+/// (server unreachable or restarting); `error` says why meanwhile.
+async fn bind_until_ready(
+    context: &NatsContext,
+    client: &Client,
+    bucket: &str,
+    error: RwSignal<Option<String>>,
+) -> Store {
+    loop {
+        match context
+            .bucket(client, bucket, || KvConfig::new(bucket).history(5))
+            .await
+        {
+            Ok(store) => {
+                error.set(None);
+                return store;
+            }
+            // While disconnected the cause is the connection, which the status badge already shows.
+            Err(_) if !client.status().is_connected() => {
+                error.set(Some("waiting for the connection to the server".to_owned()))
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+        gloo_timers::future::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 /// One KV key as a signal, live: every write, from any tab or any client, shows up. The bucket is
 /// created (history 5) if it does not exist.
 pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKeyReturn {
@@ -150,13 +177,7 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
     follow_client(move |client| {
         let (bucket, key) = (bucket_c.clone(), key_c.clone());
         async move {
-            let bound = context
-                .bucket(&client, &bucket, || KvConfig::new(&*bucket).history(5))
-                .await;
-            let s = match bound {
-                Ok(s) => s,
-                Err(e) => return error.set(Some(e.to_string())),
-            };
+            let s = bind_until_ready(&context, &client, &bucket, error).await;
             store.set(Some(s.clone()));
             let mut watch = match s.watch(&key) {
                 Ok(w) => w,
@@ -225,13 +246,7 @@ pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> Use
     follow_client(move |client| {
         let (bucket, filter) = (bucket.clone(), filter.clone());
         async move {
-            let s = match context
-                .bucket(&client, &bucket, || KvConfig::new(&*bucket).history(5))
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => return error.set(Some(e.to_string())),
-            };
+            let s = bind_until_ready(&context, &client, &bucket, error).await;
             store.set(Some(s.clone()));
             let mut watch = match s.watch(&filter) {
                 Ok(w) => w,

@@ -336,6 +336,8 @@ pub struct Ordered {
     last_consumer_seq: u64,
     last_activity: Instant,
     retry_pause: Duration,
+    /// Wait before trying again after a non-transient failure; zero when the last try worked.
+    failure_pause: Duration,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -361,7 +363,12 @@ impl Ordered {
             last_consumer_seq: 0,
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
+            failure_pause: Duration::ZERO,
         }
+    }
+
+    fn failed_before(&self) -> bool {
+        !self.failure_pause.is_zero()
     }
 
     /// The stream sequence of the last message delivered.
@@ -417,9 +424,13 @@ impl Ordered {
                 if matches!(self.js.client().status(), Status::Closed) {
                     return None;
                 }
+                if self.failed_before() {
+                    crate::rt::sleep(self.failure_pause).await;
+                }
                 match self.create().await {
                     Ok(num_pending) => {
                         self.retry_pause = Duration::from_millis(100);
+                        self.failure_pause = Duration::ZERO;
                         return Some(Ok(OrderedEvent::Created { num_pending }));
                     }
                     Err(e) if e.is_transient() => {
@@ -427,7 +438,14 @@ impl Ordered {
                         self.retry_pause = (self.retry_pause * 2).min(Duration::from_secs(2));
                         continue;
                     }
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => {
+                        // Reported, and tried again on the next call, after a pause that grows
+                        // (up to 30 s), so a stream that is gone is not hammered.
+                        let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
+                        self.failure_pause =
+                            (pause * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                        return Some(Err(e));
+                    }
                 }
             }
             let idle_limit = self.options.idle_heartbeat * 3;
