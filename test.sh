@@ -117,10 +117,25 @@ test_browser() {
   stop_test_server
 }
 
+test_e2e() {
+  step "end-to-end (the app in headless Chromium, several tabs, real nats-server)"
+  start_test_server
+  # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
+  PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$TEST_TMP/dist"
+  # One file at a time: they share the server, and one of them stops and starts it.
+  E2E_DIST="$TEST_TMP/dist" \
+    NATS_WS_TEST_URL="$NATS_WS_TEST_URL" \
+    NATS_TEST_CONTROL="$NATS_TEST_CONTROL" \
+    NATS_TEST_URL="$NATS_TEST_URL" \
+    node --test --test-concurrency=1 --test-reporter=spec e2e/
+  stop_test_server
+}
+
 setup
 fmt
 clippy_native
 clippy_wasm
 test_native
 test_browser
+test_e2e
 printf '\n==> all tests passed\n'

@@ -51,6 +51,15 @@ async fn ensure_stream(js: &JetStream) -> Result<(), String> {
     }
 }
 
+/// `HH:MM` in the viewer's time zone, from an RFC 3339 timestamp.
+fn local_time(at: &str) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(at));
+    if date.get_time().is_nan() {
+        return String::new();
+    }
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
 /// Runs `fut` for as long as the component lives and the client stays the same.
 fn while_mounted(fut: impl std::future::Future<Output = ()> + 'static) {
     let (handle, registration) = futures::future::AbortHandle::new_pair();
@@ -225,7 +234,12 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                     continue;
                 };
                 outgoing.update(|o| o.retain(|p| p.message.id != message.id));
+                // Another client may store the same message twice (no msg id, or after the
+                // duplicate window): show it once.
                 messages.update(|list| {
+                    if list.iter().any(|m| m.id == message.id) {
+                        return;
+                    }
                     list.push(message);
                     let excess = list.len().saturating_sub(SHOWN);
                     list.drain(..excess);
@@ -335,7 +349,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 key=|m| m.id.clone()
                 children=move |m| {
                     let mine = m.user == me();
-                    let time = m.at.get(11..16).unwrap_or_default().to_owned();
+                    let time = local_time(&m.at);
                     view! {
                         <li class="message" class:mine=mine data-testid="chat-message">
                             <div class="meta">

@@ -78,9 +78,14 @@ pub fn ConfigPage() -> impl IntoView {
                 .map(|(k, choices)| (*k, choices[0]))
                 .collect()
         });
+        let mut headers = nats_ws::HeaderMap::new();
+        headers.insert(
+            WRITER_HEADER,
+            format!("{} (default)", identity.get_untracked()),
+        );
         spawn_local(async move {
             for (key, value) in missing {
-                let _ = store.create(key, value).await;
+                let _ = store.create_with_headers(key, value, &headers).await;
             }
         });
     });

@@ -382,28 +382,40 @@ impl Store {
 
     /// Sets `key` only if it has no value (never written, deleted or purged).
     pub async fn create(&self, key: &str, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
-        let value = value.as_ref();
-        match self.publish(key, value, None, Some(0)).await {
+        self.create_inner(key, value.as_ref(), None).await
+    }
+
+    /// [`Store::create`] with headers stored alongside.
+    pub async fn create_with_headers(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        headers: &HeaderMap,
+    ) -> Result<u64, KvError> {
+        self.create_inner(key, value.as_ref(), Some(headers)).await
+    }
+
+    async fn create_inner(
+        &self,
+        key: &str,
+        value: &[u8],
+        headers: Option<&HeaderMap>,
+    ) -> Result<u64, KvError> {
+        let exists = |revision| KvError::KeyExists {
+            key: key.to_owned(),
+            revision,
+        };
+        match self.publish(key, value, headers, Some(0)).await {
             Err(KvError::WrongLastRevision { .. }) => match self.entry(key).await? {
                 // The last revision is a delete marker: creating over it is allowed.
-                Some(e) if e.operation != Operation::Put => self
-                    .update(key, value, e.revision)
-                    .await
-                    .map_err(|err| match err {
-                        KvError::WrongLastRevision { .. } => KvError::KeyExists {
-                            key: key.to_owned(),
-                            revision: 0,
-                        },
+                Some(e) if e.operation != Operation::Put => {
+                    match self.publish(key, value, headers, Some(e.revision)).await {
+                        Err(KvError::WrongLastRevision { .. }) => Err(exists(0)),
                         other => other,
-                    }),
-                Some(e) => Err(KvError::KeyExists {
-                    key: key.to_owned(),
-                    revision: e.revision,
-                }),
-                None => Err(KvError::KeyExists {
-                    key: key.to_owned(),
-                    revision: 0,
-                }),
+                    }
+                }
+                Some(e) => Err(exists(e.revision)),
+                None => Err(exists(0)),
             },
             other => other,
         }

@@ -1,0 +1,104 @@
+// Chat: the history is there after a reload and in a tab opened later; markup in a message is
+// shown as text, never as HTML.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { jetstream } from "@nats-io/jetstream";
+
+import { countText, rand, useEnv, waitCount, waitStatus } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 90_000 };
+
+async function send(page, text) {
+  await page.getByTestId("chat-input").fill(text);
+  await page.getByTestId("chat-send").click();
+}
+
+test("chat history: after a reload, and in a tab opened later", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "chat-ada", path: "/chat" }),
+    env.tab({ identity: "chat-grace", path: "/chat" }),
+  ]);
+  const first = `history one ${rand()}`;
+  const second = `history two ${rand()}`;
+  await send(a, first);
+  await waitCount(b, "chat-message", first, 1);
+  await send(b, second);
+  await waitCount(a, "chat-message", second, 1);
+
+  await b.reload();
+  await waitStatus(b, "Live");
+  await waitCount(b, "chat-message", first, 1);
+  await waitCount(b, "chat-message", second, 1);
+  // In the order they were sent.
+  const texts = await b.getByTestId("chat-message").allTextContents();
+  const [i, j] = [texts.findIndex((t) => t.includes(first)), texts.findIndex((t) => t.includes(second))];
+  assert.ok(i >= 0 && i < j, `history in order: ${JSON.stringify(texts.slice(-4))}`);
+
+  // A deep link opened in a new tab loads the page (the static server falls back to index.html)
+  // and the room's history.
+  const c = await env.tab({ identity: "chat-linus", path: "/chat" });
+  await waitCount(c, "chat-message", first, 1);
+  await waitCount(c, "chat-message", second, 1);
+
+  // Still live after the reload: a new message from A reaches the reloaded B once.
+  const third = `after reload ${rand()}`;
+  await send(a, third);
+  await waitCount(b, "chat-message", third, 1);
+  await waitCount(c, "chat-message", third, 1);
+  assert.equal(await countText(b, "chat-message", first), 1, "the history is not repeated");
+});
+
+test("chat markup is shown as text", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "chat-ada", path: "/chat" }),
+    env.tab({ identity: "chat-grace", path: "/chat" }),
+  ]);
+  const r = rand();
+  const markup = `<b>bold</b><script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2"> ${r}`;
+  await send(a, markup);
+  for (const page of [b, a]) {
+    await waitCount(page, "chat-message", markup, 1);
+    const message = page.getByTestId("chat-message").filter({ hasText: r });
+    const inside = await message.evaluate((m) => ({
+      text: m.textContent,
+      elements: [...m.querySelectorAll("b, script, img")].map((e) => e.outerHTML),
+    }));
+    assert.ok(inside.text.includes(markup), `the markup appears literally: ${inside.text}`);
+    assert.deepEqual(inside.elements, [], "no <b>, <script> or <img> element inside the message");
+    assert.equal(await page.evaluate(() => window.__xss), undefined, "nothing in the message ran");
+  }
+  // Still text after a reload (the history path renders it too).
+  await b.reload();
+  await waitStatus(b, "Live");
+  await waitCount(b, "chat-message", markup, 1);
+  const message = b.getByTestId("chat-message").filter({ hasText: r });
+  assert.equal(await message.locator("b, script, img").count(), 0);
+  assert.equal(await b.evaluate(() => window.__xss), undefined);
+});
+
+// Two messages with the same id in the stream (another client publishing a message twice, or a
+// resend after the 2 min duplicate window) are shown once, and later messages still appear. A
+// separate room keeps the duplicate away from the other tests.
+test(
+  "chat: a message stored twice with the same id is shown once, and later messages still appear",
+  T,
+  async () => {
+    const room = `dup-${rand()}`;
+    const js = jetstream(env.nc);
+    const text = `stored twice ${rand()}`;
+    const message = JSON.stringify({ id: `dup${rand()}`, room, user: "cli", text, at: new Date().toISOString() });
+    await js.publish(`chat.room.${room}`, message); // no Nats-Msg-Id: the stream keeps both copies
+    await js.publish(`chat.room.${room}`, message);
+
+    const a = await env.tab({ identity: "chat-ada", path: "/chat" });
+    await a.getByTestId(`chat-room-${room}`).click();
+    await a.getByPlaceholder(`Message #${room}`).waitFor();
+    const after = `after the repeated one ${rand()}`;
+    await send(a, after);
+    await waitCount(a, "chat-message", after, 1, { timeout: 5_000 });
+    await waitCount(a, "chat-message", text, 1, { timeout: 5_000 });
+  },
+);

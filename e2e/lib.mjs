@@ -1,0 +1,351 @@
+// Shared helpers of the end-to-end tests: the environment, a browser with one context per tab,
+// a NATS client on the node side, and waits that say what they were waiting for.
+//
+// Environment (./test.sh sets all of it):
+//   E2E_DIST           the trunk-built app (trunk build --release --dist <dir>)
+//   NATS_WS_TEST_URL   the test server's WebSocket url, given to the app
+//   NATS_TEST_URL      the same server's client url, for the node-side NATS client
+//   NATS_TEST_CONTROL  GET <url>/stop and <url>/start stop and start that server
+//   E2E_SCREENSHOTS    where the page screenshots go (default e2e/screenshots)
+//   CHROMIUM           the browser (default /usr/bin/chromium)
+// Without the NATS_* variables, a test file starts its own throwaway server with
+// scripts/nats_test_control.py (handy to run one file: E2E_DIST=... node --test e2e/chat.test.mjs).
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { after, afterEach, before } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { chromium } from "playwright-core";
+
+import { serveStatic } from "./serve.mjs";
+
+export const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.dirname(E2E_DIR);
+export const SCREENSHOTS = path.join(E2E_DIR, "screenshots");
+
+export const VIEWPORT = { width: 1280, height: 800 };
+/** How long a wait for something the app should do gets, in ms. */
+export const WAIT = 20_000;
+
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/** A short random suffix, so that a test only ever matches what it wrote itself. */
+export const rand = () => Math.random().toString(36).slice(2, 8);
+
+/** The test's NATS server: from the environment, or a throwaway one this process owns. */
+async function natsServer() {
+  const { NATS_WS_TEST_URL: ws, NATS_TEST_CONTROL: control, NATS_TEST_URL: nats } = process.env;
+  if (ws && control && nats) return { ws, control, nats, stop: async () => {} };
+
+  const work = mkdtempSync(path.join(tmpdir(), "via-e2e-nats-"));
+  const child = spawn("python3", [path.join(REPO, "scripts", "nats_test_control.py"), work], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => reject(new Error("test nats-server did not start in 30 s")), 30_000);
+    lines.on("line", (l) => {
+      if (l.startsWith("ready ")) {
+        clearTimeout(timer);
+        resolve(l);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`nats_test_control.py exited (${code})`)));
+  });
+  const [, wsUrl, controlUrl, natsUrl] = line.trim().split(/\s+/);
+  return {
+    ws: wsUrl,
+    control: controlUrl,
+    nats: natsUrl,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Everything a test file needs; call in `before`, and `close()` in `after` (always runs, also
+ * when a test failed): closes the browser, the static server, the NATS client (and the server
+ * when this process started it).
+ */
+export async function startEnv(env = {}) {
+  const dist = process.env.E2E_DIST;
+  if (!dist) {
+    throw new Error(
+      "E2E_DIST is not set: build the app (trunk build --release --dist <dir>) and set E2E_DIST=<dir>, or run ./test.sh",
+    );
+  }
+  Object.assign(env, { contexts: [], problems: [] });
+  const closers = [];
+  env.close = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (e) {
+        console.error("cleanup:", e);
+      }
+    }
+  };
+  try {
+    const server = await natsServer();
+    closers.push(server.stop);
+    env.server = server;
+
+    const web = await serveStatic(dist);
+    closers.push(web.close);
+    env.baseUrl = web.url;
+
+    // Keeps reconnecting while a test has the server stopped.
+    env.nc = await connect({
+      servers: server.nats,
+      name: "via-e2e",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    closers.push(() => env.nc.close());
+    env.jsm = await jetstreamManager(env.nc);
+    env.kvm = new Kvm(env.nc);
+
+    env.browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+      args: CHROMIUM_ARGS,
+    });
+    closers.push(() => env.browser.close());
+  } catch (e) {
+    await env.close();
+    throw e;
+  }
+
+  /** A KV bucket, created the way the app creates it (history 5) when it does not exist yet. */
+  env.kv = async (bucket) => {
+    try {
+      await env.jsm.streams.info(`KV_${bucket}`);
+    } catch {
+      try {
+        return await env.kvm.create(bucket, { history: 5 });
+      } catch {
+        // the app created it meanwhile
+      }
+    }
+    return env.kvm.open(bucket);
+  };
+
+  /**
+   * A new tab: its own browser context (own sessionStorage), pointed at the test server through
+   * localStorage `via.settings`, with identity `identity` (sessionStorage `via.identity`).
+   * Opens `path` and waits until the header says "Live".
+   */
+  env.tab = async ({ identity, path: at = "/", live = true } = {}) => {
+    const context = await env.browser.newContext({ viewport: VIEWPORT });
+    env.contexts.push(context);
+    const settings = { servers: env.server.ws, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
+    await context.addInitScript(
+      ({ settings, identity }) => {
+        try {
+          localStorage.setItem("via.settings", JSON.stringify(settings));
+          if (identity) sessionStorage.setItem("via.identity", identity);
+        } catch {
+          // about:blank has no storage
+        }
+      },
+      { settings, identity },
+    );
+    const page = await context.newPage();
+    page.label = identity ?? `tab ${env.contexts.length}`;
+    page.on("pageerror", (e) => env.problems.push(`${page.label}: uncaught ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && /panicked|RuntimeError|unreachable/i.test(m.text())) {
+        env.problems.push(`${page.label}: ${m.text()}`);
+      }
+    });
+    await page.goto(env.baseUrl + at);
+    if (live) await waitStatus(page, /^Live$/);
+    return page;
+  };
+
+  /** Closes every tab opened so far. */
+  env.closeTabs = async () => {
+    const contexts = env.contexts.splice(0);
+    await Promise.all(contexts.map((c) => c.close().catch(() => {})));
+  };
+
+  /** Stops or starts the test server (returns once done). */
+  env.control = async (what) => {
+    const res = await fetch(`${env.server.control}/${what}`);
+    const body = await res.text();
+    if (!res.ok) throw new Error(`control /${what}: ${res.status} ${body}`);
+    return body;
+  };
+
+  /** Fails when a page threw or the wasm panicked. */
+  env.assertNoProblems = () => {
+    if (env.problems.length) {
+      throw new Error(`errors in the pages:\n${env.problems.splice(0).join("\n")}`);
+    }
+  };
+
+  return env;
+}
+
+/**
+ * The environment of a test file: set up before its tests, each test's tabs closed after it (and
+ * the pages checked for uncaught errors and panics), everything closed after the last test, also
+ * when a test failed.
+ */
+export function useEnv() {
+  const env = {};
+  before(() => startEnv(env), { timeout: 60_000 });
+  afterEach(async () => {
+    await env.closeTabs?.();
+    env.assertNoProblems?.();
+  });
+  after(() => env.close?.(), { timeout: 60_000 });
+  return env;
+}
+
+const sel = (testid) => `[data-testid="${testid}"]`;
+export { sel };
+
+/**
+ * Waits until the text of the element [data-testid=testid] (trimmed) matches `expected`
+ * (a RegExp, or a string for equality). Fails with what it saw last.
+ */
+export async function waitText(page, testid, expected, { timeout = WAIT } = {}) {
+  const re = expected instanceof RegExp ? expected : new RegExp(`^${escapeRe(String(expected))}$`);
+  try {
+    await page.waitForFunction(
+      ({ selector, source, flags }) => {
+        const el = document.querySelector(selector);
+        return !!el && new RegExp(source, flags).test(el.textContent.trim());
+      },
+      { selector: sel(testid), source: re.source, flags: re.flags },
+      { timeout, polling: 50 },
+    );
+  } catch (e) {
+    const seen = await textOf(page, testid).catch(() => "(page gone)");
+    throw new Error(`${page.label}: [${testid}] should match ${re}, but shows ${JSON.stringify(seen)} (${e.message.split("\n")[0]})`);
+  }
+}
+
+/** The trimmed text of [data-testid=testid], or null when there is none. */
+export async function textOf(page, testid) {
+  return page.evaluate((s) => document.querySelector(s)?.textContent.trim() ?? null, sel(testid));
+}
+
+export const waitStatus = (page, expected, opts) => waitText(page, "status", expected, opts);
+
+/** Waits for `fn(arg)` to be truthy in the page; `what` names it in the error. */
+export async function waitFor(page, what, fn, arg, { timeout = WAIT } = {}) {
+  try {
+    return await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (e) {
+    throw new Error(`${page.label}: ${what} (${e.message.split("\n")[0]})`);
+  }
+}
+
+/** Waits until the number of [data-testid=testid] elements whose text contains `text` is `n`. */
+export async function waitCount(page, testid, text, n, opts) {
+  try {
+    await waitFor(
+      page,
+      `expected ${n} [${testid}] containing ${JSON.stringify(text)}`,
+      ({ selector, text, n }) =>
+        [...document.querySelectorAll(selector)].filter((e) => e.textContent.includes(text)).length === n,
+      { selector: sel(testid), text, n },
+      opts,
+    );
+  } catch (e) {
+    const seen = await countText(page, testid, text).catch(() => "?");
+    const last = await page
+      .evaluate((s) => [...document.querySelectorAll(s)].slice(-3).map((e) => e.textContent.trim()), sel(testid))
+      .catch(() => []);
+    throw new Error(`${e.message}; found ${seen}; the last ones: ${JSON.stringify(last)}`);
+  }
+}
+
+/** The number of [data-testid=testid] elements whose text contains `text`. */
+export async function countText(page, testid, text) {
+  return page.evaluate(
+    ({ selector, text }) =>
+      [...document.querySelectorAll(selector)].filter((e) => e.textContent.includes(text)).length,
+    { selector: sel(testid), text },
+  );
+}
+
+/** Polls `fn` (async) until it returns a truthy value; for state outside the browser. */
+export async function eventually(what, fn, { timeout = WAIT, every = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not happen in ${timeout} ms${last ? `: ${last.message}` : ""}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** Every known config key has a value in `page`. */
+export function configLoaded(page) {
+  return waitFor(
+    page,
+    "every config key has a value (the first /config page on a fresh server writes the defaults)",
+    () => {
+      const values = [...document.querySelectorAll('[data-testid^="config-value-"]')];
+      return values.length >= 7 && values.every((v) => !["…", "(not set)"].includes(v.textContent.trim()));
+    },
+    undefined,
+  );
+}
+
+/** Saves a 1280×800 picture of `page` as <E2E_SCREENSHOTS or e2e/screenshots>/<name>.png. */
+export async function screenshot(page, name) {
+  const dir = process.env.E2E_SCREENSHOTS || SCREENSHOTS;
+  await mkdir(dir, { recursive: true });
+  // No hover effect on the last button clicked; web fonts loaded.
+  await page.mouse.move(4, VIEWPORT.height - 4);
+  await page.evaluate(() => document.fonts.ready);
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}
+
+/** Counter value as the app reads it: JSON {"value":N,...} or a bare integer; 0 when unset. */
+export function counterValue(entry) {
+  if (!entry || entry.operation !== "PUT") return 0;
+  const text = entry.string().trim();
+  try {
+    const v = JSON.parse(text);
+    if (typeof v === "number") return v;
+    if (v && typeof v.value === "number") return v.value;
+  } catch {
+    // fall through
+  }
+  return Number.parseInt(text, 10);
+}
+
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,162 @@
+// Every page stays in sync across tabs: each tab is its own browser context (own sessionStorage,
+// own identity, own NATS connection), and what one does shows up in the others.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { configLoaded, countText, rand, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 90_000 };
+
+/** The row of user `name` (its text contains the name). */
+const row = (page, name) => page.getByTestId("user-row").filter({ hasText: name });
+
+test("users: created, edited and deleted in one tab, seen live in the other", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "sync-ada", path: "/" }),
+    env.tab({ identity: "sync-grace", path: "/" }),
+  ]);
+  const r = rand();
+  const name = `Sync User ${r}`;
+  const renamed = `Renamed User ${r}`;
+
+  await a.getByTestId("user-name-input").fill(name);
+  await a.getByTestId("user-email-input").fill(`sync-${r}@example.com`);
+  await a.getByTestId("user-create").click();
+  await waitCount(b, "user-row", name, 1);
+  await waitCount(a, "user-row", name, 1);
+  assert.match(await row(b, name).textContent(), new RegExp(`sync-${r}@example\\.com`));
+  // The event reaches the other tab as a notification naming the user, the action and who did it.
+  await waitFor(
+    b,
+    `a toast naming ${name}, "created" and sync-ada`,
+    ({ selector, name }) =>
+      [...document.querySelectorAll(selector)].some(
+        (t) => t.textContent.includes(name) && /created/.test(t.textContent) && t.textContent.includes("sync-ada"),
+      ),
+    { selector: sel("toast"), name },
+  );
+  // The form is cleared once the user is stored.
+  assert.equal(await a.getByTestId("user-name-input").inputValue(), "");
+
+  // Edit in A: the row in B follows.
+  await row(a, name).getByRole("button", { name: "Edit" }).click();
+  const editing = a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
+  await editing.getByLabel("Name").fill(renamed);
+  await editing.getByLabel("Email").fill(`renamed-${r}@example.com`);
+  await editing.getByRole("button", { name: "Save", exact: true }).click();
+  await waitCount(b, "user-row", renamed, 1);
+  await waitCount(b, "user-row", name, 0);
+  assert.match(await row(b, renamed).textContent(), new RegExp(`renamed-${r}@example\\.com`));
+  await waitCount(a, "user-row", renamed, 1);
+
+  await waitFor(
+    b,
+    `a toast naming ${renamed} and "updated"`,
+    ({ selector, name }) =>
+      [...document.querySelectorAll(selector)].some((t) => t.textContent.includes(name) && /updated/.test(t.textContent)),
+    { selector: sel("toast"), name: renamed },
+  );
+  // Notifications can be dismissed (they sit over the last rows' buttons for a few seconds).
+  while ((await b.getByTestId("toast").count()) > 0) {
+    await b.getByTestId("toast").first().getByRole("button", { name: "Dismiss" }).click();
+  }
+
+  // Delete in B: gone from A, with a notification there.
+  await row(b, renamed).getByRole("button", { name: "Delete" }).click();
+  await waitCount(a, "user-row", renamed, 0);
+  await waitCount(b, "user-row", renamed, 0);
+  await waitFor(
+    a,
+    `a toast naming ${renamed} and "deleted"`,
+    ({ selector, name }) =>
+      [...document.querySelectorAll(selector)].some((t) => t.textContent.includes(name) && /deleted/.test(t.textContent)),
+    { selector: sel("toast"), name: renamed },
+  );
+});
+
+test("chat: a message sent in one tab appears in the other", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "sync-ada", path: "/chat" }),
+    env.tab({ identity: "sync-grace", path: "/chat" }),
+  ]);
+  const text = `hello from ada ${rand()}`;
+  await a.getByTestId("chat-input").fill(text);
+  await a.getByTestId("chat-send").click();
+  await waitCount(b, "chat-message", text, 1);
+  await waitCount(a, "chat-message", text, 1);
+  const message = b.getByTestId("chat-message").filter({ hasText: text });
+  assert.match(await message.textContent(), /sync-ada/, "the message names its author");
+  assert.equal(await a.getByTestId("chat-input").inputValue(), "", "the input is cleared after sending");
+});
+
+test("counter: +1 in one tab shows in the other, with who did it", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "sync-ada", path: "/counter" }),
+    env.tab({ identity: "sync-grace", path: "/counter" }),
+  ]);
+  await waitText(a, "counter-value", /^-?\d+$/);
+  await waitText(b, "counter-value", /^-?\d+$/);
+  const before = Number(await textOf(b, "counter-value"));
+  await a.getByTestId("counter-inc").click();
+  await waitText(b, "counter-value", String(before + 1));
+  await waitText(a, "counter-value", String(before + 1));
+  await waitText(b, "counter-last-by", "sync-ada");
+
+  await b.getByTestId("counter-add10").click();
+  await waitText(a, "counter-value", String(before + 11));
+  await waitText(a, "counter-last-by", "sync-grace");
+  await b.getByTestId("counter-dec").click();
+  await waitText(a, "counter-value", String(before + 10));
+});
+
+test("config: a change in one tab shows in the other, with the key and who changed it", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "sync-ada", path: "/config" }),
+    env.tab({ identity: "sync-grace", path: "/config" }),
+  ]);
+  const id = "config-value-app.debug";
+  // On a fresh server the first page writes the defaults: let that finish, so the last change is ours.
+  await configLoaded(a);
+  await configLoaded(b);
+  const before = await textOf(b, id);
+  const after = before === "true" ? "false" : "true";
+
+  await a.getByTestId("config-toggle-app.debug").click();
+  await waitText(b, id, after);
+  await waitText(a, id, after);
+  for (const page of [a, b]) {
+    await waitText(page, "config-last-change", /config\.app\.debug/);
+    const panel = await textOf(page, "config-last-change");
+    assert.match(panel, /sync-ada/, `the last change names the user (${page.label}: ${panel})`);
+    assert.match(panel, new RegExp(`${before}\\s*→\\s*${after}`), `old → new (${page.label}: ${panel})`);
+  }
+
+  // And back, from the other tab.
+  await b.getByTestId("config-toggle-app.debug").click();
+  await waitText(a, id, before);
+  await waitText(a, "config-last-change", /sync-grace/);
+});
+
+test("themes: picking dark in one tab switches every tab", T, async () => {
+  const kv = await env.kv("via_config");
+  await kv.put("theme", "light");
+  const tabs = await Promise.all(
+    ["sync-ada", "sync-grace", "sync-linus"].map((identity) => env.tab({ identity, path: "/themes" })),
+  );
+  const theme = (page, name) =>
+    waitFor(page, `<html data-theme="${name}">`, (n) => document.documentElement.dataset.theme === n, name);
+  await Promise.all(tabs.map((p) => theme(p, "light")));
+
+  const [a, b, c] = tabs;
+  await a.getByTestId("theme-option-dark").click();
+  await Promise.all([theme(b, "dark"), theme(c, "dark"), theme(a, "dark")]);
+  await waitText(b, "theme-stored", "dark");
+  await waitText(c, "theme-applied", "dark");
+  assert.equal(await b.getByTestId("theme-option-dark").getAttribute("aria-pressed"), "true");
+
+  await c.getByTestId("theme-option-light").click();
+  await Promise.all(tabs.map((p) => theme(p, "light")));
+  assert.equal(await countText(a, "theme-stored", "light"), 1);
+});
