@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { configLoaded, countText, rand, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { configLoaded, countText, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -58,6 +58,7 @@ test("user event from another client: one notification per tab, even when publis
     env.tab({ identity: "ext-ada", path: "/" }),
     env.tab({ identity: "ext-grace", path: "/counter" }),
   ]);
+  await untilSubscribed(env, tabs);
   // `nats pub user.created '{"name":"External User"}'`, twice within a second.
   const payload = JSON.stringify({ name: "External User" });
   env.nc.publish("user.created", payload);

@@ -349,3 +349,30 @@ export function counterValue(entry) {
 function escapeRe(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+// Core NATS delivers only to subscriptions the server already has, and "Live" can show before a
+// tab's `user.*` subscription has reached the server. Publishes probe events until every tab has
+// shown one (each probe waited for, bounded), so the events that follow cannot be lost to timing.
+export async function untilSubscribed(env, tabs) {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const probe = `Probe ${rand()}`;
+    env.nc.publish("user.updated", JSON.stringify({ name: probe }));
+    await env.nc.flush();
+    const seen = await Promise.all(
+      tabs.map((page) =>
+        page
+          .waitForFunction(
+            ({ selector, probe }) => [...document.querySelectorAll(selector)].some((t) => t.textContent.includes(probe)),
+            { selector: sel("toast"), probe },
+            { timeout: 500 },
+          )
+          .then(
+            () => true,
+            () => false,
+          ),
+      ),
+    );
+    if (seen.every(Boolean)) return;
+  }
+  throw new Error("the tabs never showed a user.* event: their subscription did not reach the server");
+}

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { configLoaded, countText, rand, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { configLoaded, countText, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -17,6 +17,7 @@ test("users: created, edited and deleted in one tab, seen live in the other", T,
     env.tab({ identity: "sync-ada", path: "/" }),
     env.tab({ identity: "sync-grace", path: "/" }),
   ]);
+  await untilSubscribed(env, [a, b]);
   const r = rand();
   const name = `Sync User ${r}`;
   const renamed = `Renamed User ${r}`;
