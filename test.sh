@@ -117,6 +117,11 @@ test_browser() {
   stop_test_server
 }
 
+bench_smoke() {
+  step "benchmark harness smoke run (bench/run.sh --quick)"
+  bash bench/run.sh --quick
+}
+
 test_e2e() {
   step "end-to-end (the app in headless Chromium, several tabs, real nats-server)"
   start_test_server
@@ -138,4 +143,5 @@ clippy_wasm
 test_native
 test_browser
 test_e2e
+bench_smoke
 printf '\n==> all tests passed\n'

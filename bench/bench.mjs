@@ -1,0 +1,779 @@
+// The benchmark driver: nats-ws (bench/wasm) against nats.js (bench/natsjs.mjs), and the
+// bare-WebSocket ceiling (bench/raw.mjs), in one headless Chromium against one nats-server in one
+// run; plus the app's own numbers (fan-out across tabs, time back to "Live"), shipped sizes, and
+// the native numbers bench/run.sh measured before (bench/build/native.json, criterion's files).
+//
+//   node bench/bench.mjs --ws <ws_url> --control <control_url> [--quick] [--profile]
+//        [--only pub_16b,pubsub_16b,pub_1k,pubsub_1k,pubsub_16b_1m,rr,kv,memory,fanout,reconnect,size]
+//        [--batch 1000] [--n N] [--reps R] [--criterion-dir target/criterion] [--build bench/build]
+//        [--out bench/results.json]            (CHROMIUM=<path> overrides /usr/bin/chromium)
+//
+// bench/run.sh builds everything first and starts the server; see BENCHMARKS.md. Prints a markdown
+// table and writes results.json as {"ours": {...}, "natsjs": {...}, "ratios": {...}, ...}.
+// Exits non-zero if the harness breaks (a metric fails, times out, or is not a positive number).
+
+import { createServer } from "node:http";
+import { readFile, readdir, writeFile, mkdir } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+// ---- arguments --------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const option = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
+};
+const wsUrl = option("--ws");
+const controlUrl = option("--control");
+if (!wsUrl || !controlUrl) {
+  console.error("usage: node bench/bench.mjs --ws <ws_url> --control <control_url> [--quick] [--profile]");
+  process.exit(2);
+}
+const quick = flag("--quick");
+const profiling = flag("--profile");
+const buildDir = path.resolve(option("--build", path.join(here, "build")));
+const criterionDir = option("--criterion-dir", null);
+const outFile = path.resolve(option("--out", path.join(here, quick ? "build/results-quick.json" : "results.json")));
+const only = option("--only", "")
+  .split(",")
+  .filter(Boolean);
+const wanted = (name) => only.length === 0 || only.includes(name);
+
+// What is measured, and how much of it. The issue fixes 200k messages, 2000 requests, 1M messages
+// for memory, 10 other tabs; the rest are our choices, the same for both clients.
+const P = quick
+  ? { reps: 1, reps16: 1, n: 5000, rr: 100, rrWarmup: 10, kv: 20, memWarmup: 1000, mem: 10000, fanTabs: 2, fanRounds: 3, reconnectRounds: 1, downtimeMs: 200 }
+  : { reps: 3, reps16: 5, n: 200000, rr: 2000, rrWarmup: 200, kv: 500, memWarmup: 100000, mem: 1000000, fanTabs: 10, fanRounds: 20, reconnectRounds: 3, downtimeMs: 1000 };
+// Publishers wait for a flush every `batch` messages (0: never), the same on both sides. A flush
+// is one round trip; it keeps the subscriber (in the same page, so starved while the publishing
+// loop runs) within one batch of the publisher, so that neither nats-server nor a client ever
+// drops messages as a slow consumer.
+P.batch = Number(option("--batch", "1000"));
+if (option("--n")) P.n = Number(option("--n"));
+if (option("--reps")) P.reps = P.reps16 = Number(option("--reps"));
+P.size16 = 16;
+P.size1k = 1024;
+P.kvSize = 64;
+P.rrSize = 16;
+
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--enable-precise-memory-info",
+  "--js-flags=--expose-gc",
+];
+
+const log = (...a) => console.error("bench:", ...a);
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+function percentile(values, p) {
+  const v = Array.from(values).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * v.length);
+  return v[Math.min(Math.max(rank, 1), v.length) - 1];
+}
+const median = (values) => percentile(values, 50);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function control(action) {
+  const res = await fetch(`${controlUrl}/${action}`);
+  if (!res.ok) throw new Error(`control ${action}: HTTP ${res.status}`);
+  await res.text();
+}
+
+// ---- static servers ---------------------------------------------------------------------------
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".wasm": "application/wasm",
+  ".css": "text/css",
+  ".json": "application/json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+};
+
+/**
+ * Serves `root` on 127.0.0.1. `isolated`: cross-origin isolation headers, so performance.now() has
+ * 5 µs resolution instead of 100 µs. `spa`: unknown paths without an extension get index.html.
+ */
+function serve(root, { isolated = false, spa = false } = {}) {
+  const server = createServer(async (req, res) => {
+    const headers = { "Cache-Control": "no-store" };
+    if (isolated) {
+      headers["Cross-Origin-Opener-Policy"] = "same-origin";
+      headers["Cross-Origin-Embedder-Policy"] = "require-corp";
+    }
+    let rel = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    if (rel.endsWith("/")) rel += "index.html";
+    let file = path.join(root, path.normalize(rel));
+    if (!file.startsWith(root)) {
+      res.writeHead(403, headers).end();
+      return;
+    }
+    if (spa && !existsSync(file) && !path.extname(rel)) file = path.join(root, "index.html");
+    try {
+      const body = await readFile(file);
+      headers["Content-Type"] = TYPES[path.extname(file)] ?? "application/octet-stream";
+      res.writeHead(200, headers).end(body);
+    } catch {
+      res.writeHead(404, headers).end("not found");
+    }
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}` }));
+  });
+}
+
+// ---- CPU profiles (--profile) -----------------------------------------------------------------
+
+/** Rust's legacy mangling (`_ZN…E`) as V8 shows wasm names, made readable. */
+function demangle(name) {
+  const m = /^_?_ZN(.*)E$/.exec(name);
+  if (!m) return name;
+  let rest = m[1];
+  const parts = [];
+  while (rest.length) {
+    const len = /^(\d+)/.exec(rest);
+    if (!len) break;
+    const n = Number(len[1]);
+    parts.push(rest.slice(len[1].length, len[1].length + n));
+    rest = rest.slice(len[1].length + n);
+  }
+  if (parts.length && /^h[0-9a-f]{16}$/.test(parts[parts.length - 1])) parts.pop();
+  const map = { $LT$: "<", $GT$: ">", $RF$: "&", $BP$: "*", $C$: ",", $u20$: " ", $u27$: "'", $u5b$: "[", $u5d$: "]", $u7b$: "{", $u7d$: "}", $u7e$: "~", $SP$: "@" };
+  return parts
+    .join("::")
+    .replace(/\$[A-Za-z0-9]+\$/g, (s) => map[s] ?? s)
+    .replace(/\.\./g, "::");
+}
+
+/** Self time per function (top `limit`), in % of the profile's samples. */
+function summarizeProfile(profile, limit = 25) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const deltas = profile.timeDeltas ?? [];
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id);
+    const dt = deltas[i + 1] ?? deltas[i] ?? 0;
+    const cf = node.callFrame;
+    const file = cf.url ? cf.url.split("/").pop() : "";
+    const key = `${demangle(cf.functionName || "(anonymous)")}${file ? ` [${file}]` : ""}`;
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  });
+  return [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([name, t]) => ({ name, pct: +((100 * t) / total).toFixed(1), ms: +(t / 1000).toFixed(1) }));
+}
+
+// ---- browser metrics --------------------------------------------------------------------------
+
+let browser;
+let benchUrl;
+
+/** Opens a fresh page with only `client` loaded and calls its `fn(...args)`. */
+async function inPage(client, fn, args, { timeoutMs = 180000, profileAs = null, warm = null } = {}) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  try {
+    await page.goto(`${benchUrl}/index.html?clients=${client}`);
+    await page.waitForFunction(() => window.benchReady || window.benchError, null, { timeout: 30000 });
+    const err = await page.evaluate(() => window.benchError);
+    if (err) throw new Error(`loading ${client}: ${err}`);
+    if (warm) {
+      // The same call on a smaller scale first, so both measure warmed-up code (V8 tiers up hot
+      // JS and wasm functions while they run) rather than a fresh page's first second.
+      await withTimeout(
+        page.evaluate(async ([client, fn, args]) => void (await (await window.loadClient(client))[fn](...args)), [client, fn, warm]),
+        timeoutMs,
+        `${client} ${fn} (warm-up)`,
+      );
+    }
+    let cdp;
+    if (profileAs) {
+      cdp = await page.context().newCDPSession(page);
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+      await cdp.send("Profiler.start");
+    }
+    const result = await withTimeout(
+      page.evaluate(
+        async ([client, fn, args]) => {
+          const m = await window.loadClient(client);
+          const plain = (v) =>
+            ArrayBuffer.isView(v)
+              ? Array.from(v)
+              : v && typeof v === "object"
+                ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]))
+                : v;
+          return plain(await m[fn](...args));
+        },
+        [client, fn, args],
+      ),
+      timeoutMs,
+      `${client} ${fn}`,
+    );
+    if (cdp) {
+      const { profile } = await cdp.send("Profiler.stop");
+      await mkdir(path.join(buildDir, "profiles"), { recursive: true });
+      const file = path.join(buildDir, "profiles", `${profileAs}.cpuprofile`);
+      await writeFile(file, JSON.stringify(profile));
+      profiles[profileAs] = summarizeProfile(profile);
+    }
+    return result;
+  } catch (e) {
+    throw new Error(`${e.message}${errors.length ? `\npage errors: ${errors.join("\n")}` : ""}`);
+  } finally {
+    await page.close();
+  }
+}
+
+const profiles = {};
+const ours = {};
+const natsjs = {};
+const ceiling = {};
+const side = { ours, natsjs, raw: ceiling };
+const runs = { ours: {}, natsjs: {}, raw: {} };
+
+/**
+ * Runs `fn` for both clients `P.reps` times, alternating which goes first; with `raw`, also for the
+ * bare-WebSocket ceiling (bench/raw.mjs), last.
+ */
+async function both(name, fn, argsFor, collect, { raw = false, warmFor = null, reps = P.reps } = {}) {
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 === 0 ? ["ours", "natsjs"] : ["natsjs", "ours"];
+    if (raw) order.push("raw");
+    for (const client of order) {
+      const profileAs = profiling && rep === 0 ? `${client}-${name}` : null;
+      const t = Date.now();
+      const r = await inPage(client, fn, argsFor(client, rep), { profileAs, warm: warmFor?.(client, rep) });
+      (runs[client][name] ??= []).push(r);
+      log(`${name} ${client}: ${JSON.stringify(r).slice(0, 120)} (${Date.now() - t} ms)`);
+    }
+  }
+  for (const client of raw ? ["ours", "natsjs", "raw"] : ["ours", "natsjs"]) {
+    collect(side[client], runs[client][name]);
+    // Keep results.json small: a summary per repetition instead of every latency.
+    const summary = (v) => ({ n: v.length, p50: percentile(v, 50), p99: percentile(v, 99), max: Math.max(...v) });
+    runs[client][name] = runs[client][name].map((r) =>
+      Array.isArray(r) ? summary(r) : r && typeof r === "object" ? Object.fromEntries(Object.entries(r).map(([k, v]) => [k, summary(v)])) : r,
+    );
+  }
+}
+
+async function browserMetrics() {
+  const { n, batch } = P;
+  const warmN = Math.max(1000, Math.round(n / 10));
+  for (const [size, tag] of [
+    [P.size16, "16b"],
+    [P.size1k, "1k"],
+  ]) {
+    if (wanted(`pub_${tag}`)) {
+      await both(`pub_${tag}`, "pub_throughput", () => [wsUrl, n, size, batch], (s, r) => {
+        s[`pub_${tag}_msgs_per_s`] = median(r);
+      }, { raw: true, warmFor: () => [wsUrl, warmN, size, batch], reps: tag === "16b" ? P.reps16 : P.reps });
+    }
+    if (wanted(`pubsub_${tag}`)) {
+      await both(`pubsub_${tag}`, "pubsub_throughput", () => [wsUrl, n, size, batch], (s, r) => {
+        s[`pubsub_${tag}_msgs_per_s`] = median(r);
+      }, { raw: true, warmFor: () => [wsUrl, warmN, size, batch], reps: tag === "16b" ? P.reps16 : P.reps });
+    }
+  }
+  if (wanted("pubsub_16b_1m")) {
+    // The same as pubsub_16b, five times longer: past the first fraction of a second, when socket
+    // and server buffers are still growing, closer to a steady state.
+    const long = P.mem;
+    await both("pubsub_16b_1m", "pubsub_throughput", () => [wsUrl, long, P.size16, batch], (s, r) => {
+      s.pubsub_16b_1m_msgs_per_s = median(r);
+    }, { raw: true, warmFor: () => [wsUrl, warmN, P.size16, batch] });
+  }
+  if (wanted("rr")) {
+    await both("rr", "request_reply", () => [wsUrl, P.rr, P.rrSize, P.rrWarmup], (s, r) => {
+      const all = r.flat();
+      s.rr_p50_ms = percentile(all, 50);
+      s.rr_p99_ms = percentile(all, 99);
+    }, { raw: true, warmFor: () => [wsUrl, P.rrWarmup, P.rrSize, 0] });
+  }
+  if (wanted("kv")) {
+    await both("kv", "kv_latencies", (client, rep) => [wsUrl, `bench_${client}_${rep}`, P.kv, P.kvSize], (s, r) => {
+      const put = r.flatMap((x) => x.put);
+      const get = r.flatMap((x) => x.get);
+      s.kv_put_p50_ms = percentile(put, 50);
+      s.kv_put_p99_ms = percentile(put, 99);
+      s.kv_get_p50_ms = percentile(get, 50);
+      s.kv_get_p99_ms = percentile(get, 99);
+    }, { warmFor: (client, rep) => [wsUrl, `bench_${client}_${rep}_warm`, 20, P.kvSize] });
+  }
+}
+
+/**
+ * Memory: in a fresh page with nothing loaded, gc and read the JS heap; load one client, push
+ * memWarmup then mem messages through one subscription (the wasm memory is read between the two
+ * and after), gc with the connections still open, read the JS heap again.
+ */
+async function memoryMetrics() {
+  if (!wanted("memory")) return;
+  const MB = 1024 * 1024;
+  for (const client of ["ours", "natsjs"]) {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${benchUrl}/index.html?clients=`);
+      await page.waitForFunction(() => window.benchReady, null, { timeout: 30000 });
+      const heap = () =>
+        page.evaluate(async () => {
+          for (let i = 0; i < 3; i++) {
+            window.gc();
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return performance.memory.usedJSHeapSize;
+        });
+      const base = await heap();
+      const r = await withTimeout(
+        page.evaluate(
+          async ([client, args]) => {
+            const m = await window.loadClient(client);
+            const atLoad = m.wasm_memory_bytes ? m.wasm_memory_bytes() : null;
+            const r = await m.drain_memory(...args);
+            return { ...r, atLoad };
+          },
+          [client, [wsUrl, P.memWarmup, P.mem, P.size16, P.batch]],
+        ),
+        600000,
+        `${client} drain_memory`,
+      );
+      const after = await heap();
+      await page.evaluate(async (client) => (await window.loadClient(client)).drain_memory_close(), client);
+      const s = side[client];
+      s.js_heap_mb = (after - base) / MB;
+      s.drain_1m_msgs_per_s = r.msgs_per_s;
+      if (client === "ours") {
+        s.wasm_mem_at_load_mb = r.atLoad / MB;
+        s.wasm_mem_before_1m_mb = r.before / MB;
+        s.wasm_mem_after_1m_mb = r.after / MB;
+      }
+      log(`memory ${client}: JS heap +${s.js_heap_mb.toFixed(2)} MB ${JSON.stringify(r)}`);
+    } finally {
+      await page.close();
+    }
+  }
+}
+
+// ---- the app: fan-out and reconnect -----------------------------------------------------------
+
+async function appMetrics(appUrl) {
+  if (!wanted("fanout") && !wanted("reconnect")) return;
+  const context = await browser.newContext();
+  const settings = JSON.stringify({ servers: wsUrl, name: "bench", user: "", password: "", token: "" });
+  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const tabs = [];
+  try {
+    for (let i = 0; i < (wanted("fanout") ? P.fanTabs + 1 : 1); i++) {
+      const page = await context.newPage();
+      await page.goto(`${appUrl}/counter`);
+      tabs.push(page);
+    }
+    for (const page of tabs) {
+      await page.waitForFunction(
+        () => {
+          const s = document.querySelector('[data-testid="status"]');
+          const v = document.querySelector('[data-testid="counter-value"]');
+          return s && s.textContent.trim() === "Live" && v && /^-?\d+$/.test(v.textContent.trim());
+        },
+        null,
+        { timeout: 60000 },
+      );
+    }
+    if (wanted("fanout")) await fanout(tabs);
+    if (wanted("reconnect")) await reconnect(tabs[0]);
+  } finally {
+    await context.close();
+  }
+}
+
+const counterValue = (page) =>
+  page.evaluate(() => Number(document.querySelector('[data-testid="counter-value"]').textContent.trim()));
+
+/** Arms a MutationObserver that resolves window.__seen with Date.now() once the value is `target`. */
+const armSeen = (page, target) =>
+  page.evaluate((target) => {
+    const el = document.querySelector('[data-testid="counter-value"]');
+    window.__seen = new Promise((resolve) => {
+      const check = () => {
+        if (el.textContent.trim() === String(target)) {
+          observer.disconnect();
+          resolve(Date.now());
+        }
+      };
+      const observer = new MutationObserver(check);
+      observer.observe(el, { childList: true, characterData: true, subtree: true });
+      check();
+    });
+  }, target);
+
+async function fanout(tabs) {
+  const [clicker, ...others] = tabs;
+  const latencies = [];
+  const perTab = [];
+  for (let round = 0; round < P.fanRounds; round++) {
+    const before = await counterValue(clicker);
+    for (const page of others) {
+      const v = await counterValue(page);
+      if (v !== before) throw new Error(`fan-out: tabs disagree before round ${round} (${v} vs ${before})`);
+    }
+    await Promise.all([clicker, ...others].map((page) => armSeen(page, before + 1)));
+    const t0 = await clicker.evaluate(() => {
+      const t = Date.now();
+      document.querySelector('[data-testid="counter-inc"]').click();
+      return t;
+    });
+    const seen = await withTimeout(
+      Promise.all(others.map((page) => page.evaluate(() => window.__seen))),
+      30000,
+      `fan-out round ${round}`,
+    );
+    await clicker.evaluate(() => window.__seen);
+    const times = seen.map((t) => t - t0);
+    perTab.push(...times);
+    latencies.push(Math.max(...times));
+    await sleep(100);
+  }
+  ours.fanout_p50_ms = percentile(latencies, 50);
+  ours.fanout_p99_ms = percentile(latencies, 99);
+  ours.fanout_per_tab_p50_ms = percentile(perTab, 50);
+  runs.ours.fanout = latencies;
+  log(`fan-out (until visible in all ${others.length} tabs), ms: ${latencies.join(" ")}`);
+}
+
+async function reconnect(page) {
+  const statusText = () => page.evaluate(() => document.querySelector('[data-testid="status"]').textContent.trim());
+  const times = [];
+  for (let round = 0; round < P.reconnectRounds; round++) {
+    await control("stop");
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="status"]').textContent.trim() !== "Live",
+      null,
+      { timeout: 30000 },
+    );
+    const down = await statusText();
+    await page.evaluate(() => {
+      const el = document.querySelector('[data-testid="status"]');
+      window.__live = new Promise((resolve) => {
+        const check = () => {
+          if (el.textContent.trim() === "Live") {
+            observer.disconnect();
+            resolve(Date.now());
+          }
+        };
+        const observer = new MutationObserver(check);
+        observer.observe(el, { childList: true, characterData: true, subtree: true });
+      });
+    });
+    await sleep(P.downtimeMs);
+    await control("start");
+    const back = Date.now();
+    const live = await withTimeout(page.evaluate(() => window.__live), 60000, `reconnect round ${round}`);
+    times.push(live - back);
+    log(`reconnect: status "${down}", Live ${live - back} ms after the server was back`);
+  }
+  ours.reconnect_to_live_p50_ms = percentile(times, 50);
+  ours.reconnect_to_live_max_ms = Math.max(...times);
+  runs.ours.reconnect = times;
+}
+
+// ---- sizes ------------------------------------------------------------------------------------
+
+async function gzSize(files) {
+  let total = 0;
+  for (const f of files) total += gzipSync(await readFile(f), { level: 9 }).length;
+  return total / 1024;
+}
+
+async function filesIn(dir, exts) {
+  return (await readdir(dir)).filter((f) => exts.includes(path.extname(f))).map((f) => path.join(dir, f));
+}
+
+async function sizes() {
+  if (!wanted("size")) return;
+  const s = path.join(buildDir, "size");
+  const appDir = path.join(buildDir, "app");
+  // --quick builds the app in debug: its size means nothing then.
+  if (existsSync(appDir) && !quick) ours.app_gz_kb = await gzSize(await filesIn(appDir, [".wasm", ".js"]));
+  ours.client_pubsub_gz_kb = await gzSize(await filesIn(path.join(s, "ours-pubsub"), [".wasm", ".js"]));
+  natsjs.client_pubsub_gz_kb = await gzSize([path.join(s, "natsjs-pubsub.js")]);
+  ours.client_kv_gz_kb = await gzSize(await filesIn(path.join(s, "ours-kv"), [".wasm", ".js"]));
+  natsjs.client_kv_gz_kb = await gzSize([path.join(s, "natsjs-kv.js")]);
+}
+
+// ---- native numbers (measured by run.sh before this) ------------------------------------------
+
+const asyncNats = {};
+
+async function nativeResults() {
+  const nativeFile = path.join(buildDir, "native.json");
+  if (existsSync(nativeFile)) {
+    const r = JSON.parse(await readFile(nativeFile, "utf8"));
+    ours.native_pubsub_16b_msgs_per_s = r.ours.native_pubsub_msgs_per_s;
+    ours.native_rr_p50_ms = r.ours.native_rr_p50_ms;
+    asyncNats.native_pubsub_16b_msgs_per_s = r.async_nats.native_pubsub_msgs_per_s;
+    asyncNats.native_rr_p50_ms = r.async_nats.native_rr_p50_ms;
+    asyncNats.native_params = r.params;
+  }
+  if (criterionDir) {
+    // criterion's own files: new/estimates.json (ns per iteration), new/benchmark.json (throughput).
+    const read = async (id) => {
+      const dir = path.join(criterionDir, id, "new");
+      const est = JSON.parse(await readFile(path.join(dir, "estimates.json"), "utf8"));
+      const info = JSON.parse(await readFile(path.join(dir, "benchmark.json"), "utf8"));
+      const perSecond = 1e9 / est.mean.point_estimate;
+      return info.throughput.Bytes !== undefined
+        ? (info.throughput.Bytes * perSecond) / 1e6
+        : info.throughput.Elements * perSecond;
+    };
+    ours.parser_16b_mb_per_s = await read("parser/msg_16b");
+    ours.parser_1k_mb_per_s = await read("parser/msg_1k");
+    ours.connection_input_16b_mb_per_s = await read("connection_input/msg_16b");
+    ours.native_publish_encode_16b_msgs_per_s = await read("publish/16b");
+  }
+}
+
+// ---- report -----------------------------------------------------------------------------------
+
+const ROWS = [
+  // key, label, unit, better ("higher" | "lower"), target ratio (ours / nats.js) or null
+  ["pubsub_16b_msgs_per_s", "publish → subscribe, 16 B", "msgs/s", "higher", 2.5],
+  ["pubsub_16b_1m_msgs_per_s", "publish → subscribe, 16 B, 1M messages", "msgs/s", "higher", null],
+  ["pubsub_1k_msgs_per_s", "publish → subscribe, 1 KiB", "msgs/s", "higher", null],
+  ["pub_16b_msgs_per_s", "publish, 16 B", "msgs/s", "higher", 1.5],
+  ["pub_1k_msgs_per_s", "publish, 1 KiB", "msgs/s", "higher", null],
+  ["rr_p50_ms", "request/reply p50", "ms", "lower", 0.6],
+  ["rr_p99_ms", "request/reply p99", "ms", "lower", null],
+  ["kv_put_p50_ms", "KV put p50", "ms", "lower", null],
+  ["kv_put_p99_ms", "KV put p99", "ms", "lower", null],
+  ["kv_get_p50_ms", "KV get p50", "ms", "lower", null],
+  ["kv_get_p99_ms", "KV get p99", "ms", "lower", null],
+  ["drain_1m_msgs_per_s", "1M-message drain (memory run)", "msgs/s", "higher", null],
+  ["js_heap_mb", "JS heap after 1M messages (after gc, over an empty page)", "MB", "lower", null],
+  ["client_pubsub_gz_kb", "client alone, pub/sub, gzipped", "KiB", "lower", null],
+  ["client_kv_gz_kb", "client alone, pub/sub + KV, gzipped", "KiB", "lower", null],
+];
+const OURS_ONLY = [
+  ["wasm_mem_at_load_mb", "wasm memory at load", "MB"],
+  ["wasm_mem_before_1m_mb", "wasm memory before the 1M messages (after warm-up)", "MB"],
+  ["wasm_mem_after_1m_mb", "wasm memory after the 1M messages", "MB"],
+  ["fanout_p50_ms", "app fan-out: +1 until visible in all other tabs, p50", "ms"],
+  ["fanout_p99_ms", "app fan-out, p99", "ms"],
+  ["fanout_per_tab_p50_ms", "app fan-out, per tab p50", "ms"],
+  ["reconnect_to_live_p50_ms", "app: server back → \"Live\", p50", "ms"],
+  ["reconnect_to_live_max_ms", "app: server back → \"Live\", max", "ms"],
+  ["app_gz_kb", "app release dist (wasm + js), gzipped", "KiB"],
+  ["parser_16b_mb_per_s", "native parser, 16 B MSG frames (criterion)", "MB/s"],
+  ["parser_1k_mb_per_s", "native parser, 1 KiB MSG frames (criterion)", "MB/s"],
+  ["connection_input_16b_mb_per_s", "native Connection::handle_input, 16 B MSG frames (criterion)", "MB/s"],
+  ["native_publish_encode_16b_msgs_per_s", "native Connection::publish, 16 B (criterion)", "msgs/s"],
+  ["native_pubsub_16b_msgs_per_s", "native publish → subscribe, 16 B", "msgs/s"],
+  ["native_rr_p50_ms", "native request/reply p50", "ms"],
+];
+
+function fmt(v, unit) {
+  if (v === undefined || v === null || Number.isNaN(v)) return "—";
+  if (unit === "msgs/s") return v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`;
+  if (unit === "MB/s") return v.toFixed(0);
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function report(ratios) {
+  const lines = [];
+  lines.push("| metric | unit | nats-ws (ours) | nats.js | ours / nats.js | target | bare WebSocket (ceiling) | ceiling / nats.js |");
+  lines.push("|---|---|---:|---:|---:|---|---:|---:|");
+  for (const [key, label, unit, better, target] of ROWS) {
+    if (!(key in ours) && !(key in natsjs)) continue;
+    const r = ratios[key];
+    let t = "";
+    if (target !== null && r !== undefined) {
+      const ok = better === "higher" ? r >= target : r <= target;
+      t = `${better === "higher" ? "≥" : "≤"} ${target} ${ok ? "✅" : "❌ missed"}`;
+    }
+    const c = ceiling[key];
+    const cr = c !== undefined && natsjs[key] > 0 ? (c / natsjs[key]).toFixed(2) : "";
+    lines.push(`| ${label} | ${unit} | ${fmt(ours[key], unit)} | ${fmt(natsjs[key], unit)} | ${r === undefined ? "—" : r.toFixed(2)} | ${t} | ${c === undefined ? "" : fmt(c, unit)} | ${cr} |`);
+  }
+  lines.push("");
+  lines.push("| nats-ws only | unit | value | reference |");
+  lines.push("|---|---|---:|---|");
+  for (const [key, label, unit] of OURS_ONLY) {
+    if (!(key in ours)) continue;
+    let ref = "";
+    if (key === "native_pubsub_16b_msgs_per_s" && asyncNats.native_pubsub_16b_msgs_per_s) {
+      const r = ratios.native_pubsub_16b_vs_async_nats;
+      ref = `async-nats ${fmt(asyncNats.native_pubsub_16b_msgs_per_s, unit)}: ratio ${r.toFixed(2)}, target ≥ 0.5 ${r >= 0.5 ? "✅" : "❌ missed"}`;
+    }
+    if (key === "native_rr_p50_ms" && asyncNats.native_rr_p50_ms) ref = `async-nats ${fmt(asyncNats.native_rr_p50_ms, unit)}`;
+    if (key === "wasm_mem_after_1m_mb") {
+      const grew = ours.wasm_mem_after_1m_mb - ours.wasm_mem_before_1m_mb;
+      ref = grew <= 0 ? "flat ✅" : `grew by ${grew.toFixed(2)} MB ❌`;
+    }
+    lines.push(`| ${label} | ${unit} | ${fmt(ours[key], unit)} | ${ref} |`);
+  }
+  return lines.join("\n");
+}
+
+/** How busy the machine's CPUs are over one second, in % (from /proc/stat; null elsewhere). */
+async function cpuBusy() {
+  const read = () => {
+    try {
+      const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 8).map(Number);
+      return { total: f.reduce((a, b) => a + b, 0), idle: f[3] + f[4] };
+    } catch {
+      return null;
+    }
+  };
+  const a = read();
+  await sleep(1000);
+  const b = read();
+  if (!a || !b || b.total === a.total) return null;
+  return Math.round((100 * (b.total - a.total - (b.idle - a.idle))) / (b.total - a.total));
+}
+
+function machine() {
+  const cpu = (readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? os.cpus()[0]?.model;
+  let natsServer = "";
+  try {
+    natsServer = execFileSync("nats-server", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    natsServer = "unknown";
+  }
+  const git = (...args) => {
+    try {
+      return execFileSync("git", args, { encoding: "utf8", cwd: here }).trim();
+    } catch {
+      return null;
+    }
+  };
+  return {
+    commit: git("rev-parse", "--short", "HEAD"),
+    client_sources_modified: git("status", "--porcelain", "--", "../crates/nats-ws/src") ? true : false,
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
+    cpu,
+    chromium: browser.version(),
+    nats_server: natsServer,
+    node: process.version,
+  };
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main() {
+  const t0 = Date.now();
+  const busyAtStart = await cpuBusy();
+  if (busyAtStart > 20) log(`warning: the CPUs were ${busyAtStart}% busy before the run: something else is running, numbers will be noisy`);
+  const bench = await serve(here, { isolated: true });
+  benchUrl = bench.url;
+  const appDir = path.join(buildDir, "app");
+  const app = existsSync(appDir) ? await serve(appDir, { spa: true }) : null;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", // Debian's chromium package
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${benchUrl}/index.html?clients=`);
+    const isolated = await page.evaluate(() => window.crossOriginIsolated);
+    await page.close();
+    if (!isolated) log("warning: the bench page is not cross-origin isolated (timer resolution 100 µs)");
+
+    await browserMetrics();
+    await memoryMetrics();
+    if (app) await appMetrics(app.url);
+    else if (wanted("fanout") || wanted("reconnect")) throw new Error(`no app build in ${appDir}`);
+    await sizes();
+    await nativeResults();
+
+    const ratios = {};
+    for (const key of Object.keys(ours)) {
+      if (key in natsjs && natsjs[key] > 0) ratios[key] = ours[key] / natsjs[key];
+    }
+    if (asyncNats.native_pubsub_16b_msgs_per_s) {
+      ratios.native_pubsub_16b_vs_async_nats = ours.native_pubsub_16b_msgs_per_s / asyncNats.native_pubsub_16b_msgs_per_s;
+    }
+    const results = {
+      ours,
+      natsjs,
+      ratios,
+      async_nats: asyncNats,
+      ceiling,
+      notes: {
+        ceiling:
+          "a bare WebSocket in the same page speaking just enough NATS, with no parsing (bench/raw.mjs): what Chromium's WebSocket path and nats-server carry on this machine when the client costs nothing",
+        ours_only:
+          "app_*, fanout_*, reconnect_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
+        ratios: "ours / nats.js: above 1 is better for msgs/s, below 1 is better for ms, MB and KiB",
+        js_heap_mb: "usedJSHeapSize after gc with the connections open after the 1M-message run, minus that of the empty page; nats-ws's Rust heap is in wasm memory (wasm_mem_*), not in the JS heap",
+      },
+      params: P,
+      mode: quick ? "quick" : "full",
+      machine: { ...machine(), cpu_busy_before_pct: busyAtStart },
+      runs,
+      profiles,
+      duration_s: (Date.now() - t0) / 1000,
+      date: new Date().toISOString(),
+    };
+    const bad = [...Object.entries(ours), ...Object.entries(natsjs)].filter(
+      ([, v]) => typeof v !== "number" || !Number.isFinite(v) || v < 0,
+    );
+    await mkdir(path.dirname(outFile), { recursive: true });
+    await writeFile(outFile, JSON.stringify(results, null, 2) + "\n");
+    console.log(report(ratios));
+    if (profiling) {
+      for (const [name, top] of Object.entries(profiles)) {
+        console.log(`\nprofile ${name} (self time):`);
+        for (const f of top) console.log(`  ${String(f.pct).padStart(5)}%  ${f.name}`);
+      }
+    }
+    log(`wrote ${path.relative(process.cwd(), outFile)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    if (bad.length) throw new Error(`not a valid number: ${bad.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  } finally {
+    await browser.close();
+    bench.server.close();
+    app?.server.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench: FAILED: ${e.stack ?? e}`);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The benchmarks of nats-ws against nats.js (and async-nats natively), setup included:
+#   bash bench/run.sh            # the full run (~10 min once built); writes bench/results.json
+#   bash bench/run.sh --quick    # a few seconds of each metric: a smoke test of the harness
+#   bash bench/run.sh --profile  # also Chromium CPU profiles (bench/build/profiles/*.cpuprofile)
+# Installs what is missing (scripts/setup.sh, then bench/package.json into bench/node_modules),
+# builds everything under bench/build/, starts a throwaway nats-server, runs the native benchmarks,
+# then bench/bench.mjs (headless Chromium), which prints a markdown table. See BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK="" PROFILE=""
+for arg in "$@"; do
+  case $arg in
+    --quick) QUICK=--quick ;;
+    --profile) PROFILE=--profile ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--profile]" >&2; exit 2 ;;
+  esac
+done
+
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/sbin"
+BUILD=bench/build
+START=$SECONDS
+NATS_PID="" NATS_TMP=""
+
+say() { printf '\n==> bench: %s\n' "$*" >&2; }
+
+cleanup() {
+  local rc=$?
+  if [[ -n $NATS_PID ]]; then
+    kill -TERM "$NATS_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
+  fi
+  [[ -n $NATS_TMP ]] && rm -rf "$NATS_TMP"
+  if ((rc != 0)); then
+    printf '\n==> bench: FAILED (exit %d) after %d s\n' "$rc" $((SECONDS - START)) >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- setup -------------------------------------------------------------------------------------
+say "setup"
+bash scripts/setup.sh
+if [[ ! -f bench/node_modules/.package-lock.json || bench/package-lock.json -nt bench/node_modules/.package-lock.json ]]; then
+  say "installing bench/package.json (npm ci)"
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+mkdir -p "$BUILD"
+
+# --- builds ------------------------------------------------------------------------------------
+# One at a time: the machine may be running other builds.
+say "building nats-ws for the bench page (bench/wasm, release, opt-level 3)"
+(cd bench/wasm && cargo build --quiet --release --target wasm32-unknown-unknown)
+wasm-bindgen --target web --out-dir "$BUILD/ours" --out-name ours \
+  bench/wasm/target/wasm32-unknown-unknown/release/nats_ws_bench.wasm
+
+say "bundling nats.js (esbuild, minified)"
+bench/node_modules/.bin/esbuild bench/natsjs.mjs --bundle --format=esm --minify --target=es2022 \
+  --log-level=warning --outfile="$BUILD/natsjs.js"
+
+say "building the client alone for its shipped size (opt-level z, wasm-opt -Oz, esbuild --minify)"
+mkdir -p "$BUILD/size"
+for variant in pubsub kv; do
+  (cd bench/wasm && cargo build --quiet --profile size --target wasm32-unknown-unknown \
+    --no-default-features --features "size-$variant")
+  out="$BUILD/size/ours-$variant"
+  rm -rf "$out" "$out.tmp"
+  wasm-bindgen --target web --out-dir "$out.tmp" --out-name nats_ws \
+    bench/wasm/target/wasm32-unknown-unknown/size/nats_ws_bench.wasm
+  mkdir -p "$out"
+  wasm-opt -Oz --strip-debug --strip-producers "$out.tmp/nats_ws_bg.wasm" -o "$out/nats_ws_bg.wasm"
+  bench/node_modules/.bin/esbuild "$out.tmp/nats_ws.js" --minify --format=esm --log-level=warning \
+    --outfile="$out/nats_ws.js"
+  rm -rf "$out.tmp"
+  bench/node_modules/.bin/esbuild "bench/size/natsjs-$variant.mjs" --bundle --format=esm --minify \
+    --target=es2022 --log-level=warning --outfile="$BUILD/size/natsjs-$variant.js"
+done
+
+say "building the app (trunk${QUICK:+, debug for --quick})"
+rm -rf "$BUILD/app"
+if [[ -n $QUICK ]]; then
+  trunk build --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --dist "$BUILD/app"
+else
+  trunk build --release --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --release --dist "$BUILD/app"
+fi
+
+say "building the native benchmark (bench/native: nats-ws and async-nats)"
+(cd bench/native && cargo build --quiet --release)
+
+# --- native parser (criterion) -----------------------------------------------------------------
+CRITERION=()
+if [[ -n $QUICK ]]; then
+  say "native parser benchmark, test mode (each benchmark once)"
+  cargo test --quiet -p nats-ws --bench parser
+else
+  say "native parser benchmark (criterion)"
+  cargo bench --quiet -p nats-ws --bench parser -- --warm-up-time 2 --measurement-time 5 --noplot
+  CRITERION=(--criterion-dir "${CARGO_TARGET_DIR:-target}/criterion")
+fi
+
+# --- server ------------------------------------------------------------------------------------
+NATS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-bench.XXXXXX")
+python3 scripts/nats_test_control.py "$NATS_TMP" </dev/null >"$NATS_TMP/control.out" 2>&1 &
+NATS_PID=$!
+deadline=$((SECONDS + 30))
+until line=$(grep -m1 '^ready ' "$NATS_TMP/control.out" 2>/dev/null); do
+  if ! kill -0 "$NATS_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+    echo "bench: nats-server did not start:" >&2
+    cat "$NATS_TMP/control.out" >&2 || true
+    exit 1
+  fi
+  sleep 0.1
+done
+read -r _ WS_URL CONTROL_URL _ <<<"$line"
+say "nats-server $(nats-server --version 2>/dev/null | awk '{print $NF}'): websocket $WS_URL"
+
+# --- native pub→sub and request/reply ----------------------------------------------------------
+say "native: nats-ws vs async-nats over the same WebSocket port"
+if [[ -n $QUICK ]]; then
+  NATIVE_ARGS=(--n 20000 --reps 1 --rr 100)
+else
+  NATIVE_ARGS=(--n 1000000 --reps 3 --rr 2000)
+fi
+bench/native/target/release/nats-ws-bench-native --ws "$WS_URL" --batch 1000 "${NATIVE_ARGS[@]}" \
+  >"$BUILD/native.json"
+
+# --- browser -----------------------------------------------------------------------------------
+say "browser: nats-ws vs nats.js in headless Chromium"
+node bench/bench.mjs --ws "$WS_URL" --control "$CONTROL_URL" $QUICK $PROFILE "${CRITERION[@]}"
+
+say "done in $((SECONDS - START)) s"
