@@ -18,7 +18,10 @@ pub struct Subject(Bytes);
 impl Subject {
     /// Wraps bytes already checked to be UTF-8; `None` if they are not.
     pub(crate) fn from_utf8(bytes: Bytes) -> Option<Self> {
-        std::str::from_utf8(&bytes).ok()?;
+        // Subjects are nearly always ASCII; checking that first is cheaper than full UTF-8.
+        if !bytes.is_ascii() {
+            std::str::from_utf8(&bytes).ok()?;
+        }
         Some(Subject(bytes))
     }
 
@@ -78,30 +81,31 @@ impl fmt::Debug for Subject {
     }
 }
 
+/// One pass over the bytes: this runs on every publish, so no splitting or per-token iterators.
 fn check_tokens(subject: &str, wildcards: bool) -> Result<(), &'static str> {
-    if subject.is_empty() {
+    let bytes = subject.as_bytes();
+    if bytes.is_empty() {
         return Err("it is empty");
     }
-    let mut tokens = subject.split('.').peekable();
-    while let Some(token) = tokens.next() {
-        if token.is_empty() {
-            return Err("it has an empty token (leading, trailing or double '.')");
-        }
-        if token
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'.' {
+            check_token(&bytes[start..i], wildcards, false)?;
+            start = i + 1;
+        } else if b.is_ascii_whitespace() || b.is_ascii_control() {
             return Err("it contains whitespace or a control character");
         }
-        let is_wildcard = token == "*" || token == ">";
-        if is_wildcard && !wildcards {
-            return Err("wildcards ('*', '>') are only allowed when subscribing");
-        }
-        if token == ">" && tokens.peek().is_some() {
-            return Err("'>' may only be the last token");
-        }
     }
-    Ok(())
+    check_token(&bytes[start..], wildcards, true)
+}
+
+fn check_token(token: &[u8], wildcards: bool, last: bool) -> Result<(), &'static str> {
+    match token {
+        [] => Err("it has an empty token (leading, trailing or double '.')"),
+        b"*" | b">" if !wildcards => Err("wildcards ('*', '>') are only allowed when subscribing"),
+        b">" if !last => Err("'>' may only be the last token"),
+        _ => Ok(()),
+    }
 }
 
 /// Checks a subject to publish to: no wildcards, no empty tokens, no whitespace.
