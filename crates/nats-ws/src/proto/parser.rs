@@ -7,7 +7,7 @@
 //!
 //! Garbage is an error, never a panic; after an error the parser must be [reset](Parser::reset).
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::info::ServerInfo;
 use crate::error::ParseError;
@@ -209,24 +209,27 @@ impl Parser {
             reason,
         };
 
-        // Up to 5 arguments: subject sid [reply] [#header] #total.
-        let mut args: [Bytes; 5] = Default::default();
+        // Up to 5 arguments: subject sid [reply] [#header] #total, found as ranges of `rest`
+        // (no `Bytes` per argument: only subject and reply become slices of the frame).
+        let bytes = &rest[..];
+        let mut args = [(0usize, 0usize); 5];
         let mut count = 0;
-        let mut rest = rest;
+        let mut i = 0;
         loop {
-            let start = rest
-                .iter()
-                .position(|&b| !is_space(b))
-                .unwrap_or(rest.len());
-            rest.advance(start);
-            if rest.is_empty() {
+            while i < bytes.len() && is_space(bytes[i]) {
+                i += 1;
+            }
+            if i == bytes.len() {
                 break;
             }
             if count == args.len() {
                 return Err(bad("too many arguments"));
             }
-            let end = rest.iter().position(|&b| is_space(b)).unwrap_or(rest.len());
-            args[count] = rest.split_to(end);
+            let start = i;
+            while i < bytes.len() && !is_space(bytes[i]) {
+                i += 1;
+            }
+            args[count] = (start, i);
             count += 1;
         }
         let fixed = if with_headers { 4 } else { 3 };
@@ -234,16 +237,17 @@ impl Parser {
             return Err(bad("wrong number of arguments"));
         }
         let has_reply = count == fixed + 1;
-        let [subject, sid, a2, a3, a4] = args;
+        let arg = |k: usize| &bytes[args[k].0..args[k].1];
+        let (subject, sid) = (rest.slice(args[0].0..args[0].1), arg(1));
         let (reply, sizes) = if has_reply {
-            (Some(a2), [a3, a4])
+            (Some(rest.slice(args[2].0..args[2].1)), [arg(3), arg(4)])
         } else {
-            (None, [a2, a3])
+            (None, [arg(2), arg(3)])
         };
-        let sid = parse_number(&sid).ok_or_else(|| bad("sid is not a number"))?;
+        let sid = parse_number(sid).ok_or_else(|| bad("sid is not a number"))?;
         let (header_len, total_len) = if with_headers {
-            let h = parse_size(&sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
-            let t = parse_size(&sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
+            let h = parse_size(sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
+            let t = parse_size(sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
             if h > t {
                 return Err(bad("header size larger than total size"));
             }
@@ -251,7 +255,7 @@ impl Parser {
         } else {
             (
                 None,
-                parse_size(&sizes[0]).ok_or_else(|| bad("size is not a number"))?,
+                parse_size(sizes[0]).ok_or_else(|| bad("size is not a number"))?,
             )
         };
         if total_len > MAX_MESSAGE_SIZE {
