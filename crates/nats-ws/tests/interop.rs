@@ -22,6 +22,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers};
 use common::{connect, within, TestServer};
 use futures::StreamExt;
 use nats_ws::{HeaderMap, Message, Subscriber};
@@ -36,10 +37,6 @@ const STEP: u64 = 5;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex length {}", s.len());
@@ -69,41 +66,6 @@ fn assert_bytes(what: &str, got: &[u8], want: &[u8]) {
             show(want)
         );
     }
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
-}
-
-fn header_map(list: &[(&str, &str)]) -> HeaderMap {
-    list.iter().copied().collect()
-}
-
-/// Our headers as an ordered list of pairs (names as received).
-fn our_headers(msg: &Message) -> Option<Vec<(String, String)>> {
-    msg.headers.as_ref().map(|h| {
-        h.iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect()
-    })
-}
-
-fn spec_headers(list: Option<&[(&str, &str)]>) -> Value {
-    match list {
-        None => Value::Null,
-        Some(list) => Value::Array(list.iter().map(|(n, v)| json!([n, v])).collect()),
-    }
-}
-
-/// A payload of every byte value, CR LF, and bytes that look like protocol.
-fn binary_payload(tag: u8) -> Vec<u8> {
-    let mut p = vec![tag];
-    p.extend(0..=255u8);
-    p.extend_from_slice(b"\r\nPUB x 1\r\n\r\nHMSG\0\xff\xfe");
-    p.extend_from_slice("ünïcødé ✓ 世界".as_bytes());
-    p
 }
 
 /// Large enough to span several WebSocket frames and TCP reads.
@@ -364,7 +326,10 @@ async fn py_publishes_headers_and_payloads_rust_receives_them_exactly() {
     let m = next_message(&mut sub, "py message 1 (headers + binary)").await;
     assert_eq!(m.subject.as_str(), subject);
     assert_eq!(m.reply, None);
-    assert_eq!(our_headers(&m), Some(pairs(PY_HEADERS_RECEIVED)));
+    assert_eq!(
+        our_headers(m.headers.as_ref()),
+        Some(pairs(PY_HEADERS_RECEIVED))
+    );
     let h = m.headers.as_ref().unwrap();
     assert_eq!(h.status(), None);
     assert_eq!(h.description(), None);
@@ -384,7 +349,7 @@ async fn py_publishes_headers_and_payloads_rust_receives_them_exactly() {
     assert_bytes("py message 2", &m.payload, "plain ü".as_bytes());
 
     let m = next_message(&mut sub, "py message 3 (headers, empty payload)").await;
-    assert_eq!(our_headers(&m), Some(pairs(&one)));
+    assert_eq!(our_headers(m.headers.as_ref()), Some(pairs(&one)));
     assert_bytes("py message 3", &m.payload, b"");
 
     let m = next_message(&mut sub, "py message 4 (200 kB)").await;
@@ -393,7 +358,7 @@ async fn py_publishes_headers_and_payloads_rust_receives_them_exactly() {
 
     let m = next_message(&mut sub, "py message 5 (reply subject)").await;
     assert_eq!(m.reply.as_deref(), Some("interop.reply.to"));
-    assert_eq!(our_headers(&m), Some(pairs(&with_reply)));
+    assert_eq!(our_headers(m.headers.as_ref()), Some(pairs(&with_reply)));
     assert_bytes("py message 5", &m.payload, b"reply me");
 }
 
@@ -542,7 +507,11 @@ async fn rust_requests_py_responds_with_headers() {
         if i < 3 {
             want_headers.push(("X-Echo-Seq", &seq));
         }
-        assert_eq!(our_headers(&reply), Some(pairs(&want_headers)), "reply {i}");
+        assert_eq!(
+            our_headers(reply.headers.as_ref()),
+            Some(pairs(&want_headers)),
+            "reply {i}"
+        );
         assert_eq!(reply.status(), None, "reply {i}");
         let h = reply.headers.as_ref().unwrap();
         assert_eq!(h.get("x-responder"), Some("nats-py"));
@@ -638,7 +607,7 @@ async fn py_requests_rust_responds_with_headers() {
             "request {i} reply subject {reply}"
         );
         assert_eq!(
-            our_headers(&m),
+            our_headers(m.headers.as_ref()),
             requests[i].0.map(pairs),
             "request {i} headers at rust"
         );

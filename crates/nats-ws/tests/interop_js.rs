@@ -23,6 +23,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers};
 use common::{connect, within, TestServer};
 use futures::{Stream, StreamExt};
 use nats_ws::jetstream::{
@@ -30,7 +31,6 @@ use nats_ws::jetstream::{
     PublishOptions, StreamConfig,
 };
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Watch, WatchEvent, WatchOptions};
-use nats_ws::HeaderMap;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -46,49 +46,11 @@ const STEP: u64 = 5;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A payload of every byte value, CR LF, and bytes that look like protocol.
-fn binary_payload(tag: u8) -> Vec<u8> {
-    let mut p = vec![tag];
-    p.extend(0..=255u8);
-    p.extend_from_slice(b"\r\nPUB x 1\r\n\r\nHMSG\0\xff\xfe");
-    p.extend_from_slice("ünïcødé ✓ 世界".as_bytes());
-    p
-}
-
 /// Spans several WebSocket frames and TCP reads.
 fn large_payload() -> Vec<u8> {
     (0..100_000u32)
         .map(|i| (i.wrapping_mul(17) % 253) as u8)
         .collect()
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
-}
-
-fn header_map(list: &[(&str, &str)]) -> HeaderMap {
-    list.iter().copied().collect()
-}
-
-fn our_headers(headers: Option<&HeaderMap>) -> Option<Vec<(String, String)>> {
-    headers.map(|h| {
-        h.iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect()
-    })
-}
-
-fn spec_headers(list: Option<&[(&str, &str)]>) -> Value {
-    match list {
-        None => Value::Null,
-        Some(list) => Value::Array(list.iter().map(|(n, v)| json!([n, v])).collect()),
-    }
 }
 
 /// An entry reduced to what both sides agree on: key, revision, operation, value.
