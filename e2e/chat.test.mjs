@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
 
-import { countText, rand, useEnv, waitCount, waitStatus } from "./lib.mjs";
+import { countText, rand, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -102,3 +102,16 @@ test(
     await waitCount(a, "chat-message", text, 1, { timeout: 5_000 });
   },
 );
+
+test("chat: a room created in one tab is listed in the others, with its first message", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "room-ada", path: "/chat" }),
+    env.tab({ identity: "room-grace", path: "/chat" }),
+  ]);
+  const room = `room-${rand()}`;
+  await a.getByLabel("New room name").fill(room);
+  await a.getByRole("button", { name: "Add" }).click();
+  await waitFor(b, `room ${room} in the list`, (r) => !!document.querySelector(`[data-testid="chat-room-${r}"]`), room);
+  await b.getByTestId(`chat-room-${room}`).click();
+  await waitCount(b, "chat-message", `created #${room}`, 1);
+});

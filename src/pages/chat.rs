@@ -123,6 +123,8 @@ fn ChatWith(client: Client) -> impl IntoView {
         });
     }
 
+    let identity = use_identity();
+    let js_for_rooms = js.clone();
     let new_room = RwSignal::new(String::new());
     let room_error = RwSignal::new(None::<String>);
     let add_room = move |ev: leptos::ev::SubmitEvent| {
@@ -135,11 +137,38 @@ fn ChatWith(client: Client) -> impl IntoView {
             return;
         }
         room_error.set(None);
+        let known = rooms.with_untracked(|r| r.contains(&name));
         rooms.update(|r| {
             r.insert(name.clone());
         });
-        current.set(name);
+        current.set(name.clone());
         new_room.set(String::new());
+        if !known {
+            // A first message stores the room in the stream, so every tab (and every later one)
+            // lists it.
+            let message = ChatMessage {
+                id: random_hex(16),
+                room: name.clone(),
+                user: identity.get_untracked(),
+                text: format!("created #{name}"),
+                at: now_iso(),
+            };
+            let js = js_for_rooms.clone();
+            spawn_local(async move {
+                let Ok(json) = serde_json::to_vec(&message) else {
+                    return;
+                };
+                let options = PublishOptions::default()
+                    .msg_id(message.id.clone())
+                    .deadline(SEND_DEADLINE);
+                if let Err(e) = js
+                    .publish_with(&room_subject(&message.room), None, &json, &options)
+                    .await
+                {
+                    room_error.set(Some(format!("the room was not stored: {e}")));
+                }
+            });
+        }
     };
 
     view! {
