@@ -18,21 +18,13 @@ mod common;
 /// Headers to send, as ordered name/value pairs; `None` for a message without headers.
 type HeaderList<'a> = Option<&'a [(&'a str, &'a str)]>;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers};
+use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers, Peer, STEP};
 use common::{connect, within, TestServer};
 use futures::StreamExt;
 use nats_ws::{HeaderMap, Message, Subscriber};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
-
-/// Upper bound for each single step (a line from the peer, a message, a reply).
-const STEP: u64 = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -119,138 +111,9 @@ impl PeerMessage {
 }
 
 /// The nats-py peer process. Killed when dropped.
-struct Peer {
-    what: String,
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Peer {
-    async fn start(
-        command: &str,
-        server: &TestServer,
-        subject: &str,
-        count: usize,
-        spec: Value,
-    ) -> Peer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("interop_peer.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(command)
-            .args(["--server", &server.client_url()])
-            .args(["--subject", subject])
-            .args(["--count", &count.to_string()])
-            .args(["--timeout", &STEP.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start python3 (nats-py peer)");
-        let mut stdin = child.stdin.take().expect("peer stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("peer stdout")).lines();
-        let mut stderr_pipe = child.stderr.take().expect("peer stderr");
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr_pipe.read_to_string(&mut text).await;
-            text
-        });
-        let mut peer = Peer {
-            what: format!("{command} {subject}"),
-            child,
-            stdout,
-            stderr: Some(stderr),
-        };
-        let mut line = serde_json::to_vec(&spec).expect("spec as JSON");
-        line.push(b'\n');
-        let written = tokio::time::timeout(Duration::from_secs(STEP), async {
-            stdin.write_all(&line).await?;
-            stdin.shutdown().await
-        })
-        .await;
-        drop(stdin);
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{}", peer.failure(&format!("writing its spec: {e}")).await),
-            Err(_) => panic!("{}", peer.failure("writing its spec timed out").await),
-        }
-        peer
-    }
-
-    /// Kills the peer and describes what went wrong, with its stderr.
-    async fn failure(&mut self, why: &str) -> String {
-        let _ = self.child.start_kill();
-        let status = tokio::time::timeout(Duration::from_secs(STEP), self.child.wait()).await;
-        let stderr = match self.stderr.take() {
-            Some(task) => tokio::time::timeout(Duration::from_secs(STEP), task)
-                .await
-                .map(|r| r.unwrap_or_default())
-                .unwrap_or_else(|_| "(stderr not readable)".into()),
-            None => String::new(),
-        };
-        format!(
-            "nats-py peer `{}`: {why} (exit: {status:?})\n--- peer stderr ---\n{stderr}",
-            self.what
-        )
-    }
-
-    async fn line(&mut self) -> String {
-        match tokio::time::timeout(Duration::from_secs(STEP), self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => panic!("{}", self.failure("its stdout ended early").await),
-            Ok(Err(e)) => panic!(
-                "{}",
-                self.failure(&format!("reading its stdout: {e}")).await
-            ),
-            Err(_) => panic!(
-                "{}",
-                self.failure(&format!("no line within {STEP} s")).await
-            ),
-        }
-    }
-
-    async fn expect_line(&mut self, want: &str) {
-        let line = self.line().await;
-        if line != want {
-            panic!(
-                "{}",
-                self.failure(&format!("expected `{want}`, got `{line:.200}`"))
-                    .await
-            );
-        }
-    }
-
-    async fn message(&mut self) -> PeerMessage {
-        PeerMessage::parse(&self.line().await)
-    }
-
-    /// Waits for the peer to exit and checks it succeeded without printing anything more.
-    async fn finish(mut self) {
-        let extra = tokio::time::timeout(Duration::from_secs(STEP), self.stdout.next_line()).await;
-        match extra {
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some(line))) => panic!(
-                "{}",
-                self.failure(&format!("unexpected extra output `{line:.200}`"))
-                    .await
-            ),
-            Ok(Err(e)) => panic!(
-                "{}",
-                self.failure(&format!("reading its stdout: {e}")).await
-            ),
-            Err(_) => panic!("{}", self.failure("did not exit").await),
-        }
-        match tokio::time::timeout(Duration::from_secs(STEP), self.child.wait()).await {
-            Ok(Ok(status)) if status.success() => {}
-            other => {
-                let why = format!("exited badly: {other:?}");
-                panic!("{}", self.failure(&why).await)
-            }
-        }
-    }
+/// The next message the peer printed.
+async fn peer_message(peer: &mut Peer) -> PeerMessage {
+    PeerMessage::parse(&peer.line().await)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,7 +181,7 @@ async fn py_publishes_headers_and_payloads_rust_receives_them_exactly() {
             }))
             .collect::<Vec<_>>(),
     });
-    let mut peer = Peer::start("publish", &server, subject, 0, spec).await;
+    let mut peer = Peer::start("publish", &server, subject, &["--count", "0"], spec).await;
     peer.expect_line("done").await;
     peer.finish().await;
 
@@ -367,7 +230,7 @@ async fn rust_publishes_headers_and_payloads_py_receives_them_exactly() {
     let server = TestServer::start();
     let client = connect(&server).await;
     let subject = "interop.rust2py";
-    let mut peer = Peer::start("subscribe", &server, subject, 5, json!({})).await;
+    let mut peer = Peer::start("subscribe", &server, subject, &["--count", "5"], json!({})).await;
     peer.expect_line("ready").await;
 
     let binary = binary_payload(2);
@@ -403,7 +266,7 @@ async fn rust_publishes_headers_and_payloads_py_receives_them_exactly() {
         .await
         .expect("flush");
 
-    let m = peer.message().await;
+    let m = peer_message(&mut peer).await;
     assert_eq!(m.subject, subject);
     assert_eq!(m.reply, None);
     // nats-py keeps the last value of the repeated `X-Multi`, at the position of its first
@@ -424,22 +287,22 @@ async fn rust_publishes_headers_and_payloads_py_receives_them_exactly() {
     );
     assert_bytes("rust message 1 at py", &m.payload, &binary);
 
-    let m = peer.message().await;
+    let m = peer_message(&mut peer).await;
     assert_eq!(
         m.headers, None,
         "a plain publish must arrive without headers"
     );
     assert_bytes("rust message 2 at py", &m.payload, "plain ü".as_bytes());
 
-    let m = peer.message().await;
+    let m = peer_message(&mut peer).await;
     assert_eq!(m.headers, Some(pairs(&[("X-Only", "1")])));
     assert_bytes("rust message 3 at py", &m.payload, b"");
 
-    let m = peer.message().await;
+    let m = peer_message(&mut peer).await;
     assert_eq!(m.headers, None);
     assert_bytes("rust message 4 at py", &m.payload, &large);
 
-    let m = peer.message().await;
+    let m = peer_message(&mut peer).await;
     assert_eq!(m.reply.as_deref(), Some("interop.reply.to"));
     assert_eq!(m.headers, Some(pairs(&[("X-Kind", "with reply")])));
     assert_bytes("rust message 5 at py", &m.payload, b"reply me");
@@ -478,7 +341,14 @@ async fn rust_requests_py_responds_with_headers() {
             (headers, payload)
         })
         .collect();
-    let mut peer = Peer::start("responder", &server, subject, requests.len(), spec).await;
+    let mut peer = Peer::start(
+        "responder",
+        &server,
+        subject,
+        &["--count", &requests.len().to_string()],
+        spec,
+    )
+    .await;
     peer.expect_line("ready").await;
 
     let replies = within(
@@ -523,7 +393,7 @@ async fn rust_requests_py_responds_with_headers() {
     // What nats-py saw of our requests (arrival order may differ from ours: match on payload).
     let mut seen = Vec::new();
     for _ in 0..requests.len() {
-        seen.push(peer.message().await);
+        seen.push(peer_message(&mut peer).await);
     }
     peer.finish().await;
     for (i, (_, payload)) in requests.iter().enumerate() {
@@ -582,7 +452,7 @@ async fn py_requests_rust_responds_with_headers() {
             }))
             .collect::<Vec<_>>(),
     });
-    let mut peer = Peer::start("requester", &server, subject, 0, spec).await;
+    let mut peer = Peer::start("requester", &server, subject, &["--count", "0"], spec).await;
 
     for n in 0..requests.len() {
         let m = next_message(&mut sub, &format!("request {n} from nats-py")).await;
@@ -636,7 +506,7 @@ async fn py_requests_rust_responds_with_headers() {
 
     // nats-py prints the replies in the order of its requests.
     for (i, (headers, payload)) in requests.iter().enumerate() {
-        let m = peer.message().await;
+        let m = peer_message(&mut peer).await;
         assert!(
             m.subject.starts_with("_INBOX."),
             "reply {i} at py on {}",

@@ -19,11 +19,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers};
+use common::peer::{binary_payload, header_map, hex, our_headers, pairs, spec_headers, Peer, STEP};
 use common::{connect, within, TestServer};
 use futures::{Stream, StreamExt};
 use nats_ws::jetstream::{
@@ -32,15 +30,9 @@ use nats_ws::jetstream::{
 };
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Watch, WatchEvent, WatchOptions};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
 
 /// Headers as ordered name/value pairs.
 type Pairs<'a> = &'a [(&'a str, &'a str)];
-
-/// Upper bound for each single step (a line from the peer, a watch event, a message).
-const STEP: u64 = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -100,149 +92,6 @@ async fn next_js(
         .unwrap_or_else(|e| panic!("consumer error while waiting for {what}: {e}"))
 }
 
-/// The nats-py peer process. Killed when dropped.
-struct Peer {
-    what: String,
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Peer {
-    /// Starts `interop_peer.py <command>` and hands it `spec`; `label` only names it in failures.
-    async fn start(command: &str, server: &TestServer, label: &str, spec: Value) -> Peer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("interop_peer.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(command)
-            .args(["--server", &server.client_url()])
-            .args(["--subject", label])
-            .args(["--timeout", &STEP.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start python3 (nats-py peer)");
-        let mut stdin = child.stdin.take().expect("peer stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("peer stdout")).lines();
-        let mut stderr_pipe = child.stderr.take().expect("peer stderr");
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr_pipe.read_to_string(&mut text).await;
-            text
-        });
-        let mut peer = Peer {
-            what: format!("{command} {label}"),
-            child,
-            stdout,
-            stderr: Some(stderr),
-        };
-        let mut line = serde_json::to_vec(&spec).expect("spec as JSON");
-        line.push(b'\n');
-        let written = tokio::time::timeout(Duration::from_secs(STEP), async {
-            stdin.write_all(&line).await?;
-            stdin.shutdown().await
-        })
-        .await;
-        drop(stdin);
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{}", peer.failure(&format!("writing its spec: {e}")).await),
-            Err(_) => panic!("{}", peer.failure("writing its spec timed out").await),
-        }
-        peer
-    }
-
-    /// Kills the peer and describes what went wrong, with its stderr.
-    async fn failure(&mut self, why: &str) -> String {
-        let _ = self.child.start_kill();
-        let status = tokio::time::timeout(Duration::from_secs(STEP), self.child.wait()).await;
-        let stderr = match self.stderr.take() {
-            Some(task) => tokio::time::timeout(Duration::from_secs(STEP), task)
-                .await
-                .map(|r| r.unwrap_or_default())
-                .unwrap_or_else(|_| "(stderr not readable)".into()),
-            None => String::new(),
-        };
-        format!(
-            "nats-py peer `{}`: {why} (exit: {status:?})\n--- peer stderr ---\n{stderr}",
-            self.what
-        )
-    }
-
-    async fn line(&mut self) -> String {
-        match tokio::time::timeout(Duration::from_secs(STEP), self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => panic!("{}", self.failure("its stdout ended early").await),
-            Ok(Err(e)) => panic!(
-                "{}",
-                self.failure(&format!("reading its stdout: {e}")).await
-            ),
-            Err(_) => panic!(
-                "{}",
-                self.failure(&format!("no line within {STEP} s")).await
-            ),
-        }
-    }
-
-    async fn expect_line(&mut self, want: &str) {
-        let line = self.line().await;
-        if line != want {
-            panic!(
-                "{}",
-                self.failure(&format!("expected `{want}`, got `{line:.300}`"))
-                    .await
-            );
-        }
-    }
-
-    async fn json(&mut self) -> Value {
-        let line = self.line().await;
-        match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => panic!(
-                "{}",
-                self.failure(&format!("printed invalid JSON ({e}): `{line:.300}`"))
-                    .await
-            ),
-        }
-    }
-
-    /// The next line must be exactly this JSON value.
-    async fn expect_json(&mut self, want: Value) {
-        let got = self.json().await;
-        assert_eq!(got, want, "nats-py peer `{}` printed", self.what);
-    }
-
-    /// Waits for the peer to exit and checks it succeeded without printing anything more.
-    async fn finish(mut self) {
-        let extra = tokio::time::timeout(Duration::from_secs(STEP), self.stdout.next_line()).await;
-        match extra {
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some(line))) => panic!(
-                "{}",
-                self.failure(&format!("unexpected extra output `{line:.300}`"))
-                    .await
-            ),
-            Ok(Err(e)) => panic!(
-                "{}",
-                self.failure(&format!("reading its stdout: {e}")).await
-            ),
-            Err(_) => panic!("{}", self.failure("did not exit").await),
-        }
-        match tokio::time::timeout(Duration::from_secs(STEP), self.child.wait()).await {
-            Ok(Ok(status)) if status.success() => {}
-            other => {
-                let why = format!("exited badly: {other:?}");
-                panic!("{}", self.failure(&why).await)
-            }
-        }
-    }
-}
-
 /// A `kv-write` op for the peer.
 fn kv_op(op: &str, key: &str, value: &[u8]) -> Value {
     json!({ "op": op, "key": key, "value_hex": hex(value) })
@@ -295,7 +144,7 @@ async fn kv_bucket_written_by_py_is_read_and_watched_by_rust() {
         kv_op("purge", "p", b""),
     ];
     let spec = json!({ "bucket": bucket, "history": 5, "ops": ops });
-    let mut peer = Peer::start("kv-write", &server, bucket, spec).await;
+    let mut peer = Peer::start("kv-write", &server, bucket, &[], spec).await;
     for (op, key, revision) in [
         ("put", "a", Some(1)),
         ("put", "b", Some(2)),
@@ -426,7 +275,7 @@ async fn kv_bucket_written_by_py_is_read_and_watched_by_rust() {
         "create": false,
         "ops": [kv_op("put", "c", b"live"), kv_op("delete", "a", b"")],
     });
-    let mut peer = Peer::start("kv-write", &server, bucket, spec).await;
+    let mut peer = Peer::start("kv-write", &server, bucket, &[], spec).await;
     peer.expect_json(json!({ "op": "put", "key": "c", "revision": 10 }))
         .await;
     peer.expect_json(json!({ "op": "delete", "key": "a", "revision": null }))
@@ -508,7 +357,7 @@ async fn kv_bucket_written_by_rust_is_read_and_watched_by_py() {
             { "name": "c", "filter": "c", "live": 1 },
         ],
     });
-    let mut peer = Peer::start("kv-read", &server, bucket, spec).await;
+    let mut peer = Peer::start("kv-read", &server, bucket, &[], spec).await;
     // a1 a3 b2 b(del)5 c4 dir.x6 p(purge)8: the purge rolled p's 7 up.
     peer.expect_json(json!({ "status": { "bucket": bucket, "values": 7, "history": 4 } }))
         .await;
@@ -623,7 +472,7 @@ async fn stream_written_by_py_is_consumed_by_rust_ordered_and_pull() {
             "payload_hex": hex(payload),
         })).collect::<Vec<_>>(),
     });
-    let mut peer = Peer::start("js-publish", &server, stream, spec).await;
+    let mut peer = Peer::start("js-publish", &server, stream, &[], spec).await;
     for (seq, duplicate) in [(1, false), (2, false), (1, true), (3, false), (4, false)] {
         peer.expect_json(json!({ "stream": stream, "seq": seq, "duplicate": duplicate }))
             .await;
@@ -854,7 +703,7 @@ async fn stream_written_by_rust_is_consumed_by_py_pull_and_ordered() {
         "count": 4,
         "live": 1,
     });
-    let mut peer = Peer::start("js-consume", &server, stream, spec).await;
+    let mut peer = Peer::start("js-consume", &server, stream, &[], spec).await;
     // (subject, our headers (without Nats-Msg-Id), payload, Nats-Msg-Id if we chose it)
     let want: Vec<(&str, Pairs, Vec<u8>, Option<&str>)> = vec![
         ("rustjs.a", &[], binary.clone(), None),
