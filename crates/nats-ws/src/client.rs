@@ -207,6 +207,31 @@ impl Client {
         Err(ConnectionError::Closed)
     }
 
+    /// The outcome of the first connection attempt: the client once connected, or that attempt's
+    /// error (the client is then closed). What `connect` in each driver returns.
+    pub(crate) async fn first_attempt(self) -> Result<Client, ConnectionError> {
+        let mut statuses = self.status_stream();
+        while let Some(status) = statuses.next().await {
+            match status {
+                Status::Connected { .. } => return Ok(self),
+                Status::Reconnecting {
+                    last_error: Some(e),
+                    ..
+                }
+                | Status::Offline { last_error: e } => {
+                    self.close();
+                    return Err(e);
+                }
+                Status::Closed => return Err(ConnectionError::Closed),
+                Status::Connecting
+                | Status::Reconnecting {
+                    last_error: None, ..
+                } => {}
+            }
+        }
+        Err(ConnectionError::Closed)
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.shared().lock().conn.status().clone()

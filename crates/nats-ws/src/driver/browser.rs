@@ -21,7 +21,6 @@ use super::{Driver, Socket};
 use crate::client::{run, Client};
 use crate::error::ConnectionError;
 use crate::options::Options;
-use crate::proto::Status;
 
 /// Starts a client and returns at once; the connection comes up in the background (watch
 /// [`Client::status_stream`]) and is retried on failure per the reconnect policy. Must be called
@@ -36,24 +35,7 @@ pub fn start(options: Options) -> Result<Client, ConnectionError> {
 /// Connects and waits for the first attempt: `Ok` once the handshake completed, `Err` with the
 /// reason if it failed. Later disconnects are retried per the reconnect policy.
 pub async fn connect(options: Options) -> Result<Client, ConnectionError> {
-    let client = start(options)?;
-    let mut statuses = client.status_stream();
-    while let Some(status) = statuses.next().await {
-        match status {
-            Status::Connected { .. } => return Ok(client),
-            Status::Reconnecting {
-                last_error: Some(e),
-                ..
-            }
-            | Status::Offline { last_error: e } => {
-                client.close();
-                return Err(e);
-            }
-            Status::Closed => return Err(ConnectionError::Closed),
-            _ => {}
-        }
-    }
-    Err(ConnectionError::Closed)
+    start(options)?.first_attempt().await
 }
 
 struct BrowserDriver {

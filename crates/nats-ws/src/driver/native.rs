@@ -27,24 +27,7 @@ pub fn start(options: Options) -> Result<Client, ConnectionError> {
 /// Connects and waits for the first attempt: `Ok` once the handshake completed, `Err` with the reason
 /// if that first attempt failed. Later disconnects are retried per the reconnect policy.
 pub async fn connect(options: Options) -> Result<Client, ConnectionError> {
-    let client = start(options)?;
-    let mut statuses = client.status_stream();
-    while let Some(status) = statuses.next().await {
-        match status {
-            crate::Status::Connected { .. } => return Ok(client),
-            crate::Status::Reconnecting {
-                last_error: Some(e),
-                ..
-            }
-            | crate::Status::Offline { last_error: e } => {
-                client.close();
-                return Err(e);
-            }
-            crate::Status::Closed => return Err(ConnectionError::Closed),
-            _ => {}
-        }
-    }
-    Err(ConnectionError::Closed)
+    start(options)?.first_attempt().await
 }
 
 struct NativeDriver;
