@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::use_nats;
+use leptos_nats::{spawn_while_mounted, use_nats};
 use nats_ws::jetstream::{DeliverPolicy, JetStream, OrderedOptions, PublishOptions, StreamConfig};
 use nats_ws::Client;
 
@@ -60,13 +60,17 @@ fn local_time(at: &str) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
-/// Runs `fut` for as long as the component lives and the client stays the same.
-fn while_mounted(fut: impl std::future::Future<Output = ()> + 'static) {
-    let (handle, registration) = futures::future::AbortHandle::new_pair();
-    spawn_local(async move {
-        let _ = futures::future::Abortable::new(fut, registration).await;
-    });
-    on_cleanup(move || handle.abort());
+/// Stores a message in its room with acknowledgement; its id is the `Nats-Msg-Id`, so a retry
+/// (after a disconnect, or a reload that resends the outbox) is stored once.
+async fn publish(js: &JetStream, message: &ChatMessage) -> Result<(), String> {
+    let json = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+    let options = PublishOptions::default()
+        .msg_id(message.id.clone())
+        .deadline(SEND_DEADLINE);
+    js.publish_with(&room_subject(&message.room), None, &json, &options)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 #[component]
@@ -102,7 +106,7 @@ fn ChatWith(client: Client) -> impl IntoView {
     // Rooms with messages, live: the last message per room subject, headers only.
     {
         let js = js.clone();
-        while_mounted(async move {
+        spawn_while_mounted(async move {
             ensure_stream_until_ready(&js, stream_error).await;
             let options = OrderedOptions {
                 filter_subject: Some("chat.room.*".into()),
@@ -155,16 +159,7 @@ fn ChatWith(client: Client) -> impl IntoView {
             };
             let js = js_for_rooms.clone();
             spawn_local(async move {
-                let Ok(json) = serde_json::to_vec(&message) else {
-                    return;
-                };
-                let options = PublishOptions::default()
-                    .msg_id(message.id.clone())
-                    .deadline(SEND_DEADLINE);
-                if let Err(e) = js
-                    .publish_with(&room_subject(&message.room), None, &json, &options)
-                    .await
-                {
+                if let Err(e) = publish(&js, &message).await {
                     room_error.set(Some(format!("the room was not stored: {e}")));
                 }
             });
@@ -248,7 +243,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         let js = js.clone();
         let subject = room_subject(&room);
         let not_ready = RwSignal::new(None::<String>);
-        while_mounted(async move {
+        spawn_while_mounted(async move {
             ensure_stream_until_ready(&js, not_ready).await;
             let options = OrderedOptions {
                 filter_subject: Some(subject),
@@ -281,17 +276,10 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         let js = js.clone();
         move |message: ChatMessage| {
             let js = js.clone();
-            let Ok(json) = serde_json::to_vec(&message) else {
-                return;
-            };
-            let options = PublishOptions::default()
-                .msg_id(message.id.clone())
-                .deadline(SEND_DEADLINE);
-            let id = message.id.clone();
-            let subject = room_subject(&message.room);
             spawn_local(async move {
-                match js.publish_with(&subject, None, &json, &options).await {
-                    Ok(_) => outbox::remove(&id),
+                let id = message.id.clone();
+                match publish(&js, &message).await {
+                    Ok(()) => outbox::remove(&id),
                     Err(e) => outgoing.update(|o| {
                         if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
                             p.error = Some(e.to_string());

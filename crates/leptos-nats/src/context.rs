@@ -48,6 +48,13 @@ impl UseNatsReturn {
     }
 }
 
+/// Runs `fut` on the browser's event loop for as long as the calling component lives: it is
+/// aborted (dropping whatever subscriptions or watchers it holds) on cleanup.
+pub fn spawn_while_mounted(fut: impl std::future::Future<Output = ()> + 'static) {
+    let task = spawn_abortable(fut);
+    on_cleanup(move || task.abort());
+}
+
 /// Spawns `fut` on the browser's event loop and returns what stops it.
 pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'static) -> AbortHandle {
     let (handle, registration) = AbortHandle::new_pair();
