@@ -8,6 +8,10 @@ connections), GET /status. Everything binds to 127.0.0.1; the control port answe
 
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>
+
+A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket port, a faithful relay
+until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
+/proxy/garbage, /proxy/stall, /proxy/resume, /proxy/reset change what it does (see ws_proxy.py).
 """
 
 import http.server
@@ -19,6 +23,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+
+from ws_proxy import Proxy, send_json
 
 
 def free_port():
@@ -85,8 +92,16 @@ def main():
     work_dir = sys.argv[1]
     server = Server(work_dir)
 
+    proxy = Proxy(server.ws_port)
+    proxy.start_in_thread()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            if url.path.startswith("/proxy"):
+                status, body = proxy.command(url.path, dict(urllib.parse.parse_qsl(url.query)))
+                send_json(self, status, body)
+                return
             if self.path == "/stop":
                 server.stop()
                 ok = True
