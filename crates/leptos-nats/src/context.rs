@@ -55,6 +55,20 @@ pub fn spawn_while_mounted(fut: impl std::future::Future<Output = ()> + 'static)
     on_cleanup(move || task.abort());
 }
 
+/// Waits until `client` is connected (at once if it is). `false` if it was closed instead (the
+/// connection settings changed and another client took over).
+pub async fn until_connected(client: &Client) -> bool {
+    let mut statuses = client.status_stream();
+    while let Some(status) = statuses.next().await {
+        match status {
+            Status::Connected { .. } => return true,
+            Status::Closed => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Spawns `fut` on the browser's event loop and returns what stops it.
 pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'static) -> AbortHandle {
     let (handle, registration) = AbortHandle::new_pair();
@@ -106,7 +120,8 @@ impl NatsContext {
         name: &str,
         create: impl FnOnce() -> KvConfig,
     ) -> Result<Store, KvError> {
-        let cache = self.buckets.get_value();
+        // Called from tasks, which may outlive the context by a tick: then bind without caching.
+        let cache = self.buckets.try_get_value().unwrap_or_default();
         if let Some(store) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(store.clone());
         }

@@ -116,16 +116,25 @@ impl UseKvKeyReturn {
         self.store.get_untracked()
     }
 
+    /// [`UseKvKeyReturn::store`] for code that may run after the component is gone (a task):
+    /// `None` then, `Some(store)` otherwise.
+    pub fn try_store(&self) -> Option<Option<Store>> {
+        self.store.try_get_untracked()
+    }
+
     /// Writes `value` (last writer wins). The signal updates when the write comes back through
-    /// the watch, in this tab as in every other.
+    /// the watch, in this tab as in every other. The write completes even if the component is
+    /// unmounted meanwhile (the result is then shown nowhere).
     pub fn set(&self, value: impl Into<Bytes>) {
         let value = value.into();
-        let (store, set_error, key) = (self.store, self.set_error, self.key.get_value());
+        let set_error = self.set_error;
+        let (Some(store), Some(key)) = (self.try_store().flatten(), self.key.try_get_value())
+        else {
+            set_error.set(Some("not connected yet".into()));
+            return;
+        };
+        // Only writes to signals after the await: they do nothing once the signal is disposed.
         leptos::task::spawn_local(async move {
-            let Some(store) = store.get_untracked() else {
-                set_error.set(Some("not connected yet".into()));
-                return;
-            };
             match store.put(&key, value).await {
                 Ok(_) => set_error.set(None),
                 Err(e) => set_error.set(Some(e.to_string())),
