@@ -767,8 +767,9 @@ async fn fetch_on_an_empty_consumer_returns_nothing_at_its_expiry() {
     assert_eq!(texts(&got), ["late"]);
     assert!(started.elapsed() < Duration::from_secs(4));
 
-    // Nothing answers a pull on a consumer that does not exist (not even a 408 at the expiry):
-    // after the expiry and the API timeout the fetch says why instead of returning nothing.
+    // A pull on a consumer that does not exist: nats-server 2.9 does not answer at all (not even a
+    // 408 at the expiry), 2.10+ answers 503 no responders at once. Either way the fetch says why
+    // (consumer not found) instead of returning nothing or a bare status.
     let quick = js.clone().with_timeout(Duration::from_millis(500));
     let err = within(
         5,

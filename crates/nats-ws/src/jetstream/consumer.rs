@@ -235,6 +235,7 @@ impl JetStream {
         let deadline = crate::rt::sleep(options.expires + self.timeout()).fuse();
         futures::pin_mut!(deadline);
         let mut unanswered = false;
+        let mut no_responders = false;
         while messages.len() < options.batch {
             let next = futures::select! {
                 m = sub.next().fuse() => m,
@@ -254,6 +255,11 @@ impl JetStream {
                 Some(status::CONTROL) => {}
                 // 404 no messages, 408 request expired, 409 e.g. max waiting exceeded: the pull is over.
                 Some(status::NOT_FOUND | status::TIMEOUT) => break,
+                // Newer servers (2.10+) answer a pull on a missing consumer with no responders.
+                Some(status::NO_RESPONDERS) if messages.is_empty() => {
+                    no_responders = true;
+                    break;
+                }
                 Some(_) => {
                     if let Some(error) = status_error(&message).filter(|_| messages.is_empty()) {
                         return Err(error);
@@ -262,10 +268,14 @@ impl JetStream {
                 }
             }
         }
-        if unanswered && messages.is_empty() {
-            // Not even a 408 at the expiry: nothing serves this pull, e.g. no such consumer (the
-            // server drops the request silently). Say why rather than return an empty batch.
+        if (unanswered || no_responders) && messages.is_empty() {
+            // Nothing serves this pull, e.g. no such consumer: nats-server 2.9 drops the request
+            // silently (not even a 408 at the expiry), 2.10+ answers 503. Say why, the same way
+            // for both, rather than return an empty batch.
             self.consumer_info(stream, consumer).await?;
+            if no_responders {
+                return Err(JetStreamError::NotEnabled { subject });
+            }
         }
         Ok(messages)
     }
