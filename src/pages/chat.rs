@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{spawn_while_mounted, use_nats};
+use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
 use nats_ws::jetstream::{DeliverPolicy, JetStream, OrderedOptions, PublishOptions, StreamConfig};
 use nats_ws::Client;
 
@@ -20,8 +20,12 @@ use crate::use_identity;
 
 /// Messages kept on screen per room.
 const SHOWN: usize = 200;
-/// How long a send keeps retrying while the server is unreachable.
-const SEND_DEADLINE: Duration = Duration::from_secs(300);
+/// How long one try of a send waits (retrying while the server is unreachable) before the
+/// message shows why it is not sent yet; the next try follows.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
+/// Pause between tries of a send, doubling up to the maximum.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h), trying again every few
 /// seconds while the server is unreachable; `error` shows why it is not ready yet.
@@ -88,6 +92,25 @@ pub fn Chat() -> impl IntoView {
             Some(client) => view! { <ChatWith client/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
+    }
+}
+
+/// Sends `message` until the stream has stored it — once: its id is the `Nats-Msg-Id` — waiting
+/// for the connection between tries. The last try's error is shown with the message meanwhile.
+async fn deliver(js: JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Outgoing>>) {
+    let mut pause = RETRY_PAUSE;
+    loop {
+        match publish(&js, &message).await {
+            Ok(()) => return outbox::remove(&message.id),
+            Err(e) => outgoing.update(|o| {
+                if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
+                    p.error = Some(e);
+                }
+            }),
+        }
+        until_connected(js.client()).await;
+        gloo_timers::future::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
     }
 }
 
@@ -272,21 +295,17 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         });
     }
 
+    // Each send runs until the stream has stored the message, for as long as the room is shown
+    // (what is still unsent then stays in the outbox, sent again when the room opens again).
+    let owner = Owner::current();
     let send_message = {
         let js = js.clone();
         move |message: ChatMessage| {
-            let js = js.clone();
-            spawn_local(async move {
-                let id = message.id.clone();
-                match publish(&js, &message).await {
-                    Ok(()) => outbox::remove(&id),
-                    Err(e) => outgoing.update(|o| {
-                        if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
-                            p.error = Some(e.to_string());
-                        }
-                    }),
-                }
-            });
+            let delivery = deliver(js.clone(), message, outgoing);
+            match &owner {
+                Some(owner) => owner.with(|| spawn_while_mounted(delivery)),
+                None => spawn_local(delivery),
+            }
         }
     };
 
@@ -330,22 +349,6 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         send_message(message);
     }
 
-    let retry = move |id: String| {
-        let Some(message) = outgoing.with_untracked(|o| {
-            o.iter()
-                .find(|p| p.message.id == id)
-                .map(|p| p.message.clone())
-        }) else {
-            return;
-        };
-        outgoing.update(|o| {
-            if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
-                p.error = None;
-            }
-        });
-        send_message(message);
-    };
-
     let me = move || identity.get();
     view! {
         <div class="room-head">
@@ -382,23 +385,16 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 each=move || outgoing.get()
                 key=|p| (p.message.id.clone(), p.error.clone())
                 children=move |p| {
-                    let id = p.message.id.clone();
-                    let retry = retry.clone();
                     view! {
                         <li class="message mine pending">
                             <div class="meta">
                                 <span class="author">{p.message.user}</span>
                                 <span class="muted">
-                                    {if p.error.is_some() { "not sent" } else { "sending…" }}
+                                    {if p.error.is_some() { "not sent yet, retrying…" } else { "sending…" }}
                                 </span>
                             </div>
                             <p class="text">{p.message.text}</p>
-                            {p.error.map(move |e| view! {
-                                <p class="error">
-                                    {e} " "
-                                    <button class="link-button" on:click=move |_| retry(id.clone())>"Retry"</button>
-                                </p>
-                            })}
+                            {p.error.map(|e| view! { <p class="error">{e}</p> })}
                         </li>
                     }
                 }
