@@ -1,5 +1,6 @@
 //! What the browser remembers: connection settings (localStorage, shared by the tabs of this
-//! browser) and the user's identity (sessionStorage, one per tab).
+//! browser; passwords and tokens in sessionStorage unless the user asks to remember them) and the
+//! user's identity (sessionStorage, one per tab).
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,9 @@ pub fn save_identity(name: &str) {
 }
 
 /// Connection settings, edited in the settings panel. No `Debug`: it holds credentials.
+///
+/// Servers, name and user live in localStorage (every tab of this browser); the password and the
+/// token only in this tab's sessionStorage, unless the user ticked `remember`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// Comma-separated WebSocket urls.
@@ -56,7 +60,19 @@ pub struct Settings {
     pub password: String,
     #[serde(default)]
     pub token: String,
+    /// Keep the password and the token in localStorage too ("remember on this device").
+    #[serde(default)]
+    pub remember: bool,
 }
+
+/// The secret part of [`Settings`], kept for the session only.
+#[derive(Default, Serialize, Deserialize)]
+struct Secrets {
+    password: String,
+    token: String,
+}
+
+const SECRETS_KEY: &str = "via.secrets";
 
 impl Settings {
     /// `ws://<page host>:8080`, the nats.sh server's WebSocket port.
@@ -76,19 +92,53 @@ impl Settings {
             user: String::new(),
             password: String::new(),
             token: String::new(),
+            remember: false,
         }
     }
 
     pub fn load() -> Settings {
-        local_storage()
+        let Some(mut settings) = local_storage()
             .and_then(|s| s.get_item(SETTINGS_KEY).ok().flatten())
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_else(Settings::defaults)
+            .and_then(|json| serde_json::from_str::<Settings>(&json).ok())
+        else {
+            return Settings::defaults();
+        };
+        if !settings.remember {
+            let kept_before = !settings.password.is_empty() || !settings.token.is_empty();
+            let session = session_storage()
+                .and_then(|s| s.get_item(SECRETS_KEY).ok().flatten())
+                .and_then(|json| serde_json::from_str::<Secrets>(&json).ok());
+            if let Some(secrets) = session {
+                settings.password = secrets.password;
+                settings.token = secrets.token;
+            }
+            // Saved by an earlier version, which kept secrets in localStorage: move them to the
+            // session.
+            if kept_before {
+                settings.save();
+            }
+        }
+        settings
     }
 
     pub fn save(&self) {
-        if let (Some(s), Ok(json)) = (local_storage(), serde_json::to_string(self)) {
+        let mut shared = self.clone();
+        if !self.remember {
+            shared.password.clear();
+            shared.token.clear();
+        }
+        if let (Some(s), Ok(json)) = (local_storage(), serde_json::to_string(&shared)) {
             let _ = s.set_item(SETTINGS_KEY, &json);
+        }
+        if let Some(s) = session_storage() {
+            let secrets = Secrets {
+                password: self.password.clone(),
+                token: self.token.clone(),
+            };
+            let _ = match serde_json::to_string(&secrets) {
+                Ok(json) if !self.remember => s.set_item(SECRETS_KEY, &json),
+                _ => s.remove_item(SECRETS_KEY),
+            };
         }
     }
 

@@ -128,6 +128,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     let user = RwSignal::new(current.user.clone());
     let password = RwSignal::new(current.password.clone());
     let token = RwSignal::new(current.token.clone());
+    let remember = RwSignal::new(current.remember);
     let apply = {
         let close = close.clone();
         move |ev: leptos::ev::SubmitEvent| {
@@ -138,6 +139,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 user: user.get_untracked(),
                 password: password.get_untracked(),
                 token: token.get_untracked(),
+                remember: remember.get_untracked(),
             };
             settings.save();
             nats.connect(settings.options());
@@ -151,6 +153,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
         user.set(String::new());
         password.set(String::new());
         token.set(String::new());
+        remember.set(false);
     };
     view! {
         <form class="settings card" on:submit=apply>
@@ -167,10 +170,14 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 </label>
             </div>
             <label>"Token" <input type="password" bind:value=token/></label>
+            <label class="check">
+                <input type="checkbox" data-testid="settings-remember" bind:checked=remember/>
+                "Remember the password and token on this device"
+            </label>
             <Show when=move || nats.setup_error.get().is_some()>
                 <p class="error">{move || nats.setup_error.get()}</p>
             </Show>
-            <p class="hint">"Saved in this browser. Applying reconnects every page of this tab."</p>
+            <p class="hint">"Servers, name and user are saved in this browser; the password and token only for this tab's session, unless remembered. Applying reconnects every page of this tab."</p>
             <div class="actions">
                 <button type="button" class="secondary" on:click=reset>"Defaults"</button>
                 <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
