@@ -841,3 +841,49 @@ async fn ordered_consumer_continues_across_a_server_restart() {
     got.push(next_ordered(&mut ordered).await);
     assert_eq!(got[10], (11, "11".to_owned()));
 }
+
+#[tokio::test]
+async fn ordered_consumer_does_not_spin_while_disconnected() {
+    let mut server = TestServer::start();
+    let client = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    let js = client.jetstream();
+    stream(&js, "IDLE", &["idle.>"]).await;
+    js.publish("idle.x", "1").await.unwrap();
+    let mut ordered = js.ordered(
+        "IDLE",
+        OrderedOptions {
+            idle_heartbeat: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    assert_eq!(next_ordered(&mut ordered).await, (1, "1".to_owned()));
+
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    // An outage of many idle limits (3 × 100 ms): the consumer should only wake for status changes
+    // (a reconnect attempt every ≤ 500 ms here), not run a timer loop.
+    let mut polls = 0u32;
+    let waiting = futures::future::poll_fn(|cx| {
+        polls += 1;
+        ordered.poll_next_unpin(cx)
+    });
+    let outcome = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+    assert!(outcome.is_err(), "delivered while the server was down");
+    println!("{polls} polls of the ordered consumer during a 2 s outage");
+    assert!(polls < 100, "{polls} polls during a 2 s outage: it spins");
+
+    // The idle timer starts over from the reconnection: the consumer is recreated once and delivers.
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+    js.publish("idle.x", "2").await.unwrap();
+    assert_eq!(next_ordered(&mut ordered).await, (2, "2".to_owned()));
+}

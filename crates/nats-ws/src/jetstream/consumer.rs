@@ -459,12 +459,24 @@ impl Ordered {
                 }
             }
             let idle_limit = self.options.idle_heartbeat * 3;
-            let quiet_for = self.last_activity.elapsed();
+            // Heartbeats can only be missed while connected: while disconnected there is no timer,
+            // only status changes and messages wake this loop (a timer that already expired would
+            // otherwise fire at once, again and again, until the connection is back).
+            let idle = match self.js.client().status().is_connected() {
+                true => Some(idle_limit.saturating_sub(self.last_activity.elapsed())),
+                false => None,
+            };
+            let idle = async move {
+                match idle {
+                    Some(left) => crate::rt::sleep(left).await,
+                    None => futures::future::pending().await,
+                }
+            };
             let sub = self.sub.as_mut().expect("created above");
             let woke = futures::select! {
                 m = sub.next().fuse() => Wake::Message(m),
                 s = self.statuses.next().fuse() => Wake::Status(s),
-                _ = crate::rt::sleep(idle_limit.saturating_sub(quiet_for)).fuse() => Wake::Idle,
+                _ = idle.fuse() => Wake::Idle,
             };
             match woke {
                 Wake::Message(None) => self.sub = None,
@@ -491,6 +503,8 @@ impl Ordered {
                 Wake::Status(None) | Wake::Status(Some(Status::Closed)) => return None,
                 Wake::Status(Some(s)) if s.is_connected() => {
                     if std::mem::take(&mut self.disconnected) {
+                        // The idle limit counts from the reconnection, not from the last message.
+                        self.last_activity = Instant::now();
                         // The server may have restarted and lost the consumer: recreate it.
                         self.sub = None;
                     }
