@@ -114,9 +114,16 @@ mod native {
             b.iter_batched_ref(
                 connected,
                 |conn| {
+                    let now = Instant::now();
                     for _ in 0..1000 {
-                        conn.publish("bench.publish.subject", None, None, black_box(&payload))
-                            .unwrap();
+                        conn.publish(
+                            now,
+                            "bench.publish.subject",
+                            None,
+                            None,
+                            black_box(&payload),
+                        )
+                        .unwrap();
                     }
                     match conn.poll_transmit() {
                         Some(Transmit::Data(bytes)) => bytes.len(),

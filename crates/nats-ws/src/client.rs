@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,19 +27,53 @@ use crate::proto::{Connection, Event, ServerInfo, Status, SubscribeOptions, Tran
 
 /// Something that happened to the connection, for [`Client::events`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     Status(Status),
     /// A non-fatal error from the server, such as a publish the user was not permitted.
     ServerError(ServerError),
     /// The server announced it is shutting down; the client will reconnect when it does.
     LameDuck,
+    /// A subscription's reader fell behind: it holds its limit of unread messages (or bytes), and
+    /// messages beyond it are being dropped. Reported once each time it starts dropping;
+    /// [`Subscriber::dropped`] counts them all.
+    SlowConsumer {
+        sid: u64,
+        subject: String,
+        dropped: u64,
+    },
+    /// Publishes buffered while disconnected were too old when the connection came back, and were
+    /// dropped (see [`crate::Options::reconnect_buffer_max_age`]).
+    BufferedExpired {
+        messages: usize,
+        bytes: usize,
+    },
 }
 
 type SubSender = async_channel::Sender<Result<Message, SubscribeError>>;
 
+/// Unread messages of one subscription, shared by the dispatcher (adds) and the [`Subscriber`]
+/// (takes away as it reads).
+#[derive(Default)]
+struct Pending {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+struct SubSlot {
+    tx: SubSender,
+    pending: Arc<Pending>,
+    subject: String,
+    max_messages: usize,
+    max_bytes: usize,
+    /// Dropping now; reported when it started.
+    slow: bool,
+}
+
 struct Inner {
     conn: Connection,
-    subs: HashMap<u64, SubSender>,
+    subs: HashMap<u64, SubSlot>,
     requests: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
     flushes: HashMap<u64, oneshot::Sender<Result<(), ConnectionError>>>,
     status_watchers: Vec<async_channel::Sender<Status>>,
@@ -52,18 +86,10 @@ impl Inner {
     fn dispatch(&mut self) {
         while let Some(event) = self.conn.poll_event() {
             match event {
-                Event::Message { sid, message } => {
-                    if let Some(tx) = self.subs.get(&sid) {
-                        if tx.try_send(Ok(message)).is_err() {
-                            // The subscriber is gone; stop the server from sending more.
-                            self.subs.remove(&sid);
-                            self.conn.unsubscribe(sid);
-                        }
-                    }
-                }
+                Event::Message { sid, message } => self.deliver(sid, message),
                 Event::SubscriptionClosed { sid, error } => {
-                    if let (Some(tx), Some(error)) = (self.subs.remove(&sid), error) {
-                        let _ = tx.try_send(Err(error));
+                    if let (Some(slot), Some(error)) = (self.subs.remove(&sid), error) {
+                        let _ = slot.tx.try_send(Err(error));
                     }
                 }
                 Event::Response { id, result } => {
@@ -83,7 +109,42 @@ impl Inner {
                 }
                 Event::ServerError(e) => self.broadcast(ClientEvent::ServerError(e)),
                 Event::LameDuck => self.broadcast(ClientEvent::LameDuck),
+                Event::BufferedExpired { messages, bytes } => {
+                    self.broadcast(ClientEvent::BufferedExpired { messages, bytes })
+                }
             }
+        }
+    }
+
+    /// Hands a message to its subscription, or drops and counts it when the reader is too far
+    /// behind (bounded memory, as nats.go's pending limits).
+    fn deliver(&mut self, sid: u64, message: Message) {
+        let Some(slot) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        let size = message.payload.len();
+        let p = &slot.pending;
+        let full = p.messages.load(Ordering::Acquire) >= slot.max_messages
+            || p.bytes.load(Ordering::Acquire) + size > slot.max_bytes;
+        if full {
+            let dropped = p.dropped.fetch_add(1, Ordering::AcqRel) + 1;
+            if !std::mem::replace(&mut slot.slow, true) {
+                let event = ClientEvent::SlowConsumer {
+                    sid,
+                    subject: slot.subject.clone(),
+                    dropped,
+                };
+                self.broadcast(event);
+            }
+            return;
+        }
+        slot.slow = false;
+        p.messages.fetch_add(1, Ordering::AcqRel);
+        p.bytes.fetch_add(size, Ordering::AcqRel);
+        if slot.tx.try_send(Ok(message)).is_err() {
+            // The subscriber is gone; stop the server from sending more.
+            self.subs.remove(&sid);
+            self.conn.unsubscribe(sid);
         }
     }
 
@@ -286,8 +347,9 @@ impl Client {
         headers: Option<&HeaderMap>,
         payload: &[u8],
     ) -> Result<(), PublishError> {
+        let now = Instant::now();
         self.shared()
-            .with(|inner| inner.conn.publish(subject, reply, headers, payload))
+            .with(|inner| inner.conn.publish(now, subject, reply, headers, payload))
     }
 
     /// Subscribes to `subject` (wildcards allowed).
@@ -313,14 +375,30 @@ impl Client {
         options: SubscribeOptions,
     ) -> Result<Subscriber, SubscribeError> {
         let (tx, rx) = async_channel::unbounded();
+        let pending = Arc::new(Pending::default());
         let sid = self.shared().with(|inner| {
+            let defaults = inner.conn.options();
+            let slot = SubSlot {
+                tx,
+                pending: pending.clone(),
+                subject: subject.to_owned(),
+                max_messages: options
+                    .pending_msgs_limit
+                    .unwrap_or(defaults.pending_msgs_limit)
+                    .max(1),
+                max_bytes: options
+                    .pending_bytes_limit
+                    .unwrap_or(defaults.pending_bytes_limit),
+                slow: false,
+            };
             let sid = inner.conn.subscribe(subject, options)?;
-            inner.subs.insert(sid, tx);
+            inner.subs.insert(sid, slot);
             Ok::<_, SubscribeError>(sid)
         })?;
         Ok(Subscriber {
             sid,
             rx: Box::pin(rx),
+            pending,
             shared: self.shared().clone(),
             active: true,
         })
@@ -345,14 +423,35 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Message, RequestError> {
+        let started = Instant::now();
         let (tx, rx) = oneshot::channel();
-        let id = self.shared().with(|inner| {
-            let id = inner
-                .conn
-                .request(Instant::now(), subject, headers, payload, timeout)?;
-            inner.requests.insert(id, tx);
-            Ok::<_, RequestError>(id)
-        })?;
+        let mut tx = Some(tx);
+        let id = loop {
+            let sent = self.shared().with(|inner| {
+                let now = Instant::now();
+                let left = timeout.saturating_sub(now.saturating_duration_since(started));
+                let id = inner.conn.request(now, subject, headers, payload, left)?;
+                if let Some(tx) = tx.take() {
+                    inner.requests.insert(id, tx);
+                }
+                Ok::<_, RequestError>(id)
+            });
+            match sent {
+                // Requests are not buffered while disconnected: wait (within the timeout) for the
+                // connection, then send.
+                Err(RequestError::NotConnected { .. })
+                    if self
+                        .await_connected(timeout.saturating_sub(started.elapsed()))
+                        .await => {}
+                Err(RequestError::NotConnected { .. }) if started.elapsed() >= timeout => {
+                    return Err(RequestError::TimedOut {
+                        subject: subject.to_owned(),
+                        after: timeout,
+                    })
+                }
+                other => break other?,
+            }
+        };
         let guard = CancelRequest {
             shared: self.shared(),
             id: Some(id),
@@ -375,20 +474,41 @@ impl Client {
         rx.await.unwrap_or(Err(ConnectionError::Closed))
     }
 
-    /// Unsubscribes everything, waits until the server has processed all that was sent, then closes.
-    /// Messages already delivered to a [`Subscriber`] stay readable; its stream then ends.
-    pub async fn drain(&self) -> Result<(), ConnectionError> {
-        self.shared().with(|inner| {
-            for (sid, _) in inner.subs.drain() {
-                inner.conn.unsubscribe(sid);
+    /// Waits until connected, at most `at_most`; `false` if that did not happen (timed out, offline,
+    /// closed).
+    async fn await_connected(&self, at_most: Duration) -> bool {
+        let mut statuses = self.status_stream();
+        let connected = async {
+            while let Some(status) = statuses.next().await {
+                match status {
+                    Status::Connected { .. } => return true,
+                    Status::Offline { .. } | Status::Closed => return false,
+                    _ => {}
+                }
             }
-        });
+            false
+        };
+        futures::select! {
+            ok = connected.fuse() => ok,
+            _ = crate::rt::sleep(at_most).fuse() => false,
+        }
+    }
+
+    /// Unsubscribes everything on the server, keeps delivering the messages already on their way
+    /// until the server has processed all that was sent (a flush), then closes. Every
+    /// [`Subscriber`] can read what reached it; its stream then ends without an error.
+    pub async fn drain(&self) -> Result<(), ConnectionError> {
+        self.shared().with(|inner| inner.conn.drain_subscriptions());
         let flushed = self.flush().await;
-        self.close();
+        self.shared().with(|inner| {
+            inner.conn.finish_drain();
+            inner.dispatch();
+        });
         flushed
     }
 
-    /// Closes the connection: in-flight requests fail, subscriptions end.
+    /// Closes the connection: publishes already accepted are sent first; in-flight requests fail,
+    /// subscriptions end.
     pub fn close(&self) {
         self.shared().with(|inner| inner.conn.close());
     }
@@ -409,6 +529,11 @@ impl Client {
     /// Bytes of publishes waiting for the connection to come back.
     pub fn buffered(&self) -> usize {
         self.shared().lock().conn.buffered()
+    }
+
+    /// The last measured round trip to the server (handshake or keepalive PING).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.shared().lock().conn.rtt()
     }
 
     /// A fresh, unique inbox subject (`_INBOX.<random>`).
@@ -446,6 +571,7 @@ impl Drop for CancelRequest<'_> {
 pub struct Subscriber {
     sid: u64,
     rx: Pin<Box<async_channel::Receiver<Result<Message, SubscribeError>>>>,
+    pending: Arc<Pending>,
     shared: Arc<Shared>,
     active: bool,
 }
@@ -462,6 +588,17 @@ impl Subscriber {
     /// The subscription id on the wire.
     pub fn sid(&self) -> u64 {
         self.sid
+    }
+
+    /// Messages dropped because this subscriber held its limit of unread ones (see
+    /// [`crate::Options::pending_msgs_limit`]).
+    pub fn dropped(&self) -> u64 {
+        self.pending.dropped.load(Ordering::Acquire)
+    }
+
+    /// Messages received and not read yet.
+    pub fn pending(&self) -> usize {
+        self.pending.messages.load(Ordering::Acquire)
     }
 
     /// Unsubscribes now; messages already received stay readable.
@@ -489,7 +626,14 @@ impl Stream for Subscriber {
     type Item = Result<Message, SubscribeError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_next_unpin(cx)
+        let next = self.rx.poll_next_unpin(cx);
+        if let Poll::Ready(Some(Ok(message))) = &next {
+            self.pending.messages.fetch_sub(1, Ordering::AcqRel);
+            self.pending
+                .bytes
+                .fetch_sub(message.payload.len(), Ordering::AcqRel);
+        }
+        next
     }
 }
 

@@ -30,8 +30,6 @@ pub enum HeaderError {
     InvalidValue(String),
     #[error("header block does not start with NATS/1.0 (got {0:?})")]
     BadVersionLine(String),
-    #[error("header block is not UTF-8")]
-    NotUtf8,
 }
 
 /// Bytes from the server that are not the NATS protocol. The connection is dropped and re-established.
@@ -102,10 +100,10 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
         .map(|(_, port)| port);
     if port == Some("4222") || detail.starts_with(NOT_HTTP) {
         "; this looks like the NATS client (TCP) port, 4222 by default: connect to the websocket port \
-         instead, the one set by `websocket { port: ... }` in nats-server.conf (8080 here)"
+         instead, the one set by `websocket { port: ... }` in the server's configuration"
     } else {
-        "; is nats-server running with websocket enabled (`bash nats.sh start`), and is this its \
-         websocket port (8080 here, not the client port 4222)?"
+        "; is nats-server running with websocket enabled, and is this its websocket port (not the \
+         client port)?"
     }
 }
 
@@ -153,8 +151,28 @@ pub enum RequestError {
         action: &'static str,
         subject: String,
     },
+    /// Refused before sending: requests are not buffered while disconnected (the reply could not
+    /// find its way back, and a pile of them would go out at once on reconnect).
+    #[error("not connected to the server: {subject:?} was not sent; retry once connected")]
+    NotConnected { subject: String },
+    /// Sent, but the connection was lost before the reply came: it may or may not have been processed.
+    #[error("the connection was lost before a reply on {subject:?} arrived: it may or may not have been processed")]
+    ConnectionLost { subject: String },
     #[error("the client was closed before a reply arrived")]
     Closed,
+}
+
+impl RequestError {
+    /// Worth retrying once the connection is back: nothing says the request itself is wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RequestError::TimedOut { .. }
+                | RequestError::NotConnected { .. }
+                | RequestError::ConnectionLost { .. }
+                | RequestError::Publish(PublishError::BufferFull { .. })
+        )
+    }
 }
 
 /// A non-fatal error the server reported (`-ERR`) that belongs to no subscription or request, such as
@@ -189,6 +207,6 @@ mod tests {
             url: "ws://127.0.0.1:8080/path".into(),
             detail: "connection refused".into(),
         };
-        assert!(e.to_string().contains("nats.sh start"), "{e}");
+        assert!(e.to_string().contains("websocket enabled"), "{e}");
     }
 }

@@ -125,8 +125,11 @@ impl HeaderMap {
     }
 
     /// Parses a header block as the server sends it in `HMSG`.
+    ///
+    /// Bytes that are not UTF-8 (the protocol does not forbid them in values) become U+FFFD: the
+    /// message is delivered with that header value visibly altered, rather than dropped.
     pub fn parse(block: &[u8]) -> Result<Self, HeaderError> {
-        let text = std::str::from_utf8(block).map_err(|_| HeaderError::NotUtf8)?;
+        let text = String::from_utf8_lossy(block);
         let mut lines = text.split("\r\n");
         let first = lines.next().unwrap_or_default();
         let rest = first

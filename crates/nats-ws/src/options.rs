@@ -84,8 +84,10 @@ pub struct Options {
     pub echo: bool,
     /// A PING is sent this often. Default 30 s.
     pub ping_interval: Duration,
-    /// The connection is stale, and replaced, once nothing at all has been received for
-    /// `ping_interval × max_pings_out`. Default 2.
+    /// The connection is stale, and replaced, when a PING is due while this many keepalive PINGs
+    /// are still unanswered (a dead link is noticed within `ping_interval × (max_pings_out + 1)`).
+    /// Counting PINGs, not time, means a late timer (a throttled background tab) never declares a
+    /// healthy connection stale. Default 2.
     pub max_pings_out: u32,
     /// An attempt fails when the handshake has not completed within this time. Default 5 s.
     pub connect_timeout: Duration,
@@ -93,6 +95,21 @@ pub struct Options {
     /// Publishes made while disconnected wait in a buffer of at most this many bytes, flushed in order
     /// after the next handshake. 0 refuses publishes while disconnected. Default 8 MiB.
     pub reconnect_buffer_size: usize,
+    /// Buffered publishes older than this when the connection comes back are dropped, not sent
+    /// (reported as [`crate::ClientEvent::BufferedExpired`]): a message meant for now should not
+    /// arrive an hour later. `None` keeps them however long the outage. Default 2 min.
+    pub reconnect_buffer_max_age: Option<Duration>,
+    /// Do not add the servers a cluster advertises (INFO `connect_urls`) to the pool: only the
+    /// configured urls are tried (e.g. behind a proxy whose clients cannot reach the nodes).
+    /// Default false.
+    pub ignore_discovered_servers: bool,
+    /// A subscription holds at most this many messages that the application has not read yet;
+    /// beyond it (or [`Options::pending_bytes_limit`]) messages are dropped and counted, and a
+    /// [`crate::ClientEvent::SlowConsumer`] is reported, so memory stays bounded. Default 65 536
+    /// (nats.go: 524 288; a browser tab has less memory to spare).
+    pub pending_msgs_limit: usize,
+    /// Bytes of payload a subscription holds unread at most. Default 64 MiB (as nats.go).
+    pub pending_bytes_limit: usize,
     /// Default timeout of requests. Default 5 s.
     pub request_timeout: Duration,
     /// Prefix of reply subjects. Default `_INBOX`.
@@ -111,6 +128,10 @@ impl Options {
             connect_timeout: Duration::from_secs(5),
             reconnect: ReconnectPolicy::default(),
             reconnect_buffer_size: 8 * 1024 * 1024,
+            reconnect_buffer_max_age: Some(Duration::from_secs(120)),
+            ignore_discovered_servers: false,
+            pending_msgs_limit: 65_536,
+            pending_bytes_limit: 64 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             inbox_prefix: "_INBOX".to_owned(),
         }
@@ -167,6 +188,28 @@ impl Options {
 
     pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    pub fn reconnect_buffer_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.reconnect_buffer_max_age = max_age;
+        self
+    }
+
+    pub fn ignore_discovered_servers(mut self, ignore: bool) -> Self {
+        self.ignore_discovered_servers = ignore;
+        self
+    }
+
+    /// Default limits of every subscription's unread messages (see [`Options::pending_msgs_limit`]).
+    pub fn pending_limits(mut self, messages: usize, bytes: usize) -> Self {
+        self.pending_msgs_limit = messages;
+        self.pending_bytes_limit = bytes;
+        self
+    }
+
+    pub fn max_pings_out(mut self, max: u32) -> Self {
+        self.max_pings_out = max;
         self
     }
 

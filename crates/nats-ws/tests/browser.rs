@@ -144,7 +144,7 @@ async fn nothing_listening_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectionError::Transport { .. }), "{err:?}");
-    assert!(err.to_string().contains("nats.sh start"), "{err}");
+    assert!(err.to_string().contains("websocket enabled"), "{err}");
 }
 
 #[wasm_bindgen_test]

@@ -297,28 +297,88 @@ fn connect_timeout_fails_the_attempt() {
 }
 
 #[test]
-fn rotates_over_servers() {
+fn rotates_over_servers_waiting_only_to_come_back_to_one() {
     let mut opts = Options::with_servers(["ws://a:1", "ws://b:2"]);
     opts.reconnect.jitter = Duration::ZERO;
     let mut h = Harness::new(opts);
     h.disconnect();
-    h.advance(Duration::from_secs(2));
+    assert_eq!(
+        h.connects,
+        ["ws://a:1", "ws://b:2"],
+        "another server is tried at once"
+    );
     h.disconnect();
-    h.advance(Duration::from_secs(3));
+    assert_eq!(
+        h.reconnecting().1,
+        Duration::from_secs(2),
+        "both failed: back off"
+    );
+    h.advance(Duration::from_secs(2));
     assert_eq!(h.connects, ["ws://a:1", "ws://b:2", "ws://a:1"]);
+    h.disconnect();
+    assert_eq!(h.connects.len(), 4, "b is tried at once again");
+    h.disconnect();
+    assert_eq!(h.reconnecting().1, Duration::from_secs(3));
+
+    // Losing an established connection moves on to the other server without a wait.
+    h.advance(Duration::from_secs(3));
+    h.handshake();
+    let on = h.connects.last().cloned().unwrap();
+    h.disconnect();
+    let next = h.connects.last().cloned().unwrap();
+    assert_ne!(on, next);
+    assert!(matches!(h.conn.status(), Status::Reconnecting { .. }));
 }
 
 #[test]
-fn info_connect_urls_join_the_pool_and_lame_duck_is_reported() {
+fn info_connect_urls_join_the_pool_shuffled_and_leave_it_with_the_cluster() {
     let mut h = connected();
     h.server("INFO {\"connect_urls\":[\"10.0.0.2:8080\",\"ws://b:8080\"],\"ldm\":true}\r\n");
-    let servers: Vec<&str> = h.conn.servers().collect();
+    let mut servers: Vec<&str> = h.conn.servers().collect();
+    assert_eq!(servers[0], "ws://127.0.0.1:8080", "configured first");
+    servers.sort_unstable();
     assert_eq!(
         servers,
-        ["ws://127.0.0.1:8080", "ws://10.0.0.2:8080", "ws://b:8080"]
+        ["ws://10.0.0.2:8080", "ws://127.0.0.1:8080", "ws://b:8080"]
     );
     assert_eq!(h.take_events(), vec![Event::LameDuck]);
     assert!(h.conn.status().is_connected());
+
+    // b left the cluster, c joined; the configured server stays.
+    h.server("INFO {\"connect_urls\":[\"10.0.0.2:8080\",\"c:8080\"]}\r\n");
+    let mut servers: Vec<&str> = h.conn.servers().collect();
+    servers.sort_unstable();
+    assert_eq!(
+        servers,
+        ["ws://10.0.0.2:8080", "ws://127.0.0.1:8080", "ws://c:8080"]
+    );
+
+    // Different clients discover the same cluster in different orders, so they spread over it.
+    let urls: Vec<String> = (0..8).map(|n| format!("n{n}:8080")).collect();
+    let info = format!(
+        "INFO {{\"connect_urls\":{}}}\r\n",
+        serde_json::to_string(&urls).unwrap()
+    );
+    let orders: std::collections::BTreeSet<Vec<String>> = (0..4)
+        .map(|seed| {
+            let mut h = Harness::with_seed(Harness::options(), seed);
+            h.handshake();
+            h.server(&info);
+            h.conn.servers().map(str::to_owned).collect()
+        })
+        .collect();
+    assert!(orders.len() > 1, "{orders:?}");
+}
+
+#[test]
+fn discovered_servers_can_be_ignored() {
+    let mut h = Harness::new(Harness::options().ignore_discovered_servers(true));
+    h.handshake();
+    h.server("INFO {\"connect_urls\":[\"10.0.0.2:8080\"]}\r\n");
+    assert_eq!(
+        h.conn.servers().collect::<Vec<_>>(),
+        ["ws://127.0.0.1:8080"]
+    );
 }
 
 #[test]
@@ -438,14 +498,14 @@ fn publishes_while_disconnected_are_buffered_in_order_and_bounded() {
     h.handshake();
     h.take_sent();
     h.disconnect();
-    h.conn.publish("a", None, None, b"1").unwrap(); // "PUB a 1\r\n1\r\n" = 12 bytes
-    h.conn.publish("b", None, None, b"22").unwrap(); // 13 bytes
+    h.conn.publish(h.now, "a", None, None, b"1").unwrap(); // "PUB a 1\r\n1\r\n" = 12 bytes
+    h.conn.publish(h.now, "b", None, None, b"22").unwrap(); // 13 bytes
     let big = [b'x'; 40];
     assert_eq!(
-        h.conn.publish("c", None, None, &big),
+        h.conn.publish(h.now, "c", None, None, &big),
         Err(PublishError::BufferFull { limit: 64 })
     );
-    h.conn.publish("d", None, None, b"333").unwrap(); // 14 bytes, 39 in all
+    h.conn.publish(h.now, "d", None, None, b"333").unwrap(); // 14 bytes, 39 in all
     assert_eq!(h.conn.buffered(), 39);
     assert_eq!(h.take_sent(), "", "nothing may leave while disconnected");
     h.advance(Duration::from_secs(2));
@@ -461,12 +521,12 @@ fn publishes_while_disconnected_are_buffered_in_order_and_bounded() {
 fn zero_buffer_refuses_publishes_while_disconnected() {
     let mut h = Harness::new(Harness::options().reconnect_buffer_size(0));
     assert_eq!(
-        h.conn.publish("a", None, None, b"1"),
+        h.conn.publish(h.now, "a", None, None, b"1"),
         Err(PublishError::BufferFull { limit: 0 })
     );
     h.handshake();
     h.take_sent();
-    assert_eq!(h.conn.publish("a", None, None, b"1"), Ok(()));
+    assert_eq!(h.conn.publish(h.now, "a", None, None, b"1"), Ok(()));
     assert_eq!(h.take_sent(), "PUB a 1\r\n1\r\n");
 }
 
@@ -474,21 +534,21 @@ fn zero_buffer_refuses_publishes_while_disconnected() {
 fn invalid_input_is_refused_before_sending() {
     let mut h = connected();
     assert!(matches!(
-        h.conn.publish("a.*", None, None, b""),
+        h.conn.publish(h.now, "a.*", None, None, b""),
         Err(PublishError::InvalidSubject(_))
     ));
     assert!(matches!(
-        h.conn.publish("a b", None, None, b""),
+        h.conn.publish(h.now, "a b", None, None, b""),
         Err(PublishError::InvalidSubject(_))
     ));
     assert!(matches!(
-        h.conn.publish("a", Some("r r"), None, b""),
+        h.conn.publish(h.now, "a", Some("r r"), None, b""),
         Err(PublishError::InvalidReply(_))
     ));
     let mut bad = HeaderMap::new();
     bad.insert("X", "a\r\nb");
     assert!(matches!(
-        h.conn.publish("a", None, Some(&bad), b""),
+        h.conn.publish(h.now, "a", None, Some(&bad), b""),
         Err(PublishError::InvalidHeader(_))
     ));
     assert!(matches!(
@@ -501,7 +561,10 @@ fn invalid_input_is_refused_before_sending() {
         Err(SubscribeError::InvalidQueueGroup(_))
     ));
     let payload = vec![0u8; 1024 * 1024 + 1];
-    let err = h.conn.publish("a", None, None, &payload).unwrap_err();
+    let err = h
+        .conn
+        .publish(h.now, "a", None, None, &payload)
+        .unwrap_err();
     assert_eq!(
         err,
         PublishError::MaxPayloadExceeded {
@@ -523,9 +586,12 @@ fn max_payload_comes_from_info() {
     assert_eq!(h.conn.max_payload(), 100);
     let mut headers = HeaderMap::new();
     headers.insert("A", "b"); // 18 bytes encoded
-    assert!(h.conn.publish("x", None, Some(&headers), &[0; 82]).is_ok());
+    assert!(h
+        .conn
+        .publish(h.now, "x", None, Some(&headers), &[0; 82])
+        .is_ok());
     assert_eq!(
-        h.conn.publish("x", None, Some(&headers), &[0; 83]),
+        h.conn.publish(h.now, "x", None, Some(&headers), &[0; 83]),
         Err(PublishError::MaxPayloadExceeded {
             size: 101,
             max: 100
@@ -541,12 +607,15 @@ fn keepalive_pings_and_stale_detection() {
     h.advance(Duration::from_secs(10));
     assert_eq!(h.take_sent(), "PING\r\n");
     h.advance(Duration::from_secs(5));
-    h.server("PONG\r\n"); // any byte counts as life
+    h.server("PONG\r\n");
     h.advance(Duration::from_secs(5));
     assert_eq!(h.take_sent(), "PING\r\n");
     assert!(h.conn.status().is_connected());
-    // Now the server goes silent: stale 20 s after the last byte (at +15 s).
-    h.advance(Duration::from_secs(14));
+    // Now the server goes silent: PINGs at +20 s and +30 s go unanswered (2 = max_pings_out
+    // outstanding); at +40 s, when the next one is due, the connection is stale.
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take_sent(), "PING\r\n");
+    h.advance(Duration::from_secs(9));
     assert!(h.conn.status().is_connected());
     h.advance(Duration::from_secs(1));
     match h.conn.status() {
@@ -555,7 +624,7 @@ fn keepalive_pings_and_stale_detection() {
             last_error: Some(ConnectionError::Stale(quiet)),
             ..
         } => {
-            assert_eq!(*quiet, Duration::from_secs(20));
+            assert_eq!(*quiet, Duration::from_secs(25));
         }
         other => panic!("{other:?}"),
     }
@@ -563,16 +632,38 @@ fn keepalive_pings_and_stale_detection() {
 }
 
 #[test]
-fn keepalive_pong_refreshes_rtt() {
+fn a_late_timer_sends_the_overdue_ping_instead_of_declaring_the_connection_stale() {
+    // A background tab whose timers fire a minute late (Chromium's intensive throttling).
     let mut h = Harness::new(Harness::options().ping_interval(Duration::from_secs(10)));
     h.handshake();
+    h.take_sent();
+    for _ in 0..5 {
+        let late = h.conn.poll_timeout().unwrap() + Duration::from_secs(60);
+        h.now = late;
+        h.conn.handle_timeout(h.now);
+        assert_eq!(h.take_sent(), "PING\r\n");
+        assert!(h.conn.status().is_connected(), "{:?}", h.conn.status());
+        h.advance(Duration::from_millis(30));
+        h.server("PONG\r\n");
+    }
+    assert_eq!(h.closes, 0);
+}
+
+#[test]
+fn keepalive_measures_rtt_without_a_status_change() {
+    let mut h = Harness::new(Harness::options().ping_interval(Duration::from_secs(10)));
+    h.handshake();
+    assert_eq!(h.conn.rtt(), Some(Duration::from_millis(3)));
+    h.take_events();
     h.advance(Duration::from_secs(10));
     h.advance(Duration::from_millis(40));
     h.server("PONG\r\n");
-    match h.conn.status() {
-        Status::Connected { rtt, .. } => assert_eq!(*rtt, Duration::from_millis(40)),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(h.conn.rtt(), Some(Duration::from_millis(40)));
+    assert_eq!(
+        h.take_events(),
+        vec![],
+        "status watchers are not woken by a keepalive"
+    );
 }
 
 #[test]
@@ -661,18 +752,57 @@ fn request_reply_timeout_and_no_responders() {
 }
 
 #[test]
-fn request_made_while_disconnected_subscribes_its_inbox_first() {
+fn requests_are_never_buffered_and_fail_at_once_when_the_connection_is_lost() {
     let mut h = connected();
-    h.disconnect();
-    h.conn
-        .request(h.now, "svc", None, b"x", Duration::from_secs(30))
+    let a = h
+        .conn
+        .request(h.now, "svc.a", None, b"x", Duration::from_secs(30))
         .unwrap();
+    let b = h
+        .conn
+        .request(h.now, "svc.b", None, b"x", Duration::from_secs(30))
+        .unwrap();
+    h.take_events();
+    h.take_sent();
+    h.disconnect();
+    let events = h.take_events();
+    let lost: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Response {
+                id,
+                result: Err(RequestError::ConnectionLost { subject }),
+            } => Some((*id, subject.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, [(a, "svc.a"), (b, "svc.b")], "{events:?}");
+    assert!(lost.iter().all(|(_, s)| !s.is_empty()));
+    assert!(RequestError::ConnectionLost {
+        subject: "x".into()
+    }
+    .is_transient());
+
+    // While disconnected a request is refused, not buffered: nothing piles up for the reconnect.
+    assert_eq!(
+        h.conn
+            .request(h.now, "svc", None, b"x", Duration::from_secs(30)),
+        Err(RequestError::NotConnected {
+            subject: "svc".into()
+        })
+    );
     h.advance(Duration::from_secs(2));
     h.handshake();
     let sent = h.take_sent();
-    let sub_at = sent.find("SUB _INBOX.").expect(&sent);
-    let pub_at = sent.find("PUB svc _INBOX.").expect(&sent);
-    assert!(sub_at < pub_at, "{sent}");
+    assert!(!sent.contains("PUB svc"), "{sent}");
+    assert!(
+        sent.contains("SUB _INBOX."),
+        "the inbox is subscribed again: {sent}"
+    );
+    h.conn
+        .request(h.now, "svc", None, b"x", Duration::from_secs(30))
+        .unwrap();
+    assert!(h.take_sent().starts_with("PUB svc _INBOX."));
 }
 
 #[test]
@@ -724,7 +854,43 @@ fn permission_violations_reach_the_subscription_and_keep_the_connection() {
 }
 
 #[test]
+fn non_fatal_errors_are_reported_and_keep_the_connection() {
+    let mut h = connected();
+    for text in [
+        "maximum subscriptions exceeded",
+        "Permissions Violation for Publish with Reply of \"_INBOX.x.1\"",
+        "Invalid Subject",
+        "something new the server learned to say",
+    ] {
+        h.server(&format!("-ERR '{text}'\r\n"));
+        assert_eq!(
+            h.take_events(),
+            vec![Event::ServerError(ServerError::Other(text.into()))]
+        );
+    }
+    assert!(h.conn.status().is_connected());
+    assert_eq!(h.closes, 0);
+}
+
+#[test]
 fn fatal_errors_reconnect() {
+    for text in [
+        "Maximum Payload Violation",
+        "Unknown Protocol Operation",
+        "maximum connections exceeded",
+        "Parser Error",
+    ] {
+        let mut h = connected();
+        h.server(&format!("-ERR '{text}'\r\n"));
+        assert_eq!(h.closes, 1, "{text}");
+        assert!(matches!(
+            h.conn.status(),
+            Status::Reconnecting {
+                last_error: Some(ConnectionError::Server(_)),
+                ..
+            }
+        ));
+    }
     let mut h = connected();
     h.server("-ERR 'Stale Connection'\r\n");
     assert_eq!(h.closes, 1);
@@ -790,7 +956,7 @@ fn flush_waits_for_pong_and_survives_a_reconnect() {
     assert_eq!(h.take_events(), vec![Event::Flushed { id, result: Ok(()) }]);
 
     h.disconnect();
-    h.conn.publish("a", None, None, b"1").unwrap();
+    h.conn.publish(h.now, "a", None, None, b"1").unwrap();
     let id = h.conn.flush().unwrap();
     h.advance(Duration::from_secs(2));
     h.handshake();
@@ -802,6 +968,132 @@ fn flush_waits_for_pong_and_survives_a_reconnect() {
     h.take_events();
     h.server("PONG\r\n");
     assert_eq!(h.take_events(), vec![Event::Flushed { id, result: Ok(()) }]);
+}
+
+#[test]
+fn frames_are_at_most_64_kib_and_carry_every_byte() {
+    let mut h = connected();
+    let big = vec![b'x'; 1024 * 1024 - 100];
+    h.conn.publish(h.now, "big", None, None, &big).unwrap();
+    for i in 0..5000 {
+        h.conn
+            .publish(h.now, "small", None, None, format!("{i}").as_bytes())
+            .unwrap();
+    }
+    let mut all = Vec::new();
+    let mut frames = 0;
+    while let Some(t) = h.conn.poll_transmit() {
+        let Transmit::Data(bytes) = t else {
+            panic!("{t:?}")
+        };
+        assert!(bytes.len() <= nats_ws::proto::MAX_FRAME, "{}", bytes.len());
+        frames += 1;
+        all.extend_from_slice(&bytes);
+    }
+    assert!(frames >= 16, "{frames}");
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("PUB big 1048476\r\nxxx"));
+    assert!(text.ends_with("PUB small 4\r\n4999\r\n"));
+    assert_eq!(text.matches("PUB small").count(), 5000);
+}
+
+#[test]
+fn buffered_publishes_expire_after_their_max_age() {
+    let mut h =
+        Harness::new(Harness::options().reconnect_buffer_max_age(Some(Duration::from_secs(60))));
+    h.handshake();
+    h.disconnect();
+    h.conn.publish(h.now, "old", None, None, b"1").unwrap();
+    h.now += Duration::from_secs(45);
+    h.conn.publish(h.now, "newer", None, None, b"2").unwrap();
+    h.now += Duration::from_secs(30); // "old" is 75 s old, "newer" 30 s
+    h.take_events();
+    h.conn.reconnect_now(h.now);
+    h.pump();
+    h.handshake();
+    let sent = h.take_sent();
+    assert!(!sent.contains("PUB old"), "{sent}");
+    assert!(sent.contains("PUB newer 1\r\n2\r\n"), "{sent}");
+    assert!(h.take_events().contains(&Event::BufferedExpired {
+        messages: 1,
+        bytes: "PUB old 1\r\n1\r\n".len()
+    }));
+    assert_eq!(h.conn.buffered(), 0);
+
+    // Without a bound they wait for however long the outage lasts.
+    let mut h = Harness::new(Harness::options().reconnect_buffer_max_age(None));
+    h.handshake();
+    h.disconnect();
+    h.conn.publish(h.now, "old", None, None, b"1").unwrap();
+    h.now += Duration::from_secs(24 * 3600);
+    h.conn.reconnect_now(h.now);
+    h.pump();
+    h.handshake();
+    assert!(h.take_sent().contains("PUB old"));
+}
+
+#[test]
+fn close_sends_what_was_published_first() {
+    let mut h = connected();
+    h.conn.publish(h.now, "last", None, None, b"words").unwrap();
+    h.conn.close();
+    let mut order = Vec::new();
+    while let Some(t) = h.conn.poll_transmit() {
+        order.push(t);
+    }
+    assert_eq!(
+        order,
+        vec![
+            Transmit::Data("PUB last 5\r\nwords\r\n".into()),
+            Transmit::Close
+        ]
+    );
+}
+
+#[test]
+fn drain_keeps_delivering_until_the_server_has_processed_the_unsubscribes() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    h.take_sent();
+    h.conn.drain_subscriptions();
+    let flush = h.conn.flush().unwrap();
+    assert_eq!(h.take_sent(), format!("UNSUB {sid}\r\nPING\r\n"));
+    assert_eq!(
+        h.conn.subscribe("y", SubscribeOptions::default()),
+        Err(SubscribeError::Closed)
+    );
+    // Sent by the server before it processed the UNSUB: still delivered.
+    h.server(&format!("MSG x {sid} 2\r\nhi\r\nPONG\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Message { message, .. }, Event::Flushed { id, result: Ok(()) }] if message.payload == "hi" && *id == flush),
+        "{events:?}"
+    );
+    h.conn.finish_drain();
+    let events = h.take_events();
+    assert!(events.contains(&Event::SubscriptionClosed { sid, error: None }));
+    assert_eq!(h.conn.status(), &Status::Closed);
+}
+
+#[test]
+fn a_header_value_that_is_not_utf8_keeps_its_message() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let mut bytes = format!("HMSG x {sid} 19 21\r\nNATS/1.0\r\nA: ").into_bytes();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(b"\r\n\r\nok\r\n");
+    h.conn.handle_input(h.now, &bytes);
+    let events = h.take_events();
+    match &events[..] {
+        [Event::Message { message, .. }] => {
+            assert_eq!(message.payload, "ok");
+            assert_eq!(
+                message.headers.as_ref().unwrap().get("A"),
+                Some("\u{fffd}\u{fffd}")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -830,7 +1122,7 @@ fn close_fails_what_is_in_flight() {
     }));
     assert_eq!(h.conn.status(), &Status::Closed);
     assert_eq!(
-        h.conn.publish("a", None, None, b""),
+        h.conn.publish(h.now, "a", None, None, b""),
         Err(PublishError::Closed)
     );
     assert_eq!(h.conn.poll_timeout(), None);

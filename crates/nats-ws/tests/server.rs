@@ -284,7 +284,7 @@ async fn nothing_listening_says_so() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("connection refused") && text.contains("nats.sh start"),
+        text.contains("connection refused") && text.contains("websocket enabled"),
         "{text}"
     );
 }
@@ -394,4 +394,111 @@ async fn drain_delivers_what_was_sent_then_closes() {
     assert_eq!(client.status(), Status::Closed);
     let rest: Vec<_> = within(5, "end of stream", sub.collect::<Vec<_>>()).await;
     assert!(rest.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_bounded_counted_and_reported() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.ws_url()).pending_limits(100, 1 << 20))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut sub = client.subscribe("flood").unwrap();
+    client.flush().await.unwrap();
+    for i in 0..1000 {
+        client.publish("flood", format!("{i}")).unwrap();
+    }
+    // The server has sent all of it back once a flush returns.
+    client.flush().await.unwrap();
+    assert_eq!(sub.pending(), 100);
+    assert_eq!(sub.dropped(), 900);
+    let event = within(5, "the slow consumer event", events.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        event,
+        ClientEvent::SlowConsumer {
+            sid: sub.sid(),
+            subject: "flood".into(),
+            dropped: 1
+        }
+    );
+    // The first 100 are intact and in order; once read, delivery resumes.
+    for i in 0..100 {
+        let m = within(5, "a kept message", sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.payload, format!("{i}"));
+    }
+    client.publish("flood", "after").unwrap();
+    let m = within(5, "delivery resumes", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload, "after");
+    assert_eq!(sub.dropped(), 900);
+    assert!(
+        client.status().is_connected(),
+        "a slow reader is not a failure"
+    );
+}
+
+#[tokio::test]
+async fn close_sends_every_accepted_publish_first() {
+    let server = TestServer::start();
+    let reader = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut sub = reader.subscribe("last.words").unwrap();
+    reader.flush().await.unwrap();
+    let writer = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    for i in 0..2000 {
+        writer.publish("last.words", format!("{i}")).unwrap();
+    }
+    writer.close();
+    for i in 0..2000 {
+        let m = within(5, "every publish made before close", sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.payload, format!("{i}"));
+    }
+}
+
+#[tokio::test]
+async fn a_request_made_during_an_outage_waits_for_the_connection_not_in_a_buffer() {
+    let mut server = TestServer::start();
+    let client = nats_ws::connect(quick_reconnect(server.ws_url()))
+        .await
+        .unwrap();
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    assert_eq!(client.buffered(), 0);
+    // JetStream answers $JS.API.INFO itself, so the reply needs nothing but the server.
+    let request = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .request_with("$JS.API.INFO", None, b"", Duration::from_secs(20))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the outage goes on for a while
+    assert_eq!(
+        client.buffered(),
+        0,
+        "the request is not in the publish buffer"
+    );
+    server.start_again();
+    let reply = within(20, "the request's reply", request)
+        .await
+        .unwrap()
+        .expect("answered once connected");
+    assert!(String::from_utf8_lossy(&reply.payload).contains("memory"));
 }

@@ -39,13 +39,18 @@ const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// After a wake-up (tab visible again, browser back online) a connection that has been quiet this
 /// long is probed with a PING.
 const WAKE_PROBE_QUIET: Duration = Duration::from_secs(5);
+/// The largest WebSocket frame handed to the driver. nats-server 2.15 with WebSocket compression
+/// refuses a frame whose decompressed size exceeds `max_payload` and closes the connection; small
+/// frames also keep one huge buffer (after a reconnect) from blocking the socket for long.
+pub const MAX_FRAME: usize = 64 * 1024;
 
 /// What the driver must do with the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transmit {
     /// Open a WebSocket to this url (replacing any previous socket).
     Connect { url: String },
-    /// Send these bytes as one binary frame.
+    /// Send these bytes as one binary frame (at most [`MAX_FRAME`] bytes; an operation may span
+    /// frames, which the server joins again).
     Data(Bytes),
     /// Close the socket.
     Close,
@@ -56,7 +61,9 @@ pub enum Transmit {
 pub enum Status {
     /// The first attempt is under way.
     Connecting,
-    /// Handshake complete; `rtt` is refreshed by every keepalive PING.
+    /// Handshake complete; `rtt` is the handshake's round trip. Later measurements (keepalive PINGs)
+    /// are in [`Connection::rtt`] and do not change the status, so status watchers wake only when
+    /// the connection really changes.
     Connected {
         url: String,
         server_name: String,
@@ -107,6 +114,12 @@ pub enum Event {
     ServerError(ServerError),
     /// The server is in lame-duck mode: it will close this connection soon.
     LameDuck,
+    /// Publishes buffered while disconnected were older than `Options::reconnect_buffer_max_age`
+    /// when the connection came back (or the buffer was needed): they were dropped, not sent.
+    BufferedExpired {
+        messages: usize,
+        bytes: usize,
+    },
 }
 
 /// Per-subscription options.
@@ -116,8 +129,14 @@ pub struct SubscribeOptions {
     pub queue_group: Option<String>,
     /// Unsubscribe automatically after this many messages.
     pub max_messages: Option<u64>,
-    /// Skip a message whose subject and payload equal one seen within this window.
+    /// Skip a message seen within this window: same `Nats-Msg-Id` header when it has one, same
+    /// subject and payload otherwise.
     pub dedup_window: Option<Duration>,
+    /// Unread messages this subscription may hold before it drops; default
+    /// [`crate::Options::pending_msgs_limit`]. Enforced by the [`crate::Client`].
+    pub pending_msgs_limit: Option<usize>,
+    /// Unread payload bytes this subscription may hold; default [`crate::Options::pending_bytes_limit`].
+    pub pending_bytes_limit: Option<usize>,
 }
 
 impl SubscribeOptions {
@@ -128,6 +147,13 @@ impl SubscribeOptions {
 
     pub fn max_messages(mut self, max: u64) -> Self {
         self.max_messages = Some(max);
+        self
+    }
+
+    /// Limits of unread messages and bytes, beyond which messages are dropped and counted.
+    pub fn pending_limits(mut self, messages: usize, bytes: usize) -> Self {
+        self.pending_msgs_limit = Some(messages);
+        self.pending_bytes_limit = Some(bytes);
         self
     }
 
@@ -195,6 +221,8 @@ enum State {
 #[derive(Debug)]
 struct ServerUrl {
     url: String,
+    /// Learned from the server's `connect_urls`, not configured: dropped when it leaves the cluster.
+    discovered: bool,
 }
 
 /// The sans-IO NATS client connection. See the [module docs](self) for the call order.
@@ -213,6 +241,14 @@ pub struct Connection {
     out: BytesMut,
     /// Publishes made while not connected, sent after the next handshake.
     pending: BytesMut,
+    /// When each buffered publish was made and where it ends in `pending`, oldest first.
+    pending_marks: VecDeque<(Instant, usize)>,
+    /// Servers tried since the last backoff wait: moving on to one not yet tried needs no wait.
+    tried_since_wait: usize,
+    /// Round trip of the last keepalive (or of the handshake).
+    rtt: Option<Duration>,
+    /// Draining: subscriptions were unsubscribed, messages still arrive until the drain's PONG.
+    draining: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     last_received: Instant,
@@ -238,7 +274,12 @@ impl Connection {
         let servers = options
             .servers
             .iter()
-            .map(|u| normalize_url(u).map(|url| ServerUrl { url }))
+            .map(|u| {
+                normalize_url(u).map(|url| ServerUrl {
+                    url,
+                    discovered: false,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut rng = fastrand::Rng::with_seed(seed);
         let token: String = (0..22).map(|_| rng.alphanumeric()).collect();
@@ -261,6 +302,10 @@ impl Connection {
             info: None,
             out: BytesMut::new(),
             pending: BytesMut::new(),
+            pending_marks: VecDeque::new(),
+            tried_since_wait: 0,
+            rtt: None,
+            draining: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             last_received: now,
@@ -289,7 +334,8 @@ impl Connection {
         if self.out.is_empty() {
             return None;
         }
-        Some(Transmit::Data(self.out.split().freeze()))
+        let n = self.out.len().min(MAX_FRAME);
+        Some(Transmit::Data(self.out.split_to(n).freeze()))
     }
 
     /// The next event for the application.
@@ -306,15 +352,7 @@ impl Connection {
                 next_ping,
                 probe_deadline,
                 ..
-            } => {
-                let stale_at = self.last_received + self.stale_after();
-                Some(
-                    [Some(*next_ping), Some(stale_at), *probe_deadline]
-                        .into_iter()
-                        .flatten()
-                        .min()?,
-                )
-            }
+            } => Some(probe_deadline.map_or(*next_ping, |p| p.min(*next_ping))),
             State::Offline | State::Closed => None,
         };
         let request_deadline = self.deadlines.first().map(|(d, _)| *d);
@@ -434,11 +472,18 @@ impl Connection {
                 probe_deadline,
                 ..
             } => {
+                // Stale means PINGs sent and not answered, never just a late timer: a throttled
+                // background tab may fire this an interval late, so the overdue PING goes out first
+                // and is given its chance (as nats.go counts `pout`).
                 let quiet = now.saturating_duration_since(self.last_received);
-                if quiet >= self.stale_after() || probe_deadline.is_some_and(|d| now >= d) {
+                if probe_deadline.is_some_and(|d| now >= d) {
                     self.fail(now, ConnectionError::Stale(quiet));
                 } else if now >= next_ping {
-                    self.send_keepalive(now);
+                    if self.unanswered_pings() >= self.options.max_pings_out.max(1) as usize {
+                        self.fail(now, ConnectionError::Stale(quiet));
+                    } else {
+                        self.send_keepalive(now);
+                    }
                 }
             }
             _ => {}
@@ -471,6 +516,11 @@ impl Connection {
         &self.status
     }
 
+    /// The options this connection was made with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
     /// What the current (or last) server said in `INFO`.
     pub fn server_info(&self) -> Option<&ServerInfo> {
         self.info.as_ref()
@@ -500,10 +550,16 @@ impl Connection {
         self.pending.len()
     }
 
+    /// The last measured round trip to the server (handshake or keepalive PING).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
     /// Publishes a message. Checked first: subject and reply subject, headers, size against the
     /// server's `max_payload`, room in the reconnect buffer while disconnected.
     pub fn publish(
         &mut self,
+        now: Instant,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&HeaderMap>,
@@ -524,12 +580,15 @@ impl Connection {
         if size > max {
             return Err(PublishError::MaxPayloadExceeded { size, max });
         }
-        self.write_user_op(ClientOp::Pub {
-            subject,
-            reply,
-            headers,
-            payload,
-        })
+        self.write_user_op(
+            now,
+            ClientOp::Pub {
+                subject,
+                reply,
+                headers,
+                payload,
+            },
+        )
     }
 
     /// Subscribes; returns the subscription id (`sid`) that its messages carry.
@@ -538,7 +597,7 @@ impl Connection {
         subject: &str,
         options: SubscribeOptions,
     ) -> Result<u64, SubscribeError> {
-        if matches!(self.state, State::Closed) {
+        if matches!(self.state, State::Closed) || self.draining {
             return Err(SubscribeError::Closed);
         }
         validate_subscribe_subject(subject).map_err(SubscribeError::InvalidSubject)?;
@@ -608,6 +667,13 @@ impl Connection {
         }
         // Validate before the inbox subscription goes out, so a bad request leaves no trace.
         validate_publish_subject(subject).map_err(PublishError::InvalidSubject)?;
+        // Never buffered: a reply can only come back on the connection the request went out on,
+        // and requests piled up during an outage would all go out at once when it ends.
+        if !self.is_connected() {
+            return Err(RequestError::NotConnected {
+                subject: subject.to_owned(),
+            });
+        }
         if self.inbox_sid.is_none() {
             let sid = self.next_sid;
             self.next_sid += 1;
@@ -618,7 +684,7 @@ impl Connection {
         }
         let id = self.next_request;
         let reply = format!("{}{id}", self.inbox_prefix);
-        self.publish(subject, Some(&reply), headers, payload)?;
+        self.publish(now, subject, Some(&reply), headers, payload)?;
         self.next_request += 1;
         let deadline = now + timeout;
         self.requests.insert(
@@ -676,12 +742,45 @@ impl Connection {
         }
     }
 
-    /// Closes for good: in-flight requests and flushes fail, subscriptions end.
+    /// First half of a drain: unsubscribes every subscription on the server, but keeps delivering
+    /// what is already on its way. Call [`Connection::flush`] next, and once it has completed
+    /// [`Connection::finish_drain`]. New subscriptions are refused from now on.
+    pub fn drain_subscriptions(&mut self) {
+        if self.draining || matches!(self.state, State::Closed) {
+            return;
+        }
+        self.draining = true;
+        if self.is_connected() {
+            for &sid in self.subs.keys() {
+                ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+            }
+        }
+    }
+
+    /// Second half of a drain: every subscription ends (without an error), then the connection
+    /// closes.
+    pub fn finish_drain(&mut self) {
+        for sid in std::mem::take(&mut self.subs).into_keys() {
+            self.events
+                .push_back(Event::SubscriptionClosed { sid, error: None });
+        }
+        self.close();
+    }
+
+    /// Closes for good: what was already published goes out first; in-flight requests and flushes
+    /// fail, subscriptions end.
     pub fn close(&mut self) {
         if matches!(self.state, State::Closed) {
             return;
         }
+        let was_connected = self.is_connected();
         self.state = State::Closed;
+        // Publishes that returned Ok are sent before the socket closes.
+        while was_connected && !self.out.is_empty() {
+            let n = self.out.len().min(MAX_FRAME);
+            self.transmits
+                .push_back(Transmit::Data(self.out.split_to(n).freeze()));
+        }
         self.transmits.push_back(Transmit::Close);
         self.out.clear();
         self.pending.clear();
@@ -719,8 +818,12 @@ impl Connection {
         matches!(self.state, State::Connected { .. })
     }
 
-    fn stale_after(&self) -> Duration {
-        self.options.ping_interval * self.options.max_pings_out.max(1)
+    /// Keepalive PINGs sent on this connection and not answered yet.
+    fn unanswered_pings(&self) -> usize {
+        self.pongs
+            .iter()
+            .filter(|p| matches!(p, PongWaiter::Keepalive(_)))
+            .count()
     }
 
     fn set_status(&mut self, status: Status) {
@@ -730,22 +833,53 @@ impl Connection {
         }
     }
 
-    fn write_user_op(&mut self, op: ClientOp<'_>) -> Result<(), PublishError> {
+    fn write_user_op(&mut self, now: Instant, op: ClientOp<'_>) -> Result<(), PublishError> {
         if self.is_connected() {
             op.encode(&mut self.out);
             return Ok(());
         }
+        self.expire_buffered(now);
         let limit = self.options.reconnect_buffer_size;
         if self.pending.len() + op.encoded_len() > limit {
             return Err(PublishError::BufferFull { limit });
         }
         op.encode(&mut self.pending);
+        self.pending_marks.push_back((now, self.pending.len()));
         Ok(())
+    }
+
+    /// Drops buffered publishes older than `reconnect_buffer_max_age`, oldest first.
+    fn expire_buffered(&mut self, now: Instant) {
+        let Some(max_age) = self.options.reconnect_buffer_max_age else {
+            return;
+        };
+        let mut cut = 0;
+        let mut messages = 0;
+        while let Some(&(at, end)) = self.pending_marks.front() {
+            if now.saturating_duration_since(at) <= max_age {
+                break;
+            }
+            self.pending_marks.pop_front();
+            cut = end;
+            messages += 1;
+        }
+        if cut == 0 {
+            return;
+        }
+        let _ = self.pending.split_to(cut);
+        for (_, end) in &mut self.pending_marks {
+            *end -= cut;
+        }
+        self.events.push_back(Event::BufferedExpired {
+            messages,
+            bytes: cut,
+        });
     }
 
     fn start_attempt(&mut self, now: Instant, attempt: Option<u32>) {
         let server = self.next_server % self.servers.len();
         self.next_server = self.next_server.wrapping_add(1);
+        self.tried_since_wait += 1;
         self.parser.reset();
         self.out.clear();
         self.state = State::Connecting {
@@ -764,6 +898,10 @@ impl Connection {
     }
 
     fn fail(&mut self, now: Instant, err: ConnectionError) {
+        let this_attempt = match self.state {
+            State::Connecting { attempt, .. } => attempt,
+            _ => None,
+        };
         let next_attempt = match self.state {
             State::Connecting {
                 attempt: Some(n), ..
@@ -779,7 +917,32 @@ impl Connection {
                 self.deferred_flushes.push(id);
             }
         }
+        // A reply can only come back on the connection its request went out on: fail them now,
+        // so callers retry at once instead of waiting out their timeouts.
+        self.deadlines.clear();
+        let mut lost: Vec<_> = self.requests.drain().collect();
+        lost.sort_unstable_by_key(|(id, _)| *id);
+        for (id, req) in lost {
+            self.events.push_back(Event::Response {
+                id,
+                result: Err(RequestError::ConnectionLost {
+                    subject: req.subject,
+                }),
+            });
+        }
         self.last_error = Some(err.clone());
+        // Another server not tried since the last wait is tried at once: the backoff is for
+        // coming back to a server that just failed (as nats.go waits per server).
+        if self.tried_since_wait < self.servers.len() {
+            self.set_status(Status::Reconnecting {
+                attempt: next_attempt + 1,
+                retry_at: now,
+                last_error: Some(err),
+            });
+            self.start_attempt(now, this_attempt);
+            return;
+        }
+        self.tried_since_wait = 0;
         let policy = &self.options.reconnect;
         if policy.max_attempts.is_some_and(|max| next_attempt >= max) {
             self.state = State::Offline;
@@ -896,26 +1059,62 @@ impl Connection {
     }
 
     fn on_info(&mut self, info: ServerInfo) {
+        if !self.options.ignore_discovered_servers && !info.connect_urls.is_empty() {
+            self.merge_discovered(&info.connect_urls);
+        }
+        if info.lame_duck_mode && !self.info.as_ref().is_some_and(|i| i.lame_duck_mode) {
+            self.events.push_back(Event::LameDuck);
+        }
+        self.info = Some(info);
+    }
+
+    /// The cluster's current list of servers (INFO `connect_urls`): new ones join the pool in random
+    /// order (so that clients spread over the cluster), discovered ones no longer listed leave it.
+    /// Configured servers always stay, and so does the one we are on.
+    fn merge_discovered(&mut self, connect_urls: &[String]) {
         let scheme = self
             .servers
             .first()
             .and_then(|s| s.url.split_once("://"))
             .map_or("ws", |(scheme, _)| scheme)
             .to_owned();
-        for url in &info.connect_urls {
-            let url = if url.contains("://") {
-                url.clone()
-            } else {
-                format!("{scheme}://{url}")
-            };
-            if !self.servers.iter().any(|s| s.url == url) {
-                self.servers.push(ServerUrl { url });
+        let listed: Vec<String> = connect_urls
+            .iter()
+            .map(|url| match url.contains("://") {
+                true => url.clone(),
+                false => format!("{scheme}://{url}"),
+            })
+            .collect();
+        let current = match &self.state {
+            State::Connected { server, .. } | State::Connecting { server, .. } => {
+                Some(self.servers[*server].url.clone())
             }
+            _ => None,
+        };
+        self.servers.retain(|s| {
+            !s.discovered || listed.contains(&s.url) || current.as_ref() == Some(&s.url)
+        });
+        let mut new: Vec<String> = listed
+            .into_iter()
+            .filter(|url| !self.servers.iter().any(|s| &s.url == url))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        self.rng.shuffle(&mut new);
+        self.servers.extend(new.into_iter().map(|url| ServerUrl {
+            url,
+            discovered: true,
+        }));
+        // Indices may have moved: point the state at the current server again, and go on from it.
+        if let Some(url) = current {
+            let at = self.servers.iter().position(|s| s.url == url).unwrap_or(0);
+            if let State::Connected { server, .. } | State::Connecting { server, .. } =
+                &mut self.state
+            {
+                *server = at;
+            }
+            self.next_server = at + 1;
         }
-        if info.lame_duck_mode && !self.info.as_ref().is_some_and(|i| i.lame_duck_mode) {
-            self.events.push_back(Event::LameDuck);
-        }
-        self.info = Some(info);
     }
 
     fn send_connect(&mut self, now: Instant) {
@@ -958,20 +1157,27 @@ impl Connection {
             probe_deadline: None,
         };
         self.last_error = None;
+        self.tried_since_wait = 1;
+        self.rtt = Some(rtt);
         // Order matters: subscriptions first (a buffered request's reply must find its inbox), then
         // the publishes buffered while disconnected, then PINGs for flushes waiting on them.
         if let Some(sid) = self.inbox_sid {
             self.encode_inbox_sub(sid);
         }
         for (&sid, sub) in &mut self.subs {
+            if self.draining {
+                break;
+            }
             sub.received_on_this_connection = 0;
             let remaining = sub.max.map(|max| max.saturating_sub(sub.received));
             encode_sub(&mut self.out, sid, sub, remaining);
         }
+        self.expire_buffered(now);
         if !self.pending.is_empty() {
             self.out.extend_from_slice(&self.pending);
             self.pending = BytesMut::new();
         }
+        self.pending_marks.clear();
         for id in std::mem::take(&mut self.deferred_flushes) {
             ClientOp::Ping.encode(&mut self.out);
             self.pongs.push_back(PongWaiter::Flush(id));
@@ -988,21 +1194,7 @@ impl Connection {
     fn on_pong(&mut self, now: Instant) {
         match self.pongs.pop_front() {
             Some(PongWaiter::Keepalive(sent)) => {
-                if let Status::Connected {
-                    url,
-                    server_name,
-                    version,
-                    ..
-                } = &self.status
-                {
-                    let status = Status::Connected {
-                        url: url.clone(),
-                        server_name: server_name.clone(),
-                        version: version.clone(),
-                        rtt: now.saturating_duration_since(sent),
-                    };
-                    self.set_status(status);
-                }
+                self.rtt = Some(now.saturating_duration_since(sent))
             }
             Some(PongWaiter::Flush(id)) => {
                 self.events.push_back(Event::Flushed { id, result: Ok(()) })
@@ -1023,7 +1215,10 @@ impl Connection {
         sub.received_on_this_connection += 1;
         let done = sub.max.is_some_and(|max| sub.received >= max);
         let fresh = match &mut sub.dedup {
-            Some(d) => d.admit(now, &message.subject, &message.payload),
+            Some(d) => {
+                let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+                d.admit(now, &message.subject, id, &message.payload)
+            }
             None => true,
         };
         if fresh {
@@ -1122,18 +1317,35 @@ impl Connection {
                     result: Err(error),
                 });
             }
-        } else if lower.starts_with("invalid subject")
-            || lower.starts_with("invalid publish subject")
-        {
-            self.events
-                .push_back(Event::ServerError(ServerError::Other(text)));
         } else if lower.contains("authorization violation") || lower.contains("authentication") {
             self.fail(now, ConnectionError::AuthorizationViolation);
-        } else {
+        } else if FATAL_ERRORS.iter().any(|fatal| lower.contains(fatal)) {
+            // The server closes the connection after these; reconnect.
             self.fail(now, ConnectionError::Server(text));
+        } else {
+            // Anything else (maximum subscriptions exceeded, a publish with a reply the user may
+            // not use, invalid subject, …) leaves the connection up: reconnecting would only
+            // repeat it. Report it and carry on.
+            self.events
+                .push_back(Event::ServerError(ServerError::Other(text)));
         }
     }
 }
+
+/// `-ERR` texts (lowercase) after which the server closes the connection: only these reconnect.
+/// Authorization and authentication errors are told apart before this list is consulted.
+const FATAL_ERRORS: &[&str] = &[
+    "stale connection",
+    "maximum connections exceeded",
+    "maximum account active connections exceeded",
+    "maximum payload violation",
+    "maximum control line exceeded",
+    "parser error",
+    "unknown protocol operation",
+    "secure connection - tls required",
+    "invalid client protocol",
+    "no responders requires headers support",
+];
 
 /// SUB, plus UNSUB with the number of messages the server may still deliver, if limited.
 fn encode_sub(out: &mut BytesMut, sid: u64, sub: &Subscription, max: Option<u64>) {
@@ -1178,9 +1390,11 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     };
     let with_scheme = match url.split_once("://") {
         Some(("ws" | "wss", _)) => url.to_owned(),
-        Some(("nats" | "tls", _)) => return Err(invalid(
-            "this client speaks WebSocket: use ws://host:<websocket port> (8080 here), not nats://",
-        )),
+        Some(("nats" | "tls", _)) => {
+            return Err(invalid(
+                "this client speaks WebSocket: use ws://host:<websocket port>, not nats://",
+            ))
+        }
         Some(_) => return Err(invalid("use a ws:// or wss:// url")),
         None if url.is_empty() => return Err(invalid("it is empty")),
         None => format!("ws://{url}"),

@@ -1,7 +1,10 @@
-//! Fingerprint dedup: skip a message whose subject and payload equal one seen within a time window.
+//! Fingerprint dedup: skip a message seen within a time window — the same `Nats-Msg-Id` when it
+//! has one (a publish retried across a reconnect keeps its id), else the same subject and payload.
 //!
 //! Useful where the same event can arrive twice (two publishers reacting to one change, a publish
-//! retried across a reconnect). Memory is bounded by `capacity` fingerprints; the oldest go first.
+//! retried across a reconnect). Memory is bounded by `capacity` fingerprints: when more than
+//! `capacity` distinct messages arrive within one window, the oldest are forgotten before their
+//! window ends, so a repeat of one of those would get through.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -11,8 +14,8 @@ use web_time::Instant;
 
 /// Default window of [`Dedup`].
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2);
-/// Default number of fingerprints kept.
-pub const DEFAULT_CAPACITY: usize = 4096;
+/// Default number of fingerprints kept (≈ 1.5 MiB at most).
+pub const DEFAULT_CAPACITY: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct Dedup {
@@ -33,7 +36,14 @@ impl Dedup {
     }
 
     /// Records the message and says whether it is new (`true`) or a repeat within the window.
-    pub fn admit(&mut self, now: Instant, subject: &str, payload: &[u8]) -> bool {
+    /// With a `msg_id`, that id (on that subject) is what identifies the message.
+    pub fn admit(
+        &mut self,
+        now: Instant,
+        subject: &str,
+        msg_id: Option<&str>,
+        payload: &[u8],
+    ) -> bool {
         while let Some(&(at, fp)) = self.order.front() {
             if now.saturating_duration_since(at) < self.window && self.order.len() < self.capacity {
                 break;
@@ -43,7 +53,10 @@ impl Dedup {
         }
         let mut h = DefaultHasher::new();
         subject.hash(&mut h);
-        payload.hash(&mut h);
+        match msg_id {
+            Some(id) => (1u8, id).hash(&mut h),
+            None => (0u8, payload).hash(&mut h),
+        }
         let fp = h.finish();
         if !self.seen.insert(fp) {
             return false;
@@ -69,20 +82,36 @@ mod tests {
     fn skips_repeats_within_window_only() {
         let t0 = Instant::now();
         let mut d = Dedup::new(Duration::from_secs(2), 100);
-        assert!(d.admit(t0, "a", b"1"));
-        assert!(!d.admit(t0 + Duration::from_millis(500), "a", b"1"));
+        assert!(d.admit(t0, "a", None, b"1"));
+        assert!(!d.admit(t0 + Duration::from_millis(500), "a", None, b"1"));
         assert!(
-            d.admit(t0 + Duration::from_millis(500), "b", b"1"),
+            d.admit(t0 + Duration::from_millis(500), "b", None, b"1"),
             "other subject is new"
         );
         assert!(
-            d.admit(t0 + Duration::from_millis(500), "a", b"2"),
+            d.admit(t0 + Duration::from_millis(500), "a", None, b"2"),
             "other payload is new"
         );
         assert!(
-            d.admit(t0 + Duration::from_secs(2), "a", b"1"),
+            d.admit(t0 + Duration::from_secs(2), "a", None, b"1"),
             "window passed"
         );
+    }
+
+    #[test]
+    fn msg_id_identifies_a_message_when_present() {
+        let t0 = Instant::now();
+        let mut d = Dedup::new(Duration::from_secs(2), 100);
+        assert!(d.admit(t0, "a", Some("id-1"), b"x"));
+        assert!(
+            !d.admit(t0, "a", Some("id-1"), b"y"),
+            "same id, other payload: a retry"
+        );
+        assert!(
+            d.admit(t0, "a", Some("id-2"), b"x"),
+            "same payload, other id: a new message"
+        );
+        assert!(d.admit(t0, "a", None, b"x"), "no id: judged by payload");
     }
 
     #[test]
@@ -90,7 +119,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Dedup::new(Duration::from_secs(3600), 10);
         for i in 0..1000u32 {
-            assert!(d.admit(t0, "s", &i.to_be_bytes()));
+            assert!(d.admit(t0, "s", None, &i.to_be_bytes()));
             assert!(d.len() <= 10);
         }
     }

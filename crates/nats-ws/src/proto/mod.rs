@@ -10,7 +10,7 @@ pub mod encode;
 pub mod info;
 pub mod parser;
 
-pub use connection::{Connection, Event, Status, SubscribeOptions, Transmit};
+pub use connection::{Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME};
 pub use encode::ClientOp;
 pub use info::ServerInfo;
 pub use parser::{Parser, ServerOp};
