@@ -502,3 +502,17 @@ async fn a_request_made_during_an_outage_waits_for_the_connection_not_in_a_buffe
         .expect("answered once connected");
     assert!(String::from_utf8_lossy(&reply.payload).contains("memory"));
 }
+
+#[tokio::test]
+async fn wss_is_supported_natively() {
+    // The test server speaks plain WebSocket, so the TLS handshake itself must fail: proof that
+    // wss:// got as far as TLS instead of being refused as unsupported.
+    let server = TestServer::start();
+    let url = server.ws_url().replacen("ws://", "wss://", 1);
+    let err = nats_ws::connect(Options::new(url)).await.unwrap_err();
+    let text = err.to_string().to_lowercase();
+    // rustls: "received corrupt message of type InvalidContentType" (plain HTTP where TLS was
+    // expected); without TLS support: "TLS support not compiled in".
+    assert!(text.contains("corrupt message"), "{text}");
+    assert!(matches!(err, ConnectionError::Transport { .. }), "{err:?}");
+}

@@ -1,4 +1,5 @@
-//! The native driver: tokio timers and a tokio-tungstenite WebSocket (`ws://` only).
+//! The native driver: tokio timers and a tokio-tungstenite WebSocket (`ws://`, and `wss://` with
+//! rustls and the webpki root certificates).
 
 use std::future::Future;
 use std::pin::Pin;
