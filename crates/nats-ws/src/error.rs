@@ -23,6 +23,7 @@ impl SubjectError {
 
 /// A header block that cannot be encoded or was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum HeaderError {
     #[error("invalid header name {0:?}: use printable ASCII without ':' or spaces")]
     InvalidName(String),
@@ -34,6 +35,7 @@ pub enum HeaderError {
 
 /// Bytes from the server that are not the NATS protocol. The connection is dropped and re-established.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ParseError {
     #[error("unknown protocol operation starting with {0:?}")]
     UnknownOp(String),
@@ -57,6 +59,7 @@ pub enum ParseError {
 
 /// Why the connection to the server failed or was lost. Carried by [`crate::Status`] so a UI can show it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConnectionError {
     #[error(
         "could not open a websocket to {url}: {detail}{}",
@@ -109,6 +112,7 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
 
 /// Why a publish was refused. Nothing was sent; the connection is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PublishError {
     #[error(transparent)]
     InvalidSubject(SubjectError),
@@ -126,6 +130,7 @@ pub enum PublishError {
 
 /// Why a subscription was refused or ended.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SubscribeError {
     #[error(transparent)]
     InvalidSubject(SubjectError),
@@ -139,6 +144,7 @@ pub enum SubscribeError {
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RequestError {
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -178,6 +184,7 @@ impl RequestError {
 /// A non-fatal error the server reported (`-ERR`) that belongs to no subscription or request, such as
 /// publishing to a subject the user may not publish to. The connection stays up.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ServerError {
     #[error("permission denied: this user may not publish to {subject:?}")]
     PublishDenied { subject: String },

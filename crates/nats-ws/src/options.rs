@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// How the client authenticates in `CONNECT`.
 #[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Auth {
     #[default]
     None,

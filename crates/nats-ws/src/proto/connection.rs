@@ -90,6 +90,7 @@ impl Status {
 
 /// Something that happened, for the application.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     Status(Status),
     Message {
