@@ -119,10 +119,10 @@ impl JetStreamError {
     pub(crate) fn is_transient(&self) -> bool {
         match self {
             JetStreamError::NotEnabled { .. } => true,
-            JetStreamError::Request(
-                RequestError::TimedOut { .. } | RequestError::NoResponders { .. },
-            ) => true,
-            JetStreamError::Request(RequestError::Publish(PublishError::BufferFull { .. })) => true,
+            JetStreamError::Request(RequestError::NoResponders { .. }) => true,
+            // Timed out, not connected (never sent), connection lost (sent, outcome unknown),
+            // reconnect buffer full.
+            JetStreamError::Request(e) => e.is_transient(),
             // "JetStream system temporarily unavailable", leadership changes.
             JetStreamError::Api { code: 503, .. } => true,
             _ => false,
@@ -578,7 +578,7 @@ impl JetStream {
                 Ok(reply) => {
                     let mut ack: PubAck = parse_response(&reply.payload)?;
                     // A random id of our own can only have been seen from an earlier attempt of
-                    // this same publish (buffered while disconnected, then sent): it was stored.
+                    // this same publish (one whose answer was lost): it was stored.
                     if options.msg_id.is_none() {
                         ack.duplicate = false;
                     }
