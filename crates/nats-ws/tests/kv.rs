@@ -862,3 +862,97 @@ async fn concurrent_compare_and_set_increments_lose_nothing() {
     // Only successful compare-and-sets are stored: one revision per increment.
     assert_eq!(last.revision, 1000);
 }
+
+// ---- consumers owned by a watcher ----------------------------------------------------------
+
+/// A TCP relay in front of the server's WebSocket port whose connections can be cut while the
+/// server stays up: a flapping link rather than a restart, so consumers survive on the server.
+struct Relay {
+    port: u16,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cuts, watching) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = watching.clone();
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cuts }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection relayed so far; new ones go through.
+    fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+async fn consumer_names(client: &Client, stream: &str) -> Vec<String> {
+    within(5, "the consumer list", client.jetstream().consumers(stream))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_watcher_owns_one_consumer_after_every_reconnect() {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let kv = bucket(&client, KvConfig::new("owned")).await;
+    let admin = connect(&server).await;
+    let admin_kv = admin.jetstream().key_value("owned").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    assert_eq!(consumer_names(&admin, "KV_owned").await.len(), 1);
+
+    for round in 1..=3 {
+        relay.cut();
+        wait_status(&client, "reconnecting", |s| {
+            matches!(s, Status::Reconnecting { .. })
+        })
+        .await;
+        wait_status(&client, "connected again", Status::is_connected).await;
+        // A value written after the reconnection comes through the watcher's new consumer; by then
+        // the one it replaced (still on the server: it did not restart) must be gone.
+        let rev = admin_kv.put(&format!("k{round}"), "v").await.unwrap();
+        assert_eq!(next_entry(&mut watch).await.revision, rev);
+        let names = consumer_names(&admin, "KV_owned").await;
+        assert_eq!(names.len(), 1, "round {round}: consumers {names:?}");
+    }
+
+    // Dropping the watcher deletes its consumer; so do one-shot reads (keys, history).
+    drop(watch);
+    kv.keys().await.unwrap();
+    kv.history("k1").await.unwrap();
+    within(5, "no consumer left", async {
+        while !consumer_names(&admin, "KV_owned").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}

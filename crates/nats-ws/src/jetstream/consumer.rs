@@ -344,6 +344,15 @@ pub struct Ordered {
     disconnected: bool,
     last_stream_seq: u64,
     last_consumer_seq: u64,
+    /// Consumer names are `<name_base>_<serial>`, a new serial for each creation attempt.
+    name_base: String,
+    serial: u64,
+    /// The consumer that feeds `sub`.
+    current: Option<String>,
+    /// Consumers that may still exist on the server: ones replaced by a reset, and ones whose
+    /// creation failed in a way that does not say the server did not create them (no answer).
+    /// They are deleted before the next one is created, so at most one is ever ours.
+    stale: Vec<String>,
     last_activity: Instant,
     retry_pause: Duration,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
@@ -362,6 +371,9 @@ impl std::fmt::Debug for Ordered {
 impl Ordered {
     pub(crate) fn new(js: JetStream, stream: &str, options: OrderedOptions) -> Self {
         let statuses = Box::pin(js.client().status_stream());
+        // The random token of a fresh inbox: 22 alphanumerics, valid in a consumer name.
+        let inbox = js.client().new_inbox();
+        let name_base = inbox.rsplit('.').next().unwrap_or_default().to_owned();
         Ordered {
             js,
             stream: stream.to_owned(),
@@ -371,6 +383,10 @@ impl Ordered {
             disconnected: false,
             last_stream_seq: 0,
             last_consumer_seq: 0,
+            name_base,
+            serial: 0,
+            current: None,
+            stale: Vec::new(),
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             failure_pause: Duration::ZERO,
@@ -386,7 +402,7 @@ impl Ordered {
         self.last_stream_seq
     }
 
-    fn config(&self, inbox: String) -> ConsumerConfig {
+    fn config(&self, name: &str, inbox: String) -> ConsumerConfig {
         let (deliver_policy, opt_start_seq) = if self.last_stream_seq > 0 {
             (
                 DeliverPolicy::ByStartSequence,
@@ -396,6 +412,7 @@ impl Ordered {
             (self.options.deliver_policy, self.options.start_sequence)
         };
         ConsumerConfig {
+            name: Some(name.to_owned()),
             deliver_subject: Some(inbox),
             deliver_policy,
             opt_start_seq,
@@ -414,17 +431,45 @@ impl Ordered {
 
     async fn create(&mut self) -> Result<u64, JetStreamError> {
         self.sub = None;
+        self.stale.extend(self.current.take());
+        self.delete_stale().await?;
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
         let sub = client.subscribe(&inbox)?;
-        let info = self
-            .js
-            .create_consumer(&self.stream, &self.config(inbox))
-            .await?;
+        self.serial += 1;
+        let name = format!("{}_{}", self.name_base, self.serial);
+        let config = self.config(&name, inbox);
+        let info = match self.js.create_consumer(&self.stream, &config).await {
+            Ok(info) => info,
+            Err(e) => {
+                // Only an answer from the API says the consumer was not created; after a timeout
+                // or a lost connection the server may well have created it.
+                if !matches!(e, JetStreamError::Api { .. }) {
+                    self.stale.push(name);
+                }
+                return Err(e);
+            }
+        };
+        self.current = Some(name);
         self.sub = Some(sub);
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
         Ok(info.num_pending)
+    }
+
+    /// Deletes the consumers this instance may still own on the server. A transient failure is
+    /// returned (tried again before the next creation); a consumer that is gone already, or that
+    /// this user may not delete, is forgotten (the server's inactive threshold removes it).
+    async fn delete_stale(&mut self) -> Result<(), JetStreamError> {
+        while let Some(name) = self.stale.last() {
+            match self.js.delete_consumer(&self.stream, name).await {
+                Err(e) if e.is_transient() => return Err(e),
+                Ok(()) | Err(_) => {
+                    self.stale.pop();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The next message or consumer (re)creation; `None` once the client is closed.
@@ -532,6 +577,20 @@ impl Ordered {
             .and_then(|h| h.get("Nats-Consumer-Stalled"))
         {
             let _ = client.publish(stalled, b"");
+        }
+    }
+}
+
+impl Drop for Ordered {
+    /// Deletes the consumers still ours rather than leave them to the server's inactive threshold
+    /// (5 minutes). Fire and forget: the reply goes to an inbox nobody listens on.
+    fn drop(&mut self) {
+        let client = self.js.client();
+        for name in self.current.iter().chain(&self.stale) {
+            let subject = self
+                .js
+                .api_subject(&format!("CONSUMER.DELETE.{}.{name}", self.stream));
+            let _ = client.publish_message(&subject, Some(&client.new_inbox()), None, b"");
         }
     }
 }
