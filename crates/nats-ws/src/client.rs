@@ -5,7 +5,7 @@
 //! `publish` and `subscribe` return at once with a typed error if something is wrong, and a burst of
 //! publishes leaves as one WebSocket frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use futures::{FutureExt, Stream, StreamExt};
@@ -646,6 +647,7 @@ impl Drop for Subscriber {
 enum Wake<S, E> {
     Opened(Result<S, String>),
     Frame(Result<E, String>),
+    SendFailed(String),
     Timer,
     Kick,
     Environment,
@@ -653,11 +655,17 @@ enum Wake<S, E> {
 
 /// The driver loop: hands transmits to the socket, input and timeouts to the connection, events to
 /// the application, until the client is closed.
+///
+/// Writing never stops reading: frames wait in `outgoing` and are written as the socket accepts
+/// them, in the same wait that reads. (Awaiting a large write before reading again let the server's
+/// output to us pile up until it cut the connection as a slow consumer.)
 pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
     let mut socket: Option<D::Socket> = None;
     let mut connecting = None;
     let mut timer: Option<(Instant, D::Sleep)> = None;
     let mut transmits = Vec::new();
+    let mut outgoing: VecDeque<Bytes> = VecDeque::new();
+    let mut unflushed = false;
     loop {
         let (deadline, closed) = {
             let mut inner = shared.lock();
@@ -675,22 +683,29 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
             match t {
                 Transmit::Connect { url } => {
                     socket = None;
+                    outgoing.clear();
                     connecting = Some(Box::pin(driver.connect(&url)));
                 }
                 Transmit::Data(bytes) => {
-                    if let Some(s) = socket.as_mut() {
-                        if let Err(detail) = s.send(bytes).await {
-                            socket = None;
-                            shared
-                                .lock()
-                                .conn
-                                .handle_disconnected(Instant::now(), &detail);
-                        }
+                    if socket.is_some() {
+                        outgoing.push_back(bytes);
                     }
                 }
                 Transmit::Close => {
+                    if closed {
+                        // Closed by the application: what it published goes out first (bounded).
+                        if let Some(s) = socket.as_mut() {
+                            let written =
+                                poll_fn(|cx| write_out(s, &mut outgoing, &mut unflushed, cx));
+                            let limit = driver.sleep(CLOSE_FLUSH_LIMIT);
+                            futures::pin_mut!(written);
+                            let _ = futures::future::select(written, limit).await;
+                        }
+                    }
                     socket = None;
                     connecting = None;
+                    outgoing.clear();
+                    unflushed = false;
                 }
             }
         }
@@ -715,6 +730,9 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                 }
             }
             if let Some(s) = socket.as_mut() {
+                if let Poll::Ready(Err(detail)) = write_out(s, &mut outgoing, &mut unflushed, cx) {
+                    return Poll::Ready(Wake::SendFailed(detail));
+                }
                 if let Poll::Ready(frame) = s.poll_recv(cx) {
                     return Poll::Ready(Wake::Frame(frame));
                 }
@@ -738,8 +756,10 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
             Wake::Opened(Ok(s)) => socket = Some(s),
             Wake::Opened(Err(detail)) => shared.lock().conn.handle_disconnected(now, &detail),
             Wake::Frame(Ok(frame)) => shared.lock().conn.handle_input_owned(now, frame.into()),
-            Wake::Frame(Err(detail)) => {
+            Wake::Frame(Err(detail)) | Wake::SendFailed(detail) => {
                 socket = None;
+                outgoing.clear();
+                unflushed = false;
                 shared.lock().conn.handle_disconnected(now, &detail);
             }
             Wake::Timer => {
@@ -750,4 +770,35 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
             Wake::Environment => shared.lock().conn.handle_wake(now),
         }
     }
+}
+
+/// How long a closing client waits for its last publishes to be written.
+const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Hands queued frames to the socket as far as it accepts them, then flushes. `Ready(Ok)` once
+/// everything is written, `Pending` while the socket is busy, `Ready(Err)` if it failed.
+fn write_out<S: Socket>(
+    socket: &mut S,
+    outgoing: &mut VecDeque<Bytes>,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), String>> {
+    while !outgoing.is_empty() {
+        match socket.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                let frame = outgoing.pop_front().expect("not empty");
+                socket.start_send(frame)?;
+                *unflushed = true;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    if *unflushed {
+        match socket.poll_flush(cx) {
+            Poll::Ready(Ok(())) => *unflushed = false,
+            other => return other,
+        }
+    }
+    Poll::Ready(Ok(()))
 }

@@ -516,3 +516,35 @@ async fn wss_is_supported_natively() {
     assert!(text.contains("corrupt message"), "{text}");
     assert!(matches!(err, ConnectionError::Transport { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_big_burst_to_our_own_subscription_is_read_while_it_is_written() {
+    // The server cuts a client whose unread output passes max_pending (a slow consumer). A driver
+    // that stops reading while it writes a large burst gets cut by its own echo.
+    let server = TestServer::start_with("max_pending: 2MB\n");
+    let client = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut statuses = client.status_stream();
+    let mut sub = client.subscribe("echo.burst").unwrap();
+    client.flush().await.unwrap();
+    let payload = vec![b'e'; 60 * 1024];
+    const N: usize = 400; // 24 MB, twelve times max_pending
+    for _ in 0..N {
+        client.publish("echo.burst", &payload).unwrap();
+    }
+    for i in 0..N {
+        within(20, "every echoed message", sub.next())
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+    }
+    assert!(client.status().is_connected());
+    // Never disconnected on the way.
+    let _current = statuses.next().await;
+    assert!(
+        futures::FutureExt::now_or_never(statuses.next()).is_none(),
+        "the status changed during the burst"
+    );
+    assert!(!server.log().contains("Slow Consumer"), "{}", server.log());
+}

@@ -194,8 +194,17 @@ impl Socket for BrowserSocket {
         }
     }
 
-    async fn send(&mut self, data: Bytes) -> Result<(), String> {
+    // The browser buffers what `send` is given (`bufferedAmount`): always ready, nothing to flush.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, data: Bytes) -> Result<(), String> {
         self.ws.send_with_u8_array(&data).map_err(|e| js_detail(&e))
+    }
+
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -23,8 +23,15 @@ pub trait Socket: Unpin {
     /// The next frame; `Err` with a human-readable detail once the socket is closed or failed.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Frame, String>>;
 
-    /// Sends one binary frame.
-    fn send(&mut self, data: Bytes) -> impl Future<Output = Result<(), String>>;
+    /// Ready when the socket takes another frame ([`Socket::start_send`]); may write out what it
+    /// holds meanwhile (as `Sink::poll_ready`).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>>;
+
+    /// Queues one binary frame; only after `poll_ready` said ready.
+    fn start_send(&mut self, data: Bytes) -> Result<(), String>;
+
+    /// Writes out every frame queued so far.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>>;
 }
 
 /// What a runtime provides to the driver loop.

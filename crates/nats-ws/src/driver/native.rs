@@ -80,8 +80,18 @@ impl Socket for NativeSocket {
         }
     }
 
-    async fn send(&mut self, data: Bytes) -> Result<(), String> {
-        self.0.send(WsMessage::Binary(data)).await.map_err(describe)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        self.0.poll_ready_unpin(cx).map_err(describe)
+    }
+
+    fn start_send(&mut self, data: Bytes) -> Result<(), String> {
+        self.0
+            .start_send_unpin(WsMessage::Binary(data))
+            .map_err(describe)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        self.0.poll_flush_unpin(cx).map_err(describe)
     }
 }
 
