@@ -874,3 +874,108 @@ async fn ordered_consumer_does_not_spin_while_disconnected() {
     js.publish("idle.x", "2").await.unwrap();
     assert_eq!(next_ordered(&mut ordered).await, (2, "2".to_owned()));
 }
+
+/// The names of a stream's consumers.
+async fn consumer_names(js: &JetStream, stream: &str) -> Vec<String> {
+    within(5, "the consumer list", js.consumers(stream))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn ordered_consumer_for_new_messages_loses_none_when_its_consumer_is_deleted() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "NEW", &["new.>"]).await;
+    js.publish("new.x", "old").await.unwrap();
+    let mut ordered = js.ordered(
+        "NEW",
+        OrderedOptions {
+            deliver_policy: nats_ws::jetstream::DeliverPolicy::New,
+            idle_heartbeat: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    // Nothing delivered yet; the first poll creates the consumer.
+    let nothing = tokio::time::timeout(Duration::from_millis(300), ordered.next()).await;
+    assert!(nothing.is_err(), "delivered an old message");
+    let names = within(5, "the consumer", async {
+        loop {
+            let names = consumer_names(&js, "NEW").await;
+            if !names.is_empty() {
+                return names;
+            }
+        }
+    })
+    .await;
+    assert_eq!(names.len(), 1, "{names:?}");
+
+    // Someone deletes it, and messages come while the consumer notices (3 missed heartbeats) and
+    // makes a new one: that one must start where the first one was, not at "new" again.
+    let admin = connect(&server).await;
+    admin
+        .jetstream()
+        .delete_consumer("NEW", &names[0])
+        .await
+        .unwrap();
+    for i in 2..=4 {
+        admin
+            .jetstream()
+            .publish("new.x", format!("{i}"))
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 2..=4 {
+        got.push(next_ordered(&mut ordered).await);
+    }
+    js.publish("new.x", "5").await.unwrap();
+    got.push(next_ordered(&mut ordered).await);
+    let expected: Vec<(u64, String)> = (2..=5).map(|i| (i, i.to_string())).collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn ordered_consumer_notices_a_lost_tail_from_the_heartbeats() {
+    let server = TestServer::start();
+    // Five unread messages at most: beyond that the client drops them (a slow reader).
+    let options = nats_ws::Options::new(server.ws_url()).pending_limits(5, 1 << 20);
+    let client = within(5, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let js = client.jetstream();
+    stream(&js, "TAIL", &["tail.>"]).await;
+    js.publish("tail.x", "1").await.unwrap();
+    let mut ordered = js.ordered(
+        "TAIL",
+        OrderedOptions {
+            idle_heartbeat: Duration::from_millis(500),
+            ..Default::default()
+        },
+    );
+    assert_eq!(next_ordered(&mut ordered).await, (1, "1".to_owned()));
+
+    // Not reading: 2..=6 are held, 7 (the last one) is dropped. No later message reveals the gap;
+    // only the idle heartbeats' Nats-Last-Consumer (7, where 6 was delivered) do.
+    for i in 2..=7 {
+        js.publish("tail.x", format!("{i}")).await.unwrap();
+    }
+    within(5, "the slow consumer event", async {
+        while !matches!(
+            events.next().await,
+            Some(nats_ws::ClientEvent::SlowConsumer { .. })
+        ) {}
+    })
+    .await;
+    let mut got = Vec::new();
+    for _ in 2..=7 {
+        got.push(next_ordered(&mut ordered).await);
+    }
+    let expected: Vec<(u64, String)> = (2..=7).map(|i| (i, i.to_string())).collect();
+    assert_eq!(got, expected);
+}

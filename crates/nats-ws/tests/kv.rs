@@ -870,6 +870,8 @@ async fn concurrent_compare_and_set_increments_lose_nothing() {
 struct Relay {
     port: u16,
     cuts: tokio::sync::watch::Sender<u64>,
+    /// While set, new connections are closed at once.
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -877,8 +879,13 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cuts, watching) = tokio::sync::watch::channel(0u64);
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refuse = down.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
                 let mut cut = watching.clone();
                 cut.borrow_and_update();
                 tokio::spawn(async move {
@@ -894,7 +901,7 @@ impl Relay {
                 });
             }
         });
-        Relay { port, cuts }
+        Relay { port, cuts, down }
     }
 
     fn url(&self) -> String {
@@ -904,6 +911,16 @@ impl Relay {
     /// Drops every connection relayed so far; new ones go through.
     fn cut(&self) {
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Cuts every connection and refuses new ones until [`Relay::up`].
+    fn down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    fn up(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -955,4 +972,49 @@ async fn a_watcher_owns_one_consumer_after_every_reconnect() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_updates_only_watch_gets_what_changed_while_it_was_disconnected() {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let kv = bucket(&client, KvConfig::new("gap")).await;
+    kv.put("before", "x").await.unwrap();
+    let admin = connect(&server).await;
+    let admin_kv = admin.jetstream().key_value("gap").await.unwrap();
+    let mut watch = kv
+        .watch_with(
+            ">",
+            WatchOptions {
+                updates_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    // The watcher's link goes down (the server stays up) before it has seen any update; what is
+    // written meanwhile must come once it is back, then what is written after.
+    relay.down();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    // Distinct keys: with history 1 an overwritten revision is gone before anyone could see it.
+    let mut written = Vec::new();
+    for key in ["a", "b", "c"] {
+        written.push(admin_kv.put(key, key).await.unwrap());
+    }
+    relay.up();
+    wait_status(&client, "connected again", Status::is_connected).await;
+    written.push(admin_kv.put("d", "d").await.unwrap());
+    let mut seen = Vec::new();
+    for _ in 0..written.len() {
+        seen.push(next_entry(&mut watch).await.revision);
+    }
+    assert_eq!(seen, written);
+    assert_eq!(written, [2, 3, 4, 5]);
 }

@@ -344,6 +344,10 @@ pub struct Ordered {
     disconnected: bool,
     last_stream_seq: u64,
     last_consumer_seq: u64,
+    /// Until a message is delivered: the stream sequence the consumer started after, from its
+    /// create reply (`delivered.stream_seq`). A recreation continues from there rather than with
+    /// the original policy, which for `New` or `Last` would skip what was stored in between.
+    cursor: Option<u64>,
     /// Consumer names are `<name_base>_<serial>`, a new serial for each creation attempt.
     name_base: String,
     serial: u64,
@@ -383,6 +387,7 @@ impl Ordered {
             disconnected: false,
             last_stream_seq: 0,
             last_consumer_seq: 0,
+            cursor: None,
             name_base,
             serial: 0,
             current: None,
@@ -403,13 +408,13 @@ impl Ordered {
     }
 
     fn config(&self, name: &str, inbox: String) -> ConsumerConfig {
-        let (deliver_policy, opt_start_seq) = if self.last_stream_seq > 0 {
-            (
-                DeliverPolicy::ByStartSequence,
-                Some(self.last_stream_seq + 1),
-            )
-        } else {
-            (self.options.deliver_policy, self.options.start_sequence)
+        let resume_after = match self.last_stream_seq {
+            0 => self.cursor,
+            last => Some(last),
+        };
+        let (deliver_policy, opt_start_seq) = match resume_after {
+            Some(seq) => (DeliverPolicy::ByStartSequence, Some(seq + 1)),
+            None => (self.options.deliver_policy, self.options.start_sequence),
         };
         ConsumerConfig {
             name: Some(name.to_owned()),
@@ -451,6 +456,14 @@ impl Ordered {
             }
         };
         self.current = Some(name);
+        // Last values per subject that are still to come are not a range of the stream (the
+        // stream holds older revisions between them): until one is delivered, a recreation takes
+        // the last values again instead.
+        let snapshot_pending =
+            self.options.deliver_policy == DeliverPolicy::LastPerSubject && info.num_pending > 0;
+        if self.last_stream_seq == 0 && !snapshot_pending {
+            self.cursor = Some(info.delivered.stream_seq);
+        }
         self.sub = Some(sub);
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
@@ -529,6 +542,12 @@ impl Ordered {
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();
                     if message.status() == Some(status::CONTROL) {
+                        if heartbeat_shows_a_gap(&message, self.last_consumer_seq) {
+                            // Messages were lost after the last one delivered (nothing later
+                            // would reveal it): start again after it, as nats.go does.
+                            self.sub = None;
+                            continue;
+                        }
                         self.answer_control(&message);
                         continue;
                     }
@@ -579,6 +598,18 @@ impl Ordered {
             let _ = client.publish(stalled, b"");
         }
     }
+}
+
+/// Whether an idle heartbeat says the consumer sent more (`Nats-Last-Consumer`) than was received.
+/// `Nats-Last-Stream` is not compared: a filtered consumer moves past the stream sequences of other
+/// subjects, so it is ahead of the last message delivered without anything being lost.
+fn heartbeat_shows_a_gap(message: &Message, last_consumer_seq: u64) -> bool {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Last-Consumer"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|sent| sent != last_consumer_seq)
 }
 
 impl Drop for Ordered {
