@@ -151,6 +151,11 @@ pub struct WatchOptions {
 }
 
 /// What a watcher yields: entries, and once, a marker that the initial values are all delivered.
+///
+/// The initial values are those stored when the watcher's consumer is created, on the first poll
+/// of the [`Watch`] (not when it is made). A write racing that creation may come before or after
+/// the marker: the server decides (nats-server 2.10+ queues API requests, so a put sent after the
+/// creation request can still be stored first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
     Entry(Entry),

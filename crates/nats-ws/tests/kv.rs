@@ -87,6 +87,14 @@ async fn watch_initial_values_then_updates_in_order() {
         kv.put(k, k).await.unwrap();
     }
     let mut watch = kv.watch_all().unwrap();
+    // The initial values are those stored when the watcher's consumer is created, on its first
+    // poll: wait for the first of them before writing. (Writes racing the creation may or may not
+    // count as initial: nats-server 2.15 queues API requests, so 100 puts sent after the
+    // CONSUMER.CREATE were often stored before it, and all 103 entries came before the marker.)
+    let mut entries = vec![match next_event(&mut watch).await {
+        WatchEvent::Entry(e) => e,
+        WatchEvent::InitialDone => panic!("the marker before the initial values"),
+    }];
     // Distinct keys: with history 1 an overwritten revision is gone before a watcher could see it.
     let writer = {
         let kv = kv.clone();
@@ -98,10 +106,9 @@ async fn watch_initial_values_then_updates_in_order() {
             futures::future::join_all(puts).await
         })
     };
-    let mut entries = Vec::new();
     let mut marker_at = None;
-    within(20, "103 entries", async {
-        while entries.len() < 103 {
+    within(20, "103 entries and the marker", async {
+        while entries.len() < 103 || marker_at.is_none() {
             match watch.next().await.unwrap().unwrap() {
                 WatchEvent::Entry(e) => entries.push(e),
                 WatchEvent::InitialDone => marker_at = Some(entries.len()),
