@@ -18,6 +18,8 @@ use crate::jetstream::{
 };
 
 const OPERATION_HEADER: &str = "KV-Operation";
+/// Why the server itself wrote a marker (nats-server 2.11+): `MaxAge`, `Purge`, `Remove`.
+const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 
 /// Why a KV call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -83,6 +85,10 @@ pub struct KvConfig {
     pub max_value_size: i64,
     pub storage: StorageType,
     pub replicas: usize,
+    /// When an entry expires (`ttl`), the server leaves a marker that watchers see as a purge, and
+    /// that lives this long (at least 1 s). Zero: entries vanish without a marker. nats-server
+    /// 2.11+ only (older servers ignore it). Default zero.
+    pub limit_marker_ttl: Duration,
 }
 
 impl KvConfig {
@@ -96,6 +102,7 @@ impl KvConfig {
             max_value_size: 0,
             storage: StorageType::File,
             replicas: 1,
+            limit_marker_ttl: Duration::ZERO,
         }
     }
 
@@ -121,6 +128,11 @@ impl KvConfig {
 
     pub fn replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas;
+        self
+    }
+
+    pub fn limit_marker_ttl(mut self, ttl: Duration) -> Self {
+        self.limit_marker_ttl = ttl;
         self
     }
 }
@@ -215,6 +227,8 @@ impl JetStream {
             allow_direct: true,
             allow_rollup_hdrs: true,
             deny_delete: true,
+            allow_msg_ttl: !config.limit_marker_ttl.is_zero(),
+            subject_delete_marker_ttl: config.limit_marker_ttl,
             duplicate_window: if config.ttl.is_zero() {
                 two_minutes
             } else {
@@ -631,11 +645,21 @@ impl Store {
     }
 }
 
+/// From `KV-Operation`, or for markers the server wrote itself (2.11+: an entry expired, a purge),
+/// from `Nats-Marker-Reason`, read as nats.go does (`MaxAge` and `Purge` purge, `Remove` deletes).
 fn operation_of(headers: Option<&HeaderMap>) -> Operation {
-    match headers.and_then(|h| h.get(OPERATION_HEADER)) {
+    let Some(headers) = headers else {
+        return Operation::Put;
+    };
+    match headers.get(OPERATION_HEADER) {
         Some("DEL") => Operation::Delete,
         Some("PURGE") => Operation::Purge,
-        _ => Operation::Put,
+        Some(_) => Operation::Put,
+        None => match headers.get(MARKER_REASON_HEADER) {
+            Some("MaxAge" | "Purge") => Operation::Purge,
+            Some("Remove") => Operation::Delete,
+            _ => Operation::Put,
+        },
     }
 }
 
@@ -723,5 +747,31 @@ mod tests {
         assert!(valid_bucket("users-1").is_ok());
         assert!(valid_bucket("a.b").is_err());
         assert!(valid_bucket("").is_err());
+    }
+
+    #[test]
+    fn operations_from_headers_and_server_markers() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, *v);
+            }
+            h
+        };
+        let op = |pairs: &[(&str, &str)]| operation_of(Some(&headers(pairs)));
+        assert_eq!(operation_of(None), Operation::Put);
+        assert_eq!(op(&[("Nats-Msg-Id", "x")]), Operation::Put);
+        assert_eq!(op(&[("KV-Operation", "DEL")]), Operation::Delete);
+        assert_eq!(
+            op(&[("KV-Operation", "PURGE"), ("Nats-Rollup", "sub")]),
+            Operation::Purge
+        );
+        assert_eq!(
+            op(&[("Nats-Marker-Reason", "MaxAge"), ("Nats-TTL", "1s")]),
+            Operation::Purge
+        );
+        assert_eq!(op(&[("Nats-Marker-Reason", "Purge")]), Operation::Purge);
+        assert_eq!(op(&[("Nats-Marker-Reason", "Remove")]), Operation::Delete);
+        assert_eq!(op(&[("Nats-Marker-Reason", "Other")]), Operation::Put);
     }
 }

@@ -1025,3 +1025,53 @@ async fn an_updates_only_watch_gets_what_changed_while_it_was_disconnected() {
     assert_eq!(seen, written);
     assert_eq!(written, [2, 3, 4, 5]);
 }
+
+#[tokio::test]
+async fn an_expired_entry_leaves_a_marker_read_as_a_purge_on_newer_servers() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(
+        &client,
+        KvConfig::new("expiring")
+            .ttl(Duration::from_secs(1))
+            .limit_marker_ttl(Duration::from_secs(10)),
+    )
+    .await;
+    let info = client.jetstream().stream_info("KV_expiring").await.unwrap();
+    if common::nats_server_version() < (2, 11, 0) {
+        // nats-server 2.9.10 accepts the fields and drops them: entries expire without a marker.
+        assert!(!info.config.allow_msg_ttl);
+        assert_eq!(info.config.subject_delete_marker_ttl, Duration::ZERO);
+        return;
+    }
+    assert!(info.config.allow_msg_ttl);
+    assert_eq!(
+        info.config.subject_delete_marker_ttl,
+        Duration::from_secs(10)
+    );
+
+    let mut watch = kv.watch_all().unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    let put = kv.put("k", "v").await.unwrap();
+    assert_eq!(
+        summary(&[next_entry(&mut watch).await]),
+        [row("k", Operation::Put, "v", put)]
+    );
+    // After a second the server removes it and writes a marker (Nats-Marker-Reason: MaxAge, no
+    // KV-Operation): a purge for watchers and readers alike.
+    let marker = next_entry(&mut watch).await;
+    assert_eq!(
+        (marker.key.as_str(), marker.operation),
+        ("k", Operation::Purge)
+    );
+    let reason = marker
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Marker-Reason"));
+    assert_eq!(reason, Some("MaxAge"));
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    assert_eq!(
+        kv.entry("k").await.unwrap().map(|e| e.operation),
+        Some(Operation::Purge)
+    );
+}

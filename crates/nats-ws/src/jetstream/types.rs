@@ -95,6 +95,14 @@ pub struct StreamConfig {
     pub deny_delete: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub deny_purge: bool,
+    /// Per-message TTLs (`Nats-TTL` header). nats-server 2.11+; older servers drop the field
+    /// (check the echoed configuration).
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_msg_ttl: bool,
+    /// When limits (max age, a TTL) remove a subject's last message, leave a marker with header
+    /// `Nats-Marker-Reason` that lives this long. nats-server 2.11+, at least 1 s.
+    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub subject_delete_marker_ttl: Duration,
 }
 
 impl StreamConfig {
