@@ -34,6 +34,11 @@ pub enum KvError {
     KeyExists { key: String, revision: u64 },
     #[error("key {key:?} changed since revision {expected}: read it again and retry")]
     WrongLastRevision { key: String, expected: u64 },
+    /// An acknowledgement was lost and the server's answer to a resend cannot tell whether the
+    /// first attempt was stored (it was resent after the duplicate window, and the history no
+    /// longer holds what followed the expected revision).
+    #[error("key {key:?}: the write may or may not have been stored (its acknowledgement was lost): read the key before trying again")]
+    OutcomeUnknown { key: String },
     #[error("key {key:?} kept changing: gave up after {attempts} attempts")]
     TooManyConflicts { key: String, attempts: usize },
     #[error("history must be between 1 and 64, not {0}")]
@@ -236,15 +241,23 @@ impl JetStream {
             },
             ..Default::default()
         };
-        self.create_stream(&stream).await?;
-        Ok(Store::new(self.clone(), &config.bucket))
+        let info = self.create_stream(&stream).await?;
+        Ok(Store::new(
+            self.clone(),
+            &config.bucket,
+            info.config.duplicate_window,
+        ))
     }
 
     /// Binds to an existing bucket.
     pub async fn key_value(&self, bucket: &str) -> Result<Store, KvError> {
         valid_bucket(bucket)?;
         match self.stream_info(&format!("KV_{bucket}")).await {
-            Ok(_) => Ok(Store::new(self.clone(), bucket)),
+            Ok(info) => Ok(Store::new(
+                self.clone(),
+                bucket,
+                info.config.duplicate_window,
+            )),
             Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
                 Err(KvError::BucketNotFound {
                     bucket: bucket.to_owned(),
@@ -275,15 +288,19 @@ pub struct Store {
     bucket: String,
     stream: String,
     prefix: String,
+    /// The stream drops a message whose `Nats-Msg-Id` it saw this recently: resends within it are
+    /// safe.
+    duplicate_window: Duration,
 }
 
 impl Store {
-    fn new(js: JetStream, bucket: &str) -> Self {
+    fn new(js: JetStream, bucket: &str, duplicate_window: Duration) -> Self {
         Store {
             js,
             bucket: bucket.to_owned(),
             stream: format!("KV_{bucket}"),
             prefix: format!("$KV.{bucket}."),
+            duplicate_window,
         }
     }
 
@@ -356,20 +373,41 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<u64, KvError> {
         valid_key(key, false)?;
+        // Every attempt of this write carries the same id: the stream stores it once however many
+        // resends reach it within the duplicate window, and the id tells our write from others'.
+        let inbox = self.js.client().new_inbox();
+        let msg_id = inbox.rsplit('.').next().unwrap_or_default().to_owned();
+        // A plain put resent after the window would be stored again: stop retrying well before
+        // it ends. A compare-and-set cannot be stored twice (the resend fails the expectation).
+        let deadline = match (expected, self.duplicate_window.is_zero()) {
+            (None, false) => Some(self.js.publish_deadline().min(self.duplicate_window / 2)),
+            _ => None,
+        };
         let options = PublishOptions {
+            msg_id: Some(msg_id.clone()),
             expected_last_subject_sequence: expected,
+            deadline,
             ..Default::default()
         };
-        match self
+        let (result, maybe_stored) = self
             .js
-            .publish_with(&self.subject(key), headers, value, &options)
-            .await
-        {
+            .publish_tracked(&self.subject(key), headers, value, &options)
+            .await;
+        match result {
             Ok(ack) => Ok(ack.seq),
             Err(e) if e.err_code() == Some(err_codes::WRONG_LAST_SEQUENCE) => {
+                let expected = expected.unwrap_or(0);
+                // Refused maybe because an earlier attempt, whose answer was lost, was stored:
+                // then the write is done, and must not be reported as a conflict (update_with
+                // would apply its change a second time).
+                if maybe_stored {
+                    if let Some(revision) = self.own_write_after(key, expected, &msg_id).await? {
+                        return Ok(revision);
+                    }
+                }
                 Err(KvError::WrongLastRevision {
                     key: key.to_owned(),
-                    expected: expected.unwrap_or(0),
+                    expected,
                 })
             }
             Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
@@ -384,7 +422,66 @@ impl Store {
         }
     }
 
+    /// The revision of our write with `msg_id` made over `expected`, if it was stored; `None` if
+    /// another write followed `expected` instead. [`KvError::OutcomeUnknown`] when the history no
+    /// longer says.
+    async fn own_write_after(
+        &self,
+        key: &str,
+        expected: u64,
+        msg_id: &str,
+    ) -> Result<Option<u64>, KvError> {
+        let subject = self.subject(key);
+        let ours = |m: &StoredMessage| {
+            m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) == Some(msg_id)
+        };
+        let Some(last) = self.js.get_last_message(&self.stream, &subject).await? else {
+            // Nothing on the key: ours was not stored, or was purged since.
+            return Err(KvError::OutcomeUnknown {
+                key: key.to_owned(),
+            });
+        };
+        if ours(&last) {
+            return Ok(Some(last.sequence));
+        }
+        // Someone wrote after it, or it was never stored: only one write can have followed
+        // `expected`. The server keeps a write's headers, so the last one may say it is that
+        // one; otherwise the first message on the key after `expected` is, as long as `expected`
+        // is still stored (a key loses its oldest revisions first).
+        let expectation = last
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Expected-Last-Subject-Sequence"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if expectation == Some(expected) {
+            return Ok(None);
+        }
+        let expected_kept = expected > 0
+            && self
+                .js
+                .get_message(&self.stream, expected)
+                .await?
+                .is_some_and(|m| m.subject == subject);
+        if !expected_kept {
+            return Err(KvError::OutcomeUnknown {
+                key: key.to_owned(),
+            });
+        }
+        let next = self
+            .js
+            .get_next_message(&self.stream, expected + 1, &subject)
+            .await?;
+        Ok(next.filter(ours).map(|m| m.sequence))
+    }
+
     /// Sets `key`; returns the new revision.
+    ///
+    /// While the server is unreachable the put is resent with the same `Nats-Msg-Id`, for at
+    /// most half the bucket's duplicate window (min(TTL, 2 min)) so that it is never stored twice;
+    /// then it fails with [`JetStreamError::DeadlineExceeded`]: it may or may not have been stored.
+    /// Writes that expect a revision (create, update, …) are retried for the context's publish
+    /// deadline: a resend cannot be stored twice, and one refused because the first attempt was
+    /// stored is recognised by its id and reported as the success it was.
     pub async fn put(&self, key: &str, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
         self.publish(key, value.as_ref(), None, None).await
     }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -873,42 +875,53 @@ async fn concurrent_compare_and_set_increments_lose_nothing() {
 // ---- consumers owned by a watcher ----------------------------------------------------------
 
 /// A TCP relay in front of the server's WebSocket port whose connections can be cut while the
-/// server stays up: a flapping link rather than a restart, so consumers survive on the server.
+/// server stays up (a flapping link rather than a restart, so consumers survive on the server), or
+/// stalled: what one side sends is held back until released.
+#[derive(Clone)]
 struct Relay {
     port: u16,
-    cuts: tokio::sync::watch::Sender<u64>,
+    cuts: Arc<tokio::sync::watch::Sender<u64>>,
     /// While set, new connections are closed at once.
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    down: Arc<AtomicBool>,
+    stalled: Arc<tokio::sync::watch::Sender<bool>>,
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Relay {
     async fn start(target: u16) -> Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cuts, watching) = tokio::sync::watch::channel(0u64);
-        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let refuse = down.clone();
+        let relay = Relay {
+            port: listener.local_addr().unwrap().port(),
+            cuts: Arc::new(tokio::sync::watch::channel(0u64).0),
+            down: Arc::default(),
+            stalled: Arc::new(tokio::sync::watch::channel(false).0),
+            held: Arc::new(tokio::sync::watch::channel(false).0),
+        };
+        let shared = relay.clone();
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if shared.down.load(Ordering::SeqCst) {
                     continue;
                 }
-                let mut cut = watching.clone();
-                cut.borrow_and_update();
+                let mut cut = shared.cuts.subscribe();
+                let stalled = shared.stalled.subscribe();
+                let held = shared.held.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
                         return;
                     };
+                    let (client_read, client_write) = inbound.into_split();
+                    let (server_read, server_write) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = pump(client_read, server_write, Some(held)) => {}
+                        _ = pump(server_read, client_write, Some(stalled)) => {}
                         _ = cut.changed() => {}
                     }
                 });
             }
         });
-        Relay { port, cuts, down }
+        relay
     }
 
     fn url(&self) -> String {
@@ -922,12 +935,46 @@ impl Relay {
 
     /// Cuts every connection and refuses new ones until [`Relay::up`].
     fn down(&self) {
-        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.down.store(true, Ordering::SeqCst);
         self.cut();
     }
 
     fn up(&self) {
-        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds back what the server sends (the client's bytes still go through) until `false`.
+    fn stall(&self, stalled: bool) {
+        self.stalled.send_replace(stalled);
+    }
+
+    /// Holds back what the client sends until `false`.
+    fn hold(&self, held: bool) {
+        self.held.send_replace(held);
+    }
+}
+
+/// Copies until either side closes; with `stalled`, holds each chunk while it is `true`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: Option<tokio::sync::watch::Receiver<bool>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(stalled) = stalled.as_mut() {
+            if stalled.wait_for(|s| !*s).await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -1074,4 +1121,189 @@ async fn an_expired_entry_leaves_a_marker_read_as_a_purge_on_newer_servers() {
         kv.entry("k").await.unwrap().map(|e| e.operation),
         Some(Operation::Purge)
     );
+}
+
+// ---- a compare-and-set whose acknowledgement is lost ----------------------------------------
+
+/// A bucket made by hand with a 1 s duplicate window (a bucket's is min(TTL, 2 min)) and no TTL.
+async fn short_window_bucket(client: &Client, name: &str, history: i64) -> Store {
+    let js = client.jetstream();
+    let config = nats_ws::jetstream::StreamConfig {
+        subjects: vec![format!("$KV.{name}.>")],
+        max_msgs_per_subject: history,
+        discard: nats_ws::jetstream::DiscardPolicy::New,
+        allow_direct: true,
+        allow_rollup_hdrs: true,
+        deny_delete: true,
+        duplicate_window: Duration::from_secs(1),
+        ..nats_ws::jetstream::StreamConfig::new(format!("KV_{name}"), Vec::<String>::new())
+    };
+    within(5, "stream", js.create_stream(&config))
+        .await
+        .unwrap();
+    js.key_value(name).await.unwrap()
+}
+
+/// `update_with` incrementing "n", through a relay that holds back the server's answers for
+/// 2.5 s from the moment the new value is computed: every attempt times out (300 ms), the
+/// acknowledgement of the first is lost, and the resends after the 1 s duplicate window are
+/// refused with "wrong last sequence". With `interloper`, another client writes 10 right after the
+/// first attempt is stored. Returns the value written, how often `modify` ran, and the last value.
+async fn increment_with_lost_acks(interloper: bool) -> (String, u32, String) {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let admin = connect(&server).await;
+    short_window_bucket(&admin, "lost", 10).await;
+    let kv = client
+        .jetstream()
+        .with_timeout(Duration::from_millis(300))
+        .key_value("lost")
+        .await
+        .unwrap();
+    let admin_kv = admin.jetstream().key_value("lost").await.unwrap();
+    assert_eq!(kv.put("n", "0").await.unwrap(), 1);
+
+    let mut calls = 0;
+    let written = within(
+        20,
+        "update_with",
+        kv.update_with("n", 10, |current| {
+            calls += 1;
+            if calls == 1 {
+                relay.stall(true);
+                let (relay, admin_kv) = (relay.clone(), admin_kv.clone());
+                tokio::spawn(async move {
+                    let stalled = tokio::time::Instant::now();
+                    if interloper {
+                        // Right after our first attempt is stored (revision 2), someone else writes.
+                        while admin_kv.entry("n").await.unwrap().unwrap().revision < 2 {}
+                        admin_kv.update("n", "10", 2).await.unwrap();
+                    }
+                    tokio::time::sleep_until(stalled + Duration::from_millis(2500)).await;
+                    relay.stall(false);
+                });
+            }
+            let n: u64 = current.unwrap().text().unwrap().parse().unwrap();
+            Bytes::from((n + 1).to_string())
+        }),
+    )
+    .await
+    .unwrap();
+    let last = admin_kv.get("n").await.unwrap().unwrap();
+    (
+        written.text().unwrap().to_owned(),
+        calls,
+        last.text().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_compare_and_set_whose_ack_is_lost_is_applied_once() {
+    let (written, calls, last) = increment_with_lost_acks(false).await;
+    assert_eq!((written.as_str(), calls, last.as_str()), ("1", 1, "1"));
+}
+
+#[tokio::test]
+async fn a_compare_and_set_whose_ack_is_lost_is_applied_once_despite_a_later_write() {
+    let (written, calls, last) = increment_with_lost_acks(true).await;
+    assert_eq!((written.as_str(), calls, last.as_str()), ("1", 1, "10"));
+}
+
+#[tokio::test]
+async fn a_compare_and_set_that_timed_out_and_lost_is_a_conflict() {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let admin = connect(&server).await;
+    // History 1: what our write was refused over is gone, only the winner's headers can tell.
+    short_window_bucket(&admin, "late", 1).await;
+    let kv = client
+        .jetstream()
+        .with_timeout(Duration::from_millis(300))
+        .key_value("late")
+        .await
+        .unwrap();
+    let admin_kv = admin.jetstream().key_value("late").await.unwrap();
+    assert_eq!(kv.put("n", "0").await.unwrap(), 1);
+
+    // Our attempts are held back for a second (they time out: maybe stored, as far as the client
+    // knows) while another client's update over revision 1 gets in first; then they all arrive
+    // and are refused. That is a plain conflict: read again (10) and write 11.
+    let mut calls = 0;
+    let written = within(
+        20,
+        "update_with",
+        kv.update_with("n", 10, |current| {
+            calls += 1;
+            if calls == 1 {
+                relay.hold(true);
+                let (relay, admin_kv) = (relay.clone(), admin_kv.clone());
+                tokio::spawn(async move {
+                    let held = tokio::time::Instant::now();
+                    admin_kv.update("n", "10", 1).await.unwrap();
+                    tokio::time::sleep_until(held + Duration::from_secs(1)).await;
+                    relay.hold(false);
+                });
+            }
+            let n: u64 = current.unwrap().text().unwrap().parse().unwrap();
+            Bytes::from((n + 1).to_string())
+        }),
+    )
+    .await
+    .unwrap();
+    let last = admin_kv.get("n").await.unwrap().unwrap();
+    assert_eq!(
+        (written.text(), calls, last.text(), last.revision),
+        (Some("11"), 2, Some("11"), 3)
+    );
+}
+
+#[tokio::test]
+async fn a_put_is_not_resent_after_the_duplicate_window() {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let admin = connect(&server).await;
+    short_window_bucket(&admin, "window", 10).await;
+    let kv = client
+        .jetstream()
+        .with_timeout(Duration::from_millis(300))
+        .key_value("window")
+        .await
+        .unwrap();
+    let admin_kv = admin.jetstream().key_value("window").await.unwrap();
+
+    // The server's answers are held back for 2.5 s: the put is stored, its acknowledgement lost.
+    // Resent after the 1 s window it would be stored again (and could overwrite a newer value):
+    // it gives up before the window ends instead, leaving one revision.
+    relay.stall(true);
+    let release = {
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            relay.stall(false);
+        })
+    };
+    let put = within(40, "the put", kv.put("k", "v")).await;
+    assert!(
+        matches!(
+            put,
+            Err(KvError::JetStream(
+                nats_ws::jetstream::JetStreamError::DeadlineExceeded(_)
+            ))
+        ),
+        "{put:?}"
+    );
+    release.await.unwrap();
+    // Any resend would have been answered by now that the answers flow again.
+    kv.put("other", "x").await.unwrap();
+    let history = admin_kv.history("k").await.unwrap();
+    assert_eq!(summary(&history), [row("k", Operation::Put, "v", 1)]);
 }

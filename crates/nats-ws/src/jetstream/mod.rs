@@ -281,6 +281,10 @@ impl JetStream {
         self.timeout
     }
 
+    pub(crate) fn publish_deadline(&self) -> Duration {
+        self.publish_deadline
+    }
+
     pub(crate) fn api_subject(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.prefix)
     }
@@ -446,6 +450,21 @@ impl JetStream {
         .await
     }
 
+    /// The first message on `subject` at or after `sequence`; `None` if there is none.
+    pub async fn get_next_message(
+        &self,
+        stream: &str,
+        sequence: u64,
+        subject: &str,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        self.get(
+            stream,
+            serde_json::json!({ "seq": sequence, "next_by_subj": subject }),
+            None,
+        )
+        .await
+    }
+
     /// Direct get when the stream allows it (any replica answers, no JSON), `STREAM.MSG.GET` otherwise.
     async fn get(
         &self,
@@ -531,13 +550,44 @@ impl JetStream {
 
     /// Publishes with headers and options, and waits for the acknowledgement. While the server is
     /// unreachable (disconnected, restarting) the publish is retried with the same `Nats-Msg-Id`
-    /// until acknowledged or the deadline passes, so it is stored at most once.
+    /// until acknowledged or the deadline passes, so it is stored at most once as long as the
+    /// deadline is shorter than the stream's duplicate window.
     pub async fn publish_with(
         &self,
         subject: &str,
         headers: Option<&HeaderMap>,
         payload: &[u8],
         options: &PublishOptions,
+    ) -> Result<PubAck, JetStreamError> {
+        self.publish_tracked(subject, headers, payload, options)
+            .await
+            .0
+    }
+
+    /// [`JetStream::publish_with`], also telling whether an attempt may have been stored without
+    /// its answer arriving (timed out, connection lost). A later attempt refused by an expectation
+    /// (`Nats-Expected-…`) may then have been refused because of that earlier one.
+    pub(crate) async fn publish_tracked(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        options: &PublishOptions,
+    ) -> (Result<PubAck, JetStreamError>, bool) {
+        let mut maybe_stored = false;
+        let result = self
+            .publish_attempts(subject, headers, payload, options, &mut maybe_stored)
+            .await;
+        (result, maybe_stored)
+    }
+
+    async fn publish_attempts(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        options: &PublishOptions,
+        maybe_stored: &mut bool,
     ) -> Result<PubAck, JetStreamError> {
         let mut headers = headers.cloned().unwrap_or_default();
         let msg_id = options
@@ -587,7 +637,13 @@ impl JetStream {
                 Err(RequestError::NoResponders { subject }) => {
                     JetStreamError::NotEnabled { subject }
                 }
-                Err(e) => JetStreamError::Request(e),
+                Err(e) => {
+                    *maybe_stored |= matches!(
+                        e,
+                        RequestError::TimedOut { .. } | RequestError::ConnectionLost { .. }
+                    );
+                    JetStreamError::Request(e)
+                }
             };
             if let JetStreamError::NotEnabled { .. } = error {
                 no_responders += 1;
