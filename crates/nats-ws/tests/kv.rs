@@ -1307,3 +1307,41 @@ async fn a_put_is_not_resent_after_the_duplicate_window() {
     let history = admin_kv.history("k").await.unwrap();
     assert_eq!(summary(&history), [row("k", Operation::Put, "v", 1)]);
 }
+
+#[tokio::test]
+async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
+    let server = TestServer::start_with(
+        r#"authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: reader, password: reader, permissions: { publish: { deny: ["$JS.API.CONSUMER.DELETE.>"] } } }
+  ]
+}"#,
+    );
+    let relay = Relay::start(server.ws_port).await;
+    let options = quick_reconnect(relay.url()).user_password("reader", "reader");
+    let client = within(5, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let admin_options = Options::new(server.ws_url()).user_password("admin", "admin");
+    let admin = within(5, "connect", nats_ws::connect(admin_options))
+        .await
+        .unwrap();
+    bucket(&admin, KvConfig::new("denied")).await;
+    let admin_kv = admin.jetstream().key_value("denied").await.unwrap();
+    let kv = client.jetstream().key_value("denied").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    // After a reconnect the old consumer cannot be deleted (permission denied): the watcher
+    // carries on with a new one, and the old one is left to its inactive threshold.
+    relay.cut();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    wait_status(&client, "connected again", Status::is_connected).await;
+    let rev = admin_kv.put("k", "v").await.unwrap();
+    assert_eq!(next_entry(&mut watch).await.revision, rev);
+    assert_eq!(consumer_names(&admin, "KV_denied").await.len(), 2);
+}

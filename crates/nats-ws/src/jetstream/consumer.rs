@@ -357,6 +357,8 @@ pub struct Ordered {
     /// creation failed in a way that does not say the server did not create them (no answer).
     /// They are deleted before the next one is created, so at most one is ever ours.
     stale: Vec<String>,
+    /// Transient failures to delete the first of `stale` while connected.
+    delete_failures: u32,
     last_activity: Instant,
     retry_pause: Duration,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
@@ -392,6 +394,7 @@ impl Ordered {
             serial: 0,
             current: None,
             stale: Vec::new(),
+            delete_failures: 0,
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             failure_pause: Duration::ZERO,
@@ -472,15 +475,24 @@ impl Ordered {
 
     /// Deletes the consumers this instance may still own on the server. A transient failure is
     /// returned (tried again before the next creation); a consumer that is gone already, or that
-    /// this user may not delete, is forgotten (the server's inactive threshold removes it).
+    /// this user may not delete, is forgotten (the server's inactive threshold removes it), and
+    /// so is one that could not be deleted 3 times in a row while connected: a watcher must not
+    /// stop for good because a delete never gets an answer.
     async fn delete_stale(&mut self) -> Result<(), JetStreamError> {
         while let Some(name) = self.stale.last() {
             match self.js.delete_consumer(&self.stream, name).await {
-                Err(e) if e.is_transient() => return Err(e),
-                Ok(()) | Err(_) => {
-                    self.stale.pop();
+                Err(e) if e.is_transient() => {
+                    if self.js.client().status().is_connected() {
+                        self.delete_failures += 1;
+                    }
+                    if self.delete_failures < 3 {
+                        return Err(e);
+                    }
                 }
+                Ok(()) | Err(_) => {}
             }
+            self.stale.pop();
+            self.delete_failures = 0;
         }
         Ok(())
     }
