@@ -820,6 +820,9 @@ async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
     // Nothing repeated after the last one either: the next entry is the next revision.
     assert_eq!(kv.put("k11", "11").await.unwrap(), 11);
     assert_eq!(next_entry(&mut watch).await.revision, 11);
+    // And the watcher owns one consumer, whether or not the restarted server kept the old one.
+    let names = consumer_names(&other, "KV_restart").await;
+    assert_eq!(names.len(), 1, "consumers {names:?}");
 }
 
 // ---- compare-and-set under contention ------------------------------------------------------
