@@ -1348,3 +1348,32 @@ async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
     assert_eq!(next_entry(&mut watch).await.revision, rev);
     assert_eq!(consumer_names(&admin, "KV_denied").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
+    let server = TestServer::start();
+    let relay = Relay::start(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let kv = bucket(&client, KvConfig::new("midway")).await;
+    let admin = connect(&server).await;
+
+    // The creation request reaches the server, its answer is held back, and the watcher goes.
+    relay.stall(true);
+    let mut watch = kv.watch_all().unwrap();
+    let polled = tokio::time::timeout(Duration::from_millis(200), watch.next()).await;
+    assert!(polled.is_err(), "the watch answered while stalled");
+    within(5, "the consumer", async {
+        while consumer_names(&admin, "KV_midway").await.is_empty() {}
+    })
+    .await;
+    drop(watch);
+    relay.stall(false);
+    within(5, "no consumer left", async {
+        while !consumer_names(&admin, "KV_midway").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}

@@ -447,18 +447,22 @@ impl Ordered {
         self.serial += 1;
         let name = format!("{}_{}", self.name_base, self.serial);
         let config = self.config(&name, inbox);
-        let info = match self.js.create_consumer(&self.stream, &config).await {
+        // Counted as ours from the moment it is asked for, so that it is deleted even if this
+        // future is dropped before the answer comes.
+        self.stale.push(name);
+        let created = self.js.create_consumer(&self.stream, &config).await;
+        // Only an answer from the API says the consumer was not created; after a timeout or a lost
+        // connection the server may well have created it: it stays in `stale`.
+        let info = match created {
             Ok(info) => info,
             Err(e) => {
-                // Only an answer from the API says the consumer was not created; after a timeout
-                // or a lost connection the server may well have created it.
-                if !matches!(e, JetStreamError::Api { .. }) {
-                    self.stale.push(name);
+                if let JetStreamError::Api { .. } = e {
+                    self.stale.pop();
                 }
                 return Err(e);
             }
         };
-        self.current = Some(name);
+        self.current = self.stale.pop();
         // Last values per subject that are still to come are not a range of the stream (the
         // stream holds older revisions between them): until one is delivered, a recreation takes
         // the last values again instead.
