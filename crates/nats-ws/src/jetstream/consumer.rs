@@ -281,7 +281,9 @@ impl JetStream {
     }
 
     /// An ordered push consumer on `stream`: every message once, in stream order, across reconnects
-    /// and server restarts (the consumer is recreated from the last sequence seen + 1).
+    /// and server restarts (the consumer is recreated from the last sequence seen + 1, or before
+    /// any message from where the first consumer started). It owns at most one consumer on the
+    /// server at a time, named `<random>_<serial>`, and deletes it when dropped.
     pub fn ordered(
         &self,
         stream: &str,
@@ -309,8 +311,9 @@ pub struct OrderedOptions {
     pub start_sequence: Option<u64>,
     /// Deliver headers only (with `Nats-Msg-Size`), no payloads.
     pub headers_only: bool,
-    /// The server sends a heartbeat this often when idle; three missed ones recreate the consumer.
-    /// Default 5 s.
+    /// The server sends a heartbeat this often when idle; three missed ones (counted while
+    /// connected) recreate the consumer, and so does one whose `Nats-Last-Consumer` is not the
+    /// last message received. Default 5 s.
     pub idle_heartbeat: Duration,
 }
 
