@@ -23,6 +23,7 @@ const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 
 /// Why a KV call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum KvError {
     #[error("invalid key {key:?}: keys are letters, digits and - / _ = . (not starting or ending with '.')")]
     InvalidKey { key: String },

@@ -44,6 +44,7 @@ pub mod err_codes {
 
 /// What an API error means, from its `err_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApiErrorKind {
     StreamNotFound,
     ConsumerNotFound,
@@ -75,6 +76,7 @@ impl ApiErrorKind {
 
 /// Why a JetStream call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum JetStreamError {
     /// The server refused the call; `err_code` says why (see [`err_codes`]).
     #[error("{description} (jetstream err_code {err_code}, status {code})")]

@@ -36,6 +36,7 @@ fn is_false(b: &bool) -> bool {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RetentionPolicy {
     #[default]
     Limits,
@@ -46,6 +47,7 @@ pub enum RetentionPolicy {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum DiscardPolicy {
     #[default]
     Old,
@@ -54,6 +56,7 @@ pub enum DiscardPolicy {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum StorageType {
     #[default]
     File,
@@ -140,6 +143,7 @@ pub struct StreamInfo {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeliverPolicy {
     #[default]
     All,
@@ -152,6 +156,7 @@ pub enum DeliverPolicy {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AckPolicy {
     None,
     All,
@@ -205,6 +210,7 @@ pub struct ConsumerConfig {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ReplayPolicy {
     #[default]
     Instant,
