@@ -26,7 +26,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn nats_server_binary() -> PathBuf {
+/// The nats-server the tests run: `$NATS_SERVER_BIN` when set (`./test.sh` runs the server-backed
+/// suites once with Debian's 2.9.10 and once with the current release in `.tools/`), otherwise
+/// `nats-server` from `PATH`, `/usr/sbin` or `/usr/local/bin`. Read at run time, so switching
+/// servers never recompiles a test.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "NATS_SERVER_BIN={} is not a file (scripts/setup.sh installs the current release in .tools/)",
+            bin.display()
+        );
+        return bin;
+    }
     for dir in std::env::var("PATH")
         .unwrap_or_default()
         .split(':')
@@ -40,6 +53,30 @@ fn nats_server_binary() -> PathBuf {
     panic!(
         "nats-server not found: run ./test.sh (it installs it) or `apt-get install nats-server`"
     );
+}
+
+/// The version of the server the tests run, e.g. `(2, 9, 10)`, from `nats-server --version`
+/// (asked once per test binary). For assertions that differ between server versions.
+pub fn nats_server_version() -> (u32, u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let bin = nats_server_binary();
+        let out = Command::new(&bin)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("{} --version: {e}", bin.display()));
+        // "nats-server: v2.9.10"
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let parsed = text.trim().rsplit('v').next().map(|v| {
+            v.split(['.', '-'])
+                .map(|n| n.parse::<u32>())
+                .collect::<Vec<_>>()
+        });
+        match parsed.as_deref() {
+            Some([Ok(a), Ok(b), Ok(c), ..]) => (*a, *b, *c),
+            _ => panic!("{} --version said {text:?}", bin.display()),
+        }
+    })
 }
 
 impl TestServer {
@@ -156,6 +193,18 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows what the server said (its temp dir is deleted right after).
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "--- the last {} lines of the log of {} ---\n{}",
+                tail.len(),
+                nats_server_binary().display(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
