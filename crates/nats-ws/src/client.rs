@@ -126,7 +126,7 @@ impl Inner {
         let size = message.payload.len();
         let p = &slot.pending;
         let full = p.messages.load(Ordering::Acquire) >= slot.max_messages
-            || p.bytes.load(Ordering::Acquire) + size > slot.max_bytes;
+            || p.bytes.load(Ordering::Acquire).saturating_add(size) > slot.max_bytes;
         if full {
             let dropped = p.dropped.fetch_add(1, Ordering::AcqRel) + 1;
             if !std::mem::replace(&mut slot.slow, true) {
@@ -303,6 +303,8 @@ impl Client {
     pub fn status_stream(&self) -> impl Stream<Item = Status> + Unpin + 'static {
         let (tx, rx) = async_channel::unbounded();
         let mut inner = self.shared().lock();
+        // Hand out what is queued first, so that no older status can follow the current one.
+        inner.dispatch();
         let _ = tx.try_send(inner.conn.status().clone());
         inner.status_watchers.push(tx);
         Box::pin(rx)
@@ -387,9 +389,14 @@ impl Client {
                     .pending_msgs_limit
                     .unwrap_or(defaults.pending_msgs_limit)
                     .max(1),
-                max_bytes: options
-                    .pending_bytes_limit
-                    .unwrap_or(defaults.pending_bytes_limit),
+                // 0 means no limit, as in nats.go.
+                max_bytes: Some(
+                    options
+                        .pending_bytes_limit
+                        .unwrap_or(defaults.pending_bytes_limit),
+                )
+                .filter(|&b| b > 0)
+                .unwrap_or(usize::MAX),
                 slow: false,
             };
             let sid = inner.conn.subscribe(subject, options)?;
@@ -440,15 +447,17 @@ impl Client {
             match sent {
                 // Requests are not buffered while disconnected: wait (within the timeout) for the
                 // connection, then send.
-                Err(RequestError::NotConnected { .. })
-                    if self
-                        .await_connected(timeout.saturating_sub(started.elapsed()))
-                        .await => {}
-                Err(RequestError::NotConnected { .. }) if started.elapsed() >= timeout => {
-                    return Err(RequestError::TimedOut {
-                        subject: subject.to_owned(),
-                        after: timeout,
-                    })
+                Err(e @ RequestError::NotConnected { .. }) => {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    if self.await_connected(left).await {
+                        continue;
+                    }
+                    // Never sent: NotConnected (not TimedOut, which means sent and unanswered),
+                    // or Closed.
+                    return Err(match self.status() {
+                        Status::Closed => RequestError::Closed,
+                        _ => e,
+                    });
                 }
                 other => break other?,
             }
@@ -498,9 +507,21 @@ impl Client {
     /// Unsubscribes everything on the server, keeps delivering the messages already on their way
     /// until the server has processed all that was sent (a flush), then closes. Every
     /// [`Subscriber`] can read what reached it; its stream then ends without an error.
+    ///
+    /// While disconnected nothing is on its way: it closes at once. It gives up waiting after
+    /// [`DRAIN_TIMEOUT`] (30 s, as nats.go), closes, and says so.
     pub async fn drain(&self) -> Result<(), ConnectionError> {
-        self.shared().with(|inner| inner.conn.drain_subscriptions());
-        let flushed = self.flush().await;
+        let connected = self.shared().with(|inner| {
+            inner.conn.drain_subscriptions();
+            inner.conn.status().is_connected()
+        });
+        let flushed = match connected {
+            false => Ok(()),
+            true => futures::select! {
+                r = self.flush().fuse() => r,
+                _ = crate::rt::sleep(DRAIN_TIMEOUT).fuse() => Err(ConnectionError::DrainTimeout(DRAIN_TIMEOUT)),
+            },
+        };
         self.shared().with(|inner| {
             inner.conn.finish_drain();
             inner.dispatch();
@@ -509,7 +530,8 @@ impl Client {
     }
 
     /// Closes the connection: publishes already accepted are sent first; in-flight requests fail,
-    /// subscriptions end.
+    /// subscriptions end. Returns at once: the driver task writes those last publishes, so a
+    /// program about to exit should `flush().await` (or `drain().await`) before closing.
     pub fn close(&self) {
         self.shared().with(|inner| inner.conn.close());
     }
@@ -679,7 +701,8 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
             )
         };
         let acted = !transmits.is_empty();
-        for t in transmits.drain(..) {
+        let last = transmits.len().saturating_sub(1);
+        for (i, t) in transmits.drain(..).enumerate() {
             match t {
                 Transmit::Connect { url } => {
                     socket = None;
@@ -692,7 +715,7 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                     }
                 }
                 Transmit::Close => {
-                    if closed {
+                    if closed && i == last {
                         // Closed by the application: what it published goes out first (bounded).
                         if let Some(s) = socket.as_mut() {
                             let written =
@@ -771,6 +794,9 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
         }
     }
 }
+
+/// How long [`Client::drain`] waits for the server before closing anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a closing client waits for its last publishes to be written.
 const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(5);

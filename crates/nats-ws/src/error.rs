@@ -89,6 +89,8 @@ pub enum ConnectionError {
     NoServers,
     #[error("the client was closed")]
     Closed,
+    #[error("drain gave up after {0:?} waiting for the server; the client is closed")]
+    DrainTimeout(Duration),
 }
 
 /// Sent by the drivers when the server answered the WebSocket upgrade with something that is not HTTP.

@@ -30,7 +30,7 @@ pub mod proto;
 mod rt;
 mod subject;
 
-pub use client::{Client, ClientEvent, Subscriber};
+pub use client::{Client, ClientEvent, Subscriber, DRAIN_TIMEOUT};
 pub use error::{
     ClosedError, ConnectionError, HeaderError, ParseError, PublishError, RequestError, ServerError,
     SubjectError, SubscribeError,

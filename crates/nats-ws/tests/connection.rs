@@ -371,6 +371,94 @@ fn info_connect_urls_join_the_pool_shuffled_and_leave_it_with_the_cluster() {
 }
 
 #[test]
+fn the_first_connection_tries_every_server_before_reporting_a_failure() {
+    let mut opts = Options::with_servers(["ws://dead:1", "ws://live:2"]);
+    opts.reconnect.jitter = Duration::ZERO;
+    let mut h = Harness::new(opts);
+    h.disconnect();
+    assert_eq!(h.connects, ["ws://dead:1", "ws://live:2"]);
+    assert_eq!(
+        h.conn.status(),
+        &Status::Connecting,
+        "still connecting: the next server may answer"
+    );
+    h.handshake();
+}
+
+#[test]
+fn servers_that_accept_then_drop_cannot_make_the_client_hop_without_a_pause() {
+    let mut opts = Options::with_servers(["ws://a:1", "ws://b:2"]);
+    opts.reconnect.jitter = Duration::ZERO;
+    let mut h = Harness::new(opts);
+    for _ in 0..50 {
+        if !matches!(
+            h.conn.status(),
+            Status::Connecting | Status::Reconnecting { .. }
+        ) || h.connects.len() > 20
+        {
+            break;
+        }
+        if matches!(h.conn.status(), Status::Reconnecting { retry_at, .. } if *retry_at > h.now) {
+            break;
+        }
+        h.handshake();
+        h.advance(Duration::from_millis(1));
+        h.disconnect();
+    }
+    // a, then b at once (never tried); then a again only after the backoff.
+    assert_eq!(h.connects, ["ws://a:1", "ws://b:2"]);
+    assert_eq!(h.reconnecting().1, Duration::from_secs(2));
+}
+
+#[test]
+fn the_same_authorization_error_twice_goes_offline() {
+    let mut h = Harness::new(Harness::options().user_password("alice", "wrong"));
+    h.server(INFO);
+    h.server("-ERR 'Authorization Violation'\r\n");
+    assert!(matches!(h.conn.status(), Status::Reconnecting { .. }));
+    h.advance(Duration::from_secs(2));
+    h.server(INFO);
+    h.server("-ERR 'Authorization Violation'\r\n");
+    assert_eq!(
+        h.conn.status(),
+        &Status::Offline {
+            last_error: ConnectionError::AuthorizationViolation
+        }
+    );
+}
+
+#[test]
+fn discovered_urls_keep_our_scheme() {
+    let mut h = Harness::new(Options::new("wss://secure:443"));
+    h.handshake();
+    h.server("INFO {\"connect_urls\":[\"ws://evil:80\",\"other:443\"]}\r\n");
+    let mut servers: Vec<&str> = h.conn.servers().collect();
+    servers.sort_unstable();
+    assert_eq!(
+        servers,
+        ["wss://evil:80", "wss://other:443", "wss://secure:443"]
+    );
+}
+
+#[test]
+fn frames_stay_within_a_small_max_payload() {
+    let mut h = Harness::new(Harness::options());
+    h.server("INFO {\"server_id\":\"S\",\"max_payload\":1024}\r\n");
+    h.take_sent();
+    h.server("PONG\r\n");
+    for _ in 0..10 {
+        h.conn
+            .publish(h.now, "x", None, None, &[b'y'; 1000])
+            .unwrap();
+    }
+    while let Some(t) = h.conn.poll_transmit() {
+        if let Transmit::Data(bytes) = t {
+            assert!(bytes.len() <= 1024, "{}", bytes.len());
+        }
+    }
+}
+
+#[test]
 fn discovered_servers_can_be_ignored() {
     let mut h = Harness::new(Harness::options().ignore_discovered_servers(true));
     h.handshake();

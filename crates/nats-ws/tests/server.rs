@@ -548,3 +548,78 @@ async fn a_big_burst_to_our_own_subscription_is_read_while_it_is_written() {
     );
     assert!(!server.log().contains("Slow Consumer"), "{}", server.log());
 }
+
+#[tokio::test]
+async fn a_subscriber_that_fell_behind_receives_the_servers_large_frame() {
+    // nats-server sends a non-browser WebSocket client everything pending for it as one frame. A
+    // subscriber more than 16 MiB behind used to refuse that frame (tungstenite's default limit:
+    // "Space limit exceeded: Message too long"), reconnect, and lose those messages, with nothing
+    // but a status change to show for it: the native benchmark's stall.
+    let server = TestServer::start();
+    let url = server.ws_url();
+    let client = nats_ws::connect(Options::new(&url)).await.unwrap();
+    let mut statuses = client.status_stream();
+    let mut sub = client.subscribe("behind").unwrap();
+    client.flush().await.unwrap();
+    // The publisher runs on its own thread and runtime. This test's runtime, which drives the
+    // subscriber's connection, is blocked in `join` meanwhile: the subscriber reads nothing while
+    // the server queues 30 MB for it (below the 32 MiB at which nats-server 2.9 starts stalling
+    // the publisher). The server's first write to us blocks on the full socket, the rest piles up
+    // behind it and leaves as one frame once we read again.
+    const N: usize = 30;
+    let publisher = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let p = nats_ws::connect(Options::new(&url)).await.unwrap();
+                let payload = vec![b'y'; 1_000_000];
+                for _ in 0..N {
+                    p.publish("behind", &payload).unwrap();
+                }
+                // Once the flush returns, the server has processed (and queued for us) every PUB.
+                p.flush().await.unwrap();
+            })
+    });
+    publisher.join().unwrap();
+    let _current = statuses.next().await;
+    for i in 0..N {
+        let got = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+        if !matches!(got, Ok(Some(Ok(_)))) {
+            let mut changes = Vec::new();
+            while let Some(Some(s)) = futures::FutureExt::now_or_never(statuses.next()) {
+                changes.push(s);
+            }
+            panic!("message {i} of {N}: {got:?}; status changes: {changes:?}");
+        }
+    }
+    // Never disconnected on the way.
+    let changed = futures::FutureExt::now_or_never(statuses.next());
+    assert!(changed.is_none(), "the status changed: {changed:?}");
+}
+
+#[tokio::test]
+async fn drain_while_disconnected_closes_at_once() {
+    let mut server = TestServer::start();
+    let client = nats_ws::connect(quick_reconnect(server.ws_url()).reconnect(
+        nats_ws::ReconnectPolicy {
+            max_attempts: None,
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let sub = client.subscribe("d").unwrap();
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    within(2, "drain while disconnected", client.drain())
+        .await
+        .unwrap();
+    assert_eq!(client.status(), Status::Closed);
+    let rest: Vec<_> = within(2, "end of stream", sub.collect::<Vec<_>>()).await;
+    assert!(rest.is_empty());
+}

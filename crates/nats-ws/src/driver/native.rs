@@ -3,14 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{Driver, Socket};
 use crate::client::{run, Client};
@@ -42,9 +44,22 @@ impl Driver for NativeDriver {
     fn connect(&self, url: &str) -> impl Future<Output = Result<NativeSocket, String>> + 'static {
         let url = url.to_owned();
         async move {
-            let (ws, _response) = tokio_tungstenite::connect_async_with_config(url, None, true)
-                .await
-                .map_err(describe)?;
+            // No size limit on incoming frames and messages (tungstenite's defaults are 16 MiB
+            // and 64 MiB): nats-server sends a non-browser WebSocket client everything pending for
+            // it as one frame, up to its `max_pending` (64 MiB by default), so a subscriber that
+            // fell 16 MiB behind used to fail on that frame ("Space limit exceeded"), reconnect,
+            // and lose what was published meanwhile. A browser accepts any size too.
+            let config = WebSocketConfig::default()
+                .max_frame_size(None)
+                .max_message_size(None);
+            let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+                url,
+                Some(config),
+                true,
+                Some(Connector::Rustls(tls_config()?)),
+            )
+            .await
+            .map_err(describe)?;
             Ok(NativeSocket(ws))
         }
     }
@@ -68,9 +83,10 @@ impl Socket for NativeSocket {
                     WsMessage::Text(text) => Poll::Ready(Ok(Bytes::from(text))),
                     WsMessage::Close(frame) => Poll::Ready(Err(match frame {
                         Some(f) => format!(
-                            "closed by the server (code {}: {})",
+                            "closed by the server (code {}: {}){}",
                             u16::from(f.code),
-                            f.reason
+                            f.reason,
+                            slow_consumer_hint(&f.reason)
                         ),
                         None => "closed by the server".to_owned(),
                     })),
@@ -95,6 +111,36 @@ impl Socket for NativeSocket {
     }
 }
 
+/// nats-server closes a client that does not read fast enough with the reason "Slow Consumer
+/// (Pending Bytes)" or "Slow Consumer (Write Deadline)"; say what that means for the application.
+fn slow_consumer_hint(reason: &str) -> &'static str {
+    if reason.to_ascii_lowercase().contains("slow consumer") {
+        ": the server cut this client for not reading fast enough; messages sent to its \
+         subscriptions until it is back are lost"
+    } else {
+        ""
+    }
+}
+
+/// The TLS settings of `wss://`: rustls with ring, chosen explicitly — when another crate in the
+/// program also enables rustls's aws-lc-rs backend, letting rustls pick would panic. Made once.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("tls setup: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
+
 fn describe(e: tungstenite::Error) -> String {
     use tungstenite::Error;
     match e {
@@ -112,6 +158,7 @@ fn describe(e: tungstenite::Error) -> String {
         }
         Error::Protocol(e) => format!("websocket protocol error: {e}"),
         Error::Url(e) => format!("bad url: {e}"),
+        Error::Capacity(e) => format!("the server sent more than this client accepts: {e}"),
         other => other.to_string(),
     }
 }

@@ -5,8 +5,8 @@
 //! A driver owns one [`Connection`] and a socket, and loops:
 //!
 //! 1. [`poll_transmit`](Connection::poll_transmit) until `None`, acting on each [`Transmit`] in order:
-//!    open a WebSocket to a url, send bytes (each `Data` is whole operations, never half a frame),
-//!    or close the socket.
+//!    open a WebSocket to a url, send bytes (each `Data` one frame of at most [`MAX_FRAME`] bytes;
+//!    an operation may span frames), or close the socket.
 //! 2. [`poll_event`](Connection::poll_event) until `None`: deliver messages, replies, status changes.
 //! 3. Wait for whichever comes first: bytes from the socket ([`handle_input`](Connection::handle_input)),
 //!    the socket closing or failing to open ([`handle_disconnected`](Connection::handle_disconnected)),
@@ -16,7 +16,7 @@
 //! Every function that needs the time takes `now`; the machine never reads a clock, so tests can
 //! step a fake one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -43,6 +43,11 @@ const WAKE_PROBE_QUIET: Duration = Duration::from_secs(5);
 /// refuses a frame whose decompressed size exceeds `max_payload` and closes the connection; small
 /// frames also keep one huge buffer (after a reconnect) from blocking the socket for long.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// The server pool never grows beyond this many urls, whatever a server advertises.
+const MAX_SERVERS: usize = 64;
+/// Buffered publishes made within this long of each other share one age mark (so an 8 MiB buffer
+/// of tiny publishes does not carry a mark each); they may expire this much early.
+const MARK_GRANULARITY: Duration = Duration::from_millis(250);
 
 /// What the driver must do with the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +229,10 @@ struct ServerUrl {
     url: String,
     /// Learned from the server's `connect_urls`, not configured: dropped when it leaves the cluster.
     discovered: bool,
+    /// When an attempt on it last started: a server is only tried again at once after
+    /// `initial_delay` (as nats.js throttles each server), so servers that accept and then drop
+    /// the connection cannot make the client hop between them without a pause.
+    last_attempt: Option<Instant>,
 }
 
 /// The sans-IO NATS client connection. See the [module docs](self) for the call order.
@@ -242,8 +251,9 @@ pub struct Connection {
     out: BytesMut,
     /// Publishes made while not connected, sent after the next handshake.
     pending: BytesMut,
-    /// When each buffered publish was made and where it ends in `pending`, oldest first.
-    pending_marks: VecDeque<(Instant, usize)>,
+    /// Buffered publishes by age, oldest first: when the first of a group was made, where the
+    /// group ends in `pending`, how many publishes it holds.
+    pending_marks: VecDeque<(Instant, usize, usize)>,
     /// Servers tried since the last backoff wait: moving on to one not yet tried needs no wait.
     tried_since_wait: usize,
     /// Round trip of the last keepalive (or of the handshake).
@@ -279,6 +289,7 @@ impl Connection {
                 normalize_url(u).map(|url| ServerUrl {
                     url,
                     discovered: false,
+                    last_attempt: None,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -335,7 +346,7 @@ impl Connection {
         if self.out.is_empty() {
             return None;
         }
-        let n = self.out.len().min(MAX_FRAME);
+        let n = self.out.len().min(self.frame_limit());
         Some(Transmit::Data(self.out.split_to(n).freeze()))
     }
 
@@ -777,14 +788,16 @@ impl Connection {
         let was_connected = self.is_connected();
         self.state = State::Closed;
         // Publishes that returned Ok are sent before the socket closes.
+        let limit = self.frame_limit();
         while was_connected && !self.out.is_empty() {
-            let n = self.out.len().min(MAX_FRAME);
+            let n = self.out.len().min(limit);
             self.transmits
                 .push_back(Transmit::Data(self.out.split_to(n).freeze()));
         }
         self.transmits.push_back(Transmit::Close);
         self.out.clear();
         self.pending.clear();
+        self.pending_marks.clear();
         self.parser.reset();
         self.deadlines.clear();
         for (id, _) in std::mem::take(&mut self.requests) {
@@ -819,6 +832,12 @@ impl Connection {
         matches!(self.state, State::Connected { .. })
     }
 
+    /// Frames stay within the server's `max_payload` too: with WebSocket compression, nats-server
+    /// refuses a frame that inflates beyond it.
+    fn frame_limit(&self) -> usize {
+        MAX_FRAME.min(self.max_payload()).max(1)
+    }
+
     /// Keepalive PINGs sent on this connection and not answered yet.
     fn unanswered_pings(&self) -> usize {
         self.pongs
@@ -845,7 +864,16 @@ impl Connection {
             return Err(PublishError::BufferFull { limit });
         }
         op.encode(&mut self.pending);
-        self.pending_marks.push_back((now, self.pending.len()));
+        let end = self.pending.len();
+        match self.pending_marks.back_mut() {
+            Some((at, last_end, count))
+                if now.saturating_duration_since(*at) < MARK_GRANULARITY =>
+            {
+                *last_end = end;
+                *count += 1;
+            }
+            _ => self.pending_marks.push_back((now, end, 1)),
+        }
         Ok(())
     }
 
@@ -856,19 +884,19 @@ impl Connection {
         };
         let mut cut = 0;
         let mut messages = 0;
-        while let Some(&(at, end)) = self.pending_marks.front() {
+        while let Some(&(at, end, count)) = self.pending_marks.front() {
             if now.saturating_duration_since(at) <= max_age {
                 break;
             }
             self.pending_marks.pop_front();
             cut = end;
-            messages += 1;
+            messages += count;
         }
         if cut == 0 {
             return;
         }
         let _ = self.pending.split_to(cut);
-        for (_, end) in &mut self.pending_marks {
+        for (_, end, _) in &mut self.pending_marks {
             *end -= cut;
         }
         self.events.push_back(Event::BufferedExpired {
@@ -881,6 +909,7 @@ impl Connection {
         let server = self.next_server % self.servers.len();
         self.next_server = self.next_server.wrapping_add(1);
         self.tried_since_wait += 1;
+        self.servers[server].last_attempt = Some(now);
         self.parser.reset();
         self.out.clear();
         self.state = State::Connecting {
@@ -931,21 +960,33 @@ impl Connection {
                 }),
             });
         }
+        // The same authorization error twice in a row: retrying will not change the credentials
+        // (nats.go and nats.js give up likewise). Offline until reconnect_now().
+        let auth_again = err == ConnectionError::AuthorizationViolation
+            && self.last_error.as_ref() == Some(&err);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
-        if self.tried_since_wait < self.servers.len() {
-            self.set_status(Status::Reconnecting {
-                attempt: next_attempt + 1,
-                retry_at: now,
-                last_error: Some(err),
-            });
+        let next = &self.servers[self.next_server % self.servers.len()];
+        let rested = next.last_attempt.is_none_or(|at| {
+            now.saturating_duration_since(at) >= self.options.reconnect.initial_delay
+        });
+        if !auth_again && self.tried_since_wait < self.servers.len() && rested {
+            // While the first connection is still being made the status stays Connecting: the
+            // next server may well answer.
+            if self.status != Status::Connecting {
+                self.set_status(Status::Reconnecting {
+                    attempt: next_attempt + 1,
+                    retry_at: now,
+                    last_error: Some(err),
+                });
+            }
             self.start_attempt(now, this_attempt);
             return;
         }
         self.tried_since_wait = 0;
         let policy = &self.options.reconnect;
-        if policy.max_attempts.is_some_and(|max| next_attempt >= max) {
+        if auth_again || policy.max_attempts.is_some_and(|max| next_attempt >= max) {
             self.state = State::Offline;
             for id in std::mem::take(&mut self.deferred_flushes) {
                 self.events.push_back(Event::Flushed {
@@ -1079,12 +1120,12 @@ impl Connection {
             .and_then(|s| s.url.split_once("://"))
             .map_or("ws", |(scheme, _)| scheme)
             .to_owned();
-        let listed: Vec<String> = connect_urls
+        // Our scheme, whatever the list says: a server (or anyone on a ws:// link) must not be able
+        // to move a wss:// client, and its credentials, to plain ws:// (nats.go does likewise).
+        let listed: HashSet<String> = connect_urls
             .iter()
-            .map(|url| match url.contains("://") {
-                true => url.clone(),
-                false => format!("{scheme}://{url}"),
-            })
+            .map(|url| url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
+            .filter_map(|host| normalize_url(&format!("{scheme}://{host}")).ok())
             .collect();
         let current = match &self.state {
             State::Connected { server, .. } | State::Connecting { server, .. } => {
@@ -1095,17 +1136,21 @@ impl Connection {
         self.servers.retain(|s| {
             !s.discovered || listed.contains(&s.url) || current.as_ref() == Some(&s.url)
         });
+        let known: HashSet<&str> = self.servers.iter().map(|s| s.url.as_str()).collect();
         let mut new: Vec<String> = listed
-            .into_iter()
-            .filter(|url| !self.servers.iter().any(|s| &s.url == url))
+            .iter()
+            .filter(|url| !known.contains(url.as_str()))
+            .cloned()
             .collect();
         new.sort_unstable();
-        new.dedup();
         self.rng.shuffle(&mut new);
-        self.servers.extend(new.into_iter().map(|url| ServerUrl {
-            url,
-            discovered: true,
-        }));
+        let room = MAX_SERVERS.saturating_sub(self.servers.len());
+        self.servers
+            .extend(new.into_iter().take(room).map(|url| ServerUrl {
+                url,
+                discovered: true,
+                last_attempt: None,
+            }));
         // Indices may have moved: point the state at the current server again, and go on from it.
         if let Some(url) = current {
             let at = self.servers.iter().position(|s| s.url == url).unwrap_or(0);
