@@ -5,7 +5,8 @@
 //   E2E_DIST           the trunk-built app (trunk build --release --dist <dir>)
 //   NATS_WS_TEST_URL   the test server's WebSocket url, given to the app
 //   NATS_TEST_URL      the same server's client url, for the node-side NATS client
-//   NATS_TEST_CONTROL  GET <url>/stop and <url>/start stop and start that server
+//   NATS_TEST_CONTROL  GET <url>/stop and <url>/start stop and start that server; <url>/proxy/…
+//                      drives the hostile-network proxy in front of its WebSocket port (env.proxy)
 //   E2E_SCREENSHOTS    where the page screenshots go (default e2e/screenshots)
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 // Without the NATS_* variables, a test file starts its own throwaway server with
@@ -154,12 +155,14 @@ export async function startEnv(env = {}) {
   /**
    * A new tab: its own browser context (own sessionStorage), pointed at the test server through
    * localStorage `via.settings`, with identity `identity` (sessionStorage `via.identity`).
-   * Opens `path` and waits until the header says "Live".
+   * Opens `path` and waits until the header says "Live". With `proxy`, the tab connects through
+   * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server.
    */
-  env.tab = async ({ identity, path: at = "/", live = true } = {}) => {
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false } = {}) => {
     const context = await env.browser.newContext({ viewport: VIEWPORT });
     env.contexts.push(context);
-    const settings = { servers: env.server.ws, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
+    const servers = proxy ? (await env.proxy("status")).url : env.server.ws;
+    const settings = { servers, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
     await context.addInitScript(
       ({ settings, identity }) => {
         try {
@@ -174,7 +177,11 @@ export async function startEnv(env = {}) {
     const page = await context.newPage();
     page.label = identity ?? `tab ${env.contexts.length}`;
     page.on("pageerror", (e) => env.problems.push(`${page.label}: uncaught ${e.message}`));
+    // The last console lines, for the report of a failure (see `consoleTail`).
+    page.logs = [];
     page.on("console", (m) => {
+      page.logs.push(`${new Date().toISOString().slice(11, 23)} ${m.type()}: ${m.text()}`);
+      if (page.logs.length > 200) page.logs.shift();
       if (m.type() === "error" && /panicked|RuntimeError|unreachable/i.test(m.text())) {
         env.problems.push(`${page.label}: ${m.text()}`);
       }
@@ -196,6 +203,19 @@ export async function startEnv(env = {}) {
     const body = await res.text();
     if (!res.ok) throw new Error(`control /${what}: ${res.status} ${body}`);
     return body;
+  };
+
+  /**
+   * A command to the hostile-network proxy in front of the server's WebSocket port
+   * (scripts/ws_proxy.py, served by the control port): status, set (params: seed, split,
+   * cut_rate, garbage_rate), cut, garbage, stall, resume, reset. Returns its status (JSON).
+   */
+  env.proxy = async (what, params = {}) => {
+    const query = new URLSearchParams(params).toString();
+    const res = await fetch(`${env.server.control}/proxy/${what}${query ? `?${query}` : ""}`);
+    const body = await res.text();
+    if (!res.ok) throw new Error(`proxy /${what}: ${res.status} ${body}`);
+    return JSON.parse(body);
   };
 
   /** Fails when a page threw or the wasm panicked. */
@@ -345,6 +365,40 @@ export function counterValue(entry) {
   }
   return Number.parseInt(text, 10);
 }
+
+/** A seeded random generator (mulberry32): numbers in [0, 1), the same sequence for a seed. */
+export function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Resolves after `ms`: to space out actions (clicks, cuts), never to wait for a state. */
+export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs each of `actions` (async functions) once, at a moment drawn from `rng` within `ms`; resolves
+ * when all are done. The moments are drawn before any runs, so a seed gives the same schedule.
+ */
+export async function scatter(rng, ms, actions) {
+  const moments = actions.map(() => Math.floor(rng() * ms));
+  await Promise.all(actions.map((action, i) => pause(moments[i]).then(action)));
+}
+
+/** Resolves with the ms it took for every tab in `tabs` to say "Live". */
+export async function allLive(tabs, { timeout = WAIT } = {}) {
+  const started = Date.now();
+  await Promise.all(tabs.map((page) => waitStatus(page, /^Live$/, { timeout })));
+  return Date.now() - started;
+}
+
+/** The last `n` console lines of `page`, for a failure report. */
+export const consoleTail = (page, n = 8) => (page.logs ?? []).slice(-n).join("\n    ");
 
 function escapeRe(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
