@@ -7,7 +7,8 @@ connections), GET /status. Everything binds to 127.0.0.1; the control port answe
 `Access-Control-Allow-Origin: *` because the test page is served from another local port.
 
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
-(SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>
+(SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>; the server binary is
+$NATS_SERVER_BIN, else the first nats-server on PATH.
 
 A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket port, a faithful relay
 until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
@@ -58,7 +59,10 @@ class Server:
                 f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
             )
-        self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
+        self.binary = (
+            os.environ.get("NATS_SERVER_BIN") or shutil.which("nats-server") or "/usr/sbin/nats-server"
+        )
         self.proc = None
         self.lock = threading.Lock()
 
