@@ -112,8 +112,14 @@ pub struct ChatMessage {
     pub at: String,
 }
 
-/// The counter's value as stored under `counter`: JSON {"value","by","at"}, or a bare integer
-/// written by another tool.
+/// The counter's value as stored under `counter`: JSON {"value","by","at","applied"}, or a bare
+/// integer written by another tool.
+///
+/// `applied` makes every click count exactly once however writes are cut: each writer (one per
+/// counter page) numbers its clicks, and a value carries, per recent writer, the number of its last
+/// click it includes. A write starts from the value it read, adds that writer's clicks after its
+/// number and only those, and is a compare-and-set, so every later value carries the entry forward.
+/// After a write whose answer was lost, reading the key tells which clicks are in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
     pub value: i64,
@@ -121,7 +127,15 @@ pub struct Counter {
     pub by: String,
     #[serde(default)]
     pub at: String,
+    /// (writer, last click included), least recently written first, at most [`APPLIED_KEPT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<(String, u64)>,
 }
+
+/// Writers remembered in [`Counter::applied`]: a writer forgotten before it reads the key again
+/// after a lost answer would count its clicks again, which takes this many other writers' writes
+/// in between.
+pub const APPLIED_KEPT: usize = 64;
 
 impl Counter {
     pub fn parse(bytes: &[u8]) -> Option<Counter> {
@@ -133,6 +147,47 @@ impl Counter {
             value,
             ..Default::default()
         })
+    }
+
+    /// The number of `writer`'s last click this value includes (0: none).
+    pub fn applied_upto(&self, writer: &str) -> u64 {
+        self.applied
+            .iter()
+            .find(|(w, _)| w == writer)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// This value with `writer`'s clicks `clicks` (numbered, in order) applied: only those after
+    /// the writer's last click already in. The writer becomes the most recent in `applied`.
+    pub fn with_clicks(
+        &self,
+        writer: &str,
+        by: &str,
+        at: &str,
+        clicks: &[(u64, CounterOp)],
+    ) -> Counter {
+        let done = self.applied_upto(writer);
+        let new: Vec<CounterOp> = clicks
+            .iter()
+            .filter(|(n, _)| *n > done)
+            .map(|(_, op)| *op)
+            .collect();
+        let upto = clicks.iter().map(|(n, _)| *n).fold(done, u64::max);
+        let mut applied: Vec<(String, u64)> = self
+            .applied
+            .iter()
+            .filter(|(w, _)| w != writer)
+            .cloned()
+            .collect();
+        applied.push((writer.to_owned(), upto));
+        let excess = applied.len().saturating_sub(APPLIED_KEPT);
+        applied.drain(..excess);
+        Counter {
+            value: apply_counter_ops(self.value, &new),
+            by: by.to_owned(),
+            at: at.to_owned(),
+            applied,
+        }
     }
 }
 
@@ -196,6 +251,46 @@ mod tests {
         assert_eq!(Counter::parse(b"42").unwrap().value, 42);
         assert_eq!(Counter::parse(b" -7\n").unwrap().value, -7);
         assert_eq!(Counter::parse(b"abc"), None);
+    }
+
+    #[test]
+    fn counter_clicks_count_once() {
+        use CounterOp::*;
+        let start = Counter::parse(b"10").unwrap();
+        let clicks = [(1, Add(1)), (2, Add(1)), (3, Add(10))];
+        let a = start.with_clicks("tab-a", "ada", "t", &clicks);
+        assert_eq!((a.value, a.applied_upto("tab-a")), (22, 3));
+        // The same clicks again (a write whose answer was lost, resent): nothing changes.
+        assert_eq!(a.with_clicks("tab-a", "ada", "t", &clicks).value, 22);
+        // Clicks 2..4 with 1..3 in: only 4 is added.
+        let b = a.with_clicks(
+            "tab-a",
+            "ada",
+            "t",
+            &[(2, Add(1)), (3, Add(10)), (4, Add(-1))],
+        );
+        assert_eq!((b.value, b.applied_upto("tab-a")), (21, 4));
+        // Another writer's entry is carried forward, and its own clicks counted.
+        let c = b.with_clicks("tab-b", "bob", "t", &[(1, Reset), (2, Add(5))]);
+        assert_eq!(
+            (c.value, c.applied_upto("tab-a"), c.applied_upto("tab-b")),
+            (5, 4, 2)
+        );
+        // Survives the JSON round trip.
+        let json = serde_json::to_vec(&c).unwrap();
+        assert_eq!(Counter::parse(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn counter_remembers_the_most_recent_writers() {
+        let mut c = Counter::default();
+        for i in 0..(APPLIED_KEPT as u64 + 10) {
+            c = c.with_clicks(&format!("w{i}"), "", "", &[(1, CounterOp::Add(1))]);
+        }
+        assert_eq!(c.applied.len(), APPLIED_KEPT);
+        assert_eq!(c.applied_upto("w0"), 0);
+        assert_eq!(c.applied_upto(&format!("w{}", APPLIED_KEPT + 9)), 1);
+        assert_eq!(c.value, APPLIED_KEPT as i64 + 10);
     }
 
     #[test]

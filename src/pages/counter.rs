@@ -1,58 +1,42 @@
 //! `/counter`: one shared number in KV (`via_config` / `counter`). Every change is a
 //! compare-and-set, so concurrent clicks in many tabs never lose an update.
 //!
-//! Clicks queue up in the page and one task writes them, a batch at a time, for as long as the
-//! page is mounted. A write whose outcome is unknown (the connection was cut, the reply timed out)
-//! is sent again unchanged — same base revision, same value, same `Nats-Msg-Id` — until the stream
-//! answers: stored (perhaps as a duplicate of the first try), or "wrong last sequence" (not
-//! stored: read again and recompute). So a click is never lost and never counted twice.
+//! Clicks are numbered and queue up in the page; one task writes them, for as long as the page is
+//! mounted. Each write starts by reading the key: the value says up to which of this page's clicks
+//! it already includes (`Counter::applied`), those leave the queue, and the rest are applied in a
+//! compare-and-set. So a write whose answer was lost (a cut, a timeout) is settled by the next read,
+//! whichever server version answers: no click is lost, none is counted twice. Failed tries are
+//! retried by themselves once connected, without waiting for another click.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_nats::{spawn_while_mounted, until_connected, use_kv_key, use_nats, UseKvKeyReturn};
-use nats_ws::jetstream::{err_codes, JetStreamError, PublishOptions};
-use nats_ws::kv::{Operation, Store};
+use nats_ws::kv::{KvError, Operation};
 use nats_ws::Client;
 
-use crate::model::{apply_counter_ops, Counter, CounterOp, CONFIG_BUCKET};
+use crate::model::{Counter, CounterOp, CONFIG_BUCKET};
 use crate::session::{now_iso, random_hex};
 use crate::use_identity;
 
 const KEY: &str = "counter";
-/// The duplicate window of the app's KV buckets: within it a retry with the same `Nats-Msg-Id`
-/// is answered "duplicate" if the first try was stored.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How long one try waits for the stream's answer (retrying while disconnected) before the page
-/// says so; the write is then tried again, unchanged.
-const TRY_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause after a failed try, doubling up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
-
-/// One compare-and-set of a batch of clicks, kept unchanged until the stream has answered it.
-struct Write {
-    /// How many queued clicks (from the front) it applies.
-    ops: usize,
-    /// The revision it was computed from (0: the key had none).
-    base: u64,
-    value: Bytes,
-    msg_id: String,
-    /// A try failed without an answer: the write may be stored already.
-    uncertain: bool,
-    /// When the first try went out (`Date.now()`, ms).
-    first_sent: Option<f64>,
-}
 
 /// What the page shares with its write task. All `Copy`; every read in the task is a `try_`
 /// read, because the task may wake once more after the page is gone.
 #[derive(Clone, Copy)]
 struct Writer {
-    queue: StoredValue<VecDeque<CounterOp>>,
+    /// This page's name in `Counter::applied`: new for every mount, since the click numbers
+    /// start over.
+    id: StoredValue<String>,
+    /// Clicks not yet known to be in the stored value, numbered from 1.
+    queue: StoredValue<VecDeque<(u64, CounterOp)>>,
+    last_click: StoredValue<u64>,
     pending: RwSignal<usize>,
     error: RwSignal<Option<String>>,
     counter: UseKvKeyReturn,
@@ -61,22 +45,25 @@ struct Writer {
 }
 
 impl Writer {
+    fn click(&self, op: CounterOp) {
+        let n = self.last_click.get_value() + 1;
+        self.last_click.set_value(n);
+        self.queue.update_value(|q| q.push_back((n, op)));
+        self.pending.set(self.queue.with_value(VecDeque::len));
+    }
+
     /// Writes queued clicks until the queue is empty; then waits for the next click. Stops when
     /// the page's reactive values are gone (the task is aborted on cleanup anyway).
     async fn run(self, mut wake: mpsc::UnboundedReceiver<()>) {
-        let mut write: Option<Write> = None;
         let mut pause = FIRST_PAUSE;
         loop {
-            let Some(queued) = self.queue.try_with_value(VecDeque::len) else {
-                return;
-            };
-            if queued == 0 && write.is_none() {
+            if self.queue.try_with_value(VecDeque::is_empty) == Some(true) {
                 if wake.next().await.is_none() {
                     return;
                 }
                 continue;
             }
-            match self.step(&mut write).await {
+            match self.step().await {
                 Some(Ok(())) => pause = FIRST_PAUSE,
                 Some(Err(why)) => {
                     self.error.set(Some(format!(
@@ -90,9 +77,9 @@ impl Writer {
         }
     }
 
-    /// One try: waits for a connection, makes the write if there is none in flight, sends it.
-    /// `None` when the page is gone.
-    async fn step(&self, write: &mut Option<Write>) -> Option<Result<(), String>> {
+    /// One try: waits for a connection, reads the key, drops the clicks it includes, writes the
+    /// others. `None` when the page is gone.
+    async fn step(&self) -> Option<Result<(), String>> {
         let Some(client) = self.client.try_get_untracked()? else {
             return Some(Err("not connected yet".into()));
         };
@@ -103,109 +90,61 @@ impl Writer {
         let Some(store) = self.counter.try_store()? else {
             return Some(Err("the counter is not loaded yet".into()));
         };
-        let current = match write.take() {
-            Some(w) => w,
-            None => match self.prepare(&store).await? {
-                Ok(w) => w,
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        let w = write.insert(current);
-        w.first_sent.get_or_insert_with(js_sys::Date::now);
-        let options = PublishOptions::default()
-            .msg_id(w.msg_id.clone())
-            .expected_last_subject_sequence(w.base)
-            .deadline(TRY_DEADLINE);
-        let subject = format!("$KV.{}.{KEY}", store.bucket());
-        let stored = match client
-            .jetstream()
-            .publish_with(&subject, None, &w.value, &options)
-            .await
-        {
-            Ok(_) => true,
-            Err(e) if e.err_code() == Some(err_codes::WRONG_LAST_SEQUENCE) => {
-                // Someone wrote first. Within the duplicate window the stream would have answered
-                // "duplicate" had an earlier try been stored; past it, look for our id.
-                let past_window = w.first_sent.is_some_and(|t| {
-                    js_sys::Date::now() - t >= DUPLICATE_WINDOW.as_millis() as f64
-                });
-                if w.uncertain && past_window {
-                    match landed(&store, &w.msg_id).await {
-                        Ok(found) => found,
-                        Err(e) => return Some(Err(e)),
-                    }
-                } else {
-                    false
-                }
-            }
-            Err(e) => {
-                w.uncertain |= uncertain(&e);
-                return Some(Err(e.to_string()));
-            }
-        };
-        let done = write.take().map_or(0, |w| w.ops);
-        if stored {
-            self.queue
-                .try_update_value(|q| drop(q.drain(..done.min(q.len()))))?;
-            self.pending.set(self.queue.try_with_value(VecDeque::len)?);
-            self.error.set(None);
-        }
-        Some(Ok(()))
-    }
-
-    /// Reads the current value and computes the write of every queued click.
-    async fn prepare(&self, store: &Store) -> Option<Result<Write, String>> {
         let current = match store.entry(KEY).await {
             Ok(current) => current,
             Err(e) => return Some(Err(e.to_string())),
         };
-        let ops: Vec<CounterOp> = self.queue.try_with_value(|q| q.iter().copied().collect())?;
         let value = current
             .as_ref()
             .filter(|e| e.operation == Operation::Put)
             .and_then(|e| Counter::parse(&e.value))
-            .map_or(0, |c| c.value);
-        let next = Counter {
-            value: apply_counter_ops(value, &ops),
-            by: self.identity.try_get_untracked()?,
-            at: now_iso(),
+            .unwrap_or_default();
+        let id = self.id.try_get_value()?;
+        self.settled(value.applied_upto(&id))?;
+        let clicks: Vec<(u64, CounterOp)> =
+            self.queue.try_with_value(|q| q.iter().copied().collect())?;
+        let Some(&(upto, _)) = clicks.last() else {
+            return Some(Ok(()));
         };
-        Some(Ok(Write {
-            ops: ops.len(),
-            base: current.map_or(0, |e| e.revision),
-            value: Bytes::from(serde_json::to_vec(&next).unwrap_or_default()),
-            msg_id: random_hex(22),
-            uncertain: false,
-            first_sent: None,
-        }))
+        let next = value.with_clicks(
+            &id,
+            &self.identity.try_get_untracked()?,
+            &now_iso(),
+            &clicks,
+        );
+        let json = serde_json::to_vec(&next).unwrap_or_default();
+        let written = match &current {
+            Some(e) => store.update(KEY, json, e.revision).await,
+            None => store.create(KEY, json).await,
+        };
+        match written {
+            Ok(_) => {
+                self.settled(upto)?;
+                self.error.set(None);
+                Some(Ok(()))
+            }
+            // Someone wrote first (or our own answer was lost): the next read settles it.
+            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => Some(Ok(())),
+            Err(e) => Some(Err(e.to_string())),
+        }
     }
-}
 
-/// Whether a failed try may have been stored anyway (it reached the server, the answer did not
-/// come back).
-fn uncertain(e: &JetStreamError) -> bool {
-    !matches!(
-        e,
-        JetStreamError::Api { .. } | JetStreamError::NotEnabled { .. }
-    )
-}
-
-/// Whether the key's history holds the write sent with `msg_id`.
-async fn landed(store: &Store, msg_id: &str) -> Result<bool, String> {
-    let history = store.history(KEY).await.map_err(|e| e.to_string())?;
-    Ok(history.iter().any(|e| {
-        e.headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .is_some_and(|id| id == msg_id)
-    }))
+    /// Clicks up to number `upto` are in the stored value: they leave the queue.
+    fn settled(&self, upto: u64) -> Option<()> {
+        self.queue
+            .try_update_value(|q| q.retain(|(n, _)| *n > upto))?;
+        self.pending.set(self.queue.try_with_value(VecDeque::len)?);
+        Some(())
+    }
 }
 
 #[component]
 pub fn CounterPage() -> impl IntoView {
     let counter = use_kv_key(CONFIG_BUCKET, KEY);
     let writer = Writer {
+        id: StoredValue::new(random_hex(12)),
         queue: StoredValue::new(VecDeque::new()),
+        last_click: StoredValue::new(0),
         pending: RwSignal::new(0),
         error: RwSignal::new(None),
         counter,
@@ -216,8 +155,7 @@ pub fn CounterPage() -> impl IntoView {
     spawn_while_mounted(writer.run(woken));
     let Writer { pending, error, .. } = writer;
     let click = move |op: CounterOp| {
-        writer.queue.update_value(|q| q.push_back(op));
-        pending.set(writer.queue.with_value(VecDeque::len));
+        writer.click(op);
         let _ = wake.unbounded_send(());
     };
 
