@@ -137,7 +137,12 @@ def main():
     signal.signal(signal.SIGINT, shutdown)
     if not server.start():
         server.stop()
-        sys.exit("nats-server did not start; see nats-server.log in " + work_dir)
+        try:
+            with open(os.path.join(work_dir, "nats-server.log")) as f:
+                tail = "".join(f.readlines()[-15:])
+        except OSError:
+            tail = "(no log)\n"
+        sys.exit(f"nats-server ({server.binary}) did not start; the end of its log:\n{tail}")
     print(
         f"ready ws://127.0.0.1:{server.ws_port} http://127.0.0.1:{httpd.server_address[1]} "
         f"nats://127.0.0.1:{server.client_port}",
