@@ -54,15 +54,24 @@ test("garbage from the network: every tab reconnects, back to Live, and works", 
     // The garbage breaks the connection (a protocol error): each tab makes a new one.
     for (const page of tabs) await waitStatus(page, /^Live$/, { timeout: 30_000 });
   }
-  // Garbage now and then, in random places of the stream, with tiny frames.
+  // Garbage now and then, in random places of the stream, with tiny frames, while the counter tab
+  // makes traffic (an idle tab gets a frame every 30 s or so).
+  const injected = (await env.proxy("status")).garbage;
   await env.proxy("set", { seed: 12, split: 1, garbage_rate: 0.05 });
-  await eventually("the proxy injected garbage 10 more times", async () => (await env.proxy("status")).garbage >= 13, {
-    timeout: 60_000,
-  });
+  const counter = tabs[0];
+  await eventually(
+    "the proxy injected garbage 10 more times",
+    async () => {
+      await counter.evaluate(() => document.querySelector('[data-testid="counter-inc"]').click());
+      return (await env.proxy("status")).garbage >= injected + 10;
+    },
+    { timeout: 60_000, every: 200 },
+  );
   await env.proxy("reset");
   for (const page of tabs) await waitStatus(page, /^Live$/, { timeout: 45_000 });
+  // The clicks made meanwhile go out by themselves.
+  await waitText(counter, "counter-pending", "", { timeout: 30_000 });
   assert.ok((await env.proxy("status")).connections > before, "the tabs reconnected through the proxy");
-  const counter = tabs[0];
   await counterWorks(counter, [counter]);
   const text = `after the garbage ${rand()}`;
   await send(tabs[1], text);
