@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_nats::use_nats;
 use leptos_router::components::A;
-use nats_ws::Status;
+use nats_ws::{ConnectionError, Status};
 
 use crate::session::{save_identity, Settings};
 use crate::{use_identity, Page};
@@ -43,6 +43,20 @@ pub fn Header() -> impl IntoView {
     }
 }
 
+/// The client's error, plus what it means for this app's own development server (the library does
+/// not know our ports and scripts).
+fn with_hint(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::Transport { .. } | ConnectionError::Timeout { .. } => format!(
+            "{e} — the development server: `bash nats.sh start`, WebSocket port 8080 (⚙ to change)"
+        ),
+        ConnectionError::NotNats { .. } => {
+            format!("{e} — this app's server speaks WebSocket on port 8080, not 4222 (⚙ to change)")
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Live / Reconnecting (N) / Offline, with the details on hover.
 #[component]
 fn StatusBadge() -> impl IntoView {
@@ -52,12 +66,12 @@ fn StatusBadge() -> impl IntoView {
         Status::Reconnecting { attempt, .. } => format!("Reconnecting ({attempt})"),
         Status::Offline { .. } => "Offline".to_owned(),
         Status::Connecting => "Connecting…".to_owned(),
-        Status::Closed => "Closed".to_owned(),
+        _ => "Closed".to_owned(),
     };
     let class = move || match nats.status.get() {
         Status::Connected { .. } => "badge live",
         Status::Reconnecting { .. } | Status::Connecting => "badge reconnecting",
-        Status::Offline { .. } | Status::Closed => "badge offline",
+        _ => "badge offline",
     };
     let detail = move || match nats.status.get() {
         Status::Connected {
@@ -74,11 +88,11 @@ fn StatusBadge() -> impl IntoView {
         Status::Reconnecting {
             last_error: Some(e),
             ..
-        } => e.to_string(),
+        } => with_hint(&e),
         Status::Reconnecting { .. } => "reconnecting".to_owned(),
-        Status::Offline { last_error } => last_error.to_string(),
+        Status::Offline { last_error } => with_hint(&last_error),
         Status::Connecting => "connecting".to_owned(),
-        Status::Closed => "closed".to_owned(),
+        _ => "closed".to_owned(),
     };
     let offline = move || matches!(nats.status.get(), Status::Offline { .. });
     view! {

@@ -198,6 +198,7 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
                         entry.set((e.operation == Operation::Put).then_some(e))
                     }
                     Ok(WatchEvent::InitialDone) => loaded.set(true),
+                    Ok(_) => {}
                     Err(e) => error.set(Some(e.to_string())),
                 }
             }
@@ -290,6 +291,7 @@ pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> Use
                         initial = false;
                         loaded.set(true);
                     }
+                    Ok(_) => {}
                     Err(e) => error.set(Some(e.to_string())),
                 }
             }

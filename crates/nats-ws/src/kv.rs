@@ -50,6 +50,7 @@ pub enum KvError {
 
 /// What a revision did to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     Put,
     Delete,
@@ -175,6 +176,7 @@ pub struct WatchOptions {
 /// the marker: the server decides (nats-server 2.10+ queues API requests, so a put sent after the
 /// creation request can still be stored first).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WatchEvent {
     Entry(Entry),
     InitialDone,

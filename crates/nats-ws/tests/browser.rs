@@ -366,7 +366,7 @@ async fn kv_watch_sees_initial_values_marker_then_a_live_update_from_another_cli
 
     let entry = |event: WatchEvent| match event {
         WatchEvent::Entry(e) => rev(&e),
-        WatchEvent::InitialDone => panic!("InitialDone where an entry was due"),
+        other => panic!("{other:?} where an entry was due"),
     };
     // History 1: the latest revision of each key, delete markers included, in stream order.
     assert_eq!(

@@ -66,7 +66,7 @@ async fn next_event(watch: &mut Watch, what: &str) -> WatchEvent {
 async fn next_entry(watch: &mut Watch, what: &str) -> Entry {
     match next_event(watch, what).await {
         WatchEvent::Entry(e) => e,
-        WatchEvent::InitialDone => panic!("{what}: got the InitialDone marker, wanted an entry"),
+        other => panic!("{what}: got {other:?}, wanted an entry"),
     }
 }
 
@@ -77,6 +77,7 @@ async fn initial_values(watch: &mut Watch, what: &str) -> Vec<(Rev, u64)> {
         match next_event(watch, what).await {
             WatchEvent::Entry(e) => got.push((rev_of(&e), e.delta)),
             WatchEvent::InitialDone => return got,
+            other => panic!("{what}: unexpected {other:?}"),
         }
         assert!(got.len() < 100, "{what}: no InitialDone marker: {got:?}");
     }
@@ -110,6 +111,7 @@ fn py_entry(
         Operation::Put => Value::Null,
         Operation::Delete => json!("DEL"),
         Operation::Purge => json!("PURGE"),
+        other => panic!("no nats.js name for {other:?}"),
     };
     json!({
         "watch": watch,

@@ -95,7 +95,7 @@ async fn watch_initial_values_then_updates_in_order() {
     // CONSUMER.CREATE were often stored before it, and all 103 entries came before the marker.)
     let mut entries = vec![match next_event(&mut watch).await {
         WatchEvent::Entry(e) => e,
-        WatchEvent::InitialDone => panic!("the marker before the initial values"),
+        other => panic!("{other:?} before the initial values"),
     }];
     // Distinct keys: with history 1 an overwritten revision is gone before a watcher could see it.
     let writer = {
@@ -114,6 +114,7 @@ async fn watch_initial_values_then_updates_in_order() {
             match watch.next().await.unwrap().unwrap() {
                 WatchEvent::Entry(e) => entries.push(e),
                 WatchEvent::InitialDone => marker_at = Some(entries.len()),
+                other => panic!("unexpected {other:?}"),
             }
         }
     })
@@ -150,7 +151,7 @@ async fn next_event(watch: &mut Watch) -> WatchEvent {
 async fn next_entry(watch: &mut Watch) -> Entry {
     match next_event(watch).await {
         WatchEvent::Entry(e) => e,
-        WatchEvent::InitialDone => panic!("expected an entry, got the initial-values marker"),
+        other => panic!("expected an entry, got {other:?}"),
     }
 }
 

@@ -63,6 +63,7 @@ pub enum Transmit {
 
 /// The connection as an application sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Status {
     /// The first attempt is under way.
     Connecting,
