@@ -66,12 +66,17 @@ function pubBatch(subject, size, count) {
   return buf;
 }
 
+// Frames of at most 64 KiB, as nats-ws sends: with WebSocket compression nats-server 2.15 closes a
+// connection whose frame inflates beyond max_payload (1 MiB), and a batch of 1000 × 1 KiB does.
+const FRAME = 64 * 1024;
+
 async function publishAll(conn, subject, n, size, batch) {
   const per = batch > 0 ? batch : n;
   const full = pubBatch(subject, size, Math.min(per, n));
   for (let sent = 0; sent < n; sent += per) {
     const k = Math.min(per, n - sent);
-    conn.ws.send(k === per ? full : full.subarray(0, (full.length / per) * k));
+    const bytes = k === per ? full : full.subarray(0, (full.length / per) * k);
+    for (let at = 0; at < bytes.length; at += FRAME) conn.ws.send(bytes.subarray(at, at + FRAME));
     await conn.ping();
   }
 }

@@ -117,7 +117,7 @@ until line=$(grep -m1 '^ready ' "$NATS_TMP/control.out" 2>/dev/null); do
   sleep 0.1
 done
 read -r _ WS_URL CONTROL_URL _ <<<"$line"
-say "nats-server $(nats-server --version 2>/dev/null | awk '{print $NF}'): websocket $WS_URL"
+say "nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null | awk '{print $NF}')${NATS_WS_COMPRESSION:+ with websocket compression}: websocket $WS_URL"
 
 # --- native pub→sub and request/reply ----------------------------------------------------------
 say "native: nats-ws vs async-nats over the same WebSocket port"

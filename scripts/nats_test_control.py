@@ -8,7 +8,8 @@ connections), GET /status. Everything binds to 127.0.0.1; the control port answe
 
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>; the server binary is
-$NATS_SERVER_BIN, else the first nats-server on PATH.
+$NATS_SERVER_BIN, else the first nats-server on PATH; NATS_WS_COMPRESSION=1 turns on WebSocket
+compression.
 
 A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket port, a faithful relay
 until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
@@ -52,11 +53,14 @@ class Server:
         self.work_dir = work_dir
         self.client_port, self.ws_port, self.http_port = free_port(), free_port(), free_port()
         self.config = os.path.join(work_dir, "nats-server.conf")
+        # NATS_WS_COMPRESSION=1: permessage-deflate on the WebSocket port (browsers negotiate it; on
+        # 2.15 the server then refuses client frames that inflate beyond max_payload).
+        compression = "  compression: true\n" if os.environ.get("NATS_WS_COMPRESSION") == "1" else ""
         with open(self.config, "w") as f:
             f.write(
                 f"server_name: nats-ws-browser-test\nhost: 127.0.0.1\nport: {self.client_port}\n"
                 f"http: 127.0.0.1:{self.http_port}\n"
-                f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n}}\n"
+                f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n{compression}}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
             )
         # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
