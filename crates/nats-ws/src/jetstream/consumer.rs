@@ -63,13 +63,14 @@ impl MessageInfo {
         if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
             return None;
         }
+        // 11 or more: newer servers may append tokens (nats.go is not strict past the 11th).
         let (domain, rest) = match tokens.len() {
             9 => (None, &tokens[2..]),
-            11 | 12 => {
+            10 => return None,
+            _ => {
                 let domain = (tokens[2] != "_").then(|| tokens[2].to_owned());
                 (domain, &tokens[4..11])
             }
-            _ => return None,
         };
         let n = |i: usize| rest[i].parse::<u64>().ok();
         Some(MessageInfo {
@@ -183,15 +184,17 @@ impl JetStream {
     /// Every consumer of a stream, all pages.
     pub async fn consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, JetStreamError> {
         validate_name("stream name", stream)?;
-        let mut all = Vec::new();
+        let (mut all, mut offset) = (Vec::new(), 0);
         loop {
-            let body = serde_json::json!({ "offset": all.len() });
+            let body = serde_json::json!({ "offset": offset });
             let page: ConsumerListPage = self
                 .api_json(&format!("CONSUMER.LIST.{stream}"), &body)
                 .await?;
             let got = page.consumers.unwrap_or_default();
-            let done = got.is_empty() || all.len() + got.len() >= page.total;
-            all.extend(got);
+            offset += got.len();
+            let done = got.is_empty() || offset >= page.total;
+            // A consumer being created or deleted right now is listed as null: skip it.
+            all.extend(got.into_iter().flatten());
             if done {
                 return Ok(all);
             }
@@ -419,7 +422,7 @@ impl Ordered {
             last => Some(last),
         };
         let (deliver_policy, opt_start_seq) = match resume_after {
-            Some(seq) => (DeliverPolicy::ByStartSequence, Some(seq + 1)),
+            Some(seq) => (DeliverPolicy::ByStartSequence, Some(seq.saturating_add(1))),
             None => (self.options.deliver_policy, self.options.start_sequence),
         };
         ConsumerConfig {
@@ -550,7 +553,9 @@ impl Ordered {
                 }
             };
             let sub = self.sub.as_mut().expect("created above");
-            let woke = futures::select! {
+            // Biased: a message already waiting counts as activity before an idle timer that
+            // became ready while the application was busy elsewhere.
+            let woke = futures::select_biased! {
                 m = sub.next().fuse() => Wake::Message(m),
                 s = self.statuses.next().fuse() => Wake::Status(s),
                 _ = idle.fuse() => Wake::Idle,
@@ -573,7 +578,7 @@ impl Ordered {
                     let Some(info) = message.reply.as_deref().and_then(MessageInfo::parse) else {
                         continue;
                     };
-                    if info.consumer_sequence != self.last_consumer_seq + 1 {
+                    if Some(info.consumer_sequence) != self.last_consumer_seq.checked_add(1) {
                         // A gap: something was lost; start again after the last message delivered.
                         self.sub = None;
                         continue;
@@ -693,5 +698,23 @@ mod tests {
         assert!(MessageInfo::parse("_INBOX.abc.1").is_none());
         assert!(MessageInfo::parse("$JS.ACK.S.C.x.1.2.3.4").is_none());
         assert!(MessageInfo::parse("$JS.ACK.S.C.1.2.3").is_none());
+        assert!(
+            MessageInfo::parse("$JS.ACK.D.S.C.1.2.3.4.5").is_none(),
+            "10 tokens"
+        );
+        assert!(MessageInfo::parse(
+            "$JS.ACK.S.C.1.2.3.4.u64max+1"
+                .replace("u64max+1", "18446744073709551616")
+                .as_str()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn metadata_accepts_tokens_a_newer_server_appends() {
+        let i =
+            MessageInfo::parse("$JS.ACK.hub.ACC.KV_cfg.c1.1.7.3.1700000000000000000.0.XyZ.more")
+                .unwrap();
+        assert_eq!((i.stream_sequence, i.consumer_sequence), (7, 3));
     }
 }

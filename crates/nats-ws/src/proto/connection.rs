@@ -1083,21 +1083,26 @@ impl Connection {
                 reply,
                 headers,
                 payload,
-            } => match HeaderMap::parse(&headers) {
-                Ok(h) => self.on_message(
-                    now,
-                    sid,
-                    Message {
-                        subject,
-                        reply,
-                        headers: Some(h),
-                        payload,
-                    },
-                ),
-                Err(e) => self
-                    .events
-                    .push_back(Event::ServerError(ServerError::BadMessage(e))),
-            },
+            } => {
+                // A header block we cannot read still delivers its message, without headers (as
+                // nats.go does), and says so: dropping it would leave a gap that an ordered
+                // consumer resets over, receives the same message again, and never gets past.
+                let headers = match HeaderMap::parse(&headers) {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        let error = ServerError::BadMessage(e);
+                        self.events.push_back(Event::ServerError(error));
+                        None
+                    }
+                };
+                let message = Message {
+                    subject,
+                    reply,
+                    headers,
+                    payload,
+                };
+                self.on_message(now, sid, message);
+            }
         }
     }
 
