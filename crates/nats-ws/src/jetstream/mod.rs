@@ -396,13 +396,15 @@ impl JetStream {
 
     /// Every stream's info, all pages.
     pub async fn streams(&self) -> Result<Vec<StreamInfo>, JetStreamError> {
-        let mut streams = Vec::new();
+        let (mut streams, mut offset) = (Vec::new(), 0);
         loop {
-            let body = serde_json::json!({ "offset": streams.len() });
+            let body = serde_json::json!({ "offset": offset });
             let page: types::StreamListPage = self.api_json("STREAM.LIST", &body).await?;
             let got = page.streams.unwrap_or_default();
-            let done = got.is_empty() || streams.len() + got.len() >= page.total;
-            streams.extend(got);
+            offset += got.len();
+            let done = got.is_empty() || offset >= page.total;
+            // A stream being created or deleted right now may be listed as null: skip it.
+            streams.extend(got.into_iter().flatten());
             if done {
                 return Ok(streams);
             }
@@ -772,6 +774,19 @@ fn stored_from_json(raw: types::StoredMessageRaw) -> Result<StoredMessage, JetSt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_pages_may_hold_null_for_what_is_being_created_or_deleted() {
+        // Seen from nats-server while a consumer was being created: a null in the list.
+        let page: types::ConsumerListPage = parse_response(
+            br#"{"type":"io.nats.jetstream.api.v1.consumer_list_response","total":1,"offset":0,"limit":256,"consumers":[null]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.consumers.map(|c| c.len()), Some(1));
+        let page: types::StreamListPage =
+            parse_response(br#"{"total":1,"offset":0,"limit":256,"streams":[null]}"#).unwrap();
+        assert!(page.streams.unwrap()[0].is_none());
+    }
 
     #[test]
     fn api_errors_are_typed_by_err_code() {

@@ -298,7 +298,7 @@ pub(crate) struct StreamListPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    pub streams: Option<Vec<StreamInfo>>,
+    pub streams: Option<Vec<Option<StreamInfo>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,7 +307,7 @@ pub(crate) struct ConsumerListPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    pub consumers: Option<Vec<ConsumerInfo>>,
+    pub consumers: Option<Vec<Option<ConsumerInfo>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
