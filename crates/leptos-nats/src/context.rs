@@ -81,7 +81,14 @@ pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'stat
 impl NatsContext {
     fn connect(&self, options: Options) {
         if let Some(old) = self.client.get_untracked() {
-            old.close();
+            // Closed once the hooks have moved to the new client (their effects run before the
+            // next timer task): the tasks they abort drop their KV watchers, which delete their
+            // consumers through this connection — closed first, those would linger on the server
+            // until their inactive threshold (5 min). `close` writes them out before closing.
+            spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(0).await;
+                old.close();
+            });
         }
         if let Some(Some(handle)) = self.watcher.try_get_value() {
             handle.abort();
