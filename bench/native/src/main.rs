@@ -325,14 +325,7 @@ async fn async_nats_pubsub(url: &str, n: u32, size: usize, batch: u32) -> Res<f6
     // (seen: 992 000 of 1 000 000 received, the server's in_msgs - out_msgs = 8 000, no slow
     // consumer). A request on the subscriber's own connection is a round trip: its no-responders
     // answer comes after the server processed the SUB.
-    match sub_client
-        .request(sub_client.new_inbox(), Bytes::new())
-        .await
-    {
-        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {}
-        Err(e) => return Err(format!("round trip after SUB: {e}").into()),
-        Ok(_) => return Err("round trip after SUB: a reply from no one".into()),
-    }
+    async_nats_round_trip(&sub_client).await?;
     let payload = Bytes::from(vec![b'x'; size]);
     let t0 = Instant::now();
     let mut receiver = tokio::spawn(async move {
@@ -359,6 +352,16 @@ async fn async_nats_pubsub(url: &str, n: u32, size: usize, batch: u32) -> Res<f6
     Ok(f64::from(n) / (t1 - t0).as_secs_f64())
 }
 
+/// A round trip on an async-nats connection (its `flush` does not wait for the server): a request
+/// to a fresh inbox, whose no-responders answer comes after the server processed what was sent.
+async fn async_nats_round_trip(client: &async_nats::Client) -> Res<()> {
+    match client.request(client.new_inbox(), Bytes::new()).await {
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(format!("round trip after SUB: {e}").into()),
+        Ok(_) => Err("round trip after SUB: a reply from no one".into()),
+    }
+}
+
 async fn async_nats_rr(url: &str, n: u32, size: usize) -> Res<Vec<f64>> {
     let responder = async_nats::ConnectOptions::new()
         .name("bench-responder")
@@ -370,7 +373,8 @@ async fn async_nats_rr(url: &str, n: u32, size: usize) -> Res<Vec<f64>> {
         .await?;
     let subject = subject("bench.native.async_nats.rr");
     let mut requests = responder.subscribe(subject.clone()).await?;
-    responder.flush().await?;
+    // The same race as for the subscriber above: the first request found no responder.
+    async_nats_round_trip(&responder).await?;
     let answer = responder.clone();
     tokio::spawn(async move {
         while let Some(m) = requests.next().await {
