@@ -36,7 +36,8 @@ export const VIEWPORT = { width: 1280, height: 800 };
 /** How long a wait for something the app should do gets, in ms. */
 export const WAIT = 20_000;
 
-const CHROMIUM_ARGS = [
+/** The flags every Chromium of the tests runs with (the closed network, no first-run noise). */
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-dev-shm-usage",

@@ -16,7 +16,7 @@ import { test } from "node:test";
 import { Kvm } from "@nats-io/kv";
 import { chromium } from "playwright-core";
 
-import { counterValue, eventually, rand, useEnv, waitStatus, waitText } from "./lib.mjs";
+import { CHROMIUM_ARGS, counterValue, eventually, rand, useEnv, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -192,13 +192,7 @@ async function throttlingBrowser() {
     process.env.CHROMIUM ?? "/usr/bin/chromium",
     [
       "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
+      ...CHROMIUM_ARGS,
       "--no-default-browser-check",
       "--remote-debugging-port=0",
       `--user-data-dir=${profile}`,
