@@ -487,19 +487,8 @@ impl Client {
     /// Waits until connected, at most `at_most`; `false` if that did not happen (timed out, offline,
     /// closed).
     async fn await_connected(&self, at_most: Duration) -> bool {
-        let mut statuses = self.status_stream();
-        let connected = async {
-            while let Some(status) = statuses.next().await {
-                match status {
-                    Status::Connected { .. } => return true,
-                    Status::Offline { .. } | Status::Closed => return false,
-                    _ => {}
-                }
-            }
-            false
-        };
         futures::select! {
-            ok = connected.fuse() => ok,
+            connected = self.wait_connected().fuse() => connected.is_ok(),
             _ = crate::rt::sleep(at_most).fuse() => false,
         }
     }
