@@ -84,11 +84,11 @@ pub fn App() -> impl IntoView {
             <Header/>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view=pages::dashboard::Dashboard/>
-                    <Route path=path!("/chat") view=pages::chat::Chat/>
-                    <Route path=path!("/counter") view=pages::counter::CounterPage/>
-                    <Route path=path!("/config") view=pages::config::ConfigPage/>
-                    <Route path=path!("/themes") view=pages::themes::ThemesPage/>
+                    <Route path=path!("/") view=pages::demos::dashboard::Dashboard/>
+                    <Route path=path!("/chat") view=pages::demos::chat::Chat/>
+                    <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
+                    <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
+                    <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
                 </Routes>
             </main>
             <ToastHost/>

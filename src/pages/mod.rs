@@ -1,7 +1,3 @@
-//! One page per file.
+//! The pages, grouped: `demos` (users, chat, counter, config, themes). One page per file.
 
-pub mod chat;
-pub mod config;
-pub mod counter;
-pub mod dashboard;
-pub mod themes;
+pub mod demos;
