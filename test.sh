@@ -167,40 +167,62 @@ clippy_wasm() {
 
 # The test binaries that start a real nats-server (tests/common); the rest need none.
 SERVER_TESTS="server jetstream kv interop interop_js"
+# Those whose client follows NATS_WS_TEST_TRANSPORT (tests/common TestServer::url).
+TCP_TESTS="server jetstream kv interop"
 
 test_native() {
   step "tests (native; server-backed ones on nats-server $(server_version "$NATS_SERVER_SYSTEM"))"
   NATS_SERVER_BIN="$NATS_SERVER_SYSTEM" cargo test --workspace
 }
 
-# The server-backed test binaries that test_native built, run as they are: asking cargo for a
-# subset (`--test server …`) resolves features differently and compiles everything a second time.
-test_native_current() {
-  step "tests (native, server-backed, on nats-server $(server_version "$NATS_SERVER_CURRENT"))"
-  local binaries name exe failed=()
-  # The same command as test_native, so nothing is compiled; it lists the executables.
-  binaries=$(cargo test --workspace --no-run --message-format=json | python3 -c '
-import json, sys
+# The server-backed test binaries of the workspace, as "<name> <package dir> <executable>" lines:
+# the same command as test_native, so nothing is compiled.
+server_test_binaries() {
+  cargo test --workspace --no-run --message-format=json | python3 -c '
+import json, os, sys
 wanted = set(sys.argv[1].split())
 for line in sys.stdin:
     m = json.loads(line)
     t = m.get("target", {})
     if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") in wanted and "test" in t.get("kind", []):
-        print(t["name"], m["executable"])
-' "$SERVER_TESTS")
+        print(t["name"], os.path.dirname(m["manifest_path"]), m["executable"])
+' "$SERVER_TESTS"
+}
+
+# Runs the server-backed test binaries that test_native built, as they are (asking cargo for a
+# subset, `--test server …`, resolves features differently and compiles everything again).
+# $1: the nats-server binary; $2: the transport our client uses (ws, or tcp for nats://); $3: the
+# test names.
+run_server_tests() {
+  local bin=$1 transport=$2 names=$3 binaries name dir exe failed=() version
+  version=$(server_version "$bin")
+  binaries=$(server_test_binaries)
   [[ $(wc -l <<<"$binaries") -eq $(wc -w <<<"$SERVER_TESTS") ]] || {
     echo "expected test binaries $SERVER_TESTS, found: $binaries" >&2
     return 1
   }
-  while read -r name exe; do
-    printf '\n     Running tests/%s.rs on nats-server %s\n' "$name" "$(server_version "$NATS_SERVER_CURRENT")"
+  while read -r name dir exe; do
+    [[ " $names " == *" $name "* ]] || continue
+    printf '\n     Running %s tests/%s.rs on nats-server %s over %s\n' "$(basename "$dir")" "$name" "$version" "$transport"
     # cargo runs a package's tests in its directory.
-    (cd crates/nats-ws && NATS_SERVER_BIN="$NATS_SERVER_CURRENT" "$exe") || failed+=("$name")
+    (cd "$dir" && NATS_SERVER_BIN="$bin" NATS_WS_TEST_TRANSPORT="$transport" "$exe") || failed+=("$name")
   done <<<"$binaries"
   if ((${#failed[@]})); then
-    echo "failed on nats-server $(server_version "$NATS_SERVER_CURRENT"): ${failed[*]}" >&2
+    echo "failed on nats-server $version over $transport: ${failed[*]}" >&2
     return 1
   fi
+}
+
+test_native_current() {
+  step "tests (native, server-backed, on nats-server $(server_version "$NATS_SERVER_CURRENT"))"
+  run_server_tests "$NATS_SERVER_CURRENT" ws "$SERVER_TESTS"
+}
+
+# The client's suites again with our client on the client port (nats://, plain TCP), both servers.
+test_native_tcp() {
+  step "tests (native, server-backed, nats:// over TCP, both servers)"
+  run_server_tests "$NATS_SERVER_SYSTEM" tcp "$TCP_TESTS"
+  run_server_tests "$NATS_SERVER_CURRENT" tcp "$TCP_TESTS"
 }
 
 test_browser() {
@@ -261,6 +283,7 @@ clippy_native
 clippy_wasm
 test_native
 test_native_current
+test_native_tcp
 test_browser
 build_app
 # The README's screenshots come from the first run only.

@@ -61,10 +61,7 @@ pub enum ParseError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConnectionError {
-    #[error(
-        "could not open a websocket to {url}: {detail}{}",
-        transport_hint(url, detail)
-    )]
+    #[error("could not connect to {url}: {detail}{}", transport_hint(url, detail))]
     Transport { url: String, detail: String },
     #[error("the connection to {url} was lost: {detail}")]
     Lost { url: String, detail: String },
@@ -81,7 +78,10 @@ pub enum ConnectionError {
     Server(String),
     #[error("nothing received from the server for {0:?}: the connection was stale")]
     Stale(Duration),
-    #[error("no answer from {url} within {after:?} while connecting")]
+    #[error(
+        "no answer from {url} within {after:?} while connecting{}",
+        timeout_hint(url)
+    )]
     Timeout { url: String, after: Duration },
     #[error("invalid server url {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -97,6 +97,10 @@ pub enum ConnectionError {
 pub(crate) const NOT_HTTP: &str = "the server answered with something that is not HTTP";
 
 fn transport_hint(url: &str, detail: &str) -> &'static str {
+    if url.starts_with("nats://") {
+        return "; is nats-server running, and is this its client port (4222 by default, `port:` in \
+                the server's configuration)?";
+    }
     let port = url
         .split("://")
         .nth(1)
@@ -109,6 +113,17 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
     } else {
         "; is nats-server running with websocket enabled, and is this its websocket port (not the \
          client port)?"
+    }
+}
+
+/// A websocket listener waits for an HTTP upgrade and says nothing to a plain TCP client, which
+/// therefore times out waiting for INFO.
+fn timeout_hint(url: &str) -> &'static str {
+    if url.starts_with("nats://") {
+        ": a nats:// url needs the server's client port (4222 by default); a websocket port stays \
+         silent to it"
+    } else {
+        ""
     }
 }
 
@@ -217,5 +232,15 @@ mod tests {
             detail: "connection refused".into(),
         };
         assert!(e.to_string().contains("websocket enabled"), "{e}");
+        let e = ConnectionError::Transport {
+            url: "nats://127.0.0.1:4223".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(e.to_string().contains("client port"), "{e}");
+        let e = ConnectionError::Timeout {
+            url: "nats://127.0.0.1:8080".into(),
+            after: std::time::Duration::from_secs(2),
+        };
+        assert!(e.to_string().contains("websocket port stays silent"), "{e}");
     }
 }

@@ -76,7 +76,9 @@ impl ReconnectPolicy {
 /// Everything that shapes a connection. Build with [`Options::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// WebSocket urls (`ws://host:port` or `wss://…`), tried in rotation. At least one.
+    /// Server urls, tried in rotation; at least one. WebSocket (`ws://host:port` or `wss://…`, the
+    /// server's websocket port) everywhere; natively also `nats://host:port`, plain TCP to the
+    /// server's client port (4222 by default).
     pub servers: Vec<String>,
     /// Shown by the server's monitoring (`/connz`). Default none.
     pub name: Option<String>,

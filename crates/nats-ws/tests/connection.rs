@@ -1224,8 +1224,11 @@ fn close_fails_what_is_in_flight() {
 #[test]
 fn urls_are_checked() {
     let now = Instant::now();
-    let err = Connection::new(Options::new("nats://127.0.0.1:4222"), now, 1).unwrap_err();
-    assert!(err.to_string().contains("ws://"), "{err}");
+    let err = Connection::new(Options::new("tls://127.0.0.1:4222"), now, 1).unwrap_err();
+    assert!(err.to_string().contains("wss://"), "{err}");
+    // Natively, nats:// is plain TCP to the client port.
+    let c = Connection::new(Options::new("nats://127.0.0.1:4222"), now, 1).unwrap();
+    assert_eq!(c.servers().collect::<Vec<_>>(), ["nats://127.0.0.1:4222"]);
     assert!(Connection::new(Options::new("http://x"), now, 1).is_err());
     assert!(Connection::new(Options::with_servers(Vec::<String>::new()), now, 1).is_err());
     let c = Connection::new(Options::new("127.0.0.1:8080"), now, 1).unwrap();

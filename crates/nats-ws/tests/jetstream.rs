@@ -480,7 +480,7 @@ async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
     let client = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
@@ -784,7 +784,7 @@ async fn ordered_consumer_continues_across_a_server_restart() {
     let client = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
@@ -835,7 +835,7 @@ async fn ordered_consumer_does_not_spin_while_disconnected() {
     let client = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
@@ -943,7 +943,7 @@ async fn ordered_consumer_for_new_messages_loses_none_when_its_consumer_is_delet
 async fn ordered_consumer_notices_a_lost_tail_from_the_heartbeats() {
     let server = TestServer::start();
     // Five unread messages at most: beyond that the client drops them (a slow reader).
-    let options = nats_ws::Options::new(server.ws_url()).pending_limits(5, 1 << 20);
+    let options = nats_ws::Options::new(server.url()).pending_limits(5, 1 << 20);
     let client = within(5, "connect", nats_ws::connect(options))
         .await
         .unwrap();

@@ -18,9 +18,7 @@ use nats_ws::{Client, Options, Status};
 #[tokio::test]
 async fn revision_chain_and_conflicts() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let js = client.jetstream();
     let kv = js
         .create_key_value(KvConfig::new("chain").history(5))
@@ -77,9 +75,7 @@ async fn revision_chain_and_conflicts() {
 #[tokio::test]
 async fn watch_initial_values_then_updates_in_order() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let kv = client
         .jetstream()
         .create_key_value(KvConfig::new("watched"))
@@ -775,7 +771,7 @@ async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
     let client = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
@@ -1327,7 +1323,7 @@ async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
     let client = within(5, "connect", nats_ws::connect(options))
         .await
         .unwrap();
-    let admin_options = Options::new(server.ws_url()).user_password("admin", "admin");
+    let admin_options = Options::new(server.url()).user_password("admin", "admin");
     let admin = within(5, "connect", nats_ws::connect(admin_options))
         .await
         .unwrap();

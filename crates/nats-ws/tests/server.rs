@@ -1,4 +1,5 @@
-//! The client against a real nats-server over its WebSocket port.
+//! The client against a real nats-server, over its WebSocket port (or, with
+//! `NATS_WS_TEST_TRANSPORT=tcp`, its client port: see `common::TestServer::url`).
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -17,7 +18,7 @@ use nats_ws::{
 #[tokio::test]
 async fn publish_and_subscribe() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
+    let client = nats_ws::connect(Options::new(server.url()))
         .await
         .expect("connect");
     match client.status() {
@@ -57,14 +58,10 @@ async fn publish_and_subscribe() {
 #[tokio::test]
 async fn queue_group_spreads_messages_without_duplicates() {
     let server = TestServer::start();
-    let publisher = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let publisher = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut members = Vec::new();
     for _ in 0..3 {
-        let client = nats_ws::connect(Options::new(server.ws_url()))
-            .await
-            .unwrap();
+        let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
         let sub = client.queue_subscribe("jobs", "workers").unwrap();
         client.flush().await.unwrap();
         members.push((client, sub));
@@ -105,12 +102,8 @@ async fn queue_group_spreads_messages_without_duplicates() {
 #[tokio::test]
 async fn request_reply_and_no_responders() {
     let server = TestServer::start();
-    let responder = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
-    let requester = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let responder = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let requester = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut requests = responder.subscribe("svc.echo").unwrap();
     responder.flush().await.unwrap();
     let serve = {
@@ -153,9 +146,7 @@ async fn request_reply_and_no_responders() {
 #[tokio::test]
 async fn headers_round_trip() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut sub = client.subscribe("h").unwrap();
     client.flush().await.unwrap();
     let mut headers = HeaderMap::new();
@@ -178,9 +169,7 @@ async fn headers_round_trip() {
 #[tokio::test]
 async fn oversize_payload_is_refused_and_the_connection_stays_up() {
     let server = TestServer::start_with("max_payload: 1024");
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     assert_eq!(client.max_payload(), 1024);
     let mut sub = client.subscribe("big").unwrap();
     let err = client.publish("big", vec![7u8; 2000]).unwrap_err();
@@ -212,7 +201,7 @@ authorization {
 #[tokio::test]
 async fn permission_violations_are_reported_and_the_connection_survives() {
     let server = TestServer::start_with(RESTRICTED);
-    let client = nats_ws::connect(Options::new(server.ws_url()).user_password("alice", "alice-pw"))
+    let client = nats_ws::connect(Options::new(server.url()).user_password("alice", "alice-pw"))
         .await
         .unwrap();
     let mut events = client.events();
@@ -250,7 +239,7 @@ async fn permission_violations_are_reported_and_the_connection_survives() {
 #[tokio::test]
 async fn wrong_password_is_named() {
     let server = TestServer::start_with(RESTRICTED);
-    let err = nats_ws::connect(Options::new(server.ws_url()).user_password("alice", "nope"))
+    let err = nats_ws::connect(Options::new(server.url()).user_password("alice", "nope"))
         .await
         .unwrap_err();
     assert_eq!(err, ConnectionError::AuthorizationViolation);
@@ -274,6 +263,83 @@ async fn pointing_at_the_tcp_port_says_so() {
 }
 
 #[tokio::test]
+async fn nats_url_at_the_websocket_port_says_so() {
+    // A WebSocket listener waits for an HTTP upgrade and says nothing: the client times out
+    // waiting for INFO, and the error says which port a nats:// url needs.
+    let server = TestServer::start();
+    let url = format!("nats://127.0.0.1:{}", server.ws_port);
+    let err = nats_ws::connect(Options::new(url).connect_timeout(Duration::from_millis(500)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectionError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("client port"), "{err}");
+}
+
+#[tokio::test]
+async fn tcp_and_websocket_clients_talk_to_each_other() {
+    let server = TestServer::start();
+    let tcp = nats_ws::connect(Options::new(server.client_url()))
+        .await
+        .expect("nats:// connects to the client port");
+    let ws = nats_ws::connect(Options::new(server.ws_url()))
+        .await
+        .unwrap();
+    let mut on_tcp = tcp.subscribe("both.ways").unwrap();
+    let mut on_ws = ws.subscribe("both.ways").unwrap();
+    tcp.flush().await.unwrap();
+    ws.flush().await.unwrap();
+    // Larger than one read of the TCP socket and than one outgoing frame.
+    let big = vec![7u8; 300_000];
+    ws.publish("both.ways", &big).unwrap();
+    tcp.publish("both.ways", "from tcp").unwrap();
+    for sub in [&mut on_tcp, &mut on_ws] {
+        let first = within(5, "the websocket client's message", sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.payload.len(), big.len());
+        assert!(first.payload.iter().all(|&b| b == 7));
+        let second = within(5, "the tcp client's message", sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.payload, "from tcp");
+    }
+    // Request/reply across the two transports.
+    let mut service = tcp.subscribe("echo").unwrap();
+    tcp.flush().await.unwrap();
+    let responder = tcp.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = service.next().await {
+            if let Some(reply) = m.reply {
+                responder.publish(&reply, &m.payload).unwrap();
+            }
+        }
+    });
+    let answer = within(5, "the reply over tcp", ws.request("echo", "ping"))
+        .await
+        .unwrap();
+    assert_eq!(answer.payload, "ping");
+    assert_eq!(tcp.server_info().unwrap().port, server.client_port);
+}
+
+#[tokio::test]
+async fn nothing_listening_at_a_nats_url_says_so() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = nats_ws::connect(Options::new(format!("nats://127.0.0.1:{port}")))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("connection refused") && text.contains("client port"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn nothing_listening_says_so() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -292,10 +358,10 @@ async fn nothing_listening_says_so() {
 #[tokio::test]
 async fn server_restart_reconnects_resubscribes_and_delivers_buffered_publishes_once() {
     let mut server = TestServer::start();
-    let client = nats_ws::connect(quick_reconnect(server.ws_url()))
+    let client = nats_ws::connect(quick_reconnect(server.url()))
         .await
         .unwrap();
-    let other = nats_ws::connect(quick_reconnect(server.ws_url()))
+    let other = nats_ws::connect(quick_reconnect(server.url()))
         .await
         .unwrap();
     let mut own = client.subscribe("buffered").unwrap();
@@ -354,9 +420,7 @@ async fn server_restart_reconnects_resubscribes_and_delivers_buffered_publishes_
 #[tokio::test]
 async fn close_fails_in_flight_requests_and_ends_subscriptions() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let _responder = client.subscribe("svc.never").unwrap();
     let mut sub = client.subscribe("x").unwrap();
     client.flush().await.unwrap();
@@ -380,9 +444,7 @@ async fn close_fails_in_flight_requests_and_ends_subscriptions() {
 #[tokio::test]
 async fn drain_delivers_what_was_sent_then_closes() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut sub = client.subscribe("d").unwrap();
     client.flush().await.unwrap();
     for i in 0..100 {
@@ -399,7 +461,7 @@ async fn drain_delivers_what_was_sent_then_closes() {
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_is_bounded_counted_and_reported() {
     let server = TestServer::start();
-    let client = nats_ws::connect(Options::new(server.ws_url()).pending_limits(100, 1 << 20))
+    let client = nats_ws::connect(Options::new(server.url()).pending_limits(100, 1 << 20))
         .await
         .unwrap();
     let mut events = client.events();
@@ -447,14 +509,10 @@ async fn a_subscriber_that_stops_reading_is_bounded_counted_and_reported() {
 #[tokio::test]
 async fn close_sends_every_accepted_publish_first() {
     let server = TestServer::start();
-    let reader = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let reader = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut sub = reader.subscribe("last.words").unwrap();
     reader.flush().await.unwrap();
-    let writer = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let writer = nats_ws::connect(Options::new(server.url())).await.unwrap();
     for i in 0..2000 {
         writer.publish("last.words", format!("{i}")).unwrap();
     }
@@ -471,7 +529,7 @@ async fn close_sends_every_accepted_publish_first() {
 #[tokio::test]
 async fn a_request_made_during_an_outage_waits_for_the_connection_not_in_a_buffer() {
     let mut server = TestServer::start();
-    let client = nats_ws::connect(quick_reconnect(server.ws_url()))
+    let client = nats_ws::connect(quick_reconnect(server.url()))
         .await
         .unwrap();
     server.stop();
@@ -522,9 +580,7 @@ async fn a_big_burst_to_our_own_subscription_is_read_while_it_is_written() {
     // The server cuts a client whose unread output passes max_pending (a slow consumer). A driver
     // that stops reading while it writes a large burst gets cut by its own echo.
     let server = TestServer::start_with("max_pending: 2MB\n");
-    let client = nats_ws::connect(Options::new(server.ws_url()))
-        .await
-        .unwrap();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut statuses = client.status_stream();
     let mut sub = client.subscribe("echo.burst").unwrap();
     client.flush().await.unwrap();
@@ -556,7 +612,7 @@ async fn a_subscriber_that_fell_behind_receives_the_servers_large_frame() {
     // "Space limit exceeded: Message too long"), reconnect, and lose those messages, with nothing
     // but a status change to show for it: the native benchmark's stall.
     let server = TestServer::start();
-    let url = server.ws_url();
+    let url = server.url();
     let client = nats_ws::connect(Options::new(&url)).await.unwrap();
     let mut statuses = client.status_stream();
     let mut sub = client.subscribe("behind").unwrap();
@@ -602,7 +658,7 @@ async fn a_subscriber_that_fell_behind_receives_the_servers_large_frame() {
 #[tokio::test]
 async fn drain_while_disconnected_closes_at_once() {
     let mut server = TestServer::start();
-    let client = nats_ws::connect(quick_reconnect(server.ws_url()).reconnect(
+    let client = nats_ws::connect(quick_reconnect(server.url()).reconnect(
         nats_ws::ReconnectPolicy {
             max_attempts: None,
             ..Default::default()

@@ -1433,7 +1433,8 @@ fn op_name(op: &ServerOp) -> &'static str {
     }
 }
 
-/// Accepts `ws://…` and `wss://…`; adds `ws://` to a bare `host:port`; refuses other schemes.
+/// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
+/// `ws://` to a bare `host:port`; refuses other schemes.
 fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     let url = url.trim();
     let invalid = |reason: &str| ConnectionError::InvalidUrl {
@@ -1442,11 +1443,20 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     };
     let with_scheme = match url.split_once("://") {
         Some(("ws" | "wss", _)) => url.to_owned(),
-        Some(("nats" | "tls", _)) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        Some(("nats", _)) => url.to_owned(),
+        #[cfg(target_arch = "wasm32")]
+        Some(("nats", _)) => {
             return Err(invalid(
-                "this client speaks WebSocket: use ws://host:<websocket port>, not nats://",
+                "a browser can only open WebSockets: use ws://host:<websocket port>, not nats://",
             ))
         }
+        Some(("tls", _)) => return Err(invalid(
+            "tls:// (TLS on the client port) is not supported: use wss:// to the websocket port",
+        )),
+        #[cfg(not(target_arch = "wasm32"))]
+        Some(_) => return Err(invalid("use a ws://, wss:// or nats:// url")),
+        #[cfg(target_arch = "wasm32")]
         Some(_) => return Err(invalid("use a ws:// or wss:// url")),
         None if url.is_empty() => return Err(invalid("it is empty")),
         None => format!("ws://{url}"),

@@ -118,6 +118,16 @@ impl TestServer {
         panic!("nats-server did not start after 5 tries: {last_log}");
     }
 
+    /// The url our client connects to: the WebSocket port, or the client port (`nats://`, plain
+    /// TCP) when `NATS_WS_TEST_TRANSPORT=tcp` — test.sh runs the server-backed suites both ways.
+    pub fn url(&self) -> String {
+        match std::env::var("NATS_WS_TEST_TRANSPORT").as_deref() {
+            Ok("tcp") => self.client_url(),
+            Ok("ws") | Err(_) => self.ws_url(),
+            Ok(other) => panic!("NATS_WS_TEST_TRANSPORT={other:?}: use ws or tcp"),
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.ws_port)
     }
@@ -227,15 +237,15 @@ pub fn quick_reconnect(url: String) -> nats_ws::Options {
     })
 }
 
-/// Our client, connected to the server's WebSocket port (bounded).
+/// Our client, connected to the server (bounded; see [`TestServer::url`]).
 pub async fn connect(server: &TestServer) -> nats_ws::Client {
     within(
         5,
         "our client to connect",
-        nats_ws::connect(nats_ws::Options::new(server.ws_url())),
+        nats_ws::connect(nats_ws::Options::new(server.url())),
     )
     .await
-    .expect("our client connects over WebSocket")
+    .expect("our client connects")
 }
 
 /// Waits (bounded) for a status matching `pred` and returns it.
