@@ -1,0 +1,682 @@
+//! The agent: the managed processes and leaf nodes, and everything it writes to NATS — state in
+//! KV `processes`, the `services_registry` entries, and log lines on `proc.logs.<name>`.
+//!
+//! One task (the keeper) does every KV write, so writes never overtake each other. It runs on every
+//! change, every 2 s (CPU, RSS, leaf links) and after a reconnect; a write that fails (the hub is
+//! down) leaves its key dirty for the next round: nothing here gives up or crashes on a NATS error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use nats_ws::kv::{KvConfig, KvError, Store};
+use nats_ws::{Client, HeaderMap};
+use tokio::sync::{watch, Notify};
+
+use crate::config::{Config, AGENT_NAME};
+use crate::leaf::{self, LeafPorts};
+use crate::model::{now_ms, Kind, LeafInfo, LogLine, ProcessState, RegistryEntry, RunState};
+use crate::supervisor::{Command, Events, Managed, Spec};
+
+pub const PROCESSES_BUCKET: &str = "processes";
+pub const REGISTRY_BUCKET: &str = "services_registry";
+/// Registry entries expire this long after their last heartbeat.
+pub const REGISTRY_TTL: Duration = Duration::from_secs(15);
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// CPU, RSS and leaf links are refreshed (and every state written) this often.
+pub const TICK: Duration = Duration::from_secs(2);
+/// How long leaf-add waits for the hub's /leafz to list the new leaf.
+pub const LEAF_JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// One KV write or delete; beyond it the key stays dirty for the next round.
+const KV_TIMEOUT: Duration = Duration::from_secs(3);
+
+const AGENT_TAGS: &[&str] = &["service:via/agent", "depends:nats"];
+const LEAF_TAGS: &[&str] = &["service:nats/leaf", "depends:nats"];
+
+/// An answer other than success: the code and text of the service's error reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the processes tell the agent: a state changed (mark it for the keeper), a line was printed
+/// (publish it).
+struct Notifier {
+    client: Client,
+    dirty: Mutex<BTreeSet<String>>,
+    wake: Notify,
+}
+
+impl Events for Notifier {
+    fn changed(&self, name: &str) {
+        self.dirty
+            .lock()
+            .expect("dirty lock")
+            .insert(name.to_owned());
+        self.wake.notify_one();
+    }
+
+    fn log(&self, name: &str, line: &LogLine) {
+        if let Ok(json) = serde_json::to_vec(line) {
+            // Buffered by the client while disconnected (bounded); dropped beyond.
+            let _ = self.client.publish(&format!("proc.logs.{name}"), json);
+        }
+    }
+}
+
+pub struct Agent {
+    pub config: Config,
+    pub client: Client,
+    pub host: String,
+    /// The service instance id, stamped on every state and registry entry.
+    pub id: String,
+    notifier: Arc<Notifier>,
+    procs: Mutex<BTreeMap<String, Arc<Managed>>>,
+    /// Keys of `processes` to delete (removed leaves).
+    removed: Mutex<BTreeSet<String>>,
+    leaf_ops: tokio::sync::Mutex<()>,
+    stopping: AtomicBool,
+    /// Everything is stopped: the keeper's next successful round is its last.
+    finishing: AtomicBool,
+    /// Rounds asked for / done, so a caller can wait for its change to be written.
+    rounds_asked: AtomicU64,
+    rounds_done: watch::Sender<u64>,
+}
+
+struct Stores {
+    processes: Store,
+    registry: Store,
+    /// The registry stream allows per-message TTL (nats-server 2.11+): puts carry `Nats-TTL`.
+    per_key_ttl: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+async fn with_timeout<T>(
+    f: impl std::future::Future<Output = Result<T, KvError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(KV_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer in time".to_owned()),
+    }
+}
+
+impl Agent {
+    /// Creates the agent and its processes (autostarting those that ask for it) and the keeper.
+    pub fn start(config: Config, client: Client, id: String) -> Arc<Agent> {
+        let notifier = Arc::new(Notifier {
+            client: client.clone(),
+            dirty: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
+        });
+        let agent = Arc::new(Agent {
+            host: hostname(),
+            id,
+            notifier,
+            procs: Mutex::new(BTreeMap::new()),
+            removed: Mutex::new(BTreeSet::new()),
+            leaf_ops: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            finishing: AtomicBool::new(false),
+            rounds_asked: AtomicU64::new(0),
+            rounds_done: watch::channel(0).0,
+            client,
+            config,
+        });
+        // Leaves of an earlier run are gone (they died with it): so are their folders.
+        let _ = std::fs::remove_dir_all(agent.leaves_dir());
+        for p in &agent.config.processes {
+            let spec = Spec {
+                name: p.name.clone(),
+                kind: Kind::Process,
+                command: p.command.clone(),
+                args: p.args.clone(),
+                env: p.env.clone(),
+                cwd: p.cwd.clone(),
+                restart: p.restart,
+                backoff: p.backoff,
+                tags: p.service.clone(),
+                control: p.control,
+                log_file: None,
+            };
+            let m = Managed::launch(
+                spec,
+                p.autostart,
+                &agent.host,
+                &agent.id,
+                agent.notifier.clone(),
+            );
+            agent.notifier.changed(&p.name);
+            agent
+                .procs
+                .lock()
+                .expect("procs lock")
+                .insert(p.name.clone(), m);
+        }
+        tokio::spawn(agent.clone().keeper());
+        agent
+    }
+
+    fn leaves_dir(&self) -> std::path::PathBuf {
+        self.config.agent.data_dir.join("leaves")
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Managed>> {
+        self.procs.lock().expect("procs lock").get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<ProcessState> {
+        let procs: Vec<Arc<Managed>> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .cloned()
+            .collect();
+        procs.iter().map(|m| m.snapshot()).collect()
+    }
+
+    pub fn leaves(&self) -> Vec<LeafInfo> {
+        self.list().into_iter().filter_map(|s| s.leaf).collect()
+    }
+
+    /// Asks the keeper for a round and waits (bounded) until one that started after the ask ended.
+    pub async fn flush(&self) {
+        let target = self.rounds_asked.fetch_add(1, Ordering::SeqCst) + 1;
+        self.notifier.wake.notify_one();
+        let mut done = self.rounds_done.subscribe();
+        let _ = tokio::time::timeout(KV_TIMEOUT * 2, done.wait_for(|d| *d >= target)).await;
+    }
+
+    /// Starts a leaf node and waits until the hub lists it.
+    pub async fn add_leaf(&self, name: Option<String>) -> Result<LeafInfo, ApiError> {
+        if let Some(n) = &name {
+            if !leaf::valid_leaf_name(n) {
+                return Err(ApiError::new(
+                    400,
+                    format!("invalid leaf name {n:?}: use 1–32 of a-z, 0-9 and '-'"),
+                ));
+            }
+        }
+        let _guard = self.leaf_ops.lock().await;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(ApiError::new(500, "the agent is stopping"));
+        }
+        let max = self.config.agent.max_leaves;
+        if self.leaves().len() >= max {
+            return Err(ApiError::new(
+                429,
+                format!("at most {max} leaf nodes run at once; remove one first"),
+            ));
+        }
+        let name = match name {
+            Some(n) if self.get(&n).is_some() || n == AGENT_NAME => {
+                return Err(ApiError::new(409, format!("{n:?} is already taken")))
+            }
+            Some(n) => n,
+            None => leaf::first_free_name(|n| self.get(n).is_some()),
+        };
+        let internal = |e: std::io::Error| ApiError::new(500, format!("leaf {name}: {e}"));
+        let dir = self.leaves_dir().join(&name);
+        let store = dir.join("store");
+        std::fs::create_dir_all(&store).map_err(internal)?;
+        let ports = LeafPorts::pick().map_err(internal)?;
+        let conf = dir.join("leaf.conf");
+        let text = leaf::render_conf(&name, ports, &store, self.config.agent.hub_leafnode_port);
+        std::fs::write(&conf, text).map_err(internal)?;
+        let spec = Spec {
+            name: name.clone(),
+            kind: Kind::Leaf,
+            command: self.config.agent.nats_server.to_string_lossy().into_owned(),
+            args: vec!["-c".to_owned(), conf.to_string_lossy().into_owned()],
+            env: BTreeMap::new(),
+            cwd: dir.clone(),
+            restart: crate::config::RestartPolicy::OnFailure,
+            backoff: Default::default(),
+            tags: LEAF_TAGS.iter().map(|t| t.to_string()).collect(),
+            control: true,
+            log_file: Some(dir.join("leaf.log")),
+        };
+        let info = LeafInfo {
+            name: name.clone(),
+            client_port: ports.client,
+            ws_port: ports.ws,
+            http_port: ports.http,
+            connected: false,
+            rtt: None,
+            in_msgs: 0,
+            out_msgs: 0,
+            in_bytes: 0,
+            out_bytes: 0,
+        };
+        let m = Managed::launch(spec, false, &self.host, &self.id, self.notifier.clone());
+        m.update(|s| s.leaf = Some(info));
+        self.removed.lock().expect("removed lock").remove(&name);
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .insert(name.clone(), m.clone());
+        m.command(Command::Start).await;
+
+        let deadline = tokio::time::Instant::now() + LEAF_JOIN_TIMEOUT;
+        let mut last_error = String::from("not listed in the hub's /leafz");
+        while tokio::time::Instant::now() < deadline {
+            match self.refresh_leaves().await {
+                Ok(()) => {
+                    if let Some(info) = m.snapshot().leaf.filter(|l| l.connected) {
+                        self.flush().await;
+                        return Ok(info);
+                    }
+                }
+                Err(e) => last_error = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let tail: Vec<String> = m.logs(5).into_iter().map(|l| l.line).collect();
+        self.remove(&name).await;
+        Err(ApiError::new(
+            500,
+            format!(
+                "leaf {name} did not join the hub within {} s ({last_error}); its last output: {}",
+                LEAF_JOIN_TIMEOUT.as_secs(),
+                tail.join(" | ")
+            ),
+        ))
+    }
+
+    pub async fn remove_leaf(&self, name: &str) -> Result<(), ApiError> {
+        let _guard = self.leaf_ops.lock().await;
+        match self.get(name) {
+            Some(m) if m.spec.kind == Kind::Leaf => {
+                self.remove(name).await;
+                self.flush().await;
+                Ok(())
+            }
+            _ => Err(ApiError::new(404, format!("no leaf node named {name:?}"))),
+        }
+    }
+
+    /// Stops a leaf and forgets it: process, state key, registry entry (by the keeper), folder.
+    async fn remove(&self, name: &str) {
+        let Some(m) = self.get(name) else { return };
+        m.command(Command::Shutdown).await;
+        self.procs.lock().expect("procs lock").remove(name);
+        self.removed
+            .lock()
+            .expect("removed lock")
+            .insert(name.to_owned());
+        let dir = self.leaves_dir().join(name);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            eprintln!("via-agent: cannot remove {}: {e}", dir.display());
+        }
+        self.notifier.wake.notify_one();
+    }
+
+    /// Reads the hub's /leafz into every leaf's [`LeafInfo`].
+    async fn refresh_leaves(&self) -> Result<(), String> {
+        let leaves: Vec<Arc<Managed>> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .filter(|m| m.spec.kind == Kind::Leaf)
+            .cloned()
+            .collect();
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        let url = format!(
+            "{}/leafz",
+            self.config.agent.hub_monitoring_url.trim_end_matches('/')
+        );
+        let entries = match crate::http::get(&url, Duration::from_secs(2)).await {
+            Ok(body) => leaf::parse_leafz(&body),
+            Err(e) => Err(e),
+        };
+        for m in &leaves {
+            let state = m.snapshot();
+            let found = match (&entries, state.pid) {
+                (Ok(entries), Some(pid)) => {
+                    let ports = leaf::local_ports_to(pid, self.config.agent.hub_leafnode_port);
+                    leaf::find_leaf(entries, m.name(), &ports).cloned()
+                }
+                _ => None,
+            };
+            let Some(mut info) = state.leaf.clone() else {
+                continue;
+            };
+            let before = info.clone();
+            info.connected = found.is_some();
+            if let Some(e) = found {
+                info.rtt = e.rtt;
+                info.in_msgs = e.in_msgs;
+                info.out_msgs = e.out_msgs;
+                info.in_bytes = e.in_bytes;
+                info.out_bytes = e.out_bytes;
+            } else {
+                info.rtt = None;
+            }
+            if info != before {
+                m.update(|s| s.leaf = Some(info));
+            }
+        }
+        entries.map(|_| ())
+    }
+
+    /// Stops every process (leaves first, then the config's in reverse order), then has the keeper
+    /// write their final states and delete every registry entry, the agent's own included.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _guard = self.leaf_ops.lock().await;
+        let leaves: Vec<Arc<Managed>> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .filter(|m| m.spec.kind == Kind::Leaf)
+            .cloned()
+            .collect();
+        let configured = self
+            .config
+            .processes
+            .iter()
+            .rev()
+            .filter_map(|p| self.get(&p.name));
+        let order: Vec<Arc<Managed>> = leaves.into_iter().chain(configured).collect();
+        for m in &order {
+            m.command(Command::Shutdown).await;
+            if m.spec.kind == Kind::Leaf {
+                self.procs.lock().expect("procs lock").remove(m.name());
+                self.removed
+                    .lock()
+                    .expect("removed lock")
+                    .insert(m.name().to_owned());
+                let _ = std::fs::remove_dir_all(self.leaves_dir().join(m.name()));
+            }
+        }
+        self.finishing.store(true, Ordering::SeqCst);
+        self.flush().await;
+    }
+
+    /// What should be in the registry now: the agent, every running process with service tags,
+    /// every running leaf the hub lists. Nothing once stopping.
+    fn wanted_registry(&self) -> BTreeMap<String, (u32, Vec<String>, &'static str)> {
+        let mut wanted = BTreeMap::new();
+        if self.stopping.load(Ordering::SeqCst) {
+            return wanted;
+        }
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        wanted.insert(
+            AGENT_NAME.to_owned(),
+            (std::process::id(), tags(AGENT_TAGS), "agent"),
+        );
+        let procs: Vec<Arc<Managed>> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .cloned()
+            .collect();
+        for m in procs {
+            let s = m.snapshot();
+            let (Some(pid), RunState::Running) = (s.pid, s.state) else {
+                continue;
+            };
+            match s.kind {
+                Kind::Leaf if s.leaf.as_ref().is_some_and(|l| l.connected) => {
+                    wanted.insert(s.name, (pid, m.spec.tags.clone(), "leaf"));
+                }
+                Kind::Process if !m.spec.tags.is_empty() => {
+                    wanted.insert(s.name, (pid, m.spec.tags.clone(), "process"));
+                }
+                _ => {}
+            }
+        }
+        wanted
+    }
+
+    async fn open_stores(&self) -> Result<Stores, String> {
+        let js = self.client.jetstream();
+        let open = |config: KvConfig| {
+            let js = js.clone();
+            async move {
+                match js.key_value(&config.bucket).await {
+                    Err(KvError::BucketNotFound { .. }) => js.create_key_value(config).await,
+                    other => other,
+                }
+            }
+        };
+        let processes = with_timeout(open(KvConfig::new(PROCESSES_BUCKET))).await?;
+        let registry = with_timeout(open(
+            KvConfig::new(REGISTRY_BUCKET)
+                .ttl(REGISTRY_TTL)
+                .limit_marker_ttl(Duration::from_secs(5)),
+        ))
+        .await?;
+        // 2.9/2.10 accept allow_msg_ttl and drop it: believe the stream's own config.
+        let per_key_ttl =
+            tokio::time::timeout(KV_TIMEOUT, js.stream_info(&format!("KV_{REGISTRY_BUCKET}")))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|info| info.config.allow_msg_ttl);
+        Ok(Stores {
+            processes,
+            registry,
+            per_key_ttl,
+        })
+    }
+
+    /// The single writer of KV (see the module docs).
+    async fn keeper(self: Arc<Self>) {
+        let mut stores: Option<Stores> = None;
+        let mut registered: BTreeMap<String, u64> = BTreeMap::new();
+        let mut heartbeat_due = true;
+        let mut cleaned = false;
+        let mut last_error = String::new();
+        let mut statuses = self.client.status_stream();
+        let mut tick = tokio::time::interval(TICK);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.notifier.wake.notified() => {}
+                _ = tick.tick() => {
+                    let procs: Vec<Arc<Managed>> = self.procs.lock().expect("procs lock").values().cloned().collect();
+                    for m in &procs {
+                        m.sample();
+                    }
+                    let _ = self.refresh_leaves().await;
+                    self.mark_all_dirty();
+                }
+                _ = heartbeat.tick() => heartbeat_due = true,
+                status = statuses.next() => {
+                    if status.as_ref().is_some_and(|s| s.is_connected()) {
+                        // After a reconnect (maybe to a restarted hub): write everything again.
+                        self.mark_all_dirty();
+                        heartbeat_due = true;
+                    }
+                }
+            }
+            let round = self.rounds_asked.load(Ordering::SeqCst);
+            let finishing = self.finishing.load(Ordering::SeqCst);
+            if !self.client.status().is_connected() {
+                continue;
+            }
+            let result = async {
+                if stores.is_none() {
+                    stores = Some(self.open_stores().await?);
+                }
+                let s = stores.as_ref().expect("opened");
+                if !cleaned {
+                    self.clean_stale_states(s).await?;
+                    cleaned = true;
+                }
+                self.write_states(s).await?;
+                self.write_registry(s, &mut registered, heartbeat_due)
+                    .await?;
+                heartbeat_due = false;
+                Ok::<(), String>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    last_error.clear();
+                    self.rounds_done.send_if_modified(|d| {
+                        let newer = round > *d;
+                        *d = (*d).max(round);
+                        newer
+                    });
+                    if finishing {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if e.contains("does not exist") {
+                        stores = None;
+                    }
+                    if e != last_error {
+                        eprintln!(
+                            "via-agent: writing to NATS failed (retrying every {} s): {e}",
+                            TICK.as_secs()
+                        );
+                        last_error = e;
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_all_dirty(&self) {
+        let names: Vec<String> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .keys()
+            .cloned()
+            .collect();
+        self.notifier
+            .dirty
+            .lock()
+            .expect("dirty lock")
+            .extend(names);
+    }
+
+    /// Deletes the states of processes this agent does not run (left the config, leaves of an
+    /// earlier run).
+    async fn clean_stale_states(&self, s: &Stores) -> Result<(), String> {
+        let keys = with_timeout(s.processes.keys()).await?;
+        for key in keys {
+            if self.get(&key).is_none() {
+                with_timeout(s.processes.delete(&key)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_states(&self, s: &Stores) -> Result<(), String> {
+        let dirty = std::mem::take(&mut *self.notifier.dirty.lock().expect("dirty lock"));
+        let removed = std::mem::take(&mut *self.removed.lock().expect("removed lock"));
+        let mut failed = None;
+        let mut retry_dirty = BTreeSet::new();
+        let mut retry_removed = BTreeSet::new();
+        for name in dirty {
+            let Some(m) = self.get(&name) else { continue };
+            if failed.is_some() {
+                retry_dirty.insert(name);
+                continue;
+            }
+            let json = serde_json::to_vec(&m.snapshot()).expect("state serialises");
+            if let Err(e) = with_timeout(s.processes.put(&name, json)).await {
+                failed = Some(e);
+                retry_dirty.insert(name);
+            }
+        }
+        for name in removed {
+            if self.get(&name).is_some() {
+                continue;
+            }
+            if failed.is_some() {
+                retry_removed.insert(name);
+                continue;
+            }
+            if let Err(e) = with_timeout(s.processes.delete(&name)).await {
+                failed = Some(e);
+                retry_removed.insert(name);
+            }
+        }
+        self.notifier
+            .dirty
+            .lock()
+            .expect("dirty lock")
+            .extend(retry_dirty);
+        self.removed
+            .lock()
+            .expect("removed lock")
+            .extend(retry_removed);
+        failed.map_or(Ok(()), Err)
+    }
+
+    async fn write_registry(
+        &self,
+        s: &Stores,
+        registered: &mut BTreeMap<String, u64>,
+        heartbeat_due: bool,
+    ) -> Result<(), String> {
+        let wanted = self.wanted_registry();
+        let gone: Vec<String> = registered
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            with_timeout(s.registry.delete(&name)).await?;
+            registered.remove(&name);
+        }
+        let mut headers = HeaderMap::new();
+        if s.per_key_ttl {
+            headers.insert("Nats-TTL", format!("{}s", REGISTRY_TTL.as_secs()));
+        }
+        let now = now_ms();
+        for (name, (pid, tags, kind)) in wanted {
+            if registered.contains_key(&name) && !heartbeat_due {
+                continue;
+            }
+            let registered_at = *registered.get(&name).unwrap_or(&now);
+            let entry = RegistryEntry {
+                name: name.clone(),
+                host: self.host.clone(),
+                pid,
+                registered_at,
+                heartbeat_at: now,
+                tags,
+                kind: kind.to_owned(),
+                agent: self.id.clone(),
+            };
+            let json = serde_json::to_vec(&entry).expect("entry serialises");
+            with_timeout(s.registry.put_with_headers(&name, json, &headers)).await?;
+            registered.insert(name, registered_at);
+        }
+        Ok(())
+    }
+}

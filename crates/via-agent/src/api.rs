@@ -1,0 +1,171 @@
+//! The endpoints of service `process-control`: request JSON in, reply JSON or an [`ApiError`]
+//! out. Requests only *name* processes; nothing in them reaches a command line or a path
+//! unvalidated.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::agent::{Agent, ApiError};
+use crate::config::valid_process_name;
+use crate::logs::RING_LINES;
+use crate::supervisor::Command;
+
+/// Endpoint names and subjects, as the contract lists them.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("list", "via.proc.list"),
+    ("start", "via.proc.start"),
+    ("stop", "via.proc.stop"),
+    ("restart", "via.proc.restart"),
+    ("logs", "via.proc.logs"),
+    ("leaf-add", "via.leaf.add"),
+    ("leaf-remove", "via.leaf.remove"),
+    ("leaf-list", "via.leaf.list"),
+];
+
+pub const DEFAULT_LOG_LINES: usize = 100;
+
+/// The body of an error reply: `{"error":"…","code":N}`.
+pub fn error_body(e: &ApiError) -> Vec<u8> {
+    serde_json::to_vec(&json!({"error": e.message, "code": e.code})).expect("json")
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(400, message)
+}
+
+/// An empty payload is `{}`; anything else must be a JSON object.
+pub fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(bad(
+            "the request must be a JSON object, e.g. {\"name\":\"app\"}",
+        )),
+        Err(e) => Err(bad(format!("malformed JSON: {e}"))),
+    }
+}
+
+/// `name`, required unless `optional`; `null` counts as absent.
+fn name_field(req: &Map<String, Value>, optional: bool) -> Result<Option<String>, ApiError> {
+    match req.get("name") {
+        None | Some(Value::Null) if optional => Ok(None),
+        None | Some(Value::Null) => Err(bad("missing \"name\": say which process")),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad("\"name\" must be a string")),
+    }
+}
+
+/// A process name that can exist (the rest are refused before any lookup).
+fn process_name(req: &Map<String, Value>) -> Result<String, ApiError> {
+    let name = name_field(req, false)?.expect("required");
+    if !valid_process_name(&name) {
+        return Err(bad(format!(
+            "invalid name {name:?}: names are 1–64 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(name)
+}
+
+/// `lines`: default 100, at most 1000.
+pub fn lines_field(req: &Map<String, Value>) -> Result<usize, ApiError> {
+    match req.get("lines") {
+        None | Some(Value::Null) => Ok(DEFAULT_LOG_LINES),
+        Some(v) => v
+            .as_u64()
+            .map(|n| (n as usize).min(RING_LINES))
+            .ok_or_else(|| bad("\"lines\" must be a whole number from 0 to 1000")),
+    }
+}
+
+/// Answers one request to `endpoint` (a name from [`ENDPOINTS`]).
+pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Result<Value, ApiError> {
+    let req = parse_object(payload)?;
+    match endpoint {
+        "list" => Ok(json!({ "processes": agent.list() })),
+        "start" | "stop" | "restart" => {
+            let name = process_name(&req)?;
+            let m = agent
+                .get(&name)
+                .ok_or_else(|| ApiError::new(404, format!("no process named {name:?}")))?;
+            if !m.spec.control {
+                return Err(ApiError::new(
+                    403,
+                    format!("process {name:?} may not be {endpoint}ed by request (control = false in the config)"),
+                ));
+            }
+            let command = match endpoint {
+                "start" => Command::Start,
+                "stop" => Command::Stop,
+                _ => Command::Restart,
+            };
+            Ok(json!({ "process": m.command(command).await }))
+        }
+        "logs" => {
+            let name = process_name(&req)?;
+            let lines = lines_field(&req)?;
+            let m = agent
+                .get(&name)
+                .ok_or_else(|| ApiError::new(404, format!("no process named {name:?}")))?;
+            Ok(json!({ "name": name, "lines": m.logs(lines) }))
+        }
+        "leaf-add" => {
+            let name = name_field(&req, true)?;
+            Ok(json!({ "leaf": agent.add_leaf(name).await? }))
+        }
+        "leaf-remove" => {
+            let name = name_field(&req, false)?.expect("required");
+            if !crate::leaf::valid_leaf_name(&name) {
+                return Err(bad(format!(
+                    "invalid leaf name {name:?}: use 1–32 of a-z, 0-9 and '-'"
+                )));
+            }
+            agent.remove_leaf(&name).await?;
+            Ok(json!({ "removed": name }))
+        }
+        "leaf-list" => Ok(json!({ "leaves": agent.leaves() })),
+        other => Err(ApiError::new(500, format!("no endpoint {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_objects() {
+        assert!(parse_object(b"").unwrap().is_empty());
+        assert!(parse_object(b" \n").unwrap().is_empty());
+        assert_eq!(parse_object(b"{\"name\":\"app\"}").unwrap()["name"], "app");
+        for bad in [&b"{"[..], b"[]", b"\"app\"", b"null", b"\xff"] {
+            assert_eq!(parse_object(bad).unwrap_err().code, 400);
+        }
+    }
+
+    #[test]
+    fn names_and_lines() {
+        let req = |s: &str| parse_object(s.as_bytes()).unwrap();
+        assert_eq!(process_name(&req(r#"{"name":"app"}"#)).unwrap(), "app");
+        for r in [
+            r#"{}"#,
+            r#"{"name":null}"#,
+            r#"{"name":3}"#,
+            r#"{"name":"../x"}"#,
+            r#"{"name":""}"#,
+            r#"{"name":"a b; rm -rf"}"#,
+        ] {
+            assert_eq!(process_name(&req(r)).unwrap_err().code, 400, "{r}");
+        }
+        assert_eq!(name_field(&req("{}"), true).unwrap(), None);
+        assert_eq!(lines_field(&req("{}")).unwrap(), 100);
+        assert_eq!(lines_field(&req(r#"{"lines":5}"#)).unwrap(), 5);
+        assert_eq!(lines_field(&req(r#"{"lines":50000}"#)).unwrap(), 1000);
+        for r in [r#"{"lines":-1}"#, r#"{"lines":1.5}"#, r#"{"lines":"9"}"#] {
+            assert_eq!(lines_field(&req(r)).unwrap_err().code, 400, "{r}");
+        }
+        let body: Value = serde_json::from_slice(&error_body(&ApiError::new(404, "x"))).unwrap();
+        assert_eq!(body, json!({"error":"x","code":404}));
+    }
+}

@@ -1,0 +1,240 @@
+//! Leaf nodes: names, free ports, the `leaf.conf` the agent writes, and reading the hub's
+//! `/leafz`. Nothing here starts a process.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// `[a-z0-9-]{1,32}`: safe in a path, a config file and a subject token as it is.
+pub fn valid_leaf_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `leaf-1`, `leaf-2`, … the first that `taken` says is free.
+pub fn first_free_name(taken: impl Fn(&str) -> bool) -> String {
+    (1..)
+        .map(|n| format!("leaf-{n}"))
+        .find(|n| !taken(n))
+        .expect("some leaf number is free")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound, read, closed): the leaf takes it when it
+/// starts, and a leaf that cannot is restarted on failure, so a lost race is reported, not hidden.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafPorts {
+    pub client: u16,
+    pub http: u16,
+    pub ws: u16,
+}
+
+impl LeafPorts {
+    pub fn pick() -> std::io::Result<LeafPorts> {
+        loop {
+            let ports = LeafPorts {
+                client: free_port()?,
+                http: free_port()?,
+                ws: free_port()?,
+            };
+            if ports.client != ports.http && ports.http != ports.ws && ports.client != ports.ws {
+                return Ok(ports);
+            }
+        }
+    }
+}
+
+/// The leaf's nats-server config: every listener on 127.0.0.1, JetStream in its own domain (named
+/// after the leaf, so its API never answers for the hub's), one remote: the hub's leafnode port.
+/// `name` must be valid ([`valid_leaf_name`]) and `store_dir` a path the agent made.
+pub fn render_conf(
+    name: &str,
+    ports: LeafPorts,
+    store_dir: &Path,
+    hub_leafnode_port: u16,
+) -> String {
+    debug_assert!(valid_leaf_name(name));
+    let store = serde_json::to_string(&store_dir.to_string_lossy()).expect("a string serialises");
+    format!(
+        "# Written by via-agent for leaf node {name}; removed with the leaf.\n\
+         server_name: {name}\n\
+         host: 127.0.0.1\n\
+         port: {client}\n\
+         http: 127.0.0.1:{http}\n\
+         websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
+         jetstream {{\n  store_dir: {store}\n  domain: {name}\n}}\n\
+         leafnodes {{\n  remotes [\n    {{ url: \"nats-leaf://127.0.0.1:{hub_leafnode_port}\" }}\n  ]\n}}\n",
+        client = ports.client,
+        http = ports.http,
+        ws = ports.ws,
+    )
+}
+
+/// One connection in the hub's `/leafz`. `name` exists from nats-server 2.10 on; 2.9 lists only
+/// the leaf's address, so the agent matches those by the local port of the leaf's socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct LeafzEntry {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub port: u16,
+    #[serde(default)]
+    pub rtt: Option<String>,
+    #[serde(default)]
+    pub in_msgs: u64,
+    #[serde(default)]
+    pub out_msgs: u64,
+    #[serde(default)]
+    pub in_bytes: u64,
+    #[serde(default)]
+    pub out_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Leafz {
+    #[serde(default)]
+    leafs: Vec<LeafzEntry>,
+}
+
+pub fn parse_leafz(body: &str) -> Result<Vec<LeafzEntry>, String> {
+    serde_json::from_str::<Leafz>(body)
+        .map(|l| l.leafs)
+        .map_err(|e| format!("unreadable /leafz: {e}"))
+}
+
+/// The entry of the leaf named `name` whose process is `pid`: by name where the server says it,
+/// else by the local ports of the sockets `pid` has open to the hub.
+pub fn find_leaf<'a>(
+    entries: &'a [LeafzEntry],
+    name: &str,
+    local_ports: &HashSet<u16>,
+) -> Option<&'a LeafzEntry> {
+    entries
+        .iter()
+        .find(|e| e.name.as_deref() == Some(name))
+        .or_else(|| {
+            entries
+                .iter()
+                .find(|e| e.name.is_none() && local_ports.contains(&e.port))
+        })
+}
+
+/// Local ports of the TCP connections process `pid` has to `remote_port` on 127.0.0.1 (socket
+/// inodes from `/proc/<pid>/fd`, matched against `/proc/<pid>/net/tcp`).
+pub fn local_ports_to(pid: u32, remote_port: u16) -> HashSet<u16> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    parse_tcp_table(&table, remote_port, &inodes)
+}
+
+fn parse_tcp_table(table: &str, remote_port: u16, inodes: &HashSet<u64>) -> HashSet<u16> {
+    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, inode) = (f.get(1)?, f.get(2)?, f.get(9)?.parse::<u64>().ok()?);
+            (port_of(remote)? == remote_port && inodes.contains(&inode)).then(|| port_of(local))?
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_names() {
+        for ok in ["leaf-1", "a", "0", "x-y-z", &"a".repeat(32)] {
+            assert!(valid_leaf_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Leaf",
+            "leaf_1",
+            "leaf.1",
+            "../x",
+            "a b",
+            "leaf-é",
+            "x\n",
+            &"a".repeat(33),
+        ] {
+            assert!(!valid_leaf_name(bad), "{bad:?}");
+        }
+        assert_eq!(
+            first_free_name(|n| n == "leaf-1" || n == "leaf-3"),
+            "leaf-2"
+        );
+        assert_eq!(first_free_name(|_| false), "leaf-1");
+    }
+
+    #[test]
+    fn conf_has_every_listener_on_loopback() {
+        let ports = LeafPorts {
+            client: 1,
+            http: 2,
+            ws: 3,
+        };
+        let conf = render_conf("leaf-2", ports, Path::new("/d/leaves/leaf-2/store"), 7422);
+        assert!(conf.contains("server_name: leaf-2\n"));
+        assert!(conf.contains("host: 127.0.0.1\nport: 1\n"));
+        assert!(conf.contains("http: 127.0.0.1:2\n"));
+        assert!(conf.contains("websocket {\n  host: 127.0.0.1\n  port: 3\n  no_tls: true\n}"));
+        assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: leaf-2\n"));
+        assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
+        let ports = LeafPorts::pick().unwrap();
+        assert!(ports.client != ports.http && ports.http != ports.ws);
+    }
+
+    #[test]
+    fn leafz_of_both_server_generations() {
+        let v2_9 = r#"{"server_id":"N","leafnodes":1,"leafs":[{"account":"$G","ip":"127.0.0.1",
+            "port":38864,"rtt":"497µs","in_msgs":1,"out_msgs":2,"in_bytes":3,"out_bytes":4,
+            "subscriptions":13}]}"#;
+        let v2_15 = r#"{"leafs":[{"id":5,"name":"leaf-1","is_spoke":false,"port":1,
+            "rtt":"1.2ms","in_msgs":0,"out_msgs":0,"in_bytes":0,"out_bytes":0}]}"#;
+        let old = parse_leafz(v2_9).unwrap();
+        let new = parse_leafz(v2_15).unwrap();
+        let ports: HashSet<u16> = [38864].into();
+        assert_eq!(find_leaf(&old, "leaf-1", &ports).unwrap().out_bytes, 4);
+        assert!(find_leaf(&old, "leaf-1", &HashSet::new()).is_none());
+        assert_eq!(
+            find_leaf(&new, "leaf-1", &HashSet::new())
+                .unwrap()
+                .rtt
+                .as_deref(),
+            Some("1.2ms")
+        );
+        assert!(find_leaf(&new, "leaf-2", &ports).is_none());
+        assert!(parse_leafz(r#"{"leafnodes":0}"#).unwrap().is_empty());
+        assert!(parse_leafz("<html>").is_err());
+    }
+
+    #[test]
+    fn tcp_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 0100007F:97E0 0100007F:1CFE 01 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 20 4 30 10 -1\n\
+           1: 0100007F:97E1 0100007F:1CFE 01 00000000:00000000 00:00000000 00000000  1000        0 666 1 0 20 4 30 10 -1\n\
+           2: 0100007F:1CFE 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 100 0 0 10 0\n";
+        let inodes: HashSet<u64> = [555].into();
+        assert_eq!(parse_tcp_table(table, 7422, &inodes), [0x97E0].into());
+    }
+}

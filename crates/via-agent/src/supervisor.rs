@@ -1,0 +1,614 @@
+//! One managed process: its task spawns it, reads its output, restarts it per its policy, and
+//! stops it on request. Knows nothing of NATS: what happens is told to an [`Events`] sink.
+//!
+//! Every child leads its own process group (so a Ctrl-C at the terminal reaches only the agent,
+//! and stopping a child stops what it started), and gets `PR_SET_PDEATHSIG = SIGKILL` (so it dies
+//! with the agent even on kill -9). That signal fires when the *thread* that forked the child
+//! exits: the agent runs on a current_thread runtime, so every fork happens on the main thread,
+//! which lives as long as the agent.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Backoff, RestartPolicy};
+use crate::logs::{LineSplitter, Ring, RING_LINES};
+use crate::model::{now_ms, Kind, LogLine, ProcessState, RunState, Stream};
+use crate::procfs::{group_usage, CpuMeter};
+
+/// How long a stopped process has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a process's changes and output go (the agent: KV, registry, `proc.logs.<name>`).
+pub trait Events: Send + Sync + 'static {
+    fn changed(&self, name: &str);
+    fn log(&self, name: &str, line: &LogLine);
+}
+
+/// What to run, from the config file or made by the agent for a leaf node.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub kind: Kind,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub restart: RestartPolicy,
+    pub backoff: Backoff,
+    pub tags: Vec<String>,
+    pub control: bool,
+    /// Output is also appended here (leaf nodes keep a log in their folder).
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Stop,
+    Restart,
+    /// Stop, and end the process's task.
+    Shutdown,
+}
+
+pub struct Managed {
+    pub spec: Spec,
+    state: Mutex<ProcessState>,
+    logs: Mutex<Ring<LogLine>>,
+    cpu: Mutex<CpuMeter>,
+    commands: mpsc::UnboundedSender<(Command, oneshot::Sender<()>)>,
+    events: Arc<dyn Events>,
+}
+
+struct Running {
+    child: tokio::process::Child,
+    pid: u32,
+    since: Instant,
+}
+
+impl Managed {
+    /// Creates the process's task (on the current runtime) and starts it if `autostart`.
+    pub fn launch(
+        spec: Spec,
+        autostart: bool,
+        host: &str,
+        agent: &str,
+        events: Arc<dyn Events>,
+    ) -> Arc<Managed> {
+        let state = ProcessState {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            state: RunState::Stopped,
+            pid: None,
+            started_at: None,
+            restarts: 0,
+            exit_code: None,
+            signal: None,
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+            restart: spec.restart,
+            next_restart_at: None,
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            controllable: spec.control,
+            updated_at: now_ms(),
+            host: host.to_owned(),
+            agent: agent.to_owned(),
+            leaf: None,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let managed = Arc::new(Managed {
+            spec,
+            state: Mutex::new(state),
+            logs: Mutex::new(Ring::new(RING_LINES)),
+            cpu: Mutex::new(CpuMeter::default()),
+            commands: tx,
+            events,
+        });
+        tokio::spawn(run(managed.clone(), rx, autostart));
+        managed
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn snapshot(&self) -> ProcessState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// Changes the state (stamping `updated_at`) and reports the change.
+    pub fn update(&self, f: impl FnOnce(&mut ProcessState)) {
+        {
+            let mut s = self.state.lock().expect("state lock");
+            f(&mut s);
+            s.updated_at = now_ms();
+        }
+        self.events.changed(&self.spec.name);
+    }
+
+    /// The newest `n` lines, oldest first.
+    pub fn logs(&self, n: usize) -> Vec<LogLine> {
+        self.logs.lock().expect("logs lock").last(n)
+    }
+
+    /// Carries out `command` and returns the state after it (a start answers once the process is
+    /// spawned, a stop once it has exited).
+    pub async fn command(&self, command: Command) -> ProcessState {
+        let (ack, done) = oneshot::channel();
+        if self.commands.send((command, ack)).is_ok() {
+            let _ = done.await;
+        }
+        self.snapshot()
+    }
+
+    /// Samples CPU and RSS of the process group into the state (without reporting a change: the
+    /// caller writes every state on its tick anyway).
+    pub fn sample(&self) {
+        let pid = self.state.lock().expect("state lock").pid;
+        let (cpu, rss) = match pid {
+            Some(pid) => {
+                let (ticks, rss) = group_usage(pid);
+                let cpu = self
+                    .cpu
+                    .lock()
+                    .expect("cpu lock")
+                    .sample(ticks, Instant::now());
+                (cpu, rss)
+            }
+            None => (0.0, 0),
+        };
+        let mut s = self.state.lock().expect("state lock");
+        s.cpu_percent = cpu;
+        s.rss_bytes = rss;
+        s.updated_at = now_ms();
+    }
+
+    fn record(&self, stream: Stream, line: String, file: &mut Option<std::fs::File>) {
+        let line = LogLine {
+            ts: now_ms(),
+            stream,
+            line,
+        };
+        if let Some(f) = file {
+            if writeln!(f, "{}", line.line).is_err() {
+                *file = None;
+            }
+        }
+        self.events.log(&self.spec.name, &line);
+        self.logs.lock().expect("logs lock").push(line);
+    }
+
+    fn spawn(self: &Arc<Self>) -> Result<Running, String> {
+        let mut cmd = tokio::process::Command::new(&self.spec.command);
+        cmd.args(&self.spec.args)
+            .envs(&self.spec.env)
+            .current_dir(&self.spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false)
+            .process_group(0);
+        let agent_pid = std::process::id();
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent may have died before the prctl: then nobody would ever signal us.
+                if libc::getppid() as u32 != agent_pid {
+                    return Err(std::io::Error::other("the agent is gone"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", self.spec.command))?;
+        let pid = child.id().ok_or("the child exited at once")?;
+        let file = self.spec.log_file.as_ref().and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        if let Some(out) = child.stdout.take() {
+            let file = file.as_ref().and_then(|f| f.try_clone().ok());
+            tokio::spawn(pump(out, Stream::Stdout, self.clone(), file));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump(err, Stream::Stderr, self.clone(), file));
+        }
+        *self.cpu.lock().expect("cpu lock") = CpuMeter::default();
+        Ok(Running {
+            child,
+            pid,
+            since: Instant::now(),
+        })
+    }
+}
+
+async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    managed: Arc<Managed>,
+    mut file: Option<std::fs::File>,
+) {
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 8192];
+    let mut lines = Vec::new();
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => splitter.push(&buf[..n], &mut lines),
+        }
+        for line in lines.drain(..) {
+            managed.record(stream, line, &mut file);
+        }
+    }
+    if let Some(line) = splitter.finish() {
+        managed.record(stream, line, &mut file);
+    }
+}
+
+fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: killpg has no memory-safety preconditions.
+    unsafe { libc::killpg(pgid as libc::pid_t, signal) == 0 }
+}
+
+/// SIGTERM to the group, SIGKILL to whatever of it is left after [`STOP_GRACE`].
+async fn stop(running: &mut Running) -> ExitStatus {
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    signal_group(running.pid, libc::SIGTERM);
+    let status = match tokio::time::timeout_at(deadline, running.child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => None,
+    };
+    // The leader is gone (or late): give the rest of its group the same grace, then kill.
+    while signal_group(running.pid, 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal_group(running.pid, libc::SIGKILL);
+    match status {
+        Some(s) => s,
+        None => running
+            .child
+            .wait()
+            .await
+            .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)),
+    }
+}
+
+async fn wait(running: &mut Option<Running>) -> ExitStatus {
+    match running {
+        Some(r) => r
+            .child
+            .wait()
+            .await
+            .unwrap_or_else(|_| ExitStatus::from_raw(0)),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The process's task: owns the child, the only place that spawns or reaps it.
+async fn run(
+    m: Arc<Managed>,
+    mut commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
+    autostart: bool,
+) {
+    let mut running: Option<Running> = None;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    // Quick failures in a row: the index into the backoff schedule.
+    let mut failures = 0u32;
+
+    // Starts the process; a failure to spawn counts as a failed run.
+    let start = |m: &Arc<Managed>,
+                 running: &mut Option<Running>,
+                 retry_at: &mut Option<tokio::time::Instant>,
+                 failures: &mut u32,
+                 restart: bool| {
+        *retry_at = None;
+        match m.spawn() {
+            Ok(r) => {
+                let pid = r.pid;
+                *running = Some(r);
+                m.update(|s| {
+                    s.state = RunState::Running;
+                    s.pid = Some(pid);
+                    s.started_at = Some(now_ms());
+                    s.next_restart_at = None;
+                    s.exit_code = None;
+                    s.signal = None;
+                    s.cpu_percent = 0.0;
+                    s.rss_bytes = 0;
+                    if restart {
+                        s.restarts += 1;
+                    }
+                });
+            }
+            Err(e) => {
+                m.record(Stream::Stderr, format!("via-agent: {e}"), &mut None);
+                m.update(|s| {
+                    s.exit_code = None;
+                    s.signal = None;
+                    if restart {
+                        s.restarts += 1;
+                    }
+                });
+                after_exit(m, None, Duration::ZERO, retry_at, failures);
+            }
+        }
+    };
+
+    if autostart {
+        start(&m, &mut running, &mut retry_at, &mut failures, false);
+    }
+    loop {
+        tokio::select! {
+            status = wait(&mut running) => {
+                let r = running.take().expect("a running child exited");
+                // Whatever it left in its group goes with it.
+                signal_group(r.pid, libc::SIGTERM);
+                after_exit(&m, Some(status), r.since.elapsed(), &mut retry_at, &mut failures);
+            }
+            _ = sleep_until(retry_at) => {
+                start(&m, &mut running, &mut retry_at, &mut failures, true);
+            }
+            command = commands.recv() => {
+                let Some((command, ack)) = command else { break };
+                match command {
+                    Command::Start => {
+                        if running.is_none() {
+                            failures = 0;
+                            start(&m, &mut running, &mut retry_at, &mut failures, false);
+                        }
+                    }
+                    Command::Stop | Command::Shutdown | Command::Restart => {
+                        retry_at = None;
+                        if let Some(mut r) = running.take() {
+                            m.update(|s| s.state = RunState::Stopping);
+                            let status = stop(&mut r).await;
+                            m.update(|s| {
+                                s.exit_code = status.code();
+                                s.signal = status.signal();
+                            });
+                        }
+                        m.update(|s| {
+                            s.state = RunState::Stopped;
+                            s.pid = None;
+                            s.next_restart_at = None;
+                            s.cpu_percent = 0.0;
+                            s.rss_bytes = 0;
+                        });
+                        if command == Command::Restart {
+                            failures = 0;
+                            start(&m, &mut running, &mut retry_at, &mut failures, true);
+                        }
+                    }
+                }
+                let _ = ack.send(());
+                if command == Command::Shutdown {
+                    break;
+                }
+            }
+        }
+    }
+    // Dropped without a shutdown (the agent is going away): do not leave the child behind.
+    if let Some(mut r) = running.take() {
+        stop(&mut r).await;
+    }
+}
+
+/// Records an exit (`None`: it could not be spawned) and schedules the restart its policy asks for.
+fn after_exit(
+    m: &Managed,
+    status: Option<ExitStatus>,
+    uptime: Duration,
+    retry_at: &mut Option<tokio::time::Instant>,
+    failures: &mut u32,
+) {
+    let success = status.is_some_and(|s| s.success());
+    let backoff = m.spec.backoff;
+    if uptime >= backoff.reset_after {
+        *failures = 0;
+    }
+    let restart = match m.spec.restart {
+        RestartPolicy::Never => false,
+        RestartPolicy::OnFailure => !success,
+        RestartPolicy::Always => true,
+    };
+    let delay = backoff.delay(*failures);
+    if restart {
+        *failures = failures.saturating_add(1);
+        *retry_at = Some(tokio::time::Instant::now() + delay);
+    }
+    m.update(|s| {
+        if let Some(status) = status {
+            s.exit_code = status.code();
+            s.signal = status.signal();
+        }
+        s.pid = None;
+        s.cpu_percent = 0.0;
+        s.rss_bytes = 0;
+        if restart {
+            s.state = RunState::Backoff;
+            s.next_restart_at = Some(now_ms() + delay.as_millis() as u64);
+        } else {
+            s.state = RunState::Exited;
+            s.next_restart_at = None;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Default)]
+    struct Recorder {
+        lines: StdMutex<Vec<String>>,
+    }
+
+    impl Events for Recorder {
+        fn changed(&self, _: &str) {}
+        fn log(&self, _: &str, line: &LogLine) {
+            self.lines.lock().unwrap().push(line.line.clone());
+        }
+    }
+
+    fn spec(name: &str, command: &str, args: &[&str], restart: RestartPolicy) -> Spec {
+        Spec {
+            name: name.into(),
+            kind: Kind::Process,
+            command: command.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: [("GREETING".to_owned(), "hi".to_owned())].into(),
+            cwd: std::env::temp_dir(),
+            restart,
+            backoff: Backoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_millis(400),
+                reset_after: Duration::from_secs(10),
+            },
+            tags: vec![],
+            control: true,
+            log_file: None,
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn alive(pid: u32) -> bool {
+        // Not a zombie: the group's other members are reaped by init once orphaned.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn stop_takes_the_whole_group() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec(
+                "s",
+                "sh",
+                &["-c", "sleep 30 & echo $!; wait"],
+                RestartPolicy::Never,
+            ),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the start", || m.snapshot().pid.is_some()).await;
+        let pid = m.snapshot().pid.unwrap();
+        until("the grandchild's pid", || {
+            !events.lines.lock().unwrap().is_empty()
+        })
+        .await;
+        let grandchild: u32 = events.lines.lock().unwrap()[0].parse().unwrap();
+        assert!(alive(grandchild));
+        let state = m.command(Command::Stop).await;
+        assert_eq!(state.state, RunState::Stopped);
+        assert_eq!(state.signal, Some(libc::SIGTERM));
+        assert!(!alive(pid));
+        until("the grandchild to go", || !alive(grandchild)).await;
+    }
+
+    #[tokio::test]
+    async fn a_crash_is_restarted_with_growing_delays() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec(
+                "c",
+                "sh",
+                &["-c", "echo $GREETING; exit 3"],
+                RestartPolicy::OnFailure,
+            ),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        // The waits announced in `next_restart_at`: 100, 200, 400, 400 ms.
+        let mut delays = Vec::new();
+        until("four backoffs", || {
+            let s = m.snapshot();
+            if let (RunState::Backoff, Some(at)) = (s.state, s.next_restart_at) {
+                assert_eq!(s.exit_code, Some(3));
+                let delay = at - s.updated_at;
+                if delays.len() == s.restarts as usize {
+                    delays.push(delay);
+                }
+            }
+            delays.len() == 4
+        })
+        .await;
+        for (got, want) in delays.iter().zip([100, 200, 400, 400]) {
+            assert!((want..want + 5).contains(got), "delays {delays:?}");
+        }
+        assert!(m.logs(10).iter().all(|l| l.line == "hi"));
+        let state = m.command(Command::Stop).await;
+        assert_eq!(state.state, RunState::Stopped);
+        assert_eq!(state.next_restart_at, None);
+    }
+
+    #[tokio::test]
+    async fn success_is_not_restarted_on_failure_policy_and_spawn_errors_are_logged() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec("ok", "true", &[], RestartPolicy::OnFailure),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("exit", || m.snapshot().state == RunState::Exited).await;
+        assert_eq!(m.snapshot().exit_code, Some(0));
+        let m = Managed::launch(
+            spec("missing", "/nonexistent/x", &[], RestartPolicy::Never),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the failed start", || {
+            m.snapshot().state == RunState::Exited
+        })
+        .await;
+        assert!(m.logs(1)[0].line.contains("cannot start"));
+    }
+}
