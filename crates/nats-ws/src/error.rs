@@ -83,6 +83,8 @@ pub enum ConnectionError {
         timeout_hint(url)
     )]
     Timeout { url: String, after: Duration },
+    #[error("{url} requires TLS, which this client speaks only over WebSocket: connect to the server's websocket port with wss://")]
+    TlsRequired { url: String },
     #[error("invalid server url {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("no server urls configured")]

@@ -1234,3 +1234,28 @@ fn urls_are_checked() {
     let c = Connection::new(Options::new("127.0.0.1:8080"), now, 1).unwrap();
     assert_eq!(c.servers().collect::<Vec<_>>(), ["ws://127.0.0.1:8080"]);
 }
+
+#[test]
+fn a_nats_url_whose_server_requires_tls_says_so_and_sends_nothing() {
+    let policy = ReconnectPolicy {
+        jitter: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut h = Harness::new(Options::new("nats://127.0.0.1:4222").reconnect(policy));
+    assert_eq!(h.connects, ["nats://127.0.0.1:4222"]);
+    h.server("INFO {\"server_id\":\"S\",\"tls_required\":true}\r\n");
+    assert_eq!(h.take_sent(), "", "no CONNECT in the clear");
+    match h.conn.status() {
+        Status::Reconnecting { last_error, .. } => assert_eq!(
+            last_error,
+            &Some(ConnectionError::TlsRequired {
+                url: "nats://127.0.0.1:4222".into()
+            })
+        ),
+        other => panic!("expected reconnecting, got {other:?}"),
+    }
+    // Over wss:// the TLS is the WebSocket's: the same INFO is no obstacle.
+    let mut h = Harness::new(Options::new("wss://127.0.0.1:443"));
+    h.server("INFO {\"server_id\":\"S\",\"tls_required\":true}\r\n");
+    assert!(h.take_sent().starts_with("CONNECT {"));
+}

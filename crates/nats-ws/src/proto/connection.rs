@@ -1038,8 +1038,20 @@ impl Connection {
         };
         match op {
             ServerOp::Info(info) => {
+                let tls_required = info.tls_required;
                 self.on_info(*info);
                 if handshake == Some(Handshake::AwaitInfo) {
+                    let State::Connecting { server, .. } = self.state else {
+                        return;
+                    };
+                    // Over nats:// the server expects a TLS handshake next, which this client
+                    // does not do; sending CONNECT in the clear would only get the connection cut.
+                    // (Over wss:// the TLS is the WebSocket's, already done.)
+                    if tls_required && self.servers[server].url.starts_with("nats://") {
+                        let url = self.servers[server].url.clone();
+                        self.fail(now, ConnectionError::TlsRequired { url });
+                        return;
+                    }
                     self.send_connect(now);
                 }
             }
