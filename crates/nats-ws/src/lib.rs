@@ -28,6 +28,7 @@ mod message;
 mod options;
 pub mod proto;
 mod rt;
+pub mod service;
 mod subject;
 
 pub use client::{Client, ClientEvent, Subscriber, DRAIN_TIMEOUT};

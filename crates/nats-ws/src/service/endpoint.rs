@@ -1,0 +1,331 @@
+//! Endpoints and the requests they hand out, with the per-endpoint counters STATS reports.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use web_time::Instant;
+
+use super::types::{EndpointInfo, EndpointStats, Metadata};
+use super::{ServiceShared, ERROR_CODE_HEADER, ERROR_HEADER};
+use crate::error::{PublishError, SubjectError, SubscribeError};
+use crate::{Client, HeaderMap, Message, Subscriber};
+
+/// A subscription the service can end while a task or the application reads it.
+#[derive(Clone)]
+pub(crate) struct SharedSub(Arc<Mutex<Subscriber>>);
+
+impl SharedSub {
+    pub(crate) fn new(sub: Subscriber) -> Self {
+        SharedSub(Arc::new(Mutex::new(sub)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Subscriber> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn poll_message(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, SubscribeError>>> {
+        self.lock().poll_next_unpin(cx)
+    }
+
+    /// Unsubscribes; what was received stays readable, then the stream ends.
+    pub(crate) fn unsubscribe(&self) {
+        self.lock().unsubscribe();
+    }
+}
+
+impl Stream for SharedSub {
+    type Item = Result<Message, SubscribeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_message(cx)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    num_requests: u64,
+    num_errors: u64,
+    last_error: String,
+    processing_time: Duration,
+}
+
+pub(crate) struct EndpointShared {
+    name: String,
+    subject: String,
+    queue_group: String,
+    metadata: Metadata,
+    pub(crate) sub: SharedSub,
+    counters: Mutex<Counters>,
+}
+
+impl EndpointShared {
+    pub(crate) fn new(
+        name: String,
+        subject: String,
+        queue_group: String,
+        metadata: Metadata,
+        sub: SharedSub,
+    ) -> Self {
+        EndpointShared {
+            name,
+            subject,
+            queue_group,
+            metadata,
+            sub,
+            counters: Mutex::new(Counters::default()),
+        }
+    }
+
+    fn counters(&self) -> MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn info(&self) -> EndpointInfo {
+        EndpointInfo {
+            name: self.name.clone(),
+            subject: self.subject.clone(),
+            queue_group: self.queue_group.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> EndpointStats {
+        let c = self.counters();
+        let average = match u32::try_from(c.num_requests) {
+            Ok(0) => Duration::ZERO,
+            Ok(n) => c.processing_time / n,
+            Err(_) => Duration::from_nanos(
+                u64::try_from(c.processing_time.as_nanos() / u128::from(c.num_requests))
+                    .unwrap_or(u64::MAX),
+            ),
+        };
+        EndpointStats {
+            name: self.name.clone(),
+            subject: self.subject.clone(),
+            queue_group: self.queue_group.clone(),
+            num_requests: c.num_requests,
+            num_errors: c.num_errors,
+            last_error: c.last_error.clone(),
+            processing_time: c.processing_time,
+            average_processing_time: average,
+            data: None,
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        *self.counters() = Counters::default();
+    }
+
+    fn count_error(&self, error: String) {
+        let mut c = self.counters();
+        c.num_errors += 1;
+        c.last_error = error;
+    }
+}
+
+/// The requests of one endpoint, as a [`Stream`]. It ends when the service stops (after handing
+/// out what had arrived) or the client closes. Dropping it unsubscribes the endpoint and removes
+/// it from INFO and STATS.
+pub struct Endpoint {
+    shared: Arc<EndpointShared>,
+    service: Arc<ServiceShared>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.shared.name)
+            .field("subject", &self.shared.subject)
+            .field("queue_group", &self.shared.queue_group)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    pub(crate) fn new(shared: Arc<EndpointShared>, service: Arc<ServiceShared>) -> Self {
+        Endpoint { shared, service }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The subject it serves (with its group's prefix).
+    pub fn subject(&self) -> &str {
+        &self.shared.subject
+    }
+
+    /// The queue group it joined; empty for none.
+    pub fn queue_group(&self) -> &str {
+        &self.shared.queue_group
+    }
+
+    /// This endpoint's entry in STATS.
+    pub fn stats(&self) -> EndpointStats {
+        self.shared.stats()
+    }
+}
+
+impl Stream for Endpoint {
+    type Item = Request;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
+        let this = self.get_mut();
+        match this.shared.sub.poll_message(cx) {
+            Poll::Ready(Some(Ok(message))) => Poll::Ready(Some(Request {
+                message,
+                endpoint: this.shared.clone(),
+                client: this.service.client.clone(),
+                received: Instant::now(),
+                counted: AtomicBool::new(false),
+            })),
+            // The server refused the subscription (permissions): the endpoint cannot serve.
+            Poll::Ready(Some(Err(e))) => {
+                this.shared.count_error(e.to_string());
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.shared.sub.unsubscribe();
+        self.service.remove_endpoint(&self.shared);
+    }
+}
+
+/// One request to an endpoint. Answer it with [`Request::respond`] or [`Request::respond_error`];
+/// it is counted in STATS at its first answer, or when dropped unanswered (as nats.go counts a
+/// handler that returns without responding).
+pub struct Request {
+    message: Message,
+    endpoint: Arc<EndpointShared>,
+    client: Client,
+    received: Instant,
+    counted: AtomicBool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("endpoint", &self.endpoint.name)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl Request {
+    /// The request message as received.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// The payload as text, if it is UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        self.message.text()
+    }
+
+    /// The subject it was sent to (useful for an endpoint with wildcards).
+    pub fn subject(&self) -> &str {
+        &self.message.subject
+    }
+
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.message.headers.as_ref()
+    }
+
+    /// Where the answer goes; `None` if it was published without one (then nothing can answer it).
+    pub fn reply(&self) -> Option<&str> {
+        self.message.reply.as_deref()
+    }
+
+    /// Answers with `payload`.
+    pub fn respond(&self, payload: impl AsRef<[u8]>) -> Result<(), PublishError> {
+        self.send(None, payload.as_ref(), None)
+    }
+
+    /// Answers with headers and `payload`.
+    pub fn respond_with_headers(
+        &self,
+        headers: &HeaderMap,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        self.send(Some(headers), payload.as_ref(), None)
+    }
+
+    /// Answers with an error: headers `Nats-Service-Error: <description>` and
+    /// `Nats-Service-Error-Code: <code>`, and `body` as the payload. Counted as an error in STATS
+    /// (`last_error` = `"<code>:<description>"`). Line breaks in `description` become spaces
+    /// (a header value cannot hold them).
+    pub fn respond_error(
+        &self,
+        code: u16,
+        description: &str,
+        body: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        let description = description.replace(['\r', '\n'], " ");
+        let mut headers = HeaderMap::new();
+        headers
+            .insert(ERROR_HEADER, description.as_str())
+            .insert(ERROR_CODE_HEADER, code.to_string());
+        let error = format!("{code}:{description}");
+        self.send(Some(&headers), body.as_ref(), Some(error))
+    }
+
+    fn send(
+        &self,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        error: Option<String>,
+    ) -> Result<(), PublishError> {
+        let result = match self.message.reply.as_deref() {
+            Some(reply) => self.client.publish_message(reply, None, headers, payload),
+            None => Err(PublishError::InvalidSubject(SubjectError {
+                subject: String::new(),
+                reason: "the request has no reply subject: it was published, not sent as a request",
+            })),
+        };
+        let error = match &result {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => error,
+        };
+        self.count(error);
+        result
+    }
+
+    /// Counts the request once: its processing time up to now, and the error, if any.
+    fn count(&self, error: Option<String>) {
+        if self.counted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let elapsed = self.received.elapsed();
+        let mut c = self.endpoint.counters();
+        c.num_requests += 1;
+        c.processing_time += elapsed;
+        if let Some(error) = error {
+            c.num_errors += 1;
+            c.last_error = error;
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.count(None);
+    }
+}

@@ -1,0 +1,41 @@
+//! What can go wrong when adding a service, an endpoint, or asking services about themselves.
+
+use thiserror::Error;
+
+use crate::error::{PublishError, SubjectError, SubscribeError};
+
+/// Why a service or endpoint could not be added, or a discovery request could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error("invalid {what} name {name:?}: use only letters, digits, '-' and '_' (at least one)")]
+    InvalidName { what: &'static str, name: String },
+    #[error("invalid service version {0:?}: use a semantic version such as 1.2.3 or 1.2.3-rc.1")]
+    InvalidVersion(String),
+    #[error("invalid endpoint subject: {0}")]
+    InvalidSubject(SubjectError),
+    #[error("invalid queue group: {0}")]
+    InvalidQueueGroup(SubjectError),
+    #[error("a service id names an instance of a service: pass the service name too")]
+    IdWithoutName,
+    #[error("could not subscribe: {0}")]
+    Subscribe(SubscribeError),
+    #[error("could not send the request: {0}")]
+    Publish(PublishError),
+    #[error("the service was stopped: add a new service to serve again")]
+    Stopped,
+    #[error("no async runtime to run the service's $SRV responders on: call this from within a tokio runtime")]
+    NoRuntime,
+}
+
+impl From<SubscribeError> for ServiceError {
+    fn from(e: SubscribeError) -> Self {
+        ServiceError::Subscribe(e)
+    }
+}
+
+impl From<PublishError> for ServiceError {
+    fn from(e: PublishError) -> Self {
+        ServiceError::Publish(e)
+    }
+}

@@ -1,0 +1,846 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! NATS services (micro v1) against a real nats-server: the `$SRV` answers field by field, error
+//! replies, stats, queue groups across instances, stop, discovery, a server restart — and interop
+//! with nats.js `@nats-io/services` both ways (`tests/service_peer.mjs`, run with `node`; the
+//! packages come from the repo root's node_modules, installed by scripts/setup.sh).
+//!
+//! Synchronisation is on replies, handler events and peer output lines; every wait is bounded.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{connect, quick_reconnect, wait_status, within, TestServer};
+use futures::StreamExt;
+use nats_ws::service::{
+    self, Endpoint, EndpointConfig, ServiceConfig, ServiceError, Verb, ERROR_CODE_HEADER,
+    ERROR_HEADER,
+};
+use nats_ws::{Client, RequestError, Status};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+const STEP: u64 = 5;
+const QUIET: Duration = Duration::from_millis(300);
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// A request, answered within a step.
+async fn ask(client: &Client, subject: &str, payload: &str) -> nats_ws::Message {
+    within(
+        STEP,
+        subject,
+        client.request_with(subject, None, payload.as_bytes(), Duration::from_secs(STEP)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("request to {subject}: {e}"))
+}
+
+/// A `$SRV` request, its reply as JSON.
+async fn ask_json(client: &Client, subject: &str) -> Value {
+    let reply = ask(client, subject, "").await;
+    serde_json::from_slice(&reply.payload)
+        .unwrap_or_else(|e| panic!("{subject} answered invalid JSON ({e}): {:?}", reply.text()))
+}
+
+/// Serves `endpoint`: echoes the payload, except `fail` (error 404 with a JSON body) and `drop`
+/// (no answer). Reports `(tag, payload)` after each answer.
+fn serve(
+    mut endpoint: Endpoint,
+    tag: &'static str,
+    done: mpsc::UnboundedSender<(&'static str, String)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(request) = endpoint.next().await {
+            let text = request.text().unwrap_or_default().to_owned();
+            match text.as_str() {
+                "fail" => request
+                    .respond_error(
+                        404,
+                        "no process named x",
+                        br#"{"error":"no process named x","code":404}"#,
+                    )
+                    .unwrap(),
+                "drop" => drop(request),
+                _ => request.respond(request.payload()).unwrap(),
+            }
+            let _ = done.send((tag, text));
+        }
+    })
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+/// `2024-05-06T07:08:09.123456789Z`, within a minute of now.
+fn assert_rfc3339_now(started: &str) {
+    let b = started.as_bytes();
+    assert_eq!(b.len(), 30, "{started}");
+    for (i, c) in b.iter().enumerate() {
+        let want_digit = !matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 29);
+        assert_eq!(c.is_ascii_digit(), want_digit, "{started}: position {i}");
+    }
+    assert_eq!(
+        (b[4], b[7], b[10], b[13], b[16], b[19], b[29]),
+        (b'-', b'-', b'T', b':', b':', b'.', b'Z'),
+        "{started}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Days since the epoch from the date, checked against now (same day, or a minute apart at midnight).
+    let num = |r: std::ops::Range<usize>| started[r].parse::<i64>().unwrap();
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let secs = num(11..13) * 3600 + num(14..16) * 60 + num(17..19);
+    // Days from civil (Howard Hinnant), independent of the crate's civil_from_days.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let at = days * 86_400 + secs;
+    assert!((at - now as i64).abs() < 60, "{started} is not now ({now})");
+}
+
+#[tokio::test]
+async fn ping_info_stats_answer_with_the_micro_v1_json() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("process-control", "0.1.0-rc.1+build.5")
+            .description("runs processes")
+            .metadata("host", "h1")
+            .metadata("zone", "a"),
+    )
+    .unwrap();
+    let _list = svc.endpoint("list").unwrap();
+    let _start = svc
+        .endpoint_with(
+            EndpointConfig::new("start")
+                .subject("via.proc.start")
+                .metadata("verb", "start"),
+        )
+        .unwrap();
+    let leaf = svc.group("via.leaf").queue_group("leaves");
+    let _add = leaf.endpoint("add").unwrap();
+    let _all = leaf
+        .group("admin")
+        .endpoint_with(
+            EndpointConfig::new("wipe")
+                .subject("all.>")
+                .no_queue_group(),
+        )
+        .unwrap();
+    client.flush().await.unwrap();
+    let id = svc.id().to_owned();
+    assert_eq!(id.len(), 22);
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+
+    let identity = json!({
+        "name": "process-control", "id": id, "version": "0.1.0-rc.1+build.5",
+        "metadata": {"host": "h1", "zone": "a"},
+    });
+    let with = |extra: Value| {
+        let mut v = identity.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let ping = with(json!({"type": "io.nats.micro.v1.ping_response"}));
+    for subject in [
+        "$SRV.PING",
+        "$SRV.PING.process-control",
+        &format!("$SRV.PING.process-control.{id}"),
+    ] {
+        assert_eq!(ask_json(&asker, subject).await, ping, "{subject}");
+    }
+
+    let info = with(json!({
+        "type": "io.nats.micro.v1.info_response",
+        "description": "runs processes",
+        "endpoints": [
+            {"name": "list", "subject": "list", "queue_group": "q", "metadata": {}},
+            {"name": "start", "subject": "via.proc.start", "queue_group": "q", "metadata": {"verb": "start"}},
+            {"name": "add", "subject": "via.leaf.add", "queue_group": "leaves", "metadata": {}},
+            {"name": "wipe", "subject": "via.leaf.admin.all.>", "queue_group": "", "metadata": {}},
+        ],
+    }));
+    for subject in [
+        "$SRV.INFO",
+        "$SRV.INFO.process-control",
+        &format!("$SRV.INFO.process-control.{id}"),
+    ] {
+        assert_eq!(ask_json(&asker, subject).await, info, "{subject}");
+    }
+    assert_eq!(serde_json::to_value(svc.info()).unwrap(), info);
+
+    for subject in [
+        "$SRV.STATS",
+        "$SRV.STATS.process-control",
+        &format!("$SRV.STATS.process-control.{id}"),
+    ] {
+        let mut stats = ask_json(&asker, subject).await;
+        assert_eq!(
+            keys(&stats),
+            [
+                "endpoints",
+                "id",
+                "metadata",
+                "name",
+                "started",
+                "type",
+                "version"
+            ],
+            "{subject}"
+        );
+        let started = stats["started"].as_str().unwrap().to_owned();
+        assert_rfc3339_now(&started);
+        stats.as_object_mut().unwrap().remove("started");
+        let zero = |name: &str, subject: &str, q: &str| {
+            json!({"name": name, "subject": subject, "queue_group": q, "num_requests": 0,
+                   "num_errors": 0, "last_error": "", "processing_time": 0,
+                   "average_processing_time": 0})
+        };
+        let mut want = with(json!({
+            "type": "io.nats.micro.v1.stats_response",
+            "endpoints": [
+                zero("list", "list", "q"),
+                zero("start", "via.proc.start", "q"),
+                zero("add", "via.leaf.add", "leaves"),
+                zero("wipe", "via.leaf.admin.all.>", ""),
+            ],
+        }));
+        want.as_object_mut().unwrap().remove("started");
+        assert_eq!(stats, want, "{subject}");
+    }
+
+    // Metadata is an object even when there is none; another service does not answer for this one.
+    let bare = service::add(
+        &client,
+        ServiceConfig::new("bare", "1.0.0").no_queue_group(),
+    )
+    .unwrap();
+    let _e = bare.endpoint("e").unwrap();
+    client.flush().await.unwrap();
+    let got = ask_json(&asker, "$SRV.INFO.bare").await;
+    assert_eq!(got["metadata"], json!({}));
+    assert_eq!(got["description"], json!(""));
+    assert_eq!(
+        got["endpoints"],
+        json!([{"name": "e", "subject": "e", "queue_group": "", "metadata": {}}])
+    );
+    let wrong_id = format!("$SRV.PING.bare.{id}");
+    let err = asker
+        .request_with(&wrong_id, None, b"", Duration::from_secs(STEP))
+        .await
+        .unwrap_err();
+    assert_eq!(err, RequestError::NoResponders { subject: wrong_id });
+    // Every instance answers the general PING.
+    let everyone = service::ping(&asker, None, QUIET, MAX_WAIT).await.unwrap();
+    let mut names: Vec<&str> = everyone.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["bare", "process-control"]);
+}
+
+#[tokio::test]
+async fn requests_and_error_replies_are_counted_in_stats() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("counter", "1.0.0").stats_handler(|e| json!({ "endpoint": e.name })),
+    )
+    .unwrap();
+    let (done, mut handled) = mpsc::unbounded_channel();
+    serve(svc.endpoint("work").unwrap(), "work", done.clone());
+    serve(svc.group("other").endpoint("idle").unwrap(), "idle", done);
+    client.flush().await.unwrap();
+
+    for i in 0..3 {
+        let reply = ask(&asker, "work", &format!("job {i}")).await;
+        assert_eq!(reply.payload, format!("job {i}"));
+        assert_eq!(reply.headers, None, "a plain answer carries no headers");
+    }
+    let reply = ask(&asker, "work", "fail").await;
+    let headers = reply.headers.as_ref().expect("error headers");
+    assert_eq!(headers.get(ERROR_HEADER), Some("no process named x"));
+    assert_eq!(headers.get(ERROR_CODE_HEADER), Some("404"));
+    assert_eq!(headers.get("Nats-Service-Error-Code"), Some("404"));
+    assert_eq!(
+        reply.payload,
+        r#"{"error":"no process named x","code":404}"#
+    );
+    // Unanswered: the requester times out, the request still counts (as nats.go counts it).
+    let err = asker
+        .request_with("work", None, b"drop", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::TimedOut { .. }), "{err}");
+    for _ in 0..5 {
+        within(STEP, "the handler", handled.recv()).await.unwrap();
+    }
+
+    let stats = service::stats(&asker, Some("counter"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    let s = &stats[0];
+    assert_eq!(s.id, svc.id());
+    let work = &s.endpoints[0];
+    assert_eq!(
+        (work.name.as_str(), work.subject.as_str()),
+        ("work", "work")
+    );
+    assert_eq!((work.num_requests, work.num_errors), (5, 1));
+    assert_eq!(work.last_error, "404:no process named x");
+    assert!(work.processing_time > Duration::ZERO);
+    assert_eq!(work.average_processing_time, work.processing_time / 5);
+    assert_eq!(work.data, Some(json!({"endpoint": "work"})));
+    let idle = &s.endpoints[1];
+    assert_eq!(
+        (idle.subject.as_str(), idle.num_requests, idle.num_errors),
+        ("other.idle", 0, 0)
+    );
+    assert_eq!(idle.last_error, "");
+    assert_eq!(idle.processing_time, Duration::ZERO);
+    // The same numbers locally.
+    assert_eq!(svc.stats().endpoints[0].num_requests, 5);
+
+    // A description with a line break cannot break the header block.
+    let mut odd = svc.endpoint("odd").unwrap();
+    client.flush().await.unwrap();
+    let asking = tokio::spawn({
+        let asker = asker.clone();
+        async move { ask(&asker, "odd", "").await }
+    });
+    let request = within(STEP, "the odd request", odd.next()).await.unwrap();
+    request
+        .respond_error(500, "line one\r\nPUB evil 4\r\nline", b"")
+        .unwrap();
+    let reply = asking.await.unwrap();
+    let headers = reply.headers.unwrap();
+    assert_eq!(
+        headers.get(ERROR_HEADER),
+        Some("line one  PUB evil 4  line")
+    );
+    assert_eq!(headers.get(ERROR_CODE_HEADER), Some("500"));
+    drop(request);
+
+    // Reset: counters to zero, `started` moves on.
+    let before = svc.stats().started;
+    svc.reset();
+    let after = ask_json(&asker, &format!("$SRV.STATS.counter.{}", svc.id())).await;
+    assert!(after["started"].as_str().unwrap() >= before.as_str());
+    for e in after["endpoints"].as_array().unwrap() {
+        assert_eq!(
+            (
+                &e["num_requests"],
+                &e["num_errors"],
+                &e["last_error"],
+                &e["processing_time"]
+            ),
+            (&json!(0), &json!(0), &json!(""), &json!(0)),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn instances_share_the_load_in_the_queue_group_and_each_gets_a_broadcast() {
+    let server = TestServer::start();
+    let (a_client, b_client, asker) = (
+        connect(&server).await,
+        connect(&server).await,
+        connect(&server).await,
+    );
+    let a = service::add(&a_client, ServiceConfig::new("shared", "1.0.0")).unwrap();
+    let b = service::add(&b_client, ServiceConfig::new("shared", "1.0.0")).unwrap();
+    assert_ne!(a.id(), b.id());
+    let (done, mut handled) = mpsc::unbounded_channel();
+    serve(a.endpoint("work").unwrap(), "a", done.clone());
+    serve(b.endpoint("work").unwrap(), "b", done.clone());
+    let all = EndpointConfig::new("all").no_queue_group();
+    serve(a.endpoint_with(all.clone()).unwrap(), "a-all", done.clone());
+    serve(b.endpoint_with(all).unwrap(), "b-all", done);
+    a_client.flush().await.unwrap();
+    b_client.flush().await.unwrap();
+
+    const N: usize = 60;
+    for i in 0..N {
+        ask(&asker, "work", &i.to_string()).await;
+    }
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for _ in 0..N {
+        let (tag, _) = within(STEP, "a handler", handled.recv()).await.unwrap();
+        *per.entry(tag).or_default() += 1;
+    }
+    // Each request went to exactly one instance, and both took some (the server picks at
+    // random: the chance that one of them gets none of 60 is 2^-59).
+    assert_eq!(per.values().sum::<usize>(), N);
+    assert!(per["a"] > 0 && per["b"] > 0, "{per:?}");
+    let a_count = a.stats().endpoints[0].num_requests as usize;
+    let b_count = b.stats().endpoints[0].num_requests as usize;
+    assert_eq!((a_count, b_count), (per["a"], per["b"]));
+
+    // Without a queue group both instances get the request (the requester sees the first answer).
+    ask(&asker, "all", "x").await;
+    let mut tags = vec![
+        within(STEP, "a handler", handled.recv()).await.unwrap().0,
+        within(STEP, "a handler", handled.recv()).await.unwrap().0,
+    ];
+    tags.sort_unstable();
+    assert_eq!(tags, ["a-all", "b-all"]);
+}
+
+#[tokio::test]
+async fn stop_unsubscribes_everything_and_ends_the_endpoints() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(&client, ServiceConfig::new("stopping", "1.0.0")).unwrap();
+    let mut ep = svc.endpoint("work").unwrap();
+    let group = svc.group("g");
+    client.flush().await.unwrap();
+    // A request that arrived before stop is still handed out, and can be answered.
+    let asking = tokio::spawn({
+        let asker = asker.clone();
+        async move { ask(&asker, "work", "early").await }
+    });
+    let early = within(STEP, "the early request", ep.next()).await.unwrap();
+    assert!(!svc.stopped());
+    within(STEP, "stop", svc.stop()).await;
+    assert!(svc.stopped());
+    early.respond("late answer").unwrap();
+    assert_eq!(asking.await.unwrap().payload, "late answer");
+    assert!(within(STEP, "the endpoint to end", ep.next())
+        .await
+        .is_none());
+    for subject in [
+        "work",
+        "$SRV.PING",
+        "$SRV.PING.stopping",
+        "$SRV.INFO",
+        "$SRV.STATS.stopping",
+    ] {
+        let err = asker
+            .request_with(subject, None, b"", Duration::from_secs(STEP))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RequestError::NoResponders { .. }),
+            "{subject}: {err}"
+        );
+    }
+    assert_eq!(svc.endpoint("more").unwrap_err(), ServiceError::Stopped);
+    assert_eq!(group.endpoint("more").unwrap_err(), ServiceError::Stopped);
+    within(STEP, "a second stop", svc.stop()).await;
+
+    // Dropping a service stops it too; dropping an endpoint unsubscribes it and drops it from INFO.
+    let svc = service::add(&client, ServiceConfig::new("dropped", "1.0.0")).unwrap();
+    let kept = svc.endpoint("kept").unwrap();
+    let gone = svc.endpoint("gone").unwrap();
+    drop(gone);
+    client.flush().await.unwrap();
+    let info = ask_json(&asker, "$SRV.INFO.dropped").await;
+    assert_eq!(
+        info["endpoints"],
+        json!([{"name": "kept", "subject": "kept", "queue_group": "q", "metadata": {}}])
+    );
+    let err = asker
+        .request_with("gone", None, b"", Duration::from_secs(STEP))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err}");
+    drop(svc);
+    client.flush().await.unwrap();
+    for subject in ["kept", "$SRV.PING.dropped"] {
+        let err = asker
+            .request_with(subject, None, b"", Duration::from_secs(STEP))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RequestError::NoResponders { .. }),
+            "{subject}: {err}"
+        );
+    }
+    drop(kept);
+}
+
+#[tokio::test]
+async fn discovery_collects_every_instance() {
+    let server = TestServer::start();
+    let (c1, c2, asker) = (
+        connect(&server).await,
+        connect(&server).await,
+        connect(&server).await,
+    );
+    let one = service::add(&c1, ServiceConfig::new("disc", "1.0.0").metadata("n", "1")).unwrap();
+    let two = service::add(&c2, ServiceConfig::new("disc", "1.0.1").metadata("n", "2")).unwrap();
+    let other = service::add(&c1, ServiceConfig::new("other", "3.0.0")).unwrap();
+    let _e1 = one.endpoint("e").unwrap();
+    let _e2 = two.endpoint("e").unwrap();
+    c1.flush().await.unwrap();
+    c2.flush().await.unwrap();
+
+    let sorted_ids = |mut ids: Vec<String>| {
+        ids.sort_unstable();
+        ids
+    };
+    let want = sorted_ids(vec![one.id().to_owned(), two.id().to_owned()]);
+    let pings = service::ping(&asker, Some("disc"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_ids(pings.iter().map(|p| p.id.clone()).collect()),
+        want
+    );
+    for p in &pings {
+        let expected = if p.id == one.id() {
+            one.ping()
+        } else {
+            two.ping()
+        };
+        assert_eq!(p, &expected);
+    }
+    let infos = service::info(&asker, Some("disc"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_ids(infos.iter().map(|p| p.id.clone()).collect()),
+        want
+    );
+    assert!(infos
+        .iter()
+        .all(|i| i.endpoints.len() == 1 && i.endpoints[0].subject == "e"));
+    let stats = service::stats(&asker, Some("disc"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_ids(stats.iter().map(|p| p.id.clone()).collect()),
+        want
+    );
+    let everyone = service::ping(&asker, None, QUIET, MAX_WAIT).await.unwrap();
+    assert_eq!(everyone.len(), 3);
+    let just_two: Vec<service::InfoResponse> = service::discover(
+        &asker,
+        Verb::Info,
+        Some("disc"),
+        Some(two.id()),
+        QUIET,
+        MAX_WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(just_two, vec![two.info()]);
+    assert_eq!(
+        service::discover::<Value>(&asker, Verb::Ping, None, Some("x"), QUIET, MAX_WAIT)
+            .await
+            .unwrap_err(),
+        ServiceError::IdWithoutName
+    );
+
+    // Nobody there: the server says so at once (no responders), long before the quiet period.
+    let started = std::time::Instant::now();
+    let none = service::ping(&asker, Some("nobody"), Duration::from_secs(3), MAX_WAIT)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(other);
+}
+
+#[tokio::test]
+async fn invalid_configs_are_refused_with_what_to_fix() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let err = service::add(&client, ServiceConfig::new("a.b", "1.0.0")).unwrap_err();
+    assert_eq!(
+        err,
+        ServiceError::InvalidName {
+            what: "service",
+            name: "a.b".into()
+        }
+    );
+    assert!(err.to_string().contains("letters, digits"), "{err}");
+    let err = service::add(&client, ServiceConfig::new("ok", "1.0")).unwrap_err();
+    assert_eq!(err, ServiceError::InvalidVersion("1.0".into()));
+    assert!(err.to_string().contains("1.2.3"), "{err}");
+    let err = service::add(
+        &client,
+        ServiceConfig::new("ok", "1.0.0").queue_group("a b"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidQueueGroup(_)), "{err}");
+    let svc = service::add(&client, ServiceConfig::new("ok", "1.0.0")).unwrap();
+    assert!(matches!(
+        svc.endpoint("a b").unwrap_err(),
+        ServiceError::InvalidName {
+            what: "endpoint",
+            ..
+        }
+    ));
+    let err = svc
+        .endpoint_with(EndpointConfig::new("e").subject("a..b"))
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidSubject(_)), "{err}");
+    let err = svc.group("x.>").endpoint("e").unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidSubject(_)), "{err}");
+    let err = svc
+        .endpoint_with(EndpointConfig::new("e").queue_group(""))
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidQueueGroup(_)), "{err}");
+    assert!(
+        svc.info().endpoints.is_empty(),
+        "a refused endpoint is not listed"
+    );
+}
+
+#[tokio::test]
+async fn a_service_answers_again_after_the_server_restarts() {
+    let mut server = TestServer::start();
+    let client = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    let asker = within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.ws_url())),
+    )
+    .await
+    .unwrap();
+    let svc = service::add(&client, ServiceConfig::new("phoenix", "1.0.0")).unwrap();
+    let (done, _handled) = mpsc::unbounded_channel();
+    serve(svc.endpoint("echo").unwrap(), "echo", done);
+    client.flush().await.unwrap();
+    assert_eq!(ask(&asker, "echo", "before").await.payload, "before");
+
+    server.stop();
+    wait_status(&client, "the service's client to notice", |s| {
+        !s.is_connected()
+    })
+    .await;
+    server.start_again();
+    wait_status(&client, "the service's client to reconnect", |s| {
+        matches!(s, Status::Connected { .. })
+    })
+    .await;
+    wait_status(&asker, "the asker to reconnect", |s| {
+        matches!(s, Status::Connected { .. })
+    })
+    .await;
+    // The resubscriptions went out before anything sent after reconnecting.
+    client.flush().await.unwrap();
+    assert_eq!(ask(&asker, "echo", "after").await.payload, "after");
+    let pings = service::ping(&asker, Some("phoenix"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(pings, vec![svc.ping()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// nats.js `@nats-io/services`
+// ---------------------------------------------------------------------------------------------
+
+/// `node tests/service_peer.mjs <args>`, killed when dropped.
+struct JsPeer {
+    child: tokio::process::Child,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl JsPeer {
+    fn start(args: &[&str]) -> JsPeer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("service_peer.mjs");
+        let mut child = tokio::process::Command::new("node")
+            .arg(&script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node (scripts/setup.sh installs it and the npm packages)");
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        JsPeer { child, stdout }
+    }
+
+    async fn json(&mut self) -> Value {
+        let line = within(
+            STEP * 3,
+            "the nats.js peer's output",
+            self.stdout.next_line(),
+        )
+        .await
+        .expect("peer stdout")
+        .expect("the nats.js peer exited without output (see its stderr above)");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer printed {line:?}: {e}"))
+    }
+
+    async fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = within(STEP, "the nats.js peer to exit", self.child.wait())
+            .await
+            .unwrap();
+        assert!(status.success(), "nats.js peer: {status}");
+    }
+}
+
+#[tokio::test]
+async fn nats_js_discovers_and_calls_our_service() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("rs-svc", "1.2.3")
+            .description("ours")
+            .metadata("lang", "rust"),
+    )
+    .unwrap();
+    let group = svc.group("rs-svc");
+    let (done, _handled) = mpsc::unbounded_channel();
+    serve(
+        group
+            .endpoint_with(EndpointConfig::new("echo").metadata("kind", "echo"))
+            .unwrap(),
+        "echo",
+        done.clone(),
+    );
+    // nats.js calls `fail` with an empty payload: answer it with an error.
+    let mut fail = group.endpoint("fail").unwrap();
+    tokio::spawn(async move {
+        while let Some(request) = fail.next().await {
+            request.respond_error(418, "i am a teapot", "tea").unwrap();
+        }
+    });
+    client.flush().await.unwrap();
+
+    let mut peer = JsPeer::start(&["discover", &server.client_url(), "rs-svc", "1"]);
+    let got = peer.json().await;
+    peer.finish().await;
+
+    assert_eq!(
+        got["ping"],
+        json!([serde_json::to_value(svc.ping()).unwrap()])
+    );
+    assert_eq!(
+        got["info"],
+        json!([serde_json::to_value(svc.info()).unwrap()])
+    );
+    assert_eq!(got["echo"], json!("hello from nats.js"));
+    assert_eq!(
+        got["fail"],
+        json!({"is_service_error": true, "code": 418, "message": "i am a teapot", "body": "tea"})
+    );
+    let stats = &got["stats"][0];
+    assert_eq!(stats["id"], json!(svc.id()));
+    assert_eq!(stats["type"], json!("io.nats.micro.v1.stats_response"));
+    let e = &stats["endpoints"];
+    assert_eq!(
+        (&e[0]["name"], &e[0]["num_requests"], &e[0]["num_errors"]),
+        (&json!("echo"), &json!(1), &json!(0))
+    );
+    assert_eq!(
+        (&e[1]["name"], &e[1]["num_requests"], &e[1]["num_errors"]),
+        (&json!("fail"), &json!(1), &json!(1))
+    );
+    assert_eq!(e[1]["last_error"], json!("418:i am a teapot"));
+}
+
+#[tokio::test]
+async fn we_discover_and_call_a_nats_js_service() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let mut peer = JsPeer::start(&["serve", &server.client_url()]);
+    let id = peer.json().await["id"]
+        .as_str()
+        .expect("the peer's id")
+        .to_owned();
+
+    let pings = service::ping(&client, None, QUIET, MAX_WAIT).await.unwrap();
+    assert_eq!(pings.len(), 1);
+    let p = &pings[0];
+    assert_eq!(
+        (p.name.as_str(), p.id.as_str(), p.version.as_str()),
+        ("js-peer", id.as_str(), "2.1.0")
+    );
+    assert_eq!(p.kind, service::PING_RESPONSE_TYPE);
+    assert_eq!(p.metadata.get("lang").map(String::as_str), Some("js"));
+
+    let infos = service::info(&client, Some("js-peer"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(infos.len(), 1);
+    let info = &infos[0];
+    assert_eq!(info.description, "nats.js peer");
+    let endpoints: Vec<(&str, &str, &str)> = info
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), e.subject.as_str(), e.queue_group.as_str()))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [("echo", "js.echo", "q"), ("fail", "js.fail", "q")]
+    );
+    assert_eq!(
+        info.endpoints[0].metadata.get("kind").map(String::as_str),
+        Some("echo")
+    );
+    assert!(info.endpoints[1].metadata.is_empty());
+
+    assert_eq!(
+        ask(&client, "js.echo", "from rust").await.payload,
+        "from rust"
+    );
+    let failed = ask(&client, "js.fail", "").await;
+    let headers = failed.headers.expect("error headers");
+    assert_eq!(headers.get(ERROR_CODE_HEADER), Some("418"));
+    assert_eq!(headers.get(ERROR_HEADER), Some("i am a teapot"));
+    assert_eq!(failed.payload, "tea");
+
+    let stats: Vec<service::StatsResponse> = service::discover(
+        &client,
+        Verb::Stats,
+        Some("js-peer"),
+        Some(&id),
+        QUIET,
+        MAX_WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.len(), 1);
+    let e = &stats[0].endpoints;
+    assert_eq!((e[0].name.as_str(), e[0].num_requests), ("echo", 1));
+    // nats.js counts an error only when a handler throws; respondError is not counted.
+    assert_eq!(
+        (e[1].name.as_str(), e[1].num_requests, e[1].num_errors),
+        ("fail", 1, 0)
+    );
+    assert!(!stats[0].started.is_empty());
+    peer.finish().await;
+}
