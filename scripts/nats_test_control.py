@@ -14,6 +14,10 @@ compression.
 A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket port, a faithful relay
 until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
 /proxy/garbage, /proxy/stall, /proxy/resume, /proxy/reset change what it does (see ws_proxy.py).
+
+GET /request?subject=S&payload=P makes a NATS request with nats-py over the server's TCP port, a
+native peer for the browser's services: JSON `{"payload": …, "headers": {…}}` (200) or
+`{"error": …}` (504).
 """
 
 import http.server
@@ -46,6 +50,26 @@ def wait_for_port(port, proc, deadline):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def nats_request(port, subject, payload, timeout=5.0):
+    """One request with nats-py (imported here: only this endpoint needs it)."""
+    import asyncio
+
+    import nats
+
+    async def run():
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=timeout)
+        try:
+            msg = await nc.request(subject, payload.encode(), timeout=timeout)
+            return {"payload": msg.data.decode("utf-8", "replace"), "headers": dict(msg.headers or {})}
+        finally:
+            await nc.close()
+
+    try:
+        return 200, asyncio.run(run())
+    except Exception as e:  # timeouts, no responders: the test reads the reason
+        return 504, {"error": f"{type(e).__name__}: {e}"}
 
 
 class Server:
@@ -108,6 +132,11 @@ def main():
             url = urllib.parse.urlsplit(self.path)
             if url.path.startswith("/proxy"):
                 status, body = proxy.command(url.path, dict(urllib.parse.parse_qsl(url.query)))
+                send_json(self, status, body)
+                return
+            if url.path == "/request":
+                query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+                status, body = nats_request(server.client_port, query.get("subject", ""), query.get("payload", ""))
                 send_json(self, status, body)
                 return
             if self.path == "/stop":

@@ -420,3 +420,94 @@ async fn kv_watch_sees_initial_values_marker_then_a_live_update_from_another_cli
     writer.close();
     reader.close();
 }
+
+/// Asks the control server (nats-py over the server's TCP port) to make a request; its JSON.
+async fn native_request(subject: &str, payload: &str) -> serde_json::Value {
+    let Some(base) = option_env!("NATS_TEST_CONTROL") else {
+        panic!("NATS_TEST_CONTROL is not set: run the browser tests through ./test.sh");
+    };
+    let query = format!(
+        "subject={}&payload={}",
+        js_sys::encode_uri_component(subject),
+        js_sys::encode_uri_component(payload)
+    );
+    let window = web_sys::window().unwrap();
+    let promise = window.fetch_with_str(&format!("{base}/request?{query}"));
+    let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("control request")
+        .dyn_into()
+        .unwrap();
+    let text = wasm_bindgen_futures::JsFuture::from(response.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(response.ok(), "native request to {subject}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_service_in_the_browser_answers_a_native_peer() {
+    use nats_ws::service::{self, EndpointConfig, ServiceConfig};
+    let client = nats_ws::connect(Options::new(ws_url())).await.unwrap();
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("browser-svc", "0.1.0").metadata("where", "browser"),
+    )
+    .unwrap();
+    let mut upper = svc
+        .endpoint_with(EndpointConfig::new("upper").subject("browser.svc.upper"))
+        .unwrap();
+    wasm_bindgen_futures::spawn_local(async move {
+        while let Some(request) = upper.next().await {
+            let _ = match request.text() {
+                Some(text) if !text.is_empty() => request.respond(text.to_uppercase()),
+                _ => request.respond_error(400, "send some text", b""),
+            };
+        }
+    });
+    client.flush().await.unwrap();
+
+    let reply = within(
+        10_000,
+        "native request",
+        native_request("browser.svc.upper", "hello"),
+    )
+    .await;
+    assert_eq!(reply["payload"], "HELLO");
+    let reply = within(
+        10_000,
+        "native request",
+        native_request("browser.svc.upper", ""),
+    )
+    .await;
+    assert_eq!(reply["headers"]["Nats-Service-Error-Code"], "400");
+    assert_eq!(reply["headers"]["Nats-Service-Error"], "send some text");
+
+    let id = svc.id().to_owned();
+    let info = within(
+        10_000,
+        "native INFO",
+        native_request(&format!("$SRV.INFO.browser-svc.{id}"), ""),
+    )
+    .await;
+    let info: service::InfoResponse =
+        serde_json::from_str(info["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(info, svc.info());
+    assert_eq!(info.endpoints[0].subject, "browser.svc.upper");
+    let stats = within(
+        10_000,
+        "native STATS",
+        native_request("$SRV.STATS.browser-svc", ""),
+    )
+    .await;
+    let stats: service::StatsResponse =
+        serde_json::from_str(stats["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(stats.id, id);
+    let e = &stats.endpoints[0];
+    assert_eq!((e.num_requests, e.num_errors), (2, 1));
+    assert_eq!(e.last_error, "400:send some text");
+    svc.stop().await;
+    client.close();
+}
