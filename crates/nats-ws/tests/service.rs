@@ -622,14 +622,14 @@ async fn a_service_answers_again_after_the_server_restarts() {
     let client = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
     let asker = within(
         5,
         "connect",
-        nats_ws::connect(quick_reconnect(server.ws_url())),
+        nats_ws::connect(quick_reconnect(server.url())),
     )
     .await
     .unwrap();
