@@ -620,6 +620,18 @@ impl Group {
 mod tests {
     use super::*;
 
+    /// The agent and other programs move these into tokio tasks.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Service>();
+        check::<Group>();
+        check::<Endpoint>();
+        check::<Request>();
+        check::<ServiceError>();
+    }
+
     #[test]
     fn semver() {
         for ok in [

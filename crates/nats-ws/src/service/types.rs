@@ -117,13 +117,16 @@ mod nanos {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let n = Option::<f64>::deserialize(d)?.unwrap_or(0.0);
-        // Negative or NaN reads as zero; `as` saturates the rest.
-        Ok(Duration::from_nanos(if n > 0.0 {
-            n.round() as u64
-        } else {
-            0
-        }))
+        let nanos = match Option::<serde_json::Number>::deserialize(d)? {
+            None => 0,
+            // Integers exactly; a float rounded (negative or NaN reads as zero, `as` saturates).
+            Some(n) => n.as_u64().unwrap_or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f > 0.0)
+                    .map_or(0, |f| f.round() as u64)
+            }),
+        };
+        Ok(Duration::from_nanos(nanos))
     }
 }
 
@@ -147,6 +150,15 @@ mod tests {
         assert_eq!(e.last_error, "");
         assert_eq!(e.average_processing_time, Duration::from_nanos(1501));
         assert_eq!(e.processing_time, Duration::from_nanos(3001));
+        // Beyond f64's exact integers (2^53), integers still read exactly.
+        let e: EndpointStats = serde_json::from_value(json!({"name": "e", "subject": "e",
+            "processing_time": 9_007_199_254_740_993u64, "average_processing_time": -1}))
+        .unwrap();
+        assert_eq!(
+            e.processing_time,
+            Duration::from_nanos(9_007_199_254_740_993)
+        );
+        assert_eq!(e.average_processing_time, Duration::ZERO);
         let info: InfoResponse = serde_json::from_value(json!({
             "type": INFO_RESPONSE_TYPE, "name": "js", "id": "x", "version": "1.0.0",
             "description": "", "metadata": null,
