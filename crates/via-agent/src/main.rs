@@ -1,0 +1,121 @@
+//! `via-agent [--config PATH]`: connects to NATS, runs the configured processes, serves
+//! `process-control`, and on SIGINT/SIGTERM stops every child and deregisters before exiting 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use nats_ws::service::{EndpointConfig, ServiceConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use via_agent::agent::Agent;
+use via_agent::api;
+use via_agent::config::Config;
+
+const USAGE: &str = "usage: via-agent [--config PATH]   (default ./via-agent.toml; env VIA_NATS_URL overrides the NATS url)";
+
+fn main() -> std::process::ExitCode {
+    let mut config_path = PathBuf::from("via-agent.toml");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(p) => config_path = PathBuf::from(p),
+                None => return fail(USAGE),
+            },
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return std::process::ExitCode::SUCCESS;
+            }
+            _ => return fail(USAGE),
+        }
+    }
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    // current_thread: every child is forked from this thread, which lives as long as the agent,
+    // so PR_SET_PDEATHSIG (set in each child) fires only when the agent itself dies.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> std::process::ExitCode {
+    eprintln!("via-agent: {message}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+
+    let url = config.agent.nats_url.clone();
+    let options = nats_ws::Options::new(url.clone())
+        .name("via-agent")
+        .reconnect(nats_ws::ReconnectPolicy {
+            initial_delay: Duration::from_millis(250),
+            factor: 1.5,
+            max_delay: Duration::from_secs(2),
+            max_attempts: None,
+            jitter: Duration::from_millis(100),
+        });
+    // Started, not awaited: the agent runs its processes even while the hub is down, and
+    // connects (and registers) when it comes up.
+    let client = nats_ws::start(options).map_err(|e| format!("{url}: {e}"))?;
+    let service = nats_ws::service::add(
+        &client,
+        ServiceConfig::new("process-control", env!("CARGO_PKG_VERSION"))
+            .description("via-agent: starts, stops and watches the processes of via-agent.toml and leaf nodes")
+            .metadata("host", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()),
+    )
+    .map_err(|e| format!("cannot add service process-control: {e}"))?;
+    let agent = Agent::start(config, client.clone(), service.id().to_owned());
+    eprintln!(
+        "via-agent: service process-control {} on {url}; {} process(es) configured",
+        service.id(),
+        agent.config.processes.len()
+    );
+
+    for (name, subject) in api::ENDPOINTS {
+        let mut endpoint = service
+            .endpoint_with(EndpointConfig::new(*name).subject(*subject))
+            .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            while let Some(req) = endpoint.next().await {
+                let agent = Arc::clone(&agent);
+                // Each request on its own task: a leaf-add waiting for its leaf must not hold up a list.
+                tokio::spawn(async move {
+                    let sent = match api::handle(&agent, name, req.payload()).await {
+                        Ok(reply) => req.respond(serde_json::to_vec(&reply).expect("json")),
+                        Err(e) => req.respond_error(e.code, &e.message, api::error_body(&e)),
+                    };
+                    if let Err(e) = sent {
+                        eprintln!("via-agent: cannot answer a {name} request: {e}");
+                    }
+                });
+            }
+        });
+    }
+
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    eprintln!("via-agent: stopping every process");
+    service.stop().await;
+    agent.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    client.close();
+    eprintln!("via-agent: stopped");
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! The agent binary against a real nats-server: process control, restarts with backoff, logs,
+//! errors, the registry (including kill -9 of a service and of the agent), leaf nodes, a hub
+//! restart and a clean SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+const SLEEPERS: &str = r#"
+[[process]]
+name = "sleeper"
+command = "sleep"
+args = ["300"]
+autostart = false
+restart = "never"
+
+[[process]]
+name = "locked"
+command = "sleep"
+args = ["300"]
+control = false
+
+[[process]]
+name = "svc"
+command = "sleep"
+args = ["300"]
+restart = "never"
+service = ["service:test/svc", "depends:nats"]
+"#;
+
+fn process<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {list}"))
+}
+
+#[tokio::test]
+async fn start_stop_restart_and_refusals() {
+    let server = TestServer::start();
+    let _agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    let list = ready(&client).await;
+    assert_eq!(process(&list, "sleeper")["state"], "stopped");
+    assert_eq!(process(&list, "sleeper")["controllable"], true);
+    assert_eq!(process(&list, "locked")["controllable"], false);
+
+    let started = call(&client, "via.proc.start", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    let p = &started["process"];
+    assert_eq!(p["state"], "running");
+    assert_eq!(p["command"], "sleep");
+    assert_eq!(p["args"], json!(["300"]));
+    assert_eq!(p["kind"], "process");
+    let pid = p["pid"].as_u64().expect("pid");
+    assert!(alive(pid));
+    // Starting a running process answers its state, not an error.
+    let again = call(&client, "via.proc.start", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    assert_eq!(again["process"]["pid"], pid);
+
+    let restarted = call(&client, "via.proc.restart", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    let new_pid = restarted["process"]["pid"].as_u64().expect("pid");
+    assert_ne!(new_pid, pid);
+    assert_eq!(restarted["process"]["restarts"], 1);
+    assert!(!alive(pid));
+
+    let stopped = call(&client, "via.proc.stop", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    assert_eq!(stopped["process"]["state"], "stopped");
+    assert_eq!(stopped["process"]["pid"], Value::Null);
+    assert_eq!(stopped["process"]["signal"], 15);
+    assert!(!alive(new_pid));
+    let again = call(&client, "via.proc.stop", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    assert_eq!(again["process"]["state"], "stopped");
+
+    // The KV state follows.
+    kv_wait(&client, "processes", "sleeper", 5, |v| {
+        v.is_some_and(|v| v["state"] == "stopped" && v["restarts"] == 1)
+    })
+    .await;
+
+    let refusals = [
+        ("via.proc.start", r#"{"name":"nope"}"#, 404),
+        ("via.proc.stop", r#"{"name":"nope"}"#, 404),
+        ("via.proc.logs", r#"{"name":"nope"}"#, 404),
+        ("via.proc.start", r#"{"name":"#, 400),
+        ("via.proc.start", r#"{}"#, 400),
+        ("via.proc.start", r#"["sleeper"]"#, 400),
+        ("via.proc.start", r#"{"name":"sleep 1; rm -rf /"}"#, 400),
+        ("via.proc.logs", r#"{"name":"sleeper","lines":-3}"#, 400),
+        ("via.proc.stop", r#"{"name":"locked"}"#, 403),
+        ("via.proc.restart", r#"{"name":"locked"}"#, 403),
+        ("via.leaf.remove", r#"{"name":"sleeper"}"#, 404),
+        ("via.leaf.remove", r#"{"name":"Leaf!"}"#, 400),
+        ("via.leaf.add", r#"{"name":"../etc"}"#, 400),
+        ("via.leaf.add", r#"{"name":"svc"}"#, 409),
+    ];
+    for (subject, body, code) in refusals {
+        let (got, _) = call(&client, subject, body).await.expect_err(body);
+        assert_eq!(got, code, "{subject} {body}");
+    }
+    // Still serving, and the locked process untouched.
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    assert_eq!(process(&list, "locked")["state"], "running");
+}
+
+#[tokio::test]
+async fn a_crash_is_restarted_with_backoff_and_its_output_kept() {
+    let server = TestServer::start();
+    let processes = r#"
+[[process]]
+name = "crasher"
+command = "sh"
+args = ["-c", "echo hi; echo oops >&2; exit 3"]
+restart = "on-failure"
+backoff_initial_ms = 200
+backoff_max_ms = 800
+"#;
+    let client = connect(server.url()).await;
+    let mut live = client.subscribe("proc.logs.crasher").unwrap();
+    let _agent = Agent::start(&server, "", processes);
+    ready(&client).await;
+
+    // Every state the KV shows, until the fourth backoff.
+    let store = within(10, "bucket processes", async {
+        loop {
+            if let Ok(s) = client.jetstream().key_value("processes").await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let mut watch = store.watch("crasher").unwrap();
+    let mut delays = Vec::new();
+    within(20, "four backoffs", async {
+        while delays.len() < 4 {
+            if let nats_ws::kv::WatchEvent::Entry(e) = watch.next().await.unwrap().unwrap() {
+                let v: Value = serde_json::from_slice(&e.value).unwrap();
+                if v["state"] == "backoff" && delays.len() as u64 == v["restarts"].as_u64().unwrap()
+                {
+                    assert_eq!(v["exit_code"], 3);
+                    assert_eq!(v["signal"], Value::Null);
+                    assert_eq!(v["pid"], Value::Null);
+                    let at = v["next_restart_at"].as_u64().unwrap();
+                    delays.push(at - v["updated_at"].as_u64().unwrap());
+                }
+            }
+        }
+    })
+    .await;
+    eprintln!("backoff delays announced: {delays:?} ms");
+    assert_eq!(delays, [200, 400, 800, 800]);
+
+    let line: Value = serde_json::from_slice(
+        &within(5, "a live line", live.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert!(line["ts"].as_u64().is_some());
+    assert!(
+        line == json!({"ts": line["ts"], "stream": "stdout", "line": "hi"})
+            || line == json!({"ts": line["ts"], "stream": "stderr", "line": "oops"})
+    );
+
+    let logs = call(&client, "via.proc.logs", r#"{"name":"crasher","lines":4}"#)
+        .await
+        .unwrap();
+    assert_eq!(logs["name"], "crasher");
+    let lines = logs["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 4);
+    assert!(lines
+        .windows(2)
+        .all(|w| w[0]["ts"].as_u64() <= w[1]["ts"].as_u64()));
+    for l in lines {
+        match l["stream"].as_str().unwrap() {
+            "stdout" => assert_eq!(l["line"], "hi"),
+            "stderr" => assert_eq!(l["line"], "oops"),
+            other => panic!("stream {other}"),
+        }
+    }
+    let stopped = call(&client, "via.proc.stop", r#"{"name":"crasher"}"#)
+        .await
+        .unwrap();
+    assert_eq!(stopped["process"]["state"], "stopped");
+    assert_eq!(stopped["process"]["next_restart_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn registry_entries_go_with_their_process() {
+    let server = TestServer::start();
+    let mut agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    let entry = kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some())
+        .await
+        .unwrap();
+    assert_eq!(entry["kind"], "process");
+    assert_eq!(entry["tags"], json!(["service:test/svc", "depends:nats"]));
+    assert!(entry["heartbeat_at"].as_u64() >= entry["registered_at"].as_u64());
+    let me = kv_get(&client, "services_registry", "via-agent")
+        .await
+        .expect("agent registered");
+    assert_eq!(me["kind"], "agent");
+    assert_eq!(me["pid"], agent.pid());
+    assert_eq!(entry["agent"], me["agent"]);
+    // Per-key TTL where the server has it (2.11+): the stream allows it and each put says 15s.
+    let info = client
+        .jetstream()
+        .stream_info("KV_services_registry")
+        .await
+        .unwrap();
+    let version = client.server_info().unwrap().version;
+    let (major, minor) = {
+        let mut v = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+        (v.next().unwrap_or(0), v.next().unwrap_or(0))
+    };
+    assert_eq!(
+        info.config.allow_msg_ttl,
+        (major, minor) >= (2, 11),
+        "server {version}"
+    );
+    assert_eq!(info.config.max_age, Duration::from_secs(15));
+    let stored = client
+        .jetstream()
+        .key_value("services_registry")
+        .await
+        .unwrap();
+    let ttl = stored.entry("via-agent").await.unwrap().unwrap().headers;
+    let ttl = ttl.as_ref().and_then(|h| h.get("Nats-TTL"));
+    assert_eq!(ttl, info.config.allow_msg_ttl.then_some("15s"));
+    // Processes without tags are not registered.
+    assert!(kv_get(&client, "services_registry", "locked")
+        .await
+        .is_none());
+
+    // kill -9 of the service: the agent sees the exit and deletes the entry.
+    let pid = entry["pid"].as_u64().unwrap();
+    let killed = Instant::now();
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    kv_wait(&client, "services_registry", "svc", 16, |v| v.is_none()).await;
+    eprintln!(
+        "registry entry of a kill -9'd service gone after {} ms",
+        killed.elapsed().as_millis()
+    );
+    let state = kv_wait(&client, "processes", "svc", 5, |v| {
+        v.is_some_and(|v| v["state"] == "exited")
+    })
+    .await
+    .unwrap();
+    assert_eq!(state["signal"], 9);
+
+    // kill -9 of the agent: its children die with it (PR_SET_PDEATHSIG) and its entry expires.
+    let locked = call(&client, "via.proc.list", "").await.unwrap();
+    let locked_pid = process(&locked, "locked")["pid"].as_u64().unwrap();
+    agent.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    agent.wait(Duration::from_secs(5));
+    until(5, "the agent's child to die with it", || async {
+        (!alive(locked_pid)).then_some(())
+    })
+    .await;
+    until(17, "the agent's registry entry to expire", || async {
+        kv_get(&client, "services_registry", "via-agent")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eprintln!(
+        "registry entry of a kill -9'd agent gone after {} ms",
+        killed.elapsed().as_millis()
+    );
+    assert!(killed.elapsed() <= Duration::from_secs(16));
+}
+
+#[tokio::test]
+async fn leaf_nodes_join_carry_messages_and_leave() {
+    let server = TestServer::start();
+    let agent = Agent::start(&server, "max_leaves = 2", "");
+    let client = connect(server.url()).await;
+    ready(&client).await;
+
+    let t = Instant::now();
+    let added = call(&client, "via.leaf.add", "{}").await.unwrap();
+    eprintln!("leaf-add answered after {} ms", t.elapsed().as_millis());
+    let leaf = &added["leaf"];
+    assert_eq!(leaf["name"], "leaf-1");
+    assert_eq!(leaf["connected"], true);
+    let ws_port = leaf["ws_port"].as_u64().unwrap();
+    let client_port = leaf["client_port"].as_u64().unwrap();
+    assert!(agent
+        .dir
+        .path()
+        .join("data/leaves/leaf-1/leaf.conf")
+        .is_file());
+    assert_eq!(server.leafz()["leafs"].as_array().unwrap().len(), 1);
+    let entry = kv_get(&client, "services_registry", "leaf-1")
+        .await
+        .expect("leaf registered");
+    assert_eq!(entry["kind"], "leaf");
+    let state = kv_wait(&client, "processes", "leaf-1", 5, |v| v.is_some())
+        .await
+        .unwrap();
+    assert_eq!(state["kind"], "leaf");
+    assert_eq!(state["leaf"]["ws_port"], ws_port);
+
+    // hub → leaf (a client on the leaf's WebSocket port) and back (request/reply across).
+    let on_leaf = connect(format!("ws://127.0.0.1:{ws_port}")).await;
+    let mut sub = on_leaf.subscribe("cross.>").unwrap();
+    on_leaf.flush().await.unwrap();
+    let t = Instant::now();
+    let msg = within(5, "hub → leaf", async {
+        loop {
+            client.publish("cross.down", "from the hub").unwrap();
+            if let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+            {
+                return m;
+            }
+        }
+    })
+    .await;
+    assert_eq!(msg.payload, "from the hub");
+    eprintln!("hub → leaf after {} ms", t.elapsed().as_millis());
+    let mut echo = client.subscribe("echo").unwrap();
+    client.flush().await.unwrap();
+    let hub = client.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(Ok(m)) = echo.next().await {
+            if let Some(reply) = m.reply.as_deref() {
+                let _ = hub.publish(reply, "pong");
+            }
+        }
+    });
+    let on_leaf_tcp = connect(format!("nats://127.0.0.1:{client_port}")).await;
+    let reply = within(5, "leaf → hub", async {
+        loop {
+            if let Ok(m) = on_leaf_tcp.request("echo", "ping").await {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(reply.payload, "pong");
+    responder.abort();
+
+    let second = call(&client, "via.leaf.add", r#"{"name":"edge"}"#)
+        .await
+        .unwrap();
+    assert_eq!(second["leaf"]["name"], "edge");
+    let (code, body) = call(&client, "via.leaf.add", "{}").await.unwrap_err();
+    assert_eq!(code, 429);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2 leaf nodes"));
+    let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+    assert_eq!(leaves["leaves"].as_array().unwrap().len(), 2);
+
+    let removed = call(&client, "via.leaf.remove", r#"{"name":"leaf-1"}"#)
+        .await
+        .unwrap();
+    assert_eq!(removed, json!({"removed": "leaf-1"}));
+    assert!(kv_get(&client, "services_registry", "leaf-1")
+        .await
+        .is_none());
+    assert!(kv_get(&client, "processes", "leaf-1").await.is_none());
+    assert!(!agent.dir.path().join("data/leaves/leaf-1").exists());
+    until(5, "leaf-1 gone from leafz", || async {
+        (server.leafz()["leafs"].as_array().map_or(0, |l| l.len()) == 1).then_some(())
+    })
+    .await;
+    let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+    assert_eq!(leaves["leaves"][0]["name"], "edge");
+    // The freed number is used again.
+    let again = call(&client, "via.leaf.add", "{}").await.unwrap();
+    assert_eq!(again["leaf"]["name"], "leaf-1");
+}
+
+#[tokio::test]
+async fn the_hub_restarting_leaves_children_running() {
+    let mut server = TestServer::start();
+    let _agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    let before = call(&client, "via.proc.list", "").await.unwrap();
+    let svc_pid = process(&before, "svc")["pid"].clone();
+    kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some()).await;
+
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let restarted_at = nats_ws_now_ms();
+    server.start_again();
+    let t = Instant::now();
+    // Re-registered: a heartbeat written after the restart.
+    let entry = kv_wait(&client, "services_registry", "via-agent", 15, |v| {
+        v.is_some_and(|v| v["heartbeat_at"].as_u64() > Some(restarted_at))
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "agent re-registered {} ms after the hub came back",
+        t.elapsed().as_millis()
+    );
+    assert_eq!(entry["kind"], "agent");
+    let after = call(&client, "via.proc.list", "").await.unwrap();
+    assert_eq!(process(&after, "svc")["pid"], svc_pid);
+    assert_eq!(process(&after, "svc")["state"], "running");
+    assert_eq!(process(&after, "svc")["restarts"], 0);
+    kv_wait(&client, "services_registry", "svc", 10, |v| {
+        v.is_some_and(|v| v["heartbeat_at"].as_u64() > Some(restarted_at))
+    })
+    .await;
+}
+
+fn nats_ws_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn ctrl_c_reaches_the_agent_which_stops_its_children() {
+    let server = TestServer::start();
+    let mut agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    let pid = process(&list, "locked")["pid"].as_u64().unwrap();
+    let t = Instant::now();
+    agent.ctrl_c();
+    let status = agent.wait(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    eprintln!(
+        "Ctrl-C: agent and children gone after {} ms",
+        t.elapsed().as_millis()
+    );
+    assert!(!alive(pid));
+    // Stopped by the agent's SIGTERM, not by the terminal's SIGINT (it is in its own group).
+    let state = kv_get(&client, "processes", "locked").await.unwrap();
+    assert_eq!(state["state"], "stopped");
+    assert_eq!(state["signal"], libc::SIGTERM);
+}
+
+#[tokio::test]
+async fn sigterm_stops_every_child_and_deregisters() {
+    let server = TestServer::start();
+    let mut agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some()).await;
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    let pids: Vec<u64> = ["svc", "locked"]
+        .iter()
+        .map(|n| process(&list, n)["pid"].as_u64().unwrap())
+        .collect();
+    agent.signal(libc::SIGTERM);
+    let status = agent.wait(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
+    assert!(kv_get(&client, "services_registry", "svc").await.is_none());
+    assert!(kv_get(&client, "services_registry", "via-agent")
+        .await
+        .is_none());
+    let svc = kv_get(&client, "processes", "svc").await.unwrap();
+    assert_eq!(svc["state"], "stopped");
+}

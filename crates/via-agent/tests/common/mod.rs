@@ -1,0 +1,384 @@
+//! A real nats-server per test (free ports, its own store, leafnodes listener) and the agent run as
+//! its built binary against it. Adapted from crates/nats-ws/tests/common (same server lookup).
+
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::Value;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `$NATS_SERVER_BIN`, else `nats-server` on PATH, /usr/sbin or /usr/local/bin.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/bin"])
+        .map(|d| PathBuf::from(d).join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server not found: apt-get install nats-server, or set NATS_SERVER_BIN")
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub client_port: u16,
+    pub http_port: u16,
+    pub leaf_port: u16,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (client_port, http_port, leaf_port) = (free_port(), free_port(), free_port());
+            let config = format!(
+                "server_name: via-agent-test-hub\nhost: 127.0.0.1\nport: {client_port}\n\
+                 http: 127.0.0.1:{http_port}\njetstream {{\n  store_dir: \"{}\"\n}}\n\
+                 leafnodes {{\n  host: 127.0.0.1\n  port: {leaf_port}\n}}\n",
+                dir.path().join("store").display()
+            );
+            std::fs::File::create(dir.path().join("hub.conf"))
+                .and_then(|mut f| f.write_all(config.as_bytes()))
+                .expect("write config");
+            let mut server = TestServer {
+                child: None,
+                dir,
+                client_port,
+                http_port,
+                leaf_port,
+            };
+            if server.run() {
+                return server;
+            }
+            last_log = server.log();
+        }
+        panic!("nats-server did not start after 5 tries: {last_log}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    fn run(&mut self) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("hub.log"))
+            .expect("log file");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(self.dir.path().join("hub.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [self.client_port, self.http_port, self.leaf_port] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(c) = self.child.as_mut() {
+                    if matches!(c.try_wait(), Ok(Some(_))) {
+                        self.child = None;
+                        return false;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server did not start: {}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        true
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports with the same store.
+    pub fn start_again(&mut self) {
+        for _ in 0..20 {
+            if self.run() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server did not start again: {}", self.log());
+    }
+
+    /// The hub's /leafz, parsed.
+    pub fn leafz(&self) -> Value {
+        use std::io::Read;
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).expect("monitoring port");
+        s.write_all(b"GET /leafz HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let json = &body[body.find("\r\n\r\n").expect("http answer") + 4..];
+        serde_json::from_str(json).expect("leafz json")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- hub log ---\n{}",
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            );
+        }
+    }
+}
+
+/// The agent binary with a config written into its own temp dir (data dir there too).
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// `body` is the config after `[agent]`'s generated lines (more agent keys, then processes).
+    pub fn start(server: &TestServer, agent_keys: &str, processes: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\nhub_monitoring_url = \"http://127.0.0.1:{}\"\n\
+             nats_server = \"{}\"\ndata_dir = \"data\"\n{agent_keys}\n{processes}\n",
+            server.url(),
+            server.leaf_port,
+            server.http_port,
+            nats_server_binary().display(),
+        );
+        std::fs::write(dir.path().join("via-agent.toml"), config).expect("config");
+        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(env!("CARGO_BIN_EXE_via-agent"))
+            // Its own group, like a shell job: a test can Ctrl-C it (SIGINT to the group).
+            .process_group(0)
+            .arg("--config")
+            .arg(dir.path().join("via-agent.toml"))
+            .env_remove("VIA_NATS_URL")
+            .env_remove("NATS_SERVER_BIN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start via-agent");
+        Agent {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// What a Ctrl-C at the terminal does: SIGINT to the agent's whole process group.
+    pub fn ctrl_c(&self) {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe { libc::killpg(self.pid() as i32, libc::SIGINT) };
+    }
+
+    /// Waits (bounded) for the agent to exit.
+    pub fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Awaits `fut` for at most `secs` seconds, failing the test with `what` otherwise.
+pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs} s waiting for {what}"),
+    }
+}
+
+pub async fn connect(url: String) -> nats_ws::Client {
+    let options = nats_ws::Options::new(url).reconnect(nats_ws::ReconnectPolicy {
+        initial_delay: Duration::from_millis(100),
+        factor: 1.5,
+        max_delay: Duration::from_millis(500),
+        max_attempts: None,
+        jitter: Duration::from_millis(20),
+    });
+    within(5, "a client to connect", nats_ws::connect(options))
+        .await
+        .expect("connects")
+}
+
+/// A request's outcome: the reply JSON, or the error code (header) and error body.
+pub async fn call(
+    client: &nats_ws::Client,
+    subject: &str,
+    body: &str,
+) -> Result<Value, (u16, Value)> {
+    let msg = client
+        .request(subject, body.as_bytes().to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("request {subject} {body}: {e}"));
+    let json: Value = serde_json::from_slice(&msg.payload)
+        .unwrap_or_else(|e| panic!("reply to {subject} is not JSON ({e}): {:?}", msg.payload));
+    match msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Service-Error-Code"))
+    {
+        Some(code) => {
+            let code: u16 = code.parse().expect("numeric error code");
+            assert!(msg
+                .headers
+                .as_ref()
+                .unwrap()
+                .get("Nats-Service-Error")
+                .is_some());
+            assert_eq!(json["code"], code, "body code = header code");
+            assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
+            Err((code, json))
+        }
+        None => Ok(json),
+    }
+}
+
+/// Waits until the agent answers `via.proc.list` (no responders until its service is up).
+pub async fn ready(client: &nats_ws::Client) -> Value {
+    within(15, "the agent's service", async {
+        loop {
+            match client.request("via.proc.list", "{}").await {
+                Ok(msg) => return serde_json::from_slice(&msg.payload).expect("list json"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+}
+
+/// Polls `f` every 20 ms until it returns `Some` (bounded by `secs`).
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    within(secs, what, async {
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+pub fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// The value of `key` in `bucket`, parsed, or `None`.
+pub async fn kv_get(client: &nats_ws::Client, bucket: &str, key: &str) -> Option<Value> {
+    let store = client.jetstream().key_value(bucket).await.ok()?;
+    let entry = store.get(key).await.ok()??;
+    serde_json::from_slice(&entry.value).ok()
+}
+
+/// Watches `bucket` until `pred` holds for `key`'s value (`None` = deleted); returns it.
+pub async fn kv_wait(
+    client: &nats_ws::Client,
+    bucket: &str,
+    key: &str,
+    secs: u64,
+    pred: impl Fn(Option<&Value>) -> bool,
+) -> Option<Value> {
+    within(secs, &format!("{bucket}/{key}"), async {
+        let store = loop {
+            match client.jetstream().key_value(bucket).await {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let mut watch = store.watch(key).expect("watch");
+        let mut current: Option<Value> = None;
+        let mut initial_done = false;
+        loop {
+            if initial_done && pred(current.as_ref()) {
+                return current;
+            }
+            match watch
+                .next()
+                .await
+                .expect("watch ended")
+                .expect("watch error")
+            {
+                nats_ws::kv::WatchEvent::Entry(e) => {
+                    current = match e.operation {
+                        nats_ws::kv::Operation::Put => serde_json::from_slice(&e.value).ok(),
+                        _ => None,
+                    };
+                }
+                nats_ws::kv::WatchEvent::InitialDone => initial_done = true,
+                _ => {}
+            }
+        }
+    })
+    .await
+}
