@@ -432,6 +432,29 @@ async fn the_hub_restarting_leaves_children_running() {
     .await;
 }
 
+#[tokio::test]
+async fn a_leaf_that_cannot_join_is_reported_and_removed() {
+    let server = TestServer::start();
+    // Nothing listens on this leafnode port: the leaf runs but never joins.
+    let agent = Agent::start_with_leaf_port(&server, free_port(), "", "");
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    let t = Instant::now();
+    let (code, body) = call_with_timeout(&client, "via.leaf.add", "{}", 15)
+        .await
+        .unwrap_err();
+    assert_eq!(code, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("did not join"),
+        "{body}"
+    );
+    assert!(t.elapsed() >= Duration::from_secs(8));
+    let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+    assert_eq!(leaves["leaves"], json!([]));
+    assert!(!agent.dir.path().join("data/leaves/leaf-1").exists());
+    assert!(kv_get(&client, "processes", "leaf-1").await.is_none());
+}
+
 fn nats_ws_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

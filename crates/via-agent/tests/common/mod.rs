@@ -167,12 +167,22 @@ pub struct Agent {
 impl Agent {
     /// `body` is the config after `[agent]`'s generated lines (more agent keys, then processes).
     pub fn start(server: &TestServer, agent_keys: &str, processes: &str) -> Agent {
+        Agent::start_with_leaf_port(server, server.leaf_port, agent_keys, processes)
+    }
+
+    /// [`Agent::start`] with leaves pointed at `leaf_port` instead of the hub's.
+    pub fn start_with_leaf_port(
+        server: &TestServer,
+        leaf_port: u16,
+        agent_keys: &str,
+        processes: &str,
+    ) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\nhub_monitoring_url = \"http://127.0.0.1:{}\"\n\
              nats_server = \"{}\"\ndata_dir = \"data\"\n{agent_keys}\n{processes}\n",
             server.url(),
-            server.leaf_port,
+            leaf_port,
             server.http_port,
             nats_server_binary().display(),
         );
@@ -273,8 +283,18 @@ pub async fn call(
     subject: &str,
     body: &str,
 ) -> Result<Value, (u16, Value)> {
+    call_with_timeout(client, subject, body, 5).await
+}
+
+/// [`call`] with a request timeout of `secs`.
+pub async fn call_with_timeout(
+    client: &nats_ws::Client,
+    subject: &str,
+    body: &str,
+    secs: u64,
+) -> Result<Value, (u16, Value)> {
     let msg = client
-        .request(subject, body.as_bytes().to_vec())
+        .request_with(subject, None, body.as_bytes(), Duration::from_secs(secs))
         .await
         .unwrap_or_else(|e| panic!("request {subject} {body}: {e}"));
     let json: Value = serde_json::from_slice(&msg.payload)
