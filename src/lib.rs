@@ -33,15 +33,19 @@ pub enum Page {
     Counter,
     Config,
     Themes,
+    Processes,
+    Scale,
 }
 
 impl Page {
-    pub const ALL: [Page; 5] = [
+    pub const ALL: [Page; 7] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
         Page::Config,
         Page::Themes,
+        Page::Processes,
+        Page::Scale,
     ];
 
     pub fn path(self) -> &'static str {
@@ -51,6 +55,8 @@ impl Page {
             Page::Counter => "/counter",
             Page::Config => "/config",
             Page::Themes => "/themes",
+            Page::Processes => "/processes",
+            Page::Scale => "/scale",
         }
     }
 
@@ -61,6 +67,8 @@ impl Page {
             Page::Counter => "Counter",
             Page::Config => "Config",
             Page::Themes => "Themes",
+            Page::Processes => "Processes",
+            Page::Scale => "Scale",
         }
     }
 }
@@ -89,6 +97,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
+                    <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
+                    <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
                 </Routes>
             </main>
             <ToastHost/>

@@ -1,5 +1,8 @@
 //! Widgets shared by the pages.
 
+pub mod agent;
+pub mod clock;
 pub mod header;
+pub mod live_bucket;
 pub mod theme;
 pub mod toasts;

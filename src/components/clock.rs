@@ -1,0 +1,38 @@
+//! The wall clock as a signal (uptimes, heartbeat ages) and times of day for display.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Now, updated every `every` for as long as the calling component lives.
+pub fn use_now(every: Duration) -> ReadSignal<f64> {
+    let (now, set_now) = signal(now_ms());
+    if let Ok(handle) = set_interval_with_handle(move || set_now.set(now_ms()), every) {
+        on_cleanup(move || handle.clear());
+    }
+    now
+}
+
+/// `HH:MM:SS` in the viewer's time zone; `.mmm` too with `millis`.
+pub fn time_of_day(ms: f64, millis: bool) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    if date.get_time().is_nan() {
+        return String::new();
+    }
+    let hms = format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    );
+    if millis {
+        format!("{hms}.{:03}", date.get_milliseconds())
+    } else {
+        hms
+    }
+}

@@ -1,0 +1,678 @@
+//! `/scale`: leaf nodes. The leaves via-agent runs (entries of kind `leaf` in bucket
+//! `processes`), Add Leaf Node / Remove (requests to the agent), whether each is in the service
+//! registry, and the topology drawn live as SVG: the hub in the middle, the leaves around it.
+//!
+//! A leaf can be tried from here: a second client in this tab connects to the leaf's WebSocket
+//! port, and a message crosses hub → leaf and leaf → hub. That client is closed when the trial
+//! ends, and when the page goes away.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::{spawn_while_mounted, use_nats};
+use nats_ws::{Client, Options, Subscriber};
+use serde_json::json;
+
+use crate::components::agent::{
+    agent_request, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch, Presence,
+    ACTION_TIMEOUT,
+};
+use crate::components::clock::{now_ms, time_of_day, use_now};
+use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
+use crate::components::toasts::Toasts;
+use crate::model::{
+    agent_subjects, format_duration, leaf_positions, sort_processes, LeafInfo, LeafReply,
+    ProcessState, Registration, RemovedReply, PROCESSES_BUCKET, REGISTRY_BUCKET,
+};
+use crate::session::random_hex;
+
+#[component]
+pub fn ScalePage() -> impl IntoView {
+    let nats = use_nats();
+    view! {
+        <section class="page-head">
+            <h1>"Scale"</h1>
+            <p class="lede">
+                "Leaf nodes: more nats-server processes that join this one (the hub) over its leafnodes port. "
+                "Each runs under " <code>"via-agent"</code> ", registers in " <code>"services_registry"</code>
+                " and has its own WebSocket port, so a browser can connect to it directly."
+            </p>
+        </section>
+        {move || match nats.client.get() {
+            Some(client) => view! { <Scale client/> }.into_any(),
+            None => view! { <p class="muted">"Not connected."</p> }.into_any(),
+        }}
+    }
+}
+
+/// A leaf, as the page shows it: its process state and its ports.
+#[derive(Debug, Clone, PartialEq)]
+struct Leaf {
+    process: ProcessState,
+    info: LeafInfo,
+}
+
+/// The leaves in `processes`, in order.
+fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
+    let mut list: Vec<ProcessState> = processes.entries.with(|map| {
+        map.iter()
+            .filter_map(|(key, e)| {
+                let p = ProcessState::parse(&e.value)?;
+                p.is_leaf().then(|| ProcessState {
+                    name: key.clone(),
+                    ..p
+                })
+            })
+            .collect()
+    });
+    sort_processes(&mut list);
+    list.into_iter()
+        .map(|process| Leaf {
+            info: process.leaf.clone().unwrap_or_default(),
+            process,
+        })
+        .collect()
+}
+
+/// Registry entries with a fresh heartbeat, by key.
+fn fresh_registrations(registry: &LiveBucket, now: f64) -> BTreeMap<String, Registration> {
+    registry.entries.with(|map| {
+        map.iter()
+            .filter_map(|(key, e)| Some((key.clone(), Registration::parse(&e.value)?)))
+            .filter(|(_, r)| r.is_alive(now))
+            .collect()
+    })
+}
+
+/// A trial of one leaf: which, on which port, numbered so that trying the same leaf again starts
+/// over.
+#[derive(Debug, Clone, PartialEq)]
+struct Trial {
+    run: u64,
+    leaf: String,
+    ws_port: u16,
+}
+
+#[component]
+fn Scale(client: Client) -> impl IntoView {
+    let toasts = expect_context::<Toasts>();
+    let agent = watch_agent(client.clone());
+    let processes = watch_existing_bucket(client.clone(), PROCESSES_BUCKET);
+    let registry = watch_existing_bucket(client.clone(), REGISTRY_BUCKET);
+    let now = use_now(Duration::from_secs(1));
+
+    let leaves = Memo::new(move |_| leaves_of(&processes));
+    let registered = Memo::new(move |_| fresh_registrations(&registry, now.get()));
+    Effect::new(move |_| {
+        processes.entries.track();
+        if agent.presence.get_untracked() != Presence::Running {
+            agent.check_now();
+        }
+    });
+
+    let adding = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let add = {
+        let client = client.clone();
+        move |_| {
+            let client = client.clone();
+            adding.set(true);
+            error.set(None);
+            spawn_local(async move {
+                let reply = agent_request::<LeafReply>(
+                    &client,
+                    agent_subjects::LEAF_ADD,
+                    &json!({}),
+                    ACTION_TIMEOUT,
+                )
+                .await;
+                adding.set(false);
+                match reply {
+                    Ok(LeafReply { leaf }) => toasts.push(format!(
+                        "{} started: client port {}, WebSocket port {}",
+                        leaf.name, leaf.client_port, leaf.ws_port
+                    )),
+                    Err(e) => {
+                        agent.saw(&e);
+                        error.set(Some(format!("no leaf added: {e}")));
+                    }
+                }
+            });
+        }
+    };
+
+    let trial = RwSignal::new(None::<Trial>);
+    let next_run = StoredValue::new(0u64);
+    let try_leaf = Callback::new(move |(leaf, ws_port): (String, u16)| {
+        let run = next_run.get_value() + 1;
+        next_run.set_value(run);
+        trial.set(Some(Trial { run, leaf, ws_port }));
+    });
+    // A removed leaf's trial ends (its client is closed on cleanup).
+    Effect::new(move |_| {
+        let names: Vec<String> =
+            leaves.with(|l| l.iter().map(|l| l.process.name.clone()).collect());
+        if trial.with_untracked(|t| t.as_ref().is_some_and(|t| !names.contains(&t.leaf))) {
+            trial.set(None);
+        }
+    });
+
+    let rows = {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            view! {
+                <For
+                    each=move || leaves.get()
+                    key=|l| l.process.name.clone()
+                    children=move |leaf| {
+                        let name = leaf.process.name.clone();
+                        view! {
+                            <LeafRow name client=client.clone() leaves registered agent try_leaf/>
+                        }
+                    }
+                />
+            }
+        }
+    };
+    let trial_view = move || {
+        trial.get().map(|t| {
+            let hub = client.clone();
+            view! { <LeafTrial trial=t hub/> }
+        })
+    };
+    view! {
+        <AgentPresenceLine agent/>
+        <Show when=move || agent.is_missing()>
+            <AgentMissing agent/>
+        </Show>
+        <section class="card">
+            <div class="card-head">
+                <h2>"Topology"</h2>
+                <span class="muted small">
+                    {move || match leaves.with(Vec::len) {
+                        0 => "the hub alone".to_owned(),
+                        1 => "the hub and 1 leaf".to_owned(),
+                        n => format!("the hub and {n} leaves"),
+                    }}
+                </span>
+            </div>
+            <Topology leaves registered/>
+        </section>
+        <section class="card">
+            <div class="card-head">
+                <h2>"Leaf nodes"</h2>
+                <button
+                    data-testid="leaf-add"
+                    disabled=move || adding.get() || agent.is_missing()
+                    on:click=add
+                >
+                    {move || if adding.get() { "Starting a leaf…" } else { "Add Leaf Node" }}
+                </button>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="notice-inline error" role="alert" data-testid="leaf-error">
+                    {move || error.get()}
+                </p>
+            </Show>
+            <Show when=move || processes.error.get().is_some()>
+                <p class="error">{move || processes.error.get()}</p>
+            </Show>
+            <Show
+                when=move || !leaves.with(Vec::is_empty)
+                fallback=move || {
+                    view! {
+                        <p class="empty">
+                            {move || if processes.loaded.get() {
+                                "No leaf nodes: Add Leaf Node starts one."
+                            } else {
+                                "Loading…"
+                            }}
+                        </p>
+                    }
+                }
+            >
+                <div class="table-wrap">
+                    <table class="proc-table leaf-table">
+                        <thead>
+                            <tr>
+                                <th>"Leaf"</th>
+                                <th>"Ports"</th>
+                                <th>"Link"</th>
+                                <th class="num">"RTT"</th>
+                                <th class="num">"Msgs in / out"</th>
+                                <th>"Registry"</th>
+                                <th class="right">"Actions"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {rows.clone()}
+                        </tbody>
+                    </table>
+                </div>
+            </Show>
+            {trial_view}
+        </section>
+        <Registry registry registered now/>
+    }
+}
+
+#[component]
+fn LeafRow(
+    name: String,
+    client: Client,
+    leaves: Memo<Vec<Leaf>>,
+    registered: Memo<BTreeMap<String, Registration>>,
+    agent: AgentWatch,
+    try_leaf: Callback<(String, u16)>,
+) -> impl IntoView {
+    let toasts = expect_context::<Toasts>();
+    let leaf = {
+        let name = name.clone();
+        Memo::new(move |_| {
+            leaves.with(|list| list.iter().find(|l| l.process.name == name).cloned())
+        })
+    };
+    let info = move || leaf.get().map(|l| l.info).unwrap_or_default();
+    let in_registry = {
+        let name = name.clone();
+        Memo::new(move |_| registered.with(|r| r.contains_key(&name)))
+    };
+    let removing = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let remove = {
+        let name = name.clone();
+        move |_| {
+            let (client, name) = (client.clone(), name.clone());
+            removing.set(true);
+            error.set(None);
+            spawn_local(async move {
+                let reply = agent_request::<RemovedReply>(
+                    &client,
+                    agent_subjects::LEAF_REMOVE,
+                    &json!({ "name": name }),
+                    ACTION_TIMEOUT,
+                )
+                .await;
+                removing.set(false);
+                if let Err(e) = reply {
+                    agent.saw(&e);
+                    let text = format!("remove {name}: {e}");
+                    error.set(Some(text.clone()));
+                    toasts.push(text);
+                }
+            });
+        }
+    };
+    let trial_name = name.clone();
+    view! {
+        <tr class="proc-row" data-testid="leaf-row">
+            <td class="proc-name">
+                <span class="name">{name.clone()}</span>
+                <span class=move || {
+                    format!("state state-{}", leaf.get().map(|l| l.process.state).unwrap_or_default())
+                }>{move || leaf.get().map(|l| l.process.state).unwrap_or_default()}</span>
+            </td>
+            <td class="ports small">
+                {move || {
+                    let i = info();
+                    format!("client {} · ws {} · http {}", i.client_port, i.ws_port, i.http_port)
+                }}
+            </td>
+            <td>
+                <span class="link-state" class:up=move || info().connected>
+                    {move || if info().connected { "connected" } else { "not connected" }}
+                </span>
+            </td>
+            <td class="num">{move || info().rtt.unwrap_or_else(|| "—".into())}</td>
+            <td class="num">
+                {move || {
+                    let i = info();
+                    format!("{} / {}", i.in_msgs, i.out_msgs)
+                }}
+            </td>
+            <td>
+                <span
+                    class="registry-state"
+                    class:up=move || in_registry.get()
+                    data-testid=format!("leaf-registry-{name}")
+                >
+                    {move || if in_registry.get() { "registered" } else { "not registered" }}
+                </span>
+            </td>
+            <td class="right">
+                <div class="row-actions">
+                    <button
+                        class="secondary"
+                        data-testid=format!("leaf-try-{name}")
+                        title="Connect a second client to this leaf and send a message each way"
+                        disabled=move || !info().connected || info().ws_port == 0
+                        on:click=move |_| try_leaf.run((trial_name.clone(), info().ws_port))
+                    >
+                        "Send a message"
+                    </button>
+                    <button
+                        class="danger"
+                        data-testid=format!("leaf-remove-{name}")
+                        disabled=move || removing.get() || agent.is_missing()
+                        on:click=remove
+                    >
+                        {move || if removing.get() { "Removing…" } else { "Remove" }}
+                    </button>
+                </div>
+            </td>
+        </tr>
+        <Show when=move || error.get().is_some()>
+            <tr class="proc-error">
+                <td colspan="7">
+                    <p class="error" role="alert">{move || error.get()}</p>
+                </td>
+            </tr>
+        </Show>
+    }
+}
+
+/// The SVG: the hub in the middle, the leaves on an ellipse around it; a solid line to a leaf the
+/// hub sees connected, a dashed one otherwise.
+#[component]
+fn Topology(
+    leaves: Memo<Vec<Leaf>>,
+    registered: Memo<BTreeMap<String, Registration>>,
+) -> impl IntoView {
+    const W: f64 = 720.0;
+    const H: f64 = 300.0;
+    const CX: f64 = W / 2.0;
+    const CY: f64 = H / 2.0;
+    // Each leaf with its place, keyed by name and what it shows, so a change redraws that node.
+    let placed = Memo::new(move |_| {
+        let list = leaves.get();
+        let spots = leaf_positions(list.len(), 0.0, 0.0, 1.0);
+        list.into_iter()
+            .zip(spots)
+            .map(|(leaf, (x, y))| {
+                let registered = registered.with(|r| r.contains_key(&leaf.process.name));
+                (
+                    leaf.process.name,
+                    CX + x * 270.0,
+                    CY + y * 105.0,
+                    leaf.info.connected,
+                    leaf.info.ws_port,
+                    registered,
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    view! {
+        <svg
+            class="topology"
+            data-testid="topology"
+            viewBox=format!("0 0 {W} {H}")
+            role="img"
+            aria-label="The hub and its leaf nodes"
+        >
+            <For
+                each=move || placed.get()
+                key=|p| format!("{p:?}")
+                children=move |(_, x, y, connected, _, _)| {
+                    view! {
+                        <line
+                            class="edge"
+                            class:connected=connected
+                            x1=CX
+                            y1=CY
+                            x2=x
+                            y2=y
+                        />
+                    }
+                }
+            />
+            <g class="node hub" data-testid="topology-node" transform=format!("translate({CX} {CY})")>
+                <circle r="38"/>
+                <text class="label" y="-2">"hub"</text>
+                <text class="sub" y="14">"nats-server"</text>
+            </g>
+            <For
+                each=move || placed.get()
+                key=|p| format!("{p:?}")
+                children=move |(name, x, y, connected, ws_port, registered)| {
+                    view! {
+                        <g
+                            class="node leaf"
+                            class:down=!connected
+                            data-testid="topology-node"
+                            data-name=name.clone()
+                            transform=format!("translate({x:.1} {y:.1})")
+                        >
+                            <title>
+                                {format!(
+                                    "{name}: {}, {}, WebSocket port {ws_port}",
+                                    if connected { "connected to the hub" } else { "not connected" },
+                                    if registered { "registered" } else { "not in the registry" },
+                                )}
+                            </title>
+                            <circle r="28"/>
+                            <circle class="registered-dot" class:up=registered cx="20" cy="-20" r="5"/>
+                            <text class="label" y="-1">{name.clone()}</text>
+                            <text class="sub" y="13">{format!("ws {ws_port}")}</text>
+                        </g>
+                    }
+                }
+            />
+            <Show when=move || placed.with(Vec::is_empty)>
+                <text class="topology-empty" x=CX y=CY + 70.0>
+                    "No leaf nodes yet"
+                </text>
+            </Show>
+        </svg>
+        <p class="legend small muted">
+            <span class="legend-line connected"></span>" connected to the hub "
+            <span class="legend-line"></span>" not connected "
+            <span class="legend-dot up"></span>" in the service registry"
+        </p>
+    }
+}
+
+/// What the trial shows, one line per step.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    at: f64,
+    text: String,
+    ok: bool,
+}
+
+/// Connects a second client to the leaf's WebSocket port, sends a message hub → leaf and one
+/// leaf → hub, each until it arrives (interest takes a moment to cross the leaf connection), and
+/// closes that client.
+#[component]
+fn LeafTrial(trial: Trial, hub: Client) -> impl IntoView {
+    let steps = RwSignal::new(Vec::<Step>::new());
+    let done = RwSignal::new(false);
+    let leaf_client = StoredValue::new(None::<Client>);
+    on_cleanup(move || {
+        if let Some(Some(c)) = leaf_client.try_get_value() {
+            c.close();
+        }
+    });
+    let say = move |text: String, ok: bool| {
+        steps.update(|s| {
+            s.push(Step {
+                at: now_ms(),
+                text,
+                ok,
+            })
+        })
+    };
+    let Trial { leaf, ws_port, .. } = trial.clone();
+    {
+        let leaf = leaf.clone();
+        spawn_while_mounted(async move {
+            let url = format!("ws://127.0.0.1:{ws_port}");
+            say(format!("connecting to {leaf} at {url}…"), true);
+            let options = Options::new(url.clone())
+                .name(format!("via scale trial {leaf}"))
+                .connect_timeout(Duration::from_secs(3));
+            let client = match nats_ws::connect(options).await {
+                Ok(client) => client,
+                Err(e) => {
+                    say(format!("could not connect to {leaf}: {e}"), false);
+                    done.set(true);
+                    return;
+                }
+            };
+            leaf_client.set_value(Some(client.clone()));
+            say(format!("connected to {leaf}"), true);
+            let token = random_hex(8);
+            let down = format!("via.scale.trial.{token}.down");
+            let up = format!("via.scale.trial.{token}.up");
+            cross(&hub, &client, &down, "hub", &leaf, say).await;
+            cross(&client, &hub, &up, &leaf, "hub", say).await;
+            client.close();
+            leaf_client.set_value(None);
+            say(format!("closed the client of {leaf}"), true);
+            done.set(true);
+        });
+    }
+    let numbered = move || steps.get().into_iter().enumerate().collect::<Vec<_>>();
+    view! {
+        <div class="trial" data-testid="leaf-trial">
+            <div class="card-head">
+                <h2>"Across " <code>{leaf.clone()}</code></h2>
+                <span class="muted small">
+                    {move || if done.get() { "done" } else { "running…" }}
+                </span>
+            </div>
+            <ol class="trial-steps">
+                <For
+                    each=numbered
+                    key=|(i, _)| *i
+                    children=|(_, step)| {
+                        view! {
+                            <li class:failed=!step.ok data-testid="leaf-trial-step">
+                                <time>{time_of_day(step.at, true)}</time>
+                                <span>{step.text}</span>
+                            </li>
+                        }
+                    }
+                />
+            </ol>
+        </div>
+    }
+}
+
+/// Subscribes on `to`, publishes on `from` until the message arrives (at most 20 tries, 250 ms
+/// apart), and says how long it took.
+async fn cross(
+    from: &Client,
+    to: &Client,
+    subject: &str,
+    from_name: &str,
+    to_name: &str,
+    say: impl Fn(String, bool),
+) {
+    let mut sub: Subscriber = match to.subscribe(subject) {
+        Ok(sub) => sub,
+        Err(e) => return say(format!("{to_name} could not subscribe: {e}"), false),
+    };
+    // The subscription is on `to`'s server before the first publish.
+    if let Err(e) = to.flush().await {
+        return say(format!("{to_name}: {e}"), false);
+    }
+    for attempt in 1..=20u32 {
+        let sent = now_ms();
+        let text = format!("hello from {from_name} #{attempt}");
+        if let Err(e) = from.publish(subject, text.as_bytes()) {
+            return say(format!("{from_name} could not publish: {e}"), false);
+        }
+        let arrival = futures::select! {
+            m = sub.next().fuse() => m,
+            _ = gloo_timers::future::sleep(Duration::from_millis(250)).fuse() => continue,
+        };
+        let Some(Ok(message)) = arrival else {
+            return say(format!("{to_name}'s subscription ended"), false);
+        };
+        let received = message.text().unwrap_or("(binary)").to_owned();
+        return say(
+            format!(
+                "{from_name} → {to_name}: \"{received}\" arrived in {} ms",
+                (now_ms() - sent).round()
+            ),
+            true,
+        );
+    }
+    say(
+        format!("{from_name} → {to_name}: nothing arrived in 5 s"),
+        false,
+    );
+}
+
+/// Every service with a fresh heartbeat.
+#[component]
+fn Registry(
+    registry: LiveBucket,
+    registered: Memo<BTreeMap<String, Registration>>,
+    now: ReadSignal<f64>,
+) -> impl IntoView {
+    let rows = move || registered.get().into_iter().collect::<Vec<_>>();
+    view! {
+        <section class="card">
+            <div class="card-head">
+                <h2>"Service registry"</h2>
+                <span class="muted small">
+                    <code>"services_registry"</code> " · gone after 15 s without a heartbeat"
+                </span>
+            </div>
+            <Show when=move || registry.error.get().is_some()>
+                <p class="error">{move || registry.error.get()}</p>
+            </Show>
+            <Show
+                when=move || !registered.with(BTreeMap::is_empty)
+                fallback=move || {
+                    view! {
+                        <p class="empty">
+                            {move || if registry.missing.get() {
+                                "No registry yet: via-agent creates it when it starts."
+                            } else {
+                                "Nothing registered."
+                            }}
+                        </p>
+                    }
+                }
+            >
+                <ul class="registry">
+                    <For
+                        each=rows
+                        key=|(key, r)| (key.clone(), r.registered_at.to_bits())
+                        children=move |(key, _)| {
+                            let entry = {
+                                let key = key.clone();
+                                move || registered.with(|r| r.get(&key).cloned()).unwrap_or_default()
+                            };
+                            let e = entry.clone();
+                            view! {
+                                <li class="registry-row" data-testid="registry-row">
+                                    <span class="tag">{move || entry().kind}</span>
+                                    <span class="name">{key.clone()}</span>
+                                    <span class="muted small">
+                                        {move || {
+                                            let r = e();
+                                            let pid = r.pid.map(|p| format!(" · pid {p}")).unwrap_or_default();
+                                            format!(
+                                                "{}{pid} · heartbeat {} ago · {}",
+                                                r.host,
+                                                format_duration(now.get() - r.heartbeat_at),
+                                                r.tags.join(", "),
+                                            )
+                                        }}
+                                    </span>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </Show>
+        </section>
+    }
+}
