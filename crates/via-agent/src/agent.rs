@@ -511,13 +511,16 @@ impl Agent {
                     self.mark_all_dirty();
                 }
                 _ = heartbeat.tick() => heartbeat_due = true,
-                status = statuses.next() => {
-                    if status.as_ref().is_some_and(|s| s.is_connected()) {
+                status = statuses.next() => match status {
+                    // The client was closed: nothing more can be written.
+                    None => return,
+                    Some(s) if s.is_connected() => {
                         // After a reconnect (maybe to a restarted hub): write everything again.
                         self.mark_all_dirty();
                         heartbeat_due = true;
                     }
-                }
+                    Some(_) => {}
+                },
             }
             let round = self.rounds_asked.load(Ordering::SeqCst);
             let finishing = self.finishing.load(Ordering::SeqCst);

@@ -455,6 +455,37 @@ async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     assert!(kv_get(&client, "processes", "leaf-1").await.is_none());
 }
 
+#[tokio::test]
+async fn the_agent_starts_before_the_hub_and_registers_when_it_comes() {
+    let mut server = TestServer::start();
+    server.stop();
+    let agent = Agent::start(&server, "", SLEEPERS);
+    // Its processes run without the hub: the agent's child `sleep 300` shows up in /proc.
+    let child = until(5, "the agent's children", || async {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid())).ok()?;
+        (children.split_whitespace().count() == 2).then_some(children)
+    })
+    .await;
+    server.start_again();
+    let client = connect(server.url()).await;
+    let list = ready(&client).await;
+    let pids: Vec<String> = ["locked", "svc"]
+        .iter()
+        .map(|n| process(&list, n)["pid"].to_string())
+        .collect();
+    let mut seen: Vec<String> = child.split_whitespace().map(String::from).collect();
+    seen.sort();
+    let mut pids_sorted = pids.clone();
+    pids_sorted.sort();
+    assert_eq!(seen, pids_sorted);
+    kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some()).await;
+    kv_wait(&client, "processes", "svc", 10, |v| {
+        v.is_some_and(|v| v["state"] == "running")
+    })
+    .await;
+}
+
 fn nats_ws_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
