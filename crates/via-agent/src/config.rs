@@ -72,6 +72,9 @@ pub struct ProcessConfig {
     pub service: Vec<String>,
     /// Whether requests may start, stop and restart it.
     pub control: bool,
+    /// Whether its output also goes to the agent's stderr, each line prefixed `[name]` (so that
+    /// `./run.sh` shows trunk's build errors in the terminal).
+    pub echo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +123,8 @@ struct RawProcess {
     service: Vec<String>,
     #[serde(default = "yes")]
     control: bool,
+    #[serde(default)]
+    echo: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +228,7 @@ impl Config {
                 restart: p.restart,
                 service: p.service,
                 control: p.control,
+                echo: p.echo,
             });
         }
         Ok(Config { agent, processes })
@@ -263,7 +269,7 @@ mod tests {
         assert_eq!(c.agent.nats_server, Path::new("/usr/sbin/nats-server"));
         let p = &c.processes[0];
         assert_eq!(p.cwd, Path::new("/repo/."));
-        assert!(p.autostart && p.control);
+        assert!(p.autostart && p.control && !p.echo);
         assert_eq!(p.restart, RestartPolicy::OnFailure);
         assert_eq!(p.backoff, Backoff::default());
         assert_eq!(p.service, ["service:via/app", "depends:nats"]);
@@ -292,6 +298,7 @@ mod tests {
             backoff_max_ms = 400
             backoff_reset_ms = 1000
             control = false
+            echo = true
         "#;
         let env = |k: &str| (k == "VIA_NATS_URL").then(|| "nats://127.0.0.1:1".to_owned());
         let c = Config::parse(text, Path::new("/etc/via"), env).unwrap();
@@ -302,7 +309,7 @@ mod tests {
         assert_eq!(p.cwd, Path::new("/etc/via/sub"));
         assert_eq!(p.env["A"], "1");
         assert_eq!(p.restart, RestartPolicy::Always);
-        assert!(!p.autostart && !p.control);
+        assert!(!p.autostart && !p.control && p.echo);
         assert_eq!(p.backoff.delay(5), Duration::from_millis(400));
         let env = |k: &str| (k == "NATS_SERVER_BIN").then(|| "/opt/nats".to_owned());
         let c = Config::parse(text, Path::new("/etc/via"), env).unwrap();

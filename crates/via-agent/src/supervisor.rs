@@ -47,6 +47,8 @@ pub struct Spec {
     pub control: bool,
     /// Output is also appended here (leaf nodes keep a log in their folder).
     pub log_file: Option<PathBuf>,
+    /// Output also goes to the agent's stderr, prefixed `[name]`.
+    pub echo: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,9 @@ impl Managed {
             if writeln!(f, "{}", line.line).is_err() {
                 *file = None;
             }
+        }
+        if self.spec.echo {
+            eprintln!("[{}] {}", self.spec.name, line.line);
         }
         self.events.log(&self.spec.name, &line);
         self.logs.lock().expect("logs lock").push(line);
@@ -497,6 +502,7 @@ mod tests {
             tags: vec![],
             control: true,
             log_file: None,
+            echo: false,
         }
     }
 
