@@ -1,4 +1,4 @@
-//! The JSON the agent writes and answers, exactly as the contract (`/work/notes/spec9.md`) names
+//! The JSON the agent writes and answers, exactly as the contract (the crate's README.md) names
 //! it: KV bucket `processes`, the registry, log lines and the endpoints' replies.
 
 use serde::{Deserialize, Serialize};
