@@ -153,7 +153,7 @@ pub fn watch_agent(client: Client) -> AgentWatch {
 pub fn AgentMissing(agent: AgentWatch) -> impl IntoView {
     view! {
         <section class="card notice agent-missing" data-testid="agent-missing" role="status">
-            <div class="notice-icon" aria-hidden="true">"⏻"</div>
+            <div class="notice-icon" aria-hidden="true">"!"</div>
             <div class="notice-body">
                 <h2>"via-agent is not running"</h2>
                 <p>

@@ -273,6 +273,14 @@ fn ProcRow(
                 <Show when=move || state.with(ProcessState::is_leaf)>
                     <span class="tag">"leaf"</span>
                 </Show>
+                <Show when=move || state.with(|p| !p.controllable)>
+                    <span
+                        class="tag tag-muted"
+                        title="via-agent.toml sets control = false: requests may not start, stop or restart it"
+                    >
+                        "fixed"
+                    </span>
+                </Show>
                 <span class="muted small command">
                     {move || state.with(|p| {
                         std::iter::once(p.command.as_str())
