@@ -13,7 +13,7 @@
 // scripts/nats_test_control.py (handy to run one file: E2E_DIST=... node --test e2e/chat.test.mjs).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -217,6 +217,71 @@ export async function startEnv(env = {}) {
     const body = await res.text();
     if (!res.ok) throw new Error(`proxy /${what}: ${res.status} ${body}`);
     return JSON.parse(body);
+  };
+
+  /**
+   * Starts via-agent against the test server: the binary is $VIA_AGENT_BIN, else
+   * target/debug/via-agent, else target/release/via-agent (`cargo build -p via-agent`). Its config,
+   * written into a temp dir (leaves under its data/), points leaves at the server's leafnodes port
+   * and /leafz at its monitoring port (scripts/nats_test_control.py's /ports); `processes` is the
+   * TOML of its [[process]] tables. Resolves once the agent answers `via.proc.list`. `stop()`
+   * sends SIGTERM (the agent stops its children) and waits; env.close() stops it too.
+   */
+  env.agent = async ({ processes = "", maxLeaves = 8 } = {}) => {
+    const bin =
+      process.env.VIA_AGENT_BIN ??
+      ["debug", "release"].map((p) => path.join(REPO, "target", p, "via-agent")).find((p) => existsSync(p));
+    if (!bin || !existsSync(bin)) {
+      throw new Error("no via-agent binary: cargo build -p via-agent (or set VIA_AGENT_BIN)");
+    }
+    const ports = JSON.parse(await env.control("ports"));
+    const dir = mkdtempSync(path.join(tmpdir(), "via-e2e-agent-"));
+    const config = path.join(dir, "via-agent.toml");
+    writeFileSync(
+      config,
+      `[agent]\nnats_url = "${env.server.nats}"\nmax_leaves = ${maxLeaves}\n` +
+        `hub_leafnode_port = ${ports.leafnodes}\nhub_monitoring_url = "http://127.0.0.1:${ports.http}"\n` +
+        `data_dir = "data"\n\n${processes}\n`,
+    );
+    const log = path.join(dir, "agent.log");
+    const out = openSync(log, "a");
+    const child = spawn(bin, ["--config", config], {
+      cwd: dir,
+      stdio: ["ignore", out, out],
+      // Leaves run nats-server: $NATS_SERVER_BIN (./test.sh sets it), else PATH's (Debian's is in /usr/sbin).
+      env: { ...process.env, VIA_NATS_URL: env.server.nats, PATH: `${process.env.PATH}:/usr/sbin` },
+    });
+    closeSync(out);
+    const exited = new Promise((r) => child.once("exit", r));
+    const agent = {
+      dir,
+      log: () => readFileSync(log, "utf8"),
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM");
+          const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+          await exited;
+          clearTimeout(timer);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    closers.push(agent.stop);
+    try {
+      await eventually(
+        "via-agent answers via.proc.list",
+        async () => {
+          if (child.exitCode !== null) throw new Error(`via-agent exited (${child.exitCode}):\n${agent.log()}`);
+          const reply = await env.nc.request("via.proc.list", "{}", { timeout: 1000 });
+          return JSON.parse(reply.string()).processes;
+        },
+        { timeout: 30_000, every: 200 },
+      );
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
   };
 
   /** Fails when a page threw or the wasm panicked. */

@@ -3,8 +3,10 @@
 
 Browser tests cannot start or stop processes, so this script owns the server and lets them ask:
 GET /stop (returns once the process has exited), GET /start (returns once the ports accept
-connections), GET /status. Everything binds to 127.0.0.1; the control port answers with
-`Access-Control-Allow-Origin: *` because the test page is served from another local port.
+connections), GET /status, GET /ports (JSON: the client, websocket, http monitoring and leafnodes
+ports, for a via-agent that a test points at this server). Everything binds to 127.0.0.1; the
+control port answers with `Access-Control-Allow-Origin: *` because the test page is served from
+another local port.
 
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>; the server binary is
@@ -76,6 +78,8 @@ class Server:
     def __init__(self, work_dir):
         self.work_dir = work_dir
         self.client_port, self.ws_port, self.http_port = free_port(), free_port(), free_port()
+        # Leaf nodes started by via-agent in the /scale tests join here.
+        self.leafnode_port = free_port()
         self.config = os.path.join(work_dir, "nats-server.conf")
         # NATS_WS_COMPRESSION=1: permessage-deflate on the WebSocket port (browsers negotiate it; on
         # 2.15 the server then refuses client frames that inflate beyond max_payload).
@@ -85,6 +89,7 @@ class Server:
                 f"server_name: nats-ws-browser-test\nhost: 127.0.0.1\nport: {self.client_port}\n"
                 f"http: 127.0.0.1:{self.http_port}\n"
                 f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n{compression}}}\n"
+                f"leafnodes {{\n  host: 127.0.0.1\n  port: {self.leafnode_port}\n}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
             )
         # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
@@ -138,6 +143,18 @@ def main():
                 query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
                 status, body = nats_request(server.client_port, query.get("subject", ""), query.get("payload", ""))
                 send_json(self, status, body)
+                return
+            if self.path == "/ports":
+                send_json(
+                    self,
+                    200,
+                    {
+                        "client": server.client_port,
+                        "websocket": server.ws_port,
+                        "http": server.http_port,
+                        "leafnodes": server.leafnode_port,
+                    },
+                )
                 return
             if self.path == "/stop":
                 server.stop()
