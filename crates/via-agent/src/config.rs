@@ -349,7 +349,8 @@ mod tests {
         let c = Config::load(&path).unwrap();
         let app = c.processes.iter().find(|p| p.name == "app").unwrap();
         assert_eq!(app.command, "trunk");
-        assert_eq!(app.args, ["serve"]);
+        assert_eq!(app.args, ["serve", "--no-autoreload"]);
+        assert!(app.echo);
         assert_eq!(app.restart, RestartPolicy::OnFailure);
         assert!(app.autostart);
         assert_eq!(app.service, ["service:via/app", "depends:nats"]);
