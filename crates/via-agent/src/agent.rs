@@ -213,9 +213,17 @@ impl Agent {
     pub async fn add_leaf(&self, name: Option<String>) -> Result<LeafInfo, ApiError> {
         if let Some(n) = &name {
             if !leaf::valid_leaf_name(n) {
+                return Err(ApiError::new(400, leaf::invalid_leaf_name(n)));
+            }
+            // Two servers of the same name in one leafnode graph: the hub refuses the leaf.
+            if self
+                .client
+                .server_info()
+                .is_some_and(|info| info.server_name == *n)
+            {
                 return Err(ApiError::new(
                     400,
-                    format!("invalid leaf name {n:?}: use 1–32 of a-z, 0-9 and '-'"),
+                    format!("{n:?} is the hub's server_name: pick another leaf name"),
                 ));
             }
         }

@@ -118,9 +118,7 @@ pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Resul
         "leaf-remove" => {
             let name = name_field(&req, false)?.expect("required");
             if !crate::leaf::valid_leaf_name(&name) {
-                return Err(bad(format!(
-                    "invalid leaf name {name:?}: use 1–32 of a-z, 0-9 and '-'"
-                )));
+                return Err(bad(crate::leaf::invalid_leaf_name(&name)));
             }
             agent.remove_leaf(&name).await?;
             Ok(json!({ "removed": name }))

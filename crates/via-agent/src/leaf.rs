@@ -6,12 +6,20 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// `[a-z0-9-]{1,32}`: safe in a path, a config file and a subject token as it is.
+/// `[a-z][a-z0-9-]{0,31}`: safe in a path, a config file and a subject token as it is. The
+/// leading letter keeps nats-server's config parser from reading a name such as `1`, `-1` or `10k`
+/// as a number (and [`render_conf`] quotes it, for `true`, `on` and the like).
 pub fn valid_leaf_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_lowercase()
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// What a request is told when its leaf name is not [`valid_leaf_name`].
+pub fn invalid_leaf_name(name: &str) -> String {
+    format!("invalid leaf name {name:?}: use a lowercase letter, then up to 31 of a-z, 0-9 and '-'")
 }
 
 /// `leaf-1`, `leaf-2`, … the first that `taken` says is free.
@@ -54,7 +62,8 @@ impl LeafPorts {
 
 /// The leaf's nats-server config: every listener on 127.0.0.1, JetStream in its own domain (named
 /// after the leaf, so its API never answers for the hub's), one remote: the hub's leafnode port.
-/// `name` must be valid ([`valid_leaf_name`]) and `store_dir` a path the agent made.
+/// `name` must be valid ([`valid_leaf_name`]) and `store_dir` a path the agent made. Names are
+/// quoted: unquoted, nats-server reads `true`, `on` or `yes` as booleans.
 pub fn render_conf(
     name: &str,
     ports: LeafPorts,
@@ -65,12 +74,12 @@ pub fn render_conf(
     let store = serde_json::to_string(&store_dir.to_string_lossy()).expect("a string serialises");
     format!(
         "# Written by via-agent for leaf node {name}; removed with the leaf.\n\
-         server_name: {name}\n\
+         server_name: \"{name}\"\n\
          host: 127.0.0.1\n\
          port: {client}\n\
          http: 127.0.0.1:{http}\n\
          websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
-         jetstream {{\n  store_dir: {store}\n  domain: {name}\n}}\n\
+         jetstream {{\n  store_dir: {store}\n  domain: \"{name}\"\n}}\n\
          leafnodes {{\n  remotes [\n    {{ url: \"nats-leaf://127.0.0.1:{hub_leafnode_port}\" }}\n  ]\n}}\n",
         client = ports.client,
         http = ports.http,
@@ -163,11 +172,15 @@ mod tests {
 
     #[test]
     fn leaf_names() {
-        for ok in ["leaf-1", "a", "0", "x-y-z", &"a".repeat(32)] {
+        for ok in ["leaf-1", "a", "x-y-z", "on", "true", &"a".repeat(32)] {
             assert!(valid_leaf_name(ok), "{ok}");
         }
         for bad in [
             "",
+            "0",
+            "1",
+            "-1",
+            "10k",
             "Leaf",
             "leaf_1",
             "leaf.1",
@@ -194,11 +207,11 @@ mod tests {
             ws: 3,
         };
         let conf = render_conf("leaf-2", ports, Path::new("/d/leaves/leaf-2/store"), 7422);
-        assert!(conf.contains("server_name: leaf-2\n"));
+        assert!(conf.contains("server_name: \"leaf-2\"\n"));
         assert!(conf.contains("host: 127.0.0.1\nport: 1\n"));
         assert!(conf.contains("http: 127.0.0.1:2\n"));
         assert!(conf.contains("websocket {\n  host: 127.0.0.1\n  port: 3\n  no_tls: true\n}"));
-        assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: leaf-2\n"));
+        assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: \"leaf-2\"\n"));
         assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
         let ports = LeafPorts::pick().unwrap();
         assert!(ports.client != ports.http && ports.http != ports.ws);

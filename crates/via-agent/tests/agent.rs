@@ -363,10 +363,20 @@ async fn leaf_nodes_join_carry_messages_and_leave() {
     assert_eq!(reply.payload, "pong");
     responder.abort();
 
-    let second = call(&client, "via.leaf.add", r#"{"name":"edge"}"#)
+    // Names nats-server's config parser would read as a number, and the hub's own name: refused
+    // at once (not after the 8 s wait for a leaf that cannot start or join).
+    let t = Instant::now();
+    for name in ["1", "-1", "10k", "via-agent-test-hub"] {
+        let body = json!({ "name": name }).to_string();
+        let (code, _) = call(&client, "via.leaf.add", &body).await.unwrap_err();
+        assert_eq!(code, 400, "{name}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // A word the parser reads as a boolean when unquoted: the config quotes it.
+    let second = call_with_timeout(&client, "via.leaf.add", r#"{"name":"on"}"#, 10)
         .await
         .unwrap();
-    assert_eq!(second["leaf"]["name"], "edge");
+    assert_eq!(second["leaf"]["name"], "on");
     let (code, body) = call(&client, "via.leaf.add", "{}").await.unwrap_err();
     assert_eq!(code, 429);
     assert!(body["error"]
@@ -390,7 +400,7 @@ async fn leaf_nodes_join_carry_messages_and_leave() {
     })
     .await;
     let leaves = call(&client, "via.leaf.list", "").await.unwrap();
-    assert_eq!(leaves["leaves"][0]["name"], "edge");
+    assert_eq!(leaves["leaves"][0]["name"], "on");
     // The freed number is used again.
     let again = call(&client, "via.leaf.add", "{}").await.unwrap();
     assert_eq!(again["leaf"]["name"], "leaf-1");
