@@ -1,5 +1,5 @@
 //! `via-agent [--config PATH]`: connects to NATS, runs the configured processes, serves
-//! `process-control`, and on SIGINT/SIGTERM stops every child and deregisters before exiting 0.
+//! `process-control`, and on SIGINT, SIGTERM or SIGHUP (the terminal closed) stops every child and deregisters before exiting 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +57,9 @@ fn fail(message: &str) -> std::process::ExitCode {
 async fn run(config: Config) -> Result<(), String> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    // The terminal closing: stop as for SIGTERM (its default would kill the agent without
+    // stopping the children's groups).
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
 
     let url = config.agent.nats_url.clone();
     let options = nats_ws::Options::new(url.clone())
@@ -110,6 +113,7 @@ async fn run(config: Config) -> Result<(), String> {
     tokio::select! {
         _ = sigint.recv() => {}
         _ = sigterm.recv() => {}
+        _ = sighup.recv() => {}
     }
     eprintln!("via-agent: stopping every process");
     service.stop().await;

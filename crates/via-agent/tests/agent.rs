@@ -528,6 +528,15 @@ async fn ctrl_c_reaches_the_agent_which_stops_its_children() {
 
 #[tokio::test]
 async fn sigterm_stops_every_child_and_deregisters() {
+    stops_every_child_and_deregisters_on(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sighup_is_a_graceful_stop_too() {
+    stops_every_child_and_deregisters_on(libc::SIGHUP).await;
+}
+
+async fn stops_every_child_and_deregisters_on(signal: i32) {
     let server = TestServer::start();
     let mut agent = Agent::start(&server, "", SLEEPERS);
     let client = connect(server.url()).await;
@@ -538,7 +547,7 @@ async fn sigterm_stops_every_child_and_deregisters() {
         .iter()
         .map(|n| process(&list, n)["pid"].as_u64().unwrap())
         .collect();
-    agent.signal(libc::SIGTERM);
+    agent.signal(signal);
     let status = agent.wait(Duration::from_secs(15));
     assert!(status.success(), "exit status {status}");
     for pid in pids {
