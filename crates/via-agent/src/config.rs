@@ -136,6 +136,9 @@ struct RawConfig {
     process: Vec<RawProcess>,
 }
 
+/// The shortest first wait before an automatic restart.
+pub const MIN_BACKOFF_MS: u64 = 100;
+
 /// The registry key of the agent itself; no process may take it.
 pub const AGENT_NAME: &str = "via-agent";
 
@@ -210,6 +213,13 @@ impl Config {
             }
             if p.service.iter().any(|t| t.is_empty()) {
                 return Err(format!("process {:?}: empty service tag", p.name));
+            }
+            if p.backoff_initial_ms.is_some_and(|ms| ms < MIN_BACKOFF_MS) {
+                // 0 with restart = "always" would fork as fast as the process can exit.
+                return Err(format!(
+                    "process {:?}: backoff_initial_ms must be at least {MIN_BACKOFF_MS}",
+                    p.name
+                ));
             }
             let defaults = Backoff::default();
             let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
@@ -325,6 +335,8 @@ mod tests {
             "[[process]]\nname = \"a\"\ncommand = \"x\"\n[[process]]\nname = \"a\"\ncommand = \"y\"",
             "[[process]]\nname = \"a\"\ncommand = \"x\"\nrestart = \"sometimes\"",
             "[[process]]\nname = \"a\"\ncommand = \"x\"\ncomand = \"typo\"",
+            "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_initial_ms = 0",
+            "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_initial_ms = 99",
             "[agent]\nhub_monitoring_url = \"https://x\"",
         ];
         for text in bad {
