@@ -312,6 +312,7 @@ fn LeafRow(
         <tr class="proc-row" data-testid="leaf-row">
             <td class="proc-name">
                 <span class="name">{name.clone()}</span>
+                " "
                 <span class=move || {
                     format!("state state-{}", leaf.get().map(|l| l.process.state).unwrap_or_default())
                 }>{move || leaf.get().map(|l| l.process.state).unwrap_or_default()}</span>
@@ -344,7 +345,7 @@ fn LeafRow(
                 </span>
             </td>
             <td class="right">
-                <div class="row-actions">
+                <div class="row-actions proc-actions">
                     <button
                         class="secondary"
                         data-testid=format!("leaf-try-{name}")
@@ -352,7 +353,7 @@ fn LeafRow(
                         disabled=move || !info().connected || info().ws_port == 0
                         on:click=move |_| try_leaf.run((trial_name.clone(), info().ws_port))
                     >
-                        "Send a message"
+                        "Send across"
                     </button>
                     <button
                         class="danger"
