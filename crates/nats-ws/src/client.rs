@@ -70,6 +70,9 @@ struct SubSlot {
     max_bytes: usize,
     /// Dropping now; reported when it started.
     slow: bool,
+    /// [`Subscriber::drain`]s waiting for the end: told how it ended, or (dropped with the slot)
+    /// that it was unsubscribed.
+    drains: Vec<oneshot::Sender<Result<(), ConnectionError>>>,
 }
 
 struct Inner {
@@ -89,7 +92,17 @@ impl Inner {
             match event {
                 Event::Message { sid, message } => self.deliver(sid, message),
                 Event::SubscriptionClosed { sid, error } => {
-                    if let (Some(slot), Some(error)) = (self.subs.remove(&sid), error) {
+                    let Some(slot) = self.subs.remove(&sid) else {
+                        continue;
+                    };
+                    let drained = match error {
+                        Some(SubscribeError::Closed) => Err(ConnectionError::Closed),
+                        _ => Ok(()),
+                    };
+                    for drain in slot.drains {
+                        let _ = drain.send(drained.clone());
+                    }
+                    if let Some(error) = error {
                         let _ = slot.tx.try_send(Err(error));
                     }
                 }
@@ -398,6 +411,7 @@ impl Client {
                 .filter(|&b| b > 0)
                 .unwrap_or(usize::MAX),
                 slow: false,
+                drains: Vec::new(),
             };
             let sid = inner.conn.subscribe(subject, options)?;
             inner.subs.insert(sid, slot);
@@ -624,6 +638,53 @@ impl Subscriber {
         }
     }
 
+    /// Unsubscribes, but keeps delivering the messages already on their way until the server has
+    /// processed the unsubscription (a PING's PONG); then the stream ends without an error. Every
+    /// message the server routed to this subscription before it unsubscribed is delivered.
+    ///
+    /// The UNSUB goes out when this is called; the future only waits for the end, and resolves
+    /// `Ok` once the subscription has ended (at once if it had ended already, or if the client is
+    /// disconnected: nothing is on its way then). If the connection is lost during the drain,
+    /// the subscription ends then and is not subscribed again. After [`DRAIN_TIMEOUT`] without an
+    /// answer it ends anyway, with `Err(ConnectionError::DrainTimeout)` (the client stays open);
+    /// `Err(ConnectionError::Closed)` if the client is or gets closed. Dropping the future does
+    /// not stop the drain; dropping the `Subscriber` ends it at once.
+    pub fn drain(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<(), ConnectionError>> + 'static {
+        let sid = self.sid;
+        let shared = self.shared.clone();
+        let (tx, rx) = oneshot::channel();
+        let started = self.shared.with(|inner| {
+            if matches!(inner.conn.status(), Status::Closed) {
+                return Err(ConnectionError::Closed);
+            }
+            let Some(slot) = inner.subs.get_mut(&sid) else {
+                return Ok(false);
+            };
+            slot.drains.push(tx);
+            let draining = inner.conn.drain_subscription(sid);
+            inner.dispatch();
+            Ok(draining)
+        });
+        async move {
+            if !started? {
+                return Ok(());
+            }
+            futures::select! {
+                // Cancelled: the slot went without a word (unsubscribed, or the subscriber dropped).
+                ended = rx.fuse() => ended.unwrap_or(Ok(())),
+                _ = crate::rt::sleep(DRAIN_TIMEOUT).fuse() => {
+                    shared.with(|inner| {
+                        inner.conn.finish_subscription_drain(sid);
+                        inner.dispatch();
+                    });
+                    Err(ConnectionError::DrainTimeout(DRAIN_TIMEOUT))
+                }
+            }
+        }
+    }
+
     /// Ends the subscription once it has received `max` messages in all.
     pub fn unsubscribe_after(&mut self, max: u64) {
         let sid = self.sid;
@@ -784,7 +845,8 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
     }
 }
 
-/// How long [`Client::drain`] waits for the server before closing anyway.
+/// How long [`Client::drain`] waits for the server before closing anyway, and
+/// [`Subscriber::drain`] before ending the subscription anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a closing client waits for its last publishes to be written.

@@ -1169,6 +1169,151 @@ fn drain_keeps_delivering_until_the_server_has_processed_the_unsubscribes() {
 }
 
 #[test]
+fn a_drained_subscription_delivers_until_the_server_has_processed_its_unsub() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let other = h.conn.subscribe("y", SubscribeOptions::default()).unwrap();
+    h.take_sent();
+    assert!(h.conn.drain_subscription(sid));
+    assert_eq!(h.take_sent(), format!("UNSUB {sid}\r\nPING\r\n"));
+    // Sent by the server before it processed the UNSUB: still delivered.
+    h.server(&format!("MSG x {sid} 2\r\nhi\r\nMSG y {other} 1\r\ny\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Message { sid: a, message }, Event::Message { sid: b, .. }] if *a == sid && message.payload == "hi" && *b == other),
+        "{events:?}"
+    );
+    // A second drain, an unsubscribe_after or a keepalive meanwhile send nothing more for it.
+    assert!(h.conn.drain_subscription(sid));
+    h.conn.unsubscribe_after(sid, 10);
+    assert_eq!(h.take_sent(), "");
+    h.server("PONG\r\n");
+    assert_eq!(
+        h.take_events(),
+        [Event::SubscriptionClosed { sid, error: None }]
+    );
+    // Gone: a late message is ignored; the other subscription goes on.
+    h.server(&format!("MSG x {sid} 1\r\nz\r\nMSG y {other} 1\r\ny\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Message { sid: b, .. }] if *b == other),
+        "{events:?}"
+    );
+    // Dropping it after the drain sends no second UNSUB; unknown sids are ignored.
+    h.conn.unsubscribe(sid);
+    assert!(!h.conn.drain_subscription(sid));
+    h.conn.finish_subscription_drain(sid);
+    assert_eq!(h.take_sent(), "");
+    assert_eq!(h.take_events(), []);
+}
+
+#[test]
+fn a_drain_waits_for_its_own_pong_after_earlier_pings() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let flush = h.conn.flush().unwrap();
+    h.take_sent();
+    h.conn.drain_subscription(sid);
+    assert_eq!(h.take_sent(), format!("UNSUB {sid}\r\nPING\r\n"));
+    // The first PONG answers the flush's PING, sent before the UNSUB.
+    h.server(&format!("PONG\r\nMSG x {sid} 1\r\na\r\n"));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [Event::Flushed { id, result: Ok(()) }, Event::Message { .. }] if *id == flush),
+        "{events:?}"
+    );
+    h.server("PONG\r\n");
+    assert_eq!(
+        h.take_events(),
+        [Event::SubscriptionClosed { sid, error: None }]
+    );
+}
+
+#[test]
+fn a_drain_while_disconnected_ends_at_once() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let kept = h.conn.subscribe("y", SubscribeOptions::default()).unwrap();
+    h.disconnect();
+    h.take_events();
+    assert!(!h.conn.drain_subscription(sid));
+    assert_eq!(
+        h.take_events(),
+        [Event::SubscriptionClosed { sid, error: None }]
+    );
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(h.take_sent(), format!("SUB y {kept}\r\n"));
+}
+
+#[test]
+fn a_connection_lost_during_a_drain_ends_it_and_it_is_not_subscribed_again() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    let kept = h.conn.subscribe("y", SubscribeOptions::default()).unwrap();
+    h.take_sent();
+    h.conn.drain_subscription(sid);
+    h.take_sent();
+    h.server(&format!("MSG x {sid} 1\r\na\r\n"));
+    h.take_events();
+    h.disconnect();
+    let events = h.take_events();
+    assert!(
+        events.contains(&Event::SubscriptionClosed { sid, error: None }),
+        "{events:?}"
+    );
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(h.take_sent(), format!("SUB y {kept}\r\n"));
+    // The lost connection's PONG never comes; a PONG on the new one ends nothing.
+    h.server("PONG\r\n");
+    let events = h.take_events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::SubscriptionClosed { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_drain_that_times_out_is_finished_by_the_driver() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    h.take_sent();
+    h.conn.drain_subscription(sid);
+    h.take_sent();
+    h.conn.finish_subscription_drain(sid);
+    assert_eq!(
+        h.take_events(),
+        [Event::SubscriptionClosed { sid, error: None }]
+    );
+    // Its PONG, late, ends nothing more; finishing a subscription that is not draining does nothing.
+    let other = h.conn.subscribe("y", SubscribeOptions::default()).unwrap();
+    h.conn.finish_subscription_drain(other);
+    h.server("PONG\r\n");
+    assert_eq!(h.take_events(), []);
+    assert_eq!(h.take_sent(), format!("SUB y {other}\r\n"));
+}
+
+#[test]
+fn closing_during_a_drain_ends_it_with_the_close() {
+    let mut h = connected();
+    let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();
+    h.conn.drain_subscription(sid);
+    h.take_events();
+    h.conn.close();
+    let events = h.take_events();
+    assert!(
+        events.contains(&Event::SubscriptionClosed {
+            sid,
+            error: Some(SubscribeError::Closed)
+        }),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn a_header_value_that_is_not_utf8_keeps_its_message() {
     let mut h = connected();
     let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();

@@ -459,6 +459,45 @@ async fn drain_delivers_what_was_sent_then_closes() {
 }
 
 #[tokio::test]
+async fn a_drained_subscription_gets_everything_routed_to_it_then_ends() {
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let publisher = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let mut sub = client.subscribe("d").unwrap();
+    let mut other = client.subscribe("e").unwrap();
+    client.flush().await.unwrap();
+    // Published just before the UNSUB, so the server routes all of them to `sub` first; none
+    // has come back yet when the drain starts.
+    const N: usize = 1000;
+    for i in 0..N {
+        client.publish("d", format!("{i}")).unwrap();
+    }
+    assert_eq!(sub.pending(), 0);
+    within(5, "the drain", sub.drain()).await.unwrap();
+    publisher.publish("d", "after").unwrap();
+    publisher.publish("e", "still here").unwrap();
+    let got: Vec<String> = within(5, "the end of the stream", sub.by_ref().collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .map(|m| m.unwrap().text().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, (0..N).map(|i| i.to_string()).collect::<Vec<_>>());
+    // The client stays connected, its other subscriptions too; a second drain has nothing to do.
+    let msg = within(5, "the other subscription", other.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload, "still here");
+    assert!(client.status().is_connected());
+    within(5, "a second drain", sub.drain()).await.unwrap();
+    client.close();
+    assert_eq!(
+        within(5, "a drain on a closed client", other.drain()).await,
+        Err(ConnectionError::Closed)
+    );
+}
+
+#[tokio::test]
 async fn a_subscriber_that_stops_reading_is_bounded_counted_and_reported() {
     let server = TestServer::start();
     let client = nats_ws::connect(Options::new(server.url()).pending_limits(100, 1 << 20))

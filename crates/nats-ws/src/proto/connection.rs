@@ -103,8 +103,8 @@ pub enum Event {
         sid: u64,
         message: Message,
     },
-    /// The subscription ended: it reached its message limit (`error: None`), the server refused it,
-    /// or the client closed.
+    /// The subscription ended: it reached its message limit or was drained (`error: None`), the
+    /// server refused it, or the client closed.
     SubscriptionClosed {
         sid: u64,
         error: Option<SubscribeError>,
@@ -181,6 +181,8 @@ struct Subscription {
     /// Messages received since the SUB was last sent (the server's own count).
     received_on_this_connection: u64,
     dedup: Option<Dedup>,
+    /// UNSUB sent by [`Connection::drain_subscription`]: still delivering until its PONG.
+    draining: bool,
 }
 
 #[derive(Debug)]
@@ -194,6 +196,8 @@ struct PendingRequest {
 enum PongWaiter {
     Keepalive(Instant),
     Flush(u64),
+    /// The PONG after a draining subscription's UNSUB: the server has processed it.
+    Drain(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -628,6 +632,7 @@ impl Connection {
             dedup: options
                 .dedup_window
                 .map(|w| Dedup::new(w, DEFAULT_CAPACITY)),
+            draining: false,
         };
         if self.is_connected() {
             encode_sub(&mut self.out, sid, &sub, sub.max);
@@ -638,8 +643,44 @@ impl Connection {
 
     /// Ends a subscription now. Unknown sids are ignored.
     pub fn unsubscribe(&mut self, sid: u64) {
-        if self.subs.remove(&sid).is_some() && self.is_connected() {
+        let Some(sub) = self.subs.remove(&sid) else {
+            return;
+        };
+        // A draining subscription's UNSUB is out already.
+        if !sub.draining && self.is_connected() {
             ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+        }
+    }
+
+    /// Drains one subscription: UNSUB now, then its messages still arrive until the server has
+    /// processed the UNSUB (the PONG of a PING sent with it); then it ends,
+    /// [`Event::SubscriptionClosed`] without an error. While not connected nothing is on its way:
+    /// it ends at once. If the connection is lost first it ends then (nothing more can arrive,
+    /// and it is not subscribed again). Returns `false` if it ended at once or was unknown.
+    pub fn drain_subscription(&mut self, sid: u64) -> bool {
+        let connected = self.is_connected();
+        let Some(sub) = self.subs.get_mut(&sid) else {
+            return false;
+        };
+        if sub.draining {
+            return true;
+        }
+        if !connected {
+            self.end_subscription(sid);
+            return false;
+        }
+        sub.draining = true;
+        ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+        ClientOp::Ping.encode(&mut self.out);
+        self.pongs.push_back(PongWaiter::Drain(sid));
+        true
+    }
+
+    /// Ends a draining subscription now, without waiting any longer for the server (the driver's
+    /// timeout ran out). Unknown sids are ignored.
+    pub fn finish_subscription_drain(&mut self, sid: u64) {
+        if self.subs.get(&sid).is_some_and(|s| s.draining) {
+            self.end_subscription(sid);
         }
     }
 
@@ -656,7 +697,7 @@ impl Connection {
             return;
         }
         sub.max = Some(max);
-        if connected {
+        if connected && !sub.draining {
             let server_max = sub.received_on_this_connection + (max - sub.received);
             ClientOp::Unsub {
                 sid,
@@ -764,8 +805,10 @@ impl Connection {
         }
         self.draining = true;
         if self.is_connected() {
-            for &sid in self.subs.keys() {
-                ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+            for (&sid, sub) in &self.subs {
+                if !sub.draining {
+                    ClientOp::Unsub { sid, max: None }.encode(&mut self.out);
+                }
             }
         }
     }
@@ -809,7 +852,7 @@ impl Connection {
         }
         let flushes = self.pongs.drain(..).filter_map(|p| match p {
             PongWaiter::Flush(id) => Some(id),
-            PongWaiter::Keepalive(_) => None,
+            PongWaiter::Keepalive(_) | PongWaiter::Drain(_) => None,
         });
         let flushes: Vec<u64> = flushes.chain(self.deferred_flushes.drain(..)).collect();
         for id in flushes {
@@ -845,6 +888,14 @@ impl Connection {
             .iter()
             .filter(|p| matches!(p, PongWaiter::Keepalive(_)))
             .count()
+    }
+
+    /// Removes a subscription that ends without an error, and says so.
+    fn end_subscription(&mut self, sid: u64) {
+        if self.subs.remove(&sid).is_some() {
+            self.events
+                .push_back(Event::SubscriptionClosed { sid, error: None });
+        }
     }
 
     fn set_status(&mut self, status: Status) {
@@ -947,6 +998,17 @@ impl Connection {
             if let PongWaiter::Flush(id) = waiter {
                 self.deferred_flushes.push(id);
             }
+        }
+        // Draining subscriptions end: nothing more can arrive for them, and they are not sent
+        // again on the next connection.
+        let drained: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.draining)
+            .map(|(&sid, _)| sid)
+            .collect();
+        for sid in drained {
+            self.end_subscription(sid);
         }
         // A reply can only come back on the connection its request went out on: fail them now,
         // so callers retry at once instead of waiting out their timeouts.
@@ -1263,6 +1325,7 @@ impl Connection {
             Some(PongWaiter::Flush(id)) => {
                 self.events.push_back(Event::Flushed { id, result: Ok(()) })
             }
+            Some(PongWaiter::Drain(sid)) => self.finish_subscription_drain(sid),
             None => {}
         }
     }
