@@ -291,6 +291,8 @@ async fn tcp_and_websocket_clients_talk_to_each_other() {
     // Larger than one read of the TCP socket and than one outgoing frame.
     let big = vec![7u8; 300_000];
     ws.publish("both.ways", &big).unwrap();
+    // Two connections' publishes have no order between them: route the first before the second.
+    ws.flush().await.unwrap();
     tcp.publish("both.ways", "from tcp").unwrap();
     for sub in [&mut on_tcp, &mut on_ws] {
         let first = within(5, "the websocket client's message", sub.next())
