@@ -253,7 +253,9 @@ bench_smoke() {
 }
 
 build_app() {
-  step "build the app for the end-to-end tests (trunk, release)"
+  step "build the app for the end-to-end tests (trunk, release; via-agent for /processes and /scale)"
+  # e2e/lib.mjs starts target/debug/via-agent against the test server.
+  cargo build -p via-agent
   APP_DIST=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-dist.XXXXXX")
   # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
   PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$APP_DIST"
