@@ -1,5 +1,6 @@
 //! CPU and memory of a process group from `/proc` (Linux). Reads only; never signals anything.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// What one `/proc/<pid>/stat` line says that the agent uses.
@@ -9,6 +10,8 @@ pub struct Stat {
     pub pgrp: u32,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// Exited, not yet reaped (state `Z` or `X`): holds no memory, files or ports.
+    pub zombie: bool,
 }
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may itself hold
@@ -23,6 +26,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         pid,
         pgrp: u32::try_from(field(5)?).ok()?,
         cpu_ticks: field(14)? + field(15)?,
+        zombie: matches!(fields.first(), Some(&"Z" | &"X")),
     })
 }
 
@@ -45,13 +49,29 @@ fn clock_ticks_per_second() -> u64 {
     }
 }
 
+/// What the members of one process group use together.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupUsage {
+    pub cpu_ticks: u64,
+    pub rss_bytes: u64,
+    /// Members that are not zombies. Orphaned zombies stay in the group until PID 1 reaps them,
+    /// which some container inits never do: only this says whether a group still runs.
+    pub live: u32,
+}
+
 /// The summed CPU ticks and RSS of every process in group `pgid` (the child leads its own group,
 /// so this includes what it started, e.g. trunk's cargo).
 pub fn group_usage(pgid: u32) -> (u64, u64) {
+    let u = groups_usage(&[pgid]).remove(&pgid).unwrap_or_default();
+    (u.cpu_ticks, u.rss_bytes)
+}
+
+/// One pass over `/proc`: the usage of each group of `pgids` that has a member.
+pub fn groups_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
+    let mut groups = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return (0, 0);
+        return groups;
     };
-    let (mut ticks, mut rss) = (0, 0);
     for entry in dir.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
@@ -67,13 +87,18 @@ pub fn group_usage(pgid: u32) -> (u64, u64) {
         else {
             continue;
         };
-        if stat.pgrp == pgid {
-            ticks += stat.cpu_ticks;
-            rss +=
+        if !pgids.contains(&stat.pgrp) {
+            continue;
+        }
+        let group: &mut GroupUsage = groups.entry(stat.pgrp).or_default();
+        group.cpu_ticks += stat.cpu_ticks;
+        if !stat.zombie {
+            group.live += 1;
+            group.rss_bytes +=
                 std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(0, |s| parse_rss(&s));
         }
     }
-    (ticks, rss)
+    groups
 }
 
 /// CPU percentage between two samples of one process group (100 = one core busy).
@@ -116,9 +141,12 @@ mod tests {
             Some(Stat {
                 pid: 4242,
                 pgrp: 4240,
-                cpu_ticks: 300
+                cpu_ticks: 300,
+                zombie: false,
             })
         );
+        let zombie = "7 (sh) Z 1 7 7 0 -1 4194560 1 0 0 0 2 1 0 0 20 0 1 0 123 0 0 0";
+        assert!(parse_stat(zombie).unwrap().zombie);
         assert_eq!(parse_stat("12 (x) S 1"), None);
         assert_eq!(parse_stat(""), None);
     }

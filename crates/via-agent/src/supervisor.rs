@@ -21,10 +21,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Backoff, RestartPolicy};
 use crate::logs::{LineSplitter, Ring, RING_LINES};
 use crate::model::{now_ms, Kind, LogLine, ProcessState, RunState, Stream};
-use crate::procfs::{group_usage, CpuMeter};
+use crate::procfs::{group_usage, groups_usage, CpuMeter};
 
 /// How long a stopped process has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a process group is waited for after its SIGKILL (a process in uninterruptible sleep
+/// dies only when it wakes up).
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a process's changes and output go (the agent: KV, registry, `proc.logs.<name>`).
 pub trait Events: Send + Sync + 'static {
@@ -277,8 +280,60 @@ fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
     unsafe { libc::killpg(pgid as libc::pid_t, signal) == 0 }
 }
 
+/// Whether group `pgid` has a member that is not a zombie (`killpg(pgid, 0)` also counts zombies,
+/// which an init that does not reap leaves there for good).
+async fn group_alive(pgid: u32) -> bool {
+    if !signal_group(pgid, 0) {
+        return false;
+    }
+    tokio::task::spawn_blocking(move || {
+        groups_usage(&[pgid]).get(&pgid).is_some_and(|g| g.live > 0)
+    })
+    .await
+    .unwrap_or(true)
+}
+
+/// What a process that exited by itself left in its group: sent SIGTERM at the exit, SIGKILLed at
+/// `kill_at`, or before when the process is stopped or started again.
+struct Leftover {
+    pgid: u32,
+    kill_at: tokio::time::Instant,
+}
+
+/// Gives group `pgid` (already sent SIGTERM) until `kill_at` to end, SIGKILLs what is left and
+/// waits, at most [`KILL_WAIT`], for it to go.
+async fn end_group(m: &Managed, pgid: u32, kill_at: tokio::time::Instant) {
+    while tokio::time::Instant::now() < kill_at && group_alive(pgid).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal_group(pgid, libc::SIGKILL);
+    let give_up = tokio::time::Instant::now() + KILL_WAIT;
+    while group_alive(pgid).await {
+        if tokio::time::Instant::now() >= give_up {
+            m.record(
+                Stream::Stderr,
+                format!(
+                    "via-agent: process group {pgid} is still there {} s after SIGKILL \
+                     (uninterruptible sleep?); going on without waiting for it",
+                    KILL_WAIT.as_secs()
+                ),
+                &mut None,
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ends what the last run left in its group, if anything (before a stop or a new start).
+async fn end_leftover(m: &Managed, leftover: &mut Option<Leftover>) {
+    if let Some(l) = leftover.take() {
+        end_group(m, l.pgid, l.kill_at).await;
+    }
+}
+
 /// SIGTERM to the group, SIGKILL to whatever of it is left after [`STOP_GRACE`].
-async fn stop(running: &mut Running) -> ExitStatus {
+async fn stop(m: &Managed, running: &mut Running) -> ExitStatus {
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
     signal_group(running.pid, libc::SIGTERM);
     let status = match tokio::time::timeout_at(deadline, running.child.wait()).await {
@@ -286,10 +341,7 @@ async fn stop(running: &mut Running) -> ExitStatus {
         _ => None,
     };
     // The leader is gone (or late): give the rest of its group the same grace, then kill.
-    while signal_group(running.pid, 0) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    signal_group(running.pid, libc::SIGKILL);
+    end_group(m, running.pid, deadline).await;
     match status {
         Some(s) => s,
         None => running
@@ -325,6 +377,7 @@ async fn run(
     autostart: bool,
 ) {
     let mut running: Option<Running> = None;
+    let mut leftover: Option<Leftover> = None;
     let mut retry_at: Option<tokio::time::Instant> = None;
     // Quick failures in a row: the index into the backoff schedule.
     let mut failures = 0u32;
@@ -375,11 +428,22 @@ async fn run(
         tokio::select! {
             status = wait(&mut running) => {
                 let r = running.take().expect("a running child exited");
-                // Whatever it left in its group goes with it.
-                signal_group(r.pid, libc::SIGTERM);
+                // Whatever it left in its group goes with it: SIGTERM now, SIGKILL after the grace.
+                if signal_group(r.pid, libc::SIGTERM) {
+                    leftover = Some(Leftover {
+                        pgid: r.pid,
+                        kill_at: tokio::time::Instant::now() + STOP_GRACE,
+                    });
+                }
                 after_exit(&m, Some(status), r.since.elapsed(), &mut retry_at, &mut failures);
             }
+            _ = sleep_until(leftover.as_ref().map(|l| l.kill_at)) => {
+                let l = leftover.take().expect("a leftover to kill");
+                signal_group(l.pgid, libc::SIGKILL);
+            }
             _ = sleep_until(retry_at) => {
+                // Not beside what the last run left (it may hold the port the process needs).
+                end_leftover(&m, &mut leftover).await;
                 start(&m, &mut running, &mut retry_at, &mut failures, true);
             }
             command = commands.recv() => {
@@ -387,15 +451,17 @@ async fn run(
                 match command {
                     Command::Start => {
                         if running.is_none() {
+                            end_leftover(&m, &mut leftover).await;
                             failures = 0;
                             start(&m, &mut running, &mut retry_at, &mut failures, false);
                         }
                     }
                     Command::Stop | Command::Shutdown | Command::Restart => {
                         retry_at = None;
+                        end_leftover(&m, &mut leftover).await;
                         if let Some(mut r) = running.take() {
                             m.update(|s| s.state = RunState::Stopping);
-                            let status = stop(&mut r).await;
+                            let status = stop(&m, &mut r).await;
                             m.update(|s| {
                                 s.exit_code = status.code();
                                 s.signal = status.signal();
@@ -423,7 +489,7 @@ async fn run(
     }
     // Dropped without a shutdown (the agent is going away): do not leave the child behind.
     if let Some(mut r) = running.take() {
-        stop(&mut r).await;
+        stop(&m, &mut r).await;
     }
 }
 
@@ -507,7 +573,7 @@ mod tests {
     }
 
     async fn until(what: &str, mut f: impl FnMut() -> bool) {
-        for _ in 0..500 {
+        for _ in 0..1500 {
             if f() {
                 return;
             }
@@ -551,6 +617,88 @@ mod tests {
         assert_eq!(state.signal, Some(libc::SIGTERM));
         assert!(!alive(pid));
         until("the grandchild to go", || !alive(grandchild)).await;
+    }
+
+    /// Exits at once with 1, leaving in its group a `sleep` that ignores SIGTERM (its pid printed).
+    const LEAVES_A_STUBBORN_SLEEP: &str = "trap '' TERM; sleep 30 & echo $!; exit 1";
+
+    fn printed_pids(events: &Recorder) -> Vec<u32> {
+        let lines = events.lines.lock().unwrap();
+        lines.iter().filter_map(|l| l.parse().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn what_an_exited_process_left_is_killed_after_the_grace() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec(
+                "x",
+                "sh",
+                &["-c", LEAVES_A_STUBBORN_SLEEP],
+                RestartPolicy::Never,
+            ),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the exit", || m.snapshot().state == RunState::Exited).await;
+        let sleep = printed_pids(&events)[0];
+        assert!(alive(sleep));
+        let exited = Instant::now();
+        until("the leftover to be killed", || !alive(sleep)).await;
+        assert!(exited.elapsed() >= STOP_GRACE - Duration::from_millis(500));
+        m.command(Command::Shutdown).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_what_an_exited_process_left() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec(
+                "x",
+                "sh",
+                &["-c", LEAVES_A_STUBBORN_SLEEP],
+                RestartPolicy::Never,
+            ),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the exit", || m.snapshot().state == RunState::Exited).await;
+        let sleep = printed_pids(&events)[0];
+        assert!(alive(sleep));
+        let state = m.command(Command::Shutdown).await;
+        assert_eq!(state.state, RunState::Stopped);
+        assert!(
+            !alive(sleep),
+            "the exited process's group outlived its shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_respawn_waits_until_the_last_runs_group_is_gone() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec(
+                "x",
+                "sh",
+                &["-c", LEAVES_A_STUBBORN_SLEEP],
+                RestartPolicy::OnFailure,
+            ),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the second run", || printed_pids(&events).len() >= 2).await;
+        let first = printed_pids(&events)[0];
+        assert!(!alive(first), "respawned beside the last run's leftover");
+        m.command(Command::Shutdown).await;
+        for pid in printed_pids(&events) {
+            assert!(!alive(pid));
+        }
     }
 
     #[tokio::test]
