@@ -483,6 +483,76 @@ async fn stop_unsubscribes_everything_and_ends_the_endpoints() {
     drop(kept);
 }
 
+/// Publishes `n` requests to `subject` with replies to `replies.<i>`, without waiting.
+fn publish_requests(client: &Client, subject: &str, n: usize) {
+    for i in 0..n {
+        client
+            .publish_message(
+                subject,
+                Some(&format!("replies.{i}")),
+                None,
+                i.to_string().as_bytes(),
+            )
+            .unwrap();
+    }
+}
+
+/// The replies to [`publish_requests`] that arrive within a step of quiet, by request.
+async fn collect_replies(replies: &mut nats_ws::Subscriber, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(STEP), replies.next()).await {
+            Ok(Some(Ok(m))) => got.push(m.text().unwrap().to_owned()),
+            _ => break,
+        }
+    }
+    got.sort_unstable_by_key(|r| r.parse::<usize>().unwrap());
+    got
+}
+
+#[tokio::test]
+async fn stop_answers_the_requests_already_on_their_way() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let mut replies = asker.subscribe("replies.>").unwrap();
+    asker.flush().await.unwrap();
+    let svc = service::add(&client, ServiceConfig::new("draining", "1.0.0")).unwrap();
+    let (done, _handled) = mpsc::unbounded_channel();
+    let serving = serve(svc.endpoint("work").unwrap(), "work", done);
+    client.flush().await.unwrap();
+    let all: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+
+    // From another connection: processed by the server (so routed to the endpoint) before the
+    // stop, most of them still on their way.
+    publish_requests(&asker, "work", 50);
+    asker.flush().await.unwrap();
+    within(STEP, "stop", svc.stop()).await;
+    assert_eq!(collect_replies(&mut replies, 50).await, all);
+    within(STEP, "the endpoint to end", serving).await.unwrap();
+    let err = asker
+        .request_with("work", None, b"", Duration::from_secs(STEP))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err}");
+
+    // From the service's own connection, just before the stop: none has come back yet, and
+    // every one is answered.
+    let svc = service::add(&client, ServiceConfig::new("draining", "1.0.0")).unwrap();
+    let (done, _handled) = mpsc::unbounded_channel();
+    let serving = serve(svc.endpoint("work").unwrap(), "work", done);
+    client.flush().await.unwrap();
+    publish_requests(&client, "work", 50);
+    within(STEP, "stop", svc.stop()).await;
+    assert_eq!(collect_replies(&mut replies, 50).await, all);
+    within(STEP, "the endpoint to end", serving).await.unwrap();
+    let err = asker
+        .request_with("work", None, b"", Duration::from_secs(STEP))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn discovery_collects_every_instance() {
     let server = TestServer::start();

@@ -39,6 +39,14 @@ impl SharedSub {
     pub(crate) fn unsubscribe(&self) {
         self.lock().unsubscribe();
     }
+
+    /// Starts a drain ([`Subscriber::drain`]): the UNSUB goes out now, what is on its way is
+    /// still delivered, then the stream ends. The future waits for that end.
+    pub(crate) fn drain(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), crate::ConnectionError>> + 'static {
+        self.lock().drain()
+    }
 }
 
 impl Stream for SharedSub {

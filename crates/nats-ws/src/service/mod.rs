@@ -65,7 +65,7 @@ pub const ERROR_HEADER: &str = "Nats-Service-Error";
 pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
 
 /// How long [`Service::stop`] waits for the server to confirm the unsubscriptions.
-const STOP_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// Computes the `data` of an endpoint in STATS, given the endpoint's INFO entry.
 pub type StatsHandler = Arc<dyn Fn(&EndpointInfo) -> serde_json::Value + Send + Sync>;
@@ -439,24 +439,19 @@ impl ServiceShared {
         self.lock().endpoints.retain(|e| !Arc::ptr_eq(e, endpoint));
     }
 
-    /// Unsubscribes everything; `false` if it was stopped already.
-    fn stop_now(&self) -> bool {
-        let subs: Vec<SharedSub> = {
-            let mut state = self.lock();
-            if std::mem::replace(&mut state.stopped, true) {
-                return false;
-            }
-            let endpoints = state.endpoints.iter().map(|e| e.sub.clone());
-            state.verbs.iter().cloned().chain(endpoints).collect()
-        };
-        for sub in subs {
-            sub.unsubscribe();
+    /// Marks the service stopped and hands out its subscriptions (control subjects and
+    /// endpoints) to end; nothing if it was stopped already.
+    fn stop_subs(&self) -> Vec<SharedSub> {
+        let mut state = self.lock();
+        if std::mem::replace(&mut state.stopped, true) {
+            return Vec::new();
         }
-        true
+        let endpoints = state.endpoints.iter().map(|e| e.sub.clone());
+        state.verbs.iter().cloned().chain(endpoints).collect()
     }
 }
 
-/// A running service. Dropping it stops it (without waiting for the server).
+/// A running service. [`Service::stop`] stops it; dropping it stops it too, at once (see there).
 pub struct Service {
     shared: Arc<ServiceShared>,
 }
@@ -535,24 +530,30 @@ impl Service {
         self.shared.lock().stopped
     }
 
-    /// Stops answering: unsubscribes the control subjects and every endpoint, then waits (at most
-    /// 5 s, and only while connected) until the server has processed the unsubscriptions, so no
-    /// request sent after this returns reaches this instance. Requests that reached an endpoint
-    /// before are still handed out by its stream, which then ends; they can still be answered.
+    /// Stops answering, as nats.go's `Stop`: drains the control subjects and every endpoint
+    /// ([`crate::Subscriber::drain`], all at once), and waits (at most 5 s) until the server has
+    /// processed the unsubscriptions, so no request sent after this returns reaches this
+    /// instance. Every request the server routed here before — even one still on the wire when
+    /// this is called — is handed out by its endpoint's stream, which then ends, and can still be
+    /// answered; `$SRV` requests likewise still get their answer. While disconnected it returns
+    /// at once (nothing is on its way).
     pub async fn stop(&self) {
-        if !self.shared.stop_now() || !self.shared.client.status().is_connected() {
-            return;
-        }
+        let drains = self.shared.stop_subs().into_iter().map(|sub| sub.drain());
         futures::select! {
-            _ = self.shared.client.flush().fuse() => {},
-            _ = crate::rt::sleep(STOP_FLUSH_LIMIT).fuse() => {},
+            _ = futures::future::join_all(drains).fuse() => {},
+            _ = crate::rt::sleep(STOP_LIMIT).fuse() => {},
         }
     }
 }
 
+/// Dropping stops at once: it cannot wait for the server, so it unsubscribes rather than drains
+/// (requests still on their way are lost, and the endpoints' streams end after what they
+/// received). Call [`Service::stop`] first for a graceful end.
 impl Drop for Service {
     fn drop(&mut self) {
-        self.shared.stop_now();
+        for sub in self.shared.stop_subs() {
+            sub.unsubscribe();
+        }
     }
 }
 
