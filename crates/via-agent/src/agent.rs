@@ -52,6 +52,15 @@ impl ApiError {
     }
 }
 
+/// Leaf operations run one at a time, and a request does not wait for its turn (a leaf-add can
+/// take [`LEAF_JOIN_TIMEOUT`]): it is refused.
+fn leaf_op_in_progress() -> ApiError {
+    ApiError::new(
+        409,
+        "another leaf operation is in progress; try again when it is done",
+    )
+}
+
 /// What the processes tell the agent: a state changed (mark it for the keeper), a line was printed
 /// (publish it).
 struct Notifier {
@@ -227,7 +236,10 @@ impl Agent {
                 ));
             }
         }
-        let _guard = self.leaf_ops.lock().await;
+        let _guard = self
+            .leaf_ops
+            .try_lock()
+            .map_err(|_| leaf_op_in_progress())?;
         if self.stopping.load(Ordering::SeqCst) {
             return Err(ApiError::new(500, "the agent is stopping"));
         }
@@ -286,7 +298,8 @@ impl Agent {
             .lock()
             .expect("procs lock")
             .insert(name.clone(), m.clone());
-        m.command(Command::Start).await;
+        // A new process: nothing else is queued for it.
+        let _ = m.command(Command::Start).await;
 
         let deadline = tokio::time::Instant::now() + LEAF_JOIN_TIMEOUT;
         let mut last_error = String::from("not listed in the hub's /leafz");
@@ -315,7 +328,10 @@ impl Agent {
     }
 
     pub async fn remove_leaf(&self, name: &str) -> Result<(), ApiError> {
-        let _guard = self.leaf_ops.lock().await;
+        let _guard = self
+            .leaf_ops
+            .try_lock()
+            .map_err(|_| leaf_op_in_progress())?;
         match self.get(name) {
             Some(m) if m.spec.kind == Kind::Leaf => {
                 self.remove(name).await;
@@ -329,7 +345,7 @@ impl Agent {
     /// Stops a leaf and forgets it: process, state key, registry entry (by the keeper), folder.
     async fn remove(&self, name: &str) {
         let Some(m) = self.get(name) else { return };
-        m.command(Command::Shutdown).await;
+        let _ = m.command(Command::Shutdown).await;
         self.procs.lock().expect("procs lock").remove(name);
         self.removed
             .lock()
@@ -414,7 +430,7 @@ impl Agent {
             .filter_map(|p| self.get(&p.name));
         let order: Vec<Arc<Managed>> = leaves.into_iter().chain(configured).collect();
         for m in &order {
-            m.command(Command::Shutdown).await;
+            let _ = m.command(Command::Shutdown).await;
             if m.spec.kind == Kind::Leaf {
                 self.procs.lock().expect("procs lock").remove(m.name());
                 self.removed

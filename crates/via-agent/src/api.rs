@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::agent::{Agent, ApiError};
 use crate::config::valid_process_name;
 use crate::logs::RING_LINES;
-use crate::supervisor::Command;
+use crate::supervisor::{Busy, Command};
 
 /// Endpoint names and subjects, as the contract lists them.
 pub const ENDPOINTS: &[(&str, &str)] = &[
@@ -28,6 +28,11 @@ pub const DEFAULT_LOG_LINES: usize = 100;
 /// The body of an error reply: `{"error":"…","code":N}`.
 pub fn error_body(e: &ApiError) -> Vec<u8> {
     serde_json::to_vec(&json!({"error": e.message, "code": e.code})).expect("json")
+}
+
+/// The answer to a request beyond the number handled at once.
+pub fn busy() -> ApiError {
+    ApiError::new(429, "busy: too many requests in progress; try again")
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -101,7 +106,15 @@ pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Resul
                 "stop" => Command::Stop,
                 _ => Command::Restart,
             };
-            Ok(json!({ "process": m.command(command).await }))
+            let state = m.command(command).await.map_err(|Busy| {
+                ApiError::new(
+                    429,
+                    format!(
+                        "busy: {name:?} has a command in progress and another waiting; try again"
+                    ),
+                )
+            })?;
+            Ok(json!({ "process": state }))
         }
         "logs" => {
             let name = process_name(&req)?;

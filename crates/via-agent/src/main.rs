@@ -12,6 +12,9 @@ use via_agent::agent::Agent;
 use via_agent::api;
 use via_agent::config::Config;
 
+/// Requests handled at once (see `run`).
+const MAX_IN_FLIGHT: usize = 32;
+
 const USAGE: &str = "usage: via-agent [--config PATH]   (default ./via-agent.toml; env VIA_NATS_URL overrides the NATS url)";
 
 fn main() -> std::process::ExitCode {
@@ -88,16 +91,26 @@ async fn run(config: Config) -> Result<(), String> {
         agent.config.processes.len()
     );
 
+    // Requests handled at once, over every endpoint; beyond, they are refused rather than queued
+    // (a queued request would run long after its requester gave up).
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     for (name, subject) in api::ENDPOINTS {
         let mut endpoint = service
             .endpoint_with(EndpointConfig::new(*name).subject(*subject))
             .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
         let agent = agent.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             while let Some(req) = endpoint.next().await {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    let e = api::busy();
+                    let _ = req.respond_error(e.code, &e.message, api::error_body(&e));
+                    continue;
+                };
                 let agent = Arc::clone(&agent);
                 // Each request on its own task: a leaf-add waiting for its leaf must not hold up a list.
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let sent = match api::handle(&agent, name, req.payload()).await {
                         Ok(reply) => req.respond(serde_json::to_vec(&reply).expect("json")),
                         Err(e) => req.respond_error(e.code, &e.message, api::error_body(&e)),

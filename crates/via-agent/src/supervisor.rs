@@ -7,7 +7,7 @@
 //! exits: the agent runs on a current_thread runtime, so every fork happens on the main thread,
 //! which lives as long as the agent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -54,7 +54,7 @@ pub struct Spec {
     pub echo: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Command {
     Start,
     Stop,
@@ -63,12 +63,29 @@ pub enum Command {
     Shutdown,
 }
 
+/// Commands that may wait behind the one in progress; more are refused ([`Busy`]).
+pub const COMMAND_QUEUE: usize = 1;
+
+/// A command was refused: another is in progress and [`COMMAND_QUEUE`] more wait behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Who waits for which command: one entry per command queued or in progress, so that asking again
+/// for the same one joins it instead of running it once more.
+#[derive(Default)]
+struct Queue {
+    waiting: HashMap<Command, Vec<oneshot::Sender<()>>>,
+    /// The task has ended: nothing will be carried out any more.
+    closed: bool,
+}
+
 pub struct Managed {
     pub spec: Spec,
     state: Mutex<ProcessState>,
     logs: Mutex<Ring<LogLine>>,
     cpu: Mutex<CpuMeter>,
-    commands: mpsc::UnboundedSender<(Command, oneshot::Sender<()>)>,
+    commands: mpsc::Sender<Command>,
+    queue: Mutex<Queue>,
     events: Arc<dyn Events>,
 }
 
@@ -108,13 +125,14 @@ impl Managed {
             agent: agent.to_owned(),
             leaf: None,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let managed = Arc::new(Managed {
             spec,
             state: Mutex::new(state),
             logs: Mutex::new(Ring::new(RING_LINES)),
             cpu: Mutex::new(CpuMeter::default()),
             commands: tx,
+            queue: Mutex::new(Queue::default()),
             events,
         });
         tokio::spawn(run(managed.clone(), rx, autostart));
@@ -145,13 +163,54 @@ impl Managed {
     }
 
     /// Carries out `command` and returns the state after it (a start answers once the process is
-    /// spawned, a stop once it has exited).
-    pub async fn command(&self, command: Command) -> ProcessState {
+    /// spawned, a stop once it has exited). The same command already queued or in progress is
+    /// joined, not repeated. [`Busy`] when [`COMMAND_QUEUE`] others already wait; never for
+    /// [`Command::Shutdown`], which waits for its turn.
+    pub async fn command(&self, command: Command) -> Result<ProcessState, Busy> {
         let (ack, done) = oneshot::channel();
-        if self.commands.send((command, ack)).is_ok() {
-            let _ = done.await;
+        let must_send = {
+            let mut q = self.queue.lock().expect("queue lock");
+            if q.closed {
+                return Ok(self.snapshot());
+            }
+            if let Some(waiters) = q.waiting.get_mut(&command) {
+                waiters.push(ack);
+                false
+            } else {
+                if command != Command::Shutdown {
+                    match self.commands.try_send(command) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => return Err(Busy),
+                        Err(mpsc::error::TrySendError::Closed(_)) => return Ok(self.snapshot()),
+                    }
+                }
+                // Queued under the lock: the task cannot finish it before it is registered.
+                q.waiting.insert(command, vec![ack]);
+                command == Command::Shutdown
+            }
+        };
+        if must_send && self.commands.send(command).await.is_err() {
+            self.queue
+                .lock()
+                .expect("queue lock")
+                .waiting
+                .remove(&command);
         }
-        self.snapshot()
+        let _ = done.await;
+        Ok(self.snapshot())
+    }
+
+    /// Answers everyone waiting for `command` (it is done).
+    fn done(&self, command: Command) {
+        let waiters = self
+            .queue
+            .lock()
+            .expect("queue lock")
+            .waiting
+            .remove(&command);
+        for ack in waiters.into_iter().flatten() {
+            let _ = ack.send(());
+        }
     }
 
     /// Samples CPU and RSS of the running process's group into the state (without reporting a
@@ -371,11 +430,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// The process's task: owns the child, the only place that spawns or reaps it.
-async fn run(
-    m: Arc<Managed>,
-    mut commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
-    autostart: bool,
-) {
+async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: bool) {
     let mut running: Option<Running> = None;
     let mut leftover: Option<Leftover> = None;
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -447,7 +502,8 @@ async fn run(
                 start(&m, &mut running, &mut retry_at, &mut failures, true);
             }
             command = commands.recv() => {
-                let Some((command, ack)) = command else { break };
+                // The sender lives in `m`, which this task holds: the channel never closes.
+                let Some(command) = command else { break };
                 match command {
                     Command::Start => {
                         if running.is_none() {
@@ -480,17 +536,17 @@ async fn run(
                         }
                     }
                 }
-                let _ = ack.send(());
+                m.done(command);
                 if command == Command::Shutdown {
                     break;
                 }
             }
         }
     }
-    // Dropped without a shutdown (the agent is going away): do not leave the child behind.
-    if let Some(mut r) = running.take() {
-        stop(&m, &mut r).await;
-    }
+    // Commands still queued are not carried out: their callers get the final state.
+    let mut q = m.queue.lock().expect("queue lock");
+    q.closed = true;
+    q.waiting.clear();
 }
 
 /// Records an exit (`None`: it could not be spawned) and schedules the restart its policy asks for.
@@ -612,7 +668,7 @@ mod tests {
         .await;
         let grandchild: u32 = events.lines.lock().unwrap()[0].parse().unwrap();
         assert!(alive(grandchild));
-        let state = m.command(Command::Stop).await;
+        let state = m.command(Command::Stop).await.unwrap();
         assert_eq!(state.state, RunState::Stopped);
         assert_eq!(state.signal, Some(libc::SIGTERM));
         assert!(!alive(pid));
@@ -648,7 +704,7 @@ mod tests {
         let exited = Instant::now();
         until("the leftover to be killed", || !alive(sleep)).await;
         assert!(exited.elapsed() >= STOP_GRACE - Duration::from_millis(500));
-        m.command(Command::Shutdown).await;
+        m.command(Command::Shutdown).await.unwrap();
     }
 
     #[tokio::test]
@@ -669,7 +725,7 @@ mod tests {
         until("the exit", || m.snapshot().state == RunState::Exited).await;
         let sleep = printed_pids(&events)[0];
         assert!(alive(sleep));
-        let state = m.command(Command::Shutdown).await;
+        let state = m.command(Command::Shutdown).await.unwrap();
         assert_eq!(state.state, RunState::Stopped);
         assert!(
             !alive(sleep),
@@ -695,10 +751,71 @@ mod tests {
         until("the second run", || printed_pids(&events).len() >= 2).await;
         let first = printed_pids(&events)[0];
         assert!(!alive(first), "respawned beside the last run's leftover");
-        m.command(Command::Shutdown).await;
+        m.command(Command::Shutdown).await.unwrap();
         for pid in printed_pids(&events) {
             assert!(!alive(pid));
         }
+    }
+
+    /// Takes the whole grace (5 s) to stop: its group ignores SIGTERM.
+    const IGNORES_SIGTERM: &str = "trap '' TERM; sleep 30";
+
+    #[tokio::test]
+    async fn the_same_command_asked_again_joins_the_one_in_progress() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec("x", "sh", &["-c", IGNORES_SIGTERM], RestartPolicy::Never),
+            true,
+            "h",
+            "a",
+            events,
+        );
+        until("the start", || m.snapshot().pid.is_some()).await;
+        let t = Instant::now();
+        let (a, b, c) = tokio::join!(
+            m.command(Command::Restart),
+            m.command(Command::Restart),
+            m.command(Command::Restart)
+        );
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        assert_eq!((a.restarts, b.restarts, c.restarts), (1, 1, 1));
+        assert!(a.pid.is_some() && a.pid == b.pid && b.pid == c.pid);
+        assert!(t.elapsed() < STOP_GRACE * 2, "{:?}", t.elapsed());
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_command_waits_behind_the_one_in_progress_and_more_are_refused() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec("x", "sh", &["-c", IGNORES_SIGTERM], RestartPolicy::Never),
+            true,
+            "h",
+            "a",
+            events,
+        );
+        until("the start", || m.snapshot().pid.is_some()).await;
+        let restart = tokio::spawn({
+            let m = m.clone();
+            async move { m.command(Command::Restart).await }
+        });
+        until("the restart to begin", || {
+            m.snapshot().state == RunState::Stopping
+        })
+        .await;
+        let stop = tokio::spawn({
+            let m = m.clone();
+            async move { m.command(Command::Stop).await }
+        });
+        until("the stop to be queued", || {
+            m.queue.lock().unwrap().waiting.contains_key(&Command::Stop)
+        })
+        .await;
+        assert_eq!(m.command(Command::Start).await, Err(Busy));
+        assert_eq!(restart.await.unwrap().unwrap().restarts, 1);
+        assert_eq!(stop.await.unwrap().unwrap().state, RunState::Stopped);
+        // Shutdown is never refused: it waits its turn.
+        m.command(Command::Shutdown).await.unwrap();
     }
 
     #[tokio::test]
@@ -732,7 +849,7 @@ mod tests {
         .await;
         assert_eq!(delays, [100, 200, 400, 400]);
         assert!(m.logs(10).iter().all(|l| l.line == "hi"));
-        let state = m.command(Command::Stop).await;
+        let state = m.command(Command::Stop).await.unwrap();
         assert_eq!(state.state, RunState::Stopped);
         assert_eq!(state.next_restart_at, None);
     }

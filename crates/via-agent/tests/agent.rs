@@ -119,6 +119,48 @@ async fn start_stop_restart_and_refusals() {
 }
 
 #[tokio::test]
+async fn a_burst_of_restarts_is_one_restart_and_beyond_the_limit_refused() {
+    let server = TestServer::start();
+    // Stopping it takes the whole 5 s grace: its group ignores SIGTERM.
+    let processes = r#"
+[[process]]
+name = "stubborn"
+command = "sh"
+args = ["-c", "trap '' TERM; sleep 300"]
+restart = "never"
+"#;
+    let _agent = Agent::start(&server, "", processes);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    let t = Instant::now();
+    let answers = futures::future::join_all(
+        (0..40)
+            .map(|_| call_with_timeout(&client, "via.proc.restart", r#"{"name":"stubborn"}"#, 20)),
+    )
+    .await;
+    eprintln!(
+        "40 restarts at once answered after {} ms",
+        t.elapsed().as_millis()
+    );
+    let (done, refused): (Vec<_>, Vec<_>) = answers.into_iter().partition(Result::is_ok);
+    // 32 handled at once (one restart, the others joined to it), the rest refused.
+    assert_eq!((done.len(), refused.len()), (32, 8));
+    for r in &refused {
+        let (code, body) = r.as_ref().unwrap_err();
+        assert_eq!(*code, 429);
+        assert!(body["error"].as_str().unwrap().contains("busy"), "{body}");
+    }
+    let pids: Vec<&Value> = done
+        .iter()
+        .map(|r| &r.as_ref().unwrap()["process"])
+        .inspect(|p| assert_eq!(p["restarts"], 1))
+        .map(|p| &p["pid"])
+        .collect();
+    assert!(pids.iter().all(|p| *p == pids[0] && p.is_u64()));
+    assert!(t.elapsed() < Duration::from_secs(9));
+}
+
+#[tokio::test]
 async fn a_crash_is_restarted_with_backoff_and_its_output_kept() {
     let server = TestServer::start();
     let processes = r#"
@@ -450,9 +492,28 @@ async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     let client = connect(server.url()).await;
     ready(&client).await;
     let t = Instant::now();
-    let (code, body) = call_with_timeout(&client, "via.leaf.add", "{}", 15)
-        .await
-        .unwrap_err();
+    let first = call_with_timeout(&client, "via.leaf.add", "{}", 15);
+    let others = async {
+        until(5, "leaf-1 listed", || async {
+            let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+            (leaves["leaves"][0]["name"] == "leaf-1").then_some(())
+        })
+        .await;
+        // Refused at once while the first waits for its leaf, not run 8 s later.
+        let refused = Instant::now();
+        for (subject, body) in [
+            ("via.leaf.add", "{}"),
+            ("via.leaf.add", r#"{"name":"other"}"#),
+            ("via.leaf.remove", r#"{"name":"leaf-1"}"#),
+        ] {
+            let (code, body) = call(&client, subject, body).await.unwrap_err();
+            assert_eq!(code, 409, "{body}");
+            assert!(body["error"].as_str().unwrap().contains("in progress"));
+        }
+        assert!(refused.elapsed() < Duration::from_secs(1));
+    };
+    let (first, ()) = tokio::join!(first, others);
+    let (code, body) = first.unwrap_err();
     assert_eq!(code, 500);
     assert!(
         body["error"].as_str().unwrap().contains("did not join"),
