@@ -554,6 +554,111 @@ async fn stop_answers_the_requests_already_on_their_way() {
 }
 
 #[tokio::test]
+async fn an_endpoint_the_server_refuses_records_the_error_and_stops_the_service() {
+    let server = TestServer::start_with(
+        r#"
+authorization {
+  users = [
+    { user: "svc", password: "svc-pw",
+      permissions: { subscribe: { allow: [">"], deny: ["forbidden"] } } }
+    { user: "asker", password: "asker-pw" }
+  ]
+}
+"#,
+    );
+    let login =
+        |user: &str| nats_ws::Options::new(server.url()).user_password(user, format!("{user}-pw"));
+    let client = within(STEP, "svc connects", nats_ws::connect(login("svc")))
+        .await
+        .unwrap();
+    let asker = within(STEP, "asker connects", nats_ws::connect(login("asker")))
+        .await
+        .unwrap();
+    let svc = service::add(&client, ServiceConfig::new("guarded", "1.0.0")).unwrap();
+    let (done, _handled) = mpsc::unbounded_channel();
+    let serving = serve(svc.endpoint("allowed").unwrap(), "allowed", done);
+    let mut refused = svc.endpoint("forbidden").unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(ask(&asker, "allowed", "x").await.payload, "x");
+
+    assert!(within(STEP, "the refused endpoint to end", refused.next())
+        .await
+        .is_none());
+    let stats = refused.stats();
+    assert_eq!(stats.num_errors, 1);
+    assert_eq!(
+        stats.last_error,
+        r#"nats: permissions violation: Permissions Violation for Subscription to "forbidden" using queue "q""#
+    );
+    // The whole service stops (drains): the other endpoint ends, nothing answers any more.
+    assert!(svc.stopped());
+    within(STEP, "the other endpoint to end", serving)
+        .await
+        .unwrap();
+    for subject in ["allowed", "$SRV.PING.guarded"] {
+        let err = asker
+            .request_with(subject, None, b"", Duration::from_secs(STEP))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RequestError::NoResponders { .. }),
+            "{subject}: {err}"
+        );
+    }
+    assert_eq!(svc.endpoint("more").unwrap_err(), ServiceError::Stopped);
+}
+
+#[tokio::test]
+async fn a_closed_client_stops_the_service_and_says_so() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let svc = service::add(&client, ServiceConfig::new("closing", "1.0.0")).unwrap();
+    let mut ep = svc.endpoint("work").unwrap();
+    client.close();
+    assert!(within(STEP, "the endpoint to end", ep.next())
+        .await
+        .is_none());
+    assert_eq!(ep.stats().last_error, "nats: connection closed");
+    assert!(svc.stopped());
+    within(STEP, "stop", svc.stop()).await;
+}
+
+#[tokio::test]
+async fn slow_consumer_drops_show_in_last_error_and_the_service_goes_on() {
+    let server = TestServer::start();
+    let client = within(
+        STEP,
+        "connect",
+        nats_ws::connect(nats_ws::Options::new(server.url()).pending_limits(10, 1 << 20)),
+    )
+    .await
+    .unwrap();
+    let asker = connect(&server).await;
+    let svc = service::add(&client, ServiceConfig::new("slow", "1.0.0")).unwrap();
+    let mut ep = svc.endpoint("work").unwrap();
+    client.flush().await.unwrap();
+    publish_requests(&asker, "work", 50);
+    asker.flush().await.unwrap();
+    client.flush().await.unwrap();
+    let first = within(STEP, "a request", ep.next()).await.unwrap();
+    first.respond("ok").unwrap();
+    let stats = ep.stats();
+    assert_eq!(stats.last_error, "nats: slow consumer, messages dropped");
+    assert_eq!((stats.num_requests, stats.num_errors), (1, 1));
+    // Counted once for those drops, not again while no more are dropped.
+    for _ in 0..9 {
+        within(STEP, "a request", ep.next()).await.unwrap();
+    }
+    assert_eq!(ep.stats().num_errors, 1);
+    assert!(!svc.stopped());
+    let stats = ask_json(&asker, "$SRV.STATS.slow").await;
+    assert_eq!(
+        stats["endpoints"][0]["last_error"],
+        "nats: slow consumer, messages dropped"
+    );
+}
+
+#[tokio::test]
 async fn discovery_collects_every_instance() {
     let server = TestServer::start();
     let (c1, c2, asker) = (

@@ -1,7 +1,7 @@
 //! Endpoints and the requests they hand out, with the per-endpoint counters STATS reports.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,6 +33,11 @@ impl SharedSub {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, SubscribeError>>> {
         self.lock().poll_next_unpin(cx)
+    }
+
+    /// Messages dropped so far because the reader held its limit of unread ones.
+    fn dropped(&self) -> u64 {
+        self.lock().dropped()
     }
 
     /// Unsubscribes; what was received stays readable, then the stream ends.
@@ -72,6 +77,8 @@ pub(crate) struct EndpointShared {
     metadata: Metadata,
     pub(crate) sub: SharedSub,
     counters: Mutex<Counters>,
+    /// Slow-consumer drops already counted as an error.
+    dropped_seen: AtomicU64,
 }
 
 impl EndpointShared {
@@ -89,6 +96,7 @@ impl EndpointShared {
             metadata,
             sub,
             counters: Mutex::new(Counters::default()),
+            dropped_seen: AtomicU64::new(0),
         }
     }
 
@@ -137,11 +145,49 @@ impl EndpointShared {
         c.num_errors += 1;
         c.last_error = error;
     }
+
+    /// Counts new slow-consumer drops as one error, as nats.go's async error handler does.
+    fn note_drops(&self) {
+        let dropped = self.sub.dropped();
+        if self.dropped_seen.swap(dropped, Ordering::AcqRel) < dropped {
+            self.count_error(SLOW_CONSUMER.to_owned());
+        }
+    }
+
+    /// The error text nats.go would give (`err.Error()`), which it puts in `last_error`.
+    fn nats_go_error(&self, error: &SubscribeError) -> String {
+        match error {
+            SubscribeError::PermissionDenied { subject } => {
+                let queue = match self.queue_group.as_str() {
+                    "" => String::new(),
+                    q => format!(" using queue {q:?}"),
+                };
+                format!(
+                    "nats: permissions violation: Permissions Violation for Subscription to \
+                     {subject:?}{queue}"
+                )
+            }
+            SubscribeError::Closed => "nats: connection closed".to_owned(),
+            other => other.to_string(),
+        }
+    }
 }
 
+/// nats.go's `ErrSlowConsumer`.
+const SLOW_CONSUMER: &str = "nats: slow consumer, messages dropped";
+
 /// The requests of one endpoint, as a [`Stream`]. It ends when the service stops (after handing
-/// out what had arrived) or the client closes. Dropping it unsubscribes the endpoint and removes
-/// it from INFO and STATS.
+/// out every request routed to it before) or when its subscription fails: the server refused it
+/// (permissions) or the client closed. A failure is counted in STATS (`num_errors`, and
+/// `last_error` in nats.go's words, e.g. `nats: permissions violation: Permissions Violation for
+/// Subscription to "x" using queue "q"`) and stops the whole service (drained), as nats.js stops
+/// on any subscription error and nats.go on those it can tie to a subscription (its permission
+/// errors carry none; a closed connection stops it without an entry). Requests dropped because
+/// this stream was not read fast enough ([`crate::Subscriber::dropped`]) are counted as an error
+/// too (`nats: slow consumer, messages dropped`), but the service goes on — nats.go stops there
+/// too; here an overload does not become an outage. Both are noticed as the stream is read.
+///
+/// Dropping it unsubscribes the endpoint and removes it from INFO and STATS.
 pub struct Endpoint {
     shared: Arc<EndpointShared>,
     service: Arc<ServiceShared>,
@@ -187,7 +233,9 @@ impl Stream for Endpoint {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
         let this = self.get_mut();
-        match this.shared.sub.poll_message(cx) {
+        let next = this.shared.sub.poll_message(cx);
+        this.shared.note_drops();
+        match next {
             Poll::Ready(Some(Ok(message))) => Poll::Ready(Some(Request {
                 message,
                 endpoint: this.shared.clone(),
@@ -195,9 +243,11 @@ impl Stream for Endpoint {
                 received: Instant::now(),
                 counted: AtomicBool::new(false),
             })),
-            // The server refused the subscription (permissions): the endpoint cannot serve.
+            // The server refused the subscription (permissions), or the client closed: the
+            // endpoint cannot serve, and the service stops.
             Poll::Ready(Some(Err(e))) => {
-                this.shared.count_error(e.to_string());
+                this.shared.count_error(this.shared.nats_go_error(&e));
+                this.service.stop_in_background();
                 Poll::Ready(None)
             }
             Poll::Ready(None) => Poll::Ready(None),

@@ -11,7 +11,9 @@
 //!   An endpoint is a `Stream` of [`Request`]s; [`Request::respond`] and
 //!   [`Request::respond_error`] answer (errors travel as the `Nats-Service-Error` and
 //!   `Nats-Service-Error-Code` headers) and count the request in STATS: processing time runs from
-//!   the moment the endpoint hands the request out to its first answer.
+//!   the moment the endpoint hands the request out to its first answer. An endpoint whose
+//!   subscription fails (the server refuses it, the client closes) records the error in its
+//!   `last_error` and stops the service.
 //! - [`ping`], [`info`], [`stats`] and [`discover`] ask the bus and collect every answer.
 //!
 //! ```no_run
@@ -312,7 +314,8 @@ async fn answer_verbs(shared: Arc<ServiceShared>, verbs: Vec<(Verb, SharedSub)>)
             .map(|(verb, sub)| sub.map(move |m| (verb, m))),
     );
     while let Some((verb, message)) = requests.next().await {
-        // A refused subscription (permissions) ends that stream after its error; the rest go on.
+        // A refused subscription (permissions) ends that stream after its error; the rest go on
+        // (unlike a refused endpoint: a user may be allowed only its own service's subjects).
         let Ok(message) = message else { continue };
         let Some(reply) = message.reply else { continue };
         let body = match verb {
@@ -448,6 +451,14 @@ impl ServiceShared {
         }
         let endpoints = state.endpoints.iter().map(|e| e.sub.clone());
         state.verbs.iter().cloned().chain(endpoints).collect()
+    }
+
+    /// Stops from where nothing can wait (an endpoint's stream): the drains start, and end by
+    /// themselves once the server has answered (or the connection is lost).
+    pub(crate) fn stop_in_background(&self) {
+        for sub in self.stop_subs() {
+            drop(sub.drain());
+        }
     }
 }
 
