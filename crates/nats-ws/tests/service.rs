@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::{connect, quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::service::{
-    self, Endpoint, EndpointConfig, ServiceConfig, ServiceError, Verb, ERROR_CODE_HEADER,
-    ERROR_HEADER,
+    self, Endpoint, EndpointConfig, RespondError, ServiceConfig, ServiceError, Verb,
+    ERROR_CODE_HEADER, ERROR_HEADER,
 };
 use nats_ws::{Client, RequestError, Status};
 use serde_json::{json, Value};
@@ -331,6 +331,13 @@ async fn requests_and_error_replies_are_counted_in_stats() {
         async move { ask(&asker, "odd", "").await }
     });
     let request = within(STEP, "the odd request", odd.next()).await.unwrap();
+    // An error reply without a description is refused, as nats.go refuses it (ErrArgRequired):
+    // nothing is sent or counted, and the request can still be answered.
+    assert_eq!(
+        request.respond_error(500, "", b"body"),
+        Err(RespondError::DescriptionRequired)
+    );
+    assert_eq!((odd.stats().num_requests, odd.stats().num_errors), (0, 0));
     request
         .respond_error(500, "line one\r\nPUB evil 4\r\nline", b"")
         .unwrap();

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use web_time::Instant;
 
+use super::error::RespondError;
 use super::types::{EndpointInfo, EndpointStats, Metadata};
 use super::{ServiceShared, ERROR_CODE_HEADER, ERROR_HEADER};
 use crate::error::{PublishError, SubjectError, SubscribeError};
@@ -313,7 +314,7 @@ impl Request {
     }
 
     /// Answers with `payload`.
-    pub fn respond(&self, payload: impl AsRef<[u8]>) -> Result<(), PublishError> {
+    pub fn respond(&self, payload: impl AsRef<[u8]>) -> Result<(), RespondError> {
         self.send(None, payload.as_ref(), None)
     }
 
@@ -322,20 +323,25 @@ impl Request {
         &self,
         headers: &HeaderMap,
         payload: impl AsRef<[u8]>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), RespondError> {
         self.send(Some(headers), payload.as_ref(), None)
     }
 
     /// Answers with an error: headers `Nats-Service-Error: <description>` and
     /// `Nats-Service-Error-Code: <code>`, and `body` as the payload. Counted as an error in STATS
     /// (`last_error` = `"<code>:<description>"`). Line breaks in `description` become spaces
-    /// (a header value cannot hold them).
+    /// (a header value cannot hold them). An empty description is refused
+    /// ([`RespondError::DescriptionRequired`], as nats.go refuses it): nothing is sent or counted,
+    /// and the request can still be answered.
     pub fn respond_error(
         &self,
         code: u16,
         description: &str,
         body: impl AsRef<[u8]>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), RespondError> {
+        if description.is_empty() {
+            return Err(RespondError::DescriptionRequired);
+        }
         let description = description.replace(['\r', '\n'], " ");
         let mut headers = HeaderMap::new();
         headers
@@ -350,7 +356,7 @@ impl Request {
         headers: Option<&HeaderMap>,
         payload: &[u8],
         error: Option<String>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), RespondError> {
         let result = match self.message.reply.as_deref() {
             Some(reply) => self.client.publish_message(reply, None, headers, payload),
             None => Err(PublishError::InvalidSubject(SubjectError {
@@ -363,7 +369,7 @@ impl Request {
             Ok(()) => error,
         };
         self.count(error);
-        result
+        Ok(result?)
     }
 
     /// Counts the request once: its processing time up to now, and the error, if any.

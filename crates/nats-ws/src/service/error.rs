@@ -1,4 +1,5 @@
-//! What can go wrong when adding a service, an endpoint, or asking services about themselves.
+//! What can go wrong when adding a service, an endpoint, asking services about themselves, or
+//! answering a request.
 
 use thiserror::Error;
 
@@ -38,4 +39,15 @@ impl From<PublishError> for ServiceError {
     fn from(e: PublishError) -> Self {
         ServiceError::Publish(e)
     }
+}
+
+/// Why a request could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RespondError {
+    /// [`super::Request::respond_error`] with an empty description (nats.go's `ErrArgRequired`).
+    #[error("an error reply needs a description: say what went wrong (it travels as the Nats-Service-Error header)")]
+    DescriptionRequired,
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }

@@ -48,7 +48,7 @@ use futures::{FutureExt, StreamExt};
 
 pub use discovery::{control_subject, discover, info, ping, stats, Verb};
 pub use endpoint::{Endpoint, Request};
-pub use error::ServiceError;
+pub use error::{RespondError, ServiceError};
 pub use types::{
     EndpointInfo, EndpointStats, InfoResponse, Metadata, PingResponse, StatsResponse,
     INFO_RESPONSE_TYPE, PING_RESPONSE_TYPE, STATS_RESPONSE_TYPE,
@@ -642,6 +642,7 @@ mod tests {
         check::<Endpoint>();
         check::<Request>();
         check::<ServiceError>();
+        check::<RespondError>();
     }
 
     #[test]
