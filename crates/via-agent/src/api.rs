@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::agent::{Agent, ApiError};
 use crate::config::valid_process_name;
 use crate::logs::RING_LINES;
+use crate::model::LogLine;
 use crate::supervisor::{Busy, Command};
 
 /// Endpoint names and subjects, as the contract lists them.
@@ -85,6 +86,26 @@ pub fn lines_field(req: &Map<String, Value>) -> Result<usize, ApiError> {
     }
 }
 
+/// The `logs` reply: `lines` (oldest first) without as many of the oldest as it takes for the
+/// JSON to fit in `max_payload` bytes (1000 lines of 4 KiB do not fit in the default 1 MiB);
+/// `truncated` says whether any was dropped.
+pub fn logs_reply(name: &str, lines: Vec<LogLine>, max_payload: usize) -> Value {
+    let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+    // Each line with its comma (one more than the JSON has).
+    let sizes: Vec<usize> = lines
+        .iter()
+        .map(|l| serde_json::to_vec(l).map_or(0, |b| b.len()) + 1)
+        .collect();
+    let mut total = size(&json!({ "name": name, "lines": [], "truncated": true }))
+        + sizes.iter().sum::<usize>();
+    let mut skip = 0;
+    while total > max_payload && skip < lines.len() {
+        total -= sizes[skip];
+        skip += 1;
+    }
+    json!({ "name": name, "lines": &lines[skip..], "truncated": skip > 0 })
+}
+
 /// Answers one request to `endpoint` (a name from [`ENDPOINTS`]).
 pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Result<Value, ApiError> {
     let req = parse_object(payload)?;
@@ -122,7 +143,7 @@ pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Resul
             let m = agent
                 .get(&name)
                 .ok_or_else(|| ApiError::new(404, format!("no process named {name:?}")))?;
-            Ok(json!({ "name": name, "lines": m.logs(lines) }))
+            Ok(logs_reply(&name, m.logs(lines), agent.client.max_payload()))
         }
         "leaf-add" => {
             let name = name_field(&req, true)?;
@@ -178,5 +199,35 @@ mod tests {
         }
         let body: Value = serde_json::from_slice(&error_body(&ApiError::new(404, "x"))).unwrap();
         assert_eq!(body, json!({"error":"x","code":404}));
+    }
+
+    #[test]
+    fn logs_replies_fit_max_payload() {
+        let line = |i: usize| LogLine {
+            ts: i as u64,
+            stream: crate::model::Stream::Stdout,
+            line: format!("{i:04}{}", "x".repeat(crate::logs::MAX_LINE - 4)),
+        };
+        let lines: Vec<LogLine> = (0..RING_LINES).map(line).collect();
+        let max = 1024 * 1024;
+        let reply = logs_reply("app", lines.clone(), max);
+        let bytes = serde_json::to_vec(&reply).unwrap();
+        assert!(bytes.len() <= max, "{} bytes", bytes.len());
+        assert!(
+            bytes.len() > max - 2 * crate::logs::MAX_LINE,
+            "dropped too many"
+        );
+        assert_eq!(reply["truncated"], true);
+        let kept = reply["lines"].as_array().unwrap();
+        assert_eq!(
+            kept.last().unwrap()["ts"],
+            RING_LINES as u64 - 1,
+            "the newest kept"
+        );
+        let small = logs_reply("app", lines[..3].to_vec(), max);
+        assert_eq!(small["truncated"], false);
+        assert_eq!(small["lines"].as_array().unwrap().len(), 3);
+        let none = logs_reply("app", lines[..3].to_vec(), 10);
+        assert_eq!(none["lines"], json!([]));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use nats_ws::service::{EndpointConfig, ServiceConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use via_agent::agent::Agent;
+use via_agent::agent::{Agent, ApiError};
 use via_agent::api;
 use via_agent::config::Config;
 
@@ -115,8 +115,12 @@ async fn run(config: Config) -> Result<(), String> {
                         Ok(reply) => req.respond(serde_json::to_vec(&reply).expect("json")),
                         Err(e) => req.respond_error(e.code, &e.message, api::error_body(&e)),
                     };
+                    // The requester must not be left to time out: tell it why (this one is small).
                     if let Err(e) = sent {
-                        eprintln!("via-agent: cannot answer a {name} request: {e}");
+                        let e = ApiError::new(500, format!("cannot send the {name} reply: {e}"));
+                        if let Err(e) = req.respond_error(e.code, &e.message, api::error_body(&e)) {
+                            eprintln!("via-agent: cannot answer a {name} request: {e}");
+                        }
                     }
                 });
             }

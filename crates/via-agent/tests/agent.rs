@@ -246,6 +246,47 @@ backoff_max_ms = 800
 }
 
 #[tokio::test]
+async fn a_logs_reply_too_big_for_max_payload_loses_its_oldest_lines() {
+    let server = TestServer::start();
+    // 1000 lines of 4000 bytes (~4 MB as JSON) against the server's 1 MiB max_payload.
+    let processes = r#"
+[[process]]
+name = "chatty"
+command = "sh"
+args = ["-c", "l=$(printf '%4000s' | tr ' ' x); i=0; while [ $i -lt 1000 ]; do echo $i $l; i=$((i+1)); done; echo done; sleep 300"]
+restart = "never"
+"#;
+    let _agent = Agent::start(&server, "", processes);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    until(10, "the last line", || async {
+        let logs = call(&client, "via.proc.logs", r#"{"name":"chatty","lines":1}"#)
+            .await
+            .unwrap();
+        (logs["lines"][0]["line"] == "done").then_some(())
+    })
+    .await;
+    let logs = call(
+        &client,
+        "via.proc.logs",
+        r#"{"name":"chatty","lines":1000}"#,
+    )
+    .await
+    .unwrap();
+    let lines = logs["lines"].as_array().unwrap();
+    eprintln!("logs of 1000 x 4 KiB: {} lines answered", lines.len());
+    assert_eq!(logs["truncated"], true);
+    assert!((200..1000).contains(&lines.len()), "{} lines", lines.len());
+    assert_eq!(lines.last().unwrap()["line"], "done");
+    assert!(serde_json::to_vec(&logs).unwrap().len() <= client.max_payload());
+    let few = call(&client, "via.proc.logs", r#"{"name":"chatty","lines":2}"#)
+        .await
+        .unwrap();
+    assert_eq!(few["truncated"], false);
+    assert_eq!(few["lines"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn registry_entries_go_with_their_process() {
     let server = TestServer::start();
     let mut agent = Agent::start(&server, "", SLEEPERS);
