@@ -91,7 +91,7 @@ pub enum ConnectionError {
     NoServers,
     #[error("the client was closed")]
     Closed,
-    #[error("drain gave up after {0:?} waiting for the server; the client is closed")]
+    #[error("drain gave up after {0:?} waiting for the server (what was draining has ended)")]
     DrainTimeout(Duration),
 }
 
