@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{Config, AGENT_NAME};
 use crate::leaf::{self, LeafPorts};
 use crate::model::{now_ms, Kind, LeafInfo, LogLine, ProcessState, RegistryEntry, RunState};
+use crate::procfs::groups_usage;
 use crate::supervisor::{Command, Events, Managed, Spec};
 
 pub const PROCESSES_BUCKET: &str = "processes";
@@ -353,7 +354,7 @@ impl Agent {
             .insert(name.to_owned());
         let dir = self.leaves_dir().join(name);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-            eprintln!("via-agent: cannot remove {}: {e}", dir.display());
+            crate::say!("via-agent: cannot remove {}: {e}", dir.display());
         }
         self.notifier.wake.notify_one();
     }
@@ -530,8 +531,15 @@ impl Agent {
                 _ = self.notifier.wake.notified() => {}
                 _ = tick.tick() => {
                     let procs: Vec<Arc<Managed>> = self.procs.lock().expect("procs lock").values().cloned().collect();
-                    for m in &procs {
-                        m.sample();
+                    // One pass over /proc for every group, off the runtime's thread.
+                    let pgids: Vec<u32> = procs.iter().filter_map(|m| m.pgid()).collect();
+                    if !pgids.is_empty() {
+                        let usage = tokio::task::spawn_blocking(move || groups_usage(&pgids))
+                            .await
+                            .unwrap_or_default();
+                        for m in &procs {
+                            m.sample(&usage);
+                        }
                     }
                     let _ = self.refresh_leaves().await;
                     self.mark_all_dirty();
@@ -586,7 +594,7 @@ impl Agent {
                         stores = None;
                     }
                     if e != last_error {
-                        eprintln!(
+                        crate::say!(
                             "via-agent: writing to NATS failed (retrying every {} s): {e}",
                             TICK.as_secs()
                         );

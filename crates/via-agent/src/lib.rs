@@ -11,5 +11,6 @@ pub mod http;
 pub mod leaf;
 pub mod logs;
 pub mod model;
+pub mod output;
 pub mod procfs;
 pub mod supervisor;

@@ -1,6 +1,7 @@
 //! `via-agent [--config PATH]`: connects to NATS, runs the configured processes, serves
 //! `process-control`, and on SIGINT, SIGTERM or SIGHUP (the terminal closed) stops every child and deregisters before exiting 0.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use via_agent::agent::{Agent, ApiError};
 use via_agent::api;
 use via_agent::config::Config;
+use via_agent::say;
 
 /// Requests handled at once (see `run`).
 const MAX_IN_FLIGHT: usize = 32;
@@ -46,14 +48,18 @@ fn main() -> std::process::ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(run(config));
+    // What the agent said last, if stderr takes it.
+    via_agent::output::stderr().flush(Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
 fn fail(message: &str) -> std::process::ExitCode {
-    eprintln!("via-agent: {message}");
+    // Not eprintln!: it panics when stderr is closed.
+    let _ = writeln!(std::io::stderr(), "via-agent: {message}");
     std::process::ExitCode::FAILURE
 }
 
@@ -85,7 +91,7 @@ async fn run(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot add service process-control: {e}"))?;
     let agent = Agent::start(config, client.clone(), service.id().to_owned());
-    eprintln!(
+    say!(
         "via-agent: service process-control {} on {url}; {} process(es) configured",
         service.id(),
         agent.config.processes.len()
@@ -119,7 +125,7 @@ async fn run(config: Config) -> Result<(), String> {
                     if let Err(e) = sent {
                         let e = ApiError::new(500, format!("cannot send the {name} reply: {e}"));
                         if let Err(e) = req.respond_error(e.code, &e.message, api::error_body(&e)) {
-                            eprintln!("via-agent: cannot answer a {name} request: {e}");
+                            say!("via-agent: cannot answer a {name} request: {e}");
                         }
                     }
                 });
@@ -132,11 +138,11 @@ async fn run(config: Config) -> Result<(), String> {
         _ = sigterm.recv() => {}
         _ = sighup.recv() => {}
     }
-    eprintln!("via-agent: stopping every process");
+    say!("via-agent: stopping every process");
     service.stop().await;
     agent.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     client.close();
-    eprintln!("via-agent: stopped");
+    say!("via-agent: stopped");
     Ok(())
 }

@@ -59,14 +59,9 @@ pub struct GroupUsage {
     pub live: u32,
 }
 
-/// The summed CPU ticks and RSS of every process in group `pgid` (the child leads its own group,
-/// so this includes what it started, e.g. trunk's cargo).
-pub fn group_usage(pgid: u32) -> (u64, u64) {
-    let u = groups_usage(&[pgid]).remove(&pgid).unwrap_or_default();
-    (u.cpu_ticks, u.rss_bytes)
-}
-
-/// One pass over `/proc`: the usage of each group of `pgids` that has a member.
+/// One pass over `/proc`: the usage of each group of `pgids` that has a member (a child leads its
+/// own group, so this includes what it started, e.g. trunk's cargo). Reads a file per process:
+/// call it once for all groups, off the runtime's thread.
 pub fn groups_usage(pgids: &[u32]) -> HashMap<u32, GroupUsage> {
     let mut groups = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -164,9 +159,28 @@ mod tests {
         let stat =
             parse_stat(&std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap()).unwrap();
         assert_eq!(stat.pid, me);
-        let pgrp = stat.pgrp;
-        let (_, rss) = group_usage(pgrp);
-        assert!(rss > 0);
+        // Two groups besides ours, one scan.
+        let children: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                use std::os::unix::process::CommandExt;
+                std::process::Command::new("sleep")
+                    .arg("5")
+                    .process_group(0)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut groups = vec![stat.pgrp];
+        groups.extend(children.iter().map(|c| c.id()));
+        let usage = groups_usage(&groups);
+        for g in &groups {
+            assert!(usage[g].rss_bytes > 0 && usage[g].live >= 1, "group {g}");
+        }
+        assert_eq!(usage.len(), 3);
+        for mut c in children {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! which lives as long as the agent.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -21,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Backoff, RestartPolicy};
 use crate::logs::{LineSplitter, Ring, RING_LINES};
 use crate::model::{now_ms, Kind, LogLine, ProcessState, RunState, Stream};
-use crate::procfs::{group_usage, groups_usage, CpuMeter};
+use crate::output::{self, LineWriter};
+use crate::procfs::{groups_usage, CpuMeter, GroupUsage};
 
 /// How long a stopped process has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -87,6 +87,8 @@ pub struct Managed {
     commands: mpsc::Sender<Command>,
     queue: Mutex<Queue>,
     events: Arc<dyn Events>,
+    /// Appends output to `spec.log_file`, off the runtime's thread.
+    log_file: Option<LineWriter>,
 }
 
 struct Running {
@@ -127,13 +129,21 @@ impl Managed {
         };
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let managed = Arc::new(Managed {
-            spec,
             state: Mutex::new(state),
             logs: Mutex::new(Ring::new(RING_LINES)),
             cpu: Mutex::new(CpuMeter::default()),
             commands: tx,
             queue: Mutex::new(Queue::default()),
             events,
+            log_file: spec.log_file.clone().map(|path| {
+                LineWriter::spawn(move || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                })
+            }),
+            spec,
         });
         tokio::spawn(run(managed.clone(), rx, autostart));
         managed
@@ -213,40 +223,44 @@ impl Managed {
         }
     }
 
-    /// Samples CPU and RSS of the running process's group into the state (without reporting a
-    /// change: the caller writes every state on its tick anyway).
-    pub fn sample(&self) {
-        let Some(pid) = self.state.lock().expect("state lock").pid else {
+    /// The running process's group (it leads it), if it runs.
+    pub fn pgid(&self) -> Option<u32> {
+        self.state.lock().expect("state lock").pid
+    }
+
+    /// Takes the CPU and RSS of the running process's group from `usage` (one scan of `/proc`
+    /// for every process, [`crate::procfs::groups_usage`]) into the state, without reporting a
+    /// change: the caller writes every state on its tick anyway.
+    pub fn sample(&self, usage: &HashMap<u32, GroupUsage>) {
+        let Some(pid) = self.pgid() else {
             return;
         };
-        let (ticks, rss) = group_usage(pid);
+        let u = usage.get(&pid).copied().unwrap_or_default();
         let cpu = self
             .cpu
             .lock()
             .expect("cpu lock")
-            .sample(ticks, Instant::now());
+            .sample(u.cpu_ticks, Instant::now());
         let mut s = self.state.lock().expect("state lock");
         // Still the same child (it may have been restarted meanwhile).
         if s.pid == Some(pid) {
             s.cpu_percent = cpu;
-            s.rss_bytes = rss;
+            s.rss_bytes = u.rss_bytes;
             s.updated_at = now_ms();
         }
     }
 
-    fn record(&self, stream: Stream, line: String, file: &mut Option<std::fs::File>) {
+    fn record(&self, stream: Stream, line: String) {
         let line = LogLine {
             ts: now_ms(),
             stream,
             line,
         };
-        if let Some(f) = file {
-            if writeln!(f, "{}", line.line).is_err() {
-                *file = None;
-            }
+        if let Some(f) = &self.log_file {
+            f.line(&line.line);
         }
         if self.spec.echo {
-            eprintln!("[{}] {}", self.spec.name, line.line);
+            output::stderr().line(&format!("[{}] {}", self.spec.name, line.line));
         }
         self.events.log(&self.spec.name, &line);
         self.logs.lock().expect("logs lock").push(line);
@@ -288,19 +302,11 @@ impl Managed {
             .spawn()
             .map_err(|e| format!("cannot start {:?}: {e}", self.spec.command))?;
         let pid = child.id().ok_or("the child exited at once")?;
-        let file = self.spec.log_file.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        });
         if let Some(out) = child.stdout.take() {
-            let file = file.as_ref().and_then(|f| f.try_clone().ok());
-            tokio::spawn(pump(out, Stream::Stdout, self.clone(), file));
+            tokio::spawn(pump(out, Stream::Stdout, self.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, Stream::Stderr, self.clone(), file));
+            tokio::spawn(pump(err, Stream::Stderr, self.clone()));
         }
         *self.cpu.lock().expect("cpu lock") = CpuMeter::default();
         Ok(Running {
@@ -311,12 +317,7 @@ impl Managed {
     }
 }
 
-async fn pump(
-    mut reader: impl AsyncRead + Unpin,
-    stream: Stream,
-    managed: Arc<Managed>,
-    mut file: Option<std::fs::File>,
-) {
+async fn pump(mut reader: impl AsyncRead + Unpin, stream: Stream, managed: Arc<Managed>) {
     let mut splitter = LineSplitter::default();
     let mut buf = vec![0u8; 8192];
     let mut lines = Vec::new();
@@ -326,11 +327,11 @@ async fn pump(
             Ok(n) => splitter.push(&buf[..n], &mut lines),
         }
         for line in lines.drain(..) {
-            managed.record(stream, line, &mut file);
+            managed.record(stream, line);
         }
     }
     if let Some(line) = splitter.finish() {
-        managed.record(stream, line, &mut file);
+        managed.record(stream, line);
     }
 }
 
@@ -376,7 +377,6 @@ async fn end_group(m: &Managed, pgid: u32, kill_at: tokio::time::Instant) {
                      (uninterruptible sleep?); going on without waiting for it",
                     KILL_WAIT.as_secs()
                 ),
-                &mut None,
             );
             break;
         }
@@ -463,7 +463,7 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                 });
             }
             Err(e) => {
-                m.record(Stream::Stderr, format!("via-agent: {e}"), &mut None);
+                m.record(Stream::Stderr, format!("via-agent: {e}"));
                 m.update(|s| {
                     s.exit_code = None;
                     s.signal = None;

@@ -286,6 +286,49 @@ restart = "never"
     assert_eq!(few["lines"].as_array().unwrap().len(), 2);
 }
 
+/// Prints 200 lines of 4000 bytes (800 KB, beyond a pipe's 64 KiB), then `done`, with `echo`.
+const ECHOED: &str = r#"
+[[process]]
+name = "loud"
+command = "sh"
+args = ["-c", "l=$(printf '%4000s' | tr ' ' x); i=0; while [ $i -lt 200 ]; do echo $i $l; i=$((i+1)); done; echo done; sleep 300"]
+restart = "never"
+echo = true
+"#;
+
+/// The agent keeps serving, and stops cleanly, with its stderr stalled (`closed`: gone).
+async fn serves_with_stderr(closed: bool) {
+    let server = TestServer::start();
+    let mut agent = Agent::start_with_stderr_pipe(&server, ECHOED);
+    if closed {
+        // Writes to it now fail with EPIPE.
+        drop(agent.stderr.take());
+    }
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    until(10, "the echoed process's last line", || async {
+        let logs = call(&client, "via.proc.logs", r#"{"name":"loud","lines":1}"#)
+            .await
+            .unwrap();
+        (logs["lines"][0]["line"] == "done").then_some(())
+    })
+    .await;
+    call(&client, "via.proc.list", "").await.unwrap();
+    agent.signal(libc::SIGTERM);
+    let status = agent.wait(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_does_not_stall_the_agent() {
+    serves_with_stderr(false).await;
+}
+
+#[tokio::test]
+async fn a_closed_stderr_does_not_crash_the_agent() {
+    serves_with_stderr(true).await;
+}
+
 #[tokio::test]
 async fn registry_entries_go_with_their_process() {
     let server = TestServer::start();

@@ -162,6 +162,8 @@ impl Drop for TestServer {
 pub struct Agent {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
+    /// The read end of the agent's stderr when it goes to a pipe ([`Agent::start_with_stderr_pipe`]).
+    pub stderr: Option<std::process::ChildStderr>,
 }
 
 impl Agent {
@@ -177,6 +179,21 @@ impl Agent {
         agent_keys: &str,
         processes: &str,
     ) -> Agent {
+        Agent::spawn(server, leaf_port, agent_keys, processes, false)
+    }
+
+    /// [`Agent::start`] with its stderr into a pipe that only the test reads, or not ([`Agent::stderr`]).
+    pub fn start_with_stderr_pipe(server: &TestServer, processes: &str) -> Agent {
+        Agent::spawn(server, server.leaf_port, "", processes, true)
+    }
+
+    fn spawn(
+        server: &TestServer,
+        leaf_port: u16,
+        agent_keys: &str,
+        processes: &str,
+        stderr_pipe: bool,
+    ) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\nhub_monitoring_url = \"http://127.0.0.1:{}\"\n\
@@ -189,7 +206,12 @@ impl Agent {
         std::fs::write(dir.path().join("via-agent.toml"), config).expect("config");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
         use std::os::unix::process::CommandExt;
-        let child = Command::new(env!("CARGO_BIN_EXE_via-agent"))
+        let stderr = if stderr_pipe {
+            Stdio::piped()
+        } else {
+            Stdio::from(log.try_clone().expect("log"))
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_via-agent"))
             // Its own group, like a shell job: a test can Ctrl-C it (SIGINT to the group).
             .process_group(0)
             .arg("--config")
@@ -197,11 +219,12 @@ impl Agent {
             .env_remove("VIA_NATS_URL")
             .env_remove("NATS_SERVER_BIN")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
+            .stdout(log)
+            .stderr(stderr)
             .spawn()
             .expect("start via-agent");
         Agent {
+            stderr: child.stderr.take(),
             child: Some(child),
             dir,
         }
