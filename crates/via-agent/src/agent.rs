@@ -121,13 +121,29 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// Why one of the keeper's KV calls failed.
+#[derive(Debug)]
+enum KvFailure {
+    Kv(KvError),
+    TimedOut,
+}
+
+impl std::fmt::Display for KvFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvFailure::Kv(e) => e.fmt(f),
+            KvFailure::TimedOut => f.write_str("no answer in time"),
+        }
+    }
+}
+
 async fn with_timeout<T>(
     f: impl std::future::Future<Output = Result<T, KvError>>,
-) -> Result<T, String> {
+) -> Result<T, KvFailure> {
     match tokio::time::timeout(KV_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer in time".to_owned()),
+        Ok(Err(e)) => Err(KvFailure::Kv(e)),
+        Err(_) => Err(KvFailure::TimedOut),
     }
 }
 
@@ -482,7 +498,7 @@ impl Agent {
         wanted
     }
 
-    async fn open_stores(&self) -> Result<Stores, String> {
+    async fn open_stores(&self) -> Result<Stores, KvFailure> {
         let js = self.client.jetstream();
         let open = |config: KvConfig| {
             let js = js.clone();
@@ -574,7 +590,7 @@ impl Agent {
                 self.write_registry(s, &mut registered, heartbeat_due)
                     .await?;
                 heartbeat_due = false;
-                Ok::<(), String>(())
+                Ok::<(), KvFailure>(())
             }
             .await;
             match result {
@@ -590,9 +606,11 @@ impl Agent {
                     }
                 }
                 Err(e) => {
-                    if e.contains("does not exist") {
+                    // Deleted under us: open (and create) the buckets again.
+                    if matches!(e, KvFailure::Kv(KvError::BucketNotFound { .. })) {
                         stores = None;
                     }
+                    let e = e.to_string();
                     if e != last_error {
                         crate::say!(
                             "via-agent: writing to NATS failed (retrying every {} s): {e}",
@@ -622,7 +640,7 @@ impl Agent {
 
     /// Deletes the states of processes this agent does not run (left the config, leaves of an
     /// earlier run).
-    async fn clean_stale_states(&self, s: &Stores) -> Result<(), String> {
+    async fn clean_stale_states(&self, s: &Stores) -> Result<(), KvFailure> {
         let keys = with_timeout(s.processes.keys()).await?;
         for key in keys {
             if self.get(&key).is_none() {
@@ -632,7 +650,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn write_states(&self, s: &Stores) -> Result<(), String> {
+    async fn write_states(&self, s: &Stores) -> Result<(), KvFailure> {
         let dirty = std::mem::take(&mut *self.notifier.dirty.lock().expect("dirty lock"));
         let removed = std::mem::take(&mut *self.removed.lock().expect("removed lock"));
         let mut failed = None;
@@ -680,7 +698,7 @@ impl Agent {
         s: &Stores,
         registered: &mut BTreeMap<String, u64>,
         heartbeat_due: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), KvFailure> {
         let wanted = self.wanted_registry();
         let gone: Vec<String> = registered
             .keys()

@@ -569,6 +569,24 @@ async fn the_hub_restarting_leaves_children_running() {
 }
 
 #[tokio::test]
+async fn a_deleted_bucket_is_created_again() {
+    let server = TestServer::start();
+    let _agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.url()).await;
+    ready(&client).await;
+    kv_wait(&client, "processes", "svc", 10, |v| v.is_some()).await;
+    client
+        .jetstream()
+        .delete_key_value("processes")
+        .await
+        .unwrap();
+    kv_wait(&client, "processes", "svc", 10, |v| {
+        v.is_some_and(|v| v["state"] == "running")
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     let server = TestServer::start();
     // Nothing listens on this leafnode port: the leaf runs but never joins.
