@@ -392,7 +392,9 @@ async fn end_leftover(m: &Managed, leftover: &mut Option<Leftover>) {
 }
 
 /// SIGTERM to the group, SIGKILL to whatever of it is left after [`STOP_GRACE`].
-async fn stop(m: &Managed, running: &mut Running) -> ExitStatus {
+/// `None`: its status is unknown (it could not be waited for, or had not exited [`KILL_WAIT`]
+/// after its SIGKILL; tokio reaps it whenever it does).
+async fn stop(m: &Managed, running: &mut Running) -> Option<ExitStatus> {
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
     signal_group(running.pid, libc::SIGTERM);
     let status = match tokio::time::timeout_at(deadline, running.child.wait()).await {
@@ -401,23 +403,37 @@ async fn stop(m: &Managed, running: &mut Running) -> ExitStatus {
     };
     // The leader is gone (or late): give the rest of its group the same grace, then kill.
     end_group(m, running.pid, deadline).await;
-    match status {
-        Some(s) => s,
-        None => running
-            .child
-            .wait()
-            .await
-            .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)),
+    if status.is_some() {
+        return status;
+    }
+    let pid = running.pid;
+    match tokio::time::timeout(KILL_WAIT, running.child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        Ok(Err(e)) => {
+            m.record(
+                Stream::Stderr,
+                format!("via-agent: cannot wait for pid {pid}: {e}"),
+            );
+            None
+        }
+        // In uninterruptible sleep (D): it dies when it wakes; the stop does not wait for that.
+        Err(_) => {
+            m.record(
+                Stream::Stderr,
+                format!(
+                    "via-agent: pid {pid} has not exited {} s after SIGKILL \
+                     (uninterruptible sleep?); going on without waiting for it",
+                    KILL_WAIT.as_secs()
+                ),
+            );
+            None
+        }
     }
 }
 
-async fn wait(running: &mut Option<Running>) -> ExitStatus {
+async fn wait(running: &mut Option<Running>) -> std::io::Result<ExitStatus> {
     match running {
-        Some(r) => r
-            .child
-            .wait()
-            .await
-            .unwrap_or_else(|_| ExitStatus::from_raw(0)),
+        Some(r) => r.child.wait().await,
         None => std::future::pending().await,
     }
 }
@@ -481,8 +497,16 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
     }
     loop {
         tokio::select! {
-            status = wait(&mut running) => {
+            waited = wait(&mut running) => {
                 let r = running.take().expect("a running child exited");
+                // Not waitable: an exit of unknown status, which counts as a failure.
+                let status = match waited {
+                    Ok(status) => Some(status),
+                    Err(e) => {
+                        m.record(Stream::Stderr, format!("via-agent: cannot wait for pid {}: {e}", r.pid));
+                        None
+                    }
+                };
                 // Whatever it left in its group goes with it: SIGTERM now, SIGKILL after the grace.
                 if signal_group(r.pid, libc::SIGTERM) {
                     leftover = Some(Leftover {
@@ -490,7 +514,7 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                         kill_at: tokio::time::Instant::now() + STOP_GRACE,
                     });
                 }
-                after_exit(&m, Some(status), r.since.elapsed(), &mut retry_at, &mut failures);
+                after_exit(&m, status, r.since.elapsed(), &mut retry_at, &mut failures);
             }
             _ = sleep_until(leftover.as_ref().map(|l| l.kill_at)) => {
                 let l = leftover.take().expect("a leftover to kill");
@@ -519,8 +543,8 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                             m.update(|s| s.state = RunState::Stopping);
                             let status = stop(&m, &mut r).await;
                             m.update(|s| {
-                                s.exit_code = status.code();
-                                s.signal = status.signal();
+                                s.exit_code = status.and_then(|st| st.code());
+                                s.signal = status.and_then(|st| st.signal());
                             });
                         }
                         m.update(|s| {
@@ -549,7 +573,8 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
     q.waiting.clear();
 }
 
-/// Records an exit (`None`: it could not be spawned) and schedules the restart its policy asks for.
+/// Records an exit (`None`: it could not be spawned, or its status is unknown — a failure) and
+/// schedules the restart its policy asks for.
 fn after_exit(
     m: &Managed,
     status: Option<ExitStatus>,
@@ -815,6 +840,31 @@ mod tests {
         assert_eq!(restart.await.unwrap().unwrap().restarts, 1);
         assert_eq!(stop.await.unwrap().unwrap().state, RunState::Stopped);
         // Shutdown is never refused: it waits its turn.
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_exit_that_cannot_be_waited_for_is_a_failure() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec("w", "sh", &["-c", "sleep 0.2"], RestartPolicy::OnFailure),
+            true,
+            "h",
+            "a",
+            events.clone(),
+        );
+        until("the start", || m.snapshot().pid.is_some()).await;
+        let pid = m.snapshot().pid.unwrap();
+        // Reaped behind the task's back (this blocks the test's only thread, so the task cannot
+        // be first): its wait then fails.
+        // SAFETY: waitpid on our own child, with a null status pointer.
+        let reaped = unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+        assert_eq!(reaped, pid as libc::pid_t);
+        until("the restart's backoff", || {
+            m.snapshot().state == RunState::Backoff
+        })
+        .await;
+        assert!(events.lines.lock().unwrap()[0].contains("cannot wait"));
         m.command(Command::Shutdown).await.unwrap();
     }
 
