@@ -5,16 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// What happens when a process exits on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    Never,
-    OnFailure,
-    Always,
-}
+// What happens when a process exits on its own (`never` | `on-failure` | `always`, strictly: a
+// typo is an error); the name a process may have, and the one it may not.
+pub use process_control::{valid_process_name, RestartPolicy, AGENT_NAME};
 
 /// Delays between automatic restarts: `initial` doubling up to `max`; a run that lasted at least
 /// `reset_after` starts the schedule again.
@@ -98,10 +93,6 @@ fn yes() -> bool {
     true
 }
 
-fn on_failure() -> RestartPolicy {
-    RestartPolicy::OnFailure
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProcess {
@@ -114,7 +105,8 @@ struct RawProcess {
     cwd: Option<String>,
     #[serde(default = "yes")]
     autostart: bool,
-    #[serde(default = "on_failure")]
+    /// Default: on-failure.
+    #[serde(default)]
     restart: RestartPolicy,
     backoff_initial_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
@@ -138,17 +130,6 @@ struct RawConfig {
 
 /// The shortest first wait before an automatic restart.
 pub const MIN_BACKOFF_MS: u64 = 100;
-
-/// The registry key of the agent itself; no process may take it.
-pub const AGENT_NAME: &str = "via-agent";
-
-/// Names of processes: a KV key and a subject token (`proc.logs.<name>`) as they are.
-pub fn valid_process_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 impl Config {
     /// Reads the file; relative paths in it resolve against its folder.
