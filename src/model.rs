@@ -1,6 +1,7 @@
 //! The app's data, as it travels through NATS, and the pure rules around it (no DOM, no I/O), so
 //! they can be unit-tested natively.
 
+use process_control::{LogLine, ProcessState};
 use serde::{Deserialize, Serialize};
 
 /// KV bucket of the counter, the config keys and the theme (shared with other systems: keep).
@@ -237,114 +238,13 @@ pub fn known_theme(name: &str) -> bool {
 }
 
 // ---- the console: via-agent's processes, leaves and service registry ------------------------
+// The contract (subjects, buckets, ProcessState, RegistryEntry, LogLine, replies) is the
+// `process-control` crate's, shared with the agent; what follows is how the pages show it.
 
-/// KV bucket where via-agent keeps the state of every process it runs (key = process name).
-/// The agent creates it; the pages only read it.
-pub const PROCESSES_BUCKET: &str = "processes";
-/// KV bucket of the service registry (key = service name), heartbeats with a 15 s TTL.
-pub const REGISTRY_BUCKET: &str = "services_registry";
-/// A registry entry whose heartbeat is older than this is gone, whatever the bucket still holds.
-pub const REGISTRY_TTL_MS: f64 = 15_000.0;
-
-/// The agent's endpoints (service `process-control`).
-pub mod agent_subjects {
-    pub const LIST: &str = "via.proc.list";
-    pub const START: &str = "via.proc.start";
-    pub const STOP: &str = "via.proc.stop";
-    pub const RESTART: &str = "via.proc.restart";
-    pub const LOGS: &str = "via.proc.logs";
-    pub const LEAF_ADD: &str = "via.leaf.add";
-    pub const LEAF_REMOVE: &str = "via.leaf.remove";
-}
-
-/// Where a process's stdout/stderr lines are published, one JSON [`LogLine`] each.
-pub fn log_subject(process: &str) -> String {
-    format!("proc.logs.{process}")
-}
-
-/// A process as via-agent reports it (the value in bucket `processes`). Every field has a
-/// default, so an agent that adds or omits a field never hides the row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct ProcessState {
-    pub name: String,
-    /// `process` or `leaf`.
-    pub kind: String,
-    /// running | starting | stopping | stopped | exited | backoff.
-    pub state: String,
-    pub pid: Option<u32>,
-    pub started_at: Option<f64>,
-    pub restarts: u64,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub cpu_percent: f64,
-    pub rss_bytes: u64,
-    pub restart: String,
-    pub next_restart_at: Option<f64>,
-    pub command: String,
-    pub args: Vec<String>,
-    pub controllable: bool,
-    pub updated_at: f64,
-    pub host: String,
-    /// The service id of the agent that runs it.
-    pub agent: String,
-    pub leaf: Option<LeafInfo>,
-}
-
-impl ProcessState {
-    pub fn parse(bytes: &[u8]) -> Option<ProcessState> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    pub fn is_leaf(&self) -> bool {
-        self.kind == "leaf"
-    }
-
-    /// Start makes sense: it is not running nor on its way up or down.
-    pub fn can_start(&self) -> bool {
-        matches!(self.state.as_str(), "stopped" | "exited" | "backoff")
-    }
-
-    /// Stop makes sense: it runs, starts, or waits to be restarted.
-    pub fn can_stop(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "starting" | "backoff")
-    }
-
-    /// Restart makes sense in every state but on the way down.
-    pub fn can_restart(&self) -> bool {
-        self.state != "stopping"
-    }
-
-    /// How long it has been running, for a running process.
-    pub fn uptime_ms(&self, now_ms: f64) -> Option<f64> {
-        match (self.state.as_str(), self.started_at) {
-            ("running", Some(at)) => Some((now_ms - at).max(0.0)),
-            _ => None,
-        }
-    }
-
-    /// "0", "1", "signal 9", or "" when it has not exited yet.
-    pub fn exit_text(&self) -> String {
-        match (self.exit_code, self.signal) {
-            (_, Some(signal)) => format!("signal {signal}"),
-            (Some(code), None) => code.to_string(),
-            (None, None) => String::new(),
-        }
-    }
-
-    /// Whether the agent that wrote this entry is still there. `agent_missing`: the agent's
-    /// endpoints have no responders. `live_agents`: the agent ids with a fresh registry entry
-    /// (`None` while the registry is not known): an entry written by an agent that is no longer
-    /// registered is stale, when another one is.
-    pub fn is_stale(&self, agent_missing: bool, live_agents: Option<&[String]>) -> bool {
-        if agent_missing {
-            return true;
-        }
-        match live_agents {
-            Some(ids) if !ids.is_empty() && !self.agent.is_empty() => !ids.contains(&self.agent),
-            _ => false,
-        }
-    }
+/// A value another program wrote (a KV entry, a message), or `None` when it is not JSON of that
+/// shape. The contract's types read leniently, so only a broken value is left out.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    serde_json::from_slice(bytes).ok()
 }
 
 /// Rows in display order: processes by name, then leaves by their number (`leaf-2` before
@@ -361,58 +261,6 @@ pub fn sort_processes(list: &mut [ProcessState]) {
 
 fn leaf_number(name: &str) -> Option<u64> {
     name.strip_prefix("leaf-")?.parse().ok()
-}
-
-/// A leaf node: its ports on 127.0.0.1 and what the hub's `/leafz` says about it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct LeafInfo {
-    pub name: String,
-    pub client_port: u16,
-    pub ws_port: u16,
-    pub http_port: u16,
-    pub connected: bool,
-    pub rtt: Option<String>,
-    pub in_msgs: u64,
-    pub out_msgs: u64,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
-}
-
-/// One line of a process's output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct LogLine {
-    pub ts: u64,
-    /// `stdout` or `stderr`.
-    pub stream: String,
-    pub line: String,
-}
-
-/// The `logs` endpoint's reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct LogsReply {
-    pub name: String,
-    pub lines: Vec<LogLine>,
-}
-
-/// The `start` / `stop` / `restart` reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessReply {
-    pub process: ProcessState,
-}
-
-/// The `leaf-add` reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LeafReply {
-    pub leaf: LeafInfo,
-}
-
-/// The `leaf-remove` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemovedReply {
-    pub removed: String,
 }
 
 /// Lines kept in a log tail.
@@ -439,32 +287,6 @@ pub fn push_bounded<T>(list: &mut Vec<T>, items: impl IntoIterator<Item = T>, ma
     list.extend(items);
     let excess = list.len().saturating_sub(max);
     list.drain(..excess);
-}
-
-/// A service registry entry (bucket `services_registry`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct Registration {
-    pub name: String,
-    pub host: String,
-    pub pid: Option<u32>,
-    pub registered_at: f64,
-    pub heartbeat_at: f64,
-    pub tags: Vec<String>,
-    /// `agent`, `process` or `leaf`.
-    pub kind: String,
-    pub agent: String,
-}
-
-impl Registration {
-    pub fn parse(bytes: &[u8]) -> Option<Registration> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    /// Heartbeat within the TTL. A clock a little ahead on the agent's side counts as fresh.
-    pub fn is_alive(&self, now_ms: f64) -> bool {
-        now_ms - self.heartbeat_at <= REGISTRY_TTL_MS
-    }
 }
 
 /// Why a request to the agent failed, in words for the page.
@@ -564,6 +386,7 @@ pub fn leaf_positions(n: usize, cx: f64, cy: f64, r: f64) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use process_control::{Kind, LeafReply, ProcessReply, RunState, Stream};
 
     #[test]
     fn counter_reads_json_and_bare_integers() {
@@ -669,60 +492,17 @@ mod tests {
     }
 
     #[test]
-    fn process_state_reads_the_agents_json() {
-        let json = br#"{"name":"app","kind":"process","state":"running","pid":1234,"started_at":1000,
-            "restarts":2,"exit_code":null,"signal":null,"cpu_percent":1.5,"rss_bytes":123456,
-            "restart":"always","next_restart_at":null,"command":"trunk","args":["serve"],
-            "controllable":true,"updated_at":5000,"host":"h","agent":"svc1","leaf":null,"later":1}"#;
-        let p = ProcessState::parse(json).unwrap();
-        assert_eq!((p.pid, p.restarts, p.rss_bytes), (Some(1234), 2, 123456));
-        assert_eq!(p.uptime_ms(61_000.0), Some(60_000.0));
-        assert!(p.can_stop() && p.can_restart() && !p.can_start());
-        // Fields missing: defaults, never a hidden row.
-        let p = ProcessState::parse(br#"{"name":"x","state":"exited","exit_code":3}"#).unwrap();
-        assert_eq!((p.exit_text(), p.uptime_ms(1.0)), ("3".to_owned(), None));
-        assert!(p.can_start() && !p.can_stop());
-        let p = ProcessState::parse(br#"{"name":"x","state":"exited","signal":9}"#).unwrap();
-        assert_eq!(p.exit_text(), "signal 9");
-        let leaf = ProcessState::parse(
-            br#"{"name":"leaf-2","kind":"leaf","leaf":{"name":"leaf-2","ws_port":9001,"connected":true,"rtt":"1.2ms","in_msgs":4}}"#,
-        )
-        .unwrap();
-        assert!(leaf.is_leaf());
-        let info = leaf.leaf.unwrap();
-        assert_eq!(
-            (info.ws_port, info.connected, info.in_msgs),
-            (9001, true, 4)
-        );
-        assert_eq!(info.rtt.as_deref(), Some("1.2ms"));
-        assert_eq!(ProcessState::parse(b"not json"), None);
-    }
-
-    #[test]
-    fn stale_entries() {
-        let p = ProcessState {
-            agent: "a1".into(),
-            ..Default::default()
-        };
-        assert!(p.is_stale(true, None));
-        assert!(!p.is_stale(false, None));
-        assert!(!p.is_stale(false, Some(&[])));
-        assert!(!p.is_stale(false, Some(&["a1".to_owned()])));
-        assert!(p.is_stale(false, Some(&["a2".to_owned()])));
-    }
-
-    #[test]
     fn processes_sort_leaves_last_by_number() {
-        let mk = |name: &str, kind: &str| ProcessState {
+        let mk = |name: &str, kind| ProcessState {
             name: name.into(),
-            kind: kind.into(),
+            kind,
             ..Default::default()
         };
         let mut list = vec![
-            mk("leaf-10", "leaf"),
-            mk("web", "process"),
-            mk("leaf-2", "leaf"),
-            mk("app", "process"),
+            mk("leaf-10", Kind::Leaf),
+            mk("web", Kind::Process),
+            mk("leaf-2", Kind::Leaf),
+            mk("app", Kind::Process),
         ];
         sort_processes(&mut list);
         let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
@@ -737,7 +517,7 @@ mod tests {
             br#"{"process":{"name":"app","state":"running"}}"#,
         )
         .unwrap();
-        assert_eq!(ok.process.state, "running");
+        assert_eq!(ok.process.state, RunState::Running);
         let err = parse_agent_reply::<ProcessReply>(
             Some("no process named x"),
             Some("404"),
@@ -770,7 +550,7 @@ mod tests {
     fn log_lines_from_the_ring_are_not_shown_twice() {
         let line = |ts, text: &str| LogLine {
             ts,
-            stream: "stdout".into(),
+            stream: Stream::Stdout,
             line: text.into(),
         };
         let initial = [line(1, "a"), line(2, "b"), line(2, "c")];
@@ -782,17 +562,6 @@ mod tests {
         let mut tail = vec![1, 2, 3];
         push_bounded(&mut tail, [4, 5], 4);
         assert_eq!(tail, [2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn registrations_expire_after_the_ttl() {
-        let r = Registration::parse(
-            br#"{"name":"leaf-2","host":"h","pid":7,"registered_at":0,"heartbeat_at":100000,"tags":["service:via/leaf"],"kind":"leaf","agent":"a1"}"#,
-        )
-        .unwrap();
-        assert!(r.is_alive(100_000.0 + REGISTRY_TTL_MS));
-        assert!(!r.is_alive(100_001.0 + REGISTRY_TTL_MS));
-        assert!(r.is_alive(99_000.0));
     }
 
     #[test]

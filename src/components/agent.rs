@@ -16,7 +16,9 @@ use nats_ws::{Client, RequestError, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{agent_subjects, parse_agent_reply, AgentError};
+use process_control::{subjects, EmptyRequest};
+
+use crate::model::{parse_agent_reply, AgentError};
 
 /// How long an action may take: a restart waits for the old process to exit, a new leaf for
 /// the hub to confirm it joined.
@@ -104,8 +106,8 @@ pub fn watch_agent(client: Client) -> AgentWatch {
             }
             let answer = agent_request::<serde_json::Value>(
                 &client,
-                agent_subjects::LIST,
-                &serde_json::json!({}),
+                subjects::LIST,
+                &EmptyRequest {},
                 CHECK_TIMEOUT,
             )
             .await;
@@ -159,7 +161,7 @@ pub fn AgentMissing(agent: AgentWatch) -> impl IntoView {
                 <p>
                     "Processes and leaf nodes are run by " <code>"via-agent"</code>
                     ", a native program next to nats-server: a browser cannot start processes. Nobody answers on "
-                    <code>{agent_subjects::LIST}</code> "."
+                    <code>{subjects::LIST}</code> "."
                 </p>
                 <p>
                     "Start everything with " <code>"./run.sh"</code>

@@ -13,7 +13,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, use_nats};
 use nats_ws::Client;
-use serde_json::json;
+use process_control::{
+    log_subject, subjects, LogLine, LogsReply, LogsRequest, NameRequest, ProcessReply,
+    ProcessState, RegistryEntry, Stream, PROCESSES_BUCKET, REGISTRY_BUCKET,
+};
 
 use crate::components::agent::{
     agent_request, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch, ACTION_TIMEOUT,
@@ -22,9 +25,8 @@ use crate::components::clock::{time_of_day, use_now};
 use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
 use crate::components::toasts::Toasts;
 use crate::model::{
-    agent_subjects, already_shown, format_bytes, format_duration, log_subject, push_bounded,
-    sort_processes, LogLine, LogsReply, ProcessReply, ProcessState, Registration, LOG_TAIL,
-    PROCESSES_BUCKET, REGISTRY_BUCKET,
+    already_shown, format_bytes, format_duration, parse_json, push_bounded, sort_processes,
+    LOG_TAIL,
 };
 
 /// Lines asked from the agent's ring when a log opens.
@@ -56,8 +58,8 @@ fn live_agents(registry: LiveBucket, now: f64) -> Option<Vec<String>> {
     }
     Some(registry.entries.with(|map| {
         map.values()
-            .filter_map(|e| Registration::parse(&e.value))
-            .filter(|r| r.kind == "agent" && r.is_alive(now) && !r.agent.is_empty())
+            .filter_map(|e| parse_json::<RegistryEntry>(&e.value))
+            .filter(|r| r.is_agent() && r.is_alive(now as u64) && !r.agent.is_empty())
             .map(|r| r.agent)
             .collect()
     }))
@@ -75,7 +77,7 @@ fn Processes(client: Client) -> impl IntoView {
         let mut list: Vec<ProcessState> = processes.entries.with(|map| {
             map.iter()
                 .filter_map(|(key, e)| {
-                    ProcessState::parse(&e.value).map(|p| ProcessState {
+                    parse_json::<ProcessState>(&e.value).map(|p| ProcessState {
                         name: key.clone(),
                         ..p
                     })
@@ -205,7 +207,7 @@ fn ProcRow(
         Memo::new(move |_| {
             processes.entries.with(|map| {
                 map.get(&name)
-                    .and_then(|e| ProcessState::parse(&e.value))
+                    .and_then(|e| parse_json::<ProcessState>(&e.value))
                     .unwrap_or_default()
             })
         })
@@ -225,7 +227,7 @@ fn ProcRow(
                 let reply = agent_request::<ProcessReply>(
                     &client,
                     subject,
-                    &json!({ "name": name }),
+                    &NameRequest { name: name.clone() },
                     ACTION_TIMEOUT,
                 )
                 .await;
@@ -292,10 +294,10 @@ fn ProcRow(
             </td>
             <td>
                 <span
-                    class=move || format!("state state-{}", state.with(|p| p.state.clone()))
+                    class=move || format!("state state-{}", state.with(|p| p.state))
                     data-testid=format!("proc-state-{name}")
                 >
-                    {move || state.with(|p| p.state.clone())}
+                    {move || state.with(|p| p.state.as_str())}
                 </span>
                 <Show when=move || stale.get()>
                     <span class="stale-note">"agent not running · last known"</span>
@@ -309,7 +311,11 @@ fn ProcRow(
                     if stale.get() {
                         return "—".to_owned();
                     }
-                    state.with(|p| p.uptime_ms(now.get()).map(format_duration).unwrap_or_else(|| "—".into()))
+                    state.with(|p| {
+                        p.uptime_ms(now.get() as u64)
+                            .map(|ms| format_duration(ms as f64))
+                            .unwrap_or_else(|| "—".into())
+                    })
                 }}
             </td>
             <td class="num" data-testid=format!("proc-restarts-{name}")>
@@ -328,7 +334,7 @@ fn ProcRow(
                         class="secondary"
                         data-testid=format!("proc-start-{name}")
                         disabled=move || off(ProcessState::can_start)
-                        on:click=move |_| start("start", agent_subjects::START)
+                        on:click=move |_| start("start", subjects::START)
                     >
                         {move || label("start", "Start", "Starting…")}
                     </button>
@@ -336,14 +342,14 @@ fn ProcRow(
                         class="danger"
                         data-testid=format!("proc-stop-{name}")
                         disabled=move || off(ProcessState::can_stop)
-                        on:click=move |_| stop("stop", agent_subjects::STOP)
+                        on:click=move |_| stop("stop", subjects::STOP)
                     >
                         {move || label("stop", "Stop", "Stopping…")}
                     </button>
                     <button
                         data-testid=format!("proc-restart-{name}")
                         disabled=move || off(ProcessState::can_restart)
-                        on:click=move |_| restart("restart", agent_subjects::RESTART)
+                        on:click=move |_| restart("restart", subjects::RESTART)
                     >
                         {move || label("restart", "Restart", "Restarting…")}
                     </button>
@@ -383,8 +389,11 @@ fn LogTail(name: String, client: Client) -> impl IntoView {
             };
             let initial = match agent_request::<LogsReply>(
                 &client,
-                agent_subjects::LOGS,
-                &json!({ "name": name, "lines": INITIAL_LINES }),
+                subjects::LOGS,
+                &LogsRequest {
+                    name: name.clone(),
+                    lines: Some(INITIAL_LINES),
+                },
                 ACTION_TIMEOUT,
             )
             .await
@@ -452,7 +461,7 @@ fn LogTail(name: String, client: Client) -> impl IntoView {
                     key=|(seq, _)| *seq
                     children=|(_, line)| {
                         view! {
-                            <div class="log-line" class:stderr=line.stream == "stderr">
+                            <div class="log-line" class:stderr=line.stream == Stream::Stderr>
                                 <time>{time_of_day(line.ts as f64, false)}</time>
                                 <span class="log-text">{line.line}</span>
                             </div>

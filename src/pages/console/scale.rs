@@ -14,7 +14,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, use_nats};
 use nats_ws::{Client, Options, Subscriber};
-use serde_json::json;
+use process_control::{
+    subjects, LeafAddRequest, LeafInfo, LeafReply, NameRequest, ProcessState, RegistryEntry,
+    RemovedReply, PROCESSES_BUCKET, REGISTRY_BUCKET,
+};
 
 use crate::components::agent::{
     agent_request, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch, Presence,
@@ -23,10 +26,7 @@ use crate::components::agent::{
 use crate::components::clock::{now_ms, time_of_day, use_now};
 use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
 use crate::components::toasts::Toasts;
-use crate::model::{
-    agent_subjects, format_duration, leaf_positions, sort_processes, LeafInfo, LeafReply,
-    ProcessState, Registration, RemovedReply, PROCESSES_BUCKET, REGISTRY_BUCKET,
-};
+use crate::model::{format_duration, leaf_positions, parse_json, sort_processes};
 use crate::session::random_hex;
 
 #[component]
@@ -60,7 +60,7 @@ fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
     let mut list: Vec<ProcessState> = processes.entries.with(|map| {
         map.iter()
             .filter_map(|(key, e)| {
-                let p = ProcessState::parse(&e.value)?;
+                let p = parse_json::<ProcessState>(&e.value)?;
                 p.is_leaf().then(|| ProcessState {
                     name: key.clone(),
                     ..p
@@ -78,11 +78,11 @@ fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
 }
 
 /// Registry entries with a fresh heartbeat, by key.
-fn fresh_registrations(registry: &LiveBucket, now: f64) -> BTreeMap<String, Registration> {
+fn fresh_registrations(registry: &LiveBucket, now: f64) -> BTreeMap<String, RegistryEntry> {
     registry.entries.with(|map| {
         map.iter()
-            .filter_map(|(key, e)| Some((key.clone(), Registration::parse(&e.value)?)))
-            .filter(|(_, r)| r.is_alive(now))
+            .filter_map(|(key, e)| Some((key.clone(), parse_json::<RegistryEntry>(&e.value)?)))
+            .filter(|(_, r)| r.is_alive(now as u64))
             .collect()
     })
 }
@@ -124,8 +124,8 @@ fn Scale(client: Client) -> impl IntoView {
             spawn_local(async move {
                 let reply = agent_request::<LeafReply>(
                     &client,
-                    agent_subjects::LEAF_ADD,
-                    &json!({}),
+                    subjects::LEAF_ADD,
+                    &LeafAddRequest::default(),
                     ACTION_TIMEOUT,
                 )
                 .await;
@@ -265,7 +265,7 @@ fn LeafRow(
     name: String,
     client: Client,
     leaves: Memo<Vec<Leaf>>,
-    registered: Memo<BTreeMap<String, Registration>>,
+    registered: Memo<BTreeMap<String, RegistryEntry>>,
     agent: AgentWatch,
     try_leaf: Callback<(String, u16)>,
 ) -> impl IntoView {
@@ -292,8 +292,8 @@ fn LeafRow(
             spawn_local(async move {
                 let reply = agent_request::<RemovedReply>(
                     &client,
-                    agent_subjects::LEAF_REMOVE,
-                    &json!({ "name": name }),
+                    subjects::LEAF_REMOVE,
+                    &NameRequest { name: name.clone() },
                     ACTION_TIMEOUT,
                 )
                 .await;
@@ -314,8 +314,8 @@ fn LeafRow(
                 <span class="name">{name.clone()}</span>
                 " "
                 <span class=move || {
-                    format!("state state-{}", leaf.get().map(|l| l.process.state).unwrap_or_default())
-                }>{move || leaf.get().map(|l| l.process.state).unwrap_or_default()}</span>
+                    format!("state state-{}", leaf.get().map(|l| l.process.state.as_str()).unwrap_or_default())
+                }>{move || leaf.get().map(|l| l.process.state.as_str()).unwrap_or_default()}</span>
             </td>
             <td class="ports small">
                 {move || {
@@ -381,7 +381,7 @@ fn LeafRow(
 #[component]
 fn Topology(
     leaves: Memo<Vec<Leaf>>,
-    registered: Memo<BTreeMap<String, Registration>>,
+    registered: Memo<BTreeMap<String, RegistryEntry>>,
 ) -> impl IntoView {
     const W: f64 = 720.0;
     const H: f64 = 300.0;
@@ -613,7 +613,7 @@ async fn cross(
 #[component]
 fn Registry(
     registry: LiveBucket,
-    registered: Memo<BTreeMap<String, Registration>>,
+    registered: Memo<BTreeMap<String, RegistryEntry>>,
     now: ReadSignal<f64>,
 ) -> impl IntoView {
     let rows = move || registered.get().into_iter().collect::<Vec<_>>();
@@ -645,7 +645,7 @@ fn Registry(
                 <ul class="registry">
                     <For
                         each=rows
-                        key=|(key, r)| (key.clone(), r.registered_at.to_bits())
+                        key=|(key, r)| (key.clone(), r.registered_at)
                         children=move |(key, _)| {
                             let entry = {
                                 let key = key.clone();
@@ -659,11 +659,11 @@ fn Registry(
                                     <span class="muted small">
                                         {move || {
                                             let r = e();
-                                            let pid = r.pid.map(|p| format!(" · pid {p}")).unwrap_or_default();
+                                            let pid = if r.pid == 0 { String::new() } else { format!(" · pid {}", r.pid) };
                                             format!(
                                                 "{}{pid} · heartbeat {} ago · {}",
                                                 r.host,
-                                                format_duration(now.get() - r.heartbeat_at),
+                                                format_duration(now.get() - r.heartbeat_at as f64),
                                                 r.tags.join(", "),
                                             )
                                         }}
