@@ -21,11 +21,10 @@ use crate::model::{now_ms, Kind, LeafInfo, LogLine, ProcessState, RegistryEntry,
 use crate::procfs::groups_usage;
 use crate::supervisor::{Command, Events, Managed, Spec};
 
-pub const PROCESSES_BUCKET: &str = "processes";
-pub const REGISTRY_BUCKET: &str = "services_registry";
+pub use process_control::{PROCESSES_BUCKET, REGISTRY_BUCKET};
 /// Registry entries expire this long after their last heartbeat.
-pub const REGISTRY_TTL: Duration = Duration::from_secs(15);
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
+pub const REGISTRY_TTL: Duration = Duration::from_millis(process_control::REGISTRY_TTL_MS);
+pub const HEARTBEAT: Duration = Duration::from_millis(process_control::HEARTBEAT_MS);
 /// CPU, RSS and leaf links are refreshed (and every state written) this often.
 pub const TICK: Duration = Duration::from_secs(2);
 /// How long leaf-add waits for the hub's /leafz to list the new leaf (a leaf joins in ~100 ms;
@@ -82,7 +81,9 @@ impl Events for Notifier {
     fn log(&self, name: &str, line: &LogLine) {
         if let Ok(json) = serde_json::to_vec(line) {
             // Buffered by the client while disconnected (bounded); dropped beyond.
-            let _ = self.client.publish(&format!("proc.logs.{name}"), json);
+            let _ = self
+                .client
+                .publish(&process_control::log_subject(name), json);
         }
     }
 }

@@ -12,19 +12,7 @@ use crate::logs::RING_LINES;
 use crate::model::LogLine;
 use crate::supervisor::{Busy, Command};
 
-/// Endpoint names and subjects, as the contract lists them.
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("list", "via.proc.list"),
-    ("start", "via.proc.start"),
-    ("stop", "via.proc.stop"),
-    ("restart", "via.proc.restart"),
-    ("logs", "via.proc.logs"),
-    ("leaf-add", "via.leaf.add"),
-    ("leaf-remove", "via.leaf.remove"),
-    ("leaf-list", "via.leaf.list"),
-];
-
-pub const DEFAULT_LOG_LINES: usize = 100;
+pub use process_control::{DEFAULT_LOG_LINES, ENDPOINTS};
 
 /// The body of an error reply: `{"error":"…","code":N}`.
 pub fn error_body(e: &ApiError) -> Vec<u8> {

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 /// megabytes without a newline must not grow the agent).
 pub const MAX_LINE: usize = 4096;
 
-/// Lines kept per process.
-pub const RING_LINES: usize = 1000;
+/// Lines kept per process: as many as a `logs` request may ask for.
+pub const RING_LINES: usize = process_control::MAX_LOG_LINES;
 
 /// Cuts a byte stream into lines (without their `\n` or `\r\n`), each at most [`MAX_LINE`] bytes.
 #[derive(Debug, Default)]

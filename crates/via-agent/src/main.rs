@@ -85,7 +85,7 @@ async fn run(config: Config) -> Result<(), String> {
     let client = nats_ws::start(options).map_err(|e| format!("{url}: {e}"))?;
     let service = nats_ws::service::add(
         &client,
-        ServiceConfig::new("process-control", env!("CARGO_PKG_VERSION"))
+        ServiceConfig::new(process_control::SERVICE_NAME, env!("CARGO_PKG_VERSION"))
             .description("via-agent: starts, stops and watches the processes of via-agent.toml and leaf nodes")
             .metadata("host", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()),
     )
