@@ -70,7 +70,7 @@ test("scale: add a leaf, see it in the topology and the registry, remove it", { 
 
     // The cap: the agent's error is shown as it says it.
     await a.getByTestId("leaf-add").click();
-    await waitText(a, "leaf-error", /at most 1 leaf|remove one first|leaf/i);
+    await waitText(a, "leaf-error", /no leaf added: at most 1 leaf node runs at once/);
     console.log(`    at the cap, the page says: ${await textOf(a, "leaf-error")}`);
     await screenshot(a, "scale");
     await a.evaluate(() => document.documentElement.setAttribute("data-theme", "dark"));

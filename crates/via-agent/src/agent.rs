@@ -265,7 +265,10 @@ impl Agent {
         if self.leaves().len() >= max {
             return Err(ApiError::new(
                 429,
-                format!("at most {max} leaf nodes run at once; remove one first"),
+                match max {
+                    1 => "at most 1 leaf node runs at once; remove it first".to_owned(),
+                    _ => format!("at most {max} leaf nodes run at once; remove one first"),
+                },
             ));
         }
         let name = match name {
