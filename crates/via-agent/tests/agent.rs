@@ -43,9 +43,9 @@ fn process<'a>(list: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn start_stop_restart_and_refusals() {
-    let server = TestServer::start();
+    let server = start_hub();
     let _agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     let list = ready(&client).await;
     assert_eq!(process(&list, "sleeper")["state"], "stopped");
     assert_eq!(process(&list, "sleeper")["controllable"], true);
@@ -120,7 +120,7 @@ async fn start_stop_restart_and_refusals() {
 
 #[tokio::test]
 async fn a_burst_of_restarts_is_one_restart_and_beyond_the_limit_refused() {
-    let server = TestServer::start();
+    let server = start_hub();
     // Stopping it takes the whole 5 s grace: its group ignores SIGTERM.
     let processes = r#"
 [[process]]
@@ -130,7 +130,7 @@ args = ["-c", "trap '' TERM; sleep 300"]
 restart = "never"
 "#;
     let _agent = Agent::start(&server, "", processes);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     let t = Instant::now();
     let answers = futures::future::join_all(
@@ -162,7 +162,7 @@ restart = "never"
 
 #[tokio::test]
 async fn a_crash_is_restarted_with_backoff_and_its_output_kept() {
-    let server = TestServer::start();
+    let server = start_hub();
     let processes = r#"
 [[process]]
 name = "crasher"
@@ -172,7 +172,7 @@ restart = "on-failure"
 backoff_initial_ms = 200
 backoff_max_ms = 800
 "#;
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     let mut live = client.subscribe("proc.logs.crasher").unwrap();
     let _agent = Agent::start(&server, "", processes);
     ready(&client).await;
@@ -247,7 +247,7 @@ backoff_max_ms = 800
 
 #[tokio::test]
 async fn a_logs_reply_too_big_for_max_payload_loses_its_oldest_lines() {
-    let server = TestServer::start();
+    let server = start_hub();
     // 1000 lines of 4000 bytes (~4 MB as JSON) against the server's 1 MiB max_payload.
     let processes = r#"
 [[process]]
@@ -257,7 +257,7 @@ args = ["-c", "l=$(printf '%4000s' | tr ' ' x); i=0; while [ $i -lt 1000 ]; do e
 restart = "never"
 "#;
     let _agent = Agent::start(&server, "", processes);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     until(10, "the last line", || async {
         let logs = call(&client, "via.proc.logs", r#"{"name":"chatty","lines":1}"#)
@@ -298,13 +298,13 @@ echo = true
 
 /// The agent keeps serving, and stops cleanly, with its stderr stalled (`closed`: gone).
 async fn serves_with_stderr(closed: bool) {
-    let server = TestServer::start();
+    let server = start_hub();
     let mut agent = Agent::start_with_stderr_pipe(&server, ECHOED);
     if closed {
         // Writes to it now fail with EPIPE.
         drop(agent.stderr.take());
     }
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     until(10, "the echoed process's last line", || async {
         let logs = call(&client, "via.proc.logs", r#"{"name":"loud","lines":1}"#)
@@ -331,9 +331,9 @@ async fn a_closed_stderr_does_not_crash_the_agent() {
 
 #[tokio::test]
 async fn registry_entries_go_with_their_process() {
-    let server = TestServer::start();
+    let server = start_hub();
     let mut agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     let entry = kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some())
         .await
@@ -419,9 +419,9 @@ async fn registry_entries_go_with_their_process() {
 
 #[tokio::test]
 async fn leaf_nodes_join_carry_messages_and_leave() {
-    let server = TestServer::start();
+    let server = start_hub();
     let agent = Agent::start(&server, "max_leaves = 2", "");
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
 
     let t = Instant::now();
@@ -534,9 +534,9 @@ async fn leaf_nodes_join_carry_messages_and_leave() {
 
 #[tokio::test]
 async fn the_hub_restarting_leaves_children_running() {
-    let mut server = TestServer::start();
+    let mut server = start_hub();
     let _agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     let before = call(&client, "via.proc.list", "").await.unwrap();
     let svc_pid = process(&before, "svc")["pid"].clone();
@@ -570,9 +570,9 @@ async fn the_hub_restarting_leaves_children_running() {
 
 #[tokio::test]
 async fn a_deleted_bucket_is_created_again() {
-    let server = TestServer::start();
+    let server = start_hub();
     let _agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     kv_wait(&client, "processes", "svc", 10, |v| v.is_some()).await;
     client
@@ -588,10 +588,10 @@ async fn a_deleted_bucket_is_created_again() {
 
 #[tokio::test]
 async fn a_leaf_that_cannot_join_is_reported_and_removed() {
-    let server = TestServer::start();
+    let server = start_hub();
     // Nothing listens on this leafnode port: the leaf runs but never joins.
     let agent = Agent::start_with_leaf_port(&server, free_port(), "", "");
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     let t = Instant::now();
     let first = call_with_timeout(&client, "via.leaf.add", "{}", 15);
@@ -630,7 +630,7 @@ async fn a_leaf_that_cannot_join_is_reported_and_removed() {
 
 #[tokio::test]
 async fn the_agent_starts_before_the_hub_and_registers_when_it_comes() {
-    let mut server = TestServer::start();
+    let mut server = start_hub();
     server.stop();
     let agent = Agent::start(&server, "", SLEEPERS);
     // Its processes run without the hub: the agent's child `sleep 300` shows up in /proc.
@@ -641,7 +641,7 @@ async fn the_agent_starts_before_the_hub_and_registers_when_it_comes() {
     })
     .await;
     server.start_again();
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     let list = ready(&client).await;
     let pids: Vec<String> = ["locked", "svc"]
         .iter()
@@ -668,9 +668,9 @@ fn nats_ws_now_ms() -> u64 {
 
 #[tokio::test]
 async fn ctrl_c_reaches_the_agent_which_stops_its_children() {
-    let server = TestServer::start();
+    let server = start_hub();
     let mut agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     let list = call(&client, "via.proc.list", "").await.unwrap();
     let pid = process(&list, "locked")["pid"].as_u64().unwrap();
@@ -700,9 +700,9 @@ async fn sighup_is_a_graceful_stop_too() {
 }
 
 async fn stops_every_child_and_deregisters_on(signal: i32) {
-    let server = TestServer::start();
+    let server = start_hub();
     let mut agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.url()).await;
+    let client = connect(server.client_url()).await;
     ready(&client).await;
     kv_wait(&client, "services_registry", "svc", 10, |v| v.is_some()).await;
     let list = call(&client, "via.proc.list", "").await.unwrap();

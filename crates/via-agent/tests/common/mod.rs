@@ -1,139 +1,43 @@
-//! A real nats-server per test (free ports, its own store, leafnodes listener) and the agent run as
-//! its built binary against it. Adapted from crates/nats-ws/tests/common (same server lookup).
+//! The agent run as its built binary against a real nats-server per test (`test-support`'s
+//! [`TestServer`], with a leafnodes listener: the hub), and the helpers its tests call.
 
 #![allow(dead_code)] // Each test file uses a different part.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+pub use test_support::{free_port, nats_server_binary, within, TestServer};
+
+/// The hub the agent joins: a server with a leafnodes listener, named so that a leaf cannot take
+/// its name. Our clients and the agent reach it over TCP ([`TestServer::client_url`]).
+pub fn start_hub() -> TestServer {
+    TestServer::start_with_options(test_support::ServerOptions {
+        server_name: "via-agent-test-hub",
+        leafnodes: true,
+        ..Default::default()
+    })
 }
 
-/// `$NATS_SERVER_BIN`, else `nats-server` on PATH, /usr/sbin or /usr/local/bin.
-pub fn nats_server_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(bin);
-    }
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/usr/local/bin"])
-        .map(|d| PathBuf::from(d).join("nats-server"))
-        .find(|p| p.is_file())
-        .expect("nats-server not found: apt-get install nats-server, or set NATS_SERVER_BIN")
+/// The hub's leafnodes listener.
+fn hub_leaf_port(server: &TestServer) -> u16 {
+    server
+        .leaf_port
+        .expect("a hub with a leafnodes listener (start_hub)")
 }
 
-pub struct TestServer {
-    child: Option<Child>,
-    pub dir: tempfile::TempDir,
-    pub client_port: u16,
-    pub http_port: u16,
-    pub leaf_port: u16,
-}
-
-impl TestServer {
-    pub fn start() -> Self {
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (client_port, http_port, leaf_port) = (free_port(), free_port(), free_port());
-            let config = format!(
-                "server_name: via-agent-test-hub\nhost: 127.0.0.1\nport: {client_port}\n\
-                 http: 127.0.0.1:{http_port}\njetstream {{\n  store_dir: \"{}\"\n}}\n\
-                 leafnodes {{\n  host: 127.0.0.1\n  port: {leaf_port}\n}}\n",
-                dir.path().join("store").display()
-            );
-            std::fs::File::create(dir.path().join("hub.conf"))
-                .and_then(|mut f| f.write_all(config.as_bytes()))
-                .expect("write config");
-            let mut server = TestServer {
-                child: None,
-                dir,
-                client_port,
-                http_port,
-                leaf_port,
-            };
-            if server.run() {
-                return server;
-            }
-            last_log = server.log();
-        }
-        panic!("nats-server did not start after 5 tries: {last_log}");
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.client_port)
-    }
-
-    fn run(&mut self) -> bool {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("hub.log"))
-            .expect("log file");
-        let child = Command::new(nats_server_binary())
-            .arg("-c")
-            .arg(self.dir.path().join("hub.conf"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [self.client_port, self.http_port, self.leaf_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(c) = self.child.as_mut() {
-                    if matches!(c.try_wait(), Ok(Some(_))) {
-                        self.child = None;
-                        return false;
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "nats-server did not start: {}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        true
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same ports with the same store.
-    pub fn start_again(&mut self) {
-        for _ in 0..20 {
-            if self.run() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("nats-server did not start again: {}", self.log());
-    }
-
+/// The hub's monitoring endpoints.
+pub trait HubMonitoring {
     /// The hub's /leafz, parsed.
-    pub fn leafz(&self) -> Value {
+    fn leafz(&self) -> Value;
+}
+
+impl HubMonitoring for TestServer {
+    fn leafz(&self) -> Value {
         use std::io::Read;
         let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).expect("monitoring port");
         s.write_all(b"GET /leafz HTTP/1.0\r\n\r\n").unwrap();
@@ -141,20 +45,6 @@ impl TestServer {
         s.read_to_string(&mut body).unwrap();
         let json = &body[body.find("\r\n\r\n").expect("http answer") + 4..];
         serde_json::from_str(json).expect("leafz json")
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- hub log ---\n{}",
-                lines[lines.len().saturating_sub(30)..].join("\n")
-            );
-        }
     }
 }
 
@@ -169,7 +59,7 @@ pub struct Agent {
 impl Agent {
     /// `body` is the config after `[agent]`'s generated lines (more agent keys, then processes).
     pub fn start(server: &TestServer, agent_keys: &str, processes: &str) -> Agent {
-        Agent::start_with_leaf_port(server, server.leaf_port, agent_keys, processes)
+        Agent::start_with_leaf_port(server, hub_leaf_port(server), agent_keys, processes)
     }
 
     /// [`Agent::start`] with leaves pointed at `leaf_port` instead of the hub's.
@@ -184,7 +74,7 @@ impl Agent {
 
     /// [`Agent::start`] with its stderr into a pipe that only the test reads, or not ([`Agent::stderr`]).
     pub fn start_with_stderr_pipe(server: &TestServer, processes: &str) -> Agent {
-        Agent::spawn(server, server.leaf_port, "", processes, true)
+        Agent::spawn(server, hub_leaf_port(server), "", processes, true)
     }
 
     fn spawn(
@@ -198,7 +88,7 @@ impl Agent {
         let config = format!(
             "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\nhub_monitoring_url = \"http://127.0.0.1:{}\"\n\
              nats_server = \"{}\"\ndata_dir = \"data\"\n{agent_keys}\n{processes}\n",
-            server.url(),
+            server.client_url(),
             leaf_port,
             server.http_port,
             nats_server_binary().display(),
@@ -276,14 +166,6 @@ impl Drop for Agent {
         if std::thread::panicking() {
             eprintln!("--- agent log ---\n{}", self.log());
         }
-    }
-}
-
-/// Awaits `fut` for at most `secs` seconds, failing the test with `what` otherwise.
-pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs} s waiting for {what}"),
     }
 }
 
