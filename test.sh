@@ -17,7 +17,7 @@ TEST_NATS_PID=""
 TEST_TMP=""
 APP_DIST=""
 
-# The two servers. Tests find the binary in NATS_SERVER_BIN (tests/common/mod.rs,
+# The two servers. Tests find the binary in NATS_SERVER_BIN (crates/test-support,
 # scripts/nats_test_control.py); it is read at run time, so switching never recompiles anything.
 NATS_SERVER_SYSTEM=""
 NATS_SERVER_CURRENT="$PWD/.tools/nats-server-current/nats-server"
@@ -167,9 +167,9 @@ clippy_wasm() {
     cargo clippy --workspace --exclude via-agent --target wasm32-unknown-unknown --all-targets -- -D warnings
 }
 
-# The test binaries that start a real nats-server (tests/common); the rest need none.
+# The test binaries that start a real nats-server (crates/test-support); the rest need none.
 SERVER_TESTS="server jetstream kv interop interop_js service agent"
-# Those whose client follows NATS_WS_TEST_TRANSPORT (tests/common TestServer::url).
+# Those whose client follows NATS_WS_TEST_TRANSPORT (test-support TestServer::url).
 TCP_TESTS="server jetstream kv interop service"
 
 test_native() {
