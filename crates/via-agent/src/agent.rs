@@ -224,6 +224,17 @@ impl Agent {
         procs.iter().map(|m| m.snapshot()).collect()
     }
 
+    /// The leaf nodes among the managed processes.
+    fn leaf_procs(&self) -> Vec<Arc<Managed>> {
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .filter(|m| m.spec.kind == Kind::Leaf)
+            .cloned()
+            .collect()
+    }
+
     pub fn leaves(&self) -> Vec<LeafInfo> {
         self.list().into_iter().filter_map(|s| s.leaf).collect()
     }
@@ -381,14 +392,7 @@ impl Agent {
 
     /// Reads the hub's /leafz into every leaf's [`LeafInfo`].
     async fn refresh_leaves(&self) -> Result<(), String> {
-        let leaves: Vec<Arc<Managed>> = self
-            .procs
-            .lock()
-            .expect("procs lock")
-            .values()
-            .filter(|m| m.spec.kind == Kind::Leaf)
-            .cloned()
-            .collect();
+        let leaves = self.leaf_procs();
         if leaves.is_empty() {
             return Ok(());
         }
@@ -435,14 +439,7 @@ impl Agent {
     pub async fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
         let _guard = self.leaf_ops.lock().await;
-        let leaves: Vec<Arc<Managed>> = self
-            .procs
-            .lock()
-            .expect("procs lock")
-            .values()
-            .filter(|m| m.spec.kind == Kind::Leaf)
-            .cloned()
-            .collect();
+        let leaves = self.leaf_procs();
         let configured = self
             .config
             .processes
