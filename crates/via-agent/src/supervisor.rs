@@ -632,6 +632,13 @@ mod tests {
         }
     }
 
+    /// Starts `spec` at once (host "h", agent "a"), its events recorded.
+    fn launch(spec: Spec) -> (Arc<Managed>, Arc<Recorder>) {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(spec, true, "h", "a", events.clone());
+        (m, events)
+    }
+
     fn spec(name: &str, command: &str, args: &[&str], restart: RestartPolicy) -> Spec {
         Spec {
             name: name.into(),
@@ -672,19 +679,12 @@ mod tests {
 
     #[tokio::test]
     async fn stop_takes_the_whole_group() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec(
-                "s",
-                "sh",
-                &["-c", "sleep 30 & echo $!; wait"],
-                RestartPolicy::Never,
-            ),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, events) = launch(spec(
+            "s",
+            "sh",
+            &["-c", "sleep 30 & echo $!; wait"],
+            RestartPolicy::Never,
+        ));
         until("the start", || m.snapshot().pid.is_some()).await;
         let pid = m.snapshot().pid.unwrap();
         until("the grandchild's pid", || {
@@ -710,19 +710,12 @@ mod tests {
 
     #[tokio::test]
     async fn what_an_exited_process_left_is_killed_after_the_grace() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec(
-                "x",
-                "sh",
-                &["-c", LEAVES_A_STUBBORN_SLEEP],
-                RestartPolicy::Never,
-            ),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", LEAVES_A_STUBBORN_SLEEP],
+            RestartPolicy::Never,
+        ));
         until("the exit", || m.snapshot().state == RunState::Exited).await;
         let sleep = printed_pids(&events)[0];
         assert!(alive(sleep));
@@ -734,19 +727,12 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_ends_what_an_exited_process_left() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec(
-                "x",
-                "sh",
-                &["-c", LEAVES_A_STUBBORN_SLEEP],
-                RestartPolicy::Never,
-            ),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", LEAVES_A_STUBBORN_SLEEP],
+            RestartPolicy::Never,
+        ));
         until("the exit", || m.snapshot().state == RunState::Exited).await;
         let sleep = printed_pids(&events)[0];
         assert!(alive(sleep));
@@ -760,19 +746,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_respawn_waits_until_the_last_runs_group_is_gone() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec(
-                "x",
-                "sh",
-                &["-c", LEAVES_A_STUBBORN_SLEEP],
-                RestartPolicy::OnFailure,
-            ),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", LEAVES_A_STUBBORN_SLEEP],
+            RestartPolicy::OnFailure,
+        ));
         until("the second run", || printed_pids(&events).len() >= 2).await;
         let first = printed_pids(&events)[0];
         assert!(!alive(first), "respawned beside the last run's leftover");
@@ -787,14 +766,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_command_asked_again_joins_the_one_in_progress() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec("x", "sh", &["-c", IGNORES_SIGTERM], RestartPolicy::Never),
-            true,
-            "h",
-            "a",
-            events,
-        );
+        let (m, _events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", IGNORES_SIGTERM],
+            RestartPolicy::Never,
+        ));
         until("the start", || m.snapshot().pid.is_some()).await;
         let t = Instant::now();
         let (a, b, c) = tokio::join!(
@@ -811,14 +788,12 @@ mod tests {
 
     #[tokio::test]
     async fn one_command_waits_behind_the_one_in_progress_and_more_are_refused() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec("x", "sh", &["-c", IGNORES_SIGTERM], RestartPolicy::Never),
-            true,
-            "h",
-            "a",
-            events,
-        );
+        let (m, _events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", IGNORES_SIGTERM],
+            RestartPolicy::Never,
+        ));
         until("the start", || m.snapshot().pid.is_some()).await;
         let restart = tokio::spawn({
             let m = m.clone();
@@ -845,14 +820,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_exit_that_cannot_be_waited_for_is_a_failure() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec("w", "sh", &["-c", "sleep 0.2"], RestartPolicy::OnFailure),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, events) = launch(spec(
+            "w",
+            "sh",
+            &["-c", "sleep 0.2"],
+            RestartPolicy::OnFailure,
+        ));
         until("the start", || m.snapshot().pid.is_some()).await;
         let pid = m.snapshot().pid.unwrap();
         // Reaped behind the task's back (this blocks the test's only thread, so the task cannot
@@ -870,19 +843,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_is_restarted_with_growing_delays() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec(
-                "c",
-                "sh",
-                &["-c", "echo $GREETING; exit 3"],
-                RestartPolicy::OnFailure,
-            ),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, _events) = launch(spec(
+            "c",
+            "sh",
+            &["-c", "echo $GREETING; exit 3"],
+            RestartPolicy::OnFailure,
+        ));
         // The waits announced in `next_restart_at`: 100, 200, 400, 400 ms.
         let mut delays = Vec::new();
         until("four backoffs", || {
@@ -906,23 +872,10 @@ mod tests {
 
     #[tokio::test]
     async fn success_is_not_restarted_on_failure_policy_and_spawn_errors_are_logged() {
-        let events = Arc::new(Recorder::default());
-        let m = Managed::launch(
-            spec("ok", "true", &[], RestartPolicy::OnFailure),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, _events) = launch(spec("ok", "true", &[], RestartPolicy::OnFailure));
         until("exit", || m.snapshot().state == RunState::Exited).await;
         assert_eq!(m.snapshot().exit_code, Some(0));
-        let m = Managed::launch(
-            spec("missing", "/nonexistent/x", &[], RestartPolicy::Never),
-            true,
-            "h",
-            "a",
-            events.clone(),
-        );
+        let (m, _events) = launch(spec("missing", "/nonexistent/x", &[], RestartPolicy::Never));
         until("the failed start", || {
             m.snapshot().state == RunState::Exited
         })
