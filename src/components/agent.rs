@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use process_control::{subjects, EmptyRequest};
 
+use crate::components::toasts::Toasts;
 use crate::model::{parse_agent_reply, AgentError};
 
 /// How long an action may take: a restart waits for the old process to exit, a new leaf for
@@ -190,5 +191,33 @@ pub fn AgentPresenceLine(agent: AgentWatch) -> impl IntoView {
             view! { <p class="error">{format!("could not reach via-agent: {why}")}</p> }.into_any(),
         ),
         Presence::Running | Presence::Missing => None,
+    }
+}
+
+/// A table row's action that failed: the agent watch learns from it (no responders means the
+/// agent is gone), and `text` shows under the row and as a toast.
+pub fn report_row_failure(
+    agent: AgentWatch,
+    error: RwSignal<Option<String>>,
+    toasts: Toasts,
+    cause: &AgentError,
+    text: String,
+) {
+    agent.saw(cause);
+    error.set(Some(text.clone()));
+    toasts.push(text);
+}
+
+/// The row under a table row that shows its last failed action, spanning `columns`.
+#[component]
+pub fn RowError(columns: u32, error: RwSignal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || error.get().is_some()>
+            <tr class="proc-error">
+                <td colspan=columns>
+                    <p class="error" role="alert">{move || error.get()}</p>
+                </td>
+            </tr>
+        </Show>
     }
 }

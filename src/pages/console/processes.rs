@@ -19,7 +19,8 @@ use process_control::{
 };
 
 use crate::components::agent::{
-    agent_request, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch, ACTION_TIMEOUT,
+    agent_request, report_row_failure, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch,
+    RowError, ACTION_TIMEOUT,
 };
 use crate::components::clock::{time_of_day, use_now};
 use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
@@ -233,10 +234,7 @@ fn ProcRow(
                 .await;
                 busy.set(None);
                 if let Err(e) = reply {
-                    agent.saw(&e);
-                    let text = format!("{verb} {name}: {e}");
-                    error.set(Some(text.clone()));
-                    toasts.push(text);
+                    report_row_failure(agent, error, toasts, &e, format!("{verb} {name}: {e}"));
                 }
             });
         }
@@ -356,13 +354,7 @@ fn ProcRow(
                 </div>
             </td>
         </tr>
-        <Show when=move || error.get().is_some()>
-            <tr class="proc-error">
-                <td colspan="9">
-                    <p class="error" role="alert">{move || error.get()}</p>
-                </td>
-            </tr>
-        </Show>
+        <RowError columns=9 error/>
     }
 }
 

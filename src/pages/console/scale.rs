@@ -20,8 +20,8 @@ use process_control::{
 };
 
 use crate::components::agent::{
-    agent_request, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch, Presence,
-    ACTION_TIMEOUT,
+    agent_request, report_row_failure, watch_agent, AgentMissing, AgentPresenceLine, AgentWatch,
+    Presence, RowError, ACTION_TIMEOUT,
 };
 use crate::components::clock::{now_ms, time_of_day, use_now};
 use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
@@ -299,10 +299,7 @@ fn LeafRow(
                 .await;
                 removing.set(false);
                 if let Err(e) = reply {
-                    agent.saw(&e);
-                    let text = format!("remove {name}: {e}");
-                    error.set(Some(text.clone()));
-                    toasts.push(text);
+                    report_row_failure(agent, error, toasts, &e, format!("remove {name}: {e}"));
                 }
             });
         }
@@ -366,13 +363,7 @@ fn LeafRow(
                 </div>
             </td>
         </tr>
-        <Show when=move || error.get().is_some()>
-            <tr class="proc-error">
-                <td colspan="7">
-                    <p class="error" role="alert">{move || error.get()}</p>
-                </td>
-            </tr>
-        </Show>
+        <RowError columns=7 error/>
     }
 }
 
