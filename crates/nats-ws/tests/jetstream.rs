@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, quick_reconnect, wait_status, within, TestServer};
+use common::{connect, connect_quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::jetstream::{
     err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
@@ -477,13 +477,7 @@ async fn expected_sequences_guard_publishes() {
 #[tokio::test]
 async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
     let mut server = TestServer::start();
-    let client = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
+    let client = connect_quick_reconnect(&server).await;
     // A short API timeout so attempts time out while the server is down and are made again.
     let js = client.jetstream().with_timeout(Duration::from_millis(300));
     stream(&js, "OUTAGE", &["outage.>"]).await;
@@ -781,13 +775,7 @@ async fn fetch_on_an_empty_consumer_returns_nothing_at_its_expiry() {
 #[tokio::test]
 async fn ordered_consumer_continues_across_a_server_restart() {
     let mut server = TestServer::start();
-    let client = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
+    let client = connect_quick_reconnect(&server).await;
     let js = client.jetstream();
     stream(&js, "ORD", &["ord.>"]).await;
     for i in 1..=5 {
@@ -832,13 +820,7 @@ async fn ordered_consumer_continues_across_a_server_restart() {
 #[tokio::test]
 async fn ordered_consumer_does_not_spin_while_disconnected() {
     let mut server = TestServer::start();
-    let client = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
+    let client = connect_quick_reconnect(&server).await;
     let js = client.jetstream();
     stream(&js, "IDLE", &["idle.>"]).await;
     js.publish("idle.x", "1").await.unwrap();

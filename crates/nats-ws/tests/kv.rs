@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{connect, quick_reconnect, wait_status, within, TestServer};
+use common::{connect, connect_quick_reconnect, quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::jetstream::err_codes;
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, Watch, WatchEvent, WatchOptions};
@@ -768,13 +768,7 @@ async fn watch_of_one_key_ignores_the_others() {
 #[tokio::test]
 async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
     let mut server = TestServer::start();
-    let client = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
+    let client = connect_quick_reconnect(&server).await;
     let kv = bucket(&client, KvConfig::new("restart")).await;
     let mut watch = kv.watch_all().unwrap();
     assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{connect, quick_reconnect, wait_status, within, TestServer};
+use common::{connect, connect_quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::service::{
     self, Endpoint, EndpointConfig, RespondError, ServiceConfig, ServiceError, Verb,
@@ -801,20 +801,8 @@ async fn invalid_configs_are_refused_with_what_to_fix() {
 #[tokio::test]
 async fn a_service_answers_again_after_the_server_restarts() {
     let mut server = TestServer::start();
-    let client = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
-    let asker = within(
-        5,
-        "connect",
-        nats_ws::connect(quick_reconnect(server.url())),
-    )
-    .await
-    .unwrap();
+    let client = connect_quick_reconnect(&server).await;
+    let asker = connect_quick_reconnect(&server).await;
     let svc = service::add(&client, ServiceConfig::new("phoenix", "1.0.0")).unwrap();
     let (done, _handled) = mpsc::unbounded_channel();
     serve(svc.endpoint("echo").unwrap(), "echo", done);

@@ -33,6 +33,17 @@ pub async fn connect(server: &TestServer) -> nats_ws::Client {
     .expect("our client connects")
 }
 
+/// Our client with [`quick_reconnect`], connected (bounded): for tests that restart the server.
+pub async fn connect_quick_reconnect(server: &TestServer) -> nats_ws::Client {
+    within(
+        5,
+        "connect",
+        nats_ws::connect(quick_reconnect(server.url())),
+    )
+    .await
+    .expect("our client connects")
+}
+
 /// Waits (bounded) for a status matching `pred` and returns it.
 pub async fn wait_status(
     client: &nats_ws::Client,
