@@ -284,6 +284,36 @@ export async function startEnv(env = {}) {
     return agent;
   };
 
+  /**
+   * Runs `code` (an asyncio coroutine body, `nc` connected to the test server as nats-py) in
+   * python3 and resolves with what it printed; rejects with its stderr when it fails. nats-py is
+   * the outside peer the console pages are tested against (scripts/setup.sh installs it).
+   */
+  env.py = (code, { timeout = 60_000 } = {}) =>
+    new Promise((resolve, reject) => {
+      const body = code
+        .trim()
+        .split("\n")
+        .map((l) => `    ${l}`)
+        .join("\n");
+      const script =
+        `import asyncio, json, sys\nimport nats\n\nasync def main():\n` +
+        `    nc = await nats.connect(${JSON.stringify(env.server.nats)})\n` +
+        `    try:\n    ${body.replaceAll("\n", "\n    ")}\n    finally:\n        await nc.drain()\n\n` +
+        `asyncio.run(main())\n`;
+      const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (err += d));
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(out);
+        else reject(new Error(`nats-py peer failed (${signal ?? code}):\n${err}`));
+      });
+    });
+
   /** Fails when a page threw or the wasm panicked. */
   env.assertNoProblems = () => {
     if (env.problems.length) {

@@ -46,7 +46,7 @@ test("users: created, edited and deleted in one tab, seen live in the other", T,
   const editing = a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
   await editing.getByLabel("Name").fill(renamed);
   await editing.getByLabel("Email").fill(`renamed-${r}@example.com`);
-  await editing.getByRole("button", { name: "Save", exact: true }).click();
+  await editing.getByRole("button", { name: `Save ${name}`, exact: true }).click();
   await waitCount(b, "user-row", renamed, 1);
   await waitCount(b, "user-row", name, 0);
   assert.match(await row(b, renamed).textContent(), new RegExp(`renamed-${r}@example\\.com`));

@@ -37,6 +37,24 @@ pub enum Page {
     Scale,
 }
 
+/// The navigation's two groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Demos,
+    Console,
+}
+
+impl Group {
+    pub const ALL: [Group; 2] = [Group::Demos, Group::Console];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Demos => "Demos",
+            Group::Console => "Console",
+        }
+    }
+}
+
 impl Page {
     pub const ALL: [Page; 7] = [
         Page::Dashboard,
@@ -47,6 +65,15 @@ impl Page {
         Page::Processes,
         Page::Scale,
     ];
+
+    pub fn group(self) -> Group {
+        match self {
+            Page::Dashboard | Page::Chat | Page::Counter | Page::Config | Page::Themes => {
+                Group::Demos
+            }
+            _ => Group::Console,
+        }
+    }
 
     pub fn path(self) -> &'static str {
         match self {

@@ -5,12 +5,21 @@ use leptos_nats::use_nats;
 use leptos_router::components::A;
 use nats_ws::{ConnectionError, Status};
 
+use crate::components::toasts::Toasts;
 use crate::session::{save_identity, Settings};
-use crate::{use_identity, Page};
+use crate::{use_identity, Group, Page};
 
 #[component]
 pub fn Header() -> impl IntoView {
     let settings_open = RwSignal::new(false);
+    let gear = NodeRef::<leptos::html::Button>::new();
+    // Closing gives the focus back to the button that opened the dialog.
+    let close_settings = move || {
+        settings_open.set(false);
+        if let Some(button) = gear.get_untracked() {
+            let _ = button.focus();
+        }
+    };
     view! {
         <header class="topbar">
             <div class="brand">
@@ -18,10 +27,23 @@ pub fn Header() -> impl IntoView {
                 <span class="brand-name">"VIA"</span>
                 <span class="brand-sub">"live over NATS"</span>
             </div>
-            <nav class="nav">
-                {Page::ALL
+            <nav class="nav" aria-label="Pages">
+                {Group::ALL
                     .into_iter()
-                    .map(|p| view! { <A href=p.path() exact=true>{p.title()}</A> })
+                    .map(|group| {
+                        view! {
+                            <div class="nav-group" role="group" aria-label=group.title()>
+                                <span class="nav-group-title" aria-hidden="true">
+                                    {group.title()}
+                                </span>
+                                {Page::ALL
+                                    .into_iter()
+                                    .filter(|p| p.group() == group)
+                                    .map(|p| view! { <A href=p.path() exact=true>{p.title()}</A> })
+                                    .collect_view()}
+                            </div>
+                        }
+                    })
                     .collect_view()}
             </nav>
             <div class="session">
@@ -31,6 +53,9 @@ pub fn Header() -> impl IntoView {
                     class="icon-button"
                     title="Connection settings"
                     aria-label="Connection settings"
+                    aria-haspopup="dialog"
+                    aria-expanded=move || settings_open.get().to_string()
+                    node_ref=gear
                     on:click=move |_| settings_open.update(|o| *o = !*o)
                 >
                     "⚙"
@@ -38,7 +63,7 @@ pub fn Header() -> impl IntoView {
             </div>
         </header>
         <Show when=move || settings_open.get()>
-            <SettingsPanel close=move || settings_open.set(false)/>
+            <SettingsPanel close=close_settings/>
         </Show>
     }
 }
@@ -95,6 +120,21 @@ fn StatusBadge() -> impl IntoView {
         _ => "closed".to_owned(),
     };
     let offline = move || matches!(nats.status.get(), Status::Offline { .. });
+    // Announced when the state changes, not at every reconnect attempt or RTT update.
+    let state = Memo::new(move |_| match nats.status.get() {
+        Status::Connected { .. } => "live",
+        Status::Reconnecting { .. } | Status::Connecting => "reconnecting",
+        Status::Offline { .. } => "offline",
+        _ => "closed",
+    });
+    let toasts = expect_context::<Toasts>();
+    Effect::new(move |previous: Option<&'static str>| {
+        let now = state.get();
+        if previous.is_some_and(|p| p != now) {
+            toasts.announce(format!("Connection {now}"));
+        }
+        now
+    });
     view! {
         <div class="status">
             <span class=class data-testid="status" title=detail>
@@ -169,12 +209,34 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
         token.set(String::new());
         remember.set(false);
     };
+    // A dialog: the focus moves into it when it opens, Esc closes it.
+    let first = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = first.get() {
+            let _ = input.focus();
+        }
+    });
+    let on_key = {
+        let close = close.clone();
+        move |ev: leptos::ev::KeyboardEvent| {
+            if ev.key() == "Escape" {
+                ev.prevent_default();
+                close();
+            }
+        }
+    };
     view! {
-        <form class="settings card" on:submit=apply>
-            <h2>"Connection"</h2>
+        <form
+            class="settings card"
+            role="dialog"
+            aria-labelledby="settings-title"
+            on:submit=apply
+            on:keydown=on_key
+        >
+            <h2 id="settings-title">"Connection"</h2>
             <label>
                 "Server URLs (WebSocket, comma-separated)"
-                <input bind:value=servers placeholder="ws://127.0.0.1:8080"/>
+                <input bind:value=servers placeholder="ws://127.0.0.1:8080" node_ref=first/>
             </label>
             <label>"Connection name" <input bind:value=name/></label>
             <div class="row">

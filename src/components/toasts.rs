@@ -1,4 +1,5 @@
-//! Notifications in the corner, gone after a few seconds.
+//! Notifications in the corner, gone after a few seconds, and the app's one live region: what a
+//! screen reader announces (each notification and each change of the connection's state), once.
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ struct Toast {
 pub struct Toasts {
     list: RwSignal<Vec<Toast>>,
     next_id: StoredValue<u64>,
+    /// The text of the live region: the last thing announced.
+    announcement: RwSignal<String>,
 }
 
 const SHOWN_FOR: Duration = Duration::from_secs(6);
@@ -25,6 +28,7 @@ pub fn provide_toasts() -> Toasts {
     let toasts = Toasts {
         list: RwSignal::new(Vec::new()),
         next_id: StoredValue::new(0),
+        announcement: RwSignal::new(String::new()),
     };
     provide_context(toasts);
     toasts
@@ -33,6 +37,7 @@ pub fn provide_toasts() -> Toasts {
 impl Toasts {
     /// Shows `text` for a few seconds.
     pub fn push(self, text: String) {
+        self.announce(text.clone());
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
         self.list.update(|list| {
@@ -43,15 +48,24 @@ impl Toasts {
         let list = self.list;
         set_timeout(move || list.update(|l| l.retain(|t| t.id != id)), SHOWN_FOR);
     }
+
+    /// Has a screen reader say `text`, without showing a notification.
+    pub fn announce(self, text: String) {
+        self.announcement.set(text);
+    }
 }
 
 #[component]
 pub fn ToastHost() -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     view! {
-        <div class="toasts" aria-live="polite">
+        // The one live region: the toasts themselves are not, so that nothing is said twice.
+        <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">
+            {move || toasts.announcement.get()}
+        </div>
+        <div class="toasts">
             <For each=move || toasts.list.get() key=|t| t.id let:toast>
-                <div class="toast" data-testid="toast" role="status">
+                <div class="toast" data-testid="toast">
                     <span>{toast.text}</span>
                     <button
                         class="toast-close"

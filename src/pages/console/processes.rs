@@ -331,6 +331,7 @@ fn ProcRow(
                     <button
                         class="secondary"
                         data-testid=format!("proc-start-{name}")
+                        aria-label=format!("Start {name}")
                         disabled=move || off(ProcessState::can_start)
                         on:click=move |_| start("start", subjects::START)
                     >
@@ -339,6 +340,7 @@ fn ProcRow(
                     <button
                         class="danger"
                         data-testid=format!("proc-stop-{name}")
+                        aria-label=format!("Stop {name}")
                         disabled=move || off(ProcessState::can_stop)
                         on:click=move |_| stop("stop", subjects::STOP)
                     >
@@ -346,6 +348,7 @@ fn ProcRow(
                     </button>
                     <button
                         data-testid=format!("proc-restart-{name}")
+                        aria-label=format!("Restart {name}")
                         disabled=move || off(ProcessState::can_restart)
                         on:click=move |_| restart("restart", subjects::RESTART)
                     >

@@ -347,6 +347,7 @@ fn LeafRow(
                         class="secondary"
                         data-testid=format!("leaf-try-{name}")
                         title="Connect a second client to this leaf and send a message each way"
+                        aria-label=format!("Send a message across leaf {name}")
                         disabled=move || !info().connected || info().ws_port == 0
                         on:click=move |_| try_leaf.run((trial_name.clone(), info().ws_port))
                     >
@@ -355,6 +356,7 @@ fn LeafRow(
                     <button
                         class="danger"
                         data-testid=format!("leaf-remove-{name}")
+                        aria-label=format!("Remove leaf {name}")
                         disabled=move || removing.get() || agent.is_missing()
                         on:click=remove
                     >

@@ -133,7 +133,7 @@ pub fn ConfigPage() -> impl IntoView {
                         <tr>
                             <th>"Key"</th>
                             <th>"Value"</th>
-                            <th></th>
+                            <th><span class="sr-only">"Change"</span></th>
                         </tr>
                     </thead>
                     <tbody>
@@ -173,6 +173,10 @@ pub fn ConfigPage() -> impl IntoView {
                                         format!("→ {}", next_config_value(choices, value().as_deref()))
                                     }
                                 };
+                                let label = {
+                                    let (key, next) = (key.clone(), next.clone());
+                                    move || format!("Set {key} {}", next())
+                                };
                                 let key_for_click = key.clone();
                                 view! {
                                     <tr>
@@ -191,6 +195,7 @@ pub fn ConfigPage() -> impl IntoView {
                                                 class="secondary"
                                                 data-testid=format!("config-toggle-{short}")
                                                 title="Write the next value"
+                                                aria-label=label
                                                 on:click=move |_| toggle(key_for_click.clone())
                                             >
                                                 {next}

@@ -274,8 +274,20 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
                             <span class="email">{email}</span>
                         </div>
                         <div class="row-actions">
-                            <button class="secondary" on:click=start_edit>"Edit"</button>
-                            <button class="danger" on:click=delete>"Delete"</button>
+                            <button
+                                class="secondary"
+                                aria-label=move || format!("Edit {}", name())
+                                on:click=start_edit
+                            >
+                                "Edit"
+                            </button>
+                            <button
+                                class="danger"
+                                aria-label=move || format!("Delete {}", name())
+                                on:click=delete
+                            >
+                                "Delete"
+                            </button>
                         </div>
                     }
                 }
@@ -283,9 +295,15 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
                 <div class="edit">
                     <input bind:value=draft_name aria-label="Name"/>
                     <input bind:value=draft_email type="email" aria-label="Email"/>
-                    <button on:click=move |_| save(false)>"Save"</button>
+                    <button
+                        aria-label=move || format!("Save {}", name())
+                        on:click=move |_| save(false)
+                    >
+                        "Save"
+                    </button>
                     <button
                         class="secondary"
+                        aria-label=move || format!("Cancel editing {}", name())
                         on:click=move |_| {
                             editing.set(false);
                             conflict.set(None);

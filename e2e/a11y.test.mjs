@@ -1,0 +1,130 @@
+// Accessibility: every page, in every theme, has no serious or critical violation of axe-core's
+// WCAG 2 A/AA rules — with content on the page (a user, a chat message),
+// since most violations live in rows and forms, not in empty pages — and the settings dialog. Also the header at a phone's
+// width (390 px): the navigation fits without scrolling sideways.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { test } from "node:test";
+
+import { rand, useEnv, waitCount, waitFor } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 180_000 };
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const THEMES = ["light", "dark", "ocean", "forest", "sunset"];
+const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/processes", "/scale"];
+
+/** The serious and critical WCAG 2 A/AA violations on the page as it is now, one line each. */
+async function violations(page) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE });
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
+  });
+  return found;
+}
+
+/** Applies a theme to the open page without storing it (the stored theme is shared by every tab). */
+const showTheme = (page, theme) =>
+  page.evaluate(async (t) => {
+    document.documentElement.dataset.theme = t;
+    // The colours fade (CSS transitions): measure where they end, not halfway.
+    await new Promise((r) => requestAnimationFrame(r));
+    await Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a instanceof CSSTransition)
+        .map((a) => a.finished.catch(() => {})),
+    );
+  }, theme);
+
+test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA violation", T, async () => {
+  const page = await env.tab({ identity: "a11y" });
+  // Content to check: a user row (Edit / Delete buttons) and a chat message.
+  const name = `Ada ${rand()}`;
+  await page.getByTestId("user-name-input").fill(name);
+  await page.getByTestId("user-email-input").fill("ada@example.com");
+  await page.getByTestId("user-create").click();
+  await waitCount(page, "user-row", name, 1);
+  // Its notification is said once: by the one live region, while the toast itself is not one.
+  await waitFor(page, "the announcer says the new user", (n) => document.querySelector('[data-testid="announcer"]').textContent.includes(n), name);
+  const liveToasts = await page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="toast"]')].filter((t) => t.closest('[aria-live], [role="status"], [role="alert"]')).length,
+  );
+  assert.equal(liveToasts, 0, "a toast inside a live region would be announced twice");
+
+  const problems = [];
+  for (const path of PAGES) {
+    if (path !== "/") {
+      await page.getByRole("link", { name: linkName(path), exact: true }).click();
+      await waitFor(page, `${path} shown`, (p) => location.pathname === p, path);
+    }
+    await page.locator("main h1").first().waitFor();
+    if (path === "/chat") {
+      const text = `hello ${rand()}`;
+      await page.getByTestId("chat-input").fill(text);
+      await page.getByTestId("chat-send").click();
+      await waitCount(page, "chat-message", text, 1);
+    }
+    for (const theme of THEMES) {
+      await showTheme(page, theme);
+      for (const v of await violations(page)) problems.push(`${path} [${theme}] ${v}`);
+    }
+  }
+  assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
+});
+
+test("a11y: the settings dialog takes the focus, Esc closes it and gives the focus back", T, async () => {
+  const page = await env.tab({ identity: "keys" });
+  const opener = page.getByRole("button", { name: "Connection settings" });
+  await opener.focus();
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog", { name: "Connection" });
+  await dialog.waitFor();
+  await waitFor(page, "focus inside the dialog", () => !!document.activeElement?.closest("[role=dialog]"));
+  const problems = [];
+  for (const theme of THEMES) {
+    await showTheme(page, theme);
+    for (const v of await violations(page)) problems.push(`settings [${theme}] ${v}`);
+  }
+  assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "detached" });
+  await waitFor(page, "focus back on the ⚙ button", () => document.activeElement?.getAttribute("aria-label") === "Connection settings");
+});
+
+test("a11y: at 390 px the header fits and every page is one tap away", T, async () => {
+  const page = await env.tab({ identity: "phone" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 390 px`);
+  for (const path of PAGES) {
+    const link = page.getByRole("link", { name: linkName(path), exact: true });
+    assert.ok(await link.isVisible(), `the link to ${path} is not visible at 390 px`);
+    const box = await link.boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= 390, `the link to ${path} is outside the screen: ${JSON.stringify(box)}`);
+  }
+});
+
+/** The navigation's link text for a path. */
+function linkName(path) {
+  return {
+    "/": "Users",
+    "/chat": "Chat",
+    "/counter": "Counter",
+    "/config": "Config",
+    "/themes": "Themes",
+    "/monitor": "Monitor",
+    "/streams": "Streams",
+    "/kv": "KV",
+    "/nats": "Services",
+    "/graph": "Graph",
+    "/processes": "Processes",
+    "/scale": "Scale",
+  }[path];
+}
