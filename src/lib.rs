@@ -33,6 +33,7 @@ pub enum Page {
     Counter,
     Config,
     Themes,
+    Streams,
     Processes,
     Scale,
 }
@@ -56,12 +57,13 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 7] = [
+    pub const ALL: [Page; 8] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
         Page::Config,
         Page::Themes,
+        Page::Streams,
         Page::Processes,
         Page::Scale,
     ];
@@ -82,6 +84,7 @@ impl Page {
             Page::Counter => "/counter",
             Page::Config => "/config",
             Page::Themes => "/themes",
+            Page::Streams => "/streams",
             Page::Processes => "/processes",
             Page::Scale => "/scale",
         }
@@ -94,6 +97,7 @@ impl Page {
             Page::Counter => "Counter",
             Page::Config => "Config",
             Page::Themes => "Themes",
+            Page::Streams => "Streams",
             Page::Processes => "Processes",
             Page::Scale => "Scale",
         }
@@ -124,6 +128,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
+                    <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
                     <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
                 </Routes>

@@ -6,3 +6,4 @@ pub mod header;
 pub mod live_bucket;
 pub mod theme;
 pub mod toasts;
+pub mod visibility;

@@ -11,7 +11,7 @@ use common::{connect, connect_quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::jetstream::{
     err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
-    OrderedOptions, PubAck, PublishOptions, StreamConfig,
+    OrderedOptions, PubAck, PublishOptions, RetentionPolicy, StorageType, StreamConfig,
 };
 use nats_ws::{HeaderMap, Status};
 
@@ -330,6 +330,187 @@ async fn get_from_a_missing_stream_is_an_error_not_none() {
     let client = connect(&server).await;
     let err = client.jetstream().get_message("NOPE", 1).await.unwrap_err();
     assert_eq!(err.err_code(), Some(err_codes::STREAM_NOT_FOUND), "{err}");
+}
+
+/// Walks a stream with next and previous over gaps of deleted messages, without consuming.
+async fn browse_over_gaps(js: &JetStream, name: &str, retention: RetentionPolicy, direct: bool) {
+    let prefix = name.to_lowercase();
+    let mut config = StreamConfig::new(name, [format!("{prefix}.>")]);
+    config.retention = retention;
+    config.allow_direct = direct;
+    config.storage = StorageType::Memory;
+    js.create_stream(&config).await.unwrap();
+    // 1..=20: odd sequences on `.a`, even on `.b`.
+    for seq in 1..=20u64 {
+        let subject = format!("{prefix}.{}", if seq % 2 == 1 { "a" } else { "b" });
+        assert_eq!(
+            js.publish(&subject, seq.to_string()).await.unwrap().seq,
+            seq
+        );
+    }
+    for seq in (4..=12).chain([20]) {
+        assert!(js.delete_message(name, seq).await.unwrap());
+    }
+    let prev = |before: u64, subject: &'static str| {
+        let js = js.clone();
+        let name = name.to_owned();
+        let subject = if subject == ">" {
+            ">".to_owned()
+        } else {
+            format!("{prefix}.{subject}")
+        };
+        async move {
+            js.get_previous_message(&name, before, &subject)
+                .await
+                .unwrap_or_else(|e| panic!("previous before {before}: {e}"))
+                .map(|m| m.sequence)
+        }
+    };
+    let what = format!("{retention:?}, direct {direct}");
+    assert_eq!(prev(21, ">").await, Some(19), "{what}");
+    assert_eq!(prev(20, ">").await, Some(19), "{what}");
+    assert_eq!(prev(19, ">").await, Some(18), "{what}");
+    assert_eq!(prev(13, ">").await, Some(3), "over the gap 4..=12: {what}");
+    assert_eq!(prev(8, ">").await, Some(3), "from inside the gap: {what}");
+    assert_eq!(prev(2, ">").await, Some(1), "{what}");
+    assert_eq!(prev(1, ">").await, None, "{what}");
+    assert_eq!(prev(0, ">").await, None, "{what}");
+    assert_eq!(
+        prev(u64::MAX, ">").await,
+        Some(19),
+        "from far beyond the end: {what}"
+    );
+    assert_eq!(prev(19, "b").await, Some(18), "{what}");
+    assert_eq!(prev(18, "b").await, Some(16), "{what}");
+    assert_eq!(
+        prev(14, "b").await,
+        Some(2),
+        "by subject over the gap: {what}"
+    );
+    assert_eq!(prev(2, "b").await, None, "{what}");
+    let message = js
+        .get_previous_message(name, 13, ">")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (message.subject, &message.payload[..]),
+        (format!("{prefix}.a"), &b"3"[..])
+    );
+
+    // Forwards over the same gap, then the whole walk both ways.
+    let next = |from: u64| {
+        let js = js.clone();
+        let name = name.to_owned();
+        async move {
+            js.get_next_message(&name, from, ">")
+                .await
+                .unwrap()
+                .map(|m| m.sequence)
+        }
+    };
+    assert_eq!(next(4).await, Some(13), "{what}");
+    let mut forwards = Vec::new();
+    let mut at = 1;
+    while let Some(seq) = next(at).await {
+        forwards.push(seq);
+        at = seq + 1;
+    }
+    let mut backwards = Vec::new();
+    let mut at = u64::MAX;
+    while let Some(seq) = prev(at, ">").await {
+        backwards.push(seq);
+        at = seq;
+    }
+    backwards.reverse();
+    let expected: Vec<u64> = (1..=3).chain(13..=19).collect();
+    assert_eq!(
+        (forwards, backwards),
+        (expected.clone(), expected),
+        "{what}"
+    );
+
+    // Browsing consumed nothing and left no consumer behind.
+    let info = js.stream_info(name).await.unwrap();
+    assert_eq!(
+        (info.state.messages, info.state.consumer_count),
+        (10, 0),
+        "{what}"
+    );
+    assert_eq!(info.state.num_deleted, 10, "{what}");
+    assert!(
+        info.state.first_ts.starts_with("20"),
+        "{:?}",
+        info.state.first_ts
+    );
+}
+
+#[tokio::test]
+async fn previous_and_next_messages_step_over_deleted_gaps() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    browse_over_gaps(&js, "LIMITS", RetentionPolicy::Limits, true).await;
+    browse_over_gaps(&js, "WORK", RetentionPolicy::WorkQueue, false).await;
+    browse_over_gaps(&js, "WORKD", RetentionPolicy::WorkQueue, true).await;
+}
+
+#[tokio::test]
+async fn streams_lists_every_page_beyond_256() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    for i in 0..300 {
+        let mut config = StreamConfig::new(format!("S{i:03}"), [format!("s.{i}")]);
+        config.storage = StorageType::Memory;
+        js.create_stream(&config).await.unwrap();
+    }
+    js.publish("s.299", "x").await.unwrap();
+    let streams = within(10, "listing 300 streams", js.streams())
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = streams.iter().map(|s| s.config.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 300);
+    assert_eq!((names[0], names[299]), ("S000", "S299"));
+    let last = streams.iter().find(|s| s.config.name == "S299").unwrap();
+    assert_eq!(last.state.messages, 1);
+    assert_eq!(js.stream_names().await.unwrap().len(), 300);
+}
+
+#[tokio::test]
+async fn consumer_info_tells_when_it_was_created_and_last_active() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "ACTIVE", &["active.>"]).await;
+    for i in 0..3 {
+        js.publish("active.x", i.to_string()).await.unwrap();
+    }
+    let mut config = pull_consumer("worker");
+    config.filter_subject = Some("active.x".into());
+    let created = js.create_consumer("ACTIVE", &config).await.unwrap();
+    assert!(created.created.starts_with("20"), "{:?}", created.created);
+    assert_eq!(created.delivered.last_active, None, "nothing delivered yet");
+    let got = fetch(&js, "ACTIVE", "worker", 2, 1000).await;
+    got[0].ack().unwrap();
+    client.flush().await.unwrap();
+    let info = js.consumer_info("ACTIVE", "worker").await.unwrap();
+    assert_eq!((info.delivered.stream_seq, info.num_pending), (2, 1));
+    assert!(
+        info.delivered
+            .last_active
+            .as_deref()
+            .is_some_and(|t| t.starts_with("20")),
+        "{:?}",
+        info.delivered.last_active
+    );
+    assert_eq!(info.created, created.created);
+    assert_eq!(info.config.filter_subject.as_deref(), Some("active.x"));
+    let listed = js.consumers("ACTIVE").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].delivered.last_active, info.delivered.last_active);
 }
 
 // ---- publishing ----------------------------------------------------------------------------

@@ -469,6 +469,45 @@ impl JetStream {
         .await
     }
 
+    /// The last message on `subject` (wildcards allowed) before `sequence`; `None` if there is
+    /// none.
+    ///
+    /// The API has no "previous": this asks for the next message at `sequence - 1` first (one
+    /// call when nothing was deleted just before), then bisects the sequences below it with
+    /// "next at or after", so a gap of deleted messages costs at most 64 more calls whatever
+    /// its length. Nothing is consumed or created on the server.
+    pub async fn get_previous_message(
+        &self,
+        stream: &str,
+        sequence: u64,
+        subject: &str,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        let Some(mut hi) = sequence.checked_sub(1).filter(|&s| s > 0) else {
+            return Ok(None);
+        };
+        let below = |m: Option<StoredMessage>| m.filter(|m| m.sequence < sequence);
+        if let Some(m) = below(self.get_next_message(stream, hi, subject).await?) {
+            return Ok(Some(m));
+        }
+        if hi == 1 {
+            return Ok(None);
+        }
+        // Nothing in [hi, sequence). `best` is a message below `sequence` at `best.sequence`;
+        // nothing matches in (hi, sequence); each step halves the range in between.
+        let Some(mut best) = below(self.get_next_message(stream, 1, subject).await?) else {
+            return Ok(None);
+        };
+        hi -= 1;
+        while best.sequence < hi {
+            let mid = best.sequence + (hi - best.sequence).div_ceil(2);
+            match below(self.get_next_message(stream, mid, subject).await?) {
+                Some(m) => best = m,
+                None => hi = mid - 1,
+            }
+        }
+        Ok(Some(best))
+    }
+
     /// Direct get when the stream allows it (any replica answers, no JSON), `STREAM.MSG.GET` otherwise.
     async fn get(
         &self,

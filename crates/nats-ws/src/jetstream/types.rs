@@ -106,6 +106,9 @@ pub struct StreamConfig {
     /// `Nats-Marker-Reason` that lives this long. nats-server 2.11+, at least 1 s.
     #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub subject_delete_marker_ttl: Duration,
+    /// A sealed stream refuses new messages, deletes and purges; set by an update, never undone.
+    #[serde(skip_serializing_if = "is_false")]
+    pub sealed: bool,
 }
 
 impl StreamConfig {
@@ -131,6 +134,12 @@ pub struct StreamState {
     pub last_seq: u64,
     pub consumer_count: usize,
     pub num_subjects: u64,
+    /// Sequences between the first and the last that hold no message (deleted, acknowledged from
+    /// a work queue).
+    pub num_deleted: u64,
+    /// RFC 3339 times of the first and last message; the server's zero time when empty.
+    pub first_ts: String,
+    pub last_ts: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -184,6 +193,9 @@ pub struct ConsumerConfig {
     pub max_deliver: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_subject: Option<String>,
+    /// Several filters (nats-server 2.10+), instead of `filter_subject`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_subjects: Vec<String>,
     pub replay_policy: ReplayPolicy,
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_ack_pending: i64,
@@ -222,6 +234,9 @@ pub enum ReplayPolicy {
 pub struct SequenceInfo {
     pub consumer_seq: u64,
     pub stream_seq: u64,
+    /// RFC 3339 time of the last delivery (of `delivered`) or acknowledgement (of `ack_floor`);
+    /// absent until there was one.
+    pub last_active: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -229,6 +244,8 @@ pub struct SequenceInfo {
 pub struct ConsumerInfo {
     pub stream_name: String,
     pub name: String,
+    /// RFC 3339 time the consumer was created.
+    pub created: String,
     pub config: ConsumerConfig,
     pub delivered: SequenceInfo,
     pub ack_floor: SequenceInfo,

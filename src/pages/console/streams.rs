@@ -1,0 +1,385 @@
+//! `/streams`: every JetStream stream of the account (all pages of `STREAM.LIST`), refreshed every
+//! 2 s while the tab is visible; a stream's configuration, state and consumers; peeking at its
+//! messages without consuming them (direct get or `STREAM.MSG.GET`, never a consumer, so work
+//! queues can be browsed); a test publish; create, purge and delete (the last two behind the
+//! stream's name typed out).
+//!
+//! JetStream has no change feed for stream state, so the list polls; it never polls while the
+//! document is hidden, and stops when the page unmounts.
+
+mod detail;
+mod logic;
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::{spawn_while_mounted, use_nats};
+use nats_ws::jetstream::{ConsumerInfo, JetStream, RetentionPolicy, StorageType, StreamInfo};
+use nats_ws::Client;
+
+use crate::components::visibility::use_document_visible;
+use crate::model::format_bytes;
+use detail::StreamDetail;
+use logic::{retention_name, storage_name, CreateForm};
+
+/// How often the list (and the open stream) is read again while the page is visible.
+const POLL: Duration = Duration::from_secs(2);
+
+#[component]
+pub fn StreamsPage() -> impl IntoView {
+    let nats = use_nats();
+    view! {
+        <section class="page-head">
+            <h1>"Streams"</h1>
+            <p class="lede">
+                "Every JetStream stream of the account, refreshed every 2 s while this tab is visible. "
+                "Open one to see its configuration and consumers, and to peek at its messages without "
+                "consuming them: work-queue and interest streams too, since no consumer is created."
+            </p>
+        </section>
+        {move || match nats.client.get() {
+            Some(client) => view! { <Streams client/> }.into_any(),
+            None => view! { <p class="muted">"Not connected."</p> }.into_any(),
+        }}
+    }
+}
+
+/// A stream's info and its consumers, as last read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Detail {
+    pub info: StreamInfo,
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+/// What the page's parts share: the JetStream handle and what was last read.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx {
+    pub js: StoredValue<JetStream, LocalStorage>,
+    /// Sorted by name.
+    pub streams: RwSignal<Vec<StreamInfo>>,
+    pub loaded: RwSignal<bool>,
+    pub error: RwSignal<Option<String>>,
+    pub selected: RwSignal<Option<String>>,
+    pub detail: RwSignal<Option<Detail>>,
+    pub detail_error: RwSignal<Option<String>>,
+    /// Restarts the poller, which reads at once.
+    wake: Trigger,
+}
+
+impl Ctx {
+    /// Reads the list and the open stream again, now (after a change made from the page).
+    pub fn refresh_now(self) {
+        self.wake.notify();
+    }
+
+    pub fn select(self, name: Option<String>) {
+        self.detail.set(None);
+        self.detail_error.set(None);
+        self.selected.set(name);
+        self.refresh_now();
+    }
+
+    async fn refresh(self) {
+        let js = self.js.get_value();
+        let selected = self.selected.get_untracked();
+        let (list, detail) = futures::join!(js.streams(), async {
+            match &selected {
+                Some(name) => Some(load_detail(&js, name).await),
+                None => None,
+            }
+        });
+        match list {
+            Ok(mut streams) => {
+                streams.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+                self.streams.set(streams);
+                self.error.set(None);
+            }
+            Err(e) => self
+                .error
+                .set(Some(format!("could not list the streams: {e}"))),
+        }
+        self.loaded.set(true);
+        if selected != self.selected.get_untracked() {
+            return;
+        }
+        match detail {
+            Some(Ok(d)) => {
+                self.detail.set(Some(d));
+                self.detail_error.set(None);
+            }
+            Some(Err(e)) => self.detail_error.set(Some(e)),
+            None => self.detail.set(None),
+        }
+    }
+}
+
+async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, String> {
+    let (info, consumers) = futures::join!(js.stream_info(name), js.consumers(name));
+    let info = info.map_err(|e| match e.api_kind() {
+        Some(nats_ws::jetstream::ApiErrorKind::StreamNotFound) => {
+            format!("stream {name} no longer exists")
+        }
+        _ => format!("could not read stream {name}: {e}"),
+    })?;
+    let consumers =
+        consumers.map_err(|e| format!("could not list the consumers of {name}: {e}"))?;
+    Ok(Detail { info, consumers })
+}
+
+#[component]
+fn Streams(client: Client) -> impl IntoView {
+    let ctx = Ctx {
+        js: StoredValue::new_local(client.jetstream()),
+        streams: RwSignal::new(Vec::new()),
+        loaded: RwSignal::new(false),
+        error: RwSignal::new(None),
+        selected: RwSignal::new(None),
+        detail: RwSignal::new(None),
+        detail_error: RwSignal::new(None),
+        wake: Trigger::new(),
+    };
+
+    // One poller, only while the document is visible. The effect's cleanup aborts it when the
+    // document hides, when the page unmounts, and when a change made here asks for a read now
+    // (the new one reads at once), so no two ever race.
+    let visible = use_document_visible();
+    Effect::new(move |_| {
+        ctx.wake.track();
+        if visible.get() {
+            spawn_while_mounted(async move {
+                loop {
+                    ctx.refresh().await;
+                    gloo_timers::future::sleep(POLL).await;
+                }
+            });
+        }
+    });
+
+    let names = Memo::new(move |_| {
+        ctx.streams
+            .with(|s| s.iter().map(|i| i.config.name.clone()).collect::<Vec<_>>())
+    });
+
+    view! {
+        <div class="streams">
+            <section class="card">
+                <div class="card-head">
+                    <h2>"Streams"</h2>
+                    <span class="muted" data-testid="stream-count">
+                        {move || match names.with(Vec::len) {
+                            1 => "1 stream".to_owned(),
+                            n => format!("{n} streams"),
+                        }}
+                    </span>
+                </div>
+                <Show when=move || ctx.error.get().is_some()>
+                    <p class="error" data-testid="stream-list-error">{move || ctx.error.get()}</p>
+                </Show>
+                <Show
+                    when=move || !names.with(Vec::is_empty)
+                    fallback=move || {
+                        view! {
+                            <p class="empty">
+                                {move || if ctx.loaded.get() { "No stream yet: create one below." } else { "Loading streams…" }}
+                            </p>
+                        }
+                    }
+                >
+                    <div class="table-wrap">
+                        <table class="proc-table streams-table">
+                            <thead>
+                                <tr>
+                                    <th>"Name"</th>
+                                    <th>"Subjects"</th>
+                                    <th>"Storage"</th>
+                                    <th>"Retention"</th>
+                                    <th class="num">"Messages"</th>
+                                    <th class="num">"Bytes"</th>
+                                    <th class="num">"First seq"</th>
+                                    <th class="num">"Last seq"</th>
+                                    <th class="num">"Consumers"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                <For
+                                    each=move || names.get()
+                                    key=|name| name.clone()
+                                    children=move |name| view! { <StreamRow name ctx/> }
+                                />
+                            </tbody>
+                        </table>
+                    </div>
+                </Show>
+            </section>
+            {move || ctx.selected.get().map(|name| view! { <StreamDetail name ctx/> })}
+            <CreateStream ctx/>
+        </div>
+    }
+}
+
+#[component]
+fn StreamRow(name: String, ctx: Ctx) -> impl IntoView {
+    let info = {
+        let name = name.clone();
+        Memo::new(move |_| {
+            ctx.streams.with(|s| {
+                s.binary_search_by(|i| i.config.name.as_str().cmp(&name))
+                    .ok()
+                    .map(|at| s[at].clone())
+            })
+        })
+    };
+    let cell = move |f: fn(&StreamInfo) -> String| {
+        move || info.with(|i| i.as_ref().map(f).unwrap_or_default())
+    };
+    let is_selected = {
+        let name = name.clone();
+        move || ctx.selected.with(|s| s.as_deref() == Some(name.as_str()))
+    };
+    let open = {
+        let name = name.clone();
+        move |_| ctx.select(Some(name.clone()))
+    };
+    view! {
+        <tr class="proc-row" class:selected=is_selected data-testid="stream-row">
+            <td class="proc-name">
+                <button
+                    class="link-button name"
+                    title="Show its configuration, consumers and messages"
+                    on:click=open
+                >
+                    {name.clone()}
+                </button>
+            </td>
+            <td class="stream-subjects">{cell(|i| i.config.subjects.join(", "))}</td>
+            <td>{cell(|i| storage_name(i.config.storage).to_owned())}</td>
+            <td>{cell(|i| retention_name(i.config.retention).to_owned())}</td>
+            <td class="num" data-testid="stream-row-messages">{cell(|i| i.state.messages.to_string())}</td>
+            <td class="num">{cell(|i| format_bytes(i.state.bytes))}</td>
+            <td class="num">{cell(|i| i.state.first_seq.to_string())}</td>
+            <td class="num">{cell(|i| i.state.last_seq.to_string())}</td>
+            <td class="num" data-testid="stream-row-consumers">{cell(|i| i.state.consumer_count.to_string())}</td>
+        </tr>
+    }
+}
+
+#[component]
+fn CreateStream(ctx: Ctx) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let subjects = RwSignal::new(String::new());
+    let storage = RwSignal::new(StorageType::File);
+    let retention = RwSignal::new(RetentionPolicy::Limits);
+    let max_msgs = RwSignal::new(String::new());
+    let max_bytes = RwSignal::new(String::new());
+    let max_age = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let form = CreateForm {
+            name: name.get_untracked(),
+            subjects: subjects.get_untracked(),
+            storage: storage.get_untracked(),
+            retention: retention.get_untracked(),
+            max_msgs: max_msgs.get_untracked(),
+            max_bytes: max_bytes.get_untracked(),
+            max_age: max_age.get_untracked(),
+        };
+        let config = match form.to_config() {
+            Ok(config) => config,
+            Err(e) => {
+                error.set(Some(e.to_string()));
+                return;
+            }
+        };
+        error.set(None);
+        busy.set(true);
+        let js = ctx.js.get_value();
+        spawn_local(async move {
+            let created = js.create_stream(&config).await;
+            busy.set(false);
+            match created {
+                Ok(info) => {
+                    name.set(String::new());
+                    subjects.set(String::new());
+                    ctx.select(Some(info.config.name));
+                }
+                Err(e) => error.set(Some(format!(
+                    "could not create stream {}: {e}",
+                    config.name
+                ))),
+            }
+        });
+    };
+
+    view! {
+        <section class="card">
+            <h2>"Create a stream"</h2>
+            <form class="stream-form" on:submit=submit>
+                <div class="row">
+                    <label>
+                        "Name"
+                        <input bind:value=name placeholder="ORDERS" data-testid="stream-create-name" autocomplete="off"/>
+                    </label>
+                    <label>
+                        "Subjects (comma or space separated)"
+                        <input bind:value=subjects placeholder="orders.>" data-testid="stream-create-subjects" autocomplete="off"/>
+                    </label>
+                </div>
+                <div class="row">
+                    <label>
+                        "Storage"
+                        <select
+                            data-testid="stream-create-storage"
+                            on:change=move |ev| {
+                                storage.set(if event_target_value(&ev) == "memory" { StorageType::Memory } else { StorageType::File })
+                            }
+                        >
+                            <option value="file">"file"</option>
+                            <option value="memory">"memory"</option>
+                        </select>
+                    </label>
+                    <label>
+                        "Retention"
+                        <select
+                            data-testid="stream-create-retention"
+                            on:change=move |ev| {
+                                retention.set(match event_target_value(&ev).as_str() {
+                                    "interest" => RetentionPolicy::Interest,
+                                    "workqueue" => RetentionPolicy::WorkQueue,
+                                    _ => RetentionPolicy::Limits,
+                                })
+                            }
+                        >
+                            <option value="limits">"limits"</option>
+                            <option value="interest">"interest"</option>
+                            <option value="workqueue">"work queue"</option>
+                        </select>
+                    </label>
+                    <label>
+                        "Max messages"
+                        <input bind:value=max_msgs placeholder="unlimited" inputmode="numeric" data-testid="stream-create-max-msgs"/>
+                    </label>
+                    <label>
+                        "Max bytes (e.g. 10M)"
+                        <input bind:value=max_bytes placeholder="unlimited" data-testid="stream-create-max-bytes"/>
+                    </label>
+                    <label>
+                        "Max age (e.g. 1h30m)"
+                        <input bind:value=max_age placeholder="forever" data-testid="stream-create-max-age"/>
+                    </label>
+                </div>
+                <Show when=move || error.get().is_some()>
+                    <p class="error notice-inline" data-testid="stream-error">{move || error.get()}</p>
+                </Show>
+                <div class="actions">
+                    <button type="submit" data-testid="stream-create" disabled=move || busy.get()>
+                        {move || if busy.get() { "Creating…" } else { "Create stream" }}
+                    </button>
+                </div>
+            </form>
+        </section>
+    }
+}
