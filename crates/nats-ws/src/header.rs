@@ -64,6 +64,15 @@ impl HeaderMap {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Removes and returns the last value of `name`, leaving earlier ones.
+    pub(crate) fn take_last(&mut self, name: &str) -> Option<String> {
+        let at = self
+            .entries
+            .iter()
+            .rposition(|(n, _)| n.eq_ignore_ascii_case(name))?;
+        Some(self.entries.remove(at).1)
+    }
+
     pub fn remove(&mut self, name: &str) {
         self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }

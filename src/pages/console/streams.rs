@@ -21,7 +21,7 @@ use nats_ws::Client;
 use crate::components::visibility::use_document_visible;
 use crate::model::format_bytes;
 use detail::StreamDetail;
-use logic::{retention_name, storage_name, CreateForm};
+use logic::{retention_name, sequence_text, storage_name, CreateForm};
 
 /// How often the list (and the open stream) is read again while the page is visible.
 const POLL: Duration = Duration::from_secs(2);
@@ -74,6 +74,11 @@ impl Ctx {
     }
 
     pub fn select(self, name: Option<String>) {
+        // Opening the open stream again keeps what is shown (a peeked message, a half-typed
+        // publish).
+        if self.selected.with_untracked(|s| *s == name) {
+            return;
+        }
         self.detail.set(None);
         self.detail_error.set(None);
         self.selected.set(name);
@@ -174,7 +179,7 @@ fn Streams(client: Client) -> impl IntoView {
                     </span>
                 </div>
                 <Show when=move || ctx.error.get().is_some()>
-                    <p class="error" data-testid="stream-list-error">{move || ctx.error.get()}</p>
+                    <p class="error" role="alert" data-testid="stream-list-error">{move || ctx.error.get()}</p>
                 </Show>
                 <Show
                     when=move || !names.with(Vec::is_empty)
@@ -257,8 +262,8 @@ fn StreamRow(name: String, ctx: Ctx) -> impl IntoView {
             <td>{cell(|i| retention_name(i.config.retention).to_owned())}</td>
             <td class="num" data-testid="stream-row-messages">{cell(|i| i.state.messages.to_string())}</td>
             <td class="num">{cell(|i| format_bytes(i.state.bytes))}</td>
-            <td class="num">{cell(|i| i.state.first_seq.to_string())}</td>
-            <td class="num">{cell(|i| i.state.last_seq.to_string())}</td>
+            <td class="num">{cell(|i| sequence_text(&i.state, i.state.first_seq))}</td>
+            <td class="num">{cell(|i| sequence_text(&i.state, i.state.last_seq))}</td>
             <td class="num" data-testid="stream-row-consumers">{cell(|i| i.state.consumer_count.to_string())}</td>
         </tr>
     }
@@ -372,7 +377,7 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
                     </label>
                 </div>
                 <Show when=move || error.get().is_some()>
-                    <p class="error notice-inline" data-testid="stream-error">{move || error.get()}</p>
+                    <p class="error notice-inline" role="alert" data-testid="stream-error">{move || error.get()}</p>
                 </Show>
                 <div class="actions">
                     <button type="submit" data-testid="stream-create" disabled=move || busy.get()>

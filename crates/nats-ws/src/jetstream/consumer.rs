@@ -184,17 +184,24 @@ impl JetStream {
     /// Every consumer of a stream, all pages.
     pub async fn consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, JetStreamError> {
         validate_name("stream name", stream)?;
-        let (mut all, mut offset) = (Vec::new(), 0);
+        let (mut all, mut offset) = (Vec::<ConsumerInfo>::new(), 0);
+        let mut seen = std::collections::HashSet::new();
         loop {
             let body = serde_json::json!({ "offset": offset });
             let page: ConsumerListPage = self
                 .api_json(&format!("CONSUMER.LIST.{stream}"), &body)
                 .await?;
             let got = page.consumers.unwrap_or_default();
-            offset += got.len();
-            let done = got.is_empty() || offset >= page.total;
+            // As for streams: those a cluster left out still count in the offsets, and a
+            // consumer that moved between pages while they were read is listed once.
+            offset += got.len() + page.missing.len();
+            let done = got.is_empty() && page.missing.is_empty() || offset >= page.total;
             // A consumer being created or deleted right now is listed as null: skip it.
-            all.extend(got.into_iter().flatten());
+            for info in got.into_iter().flatten() {
+                if seen.insert(info.name.clone()) {
+                    all.push(info);
+                }
+            }
             if done {
                 return Ok(all);
             }

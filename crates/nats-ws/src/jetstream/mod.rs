@@ -394,17 +394,26 @@ impl JetStream {
         }
     }
 
-    /// Every stream's info, all pages.
+    /// Every stream's info, all pages. A stream created or deleted while the pages are read shifts
+    /// the ones after it: each is listed once, and one that moved between pages may be missed
+    /// (as with nats.go's lister, the API has no snapshot).
     pub async fn streams(&self) -> Result<Vec<StreamInfo>, JetStreamError> {
-        let (mut streams, mut offset) = (Vec::new(), 0);
+        let (mut streams, mut offset) = (Vec::<StreamInfo>::new(), 0);
+        let mut seen = std::collections::HashSet::new();
         loop {
             let body = serde_json::json!({ "offset": offset });
             let page: types::StreamListPage = self.api_json("STREAM.LIST", &body).await?;
             let got = page.streams.unwrap_or_default();
-            offset += got.len();
-            let done = got.is_empty() || offset >= page.total;
+            // A cluster leaves out the streams whose leader did not answer in time, and names
+            // them in `missing`: they still take their place in the offsets.
+            offset += got.len() + page.missing.len();
+            let done = got.is_empty() && page.missing.is_empty() || offset >= page.total;
             // A stream being created or deleted right now may be listed as null: skip it.
-            streams.extend(got.into_iter().flatten());
+            for info in got.into_iter().flatten() {
+                if seen.insert(info.config.name.clone()) {
+                    streams.push(info);
+                }
+            }
             if done {
                 return Ok(streams);
             }
@@ -759,12 +768,10 @@ fn direct_reply(reply: Message) -> Result<Option<StoredMessage>, JetStreamError>
     if let Some(error) = status_error(&reply) {
         return Err(error);
     }
+    // The server appends its `Nats-*` headers after the stored ones, which may hold the same
+    // names (a message republished by another stream, or a publisher's own): the last are its.
     let mut headers = reply.headers.unwrap_or_default();
-    let take = |h: &mut HeaderMap, name: &str| {
-        let v = h.get(name).map(str::to_owned);
-        h.remove(name);
-        v
-    };
+    let take = |h: &mut HeaderMap, name: &str| h.take_last(name);
     let subject = take(&mut headers, "Nats-Subject").ok_or_else(|| {
         JetStreamError::BadResponse("direct get reply without Nats-Subject".into())
     })?;

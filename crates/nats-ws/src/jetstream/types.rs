@@ -316,6 +316,8 @@ pub(crate) struct StreamListPage {
     pub offset: usize,
     pub limit: usize,
     pub streams: Option<Vec<Option<StreamInfo>>>,
+    /// Streams a cluster could not get the info of in time (they count in `total`).
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,6 +327,8 @@ pub(crate) struct ConsumerListPage {
     pub offset: usize,
     pub limit: usize,
     pub consumers: Option<Vec<Option<ConsumerInfo>>>,
+    /// Consumers a cluster could not get the info of in time (they count in `total`).
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,8 +10,8 @@ use nats_ws::validate_publish_subject;
 
 use super::logic::{
     age, confirmed, consumer_filter, consumer_kind, discard_name, example_subject, limit_age,
-    limit_bytes, limit_count, parse_headers, preview, publish_headers, retention_name, server_time,
-    storage_name, Preview, ALL_SUBJECTS,
+    limit_bytes, limit_count, parse_headers, preview, publish_headers, retention_name,
+    sequence_text, server_time, storage_name, Preview, ALL_SUBJECTS,
 };
 use super::{Ctx, Detail};
 use crate::model::format_bytes;
@@ -35,7 +35,7 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
                 </button>
             </div>
             <Show when=move || ctx.detail_error.get().is_some()>
-                <p class="error notice-inline" data-testid="stream-detail-error">{move || ctx.detail_error.get()}</p>
+                <p class="error notice-inline" role="alert" data-testid="stream-detail-error">{move || ctx.detail_error.get()}</p>
             </Show>
             <div class="stream-facts">
                 <div>
@@ -67,9 +67,9 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
                     <dl>
                         <dt>"Messages"</dt><dd data-testid="stream-detail-messages">{field(|d| d.info.state.messages.to_string())}</dd>
                         <dt>"Bytes"</dt><dd>{field(|d| format_bytes(d.info.state.bytes))}</dd>
-                        <dt>"First sequence"</dt><dd>{field(|d| d.info.state.first_seq.to_string())}</dd>
+                        <dt>"First sequence"</dt><dd>{field(|d| sequence_text(&d.info.state, d.info.state.first_seq))}</dd>
                         <dt>"First message"</dt><dd>{field(|d| server_time(&d.info.state.first_ts))}</dd>
-                        <dt>"Last sequence"</dt><dd>{field(|d| d.info.state.last_seq.to_string())}</dd>
+                        <dt>"Last sequence"</dt><dd>{field(|d| sequence_text(&d.info.state, d.info.state.last_seq))}</dd>
                         <dt>"Last message"</dt><dd>{field(|d| server_time(&d.info.state.last_ts))}</dd>
                         <dt>"Deleted in between"</dt><dd>{field(|d| d.info.state.num_deleted.to_string())}</dd>
                         <dt>"Subjects stored"</dt><dd>{field(|d| d.info.state.num_subjects.to_string())}</dd>
@@ -256,10 +256,10 @@ fn Peek(name: String, ctx: Ctx) -> impl IntoView {
             </form>
         </div>
         <Show when=move || error.get().is_some()>
-            <p class="error notice-inline" data-testid="stream-peek-error">{move || error.get()}</p>
+            <p class="error notice-inline" role="alert" data-testid="stream-peek-error">{move || error.get()}</p>
         </Show>
         <Show when=move || note.get().is_some()>
-            <p class="muted" data-testid="stream-peek-note">{move || note.get()}</p>
+            <p class="muted" role="status" data-testid="stream-peek-note">{move || note.get()}</p>
         </Show>
         {move || message.get().map(|m| view! { <MessageView m/> })}
     }
@@ -412,7 +412,7 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
                 </label>
             </div>
             <Show when=move || error.get().is_some()>
-                <p class="error notice-inline" data-testid="stream-publish-error">{move || error.get()}</p>
+                <p class="error notice-inline" role="alert" data-testid="stream-publish-error">{move || error.get()}</p>
             </Show>
             <div class="actions">
                 <Show when=move || ack.get().is_some()>
@@ -491,10 +491,10 @@ fn Danger(name: String, ctx: Ctx) -> impl IntoView {
             </div>
         </div>
         <Show when=move || error.get().is_some()>
-            <p class="error notice-inline" data-testid="stream-danger-error">{move || error.get()}</p>
+            <p class="error notice-inline" role="alert" data-testid="stream-danger-error">{move || error.get()}</p>
         </Show>
         <Show when=move || note.get().is_some()>
-            <p class="muted" data-testid="stream-purged">{move || note.get()}</p>
+            <p class="muted" role="status" data-testid="stream-purged">{move || note.get()}</p>
         </Show>
     }
 }

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use nats_ws::jetstream::{ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig};
+use nats_ws::jetstream::{
+    ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamState,
+};
 use nats_ws::{validate_publish_subject, validate_subscribe_subject, HeaderMap};
 
 use crate::model::{format_bytes, format_duration};
@@ -337,6 +339,16 @@ pub fn server_time(rfc3339: &str) -> String {
     }
 }
 
+/// A stream's first or last sequence as shown: a dash when it holds no message (an empty stream
+/// says 0 / 0, a purged one first = last + 1, neither of which is a message to look for).
+pub fn sequence_text(state: &StreamState, sequence: u64) -> String {
+    if state.messages == 0 {
+        "—".to_owned()
+    } else {
+        sequence.to_string()
+    }
+}
+
 pub fn retention_name(r: RetentionPolicy) -> &'static str {
     match r {
         RetentionPolicy::Limits => "limits",
@@ -390,6 +402,23 @@ pub fn confirmed(typed: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sequences_of_an_empty_or_purged_stream_are_a_dash() {
+        let purged = StreamState {
+            first_seq: 11,
+            last_seq: 10,
+            ..Default::default()
+        };
+        assert_eq!(sequence_text(&purged, purged.first_seq), "—");
+        let held = StreamState {
+            messages: 2,
+            first_seq: 3,
+            last_seq: 4,
+            ..Default::default()
+        };
+        assert_eq!(sequence_text(&held, held.last_seq), "4");
+    }
+
     use super::*;
 
     fn form(name: &str, subjects: &str) -> CreateForm {
