@@ -34,6 +34,7 @@ pub enum Page {
     Config,
     Themes,
     Streams,
+    Kv,
     Processes,
     Scale,
 }
@@ -57,13 +58,14 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 8] = [
+    pub const ALL: [Page; 9] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
         Page::Config,
         Page::Themes,
         Page::Streams,
+        Page::Kv,
         Page::Processes,
         Page::Scale,
     ];
@@ -85,6 +87,7 @@ impl Page {
             Page::Config => "/config",
             Page::Themes => "/themes",
             Page::Streams => "/streams",
+            Page::Kv => "/kv",
             Page::Processes => "/processes",
             Page::Scale => "/scale",
         }
@@ -98,6 +101,7 @@ impl Page {
             Page::Config => "Config",
             Page::Themes => "Themes",
             Page::Streams => "Streams",
+            Page::Kv => "KV",
             Page::Processes => "Processes",
             Page::Scale => "Scale",
         }
@@ -129,6 +133,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
                     <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
+                    <Route path=path!("/kv") view=pages::console::kv::KvPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
                     <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
                 </Routes>

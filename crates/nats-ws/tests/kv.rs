@@ -450,6 +450,107 @@ async fn bucket_status_counts_values_and_reports_history() {
 }
 
 #[tokio::test]
+async fn every_bucket_with_its_status_from_one_paged_stream_list() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    assert_eq!(js.key_value_statuses().await.unwrap(), []);
+
+    // More than the 256 streams of one STREAM.LIST page.
+    let names: Vec<String> = (0..260).map(|i| format!("b{i:03}")).collect();
+    for chunk in names.chunks(20) {
+        futures::future::join_all(chunk.iter().map(|name| {
+            bucket(
+                &client,
+                KvConfig::new(name.as_str()).storage(nats_ws::jetstream::StorageType::Memory),
+            )
+        }))
+        .await;
+    }
+    let detailed = bucket(
+        &client,
+        KvConfig::new("detailed")
+            .history(3)
+            .ttl(Duration::from_secs(3600)),
+    )
+    .await;
+    for i in 0..4 {
+        detailed.put("a", format!("{i}")).await.unwrap();
+    }
+    detailed.put("b", "b").await.unwrap();
+    detailed.delete("c").await.unwrap();
+    // Streams that are not buckets: other subjects, and `$KV.` subjects under another name.
+    js.create_stream(&nats_ws::jetstream::StreamConfig::new(
+        "ORDERS",
+        ["orders.>"],
+    ))
+    .await
+    .unwrap();
+    js.create_stream(&nats_ws::jetstream::StreamConfig::new(
+        "NOT_KV",
+        ["$KV.lookalike.>"],
+    ))
+    .await
+    .unwrap();
+    // Named like a bucket but storing other subjects: the list asks only for `$KV.` streams.
+    js.create_stream(&nats_ws::jetstream::StreamConfig::new(
+        "KV_fake",
+        ["fake.>"],
+    ))
+    .await
+    .unwrap();
+
+    let statuses = js.key_value_statuses().await.unwrap();
+    let listed: Vec<&str> = statuses.iter().map(|s| s.bucket.as_str()).collect();
+    let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
+    expected.push("detailed");
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "every bucket once, sorted, and nothing else"
+    );
+    let status = statuses.iter().find(|s| s.bucket == "detailed").unwrap();
+    assert_eq!(
+        *status,
+        detailed.status().await.unwrap(),
+        "the same as one bucket's status"
+    );
+    // a: its last 3 revisions; b; c: its delete marker.
+    assert_eq!((status.keys, status.values, status.history), (3, 5, 3));
+    assert_eq!(status.ttl, Duration::from_secs(3600));
+    assert!(status.bytes > 0);
+    let memory = statuses.iter().find(|s| s.bucket == "b259").unwrap();
+    assert_eq!(
+        (memory.keys, memory.values, memory.storage),
+        (0, 0, nats_ws::jetstream::StorageType::Memory)
+    );
+}
+
+#[tokio::test]
+async fn entries_carry_the_time_they_were_stored() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("times").history(2)).await;
+    let before = std::time::SystemTime::now() - Duration::from_secs(5);
+    kv.put("k", "v1").await.unwrap();
+    kv.put("k", "v2").await.unwrap();
+    let after = std::time::SystemTime::now() + Duration::from_secs(5);
+
+    let got = kv.get("k").await.unwrap().unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    let watched = next_entry(&mut watch).await;
+    let history = kv.history("k").await.unwrap();
+    // Direct get (RFC 3339 header), the watcher (ack subject, nanoseconds) and the history agree.
+    assert_eq!(watched.created, got.created);
+    assert_eq!(history[1].created, got.created);
+    let (first, last) = (history[0].created.unwrap(), got.created.unwrap());
+    assert!(
+        before < first && first <= last && last < after,
+        "{first:?} {last:?}"
+    );
+}
+
+#[tokio::test]
 async fn buckets_missing_identical_and_conflicting() {
     let server = TestServer::start();
     let client = connect(&server).await;

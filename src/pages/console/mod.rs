@@ -4,6 +4,7 @@
 //! (subscriptions, the JetStream API, `$SRV`, KV watches), so every page works with nothing but the
 //! browser and nats-server, and all tabs agree. One page per file.
 
+pub mod kv;
 pub mod processes;
 pub mod scale;
 pub mod streams;

@@ -398,10 +398,21 @@ impl JetStream {
     /// the ones after it: each is listed once, and one that moved between pages may be missed
     /// (as with nats.go's lister, the API has no snapshot).
     pub async fn streams(&self) -> Result<Vec<StreamInfo>, JetStreamError> {
+        self.streams_on(None).await
+    }
+
+    /// [`JetStream::streams`], only those that store `subject` (wildcards allowed) when given.
+    pub(crate) async fn streams_on(
+        &self,
+        subject: Option<&str>,
+    ) -> Result<Vec<StreamInfo>, JetStreamError> {
         let (mut streams, mut offset) = (Vec::<StreamInfo>::new(), 0);
         let mut seen = std::collections::HashSet::new();
         loop {
-            let body = serde_json::json!({ "offset": offset });
+            let body = match subject {
+                Some(subject) => serde_json::json!({ "offset": offset, "subject": subject }),
+                None => serde_json::json!({ "offset": offset }),
+            };
             let page: types::StreamListPage = self.api_json("STREAM.LIST", &body).await?;
             let got = page.streams.unwrap_or_default();
             // A cluster leaves out the streams whose leader did not answer in time, and names

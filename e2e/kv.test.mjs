@@ -1,0 +1,243 @@
+// /kv against outside clients: a bucket's keys follow what nats-py writes, live (no reload, no
+// polling: a watch), markup in values stays text; an update at a revision that another client
+// (nats.js) moved past shows the conflict with both values and leaves that client's value in place;
+// buckets are created, written, filtered and deleted from the page.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 60_000 };
+
+/** The row of `key` in the open bucket, as { value, revision }, or null. */
+const keyRow = (page, key) =>
+  page.evaluate(
+    ({ rowSel, keySel, valueSel, revSel, key }) => {
+      const row = [...document.querySelectorAll(rowSel)].find(
+        (r) => r.querySelector(keySel)?.textContent.trim() === key,
+      );
+      if (!row) return null;
+      return {
+        value: row.querySelector(valueSel).textContent.trim(),
+        revision: Number(row.querySelector(revSel).textContent.trim()),
+        elements: row.querySelector(valueSel).children.length,
+      };
+    },
+    { rowSel: sel("kv-key-row"), keySel: sel("kv-key"), valueSel: sel("kv-value"), revSel: sel("kv-revision"), key },
+  );
+
+/** Waits until the row of `key` shows `value` at `revision` (or, with value null, is gone). */
+const waitRow = (page, key, value, revision) =>
+  waitFor(
+    page,
+    value === null ? `key ${key} gone` : `key ${key} = ${JSON.stringify(value)} at revision ${revision}`,
+    ({ rowSel, keySel, valueSel, revSel, key, value, revision }) => {
+      const row = [...document.querySelectorAll(rowSel)].find(
+        (r) => r.querySelector(keySel)?.textContent.trim() === key,
+      );
+      if (value === null) return !row;
+      return (
+        !!row &&
+        row.querySelector(valueSel).textContent.trim() === value &&
+        row.querySelector(revSel).textContent.trim() === String(revision)
+      );
+    },
+    { rowSel: sel("kv-key-row"), keySel: sel("kv-key"), valueSel: sel("kv-value"), revSel: sel("kv-revision"), key, value, revision },
+  );
+
+/** Opens /kv in a new tab and the bucket `bucket` in it. */
+async function openBucket(identity, bucket) {
+  const page = await env.tab({ identity, path: "/kv" });
+  const row = page.getByTestId("kv-bucket-row").filter({ hasText: bucket });
+  await row.getByRole("button", { name: bucket, exact: true }).click();
+  await waitText(page, "kv-key-count", /^\d+ keys?$/);
+  return page;
+}
+
+test("kv: what nats-py puts, updates and deletes shows live in the open bucket, markup as text", T, async () => {
+  const bucket = `live_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  const seed = await kv.put("seed", "first");
+  const page = await openBucket("kv-live", bucket);
+  await waitRow(page, "seed", "first", seed);
+  // Marks this document: a reload would lose it.
+  await page.evaluate(() => (window.__kvNoReload = true));
+
+  const py = (code) =>
+    env.py(`js = nc.jetstream()\nkv = await js.key_value(${JSON.stringify(bucket)})\n${code}`);
+  const markup = '<b>bold</b> & <script>window.__kvInjected = 1</script><img src=x onerror="window.__kvInjected = 2">';
+  const put = Number(await py(`print(await kv.put("py.greeting", ${JSON.stringify(markup)}.encode()))`));
+  await waitRow(page, "py.greeting", markup, put);
+  const row = await keyRow(page, "py.greeting");
+  assert.equal(row.elements, 0, "the value is a text node, no element was made of it");
+  assert.equal(await page.evaluate(() => window.__kvInjected ?? null), null, "nothing in the value ran");
+
+  // The full value, pretty JSON when it is JSON, also as text.
+  const updated = Number(await py(`print(await kv.put("py.greeting", b'{"msg":"<i>hi</i>","n":2}'))`));
+  await waitRow(page, "py.greeting", '{"msg":"<i>hi</i>","n":2}', updated);
+  await page.getByTestId("kv-key").filter({ hasText: "py.greeting" }).click();
+  await waitText(page, "kv-value-full", /^\{\n {2}"msg": "<i>hi<\/i>",\n {2}"n": 2\n\}$/);
+  await waitFor(
+    page,
+    "the history of py.greeting, newest first",
+    (s) => [...document.querySelectorAll(s)].map((r) => r.cells[1].textContent).join(",") === "put,put",
+    sel("kv-history-row"),
+  );
+  await screenshot(page, "kv-bucket");
+
+  await py(`await kv.delete("py.greeting")`);
+  await waitRow(page, "py.greeting", null);
+  await waitText(page, "kv-key-count", "1 key");
+  assert.equal(await page.evaluate(() => window.__kvNoReload), true, "the page was not reloaded");
+  // The bucket list catches up on its next read: the deleted key keeps its marker (a key with a
+  // revision), and seed 1 + py.greeting's put, put, delete are 4 stored values.
+  await waitText(page, "kv-bucket-keys", "2", { timeout: 8000 });
+  await waitText(page, "kv-bucket-values", "4");
+});
+
+test("kv: an update at a revision another client moved past shows both values and writes nothing", T, async () => {
+  const bucket = `cas_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  const loaded = await kv.put("theme", "light");
+  const page = await openBucket("kv-cas", bucket);
+  await waitRow(page, "theme", "light", loaded);
+  await page.getByTestId("kv-key").filter({ hasText: "theme" }).click();
+  await waitText(page, "kv-update", `Update at revision ${loaded}`);
+  await page.getByTestId("kv-value-input").fill("dark, from the page");
+
+  // nats.js writes first.
+  const theirs = await kv.put("theme", "blue, from nats.js");
+  await waitRow(page, "theme", "blue, from nats.js", theirs);
+  await page.getByTestId("kv-update").click();
+
+  await waitText(page, "kv-conflict-mine", "dark, from the page");
+  await waitText(page, "kv-conflict-current", "blue, from nats.js");
+  const conflict = await textOf(page, "kv-conflict");
+  assert.match(conflict, new RegExp(`since you loaded revision ${loaded}: it is now at revision ${theirs}\\. Nothing was written`));
+  await screenshot(page, "kv-conflict");
+  await waitText(page, "announcer", /^Key theme changed since you loaded revision/);
+  const now = await kv.get("theme");
+  assert.equal(now.string(), "blue, from nats.js", "the nats.js value is still there");
+  assert.equal(now.revision, theirs);
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "dark, from the page", "what was typed is kept");
+
+  // Writing over it is a choice, at the revision shown.
+  await page.getByTestId("kv-conflict-overwrite").click();
+  await waitRow(page, "theme", "dark, from the page", theirs + 1);
+  assert.equal((await kv.get("theme")).string(), "dark, from the page");
+  assert.equal(await textOf(page, "kv-conflict"), null, "the conflict is resolved");
+});
+
+test("kv: 600 keys written at once by nats-py: all counted, the first 500 drawn", T, async () => {
+  const bucket = `big_${rand()}`;
+  await env.kvm.create(bucket, { history: 1 });
+  const page = await openBucket("kv-big", bucket);
+  await waitText(page, "kv-key-count", "0 keys");
+  await env.py(
+    `js = nc.jetstream()\nkv = await js.key_value(${JSON.stringify(bucket)})\n` +
+      `await asyncio.gather(*(kv.put(f"k.{i:04}", b"v") for i in range(600)))`,
+  );
+  await waitText(page, "kv-key-count", "the first 500 of 600 keys");
+  const keys = await page.evaluate((s) => [...document.querySelectorAll(s)].map((k) => k.textContent.trim()), sel("kv-key"));
+  assert.equal(keys.length, 500);
+  assert.deepEqual([keys[0], keys[499]], ["k.0000", "k.0499"]);
+  await waitText(page, "kv-truncated", /Only the first 500 keys are drawn/);
+  // A pattern brings the others into view.
+  await page.getByTestId("kv-filter-input").fill("k.*");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitText(page, "kv-key-count", "the first 500 of 600 keys matching k.*");
+  await page.getByTestId("kv-filter-input").fill("k.05");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitText(page, "kv-key-count", "100 keys containing “k.05”");
+});
+
+test("kv: a bucket created, written and filtered from the page, then deleted", T, async () => {
+  const bucket = `page_${rand()}`;
+  const page = await env.tab({ identity: "kv-admin", path: "/kv" });
+  await page.getByTestId("kv-bucket-name").fill(bucket);
+  await page.getByTestId("kv-bucket-history").fill("3");
+  await page.getByTestId("kv-bucket-ttl").fill("1h");
+  await page.getByTestId("kv-bucket-create").click();
+  await waitText(page, "kv-key-count", "0 keys");
+  const info = await env.jsm.streams.info(`KV_${bucket}`);
+  assert.equal(info.config.max_msgs_per_subject, 3);
+  assert.equal(info.config.max_age, 3600 * 1e9);
+
+  for (const [key, value] of [["app.theme", "dark"], ["app.lang", "en"], ["user.ada", "{}"]]) {
+    await page.getByTestId("kv-key-input").fill(key);
+    await page.getByTestId("kv-value-input").fill(value);
+    await page.getByTestId("kv-put").click();
+    await waitText(page, "kv-result", new RegExp(`^put ${key.replace(".", "\\.")}: revision \\d+$`));
+  }
+  const kv = await env.kvm.open(bucket);
+  assert.equal((await kv.get("app.lang")).string(), "en");
+  await waitText(page, "kv-key-count", "3 keys");
+
+  // Create refuses a key that has a value; the form keeps what was typed.
+  await page.getByTestId("kv-key-input").fill("app.theme");
+  await page.getByTestId("kv-value-input").fill("light");
+  await page.getByTestId("kv-create").click();
+  await waitText(page, "kv-error", /already exists/);
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "light");
+  assert.equal((await kv.get("app.theme")).string(), "dark");
+
+  // A pattern narrows the watch; text matches inside keys; a bad pattern is refused inline.
+  await page.getByTestId("kv-filter-input").fill("app.*");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitText(page, "kv-key-count", "2 keys matching app.*");
+  await page.getByTestId("kv-filter-input").fill("ada");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitText(page, "kv-key-count", "1 key containing “ada”");
+  await page.getByTestId("kv-filter-input").fill("app.>.x");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitText(page, "kv-filter-error", /last token only/);
+  await waitText(page, "kv-key-count", "1 key containing “ada”");
+
+  // A row's delete names its key.
+  await page.getByRole("button", { name: "Delete key user.ada" }).click();
+  await waitText(page, "kv-key-count", "0 keys containing “ada”");
+  assert.equal(await kv.get("user.ada").then((e) => e?.operation), "DEL");
+
+  const remove = page.getByTestId("kv-bucket-delete");
+  await page.getByTestId("kv-bucket-delete-confirm").fill(bucket.slice(0, -1));
+  assert.equal(await remove.isDisabled(), true, "not until the whole name is typed");
+  await page.getByTestId("kv-bucket-delete-confirm").fill(bucket);
+  await remove.click();
+  await waitFor(page, "the bucket view closed", (s) => !document.querySelector(s), sel("kv-bucket"));
+  await assert.rejects(env.jsm.streams.info(`KV_${bucket}`), /stream not found/);
+});
+
+test("kv: the bucket list is read while the tab is visible, not while hidden, not after leaving the page", T, async () => {
+  const page = await env.tab({ identity: "kv-poll", path: "/kv" });
+  await waitFor(page, "the bucket list read", (s) => !!document.querySelector(s), sel("kv-bucket-count"));
+  // Every read of the list is a request on $JS.API.STREAM.LIST: count them.
+  let reads = 0;
+  const sub = env.nc.subscribe("$JS.API.STREAM.LIST", { callback: () => reads++ });
+  try {
+    const during = async (ms) => {
+      const before = reads;
+      await new Promise((r) => setTimeout(r, ms));
+      return reads - before;
+    };
+    assert.ok((await during(3500)) >= 1, "read every 3 s while visible");
+
+    const setHidden = (hidden) =>
+      page.evaluate((hidden) => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+        document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
+      }, hidden);
+    await setHidden(true);
+    assert.equal(await during(3500), 0, "no read while hidden");
+    const before = reads;
+    await setHidden(false);
+    await eventually("a read as soon as the tab is visible again", () => reads > before, { timeout: 1000, every: 20 });
+
+    await page.getByRole("link", { name: "Counter", exact: true }).click();
+    await waitFor(page, "/counter shown", () => location.pathname === "/counter");
+    assert.equal(await during(3500), 0, "no read after leaving the page");
+  } finally {
+    sub.unsubscribe();
+  }
+});

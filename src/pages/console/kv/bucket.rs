@@ -1,0 +1,636 @@
+//! One open bucket: its keys live (a watch, batched into the page at most once per batch of
+//! what has arrived), the first [`ROW_LIMIT`] keys matching the filter drawn, the open key's
+//! value in full and its history, and the editor (put, create, update at the revision loaded,
+//! delete, purge). An update that finds the key changed shows both values and writes nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::spawn_while_mounted;
+use nats_ws::jetstream::JetStream;
+use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
+use nats_ws::Client;
+
+use super::detail::KeyDetail;
+use super::logic::{
+    describe_conflict, epoch_ms, full_value, key_count, operation_name, preview_line, visible_keys,
+    Current, KeyFilter, PREVIEW_CHARS, ROW_LIMIT,
+};
+use crate::components::clock::time_of_day;
+use crate::components::toasts::Toasts;
+
+/// How long before a bucket that could not be opened, or a watch that ended, is tried again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Watch events applied to the page at once, at most: a burst of writes redraws once.
+const BATCH: usize = 1000;
+
+/// What the open bucket's parts share.
+#[derive(Clone, Copy)]
+pub(super) struct Open {
+    pub(super) store: RwSignal<Option<Store>, LocalStorage>,
+    /// Every watched key with a value.
+    pub(super) entries: RwSignal<BTreeMap<String, Entry>>,
+    /// The initial values are in.
+    loaded: RwSignal<bool>,
+    /// Initial values received so far (a large bucket takes a moment).
+    initial: RwSignal<usize>,
+    watch_error: RwSignal<Option<String>>,
+    /// The filter applied (the box applies it on submit).
+    filter: RwSignal<KeyFilter>,
+    /// The key whose value and history are shown.
+    selected: RwSignal<Option<String>>,
+    editor: Editor,
+    /// What the outcome of a write is announced through (the app's one live region).
+    toasts: Toasts,
+}
+
+#[derive(Clone, Copy)]
+struct Editor {
+    key: RwSignal<String>,
+    value: RwSignal<String>,
+    /// The key and revision loaded into the editor: what an update expects.
+    loaded: RwSignal<Option<(String, u64)>>,
+    busy: RwSignal<Option<&'static str>>,
+    error: RwSignal<Option<String>>,
+    done: RwSignal<Option<String>>,
+    conflict: RwSignal<Option<Conflict>>,
+}
+
+/// An update refused because the key changed: what the user wrote and what is there now.
+#[derive(Debug, Clone, PartialEq)]
+struct Conflict {
+    key: String,
+    expected: u64,
+    mine: String,
+    /// The key's latest revision (a delete marker too); `None` if it has none.
+    current: Option<Entry>,
+}
+
+impl Conflict {
+    fn current(&self) -> Current {
+        match &self.current {
+            Some(e) => Current::At {
+                revision: e.revision,
+                operation: e.operation,
+            },
+            None => Current::Gone,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Put,
+    Create,
+    /// Only if the key is still at this revision.
+    Update(u64),
+    Delete,
+    Purge,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Put => "put",
+            Action::Create => "create",
+            Action::Update(_) => "update",
+            Action::Delete => "delete",
+            Action::Purge => "purge",
+        }
+    }
+}
+
+fn apply(map: &mut BTreeMap<String, Entry>, entry: Entry) {
+    if entry.operation == Operation::Put {
+        map.insert(entry.key.clone(), entry);
+    } else {
+        map.remove(&entry.key);
+    }
+}
+
+/// Binds the bucket (once), then watches `filter`, started over if the watch ends.
+async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open) {
+    loop {
+        open.loaded.set(false);
+        open.initial.set(0);
+        let store = match open.store.get_untracked() {
+            Some(store) => store,
+            None => match js.key_value(&bucket).await {
+                Ok(store) => {
+                    open.store.set(Some(store.clone()));
+                    store
+                }
+                Err(e) => {
+                    open.watch_error
+                        .set(Some(format!("could not open bucket {bucket}: {e}")));
+                    gloo_timers::future::sleep(RETRY).await;
+                    continue;
+                }
+            },
+        };
+        let mut watch = match store.watch(&filter) {
+            Ok(watch) => watch,
+            Err(e) => {
+                open.watch_error
+                    .set(Some(format!("could not watch {filter}: {e}")));
+                return;
+            }
+        };
+        let mut initial = BTreeMap::new();
+        let mut live = false;
+        let mut changes = Vec::new();
+        while let Some(first) = watch.next().await {
+            // Whatever else has already arrived goes in the same redraw.
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match watch.next().now_or_never() {
+                    Some(Some(event)) => batch.push(event),
+                    _ => break,
+                }
+            }
+            for event in batch {
+                match event {
+                    Ok(WatchEvent::Entry(entry)) if live => changes.push(entry),
+                    Ok(WatchEvent::Entry(entry)) => apply(&mut initial, entry),
+                    Ok(WatchEvent::InitialDone) => {
+                        live = true;
+                        open.entries.set(std::mem::take(&mut initial));
+                        open.loaded.set(true);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        open.watch_error
+                            .set(Some(format!("the watch of {bucket} failed: {e}")));
+                        continue;
+                    }
+                }
+                if open.watch_error.with_untracked(Option::is_some) {
+                    open.watch_error.set(None);
+                }
+            }
+            if !changes.is_empty() {
+                open.entries.update(|map| {
+                    for entry in changes.drain(..) {
+                        apply(map, entry);
+                    }
+                });
+            } else if !live {
+                open.initial.set(initial.len());
+            }
+        }
+        gloo_timers::future::sleep(RETRY).await;
+    }
+}
+
+#[component]
+pub(super) fn BucketView(bucket: String, client: Client) -> impl IntoView {
+    let open = Open {
+        store: RwSignal::new_local(None),
+        entries: RwSignal::new(BTreeMap::new()),
+        loaded: RwSignal::new(false),
+        initial: RwSignal::new(0),
+        watch_error: RwSignal::new(None),
+        filter: RwSignal::new(KeyFilter::All),
+        selected: RwSignal::new(None),
+        toasts: expect_context::<Toasts>(),
+        editor: Editor {
+            key: RwSignal::new(String::new()),
+            value: RwSignal::new(String::new()),
+            loaded: RwSignal::new(None),
+            busy: RwSignal::new(None),
+            error: RwSignal::new(None),
+            done: RwSignal::new(None),
+            conflict: RwSignal::new(None),
+        },
+    };
+
+    // One watch per filter: a new pattern replaces the watch (the effect's cleanup aborts the
+    // old one); text filters reuse the watch of every key.
+    let watch_filter = Memo::new(move |_| open.filter.with(|f| f.watch_filter().to_owned()));
+    {
+        let (js, bucket) = (client.jetstream(), bucket.clone());
+        Effect::new(move |_| {
+            let filter = watch_filter.get();
+            spawn_while_mounted(watch_bucket(js.clone(), bucket.clone(), filter, open));
+        });
+    }
+
+    let shown = Memo::new(move |_| {
+        open.filter.with(|f| {
+            open.entries
+                .with(|map| visible_keys(map.keys(), f, ROW_LIMIT))
+        })
+    });
+
+    let filter_text = RwSignal::new(String::new());
+    let filter_error = RwSignal::new(None::<String>);
+    let apply_filter = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match KeyFilter::parse(&filter_text.get_untracked()) {
+            Ok(filter) => {
+                filter_error.set(None);
+                open.filter.set(filter);
+            }
+            Err(e) => filter_error.set(Some(e.to_string())),
+        }
+    };
+
+    let count = move || {
+        let (drawn, total) = shown.with(|(keys, total)| (keys.len(), *total));
+        if !open.loaded.get() {
+            return format!("loading keys… {} so far", open.initial.get());
+        }
+        open.filter.with(|f| key_count(drawn, total, f))
+    };
+
+    view! {
+        <section class="card" data-testid="kv-bucket">
+            <div class="card-head">
+                <h2>"Bucket " <code>{bucket.clone()}</code></h2>
+                <span class="muted small" data-testid="kv-key-count">{count}</span>
+            </div>
+            <form class="row kv-filter" on:submit=apply_filter>
+                <label>
+                    "Filter keys: text a key contains, or a pattern (* one token, > the rest) that only those keys are watched for"
+                    <input
+                        bind:value=filter_text
+                        placeholder="theme, or config.*, users.>"
+                        autocomplete="off"
+                        data-testid="kv-filter-input"
+                    />
+                </label>
+                <button type="submit" class="secondary" data-testid="kv-filter-apply">"Apply"</button>
+            </form>
+            <Show when=move || filter_error.get().is_some()>
+                <p class="error notice-inline" data-testid="kv-filter-error">{move || filter_error.get()}</p>
+            </Show>
+            <Show when=move || open.watch_error.get().is_some()>
+                <p class="error notice-inline" data-testid="kv-watch-error">{move || open.watch_error.get()}</p>
+            </Show>
+            <Show
+                when=move || open.loaded.get() && !shown.with(|(keys, _)| keys.is_empty())
+                fallback=move || {
+                    view! {
+                        <p class="empty">
+                            {move || if open.loaded.get() { "No key here yet." } else { "Loading keys…" }}
+                        </p>
+                    }
+                }
+            >
+                <div class="table-wrap">
+                    <table class="proc-table kv-keys">
+                        <thead>
+                            <tr>
+                                <th>"Key"</th>
+                                <th>"Value"</th>
+                                <th class="num">"Revision"</th>
+                                <th>"Operation"</th>
+                                <th>"Time"</th>
+                                <th class="right">"Actions"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            <For
+                                each=move || shown.get().0
+                                key=|key| key.clone()
+                                children=move |key| view! { <KeyRow key open/> }
+                            />
+                        </tbody>
+                    </table>
+                </div>
+                <Show when=move || shown.with(|(keys, total)| keys.len() < *total)>
+                    <p class="hint" data-testid="kv-truncated">
+                        {format!("Only the first {ROW_LIMIT} keys are drawn: narrow the filter to see the others.")}
+                    </p>
+                </Show>
+            </Show>
+        </section>
+        <EditKey open/>
+        {move || open.selected.get().map(|key| view! { <KeyDetail key open/> })}
+    }
+}
+
+/// Loads `entry` into the editor and shows its value and history.
+fn open_key(open: Open, entry: &Entry) {
+    let editor = open.editor;
+    editor.key.set(entry.key.clone());
+    editor.loaded.set(Some((entry.key.clone(), entry.revision)));
+    editor.conflict.set(None);
+    editor.error.set(None);
+    match entry.text() {
+        Some(text) => {
+            editor.value.set(text.to_owned());
+            editor.done.set(None);
+        }
+        None => {
+            editor.value.set(String::new());
+            editor.done.set(Some(format!(
+                "The value of {} is binary ({} bytes), shown as hex below: writing replaces it with the text typed.",
+                entry.key,
+                entry.value.len()
+            )));
+        }
+    }
+    open.selected.set(Some(entry.key.clone()));
+}
+
+#[component]
+fn KeyRow(key: String, open: Open) -> impl IntoView {
+    let entry = {
+        let key = key.clone();
+        Memo::new(move |_| open.entries.with(|map| map.get(&key).cloned()))
+    };
+    let cell = move |f: fn(&Entry) -> String| {
+        move || entry.with(|e| e.as_ref().map(f).unwrap_or_default())
+    };
+    let is_selected = {
+        let key = key.clone();
+        move || open.selected.with(|s| s.as_deref() == Some(key.as_str()))
+    };
+    let pick = move |_| {
+        if let Some(e) = entry.get_untracked() {
+            open_key(open, &e);
+        }
+    };
+    let delete = {
+        let key = key.clone();
+        move |_| write(open, Action::Delete, key.clone(), String::new())
+    };
+    view! {
+        <tr class="proc-row" class:selected=is_selected data-testid="kv-key-row">
+            <td class="proc-name">
+                <button
+                    class="link-button name kv-key"
+                    title="Load it into the editor, with its history"
+                    data-testid="kv-key"
+                    on:click=pick
+                >
+                    {key.clone()}
+                </button>
+            </td>
+            <td class="kv-value" data-testid="kv-value">
+                {cell(|e| preview_line(&e.value, PREVIEW_CHARS))}
+            </td>
+            <td class="num" data-testid="kv-revision">{cell(|e| e.revision.to_string())}</td>
+            <td>{cell(|e| operation_name(e.operation).to_owned())}</td>
+            <td class="kv-time">{cell(|e| epoch_ms(e.created).map(|ms| time_of_day(ms, true)).unwrap_or_default())}</td>
+            <td class="right">
+                <button
+                    class="danger kv-row-button"
+                    aria-label=format!("Delete key {key}")
+                    disabled=move || open.editor.busy.get().is_some()
+                    on:click=delete
+                >
+                    "Delete"
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+/// Shows a failed write in the editor, and has it said.
+fn fail(open: Open, text: String) {
+    open.toasts.announce(text.clone());
+    open.editor.error.set(Some(text));
+}
+
+/// Runs one write from the editor (or a row), and reports it there.
+fn write(open: Open, action: Action, key: String, value: String) {
+    let editor = open.editor;
+    let Some(store) = open.store.get_untracked() else {
+        fail(open, "the bucket is not open yet: wait a moment".to_owned());
+        return;
+    };
+    editor.busy.set(Some(action.verb()));
+    editor.error.set(None);
+    editor.done.set(None);
+    spawn_local(async move {
+        let result = match action {
+            Action::Put => store.put(&key, value.as_bytes()).await,
+            Action::Create => store.create(&key, value.as_bytes()).await,
+            Action::Update(revision) => store.update(&key, value.as_bytes(), revision).await,
+            Action::Delete => store.delete(&key).await,
+            Action::Purge => store.purge(&key).await,
+        };
+        match result {
+            Ok(revision) => {
+                editor.conflict.set(None);
+                let done = format!("{} {key}: revision {revision}", action.verb());
+                open.toasts.announce(done.clone());
+                editor.done.set(Some(done));
+                match action {
+                    Action::Delete | Action::Purge => {
+                        // The page may be gone by now: nothing to tidy then.
+                        if editor
+                            .loaded
+                            .try_with_untracked(|l| l.as_ref().is_some_and(|(k, _)| *k == key))
+                            == Some(true)
+                        {
+                            editor.loaded.set(None);
+                        }
+                    }
+                    _ => {
+                        editor.loaded.set(Some((key.clone(), revision)));
+                        open.selected.set(Some(key));
+                    }
+                }
+            }
+            Err(KvError::WrongLastRevision { expected, .. })
+                if matches!(action, Action::Update(_)) =>
+            {
+                // Nothing was written: show what is there now beside what was typed.
+                match store.entry(&key).await {
+                    Ok(current) => {
+                        let conflict = Conflict {
+                            key,
+                            expected,
+                            mine: value,
+                            current,
+                        };
+                        open.toasts.announce(describe_conflict(
+                            &conflict.key,
+                            expected,
+                            conflict.current(),
+                        ));
+                        editor.conflict.set(Some(conflict));
+                    }
+                    Err(e) => fail(
+                        open,
+                        format!("key {key} changed since revision {expected}, and reading it failed: {e}"),
+                    ),
+                }
+            }
+            Err(e) => fail(open, format!("could not {} {key}: {e}", action.verb())),
+        }
+        editor.busy.set(None);
+    });
+}
+
+#[component]
+fn EditKey(open: Open) -> impl IntoView {
+    let editor = open.editor;
+    // The revision an update expects, when the editor holds the key it was loaded for.
+    let expected = Memo::new(move |_| {
+        let key = editor.key.get();
+        editor
+            .loaded
+            .get()
+            .filter(|(k, _)| *k == key.trim())
+            .map(|(_, revision)| revision)
+    });
+    let run = move |action: Action| {
+        let key = editor.key.get_untracked().trim().to_owned();
+        if key.is_empty() {
+            fail(open, "type a key first".to_owned());
+            return;
+        }
+        write(open, action, key, editor.value.get_untracked());
+    };
+    let busy = move || editor.busy.get().is_some();
+    let label = move |verb: &'static str, text: String, doing: &'static str| {
+        if editor.busy.get() == Some(verb) {
+            doing.to_owned()
+        } else {
+            text
+        }
+    };
+    view! {
+        <section class="card" data-testid="kv-editor">
+            <h2>"Write a key"</h2>
+            <form class="kv-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                run(Action::Put);
+            }>
+                <label>
+                    "Key"
+                    <input bind:value=editor.key placeholder="config.theme" autocomplete="off" data-testid="kv-key-input"/>
+                </label>
+                <label>
+                    "Value (text)"
+                    <textarea
+                        rows="5"
+                        prop:value=move || editor.value.get()
+                        on:input=move |ev| editor.value.set(event_target_value(&ev))
+                        data-testid="kv-value-input"
+                    ></textarea>
+                </label>
+                <p class="hint" data-testid="kv-loaded">
+                    {move || match (editor.loaded.get(), expected.get()) {
+                        (Some((key, revision)), Some(_)) => format!("Loaded {key} at revision {revision}: Update writes only if it is still at that revision."),
+                        (Some((key, _)), None) => format!("The key typed is not {key}, the one loaded: Update needs a key loaded from the list."),
+                        (None, _) => "Put writes whatever is there; Create only if the key has no value; open a key from the list to update it at its revision.".to_owned(),
+                    }}
+                </p>
+                <Show when=move || editor.error.get().is_some()>
+                    <p class="error notice-inline" data-testid="kv-error">{move || editor.error.get()}</p>
+                </Show>
+                <Show when=move || editor.done.get().is_some()>
+                    <p class="kv-done" data-testid="kv-result">{move || editor.done.get()}</p>
+                </Show>
+                <div class="actions kv-actions">
+                    <button type="submit" data-testid="kv-put" disabled=busy>
+                        {move || label("put", "Put".to_owned(), "Putting…")}
+                    </button>
+                    <button type="button" class="secondary" data-testid="kv-create" disabled=busy on:click=move |_| run(Action::Create)>
+                        {move || label("create", "Create".to_owned(), "Creating…")}
+                    </button>
+                    <button
+                        type="button"
+                        class="secondary"
+                        data-testid="kv-update"
+                        disabled=move || busy() || expected.get().is_none()
+                        on:click=move |_| {
+                            if let Some(revision) = expected.get_untracked() {
+                                run(Action::Update(revision));
+                            }
+                        }
+                    >
+                        {move || label(
+                            "update",
+                            match expected.get() {
+                                Some(revision) => format!("Update at revision {revision}"),
+                                None => "Update".to_owned(),
+                            },
+                            "Updating…",
+                        )}
+                    </button>
+                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| run(Action::Delete)>
+                        {move || label("delete", "Delete".to_owned(), "Deleting…")}
+                    </button>
+                    <button type="button" class="danger" data-testid="kv-purge" disabled=busy on:click=move |_| run(Action::Purge)>
+                        {move || label("purge", "Purge with history".to_owned(), "Purging…")}
+                    </button>
+                </div>
+            </form>
+            {move || editor.conflict.get().map(|conflict| view! { <ConflictView conflict open/> })}
+        </section>
+    }
+}
+
+#[component]
+fn ConflictView(conflict: Conflict, open: Open) -> impl IntoView {
+    let editor = open.editor;
+    let text = describe_conflict(&conflict.key, conflict.expected, conflict.current());
+    let (current_title, current_body) = match &conflict.current {
+        Some(e) if e.operation == Operation::Put => (
+            format!("Current (revision {})", e.revision),
+            full_value(&e.value).body().to_owned(),
+        ),
+        Some(e) => (
+            format!("Current (revision {})", e.revision),
+            format!("(no value: {})", operation_name(e.operation)),
+        ),
+        None => ("Current".to_owned(), "(no value)".to_owned()),
+    };
+    let overwrite = {
+        let conflict = conflict.clone();
+        move |_| {
+            // Written over exactly the revision shown: if it changed again, this conflicts again.
+            let action = match &conflict.current {
+                Some(e) => Action::Update(e.revision),
+                None => Action::Create,
+            };
+            write(open, action, conflict.key.clone(), conflict.mine.clone());
+        }
+    };
+    let take = {
+        let conflict = conflict.clone();
+        move |_| {
+            match &conflict.current {
+                Some(e) => open_key(open, e),
+                None => {
+                    editor.loaded.set(None);
+                    editor.value.set(String::new());
+                }
+            }
+            editor.conflict.set(None);
+        }
+    };
+    view! {
+        <div class="kv-conflict" data-testid="kv-conflict">
+            <p class="kv-conflict-text">{text}</p>
+            <div class="kv-conflict-values">
+                <div>
+                    <h3>"Yours (not written)"</h3>
+                    <pre class="kv-full" data-testid="kv-conflict-mine">{conflict.mine.clone()}</pre>
+                </div>
+                <div>
+                    <h3>{current_title}</h3>
+                    <pre class="kv-full" data-testid="kv-conflict-current">{current_body}</pre>
+                </div>
+            </div>
+            <div class="actions">
+                <button type="button" class="secondary" data-testid="kv-conflict-take" on:click=take>
+                    "Keep the current value"
+                </button>
+                <button type="button" class="danger" data-testid="kv-conflict-overwrite" on:click=overwrite>
+                    "Write yours over it"
+                </button>
+            </div>
+        </div>
+    }
+}

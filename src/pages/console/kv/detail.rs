@@ -1,0 +1,89 @@
+//! The open key of a bucket: its value in full (live, from the bucket's watch) and its history,
+//! read again whenever the watch sees the key change.
+
+use leptos::prelude::*;
+use leptos_nats::spawn_while_mounted;
+use nats_ws::kv::Entry;
+
+use super::bucket::Open;
+use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
+use crate::components::clock::time_of_day;
+
+#[component]
+pub(super) fn KeyDetail(key: String, open: Open) -> impl IntoView {
+    let entry = {
+        let key = key.clone();
+        Memo::new(move |_| open.entries.with(|map| map.get(&key).cloned()))
+    };
+    let revision = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| e.revision)));
+    let history = RwSignal::new(Vec::<Entry>::new());
+    let error = RwSignal::new(None::<String>);
+    {
+        let key = key.clone();
+        // Read again whenever the key changes (its latest revision, as the watch sees it).
+        Effect::new(move |_| {
+            revision.track();
+            let (key, store) = (key.clone(), open.store.get());
+            let Some(store) = store else { return };
+            spawn_while_mounted(async move {
+                match store.history(&key).await {
+                    Ok(mut list) => {
+                        list.reverse();
+                        history.set(list);
+                        error.set(None);
+                    }
+                    Err(e) => error.set(Some(format!("could not read the history of {key}: {e}"))),
+                }
+            });
+        });
+    }
+    let view_of = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| full_value(&e.value))));
+    view! {
+        <section class="card" data-testid="kv-detail">
+            <div class="card-head">
+                <h2>"Key " <code>{key.clone()}</code></h2>
+                <span class="muted small">
+                    {move || match (entry.get(), view_of.get()) {
+                        (Some(e), Some(v)) => format!("revision {} · {} · {} bytes", e.revision, v.kind(), e.value.len()),
+                        _ => "no value now (deleted or purged)".to_owned(),
+                    }}
+                </span>
+            </div>
+            <pre class="kv-full" data-testid="kv-value-full">
+                {move || view_of.get().map(|v| v.body().to_owned()).unwrap_or_default()}
+            </pre>
+            <h3>"History, newest first"</h3>
+            <Show when=move || error.get().is_some()>
+                <p class="error notice-inline">{move || error.get()}</p>
+            </Show>
+            <div class="table-wrap">
+                <table class="proc-table" data-testid="kv-history">
+                    <thead>
+                        <tr>
+                            <th class="num">"Revision"</th>
+                            <th>"Operation"</th>
+                            <th>"Time"</th>
+                            <th>"Value"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || history.get()
+                            key=|e| e.revision
+                            children=|e| {
+                                view! {
+                                    <tr data-testid="kv-history-row">
+                                        <td class="num">{e.revision}</td>
+                                        <td>{operation_name(e.operation)}</td>
+                                        <td class="kv-time">{epoch_ms(e.created).map(|ms| time_of_day(ms, true)).unwrap_or_default()}</td>
+                                        <td class="kv-value">{preview_line(&e.value, PREVIEW_CHARS)}</td>
+                                    </tr>
+                                }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
