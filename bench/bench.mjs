@@ -4,7 +4,8 @@
 // the native numbers bench/run.sh measured before (bench/build/native.json, criterion's files).
 //
 //   node bench/bench.mjs --ws <ws_url> --control <control_url> [--quick] [--profile]
-//        [--only pub_16b,pubsub_16b,pub_1k,pubsub_1k,pubsub_16b_1m,rr,kv,memory,fanout,reconnect,size]
+//        [--only pub_16b,pubsub_16b,pub_1k,pubsub_1k,pubsub_16b_1m,rr,kv,memory,fanout,reconnect,monitor,size]
+//        [--monitor-rates 20000,40000] [--monitor-paused]
 //        [--batch 1000] [--n N] [--reps R] [--criterion-dir target/criterion] [--build bench/build]
 //        [--out bench/results.json]            (CHROMIUM=<path> overrides /usr/bin/chromium)
 //
@@ -17,6 +18,7 @@ import { readFile, readdir, writeFile, mkdir } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { execFileSync } from "node:child_process";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -511,6 +513,206 @@ async function reconnect(page) {
   runs.ours.reconnect = times;
 }
 
+// ---- the app: /monitor under load -------------------------------------------------------------
+
+// The /monitor page subscribed to `>` while an outside client (a plain TCP connection, so the
+// publisher costs next to nothing) publishes at a fixed rate: is every message counted, and does
+// the tab stay responsive (long tasks, frame times)? Then higher rates, until the count is not
+// exact any more (the client dropped as a slow consumer, or the server cut the tab off).
+const MONITOR = quick
+  ? { rates: [5000], seconds: 2 }
+  : { rates: [20000, 40000, 80000, 160000], seconds: 10 };
+if (option("--monitor-rates")) MONITOR.rates = option("--monitor-rates").split(",").map(Number);
+// --monitor-paused: the log paused (counting only), to tell the cost of drawing it from the rest.
+MONITOR.paused = flag("--monitor-paused");
+MONITOR.subjects = 50;
+MONITOR.payload = "x".repeat(64);
+
+/** A bare NATS publisher over TCP: PUBs written in batches, PING/PONG to flush. */
+async function tcpPublisher(port) {
+  const sock = net.connect(port, "127.0.0.1");
+  await new Promise((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  const pongs = [];
+  let buf = "";
+  let error = null;
+  sock.on("data", (d) => {
+    buf += d.toString("latin1");
+    for (let i; (i = buf.indexOf("\r\n")) >= 0; ) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (line === "PONG") pongs.shift()?.();
+      else if (line === "PING") sock.write("PONG\r\n");
+      else if (line.startsWith("-ERR")) error = line;
+    }
+  });
+  sock.on("error", (e) => (error = String(e)));
+  const write = (s) => (sock.write(s) ? null : new Promise((r) => sock.once("drain", r)));
+  const flush = () => {
+    if (error) throw new Error(`monitor publisher: ${error}`);
+    const pong = new Promise((r) => pongs.push(r));
+    sock.write("PING\r\n");
+    return withTimeout(pong, 30000, "monitor publisher flush");
+  };
+  sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"bench monitor publisher"}\r\n');
+  await flush();
+  return { write, flush, close: () => sock.destroy() };
+}
+
+/** Publishes `rate` msgs/s for `seconds`, paced every 10 ms; resolves with what it sent and when. */
+async function publishAt(pub, rate, seconds) {
+  const frames = [];
+  for (let k = 0; k < MONITOR.subjects; k++) frames.push(`PUB bench.monitor.${k} ${MONITOR.payload.length}\r\n${MONITOR.payload}\r\n`);
+  const total = rate * seconds;
+  const t0 = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor((rate * (performance.now() - t0)) / 1000));
+    if (due > sent) {
+      let batch = "";
+      for (; sent < due; sent++) batch += frames[sent % frames.length];
+      const drained = pub.write(batch);
+      if (drained) await drained;
+    }
+    await sleep(10);
+  }
+  await pub.flush();
+  return { sent, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function monitorMetrics(appUrl) {
+  if (!wanted("monitor")) return;
+  const ports = await (await fetch(`${controlUrl}/ports`)).json();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const settings = JSON.stringify({ servers: wsUrl, name: "bench monitor", user: "", password: "", token: "" });
+  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const pub = await tcpPublisher(ports.client);
+  const steps = [];
+  /** nats-server's count of clients it cut off as slow consumers. */
+  const slowConsumers = async () => (await (await fetch(`http://127.0.0.1:${ports.http}/varz`)).json()).slow_consumers;
+  try {
+    const page = await context.newPage();
+    await page.goto(`${appUrl}/monitor`);
+    await page.waitForFunction(() => document.querySelector('[data-testid="status"]')?.textContent.trim() === "Live", null, {
+      timeout: 60000,
+    });
+    await page.click('[data-testid="monitor-preset-all"]');
+    if (MONITOR.paused) await page.click('[data-testid="monitor-pause"]');
+    const count = () => page.evaluate(() => Number(document.querySelector('[data-testid="monitor-count"]').textContent.trim()));
+    // The subscription has reached the server once a probe is counted.
+    for (let i = 0; (await count()) === 0; i++) {
+      if (i === 100) throw new Error("monitor: the page never counted a probe");
+      await pub.write("PUB bench.probe 0\r\n\r\n");
+      await pub.flush();
+      await sleep(100);
+    }
+    for (const rate of MONITOR.rates) {
+      await page.click('[data-testid="monitor-clear"]');
+      await page.evaluate(() => {
+        const m = (window.__monitorBench = { frames: [], long: [], last: performance.now(), on: true });
+        m.observer = new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) m.long.push(e.duration);
+        });
+        m.observer.observe({ type: "longtask" });
+        const loop = (t) => {
+          if (!m.on) return;
+          m.frames.push(t - m.last);
+          m.last = t;
+          requestAnimationFrame(loop);
+        };
+        requestAnimationFrame(loop);
+      });
+      const slowBefore = await slowConsumers();
+      let cdp;
+      if (profiling && rate === MONITOR.rates[0]) {
+        cdp = await context.newCDPSession(page);
+        await cdp.send("Profiler.enable");
+        await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+        await cdp.send("Profiler.start");
+      }
+      const { sent, seconds } = await publishAt(pub, rate, MONITOR.seconds);
+      // Wait until the page has counted them all, or its count has stood still for 3 s.
+      const seen = async () =>
+        page.evaluate(() => {
+          let n = 0;
+          for (const tr of document.querySelectorAll('[data-testid="monitor-subject-row"]')) {
+            const td = tr.querySelectorAll("td");
+            if (td[0].textContent.trim().startsWith("bench.monitor.")) n += Number(td[1].textContent.trim());
+          }
+          return n;
+        });
+      let last = -1;
+      let still = Date.now();
+      const waitStart = Date.now();
+      for (;;) {
+        const n = await seen();
+        if (n >= sent) break;
+        if (n !== last) (last = n), (still = Date.now());
+        if (Date.now() - still > 3000 || Date.now() - waitStart > 60000) break;
+        await sleep(250);
+      }
+      const counted = await seen();
+      const caughtUpMs = Date.now() - waitStart;
+      if (cdp) {
+        const { profile } = await cdp.send("Profiler.stop");
+        await mkdir(path.join(buildDir, "profiles"), { recursive: true });
+        await writeFile(path.join(buildDir, "profiles", `monitor_${rate}.cpuprofile`), JSON.stringify(profile));
+        profiles[`monitor_${rate}`] = summarizeProfile(profile);
+        await cdp.detach();
+      }
+      const m = await page.evaluate(() => {
+        const m = window.__monitorBench;
+        m.on = false;
+        m.observer.disconnect();
+        const dropped = document.querySelector('[data-testid="monitor-dropped"]');
+        return {
+          frames: m.frames,
+          long: m.long,
+          dropped: dropped ? Number(dropped.textContent.trim()) : 0,
+          interrupted: document.querySelector('[data-testid="monitor-interrupted"]')?.textContent.trim() ?? null,
+          status: document.querySelector('[data-testid="status"]').textContent.trim(),
+        };
+      });
+      const step = {
+        rate,
+        sent,
+        achieved_msgs_per_s: Math.round(sent / seconds),
+        counted,
+        exact: counted === sent,
+        dropped: m.dropped,
+        server_slow_consumers: (await slowConsumers()) - slowBefore,
+        interrupted: m.interrupted,
+        status_after: m.status,
+        caught_up_ms: caughtUpMs,
+        long_tasks: m.long.length,
+        long_task_ms: Math.round(m.long.reduce((a, b) => a + b, 0)),
+        long_task_max_ms: Math.round(Math.max(0, ...m.long)),
+        frame_p50_ms: +percentile(m.frames, 50).toFixed(1),
+        frame_p99_ms: +percentile(m.frames, 99).toFixed(1),
+      };
+      steps.push(step);
+      log(`monitor at ${rate} msgs/s: ${JSON.stringify(step)}`);
+      if (!step.exact) break;
+    }
+  } finally {
+    pub.close();
+    await context.close();
+  }
+  runs.ours.monitor = steps;
+  const first = steps[0];
+  const tag = `monitor_${first.rate / 1000}k`;
+  ours[`${tag}_counted_pct`] = (100 * first.counted) / first.sent;
+  ours[`${tag}_long_tasks`] = first.long_tasks;
+  ours[`${tag}_long_task_ms`] = first.long_task_ms;
+  ours[`${tag}_frame_p99_ms`] = first.frame_p99_ms;
+  const exact = steps.filter((s) => s.exact).map((s) => s.rate);
+  if (exact.length) ours.monitor_exact_up_to_msgs_per_s = Math.max(...exact);
+  const inexact = steps.find((s) => !s.exact);
+  if (inexact) ours.monitor_first_inexact_msgs_per_s = inexact.rate;
+}
+
 // ---- sizes ------------------------------------------------------------------------------------
 
 async function gzSize(files) {
@@ -596,6 +798,14 @@ const OURS_ONLY = [
   ["fanout_per_tab_p50_ms", "app fan-out, per tab p50", "ms"],
   ["reconnect_to_live_p50_ms", "app: server back → \"Live\", p50", "ms"],
   ["reconnect_to_live_max_ms", "app: server back → \"Live\", max", "ms"],
+  ["monitor_20k_counted_pct", "app /monitor on `>`, outside client at 20 000 msgs/s for 10 s: counted", "%"],
+  ["monitor_20k_long_tasks", "app /monitor at 20 000 msgs/s: main-thread long tasks (> 50 ms)", "count"],
+  ["monitor_20k_long_task_ms", "app /monitor at 20 000 msgs/s: time in long tasks", "ms"],
+  ["monitor_20k_frame_p99_ms", "app /monitor at 20 000 msgs/s: frame time p99", "ms"],
+  ["monitor_5k_counted_pct", "app /monitor (--quick, debug build) at 5 000 msgs/s: counted", "%"],
+  ["monitor_5k_frame_p99_ms", "app /monitor (--quick) at 5 000 msgs/s: frame time p99", "ms"],
+  ["monitor_exact_up_to_msgs_per_s", "app /monitor: highest rate tried with the count exact", "msgs/s"],
+  ["monitor_first_inexact_msgs_per_s", "app /monitor: first rate where the count was not exact", "msgs/s"],
   ["app_gz_kb", "app release dist (wasm + js), gzipped", "KiB"],
   ["parser_16b_mb_per_s", "native parser, 16 B MSG frames (criterion)", "MB/s"],
   ["parser_1k_mb_per_s", "native parser, 1 KiB MSG frames (criterion)", "MB/s"],
@@ -718,8 +928,10 @@ async function main() {
 
     await browserMetrics();
     await memoryMetrics();
-    if (app) await appMetrics(app.url);
-    else if (wanted("fanout") || wanted("reconnect")) throw new Error(`no app build in ${appDir}`);
+    if (app) {
+      await appMetrics(app.url);
+      await monitorMetrics(app.url);
+    } else if (wanted("fanout") || wanted("reconnect") || wanted("monitor")) throw new Error(`no app build in ${appDir}`);
     await sizes();
     await nativeResults();
 
@@ -740,7 +952,9 @@ async function main() {
         ceiling:
           "a bare WebSocket in the same page speaking just enough NATS, with no parsing (bench/raw.mjs): what Chromium's WebSocket path and nats-server carry on this machine when the client costs nothing",
         ours_only:
-          "app_*, fanout_*, reconnect_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
+          "app_*, fanout_*, reconnect_*, monitor_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
+        monitor:
+          "the app's /monitor page subscribed to `>` while a plain TCP client publishes 64 B messages on 50 subjects at a paced rate; counted = what the page's subjects table counts of them; runs.ours.monitor has every rate tried (stops at the first inexact one)",
         ratios: "ours / nats.js: above 1 is better for msgs/s, below 1 is better for ms, MB and KiB",
         js_heap_mb: "usedJSHeapSize after gc with the connections open after the 1M-message run, minus that of the empty page; nats-ws's Rust heap is in wasm memory (wasm_mem_*), not in the JS heap",
       },

@@ -33,6 +33,7 @@ pub enum Page {
     Counter,
     Config,
     Themes,
+    Monitor,
     Streams,
     Kv,
     Processes,
@@ -58,12 +59,13 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 9] = [
+    pub const ALL: [Page; 10] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
         Page::Config,
         Page::Themes,
+        Page::Monitor,
         Page::Streams,
         Page::Kv,
         Page::Processes,
@@ -86,6 +88,7 @@ impl Page {
             Page::Counter => "/counter",
             Page::Config => "/config",
             Page::Themes => "/themes",
+            Page::Monitor => "/monitor",
             Page::Streams => "/streams",
             Page::Kv => "/kv",
             Page::Processes => "/processes",
@@ -100,6 +103,7 @@ impl Page {
             Page::Counter => "Counter",
             Page::Config => "Config",
             Page::Themes => "Themes",
+            Page::Monitor => "Monitor",
             Page::Streams => "Streams",
             Page::Kv => "KV",
             Page::Processes => "Processes",
@@ -132,6 +136,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
+                    <Route path=path!("/monitor") view=pages::console::monitor::MonitorPage/>
                     <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
                     <Route path=path!("/kv") view=pages::console::kv::KvPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>

@@ -5,6 +5,7 @@
 //! browser and nats-server, and all tabs agree. One page per file.
 
 pub mod kv;
+pub mod monitor;
 pub mod processes;
 pub mod scale;
 pub mod streams;

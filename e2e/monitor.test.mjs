@@ -1,0 +1,215 @@
+// /monitor against outside publishers: 5 000 messages from nats-py are counted exactly and per
+// subject, payloads with markup are shown as text (JSON pretty-printed, binary as hex), the log stays
+// bounded, a subject click filters the log, an invalid subject is an inline error with nothing
+// subscribed, and Pause freezes the log while the counts go on.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 90_000 };
+
+/** Opens /monitor and subscribes to `subject` from the page. */
+async function monitor(identity, subject) {
+  const page = await env.tab({ identity, path: "/monitor" });
+  await page.fill(sel("monitor-subject-input"), subject);
+  await page.click(sel("monitor-start"));
+  await waitText(page, "monitor-state", `Subscribed to ${subject}`);
+  return page;
+}
+
+/**
+ * Core NATS delivers only to subscriptions the server already has: probes on `probe` until the
+ * page counted one, then waits until it counted every probe sent, and clears.
+ */
+async function untilCounting(page, probe) {
+  let sent = 0;
+  for (;;) {
+    env.nc.publish(probe, "probe");
+    sent++;
+    await env.nc.flush();
+    const seen = await page
+      .waitForFunction((s) => document.querySelector(s)?.textContent.trim() !== "0", sel("monitor-count"), {
+        timeout: 500,
+      })
+      .then(
+        () => true,
+        () => false,
+      );
+    if (seen) break;
+    assert.ok(sent < 40, "the page never counted a probe: its subscription did not reach the server");
+  }
+  await waitText(page, "monitor-count", String(sent));
+  await page.click(sel("monitor-clear"));
+  await waitText(page, "monitor-count", "0");
+}
+
+/** The subjects table as {subject: count}. */
+const subjectTable = (page) =>
+  page.evaluate((s) => {
+    const out = {};
+    for (const tr of document.querySelectorAll(s)) {
+      const cells = tr.querySelectorAll("td");
+      out[cells[0].textContent.trim()] = Number(cells[1].textContent.trim());
+    }
+    return out;
+  }, sel("monitor-subject-row"));
+
+const rowCount = (page) => page.evaluate((s) => document.querySelectorAll(s).length, sel("monitor-row"));
+
+test("monitor: 5 000 messages from nats-py counted exactly, per subject, shown as text", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("watcher", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+
+  // 5 000 messages: 6 in 10 on .a, 3 in 10 on .b, 1 in 10 on .c; three more on .c carry
+  // markup, JSON and bytes that are not UTF-8.
+  const markup = ["<b>x</b>", "<img src=x onerror=window.__xss=1>"];
+  await env.py(`
+base = ${JSON.stringify(base)}
+for i in range(4997):
+    subject = base + (".a" if i % 10 < 6 else ".b" if i % 10 < 9 else ".c")
+    await nc.publish(subject, b"message %d" % i)
+await nc.publish(base + ".c", ${JSON.stringify(markup.join(" "))}.encode(), reply="reply." + base)
+await nc.publish(base + ".c", json.dumps({"id": 7, "tags": ["<b>x</b>"]}).encode(), headers={"K": "v"})
+await nc.publish(base + ".c", bytes([0xff, 0x00, 0x3c, 0x62, 0x3e]))
+await nc.flush()
+`);
+  await waitText(page, "monitor-count", "5000", { timeout: 30_000 });
+  await waitFor(
+    page,
+    "the subjects table counts all 5000",
+    (s) =>
+      [...document.querySelectorAll(s)].reduce((n, tr) => n + Number(tr.querySelectorAll("td")[1].textContent), 0) ===
+      5000,
+    sel("monitor-subject-row"),
+  );
+  // i % 10: 0-5 → .a, 6-8 → .b, 9 → .c over 4 997 messages, then 3 more on .c.
+  assert.deepEqual(await subjectTable(page), { [`${base}.a`]: 3000, [`${base}.b`]: 1498, [`${base}.c`]: 502 });
+  assert.equal(await textOf(page, "monitor-count"), "5000", "nothing counted twice");
+  assert.match(await textOf(page, "monitor-rate"), /^\d+ msgs\/s · [\d.]+ (B|KiB|MiB)\/s$/);
+  // A burst is drawn with its newest 100 rows, the last 500 once it has passed.
+  await waitFor(page, "the log shows the last 500 rows", (s) => document.querySelectorAll(s).length === 500, sel("monitor-row"));
+
+  // Newest first: bytes as hex, then the JSON, then the markup, as text.
+  const rows = await page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)].slice(0, 3).map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent.trim())),
+    sel("monitor-row"),
+  );
+  assert.equal(rows[0][5], "ff 00 3c 62 3e");
+  assert.equal(rows[1][3], "1", "one header");
+  assert.equal(rows[1][5], '{"id": 7, "tags": ["<b>x</b>"]}');
+  assert.equal(rows[2][2], `reply.${base}`);
+  assert.equal(rows[2][5], markup.join(" "));
+  const injected = await page.evaluate(() => ({
+    elements: document.querySelectorAll("main b, main img, .monitor-log b, .monitor-log img").length,
+    xss: window.__xss ?? null,
+  }));
+  assert.deepEqual(injected, { elements: 0, xss: null }, "payload markup is text, never HTML");
+
+  // Expanded: JSON pretty-printed.
+  await page.locator(sel("monitor-payload")).nth(1).click();
+  await waitFor(page, "the JSON is expanded", () => !!document.querySelector(".monitor-detail pre"));
+  assert.equal(
+    await page.evaluate(() => document.querySelector(".monitor-detail pre").textContent),
+    '{\n  "id": 7,\n  "tags": [\n    "<b>x</b>"\n  ]\n}',
+  );
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await screenshot(page, "monitor");
+
+  // A click on a subject filters the log to it.
+  await page.click(`${sel("monitor-subject-row")} button:text-is("${base}.c")`);
+  await waitFor(
+    page,
+    "the log shows only .c",
+    ({ rows, subject }) => {
+      const list = [...document.querySelectorAll(rows)];
+      return list.length > 0 && list.every((tr) => tr.querySelectorAll("td")[1].textContent === subject);
+    },
+    { rows: sel("monitor-row"), subject: `${base}.c` },
+  );
+  assert.equal(await rowCount(page), 52, "the .c messages among the last 500: 49 + the last 3");
+});
+
+test("monitor: an invalid subject is an inline error, and nothing is subscribed", T, async () => {
+  const page = await env.tab({ identity: "typo", path: "/monitor" });
+  const ports = await (await fetch(`${env.server.control}/ports`)).json();
+  const subs = async () => {
+    const connz = await (await fetch(`http://127.0.0.1:${ports.http}/connz?subs=1&limit=1000`)).json();
+    return connz.connections.filter((c) => c.name === "e2e typo").flatMap((c) => c.subscriptions_list ?? []);
+  };
+  const typed = ["a..b", "foo.>.bar", "ok.one", "bad..two", ">"];
+  // [what is typed, the subject the error names]; the last has a valid subject and an invalid
+  // one, and subscribes neither.
+  const cases = [
+    ["a..b", "a..b"],
+    ["foo.>.bar", "foo.>.bar"],
+    ["ok.one bad..two", "bad..two"],
+  ];
+  for (const [input, named] of cases) {
+    await page.fill(sel("monitor-subject-input"), input);
+    await page.click(sel("monitor-start"));
+    await waitText(page, "monitor-error", `Invalid subject: invalid subject "${named}": ${named === "foo.>.bar" ? "'>' may only be the last token" : "it has an empty token (leading, trailing or double '.')"}`);
+    assert.equal(await textOf(page, "monitor-state"), "Not subscribed.");
+    assert.equal(await page.getAttribute(sel("monitor-subject-input"), "aria-invalid"), "true");
+  }
+  await env.nc.flush();
+  assert.deepEqual((await subs()).filter((s) => typed.includes(s)), [], "no subscription reached the server");
+
+  // A valid one clears the error, and is subscribed.
+  await page.click(sel("monitor-preset-all"));
+  await waitText(page, "monitor-state", "Subscribed to >");
+  await waitFor(page, "the error is gone", (s) => document.querySelector(s).hidden, sel("monitor-error"));
+  assert.equal(await page.getAttribute(sel("monitor-subject-input"), "aria-invalid"), "false");
+  assert.equal(await page.inputValue(sel("monitor-subject-input")), ">");
+  await eventually("the server has the subscription to >", async () => (await subs()).includes(">"));
+  await page.click(sel("monitor-stop"));
+  await waitText(page, "monitor-state", "Not subscribed.");
+  await eventually("the subscription to > is gone", async () => !(await subs()).includes(">"));
+});
+
+test("monitor: Pause freezes the log and keeps counting", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("pauser", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  await env.py(`
+for i in range(20):
+    await nc.publish(${JSON.stringify(base)} + ".before", b"%d" % i)
+await nc.flush()
+`);
+  await waitText(page, "monitor-count", "20");
+  await waitFor(page, "20 rows", (s) => document.querySelectorAll(s).length === 20, sel("monitor-row"));
+
+  await page.click(sel("monitor-pause"));
+  await waitText(page, "monitor-state", /paused/);
+  await env.py(`
+for i in range(300):
+    await nc.publish(${JSON.stringify(base)} + ".during", b"%d" % i)
+await nc.flush()
+`);
+  await waitText(page, "monitor-count", "320");
+  await waitFor(
+    page,
+    "the table counts the messages sent while paused",
+    ({ s, subject }) =>
+      [...document.querySelectorAll(s)].some(
+        (tr) => tr.querySelectorAll("td")[0].textContent.trim() === subject && tr.querySelectorAll("td")[1].textContent.trim() === "300",
+      ),
+    { s: sel("monitor-subject-row"), subject: `${base}.during` },
+  );
+  assert.equal(await rowCount(page), 20, "the log did not move");
+
+  await page.click(sel("monitor-pause"));
+  await env.nc.publish(`${base}.after`, "after");
+  await waitFor(
+    page,
+    "the log moves again",
+    ({ s, subject }) => document.querySelector(s)?.querySelectorAll("td")[1].textContent === subject,
+    { s: sel("monitor-row"), subject: `${base}.after` },
+  );
+  await waitText(page, "monitor-count", "321");
+  assert.equal(await rowCount(page), 21);
+});

@@ -1,0 +1,831 @@
+//! `/monitor`: a live message monitor. Subscribe to `>`, a preset or any subjects typed, and see
+//! every message: a bounded log (newest first, payloads always as text), totals, the rate over the
+//! last second with a 60 s sparkline, and a table of the subjects seen.
+//!
+//! Built for real rates: each message only updates plain Rust state ([`Acc`], outside signals) —
+//! the counts in [`MonitorStats`] and a queue of at most [`LOG_ROWS`] new rows — and the page reads
+//! that state into signals at most once per animation frame (the log at most every
+//! [`LOG_EVERY_MS`], the subjects table every [`TABLE_EVERY_MS`]). So the count is exact however
+//! fast messages come, while the DOM work per second stays bounded. Messages the client had to
+//! drop (a subscriber over its pending limit) are counted and shown, never hidden.
+
+mod stats;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{AbortHandle, Abortable};
+use futures::stream::{select_all, StreamExt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_nats::{spawn_while_mounted, use_nats};
+use nats_ws::{Client, Message, Status, SubscribeOptions};
+
+use crate::components::clock::{now_ms, time_of_day};
+use crate::model::format_bytes;
+use stats::{
+    expanded, parse_subjects, preview, sparkline_points, MonitorStats, Sort, SortKey, SubjectRow,
+    MAX_SUBJECTS, SPARK_SECONDS,
+};
+
+/// Rows the log keeps.
+const LOG_ROWS: usize = 500;
+/// Rows of the subjects table shown (in the chosen order); the rest are counted below it.
+const TABLE_ROWS: usize = 200;
+/// The log is redrawn at most this often; after a redraw that replaced most of its rows (a high
+/// rate: at 20 000 msgs/s every frame would replace all 500), at most every [`LOG_BUSY_EVERY_MS`].
+/// Rebuilding and laying out hundreds of rows is the page's main cost at rate, and nobody reads
+/// rows that scroll by faster than that.
+/// Such a redraw also shows only the newest [`LOG_ROWS_BUSY`] rows; all [`LOG_ROWS`] come back
+/// with the next calm redraw (at most [`LOG_BUSY_EVERY_MS`] later, at once on Pause).
+const LOG_EVERY_MS: f64 = 100.0;
+const LOG_BUSY_EVERY_MS: f64 = 500.0;
+const LOG_ROWS_BUSY: usize = 100;
+const TABLE_EVERY_MS: f64 = 500.0;
+/// Characters of payload in a log row.
+const PREVIEW_CHARS: usize = 120;
+/// Bytes of a payload kept for its expanded view.
+const KEEP_BYTES: usize = 64 * 1024;
+/// A subscription's unread messages before the client drops: far above what one animation frame
+/// at 20 000 msgs/s leaves unread, so only a tab that truly cannot keep up loses messages.
+const PENDING_MSGS: usize = 1_000_000;
+const PENDING_BYTES: usize = 256 * 1024 * 1024;
+
+const PRESETS: [(&str, &str, &str); 4] = [
+    ("all", "All", ">"),
+    ("via", "via.>", "via.>"),
+    ("kv", "$KV.>", "$KV.>"),
+    ("app", "This app", "chat.> user.>"),
+];
+
+#[component]
+pub fn MonitorPage() -> impl IntoView {
+    let nats = use_nats();
+    view! {
+        <section class="page-head">
+            <h1>"Monitor"</h1>
+            <p class="lede">
+                "Every message on the subjects you pick, live: " <code>">"</code>
+                " for all of them, a preset, or any subjects with " <code>"*"</code> " and "
+                <code>">"</code> " wildcards. Payloads are shown as text (JSON pretty-printed, binary as hex)."
+            </p>
+        </section>
+        {move || match nats.client.get() {
+            Some(client) => view! { <Monitor client/> }.into_any(),
+            None => view! { <p class="muted">"Not connected."</p> }.into_any(),
+        }}
+    }
+}
+
+/// A message as it waits for the next log redraw: cheap to make (the payload is not copied).
+struct Raw {
+    seq: u64,
+    at_ms: f64,
+    msg: Message,
+}
+
+/// A log row as shown.
+#[derive(Debug)]
+struct Row {
+    seq: u64,
+    time: String,
+    subject: String,
+    reply: String,
+    headers: usize,
+    size: usize,
+    preview: String,
+    /// The payload's first [`KEEP_BYTES`], copied (so no network frame stays alive for it).
+    payload: Bytes,
+}
+
+impl Row {
+    fn new(raw: Raw) -> Row {
+        let Raw { seq, at_ms, msg } = raw;
+        let payload = &msg.payload;
+        Row {
+            seq,
+            time: time_of_day(at_ms, true),
+            subject: msg.subject.to_string(),
+            reply: msg
+                .reply
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            headers: msg.headers.as_ref().map_or(0, |h| h.len()),
+            size: payload.len(),
+            preview: preview(payload, PREVIEW_CHARS),
+            payload: Bytes::copy_from_slice(&payload[..payload.len().min(KEEP_BYTES)]),
+        }
+    }
+}
+
+/// What the subscription task writes for every message, outside the reactive system.
+#[derive(Default)]
+struct Acc {
+    stats: MonitorStats,
+    /// Messages for the log since the last redraw, oldest first, at most [`LOG_ROWS`].
+    fresh: VecDeque<Raw>,
+    /// The log as shown, newest first.
+    shown: Vec<Arc<Row>>,
+    seq: u64,
+    paused: bool,
+    filter: Option<String>,
+    sort: Sort,
+    /// Dropped by the client (a subscription over its pending limit) since Clear: by the
+    /// subscriptions that have ended, plus the current ones' count less what they had at Clear.
+    dropped_ended: u64,
+    dropped_live: u64,
+    dropped_live_at_clear: u64,
+    frame: Option<AnimationFrameRequestHandle>,
+    log_drawn_ms: f64,
+    /// The last redraw showed only the newest [`LOG_ROWS_BUSY`] rows of `shown`.
+    trimmed: bool,
+    /// The pause before the next log redraw: [`LOG_EVERY_MS`] or [`LOG_BUSY_EVERY_MS`].
+    log_every_ms: f64,
+    table_drawn_ms: f64,
+    /// The message count the table was drawn at: behind the total, it needs another frame.
+    table_messages: u64,
+    /// The log or the table must be redrawn whatever the time (cleared, filtered, re-sorted).
+    force: bool,
+}
+
+impl Acc {
+    fn on_message(&mut self, msg: Message, now: f64) {
+        let size = msg.payload.len()
+            + msg
+                .headers
+                .as_ref()
+                .map_or(0, |h| h.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+        self.stats.record(&msg.subject, size, now);
+        self.seq += 1;
+        if self.paused || self.filter.as_deref().is_some_and(|f| f != &*msg.subject) {
+            return;
+        }
+        if self.fresh.len() == LOG_ROWS {
+            self.fresh.pop_front();
+        }
+        self.fresh.push_back(Raw {
+            seq: self.seq,
+            at_ms: now,
+            msg,
+        });
+    }
+
+    fn clear(&mut self) {
+        self.stats = MonitorStats::default();
+        self.fresh.clear();
+        self.shown.clear();
+        self.dropped_ended = 0;
+        self.dropped_live_at_clear = self.dropped_live;
+        self.force = true;
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped_ended + self.dropped_live.saturating_sub(self.dropped_live_at_clear)
+    }
+
+    /// The subscriptions were replaced: what they dropped is kept, their counters start over.
+    fn new_subscriptions(&mut self) {
+        self.dropped_ended = self.dropped();
+        self.dropped_live = 0;
+        self.dropped_live_at_clear = 0;
+    }
+
+    fn set_filter(&mut self, filter: Option<String>) {
+        if let Some(f) = &filter {
+            self.shown.retain(|r| &r.subject == f);
+            self.fresh.retain(|r| &*r.msg.subject == f);
+        }
+        self.filter = filter;
+        self.force = true;
+    }
+}
+
+/// Totals as the page shows them; one signal update per frame.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Totals {
+    messages: u64,
+    bytes: u64,
+    rate_msgs: u64,
+    rate_bytes: u64,
+    history: Vec<u64>,
+    dropped: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Table {
+    rows: Vec<SubjectRow>,
+    subjects: usize,
+    other: u64,
+    other_rate: u64,
+}
+
+/// The handles the frame callback needs (all `Copy`).
+#[derive(Clone, Copy)]
+struct Ui {
+    acc: StoredValue<Acc, LocalStorage>,
+    totals: RwSignal<Totals>,
+    rows: RwSignal<Vec<Arc<Row>>>,
+    table: RwSignal<Table>,
+}
+
+impl Ui {
+    /// Asks for a redraw at the next animation frame, unless one is asked already.
+    fn schedule(self) {
+        let asked = self
+            .acc
+            .try_with_value(|a| a.frame.is_some())
+            .unwrap_or(true);
+        if asked {
+            return;
+        }
+        if let Ok(handle) = request_animation_frame_with_handle(move || self.draw()) {
+            self.acc.update_value(|a| a.frame = Some(handle));
+        }
+    }
+
+    /// One frame: copies what changed into the signals.
+    fn draw(self) {
+        let now = now_ms();
+        let Some((totals, rows, table, again)) = self.acc.try_update_value(|a| {
+            a.frame = None;
+            a.stats.tick(now);
+            let rate = a.stats.rate();
+            let totals = Totals {
+                messages: a.stats.messages,
+                bytes: a.stats.bytes,
+                rate_msgs: rate.msgs,
+                rate_bytes: rate.bytes,
+                history: a.stats.history(),
+                dropped: a.dropped(),
+            };
+            let log_due = a.force || now - a.log_drawn_ms >= a.log_every_ms;
+            let rows = (log_due && (a.force || a.trimmed || !a.fresh.is_empty())).then(|| {
+                let fresh: Vec<Arc<Row>> = a
+                    .fresh
+                    .drain(..)
+                    .rev()
+                    .map(|r| Arc::new(Row::new(r)))
+                    .collect();
+                let keep = LOG_ROWS.saturating_sub(fresh.len());
+                a.shown.truncate(keep);
+                let busy = fresh.len() > LOG_ROWS / 2;
+                a.log_every_ms = if busy {
+                    LOG_BUSY_EVERY_MS
+                } else {
+                    LOG_EVERY_MS
+                };
+                a.shown.splice(0..0, fresh);
+                a.log_drawn_ms = now;
+                let drawn = if busy { LOG_ROWS_BUSY } else { LOG_ROWS };
+                a.trimmed = a.shown.len() > drawn;
+                a.shown[..a.shown.len().min(drawn)].to_vec()
+            });
+            let table = (a.force || now - a.table_drawn_ms >= TABLE_EVERY_MS).then(|| {
+                a.table_drawn_ms = now;
+                a.table_messages = a.stats.messages;
+                Table {
+                    rows: a.stats.subject_rows(a.sort, now, TABLE_ROWS),
+                    subjects: a.stats.subject_count(),
+                    other: a.stats.other.count,
+                    other_rate: a.stats.other.rate(now),
+                }
+            });
+            a.force = false;
+            // Rows held back by the log's pace, or a table behind the counts, need another frame.
+            let again = !a.fresh.is_empty() || a.trimmed || a.stats.messages != a.table_messages;
+            (totals, rows, table, again)
+        }) else {
+            return;
+        };
+        if self.totals.with_untracked(|t| *t != totals) {
+            self.totals.set(totals);
+        }
+        if let Some(rows) = rows {
+            self.rows.set(rows);
+        }
+        if let Some(table) = table {
+            if self.table.with_untracked(|t| *t != table) {
+                self.table.set(table);
+            }
+        }
+        if again {
+            self.schedule();
+        }
+    }
+}
+
+fn format_count(n: u64) -> String {
+    n.to_string()
+}
+
+#[component]
+fn Monitor(client: Client) -> impl IntoView {
+    let ui = Ui {
+        acc: StoredValue::new_local(Acc::default()),
+        totals: RwSignal::new(Totals::default()),
+        rows: RwSignal::new(Vec::new()),
+        table: RwSignal::new(Table::default()),
+    };
+    let input = RwSignal::new(">".to_owned());
+    let error = RwSignal::new(None::<String>);
+    let running = RwSignal::new(None::<Vec<String>>);
+    let paused = RwSignal::new(false);
+    let filter = RwSignal::new(None::<String>);
+    let sort = RwSignal::new(Sort::default());
+    let task = StoredValue::new_local(None::<AbortHandle>);
+    // Connection losses while subscribed: core NATS keeps nothing for a disconnected subscriber,
+    // so whatever was published meanwhile is missing from the counts, and the page says so.
+    let interruptions = RwSignal::new(0u32);
+    {
+        let client = client.clone();
+        spawn_while_mounted(async move {
+            let mut statuses = client.status_stream();
+            while let Some(status) = statuses.next().await {
+                if matches!(status, Status::Reconnecting { attempt: 1, .. })
+                    && running.with_untracked(Option::is_some)
+                {
+                    interruptions.update(|n| *n += 1);
+                }
+            }
+        });
+    }
+
+    // Rates fall and the sparkline moves on even when no message comes.
+    if let Ok(tick) = set_interval_with_handle(move || ui.schedule(), Duration::from_millis(500)) {
+        on_cleanup(move || tick.clear());
+    }
+    on_cleanup(move || {
+        if let Some(Some(handle)) = task.try_update_value(Option::take) {
+            handle.abort();
+        }
+        if let Some(Some(frame)) = ui.acc.try_update_value(|a| a.frame.take()) {
+            frame.cancel();
+        }
+    });
+
+    let stop = move || {
+        if let Some(Some(handle)) = task.try_update_value(Option::take) {
+            handle.abort();
+        }
+        running.set(None);
+    };
+
+    let start = {
+        let client = client.clone();
+        move || {
+            let subjects = match parse_subjects(&input.get_untracked()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error.set(Some(format!("Invalid subject: {e}")));
+                    return;
+                }
+            };
+            stop();
+            let options = SubscribeOptions::default().pending_limits(PENDING_MSGS, PENDING_BYTES);
+            let mut subs = Vec::new();
+            for subject in &subjects {
+                match client.subscribe_with_options(subject, options.clone()) {
+                    Ok(sub) => subs.push(sub),
+                    Err(e) => {
+                        error.set(Some(format!("Could not subscribe to {subject}: {e}")));
+                        return;
+                    }
+                }
+            }
+            error.set(None);
+            running.set(Some(subjects));
+            ui.acc.update_value(Acc::new_subscriptions);
+            let (handle, registration) = AbortHandle::new_pair();
+            task.set_value(Some(handle));
+            let mut stream = select_all(subs);
+            spawn_local(async move {
+                let _ = Abortable::new(
+                    async move {
+                        while let Some(item) = stream.next().await {
+                            match item {
+                                Ok(msg) => {
+                                    let dropped: u64 = stream.iter().map(|s| s.dropped()).sum();
+                                    let alive = ui.acc.try_update_value(|a| {
+                                        a.on_message(msg, now_ms());
+                                        a.dropped_live = dropped;
+                                    });
+                                    if alive.is_none() {
+                                        return;
+                                    }
+                                    ui.schedule();
+                                }
+                                Err(e) => {
+                                    error.try_set(Some(format!("The subscription ended: {e}")));
+                                }
+                            }
+                        }
+                        running.try_set(None);
+                        ui.schedule();
+                    },
+                    registration,
+                )
+                .await;
+            });
+        }
+    };
+
+    let preset = {
+        let start = start.clone();
+        move |subjects: &'static str| {
+            input.set(subjects.to_owned());
+            start();
+        }
+    };
+    let toggle_pause = move || {
+        let now = !paused.get_untracked();
+        paused.set(now);
+        ui.acc.update_value(|a| {
+            a.paused = now;
+            a.force = true;
+        });
+        ui.schedule();
+    };
+    let clear = move || {
+        interruptions.set(0);
+        ui.acc.update_value(Acc::clear);
+        ui.schedule();
+    };
+    let set_filter = move |f: Option<String>| {
+        filter.set(f.clone());
+        ui.acc.update_value(|a| a.set_filter(f));
+        ui.schedule();
+    };
+    let sort_by = move |key: SortKey| {
+        let next = sort.get_untracked().clicked(key);
+        sort.set(next);
+        ui.acc.update_value(|a| {
+            a.sort = next;
+            a.force = true;
+        });
+        ui.schedule();
+    };
+
+    let totals = ui.totals;
+    let table = ui.table;
+    let history_points =
+        Memo::new(move |_| totals.with(|t| sparkline_points(&t.history, 240.0, 40.0)));
+    let peak = Memo::new(move |_| totals.with(|t| t.history.iter().copied().max().unwrap_or(0)));
+
+    let header = move |key: SortKey, label: &'static str, numeric: bool| {
+        let aria = move || {
+            let s = sort.get();
+            if s.key != key {
+                "none"
+            } else if s.descending {
+                "descending"
+            } else {
+                "ascending"
+            }
+        };
+        let arrow = move || {
+            let s = sort.get();
+            match (s.key == key, s.descending) {
+                (false, _) => "",
+                (true, true) => " ↓",
+                (true, false) => " ↑",
+            }
+        };
+        view! {
+            <th class:num=numeric aria-sort=aria>
+                <button class="link-button" on:click=move |_| sort_by(key)>
+                    {label}
+                    {arrow}
+                </button>
+            </th>
+        }
+    };
+
+    view! {
+        <section class="card monitor-controls">
+            <div class="row">
+                {PRESETS
+                    .into_iter()
+                    .map(|(id, label, subjects)| {
+                        let preset = preset.clone();
+                        let pressed = move || {
+                            running.with(|r| {
+                                r.as_ref().is_some_and(|r| r.join(" ") == subjects)
+                            })
+                        };
+                        view! {
+                            <button
+                                class="secondary"
+                                data-testid=format!("monitor-preset-{id}")
+                                aria-pressed=move || pressed().to_string()
+                                title=format!("Monitor {subjects}")
+                                on:click=move |_| preset(subjects)
+                            >
+                                {label}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+            <form
+                class="row"
+                on:submit={
+                    let start = start.clone();
+                    move |ev: leptos::ev::SubmitEvent| {
+                        ev.prevent_default();
+                        start();
+                    }
+                }
+            >
+                <label class="monitor-subject">
+                    "Subjects"
+                    <input
+                        data-testid="monitor-subject-input"
+                        bind:value=input
+                        placeholder="orders.> or a.* b.c"
+                        spellcheck="false"
+                        autocomplete="off"
+                        aria-invalid=move || error.with(Option::is_some).to_string()
+                        aria-describedby="monitor-error"
+                    />
+                </label>
+                <button type="submit" data-testid="monitor-start">
+                    {move || if running.with(Option::is_some) { "Restart" } else { "Start" }}
+                </button>
+                <button
+                    type="button"
+                    class="danger"
+                    data-testid="monitor-stop"
+                    disabled=move || running.with(Option::is_none)
+                    on:click=move |_| stop()
+                >
+                    "Stop"
+                </button>
+                <button
+                    type="button"
+                    class="secondary"
+                    data-testid="monitor-pause"
+                    aria-pressed=move || paused.get().to_string()
+                    on:click=move |_| toggle_pause()
+                >
+                    {move || if paused.get() { "Resume" } else { "Pause" }}
+                </button>
+                <button
+                    type="button"
+                    class="secondary"
+                    data-testid="monitor-clear"
+                    on:click=move |_| clear()
+                >
+                    "Clear"
+                </button>
+            </form>
+            <p id="monitor-error" class="error" data-testid="monitor-error" hidden=move || error.with(Option::is_none)>
+                {move || error.get()}
+            </p>
+            <p class="muted small" data-testid="monitor-state">
+                {move || match running.get() {
+                    Some(subjects) => format!("Subscribed to {}", subjects.join(", ")),
+                    None => "Not subscribed.".to_owned(),
+                }}
+                {move || paused.get().then_some(" · paused: the log is frozen, the counts go on")}
+            </p>
+        </section>
+
+        <Show when=move || interruptions.get() != 0>
+            <p class="notice-inline" data-testid="monitor-interrupted">
+                {move || match interruptions.get() {
+                    1 => "The connection was lost once while subscribed".to_owned(),
+                    n => format!("The connection was lost {n} times while subscribed"),
+                }}
+                ": messages published while it was down were not received (core NATS keeps nothing for a subscriber that is away), so the counts miss them."
+            </p>
+        </Show>
+        <section class="card monitor-totals" aria-label="Totals">
+            <dl class="monitor-figures">
+                <div>
+                    <dt>"Messages"</dt>
+                    <dd data-testid="monitor-count">{move || format_count(totals.with(|t| t.messages))}</dd>
+                </div>
+                <div>
+                    <dt>"Bytes"</dt>
+                    <dd data-testid="monitor-bytes">{move || format_bytes(totals.with(|t| t.bytes))}</dd>
+                </div>
+                <div>
+                    <dt>"Rate (last second)"</dt>
+                    <dd data-testid="monitor-rate">
+                        {move || {
+                            totals.with(|t| {
+                                format!("{} msgs/s · {}/s", t.rate_msgs, format_bytes(t.rate_bytes))
+                            })
+                        }}
+                    </dd>
+                </div>
+                <Show when=move || totals.with(|t| t.dropped > 0)>
+                    <div class="monitor-dropped">
+                        <dt>"Dropped (slow consumer)"</dt>
+                        <dd data-testid="monitor-dropped">{move || format_count(totals.with(|t| t.dropped))}</dd>
+                    </div>
+                </Show>
+            </dl>
+            <figure class="monitor-spark">
+                <svg
+                    viewBox="-2 -2 244 44"
+                    width="244"
+                    height="44"
+                    role="img"
+                    aria-label=move || format!("Messages per second over the last {SPARK_SECONDS} s, peak {}", peak.get())
+                >
+                    <polyline points=move || history_points.get() fill="none" stroke="currentColor" stroke-width="1.5"/>
+                </svg>
+                <figcaption class="muted small">
+                    {move || format!("last {SPARK_SECONDS} s · peak {} msgs/s", peak.get())}
+                </figcaption>
+            </figure>
+        </section>
+
+        <section class="card">
+            <div class="card-head">
+                <h2>"Subjects"</h2>
+                <span class="muted">
+                    {move || {
+                        table.with(|t| match t.subjects {
+                            1 => "1 subject".to_owned(),
+                            n => format!("{n} subjects"),
+                        })
+                    }}
+                </span>
+            </div>
+            <Show
+                when=move || table.with(|t| t.subjects > 0 || t.other > 0)
+                fallback=|| view! { <p class="empty">"No message yet."</p> }
+            >
+                <div class="table-wrap monitor-subjects">
+                    <table class="monitor-table">
+                        <thead>
+                            <tr>
+                                {header(SortKey::Subject, "Subject", false)}
+                                {header(SortKey::Count, "Count", true)}
+                                {header(SortKey::Rate, "Rate /s", true)}
+                                {header(SortKey::LastSeen, "Last seen", true)}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {move || {
+                                let current = filter.get();
+                                table
+                                    .get()
+                                    .rows
+                                    .into_iter()
+                                    .map(|r| {
+                                        let active = current.as_deref() == Some(r.subject.as_str());
+                                        let subject = r.subject.clone();
+                                        let label = if active {
+                                            format!("Show all subjects instead of {subject}")
+                                        } else {
+                                            format!("Show only {subject} in the log")
+                                        };
+                                        view! {
+                                            <tr data-testid="monitor-subject-row" class:selected=active>
+                                                <td>
+                                                    <button
+                                                        class="link-button mono"
+                                                        aria-label=label
+                                                        aria-pressed=active.to_string()
+                                                        on:click=move |_| {
+                                                            set_filter((!active).then(|| subject.clone()))
+                                                        }
+                                                    >
+                                                        {r.subject.clone()}
+                                                    </button>
+                                                </td>
+                                                <td class="num" data-testid="monitor-subject-count">{r.count}</td>
+                                                <td class="num">{r.rate}</td>
+                                                <td class="num">{time_of_day(r.last_ms, true)}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()
+                            }}
+                            <Show when=move || table.with(|t| t.other > 0)>
+                                <tr class="muted">
+                                    <td>{format!("other (beyond {MAX_SUBJECTS} subjects)")}</td>
+                                    <td class="num">{move || table.with(|t| t.other)}</td>
+                                    <td class="num">{move || table.with(|t| t.other_rate)}</td>
+                                    <td></td>
+                                </tr>
+                            </Show>
+                        </tbody>
+                    </table>
+                </div>
+                <Show when=move || table.with(|t| t.subjects > t.rows.len())>
+                    <p class="hint">
+                        {move || {
+                            table.with(|t| {
+                                format!(
+                                    "The first {} of {} subjects in this order; sort to see others.",
+                                    t.rows.len(),
+                                    t.subjects,
+                                )
+                            })
+                        }}
+                    </p>
+                </Show>
+            </Show>
+        </section>
+
+        <section class="card">
+            <div class="card-head">
+                <h2>"Log"</h2>
+                <span class="muted">
+                    {move || {
+                        if ui.rows.with(|r| r.len()) == LOG_ROWS_BUSY && totals.with(|t| t.rate_msgs) > 1000 {
+                            format!("newest first: the last {LOG_ROWS_BUSY} while messages pour in (Pause to see {LOG_ROWS})")
+                        } else {
+                            format!("newest first, the last {LOG_ROWS}")
+                        }
+                    }}
+                </span>
+            </div>
+            <Show when=move || filter.with(Option::is_some)>
+                <p class="monitor-filter">
+                    "Only " <code>{move || filter.get()}</code> " "
+                    <button class="link-button" data-testid="monitor-filter-clear" on:click=move |_| set_filter(None)>
+                        "Show all subjects"
+                    </button>
+                </p>
+            </Show>
+            <div class="table-wrap monitor-log">
+                <table class="monitor-table">
+                    <thead>
+                        <tr>
+                            <th class="col-time">"Time"</th>
+                            <th class="col-subject">"Subject"</th>
+                            <th class="col-reply">"Reply"</th>
+                            <th class="num col-headers">"Headers"</th>
+                            <th class="num col-size">"Size"</th>
+                            <th>"Payload"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For each=move || ui.rows.get() key=|row| row.seq let:row>
+                            <LogRow row/>
+                        </For>
+                    </tbody>
+                </table>
+            </div>
+            <Show when=move || ui.rows.with(Vec::is_empty)>
+                <p class="empty">
+                    {move || if running.with(Option::is_some) { "Waiting for messages…" } else { "Start a subscription to see messages." }}
+                </p>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn LogRow(row: Arc<Row>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let detail = {
+        let row = row.clone();
+        move || {
+            open.get().then(|| {
+                let text = expanded(&row.payload, row.size);
+                view! {
+                    <tr class="monitor-detail">
+                        <td colspan="6">
+                            <pre>{text}</pre>
+                        </td>
+                    </tr>
+                }
+            })
+        }
+    };
+    let label = format!(
+        "Show the whole payload of message {} on {}",
+        row.seq, row.subject
+    );
+    view! {
+        <tr data-testid="monitor-row">
+            <td class="mono nowrap">{row.time.clone()}</td>
+            <td class="mono">{row.subject.clone()}</td>
+            <td class="mono">{row.reply.clone()}</td>
+            <td class="num">{row.headers}</td>
+            <td class="num">{format_bytes(row.size as u64)}</td>
+            <td class="monitor-payload">
+                <button
+                    class="link-button mono"
+                    data-testid="monitor-payload"
+                    aria-expanded=move || open.get().to_string()
+                    title=label
+                    disabled=row.size == 0
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    {row.preview.clone()}
+                </button>
+            </td>
+        </tr>
+        {detail}
+    }
+}
