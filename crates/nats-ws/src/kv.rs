@@ -822,7 +822,20 @@ fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         num(parts.next()?)?,
     );
     // Four-digit years keep the arithmetic below far from overflowing.
-    if y > 9999 || !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if y > 9999
+        || !(1..=12).contains(&m)
+        || !(1..=month_days).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let nanos = match fraction {
@@ -987,6 +1000,10 @@ mod tests {
             "",
             "2024-02-29",
             "2024-13-01T00:00:00Z",
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
             "2024-02-29T12:00:00",
             "2024-02-29T12:00:00.Z",
             "2024-02-29T12:00:00.12x4Z",

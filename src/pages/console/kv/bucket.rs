@@ -88,7 +88,8 @@ enum Action {
     Create,
     /// Only if the key is still at this revision.
     Update(u64),
-    Delete,
+    /// Only if the key is still at this revision, when given (a row's Delete: what it shows).
+    Delete(Option<u64>),
     Purge,
 }
 
@@ -98,7 +99,7 @@ impl Action {
             Action::Put => "put",
             Action::Create => "create",
             Action::Update(_) => "update",
-            Action::Delete => "delete",
+            Action::Delete(_) => "delete",
             Action::Purge => "purge",
         }
     }
@@ -358,7 +359,11 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
     };
     let delete = {
         let key = key.clone();
-        move |_| write(open, Action::Delete, key.clone(), String::new())
+        // At the revision the row shows: a value written since is not deleted unseen.
+        move |_| {
+            let revision = entry.with_untracked(|e| e.as_ref().map(|e| e.revision));
+            write(open, Action::Delete(revision), key.clone(), String::new())
+        }
     };
     view! {
         <tr class="proc-row" class:selected=is_selected data-testid="kv-key-row">
@@ -413,7 +418,8 @@ fn write(open: Open, action: Action, key: String, value: String) {
             Action::Put => store.put(&key, value.as_bytes()).await,
             Action::Create => store.create(&key, value.as_bytes()).await,
             Action::Update(revision) => store.update(&key, value.as_bytes(), revision).await,
-            Action::Delete => store.delete(&key).await,
+            Action::Delete(None) => store.delete(&key).await,
+            Action::Delete(Some(revision)) => store.delete_expecting(&key, revision).await,
             Action::Purge => store.purge(&key).await,
         };
         match result {
@@ -423,7 +429,7 @@ fn write(open: Open, action: Action, key: String, value: String) {
                 open.toasts.announce(done.clone());
                 editor.done.set(Some(done));
                 match action {
-                    Action::Delete | Action::Purge => {
+                    Action::Delete(_) | Action::Purge => {
                         // The page may be gone by now: nothing to tidy then.
                         if editor
                             .loaded
@@ -438,6 +444,16 @@ fn write(open: Open, action: Action, key: String, value: String) {
                         open.selected.set(Some(key));
                     }
                 }
+            }
+            Err(KvError::WrongLastRevision { expected, .. })
+                if matches!(action, Action::Delete(Some(_))) =>
+            {
+                fail(
+                    open,
+                    format!(
+                        "{key} changed after revision {expected} was shown: nothing was deleted; its new value is in the list"
+                    ),
+                );
             }
             Err(KvError::WrongLastRevision { expected, .. })
                 if matches!(action, Action::Update(_)) =>
@@ -558,7 +574,7 @@ fn EditKey(open: Open) -> impl IntoView {
                             "Updating…",
                         )}
                     </button>
-                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| run(Action::Delete)>
+                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| run(Action::Delete(None))>
                         {move || label("delete", "Delete".to_owned(), "Deleting…")}
                     </button>
                     <button type="button" class="danger" data-testid="kv-purge" disabled=busy on:click=move |_| run(Action::Purge)>
