@@ -36,6 +36,8 @@ pub enum Page {
     Monitor,
     Streams,
     Kv,
+    Services,
+    Graph,
     Processes,
     Scale,
 }
@@ -59,7 +61,7 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 10] = [
+    pub const ALL: [Page; 12] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
@@ -68,6 +70,8 @@ impl Page {
         Page::Monitor,
         Page::Streams,
         Page::Kv,
+        Page::Services,
+        Page::Graph,
         Page::Processes,
         Page::Scale,
     ];
@@ -91,6 +95,8 @@ impl Page {
             Page::Monitor => "/monitor",
             Page::Streams => "/streams",
             Page::Kv => "/kv",
+            Page::Services => "/nats",
+            Page::Graph => "/graph",
             Page::Processes => "/processes",
             Page::Scale => "/scale",
         }
@@ -106,6 +112,8 @@ impl Page {
             Page::Monitor => "Monitor",
             Page::Streams => "Streams",
             Page::Kv => "KV",
+            Page::Services => "Services",
+            Page::Graph => "Graph",
             Page::Processes => "Processes",
             Page::Scale => "Scale",
         }
@@ -139,6 +147,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/monitor") view=pages::console::monitor::MonitorPage/>
                     <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
                     <Route path=path!("/kv") view=pages::console::kv::KvPage/>
+                    <Route path=path!("/nats") view=pages::console::services::ServicesPage/>
+                    <Route path=path!("/graph") view=pages::console::graph::GraphPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
                     <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
                 </Routes>

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod clock;
+pub mod directory;
 pub mod header;
 pub mod live_bucket;
 pub mod theme;

@@ -33,8 +33,10 @@ pub const LEAF_JOIN_TIMEOUT: Duration = Duration::from_secs(8);
 /// One KV write or delete; beyond it the key stays dirty for the next round.
 const KV_TIMEOUT: Duration = Duration::from_secs(3);
 
-const AGENT_TAGS: &[&str] = &["service:via/agent", "depends:nats"];
-const LEAF_TAGS: &[&str] = &["service:nats/leaf", "depends:nats"];
+// Registry tags: `service:<name>` means "depends on the service <name>" (the console's /graph
+// draws it as an edge); the agent and its leaves depend on no registered service.
+const AGENT_TAGS: &[&str] = &["role:agent"];
+const LEAF_TAGS: &[&str] = &["role:leaf"];
 
 /// An answer other than success: the code and text of the service's error reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -346,6 +346,6 @@ mod tests {
         assert!(app.echo);
         assert_eq!(app.restart, RestartPolicy::OnFailure);
         assert!(app.autostart);
-        assert_eq!(app.service, ["service:via/app", "depends:nats"]);
+        assert_eq!(app.service, ["role:app"]);
     }
 }

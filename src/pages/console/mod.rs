@@ -4,8 +4,10 @@
 //! (subscriptions, the JetStream API, `$SRV`, KV watches), so every page works with nothing but the
 //! browser and nats-server, and all tabs agree. One page per file.
 
+pub mod graph;
 pub mod kv;
 pub mod monitor;
 pub mod processes;
 pub mod scale;
+pub mod services;
 pub mod streams;
