@@ -358,7 +358,7 @@ impl Store {
             delta: 0,
             operation,
             headers: stored.headers,
-            created: parse_rfc3339(&stored.time),
+            created: crate::time::parse_rfc3339(&stored.time),
         }
     }
 
@@ -786,86 +786,6 @@ fn status_of(bucket: &str, info: &crate::jetstream::StreamInfo) -> KvStatus {
     }
 }
 
-/// The instant of an RFC 3339 time as nats-server writes them (`2024-05-06T07:08:09.123456789Z`,
-/// or with an offset `+02:00`); `None` for anything else, and for times before 1970 (the server
-/// writes `0001-01-01T00:00:00Z` for "never").
-fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let num = |s: &str| -> Option<i64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (date, time) = text.split_once(['T', 't'])?;
-    let mut ymd = date.splitn(3, '-');
-    let (y, m, d) = (num(ymd.next()?)?, num(ymd.next()?)?, num(ymd.next()?)?);
-    let (clock, offset_secs) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
-        (clock, 0)
-    } else {
-        let at = time.rfind(['+', '-'])?;
-        let (clock, offset) = time.split_at(at);
-        let (oh, om) = offset[1..].split_once(':')?;
-        let (oh, om) = (num(oh)?, num(om)?);
-        if oh > 23 || om > 59 {
-            return None;
-        }
-        let secs = oh * 3600 + om * 60;
-        (clock, if offset.starts_with('-') { -secs } else { secs })
-    };
-    let (hms, fraction) = match clock.split_once('.') {
-        Some((hms, fraction)) => (hms, Some(fraction)),
-        None => (clock, None),
-    };
-    let mut parts = hms.splitn(3, ':');
-    let (h, mi, s) = (
-        num(parts.next()?)?,
-        num(parts.next()?)?,
-        num(parts.next()?)?,
-    );
-    // Four-digit years keep the arithmetic below far from overflowing.
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if y > 9999
-        || !(1..=12).contains(&m)
-        || !(1..=month_days).contains(&d)
-        || h > 23
-        || mi > 59
-        || s > 60
-    {
-        return None;
-    }
-    let nanos = match fraction {
-        None => 0,
-        Some(fraction) => {
-            // Digits past the ninth are below a nanosecond: checked, not counted.
-            if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let digits = &fraction[..fraction.len().min(9)];
-            num(digits)? * 10i64.pow(9 - digits.len() as u32)
-        }
-    };
-    let secs =
-        days_from_civil(y, m as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos as u32))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400); // [0, 399]
-    let mp = i64::from((m + 9) % 12); // [0, 11], March first
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
 /// From `KV-Operation`, or for markers the server wrote itself (2.11+: an entry expired, a purge),
 /// from `Nats-Marker-Reason`, read as nats.go does (`MaxAge` and `Purge` purge, `Remove` deletes).
 fn operation_of(headers: Option<&HeaderMap>) -> Operation {
@@ -968,78 +888,6 @@ mod tests {
         assert!(valid_bucket("users-1").is_ok());
         assert!(valid_bucket("a.b").is_err());
         assert!(valid_bucket("").is_err());
-    }
-
-    #[test]
-    fn rfc3339_times_as_the_server_writes_them() {
-        let at = |secs: u64, nanos: u32| Some(UNIX_EPOCH + Duration::new(secs, nanos));
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), at(0, 0));
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.123456789Z"),
-            at(1_709_208_000, 123_456_789)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.5Z"),
-            at(1_709_208_000, 500_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.1234567890123456789Z"),
-            at(1_709_208_000, 123_456_789)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T14:30:00+02:30"),
-            at(1_709_208_000, 0)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T09:00:00-03:00"),
-            at(1_709_208_000, 0)
-        );
-        // Go's zero time ("never") and garbage.
-        for bad in [
-            "0001-01-01T00:00:00Z",
-            "",
-            "2024-02-29",
-            "2024-13-01T00:00:00Z",
-            "2024-02-30T00:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2100-02-29T00:00:00Z",
-            "2024-04-31T00:00:00Z",
-            "2024-02-29T12:00:00",
-            "2024-02-29T12:00:00.Z",
-            "2024-02-29T12:00:00.12x4Z",
-            "2024-02-29T25:00:00Z",
-            "2024-02-29T12:00:00+0200",
-            "2024-02-29T12:00:00+99999999999999999:00",
-            "2024-02-29T12:00:00+24:00",
-            "-2024-02-29T12:00:00Z",
-            "99999999999999999-01-01T00:00:00Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
-        }
-        // Every day of 1969–2101 is the day after the one before (2000 is a leap year, 2100 not).
-        let mut days = -365;
-        for y in 1969..=2101 {
-            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-            for (m, len) in (1..=12).zip([
-                31,
-                28 + u32::from(leap),
-                31,
-                30,
-                31,
-                30,
-                31,
-                31,
-                30,
-                31,
-                30,
-                31,
-            ]) {
-                for d in 1..=len {
-                    assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-                    days += 1;
-                }
-            }
-        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod proto;
 mod rt;
 pub mod service;
 mod subject;
+mod time;
 
 pub use client::{Client, ClientEvent, Subscriber, DRAIN_TIMEOUT};
 pub use error::{

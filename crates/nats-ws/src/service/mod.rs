@@ -38,7 +38,6 @@
 mod discovery;
 mod endpoint;
 mod error;
-mod time;
 mod types;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -277,7 +276,7 @@ pub fn add(client: &Client, config: ServiceConfig) -> Result<Service, ServiceErr
         config,
         queue,
         state: Mutex::new(State {
-            started: time::now_rfc3339(),
+            started: crate::time::now_rfc3339(),
             endpoints: Vec::new(),
             verbs: verbs.iter().map(|(_, s)| s.clone()).collect(),
             stopped: false,
@@ -509,7 +508,7 @@ impl Service {
     pub fn reset(&self) {
         let endpoints = {
             let mut state = self.shared.lock();
-            state.started = time::now_rfc3339();
+            state.started = crate::time::now_rfc3339();
             state.endpoints.clone()
         };
         for e in endpoints {
