@@ -10,13 +10,14 @@
 //!
 //! Everything here lives as long as the component that called [`use_directory`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos_nats::{spawn_while_mounted, until_connected};
+use nats_ws::jetstream::ApiErrorKind;
 use nats_ws::kv::{KvConfig, KvError};
 use nats_ws::service::{self, EndpointStats, InfoResponse, Metadata, StatsResponse};
 use nats_ws::Client;
@@ -165,9 +166,14 @@ impl ServiceInstance {
     }
 }
 
+/// Endpoints shown per instance: an answer is the network's to size, the tab's to bound.
+pub const MAX_ENDPOINTS: usize = 500;
+
 /// Joins the INFO and STATS answers of each instance (by id), sorted by name then id. An
 /// instance that answered only one of the two (it started or stopped in between) is still shown:
-/// its endpoints come from INFO, else from STATS. Repeated answers of one id count once.
+/// its endpoints come from INFO, else from STATS. Repeated answers of one id count once, and so
+/// does an endpoint listed twice (nats.go's `AddEndpoint` does not refuse a repeated name and
+/// subject; the rows are keyed by them); at most [`MAX_ENDPOINTS`] per instance.
 pub fn merge_discovery(
     infos: Vec<InfoResponse>,
     stats: Vec<StatsResponse>,
@@ -185,16 +191,21 @@ pub fn merge_discovery(
             continue;
         }
         let stats = stats_by_id.remove(&key);
+        let endpoint_stats: HashMap<(&str, &str), &EndpointStats> = stats
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .map(|st| ((st.name.as_str(), st.subject.as_str()), st))
+            .collect();
+        let mut seen = HashSet::new();
         let endpoints = info
             .endpoints
             .into_iter()
+            .filter(|e| seen.insert((e.name.clone(), e.subject.clone())))
+            .take(MAX_ENDPOINTS)
             .map(|e| {
-                let stats = stats.as_ref().and_then(|s| {
-                    s.endpoints
-                        .iter()
-                        .find(|st| st.name == e.name && st.subject == e.subject)
-                        .cloned()
-                });
+                let stats = endpoint_stats
+                    .get(&(e.name.as_str(), e.subject.as_str()))
+                    .map(|st| (*st).clone());
                 EndpointView {
                     name: e.name,
                     subject: e.subject,
@@ -218,9 +229,12 @@ pub fn merge_discovery(
         );
     }
     for (key, s) in stats_by_id {
+        let mut seen = HashSet::new();
         let endpoints = s
             .endpoints
             .into_iter()
+            .filter(|st| seen.insert((st.name.clone(), st.subject.clone())))
+            .take(MAX_ENDPOINTS)
             .map(|st| EndpointView {
                 name: st.name.clone(),
                 subject: st.subject.clone(),
@@ -319,7 +333,16 @@ pub fn use_directory(client: Client) -> Directory {
                 }
                 let outcome = match js.key_value(REGISTRY_BUCKET).await {
                     Err(KvError::BucketNotFound { .. }) => {
-                        js.create_key_value(registry_config()).await.map(drop)
+                        match js.create_key_value(registry_config()).await {
+                            // Created meanwhile with other settings (an agent of another
+                            // version): it is there, which is all the page needs.
+                            Err(KvError::JetStream(e))
+                                if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) =>
+                            {
+                                Ok(())
+                            }
+                            other => other.map(drop),
+                        }
                     }
                     other => other.map(drop),
                 };
@@ -553,5 +576,26 @@ mod tests {
         );
         assert!(merged[3].endpoints[1].stats.is_none());
         assert_eq!(merged[3].totals(), (3, 1));
+    }
+
+    #[test]
+    fn endpoints_listed_twice_count_once_and_an_answer_is_bounded() {
+        let many: Vec<(String, String)> = (0..MAX_ENDPOINTS + 50)
+            .map(|i| (format!("e{i}"), format!("s.{i}")))
+            .collect();
+        let mut listed: Vec<(&str, &str)> = vec![("dup", "d"), ("dup", "d")];
+        listed.extend(many.iter().map(|(n, s)| (n.as_str(), s.as_str())));
+        let merged = merge_discovery(
+            vec![info("big", "1", &listed)],
+            vec![stats("big", "1", &[("dup", "d", 4, 0), ("dup", "d", 9, 9)])],
+        );
+        let endpoints = &merged[0].endpoints;
+        assert_eq!(endpoints.len(), MAX_ENDPOINTS);
+        assert_eq!(endpoints.iter().filter(|e| e.name == "dup").count(), 1);
+        let only = merge_discovery(
+            vec![],
+            vec![stats("s", "2", &[("x", "y", 1, 0), ("x", "y", 2, 0)])],
+        );
+        assert_eq!(only[0].endpoints.len(), 1);
     }
 }

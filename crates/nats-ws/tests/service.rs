@@ -753,6 +753,32 @@ async fn discovery_collects_every_instance() {
 }
 
 #[tokio::test]
+async fn discovery_waits_for_a_first_answer_slower_than_the_quiet_period() {
+    let server = TestServer::start();
+    let (responder, asker) = (connect(&server).await, connect(&server).await);
+    // A service that takes 4 quiet periods to answer (a slow link, a busy process): as natscli
+    // and nats.js, discovery waits up to its limit for a first answer, then a quiet period more.
+    let mut pings = responder.subscribe("$SRV.PING.slow").unwrap();
+    responder.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = pings.next().await {
+            tokio::time::sleep(QUIET * 4).await;
+            let answer = json!({"type": "io.nats.micro.v1.ping_response", "name": "slow",
+                "id": "s1", "version": "1.0.0", "metadata": {}});
+            let reply = m.reply.clone().unwrap();
+            responder.publish(&reply, answer.to_string()).unwrap();
+        }
+    });
+    let started = std::time::Instant::now();
+    let found = service::ping(&asker, Some("slow"), QUIET, MAX_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "after {:?}", started.elapsed());
+    assert_eq!(found[0].id, "s1");
+    assert!(started.elapsed() < MAX_WAIT, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn invalid_configs_are_refused_with_what_to_fix() {
     let server = TestServer::start();
     let client = connect(&server).await;

@@ -641,7 +641,7 @@ fn NodeDetails(
         }
     };
     view! {
-        <section class="card graph-details" data-testid="graph-details" aria-live="polite">
+        <section class="card graph-details" data-testid="graph-details">
             <div class="card-head">
                 <h2>{name.clone()}</h2>
                 <button class="secondary" on:click=move |_| selected.set(None)>"Close"</button>

@@ -96,9 +96,10 @@ pub async fn stats(
 }
 
 /// Sends `verb` to all services, the instances of `name`, or the one instance `name`/`id`, and
-/// collects the replies: it returns once `quiet` passes without a reply (counted from the request,
-/// then from each reply), once `max_wait` has passed in all, or at once when the server says
-/// nobody listens (no responders). Replies that are not `T` (wrong `type`, malformed JSON) are
+/// collects the replies: the first may take up to `max_wait`, then it returns once `quiet` passes
+/// without another (as natscli's and nats.js's discovery: a slow link or a busy service is not
+/// "no service"), once `max_wait` has passed in all, or at once when the server says nobody listens
+/// (no responders). Replies that are not `T` (wrong `type`, malformed JSON) are
 /// skipped. The order is the order of arrival.
 pub async fn discover<T: DeserializeOwned>(
     client: &Client,
@@ -114,15 +115,18 @@ pub async fn discover<T: DeserializeOwned>(
     client.publish_message(&subject, Some(&inbox), None, b"")?;
     let deadline = Instant::now() + max_wait;
     let mut found = Vec::new();
+    let mut answered = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
+        let wait = if answered { quiet.min(left) } else { left };
         let next = futures::select! {
             m = replies.next().fuse() => m,
-            _ = crate::rt::sleep(quiet.min(left)).fuse() => break,
+            _ = crate::rt::sleep(wait).fuse() => break,
         };
+        answered = true;
         let message = match next {
             Some(Ok(m)) => m,
             Some(Err(e)) => return Err(e.into()),
