@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{spawn_while_mounted, use_nats};
+use leptos_nats::use_nats;
 use nats_ws::jetstream::{JetStream, StorageType};
 use nats_ws::kv::KvStatus;
 use nats_ws::Client;
 
-use crate::components::visibility::use_document_visible;
+use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use bucket::BucketView;
 use logic::{format_ttl, BucketForm};
@@ -109,19 +109,7 @@ fn Kv(client: Client) -> impl IntoView {
         applied: StoredValue::new(0),
     };
 
-    // One poller while the document is visible: the effect's cleanup (when it hides, or when the
-    // page unmounts) aborts it; becoming visible again reads at once.
-    let visible = use_document_visible();
-    Effect::new(move |_| {
-        if visible.get() {
-            spawn_while_mounted(async move {
-                loop {
-                    buckets.refresh().await;
-                    gloo_timers::future::sleep(POLL).await;
-                }
-            });
-        }
-    });
+    poll_while_visible(POLL, None, move || buckets.refresh());
 
     let names = Memo::new(move |_| {
         buckets

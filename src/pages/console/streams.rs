@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{spawn_while_mounted, use_nats};
+use leptos_nats::use_nats;
 use nats_ws::jetstream::{ConsumerInfo, JetStream, RetentionPolicy, StorageType, StreamInfo};
 use nats_ws::Client;
 
-use crate::components::visibility::use_document_visible;
+use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use detail::StreamDetail;
 use logic::{retention_name, sequence_text, storage_name, CreateForm};
@@ -145,21 +145,9 @@ fn Streams(client: Client) -> impl IntoView {
         wake: Trigger::new(),
     };
 
-    // One poller, only while the document is visible. The effect's cleanup aborts it when the
-    // document hides, when the page unmounts, and when a change made here asks for a read now
-    // (the new one reads at once), so no two ever race.
-    let visible = use_document_visible();
-    Effect::new(move |_| {
-        ctx.wake.track();
-        if visible.get() {
-            spawn_while_mounted(async move {
-                loop {
-                    ctx.refresh().await;
-                    gloo_timers::future::sleep(POLL).await;
-                }
-            });
-        }
-    });
+    // A change made here asks for a read now (`wake`): the new loop replaces the old, so no two
+    // ever race.
+    poll_while_visible(POLL, Some(ctx.wake), move || ctx.refresh());
 
     let names = Memo::new(move |_| {
         ctx.streams
