@@ -1439,13 +1439,19 @@ async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
     let rev = admin_kv.put("k", "v").await.unwrap();
     assert_eq!(next_entry(&mut watch).await.revision, rev);
     // The entry may come through the old consumer (its subscription is re-sent with the
-    // reconnect) just before the watcher replaces it: wait for the new one.
-    within(5, "the old consumer and the new one", async {
+    // reconnect) just before the watcher replaces it: wait for the new one, polling the watcher
+    // meanwhile (it only sees the reconnect when polled), which must deliver nothing more.
+    let extra = within(5, "the old consumer and the new one", async {
+        let mut extra = Vec::new();
         while consumer_names(&admin, "KV_denied").await.len() != 2 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(event) = tokio::time::timeout(Duration::from_millis(50), watch.next()).await {
+                extra.push(event);
+            }
         }
+        extra
     })
     .await;
+    assert!(extra.is_empty(), "the watcher delivered more: {extra:?}");
     let rev = admin_kv.put("k", "w").await.unwrap();
     assert_eq!(next_entry(&mut watch).await.revision, rev);
 }
