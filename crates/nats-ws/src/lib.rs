@@ -27,7 +27,7 @@ pub mod kv;
 mod message;
 mod options;
 pub mod proto;
-mod rt;
+pub mod rt;
 pub mod service;
 mod subject;
 mod time;

@@ -1,9 +1,10 @@
-//! The little the higher layers (JetStream, KV) need from the runtime: a sleep.
+//! The little the higher layers (JetStream, KV, and crates built on nats-ws that run in both
+//! places) need from the runtime: a sleep.
 
 use std::time::Duration;
 
 /// Sleeps on tokio natively and on `setTimeout` in the browser.
-pub(crate) async fn sleep(duration: Duration) {
+pub async fn sleep(duration: Duration) {
     #[cfg(not(target_arch = "wasm32"))]
     tokio::time::sleep(duration).await;
     #[cfg(target_arch = "wasm32")]

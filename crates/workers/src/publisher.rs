@@ -1,0 +1,115 @@
+//! Feeding the stream: events with unique ids (also their `Nats-Msg-Id`), each to the partition
+//! its key hashes to, acknowledged by JetStream, at most `window` unacknowledged at once, at a
+//! given rate or as fast as the server acknowledges.
+
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use nats_ws::jetstream::{JetStream, PublishOptions};
+use web_time::Instant;
+
+use crate::{setup, Event, Settings, WorkerError};
+
+/// What to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub count: u64,
+    /// Events per second; `None`: as fast as acknowledged.
+    pub rate: Option<u32>,
+    /// Ids are `<run>-<i>`: unique per run, so a rerun is not taken for duplicates.
+    pub run: String,
+    /// Keys are `k-<i mod keys>`.
+    pub keys: u32,
+    /// Unacknowledged publishes at once.
+    pub window: usize,
+}
+
+impl Plan {
+    pub fn new(count: u64, run: impl Into<String>) -> Self {
+        Plan {
+            count,
+            rate: None,
+            run: run.into(),
+            keys: 1000,
+            window: 256,
+        }
+    }
+
+    /// The `i`-th event.
+    pub fn event(&self, i: u64) -> Event {
+        Event {
+            id: format!("{}-{i}", self.run),
+            key: format!("k-{}", i % u64::from(self.keys.max(1))),
+            published_at: crate::now_ms(),
+        }
+    }
+}
+
+/// What was published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub published: u64,
+    /// Acknowledged as duplicates (a retry of one already stored).
+    pub duplicates: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub elapsed: Duration,
+}
+
+/// Publishes `plan`; `progress` is called with the count acknowledged so far, at most every 100.
+pub async fn publish(
+    js: &JetStream,
+    settings: &Settings,
+    plan: &Plan,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, WorkerError> {
+    setup::validate(settings)?;
+    setup::ensure_stream(js, settings).await?;
+    for p in 0..settings.partitions {
+        setup::ensure_consumer(js, settings, p).await?;
+    }
+    let start = Instant::now();
+    let mut report = Report::default();
+    let mut pending = FuturesUnordered::new();
+    let mut next = 0u64;
+    loop {
+        while next < plan.count && pending.len() < plan.window.max(1) {
+            if let Some(rate) = plan.rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(next as f64 / f64::from(rate));
+                let ahead = due.saturating_sub(start.elapsed());
+                if !ahead.is_zero() {
+                    if pending.is_empty() {
+                        nats_ws::rt::sleep(ahead).await;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            let event = plan.event(next);
+            let subject = settings.partition_subject(settings.partition_for(&event.key));
+            let body = serde_json::to_vec(&event).unwrap_or_default();
+            let options = PublishOptions::default().msg_id(event.id);
+            let js = js.clone();
+            pending.push(async move { js.publish_with(&subject, None, &body, &options).await });
+            next += 1;
+        }
+        let Some(result) = pending.next().await else {
+            break;
+        };
+        let ack = result?;
+        if ack.duplicate {
+            report.duplicates += 1;
+        }
+        if report.first_seq == 0 || ack.seq < report.first_seq {
+            report.first_seq = ack.seq;
+        }
+        report.last_seq = report.last_seq.max(ack.seq);
+        report.published += 1;
+        if report.published % 100 == 0 || report.published == plan.count {
+            progress(report.published);
+        }
+    }
+    report.elapsed = start.elapsed();
+    Ok(report)
+}

@@ -1,0 +1,167 @@
+//! Creating what the workers need when it is missing: the stream, one durable pull consumer per
+//! partition and the two buckets. Whoever comes first (a worker, the publisher, the page) does it;
+//! the others find it there. Existing ones are used as they are, never reconfigured.
+
+use std::time::Duration;
+
+use nats_ws::jetstream::JetStreamError;
+use nats_ws::jetstream::{
+    AckPolicy, ApiErrorKind, ConsumerConfig, DeliverPolicy, JetStream, StreamConfig,
+};
+use nats_ws::kv::{KvConfig, KvError, Store};
+
+use crate::{Settings, WorkerError};
+
+/// The stream keeps an hour of events, at most 256 MiB: enough to replay any demo.
+const STREAM_MAX_AGE: Duration = Duration::from_secs(3600);
+const STREAM_MAX_BYTES: i64 = 256 << 20;
+
+/// The two buckets, bound (and created if missing).
+pub struct Buckets {
+    pub leases: Store,
+    pub workers: Store,
+}
+
+/// Checks `settings` for what the server would refuse later in a less readable way.
+pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
+    let bad = |what: &str| Err(WorkerError::Settings(what.to_owned()));
+    if settings.partitions == 0 || settings.partitions > 1024 {
+        return bad("partitions must be between 1 and 1024");
+    }
+    if settings.prefix.is_empty()
+        || !settings.prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+    {
+        return bad(
+            "the subject prefix must be tokens of letters, digits, '-' and '_' joined by '.'",
+        );
+    }
+    if settings.renew_every + settings.safety_margin >= settings.lease_ttl {
+        return bad("renew_every + safety_margin must be shorter than lease_ttl");
+    }
+    if settings.batch == 0 {
+        return bad("batch must be at least 1");
+    }
+    Ok(())
+}
+
+/// The stream `settings.stream` on `<prefix>.events.>`, created if missing.
+pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), WorkerError> {
+    match js.stream_info(&settings.stream).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let config = StreamConfig {
+        max_age: STREAM_MAX_AGE,
+        max_bytes: STREAM_MAX_BYTES,
+        description: Some("Partitioned events: one durable pull consumer per partition".into()),
+        ..StreamConfig::new(&settings.stream, [settings.events_filter()])
+    };
+    match js.create_stream(&config).await {
+        Ok(_) => Ok(()),
+        // Someone else created it in between.
+        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The durable pull consumer of `partition`, created if missing.
+pub async fn ensure_consumer(
+    js: &JetStream,
+    settings: &Settings,
+    partition: u32,
+) -> Result<(), WorkerError> {
+    let durable = settings.durable(partition);
+    match js.consumer_info(&settings.stream, &durable).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.api_kind() == Some(ApiErrorKind::ConsumerNotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let config = ConsumerConfig {
+        durable_name: Some(durable),
+        description: Some(format!(
+            "partition {partition}, consumed by its lease holder"
+        )),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        filter_subject: Some(settings.partition_subject(partition)),
+        max_ack_pending: 1000,
+        ..Default::default()
+    };
+    js.create_consumer(&settings.stream, &config).await?;
+    Ok(())
+}
+
+async fn ensure_bucket(js: &JetStream, config: KvConfig) -> Result<Store, KvError> {
+    let bucket = config.bucket.clone();
+    match js.key_value(&bucket).await {
+        Ok(store) => return Ok(store),
+        Err(KvError::BucketNotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match js.create_key_value(config).await {
+        Err(KvError::JetStream(e)) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => {
+            js.key_value(&bucket).await
+        }
+        other => other,
+    }
+}
+
+/// The buckets `leases` and `workers`; their max age is the lease TTL, so the key of a worker
+/// that died without a word goes away by itself.
+pub async fn ensure_buckets(js: &JetStream, settings: &Settings) -> Result<Buckets, WorkerError> {
+    let config = |bucket: &str, description: &str| {
+        let mut config = KvConfig::new(bucket).ttl(settings.lease_ttl);
+        config.description = Some(description.to_owned());
+        config
+    };
+    let leases = ensure_bucket(
+        js,
+        config(
+            &settings.lease_bucket,
+            "Partition leases: p.<n> = {owner, renewed_at}",
+        ),
+    )
+    .await?;
+    let workers = ensure_bucket(
+        js,
+        config(
+            &settings.workers_bucket,
+            "Live workers: <id> = WorkerInfo, rewritten every few seconds",
+        ),
+    )
+    .await?;
+    Ok(Buckets { leases, workers })
+}
+
+/// Everything: stream, consumers, buckets.
+pub async fn ensure_all(js: &JetStream, settings: &Settings) -> Result<Buckets, WorkerError> {
+    validate(settings)?;
+    ensure_stream(js, settings).await?;
+    for p in 0..settings.partitions {
+        ensure_consumer(js, settings, p).await?;
+    }
+    ensure_buckets(js, settings).await
+}
+
+/// True for failures that go away by themselves (no connection, a timeout).
+pub fn is_transient(e: &WorkerError) -> bool {
+    let js = |e: &JetStreamError| {
+        matches!(
+            e,
+            JetStreamError::Request(r) if r.is_transient()
+        ) || matches!(e, JetStreamError::NotEnabled { .. })
+    };
+    match e {
+        WorkerError::JetStream(e) => js(e),
+        WorkerError::Kv(KvError::JetStream(e)) => js(e),
+        WorkerError::Kv(KvError::OutcomeUnknown { .. }) => true,
+        WorkerError::Publish(_) => true,
+        _ => false,
+    }
+}
