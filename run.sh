@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the app: installs what is missing, starts nats-server (bash nats.sh start), then runs
 # via-agent, which serves the app on http://127.0.0.1:3000 (its process `app`: trunk serve) and
-# answers the /processes and /scale pages (via-agent.toml lists what it runs).
+# answers the /processes, /scale and /workers pages (via-agent.toml lists what it runs).
 # Open several windows there: they stay in sync.
 # Ctrl-C (or SIGTERM to this script's process group) stops the agent and everything it started;
 # nats-server keeps running (`bash nats.sh stop` stops it).
@@ -12,7 +12,8 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/s
 
 bash scripts/setup.sh --app
 bash nats.sh start
-cargo build --quiet -p via-agent
+# The agent, and the worker binary its processes worker-1 … worker-4 run (/workers: "Add worker").
+cargo build --quiet -p via-agent -p via-worker
 echo "run.sh: via-agent serves http://127.0.0.1:3000 (Ctrl-C stops the app and the agent; \`bash nats.sh stop\` stops the server)"
 # cargo run replaces itself with the agent, so the agent gets the signals directly.
 exec cargo run --quiet -p via-agent -- --config via-agent.toml

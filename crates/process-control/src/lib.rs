@@ -25,6 +25,7 @@ pub mod subjects {
     pub const START: &str = "via.proc.start";
     pub const STOP: &str = "via.proc.stop";
     pub const RESTART: &str = "via.proc.restart";
+    pub const KILL: &str = "via.proc.kill";
     pub const LOGS: &str = "via.proc.logs";
     pub const LEAF_ADD: &str = "via.leaf.add";
     pub const LEAF_REMOVE: &str = "via.leaf.remove";
@@ -37,6 +38,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("start", subjects::START),
     ("stop", subjects::STOP),
     ("restart", subjects::RESTART),
+    ("kill", subjects::KILL),
     ("logs", subjects::LOGS),
     ("leaf-add", subjects::LEAF_ADD),
     ("leaf-remove", subjects::LEAF_REMOVE),
@@ -201,6 +203,12 @@ impl ProcessState {
         )
     }
 
+    /// Kill makes sense: there is a process (it runs or starts). Kill is SIGKILL to its whole
+    /// group, and it stays down whatever its restart policy, as after a stop.
+    pub fn can_kill(&self) -> bool {
+        matches!(self.state, RunState::Running | RunState::Starting)
+    }
+
     /// Restart makes sense in every state but on the way down.
     pub fn can_restart(&self) -> bool {
         self.state != RunState::Stopping
@@ -294,7 +302,7 @@ pub struct LogLine {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmptyRequest {}
 
-/// `start`, `stop`, `restart` (a process) and `leaf-remove` (a leaf): `{"name": …}`.
+/// `start`, `stop`, `restart`, `kill` (a process) and `leaf-remove` (a leaf): `{"name": …}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameRequest {
     pub name: String,
@@ -324,7 +332,7 @@ pub struct ListReply {
     pub processes: Vec<ProcessState>,
 }
 
-/// `start`, `stop`, `restart`. `process` is required: a reply without it is not this reply.
+/// `start`, `stop`, `restart`, `kill`. `process` is required: a reply without it is not this reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessReply {
     pub process: ProcessState,
@@ -518,14 +526,15 @@ mod tests {
         assert_eq!(p.restart, RestartPolicy::Always);
         assert_eq!(p.uptime_ms(61_000), Some(60_000));
         assert_eq!(p.uptime_ms(0), Some(0), "a clock behind the agent's");
-        assert!(p.can_stop() && p.can_restart() && !p.can_start());
+        assert!(p.can_stop() && p.can_restart() && p.can_kill() && !p.can_start());
         // Fields missing: defaults, never a hidden row.
         let p: ProcessState =
             serde_json::from_slice(br#"{"name":"x","state":"exited","exit_code":3}"#).unwrap();
         assert_eq!((p.exit_text(), p.uptime_ms(1)), ("3".to_owned(), None));
-        assert!(p.can_start() && !p.can_stop());
+        assert!(p.can_start() && !p.can_stop() && !p.can_kill());
         let p: ProcessState =
-            serde_json::from_slice(br#"{"name":"x","state":"exited","signal":9}"#).unwrap();
+            serde_json::from_slice(br#"{"name":"x","state":"stopped","signal":9}"#).unwrap();
+        assert!(p.can_start() && !p.can_kill());
         assert_eq!(p.exit_text(), "signal 9");
         let leaf: ProcessState = serde_json::from_slice(
             br#"{"name":"leaf-2","kind":"leaf","leaf":{"name":"leaf-2","ws_port":9001,"connected":true,"rtt":"1.2ms","in_msgs":4}}"#,
@@ -553,7 +562,9 @@ mod tests {
             (p.kind, p.state, p.restart),
             (Kind::Unknown, RunState::Unknown, RestartPolicy::OnFailure)
         );
-        assert!(!p.is_leaf() && !p.can_start() && !p.can_stop() && p.can_restart());
+        assert!(
+            !p.is_leaf() && !p.can_start() && !p.can_stop() && !p.can_kill() && p.can_restart()
+        );
         assert_eq!(p.uptime_ms(5), None);
         let p: ProcessState = serde_json::from_value(json!({"restart": null})).unwrap();
         assert_eq!(p.restart, RestartPolicy::default());
@@ -642,7 +653,8 @@ mod tests {
     #[test]
     fn subjects_and_names() {
         assert_eq!(log_subject("app"), "proc.logs.app");
-        assert_eq!(ENDPOINTS.len(), 8);
+        assert_eq!(ENDPOINTS.len(), 9);
+        assert!(ENDPOINTS.contains(&("kill", "via.proc.kill")));
         assert!(ENDPOINTS
             .iter()
             .all(|(_, s)| s.starts_with("via.proc.") || s.starts_with("via.leaf.")));

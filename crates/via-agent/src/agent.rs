@@ -19,7 +19,7 @@ use crate::config::{Config, AGENT_NAME};
 use crate::leaf::{self, LeafPorts};
 use crate::model::{now_ms, Kind, LeafInfo, LogLine, ProcessState, RegistryEntry, RunState};
 use crate::procfs::groups_usage;
-use crate::supervisor::{Command, Events, Managed, Spec};
+use crate::supervisor::{Command, CommandError, Events, Managed, Spec};
 
 pub use process_control::{PROCESSES_BUCKET, REGISTRY_BUCKET};
 /// Registry entries expire this long after their last heartbeat.
@@ -179,6 +179,7 @@ impl Agent {
                 name: p.name.clone(),
                 kind: Kind::Process,
                 command: p.command.clone(),
+                program: p.program.clone(),
                 args: p.args.clone(),
                 env: p.env.clone(),
                 cwd: p.cwd.clone(),
@@ -303,6 +304,7 @@ impl Agent {
             name: name.clone(),
             kind: Kind::Leaf,
             command: self.config.agent.nats_server.to_string_lossy().into_owned(),
+            program: self.config.agent.nats_server.clone(),
             args: vec!["-c".to_owned(), conf.to_string_lossy().into_owned()],
             env: BTreeMap::new(),
             cwd: dir.clone(),
@@ -332,8 +334,12 @@ impl Agent {
             .lock()
             .expect("procs lock")
             .insert(name.clone(), m.clone());
-        // A new process: nothing else is queued for it.
-        let _ = m.command(Command::Start).await;
+        // A new process: nothing else is queued for it. One that cannot even be spawned (no
+        // nats-server there) is said at once, not after the wait for it to join.
+        if let Err(CommandError::Spawn(why)) = m.command(Command::Start).await {
+            self.remove(&name).await;
+            return Err(ApiError::new(500, format!("leaf {name}: {why}")));
+        }
 
         let deadline = tokio::time::Instant::now() + LEAF_JOIN_TIMEOUT;
         let mut last_error = String::from("not listed in the hub's /leafz");

@@ -10,7 +10,7 @@ use crate::agent::{Agent, ApiError};
 use crate::config::valid_process_name;
 use crate::logs::RING_LINES;
 use crate::model::LogLine;
-use crate::supervisor::{Busy, Command};
+use crate::supervisor::{Command, CommandError};
 
 pub use process_control::{DEFAULT_LOG_LINES, ENDPOINTS};
 
@@ -99,29 +99,31 @@ pub async fn handle(agent: &Arc<Agent>, endpoint: &str, payload: &[u8]) -> Resul
     let req = parse_object(payload)?;
     match endpoint {
         "list" => Ok(json!({ "processes": agent.list() })),
-        "start" | "stop" | "restart" => {
+        "start" | "stop" | "restart" | "kill" => {
             let name = process_name(&req)?;
             let m = agent
                 .get(&name)
                 .ok_or_else(|| ApiError::new(404, format!("no process named {name:?}")))?;
+            let (command, done) = match endpoint {
+                "start" => (Command::Start, "started"),
+                "stop" => (Command::Stop, "stopped"),
+                "kill" => (Command::Kill, "killed"),
+                _ => (Command::Restart, "restarted"),
+            };
             if !m.spec.control {
                 return Err(ApiError::new(
                     403,
-                    format!("process {name:?} may not be {endpoint}ed by request (control = false in the config)"),
+                    format!("process {name:?} may not be {done} by request (control = false in the config)"),
                 ));
             }
-            let command = match endpoint {
-                "start" => Command::Start,
-                "stop" => Command::Stop,
-                _ => Command::Restart,
-            };
-            let state = m.command(command).await.map_err(|Busy| {
-                ApiError::new(
+            let state = m.command(command).await.map_err(|e| match e {
+                CommandError::Busy => ApiError::new(
                     429,
                     format!(
                         "busy: {name:?} has a command in progress and another waiting; try again"
                     ),
-                )
+                ),
+                CommandError::Spawn(why) => ApiError::new(500, why),
             })?;
             Ok(json!({ "process": state }))
         }

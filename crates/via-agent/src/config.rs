@@ -55,7 +55,13 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessConfig {
     pub name: String,
+    /// As written (what the state shows).
     pub command: String,
+    /// What is executed: a relative path (`target/debug/via-worker`) resolved against the config
+    /// file's folder, whatever `cwd` is (for a relative program, std leaves it to the platform
+    /// whether the parent's or the new working folder counts); a bare name as written, found
+    /// on PATH.
+    pub program: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     /// Absolute.
@@ -212,6 +218,10 @@ impl Config {
                     reset_after: ms(p.backoff_reset_ms, defaults.reset_after),
                 },
                 name: p.name,
+                program: match p.command.contains('/') {
+                    true => resolve(&p.command),
+                    false => PathBuf::from(&p.command),
+                },
                 command: p.command,
                 args: p.args,
                 env: p.env,
@@ -260,6 +270,7 @@ mod tests {
         assert_eq!(c.agent.nats_server, Path::new("/usr/sbin/nats-server"));
         let p = &c.processes[0];
         assert_eq!(p.cwd, Path::new("/repo/."));
+        assert_eq!(p.program, Path::new("trunk"));
         assert!(p.autostart && p.control && !p.echo);
         assert_eq!(p.restart, RestartPolicy::OnFailure);
         assert_eq!(p.backoff, Backoff::default());
@@ -279,7 +290,7 @@ mod tests {
 
             [[process]]
             name = "crash"
-            command = "sh"
+            command = "bin/sh"
             args = ["-c", "exit 3"]
             env = { A = "1" }
             cwd = "sub"
@@ -298,6 +309,8 @@ mod tests {
         assert_eq!(c.agent.data_dir, Path::new("/var/lib/via"));
         let p = &c.processes[0];
         assert_eq!(p.cwd, Path::new("/etc/via/sub"));
+        assert_eq!(p.command, "bin/sh");
+        assert_eq!(p.program, Path::new("/etc/via/bin/sh"));
         assert_eq!(p.env["A"], "1");
         assert_eq!(p.restart, RestartPolicy::Always);
         assert!(!p.autostart && !p.control && p.echo);
@@ -347,5 +360,24 @@ mod tests {
         assert_eq!(app.restart, RestartPolicy::OnFailure);
         assert!(app.autostart);
         assert_eq!(app.service, ["role:app"]);
+        // The workers /workers adds and kills: the workspace's binary, started only by request,
+        // left down when it dies, each with its process name as its worker id.
+        let workers: Vec<_> = c
+            .processes
+            .iter()
+            .filter(|p| p.name.starts_with("worker-"))
+            .collect();
+        assert_eq!(workers.len(), 4);
+        for (i, w) in workers.iter().enumerate() {
+            assert_eq!(w.name, format!("worker-{}", i + 1));
+            assert_eq!(
+                w.program,
+                path.parent().unwrap().join("target/debug/via-worker")
+            );
+            assert_eq!(w.args, ["--id", w.name.as_str()]);
+            assert!(!w.autostart && w.control && !w.echo);
+            assert_eq!(w.restart, RestartPolicy::Never);
+            assert_eq!(w.service, ["role:worker"]);
+        }
     }
 }

@@ -40,7 +40,10 @@ pub trait Events: Send + Sync + 'static {
 pub struct Spec {
     pub name: String,
     pub kind: Kind,
+    /// As the config writes it (shown in the state).
     pub command: String,
+    /// What is executed: `command` with a relative path resolved against the config's folder.
+    pub program: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
@@ -59,22 +62,38 @@ pub enum Command {
     Start,
     Stop,
     Restart,
+    /// SIGKILL to the whole group at once, no grace; then stopped, as after a stop (no restart,
+    /// whatever the policy: who kills a process by request wants it down).
+    Kill,
     /// Stop, and end the process's task.
     Shutdown,
 }
 
-/// Commands that may wait behind the one in progress; more are refused ([`Busy`]).
+/// Commands that may wait behind the one in progress; more are refused ([`CommandError::Busy`]).
 pub const COMMAND_QUEUE: usize = 1;
 
-/// A command was refused: another is in progress and [`COMMAND_QUEUE`] more wait behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+/// Why a command did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// Refused: another is in progress and [`COMMAND_QUEUE`] more wait behind it.
+    Busy,
+    /// A start (or the start of a restart) could not spawn the process: why, in words. The state
+    /// says what follows (exited, or backoff before the next try).
+    Spawn(String),
+}
+
+/// How a command ended: `Err` says why the spawn failed.
+type Outcome = Result<(), String>;
+
+/// What everyone waiting for a command hears: the state as the command left it (taken then, not
+/// when the waiter runs, by which time a command queued behind may have changed it).
+type Answer = Result<ProcessState, String>;
 
 /// Who waits for which command: one entry per command queued or in progress, so that asking again
 /// for the same one joins it instead of running it once more.
 #[derive(Default)]
 struct Queue {
-    waiting: HashMap<Command, Vec<oneshot::Sender<()>>>,
+    waiting: HashMap<Command, Vec<oneshot::Sender<Answer>>>,
     /// The task has ended: nothing will be carried out any more.
     closed: bool,
 }
@@ -173,10 +192,10 @@ impl Managed {
     }
 
     /// Carries out `command` and returns the state after it (a start answers once the process is
-    /// spawned, a stop once it has exited). The same command already queued or in progress is
-    /// joined, not repeated. [`Busy`] when [`COMMAND_QUEUE`] others already wait; never for
-    /// [`Command::Shutdown`], which waits for its turn.
-    pub async fn command(&self, command: Command) -> Result<ProcessState, Busy> {
+    /// spawned, a stop or a kill once it has exited). The same command already queued or in
+    /// progress is joined, not repeated. [`CommandError::Busy`] when [`COMMAND_QUEUE`] others
+    /// already wait; never for [`Command::Shutdown`], which waits for its turn.
+    pub async fn command(&self, command: Command) -> Result<ProcessState, CommandError> {
         let (ack, done) = oneshot::channel();
         let must_send = {
             let mut q = self.queue.lock().expect("queue lock");
@@ -190,7 +209,7 @@ impl Managed {
                 if command != Command::Shutdown {
                     match self.commands.try_send(command) {
                         Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => return Err(Busy),
+                        Err(mpsc::error::TrySendError::Full(_)) => return Err(CommandError::Busy),
                         Err(mpsc::error::TrySendError::Closed(_)) => return Ok(self.snapshot()),
                     }
                 }
@@ -206,20 +225,25 @@ impl Managed {
                 .waiting
                 .remove(&command);
         }
-        let _ = done.await;
-        Ok(self.snapshot())
+        match done.await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(why)) => Err(CommandError::Spawn(why)),
+            // Dropped unanswered: the task ended, and the state it left is the answer.
+            Err(_) => Ok(self.snapshot()),
+        }
     }
 
     /// Answers everyone waiting for `command` (it is done).
-    fn done(&self, command: Command) {
+    fn done(&self, command: Command, outcome: Outcome) {
         let waiters = self
             .queue
             .lock()
             .expect("queue lock")
             .waiting
             .remove(&command);
+        let answer = outcome.map(|()| self.snapshot());
         for ack in waiters.into_iter().flatten() {
-            let _ = ack.send(());
+            let _ = ack.send(answer.clone());
         }
     }
 
@@ -267,7 +291,7 @@ impl Managed {
     }
 
     fn spawn(self: &Arc<Self>) -> Result<Running, String> {
-        let mut cmd = tokio::process::Command::new(&self.spec.command);
+        let mut cmd = tokio::process::Command::new(&self.spec.program);
         cmd.args(&self.spec.args)
             .envs(&self.spec.env)
             .current_dir(&self.spec.cwd)
@@ -298,9 +322,13 @@ impl Managed {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", self.spec.command))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => " (not there: is it built, or on PATH?)",
+                _ => "",
+            };
+            format!("cannot start {:?}: {e}{hint}", self.spec.command)
+        })?;
         let pid = child.id().ok_or("the child exited at once")?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(pump(out, Stream::Stdout, self.clone()));
@@ -391,6 +419,43 @@ async fn end_leftover(m: &Managed, leftover: &mut Option<Leftover>) {
     }
 }
 
+/// SIGKILL to the whole group at once, then waits for the leader (at most [`KILL_WAIT`]) and for
+/// the rest of the group (as long again). `None`: its status is unknown, as for [`stop`].
+async fn kill(m: &Managed, running: &mut Running) -> Option<ExitStatus> {
+    let now = tokio::time::Instant::now();
+    signal_group(running.pid, libc::SIGKILL);
+    let status = reap(m, running).await;
+    end_group(m, running.pid, now).await;
+    status
+}
+
+/// Waits at most [`KILL_WAIT`] for a process already sent SIGKILL.
+async fn reap(m: &Managed, running: &mut Running) -> Option<ExitStatus> {
+    let pid = running.pid;
+    match tokio::time::timeout(KILL_WAIT, running.child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        Ok(Err(e)) => {
+            m.record(
+                Stream::Stderr,
+                format!("via-agent: cannot wait for pid {pid}: {e}"),
+            );
+            None
+        }
+        // In uninterruptible sleep (D): it dies when it wakes; neither stop nor kill waits for that.
+        Err(_) => {
+            m.record(
+                Stream::Stderr,
+                format!(
+                    "via-agent: pid {pid} has not exited {} s after SIGKILL \
+                     (uninterruptible sleep?); going on without waiting for it",
+                    KILL_WAIT.as_secs()
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// SIGTERM to the group, SIGKILL to whatever of it is left after [`STOP_GRACE`].
 /// `None`: its status is unknown (it could not be waited for, or had not exited [`KILL_WAIT`]
 /// after its SIGKILL; tokio reaps it whenever it does).
@@ -406,29 +471,7 @@ async fn stop(m: &Managed, running: &mut Running) -> Option<ExitStatus> {
     if status.is_some() {
         return status;
     }
-    let pid = running.pid;
-    match tokio::time::timeout(KILL_WAIT, running.child.wait()).await {
-        Ok(Ok(status)) => Some(status),
-        Ok(Err(e)) => {
-            m.record(
-                Stream::Stderr,
-                format!("via-agent: cannot wait for pid {pid}: {e}"),
-            );
-            None
-        }
-        // In uninterruptible sleep (D): it dies when it wakes; the stop does not wait for that.
-        Err(_) => {
-            m.record(
-                Stream::Stderr,
-                format!(
-                    "via-agent: pid {pid} has not exited {} s after SIGKILL \
-                     (uninterruptible sleep?); going on without waiting for it",
-                    KILL_WAIT.as_secs()
-                ),
-            );
-            None
-        }
-    }
+    reap(m, running).await
 }
 
 async fn wait(running: &mut Option<Running>) -> std::io::Result<ExitStatus> {
@@ -453,12 +496,13 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
     // Quick failures in a row: the index into the backoff schedule.
     let mut failures = 0u32;
 
-    // Starts the process; a failure to spawn counts as a failed run.
+    // Starts the process; a failure to spawn counts as a failed run, and is said to the requester.
     let start = |m: &Arc<Managed>,
                  running: &mut Option<Running>,
                  retry_at: &mut Option<tokio::time::Instant>,
                  failures: &mut u32,
-                 restart: bool| {
+                 restart: bool|
+     -> Outcome {
         *retry_at = None;
         match m.spawn() {
             Ok(r) => {
@@ -477,6 +521,7 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                         s.restarts += 1;
                     }
                 });
+                Ok(())
             }
             Err(e) => {
                 m.record(Stream::Stderr, format!("via-agent: {e}"));
@@ -488,12 +533,14 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                     }
                 });
                 after_exit(m, None, Duration::ZERO, retry_at, failures);
+                Err(e)
             }
         }
     };
 
     if autostart {
-        start(&m, &mut running, &mut retry_at, &mut failures, false);
+        // Said in its log and its state; nobody asked.
+        let _ = start(&m, &mut running, &mut retry_at, &mut failures, false);
     }
     loop {
         tokio::select! {
@@ -523,25 +570,44 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
             _ = sleep_until(retry_at) => {
                 // Not beside what the last run left (it may hold the port the process needs).
                 end_leftover(&m, &mut leftover).await;
-                start(&m, &mut running, &mut retry_at, &mut failures, true);
+                let _ = start(&m, &mut running, &mut retry_at, &mut failures, true);
             }
             command = commands.recv() => {
                 // The sender lives in `m`, which this task holds: the channel never closes.
                 let Some(command) = command else { break };
+                let mut outcome = Ok(());
                 match command {
                     Command::Start => {
                         if running.is_none() {
+                            if leftover.is_some() {
+                                // Up to STOP_GRACE until the last run's group is gone: say so.
+                                m.update(|s| s.state = RunState::Starting);
+                            }
                             end_leftover(&m, &mut leftover).await;
                             failures = 0;
-                            start(&m, &mut running, &mut retry_at, &mut failures, false);
+                            outcome = start(&m, &mut running, &mut retry_at, &mut failures, false);
                         }
                     }
-                    Command::Stop | Command::Shutdown | Command::Restart => {
+                    Command::Stop | Command::Shutdown | Command::Restart | Command::Kill => {
+                        let killing = command == Command::Kill;
                         retry_at = None;
-                        end_leftover(&m, &mut leftover).await;
+                        if killing {
+                            // What an earlier run left goes at once too, without its grace.
+                            if let Some(l) = leftover.take() {
+                                end_group(&m, l.pgid, tokio::time::Instant::now()).await;
+                            }
+                        } else {
+                            end_leftover(&m, &mut leftover).await;
+                        }
+                        // Taken here, so its exit is never seen as one of its own (a failure to
+                        // restart): a stopped or killed process stays down whatever its policy.
                         if let Some(mut r) = running.take() {
                             m.update(|s| s.state = RunState::Stopping);
-                            let status = stop(&m, &mut r).await;
+                            let status = if killing {
+                                kill(&m, &mut r).await
+                            } else {
+                                stop(&m, &mut r).await
+                            };
                             m.update(|s| {
                                 s.exit_code = status.and_then(|st| st.code());
                                 s.signal = status.and_then(|st| st.signal());
@@ -556,11 +622,11 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                         });
                         if command == Command::Restart {
                             failures = 0;
-                            start(&m, &mut running, &mut retry_at, &mut failures, true);
+                            outcome = start(&m, &mut running, &mut retry_at, &mut failures, true);
                         }
                     }
                 }
-                m.done(command);
+                m.done(command, outcome);
                 if command == Command::Shutdown {
                     break;
                 }
@@ -644,6 +710,7 @@ mod tests {
             name: name.into(),
             kind: Kind::Process,
             command: command.into(),
+            program: command.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: [("GREETING".to_owned(), "hi".to_owned())].into(),
             cwd: std::env::temp_dir(),
@@ -811,7 +878,7 @@ mod tests {
             m.queue.lock().unwrap().waiting.contains_key(&Command::Stop)
         })
         .await;
-        assert_eq!(m.command(Command::Start).await, Err(Busy));
+        assert_eq!(m.command(Command::Start).await, Err(CommandError::Busy));
         assert_eq!(restart.await.unwrap().unwrap().restarts, 1);
         assert_eq!(stop.await.unwrap().unwrap().state, RunState::Stopped);
         // Shutdown is never refused: it waits its turn.
@@ -868,6 +935,143 @@ mod tests {
         let state = m.command(Command::Stop).await.unwrap();
         assert_eq!(state.state, RunState::Stopped);
         assert_eq!(state.next_restart_at, None);
+    }
+
+    #[tokio::test]
+    async fn kill_takes_the_whole_group_at_once_and_it_stays_down() {
+        // Leader and grandchild ignore SIGTERM: a stop would take its whole grace.
+        let (m, events) = launch(spec(
+            "k",
+            "sh",
+            &["-c", "trap '' TERM; sleep 30 & echo $!; wait"],
+            RestartPolicy::Always,
+        ));
+        until("the grandchild's pid", || !printed_pids(&events).is_empty()).await;
+        let pid = m.snapshot().pid.unwrap();
+        let grandchild = printed_pids(&events)[0];
+        let t = Instant::now();
+        let state = m.command(Command::Kill).await.unwrap();
+        assert!(t.elapsed() < STOP_GRACE / 2, "{:?}", t.elapsed());
+        assert_eq!(state.state, RunState::Stopped);
+        assert_eq!((state.signal, state.exit_code), (Some(libc::SIGKILL), None));
+        assert_eq!((state.pid, state.next_restart_at), (None, None));
+        assert!(!alive(pid));
+        assert!(!alive(grandchild), "the kill left the group's other member");
+        // Not restarted (policy "always"): still down after more than its first backoff.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let later = m.snapshot();
+        assert_eq!((later.state, later.restarts), (RunState::Stopped, 0));
+        // A killed (stopped) process killed again: its state, unchanged.
+        assert_eq!(m.command(Command::Kill).await.unwrap().signal, Some(9));
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_kill_ends_what_an_exited_process_left_without_the_grace() {
+        let (m, events) = launch(spec(
+            "x",
+            "sh",
+            &["-c", LEAVES_A_STUBBORN_SLEEP],
+            RestartPolicy::Never,
+        ));
+        until("the exit", || m.snapshot().state == RunState::Exited).await;
+        let sleep = printed_pids(&events)[0];
+        assert!(alive(sleep));
+        let t = Instant::now();
+        let state = m.command(Command::Kill).await.unwrap();
+        assert!(t.elapsed() < STOP_GRACE / 2, "{:?}", t.elapsed());
+        assert_eq!(state.state, RunState::Stopped);
+        assert!(!alive(sleep));
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_kill_during_a_start_waits_joins_and_refuses_as_any_command() {
+        // The start waits (up to the grace) for what the exited first run left in its group;
+        // the second run sleeps.
+        let marker = std::env::temp_dir().join(format!(
+            "via-agent-second-run-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let script = format!(
+            "if [ -e '{0}' ]; then exec sleep 30; fi; touch '{0}'; {LEAVES_A_STUBBORN_SLEEP}",
+            marker.display()
+        );
+        let (m, events) = launch(spec("x", "sh", &["-c", &script], RestartPolicy::Never));
+        until("the exit", || m.snapshot().state == RunState::Exited).await;
+        let start = tokio::spawn({
+            let m = m.clone();
+            async move { m.command(Command::Start).await }
+        });
+        until("the start in progress", || {
+            m.snapshot().state == RunState::Starting
+        })
+        .await;
+        let kills: Vec<_> = (0..2)
+            .map(|_| {
+                tokio::spawn({
+                    let m = m.clone();
+                    async move { m.command(Command::Kill).await }
+                })
+            })
+            .collect();
+        until("both kills waiting as one", || {
+            m.queue
+                .lock()
+                .unwrap()
+                .waiting
+                .get(&Command::Kill)
+                .is_some_and(|w| w.len() == 2)
+        })
+        .await;
+        assert_eq!(m.command(Command::Stop).await, Err(CommandError::Busy));
+        let started = start.await.unwrap().unwrap();
+        assert_eq!(started.state, RunState::Running, "the state the start left");
+        for kill in kills {
+            let killed = kill.await.unwrap().unwrap();
+            assert_eq!(
+                (killed.state, killed.pid, killed.signal),
+                (RunState::Stopped, None, Some(libc::SIGKILL))
+            );
+        }
+        assert!(!alive(started.pid.unwrap()));
+        for pid in printed_pids(&events) {
+            assert!(!alive(pid));
+        }
+        m.command(Command::Shutdown).await.unwrap();
+        let _ = std::fs::remove_file(marker);
+    }
+
+    #[tokio::test]
+    async fn a_start_that_cannot_spawn_says_why() {
+        let events = Arc::new(Recorder::default());
+        let m = Managed::launch(
+            spec("missing", "./not/built", &[], RestartPolicy::Never),
+            false,
+            "h",
+            "a",
+            events,
+        );
+        let e = m.command(Command::Start).await.unwrap_err();
+        let CommandError::Spawn(why) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            why.contains("./not/built") && why.contains("is it built"),
+            "{why}"
+        );
+        assert_eq!(m.snapshot().state, RunState::Exited);
+        // So does a restart, and the task goes on serving.
+        assert!(matches!(
+            m.command(Command::Restart).await,
+            Err(CommandError::Spawn(_))
+        ));
+        assert_eq!(
+            m.command(Command::Stop).await.unwrap().state,
+            RunState::Stopped
+        );
+        m.command(Command::Shutdown).await.unwrap();
     }
 
     #[tokio::test]

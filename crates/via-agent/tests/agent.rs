@@ -723,3 +723,271 @@ async fn stops_every_child_and_deregisters_on(signal: i32) {
     let svc = kv_get(&client, "processes", "svc").await.unwrap();
     assert_eq!(svc["state"], "stopped");
 }
+
+/// Kill = SIGKILL to the whole group at once (its members ignore SIGTERM, so a stop would take
+/// its 5 s grace), answered once it exited, and the process stays down whatever its policy.
+#[tokio::test]
+async fn kill_takes_the_whole_group_at_once_and_it_stays_down() {
+    let server = start_hub();
+    let mut processes = String::from(SLEEPERS);
+    for restart in ["on-failure", "always"] {
+        processes.push_str(&format!(
+            r#"
+[[process]]
+name = "{restart}"
+command = "sh"
+args = ["-c", "trap '' TERM; sleep 300 & echo $!; wait"]
+restart = "{restart}"
+backoff_initial_ms = 100
+service = ["role:worker"]
+"#
+        ));
+    }
+    let _agent = Agent::start(&server, "", &processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    for name in ["on-failure", "always"] {
+        let body = json!({ "name": name }).to_string();
+        // The grandchild's pid, printed by the leader.
+        let grandchild: u64 = until(10, "the grandchild's pid", || async {
+            let logs = call(&client, "via.proc.logs", &body).await.unwrap();
+            logs["lines"][0]["line"].as_str()?.parse().ok()
+        })
+        .await;
+        let list = call(&client, "via.proc.list", "").await.unwrap();
+        let pid = process(&list, name)["pid"].as_u64().expect("running");
+        kv_wait(&client, "services_registry", name, 10, |v| v.is_some()).await;
+        assert!(alive(pid) && alive(grandchild));
+
+        let t = Instant::now();
+        let killed = call(&client, "via.proc.kill", &body).await.unwrap();
+        let took = t.elapsed();
+        eprintln!("kill of {name} answered after {} ms", took.as_millis());
+        assert!(took < Duration::from_secs(2), "{took:?}: not at once");
+        let p = &killed["process"];
+        assert_eq!(p["state"], "stopped", "{p}");
+        assert_eq!(p["signal"], 9);
+        assert_eq!(p["exit_code"], Value::Null);
+        assert_eq!(p["pid"], Value::Null);
+        assert_eq!(p["next_restart_at"], Value::Null);
+        // Answered once exited: the leader is reaped and its group gone, not on their way.
+        assert!(!alive(pid), "the leader outlived the answer");
+        assert!(!alive(grandchild), "the group outlived the answer");
+        kv_wait(&client, "services_registry", name, 10, |v| v.is_none()).await;
+
+        // Not restarted (its backoff is 100 ms): for a second, every state it shows is stopped.
+        let until_then = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until_then {
+            let list = call(&client, "via.proc.list", "").await.unwrap();
+            let p = process(&list, name);
+            assert_eq!(
+                (&p["state"], &p["restarts"]),
+                (&json!("stopped"), &json!(0))
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stored = kv_wait(&client, "processes", name, 5, |v| {
+            v.is_some_and(|v| v["state"] == "stopped")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (&stored["signal"], &stored["restarts"]),
+            (&json!(9), &json!(0))
+        );
+
+        // Killing a stopped process is not an error: its state.
+        let again = call(&client, "via.proc.kill", &body).await.unwrap();
+        assert_eq!(again["process"]["state"], "stopped");
+        assert_eq!(again["process"]["signal"], 9);
+        // And it starts again by request.
+        let started = call(&client, "via.proc.start", &body).await.unwrap();
+        assert_eq!(started["process"]["state"], "running");
+    }
+    // A process never started: killed, it answers its state.
+    let never = call(&client, "via.proc.kill", r#"{"name":"sleeper"}"#)
+        .await
+        .unwrap();
+    assert_eq!(never["process"]["state"], "stopped");
+    assert_eq!(never["process"]["signal"], Value::Null);
+
+    let refusals: [(&[u8], u16); 7] = [
+        (br#"{"name":"nope"}"#, 404),
+        (br#"{"name":"locked"}"#, 403),
+        (br#"{"name":"#, 400),
+        (b"\xff\xfe garbage", 400),
+        (br#"{}"#, 400),
+        (br#"["on-failure"]"#, 400),
+        (br#"{"name":"sleep 1; kill -9 -1"}"#, 400),
+    ];
+    for (body, code) in refusals {
+        let msg = client
+            .request("via.proc.kill", body.to_vec())
+            .await
+            .expect("an answer");
+        let headers = msg.headers.expect("error headers");
+        let got: u16 = headers
+            .get("Nats-Service-Error-Code")
+            .expect("Nats-Service-Error-Code")
+            .parse()
+            .unwrap();
+        assert_eq!(got, code, "{}", String::from_utf8_lossy(body));
+        let text = headers
+            .get("Nats-Service-Error")
+            .expect("Nats-Service-Error");
+        let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+        assert_eq!(reply, json!({"error": text, "code": code}));
+    }
+    let (_, body) = call(&client, "via.proc.kill", r#"{"name":"locked"}"#)
+        .await
+        .unwrap_err();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not be killed"),
+        "{body}"
+    );
+    // The locked process untouched, and the service lists the endpoint.
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    assert_eq!(process(&list, "locked")["state"], "running");
+    let info = client
+        .request("$SRV.INFO.process-control", "")
+        .await
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info.payload).unwrap();
+    let kill = info["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "kill")
+        .unwrap_or_else(|| panic!("no kill endpoint in {info}"));
+    assert_eq!(kill["subject"], "via.proc.kill");
+    assert_eq!(kill["queue_group"], "q");
+}
+
+/// A kill asked while a start is in progress waits behind it (one command may) and a second kill
+/// joins it: the start answers with what it started, and both kills with that killed. (That a
+/// third command is refused meanwhile is the supervisor's test: from here, which of two requests
+/// on different subjects the agent takes first is not for the test to say.)
+#[tokio::test]
+async fn a_kill_during_a_start_waits_for_it_then_kills_what_it_started() {
+    let server = start_hub();
+    // The first run exits at once leaving a sleep that ignores SIGTERM in its group, so the next
+    // start waits (up to the 5 s grace) for that group to end; the second run just sleeps.
+    let processes = r#"
+[[process]]
+name = "lingering"
+command = "sh"
+args = ["-c", "if [ -e second ]; then exec sleep 300; fi; touch second; trap '' TERM; sleep 300 & echo $!; exit 1"]
+autostart = false
+restart = "never"
+"#;
+    let _agent = Agent::start(&server, "", processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let body = r#"{"name":"lingering"}"#;
+    call(&client, "via.proc.start", body).await.unwrap();
+    let leftover: u64 = until(10, "the first run's exit", || async {
+        let list = call(&client, "via.proc.list", "").await.unwrap();
+        if process(&list, "lingering")["state"] != "exited" {
+            return None;
+        }
+        let logs = call(&client, "via.proc.logs", body).await.unwrap();
+        logs["lines"][0]["line"].as_str()?.parse().ok()
+    })
+    .await;
+    assert!(alive(leftover));
+
+    let t = Instant::now();
+    let start = call_with_timeout(&client, "via.proc.start", body, 15);
+    let others = async {
+        until(5, "the start in progress", || async {
+            let list = call(&client, "via.proc.list", "").await.unwrap();
+            (process(&list, "lingering")["state"] == "starting").then_some(())
+        })
+        .await;
+        tokio::join!(
+            call_with_timeout(&client, "via.proc.kill", body, 15),
+            call_with_timeout(&client, "via.proc.kill", body, 15),
+        )
+    };
+    let (started, (kill, joined)) = tokio::join!(start, others);
+    eprintln!(
+        "start, then kill: answered after {} ms",
+        t.elapsed().as_millis()
+    );
+    let started = started.unwrap();
+    assert_eq!(started["process"]["state"], "running");
+    let pid = started["process"]["pid"].as_u64().unwrap();
+    for k in [kill, joined] {
+        let k = k.unwrap();
+        assert_eq!(k["process"]["state"], "stopped", "{k}");
+        assert_eq!(k["process"]["signal"], 9);
+    }
+    assert!(!alive(pid), "the kill did not kill what the start started");
+    assert!(!alive(leftover));
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    assert_eq!(process(&list, "lingering")["state"], "stopped");
+}
+
+/// A program that is not there (a worker not built yet): the start says why, the agent goes on.
+/// A relative command is the config folder's, whatever the process's `cwd`.
+#[tokio::test]
+async fn a_missing_program_is_an_error_reply_and_relative_commands_are_the_configs() {
+    let server = start_hub();
+    let processes = r#"
+[[process]]
+name = "unbuilt"
+command = "target/debug/not-built"
+autostart = false
+restart = "on-failure"
+
+[[process]]
+name = "relative"
+command = "bin/hello"
+cwd = "sub"
+autostart = false
+restart = "never"
+"#;
+    let agent = Agent::start(&server, "", processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let (code, body) = call(&client, "via.proc.start", r#"{"name":"unbuilt"}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(code, 500);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("target/debug/not-built") && error.contains("is it built"),
+        "{error}"
+    );
+    // The policy applies to a failed spawn as to a crash: it will try again.
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    assert_eq!(process(&list, "unbuilt")["state"], "backoff");
+    let stopped = call(&client, "via.proc.stop", r#"{"name":"unbuilt"}"#)
+        .await
+        .unwrap();
+    assert_eq!(stopped["process"]["state"], "stopped");
+
+    use std::os::unix::fs::PermissionsExt;
+    let dir = agent.dir.path();
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let script = dir.join("bin/hello");
+    std::fs::write(&script, "#!/bin/sh\npwd\nexec sleep 300\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let started = call(&client, "via.proc.start", r#"{"name":"relative"}"#)
+        .await
+        .unwrap();
+    assert_eq!(started["process"]["state"], "running");
+    assert_eq!(started["process"]["command"], "bin/hello", "as written");
+    let pwd = until(5, "its working folder", || async {
+        let logs = call(&client, "via.proc.logs", r#"{"name":"relative"}"#)
+            .await
+            .unwrap();
+        logs["lines"][0]["line"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(pwd.ends_with("/sub"), "{pwd}");
+}
