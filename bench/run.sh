@@ -133,4 +133,10 @@ bench/native/target/release/nats-ws-bench-native --ws "$WS_URL" --batch 1000 "${
 say "browser: nats-ws vs nats.js in headless Chromium"
 node bench/bench.mjs --ws "$WS_URL" --control "$CONTROL_URL" $QUICK $PROFILE "${CRITERION[@]}"
 
+if [[ -z $QUICK ]]; then
+  # A million events through one native worker: its allocated bytes must end flat (BENCHMARKS.md).
+  say "native worker memory (bench/workers.sh)"
+  bash bench/workers.sh
+fi
+
 say "done in $((SECONDS - START)) s"

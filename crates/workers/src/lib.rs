@@ -252,6 +252,9 @@ pub enum WorkerError {
     Publish(#[from] nats_ws::PublishError),
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// Not connected, or no answer in time: nothing is read or written until the server is back.
+    #[error("no connection to the server, or no answer from it in time")]
+    NoServer,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use nats_ws::jetstream::{JetStream, PublishOptions};
 use web_time::Instant;
 
@@ -73,17 +73,16 @@ pub async fn publish(
     let mut report = Report::default();
     let mut pending = FuturesUnordered::new();
     let mut next = 0u64;
+    let mut failure = None;
     loop {
-        while next < plan.count && pending.len() < plan.window.max(1) {
+        // Ahead of the rate: how long until the next event is due.
+        let mut wait = Duration::ZERO;
+        while failure.is_none() && next < plan.count && pending.len() < plan.window.max(1) {
             if let Some(rate) = plan.rate.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(next as f64 / f64::from(rate));
-                let ahead = due.saturating_sub(start.elapsed());
-                if !ahead.is_zero() {
-                    if pending.is_empty() {
-                        nats_ws::rt::sleep(ahead).await;
-                    } else {
-                        break;
-                    }
+                wait = due.saturating_sub(start.elapsed());
+                if !wait.is_zero() {
+                    break;
                 }
             }
             let event = plan.event(next);
@@ -94,10 +93,28 @@ pub async fn publish(
             pending.push(async move { js.publish_with(&subject, None, &body, &options).await });
             next += 1;
         }
-        let Some(result) = pending.next().await else {
-            break;
+        let result = if wait.is_zero() || failure.is_some() {
+            match pending.next().await {
+                Some(result) => result,
+                None => break,
+            }
+        } else {
+            // Whichever comes first: an acknowledgement, or the time to publish the next one.
+            let sleep = nats_ws::rt::sleep(wait).fuse();
+            futures::pin_mut!(sleep);
+            futures::select_biased! {
+                result = pending.select_next_some() => result,
+                _ = sleep => continue,
+            }
         };
-        let ack = result?;
+        // After a failure, what is in flight is still counted, then the failure returned.
+        let ack = match result {
+            Ok(ack) => ack,
+            Err(e) => {
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
         if ack.duplicate {
             report.duplicates += 1;
         }
@@ -111,5 +128,11 @@ pub async fn publish(
         }
     }
     report.elapsed = start.elapsed();
-    Ok(report)
+    match failure {
+        Some(e) => {
+            progress(report.published);
+            Err(e.into())
+        }
+        None => Ok(report),
+    }
 }

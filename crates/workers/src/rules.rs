@@ -31,9 +31,17 @@ impl Held {
     }
 }
 
-/// ceil(partitions / live workers); all of them for the only worker.
+/// ceil(partitions / live workers): the most any worker holds once balanced.
 pub fn fair_share(partitions: u32, live_workers: u32) -> u32 {
     partitions.div_ceil(live_workers.max(1))
+}
+
+/// The share of the worker at `rank` (its place among the live workers' ids, sorted):
+/// partitions / live, plus one for the first partitions mod live. The shares add up to exactly the
+/// partitions; with ceil for everyone, 8 partitions and 5 workers could settle at 2, 2, 2, 2, 0.
+pub fn share_of(partitions: u32, live_workers: u32, rank: u32) -> u32 {
+    let live = live_workers.max(1);
+    partitions / live + u32::from(rank < partitions % live)
 }
 
 /// One thing to do, in the order given.
@@ -52,7 +60,7 @@ pub enum Action {
 /// What a worker must do at `now`.
 ///
 /// - `held`: its leases; `taken`: partitions whose lease key exists (anyone's, its own included);
-/// - `live_workers`: workers announced in the `workers` bucket (itself included);
+/// - `share`: how many it should hold ([`share_of`]);
 /// - `offset`: where this worker starts looking for free partitions (e.g. a hash of its id), so
 ///   that workers joining together do not all race for partition 0.
 pub fn plan(
@@ -60,7 +68,7 @@ pub fn plan(
     now: u64,
     held: &BTreeMap<u32, Held>,
     taken: &BTreeSet<u32>,
-    live_workers: u32,
+    share: u32,
     offset: u32,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -75,7 +83,7 @@ pub fn plan(
             }
         }
     }
-    let share = fair_share(settings.partitions, live_workers) as usize;
+    let share = share as usize;
     if keep.len() > share {
         // Give up the ones acquired last: the longest-held stay where they are.
         keep.sort_by_key(|p| std::cmp::Reverse(held[p].acquired_at));
@@ -108,6 +116,17 @@ mod tests {
     }
 
     #[test]
+    fn shares_add_up_to_the_partitions_and_differ_by_at_most_one() {
+        for live in 1..=12 {
+            let shares: Vec<u32> = (0..live).map(|r| share_of(8, live, r)).collect();
+            assert_eq!(shares.iter().sum::<u32>(), 8, "{live} workers: {shares:?}");
+            let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+            assert!(max - min <= 1, "{live} workers: {shares:?}");
+            assert_eq!(*max, fair_share(8, live));
+        }
+    }
+
+    #[test]
     fn fair_shares() {
         assert_eq!(fair_share(8, 0), 8);
         assert_eq!(fair_share(8, 1), 8);
@@ -121,11 +140,11 @@ mod tests {
         let s = Settings::default();
         let h = BTreeMap::from([(0, held(1000))]);
         let taken = BTreeSet::from([0, 1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(plan(&s, 3999, &h, &taken, 8, 0), vec![]);
-        assert_eq!(plan(&s, 4000, &h, &taken, 8, 0), vec![Action::Renew(0)]);
+        assert_eq!(plan(&s, 3999, &h, &taken, 1, 0), vec![]);
+        assert_eq!(plan(&s, 4000, &h, &taken, 1, 0), vec![Action::Renew(0)]);
         // ttl 10 s − margin 1 s after the write was sent.
-        assert_eq!(plan(&s, 9999, &h, &taken, 8, 0), vec![Action::Renew(0)]);
-        assert_eq!(plan(&s, 10_000, &h, &taken, 8, 0), vec![Action::Stop(0)]);
+        assert_eq!(plan(&s, 9999, &h, &taken, 1, 0), vec![Action::Renew(0)]);
+        assert_eq!(plan(&s, 10_000, &h, &taken, 1, 0), vec![Action::Stop(0)]);
     }
 
     #[test]
@@ -154,8 +173,8 @@ mod tests {
             );
         }
         let taken: BTreeSet<u32> = (0..8).collect();
-        // 4 workers: share 2; renewals are due (written at 0, now 5000).
-        let actions = plan(&s, 5000, &h, &taken, 4, 0);
+        // Share 2; renewals are due (written at 0, now 5000).
+        let actions = plan(&s, 5000, &h, &taken, 2, 0);
         assert_eq!(
             actions,
             vec![
@@ -219,15 +238,25 @@ mod tests {
 
     fn step(s: &Settings, bucket: &mut Bucket, workers: &mut [SimWorker], now: u64) {
         let ttl = s.lease_ttl.as_millis() as u64;
-        // A cut-off worker's heartbeat stops landing: the others stop counting it.
-        let live = workers.iter().filter(|w| w.alive && !w.cut).count() as u32;
+        // A cut-off worker's heartbeat stops landing: the others stop counting it. Ranks are
+        // places among the counted ones (the sim's index stands for the id).
+        let counted: Vec<usize> = (0..workers.len())
+            .filter(|&i| workers[i].alive && !workers[i].cut)
+            .collect();
+        let live = counted.len() as u32;
         for (i, w) in workers.iter_mut().enumerate() {
             if !w.alive || (now + w.phase) % s.tick.as_millis() as u64 != 0 {
                 continue;
             }
+            // A cut-off worker still sees itself: last in line.
+            let rank = counted
+                .iter()
+                .position(|&c| c == i)
+                .unwrap_or(counted.len()) as u32;
+            let share = share_of(s.partitions, live.max(rank + 1), rank);
             bucket.expire(now, ttl);
             let taken: BTreeSet<u32> = bucket.keys.keys().copied().collect();
-            for action in plan(s, now, &w.held, &taken, live, i as u32 * 3) {
+            for action in plan(s, now, &w.held, &taken, share, i as u32 * 3) {
                 let stored = now + w.latency;
                 if w.cut {
                     // Every request fails (a timeout): only local decisions take effect.
@@ -369,6 +398,31 @@ mod tests {
         // And it stays so: nothing flaps.
         let t = run_until(&mut workers, &mut bucket, t + 3 * lease);
         assert!(balanced(&s, &workers, t));
+    }
+
+    #[test]
+    fn five_workers_share_eight_partitions_two_two_two_one_one() {
+        let s = Settings::default();
+        let mut bucket = Bucket::default();
+        let mut workers: Vec<SimWorker> = (0..4).map(|i| worker(i * 200, 0)).collect();
+        let mut now = 0;
+        while now < 5_000 {
+            step(&s, &mut bucket, &mut workers, now);
+            now += 1;
+        }
+        assert!(balanced(&s, &workers, now));
+        // The 5th comes when every partition is taken at 2 each: someone must give one up.
+        workers.push(worker(900, 0));
+        let joined = now;
+        while !balanced(&s, &workers, now) {
+            step(&s, &mut bucket, &mut workers, now);
+            assert_exclusive(&s, &workers, now);
+            now += 1;
+            assert!(now - joined <= 20_000, "5 workers never balanced");
+        }
+        let mut counts: Vec<usize> = workers.iter().map(|w| w.held.len()).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [1, 1, 2, 2, 2]);
     }
 
     #[test]

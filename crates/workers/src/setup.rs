@@ -39,8 +39,12 @@ pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
             "the subject prefix must be tokens of letters, digits, '-' and '_' joined by '.'",
         );
     }
-    if settings.renew_every + settings.safety_margin >= settings.lease_ttl {
-        return bad("renew_every + safety_margin must be shorter than lease_ttl");
+    if settings.tick.is_zero() {
+        return bad("tick must be longer than zero");
+    }
+    // A renewal happens on the first tick after it is due, and must land before the deadline.
+    if settings.renew_every + settings.tick + settings.safety_margin >= settings.lease_ttl {
+        return bad("renew_every + tick + safety_margin must be shorter than lease_ttl");
     }
     if settings.batch == 0 {
         return bad("batch must be at least 1");
@@ -128,6 +132,18 @@ pub async fn ensure_buckets(js: &JetStream, settings: &Settings) -> Result<Bucke
         ),
     )
     .await?;
+    // The lease deadlines assume the bucket expires keys after exactly the lease TTL: a shorter
+    // max age would free a partition while its holder still consumes it, none would never free
+    // a dead worker's partitions.
+    let ttl = leases.status().await?.ttl;
+    if ttl != settings.lease_ttl {
+        return Err(WorkerError::Settings(format!(
+            "the bucket {:?} expires keys after {} ms, the workers' lease TTL is {} ms: delete the bucket or use its TTL",
+            settings.lease_bucket,
+            ttl.as_millis(),
+            settings.lease_ttl.as_millis()
+        )));
+    }
     let workers = ensure_bucket(
         js,
         config(
@@ -161,7 +177,7 @@ pub fn is_transient(e: &WorkerError) -> bool {
         WorkerError::JetStream(e) => js(e),
         WorkerError::Kv(KvError::JetStream(e)) => js(e),
         WorkerError::Kv(KvError::OutcomeUnknown { .. }) => true,
-        WorkerError::Publish(_) => true,
+        WorkerError::Publish(_) | WorkerError::NoServer => true,
         _ => false,
     }
 }

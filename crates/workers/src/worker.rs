@@ -78,6 +78,20 @@ struct Fetched {
     result: Result<Vec<JsMessage>, JetStreamError>,
 }
 
+/// `call`, or [`WorkerError::NoServer`] if it has not finished within `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, KvError>>,
+) -> Result<T, WorkerError> {
+    let call = call.fuse();
+    let timer = nats_ws::rt::sleep(limit).fuse();
+    futures::pin_mut!(call, timer);
+    futures::select_biased! {
+        r = call => r.map_err(WorkerError::from),
+        _ = timer => Err(WorkerError::NoServer),
+    }
+}
+
 /// How long one pull waits for messages at the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
@@ -116,16 +130,34 @@ pub async fn run<O: Observer>(
     worker.say(StatusKind::Joined, None);
     let mut next_tick = Instant::now();
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
-        let tick = nats_ws::rt::sleep(wait).fuse();
+        if matches!(client.status(), nats_ws::Status::Closed) {
+            // Closed by the program: nothing can be released or said any more.
+            return Ok(worker.summary);
+        }
+        // The tick before any batch: with a backlog a batch is always ready, and renewals that
+        // waited for a quiet moment would let every lease run into its deadline.
+        if Instant::now() >= next_tick {
+            let stopped = {
+                let maintain = worker.maintain().fuse();
+                futures::pin_mut!(maintain);
+                futures::select_biased! {
+                    _ = stop => true,
+                    _ = maintain => false,
+                }
+            };
+            if stopped {
+                break;
+            }
+            next_tick = Instant::now() + settings.tick;
+            worker.refill();
+            continue;
+        }
+        let tick = nats_ws::rt::sleep(next_tick.saturating_duration_since(Instant::now())).fuse();
         futures::pin_mut!(tick);
         futures::select_biased! {
             _ = stop => break,
+            _ = tick => {}
             fetched = worker.inflight.select_next_some() => worker.handle(fetched),
-            _ = tick => {
-                worker.maintain().await;
-                next_tick = Instant::now() + settings.tick;
-            }
         }
         worker.refill();
     }
@@ -149,6 +181,8 @@ struct Worker<'a, O: Observer> {
     busy: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     live_workers: u32,
+    /// Its place among the live workers' ids, sorted: decides who holds one more than the others.
+    rank: u32,
     offset: u32,
     started_at: u64,
     last_heartbeat: Option<u64>,
@@ -184,6 +218,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             busy: BTreeSet::new(),
             paused: BTreeSet::new(),
             live_workers: 1,
+            rank: 0,
             offset,
             started_at: wall,
             last_heartbeat: None,
@@ -196,13 +231,23 @@ impl<'a, O: Observer> Worker<'a, O> {
         self.wall + self.epoch.elapsed().as_millis() as u64
     }
 
+    /// This worker's share of the partitions, by its place among the live workers.
+    fn share(&self) -> u32 {
+        rules::share_of(self.settings.partitions, self.live_workers, self.rank)
+    }
+
     fn say(&mut self, kind: StatusKind, partition: Option<u32>) {
+        let at = self.now();
+        self.say_at(kind, partition, at);
+    }
+
+    fn say_at(&mut self, kind: StatusKind, partition: Option<u32>, at: u64) {
         let event = StatusEvent {
             kind,
             worker: self.me.id.clone(),
             partition,
-            at: self.now(),
-            share: rules::fair_share(self.settings.partitions, self.live_workers),
+            at,
+            share: self.share(),
             live_workers: self.live_workers,
         };
         match kind {
@@ -221,10 +266,17 @@ impl<'a, O: Observer> Worker<'a, O> {
             .publish(&self.settings.status_subject(), body);
     }
 
-    /// Stops consuming `partition` at once; says why.
+    /// Stops consuming `partition` at once; says why. A lease that expired or was lost is said to
+    /// end no later than its deadline: nothing of it was processed after that, however late the
+    /// worker noticed (the feed's intervals are what "never two owners at once" is checked on).
     fn drop_lease(&mut self, partition: u32, kind: StatusKind) -> Option<Held> {
         let held = self.held.remove(&partition)?;
-        self.say(kind, Some(partition));
+        let now = self.now();
+        let at = match kind {
+            StatusKind::Expired | StatusKind::Lost => now.min(held.deadline(self.settings)),
+            _ => now,
+        };
+        self.say_at(kind, Some(partition), at);
         Some(held)
     }
 
@@ -306,7 +358,33 @@ impl<'a, O: Observer> Worker<'a, O> {
     }
 
     /// The periodic part: deadlines, renewals, heartbeat, memory, rebalancing.
+    ///
+    /// While disconnected only the clock is kept (leases stop at their deadlines): a request
+    /// would wait for the connection, and this task with it.
     async fn maintain(&mut self) {
+        let connected = self.js.client().status().is_connected();
+        if !connected {
+            self.observer
+                .trouble("reaching the server", &WorkerError::NoServer);
+        }
+        // What is about time first, and needs no view of the others: deadlines and renewals.
+        let all: BTreeSet<u32> = (0..self.settings.partitions).collect();
+        let holding = self.held.len() as u32;
+        let urgent = rules::plan(self.settings, self.now(), &self.held, &all, holding, 0);
+        let mut renewals = Vec::new();
+        for action in urgent {
+            match action {
+                Action::Stop(p) => {
+                    self.drop_lease(p, StatusKind::Expired);
+                }
+                Action::Renew(p) => renewals.push(p),
+                Action::Release(_) | Action::Acquire(_) => {}
+            }
+        }
+        if !connected {
+            return self.report_memory();
+        }
+        self.renew(&renewals).await;
         if !self.paused.is_empty() {
             // A fetch failed: the consumer (or the stream) may have been deleted; recreate it.
             let paused = std::mem::take(&mut self.paused);
@@ -319,38 +397,23 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
             }
         }
-        let taken = self.read_view().await;
-        // Without a view of the leases, renew and stop only: acquire nothing.
-        let all: BTreeSet<u32> = (0..self.settings.partitions).collect();
-        let now = self.now();
-        let actions = rules::plan(
-            self.settings,
-            now,
-            &self.held,
-            taken.as_ref().unwrap_or(&all),
-            self.live_workers,
-            self.offset,
-        );
-        // Stops and renewals first (they are about time), then releases, then acquisitions.
-        for action in &actions {
-            if let Action::Stop(p) = *action {
-                self.drop_lease(p, StatusKind::Expired);
-            }
-        }
-        let renewals: Vec<u32> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Renew(p) => Some(*p),
-                _ => None,
-            })
-            .collect();
-        self.renew(&renewals).await;
-        if taken.is_some() {
-            for action in &actions {
-                match *action {
+        // Then rebalancing, with a view of the leases (without one, nothing is acquired).
+        if let Some(taken) = self.read_view().await {
+            let share = self.share();
+            let plan = rules::plan(
+                self.settings,
+                self.now(),
+                &self.held,
+                &taken,
+                share,
+                self.offset,
+            );
+            for action in plan {
+                match action {
                     Action::Release(p) => self.release(p).await,
                     Action::Acquire(p) => self.acquire(p).await,
-                    _ => {}
+                    // Done above; anything due since comes on the next tick.
+                    Action::Stop(_) | Action::Renew(_) => {}
                 }
             }
         }
@@ -360,23 +423,31 @@ impl<'a, O: Observer> Worker<'a, O> {
 
     /// Partitions whose lease key exists, and the count of live workers; `None` when the bucket
     /// could not be read.
+    ///
+    /// A listing waits for the connection when it drops midway (it is a consumer that outlives
+    /// outages), so each is bounded by a renewal period: longer, and the deadlines would slip.
     async fn read_view(&mut self) -> Option<BTreeSet<u32>> {
-        match self.buckets.workers.keys().await {
+        let limit = self.settings.renew_every;
+        match bounded(limit, self.buckets.workers.keys()).await {
             // Itself included, even before its first heartbeat lands.
-            Ok(keys) => {
-                let others = keys.iter().filter(|k| **k != self.me.id).count() as u32;
-                self.live_workers = others + 1;
+            Ok(mut keys) => {
+                if !keys.contains(&self.me.id) {
+                    keys.push(self.me.id.clone());
+                }
+                keys.sort_unstable();
+                self.live_workers = keys.len() as u32;
+                self.rank = keys.iter().position(|k| *k == self.me.id).unwrap_or(0) as u32;
             }
-            Err(e) => self.observer.trouble("reading the workers", &e.into()),
+            Err(e) => self.observer.trouble("reading the workers", &e),
         }
-        match self.buckets.leases.keys().await {
+        match bounded(limit, self.buckets.leases.keys()).await {
             Ok(keys) => Some(
                 keys.iter()
                     .filter_map(|k| self.settings.partition_of_key(k))
                     .collect(),
             ),
             Err(e) => {
-                self.observer.trouble("reading the leases", &e.into());
+                self.observer.trouble("reading the leases", &e);
                 None
             }
         }
@@ -398,7 +469,14 @@ impl<'a, O: Observer> Worker<'a, O> {
             let revision = self.held[&p].revision;
             let leases = &self.buckets.leases;
             let value = &value;
-            async move { (p, leases.update(&key, value, revision).await) }
+            // Bounded: a renewal still unanswered at the next one is as good as failed.
+            let limit = self.settings.renew_every;
+            async move {
+                (
+                    p,
+                    bounded(limit, leases.update(&key, value, revision)).await,
+                )
+            }
         });
         for (p, result) in futures::future::join_all(writes).await {
             match result {
@@ -408,13 +486,13 @@ impl<'a, O: Observer> Worker<'a, O> {
                         h.written_at = sent;
                     }
                 }
-                Err(KvError::WrongLastRevision { .. }) => {
+                Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
                     self.drop_lease(p, StatusKind::Lost);
                 }
                 // Not renewed this time: the deadline decides.
                 Err(e) => self
                     .observer
-                    .trouble(&format!("renewing partition {p}"), &e.into()),
+                    .trouble(&format!("renewing partition {p}"), &e),
             }
         }
     }
@@ -424,17 +502,17 @@ impl<'a, O: Observer> Worker<'a, O> {
         let Some(held) = self.drop_lease(partition, StatusKind::Released) else {
             return;
         };
+        if !self.js.client().status().is_connected() {
+            // The delete would wait for the connection (a leave could take seconds per lease).
+            return;
+        }
         let key = self.settings.lease_key(partition);
-        if let Err(e) = self
-            .buckets
-            .leases
-            .delete_expecting(&key, held.revision)
-            .await
-        {
-            if !matches!(e, KvError::WrongLastRevision { .. }) {
-                self.observer
-                    .trouble(&format!("releasing partition {partition}"), &e.into());
-            }
+        let delete = self.buckets.leases.delete_expecting(&key, held.revision);
+        match bounded(self.settings.renew_every, delete).await {
+            Ok(_) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
+            Err(e) => self
+                .observer
+                .trouble(&format!("releasing partition {partition}"), &e),
         }
     }
 
@@ -442,7 +520,12 @@ impl<'a, O: Observer> Worker<'a, O> {
         let key = self.settings.lease_key(partition);
         let sent = self.now();
         let value = self.lease_value();
-        match self.buckets.leases.create(&key, value).await {
+        match bounded(
+            self.settings.renew_every,
+            self.buckets.leases.create(&key, value),
+        )
+        .await
+        {
             Ok(revision) => {
                 self.held.insert(
                     partition,
@@ -455,10 +538,10 @@ impl<'a, O: Observer> Worker<'a, O> {
                 self.say(StatusKind::Acquired, Some(partition));
             }
             // Someone was quicker.
-            Err(KvError::KeyExists { .. }) => {}
+            Err(WorkerError::Kv(KvError::KeyExists { .. })) => {}
             Err(e) => self
                 .observer
-                .trouble(&format!("acquiring partition {partition}"), &e.into()),
+                .trouble(&format!("acquiring partition {partition}"), &e),
         }
     }
 
@@ -482,9 +565,10 @@ impl<'a, O: Observer> Worker<'a, O> {
             return;
         }
         let body = serde_json::to_vec(&self.info()).unwrap_or_default();
-        match self.buckets.workers.put(&self.me.id, body).await {
+        let put = self.buckets.workers.put(&self.me.id, body);
+        match bounded(self.settings.renew_every, put).await {
             Ok(_) => self.last_heartbeat = Some(now),
-            Err(e) => self.observer.trouble("announcing this worker", &e.into()),
+            Err(e) => self.observer.trouble("announcing this worker", &e),
         }
     }
 
@@ -522,11 +606,21 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
             }
         }
-        if let Err(e) = self.buckets.workers.delete(&self.me.id).await {
-            self.observer.trouble("removing this worker", &e.into());
+        if self.js.client().status().is_connected() {
+            let delete = self.buckets.workers.delete(&self.me.id);
+            if let Err(e) = bounded(self.settings.renew_every, delete).await {
+                self.observer.trouble("removing this worker", &e);
+            }
         }
         self.say(StatusKind::Left, None);
-        // The status and the naks are on their way before the caller closes the connection.
-        let _ = self.js.client().flush().await;
+        // The status and the naks are on their way before the caller closes the connection; a
+        // flush waits for a reconnection, so not for long.
+        let flush = self.js.client().flush().fuse();
+        let limit = nats_ws::rt::sleep(Duration::from_secs(1)).fuse();
+        futures::pin_mut!(flush, limit);
+        futures::select_biased! {
+            _ = flush => {}
+            _ = limit => {}
+        }
     }
 }

@@ -1,0 +1,558 @@
+//! The guarantees against a real server, with the real binaries: churn (a join, a kill -9,
+//! a clean leave) while 20 000 events flow, a stolen lease, a server restart. Every worker records
+//! what it processed and its lease changes (`--record`); the checks read those files and the
+//! `leases` bucket. Timings are short (lease TTL 3 s) so that the file runs in well under a minute.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nats_ws::jetstream::JetStream;
+use serde::Deserialize;
+use test_support::TestServer;
+use via_workers::{now_ms, LeaseValue, StatusEvent, StatusKind};
+
+const PARTITIONS: u32 = 8;
+const LEASE_TTL_MS: u64 = 3000;
+/// The worker's timing for these tests: renew every second, look every 250 ms, stop 500 ms
+/// before a lease could expire, redeliver what a killed worker held after 2 s.
+const TIMING: [&str; 12] = [
+    "--lease-ttl-ms",
+    "3000",
+    "--renew-ms",
+    "1000",
+    "--tick-ms",
+    "250",
+    "--margin-ms",
+    "500",
+    "--ack-wait-ms",
+    "2000",
+    "--memory-ms",
+    "1000",
+];
+
+/// One via-worker process; killed (not left) on drop, so a failing test leaves nothing behind.
+struct Worker {
+    id: String,
+    child: Child,
+    record: PathBuf,
+    stderr: PathBuf,
+    started_at: u64,
+}
+
+impl Worker {
+    fn start(url: &str, dir: &Path, id: &str) -> Worker {
+        let record = dir.join(format!("{id}.jsonl"));
+        let stderr = dir.join(format!("{id}.err"));
+        let child = Command::new(env!("CARGO_BIN_EXE_via-worker"))
+            .args(["--url", url, "--id", id, "--record"])
+            .arg(&record)
+            .args(TIMING)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join(format!("{id}.out"))).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start via-worker");
+        Worker {
+            id: id.to_owned(),
+            child,
+            record,
+            stderr,
+            started_at: now_ms(),
+        }
+    }
+
+    fn records(&self) -> Records {
+        Records::read(&self.record)
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: a signal to our own child, which has not been waited for (so the pid is its).
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill {} {}", signal, self.id);
+    }
+
+    /// Kill -9; returns when it is gone, with the time it was killed.
+    fn kill(&mut self) -> u64 {
+        self.signal(libc::SIGKILL);
+        let at = now_ms();
+        let _ = self.child.wait();
+        at
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    async fn leave(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = wait_for(10, &format!("{} to leave", self.id), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .await;
+        assert!(
+            status.success(),
+            "{} exited with {status}: {}",
+            self.id,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Processed {
+    p: u32,
+    id: Option<String>,
+    at: u64,
+}
+
+#[derive(Deserialize)]
+struct StatusLine {
+    status: StatusEvent,
+}
+
+/// What one worker recorded.
+#[derive(Default)]
+struct Records {
+    processed: Vec<Processed>,
+    status: Vec<StatusEvent>,
+}
+
+impl Records {
+    /// Complete lines only: the worker may be writing the last one.
+    fn read(path: &Path) -> Records {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut records = Records::default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        for line in complete.lines() {
+            if let Ok(p) = serde_json::from_str::<Processed>(line) {
+                records.processed.push(p);
+            } else {
+                let s: StatusLine = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: {e}: {line}", path.display()));
+                records.status.push(s.status);
+            }
+        }
+        records
+    }
+
+    /// Partitions held after the last status line.
+    fn held(&self) -> BTreeSet<u32> {
+        let mut held = BTreeSet::new();
+        for s in &self.status {
+            match (s.kind, s.partition) {
+                (StatusKind::Acquired, Some(p)) => {
+                    held.insert(p);
+                }
+                (StatusKind::Released | StatusKind::Lost | StatusKind::Expired, Some(p)) => {
+                    held.remove(&p);
+                }
+                _ => {}
+            }
+        }
+        held
+    }
+
+    /// Lease intervals per partition, `[from, to)`; a lease still held ends at `end`.
+    fn intervals(&self, end: u64) -> BTreeMap<u32, Vec<(u64, u64)>> {
+        let mut open: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut done: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+        for s in &self.status {
+            match (s.kind, s.partition) {
+                (StatusKind::Acquired, Some(p)) => {
+                    assert!(open.insert(p, s.at).is_none(), "acquired {p} twice");
+                }
+                (StatusKind::Released | StatusKind::Lost | StatusKind::Expired, Some(p)) => {
+                    let from = open.remove(&p).expect("ended a lease not held");
+                    done.entry(p).or_default().push((from, s.at));
+                }
+                _ => {}
+            }
+        }
+        for (p, from) in open {
+            done.entry(p).or_default().push((from, end.max(from)));
+        }
+        done
+    }
+}
+
+/// Polls `probe` every 50 ms until it gives a value, failing after `secs` seconds.
+async fn wait_for<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The owner of every partition with a lease key.
+async fn owners(js: &JetStream) -> Option<BTreeMap<u32, String>> {
+    let leases = js.key_value("leases").await.ok()?;
+    let mut owners = BTreeMap::new();
+    for key in leases.keys().await.ok()? {
+        let Some(p) = key.strip_prefix("p.").and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let entry = leases.get(&key).await.ok()??;
+        let value: LeaseValue = serde_json::from_slice(&entry.value).ok()?;
+        owners.insert(p, value.owner);
+    }
+    Some(owners)
+}
+
+/// Waits until every partition is leased by one of `live`, the shares differing by at most one.
+async fn wait_balanced(js: &JetStream, live: &[&str], secs: u64) -> BTreeMap<u32, String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = None;
+    loop {
+        if let Some(owners) = owners(js).await {
+            let mut shares: BTreeMap<&str, u32> = live.iter().map(|w| (*w, 0)).collect();
+            let mut ok = owners.len() == PARTITIONS as usize;
+            for owner in owners.values() {
+                match shares.get_mut(owner.as_str()) {
+                    Some(n) => *n += 1,
+                    None => ok = false,
+                }
+            }
+            let (lo, hi) = (shares.values().min(), shares.values().max());
+            if ok && hi.zip(lo).is_some_and(|(hi, lo)| hi - lo <= 1) {
+                return owners;
+            }
+            last = Some(owners);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leases not balanced over {live:?} after {secs} s: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn publisher(url: &str, count: u64, rate: u32, run: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_via-publisher"))
+        .args(["--url", url, "--run", run])
+        .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start via-publisher")
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    published: u64,
+    last_seq: u64,
+}
+
+async fn published(mut child: Child) -> Report {
+    let status = wait_for(60, "the publisher to finish", || {
+        child.try_wait().ok().flatten()
+    })
+    .await;
+    let out = child.wait_with_output().expect("publisher output");
+    assert!(
+        status.success(),
+        "via-publisher: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the publisher's report")
+}
+
+/// Ids processed, with how often, over all records.
+fn processed_ids(records: &[&Records]) -> HashMap<String, u32> {
+    let mut seen = HashMap::new();
+    for r in records {
+        for p in &r.processed {
+            if let Some(id) = &p.id {
+                *seen.entry(id.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+fn all_ids(run: &str, count: u64) -> impl Iterator<Item = String> + '_ {
+    (0..count).map(move |i| format!("{run}-{i}"))
+}
+
+async fn wait_all_processed(workers: &[&Worker], runs: &[(&str, u64)], secs: u64) {
+    let what = format!("every event of {runs:?} to be processed");
+    wait_for(secs, &what, || {
+        let records: Vec<Records> = workers.iter().map(|w| w.records()).collect();
+        let seen = processed_ids(&records.iter().collect::<Vec<_>>());
+        runs.iter()
+            .all(|(run, n)| all_ids(run, *n).all(|id| seen.contains_key(&id)))
+            .then_some(())
+    })
+    .await;
+}
+
+/// No two workers' intervals on one partition overlap; every event was processed inside one of
+/// its worker's intervals.
+fn check_leases(all: &[(&str, &Records, u64)]) {
+    let mut by_partition: BTreeMap<u32, Vec<(&str, u64, u64)>> = BTreeMap::new();
+    for (id, records, end) in all {
+        let intervals = records.intervals(*end);
+        for e in &records.processed {
+            let inside = intervals
+                .get(&e.p)
+                .is_some_and(|v| v.iter().any(|(from, to)| (*from..=*to).contains(&e.at)));
+            assert!(
+                inside,
+                "{id} processed {:?} of partition {} at {} outside its leases {:?}",
+                e.id,
+                e.p,
+                e.at,
+                intervals.get(&e.p)
+            );
+        }
+        for (p, v) in intervals {
+            by_partition
+                .entry(p)
+                .or_default()
+                .extend(v.into_iter().map(|(a, b)| (*id, a, b)));
+        }
+    }
+    for (p, v) in by_partition {
+        for (i, a) in v.iter().enumerate() {
+            for b in &v[i + 1..] {
+                if a.0 != b.0 {
+                    assert!(
+                        a.2 <= b.1 || b.2 <= a.1,
+                        "partition {p}: {a:?} and {b:?} overlap"
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn client(server: &TestServer) -> JetStream {
+    let client = nats_ws::connect(nats_ws::Options::new(server.client_url()))
+        .await
+        .expect("connect");
+    client.jetstream()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn churn_loses_nothing_and_never_shares_a_partition() {
+    let server = TestServer::start();
+    let url = server.client_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let js = client(&server).await;
+
+    let mut w1 = Worker::start(&url, dir.path(), "w1");
+    let mut w2 = Worker::start(&url, dir.path(), "w2");
+    let w3 = Worker::start(&url, dir.path(), "w3");
+    wait_balanced(&js, &["w1", "w2", "w3"], 15).await;
+
+    const COUNT: u64 = 20_000;
+    let run = "churn";
+    let feed = publisher(&url, COUNT, 4000, run);
+    wait_for(20, "the first 2000 events to be processed", || {
+        let n: usize = [&w1, &w2, &w3]
+            .iter()
+            .map(|w| w.records().processed.len())
+            .sum();
+        (n >= 2000).then_some(())
+    })
+    .await;
+
+    // A join, balanced within two lease periods.
+    let w4 = Worker::start(&url, dir.path(), "w4");
+    wait_balanced(&js, &["w1", "w2", "w3", "w4"], 10).await;
+    let join_ms = now_ms() - w4.started_at;
+    eprintln!("the join was balanced after {join_ms} ms");
+    assert!(
+        join_ms <= 2 * LEASE_TTL_MS,
+        "join balanced after {join_ms} ms"
+    );
+
+    // A kill, mid-stream, then a clean leave.
+    let held_at_kill = w1.records().held();
+    let killed_at = w1.kill();
+    w2.leave().await;
+    let report = published(feed).await;
+    assert_eq!(report.published, COUNT);
+
+    let workers = [&w1, &w2, &w3, &w4];
+    wait_all_processed(&workers, &[(run, COUNT)], 40).await;
+    wait_balanced(&js, &["w3", "w4"], 15).await;
+
+    let records: Vec<Records> = workers.iter().map(|w| w.records()).collect();
+    let seen = processed_ids(&records.iter().collect::<Vec<_>>());
+    let expected: BTreeSet<String> = all_ids(run, COUNT).collect();
+    let got: BTreeSet<String> = seen.keys().cloned().collect();
+    assert_eq!(
+        got, expected,
+        "processed ids differ from the published ones"
+    );
+
+    // Duplicates only for what the killed worker had processed but not acknowledged.
+    let killed: BTreeSet<&str> = records[0]
+        .processed
+        .iter()
+        .filter_map(|p| p.id.as_deref())
+        .collect();
+    let duplicates: Vec<&String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    eprintln!(
+        "{} duplicate(s); the killed worker held {held_at_kill:?}; the last sequence {}",
+        duplicates.len(),
+        report.last_seq
+    );
+    let bound = 64 * held_at_kill.len();
+    assert!(
+        duplicates.len() <= bound,
+        "{} duplicates, more than {bound}",
+        duplicates.len()
+    );
+    for id in &duplicates {
+        assert!(
+            killed.contains(id.as_str()),
+            "{id} was processed twice without the kill"
+        );
+    }
+
+    let end = now_ms();
+    check_leases(&[
+        ("w1", &records[0], killed_at),
+        ("w2", &records[1], end),
+        ("w3", &records[2], end),
+        ("w4", &records[3], end),
+    ]);
+    // The one that left released everything it held.
+    assert!(records[1].held().is_empty(), "w2 left holding leases");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stolen_lease_stops_consumption_at_once() {
+    let server = TestServer::start();
+    let url = server.client_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let js = client(&server).await;
+    let w1 = Worker::start(&url, dir.path(), "w1");
+    wait_balanced(&js, &["w1"], 15).await;
+
+    // Another writer takes partition 0's key: the next renewal loses the compare-and-set.
+    let leases = js.key_value("leases").await.expect("leases bucket");
+    let thief = serde_json::to_vec(&LeaseValue {
+        owner: "thief".into(),
+        renewed_at: now_ms(),
+    })
+    .expect("json");
+    let stolen_at = now_ms();
+    leases.put("p.0", thief).await.expect("steal p.0");
+
+    // Events for every partition while the key is the thief's.
+    let report = published(publisher(&url, 2000, 0, "stolen")).await;
+    assert_eq!(report.published, 2000);
+
+    let lost = wait_for(10, "w1 to lose partition 0", || {
+        w1.records()
+            .status
+            .into_iter()
+            .find(|s| s.kind == StatusKind::Lost && s.partition == Some(0) && s.worker == "w1")
+    })
+    .await;
+    let delay = lost.at.saturating_sub(stolen_at);
+    eprintln!("the lease was lost {delay} ms after the steal");
+    // At the first renewal after the steal: within a renewal period and a tick.
+    assert!(delay <= 1000 + 250 + 250, "lost {delay} ms after the steal");
+
+    // Nothing is lost: once the thief's key expires, w1 takes partition 0 back and catches up.
+    wait_all_processed(&[&w1], &[("stolen", 2000)], 20).await;
+    let records = w1.records();
+    let back = records
+        .status
+        .iter()
+        .find(|s| s.kind == StatusKind::Acquired && s.partition == Some(0) && s.at > lost.at)
+        .expect("partition 0 acquired again");
+    // Not one event of partition 0 between losing it and getting it back.
+    for e in records.processed.iter().filter(|e| e.p == 0) {
+        assert!(
+            e.at <= lost.at || e.at >= back.at,
+            "processed {:?} of partition 0 at {} while the thief held it ({}..{})",
+            e.id,
+            e.at,
+            lost.at,
+            back.at
+        );
+    }
+    // It could only come back once the key expired: a TTL after the thief wrote it.
+    assert!(
+        back.at >= stolen_at + LEASE_TTL_MS - 100,
+        "taken back at {} before the thief's key could expire ({})",
+        back.at,
+        stolen_at + LEASE_TTL_MS
+    );
+    check_leases(&[("w1", &records, now_ms())]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_restart_loses_nothing() {
+    let mut server = TestServer::start();
+    let url = server.client_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let js = client(&server).await;
+    let w1 = Worker::start(&url, dir.path(), "w1");
+    let w2 = Worker::start(&url, dir.path(), "w2");
+    wait_balanced(&js, &["w1", "w2"], 15).await;
+
+    let before = published(publisher(&url, 5000, 0, "before")).await;
+    assert_eq!(before.published, 5000);
+    // Mid-stream: some processed, and the workers are at it.
+    wait_for(20, "the first events to be processed", || {
+        let n = w1.records().processed.len() + w2.records().processed.len();
+        (n >= 500).then_some(())
+    })
+    .await;
+    server.stop();
+    // Both notice (a trouble line on stderr) before the server comes back.
+    wait_for(10, "the workers to notice the server is gone", || {
+        [&w1, &w2]
+            .iter()
+            .all(|w| {
+                !std::fs::read_to_string(&w.stderr)
+                    .unwrap_or_default()
+                    .is_empty()
+            })
+            .then_some(())
+    })
+    .await;
+    server.start_again();
+
+    let after = published(publisher(&url, 5000, 0, "after")).await;
+    assert_eq!(after.published, 5000);
+    wait_all_processed(&[&w1, &w2], &[("before", 5000), ("after", 5000)], 40).await;
+    let js = client(&server).await;
+    wait_balanced(&js, &["w1", "w2"], 15).await;
+    let (r1, r2) = (w1.records(), w2.records());
+    let end = now_ms();
+    check_leases(&[("w1", &r1, end), ("w2", &r2, end)]);
+    let kept_or_again: Vec<_> = [&r1, &r2]
+        .iter()
+        .flat_map(|r| &r.status)
+        .filter(|s| s.kind != StatusKind::Joined)
+        .map(|s| (s.worker.as_str(), s.kind, s.partition))
+        .collect();
+    eprintln!("lease changes: {kept_or_again:?}");
+}
