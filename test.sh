@@ -160,15 +160,15 @@ clippy_native() {
 
 clippy_wasm() {
   step "clippy (wasm32)"
-  # Everything but via-agent, a native program (processes, signals, /proc).
+  # Everything but the native programs via-agent and via-worker (processes, signals, /proc).
   # The browser tests read these at compile time; check them against placeholder values.
   NATS_WS_TEST_URL="${NATS_WS_TEST_URL:-ws://127.0.0.1:8080}" \
     NATS_TEST_CONTROL="${NATS_TEST_CONTROL:-http://127.0.0.1:9}" \
-    cargo clippy --workspace --exclude via-agent --target wasm32-unknown-unknown --all-targets -- -D warnings
+    cargo clippy --workspace --exclude via-agent --exclude via-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
 }
 
 # The test binaries that start a real nats-server (crates/test-support); the rest need none.
-SERVER_TESTS="server jetstream kv interop interop_js service agent"
+SERVER_TESTS="server jetstream kv interop interop_js service agent workers"
 # Those whose client follows NATS_WS_TEST_TRANSPORT (test-support TestServer::url).
 TCP_TESTS="server jetstream kv interop service"
 
@@ -256,7 +256,7 @@ bench_smoke() {
 build_app() {
   step "build the app for the end-to-end tests (trunk, release; via-agent for /processes and /scale)"
   # e2e/lib.mjs starts target/debug/via-agent against the test server.
-  cargo build -p via-agent
+  cargo build -p via-agent -p via-worker
   APP_DIST=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-dist.XXXXXX")
   # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
   PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$APP_DIST"

@@ -15,7 +15,7 @@ const T = { timeout: 180_000 };
 
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const THEMES = ["light", "dark", "ocean", "forest", "sunset"];
-const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale"];
+const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale"];
 
 /** The serious and critical WCAG 2 A/AA violations on the page as it is now, one line each. */
 async function violations(page) {
@@ -119,6 +119,7 @@ function linkName(path) {
     "/counter": "Counter",
     "/config": "Config",
     "/themes": "Themes",
+    "/workers": "Workers",
     "/monitor": "Monitor",
     "/streams": "Streams",
     "/kv": "KV",

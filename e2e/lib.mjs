@@ -526,3 +526,80 @@ export async function untilSubscribed(env, tabs) {
   }
   throw new Error("the tabs never showed a user.* event: their subscription did not reach the server");
 }
+
+/** The native worker's binary: $VIA_WORKER_BIN, else target/debug/via-worker, else target/release/via-worker. */
+export function viaWorkerBin() {
+  const bin =
+    process.env.VIA_WORKER_BIN ??
+    ["debug", "release"].map((p) => path.join(REPO, "target", p, "via-worker")).find((p) => existsSync(p));
+  if (!bin || !existsSync(bin)) {
+    throw new Error("no via-worker binary: cargo build -p via-worker (or set VIA_WORKER_BIN)");
+  }
+  return bin;
+}
+
+/**
+ * Starts the native worker (`via-worker`, crates/via-worker) against the test server (the
+ * binary: `viaWorkerBin`). `args` are added to `--url <the server's client url>`; its
+ * output goes to a log in a temp dir. `stop()` sends SIGTERM (a clean leave) and waits; `kill()`
+ * sends SIGKILL. The caller stops it (in a `finally`).
+ */
+export function startViaWorker(env, args = []) {
+  const bin = viaWorkerBin();
+  const dir = mkdtempSync(path.join(tmpdir(), "via-e2e-worker-"));
+  const log = path.join(dir, "worker.log");
+  const out = openSync(log, "a");
+  const child = spawn(bin, ["--url", env.server.nats, ...args], { cwd: dir, stdio: ["ignore", out, out] });
+  closeSync(out);
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return {
+    dir,
+    pid: child.pid,
+    exited,
+    log: () => readFileSync(log, "utf8"),
+    stop: async () => {
+      if (running()) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+    kill: async () => {
+      if (running()) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** The serious and critical WCAG 2 A/AA violations axe-core finds on `page` as it is now. */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) {
+    const { createRequire } = await import("node:module");
+    const source = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    await page.addScriptTag({ content: source });
+  }
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
+  });
+}
+
+/** Applies `theme` to the open page without storing it, once its colour transitions are over. */
+export const applyTheme = (page, theme) =>
+  page.evaluate(async (t) => {
+    document.documentElement.dataset.theme = t;
+    await new Promise((r) => requestAnimationFrame(r));
+    await Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a instanceof CSSTransition)
+        .map((a) => a.finished.catch(() => {})),
+    );
+  }, theme);

@@ -33,6 +33,7 @@ pub enum Page {
     Counter,
     Config,
     Themes,
+    Workers,
     Monitor,
     Streams,
     Kv,
@@ -61,12 +62,13 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 12] = [
+    pub const ALL: [Page; 13] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
         Page::Config,
         Page::Themes,
+        Page::Workers,
         Page::Monitor,
         Page::Streams,
         Page::Kv,
@@ -78,9 +80,12 @@ impl Page {
 
     pub fn group(self) -> Group {
         match self {
-            Page::Dashboard | Page::Chat | Page::Counter | Page::Config | Page::Themes => {
-                Group::Demos
-            }
+            Page::Dashboard
+            | Page::Chat
+            | Page::Counter
+            | Page::Config
+            | Page::Themes
+            | Page::Workers => Group::Demos,
             _ => Group::Console,
         }
     }
@@ -92,6 +97,7 @@ impl Page {
             Page::Counter => "/counter",
             Page::Config => "/config",
             Page::Themes => "/themes",
+            Page::Workers => "/workers",
             Page::Monitor => "/monitor",
             Page::Streams => "/streams",
             Page::Kv => "/kv",
@@ -109,6 +115,7 @@ impl Page {
             Page::Counter => "Counter",
             Page::Config => "Config",
             Page::Themes => "Themes",
+            Page::Workers => "Workers",
             Page::Monitor => "Monitor",
             Page::Streams => "Streams",
             Page::Kv => "KV",
@@ -144,6 +151,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
+                    <Route path=path!("/workers") view=pages::demos::workers::WorkersPage/>
                     <Route path=path!("/monitor") view=pages::console::monitor::MonitorPage/>
                     <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
                     <Route path=path!("/kv") view=pages::console::kv::KvPage/>
