@@ -4,44 +4,15 @@
 // width (390 px): the navigation fits without scrolling sideways.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 
-import { rand, useEnv, waitCount, waitFor } from "./lib.mjs";
+import { applyTheme, axeViolations, rand, useEnv, waitCount, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 180_000 };
 
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const THEMES = ["light", "dark", "ocean", "forest", "sunset"];
 const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale"];
-
-/** The serious and critical WCAG 2 A/AA violations on the page as it is now, one line each. */
-async function violations(page) {
-  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE });
-  const found = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
-    return r.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
-  });
-  return found;
-}
-
-/** Applies a theme to the open page without storing it (the stored theme is shared by every tab). */
-const showTheme = (page, theme) =>
-  page.evaluate(async (t) => {
-    document.documentElement.dataset.theme = t;
-    // The colours fade (CSS transitions): measure where they end, not halfway.
-    await new Promise((r) => requestAnimationFrame(r));
-    await Promise.all(
-      document
-        .getAnimations()
-        .filter((a) => a instanceof CSSTransition)
-        .map((a) => a.finished.catch(() => {})),
-    );
-  }, theme);
 
 test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA violation", T, async () => {
   const page = await env.tab({ identity: "a11y" });
@@ -72,8 +43,8 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
       await waitCount(page, "chat-message", text, 1);
     }
     for (const theme of THEMES) {
-      await showTheme(page, theme);
-      for (const v of await violations(page)) problems.push(`${path} [${theme}] ${v}`);
+      await applyTheme(page, theme);
+      for (const v of await axeViolations(page)) problems.push(`${path} [${theme}] ${v}`);
     }
   }
   assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
@@ -89,8 +60,8 @@ test("a11y: the settings dialog takes the focus, Esc closes it and gives the foc
   await waitFor(page, "focus inside the dialog", () => !!document.activeElement?.closest("[role=dialog]"));
   const problems = [];
   for (const theme of THEMES) {
-    await showTheme(page, theme);
-    for (const v of await violations(page)) problems.push(`settings [${theme}] ${v}`);
+    await applyTheme(page, theme);
+    for (const v of await axeViolations(page)) problems.push(`settings [${theme}] ${v}`);
   }
   assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
   await page.keyboard.press("Escape");
