@@ -93,8 +93,20 @@ test("kv: what nats-py puts, updates and deletes shows live in the open bucket, 
   assert.equal(await page.evaluate(() => window.__kvNoReload), true, "the page was not reloaded");
   // The bucket list catches up on its next read: the deleted key keeps its marker (a key with a
   // revision), and seed 1 + py.greeting's put, put, delete are 4 stored values.
-  await waitText(page, "kv-bucket-keys", "2", { timeout: 8000 });
-  await waitText(page, "kv-bucket-values", "4");
+  // Its own row: other pages' buckets (e.g. /workers's `leases`, empty) may be listed first.
+  await waitFor(
+    page,
+    `${bucket}'s row in the bucket list: 2 keys, 4 values`,
+    ([rows, name]) =>
+      [...document.querySelectorAll(rows)].some(
+        (r) =>
+          r.textContent.includes(name) &&
+          r.querySelector('[data-testid="kv-bucket-keys"]')?.textContent === "2" &&
+          r.querySelector('[data-testid="kv-bucket-values"]')?.textContent === "4",
+      ),
+    [sel("kv-bucket-row"), bucket],
+    { timeout: 8000 },
+  );
 });
 
 test("kv: an update at a revision another client moved past shows both values and writes nothing", T, async () => {
