@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# The native worker's memory under load: does it stay flat?
-#   bash bench/workers.sh           # 1 000 000 events
-#   bash bench/workers.sh --quick   # 100 000 events
+# The workers' memory under load, natively and in a tab: does it stay flat?
+#   bash bench/workers.sh           # 1 000 000 events, each part
+#   bash bench/workers.sh --quick   # 100 000 natively, 300 000 in the tab (it samples every 5 s)
+#   bash bench/workers.sh --native  # only the native part (no app build, no Chromium)
 # Builds via-worker and via-publisher with the bench profile (opt-level 3, LTO: the workspace's
 # release profile is opt-level z, sized for the wasm app), starts a throwaway nats-server, runs one
 # worker (memory sample every 500 ms, exits after the last event) and publishes the events. The
 # allocated bytes after the warm-up (the first sample past 10 % of the events) are compared with the
-# last sample; it passes if the end is within 10 % of the warmed-up level. See BENCHMARKS.md.
+# last sample; it passes if the end is within 10 % of the warmed-up level.
+# Then the same in a tab: the app (trunk, release) in headless Chromium joins /workers as the only
+# worker and processes what via-publisher sends (bench/workers-tab.mjs); it passes if the wasm
+# memory after the warm-up never grows. See BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=1000000
+COUNT=1000000 TAB_COUNT=1000000 TAB=1
 for arg in "$@"; do
   case $arg in
-    --quick) COUNT=100000 ;;
-    *) echo "usage: bash bench/workers.sh [--quick]" >&2; exit 2 ;;
+    --quick) COUNT=100000 TAB_COUNT=300000 ;;
+    --native) TAB="" ;;
+    *) echo "usage: bash bench/workers.sh [--quick] [--native]" >&2; exit 2 ;;
   esac
 done
 
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/sbin"
 NATS_PID="" WORKER_PID="" TMP=""
 
 cleanup() {
@@ -103,3 +108,11 @@ if ratio > 1.10:
     sys.exit("workers bench: FAILED: allocated bytes grew more than 10 % after the warm-up")
 print("workers bench: passed (within 10 % of the warmed-up level)")
 EOF
+
+[[ -n $TAB ]] || exit 0
+# trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
+echo "==> workers bench: building the app (trunk, release) for the tab" >&2
+DIST=bench/build/app
+trunk build --release --dist "$DIST" >"$TMP/trunk.log" 2>&1 || { cat "$TMP/trunk.log" >&2; exit 1; }
+echo "==> workers bench: $TAB_COUNT events to a tab worker" >&2
+E2E_DIST="$DIST" NATS_SERVER_BIN="$SERVER" node bench/workers-tab.mjs "$BIN/via-publisher" "$TAB_COUNT"

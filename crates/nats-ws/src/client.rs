@@ -319,6 +319,9 @@ impl Client {
         // Hand out what is queued first, so that no older status can follow the current one.
         inner.dispatch();
         let _ = tx.try_send(inner.conn.status().clone());
+        // Streams dropped since the last change are let go here too, not only at the next change:
+        // a steady connection may see none for days while waits come and go by the thousand.
+        inner.status_watchers.retain(|w| !w.is_closed());
         inner.status_watchers.push(tx);
         Box::pin(rx)
     }
@@ -326,7 +329,9 @@ impl Client {
     /// Status changes, non-fatal server errors and lame-duck notices, from now on.
     pub fn events(&self) -> impl Stream<Item = ClientEvent> + Unpin + 'static {
         let (tx, rx) = async_channel::unbounded();
-        self.shared().lock().event_watchers.push(tx);
+        let mut inner = self.shared().lock();
+        inner.event_watchers.retain(|w| !w.is_closed());
+        inner.event_watchers.push(tx);
         Box::pin(rx)
     }
 
@@ -878,4 +883,38 @@ fn write_out<S: Socket>(
         }
     }
     Poll::Ready(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client whose driver never runs: it stays `Connecting`, no status ever changes.
+    fn idle_client() -> Client {
+        Client::start(Options::new("ws://127.0.0.1:9"), |_| {}).expect("client")
+    }
+
+    #[test]
+    fn dropped_status_streams_are_let_go_without_a_status_change() {
+        let client = idle_client();
+        let kept = client.status_stream();
+        for _ in 0..1000 {
+            drop(client.status_stream());
+            drop(client.events());
+        }
+        let inner = client.shared().lock();
+        // The one kept, plus the last one dropped (let go by the next call).
+        assert!(
+            inner.status_watchers.len() <= 2,
+            "{}",
+            inner.status_watchers.len()
+        );
+        assert!(
+            inner.event_watchers.len() <= 1,
+            "{}",
+            inner.event_watchers.len()
+        );
+        drop(inner);
+        drop(kept);
+    }
 }

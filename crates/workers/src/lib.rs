@@ -9,12 +9,13 @@
 //!
 //! Everything a worker does is also said on `<prefix>.workers.status` ([`StatusEvent`]), its
 //! presence is the key `<id>` in the bucket `workers` ([`WorkerInfo`]), and its memory goes to
-//! `<prefix>.workers.memory.<id>` every 5 s ([`MemoryStats`]).
+//! `<prefix>.workers.memory.<id>` every 5 s ([`MemoryStats`]; [`alloc`] counts the heap).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod alloc;
 pub mod publisher;
 pub mod rules;
 pub mod setup;

@@ -206,8 +206,9 @@ impl Observer for TabObserver {
     }
 }
 
-/// The wasm linear memory's size, and the JS heap where the browser reports it
-/// (`performance.memory` is Chromium's, non-standard: read through `Reflect`).
+/// The heap's counters (the app's global allocator counts them), the wasm linear memory's size,
+/// and the JS heap where the browser reports it (`performance.memory` is Chromium's,
+/// non-standard: read through `Reflect`).
 fn tab_memory() -> MemoryStats {
     let wasm = wasm_bindgen::memory()
         .dyn_into::<js_sys::WebAssembly::Memory>()
@@ -225,7 +226,7 @@ fn tab_memory() -> MemoryStats {
     MemoryStats {
         wasm_memory_bytes: wasm,
         js_heap_bytes: heap,
-        ..Default::default()
+        ..via_workers::alloc::stats()
     }
 }
 
