@@ -262,9 +262,9 @@ test("workers: two tabs share the partitions and process every event; the page s
     [idA, idB],
   );
 
-  // Each tab's memory, charted from its samples (wasm memory in a tab).
+  // Each tab's memory, charted from its samples (the live heap and the wasm memory in a tab).
   for (const id of [idA, idB]) {
-    await waitFor(a, `the memory chart of ${id}`, (s) => /wasm \d/.test(document.querySelector(s)?.textContent ?? ""), sel(`worker-memory-${id}`));
+    await waitFor(a, `the memory chart of ${id}`, (s) => /allocated \d.*wasm \d/.test(document.querySelector(s)?.textContent ?? ""), sel(`worker-memory-${id}`));
   }
   await screenshot(a, "workers");
 
