@@ -1,0 +1,82 @@
+//! The `math` NATS service: endpoint `math.sum` takes `{"x": …, "y": …}` and answers
+//! `{"sum": …}`. Hosted natively (`via-math`, run by the agent) or in a tab, with this one handler.
+
+use serde::{Deserialize, Serialize};
+
+/// The service's name, version and description, as `$SRV.INFO` shows them.
+pub const SERVICE: &str = "math";
+pub const VERSION: &str = "1.0.0";
+pub const DESCRIPTION: &str = "Adds two numbers";
+/// The endpoint's subject (endpoint name `sum` in group `math`).
+pub const GROUP: &str = "math";
+pub const ENDPOINT: &str = "sum";
+pub const SUBJECT: &str = "math.sum";
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SumRequest {
+    pub x: f64,
+    pub y: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SumReply {
+    pub sum: f64,
+}
+
+/// Why a request gets an error reply (`Nats-Service-Error` / `-Code` 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MathError {
+    #[error("bad request: {0}; send {{\"x\": number, \"y\": number}}")]
+    BadRequest(String),
+    #[error("the sum of these numbers is not a finite number")]
+    NotFinite,
+}
+
+impl MathError {
+    /// The service error code.
+    pub fn code(&self) -> u16 {
+        400
+    }
+}
+
+/// Answers one request: the reply's JSON, or why not.
+pub fn answer(payload: &[u8]) -> Result<Vec<u8>, MathError> {
+    let request: SumRequest =
+        serde_json::from_slice(payload).map_err(|e| MathError::BadRequest(e.to_string()))?;
+    let sum = request.x + request.y;
+    if !sum.is_finite() {
+        return Err(MathError::NotFinite);
+    }
+    serde_json::to_vec(&SumReply { sum }).map_err(|e| MathError::BadRequest(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds() {
+        let reply = answer(br#"{"x": 2, "y": 40.5}"#).expect("sum");
+        let reply: SumReply = serde_json::from_slice(&reply).expect("json");
+        assert_eq!(reply.sum, 42.5);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_pair_of_numbers() {
+        for bad in [
+            &b"not json"[..],
+            br#"{"x": 1}"#,
+            br#"{"x": "1", "y": 2}"#,
+            b"",
+        ] {
+            assert!(
+                matches!(answer(bad), Err(MathError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            answer(br#"{"x": 1e308, "y": 1e308}"#),
+            Err(MathError::NotFinite)
+        );
+    }
+}

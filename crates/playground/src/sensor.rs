@@ -1,0 +1,84 @@
+//! The MQTT sensor's readings: JSON `{"temp": 21.37}` published to the MQTT topic `device/temp`,
+//! which nats-server delivers on the NATS subject `device.temp`. `{"temperature": …}` is read too.
+
+use serde::Deserialize;
+
+/// The MQTT topic a sensor publishes to, and the NATS subject it arrives on.
+pub const MQTT_TOPIC: &str = "device/temp";
+pub const NATS_SUBJECT: &str = "device.temp";
+
+/// One reading: the value, and its text as the sensor sent it (`21.37`, not rounded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    temp: Option<serde_json::Number>,
+    temperature: Option<serde_json::Number>,
+}
+
+/// Reads a payload: `{"temp": n}` or `{"temperature": n}` (a plain number is taken too). `None`
+/// for anything else.
+pub fn parse(payload: &[u8]) -> Option<Reading> {
+    let number = match serde_json::from_slice::<Wire>(payload) {
+        Ok(wire) => wire.temp.or(wire.temperature)?,
+        Err(_) => serde_json::from_slice::<serde_json::Number>(payload).ok()?,
+    };
+    let value = number.as_f64().filter(|v| v.is_finite())?;
+    Some(Reading {
+        value,
+        text: number.to_string(),
+    })
+}
+
+/// The JSON a sensor sends for `value`, to two decimals.
+pub fn payload(value: f64) -> String {
+    format!("{{\"temp\": {value:.2}}}")
+}
+
+/// A plausible room temperature at step `n` of a sensor seeded with `seed`: a slow wave plus a
+/// little noise, between about 19 and 24 °C.
+pub fn simulated(seed: u64, n: u64) -> f64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let noise = ((z ^ (z >> 31)) % 1000) as f64 / 1000.0 - 0.5;
+    21.5 + 2.0 * (n as f64 / 30.0).sin() + 0.4 * noise
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_spellings_and_keeps_the_text() {
+        assert_eq!(
+            parse(br#"{"temp": 21.37}"#),
+            Some(Reading {
+                value: 21.37,
+                text: "21.37".into()
+            })
+        );
+        assert_eq!(
+            parse(br#"{"temperature": 19}"#).map(|r| r.text),
+            Some("19".into())
+        );
+        assert_eq!(parse(b"22.5").map(|r| r.value), Some(22.5));
+        assert_eq!(parse(br#"{"humidity": 40}"#), None);
+        assert_eq!(parse(b"warm"), None);
+    }
+
+    #[test]
+    fn a_sent_payload_reads_back_as_sent() {
+        let sent = payload(21.374);
+        assert_eq!(sent, r#"{"temp": 21.37}"#);
+        assert_eq!(parse(sent.as_bytes()).map(|r| r.text), Some("21.37".into()));
+        for n in 0..200 {
+            let v = simulated(7, n);
+            assert!((18.5..24.5).contains(&v), "{v}");
+        }
+    }
+}
