@@ -14,6 +14,7 @@ CLIENT_PORT=4222
 WS_PORT=8080
 HTTP_PORT=8222
 LEAF_PORT=7422
+MQTT_PORT=1883
 HEALTH_URL="http://$HOST:$HTTP_PORT/healthz"
 START_TIMEOUT=20 # seconds
 STOP_TIMEOUT=10  # seconds
@@ -105,7 +106,7 @@ find_or_install_server() {
 }
 
 status_line() {
-  echo "running (pid $1) — client $HOST:$CLIENT_PORT, websocket ws://$HOST:$WS_PORT, monitoring http://$HOST:$HTTP_PORT, leafnodes $HOST:$LEAF_PORT"
+  echo "running (pid $1) — client $HOST:$CLIENT_PORT, websocket ws://$HOST:$WS_PORT, monitoring http://$HOST:$HTTP_PORT, leafnodes $HOST:$LEAF_PORT, mqtt mqtt://$HOST:$MQTT_PORT (and ws://$HOST:$WS_PORT/mqtt)"
 }
 
 cmd_start() {
@@ -117,14 +118,14 @@ cmd_start() {
   find_or_install_server
 
   local port busy=0 owner
-  for port in $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT; do
+  for port in $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT; do
     if port_in_use "$port"; then
       owner=$(port_owner "$port" || true)
       say "port $HOST:$port is already in use by another process${owner:+: $owner}" >&2
       busy=1
     fi
   done
-  [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $CLIENT_PORT, $WS_PORT, $HTTP_PORT, $LEAF_PORT are needed)"
+  [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $CLIENT_PORT, $WS_PORT, $HTTP_PORT, $LEAF_PORT, $MQTT_PORT are needed)"
 
   mkdir -p "$DATA"
   nohup "$NATS_SERVER" -c "$CONF" </dev/null >"$LOG_FILE" 2>&1 &

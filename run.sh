@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the app: installs what is missing, starts nats-server (bash nats.sh start), then runs
 # via-agent, which serves the app on http://127.0.0.1:3000 (its process `app`: trunk serve) and
-# answers the /processes, /scale and /workers pages (via-agent.toml lists what it runs).
+# answers the /processes, /scale, /workers and /playground pages (via-agent.toml lists what it
+# runs).
 # Open several windows there: they stay in sync.
 # Ctrl-C (or SIGTERM to this script's process group) stops the agent and everything it started;
 # nats-server keeps running (`bash nats.sh stop` stops it).
@@ -12,8 +13,9 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/s
 
 bash scripts/setup.sh --app
 bash nats.sh start
-# The agent, and the worker binary its processes worker-1 … worker-4 run (/workers: "Add worker").
-cargo build --quiet -p via-agent -p via-worker
+# The agent, and the binaries its processes run: via-worker for worker-1 … worker-4 (/workers: "Add
+# worker"), via-math (math.sum, started with the agent) and via-sensor (MQTT) for /playground.
+cargo build --quiet -p via-agent -p via-worker -p via-playground
 echo "run.sh: via-agent serves http://127.0.0.1:3000 (Ctrl-C stops the app and the agent; \`bash nats.sh stop\` stops the server)"
 # cargo run replaces itself with the agent, so the agent gets the signals directly.
 exec cargo run --quiet -p via-agent -- --config via-agent.toml

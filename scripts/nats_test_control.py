@@ -3,10 +3,11 @@
 
 Browser tests cannot start or stop processes, so this script owns the server and lets them ask:
 GET /stop (returns once the process has exited), GET /start (returns once the ports accept
-connections), GET /status, GET /ports (JSON: the client, websocket, http monitoring and leafnodes
-ports, for a via-agent that a test points at this server). Everything binds to 127.0.0.1; the
-control port answers with `Access-Control-Allow-Origin: *` because the test page is served from
-another local port.
+connections), GET /status, GET /ports (JSON: the client, websocket, http monitoring, leafnodes and
+mqtt ports, for a via-agent or an MQTT client that a test points at this server). The websocket
+port also takes MQTT over WebSocket at path /mqtt (subprotocol mqtt), which needs the mqtt
+listener. Everything binds to 127.0.0.1; the control port answers with
+`Access-Control-Allow-Origin: *` because the test page is served from another local port.
 
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>; the server binary is
@@ -80,6 +81,9 @@ class Server:
         self.client_port, self.ws_port, self.http_port = free_port(), free_port(), free_port()
         # Leaf nodes started by via-agent in the /scale tests join here.
         self.leafnode_port = free_port()
+        # MQTT clients (via-sensor, the playground's MQTT over WebSocket); needs server_name and
+        # JetStream, both below.
+        self.mqtt_port = free_port()
         self.config = os.path.join(work_dir, "nats-server.conf")
         # NATS_WS_COMPRESSION=1: permessage-deflate on the WebSocket port (browsers negotiate it; on
         # 2.15 the server then refuses client frames that inflate beyond max_payload).
@@ -90,6 +94,7 @@ class Server:
                 f"http: 127.0.0.1:{self.http_port}\n"
                 f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n{compression}}}\n"
                 f"leafnodes {{\n  host: 127.0.0.1\n  port: {self.leafnode_port}\n}}\n"
+                f"mqtt {{\n  host: 127.0.0.1\n  port: {self.mqtt_port}\n}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
             )
         # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
@@ -108,7 +113,8 @@ class Server:
                 [self.binary, "-c", self.config], stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
             deadline = time.monotonic() + 20
-            return all(wait_for_port(p, self.proc, deadline) for p in (self.client_port, self.ws_port))
+            ports = (self.client_port, self.ws_port, self.mqtt_port)
+            return all(wait_for_port(p, self.proc, deadline) for p in ports)
 
     def stop(self):
         with self.lock:
@@ -153,6 +159,7 @@ def main():
                         "websocket": server.ws_port,
                         "http": server.http_port,
                         "leafnodes": server.leafnode_port,
+                        "mqtt": server.mqtt_port,
                     },
                 )
                 return

@@ -3,8 +3,8 @@
 #   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
 #   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; the npm
 #   packages of package.json (wasm-opt 123 for trunk, playwright-core and nats.js for the browser
-#   tests); python package nats-py; and the current nats-server release in .tools/ (the tests run
-#   against it as well as against Debian's).
+#   tests); python packages nats-py and paho-mqtt (an MQTT peer for the tests); and the current
+#   nats-server release in .tools/ (the tests run against it as well as against Debian's).
 # With --app, only what ./run.sh needs (no browser, no test peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,13 +76,18 @@ wasm_bindgen_cli() {
   cargo install --quiet wasm-bindgen-cli --version "$want"
 }
 
-# --- Python NATS client (reference peer for tests) -------------------------------------------
-nats_py() {
-  python3 -c 'import nats' 2>/dev/null && return 0
-  say "installing python package nats-py"
-  python3 -m pip install -q nats-py 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages nats-py # PEP 668 (Debian's own python3)
+# --- Python peers for tests: NATS (nats-py) and MQTT (paho-mqtt) ---------------------------
+# Installs python package $1 unless module $2 imports.
+py_package() {
+  local package=$1 module=$2
+  python3 -c "import $module" 2>/dev/null && return 0
+  say "installing python package $package"
+  python3 -m pip install -q "$package" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "$package" # PEP 668 (Debian's own python3)
 }
+
+nats_py() { py_package nats-py nats; }
+paho_mqtt() { py_package paho-mqtt paho.mqtt.client; }
 
 # --- trunk (0.22 needs a newer rustc than this toolchain) ------------------------------------
 TRUNK_VERSION=0.21.14
@@ -160,5 +165,6 @@ else
   trunk_cli
   npm_packages
   nats_py
+  paho_mqtt
   nats_server_current
 fi

@@ -41,6 +41,7 @@ pub enum Page {
     Graph,
     Processes,
     Scale,
+    Playground,
 }
 
 /// The navigation's two groups.
@@ -48,21 +49,23 @@ pub enum Page {
 pub enum Group {
     Demos,
     Console,
+    Playground,
 }
 
 impl Group {
-    pub const ALL: [Group; 2] = [Group::Demos, Group::Console];
+    pub const ALL: [Group; 3] = [Group::Demos, Group::Console, Group::Playground];
 
     pub fn title(self) -> &'static str {
         match self {
             Group::Demos => "Demos",
             Group::Console => "Console",
+            Group::Playground => "Playground",
         }
     }
 }
 
 impl Page {
-    pub const ALL: [Page; 13] = [
+    pub const ALL: [Page; 14] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
@@ -76,6 +79,7 @@ impl Page {
         Page::Graph,
         Page::Processes,
         Page::Scale,
+        Page::Playground,
     ];
 
     pub fn group(self) -> Group {
@@ -86,6 +90,7 @@ impl Page {
             | Page::Config
             | Page::Themes
             | Page::Workers => Group::Demos,
+            Page::Playground => Group::Playground,
             _ => Group::Console,
         }
     }
@@ -105,6 +110,7 @@ impl Page {
             Page::Graph => "/graph",
             Page::Processes => "/processes",
             Page::Scale => "/scale",
+            Page::Playground => "/playground",
         }
     }
 
@@ -123,6 +129,7 @@ impl Page {
             Page::Graph => "Graph",
             Page::Processes => "Processes",
             Page::Scale => "Scale",
+            Page::Playground => "Experiments",
         }
     }
 }
@@ -159,6 +166,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/graph") view=pages::console::graph::GraphPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
                     <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
+                    <Route path=path!("/playground") view=pages::playground::PlaygroundPage/>
                 </Routes>
             </main>
             <ToastHost/>

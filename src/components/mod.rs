@@ -5,6 +5,7 @@ pub mod clock;
 pub mod directory;
 pub mod header;
 pub mod live_bucket;
+pub mod mqtt_ws;
 pub mod theme;
 pub mod toasts;
 pub mod visibility;

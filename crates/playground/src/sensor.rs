@@ -2,6 +2,7 @@
 //! which nats-server delivers on the NATS subject `device.temp`. `{"temperature": …}` is read too.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// The MQTT topic a sensor publishes to, and the NATS subject it arrives on.
 pub const MQTT_TOPIC: &str = "device/temp";
@@ -15,22 +16,29 @@ pub struct Reading {
 }
 
 #[derive(Deserialize)]
-struct Wire {
-    temp: Option<serde_json::Number>,
-    temperature: Option<serde_json::Number>,
+struct Wire<'a> {
+    #[serde(borrow)]
+    temp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    temperature: Option<&'a RawValue>,
 }
 
 /// Reads a payload: `{"temp": n}` or `{"temperature": n}` (a plain number is taken too). `None`
-/// for anything else.
+/// for anything else. The text is the number exactly as it was sent (`21.50` stays `21.50`).
 pub fn parse(payload: &[u8]) -> Option<Reading> {
-    let number = match serde_json::from_slice::<Wire>(payload) {
-        Ok(wire) => wire.temp.or(wire.temperature)?,
-        Err(_) => serde_json::from_slice::<serde_json::Number>(payload).ok()?,
+    let raw = match serde_json::from_slice::<Wire>(payload) {
+        Ok(wire) => wire.temp.or(wire.temperature)?.get().to_owned(),
+        Err(_) => serde_json::from_slice::<&RawValue>(payload)
+            .ok()?
+            .get()
+            .to_owned(),
     };
+    // A JSON number only (not a string, object, …).
+    let number = serde_json::from_str::<serde_json::Number>(&raw).ok()?;
     let value = number.as_f64().filter(|v| v.is_finite())?;
     Some(Reading {
         value,
-        text: number.to_string(),
+        text: raw.trim().to_owned(),
     })
 }
 
@@ -69,6 +77,15 @@ mod tests {
         assert_eq!(parse(b"22.5").map(|r| r.value), Some(22.5));
         assert_eq!(parse(br#"{"humidity": 40}"#), None);
         assert_eq!(parse(b"warm"), None);
+        assert_eq!(parse(br#"{"temp": "21.5"}"#), None);
+        assert_eq!(
+            parse(br#"{"temp": 21.50}"#).map(|r| r.text),
+            Some("21.50".into())
+        );
+        assert_eq!(
+            parse(b" 1e1 ").map(|r| (r.value, r.text)),
+            Some((10.0, "1e1".into()))
+        );
     }
 
     #[test]

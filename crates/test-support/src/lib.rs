@@ -1,4 +1,5 @@
-//! A real `nats-server` per test for the workspace's native integration tests (nats-ws, via-agent):
+//! A real `nats-server` per test for the workspace's native integration tests (nats-ws, via-agent,
+//! via-worker, via-playground):
 //! free ports on 127.0.0.1, its own store directory, stopped and cleaned up on drop. What only one
 //! crate's tests need (peers, clients, the agent binary) stays in that crate's `tests/common`.
 //! Dev-only, never published; empty on wasm32.
@@ -81,6 +82,9 @@ pub struct ServerOptions<'a> {
     pub extra_config: &'a str,
     /// A `leafnodes` listener on a free port ([`TestServer::leaf_port`]).
     pub leafnodes: bool,
+    /// An `mqtt` listener on a free port ([`TestServer::mqtt_port`]); MQTT needs the
+    /// `server_name` and JetStream every test server has.
+    pub mqtt: bool,
 }
 
 impl Default for ServerOptions<'_> {
@@ -89,6 +93,7 @@ impl Default for ServerOptions<'_> {
             server_name: "nats-ws-test",
             extra_config: "",
             leafnodes: false,
+            mqtt: false,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct TestServer {
     pub http_port: u16,
     /// The leafnodes listener, when [`ServerOptions::leafnodes`] asked for one.
     pub leaf_port: Option<u16>,
+    /// The MQTT listener, when [`ServerOptions::mqtt`] asked for one.
+    pub mqtt_port: Option<u16>,
 }
 
 impl TestServer {
@@ -126,6 +133,7 @@ impl TestServer {
             server_name,
             extra_config,
             leafnodes,
+            mqtt,
         } = options;
         let mut last_log = String::new();
         for _ in 0..5 {
@@ -135,10 +143,15 @@ impl TestServer {
             let leafnodes_config = leaf_port
                 .map(|port| format!("leafnodes {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
                 .unwrap_or_default();
+            let mqtt_port = mqtt.then(free_port);
+            let mqtt_config = mqtt_port
+                .map(|port| format!("mqtt {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
+                .unwrap_or_default();
+            let listeners = leafnodes_config + &mqtt_config;
             let config = format!(
                 "server_name: {server_name}\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
                  websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
-                 jetstream {{\n  store_dir: \"{}\"\n}}\n{leafnodes_config}{extra_config}\n",
+                 jetstream {{\n  store_dir: \"{}\"\n}}\n{listeners}{extra_config}\n",
                 dir.path().join("store").display()
             );
             std::fs::File::create(dir.path().join("nats-server.conf"))
@@ -151,6 +164,7 @@ impl TestServer {
                 ws_port,
                 http_port,
                 leaf_port,
+                mqtt_port,
             };
             if server.run() {
                 return server;
@@ -178,6 +192,15 @@ impl TestServer {
         format!("nats://127.0.0.1:{}", self.client_port)
     }
 
+    /// `mqtt://127.0.0.1:<port>` of the MQTT listener; panics unless [`ServerOptions::mqtt`]
+    /// asked for one.
+    pub fn mqtt_url(&self) -> String {
+        let port = self
+            .mqtt_port
+            .expect("no mqtt listener: start the server with ServerOptions { mqtt: true, .. }");
+        format!("mqtt://127.0.0.1:{port}")
+    }
+
     /// Starts the process and waits (bounded) until every listener accepts connections; `false`
     /// if it exited first (e.g. a port was taken).
     fn run(&mut self) -> bool {
@@ -198,7 +221,11 @@ impl TestServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         let ports = [self.client_port, self.ws_port, self.http_port];
-        for port in ports.into_iter().chain(self.leaf_port) {
+        for port in ports
+            .into_iter()
+            .chain(self.leaf_port)
+            .chain(self.mqtt_port)
+        {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 let exited = self
                     .child

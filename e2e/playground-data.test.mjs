@@ -1,0 +1,331 @@
+// /playground's data cards against outside clients. The durable consumer: orders nats-py publishes
+// while the tab is offline all arrive once it is back, in order, and the pending count goes N → 0;
+// after a reload the durable continues after its ack floor (only new orders arrive) and the tab is
+// still online (offline survives a reload too). The feature flag: `site_maintenance` = true put by
+// nats-py shows the banner in two tabs at once, false hides it, a value that is not a flag is
+// shown as text, the admin switch writes it, and the banner keeps watching across a server
+// restart. MQTT ingress: a paho-mqtt publish to `device/temp` shows as the latest reading with its
+// exact text; the in-browser sensor (MQTT over WebSocket) reaches NATS and the chart, and stops
+// with a DISCONNECT.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { test } from "node:test";
+
+import { consoleTail, eventually, pause, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 120_000 };
+
+const STREAM = "playgrnd_stream";
+const CONSUMER = "orders-processor";
+const BUCKET = "configs_playgrnd";
+const KEY = "site_maintenance";
+
+/** Waits until one of the card's steps ([data-testid=testid]) matches `re`. */
+async function waitStep(page, testid, re, { timeout = 20_000 } = {}) {
+  try {
+    await waitFor(
+      page,
+      `a step [${testid}] matching ${re}`,
+      ([s, source, flags]) => [...document.querySelectorAll(s)].some((li) => new RegExp(source, flags).test(li.textContent)),
+      [sel(testid), re.source, re.flags],
+      { timeout },
+    );
+  } catch (e) {
+    const steps = await page.evaluate((s) => [...document.querySelectorAll(s)].map((li) => li.textContent), sel(testid));
+    throw new Error(`${e.message}; the steps: ${JSON.stringify(steps, null, 1)}`);
+  }
+}
+
+/** The orders the tab shows as received: [{ seq, text }], in the order shown. */
+const received = (page) =>
+  page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)].map((li) => ({
+        seq: Number(li.dataset.seq),
+        text: li.querySelector("code").textContent,
+      })),
+    sel("pg-durable-received"),
+  );
+
+/** Turns the tab's consumer online or offline and waits until it is (the pull in flight ended). */
+async function setOnline(page, on) {
+  const toggle = page.getByTestId("pg-durable-online");
+  if ((await toggle.isChecked()) !== on) await toggle.click();
+  await waitText(page, "pg-durable-state", on ? /^online/ : /^offline/);
+}
+
+/** Publishes orders `ids` with nats-py (JetStream, acknowledged); resolves with their sequences. */
+async function publishOrders(ids) {
+  const out = await env.py(
+    `js = nc.jetstream()\n` +
+      `for i in ${JSON.stringify(ids)}:\n` +
+      `    ack = await js.publish("orders.new", json.dumps({"id": i, "item": "from nats-py"}).encode())\n` +
+      `    print(ack.seq)`,
+  );
+  return out.trim().split("\n").map(Number);
+}
+
+/** Waits until the tab shows the orders `ids` as received, and returns what it shows. */
+async function waitReceived(page, ids, { timeout = 20_000 } = {}) {
+  let seen = [];
+  await eventually(
+    `${page.label} receives ${ids.join(", ")}`,
+    async () => {
+      seen = await received(page);
+      return ids.every((id) => seen.some((r) => r.text.includes(`"${id}"`)));
+    },
+    { timeout, every: 100 },
+  ).catch((e) => {
+    throw new Error(`${e.message}; shown: ${JSON.stringify(seen)}\n    ${consoleTail(page)}`);
+  });
+  return seen;
+}
+
+test("durable: orders published while offline all arrive once online, in order; a reload continues after the ack floor", T, async () => {
+  const page = await env.tab({ identity: "durable", path: "/playground" });
+  // Set up (stream and durable exist), online by default: whatever earlier runs left is drained.
+  await waitText(page, "pg-durable-state", /^online/);
+  await waitText(page, "pg-durable-pending", "0");
+  await setOnline(page, false);
+  assert.equal(await textOf(page, "pg-durable-state"), "offline: orders wait on the server");
+
+  const run = rand();
+  const first = [1, 2, 3, 4, 5].map((n) => `py-${run}-${n}`);
+  const seqs = await publishOrders(first);
+  await waitText(page, "pg-durable-pending", "5");
+  await pause(1500);
+  assert.equal((await received(page)).filter((r) => r.text.includes(run)).length, 0, "nothing is pulled while offline");
+  assert.equal(await textOf(page, "pg-durable-pending"), "5");
+
+  const back = Date.now();
+  await setOnline(page, true);
+  const got = (await waitReceived(page, first)).filter((r) => r.text.includes(run));
+  const tookMs = Date.now() - back;
+  assert.deepEqual(
+    got.map((r) => r.seq),
+    seqs,
+    "each order once, in stream order",
+  );
+  assert.deepEqual(
+    got.map((r) => JSON.parse(r.text).id),
+    first,
+  );
+  await waitText(page, "pg-durable-pending", "0");
+  await waitText(page, "pg-durable-ack-floor", String(seqs.at(-1)));
+  const info = await env.jsm.consumers.info(STREAM, CONSUMER);
+  assert.equal(info.ack_floor.stream_seq, seqs.at(-1), "the server's ack floor is the last order");
+  assert.equal(info.num_ack_pending, 0);
+  console.log(`# durable: 5 orders waiting offline reached the tab ${tookMs} ms after going online`);
+
+  // A reload: still online (sessionStorage), the list starts empty, the durable continues.
+  await page.reload();
+  await waitStatus(page, /^Live$/);
+  await waitText(page, "pg-durable-state", /^online/);
+  assert.equal(await page.getByTestId("pg-durable-online").isChecked(), true, "online survives a reload");
+  await waitText(page, "pg-durable-ack-floor", String(seqs.at(-1)));
+  const more = [6, 7, 8].map((n) => `py-${run}-${n}`);
+  const moreSeqs = await publishOrders(more);
+  await waitReceived(page, more);
+  await waitText(page, "pg-durable-pending", "0");
+  await pause(500);
+  const after = await received(page);
+  assert.deepEqual(
+    after.map((r) => r.seq),
+    moreSeqs,
+    "after the reload only the new orders arrive, in order",
+  );
+
+  // Offline survives a reload as well.
+  await setOnline(page, false);
+  await page.reload();
+  await waitStatus(page, /^Live$/);
+  await waitText(page, "pg-durable-state", /^offline/);
+  assert.equal(await page.getByTestId("pg-durable-online").isChecked(), false, "offline survives a reload");
+  await setOnline(page, true);
+});
+
+test("flag: site_maintenance true shows the banner in two tabs at once, false hides it, anything else is text", T, async () => {
+  const [a, b] = [
+    await env.tab({ identity: "flag-a", path: "/playground" }),
+    await env.tab({ identity: "flag-b", path: "/playground" }),
+  ];
+  // The page creates the bucket when it opens.
+  for (const page of [a, b]) await waitText(page, "pg-flag-value", /^(true|false|\(not set\)|'.*': not a flag)$/);
+  const put = (value) =>
+    env.py(`kv = await nc.jetstream().key_value(${JSON.stringify(BUCKET)})\nprint(await kv.put(${JSON.stringify(KEY)}, ${JSON.stringify(value)}.encode()))`);
+  const banner = (page) => page.evaluate((s) => !!document.querySelector(s), sel("pg-flag-banner"));
+  const bannerIs = (page, shown) =>
+    waitFor(
+      page,
+      shown ? "the maintenance banner is shown" : "the maintenance banner is gone",
+      ([s, shown]) => !!document.querySelector(s) === shown,
+      [sel("pg-flag-banner"), shown],
+      { timeout: 10_000 },
+    );
+
+  await put("false");
+  await Promise.all([a, b].map((p) => bannerIs(p, false)));
+
+  await put("true");
+  let at = Date.now();
+  await Promise.all([a, b].map((p) => bannerIs(p, true)));
+  console.log(`# flag: the banner showed in both tabs ${Date.now() - at} ms after nats-py's put was acknowledged`);
+  for (const page of [a, b]) {
+    assert.equal(await page.getByTestId("pg-flag-banner").getAttribute("role"), "status");
+    assert.equal(await textOf(page, "pg-flag-value"), "true");
+    assert.equal(await page.getByTestId("pg-flag-toggle").isChecked(), true);
+  }
+
+  await put("false");
+  await Promise.all([a, b].map((p) => bannerIs(p, false)));
+
+  // Not a flag: shown as text, no banner, nothing breaks.
+  await put("<b>maybe</b>");
+  await waitText(a, "pg-flag-value", "'<b>maybe</b>': not a flag");
+  await waitText(b, "pg-flag-invalid", `${KEY} = '<b>maybe</b>': not a flag (true or false); no banner.`);
+  assert.equal(await banner(a), false);
+  assert.equal(await a.evaluate((s) => document.querySelector(s).children.length, sel("pg-flag-value")), 0, "the value is text");
+
+  // The admin switch writes it; the other tab follows.
+  await put("false");
+  await waitText(a, "pg-flag-value", "false");
+  at = Date.now();
+  await a.getByTestId("pg-flag-toggle").click();
+  await bannerIs(b, true);
+  console.log(`# flag: the banner showed in the other tab ${Date.now() - at} ms after the switch`);
+  const stored = await env.py(`kv = await nc.jetstream().key_value(${JSON.stringify(BUCKET)})\nprint((await kv.get(${JSON.stringify(KEY)})).value.decode())`);
+  assert.equal(stored.trim(), "true");
+  await waitStep(a, "pg-flag-step", /the watch delivered revision \d+ \(true\)/);
+  await a.getByTestId("pg-flag-toggle").click();
+  await Promise.all([a, b].map((p) => bannerIs(p, false)));
+
+  // The banner keeps watching across a server restart.
+  await env.control("stop");
+  await env.control("start");
+  await Promise.all([a, b].map((p) => waitStatus(p, /^Live$/, { timeout: 30_000 })));
+  await eventually("nats-py puts true after the restart", () => put("true").then(() => true), { timeout: 20_000, every: 500 });
+  at = Date.now();
+  await Promise.all([a, b].map((p) => bannerIs(p, true)));
+  console.log(`# flag: after a server restart the banner showed ${Date.now() - at} ms after the put was acknowledged`);
+  await put("false");
+  await Promise.all([a, b].map((p) => bannerIs(p, false)));
+});
+
+/** Runs `code` in python3 with paho-mqtt, `client` connected to the test server's MQTT port. */
+function paho(port, code) {
+  const body = code
+    .trim()
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
+  const script =
+    `import json, sys, time\nimport paho.mqtt.client as mqtt\n` +
+    `client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-paho-${rand()}")\n` +
+    `client.connect("127.0.0.1", ${port})\nclient.loop_start()\ntry:\n${body}\nfinally:\n` +
+    `    client.disconnect()\n    client.loop_stop()\n`;
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`paho-mqtt peer failed (${code}):\n${err}`));
+    });
+  });
+}
+
+const mqttPublish = (port, payload) =>
+  paho(port, `info = client.publish("device/temp", ${JSON.stringify(payload)}, qos=1)\ninfo.wait_for_publish(5)\nassert info.is_published()`);
+
+/** The number of points the chart draws. */
+const chartPoints = (page) =>
+  page.evaluate((s) => {
+    const points = document.querySelector(`${s} polyline`)?.getAttribute("points") ?? "";
+    return points.trim() ? points.trim().split(/\s+/).length : 0;
+  }, sel("pg-mqtt-chart"));
+
+test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor reaches NATS and the chart", T, async (t) => {
+  const ports = JSON.parse(await env.control("ports"));
+  assert.ok(
+    ports.mqtt,
+    `the test server has no MQTT listener (control /ports: ${JSON.stringify(ports)}): scripts/nats_test_control.py must configure one`,
+  );
+  const page = await env.tab({ identity: "mqtt", path: "/playground" });
+  await waitStep(page, "pg-mqtt-step", /SUB device\.temp/);
+
+  // The subscription is made as the page mounts: publish until the reading shows.
+  await eventually(
+    "the paho-mqtt reading 21.37 shows",
+    async () => {
+      await mqttPublish(ports.mqtt, JSON.stringify({ temp: 21.37 }));
+      return (await textOf(page, "pg-mqtt-reading")) === "21.37";
+    },
+    { timeout: 20_000, every: 300 },
+  );
+  await mqttPublish(ports.mqtt, '{"temperature": 19.06}');
+  const at = Date.now();
+  await waitText(page, "pg-mqtt-reading", "19.06");
+  console.log(`# mqtt: a paho-mqtt reading showed ${Date.now() - at} ms after its QoS 1 publish was acknowledged`);
+  assert.ok((await chartPoints(page)) >= 2, "the readings are on the chart");
+
+  // Not a reading: shown as text, ignored.
+  await mqttPublish(ports.mqtt, "<i>warm</i>");
+  await waitText(page, "pg-mqtt-unreadable", "Last payload that was not a reading (ignored): <i>warm</i>");
+  assert.equal(await textOf(page, "pg-mqtt-reading"), "19.06");
+
+  // The in-browser sensor: MQTT over WebSocket to the server's /mqtt.
+  const version = env.nc.info.version;
+  const seen = [];
+  const sub = env.nc.subscribe("device.temp", {
+    callback: (_, m) => seen.push({ text: m.string(), mqtt: m.headers?.has("Nmqtt-Pub") ?? false }),
+  });
+  try {
+    const before = await chartPoints(page);
+    await page.getByTestId("pg-mqtt-sensor").click();
+    const started = Date.now();
+    const outcome = await Promise.race([
+      waitText(page, "pg-mqtt-sensor-state", /^In-browser sensor via-tab-[0-9a-f]{6} on: \d+ readings/).then(() => "on"),
+      waitText(page, "pg-mqtt-error", /./).then(() => "error"),
+    ]);
+    if (outcome === "error") {
+      const error = await textOf(page, "pg-mqtt-error");
+      if (/refused MQTT over WebSocket/.test(error)) {
+        t.skip(`nats-server ${version} refused MQTT over WebSocket: ${error}`);
+        return;
+      }
+      assert.fail(`the in-browser sensor failed on nats-server ${version}: ${error}`);
+    }
+    await waitStep(page, "pg-mqtt-step", /CONNACK: accepted/);
+    await waitStep(page, "pg-mqtt-step", /this tab's reading came back over NATS \d+ ms after its MQTT PUBLISH \(from MQTT device\/temp\)/);
+    await eventually("3 of the sensor's readings reach NATS, through MQTT", () =>
+      seen.filter((m) => m.mqtt && /^\{"temp": \d+\.\d\d\}$/.test(m.text)).length >= 3,
+    );
+    await waitFor(
+      page,
+      "the chart draws the sensor's readings",
+      ([s, n]) => (document.querySelector(`${s} polyline`)?.getAttribute("points") ?? "").trim().split(/\s+/).length >= n,
+      [sel("pg-mqtt-chart"), before + 3],
+    );
+    const reading = await textOf(page, "pg-mqtt-reading");
+    assert.match(reading, /^\d+\.\d{1,2}$/);
+    const value = Number(reading);
+    assert.ok(value > 18 && value < 25, `a plausible room temperature: ${reading}`);
+    console.log(`# mqtt: in-browser sensor on nats-server ${version}: 3 readings through MQTT over WebSocket in ${Date.now() - started} ms`);
+
+    await page.getByTestId("pg-mqtt-sensor").click();
+    await waitText(page, "pg-mqtt-sensor-state", "In-browser sensor off.");
+    await waitStep(page, "pg-mqtt-step", /DISCONNECT after \d+ readings/);
+    const count = seen.length;
+    await pause(2500);
+    assert.equal(seen.length, count, "no reading after Stop");
+    assert.equal(await textOf(page, "pg-mqtt-error"), null);
+  } finally {
+    sub.unsubscribe();
+  }
+});

@@ -1,0 +1,197 @@
+// /playground, the messaging experiments: hello world on a second connection; a queue group of
+// three workers per tab splitting 30 messages with none twice (two tabs: six workers; one stopped:
+// the others take all); the `math.sum` service hosted in the tab answering nats-py (sums, an error
+// reply to bad JSON), "no responders" at once when nobody serves it, and the native via-math.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { REPO, consoleTail, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 120_000 };
+
+/** The texts of the steps [data-testid=testid] of a card, and how many of them failed. */
+const steps = (page, testid) =>
+  page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)].map((li) => ({
+        text: li.textContent.trim(),
+        failed: li.classList.contains("failed"),
+        at: li.querySelector(".pg-step-at")?.textContent ?? "",
+      })),
+    sel(testid),
+  );
+
+/** The queue card's bars of this page: worker → count. */
+const bars = (page) =>
+  page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll('[data-testid^="pg-queue-bar-"]')].map((b) => [
+        b.dataset.testid.slice("pg-queue-bar-".length),
+        Number(b.textContent.trim()),
+      ]),
+    ),
+  );
+
+test("hello: a second connection connects, subscribes, publishes, receives its message and closes", T, async () => {
+  const page = await env.tab({ path: "/playground" });
+  await page.getByTestId("pg-hello-run").click();
+  await waitCount(page, "pg-hello-step", "closed the connection", 1);
+  const seen = await steps(page, "pg-hello-step");
+  assert.deepEqual(
+    seen.filter((s) => s.failed),
+    [],
+    `no step failed: ${JSON.stringify(seen)}`,
+  );
+  assert.equal(seen.length, 6, JSON.stringify(seen));
+  assert.match(seen[3].text, /PUB hello "Hello World!"/);
+  assert.match(seen[4].text, /MSG hello: "Hello World!" — [\d.]+ ms after the PUB/);
+  // Times only go forward.
+  const ms = seen.map((s) => (s.at.endsWith(" s") ? parseFloat(s.at.slice(1)) * 1000 : parseFloat(s.at.slice(1))));
+  assert.deepEqual([...ms].sort((a, b) => a - b), ms, `step times: ${seen.map((s) => s.at).join(", ")}`);
+  // The second connection really was one: the server saw it (by its name) and it is gone now.
+  await screenshot(page, "playground-hello");
+});
+
+test("queue group: 30 messages split over the workers of two tabs, none twice; a stopped worker gets none", T, async () => {
+  const a = await env.tab({ path: "/playground" });
+  const b = await env.tab({ path: "/playground" });
+  // Each tab's three workers show up as bars (their own, before any message).
+  for (const page of [a, b]) {
+    await waitFor(page, "three workers of this tab", () => document.querySelectorAll('[data-testid^="pg-queue-toggle-"]').length === 3);
+  }
+  // Tab b's subscriptions may still be on their way to the server: the first run counts 3 to 6
+  // workers; the sum is 30 either way.
+  await a.getByTestId("pg-queue-run").click();
+  await waitCount(a, "pg-queue-step", "received by", 1);
+  await waitText(a, "pg-queue-total", /^30 received by \d workers · 0 twice$/);
+  let counts = await bars(a);
+  let sum = Object.values(counts).reduce((x, y) => x + y, 0);
+  assert.equal(sum, 30, JSON.stringify(counts));
+  // Tab b counts the same 30 (every worker reports on logs.process.seen).
+  await waitText(b, "pg-queue-total", /^30 received by \d workers · 0 twice$/);
+  const seen = await steps(a, "pg-queue-step");
+  assert.ok(seen.every((s) => !s.failed), JSON.stringify(seen));
+  // With 6 workers and 30 messages, the queue group spreads them: more than one worker got some.
+  assert.ok(Object.values(counts).filter((n) => n > 0).length > 1, JSON.stringify(counts));
+
+  // Stop one of a's workers: the next 30 all go to the other five.
+  const stopped = await a.evaluate(() => document.querySelector('[data-testid^="pg-queue-toggle-"]').dataset.testid.slice("pg-queue-toggle-".length));
+  await a.getByTestId(`pg-queue-toggle-${stopped}`).click();
+  await waitText(a, `pg-queue-toggle-${stopped}`, "Start");
+  await a.getByTestId("pg-queue-run").click();
+  await waitText(a, "pg-queue-total", /^30 received by \d workers · 0 twice$/);
+  counts = await bars(a);
+  sum = Object.values(counts).reduce((x, y) => x + y, 0);
+  assert.equal(sum, 30, JSON.stringify(counts));
+  assert.equal(counts[stopped], 0, `the stopped worker got ${counts[stopped]}: ${JSON.stringify(counts)}`);
+  // b's workers took part (30 messages over 5 workers: some reach b's three).
+  const ofB = await b.evaluate(() => [...document.querySelectorAll('[data-testid^="pg-queue-toggle-"]')].map((t) => t.dataset.testid.slice("pg-queue-toggle-".length)));
+  assert.ok(ofB.some((w) => counts[w] > 0), `b's workers ${ofB} got none: ${JSON.stringify(counts)}`);
+
+  // An outside publisher's messages are shared the same way (nats-py, 30 plain publishes).
+  await a.getByTestId(`pg-queue-toggle-${stopped}`).click();
+  await waitText(a, `pg-queue-toggle-${stopped}`, "Stop");
+  await env.py(`
+for i in range(30):
+    await nc.publish("logs.process", f"nats-py log {i}".encode())
+await nc.flush()
+`);
+  await waitFor(
+    a,
+    "the 30 messages of nats-py counted (60 since the last run)",
+    () => /^60 received by \d workers · 0 twice$/.test(document.querySelector('[data-testid="pg-queue-total"]').textContent.trim()),
+  );
+  await screenshot(a, "playground-queue");
+});
+
+test("request/reply: no responders at once; the tab's math.sum answers 100 calls and nats-py; bad JSON gets an error reply", T, async () => {
+  const page = await env.tab({ path: "/playground" });
+  // Nobody serves math.sum yet: "no responders", well before the 2 s timeout.
+  await page.getByTestId("pg-rpc-run").click();
+  await waitText(page, "pg-rpc-error", /^no responders: nobody serves math\.sum/);
+  const failed = (await steps(page, "pg-rpc-step")).find((s) => s.failed);
+  const after = Number(failed.text.match(/after ([\d.]+) ms/)[1]);
+  assert.ok(after < 1000, `no responders came after ${after} ms`);
+
+  // Host it here; 100 calls, every sum right.
+  await page.getByTestId("pg-rpc-host").check();
+  await waitFor(page, "the service is up", () => document.querySelector('[data-testid="pg-rpc-host"]').checked);
+  await page.getByTestId("pg-rpc-run").click();
+  await waitText(page, "pg-rpc-times", /^100 calls · p50 [\d.]+ ms · p99 [\d.]+ ms$/, { timeout: 30_000 });
+  const results = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel("pg-rpc-result"));
+  assert.ok(results.length > 0);
+  for (const r of results) {
+    const [, x, y, sum] = r.match(/^(-?\d+) \+ (-?\d+) = (-?\d+) · [\d.]+ ms$/) ?? [];
+    assert.equal(Number(x) + Number(y), Number(sum), r);
+  }
+
+  // nats-py: a sum from the tab's service, its $SRV.INFO, and an error reply to bad JSON.
+  const out = JSON.parse(
+    await env.py(`
+r = await nc.request("math.sum", b'{"x": 19.5, "y": 22.5}', timeout=5)
+bad = await nc.request("math.sum", b"{not json", timeout=5)
+info = await nc.request("$SRV.INFO.math", b"", timeout=5)
+print(json.dumps({"sum": json.loads(r.data), "bad": dict(bad.headers or {}), "info": json.loads(info.data)}))
+`),
+  );
+  assert.deepEqual(out.sum, { sum: 42 });
+  assert.equal(out.bad["Nats-Service-Error-Code"], "400");
+  assert.match(out.bad["Nats-Service-Error"], /^bad request/);
+  assert.equal(out.info.name, "math");
+  assert.deepEqual(
+    out.info.endpoints.map((e) => e.subject),
+    ["math.sum"],
+  );
+
+  await page.getByTestId("pg-rpc-bad").click();
+  await waitText(page, "pg-rpc-error", /^error reply 400: bad request/);
+
+  // Off again: no responders again.
+  await page.getByTestId("pg-rpc-host").uncheck();
+  await waitFor(page, "the service stopped", () => !document.querySelector('[data-testid="pg-rpc-host"]').checked);
+  await page.getByTestId("pg-rpc-run").click();
+  await waitText(page, "pg-rpc-error", /^no responders/);
+  assert.equal(await textOf(page, "pg-rpc-times"), null, consoleTail(page));
+  await screenshot(page, "playground-rpc");
+});
+
+test("request/reply: the native via-math answers the card; stopped, no responders again", T, async () => {
+  const bin = path.join(REPO, "target", "debug", "via-math");
+  assert.ok(existsSync(bin), "no target/debug/via-math: cargo build -p via-playground");
+  const child = spawn(bin, ["--url", env.server.nats], { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  let err = "";
+  try {
+    // It says so once the server routes math.sum to it.
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`via-math did not start: ${err}`)), 20_000);
+      child.stderr.on("data", (d) => {
+        err += d;
+        if (err.includes("serving math.sum")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`via-math exited (${code}): ${err}`)));
+    });
+    const page = await env.tab({ path: "/playground" });
+    await page.getByTestId("pg-rpc-run").click();
+    await waitText(page, "pg-rpc-times", /^100 calls · p50 [\d.]+ ms · p99 [\d.]+ ms$/, { timeout: 30_000 });
+    assert.equal(await page.getByTestId("pg-rpc-host").isChecked(), false, "the tab hosts nothing");
+    await page.getByTestId("pg-rpc-bad").click();
+    await waitText(page, "pg-rpc-error", /^error reply 400: bad request/);
+
+    child.kill("SIGTERM");
+    assert.deepEqual(await exited, { code: 0, signal: null }, err);
+    await page.getByTestId("pg-rpc-run").click();
+    await waitText(page, "pg-rpc-error", /^no responders/);
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
+});

@@ -1,0 +1,317 @@
+//! Feature flag: the KV key `site_maintenance` of bucket `configs_playgrnd` holds `true` or
+//! `false` (plain text). The card's admin switch writes it; [`MaintenanceBanner`], a separate
+//! component as an app would have, watches it and shows a banner while it is `true` — at once, in
+//! every tab, across reconnects and server restarts (`leptos_nats::use_kv_key`, which also creates
+//! the bucket, history 5, when it is missing).
+//!
+//! Anything else in the key (another program wrote it) is shown as text and read as "not a flag":
+//! the banner stays hidden, nothing breaks.
+
+use leptos::prelude::*;
+use leptos_nats::{use_kv_key, UseKvKeyReturn};
+use nats_ws::kv::Entry;
+use nats_ws::Client;
+
+use super::steps::{StepList, StepLog};
+
+pub const BUCKET: &str = "configs_playgrnd";
+pub const KEY: &str = "site_maintenance";
+
+/// What the key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    /// The key has no value (never written, or deleted).
+    Unset,
+    On,
+    Off,
+    /// A value that is not a flag, as text.
+    Invalid(String),
+}
+
+impl Flag {
+    /// Reads a value: `true` / `false`, also with surrounding blanks or in another case (Python's
+    /// `str(True)` is `True`); anything else is [`Flag::Invalid`].
+    pub fn read(value: Option<&[u8]>) -> Flag {
+        let Some(value) = value else {
+            return Flag::Unset;
+        };
+        let text = String::from_utf8_lossy(value);
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Flag::On,
+            "false" => Flag::Off,
+            _ => Flag::Invalid(text.into_owned()),
+        }
+    }
+
+    pub fn of(entry: Option<&Entry>) -> Flag {
+        Flag::read(entry.map(|e| &e.value[..]))
+    }
+
+    /// How the card states it: `true`, `false`, `(not set)`, `'maybe': not a flag`.
+    pub fn describe(&self) -> String {
+        match self {
+            Flag::Unset => "(not set)".to_owned(),
+            Flag::On => "true".to_owned(),
+            Flag::Off => "false".to_owned(),
+            Flag::Invalid(text) => format!("{}: not a flag", quoted(text)),
+        }
+    }
+}
+
+/// `'text'`, cut at 60 characters.
+fn quoted(text: &str) -> String {
+    let mut cut: String = text.chars().take(60).collect();
+    if text.chars().count() > 60 {
+        cut.push('…');
+    }
+    format!("'{cut}'")
+}
+
+/// A write of this tab's, until the watch has delivered it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct InFlight {
+    value: bool,
+    /// When it was sent (the step log's time).
+    sent_at: f64,
+    /// Its revision, once acknowledged.
+    rev: Option<u64>,
+    /// The revision the watch delivered before the acknowledgement came.
+    delivered: Option<u64>,
+}
+
+impl From<bool> for Flag {
+    fn from(on: bool) -> Flag {
+        if on {
+            Flag::On
+        } else {
+            Flag::Off
+        }
+    }
+}
+
+/// The banner an app shows while the site is in maintenance.
+#[component]
+pub fn MaintenanceBanner(client: Client) -> impl IntoView {
+    // The hook follows the app's connection, which is this client.
+    let _ = client;
+    let flag = use_kv_key(BUCKET, KEY);
+    let state = Memo::new(move |_| flag.entry.with(|e| Flag::of(e.as_ref())));
+    view! {
+        {move || match state.get() {
+            Flag::On => view! {
+                <div class="pg-flag-banner" role="status" data-testid="pg-flag-banner">
+                    <span class="pg-flag-banner-icon" aria-hidden="true">"⚠"</span>
+                    <span>
+                        <strong>"Maintenance in progress. "</strong>
+                        "Some features may be unavailable for a few minutes."
+                    </span>
+                </div>
+            }
+            .into_any(),
+            Flag::Invalid(text) => view! {
+                <p class="pg-flag-invalid small" role="status" data-testid="pg-flag-invalid">
+                    {format!("{KEY} = {}: not a flag (true or false); no banner.", quoted(&text))}
+                </p>
+            }
+            .into_any(),
+            Flag::Off | Flag::Unset => ().into_any(),
+        }}
+    }
+}
+
+/// The admin side: a switch that writes the flag, and what happened, step by step.
+#[component]
+pub fn FlagCard(client: Client) -> impl IntoView {
+    let _ = client;
+    let flag = use_kv_key(BUCKET, KEY);
+    let log = StepLog::new();
+    let state = Memo::new(move |_| flag.entry.with(|e| Flag::of(e.as_ref())));
+    let revision = Memo::new(move |_| flag.entry.with(|e| e.as_ref().map(|e| e.revision)));
+    // This tab's write, from when it was sent until the watch has delivered it.
+    let in_flight = StoredValue::new(None::<InFlight>);
+    let writing = RwSignal::new(false);
+    let input = NodeRef::<leptos::html::Input>::new();
+
+    // Every change the watch delivers is a step: this tab's writes and everyone else's. The
+    // initial value (before `loaded`) is not a change.
+    Effect::new(move |previous: Option<(Option<u64>, bool)>| {
+        let (rev, loaded) = (revision.get(), flag.loaded.get());
+        if matches!(previous, Some((before, true)) if before != rev) {
+            let state = state.get_untracked();
+            let text = state.describe();
+            let mine = in_flight.get_value().filter(|f| match (f.rev, rev) {
+                (Some(want), Some(got)) => want == got,
+                // Delivered before the put's acknowledgement: ours if it is what we wrote.
+                (None, Some(_)) => state == Flag::from(f.value),
+                _ => false,
+            });
+            match (mine, rev) {
+                (Some(f), Some(got)) => {
+                    let rev_known = f.rev.is_some();
+                    in_flight.set_value(if rev_known {
+                        None
+                    } else {
+                        Some(InFlight {
+                            delivered: Some(got),
+                            ..f
+                        })
+                    });
+                    log.ok(
+                        "KV → tab",
+                        format!(
+                            "the watch delivered revision {got} ({text}) {:.0} ms after the put was sent; every tab watching gets it",
+                            log.elapsed() - f.sent_at
+                        ),
+                    );
+                }
+                (_, Some(got)) => log.info(
+                    "KV → tab",
+                    format!("{KEY} = {text} (revision {got}), written elsewhere"),
+                ),
+                (_, None) => log.info("KV → tab", format!("{KEY} deleted or purged elsewhere")),
+            }
+        }
+        (rev, loaded)
+    });
+
+    let write = move |on: bool| {
+        if writing.get_untracked() {
+            return;
+        }
+        log.start();
+        let Some(store) = flag.try_store().flatten() else {
+            log.fail(
+                "tab",
+                "not connected to the bucket yet: wait for the connection",
+            );
+            return;
+        };
+        let value = if on { "true" } else { "false" };
+        log.info(
+            "tab → KV",
+            format!("put {BUCKET}/{KEY} = {value} (a publish to $KV.{BUCKET}.{KEY})"),
+        );
+        writing.set(true);
+        let sent_at = log.elapsed();
+        in_flight.set_value(Some(InFlight {
+            value: on,
+            sent_at,
+            rev: None,
+            delivered: None,
+        }));
+        leptos::task::spawn_local(async move {
+            match store.put(KEY, value.as_bytes().to_vec()).await {
+                Ok(rev) => {
+                    log.ok(
+                        "KV → tab",
+                        format!(
+                            "stored as revision {rev}: the put was acknowledged in {:.0} ms",
+                            log.elapsed() - sent_at
+                        ),
+                    );
+                    in_flight.try_update_value(|f| {
+                        *f = match f.take() {
+                            // The watch was first.
+                            Some(InFlight {
+                                delivered: Some(got),
+                                ..
+                            }) if got == rev => None,
+                            _ => Some(InFlight {
+                                value: on,
+                                sent_at,
+                                rev: Some(rev),
+                                delivered: None,
+                            }),
+                        }
+                    });
+                }
+                Err(e) => {
+                    in_flight.try_set_value(None);
+                    log.fail("KV → tab", format!("the put failed: {e}"));
+                }
+            }
+            writing.try_set(false);
+        });
+    };
+
+    // The switch shows what the key holds: a click asks for the other value and the switch
+    // follows once the watch delivers it (a failed write leaves it as it was).
+    let on_toggle = move |_| {
+        let Some(el) = input.get_untracked() else {
+            return;
+        };
+        let want = el.checked();
+        el.set_checked(state.get_untracked() == Flag::On);
+        write(want);
+    };
+
+    view! {
+        <section class="card pg-card" aria-labelledby="pg-flag-title">
+            <div class="card-head">
+                <h2 id="pg-flag-title">"5 · Feature flag"</h2>
+            </div>
+            <p class="muted small">
+                "The KV key " <code>{KEY}</code> " of bucket " <code>{BUCKET}</code>
+                " is a flag: " <code>"true"</code> " shows the maintenance banner above, in every tab, at once. "
+                "Flip it here or from any NATS client."
+            </p>
+            <div class="pg-controls">
+                <label class="switch">
+                    <input
+                        node_ref=input
+                        type="checkbox"
+                        role="switch"
+                        class="pg-switch"
+                        data-testid="pg-flag-toggle"
+                        prop:checked=move || state.get() == Flag::On
+                        disabled=move || !flag.loaded.get() || writing.get()
+                        on:change=on_toggle
+                    />
+                    "Maintenance mode"
+                </label>
+                <span class="muted small">
+                    "Now: " <code data-testid="pg-flag-value">{move || {
+                        if flag.loaded.get() { state.get().describe() } else { "…".to_owned() }
+                    }}</code>
+                    {move || revision.get().map(|r| format!(" · revision {r}"))}
+                </span>
+            </div>
+            <FlagError flag/>
+            <StepList log testid="pg-flag-step"/>
+        </section>
+    }
+}
+
+/// The watch's or the bucket's trouble, while it lasts.
+#[component]
+fn FlagError(flag: UseKvKeyReturn) -> impl IntoView {
+    view! {
+        <Show when=move || flag.error.get().is_some()>
+            <p class="error" role="alert" data-testid="pg-flag-error">{move || flag.error.get()}</p>
+        </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn true_and_false_are_flags_anything_else_is_shown_as_is() {
+        assert_eq!(Flag::read(Some(b"true")), Flag::On);
+        assert_eq!(Flag::read(Some(b"false")), Flag::Off);
+        assert_eq!(Flag::read(Some(b" True\n")), Flag::On);
+        assert_eq!(Flag::read(None), Flag::Unset);
+        assert_eq!(Flag::read(Some(b"maybe")), Flag::Invalid("maybe".into()));
+        assert_eq!(Flag::read(Some(b"maybe")).describe(), "'maybe': not a flag");
+        assert_eq!(Flag::read(Some(b"")).describe(), "'': not a flag");
+        assert_eq!(
+            Flag::read(Some(&[0xff, b'1'])),
+            Flag::Invalid("\u{fffd}1".into())
+        );
+        let long = "y".repeat(100);
+        assert!(Flag::read(Some(long.as_bytes()))
+            .describe()
+            .starts_with(&format!("'{}…'", "y".repeat(60))));
+    }
+}

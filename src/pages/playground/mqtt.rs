@@ -1,0 +1,601 @@
+//! MQTT ingress: nats-server's MQTT listener turns a publish to the MQTT topic `device/temp` into a
+//! NATS message on `device.temp`. The card subscribes to `device.temp` and draws the last 60 s of
+//! readings, the latest exactly as sent; they come from the native `via-sensor`, any MQTT client,
+//! or this tab itself: the in-browser sensor publishes over MQTT over WebSocket
+//! (`components/mqtt_ws.rs`) to the same WebSocket port as NATS, path `/mqtt`.
+
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use leptos_nats::spawn_while_mounted;
+use leptos_router::components::A;
+use nats_ws::{Client, Status};
+use via_playground::sensor::{self, Reading};
+
+use super::steps::{CardTasks, StepList, StepLog};
+use crate::components::clock::{now_ms, use_now};
+use crate::components::mqtt_ws::{mqtt_url, ConnectOptions, MqttError, MqttWs};
+use crate::session::{random_hex, Settings};
+
+/// The chart's time span.
+const WINDOW_MS: f64 = 60_000.0;
+/// At most this many readings are kept (a sensor far faster than 1/s only thins the line).
+const MAX_SAMPLES: usize = 600;
+/// The in-browser sensor publishes this often.
+const SENSOR_EVERY: Duration = Duration::from_secs(1);
+/// Its MQTT keepalive.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// The chart's drawing box (the SVG stretches it to the card's width).
+const CHART_W: f64 = 600.0;
+const CHART_H: f64 = 160.0;
+/// An unreadable payload is shown cut at this many characters.
+const SHOWN_CHARS: usize = 80;
+
+/// One reading as it arrived: when (ms since the epoch) and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at_ms: f64,
+    pub value: f64,
+}
+
+/// Adds `sample` and drops what left the window (older than [`WINDOW_MS`] before it) or exceeds
+/// [`MAX_SAMPLES`].
+pub fn add_sample(samples: &mut Vec<Sample>, sample: Sample) {
+    samples.push(sample);
+    samples.retain(|s| sample.at_ms - s.at_ms <= WINDOW_MS);
+    let excess = samples.len().saturating_sub(MAX_SAMPLES);
+    samples.drain(..excess);
+}
+
+/// The readings within the window ending at `now`.
+pub fn in_window(samples: &[Sample], now: f64) -> Vec<Sample> {
+    samples
+        .iter()
+        .copied()
+        .filter(|s| now - s.at_ms <= WINDOW_MS)
+        .collect()
+}
+
+/// The value axis: from a bit below the lowest to a bit above the highest reading, at least 1°
+/// tall so that a steady sensor draws a steady line in the middle rather than noise.
+pub fn value_range(samples: &[Sample]) -> (f64, f64) {
+    let (lo, hi) = samples
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.value), hi.max(s.value))
+        });
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let mid = (lo + hi) / 2.0;
+    let half = ((hi - lo) / 2.0 * 1.1).max(0.5);
+    (mid - half, mid + half)
+}
+
+/// The polyline points of `samples` in a `width` × `height` box: time from `now` − 60 s (left)
+/// to `now` (right), value bottom to top over `range`.
+pub fn chart_points(
+    samples: &[Sample],
+    now: f64,
+    range: (f64, f64),
+    width: f64,
+    height: f64,
+) -> String {
+    let (lo, hi) = range;
+    let span = (hi - lo).max(f64::EPSILON);
+    samples
+        .iter()
+        .map(|s| {
+            let x = (width * (1.0 - (now - s.at_ms) / WINDOW_MS)).clamp(0.0, width);
+            let y = (height - (s.value - lo) / span * height).clamp(0.0, height);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A payload that is not a reading, as text, cut at [`SHOWN_CHARS`].
+pub fn unreadable_text(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    let mut cut: String = text.chars().take(SHOWN_CHARS).collect();
+    if text.chars().count() > SHOWN_CHARS {
+        cut.push('…');
+    }
+    cut
+}
+
+/// A warning for the servers that crash rather than refuse MQTT over WebSocket while their mqtt
+/// listener is off: nats-server 2.9 (2.9.10 measured; 2.15.1 refuses the upgrade with a 404).
+pub fn old_server_warning(version: &str) -> Option<String> {
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    ((major, minor) < (2, 10)).then(|| {
+        format!(
+            "This server is nats-server {version}, which stops (a crash) when MQTT over WebSocket reaches it \
+             without an mqtt block in its configuration (newer ones refuse): start the sensor only if it has one."
+        )
+    })
+}
+
+/// The latest reading and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Latest {
+    reading: Reading,
+    at_ms: f64,
+    /// It came through the MQTT listener (nats-server adds the `Nmqtt-Pub` header).
+    via_mqtt: bool,
+}
+
+/// The in-browser sensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sensor {
+    Off,
+    Connecting,
+    On,
+}
+
+/// The NATS WebSocket url this tab is connected to (else the first of the settings).
+fn nats_url(client: &Client) -> String {
+    match client.status() {
+        Status::Connected { url, .. } => url,
+        _ => Settings::load()
+            .servers
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// The app's credentials as MQTT's: user and password, or the token as a user name alone.
+fn login(settings: &Settings) -> Option<(String, String)> {
+    if !settings.token.is_empty() {
+        Some((settings.token.clone(), String::new()))
+    } else if !settings.user.is_empty() {
+        Some((settings.user.clone(), settings.password.clone()))
+    } else {
+        None
+    }
+}
+
+#[component]
+pub fn MqttCard(client: Client) -> impl IntoView {
+    let tasks = CardTasks::new();
+    let log = StepLog::new();
+    let samples = RwSignal::new(Vec::<Sample>::new());
+    let latest = RwSignal::new(None::<Latest>);
+    let unreadable = RwSignal::new(None::<String>);
+    let sub_error = RwSignal::new(None::<String>);
+    let sensor = RwSignal::new(Sensor::Off);
+    let sensor_id = RwSignal::new(String::new());
+    let sent = RwSignal::new(0u64);
+    let sensor_error = RwSignal::new(None::<String>);
+    // The first reading of the current sensor run and when it went out, until it comes back.
+    let awaited = StoredValue::new(None::<(String, f64)>);
+    let stop = StoredValue::new(None::<oneshot::Sender<()>>);
+    let now = use_now(Duration::from_secs(1));
+    let warning = client
+        .server_info()
+        .and_then(|info| old_server_warning(&info.version));
+
+    log.info("tab → server", format!("SUB {}", sensor::NATS_SUBJECT));
+    {
+        let client = client.clone();
+        spawn_while_mounted(async move {
+            let mut sub = match client.subscribe(sensor::NATS_SUBJECT) {
+                Ok(sub) => sub,
+                Err(e) => {
+                    let text = format!("cannot subscribe to {}: {e}", sensor::NATS_SUBJECT);
+                    log.fail("tab → server", text.clone());
+                    sub_error.set(Some(text));
+                    return;
+                }
+            };
+            let mut first = true;
+            while let Some(message) = sub.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        sub_error.set(Some(format!("{}: {e}", sensor::NATS_SUBJECT)));
+                        continue;
+                    }
+                };
+                sub_error.set(None);
+                let Some(reading) = sensor::parse(&message.payload) else {
+                    let text = unreadable_text(&message.payload);
+                    log.fail(
+                        "server → tab",
+                        format!("{}: not a reading, ignored: {text}", sensor::NATS_SUBJECT),
+                    );
+                    unreadable.set(Some(text));
+                    continue;
+                };
+                let at_ms = now_ms();
+                let via_mqtt = message
+                    .headers
+                    .as_ref()
+                    .is_some_and(|h| h.get("Nmqtt-Pub").is_some());
+                let origin = if via_mqtt {
+                    "MQTT device/temp"
+                } else {
+                    "a NATS publisher"
+                };
+                if let Some((text, sent_at)) = awaited.get_value() {
+                    if text == reading.text {
+                        awaited.set_value(None);
+                        log.ok(
+                            "server → tab",
+                            format!(
+                                "{} {}: this tab's reading came back over NATS {:.0} ms after its MQTT PUBLISH (from {origin})",
+                                sensor::NATS_SUBJECT,
+                                reading.text,
+                                at_ms - sent_at
+                            ),
+                        );
+                    }
+                } else if first {
+                    log.ok(
+                        "server → tab",
+                        format!("{} {} (from {origin})", sensor::NATS_SUBJECT, reading.text),
+                    );
+                }
+                first = false;
+                samples.update(|s| {
+                    add_sample(
+                        s,
+                        Sample {
+                            at_ms,
+                            value: reading.value,
+                        },
+                    )
+                });
+                latest.set(Some(Latest {
+                    reading,
+                    at_ms,
+                    via_mqtt,
+                }));
+            }
+        });
+    }
+
+    let toggle = {
+        let client = client.clone();
+        move |_| {
+            if sensor.get_untracked() != Sensor::Off {
+                // Dropping the sender ends the run, which sends DISCONNECT.
+                stop.update_value(|s| drop(s.take()));
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            stop.set_value(Some(tx));
+            sensor.set(Sensor::Connecting);
+            sensor_error.set(None);
+            sent.set(0);
+            awaited.set_value(None);
+            log.start();
+            let url = nats_url(&client);
+            tasks.spawn(async move {
+                let run = SensorRun {
+                    log,
+                    sensor,
+                    sensor_id,
+                    sent,
+                    awaited,
+                };
+                if let Err(e) = run.run(&url, rx).await {
+                    sensor_error.try_set(Some(e.to_string()));
+                }
+                sensor.try_set(Sensor::Off);
+            });
+        }
+    };
+
+    let chart = move || {
+        let now = now.get();
+        let shown = samples.with(|s| in_window(s, now));
+        let range = value_range(&shown);
+        let points = chart_points(&shown, now, range, CHART_W, CHART_H);
+        let label = match (shown.first(), shown.last()) {
+            (Some(_), Some(_)) => format!(
+                "Temperature over the last 60 s: {} readings between {:.2} and {:.2} °C",
+                shown.len(),
+                shown.iter().map(|s| s.value).fold(f64::INFINITY, f64::min),
+                shown
+                    .iter()
+                    .map(|s| s.value)
+                    .fold(f64::NEG_INFINITY, f64::max),
+            ),
+            _ => "Temperature over the last 60 s: no readings".to_owned(),
+        };
+        // The latest reading as a dot: HTML over the stretched SVG, so that it stays round.
+        let last = shown.last().map(|s| {
+            let x = (1.0 - (now - s.at_ms) / WINDOW_MS).clamp(0.0, 1.0) * 100.0;
+            let y = (1.0 - (s.value - range.0) / (range.1 - range.0)).clamp(0.0, 1.0) * 100.0;
+            view! { <span class="pg-mqtt-dot" aria-hidden="true" style=format!("left: {x:.2}%; top: {y:.2}%")></span> }
+        });
+        view! {
+            <div class="pg-mqtt-plot">
+                <span class="pg-mqtt-axis top" aria-hidden="true">{format!("{:.1}", range.1)}</span>
+                <div class="pg-mqtt-canvas">
+                <svg
+                    data-testid="pg-mqtt-chart"
+                    viewBox=format!("0 0 {CHART_W} {CHART_H}")
+                    preserveAspectRatio="none"
+                    role="img"
+                    aria-label=label
+                >
+                    <line class="chart-axis" x1="0" y1=CHART_H x2=CHART_W y2=CHART_H/>
+                    <polyline class="chart-line" points=points/>
+                </svg>
+                {last}
+                </div>
+                <span class="pg-mqtt-axis bottom" aria-hidden="true">{format!("{:.1}", range.0)}</span>
+            </div>
+            <p class="pg-mqtt-span muted small" aria-hidden="true">
+                <span>"−60 s"</span>
+                <span>"now"</span>
+            </p>
+        }
+    };
+
+    let age = move || {
+        latest.with(|l| {
+            l.as_ref().map(|l| {
+                let secs = ((now.get() - l.at_ms) / 1000.0).max(0.0);
+                let origin = if l.via_mqtt { "via MQTT" } else { "via NATS" };
+                format!("{origin}, {secs:.0} s ago")
+            })
+        })
+    };
+
+    view! {
+        <section class="card pg-card" aria-labelledby="pg-mqtt-title">
+            <div class="card-head">
+                <h2 id="pg-mqtt-title">"6 · MQTT ingress"</h2>
+                <button
+                    data-testid="pg-mqtt-sensor"
+                    class:secondary=move || sensor.get() != Sensor::Off
+                    aria-pressed=move || if sensor.get() == Sensor::Off { "false" } else { "true" }
+                    on:click=toggle
+                >
+                    {move || match sensor.get() {
+                        Sensor::Off => "Start in-browser sensor",
+                        Sensor::Connecting => "Connecting… (stop)",
+                        Sensor::On => "Stop sensor",
+                    }}
+                </button>
+            </div>
+            <p class="muted small">
+                "An MQTT publish to " <code>{sensor::MQTT_TOPIC}</code> " arrives on the NATS subject "
+                <code>{sensor::NATS_SUBJECT}</code> ". The in-browser sensor speaks MQTT over WebSocket to this server's "
+                <code>"/mqtt"</code> ", once a second; or run " <code>"target/debug/via-sensor"</code>
+                " / Start " <code>"sensor"</code> " on " <A href="/processes">"Processes"</A> "."
+            </p>
+            {warning.map(|w| view! { <p class="hint" data-testid="pg-mqtt-old-server">{w}</p> })}
+            <div class="pg-mqtt-now">
+                <span class="pg-mqtt-reading">
+                    <span data-testid="pg-mqtt-reading">
+                        {move || latest.with(|l| l.as_ref().map_or_else(|| "–".to_owned(), |l| l.reading.text.clone()))}
+                    </span>
+                    <span class="pg-mqtt-unit">" °C"</span>
+                </span>
+                <span class="muted small">{move || age().unwrap_or_else(|| "no reading yet".to_owned())}</span>
+            </div>
+            {chart}
+            <p class="muted small" data-testid="pg-mqtt-sensor-state">
+                {move || match sensor.get() {
+                    Sensor::Off => "In-browser sensor off.".to_owned(),
+                    Sensor::Connecting => "In-browser sensor connecting…".to_owned(),
+                    Sensor::On => format!(
+                        "In-browser sensor {} on: {} readings published to {}.",
+                        sensor_id.get(),
+                        sent.get(),
+                        sensor::MQTT_TOPIC
+                    ),
+                }}
+            </p>
+            <Show when=move || sensor_error.get().is_some()>
+                <p class="error" role="alert" data-testid="pg-mqtt-error">{move || sensor_error.get()}</p>
+            </Show>
+            <Show when=move || sub_error.get().is_some()>
+                <p class="error" role="alert">{move || sub_error.get()}</p>
+            </Show>
+            <Show when=move || unreadable.get().is_some()>
+                <p class="muted small" data-testid="pg-mqtt-unreadable">
+                    "Last payload that was not a reading (ignored): " <code>{move || unreadable.get()}</code>
+                </p>
+            </Show>
+            <StepList log testid="pg-mqtt-step"/>
+        </section>
+    }
+}
+
+/// One run of the in-browser sensor: its signals, all `Copy` and written with `try_` (the run may
+/// outlive the card by a tick).
+struct SensorRun {
+    log: StepLog,
+    sensor: RwSignal<Sensor>,
+    sensor_id: RwSignal<String>,
+    sent: RwSignal<u64>,
+    awaited: StoredValue<Option<(String, f64)>>,
+}
+
+impl SensorRun {
+    /// Connects, publishes a reading every second until `stop` fires (or its sender is dropped),
+    /// then disconnects. `Err` when the connection failed or ended by itself.
+    async fn run(self, nats_url: &str, stop: oneshot::Receiver<()>) -> Result<(), MqttError> {
+        let log = self.log;
+        let url = mqtt_url(nats_url).inspect_err(|e| log.fail("tab", e.to_string()))?;
+        log.info(
+            "tab → server",
+            format!("open a WebSocket to {url}, subprotocol mqtt"),
+        );
+        let mut mqtt = MqttWs::open(&url)
+            .await
+            .inspect_err(|e| log.fail("server → tab", e.to_string()))?;
+        log.ok(
+            "server → tab",
+            format!("WebSocket open, subprotocol '{}'", mqtt.protocol()),
+        );
+        let client_id = format!("via-tab-{}", random_hex(6));
+        let options = ConnectOptions {
+            client_id: client_id.clone(),
+            keep_alive: KEEP_ALIVE,
+            login: login(&Settings::load()),
+        };
+        log.info(
+            "tab → server",
+            format!(
+                "CONNECT as {client_id}: MQTT 3.1.1, clean session, keepalive {} s",
+                KEEP_ALIVE.as_secs()
+            ),
+        );
+        let session_present = mqtt
+            .connect(&options)
+            .await
+            .inspect_err(|e| log.fail("server → tab", e.to_string()))?;
+        log.ok(
+            "server → tab",
+            format!(
+                "CONNACK: accepted (session present: {})",
+                if session_present { "yes" } else { "no" }
+            ),
+        );
+        self.sensor_id.try_set(client_id);
+        self.sensor.try_set(Sensor::On);
+
+        let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
+        let mut stop = stop.fuse();
+        let mut n: u64 = 0;
+        loop {
+            let payload = sensor::payload(sensor::simulated(seed, n));
+            mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes())
+                .inspect_err(|e| log.fail("tab → server", e.to_string()))?;
+            n += 1;
+            self.sent.try_set(n);
+            if n == 1 {
+                if let Some(reading) = sensor::parse(payload.as_bytes()) {
+                    self.awaited.try_set_value(Some((reading.text, now_ms())));
+                }
+                log.info(
+                    "tab → server",
+                    format!(
+                        "PUBLISH {} {payload} (QoS 0); then one a second",
+                        sensor::MQTT_TOPIC
+                    ),
+                );
+            }
+            futures::select! {
+                _ = stop => break,
+                e = mqtt.closed().fuse() => {
+                    log.fail("server → tab", e.to_string());
+                    return Err(e);
+                }
+                _ = gloo_timers::future::sleep(SENSOR_EVERY).fuse() => {}
+            }
+        }
+        mqtt.disconnect();
+        log.ok(
+            "tab → server",
+            format!("DISCONNECT after {n} readings; socket closed"),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(at_ms: f64, value: f64) -> Sample {
+        Sample { at_ms, value }
+    }
+
+    #[test]
+    fn only_the_last_60_s_are_kept_and_drawn() {
+        let mut samples = Vec::new();
+        for i in 0..100 {
+            add_sample(&mut samples, s(i as f64 * 1000.0, 20.0));
+        }
+        // 39 s … 99 s: 61 readings, the oldest exactly 60 s before the newest.
+        assert_eq!(samples.len(), 61);
+        assert_eq!(samples[0].at_ms, 39_000.0);
+        // 10 s later the window has moved on.
+        assert_eq!(in_window(&samples, 109_000.0).len(), 51);
+        for i in 0..2 * MAX_SAMPLES {
+            add_sample(&mut samples, s(200_000.0 + i as f64, 20.0));
+        }
+        assert_eq!(samples.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn time_runs_left_to_right_and_values_bottom_to_top() {
+        let samples = [s(40_000.0, 20.0), s(70_000.0, 22.0), s(100_000.0, 21.0)];
+        let range = value_range(&samples);
+        assert!(range.0 < 20.0 && range.1 > 22.0, "{range:?}");
+        let points = chart_points(&samples, 100_000.0, range, 600.0, 160.0);
+        let xy: Vec<(f64, f64)> = points
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(xy[0].0, 0.0, "60 s ago is the left edge: {points}");
+        assert_eq!(xy[1].0, 300.0);
+        assert_eq!(xy[2].0, 600.0, "now is the right edge");
+        // The warmest is highest (smallest y), the coldest lowest.
+        assert!(xy[1].1 < xy[2].1 && xy[2].1 < xy[0].1, "{points}");
+        assert_eq!(chart_points(&[], 0.0, (0.0, 1.0), 600.0, 160.0), "");
+    }
+
+    #[test]
+    fn a_steady_sensor_draws_a_steady_line_in_the_middle() {
+        let samples = [s(0.0, 21.37), s(1000.0, 21.37)];
+        let (lo, hi) = value_range(&samples);
+        assert!((hi - lo - 1.0).abs() < 1e-9, "{lo} {hi}");
+        let points = chart_points(&samples, 1000.0, (lo, hi), 600.0, 160.0);
+        assert!(points.ends_with("600.0,80.0"), "{points}");
+        assert_eq!(value_range(&[]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn unreadable_payloads_are_text_cut_short() {
+        assert_eq!(unreadable_text(b"<b>warm</b>"), "<b>warm</b>");
+        assert_eq!(unreadable_text(&[0xff]), "\u{fffd}");
+        let long = "x".repeat(SHOWN_CHARS + 5);
+        assert!(unreadable_text(long.as_bytes()).ends_with('…'));
+    }
+
+    #[test]
+    fn servers_before_2_10_get_the_warning() {
+        assert!(old_server_warning("2.9.10").is_some_and(|w| w.contains("nats-server 2.9.10")));
+        assert!(old_server_warning("v2.2.6").is_some());
+        assert_eq!(old_server_warning("2.10.0"), None);
+        assert_eq!(old_server_warning("2.15.1"), None);
+        assert_eq!(old_server_warning("3.0.0"), None);
+        assert_eq!(old_server_warning("dev"), None);
+    }
+
+    #[test]
+    fn the_token_goes_as_the_user_name() {
+        let mut settings = Settings {
+            servers: String::new(),
+            name: String::new(),
+            user: "ann".into(),
+            password: "pw".into(),
+            token: String::new(),
+            remember: false,
+        };
+        assert_eq!(login(&settings), Some(("ann".into(), "pw".into())));
+        settings.token = "t0k".into();
+        assert_eq!(login(&settings), Some(("t0k".into(), String::new())));
+        settings.token.clear();
+        settings.user.clear();
+        assert_eq!(login(&settings), None);
+    }
+}

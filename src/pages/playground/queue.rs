@@ -1,0 +1,350 @@
+//! Queue group: three workers of this tab in queue group `log_workers` on `logs.process` (and
+//! those of every other tab on the page); Run publishes 30 log messages and the bars show how many
+//! each worker got — the sum is exactly 30, no message twice. Stop a worker and run again: the
+//! others take all of it.
+//!
+//! Each worker says what it got on `logs.process.seen` (`{"worker", "text"}`), so every tab
+//! counts every worker, its own and the others'.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use leptos_nats::spawn_while_mounted;
+use nats_ws::Client;
+use serde::{Deserialize, Serialize};
+
+use super::steps::{CardTasks, StepList, StepLog};
+use crate::model::parse_json;
+use crate::session::random_hex;
+
+pub const SUBJECT: &str = "logs.process";
+pub const QUEUE: &str = "log_workers";
+pub const SEEN: &str = "logs.process.seen";
+const MESSAGES: usize = 30;
+const WORKERS: usize = 3;
+/// How long Run waits for every message to be reported.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// What a worker reports for each message it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub worker: String,
+    pub text: String,
+}
+
+/// The reports since the last run: per worker how many, and which messages came more than once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub per_worker: BTreeMap<String, usize>,
+    pub per_text: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    pub fn add(&mut self, seen: Seen) {
+        *self.per_worker.entry(seen.worker).or_default() += 1;
+        *self.per_text.entry(seen.text).or_default() += 1;
+    }
+
+    pub fn total(&self) -> usize {
+        self.per_worker.values().sum()
+    }
+
+    /// Messages that reached more than one worker.
+    pub fn twice(&self) -> usize {
+        self.per_text.values().filter(|n| **n > 1).count()
+    }
+
+    /// `11 · 9 · 10`-style summary: `worker got n`, by worker.
+    pub fn summary(&self) -> String {
+        self.per_worker
+            .iter()
+            .map(|(w, n)| format!("{w} got {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One of this tab's workers.
+#[derive(Clone, Copy)]
+struct Worker {
+    id: StoredValue<String>,
+    running: RwSignal<bool>,
+    /// Dropping it stops the worker's task (and its subscription).
+    stop: StoredValue<Option<futures::channel::oneshot::Sender<()>>>,
+    tasks: CardTasks,
+}
+
+impl Worker {
+    fn start(self, client: Client, error: RwSignal<Option<String>>) {
+        if self.running.get_untracked() {
+            return;
+        }
+        let id = self.id.get_value();
+        let mut sub = match client.queue_subscribe(SUBJECT, QUEUE) {
+            Ok(sub) => sub,
+            Err(e) => {
+                error.set(Some(format!("worker {id} could not join {QUEUE}: {e}")));
+                return;
+            }
+        };
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        self.stop.set_value(Some(tx));
+        self.running.set(true);
+        let running = self.running;
+        self.tasks.spawn(async move {
+            let mut stopped = rx.fuse();
+            loop {
+                futures::select! {
+                    _ = stopped => break,
+                    message = sub.next().fuse() => match message {
+                        Some(Ok(message)) => {
+                            let seen = Seen {
+                                worker: id.clone(),
+                                text: String::from_utf8_lossy(&message.payload).into_owned(),
+                            };
+                            if let Ok(body) = serde_json::to_vec(&seen) {
+                                let _ = client.publish(SEEN, body);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            error.try_set(Some(format!("worker {id}: {e}")));
+                            break;
+                        }
+                        None => break,
+                    },
+                }
+            }
+            drop(sub);
+            running.try_set(false);
+        });
+    }
+
+    fn stop(self) {
+        self.stop.update_value(|s| drop(s.take()));
+    }
+}
+
+#[component]
+pub fn QueueCard(client: Client) -> impl IntoView {
+    let log = StepLog::new();
+    let tasks = CardTasks::new();
+    let tally = RwSignal::new(Tally::default());
+    let error = RwSignal::new(None::<String>);
+    let running = RwSignal::new(false);
+    let tab = random_hex(4);
+    let workers: Vec<Worker> = (1..=WORKERS)
+        .map(|n| Worker {
+            id: StoredValue::new(format!("{tab}-{n}")),
+            running: RwSignal::new(false),
+            stop: StoredValue::new(None),
+            tasks,
+        })
+        .collect();
+    let mine: Vec<String> = workers.iter().map(|w| w.id.get_value()).collect();
+
+    // Every worker's reports, this tab's and the others'.
+    {
+        let client = client.clone();
+        spawn_while_mounted(async move {
+            let mut sub = match client.subscribe(SEEN) {
+                Ok(sub) => sub,
+                Err(e) => {
+                    error.set(Some(format!("cannot count the workers' messages: {e}")));
+                    return;
+                }
+            };
+            while let Some(message) = sub.next().await {
+                let Ok(message) = message else { continue };
+                if let Some(seen) = parse_json::<Seen>(&message.payload) {
+                    tally.update(|t| t.add(seen));
+                }
+            }
+        });
+    }
+    for w in &workers {
+        w.start(client.clone(), error);
+    }
+
+    let run = {
+        let client = client.clone();
+        move |_| {
+            if running.get_untracked() {
+                return;
+            }
+            running.set(true);
+            log.start();
+            tally.set(Tally::default());
+            let client = client.clone();
+            tasks.spawn(async move {
+                publish_and_count(&client, log).await;
+                running.try_set(false);
+            });
+        }
+    };
+
+    let bars = move || {
+        let t = tally.get();
+        let max = t.per_worker.values().copied().max().unwrap_or(0).max(1);
+        let mut names: Vec<String> = mine.clone();
+        names.extend(t.per_worker.keys().filter(|k| !mine.contains(k)).cloned());
+        names
+            .into_iter()
+            .map(|name| {
+                let n = t.per_worker.get(&name).copied().unwrap_or(0);
+                let own = workers.iter().find(|w| w.id.get_value() == name).copied();
+                view! { <Bar name n max own client=client.clone() error/> }
+            })
+            .collect_view()
+    };
+
+    view! {
+        <section class="card pg-card" aria-labelledby="pg-queue-title">
+            <div class="card-head">
+                <h2 id="pg-queue-title">"2 · Queue group"</h2>
+                <button data-testid="pg-queue-run" on:click=run disabled=move || running.get()>
+                    {move || if running.get() { "Publishing…" } else { "Publish 30" }}
+                </button>
+            </div>
+            <p class="muted small">
+                "Workers in queue group " <code>{QUEUE}</code> " on " <code>{SUBJECT}</code>
+                ": the server gives each message to one of them. Three run in this tab; other tabs on this page add theirs."
+            </p>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get()}</p>
+            </Show>
+            <ul class="pg-bars">{bars}</ul>
+            <p class="pg-total" data-testid="pg-queue-total">
+                {move || {
+                    let t = tally.get();
+                    format!("{} received by {} workers · {} twice", t.total(), t.per_worker.len(), t.twice())
+                }}
+            </p>
+            <StepList log testid="pg-queue-step"/>
+        </section>
+    }
+}
+
+#[component]
+fn Bar(
+    name: String,
+    n: usize,
+    max: usize,
+    own: Option<Worker>,
+    client: Client,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let width = format!("width: {:.1}%", n as f64 * 100.0 / max as f64);
+    let toggle = own.map(|w| {
+        let client = client.clone();
+        let name = name.clone();
+        view! {
+            <button
+                class="secondary small"
+                data-testid=format!("pg-queue-toggle-{name}")
+                on:click=move |_| if w.running.get_untracked() { w.stop() } else { w.start(client.clone(), error) }
+            >
+                {move || if w.running.get() { "Stop" } else { "Start" }}
+            </button>
+        }
+    });
+    let whose = if own.is_some() {
+        "this tab"
+    } else {
+        "another tab"
+    };
+    let stopped = move || own.is_some_and(|w| !w.running.get());
+    view! {
+        <li class="pg-bar-row" class:stopped=stopped>
+            <span class="pg-bar-name">{name.clone()} <span class="muted small">" · " {whose}</span></span>
+            <span class="pg-bar-track">
+                <span class="pg-bar" style=width data-testid=format!("pg-queue-bar-{name}")>{n}</span>
+            </span>
+            {toggle}
+        </li>
+    }
+}
+
+/// Publishes 30 messages and counts the workers' reports on a subscription of its own, until all
+/// 30 are in (or [`SETTLE`] passes).
+async fn publish_and_count(client: &Client, log: StepLog) {
+    let mut reports = match client.subscribe(SEEN) {
+        Ok(sub) => sub,
+        Err(e) => return log.fail("tab → server", format!("SUB {SEEN} refused: {e}")),
+    };
+    if let Err(e) = client.flush().await {
+        return log.fail("tab → server", format!("not connected: {e}"));
+    }
+    let run = random_hex(4);
+    for i in 1..=MESSAGES {
+        if let Err(e) = client.publish(SUBJECT, format!("log {i} of run {run}")) {
+            return log.fail("tab → server", format!("PUB {SUBJECT} #{i} failed: {e}"));
+        }
+    }
+    log.info(
+        "tab → server",
+        format!("PUB {SUBJECT} × {MESSAGES} (run {run})"),
+    );
+    let mut tally = Tally::default();
+    let mut deadline = gloo_timers::future::sleep(SETTLE).fuse();
+    while tally.total() < MESSAGES {
+        futures::select! {
+            report = reports.next().fuse() => match report {
+                Some(Ok(message)) => {
+                    if let Some(seen) = parse_json::<Seen>(&message.payload) {
+                        if seen.text.ends_with(&format!("of run {run}")) {
+                            tally.add(seen);
+                        }
+                    }
+                }
+                Some(Err(e)) => return log.fail("server → tab", format!("{SEEN}: {e}")),
+                None => break,
+            },
+            _ = deadline => break,
+        }
+    }
+    if tally.total() == 0 {
+        return log.fail(
+            "server → workers",
+            "no worker got anything within 3 s: start a worker",
+        );
+    }
+    log.ok("server → workers", tally.summary());
+    let text = format!(
+        "{} of {MESSAGES} received by {} workers, {} twice",
+        tally.total(),
+        tally.per_worker.len(),
+        tally.twice()
+    );
+    if tally.total() == MESSAGES && tally.twice() == 0 {
+        log.ok("workers", text);
+    } else {
+        log.fail("workers", text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(worker: &str, text: &str) -> Seen {
+        Seen {
+            worker: worker.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn counts_per_worker_and_finds_repeats() {
+        let mut t = Tally::default();
+        t.add(seen("a-1", "log 1"));
+        t.add(seen("a-2", "log 2"));
+        t.add(seen("a-1", "log 3"));
+        assert_eq!(t.total(), 3);
+        assert_eq!(t.twice(), 0);
+        assert_eq!(t.summary(), "a-1 got 2, a-2 got 1");
+        t.add(seen("b-1", "log 3"));
+        assert_eq!(t.twice(), 1);
+    }
+}

@@ -1,0 +1,171 @@
+//! The step list every card draws while it runs: each step as it happens, with its time since the
+//! run started, who talked to whom, and whether it went well.
+
+use std::future::Future;
+
+use leptos::prelude::*;
+use leptos_nats::spawn_while_mounted;
+
+use crate::components::clock::now_ms;
+
+/// Starts tasks owned by the card that made it: they stop when the card unmounts, also when
+/// started from an event handler (which runs with no reactive owner of its own). `Copy`.
+#[derive(Clone, Copy)]
+pub struct CardTasks(StoredValue<Option<Owner>, LocalStorage>);
+
+impl CardTasks {
+    /// Call while the card is being built.
+    pub fn new() -> Self {
+        CardTasks(StoredValue::new_local(Owner::current()))
+    }
+
+    pub fn spawn(self, fut: impl Future<Output = ()> + 'static) {
+        match self.0.try_get_value().flatten() {
+            Some(owner) => owner.with(|| spawn_while_mounted(fut)),
+            // Gone: the card is no longer there, nothing to run for.
+            None => drop(fut),
+        }
+    }
+}
+
+/// How a step went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Ok,
+    Info,
+    Failed,
+}
+
+impl StepKind {
+    fn class(self) -> &'static str {
+        match self {
+            StepKind::Ok => "pg-step ok",
+            StepKind::Info => "pg-step info",
+            StepKind::Failed => "pg-step failed",
+        }
+    }
+
+    fn mark(self) -> &'static str {
+        match self {
+            StepKind::Ok => "✓",
+            StepKind::Info => "→",
+            StepKind::Failed => "✗",
+        }
+    }
+}
+
+/// One step: when (ms since the run started), who to whom (`"tab → server"`), what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub n: usize,
+    pub at_ms: f64,
+    pub arrow: String,
+    pub text: String,
+    pub kind: StepKind,
+}
+
+/// A run's steps, as they happen. `Copy`; safe to use after the card is gone (`try_` writes).
+#[derive(Clone, Copy)]
+pub struct StepLog {
+    steps: RwSignal<Vec<Step>>,
+    started: StoredValue<f64>,
+}
+
+/// At most this many steps are kept per run (a long run keeps its newest).
+const MAX_STEPS: usize = 200;
+
+impl StepLog {
+    pub fn new() -> Self {
+        StepLog {
+            steps: RwSignal::new(Vec::new()),
+            started: StoredValue::new(now_ms()),
+        }
+    }
+
+    /// Starts a new run: clears the list, and times are counted from now.
+    pub fn start(self) {
+        self.started.try_set_value(now_ms());
+        self.steps.try_set(Vec::new());
+    }
+
+    /// Milliseconds since the run started.
+    pub fn elapsed(self) -> f64 {
+        self.started
+            .try_get_value()
+            .map(|t| now_ms() - t)
+            .unwrap_or(0.0)
+    }
+
+    pub fn push(self, kind: StepKind, arrow: &str, text: impl Into<String>) {
+        let at_ms = self.elapsed();
+        let text = text.into();
+        self.steps.try_update(|steps| {
+            let n = steps.last().map_or(1, |s| s.n + 1);
+            steps.push(Step {
+                n,
+                at_ms,
+                arrow: arrow.to_owned(),
+                text,
+                kind,
+            });
+            let excess = steps.len().saturating_sub(MAX_STEPS);
+            steps.drain(..excess);
+        });
+    }
+
+    pub fn ok(self, arrow: &str, text: impl Into<String>) {
+        self.push(StepKind::Ok, arrow, text);
+    }
+
+    pub fn info(self, arrow: &str, text: impl Into<String>) {
+        self.push(StepKind::Info, arrow, text);
+    }
+
+    pub fn fail(self, arrow: &str, text: impl Into<String>) {
+        self.push(StepKind::Failed, arrow, text);
+    }
+}
+
+/// `+12.3 ms`, `+1.24 s`.
+pub fn format_at(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("+{ms:.1} ms")
+    } else {
+        format!("+{:.2} s", ms / 1000.0)
+    }
+}
+
+/// The steps as an ordered list; each item carries `data-testid=testid`.
+#[component]
+pub fn StepList(log: StepLog, testid: &'static str) -> impl IntoView {
+    view! {
+        // Scrolls past ~12 steps; focusable so that a keyboard can scroll it too.
+        <ol class="pg-steps" aria-live="polite" aria-label="Steps" tabindex="0">
+            <For
+                each=move || log.steps.get()
+                key=|s| s.n
+                children=move |s| {
+                    view! {
+                        <li class=s.kind.class() data-testid=testid>
+                            <span class="pg-step-mark" aria-hidden="true">{s.kind.mark()}</span>
+                            <span class="pg-step-at">{format_at(s.at_ms)}</span>
+                            <span class="pg-step-arrow">{s.arrow}</span>
+                            <span class="pg-step-text">{s.text}</span>
+                        </li>
+                    }
+                }
+            />
+        </ol>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_in_ms_then_seconds() {
+        assert_eq!(format_at(12.34), "+12.3 ms");
+        assert_eq!(format_at(1240.0), "+1.24 s");
+    }
+}
