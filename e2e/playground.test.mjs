@@ -53,7 +53,6 @@ test("hello: a second connection connects, subscribes, publishes, receives its m
   // Times only go forward.
   const ms = seen.map((s) => (s.at.endsWith(" s") ? parseFloat(s.at.slice(1)) * 1000 : parseFloat(s.at.slice(1))));
   assert.deepEqual([...ms].sort((a, b) => a - b), ms, `step times: ${seen.map((s) => s.at).join(", ")}`);
-  // The second connection really was one: the server saw it (by its name) and it is gone now.
   await screenshot(page, "playground-hello");
 });
 

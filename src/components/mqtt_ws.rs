@@ -111,7 +111,7 @@ pub fn check_connack(connack: &ConnAck) -> Result<bool, MqttError> {
 pub struct ConnectOptions {
     pub client_id: String,
     pub keep_alive: Duration,
-    /// User name and password. nats-server reads a user name without a password as a token.
+    /// User name and password. nats-server also reads the password as a token.
     pub login: Option<(String, String)>,
 }
 

@@ -78,10 +78,20 @@ pub fn order(tab: &str, n: u64) -> Order {
 /// An order as this tab received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
+    /// This tab's running number, never reused: the list's key (a stream recreated after a
+    /// server restart numbers its messages from 1 again).
+    pub n: u64,
     pub stream_seq: u64,
     /// 1 the first time; more when it was delivered before and not acknowledged.
     pub delivered: u64,
     pub payload: String,
+}
+
+/// A running number for [`Received::n`].
+fn next_n() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Adds `r` to the list, keeping the newest [`KEEP_RECEIVED`].
@@ -136,6 +146,8 @@ fn stream_config() -> StreamConfig {
     let mut config = StreamConfig::new(STREAM, [SUBJECTS]);
     config.description = Some("/playground: orders for the durable consumer".into());
     config.storage = StorageType::Memory;
+    // Acked orders stay (limits retention, so that the ack floor means something): bounded.
+    config.max_msgs = 10_000;
     config
 }
 
@@ -315,9 +327,10 @@ impl Ctx {
                             String::new()
                         };
                         match m.ack() {
-                            Ok(()) => self
-                                .log
-                                .ok("server → tab", format!("#{seq}{again} {payload} — acked")),
+                            Ok(()) => self.log.ok(
+                                "server → tab",
+                                format!("#{seq}{again} {payload} — ack sent"),
+                            ),
                             Err(e) => self
                                 .log
                                 .fail("tab → server", format!("#{seq}: the ack failed: {e}")),
@@ -326,6 +339,7 @@ impl Ctx {
                             keep_received(
                                 list,
                                 Received {
+                                    n: next_n(),
                                     stream_seq: seq,
                                     delivered,
                                     payload,
@@ -358,6 +372,9 @@ impl Ctx {
     /// Reads the consumer's state (pending, ack floor).
     async fn refresh(self) {
         if !self.ready.get_untracked() {
+            // A setup cut short (this poll loop restarts on every wake and visibility change,
+            // aborting what it ran) is taken up again here; one runs at a time.
+            self.setup().await;
             return;
         }
         match self.js.get_value().consumer_info(STREAM, CONSUMER).await {
@@ -573,7 +590,7 @@ pub fn DurableCard(client: Client) -> impl IntoView {
                     <ol>
                         <For
                             each=move || ctx.received.get()
-                            key=|r| (r.stream_seq, r.delivered)
+                            key=|r| r.n
                             children=move |r| {
                                 view! {
                                     <li data-testid="pg-durable-received" data-seq=r.stream_seq.to_string()>
@@ -625,6 +642,7 @@ mod tests {
             keep_received(
                 &mut list,
                 Received {
+                    n: next_n(),
                     stream_seq: seq,
                     delivered: 1,
                     payload: String::new(),

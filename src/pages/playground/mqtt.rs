@@ -151,10 +151,11 @@ fn nats_url(client: &Client) -> String {
     }
 }
 
-/// The app's credentials as MQTT's: user and password, or the token as a user name alone.
+/// The app's credentials as MQTT's: user and password, or the token as the password (nats-server
+/// reads an MQTT password as a token too; MQTT 3.1.1 allows no password without a user name).
 fn login(settings: &Settings) -> Option<(String, String)> {
     if !settings.token.is_empty() {
-        Some((settings.token.clone(), String::new()))
+        Some(("token".into(), settings.token.clone()))
     } else if !settings.user.is_empty() {
         Some((settings.user.clone(), settings.password.clone()))
     } else {
@@ -470,6 +471,11 @@ impl SensorRun {
 
         let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
         let mut stop = stop.fuse();
+        // Stopped while it was connecting: no reading.
+        if (&mut stop).now_or_never().is_some() {
+            mqtt.disconnect();
+            return Ok(());
+        }
         let mut n: u64 = 0;
         loop {
             let payload = sensor::payload(sensor::simulated(seed, n));
@@ -582,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn the_token_goes_as_the_user_name() {
+    fn the_token_goes_as_the_password() {
         let mut settings = Settings {
             servers: String::new(),
             name: String::new(),
@@ -593,7 +599,7 @@ mod tests {
         };
         assert_eq!(login(&settings), Some(("ann".into(), "pw".into())));
         settings.token = "t0k".into();
-        assert_eq!(login(&settings), Some(("t0k".into(), String::new())));
+        assert_eq!(login(&settings), Some(("token".into(), "t0k".into())));
         settings.token.clear();
         settings.user.clear();
         assert_eq!(login(&settings), None);

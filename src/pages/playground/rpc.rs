@@ -57,6 +57,8 @@ pub fn RpcCard(client: Client) -> impl IntoView {
     let results = RwSignal::new(Vec::<String>::new());
     let error = RwSignal::new(None::<String>);
     let times = RwSignal::new(None::<(f64, f64, usize)>);
+    // Which hosting run is the current one.
+    let generation = StoredValue::new(0u64);
     // Dropping it stops the tab's service.
     let stop_service = StoredValue::new(None::<futures::channel::oneshot::Sender<()>>);
 
@@ -86,7 +88,11 @@ pub fn RpcCard(client: Client) -> impl IntoView {
                 }
             };
             let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            // Replaces (and so stops) a service still stopping; only the newest one's end
+            // unticks the box.
             stop_service.set_value(Some(tx));
+            let run = generation.get_value() + 1;
+            generation.set_value(run);
             hosted.set(true);
             tasks.spawn(async move {
                 let mut stopped = rx.fuse();
@@ -105,7 +111,9 @@ pub fn RpcCard(client: Client) -> impl IntoView {
                 // Stopping drains: requests already on their way are still answered.
                 service.stop().await;
                 drop(endpoint);
-                hosted.try_set(false);
+                if generation.try_get_value() == Some(run) {
+                    hosted.try_set(false);
+                }
             });
         }
     };
@@ -223,6 +231,7 @@ async fn calls(
         format!("{CALLS} requests, one after another"),
     );
     let mut rtts = Vec::with_capacity(CALLS);
+    let mut wrong = 0;
     for i in 0..CALLS {
         let pair = random_pair();
         let Ok(body) = serde_json::to_vec(&pair) else {
@@ -239,6 +248,7 @@ async fn calls(
                     rtts.push(rtt);
                     let line = format!("{} + {} = {sum} · {rtt:.1} ms", pair.x, pair.y);
                     if sum != pair.x + pair.y {
+                        wrong += 1;
                         log.fail("math.sum → tab", format!("wrong sum: {line}"));
                     }
                     results.try_update(|r| {
@@ -269,13 +279,18 @@ async fn calls(
         return;
     };
     times.try_set(Some((p50, p99, rtts.len())));
-    log.ok(
-        "math.sum → tab",
-        format!(
-            "{} replies, all sums right · p50 {p50:.1} ms · p99 {p99:.1} ms",
-            rtts.len()
-        ),
-    );
+    let figures = format!("p50 {p50:.1} ms · p99 {p99:.1} ms");
+    if wrong == 0 {
+        log.ok(
+            "math.sum → tab",
+            format!("{} replies, all sums right · {figures}", rtts.len()),
+        );
+    } else {
+        log.fail(
+            "math.sum → tab",
+            format!("{} replies, {wrong} sums wrong · {figures}", rtts.len()),
+        );
+    }
 }
 
 #[cfg(test)]

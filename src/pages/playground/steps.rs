@@ -71,6 +71,12 @@ pub struct StepLog {
     started: StoredValue<f64>,
 }
 
+fn next_step() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// At most this many steps are kept per run (a long run keeps its newest).
 const MAX_STEPS: usize = 200;
 
@@ -100,7 +106,9 @@ impl StepLog {
         let at_ms = self.elapsed();
         let text = text.into();
         self.steps.try_update(|steps| {
-            let n = steps.last().map_or(1, |s| s.n + 1);
+            // Never reused, also across runs: the list is keyed by it, and a run that starts
+            // and pushes before the list is drawn again must not look like the old step 1.
+            let n = next_step();
             steps.push(Step {
                 n,
                 at_ms,
