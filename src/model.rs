@@ -282,6 +282,20 @@ pub fn already_shown(initial: &[LogLine], live: &LogLine) -> bool {
                 .any(|l| l == live))
 }
 
+/// `text` cut at `max` characters, with `…` when something was cut.
+pub fn clip_text(text: &str, max: usize) -> String {
+    let mut cut: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// A payload as text (invalid UTF-8 as `\u{fffd}`), cut at `max` characters.
+pub fn clip_payload(payload: &[u8], max: usize) -> String {
+    clip_text(&String::from_utf8_lossy(payload), max)
+}
+
 /// Appends `items` to `list`, keeping the last `max`.
 pub fn push_bounded<T>(list: &mut Vec<T>, items: impl IntoIterator<Item = T>, max: usize) {
     list.extend(items);
@@ -562,6 +576,13 @@ mod tests {
         let mut tail = vec![1, 2, 3];
         push_bounded(&mut tail, [4, 5], 4);
         assert_eq!(tail, [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn text_is_clipped_by_characters() {
+        assert_eq!(clip_text("héllo", 5), "héllo");
+        assert_eq!(clip_text("héllo!", 5), "héllo…");
+        assert_eq!(clip_payload(&[b'<', 0xff], 5), "<\u{fffd}");
     }
 
     #[test]

@@ -96,19 +96,12 @@ fn next_n() -> u64 {
 
 /// Adds `r` to the list, keeping the newest [`KEEP_RECEIVED`].
 pub fn keep_received(list: &mut Vec<Received>, r: Received) {
-    list.push(r);
-    let excess = list.len().saturating_sub(KEEP_RECEIVED);
-    list.drain(..excess);
+    crate::model::push_bounded(list, [r], KEEP_RECEIVED);
 }
 
 /// A payload as text, cut at 200 characters.
 pub fn payload_text(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let mut cut: String = text.chars().take(200).collect();
-    if text.chars().count() > 200 {
-        cut.push('…');
-    }
-    cut
+    crate::model::clip_payload(payload, 200)
 }
 
 /// Reads the remembered online state: on unless this tab turned it off.

@@ -60,11 +60,7 @@ impl Flag {
 
 /// `'text'`, cut at 60 characters.
 fn quoted(text: &str) -> String {
-    let mut cut: String = text.chars().take(60).collect();
-    if text.chars().count() > 60 {
-        cut.push('…');
-    }
-    format!("'{cut}'")
+    format!("'{}'", crate::model::clip_text(text, 60))
 }
 
 /// A write of this tab's, until the watch has delivered it.

@@ -98,12 +98,7 @@ pub fn chart_points(
 
 /// A payload that is not a reading, as text, cut at [`SHOWN_CHARS`].
 pub fn unreadable_text(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let mut cut: String = text.chars().take(SHOWN_CHARS).collect();
-    if text.chars().count() > SHOWN_CHARS {
-        cut.push('…');
-    }
-    cut
+    crate::model::clip_payload(payload, SHOWN_CHARS)
 }
 
 /// A warning for the servers that crash rather than refuse MQTT over WebSocket while their mqtt

@@ -13,6 +13,7 @@ use via_playground::math::{self, SumReply, SumRequest};
 
 use super::steps::{CardTasks, StepList, StepLog};
 use crate::components::clock::now_ms;
+use crate::model::push_bounded;
 
 const CALLS: usize = 100;
 /// Results shown (the newest).
@@ -251,11 +252,7 @@ async fn calls(
                         wrong += 1;
                         log.fail("math.sum → tab", format!("wrong sum: {line}"));
                     }
-                    results.try_update(|r| {
-                        r.push(line);
-                        let excess = r.len().saturating_sub(SHOWN);
-                        r.drain(..excess);
-                    });
+                    results.try_update(|r| push_bounded(r, [line], SHOWN));
                 }
                 Err(e) => {
                     log.fail("math.sum → tab", e.clone());

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 
 use crate::components::clock::now_ms;
+use crate::model::push_bounded;
 
 /// Starts tasks owned by the card that made it: they stop when the card unmounts, also when
 /// started from an event handler (which runs with no reactive owner of its own). `Copy`.
@@ -109,15 +110,14 @@ impl StepLog {
             // Never reused, also across runs: the list is keyed by it, and a run that starts
             // and pushes before the list is drawn again must not look like the old step 1.
             let n = next_step();
-            steps.push(Step {
+            let step = Step {
                 n,
                 at_ms,
                 arrow: arrow.to_owned(),
                 text,
                 kind,
-            });
-            let excess = steps.len().saturating_sub(MAX_STEPS);
-            steps.drain(..excess);
+            };
+            push_bounded(steps, [step], MAX_STEPS);
         });
     }
 

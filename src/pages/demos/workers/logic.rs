@@ -186,12 +186,7 @@ pub fn chart_points(values: &[u64], width: f64, height: f64) -> String {
 
 /// A payload as text for the recent messages, cut at [`PAYLOAD_CHARS`].
 pub fn payload_text(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let mut cut: String = text.chars().take(PAYLOAD_CHARS).collect();
-    if text.chars().count() > PAYLOAD_CHARS {
-        cut.push('…');
-    }
-    cut
+    crate::model::clip_payload(payload, PAYLOAD_CHARS)
 }
 
 /// The publish form, read: how many events and at what rate (`None`: as fast as acknowledged).
