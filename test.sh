@@ -11,6 +11,9 @@ cd "$(dirname "$0")"
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin" # cargo-installed tools; Debian's nats-server
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+# A run from a clean clone compiles everything once: incremental caches (about 3 GB) would only
+# take disk space, which CI machines may be short of. Set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 CURRENT_STEP=""
 TEST_NATS_PID=""
@@ -146,6 +149,19 @@ setup() {
   }
   echo "nats-server $(server_version "$NATS_SERVER_SYSTEM") ($NATS_SERVER_SYSTEM)" \
     "and $(server_version "$NATS_SERVER_CURRENT") ($NATS_SERVER_CURRENT)"
+  report_disk
+}
+
+# Free disk space and the size of target/: a full run from a clean clone needs about 6 GB for
+# target/ (debug, wasm32 and release builds) and fails with "No space left on device" without it.
+report_disk() {
+  local free_kb target_size
+  free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+  target_size=$(du -sh target 2>/dev/null | cut -f1) || target_size=0
+  echo "disk: $((free_kb / 1048576)) GB free, target/ ${target_size:-0}"
+  if ((free_kb < 6 * 1048576)); then
+    echo "warning: less than 6 GB free; the builds of a full run may not fit" >&2
+  fi
 }
 
 fmt() {
@@ -300,3 +316,4 @@ build_app
 test_e2e "$NATS_SERVER_SYSTEM" "$PWD/e2e/screenshots" 20 1
 test_e2e "$NATS_SERVER_CURRENT" "$APP_DIST/screenshots" 10 101
 bench_smoke
+report_disk
