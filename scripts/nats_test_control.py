@@ -18,6 +18,11 @@ A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket por
 until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
 /proxy/garbage, /proxy/stall, /proxy/resume, /proxy/reset change what it does (see ws_proxy.py).
 
+GET /auth-server?config=C starts (or restarts) a second, small nats-server (WebSocket, no
+JetStream) with the configuration text C appended, for the browser's authentication tests (NKey
+users, an operator with preloaded accounts): JSON `{"websocket": <url>}`, or 500 with the end of its
+log. GET /auth-server/stop stops it.
+
 GET /request?subject=S&payload=P makes a NATS request with nats-py over the server's TCP port, a
 native peer for the browser's services: JSON `{"payload": …, "headers": {…}}` (200) or
 `{"error": …}` (504).
@@ -75,6 +80,17 @@ def nats_request(port, subject, payload, timeout=5.0):
         return 504, {"error": f"{type(e).__name__}: {e}"}
 
 
+def terminate(proc):
+    """Stops a server process (SIGTERM, then SIGKILL after 10 s) and reaps it; None is fine."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     def __init__(self, work_dir):
         self.work_dir = work_dir
@@ -118,22 +134,60 @@ class Server:
 
     def stop(self):
         with self.lock:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc)
             self.proc = None
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
 
+class AuthServer:
+    """A second nats-server with a configuration the test supplies (authentication tests)."""
+
+    def __init__(self, work_dir, binary):
+        self.work_dir = os.path.join(work_dir, "auth-server")
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.binary = binary
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def start(self, extra_config):
+        """Returns (ws_url, None) once it listens, else (None, the end of its log)."""
+        with self.lock:
+            self._stop()
+            client_port, ws_port = free_port(), free_port()
+            config = os.path.join(self.work_dir, "nats-server.conf")
+            with open(config, "w") as f:
+                f.write(
+                    f"server_name: nats-ws-auth-test\nhost: 127.0.0.1\nport: {client_port}\n"
+                    f"websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n"
+                    f"{extra_config}\n"
+                )
+            log_path = os.path.join(self.work_dir, "nats-server.log")
+            with open(log_path, "w") as log:
+                self.proc = subprocess.Popen(
+                    [self.binary, "-c", config], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                )
+            deadline = time.monotonic() + 20
+            if all(wait_for_port(p, self.proc, deadline) for p in (client_port, ws_port)):
+                return f"ws://127.0.0.1:{ws_port}", None
+            self._stop()
+            with open(log_path) as f:
+                return None, "".join(f.readlines()[-15:])
+
+    def stop(self):
+        with self.lock:
+            self._stop()
+
+    def _stop(self):
+        terminate(self.proc)
+        self.proc = None
+
+
 def main():
     work_dir = sys.argv[1]
     server = Server(work_dir)
+    auth_server = AuthServer(work_dir, server.binary)
 
     proxy = Proxy(server.ws_port)
     proxy.start_in_thread()
@@ -149,6 +203,18 @@ def main():
                 query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
                 status, body = nats_request(server.client_port, query.get("subject", ""), query.get("payload", ""))
                 send_json(self, status, body)
+                return
+            if url.path == "/auth-server":
+                query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+                ws_url, log_tail = auth_server.start(query.get("config", ""))
+                if ws_url:
+                    send_json(self, 200, {"websocket": ws_url})
+                else:
+                    send_json(self, 500, {"error": "nats-server did not start", "log": log_tail})
+                return
+            if url.path == "/auth-server/stop":
+                auth_server.stop()
+                send_json(self, 200, {"stopped": True})
                 return
             if self.path == "/ports":
                 send_json(
@@ -188,6 +254,7 @@ def main():
 
     def shutdown(*_):
         server.stop()
+        auth_server.stop()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -209,6 +276,7 @@ def main():
         httpd.serve_forever()
     finally:
         server.stop()
+        auth_server.stop()
 
 
 if __name__ == "__main__":

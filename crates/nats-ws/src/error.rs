@@ -57,6 +57,27 @@ pub enum ParseError {
     SubjectNotUtf8,
 }
 
+/// Credentials that cannot be used: reported when they are given ([`crate::Auth::nkey`],
+/// [`crate::Auth::credentials`]) or, for an authenticator, when it is asked at a (re)connect.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    #[error("the NKey seed is not valid ({0}): a user seed is 58 characters starting with SU")]
+    InvalidSeed(String),
+    #[error("this seed is not a user's (it does not start with SU): connect with a user's seed")]
+    NotAUserSeed,
+    #[error(
+        "no user JWT in the credentials: a .creds file has a -----BEGIN NATS USER JWT----- block"
+    )]
+    NoJwt,
+    #[error("no seed in the credentials: a .creds file has a -----BEGIN USER NKEY SEED----- block after the JWT")]
+    NoSeed,
+    #[error("could not read the credentials file {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("the authenticator failed: {0}")]
+    Authenticator(String),
+}
+
 /// Why the connection to the server failed or was lost. Carried by [`crate::Status`] so a UI can show it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -72,8 +93,12 @@ pub enum ConnectionError {
     NotNats { url: String, detail: String },
     #[error("protocol error from the server, reconnecting: {0}")]
     Protocol(ParseError),
-    #[error("the server refused the credentials (authorization violation): check the user and password or the token")]
+    #[error("the server refused the credentials (authorization violation): check the user and password, the token, the NKey or the .creds (an expired JWT is refused too)")]
     AuthorizationViolation,
+    /// The credentials could not be made (a bad seed, an unreadable `.creds` file, a failing
+    /// authenticator): nothing was sent.
+    #[error("could not authenticate: {0}")]
+    Credentials(CredentialsError),
     #[error("the server closed the connection: {0}")]
     Server(String),
     #[error("nothing received from the server for {0:?}: the connection was stale")]

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod client;
 pub mod driver;
 mod error;
@@ -34,12 +35,12 @@ mod time;
 
 pub use client::{Client, ClientEvent, Subscriber, DRAIN_TIMEOUT};
 pub use error::{
-    ClosedError, ConnectionError, HeaderError, ParseError, PublishError, RequestError, ServerError,
-    SubjectError, SubscribeError,
+    ClosedError, ConnectionError, CredentialsError, HeaderError, ParseError, PublishError,
+    RequestError, ServerError, SubjectError, SubscribeError,
 };
 pub use header::{status, HeaderMap};
 pub use message::Message;
-pub use options::{Auth, Options, ReconnectPolicy};
+pub use options::{Auth, Authenticator, Options, ReconnectPolicy};
 pub use proto::{Event, Status, SubscribeOptions};
 pub use subject::{
     subject_matches, validate_publish_subject, validate_queue_group, validate_subscribe_subject,

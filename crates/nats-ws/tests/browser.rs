@@ -421,18 +421,13 @@ async fn kv_watch_sees_initial_values_marker_then_a_live_update_from_another_cli
     reader.close();
 }
 
-/// Asks the control server (nats-py over the server's TCP port) to make a request; its JSON.
-async fn native_request(subject: &str, payload: &str) -> serde_json::Value {
+/// GETs `path_and_query` of the control server: its JSON, asserted 200 (`what` names the failure).
+async fn control_json(path_and_query: &str, what: &str) -> serde_json::Value {
     let Some(base) = option_env!("NATS_TEST_CONTROL") else {
         panic!("NATS_TEST_CONTROL is not set: run the browser tests through ./test.sh");
     };
-    let query = format!(
-        "subject={}&payload={}",
-        js_sys::encode_uri_component(subject),
-        js_sys::encode_uri_component(payload)
-    );
     let window = web_sys::window().unwrap();
-    let promise = window.fetch_with_str(&format!("{base}/request?{query}"));
+    let promise = window.fetch_with_str(&format!("{base}/{path_and_query}"));
     let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
         .await
         .expect("control request")
@@ -443,8 +438,18 @@ async fn native_request(subject: &str, payload: &str) -> serde_json::Value {
         .unwrap()
         .as_string()
         .unwrap();
-    assert!(response.ok(), "native request to {subject}: {text}");
+    assert!(response.ok(), "{what}: {text}");
     serde_json::from_str(&text).unwrap()
+}
+
+/// Asks the control server (nats-py over the server's TCP port) to make a request; its JSON.
+async fn native_request(subject: &str, payload: &str) -> serde_json::Value {
+    let query = format!(
+        "request?subject={}&payload={}",
+        js_sys::encode_uri_component(subject),
+        js_sys::encode_uri_component(payload)
+    );
+    control_json(&query, &format!("native request to {subject}")).await
 }
 
 #[wasm_bindgen_test]
@@ -510,4 +515,79 @@ async fn a_service_in_the_browser_answers_a_native_peer() {
     assert_eq!(e.last_error, "400:send some text");
     svc.stop().await;
     client.close();
+}
+
+/// Starts the control server's second nats-server with `config` appended (NKey users, an
+/// operator); its WebSocket url.
+async fn auth_server(config: &str) -> String {
+    let query = format!(
+        "auth-server?config={}",
+        js_sys::encode_uri_component(config)
+    );
+    let json = control_json(&query, "the auth server did not start").await;
+    json["websocket"].as_str().unwrap().to_owned()
+}
+
+async fn round_trip(client: &nats_ws::Client, subject: &str) {
+    let mut sub = client.subscribe(subject).unwrap();
+    client.flush().await.unwrap();
+    client.publish(subject, "hello").unwrap();
+    let msg = within(5_000, "the round trip", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload, "hello");
+}
+
+#[wasm_bindgen_test]
+async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
+    use nats_ws::Auth;
+    use test_support::jwt;
+
+    // An NKey user; someone else's seed is refused.
+    let alice = jwt::key(nkeys::KeyPairType::User);
+    let url = auth_server(&jwt::nkey_users_config(&[&alice])).await;
+    let auth = Auth::nkey(&jwt::seed(&alice)).unwrap();
+    let client = nats_ws::connect(Options::new(&url).auth(auth))
+        .await
+        .expect("an NKey user connects");
+    round_trip(&client, "nkey.browser").await;
+    client.close();
+    let mallory = Auth::nkey(&jwt::seed(&jwt::key(nkeys::KeyPairType::User))).unwrap();
+    let err = nats_ws::connect(Options::new(&url).auth(mallory))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ConnectionError::AuthorizationViolation);
+
+    // Decentralized authentication: a user JWT of an account of an operator, from .creds text.
+    let operator = jwt::Operator::new();
+    let url = auth_server(&operator.server_config()).await;
+    let (user, user_jwt) = operator.user("tab", None);
+    let auth = Auth::credentials(&jwt::creds(&user_jwt, &jwt::seed(&user))).unwrap();
+    let client = nats_ws::connect(Options::new(&url).auth(auth))
+        .await
+        .expect("a JWT user connects");
+    round_trip(&client, "jwt.browser").await;
+    client.close();
+
+    // An expired JWT: refused, and a client that keeps trying goes Offline after the second
+    // refusal instead of looping.
+    let (old, old_jwt) = operator.user("expired", Some(jwt::now() - 60));
+    let expired = Auth::credentials(&jwt::creds(&old_jwt, &jwt::seed(&old))).unwrap();
+    let client = nats_ws::start(quick(&url).auth(expired)).unwrap();
+    let mut statuses = client.status_stream();
+    let mut refusals = 0;
+    let last_error = within(10_000, "offline after an expired JWT", async {
+        loop {
+            match statuses.next().await.expect("status stream") {
+                Status::Reconnecting { .. } => refusals += 1,
+                Status::Offline { last_error } => return last_error,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(last_error, ConnectionError::AuthorizationViolation);
+    assert!(refusals <= 2, "{refusals} attempts before giving up");
+    control("auth-server/stop").await;
 }

@@ -410,6 +410,106 @@ fn servers_that_accept_then_drop_cannot_make_the_client_hop_without_a_pause() {
     assert_eq!(h.reconnecting().1, Duration::from_secs(2));
 }
 
+/// The JSON of the CONNECT in what the client sent.
+fn connect_json(sent: &str) -> serde_json::Value {
+    let line = sent
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split("\r\n").next())
+        .unwrap_or_else(|| panic!("no CONNECT in {sent:?}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn info_with_nonce(nonce: &str) -> String {
+    INFO.replace("\"headers\"", &format!("\"nonce\":\"{nonce}\",\"headers\""))
+}
+
+#[test]
+fn an_nkey_user_signs_the_nonce_of_every_handshake() {
+    use base64::Engine as _;
+    let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [9u8; 32]).unwrap();
+    let auth = nats_ws::Auth::nkey(&key.seed().unwrap()).unwrap();
+    let mut h = Harness::new(Harness::options().auth(auth));
+    for nonce in ["nonce-of-the-first-server", "another-nonce"] {
+        h.server(&info_with_nonce(nonce));
+        let json = connect_json(&h.take_sent());
+        assert_eq!(json["nkey"], key.public_key());
+        assert!(json.get("user").is_none() && json.get("jwt").is_none());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(json["sig"].as_str().unwrap())
+            .unwrap();
+        key.verify(nonce.as_bytes(), &sig)
+            .unwrap_or_else(|e| panic!("the signature of {nonce:?} does not verify: {e}"));
+        h.server("PONG\r\n");
+        assert!(h.conn.status().is_connected());
+        h.disconnect();
+        h.advance(Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn a_jwt_user_sends_the_jwt_and_the_signed_nonce() {
+    use base64::Engine as _;
+    let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [4u8; 32]).unwrap();
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJVIn0.c2ln\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        key.seed().unwrap()
+    );
+    let mut h = Harness::new(Harness::options().auth(nats_ws::Auth::credentials(&creds).unwrap()));
+    h.server(&info_with_nonce("jwt-nonce"));
+    let json = connect_json(&h.take_sent());
+    assert_eq!(json["jwt"], "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJVIn0.c2ln");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(json["sig"].as_str().unwrap())
+        .unwrap();
+    key.verify(b"jwt-nonce", &sig).unwrap();
+}
+
+#[test]
+fn an_authenticator_is_asked_at_every_connect_and_its_failure_twice_goes_offline() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let auth = nats_ws::Auth::callback(move || match counted.fetch_add(1, Ordering::SeqCst) {
+        n @ 0..=1 => Ok(nats_ws::Auth::Token(format!("token-{n}"))),
+        _ => Err("the token service is down".to_owned()),
+    });
+    let mut h = Harness::new(Harness::options().auth(auth));
+    for n in 0..2 {
+        h.server(INFO);
+        assert_eq!(
+            connect_json(&h.take_sent())["auth_token"],
+            format!("token-{n}")
+        );
+        h.server("PONG\r\n");
+        assert!(h.conn.status().is_connected());
+        h.disconnect();
+        h.advance(Duration::from_secs(3));
+    }
+    // The authenticator fails: nothing is sent, the attempt fails with its message; the same
+    // failure at the next attempt gives up (as a refused password does).
+    h.server(INFO);
+    assert!(!h.take_sent().contains("CONNECT"));
+    let expected = ConnectionError::Credentials(nats_ws::CredentialsError::Authenticator(
+        "the token service is down".to_owned(),
+    ));
+    assert!(
+        matches!(h.conn.status(), Status::Reconnecting { last_error: Some(e), .. } if *e == expected),
+        "{:?}",
+        h.conn.status()
+    );
+    h.advance(Duration::from_secs(3));
+    h.server(INFO);
+    assert_eq!(
+        h.conn.status(),
+        &Status::Offline {
+            last_error: expected
+        }
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
 #[test]
 fn the_same_authorization_error_twice_goes_offline() {
     let mut h = Harness::new(Harness::options().user_password("alice", "wrong"));

@@ -26,12 +26,13 @@ use super::dedup::{Dedup, DEFAULT_CAPACITY};
 use super::encode::{connect_json, ClientOp};
 use super::info::{ConnectInfo, ServerInfo};
 use super::parser::{Parser, ServerOp};
+use crate::auth::connect_credentials;
 use crate::error::{
     ClosedError, ConnectionError, PublishError, RequestError, ServerError, SubscribeError,
 };
 use crate::header::{status, HeaderMap};
 use crate::message::Message;
-use crate::options::{Auth, Options};
+use crate::options::Options;
 use crate::subject::{validate_publish_subject, validate_queue_group, validate_subscribe_subject};
 
 /// The server's default `max_payload`, assumed until the first `INFO` says otherwise.
@@ -1025,8 +1026,10 @@ impl Connection {
         }
         // The same authorization error twice in a row: retrying will not change the credentials
         // (nats.go and nats.js give up likewise). Offline until reconnect_now().
-        let auth_again = err == ConnectionError::AuthorizationViolation
-            && self.last_error.as_ref() == Some(&err);
+        let auth_again = matches!(
+            err,
+            ConnectionError::AuthorizationViolation | ConnectionError::Credentials(_)
+        ) && self.last_error.as_ref() == Some(&err);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
@@ -1244,12 +1247,13 @@ impl Connection {
     }
 
     fn send_connect(&mut self, now: Instant) {
-        let (user, pass, auth_token) = match &self.options.auth {
-            Auth::None => (None, None, None),
-            Auth::UserPassword { user, password } => {
-                (Some(user.as_str()), Some(password.as_str()), None)
+        let nonce = self.info.as_ref().and_then(|info| info.nonce.as_deref());
+        let creds = match connect_credentials(&self.options.auth, nonce) {
+            Ok(creds) => creds,
+            Err(err) => {
+                self.fail(now, ConnectionError::Credentials(err));
+                return;
             }
-            Auth::Token(token) => (None, None, Some(token.as_str())),
         };
         let json = connect_json(&ConnectInfo {
             verbose: false,
@@ -1262,9 +1266,12 @@ impl Connection {
             no_responders: true,
             echo: self.options.echo,
             name: self.options.name.as_deref(),
-            user,
-            pass,
-            auth_token,
+            user: creds.user.as_deref(),
+            pass: creds.pass.as_deref(),
+            auth_token: creds.auth_token.as_deref(),
+            jwt: creds.jwt.as_deref(),
+            nkey: creds.nkey.as_deref(),
+            sig: creds.sig.as_deref(),
         });
         ClientOp::Connect(&json).encode(&mut self.out);
         ClientOp::Ping.encode(&mut self.out);

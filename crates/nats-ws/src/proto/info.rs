@@ -50,4 +50,10 @@ pub(crate) struct ConnectInfo<'a> {
     pub pass: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nkey: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<&'a str>,
 }
