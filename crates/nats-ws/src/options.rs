@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use crate::auth::Authenticator;
+#[cfg(feature = "nkeys")]
 use crate::error::CredentialsError;
 
 /// How the client authenticates in `CONNECT`.

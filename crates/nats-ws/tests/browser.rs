@@ -539,6 +539,7 @@ async fn round_trip(client: &nats_ws::Client, subject: &str) {
     assert_eq!(msg.payload, "hello");
 }
 
+#[cfg(feature = "nkeys")]
 #[wasm_bindgen_test]
 async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
     use nats_ws::Auth;

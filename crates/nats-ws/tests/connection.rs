@@ -419,10 +419,12 @@ fn connect_json(sent: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
+#[cfg(feature = "nkeys")]
 fn info_with_nonce(nonce: &str) -> String {
     INFO.replace("\"headers\"", &format!("\"nonce\":\"{nonce}\",\"headers\""))
 }
 
+#[cfg(feature = "nkeys")]
 #[test]
 fn an_nkey_user_signs_the_nonce_of_every_handshake() {
     use base64::Engine as _;
@@ -446,6 +448,7 @@ fn an_nkey_user_signs_the_nonce_of_every_handshake() {
     }
 }
 
+#[cfg(feature = "nkeys")]
 #[test]
 fn a_jwt_user_sends_the_jwt_and_the_signed_nonce() {
     use base64::Engine as _;

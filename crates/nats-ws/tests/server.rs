@@ -722,136 +722,140 @@ async fn drain_while_disconnected_closes_at_once() {
 }
 
 // --- NKey and JWT users -------------------------------------------------------------------------
+#[cfg(feature = "nkeys")]
+mod auth {
+    use super::*;
 
-/// A message round trip on `client`: it is really connected as someone allowed to talk.
-async fn round_trip(client: &nats_ws::Client, subject: &str) {
-    let mut sub = client.subscribe(subject).unwrap();
-    client.flush().await.unwrap();
-    client.publish(subject, "hello").unwrap();
-    let msg = within(5, "the round trip", sub.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(msg.payload, "hello");
-}
-
-/// Reads `statuses` until Offline (bounded): its error and how many Reconnecting statuses came
-/// before.
-async fn until_offline(
-    mut statuses: impl futures::Stream<Item = Status> + Unpin,
-) -> (ConnectionError, usize) {
-    let mut attempts = 0;
-    within(20, "offline after refused credentials", async {
-        loop {
-            match statuses.next().await.expect("status stream") {
-                Status::Offline { last_error } => return (last_error, attempts),
-                Status::Reconnecting { .. } => attempts += 1,
-                _ => {}
-            }
-        }
-    })
-    .await
-}
-
-#[tokio::test]
-async fn an_nkey_user_connects_and_a_wrong_seed_is_refused_then_offline() {
-    use nats_ws::Auth;
-    use test_support::jwt;
-    let alice = jwt::key(nkeys::KeyPairType::User);
-    let mut server = TestServer::start_with(&jwt::nkey_users_config(&[&alice]));
-    let options = Options::new(server.url()).auth(Auth::nkey(&jwt::seed(&alice)).unwrap());
-    let client = nats_ws::connect(options)
-        .await
-        .expect("an NKey user connects");
-    round_trip(&client, "nkey.hello").await;
-
-    // Someone else's seed: refused at the first attempt, named.
-    let mallory = jwt::seed(&jwt::key(nkeys::KeyPairType::User));
-    let err = nats_ws::connect(Options::new(server.url()).auth(Auth::nkey(&mallory).unwrap()))
-        .await
-        .unwrap_err();
-    assert_eq!(err, ConnectionError::AuthorizationViolation);
-
-    // Credentials that stop working while connected (an authenticator now hands out a revoked
-    // seed): after the server restarts, two refusals and Offline — not a loop.
-    let good = jwt::seed(&alice);
-    let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = revoked.clone();
-    let auth = Auth::callback(move || {
-        let seed = if flag.load(std::sync::atomic::Ordering::SeqCst) {
-            &mallory
-        } else {
-            &good
-        };
-        Auth::nkey(seed).map_err(|e| e.to_string())
-    });
-    let client = nats_ws::connect(quick_reconnect(server.url()).auth(auth))
-        .await
-        .unwrap();
-    round_trip(&client, "nkey.again").await;
-    revoked.store(true, std::sync::atomic::Ordering::SeqCst);
-    let offline = until_offline(client.status_stream());
-    server.stop();
-    server.start_again();
-    let (last_error, attempts) = offline.await;
-    assert_eq!(last_error, ConnectionError::AuthorizationViolation);
-    // Reconnecting once for the lost connection (its error may be a refused transport while the
-    // server is down), then at most two refusals.
-    assert!(attempts <= 8, "{attempts} attempts before giving up");
-    assert!(!client.status().is_connected());
-}
-
-#[tokio::test]
-async fn a_jwt_user_from_a_creds_file_connects_and_an_expired_jwt_is_refused_then_offline() {
-    use nats_ws::Auth;
-    use test_support::jwt;
-    let operator = jwt::Operator::new();
-    let mut server = TestServer::start_with(&operator.server_config());
-    let (user, user_jwt) = operator.user("tab", None);
-    let path = std::env::temp_dir().join(format!(
-        "nats-ws-test-{}-{}.creds",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::write(&path, jwt::creds(&user_jwt, &jwt::seed(&user))).unwrap();
-    let auth = Auth::credentials_file(&path).expect("a readable .creds file");
-    let client = nats_ws::connect(quick_reconnect(server.url()).auth(auth))
-        .await
-        .expect("a JWT user connects");
-    round_trip(&client, "jwt.hello").await;
-
-    // The same text given directly connects too.
-    let text = std::fs::read_to_string(&path).unwrap();
-    let other =
-        nats_ws::connect(Options::new(server.url()).auth(Auth::credentials(&text).unwrap()))
+    /// A message round trip on `client`: it is really connected as someone allowed to talk.
+    async fn round_trip(client: &nats_ws::Client, subject: &str) {
+        let mut sub = client.subscribe(subject).unwrap();
+        client.flush().await.unwrap();
+        client.publish(subject, "hello").unwrap();
+        let msg = within(5, "the round trip", sub.next())
             .await
-            .expect("a JWT user from the file's text connects");
-    other.close();
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.payload, "hello");
+    }
 
-    // An expired JWT is refused, named.
-    let (old, old_jwt) = operator.user("expired", Some(jwt::now() - 60));
-    let expired = jwt::creds(&old_jwt, &jwt::seed(&old));
-    let err =
-        nats_ws::connect(Options::new(server.url()).auth(Auth::credentials(&expired).unwrap()))
+    /// Reads `statuses` until Offline (bounded): its error and how many Reconnecting statuses came
+    /// before.
+    async fn until_offline(
+        mut statuses: impl futures::Stream<Item = Status> + Unpin,
+    ) -> (ConnectionError, usize) {
+        let mut attempts = 0;
+        within(20, "offline after refused credentials", async {
+            loop {
+                match statuses.next().await.expect("status stream") {
+                    Status::Offline { last_error } => return (last_error, attempts),
+                    Status::Reconnecting { .. } => attempts += 1,
+                    _ => {}
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_nkey_user_connects_and_a_wrong_seed_is_refused_then_offline() {
+        use nats_ws::Auth;
+        use test_support::jwt;
+        let alice = jwt::key(nkeys::KeyPairType::User);
+        let mut server = TestServer::start_with(&jwt::nkey_users_config(&[&alice]));
+        let options = Options::new(server.url()).auth(Auth::nkey(&jwt::seed(&alice)).unwrap());
+        let client = nats_ws::connect(options)
+            .await
+            .expect("an NKey user connects");
+        round_trip(&client, "nkey.hello").await;
+
+        // Someone else's seed: refused at the first attempt, named.
+        let mallory = jwt::seed(&jwt::key(nkeys::KeyPairType::User));
+        let err = nats_ws::connect(Options::new(server.url()).auth(Auth::nkey(&mallory).unwrap()))
             .await
             .unwrap_err();
-    assert_eq!(err, ConnectionError::AuthorizationViolation);
+        assert_eq!(err, ConnectionError::AuthorizationViolation);
 
-    // The file is read again at each reconnect: rewritten with the expired JWT, the next
-    // connection is refused and the client goes Offline instead of looping.
-    std::fs::write(&path, &expired).unwrap();
-    let offline = until_offline(client.status_stream());
-    server.stop();
-    server.start_again();
-    let (last_error, attempts) = offline.await;
-    std::fs::remove_file(&path).ok();
-    assert_eq!(last_error, ConnectionError::AuthorizationViolation);
-    assert!(attempts <= 8, "{attempts} attempts before giving up");
+        // Credentials that stop working while connected (an authenticator now hands out a revoked
+        // seed): after the server restarts, two refusals and Offline — not a loop.
+        let good = jwt::seed(&alice);
+        let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = revoked.clone();
+        let auth = Auth::callback(move || {
+            let seed = if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                &mallory
+            } else {
+                &good
+            };
+            Auth::nkey(seed).map_err(|e| e.to_string())
+        });
+        let client = nats_ws::connect(quick_reconnect(server.url()).auth(auth))
+            .await
+            .unwrap();
+        round_trip(&client, "nkey.again").await;
+        revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+        let offline = until_offline(client.status_stream());
+        server.stop();
+        server.start_again();
+        let (last_error, attempts) = offline.await;
+        assert_eq!(last_error, ConnectionError::AuthorizationViolation);
+        // Reconnecting once for the lost connection (its error may be a refused transport while the
+        // server is down), then at most two refusals.
+        assert!(attempts <= 8, "{attempts} attempts before giving up");
+        assert!(!client.status().is_connected());
+    }
 
-    // A missing file is reported when the options are made.
-    let missing = Auth::credentials_file(path.with_extension("nope")).unwrap_err();
-    assert!(
-        matches!(missing, nats_ws::CredentialsError::Read { .. }),
-        "{missing:?}"
-    );
+    #[tokio::test]
+    async fn a_jwt_user_from_a_creds_file_connects_and_an_expired_jwt_is_refused_then_offline() {
+        use nats_ws::Auth;
+        use test_support::jwt;
+        let operator = jwt::Operator::new();
+        let mut server = TestServer::start_with(&operator.server_config());
+        let (user, user_jwt) = operator.user("tab", None);
+        let path = std::env::temp_dir().join(format!(
+            "nats-ws-test-{}-{}.creds",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&path, jwt::creds(&user_jwt, &jwt::seed(&user))).unwrap();
+        let auth = Auth::credentials_file(&path).expect("a readable .creds file");
+        let client = nats_ws::connect(quick_reconnect(server.url()).auth(auth))
+            .await
+            .expect("a JWT user connects");
+        round_trip(&client, "jwt.hello").await;
+
+        // The same text given directly connects too.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let other =
+            nats_ws::connect(Options::new(server.url()).auth(Auth::credentials(&text).unwrap()))
+                .await
+                .expect("a JWT user from the file's text connects");
+        other.close();
+
+        // An expired JWT is refused, named.
+        let (old, old_jwt) = operator.user("expired", Some(jwt::now() - 60));
+        let expired = jwt::creds(&old_jwt, &jwt::seed(&old));
+        let err =
+            nats_ws::connect(Options::new(server.url()).auth(Auth::credentials(&expired).unwrap()))
+                .await
+                .unwrap_err();
+        assert_eq!(err, ConnectionError::AuthorizationViolation);
+
+        // The file is read again at each reconnect: rewritten with the expired JWT, the next
+        // connection is refused and the client goes Offline instead of looping.
+        std::fs::write(&path, &expired).unwrap();
+        let offline = until_offline(client.status_stream());
+        server.stop();
+        server.start_again();
+        let (last_error, attempts) = offline.await;
+        std::fs::remove_file(&path).ok();
+        assert_eq!(last_error, ConnectionError::AuthorizationViolation);
+        assert!(attempts <= 8, "{attempts} attempts before giving up");
+
+        // A missing file is reported when the options are made.
+        let missing = Auth::credentials_file(path.with_extension("nope")).unwrap_err();
+        assert!(
+            matches!(missing, nats_ws::CredentialsError::Read { .. }),
+            "{missing:?}"
+        );
+    }
 }

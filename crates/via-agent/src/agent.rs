@@ -298,8 +298,17 @@ impl Agent {
         std::fs::create_dir_all(&store).map_err(internal)?;
         let ports = LeafPorts::pick().map_err(internal)?;
         let conf = dir.join("leaf.conf");
-        let text = leaf::render_conf(&name, ports, &store, self.config.agent.hub_leafnode_port);
-        std::fs::write(&conf, text).map_err(internal)?;
+        let password = via_credentials::password(leaf::LEAF_USER)
+            .map_err(|e| ApiError::new(500, format!("leaf {name}: {e}")))?;
+        let text = leaf::render_conf(
+            &name,
+            ports,
+            &store,
+            self.config.agent.hub_leafnode_port,
+            password.as_deref(),
+        );
+        // It may hold the leaf user's password: readable by this user only.
+        write_private(&conf, &text).map_err(internal)?;
         let spec = Spec {
             name: name.clone(),
             kind: Kind::Leaf,
@@ -744,4 +753,17 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// Writes `text` to `path` readable and writable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }

@@ -30,6 +30,9 @@ pub fn first_free_name(taken: impl Fn(&str) -> bool) -> String {
         .expect("some leaf number is free")
 }
 
+/// The user leaf nodes sign in to the hub as (`NATS_LEAF_PASSWORD` in data/credentials.env).
+pub const LEAF_USER: &str = "leaf";
+
 /// A port on 127.0.0.1 that was free a moment ago (bound, read, closed): the leaf takes it when it
 /// starts, and a leaf that cannot is restarted on failure, so a lost race is reported, not hidden.
 pub fn free_port() -> std::io::Result<u16> {
@@ -69,9 +72,17 @@ pub fn render_conf(
     ports: LeafPorts,
     store_dir: &Path,
     hub_leafnode_port: u16,
+    hub_password: Option<&str>,
 ) -> String {
     debug_assert!(valid_leaf_name(name));
     let store = serde_json::to_string(&store_dir.to_string_lossy()).expect("a string serialises");
+    // The hub's leaf user (nats-accounts.conf binds it to account APP). The password is one of
+    // nats.sh's generated ones (letters and digits), so it needs no escaping in the url; one
+    // that would is left out, and the hub refuses the leaf with a logged reason.
+    let userinfo = hub_password
+        .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|p| format!("{LEAF_USER}:{p}@"))
+        .unwrap_or_default();
     format!(
         "# Written by via-agent for leaf node {name}; removed with the leaf.\n\
          server_name: \"{name}\"\n\
@@ -80,7 +91,7 @@ pub fn render_conf(
          http: 127.0.0.1:{http}\n\
          websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
          jetstream {{\n  store_dir: {store}\n  domain: \"{name}\"\n}}\n\
-         leafnodes {{\n  remotes [\n    {{ url: \"nats-leaf://127.0.0.1:{hub_leafnode_port}\" }}\n  ]\n}}\n",
+         leafnodes {{\n  remotes [\n    {{ url: \"nats-leaf://{userinfo}127.0.0.1:{hub_leafnode_port}\" }}\n  ]\n}}\n",
         client = ports.client,
         http = ports.http,
         ws = ports.ws,
@@ -206,13 +217,24 @@ mod tests {
             http: 2,
             ws: 3,
         };
-        let conf = render_conf("leaf-2", ports, Path::new("/d/leaves/leaf-2/store"), 7422);
+        let conf = render_conf(
+            "leaf-2",
+            ports,
+            Path::new("/d/leaves/leaf-2/store"),
+            7422,
+            None,
+        );
         assert!(conf.contains("server_name: \"leaf-2\"\n"));
         assert!(conf.contains("host: 127.0.0.1\nport: 1\n"));
         assert!(conf.contains("http: 127.0.0.1:2\n"));
         assert!(conf.contains("websocket {\n  host: 127.0.0.1\n  port: 3\n  no_tls: true\n}"));
         assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: \"leaf-2\"\n"));
         assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
+        let path = Path::new("/s");
+        let signed = render_conf("leaf-2", ports, path, 7422, Some("Pw1"));
+        assert!(signed.contains("url: \"nats-leaf://leaf:Pw1@127.0.0.1:7422\""));
+        let odd = render_conf("leaf-2", ports, path, 7422, Some("p@ss\""));
+        assert!(odd.contains("url: \"nats-leaf://127.0.0.1:7422\""), "{odd}");
         let ports = LeafPorts::pick().unwrap();
         assert!(ports.client != ports.http && ports.http != ports.ws);
     }

@@ -39,6 +39,13 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    // Its processes sign in from the same credentials file, whatever their working directory
+    // (set while this is the only thread).
+    if std::env::var_os("VIA_CREDENTIALS").is_none() {
+        if let Ok(path) = std::fs::canonicalize(via_credentials::file()) {
+            std::env::set_var("VIA_CREDENTIALS", path);
+        }
+    }
     // current_thread: every child is forked from this thread, which lives as long as the agent,
     // so PR_SET_PDEATHSIG (set in each child) fires only when the agent itself dies.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -80,6 +87,7 @@ async fn run(config: Config) -> Result<(), String> {
             max_attempts: None,
             jitter: Duration::from_millis(100),
         });
+    let options = via_credentials::sign_in(options, "agent")?;
     // Started, not awaited: the agent runs its processes even while the hub is down, and
     // connects (and registers) when it comes up.
     let client = nats_ws::start(options).map_err(|e| format!("{url}: {e}"))?;

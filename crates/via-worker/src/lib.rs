@@ -46,10 +46,10 @@ impl Common {
         Ok(true)
     }
 
-    /// The connection: retried forever at a short pace, so a program started before the server
-    /// (or across a restart) simply waits for it.
-    pub fn options(&self, name: &str) -> nats_ws::Options {
-        nats_ws::Options::new(self.url.clone())
+    /// The connection, signed in as `user` (see `via_credentials`): retried forever at a short
+    /// pace, so a program started before the server (or across a restart) simply waits for it.
+    pub fn options(&self, name: &str, user: &str) -> Result<nats_ws::Options, String> {
+        let options = nats_ws::Options::new(self.url.clone())
             .name(name)
             .reconnect(nats_ws::ReconnectPolicy {
                 initial_delay: Duration::from_millis(100),
@@ -57,7 +57,8 @@ impl Common {
                 max_delay: Duration::from_secs(1),
                 max_attempts: None,
                 jitter: Duration::from_millis(100),
-            })
+            });
+        via_credentials::sign_in(options, user)
     }
 }
 

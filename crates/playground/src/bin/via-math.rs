@@ -78,6 +78,7 @@ async fn run(url: String) -> Result<(), String> {
             max_attempts: None,
             jitter: Duration::from_millis(100),
         });
+    let options = via_credentials::sign_in(options, "math")?;
     // Started, not awaited: the subscriptions are sent once a server answers.
     let client = nats_ws::start(options).map_err(|e| format!("{url}: {e}"))?;
     tokio::spawn(tell_status(client.clone(), url.clone()));

@@ -143,6 +143,10 @@ async fn run(args: Args, host: String, port: u16) -> Result<(), String> {
     let id = format!("via-sensor-{:08x}", fastrand::u32(..));
     let mut options = MqttOptions::new(id.clone(), host.clone(), port);
     options.set_keep_alive(Duration::from_secs(5));
+    // Its own user (publish device.temp only), when the server has accounts.
+    if let Some(password) = via_credentials::password("sensor")? {
+        options.set_credentials("sensor", password);
+    }
     // Room for the readings of a few ticks; a reading that finds it full is skipped.
     let (client, mut eventloop) = AsyncClient::new(options, 8);
     let mut ticker = tokio::time::interval(args.every);

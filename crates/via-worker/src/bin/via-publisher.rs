@@ -97,8 +97,8 @@ fn main() -> ExitCode {
 
 async fn run(args: &Args) -> Result<String, String> {
     let url = &args.common.url;
-    let client =
-        nats_ws::start(args.common.options("via-publisher")).map_err(|e| format!("{url}: {e}"))?;
+    let client = nats_ws::start(args.common.options("via-publisher", "publisher")?)
+        .map_err(|e| format!("{url}: {e}"))?;
     // Waits for the first connection (a server starting up), up to the timeout.
     let connected = async {
         let mut status = client.status_stream();

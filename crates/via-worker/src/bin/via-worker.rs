@@ -135,8 +135,11 @@ async fn run(args: Args, me: Identity, record: Option<File>) -> Result<(), Strin
         }
     };
     // Started, not awaited: the worker waits for the server (run retries its setup).
-    let client = nats_ws::start(args.common.options(&format!("via-worker {}", me.id)))
-        .map_err(|e| format!("{}: {e}", args.common.url))?;
+    let client = nats_ws::start(
+        args.common
+            .options(&format!("via-worker {}", me.id), "worker")?,
+    )
+    .map_err(|e| format!("{}: {e}", args.common.url))?;
     let mut observer = Report {
         id: me.id.clone(),
         record,
