@@ -7,6 +7,9 @@ cd "$(dirname "$0")"
 CONF=nats-server.conf
 DATA=data
 PID_FILE=$DATA/nats-server.pid
+# The users' passwords (nats-accounts.conf), generated on the first start; git-ignored.
+CREDENTIALS=$DATA/credentials.env
+USERS=(admin sys agent worker publisher math sensor leaf)
 LOG_FILE=$DATA/nats-server.log
 # Keep in sync with nats-server.conf.
 HOST=127.0.0.1
@@ -109,6 +112,61 @@ status_line() {
   echo "running (pid $1) — client $HOST:$CLIENT_PORT, websocket ws://$HOST:$WS_PORT, monitoring http://$HOST:$HTTP_PORT, leafnodes $HOST:$LEAF_PORT, mqtt mqtt://$HOST:$MQTT_PORT (and ws://$HOST:$WS_PORT/mqtt)"
 }
 
+# Writes $CREDENTIALS once: NATS_<USER>_PASSWORD=<24 random letters and digits> per user of
+# nats-accounts.conf, readable by this user only. Existing passwords are kept; a user added since
+# gets one.
+ensure_credentials() {
+  mkdir -p "$DATA"
+  local user var added=0
+  (
+    umask 077
+    touch "$CREDENTIALS"
+  )
+  chmod 600 "$CREDENTIALS"
+  for user in "${USERS[@]}"; do
+    var="NATS_${user^^}_PASSWORD"
+    grep -q "^$var=[A-Za-z]" "$CREDENTIALS" && continue
+    sed -i "/^$var=/d" "$CREDENTIALS" # one from an older nats.sh that nats-server cannot read
+    # Letters and digits only, a letter first: nats-server reads an environment variable as a
+    # configuration value (a leading digit makes it a number), and no quoting is needed in
+    # urls or shells.
+    printf '%s=%s%s\n' "$var" "$(LC_ALL=C tr -dc 'A-Za-z' </dev/urandom | head -c 1)" \
+      "$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 23)" >>"$CREDENTIALS"
+    added=1
+  done
+  ((added == 0)) || say "generated passwords in $CREDENTIALS (bash nats.sh status prints them)"
+}
+
+# Exports the passwords for nats-server (nats-accounts.conf reads them as $NATS_<USER>_PASSWORD).
+export_credentials() {
+  local line
+  while IFS= read -r line; do
+    [[ $line =~ ^NATS_[A-Z0-9_]+_PASSWORD=[A-Za-z0-9]+$ ]] && export "${line?}"
+  done <"$CREDENTIALS"
+}
+
+print_credentials() {
+  [[ -f $CREDENTIALS ]] || return 0
+  echo "users (account APP unless noted; connections without credentials are 'browser'):"
+  local user var value
+  for user in "${USERS[@]}"; do
+    var="NATS_${user^^}_PASSWORD"
+    value=$(sed -n "s/^$var=//p" "$CREDENTIALS" | head -n1)
+    printf '  %-10s %s%s\n' "$user" "${value:-(none yet)}" "$([[ $user == sys ]] && echo "   (account SYS)")"
+  done
+  echo "  (from $CREDENTIALS; the app takes admin's in ⚙)"
+}
+
+# Before accounts, the app's streams and buckets lived in the default account ($G); they are the
+# account APP's now. Moved once, so nothing stored is lost (nats-server keeps a store per account).
+adopt_default_account_streams() {
+  local js=$DATA/jetstream
+  if [[ -d $js/\$G/streams && ! -e $js/APP ]]; then
+    mv "$js/\$G" "$js/APP"
+    say "moved the streams of the default account to account APP ($js/APP)"
+  fi
+}
+
 cmd_start() {
   local pid
   if pid=$(running_pid); then
@@ -127,7 +185,9 @@ cmd_start() {
   done
   [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $CLIENT_PORT, $WS_PORT, $HTTP_PORT, $LEAF_PORT, $MQTT_PORT are needed)"
 
-  mkdir -p "$DATA"
+  ensure_credentials
+  export_credentials
+  adopt_default_account_streams
   nohup "$NATS_SERVER" -c "$CONF" </dev/null >"$LOG_FILE" 2>&1 &
   pid=$!
   echo "$pid" >"$PID_FILE"
@@ -174,6 +234,7 @@ cmd_status() {
   local pid
   if pid=$(running_pid); then
     status_line "$pid"
+    print_credentials
   else
     echo "not running"
     exit 3

@@ -66,11 +66,14 @@ server_version() { "$1" --version | sed -n 's/^nats-server: v//p'; }
 # --- throwaway nats-server for the browser tests ---------------------------------------------
 
 # A throwaway nats-server under scripts/nats_test_control.py, which lets the browser tests stop and
-# start it over HTTP (they cannot manage processes themselves). $1: the nats-server binary.
+# start it over HTTP (they cannot manage processes themselves). $1: the nats-server binary; $2:
+# "accounts" for the development server's accounts and users (nats-accounts.conf: the app then
+# runs as the restricted `browser` user, as with ./run.sh).
 start_test_server() {
-  local bin=$1
+  local bin=$1 accounts=${2:-}
   TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-test.XXXXXX")
-  NATS_SERVER_BIN="$bin" \
+  NATS_TEST_ACCOUNTS=$([[ $accounts == accounts ]] && echo 1 || echo 0) \
+    NATS_SERVER_BIN="$bin" \
     python3 scripts/nats_test_control.py "$TEST_TMP" </dev/null >"$TEST_TMP/control.out" 2>&1 &
   TEST_NATS_PID=$!
   local deadline=$((SECONDS + 30)) line=""
@@ -172,6 +175,8 @@ fmt() {
 clippy_native() {
   step "clippy (native)"
   cargo clippy --workspace --all-targets -- -D warnings
+  # The client without its optional NKey/JWT support.
+  cargo clippy -p nats-ws --no-default-features --all-targets -- -D warnings
 }
 
 clippy_wasm() {
@@ -288,7 +293,7 @@ build_app() {
 test_e2e() {
   local bin=$1 screenshots=$2 seeds=$3 first_seed=$4
   step "end-to-end on nats-server $(server_version "$bin") (the app in headless Chromium, several tabs)"
-  start_test_server "$bin"
+  start_test_server "$bin" accounts
   # One file at a time: they share the server, and some of them stop and start it.
   E2E_DIST="$APP_DIST" \
     E2E_SCREENSHOTS="$screenshots" \

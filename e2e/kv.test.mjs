@@ -1,7 +1,8 @@
 // /kv against outside clients: a bucket's keys follow what nats-py writes, live (no reload, no
 // polling: a watch), markup in values stays text; an update at a revision that another client
 // (nats.js) moved past shows the conflict with both values and leaves that client's value in place;
-// buckets are created, written, filtered and deleted from the page.
+// buckets are created, written, filtered and deleted from the page. Reading is the anonymous
+// browser user's; writing buckets other than the app's takes admin (signed in as in ⚙).
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -47,9 +48,12 @@ const waitRow = (page, key, value, revision) =>
     { rowSel: sel("kv-key-row"), keySel: sel("kv-key"), valueSel: sel("kv-value"), revSel: sel("kv-revision"), key, value, revision },
   );
 
-/** Opens /kv in a new tab and the bucket `bucket` in it. */
-async function openBucket(identity, bucket) {
-  const page = await env.tab({ identity, path: "/kv" });
+/**
+ * Opens /kv in a new tab and the bucket `bucket` in it: as the anonymous browser user (it reads
+ * every bucket), or with `admin`, signed in as admin (writing buckets other than the app's).
+ */
+async function openBucket(identity, bucket, { admin = false } = {}) {
+  const page = await env.tab({ identity, path: "/kv", admin });
   const row = page.getByTestId("kv-bucket-row").filter({ hasText: bucket });
   await row.getByRole("button", { name: bucket, exact: true }).click();
   await waitText(page, "kv-key-count", /^\d+ keys?$/);
@@ -113,7 +117,7 @@ test("kv: an update at a revision another client moved past shows both values an
   const bucket = `cas_${rand()}`;
   const kv = await env.kvm.create(bucket, { history: 5 });
   const loaded = await kv.put("theme", "light");
-  const page = await openBucket("kv-cas", bucket);
+  const page = await openBucket("kv-cas", bucket, { admin: true });
   await waitRow(page, "theme", "light", loaded);
   await page.getByTestId("kv-key").filter({ hasText: "theme" }).click();
   await waitText(page, "kv-update", `Update at revision ${loaded}`);
@@ -167,7 +171,7 @@ test("kv: 600 keys written at once by nats-py: all counted, the first 500 drawn"
 
 test("kv: a bucket created, written and filtered from the page, then deleted", T, async () => {
   const bucket = `page_${rand()}`;
-  const page = await env.tab({ identity: "kv-admin", path: "/kv" });
+  const page = await env.tab({ identity: "kv-admin", path: "/kv", admin: true });
   await page.getByTestId("kv-bucket-name").fill(bucket);
   await page.getByTestId("kv-bucket-history").fill("3");
   await page.getByTestId("kv-bucket-ttl").fill("1h");

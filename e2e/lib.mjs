@@ -56,8 +56,10 @@ async function natsServer() {
   if (ws && control && nats) return { ws, control, nats, stop: async () => {} };
 
   const work = mkdtempSync(path.join(tmpdir(), "via-e2e-nats-"));
+  // With the development server's accounts: the app runs as the restricted `browser` user.
   const child = spawn("python3", [path.join(REPO, "scripts", "nats_test_control.py"), work], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, NATS_TEST_ACCOUNTS: "1" },
   });
   const line = await new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
@@ -114,13 +116,22 @@ export async function startEnv(env = {}) {
     closers.push(server.stop);
     env.server = server;
 
+    // The users' passwords when the server has accounts (NATS_<USER>_PASSWORD; {} without).
+    const res = await fetch(`${server.control}/credentials`);
+    env.credentials = res.ok ? await res.json() : {};
+    env.admin = env.credentials.NATS_ADMIN_PASSWORD
+      ? { user: "admin", pass: env.credentials.NATS_ADMIN_PASSWORD }
+      : {};
+
     const web = await serveStatic(dist);
     closers.push(web.close);
     env.baseUrl = web.url;
 
-    // Keeps reconnecting while a test has the server stopped.
+    // The outside client, as admin: it sets up and checks whatever a test needs. Keeps
+    // reconnecting while a test has the server stopped.
     env.nc = await connect({
       servers: server.nats,
+      ...env.admin,
       name: "via-e2e",
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -157,13 +168,15 @@ export async function startEnv(env = {}) {
    * A new tab: its own browser context (own sessionStorage), pointed at the test server through
    * localStorage `via.settings`, with identity `identity` (sessionStorage `via.identity`).
    * Opens `path` and waits until the header says "Live". With `proxy`, the tab connects through
-   * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server.
+   * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server. Tabs are
+   * the anonymous `browser` user; with `admin`, signed in as admin (as ⚙ does).
    */
-  env.tab = async ({ identity, path: at = "/", live = true, proxy = false } = {}) => {
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false } = {}) => {
     const context = await env.browser.newContext({ viewport: VIEWPORT });
     env.contexts.push(context);
     const servers = proxy ? (await env.proxy("status")).url : env.server.ws;
     const settings = { servers, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
+    if (admin && env.admin.user) Object.assign(settings, { user: "admin", password: env.admin.pass, remember: true });
     await context.addInitScript(
       ({ settings, identity }) => {
         try {
@@ -249,7 +262,8 @@ export async function startEnv(env = {}) {
       cwd: dir,
       stdio: ["ignore", out, out],
       // Leaves run nats-server: $NATS_SERVER_BIN (./test.sh sets it), else PATH's (Debian's is in /usr/sbin).
-      env: { ...process.env, VIA_NATS_URL: env.server.nats, PATH: `${process.env.PATH}:/usr/sbin` },
+      // Its processes inherit the users' passwords (crates/credentials reads NATS_<USER>_PASSWORD).
+      env: { ...process.env, ...env.credentials, VIA_NATS_URL: env.server.nats, PATH: `${process.env.PATH}:/usr/sbin` },
     });
     closeSync(out);
     const exited = new Promise((r) => child.once("exit", r));
@@ -298,7 +312,9 @@ export async function startEnv(env = {}) {
         .join("\n");
       const script =
         `import asyncio, json, sys\nimport nats\n\nasync def main():\n` +
-        `    nc = await nats.connect(${JSON.stringify(env.server.nats)})\n` +
+        `    nc = await nats.connect(${JSON.stringify(env.server.nats)}, **${JSON.stringify(
+          env.admin.user ? { user: env.admin.user, password: env.admin.pass } : {},
+        )})\n` +
         `    try:\n    ${body.replaceAll("\n", "\n    ")}\n    finally:\n        await nc.drain()\n\n` +
         `asyncio.run(main())\n`;
       const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
@@ -549,7 +565,11 @@ export function startViaWorker(env, args = []) {
   const dir = mkdtempSync(path.join(tmpdir(), "via-e2e-worker-"));
   const log = path.join(dir, "worker.log");
   const out = openSync(log, "a");
-  const child = spawn(bin, ["--url", env.server.nats, ...args], { cwd: dir, stdio: ["ignore", out, out] });
+  const child = spawn(bin, ["--url", env.server.nats, ...args], {
+    cwd: dir,
+    stdio: ["ignore", out, out],
+    env: { ...process.env, ...env.credentials },
+  });
   closeSync(out);
   const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
   const running = () => child.exitCode === null && child.signalCode === null;
@@ -603,3 +623,16 @@ export const applyTheme = (page, theme) =>
         .map((a) => a.finished.catch(() => {})),
     );
   }, theme);
+
+/** Opens /streams in a new tab (`admin`: signed in as admin) and the detail of stream `name`. */
+export async function openStreamDetail(env, name, { identity, admin = false }) {
+  const page = await env.tab({ identity, path: "/streams", admin });
+  await page.getByTestId("stream-row").filter({ hasText: name }).getByRole("button", { name, exact: true }).click();
+  await waitFor(
+    page,
+    `the detail of ${name}`,
+    ({ s, name }) => document.querySelector(s)?.querySelector("h2")?.textContent.includes(name),
+    { s: sel("stream-detail"), name },
+  );
+  return page;
+}

@@ -162,7 +162,10 @@ print(json.dumps({"sum": json.loads(r.data), "bad": dict(bad.headers or {}), "in
 test("request/reply: the native via-math answers the card; stopped, no responders again", T, async () => {
   const bin = path.join(REPO, "target", "debug", "via-math");
   assert.ok(existsSync(bin), "no target/debug/via-math: cargo build -p via-playground");
-  const child = spawn(bin, ["--url", env.server.nats], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(bin, ["--url", env.server.nats], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env.credentials }, // it signs in as user math
+  });
   const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
   let err = "";
   try {

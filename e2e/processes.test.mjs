@@ -73,12 +73,13 @@ test("processes: without via-agent the page says how to start it, and notices wh
   );
 });
 
+// Both tabs start, stop and restart: signed in as admin (the browser user may only watch).
 test("processes: a restart clicked in one tab is seen in the other", T, async () => {
   const agent = await env.agent({ processes: PROCESSES });
   try {
     const [a, b] = await Promise.all([
-      env.tab({ identity: "ops-a", path: "/processes" }),
-      env.tab({ identity: "ops-b", path: "/processes" }),
+      env.tab({ identity: "ops-a", path: "/processes", admin: true }),
+      env.tab({ identity: "ops-b", path: "/processes", admin: true }),
     ]);
     for (const page of [a, b]) {
       await waitText(page, "proc-state-sleeper", "running");

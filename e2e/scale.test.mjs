@@ -14,12 +14,12 @@ const topologyNodes = (page) =>
   page.evaluate((s) => [...document.querySelectorAll(s)].map((n) => n.getAttribute("data-name") ?? "hub"), sel("topology-node"));
 
 test("scale: add a leaf, see it in the topology and the registry, remove it", { timeout: 180_000 }, async () => {
-  // One leaf at most: the second Add meets the cap.
+  // One leaf at most: the second Add meets the cap. Both tabs act (add, remove): admin.
   const agent = await env.agent({ maxLeaves: 1 });
   try {
     const [a, b] = await Promise.all([
-      env.tab({ identity: "scaler", path: "/scale" }),
-      env.tab({ identity: "watcher", path: "/scale" }),
+      env.tab({ identity: "scaler", path: "/scale", admin: true }),
+      env.tab({ identity: "watcher", path: "/scale", admin: true }),
     ]);
     for (const page of [a, b]) {
       await waitFor(page, "the hub alone in the topology", (s) => document.querySelectorAll(s).length === 1, sel("topology-node"));

@@ -67,7 +67,8 @@ test("services: a nats.js service shows with endpoints and stats, and answers ca
     },
   });
   try {
-    const page = await env.tab({ identity: "ops", path: "/nats" });
+    // Calling a service outside the app's subjects takes admin.
+    const page = await env.tab({ identity: "ops", path: "/nats", admin: true });
     await serviceRow(page, name).waitFor({ timeout: 20_000 });
     const row = serviceRow(page, name);
     const text = await row.textContent();

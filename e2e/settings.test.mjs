@@ -1,6 +1,7 @@
 // Connection settings: servers, name and user are remembered by the browser (localStorage); the
 // password and the token only by the tab's session (sessionStorage), unless "remember on this
-// device" is ticked.
+// device" is ticked. The test server has the development server's accounts: admin's password
+// signs in; credentials it refuses leave the tab Offline with the reason.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,41 +16,50 @@ const stored = (page) =>
     session: JSON.parse(sessionStorage.getItem("via.secrets") ?? "null"),
   }));
 
-async function apply(page, { password, token, remember }) {
+/** Fills and applies the settings panel; waits for `status` (Live by default). */
+async function apply(page, { user = "admin", password, token = "", remember, status = /^Live$/ }) {
   await page.getByRole("button", { name: "Connection settings" }).click();
-  await page.getByLabel("User", { exact: true }).fill("ada");
+  await page.getByLabel("User", { exact: true }).fill(user);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByLabel("Token", { exact: true }).fill(token);
   await page.getByTestId("settings-remember").setChecked(remember);
   await page.getByRole("button", { name: "Apply" }).click();
-  // The test server has no authorization: it accepts the credentials and the tab is Live again.
-  await waitStatus(page, /^Live$/);
+  await waitStatus(page, status);
 }
 
-test("password and token stay in the session unless remembered", { timeout: 60_000 }, async () => {
+test("admin's password stays in the session unless remembered", { timeout: 60_000 }, async () => {
+  assert.ok(env.admin.user, "the test server has accounts (NATS_TEST_ACCOUNTS=1)");
   const page = await env.tab({ identity: "settings-ada", path: "/counter" });
-  await apply(page, { password: "pw-secret", token: "tok-secret", remember: false });
+  await apply(page, { password: env.admin.pass, remember: false });
   let s = await stored(page);
-  assert.equal(s.local.user, "ada", "the user name is remembered by the browser");
+  assert.equal(s.local.user, "admin", "the user name is remembered by the browser");
   assert.equal(s.local.password, "", "no password in localStorage");
-  assert.equal(s.local.token, "", "no token in localStorage");
   assert.equal(s.local.remember, false);
-  assert.deepEqual(s.session, { password: "pw-secret", token: "tok-secret" });
-  // A reload keeps them for the session: the panel shows them again.
+  assert.deepEqual(s.session, { password: env.admin.pass, token: "" });
+  // A reload keeps it for the session: signed in again, the panel shows it.
   await page.reload();
   await waitStatus(page, /^Live$/);
   await page.getByRole("button", { name: "Connection settings" }).click();
-  assert.equal(await page.getByLabel("Token", { exact: true }).inputValue(), "tok-secret");
-  assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), "pw-secret");
+  assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), env.admin.pass);
   await page.getByRole("button", { name: "Cancel" }).click();
 
   // Ticked: kept in localStorage, and nothing left in the session.
-  await apply(page, { password: "pw-kept", token: "tok-kept", remember: true });
+  await apply(page, { password: env.admin.pass, remember: true });
   s = await stored(page);
-  assert.equal(s.local.password, "pw-kept");
-  assert.equal(s.local.token, "tok-kept");
+  assert.equal(s.local.password, env.admin.pass);
   assert.equal(s.local.remember, true);
   assert.equal(s.session, null);
+});
+
+test("refused credentials: Offline with the reason, not a retry loop; the token stays in the session", { timeout: 60_000 }, async () => {
+  const page = await env.tab({ identity: "settings-wrong", path: "/counter" });
+  await apply(page, { password: "", token: "tok-secret", remember: false, status: /^Offline/ });
+  assert.match(await page.getByTestId("status").getAttribute("title"), /refused the credentials.*bash nats\.sh status/);
+  const s = await stored(page);
+  assert.equal(s.local.token, "", "no token in localStorage");
+  assert.deepEqual(s.session, { password: "", token: "tok-secret" });
+  // The right password: Live again.
+  await apply(page, { password: env.admin.pass, remember: false });
 });
 
 test("secrets saved in localStorage by the previous version move to the session", { timeout: 60_000 }, async () => {

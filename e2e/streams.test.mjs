@@ -3,30 +3,19 @@
 // no consumer; a stream is created, published to and deleted from the page (the delete only with
 // the stream's name typed out); the server's refusals (overlapping subjects, name in use) are
 // shown as its text and the page keeps working; the list is only polled while the tab is visible
-// and the page is open.
+// and the page is open. Browsing is the anonymous browser user's; creating and deleting streams
+// takes admin (signed in as in ⚙; the permissions test checks what browser is told).
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, pause, rand, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, openStreamDetail, pause, rand, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
 
 const row = (page, name) => page.getByTestId("stream-row").filter({ hasText: name });
-
-/** Opens /streams and the detail of `name`. */
-async function openStream(name) {
-  const page = await env.tab({ identity: "ops", path: "/streams" });
-  await row(page, name).getByRole("button", { name, exact: true }).click();
-  await waitFor(
-    page,
-    `the detail of ${name}`,
-    ({ s, name }) => document.querySelector(s)?.querySelector("h2")?.textContent.includes(name),
-    { s: sel("stream-detail"), name },
-  );
-  return page;
-}
+const openStream = (name) => openStreamDetail(env, name, { identity: "ops" });
 
 async function consumerNames(stream) {
   const names = [];
@@ -113,7 +102,7 @@ print("stored")
 test("streams: create, publish and delete from the page", T, async () => {
   const name = `E2E_${rand()}`;
   const prefix = name.toLowerCase();
-  const page = await env.tab({ identity: "ops", path: "/streams" });
+  const page = await env.tab({ identity: "ops", path: "/streams", admin: true });
   await page.getByTestId("stream-create-name").fill(name);
   await page.getByTestId("stream-create-subjects").fill(`${prefix}.>`);
   await page.getByTestId("stream-create-storage").selectOption("memory");
@@ -170,7 +159,7 @@ test("streams: the server's refusals are shown and the page keeps working", T, a
   const taken = `TAKEN_${rand()}`;
   const prefix = taken.toLowerCase();
   await env.jsm.streams.add({ name: taken, subjects: [`${prefix}.>`] });
-  const page = await env.tab({ identity: "ops", path: "/streams" });
+  const page = await env.tab({ identity: "ops", path: "/streams", admin: true });
   await row(page, taken).waitFor();
 
   const create = async (name, subjects) => {

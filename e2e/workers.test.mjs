@@ -375,7 +375,8 @@ test("workers: Add worker starts a via-worker through the agent; Kill (-9) ends 
     .join("\n");
   const agent = await env.agent({ processes });
   try {
-    const page = await env.tab({ identity: "ops", path: "/workers" });
+    // Starting and killing processes takes admin.
+    const page = await env.tab({ identity: "ops", path: "/workers", admin: true });
     const id = await join(page);
     await waitBalanced(page, [id], [8]);
     await waitFor(page, "Add worker is on", (s) => document.querySelector(s)?.disabled === false, sel("worker-add"));

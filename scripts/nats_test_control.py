@@ -12,7 +12,10 @@ listener. Everything binds to 127.0.0.1; the control port answers with
 Prints one line `ready <ws_url> <control_url> <nats_url>` once the server is up, then serves until killed
 (SIGTERM stops the server too). Usage: nats_test_control.py <work-dir>; the server binary is
 $NATS_SERVER_BIN, else the first nats-server on PATH; NATS_WS_COMPRESSION=1 turns on WebSocket
-compression.
+compression. NATS_TEST_ACCOUNTS=1 gives the server the development server's accounts and users
+(nats-accounts.conf, fresh passwords; leaf nodes sign in as user leaf): anonymous connections are
+then the restricted `browser`, and GET /credentials returns the passwords as JSON
+(`{"NATS_ADMIN_PASSWORD": …}`, the names of data/credentials.env; `{}` without accounts).
 
 A hostile-network proxy (scripts/ws_proxy.py) sits in front of the WebSocket port, a faithful relay
 until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /proxy/cut,
@@ -30,6 +33,8 @@ native peer for the browser's services: JSON `{"payload": …, "headers": {…}}
 
 import http.server
 import os
+import secrets
+import string
 import shutil
 import signal
 import socket
@@ -60,14 +65,18 @@ def wait_for_port(port, proc, deadline):
     return False
 
 
-def nats_request(port, subject, payload, timeout=5.0):
-    """One request with nats-py (imported here: only this endpoint needs it)."""
+def nats_request(port, subject, payload, credentials, timeout=5.0):
+    """One request with nats-py (imported here: only this endpoint needs it); as admin when the
+    server has accounts."""
     import asyncio
 
     import nats
 
     async def run():
-        nc = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=timeout)
+        auth = {}
+        if "NATS_ADMIN_PASSWORD" in credentials:
+            auth = {"user": "admin", "password": credentials["NATS_ADMIN_PASSWORD"]}
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=timeout, **auth)
         try:
             msg = await nc.request(subject, payload.encode(), timeout=timeout)
             return {"payload": msg.data.decode("utf-8", "replace"), "headers": dict(msg.headers or {})}
@@ -104,14 +113,29 @@ class Server:
         # NATS_WS_COMPRESSION=1: permessage-deflate on the WebSocket port (browsers negotiate it; on
         # 2.15 the server then refuses client frames that inflate beyond max_payload).
         compression = "  compression: true\n" if os.environ.get("NATS_WS_COMPRESSION") == "1" else ""
+        # The development server's accounts (NATS_TEST_ACCOUNTS=1), with passwords of this run.
+        self.credentials = {}
+        accounts = ""
+        leaf_auth = ""
+        if os.environ.get("NATS_TEST_ACCOUNTS") == "1":
+            repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            shutil.copy(os.path.join(repo, "nats-accounts.conf"), os.path.join(work_dir, "nats-accounts.conf"))
+            for user in ("admin", "sys", "agent", "worker", "publisher", "math", "sensor", "leaf"):
+                # A letter first: nats-server reads the variable as a configuration value.
+                first = secrets.choice(string.ascii_letters)
+                rest = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(23))
+                self.credentials[f"NATS_{user.upper()}_PASSWORD"] = first + rest
+            accounts = "include ./nats-accounts.conf\n"
+            leaf_auth = "  authorization {\n    user: leaf\n    password: $NATS_LEAF_PASSWORD\n    account: APP\n  }\n"
         with open(self.config, "w") as f:
             f.write(
                 f"server_name: nats-ws-browser-test\nhost: 127.0.0.1\nport: {self.client_port}\n"
                 f"http: 127.0.0.1:{self.http_port}\n"
                 f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n{compression}}}\n"
-                f"leafnodes {{\n  host: 127.0.0.1\n  port: {self.leafnode_port}\n}}\n"
+                f"leafnodes {{\n  host: 127.0.0.1\n  port: {self.leafnode_port}\n{leaf_auth}}}\n"
                 f"mqtt {{\n  host: 127.0.0.1\n  port: {self.mqtt_port}\n}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
+                f"{accounts}"
             )
         # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
         self.binary = (
@@ -126,7 +150,11 @@ class Server:
                 return True
             log = open(os.path.join(self.work_dir, "nats-server.log"), "a")
             self.proc = subprocess.Popen(
-                [self.binary, "-c", self.config], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                [self.binary, "-c", self.config],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.credentials},
             )
             deadline = time.monotonic() + 20
             ports = (self.client_port, self.ws_port, self.mqtt_port)
@@ -201,7 +229,9 @@ def main():
                 return
             if url.path == "/request":
                 query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-                status, body = nats_request(server.client_port, query.get("subject", ""), query.get("payload", ""))
+                status, body = nats_request(
+                    server.client_port, query.get("subject", ""), query.get("payload", ""), server.credentials
+                )
                 send_json(self, status, body)
                 return
             if url.path == "/auth-server":
@@ -215,6 +245,9 @@ def main():
             if url.path == "/auth-server/stop":
                 auth_server.stop()
                 send_json(self, 200, {"stopped": True})
+                return
+            if self.path == "/credentials":
+                send_json(self, 200, server.credentials)
                 return
             if self.path == "/ports":
                 send_json(

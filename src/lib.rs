@@ -146,6 +146,24 @@ pub fn App() -> impl IntoView {
         nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
         move |m| toasts.push(model::describe_user_event(&m.subject, &m.payload)),
     );
+    // A plain publish the server refused has no request to fail: say so here, once each.
+    let nats = leptos_nats::use_nats();
+    Effect::new(move |_| {
+        if let Some(client) = nats.client.get() {
+            leptos_nats::spawn_while_mounted(async move {
+                use futures::StreamExt as _;
+                let mut events = client.events();
+                while let Some(event) = events.next().await {
+                    if let nats_ws::ClientEvent::ServerError(
+                        error @ nats_ws::ServerError::PublishDenied { .. },
+                    ) = event
+                    {
+                        toasts.push(session::explain(error));
+                    }
+                }
+            });
+        }
+    });
 
     view! {
         <Router>

@@ -397,9 +397,120 @@ pub fn leaf_positions(n: usize, cx: f64, cy: f64, r: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// What the server refused, in words, from the subject of a permission error: the JetStream API
+/// verbs, the app's buckets, the agent's actions; any other subject as itself.
+pub fn refused_action(subject: &str, action: &str) -> String {
+    let after = |prefix: &str| subject.strip_prefix(prefix);
+    let stream = |rest: &str| rest.split('.').next().unwrap_or(rest).to_owned();
+    if action == "subscribe to" {
+        return format!("subscribe to {subject}");
+    }
+    if let Some(rest) = after("$JS.API.STREAM.DELETE.") {
+        format!("delete streams (here {})", stream(rest))
+    } else if let Some(rest) = after("$JS.API.STREAM.PURGE.") {
+        format!("purge streams (here {})", stream(rest))
+    } else if let Some(rest) = after("$JS.API.STREAM.MSG.DELETE.") {
+        format!("delete messages (here in {})", stream(rest))
+    } else if let Some(rest) = after("$JS.API.STREAM.CREATE.").or(after("$JS.API.STREAM.UPDATE.")) {
+        match rest.strip_prefix("KV_") {
+            Some(bucket) => {
+                format!("create or change buckets other than the app's (here {bucket})")
+            }
+            None => format!(
+                "create or change streams other than the app's (here {})",
+                stream(rest)
+            ),
+        }
+    } else if let Some(rest) = after("$JS.API.CONSUMER.DELETE.") {
+        format!("delete durable consumers (here on {})", stream(rest))
+    } else if let Some(rest) = after("$JS.API.CONSUMER.") {
+        format!("manage consumers (here {rest})")
+    } else if let Some(rest) = after("$KV.") {
+        format!("write to bucket {}", stream(rest))
+    } else if subject.starts_with("$SYS.") {
+        "make system requests ($SYS)".to_owned()
+    } else if let Some(verb) = after("via.proc.") {
+        format!("{verb} processes")
+    } else if let Some(verb) = after("via.leaf.") {
+        format!("{verb} leaf nodes")
+    } else {
+        format!("publish to {subject}")
+    }
+}
+
+/// An error's text for the page: a permission refusal by the server (nats-ws says `may not
+/// publish to "<subject>"`) becomes "the browser user may not delete streams (here CHAT): sign in
+/// as admin in ⚙"; any other text is returned as it is. `user` is who the settings sign in as
+/// (empty: the anonymous `browser`).
+pub fn explain(error: &str, user: &str) -> String {
+    let refused = ["publish to", "subscribe to"]
+        .into_iter()
+        .find_map(|action| {
+            let marker = format!("may not {action} \"");
+            let start = error.find(&marker)? + marker.len();
+            let len = error[start..].find('"')?;
+            Some((action, &error[start..start + len]))
+        });
+    let Some((action, subject)) = refused else {
+        return error.to_owned();
+    };
+    let user = if user.is_empty() { "browser" } else { user };
+    let what = refused_action(subject, action);
+    let hint = if subject.starts_with("$SYS.") {
+        "sign in as sys in ⚙"
+    } else if user == "admin" {
+        "ask for the permission in nats-accounts.conf"
+    } else {
+        "sign in as admin in ⚙"
+    };
+    format!("the {user} user may not {what}: {hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permission_errors_say_what_was_refused_and_what_to_do() {
+        let delete =
+            r#"permission denied: this user may not publish to "$JS.API.STREAM.DELETE.CHAT""#;
+        assert_eq!(
+            explain(delete, ""),
+            "the browser user may not delete streams (here CHAT): sign in as admin in ⚙"
+        );
+        let purge = r#"could not purge: permission denied: this user may not publish to "$JS.API.STREAM.PURGE.EVENTS""#;
+        assert_eq!(
+            explain(purge, "browser"),
+            "the browser user may not purge streams (here EVENTS): sign in as admin in ⚙"
+        );
+        let create =
+            r#"permission denied: this user may not publish to "$JS.API.STREAM.CREATE.KV_mine""#;
+        assert!(explain(create, "")
+            .contains("create or change buckets other than the app's (here mine)"));
+        let start = r#"permission denied: this user may not publish to "via.proc.start""#;
+        assert_eq!(
+            explain(start, ""),
+            "the browser user may not start processes: sign in as admin in ⚙"
+        );
+        let other = r#"permission denied: this user may not publish to "secret.plans""#;
+        assert_eq!(
+            explain(other, ""),
+            "the browser user may not publish to secret.plans: sign in as admin in ⚙"
+        );
+        let sys = r#"permission denied: this user may not publish to "$SYS.REQ.SERVER.PING""#;
+        assert_eq!(
+            explain(sys, "admin"),
+            "the admin user may not make system requests ($SYS): sign in as sys in ⚙"
+        );
+        let sub = r#"permission denied: this user may not subscribe to "$SYS.>" (check the user's permissions in the server config)"#;
+        assert!(explain(sub, "").starts_with("the browser user may not subscribe to $SYS.>"));
+        // Anything else is left as it is.
+        assert_eq!(explain("no responders", ""), "no responders");
+        assert_eq!(
+            explain("may not publish to \"unterminated", ""),
+            "may not publish to \"unterminated"
+        );
+    }
     use process_control::{Kind, LeafReply, ProcessReply, RunState, Stream};
 
     #[test]

@@ -200,3 +200,9 @@ pub mod outbox {
         load().into_iter().filter(|m| m.room == room).collect()
     }
 }
+
+/// An error's text for the page, a permission refusal explained for the user the settings sign
+/// in as (see [`crate::model::explain`]).
+pub fn explain(error: impl std::fmt::Display) -> String {
+    crate::model::explain(&error.to_string(), &Settings::load().user)
+}

@@ -50,7 +50,7 @@ pub async fn agent_request<T: DeserializeOwned>(
             )
         }
         Err(RequestError::NoResponders { .. }) => Err(AgentError::NotRunning),
-        Err(e) => Err(AgentError::Request(e.to_string())),
+        Err(e) => Err(AgentError::Request(crate::session::explain(e))),
     }
 }
 

@@ -78,6 +78,10 @@ fn with_hint(e: &ConnectionError) -> String {
         ConnectionError::NotNats { .. } => {
             format!("{e} — this app's server speaks WebSocket on port 8080, not 4222 (⚙ to change)")
         }
+        ConnectionError::AuthorizationViolation => format!(
+            "{e} — admin's password is printed by `bash nats.sh status`; an empty user and token \
+             connect as the read-only browser user (⚙ to change)"
+        ),
         _ => e.to_string(),
     }
 }

@@ -287,7 +287,9 @@ fn CreateBucket(buckets: Buckets) -> impl IntoView {
                     buckets.selected.set(Some(bucket));
                     buckets.refresh_now();
                 }
-                Err(e) => error.set(Some(format!("could not create bucket {bucket}: {e}"))),
+                Err(e) => error.set(Some(crate::session::explain(format!(
+                    "could not create bucket {bucket}: {e}"
+                )))),
             }
         });
     };
@@ -360,7 +362,9 @@ fn DeleteBucket(name: String, buckets: Buckets) -> impl IntoView {
                         buckets.selected.set(None);
                         buckets.refresh_now();
                     }
-                    Err(e) => error.set(Some(format!("could not delete bucket {name}: {e}"))),
+                    Err(e) => error.set(Some(crate::session::explain(format!(
+                        "could not delete bucket {name}: {e}"
+                    )))),
                 }
             });
         }

@@ -390,7 +390,9 @@ fn Monitor(client: Client) -> impl IntoView {
                 match client.subscribe_with_options(subject, options.clone()) {
                     Ok(sub) => subs.push(sub),
                     Err(e) => {
-                        error.set(Some(format!("Could not subscribe to {subject}: {e}")));
+                        error.set(Some(crate::session::explain(format!(
+                            "Could not subscribe to {subject}: {e}"
+                        ))));
                         return;
                     }
                 }
@@ -418,7 +420,9 @@ fn Monitor(client: Client) -> impl IntoView {
                                     ui.schedule();
                                 }
                                 Err(e) => {
-                                    error.try_set(Some(format!("The subscription ended: {e}")));
+                                    error.try_set(Some(crate::session::explain(format!(
+                                        "The subscription ended: {e}"
+                                    ))));
                                 }
                             }
                         }

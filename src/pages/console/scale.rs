@@ -137,7 +137,7 @@ fn Scale(client: Client) -> impl IntoView {
                     )),
                     Err(e) => {
                         agent.saw(&e);
-                        error.set(Some(format!("no leaf added: {e}")));
+                        error.set(Some(crate::session::explain(format!("no leaf added: {e}"))));
                     }
                 }
             });

@@ -464,7 +464,7 @@ fn call_outcome(result: Result<Message, RequestError>) -> CallOutcome {
         }
         Err(RequestError::NoResponders { .. }) => CallOutcome::NoResponders,
         Err(RequestError::TimedOut { after, .. }) => CallOutcome::TimedOut(after),
-        Err(e) => CallOutcome::Failed(e.to_string()),
+        Err(e) => CallOutcome::Failed(crate::session::explain(e)),
     }
 }
 

@@ -283,7 +283,7 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
         let config = match form.to_config() {
             Ok(config) => config,
             Err(e) => {
-                error.set(Some(e.to_string()));
+                error.set(Some(crate::session::explain(e)));
                 return;
             }
         };

@@ -480,7 +480,10 @@ fn write(open: Open, action: Action, key: String, value: String) {
                     ),
                 }
             }
-            Err(e) => fail(open, format!("could not {} {key}: {e}", action.verb())),
+            Err(e) => fail(
+                open,
+                crate::session::explain(format!("could not {} {key}: {e}", action.verb())),
+            ),
         }
         editor.busy.set(None);
     });

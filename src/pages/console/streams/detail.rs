@@ -344,7 +344,7 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
         ev.prevent_default();
         let to = subject.get_untracked().trim().to_owned();
         if let Err(e) = validate_publish_subject(&to) {
-            error.set(Some(e.to_string()));
+            error.set(Some(crate::session::explain(e)));
             return;
         }
         let (header_map, msg_id) = match parse_headers(&headers.get_untracked()) {
@@ -379,7 +379,9 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
                 Err(JetStreamError::NotEnabled { .. }) => error.set(Some(format!(
                     "no stream stores {to} (no JetStream acknowledgement came back)"
                 ))),
-                Err(e) => error.set(Some(format!("could not publish to {to}: {e}"))),
+                Err(e) => error.set(Some(crate::session::explain(format!(
+                    "could not publish to {to}: {e}"
+                )))),
             }
         });
     };
@@ -453,7 +455,9 @@ fn Danger(name: String, ctx: Ctx) -> impl IntoView {
                         note.set(Some(format!("Purged {n} messages.")));
                         ctx.refresh_now();
                     }
-                    Err(e) => error.set(Some(format!("could not purge {name}: {e}"))),
+                    Err(e) => error.set(Some(crate::session::explain(format!(
+                        "could not purge {name}: {e}"
+                    )))),
                 }
             });
         }
@@ -470,7 +474,9 @@ fn Danger(name: String, ctx: Ctx) -> impl IntoView {
                 busy.set(false);
                 match result {
                     Ok(()) => ctx.select(None),
-                    Err(e) => error.set(Some(format!("could not delete {name}: {e}"))),
+                    Err(e) => error.set(Some(crate::session::explain(format!(
+                        "could not delete {name}: {e}"
+                    )))),
                 }
             });
         }

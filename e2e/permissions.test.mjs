@@ -1,0 +1,94 @@
+// Least privilege (nats-accounts.conf): a tab without credentials is the `browser` user. As
+// browser, a stream delete, a request to a subject outside the app's and a $SYS request are
+// refused by the server, and the page says what was refused and what to do ("sign in as admin
+// in ⚙"); the connection stays Live and the page keeps working. Signed in as admin (the settings'
+// user and password), the same delete and request work; $SYS requests are the sys user's.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { connect } from "@nats-io/transport-node";
+import { Svcm } from "@nats-io/services";
+
+import { openStreamDetail, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+
+const env = useEnv();
+const T = { timeout: 60_000 };
+
+const openStream = (name, admin) =>
+  openStreamDetail(env, name, { identity: admin ? "admin" : "visitor", admin });
+
+/** Opens the call form of `endpoint` of `service` on /nats and sends `payload` to `subject`. */
+async function call(page, service, endpoint, subject, payload = "{}") {
+  await page.getByRole("button", { name: `Call endpoint ${endpoint} of ${service}` }).click();
+  await waitFor(
+    page,
+    "the call form",
+    ({ s, endpoint }) => document.querySelector(s)?.querySelector("h2")?.textContent.trim().endsWith(endpoint),
+    { s: sel("service-call-form"), endpoint },
+  );
+  await page.getByTestId("service-call-subject").fill(subject);
+  await page.getByTestId("service-call-payload").fill(payload);
+  await page.getByTestId("service-call-send").click();
+}
+
+test("permissions: the test server has the accounts (else this file proves nothing)", T, async () => {
+  assert.ok(env.admin.user, "the test server runs without accounts: start it with NATS_TEST_ACCOUNTS=1");
+});
+
+test("permissions: as browser a stream delete is refused with what to do, as admin it works", T, async () => {
+  const name = `PERM_${rand()}`;
+  await env.jsm.streams.add({ name, subjects: [`perm_${name}.>`], storage: "memory" });
+
+  const visitor = await openStream(name, false);
+  await visitor.getByTestId("stream-confirm-name").fill(name);
+  await visitor.getByTestId("stream-delete").click();
+  await waitText(
+    visitor,
+    "stream-danger-error",
+    `the browser user may not delete streams (here ${name}): sign in as admin in ⚙`,
+  );
+  // Nothing else broke: still Live, the stream still there and still listed.
+  await waitStatus(visitor, /^Live$/);
+  assert.equal((await env.jsm.streams.info(name)).config.name, name);
+  await waitFor(visitor, "the row still listed", ({ s, name }) => [...document.querySelectorAll(s)].some((r) => r.textContent.includes(name)), { s: sel("stream-row"), name });
+
+  const admin = await openStream(name, true);
+  await admin.getByTestId("stream-confirm-name").fill(name);
+  await admin.getByTestId("stream-delete").click();
+  await waitFor(admin, "the detail closed", (s) => !document.querySelector(s), sel("stream-detail"));
+  await assert.rejects(env.jsm.streams.info(name), /stream not found/);
+});
+
+test("permissions: as browser a request outside the app's subjects and a $SYS request are refused, as admin the request is answered", T, async () => {
+  const name = `perm_${rand()}`;
+  const subject = `${name}.secret`;
+  const service = await new Svcm(env.nc).add({ name, version: "1.0.0" });
+  service.addEndpoint("secret", { subject, handler: (err, msg) => msg?.respond("classified") });
+  try {
+    const visitor = await env.tab({ identity: "visitor", path: "/nats" });
+    await call(visitor, name, "secret", subject);
+    await waitText(visitor, "service-call-verdict", new RegExp(`the browser user may not publish to ${name}\\.secret: sign in as admin in ⚙`));
+    await call(visitor, name, "secret", "$SYS.REQ.SERVER.PING");
+    await waitText(visitor, "service-call-verdict", /the browser user may not make system requests \(\$SYS\): sign in as sys in ⚙/);
+    await waitStatus(visitor, /^Live$/);
+    // The page keeps working after the refusals: a call it may make is answered.
+    assert.match(await textOf(visitor, "status"), /^Live$/);
+
+    const admin = await env.tab({ identity: "admin", path: "/nats", admin: true });
+    await call(admin, name, "secret", subject);
+    await waitText(admin, "service-call-verdict", /^reply · 10 bytes$/);
+    assert.equal((await textOf(admin, "service-call-payload-out")).trim(), "classified");
+  } finally {
+    await service.stop();
+  }
+
+  // $SYS requests are the system account's: its user gets the servers' answers.
+  const sys = await connect({ servers: env.server.nats, user: "sys", pass: env.credentials.NATS_SYS_PASSWORD });
+  try {
+    const reply = await sys.request("$SYS.REQ.SERVER.PING", "", { timeout: 2000 });
+    assert.ok(JSON.parse(reply.string()).server.name, reply.string());
+  } finally {
+    await sys.close();
+  }
+});
