@@ -117,16 +117,19 @@ status_line() {
 # gets one.
 ensure_credentials() {
   mkdir -p "$DATA"
-  local user var added=0
+  local user var added=0 rest
   (
     umask 077
     touch "$CREDENTIALS"
   )
   chmod 600 "$CREDENTIALS"
   for user in "${USERS[@]}"; do
-    var="NATS_${user^^}_PASSWORD"
-    grep -q "^$var=[A-Za-z]" "$CREDENTIALS" && continue
-    sed -i "/^$var=/d" "$CREDENTIALS" # one from an older nats.sh that nats-server cannot read
+    var=$(password_var "$user")
+    grep -Eq "^$var=[A-Za-z][A-Za-z0-9]*\$" "$CREDENTIALS" && continue
+    # One from an older nats.sh that nats-server cannot read (a leading digit): replaced.
+    rest=$(grep -v "^$var=" "$CREDENTIALS" || true)
+    printf '%s\n' "$rest" | sed '/^$/d' >"$CREDENTIALS.new" && mv "$CREDENTIALS.new" "$CREDENTIALS"
+    chmod 600 "$CREDENTIALS"
     # Letters and digits only, a letter first: nats-server reads an environment variable as a
     # configuration value (a leading digit makes it a number), and no quoting is needed in
     # urls or shells.
@@ -137,12 +140,18 @@ ensure_credentials() {
   ((added == 0)) || say "generated passwords in $CREDENTIALS (bash nats.sh status prints them)"
 }
 
+# NATS_<USER>_PASSWORD (tr, not ${user^^}: macOS has bash 3.2).
+password_var() { printf 'NATS_%s_PASSWORD' "$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')"; }
+
 # Exports the passwords for nats-server (nats-accounts.conf reads them as $NATS_<USER>_PASSWORD).
 export_credentials() {
   local line
-  while IFS= read -r line; do
-    [[ $line =~ ^NATS_[A-Z0-9_]+_PASSWORD=[A-Za-z0-9]+$ ]] && export "${line?}"
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^NATS_[A-Z0-9_]+_PASSWORD=[A-Za-z][A-Za-z0-9]*$ ]]; then
+      export "${line?}"
+    fi
   done <"$CREDENTIALS"
+  return 0
 }
 
 print_credentials() {
@@ -150,11 +159,11 @@ print_credentials() {
   echo "users (account APP unless noted; connections without credentials are 'browser'):"
   local user var value
   for user in "${USERS[@]}"; do
-    var="NATS_${user^^}_PASSWORD"
+    var=$(password_var "$user")
     value=$(sed -n "s/^$var=//p" "$CREDENTIALS" | head -n1)
-    printf '  %-10s %s%s\n' "$user" "${value:-(none yet)}" "$([[ $user == sys ]] && echo "   (account SYS)")"
+    printf '  %-10s %s%s\n' "$user" "${value:-(none yet)}" "$([[ $user == sys ]] && echo "   (account SYS)" || true)"
   done
-  echo "  (from $CREDENTIALS; the app takes admin's in ⚙)"
+  echo "  (from $CREDENTIALS; the app takes admin's in ⚙, /server sys's)"
 }
 
 # Before accounts, the app's streams and buckets lived in the default account ($G); they are the

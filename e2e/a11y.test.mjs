@@ -12,7 +12,7 @@ const env = useEnv();
 const T = { timeout: 180_000 };
 
 const THEMES = ["light", "dark", "ocean", "forest", "sunset"];
-const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/playground"];
+const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
 
 test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA violation", T, async () => {
   const page = await env.tab({ identity: "a11y" });
@@ -98,6 +98,7 @@ function linkName(path) {
     "/graph": "Graph",
     "/processes": "Processes",
     "/scale": "Scale",
+    "/server": "Server",
     "/playground": "Experiments",
   }[path];
 }

@@ -70,7 +70,7 @@ test("permissions: as browser a request outside the app's subjects and a $SYS re
     await call(visitor, name, "secret", subject);
     await waitText(visitor, "service-call-verdict", new RegExp(`the browser user may not publish to ${name}\\.secret: sign in as admin in ⚙`));
     await call(visitor, name, "secret", "$SYS.REQ.SERVER.PING");
-    await waitText(visitor, "service-call-verdict", /the browser user may not make system requests \(\$SYS\): sign in as sys in ⚙/);
+    await waitText(visitor, "service-call-verdict", /the browser user may not make system requests \(\$SYS\): the system user's statistics are on \/server \(sign in as sys there\)/);
     await waitStatus(visitor, /^Live$/);
     // The page keeps working after the refusals: a call it may make is answered.
     assert.match(await textOf(visitor, "status"), /^Live$/);

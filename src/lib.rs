@@ -41,6 +41,7 @@ pub enum Page {
     Graph,
     Processes,
     Scale,
+    Server,
     Playground,
 }
 
@@ -65,7 +66,7 @@ impl Group {
 }
 
 impl Page {
-    pub const ALL: [Page; 14] = [
+    pub const ALL: [Page; 15] = [
         Page::Dashboard,
         Page::Chat,
         Page::Counter,
@@ -79,6 +80,7 @@ impl Page {
         Page::Graph,
         Page::Processes,
         Page::Scale,
+        Page::Server,
         Page::Playground,
     ];
 
@@ -110,6 +112,7 @@ impl Page {
             Page::Graph => "/graph",
             Page::Processes => "/processes",
             Page::Scale => "/scale",
+            Page::Server => "/server",
             Page::Playground => "/playground",
         }
     }
@@ -129,6 +132,7 @@ impl Page {
             Page::Graph => "Graph",
             Page::Processes => "Processes",
             Page::Scale => "Scale",
+            Page::Server => "Server",
             Page::Playground => "Experiments",
         }
     }
@@ -146,19 +150,30 @@ pub fn App() -> impl IntoView {
         nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
         move |m| toasts.push(model::describe_user_event(&m.subject, &m.payload)),
     );
-    // A plain publish the server refused has no request to fail: say so here, once each.
+    // A plain publish the server refused has no request to fail: say so here, once per subject
+    // in a minute (something publishing every second would otherwise bury the page in notes).
     let nats = leptos_nats::use_nats();
     Effect::new(move |_| {
         if let Some(client) = nats.client.get() {
             leptos_nats::spawn_while_mounted(async move {
                 use futures::StreamExt as _;
+                let mut said: std::collections::HashMap<String, f64> = Default::default();
                 let mut events = client.events();
                 while let Some(event) = events.next().await {
                     if let nats_ws::ClientEvent::ServerError(
                         error @ nats_ws::ServerError::PublishDenied { .. },
                     ) = event
                     {
-                        toasts.push(session::explain(error));
+                        let nats_ws::ServerError::PublishDenied { subject } = &error else {
+                            continue;
+                        };
+                        let now = js_sys::Date::now();
+                        if said.get(subject).is_some_and(|at| now - at < 60_000.0) {
+                            continue;
+                        }
+                        said.retain(|_, at| now - *at < 60_000.0);
+                        said.insert(subject.clone(), now);
+                        toasts.push(session::explain(&error));
                     }
                 }
             });
@@ -184,6 +199,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/graph") view=pages::console::graph::GraphPage/>
                     <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
                     <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
+                    <Route path=path!("/server") view=pages::console::server::ServerPage/>
                     <Route path=path!("/playground") view=pages::playground::PlaygroundPage/>
                 </Routes>
             </main>

@@ -457,7 +457,7 @@ pub fn explain(error: &str, user: &str) -> String {
     let user = if user.is_empty() { "browser" } else { user };
     let what = refused_action(subject, action);
     let hint = if subject.starts_with("$SYS.") {
-        "sign in as sys in ⚙"
+        "the system user's statistics are on /server (sign in as sys there)"
     } else if user == "admin" {
         "ask for the permission in nats-accounts.conf"
     } else {
@@ -466,9 +466,133 @@ pub fn explain(error: &str, user: &str) -> String {
     format!("the {user} user may not {what}: {hint}")
 }
 
+/// One server's `VARZ` (what `$SYS.REQ.SERVER.PING.VARZ` answers with, under `data`): the
+/// fields /server shows. Missing fields read as zero, so both server generations parse.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Varz {
+    pub server_id: String,
+    pub server_name: String,
+    pub version: String,
+    pub uptime: String,
+    pub connections: u64,
+    pub subscriptions: u64,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub routes: u64,
+    pub leafnodes: u64,
+    pub jetstream: VarzJetStream,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VarzJetStream {
+    pub stats: VarzJetStreamStats,
+    pub config: VarzJetStreamConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VarzJetStreamStats {
+    pub memory: u64,
+    pub storage: u64,
+    pub accounts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VarzJetStreamConfig {
+    pub max_memory: i64,
+    pub max_storage: i64,
+}
+
+/// The `VARZ` of a `$SYS.REQ.SERVER.PING.VARZ` reply (`{"server": …, "data": {…}}`); `None`
+/// for anything else (an error reply has `error` instead of `data`).
+pub fn parse_varz_reply(payload: &[u8]) -> Option<Varz> {
+    #[derive(Deserialize)]
+    struct Reply {
+        data: Option<Varz>,
+    }
+    serde_json::from_slice::<Reply>(payload)
+        .ok()?
+        .data
+        .filter(|v| !v.server_id.is_empty())
+}
+
+/// Per second, from two readings of a counter `elapsed_ms` apart; `None` without a usable pair
+/// (first reading, a counter that went back after a restart, no time between).
+pub fn rate_per_second(before: u64, after: u64, elapsed_ms: f64) -> Option<f64> {
+    (after >= before && elapsed_ms > 0.0).then(|| (after - before) as f64 * 1000.0 / elapsed_ms)
+}
+
+/// A rate for a table cell: "0/s", "12/s", "3.4 k/s", "1.2 M/s".
+pub fn format_rate(per_second: f64) -> String {
+    if per_second >= 999_500.0 {
+        format!("{:.1} M/s", per_second / 1e6)
+    } else if per_second >= 999.5 {
+        format!("{:.1} k/s", per_second / 1e3)
+    } else if per_second >= 10.0 || per_second == 0.0 {
+        format!("{per_second:.0}/s")
+    } else {
+        format!("{per_second:.1}/s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varz_replies_of_both_server_generations_parse() {
+        let reply = br#"{"server":{"name":"a","host":"0.0.0.0","id":"NA","ver":"2.9.10"},
+            "data":{"server_id":"NA","server_name":"a","version":"2.9.10","uptime":"1h2m3s",
+            "connections":3,"subscriptions":42,"in_msgs":100,"out_msgs":250,"in_bytes":5000,
+            "out_bytes":9000,"routes":2,"leafnodes":1,"remotes":0,
+            "jetstream":{"config":{"max_memory":1024,"max_storage":2048,"store_dir":"/x"},
+                         "stats":{"memory":10,"storage":20,"reserved_memory":0,"accounts":2,
+                                  "api":{"total":5,"errors":0}}},
+            "unknown_field":{"nested":true}}}"#;
+        let v = parse_varz_reply(reply).unwrap();
+        assert_eq!(
+            (v.server_name.as_str(), v.version.as_str()),
+            ("a", "2.9.10")
+        );
+        assert_eq!(
+            (v.connections, v.subscriptions, v.routes, v.leafnodes),
+            (3, 42, 2, 1)
+        );
+        assert_eq!(
+            (v.jetstream.stats.memory, v.jetstream.stats.storage),
+            (10, 20)
+        );
+        assert_eq!(v.jetstream.config.max_storage, 2048);
+        // Without JetStream, and an error reply.
+        let bare = br#"{"data":{"server_id":"NB","server_name":"b","version":"2.15.1"}}"#;
+        assert_eq!(
+            parse_varz_reply(bare).unwrap().jetstream,
+            VarzJetStream::default()
+        );
+        assert_eq!(parse_varz_reply(br#"{"error":{"code":403}}"#), None);
+        assert_eq!(parse_varz_reply(b"not json"), None);
+    }
+
+    #[test]
+    fn rates_need_two_readings_that_go_forward() {
+        assert_eq!(rate_per_second(100, 300, 2000.0), Some(100.0));
+        assert_eq!(
+            rate_per_second(300, 100, 2000.0),
+            None,
+            "a restart resets the counters"
+        );
+        assert_eq!(rate_per_second(1, 2, 0.0), None);
+        assert_eq!(format_rate(0.0), "0/s");
+        assert_eq!(format_rate(2.345), "2.3/s");
+        assert_eq!(format_rate(123.4), "123/s");
+        assert_eq!(format_rate(12_345.0), "12.3 k/s");
+        assert_eq!(format_rate(2_500_000.0), "2.5 M/s");
+    }
 
     #[test]
     fn permission_errors_say_what_was_refused_and_what_to_do() {
@@ -500,7 +624,7 @@ mod tests {
         let sys = r#"permission denied: this user may not publish to "$SYS.REQ.SERVER.PING""#;
         assert_eq!(
             explain(sys, "admin"),
-            "the admin user may not make system requests ($SYS): sign in as sys in ⚙"
+            "the admin user may not make system requests ($SYS): the system user's statistics are on /server (sign in as sys there)"
         );
         let sub = r#"permission denied: this user may not subscribe to "$SYS.>" (check the user's permissions in the server config)"#;
         assert!(explain(sub, "").starts_with("the browser user may not subscribe to $SYS.>"));

@@ -204,5 +204,11 @@ pub mod outbox {
 /// An error's text for the page, a permission refusal explained for the user the settings sign
 /// in as (see [`crate::model::explain`]).
 pub fn explain(error: impl std::fmt::Display) -> String {
-    crate::model::explain(&error.to_string(), &Settings::load().user)
+    // Natively (the unit tests) there is no browser storage to read the user from.
+    let user = if cfg!(target_arch = "wasm32") {
+        Settings::load().user
+    } else {
+        String::new()
+    };
+    crate::model::explain(&error.to_string(), &user)
 }

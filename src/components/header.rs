@@ -80,7 +80,8 @@ fn with_hint(e: &ConnectionError) -> String {
         }
         ConnectionError::AuthorizationViolation => format!(
             "{e} — admin's password is printed by `bash nats.sh status`; an empty user and token \
-             connect as the read-only browser user (⚙ to change)"
+             connect as the browser user, who reads everything and writes what the demo pages \
+             write (⚙ to change)"
         ),
         _ => e.to_string(),
     }

@@ -150,13 +150,25 @@ pub(crate) fn parse_creds(text: &str) -> Result<(String, String), CredentialsErr
             i += 1;
         }
     }
-    match values[..] {
-        [jwt, seed] => {
+    // Told apart by their content (as nats.go finds the seed by its prefix), so a file with
+    // the seed only says the JWT is missing, and one with the JWT only says the seed is.
+    let seed = values
+        .iter()
+        .find(|v| v.starts_with('S') && !v.contains('.'));
+    let jwt = values.iter().find(|v| v.contains('.'));
+    match (jwt, seed) {
+        (Some(jwt), Some(seed)) => {
             nkey::user_key(seed)?;
-            Ok((jwt.to_owned(), seed.to_owned()))
+            Ok(((*jwt).to_owned(), (*seed).to_owned()))
         }
-        [_] => Err(CredentialsError::NoSeed),
-        _ => Err(CredentialsError::NoJwt),
+        (Some(_), None) => match values.iter().find(|v| !v.contains('.')) {
+            // A second block that is not a seed: say what is wrong with it.
+            Some(other) => Err(nkey::user_key(other)
+                .err()
+                .unwrap_or(CredentialsError::NoSeed)),
+            None => Err(CredentialsError::NoSeed),
+        },
+        (None, _) => Err(CredentialsError::NoJwt),
     }
 }
 
@@ -201,6 +213,8 @@ mod tests {
         let text = creds("eyJhbGciOi.x.y", &seed);
         let jwt_only = text.split("****").next().unwrap();
         assert_eq!(parse_creds(jwt_only), Err(CredentialsError::NoSeed));
+        let seed_only = &text[text.find("-----BEGIN USER NKEY SEED").unwrap()..];
+        assert_eq!(parse_creds(seed_only), Err(CredentialsError::NoJwt));
         assert_eq!(parse_creds("hello"), Err(CredentialsError::NoJwt));
         assert_eq!(parse_creds(""), Err(CredentialsError::NoJwt));
         let broken = creds("eyJ.x.y", &seed.replace('S', "T"));

@@ -469,13 +469,13 @@ fn a_jwt_user_sends_the_jwt_and_the_signed_nonce() {
 }
 
 #[test]
-fn an_authenticator_is_asked_at_every_connect_and_its_failure_twice_goes_offline() {
+fn an_authenticator_is_asked_at_every_connect_and_its_failures_are_retried() {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
     let calls = Arc::new(AtomicU32::new(0));
     let counted = calls.clone();
     let auth = nats_ws::Auth::callback(move || match counted.fetch_add(1, Ordering::SeqCst) {
-        n @ 0..=1 => Ok(nats_ws::Auth::Token(format!("token-{n}"))),
+        n @ (0 | 1 | 4) => Ok(nats_ws::Auth::Token(format!("token-{n}"))),
         _ => Err("the token service is down".to_owned()),
     });
     let mut h = Harness::new(Harness::options().auth(auth));
@@ -490,27 +490,28 @@ fn an_authenticator_is_asked_at_every_connect_and_its_failure_twice_goes_offline
         h.disconnect();
         h.advance(Duration::from_secs(3));
     }
-    // The authenticator fails: nothing is sent, the attempt fails with its message; the same
-    // failure at the next attempt gives up (as a refused password does).
-    h.server(INFO);
-    assert!(!h.take_sent().contains("CONNECT"));
+    // The authenticator fails twice: nothing is sent, each attempt fails with its message and
+    // is retried after the backoff (unlike a server's refusal, this may pass by itself) …
     let expected = ConnectionError::Credentials(nats_ws::CredentialsError::Authenticator(
         "the token service is down".to_owned(),
     ));
-    assert!(
-        matches!(h.conn.status(), Status::Reconnecting { last_error: Some(e), .. } if *e == expected),
-        "{:?}",
-        h.conn.status()
-    );
-    h.advance(Duration::from_secs(3));
+    for _ in 0..2 {
+        h.server(INFO);
+        assert!(!h.take_sent().contains("CONNECT"));
+        assert!(
+            matches!(h.conn.status(), Status::Reconnecting { last_error: Some(e), .. } if *e == expected),
+            "{:?}",
+            h.conn.status()
+        );
+        let (_, wait) = h.reconnecting();
+        h.advance(wait);
+    }
+    // … and once it works again, so does the connection.
     h.server(INFO);
-    assert_eq!(
-        h.conn.status(),
-        &Status::Offline {
-            last_error: expected
-        }
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(connect_json(&h.take_sent())["auth_token"], "token-4");
+    h.server("PONG\r\n");
+    assert!(h.conn.status().is_connected());
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 
 #[test]

@@ -30,6 +30,18 @@ pub fn first_free_name(taken: impl Fn(&str) -> bool) -> String {
         .expect("some leaf number is free")
 }
 
+/// What a leaf's clients (anonymous, on the leaf's own ports) may not send to the hub: the agent's
+/// requests, the hub's JetStream and KV writes, acks, the system account.
+pub const DENY_EXPORTS: [&str; 7] = [
+    "via.proc.>",
+    "via.leaf.>",
+    "proc.logs.>",
+    "$JS.API.>",
+    "$JS.ACK.>",
+    "$KV.>",
+    "$SYS.>",
+];
+
 /// The user leaf nodes sign in to the hub as (`NATS_LEAF_PASSWORD` in data/credentials.env).
 pub const LEAF_USER: &str = "leaf";
 
@@ -76,7 +88,8 @@ pub fn render_conf(
 ) -> String {
     debug_assert!(valid_leaf_name(name));
     let store = serde_json::to_string(&store_dir.to_string_lossy()).expect("a string serialises");
-    // The hub's leaf user (nats-accounts.conf binds it to account APP). The password is one of
+    // The hub's leaf user (nats-server.conf's leafnodes block binds it to account APP). The
+    // password is one of
     // nats.sh's generated ones (letters and digits), so it needs no escaping in the url; one
     // that would is left out, and the hub refuses the leaf with a logged reason.
     let userinfo = hub_password
@@ -91,7 +104,14 @@ pub fn render_conf(
          http: 127.0.0.1:{http}\n\
          websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
          jetstream {{\n  store_dir: {store}\n  domain: \"{name}\"\n}}\n\
-         leafnodes {{\n  remotes [\n    {{ url: \"nats-leaf://{userinfo}127.0.0.1:{hub_leafnode_port}\" }}\n  ]\n}}\n",
+         leafnodes {{\n  remotes [\n    {{\n      url: \"nats-leaf://{userinfo}127.0.0.1:{hub_leafnode_port}\"\n      \
+         # The leaf's own clients sign in as nobody: what they may not send across.\n      \
+         deny_exports: [{deny}]\n    }}\n  ]\n}}\n",
+        deny = DENY_EXPORTS
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
         client = ports.client,
         http = ports.http,
         ws = ports.ws,
@@ -230,6 +250,7 @@ mod tests {
         assert!(conf.contains("websocket {\n  host: 127.0.0.1\n  port: 3\n  no_tls: true\n}"));
         assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: \"leaf-2\"\n"));
         assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
+        assert!(conf.contains(r#"deny_exports: ["via.proc.>", "via.leaf.>", "proc.logs.>", "$JS.API.>", "$JS.ACK.>", "$KV.>", "$SYS.>"]"#), "{conf}");
         let path = Path::new("/s");
         let signed = render_conf("leaf-2", ports, path, 7422, Some("Pw1"));
         assert!(signed.contains("url: \"nats-leaf://leaf:Pw1@127.0.0.1:7422\""));

@@ -9,5 +9,6 @@ pub mod kv;
 pub mod monitor;
 pub mod processes;
 pub mod scale;
+pub mod server;
 pub mod services;
 pub mod streams;

@@ -1026,10 +1026,11 @@ impl Connection {
         }
         // The same authorization error twice in a row: retrying will not change the credentials
         // (nats.go and nats.js give up likewise). Offline until reconnect_now().
-        let auth_again = matches!(
-            err,
-            ConnectionError::AuthorizationViolation | ConnectionError::Credentials(_)
-        ) && self.last_error.as_ref() == Some(&err);
+        // Only the server's refusal counts: credentials that could not be made (an
+        // authenticator's token service down, a .creds file caught mid-rewrite) may work at the
+        // next attempt, after the backoff (nats.go likewise gives up on server auth errors only).
+        let auth_again = err == ConnectionError::AuthorizationViolation
+            && self.last_error.as_ref() == Some(&err);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).

@@ -1,0 +1,302 @@
+//! `/server`: the servers themselves, live. Their statistics are the system account's, so the
+//! page opens its own connection as the user `sys` (its password from `bash nats.sh status`,
+//! typed here and kept for this tab's session only) and asks `$SYS.REQ.SERVER.PING.VARZ` every
+//! 2 s while the tab is visible; every server of a cluster answers, one row each: version, uptime,
+//! connections, subscriptions, messages and bytes in and out with their rates, JetStream use,
+//! routes and leaf nodes. The app's own connection is not touched.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use leptos_nats::spawn_while_mounted;
+use nats_ws::{Client, Status};
+
+use crate::components::visibility::poll_while_visible;
+use crate::model::{format_bytes, format_rate, parse_varz_reply, rate_per_second, Varz};
+use crate::session::Settings;
+
+const PING: &str = "$SYS.REQ.SERVER.PING.VARZ";
+/// How long the answers of all the servers are collected.
+const COLLECT: Duration = Duration::from_millis(500);
+const EVERY: Duration = Duration::from_secs(2);
+const SYS_USER: &str = "sys";
+/// sessionStorage: the sys password, for this tab only.
+const SYS_KEY: &str = "via.sys";
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
+/// One server's last reading, the one before (for the rates) and when each came.
+#[derive(Clone, PartialEq)]
+struct Row {
+    now: Varz,
+    before: Option<(Varz, f64)>,
+    at: f64,
+}
+
+impl Row {
+    fn rate(&self, field: impl Fn(&Varz) -> u64) -> String {
+        self.before
+            .as_ref()
+            .and_then(|(before, then)| {
+                rate_per_second(field(before), field(&self.now), self.at - then)
+            })
+            .map(format_rate)
+            .unwrap_or_else(|| "…".to_owned())
+    }
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_default()
+}
+
+#[component]
+pub fn ServerPage() -> impl IntoView {
+    let password = RwSignal::new(
+        session_storage()
+            .and_then(|s| s.get_item(SYS_KEY).ok().flatten())
+            .unwrap_or_default(),
+    );
+    // The sys connection, made from the app's servers when a password is given.
+    let client: RwSignal<Option<Client>, LocalStorage> = RwSignal::new_local(None);
+    let status = RwSignal::new(String::new());
+    let typed = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        let pw = password.get();
+        if let Some(old) = client.get_untracked() {
+            old.close();
+        }
+        client.set(None);
+        if pw.is_empty() {
+            return;
+        }
+        let options = Settings::load()
+            .options()
+            .name("via /server")
+            .user_password(SYS_USER, pw);
+        match nats_ws::start(options) {
+            Ok(c) => client.set(Some(c)),
+            Err(e) => status.set(e.to_string()),
+        }
+    });
+    on_cleanup(move || {
+        if let Some(Some(c)) = client.try_get_untracked() {
+            c.close();
+        }
+    });
+    // The connection's state, in words.
+    Effect::new(move |_| {
+        if let Some(c) = client.get() {
+            spawn_while_mounted(async move {
+                let mut statuses = c.status_stream();
+                while let Some(s) = statuses.next().await {
+                    status.set(match s {
+                        Status::Connected { server_name, .. } => {
+                            format!("connected as sys to {server_name}")
+                        }
+                        Status::Offline { last_error } => format!("not connected: {last_error}"),
+                        Status::Reconnecting {
+                            last_error: Some(e),
+                            ..
+                        } => format!("reconnecting: {e}"),
+                        Status::Reconnecting { .. } | Status::Connecting => {
+                            "connecting…".to_owned()
+                        }
+                        _ => "closed".to_owned(),
+                    });
+                }
+            });
+        }
+    });
+    let sign_in = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let pw = typed.get_untracked();
+        if let Some(s) = session_storage() {
+            let _ = s.set_item(SYS_KEY, &pw);
+        }
+        password.set(pw);
+    };
+    let sign_out = move |_| {
+        if let Some(s) = session_storage() {
+            let _ = s.remove_item(SYS_KEY);
+        }
+        password.set(String::new());
+        typed.set(String::new());
+    };
+    view! {
+        <section class="page-head">
+            <h1>"Server"</h1>
+            <p class="lede">
+                "Every server, live: what " <code>"$SYS.REQ.SERVER.PING.VARZ"</code>
+                " answers, asked every 2 s while this tab is visible. The system account's, so this page signs in as "
+                <code>"sys"</code> " on its own connection (the password: " <code>"bash nats.sh status"</code>
+                "; kept for this tab's session only)."
+            </p>
+        </section>
+        <section class="card">
+            <Show
+                when=move || !password.get().is_empty()
+                fallback=move || view! {
+                    <form class="kv-form" on:submit=sign_in>
+                        <div class="row">
+                        <label>
+                            "sys password "
+                            <input
+                                type="password"
+                                autocomplete="off"
+                                data-testid="server-sys-password"
+                                prop:value=move || typed.get()
+                                on:input=move |ev| typed.set(event_target_value(&ev))
+                            />
+                        </label>
+                        </div>
+                        <div class="actions">
+                            <button type="submit" data-testid="server-connect">"Connect"</button>
+                        </div>
+                    </form>
+                }
+            >
+                <p>
+                    <span data-testid="server-connection">{move || status.get()}</span>
+                    " "
+                    <button class="link-button" on:click=sign_out data-testid="server-sign-out">"Sign out"</button>
+                </p>
+            </Show>
+        </section>
+        {move || client.get().map(|c| view! { <Servers client=c/> })}
+    }
+}
+
+/// An error of this page's connection, which is sys's whoever the app's settings sign in as.
+fn explain(e: &dyn std::fmt::Display) -> String {
+    crate::model::explain(&e.to_string(), SYS_USER)
+}
+
+/// Asks every server for its VARZ, collecting answers for [`COLLECT`].
+async fn ping_all(client: &Client) -> Result<Vec<Varz>, String> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(&inbox).map_err(crate::session::explain)?;
+    client
+        .publish_message(PING, Some(&inbox), None, b"")
+        .map_err(crate::session::explain)?;
+    let mut found = Vec::new();
+    let mut deadline = gloo_timers::future::sleep(COLLECT).fuse();
+    loop {
+        futures::select! {
+            m = replies.next().fuse() => match m {
+                Some(Ok(m)) => found.extend(parse_varz_reply(&m.payload)),
+                Some(Err(e)) => return Err(explain(&e)),
+                None => break,
+            },
+            _ = deadline => break,
+        }
+    }
+    Ok(found)
+}
+
+#[component]
+fn Servers(client: Client) -> impl IntoView {
+    let rows: RwSignal<Vec<Row>> = RwSignal::new(Vec::new());
+    let error = RwSignal::new(None::<String>);
+    let client = StoredValue::new_local(client);
+    poll_while_visible(EVERY, None, move || {
+        let client = client.get_value();
+        async move {
+            if !leptos_nats::until_connected(&client).await {
+                return;
+            }
+            match ping_all(&client).await {
+                Ok(found) if found.is_empty() => {
+                    error.try_set(Some(
+                        "no server answered: is this the sys user of the system account?"
+                            .to_owned(),
+                    ));
+                }
+                Ok(found) => {
+                    let at = now_ms();
+                    rows.try_update(|rows| {
+                        let previous: HashMap<String, Row> = rows
+                            .drain(..)
+                            .map(|r| (r.now.server_id.clone(), r))
+                            .collect();
+                        let mut next: Vec<Row> = found
+                            .into_iter()
+                            .map(|now| {
+                                let before =
+                                    previous.get(&now.server_id).map(|p| (p.now.clone(), p.at));
+                                Row { now, before, at }
+                            })
+                            .collect();
+                        next.sort_by(|a, b| a.now.server_name.cmp(&b.now.server_name));
+                        *rows = next;
+                    });
+                    error.try_set(None);
+                }
+                Err(e) => {
+                    error.try_set(Some(e));
+                }
+            }
+        }
+    });
+    view! {
+        <p class="error" role="alert" data-testid="server-error">{move || error.get()}</p>
+        <div class="table-wrap">
+            <table class="proc-table" data-testid="server-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Server"</th>
+                        <th scope="col">"Version"</th>
+                        <th scope="col">"Uptime"</th>
+                        <th scope="col" class="num">"Connections"</th>
+                        <th scope="col" class="num">"Subscriptions"</th>
+                        <th scope="col" class="num">"Messages in"</th>
+                        <th scope="col" class="num">"Messages out"</th>
+                        <th scope="col" class="num">"Bytes in"</th>
+                        <th scope="col" class="num">"Bytes out"</th>
+                        <th scope="col" class="num">"JetStream memory / file"</th>
+                        <th scope="col" class="num">"Routes"</th>
+                        <th scope="col" class="num">"Leaf nodes"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || rows.get() key=|r| (r.now.server_id.clone(), r.at.to_bits()) let:row>
+                        <tr data-testid="server-row">
+                            <th scope="row" data-testid="server-name">{row.now.server_name.clone()}</th>
+                            <td data-testid="server-version">{row.now.version.clone()}</td>
+                            <td data-testid="server-uptime">{row.now.uptime.clone()}</td>
+                            <td class="num" data-testid="server-connections">{row.now.connections}</td>
+                            <td class="num" data-testid="server-subscriptions">{row.now.subscriptions}</td>
+                            <td class="num" data-testid="server-in-msgs">
+                                {row.now.in_msgs} <span class="muted small">{row.rate(|v| v.in_msgs)}</span>
+                            </td>
+                            <td class="num" data-testid="server-out-msgs">
+                                {row.now.out_msgs} <span class="muted small">{row.rate(|v| v.out_msgs)}</span>
+                            </td>
+                            <td class="num" data-testid="server-in-bytes">
+                                {format_bytes(row.now.in_bytes)} <span class="muted small">{row.rate(|v| v.in_bytes)}</span>
+                            </td>
+                            <td class="num" data-testid="server-out-bytes">
+                                {format_bytes(row.now.out_bytes)} <span class="muted small">{row.rate(|v| v.out_bytes)}</span>
+                            </td>
+                            <td class="num" data-testid="server-jetstream">
+                                {format!(
+                                    "{} / {}",
+                                    format_bytes(row.now.jetstream.stats.memory),
+                                    format_bytes(row.now.jetstream.stats.storage),
+                                )}
+                            </td>
+                            <td class="num" data-testid="server-routes">{row.now.routes}</td>
+                            <td class="num" data-testid="server-leafnodes">{row.now.leafnodes}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </div>
+    }
+}
