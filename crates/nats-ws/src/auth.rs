@@ -9,7 +9,92 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::CredentialsError;
-use crate::options::Auth;
+
+/// How the client authenticates in `CONNECT`.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    #[default]
+    None,
+    UserPassword {
+        user: String,
+        password: String,
+    },
+    Token(String),
+    /// An NKey user: the server's nonce is signed with the seed (`SU…`), the public key derived
+    /// from it goes with the signature. Made by [`Auth::nkey`], which checks the seed.
+    #[cfg(feature = "nkeys")]
+    NKey {
+        seed: String,
+    },
+    /// A JWT user (decentralized authentication): the user JWT goes in `CONNECT`, the nonce is
+    /// signed with the user's seed. Made by [`Auth::credentials`] from a `.creds` file's text.
+    #[cfg(feature = "nkeys")]
+    Jwt {
+        jwt: String,
+        seed: String,
+    },
+    /// Asked for the credentials at every (re)connect (see [`Authenticator`]).
+    Callback(Authenticator),
+}
+
+impl Auth {
+    /// An NKey user's seed (`SU…`), checked now so that a typo is reported here and not at the
+    /// next connect.
+    #[cfg(feature = "nkeys")]
+    pub fn nkey(seed: &str) -> Result<Auth, CredentialsError> {
+        nkey::user_key(seed)?;
+        Ok(Auth::NKey {
+            seed: seed.trim().to_owned(),
+        })
+    }
+
+    /// The user JWT and seed of a `.creds` file's text (as `nsc` writes it).
+    #[cfg(feature = "nkeys")]
+    pub fn credentials(creds: &str) -> Result<Auth, CredentialsError> {
+        let (jwt, seed) = parse_creds(creds)?;
+        Ok(Auth::Jwt { jwt, seed })
+    }
+
+    /// A `.creds` file, read now (so that a missing or broken file is reported here) and again
+    /// at every (re)connect, so a rewritten file (a renewed JWT) is used without a restart.
+    #[cfg(all(feature = "nkeys", not(target_arch = "wasm32")))]
+    pub fn credentials_file(path: impl Into<std::path::PathBuf>) -> Result<Auth, CredentialsError> {
+        let path = path.into();
+        let read = move || -> Result<Auth, CredentialsError> {
+            let text = std::fs::read_to_string(&path).map_err(|e| CredentialsError::Read {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            Auth::credentials(&text)
+        };
+        read()?;
+        Ok(Auth::callback(move || read().map_err(|e| e.to_string())))
+    }
+
+    /// Credentials made anew for every (re)connect by `f`.
+    pub fn callback(f: impl Fn() -> Result<Auth, String> + Send + Sync + 'static) -> Auth {
+        Auth::Callback(Authenticator::new(f))
+    }
+}
+
+// Credentials never reach logs: Debug shows the user name only.
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::UserPassword { user, .. } => {
+                write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}")
+            }
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            #[cfg(feature = "nkeys")]
+            Auth::NKey { .. } => f.write_str("NKey { seed: <redacted> }"),
+            #[cfg(feature = "nkeys")]
+            Auth::Jwt { .. } => f.write_str("Jwt { jwt: <redacted>, seed: <redacted> }"),
+            Auth::Callback(_) => f.write_str("Callback(Authenticator)"),
+        }
+    }
+}
 
 /// Asked for the credentials at every (re)connect: a token that expires can be refreshed, a
 /// `.creds` file rewritten. Returning an error fails that attempt with
