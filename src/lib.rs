@@ -160,21 +160,19 @@ pub fn App() -> impl IntoView {
                 let mut said: std::collections::HashMap<String, f64> = Default::default();
                 let mut events = client.events();
                 while let Some(event) = events.next().await {
-                    if let nats_ws::ClientEvent::ServerError(
-                        error @ nats_ws::ServerError::PublishDenied { .. },
-                    ) = event
-                    {
-                        let nats_ws::ServerError::PublishDenied { subject } = &error else {
-                            continue;
-                        };
-                        let now = js_sys::Date::now();
-                        if said.get(subject).is_some_and(|at| now - at < 60_000.0) {
-                            continue;
-                        }
-                        said.retain(|_, at| now - *at < 60_000.0);
-                        said.insert(subject.clone(), now);
-                        toasts.push(session::explain(&error));
+                    let nats_ws::ClientEvent::ServerError(error) = event else {
+                        continue;
+                    };
+                    let nats_ws::ServerError::PublishDenied { subject } = &error else {
+                        continue;
+                    };
+                    let now = components::clock::now_ms();
+                    if said.get(subject).is_some_and(|at| now - at < 60_000.0) {
+                        continue;
                     }
+                    said.retain(|_, at| now - *at < 60_000.0);
+                    said.insert(subject.clone(), now);
+                    toasts.push(session::explain(&error));
                 }
             });
         }

@@ -628,6 +628,27 @@ mod tests {
         );
         let sub = r#"permission denied: this user may not subscribe to "$SYS.>" (check the user's permissions in the server config)"#;
         assert!(explain(sub, "").starts_with("the browser user may not subscribe to $SYS.>"));
+        // The client library's own texts, as the pages get them.
+        let request = nats_ws::RequestError::PermissionDenied {
+            action: "publish to",
+            subject: "$JS.API.STREAM.DELETE.CHAT".into(),
+        };
+        assert_eq!(
+            explain(&request.to_string(), ""),
+            "the browser user may not delete streams (here CHAT): sign in as admin in ⚙"
+        );
+        let publish = nats_ws::ServerError::PublishDenied {
+            subject: "via.proc.stop".into(),
+        };
+        assert_eq!(
+            explain(&publish.to_string(), ""),
+            "the browser user may not stop processes: sign in as admin in ⚙"
+        );
+        let subscribe = nats_ws::SubscribeError::PermissionDenied {
+            subject: "secret.>".into(),
+        };
+        assert!(explain(&subscribe.to_string(), "")
+            .starts_with("the browser user may not subscribe to secret.>"));
         // Anything else is left as it is.
         assert_eq!(explain("no responders", ""), "no responders");
         assert_eq!(

@@ -45,6 +45,26 @@ pub fn save_identity(name: &str) {
     }
 }
 
+/// The system user's password for /server, kept for this tab's session only; empty when none.
+pub fn load_sys_password() -> String {
+    session_storage()
+        .and_then(|s| s.get_item(SYS_PASSWORD_KEY).ok().flatten())
+        .unwrap_or_default()
+}
+
+/// Keeps `password` for this tab's session; an empty one is forgotten.
+pub fn save_sys_password(password: &str) {
+    if let Some(s) = session_storage() {
+        let _ = if password.is_empty() {
+            s.remove_item(SYS_PASSWORD_KEY)
+        } else {
+            s.set_item(SYS_PASSWORD_KEY, password)
+        };
+    }
+}
+
+const SYS_PASSWORD_KEY: &str = "via.sys";
+
 /// Connection settings, edited in the settings panel. No `Debug`: it holds credentials.
 ///
 /// Servers, name and user live in localStorage (every tab of this browser); the password and the

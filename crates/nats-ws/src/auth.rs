@@ -3,7 +3,7 @@
 //! NKey and JWT users prove who they are by signing the nonce of the server's `INFO` with their
 //! seed (ed25519, the `nkeys` crate); the signature travels base64url-encoded without padding, as
 //! nats.go and nats.js send it. A `.creds` file holds a user JWT and its seed between dashed
-//! marker lines; the first block is the JWT, the second the seed (the order nats.go reads them in).
+//! marker lines; the two are told apart by their content (a seed starts with `S`, a JWT has dots).
 
 use std::fmt;
 use std::sync::Arc;
@@ -210,7 +210,7 @@ pub(crate) mod nkey {
     }
 }
 
-/// The user JWT and the seed of a `.creds` file's text, in that order.
+/// The user JWT and the seed of a `.creds` file's text (returned in that order).
 #[cfg(feature = "nkeys")]
 pub(crate) fn parse_creds(text: &str) -> Result<(String, String), CredentialsError> {
     let is_marker = |line: &str| {

@@ -33,6 +33,7 @@ pub mod service;
 mod subject;
 mod time;
 
+pub use auth::{Auth, Authenticator};
 pub use client::{Client, ClientEvent, Subscriber, DRAIN_TIMEOUT};
 pub use error::{
     ClosedError, ConnectionError, CredentialsError, HeaderError, ParseError, PublishError,
@@ -40,7 +41,7 @@ pub use error::{
 };
 pub use header::{status, HeaderMap};
 pub use message::Message;
-pub use options::{Auth, Authenticator, Options, ReconnectPolicy};
+pub use options::{Options, ReconnectPolicy};
 pub use proto::{Event, Status, SubscribeOptions};
 pub use subject::{
     subject_matches, validate_publish_subject, validate_queue_group, validate_subscribe_subject,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub use crate::auth::{Auth, Authenticator};
+use crate::auth::Auth;
 
 /// When to try again after the connection failed or was lost.
 ///

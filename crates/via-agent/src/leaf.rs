@@ -89,9 +89,8 @@ pub fn render_conf(
     debug_assert!(valid_leaf_name(name));
     let store = serde_json::to_string(&store_dir.to_string_lossy()).expect("a string serialises");
     // The hub's leaf user (nats-server.conf's leafnodes block binds it to account APP). The
-    // password is one of
-    // nats.sh's generated ones (letters and digits), so it needs no escaping in the url; one
-    // that would is left out, and the hub refuses the leaf with a logged reason.
+    // password is one of nats.sh's generated ones (letters and digits), so it needs no escaping
+    // in the url; one that would is left out, and the hub refuses the leaf with a logged reason.
     let userinfo = hub_password
         .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(|p| format!("{LEAF_USER}:{p}@"))

@@ -13,21 +13,16 @@ use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::{Client, Status};
 
+use crate::components::clock::now_ms;
 use crate::components::visibility::poll_while_visible;
 use crate::model::{format_bytes, format_rate, parse_varz_reply, rate_per_second, Varz};
-use crate::session::Settings;
+use crate::session::{self, Settings};
 
 const PING: &str = "$SYS.REQ.SERVER.PING.VARZ";
 /// How long the answers of all the servers are collected.
 const COLLECT: Duration = Duration::from_millis(500);
 const EVERY: Duration = Duration::from_secs(2);
 const SYS_USER: &str = "sys";
-/// sessionStorage: the sys password, for this tab only.
-const SYS_KEY: &str = "via.sys";
-
-fn session_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.session_storage().ok()?
-}
 
 /// One server's last reading, the one before (for the rates) and when each came.
 #[derive(Clone, PartialEq)]
@@ -38,31 +33,29 @@ struct Row {
 }
 
 impl Row {
-    fn rate(&self, field: impl Fn(&Varz) -> u64) -> String {
-        self.before
-            .as_ref()
-            .and_then(|(before, then)| {
-                rate_per_second(field(before), field(&self.now), self.at - then)
-            })
+    fn rate(&self, field: impl Fn(&Varz) -> u64) -> Option<f64> {
+        let (before, then) = self.before.as_ref()?;
+        rate_per_second(field(before), field(&self.now), self.at - then)
+    }
+
+    /// A count's rate, "12/s"; "…" until there are two readings.
+    fn count_rate(&self, field: impl Fn(&Varz) -> u64) -> String {
+        self.rate(field)
             .map(format_rate)
+            .unwrap_or_else(|| "…".to_owned())
+    }
+
+    /// A byte count's rate, "1.2 KiB/s" (as /monitor writes it); "…" until two readings.
+    fn byte_rate(&self, field: impl Fn(&Varz) -> u64) -> String {
+        self.rate(field)
+            .map(|r| format!("{}/s", format_bytes(r.round() as u64)))
             .unwrap_or_else(|| "…".to_owned())
     }
 }
 
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or_default()
-}
-
 #[component]
 pub fn ServerPage() -> impl IntoView {
-    let password = RwSignal::new(
-        session_storage()
-            .and_then(|s| s.get_item(SYS_KEY).ok().flatten())
-            .unwrap_or_default(),
-    );
+    let password = RwSignal::new(session::load_sys_password());
     // The sys connection, made from the app's servers when a password is given.
     let client: RwSignal<Option<Client>, LocalStorage> = RwSignal::new_local(None);
     let status = RwSignal::new(String::new());
@@ -117,15 +110,11 @@ pub fn ServerPage() -> impl IntoView {
     let sign_in = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let pw = typed.get_untracked();
-        if let Some(s) = session_storage() {
-            let _ = s.set_item(SYS_KEY, &pw);
-        }
+        session::save_sys_password(&pw);
         password.set(pw);
     };
     let sign_out = move |_| {
-        if let Some(s) = session_storage() {
-            let _ = s.remove_item(SYS_KEY);
-        }
+        session::save_sys_password("");
         password.set(String::new());
         typed.set(String::new());
     };
@@ -181,10 +170,10 @@ fn explain(e: &dyn std::fmt::Display) -> String {
 /// Asks every server for its VARZ, collecting answers for [`COLLECT`].
 async fn ping_all(client: &Client) -> Result<Vec<Varz>, String> {
     let inbox = client.new_inbox();
-    let mut replies = client.subscribe(&inbox).map_err(crate::session::explain)?;
+    let mut replies = client.subscribe(&inbox).map_err(|e| explain(&e))?;
     client
         .publish_message(PING, Some(&inbox), None, b"")
-        .map_err(crate::session::explain)?;
+        .map_err(|e| explain(&e))?;
     let mut found = Vec::new();
     let mut deadline = gloo_timers::future::sleep(COLLECT).fuse();
     loop {
@@ -273,16 +262,16 @@ fn Servers(client: Client) -> impl IntoView {
                             <td class="num" data-testid="server-connections">{row.now.connections}</td>
                             <td class="num" data-testid="server-subscriptions">{row.now.subscriptions}</td>
                             <td class="num" data-testid="server-in-msgs">
-                                {row.now.in_msgs} <span class="muted small">{row.rate(|v| v.in_msgs)}</span>
+                                {row.now.in_msgs} <span class="muted small">{row.count_rate(|v| v.in_msgs)}</span>
                             </td>
                             <td class="num" data-testid="server-out-msgs">
-                                {row.now.out_msgs} <span class="muted small">{row.rate(|v| v.out_msgs)}</span>
+                                {row.now.out_msgs} <span class="muted small">{row.count_rate(|v| v.out_msgs)}</span>
                             </td>
                             <td class="num" data-testid="server-in-bytes">
-                                {format_bytes(row.now.in_bytes)} <span class="muted small">{row.rate(|v| v.in_bytes)}</span>
+                                {format_bytes(row.now.in_bytes)} <span class="muted small">{row.byte_rate(|v| v.in_bytes)}</span>
                             </td>
                             <td class="num" data-testid="server-out-bytes">
-                                {format_bytes(row.now.out_bytes)} <span class="muted small">{row.rate(|v| v.out_bytes)}</span>
+                                {format_bytes(row.now.out_bytes)} <span class="muted small">{row.byte_rate(|v| v.out_bytes)}</span>
                             </td>
                             <td class="num" data-testid="server-jetstream">
                                 {format!(

@@ -1024,11 +1024,10 @@ impl Connection {
                 }),
             });
         }
-        // The same authorization error twice in a row: retrying will not change the credentials
-        // (nats.go and nats.js give up likewise). Offline until reconnect_now().
-        // Only the server's refusal counts: credentials that could not be made (an
-        // authenticator's token service down, a .creds file caught mid-rewrite) may work at the
-        // next attempt, after the backoff (nats.go likewise gives up on server auth errors only).
+        // The server refused the credentials twice in a row: retrying will not change them
+        // (nats.go and nats.js give up likewise). Offline until reconnect_now(). Credentials
+        // that could not be made (an authenticator's token service down, a .creds file caught
+        // mid-rewrite) do not count: they may work at the next attempt, after the backoff.
         let auth_again = err == ConnectionError::AuthorizationViolation
             && self.last_error.as_ref() == Some(&err);
         self.last_error = Some(err.clone());
