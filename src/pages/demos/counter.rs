@@ -4,9 +4,13 @@
 //! Clicks are numbered and queue up in the page; one task writes them, for as long as the page is
 //! mounted. Each write starts by reading the key: the value says up to which of this page's clicks
 //! it already includes (`Counter::applied`), those leave the queue, and the rest are applied in a
-//! compare-and-set. So a write whose answer was lost (a cut, a timeout) is settled by the next read,
-//! whichever server version answers: no click is lost, none is counted twice. Failed tries are
-//! retried by themselves once connected, without waiting for another click.
+//! compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
+//! answer was lost (a cut, a timeout) is settled by the next read, and so is one that the server
+//! acknowledged and then overwrote — a clustered nats-server before 2.9.21 accepts concurrent
+//! compare-and-sets at the same revision (nats-server#4320), and the write after ours then lacks
+//! our clicks, which the next read shows and the next write adds. No click is lost, none is counted
+//! twice. Failed tries are retried by themselves once connected, without waiting for another
+//! click.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,6 +30,20 @@ const KEY: &str = "counter";
 /// Pause after a failed try, doubling up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// Pause before the second of consecutive lost compare-and-sets, doubling up to
+/// `MAX_CONFLICT_PAUSE`: the first retry goes at once (another tab wrote first), but a replica
+/// that keeps answering reads from behind (one catching up after a restart) must not make the
+/// task read and write as fast as the network allows.
+const FIRST_CONFLICT_PAUSE: Duration = Duration::from_millis(10);
+const MAX_CONFLICT_PAUSE: Duration = Duration::from_millis(500);
+
+/// How a try ended.
+enum Tried {
+    /// Written, or nothing left to write.
+    Done,
+    /// The key had moved on since it was read: read again.
+    Conflict,
+}
 
 /// What the page shares with its write task. All `Copy`; every read in the task is a `try_`
 /// read, because the task may wake once more after the page is gone.
@@ -56,6 +74,7 @@ impl Writer {
     /// the page's reactive values are gone (the task is aborted on cleanup anyway).
     async fn run(self, mut wake: mpsc::UnboundedReceiver<()>) {
         let mut pause = FIRST_PAUSE;
+        let mut conflicts = 0u32;
         loop {
             if self.queue.try_with_value(VecDeque::is_empty) == Some(true) {
                 if wake.next().await.is_none() {
@@ -64,7 +83,17 @@ impl Writer {
                 continue;
             }
             match self.step().await {
-                Some(Ok(())) => pause = FIRST_PAUSE,
+                Some(Ok(Tried::Done)) => {
+                    pause = FIRST_PAUSE;
+                    conflicts = 0;
+                }
+                Some(Ok(Tried::Conflict)) => {
+                    conflicts += 1;
+                    if conflicts > 1 {
+                        let wait = FIRST_CONFLICT_PAUSE * 2u32.pow((conflicts - 2).min(6));
+                        gloo_timers::future::sleep(wait.min(MAX_CONFLICT_PAUSE)).await;
+                    }
+                }
                 Some(Err(why)) => {
                     self.error.set(Some(format!(
                         "{why}; your clicks are kept and sent again by themselves"
@@ -78,14 +107,14 @@ impl Writer {
     }
 
     /// One try: waits for a connection, reads the key, drops the clicks it includes, writes the
-    /// others. `None` when the page is gone.
-    async fn step(&self) -> Option<Result<(), String>> {
+    /// others (which the next try's read then settles). `None` when the page is gone.
+    async fn step(&self) -> Option<Result<Tried, String>> {
         let Some(client) = self.client.try_get_untracked()? else {
             return Some(Err("not connected yet".into()));
         };
         if !until_connected(&client).await {
             // This client was closed: the settings changed and a new one takes over.
-            return Some(Ok(()));
+            return Some(Ok(Tried::Done));
         }
         let Some(store) = self.counter.try_store()? else {
             return Some(Err("the counter is not loaded yet".into()));
@@ -103,9 +132,9 @@ impl Writer {
         self.settled(value.applied_upto(&id))?;
         let clicks: Vec<(u64, CounterOp)> =
             self.queue.try_with_value(|q| q.iter().copied().collect())?;
-        let Some(&(upto, _)) = clicks.last() else {
-            return Some(Ok(()));
-        };
+        if clicks.is_empty() {
+            return Some(Ok(Tried::Done));
+        }
         let next = value.with_clicks(
             &id,
             &self.identity.try_get_untracked()?,
@@ -118,13 +147,15 @@ impl Writer {
             None => store.create(KEY, json).await,
         };
         match written {
+            // Settled by the next read, which shows whether the value kept them.
             Ok(_) => {
-                self.settled(upto)?;
                 self.error.set(None);
-                Some(Ok(()))
+                Some(Ok(Tried::Done))
             }
             // Someone wrote first (or our own answer was lost): the next read settles it.
-            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => Some(Ok(())),
+            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
+                Some(Ok(Tried::Conflict))
+            }
             Err(e) => Some(Err(e.to_string())),
         }
     }

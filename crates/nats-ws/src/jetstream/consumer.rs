@@ -13,6 +13,9 @@ use crate::client::{Client, Subscriber};
 use crate::error::PublishError;
 use crate::header::status;
 use crate::message::Message;
+
+/// How long an ordered consumer waits for the delete of one it replaced (see `Ordered::create`).
+const STALE_DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 use crate::proto::Status;
 
 #[derive(Serialize)]
@@ -292,8 +295,10 @@ impl JetStream {
 
     /// An ordered push consumer on `stream`: every message once, in stream order, across reconnects
     /// and server restarts (the consumer is recreated from the last sequence seen + 1, or before
-    /// any message from where the first consumer started). It owns at most one consumer on the
-    /// server at a time, named `<random>_<serial>`, and deletes it when dropped.
+    /// any message from where the first consumer started). It reads from one consumer at a time,
+    /// named `<random>_<serial>`, and deletes it when dropped; one it replaces is deleted before
+    /// the next is created when the server answers within a second, else at the next creation
+    /// (or by the server after its 5 min inactive threshold).
     pub fn ordered(
         &self,
         stream: &str,
@@ -453,7 +458,12 @@ impl Ordered {
     async fn create(&mut self) -> Result<u64, JetStreamError> {
         self.sub = None;
         self.stale.extend(self.current.take());
-        self.delete_stale().await?;
+        // The consumers this one replaces must not hold it up: after the server that ran them
+        // died, or while the cluster elects leaders, a delete may go unanswered for seconds (this
+        // watcher then showed nothing new for 15 s and more). Those not deleted now stay in
+        // `stale`, tried again at the next creation; the server removes them after the inactive
+        // threshold in any case.
+        let _ = self.delete_stale().await;
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
         let sub = client.subscribe(&inbox)?;
@@ -490,14 +500,16 @@ impl Ordered {
         Ok(info.num_pending)
     }
 
-    /// Deletes the consumers this instance may still own on the server. A transient failure is
-    /// returned (tried again before the next creation); a consumer that is gone already, or that
+    /// Deletes the consumers this instance may still own on the server, waiting at most
+    /// [`STALE_DELETE_TIMEOUT`] for each answer. A transient failure is returned (tried again at
+    /// the next creation); a consumer that is gone already, or that
     /// this user may not delete, is forgotten (the server's inactive threshold removes it), and
     /// so is one that could not be deleted 3 times in a row while connected: a watcher must not
     /// stop for good because a delete never gets an answer.
     async fn delete_stale(&mut self) -> Result<(), JetStreamError> {
+        let js = self.js.clone().with_timeout(STALE_DELETE_TIMEOUT);
         while let Some(name) = self.stale.last() {
-            match self.js.delete_consumer(&self.stream, name).await {
+            match js.delete_consumer(&self.stream, name).await {
                 Err(e) if e.is_transient() => {
                     if self.js.client().status().is_connected() {
                         self.delete_failures += 1;
