@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Local development nats-server: bash nats.sh start|stop|status|restart|logs
 # Runs `nats-server -c nats-server.conf` from the repo root; state lives in ./data/.
+# Or a 3-node cluster in its place: bash nats.sh cluster start|stop|status [node] (see cmd_cluster).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 CONF=nats-server.conf
+ACCOUNTS_CONF=nats-accounts.conf
 DATA=data
 PID_FILE=$DATA/nats-server.pid
 # The users' passwords (nats-accounts.conf), generated on the first start; git-ignored.
 CREDENTIALS=$DATA/credentials.env
-USERS=(admin sys agent worker publisher math sensor leaf)
+USERS=(admin sys agent worker publisher math sensor leaf route)
 LOG_FILE=$DATA/nats-server.log
 # Keep in sync with nats-server.conf.
 HOST=127.0.0.1
@@ -27,6 +29,7 @@ die() { printf 'nats.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   echo "usage: bash nats.sh start|stop|status|restart|logs" >&2
+  echo "       bash nats.sh cluster start|stop|status [1|2|3]" >&2
   exit 2
 }
 
@@ -46,16 +49,17 @@ alive() {
   [[ $comm == *nats-server* ]]
 }
 
-# Prints the pid of our running server, or fails (removing a stale pid file).
+# Prints the pid of the server whose pid file is $1 (default: the single server's), or fails
+# (removing a stale pid file).
 running_pid() {
-  [[ -f $PID_FILE ]] || return 1
-  local pid
-  pid=$(cat "$PID_FILE" 2>/dev/null || true)
+  local file=${1:-$PID_FILE} pid
+  [[ -f $file ]] || return 1
+  pid=$(cat "$file" 2>/dev/null || true)
   if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
     echo "$pid"
     return 0
   fi
-  rm -f "$PID_FILE"
+  rm -f "$file"
   return 1
 }
 
@@ -154,6 +158,13 @@ export_credentials() {
   return 0
 }
 
+user_note() {
+  case $1 in
+    sys) echo "   (account SYS)" ;;
+    route) echo "   (the cluster's routes: bash nats.sh cluster)" ;;
+  esac
+}
+
 print_credentials() {
   [[ -f $CREDENTIALS ]] || return 0
   echo "users (account APP unless noted; connections without credentials are 'browser'):"
@@ -161,7 +172,7 @@ print_credentials() {
   for user in "${USERS[@]}"; do
     var=$(password_var "$user")
     value=$(sed -n "s/^$var=//p" "$CREDENTIALS" | head -n1)
-    printf '  %-10s %s%s\n' "$user" "${value:-(none yet)}" "$([[ $user == sys ]] && echo "   (account SYS)" || true)"
+    printf '  %-10s %s%s\n' "$user" "${value:-(none yet)}" "$(user_note "$user")"
   done
   echo "  (from $CREDENTIALS; the app takes admin's in ⚙, /server sys's)"
 }
@@ -176,54 +187,53 @@ adopt_default_account_streams() {
   fi
 }
 
-cmd_start() {
-  local pid
-  if pid=$(running_pid); then
-    say "already $(status_line "$pid")"
-    return 0
-  fi
-  find_or_install_server
-
+# Fails, naming the owners, if one of the ports $@ is taken.
+check_ports_free() {
   local port busy=0 owner
-  for port in $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT; do
+  for port in "$@"; do
     if port_in_use "$port"; then
       owner=$(port_owner "$port" || true)
       say "port $HOST:$port is already in use by another process${owner:+: $owner}" >&2
       busy=1
     fi
   done
-  [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $CLIENT_PORT, $WS_PORT, $HTTP_PORT, $LEAF_PORT, $MQTT_PORT are needed)"
+  [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $* are needed)"
+}
 
-  ensure_credentials
-  export_credentials
-  adopt_default_account_streams
-  nohup "$NATS_SERVER" -c "$CONF" </dev/null >"$LOG_FILE" 2>&1 &
-  pid=$!
-  echo "$pid" >"$PID_FILE"
+# Starts nats-server -c $1 in the background (pid file $2, log $3).
+launch_server() {
+  nohup "$NATS_SERVER" -c "$1" </dev/null >"$3" 2>&1 &
+  echo "$!" >"$2"
+}
 
+# Waits until the server of config $1 (pid file $2, log $3) answers $4, its /healthz; stops it and
+# fails with the end of its log when it exits or stays unhealthy.
+await_healthy() {
+  local conf=$1 pid_file=$2 log=$3 health=$4 pid
+  pid=$(cat "$pid_file")
   local deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
     if ! proc_alive "$pid"; then
-      rm -f "$PID_FILE"
-      say "nats-server exited during startup; last log lines:" >&2
-      tail -n 20 "$LOG_FILE" >&2 || true
+      rm -f "$pid_file"
+      say "nats-server ($conf) exited during startup; last log lines:" >&2
+      tail -n 20 "$log" >&2 || true
       exit 1
     fi
-    if curl -fsS --max-time 1 "$HEALTH_URL" >/dev/null 2>&1; then
-      say "$(status_line "$pid")"
+    if curl -fsS --max-time 1 "$health" >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
   done
-  say "nats-server did not become healthy within ${START_TIMEOUT}s; last log lines:" >&2
-  tail -n 20 "$LOG_FILE" >&2 || true
-  cmd_stop >/dev/null
+  say "nats-server ($conf) did not become healthy within ${START_TIMEOUT}s; last log lines:" >&2
+  tail -n 20 "$log" >&2 || true
+  stop_server "$pid_file" >/dev/null
   exit 1
 }
 
-cmd_stop() {
-  local pid
-  if ! pid=$(running_pid); then
+# Stops the server of pid file $1 (SIGTERM, SIGKILL after STOP_TIMEOUT).
+stop_server() {
+  local pid_file=$1 pid
+  if ! pid=$(running_pid "$pid_file"); then
     say "not running"
     return 0
   fi
@@ -235,8 +245,226 @@ cmd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.2
   fi
-  rm -f "$PID_FILE"
+  rm -f "$pid_file"
   say "stopped (pid $pid)"
+}
+
+cmd_start() {
+  local pid
+  if pid=$(running_pid); then
+    say "already $(status_line "$pid")"
+    return 0
+  fi
+  # ./run.sh starts the server; with the cluster running in its place, the app uses the cluster.
+  if cluster_running; then
+    say "the cluster runs in the single server's place (node 1 on its ports): bash nats.sh cluster status"
+    return 0
+  fi
+  find_or_install_server
+  check_ports_free $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT
+  ensure_credentials
+  export_credentials
+  adopt_default_account_streams
+  launch_server "$CONF" "$PID_FILE" "$LOG_FILE"
+  await_healthy "$CONF" "$PID_FILE" "$LOG_FILE" "$HEALTH_URL"
+  say "$(status_line "$(cat "$PID_FILE")")"
+}
+
+cmd_stop() {
+  if ! running_pid >/dev/null && cluster_running; then
+    say "the single server is not running; the cluster is (bash nats.sh cluster stop)"
+    return 0
+  fi
+  stop_server "$PID_FILE"
+}
+
+# --- a 3-node cluster ----------------------------------------------------------------------------
+# bash nats.sh cluster start|stop|status [node]: three nats-servers on 127.0.0.1, routed to each
+# other, JetStream on each (store data/cluster/n<i>/), with the single server's accounts
+# (nats-accounts.conf) and passwords. Node 1 takes the single server's ports, so ./run.sh and every
+# client find it where they always do; node i takes each of them + i - 1 (client 4222/4223/4224,
+# websocket 8080/8081/8082, monitoring 8222/8223/8224, leaf nodes 7422/7423/7424, mqtt
+# 1883/1884/1885) and routes on 6222/6223/6224. Clients learn the other nodes from the INFO of the
+# one they reach (connect_urls), leaf nodes from its leafnode_urls. The cluster keeps its own
+# streams and buckets, apart from the single server's: the app creates them there with 3 replicas.
+CLUSTER_NAME=via
+CLUSTER_NODES=3
+CLUSTER_DIR=$DATA/cluster
+ROUTE_PORT=6222
+
+# nats-server#4320: before 2.9.21 a clustered stream could accept two compare-and-sets made at
+# the same revision (a KV update or a lease could be lost).
+CLUSTER_MIN_VERSION=2.9.21
+CURRENT_SERVER=.tools/nats-server-current/nats-server
+
+# Sets NATS_SERVER for the cluster: $NATS_SERVER_BIN, else the current release that
+# scripts/setup.sh installs into .tools/, else the system's (with a warning when too old).
+find_cluster_server() {
+  if [[ -n ${NATS_SERVER_BIN:-} ]]; then
+    NATS_SERVER=$NATS_SERVER_BIN
+  elif [[ -x $CURRENT_SERVER ]]; then
+    NATS_SERVER=$CURRENT_SERVER
+  else
+    find_or_install_server
+  fi
+  local version
+  version=$("$NATS_SERVER" --version 2>/dev/null | sed -n 's/^nats-server: v//p')
+  if [[ $(printf '%s\n%s\n' "$CLUSTER_MIN_VERSION" "${version:-0}" | sort -V | head -n1) != "$CLUSTER_MIN_VERSION" ]]; then
+    say "warning: nats-server ${version:-?} ($NATS_SERVER) may accept two compare-and-sets at the same revision in a cluster (nats-server#4320, fixed in $CLUSTER_MIN_VERSION): bash scripts/setup.sh installs the current release into .tools/" >&2
+  fi
+}
+
+node_dir() { echo "$CLUSTER_DIR/n$1"; }
+node_pid_file() { echo "$CLUSTER_DIR/n$1/nats-server.pid"; }
+node_port() { echo $(($1 + $2 - 1)); } # node_port <node 1's port> <node>
+
+cluster_running() {
+  local i
+  for ((i = 1; i <= CLUSTER_NODES; i++)); do
+    running_pid "$(node_pid_file "$i")" >/dev/null && return 0
+  done
+  return 1
+}
+
+# Node $1's configuration, written on every start from this one template (mode 600: the route
+# urls hold the route password).
+write_node_conf() {
+  local i=$1 dir routes="" j route_password
+  dir=$(node_dir "$i")
+  route_password=$(sed -n 's/^NATS_ROUTE_PASSWORD=//p' "$CREDENTIALS" | head -n1)
+  for ((j = 1; j <= CLUSTER_NODES; j++)); do
+    routes+="    nats-route://route:$route_password@$HOST:$(node_port $ROUTE_PORT "$j")"$'\n'
+  done
+  mkdir -p "$dir"
+  (
+    umask 077
+    cat >"$dir/nats.conf" <<EOF
+# Node $i of the development cluster, written by nats.sh at every cluster start: edit nats.sh.
+server_name: $CLUSTER_NAME-n$i
+host: $HOST
+port: $(node_port $CLIENT_PORT "$i")
+http: $HOST:$(node_port $HTTP_PORT "$i")
+websocket {
+  host: $HOST
+  port: $(node_port $WS_PORT "$i")
+  no_tls: true
+}
+mqtt {
+  host: $HOST
+  port: $(node_port $MQTT_PORT "$i")
+}
+jetstream {
+  store_dir: "$dir"
+}
+cluster {
+  name: $CLUSTER_NAME
+  host: $HOST
+  port: $(node_port $ROUTE_PORT "$i")
+  # Routes carry every account's messages: only the nodes, with the route password, may connect.
+  authorization {
+    user: route
+    password: \$NATS_ROUTE_PASSWORD
+  }
+  routes: [
+$routes  ]
+}
+leafnodes {
+  host: $HOST
+  port: $(node_port $LEAF_PORT "$i")
+  authorization {
+    user: leaf
+    password: \$NATS_LEAF_PASSWORD
+    account: APP
+  }
+}
+include ../../../$ACCOUNTS_CONF
+EOF
+  )
+  chmod 600 "$dir/nats.conf"
+}
+
+node_ports() {
+  local i=$1 base
+  for base in $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT $ROUTE_PORT; do
+    printf '%s ' "$(node_port "$base" "$i")"
+  done
+}
+
+node_status_line() {
+  local i=$1 pid
+  if pid=$(running_pid "$(node_pid_file "$i")"); then
+    echo "node $i ($CLUSTER_NAME-n$i): running (pid $pid, $(ps -o args= -p "$pid" | cut -d' ' -f1)) — client $HOST:$(node_port $CLIENT_PORT "$i"), websocket ws://$HOST:$(node_port $WS_PORT "$i"), monitoring http://$HOST:$(node_port $HTTP_PORT "$i"), leafnodes $HOST:$(node_port $LEAF_PORT "$i"), mqtt $HOST:$(node_port $MQTT_PORT "$i"), routes $HOST:$(node_port $ROUTE_PORT "$i")"
+  else
+    echo "node $i ($CLUSTER_NAME-n$i): not running"
+  fi
+}
+
+# Starts the nodes $@ that are not running, then waits for them: a node is healthy once JetStream
+# has a meta leader, which takes two nodes.
+cluster_start_nodes() {
+  local i dir started=()
+  for i in "$@"; do
+    running_pid "$(node_pid_file "$i")" >/dev/null && continue
+    # shellcheck disable=SC2046 # a list of ports
+    check_ports_free $(node_ports "$i")
+    write_node_conf "$i"
+    dir=$(node_dir "$i")
+    launch_server "$dir/nats.conf" "$(node_pid_file "$i")" "$dir/nats-server.log"
+    started+=("$i")
+  done
+  for i in "${started[@]}"; do
+    dir=$(node_dir "$i")
+    await_healthy "$dir/nats.conf" "$(node_pid_file "$i")" "$dir/nats-server.log" \
+      "http://$HOST:$(node_port $HTTP_PORT "$i")/healthz"
+  done
+  for i in "$@"; do node_status_line "$i"; done
+}
+
+# bash nats.sh cluster start|stop|status [node]
+cmd_cluster() {
+  local action=$1 node=${2:-} nodes=() i pid up=0
+  if [[ -n $node ]]; then
+    [[ $node =~ ^[0-9]+$ ]] && ((node >= 1 && node <= CLUSTER_NODES)) ||
+      die "no node $node: the cluster has nodes 1 to $CLUSTER_NODES"
+    nodes=("$node")
+  else
+    for ((i = 1; i <= CLUSTER_NODES; i++)); do nodes+=("$i"); done
+  fi
+  case $action in
+    start)
+      if pid=$(running_pid); then
+        die "the single server has node 1's ports (pid $pid); stop it first: bash nats.sh stop"
+      fi
+      for ((i = 1; i <= CLUSTER_NODES; i++)); do
+        if [[ " ${nodes[*]} " == *" $i "* ]] || running_pid "$(node_pid_file "$i")" >/dev/null; then
+          up=$((up + 1))
+        fi
+      done
+      # JetStream needs a meta leader, elected by a majority of the nodes.
+      ((up * 2 > CLUSTER_NODES)) ||
+        die "node $node alone would have no JetStream (a majority of the $CLUSTER_NODES nodes must run): bash nats.sh cluster start"
+      find_cluster_server
+      ensure_credentials
+      export_credentials
+      cluster_start_nodes "${nodes[@]}"
+      [[ -n $node ]] || print_credentials
+      ;;
+    stop)
+      for i in "${nodes[@]}"; do
+        printf 'node %s: ' "$i"
+        stop_server "$(node_pid_file "$i")"
+      done
+      ;;
+    status)
+      for i in "${nodes[@]}"; do
+        node_status_line "$i"
+        if running_pid "$(node_pid_file "$i")" >/dev/null; then up=$((up + 1)); fi
+      done
+      ((up > 0)) || exit 3
+      [[ -n $node ]] || print_credentials
+      ;;
+    *) usage ;;
+  esac
 }
 
 cmd_status() {
@@ -244,6 +472,9 @@ cmd_status() {
   if pid=$(running_pid); then
     status_line "$pid"
     print_credentials
+  elif cluster_running; then
+    echo "not running; the cluster runs in its place:"
+    cmd_cluster status
   else
     echo "not running"
     exit 3
@@ -255,6 +486,11 @@ cmd_logs() {
   exec tail -f "$LOG_FILE"
 }
 
+if [[ ${1:-} == cluster ]]; then
+  [[ $# -ge 2 && $# -le 3 ]] || usage
+  cmd_cluster "$2" "${3:-}"
+  exit 0
+fi
 [[ $# -eq 1 ]] || usage
 case $1 in
   start) cmd_start ;;

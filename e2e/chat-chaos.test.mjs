@@ -15,6 +15,7 @@ import {
   rand,
   scatter,
   seeded,
+  sendChat,
   useEnv,
   waitCount,
   waitFor,
@@ -30,15 +31,6 @@ const WINDOW = 4000;
 const SEEDS = Number(process.env.E2E_CHAOS_SEEDS ?? 20);
 const FIRST_SEED = Number(process.env.E2E_CHAOS_SEED ?? 1);
 const FLUSH = 15_000;
-
-/** Types `text` and presses Send in one go (no other action of the test can come in between). */
-const send = (page, text) =>
-  page.evaluate((text) => {
-    const input = document.querySelector('[data-testid="chat-input"]');
-    input.value = text;
-    input.dispatchEvent(new Event("input", { bubbles: true }));
-    document.querySelector('[data-testid="chat-send"]').click();
-  }, text);
 
 /** How many times each of `texts` is stored in stream CHAT after sequence `after`. */
 async function storedCounts(after, texts) {
@@ -70,7 +62,7 @@ test(`chat under cuts: ${TABS} tabs × ${MESSAGES} messages, ${SEEDS} seeds, eac
       const before = (await env.jsm.streams.info("CHAT")).state.last_seq;
       await env.proxy("set", { seed, split: 1, cut_rate: CUT_RATE });
       const sends = tabs.flatMap((page, i) =>
-        Array.from({ length: MESSAGES }, (_, j) => () => send(page, texts[i * MESSAGES + j])),
+        Array.from({ length: MESSAGES }, (_, j) => () => sendChat(page, texts[i * MESSAGES + j])),
       );
       const cuts = Array.from({ length: CUTS }, () => () => env.proxy("cut"));
       await scatter(rng, WINDOW, [...sends, ...cuts]);

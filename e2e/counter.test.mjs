@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { counterValue, useEnv, waitFor, waitText } from "./lib.mjs";
+import { counterSettled, counterValue, useEnv, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -26,15 +26,7 @@ test(`counter: ${TABS} tabs × ${CLICKS} concurrent +1 give exactly +${TABS * CL
 
   const want = start + TABS * CLICKS;
   // Every tab has written all of its clicks (nothing "on the way" any more) ...
-  for (const page of tabs) {
-    await waitFor(
-      page,
-      "no counter change left on the way",
-      () => !/on the way/.test(document.querySelector(".counter")?.textContent ?? "on the way"),
-      undefined,
-      { timeout: 60_000 },
-    );
-  }
+  for (const page of tabs) await counterSettled(page);
   // ... so the KV holds the final value: exactly +60, no click lost, none counted twice ...
   const stored = await kv.get("counter");
   assert.equal(counterValue(stored), want, `KV via_config/counter: ${stored?.string()}`);

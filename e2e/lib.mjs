@@ -11,6 +11,8 @@
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 // Without the NATS_* variables, a test file starts its own throwaway server with
 // scripts/nats_test_control.py (handy to run one file: E2E_DIST=... node --test e2e/chat.test.mjs).
+// A file that asks for a cluster (useEnv({ cluster: true })) always starts its own: three nodes
+// (NATS_TEST_CLUSTER=1), of the binary $NATS_SERVER_BIN.
 
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -50,20 +52,23 @@ export const CHROMIUM_ARGS = [
 /** A short random suffix, so that a test only ever matches what it wrote itself. */
 export const rand = () => Math.random().toString(36).slice(2, 8);
 
-/** The test's NATS server: from the environment, or a throwaway one this process owns. */
-async function natsServer() {
+/**
+ * The test's NATS server: from the environment, or a throwaway one this process owns; with
+ * `cluster`, always a throwaway 3-node cluster (node 0's urls).
+ */
+async function natsServer({ cluster = false } = {}) {
   const { NATS_WS_TEST_URL: ws, NATS_TEST_CONTROL: control, NATS_TEST_URL: nats } = process.env;
-  if (ws && control && nats) return { ws, control, nats, stop: async () => {} };
+  if (ws && control && nats && !cluster) return { ws, control, nats, stop: async () => {} };
 
   const work = mkdtempSync(path.join(tmpdir(), "via-e2e-nats-"));
   // With the development server's accounts: the app runs as the restricted `browser` user.
   const child = spawn("python3", [path.join(REPO, "scripts", "nats_test_control.py"), work], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, NATS_TEST_ACCOUNTS: "1" },
+    env: { ...process.env, NATS_TEST_ACCOUNTS: "1", NATS_TEST_CLUSTER: cluster ? "1" : "0" },
   });
   const line = await new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
-    const timer = setTimeout(() => reject(new Error("test nats-server did not start in 30 s")), 30_000);
+    const timer = setTimeout(() => reject(new Error("test nats-server did not start in 60 s")), 60_000);
     lines.on("line", (l) => {
       if (l.startsWith("ready ")) {
         clearTimeout(timer);
@@ -93,7 +98,7 @@ async function natsServer() {
  * when a test failed): closes the browser, the static server, the NATS client (and the server
  * when this process started it).
  */
-export async function startEnv(env = {}) {
+export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } = {}) {
   const dist = process.env.E2E_DIST;
   if (!dist) {
     throw new Error(
@@ -112,7 +117,7 @@ export async function startEnv(env = {}) {
     }
   };
   try {
-    const server = await natsServer();
+    const server = await natsServer({ cluster });
     closers.push(server.stop);
     env.server = server;
 
@@ -142,7 +147,7 @@ export async function startEnv(env = {}) {
 
     env.browser = await chromium.launch({
       executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...chromiumArgs],
     });
     closers.push(() => env.browser.close());
   } catch (e) {
@@ -168,13 +173,14 @@ export async function startEnv(env = {}) {
    * A new tab: its own browser context (own sessionStorage), pointed at the test server through
    * localStorage `via.settings`, with identity `identity` (sessionStorage `via.identity`).
    * Opens `path` and waits until the header says "Live". With `proxy`, the tab connects through
-   * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server. Tabs are
-   * the anonymous `browser` user; with `admin`, signed in as admin (as ⚙ does).
+   * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server; with
+   * `servers`, to those. Tabs are the anonymous `browser` user; with `admin`, signed in as admin
+   * (as ⚙ does).
    */
-  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false } = {}) => {
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, servers: to } = {}) => {
     const context = await env.browser.newContext({ viewport: VIEWPORT });
     env.contexts.push(context);
-    const servers = proxy ? (await env.proxy("status")).url : env.server.ws;
+    const servers = to ?? (proxy ? (await env.proxy("status")).url : env.server.ws);
     const settings = { servers, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
     if (admin && env.admin.user) Object.assign(settings, { user: "admin", password: env.admin.pass, remember: true });
     await context.addInitScript(
@@ -210,6 +216,12 @@ export async function startEnv(env = {}) {
     const contexts = env.contexts.splice(0);
     await Promise.all(contexts.map((c) => c.close().catch(() => {})));
   };
+
+  /**
+   * The nodes of a cluster environment (GET /cluster): [{ name, running, client, websocket,
+   * http, leafnodes, mqtt }] — node 0 is the one env.server names.
+   */
+  env.nodes = async () => JSON.parse(await env.control("cluster"));
 
   /** Stops or starts the test server (returns once done). */
   env.control = async (what) => {
@@ -345,9 +357,9 @@ export async function startEnv(env = {}) {
  * the pages checked for uncaught errors and panics), everything closed after the last test, also
  * when a test failed.
  */
-export function useEnv() {
+export function useEnv(options = {}) {
   const env = {};
-  before(() => startEnv(env), { timeout: 60_000 });
+  before(() => startEnv(env, options), { timeout: 60_000 });
   afterEach(async () => {
     await env.closeTabs?.();
     env.assertNoProblems?.();
@@ -463,6 +475,25 @@ export async function screenshot(page, name) {
   await page.evaluate(() => document.fonts.ready);
   await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
+
+/** Waits until no change of the counter is "on the way" in `page`: every click of it written. */
+export const counterSettled = (page, { timeout = 60_000 } = {}) =>
+  waitFor(
+    page,
+    "no counter change left on the way",
+    () => !/on the way/.test(document.querySelector(".counter")?.textContent ?? "on the way"),
+    undefined,
+    { timeout },
+  );
+
+/** Types `text` into the chat and presses Send in one go (no other action can come in between). */
+export const sendChat = (page, text) =>
+  page.evaluate((text) => {
+    const input = document.querySelector('[data-testid="chat-input"]');
+    input.value = text;
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    document.querySelector('[data-testid="chat-send"]').click();
+  }, text);
 
 /** Counter value as the app reads it: JSON {"value":N,...} or a bare integer; 0 when unset. */
 export function counterValue(entry) {

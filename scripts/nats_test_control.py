@@ -24,11 +24,18 @@ until told otherwise: GET /proxy/status gives its url (JSON), and /proxy/set, /p
 GET /auth-server?config=C starts (or restarts) a second, small nats-server (WebSocket, no
 JetStream) with the configuration text C appended, for the browser's authentication tests (NKey
 users, an operator with preloaded accounts): JSON `{"websocket": <url>}`, or 500 with the end of its
-log. GET /auth-server/stop stops it.
+log. GET /auth-server/stop stops it. With &tls=1 its WebSocket port speaks TLS (wss://, a
+self-signed certificate for 127.0.0.1 made with openssl; the browser must be told to accept it).
 
 GET /request?subject=S&payload=P makes a NATS request with nats-py over the server's TCP port, a
 native peer for the browser's services: JSON `{"payload": …, "headers": {…}}` (200) or
 `{"error": …}` (504).
+
+NATS_TEST_CLUSTER=1 makes it a 3-node cluster (routes with a password, JetStream on each node; as
+`bash nats.sh cluster` does): the ready line, /start, /stop and /ports are node 0's; GET /cluster
+lists the nodes (JSON: name, running, client, websocket, http, leafnodes ports), GET
+/cluster/kill?node=N kills node N with SIGKILL, GET /cluster/start?node=N starts it again (once its
+ports accept connections). The cluster is ready when every node's /healthz says JetStream is.
 """
 
 import http.server
@@ -62,6 +69,29 @@ def wait_for_port(port, proc, deadline):
                 return True
         except OSError:
             time.sleep(0.05)
+    return False
+
+
+def random_password():
+    # A letter first: nats-server reads an environment variable as a configuration value.
+    first = secrets.choice(string.ascii_letters)
+    return first + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(23))
+
+
+def wait_healthy(http_port, proc, deadline):
+    """True once the server's /healthz answers 200 (with JetStream: once it has a meta leader)."""
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        if proc is None or proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
     return False
 
 
@@ -101,8 +131,11 @@ def terminate(proc):
 
 
 class Server:
-    def __init__(self, work_dir):
+    """One nats-server; node `index` of a cluster when `cluster` = (route ports, route password)."""
+
+    def __init__(self, work_dir, credentials=None, index=0, cluster=None):
         self.work_dir = work_dir
+        os.makedirs(work_dir, exist_ok=True)
         self.client_port, self.ws_port, self.http_port = free_port(), free_port(), free_port()
         # Leaf nodes started by via-agent in the /scale tests join here.
         self.leafnode_port = free_port()
@@ -113,28 +146,37 @@ class Server:
         # NATS_WS_COMPRESSION=1: permessage-deflate on the WebSocket port (browsers negotiate it; on
         # 2.15 the server then refuses client frames that inflate beyond max_payload).
         compression = "  compression: true\n" if os.environ.get("NATS_WS_COMPRESSION") == "1" else ""
-        # The development server's accounts (NATS_TEST_ACCOUNTS=1), with passwords of this run.
-        self.credentials = {}
+        # The development server's accounts (NATS_TEST_ACCOUNTS=1), with passwords of this run
+        # (shared by the nodes of a cluster).
+        self.credentials = credentials if credentials is not None else test_credentials()
         accounts = ""
         leaf_auth = ""
         if os.environ.get("NATS_TEST_ACCOUNTS") == "1":
             repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             shutil.copy(os.path.join(repo, "nats-accounts.conf"), os.path.join(work_dir, "nats-accounts.conf"))
-            for user in ("admin", "sys", "agent", "worker", "publisher", "math", "sensor", "leaf"):
-                # A letter first: nats-server reads the variable as a configuration value.
-                first = secrets.choice(string.ascii_letters)
-                rest = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(23))
-                self.credentials[f"NATS_{user.upper()}_PASSWORD"] = first + rest
             accounts = "include ./nats-accounts.conf\n"
             leaf_auth = "  authorization {\n    user: leaf\n    password: $NATS_LEAF_PASSWORD\n    account: APP\n  }\n"
+        self.name = f"nats-ws-browser-test-{index}" if cluster else "nats-ws-browser-test"
+        self.env = dict(self.credentials)
+        cluster_block = ""
+        if cluster:
+            route_ports, route_password = cluster
+            self.env["NATS_ROUTE_PASSWORD"] = route_password
+            routes = "".join(f"    nats-route://route:{route_password}@127.0.0.1:{p}\n" for p in route_ports)
+            cluster_block = (
+                f"cluster {{\n  name: via-test\n  host: 127.0.0.1\n  port: {route_ports[index]}\n"
+                f"  authorization {{\n    user: route\n    password: $NATS_ROUTE_PASSWORD\n  }}\n"
+                f"  routes: [\n{routes}  ]\n}}\n"
+            )
         with open(self.config, "w") as f:
             f.write(
-                f"server_name: nats-ws-browser-test\nhost: 127.0.0.1\nport: {self.client_port}\n"
+                f"server_name: {self.name}\nhost: 127.0.0.1\nport: {self.client_port}\n"
                 f"http: 127.0.0.1:{self.http_port}\n"
                 f"websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n{compression}}}\n"
                 f"leafnodes {{\n  host: 127.0.0.1\n  port: {self.leafnode_port}\n{leaf_auth}}}\n"
                 f"mqtt {{\n  host: 127.0.0.1\n  port: {self.mqtt_port}\n}}\n"
                 f'jetstream {{\n  store_dir: "{os.path.join(work_dir, "store")}"\n}}\n'
+                f"{cluster_block}"
                 f"{accounts}"
             )
         # NATS_SERVER_BIN picks the server (./test.sh runs the suite against two); else PATH's.
@@ -154,7 +196,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env={**os.environ, **self.credentials},
+                env={**os.environ, **self.env},
             )
             deadline = time.monotonic() + 20
             ports = (self.client_port, self.ws_port, self.mqtt_port)
@@ -165,8 +207,58 @@ class Server:
             terminate(self.proc)
             self.proc = None
 
+    def kill(self):
+        """SIGKILL, as a crash: no lame duck, no goodbye to the cluster."""
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def describe(self):
+        return {
+            "name": self.name,
+            "running": self.running(),
+            "client": self.client_port,
+            "websocket": self.ws_port,
+            "http": self.http_port,
+            "leafnodes": self.leafnode_port,
+            "mqtt": self.mqtt_port,
+        }
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+
+def test_credentials():
+    """The users' passwords of this run (NATS_TEST_ACCOUNTS=1), named as in data/credentials.env."""
+    if os.environ.get("NATS_TEST_ACCOUNTS") != "1":
+        return {}
+    users = ("admin", "sys", "agent", "worker", "publisher", "math", "sensor", "leaf")
+    return {f"NATS_{user.upper()}_PASSWORD": random_password() for user in users}
+
+
+def make_servers(work_dir):
+    """One server, or the three nodes of a cluster (NATS_TEST_CLUSTER=1) sharing the passwords."""
+    if os.environ.get("NATS_TEST_CLUSTER") != "1":
+        return [Server(work_dir)]
+    credentials = test_credentials()
+    cluster = ([free_port() for _ in range(3)], random_password())
+    return [Server(os.path.join(work_dir, f"n{i}"), credentials, i, cluster) for i in range(3)]
+
+
+def start_all(servers):
+    """Starts every server; a cluster's nodes must all be up before JetStream is (a meta leader
+    takes two), so they start together and are then awaited."""
+    if len(servers) == 1:
+        return servers[0].start()
+    threads = [threading.Thread(target=s.start) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 30
+    return all(wait_healthy(s.http_port, s.proc, deadline) for s in servers)
 
 
 class AuthServer:
@@ -179,16 +271,21 @@ class AuthServer:
         self.proc = None
         self.lock = threading.Lock()
 
-    def start(self, extra_config):
+    def start(self, extra_config, tls=False):
         """Returns (ws_url, None) once it listens, else (None, the end of its log)."""
         with self.lock:
             self._stop()
             client_port, ws_port = free_port(), free_port()
             config = os.path.join(self.work_dir, "nats-server.conf")
+            if tls:
+                cert, key = self._certificate()
+                ws_tls = f'  tls {{\n    cert_file: "{cert}"\n    key_file: "{key}"\n  }}\n'
+            else:
+                ws_tls = "  no_tls: true\n"
             with open(config, "w") as f:
                 f.write(
                     f"server_name: nats-ws-auth-test\nhost: 127.0.0.1\nport: {client_port}\n"
-                    f"websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n"
+                    f"websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n{ws_tls}}}\n"
                     f"{extra_config}\n"
                 )
             log_path = os.path.join(self.work_dir, "nats-server.log")
@@ -198,10 +295,23 @@ class AuthServer:
                 )
             deadline = time.monotonic() + 20
             if all(wait_for_port(p, self.proc, deadline) for p in (client_port, ws_port)):
-                return f"ws://127.0.0.1:{ws_port}", None
+                return f"{'wss' if tls else 'ws'}://127.0.0.1:{ws_port}", None
             self._stop()
             with open(log_path) as f:
                 return None, "".join(f.readlines()[-15:])
+
+    def _certificate(self):
+        """A self-signed certificate for 127.0.0.1 (P-256, one day), made once per run."""
+        cert = os.path.join(self.work_dir, "cert.pem")
+        key = os.path.join(self.work_dir, "key.pem")
+        if not os.path.exists(cert):
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True,
+            )
+        return cert, key
 
     def stop(self):
         with self.lock:
@@ -214,7 +324,8 @@ class AuthServer:
 
 def main():
     work_dir = sys.argv[1]
-    server = Server(work_dir)
+    servers = make_servers(work_dir)
+    server = servers[0]
     auth_server = AuthServer(work_dir, server.binary)
 
     proxy = Proxy(server.ws_port)
@@ -227,16 +338,35 @@ def main():
                 status, body = proxy.command(url.path, dict(urllib.parse.parse_qsl(url.query)))
                 send_json(self, status, body)
                 return
+            if url.path == "/cluster":
+                send_json(self, 200, [s.describe() for s in servers])
+                return
+            if url.path in ("/cluster/kill", "/cluster/start"):
+                query = dict(urllib.parse.parse_qsl(url.query))
+                try:
+                    node = servers[int(query.get("node", ""))]
+                except (ValueError, IndexError):
+                    send_json(self, 400, {"error": f"no node {query.get('node')!r}: 0 to {len(servers) - 1}"})
+                    return
+                if url.path == "/cluster/kill":
+                    node.kill()
+                    send_json(self, 200, node.describe())
+                else:
+                    ok = node.start()
+                    send_json(self, 200 if ok else 500, node.describe())
+                return
             if url.path == "/request":
                 query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+                # Through a node that is up (a cluster test may have killed node 0).
+                peer = next((s for s in servers if s.running()), server)
                 status, body = nats_request(
-                    server.client_port, query.get("subject", ""), query.get("payload", ""), server.credentials
+                    peer.client_port, query.get("subject", ""), query.get("payload", ""), server.credentials
                 )
                 send_json(self, status, body)
                 return
             if url.path == "/auth-server":
                 query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-                ws_url, log_tail = auth_server.start(query.get("config", ""))
+                ws_url, log_tail = auth_server.start(query.get("config", ""), tls=query.get("tls") == "1")
                 if ws_url:
                     send_json(self, 200, {"websocket": ws_url})
                 else:
@@ -285,17 +415,21 @@ def main():
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
-    def shutdown(*_):
-        server.stop()
+    def stop_all():
+        for s in servers:
+            s.stop()
         auth_server.stop()
+
+    def shutdown(*_):
+        stop_all()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if not server.start():
-        server.stop()
+    if not start_all(servers):
+        stop_all()
         try:
-            with open(os.path.join(work_dir, "nats-server.log")) as f:
+            with open(os.path.join(server.work_dir, "nats-server.log")) as f:
                 tail = "".join(f.readlines()[-15:])
         except OSError:
             tail = "(no log)\n"
@@ -308,8 +442,7 @@ def main():
     try:
         httpd.serve_forever()
     finally:
-        server.stop()
-        auth_server.stop()
+        stop_all()
 
 
 if __name__ == "__main__":

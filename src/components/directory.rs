@@ -41,8 +41,10 @@ const REGISTRY_MARKER_TTL: Duration = Duration::from_secs(5);
 
 /// The registry bucket exactly as via-agent creates it (`crates/via-agent/src/agent.rs`): the same
 /// config makes the create idempotent, so whichever comes first, the other's create succeeds.
-pub fn registry_config() -> KvConfig {
+/// `replicas`: the server's [`nats_ws::jetstream::JetStream::default_replicas`], as the agent's.
+pub fn registry_config(replicas: usize) -> KvConfig {
     KvConfig::new(REGISTRY_BUCKET)
+        .replicas(replicas)
         .ttl(Duration::from_millis(REGISTRY_TTL_MS))
         .limit_marker_ttl(REGISTRY_MARKER_TTL)
 }
@@ -333,7 +335,10 @@ pub fn use_directory(client: Client) -> Directory {
                 }
                 let outcome = match js.key_value(REGISTRY_BUCKET).await {
                     Err(KvError::BucketNotFound { .. }) => {
-                        match js.create_key_value(registry_config()).await {
+                        match js
+                            .create_key_value(registry_config(js.default_replicas().await))
+                            .await
+                        {
                             // Created meanwhile with other settings (an agent of another
                             // version): it is there, which is all the page needs.
                             Err(KvError::JetStream(e))
@@ -485,8 +490,9 @@ mod tests {
 
     #[test]
     fn the_registry_is_created_as_the_agent_creates_it() {
-        let c = registry_config();
+        let c = registry_config(3);
         assert_eq!(c.bucket, "services_registry");
+        assert_eq!(c.replicas, 3);
         assert_eq!(c.ttl, Duration::from_secs(15));
         assert_eq!(c.limit_marker_ttl, Duration::from_secs(5));
         assert_eq!(c.history, 1);

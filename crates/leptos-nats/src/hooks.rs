@@ -143,7 +143,7 @@ impl UseKvKeyReturn {
     }
 }
 
-/// Binds (or creates, with history 5) the bucket, trying again every few seconds while that fails
+/// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few seconds while that fails
 /// (server unreachable or restarting); `error` says why meanwhile.
 async fn bind_until_ready(
     context: &NatsContext,
@@ -152,8 +152,11 @@ async fn bind_until_ready(
     error: RwSignal<Option<String>>,
 ) -> Store {
     loop {
+        let replicas = client.jetstream().default_replicas().await;
         match context
-            .bucket(client, bucket, || KvConfig::new(bucket).history(5))
+            .bucket(client, bucket, || {
+                KvConfig::new(bucket).history(5).replicas(replicas)
+            })
             .await
         {
             Ok(store) => {

@@ -527,9 +527,13 @@ impl Agent {
                 }
             }
         };
-        let processes = with_timeout(open(KvConfig::new(PROCESSES_BUCKET))).await?;
+        // Replicated on a cluster (the pages create theirs alike: src/components/directory.rs).
+        let replicas = js.default_replicas().await;
+        let processes =
+            with_timeout(open(KvConfig::new(PROCESSES_BUCKET).replicas(replicas))).await?;
         let registry = with_timeout(open(
             KvConfig::new(REGISTRY_BUCKET)
+                .replicas(replicas)
                 .ttl(REGISTRY_TTL)
                 .limit_marker_ttl(Duration::from_secs(5)),
         ))

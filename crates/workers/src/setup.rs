@@ -63,6 +63,7 @@ pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), Wo
         max_age: STREAM_MAX_AGE,
         max_bytes: STREAM_MAX_BYTES,
         description: Some("Partitioned events: one durable pull consumer per partition".into()),
+        num_replicas: js.default_replicas().await,
         ..StreamConfig::new(&settings.stream, [settings.events_filter()])
     };
     match js.create_stream(&config).await {
@@ -119,8 +120,11 @@ async fn ensure_bucket(js: &JetStream, config: KvConfig) -> Result<Store, KvErro
 /// The buckets `leases` and `workers`; their max age is the lease TTL, so the key of a worker
 /// that died without a word goes away by itself.
 pub async fn ensure_buckets(js: &JetStream, settings: &Settings) -> Result<Buckets, WorkerError> {
+    let replicas = js.default_replicas().await;
     let config = |bucket: &str, description: &str| {
-        let mut config = KvConfig::new(bucket).ttl(settings.lease_ttl);
+        let mut config = KvConfig::new(bucket)
+            .ttl(settings.lease_ttl)
+            .replicas(replicas);
         config.description = Some(description.to_owned());
         config
     };

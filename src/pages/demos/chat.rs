@@ -46,6 +46,7 @@ async fn ensure_stream(js: &JetStream) -> Result<(), String> {
         max_msgs: 1000,
         max_age: Duration::from_secs(24 * 3600),
         duplicate_window: Duration::from_secs(120),
+        num_replicas: js.default_replicas().await,
         ..StreamConfig::new(CHAT_STREAM, [CHAT_SUBJECTS])
     };
     match js.create_stream(&config).await {

@@ -134,9 +134,10 @@ fn is_missing(e: &JetStreamError) -> bool {
     )
 }
 
-/// The stream's configuration when this page creates it.
-fn stream_config() -> StreamConfig {
+/// The stream's configuration when this page creates it (replicated on a cluster).
+fn stream_config(replicas: usize) -> StreamConfig {
     let mut config = StreamConfig::new(STREAM, [SUBJECTS]);
+    config.num_replicas = replicas;
     config.description = Some("/playground: orders for the durable consumer".into());
     config.storage = StorageType::Memory;
     // Acked orders stay (limits retention, so that the ack floor means something): bounded.
@@ -166,7 +167,10 @@ async fn ensure(js: &JetStream, log: StepLog) -> Result<ConsumerInfo, JetStreamE
             ),
         ),
         Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {
-            match js.create_stream(&stream_config()).await {
+            match js
+                .create_stream(&stream_config(js.default_replicas().await))
+                .await
+            {
                 Ok(_) => log.ok(
                     "tab → server",
                     format!("created stream {STREAM} on {SUBJECTS}, in memory"),
@@ -654,8 +658,9 @@ mod tests {
         assert_eq!(c.durable_name.as_deref(), Some(CONSUMER));
         assert_eq!(c.ack_policy, AckPolicy::Explicit);
         assert_eq!(c.deliver_subject, None);
-        let s = stream_config();
+        let s = stream_config(3);
         assert_eq!(s.subjects, [SUBJECTS]);
         assert_eq!(s.storage, StorageType::Memory);
+        assert_eq!(s.num_replicas, 3);
     }
 }

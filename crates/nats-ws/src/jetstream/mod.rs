@@ -279,6 +279,22 @@ impl JetStream {
         &self.client
     }
 
+    /// Replicas for a stream or bucket that should outlive the loss of a server: 1 on a single
+    /// server, as many as the cluster has servers ([`ServerInfo::cluster_size`]) up to 3 — the
+    /// replication NATS recommends, which survives one server down. Read from the INFO of the
+    /// server this client is connected to; while it is not, waits for the connection up to the
+    /// API timeout (then 1).
+    ///
+    /// [`ServerInfo::cluster_size`]: crate::proto::ServerInfo::cluster_size
+    pub async fn default_replicas(&self) -> usize {
+        if !self.client.status().is_connected() {
+            self.wait_for_connection(self.timeout).await;
+        }
+        self.client
+            .server_info()
+            .map_or(1, |info| info.cluster_size().min(3))
+    }
+
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -30,6 +30,20 @@ pub struct ServerInfo {
     pub lame_duck_mode: bool,
 }
 
+impl ServerInfo {
+    /// How many servers this server's cluster has, as it advertises them to clients
+    /// (`connect_urls`, itself included); 1 outside a cluster (or when the cluster does not
+    /// advertise). What is up when it says so: a node that is down is not counted.
+    pub fn cluster_size(&self) -> usize {
+        if self.cluster.is_none() {
+            return 1;
+        }
+        let distinct: std::collections::HashSet<&str> =
+            self.connect_urls.iter().map(String::as_str).collect();
+        distinct.len().max(1)
+    }
+}
+
 /// The body of `CONNECT`. Credentials are skipped when absent.
 #[derive(Serialize)]
 pub(crate) struct ConnectInfo<'a> {
@@ -56,4 +70,35 @@ pub(crate) struct ConnectInfo<'a> {
     pub nkey: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sig: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerInfo;
+
+    fn info(json: &str) -> ServerInfo {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn cluster_size_counts_the_advertised_servers_of_a_cluster_only() {
+        // A single server, and one whose own client url is all it advertises.
+        assert_eq!(info(r#"{"server_id":"a"}"#).cluster_size(), 1);
+        assert_eq!(
+            info(r#"{"connect_urls":["127.0.0.1:4222","127.0.0.1:4223"]}"#).cluster_size(),
+            1,
+            "connect_urls without a cluster name (a gateway or a leaf's view) is no cluster"
+        );
+        // What 2.9.10 sends a WebSocket client of a 3-node cluster: the WebSocket urls, itself
+        // included.
+        let three = info(
+            r#"{"cluster":"via","connect_urls":["127.0.0.1:8080","127.0.0.1:8081","127.0.0.1:8082"]}"#,
+        );
+        assert_eq!(three.cluster_size(), 3);
+        // Repeated urls count once; a cluster that advertises nothing (no_advertise) counts 1.
+        let repeated =
+            info(r#"{"cluster":"via","connect_urls":["h:1","h:1","h:2"]}"#).cluster_size();
+        assert_eq!(repeated, 2);
+        assert_eq!(info(r#"{"cluster":"via"}"#).cluster_size(), 1);
+    }
 }
