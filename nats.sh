@@ -307,8 +307,9 @@ find_cluster_server() {
   else
     find_or_install_server
   fi
+  [[ -x $NATS_SERVER ]] || die "no nats-server at $NATS_SERVER"
   local version
-  version=$("$NATS_SERVER" --version 2>/dev/null | sed -n 's/^nats-server: v//p')
+  version=$("$NATS_SERVER" --version 2>/dev/null | sed -n 's/^nats-server: v//p' || true)
   if [[ $(printf '%s\n%s\n' "$CLUSTER_MIN_VERSION" "${version:-0}" | sort -V | head -n1) != "$CLUSTER_MIN_VERSION" ]]; then
     say "warning: nats-server ${version:-?} ($NATS_SERVER) may accept two compare-and-sets at the same revision in a cluster (nats-server#4320, fixed in $CLUSTER_MIN_VERSION): bash scripts/setup.sh installs the current release into .tools/" >&2
   fi
@@ -412,7 +413,8 @@ cluster_start_nodes() {
     launch_server "$dir/nats.conf" "$(node_pid_file "$i")" "$dir/nats-server.log"
     started+=("$i")
   done
-  for i in "${started[@]}"; do
+  # ${a[@]+…}: an empty array is "unbound" to bash 3.2 under set -u.
+  for i in ${started[@]+"${started[@]}"}; do
     dir=$(node_dir "$i")
     await_healthy "$dir/nats.conf" "$(node_pid_file "$i")" "$dir/nats-server.log" \
       "http://$HOST:$(node_port $HTTP_PORT "$i")/healthz"

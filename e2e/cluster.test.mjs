@@ -16,6 +16,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 
@@ -122,6 +123,7 @@ test(
     // An outside client on node 1, to watch the bucket while node 0 is down.
     const watcher = await connect({ servers: `nats://127.0.0.1:${nodes[1].client}`, ...env.admin, name: "via-e2e-node1" });
     const kv = await new Kvm(watcher).open("via_config");
+    const watcherJsm = await jetstreamManager(watcher, { timeout: 1000 });
     const start = counterValue(await kv.get("counter"));
     for (const page of counters) await waitText(page, "counter-value", String(start));
     for (const page of tabs) await recordStatus(page);
@@ -145,7 +147,8 @@ test(
     });
     const killing = (async () => {
       await pause(KILL_AFTER);
-      revisionAtKill = (await kv.get("counter"))?.revision ?? 0;
+      // From the leader (node 0, still up): a replica's direct get may be behind.
+      revisionAtKill = (await env.jsm.streams.getMessage("KV_via_config", { last_by_subj: "$KV.via_config.counter" })).seq;
       killedAt = Date.now();
       await env.control("cluster/kill?node=0");
     })();
@@ -155,6 +158,17 @@ test(
       for (;;) {
         const entry = await kv.get("counter").catch(() => null);
         if (entry && entry.revision > revisionAtKill) return Date.now() - killedAt;
+        if (Date.now() - killedAt > 60_000) return null;
+        await pause(20);
+      }
+    })();
+    // When the bucket's stream has a leader again (the election), as node 1 sees it.
+    const elected = (async () => {
+      await killing;
+      for (;;) {
+        const info = await watcherJsm.streams.info("KV_via_config").catch(() => null);
+        const leader = info?.cluster?.leader;
+        if (leader && leader !== a.name) return Date.now() - killedAt;
         if (Date.now() - killedAt > 60_000) return null;
         await pause(20);
       }
@@ -178,9 +192,10 @@ test(
       back.push({ tab: page.label, ms: entry.at - killedAt, on: entry.title.split(" ")[0] });
     }
     const writeMs = await firstWrite;
+    const electedMs = await elected;
     console.log(
       `after the kill: ${back.map((b) => `${b.tab} Live on ${b.on} after ${b.ms} ms`).join(", ")}; ` +
-        `first write to the bucket after ${writeMs} ms`,
+        `the bucket had a new leader after ${electedMs} ms, took its first write after ${writeMs} ms`,
     );
     for (const b of back) {
       assert.notEqual(b.on, a.name);
@@ -205,11 +220,16 @@ test(
     if (atLeast(version, "2.9.21")) {
       assert.equal(stored, want, `the counter after every click (the tabs show ${shown.join(", ")})`);
     } else {
+      // Before the tabs settled clicks only on reads, 26 of 90 were lost here; since, 0 or 1 (one
+      // erased after the read that settled it).
       assert.ok(stored <= want, `no click counted twice: ${stored} after ${TABS * CLICKS} clicks from ${start}`);
+      assert.ok(want - stored <= 2, `${want - stored} of ${TABS * CLICKS} clicks lost (at most 2 to nats-server#4320)`);
       console.log(`nats-server ${version}: ${want - stored} of ${TABS * CLICKS} clicks lost to nats-server#4320`);
     }
+    // Shown soon: a watcher's new consumer waits for the election (its create may time out once,
+    // 5 s), not for the delete of its old one any more (that took 11–27 s after the kill).
     for (const page of counters) {
-      await waitText(page, "counter-value", String(stored)).catch(async (e) => {
+      await waitText(page, "counter-value", String(stored), { timeout: 10_000 }).catch(async (e) => {
         const consumers = [];
         for await (const c of env.jsm.consumers.list("KV_via_config")) {
           consumers.push(`${c.name} delivered ${c.delivered.stream_seq} pending ${c.num_pending} ack_pending ${c.num_ack_pending} on ${c.cluster?.leader} push_bound ${c.push_bound} created ${c.created}`);

@@ -248,15 +248,23 @@ def make_servers(work_dir):
 
 
 def start_all(servers):
-    """Starts every server; a cluster's nodes must all be up before JetStream is (a meta leader
-    takes two), so they start together and are then awaited."""
+    """Starts every server; a cluster's nodes must all be up before JetStream is (a new cluster
+    elects its meta leader once it has seen every configured peer), so they start together and
+    are then awaited."""
     if len(servers) == 1:
         return servers[0].start()
-    threads = [threading.Thread(target=s.start) for s in servers]
+    started = [False] * len(servers)
+
+    def start(i):
+        started[i] = servers[i].start()
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(servers))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if not all(started):
+        return False
     deadline = time.monotonic() + 30
     return all(wait_healthy(s.http_port, s.proc, deadline) for s in servers)
 
@@ -325,6 +333,17 @@ class AuthServer:
 def main():
     work_dir = sys.argv[1]
     servers = make_servers(work_dir)
+    # A port picked free may be taken by another process before the server binds it (a node
+    # that cannot bind stops the whole cluster's JetStream): a cluster gets fresh ports, up to
+    # three times.
+    attempts = 3 if len(servers) > 1 else 1
+    for attempt in range(attempts):
+        started = start_all(servers)
+        if started or attempt == attempts - 1:
+            break
+        for s in servers:
+            s.stop()
+        servers = make_servers(os.path.join(work_dir, f"retry{attempt + 1}"))
     server = servers[0]
     auth_server = AuthServer(work_dir, server.binary)
 
@@ -426,14 +445,16 @@ def main():
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if not start_all(servers):
+    if not started:
+        tails = []
+        for s in servers:
+            try:
+                with open(os.path.join(s.work_dir, "nats-server.log")) as f:
+                    tails.append(f"{s.name}:\n" + "".join(f.readlines()[-15:]))
+            except OSError:
+                tails.append(f"{s.name}: (no log)\n")
         stop_all()
-        try:
-            with open(os.path.join(server.work_dir, "nats-server.log")) as f:
-                tail = "".join(f.readlines()[-15:])
-        except OSError:
-            tail = "(no log)\n"
-        sys.exit(f"nats-server ({server.binary}) did not start; the end of its log:\n{tail}")
+        sys.exit(f"nats-server ({server.binary}) did not start; the end of its log:\n" + "".join(tails))
     print(
         f"ready ws://127.0.0.1:{server.ws_port} http://127.0.0.1:{httpd.server_address[1]} "
         f"nats://127.0.0.1:{server.client_port}",

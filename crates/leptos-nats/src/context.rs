@@ -120,12 +120,13 @@ impl NatsContext {
         self.client
     }
 
-    /// The bucket, bound once per client; created with `create` if it does not exist yet.
+    /// The bucket, bound once per client; created with `create(replicas)` if it does not exist
+    /// yet, `replicas` being the server's [`nats_ws::jetstream::JetStream::default_replicas`].
     pub async fn bucket(
         &self,
         client: &Client,
         name: &str,
-        create: impl FnOnce() -> KvConfig,
+        create: impl FnOnce(usize) -> KvConfig,
     ) -> Result<Store, KvError> {
         // Called from tasks, which may outlive the context by a tick: then bind without caching.
         let cache = self.buckets.try_get_value().unwrap_or_default();
@@ -134,7 +135,11 @@ impl NatsContext {
         }
         let js = client.jetstream();
         let store = match js.key_value(name).await {
-            Err(KvError::BucketNotFound { .. }) => match js.create_key_value(create()).await {
+            // The server answered, so the client is connected: the replicas come from its INFO.
+            Err(KvError::BucketNotFound { .. }) => match js
+                .create_key_value(create(js.default_replicas().await))
+                .await
+            {
                 // Someone else created it meanwhile, perhaps with other settings: use theirs.
                 Err(KvError::JetStream(_)) => js.key_value(name).await?,
                 other => other?,

@@ -152,9 +152,8 @@ async fn bind_until_ready(
     error: RwSignal<Option<String>>,
 ) -> Store {
     loop {
-        let replicas = client.jetstream().default_replicas().await;
         match context
-            .bucket(client, bucket, || {
+            .bucket(client, bucket, |replicas| {
                 KvConfig::new(bucket).history(5).replicas(replicas)
             })
             .await

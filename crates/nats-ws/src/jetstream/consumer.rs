@@ -10,12 +10,9 @@ use web_time::Instant;
 use super::types::{AckPolicy, ConsumerConfig, ConsumerInfo, ConsumerListPage, DeliverPolicy};
 use super::{status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, Subscriber};
-use crate::error::PublishError;
+use crate::error::{PublishError, RequestError};
 use crate::header::status;
 use crate::message::Message;
-
-/// How long an ordered consumer waits for the delete of one it replaced (see `Ordered::create`).
-const STALE_DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 use crate::proto::Status;
 
 #[derive(Serialize)]
@@ -296,9 +293,8 @@ impl JetStream {
     /// An ordered push consumer on `stream`: every message once, in stream order, across reconnects
     /// and server restarts (the consumer is recreated from the last sequence seen + 1, or before
     /// any message from where the first consumer started). It reads from one consumer at a time,
-    /// named `<random>_<serial>`, and deletes it when dropped; one it replaces is deleted before
-    /// the next is created when the server answers within a second, else at the next creation
-    /// (or by the server after its 5 min inactive threshold).
+    /// named `<random>_<serial>`, and deletes it when dropped; the delete of one it replaces is
+    /// sent before the next is created, without waiting for the answer.
     pub fn ordered(
         &self,
         stream: &str,
@@ -371,12 +367,10 @@ pub struct Ordered {
     serial: u64,
     /// The consumer that feeds `sub`.
     current: Option<String>,
-    /// Consumers that may still exist on the server: ones replaced by a reset, and ones whose
-    /// creation failed in a way that does not say the server did not create them (no answer).
-    /// They are deleted before the next one is created, so at most one is ever ours.
+    /// Consumers that may still exist on the server: the one a reset replaces, and one whose
+    /// creation got no answer (the server may have created it). Their deletes are requested at
+    /// the next creation (see `release_stale`), so this holds at most two names.
     stale: Vec<String>,
-    /// Transient failures to delete the first of `stale` while connected.
-    delete_failures: u32,
     last_activity: Instant,
     retry_pause: Duration,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
@@ -412,7 +406,6 @@ impl Ordered {
             serial: 0,
             current: None,
             stale: Vec::new(),
-            delete_failures: 0,
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             failure_pause: Duration::ZERO,
@@ -458,12 +451,7 @@ impl Ordered {
     async fn create(&mut self) -> Result<u64, JetStreamError> {
         self.sub = None;
         self.stale.extend(self.current.take());
-        // The consumers this one replaces must not hold it up: after the server that ran them
-        // died, or while the cluster elects leaders, a delete may go unanswered for seconds (this
-        // watcher then showed nothing new for 15 s and more). Those not deleted now stay in
-        // `stale`, tried again at the next creation; the server removes them after the inactive
-        // threshold in any case.
-        let _ = self.delete_stale().await;
+        self.release_stale();
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
         let sub = client.subscribe(&inbox)?;
@@ -479,7 +467,15 @@ impl Ordered {
         let info = match created {
             Ok(info) => info,
             Err(e) => {
-                if let JetStreamError::Api { .. } = e {
+                // Refused, or never reached a server: not created.
+                if matches!(
+                    e,
+                    JetStreamError::Api { .. }
+                        | JetStreamError::NotEnabled { .. }
+                        | JetStreamError::Request(
+                            RequestError::NotConnected { .. } | RequestError::NoResponders { .. }
+                        )
+                ) {
                     self.stale.pop();
                 }
                 return Err(e);
@@ -500,30 +496,26 @@ impl Ordered {
         Ok(info.num_pending)
     }
 
-    /// Deletes the consumers this instance may still own on the server, waiting at most
-    /// [`STALE_DELETE_TIMEOUT`] for each answer. A transient failure is returned (tried again at
-    /// the next creation); a consumer that is gone already, or that
-    /// this user may not delete, is forgotten (the server's inactive threshold removes it), and
-    /// so is one that could not be deleted 3 times in a row while connected: a watcher must not
-    /// stop for good because a delete never gets an answer.
-    async fn delete_stale(&mut self) -> Result<(), JetStreamError> {
-        let js = self.js.clone().with_timeout(STALE_DELETE_TIMEOUT);
-        while let Some(name) = self.stale.last() {
-            match js.delete_consumer(&self.stream, name).await {
-                Err(e) if e.is_transient() => {
-                    if self.js.client().status().is_connected() {
-                        self.delete_failures += 1;
-                    }
-                    if self.delete_failures < 3 {
-                        return Err(e);
-                    }
-                }
-                Ok(()) | Err(_) => {}
-            }
-            self.stale.pop();
-            self.delete_failures = 0;
+    /// Asks the server to delete the consumers in `stale` and forgets them, without waiting for
+    /// the answers, as nats.go does when it resets an ordered consumer: after the server that ran
+    /// them died, or while a cluster elects leaders, a delete can go unanswered for seconds, and
+    /// waiting for it held up the new consumer (a watcher showed nothing new for 15–27 s after a
+    /// node of a cluster was killed). A request made while disconnected waits in the reconnect
+    /// buffer; one refused (a user who may not delete consumers) or lost leaves the consumer to
+    /// the server's inactive threshold (5 minutes).
+    fn release_stale(&mut self) {
+        for name in std::mem::take(&mut self.stale) {
+            self.request_delete(&name);
         }
-        Ok(())
+    }
+
+    /// Sends the delete of consumer `name`; the answer goes to an inbox nobody listens on.
+    fn request_delete(&self, name: &str) {
+        let client = self.js.client();
+        let subject = self
+            .js
+            .api_subject(&format!("CONSUMER.DELETE.{}.{name}", self.stream));
+        let _ = client.publish_message(&subject, Some(&client.new_inbox()), None, b"");
     }
 
     /// The next message or consumer (re)creation; `None` once the client is closed.
@@ -657,15 +649,10 @@ fn heartbeat_shows_a_gap(message: &Message, last_consumer_seq: u64) -> bool {
 
 impl Drop for Ordered {
     /// Deletes the consumers still ours rather than leave them to the server's inactive threshold
-    /// (5 minutes). Fire and forget: the reply goes to an inbox nobody listens on.
+    /// (5 minutes). Fire and forget.
     fn drop(&mut self) {
-        let client = self.js.client();
-        for name in self.current.iter().chain(&self.stale) {
-            let subject = self
-                .js
-                .api_subject(&format!("CONSUMER.DELETE.{}.{name}", self.stream));
-            let _ = client.publish_message(&subject, Some(&client.new_inbox()), None, b"");
-        }
+        self.stale.extend(self.current.take());
+        self.release_stale();
     }
 }
 

@@ -283,7 +283,8 @@ impl JetStream {
     /// server, as many as the cluster has servers ([`ServerInfo::cluster_size`]) up to 3 — the
     /// replication NATS recommends, which survives one server down. Read from the INFO of the
     /// server this client is connected to; while it is not, waits for the connection up to the
-    /// API timeout (then 1).
+    /// API timeout (then 1). The INFO lists the servers that are up: a stream created while one
+    /// of three is down gets 2 (raise it later with a stream update).
     ///
     /// [`ServerInfo::cluster_size`]: crate::proto::ServerInfo::cluster_size
     pub async fn default_replicas(&self) -> usize {
