@@ -4,7 +4,7 @@
 // the native numbers bench/run.sh measured before (bench/build/native.json, criterion's files).
 //
 //   node bench/bench.mjs --ws <ws_url> --control <control_url> [--quick] [--profile]
-//        [--only pub_16b,pubsub_16b,pub_1k,pubsub_1k,pubsub_16b_1m,rr,kv,memory,fanout,reconnect,monitor,size]
+//        [--only pub_16b,pubsub_16b,pub_1k,pubsub_1k,pubsub_16b_1m,rr,kv,memory,fanout,reconnect,idle,monitor,size]
 //        [--monitor-rates 20000,40000] [--monitor-paused]
 //        [--batch 1000] [--n N] [--reps R] [--criterion-dir target/criterion] [--build bench/build]
 //        [--out bench/results.json]            (CHROMIUM=<path> overrides /usr/bin/chromium)
@@ -394,7 +394,7 @@ async function memoryMetrics() {
 // ---- the app: fan-out and reconnect -----------------------------------------------------------
 
 async function appMetrics(appUrl) {
-  if (!wanted("fanout") && !wanted("reconnect")) return;
+  if (!wanted("fanout") && !wanted("reconnect")) return idleMetrics(appUrl);
   const context = await browser.newContext();
   const settings = JSON.stringify({ servers: wsUrl, name: "bench", user: "", password: "", token: "" });
   await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
@@ -418,6 +418,46 @@ async function appMetrics(appUrl) {
     }
     if (wanted("fanout")) await fanout(tabs);
     if (wanted("reconnect")) await reconnect(tabs[0]);
+  } finally {
+    await context.close();
+  }
+  await idleMetrics(appUrl);
+}
+
+// A connected tab doing nothing, measured once the Live badge's pulses after connecting are over.
+const IDLE = quick ? { settleMs: 8000, ms: 5000 } : { settleMs: 8000, ms: 15000 };
+
+/**
+ * The cost of an idle tab on /counter: main-thread busy time (% of a core) and style
+ * recalculations per second, from CDP Performance.getMetrics over IDLE.ms.
+ */
+async function idleMetrics(appUrl) {
+  if (!wanted("idle")) return;
+  const context = await browser.newContext();
+  const settings = JSON.stringify({ servers: wsUrl, name: "bench-idle", user: "", password: "", token: "" });
+  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  try {
+    const page = await context.newPage();
+    await page.goto(`${appUrl}/counter`);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="status"]')?.textContent.trim() === "Live",
+      null,
+      { timeout: 60000 },
+    );
+    await sleep(IDLE.settleMs);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Performance.enable");
+    const read = async () =>
+      Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+    const before = await read();
+    const started = Date.now();
+    await sleep(IDLE.ms);
+    const after = await read();
+    const seconds = (Date.now() - started) / 1000;
+    ours.app_idle_busy_pct = (100 * (after.TaskDuration - before.TaskDuration)) / seconds;
+    ours.app_idle_style_recalcs_per_s = (after.RecalcStyleCount - before.RecalcStyleCount) / seconds;
+    runs.ours.idle = { seconds, before, after };
+    log(`idle tab: ${ours.app_idle_busy_pct.toFixed(2)} % of a core, ${ours.app_idle_style_recalcs_per_s.toFixed(1)} style recalculations/s`);
   } finally {
     await context.close();
   }
@@ -798,6 +838,8 @@ const OURS_ONLY = [
   ["fanout_per_tab_p50_ms", "app fan-out, per tab p50", "ms"],
   ["reconnect_to_live_p50_ms", "app: server back → \"Live\", p50", "ms"],
   ["reconnect_to_live_max_ms", "app: server back → \"Live\", max", "ms"],
+  ["app_idle_busy_pct", "app: an idle connected tab, main thread busy (target ≤ 0.5)", "% of a core"],
+  ["app_idle_style_recalcs_per_s", "app: an idle connected tab, style recalculations", "per s"],
   ["monitor_20k_counted_pct", "app /monitor on `>`, outside client at 20 000 msgs/s for 10 s: counted", "%"],
   ["monitor_20k_long_tasks", "app /monitor at 20 000 msgs/s: main-thread long tasks (> 50 ms)", "count"],
   ["monitor_20k_long_task_ms", "app /monitor at 20 000 msgs/s: time in long tasks", "ms"],
@@ -931,7 +973,7 @@ async function main() {
     if (app) {
       await appMetrics(app.url);
       await monitorMetrics(app.url);
-    } else if (wanted("fanout") || wanted("reconnect") || wanted("monitor")) throw new Error(`no app build in ${appDir}`);
+    } else if (wanted("fanout") || wanted("reconnect") || wanted("idle") || wanted("monitor")) throw new Error(`no app build in ${appDir}`);
     await sizes();
     await nativeResults();
 
@@ -953,6 +995,7 @@ async function main() {
           "a bare WebSocket in the same page speaking just enough NATS, with no parsing (bench/raw.mjs): what Chromium's WebSocket path and nats-server carry on this machine when the client costs nothing",
         ours_only:
           "app_*, fanout_*, reconnect_*, monitor_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
+        idle: "app_idle_*: one tab on /counter, connected and untouched, 8 s after Live, over 15 s (5 s with --quick): CDP Performance.getMetrics TaskDuration and RecalcStyleCount",
         monitor:
           "the app's /monitor page subscribed to `>` while a plain TCP client publishes 64 B messages on 50 subjects at a paced rate; counted = what the page's subjects table counts of them; runs.ours.monitor has every rate tried (stops at the first inexact one)",
         ratios: "ours / nats.js: above 1 is better for msgs/s, below 1 is better for ms, MB and KiB",
