@@ -330,11 +330,11 @@ cluster_running() {
 # Node $1's configuration, written on every start from this one template (mode 600: the route
 # urls hold the route password).
 write_node_conf() {
-  local i=$1 dir routes="" j route_password
+  local i=$1 dir routes="" j
   dir=$(node_dir "$i")
-  route_password=$(sed -n 's/^NATS_ROUTE_PASSWORD=//p' "$CREDENTIALS" | head -n1)
+  # export_credentials has set it.
   for ((j = 1; j <= CLUSTER_NODES; j++)); do
-    routes+="    nats-route://route:$route_password@$HOST:$(node_port $ROUTE_PORT "$j")"$'\n'
+    routes+="    nats-route://route:${NATS_ROUTE_PASSWORD:?}@$HOST:$(node_port $ROUTE_PORT "$j")"$'\n'
   done
   mkdir -p "$dir"
   (

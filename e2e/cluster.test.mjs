@@ -58,11 +58,14 @@ const recordStatus = (page) =>
 const statusLog = (page) => page.evaluate(() => window.__statusLog);
 
 /**
- * The counter as the bucket's leader has it: a direct get may be answered by a replica that has
- * not caught up yet (right after an election, it does).
+ * The counter's last revision as the bucket's leader has it: a direct get may be answered by a
+ * replica that has not caught up yet (right after an election, it does).
  */
+const lastCounter = () => env.jsm.streams.getMessage("KV_via_config", { last_by_subj: "$KV.via_config.counter" });
+
+/** The counter's value, from the leader. */
 async function storedCounter() {
-  const m = await env.jsm.streams.getMessage("KV_via_config", { last_by_subj: "$KV.via_config.counter" });
+  const m = await lastCounter();
   return counterValue({ operation: "PUT", string: () => m.string() });
 }
 
@@ -147,8 +150,7 @@ test(
     });
     const killing = (async () => {
       await pause(KILL_AFTER);
-      // From the leader (node 0, still up): a replica's direct get may be behind.
-      revisionAtKill = (await env.jsm.streams.getMessage("KV_via_config", { last_by_subj: "$KV.via_config.counter" })).seq;
+      revisionAtKill = (await lastCounter()).seq;
       killedAt = Date.now();
       await env.control("cluster/kill?node=0");
     })();

@@ -143,8 +143,8 @@ impl UseKvKeyReturn {
     }
 }
 
-/// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few seconds while that fails
-/// (server unreachable or restarting); `error` says why meanwhile.
+/// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
+/// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
 async fn bind_until_ready(
     context: &NatsContext,
     client: &Client,
