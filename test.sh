@@ -175,8 +175,12 @@ fmt() {
 clippy_native() {
   step "clippy (native)"
   cargo clippy --workspace --all-targets -- -D warnings
-  # The client without its optional NKey/JWT support.
-  cargo clippy -p nats-ws --no-default-features --all-targets -- -D warnings
+  # The client's optional parts (nkeys, jetstream, kv, service): the core alone, and each part
+  # without the others.
+  local features
+  for features in "" nkeys jetstream kv service; do
+    cargo clippy -p nats-ws --no-default-features --features "$features" --all-targets -- -D warnings
+  done
 }
 
 clippy_wasm() {

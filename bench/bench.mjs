@@ -773,6 +773,7 @@ async function sizes() {
   if (existsSync(appDir) && !quick) ours.app_gz_kb = await gzSize(await filesIn(appDir, [".wasm", ".js"]));
   ours.client_pubsub_gz_kb = await gzSize(await filesIn(path.join(s, "ours-pubsub"), [".wasm", ".js"]));
   natsjs.client_pubsub_gz_kb = await gzSize([path.join(s, "natsjs-pubsub.js")]);
+  ours.client_core_gz_kb = await gzSize(await filesIn(path.join(s, "ours-core"), [".wasm", ".js"]));
   ours.client_kv_gz_kb = await gzSize(await filesIn(path.join(s, "ours-kv"), [".wasm", ".js"]));
   natsjs.client_kv_gz_kb = await gzSize([path.join(s, "natsjs-kv.js")]);
 }
@@ -849,6 +850,7 @@ const OURS_ONLY = [
   ["monitor_exact_up_to_msgs_per_s", "app /monitor: highest rate tried with the count exact", "msgs/s"],
   ["monitor_first_inexact_msgs_per_s", "app /monitor: first rate where the count was not exact", "msgs/s"],
   ["app_gz_kb", "app release dist (wasm + js), gzipped", "KiB"],
+  ["client_core_gz_kb", "client alone, pub/sub without NKey/JWT auth (`default-features = false`), gzipped", "KiB"],
   ["parser_16b_mb_per_s", "native parser, 16 B MSG frames (criterion)", "MB/s"],
   ["parser_1k_mb_per_s", "native parser, 1 KiB MSG frames (criterion)", "MB/s"],
   ["connection_input_16b_mb_per_s", "native Connection::handle_input, 16 B MSG frames (criterion)", "MB/s"],

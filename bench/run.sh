@@ -65,9 +65,15 @@ bench/node_modules/.bin/esbuild bench/natsjs.mjs --bundle --format=esm --minify 
 
 say "building the client alone for its shipped size (opt-level z, wasm-opt -Oz, esbuild --minify)"
 mkdir -p "$BUILD/size"
-for variant in pubsub kv; do
+# pubsub and kv carry NKey / JWT authentication as nats.js does; core is pub/sub without it (what
+# `nats-ws` with `default-features = false` costs).
+for variant in pubsub kv core; do
+  case $variant in
+    core) features=size-pubsub ;;
+    *) features=size-$variant,size-nkeys ;;
+  esac
   (cd bench/wasm && cargo build --quiet --profile size --target wasm32-unknown-unknown \
-    --no-default-features --features "size-$variant")
+    --no-default-features --features "$features")
   out="$BUILD/size/ours-$variant"
   rm -rf "$out" "$out.tmp"
   wasm-bindgen --target web --out-dir "$out.tmp" --out-name nats_ws \
@@ -77,6 +83,7 @@ for variant in pubsub kv; do
   bench/node_modules/.bin/esbuild "$out.tmp/nats_ws.js" --minify --format=esm --log-level=warning \
     --outfile="$out/nats_ws.js"
   rm -rf "$out.tmp"
+  [[ -f bench/size/natsjs-$variant.mjs ]] || continue
   bench/node_modules/.bin/esbuild "bench/size/natsjs-$variant.mjs" --bundle --format=esm --minify \
     --target=es2022 --log-level=warning --outfile="$BUILD/size/natsjs-$variant.js"
 done

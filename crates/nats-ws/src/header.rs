@@ -65,6 +65,7 @@ impl HeaderMap {
     }
 
     /// Removes and returns the last value of `name`, leaving earlier ones.
+    #[cfg(feature = "jetstream")]
     pub(crate) fn take_last(&mut self, name: &str) -> Option<String> {
         let at = self
             .entries

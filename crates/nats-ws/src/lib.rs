@@ -7,6 +7,10 @@
 //! - [`driver`]: the loops that connect the core to a WebSocket and timers — `web-sys` in the
 //!   browser, `tokio-tungstenite` natively.
 //!
+//! Features, all on by default: `nkeys` (NKey / JWT sign-in), `jetstream`, `kv` (implies
+//! `jetstream`) and `service`. Without them (`default-features = false`) the crate is the core
+//! alone — connect, publish, subscribe, request — with no JSON library and no ed25519.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures::StreamExt;
@@ -23,14 +27,18 @@ mod client;
 pub mod driver;
 mod error;
 mod header;
+#[cfg(feature = "jetstream")]
 pub mod jetstream;
+#[cfg(feature = "kv")]
 pub mod kv;
 mod message;
 mod options;
 pub mod proto;
 pub mod rt;
+#[cfg(feature = "service")]
 pub mod service;
 mod subject;
+#[cfg(any(feature = "kv", feature = "service"))]
 mod time;
 
 pub use auth::{Auth, Authenticator};

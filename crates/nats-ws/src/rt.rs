@@ -14,7 +14,7 @@ pub async fn sleep(duration: Duration) {
 
 /// A boxed stream: `Send` natively, where tasks may move between threads; not in the browser,
 /// where timers are JS objects.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "kv", not(target_arch = "wasm32")))]
 pub(crate) type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send>>;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "kv", target_arch = "wasm32"))]
 pub(crate) type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T>>>;

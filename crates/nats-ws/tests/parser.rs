@@ -751,6 +751,16 @@ fn invalid_info_json() {
             String::from_utf8_lossy(bytes)
         );
     }
+    // Nesting a hostile server could use to exhaust the stack is refused, not followed.
+    let deep = format!(
+        "INFO {{\"x\":{}{}}}\r\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert!(matches!(
+        first_error(deep.as_bytes()),
+        ParseError::BadInfo(reason) if reason.contains("nested")
+    ));
 }
 
 #[test]

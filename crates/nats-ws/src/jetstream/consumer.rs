@@ -343,6 +343,7 @@ impl Default for OrderedOptions {
 pub(crate) enum OrderedEvent {
     /// A (re)created consumer; `num_pending` messages match it at creation.
     Created {
+        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         num_pending: u64,
     },
     Message(JsMessage),

@@ -7,6 +7,7 @@ mod consumer;
 mod types;
 
 /// For the KV layer, which drives ordered consumers itself.
+#[cfg(feature = "kv")]
 pub(crate) mod consumer_internal {
     pub(crate) use super::consumer::OrderedEvent;
 }
@@ -300,6 +301,7 @@ impl JetStream {
         self.timeout
     }
 
+    #[cfg(feature = "kv")]
     pub(crate) fn publish_deadline(&self) -> Duration {
         self.publish_deadline
     }

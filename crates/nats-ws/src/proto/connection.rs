@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
 use super::dedup::{Dedup, DEFAULT_CAPACITY};
-use super::encode::{connect_json, ClientOp};
+use super::encode::ClientOp;
 use super::info::{ConnectInfo, ServerInfo};
 use super::parser::{Parser, ServerOp};
 use crate::auth::connect_credentials;
@@ -1255,7 +1255,7 @@ impl Connection {
                 return;
             }
         };
-        let json = connect_json(&ConnectInfo {
+        let json = ConnectInfo {
             verbose: false,
             pedantic: false,
             tls_required: false,
@@ -1272,7 +1272,8 @@ impl Connection {
             jwt: creds.jwt.as_deref(),
             nkey: creds.nkey.as_deref(),
             sig: creds.sig.as_deref(),
-        });
+        }
+        .to_json();
         ClientOp::Connect(&json).encode(&mut self.out);
         ClientOp::Ping.encode(&mut self.out);
         if let State::Connecting { handshake, .. } = &mut self.state {

@@ -3,7 +3,6 @@
 
 use bytes::BufMut;
 
-use super::info::ConnectInfo;
 use crate::header::HeaderMap;
 
 /// One operation from the client, borrowed from the caller.
@@ -126,10 +125,6 @@ impl ClientOp<'_> {
             ClientOp::Ping | ClientOp::Pong => 6,
         }
     }
-}
-
-pub(crate) fn connect_json(info: &ConnectInfo<'_>) -> String {
-    serde_json::to_string(info).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! The JSON bodies of `INFO` (server → client) and `CONNECT` (client → server).
 
-use serde::{Deserialize, Serialize};
+use super::json::{JsonError, Reader, Writer};
 
 /// What the server says about itself in `INFO`. Unknown fields are ignored, missing ones default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerInfo {
     pub server_id: String,
     pub server_name: String,
@@ -25,12 +24,51 @@ pub struct ServerInfo {
     pub domain: Option<String>,
     /// Other servers of the cluster that this client may connect to.
     pub connect_urls: Vec<String>,
-    /// Lame-duck mode: the server is about to shut down and will close this connection soon.
-    #[serde(rename = "ldm")]
+    /// Lame-duck mode: the server is about to shut down and will close this connection soon
+    /// (`ldm`).
     pub lame_duck_mode: bool,
 }
 
 impl ServerInfo {
+    /// Reads the JSON of `INFO`. A known field of the wrong type is an error; `null` reads as
+    /// the field's default.
+    pub fn parse(json: &[u8]) -> Result<ServerInfo, JsonError> {
+        let mut info = ServerInfo::default();
+        Reader::new(json).object(|key, r| {
+            if r.null() {
+                return Ok(());
+            }
+            let text = |r: &mut Reader<'_>| r.string();
+            match key {
+                "server_id" => info.server_id = text(r)?,
+                "server_name" => info.server_name = text(r)?,
+                "version" => info.version = text(r)?,
+                "go" => info.go = text(r)?,
+                "host" => info.host = text(r)?,
+                "client_ip" => info.client_ip = text(r)?,
+                "nonce" => info.nonce = Some(text(r)?),
+                "cluster" => info.cluster = Some(text(r)?),
+                "domain" => info.domain = Some(text(r)?),
+                "connect_urls" => info.connect_urls = r.strings()?,
+                "proto" => info.proto = r.signed(i8::MIN.into(), i8::MAX.into())? as i8,
+                "port" => info.port = r.unsigned(u16::MAX.into())? as u16,
+                "max_payload" => {
+                    info.max_payload = usize::try_from(r.unsigned(u64::MAX)?)
+                        .map_err(|_| "integer out of range")?
+                }
+                "client_id" => info.client_id = r.unsigned(u64::MAX)?,
+                "headers" => info.headers = r.bool()?,
+                "auth_required" => info.auth_required = r.bool()?,
+                "tls_required" => info.tls_required = r.bool()?,
+                "jetstream" => info.jetstream = r.bool()?,
+                "ldm" => info.lame_duck_mode = r.bool()?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(info)
+    }
+
     /// How many servers this server's cluster has, as it advertises them to clients
     /// (`connect_urls`, itself included); 1 outside a cluster (or when the cluster does not
     /// advertise). What is up when it says so: a node that is down is not counted.
@@ -44,8 +82,7 @@ impl ServerInfo {
     }
 }
 
-/// The body of `CONNECT`. Credentials are skipped when absent.
-#[derive(Serialize)]
+/// The body of `CONNECT`. Credentials are left out when absent.
 pub(crate) struct ConnectInfo<'a> {
     pub verbose: bool,
     pub pedantic: bool,
@@ -56,20 +93,36 @@ pub(crate) struct ConnectInfo<'a> {
     pub headers: bool,
     pub no_responders: bool,
     pub echo: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pass: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nkey: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sig: Option<&'a str>,
+}
+
+impl ConnectInfo<'_> {
+    pub(crate) fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        w.bool("verbose", self.verbose);
+        w.bool("pedantic", self.pedantic);
+        w.bool("tls_required", self.tls_required);
+        w.string("lang", Some(self.lang));
+        w.string("version", Some(self.version));
+        w.unsigned("protocol", self.protocol.into());
+        w.bool("headers", self.headers);
+        w.bool("no_responders", self.no_responders);
+        w.bool("echo", self.echo);
+        w.string("name", self.name);
+        w.string("user", self.user);
+        w.string("pass", self.pass);
+        w.string("auth_token", self.auth_token);
+        w.string("jwt", self.jwt);
+        w.string("nkey", self.nkey);
+        w.string("sig", self.sig);
+        w.finish()
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +130,63 @@ mod tests {
     use super::ServerInfo;
 
     fn info(json: &str) -> ServerInfo {
-        serde_json::from_str(json).unwrap()
+        ServerInfo::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn what_both_servers_send_is_read() {
+        // INFO of nats-server 2.15 to a WebSocket client of a 2-node cluster (trimmed).
+        let json = br#"{"server_id":"NDXK","server_name":"via-n1","version":"2.15.1",
+            "proto":1,"git_commit":"abc","go":"go1.25","host":"127.0.0.1","port":8080,
+            "headers":true,"auth_required":true,"max_payload":1048576,"jetstream":true,
+            "client_id":18446744073709551615,"client_ip":"127.0.0.1","nonce":"n0nc\u00e9",
+            "xkey":"XA","cluster":"via","connect_urls":["127.0.0.1:8080","127.0.0.1:8081"],
+            "ldm":false,"tls_available":{"x":[1,2]},"domain":null,"ws_extra":1.5e3}"#;
+        let info = ServerInfo::parse(json).unwrap();
+        assert_eq!(
+            info,
+            ServerInfo {
+                server_id: "NDXK".into(),
+                server_name: "via-n1".into(),
+                version: "2.15.1".into(),
+                proto: 1,
+                go: "go1.25".into(),
+                host: "127.0.0.1".into(),
+                port: 8080,
+                headers: true,
+                max_payload: 1048576,
+                auth_required: true,
+                tls_required: false,
+                jetstream: true,
+                client_id: u64::MAX,
+                client_ip: "127.0.0.1".into(),
+                nonce: Some("n0ncé".into()),
+                cluster: Some("via".into()),
+                domain: None,
+                connect_urls: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
+                lame_duck_mode: false,
+            }
+        );
+        assert_eq!(ServerInfo::parse(b"{}").unwrap(), ServerInfo::default());
+        assert!(
+            ServerInfo::parse(br#"{"ldm":true}"#)
+                .unwrap()
+                .lame_duck_mode
+        );
+        for bad in [
+            &br#"{"port":"4222"}"#[..],
+            br#"{"port":70000}"#,
+            br#"{"headers":1}"#,
+            br#"{"connect_urls":"a"}"#,
+            br#"{"max_payload":-1}"#,
+            b"not json",
+        ] {
+            assert!(
+                ServerInfo::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dedup;
 pub mod encode;
 pub mod info;
+mod json;
 pub mod parser;
 
 pub use connection::{Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME};

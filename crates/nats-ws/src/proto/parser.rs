@@ -188,8 +188,7 @@ impl Parser {
             let text = text.trim().trim_matches('\'');
             Ok(Some(ServerOp::Err(text.to_owned())))
         } else if op.eq_ignore_ascii_case(b"INFO") {
-            let info: ServerInfo =
-                serde_json::from_slice(&rest).map_err(|e| ParseError::BadInfo(e.to_string()))?;
+            let info = ServerInfo::parse(&rest).map_err(|e| ParseError::BadInfo(e.to_owned()))?;
             Ok(Some(ServerOp::Info(Box::new(info))))
         } else {
             Err(ParseError::UnknownOp(snippet(&line)))
