@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,7 +51,48 @@ pub enum ClientEvent {
     },
 }
 
-type SubSender = async_channel::Sender<Result<Message, SubscribeError>>;
+/// What one [`Subscriber`] has been handed and not read yet. The dispatcher adds a whole frame's
+/// messages, then wakes the reader once (a channel would wake it once per message); the reader
+/// takes them one by one without waking anything.
+#[derive(Default)]
+struct Mailbox(Mutex<MailboxState>);
+
+#[derive(Default)]
+struct MailboxState {
+    items: VecDeque<Result<Message, SubscribeError>>,
+    /// Nothing more will come: the stream ends once `items` is empty.
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, MailboxState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, item: Result<Message, SubscribeError>) {
+        self.lock().items.push_back(item);
+    }
+
+    /// Wakes the reader (outside the lock).
+    fn wake(&self) {
+        let waker = self.lock().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn close(&self) {
+        let waker = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
 
 /// Unread messages of one subscription, shared by the dispatcher (adds) and the [`Subscriber`]
 /// (takes away as it reads).
@@ -63,7 +104,9 @@ struct Pending {
 }
 
 struct SubSlot {
-    tx: SubSender,
+    mailbox: Arc<Mailbox>,
+    /// Messages were added since the reader was last woken.
+    unwoken: bool,
     pending: Arc<Pending>,
     subject: String,
     max_messages: usize,
@@ -75,6 +118,14 @@ struct SubSlot {
     drains: Vec<oneshot::Sender<Result<(), ConnectionError>>>,
 }
 
+/// However a slot goes (ended by the server or the connection, unsubscribed, the client gone), its
+/// reader reads what is left and then sees the end.
+impl Drop for SubSlot {
+    fn drop(&mut self) {
+        self.mailbox.close();
+    }
+}
+
 struct Inner {
     conn: Connection,
     subs: HashMap<u64, SubSlot>,
@@ -83,6 +134,8 @@ struct Inner {
     status_watchers: Vec<async_channel::Sender<Status>>,
     event_watchers: Vec<async_channel::Sender<ClientEvent>>,
     request_timeout: Duration,
+    /// Subscriptions given messages in this dispatch, to wake once it is done.
+    to_wake: Vec<u64>,
 }
 
 impl Inner {
@@ -92,19 +145,20 @@ impl Inner {
             match event {
                 Event::Message { sid, message } => self.deliver(sid, message),
                 Event::SubscriptionClosed { sid, error } => {
-                    let Some(slot) = self.subs.remove(&sid) else {
+                    let Some(mut slot) = self.subs.remove(&sid) else {
                         continue;
                     };
                     let drained = match error {
                         Some(SubscribeError::Closed) => Err(ConnectionError::Closed),
                         _ => Ok(()),
                     };
-                    for drain in slot.drains {
+                    for drain in std::mem::take(&mut slot.drains) {
                         let _ = drain.send(drained.clone());
                     }
                     if let Some(error) = error {
-                        let _ = slot.tx.try_send(Err(error));
+                        slot.mailbox.push(Err(error));
                     }
+                    // Dropping the slot closes its mailbox and wakes the reader.
                 }
                 Event::Response { id, result } => {
                     if let Some(tx) = self.requests.remove(&id) {
@@ -128,6 +182,15 @@ impl Inner {
                 }
             }
         }
+        // One wake per subscription for everything this dispatch (one frame) delivered to it.
+        let mut to_wake = std::mem::take(&mut self.to_wake);
+        for sid in to_wake.drain(..) {
+            if let Some(slot) = self.subs.get_mut(&sid) {
+                slot.unwoken = false;
+                slot.mailbox.wake();
+            }
+        }
+        self.to_wake = to_wake;
     }
 
     /// Hands a message to its subscription, or drops and counts it when the reader is too far
@@ -152,13 +215,18 @@ impl Inner {
             }
             return;
         }
-        slot.slow = false;
-        p.messages.fetch_add(1, Ordering::AcqRel);
-        p.bytes.fetch_add(size, Ordering::AcqRel);
-        if slot.tx.try_send(Ok(message)).is_err() {
+        if Arc::strong_count(&slot.mailbox) == 1 {
             // The subscriber is gone; stop the server from sending more.
             self.subs.remove(&sid);
             self.conn.unsubscribe(sid);
+            return;
+        }
+        slot.slow = false;
+        p.messages.fetch_add(1, Ordering::AcqRel);
+        p.bytes.fetch_add(size, Ordering::AcqRel);
+        slot.mailbox.push(Ok(message));
+        if !std::mem::replace(&mut slot.unwoken, true) {
+            self.to_wake.push(sid);
         }
     }
 
@@ -254,6 +322,7 @@ impl Client {
                 status_watchers: Vec::new(),
                 event_watchers: Vec::new(),
                 request_timeout,
+                to_wake: Vec::new(),
             }),
             kick: Kick::default(),
         });
@@ -395,12 +464,13 @@ impl Client {
         subject: &str,
         options: SubscribeOptions,
     ) -> Result<Subscriber, SubscribeError> {
-        let (tx, rx) = async_channel::unbounded();
+        let mailbox = Arc::new(Mailbox::default());
         let pending = Arc::new(Pending::default());
         let sid = self.shared().with(|inner| {
             let defaults = inner.conn.options();
             let slot = SubSlot {
-                tx,
+                mailbox: mailbox.clone(),
+                unwoken: false,
                 pending: pending.clone(),
                 subject: subject.to_owned(),
                 max_messages: options
@@ -424,7 +494,7 @@ impl Client {
         })?;
         Ok(Subscriber {
             sid,
-            rx: Box::pin(rx),
+            mailbox,
             pending,
             shared: self.shared().clone(),
             active: true,
@@ -601,7 +671,7 @@ impl Drop for CancelRequest<'_> {
 /// closed; the stream ends after that, and also when a message limit is reached.
 pub struct Subscriber {
     sid: u64,
-    rx: Pin<Box<async_channel::Receiver<Result<Message, SubscribeError>>>>,
+    mailbox: Arc<Mailbox>,
     pending: Arc<Pending>,
     shared: Arc<Shared>,
     active: bool,
@@ -703,15 +773,29 @@ impl Subscriber {
 impl Stream for Subscriber {
     type Item = Result<Message, SubscribeError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.rx.poll_next_unpin(cx);
-        if let Poll::Ready(Some(Ok(message))) = &next {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut state = self.mailbox.lock();
+        let Some(item) = state.items.pop_front() else {
+            if state.closed {
+                return Poll::Ready(None);
+            }
+            if !state
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                state.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        };
+        drop(state);
+        if let Ok(message) = &item {
             self.pending.messages.fetch_sub(1, Ordering::AcqRel);
             self.pending
                 .bytes
                 .fetch_sub(message.payload.len(), Ordering::AcqRel);
         }
-        next
+        Poll::Ready(Some(item))
     }
 }
 
@@ -892,6 +976,82 @@ mod tests {
     /// A client whose driver never runs: it stays `Connecting`, no status ever changes.
     fn idle_client() -> Client {
         Client::start(Options::new("ws://127.0.0.1:9"), |_| {}).expect("client")
+    }
+
+    struct CountWakes(AtomicUsize);
+
+    impl futures::task::ArcWake for CountWakes {
+        fn wake_by_ref(arc: &Arc<Self>) {
+            arc.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Hands `bytes` to the connection as one frame and routes what it produced, as the driver
+    /// loop does.
+    fn frame(client: &Client, bytes: &[u8]) {
+        let mut inner = client.shared().lock();
+        while inner.conn.poll_transmit().is_some() {}
+        inner.conn.handle_input(Instant::now(), bytes);
+        inner.dispatch();
+    }
+
+    #[test]
+    fn a_frame_of_messages_wakes_its_subscriber_once() {
+        let client = idle_client();
+        let mut sub = client.subscribe("s").expect("subscribe");
+        let mut other = client.subscribe("t").expect("subscribe");
+        frame(
+            &client,
+            b"INFO {\"max_payload\":1048576,\"headers\":true}\r\n",
+        );
+        frame(&client, b"PONG\r\n");
+        assert!(client.status().is_connected());
+
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = futures::task::waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(sub.poll_next_unpin(&mut cx).is_pending());
+        assert!(other.poll_next_unpin(&mut cx).is_pending());
+
+        let sid = sub.sid();
+        let messages = |from: usize| -> String {
+            (from..from + 50)
+                .map(|i| format!("MSG s {sid} {}\r\n{i}\r\n", i.to_string().len()))
+                .collect()
+        };
+        frame(&client, messages(0).as_bytes());
+        // One wake for 50 messages, none for the subscription that got nothing.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        for i in 0..50 {
+            match sub.poll_next_unpin(&mut cx) {
+                Poll::Ready(Some(Ok(m))) => assert_eq!(m.payload, i.to_string()),
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+        assert_eq!(sub.pending(), 0);
+        assert!(sub.poll_next_unpin(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "reading woke nothing");
+
+        // The next frame wakes again; after unsubscribing, what arrived is still read, then the end.
+        frame(&client, messages(50).as_bytes());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+        sub.unsubscribe();
+        let mut read = 0;
+        while let Poll::Ready(Some(Ok(_))) = sub.poll_next_unpin(&mut cx) {
+            read += 1;
+        }
+        assert_eq!(read, 50);
+        assert!(matches!(sub.poll_next_unpin(&mut cx), Poll::Ready(None)));
+
+        // Closing wakes a waiting reader and ends its stream.
+        client.close();
+        frame(&client, b"");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 3);
+        assert!(matches!(
+            other.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(Err(SubscribeError::Closed)))
+        ));
+        assert!(matches!(other.poll_next_unpin(&mut cx), Poll::Ready(None)));
     }
 
     #[test]
