@@ -228,10 +228,13 @@ test(
       assert.ok(want - stored <= 2, `${want - stored} of ${TABS * CLICKS} clicks lost (at most 2 to nats-server#4320)`);
       console.log(`nats-server ${version}: ${want - stored} of ${TABS * CLICKS} clicks lost to nats-server#4320`);
     }
-    // Shown soon: a watcher's new consumer waits for the election (its create may time out once,
-    // 5 s), not for the delete of its old one any more (that took 11–27 s after the kill).
+    // Shown soon: a watcher's new consumer waits for the election, not for the delete of its old
+    // one any more (that took 11–27 s after the kill). Its create can be placed on the dead node,
+    // still a peer of the stream, and then times out (5 s): at most once in most runs, three times
+    // in a row in one run so far (shown 19 s after the kill). The bound allows that; the time is
+    // logged below.
     for (const page of counters) {
-      await waitText(page, "counter-value", String(stored), { timeout: 10_000 }).catch(async (e) => {
+      await waitText(page, "counter-value", String(stored), { timeout: 25_000 }).catch(async (e) => {
         const consumers = [];
         for await (const c of env.jsm.consumers.list("KV_via_config")) {
           consumers.push(`${c.name} delivered ${c.delivered.stream_seq} pending ${c.num_pending} ack_pending ${c.num_ack_pending} on ${c.cluster?.leader} push_bound ${c.push_bound} created ${c.created}`);
