@@ -556,3 +556,31 @@ async fn a_server_restart_loses_nothing() {
         .collect();
     eprintln!("lease changes: {kept_or_again:?}");
 }
+
+/// A worker and a publisher starting together both set up the stream (as `bench/workers.sh`
+/// does): every one of them succeeds, whichever create wins. (nats-server 2.9.10 once answered
+/// the losing create "subjects overlap with an existing stream" — the winner — in a full
+/// `bench/run.sh`; the window is narrow and this test does not force it, it holds the outcome.)
+#[tokio::test(flavor = "current_thread")]
+async fn setups_racing_on_a_fresh_server_all_succeed() {
+    let server = TestServer::start();
+    let settings = via_workers::Settings::default();
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(client(&server).await);
+    }
+    let results = futures::future::join_all(
+        clients
+            .iter()
+            .map(|js| via_workers::setup::ensure_stream(js, &settings)),
+    )
+    .await;
+    for (i, result) in results.iter().enumerate() {
+        assert!(result.is_ok(), "setup {i}: {result:?}");
+    }
+    let info = clients[0]
+        .stream_info(&settings.stream)
+        .await
+        .expect("the stream");
+    assert_eq!(info.config.subjects, [settings.events_filter()]);
+}

@@ -70,7 +70,12 @@ pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), Wo
         Ok(_) => Ok(()),
         // Someone else created it in between.
         Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
-        Err(e) => Err(e.into()),
+        // nats-server 2.9 can also answer a create that raced another of the same stream with
+        // "subjects overlap with an existing stream" (the other one): it is there if it is there.
+        Err(e) => match js.stream_info(&settings.stream).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e.into()),
+        },
     }
 }
 
