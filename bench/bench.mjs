@@ -34,6 +34,33 @@ const option = (name, fallback) => {
   const i = argv.indexOf(name);
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
 };
+// `--settings-summary <out.json> <name>=<results.json>…` (bench/run.sh --settings): one table of
+// the publish → subscribe rows measured against each server setting.
+if (flag("--settings-summary")) {
+  const [out, ...pairs] = argv.slice(argv.indexOf("--settings-summary") + 1);
+  const settings = {};
+  const lines = [
+    "| server setting | payload | nats-ws (msgs/s) | nats.js | bare WebSocket (ceiling) | ours / ceiling | ours / nats.js |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const pair of pairs) {
+    const [name, file] = pair.split("=");
+    const r = JSON.parse(await readFile(file, "utf8"));
+    settings[name] = { nats_server: r.machine.nats_server, ours: {}, natsjs: {}, ceiling: {}, ours_vs_ceiling: {} };
+    for (const [key, payload] of [["pubsub_16b_msgs_per_s", "16 B"], ["pubsub_1k_msgs_per_s", "1 KiB"]]) {
+      const [o, n, c] = [r.ours[key], r.natsjs[key], r.ceiling[key]];
+      Object.assign(settings[name].ours, { [key]: o });
+      Object.assign(settings[name].natsjs, { [key]: n });
+      Object.assign(settings[name].ceiling, { [key]: c });
+      settings[name].ours_vs_ceiling[key] = o / c;
+      const k = (v) => (v === undefined ? "failed" : `${(v / 1000).toFixed(1)} k`);
+      lines.push(`| ${name} (${r.machine.nats_server}) | ${payload} | ${k(o)} | ${k(n)} | ${k(c)} | ${(o / c).toFixed(2)} | ${(o / n).toFixed(2)} |`);
+    }
+  }
+  await writeFile(out, JSON.stringify({ date: new Date().toISOString(), settings }, null, 2) + "\n");
+  console.log(lines.join("\n"));
+  process.exit(0);
+}
 const wsUrl = option("--ws");
 const controlUrl = option("--control");
 if (!wsUrl || !controlUrl) {
@@ -54,7 +81,7 @@ const wanted = (name) => only.length === 0 || only.includes(name);
 // for memory, 10 other tabs; the rest are our choices, the same for both clients.
 const P = quick
   ? { reps: 1, reps16: 1, n: 5000, rr: 100, rrWarmup: 10, kv: 20, memWarmup: 1000, mem: 10000, fanTabs: 2, fanRounds: 3, reconnectRounds: 1, downtimeMs: 200 }
-  : { reps: 3, reps16: 5, n: 200000, rr: 2000, rrWarmup: 200, kv: 500, memWarmup: 100000, mem: 1000000, fanTabs: 10, fanRounds: 20, reconnectRounds: 3, downtimeMs: 1000 };
+  : { reps: 3, reps16: 5, n: 200000, rr: 2000, rrWarmup: 200, kv: 500, memWarmup: 100000, mem: 1000000, fanTabs: 10, fanRounds: 100, reconnectRounds: 3, downtimeMs: 1000 };
 // Publishers wait for a flush every `batch` messages (0: never), the same on both sides. A flush
 // is one round trip; it keeps the subscriber (in the same page, so starved while the publishing
 // loop runs) within one batch of the publisher, so that neither nats-server nor a client ever
@@ -126,7 +153,7 @@ const TYPES = {
  * Serves `root` on 127.0.0.1. `isolated`: cross-origin isolation headers, so performance.now() has
  * 5 µs resolution instead of 100 µs. `spa`: unknown paths without an extension get index.html.
  */
-function serve(root, { isolated = false, spa = false } = {}) {
+function serve(root, { isolated = false, spa = false, cache = false } = {}) {
   const server = createServer(async (req, res) => {
     const headers = { "Cache-Control": "no-store" };
     if (isolated) {
@@ -144,6 +171,9 @@ function serve(root, { isolated = false, spa = false } = {}) {
     try {
       const body = await readFile(file);
       headers["Content-Type"] = TYPES[path.extname(file)] ?? "application/octet-stream";
+      // `cache`: what a static host does for the startup runs — pages revalidated, the rest
+      // (trunk's names carry a hash) kept for an hour.
+      if (cache) headers["Cache-Control"] = path.extname(file) === ".html" ? "no-cache" : "max-age=3600";
       res.writeHead(200, headers).end(body);
     } catch {
       res.writeHead(404, headers).end("not found");
@@ -753,6 +783,99 @@ async function monitorMetrics(appUrl) {
   if (inexact) ours.monitor_first_inexact_msgs_per_s = inexact.rate;
 }
 
+// ---- startup ----------------------------------------------------------------------------------
+
+const STARTUP_LOADS = quick ? 3 : 20;
+
+/** In every page of the context: window.__shown resolves with performance.now() (ms since the
+ *  navigation started) once the status reads "Live" and the counter shows a number. */
+function armShown() {
+  window.__shown = new Promise((resolve) => {
+    const check = () => {
+      const s = document.querySelector('[data-testid="status"]');
+      const v = document.querySelector('[data-testid="counter-value"]');
+      if (s?.textContent.trim() === "Live" && /^-?\d+$/.test(v?.textContent.trim() ?? "")) {
+        observer.disconnect();
+        resolve(performance.now());
+      }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document, { childList: true, subtree: true, characterData: true });
+  });
+}
+
+async function startupContext(client) {
+  const context = await browser.newContext();
+  if (client === "ours") {
+    const settings = JSON.stringify({ servers: wsUrl, name: "bench-startup", user: "", password: "", token: "" });
+    await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  }
+  await context.addInitScript(armShown);
+  return context;
+}
+
+async function shownAfter(page, url) {
+  await page.goto(url, { waitUntil: "commit" });
+  return withTimeout(page.evaluate(() => window.__shown), 30000, `startup of ${url}`);
+}
+
+/**
+ * Navigation → "Live" and the counter's value on screen: the app's /counter (release build)
+ * against bench/startup.html (nats.js: connect, open the bucket, get the key), both served with
+ * caching headers from 127.0.0.1. Cold: a fresh browser context (empty HTTP and code caches) per
+ * load. Warm: one context, loaded once, then STARTUP_LOADS navigations. Clients alternate.
+ */
+async function startupMetrics(appDir) {
+  if (!wanted("startup")) return;
+  const app = await serve(appDir, { spa: true, cache: true });
+  const page = await serve(here, { cache: true });
+  const urls = {
+    ours: `${app.url}/counter`,
+    natsjs: `${page.url}/startup.html?ws=${encodeURIComponent(wsUrl)}`,
+  };
+  const times = { ours: { cold: [], warm: [] }, natsjs: { cold: [], warm: [] } };
+  try {
+    for (let i = 0; i < STARTUP_LOADS; i++) {
+      for (const client of i % 2 ? ["natsjs", "ours"] : ["ours", "natsjs"]) {
+        const context = await startupContext(client);
+        try {
+          times[client].cold.push(await shownAfter(await context.newPage(), urls[client]));
+        } finally {
+          await context.close();
+        }
+      }
+    }
+    const warm = {};
+    for (const client of ["ours", "natsjs"]) {
+      const context = await startupContext(client);
+      warm[client] = { context, page: await context.newPage() };
+      await shownAfter(warm[client].page, urls[client]);
+    }
+    try {
+      for (let i = 0; i < STARTUP_LOADS; i++) {
+        for (const client of i % 2 ? ["natsjs", "ours"] : ["ours", "natsjs"]) {
+          times[client].warm.push(await shownAfter(warm[client].page, urls[client]));
+        }
+      }
+    } finally {
+      for (const { context } of Object.values(warm)) await context.close();
+    }
+  } finally {
+    app.server.close();
+    page.server.close();
+  }
+  for (const [client, into] of [["ours", ours], ["natsjs", natsjs]]) {
+    into.startup_cold_p50_ms = median(times[client].cold);
+    into.startup_warm_p50_ms = median(times[client].warm);
+  }
+  runs.ours.startup = times.ours;
+  runs.natsjs.startup = times.natsjs;
+  log(
+    `startup p50, cold: ours ${ours.startup_cold_p50_ms.toFixed(0)} ms, nats.js ${natsjs.startup_cold_p50_ms.toFixed(0)} ms; ` +
+      `warm: ours ${ours.startup_warm_p50_ms.toFixed(0)} ms, nats.js ${natsjs.startup_warm_p50_ms.toFixed(0)} ms`,
+  );
+}
+
 // ---- sizes ------------------------------------------------------------------------------------
 
 async function gzSize(files) {
@@ -822,20 +945,22 @@ const ROWS = [
   ["rr_p50_ms", "request/reply p50", "ms", "lower", 0.6],
   ["rr_p99_ms", "request/reply p99", "ms", "lower", null],
   ["kv_put_p50_ms", "KV put p50", "ms", "lower", null],
-  ["kv_put_p99_ms", "KV put p99", "ms", "lower", null],
+  ["kv_put_p99_ms", "KV put p99", "ms", "lower", 1.0],
   ["kv_get_p50_ms", "KV get p50", "ms", "lower", null],
-  ["kv_get_p99_ms", "KV get p99", "ms", "lower", null],
+  ["kv_get_p99_ms", "KV get p99", "ms", "lower", 1.0],
   ["drain_1m_msgs_per_s", "1M-message drain (memory run)", "msgs/s", "higher", null],
   ["js_heap_mb", "JS heap after 1M messages (after gc, over an empty page)", "MB", "lower", null],
-  ["client_pubsub_gz_kb", "client alone, pub/sub, gzipped", "KiB", "lower", null],
-  ["client_kv_gz_kb", "client alone, pub/sub + KV, gzipped", "KiB", "lower", null],
+  ["startup_cold_p50_ms", "startup: navigation → Live + counter value, cold cache, p50", "ms", "lower", 1.0],
+  ["startup_warm_p50_ms", "startup: the same, warm cache, p50", "ms", "lower", 1.0],
+  ["client_pubsub_gz_kb", "client alone, pub/sub, gzipped", "KiB", "lower", 1.0],
+  ["client_kv_gz_kb", "client alone, pub/sub + KV, gzipped", "KiB", "lower", 1.0],
 ];
 const OURS_ONLY = [
   ["wasm_mem_at_load_mb", "wasm memory at load", "MB"],
   ["wasm_mem_before_1m_mb", "wasm memory before the 1M messages (after warm-up)", "MB"],
   ["wasm_mem_after_1m_mb", "wasm memory after the 1M messages", "MB"],
   ["fanout_p50_ms", "app fan-out: +1 until visible in all other tabs, p50", "ms"],
-  ["fanout_p99_ms", "app fan-out, p99", "ms"],
+  ["fanout_p99_ms", "app fan-out, p99 (target ≤ 15)", "ms"],
   ["fanout_per_tab_p50_ms", "app fan-out, per tab p50", "ms"],
   ["reconnect_to_live_p50_ms", "app: server back → \"Live\", p50", "ms"],
   ["reconnect_to_live_max_ms", "app: server back → \"Live\", max", "ms"],
@@ -849,7 +974,7 @@ const OURS_ONLY = [
   ["monitor_5k_frame_p99_ms", "app /monitor (--quick) at 5 000 msgs/s: frame time p99", "ms"],
   ["monitor_exact_up_to_msgs_per_s", "app /monitor: highest rate tried with the count exact", "msgs/s"],
   ["monitor_first_inexact_msgs_per_s", "app /monitor: first rate where the count was not exact", "msgs/s"],
-  ["app_gz_kb", "app release dist (wasm + js), gzipped", "KiB"],
+  ["app_gz_kb", "app release dist (wasm + js), gzipped (target ≤ 400)", "KiB"],
   ["client_core_gz_kb", "client alone, pub/sub without NKey/JWT auth (`default-features = false`), gzipped", "KiB"],
   ["parser_16b_mb_per_s", "native parser, 16 B MSG frames (criterion)", "MB/s"],
   ["parser_1k_mb_per_s", "native parser, 1 KiB MSG frames (criterion)", "MB/s"],
@@ -925,7 +1050,8 @@ function machine() {
   const cpu = (readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? os.cpus()[0]?.model;
   let natsServer = "";
   try {
-    natsServer = execFileSync("nats-server", ["--version"], { encoding: "utf8" }).trim();
+    natsServer = execFileSync(process.env.NATS_SERVER_BIN || "nats-server", ["--version"], { encoding: "utf8" }).trim();
+    if (process.env.NATS_WS_COMPRESSION === "1") natsServer += ", websocket compression";
   } catch {
     natsServer = "unknown";
   }
@@ -975,7 +1101,8 @@ async function main() {
     if (app) {
       await appMetrics(app.url);
       await monitorMetrics(app.url);
-    } else if (wanted("fanout") || wanted("reconnect") || wanted("idle") || wanted("monitor")) throw new Error(`no app build in ${appDir}`);
+      await startupMetrics(appDir);
+    } else if (wanted("fanout") || wanted("reconnect") || wanted("idle") || wanted("monitor") || wanted("startup")) throw new Error(`no app build in ${appDir}`);
     await sizes();
     await nativeResults();
 

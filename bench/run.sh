@@ -3,18 +3,22 @@
 #   bash bench/run.sh            # the full run (~10 min once built); writes bench/results.json
 #   bash bench/run.sh --quick    # a few seconds of each metric: a smoke test of the harness
 #   bash bench/run.sh --profile  # also Chromium CPU profiles (bench/build/profiles/*.cpuprofile)
+#   bash bench/run.sh --settings # publish → subscribe (16 B, 1 KiB) against four server settings:
+#                                # Debian's nats-server and the current release (.tools/), each with
+#                                # and without WebSocket compression; writes bench/settings.json
 # Installs what is missing (scripts/setup.sh, then bench/package.json into bench/node_modules),
 # builds everything under bench/build/, starts a throwaway nats-server, runs the native benchmarks,
 # then bench/bench.mjs (headless Chromium), which prints a markdown table. See BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK="" PROFILE=""
+QUICK="" PROFILE="" SETTINGS=""
 for arg in "$@"; do
   case $arg in
     --quick) QUICK=--quick ;;
     --profile) PROFILE=--profile ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--profile]" >&2; exit 2 ;;
+    --settings) SETTINGS=1 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--profile] [--settings]" >&2; exit 2 ;;
   esac
 done
 
@@ -25,8 +29,7 @@ NATS_PID="" NATS_TMP=""
 
 say() { printf '\n==> bench: %s\n' "$*" >&2; }
 
-cleanup() {
-  local rc=$?
+stop_server() {
   if [[ -n $NATS_PID ]]; then
     kill -TERM "$NATS_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.1; done
@@ -34,6 +37,31 @@ cleanup() {
     wait "$NATS_PID" 2>/dev/null || true
   fi
   [[ -n $NATS_TMP ]] && rm -rf "$NATS_TMP"
+  NATS_PID="" NATS_TMP=""
+}
+
+# A throwaway nats-server ($NATS_SERVER_BIN, $NATS_WS_COMPRESSION) under the test harness; sets
+# WS_URL and CONTROL_URL.
+start_server() {
+  NATS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-bench.XXXXXX")
+  python3 scripts/nats_test_control.py "$NATS_TMP" </dev/null >"$NATS_TMP/control.out" 2>&1 &
+  NATS_PID=$!
+  local deadline=$((SECONDS + 30)) line
+  until line=$(grep -m1 '^ready ' "$NATS_TMP/control.out" 2>/dev/null); do
+    if ! kill -0 "$NATS_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+      echo "bench: nats-server did not start:" >&2
+      cat "$NATS_TMP/control.out" >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+  read -r _ WS_URL CONTROL_URL _ <<<"$line"
+  say "nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null | awk '{print $NF}')${NATS_WS_COMPRESSION:+ with websocket compression}: websocket $WS_URL"
+}
+
+cleanup() {
+  local rc=$?
+  stop_server
   if ((rc != 0)); then
     printf '\n==> bench: FAILED (exit %d) after %d s\n' "$rc" $((SECONDS - START)) >&2
   fi
@@ -62,6 +90,8 @@ wasm-bindgen --target web --out-dir "$BUILD/ours" --out-name ours \
 say "bundling nats.js (esbuild, minified)"
 bench/node_modules/.bin/esbuild bench/natsjs.mjs --bundle --format=esm --minify --target=es2022 \
   --log-level=warning --outfile="$BUILD/natsjs.js"
+bench/node_modules/.bin/esbuild bench/startup.mjs --bundle --format=esm --minify --target=es2022 \
+  --log-level=warning --outfile="$BUILD/natsjs-startup.js"
 
 say "building the client alone for its shipped size (opt-level z, wasm-opt -Oz, esbuild --minify)"
 mkdir -p "$BUILD/size"
@@ -88,6 +118,33 @@ for variant in pubsub kv core; do
     --target=es2022 --log-level=warning --outfile="$BUILD/size/natsjs-$variant.js"
 done
 
+if [[ -n $SETTINGS ]]; then
+  # The same page, clients and metrics as the full run's publish → subscribe rows, once per
+  # server setting; bench.mjs --settings-summary turns the four result files into one table.
+  current=$PWD/.tools/nats-server-current/nats-server
+  [[ -x $current ]] || { echo "bench: $current missing (scripts/setup.sh installs it)" >&2; exit 1; }
+  system=$(command -v nats-server || echo /usr/sbin/nats-server)
+  files=()
+  for setting in system system-compression current current-compression; do
+    case $setting in
+      system*) bin=$system ;;
+      current*) bin=$current ;;
+    esac
+    compression=""
+    [[ $setting == *-compression ]] && compression=1
+    export NATS_SERVER_BIN=$bin NATS_WS_COMPRESSION=$compression
+    start_server
+    say "browser: publish → subscribe, setting $setting"
+    node bench/bench.mjs --ws "$WS_URL" --control "$CONTROL_URL" --only pubsub_16b,pubsub_1k \
+      --out "$BUILD/settings-$setting.json"
+    stop_server
+    files+=("$setting=$BUILD/settings-$setting.json")
+  done
+  node bench/bench.mjs --settings-summary bench/settings.json "${files[@]}"
+  say "done in $((SECONDS - START)) s"
+  exit 0
+fi
+
 say "building the app (trunk${QUICK:+, debug for --quick})"
 rm -rf "$BUILD/app"
 if [[ -n $QUICK ]]; then
@@ -111,20 +168,7 @@ else
 fi
 
 # --- server ------------------------------------------------------------------------------------
-NATS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nats-ws-bench.XXXXXX")
-python3 scripts/nats_test_control.py "$NATS_TMP" </dev/null >"$NATS_TMP/control.out" 2>&1 &
-NATS_PID=$!
-deadline=$((SECONDS + 30))
-until line=$(grep -m1 '^ready ' "$NATS_TMP/control.out" 2>/dev/null); do
-  if ! kill -0 "$NATS_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-    echo "bench: nats-server did not start:" >&2
-    cat "$NATS_TMP/control.out" >&2 || true
-    exit 1
-  fi
-  sleep 0.1
-done
-read -r _ WS_URL CONTROL_URL _ <<<"$line"
-say "nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null | awk '{print $NF}')${NATS_WS_COMPRESSION:+ with websocket compression}: websocket $WS_URL"
+start_server
 
 # --- native pub→sub and request/reply ----------------------------------------------------------
 say "native: nats-ws vs async-nats over the same WebSocket port"
