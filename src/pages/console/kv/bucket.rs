@@ -311,7 +311,11 @@ pub(super) fn BucketView(bucket: String, client: Client) -> impl IntoView {
             </Show>
         </section>
         <EditKey open/>
-        {move || open.selected.get().map(|key| view! { <KeyDetail key open/> })}
+        {move || {
+            open.selected
+                .get()
+                .map(|key| view! { <KeyDetail key entries=open.entries store=open.store/> })
+        }}
     }
 }
 

@@ -1,19 +1,25 @@
 //! The open key of a bucket: its value in full (live, from the bucket's watch) and its history,
 //! read again whenever the watch sees the key change.
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
-use nats_ws::kv::Entry;
+use nats_ws::kv::{Entry, Store};
 
-use super::bucket::Open;
 use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
 use crate::components::clock::time_of_day;
 
 #[component]
-pub(super) fn KeyDetail(key: String, open: Open) -> impl IntoView {
+pub(super) fn KeyDetail(
+    key: String,
+    /// The bucket's watched keys with a value.
+    entries: RwSignal<BTreeMap<String, Entry>>,
+    store: RwSignal<Option<Store>, LocalStorage>,
+) -> impl IntoView {
     let entry = {
         let key = key.clone();
-        Memo::new(move |_| open.entries.with(|map| map.get(&key).cloned()))
+        Memo::new(move |_| entries.with(|map| map.get(&key).cloned()))
     };
     let revision = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| e.revision)));
     let history = RwSignal::new(Vec::<Entry>::new());
@@ -23,7 +29,7 @@ pub(super) fn KeyDetail(key: String, open: Open) -> impl IntoView {
         // Read again whenever the key changes (its latest revision, as the watch sees it).
         Effect::new(move |_| {
             revision.track();
-            let (key, store) = (key.clone(), open.store.get());
+            let (key, store) = (key.clone(), store.get());
             let Some(store) = store else { return };
             spawn_while_mounted(async move {
                 match store.history(&key).await {
