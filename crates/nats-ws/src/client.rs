@@ -83,14 +83,8 @@ impl Mailbox {
     }
 
     fn close(&self) {
-        let waker = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.lock().closed = true;
+        self.wake();
     }
 }
 

@@ -68,10 +68,9 @@ pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), Wo
     };
     match js.create_stream(&config).await {
         Ok(_) => Ok(()),
-        // Someone else created it in between.
-        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
-        // nats-server 2.9 can also answer a create that raced another of the same stream with
-        // "subjects overlap with an existing stream" (the other one): it is there if it is there.
+        // Someone else may have created it in between: nats-server answers a create that lost
+        // the race "stream name already in use" or (2.9) "subjects overlap with an existing
+        // stream" — the other one. It is there if it is there.
         Err(e) => match js.stream_info(&settings.stream).await {
             Ok(_) => Ok(()),
             Err(_) => Err(e.into()),

@@ -38,17 +38,16 @@ impl ServerInfo {
             if r.null() {
                 return Ok(());
             }
-            let text = |r: &mut Reader<'_>| r.string();
             match key {
-                "server_id" => info.server_id = text(r)?,
-                "server_name" => info.server_name = text(r)?,
-                "version" => info.version = text(r)?,
-                "go" => info.go = text(r)?,
-                "host" => info.host = text(r)?,
-                "client_ip" => info.client_ip = text(r)?,
-                "nonce" => info.nonce = Some(text(r)?),
-                "cluster" => info.cluster = Some(text(r)?),
-                "domain" => info.domain = Some(text(r)?),
+                "server_id" => info.server_id = r.string()?,
+                "server_name" => info.server_name = r.string()?,
+                "version" => info.version = r.string()?,
+                "go" => info.go = r.string()?,
+                "host" => info.host = r.string()?,
+                "client_ip" => info.client_ip = r.string()?,
+                "nonce" => info.nonce = Some(r.string()?),
+                "cluster" => info.cluster = Some(r.string()?),
+                "domain" => info.domain = Some(r.string()?),
                 "connect_urls" => info.connect_urls = r.strings()?,
                 "proto" => info.proto = r.signed(i8::MIN.into(), i8::MAX.into())? as i8,
                 "port" => info.port = r.unsigned(u16::MAX.into())? as u16,
