@@ -1,12 +1,56 @@
 //! Errors, typed per operation. Messages are lowercase and say what to do next.
 
+use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
 
+/// Text from a user or the network in an error message: in double quotes, with quotes,
+/// backslashes and control characters escaped as Rust writes them (`{:?}` of a `str` without
+/// pulling `Debug`'s Unicode tables into the wasm).
+pub(crate) struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        let mut rest = self.0;
+        while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c.is_control()) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)?;
+        f.write_str("\"")
+    }
+}
+
+/// A timeout in an error message: `5s`, `250ms`, `1500ms`, `40µs` (without `Duration`'s `Debug`).
+pub(crate) struct Took(pub Duration);
+
+impl fmt::Display for Took {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.as_micros() % 1000 == 0 || d >= Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis() as u64)
+        } else {
+            write!(f, "{}µs", d.subsec_micros())
+        }
+    }
+}
+
 /// A subject, reply subject or queue group that the server would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid subject {subject:?}: {reason}")]
+#[error("invalid subject {}: {reason}", Quoted(subject))]
 pub struct SubjectError {
     pub subject: String,
     pub reason: &'static str,
@@ -25,11 +69,11 @@ impl SubjectError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum HeaderError {
-    #[error("invalid header name {0:?}: use printable ASCII without ':' or spaces")]
+    #[error("invalid header name {}: use printable ASCII without ':' or spaces", Quoted(.0))]
     InvalidName(String),
-    #[error("invalid value for header {0:?}: values cannot contain CR or LF")]
+    #[error("invalid value for header {}: values cannot contain CR or LF", Quoted(.0))]
     InvalidValue(String),
-    #[error("header block does not start with NATS/1.0 (got {0:?})")]
+    #[error("header block does not start with NATS/1.0 (got {})", Quoted(.0))]
     BadVersionLine(String),
 }
 
@@ -37,9 +81,9 @@ pub enum HeaderError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ParseError {
-    #[error("unknown protocol operation starting with {0:?}")]
+    #[error("unknown protocol operation starting with {}", Quoted(.0))]
     UnknownOp(String),
-    #[error("malformed {op} line {line:?}: {reason}")]
+    #[error("malformed {op} line {}: {reason}", Quoted(line))]
     BadArgs {
         op: &'static str,
         line: String,
@@ -47,7 +91,7 @@ pub enum ParseError {
     },
     #[error("control line longer than {0} bytes without a line end")]
     LineTooLong(usize),
-    #[error("control line not terminated by CRLF: {0:?}")]
+    #[error("control line not terminated by CRLF: {}", Quoted(.0))]
     BadLineEnd(String),
     #[error("message payload not followed by CRLF")]
     BadPayloadEnd,
@@ -101,22 +145,23 @@ pub enum ConnectionError {
     Credentials(CredentialsError),
     #[error("the server closed the connection: {0}")]
     Server(String),
-    #[error("nothing received from the server for {0:?}: the connection was stale")]
+    #[error("nothing received from the server for {}: the connection was stale", Took(*.0))]
     Stale(Duration),
     #[error(
-        "no answer from {url} within {after:?} while connecting{}",
+        "no answer from {url} within {} while connecting{}",
+        Took(*after),
         timeout_hint(url)
     )]
     Timeout { url: String, after: Duration },
     #[error("{url} requires TLS, which this client speaks only over WebSocket: connect to the server's websocket port with wss://")]
     TlsRequired { url: String },
-    #[error("invalid server url {url:?}: {reason}")]
+    #[error("invalid server url {}: {reason}", Quoted(url))]
     InvalidUrl { url: String, reason: String },
     #[error("no server urls configured")]
     NoServers,
     #[error("the client was closed")]
     Closed,
-    #[error("drain gave up after {0:?} waiting for the server (what was draining has ended)")]
+    #[error("drain gave up after {} waiting for the server (what was draining has ended)", Took(*.0))]
     DrainTimeout(Duration),
 }
 
@@ -180,7 +225,7 @@ pub enum SubscribeError {
     InvalidSubject(SubjectError),
     #[error("invalid queue group: {0}")]
     InvalidQueueGroup(SubjectError),
-    #[error("permission denied: this user may not subscribe to {subject:?} (check the user's permissions in the server config)")]
+    #[error("permission denied: this user may not subscribe to {} (check the user's permissions in the server config)", Quoted(subject))]
     PermissionDenied { subject: String },
     #[error("the client is closed")]
     Closed,
@@ -192,21 +237,24 @@ pub enum SubscribeError {
 pub enum RequestError {
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("no reply on {subject:?} within {after:?}: is a responder running?")]
+    #[error("no reply on {} within {}: is a responder running?", Quoted(subject), Took(*after))]
     TimedOut { subject: String, after: Duration },
-    #[error("no responders: nobody is subscribed to {subject:?}")]
+    #[error("no responders: nobody is subscribed to {}", Quoted(subject))]
     NoResponders { subject: String },
-    #[error("permission denied: this user may not {action} {subject:?}")]
+    #[error("permission denied: this user may not {action} {}", Quoted(subject))]
     PermissionDenied {
         action: &'static str,
         subject: String,
     },
     /// Refused before sending: requests are not buffered while disconnected (the reply could not
     /// find its way back, and a pile of them would go out at once on reconnect).
-    #[error("not connected to the server: {subject:?} was not sent; retry once connected")]
+    #[error(
+        "not connected to the server: {} was not sent; retry once connected",
+        Quoted(subject)
+    )]
     NotConnected { subject: String },
     /// Sent, but the connection was lost before the reply came: it may or may not have been processed.
-    #[error("the connection was lost before a reply on {subject:?} arrived: it may or may not have been processed")]
+    #[error("the connection was lost before a reply on {} arrived: it may or may not have been processed", Quoted(subject))]
     ConnectionLost { subject: String },
     #[error("the client was closed before a reply arrived")]
     Closed,
@@ -230,7 +278,7 @@ impl RequestError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    #[error("permission denied: this user may not publish to {subject:?}")]
+    #[error("permission denied: this user may not publish to {}", Quoted(subject))]
     PublishDenied { subject: String },
     #[error("the server reported: {0}")]
     Other(String),
@@ -269,5 +317,42 @@ mod tests {
             after: std::time::Duration::from_secs(2),
         };
         assert!(e.to_string().contains("websocket port stays silent"), "{e}");
+    }
+
+    #[test]
+    fn quoted_text_reads_as_rusts_debug_of_a_str() {
+        for text in [
+            "",
+            "orders.new",
+            "say \"hi\"",
+            r"back\slash",
+            "line\r\nend\ttab",
+            "bell\u{7} del\u{7f} c1\u{85}",
+            "grüße, 注文 🎉",
+        ] {
+            assert_eq!(Quoted(text).to_string(), format!("{text:?}"));
+        }
+    }
+
+    #[test]
+    fn timeouts_read_in_whole_units() {
+        let cases = [
+            (Duration::from_secs(5), "5s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_micros(40), "40µs"),
+            (Duration::ZERO, "0s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(Took(d).to_string(), want);
+        }
+        let timed_out = RequestError::TimedOut {
+            subject: "math.sum".into(),
+            after: Duration::from_secs(2),
+        };
+        assert_eq!(
+            timed_out.to_string(),
+            "no reply on \"math.sum\" within 2s: is a responder running?"
+        );
     }
 }

@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt};
 use thiserror::Error;
 use web_time::UNIX_EPOCH;
 
+use crate::error::Quoted;
 use crate::header::HeaderMap;
 use crate::jetstream::consumer_internal::OrderedEvent;
 use crate::jetstream::{
@@ -30,22 +31,31 @@ const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum KvError {
-    #[error("invalid key {key:?}: keys are letters, digits and - / _ = . (not starting or ending with '.')")]
+    #[error(
+        "invalid key {}: keys are letters, digits and - / _ = . (not starting or ending with '.')",
+        Quoted(key)
+    )]
     InvalidKey { key: String },
-    #[error("invalid bucket name {bucket:?}: use letters, digits, '-' and '_'")]
+    #[error(
+        "invalid bucket name {}: use letters, digits, '-' and '_'",
+        Quoted(bucket)
+    )]
     InvalidBucket { bucket: String },
-    #[error("bucket {bucket:?} does not exist: create it first")]
+    #[error("bucket {} does not exist: create it first", Quoted(bucket))]
     BucketNotFound { bucket: String },
-    #[error("key {key:?} already exists (revision {revision})")]
+    #[error("key {} already exists (revision {revision})", Quoted(key))]
     KeyExists { key: String, revision: u64 },
-    #[error("key {key:?} changed since revision {expected}: read it again and retry")]
+    #[error(
+        "key {} changed since revision {expected}: read it again and retry",
+        Quoted(key)
+    )]
     WrongLastRevision { key: String, expected: u64 },
     /// An acknowledgement was lost and the server's answer to a resend cannot tell whether the
     /// first attempt was stored (it was resent after the duplicate window, and the history no
     /// longer holds what followed the expected revision).
-    #[error("key {key:?}: the write may or may not have been stored (its acknowledgement was lost): read the key before trying again")]
+    #[error("key {}: the write may or may not have been stored (its acknowledgement was lost): read the key before trying again", Quoted(key))]
     OutcomeUnknown { key: String },
-    #[error("key {key:?} kept changing: gave up after {attempts} attempts")]
+    #[error("key {} kept changing: gave up after {attempts} attempts", Quoted(key))]
     TooManyConflicts { key: String, attempts: usize },
     #[error("history must be between 1 and 64, not {0}")]
     InvalidHistory(i64),

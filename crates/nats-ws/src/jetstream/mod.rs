@@ -27,7 +27,7 @@ pub use consumer::{FetchOptions, JsMessage, MessageInfo, Ordered, OrderedOptions
 pub use types::*;
 
 use crate::client::Client;
-use crate::error::{PublishError, RequestError, SubscribeError};
+use crate::error::{PublishError, Quoted, RequestError, SubscribeError, Took};
 use crate::header::{status, HeaderMap};
 use crate::message::Message;
 use crate::proto::Status;
@@ -92,7 +92,7 @@ pub enum JetStreamError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Subscribe(#[from] SubscribeError),
-    #[error("invalid {what} {name:?}: {reason}")]
+    #[error("invalid {what} {}: {reason}", Quoted(name))]
     InvalidName {
         what: &'static str,
         name: String,
@@ -100,7 +100,7 @@ pub enum JetStreamError {
     },
     #[error("unexpected answer from the jetstream api: {0}")]
     BadResponse(String),
-    #[error("gave up after {0:?} without an acknowledgement from jetstream")]
+    #[error("gave up after {} without an acknowledgement from jetstream", Took(*.0))]
     DeadlineExceeded(Duration),
 }
 

@@ -296,8 +296,8 @@ fn parse_size(digits: &[u8]) -> Option<usize> {
     parse_number(digits).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// A short, printable excerpt of bad input for an error message.
+/// A short excerpt of bad input for an error message (whose text escapes what is not printable).
 fn snippet(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(40)];
-    String::from_utf8_lossy(cut).escape_debug().to_string()
+    String::from_utf8_lossy(cut).into_owned()
 }

@@ -13,6 +13,7 @@ use web_time::Instant;
 use super::error::RespondError;
 use super::types::{EndpointInfo, EndpointStats, Metadata};
 use super::{ServiceShared, ERROR_CODE_HEADER, ERROR_HEADER};
+use crate::error::Quoted;
 use crate::error::{PublishError, SubjectError, SubscribeError};
 use crate::{Client, HeaderMap, Message, Subscriber};
 
@@ -161,11 +162,12 @@ impl EndpointShared {
             SubscribeError::PermissionDenied { subject } => {
                 let queue = match self.queue_group.as_str() {
                     "" => String::new(),
-                    q => format!(" using queue {q:?}"),
+                    q => format!(" using queue {}", Quoted(q)),
                 };
                 format!(
                     "nats: permissions violation: Permissions Violation for Subscription to \
-                     {subject:?}{queue}"
+                     {}{queue}",
+                    Quoted(subject)
                 )
             }
             SubscribeError::Closed => "nats: connection closed".to_owned(),

@@ -3,15 +3,19 @@
 
 use thiserror::Error;
 
+use crate::error::Quoted;
 use crate::error::{PublishError, SubjectError, SubscribeError};
 
 /// Why a service or endpoint could not be added, or a discovery request could not be sent.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ServiceError {
-    #[error("invalid {what} name {name:?}: use only letters, digits, '-' and '_' (at least one)")]
+    #[error(
+        "invalid {what} name {}: use only letters, digits, '-' and '_' (at least one)",
+        Quoted(name)
+    )]
     InvalidName { what: &'static str, name: String },
-    #[error("invalid service version {0:?}: use a semantic version such as 1.2.3 or 1.2.3-rc.1")]
+    #[error("invalid service version {}: use a semantic version such as 1.2.3 or 1.2.3-rc.1", Quoted(.0))]
     InvalidVersion(String),
     #[error("invalid endpoint subject: {0}")]
     InvalidSubject(SubjectError),
