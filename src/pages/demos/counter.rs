@@ -2,31 +2,25 @@
 //! compare-and-set, so concurrent clicks in many tabs never lose an update.
 //!
 //! Clicks are numbered and queue up in the page; one task writes them, for as long as the page is
-//! mounted. Each write starts from a value of the key: the value says up to which of this page's
-//! clicks it already includes (`Counter::applied`), those leave the queue, and the rest are applied
-//! in a compare-and-set at that value's revision. The value is the one the page's watch last
-//! delivered, so a click costs one round trip; after a lost compare-and-set, an error, or while the
-//! watch is not loaded, it is read from the server instead.
-//!
-//! Only a value settles clicks, never a write's answer alone: after a write, the task waits for
-//! the watch to deliver that revision or a later one (or reads, if it does not come within
-//! `WATCH_WAIT`). So a write whose answer was lost (a cut, a timeout) is settled by the next value,
-//! and so is one that the server acknowledged and then overwrote before that value — a clustered
-//! nats-server before 2.9.21 accepts concurrent compare-and-sets at the same revision
-//! (nats-server#4320), and the write after ours then lacks our clicks, which the next value shows
-//! and the next write adds. (One overwritten after the value that settled it stays lost: only such
-//! a server does that.) No click is counted twice: a write applies only the clicks its base value
-//! lacks, and succeeds only if that value is still the latest. Failed tries are retried by
-//! themselves once connected, without waiting for another click.
+//! mounted. Each write starts by reading the key: the value says up to which of this page's clicks
+//! it already includes (`Counter::applied`), those leave the queue, and the rest are applied in a
+//! compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
+//! answer was lost (a cut, a timeout) is settled by the next read, and so is one that the server
+//! acknowledged and then overwrote before that read — a clustered nats-server before 2.9.21
+//! accepts concurrent compare-and-sets at the same revision (nats-server#4320), and the write
+//! after ours then lacks our clicks, which the next read shows and the next write adds. (One
+//! overwritten after the read that settled it stays lost: only such a server does that.) No click
+//! is counted twice. Failed tries are retried by themselves once connected, without waiting for
+//! another click.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{FutureExt as _, StreamExt};
+use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_nats::{spawn_while_mounted, until_connected, use_kv_key, use_nats, UseKvKeyReturn};
-use nats_ws::kv::{Entry, KvError, Operation};
+use nats_ws::kv::{KvError, Operation};
 use nats_ws::Client;
 
 use crate::model::{Counter, CounterOp, CONFIG_BUCKET};
@@ -43,26 +37,13 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// task read and write as fast as the network allows.
 const FIRST_CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_CONFLICT_PAUSE: Duration = Duration::from_millis(500);
-/// How long a written revision may take to come back through the watch before the task reads it
-/// from the server instead (the watch may be recreating its consumer after a cut).
-const WATCH_WAIT: Duration = Duration::from_millis(300);
 
 /// How a try ended.
 enum Tried {
-    /// Nothing left to write.
+    /// Written, or nothing left to write.
     Done,
-    /// Written at this revision: the clicks are settled once a value of at least it is seen.
-    Written(u64),
     /// The key had moved on since it was read: read again.
     Conflict,
-}
-
-/// The value a try builds its write on.
-enum Base {
-    /// The one the watch last delivered (`None`: the key has no value).
-    Watched(Option<Entry>),
-    /// Read from the server.
-    Server,
 }
 
 /// What the page shares with its write task. All `Copy`; every read in the task is a `try_`
@@ -75,10 +56,6 @@ struct Writer {
     /// Clicks not yet known to be in the stored value, numbered from 1.
     queue: StoredValue<VecDeque<(u64, CounterOp)>>,
     last_click: StoredValue<u64>,
-    /// The revision of this page's last write that no value seen since has reached (0: none).
-    written: StoredValue<u64>,
-    /// The next try reads the key from the server instead of taking the watched value.
-    must_read: StoredValue<bool>,
     pending: RwSignal<usize>,
     error: RwSignal<Option<String>>,
     counter: UseKvKeyReturn,
@@ -94,9 +71,8 @@ impl Writer {
         self.pending.set(self.queue.with_value(VecDeque::len));
     }
 
-    /// Writes queued clicks until the queue is empty; then waits for the next click. `wake` also
-    /// fires on every value the watch delivers. Stops when the page's reactive values are gone
-    /// (the task is aborted on cleanup anyway).
+    /// Writes queued clicks until the queue is empty; then waits for the next click. Stops when
+    /// the page's reactive values are gone (the task is aborted on cleanup anyway).
     async fn run(self, mut wake: mpsc::UnboundedReceiver<()>) {
         let mut pause = FIRST_PAUSE;
         let mut conflicts = 0u32;
@@ -112,18 +88,7 @@ impl Writer {
                     pause = FIRST_PAUSE;
                     conflicts = 0;
                 }
-                Some(Ok(Tried::Written(revision))) => {
-                    pause = FIRST_PAUSE;
-                    conflicts = 0;
-                    // Clicks made meanwhile wait too: they go into the next write.
-                    match self.wait_for_watch(revision, &mut wake).await {
-                        Some(true) => {}
-                        Some(false) => self.must_read.update_value(|v| *v = true),
-                        None => return,
-                    }
-                }
                 Some(Ok(Tried::Conflict)) => {
-                    self.must_read.update_value(|v| *v = true);
                     conflicts += 1;
                     if conflicts > 1 {
                         let wait = FIRST_CONFLICT_PAUSE * 2u32.pow((conflicts - 2).min(6));
@@ -131,7 +96,6 @@ impl Writer {
                     }
                 }
                 Some(Err(why)) => {
-                    self.must_read.update_value(|v| *v = true);
                     self.error.set(Some(format!(
                         "{why}; your clicks are kept and sent again by themselves"
                     )));
@@ -143,51 +107,8 @@ impl Writer {
         }
     }
 
-    /// Waits until the watch has delivered `revision` or a later one: `Some(true)`; `Some(false)`
-    /// if it has not within `WATCH_WAIT`; `None` when the page is gone.
-    async fn wait_for_watch(
-        &self,
-        revision: u64,
-        wake: &mut mpsc::UnboundedReceiver<()>,
-    ) -> Option<bool> {
-        let timeout = gloo_timers::future::sleep(WATCH_WAIT).fuse();
-        futures::pin_mut!(timeout);
-        loop {
-            if self.watched_revision()? >= revision {
-                return Some(true);
-            }
-            futures::select! {
-                woken = wake.next() => { woken?; }
-                () = timeout => return Some(false),
-            }
-        }
-    }
-
-    /// The revision of the watched value (0 when the key has none).
-    fn watched_revision(&self) -> Option<u64> {
-        self.counter
-            .entry
-            .try_with_untracked(|e| e.as_ref().map_or(0, |e| e.revision))
-    }
-
-    /// Where the next write starts from: the watched value if it will do (loaded, not after a
-    /// failed try, not older than this page's last write), else the server's.
-    fn base(&self) -> Option<Base> {
-        if self.must_read.try_get_value()? || !self.counter.loaded.try_get_untracked()? {
-            return Some(Base::Server);
-        }
-        let entry = self.counter.entry.try_get_untracked()?;
-        let revision = entry.as_ref().map_or(0, |e| e.revision);
-        Some(if revision >= self.written.try_get_value()? {
-            Base::Watched(entry)
-        } else {
-            Base::Server
-        })
-    }
-
-    /// One try: waits for a connection, takes the key's value (watched, or read), drops the clicks
-    /// it includes, writes the others (which a later value then settles). `None` when the page is
-    /// gone.
+    /// One try: waits for a connection, reads the key, drops the clicks it includes, writes the
+    /// others (which the next try's read then settles). `None` when the page is gone.
     async fn step(&self) -> Option<Result<Tried, String>> {
         let Some(client) = self.client.try_get_untracked()? else {
             return Some(Err("not connected yet".into()));
@@ -199,18 +120,10 @@ impl Writer {
         let Some(store) = self.counter.try_store()? else {
             return Some(Err("the counter is not loaded yet".into()));
         };
-        let current = match self.base()? {
-            Base::Watched(entry) => entry,
-            Base::Server => match store.entry(KEY).await {
-                Ok(current) => {
-                    self.must_read.try_update_value(|v| *v = false)?;
-                    current
-                }
-                Err(e) => return Some(Err(e.to_string())),
-            },
+        let current = match store.entry(KEY).await {
+            Ok(current) => current,
+            Err(e) => return Some(Err(e.to_string())),
         };
-        // This value is at least as new as the last write: nothing older is outstanding.
-        self.written.try_update_value(|v| *v = 0)?;
         let value = current
             .as_ref()
             .filter(|e| e.operation == Operation::Put)
@@ -235,13 +148,12 @@ impl Writer {
             None => store.create(KEY, json).await,
         };
         match written {
-            // Settled by a later value, which shows whether the value kept them.
-            Ok(revision) => {
+            // Settled by the next read, which shows whether the value kept them.
+            Ok(_) => {
                 self.error.set(None);
-                self.written.try_update_value(|v| *v = revision)?;
-                Some(Ok(Tried::Written(revision)))
+                Some(Ok(Tried::Done))
             }
-            // Someone wrote first (or our own answer was lost): a read settles it.
+            // Someone wrote first (or our own answer was lost): the next read settles it.
             Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
                 Some(Ok(Tried::Conflict))
             }
@@ -265,8 +177,6 @@ pub fn CounterPage() -> impl IntoView {
         id: StoredValue::new(random_hex(12)),
         queue: StoredValue::new(VecDeque::new()),
         last_click: StoredValue::new(0),
-        written: StoredValue::new(0),
-        must_read: StoredValue::new(false),
         pending: RwSignal::new(0),
         error: RwSignal::new(None),
         counter,
@@ -275,14 +185,6 @@ pub fn CounterPage() -> impl IntoView {
     };
     let (wake, woken) = mpsc::unbounded();
     spawn_while_mounted(writer.run(woken));
-    // Every value the watch delivers may settle a write the task waits on.
-    Effect::new({
-        let wake = wake.clone();
-        move |_| {
-            counter.entry.track();
-            let _ = wake.unbounded_send(());
-        }
-    });
     let Writer { pending, error, .. } = writer;
     let click = move |op: CounterOp| {
         writer.click(op);
