@@ -44,3 +44,27 @@ test(`counter: ${TABS} tabs × ${CLICKS} concurrent +1 give exactly +${TABS * CL
   for (const page of tabs) await waitText(page, "counter-value", String(want + 6));
   assert.equal(counterValue(await kv.get("counter")), want + 6);
 });
+
+// Another client deletes the bucket and creates it again with a new value; the tab's watch loses
+// its consumer with the old stream. Once it makes a new one (here after a server restart), the tab
+// shows the new bucket's value, not the old one, and the next click builds on it.
+test("counter: a bucket deleted and created again is shown as it is now", { timeout: 90_000 }, async (t) => {
+  const kv = await env.kv("via_config");
+  // Enough writes that the old stream's revision is well past the new one's.
+  for (let i = 0; i < 5; i++) await kv.put("counter", String(900 + i));
+  const page = await env.tab({ identity: "recreated", path: "/counter" });
+  await waitText(page, "counter-value", "904");
+
+  await (await env.kvm.open("via_config")).destroy();
+  const fresh = await env.kvm.create("via_config", { history: 5 });
+  await fresh.put("counter", "7");
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await env.control("start");
+  await waitText(page, "counter-value", "7", { timeout: 30_000 });
+  await waitText(page, "counter-last-by", "another client");
+  await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-value", "8");
+  assert.equal(counterValue(await fresh.get("counter")), 8);
+});

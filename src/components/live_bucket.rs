@@ -91,6 +91,8 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                         }
                         live.loaded.set(true);
                     }
+                    // The bucket was recreated: start over with its values.
+                    Ok(WatchEvent::Reset) => fresh = true,
                     Ok(_) => {}
                     Err(e) => live.error.set(Some(format!("bucket {bucket}: {e}"))),
                 }

@@ -200,6 +200,11 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
                         entry.set((e.operation == Operation::Put).then_some(e))
                     }
                     Ok(WatchEvent::InitialDone) => loaded.set(true),
+                    // The bucket was recreated: its value is unknown until the new one comes.
+                    Ok(WatchEvent::Reset) => {
+                        entry.set(None);
+                        loaded.set(false);
+                    }
                     Ok(_) => {}
                     Err(e) => error.set(Some(e.to_string())),
                 }
@@ -292,6 +297,12 @@ pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> Use
                         }
                         initial = false;
                         loaded.set(true);
+                    }
+                    // The bucket was recreated: the map starts over with the new initial values,
+                    // which are not changes.
+                    Ok(WatchEvent::Reset) => {
+                        fresh = true;
+                        initial = true;
                     }
                     Ok(_) => {}
                     Err(e) => error.set(Some(e.to_string())),

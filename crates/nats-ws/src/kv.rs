@@ -200,6 +200,10 @@ pub struct WatchOptions {
 pub enum WatchEvent {
     Entry(Entry),
     InitialDone,
+    /// The bucket was deleted and created again while watched (seen when the watcher's consumer
+    /// is recreated, e.g. after the server stopped sending to the deleted one): every entry seen
+    /// so far is gone. The new bucket's values follow, then `InitialDone` again.
+    Reset,
 }
 
 fn valid_bucket(bucket: &str) -> Result<(), KvError> {
@@ -684,8 +688,14 @@ impl Store {
         let mut entries = Vec::new();
         while let Some(event) = ordered.next_event().await {
             match event? {
-                OrderedEvent::Created { num_pending: 0 } if entries.is_empty() => break,
-                OrderedEvent::Created { .. } => {}
+                OrderedEvent::Created { num_pending, reset } => {
+                    if reset {
+                        entries.clear();
+                    }
+                    if num_pending == 0 && entries.is_empty() {
+                        break;
+                    }
+                }
                 OrderedEvent::Message(m) => {
                     let Some(entry) = self.entry_from_message(&m) else {
                         continue;
@@ -834,10 +844,16 @@ impl WatchState {
             }
             match self.ordered.next_event().await? {
                 Err(e) => return Some(Err(e.into())),
-                Ok(OrderedEvent::Created { num_pending }) => {
+                Ok(OrderedEvent::Created { num_pending, reset }) => {
                     self.initial_left = num_pending;
+                    if reset {
+                        self.initial_done = false;
+                    }
                     if !self.initial_done && num_pending == 0 {
                         self.marker_due = true;
+                    }
+                    if reset {
+                        return Some(Ok(WatchEvent::Reset));
                     }
                 }
                 Ok(OrderedEvent::Message(m)) => {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, connect_quick_reconnect, wait_status, within, TestServer};
+use common::{connect, connect_quick_reconnect, restart_server, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::jetstream::{
     err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
@@ -978,13 +978,7 @@ async fn ordered_consumer_continues_across_a_server_restart() {
         got.push(next_ordered(&mut ordered).await);
     }
 
-    server.stop();
-    wait_status(&client, "reconnecting", |s| {
-        matches!(s, Status::Reconnecting { .. })
-    })
-    .await;
-    server.start_again();
-    wait_status(&client, "connected again", Status::is_connected).await;
+    restart_server(&mut server, &client).await;
 
     let other = connect(&server).await;
     for i in 6..=8 {

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{connect, connect_quick_reconnect, quick_reconnect, wait_status, within, TestServer};
+use common::{
+    connect, connect_quick_reconnect, quick_reconnect, restart_server, wait_status, within,
+    TestServer,
+};
 use futures::StreamExt;
 use nats_ws::jetstream::err_codes;
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, Watch, WatchEvent, WatchOptions};
@@ -883,13 +886,7 @@ async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
         revisions.push(next_entry(&mut watch).await.revision);
     }
 
-    server.stop();
-    wait_status(&client, "reconnecting", |s| {
-        matches!(s, Status::Reconnecting { .. })
-    })
-    .await;
-    server.start_again();
-    wait_status(&client, "connected again", Status::is_connected).await;
+    restart_server(&mut server, &client).await;
 
     // Half the new revisions from another connection, half from the watcher's own.
     let other = connect(&server).await;
@@ -1483,4 +1480,48 @@ async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
         }
     })
     .await;
+}
+
+// ---- a bucket deleted and created again ------------------------------------------------------
+
+/// The watcher's consumer goes with the deleted stream; when it is recreated (here after a server
+/// restart; otherwise after three missed heartbeats) the new stream has fewer messages than the
+/// watcher had seen. Resuming after the last one seen would skip the new bucket's values and show
+/// the old ones as current until the new stream got that far: the watch says `Reset` and starts
+/// over instead.
+#[tokio::test]
+async fn a_watch_starts_over_when_its_bucket_is_deleted_and_created_again() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("again")).await;
+    for i in 1..=5 {
+        kv.put("counter", format!("old {i}")).await.unwrap();
+    }
+    let mut watch = kv.watch("counter").unwrap();
+    assert_eq!(next_entry(&mut watch).await.revision, 5);
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    let other = connect_quick_reconnect(&server).await;
+    let js = other.jetstream();
+    js.delete_key_value("again").await.unwrap();
+    let fresh = bucket(&other, KvConfig::new("again")).await;
+    fresh.put("counter", "new 1").await.unwrap();
+    fresh.put("elsewhere", "x").await.unwrap();
+    assert_eq!(fresh.put("counter", "new 3").await.unwrap(), 3);
+
+    restart_server(&mut server, &client).await;
+
+    assert_eq!(next_event(&mut watch).await, WatchEvent::Reset);
+    let current = next_entry(&mut watch).await;
+    assert_eq!(
+        (current.text(), current.revision),
+        (Some("new 3"), 3),
+        "the new bucket's value"
+    );
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    // And it goes on live, from the new bucket.
+    wait_status(&other, "the writer connected again", Status::is_connected).await;
+    assert_eq!(fresh.put("counter", "new 4").await.unwrap(), 4);
+    let next = next_entry(&mut watch).await;
+    assert_eq!((next.text(), next.revision), (Some("new 4"), 4));
 }

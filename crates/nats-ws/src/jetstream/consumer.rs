@@ -340,11 +340,18 @@ impl Default for OrderedOptions {
     }
 }
 
+/// How long a recreation waits for the stream's info (see `Ordered::stream_started_over`).
+const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub(crate) enum OrderedEvent {
-    /// A (re)created consumer; `num_pending` messages match it at creation.
+    /// A (re)created consumer; `num_pending` messages match it at creation. `reset`: the stream
+    /// had been deleted and created again (it ended before the last message delivered), so the
+    /// consumer started over with the original deliver policy instead of resuming.
     Created {
         #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         num_pending: u64,
+        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
+        reset: bool,
     },
     Message(JsMessage),
 }
@@ -449,10 +456,38 @@ impl Ordered {
         }
     }
 
-    async fn create(&mut self) -> Result<u64, JetStreamError> {
+    /// Whether the stream ends before where a recreation would resume: then it was deleted and
+    /// created again (or restored from an older copy) — its sequences start over, and resuming
+    /// after the last one delivered would skip everything up to it (a KV watch would show the old
+    /// values as current until the new stream got that far). Sequences never go down otherwise:
+    /// a purge keeps them, limits drop from the front. One request per recreation, given
+    /// `STREAM_CHECK_TIMEOUT`; without an answer (no permission, a cluster still electing the
+    /// stream's leader) it resumes as before.
+    fn stream_started_over(&self) -> impl std::future::Future<Output = bool> + 'static {
+        let resume_after = match self.last_stream_seq {
+            0 => self.cursor,
+            last => Some(last),
+        };
+        let js = self.js.clone().with_timeout(STREAM_CHECK_TIMEOUT);
+        let stream = self.stream.clone();
+        async move {
+            let Some(after) = resume_after.filter(|&seq| seq > 0) else {
+                return false;
+            };
+            matches!(js.stream_info(&stream).await, Ok(info) if info.state.last_seq < after)
+        }
+    }
+
+    /// Creates the next consumer; `Ok((num_pending, reset))`, see [`OrderedEvent::Created`].
+    async fn create(&mut self) -> Result<(u64, bool), JetStreamError> {
         self.sub = None;
         self.stale.extend(self.current.take());
         self.release_stale();
+        let reset = self.stream_started_over().await;
+        if reset {
+            self.last_stream_seq = 0;
+            self.cursor = None;
+        }
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
         let sub = client.subscribe(&inbox)?;
@@ -494,7 +529,7 @@ impl Ordered {
         self.sub = Some(sub);
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
-        Ok(info.num_pending)
+        Ok((info.num_pending, reset))
     }
 
     /// Asks the server to delete the consumers in `stale` and forgets them, without waiting for
@@ -530,10 +565,10 @@ impl Ordered {
                     crate::rt::sleep(self.failure_pause).await;
                 }
                 match self.create().await {
-                    Ok(num_pending) => {
+                    Ok((num_pending, reset)) => {
                         self.retry_pause = Duration::from_millis(100);
                         self.failure_pause = Duration::ZERO;
-                        return Some(Ok(OrderedEvent::Created { num_pending }));
+                        return Some(Ok(OrderedEvent::Created { num_pending, reset }));
                     }
                     Err(e) if e.is_transient() => {
                         self.js.wait_for_connection(self.retry_pause).await;

@@ -62,3 +62,15 @@ pub async fn wait_status(
     })
     .await
 }
+
+/// Stops the server, waits until `client` is reconnecting, starts it again (same store) and
+/// waits until `client` is connected again.
+pub async fn restart_server(server: &mut TestServer, client: &nats_ws::Client) {
+    server.stop();
+    wait_status(client, "reconnecting", |s| {
+        matches!(s, nats_ws::Status::Reconnecting { .. })
+    })
+    .await;
+    server.start_again();
+    wait_status(client, "connected again", nats_ws::Status::is_connected).await;
+}

@@ -162,6 +162,12 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                         open.entries.set(std::mem::take(&mut initial));
                         open.loaded.set(true);
                     }
+                    // The bucket was recreated: what was shown is gone; its values follow.
+                    Ok(WatchEvent::Reset) => {
+                        live = false;
+                        initial.clear();
+                        changes.clear();
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         open.watch_error
