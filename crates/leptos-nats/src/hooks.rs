@@ -194,17 +194,25 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
                 Ok(w) => w,
                 Err(e) => return error.set(Some(e.to_string())),
             };
+            // Whether this watch has said anything of the key: a new client (other servers) or a
+            // recreated bucket may have no value for it, which only the end of the initial values
+            // tells; until then the last value shown stays.
+            let mut told = false;
             while let Some(event) = watch.next().await {
                 match event {
                     Ok(WatchEvent::Entry(e)) => {
+                        told = true;
                         entry.set((e.operation == Operation::Put).then_some(e))
                     }
-                    Ok(WatchEvent::InitialDone) => loaded.set(true),
-                    // The bucket was recreated: its value is unknown until the new one comes.
-                    Ok(WatchEvent::Reset) => {
-                        entry.set(None);
-                        loaded.set(false);
+                    Ok(WatchEvent::InitialDone) => {
+                        if !std::mem::replace(&mut told, true) {
+                            entry.set(None);
+                        }
+                        loaded.set(true);
                     }
+                    // The bucket was recreated: the new value follows (or, at the end of the
+                    // initial values, its absence); until then the last one stays.
+                    Ok(WatchEvent::Reset) => told = false,
                     Ok(_) => {}
                     Err(e) => error.set(Some(e.to_string())),
                 }

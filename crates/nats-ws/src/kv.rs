@@ -189,7 +189,8 @@ pub struct WatchOptions {
     pub resume_from_revision: Option<u64>,
 }
 
-/// What a watcher yields: entries, and once, a marker that the initial values are all delivered.
+/// What a watcher yields: entries, and a marker that the initial values are all delivered (once,
+/// and again after a [`WatchEvent::Reset`]).
 ///
 /// The initial values are those stored when the watcher's consumer is created, on the first poll
 /// of the [`Watch`] (not when it is made). A write racing that creation may come before or after
@@ -692,7 +693,8 @@ impl Store {
                     if reset {
                         entries.clear();
                     }
-                    if num_pending == 0 && entries.is_empty() {
+                    // Nothing (more) to come: a recreation resumes after what was collected.
+                    if num_pending == 0 {
                         break;
                     }
                 }

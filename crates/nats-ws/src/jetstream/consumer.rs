@@ -383,6 +383,8 @@ pub struct Ordered {
     retry_pause: Duration,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
     failure_pause: Duration,
+    /// The stream was found to have started over; reported with the next consumer created.
+    reset_pending: bool,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -417,6 +419,7 @@ impl Ordered {
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             failure_pause: Duration::ZERO,
+            reset_pending: false,
         }
     }
 
@@ -465,6 +468,8 @@ impl Ordered {
     /// stream's leader) it resumes as before.
     fn stream_started_over(&self) -> impl std::future::Future<Output = bool> + 'static {
         let resume_after = match self.last_stream_seq {
+            // A start past the stream's end (2.10+ does not pull it back) is no sign of anything.
+            0 if self.options.deliver_policy == DeliverPolicy::ByStartSequence => None,
             0 => self.cursor,
             last => Some(last),
         };
@@ -474,7 +479,13 @@ impl Ordered {
             let Some(after) = resume_after.filter(|&seq| seq > 0) else {
                 return false;
             };
-            matches!(js.stream_info(&stream).await, Ok(info) if info.state.last_seq < after)
+            // In a cluster only the leader's word counts: during an election a follower may
+            // answer from a copy that is behind. (A server on its own names no cluster.)
+            matches!(
+                js.stream_info(&stream).await,
+                Ok(info) if info.state.last_seq < after
+                    && info.cluster.as_ref().is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty()))
+            )
         }
     }
 
@@ -483,10 +494,11 @@ impl Ordered {
         self.sub = None;
         self.stale.extend(self.current.take());
         self.release_stale();
-        let reset = self.stream_started_over().await;
-        if reset {
+        if self.stream_started_over().await {
             self.last_stream_seq = 0;
             self.cursor = None;
+            // Said with the next consumer that is created, even if this attempt fails.
+            self.reset_pending = true;
         }
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
@@ -529,7 +541,7 @@ impl Ordered {
         self.sub = Some(sub);
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
-        Ok((info.num_pending, reset))
+        Ok((info.num_pending, std::mem::take(&mut self.reset_pending)))
     }
 
     /// Asks the server to delete the consumers in `stale` and forgets them, without waiting for

@@ -148,6 +148,17 @@ pub struct StreamInfo {
     pub config: StreamConfig,
     pub state: StreamState,
     pub created: String,
+    /// Which server answered for the stream; `None` from servers that do not say.
+    pub cluster: Option<StreamCluster>,
+}
+
+/// The `cluster` of a stream's info: its leader, empty while a cluster elects one (then a follower,
+/// perhaps one still catching up, may have answered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StreamCluster {
+    pub name: Option<String>,
+    pub leader: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
