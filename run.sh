@@ -7,9 +7,9 @@
 # Ctrl-C (or SIGTERM to this script's process group) stops the agent and everything it started;
 # nats-server keeps running (`bash nats.sh stop` stops it).
 #
-# The app is served as a release build, the speed users see (a +1 reaches 10 other tabs in
-# 8 ms p50 there, 20 ms in a debug build); `./run.sh --dev` serves a debug build instead, which
-# rebuilds faster after an edit.
+# The app is served as a release build, the speed users see (on 2026-11-25 a +1 reached 10 other
+# tabs in 8 ms p50 from a release build, 20 ms from a debug one); `./run.sh --dev` serves a debug
+# build instead, which rebuilds faster after an edit.
 set -euo pipefail
 cd "$(dirname "$0")"
 
