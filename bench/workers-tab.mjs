@@ -47,8 +47,11 @@ try {
   const version = env.nc.info?.version;
   const started = performance.now();
   const report = await new Promise((resolve, reject) => {
+    // The throwaway server's passwords (NATS_PUBLISHER_PASSWORD, …): via-publisher looks in the
+    // environment before data/credentials.env, which holds the development server's.
     const child = spawn(publisher, ["--url", env.server.nats, "--count", String(count)], {
       stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ...env.credentials },
     });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
