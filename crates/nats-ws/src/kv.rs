@@ -849,13 +849,13 @@ impl WatchState {
                 Ok(OrderedEvent::Created { num_pending, reset }) => {
                     self.initial_left = num_pending;
                     if reset {
+                        // The initial values start over, and their marker with them.
                         self.initial_done = false;
+                        self.marker_due = num_pending == 0;
+                        return Some(Ok(WatchEvent::Reset));
                     }
                     if !self.initial_done && num_pending == 0 {
                         self.marker_due = true;
-                    }
-                    if reset {
-                        return Some(Ok(WatchEvent::Reset));
                     }
                 }
                 Ok(OrderedEvent::Message(m)) => {
