@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Local development nats-server: bash nats.sh start|stop|status|restart|logs
-# Runs `nats-server -c nats-server.conf` from the repo root; state lives in ./data/.
+# Runs `nats-server -c nats-server.conf` from the repo root; state lives in ./data/. The binary is
+# $NATS_SERVER_BIN when set, else the system's (installed when missing). Do not move a store back
+# from nats-server 2.10+ to 2.9: after the same ./data went back and forth between 2.9.10 and
+# 2.15.1, 2.15.1 found a bucket's state inconsistent and stopped storing to it.
 # Or a 3-node cluster in its place: bash nats.sh cluster start|stop|status [node] (see cmd_cluster).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -260,7 +263,12 @@ cmd_start() {
     say "the cluster runs in the single server's place (node 1 on its ports): bash nats.sh cluster status"
     return 0
   fi
-  find_or_install_server
+  if [[ -n ${NATS_SERVER_BIN:-} ]]; then
+    NATS_SERVER=$NATS_SERVER_BIN
+    [[ -x $NATS_SERVER ]] || die "NATS_SERVER_BIN: no nats-server at $NATS_SERVER"
+  else
+    find_or_install_server
+  fi
   check_ports_free $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT
   ensure_credentials
   export_credentials
