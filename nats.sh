@@ -86,8 +86,14 @@ install_hint() {
   fi
 }
 
-# Sets NATS_SERVER to the binary, installing the package when possible.
+# Sets NATS_SERVER to $NATS_SERVER_BIN when set, else to the system's binary, installing the
+# package when possible.
 find_or_install_server() {
+  if [[ -n ${NATS_SERVER_BIN:-} ]]; then
+    NATS_SERVER=$NATS_SERVER_BIN
+    [[ -x $NATS_SERVER ]] || die "NATS_SERVER_BIN: no nats-server at $NATS_SERVER"
+    return 0
+  fi
   local p
   for p in "$(command -v nats-server || true)" /usr/sbin/nats-server /usr/local/bin/nats-server /opt/homebrew/bin/nats-server; do
     if [[ -n $p && -x $p ]]; then NATS_SERVER=$p; return 0; fi
@@ -263,12 +269,7 @@ cmd_start() {
     say "the cluster runs in the single server's place (node 1 on its ports): bash nats.sh cluster status"
     return 0
   fi
-  if [[ -n ${NATS_SERVER_BIN:-} ]]; then
-    NATS_SERVER=$NATS_SERVER_BIN
-    [[ -x $NATS_SERVER ]] || die "NATS_SERVER_BIN: no nats-server at $NATS_SERVER"
-  else
-    find_or_install_server
-  fi
+  find_or_install_server
   check_ports_free $CLIENT_PORT $WS_PORT $HTTP_PORT $LEAF_PORT $MQTT_PORT
   ensure_credentials
   export_credentials
@@ -308,14 +309,11 @@ CURRENT_SERVER=.tools/nats-server-current/nats-server
 # Sets NATS_SERVER for the cluster: $NATS_SERVER_BIN, else the current release that
 # scripts/setup.sh installs into .tools/, else the system's (with a warning when too old).
 find_cluster_server() {
-  if [[ -n ${NATS_SERVER_BIN:-} ]]; then
-    NATS_SERVER=$NATS_SERVER_BIN
-  elif [[ -x $CURRENT_SERVER ]]; then
+  if [[ -z ${NATS_SERVER_BIN:-} && -x $CURRENT_SERVER ]]; then
     NATS_SERVER=$CURRENT_SERVER
   else
     find_or_install_server
   fi
-  [[ -x $NATS_SERVER ]] || die "no nats-server at $NATS_SERVER"
   local version
   version=$("$NATS_SERVER" --version 2>/dev/null | sed -n 's/^nats-server: v//p' || true)
   if [[ $(printf '%s\n%s\n' "$CLUSTER_MIN_VERSION" "${version:-0}" | sort -V | head -n1) != "$CLUSTER_MIN_VERSION" ]]; then
