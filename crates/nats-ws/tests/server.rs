@@ -697,6 +697,69 @@ async fn a_subscriber_that_fell_behind_receives_the_servers_large_frame() {
 }
 
 #[tokio::test]
+async fn a_frame_header_claiming_a_terabyte_is_refused_not_allocated() {
+    // A scripted WebSocket server (not nats-server: it could not send this): the handshake, INFO,
+    // PONG, then the header of a binary frame that claims 1 TiB of payload. Without a limit the
+    // WebSocket library reserved the claimed length at the header and the process aborted; with
+    // one the connection fails and the client reconnects, as on any other bad frame.
+    use futures::SinkExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let info = "INFO {\"server_id\":\"scripted\",\"version\":\"2.9.10\",\"proto\":1,\
+                    \"max_payload\":1048576,\"headers\":true}\r\n";
+        ws.send(WsMessage::Binary(info.into())).await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("PING\r\n") {
+            match ws.next().await {
+                Some(Ok(m)) => seen.push_str(&String::from_utf8_lossy(&m.into_data())),
+                other => panic!("the client's CONNECT and PING: {other:?}"),
+            }
+        }
+        ws.send(WsMessage::Binary("PONG\r\n".into())).await.unwrap();
+        // FIN + binary, a 64-bit length of 2^40, and no payload.
+        let tcp = ws.get_mut();
+        tcp.write_all(&[0x82, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        tcp.flush().await.unwrap();
+        // Keep the socket open: the client must leave on its own.
+        let _ = listener_keepalive(ws).await;
+    });
+    let client = within(
+        5,
+        "connected to the scripted server",
+        nats_ws::connect(quick_reconnect(format!("ws://127.0.0.1:{port}"))),
+    )
+    .await
+    .unwrap();
+    let status = wait_status(&client, "reconnecting after the forged frame", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    let Status::Reconnecting { last_error, .. } = status else {
+        unreachable!()
+    };
+    let said = last_error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(said.contains("more than this client accepts"), "{said}");
+    server.abort();
+}
+
+/// Holds a scripted server's WebSocket open until the peer goes away.
+async fn listener_keepalive<S>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Option<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while ws.next().await?.is_ok() {}
+    Some(())
+}
+
+#[tokio::test]
 async fn drain_while_disconnected_closes_at_once() {
     let mut server = TestServer::start();
     let client = nats_ws::connect(quick_reconnect(server.url()).reconnect(

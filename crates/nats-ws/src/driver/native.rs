@@ -43,6 +43,10 @@ pub enum NativeSocket {
     Tcp(TcpSocket),
 }
 
+/// The largest WebSocket frame (and message) accepted from the server: 4 × nats-server's default
+/// `max_pending` (64 MiB), the most it sends a client that fell behind in one frame.
+const MAX_FRAME: usize = 256 << 20;
+
 impl Driver for NativeDriver {
     type Socket = NativeSocket;
     type Sleep = Pin<Box<tokio::time::Sleep>>;
@@ -53,14 +57,16 @@ impl Driver for NativeDriver {
             if let Some(rest) = url.strip_prefix("nats://") {
                 return TcpSocket::connect(rest).await.map(NativeSocket::Tcp);
             }
-            // No size limit on incoming frames and messages (tungstenite's defaults are 16 MiB
-            // and 64 MiB): nats-server sends a non-browser WebSocket client everything pending for
-            // it as one frame, up to its `max_pending` (64 MiB by default), so a subscriber that
-            // fell 16 MiB behind used to fail on that frame ("Space limit exceeded"), reconnect,
-            // and lose what was published meanwhile. A browser accepts any size too.
+            // Incoming frames and messages up to MAX_FRAME (tungstenite's defaults are 16 MiB and
+            // 64 MiB): nats-server sends a non-browser WebSocket client everything pending for it
+            // as one frame, up to its `max_pending` (64 MiB by default), so a subscriber that fell
+            // 16 MiB behind used to fail on that frame ("Space limit exceeded"), reconnect, and
+            // lose what was published meanwhile. But not without a limit: tungstenite reserves a
+            // frame's length as its header states it, so a header claiming a terabyte aborted
+            // the process.
             let config = WebSocketConfig::default()
-                .max_frame_size(None)
-                .max_message_size(None);
+                .max_frame_size(Some(MAX_FRAME))
+                .max_message_size(Some(MAX_FRAME));
             let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
                 url,
                 Some(config),
