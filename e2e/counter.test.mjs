@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { counterSettled, counterValue, useEnv, waitText } from "./lib.mjs";
+import { counterSettled, counterValue, eventually, useEnv, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -67,4 +67,29 @@ test("counter: a bucket deleted and created again is shown as it is now", { time
   await page.getByTestId("counter-inc").click();
   await waitText(page, "counter-value", "8");
   assert.equal(counterValue(await fresh.get("counter")), 8);
+});
+
+// Clicks made while the server is down wait in the tab; leaving /counter for another page of the
+// app must not drop them. They reach the server once it is back, without the user coming back.
+test("counter: clicks on the way are sent after the tab moved to another page", { timeout: 90_000 }, async (t) => {
+  const kv = await env.kv("via_config");
+  const page = await env.tab({ identity: "leaver", path: "/counter" });
+  const start = counterValue(await kv.get("counter"));
+  await waitText(page, "counter-value", String(start));
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  for (let i = 0; i < 3; i++) await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-pending", "3 change(s) on the way…");
+  // The app's own navigation (no reload): the counter page unmounts.
+  await page.locator('a[href="/chat"]').click();
+  await page.waitForURL(/\/chat$/);
+  await env.control("start");
+
+  await eventually("the 3 clicks in KV", async () => counterValue(await kv.get("counter")) === start + 3, {
+    timeout: 30_000,
+  });
+  await page.locator('a[href="/counter"]').click();
+  await waitText(page, "counter-value", String(start + 3));
+  await waitText(page, "counter-pending", "");
 });

@@ -143,6 +143,8 @@ pub fn App() -> impl IntoView {
     let settings = session::Settings::load();
     leptos_nats::provide_nats(settings.options());
     provide_context(Identity(RwSignal::new(session::load_identity())));
+    // Before any page: clicks on /counter outlive the page.
+    pages::demos::counter::provide_counter_clicks();
     let toasts = provide_toasts();
     // Any user.* event, from this app or any other client, once (dedup: 2 s).
     leptos_nats::use_subscription_with_options(

@@ -46,6 +46,17 @@ impl UseNatsReturn {
     pub fn connect(&self, options: Options) {
         self.context.connect(options);
     }
+
+    /// The KV bucket `name` on `client`, bound as the KV hooks bind it: once per client, and
+    /// created (history 5) if it does not exist yet. For work that must outlive the component
+    /// that started it, which a hook's store does not.
+    pub async fn kv_bucket(&self, client: &Client, name: &str) -> Result<Store, KvError> {
+        self.context
+            .bucket(client, name, |replicas| {
+                crate::hooks::bucket_config(name, replicas)
+            })
+            .await
+    }
 }
 
 /// Runs `fut` on the browser's event loop for as long as the calling component lives: it is

@@ -145,6 +145,11 @@ impl UseKvKeyReturn {
 
 /// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
 /// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
+/// How the KV hooks create a bucket that does not exist yet: history 5, the server's replicas.
+pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> KvConfig {
+    KvConfig::new(bucket).history(5).replicas(replicas)
+}
+
 async fn bind_until_ready(
     context: &NatsContext,
     client: &Client,
@@ -153,9 +158,7 @@ async fn bind_until_ready(
 ) -> Store {
     loop {
         match context
-            .bucket(client, bucket, |replicas| {
-                KvConfig::new(bucket).history(5).replicas(replicas)
-            })
+            .bucket(client, bucket, |replicas| bucket_config(bucket, replicas))
             .await
         {
             Ok(store) => {

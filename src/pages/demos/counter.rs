@@ -1,8 +1,9 @@
 //! `/counter`: one shared number in KV (`via_config` / `counter`). Every change is a
 //! compare-and-set, so concurrent clicks in many tabs never lose an update.
 //!
-//! Clicks are numbered and queue up in the page; one task writes them, for as long as the page is
-//! mounted. Each write starts by reading the key: the value says up to which of this page's clicks
+//! Clicks are numbered and queue up in the app, not the page: leaving `/counter` with clicks on
+//! the way (the server down, say) does not drop them. One task, started with the app
+//! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value says up to which of this page's clicks
 //! it already includes (`Counter::applied`), those leave the queue, and the rest are applied in a
 //! compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
 //! answer was lost (a cut, a timeout) is settled by the next read, and so is one that the server
@@ -19,9 +20,8 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use leptos::prelude::*;
-use leptos_nats::{spawn_while_mounted, until_connected, use_kv_key, use_nats, UseKvKeyReturn};
+use leptos_nats::{spawn_while_mounted, until_connected, use_kv_key, use_nats, UseNatsReturn};
 use nats_ws::kv::{KvError, Operation};
-use nats_ws::Client;
 
 use crate::model::{Counter, CounterOp, CONFIG_BUCKET};
 use crate::session::{now_iso, random_hex};
@@ -46,21 +46,20 @@ enum Tried {
     Conflict,
 }
 
-/// What the page shares with its write task. All `Copy`; every read in the task is a `try_`
-/// read, because the task may wake once more after the page is gone.
+/// What the page shares with the write task. All `Copy`; every read in the task is a `try_`
+/// read, because the task may wake once more after the app is gone.
 #[derive(Clone, Copy)]
 struct Writer {
-    /// This page's name in `Counter::applied`: new for every mount, since the click numbers
-    /// start over.
+    /// This tab's name in `Counter::applied`: new for every load of the app, since the click
+    /// numbers start over.
     id: StoredValue<String>,
     /// Clicks not yet known to be in the stored value, numbered from 1.
     queue: StoredValue<VecDeque<(u64, CounterOp)>>,
     last_click: StoredValue<u64>,
     pending: RwSignal<usize>,
     error: RwSignal<Option<String>>,
-    counter: UseKvKeyReturn,
     identity: RwSignal<String>,
-    client: Signal<Option<Client>>,
+    nats: UseNatsReturn,
 }
 
 impl Writer {
@@ -72,7 +71,7 @@ impl Writer {
     }
 
     /// Writes queued clicks until the queue is empty; then waits for the next click. Stops when
-    /// the page's reactive values are gone (the task is aborted on cleanup anyway).
+    /// the app's reactive values are gone (the task is aborted on cleanup anyway).
     async fn run(self, mut wake: mpsc::UnboundedReceiver<()>) {
         let mut pause = FIRST_PAUSE;
         let mut conflicts = 0u32;
@@ -108,17 +107,18 @@ impl Writer {
     }
 
     /// One try: waits for a connection, reads the key, drops the clicks it includes, writes the
-    /// others (which the next try's read then settles). `None` when the page is gone.
+    /// others (which the next try's read then settles). `None` when the app is gone.
     async fn step(&self) -> Option<Result<Tried, String>> {
-        let Some(client) = self.client.try_get_untracked()? else {
+        let Some(client) = self.nats.client.try_get_untracked()? else {
             return Some(Err("not connected yet".into()));
         };
         if !until_connected(&client).await {
             // This client was closed: the settings changed and a new one takes over.
             return Some(Ok(Tried::Done));
         }
-        let Some(store) = self.counter.try_store()? else {
-            return Some(Err("the counter is not loaded yet".into()));
+        let store = match self.nats.kv_bucket(&client, CONFIG_BUCKET).await {
+            Ok(store) => store,
+            Err(e) => return Some(Err(e.to_string())),
         };
         let current = match store.entry(KEY).await {
             Ok(current) => current,
@@ -170,26 +170,44 @@ impl Writer {
     }
 }
 
-#[component]
-pub fn CounterPage() -> impl IntoView {
-    let counter = use_kv_key(CONFIG_BUCKET, KEY);
+/// The counter's clicks and the task that writes them, for the whole app: provided once, in the
+/// root, so that clicks outlive the page they were made on.
+#[derive(Clone)]
+pub struct CounterClicks {
+    writer: Writer,
+    wake: mpsc::UnboundedSender<()>,
+}
+
+impl CounterClicks {
+    fn click(&self, op: CounterOp) {
+        self.writer.click(op);
+        let _ = self.wake.unbounded_send(());
+    }
+}
+
+/// Starts the counter's write task and provides [`CounterClicks`] to every page. Call in the
+/// root, below `provide_nats` and the identity.
+pub fn provide_counter_clicks() {
     let writer = Writer {
         id: StoredValue::new(random_hex(12)),
         queue: StoredValue::new(VecDeque::new()),
         last_click: StoredValue::new(0),
         pending: RwSignal::new(0),
         error: RwSignal::new(None),
-        counter,
         identity: use_identity(),
-        client: use_nats().client,
+        nats: use_nats(),
     };
     let (wake, woken) = mpsc::unbounded();
     spawn_while_mounted(writer.run(woken));
-    let Writer { pending, error, .. } = writer;
-    let click = move |op: CounterOp| {
-        writer.click(op);
-        let _ = wake.unbounded_send(());
-    };
+    provide_context(CounterClicks { writer, wake });
+}
+
+#[component]
+pub fn CounterPage() -> impl IntoView {
+    let counter = use_kv_key(CONFIG_BUCKET, KEY);
+    let clicks = expect_context::<CounterClicks>();
+    let Writer { pending, error, .. } = clicks.writer;
+    let click = move |op: CounterOp| clicks.click(op);
 
     let parsed = Memo::new(move |_| counter.entry.get().and_then(|e| Counter::parse(&e.value)));
     let value = move || parsed.get().map_or(0, |c| c.value);
