@@ -1003,6 +1003,52 @@ fn requests_are_never_buffered_and_fail_at_once_when_the_connection_is_lost() {
 }
 
 #[test]
+fn a_subscription_refusal_closes_only_the_subscriptions_it_names() {
+    // nats-server may allow a subject to a queue group only ("foo q" in the allow list): it then
+    // refuses the plain SUB and keeps the queue one. Its text says which: no queue, a queue, or
+    // (after a permissions reload) the sid.
+    let mut h = connected();
+    let grouped = h
+        .conn
+        .subscribe("foo", SubscribeOptions::default().queue_group("q"))
+        .unwrap();
+    let plain = h
+        .conn
+        .subscribe("foo", SubscribeOptions::default())
+        .unwrap();
+    let other_group = h
+        .conn
+        .subscribe("foo", SubscribeOptions::default().queue_group("r"))
+        .unwrap();
+    h.take_events();
+    let closed = |events: Vec<Event>| -> Vec<u64> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SubscriptionClosed { sid, .. } => Some(sid),
+                _ => None,
+            })
+            .collect()
+    };
+    h.server("-ERR 'Permissions Violation for Subscription to \"foo\"'\r\n");
+    assert_eq!(closed(h.take_events()), vec![plain]);
+    h.server(&format!("MSG foo {grouped} 1\r\nk\r\n"));
+    assert_eq!(
+        h.take_events().len(),
+        1,
+        "the queue subscription still delivers"
+    );
+
+    h.server(&format!(
+        "-ERR 'Permissions Violation for Subscription to \"foo\" using queue \"r\" (sid \"{other_group}\")'\r\n"
+    ));
+    assert_eq!(closed(h.take_events()), vec![other_group]);
+    h.server("-ERR 'Permissions Violation for Subscription to \"foo\" using queue \"q\"'\r\n");
+    assert_eq!(closed(h.take_events()), vec![grouped]);
+    assert!(h.conn.status().is_connected());
+}
+
+#[test]
 fn permission_violations_reach_the_subscription_and_keep_the_connection() {
     let mut h = connected();
     let secret = h

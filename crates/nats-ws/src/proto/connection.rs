@@ -1391,16 +1391,27 @@ impl Connection {
     fn on_server_error(&mut self, now: Instant, text: String) {
         let lower = text.to_ascii_lowercase();
         if lower.starts_with("permissions violation for subscription to") {
+            // nats-server's texts: `to "S"` (a plain SUB: a queue one on S may be allowed, as
+            // with `"S q"` in an allow list), `to "S" using queue "Q"`, either with `(sid "N")`
+            // after a permissions reload, and `to "S", too many tokens` (any queue).
             let subject = quoted(&text, 0).unwrap_or_default();
-            let queue = lower
-                .contains("using queue")
-                .then(|| quoted(&text, 1))
-                .flatten();
+            let using_queue = lower.contains("using queue");
+            let queue = using_queue.then(|| quoted(&text, 1)).flatten();
+            let named = lower
+                .contains("(sid ")
+                .then(|| quoted(&text, if using_queue { 2 } else { 1 }))
+                .flatten()
+                .and_then(|sid| sid.parse::<u64>().ok());
+            let any_queue = lower.contains("too many tokens");
             let denied: Vec<u64> = self
                 .subs
                 .iter()
-                .filter(|(_, s)| {
-                    s.subject == subject && (queue.is_none() || s.queue_group == queue)
+                .filter(|(&sid, s)| {
+                    s.subject == subject
+                        && match named {
+                            Some(named) => sid == named,
+                            None => any_queue || s.queue_group == queue,
+                        }
                 })
                 .map(|(&sid, _)| sid)
                 .collect();
