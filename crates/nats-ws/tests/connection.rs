@@ -1214,6 +1214,34 @@ fn flush_waits_for_pong_and_survives_a_reconnect() {
 }
 
 #[test]
+fn a_flush_whose_connection_is_lost_before_its_pong_fails() {
+    // What went out before the PING may not have reached the server, and it is not sent again: a
+    // flush that then succeeded on the next connection would vouch for a lost publish (nats.go
+    // fails pending flushes on a disconnect).
+    let mut h = connected();
+    h.conn.publish(h.now, "a", None, None, b"1").unwrap();
+    let id = h.conn.flush().unwrap();
+    assert_eq!(h.take_sent(), "PUB a 1\r\n1\r\nPING\r\n");
+    h.disconnect();
+    let events = h.take_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Flushed { id: got, result: Err(_) } if *got == id)),
+        "{events:?}"
+    );
+    h.advance(Duration::from_secs(2));
+    h.handshake();
+    assert_eq!(h.take_sent(), "", "no PING for it on the next connection");
+    h.server("PONG\r\n");
+    let events = h.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Flushed { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn frames_are_at_most_64_kib_and_carry_every_byte() {
     let mut h = connected();
     let big = vec![b'x'; 1024 * 1024 - 100];

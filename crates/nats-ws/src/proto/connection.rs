@@ -763,7 +763,8 @@ impl Connection {
 
     /// Asks the server for a PONG; [`Event::Flushed`] with the returned id follows once everything
     /// sent before has been processed by the server. While disconnected it waits for the next
-    /// connection (after the buffered publishes).
+    /// connection (after the buffered publishes). It fails when the connection its PING went out
+    /// on is lost before the PONG: what was sent before may not have arrived.
     pub fn flush(&mut self) -> Result<u64, ClosedError> {
         if matches!(self.state, State::Closed) {
             return Err(ClosedError);
@@ -995,9 +996,15 @@ impl Connection {
         self.transmits.push_back(Transmit::Close);
         self.parser.reset();
         self.out.clear();
+        // A flush whose PING went out on this connection fails: what was sent before it may not
+        // have reached the server, and is not sent again (nats.go fails them likewise). Flushes
+        // asked for while disconnected wait for the next connection, after the buffered publishes.
         for waiter in self.pongs.drain(..) {
             if let PongWaiter::Flush(id) = waiter {
-                self.deferred_flushes.push(id);
+                self.events.push_back(Event::Flushed {
+                    id,
+                    result: Err(err.clone()),
+                });
             }
         }
         // Draining subscriptions end: nothing more can arrive for them, and they are not sent
