@@ -556,7 +556,8 @@ impl Client {
 
     /// Waits until the server has processed everything sent so far. While disconnected it waits for
     /// the connection to come back (and the buffered publishes to go out); it fails if the client
-    /// goes offline or is closed.
+    /// goes offline or is closed, and if the connection is lost while it waits for the server's
+    /// answer (what was sent before may not have arrived: publish again, then flush again).
     pub async fn flush(&self) -> Result<(), ConnectionError> {
         let (tx, rx) = oneshot::channel();
         self.shared().with(|inner| {
@@ -580,14 +581,16 @@ impl Client {
     /// until the server has processed all that was sent (a flush), then closes. Every
     /// [`Subscriber`] can read what reached it; its stream then ends without an error.
     ///
-    /// While disconnected nothing is on its way: it closes at once. It gives up waiting after
-    /// [`DRAIN_TIMEOUT`] (30 s, as nats.go), closes, and says so.
+    /// While disconnected with publishes buffered, it waits for the connection to come back and
+    /// sends them first; disconnected with nothing buffered, nothing is on its way and it closes
+    /// at once. It gives up waiting after [`DRAIN_TIMEOUT`] (30 s, as nats.go), closes, and says
+    /// so; it fails when the client goes offline meanwhile (what was buffered is lost then).
     pub async fn drain(&self) -> Result<(), ConnectionError> {
-        let connected = self.shared().with(|inner| {
+        let waits = self.shared().with(|inner| {
             inner.conn.drain_subscriptions();
-            inner.conn.status().is_connected()
+            inner.conn.status().is_connected() || inner.conn.buffered() > 0
         });
-        let flushed = match connected {
+        let flushed = match waits {
             false => Ok(()),
             true => futures::select! {
                 r = self.flush().fuse() => r,

@@ -784,6 +784,47 @@ async fn drain_while_disconnected_closes_at_once() {
     assert!(rest.is_empty());
 }
 
+#[cfg(feature = "jetstream")]
+#[tokio::test]
+async fn drain_while_disconnected_sends_the_buffered_publishes_first() {
+    // Publish during an outage, then drain before exiting: the publish must not be dropped by a
+    // drain that closes at once. It waits for the server, sends it, then closes. A stream keeps
+    // what arrived (a subscriber would race the client's reconnection).
+    let mut server = TestServer::start();
+    let client = nats_ws::connect(quick_reconnect(server.url()))
+        .await
+        .unwrap();
+    client
+        .jetstream()
+        .create_stream(&nats_ws::jetstream::StreamConfig::new("KEPT", ["kept"]))
+        .await
+        .unwrap();
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    client.publish("kept", "during the outage").unwrap();
+    let drain = tokio::spawn({
+        let client = client.clone();
+        async move { client.drain().await }
+    });
+    server.start_again();
+    within(15, "drain after the server came back", drain)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.status(), Status::Closed);
+    let reader = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let stored = reader
+        .jetstream()
+        .get_last_message("KEPT", "kept")
+        .await
+        .unwrap()
+        .expect("the publish made during the outage was stored");
+    assert_eq!(&stored.payload[..], b"during the outage");
+}
+
 // --- NKey and JWT users -------------------------------------------------------------------------
 #[cfg(feature = "nkeys")]
 mod auth {
