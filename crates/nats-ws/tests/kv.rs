@@ -1454,6 +1454,56 @@ async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
 }
 
 #[tokio::test]
+async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
+    // This user may create consumers (their answers come to `_INBOX.<id>.<n>`) but not subscribe
+    // to `_INBOX.<id>`, where a watch's consumer delivers: every consumer it makes is refused
+    // its subscription. It must say so and try again at a walk, not at the speed of a round trip.
+    let server = TestServer::start_with(
+        r#"authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: narrow, password: narrow, permissions: { subscribe: { allow: [">"], deny: ["_INBOX.*"] } } }
+  ]
+}"#,
+    );
+    let admin_options = Options::new(server.url()).user_password("admin", "admin");
+    let admin = within(5, "connect", nats_ws::connect(admin_options))
+        .await
+        .unwrap();
+    bucket(&admin, KvConfig::new("narrow")).await;
+    let mut api = admin.subscribe("$JS.API.CONSUMER.>").unwrap();
+    admin.flush().await.unwrap();
+    let options = Options::new(server.url()).user_password("narrow", "narrow");
+    let client = within(5, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let kv = client.jetstream().key_value("narrow").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    let mut errors = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(event) = tokio::time::timeout_at(until, watch.next()).await {
+        match event {
+            Some(Err(e)) => errors.push(e.to_string()),
+            // The empty bucket's InitialDone (from the creation's answer), again at each restart.
+            Some(Ok(_)) => {}
+            None => break,
+        }
+    }
+    assert!(
+        errors.iter().any(|e| e.contains("permission denied")),
+        "{errors:?}"
+    );
+    let mut creates = 0;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(200), api.next()).await {
+        creates += usize::from(m.subject.contains(".CREATE."));
+    }
+    assert!(
+        (1..=6).contains(&creates),
+        "{creates} consumers created in 3 s"
+    );
+}
+
+#[tokio::test]
 async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
     let server = TestServer::start();
     let relay = Relay::start(server.ws_port).await;

@@ -621,7 +621,17 @@ impl Ordered {
             };
             match woke {
                 Wake::Message(None) => self.sub = None,
-                Wake::Message(Some(Err(e))) => return Some(Err(e.into())),
+                Wake::Message(Some(Err(e))) => {
+                    // The delivery subscription was refused (a user who may create consumers but
+                    // not subscribe to their inbox): it has ended. A consumer made again at once
+                    // would be refused again, at the speed of a round trip: pause as after a
+                    // failed creation.
+                    self.sub = None;
+                    let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
+                    self.failure_pause =
+                        (pause * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    return Some(Err(e.into()));
+                }
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();
                     if message.status() == Some(status::CONTROL) {
