@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { useEnv, waitStatus } from "./lib.mjs";
+import { textOf, useEnv, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -74,4 +74,24 @@ test("secrets saved in localStorage by the previous version move to the session"
   assert.equal(s.local.token, "", "moved out of localStorage");
   assert.equal(s.local.password, "");
   assert.deepEqual(s.session, { password: "old-pw", token: "old-tok" });
+});
+
+test("settings that cannot make a connection are refused in the dialog; the connection stays Live", { timeout: 60_000 }, async () => {
+  const page = await env.tab({ identity: "settings-typo", path: "/counter" });
+  const before = await stored(page);
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByLabel(/Server URLs/).fill("nats://127.0.0.1:4222");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await waitText(page, "settings-error", /a browser can only open WebSockets: use ws:\/\//);
+  assert.ok(await page.getByRole("dialog").isVisible(), "the dialog stays open to correct it");
+  await waitStatus(page, /^Live$/);
+  assert.deepEqual((await stored(page)).local, before.local, "nothing saved");
+  // The connection still works: a click goes through.
+  await page.getByRole("button", { name: "Cancel" }).click();
+  const value = Number(await textOf(page, "counter-value"));
+  await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-value", String(value + 1));
+  // And a reload starts from the settings that work.
+  await page.reload();
+  await waitStatus(page, /^Live$/);
 });

@@ -188,6 +188,8 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     let password = RwSignal::new(current.password.clone());
     let token = RwSignal::new(current.token.clone());
     let remember = RwSignal::new(current.remember);
+    // Why the last Apply was refused; the connection stays as it was.
+    let refused = RwSignal::new(None::<String>);
     let apply = {
         let close = close.clone();
         move |ev: leptos::ev::SubmitEvent| {
@@ -200,9 +202,15 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 token: token.get_untracked(),
                 remember: remember.get_untracked(),
             };
-            settings.save();
-            nats.connect(settings.options());
-            close();
+            // Options that cannot make a connection keep the dialog open with the reason (shown
+            // below) and the current connection as it is; nothing is saved.
+            match nats.connect(settings.options()) {
+                Ok(()) => {
+                    settings.save();
+                    close();
+                }
+                Err(why) => refused.set(Some(why)),
+            }
         }
     };
     let reset = move |_| {
@@ -255,8 +263,10 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 <input type="checkbox" data-testid="settings-remember" bind:checked=remember/>
                 "Remember the password and token on this device"
             </label>
-            <Show when=move || nats.setup_error.get().is_some()>
-                <p class="error">{move || nats.setup_error.get()}</p>
+            <Show when=move || refused.get().or(nats.setup_error.get()).is_some()>
+                <p class="error" role="alert" data-testid="settings-error">
+                    {move || refused.get().or(nats.setup_error.get())}
+                </p>
             </Show>
             <p class="hint">"Servers, name and user are saved in this browser; the password and token only for this tab's session, unless remembered. Applying reconnects every page of this tab."</p>
             <div class="actions">

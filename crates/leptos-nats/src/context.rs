@@ -42,9 +42,11 @@ impl UseNatsReturn {
     }
 
     /// Replaces the connection with one made from `options` (new servers, name or credentials).
-    /// Every hook moves over to the new client.
-    pub fn connect(&self, options: Options) {
-        self.context.connect(options);
+    /// Every hook moves over to the new client. Options that cannot make a client (an invalid
+    /// url and the like) are refused with the reason, and a current client is kept as it is
+    /// (without one, the reason is also in `setup_error`).
+    pub fn connect(&self, options: Options) -> Result<(), String> {
+        self.context.connect(options)
     }
 
     /// The KV bucket `name` on `client`, bound as the KV hooks bind it: once per client, and
@@ -90,7 +92,12 @@ pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'stat
 }
 
 impl NatsContext {
-    fn connect(&self, options: Options) {
+    fn connect(&self, options: Options) -> Result<(), String> {
+        // Made first: options refused while a connection works leave that connection alone.
+        let made = nats_ws::start(options);
+        if let (Err(e), Some(_)) = (&made, self.client.get_untracked()) {
+            return Err(e.to_string());
+        }
         if let Some(old) = self.client.get_untracked() {
             // Closed once the hooks have moved to the new client (their effects run before the
             // next timer task): the tasks they abort drop their KV watchers, which delete their
@@ -106,7 +113,7 @@ impl NatsContext {
         }
         self.buckets
             .with_value(|b| b.lock().unwrap_or_else(|e| e.into_inner()).clear());
-        match nats_ws::start(options) {
+        match made {
             Ok(client) => {
                 let status = self.status;
                 let mut statuses = client.status_stream();
@@ -118,11 +125,14 @@ impl NatsContext {
                 self.watcher.set_value(Some(handle));
                 self.setup_error.set(None);
                 self.client.set(Some(client));
+                Ok(())
             }
             Err(e) => {
-                self.setup_error.set(Some(e.to_string()));
+                let why = e.to_string();
+                self.setup_error.set(Some(why.clone()));
                 self.status.set(Status::Offline { last_error: e });
                 self.client.set(None);
+                Err(why)
             }
         }
     }
@@ -174,7 +184,8 @@ pub fn provide_nats(options: Options) -> NatsContext {
         watcher: StoredValue::new(None),
         buckets: StoredValue::new(Arc::default()),
     };
-    context.connect(options);
+    // Refused options leave no client; the status says why.
+    let _ = context.connect(options);
     provide_context(context);
     on_cleanup(move || {
         if let Some(Some(client)) = context.client.try_get_untracked() {
