@@ -93,3 +93,19 @@ test("counter: clicks on the way are sent after the tab moved to another page", 
   await waitText(page, "counter-value", String(start + 3));
   await waitText(page, "counter-pending", "");
 });
+
+// An admin deletes the bucket (on /kv, or `nats kv del`) and nobody makes it again: the next click
+// creates it (as a first visit would) with the click in it, and the page follows the new bucket.
+test("counter: after the bucket is deleted, the next click creates it again", { timeout: 90_000 }, async () => {
+  const page = await env.tab({ identity: "after-delete", path: "/counter" });
+  await waitText(page, "counter-value", /^-?\d+$/);
+  await (await env.kvm.open("via_config")).destroy();
+  await page.getByTestId("counter-inc").click();
+  await eventually(
+    "via_config again, holding the click",
+    async () => counterValue(await (await env.kvm.open("via_config")).get("counter")) === 1,
+    { timeout: 20_000 },
+  );
+  await waitText(page, "counter-value", "1", { timeout: 30_000 });
+  await counterSettled(page);
+});

@@ -49,6 +49,12 @@ impl UseNatsReturn {
         self.context.connect(options)
     }
 
+    /// After an operation said bucket `name` is gone (deleted by someone): the next
+    /// [`Self::kv_bucket`] binds it again, and so creates it again.
+    pub fn forget_kv_bucket(&self, name: &str) {
+        self.context.forget_bucket(name);
+    }
+
     /// The KV bucket `name` on `client`, bound as the KV hooks bind it: once per client, and
     /// created (history 5) if it does not exist yet. For work that must outlive the component
     /// that started it, which a hook's store does not.
@@ -134,6 +140,13 @@ impl NatsContext {
                 self.client.set(None);
                 Err(why)
             }
+        }
+    }
+
+    /// Drops the binding of bucket `name`: it was deleted, and binding it again creates it.
+    pub(crate) fn forget_bucket(&self, name: &str) {
+        if let Some(cache) = self.buckets.try_get_value() {
+            cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
         }
     }
 

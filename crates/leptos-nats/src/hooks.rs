@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures::future::AbortHandle;
 use futures::StreamExt;
 use leptos::prelude::*;
-use nats_ws::kv::{Entry, KvConfig, Operation, Store, WatchEvent};
+use nats_ws::jetstream::err_codes;
+use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, WatchEvent};
 use nats_ws::{Client, Message, SubscribeOptions};
 
 use crate::context::{spawn_abortable, NatsContext};
@@ -145,6 +146,19 @@ impl UseKvKeyReturn {
 
 /// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
 /// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
+/// Whether `e` says the bucket is gone (its stream deleted): binding it again creates it.
+pub fn bucket_gone(e: &KvError) -> bool {
+    match e {
+        KvError::BucketNotFound { .. } => true,
+        KvError::JetStream(e) => e.err_code() == Some(err_codes::STREAM_NOT_FOUND),
+        _ => false,
+    }
+}
+
+/// Pause before binding a bucket again after it went away, so that one deleted again and again
+/// is not recreated at the speed of a round trip.
+const REBIND_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How the KV hooks create a bucket that does not exist yet: history 5, the server's replicas.
 pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> KvConfig {
     KvConfig::new(bucket).history(5).replicas(replicas)
@@ -176,7 +190,7 @@ async fn bind_until_ready(
 }
 
 /// One KV key as a signal, live: every write, from any tab or any client, shows up. The bucket is
-/// created (history 5) if it does not exist.
+/// created (history 5) if it does not exist, and again if it is deleted while watched.
 pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKeyReturn {
     let (bucket, key) = (bucket.into(), key.into());
     let entry = RwSignal::new(None::<Entry>);
@@ -191,34 +205,47 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
     follow_client(move |client| {
         let (bucket, key) = (bucket_c.clone(), key_c.clone());
         async move {
-            let s = bind_until_ready(&context, &client, &bucket, error).await;
-            store.set(Some(s.clone()));
-            let mut watch = match s.watch(&key) {
-                Ok(w) => w,
-                Err(e) => return error.set(Some(e.to_string())),
-            };
-            // Whether this watch has said anything of the key: a new client (other servers) or a
-            // recreated bucket may have no value for it, which only the end of the initial values
-            // tells; until then the last value shown stays.
-            let mut told = false;
-            while let Some(event) = watch.next().await {
-                match event {
-                    Ok(WatchEvent::Entry(e)) => {
-                        told = true;
-                        entry.set((e.operation == Operation::Put).then_some(e))
-                    }
-                    Ok(WatchEvent::InitialDone) => {
-                        if !std::mem::replace(&mut told, true) {
-                            entry.set(None);
+            // Bound again (and so created again) whenever the bucket turns out to be gone.
+            loop {
+                let s = bind_until_ready(&context, &client, &bucket, error).await;
+                store.set(Some(s.clone()));
+                let mut watch = match s.watch(&key) {
+                    Ok(w) => w,
+                    Err(e) => return error.set(Some(e.to_string())),
+                };
+                // Whether this watch has said anything of the key: a new client (other servers)
+                // or a recreated bucket may have no value for it, which only the end of the
+                // initial values tells; until then the last value shown stays.
+                let mut told = false;
+                let mut gone = false;
+                while let Some(event) = watch.next().await {
+                    match event {
+                        Ok(WatchEvent::Entry(e)) => {
+                            told = true;
+                            entry.set((e.operation == Operation::Put).then_some(e))
                         }
-                        loaded.set(true);
+                        Ok(WatchEvent::InitialDone) => {
+                            if !std::mem::replace(&mut told, true) {
+                                entry.set(None);
+                            }
+                            loaded.set(true);
+                        }
+                        // The bucket was recreated: the new value follows (or, at the end of the
+                        // initial values, its absence); until then the last one stays.
+                        Ok(WatchEvent::Reset) => told = false,
+                        Ok(_) => {}
+                        Err(e) if bucket_gone(&e) => {
+                            gone = true;
+                            break;
+                        }
+                        Err(e) => error.set(Some(e.to_string())),
                     }
-                    // The bucket was recreated: the new value follows (or, at the end of the
-                    // initial values, its absence); until then the last one stays.
-                    Ok(WatchEvent::Reset) => told = false,
-                    Ok(_) => {}
-                    Err(e) => error.set(Some(e.to_string())),
                 }
+                if !gone {
+                    return;
+                }
+                context.forget_bucket(&bucket);
+                gloo_timers::future::sleep(REBIND_PAUSE).await;
             }
         }
     });
@@ -262,7 +289,7 @@ impl UseKvWatchReturn {
 }
 
 /// Every key of `bucket` matching `filter` (`*`, `>` wildcards) as a live map. The bucket is
-/// created (history 5) if it does not exist.
+/// created (history 5) if it does not exist, and again if it is deleted while watched.
 pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> UseKvWatchReturn {
     let entries = RwSignal::new(BTreeMap::<String, Entry>::new());
     let loaded = RwSignal::new(false);
@@ -274,50 +301,64 @@ pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> Use
     follow_client(move |client| {
         let (bucket, filter) = (bucket.clone(), filter.clone());
         async move {
-            let s = bind_until_ready(&context, &client, &bucket, error).await;
-            store.set(Some(s.clone()));
-            let mut watch = match s.watch(&filter) {
-                Ok(w) => w,
-                Err(e) => return error.set(Some(e.to_string())),
-            };
-            // A new client replays the initial values: the map starts over with the first of them.
-            let mut fresh = true;
-            let mut initial = true;
-            while let Some(event) = watch.next().await {
-                match event {
-                    Ok(WatchEvent::Entry(e)) => {
-                        let key = e.key.clone();
-                        let new = (e.operation == Operation::Put).then_some(e);
-                        let mut old = None;
-                        entries.update(|map| {
-                            if std::mem::take(&mut fresh) {
-                                map.clear();
+            // Bound again (and so created again) whenever the bucket turns out to be gone.
+            loop {
+                let s = bind_until_ready(&context, &client, &bucket, error).await;
+                store.set(Some(s.clone()));
+                let mut watch = match s.watch(&filter) {
+                    Ok(w) => w,
+                    Err(e) => return error.set(Some(e.to_string())),
+                };
+                // A new client replays the initial values: the map starts over with the first of
+                // them.
+                let mut fresh = true;
+                let mut initial = true;
+                let mut gone = false;
+                while let Some(event) = watch.next().await {
+                    match event {
+                        Ok(WatchEvent::Entry(e)) => {
+                            let key = e.key.clone();
+                            let new = (e.operation == Operation::Put).then_some(e);
+                            let mut old = None;
+                            entries.update(|map| {
+                                if std::mem::take(&mut fresh) {
+                                    map.clear();
+                                }
+                                old = match &new {
+                                    Some(n) => map.insert(key.clone(), n.clone()),
+                                    None => map.remove(&key),
+                                };
+                            });
+                            if !initial {
+                                last_change.set(Some(KvChange { key, old, new }));
                             }
-                            old = match &new {
-                                Some(n) => map.insert(key.clone(), n.clone()),
-                                None => map.remove(&key),
-                            };
-                        });
-                        if !initial {
-                            last_change.set(Some(KvChange { key, old, new }));
                         }
-                    }
-                    Ok(WatchEvent::InitialDone) => {
-                        if std::mem::take(&mut fresh) {
-                            entries.set(BTreeMap::new());
+                        Ok(WatchEvent::InitialDone) => {
+                            if std::mem::take(&mut fresh) {
+                                entries.set(BTreeMap::new());
+                            }
+                            initial = false;
+                            loaded.set(true);
                         }
-                        initial = false;
-                        loaded.set(true);
+                        // The bucket was recreated: the map starts over with the new initial
+                        // values, which are not changes.
+                        Ok(WatchEvent::Reset) => {
+                            fresh = true;
+                            initial = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) if bucket_gone(&e) => {
+                            gone = true;
+                            break;
+                        }
+                        Err(e) => error.set(Some(e.to_string())),
                     }
-                    // The bucket was recreated: the map starts over with the new initial values,
-                    // which are not changes.
-                    Ok(WatchEvent::Reset) => {
-                        fresh = true;
-                        initial = true;
-                    }
-                    Ok(_) => {}
-                    Err(e) => error.set(Some(e.to_string())),
                 }
+                if !gone {
+                    return;
+                }
+                context.forget_bucket(&bucket);
+                gloo_timers::future::sleep(REBIND_PAUSE).await;
             }
         }
     });

@@ -23,7 +23,7 @@ pub use context::{
     provide_nats, spawn_while_mounted, until_connected, use_nats, NatsContext, UseNatsReturn,
 };
 pub use hooks::{
-    use_kv_key, use_kv_watch, use_subscription, use_subscription_list,
+    bucket_gone, use_kv_key, use_kv_watch, use_subscription, use_subscription_list,
     use_subscription_with_options, KvChange, UseKvKeyReturn, UseKvWatchReturn,
     UseSubscriptionListReturn,
 };

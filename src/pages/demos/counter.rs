@@ -3,9 +3,9 @@
 //!
 //! Clicks are numbered and queue up in the app, not the page: leaving `/counter` with clicks on
 //! the way (the server down, say) does not drop them. One task, started with the app
-//! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value says up to which of this page's clicks
-//! it already includes (`Counter::applied`), those leave the queue, and the rest are applied in a
-//! compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
+//! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value
+//! says up to which of this tab's clicks it already includes (`Counter::applied`), those leave the
+//! queue, and the rest are applied in a compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
 //! answer was lost (a cut, a timeout) is settled by the next read, and so is one that the server
 //! acknowledged and then overwrote before that read — a clustered nats-server before 2.9.21
 //! accepts concurrent compare-and-sets at the same revision (nats-server#4320), and the write
@@ -20,7 +20,9 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use leptos::prelude::*;
-use leptos_nats::{spawn_while_mounted, until_connected, use_kv_key, use_nats, UseNatsReturn};
+use leptos_nats::{
+    bucket_gone, spawn_while_mounted, until_connected, use_kv_key, use_nats, UseNatsReturn,
+};
 use nats_ws::kv::{KvError, Operation};
 
 use crate::model::{Counter, CounterOp, CONFIG_BUCKET};
@@ -122,7 +124,7 @@ impl Writer {
         };
         let current = match store.entry(KEY).await {
             Ok(current) => current,
-            Err(e) => return Some(Err(e.to_string())),
+            Err(e) => return Some(Err(self.failed(e))),
         };
         let value = current
             .as_ref()
@@ -157,8 +159,17 @@ impl Writer {
             Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
                 Some(Ok(Tried::Conflict))
             }
-            Err(e) => Some(Err(e.to_string())),
+            Err(e) => Some(Err(self.failed(e))),
         }
+    }
+
+    /// A failed read or write's text; a bucket that is gone (deleted on /kv, say) is bound again,
+    /// and so created again, at the next try.
+    fn failed(&self, e: KvError) -> String {
+        if bucket_gone(&e) {
+            self.nats.forget_kv_bucket(CONFIG_BUCKET);
+        }
+        e.to_string()
     }
 
     /// Clicks up to number `upto` are in the stored value: they leave the queue.
