@@ -189,6 +189,49 @@ async fn bind_until_ready(
     }
 }
 
+/// Binds `bucket`, watches `filter` in it and hands every event to `on_event`, until the watch
+/// ends (the client closed). A bucket found gone (deleted by someone) is bound, so created, again
+/// after [`REBIND_PAUSE`], and the new watch starts with a `WatchEvent::Reset`: what it replays is
+/// the bucket as it is now.
+async fn watch_bucket(
+    context: NatsContext,
+    client: Client,
+    bucket: Rc<str>,
+    filter: Rc<str>,
+    error: RwSignal<Option<String>>,
+    store: RwSignal<Option<Store>>,
+    mut on_event: impl FnMut(WatchEvent),
+) {
+    let mut again = false;
+    loop {
+        let s = bind_until_ready(&context, &client, &bucket, error).await;
+        store.set(Some(s.clone()));
+        let mut watch = match s.watch(&filter) {
+            Ok(w) => w,
+            Err(e) => return error.set(Some(e.to_string())),
+        };
+        if std::mem::replace(&mut again, true) {
+            on_event(WatchEvent::Reset);
+        }
+        let mut gone = false;
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(event) => on_event(event),
+                Err(e) if bucket_gone(&e) => {
+                    gone = true;
+                    break;
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        }
+        if !gone {
+            return;
+        }
+        context.forget_bucket(&bucket);
+        gloo_timers::future::sleep(REBIND_PAUSE).await;
+    }
+}
+
 /// One KV key as a signal, live: every write, from any tab or any client, shows up. The bucket is
 /// created (history 5) if it does not exist, and again if it is deleted while watched.
 pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKeyReturn {
@@ -203,51 +246,28 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
         Rc::<str>::from(key.as_str()),
     );
     follow_client(move |client| {
-        let (bucket, key) = (bucket_c.clone(), key_c.clone());
-        async move {
-            // Bound again (and so created again) whenever the bucket turns out to be gone.
-            loop {
-                let s = bind_until_ready(&context, &client, &bucket, error).await;
-                store.set(Some(s.clone()));
-                let mut watch = match s.watch(&key) {
-                    Ok(w) => w,
-                    Err(e) => return error.set(Some(e.to_string())),
-                };
-                // Whether this watch has said anything of the key: a new client (other servers)
-                // or a recreated bucket may have no value for it, which only the end of the
-                // initial values tells; until then the last value shown stays.
-                let mut told = false;
-                let mut gone = false;
-                while let Some(event) = watch.next().await {
-                    match event {
-                        Ok(WatchEvent::Entry(e)) => {
-                            told = true;
-                            entry.set((e.operation == Operation::Put).then_some(e))
-                        }
-                        Ok(WatchEvent::InitialDone) => {
-                            if !std::mem::replace(&mut told, true) {
-                                entry.set(None);
-                            }
-                            loaded.set(true);
-                        }
-                        // The bucket was recreated: the new value follows (or, at the end of the
-                        // initial values, its absence); until then the last one stays.
-                        Ok(WatchEvent::Reset) => told = false,
-                        Ok(_) => {}
-                        Err(e) if bucket_gone(&e) => {
-                            gone = true;
-                            break;
-                        }
-                        Err(e) => error.set(Some(e.to_string())),
-                    }
-                }
-                if !gone {
-                    return;
-                }
-                context.forget_bucket(&bucket);
-                gloo_timers::future::sleep(REBIND_PAUSE).await;
+        // Whether this watch has said anything of the key: a new client (other servers) or a
+        // recreated bucket may have no value for it, which only the end of the initial values
+        // tells; until then the last value shown stays.
+        let mut told = false;
+        let on_event = move |event| match event {
+            WatchEvent::Entry(e) => {
+                told = true;
+                entry.set((e.operation == Operation::Put).then_some(e))
             }
-        }
+            WatchEvent::InitialDone => {
+                if !std::mem::replace(&mut told, true) {
+                    entry.set(None);
+                }
+                loaded.set(true);
+            }
+            // The bucket was recreated: the new value follows (or, at the end of the initial
+            // values, its absence); until then the last one stays.
+            WatchEvent::Reset => told = false,
+            _ => {}
+        };
+        let (bucket, key) = (bucket_c.clone(), key_c.clone());
+        watch_bucket(context, client, bucket, key, error, store, on_event)
     });
     UseKvKeyReturn {
         entry: entry.into(),
@@ -299,68 +319,51 @@ pub fn use_kv_watch(bucket: impl Into<String>, filter: impl Into<String>) -> Use
     let context = expect_context::<NatsContext>();
     let (bucket, filter): (Rc<str>, Rc<str>) = (bucket.into().into(), filter.into().into());
     follow_client(move |client| {
-        let (bucket, filter) = (bucket.clone(), filter.clone());
-        async move {
-            // Bound again (and so created again) whenever the bucket turns out to be gone.
-            loop {
-                let s = bind_until_ready(&context, &client, &bucket, error).await;
-                store.set(Some(s.clone()));
-                let mut watch = match s.watch(&filter) {
-                    Ok(w) => w,
-                    Err(e) => return error.set(Some(e.to_string())),
-                };
-                // A new client replays the initial values: the map starts over with the first of
-                // them.
-                let mut fresh = true;
-                let mut initial = true;
-                let mut gone = false;
-                while let Some(event) = watch.next().await {
-                    match event {
-                        Ok(WatchEvent::Entry(e)) => {
-                            let key = e.key.clone();
-                            let new = (e.operation == Operation::Put).then_some(e);
-                            let mut old = None;
-                            entries.update(|map| {
-                                if std::mem::take(&mut fresh) {
-                                    map.clear();
-                                }
-                                old = match &new {
-                                    Some(n) => map.insert(key.clone(), n.clone()),
-                                    None => map.remove(&key),
-                                };
-                            });
-                            if !initial {
-                                last_change.set(Some(KvChange { key, old, new }));
-                            }
-                        }
-                        Ok(WatchEvent::InitialDone) => {
-                            if std::mem::take(&mut fresh) {
-                                entries.set(BTreeMap::new());
-                            }
-                            initial = false;
-                            loaded.set(true);
-                        }
-                        // The bucket was recreated: the map starts over with the new initial
-                        // values, which are not changes.
-                        Ok(WatchEvent::Reset) => {
-                            fresh = true;
-                            initial = true;
-                        }
-                        Ok(_) => {}
-                        Err(e) if bucket_gone(&e) => {
-                            gone = true;
-                            break;
-                        }
-                        Err(e) => error.set(Some(e.to_string())),
+        // A new client replays the initial values: the map starts over with the first of them.
+        let mut fresh = true;
+        let mut initial = true;
+        let on_event = move |event| match event {
+            WatchEvent::Entry(e) => {
+                let key = e.key.clone();
+                let new = (e.operation == Operation::Put).then_some(e);
+                let mut old = None;
+                entries.update(|map| {
+                    if std::mem::take(&mut fresh) {
+                        map.clear();
                     }
+                    old = match &new {
+                        Some(n) => map.insert(key.clone(), n.clone()),
+                        None => map.remove(&key),
+                    };
+                });
+                if !initial {
+                    last_change.set(Some(KvChange { key, old, new }));
                 }
-                if !gone {
-                    return;
-                }
-                context.forget_bucket(&bucket);
-                gloo_timers::future::sleep(REBIND_PAUSE).await;
             }
-        }
+            WatchEvent::InitialDone => {
+                if std::mem::take(&mut fresh) {
+                    entries.set(BTreeMap::new());
+                }
+                initial = false;
+                loaded.set(true);
+            }
+            // The bucket was recreated: the map starts over with the new initial values, which
+            // are not changes.
+            WatchEvent::Reset => {
+                fresh = true;
+                initial = true;
+            }
+            _ => {}
+        };
+        watch_bucket(
+            context,
+            client,
+            bucket.clone(),
+            filter.clone(),
+            error,
+            store,
+            on_event,
+        )
     });
     UseKvWatchReturn {
         entries: entries.into(),
