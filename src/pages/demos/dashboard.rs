@@ -179,6 +179,9 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
     let base_revision = RwSignal::new(0u64);
     let error = RwSignal::new(None::<String>);
     let conflict = RwSignal::new(None::<String>);
+    // One save at a time: a second click while the first is on its way would write over the same
+    // revision, fail, and report the user's own first save as someone else's change.
+    let saving = RwSignal::new(false);
 
     let start_edit = move |_| {
         if let Some((u, rev)) = current.get_untracked() {
@@ -190,6 +193,9 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
     };
 
     let save = move |overwrite: bool| {
+        if saving.get_untracked() {
+            return;
+        }
         let (n, e) = (
             draft_name.get_untracked().trim().to_owned(),
             draft_email.get_untracked().trim().to_owned(),
@@ -208,6 +214,7 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
         let by = identity.get_untracked();
         let client = nats.client.get_untracked();
         let expected = base_revision.get_untracked();
+        saving.set(true);
         spawn_local(async move {
             let json = serde_json::to_vec(&updated).unwrap_or_default();
             let result = if overwrite {
@@ -215,6 +222,8 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
             } else {
                 store.update(&updated.id, json, expected).await
             };
+            // The row may be gone meanwhile (the user deleted elsewhere): nothing to reset then.
+            let _ = saving.try_set(false);
             match result {
                 Ok(_) => {
                     announce(client.as_ref(), "updated", &updated, &by);
@@ -297,9 +306,10 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
                     <input bind:value=draft_email type="email" aria-label="Email"/>
                     <button
                         aria-label=move || format!("Save {}", name())
+                        disabled=move || saving.get()
                         on:click=move |_| save(false)
                     >
-                        "Save"
+                        {move || if saving.get() { "Saving…" } else { "Save" }}
                     </button>
                     <button
                         class="secondary"
