@@ -164,6 +164,21 @@ test("config: a change in one tab shows in the other, with the key and who chang
   await waitText(a, "config-last-change", /sync-grace/);
 });
 
+// Each click steps the stored value: a double click makes two steps. Worked out from the value
+// shown, both clicks wrote the same next value and one was lost.
+test("config: a double click on a key makes two steps", T, async () => {
+  const page = await env.tab({ identity: "sync-twice", path: "/config" });
+  await configLoaded(page);
+  const choices = ["info", "debug", "warn", "error"];
+  const before = choices.indexOf(await textOf(page, "config-value-app.log_level"));
+  assert.ok(before >= 0);
+  const want = choices[(before + 2) % choices.length];
+  await page.getByTestId("config-toggle-app.log_level").dblclick();
+  await waitText(page, "config-value-app.log_level", want);
+  const kv = await env.kv("via_config");
+  assert.equal((await kv.get("config.app.log_level")).string(), want);
+});
+
 test("themes: picking dark in one tab switches every tab", T, async () => {
   const kv = await env.kv("via_config");
   await kv.put("theme", "light");

@@ -588,6 +588,18 @@ impl Store {
             .await
     }
 
+    /// [`Store::update`] with headers stored alongside.
+    pub async fn update_with_headers(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        revision: u64,
+        headers: &HeaderMap,
+    ) -> Result<u64, KvError> {
+        self.publish(key, value.as_ref(), Some(headers), Some(revision))
+            .await
+    }
+
     fn marker(operation: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(OPERATION_HEADER, operation);

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{use_kv_watch, KvChange};
+use nats_ws::kv::{KvError, Operation, Store};
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
 use crate::use_identity;
@@ -40,6 +41,40 @@ fn describe(change: &KvChange) -> Shown {
         who,
         when,
     }
+}
+
+/// Compare-and-set tries of one click before it gives up (each lost only to another write).
+const STEP_ATTEMPTS: usize = 10;
+
+/// Writes the choice after the stored value of `key`, with compare-and-set.
+async fn step_config(
+    store: &Store,
+    key: &str,
+    choices: &[&str],
+    headers: &nats_ws::HeaderMap,
+) -> Result<(), KvError> {
+    for _ in 0..STEP_ATTEMPTS {
+        let current = store.entry(key).await?;
+        let live = current.as_ref().filter(|e| e.operation == Operation::Put);
+        let next = next_config_value(choices, live.and_then(|e| e.text()));
+        let written = match &current {
+            Some(e) => {
+                store
+                    .update_with_headers(key, next, e.revision, headers)
+                    .await
+            }
+            None => store.create_with_headers(key, next, headers).await,
+        };
+        match written {
+            Ok(_) => return Ok(()),
+            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(KvError::TooManyConflicts {
+        key: key.to_owned(),
+        attempts: STEP_ATTEMPTS,
+    })
 }
 
 #[component]
@@ -100,15 +135,14 @@ pub fn ConfigPage() -> impl IntoView {
             .find(|(k, _)| *k == key)
             .map(|(_, c)| *c)
             .unwrap_or(&["true", "false"]);
-        let current = config
-            .entries
-            .with_untracked(|m| m.get(&key).and_then(|e| e.text().map(str::to_owned)));
-        let next = next_config_value(choices, current.as_deref()).to_owned();
         let mut headers = nats_ws::HeaderMap::new();
         headers.insert(WRITER_HEADER, identity.get_untracked());
+        // Each click moves the value one step from what is stored when it is written (read, then
+        // compare-and-set, again on a conflict), not from what the page showed: two quick clicks
+        // make two steps, and a change from another tab meanwhile is stepped from, not overwritten.
         spawn_local(async move {
-            match store.put_with_headers(&key, next, &headers).await {
-                Ok(_) => error.set(None),
+            match step_config(&store, &key, choices, &headers).await {
+                Ok(()) => error.set(None),
                 Err(e) => error.set(Some(format!("{key} not changed: {e}"))),
             }
         });
