@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
 
-import { countText, rand, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
+import { countText, eventually, rand, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -114,4 +114,35 @@ test("chat: a room created in one tab is listed in the others, with its first me
   await waitFor(b, `room ${room} in the list`, (r) => !!document.querySelector(`[data-testid="chat-room-${r}"]`), room);
   await b.getByTestId(`chat-room-${room}`).click();
   await waitCount(b, "chat-message", `created #${room}`, 1);
+});
+
+// Sent while the server is down, then the tab moved on to another page: the message is stored once
+// the server is back, without its room being opened again. So is a room added meanwhile (its
+// first message is what lists it for every tab).
+test("chat: what was sent while the server was down reaches the stream from any page", T, async (t) => {
+  const page = await env.tab({ identity: "chat-away", path: "/chat" });
+  await page.getByPlaceholder("Message #general").waitFor();
+  const text = `while down ${rand()}`;
+  const room = `away-${rand()}`.toLowerCase();
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await send(page, text);
+  await page.getByLabel("New room name").fill(room);
+  await page.getByRole("button", { name: "Add" }).click();
+  await page.getByPlaceholder(`Message #${room}`).waitFor();
+  await page.locator('a[href="/counter"]').click();
+  await page.waitForURL(/\/counter$/);
+  await env.control("start");
+
+  const last = async (subject) => (await env.jsm.streams.getMessage("CHAT", { last_by_subj: subject })).json().text;
+  await eventually(
+    "the message and the room in CHAT",
+    async () => (await last("chat.room.general")) === text && (await last(`chat.room.${room}`)) === `created #${room}`,
+    { timeout: 30_000 },
+  );
+  // Back on the chat: shown once, as stored, and the room is listed.
+  await page.locator('a[href="/chat"]').click();
+  await waitCount(page, "chat-message", text, 1);
+  await page.getByTestId(`chat-room-${room}`).click();
+  await waitCount(page, "chat-message", `created #${room}`, 1);
 });

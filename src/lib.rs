@@ -145,6 +145,7 @@ pub fn App() -> impl IntoView {
     provide_context(Identity(RwSignal::new(session::load_identity())));
     // Before any page: clicks on /counter outlive the page.
     pages::demos::counter::provide_counter_clicks();
+    pages::demos::chat::provide_chat_outbox();
     let toasts = provide_toasts();
     // Any user.* event, from this app or any other client, once (dedup: 2 s).
     leptos_nats::use_subscription_with_options(
@@ -183,6 +184,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Router>
             <ThemeSync/>
+            <pages::demos::chat::ChatSender/>
             <Header/>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>

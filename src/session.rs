@@ -216,8 +216,9 @@ pub mod outbox {
         save(&all);
     }
 
-    pub fn for_room(room: &str) -> Vec<ChatMessage> {
-        load().into_iter().filter(|m| m.room == room).collect()
+    /// Every message not yet stored, in the order they were sent.
+    pub fn all() -> Vec<ChatMessage> {
+        load()
     }
 }
 

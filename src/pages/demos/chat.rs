@@ -96,13 +96,107 @@ pub fn Chat() -> impl IntoView {
     }
 }
 
+/// Messages this tab sent that the stream has not shown back yet, for the whole app: each is
+/// sent until the stream has stored it from whichever page the tab is on, not only while its
+/// room is open, and again after a reload (they wait in the tab's storage, `session::outbox`).
+/// Provided by [`provide_chat_outbox`]; [`ChatSender`] sends them.
+#[derive(Clone, Copy)]
+pub struct ChatOutbox {
+    outgoing: RwSignal<Vec<Outgoing>>,
+}
+
+impl ChatOutbox {
+    /// Keeps `message` (in the tab's storage too) until the stream has it; [`ChatSender`] sends it.
+    fn send(&self, message: ChatMessage) {
+        outbox::add(&message);
+        self.outgoing.update(|o| {
+            o.push(Outgoing {
+                message,
+                error: None,
+                sent: false,
+            })
+        });
+    }
+
+    /// The stream showed message `id`: it is stored, nothing of it is left to send.
+    fn seen(&self, id: &str) {
+        if self
+            .outgoing
+            .with_untracked(|o| o.iter().any(|p| p.message.id == id))
+        {
+            self.outgoing.update(|o| o.retain(|p| p.message.id != id));
+            outbox::remove(id);
+        }
+    }
+}
+
+/// Provides [`ChatOutbox`], holding what a previous load of this tab left unsent. Call in the root.
+pub fn provide_chat_outbox() {
+    let unsent = outbox::all()
+        .into_iter()
+        .map(|message| Outgoing {
+            message,
+            error: None,
+            sent: false,
+        })
+        .collect();
+    provide_context(ChatOutbox {
+        outgoing: RwSignal::new(unsent),
+    });
+}
+
+/// Sends the chat outbox over the current connection; renders nothing. In the root, below
+/// [`provide_chat_outbox`].
+#[component]
+pub fn ChatSender() -> impl IntoView {
+    let nats = use_nats();
+    move || nats.client.get().map(|client| view! { <SendOver client/> })
+}
+
+/// One delivery task per unsent message, over `client`: made again for a new client (new
+/// settings), the tasks of the old one aborted with it.
+#[component]
+fn SendOver(client: Client) -> impl IntoView {
+    let outbox = expect_context::<ChatOutbox>();
+    let js = client.jetstream();
+    let started = StoredValue::new(std::collections::HashSet::<String>::new());
+    let owner = Owner::current();
+    Effect::new(move |_| {
+        let fresh: Vec<ChatMessage> = outbox.outgoing.with(|o| {
+            o.iter()
+                .filter(|p| !p.sent && !started.with_value(|s| s.contains(&p.message.id)))
+                .map(|p| p.message.clone())
+                .collect()
+        });
+        for message in fresh {
+            started.update_value(|s| {
+                s.insert(message.id.clone());
+            });
+            let delivery = deliver(js.clone(), message, outbox.outgoing);
+            // Under the component, not this effect: the effect runs again at every send.
+            match &owner {
+                Some(owner) => owner.with(|| spawn_while_mounted(delivery)),
+                None => spawn_local(delivery),
+            }
+        }
+    });
+}
+
 /// Sends `message` until the stream has stored it — once: its id is the `Nats-Msg-Id` — waiting
 /// for the connection between tries. The last try's error is shown with the message meanwhile.
 async fn deliver(js: JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Outgoing>>) {
     let mut pause = RETRY_PAUSE;
     loop {
         match publish(&js, &message).await {
-            Ok(()) => return outbox::remove(&message.id),
+            Ok(()) => {
+                outbox::remove(&message.id);
+                // Shown as sending until its room's feed shows it stored (no gap on screen).
+                return outgoing.update(|o| {
+                    if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
+                        p.sent = true;
+                    }
+                });
+            }
             Err(e) => outgoing.update(|o| {
                 if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
                     p.error = Some(e);
@@ -126,6 +220,11 @@ fn ChatWith(client: Client) -> impl IntoView {
             .collect::<BTreeSet<String>>(),
     );
     let stream_error = RwSignal::new(None::<String>);
+    let outbox = expect_context::<ChatOutbox>();
+    // Rooms with messages still on their way (one added while the server was down, say).
+    outbox
+        .outgoing
+        .with_untracked(|o| rooms.update(|r| r.extend(o.iter().map(|p| p.message.room.clone()))));
 
     // Rooms with messages, live: the last message per room subject, headers only.
     {
@@ -152,7 +251,6 @@ fn ChatWith(client: Client) -> impl IntoView {
     }
 
     let identity = use_identity();
-    let js_for_rooms = js.clone();
     let new_room = RwSignal::new(String::new());
     let room_error = RwSignal::new(None::<String>);
     let add_room = move |ev: leptos::ev::SubmitEvent| {
@@ -174,18 +272,12 @@ fn ChatWith(client: Client) -> impl IntoView {
         if !known {
             // A first message stores the room in the stream, so every tab (and every later one)
             // lists it.
-            let message = ChatMessage {
+            outbox.send(ChatMessage {
                 id: random_hex(16),
                 room: name.clone(),
                 user: identity.get_untracked(),
                 text: format!("created #{name}"),
                 at: now_iso(),
-            };
-            let js = js_for_rooms.clone();
-            spawn_local(async move {
-                if let Err(e) = publish(&js, &message).await {
-                    room_error.set(Some(format!("the room was not stored: {e}")));
-                }
             });
         }
     };
@@ -253,6 +345,8 @@ fn ChatWith(client: Client) -> impl IntoView {
 struct Outgoing {
     message: ChatMessage,
     error: Option<String>,
+    /// Acknowledged by the stream; its room's feed has not shown it yet.
+    sent: bool,
 }
 
 #[component]
@@ -260,7 +354,18 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
     let identity = use_identity();
     let messages = RwSignal::new(Vec::<ChatMessage>::new());
     let loaded = RwSignal::new(false);
-    let outgoing = RwSignal::new(Vec::<Outgoing>::new());
+    let outbox = expect_context::<ChatOutbox>();
+    let outgoing = {
+        let room = room.clone();
+        Memo::new(move |_| {
+            outbox.outgoing.with(|o| {
+                o.iter()
+                    .filter(|p| p.message.room == room)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
     let draft = RwSignal::new(String::new());
 
     {
@@ -281,7 +386,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
                     continue;
                 };
-                outgoing.update(|o| o.retain(|p| p.message.id != message.id));
+                outbox.seen(&message.id);
                 // Another client may store the same message twice (no msg id, or after the
                 // duplicate window): show it once.
                 messages.update(|list| {
@@ -296,22 +401,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         });
     }
 
-    // Each send runs until the stream has stored the message, for as long as the room is shown
-    // (what is still unsent then stays in the outbox, sent again when the room opens again).
-    let owner = Owner::current();
-    let send_message = {
-        let js = js.clone();
-        move |message: ChatMessage| {
-            let delivery = deliver(js.clone(), message, outgoing);
-            match &owner {
-                Some(owner) => owner.with(|| spawn_while_mounted(delivery)),
-                None => spawn_local(delivery),
-            }
-        }
-    };
-
     let send = {
-        let send_message = send_message.clone();
         let room = room.clone();
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
@@ -326,29 +416,10 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 text: text.trim_end().to_owned(),
                 at: now_iso(),
             };
-            outgoing.update(|o| {
-                o.push(Outgoing {
-                    message: message.clone(),
-                    error: None,
-                })
-            });
             draft.set(String::new());
-            outbox::add(&message);
-            send_message(message);
+            outbox.send(message);
         }
     };
-
-    // What this tab sent before a reload and the stream never acknowledged goes out again, with
-    // its original id: stored once either way.
-    for message in outbox::for_room(&room) {
-        outgoing.update(|o| {
-            o.push(Outgoing {
-                message: message.clone(),
-                error: None,
-            })
-        });
-        send_message(message);
-    }
 
     let me = move || identity.get();
     view! {
