@@ -117,8 +117,9 @@ impl NatsContext {
         if let Some(Some(handle)) = self.watcher.try_get_value() {
             handle.abort();
         }
-        self.buckets
-            .with_value(|b| b.lock().unwrap_or_else(|e| e.into_inner()).clear());
+        // A new map, not the old one emptied: a binding made for the old client that completes
+        // after this lands in the old map, which nobody reads any more.
+        self.buckets.set_value(Arc::default());
         match made {
             Ok(client) => {
                 let status = self.status;

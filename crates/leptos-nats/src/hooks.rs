@@ -144,8 +144,6 @@ impl UseKvKeyReturn {
     }
 }
 
-/// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
-/// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
 /// Whether `e` says the bucket is gone (its stream deleted): binding it again creates it.
 pub fn bucket_gone(e: &KvError) -> bool {
     match e {
@@ -164,6 +162,8 @@ pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> KvConfig {
     KvConfig::new(bucket).history(5).replicas(replicas)
 }
 
+/// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
+/// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
 async fn bind_until_ready(
     context: &NatsContext,
     client: &Client,

@@ -584,7 +584,9 @@ impl Client {
     /// While disconnected with publishes buffered, it waits for the connection to come back and
     /// sends them first; disconnected with nothing buffered, nothing is on its way and it closes
     /// at once. It gives up waiting after [`DRAIN_TIMEOUT`] (30 s, as nats.go), closes, and says
-    /// so; it fails when the client goes offline meanwhile (what was buffered is lost then).
+    /// so. It fails, and closes, when the client goes offline meanwhile (what was buffered is lost
+    /// then) and when the connection is lost before the server confirmed (what was sent before
+    /// may not have arrived; see [`Client::flush`]).
     pub async fn drain(&self) -> Result<(), ConnectionError> {
         let waits = self.shared().with(|inner| {
             inner.conn.drain_subscriptions();

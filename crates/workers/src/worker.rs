@@ -613,8 +613,8 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
         }
         self.say(StatusKind::Left, None);
-        // The status and the naks are on their way before the caller closes the connection; a
-        // flush waits for a reconnection, so not for long.
+        // The status and the naks are on their way before the caller closes the connection: a
+        // flush, for a second at most (it waits for a reconnection, or fails with a lost one).
         let flush = self.js.client().flush().fuse();
         let limit = nats_ws::rt::sleep(Duration::from_secs(1)).fuse();
         futures::pin_mut!(flush, limit);

@@ -187,6 +187,14 @@ fn SendOver(client: Client) -> impl IntoView {
 async fn deliver(js: JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Outgoing>>) {
     let mut pause = RETRY_PAUSE;
     loop {
+        // Its room's feed may have shown it stored while the answer was lost: sending it again
+        // after the stream's duplicate window (2 min) would store it twice.
+        let still_unseen = outgoing
+            .try_with_untracked(|o| o.iter().any(|p| p.message.id == message.id))
+            .unwrap_or(false);
+        if !still_unseen {
+            return;
+        }
         match publish(&js, &message).await {
             Ok(()) => {
                 outbox::remove(&message.id);

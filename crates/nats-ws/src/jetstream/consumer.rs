@@ -579,7 +579,9 @@ impl Ordered {
                 match self.create().await {
                     Ok((num_pending, reset)) => {
                         self.retry_pause = Duration::from_millis(100);
-                        self.failure_pause = Duration::ZERO;
+                        // The failure pause is reset by the first message or heartbeat the new
+                        // consumer delivers, not here: a consumer whose deliveries are refused
+                        // is made without error, and must not be made again every second.
                         return Some(Ok(OrderedEvent::Created { num_pending, reset }));
                     }
                     Err(e) if e.is_transient() => {
@@ -634,6 +636,7 @@ impl Ordered {
                 }
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();
+                    self.failure_pause = Duration::ZERO;
                     if message.status() == Some(status::CONTROL) {
                         if heartbeat_shows_a_gap(&message, self.last_consumer_seq) {
                             // Messages were lost after the last one delivered (nothing later
