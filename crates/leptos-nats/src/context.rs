@@ -60,9 +60,7 @@ impl UseNatsReturn {
     /// that started it, which a hook's store does not.
     pub async fn kv_bucket(&self, client: &Client, name: &str) -> Result<Store, KvError> {
         self.context
-            .bucket(client, name, |replicas| {
-                crate::hooks::bucket_config(name, replicas)
-            })
+            .bucket(client, name, |replicas| bucket_config(name, replicas))
             .await
     }
 }
@@ -86,6 +84,11 @@ pub async fn until_connected(client: &Client) -> bool {
         }
     }
     false
+}
+
+/// How the KV hooks create a bucket that does not exist yet: history 5, the server's replicas.
+pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> KvConfig {
+    KvConfig::new(bucket).history(5).replicas(replicas)
 }
 
 /// Spawns `fut` on the browser's event loop and returns what stops it.

@@ -9,10 +9,10 @@ use futures::future::AbortHandle;
 use futures::StreamExt;
 use leptos::prelude::*;
 use nats_ws::jetstream::err_codes;
-use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, WatchEvent};
+use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
 use nats_ws::{Client, Message, SubscribeOptions};
 
-use crate::context::{spawn_abortable, NatsContext};
+use crate::context::{bucket_config, spawn_abortable, NatsContext};
 
 /// Runs `start(client)` for as long as the calling component lives, started over whenever the
 /// client is replaced; stopped (dropping its subscriptions and watchers) on cleanup.
@@ -156,11 +156,6 @@ pub fn bucket_gone(e: &KvError) -> bool {
 /// Pause before binding a bucket again after it went away, so that one deleted again and again
 /// is not recreated at the speed of a round trip.
 const REBIND_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How the KV hooks create a bucket that does not exist yet: history 5, the server's replicas.
-pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> KvConfig {
-    KvConfig::new(bucket).history(5).replicas(replicas)
-}
 
 /// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
 /// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
