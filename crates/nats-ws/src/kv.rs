@@ -588,18 +588,6 @@ impl Store {
             .await
     }
 
-    /// [`Store::update`] with headers stored alongside.
-    pub async fn update_with_headers(
-        &self,
-        key: &str,
-        value: impl AsRef<[u8]>,
-        revision: u64,
-        headers: &HeaderMap,
-    ) -> Result<u64, KvError> {
-        self.publish(key, value.as_ref(), Some(headers), Some(revision))
-            .await
-    }
-
     fn marker(operation: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(OPERATION_HEADER, operation);
@@ -640,6 +628,35 @@ impl Store {
         &self,
         key: &str,
         max_attempts: usize,
+        modify: F,
+    ) -> Result<Entry, KvError>
+    where
+        F: FnMut(Option<&Entry>) -> Bytes,
+    {
+        self.read_modify_write(key, max_attempts, None, modify)
+            .await
+    }
+
+    /// [`Store::update_with`], with `headers` stored alongside each write (e.g. who wrote it).
+    pub async fn update_with_headers<F>(
+        &self,
+        key: &str,
+        max_attempts: usize,
+        headers: &HeaderMap,
+        modify: F,
+    ) -> Result<Entry, KvError>
+    where
+        F: FnMut(Option<&Entry>) -> Bytes,
+    {
+        self.read_modify_write(key, max_attempts, Some(headers), modify)
+            .await
+    }
+
+    async fn read_modify_write<F>(
+        &self,
+        key: &str,
+        max_attempts: usize,
+        headers: Option<&HeaderMap>,
         mut modify: F,
     ) -> Result<Entry, KvError>
     where
@@ -650,8 +667,8 @@ impl Store {
             let live = current.as_ref().filter(|e| e.operation == Operation::Put);
             let value = modify(live);
             let written = match &current {
-                Some(e) => self.update(key, &value, e.revision).await,
-                None => self.create(key, &value).await,
+                Some(e) => self.publish(key, &value, headers, Some(e.revision)).await,
+                None => self.create_inner(key, &value, headers).await,
             };
             match written {
                 Ok(revision) => {
@@ -662,7 +679,7 @@ impl Store {
                         revision,
                         delta: 0,
                         operation: Operation::Put,
-                        headers: None,
+                        headers: headers.cloned(),
                         created: None,
                     })
                 }

@@ -109,13 +109,7 @@ impl ChatOutbox {
     /// Keeps `message` (in the tab's storage too) until the stream has it; [`ChatSender`] sends it.
     fn send(&self, message: ChatMessage) {
         outbox::add(&message);
-        self.outgoing.update(|o| {
-            o.push(Outgoing {
-                message,
-                error: None,
-                sent: false,
-            })
-        });
+        self.outgoing.update(|o| o.push(Outgoing::new(message)));
     }
 
     /// The stream showed message `id`: it is stored, nothing of it is left to send.
@@ -132,14 +126,7 @@ impl ChatOutbox {
 
 /// Provides [`ChatOutbox`], holding what a previous load of this tab left unsent. Call in the root.
 pub fn provide_chat_outbox() {
-    let unsent = outbox::all()
-        .into_iter()
-        .map(|message| Outgoing {
-            message,
-            error: None,
-            sent: false,
-        })
-        .collect();
+    let unsent = outbox::all().into_iter().map(Outgoing::new).collect();
     provide_context(ChatOutbox {
         outgoing: RwSignal::new(unsent),
     });
@@ -355,6 +342,17 @@ struct Outgoing {
     error: Option<String>,
     /// Acknowledged by the stream; its room's feed has not shown it yet.
     sent: bool,
+}
+
+impl Outgoing {
+    /// Not sent yet, nor tried.
+    fn new(message: ChatMessage) -> Self {
+        Outgoing {
+            message,
+            error: None,
+            sent: false,
+        }
+    }
 }
 
 #[component]

@@ -1,9 +1,9 @@
 //! `/config`: the `config.*` keys of KV `via_config`, live, whoever writes them.
 
+use bytes::Bytes;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{use_kv_watch, KvChange};
-use nats_ws::kv::{KvError, Operation, Store};
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
 use crate::use_identity;
@@ -45,37 +45,6 @@ fn describe(change: &KvChange) -> Shown {
 
 /// Compare-and-set tries of one click before it gives up (each lost only to another write).
 const STEP_ATTEMPTS: usize = 10;
-
-/// Writes the choice after the stored value of `key`, with compare-and-set.
-async fn step_config(
-    store: &Store,
-    key: &str,
-    choices: &[&str],
-    headers: &nats_ws::HeaderMap,
-) -> Result<(), KvError> {
-    for _ in 0..STEP_ATTEMPTS {
-        let current = store.entry(key).await?;
-        let live = current.as_ref().filter(|e| e.operation == Operation::Put);
-        let next = next_config_value(choices, live.and_then(|e| e.text()));
-        let written = match &current {
-            Some(e) => {
-                store
-                    .update_with_headers(key, next, e.revision, headers)
-                    .await
-            }
-            None => store.create_with_headers(key, next, headers).await,
-        };
-        match written {
-            Ok(_) => return Ok(()),
-            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(KvError::TooManyConflicts {
-        key: key.to_owned(),
-        attempts: STEP_ATTEMPTS,
-    })
-}
 
 #[component]
 pub fn ConfigPage() -> impl IntoView {
@@ -141,8 +110,14 @@ pub fn ConfigPage() -> impl IntoView {
         // compare-and-set, again on a conflict), not from what the page showed: two quick clicks
         // make two steps, and a change from another tab meanwhile is stepped from, not overwritten.
         spawn_local(async move {
-            match step_config(&store, &key, choices, &headers).await {
-                Ok(()) => error.set(None),
+            let step = |live: Option<&nats_ws::kv::Entry>| {
+                Bytes::from(next_config_value(choices, live.and_then(|e| e.text())))
+            };
+            match store
+                .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
+                .await
+            {
+                Ok(_) => error.set(None),
                 Err(e) => error.set(Some(format!("{key} not changed: {e}"))),
             }
         });

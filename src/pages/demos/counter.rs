@@ -5,14 +5,14 @@
 //! the way (the server down, say) does not drop them. One task, started with the app
 //! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value
 //! says up to which of this tab's clicks it already includes (`Counter::applied`), those leave the
-//! queue, and the rest are applied in a compare-and-set. Only a read settles clicks, never a write's answer alone: so a write whose
-//! answer was lost (a cut, a timeout) is settled by the next read, and so is one that the server
-//! acknowledged and then overwrote before that read — a clustered nats-server before 2.9.21
-//! accepts concurrent compare-and-sets at the same revision (nats-server#4320), and the write
-//! after ours then lacks our clicks, which the next read shows and the next write adds. (One
-//! overwritten after the read that settled it stays lost: only such a server does that.) No click
-//! is counted twice. Failed tries are retried by themselves once connected, without waiting for
-//! another click.
+//! queue, and the rest are applied in a compare-and-set. Only a read settles clicks, never a
+//! write's answer alone: so a write whose answer was lost (a cut, a timeout) is settled by the
+//! next read, and so is one that the server acknowledged and then overwrote before that read — a
+//! clustered nats-server before 2.9.21 accepts concurrent compare-and-sets at the same revision
+//! (nats-server#4320), and the write after ours then lacks our clicks, which the next read shows
+//! and the next write adds. (One overwritten after the read that settled it stays lost: only such
+//! a server does that.) No click is counted twice. Failed tries are retried by themselves once
+//! connected, without waiting for another click.
 
 use std::collections::VecDeque;
 use std::time::Duration;
