@@ -53,6 +53,37 @@ test("theme: put by another client, applied in every tab", T, async () => {
   await Promise.all(tabs.map((p) => theme(p, "light")));
 });
 
+// Other systems write bucket `users` too, with the fields they have. Before, a user without
+// `created_at`/`updated_at` was not listed, and an edit here would have dropped fields this app
+// does not know.
+test("users: a user written by another client is listed, and an edit keeps its other fields", T, async () => {
+  const kv = await env.kv("users");
+  const page = await env.tab({ identity: "ext-users", path: "/" });
+  const r = rand();
+  const [id, name] = [`ext-${r}`, `Outside ${r}`];
+  await kv.put(id, JSON.stringify({ name, email: `outside-${r}@example.com`, role: { admin: true } }));
+  // A value that is no user at all is counted as such, not shown.
+  const junk = `junk-${r}`;
+  await kv.put(junk, "not a user");
+  try {
+    await waitCount(page, "user-row", name, 1);
+    await waitText(page, "user-total", /other values? in the bucket (is not a user|are not users)/);
+
+    await page.getByTestId("user-row").filter({ hasText: name }).getByRole("button", { name: "Edit" }).click();
+    const editing = page.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
+    await editing.getByLabel("Name").fill(`${name} edited`);
+    await editing.getByRole("button", { name: `Save ${name}`, exact: true }).click();
+    await waitCount(page, "user-row", `${name} edited`, 1);
+    const stored = (await kv.get(id)).json();
+    assert.equal(stored.name, `${name} edited`);
+    assert.deepEqual(stored.role, { admin: true }, JSON.stringify(stored));
+    assert.equal(stored.id, id);
+  } finally {
+    await kv.delete(junk);
+    await kv.delete(id);
+  }
+});
+
 test("user event from another client: one notification per tab, even when published twice", T, async () => {
   const tabs = await Promise.all([
     env.tab({ identity: "ext-ada", path: "/" }),

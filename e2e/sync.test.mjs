@@ -101,6 +101,46 @@ test("users: a double-clicked Save saves once, with no conflict", T, async () =>
   assert.equal(await page.locator(".conflict").count(), 0, await page.locator(".conflict").allTextContents().then(String));
 });
 
+// An edit in progress is what the user typed: a deletion in another tab must not throw it away.
+// Before, the row (and the draft in it) vanished with the user.
+test("users: an edit survives the user's deletion in another tab; Save creates it again", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "sync-keep", path: "/" }),
+    env.tab({ identity: "sync-delete", path: "/" }),
+  ]);
+  await untilSubscribed(env, [a, b]);
+  const r = rand();
+  const [kept, dropped] = [`Kept ${r}`, `Dropped ${r}`];
+  for (const n of [kept, dropped]) {
+    await a.getByTestId("user-name-input").fill(n);
+    await a.getByTestId("user-email-input").fill(`keep-${rand()}@example.com`);
+    await a.getByTestId("user-create").click();
+    await waitCount(b, "user-row", n, 1);
+  }
+  const editing = (n) => a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])').filter({
+    has: a.getByRole("button", { name: `Save ${n}`, exact: true }),
+  });
+  for (const n of [kept, dropped]) {
+    await row(a, n).getByRole("button", { name: "Edit" }).click();
+    await editing(n).getByLabel("Name").fill(`${n} typed`);
+  }
+  for (const n of [kept, dropped]) await row(b, n).getByRole("button", { name: "Delete" }).click();
+  for (const n of [kept, dropped]) await waitCount(b, "user-row", n, 0);
+  // Both rows stay in A, each saying what happened, with what was typed.
+  await waitCount(a, "user-deleted-notice", "deleted", 2);
+  for (const n of [kept, dropped]) assert.equal(await editing(n).getByLabel("Name").inputValue(), `${n} typed`);
+
+  // Save brings one back, with the edit, in both tabs; Cancel lets the other go.
+  await editing(kept).getByRole("button", { name: `Save ${kept}`, exact: true }).click();
+  await editing(dropped).getByRole("button", { name: `Cancel editing ${dropped}`, exact: true }).click();
+  for (const page of [a, b]) {
+    await waitCount(page, "user-row", `${kept} typed`, 1);
+    await waitCount(page, "user-row", dropped, 0);
+  }
+  assert.equal(await a.getByTestId("user-deleted-notice").count(), 0);
+  assert.equal(await a.locator(".conflict").count(), 0, await a.locator(".conflict").allTextContents().then(String));
+});
+
 test("chat: a message sent in one tab appears in the other", T, async () => {
   const [a, b] = await Promise.all([
     env.tab({ identity: "sync-ada", path: "/chat" }),

@@ -27,14 +27,43 @@ pub fn valid_room(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A user, as stored in bucket `users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user, as stored in bucket `users` (key = id).
+///
+/// Other clients write this bucket too: every field may be missing, and the fields this app does
+/// not know are kept in `extra` and written back unchanged when the user is edited here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub email: String,
+    #[serde(default)]
     pub created_at: String,
+    #[serde(default)]
     pub updated_at: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl User {
+    /// The user stored under `key`, if its value is a JSON object; the key is its id, whatever
+    /// the object says (the key is what every write goes to).
+    pub fn from_entry(key: &str, value: &[u8]) -> Option<User> {
+        let mut user: User = serde_json::from_slice(value).ok()?;
+        key.clone_into(&mut user.id);
+        Some(user)
+    }
+
+    /// What a row shows as the name: the name, else the key.
+    pub fn display_name(&self) -> &str {
+        if self.name.trim().is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
 }
 
 /// Checks a user form; the error says what to fix.
@@ -543,6 +572,35 @@ pub fn format_rate(per_second: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_written_by_another_client_is_read_and_its_other_fields_survive_an_edit() {
+        // Only a name and email, plus a field this app does not know; the id in the value is not
+        // the key.
+        let value =
+            br#"{"id":"elsewhere","name":"Ext","email":"ext@example.com","role":{"admin":true}}"#;
+        let mut user = User::from_entry("u1", value).unwrap();
+        assert_eq!((user.id.as_str(), user.name.as_str()), ("u1", "Ext"));
+        assert_eq!(user.created_at, "");
+        user.name = "Edited".into();
+        let written: serde_json::Value = serde_json::to_value(&user).unwrap();
+        assert_eq!(written["role"], serde_json::json!({"admin": true}));
+        assert_eq!(
+            (written["id"].as_str(), written["name"].as_str()),
+            (Some("u1"), Some("Edited"))
+        );
+        // Nothing but a key: shown by its key.
+        let bare = User::from_entry("u2", b"{}").unwrap();
+        assert_eq!(bare.display_name(), "u2");
+        // Not an object: not a user.
+        for value in [&b"\"ada\""[..], b"42", b"not json", b"[1]"] {
+            assert!(
+                User::from_entry("u3", value).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
 
     #[test]
     fn varz_replies_of_both_server_generations_parse() {

@@ -1,6 +1,8 @@
 //! `/`: users in KV bucket `users`, live in every tab; each change also announced as a
 //! `user.created|updated|deleted` event.
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{use_kv_watch, use_nats, UseKvWatchReturn};
@@ -26,21 +28,47 @@ fn announce(client: Option<&nats_ws::Client>, action: &str, user: &User, by: &st
     }
 }
 
+/// The users being edited in this tab: id → the user as it was when the edit began. A row being
+/// edited stays while its user is deleted elsewhere, so that what was typed is not lost.
+type Editing = RwSignal<BTreeMap<String, User>>;
+
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let users = use_kv_watch(USERS_BUCKET, ">");
-    // Ids in creation order; each row follows its own user, so a change elsewhere never resets a
-    // row that is being edited here.
+    let editing: Editing = RwSignal::new(BTreeMap::new());
+    // The rows: stored users and the ones being edited here, in creation order; each row follows
+    // its own user by id, so a change elsewhere never resets a row that is being edited here.
+    // Also counted: the stored users, and the values that are not users (not a JSON object).
     let rows = Memo::new(move |_| {
-        let mut list: Vec<User> = users
-            .entries
-            .get()
-            .values()
-            .filter_map(|e| serde_json::from_slice::<User>(&e.value).ok())
-            .collect();
+        let mut list = Vec::new();
+        let mut unreadable = 0;
+        users.entries.with(|entries| {
+            for (key, entry) in entries {
+                match User::from_entry(key, &entry.value) {
+                    Some(user) => list.push(user),
+                    None => unreadable += 1,
+                }
+            }
+        });
+        let stored = list.len();
+        editing.with(|drafts| {
+            let gone = drafts
+                .values()
+                .filter(|u| !users.entries.with(|e| e.contains_key(&u.id)));
+            list.extend(gone.cloned());
+        });
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        list.into_iter().map(|u| u.id).collect::<Vec<_>>()
+        let ids = list.into_iter().map(|u| u.id).collect::<Vec<_>>();
+        (ids, stored, unreadable)
     });
+    let total = move || {
+        let (_, stored, unreadable) = rows.get();
+        match unreadable {
+            0 => format!("{stored} in total"),
+            1 => format!("{stored} in total (1 other value in the bucket is not a user)"),
+            n => format!("{stored} in total ({n} other values in the bucket are not users)"),
+        }
+    };
     view! {
         <section class="page-head">
             <h1>"Users"</h1>
@@ -54,7 +82,7 @@ pub fn Dashboard() -> impl IntoView {
         <section class="card">
             <div class="card-head">
                 <h2>"All users"</h2>
-                <span class="muted">{move || format!("{} in total", rows.get().len())}</span>
+                <span class="muted" data-testid="user-total">{total}</span>
             </div>
             <Show when=move || users.error.get().is_some()>
                 <p class="error">{move || users.error.get()}</p>
@@ -64,14 +92,14 @@ pub fn Dashboard() -> impl IntoView {
                 fallback=|| view! { <p class="muted">"Loading users…"</p> }
             >
                 <Show
-                    when=move || !rows.get().is_empty()
+                    when=move || !rows.with(|r| r.0.is_empty())
                     fallback=|| view! { <p class="empty">"No users yet: add the first one above."</p> }
                 >
                     <ul class="user-list">
                         <For
-                            each=move || rows.get()
+                            each=move || rows.get().0
                             key=|id| id.clone()
-                            children=move |id| view! { <UserRow id users/> }
+                            children=move |id| view! { <UserRow id users editing/> }
                         />
                     </ul>
                 </Show>
@@ -109,6 +137,7 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             email: e,
             created_at: now.clone(),
             updated_at: now,
+            extra: Default::default(),
         };
         let by = identity.get_untracked();
         let client = nats.client.get_untracked();
@@ -157,22 +186,28 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
 }
 
 #[component]
-fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
+fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoView {
     let identity = use_identity();
     let nats = use_nats();
     let current = {
         let id = id.clone();
         Memo::new(move |_| {
             users.entries.with(|map| {
-                map.get(&id).and_then(|e| {
-                    serde_json::from_slice::<User>(&e.value)
-                        .ok()
-                        .map(|u| (u, e.revision))
-                })
+                map.get(&id)
+                    .and_then(|e| User::from_entry(&id, &e.value).map(|u| (u, e.revision)))
             })
         })
     };
-    let editing = RwSignal::new(false);
+    // The user as it was when this tab began editing it, while it does.
+    let snapshot = {
+        let id = id.clone();
+        Memo::new(move |_| editing.with(|m| m.get(&id).cloned()))
+    };
+    let is_editing = move || snapshot.with(Option::is_some);
+    // Deleted elsewhere while being edited here: the row stays, with what was typed.
+    let deleted = move || is_editing() && current.with(Option::is_none);
+    // What the row shows: the stored user, else (deleted meanwhile) the one being edited.
+    let shown = move || current.get().map(|(u, _)| u).or_else(|| snapshot.get());
     let draft_name = RwSignal::new(String::new());
     let draft_email = RwSignal::new(String::new());
     // The revision the edit started from: saving against it detects changes made meanwhile.
@@ -182,71 +217,104 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
     // One save at a time: a second click while the first is on its way would write over the same
     // revision, fail, and report the user's own first save as someone else's change.
     let saving = RwSignal::new(false);
-
-    let start_edit = move |_| {
-        if let Some((u, rev)) = current.get_untracked() {
-            draft_name.set(u.name);
-            draft_email.set(u.email);
-            base_revision.set(rev);
-            editing.set(true);
+    let stop_editing = {
+        let id = id.clone();
+        move || {
+            editing.update(|m| {
+                m.remove(&id);
+            });
+            conflict.set(None);
+            error.set(None);
         }
     };
 
-    let save = move |overwrite: bool| {
-        if saving.get_untracked() {
-            return;
-        }
-        let (n, e) = (
-            draft_name.get_untracked().trim().to_owned(),
-            draft_email.get_untracked().trim().to_owned(),
-        );
-        if let Err(why) = validate_user(&n, &e) {
-            error.set(Some(why.to_owned()));
-            return;
-        }
-        let (Some(store), Some((mut updated, _))) = (users.store(), current.get_untracked()) else {
-            error.set(Some("not connected: nothing was saved".into()));
-            return;
-        };
-        updated.name = n;
-        updated.email = e;
-        updated.updated_at = now_iso();
-        let by = identity.get_untracked();
-        let client = nats.client.get_untracked();
-        let expected = base_revision.get_untracked();
-        saving.set(true);
-        spawn_local(async move {
-            let json = serde_json::to_vec(&updated).unwrap_or_default();
-            let result = if overwrite {
-                store.put(&updated.id, json).await
-            } else {
-                store.update(&updated.id, json, expected).await
-            };
-            // The row may be gone meanwhile (the user deleted elsewhere): nothing to reset then.
-            let _ = saving.try_set(false);
-            match result {
-                Ok(_) => {
-                    announce(client.as_ref(), "updated", &updated, &by);
-                    editing.set(false);
-                    conflict.set(None);
-                    error.set(None);
-                }
-                Err(KvError::WrongLastRevision { .. }) => {
-                    let now = store.get(&updated.id).await.ok().flatten();
-                    let theirs = now
-                        .and_then(|e| serde_json::from_slice::<User>(&e.value).ok())
-                        .map(|u| format!("{} <{}>", u.name, u.email));
-                    conflict.set(Some(match theirs {
-                        Some(t) => format!(
-                            "Someone changed this user while you were editing (now: {t}). Your edit was not saved."
-                        ),
-                        None => "Someone deleted this user while you were editing. Your edit was not saved.".to_owned(),
-                    }));
-                }
-                Err(e) => error.set(Some(format!("not saved: {e}"))),
+    let start_edit = {
+        let id = id.clone();
+        move |_| {
+            if let Some((u, rev)) = current.get_untracked() {
+                draft_name.set(u.name.clone());
+                draft_email.set(u.email.clone());
+                base_revision.set(rev);
+                editing.update(|m| {
+                    m.insert(id.clone(), u);
+                });
             }
-        });
+        }
     };
+
+    let save = {
+        let stop_editing = stop_editing.clone();
+        move |overwrite: bool| {
+            if saving.get_untracked() {
+                return;
+            }
+            let (n, e) = (
+                draft_name.get_untracked().trim().to_owned(),
+                draft_email.get_untracked().trim().to_owned(),
+            );
+            if let Err(why) = validate_user(&n, &e) {
+                error.set(Some(why.to_owned()));
+                return;
+            }
+            // Saved over the stored user, or, when it was deleted meanwhile, created again from
+            // the one the edit began with.
+            let stored = current.get_untracked();
+            let (Some(store), Some(mut updated)) = (
+                users.store(),
+                stored
+                    .clone()
+                    .map(|(u, _)| u)
+                    .or_else(|| snapshot.get_untracked()),
+            ) else {
+                error.set(Some("not connected: nothing was saved".into()));
+                return;
+            };
+            updated.name = n;
+            updated.email = e;
+            updated.updated_at = now_iso();
+            let by = identity.get_untracked();
+            let client = nats.client.get_untracked();
+            let expected = base_revision.get_untracked();
+            let recreate = stored.is_none();
+            let stop_editing = stop_editing.clone();
+            saving.set(true);
+            spawn_local(async move {
+                let json = serde_json::to_vec(&updated).unwrap_or_default();
+                let result = if overwrite {
+                    store.put(&updated.id, json).await
+                } else if recreate {
+                    store.create(&updated.id, json).await
+                } else {
+                    store.update(&updated.id, json, expected).await
+                };
+                // The row may be gone meanwhile (the edit cancelled and the user deleted).
+                let _ = saving.try_set(false);
+                match result {
+                    Ok(_) => {
+                        let action = if recreate { "created" } else { "updated" };
+                        announce(client.as_ref(), action, &updated, &by);
+                        stop_editing();
+                    }
+                    Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
+                        let now = store.get(&updated.id).await.ok().flatten();
+                        let theirs = now
+                            .and_then(|e| User::from_entry(&updated.id, &e.value))
+                            .map(|u| format!("{} <{}>", u.display_name(), u.email));
+                        let _ = conflict.try_set(Some(match theirs {
+                            Some(t) => format!(
+                                "Someone changed this user while you were editing (now: {t}). Your edit was not saved."
+                            ),
+                            None => "Someone deleted this user while you were editing. Your edit was not saved.".to_owned(),
+                        }));
+                    }
+                    Err(e) => {
+                        let _ = error.try_set(Some(format!("not saved: {e}")));
+                    }
+                }
+            });
+        }
+    };
+    let save_mine = save.clone();
 
     let delete = move |_| {
         let (Some(store), Some((u, _))) = (users.store(), current.get_untracked()) else {
@@ -257,13 +325,19 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
         spawn_local(async move {
             match store.delete(&u.id).await {
                 Ok(_) => announce(client.as_ref(), "deleted", &u, &by),
-                Err(e) => error.set(Some(format!("not deleted: {e}"))),
+                Err(e) => {
+                    let _ = error.try_set(Some(format!("not deleted: {e}")));
+                }
             }
         });
     };
 
-    let name = move || current.get().map(|(u, _)| u.name).unwrap_or_default();
-    let email = move || current.get().map(|(u, _)| u.email).unwrap_or_default();
+    let name = move || {
+        shown()
+            .map(|u| u.display_name().to_owned())
+            .unwrap_or_default()
+    };
+    let email = move || shown().map(|u| u.email).unwrap_or_default();
     let initial = move || {
         name()
             .chars()
@@ -274,7 +348,7 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
     view! {
         <li class="user-row" data-testid="user-row">
             <Show
-                when=move || editing.get()
+                when=is_editing
                 fallback=move || {
                     view! {
                         <div class="avatar" aria-hidden="true">{initial}</div>
@@ -286,7 +360,7 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
                             <button
                                 class="secondary"
                                 aria-label=move || format!("Edit {}", name())
-                                on:click=start_edit
+                                on:click=start_edit.clone()
                             >
                                 "Edit"
                             </button>
@@ -307,27 +381,44 @@ fn UserRow(id: String, users: UseKvWatchReturn) -> impl IntoView {
                     <button
                         aria-label=move || format!("Save {}", name())
                         disabled=move || saving.get()
-                        on:click=move |_| save(false)
+                        on:click={
+                            let save = save.clone();
+                            move |_| save(false)
+                        }
                     >
                         {move || if saving.get() { "Saving…" } else { "Save" }}
                     </button>
                     <button
                         class="secondary"
                         aria-label=move || format!("Cancel editing {}", name())
-                        on:click=move |_| {
-                            editing.set(false);
-                            conflict.set(None);
-                            error.set(None);
+                        on:click={
+                            let stop_editing = stop_editing.clone();
+                            move |_| stop_editing()
                         }
                     >
                         "Cancel"
                     </button>
                 </div>
             </Show>
+            <Show when=move || deleted() && conflict.with(Option::is_none)>
+                <div class="conflict" role="status" data-testid="user-deleted-notice">
+                    <span>
+                        "Someone deleted this user while you were editing. Save creates it again with your changes; Cancel lets it go."
+                    </span>
+                </div>
+            </Show>
             <Show when=move || conflict.get().is_some()>
                 <div class="conflict" role="alert">
                     <span>{move || conflict.get()}</span>
-                    <button class="secondary" on:click=move |_| save(true)>"Save mine anyway"</button>
+                    <button
+                        class="secondary"
+                        on:click={
+                            let save = save_mine.clone();
+                            move |_| save(true)
+                        }
+                    >
+                        "Save mine anyway"
+                    </button>
                 </div>
             </Show>
             <Show when=move || error.get().is_some()>
