@@ -146,3 +146,63 @@ test("chat: what was sent while the server was down reaches the stream from any 
   await page.getByTestId(`chat-room-${room}`).click();
   await waitCount(page, "chat-message", `created #${room}`, 1);
 });
+
+// A message the stream refuses for what it is (here: larger than the stream's limit an admin
+// set) is not retried forever: it says why, and its sender can discard it or try again; the
+// messages after it are not held up. Before, it showed "retrying…" for good, with no way out, and
+// came back at every reload.
+test("chat: a message the stream refuses says why and can be discarded; the next ones go", T, async (t) => {
+  const page = await env.tab({ identity: "chat-refused", path: "/chat" });
+  await page.getByPlaceholder("Message #general").waitFor();
+  await eventually("stream CHAT exists (the page creates it)", () => env.jsm.streams.info("CHAT"));
+  const { config } = await env.jsm.streams.info("CHAT");
+  t.after(() => env.jsm.streams.update("CHAT", { ...config, max_msg_size: -1 }));
+  await env.jsm.streams.update("CHAT", { ...config, max_msg_size: 300 });
+
+  const long = `too long ${rand()} ${"x".repeat(400)}`;
+  const short = `short ${rand()}`;
+  await send(page, long);
+  await send(page, short);
+  await waitCount(page, "chat-message", short, 1);
+  const pending = page.getByTestId("chat-pending").filter({ hasText: long.slice(0, 20) });
+  await waitFor(
+    page,
+    "the long message marked as refused, with the reason",
+    ({ start }) =>
+      [...document.querySelectorAll('[data-testid="chat-pending"]')].some(
+        (p) => p.textContent.includes(start) && /not sent/.test(p.textContent) && /maximum/i.test(p.textContent) && !/retrying/.test(p.textContent),
+      ),
+    { start: long.slice(0, 20) },
+  );
+  await pending.getByTestId("chat-discard").click();
+  await waitCount(page, "chat-pending", long.slice(0, 20), 0);
+  // Gone for good: not in the tab's outbox after a reload, never stored.
+  await page.reload();
+  await waitCount(page, "chat-message", short, 1);
+  assert.equal(await countText(page, "chat-pending", long.slice(0, 20)), 0);
+  const last = (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
+  assert.equal(last, short);
+});
+
+// An admin may delete stream CHAT (/streams): the open page makes it again, what is sent next is
+// stored, and the room list stays live. Before, sends were retried forever against no stream and
+// the room list stopped at the first error.
+test("chat: after stream CHAT is deleted, the page makes it again and keeps working", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "chat-del-a", path: "/chat" }),
+    env.tab({ identity: "chat-del-b", path: "/chat" }),
+  ]);
+  for (const page of [a, b]) await page.getByPlaceholder("Message #general").waitFor();
+  await eventually("stream CHAT exists (the page creates it)", () => env.jsm.streams.info("CHAT"));
+  await env.jsm.streams.delete("CHAT");
+
+  const text = `after delete ${rand()}`;
+  await send(a, text);
+  await waitCount(b, "chat-message", text, 1, { timeout: 45_000 });
+  const room = `del-${rand()}`.toLowerCase();
+  await b.getByLabel("New room name").fill(room);
+  await b.getByRole("button", { name: "Add" }).click();
+  await a.getByTestId(`chat-room-${room}`).waitFor({ timeout: 45_000 });
+  const last = (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
+  assert.equal(last, text);
+});

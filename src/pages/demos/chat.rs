@@ -9,7 +9,10 @@ use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
-use nats_ws::jetstream::{DeliverPolicy, JetStream, OrderedOptions, PublishOptions, StreamConfig};
+use nats_ws::jetstream::{
+    ApiErrorKind, DeliverPolicy, JetStream, JetStreamError, OrderedOptions, PublishOptions,
+    StreamConfig,
+};
 use nats_ws::Client;
 
 use crate::model::{
@@ -65,17 +68,22 @@ fn local_time(at: &str) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
+/// Whether a feed's error says stream `CHAT` is gone (deleted by an admin, say): the page
+/// creates it again, as it does when it finds none.
+fn stream_gone(error: &JetStreamError) -> bool {
+    error.api_kind() == Some(ApiErrorKind::StreamNotFound)
+}
+
 /// Stores a message in its room with acknowledgement; its id is the `Nats-Msg-Id`, so a retry
 /// (after a disconnect, or a reload that resends the outbox) is stored once.
-async fn publish(js: &JetStream, message: &ChatMessage) -> Result<(), String> {
-    let json = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+async fn publish(js: &JetStream, message: &ChatMessage) -> Result<(), JetStreamError> {
+    let json = serde_json::to_vec(message).unwrap_or_default();
     let options = PublishOptions::default()
         .msg_id(message.id.clone())
         .deadline(SEND_DEADLINE);
     js.publish_with(&room_subject(&message.room), None, &json, &options)
         .await
         .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 #[component]
@@ -110,6 +118,22 @@ impl ChatOutbox {
     fn send(&self, message: ChatMessage) {
         outbox::add(&message);
         self.outgoing.update(|o| o.push(Outgoing::new(message)));
+    }
+
+    /// Drops message `id` unsent, as its sender asked. A try already on its way may still store
+    /// it; no other is made.
+    fn discard(&self, id: &str) {
+        self.outgoing.update(|o| o.retain(|p| p.message.id != id));
+        outbox::remove(id);
+    }
+
+    /// Sends message `id` again after it was refused.
+    fn retry(&self, id: &str) {
+        self.outgoing.update(|o| {
+            if let Some(p) = o.iter_mut().find(|p| p.message.id == id) {
+                p.refused = false;
+            }
+        });
     }
 
     /// The stream showed message `id`: it is stored, nothing of it is left to send.
@@ -151,7 +175,8 @@ fn SendOver(client: Client) -> impl IntoView {
     Effect::new(move |_| {
         let fresh: Vec<ChatMessage> = outbox.outgoing.with(|o| {
             o.iter()
-                .filter(|p| !p.sent && !started.with_value(|s| s.contains(&p.message.id)))
+                .filter(|p| !p.sent && !p.refused)
+                .filter(|p| !started.with_value(|s| s.contains(&p.message.id)))
                 .map(|p| p.message.clone())
                 .collect()
         });
@@ -159,7 +184,7 @@ fn SendOver(client: Client) -> impl IntoView {
             started.update_value(|s| {
                 s.insert(message.id.clone());
             });
-            let delivery = deliver(js.clone(), message, outbox.outgoing);
+            let delivery = deliver(js.clone(), message, outbox.outgoing, started);
             // Under the component, not this effect: the effect runs again at every send.
             match &owner {
                 Some(owner) => owner.with(|| spawn_while_mounted(delivery)),
@@ -171,7 +196,15 @@ fn SendOver(client: Client) -> impl IntoView {
 
 /// Sends `message` until the stream has stored it — once: its id is the `Nats-Msg-Id` — waiting
 /// for the connection between tries. The last try's error is shown with the message meanwhile.
-async fn deliver(js: JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Outgoing>>) {
+/// A refusal that another try would meet again (permission, size) ends the delivery: the message
+/// says why and waits for its sender's Retry or Discard; Retry starts a new delivery, so the
+/// message leaves `started`.
+async fn deliver(
+    js: JetStream,
+    message: ChatMessage,
+    outgoing: RwSignal<Vec<Outgoing>>,
+    started: StoredValue<std::collections::HashSet<String>>,
+) {
     let mut pause = RETRY_PAUSE;
     loop {
         // Its room's feed may have shown it stored while the answer was lost: sending it again
@@ -192,15 +225,26 @@ async fn deliver(js: JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Out
                     }
                 });
             }
-            Err(e) => outgoing.update(|o| {
-                if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
-                    p.error = Some(e);
+            Err(e) => {
+                let refused =
+                    !e.is_transient() && !matches!(e, JetStreamError::DeadlineExceeded(_));
+                outgoing.update(|o| {
+                    if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
+                        p.error = Some(crate::session::explain(&e));
+                        p.refused = refused;
+                    }
+                });
+                if refused {
+                    let _ = started.try_update_value(|s| s.remove(&message.id));
+                    return;
                 }
-            }),
+            }
         }
         until_connected(js.client()).await;
         gloo_timers::future::sleep(pause).await;
         pause = (pause * 2).min(MAX_RETRY_PAUSE);
+        // No stream answering (deleted by an admin, say): made again, as when a page finds none.
+        let _ = ensure_stream(&js).await;
     }
 }
 
@@ -233,7 +277,18 @@ fn ChatWith(client: Client) -> impl IntoView {
                 ..Default::default()
             };
             let mut found = js.ordered(CHAT_STREAM, options);
-            while let Some(Ok(m)) = found.next().await {
+            // Errors come and go (the ordered consumer keeps trying): the list stays live after
+            // them; a stream that is gone is made again.
+            while let Some(next) = found.next().await {
+                let m = match next {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if stream_gone(&e) {
+                            ensure_stream_until_ready(&js, stream_error).await;
+                        }
+                        continue;
+                    }
+                };
                 if let Some(room) = m.message.subject.strip_prefix("chat.room.") {
                     if valid_room(room) {
                         rooms.update(|r| {
@@ -342,6 +397,8 @@ struct Outgoing {
     error: Option<String>,
     /// Acknowledged by the stream; its room's feed has not shown it yet.
     sent: bool,
+    /// Refused for what it is (`error` says why): not tried again until its sender says Retry.
+    refused: bool,
 }
 
 impl Outgoing {
@@ -351,6 +408,7 @@ impl Outgoing {
             message,
             error: None,
             sent: false,
+            refused: false,
         }
     }
 }
@@ -373,13 +431,13 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         })
     };
     let draft = RwSignal::new(String::new());
+    let feed_error = RwSignal::new(None::<String>);
 
     {
         let js = js.clone();
         let subject = room_subject(&room);
-        let not_ready = RwSignal::new(None::<String>);
         spawn_while_mounted(async move {
-            ensure_stream_until_ready(&js, not_ready).await;
+            ensure_stream_until_ready(&js, feed_error).await;
             let options = OrderedOptions {
                 filter_subject: Some(subject),
                 deliver_policy: DeliverPolicy::All,
@@ -388,7 +446,22 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             let mut feed = js.ordered(CHAT_STREAM, options);
             loaded.set(true);
             while let Some(next) = feed.next().await {
-                let Ok(m) = next else { continue };
+                let m = match next {
+                    Ok(m) => m,
+                    // Shown until the next message; the consumer keeps trying, and a stream that
+                    // is gone is made again.
+                    Err(e) => {
+                        feed_error.set(Some(format!(
+                            "history unavailable, retrying: {}",
+                            crate::session::explain(&e)
+                        )));
+                        if stream_gone(&e) {
+                            ensure_stream_until_ready(&js, feed_error).await;
+                        }
+                        continue;
+                    }
+                };
+                feed_error.set(None);
                 let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
                     continue;
                 };
@@ -438,6 +511,9 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 }}
             </span>
         </div>
+        <Show when=move || feed_error.get().is_some()>
+            <p class="error" data-testid="chat-feed-error">{move || feed_error.get()}</p>
+        </Show>
         <ol class="messages" aria-live="polite">
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
                 <li class="empty">"No messages yet. Say hello!"</li>
@@ -461,18 +537,40 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             />
             <For
                 each=move || outgoing.get()
-                key=|p| (p.message.id.clone(), p.error.clone())
+                key=|p| (p.message.id.clone(), p.error.clone(), p.refused)
                 children=move |p| {
+                    let id = p.message.id.clone();
+                    let state = match (&p.error, p.refused) {
+                        (_, true) => "not sent",
+                        (Some(_), false) => "not sent yet, retrying…",
+                        (None, false) => "sending…",
+                    };
+                    // Stuck or refused: its sender may drop it, and send a refused one again.
+                    let actions = p.error.is_some().then(|| {
+                        let retry = p.refused.then(|| {
+                            let id = id.clone();
+                            view! {
+                                <button class="secondary" on:click=move |_| outbox.retry(&id)>"Retry"</button>
+                            }
+                        });
+                        view! {
+                            <div class="row-actions">
+                                {retry}
+                                <button class="secondary" data-testid="chat-discard" on:click=move |_| outbox.discard(&id)>
+                                    "Discard"
+                                </button>
+                            </div>
+                        }
+                    });
                     view! {
-                        <li class="message mine pending">
+                        <li class="message mine pending" data-testid="chat-pending">
                             <div class="meta">
                                 <span class="author">{p.message.user}</span>
-                                <span class="muted">
-                                    {if p.error.is_some() { "not sent yet, retrying…" } else { "sending…" }}
-                                </span>
+                                <span class="muted">{state}</span>
                             </div>
                             <p class="text">{p.message.text}</p>
                             {p.error.map(|e| view! { <p class="error">{e}</p> })}
+                            {actions}
                         </li>
                     }
                 }

@@ -118,8 +118,10 @@ impl JetStreamError {
         self.err_code().map(ApiErrorKind::from_err_code)
     }
 
-    /// Worth trying again after a moment (server restarting, connection down).
-    pub(crate) fn is_transient(&self) -> bool {
+    /// Worth trying again after a moment (server restarting, connection down, no stream
+    /// answering yet); a call refused for what it is (permission, size, a bad name) is not.
+    /// [`JetStreamError::DeadlineExceeded`] is not either: the call already retried until then.
+    pub fn is_transient(&self) -> bool {
         match self {
             JetStreamError::NotEnabled { .. } => true,
             JetStreamError::Request(RequestError::NoResponders { .. }) => true,
