@@ -92,3 +92,21 @@ test("permissions: as browser a request outside the app's subjects and a $SYS re
     await sys.close();
   }
 });
+
+// The app listens to user.* on every page for its notifications. Signed in as a user who may not
+// read them, it says so instead of going quiet (before: no word at all), and keeps working.
+test("permissions: a user who may not read user.* is told that user notifications are off", T, async () => {
+  const pass = env.credentials.NATS_PUBLISHER_PASSWORD;
+  assert.ok(pass, "the test server's credentials name the publisher user");
+  const page = await env.tab({ identity: "publisher", path: "/counter", user: { user: "publisher", pass } });
+  await waitFor(
+    page,
+    "a notification that user notifications are off, naming the user and the subject",
+    (s) =>
+      [...document.querySelectorAll(s)].some(
+        (t) => /User notifications are off/.test(t.textContent) && /publisher user may not/.test(t.textContent) && t.textContent.includes("user.*"),
+      ),
+    sel("toast"),
+  );
+  await waitStatus(page, "Live");
+});

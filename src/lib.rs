@@ -148,11 +148,20 @@ pub fn App() -> impl IntoView {
     pages::demos::chat::provide_chat_outbox();
     let toasts = provide_toasts();
     // Any user.* event, from this app or any other client, once (dedup: 2 s).
-    leptos_nats::use_subscription_with_options(
+    let events_refused = leptos_nats::use_subscription_with_options(
         "user.*",
         nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
         move |m| toasts.push(model::describe_user_event(&m.subject, &m.payload)),
     );
+    // Signed in as a user who may not read them: say so, once per refusal.
+    Effect::new(move |_| {
+        if let Some(error) = events_refused.get() {
+            toasts.push(format!(
+                "User notifications are off: {}",
+                session::explain(error)
+            ));
+        }
+    });
     // A plain publish the server refused has no request to fail: say so here, once per subject
     // in a minute (something publishing every second would otherwise bury the page in notes).
     let nats = leptos_nats::use_nats();

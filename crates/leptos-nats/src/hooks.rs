@@ -10,7 +10,7 @@ use futures::StreamExt;
 use leptos::prelude::*;
 use nats_ws::jetstream::err_codes;
 use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
-use nats_ws::{Client, Message, SubscribeOptions};
+use nats_ws::{Client, Message, Status, SubscribeError, SubscribeOptions};
 
 use crate::context::{bucket_config, spawn_abortable, NatsContext};
 
@@ -39,26 +39,67 @@ where
 
 /// Calls `on_message` for every message on `subject`, with subscription options (queue group,
 /// dedup window, …). Unsubscribes on cleanup.
+///
+/// Returns why the subscription is not running (an invalid subject, or the server refused it: a
+/// user without permission to subscribe there), `None` while it runs. A refused subscription is
+/// tried again after the next reconnect (the server's permissions may have changed) and with a
+/// new client.
 pub fn use_subscription_with_options(
     subject: impl Into<String>,
     options: SubscribeOptions,
     on_message: impl Fn(Message) + 'static,
-) {
+) -> Signal<Option<String>> {
     let subject: Rc<str> = subject.into().into();
     let on_message = Rc::new(on_message);
+    let error = RwSignal::new(None::<String>);
     follow_client(move |client| {
         let subject = subject.clone();
         let options = options.clone();
         let on_message = on_message.clone();
         async move {
-            let Ok(mut sub) = client.subscribe_with_options(&subject, options) else {
-                return;
-            };
-            while let Some(Ok(message)) = sub.next().await {
-                on_message(message);
+            loop {
+                let failure = match client.subscribe_with_options(&subject, options.clone()) {
+                    Ok(mut sub) => {
+                        error.set(None);
+                        loop {
+                            match sub.next().await {
+                                Some(Ok(message)) => on_message(message),
+                                Some(Err(e)) => break e,
+                                // Ended by the client (closed, or unsubscribed on cleanup).
+                                None => return,
+                            }
+                        }
+                    }
+                    Err(e) => e,
+                };
+                error.set(Some(failure.to_string()));
+                if !matches!(failure, SubscribeError::PermissionDenied { .. })
+                    || !next_connection(&client).await
+                {
+                    return;
+                }
             }
         }
     });
+    error.into()
+}
+
+/// Waits until `client` has lost its connection and made a new one; false once it is closed.
+async fn next_connection(client: &Client) -> bool {
+    let mut statuses = client.status_stream();
+    let mut lost = false;
+    while let Some(status) = statuses.next().await {
+        match status {
+            Status::Closed => return false,
+            s if s.is_connected() => {
+                if lost {
+                    return true;
+                }
+            }
+            _ => lost = true,
+        }
+    }
+    false
 }
 
 /// The latest message on `subject` (wildcards allowed); `None` until one arrives.
@@ -76,6 +117,9 @@ pub struct UseSubscriptionListReturn {
     /// The most recent messages, oldest first, at most `capacity`.
     pub messages: Signal<Vec<Message>>,
     pub clear: Callback<()>,
+    /// Why the subscription is not running, `None` while it runs (see
+    /// [`use_subscription_with_options`]).
+    pub error: Signal<Option<String>>,
 }
 
 /// The last `capacity` messages on `subject`, oldest first.
@@ -84,7 +128,7 @@ pub fn use_subscription_list(
     capacity: usize,
 ) -> UseSubscriptionListReturn {
     let messages = RwSignal::new(Vec::<Message>::new());
-    use_subscription_with_options(subject, SubscribeOptions::default(), move |m| {
+    let error = use_subscription_with_options(subject, SubscribeOptions::default(), move |m| {
         messages.update(|list| {
             list.push(m);
             let excess = list.len().saturating_sub(capacity.max(1));
@@ -94,6 +138,7 @@ pub fn use_subscription_list(
     UseSubscriptionListReturn {
         messages: messages.into(),
         clear: Callback::new(move |()| messages.set(Vec::new())),
+        error,
     }
 }
 
