@@ -239,7 +239,14 @@ struct ServerUrl {
     /// `initial_delay` (as nats.js throttles each server), so servers that accept and then drop
     /// the connection cannot make the client hop between them without a pause.
     last_attempt: Option<Instant>,
+    /// Authorization errors in a row from this server. At [`AUTH_REFUSALS`] it leaves the
+    /// rotation, as nats.go drops a server whose last error was one too; the client gives up when
+    /// every server has.
+    auth_refusals: u8,
 }
+
+/// See [`ServerUrl::auth_refusals`].
+const AUTH_REFUSALS: u8 = 2;
 
 /// The sans-IO NATS client connection. See the [module docs](self) for the call order.
 #[derive(Debug)]
@@ -296,6 +303,7 @@ impl Connection {
                     url,
                     discovered: false,
                     last_attempt: None,
+                    auth_refusals: 0,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -959,9 +967,19 @@ impl Connection {
         });
     }
 
+    /// The server the next attempt goes to: the next in turn that has not refused the
+    /// credentials [`AUTH_REFUSALS`] times in a row, or the next in turn if all have.
+    fn next_in_turn(&self) -> usize {
+        let len = self.servers.len();
+        (0..len)
+            .map(|k| self.next_server.wrapping_add(k) % len)
+            .find(|&i| self.servers[i].auth_refusals < AUTH_REFUSALS)
+            .unwrap_or(self.next_server % len)
+    }
+
     fn start_attempt(&mut self, now: Instant, attempt: Option<u32>) {
-        let server = self.next_server % self.servers.len();
-        self.next_server = self.next_server.wrapping_add(1);
+        let server = self.next_in_turn();
+        self.next_server = server.wrapping_add(1);
         self.tried_since_wait += 1;
         self.servers[server].last_attempt = Some(now);
         self.parser.reset();
@@ -1035,12 +1053,25 @@ impl Connection {
         // (nats.go and nats.js give up likewise). Offline until reconnect_now(). Credentials
         // that could not be made (an authenticator's token service down, a .creds file caught
         // mid-rewrite) do not count: they may work at the next attempt, after the backoff.
+        // Counted per server (nats.go keeps each server's last error): one node of a cluster
+        // refusing does not stop the client trying the others.
+        if let State::Connecting { server, .. } | State::Connected { server, .. } = self.state {
+            if let Some(s) = self.servers.get_mut(server) {
+                s.auth_refusals = match err {
+                    ConnectionError::AuthorizationViolation => s.auth_refusals.saturating_add(1),
+                    _ => 0,
+                };
+            }
+        }
         let auth_again = err == ConnectionError::AuthorizationViolation
-            && self.last_error.as_ref() == Some(&err);
+            && self
+                .servers
+                .iter()
+                .all(|s| s.auth_refusals >= AUTH_REFUSALS);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
-        let next = &self.servers[self.next_server % self.servers.len()];
+        let next = &self.servers[self.next_in_turn()];
         let rested = next.last_attempt.is_none_or(|at| {
             now.saturating_duration_since(at) >= self.options.reconnect.initial_delay
         });
@@ -1240,6 +1271,7 @@ impl Connection {
                 url,
                 discovered: true,
                 last_attempt: None,
+                auth_refusals: 0,
             }));
         // Indices may have moved: point the state at the current server again, and go on from it.
         if let Some(url) = current {
@@ -1299,6 +1331,9 @@ impl Connection {
         };
         self.last_error = None;
         self.tried_since_wait = 1;
+        if let Some(s) = self.servers.get_mut(server) {
+            s.auth_refusals = 0;
+        }
         self.rtt = Some(rtt);
         // Order matters: subscriptions first (a buffered request's reply must find its inbox), then
         // the publishes buffered while disconnected, then PINGs for flushes waiting on them.
