@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -144,6 +144,38 @@ test("kv: an update at a revision another client moved past shows both values an
   await waitRow(page, "theme", "dark, from the page", theirs + 1);
   assert.equal((await kv.get("theme")).string(), "dark, from the page");
   assert.equal(await textOf(page, "kv-conflict"), null, "the conflict is resolved");
+});
+
+// A refused write says "sign in as admin in ⚙". Doing so replaces the connection; before, that
+// rebuilt the page and emptied the editor (and closed the bucket): what was typed was lost.
+test("kv: signing in as admin after a refused put keeps the open bucket and what was typed", T, async () => {
+  const bucket = `keep_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  const page = await openBucket("kv-keep", bucket);
+  const [key, value] = ["typed.key", `typed ${rand()}`];
+  await page.getByTestId("kv-key-input").fill(key);
+  await page.getByTestId("kv-value-input").fill(value);
+  await page.getByTestId("kv-put").click();
+  await waitText(page, "kv-error", /sign in as admin in ⚙/);
+
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByLabel("User", { exact: true }).fill("admin");
+  await page.getByLabel("Password", { exact: true }).fill(env.admin.pass);
+  await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
+  await waitStatus(page, /^Live$/);
+  // Put again until it is the new connection's (the first click may still reach the old one).
+  await eventually(
+    "the put, as admin, with what was typed",
+    async () => {
+      assert.equal(await page.getByTestId("kv-key-input").inputValue(), key, "the key typed is kept");
+      assert.equal(await page.getByTestId("kv-value-input").inputValue(), value, "the value typed is kept");
+      await page.getByTestId("kv-put").click();
+      return (await kv.get(key))?.string() === value;
+    },
+    { every: 500 },
+  );
+  await waitRow(page, key, value, 1);
+  await kv.destroy();
 });
 
 test("kv: 600 keys written at once by nats-py: all counted, the first 500 drawn", T, async () => {

@@ -74,6 +74,10 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
             // The map starts over with the first initial value (or the end of them).
             let mut fresh = true;
             while let Some(event) = watch.next().await {
+                // An error is shown until the watch delivers again.
+                if event.is_ok() && live.error.with_untracked(Option::is_some) {
+                    live.error.set(None);
+                }
                 match event {
                     Ok(WatchEvent::Entry(entry)) => live.entries.update(|map| {
                         if std::mem::take(&mut fresh) {
@@ -94,6 +98,13 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                     // The bucket was recreated: start over with its values.
                     Ok(WatchEvent::Reset) => fresh = true,
                     Ok(_) => {}
+                    // Deleted (by an admin, say): what it held is gone too; looked for again
+                    // until it is back.
+                    Err(e) if leptos_nats::bucket_gone(&e) => {
+                        live.entries.set(BTreeMap::new());
+                        live.missing.set(true);
+                        break;
+                    }
                     Err(e) => live.error.set(Some(format!("bucket {bucket}: {e}"))),
                 }
             }

@@ -23,7 +23,7 @@ use nats_ws::Client;
 
 use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
-use bucket::BucketView;
+use bucket::{BucketView, Editor};
 use logic::{format_ttl, BucketForm};
 
 /// How often the bucket list is read again while the page is visible.
@@ -32,6 +32,17 @@ const POLL: Duration = Duration::from_secs(3);
 #[component]
 pub fn KvPage() -> impl IntoView {
     let nats = use_nats();
+    // Kept across a change of connection (signing in as admin after a refusal): the open bucket
+    // and what is typed in its editor. Another bucket empties the editor.
+    let selected = RwSignal::new(None::<String>);
+    let editor = Editor::new();
+    Effect::new(move |before: Option<Option<String>>| {
+        let now = selected.get();
+        if before.is_some_and(|b| b != now) {
+            editor.clear();
+        }
+        now
+    });
     view! {
         <section class="page-head">
             <h1>"KV"</h1>
@@ -42,7 +53,7 @@ pub fn KvPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Kv client/> }.into_any(),
+            Some(client) => view! { <Kv client selected editor/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -98,13 +109,13 @@ impl Buckets {
 }
 
 #[component]
-fn Kv(client: Client) -> impl IntoView {
+fn Kv(client: Client, selected: RwSignal<Option<String>>, editor: Editor) -> impl IntoView {
     let buckets = Buckets {
         js: StoredValue::new_local(client.jetstream()),
         list: RwSignal::new(Vec::new()),
         loaded: RwSignal::new(false),
         error: RwSignal::new(None),
-        selected: RwSignal::new(None),
+        selected,
         issued: StoredValue::new(0),
         applied: StoredValue::new(0),
     };
@@ -181,7 +192,7 @@ fn Kv(client: Client) -> impl IntoView {
                     .map(|name| {
                         let client = client.clone();
                         view! {
-                            <BucketView bucket=name.clone() client/>
+                            <BucketView bucket=name.clone() client editor/>
                             <DeleteBucket name buckets/>
                         }
                     })

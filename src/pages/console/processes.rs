@@ -409,7 +409,21 @@ fn LogTail(name: String, client: Client) -> impl IntoView {
             loaded.set(true);
             let Some(live) = live.as_mut() else { return };
             while let Some(message) = live.next().await {
-                let Ok(message) = message else { continue };
+                let message = match message {
+                    Ok(message) => message,
+                    // The server refused the subscription (it has ended): say so.
+                    Err(e) => {
+                        error.set(Some(format!(
+                            "no live log: {}",
+                            crate::session::explain(&e)
+                        )));
+                        continue;
+                    }
+                };
+                // A live line shows the agent answers again: an earlier "unavailable" is old news.
+                if error.with_untracked(Option::is_some) {
+                    error.set(None);
+                }
                 let Ok(line) = serde_json::from_slice::<LogLine>(&message.payload) else {
                     continue;
                 };

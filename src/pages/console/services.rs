@@ -326,11 +326,18 @@ fn ServiceCard(
                                 };
                                 let call = {
                                     let (service, endpoint, subject) = (service.clone(), endpoint.clone(), subject.clone());
-                                    move |_| target.set(Some(CallTarget {
-                                        service: service.clone(),
-                                        endpoint: endpoint.clone(),
-                                        subject: subject.clone(),
-                                    }))
+                                    move |_| {
+                                        let t = CallTarget {
+                                            service: service.clone(),
+                                            endpoint: endpoint.clone(),
+                                            subject: subject.clone(),
+                                        };
+                                        // The open form stays as it is (a typed payload, the
+                                        // last reply): opening it again changes nothing.
+                                        if target.with_untracked(|open| open.as_ref() != Some(&t)) {
+                                            target.set(Some(t));
+                                        }
+                                    }
                                 };
                                 view! {
                                     <tr data-testid="service-endpoint" data-endpoint=endpoint.clone()>

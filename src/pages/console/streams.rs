@@ -75,8 +75,9 @@ impl Ctx {
 
     pub fn select(self, name: Option<String>) {
         // Opening the open stream again keeps what is shown (a peeked message, a half-typed
-        // publish).
-        if self.selected.with_untracked(|s| *s == name) {
+        // publish). Called by a create or delete whose answer came after the page was left: the
+        // signals are gone, nothing to do.
+        if self.selected.try_with_untracked(|s| *s == name) != Some(false) {
             return;
         }
         self.detail.set(None);

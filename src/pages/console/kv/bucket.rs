@@ -48,8 +48,10 @@ pub(super) struct Open {
     toasts: Toasts,
 }
 
+/// The editor's fields. The page keeps them across a change of connection (⚙ → Apply: signing in
+/// as admin after a refusal must not lose what was typed); another bucket starts them over.
 #[derive(Clone, Copy)]
-struct Editor {
+pub(super) struct Editor {
     key: RwSignal<String>,
     value: RwSignal<String>,
     /// The key and revision loaded into the editor: what an update expects.
@@ -58,6 +60,30 @@ struct Editor {
     error: RwSignal<Option<String>>,
     done: RwSignal<Option<String>>,
     conflict: RwSignal<Option<Conflict>>,
+}
+
+impl Editor {
+    pub(super) fn new() -> Self {
+        Editor {
+            key: RwSignal::new(String::new()),
+            value: RwSignal::new(String::new()),
+            loaded: RwSignal::new(None),
+            busy: RwSignal::new(None),
+            error: RwSignal::new(None),
+            done: RwSignal::new(None),
+            conflict: RwSignal::new(None),
+        }
+    }
+
+    /// Empty, for another bucket.
+    pub(super) fn clear(self) {
+        self.key.set(String::new());
+        self.value.set(String::new());
+        self.loaded.set(None);
+        self.error.set(None);
+        self.done.set(None);
+        self.conflict.set(None);
+    }
 }
 
 /// An update refused because the key changed: what the user wrote and what is there now.
@@ -194,7 +220,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
 }
 
 #[component]
-pub(super) fn BucketView(bucket: String, client: Client) -> impl IntoView {
+pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl IntoView {
     let open = Open {
         store: RwSignal::new_local(None),
         entries: RwSignal::new(BTreeMap::new()),
@@ -204,15 +230,7 @@ pub(super) fn BucketView(bucket: String, client: Client) -> impl IntoView {
         filter: RwSignal::new(KeyFilter::All),
         selected: RwSignal::new(None),
         toasts: expect_context::<Toasts>(),
-        editor: Editor {
-            key: RwSignal::new(String::new()),
-            value: RwSignal::new(String::new()),
-            loaded: RwSignal::new(None),
-            busy: RwSignal::new(None),
-            error: RwSignal::new(None),
-            done: RwSignal::new(None),
-            conflict: RwSignal::new(None),
-        },
+        editor,
     };
 
     // One watch per filter: a new pattern replaces the watch (the effect's cleanup aborts the

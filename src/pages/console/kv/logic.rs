@@ -162,7 +162,8 @@ pub fn full_value(bytes: &[u8]) -> ValueView {
     if bytes.is_empty() {
         return ValueView::Empty;
     }
-    if let Some(text) = as_text(bytes) {
+    // Pretty-printed only when it is shown whole: a larger value is cut as text below.
+    if let Some(text) = as_text(bytes).filter(|_| bytes.len() <= FULL_BYTES) {
         if text.trim_start().starts_with(['{', '[']) {
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
                 if let Ok(pretty) = serde_json::to_string_pretty(&json) {
@@ -220,9 +221,16 @@ pub fn preview_line(bytes: &[u8], max_chars: usize) -> String {
     }
     match as_text(bytes) {
         Some(text) => {
-            let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            // Only the start is folded: a cell shows `max_chars` of a value of any size.
+            let mut end = text.len().min(max_chars.saturating_mul(8).max(64));
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let folded = text[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+            let more = end < text.len();
             match folded.char_indices().nth(max_chars) {
                 Some((at, _)) => format!("{}…", &folded[..at]),
+                None if more => format!("{folded}…"),
                 None => folded,
             }
         }
@@ -369,6 +377,31 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_value_is_cut_before_it_is_formatted() {
+        // 1 MB of JSON: shown as its first FULL_BYTES, not pretty-printed whole.
+        let big = format!("[{}0]", "1234567, ".repeat(110_000));
+        match full_value(big.as_bytes()) {
+            ValueView::Text(t) => {
+                assert!(t.len() < FULL_BYTES + 100, "{}", t.len());
+                assert!(
+                    t.ends_with("more bytes not shown"),
+                    "{}",
+                    &t[t.len() - 40..]
+                );
+            }
+            _ => panic!("not text"),
+        }
+        // A row's preview of it: max_chars, and marked as cut, whitespace folded.
+        let line = preview_line(big.as_bytes(), 120);
+        assert_eq!(line.chars().count(), 121, "{line}");
+        assert!(line.ends_with('…'));
+        let spaced = format!("a{}b", " ".repeat(2000));
+        assert_eq!(preview_line(spaced.as_bytes(), 120), "a…");
+        // Short values as before.
+        assert_eq!(preview_line(b"x  y", 120), "x y");
+    }
 
     #[test]
     fn filters_are_patterns_with_wildcards_and_text_without() {

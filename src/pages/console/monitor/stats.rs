@@ -334,9 +334,17 @@ fn hex_bytes(bytes: &[u8]) -> String {
 /// else as a hex dump (offset, 16 bytes a line). `total` is the payload's size when `payload` is
 /// only its beginning.
 pub fn expanded(payload: &[u8], total: usize) -> String {
+    // A beginning may end inside a character: text is judged by what is valid up to there.
+    let text = match std::str::from_utf8(payload) {
+        Ok(s) => Some(s),
+        Err(e) if total > payload.len() && e.error_len().is_none() => {
+            std::str::from_utf8(&payload[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
     let mut out = if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
         serde_json::to_string_pretty(&value).unwrap_or_default()
-    } else if let Ok(text) = std::str::from_utf8(payload) {
+    } else if let Some(text) = text {
         text.to_owned()
     } else {
         payload
@@ -542,6 +550,11 @@ mod tests {
             "00000000  80 81 82 83 84 85 86 87 88 89 8a 8b 8c 8d 8e 8f\n00000010  90 91"
         );
         assert_eq!(expanded(b"abc", 10), "abc\n… (the first 3 of 10 bytes)");
+        // A beginning cut inside a character is still text; a whole payload that is not valid
+        // UTF-8 is not.
+        let cut = &"aé".as_bytes()[..2];
+        assert_eq!(expanded(cut, 3), "a\n… (the first 2 of 3 bytes)");
+        assert!(expanded(cut, 2).starts_with("00000000  61 c3"));
     }
 
     #[test]
