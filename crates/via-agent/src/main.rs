@@ -39,6 +39,11 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    // Held until the process ends (the kernel lets go of it however it ends).
+    let _one_agent = match lock_data_dir(&config.agent.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => return fail(&e),
+    };
     // Its processes sign in from the same credentials file, whatever their working directory
     // (set while this is the only thread).
     if std::env::var_os("VIA_CREDENTIALS").is_none() {
@@ -62,6 +67,42 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// One agent per data directory: a second would delete the first's leaf folders at its start,
+/// join its queue group (answering half of its requests about processes it does not run) and
+/// overwrite its state keys. An advisory lock (`flock`) on `<data_dir>/via-agent.lock`, which
+/// holds the pid of the agent that has it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+    let path = dir.join("via-agent.lock");
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(format!("cannot lock {}: {error}", path.display()));
+        }
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        return Err(format!(
+            "another via-agent (pid {}) is running with data directory {}: stop it first, or give this one another data_dir",
+            pid.trim(),
+            dir.display()
+        ));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 fn fail(message: &str) -> std::process::ExitCode {

@@ -991,3 +991,54 @@ restart = "never"
     .await;
     assert!(pwd.ends_with("/sub"), "{pwd}");
 }
+
+/// `./run.sh` run twice: the second agent would delete the first's leaf folders, join its queue
+/// group (so answer half of its requests with "no such process") and its state keys. It refuses
+/// to start instead, saying why; the first goes on.
+#[tokio::test]
+async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
+    let server = start_hub();
+    let agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    // What a leaf of the first agent keeps there (a second start removed data/leaves).
+    let kept = agent.dir.path().join("data/leaves/leaf-1");
+    std::fs::create_dir_all(&kept).unwrap();
+
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_via-agent"))
+        .arg("--config")
+        .arg(agent.dir.path().join("via-agent.toml"))
+        .env_remove("VIA_NATS_URL")
+        .env_remove("NATS_SERVER_BIN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a second via-agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second agent is still running after 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(!status.success(), "{status}: {said}");
+    assert!(said.contains("another via-agent"), "{said}");
+    assert!(
+        said.contains(&agent.pid().to_string()),
+        "names the running one: {said}"
+    );
+    assert!(
+        kept.exists(),
+        "the first agent's leaf folder is still there"
+    );
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    assert!(list["processes"].is_array(), "{list}");
+}

@@ -104,6 +104,15 @@ impl Drop for Worker {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if std::thread::panicking() {
+            let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(15).collect();
+            eprintln!(
+                "--- {} stderr, last lines, newest first ---\n{}",
+                self.id,
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -342,6 +351,10 @@ fn check_leases(all: &[(&str, &Records, u64)]) {
     }
 }
 
+/// The tests that time a rebalancing take this, so that they do not share the machine's cores
+/// with each other (a join measured while another test churns its own workers ran past its bound).
+static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn client(server: &TestServer) -> JetStream {
     let client = nats_ws::connect(nats_ws::Options::new(server.client_url()))
         .await
@@ -351,6 +364,7 @@ async fn client(server: &TestServer) -> JetStream {
 
 #[tokio::test(flavor = "current_thread")]
 async fn churn_loses_nothing_and_never_shares_a_partition() {
+    let _alone = TIMED.lock().await;
     let server = TestServer::start();
     let url = server.client_url();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -555,6 +569,51 @@ async fn a_server_restart_loses_nothing() {
         .map(|s| (s.worker.as_str(), s.kind, s.partition))
         .collect();
     eprintln!("lease changes: {kept_or_again:?}");
+}
+
+/// The lease buckets deleted under running workers (`nats kv rm leases`, the /kv console): they
+/// make them again and go on. Before, every tick failed to read the leases, nothing was acquired,
+/// and the held leases ran out: nothing more was processed until a new program set them up.
+#[tokio::test(flavor = "current_thread")]
+async fn deleted_lease_buckets_are_made_again_and_the_work_goes_on() {
+    let _alone = TIMED.lock().await;
+    let server = TestServer::start();
+    let url = server.client_url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let js = client(&server).await;
+    let w1 = Worker::start(&url, dir.path(), "w1");
+    let w2 = Worker::start(&url, dir.path(), "w2");
+    wait_balanced(&js, &["w1", "w2"], 15).await;
+
+    let deleted_at = now_ms();
+    js.delete_key_value("leases").await.expect("delete leases");
+    js.delete_key_value("workers")
+        .await
+        .expect("delete workers");
+    // The leases held then are gone with their bucket: each worker stops consuming under them.
+    wait_for(
+        15,
+        "every worker to give up the leases of the deleted bucket",
+        || {
+            [&w1, &w2]
+                .iter()
+                .all(|w| {
+                    w.records().status.iter().any(|s| {
+                        s.at >= deleted_at
+                            && matches!(s.kind, StatusKind::Lost | StatusKind::Expired)
+                    })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let after = published(publisher(&url, 2000, 0, "after")).await;
+    assert_eq!(after.published, 2000);
+    wait_all_processed(&[&w1, &w2], &[("after", 2000)], 40).await;
+    wait_balanced(&js, &["w1", "w2"], 15).await;
+    let (r1, r2) = (w1.records(), w2.records());
+    let end = now_ms();
+    check_leases(&[("w1", &r1, end), ("w2", &r2, end)]);
 }
 
 /// A worker and a publisher starting together both set up the stream (as `bench/workers.sh`

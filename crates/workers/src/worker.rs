@@ -188,6 +188,22 @@ struct Worker<'a, O: Observer> {
     last_heartbeat: Option<u64>,
     last_memory: Option<u64>,
     summary: Summary,
+    /// A lease bucket was found deleted: made again at the next tick.
+    buckets_gone: bool,
+    /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
+    /// until every lease held in the old one has run out, wherever its holder is.
+    no_acquire_until: u64,
+}
+
+/// Whether `e` says a bucket is gone (its stream deleted).
+fn bucket_gone(e: &WorkerError) -> bool {
+    match e {
+        WorkerError::Kv(KvError::BucketNotFound { .. }) => true,
+        WorkerError::Kv(KvError::JetStream(e)) | WorkerError::JetStream(e) => {
+            e.api_kind() == Some(nats_ws::jetstream::ApiErrorKind::StreamNotFound)
+        }
+        _ => false,
+    }
 }
 
 impl<'a, O: Observer> Worker<'a, O> {
@@ -224,6 +240,8 @@ impl<'a, O: Observer> Worker<'a, O> {
             last_heartbeat: None,
             last_memory: None,
             summary: Summary::default(),
+            buckets_gone: false,
+            no_acquire_until: 0,
         }
     }
 
@@ -384,6 +402,9 @@ impl<'a, O: Observer> Worker<'a, O> {
         if !connected {
             return self.report_memory();
         }
+        if std::mem::take(&mut self.buckets_gone) {
+            self.make_buckets_again().await;
+        }
         self.renew(&renewals).await;
         if !self.paused.is_empty() {
             // A fetch failed: the consumer (or the stream) may have been deleted; recreate it.
@@ -408,10 +429,12 @@ impl<'a, O: Observer> Worker<'a, O> {
                 share,
                 self.offset,
             );
+            let may_acquire = self.now() >= self.no_acquire_until;
             for action in plan {
                 match action {
                     Action::Release(p) => self.release(p).await,
-                    Action::Acquire(p) => self.acquire(p).await,
+                    Action::Acquire(p) if may_acquire => self.acquire(p).await,
+                    Action::Acquire(_) => {}
                     // Done above; anything due since comes on the next tick.
                     Action::Stop(_) | Action::Renew(_) => {}
                 }
@@ -438,19 +461,65 @@ impl<'a, O: Observer> Worker<'a, O> {
                 self.live_workers = keys.len() as u32;
                 self.rank = keys.iter().position(|k| *k == self.me.id).unwrap_or(0) as u32;
             }
-            Err(e) => self.observer.trouble("reading the workers", &e),
+            Err(e) => {
+                self.buckets_gone |= bucket_gone(&e);
+                self.observer.trouble("reading the workers", &e);
+            }
         }
         match bounded(limit, self.buckets.leases.keys()).await {
-            Ok(keys) => Some(
-                keys.iter()
+            Ok(keys) => {
+                let taken: BTreeSet<u32> = keys
+                    .iter()
                     .filter_map(|k| self.settings.partition_of_key(k))
-                    .collect(),
-            ),
+                    .collect();
+                // A lease held is there until after its deadline (it expires a TTL after it was
+                // written, the deadline comes a margin before): one that is missing was deleted
+                // (its bucket too, perhaps, made again since): stop consuming under it, and let
+                // the other holders of the old bucket's leases run out before acquiring.
+                let missing: Vec<u32> = self
+                    .held
+                    .keys()
+                    .filter(|p| !taken.contains(p))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    for p in missing {
+                        self.drop_lease(p, StatusKind::Lost);
+                    }
+                    self.hold_off_acquiring();
+                }
+                Some(taken)
+            }
             Err(e) => {
+                self.buckets_gone |= bucket_gone(&e);
                 self.observer.trouble("reading the leases", &e);
                 None
             }
         }
+    }
+
+    /// The lease buckets were deleted: the leases held went with them (a compare-and-set on a
+    /// new bucket could even match a stale revision), so consumption under them stops, and the
+    /// buckets are made again, as at the start; the next look acquires afresh.
+    async fn make_buckets_again(&mut self) {
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        for p in held {
+            self.drop_lease(p, StatusKind::Lost);
+        }
+        self.hold_off_acquiring();
+        match setup::ensure_buckets(&self.js, self.settings).await {
+            Ok(buckets) => self.buckets = buckets,
+            Err(e) => {
+                self.buckets_gone = true;
+                self.observer.trouble("making the lease buckets again", &e);
+            }
+        }
+    }
+
+    /// No acquiring for a lease TTL from now: a lease of the old bucket still held somewhere has
+    /// run out by then.
+    fn hold_off_acquiring(&mut self) {
+        self.no_acquire_until = self.now() + self.settings.lease_ttl.as_millis() as u64;
     }
 
     fn lease_value(&self) -> Vec<u8> {
@@ -464,19 +533,20 @@ impl<'a, O: Observer> Worker<'a, O> {
     async fn renew(&mut self, partitions: &[u32]) {
         let sent = self.now();
         let value = self.lease_value();
-        let writes = partitions.iter().map(|&p| {
+        // Only what is still held (the buckets may have been made again since the list).
+        let writes = partitions.iter().filter_map(|&p| {
+            let revision = self.held.get(&p)?.revision;
             let key = self.settings.lease_key(p);
-            let revision = self.held[&p].revision;
             let leases = &self.buckets.leases;
             let value = &value;
             // Bounded: a renewal still unanswered at the next one is as good as failed.
             let limit = self.settings.renew_every;
-            async move {
+            Some(async move {
                 (
                     p,
                     bounded(limit, leases.update(&key, value, revision)).await,
                 )
-            }
+            })
         });
         for (p, result) in futures::future::join_all(writes).await {
             match result {
