@@ -53,11 +53,28 @@ pub fn password(user: &str) -> Result<Option<String>, String> {
 }
 
 /// `options` signed in as `user` when its password is known (see [`password`]).
+///
+/// A server url that carries credentials (`nats://user:password@host`) is refused, without
+/// repeating it: the programs print their url, and a password would land in their logs.
 pub fn sign_in(options: nats_ws::Options, user: &str) -> Result<nats_ws::Options, String> {
+    if options.servers.iter().any(|url| has_userinfo(url)) {
+        return Err(format!(
+            "the NATS url carries credentials (user:password@…): give it without them; {user}'s password is read from {} or ${}",
+            file().display(),
+            variable(user)
+        ));
+    }
     Ok(match password(user)? {
         Some(password) => options.user_password(user, password),
         None => options,
     })
+}
+
+/// Whether `url` has a user-info part (`scheme://…@host`).
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
 }
 
 /// The value of `name` in a `KEY=value` file (`#` comments, blank lines, optional quotes and
@@ -83,6 +100,25 @@ fn lookup(text: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_repeating_them() {
+        for url in [
+            "nats://agent:s3cret@127.0.0.1:4222",
+            "ws://tok3n@localhost:8080/",
+        ] {
+            let e = sign_in(nats_ws::Options::new(url), "agent").unwrap_err();
+            assert!(!e.contains("s3cret") && !e.contains("tok3n"), "{e}");
+            assert!(e.contains("carries credentials"), "{e}");
+        }
+        for url in [
+            "nats://127.0.0.1:4222",
+            "ws://host:8080/path@x",
+            "127.0.0.1:4222",
+        ] {
+            assert!(!has_userinfo(url), "{url}");
+        }
+    }
 
     #[test]
     fn variable_names_follow_the_user() {

@@ -341,6 +341,24 @@ async fn nothing_listening_at_a_nats_url_says_so() {
     );
 }
 
+/// Credentials in a nats:// url are not used, and the error does not repeat them (programs print
+/// their errors; a password would land in a log).
+#[tokio::test]
+async fn a_nats_url_with_credentials_is_refused_without_repeating_them() {
+    let err = nats_ws::connect(Options::new("nats://agent:s3cret@127.0.0.1:4222"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("s3cret") && !text.contains("agent:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("credentials in the url are not used"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn nothing_listening_says_so() {
     let port = {

@@ -210,6 +210,15 @@ impl Config {
             }
             let defaults = Backoff::default();
             let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+            // The cap bounds every wait: below the first wait (0, say) it would undo the rule above.
+            let initial = ms(p.backoff_initial_ms, defaults.initial);
+            if ms(p.backoff_max_ms, defaults.max) < initial {
+                return Err(format!(
+                    "process {:?}: backoff_max_ms must be at least backoff_initial_ms ({} ms)",
+                    p.name,
+                    initial.as_millis()
+                ));
+            }
             processes.push(ProcessConfig {
                 cwd: resolve(p.cwd.as_deref().unwrap_or(".")),
                 backoff: Backoff {
@@ -331,6 +340,9 @@ mod tests {
             "[[process]]\nname = \"a\"\ncommand = \"x\"\ncomand = \"typo\"",
             "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_initial_ms = 0",
             "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_initial_ms = 99",
+            // A cap under the first wait: restarts as fast as the process exits.
+            "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_max_ms = 0",
+            "[[process]]\nname = \"a\"\ncommand = \"x\"\nbackoff_initial_ms = 500\nbackoff_max_ms = 200",
             "[agent]\nhub_monitoring_url = \"https://x\"",
         ];
         for text in bad {

@@ -1571,8 +1571,27 @@ fn op_name(op: &ServerOp) -> &'static str {
 
 /// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
 /// `ws://` to a bare `host:port`; refuses other schemes.
+/// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one.
+fn without_userinfo(url: &str) -> Option<String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
+    Some(format!("{scheme}…@{}", &rest[at + 1..]))
+}
+
 fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     let url = url.trim();
+    if let Some(masked) = without_userinfo(url) {
+        // Shown without what came before the '@': it may be a password.
+        return Err(ConnectionError::InvalidUrl {
+            url: masked,
+            reason: "credentials in the url are not used: give them in the options (user and password, or a token)".to_owned(),
+        });
+    }
     let invalid = |reason: &str| ConnectionError::InvalidUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
