@@ -33,18 +33,28 @@ pub fn valid_room(room: &str) -> bool {
 /// not know are kept in `extra` and written back unchanged when the user is edited here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_text")]
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_text")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_text")]
     pub email: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_text")]
     pub created_at: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_text")]
     pub updated_at: String,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A text field as another client may have written it: text as it is, a number or a boolean as
+/// its JSON text (a Unix time, say), null or anything else as empty.
+fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+        _ => String::new(),
+    })
 }
 
 impl User {
@@ -589,6 +599,17 @@ mod tests {
             (written["id"].as_str(), written["name"].as_str()),
             (Some("u1"), Some("Edited"))
         );
+        // Fields of other types, as JavaScript clients write them.
+        let js = User::from_entry(
+            "u4",
+            br#"{"name":null,"email":"e@x.io","created_at":1700000000}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (js.name.as_str(), js.created_at.as_str()),
+            ("", "1700000000")
+        );
+        assert_eq!(js.display_name(), "u4");
         // Nothing but a key: shown by its key.
         let bare = User::from_entry("u2", b"{}").unwrap();
         assert_eq!(bare.display_name(), "u2");

@@ -479,6 +479,25 @@ impl Agent {
         self.flush().await;
     }
 
+    /// SIGKILL to every process group the agent runs, at once (a second Ctrl-C: the user will
+    /// not wait for the graceful stop). Nothing is waited for or deregistered.
+    pub fn kill_all_now(&self) {
+        let procs: Vec<Arc<Managed>> = self
+            .procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .cloned()
+            .collect();
+        for m in procs {
+            if let Some(pgid) = m.pgid().and_then(|p| libc::pid_t::try_from(p).ok()) {
+                // SAFETY: a signal to a process group this agent started and leads; no memory is
+                // involved.
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
+        }
+    }
+
     /// What should be in the registry now: the agent, every running process with service tags,
     /// every running leaf the hub lists. Nothing once stopping.
     fn wanted_registry(&self) -> BTreeMap<String, (u32, Vec<String>, &'static str)> {

@@ -211,8 +211,10 @@ impl Config {
             let defaults = Backoff::default();
             let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
             // The cap bounds every wait: below the first wait (0, say) it would undo the rule above.
+            // Without one, the default cap, or the first wait if that is longer.
             let initial = ms(p.backoff_initial_ms, defaults.initial);
-            if ms(p.backoff_max_ms, defaults.max) < initial {
+            let max = ms(p.backoff_max_ms, defaults.max.max(initial));
+            if max < initial {
                 return Err(format!(
                     "process {:?}: backoff_max_ms must be at least backoff_initial_ms ({} ms)",
                     p.name,
@@ -223,7 +225,7 @@ impl Config {
                 cwd: resolve(p.cwd.as_deref().unwrap_or(".")),
                 backoff: Backoff {
                     initial: ms(p.backoff_initial_ms, defaults.initial),
-                    max: ms(p.backoff_max_ms, defaults.max),
+                    max,
                     reset_after: ms(p.backoff_reset_ms, defaults.reset_after),
                 },
                 name: p.name,

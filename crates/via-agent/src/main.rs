@@ -149,12 +149,17 @@ async fn run(config: Config) -> Result<(), String> {
     // Requests handled at once, over every endpoint; beyond, they are refused rather than queued
     // (a queued request would run long after its requester gave up).
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    // An endpoint whose subscription ends (the server refused it: the agent's permissions) stops
+    // the service: an agent that can no longer be asked anything stops too, rather than go on
+    // heart-beating a registry entry that nobody can reach.
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<String>();
     for (name, subject) in api::ENDPOINTS {
         let mut endpoint = service
             .endpoint_with(EndpointConfig::new(*name).subject(*subject))
             .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
         let agent = agent.clone();
         let in_flight = in_flight.clone();
+        let ended_tx = ended_tx.clone();
         tokio::spawn(async move {
             while let Some(req) = endpoint.next().await {
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
@@ -179,19 +184,38 @@ async fn run(config: Config) -> Result<(), String> {
                     }
                 });
             }
+            let why = endpoint.stats().last_error;
+            let _ = ended_tx.send(format!("endpoint {name} ({subject}) stopped: {why}"));
         });
     }
 
-    tokio::select! {
-        _ = sigint.recv() => {}
-        _ = sigterm.recv() => {}
-        _ = sighup.recv() => {}
-    }
-    say!("via-agent: stopping every process");
+    let failure = tokio::select! {
+        _ = sigint.recv() => None,
+        _ = sigterm.recv() => None,
+        _ = sighup.recv() => None,
+        Some(why) = ended.recv() => Some(why),
+    };
+    match &failure {
+        Some(why) => say!("via-agent: {why}; stopping every process"),
+        None => say!("via-agent: stopping every process (again to kill them at once)"),
+    };
     service.stop().await;
-    agent.shutdown().await;
+    // A second signal: the user will not wait for the graceful stop.
+    let forced = tokio::select! {
+        _ = agent.shutdown() => false,
+        _ = sigint.recv() => true,
+        _ = sigterm.recv() => true,
+    };
+    if forced {
+        agent.kill_all_now();
+        say!("via-agent: killed every process");
+        return Err("stopped at once by a second signal".into());
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     client.close();
     say!("via-agent: stopped");
-    Ok(())
+    match failure {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
 }

@@ -1042,3 +1042,57 @@ async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
     let list = call(&client, "via.proc.list", "").await.unwrap();
     assert!(list["processes"].is_array(), "{list}");
 }
+
+/// Ctrl-C twice: the second does not wait for the graceful stop (here 5 s of grace for a group
+/// that ignores SIGTERM), it kills every group at once and the agent exits (with a failure: it
+/// did not deregister). Before, the second Ctrl-C was ignored, and users reached for kill -9,
+/// which leaves grandchildren running.
+#[tokio::test]
+async fn a_second_ctrl_c_kills_every_process_at_once() {
+    let server = start_hub();
+    let processes = r#"
+[[process]]
+name = "stubborn"
+command = "sh"
+args = ["-c", "trap '' TERM; sleep 300 & echo $!; wait"]
+restart = "never"
+"#;
+    let mut agent = Agent::start(&server, "", processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let body = json!({ "name": "stubborn" }).to_string();
+    let grandchild: u64 = until(10, "the grandchild's pid", || async {
+        let logs = call(&client, "via.proc.logs", &body).await.unwrap();
+        logs["lines"][0]["line"].as_str()?.parse().ok()
+    })
+    .await;
+    let list = call(&client, "via.proc.list", "").await.unwrap();
+    let leader = process(&list, "stubborn")["pid"].as_u64().expect("running");
+    agent.ctrl_c();
+    // The graceful stop has begun (the group ignores its SIGTERM).
+    until(10, "the agent stopping", || async {
+        agent.log().contains("stopping every process").then_some(())
+    })
+    .await;
+    let t = Instant::now();
+    agent.ctrl_c();
+    let status = agent.wait(Duration::from_secs(3));
+    assert!(
+        !status.success(),
+        "a forced stop is not a clean one: {status}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "{:?}: did not wait out the grace",
+        t.elapsed()
+    );
+    until(2, "the whole group gone", || async {
+        (!alive(leader) && !alive(grandchild)).then_some(())
+    })
+    .await;
+    assert!(
+        agent.log().contains("killed every process"),
+        "{}",
+        agent.log()
+    );
+}

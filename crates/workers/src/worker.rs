@@ -188,8 +188,9 @@ struct Worker<'a, O: Observer> {
     last_heartbeat: Option<u64>,
     last_memory: Option<u64>,
     summary: Summary,
-    /// A lease bucket was found deleted: made again at the next tick.
-    buckets_gone: bool,
+    /// The bucket `leases` (or `workers`) was found deleted: made again at the next tick.
+    leases_gone: bool,
+    workers_gone: bool,
     /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
     /// until every lease held in the old one has run out, wherever its holder is.
     no_acquire_until: u64,
@@ -240,7 +241,8 @@ impl<'a, O: Observer> Worker<'a, O> {
             last_heartbeat: None,
             last_memory: None,
             summary: Summary::default(),
-            buckets_gone: false,
+            leases_gone: false,
+            workers_gone: false,
             no_acquire_until: 0,
         }
     }
@@ -402,7 +404,7 @@ impl<'a, O: Observer> Worker<'a, O> {
         if !connected {
             return self.report_memory();
         }
-        if std::mem::take(&mut self.buckets_gone) {
+        if self.leases_gone || self.workers_gone {
             self.make_buckets_again().await;
         }
         self.renew(&renewals).await;
@@ -462,7 +464,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 self.rank = keys.iter().position(|k| *k == self.me.id).unwrap_or(0) as u32;
             }
             Err(e) => {
-                self.buckets_gone |= bucket_gone(&e);
+                self.workers_gone |= bucket_gone(&e);
                 self.observer.trouble("reading the workers", &e);
             }
         }
@@ -473,9 +475,20 @@ impl<'a, O: Observer> Worker<'a, O> {
                     .filter_map(|k| self.settings.partition_of_key(k))
                     .collect();
                 // A lease held is there until after its deadline (it expires a TTL after it was
-                // written, the deadline comes a margin before): one that is missing was deleted
+                // written, the deadline comes a margin before): one past its deadline stops as
+                // expired (renewals that timed out), one that is missing before it was deleted
                 // (its bucket too, perhaps, made again since): stop consuming under it, and let
                 // the other holders of the old bucket's leases run out before acquiring.
+                let now = self.now();
+                let expired: Vec<u32> = self
+                    .held
+                    .iter()
+                    .filter(|(_, h)| now >= h.deadline(self.settings))
+                    .map(|(&p, _)| p)
+                    .collect();
+                for p in expired {
+                    self.drop_lease(p, StatusKind::Expired);
+                }
                 let missing: Vec<u32> = self
                     .held
                     .keys()
@@ -491,26 +504,30 @@ impl<'a, O: Observer> Worker<'a, O> {
                 Some(taken)
             }
             Err(e) => {
-                self.buckets_gone |= bucket_gone(&e);
+                self.leases_gone |= bucket_gone(&e);
                 self.observer.trouble("reading the leases", &e);
                 None
             }
         }
     }
 
-    /// The lease buckets were deleted: the leases held went with them (a compare-and-set on a
-    /// new bucket could even match a stale revision), so consumption under them stops, and the
-    /// buckets are made again, as at the start; the next look acquires afresh.
+    /// A bucket was deleted: made again, as at the start. When it was `leases`, the leases held
+    /// went with it (a compare-and-set on the new bucket could even match a stale revision):
+    /// consumption under them stops, and nothing is acquired for a TTL. `workers` only shows who
+    /// is there: the leases stay.
     async fn make_buckets_again(&mut self) {
-        let held: Vec<u32> = self.held.keys().copied().collect();
-        for p in held {
-            self.drop_lease(p, StatusKind::Lost);
+        if std::mem::take(&mut self.leases_gone) {
+            let held: Vec<u32> = self.held.keys().copied().collect();
+            for p in held {
+                self.drop_lease(p, StatusKind::Lost);
+            }
+            self.hold_off_acquiring();
         }
-        self.hold_off_acquiring();
+        self.workers_gone = false;
         match setup::ensure_buckets(&self.js, self.settings).await {
             Ok(buckets) => self.buckets = buckets,
             Err(e) => {
-                self.buckets_gone = true;
+                self.workers_gone = true;
                 self.observer.trouble("making the lease buckets again", &e);
             }
         }

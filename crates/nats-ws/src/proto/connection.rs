@@ -239,9 +239,10 @@ struct ServerUrl {
     /// `initial_delay` (as nats.js throttles each server), so servers that accept and then drop
     /// the connection cannot make the client hop between them without a pause.
     last_attempt: Option<Instant>,
-    /// Authorization errors in a row from this server. At [`AUTH_REFUSALS`] it leaves the
-    /// rotation, as nats.go drops a server whose last error was one too; the client gives up when
-    /// every server has.
+    /// Authorization errors from this server since the client last connected to it. At
+    /// [`AUTH_REFUSALS`] the client gives up (Offline), as nats.go does when a server's last error
+    /// was that same refusal: counted per server, so one node of a cluster refusing once does not
+    /// stop the others being tried.
     auth_refusals: u8,
 }
 
@@ -967,19 +968,9 @@ impl Connection {
         });
     }
 
-    /// The server the next attempt goes to: the next in turn that has not refused the
-    /// credentials [`AUTH_REFUSALS`] times in a row, or the next in turn if all have.
-    fn next_in_turn(&self) -> usize {
-        let len = self.servers.len();
-        (0..len)
-            .map(|k| self.next_server.wrapping_add(k) % len)
-            .find(|&i| self.servers[i].auth_refusals < AUTH_REFUSALS)
-            .unwrap_or(self.next_server % len)
-    }
-
     fn start_attempt(&mut self, now: Instant, attempt: Option<u32>) {
-        let server = self.next_in_turn();
-        self.next_server = server.wrapping_add(1);
+        let server = self.next_server % self.servers.len();
+        self.next_server = self.next_server.wrapping_add(1);
         self.tried_since_wait += 1;
         self.servers[server].last_attempt = Some(now);
         self.parser.reset();
@@ -1054,24 +1045,20 @@ impl Connection {
         // that could not be made (an authenticator's token service down, a .creds file caught
         // mid-rewrite) do not count: they may work at the next attempt, after the backoff.
         // Counted per server (nats.go keeps each server's last error): one node of a cluster
-        // refusing does not stop the client trying the others.
-        if let State::Connecting { server, .. } | State::Connected { server, .. } = self.state {
-            if let Some(s) = self.servers.get_mut(server) {
-                s.auth_refusals = match err {
-                    ConnectionError::AuthorizationViolation => s.auth_refusals.saturating_add(1),
-                    _ => 0,
-                };
+        // refusing once does not stop the client trying the others.
+        let mut auth_again = false;
+        if err == ConnectionError::AuthorizationViolation {
+            if let State::Connecting { server, .. } | State::Connected { server, .. } = self.state {
+                if let Some(s) = self.servers.get_mut(server) {
+                    s.auth_refusals = s.auth_refusals.saturating_add(1);
+                    auth_again = s.auth_refusals >= AUTH_REFUSALS;
+                }
             }
         }
-        let auth_again = err == ConnectionError::AuthorizationViolation
-            && self
-                .servers
-                .iter()
-                .all(|s| s.auth_refusals >= AUTH_REFUSALS);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
-        let next = &self.servers[self.next_in_turn()];
+        let next = &self.servers[self.next_server % self.servers.len()];
         let rested = next.last_attempt.is_none_or(|at| {
             now.saturating_duration_since(at) >= self.options.reconnect.initial_delay
         });
@@ -1569,8 +1556,6 @@ fn op_name(op: &ServerOp) -> &'static str {
     }
 }
 
-/// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
-/// `ws://` to a bare `host:port`; refuses other schemes.
 /// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one.
 fn without_userinfo(url: &str) -> Option<String> {
     let (scheme, rest) = match url.split_once("://") {
@@ -1583,6 +1568,8 @@ fn without_userinfo(url: &str) -> Option<String> {
     Some(format!("{scheme}…@{}", &rest[at + 1..]))
 }
 
+/// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
+/// `ws://` to a bare `host:port`; refuses other schemes, and credentials in the url.
 fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     let url = url.trim();
     if let Some(masked) = without_userinfo(url) {

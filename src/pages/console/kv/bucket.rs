@@ -60,6 +60,9 @@ pub(super) struct Editor {
     error: RwSignal<Option<String>>,
     done: RwSignal<Option<String>>,
     conflict: RwSignal<Option<Conflict>>,
+    /// Bumped when it starts over for another bucket: a write of the bucket before reports
+    /// nothing here.
+    generation: RwSignal<u64>,
 }
 
 impl Editor {
@@ -72,6 +75,7 @@ impl Editor {
             error: RwSignal::new(None),
             done: RwSignal::new(None),
             conflict: RwSignal::new(None),
+            generation: RwSignal::new(0),
         }
     }
 
@@ -80,9 +84,11 @@ impl Editor {
         self.key.set(String::new());
         self.value.set(String::new());
         self.loaded.set(None);
+        self.busy.set(None);
         self.error.set(None);
         self.done.set(None);
         self.conflict.set(None);
+        self.generation.update(|g| *g += 1);
     }
 }
 
@@ -441,6 +447,7 @@ fn write(open: Open, action: Action, key: String, value: String) {
     editor.busy.set(Some(action.verb()));
     editor.error.set(None);
     editor.done.set(None);
+    let generation = editor.generation.get_untracked();
     spawn_local(async move {
         let result = match action {
             Action::Put => store.put(&key, value.as_bytes()).await,
@@ -450,6 +457,10 @@ fn write(open: Open, action: Action, key: String, value: String) {
             Action::Delete(Some(revision)) => store.delete_expecting(&key, revision).await,
             Action::Purge => store.purge(&key).await,
         };
+        // The editor moved on to another bucket (or the page is gone): not this one's result.
+        if editor.generation.try_get_untracked() != Some(generation) {
+            return;
+        }
         match result {
             Ok(revision) => {
                 editor.conflict.set(None);
