@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { connect } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
 
-import { openStreamDetail, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+import { eventually, openStreamDetail, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -58,6 +58,37 @@ test("permissions: as browser a stream delete is refused with what to do, as adm
   await admin.getByTestId("stream-delete").click();
   await waitFor(admin, "the detail closed", (s) => !document.querySelector(s), sel("stream-detail"));
   await assert.rejects(env.jsm.streams.info(name), /stream not found/);
+});
+
+// What the refusal says to do, done in the same tab: signing in replaces the connection, and the
+// open stream and the name typed to confirm stay (before, the page was rebuilt empty).
+test("permissions: signing in as admin in the tab after a refused delete keeps the stream open and what was typed", T, async () => {
+  const name = `KEEP_${rand()}`;
+  await env.jsm.streams.add({ name, subjects: [`keep_${name}.>`], storage: "memory" });
+  const page = await openStream(name, false);
+  await page.getByTestId("stream-confirm-name").fill(name);
+  await page.getByTestId("stream-delete").click();
+  await waitText(page, "stream-danger-error", /sign in as admin in ⚙/);
+
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByLabel("User", { exact: true }).fill("admin");
+  await page.getByLabel("Password", { exact: true }).fill(env.admin.pass);
+  await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
+  await waitStatus(page, /^Live$/);
+  // Delete again until it is the new connection's (the first click may still reach the old one).
+  await eventually(
+    "the delete, as admin, with the name typed before",
+    async () => {
+      assert.equal(await page.getByTestId("stream-confirm-name").inputValue(), name, "the name typed is kept");
+      await page.getByTestId("stream-delete").click();
+      return env.jsm.streams.info(name).then(
+        () => false,
+        (e) => /stream not found/.test(e.message),
+      );
+    },
+    { every: 500 },
+  );
+  await waitFor(page, "the detail closed", (s) => !document.querySelector(s), sel("stream-detail"));
 });
 
 test("permissions: as browser a request outside the app's subjects and a $SYS request are refused, as admin the request is answered", T, async () => {

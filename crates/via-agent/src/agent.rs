@@ -212,18 +212,22 @@ impl Agent {
         self.config.agent.data_dir.join("leaves")
     }
 
+    /// Every managed process and leaf, as they are now (the lock is not held after).
+    fn all_procs(&self) -> Vec<Arc<Managed>> {
+        self.procs
+            .lock()
+            .expect("procs lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Managed>> {
         self.procs.lock().expect("procs lock").get(name).cloned()
     }
 
     pub fn list(&self) -> Vec<ProcessState> {
-        let procs: Vec<Arc<Managed>> = self
-            .procs
-            .lock()
-            .expect("procs lock")
-            .values()
-            .cloned()
-            .collect();
+        let procs = self.all_procs();
         procs.iter().map(|m| m.snapshot()).collect()
     }
 
@@ -482,13 +486,7 @@ impl Agent {
     /// SIGKILL to every process group the agent runs, at once (a second Ctrl-C: the user will
     /// not wait for the graceful stop). Nothing is waited for or deregistered.
     pub fn kill_all_now(&self) {
-        let procs: Vec<Arc<Managed>> = self
-            .procs
-            .lock()
-            .expect("procs lock")
-            .values()
-            .cloned()
-            .collect();
+        let procs = self.all_procs();
         for m in procs {
             if let Some(pgid) = m.pgid().and_then(|p| libc::pid_t::try_from(p).ok()) {
                 // SAFETY: a signal to a process group this agent started and leads; no memory is
@@ -510,13 +508,7 @@ impl Agent {
             AGENT_NAME.to_owned(),
             (std::process::id(), tags(AGENT_TAGS), "agent"),
         );
-        let procs: Vec<Arc<Managed>> = self
-            .procs
-            .lock()
-            .expect("procs lock")
-            .values()
-            .cloned()
-            .collect();
+        let procs = self.all_procs();
         for m in procs {
             let s = m.snapshot();
             let (Some(pid), RunState::Running) = (s.pid, s.state) else {
@@ -587,7 +579,7 @@ impl Agent {
             tokio::select! {
                 _ = self.notifier.wake.notified() => {}
                 _ = tick.tick() => {
-                    let procs: Vec<Arc<Managed>> = self.procs.lock().expect("procs lock").values().cloned().collect();
+                    let procs = self.all_procs();
                     // One pass over /proc for every group, off the runtime's thread.
                     let pgids: Vec<u32> = procs.iter().filter_map(|m| m.pgid()).collect();
                     if !pgids.is_empty() {

@@ -29,6 +29,17 @@ const POLL: Duration = Duration::from_secs(2);
 #[component]
 pub fn StreamsPage() -> impl IntoView {
     let nats = use_nats();
+    // Kept across a change of connection (signing in as admin after a refusal): the open stream
+    // and what is typed in its forms. Another stream empties them.
+    let selected = RwSignal::new(None::<String>);
+    let draft = Draft::new();
+    Effect::new(move |before: Option<Option<String>>| {
+        let now = selected.get();
+        if before.is_some_and(|b| b != now) {
+            draft.clear();
+        }
+        now
+    });
     view! {
         <section class="page-head">
             <h1>"Streams"</h1>
@@ -39,7 +50,7 @@ pub fn StreamsPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Streams client/> }.into_any(),
+            Some(client) => view! { <Streams client selected draft/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -50,6 +61,33 @@ pub fn StreamsPage() -> impl IntoView {
 pub(crate) struct Detail {
     pub info: StreamInfo,
     pub consumers: Vec<ConsumerInfo>,
+}
+
+/// What is typed in the open stream's forms: the test publish and the name typed to purge or
+/// delete it.
+#[derive(Clone, Copy)]
+pub(crate) struct Draft {
+    pub subject: RwSignal<String>,
+    pub headers: RwSignal<String>,
+    pub payload: RwSignal<String>,
+    pub typed: RwSignal<String>,
+}
+
+impl Draft {
+    fn new() -> Self {
+        Draft {
+            subject: RwSignal::new(String::new()),
+            headers: RwSignal::new(String::new()),
+            payload: RwSignal::new(String::new()),
+            typed: RwSignal::new(String::new()),
+        }
+    }
+
+    fn clear(self) {
+        for field in [self.subject, self.headers, self.payload, self.typed] {
+            field.set(String::new());
+        }
+    }
 }
 
 /// What the page's parts share: the JetStream handle and what was last read.
@@ -63,6 +101,7 @@ pub(crate) struct Ctx {
     pub selected: RwSignal<Option<String>>,
     pub detail: RwSignal<Option<Detail>>,
     pub detail_error: RwSignal<Option<String>>,
+    pub draft: Draft,
     /// Restarts the poller, which reads at once.
     wake: Trigger,
 }
@@ -134,15 +173,16 @@ async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, String> {
 }
 
 #[component]
-fn Streams(client: Client) -> impl IntoView {
+fn Streams(client: Client, selected: RwSignal<Option<String>>, draft: Draft) -> impl IntoView {
     let ctx = Ctx {
         js: StoredValue::new_local(client.jetstream()),
         streams: RwSignal::new(Vec::new()),
         loaded: RwSignal::new(false),
         error: RwSignal::new(None),
-        selected: RwSignal::new(None),
+        selected,
         detail: RwSignal::new(None),
         detail_error: RwSignal::new(None),
+        draft,
         wake: Trigger::new(),
     };
 

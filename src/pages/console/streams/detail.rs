@@ -314,9 +314,7 @@ fn MessageView(m: StoredMessage) -> impl IntoView {
 
 #[component]
 fn Publish(name: String, ctx: Ctx) -> impl IntoView {
-    let subject = RwSignal::new(String::new());
-    let headers = RwSignal::new(String::new());
-    let payload = RwSignal::new(String::new());
+    let (subject, headers, payload) = (ctx.draft.subject, ctx.draft.headers, ctx.draft.payload);
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let ack = RwSignal::new(None::<String>);
@@ -430,7 +428,7 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
 
 #[component]
 fn Danger(name: String, ctx: Ctx) -> impl IntoView {
-    let typed = RwSignal::new(String::new());
+    let typed = ctx.draft.typed;
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let note = RwSignal::new(None::<String>);
