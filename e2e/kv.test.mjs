@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+import { eventually, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -158,11 +158,7 @@ test("kv: signing in as admin after a refused put keeps the open bucket and what
   await page.getByTestId("kv-put").click();
   await waitText(page, "kv-error", /sign in as admin in ⚙/);
 
-  await page.getByRole("button", { name: "Connection settings" }).click();
-  await page.getByLabel("User", { exact: true }).fill("admin");
-  await page.getByLabel("Password", { exact: true }).fill(env.admin.pass);
-  await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
-  await waitStatus(page, /^Live$/);
+  await signIn(page, "admin", env.admin.pass);
   // Put again until it is the new connection's (the first click may still reach the old one).
   await eventually(
     "the put, as admin, with what was typed",

@@ -409,6 +409,15 @@ export async function waitFor(page, what, fn, arg, { timeout = WAIT } = {}) {
   }
 }
 
+/** Signs the tab in as `user` through ⚙ (the settings dialog), as a user would; waits for "Live". */
+export async function signIn(page, user, password) {
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByLabel("User", { exact: true }).fill(user);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
+  await waitStatus(page, /^Live$/);
+}
+
 /** Waits until the number of [data-testid=testid] elements whose text contains `text` is `n`. */
 export async function waitCount(page, testid, text, n, opts) {
   try {

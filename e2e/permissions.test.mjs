@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { connect } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
 
-import { eventually, openStreamDetail, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+import { eventually, openStreamDetail, rand, sel, signIn, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -70,11 +70,7 @@ test("permissions: signing in as admin in the tab after a refused delete keeps t
   await page.getByTestId("stream-delete").click();
   await waitText(page, "stream-danger-error", /sign in as admin in ⚙/);
 
-  await page.getByRole("button", { name: "Connection settings" }).click();
-  await page.getByLabel("User", { exact: true }).fill("admin");
-  await page.getByLabel("Password", { exact: true }).fill(env.admin.pass);
-  await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
-  await waitStatus(page, /^Live$/);
+  await signIn(page, "admin", env.admin.pass);
   // Delete again until it is the new connection's (the first click may still reach the old one).
   await eventually(
     "the delete, as admin, with the name typed before",
