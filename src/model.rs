@@ -76,6 +76,18 @@ impl User {
     }
 }
 
+/// `bytes` as text, when it is UTF-8; when it is only the beginning of a payload (`cut`), a
+/// character split at the end is left out rather than making it binary.
+pub fn text_of(bytes: &[u8], cut: bool) -> Option<&str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Some(s),
+        Err(e) if cut && e.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    }
+}
+
 /// Checks a user form; the error says what to fix.
 pub fn validate_user(name: &str, email: &str) -> Result<(), &'static str> {
     let (name, email) = (name.trim(), email.trim());

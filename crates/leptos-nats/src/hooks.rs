@@ -8,7 +8,6 @@ use bytes::Bytes;
 use futures::future::AbortHandle;
 use futures::StreamExt;
 use leptos::prelude::*;
-use nats_ws::jetstream::err_codes;
 use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
 use nats_ws::{Client, Message, Status, SubscribeError, SubscribeOptions};
 
@@ -191,11 +190,7 @@ impl UseKvKeyReturn {
 
 /// Whether `e` says the bucket is gone (its stream deleted): binding it again creates it.
 pub fn bucket_gone(e: &KvError) -> bool {
-    match e {
-        KvError::BucketNotFound { .. } => true,
-        KvError::JetStream(e) => e.err_code() == Some(err_codes::STREAM_NOT_FOUND),
-        _ => false,
-    }
+    e.is_bucket_gone()
 }
 
 /// Pause before binding a bucket again after it went away, so that one deleted again and again

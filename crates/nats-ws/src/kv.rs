@@ -63,6 +63,18 @@ pub enum KvError {
     JetStream(#[from] JetStreamError),
 }
 
+impl KvError {
+    /// Whether this says the bucket is gone: not found when bound, or its stream deleted under a
+    /// call (binding it again, with a create, makes it anew).
+    pub fn is_bucket_gone(&self) -> bool {
+        match self {
+            KvError::BucketNotFound { .. } => true,
+            KvError::JetStream(e) => e.err_code() == Some(err_codes::STREAM_NOT_FOUND),
+            _ => false,
+        }
+    }
+}
+
 /// What a revision did to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

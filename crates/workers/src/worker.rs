@@ -198,13 +198,7 @@ struct Worker<'a, O: Observer> {
 
 /// Whether `e` says a bucket is gone (its stream deleted).
 fn bucket_gone(e: &WorkerError) -> bool {
-    match e {
-        WorkerError::Kv(KvError::BucketNotFound { .. }) => true,
-        WorkerError::Kv(KvError::JetStream(e)) | WorkerError::JetStream(e) => {
-            e.api_kind() == Some(nats_ws::jetstream::ApiErrorKind::StreamNotFound)
-        }
-        _ => false,
-    }
+    matches!(e, WorkerError::Kv(e) if e.is_bucket_gone())
 }
 
 impl<'a, O: Observer> Worker<'a, O> {

@@ -32,17 +32,9 @@ const POLL: Duration = Duration::from_secs(3);
 #[component]
 pub fn KvPage() -> impl IntoView {
     let nats = use_nats();
-    // Kept across a change of connection (signing in as admin after a refusal): the open bucket
-    // and what is typed in its editor. Another bucket empties the editor.
-    let selected = RwSignal::new(None::<String>);
+    // Kept across a change of connection: the open bucket and what is typed in its editor.
     let editor = Editor::new();
-    Effect::new(move |before: Option<Option<String>>| {
-        let now = selected.get();
-        if before.is_some_and(|b| b != now) {
-            editor.clear();
-        }
-        now
-    });
+    let selected = super::kept_selection(move || editor.clear());
     view! {
         <section class="page-head">
             <h1>"KV"</h1>

@@ -29,17 +29,9 @@ const POLL: Duration = Duration::from_secs(2);
 #[component]
 pub fn StreamsPage() -> impl IntoView {
     let nats = use_nats();
-    // Kept across a change of connection (signing in as admin after a refusal): the open stream
-    // and what is typed in its forms. Another stream empties them.
-    let selected = RwSignal::new(None::<String>);
+    // Kept across a change of connection: the open stream and what is typed in its forms.
     let draft = Draft::new();
-    Effect::new(move |before: Option<Option<String>>| {
-        let now = selected.get();
-        if before.is_some_and(|b| b != now) {
-            draft.clear();
-        }
-        now
-    });
+    let selected = super::kept_selection(move || draft.clear());
     view! {
         <section class="page-head">
             <h1>"Streams"</h1>

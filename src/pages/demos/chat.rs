@@ -461,7 +461,10 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                         continue;
                     }
                 };
-                feed_error.set(None);
+                // Cleared by the next message, without a notification for every one.
+                if feed_error.with_untracked(Option::is_some) {
+                    feed_error.set(None);
+                }
                 let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
                     continue;
                 };

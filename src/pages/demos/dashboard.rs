@@ -42,6 +42,7 @@ pub fn Dashboard() -> impl IntoView {
     let rows = Memo::new(move |_| {
         let mut list = Vec::new();
         let mut unreadable = 0;
+        let mut stored = 0;
         users.entries.with(|entries| {
             for (key, entry) in entries {
                 match User::from_entry(key, &entry.value) {
@@ -49,13 +50,11 @@ pub fn Dashboard() -> impl IntoView {
                     None => unreadable += 1,
                 }
             }
-        });
-        let stored = list.len();
-        editing.with(|drafts| {
-            let gone = drafts
-                .values()
-                .filter(|u| !users.entries.with(|e| e.contains_key(&u.id)));
-            list.extend(gone.cloned());
+            stored = list.len();
+            editing.with(|drafts| {
+                let gone = drafts.values().filter(|u| !entries.contains_key(&u.id));
+                list.extend(gone.cloned());
+            });
         });
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         let ids = list.into_iter().map(|u| u.id).collect::<Vec<_>>();

@@ -335,13 +335,7 @@ fn hex_bytes(bytes: &[u8]) -> String {
 /// only its beginning.
 pub fn expanded(payload: &[u8], total: usize) -> String {
     // A beginning may end inside a character: text is judged by what is valid up to there.
-    let text = match std::str::from_utf8(payload) {
-        Ok(s) => Some(s),
-        Err(e) if total > payload.len() && e.error_len().is_none() => {
-            std::str::from_utf8(&payload[..e.valid_up_to()]).ok()
-        }
-        Err(_) => None,
-    };
+    let text = crate::model::text_of(payload, total > payload.len());
     let mut out = if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
         serde_json::to_string_pretty(&value).unwrap_or_default()
     } else if let Some(text) = text {

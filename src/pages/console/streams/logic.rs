@@ -254,14 +254,7 @@ pub fn preview(payload: &[u8]) -> (Preview, usize) {
     let shown = &payload[..payload.len().min(PREVIEW_BYTES)];
     let omitted = payload.len() - shown.len();
     // A cut may fall inside a character: judge by what is valid up to there.
-    let text = match std::str::from_utf8(shown) {
-        Ok(s) => Some(s),
-        Err(e) if omitted > 0 && e.error_len().is_none() => {
-            std::str::from_utf8(&shown[..e.valid_up_to()]).ok()
-        }
-        Err(_) => None,
-    };
-    match text.filter(|s| {
+    match crate::model::text_of(shown, omitted > 0).filter(|s| {
         !s.chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     }) {
