@@ -828,18 +828,26 @@ mod tests {
         }
     }
 
-    /// Takes the whole grace (5 s) to stop: its group ignores SIGTERM.
-    const IGNORES_SIGTERM: &str = "trap '' TERM; sleep 30";
+    /// Takes the whole grace (5 s) to stop: its group ignores SIGTERM. It says "trapped" once
+    /// it does; a SIGTERM before that ends it at once.
+    const IGNORES_SIGTERM: &str = "trap '' TERM; echo trapped; sleep 30";
+
+    async fn until_trapped(events: &Recorder) {
+        until("the trap to be set", || {
+            events.lines.lock().unwrap().iter().any(|l| l == "trapped")
+        })
+        .await;
+    }
 
     #[tokio::test]
     async fn the_same_command_asked_again_joins_the_one_in_progress() {
-        let (m, _events) = launch(spec(
+        let (m, events) = launch(spec(
             "x",
             "sh",
             &["-c", IGNORES_SIGTERM],
             RestartPolicy::Never,
         ));
-        until("the start", || m.snapshot().pid.is_some()).await;
+        until_trapped(&events).await;
         let t = Instant::now();
         let (a, b, c) = tokio::join!(
             m.command(Command::Restart),
@@ -855,13 +863,13 @@ mod tests {
 
     #[tokio::test]
     async fn one_command_waits_behind_the_one_in_progress_and_more_are_refused() {
-        let (m, _events) = launch(spec(
+        let (m, events) = launch(spec(
             "x",
             "sh",
             &["-c", IGNORES_SIGTERM],
             RestartPolicy::Never,
         ));
-        until("the start", || m.snapshot().pid.is_some()).await;
+        until_trapped(&events).await;
         let restart = tokio::spawn({
             let m = m.clone();
             async move { m.command(Command::Restart).await }

@@ -126,12 +126,20 @@ async fn a_burst_of_restarts_is_one_restart_and_beyond_the_limit_refused() {
 [[process]]
 name = "stubborn"
 command = "sh"
-args = ["-c", "trap '' TERM; sleep 300"]
+args = ["-c", "trap '' TERM; echo trapped; sleep 300"]
 restart = "never"
 "#;
     let _agent = Agent::start(&server, "", processes);
     let client = connect(server.client_url()).await;
     ready(&client).await;
+    // A SIGTERM before the trap is set would end it at once.
+    until(10, "the trap to be set", || async {
+        let logs = call(&client, "via.proc.logs", r#"{"name":"stubborn"}"#)
+            .await
+            .unwrap();
+        (logs["lines"][0]["line"] == "trapped").then_some(())
+    })
+    .await;
     let t = Instant::now();
     let answers = futures::future::join_all(
         (0..40)
