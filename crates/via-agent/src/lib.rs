@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod http;
 pub mod leaf;
+pub mod leftovers;
 pub mod logs;
 pub mod model;
 pub mod output;

@@ -44,12 +44,28 @@ fn main() -> std::process::ExitCode {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
+    // What an agent of this data directory that died without stopping them left running (its
+    // processes' children): stopped before anything is started again beside them. Every process
+    // this agent starts carries the mark in turn (set while this is the only thread).
+    let mark = std::fs::canonicalize(&config.agent.data_dir)
+        .unwrap_or_else(|_| config.agent.data_dir.clone())
+        .to_string_lossy()
+        .into_owned();
+    let ended = via_agent::leftovers::end(&mark);
+    std::env::set_var(via_agent::leftovers::MARK, &mark);
     // Its processes sign in from the same credentials file, whatever their working directory
     // (set while this is the only thread).
     if std::env::var_os("VIA_CREDENTIALS").is_none() {
         if let Ok(path) = std::fs::canonicalize(via_credentials::file()) {
             std::env::set_var("VIA_CREDENTIALS", path);
         }
+    }
+    // (Said once the environment is set: the output's thread starts here.)
+    if !ended.is_empty() {
+        say!(
+            "via-agent: stopped {} process(es) an earlier agent left running (pids {ended:?})",
+            ended.len()
+        );
     }
     // current_thread: every child is forked from this thread, which lives as long as the agent,
     // so PR_SET_PDEATHSIG (set in each child) fires only when the agent itself dies.

@@ -179,6 +179,7 @@ args = ["-c", "echo hi; echo oops >&2; exit 3"]
 restart = "on-failure"
 backoff_initial_ms = 200
 backoff_max_ms = 800
+autostart = false
 "#;
     let client = connect(server.client_url()).await;
     let mut live = client.subscribe("proc.logs.crasher").unwrap();
@@ -196,6 +197,17 @@ backoff_max_ms = 800
     })
     .await;
     let mut watch = store.watch("crasher").unwrap();
+    // Started once the watch sees every state from the first: a backoff lasts only 200 ms.
+    within(10, "the watch's current values", async {
+        while !matches!(
+            watch.next().await.unwrap().unwrap(),
+            nats_ws::kv::WatchEvent::InitialDone
+        ) {}
+    })
+    .await;
+    call(&client, "via.proc.start", r#"{"name":"crasher"}"#)
+        .await
+        .unwrap();
     let mut delays = Vec::new();
     within(20, "four backoffs", async {
         while delays.len() < 4 {
@@ -1051,6 +1063,45 @@ async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
     assert!(list["processes"].is_array(), "{list}");
 }
 
+/// An agent running "stubborn": a shell and the `sleep` it started, both ignoring SIGTERM.
+struct Stubborn {
+    agent: Agent,
+    client: nats_ws::Client,
+    /// The shell (the group's leader).
+    leader: u64,
+    /// Its `sleep`, in its group.
+    grandchild: u64,
+}
+
+impl Stubborn {
+    async fn start(server: &TestServer) -> Stubborn {
+        let processes = r#"
+[[process]]
+name = "stubborn"
+command = "sh"
+args = ["-c", "trap '' TERM; sleep 300 & echo $!; wait"]
+restart = "never"
+"#;
+        let agent = Agent::start(server, "", processes);
+        let client = connect(server.client_url()).await;
+        ready(&client).await;
+        let body = json!({ "name": "stubborn" }).to_string();
+        let grandchild: u64 = until(10, "the grandchild's pid", || async {
+            let logs = call(&client, "via.proc.logs", &body).await.unwrap();
+            logs["lines"][0]["line"].as_str()?.parse().ok()
+        })
+        .await;
+        let list = call(&client, "via.proc.list", "").await.unwrap();
+        let leader = process(&list, "stubborn")["pid"].as_u64().expect("running");
+        Stubborn {
+            agent,
+            client,
+            leader,
+            grandchild,
+        }
+    }
+}
+
 /// Ctrl-C twice: the second does not wait for the graceful stop (here 5 s of grace for a group
 /// that ignores SIGTERM), it kills every group at once and the agent exits (with a failure: it
 /// did not deregister). Before, the second Ctrl-C was ignored, and users reached for kill -9,
@@ -1058,24 +1109,12 @@ async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
 #[tokio::test]
 async fn a_second_ctrl_c_kills_every_process_at_once() {
     let server = start_hub();
-    let processes = r#"
-[[process]]
-name = "stubborn"
-command = "sh"
-args = ["-c", "trap '' TERM; sleep 300 & echo $!; wait"]
-restart = "never"
-"#;
-    let mut agent = Agent::start(&server, "", processes);
-    let client = connect(server.client_url()).await;
-    ready(&client).await;
-    let body = json!({ "name": "stubborn" }).to_string();
-    let grandchild: u64 = until(10, "the grandchild's pid", || async {
-        let logs = call(&client, "via.proc.logs", &body).await.unwrap();
-        logs["lines"][0]["line"].as_str()?.parse().ok()
-    })
-    .await;
-    let list = call(&client, "via.proc.list", "").await.unwrap();
-    let leader = process(&list, "stubborn")["pid"].as_u64().expect("running");
+    let Stubborn {
+        mut agent,
+        leader,
+        grandchild,
+        ..
+    } = Stubborn::start(&server).await;
     agent.ctrl_c();
     // The graceful stop has begun (the group ignores its SIGTERM).
     until(10, "the agent stopping", || async {
@@ -1103,4 +1142,51 @@ restart = "never"
         "{}",
         agent.log()
     );
+}
+
+/// `kill -9` of the agent: its children die with it (PR_SET_PDEATHSIG), what they started does
+/// not. The next agent on the same data directory stops those leftovers before it starts the
+/// processes again (before: a second `sleep`, trunk or leaf beside the first).
+#[tokio::test]
+async fn the_next_agent_stops_what_a_killed_one_left_running() {
+    let server = start_hub();
+    let Stubborn {
+        mut agent,
+        client,
+        leader,
+        grandchild,
+    } = Stubborn::start(&server).await;
+
+    agent.signal(libc::SIGKILL);
+    agent.wait(Duration::from_secs(5));
+    until(5, "the child to die with the agent", || async {
+        (!alive(leader)).then_some(())
+    })
+    .await;
+    assert!(
+        alive(grandchild),
+        "nothing was left running: this test shows nothing"
+    );
+
+    agent.start_again();
+    until(15, "the leftover to be stopped", || async {
+        (!alive(grandchild)).then_some(())
+    })
+    .await;
+    until(5, "the agent to say so", || async {
+        agent
+            .log()
+            .contains(&format!(
+                "an earlier agent left running (pids [{grandchild}])"
+            ))
+            .then_some(())
+    })
+    .await;
+    // And the process is started again, once.
+    until(15, "the process running again", || async {
+        let list = ready(&client).await;
+        let pid = process(&list, "stubborn")["pid"].as_u64()?;
+        (pid != leader).then_some(())
+    })
+    .await;
 }

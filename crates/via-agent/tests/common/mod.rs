@@ -94,30 +94,45 @@ impl Agent {
             nats_server_binary().display(),
         );
         std::fs::write(dir.path().join("via-agent.toml"), config).expect("config");
-        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
+        let mut child = Agent::launch(dir.path(), stderr_pipe);
+        Agent {
+            stderr: child.stderr.take(),
+            child: Some(child),
+            dir,
+        }
+    }
+
+    /// Starts via-agent again on the same configuration and data directory, once this one has
+    /// exited (see [`Agent::wait`]); its output goes on in the same log.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the agent is still running");
+        self.child = Some(Agent::launch(self.dir.path(), false));
+    }
+
+    fn launch(dir: &std::path::Path, stderr_pipe: bool) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"))
+            .expect("log");
         use std::os::unix::process::CommandExt;
         let stderr = if stderr_pipe {
             Stdio::piped()
         } else {
             Stdio::from(log.try_clone().expect("log"))
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_via-agent"))
+        Command::new(env!("CARGO_BIN_EXE_via-agent"))
             // Its own group, like a shell job: a test can Ctrl-C it (SIGINT to the group).
             .process_group(0)
             .arg("--config")
-            .arg(dir.path().join("via-agent.toml"))
+            .arg(dir.join("via-agent.toml"))
             .env_remove("VIA_NATS_URL")
             .env_remove("NATS_SERVER_BIN")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
             .spawn()
-            .expect("start via-agent");
-        Agent {
-            stderr: child.stderr.take(),
-            child: Some(child),
-            dir,
-        }
+            .expect("start via-agent")
     }
 
     pub fn pid(&self) -> u32 {
