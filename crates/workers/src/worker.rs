@@ -140,10 +140,22 @@ pub async fn run<O: Observer>(
             let stopped = {
                 let maintain = worker.maintain().fuse();
                 futures::pin_mut!(maintain);
-                futures::select_biased! {
+                let stopped = futures::select_biased! {
                     _ = stop => true,
                     _ = maintain => false,
+                };
+                if stopped {
+                    // What it sent may be applied already (a key created for a lease): let it
+                    // finish, for a renewal period at most, so that leaving releases what it
+                    // took rather than leaving it to expire with nobody working on it.
+                    let limit = nats_ws::rt::sleep(settings.renew_every).fuse();
+                    futures::pin_mut!(limit);
+                    futures::select_biased! {
+                        _ = maintain => {}
+                        _ = limit => {}
+                    }
                 }
+                stopped
             };
             if stopped {
                 break;
