@@ -825,8 +825,10 @@ async fn unacknowledged_messages_are_redelivered_after_ack_wait() {
     let info = js.create_consumer("SLOW", &config).await.unwrap();
     assert_eq!(info.config.ack_wait, Duration::from_millis(500));
 
-    let got = fetch(&js, "SLOW", "c", 1, 2000).await;
+    // Before the fetch: the delivery is later, so the time measured to the redelivery is never
+    // longer than the real one.
     let delivered_at = Instant::now();
+    let got = fetch(&js, "SLOW", "c", 1, 2000).await;
     assert_eq!(seqs(&got), [(1, 1)]);
     let again = fetch(&js, "SLOW", "c", 1, 3000).await;
     assert_eq!(seqs(&again), [(1, 2)]);
@@ -846,7 +848,7 @@ async fn in_progress_holds_off_redelivery() {
     stream(&js, "WPI", &["wpi.>"]).await;
     js.publish("wpi.x", "long job").await.unwrap();
     let config = ConsumerConfig {
-        ack_wait: Duration::from_millis(1000),
+        ack_wait: Duration::from_millis(2000),
         ..pull_consumer("c")
     };
     js.create_consumer("WPI", &config).await.unwrap();
@@ -854,7 +856,7 @@ async fn in_progress_holds_off_redelivery() {
     assert_eq!(seqs(&got), [(1, 1)]);
     let started = Instant::now();
     // Well past the ack wait in all, but never longer than a quarter of it without a progress note.
-    while started.elapsed() < Duration::from_millis(1600) {
+    while started.elapsed() < Duration::from_millis(3200) {
         got[0].in_progress().unwrap();
         let redelivered = fetch(&js, "WPI", "c", 1, 250).await;
         assert!(
@@ -875,7 +877,7 @@ async fn term_stops_redelivery() {
     js.publish("term.x", "poison").await.unwrap();
     js.publish("term.x", "fine").await.unwrap();
     let config = ConsumerConfig {
-        ack_wait: Duration::from_millis(300),
+        ack_wait: Duration::from_millis(1000),
         ..pull_consumer("c")
     };
     js.create_consumer("TERM", &config).await.unwrap();
@@ -887,7 +889,7 @@ async fn term_stops_redelivery() {
     assert_eq!(seqs(&next), [(2, 1)]);
     next[0].ack().unwrap();
     // Long past the ack wait of the terminated message: it never comes again.
-    let nothing = fetch(&js, "TERM", "c", 5, 1000).await;
+    let nothing = fetch(&js, "TERM", "c", 5, 2000).await;
     assert!(nothing.is_empty(), "redelivered: {:?}", seqs(&nothing));
 }
 
