@@ -61,7 +61,9 @@ test("users: a user written by another client is listed, and an edit keeps its o
   const page = await env.tab({ identity: "ext-users", path: "/" });
   const r = rand();
   const [id, name] = [`ext-${r}`, `Outside ${r}`];
-  await kv.put(id, JSON.stringify({ name, email: `outside-${r}@example.com`, role: { admin: true } }));
+  // As JavaScript clients write it: a Unix time, not text.
+  const created = 1700000000;
+  await kv.put(id, JSON.stringify({ name, email: `outside-${r}@example.com`, role: { admin: true }, created_at: created }));
   // A value that is no user at all is counted as such, not shown.
   const junk = `junk-${r}`;
   await kv.put(junk, "not a user");
@@ -78,6 +80,8 @@ test("users: a user written by another client is listed, and an edit keeps its o
     assert.equal(stored.name, `${name} edited`);
     assert.deepEqual(stored.role, { admin: true }, JSON.stringify(stored));
     assert.equal(stored.id, id);
+    // What the edit did not change keeps its type.
+    assert.strictEqual(stored.created_at, created, JSON.stringify(stored));
   } finally {
     await kv.delete(junk);
     await kv.delete(id);

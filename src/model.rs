@@ -29,9 +29,10 @@ pub fn valid_room(room: &str) -> bool {
 
 /// A user, as stored in bucket `users` (key = id).
 ///
-/// Other clients write this bucket too: every field may be missing, and the fields this app does
-/// not know are kept in `extra` and written back unchanged when the user is edited here.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Other clients write this bucket too: every field may be missing or of another type, and there
+/// may be fields this app does not know. An edit here writes back what it did not change as it
+/// was written: unknown fields, a numeric `created_at`, a `null` name, a missing field.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct User {
     #[serde(default, deserialize_with = "lenient_text")]
     pub id: String,
@@ -43,27 +44,78 @@ pub struct User {
     pub created_at: String,
     #[serde(default, deserialize_with = "lenient_text")]
     pub updated_at: String,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The stored object as read ([`User::from_entry`]); `None` for a user made here. (Read a
+    /// user with `from_entry`: deserialized directly, it has none, and an edit would write only
+    /// the fields above.)
+    #[serde(skip)]
+    pub written: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What `lenient_text` reads `v` as.
+fn as_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => v.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// A text field as another client may have written it: text as it is, a number or a boolean as
 /// its JSON text (a Unix time, say), null or anything else as empty.
 fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
-        _ => String::new(),
-    })
+    serde_json::Value::deserialize(d).map(|v| as_text(&v))
 }
+
+impl Serialize for User {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        let written = self.written.as_ref();
+        for (field, text) in self.text_fields() {
+            match written.map(|w| w.get(field)) {
+                // Unchanged here: as it was written.
+                Some(Some(was)) if as_text(was) == text => map.serialize_entry(field, was)?,
+                // Missing, and still empty.
+                Some(None) if text.is_empty() => {}
+                _ => map.serialize_entry(field, text)?,
+            }
+        }
+        for (k, v) in written.into_iter().flatten() {
+            if !TEXT_FIELDS.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The fields of [`User`] that are text.
+const TEXT_FIELDS: [&str; 5] = ["id", "name", "email", "created_at", "updated_at"];
 
 impl User {
     /// The user stored under `key`, if its value is a JSON object; the key is its id, whatever
     /// the object says (the key is what every write goes to).
     pub fn from_entry(key: &str, value: &[u8]) -> Option<User> {
-        let mut user: User = serde_json::from_slice(value).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(value).ok()?;
+        let mut user = User::deserialize(&value).ok()?;
+        let serde_json::Value::Object(written) = value else {
+            return None;
+        };
+        user.written = Some(written);
         key.clone_into(&mut user.id);
         Some(user)
+    }
+
+    /// Each of [`TEXT_FIELDS`] with its value.
+    fn text_fields(&self) -> [(&'static str, &str); 5] {
+        let values = [
+            &self.id,
+            &self.name,
+            &self.email,
+            &self.created_at,
+            &self.updated_at,
+        ];
+        std::array::from_fn(|i| (TEXT_FIELDS[i], values[i].as_str()))
     }
 
     /// What a row shows as the name: the name, else the key.
@@ -606,10 +658,11 @@ mod tests {
         assert_eq!(user.created_at, "");
         user.name = "Edited".into();
         let written: serde_json::Value = serde_json::to_value(&user).unwrap();
-        assert_eq!(written["role"], serde_json::json!({"admin": true}));
+        // The fields it did not have are still missing.
         assert_eq!(
-            (written["id"].as_str(), written["name"].as_str()),
-            (Some("u1"), Some("Edited"))
+            written,
+            serde_json::json!({"id": "u1", "name": "Edited", "email": "ext@example.com",
+                "role": {"admin": true}})
         );
         // Fields of other types, as JavaScript clients write them.
         let js = User::from_entry(
@@ -622,9 +675,45 @@ mod tests {
             ("", "1700000000")
         );
         assert_eq!(js.display_name(), "u4");
-        // Nothing but a key: shown by its key.
-        let bare = User::from_entry("u2", b"{}").unwrap();
+        // Written back, what was not changed keeps its type; what was, is text.
+        let mut edited = js.clone();
+        edited.email = "new@x.io".into();
+        let written = serde_json::to_value(&edited).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({"id": "u4", "name": null, "email": "new@x.io",
+                "created_at": 1700000000})
+        );
+        edited.name = "Named".into();
+        edited.created_at = "2026-01-01T00:00:00Z".into();
+        let written = serde_json::to_value(&edited).unwrap();
+        assert_eq!(
+            (&written["name"], &written["created_at"]),
+            (
+                &serde_json::json!("Named"),
+                &serde_json::json!("2026-01-01T00:00:00Z")
+            )
+        );
+        // Made here: every field, as text.
+        let made = User {
+            id: "u5".into(),
+            name: "N".into(),
+            created_at: "t".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&made).unwrap(),
+            serde_json::json!({"id": "u5", "name": "N", "email": "",
+                "created_at": "t", "updated_at": ""})
+        );
+        // Nothing but a key: shown by its key; edited, it gets only what was typed.
+        let mut bare = User::from_entry("u2", b"{}").unwrap();
         assert_eq!(bare.display_name(), "u2");
+        bare.name = "Named".into();
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            serde_json::json!({"id": "u2", "name": "Named"})
+        );
         // Not an object: not a user.
         for value in [&b"\"ada\""[..], b"42", b"not json", b"[1]"] {
             assert!(

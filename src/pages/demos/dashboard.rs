@@ -136,7 +136,7 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             email: e,
             created_at: now.clone(),
             updated_at: now,
-            extra: Default::default(),
+            ..Default::default()
         };
         let by = identity.get_untracked();
         let client = nats.client.get_untracked();
