@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -212,4 +212,37 @@ await nc.flush()
   );
   await waitText(page, "monitor-count", "321");
   assert.equal(await rowCount(page), 21);
+});
+
+test("monitor: signing in keeps the subjects, the counts and the log, and goes on counting", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("signer", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  env.nc.publish(`${base}.before`, "before");
+  await waitText(page, "monitor-count", "1");
+  await waitFor(page, "the message in the log", (s) => document.querySelectorAll(s).length === 1, sel("monitor-row"));
+
+  await signIn(page, "admin", env.admin.pass);
+  await waitText(page, "monitor-state", `Subscribed to ${base}.>`);
+  assert.equal(await page.inputValue(sel("monitor-subject-input")), `${base}.>`);
+  assert.equal(await textOf(page, "monitor-count"), "1", "the count so far is kept");
+  assert.equal(await rowCount(page), 1, "the log is kept");
+  // The change of connection is a gap, and the page says so.
+  await waitText(page, "monitor-interrupted", /./);
+  // Counting on the new connection: probes until one arrives (its subscription reaches the
+  // server a moment after the page shows it).
+  await eventually(
+    "a message published after the sign-in is counted",
+    async () => {
+      env.nc.publish(`${base}.after`, "after");
+      await env.nc.flush();
+      return Number(await textOf(page, "monitor-count")) > 1;
+    },
+    { every: 300 },
+  );
+  // The subjects table (redrawn twice a second) has both.
+  await eventually("both subjects in the table", async () => {
+    const table = await subjectTable(page);
+    return table[`${base}.before`] === 1 && table[`${base}.after`] >= 1;
+  });
 });

@@ -120,6 +120,36 @@ test("permissions: as browser a request outside the app's subjects and a $SYS re
   }
 });
 
+test("permissions: signing in as admin in the tab after a refused call keeps the form and what was typed", T, async () => {
+  const name = `permcall_${rand()}`;
+  const subject = `${name}.echo`;
+  const service = await new Svcm(env.nc).add({ name, version: "1.0.0" });
+  service.addEndpoint("echo", { subject, handler: (err, msg) => msg?.respond(msg.data) });
+  try {
+    const page = await env.tab({ identity: "visitor", path: "/nats" });
+    const payload = `{"typed": "${rand()}"}`;
+    await call(page, name, "echo", subject, payload);
+    await waitText(page, "service-call-verdict", /sign in as admin in ⚙/);
+
+    await signIn(page, "admin", env.admin.pass);
+    await page.getByTestId("service-call-form").waitFor();
+    assert.equal(await page.getByTestId("service-call-subject").inputValue(), subject, "the subject is kept");
+    assert.equal(await page.getByTestId("service-call-payload").inputValue(), payload, "the payload is kept");
+    // Send again until it is the new connection's (the first click may still reach the old one).
+    await eventually(
+      "the call answered, as admin",
+      async () => {
+        await page.getByTestId("service-call-send").click();
+        return /^reply · /.test(await textOf(page, "service-call-verdict").catch(() => ""));
+      },
+      { every: 500 },
+    );
+    assert.equal((await textOf(page, "service-call-payload-out")).trim(), payload);
+  } finally {
+    await service.stop();
+  }
+});
+
 // The app listens to user.* on every page for its notifications. Signed in as a user who may not
 // read them, it says so instead of going quiet (before: no word at all), and keeps working.
 test("permissions: a user who may not read user.* is told that user notifications are off", T, async () => {

@@ -63,6 +63,9 @@ const PRESETS: [(&str, &str, &str); 4] = [
 #[component]
 pub fn MonitorPage() -> impl IntoView {
     let nats = use_nats();
+    // Kept when the connection changes (a sign-in in ⚙): what was typed, the counts and the log;
+    // the subscription is made again on the new connection.
+    let state = State::new();
     view! {
         <section class="page-head">
             <h1>"Monitor"</h1>
@@ -73,7 +76,7 @@ pub fn MonitorPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Monitor client/> }.into_any(),
+            Some(client) => view! { <Monitor client state/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -321,24 +324,57 @@ fn format_count(n: u64) -> String {
     n.to_string()
 }
 
+/// The page's state, for as long as the page is open (all `Copy`).
+#[derive(Clone, Copy)]
+struct State {
+    ui: Ui,
+    input: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    /// The subjects subscribed to; still set while a new connection replaces the old one.
+    running: RwSignal<Option<Vec<String>>>,
+    paused: RwSignal<bool>,
+    filter: RwSignal<Option<String>>,
+    sort: RwSignal<Sort>,
+    /// Connection losses while subscribed: core NATS keeps nothing for a disconnected
+    /// subscriber, so whatever was published meanwhile is missing from the counts, and the page
+    /// says so.
+    interruptions: RwSignal<u32>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            ui: Ui {
+                acc: StoredValue::new_local(Acc::default()),
+                totals: RwSignal::new(Totals::default()),
+                rows: RwSignal::new(Vec::new()),
+                table: RwSignal::new(Table::default()),
+            },
+            input: RwSignal::new(">".to_owned()),
+            error: RwSignal::new(None),
+            running: RwSignal::new(None),
+            paused: RwSignal::new(false),
+            filter: RwSignal::new(None),
+            sort: RwSignal::new(Sort::default()),
+            interruptions: RwSignal::new(0),
+        }
+    }
+}
+
 #[component]
-fn Monitor(client: Client) -> impl IntoView {
-    let ui = Ui {
-        acc: StoredValue::new_local(Acc::default()),
-        totals: RwSignal::new(Totals::default()),
-        rows: RwSignal::new(Vec::new()),
-        table: RwSignal::new(Table::default()),
-    };
-    let input = RwSignal::new(">".to_owned());
-    let error = RwSignal::new(None::<String>);
-    let running = RwSignal::new(None::<Vec<String>>);
-    let paused = RwSignal::new(false);
-    let filter = RwSignal::new(None::<String>);
-    let sort = RwSignal::new(Sort::default());
+fn Monitor(client: Client, state: State) -> impl IntoView {
+    let State {
+        ui,
+        input,
+        error,
+        running,
+        paused,
+        filter,
+        sort,
+        interruptions,
+    } = state;
+    // The subscription's task: this connection's.
     let task = StoredValue::new_local(None::<AbortHandle>);
-    // Connection losses while subscribed: core NATS keeps nothing for a disconnected subscriber,
-    // so whatever was published meanwhile is missing from the counts, and the page says so.
-    let interruptions = RwSignal::new(0u32);
     {
         let client = client.clone();
         spawn_while_mounted(async move {
@@ -373,16 +409,10 @@ fn Monitor(client: Client) -> impl IntoView {
         running.set(None);
     };
 
-    let start = {
+    let subscribe = {
         let client = client.clone();
-        move || {
-            let subjects = match parse_subjects(&input.get_untracked()) {
-                Ok(s) => s,
-                Err(e) => {
-                    error.set(Some(format!("Invalid subject: {e}")));
-                    return;
-                }
-            };
+        // Whether it is subscribed.
+        move |subjects: Vec<String>| -> bool {
             stop();
             let options = SubscribeOptions::default().pending_limits(PENDING_MSGS, PENDING_BYTES);
             let mut subs = Vec::new();
@@ -393,7 +423,7 @@ fn Monitor(client: Client) -> impl IntoView {
                         error.set(Some(crate::session::explain(format!(
                             "Could not subscribe to {subject}: {e}"
                         ))));
-                        return;
+                        return false;
                     }
                 }
             }
@@ -403,6 +433,7 @@ fn Monitor(client: Client) -> impl IntoView {
             let (handle, registration) = AbortHandle::new_pair();
             task.set_value(Some(handle));
             let mut stream = select_all(subs);
+            let client = client.clone();
             spawn_local(async move {
                 let _ = Abortable::new(
                     async move {
@@ -419,6 +450,9 @@ fn Monitor(client: Client) -> impl IntoView {
                                     }
                                     ui.schedule();
                                 }
+                                // Ended by the connection's replacement: the page goes on
+                                // with the next one.
+                                Err(_) if client.status() == Status::Closed => return,
                                 Err(e) => {
                                     error.try_set(Some(crate::session::explain(format!(
                                         "The subscription ended: {e}"
@@ -426,15 +460,36 @@ fn Monitor(client: Client) -> impl IntoView {
                                 }
                             }
                         }
-                        running.try_set(None);
+                        if client.status() != Status::Closed {
+                            running.try_set(None);
+                        }
                         ui.schedule();
                     },
                     registration,
                 )
                 .await;
             });
+            true
         }
     };
+    let start = {
+        let subscribe = subscribe.clone();
+        move || match parse_subjects(&input.get_untracked()) {
+            Ok(subjects) => {
+                subscribe(subjects);
+            }
+            Err(e) => error.set(Some(format!("Invalid subject: {e}"))),
+        }
+    };
+    match running.get_untracked() {
+        // Subscribed on the connection this one replaced: subscribed again here. What was
+        // published in between is missing, as after any lost connection.
+        Some(subjects) if subscribe(subjects.clone()) => interruptions.update(|n| *n += 1),
+        Some(_) => {}
+        // What the last connection refused (a sign-in since may allow it): Start tries again.
+        None if error.with_untracked(Option::is_some) => error.set(None),
+        None => {}
+    }
 
     let preset = {
         let start = start.clone();

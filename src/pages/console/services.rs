@@ -28,6 +28,12 @@ const PREVIEW_BYTES: usize = 4096;
 #[component]
 pub fn ServicesPage() -> impl IntoView {
     let nats = use_nats();
+    // Kept when the connection changes (signing in as admin after a refused call).
+    let call = Call {
+        target: RwSignal::new(None),
+        subject: RwSignal::new(String::new()),
+        payload: RwSignal::new(String::new()),
+    };
     view! {
         <section class="page-head">
             <h1>"Services"</h1>
@@ -38,7 +44,7 @@ pub fn ServicesPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Services client/> }.into_any(),
+            Some(client) => view! { <Services client call/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -52,16 +58,35 @@ struct CallTarget {
     subject: String,
 }
 
+/// The call form: the endpoint it is open for and what is typed in it.
+#[derive(Clone, Copy)]
+struct Call {
+    target: RwSignal<Option<CallTarget>>,
+    subject: RwSignal<String>,
+    payload: RwSignal<String>,
+}
+
+impl Call {
+    /// Opens the form for `t`, empty; the form open for `t` already stays as it is (a typed
+    /// payload, the last reply).
+    fn open(self, t: CallTarget) {
+        if self.target.with_untracked(|open| open.as_ref() != Some(&t)) {
+            self.subject.set(t.subject.clone());
+            self.payload.set(String::new());
+            self.target.set(Some(t));
+        }
+    }
+}
+
 #[component]
-fn Services(client: Client) -> impl IntoView {
+fn Services(client: Client, call: Call) -> impl IntoView {
     let directory = use_directory(client.clone());
-    let target = RwSignal::new(None::<CallTarget>);
     view! {
         <Registry directory/>
-        <ServiceList directory target/>
-        {move || target.get().map(|t| {
+        <ServiceList directory call/>
+        {move || call.target.get().map(|t| {
             let client = client.clone();
-            view! { <CallForm target=t client close=move || target.set(None)/> }
+            view! { <CallForm target=t call client/> }
         })}
     }
 }
@@ -172,7 +197,7 @@ fn Registry(directory: Directory) -> impl IntoView {
 }
 
 #[component]
-fn ServiceList(directory: Directory, target: RwSignal<Option<CallTarget>>) -> impl IntoView {
+fn ServiceList(directory: Directory, call: Call) -> impl IntoView {
     let keys = Memo::new(move |_| {
         directory.services.with(|list| {
             list.iter()
@@ -228,7 +253,7 @@ fn ServiceList(directory: Directory, target: RwSignal<Option<CallTarget>>) -> im
                 <For
                     each=move || keys.get()
                     key=|k| k.clone()
-                    children=move |(name, id)| view! { <ServiceCard name id directory target/> }
+                    children=move |(name, id)| view! { <ServiceCard name id directory call/> }
                 />
             </Show>
         </section>
@@ -236,12 +261,7 @@ fn ServiceList(directory: Directory, target: RwSignal<Option<CallTarget>>) -> im
 }
 
 #[component]
-fn ServiceCard(
-    name: String,
-    id: String,
-    directory: Directory,
-    target: RwSignal<Option<CallTarget>>,
-) -> impl IntoView {
+fn ServiceCard(name: String, id: String, directory: Directory, call: Call) -> impl IntoView {
     let instance = {
         let (name, id) = (name.clone(), id.clone());
         Memo::new(move |_| {
@@ -324,19 +344,14 @@ fn ServiceCard(
                                 let stat = move |f: fn(&EndpointView) -> String| {
                                     move || ep.with(|e| e.as_ref().map(f).unwrap_or_default())
                                 };
-                                let call = {
+                                let open_call = {
                                     let (service, endpoint, subject) = (service.clone(), endpoint.clone(), subject.clone());
                                     move |_| {
-                                        let t = CallTarget {
+                                        call.open(CallTarget {
                                             service: service.clone(),
                                             endpoint: endpoint.clone(),
                                             subject: subject.clone(),
-                                        };
-                                        // The open form stays as it is (a typed payload, the
-                                        // last reply): opening it again changes nothing.
-                                        if target.with_untracked(|open| open.as_ref() != Some(&t)) {
-                                            target.set(Some(t));
-                                        }
+                                        })
                                     }
                                 };
                                 view! {
@@ -363,7 +378,7 @@ fn ServiceCard(
                                                 class="secondary"
                                                 data-testid="service-call"
                                                 aria-label=format!("Call endpoint {endpoint} of {service}")
-                                                on:click=call
+                                                on:click=open_call
                                             >
                                                 "Call"
                                             </button>
@@ -530,9 +545,10 @@ fn precise_now() -> f64 {
 }
 
 #[component]
-fn CallForm(target: CallTarget, client: Client, close: impl Fn() + 'static) -> impl IntoView {
-    let subject = RwSignal::new(target.subject.clone());
-    let payload = RwSignal::new(String::new());
+fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
+    let Call {
+        subject, payload, ..
+    } = call;
     let calling = RwSignal::new(false);
     let outcome = RwSignal::new(None::<(CallOutcome, Duration)>);
     let invalid = RwSignal::new(None::<String>);
@@ -573,7 +589,7 @@ fn CallForm(target: CallTarget, client: Client, close: impl Fn() + 'static) -> i
         <section class="card call-card" data-testid="service-call-form">
             <div class="card-head">
                 <h2>{title}</h2>
-                <button class="secondary" on:click=move |_| close() aria-label="Close the call form">
+                <button class="secondary" on:click=move |_| call.target.set(None) aria-label="Close the call form">
                     "Close"
                 </button>
             </div>
