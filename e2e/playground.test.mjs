@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 
-import { REPO, consoleTail, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { REPO, consoleTail, eventually, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -119,7 +119,12 @@ test("request/reply: no responders at once; the tab's math.sum answers 100 calls
 
   // Host it here; 100 calls, every sum right.
   await page.getByTestId("pg-rpc-host").check();
-  await waitFor(page, "the service is up", () => document.querySelector('[data-testid="pg-rpc-host"]').checked);
+  // The box is ticked by the click itself: the evidence is the service answering discovery.
+  const pingAnswered = () => env.nc.request("$SRV.PING.math", "", { timeout: 500 }).then(
+    () => true,
+    () => false,
+  );
+  await eventually("the tab's service answers $SRV.PING.math", pingAnswered);
   await page.getByTestId("pg-rpc-run").click();
   await waitText(page, "pg-rpc-times", /^100 calls · p50 [\d.]+ ms · p99 [\d.]+ ms$/, { timeout: 30_000 });
   const results = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel("pg-rpc-result"));
@@ -152,7 +157,7 @@ print(json.dumps({"sum": json.loads(r.data), "bad": dict(bad.headers or {}), "in
 
   // Off again: no responders again.
   await page.getByTestId("pg-rpc-host").uncheck();
-  await waitFor(page, "the service stopped", () => !document.querySelector('[data-testid="pg-rpc-host"]').checked);
+  await eventually("the tab's service is gone", async () => !(await pingAnswered()));
   await page.getByTestId("pg-rpc-run").click();
   await waitText(page, "pg-rpc-error", /^no responders/);
   assert.equal(await textOf(page, "pg-rpc-times"), null, consoleTail(page));

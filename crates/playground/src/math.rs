@@ -39,9 +39,19 @@ impl MathError {
     }
 }
 
+/// How much of a parse error the error reply repeats: serde quotes the offending value, which the
+/// request chose, and the reply's header must stay far below the server's max_payload.
+const MAX_REASON_CHARS: usize = 200;
+
 /// Answers one request: the reply's JSON, or why not.
 pub fn answer(payload: &[u8]) -> Result<Vec<u8>, MathError> {
-    let bad = |e: serde_json::Error| MathError::BadRequest(e.to_string());
+    let bad = |e: serde_json::Error| {
+        let text = e.to_string();
+        MathError::BadRequest(match text.char_indices().nth(MAX_REASON_CHARS) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        })
+    };
     // An object only: serde would also read a struct from an array (`[1, 2]`).
     let value: serde_json::Value = serde_json::from_slice(payload).map_err(bad)?;
     if !value.is_object() {
@@ -83,6 +93,13 @@ mod tests {
             answer(br#"{"x": 1e308, "y": 1e308}"#),
             Err(MathError::NotFinite)
         );
+        // A value of a megabyte is not repeated whole in the reply.
+        let huge = format!(r#"{{"x": "{}", "y": 1}}"#, "é".repeat(1 << 20));
+        let Err(MathError::BadRequest(why)) = answer(huge.as_bytes()) else {
+            panic!("not a bad request");
+        };
+        assert!(why.starts_with("invalid type: string"), "{why}");
+        assert_eq!(why.chars().count(), MAX_REASON_CHARS + 1);
     }
 
     /// The numbers travel as JSON text both ways, so the sum is exact only if every float reads

@@ -26,12 +26,16 @@ struct Wire<'a> {
 /// Reads a payload: `{"temp": n}` or `{"temperature": n}` (a plain number is taken too). `None`
 /// for anything else. The text is the number exactly as it was sent (`21.50` stays `21.50`).
 pub fn parse(payload: &[u8]) -> Option<Reading> {
-    let raw = match serde_json::from_slice::<Wire>(payload) {
-        Ok(wire) => wire.temp.or(wire.temperature)?.get().to_owned(),
-        Err(_) => serde_json::from_slice::<&RawValue>(payload)
+    // An object is read by its fields (serde would also read the struct from an array).
+    let object = payload.trim_ascii_start().starts_with(b"{");
+    let raw = if object {
+        let wire = serde_json::from_slice::<Wire>(payload).ok()?;
+        wire.temp.or(wire.temperature)?.get().to_owned()
+    } else {
+        serde_json::from_slice::<&RawValue>(payload)
             .ok()?
             .get()
-            .to_owned(),
+            .to_owned()
     };
     // A JSON number only (not a string, object, …).
     let number = serde_json::from_str::<serde_json::Number>(&raw).ok()?;
@@ -78,6 +82,9 @@ mod tests {
         assert_eq!(parse(br#"{"humidity": 40}"#), None);
         assert_eq!(parse(b"warm"), None);
         assert_eq!(parse(br#"{"temp": "21.5"}"#), None);
+        // Not an object with such a field, nor a number.
+        assert_eq!(parse(b"[21.5, 0]"), None);
+        assert_eq!(parse(b" [21.5]"), None);
         assert_eq!(
             parse(br#"{"temp": 21.50}"#).map(|r| r.text),
             Some("21.50".into())

@@ -435,3 +435,22 @@ async fn both_come_back_after_a_server_restart() {
     via_math.terminate().await;
     via_sensor.terminate().await;
 }
+
+/// Arguments that would make it run for nothing are refused before it connects (before,
+/// `--count 0` never sent a reading and never exited).
+#[tokio::test]
+async fn via_sensor_refuses_a_count_of_zero() {
+    let output = within(
+        10,
+        "via-sensor --count 0",
+        Command::new(env!("CARGO_BIN_EXE_via-sensor"))
+            .args(["--count", "0", "--url", "mqtt://127.0.0.1:9"])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("run via-sensor");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("--count must be at least 1"), "{said}");
+}

@@ -25,7 +25,7 @@ use nats_ws::jetstream::{
 use nats_ws::Client;
 use serde::{Deserialize, Serialize};
 
-use super::steps::{CardTasks, StepList, StepLog};
+use super::steps::{within, CardTasks, StepList, StepLog};
 use crate::components::clock::now_ms;
 use crate::components::visibility::poll_while_visible;
 use crate::session::random_hex;
@@ -395,8 +395,20 @@ impl Ctx {
 
     async fn publish(self, tab: &str, first: u64) {
         let log = self.log;
-        if !self.ready.get_untracked() {
-            self.setup().await;
+        // Set up first, if it is not; but a click is not kept waiting for a server that is down
+        // or a stream that cannot be made.
+        if !self.ready.get_untracked()
+            && (within(self.setup()).await.is_none() || !self.ready.get_untracked())
+        {
+            let why = self
+                .error
+                .try_get_untracked()
+                .flatten()
+                .unwrap_or_else(|| "not connected".to_owned());
+            return log.fail(
+                "tab → stream",
+                format!("nothing published: {STREAM} is not ready ({why}); try again once it is"),
+            );
         }
         let js = self.js.get_value();
         for n in first..first + PUBLISH_COUNT as u64 {

@@ -1,19 +1,16 @@
 //! Hello world: a second connection, made by the card, connects, subscribes `hello`, publishes
 //! "Hello World!", receives it and closes — each step with its time.
 
-use std::time::Duration;
-
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use leptos::prelude::*;
 use nats_ws::Client;
 
-use super::steps::{CardTasks, StepList, StepLog};
+use super::steps::{within, CardTasks, StepList, StepLog};
 use crate::session::Settings;
 
 const SUBJECT: &str = "hello";
 const GREETING: &str = "Hello World!";
 /// How long each step may take before the run gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[component]
 pub fn HelloCard(client: Client) -> impl IntoView {
@@ -47,14 +44,6 @@ pub fn HelloCard(client: Client) -> impl IntoView {
             </p>
             <StepList log testid="pg-hello-step"/>
         </section>
-    }
-}
-
-/// `fut`, or `None` after [`STEP_TIMEOUT`].
-async fn within<T>(fut: impl std::future::Future<Output = T>) -> Option<T> {
-    futures::select! {
-        v = fut.fuse() => Some(v),
-        _ = gloo_timers::future::sleep(STEP_TIMEOUT).fuse() => None,
     }
 }
 

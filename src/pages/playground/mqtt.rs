@@ -174,9 +174,16 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let awaited = StoredValue::new(None::<(String, f64)>);
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     let now = use_now(Duration::from_secs(1));
-    let warning = client
+    // From the server this tab is connected to, as soon as it said which it is (on a page loaded
+    // directly, the card is made before the server's INFO); kept while reconnecting.
+    let status = leptos_nats::use_nats().status;
+    let first = client
         .server_info()
         .and_then(|info| old_server_warning(&info.version));
+    let warning = Memo::new(move |before: Option<&Option<String>>| match status.get() {
+        Status::Connected { version, .. } => old_server_warning(&version),
+        _ => before.cloned().unwrap_or_else(|| first.clone()),
+    });
 
     log.info("tab → server", format!("SUB {}", sensor::NATS_SUBJECT));
     {
@@ -371,7 +378,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                 <code>"/mqtt"</code> ", once a second; or run " <code>"target/debug/via-sensor"</code>
                 " / Start " <code>"sensor"</code> " on " <A href="/processes">"Processes"</A> "."
             </p>
-            {warning.map(|w| view! { <p class="hint" data-testid="pg-mqtt-old-server">{w}</p> })}
+            {move || warning.get().map(|w| view! { <p class="hint" data-testid="pg-mqtt-old-server">{w}</p> })}
             <div class="pg-mqtt-now">
                 <span class="pg-mqtt-reading">
                     <span data-testid="pg-mqtt-reading">

@@ -15,7 +15,7 @@ use leptos_nats::spawn_while_mounted;
 use nats_ws::Client;
 use serde::{Deserialize, Serialize};
 
-use super::steps::{CardTasks, StepList, StepLog};
+use super::steps::{within, CardTasks, StepList, StepLog, STEP_TIMEOUT};
 use crate::model::parse_json;
 use crate::session::random_hex;
 
@@ -34,6 +34,15 @@ pub struct Seen {
     pub text: String,
 }
 
+/// Any client may report on [`SEEN`]: what a tally keeps of them is bounded. Workers beyond
+/// this many are not counted, nor are names longer than [`MAX_NAME`].
+pub const MAX_WORKERS: usize = 32;
+pub const MAX_NAME: usize = 64;
+/// Messages told apart (to find the ones that came twice); later ones are counted, not compared,
+/// nor are texts longer than [`MAX_TEXT`].
+pub const MAX_TEXTS: usize = 4096;
+pub const MAX_TEXT: usize = 256;
+
 /// The reports since the last run: per worker how many, and which messages came more than once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
@@ -42,9 +51,18 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts a report, unless it is from a worker beyond the bounds.
     pub fn add(&mut self, seen: Seen) {
+        let known = self.per_worker.contains_key(&seen.worker);
+        if seen.worker.len() > MAX_NAME || (!known && self.per_worker.len() >= MAX_WORKERS) {
+            return;
+        }
         *self.per_worker.entry(seen.worker).or_default() += 1;
-        *self.per_text.entry(seen.text).or_default() += 1;
+        if seen.text.len() <= MAX_TEXT
+            && (self.per_text.len() < MAX_TEXTS || self.per_text.contains_key(&seen.text))
+        {
+            *self.per_text.entry(seen.text).or_default() += 1;
+        }
     }
 
     pub fn total(&self) -> usize {
@@ -184,19 +202,25 @@ pub fn QueueCard(client: Client) -> impl IntoView {
         }
     };
 
-    let bars = move || {
-        let t = tally.get();
-        let max = t.per_worker.values().copied().max().unwrap_or(0).max(1);
-        let mut names: Vec<String> = mine.clone();
-        names.extend(t.per_worker.keys().filter(|k| !mine.contains(k)).cloned());
-        names
-            .into_iter()
-            .map(|name| {
-                let n = t.per_worker.get(&name).copied().unwrap_or(0);
-                let own = workers.iter().find(|w| w.id.get_value() == name).copied();
-                view! { <Bar name n max own client=client.clone() error/> }
-            })
-            .collect_view()
+    // One row per worker, kept while reports come in (a click on a row's button is never on a
+    // row being replaced): only the counts change.
+    let names = Memo::new(move |_| {
+        tally.with(|t| {
+            let mut names = mine.clone();
+            names.extend(t.per_worker.keys().filter(|k| !mine.contains(k)).cloned());
+            names
+        })
+    });
+    let max = Memo::new(move |_| {
+        tally.with(|t| t.per_worker.values().copied().max().unwrap_or(0).max(1))
+    });
+    let bar = move |name: String| {
+        let n = {
+            let name = name.clone();
+            Memo::new(move |_| tally.with(|t| t.per_worker.get(&name).copied().unwrap_or(0)))
+        };
+        let own = workers.iter().find(|w| w.id.get_value() == name).copied();
+        view! { <Bar name n max own client=client.clone() error/> }
     };
 
     view! {
@@ -214,7 +238,9 @@ pub fn QueueCard(client: Client) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get()}</p>
             </Show>
-            <ul class="pg-bars">{bars}</ul>
+            <ul class="pg-bars">
+                <For each=move || names.get() key=|name| name.clone() children=bar/>
+            </ul>
             <p class="pg-total" data-testid="pg-queue-total">
                 {move || {
                     let t = tally.get();
@@ -229,13 +255,13 @@ pub fn QueueCard(client: Client) -> impl IntoView {
 #[component]
 fn Bar(
     name: String,
-    n: usize,
-    max: usize,
+    n: Memo<usize>,
+    max: Memo<usize>,
     own: Option<Worker>,
     client: Client,
     error: RwSignal<Option<String>>,
 ) -> impl IntoView {
-    let width = format!("width: {:.1}%", n as f64 * 100.0 / max as f64);
+    let width = move || format!("width: {:.1}%", n.get() as f64 * 100.0 / max.get() as f64);
     let toggle = own.map(|w| {
         let client = client.clone();
         let name = name.clone();
@@ -259,7 +285,7 @@ fn Bar(
         <li class="pg-bar-row" class:stopped=stopped>
             <span class="pg-bar-name">{name.clone()} <span class="muted small">" · " {whose}</span></span>
             <span class="pg-bar-track">
-                <span class="pg-bar" style=width data-testid=format!("pg-queue-bar-{name}")>{n}</span>
+                <span class="pg-bar" style=width data-testid=format!("pg-queue-bar-{name}")>{move || n.get()}</span>
             </span>
             {toggle}
         </li>
@@ -273,8 +299,18 @@ async fn publish_and_count(client: &Client, log: StepLog) {
         Ok(sub) => sub,
         Err(e) => return log.fail("tab → server", format!("SUB {SEEN} refused: {e}")),
     };
-    if let Err(e) = client.flush().await {
-        return log.fail("tab → server", format!("not connected: {e}"));
+    match within(client.flush()).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return log.fail("tab → server", format!("not connected: {e}")),
+        None => {
+            return log.fail(
+                "tab → server",
+                format!(
+                    "the server did not answer within {} s: is it down? (nothing was published)",
+                    STEP_TIMEOUT.as_secs()
+                ),
+            )
+        }
     }
     let run = random_hex(4);
     for i in 1..=MESSAGES {
@@ -346,5 +382,24 @@ mod tests {
         assert_eq!(t.summary(), "a-1 got 2, a-2 got 1");
         t.add(seen("b-1", "log 3"));
         assert_eq!(t.twice(), 1);
+    }
+
+    /// Anyone may report: a flood of names and texts stays bounded, and the known workers are
+    /// still counted.
+    #[test]
+    fn what_a_tally_keeps_is_bounded() {
+        let mut t = Tally::default();
+        t.add(seen("a-1", "log 1"));
+        for i in 0..10_000 {
+            t.add(seen(&format!("flood-{i}"), &format!("text {i}")));
+        }
+        t.add(seen(&"x".repeat(MAX_NAME + 1), "long name"));
+        t.add(seen("a-1", &"y".repeat(MAX_TEXT + 1)));
+        t.add(seen("a-1", "log 1"));
+        assert_eq!(t.per_worker.len(), MAX_WORKERS);
+        assert_eq!(t.per_worker["a-1"], 3);
+        assert!(t.per_text.len() <= MAX_TEXTS);
+        assert_eq!(t.per_text["log 1"], 2, "a known text is still compared");
+        assert_eq!(t.total(), MAX_WORKERS - 1 + 3);
     }
 }

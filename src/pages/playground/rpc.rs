@@ -71,22 +71,22 @@ pub fn RpcCard(client: Client) -> impl IntoView {
                 stop_service.update_value(|s| drop(s.take()));
                 return;
             }
+            // Not hosted after all: the box, ticked by the click, shows it again (a `set`
+            // notifies even when the value is the same).
+            let failed = move |why: String| {
+                host_error.set(Some(why));
+                hosted.set(false);
+            };
             let config = ServiceConfig::new(math::SERVICE, math::VERSION)
                 .description(math::DESCRIPTION)
                 .metadata("host", "browser tab");
             let service = match service::add(&client, config) {
                 Ok(s) => s,
-                Err(e) => {
-                    host_error.set(Some(format!("could not start the service: {e}")));
-                    return;
-                }
+                Err(e) => return failed(format!("could not start the service: {e}")),
             };
             let mut endpoint = match service.group(math::GROUP).endpoint(math::ENDPOINT) {
                 Ok(e) => e,
-                Err(e) => {
-                    host_error.set(Some(format!("could not add {}: {e}", math::SUBJECT)));
-                    return;
-                }
+                Err(e) => return failed(format!("could not add {}: {e}", math::SUBJECT)),
             };
             let (tx, rx) = futures::channel::oneshot::channel::<()>();
             // Replaces (and so stops) a service still stopping; only the newest one's end

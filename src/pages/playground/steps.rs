@@ -2,12 +2,26 @@
 //! run started, who talked to whom, and whether it went well.
 
 use std::future::Future;
+use std::time::Duration;
+
+use futures::FutureExt;
 
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 
 use crate::components::clock::now_ms;
 use crate::model::push_bounded;
+
+/// How long a step waits for the server (a connection, a flush, a reply) before it fails.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `fut`, or `None` after [`STEP_TIMEOUT`].
+pub async fn within<T>(fut: impl Future<Output = T>) -> Option<T> {
+    futures::select! {
+        v = fut.fuse() => Some(v),
+        _ = gloo_timers::future::sleep(STEP_TIMEOUT).fuse() => None,
+    }
+}
 
 /// Starts tasks owned by the card that made it: they stop when the card unmounts, also when
 /// started from an event handler (which runs with no reactive owner of its own). `Copy`.

@@ -75,7 +75,15 @@ fn parse() -> Result<Option<Args>, lexopt::Error> {
                 }
                 args.every = Duration::from_millis(ms);
             }
-            lexopt::Arg::Long("count") => args.count = Some(parser.value()?.parse()?),
+            lexopt::Arg::Long("count") => {
+                let count: u64 = parser.value()?.parse()?;
+                if count == 0 {
+                    return Err(
+                        "--count must be at least 1 (leave it out to run until stopped)".into(),
+                    );
+                }
+                args.count = Some(count);
+            }
             lexopt::Arg::Long("seed") => args.seed = parser.value()?.parse()?,
             other => return Err(other.unexpected()),
         }
