@@ -826,7 +826,7 @@ async fn unacknowledged_messages_are_redelivered_after_ack_wait() {
     assert_eq!(info.config.ack_wait, Duration::from_millis(500));
 
     // Before the fetch: the delivery is later, so the time measured to the redelivery is never
-    // longer than the real one.
+    // shorter than the real one.
     let delivered_at = Instant::now();
     let got = fetch(&js, "SLOW", "c", 1, 2000).await;
     assert_eq!(seqs(&got), [(1, 1)]);

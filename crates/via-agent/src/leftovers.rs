@@ -3,9 +3,12 @@
 //! a shell's `sleep`, trunk's cargo or a leaf's nats-server would go on running, holding their
 //! ports, and the next agent would start them a second time beside them.
 //!
-//! Every process the agent starts inherits [`MARK`] = the agent's data directory; whatever else
-//! carries that mark once the next agent holds the data directory's lock (so no other agent runs
-//! there) is a leftover, and its process group is stopped: SIGTERM, then SIGKILL after a grace.
+//! Every process an agent starts inherits [`MARK`] = [`run_mark`]`(its pid, its data directory)`.
+//! The lock file of the data directory holds the pid of the agent that has it, and is emptied
+//! when that agent ends by itself; a pid still there at the next start names an agent that was
+//! killed, and whatever carries that run's mark is its leftover: its process group is stopped,
+//! SIGTERM then SIGKILL after a grace. Processes that outlived a clean stop (a daemon that left
+//! its group) carry another run's mark and are left alone, as are the new agent's own ancestors.
 //! Linux only (`/proc`); processes of other users cannot be read, and are not the agent's.
 
 use std::collections::BTreeSet;
@@ -13,11 +16,16 @@ use std::time::{Duration, Instant};
 
 use crate::procfs::parse_stat;
 
-/// The environment variable every managed process inherits: the agent's data directory.
-pub const MARK: &str = "VIA_AGENT_DATA_DIR";
+/// The environment variable every managed process inherits: the run that started it.
+pub const MARK: &str = "VIA_AGENT_RUN";
 
 /// How long leftovers get to end after SIGTERM before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(3);
+
+/// The mark of the agent `pid` on data directory `dir`: `<pid>@<dir>`.
+pub fn run_mark(pid: u32, dir: &str) -> String {
+    format!("{pid}@{dir}")
+}
 
 /// Whether an environment block (`/proc/<pid>/environ`: `KEY=value` entries, each ended by a
 /// NUL) holds `MARK=<mark>` exactly.
@@ -30,15 +38,31 @@ fn marked(environ: &[u8], mark: &str) -> bool {
     })
 }
 
-/// Every live process but this one that carries `MARK=<mark>`, with its process group.
-fn find(mark: &str) -> Vec<(u32, u32)> {
-    let me = std::process::id();
+/// This process and its ancestors: never leftovers, whatever they carry (the agent may have been
+/// started from a shell that the killed one had started).
+fn ancestors() -> BTreeSet<u32> {
+    let mut chain = BTreeSet::new();
+    let mut pid = std::process::id();
+    while pid > 1 && chain.insert(pid) {
+        let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+        else {
+            break;
+        };
+        pid = stat.ppid;
+    }
+    chain
+}
+
+/// Every live process, but `spared`, that carries `MARK=<mark>`, with its process group.
+fn find(mark: &str, spared: &BTreeSet<u32>) -> Vec<(u32, u32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
+        .filter(|pid| !spared.contains(pid))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| marked(&env, mark))
         })
@@ -49,21 +73,35 @@ fn find(mark: &str) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Stops every process that carries `MARK=<mark>` (and its process group), waiting up to
-/// [`GRACE`] after SIGTERM before SIGKILL. Returns the pids found, sorted. Blocks: call it before
-/// the runtime starts.
-pub fn end(mark: &str) -> Vec<u32> {
-    let found = find(mark);
+/// What [`end`] found and how it went.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ended {
+    /// Every process found, sorted.
+    pub found: Vec<u32>,
+    /// Those still there after SIGKILL and a moment (stuck in the kernel), sorted.
+    pub left: Vec<u32>,
+}
+
+/// Stops every process that carries `MARK=<mark>` (and its process group), but this one and its
+/// ancestors, waiting up to [`GRACE`] after SIGTERM before SIGKILL. Blocks: call it before the
+/// runtime starts.
+pub fn end(mark: &str) -> Ended {
+    let spared = ancestors();
+    let found = find(mark, &spared);
     if found.is_empty() {
-        return Vec::new();
+        return Ended::default();
     }
-    // SAFETY: getpgrp has no preconditions.
-    let own_group = unsafe { libc::getpgrp() } as u32;
+    // The groups of this process and its ancestors are never signalled as a whole.
+    let spared_groups: BTreeSet<u32> = spared
+        .iter()
+        .filter_map(|pid| {
+            parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|s| s.pgrp)
+        })
+        .collect();
     let signal_all = |signal: i32, left: &[(u32, u32)]| {
         let groups: BTreeSet<u32> = left.iter().map(|&(_, g)| g).collect();
         for &group in &groups {
-            // Never our own group (a leftover that started this agent, say): only that process.
-            if group != own_group && group > 1 {
+            if group > 1 && !spared_groups.contains(&group) {
                 // SAFETY: killpg has no memory-safety preconditions.
                 unsafe { libc::killpg(group as libc::pid_t, signal) };
             }
@@ -76,9 +114,10 @@ pub fn end(mark: &str) -> Vec<u32> {
     signal_all(libc::SIGTERM, &found);
     let deadline = Instant::now() + GRACE;
     let mut killed = false;
+    let mut left = found.clone();
     // After SIGKILL, a moment for them to go (bounded: one stuck in the kernel stays).
     while Instant::now() < deadline + Duration::from_secs(1) {
-        let left = find(mark);
+        left = find(mark, &spared);
         if left.is_empty() {
             break;
         }
@@ -88,9 +127,15 @@ pub fn end(mark: &str) -> Vec<u32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut pids: Vec<u32> = found.into_iter().map(|(pid, _)| pid).collect();
-    pids.sort_unstable();
-    pids
+    let sorted = |list: Vec<(u32, u32)>| {
+        let mut pids: Vec<u32> = list.into_iter().map(|(pid, _)| pid).collect();
+        pids.sort_unstable();
+        pids
+    };
+    Ended {
+        found: sorted(found),
+        left: sorted(left),
+    }
 }
 
 #[cfg(test)]
@@ -100,15 +145,26 @@ mod tests {
 
     #[test]
     fn the_mark_is_matched_exactly() {
-        let env = b"PATH=/bin\0VIA_AGENT_DATA_DIR=/srv/data\0HOME=/root\0";
-        assert!(marked(env, "/srv/data"));
-        assert!(!marked(env, "/srv"));
-        assert!(!marked(env, "/srv/data/more"));
-        assert!(!marked(b"XVIA_AGENT_DATA_DIR=/srv/data\0", "/srv/data"));
-        assert!(!marked(b"VIA_AGENT_DATA_DIRX=/srv/data\0", "/srv/data"));
-        assert!(!marked(b"", "/srv/data"));
+        let env = b"PATH=/bin\0VIA_AGENT_RUN=7@/srv/data\0HOME=/root\0";
+        assert!(marked(env, "7@/srv/data"));
+        assert!(!marked(env, "7@/srv"));
+        assert!(!marked(env, "77@/srv/data"));
+        assert!(!marked(env, "7@/srv/data/more"));
+        assert!(!marked(b"XVIA_AGENT_RUN=7@/srv/data\0", "7@/srv/data"));
+        assert!(!marked(b"VIA_AGENT_RUNX=7@/srv/data\0", "7@/srv/data"));
+        assert!(!marked(b"", "7@/srv/data"));
         // The last entry without its NUL, as a truncated read would give it.
-        assert!(marked(b"A=1\0VIA_AGENT_DATA_DIR=/d", "/d"));
+        assert!(marked(b"A=1\0VIA_AGENT_RUN=7@/d", "7@/d"));
+        assert_eq!(run_mark(7, "/d"), "7@/d");
+    }
+
+    #[test]
+    fn this_process_and_its_parent_are_ancestors() {
+        let chain = ancestors();
+        assert!(chain.contains(&std::process::id()));
+        // SAFETY: getppid has no preconditions.
+        let parent = unsafe { libc::getppid() } as u32;
+        assert!(parent <= 1 || chain.contains(&parent), "{chain:?}");
     }
 
     fn alive(pid: u32) -> bool {
@@ -120,9 +176,9 @@ mod tests {
 
     #[test]
     fn what_carries_the_mark_is_ended_with_its_group_and_nothing_else() {
-        let mark = format!("/tmp/leftovers-test-{}", std::process::id());
+        let mark = run_mark(1, &format!("/tmp/leftovers-test-{}", std::process::id()));
         // A group whose leader is gone (as after the agent's death), its grandchild ignoring
-        // SIGTERM; and an unmarked process beside it.
+        // SIGTERM; and one of another run beside it.
         let mut leader = std::process::Command::new("sh")
             .args(["-c", "trap '' TERM; sleep 60 >/dev/null & echo $!"])
             .env(MARK, &mark)
@@ -136,18 +192,25 @@ mod tests {
         let grandchild: u32 = out.trim().parse().unwrap();
         let mut other = std::process::Command::new("sleep")
             .arg("60")
-            .env(MARK, format!("{mark}-other"))
+            .env(MARK, format!("2{mark}"))
             .spawn()
             .unwrap();
         assert!(alive(grandchild));
 
         let started = Instant::now();
-        assert_eq!(end(&mark), [grandchild]);
+        let ended = end(&mark);
+        assert_eq!(
+            ended,
+            Ended {
+                found: vec![grandchild],
+                left: vec![]
+            }
+        );
         assert!(!alive(grandchild), "the leftover outlived its end");
         // It ignored SIGTERM: killed after the grace.
         assert!(started.elapsed() >= GRACE, "{:?}", started.elapsed());
-        assert!(alive(other.id()), "an unmarked process was ended");
-        assert_eq!(end(&mark), Vec::<u32>::new());
+        assert!(alive(other.id()), "another run's process was ended");
+        assert_eq!(end(&mark), Ended::default());
         other.kill().unwrap();
         other.wait().unwrap();
     }

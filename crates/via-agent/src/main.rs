@@ -40,19 +40,24 @@ fn main() -> std::process::ExitCode {
         Err(e) => return fail(&e),
     };
     // Held until the process ends (the kernel lets go of it however it ends).
-    let _one_agent = match lock_data_dir(&config.agent.data_dir) {
+    let (one_agent, killed_agent) = match lock_data_dir(&config.agent.data_dir) {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
-    // What an agent of this data directory that died without stopping them left running (its
-    // processes' children): stopped before anything is started again beside them. Every process
-    // this agent starts carries the mark in turn (set while this is the only thread).
-    let mark = std::fs::canonicalize(&config.agent.data_dir)
+    // What the agent before this one left running when it was killed (its processes' children):
+    // stopped before anything is started again beside them. Every process this agent starts
+    // carries its own run's mark in turn (set while this is the only thread).
+    let dir = std::fs::canonicalize(&config.agent.data_dir)
         .unwrap_or_else(|_| config.agent.data_dir.clone())
         .to_string_lossy()
         .into_owned();
-    let ended = via_agent::leftovers::end(&mark);
-    std::env::set_var(via_agent::leftovers::MARK, &mark);
+    let ended = killed_agent
+        .map(|pid| via_agent::leftovers::end(&via_agent::leftovers::run_mark(pid, &dir)))
+        .unwrap_or_default();
+    std::env::set_var(
+        via_agent::leftovers::MARK,
+        via_agent::leftovers::run_mark(std::process::id(), &dir),
+    );
     // Its processes sign in from the same credentials file, whatever their working directory
     // (set while this is the only thread).
     if std::env::var_os("VIA_CREDENTIALS").is_none() {
@@ -61,10 +66,18 @@ fn main() -> std::process::ExitCode {
         }
     }
     // (Said once the environment is set: the output's thread starts here.)
-    if !ended.is_empty() {
+    if !ended.found.is_empty() {
         say!(
-            "via-agent: stopped {} process(es) an earlier agent left running (pids {ended:?})",
-            ended.len()
+            "via-agent: stopped {} process(es) that the agent before this one left running when it was killed (pids {:?})",
+            ended.found.len(),
+            ended.found
+        );
+    }
+    if !ended.left.is_empty() {
+        say!(
+            "via-agent: {} of them did not end, even with SIGKILL (pids {:?})",
+            ended.left.len(),
+            ended.left
         );
     }
     // current_thread: every child is forked from this thread, which lives as long as the agent,
@@ -77,6 +90,8 @@ fn main() -> std::process::ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     let result = runtime.block_on(run(config));
+    // Ended by itself, having stopped what it started: nothing for the next agent to clean up.
+    let _ = one_agent.set_len(0);
     // What the agent said last, if stderr takes it.
     via_agent::output::stderr().flush(Duration::from_secs(1));
     match result {
@@ -88,8 +103,9 @@ fn main() -> std::process::ExitCode {
 /// One agent per data directory: a second would delete the first's leaf folders at its start,
 /// join its queue group (answering half of its requests about processes it does not run) and
 /// overwrite its state keys. An advisory lock (`flock`) on `<data_dir>/via-agent.lock`, which
-/// holds the pid of the agent that has it.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+/// holds the pid of the agent that has it, and is emptied when that agent ends by itself. Returns
+/// the lock, and the pid left in it by an agent that did not (it was killed).
+fn lock_data_dir(dir: &std::path::Path) -> Result<(std::fs::File, Option<u32>), String> {
     use std::io::{Read, Seek};
     use std::os::fd::AsRawFd;
     let path = dir.join("via-agent.lock");
@@ -115,10 +131,13 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
             dir.display()
         ));
     }
+    let mut before = String::new();
+    let _ = file.read_to_string(&mut before);
+    let killed = before.trim().parse().ok();
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = writeln!(file, "{}", std::process::id());
-    Ok(file)
+    Ok((file, killed))
 }
 
 fn fail(message: &str) -> std::process::ExitCode {

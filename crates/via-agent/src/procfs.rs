@@ -7,6 +7,7 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     pub pid: u32,
+    pub ppid: u32,
     pub pgrp: u32,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
@@ -20,10 +21,11 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let pid = text.split_whitespace().next()?.parse().ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+    // fields[0] is field 3 (state): ppid is field 4, pgrp 5, utime 14, stime 15.
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
     Some(Stat {
         pid,
+        ppid: u32::try_from(field(4)?).ok()?,
         pgrp: u32::try_from(field(5)?).ok()?,
         cpu_ticks: field(14)? + field(15)?,
         zombie: matches!(fields.first(), Some(&"Z" | &"X")),
@@ -135,6 +137,7 @@ mod tests {
             parse_stat(line),
             Some(Stat {
                 pid: 4242,
+                ppid: 1,
                 pgrp: 4240,
                 cpu_ticks: 300,
                 zombie: false,

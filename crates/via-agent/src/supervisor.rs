@@ -300,6 +300,10 @@ impl Managed {
             .stderr(Stdio::piped())
             .kill_on_drop(false)
             .process_group(0);
+        // The run's mark (see `leftovers`), whatever the process's own env says.
+        if let Some(run) = std::env::var_os(crate::leftovers::MARK) {
+            cmd.env(crate::leftovers::MARK, run);
+        }
         let agent_pid = std::process::id();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
         // functions (prctl, getppid).

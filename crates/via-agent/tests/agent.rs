@@ -1063,36 +1063,43 @@ async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
     assert!(list["processes"].is_array(), "{list}");
 }
 
-/// An agent running "stubborn": a shell and the `sleep` it started, both ignoring SIGTERM.
+/// An agent running one shell process (`name`, its `script` printing the pid of what it starts
+/// as its first line).
 struct Stubborn {
     agent: Agent,
     client: nats_ws::Client,
     /// The shell (the group's leader).
     leader: u64,
-    /// Its `sleep`, in its group.
+    /// What it started, by the pid it printed.
     grandchild: u64,
 }
 
 impl Stubborn {
+    /// "stubborn": a shell and the `sleep` it started, both ignoring SIGTERM.
     async fn start(server: &TestServer) -> Stubborn {
-        let processes = r#"
-[[process]]
-name = "stubborn"
-command = "sh"
-args = ["-c", "trap '' TERM; sleep 300 & echo $!; wait"]
-restart = "never"
-"#;
-        let agent = Agent::start(server, "", processes);
+        Stubborn::running(
+            server,
+            "stubborn",
+            "trap '' TERM; sleep 300 & echo $!; wait",
+        )
+        .await
+    }
+
+    async fn running(server: &TestServer, name: &str, script: &str) -> Stubborn {
+        let processes = format!(
+            "[[process]]\nname = \"{name}\"\ncommand = \"sh\"\nargs = [\"-c\", {script:?}]\nrestart = \"never\"\n"
+        );
+        let agent = Agent::start(server, "", &processes);
         let client = connect(server.client_url()).await;
         ready(&client).await;
-        let body = json!({ "name": "stubborn" }).to_string();
-        let grandchild: u64 = until(10, "the grandchild's pid", || async {
+        let body = json!({ "name": name }).to_string();
+        let grandchild: u64 = until(10, "the printed pid", || async {
             let logs = call(&client, "via.proc.logs", &body).await.unwrap();
             logs["lines"][0]["line"].as_str()?.parse().ok()
         })
         .await;
         let list = call(&client, "via.proc.list", "").await.unwrap();
-        let leader = process(&list, "stubborn")["pid"].as_u64().expect("running");
+        let leader = process(&list, name)["pid"].as_u64().expect("running");
         Stubborn {
             agent,
             client,
@@ -1177,7 +1184,7 @@ async fn the_next_agent_stops_what_a_killed_one_left_running() {
         agent
             .log()
             .contains(&format!(
-                "an earlier agent left running (pids [{grandchild}])"
+                "left running when it was killed (pids [{grandchild}])"
             ))
             .then_some(())
     })
@@ -1189,4 +1196,43 @@ async fn the_next_agent_stops_what_a_killed_one_left_running() {
         (pid != leader).then_some(())
     })
     .await;
+}
+
+/// What outlives a clean stop on purpose (here a `sleep` in a session of its own, as a daemon
+/// would be) is not the next agent's to stop: only a killed agent's leftovers are.
+#[tokio::test]
+async fn after_a_clean_stop_the_next_agent_stops_nothing() {
+    let server = start_hub();
+    let Stubborn {
+        mut agent,
+        client,
+        grandchild: daemon,
+        ..
+    } = Stubborn::running(
+        &server,
+        "daemonizer",
+        "setsid sleep 300 >/dev/null 2>&1 & echo $!; wait",
+    )
+    .await;
+    agent.ctrl_c();
+    assert!(agent.wait(Duration::from_secs(10)).success());
+    assert!(
+        alive(daemon),
+        "the daemon did not outlive the stop: this test shows nothing"
+    );
+
+    agent.start_again();
+    ready(&client).await;
+    let survived = alive(daemon);
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    assert!(
+        survived,
+        "the next agent stopped a process a clean stop had left"
+    );
+    assert!(
+        !agent.log().contains("left running when it was killed"),
+        "{}",
+        agent.log()
+    );
 }

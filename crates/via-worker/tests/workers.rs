@@ -662,7 +662,8 @@ async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
     let settings = via_workers::Settings {
         // Long enough that a key left behind is still there when it is looked for.
         lease_ttl: Duration::from_secs(60),
-        renew_every: Duration::from_secs(1),
+        // Also how long a stop waits for the lease round: ample on a loaded machine.
+        renew_every: Duration::from_secs(3),
         tick: Duration::from_millis(250),
         safety_margin: Duration::from_millis(500),
         ..Default::default()

@@ -10,7 +10,6 @@ use crate::session::Settings;
 
 const SUBJECT: &str = "hello";
 const GREETING: &str = "Hello World!";
-/// How long each step may take before the run gives up.
 
 #[component]
 pub fn HelloCard(client: Client) -> impl IntoView {
