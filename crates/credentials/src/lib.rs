@@ -57,7 +57,11 @@ pub fn password(user: &str) -> Result<Option<String>, String> {
 /// A server url that carries credentials (`nats://user:password@host`) is refused, without
 /// repeating it: the programs print their url, and a password would land in their logs.
 pub fn sign_in(options: nats_ws::Options, user: &str) -> Result<nats_ws::Options, String> {
-    if options.servers.iter().any(|url| has_userinfo(url)) {
+    if options
+        .servers
+        .iter()
+        .any(|url| nats_ws::proto::without_userinfo(url.trim()).is_some())
+    {
         return Err(format!(
             "the NATS url carries credentials (user:password@…): give it without them; {user}'s password is read from {} or ${}",
             file().display(),
@@ -68,13 +72,6 @@ pub fn sign_in(options: nats_ws::Options, user: &str) -> Result<nats_ws::Options
         Some(password) => options.user_password(user, password),
         None => options,
     })
-}
-
-/// Whether `url` has a user-info part (`scheme://…@host`).
-fn has_userinfo(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority.contains('@')
 }
 
 /// The value of `name` in a `KEY=value` file (`#` comments, blank lines, optional quotes and
@@ -116,7 +113,7 @@ mod tests {
             "ws://host:8080/path@x",
             "127.0.0.1:4222",
         ] {
-            assert!(!has_userinfo(url), "{url}");
+            assert!(nats_ws::proto::without_userinfo(url).is_none(), "{url}");
         }
     }
 

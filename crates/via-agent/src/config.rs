@@ -224,7 +224,7 @@ impl Config {
             processes.push(ProcessConfig {
                 cwd: resolve(p.cwd.as_deref().unwrap_or(".")),
                 backoff: Backoff {
-                    initial: ms(p.backoff_initial_ms, defaults.initial),
+                    initial,
                     max,
                     reset_after: ms(p.backoff_reset_ms, defaults.reset_after),
                 },

@@ -11,7 +11,7 @@
 //! its group) carry another run's mark and are left alone, as are the new agent's own ancestors.
 //! Linux only (`/proc`); processes of other users cannot be read, and are not the agent's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::procfs::parse_stat;
@@ -38,31 +38,32 @@ fn marked(environ: &[u8], mark: &str) -> bool {
     })
 }
 
-/// This process and its ancestors: never leftovers, whatever they carry (the agent may have been
-/// started from a shell that the killed one had started).
-fn ancestors() -> BTreeSet<u32> {
-    let mut chain = BTreeSet::new();
+/// This process and its ancestors, each with its process group: never leftovers, whatever they
+/// carry (the agent may have been started from a shell that the killed one had started).
+fn ancestors() -> BTreeMap<u32, u32> {
+    let mut chain = BTreeMap::new();
     let mut pid = std::process::id();
-    while pid > 1 && chain.insert(pid) {
+    while pid > 1 && !chain.contains_key(&pid) {
         let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| parse_stat(&s))
         else {
             break;
         };
+        chain.insert(pid, stat.pgrp);
         pid = stat.ppid;
     }
     chain
 }
 
 /// Every live process, but `spared`, that carries `MARK=<mark>`, with its process group.
-fn find(mark: &str, spared: &BTreeSet<u32>) -> Vec<(u32, u32)> {
+fn find(mark: &str, spared: &BTreeMap<u32, u32>) -> Vec<(u32, u32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| !spared.contains(pid))
+        .filter(|pid| !spared.contains_key(pid))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| marked(&env, mark))
         })
@@ -92,12 +93,7 @@ pub fn end(mark: &str) -> Ended {
         return Ended::default();
     }
     // The groups of this process and its ancestors are never signalled as a whole.
-    let spared_groups: BTreeSet<u32> = spared
-        .iter()
-        .filter_map(|pid| {
-            parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|s| s.pgrp)
-        })
-        .collect();
+    let spared_groups: BTreeSet<u32> = spared.values().copied().collect();
     let signal_all = |signal: i32, left: &[(u32, u32)]| {
         let groups: BTreeSet<u32> = left.iter().map(|&(_, g)| g).collect();
         for &group in &groups {
@@ -161,10 +157,10 @@ mod tests {
     #[test]
     fn this_process_and_its_parent_are_ancestors() {
         let chain = ancestors();
-        assert!(chain.contains(&std::process::id()));
+        assert!(chain.contains_key(&std::process::id()));
         // SAFETY: getppid has no preconditions.
         let parent = unsafe { libc::getppid() } as u32;
-        assert!(parent <= 1 || chain.contains(&parent), "{chain:?}");
+        assert!(parent <= 1 || chain.contains_key(&parent), "{chain:?}");
     }
 
     fn alive(pid: u32) -> bool {

@@ -502,10 +502,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                     .copied()
                     .collect();
                 if !missing.is_empty() {
-                    for p in missing {
-                        self.drop_lease(p, StatusKind::Lost);
-                    }
-                    self.hold_off_acquiring();
+                    self.lose_to_a_deleted_bucket(missing);
                 }
                 Some(taken)
             }
@@ -524,10 +521,7 @@ impl<'a, O: Observer> Worker<'a, O> {
     async fn make_buckets_again(&mut self) {
         if std::mem::take(&mut self.leases_gone) {
             let held: Vec<u32> = self.held.keys().copied().collect();
-            for p in held {
-                self.drop_lease(p, StatusKind::Lost);
-            }
-            self.hold_off_acquiring();
+            self.lose_to_a_deleted_bucket(held);
         }
         self.workers_gone = false;
         match setup::ensure_buckets(&self.js, self.settings).await {
@@ -539,9 +533,13 @@ impl<'a, O: Observer> Worker<'a, O> {
         }
     }
 
-    /// No acquiring for a lease TTL from now: a lease of the old bucket still held somewhere has
-    /// run out by then.
-    fn hold_off_acquiring(&mut self) {
+    /// Stops consuming under `partitions`, whose leases went with their bucket, and acquires
+    /// nothing for a lease TTL from now: a lease of the old bucket still held somewhere has run
+    /// out by then.
+    fn lose_to_a_deleted_bucket(&mut self, partitions: Vec<u32>) {
+        for p in partitions {
+            self.drop_lease(p, StatusKind::Lost);
+        }
         self.no_acquire_until = self.now() + self.settings.lease_ttl.as_millis() as u64;
     }
 

@@ -1556,8 +1556,9 @@ fn op_name(op: &ServerOp) -> &'static str {
     }
 }
 
-/// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one.
-fn without_userinfo(url: &str) -> Option<String> {
+/// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one: what an
+/// error or a log may show of a url that carries credentials.
+pub fn without_userinfo(url: &str) -> Option<String> {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (Some(scheme), rest),
         None => (None, url),

@@ -11,7 +11,9 @@ pub mod info;
 mod json;
 pub mod parser;
 
-pub use connection::{Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME};
+pub use connection::{
+    without_userinfo, Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME,
+};
 pub use encode::ClientOp;
 pub use info::ServerInfo;
 pub use parser::{Parser, ServerOp};
