@@ -5,8 +5,8 @@
 // nats-py shows the banner in two tabs at once, false hides it, a value that is not a flag is
 // shown as text, the admin switch writes it, and the banner keeps watching across a server
 // restart. MQTT ingress: a paho-mqtt publish to `device/temp` shows as the latest reading with its
-// exact text; the in-browser sensor (MQTT over WebSocket) reaches NATS and the chart, and stops
-// with a DISCONNECT.
+// exact text; the in-browser sensor (MQTT over WebSocket) reaches NATS and the chart, comes back
+// by itself after a server restart, and stops with a DISCONNECT.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -323,6 +323,30 @@ test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor
     const value = Number(reading);
     assert.ok(value > 18 && value < 25, `a plausible room temperature: ${reading}`);
     console.log(`# mqtt: in-browser sensor on nats-server ${version}: 3 readings through MQTT over WebSocket in ${Date.now() - started} ms`);
+
+    // A server restart: the sensor says it is reconnecting and why, comes back by itself with the
+    // same client id, and its readings reach NATS and the page again (before: it stopped, with
+    // an error, at the first lost connection).
+    const id = (await textOf(page, "pg-mqtt-sensor-state")).match(/via-tab-[0-9a-f]{6}/)[0];
+    await env.control("stop");
+    await waitText(page, "pg-mqtt-sensor-state", new RegExp(`^In-browser sensor ${id} reconnecting \\((the MQTT connection closed|the server refused MQTT over WebSocket).+\\); \\d+ readings published so far`));
+    assert.equal(await textOf(page, "pg-mqtt-error"), null, "a lost connection is not the sensor's end");
+    await waitStep(page, "pg-mqtt-step", /reconnecting in \d\.\d s \(attempt 1\)/);
+    await env.control("start");
+    const restarted = Date.now();
+    await waitText(page, "pg-mqtt-sensor-state", new RegExp(`^In-browser sensor ${id} on: \\d+ readings`), { timeout: 30_000 });
+    const back = Date.now() - restarted;
+    const mqttSeen = () => seen.filter((m) => m.mqtt).length;
+    const before2 = mqttSeen();
+    await eventually("2 more of the sensor's readings reach NATS after the restart", () => mqttSeen() >= before2 + 2, { timeout: 20_000 });
+    await waitFor(
+      page,
+      "a second reading of this tab comes back over NATS, after the restart",
+      ([s]) =>
+        [...document.querySelectorAll(s)].filter((li) => /this tab's reading came back over NATS/.test(li.textContent)).length >= 2,
+      [sel("pg-mqtt-step")],
+    );
+    console.log(`# mqtt: the in-browser sensor was publishing again ${back} ms after the server restarted`);
 
     await page.getByTestId("pg-mqtt-sensor").click();
     await waitText(page, "pg-mqtt-sensor-state", "In-browser sensor off.");

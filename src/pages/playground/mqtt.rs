@@ -27,6 +27,9 @@ const MAX_SAMPLES: usize = 600;
 const SENSOR_EVERY: Duration = Duration::from_secs(1);
 /// Its MQTT keepalive.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// After a lost connection it tries again after this long, doubling up to [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// The chart's drawing box (the SVG stretches it to the card's width).
 const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 160.0;
@@ -130,6 +133,40 @@ enum Sensor {
     Off,
     Connecting,
     On,
+    /// Its connection was lost; it tries again until it is back or stopped.
+    Reconnecting,
+}
+
+/// How long the sensor waits before its `attempt`-th reconnection (from 1): [`RECONNECT_FIRST`],
+/// doubling up to [`RECONNECT_MAX`], each made up to a quarter shorter by `jitter` (in [0, 1)) so
+/// that the tabs that lost the same server do not all come back in the same instant.
+pub fn reconnect_wait(attempt: u32, jitter: f64) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    let wait = RECONNECT_FIRST
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_MAX);
+    // NaN (which `clamp` passes through) counts as no jitter.
+    let jitter = if jitter.is_nan() {
+        0.0
+    } else {
+        jitter.clamp(0.0, 1.0)
+    };
+    wait.mul_f64(1.0 - 0.25 * jitter)
+}
+
+/// Whether the sensor tries again after `e` once it had been connected: yes when the server was
+/// lost, unreachable or busy (a restart looks like that); no when it refused the sensor or spoke
+/// something else, which trying again would not change.
+pub fn worth_retrying(e: &MqttError) -> bool {
+    match e {
+        MqttError::Closed(_)
+        | MqttError::Unavailable { .. }
+        | MqttError::NoConnAck { .. }
+        | MqttError::NotConnected => true,
+        // 3: "the MQTT service is unavailable", which a server that is starting may say.
+        MqttError::Refused { code, .. } => *code == 3,
+        MqttError::InvalidUrl { .. } | MqttError::Protocol(_) | MqttError::Encode(_) => false,
+    }
 }
 
 /// The NATS WebSocket url this tab is connected to (else the first of the settings).
@@ -170,7 +207,10 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let sensor_id = RwSignal::new(String::new());
     let sent = RwSignal::new(0u64);
     let sensor_error = RwSignal::new(None::<String>);
-    // The first reading of the current sensor run and when it went out, until it comes back.
+    // Why the running sensor is reconnecting.
+    let sensor_down = RwSignal::new(None::<String>);
+    // The newest reading of the sensor's current connection and when it went out, until one of
+    // that connection's readings comes back over NATS.
     let awaited = StoredValue::new(None::<(String, f64)>);
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     let now = use_now(Duration::from_secs(1));
@@ -277,10 +317,11 @@ pub fn MqttCard(client: Client) -> impl IntoView {
             stop.set_value(Some(tx));
             sensor.set(Sensor::Connecting);
             sensor_error.set(None);
+            sensor_down.set(None);
             sent.set(0);
             awaited.set_value(None);
             log.start();
-            let url = nats_url(&client);
+            let client = client.clone();
             tasks.spawn(async move {
                 let run = SensorRun {
                     log,
@@ -288,8 +329,9 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     sensor_id,
                     sent,
                     awaited,
+                    down: sensor_down,
                 };
-                if let Err(e) = run.run(&url, rx).await {
+                if let Err(e) = run.run(&client, rx).await {
                     sensor_error.try_set(Some(e.to_string()));
                 }
                 sensor.try_set(Sensor::Off);
@@ -369,6 +411,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                         Sensor::Off => "Start in-browser sensor",
                         Sensor::Connecting => "Connecting… (stop)",
                         Sensor::On => "Stop sensor",
+                        Sensor::Reconnecting => "Reconnecting… (stop)",
                     }}
                 </button>
             </div>
@@ -399,6 +442,12 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                         sent.get(),
                         sensor::MQTT_TOPIC
                     ),
+                    Sensor::Reconnecting => format!(
+                        "In-browser sensor {} reconnecting ({}); {} readings published so far, none while it is away.",
+                        sensor_id.get(),
+                        sensor_down.get().unwrap_or_default(),
+                        sent.get()
+                    ),
                 }}
             </p>
             <Show when=move || sensor_error.get().is_some()>
@@ -425,28 +474,76 @@ struct SensorRun {
     sensor_id: RwSignal<String>,
     sent: RwSignal<u64>,
     awaited: StoredValue<Option<(String, f64)>>,
+    /// Why it is reconnecting, while it is.
+    down: RwSignal<Option<String>>,
+}
+
+/// How a stretch of publishing ended.
+enum Ended {
+    Stopped,
+    Lost(MqttError),
 }
 
 impl SensorRun {
     /// Connects, publishes a reading every second until `stop` fires (or its sender is dropped),
-    /// then disconnects. `Err` when the connection failed or ended by itself.
-    async fn run(self, nats_url: &str, stop: oneshot::Receiver<()>) -> Result<(), MqttError> {
+    /// then disconnects. A connection lost on the way is made again (the same client id, clean
+    /// session), waiting [`reconnect_wait`] between attempts, for as long as it takes: a device
+    /// does not give up on its broker. Each attempt goes to the server the tab's NATS `client` is
+    /// connected to then (in a cluster it may have moved on). `Err` when the first connection
+    /// failed, or when the server refused it for a reason another attempt would not change
+    /// ([`worth_retrying`]).
+    async fn run(self, client: &Client, stop: oneshot::Receiver<()>) -> Result<(), MqttError> {
         let log = self.log;
-        let url = mqtt_url(nats_url).inspect_err(|e| log.fail("tab", e.to_string()))?;
+        let client_id = format!("via-tab-{}", random_hex(6));
+        let mut stop = stop.fuse();
+        let mut mqtt = self.connect(client, &client_id).await?;
+        let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
+        let mut n: u64 = 0;
+        loop {
+            let lost = match self.publish(&mut mqtt, &mut stop, seed, &mut n).await {
+                Ended::Stopped => break,
+                Ended::Lost(e) => e,
+            };
+            log.fail("server → tab", lost.to_string());
+            drop(mqtt);
+            mqtt = match self.reconnect(client, &client_id, &mut stop, lost).await? {
+                Some(mqtt) => mqtt,
+                None => {
+                    log.ok(
+                        "tab",
+                        format!("stopped while reconnecting, after {n} readings"),
+                    );
+                    return Ok(());
+                }
+            };
+        }
+        mqtt.disconnect();
+        log.ok(
+            "tab → server",
+            format!("DISCONNECT after {n} readings; socket closed"),
+        );
+        Ok(())
+    }
+
+    /// Opens the socket to the MQTT url of the server `client` is on and sends CONNECT; on success
+    /// the sensor is on.
+    async fn connect(&self, client: &Client, client_id: &str) -> Result<MqttWs, MqttError> {
+        let log = self.log;
+        let url = mqtt_url(&nats_url(client)).inspect_err(|e| log.fail("tab", e.to_string()))?;
+        let url = url.as_str();
         log.info(
             "tab → server",
             format!("open a WebSocket to {url}, subprotocol mqtt"),
         );
-        let mut mqtt = MqttWs::open(&url)
+        let mut mqtt = MqttWs::open(url)
             .await
             .inspect_err(|e| log.fail("server → tab", e.to_string()))?;
         log.ok(
             "server → tab",
             format!("WebSocket open, subprotocol '{}'", mqtt.protocol()),
         );
-        let client_id = format!("via-tab-{}", random_hex(6));
         let options = ConnectOptions {
-            client_id: client_id.clone(),
+            client_id: client_id.to_owned(),
             keep_alive: KEEP_ALIVE,
             login: login(&Settings::load()),
         };
@@ -468,27 +565,44 @@ impl SensorRun {
                 if session_present { "yes" } else { "no" }
             ),
         );
-        self.sensor_id.try_set(client_id);
+        self.sensor_id.try_set(client_id.to_owned());
+        self.down.try_set(None);
         self.sensor.try_set(Sensor::On);
+        Ok(mqtt)
+    }
 
-        let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
-        let mut stop = stop.fuse();
+    /// Publishes reading `n`, `n + 1`, … once a second until stopped or the connection is lost.
+    /// The first reading of each connection is awaited back over NATS.
+    async fn publish(
+        &self,
+        mqtt: &mut MqttWs,
+        stop: &mut futures::future::Fuse<oneshot::Receiver<()>>,
+        seed: u64,
+        n: &mut u64,
+    ) -> Ended {
+        let log = self.log;
         // Stopped while it was connecting: no reading.
-        if (&mut stop).now_or_never().is_some() {
-            mqtt.disconnect();
-            return Ok(());
+        if stop.now_or_never().is_some() {
+            return Ended::Stopped;
         }
-        let mut n: u64 = 0;
+        let mut first = true;
         loop {
-            let payload = sensor::payload(sensor::simulated(seed, n));
-            mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes())
-                .inspect_err(|e| log.fail("tab → server", e.to_string()))?;
-            n += 1;
-            self.sent.try_set(n);
-            if n == 1 {
+            let payload = sensor::payload(sensor::simulated(seed, *n));
+            if let Err(e) = mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes()) {
+                return Ended::Lost(e);
+            }
+            *n += 1;
+            self.sent.try_set(*n);
+            // Until a reading of this connection came back over NATS, the newest is the one
+            // awaited: after a server restart the first may go out before the tab's own NATS
+            // subscription is back.
+            if first || self.awaited.try_with_value(Option::is_some) == Some(true) {
                 if let Some(reading) = sensor::parse(payload.as_bytes()) {
                     self.awaited.try_set_value(Some((reading.text, now_ms())));
                 }
+            }
+            if first {
+                first = false;
                 log.info(
                     "tab → server",
                     format!(
@@ -498,26 +612,58 @@ impl SensorRun {
                 );
             }
             futures::select! {
-                _ = stop => break,
-                e = mqtt.closed().fuse() => {
-                    log.fail("server → tab", e.to_string());
-                    return Err(e);
-                }
+                _ = &mut *stop => return Ended::Stopped,
+                e = mqtt.closed().fuse() => return Ended::Lost(e),
                 _ = gloo_timers::future::sleep(SENSOR_EVERY).fuse() => {}
             }
         }
-        mqtt.disconnect();
-        log.ok(
-            "tab → server",
-            format!("DISCONNECT after {n} readings; socket closed"),
-        );
-        Ok(())
+    }
+
+    /// Connects again after `lost`, until it works (`Some`) or the sensor is stopped (`None`).
+    /// `Err` when the server refuses it for good.
+    async fn reconnect(
+        &self,
+        client: &Client,
+        client_id: &str,
+        stop: &mut futures::future::Fuse<oneshot::Receiver<()>>,
+        lost: MqttError,
+    ) -> Result<Option<MqttWs>, MqttError> {
+        let mut last = lost;
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            if !worth_retrying(&last) {
+                return Err(last);
+            }
+            let wait = reconnect_wait(attempt, js_sys::Math::random());
+            self.down.try_set(Some(last.to_string()));
+            self.sensor.try_set(Sensor::Reconnecting);
+            self.log.info(
+                "tab",
+                format!(
+                    "reconnecting in {:.1} s (attempt {attempt})",
+                    wait.as_secs_f64()
+                ),
+            );
+            futures::select! {
+                _ = &mut *stop => return Ok(None),
+                _ = gloo_timers::future::sleep(wait).fuse() => {}
+            }
+            futures::select! {
+                _ = &mut *stop => return Ok(None),
+                connected = self.connect(client, client_id).fuse() => match connected {
+                    Ok(mqtt) => return Ok(Some(mqtt)),
+                    Err(e) => last = e,
+                },
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::mqtt_ws::refusal_reason;
 
     fn s(at_ms: f64, value: f64) -> Sample {
         Sample { at_ms, value }
@@ -577,6 +723,61 @@ mod tests {
         assert_eq!(unreadable_text(&[0xff]), "\u{fffd}");
         let long = "x".repeat(SHOWN_CHARS + 5);
         assert!(unreadable_text(long.as_bytes()).ends_with('…'));
+    }
+
+    #[test]
+    fn reconnecting_waits_double_up_to_5_s_and_never_all_at_once() {
+        let ms = |attempt, jitter| reconnect_wait(attempt, jitter).as_millis();
+        assert_eq!(
+            [1, 2, 3, 4, 5, 6, 1000, u32::MAX].map(|a| ms(a, 0.0)),
+            [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]
+        );
+        assert_eq!(ms(0, 0.0), 500, "attempt 0 is read as the first");
+        // Jitter takes off up to a quarter, and out-of-range values are clamped.
+        assert_eq!(ms(1, 0.5), 437);
+        assert_eq!(ms(4, 0.999_999), 3000);
+        assert_eq!(ms(4, 7.0), 3000);
+        assert_eq!(ms(4, -1.0), 4000);
+        assert_eq!(ms(4, f64::NAN), 4000);
+    }
+
+    #[test]
+    fn a_lost_or_busy_server_is_tried_again_a_refusal_is_not() {
+        let url = || "ws://127.0.0.1:8080/mqtt".to_owned();
+        for again in [
+            MqttError::Closed("the connection failed (code 1006)".into()),
+            MqttError::Unavailable {
+                url: url(),
+                detail: "not open after 5 s".into(),
+            },
+            MqttError::NoConnAck {
+                url: url(),
+                secs: 5,
+            },
+            MqttError::Refused {
+                code: 3,
+                reason: refusal_reason(3),
+            },
+        ] {
+            assert!(worth_retrying(&again), "{again}");
+        }
+        for not in [
+            MqttError::Refused {
+                code: 4,
+                reason: refusal_reason(4),
+            },
+            MqttError::Refused {
+                code: 5,
+                reason: refusal_reason(5),
+            },
+            MqttError::Protocol("a text frame (MQTT is binary)".into()),
+            MqttError::InvalidUrl {
+                url: "nats://x".into(),
+                reason: "no scheme (ws:// or wss://)",
+            },
+        ] {
+            assert!(!worth_retrying(&not), "{not}");
+        }
     }
 
     #[test]
