@@ -1,4 +1,5 @@
-// /playground, the messaging experiments: hello world on a second connection; a queue group of
+// /playground, the messaging experiments: hello world on a second connection (its own message told
+// apart from other clients' on the same subject); a queue group of
 // three workers per tab splitting 30 messages with none twice (two tabs: six workers; one stopped:
 // the others take all); the `math.sum` service hosted in the tab answering nats-py (sums, an error
 // reply to bad JSON), "no responders" at once when nobody serves it, and the native via-math.
@@ -54,6 +55,48 @@ test("hello: a second connection connects, subscribes, publishes, receives its m
   const ms = seen.map((s) => (s.at.endsWith(" s") ? parseFloat(s.at.slice(1)) * 1000 : parseFloat(s.at.slice(1))));
   assert.deepEqual([...ms].sort((a, b) => a - b), ms, `step times: ${seen.map((s) => s.at).join(", ")}`);
   await screenshot(page, "playground-hello");
+});
+
+test("hello: messages of other clients on `hello` are told apart from the card's own", T, async () => {
+  const page = await env.tab({ path: "/playground" });
+  // An outside client publishes the same greeting on `hello` without pause while the card runs.
+  // Its stream has gaps (the test's event loop is shared), so the card runs until one of its runs
+  // had foreign messages come first: at most 5 runs.
+  let flooding = true;
+  let published = 0;
+  const flood = (async () => {
+    while (flooding) {
+      for (let i = 0; i < 20; i++) env.nc.publish("hello", "Hello World!");
+      published += 20;
+      await env.nc.flush();
+    }
+  })();
+  let seen = [];
+  let runs = 0;
+  try {
+    await eventually("the outside client is publishing", () => published >= 200);
+    while (runs < 5 && !seen.some((s) => /from another client/.test(s.text))) {
+      runs += 1;
+      await page.getByTestId("pg-hello-run").click();
+      await waitCount(page, "pg-hello-step", "closed the connection", 1);
+      seen = await steps(page, "pg-hello-step");
+      assert.deepEqual(seen.filter((s) => s.failed), [], JSON.stringify(seen));
+    }
+  } finally {
+    flooding = false;
+    await flood;
+  }
+  const [, id] = seen[3].text.match(/PUB hello "Hello World!" \(12 bytes, header Via-Hello-Run: ([0-9a-f]{8})\)/) ?? [];
+  assert.ok(id, `the PUB step names its run id: ${seen[3].text}`);
+  assert.match(
+    seen[4]?.text ?? "",
+    new RegExp(`MSG hello: "Hello World!" from another client \\(no Via-Hello-Run: ${id}\\): not this card's, still waiting`),
+    `in ${runs} runs the card never said a message was another client's: ${JSON.stringify(seen)}`,
+  );
+  const [, others] = seen[5].text.match(/MSG hello: "Hello World!" — [\d.]+ ms after the PUB \((\d+) from other clients came before it\)/) ?? [];
+  assert.ok(Number(others) >= 1, seen[5].text);
+  assert.equal(seen.length, 7, JSON.stringify(seen));
+  console.log(`# hello: run ${runs} had ${others} messages of another client before its own`);
 });
 
 test("queue group: 30 messages split over the workers of two tabs, none twice; a stopped worker gets none", T, async () => {

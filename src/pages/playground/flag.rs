@@ -64,15 +64,103 @@ fn quoted(text: &str) -> String {
 }
 
 /// A write of this tab's, until the watch has delivered it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct InFlight {
     value: bool,
     /// When it was sent (the step log's time).
     sent_at: f64,
     /// Its revision, once acknowledged.
     rev: Option<u64>,
-    /// The revision the watch delivered before the acknowledgement came.
-    delivered: Option<u64>,
+    /// Deliveries of the value written that came before the acknowledgement, (revision, when):
+    /// one may be this write, the others another client's identical write. Which is which is
+    /// known from the acknowledgement's revision.
+    early: Vec<(u64, f64)>,
+}
+
+/// At most this many early deliveries are kept apart; more are said to be another client's.
+const MAX_EARLY: usize = 8;
+
+/// A step about a delivered revision.
+#[derive(Debug, Clone, PartialEq)]
+enum Said {
+    /// This tab's write, delivered `after_ms` after it was sent.
+    Ours { rev: u64, after_ms: f64 },
+    /// Another client's.
+    Elsewhere { rev: u64 },
+}
+
+impl InFlight {
+    fn new(value: bool, sent_at: f64) -> InFlight {
+        InFlight {
+            value,
+            sent_at,
+            rev: None,
+            early: Vec::new(),
+        }
+    }
+
+    /// The watch delivered `rev`, holding `state`, at `at`: what to say now (nothing while it
+    /// cannot tell yet), and whether this write is settled (its revision was delivered).
+    fn delivered(&mut self, rev: u64, state: &Flag, at: f64) -> (Option<Said>, bool) {
+        match self.rev {
+            Some(want) if want == rev => (
+                Some(Said::Ours {
+                    rev,
+                    after_ms: at - self.sent_at,
+                }),
+                true,
+            ),
+            None if *state == Flag::from(self.value) && self.early.len() < MAX_EARLY => {
+                self.early.push((rev, at));
+                (None, false)
+            }
+            _ => (Some(Said::Elsewhere { rev }), false),
+        }
+    }
+
+    /// The put was acknowledged as `rev`: what to say about the deliveries that came before, and
+    /// whether this write is settled.
+    fn acknowledged(&mut self, rev: u64) -> (Vec<Said>, bool) {
+        self.rev = Some(rev);
+        let sent_at = self.sent_at;
+        let said: Vec<Said> = self
+            .early
+            .drain(..)
+            .map(|(got, at)| match got == rev {
+                true => Said::Ours {
+                    rev: got,
+                    after_ms: at - sent_at,
+                },
+                false => Said::Elsewhere { rev: got },
+            })
+            .collect();
+        let settled = said.iter().any(|s| matches!(s, Said::Ours { .. }));
+        (said, settled)
+    }
+
+    /// The put failed: every early delivery was another client's.
+    fn failed(&mut self) -> Vec<Said> {
+        self.early
+            .drain(..)
+            .map(|(rev, _)| Said::Elsewhere { rev })
+            .collect()
+    }
+}
+
+/// Writes `said` to the card's steps; `text` is the value delivered.
+fn say(log: StepLog, said: &Said, text: &str) {
+    match said {
+        Said::Ours { rev, after_ms } => log.ok(
+            "KV → tab",
+            format!(
+                "the watch delivered revision {rev} ({text}) {after_ms:.0} ms after the put was sent; every tab watching gets it"
+            ),
+        ),
+        Said::Elsewhere { rev } => log.info(
+            "KV → tab",
+            format!("{KEY} = {text} (revision {rev}), written elsewhere"),
+        ),
+    }
 }
 
 impl From<bool> for Flag {
@@ -135,36 +223,24 @@ pub fn FlagCard(client: Client) -> impl IntoView {
         if matches!(previous, Some((before, true)) if before != rev) {
             let state = state.get_untracked();
             let text = state.describe();
-            let mine = in_flight.get_value().filter(|f| match (f.rev, rev) {
-                (Some(want), Some(got)) => want == got,
-                // Delivered before the put's acknowledgement: ours if it is what we wrote.
-                (None, Some(_)) => state == Flag::from(f.value),
-                _ => false,
-            });
-            match (mine, rev) {
-                (Some(f), Some(got)) => {
-                    let rev_known = f.rev.is_some();
-                    in_flight.set_value(if rev_known {
-                        None
-                    } else {
-                        Some(InFlight {
-                            delivered: Some(got),
-                            ..f
-                        })
+            match rev {
+                Some(got) => {
+                    let at = log.elapsed();
+                    let mut said = Some(Said::Elsewhere { rev: got });
+                    in_flight.update_value(|f| {
+                        if let Some(write) = f.as_mut() {
+                            let settled;
+                            (said, settled) = write.delivered(got, &state, at);
+                            if settled {
+                                *f = None;
+                            }
+                        }
                     });
-                    log.ok(
-                        "KV → tab",
-                        format!(
-                            "the watch delivered revision {got} ({text}) {:.0} ms after the put was sent; every tab watching gets it",
-                            log.elapsed() - f.sent_at
-                        ),
-                    );
+                    if let Some(said) = said {
+                        say(log, &said, &text);
+                    }
                 }
-                (_, Some(got)) => log.info(
-                    "KV → tab",
-                    format!("{KEY} = {text} (revision {got}), written elsewhere"),
-                ),
-                (_, None) => log.info("KV → tab", format!("{KEY} deleted or purged elsewhere")),
+                None => log.info("KV → tab", format!("{KEY} deleted or purged elsewhere")),
             }
         }
         (rev, loaded)
@@ -189,13 +265,9 @@ pub fn FlagCard(client: Client) -> impl IntoView {
         );
         writing.set(true);
         let sent_at = log.elapsed();
-        in_flight.set_value(Some(InFlight {
-            value: on,
-            sent_at,
-            rev: None,
-            delivered: None,
-        }));
+        in_flight.set_value(Some(InFlight::new(on, sent_at)));
         leptos::task::spawn_local(async move {
+            let text = Flag::from(on).describe();
             match store.put(KEY, value.as_bytes().to_vec()).await {
                 Ok(rev) => {
                     log.ok(
@@ -205,24 +277,28 @@ pub fn FlagCard(client: Client) -> impl IntoView {
                             log.elapsed() - sent_at
                         ),
                     );
+                    let mut said = Vec::new();
                     in_flight.try_update_value(|f| {
-                        *f = match f.take() {
-                            // The watch was first.
-                            Some(InFlight {
-                                delivered: Some(got),
-                                ..
-                            }) if got == rev => None,
-                            _ => Some(InFlight {
-                                value: on,
-                                sent_at,
-                                rev: Some(rev),
-                                delivered: None,
-                            }),
+                        if let Some(write) = f.as_mut() {
+                            let settled;
+                            (said, settled) = write.acknowledged(rev);
+                            if settled {
+                                *f = None;
+                            }
                         }
                     });
+                    for said in &said {
+                        say(log, said, &text);
+                    }
                 }
                 Err(e) => {
-                    in_flight.try_set_value(None);
+                    let said = in_flight
+                        .try_update_value(|f| f.take().map(|mut w| w.failed()))
+                        .flatten()
+                        .unwrap_or_default();
+                    for said in &said {
+                        say(log, said, &text);
+                    }
                     log.fail("KV → tab", format!("the put failed: {e}"));
                 }
             }
@@ -291,6 +367,89 @@ fn FlagError(flag: UseKvKeyReturn) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_after_the_acknowledgement_is_ours_by_its_revision() {
+        let mut w = InFlight::new(true, 10.0);
+        assert_eq!(w.acknowledged(7), (vec![], false));
+        // Another client's identical write, then ours.
+        assert_eq!(
+            w.delivered(6, &Flag::On, 12.0),
+            (Some(Said::Elsewhere { rev: 6 }), false)
+        );
+        assert_eq!(
+            w.delivered(7, &Flag::On, 15.0),
+            (
+                Some(Said::Ours {
+                    rev: 7,
+                    after_ms: 5.0
+                }),
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn an_identical_write_delivered_before_the_acknowledgement_is_not_taken_for_ours() {
+        let mut w = InFlight::new(true, 10.0);
+        // Before the acknowledgement nothing is said about a delivery of the value written…
+        assert_eq!(w.delivered(6, &Flag::On, 11.0), (None, false));
+        // …but a different value cannot be ours.
+        assert_eq!(
+            w.delivered(8, &Flag::Off, 12.0),
+            (Some(Said::Elsewhere { rev: 8 }), false)
+        );
+        assert_eq!(w.delivered(9, &Flag::On, 13.0), (None, false));
+        // The acknowledgement tells them apart: 9 was ours, 6 another client's.
+        assert_eq!(
+            w.acknowledged(9),
+            (
+                vec![
+                    Said::Elsewhere { rev: 6 },
+                    Said::Ours {
+                        rev: 9,
+                        after_ms: 3.0
+                    }
+                ],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_write_whose_revision_was_not_delivered_yet_stays_in_flight() {
+        let mut w = InFlight::new(false, 0.0);
+        assert_eq!(w.delivered(3, &Flag::Off, 1.0), (None, false));
+        assert_eq!(w.acknowledged(4), (vec![Said::Elsewhere { rev: 3 }], false));
+        assert_eq!(
+            w.delivered(4, &Flag::Off, 2.0),
+            (
+                Some(Said::Ours {
+                    rev: 4,
+                    after_ms: 2.0
+                }),
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_put_leaves_every_early_delivery_to_another_client_and_keeps_few() {
+        let mut w = InFlight::new(true, 0.0);
+        for rev in 1..=MAX_EARLY as u64 {
+            assert_eq!(w.delivered(rev, &Flag::On, 1.0), (None, false));
+        }
+        let over = MAX_EARLY as u64 + 1;
+        assert_eq!(
+            w.delivered(over, &Flag::On, 1.0),
+            (Some(Said::Elsewhere { rev: over }), false),
+            "more than MAX_EARLY are not kept"
+        );
+        let said = w.failed();
+        assert_eq!(said.len(), MAX_EARLY);
+        assert!(said.iter().all(|s| matches!(s, Said::Elsewhere { .. })));
+        assert!(w.early.is_empty());
+    }
 
     #[test]
     fn true_and_false_are_flags_anything_else_is_shown_as_is() {

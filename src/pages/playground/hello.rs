@@ -1,15 +1,19 @@
 //! Hello world: a second connection, made by the card, connects, subscribes `hello`, publishes
-//! "Hello World!", receives it and closes — each step with its time.
+//! "Hello World!", receives it and closes — each step with its time. Anyone may publish on
+//! `hello` (another tab running the card, an outside client): the card's own message carries a
+//! header with an id of this run, and only that one is timed as its own.
 
 use futures::StreamExt;
 use leptos::prelude::*;
-use nats_ws::Client;
+use nats_ws::{Client, HeaderMap, Message};
 
 use super::steps::{within, CardTasks, StepList, StepLog};
-use crate::session::Settings;
+use crate::session::{random_hex, Settings};
 
 const SUBJECT: &str = "hello";
 const GREETING: &str = "Hello World!";
+/// The header that marks the card's own message, with an id of the run.
+const RUN_HEADER: &str = "Via-Hello-Run";
 
 #[component]
 pub fn HelloCard(client: Client) -> impl IntoView {
@@ -85,33 +89,75 @@ async fn hello(log: StepLog) {
         }
     }
 
+    let run_id = random_hex(8);
+    let mut headers = HeaderMap::new();
+    headers.insert(RUN_HEADER, run_id.as_str());
     let sent_at = log.elapsed();
-    if let Err(e) = client.publish(SUBJECT, GREETING) {
+    if let Err(e) = client.publish_with_headers(SUBJECT, &headers, GREETING) {
         client.close();
         return log.fail("tab → server", format!("PUB {SUBJECT} failed: {e}"));
     }
     log.info(
         "tab → server",
-        format!("PUB {SUBJECT} \"{GREETING}\" ({} bytes)", GREETING.len()),
+        format!(
+            "PUB {SUBJECT} \"{GREETING}\" ({} bytes, header {RUN_HEADER}: {run_id})",
+            GREETING.len()
+        ),
     );
-    match within(sub.next()).await {
-        Some(Some(Ok(message))) => {
+    let mut others = 0u64;
+    let own = within(async {
+        while let Some(message) = sub.next().await {
+            let message = message.map_err(|e| format!("the subscription failed: {e}"))?;
+            if is_own(&message, &run_id) {
+                return Ok(message);
+            }
+            others += 1;
+            if others == 1 {
+                log.info(
+                    "server → tab",
+                    format!(
+                        "MSG {}: \"{}\" from another client (no {RUN_HEADER}: {run_id}): not this card's, still waiting",
+                        message.subject,
+                        crate::model::clip_payload(&message.payload, 80)
+                    ),
+                );
+            }
+        }
+        Err("the subscription ended".to_owned())
+    })
+    .await;
+    match own {
+        Some(Ok(message)) => {
             let text = String::from_utf8_lossy(&message.payload).into_owned();
+            let before = match others {
+                0 => String::new(),
+                n => format!(" ({n} from other clients came before it)"),
+            };
             log.ok(
                 "server → tab",
                 format!(
-                    "MSG {}: \"{text}\" — {:.1} ms after the PUB",
+                    "MSG {}: \"{text}\" — {:.1} ms after the PUB{before}",
                     message.subject,
                     log.elapsed() - sent_at
                 ),
             );
         }
-        Some(Some(Err(e))) => log.fail("server → tab", format!("the subscription failed: {e}")),
-        Some(None) => log.fail("server → tab", "the subscription ended"),
-        None => log.fail("server → tab", "nothing came back within 5 s"),
+        Some(Err(e)) => log.fail("server → tab", e),
+        None => log.fail(
+            "server → tab",
+            format!("this card's message did not come back within 5 s ({others} from other clients did)"),
+        ),
     }
     drop(sub);
     let _ = within(client.flush()).await;
     client.close();
     log.ok("tab → server", "closed the connection");
+}
+
+/// Whether `message` is the one this run published: it carries the run's id.
+fn is_own(message: &Message, run_id: &str) -> bool {
+    message
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(RUN_HEADER) == Some(run_id))
 }
