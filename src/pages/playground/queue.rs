@@ -34,8 +34,9 @@ pub struct Seen {
     pub text: String,
 }
 
-/// Any client may report on [`SEEN`]: what a tally keeps of them is bounded. Workers beyond
-/// this many are not counted, nor are names longer than [`MAX_NAME`].
+/// Any client may report on [`SEEN`]: what a tally keeps of them is bounded. Other tabs' workers
+/// beyond this many are not counted, nor are names longer than [`MAX_NAME`]; this tab's own
+/// workers always are.
 pub const MAX_WORKERS: usize = 32;
 pub const MAX_NAME: usize = 64;
 /// Messages told apart (to find the ones that came twice); later ones are counted, not compared,
@@ -48,13 +49,24 @@ pub const MAX_TEXT: usize = 256;
 pub struct Tally {
     pub per_worker: BTreeMap<String, usize>,
     pub per_text: BTreeMap<String, usize>,
+    /// This tab's workers: counted even when others' names came first and filled the places.
+    pub own: Vec<String>,
 }
 
 impl Tally {
+    /// An empty tally for a tab whose workers are `own`.
+    pub fn of(own: Vec<String>) -> Tally {
+        Tally {
+            own,
+            ..Tally::default()
+        }
+    }
+
     /// Counts a report, unless it is from a worker beyond the bounds.
     pub fn add(&mut self, seen: Seen) {
-        let known = self.per_worker.contains_key(&seen.worker);
-        if seen.worker.len() > MAX_NAME || (!known && self.per_worker.len() >= MAX_WORKERS) {
+        let own = self.own.contains(&seen.worker);
+        let known = own || self.per_worker.contains_key(&seen.worker);
+        if seen.worker.len() > MAX_NAME || (!known && self.others() >= MAX_WORKERS) {
             return;
         }
         *self.per_worker.entry(seen.worker).or_default() += 1;
@@ -63,6 +75,14 @@ impl Tally {
         {
             *self.per_text.entry(seen.text).or_default() += 1;
         }
+    }
+
+    /// How many workers of other tabs are counted.
+    fn others(&self) -> usize {
+        self.per_worker
+            .keys()
+            .filter(|w| !self.own.contains(w))
+            .count()
     }
 
     pub fn total(&self) -> usize {
@@ -148,7 +168,6 @@ impl Worker {
 pub fn QueueCard(client: Client) -> impl IntoView {
     let log = StepLog::new();
     let tasks = CardTasks::new();
-    let tally = RwSignal::new(Tally::default());
     let error = RwSignal::new(None::<String>);
     let running = RwSignal::new(false);
     let tab = random_hex(4);
@@ -161,6 +180,7 @@ pub fn QueueCard(client: Client) -> impl IntoView {
         })
         .collect();
     let mine: Vec<String> = workers.iter().map(|w| w.id.get_value()).collect();
+    let tally = RwSignal::new(Tally::of(mine.clone()));
 
     // Every worker's reports, this tab's and the others'.
     {
@@ -193,10 +213,11 @@ pub fn QueueCard(client: Client) -> impl IntoView {
             }
             running.set(true);
             log.start();
-            tally.set(Tally::default());
+            let own = tally.with_untracked(|t| t.own.clone());
+            tally.set(Tally::of(own.clone()));
             let client = client.clone();
             tasks.spawn(async move {
-                publish_and_count(&client, log).await;
+                publish_and_count(&client, log, own).await;
                 running.try_set(false);
             });
         }
@@ -293,8 +314,8 @@ fn Bar(
 }
 
 /// Publishes 30 messages and counts the workers' reports on a subscription of its own, until all
-/// 30 are in (or [`SETTLE`] passes).
-async fn publish_and_count(client: &Client, log: StepLog) {
+/// 30 are in (or [`SETTLE`] passes); this tab's workers, `own`, are counted whatever else reports.
+async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
     let mut reports = match client.subscribe(SEEN) {
         Ok(sub) => sub,
         Err(e) => return log.fail("tab → server", format!("SUB {SEEN} refused: {e}")),
@@ -322,7 +343,7 @@ async fn publish_and_count(client: &Client, log: StepLog) {
         "tab → server",
         format!("PUB {SUBJECT} × {MESSAGES} (run {run})"),
     );
-    let mut tally = Tally::default();
+    let mut tally = Tally::of(own);
     let mut deadline = gloo_timers::future::sleep(SETTLE).fuse();
     while tally.total() < MESSAGES {
         futures::select! {
@@ -401,5 +422,22 @@ mod tests {
         assert!(t.per_text.len() <= MAX_TEXTS);
         assert_eq!(t.per_text["log 1"], 2, "a known text is still compared");
         assert_eq!(t.total(), MAX_WORKERS - 1 + 3);
+    }
+
+    /// Others' names fill the places first: this tab's workers are still counted.
+    #[test]
+    fn this_tabs_workers_are_counted_whatever_came_first() {
+        let mut t = Tally::of(vec!["mine-1".into(), "mine-2".into()]);
+        for i in 0..100 {
+            t.add(seen(&format!("other-{i}"), &format!("text {i}")));
+        }
+        assert_eq!(t.per_worker.len(), MAX_WORKERS);
+        t.add(seen("mine-1", "log 1"));
+        t.add(seen("mine-2", "log 2"));
+        t.add(seen("mine-2", "log 3"));
+        t.add(seen("other-99", "log 4"));
+        assert_eq!(t.per_worker.len(), MAX_WORKERS + 2);
+        assert_eq!((t.per_worker["mine-1"], t.per_worker["mine-2"]), (1, 2));
+        assert!(!t.per_worker.contains_key("other-99"));
     }
 }
