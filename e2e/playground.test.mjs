@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 
-import { REPO, consoleTail, eventually, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { REPO, consoleTail, eventually, pause, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -59,16 +59,17 @@ test("hello: a second connection connects, subscribes, publishes, receives its m
 
 test("hello: messages of other clients on `hello` are told apart from the card's own", T, async () => {
   const page = await env.tab({ path: "/playground" });
-  // An outside client publishes the same greeting on `hello` without pause while the card runs.
-  // Its stream has gaps (the test's event loop is shared), so the card runs until one of its runs
-  // had foreign messages come first: at most 5 runs.
+  // An outside client publishes the same greeting on `hello` while the card runs: 10 every 2 ms,
+  // enough for some to come between the card's SUB and its own message, not so many that the
+  // machine is busy with them. Its stream has gaps (the test's event loop is shared), so the card
+  // runs until one of its runs had foreign messages come first: at most 5 runs.
   let flooding = true;
   let published = 0;
   const flood = (async () => {
     while (flooding) {
-      for (let i = 0; i < 20; i++) env.nc.publish("hello", "Hello World!");
-      published += 20;
-      await env.nc.flush();
+      for (let i = 0; i < 10; i++) env.nc.publish("hello", "Hello World!");
+      published += 10;
+      await Promise.all([env.nc.flush(), pause(2)]);
     }
   })();
   let seen = [];

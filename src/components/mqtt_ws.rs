@@ -4,7 +4,9 @@
 //!
 //! [`MqttWs::open`] opens the socket, [`MqttWs::connect`] sends CONNECT (clean session) and checks
 //! the CONNACK, [`MqttWs::publish`] sends QoS 0 PUBLISHes, and a timer sends PINGREQ when nothing
-//! went out for half the keepalive. Dropping it sends DISCONNECT and closes the socket.
+//! went out, or nothing came in, for half the keepalive ([`ping_due`]): a publisher of QoS 0
+//! hears nothing back otherwise, and would not notice a connection that died without a close.
+//! Dropping it sends DISCONNECT and closes the socket.
 //!
 //! Packets are encoded and decoded by the `mqttbytes` crate (bytebeam's rumqtt codec; its only
 //! dependency is `bytes`): this file never writes MQTT bytes by hand. Every JS closure belongs to
@@ -34,6 +36,14 @@ pub const PATH: &str = "/mqtt";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest packet accepted from the server (a CONNACK or PINGRESP is 2–4 bytes).
 const MAX_INCOMING: usize = 64 * 1024;
+
+/// Whether a PINGREQ is due at `now` (ms): nothing went out since `last_sent`, or nothing came in
+/// since `last_received`, for half of `keep_ms`. MQTT asks a client to ping when it has sent
+/// nothing; pinging when it has heard nothing too (as Paho does) is how a client that only
+/// publishes at QoS 0, which the server never answers, finds out that its connection is gone.
+pub fn ping_due(now: f64, last_sent: f64, last_received: f64, keep_ms: f64) -> bool {
+    now - last_sent.min(last_received) >= keep_ms / 2.0
+}
 
 /// Why MQTT over WebSocket failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,8 +188,10 @@ pub struct MqttWs {
     events: mpsc::UnboundedReceiver<Event>,
     tx: mpsc::UnboundedSender<Event>,
     connected: bool,
-    /// When a packet last went out (ms since the epoch), for the keepalive.
+    /// When a packet last went out, and when bytes last came in (ms since the epoch), for the
+    /// keepalive.
     last_sent: Rc<Cell<f64>>,
+    last_received: Rc<Cell<f64>>,
     /// When the PINGREQ still unanswered went out.
     ping_sent: Rc<Cell<Option<f64>>>,
     _keepalive: Option<Interval>,
@@ -201,6 +213,7 @@ impl MqttWs {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let (tx, events) = mpsc::unbounded();
         let ping_sent = Rc::new(Cell::new(None));
+        let last_received = Rc::new(Cell::new(now_ms()));
 
         let open_tx = tx.clone();
         let on_open = Closure::<dyn FnMut()>::new(move || {
@@ -208,8 +221,10 @@ impl MqttWs {
         });
         let msg_tx = tx.clone();
         let pong = ping_sent.clone();
+        let received = last_received.clone();
         let mut incoming = BytesMut::new();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            received.set(now_ms());
             let Some(buf) = e.data().dyn_ref::<js_sys::ArrayBuffer>().cloned() else {
                 let _ = msg_tx.unbounded_send(Event::Closed(MqttError::Protocol(
                     "a text frame (MQTT is binary)".into(),
@@ -262,6 +277,7 @@ impl MqttWs {
             tx,
             connected: false,
             last_sent: Rc::new(Cell::new(now_ms())),
+            last_received,
             ping_sent,
             _keepalive: None,
             _on_open: on_open,
@@ -319,9 +335,10 @@ impl MqttWs {
             return;
         }
         let keep_ms = keep_alive.as_millis() as f64;
-        let (ws, last_sent, ping_sent, tx) = (
+        let (ws, last_sent, last_received, ping_sent, tx) = (
             self.ws.clone(),
             self.last_sent.clone(),
+            self.last_received.clone(),
             self.ping_sent.clone(),
             self.tx.clone(),
         );
@@ -340,7 +357,9 @@ impl MqttWs {
                 }
                 return;
             }
-            if now - last_sent.get() >= keep_ms / 2.0 && ws.send_with_u8_array(&ping).is_ok() {
+            if ping_due(now, last_sent.get(), last_received.get(), keep_ms)
+                && ws.send_with_u8_array(&ping).is_ok()
+            {
                 last_sent.set(now);
                 ping_sent.set(Some(now));
             }
@@ -425,6 +444,20 @@ mod tests {
         ));
         assert!(mqtt_url("127.0.0.1:8080").is_err());
         assert!(mqtt_url("ws:///mqtt").is_err());
+    }
+
+    #[test]
+    fn a_ping_is_due_when_nothing_went_out_or_nothing_came_in_for_half_the_keepalive() {
+        let keep = 30_000.0;
+        // Idle both ways.
+        assert!(ping_due(15_000.0, 0.0, 0.0, keep));
+        assert!(!ping_due(14_999.0, 0.0, 0.0, keep));
+        // Publishing every second, the server silent: a ping all the same.
+        assert!(ping_due(15_000.0, 14_000.0, 0.0, keep));
+        // Something came in (the last PINGRESP), nothing went out.
+        assert!(ping_due(20_000.0, 0.0, 19_000.0, keep));
+        // Busy both ways.
+        assert!(!ping_due(20_000.0, 19_000.0, 18_000.0, keep));
     }
 
     #[test]

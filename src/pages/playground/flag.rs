@@ -77,7 +77,7 @@ struct InFlight {
     early: Vec<(u64, f64)>,
 }
 
-/// At most this many early deliveries are kept apart; more are said to be another client's.
+/// At most this many early deliveries are kept apart; of more, the card cannot say whose they are.
 const MAX_EARLY: usize = 8;
 
 /// A step about a delivered revision.
@@ -87,6 +87,8 @@ enum Said {
     Ours { rev: u64, after_ms: f64 },
     /// Another client's.
     Elsewhere { rev: u64 },
+    /// The value written, by this tab or another client: which one cannot be told.
+    Unsure { rev: u64 },
 }
 
 impl InFlight {
@@ -110,10 +112,13 @@ impl InFlight {
                 }),
                 true,
             ),
-            None if *state == Flag::from(self.value) && self.early.len() < MAX_EARLY => {
-                self.early.push((rev, at));
-                (None, false)
-            }
+            None if *state == Flag::from(self.value) => match self.early.len() < MAX_EARLY {
+                true => {
+                    self.early.push((rev, at));
+                    (None, false)
+                }
+                false => (Some(Said::Unsure { rev }), false),
+            },
             _ => (Some(Said::Elsewhere { rev }), false),
         }
     }
@@ -138,11 +143,12 @@ impl InFlight {
         (said, settled)
     }
 
-    /// The put failed: every early delivery was another client's.
+    /// The put failed, or its answer was lost: an early delivery may still have been this
+    /// write (stored, then the answer did not arrive), or another client's.
     fn failed(&mut self) -> Vec<Said> {
         self.early
             .drain(..)
-            .map(|(rev, _)| Said::Elsewhere { rev })
+            .map(|(rev, _)| Said::Unsure { rev })
             .collect()
     }
 }
@@ -159,6 +165,10 @@ fn say(log: StepLog, said: &Said, text: &str) {
         Said::Elsewhere { rev } => log.info(
             "KV → tab",
             format!("{KEY} = {text} (revision {rev}), written elsewhere"),
+        ),
+        Said::Unsure { rev } => log.info(
+            "KV → tab",
+            format!("{KEY} = {text} (revision {rev}), written here or by another client"),
         ),
     }
 }
@@ -434,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_put_leaves_every_early_delivery_to_another_client_and_keeps_few() {
+    fn past_a_few_early_deliveries_or_after_a_failed_put_the_card_does_not_guess() {
         let mut w = InFlight::new(true, 0.0);
         for rev in 1..=MAX_EARLY as u64 {
             assert_eq!(w.delivered(rev, &Flag::On, 1.0), (None, false));
@@ -442,12 +452,12 @@ mod tests {
         let over = MAX_EARLY as u64 + 1;
         assert_eq!(
             w.delivered(over, &Flag::On, 1.0),
-            (Some(Said::Elsewhere { rev: over }), false),
+            (Some(Said::Unsure { rev: over }), false),
             "more than MAX_EARLY are not kept"
         );
         let said = w.failed();
         assert_eq!(said.len(), MAX_EARLY);
-        assert!(said.iter().all(|s| matches!(s, Said::Elsewhere { .. })));
+        assert!(said.iter().all(|s| matches!(s, Said::Unsure { .. })));
         assert!(w.early.is_empty());
     }
 

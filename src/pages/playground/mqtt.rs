@@ -30,6 +30,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// After a lost connection it tries again after this long, doubling up to [`RECONNECT_MAX`].
 const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// A connection that lasted this long starts the waits over; one lost sooner counts on.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// The chart's drawing box (the SVG stretches it to the card's width).
 const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 160.0;
@@ -166,6 +168,29 @@ pub fn worth_retrying(e: &MqttError) -> bool {
         // 3: "the MQTT service is unavailable", which a server that is starting may say.
         MqttError::Refused { code, .. } => *code == 3,
         MqttError::InvalidUrl { .. } | MqttError::Protocol(_) | MqttError::Encode(_) => false,
+    }
+}
+
+/// The NATS url the sensor's next connection goes to (its MQTT url is derived from it), given
+/// the server the tab is `connected` to (url, version), the url that last worked (`good`), and
+/// `fallback` for neither: the tab's server when nothing worked yet, or when it is the same, or
+/// when its version takes MQTT over WebSocket without crashing (a 2.9 server without an mqtt
+/// block stops at the first attempt, and would again at each); the one that worked otherwise,
+/// also while the tab is not connected.
+pub fn sensor_target(
+    connected: Option<(&str, &str)>,
+    good: Option<&str>,
+    fallback: impl FnOnce() -> String,
+) -> String {
+    match (connected, good) {
+        (Some((url, _)), None) => url.to_owned(),
+        (Some((url, version)), Some(good))
+            if url == good || old_server_warning(version).is_none() =>
+        {
+            url.to_owned()
+        }
+        (_, Some(good)) => good.to_owned(),
+        (None, None) => fallback(),
     }
 }
 
@@ -443,7 +468,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                         sensor::MQTT_TOPIC
                     ),
                     Sensor::Reconnecting => format!(
-                        "In-browser sensor {} reconnecting ({}); {} readings published so far, none while it is away.",
+                        "In-browser sensor {} reconnecting ({}); {} readings sent so far, none while it is away.",
                         sensor_id.get(),
                         sensor_down.get().unwrap_or_default(),
                         sent.get()
@@ -481,32 +506,59 @@ struct SensorRun {
 /// How a stretch of publishing ended.
 enum Ended {
     Stopped,
-    Lost(MqttError),
+    /// The connection was lost: why, and which way it failed (for the step's arrow).
+    Lost(MqttError, &'static str),
 }
+
+/// The sensor's stop button, as a future that completes when it is pressed.
+type Stop = futures::future::Fuse<oneshot::Receiver<()>>;
 
 impl SensorRun {
     /// Connects, publishes a reading every second until `stop` fires (or its sender is dropped),
     /// then disconnects. A connection lost on the way is made again (the same client id, clean
     /// session), waiting [`reconnect_wait`] between attempts, for as long as it takes: a device
-    /// does not give up on its broker. Each attempt goes to the server the tab's NATS `client` is
-    /// connected to then (in a cluster it may have moved on). `Err` when the first connection
-    /// failed, or when the server refused it for a reason another attempt would not change
+    /// does not give up on its broker. The waits start over only once a connection has lasted
+    /// [`STABLE_AFTER`]. Each attempt goes to [`sensor_target`]. `Err` when the first connection
+    /// failed, or when the server refused one for a reason another attempt would not change
     /// ([`worth_retrying`]).
     async fn run(self, client: &Client, stop: oneshot::Receiver<()>) -> Result<(), MqttError> {
         let log = self.log;
         let client_id = format!("via-tab-{}", random_hex(6));
         let mut stop = stop.fuse();
-        let mut mqtt = self.connect(client, &client_id).await?;
+        let mut good = None::<String>;
+        let first = futures::select! {
+            _ = &mut stop => None,
+            connected = self.connect(client, &client_id, &mut good).fuse() => Some(connected?),
+        };
+        let Some(mut mqtt) = first else {
+            log.ok("tab", "stopped while connecting");
+            return Ok(());
+        };
         let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
         let mut n: u64 = 0;
+        let mut attempts = 0u32;
         loop {
-            let lost = match self.publish(&mut mqtt, &mut stop, seed, &mut n).await {
+            let connected_at = now_ms();
+            let (lost, arrow) = match self.publish(&mut mqtt, &mut stop, seed, &mut n).await {
                 Ended::Stopped => break,
-                Ended::Lost(e) => e,
+                Ended::Lost(e, arrow) => (e, arrow),
             };
-            log.fail("server → tab", lost.to_string());
+            log.fail(arrow, lost.to_string());
             drop(mqtt);
-            mqtt = match self.reconnect(client, &client_id, &mut stop, lost).await? {
+            if now_ms() - connected_at >= STABLE_AFTER.as_millis() as f64 {
+                attempts = 0;
+            }
+            mqtt = match self
+                .reconnect(
+                    client,
+                    &client_id,
+                    &mut stop,
+                    lost,
+                    &mut attempts,
+                    &mut good,
+                )
+                .await?
+            {
                 Some(mqtt) => mqtt,
                 None => {
                     log.ok(
@@ -525,11 +577,25 @@ impl SensorRun {
         Ok(())
     }
 
-    /// Opens the socket to the MQTT url of the server `client` is on and sends CONNECT; on success
-    /// the sensor is on.
-    async fn connect(&self, client: &Client, client_id: &str) -> Result<MqttWs, MqttError> {
+    /// Opens the socket to the MQTT url of [`sensor_target`] and sends CONNECT; on success the
+    /// sensor is on, and `good` is the NATS url that worked.
+    async fn connect(
+        &self,
+        client: &Client,
+        client_id: &str,
+        good: &mut Option<String>,
+    ) -> Result<MqttWs, MqttError> {
         let log = self.log;
-        let url = mqtt_url(&nats_url(client)).inspect_err(|e| log.fail("tab", e.to_string()))?;
+        let connected = match client.status() {
+            Status::Connected { url, version, .. } => Some((url, version)),
+            _ => None,
+        };
+        let nats = sensor_target(
+            connected.as_ref().map(|(u, v)| (u.as_str(), v.as_str())),
+            good.as_deref(),
+            || nats_url(client),
+        );
+        let url = mqtt_url(&nats).inspect_err(|e| log.fail("tab", e.to_string()))?;
         let url = url.as_str();
         log.info(
             "tab → server",
@@ -565,6 +631,7 @@ impl SensorRun {
                 if session_present { "yes" } else { "no" }
             ),
         );
+        *good = Some(nats);
         self.sensor_id.try_set(client_id.to_owned());
         self.down.try_set(None);
         self.sensor.try_set(Sensor::On);
@@ -572,14 +639,8 @@ impl SensorRun {
     }
 
     /// Publishes reading `n`, `n + 1`, … once a second until stopped or the connection is lost.
-    /// The first reading of each connection is awaited back over NATS.
-    async fn publish(
-        &self,
-        mqtt: &mut MqttWs,
-        stop: &mut futures::future::Fuse<oneshot::Receiver<()>>,
-        seed: u64,
-        n: &mut u64,
-    ) -> Ended {
+    /// A reading of each connection is awaited back over NATS.
+    async fn publish(&self, mqtt: &mut MqttWs, stop: &mut Stop, seed: u64, n: &mut u64) -> Ended {
         let log = self.log;
         // Stopped while it was connecting: no reading.
         if stop.now_or_never().is_some() {
@@ -589,7 +650,7 @@ impl SensorRun {
         loop {
             let payload = sensor::payload(sensor::simulated(seed, *n));
             if let Err(e) = mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes()) {
-                return Ended::Lost(e);
+                return Ended::Lost(e, "tab → server");
             }
             *n += 1;
             self.sent.try_set(*n);
@@ -613,35 +674,36 @@ impl SensorRun {
             }
             futures::select! {
                 _ = &mut *stop => return Ended::Stopped,
-                e = mqtt.closed().fuse() => return Ended::Lost(e),
+                e = mqtt.closed().fuse() => return Ended::Lost(e, "server → tab"),
                 _ = gloo_timers::future::sleep(SENSOR_EVERY).fuse() => {}
             }
         }
     }
 
-    /// Connects again after `lost`, until it works (`Some`) or the sensor is stopped (`None`).
-    /// `Err` when the server refuses it for good.
+    /// Connects again after `lost`, until it works (`Some`) or the sensor is stopped (`None`);
+    /// `attempts` counts on from where it is. `Err` when the server refuses it for good.
     async fn reconnect(
         &self,
         client: &Client,
         client_id: &str,
-        stop: &mut futures::future::Fuse<oneshot::Receiver<()>>,
+        stop: &mut Stop,
         lost: MqttError,
+        attempts: &mut u32,
+        good: &mut Option<String>,
     ) -> Result<Option<MqttWs>, MqttError> {
         let mut last = lost;
-        let mut attempt = 0u32;
         loop {
-            attempt = attempt.saturating_add(1);
             if !worth_retrying(&last) {
                 return Err(last);
             }
-            let wait = reconnect_wait(attempt, js_sys::Math::random());
+            *attempts = attempts.saturating_add(1);
+            let wait = reconnect_wait(*attempts, js_sys::Math::random());
             self.down.try_set(Some(last.to_string()));
             self.sensor.try_set(Sensor::Reconnecting);
             self.log.info(
                 "tab",
                 format!(
-                    "reconnecting in {:.1} s (attempt {attempt})",
+                    "reconnecting in {:.1} s (attempt {attempts})",
                     wait.as_secs_f64()
                 ),
             );
@@ -651,7 +713,7 @@ impl SensorRun {
             }
             futures::select! {
                 _ = &mut *stop => return Ok(None),
-                connected = self.connect(client, client_id).fuse() => match connected {
+                connected = self.connect(client, client_id, good).fuse() => match connected {
                     Ok(mqtt) => return Ok(Some(mqtt)),
                     Err(e) => last = e,
                 },
@@ -739,6 +801,24 @@ mod tests {
         assert_eq!(ms(4, 7.0), 3000);
         assert_eq!(ms(4, -1.0), 4000);
         assert_eq!(ms(4, f64::NAN), 4000);
+    }
+
+    #[test]
+    fn the_sensor_moves_with_the_tab_but_not_to_a_server_it_would_crash() {
+        let none = || "ws://first-of-settings:8080".to_owned();
+        let (a, b) = ("ws://a:8080", "ws://b:8080");
+        // Nothing worked yet: the tab's server, else the settings'.
+        assert_eq!(sensor_target(Some((a, "2.9.10")), None, none), a);
+        assert_eq!(
+            sensor_target(None, None, none),
+            "ws://first-of-settings:8080"
+        );
+        // The tab is not connected: the one that worked, not the settings' first.
+        assert_eq!(sensor_target(None, Some(a), none), a);
+        // The tab moved on: along, unless the new server is one that crashes.
+        assert_eq!(sensor_target(Some((b, "2.15.1")), Some(a), none), b);
+        assert_eq!(sensor_target(Some((b, "2.9.10")), Some(a), none), a);
+        assert_eq!(sensor_target(Some((a, "2.9.10")), Some(a), none), a);
     }
 
     #[test]
