@@ -175,9 +175,10 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
    * Opens `path` and waits until the header says "Live". With `proxy`, the tab connects through
    * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server; with
    * `servers`, to those. Tabs are the anonymous `browser` user; with `admin`, signed in as admin
-   * (as ⚙ does); with `user` ({ user, pass }), as that user.
+   * (as ⚙ does); with `user` ({ user, pass }), as that user. With `clockSkewMs`, the tab's wall
+   * clock (`Date.now()`, what the app reads) is that far ahead (negative: behind).
    */
-  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to } = {}) => {
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to, clockSkewMs = 0 } = {}) => {
     const context = await env.browser.newContext({ viewport: VIEWPORT });
     env.contexts.push(context);
     const servers = to ?? (proxy ? (await env.proxy("status")).url : env.server.ws);
@@ -195,6 +196,12 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
       },
       { settings, identity },
     );
+    if (clockSkewMs) {
+      await context.addInitScript((skew) => {
+        const real = Date.now;
+        Date.now = () => real() + skew;
+      }, clockSkewMs);
+    }
     const page = await context.newPage();
     page.label = identity ?? `tab ${env.contexts.length}`;
     page.on("pageerror", (e) => env.problems.push(`${page.label}: uncaught ${e.message}`));

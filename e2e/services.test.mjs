@@ -205,3 +205,45 @@ await kv.put("junk-${tag}", b"<b>not json</b>")
   assert.ok(Date.now() - deleted < 2000);
   assert.equal(await api.count(), 1, "the other entries stay");
 });
+
+// A registration's heartbeat is the registrant's clock; the tab's may be off by any amount (a
+// laptop looking at a server). Compared with the server's clock, estimated from when the server
+// stored the registry's values, a fresh registration is healthy in a tab a minute ahead and in one
+// a minute behind; before, the first showed an empty registry (everything "expired") and the
+// second a heartbeat from the future.
+test("services: the registry is read on the server's clock, whatever the tab's clock says", T, async () => {
+  const tag = rand();
+  const beat = () =>
+    env.py(`
+import time
+kv = await nc.jetstream().key_value("${REGISTRY}")
+now = int(time.time() * 1000)
+await kv.put("skew-${tag}", json.dumps({"name": "org/skew", "host": "box-${tag}", "pid": 4343, "registered_at": now,
+                                       "heartbeat_at": now, "tags": [], "kind": "process"}).encode())
+`);
+  const ahead = await env.tab({ identity: "ahead", path: "/nats", clockSkewMs: 60_000 });
+  const behind = await env.tab({ identity: "behind", path: "/nats", clockSkewMs: -60_000 });
+  assert.ok((await ahead.evaluate(() => Date.now())) - Date.now() > 55_000, "the tab's clock is ahead");
+  // The pages make the registry when it is missing.
+  await eventually("the registry exists", () => env.jsm.streams.info(`KV_${REGISTRY}`));
+  // Heartbeats every 2 s (a registrant's are 5 s apart) while the tabs look.
+  let beating = true;
+  const beats = (async () => {
+    while (beating) {
+      await beat();
+      await pause(2000);
+    }
+  })();
+  try {
+    for (const page of [ahead, behind]) {
+      const row = registryRow(page, `skew-${tag}`);
+      await row.waitFor({ timeout: 10_000 });
+      await waitLocatorText(row.getByTestId("registry-health"), /^healthy$/, `healthy in the ${page.label} tab`, 10_000);
+      // The last heartbeat is a few seconds ago, not a minute (or minus a minute).
+      await waitLocatorText(row.locator("td").nth(4), /^[0-6]s ago$/, `a recent heartbeat in the ${page.label} tab`, 10_000);
+    }
+  } finally {
+    beating = false;
+    await beats;
+  }
+});

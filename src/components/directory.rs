@@ -298,7 +298,8 @@ impl Directory {
         }
     }
 
-    /// The live registrations at `now_ms` (tracks the registry).
+    /// The live registrations at `now_ms`, the server's time ([`LiveBucket::server_time`]: the
+    /// heartbeats are the registrants' clocks) (tracks the registry).
     pub fn registrations(&self, now_ms: f64) -> RegistryView {
         self.registry.entries.with(|map| {
             read_registry(

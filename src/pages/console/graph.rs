@@ -429,7 +429,10 @@ pub fn GraphPage() -> impl IntoView {
 #[component]
 fn Graph(client: nats_ws::Client) -> impl IntoView {
     let directory = use_directory(client);
-    let now = use_now(Duration::from_secs(1));
+    // Heartbeats are the registrants' times: compared with the server's clock, not this browser's.
+    let now = directory
+        .registry
+        .server_time(use_now(Duration::from_secs(1)));
     let model = Memo::new(move |_| {
         let registry = directory.registrations(now.get());
         directory
@@ -622,7 +625,7 @@ fn GraphNode(node: Node, at: Placed, selected: RwSignal<Option<String>>) -> impl
 fn NodeDetails(
     name: String,
     model: Memo<Model>,
-    now: ReadSignal<f64>,
+    now: Signal<f64>,
     selected: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let node = {

@@ -71,7 +71,9 @@ fn Processes(client: Client) -> impl IntoView {
     let agent = watch_agent(client.clone());
     let processes = watch_existing_bucket(client.clone(), PROCESSES_BUCKET);
     let registry = watch_existing_bucket(client.clone(), REGISTRY_BUCKET);
-    let now = use_now(Duration::from_secs(1));
+    // The agent's times (heartbeats, starts) are compared with the server's clock: the
+    // registry's heartbeats tell how far this browser's is off.
+    let now = registry.server_time(use_now(Duration::from_secs(1)));
 
     // Rows by name, in display order; each row follows its own entry.
     let names = Memo::new(move |_| {
@@ -199,7 +201,7 @@ fn ProcRow(
     processes: LiveBucket,
     agent: AgentWatch,
     agents: Memo<Option<Vec<String>>>,
-    now: ReadSignal<f64>,
+    now: Signal<f64>,
     selected: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let toasts = expect_context::<Toasts>();

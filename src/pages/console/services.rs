@@ -93,7 +93,10 @@ fn Services(client: Client, call: Call) -> impl IntoView {
 
 #[component]
 fn Registry(directory: Directory) -> impl IntoView {
-    let now = use_now(Duration::from_secs(1));
+    // Heartbeats are the registrants' times: compared with the server's clock, not this browser's.
+    let now = directory
+        .registry
+        .server_time(use_now(Duration::from_secs(1)));
     let view_now = Memo::new(move |_| directory.registrations(now.get()));
     let registry = directory.registry;
     let status = move || {

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::jetstream::{ApiErrorKind, StreamState};
+use nats_ws::kv::SystemTime;
 use nats_ws::Client;
 use via_workers::{MemoryStats, StatusEvent, WorkerInfo};
 
@@ -34,12 +35,28 @@ const MEMORY_SHOWN_FOR_MS: f64 = 60_000.0;
 #[component]
 pub(super) fn Consumers(client: Client, ctx: Ctx) -> impl IntoView {
     let bucket = watch_existing_bucket(client, WORKERS_BUCKET);
-    let now = use_now(Duration::from_secs(1));
+    // A worker's heartbeat is when the server stored it, on the server's clock: workers in tabs
+    // write their browsers' times, which may be off by any amount, and so may this one's.
+    let now = bucket.server_time(use_now(Duration::from_secs(1)));
     let ttl_ms = ctx.settings().lease_ttl.as_millis() as u64;
     let workers = Memo::new(move |_| {
-        let infos: Vec<WorkerInfo> = bucket
-            .entries
-            .with(|map| map.values().filter_map(|e| parse_json(&e.value)).collect());
+        let infos: Vec<WorkerInfo> = bucket.entries.with(|map| {
+            map.values()
+                .filter_map(|e| {
+                    let info: WorkerInfo = parse_json(&e.value)?;
+                    let stored = e
+                        .created
+                        .and_then(|c| c.duration_since(SystemTime::UNIX_EPOCH).ok());
+                    Some(match stored {
+                        Some(at) => WorkerInfo {
+                            heartbeat_at: at.as_millis() as u64,
+                            ..info
+                        },
+                        None => info,
+                    })
+                })
+                .collect()
+        });
         live_workers(infos, now.get() as u64, ttl_ms)
     });
     let ids =
