@@ -208,9 +208,9 @@ await kv.put("junk-${tag}", b"<b>not json</b>")
 
 // A registration's heartbeat is the registrant's clock; the tab's may be off by any amount (a
 // laptop looking at a server). Compared with the server's clock, estimated from when the server
-// stored the registry's values, a fresh registration is healthy in a tab a minute ahead and in one
-// a minute behind; before, the first showed an empty registry (everything "expired") and the
-// second a heartbeat from the future.
+// stored the registry's values, a fresh registration is healthy and an 11 s old one stale in a tab
+// a minute ahead and in one a minute behind; before, the first showed an empty registry
+// (everything "expired") and the second every heartbeat as current (from the future).
 test("services: the registry is read on the server's clock, whatever the tab's clock says", T, async () => {
   const tag = rand();
   const beat = () =>
@@ -218,8 +218,13 @@ test("services: the registry is read on the server's clock, whatever the tab's c
 import time
 kv = await nc.jetstream().key_value("${REGISTRY}")
 now = int(time.time() * 1000)
-await kv.put("skew-${tag}", json.dumps({"name": "org/skew", "host": "box-${tag}", "pid": 4343, "registered_at": now,
-                                       "heartbeat_at": now, "tags": [], "kind": "process"}).encode())
+def entry(name, heartbeat_at):
+    return json.dumps({"name": name, "host": "box-${tag}", "pid": 4343, "registered_at": now,
+                       "heartbeat_at": heartbeat_at, "tags": [], "kind": "process"}).encode()
+await kv.put("skew-${tag}", entry("org/skew", now))
+# A registrant whose own clock says its last heartbeat was 11 s ago: stale (more than two 5 s
+# periods), not expired (15 s), whatever the tab's clock.
+await kv.put("late-${tag}", entry("org/late", now - 11000))
 `);
   const ahead = await env.tab({ identity: "ahead", path: "/nats", clockSkewMs: 60_000 });
   const behind = await env.tab({ identity: "behind", path: "/nats", clockSkewMs: -60_000 });
@@ -241,6 +246,10 @@ await kv.put("skew-${tag}", json.dumps({"name": "org/skew", "host": "box-${tag}"
       await waitLocatorText(row.getByTestId("registry-health"), /^healthy$/, `healthy in the ${page.label} tab`, 10_000);
       // The last heartbeat is a few seconds ago, not a minute (or minus a minute).
       await waitLocatorText(row.locator("td").nth(4), /^[0-6]s ago$/, `a recent heartbeat in the ${page.label} tab`, 10_000);
+      const late = registryRow(page, `late-${tag}`);
+      await late.waitFor({ timeout: 10_000 });
+      await waitLocatorText(late.getByTestId("registry-health"), /^stale$/, `stale in the ${page.label} tab`, 10_000);
+      await waitLocatorText(late.locator("td").nth(4), /^1[1-4]s ago$/, `a heartbeat 11 s old in the ${page.label} tab`, 10_000);
     }
   } finally {
     beating = false;

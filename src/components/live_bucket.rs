@@ -11,7 +11,7 @@
 //! moved onto the server's, estimated from when the server stored each value the watch delivers
 //! ([`ClockOffset`]); on the machine that runs nats-server (and its agents) that is their clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -40,34 +40,56 @@ pub struct LiveBucket {
 }
 
 /// How far this browser's clock is ahead of the server's (ms; negative when behind), from values
-/// the server stored: when one arrives live, the time it arrived minus the time the server
-/// stored it is the offset plus the delivery's latency (a few ms). Values from before the watch
-/// caught up arrive late by their age: of those, the smallest difference is kept, until a live
-/// one replaces it (a bucket someone writes every few seconds has one within seconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// the server stored. One that arrives live (the watch had caught up and nothing newer was
+/// stored) arrived its latency after the server stored it: arrival minus storage is the offset
+/// plus a few ms, or more when the tab was busy or in the background; of the live ones of the
+/// last [`LIVE_WINDOW_MS`] the smallest is taken. Values from before the watch caught up arrived
+/// late by their age, so they only bound it from above: without a live one the clocks are taken
+/// to agree, unless those values prove this browser is behind (a bucket someone writes every few
+/// seconds has a live value within seconds; one nobody writes has nothing alive to misjudge).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClockOffset {
-    live: Option<f64>,
+    /// (arrived, offset) of the live values of the last [`LIVE_WINDOW_MS`], oldest first.
+    live: VecDeque<(f64, f64)>,
     earlier: Option<f64>,
 }
 
+/// How long a live value's offset counts.
+pub const LIVE_WINDOW_MS: f64 = 30_000.0;
+/// At most this many live values are kept (a busy bucket has many within the window).
+const LIVE_KEPT: usize = 64;
+
 impl ClockOffset {
     /// A value the server stored at `stored_ms` arrived at `arrived_ms` (this browser's clock);
-    /// `live`: the watch had caught up when it came.
+    /// `live`: the watch had caught up and nothing newer was stored.
     pub fn observe(&mut self, arrived_ms: f64, stored_ms: f64, live: bool) {
         let offset = arrived_ms - stored_ms;
         if !offset.is_finite() {
             return;
         }
-        if live {
-            self.live = Some(offset);
-        } else {
+        if !live {
             self.earlier = Some(self.earlier.map_or(offset, |e| e.min(offset)));
+            return;
         }
+        while self
+            .live
+            .front()
+            .is_some_and(|(at, _)| arrived_ms - at > LIVE_WINDOW_MS || self.live.len() >= LIVE_KEPT)
+        {
+            self.live.pop_front();
+        }
+        self.live.push_back((arrived_ms, offset));
     }
 
-    /// The best estimate so far; 0 (the clocks agree) before any value arrived.
+    /// The best estimate so far; 0 (the clocks agree) before anything tells otherwise.
     pub fn get(&self) -> f64 {
-        self.live.or(self.earlier).unwrap_or(0.0)
+        let live = self.live.iter().map(|(_, o)| *o).reduce(f64::min);
+        live.unwrap_or_else(|| self.earlier.map_or(0.0, |e| e.min(0.0)))
+    }
+
+    /// Whether a value has told anything yet.
+    pub fn known(&self) -> bool {
+        !self.live.is_empty() || self.earlier.is_some()
     }
 }
 
@@ -124,13 +146,16 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                 }
                 if let Ok(WatchEvent::Entry(Entry {
                     created: Some(created),
+                    delta,
                     ..
                 })) = &event
                 {
                     if let Ok(stored) = created.duration_since(SystemTime::UNIX_EPOCH) {
                         let stored = stored.as_secs_f64() * 1000.0;
+                        // What was stored while the watch was away (a reconnect) is not live.
+                        let live_now = caught_up && *delta == 0;
                         live.offset
-                            .update_value(|o| o.observe(now_ms(), stored, caught_up));
+                            .update_value(|o| o.observe(now_ms(), stored, live_now));
                     }
                 }
                 match event {
@@ -178,9 +203,23 @@ impl LiveBucket {
     /// minus the [`ClockOffset`] estimated so far. Compare times other programs wrote with this,
     /// not with this browser's clock.
     pub fn server_time(self, local: ReadSignal<f64>) -> Signal<f64> {
-        let offset = self.offset;
-        Signal::derive(move || local.get() - offset.with_value(ClockOffset::get))
+        server_time_of([self], local)
     }
+}
+
+/// [`LiveBucket::server_time`] from the first of `buckets` whose values told the offset (all on
+/// the same server).
+pub fn server_time_of<const N: usize>(
+    buckets: [LiveBucket; N],
+    local: ReadSignal<f64>,
+) -> Signal<f64> {
+    Signal::derive(move || {
+        let offset = buckets
+            .iter()
+            .find_map(|b| b.offset.with_value(|o| o.known().then(|| o.get())))
+            .unwrap_or(0.0);
+        local.get() - offset
+    })
 }
 
 #[cfg(test)]
@@ -188,26 +227,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_value_tells_the_offset_earlier_ones_bound_it() {
+    fn live_values_tell_the_offset_earlier_ones_only_bound_it() {
         let mut o = ClockOffset::default();
         assert_eq!(o.get(), 0.0, "no value yet: the clocks are taken to agree");
-        // This browser is 60 s ahead. Values from before the watch caught up, 9 s and 2 s old.
+        assert!(!o.known());
+        // This browser is 60 s ahead. Values from before the watch caught up, 9 s and 2 s old:
+        // they do not prove it is ahead (they may just be old), so the clocks still agree.
         o.observe(1_000_000.0, 1_000_000.0 - 60_000.0 - 9_000.0, false);
         o.observe(1_000_001.0, 1_000_001.0 - 60_000.0 - 2_000.0, false);
-        assert_eq!(o.get(), 62_000.0, "the freshest of them bounds it");
+        assert!(o.known());
+        assert_eq!(o.get(), 0.0);
         // A value stored as it was delivered (3 ms on the way).
         o.observe(1_005_000.0, 1_005_000.0 - 60_000.0 - 3.0, true);
         assert_eq!(o.get(), 60_003.0);
-        // An older value later does not move a live estimate; a later live one does.
-        o.observe(1_006_000.0, 900_000.0, false);
+        // A late live one (a busy tab) does not move it; a faster one does.
+        o.observe(1_010_000.0, 1_010_000.0 - 60_000.0 - 900.0, true);
         assert_eq!(o.get(), 60_003.0);
-        o.observe(1_010_000.0, 1_010_000.0 - 59_990.0, true);
-        assert_eq!(o.get(), 59_990.0);
-        // A browser behind the server.
+        o.observe(1_015_000.0, 1_015_000.0 - 60_000.0 - 1.0, true);
+        assert_eq!(o.get(), 60_001.0);
+        // An earlier value after that changes nothing.
+        o.observe(1_016_000.0, 900_000.0, false);
+        assert_eq!(o.get(), 60_001.0);
+        // The clock was set back by 10 s: once the window has passed, the new offset counts.
+        o.observe(1_050_000.0, 1_050_000.0 - 50_000.0 - 2.0, true);
+        assert_eq!(o.get(), 50_002.0);
+    }
+
+    #[test]
+    fn a_browser_behind_the_server_is_told_by_earlier_values_too() {
         let mut behind = ClockOffset::default();
-        behind.observe(1_000.0, 31_000.0, true);
-        assert_eq!(behind.get(), -30_000.0);
+        // 30 s behind; the freshest earlier value is 1 s old.
+        behind.observe(1_000.0, 1_000.0 + 30_000.0 - 5_000.0, false);
+        behind.observe(1_000.0, 1_000.0 + 30_000.0 - 1_000.0, false);
+        assert_eq!(behind.get(), -29_000.0);
+        behind.observe(2_000.0, 2_000.0 + 30_000.0 - 4.0, true);
+        assert_eq!(behind.get(), -29_996.0);
         behind.observe(f64::NAN, 1.0, true);
-        assert_eq!(behind.get(), -30_000.0, "nonsense is ignored");
+        assert_eq!(behind.get(), -29_996.0, "nonsense is ignored");
+        // A busy bucket keeps a bounded number of live values.
+        for i in 0..1000 {
+            behind.observe(3_000.0 + f64::from(i), 33_000.0 + f64::from(i), true);
+        }
+        assert!(behind.live.len() <= LIVE_KEPT);
+        assert_eq!(behind.get(), -30_000.0);
     }
 }

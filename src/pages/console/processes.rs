@@ -23,7 +23,7 @@ use crate::components::agent::{
     RowError, ACTION_TIMEOUT,
 };
 use crate::components::clock::{time_of_day, use_now};
-use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
+use crate::components::live_bucket::{server_time_of, watch_existing_bucket, LiveBucket};
 use crate::components::toasts::Toasts;
 use crate::model::{
     already_shown, format_bytes, format_duration, parse_json, push_bounded, sort_processes,
@@ -73,7 +73,7 @@ fn Processes(client: Client) -> impl IntoView {
     let registry = watch_existing_bucket(client.clone(), REGISTRY_BUCKET);
     // The agent's times (heartbeats, starts) are compared with the server's clock: the
     // registry's heartbeats tell how far this browser's is off.
-    let now = registry.server_time(use_now(Duration::from_secs(1)));
+    let now = server_time_of([registry, processes], use_now(Duration::from_secs(1)));
 
     // Rows by name, in display order; each row follows its own entry.
     let names = Memo::new(move |_| {

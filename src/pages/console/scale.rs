@@ -24,7 +24,7 @@ use crate::components::agent::{
     Presence, RowError, ACTION_TIMEOUT,
 };
 use crate::components::clock::{now_ms, time_of_day, use_now};
-use crate::components::live_bucket::{watch_existing_bucket, LiveBucket};
+use crate::components::live_bucket::{server_time_of, watch_existing_bucket, LiveBucket};
 use crate::components::toasts::Toasts;
 use crate::model::{format_duration, leaf_positions, parse_json, sort_processes};
 use crate::session::random_hex;
@@ -102,7 +102,8 @@ fn Scale(client: Client) -> impl IntoView {
     let agent = watch_agent(client.clone());
     let processes = watch_existing_bucket(client.clone(), PROCESSES_BUCKET);
     let registry = watch_existing_bucket(client.clone(), REGISTRY_BUCKET);
-    let now = use_now(Duration::from_secs(1));
+    // Heartbeats are the registrants' times: compared with the server's clock, not this browser's.
+    let now = server_time_of([registry, processes], use_now(Duration::from_secs(1)));
 
     let leaves = Memo::new(move |_| leaves_of(&processes));
     let registered = Memo::new(move |_| fresh_registrations(&registry, now.get()));
@@ -607,7 +608,7 @@ async fn cross(
 fn Registry(
     registry: LiveBucket,
     registered: Memo<BTreeMap<String, RegistryEntry>>,
-    now: ReadSignal<f64>,
+    now: Signal<f64>,
 ) -> impl IntoView {
     let rows = move || registered.get().into_iter().collect::<Vec<_>>();
     view! {

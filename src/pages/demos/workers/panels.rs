@@ -426,7 +426,13 @@ pub(super) fn MemoryPanel(client: Client, ctx: Ctx) -> impl IntoView {
                 if !message.subject.ends_with(&format!(".{}", stats.worker)) {
                     continue;
                 }
-                series.update(|s| add_sample(s, stats));
+                // Kept by when it arrived: `at` is the worker's clock, which may be off this
+                // browser's by any amount.
+                let arrived = MemoryStats {
+                    at: now_ms() as u64,
+                    ..stats
+                };
+                series.update(|s| add_sample(s, arrived));
             }
         });
     }

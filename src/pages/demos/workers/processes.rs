@@ -26,7 +26,8 @@ pub(super) fn WorkerProcesses(client: Client) -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     let agent = watch_agent(client.clone());
     let processes = watch_existing_bucket(client.clone(), PROCESSES_BUCKET);
-    let now = use_now(Duration::from_secs(1));
+    // Start times are the agent's: uptimes are counted on the server's clock.
+    let now = processes.server_time(use_now(Duration::from_secs(1)));
     let list = Memo::new(move |_| {
         let mut list: Vec<ProcessState> = processes.entries.with(|map| {
             map.iter()
@@ -163,7 +164,7 @@ fn ProcessRow(
     client: Client,
     list: Memo<Vec<ProcessState>>,
     agent: AgentWatch,
-    now: ReadSignal<f64>,
+    now: Signal<f64>,
 ) -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     let state = {
