@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use leptos_router::components::A;
-use nats_ws::{Client, Status};
+use nats_ws::{Client, ReconnectPolicy, Status};
 use via_playground::sensor::{self, Reading};
 
 use super::steps::{CardTasks, StepList, StepLog};
@@ -140,13 +140,17 @@ enum Sensor {
 }
 
 /// How long the sensor waits before its `attempt`-th reconnection (from 1): [`RECONNECT_FIRST`],
-/// doubling up to [`RECONNECT_MAX`], each made up to a quarter shorter by `jitter` (in [0, 1)) so
-/// that the tabs that lost the same server do not all come back in the same instant.
+/// doubling up to [`RECONNECT_MAX`] (nats-ws's [`ReconnectPolicy::delay`]), each made up to a
+/// quarter shorter by `jitter` (in [0, 1)) so that the tabs that lost the same server do not all
+/// come back in the same instant.
 pub fn reconnect_wait(attempt: u32, jitter: f64) -> Duration {
-    let doublings = attempt.saturating_sub(1).min(16);
-    let wait = RECONNECT_FIRST
-        .saturating_mul(1 << doublings)
-        .min(RECONNECT_MAX);
+    let policy = ReconnectPolicy {
+        initial_delay: RECONNECT_FIRST,
+        factor: 2.0,
+        max_delay: RECONNECT_MAX,
+        ..ReconnectPolicy::default()
+    };
+    let wait = policy.delay(attempt.saturating_sub(1));
     // NaN (which `clamp` passes through) counts as no jitter.
     let jitter = if jitter.is_nan() {
         0.0
