@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod alloc;
+mod clock;
 pub mod publisher;
 pub mod rules;
 pub mod setup;

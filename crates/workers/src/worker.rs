@@ -20,6 +20,7 @@ use nats_ws::kv::KvError;
 use nats_ws::Client;
 use web_time::Instant;
 
+use crate::clock::LeaseClock;
 use crate::rules::{self, Action, Held};
 use crate::setup::{self, Buckets};
 use crate::{
@@ -183,10 +184,9 @@ struct Worker<'a, O: Observer> {
     me: &'a Identity,
     buckets: Buckets,
     observer: &'a mut O,
-    /// Wall-clock milliseconds at `epoch`: times are `wall + elapsed`, monotonic and comparable
-    /// across programs on one machine.
-    wall: u64,
-    epoch: Instant,
+    /// Milliseconds since the Unix epoch, comparable across programs on one machine; never behind
+    /// the time that passed, a sleep of the machine included (see [`LeaseClock`]).
+    clock: LeaseClock,
     held: BTreeMap<u32, Held>,
     inflight: FuturesUnordered<Fetch>,
     /// Partitions with a fetch outstanding, or paused after a failed one until the next tick.
@@ -221,7 +221,8 @@ impl<'a, O: Observer> Worker<'a, O> {
         buckets: Buckets,
         observer: &'a mut O,
     ) -> Self {
-        let wall = crate::now_ms();
+        let clock = LeaseClock::new();
+        let started_at = clock.now();
         // Where this worker starts looking for free partitions: spread by its id.
         let offset = me
             .id
@@ -234,8 +235,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             me,
             buckets,
             observer,
-            wall,
-            epoch: Instant::now(),
+            clock,
             held: BTreeMap::new(),
             inflight: FuturesUnordered::new(),
             busy: BTreeSet::new(),
@@ -243,7 +243,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             live_workers: 1,
             rank: 0,
             offset,
-            started_at: wall,
+            started_at,
             last_heartbeat: None,
             last_memory: None,
             summary: Summary::default(),
@@ -254,7 +254,7 @@ impl<'a, O: Observer> Worker<'a, O> {
     }
 
     fn now(&self) -> u64 {
-        self.wall + self.epoch.elapsed().as_millis() as u64
+        self.clock.now()
     }
 
     /// This worker's share of the partitions, by its place among the live workers.
