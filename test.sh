@@ -276,10 +276,11 @@ test_browser() {
 
 # On the current server with WebSocket compression: the setting under which frames bigger than
 # max_payload once inflated are refused (the 1 KiB publish → subscribe case never completed).
+# It measures the app build_app made (release) rather than building a debug one of its own.
 bench_smoke() {
   step "benchmark harness smoke run (bench/run.sh --quick, nats-server $(server_version "$NATS_SERVER_CURRENT") with websocket compression)"
-  NATS_SERVER_BIN="$NATS_SERVER_CURRENT" NATS_WS_COMPRESSION=1 PATH="$(dirname "$NATS_SERVER_CURRENT"):$PATH" \
-    bash bench/run.sh --quick
+  BENCH_APP_DIST="$APP_DIST" NATS_SERVER_BIN="$NATS_SERVER_CURRENT" NATS_WS_COMPRESSION=1 \
+    PATH="$(dirname "$NATS_SERVER_CURRENT"):$PATH" bash bench/run.sh --quick
 }
 
 build_app() {

@@ -3,6 +3,7 @@
 #   bash bench/run.sh            # the full run (~10 min once built); writes bench/results.json
 #   bash bench/run.sh --quick    # a few seconds of each metric: a smoke test of the harness
 #   bash bench/run.sh --profile  # also Chromium CPU profiles (bench/build/profiles/*.cpuprofile)
+#   BENCH_APP_DIST=dir bash bench/run.sh …  # use an app trunk already built into dir
 #   bash bench/run.sh --settings # publish → subscribe (16 B, 1 KiB) against four server settings:
 #                                # Debian's nats-server and the current release (.tools/), each with
 #                                # and without WebSocket compression; writes bench/settings.json
@@ -145,11 +146,17 @@ if [[ -n $SETTINGS ]]; then
   exit 0
 fi
 
-say "building the app (trunk${QUICK:+, debug for --quick})"
 rm -rf "$BUILD/app"
-if [[ -n $QUICK ]]; then
+if [[ -n ${BENCH_APP_DIST:-} ]]; then
+  # An app trunk has already built (./test.sh passes the release build its end-to-end tests ran).
+  say "the app: $BENCH_APP_DIST, already built"
+  [[ -f $BENCH_APP_DIST/index.html ]] || { echo "bench: no index.html in $BENCH_APP_DIST" >&2; exit 1; }
+  cp -r "$BENCH_APP_DIST" "$BUILD/app"
+elif [[ -n $QUICK ]]; then
+  say "building the app (trunk, debug for --quick)"
   trunk build --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --dist "$BUILD/app"
 else
+  say "building the app (trunk)"
   trunk build --release --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --release --dist "$BUILD/app"
 fi
 
