@@ -121,6 +121,11 @@ struct Processed {
     p: u32,
     id: Option<String>,
     at: u64,
+    /// Read for the failure messages.
+    #[allow(dead_code)]
+    seq: u64,
+    #[allow(dead_code)]
+    redelivered: bool,
 }
 
 #[derive(Deserialize)]
@@ -440,9 +445,15 @@ async fn churn_loses_nothing_and_never_shares_a_partition() {
         duplicates.len()
     );
     for id in &duplicates {
+        let by: Vec<(usize, &Processed)> = records
+            .iter()
+            .enumerate()
+            .flat_map(|(w, r)| r.processed.iter().map(move |p| (w + 1, p)))
+            .filter(|(_, p)| p.id.as_deref() == Some(id.as_str()))
+            .collect();
         assert!(
             killed.contains(id.as_str()),
-            "{id} was processed twice without the kill"
+            "{id} was processed twice without the kill, by (w<n>, what it recorded) {by:?}"
         );
     }
 
@@ -652,7 +663,8 @@ async fn setups_racing_on_a_fresh_server_all_succeed() {
 
 /// Stopped while its first acquisitions are on their way (stop comes with the first lease key the
 /// server stores), a worker lets them finish and releases what they took. Before, the key of an
-/// acquisition cut short stayed until its TTL, with nobody working on its partition.
+/// acquisition cut short stayed until its TTL, with nobody working on its partition. It acquires
+/// nothing after the stop: it went on to take its whole share (8 partitions) only to release it.
 #[tokio::test(flavor = "current_thread")]
 async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
     let server = TestServer::start();
@@ -678,13 +690,21 @@ async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
         use futures::StreamExt;
         stored.next().await;
     };
-    tokio::time::timeout(
+    let summary = tokio::time::timeout(
         Duration::from_secs(20),
         via_workers::worker::run(&worker, &settings, &me, &mut Quiet, stop),
     )
     .await
     .expect("stopped within 20 s")
     .expect("ran");
+    // The first acquisition, and at most the next, already sent when the stop came.
+    assert!(
+        (1..=2).contains(&summary.acquired),
+        "acquired {} of {} partitions after being stopped at the first: {summary:?}",
+        summary.acquired,
+        settings.partitions
+    );
+    assert_eq!(summary.released, summary.acquired, "{summary:?}");
     let left = owners(&js).await.expect("the leases bucket");
     assert!(
         left.values().all(|owner| *owner != me.id),

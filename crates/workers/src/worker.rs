@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -31,15 +33,17 @@ use crate::{
 /// What the worker tells the program that runs it. Every method has a default that does nothing.
 pub trait Observer {
     /// An event is about to be acknowledged. `event` is `None` for a message that is not an
-    /// [`Event`] (it is acknowledged all the same, so it cannot block its partition).
+    /// [`Event`] (it is acknowledged all the same, so it cannot block its partition). `at`: when
+    /// its lease was checked for it, on the clock of the worker's status events.
     fn processed(
         &mut self,
         partition: u32,
         stream_seq: u64,
         event: Option<&Event>,
         redelivered: bool,
+        at: u64,
     ) {
-        let _ = (partition, stream_seq, event, redelivered);
+        let _ = (partition, stream_seq, event, redelivered, at);
     }
 
     /// A lease changed hands, or the worker joined or left (also published on the status subject).
@@ -128,6 +132,7 @@ pub async fn run<O: Observer>(
         }
     };
     let mut worker = Worker::new(js, settings, me, buckets, observer);
+    let leaving = worker.leaving.clone();
     worker.say(StatusKind::Joined, None);
     let mut next_tick = Instant::now();
     loop {
@@ -148,7 +153,9 @@ pub async fn run<O: Observer>(
                 if stopped {
                     // What it sent may be applied already (a key created for a lease): let it
                     // finish, for a renewal period at most, so that leaving releases what it
-                    // took rather than leaving it to expire with nobody working on it.
+                    // took rather than leaving it to expire with nobody working on it. It
+                    // acquires nothing more: that would only be released again at once.
+                    leaving.store(true, Ordering::Relaxed);
                     let limit = nats_ws::rt::sleep(settings.renew_every).fuse();
                     futures::pin_mut!(limit);
                     futures::select_biased! {
@@ -206,6 +213,8 @@ struct Worker<'a, O: Observer> {
     /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
     /// until every lease held in the old one has run out, wherever its holder is.
     no_acquire_until: u64,
+    /// Asked to stop while a tick was under way: the tick finishes without acquiring more.
+    leaving: Arc<AtomicBool>,
 }
 
 /// Whether `e` says a bucket is gone (its stream deleted).
@@ -250,6 +259,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             leases_gone: false,
             workers_gone: false,
             no_acquire_until: 0,
+            leaving: Arc::default(),
         }
     }
 
@@ -361,7 +371,8 @@ impl<'a, O: Observer> Worker<'a, O> {
                 let _ = message.nak();
                 break;
             };
-            if self.now() >= held.deadline(self.settings) {
+            let now = self.now();
+            if now >= held.deadline(self.settings) {
                 let _ = message.nak();
                 self.drop_lease(p, StatusKind::Expired);
                 break;
@@ -373,6 +384,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 info.as_ref().map_or(0, |i| i.stream_sequence),
                 event.as_ref(),
                 info.as_ref().is_some_and(|i| i.delivered > 1),
+                now,
             );
             self.summary.processed += 1;
             // Fire and forget, like nats.go's Ack: a lost ack means a redelivery, never a loss.
@@ -441,7 +453,9 @@ impl<'a, O: Observer> Worker<'a, O> {
             for action in plan {
                 match action {
                     Action::Release(p) => self.release(p).await,
-                    Action::Acquire(p) if may_acquire => self.acquire(p).await,
+                    Action::Acquire(p) if may_acquire && !self.leaving.load(Ordering::Relaxed) => {
+                        self.acquire(p).await
+                    }
                     Action::Acquire(_) => {}
                     // Done above; anything due since comes on the next tick.
                     Action::Stop(_) | Action::Renew(_) => {}

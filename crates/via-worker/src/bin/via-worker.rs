@@ -237,6 +237,7 @@ impl Observer for Report {
         stream_seq: u64,
         event: Option<&Event>,
         redelivered: bool,
+        at: u64,
     ) {
         self.processed += 1;
         self.record(&ProcessedLine {
@@ -244,7 +245,7 @@ impl Observer for Report {
             seq: stream_seq,
             id: event.map(|e| e.id.as_str()),
             redelivered,
-            at: via_workers::now_ms(),
+            at,
         });
         if self.max_events == Some(self.processed) {
             self.enough.notify_one();

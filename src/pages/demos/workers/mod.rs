@@ -176,7 +176,7 @@ struct TabObserver {
 }
 
 impl Observer for TabObserver {
-    fn processed(&mut self, _: u32, _: u64, _: Option<&via_workers::Event>, _: bool) {
+    fn processed(&mut self, _: u32, _: u64, _: Option<&via_workers::Event>, _: bool, _: u64) {
         self.processed.set(self.processed.get() + 1);
     }
 
