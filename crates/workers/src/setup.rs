@@ -46,6 +46,11 @@ pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
     if settings.renew_every + settings.tick + settings.safety_margin >= settings.lease_ttl {
         return bad("renew_every + tick + safety_margin must be shorter than lease_ttl");
     }
+    // A batch older than ack_wait - safety_margin goes back unprocessed (it may be delivered
+    // again): a pull that waits its whole expiry must come back sooner.
+    if settings.ack_wait <= crate::worker::PULL_EXPIRES + settings.safety_margin {
+        return bad("ack_wait must be longer than the pull expiry (1 s) + safety_margin");
+    }
     if settings.batch == 0 {
         return bad("batch must be at least 1");
     }
@@ -187,5 +192,29 @@ pub fn is_transient(e: &WorkerError) -> bool {
         WorkerError::Kv(KvError::OutcomeUnknown { .. }) => true,
         WorkerError::Publish(_) | WorkerError::NoServer => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_would_undo_every_full_pull_are_refused() {
+        assert!(validate(&Settings::default()).is_ok());
+        // A pull waits up to 1 s; with a 500 ms margin, a 1.5 s ack wait would send back every
+        // batch that waited its whole expiry.
+        let short = Settings {
+            ack_wait: Duration::from_millis(1500),
+            safety_margin: Duration::from_millis(500),
+            ..Settings::default()
+        };
+        let e = validate(&short).expect_err("ack_wait too short");
+        assert!(e.to_string().contains("ack_wait"), "{e}");
+        let enough = Settings {
+            ack_wait: Duration::from_millis(2000),
+            ..short
+        };
+        assert!(validate(&enough).is_ok());
     }
 }

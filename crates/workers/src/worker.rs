@@ -98,7 +98,7 @@ async fn bounded<T>(
 }
 
 /// How long one pull waits for messages at the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(1);
+pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
 /// Runs a worker until `stop` completes, then releases its leases and removes its presence.
 ///
@@ -359,10 +359,20 @@ impl<'a, O: Observer> Worker<'a, O> {
                 return;
             }
         };
-        if messages.is_empty() && fetched.started.elapsed() < PULL_EXPIRES / 2 {
+        let age = fetched.started.elapsed();
+        if messages.is_empty() && age < PULL_EXPIRES / 2 {
             // An empty answer long before the pull expires (e.g. the server refused the pull):
             // asking again at once would spin; wait for the next tick.
             self.paused.insert(p);
+        }
+        if age + self.settings.safety_margin >= self.settings.ack_wait {
+            // Delivered so long ago that the server may have queued them for delivery again
+            // (a batch that waited behind a slow tick, or a pull nats-server 2.9 left unanswered):
+            // processed now, they could be processed twice. Back they go, once.
+            for message in messages {
+                let _ = message.nak();
+            }
+            return;
         }
         let mut rest = messages.into_iter();
         for message in rest.by_ref() {

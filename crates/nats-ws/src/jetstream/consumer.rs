@@ -241,8 +241,13 @@ impl JetStream {
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
         client.publish_message(&subject, Some(&inbox), None, body.to_string().as_bytes())?;
         let mut messages = Vec::with_capacity(options.batch);
-        // The server ends the request itself (408) at `expires`; the local deadline is a safety net.
-        let deadline = crate::rt::sleep(options.expires + self.timeout()).fuse();
+        // The server ends the request itself (408) at `expires`; the local deadline is a safety
+        // net, a second later (as nats.go's). nats-server before 2.9.16 can drop a request at its
+        // expiry without the 408 when a message comes at that moment: a batch held until the
+        // request timeout (5 s) would age towards the consumer's ack wait, after which the server
+        // delivers it again.
+        let slack = self.timeout().min(Duration::from_secs(1));
+        let deadline = crate::rt::sleep(options.expires + slack).fuse();
         futures::pin_mut!(deadline);
         let mut unanswered = false;
         let mut no_responders = false;
