@@ -353,7 +353,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 /// Rows in display order: processes by name, then leaves by their number (`leaf-2` before
 /// `leaf-10`).
 pub fn sort_processes(list: &mut [ProcessState]) {
-    list.sort_by(|a, b| {
+    crate::sort::sort_by(list, |a, b| {
         (a.is_leaf(), leaf_number(&a.name), &a.name).cmp(&(
             b.is_leaf(),
             leaf_number(&b.name),

@@ -237,9 +237,11 @@ pub fn build_model(registrations: &[Registration], services: &[ServiceInstance])
     let mut nodes: Vec<Node> = nodes.into_values().collect();
     let left_out = nodes.len().saturating_sub(MAX_NODES);
     nodes.truncate(MAX_NODES);
-    let kept: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    // Inserted one by one: collecting would sort them first (a sort compiled for this type only).
+    let mut kept = BTreeSet::new();
+    kept.extend(nodes.iter().map(|n| n.name.as_str()));
     edges.retain(|e| kept.contains(e.from.as_str()) && kept.contains(e.to.as_str()));
-    edges.sort();
+    crate::sort::sort_by(&mut edges, Ord::cmp);
     Model {
         nodes,
         edges,

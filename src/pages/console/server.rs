@@ -222,7 +222,9 @@ fn Servers(client: Client) -> impl IntoView {
                                 Row { now, before, at }
                             })
                             .collect();
-                        next.sort_by(|a, b| a.now.server_name.cmp(&b.now.server_name));
+                        crate::sort::sort_by(&mut next, |a, b| {
+                            a.now.server_name.cmp(&b.now.server_name)
+                        });
                         *rows = next;
                     });
                     error.try_set(None);

@@ -128,7 +128,7 @@ impl Ctx {
         });
         match list {
             Ok(mut streams) => {
-                streams.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+                crate::sort::sort_by(&mut streams, |a, b| a.config.name.cmp(&b.config.name));
                 self.streams.set(streams);
                 self.error.set(None);
             }

@@ -252,12 +252,9 @@ async fn deliver(
 fn ChatWith(client: Client) -> impl IntoView {
     let js = client.jetstream();
     let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
-    let rooms = RwSignal::new(
-        DEFAULT_ROOMS
-            .iter()
-            .map(|r| (*r).to_owned())
-            .collect::<BTreeSet<String>>(),
-    );
+    let mut defaults = BTreeSet::new();
+    defaults.extend(DEFAULT_ROOMS.iter().map(|r| (*r).to_owned()));
+    let rooms = RwSignal::new(defaults);
     let stream_error = RwSignal::new(None::<String>);
     let outbox = expect_context::<ChatOutbox>();
     // Rooms with messages still on their way (one added while the server was down, say).
@@ -340,7 +337,9 @@ fn ChatWith(client: Client) -> impl IntoView {
                     <For
                         each=move || {
                             let mut list: Vec<String> = rooms.get().into_iter().collect();
-                            list.sort_by_key(|r| (r != "general", r.clone()));
+                            crate::sort::sort_by(&mut list, |a, b| {
+                                (a != "general", a).cmp(&(b != "general", b))
+                            });
                             list
                         }
                         key=|r| r.clone()

@@ -56,7 +56,9 @@ pub fn Dashboard() -> impl IntoView {
                 list.extend(gone.cloned());
             });
         });
-        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        crate::sort::sort_by(&mut list, |a, b| {
+            a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))
+        });
         let ids = list.into_iter().map(|u| u.id).collect::<Vec<_>>();
         (ids, stored, unreadable)
     });

@@ -271,7 +271,7 @@ async fn calls(
             log.ok("math.sum → tab", format!("first reply after {rtt:.1} ms"));
         }
     }
-    rtts.sort_by(f64::total_cmp);
+    crate::sort::sort_by(&mut rtts, f64::total_cmp);
     let (Some(p50), Some(p99)) = (percentile(&rtts, 50.0), percentile(&rtts, 99.0)) else {
         return;
     };

@@ -255,7 +255,7 @@ impl MonitorStats {
             SortKey::Rate => a.rate.cmp(&b.rate),
             SortKey::LastSeen => a.last_ms.total_cmp(&b.last_ms),
         };
-        rows.sort_by(|a, b| {
+        crate::sort::sort_by(&mut rows, |a, b| {
             let primary = if sort.descending {
                 by_key(b, a)
             } else {

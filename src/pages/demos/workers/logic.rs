@@ -31,7 +31,9 @@ pub fn live_workers(
         .into_iter()
         .filter(|w| w.heartbeat_at.saturating_add(ttl_ms) > now_ms)
         .collect();
-    live.sort_by(|a, b| (kind_order(a.kind), &a.id).cmp(&(kind_order(b.kind), &b.id)));
+    crate::sort::sort_by(&mut live, |a, b| {
+        (kind_order(a.kind), &a.id).cmp(&(kind_order(b.kind), &b.id))
+    });
     live
 }
 

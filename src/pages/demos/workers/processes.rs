@@ -41,7 +41,7 @@ pub(super) fn WorkerProcesses(client: Client) -> impl IntoView {
                 .collect()
         });
         // worker-2 before worker-10.
-        list.sort_by_key(|p| {
+        crate::sort::sort_by_key(&mut list, |p| {
             (
                 p.name[PREFIX.len()..].parse::<u64>().unwrap_or(u64::MAX),
                 p.name.clone(),
