@@ -8,7 +8,7 @@ mod components;
 pub mod model;
 mod pages;
 pub mod session;
-pub mod sort;
+mod sort;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
