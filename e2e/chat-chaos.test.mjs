@@ -9,6 +9,7 @@ import { test } from "node:test";
 
 import {
   allLive,
+  liveAfterCuts,
   consoleTail,
   countText,
   eventually,
@@ -71,7 +72,7 @@ test(`chat under cuts: ${TABS} tabs × ${MESSAGES} messages, ${SEEDS} seeds, eac
       result.pendingAtReset = (
         await Promise.all(tabs.map((p) => p.evaluate(() => document.querySelectorAll(".message.pending").length)))
       ).reduce((a, b) => a + b, 0);
-      result.liveMs = await allLive(tabs, { timeout: 30_000 });
+      result.liveMs = await liveAfterCuts(env, tabs, { timeout: 30_000 });
       const flushed = Date.now();
       for (const page of tabs) {
         await waitFor(page, "no message left sending", () => document.querySelectorAll(".message.pending").length === 0, undefined, {

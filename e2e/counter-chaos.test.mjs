@@ -11,6 +11,7 @@ import { test } from "node:test";
 
 import {
   allLive,
+  liveAfterCuts,
   consoleTail,
   counterValue,
   scatter,
@@ -59,7 +60,7 @@ test(`counter under cuts: ${TABS} tabs × ${CLICKS} clicks, ${SEEDS} seeds, exac
       result.pendingAtReset = (await Promise.all(tabs.map((p) => textOf(p, "counter-pending"))))
         .map((text) => Number.parseInt(text, 10) || 0)
         .reduce((a, b) => a + b, 0);
-      result.liveMs = await allLive(tabs, { timeout: 30_000 });
+      result.liveMs = await liveAfterCuts(env, tabs, { timeout: 30_000 });
       const flushed = Date.now();
       for (const page of tabs) await waitText(page, "counter-pending", "", { timeout: FLUSH });
       result.flushMs = Date.now() - flushed;

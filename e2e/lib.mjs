@@ -557,6 +557,23 @@ export async function allLive(tabs, { timeout = WAIT } = {}) {
   return Date.now() - started;
 }
 
+/**
+ * After a run through the hostile proxy, once it is reset: resolves with the ms it took until every
+ * tab is "Live" on a connection no cut has touched (the proxy relays exactly one such connection per
+ * tab). A tab whose connection was cut a moment ago still says "Live" until it notices, and then
+ * waits its reconnect delay (2 s): timing from that "Live" charged the delay to what came after.
+ */
+export async function liveAfterCuts(env, tabs, { timeout = WAIT } = {}) {
+  const started = Date.now();
+  await eventually(
+    `${tabs.length} connections through the proxy that no cut touched`,
+    async () => (await env.proxy("status")).live === tabs.length,
+    { timeout, every: 50 },
+  );
+  await Promise.all(tabs.map((page) => waitStatus(page, /^Live$/, { timeout: Math.max(1, started + timeout - Date.now()) })));
+  return Date.now() - started;
+}
+
 /** The last `n` console lines of `page`, for a failure report. */
 export const consoleTail = (page, n = 8) => (page.logs ?? []).slice(-n).join("\n    ");
 

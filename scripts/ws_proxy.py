@@ -15,7 +15,9 @@ On command it mistreats the traffic:
 Every decision comes from a random generator seeded with `seed` and the connection's number (and
 the direction), so a failing run can be replayed with the same seed. Commands (see `command`):
 
-  /proxy/status                    JSON: url, mode, counters
+  /proxy/status                    JSON: url, mode, counters, and `live`: the connections open
+                                   that no cut has touched (each cut marks its victims at once,
+                                   before they are dropped)
   /proxy/set?seed=7&split=1&cut_rate=0.05&garbage_rate=0   change the mode (unnamed keys keep
                                    their value); returns the status
   /proxy/cut                       drops every open connection now, each after a random prefix of
@@ -174,6 +176,7 @@ class Proxy:
             "url": self.url,
             "mode": dict(self.mode),
             "stalled": not self.flowing.is_set(),
+            "live": sum(1 for c in list(self.connections) if not (c.closed or c.cut_requested)),
             **self.counts,
         }
 
@@ -292,6 +295,8 @@ class Proxy:
                 self._send_garbage(conn, rng)
             cut = conn.cut_requested or (mode["cut_rate"] and rng.random() < mode["cut_rate"])
             if cut:
+                # Doomed from here on, though the prefix is still being written.
+                conn.cut_requested = True
                 keep = payload[: rng.randrange(len(payload))] if payload else b""
                 if keep:
                     writer.write(encode_frame(True, opcode or OP_BINARY, keep, to_server))
