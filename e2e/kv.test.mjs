@@ -170,8 +170,9 @@ test("kv: signing in as admin after a refused put keeps the open bucket and what
     },
     { every: 500 },
   );
-  // A click while the one before was still on its way stores the value again: the page shows the
-  // revision the server has last.
+  // A click while the one before was still on its way stores the value again: once no put is on
+  // its way, the page shows the revision the server has last.
+  await waitFor(page, "no write on its way", () => !document.querySelector('[data-testid="kv-put"]').disabled);
   const stored = await kv.get(key);
   await waitRow(page, key, value, stored.revision);
   await kv.destroy();
