@@ -9,10 +9,10 @@ import { test } from "node:test";
 
 import {
   allLive,
-  liveAfterCuts,
   consoleTail,
   countText,
   eventually,
+  liveAfterCuts,
   rand,
   scatter,
   seeded,

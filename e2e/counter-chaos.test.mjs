@@ -11,9 +11,9 @@ import { test } from "node:test";
 
 import {
   allLive,
-  liveAfterCuts,
   consoleTail,
   counterValue,
+  liveAfterCuts,
   scatter,
   seeded,
   textOf,

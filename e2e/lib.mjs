@@ -570,7 +570,7 @@ export async function liveAfterCuts(env, tabs, { timeout = WAIT } = {}) {
     async () => (await env.proxy("status")).live === tabs.length,
     { timeout, every: 50 },
   );
-  await Promise.all(tabs.map((page) => waitStatus(page, /^Live$/, { timeout: Math.max(1, started + timeout - Date.now()) })));
+  await allLive(tabs, { timeout: Math.max(1, started + timeout - Date.now()) });
   return Date.now() - started;
 }
 
