@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the app: installs what is missing, starts nats-server (bash nats.sh start), then runs
-# via-agent, which serves the app on http://127.0.0.1:3000 (its process `app`: trunk serve) and
+# via-agent, which serves the app on http://127.0.0.1:3000 (its process `app`: scripts/app.sh) and
 # answers the /processes, /scale, /workers and /playground pages (via-agent.toml lists what it
 # runs).
 # Open several windows there: they stay in sync.
@@ -8,8 +8,9 @@
 # nats-server keeps running (`bash nats.sh stop` stops it).
 #
 # The app is served as a release build, the speed users see (on 2026-11-25 a +1 reached 10 other
-# tabs in 8 ms p50 from a release build, 20 ms from a debug one); `./run.sh --dev` serves a debug
-# build instead, which rebuilds faster after an edit.
+# tabs in 8 ms p50 from a release build, 20 ms from a debug one), built here with each page in a
+# module of its own (scripts/build_app.sh; a page's code is fetched when it is first opened);
+# `./run.sh --dev` serves a debug build instead (trunk serve), which rebuilds after every edit.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,9 +19,8 @@ case ${1:-} in
   --dev) release=false ;;
   *) echo "usage: ./run.sh [--dev]" >&2; exit 2 ;;
 esac
-# trunk serve (the agent's process `app`) reads it: `trunk serve --release` without editing
-# via-agent.toml.
-export TRUNK_BUILD_RELEASE=$release
+# scripts/app.sh (the agent's process `app`) reads it.
+export VIA_APP=$([[ $release == true ]] && echo release || echo dev)
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/sbin"
 
@@ -29,6 +29,10 @@ bash nats.sh start
 # The agent, and the binaries its processes run: via-worker for worker-1 … worker-4 (/workers: "Add
 # worker"), via-math (math.sum, started with the agent) and via-sensor (MQTT) for /playground.
 cargo build --quiet -p via-agent -p via-worker -p via-playground
+if [[ $release == true ]]; then
+  echo "run.sh: building the app (release, one module per page: scripts/build_app.sh target/app)"
+  bash scripts/build_app.sh target/app
+fi
 echo "run.sh: via-agent serves http://127.0.0.1:3000, a $([[ $release == true ]] && echo release || echo debug) build (Ctrl-C stops the app and the agent; \`bash nats.sh stop\` stops the server)"
 # cargo run replaces itself with the agent, so the agent gets the signals directly.
 exec cargo run --quiet -p via-agent -- --config via-agent.toml

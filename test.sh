@@ -194,6 +194,8 @@ clippy_wasm() {
     --target wasm32-unknown-unknown --all-targets -- -D warnings
   # via-playground's library is the app's too: it alone builds for wasm32.
   cargo clippy -p via-playground --lib --target wasm32-unknown-unknown -- -D warnings
+  # The release app's pages as split points (scripts/build_app.sh builds it with the feature).
+  cargo clippy -p via --features split --target wasm32-unknown-unknown -- -D warnings
 }
 
 # The test binaries that start a real nats-server (crates/test-support); the rest need none.
@@ -284,13 +286,12 @@ bench_smoke() {
 }
 
 build_app() {
-  step "build the app for the end-to-end tests (trunk, release; via-agent for /processes and /scale)"
+  step "build the app for the end-to-end tests (release, one module per page, as ./run.sh serves it; via-agent for /processes and /scale)"
   # e2e/lib.mjs starts target/debug/via-agent against the test server; the agent runs
   # target/debug/via-worker (/workers), via-math and via-sensor (/playground).
   cargo build -p via-agent -p via-worker -p via-playground
   APP_DIST=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-dist.XXXXXX")
-  # trunk finds wasm-opt 123 in node_modules/.bin (scripts/setup.sh installs it).
-  PATH="$PWD/node_modules/.bin:$PATH" trunk build --release --dist "$APP_DIST"
+  bash scripts/build_app.sh "$APP_DIST"
 }
 
 # $1: the nats-server binary; $2: where the screenshots go; $3 $4: the chaos tests' seeds (count,

@@ -839,7 +839,18 @@ async function startupMetrics(appDir) {
       for (const client of i % 2 ? ["natsjs", "ours"] : ["ours", "natsjs"]) {
         const context = await startupContext(client);
         try {
-          times[client].cold.push(await shownAfter(await context.newPage(), urls[client]));
+          const tab = await context.newPage();
+          times[client].cold.push(await shownAfter(tab, urls[client]));
+          // What the app's page fetched to get there (the release app loads a page's modules
+          // when it opens it, the other pages' 2 s later), gzipped.
+          if (client === "ours" && i === 0 && !quick) {
+            const fetched = await tab.evaluate(() =>
+              performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname),
+            );
+            const files = fetched.filter((f) => /\.(wasm|js)$/.test(f)).map((f) => path.join(appDir, f));
+            ours.app_first_page_gz_kb = await gzSize(files.filter((f) => existsSync(f)));
+            log(`the app's /counter fetched ${files.length} files (wasm + js), ${ours.app_first_page_gz_kb.toFixed(0)} KiB gzipped`);
+          }
         } finally {
           await context.close();
         }
@@ -976,6 +987,7 @@ const OURS_ONLY = [
   ["monitor_exact_up_to_msgs_per_s", "app /monitor: highest rate tried with the count exact", "msgs/s"],
   ["monitor_first_inexact_msgs_per_s", "app /monitor: first rate where the count was not exact", "msgs/s"],
   ["app_gz_kb", "app release dist (wasm + js), gzipped (target ≤ 400)", "KiB"],
+  ["app_first_page_gz_kb", "app: what /counter fetches before its value is shown (wasm + js), gzipped", "KiB"],
   ["client_core_gz_kb", "client alone, pub/sub without NKey/JWT auth (`default-features = false`), gzipped", "KiB"],
   ["parser_16b_mb_per_s", "native parser, 16 B MSG frames (criterion)", "MB/s"],
   ["parser_1k_mb_per_s", "native parser, 1 KiB MSG frames (criterion)", "MB/s"],

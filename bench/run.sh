@@ -3,7 +3,7 @@
 #   bash bench/run.sh            # the full run (~10 min once built); writes bench/results.json
 #   bash bench/run.sh --quick    # a few seconds of each metric: a smoke test of the harness
 #   bash bench/run.sh --profile  # also Chromium CPU profiles (bench/build/profiles/*.cpuprofile)
-#   BENCH_APP_DIST=dir bash bench/run.sh …  # use an app trunk already built into dir
+#   BENCH_APP_DIST=dir bash bench/run.sh …  # use an app already built into dir (scripts/build_app.sh)
 #   bash bench/run.sh --settings # publish → subscribe (16 B, 1 KiB) against four server settings:
 #                                # Debian's nats-server and the current release (.tools/), each with
 #                                # and without WebSocket compression; writes bench/settings.json
@@ -148,7 +148,7 @@ fi
 
 rm -rf "$BUILD/app"
 if [[ -n ${BENCH_APP_DIST:-} ]]; then
-  # An app trunk has already built (./test.sh passes the release build its end-to-end tests ran).
+  # An app already built (./test.sh passes the release build its end-to-end tests ran).
   say "the app: $BENCH_APP_DIST, already built"
   [[ -f $BENCH_APP_DIST/index.html ]] || { echo "bench: no index.html in $BENCH_APP_DIST" >&2; exit 1; }
   cp -r "$BENCH_APP_DIST" "$BUILD/app"
@@ -156,8 +156,8 @@ elif [[ -n $QUICK ]]; then
   say "building the app (trunk, debug for --quick)"
   trunk build --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --dist "$BUILD/app"
 else
-  say "building the app (trunk)"
-  trunk build --release --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --release --dist "$BUILD/app"
+  say "building the app (release, one module per page: scripts/build_app.sh)"
+  bash scripts/build_app.sh "$BUILD/app" >/dev/null 2>&1 || bash scripts/build_app.sh "$BUILD/app"
 fi
 
 say "building the native benchmark (bench/native: nats-ws and async-nats)"

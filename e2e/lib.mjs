@@ -2,7 +2,8 @@
 // a NATS client on the node side, and waits that say what they were waiting for.
 //
 // Environment (./test.sh sets all of it):
-//   E2E_DIST           the trunk-built app (trunk build --release --dist <dir>)
+//   E2E_DIST           the release app (bash scripts/build_app.sh <dir>; a trunk build works too,
+//                      without the split build's own tests, e2e/lazy.test.mjs)
 //   NATS_WS_TEST_URL   the test server's WebSocket url, given to the app
 //   NATS_TEST_URL      the same server's client url, for the node-side NATS client
 //   NATS_TEST_CONTROL  GET <url>/stop and <url>/start stop and start that server; <url>/proxy/…
@@ -102,7 +103,7 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
   const dist = process.env.E2E_DIST;
   if (!dist) {
     throw new Error(
-      "E2E_DIST is not set: build the app (trunk build --release --dist <dir>) and set E2E_DIST=<dir>, or run ./test.sh",
+      "E2E_DIST is not set: build the app (bash scripts/build_app.sh <dir>) and set E2E_DIST=<dir>, or run ./test.sh",
     );
   }
   Object.assign(env, { contexts: [], problems: [] });
@@ -216,6 +217,8 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
     });
     await page.goto(env.baseUrl + at);
     if (live) await waitStatus(page, /^Live$/);
+    // The release app fetches a page's code when the page is first opened: Live can come first.
+    await page.waitForSelector("main.page > *");
     return page;
   };
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the app need, only when missing (quick when all present):
 #   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
-#   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; the npm
-#   packages of package.json (wasm-opt 123 for trunk, playwright-core and nats.js for the browser
+#   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; wasm-split-cli
+#   0.2.4 (scripts/build_app.sh: the release app, one module per page); the npm packages of
+#   package.json (binaryen 123: wasm-opt for trunk and scripts/wasm_opt.mjs, playwright-core and nats.js for the browser
 #   tests); python packages nats-py and paho-mqtt (an MQTT peer for the tests); and the current
 #   nats-server release in .tools/ (the tests run against it as well as against Debian's).
 # With --app, only what ./run.sh needs (no browser, no test peers).
@@ -99,6 +100,18 @@ trunk_cli() {
   cargo install --quiet trunk --version "$TRUNK_VERSION" --locked
 }
 
+# --- wasm-split-cli (scripts/build_app.sh cuts the release app into one module per page) -----
+WASM_SPLIT_VERSION=0.2.4
+wasm_split_cli() {
+  # The CLI has no --version; cargo keeps a record of what it installed.
+  if command -v wasm-split-cli >/dev/null &&
+    cargo install --list | grep -qx "wasm_split_cli_support v$WASM_SPLIT_VERSION:"; then
+    return 0
+  fi
+  say "installing wasm-split-cli $WASM_SPLIT_VERSION — takes a couple of minutes the first time"
+  cargo install --quiet --locked wasm_split_cli_support --version "$WASM_SPLIT_VERSION" --features build-binary
+}
+
 # --- npm packages (package-lock.json) --------------------------------------------------------
 npm_packages() {
   if ! command -v npm >/dev/null; then
@@ -157,12 +170,14 @@ if [[ ${1:-} == --app ]]; then
   wasm_target
   wasm_bindgen_cli
   trunk_cli
+  wasm_split_cli
   npm_packages
 else
   apt_packages nats-server chromium chromium-driver
   wasm_target
   wasm_bindgen_cli
   trunk_cli
+  wasm_split_cli
   npm_packages
   nats_py
   paho_mqtt

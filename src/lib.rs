@@ -12,7 +12,7 @@ mod sort;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 use components::header::Header;
 use components::theme::ThemeSync;
@@ -139,6 +139,10 @@ impl Page {
     }
 }
 
+/// How long after the start the other pages' code is fetched: after the first page, out of the way
+/// of its start.
+const PRELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[component]
 pub fn App() -> impl IntoView {
     let settings = session::Settings::load();
@@ -148,6 +152,12 @@ pub fn App() -> impl IntoView {
     pages::demos::counter::provide_counter_clicks();
     pages::demos::chat::provide_chat_outbox();
     let toasts = provide_toasts();
+    // The other pages' code, in the background once this page is on screen: opening one is then
+    // instant, also when the app's server has gone away meanwhile.
+    leptos_nats::spawn_while_mounted(async {
+        gloo_timers::future::sleep(PRELOAD_AFTER).await;
+        pages::lazy::preload_all().await;
+    });
     // Any user.* event, from this app or any other client, once (dedup: 2 s).
     let events_refused = leptos_nats::use_subscription_with_options(
         "user.*",
@@ -198,21 +208,21 @@ pub fn App() -> impl IntoView {
             <Header/>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view=pages::demos::dashboard::Dashboard/>
-                    <Route path=path!("/chat") view=pages::demos::chat::Chat/>
-                    <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
-                    <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
-                    <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
-                    <Route path=path!("/workers") view=pages::demos::workers::WorkersPage/>
-                    <Route path=path!("/monitor") view=pages::console::monitor::MonitorPage/>
-                    <Route path=path!("/streams") view=pages::console::streams::StreamsPage/>
-                    <Route path=path!("/kv") view=pages::console::kv::KvPage/>
-                    <Route path=path!("/nats") view=pages::console::services::ServicesPage/>
-                    <Route path=path!("/graph") view=pages::console::graph::GraphPage/>
-                    <Route path=path!("/processes") view=pages::console::processes::ProcessesPage/>
-                    <Route path=path!("/scale") view=pages::console::scale::ScalePage/>
-                    <Route path=path!("/server") view=pages::console::server::ServerPage/>
-                    <Route path=path!("/playground") view=pages::playground::PlaygroundPage/>
+                    <Route path=path!("/") view={Lazy::<pages::lazy::DashboardRoute>::new()}/>
+                    <Route path=path!("/chat") view={Lazy::<pages::lazy::ChatRoute>::new()}/>
+                    <Route path=path!("/counter") view={Lazy::<pages::lazy::CounterRoute>::new()}/>
+                    <Route path=path!("/config") view={Lazy::<pages::lazy::ConfigRoute>::new()}/>
+                    <Route path=path!("/themes") view={Lazy::<pages::lazy::ThemesRoute>::new()}/>
+                    <Route path=path!("/workers") view={Lazy::<pages::lazy::WorkersRoute>::new()}/>
+                    <Route path=path!("/monitor") view={Lazy::<pages::lazy::MonitorRoute>::new()}/>
+                    <Route path=path!("/streams") view={Lazy::<pages::lazy::StreamsRoute>::new()}/>
+                    <Route path=path!("/kv") view={Lazy::<pages::lazy::KvRoute>::new()}/>
+                    <Route path=path!("/nats") view={Lazy::<pages::lazy::ServicesRoute>::new()}/>
+                    <Route path=path!("/graph") view={Lazy::<pages::lazy::GraphRoute>::new()}/>
+                    <Route path=path!("/processes") view={Lazy::<pages::lazy::ProcessesRoute>::new()}/>
+                    <Route path=path!("/scale") view={Lazy::<pages::lazy::ScaleRoute>::new()}/>
+                    <Route path=path!("/server") view={Lazy::<pages::lazy::ServerRoute>::new()}/>
+                    <Route path=path!("/playground") view={Lazy::<pages::lazy::PlaygroundRoute>::new()}/>
                 </Routes>
             </main>
             <ToastHost/>

@@ -4,4 +4,5 @@
 
 pub mod console;
 pub mod demos;
+pub mod lazy;
 pub mod playground;

@@ -368,8 +368,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../via-agent.toml");
         let c = Config::load(&path).unwrap();
         let app = c.processes.iter().find(|p| p.name == "app").unwrap();
-        assert_eq!(app.command, "trunk");
-        assert_eq!(app.args, ["serve", "--no-autoreload"]);
+        assert_eq!(app.command, "bash");
+        assert_eq!(app.args, ["scripts/app.sh"]);
         assert!(app.echo);
         assert_eq!(app.restart, RestartPolicy::OnFailure);
         assert!(app.autostart);

@@ -1,0 +1,93 @@
+// The release app's pages come in modules of their own (scripts/build_app.sh, src/pages/lazy.rs):
+// a tab fetches the page it opens, then the others in the background; a page whose code cannot
+// be fetched says so, the tab stays connected, and the page is fetched again on the next visit.
+
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { eventually, textOf, useEnv, waitFor } from "./lib.mjs";
+
+const env = useEnv();
+
+const split = existsSync(path.join(process.env.E2E_DIST ?? "", "__wasm_split.js"));
+const skip = split ? false : "E2E_DIST is not a split build (bash scripts/build_app.sh <dist>)";
+
+const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
+
+/** Each page module the tab asks for (split_<page>.wasm) and when, in ms since `since()`. */
+function pageModules(page, since) {
+  const asked = new Map();
+  page.on("request", (r) => {
+    const m = /\/split_(\w+)\.wasm$/.exec(r.url());
+    if (m && !asked.has(m[1])) asked.set(m[1], since());
+  });
+  return asked;
+}
+
+/**
+ * Follows the header's link to `to`; resolves once the page's heading (the link's text) or "could
+ * not be loaded" is shown. (The heading is the way to tell: pages that start alike share their
+ * first elements, which the router keeps.)
+ */
+async function go(page, to) {
+  const link = page.locator(`nav.nav a[href="${to}"]`);
+  const title = (await link.textContent()).trim();
+  await link.click();
+  await waitFor(
+    page,
+    `${to} shown`,
+    (title) =>
+      document.querySelector('[data-testid="page-not-loaded"]') !== null ||
+      document.querySelector("main.page h1")?.textContent.trim() === title,
+    title,
+  );
+}
+
+test("a tab fetches the page it opens, the others in the background; then every page opens without the app's server", { skip, timeout: 120_000 }, async () => {
+  const page = await env.tab({ identity: "lazy-1", path: "/counter" });
+  // Again from the start, watched: the counter's module comes with the page, the others only
+  // once it is up (the app waits 2 s after it started before it fetches them).
+  let began = 0;
+  const asked = pageModules(page, () => Date.now() - began);
+  began = Date.now();
+  await page.reload();
+  await page.getByTestId("counter-value").waitFor();
+  const shownAt = Date.now() - began;
+  assert.ok(asked.has("counter") && asked.get("counter") <= shownAt, "the counter's module, before the counter was shown");
+  await eventually("every page's module fetched", () => (asked.size === PAGES.length ? true : null), { timeout: 30_000 });
+  const early = [...asked].filter(([name, at]) => name !== "counter" && at < 2000);
+  assert.deepEqual(early, [], "no other page's module within the first 2 s");
+  // From here on, no module comes from the server.
+  let refused = 0;
+  await page.context().route(/\.wasm$/, (r) => {
+    refused++;
+    return r.abort();
+  });
+  for (const to of [...PAGES.filter((p) => p !== "/counter"), "/counter"]) {
+    await go(page, to);
+    assert.equal(await page.getByTestId("page-not-loaded").count(), 0, `${to} shown, not "could not be loaded"`);
+  }
+  assert.equal(refused, 0, "no page asked the server for a module again");
+  assert.equal(await textOf(page, "status"), "Live");
+});
+
+test("a page whose code cannot be fetched says so, the tab stays Live, and the next visit fetches it", { skip, timeout: 120_000 }, async () => {
+  const page = await env.tab({ identity: "lazy-2", path: "/counter" });
+  let blocked = true;
+  await page.context().route(/\/split_chat\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
+  await go(page, "/chat");
+  await page.getByTestId("page-not-loaded").waitFor();
+  assert.equal(await textOf(page, "status"), "Live");
+  assert.equal(await page.getByTestId("chat-input").count(), 0);
+  // The other pages still open.
+  await go(page, "/counter");
+  await page.getByTestId("counter-value").waitFor();
+
+  blocked = false;
+  await go(page, "/chat");
+  await page.getByTestId("chat-input").waitFor();
+  assert.equal(await page.getByTestId("page-not-loaded").count(), 0);
+  assert.equal(await textOf(page, "status"), "Live");
+});
