@@ -3,24 +3,24 @@
 // be fetched says so, the tab stays connected, and the page is fetched again on the next visit.
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import path from "node:path";
+import { readdirSync } from "node:fs";
 import { test } from "node:test";
 
 import { eventually, textOf, useEnv, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 
-const split = existsSync(path.join(process.env.E2E_DIST ?? "", "__wasm_split.js"));
+const dist = process.env.E2E_DIST ?? "";
+const split = dist !== "" && readdirSync(dist).some((f) => f.startsWith("__wasm_split"));
 const skip = split ? false : "E2E_DIST is not a split build (bash scripts/build_app.sh <dist>)";
 
 const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
 
-/** Each page module the tab asks for (split_<page>.wasm) and when, in ms since `since()`. */
+/** Each page module the tab asks for (split_<page>-<build>.wasm) and when, in ms since `since()`. */
 function pageModules(page, since) {
   const asked = new Map();
   page.on("request", (r) => {
-    const m = /\/split_(\w+)\.wasm$/.exec(r.url());
+    const m = /\/split_([a-z]+)-[0-9a-f]+\.wasm$/.exec(r.url());
     if (m && !asked.has(m[1])) asked.set(m[1], since());
   });
   return asked;
@@ -76,7 +76,7 @@ test("a tab fetches the page it opens, the others in the background; then every 
 test("a page whose code cannot be fetched says so, the tab stays Live, and the next visit fetches it", { skip, timeout: 120_000 }, async () => {
   const page = await env.tab({ identity: "lazy-2", path: "/counter" });
   let blocked = true;
-  await page.context().route(/\/split_chat\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
+  await page.context().route(/\/split_chat-[0-9a-f]+\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
   await go(page, "/chat");
   await page.getByTestId("page-not-loaded").waitFor();
   assert.equal(await textOf(page, "status"), "Live");

@@ -12,7 +12,8 @@
 #      __wasm_split.js, which loads a page's modules into the main module's memory and table;
 #   3. wasm-bindgen on the main module (keeping the exports the pages' modules import);
 #   4. scripts/wasm_opt.mjs: every module optimized for size (-Oz);
-#   5. index.html from the project's, with trunk's links replaced by the built files.
+#   5. the build's name on every file, and index.html from the project's, with trunk's links
+#      replaced by the built files.
 # `trunk build` / `trunk serve` (./run.sh --dev) still build the app as one module, without the
 # feature.
 set -euo pipefail
@@ -43,29 +44,50 @@ cp style/main.css "$dist/main.css"
 
 # Two optimizers side by side (2 cores); binaryen warns about a name subsection it does not know,
 # which the optimized modules no longer have.
+modules=$(find "$dist" -name '*.wasm' | wc -l)
 find "$dist" -name '*.wasm' -print0 |
-  xargs -0 -n 200 -P 2 node scripts/wasm_opt.mjs 2> >(grep -v 'unknown name subsection' >&2)
+  xargs -0 -n $(((modules + 1) / 2)) -P 2 node scripts/wasm_opt.mjs 2> >(grep -v 'unknown name subsection' >&2)
 
-# index.html: the project's head, with trunk's two links replaced by the stylesheet, the main
-# module's preloads and the script that starts it.
-python3 - index.html "$dist/index.html" <<'PY'
-import re, sys
-src, dest = sys.argv[1], sys.argv[2]
+# The build's name on every file (a hash of them all), then index.html: the project's head, with
+# trunk's two links replaced by the stylesheet, the main module's preloads and the script that
+# starts it. The name keeps two builds apart: a tab still running the previous one (a page's
+# module not fetched yet when ./run.sh built again) asks for files that are gone and says the
+# page could not be loaded, instead of joining a module of another build to its own.
+python3 - index.html "$dist" <<'PY'
+import hashlib, pathlib, re, sys
+src, dist = sys.argv[1], pathlib.Path(sys.argv[2])
+files = sorted(p for p in dist.iterdir() if p.suffix in (".wasm", ".js", ".css"))
+digest = hashlib.sha256()
+for p in files:
+    digest.update(p.name.encode() + b"\0" + p.read_bytes())
+build = digest.hexdigest()[:16]
+renamed = {p.name: f"{p.stem}-{build}{p.suffix}" for p in files}
+# The files name each other in `from "./<name>"` (the JS imports) and `new URL("./<name>"` (the
+# loader's fetches). The same names elsewhere stay: a module's imports are keyed by the name
+# compiled into the wasm ("./__wasm_split.js").
+refs = re.compile(r'(from |new URL\()"\./(' + "|".join(re.escape(n) for n in renamed) + r')"')
+for p in files:
+    if p.suffix == ".js":
+        text = refs.sub(lambda m: f'{m.group(1)}"./{renamed[m.group(2)]}"', p.read_text(encoding="utf-8"))
+        p.write_text(text, encoding="utf-8")
+    p.rename(dist / renamed[p.name])
+
 html = open(src, encoding="utf-8").read()
 links = re.findall(r"^[ \t]*<link data-trunk [^>]*/>\n", html, re.M)
 if len(links) != 2:
     sys.exit(f"build_app: expected trunk's two links in {src}, found {len(links)}")
 indent = re.match(r"[ \t]*", links[0]).group(0)
+css, js, wasm = renamed["main.css"], renamed["via.js"], renamed["via_bg.wasm"]
 ours = "".join(
     f"{indent}{line}\n"
     for line in [
-        '<link rel="stylesheet" href="/main.css" />',
-        '<link rel="modulepreload" href="/via.js" />',
-        '<link rel="preload" href="/via_bg.wasm" as="fetch" type="application/wasm" crossorigin />',
-        '<script type="module">import init from "/via.js"; init({ module_or_path: "/via_bg.wasm" });</script>',
+        f'<link rel="stylesheet" href="/{css}" />',
+        f'<link rel="modulepreload" href="/{js}" />',
+        f'<link rel="preload" href="/{wasm}" as="fetch" type="application/wasm" crossorigin />',
+        f'<script type="module">import init from "/{js}"; init({{ module_or_path: "/{wasm}" }});</script>',
     ]
 )
 html = html.replace(links[0], ours).replace(links[1], "")
-open(dest, "w", encoding="utf-8").write(html)
+(dist / "index.html").write_text(html, encoding="utf-8")
 PY
 echo "build_app: $dist ($(find "$dist" -name '*.wasm' | wc -l) modules)"
