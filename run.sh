@@ -8,8 +8,8 @@
 # nats-server keeps running (`bash nats.sh stop` stops it).
 #
 # The app is served as a release build, the speed users see (on 2026-11-25 a +1 reached 10 other
-# tabs in 8 ms p50 from a release build, 20 ms from a debug one), built here with each page in a
-# module of its own (scripts/build_app.sh; a page's code is fetched when it is first opened);
+# tabs in 8 ms p50 from a release build, 20 ms from a debug one), built here with the heavy pages
+# in modules of their own (scripts/build_app.sh: fetched when one of them is first opened);
 # `./run.sh --dev` serves a debug build instead (trunk serve), which rebuilds after every edit.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,7 +30,7 @@ bash nats.sh start
 # worker"), via-math (math.sum, started with the agent) and via-sensor (MQTT) for /playground.
 cargo build --quiet -p via-agent -p via-worker -p via-playground
 if [[ $release == true ]]; then
-  echo "run.sh: building the app (release, one module per page: scripts/build_app.sh target/app)"
+  echo "run.sh: building the app (release: scripts/build_app.sh target/app)"
   bash scripts/build_app.sh target/app
 fi
 echo "run.sh: via-agent serves http://127.0.0.1:3000, a $([[ $release == true ]] && echo release || echo debug) build (Ctrl-C stops the app and the agent; \`bash nats.sh stop\` stops the server)"

@@ -286,7 +286,7 @@ bench_smoke() {
 }
 
 build_app() {
-  step "build the app for the end-to-end tests (release, one module per page, as ./run.sh serves it; via-agent for /processes and /scale)"
+  step "build the app for the end-to-end tests (release, split as ./run.sh serves it: scripts/build_app.sh; via-agent for /processes and /scale)"
   # e2e/lib.mjs starts target/debug/via-agent against the test server; the agent runs
   # target/debug/via-worker (/workers), via-math and via-sensor (/playground).
   cargo build -p via-agent -p via-worker -p via-playground

@@ -156,7 +156,7 @@ elif [[ -n $QUICK ]]; then
   say "building the app (trunk, debug for --quick)"
   trunk build --dist "$BUILD/app" >/dev/null 2>&1 || trunk build --dist "$BUILD/app"
 else
-  say "building the app (release, one module per page: scripts/build_app.sh)"
+  say "building the app (release: scripts/build_app.sh)"
   bash scripts/build_app.sh "$BUILD/app" >/dev/null 2>&1 || bash scripts/build_app.sh "$BUILD/app"
 fi
 

@@ -1,6 +1,7 @@
-// The release app's pages come in modules of their own (scripts/build_app.sh, src/pages/lazy.rs):
-// a tab fetches the page it opens, then the others in the background; a page whose code cannot
-// be fetched says so, the tab stays connected, and the page is fetched again on the next visit.
+// The release app's heavy pages come in modules of their own, one per group (/workers, the console,
+// /playground: scripts/build_app.sh, src/pages/lazy.rs): a tab fetches the group of the page it
+// opens, then the others in the background; a page whose code cannot be fetched says so, the tab
+// stays connected, and the page is fetched again on the next visit.
 
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
@@ -15,8 +16,9 @@ const split = dist !== "" && readdirSync(dist).some((f) => f.startsWith("__wasm_
 const skip = split ? false : "E2E_DIST is not a split build (bash scripts/build_app.sh <dist>)";
 
 const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
+const GROUPS = ["workers", "console", "playground"];
 
-/** Each page module the tab asks for (split_<page>-<build>.wasm) and when, in ms since `since()`. */
+/** Each group's module the tab asks for (split_<group>-<build>.wasm) and when, in ms since `since()`. */
 function pageModules(page, since) {
   const asked = new Map();
   page.on("request", (r) => {
@@ -45,20 +47,19 @@ async function go(page, to) {
   );
 }
 
-test("a tab fetches the page it opens, the others in the background; then every page opens without the app's server", { skip, timeout: 120_000 }, async () => {
+test("a tab on a page of the main module fetches no group at first, every group in the background; then every page opens without the app's server", { skip, timeout: 120_000 }, async () => {
   const page = await env.tab({ identity: "lazy-1", path: "/counter" });
-  // Again from the start, watched: the counter's module comes with the page, the others only
-  // once it is up (the app waits 2 s after it started before it fetches them).
+  // Again from the start, watched: the counter is in the main module, the groups come once it
+  // is up (the app waits 2 s after it started before it fetches them).
   let began = 0;
   const asked = pageModules(page, () => Date.now() - began);
   began = Date.now();
   await page.reload();
   await page.getByTestId("counter-value").waitFor();
-  const shownAt = Date.now() - began;
-  assert.ok(asked.has("counter") && asked.get("counter") <= shownAt, "the counter's module, before the counter was shown");
-  await eventually("every page's module fetched", () => (asked.size === PAGES.length ? true : null), { timeout: 30_000 });
-  const early = [...asked].filter(([name, at]) => name !== "counter" && at < 2000);
-  assert.deepEqual(early, [], "no other page's module within the first 2 s");
+  await eventually("every group's module fetched", () => (asked.size === GROUPS.length ? true : null), { timeout: 30_000 });
+  assert.deepEqual([...asked.keys()].sort(), [...GROUPS].sort());
+  const early = [...asked].filter(([, at]) => at < 2000);
+  assert.deepEqual(early, [], "no group's module within the first 2 s");
   // From here on, no module comes from the server.
   let refused = 0;
   await page.context().route(/\.wasm$/, (r) => {
@@ -76,18 +77,29 @@ test("a tab fetches the page it opens, the others in the background; then every 
 test("a page whose code cannot be fetched says so, the tab stays Live, and the next visit fetches it", { skip, timeout: 120_000 }, async () => {
   const page = await env.tab({ identity: "lazy-2", path: "/counter" });
   let blocked = true;
-  await page.context().route(/\/split_chat-[0-9a-f]+\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
-  await go(page, "/chat");
+  await page.context().route(/\/split_console-[0-9a-f]+\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
+  await go(page, "/streams");
   await page.getByTestId("page-not-loaded").waitFor();
   assert.equal(await textOf(page, "status"), "Live");
-  assert.equal(await page.getByTestId("chat-input").count(), 0);
   // The other pages still open.
   await go(page, "/counter");
   await page.getByTestId("counter-value").waitFor();
 
   blocked = false;
-  await go(page, "/chat");
-  await page.getByTestId("chat-input").waitFor();
-  assert.equal(await page.getByTestId("page-not-loaded").count(), 0);
+  await go(page, "/streams");
+  assert.equal(await page.getByTestId("page-not-loaded").count(), 0, "/streams shown the second time");
   assert.equal(await textOf(page, "status"), "Live");
+});
+
+test("a tab opened on a console page fetches the console's module with the page, the other groups later", { skip, timeout: 60_000 }, async () => {
+  const page = await env.tab({ identity: "lazy-3", path: "/streams" });
+  let began = 0;
+  const asked = pageModules(page, () => Date.now() - began);
+  began = Date.now();
+  await page.reload();
+  await waitFor(page, "/streams shown", () => document.querySelector("main.page h1")?.textContent.trim() === "Streams");
+  const shownAt = Date.now() - began;
+  assert.ok(asked.get("console") <= shownAt, `the console's module before the page: ${JSON.stringify([...asked])}`);
+  const early = [...asked].filter(([group, at]) => group !== "console" && at < 2000);
+  assert.deepEqual(early, [], "no other group's module within the first 2 s");
 });

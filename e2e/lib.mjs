@@ -217,7 +217,7 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
     });
     await page.goto(env.baseUrl + at);
     if (live) await waitStatus(page, /^Live$/);
-    // The release app fetches a page's code when the page is first opened: Live can come first.
+    // The release app fetches a heavy page's code when it is first opened: Live can come first.
     await page.waitForSelector("main.page > *");
     return page;
   };

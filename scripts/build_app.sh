@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Builds the release app into <dist>: the main module and one module per page, which the browser
-# fetches the first time the page is opened (src/pages/lazy.rs). What ./run.sh serves, and what
-# the end-to-end tests and the benchmark load.
+# Builds the release app into <dist>: the main module, with the small pages, and a module for each
+# group of heavy pages (/workers, the console, /playground), which the browser fetches the first
+# time one of its pages is opened (src/pages/lazy.rs). What ./run.sh serves, and what the
+# end-to-end tests and the benchmark load.
 #
 #   bash scripts/build_app.sh <dist>      # then: node e2e/serve.mjs <dist> 3000
 #
 # The steps trunk cannot take (trunk-rs/trunk#1022), in the order they must run:
 #   1. cargo: the app with the `split` feature, linked with its relocations (--emit-relocs), which
 #      tell the splitter which function calls which;
-#   2. wasm-split-cli: the main module, each page's module and the chunks pages share, and
-#      __wasm_split.js, which loads a page's modules into the main module's memory and table;
-#   3. wasm-bindgen on the main module (keeping the exports the pages' modules import);
+#   2. wasm-split-cli: the main module, each group's module and the chunks groups share, and
+#      __wasm_split.js, which loads a group's modules into the main module's memory and table;
+#   3. wasm-bindgen on the main module (keeping the exports the groups' modules import);
 #   4. scripts/wasm_opt.mjs: every module optimized for size (-Oz);
 #   5. the build's name on every file, and index.html from the project's, with trunk's links
 #      replaced by the built files.
@@ -53,9 +54,37 @@ find "$dist" -name '*.wasm' -print0 |
 # starts it. The name keeps two builds apart: a tab still running the previous one (a page's
 # module not fetched yet when ./run.sh built again) asks for files that are gone and says the
 # page could not be loaded, instead of joining a module of another build to its own.
-python3 - index.html "$dist" <<'PY'
-import hashlib, pathlib, re, sys
-src, dist = sys.argv[1], pathlib.Path(sys.argv[2])
+python3 - index.html "$dist" src/lib.rs src/pages/lazy.rs <<'PY'
+import hashlib, json, pathlib, re, sys
+src, dist, app_rs, lazy_rs = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+# Each lazy route's modules: its group's and the chunks the group shares with others, as the
+# loader lists them (`makeLoad(() => … "./<file>" …, [<the loaders it waits for>])`).
+loader = (dist / "__wasm_split.js").read_text(encoding="utf-8")
+loads = {}
+for m in re.finditer(r'const (?:__wasm_split_load_)?(\w+) = (?:wrapAsyncCb\()?makeLoad\(\(\) => \{\s*'
+                     r'const src = fetch\(new URL\("\./([\w.]+)".*?\n, \[([\w, ]*)\]', loader, re.S):
+    loads[m.group(1)] = (m.group(2), [d.strip() for d in m.group(3).split(",") if d.strip()])
+def modules(name):
+    file, deps = loads[name]
+    return [file] + [f for d in deps for f in modules(d)]
+# pages/lazy.rs: `<group> {` then its `<Route> => <component>,` lines.
+group_of_route, group = {}, None
+for line in open(lazy_rs, encoding="utf-8"):
+    if m := re.fullmatch(r"    (\w+) \{\n", line):
+        group = m.group(1)
+    elif (m := re.fullmatch(r"\s+(\w+Route) => [\w:]+,\n", line)) and group:
+        group_of_route[m.group(1)] = group
+routes = re.findall(r'path=path!\("([^"]*)"\) view=\{Lazy::<pages::lazy::(\w+)>::new\(\)\}',
+                    open(app_rs, encoding="utf-8").read())
+if not routes or len(routes) != len(group_of_route):
+    sys.exit(f"build_app: {len(routes)} lazy routes in {app_rs}, {len(group_of_route)} in {lazy_rs}")
+route_modules = {}
+for path, route in routes:
+    group = group_of_route[route]
+    if group not in loads:
+        sys.exit(f"build_app: no module for group {group} (route {path}) in __wasm_split.js")
+    route_modules[path] = list(dict.fromkeys(modules(group)))
 files = sorted(p for p in dist.iterdir() if p.suffix in (".wasm", ".js", ".css"))
 digest = hashlib.sha256()
 for p in files:
@@ -78,12 +107,31 @@ if len(links) != 2:
     sys.exit(f"build_app: expected trunk's two links in {src}, found {len(links)}")
 indent = re.match(r"[ \t]*", links[0]).group(0)
 css, js, wasm = renamed["main.css"], renamed["via.js"], renamed["via_bg.wasm"]
+split_js = renamed["__wasm_split.js"]
+# The opened route's modules, fetched alongside the main module rather than after it started
+# (the loader's fetches then find them; the other groups' come 2 s after the start).
+# Short: the group's name, then its chunks' numbers ({"/streams":"console 3 4"}).
+short = {}
+for path, mods in route_modules.items():
+    group = re.fullmatch(r"split_(\w+)\.wasm", mods[0])
+    chunks = [re.fullmatch(r"chunk_(\d+)\.wasm", f) for f in mods[1:]]
+    if not group or not all(chunks):
+        sys.exit(f"build_app: unexpected module names for {path}: {mods}")
+    short[path] = " ".join([group.group(1)] + [c.group(1) for c in chunks])
+preloads = json.dumps(short, separators=(",", ":"))
 ours = "".join(
     f"{indent}{line}\n"
     for line in [
         f'<link rel="stylesheet" href="/{css}" />',
         f'<link rel="modulepreload" href="/{js}" />',
+        f'<link rel="modulepreload" href="/{split_js}" />',
         f'<link rel="preload" href="/{wasm}" as="fetch" type="application/wasm" crossorigin />',
+        f'<script>(() => {{ const pages = {preloads}; '
+        'const [page, ...chunks] = (pages[location.pathname.replace(/(.)\\/$/, "$1")] ?? "").split(" "); '
+        f'const files = page ? [`split_${{page}}-{build}.wasm`, ...chunks.map((n) => `chunk_${{n}}-{build}.wasm`)] : []; '
+        'for (const f of files) { '
+        'const l = document.createElement("link"); l.rel = "preload"; l.as = "fetch"; '
+        'l.crossOrigin = "anonymous"; l.href = "/" + f; document.head.append(l); } })();</script>',
         f'<script type="module">import init from "/{js}"; init({{ module_or_path: "/{wasm}" }});</script>',
     ]
 )

@@ -2,10 +2,11 @@
 # Installs what the tests and the app need, only when missing (quick when all present):
 #   Debian packages nats-server, chromium, chromium-driver; rust target wasm32-unknown-unknown;
 #   wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock; trunk 0.21.14; wasm-split-cli
-#   0.2.4 (scripts/build_app.sh: the release app, one module per page); the npm packages of
-#   package.json (binaryen 123: wasm-opt for trunk and scripts/wasm_opt.mjs, playwright-core and nats.js for the browser
-#   tests); python packages nats-py and paho-mqtt (an MQTT peer for the tests); and the current
-#   nats-server release in .tools/ (the tests run against it as well as against Debian's).
+#   0.2.4 (scripts/build_app.sh: the release app in modules); the npm packages of package.json
+#   (binaryen 123: wasm-opt for trunk and scripts/wasm_opt.mjs; playwright-core and nats.js for
+#   the browser tests); python packages nats-py and paho-mqtt (an MQTT peer for the tests); and
+#   the current nats-server release in .tools/ (the tests run against it as well as against
+#   Debian's).
 # With --app, only what ./run.sh needs (no browser, no test peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,7 +101,7 @@ trunk_cli() {
   cargo install --quiet trunk --version "$TRUNK_VERSION" --locked
 }
 
-# --- wasm-split-cli (scripts/build_app.sh cuts the release app into one module per page) -----
+# --- wasm-split-cli (scripts/build_app.sh cuts the release app into modules) ---------------
 WASM_SPLIT_VERSION=0.2.4
 wasm_split_cli() {
   # The CLI has no --version; cargo keeps a record of what it installed.

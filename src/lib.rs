@@ -208,11 +208,11 @@ pub fn App() -> impl IntoView {
             <Header/>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view={Lazy::<pages::lazy::DashboardRoute>::new()}/>
-                    <Route path=path!("/chat") view={Lazy::<pages::lazy::ChatRoute>::new()}/>
-                    <Route path=path!("/counter") view={Lazy::<pages::lazy::CounterRoute>::new()}/>
-                    <Route path=path!("/config") view={Lazy::<pages::lazy::ConfigRoute>::new()}/>
-                    <Route path=path!("/themes") view={Lazy::<pages::lazy::ThemesRoute>::new()}/>
+                    <Route path=path!("/") view=pages::demos::dashboard::Dashboard/>
+                    <Route path=path!("/chat") view=pages::demos::chat::Chat/>
+                    <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
+                    <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
+                    <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
                     <Route path=path!("/workers") view={Lazy::<pages::lazy::WorkersRoute>::new()}/>
                     <Route path=path!("/monitor") view={Lazy::<pages::lazy::MonitorRoute>::new()}/>
                     <Route path=path!("/streams") view={Lazy::<pages::lazy::StreamsRoute>::new()}/>

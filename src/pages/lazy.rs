@@ -1,52 +1,56 @@
-//! The routes' pages, each loaded when it is first opened.
+//! The routes whose code is loaded when they are first opened: the heavy pages, in three groups.
 //!
-//! Built with the `split` feature (the release app, `scripts/build_app.sh`), each page's code is a
-//! split point: the build cuts it out of the main module into modules of its own, which the router
-//! fetches the first time the page is opened, and `preload_all` fetches in the background once
-//! the first page is on screen. A page whose modules cannot be fetched (the app's server is gone)
-//! says so and is fetched again on the next visit: nothing panics, the open pages keep working.
+//! Built with the `split` feature (the release app, `scripts/build_app.sh`), each group's pages
+//! are one split point: the build cuts their code out of the main module into a module of their
+//! own, which the router fetches the first time one of them is opened, and `preload_all` fetches
+//! in the background once the first page is on screen. A group whose module cannot be fetched
+//! (the app's server is gone) says so and is fetched again on the next visit: nothing panics, the
+//! open pages keep working. The small pages (users, chat, counter, config, themes) stay in the
+//! main module: a module of their own would cost more to fetch and start than their code does.
+//! Groups, not one module per page: pages share code, and the splitter puts the code each set of
+//! split points shares in a chunk of its own, so 15 split points made 276 modules (13 for the
+//! counter, 157 for /workers), each fetched and instantiated on its own.
 //! Without the feature (debug and test builds, `trunk`), the same routes render from the one
 //! module.
 
 use leptos::prelude::*;
 use leptos_router::LazyRoute;
 
-/// One page: its route type, the name of its module, and its component.
-macro_rules! lazy_pages {
-    ($($route:ident, $module:ident => $page:path;)*) => {
+/// Each group: the name of its module, then its pages (route type => component).
+macro_rules! lazy_groups {
+    ($($group:ident { $($route:ident => $page:path),* $(,)? })*) => {
         $(
-            pub struct $route;
+            mod $group {
+                use super::*;
 
-            impl LazyRoute for $route {
-                fn data() -> Self {
-                    $route
+                /// The group's pages, as the main module names them to the split one.
+                #[derive(Clone, Copy)]
+                #[repr(u8)]
+                #[allow(clippy::enum_variant_names)]
+                pub enum Page {
+                    $($route),*
                 }
 
-                async fn view(_: Self) -> AnyView {
-                    match $module::load().await {
-                        Ok(view) => view,
-                        Err(_) => view! { <NotLoaded/> }.into_any(),
+                fn page_view(page: Page) -> AnyView {
+                    match page {
+                        $(Page::$route => $page().into_any()),*
                     }
                 }
-            }
-
-            mod $module {
-                use super::*;
 
                 #[cfg(feature = "split")]
                 #[leptos::wasm_split::wasm_split(
-                    $module,
+                    $group,
                     wasm_split_path = ::leptos::wasm_split,
                     fallible,
                     preload(preload)
                 )]
-                pub fn load() -> Result<AnyView, leptos::wasm_split::SplitLoaderError> {
-                    Ok($page().into_any())
+                pub fn load(page: Page) -> Result<AnyView, leptos::wasm_split::SplitLoaderError> {
+                    Ok(page_view(page))
                 }
 
                 #[cfg(not(feature = "split"))]
-                pub async fn load() -> Result<AnyView, std::convert::Infallible> {
-                    Ok($page().into_any())
+                pub async fn load(page: Page) -> Result<AnyView, std::convert::Infallible> {
+                    Ok(page_view(page))
                 }
 
                 #[cfg(not(feature = "split"))]
@@ -54,33 +58,51 @@ macro_rules! lazy_pages {
                     Ok(())
                 }
             }
+
+            $(
+                pub struct $route;
+
+                impl LazyRoute for $route {
+                    fn data() -> Self {
+                        $route
+                    }
+
+                    async fn view(_: Self) -> AnyView {
+                        match $group::load($group::Page::$route).await {
+                            Ok(view) => view,
+                            Err(_) => view! { <NotLoaded/> }.into_any(),
+                        }
+                    }
+                }
+            )*
         )*
 
-        /// Fetches every page's modules, one page after the other, so that opening a page later
-        /// is instant and does not need the app's server. A page that fails is fetched when it is
-        /// opened.
+        /// Fetches every group's module, one after the other, so that opening a page later is
+        /// instant and does not need the app's server. A group that fails is fetched when one of
+        /// its pages is opened.
         pub async fn preload_all() {
-            $( let _ = $module::preload().await; )*
+            $( let _ = $group::preload().await; )*
         }
     };
 }
 
-lazy_pages! {
-    DashboardRoute, dashboard => crate::pages::demos::dashboard::Dashboard;
-    ChatRoute, chat => crate::pages::demos::chat::Chat;
-    CounterRoute, counter => crate::pages::demos::counter::CounterPage;
-    ConfigRoute, config => crate::pages::demos::config::ConfigPage;
-    ThemesRoute, themes => crate::pages::demos::themes::ThemesPage;
-    WorkersRoute, workers => crate::pages::demos::workers::WorkersPage;
-    MonitorRoute, monitor => crate::pages::console::monitor::MonitorPage;
-    StreamsRoute, streams => crate::pages::console::streams::StreamsPage;
-    KvRoute, kv => crate::pages::console::kv::KvPage;
-    ServicesRoute, services => crate::pages::console::services::ServicesPage;
-    GraphRoute, graph => crate::pages::console::graph::GraphPage;
-    ProcessesRoute, processes => crate::pages::console::processes::ProcessesPage;
-    ScaleRoute, scale => crate::pages::console::scale::ScalePage;
-    ServerRoute, server => crate::pages::console::server::ServerPage;
-    PlaygroundRoute, playground => crate::pages::playground::PlaygroundPage;
+lazy_groups! {
+    workers {
+        WorkersRoute => crate::pages::demos::workers::WorkersPage,
+    }
+    console {
+        MonitorRoute => crate::pages::console::monitor::MonitorPage,
+        StreamsRoute => crate::pages::console::streams::StreamsPage,
+        KvRoute => crate::pages::console::kv::KvPage,
+        ServicesRoute => crate::pages::console::services::ServicesPage,
+        GraphRoute => crate::pages::console::graph::GraphPage,
+        ProcessesRoute => crate::pages::console::processes::ProcessesPage,
+        ScaleRoute => crate::pages::console::scale::ScalePage,
+        ServerRoute => crate::pages::console::server::ServerPage,
+    }
+    playground {
+        PlaygroundRoute => crate::pages::playground::PlaygroundPage,
+    }
 }
 
 /// In place of a page whose code could not be fetched.
