@@ -28,6 +28,16 @@ function pageModules(page, since) {
   return asked;
 }
 
+/** Reloads the tab, watching which groups' modules it asks for; `since()`: ms since the reload. */
+async function reloadWatched(page) {
+  let began = 0;
+  const since = () => Date.now() - began;
+  const asked = pageModules(page, since);
+  began = Date.now();
+  await page.reload();
+  return { asked, since };
+}
+
 /**
  * Follows the header's link to `to`; resolves once the page's heading (the link's text) or "could
  * not be loaded" is shown. (The heading is the way to tell: pages that start alike share their
@@ -51,10 +61,7 @@ test("a tab on a page of the main module fetches no group at first, every group 
   const page = await env.tab({ identity: "lazy-1", path: "/counter" });
   // Again from the start, watched: the counter is in the main module, the groups come once it
   // is up (the app waits 2 s after it started before it fetches them).
-  let began = 0;
-  const asked = pageModules(page, () => Date.now() - began);
-  began = Date.now();
-  await page.reload();
+  const { asked } = await reloadWatched(page);
   await page.getByTestId("counter-value").waitFor();
   await eventually("every group's module fetched", () => (asked.size === GROUPS.length ? true : null), { timeout: 30_000 });
   assert.deepEqual([...asked.keys()].sort(), [...GROUPS].sort());
@@ -93,12 +100,9 @@ test("a page whose code cannot be fetched says so, the tab stays Live, and the n
 
 test("a tab opened on a console page fetches the console's module with the page, the other groups later", { skip, timeout: 60_000 }, async () => {
   const page = await env.tab({ identity: "lazy-3", path: "/streams" });
-  let began = 0;
-  const asked = pageModules(page, () => Date.now() - began);
-  began = Date.now();
-  await page.reload();
+  const { asked, since } = await reloadWatched(page);
   await waitFor(page, "/streams shown", () => document.querySelector("main.page h1")?.textContent.trim() === "Streams");
-  const shownAt = Date.now() - began;
+  const shownAt = since();
   assert.ok(asked.get("console") <= shownAt, `the console's module before the page: ${JSON.stringify([...asked])}`);
   const early = [...asked].filter(([group, at]) => group !== "console" && at < 2000);
   assert.deepEqual(early, [], "no other group's module within the first 2 s");
