@@ -334,9 +334,9 @@ def main():
     work_dir = sys.argv[1]
     servers = make_servers(work_dir)
     # A port picked free may be taken by another process before the server binds it (a node
-    # that cannot bind stops the whole cluster's JetStream): a cluster gets fresh ports, up to
-    # three times.
-    attempts = 3 if len(servers) > 1 else 1
+    # that cannot bind stops the whole cluster's JetStream; a clean-clone run's single server
+    # once lost its WebSocket port so): fresh ports, up to three times.
+    attempts = 3
     for attempt in range(attempts):
         started = start_all(servers)
         if started or attempt == attempts - 1:

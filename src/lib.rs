@@ -139,8 +139,8 @@ impl Page {
     }
 }
 
-/// How long after the start the other pages' code is fetched: after the first page, out of the way
-/// of its start.
+/// How long after the start the lazy pages' code (`pages::lazy`) is fetched: after the first page,
+/// out of the way of its start.
 const PRELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[component]
@@ -152,7 +152,7 @@ pub fn App() -> impl IntoView {
     pages::demos::counter::provide_counter_clicks();
     pages::demos::chat::provide_chat_outbox();
     let toasts = provide_toasts();
-    // The other pages' code, in the background once this page is on screen: opening one is then
+    // The lazy pages' code, in the background once this page is on screen: opening one is then
     // instant, also when the app's server has gone away meanwhile.
     leptos_nats::spawn_while_mounted(async {
         gloo_timers::future::sleep(PRELOAD_AFTER).await;
