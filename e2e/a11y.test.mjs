@@ -6,13 +6,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { applyTheme, axeViolations, rand, useEnv, waitCount, waitFor } from "./lib.mjs";
+import { PAGES, applyTheme, axeViolations, rand, useEnv, waitCount, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 180_000 };
 
 const THEMES = ["light", "dark", "ocean", "forest", "sunset"];
-const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
 
 test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA violation", T, async () => {
   const page = await env.tab({ identity: "a11y" });

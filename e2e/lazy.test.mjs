@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { test } from "node:test";
 
-import { eventually, textOf, useEnv, waitFor } from "./lib.mjs";
+import { PAGES, eventually, textOf, useEnv, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -15,7 +15,6 @@ const dist = process.env.E2E_DIST ?? "";
 const split = dist !== "" && readdirSync(dist).some((f) => f.startsWith("__wasm_split"));
 const skip = split ? false : "E2E_DIST is not a split build (bash scripts/build_app.sh <dist>)";
 
-const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
 const GROUPS = ["workers", "console", "playground"];
 
 /** Each group's module the tab asks for (split_<group>-<build>.wasm) and when, in ms since `since()`. */

@@ -39,6 +39,9 @@ export const VIEWPORT = { width: 1280, height: 800 };
 /** How long a wait for something the app should do gets, in ms. */
 export const WAIT = 20_000;
 
+/** Every page of the app, in navigation order (src/lib.rs `Page::path`). */
+export const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
+
 /** The flags every Chromium of the tests runs with (the closed network, no first-run noise). */
 export const CHROMIUM_ARGS = [
   "--no-sandbox",

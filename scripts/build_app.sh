@@ -138,4 +138,4 @@ ours = "".join(
 html = html.replace(links[0], ours).replace(links[1], "")
 (dist / "index.html").write_text(html, encoding="utf-8")
 PY
-echo "build_app: $dist ($(find "$dist" -name '*.wasm' | wc -l) modules)"
+echo "build_app: $dist ($modules modules)"
