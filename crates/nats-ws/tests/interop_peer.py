@@ -8,8 +8,8 @@ Protocol with the test:
   * Payloads travel as hex strings, both in the spec and in the output, so arbitrary bytes survive.
   * Headers travel as lists of [name, value] pairs. nats-py takes and gives a dict, so one name can
     carry only one value on this side.
-  * Every output line is flushed at once. `ready` means: subscribed and flushed, so the server
-    knows about the subscription and anything published from now on is delivered.
+  * Every output line is flushed at once. `ready` means: subscribed and flushed (`flush_all`), so
+    the server knows about the subscription and anything published from now on is delivered.
   * Received messages are printed as one JSON line each:
     {"subject": ..., "reply": ... or null, "headers": [[name, value], ...] or null, "payload_hex": ...}
 
@@ -62,6 +62,8 @@ import sys
 import nats
 import nats.js.errors
 
+from nats_py_flush import flush_all
+
 
 def emit(obj):
     if isinstance(obj, str):
@@ -90,7 +92,7 @@ def headers_of(spec_item):
 
 async def subscribe(nc, args, spec):
     sub = await nc.subscribe(args.subject)
-    await nc.flush()
+    await flush_all(nc)
     emit("ready")
     for _ in range(args.count):
         msg = await sub.next_msg(timeout=args.timeout)
@@ -106,13 +108,13 @@ async def publish(nc, args, spec):
             reply=item.get("reply") or "",
             headers=headers_of(item),
         )
-    await nc.flush()
+    await flush_all(nc)
     emit("done")
 
 
 async def responder(nc, args, spec):
     sub = await nc.subscribe(args.subject)
-    await nc.flush()
+    await flush_all(nc)
     emit("ready")
     prefix = bytes.fromhex(spec["reply_prefix_hex"])
     for _ in range(args.count):
@@ -123,7 +125,7 @@ async def responder(nc, args, spec):
         if seq is not None:
             headers["X-Echo-Seq"] = seq
         await nc.publish(msg.reply, prefix + bytes(msg.data)[::-1], headers=headers)
-    await nc.flush()
+    await flush_all(nc)
     await sub.unsubscribe()
 
 

@@ -17,6 +17,7 @@ import sys
 import nats
 from nats.micro import add_service
 from nats.micro.service import EndpointConfig, ServiceConfig, ServiceInfo, ServicePing, ServiceStats
+from nats_py_flush import flush_all
 
 
 def emit(value):
@@ -36,7 +37,7 @@ async def serve(nc):
 
     await svc.add_endpoint(EndpointConfig(name="upper", subject="py.upper", handler=upper))
     await svc.add_endpoint(EndpointConfig(name="fail", subject="py.fail", handler=fail))
-    await nc.flush()
+    await flush_all(nc)
     emit({"id": svc.id})
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await svc.stop()
