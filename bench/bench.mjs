@@ -440,7 +440,10 @@ async function appMetrics(appUrl) {
         () => {
           const s = document.querySelector('[data-testid="status"]');
           const v = document.querySelector('[data-testid="counter-value"]');
-          return s && s.textContent.trim() === "Live" && v && /^-?\d+$/.test(v.textContent.trim());
+          // …and the lazy pages' modules, which the app fetches 2 s after its start, are in: the
+          // fan-out measures tabs at rest, not instantiating modules.
+          const preloaded = document.documentElement.dataset.preloaded;
+          return s && s.textContent.trim() === "Live" && v && /^-?\d+$/.test(v.textContent.trim()) && preloaded;
         },
         null,
         { timeout: 60000 },

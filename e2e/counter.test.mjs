@@ -109,3 +109,45 @@ test("counter: after the bucket is deleted, the next click creates it again", { 
   await waitText(page, "counter-value", "1", { timeout: 30_000 });
   await counterSettled(page);
 });
+
+// Once a read has left nothing to write, the next click goes straight to a compare-and-set on the
+// value and revision read: the other tabs see it one round trip after the click, not two. Another
+// client's write in between makes that compare-and-set fail; the tab then reads and writes again.
+test("counter: a click goes straight to a compare-and-set on the revision last read; a stale one is read and written again", { timeout: 90_000 }, async () => {
+  const kv = await env.kv("via_config");
+  const [page, other] = await Promise.all([
+    env.tab({ identity: "straight", path: "/counter" }),
+    env.tab({ identity: "onlooker", path: "/counter" }),
+  ]);
+  // What the tab sends, from a fresh start: KV writes (a PUB on the key's subject) and reads.
+  const sent = [];
+  page.on("websocket", (ws) =>
+    ws.on("framesent", (f) => {
+      const text = typeof f.payload === "string" ? f.payload : f.payload.toString("latin1");
+      for (const [, subject] of text.matchAll(/(?:^|\r\n)H?PUB (\S+)/g)) {
+        if (subject === "$KV.via_config.counter") sent.push("write");
+        else if (/^\$JS\.API\.(DIRECT|STREAM\.MSG)\.GET\.KV_via_config\b/.test(subject)) sent.push("read");
+      }
+    }),
+  );
+  await page.reload();
+  const start = counterValue(await kv.get("counter"));
+  await waitText(page, "counter-value", String(start));
+  const clickSeen = async (want) => {
+    const from = sent.length;
+    await page.getByTestId("counter-inc").click();
+    await waitText(other, "counter-value", String(want));
+    await counterSettled(page);
+    return sent.slice(from);
+  };
+
+  // The first click reads first: the tab knows nothing yet; the read after the write settles it.
+  assert.deepEqual(await clickSeen(start + 1), ["read", "write", "read"]);
+  // The next one writes at once, and reads after to settle.
+  assert.deepEqual(await clickSeen(start + 2), ["write", "read"]);
+  // Another client moves the key on: the tab's write fails, it reads, writes again.
+  await kv.put("counter", String(start + 10));
+  await waitText(page, "counter-value", String(start + 10));
+  assert.deepEqual(await clickSeen(start + 11), ["write", "read", "write", "read"]);
+  assert.equal(counterValue(await kv.get("counter")), start + 11);
+});

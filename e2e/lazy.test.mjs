@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { test } from "node:test";
 
-import { PAGES, eventually, textOf, useEnv, waitFor } from "./lib.mjs";
+import { PAGES, textOf, useEnv, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -62,7 +62,8 @@ test("a tab on a page of the main module fetches no group at first, every group 
   // is up (the app waits 2 s after it started before it fetches them).
   const { asked } = await reloadWatched(page);
   await page.getByTestId("counter-value").waitFor();
-  await eventually("every group's module fetched", () => (asked.size === GROUPS.length ? true : null), { timeout: 30_000 });
+  await waitFor(page, "the background preload done", () => document.documentElement.dataset.preloaded !== undefined, null, { timeout: 30_000 });
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.preloaded), "all");
   assert.deepEqual([...asked.keys()].sort(), [...GROUPS].sort());
   const early = [...asked].filter(([, at]) => at < 2000);
   assert.deepEqual(early, [], "no group's module within the first 2 s");
@@ -84,6 +85,11 @@ test("a page whose code cannot be fetched says so, the tab stays Live, and the n
   const page = await env.tab({ identity: "lazy-2", path: "/counter" });
   let blocked = true;
   await page.context().route(/\/split_console-[0-9a-f]+\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
+  // From the start: the background preload meets the refusal too, and says so.
+  await page.reload();
+  await waitFor(page, "the background preload done", () => document.documentElement.dataset.preloaded !== undefined, null, { timeout: 30_000 });
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.preloaded), "partial");
+  assert.equal(await textOf(page, "status"), "Live");
   await go(page, "/streams");
   await page.getByTestId("page-not-loaded").waitFor();
   assert.equal(await textOf(page, "status"), "Live");

@@ -153,10 +153,15 @@ pub fn App() -> impl IntoView {
     pages::demos::chat::provide_chat_outbox();
     let toasts = provide_toasts();
     // The lazy pages' code, in the background once this page is on screen: opening one is then
-    // instant, also when the app's server has gone away meanwhile.
+    // instant, also when the app's server has gone away meanwhile. Done, `<html>` says so in
+    // `data-preloaded` ("all", or "partial" if a module could not be fetched): the tests and the
+    // benchmark wait for it before they measure a tab at rest.
     leptos_nats::spawn_while_mounted(async {
         gloo_timers::future::sleep(PRELOAD_AFTER).await;
-        pages::lazy::preload_all().await;
+        let all = pages::lazy::preload_all().await;
+        if let Some(html) = document().document_element() {
+            let _ = html.set_attribute("data-preloaded", if all { "all" } else { "partial" });
+        }
     });
     // Any user.* event, from this app or any other client, once (dedup: 2 s).
     let events_refused = leptos_nats::use_subscription_with_options(

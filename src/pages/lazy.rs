@@ -78,10 +78,12 @@ macro_rules! lazy_groups {
         )*
 
         /// Fetches every group's module, one after the other, so that opening a page later is
-        /// instant and does not need the app's server. A group that fails is fetched when one of
-        /// its pages is opened.
-        pub async fn preload_all() {
-            $( let _ = $group::preload().await; )*
+        /// instant and does not need the app's server; `true` if every one came. A group that
+        /// failed is fetched when one of its pages is opened.
+        pub async fn preload_all() -> bool {
+            let mut all = true;
+            $( all &= $group::preload().await.is_ok(); )*
+            all
         }
     };
 }
