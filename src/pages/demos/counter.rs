@@ -3,12 +3,9 @@
 //!
 //! Clicks are numbered and queue up in the app, not the page: leaving `/counter` with clicks on
 //! the way (the server down, say) does not drop them. One task, started with the app
-//! ([`provide_counter_clicks`]), writes them. It reads the key: the value says up to which of
-//! this tab's clicks it already includes (`Counter::applied`), those leave the queue, and the rest
-//! are applied in a compare-and-set. A click after such a read that left nothing to write goes
-//! straight to a compare-and-set on the value and revision read, so the other tabs see it one
-//! round trip after the click, not two; if the key moved on meanwhile the write fails, and the
-//! task reads it and writes again. Only a read settles clicks, never a
+//! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value
+//! says up to which of this tab's clicks it already includes (`Counter::applied`), those leave the
+//! queue, and the rest are applied in a compare-and-set. Only a read settles clicks, never a
 //! write's answer alone: so a write whose answer was lost (a cut, a timeout) is settled by the
 //! next read, and so is one that the server acknowledged and then overwrote before that read — a
 //! clustered nats-server before 2.9.21 accepts concurrent compare-and-sets at the same revision
@@ -49,9 +46,6 @@ enum Tried {
     Done,
     /// The key had moved on since it was read: read again.
     Conflict,
-    /// The key had moved on since the read a click went straight to: read now, no pause (no one
-    /// is racing this tab, as far as it knows).
-    Stale,
 }
 
 /// What the page shares with the write task. All `Copy`; every read in the task is a `try_`
@@ -61,9 +55,6 @@ struct Writer {
     /// This tab's name in `Counter::applied`: new for every load of the app, since the click
     /// numbers start over.
     id: StoredValue<String>,
-    /// The value and revision of the last read that left nothing to write, while connected since:
-    /// the next click's compare-and-set goes to it without reading first.
-    known: StoredValue<Option<(Counter, u64)>>,
     /// Clicks not yet known to be in the stored value, numbered from 1.
     queue: StoredValue<VecDeque<(u64, CounterOp)>>,
     last_click: StoredValue<u64>,
@@ -98,7 +89,6 @@ impl Writer {
                     pause = FIRST_PAUSE;
                     conflicts = 0;
                 }
-                Some(Ok(Tried::Stale)) => {}
                 Some(Ok(Tried::Conflict)) => {
                     conflicts += 1;
                     if conflicts > 1 {
@@ -124,10 +114,6 @@ impl Writer {
         let Some(client) = self.nats.client.try_get_untracked()? else {
             return Some(Err("not connected yet".into()));
         };
-        // Taken: a try that fails for any reason reads the key before it writes again.
-        let known = self.known.try_update_value(Option::take)?;
-        // Not after an outage either: the bucket may have been made again meanwhile.
-        let known = known.filter(|_| client.status().is_connected());
         if !until_connected(&client).await {
             // This client was closed: the settings changed and a new one takes over.
             return Some(Ok(Tried::Done));
@@ -136,30 +122,20 @@ impl Writer {
             Ok(store) => store,
             Err(e) => return Some(Err(e.to_string())),
         };
-        let id = self.id.try_get_value()?;
-        let straight = known.is_some();
-        let (value, revision) = match known {
-            Some((value, revision)) => (value, Some(revision)),
-            None => {
-                let current = match store.entry(KEY).await {
-                    Ok(current) => current,
-                    Err(e) => return Some(Err(self.failed(e))),
-                };
-                let value = current
-                    .as_ref()
-                    .filter(|e| e.operation == Operation::Put)
-                    .and_then(|e| Counter::parse(&e.value))
-                    .unwrap_or_default();
-                self.settled(value.applied_upto(&id))?;
-                (value, current.map(|e| e.revision))
-            }
+        let current = match store.entry(KEY).await {
+            Ok(current) => current,
+            Err(e) => return Some(Err(self.failed(e))),
         };
+        let value = current
+            .as_ref()
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| Counter::parse(&e.value))
+            .unwrap_or_default();
+        let id = self.id.try_get_value()?;
+        self.settled(value.applied_upto(&id))?;
         let clicks: Vec<(u64, CounterOp)> =
             self.queue.try_with_value(|q| q.iter().copied().collect())?;
         if clicks.is_empty() {
-            if let Some(revision) = revision {
-                self.known.try_set_value(Some((value, revision)));
-            }
             return Some(Ok(Tried::Done));
         }
         let next = value.with_clicks(
@@ -169,8 +145,8 @@ impl Writer {
             &clicks,
         );
         let json = serde_json::to_vec(&next).unwrap_or_default();
-        let written = match revision {
-            Some(revision) => store.update(KEY, json, revision).await,
+        let written = match &current {
+            Some(e) => store.update(KEY, json, e.revision).await,
             None => store.create(KEY, json).await,
         };
         match written {
@@ -180,9 +156,6 @@ impl Writer {
                 Some(Ok(Tried::Done))
             }
             // Someone wrote first (or our own answer was lost): the next read settles it.
-            Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) if straight => {
-                Some(Ok(Tried::Stale))
-            }
             Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
                 Some(Ok(Tried::Conflict))
             }
@@ -228,7 +201,6 @@ impl CounterClicks {
 pub fn provide_counter_clicks() {
     let writer = Writer {
         id: StoredValue::new(random_hex(12)),
-        known: StoredValue::new(None),
         queue: StoredValue::new(VecDeque::new()),
         last_click: StoredValue::new(0),
         pending: RwSignal::new(0),
