@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use thiserror::Error;
 use web_time::UNIX_EPOCH;
 
-use crate::error::Quoted;
+use crate::error::{Quoted, RequestError};
 use crate::header::HeaderMap;
 use crate::jetstream::consumer_internal::OrderedEvent;
 use crate::jetstream::{
@@ -392,11 +392,35 @@ impl Store {
     /// The latest revision of `key`, delete and purge markers included; `None` if never written.
     pub async fn entry(&self, key: &str) -> Result<Option<Entry>, KvError> {
         valid_key(key, false)?;
-        let stored = self
+        let stored = match self
             .js
             .get_last_message(&self.stream, &self.subject(key))
-            .await?;
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => return Err(self.read_error(e).await),
+        };
         Ok(stored.map(|s| self.entry_from_stored(key, s)))
+    }
+
+    /// A read's error. A direct get is answered by the stream's own servers, so once another
+    /// client deleted the stream nobody answers it: "no responders" (as when JetStream is down),
+    /// or on nats-server 2.9 a timeout. If JetStream then says the stream does not exist, the
+    /// bucket is gone: [`KvError::BucketNotFound`], as a write or a read without direct get says,
+    /// and binding the bucket again creates it.
+    async fn read_error(&self, e: JetStreamError) -> KvError {
+        if let JetStreamError::NotEnabled { .. }
+        | JetStreamError::Request(RequestError::TimedOut { .. }) = e
+        {
+            if let Err(info) = self.js.stream_info(&self.stream).await {
+                if info.err_code() == Some(err_codes::STREAM_NOT_FOUND) {
+                    return KvError::BucketNotFound {
+                        bucket: self.bucket.clone(),
+                    };
+                }
+            }
+        }
+        e.into()
     }
 
     /// The current value of `key`; `None` if it does not exist or was deleted.
@@ -410,7 +434,10 @@ impl Store {
     /// `key` at exactly `revision`; `None` if that revision is not of this key (or was removed).
     pub async fn get_revision(&self, key: &str, revision: u64) -> Result<Option<Entry>, KvError> {
         valid_key(key, false)?;
-        let stored = self.js.get_message(&self.stream, revision).await?;
+        let stored = match self.js.get_message(&self.stream, revision).await {
+            Ok(stored) => stored,
+            Err(e) => return Err(self.read_error(e).await),
+        };
         Ok(stored
             .filter(|s| s.subject == self.subject(key))
             .map(|s| self.entry_from_stored(key, s))

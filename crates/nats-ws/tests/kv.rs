@@ -606,6 +606,43 @@ async fn buckets_missing_identical_and_conflicting() {
     assert_eq!(fresh.get("k").await.unwrap(), None);
 }
 
+/// Another client deletes the bucket (an admin, the console's /kv page): a store bound before
+/// says it is gone when it reads, as when it writes, so that the app binds it again (which
+/// creates it) instead of failing until something else notices. Its reads are direct gets, which
+/// nobody answers once the stream is gone: "no responders", as when JetStream is down; JetStream
+/// tells the two apart.
+#[tokio::test]
+async fn a_store_says_its_bucket_is_gone_when_another_client_deleted_it() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    // nats-server 2.9 lets a direct get of a deleted stream time out: not in 5 s each.
+    let kv = client
+        .jetstream()
+        .with_timeout(Duration::from_millis(500))
+        .create_key_value(KvConfig::new("gone"))
+        .await
+        .unwrap();
+    kv.put("k", "v").await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().unwrap().text(), Some("v"));
+
+    let admin = connect(&server).await;
+    admin.jetstream().delete_key_value("gone").await.unwrap();
+    for (what, read) in [
+        ("get", kv.get("k").await.map(drop)),
+        ("entry", kv.entry("k").await.map(drop)),
+        ("get_revision", kv.get_revision("k", 1).await.map(drop)),
+        ("put", kv.put("k", "w").await.map(drop)),
+    ] {
+        match read {
+            Err(e @ KvError::BucketNotFound { .. }) => assert!(e.is_bucket_gone(), "{what}"),
+            other => panic!("{what} on a deleted bucket: expected BucketNotFound, got {other:?}"),
+        }
+    }
+    // Bound again, it is created again: empty.
+    let again = bucket(&client, KvConfig::new("gone")).await;
+    assert_eq!(again.get("k").await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn invalid_keys_are_refused_before_anything_is_sent() {
     let server = TestServer::start();
