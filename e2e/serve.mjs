@@ -5,7 +5,10 @@
 // Loopback only. Correct MIME types (application/wasm included, so the browser can stream-compile
 // the module). Single-page app fallback: a path that is not a file and does not look like one
 // (no extension, e.g. /chat) gets index.html, so deep links load on refresh; a missing asset is a
-// 404. Nothing is cached, so a rebuilt app is always what the browser gets.
+// 404. A file whose name carries its build's hash (`via_bg-<16 hex>.wasm`: scripts/build_app.sh,
+// trunk) never changes, so the browser may keep it for good and skip fetching and compiling it
+// again on the next visit; anything else (index.html, which names the current build's files) is
+// fetched every time, so a rebuilt app is always what the browser gets.
 
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -32,6 +35,9 @@ const MIME = {
   ".woff": "font/woff",
   ".woff2": "font/woff2",
 };
+
+/** A name with a build's hash in it: `<name>-<16 hex digits>.<ext>`. */
+const HASHED = /-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/;
 
 async function fileAt(file) {
   try {
@@ -89,7 +95,7 @@ export async function serveStatic(dir, { port = 0, log = false } = {}) {
       res.writeHead(200, {
         "Content-Type": MIME[path.extname(file).toLowerCase()] ?? "application/octet-stream",
         "Content-Length": info.size,
-        "Cache-Control": "no-store",
+        "Cache-Control": HASHED.test(path.basename(file)) ? "public, max-age=31536000, immutable" : "no-store",
       });
       if (req.method === "HEAD") {
         res.end();
