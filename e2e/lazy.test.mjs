@@ -27,6 +27,13 @@ function pageModules(page, since) {
   return asked;
 }
 
+/** How the tab's background fetch of the groups ended, once it has: `<html data-preloaded>`,
+ *  "all" or "partial". */
+async function preloaded(page) {
+  const done = await waitFor(page, "the background preload done", () => document.documentElement.dataset.preloaded, null, { timeout: 30_000 });
+  return done.jsonValue();
+}
+
 /** Reloads the tab, watching which groups' modules it asks for; `since()`: ms since the reload. */
 async function reloadWatched(page) {
   let began = 0;
@@ -62,8 +69,7 @@ test("a tab on a page of the main module fetches no group at first, every group 
   // is up (the app waits 2 s after it started before it fetches them).
   const { asked } = await reloadWatched(page);
   await page.getByTestId("counter-value").waitFor();
-  await waitFor(page, "the background preload done", () => document.documentElement.dataset.preloaded !== undefined, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.preloaded), "all");
+  assert.equal(await preloaded(page), "all");
   assert.deepEqual([...asked.keys()].sort(), [...GROUPS].sort());
   const early = [...asked].filter(([, at]) => at < 2000);
   assert.deepEqual(early, [], "no group's module within the first 2 s");
@@ -87,8 +93,7 @@ test("a page whose code cannot be fetched says so, the tab stays Live, and the n
   await page.context().route(/\/split_console-[0-9a-f]+\.wasm$/, (r) => (blocked ? r.abort() : r.continue()));
   // From the start: the background preload meets the refusal too, and says so.
   await page.reload();
-  await waitFor(page, "the background preload done", () => document.documentElement.dataset.preloaded !== undefined, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.preloaded), "partial");
+  assert.equal(await preloaded(page), "partial");
   assert.equal(await textOf(page, "status"), "Live");
   await go(page, "/streams");
   await page.getByTestId("page-not-loaded").waitFor();

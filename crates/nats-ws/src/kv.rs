@@ -406,8 +406,9 @@ impl Store {
     /// A read's error. A direct get is answered by the stream's own servers, so once another
     /// client deleted the stream nobody answers it: "no responders" (as when JetStream is down),
     /// or on nats-server 2.9 a timeout. If JetStream then says the stream does not exist, the
-    /// bucket is gone: [`KvError::BucketNotFound`], as a write or a read without direct get says,
-    /// and binding the bucket again creates it.
+    /// bucket is gone: [`KvError::BucketNotFound`], as a write says (a read without direct get
+    /// gets JetStream's "stream not found"; [`KvError::is_bucket_gone`] takes both), and binding
+    /// the bucket again creates it.
     async fn read_error(&self, e: JetStreamError) -> KvError {
         if let JetStreamError::NotEnabled { .. }
         | JetStreamError::Request(RequestError::TimedOut { .. }) = e
