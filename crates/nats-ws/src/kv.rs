@@ -27,6 +27,10 @@ const OPERATION_HEADER: &str = "KV-Operation";
 /// Why the server itself wrote a marker (nats-server 2.11+): `MaxAge`, `Purge`, `Remove`.
 const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 
+/// How long a read that nobody answered waits for JetStream to say whether its bucket still exists
+/// (`Store::read_error`).
+const GONE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Why a KV call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -403,25 +407,35 @@ impl Store {
         Ok(stored.map(|s| self.entry_from_stored(key, s)))
     }
 
-    /// A read's error. A direct get is answered by the stream's own servers, so once another
-    /// client deleted the stream nobody answers it: "no responders" (as when JetStream is down),
-    /// or on nats-server 2.9 a timeout. If JetStream then says the stream does not exist, the
-    /// bucket is gone: [`KvError::BucketNotFound`], as a write says (a read without direct get
-    /// gets JetStream's "stream not found"; [`KvError::is_bucket_gone`] takes both), and binding
-    /// the bucket again creates it.
+    /// A read's error, saying [`KvError::BucketNotFound`] once the bucket is gone, as a write
+    /// does (binding the bucket again creates it). Without direct get, JetStream says so itself
+    /// ("stream not found"). A direct get is answered by the stream's own servers, so once
+    /// another client deleted the stream nobody answers it: "no responders" (as when JetStream
+    /// is down), or on nats-server 2.9 a timeout. Then JetStream is asked whether the stream
+    /// exists: only while connected (disconnected, the connection is the cause), and for at most
+    /// [`GONE_CHECK_TIMEOUT`], so a read that timed out does not wait a whole timeout again.
     async fn read_error(&self, e: JetStreamError) -> KvError {
-        if let JetStreamError::NotEnabled { .. }
-        | JetStreamError::Request(RequestError::TimedOut { .. }) = e
-        {
-            if let Err(info) = self.js.stream_info(&self.stream).await {
-                if info.err_code() == Some(err_codes::STREAM_NOT_FOUND) {
-                    return KvError::BucketNotFound {
-                        bucket: self.bucket.clone(),
-                    };
-                }
+        let gone = match e {
+            ref e if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => true,
+            JetStreamError::NotEnabled { .. }
+            | JetStreamError::Request(RequestError::TimedOut { .. })
+                if self.js.client().status().is_connected() =>
+            {
+                let js = self
+                    .js
+                    .clone()
+                    .with_timeout(GONE_CHECK_TIMEOUT.min(self.js.timeout()));
+                matches!(js.stream_info(&self.stream).await,
+                    Err(info) if info.err_code() == Some(err_codes::STREAM_NOT_FOUND))
             }
+            _ => false,
+        };
+        match gone {
+            true => KvError::BucketNotFound {
+                bucket: self.bucket.clone(),
+            },
+            false => e.into(),
         }
-        e.into()
     }
 
     /// The current value of `key`; `None` if it does not exist or was deleted.

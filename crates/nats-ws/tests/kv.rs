@@ -616,26 +616,42 @@ async fn a_store_says_its_bucket_is_gone_when_another_client_deleted_it() {
     let server = TestServer::start();
     let client = connect(&server).await;
     // nats-server 2.9 lets a direct get of a deleted stream time out: not in 5 s each.
-    let kv = client
-        .jetstream()
-        .with_timeout(Duration::from_millis(500))
-        .create_key_value(KvConfig::new("gone"))
+    let js = client.jetstream().with_timeout(Duration::from_millis(500));
+    let direct = js.create_key_value(KvConfig::new("gone")).await.unwrap();
+    // A bucket whose stream has no direct get (made by an older client): reads go to the stream's
+    // leader through the JetStream API.
+    let config = nats_ws::jetstream::StreamConfig {
+        subjects: vec!["$KV.nodirect.>".into()],
+        max_msgs_per_subject: 1,
+        allow_direct: false,
+        allow_rollup_hdrs: true,
+        deny_delete: true,
+        ..nats_ws::jetstream::StreamConfig::new("KV_nodirect", Vec::<String>::new())
+    };
+    within(5, "stream", js.create_stream(&config))
         .await
         .unwrap();
-    kv.put("k", "v").await.unwrap();
-    assert_eq!(kv.get("k").await.unwrap().unwrap().text(), Some("v"));
+    let api = js.key_value("nodirect").await.unwrap();
 
     let admin = connect(&server).await;
-    admin.jetstream().delete_key_value("gone").await.unwrap();
-    for (what, read) in [
-        ("get", kv.get("k").await.map(drop)),
-        ("entry", kv.entry("k").await.map(drop)),
-        ("get_revision", kv.get_revision("k", 1).await.map(drop)),
-        ("put", kv.put("k", "w").await.map(drop)),
-    ] {
-        match read {
-            Err(e @ KvError::BucketNotFound { .. }) => assert!(e.is_bucket_gone(), "{what}"),
-            other => panic!("{what} on a deleted bucket: expected BucketNotFound, got {other:?}"),
+    for (name, kv) in [("gone", direct), ("nodirect", api)] {
+        kv.put("k", "v").await.unwrap();
+        assert_eq!(kv.get("k").await.unwrap().unwrap().text(), Some("v"));
+        assert!(kv.get_revision("k", 1).await.unwrap().is_some(), "{name}");
+
+        admin.jetstream().delete_key_value(name).await.unwrap();
+        for (what, read) in [
+            ("get", kv.get("k").await.map(drop)),
+            ("entry", kv.entry("k").await.map(drop)),
+            ("get_revision", kv.get_revision("k", 1).await.map(drop)),
+            ("put", kv.put("k", "w").await.map(drop)),
+        ] {
+            match read {
+                Err(e @ KvError::BucketNotFound { .. }) => assert!(e.is_bucket_gone(), "{what}"),
+                other => panic!(
+                    "{what} on deleted bucket {name}: expected BucketNotFound, got {other:?}"
+                ),
+            }
         }
     }
     // Bound again, it is created again: empty.
