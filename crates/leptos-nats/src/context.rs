@@ -3,12 +3,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable};
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use nats_ws::kv::{KvConfig, KvError, Store};
 use nats_ws::{Client, Options, Status};
+
+/// By bucket name, what tells each KV hook's watch of it that it is gone.
+type GoneWatches = HashMap<String, Vec<oneshot::Sender<()>>>;
 
 /// What [`provide_nats`] puts in context. Cheap to copy.
 #[derive(Clone, Copy)]
@@ -19,6 +23,8 @@ pub struct NatsContext {
     setup_error: RwSignal<Option<String>>,
     watcher: StoredValue<Option<AbortHandle>>,
     buckets: StoredValue<Arc<Mutex<HashMap<String, Store>>>>,
+    /// The KV hooks' watches of each bucket, told when something finds the bucket gone.
+    gone: StoredValue<Arc<Mutex<GoneWatches>>>,
 }
 
 /// What [`use_nats`] returns.
@@ -147,11 +153,35 @@ impl NatsContext {
         }
     }
 
-    /// Drops the binding of bucket `name`: it was deleted, and binding it again creates it.
+    /// Drops the binding of bucket `name`: it was deleted, and binding it again creates it. The
+    /// KV hooks watching it are told (see [`Self::on_bucket_gone`]).
     pub(crate) fn forget_bucket(&self, name: &str) {
         if let Some(cache) = self.buckets.try_get_value() {
             cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
         }
+        let told = self
+            .gone
+            .try_get_value()
+            .and_then(|gone| gone.lock().unwrap_or_else(|e| e.into_inner()).remove(name));
+        for watch in told.into_iter().flatten() {
+            let _ = watch.send(());
+        }
+    }
+
+    /// Resolves with `Ok` when something in this tab finds bucket `name` gone
+    /// ([`Self::forget_bucket`]): a write that created it again, say. A watch of the deleted
+    /// stream would otherwise notice only when its heartbeats stop (15 s). `Err` (cancelled)
+    /// when the context is gone.
+    pub(crate) fn on_bucket_gone(&self, name: &str) -> oneshot::Receiver<()> {
+        let (tell, told) = oneshot::channel();
+        if let Some(gone) = self.gone.try_get_value() {
+            let mut gone = gone.lock().unwrap_or_else(|e| e.into_inner());
+            let watches = gone.entry(name.to_owned()).or_default();
+            // Those of watches that ended meanwhile (their component left) go.
+            watches.retain(|w| !w.is_canceled());
+            watches.push(tell);
+        }
+        told
     }
 
     pub(crate) fn client(&self) -> RwSignal<Option<Client>> {
@@ -200,6 +230,7 @@ pub fn provide_nats(options: Options) -> NatsContext {
         setup_error: RwSignal::new(None),
         watcher: StoredValue::new(None),
         buckets: StoredValue::new(Arc::default()),
+        gone: StoredValue::new(Arc::default()),
     };
     // Refused options leave no client; the status says why.
     let _ = context.connect(options);

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::future::AbortHandle;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
 use nats_ws::{Client, Message, Status, SubscribeError, SubscribeOptions};
@@ -227,7 +227,8 @@ async fn bind_until_ready(
 /// Binds `bucket`, watches `filter` in it and hands every event to `on_event`, until the watch
 /// ends (the client closed). A bucket found gone (deleted by someone) is bound, so created, again
 /// after [`REBIND_PAUSE`], and the new watch starts with a `WatchEvent::Reset`: what it replays is
-/// the bucket as it is now.
+/// the bucket as it is now. The watch finds that out itself when its heartbeats stop, or at once
+/// when anything else in the tab finds the bucket gone (a write, which binds it again: no pause).
 async fn watch_bucket(
     context: NatsContext,
     client: Client,
@@ -248,23 +249,38 @@ async fn watch_bucket(
         if std::mem::replace(&mut again, true) {
             on_event(WatchEvent::Reset);
         }
-        let mut gone = false;
-        while let Some(event) = watch.next().await {
+        let mut told = context.on_bucket_gone(&bucket);
+        let gone = loop {
+            let event = futures::select_biased! {
+                event = watch.next().fuse() => event,
+                // Cancelled (the context is gone): the watch goes on alone.
+                found = told => match found {
+                    Ok(()) => break Gone::Told,
+                    Err(_) => continue,
+                },
+            };
             match event {
-                Ok(event) => on_event(event),
-                Err(e) if bucket_gone(&e) => {
-                    gone = true;
-                    break;
-                }
-                Err(e) => error.set(Some(e.to_string())),
+                Some(Ok(event)) => on_event(event),
+                Some(Err(e)) if bucket_gone(&e) => break Gone::Found,
+                Some(Err(e)) => error.set(Some(e.to_string())),
+                None => return,
             }
+        };
+        drop((watch, told));
+        if gone == Gone::Found {
+            context.forget_bucket(&bucket);
+            gloo_timers::future::sleep(REBIND_PAUSE).await;
         }
-        if !gone {
-            return;
-        }
-        context.forget_bucket(&bucket);
-        gloo_timers::future::sleep(REBIND_PAUSE).await;
     }
+}
+
+/// How a watch learnt that its bucket is gone.
+#[derive(PartialEq)]
+enum Gone {
+    /// Its own stream said so: the others watching the bucket are told.
+    Found,
+    /// Something else in the tab found it and told the watches.
+    Told,
 }
 
 /// One KV key as a signal, live: every write, from any tab or any client, shows up. The bucket is
