@@ -1036,6 +1036,8 @@ function report(ratios) {
       ref = `async-nats ${fmt(asyncNats.native_pubsub_16b_msgs_per_s, unit)}: ratio ${r.toFixed(2)}, target ≥ 0.5 ${r >= 0.5 ? "✅" : "❌ missed"}`;
     }
     if (key === "native_rr_p50_ms" && asyncNats.native_rr_p50_ms) ref = `async-nats ${fmt(asyncNats.native_rr_p50_ms, unit)}`;
+    // bench/run.sh --quick builds the native benchmark unoptimized.
+    if (quick && key.startsWith("native_") && ref) ref += " (debug builds, --quick)";
     if (key === "wasm_mem_after_1m_mb") {
       const grew = ours.wasm_mem_after_1m_mb - ours.wasm_mem_before_1m_mb;
       ref = grew <= 0 ? "flat ✅" : `grew by ${grew.toFixed(2)} MB ❌`;
