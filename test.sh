@@ -20,7 +20,7 @@ TEST_NATS_PID=""
 TEST_TMP=""
 APP_DIST=""
 HIDDEN_PID=""
-HIDDEN_LOG=""
+HIDDEN_TMP=""
 
 # The two servers. Tests find the binary in NATS_SERVER_BIN (crates/test-support,
 # scripts/nats_test_control.py); it is read at run time, so switching never recompiles anything.
@@ -123,11 +123,7 @@ stop_test_server() {
 on_exit() {
   local rc=$?
   stop_test_server
-  if [[ -n $HIDDEN_PID ]]; then
-    kill -TERM -- "-$HIDDEN_PID" 2>/dev/null || true
-    wait "$HIDDEN_PID" 2>/dev/null || true
-  fi
-  if [[ -n $HIDDEN_LOG ]]; then rm -f "$HIDDEN_LOG"; fi
+  stop_hidden_tab
   if [[ -n $APP_DIST ]]; then rm -rf "$APP_DIST"; fi
   local failed=$CURRENT_STEP
   end_step
@@ -306,10 +302,13 @@ build_app() {
 test_e2e() {
   local bin=$1 screenshots=$2 seeds=$3 first_seed=$4 files=() f
   shift 4
+  step "end-to-end on nats-server $(server_version "$bin") (the app in headless Chromium, several tabs; left out: ${*:-nothing})"
+  for f in "$@"; do
+    [[ -f e2e/$f ]] || { echo "test_e2e: no e2e/$f to leave out" >&2; return 1; }
+  done
   for f in e2e/*.test.mjs; do
     [[ " $* " == *" $(basename "$f") "* ]] || files+=("$f")
   done
-  step "end-to-end on nats-server $(server_version "$bin") (the app in headless Chromium, several tabs; left out: ${*:-nothing})"
   start_test_server "$bin" accounts
   # One file at a time: they share the server, and some of them stop and start it.
   E2E_DIST="$APP_DIST" \
@@ -326,12 +325,13 @@ test_e2e() {
 
 # e2e/hidden-tab.test.mjs is 150 s of waiting on Chromium's timers, which the server's version
 # does not change: it runs once, beside the first end-to-end run, with a nats-server of its own
-# (e2e/lib.mjs starts one when NATS_TEST_CONTROL is not set), as a process group of its own.
+# (e2e/lib.mjs starts one when NATS_TEST_CONTROL is not set), as a process group of its own
+# (setsid: its pid is the group's id) with a TMPDIR of its own.
 start_hidden_tab() {
-  HIDDEN_LOG=$(mktemp "${TMPDIR:-/tmp}/via-e2e-hidden.XXXXXX")
+  HIDDEN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/via-e2e-hidden.XXXXXX")
   env -u NATS_WS_TEST_URL -u NATS_TEST_CONTROL -u NATS_TEST_URL \
-    E2E_DIST="$APP_DIST" NATS_SERVER_BIN="$NATS_SERVER_SYSTEM" \
-    setsid node --test --test-reporter=spec e2e/hidden-tab.test.mjs </dev/null >"$HIDDEN_LOG" 2>&1 &
+    E2E_DIST="$APP_DIST" NATS_SERVER_BIN="$NATS_SERVER_SYSTEM" TMPDIR="$HIDDEN_TMP" \
+    setsid node --test --test-reporter=spec e2e/hidden-tab.test.mjs </dev/null >"$HIDDEN_TMP/log" 2>&1 &
   HIDDEN_PID=$!
 }
 
@@ -340,9 +340,32 @@ finish_hidden_tab() {
   local rc=0
   wait "$HIDDEN_PID" || rc=$?
   HIDDEN_PID=""
-  cat "$HIDDEN_LOG"
-  rm -f "$HIDDEN_LOG"
+  cat "$HIDDEN_TMP/log"
+  rm -rf "$HIDDEN_TMP"
+  HIDDEN_TMP=""
   return "$rc"
+}
+
+# When the run stops early: the hidden-tab test's group, if still running (TERM, KILL after 5 s),
+# and what it leaves in its TMPDIR (its log's tail shown first).
+stop_hidden_tab() {
+  if [[ -n $HIDDEN_PID ]] && [[ -n $(jobs -rp | grep -x "$HIDDEN_PID") ]]; then
+    kill -TERM -- "-$HIDDEN_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+      kill -0 -- "-$HIDDEN_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$HIDDEN_PID" 2>/dev/null || true
+  fi
+  if [[ -n $HIDDEN_PID ]]; then wait "$HIDDEN_PID" 2>/dev/null || true; fi
+  HIDDEN_PID=""
+  if [[ -n $HIDDEN_TMP ]]; then
+    echo "the hidden-tab test (e2e/hidden-tab.test.mjs), stopped with the run:" >&2
+    tail -n 20 "$HIDDEN_TMP/log" >&2 || true
+    rm -rf "$HIDDEN_TMP"
+    HIDDEN_TMP=""
+  fi
 }
 
 setup

@@ -240,6 +240,8 @@ async fn watch_bucket(
 ) {
     let mut again = false;
     loop {
+        // Asked before binding: a bucket found gone while the binding is on its way is told too.
+        let mut told = context.on_bucket_gone(&bucket);
         let s = bind_until_ready(&context, &client, &bucket, error).await;
         store.set(Some(s.clone()));
         let mut watch = match s.watch(&filter) {
@@ -249,7 +251,6 @@ async fn watch_bucket(
         if std::mem::replace(&mut again, true) {
             on_event(WatchEvent::Reset);
         }
-        let mut told = context.on_bucket_gone(&bucket);
         let gone = loop {
             let event = futures::select_biased! {
                 event = watch.next().fuse() => event,

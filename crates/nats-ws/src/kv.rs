@@ -27,8 +27,8 @@ const OPERATION_HEADER: &str = "KV-Operation";
 /// Why the server itself wrote a marker (nats-server 2.11+): `MaxAge`, `Purge`, `Remove`.
 const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 
-/// How long a read that nobody answered waits for JetStream to say whether its bucket still exists
-/// (`Store::read_error`).
+/// How long a request that nobody answered waits for JetStream to say whether its bucket still
+/// exists (`Store::request_error`).
 const GONE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a KV call failed.
@@ -375,7 +375,11 @@ impl Store {
     }
 
     pub async fn status(&self) -> Result<KvStatus, KvError> {
-        let info = self.js.stream_info(&self.stream).await?;
+        let info = self
+            .js
+            .stream_info(&self.stream)
+            .await
+            .map_err(|e| self.stream_error(e))?;
         Ok(status_of(&self.bucket, &info))
     }
 
@@ -402,39 +406,46 @@ impl Store {
             .await
         {
             Ok(stored) => stored,
-            Err(e) => return Err(self.read_error(e).await),
+            Err(e) => return Err(self.request_error(e).await),
         };
         Ok(stored.map(|s| self.entry_from_stored(key, s)))
     }
 
-    /// A read's error, saying [`KvError::BucketNotFound`] once the bucket is gone, as a write
-    /// does (binding the bucket again creates it). Without direct get, JetStream says so itself
-    /// ("stream not found"). A direct get is answered by the stream's own servers, so once
-    /// another client deleted the stream nobody answers it: "no responders" (as when JetStream
-    /// is down), or on nats-server 2.9 a timeout. Then JetStream is asked whether the stream
-    /// exists: only while connected (disconnected, the connection is the cause), and for at most
-    /// [`GONE_CHECK_TIMEOUT`], so a read that timed out does not wait a whole timeout again.
-    async fn read_error(&self, e: JetStreamError) -> KvError {
-        let gone = match e {
-            ref e if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => true,
-            JetStreamError::NotEnabled { .. }
-            | JetStreamError::Request(RequestError::TimedOut { .. })
-                if self.js.client().status().is_connected() =>
-            {
-                let js = self
-                    .js
-                    .clone()
-                    .with_timeout(GONE_CHECK_TIMEOUT.min(self.js.timeout()));
-                matches!(js.stream_info(&self.stream).await,
-                    Err(info) if info.err_code() == Some(err_codes::STREAM_NOT_FOUND))
-            }
-            _ => false,
-        };
-        match gone {
+    /// `e`, said as [`KvError::BucketNotFound`] when JetStream says the bucket's stream does not
+    /// exist: every call on a deleted bucket says so, and binding it again creates it.
+    fn stream_error(&self, e: JetStreamError) -> KvError {
+        match e.err_code() == Some(err_codes::STREAM_NOT_FOUND) {
             true => KvError::BucketNotFound {
                 bucket: self.bucket.clone(),
             },
             false => e.into(),
+        }
+    }
+
+    /// The error of a request to the stream itself (a direct get, a publish): as
+    /// [`Self::stream_error`], and when nobody answered it. A deleted stream answers nothing:
+    /// "no responders" (as when JetStream is down), or on nats-server 2.9 a direct get times out.
+    /// Then JetStream is asked whether the stream exists: only while connected (disconnected, the
+    /// connection is the cause), and for at most [`GONE_CHECK_TIMEOUT`], so a read that timed out
+    /// does not wait a whole timeout again.
+    async fn request_error(&self, e: JetStreamError) -> KvError {
+        let unanswered = matches!(
+            e,
+            JetStreamError::NotEnabled { .. }
+                | JetStreamError::Request(RequestError::TimedOut { .. })
+        );
+        if !unanswered || !self.js.client().status().is_connected() {
+            return self.stream_error(e);
+        }
+        let js = self
+            .js
+            .clone()
+            .with_timeout(GONE_CHECK_TIMEOUT.min(self.js.timeout()));
+        match js.stream_info(&self.stream).await {
+            Err(info) if info.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
+                self.stream_error(info)
+            }
+            _ => e.into(),
         }
     }
 
@@ -451,7 +462,7 @@ impl Store {
         valid_key(key, false)?;
         let stored = match self.js.get_message(&self.stream, revision).await {
             Ok(stored) => stored,
-            Err(e) => return Err(self.read_error(e).await),
+            Err(e) => return Err(self.request_error(e).await),
         };
         Ok(stored
             .filter(|s| s.subject == self.subject(key))
@@ -504,15 +515,8 @@ impl Store {
                     expected,
                 })
             }
-            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
-                Err(KvError::BucketNotFound {
-                    bucket: self.bucket.clone(),
-                })
-            }
-            Err(JetStreamError::NotEnabled { .. }) => Err(KvError::BucketNotFound {
-                bucket: self.bucket.clone(),
-            }),
-            Err(e) => Err(e.into()),
+            Err(e @ JetStreamError::NotEnabled { .. }) => Err(self.request_error(e).await),
+            Err(e) => Err(self.stream_error(e)),
         }
     }
 
@@ -771,7 +775,7 @@ impl Store {
         let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
         let mut entries = Vec::new();
         while let Some(event) = ordered.next_event().await {
-            match event? {
+            match event.map_err(|e| self.stream_error(e))? {
                 OrderedEvent::Created { num_pending, reset } => {
                     if reset {
                         entries.clear();
@@ -928,7 +932,7 @@ impl WatchState {
                 return Some(Ok(WatchEvent::InitialDone));
             }
             match self.ordered.next_event().await? {
-                Err(e) => return Some(Err(e.into())),
+                Err(e) => return Some(Err(self.store.stream_error(e))),
                 Ok(OrderedEvent::Created { num_pending, reset }) => {
                     self.initial_left = num_pending;
                     if reset {

@@ -640,7 +640,7 @@ impl Agent {
                 }
                 Err(e) => {
                     // Deleted under us: open (and create) the buckets again.
-                    if matches!(e, KvFailure::Kv(KvError::BucketNotFound { .. })) {
+                    if matches!(&e, KvFailure::Kv(e) if e.is_bucket_gone()) {
                         stores = None;
                     }
                     let e = e.to_string();
