@@ -31,6 +31,17 @@ const MARKER_REASON_HEADER: &str = "Nats-Marker-Reason";
 /// exists (`Store::request_error`).
 const GONE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// `e`, said as [`KvError::BucketNotFound`] when JetStream says bucket `bucket`'s stream does not
+/// exist.
+fn stream_error(bucket: &str, e: JetStreamError) -> KvError {
+    match e.err_code() == Some(err_codes::STREAM_NOT_FOUND) {
+        true => KvError::BucketNotFound {
+            bucket: bucket.to_owned(),
+        },
+        false => e.into(),
+    }
+}
+
 /// Why a KV call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -302,12 +313,7 @@ impl JetStream {
                 bucket,
                 info.config.duplicate_window,
             )),
-            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
-                Err(KvError::BucketNotFound {
-                    bucket: bucket.to_owned(),
-                })
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(stream_error(bucket, e)),
         }
     }
 
@@ -333,12 +339,8 @@ impl JetStream {
     pub async fn delete_key_value(&self, bucket: &str) -> Result<(), KvError> {
         valid_bucket(bucket)?;
         match self.delete_stream(&format!("KV_{bucket}")).await {
-            Err(e) if e.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
-                Err(KvError::BucketNotFound {
-                    bucket: bucket.to_owned(),
-                })
-            }
-            other => Ok(other?),
+            Err(e) => Err(stream_error(bucket, e)),
+            Ok(other) => Ok(other),
         }
     }
 }
@@ -414,12 +416,7 @@ impl Store {
     /// `e`, said as [`KvError::BucketNotFound`] when JetStream says the bucket's stream does not
     /// exist: every call on a deleted bucket says so, and binding it again creates it.
     fn stream_error(&self, e: JetStreamError) -> KvError {
-        match e.err_code() == Some(err_codes::STREAM_NOT_FOUND) {
-            true => KvError::BucketNotFound {
-                bucket: self.bucket.clone(),
-            },
-            false => e.into(),
-        }
+        stream_error(&self.bucket, e)
     }
 
     /// The error of a request to the stream itself (a direct get, a publish): as
