@@ -86,7 +86,7 @@ pub enum JetStreamError {
         err_code: u16,
         description: String,
     },
-    #[error("no jetstream answered on {subject}: enable it in nats-server.conf (`jetstream {{ … }}`), or wait for the server to finish starting")]
+    #[error("no jetstream answered on {subject}: the server is starting, its cluster is electing this stream's leader, or jetstream is off (`jetstream {{ … }}` in nats-server.conf)")]
     NotEnabled { subject: String },
     #[error(transparent)]
     Request(#[from] RequestError),
