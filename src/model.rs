@@ -1,6 +1,8 @@
 //! The app's data, as it travels through NATS, and the pure rules around it (no DOM, no I/O), so
 //! they can be unit-tested natively.
 
+use std::collections::VecDeque;
+
 use process_control::{LogLine, ProcessState};
 use serde::{Deserialize, Serialize};
 
@@ -292,6 +294,75 @@ impl Counter {
             at: at.to_owned(),
             applied,
         }
+    }
+}
+
+/// Settled clicks kept by [`Clicks`]: a value written over more of them than this is past
+/// repair (it takes a stale write that many clicks later).
+pub const SETTLED_KEPT: usize = 1000;
+
+/// One writer's clicks: those not yet seen in the stored value (`queue`, to write) and those a
+/// read showed in it (`settled`, kept). A compare-and-set against an old revision should fail,
+/// but a clustered nats-server before 2.9.21 may accept it (nats-server#4320; after a leader
+/// election, many): that write replaces the value with one built on an older one, which lacks
+/// clicks already settled. The value says so itself — it names fewer of this writer's clicks —
+/// and [`Clicks::observe`] puts them back in the queue.
+#[derive(Debug, Default)]
+pub struct Clicks {
+    queue: VecDeque<(u64, CounterOp)>,
+    settled: VecDeque<(u64, CounterOp)>,
+    /// The latest revision seen holding every settled click.
+    settled_at: u64,
+    last: u64,
+}
+
+impl Clicks {
+    /// Numbers and queues a click.
+    pub fn push(&mut self, op: CounterOp) {
+        self.last += 1;
+        self.queue.push_back((self.last, op));
+    }
+
+    /// The clicks to write, oldest first.
+    pub fn queued(&self) -> Vec<(u64, CounterOp)> {
+        self.queue.iter().copied().collect()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// `value`, the key at `revision` (read, or delivered by a watch), as `writer` sees it:
+    /// the queued clicks it holds are settled; settled clicks it lacks go back in the queue if
+    /// it is newer than every value seen holding them and names the writer at all. (A value that
+    /// does not name it — a bare integer from another tool, a bucket made again, a writer pushed
+    /// out of `applied` — is not a copy of an older one of this writer's values.) `true` when
+    /// clicks went back.
+    pub fn observe(&mut self, writer: &str, value: &Counter, revision: u64) -> bool {
+        let Some(have) = value
+            .applied
+            .iter()
+            .find(|(w, _)| w == writer)
+            .map(|(_, n)| *n)
+        else {
+            return false;
+        };
+        let lost_from = self.settled.partition_point(|(n, _)| *n <= have);
+        let lost = lost_from < self.settled.len() && revision > self.settled_at;
+        if lost {
+            let back: Vec<_> = self.settled.drain(lost_from..).collect();
+            for click in back.into_iter().rev() {
+                self.queue.push_front(click);
+            }
+        }
+        let held = self.queue.partition_point(|(n, _)| *n <= have);
+        self.settled.extend(self.queue.drain(..held));
+        let excess = self.settled.len().saturating_sub(SETTLED_KEPT);
+        self.settled.drain(..excess);
+        if !lost && self.settled.back().is_none_or(|(n, _)| *n <= have) {
+            self.settled_at = self.settled_at.max(revision);
+        }
+        lost
     }
 }
 
@@ -877,6 +948,80 @@ mod tests {
         // Survives the JSON round trip.
         let json = serde_json::to_vec(&c).unwrap();
         assert_eq!(Counter::parse(&json).unwrap(), c);
+    }
+
+    /// A value as `writer` wrote it holding its clicks up to `n`, and `others`'.
+    fn holding(writer: &str, n: u64) -> Counter {
+        Counter {
+            applied: vec![("other".to_owned(), 7), (writer.to_owned(), n)],
+            ..Counter::default()
+        }
+    }
+
+    #[test]
+    fn clicks_settle_when_a_value_holds_them() {
+        use CounterOp::*;
+        let mut c = Clicks::default();
+        for op in [Add(1), Add(10), Reset] {
+            c.push(op);
+        }
+        assert_eq!(c.queued(), vec![(1, Add(1)), (2, Add(10)), (3, Reset)]);
+        // Not named (another tool's bare integer), or holding none: nothing settles.
+        assert!(!c.observe("me", &Counter::parse(b"5").unwrap(), 4));
+        assert!(!c.observe("me", &holding("me", 0), 5));
+        assert_eq!(c.pending(), 3);
+        assert!(!c.observe("me", &holding("me", 2), 6));
+        assert_eq!(c.queued(), vec![(3, Reset)]);
+        c.push(Add(-1));
+        assert!(!c.observe("me", &holding("me", 4), 7));
+        assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn settled_clicks_a_newer_value_lacks_go_back_in_the_queue() {
+        use CounterOp::*;
+        let mut c = Clicks::default();
+        for _ in 0..4 {
+            c.push(Add(1));
+        }
+        c.observe("me", &holding("me", 3), 10);
+        c.push(Add(5));
+        // An older value read from a replica that is behind: old news, nothing moves.
+        assert!(!c.observe("me", &holding("me", 1), 9));
+        assert_eq!(c.queued(), vec![(4, Add(1)), (5, Add(5))]);
+        // A newer one built on an older value: clicks 2 and 3 go back, in order, before 4 and 5.
+        assert!(c.observe("me", &holding("me", 1), 11));
+        assert_eq!(
+            c.queued(),
+            vec![(2, Add(1)), (3, Add(1)), (4, Add(1)), (5, Add(5))]
+        );
+        // Said once: the same value again, or later ones built on it, change nothing.
+        assert!(!c.observe("me", &holding("me", 1), 11));
+        assert!(!c.observe("me", &holding("me", 1), 12));
+        assert_eq!(c.pending(), 4);
+        // Written again and read back: settled; a value that no longer names the writer (pushed
+        // out of `applied`, or another tool's) sends nothing again.
+        assert!(!c.observe("me", &holding("me", 5), 13));
+        assert_eq!(c.pending(), 0);
+        assert!(!c.observe("me", &holding("you", 9), 14));
+        assert!(!c.observe("me", &Counter::parse(b"0").unwrap(), 15));
+        assert_eq!(c.pending(), 0);
+        // Written over again, later: sent again again.
+        assert!(c.observe("me", &holding("me", 4), 16));
+        assert_eq!(c.queued(), vec![(5, Add(5))]);
+    }
+
+    #[test]
+    fn settled_clicks_are_kept_up_to_a_bound() {
+        let mut c = Clicks::default();
+        let n = SETTLED_KEPT as u64 + 5;
+        for _ in 0..n {
+            c.push(CounterOp::Add(1));
+        }
+        c.observe("me", &holding("me", n), 1);
+        assert!(c.observe("me", &holding("me", 0), 2));
+        assert_eq!(c.pending(), SETTLED_KEPT);
+        assert_eq!(c.queued()[0].0, 6);
     }
 
     #[test]

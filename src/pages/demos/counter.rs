@@ -4,17 +4,19 @@
 //! Clicks are numbered and queue up in the app, not the page: leaving `/counter` with clicks on
 //! the way (the server down, say) does not drop them. One task, started with the app
 //! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value
-//! says up to which of this tab's clicks it already includes (`Counter::applied`), those leave the
-//! queue, and the rest are applied in a compare-and-set. Only a read settles clicks, never a
-//! write's answer alone: so a write whose answer was lost (a cut, a timeout) is settled by the
-//! next read, and so is one that the server acknowledged and then overwrote before that read — a
-//! clustered nats-server before 2.9.21 accepts concurrent compare-and-sets at the same revision
-//! (nats-server#4320), and the write after ours then lacks our clicks, which the next read shows
-//! and the next write adds. (One overwritten after the read that settled it stays lost: only such
-//! a server does that.) No click is counted twice. Failed tries are retried by themselves once
-//! connected, without waiting for another click.
+//! says up to which of this tab's clicks it already includes (`Counter::applied`), those settle,
+//! and the rest are applied in a compare-and-set. Only a value seen settles clicks (a read, or
+//! one the page's watch delivers), never a write's answer alone: so a write whose answer was lost
+//! (a cut, a timeout) is settled by the next read, and so is one that the server acknowledged and
+//! then overwrote before that read — a clustered nats-server before 2.9.21 accepts concurrent
+//! compare-and-sets at the same revision (nats-server#4320), and the write after ours then lacks
+//! our clicks, which the next read shows and the next write adds. Such a server also accepts a
+//! write built on an older value after our clicks settled (often right after a leader election):
+//! settled clicks are kept, and a later value that holds fewer of them puts them back in the queue
+//! ([`Clicks::observe`], for every value read or watched; one written over while no page watches
+//! is mended at the next click's read). No click is counted twice. Failed tries are retried by
+//! themselves once connected, without waiting for another click.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -23,9 +25,9 @@ use leptos::prelude::*;
 use leptos_nats::{
     bucket_gone, spawn_while_mounted, until_connected, use_kv_key, use_nats, UseNatsReturn,
 };
-use nats_ws::kv::{KvError, Operation};
+use nats_ws::kv::{Entry, KvError, Operation};
 
-use crate::model::{Counter, CounterOp, CONFIG_BUCKET};
+use crate::model::{Clicks, Counter, CounterOp, CONFIG_BUCKET};
 use crate::session::{now_iso, random_hex};
 use crate::use_identity;
 
@@ -55,9 +57,8 @@ struct Writer {
     /// This tab's name in `Counter::applied`: new for every load of the app, since the click
     /// numbers start over.
     id: StoredValue<String>,
-    /// Clicks not yet known to be in the stored value, numbered from 1.
-    queue: StoredValue<VecDeque<(u64, CounterOp)>>,
-    last_click: StoredValue<u64>,
+    /// Clicks numbered from 1: those not yet known to be in the stored value, and those seen in it.
+    clicks: StoredValue<Clicks>,
     pending: RwSignal<usize>,
     error: RwSignal<Option<String>>,
     identity: RwSignal<String>,
@@ -66,10 +67,8 @@ struct Writer {
 
 impl Writer {
     fn click(&self, op: CounterOp) {
-        let n = self.last_click.get_value() + 1;
-        self.last_click.set_value(n);
-        self.queue.update_value(|q| q.push_back((n, op)));
-        self.pending.set(self.queue.with_value(VecDeque::len));
+        self.clicks.update_value(|c| c.push(op));
+        self.pending.set(self.clicks.with_value(Clicks::pending));
     }
 
     /// Writes queued clicks until the queue is empty; then waits for the next click. Stops when
@@ -78,7 +77,7 @@ impl Writer {
         let mut pause = FIRST_PAUSE;
         let mut conflicts = 0u32;
         loop {
-            if self.queue.try_with_value(VecDeque::is_empty) == Some(true) {
+            if self.clicks.try_with_value(Clicks::pending) == Some(0) {
                 if wake.next().await.is_none() {
                     return;
                 }
@@ -131,10 +130,11 @@ impl Writer {
             .filter(|e| e.operation == Operation::Put)
             .and_then(|e| Counter::parse(&e.value))
             .unwrap_or_default();
+        if let Some(e) = &current {
+            self.observe(&value, e.revision)?;
+        }
         let id = self.id.try_get_value()?;
-        self.settled(value.applied_upto(&id))?;
-        let clicks: Vec<(u64, CounterOp)> =
-            self.queue.try_with_value(|q| q.iter().copied().collect())?;
+        let clicks = self.clicks.try_with_value(Clicks::queued)?;
         if clicks.is_empty() {
             return Some(Ok(Tried::Done));
         }
@@ -172,12 +172,17 @@ impl Writer {
         e.to_string()
     }
 
-    /// Clicks up to number `upto` are in the stored value: they leave the queue.
-    fn settled(&self, upto: u64) -> Option<()> {
-        self.queue
-            .try_update_value(|q| q.retain(|(n, _)| *n > upto))?;
-        self.pending.set(self.queue.try_with_value(VecDeque::len)?);
-        Some(())
+    /// The key's value at `revision`, read or watched: the clicks it holds are settled, and
+    /// settled ones it was written over go back in the queue ([`Clicks::observe`]). `Some(true)`
+    /// when clicks went back.
+    fn observe(&self, value: &Counter, revision: u64) -> Option<bool> {
+        let id = self.id.try_get_value()?;
+        let back = self
+            .clicks
+            .try_update_value(|c| c.observe(&id, value, revision))?;
+        self.pending
+            .set(self.clicks.try_with_value(Clicks::pending)?);
+        Some(back)
     }
 }
 
@@ -194,6 +199,20 @@ impl CounterClicks {
         self.writer.click(op);
         let _ = self.wake.unbounded_send(());
     }
+
+    /// A value of the key that the page's watch delivered: settles the clicks it holds, and has
+    /// the writer send again settled ones that it was written over.
+    fn observe(&self, entry: &Entry) {
+        if entry.operation != Operation::Put {
+            return;
+        }
+        let Some(value) = Counter::parse(&entry.value) else {
+            return;
+        };
+        if self.writer.observe(&value, entry.revision) == Some(true) {
+            let _ = self.wake.unbounded_send(());
+        }
+    }
 }
 
 /// Starts the counter's write task and provides [`CounterClicks`] to every page. Call in the
@@ -201,8 +220,7 @@ impl CounterClicks {
 pub fn provide_counter_clicks() {
     let writer = Writer {
         id: StoredValue::new(random_hex(12)),
-        queue: StoredValue::new(VecDeque::new()),
-        last_click: StoredValue::new(0),
+        clicks: StoredValue::new(Clicks::default()),
         pending: RwSignal::new(0),
         error: RwSignal::new(None),
         identity: use_identity(),
@@ -218,6 +236,12 @@ pub fn CounterPage() -> impl IntoView {
     let counter = use_kv_key(CONFIG_BUCKET, KEY);
     let clicks = expect_context::<CounterClicks>();
     let Writer { pending, error, .. } = clicks.writer;
+    let watched = clicks.clone();
+    Effect::new(move |_| {
+        counter
+            .entry
+            .with(|e| e.iter().for_each(|e| watched.observe(e)))
+    });
     let click = move |op: CounterOp| clicks.click(op);
 
     let parsed = Memo::new(move |_| counter.entry.get().and_then(|e| Counter::parse(&e.value)));
