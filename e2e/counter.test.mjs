@@ -71,7 +71,10 @@ test("counter: clicks written over after they were read back are sent again, onc
   });
   await waitText(page, "counter-value", String(start + 4));
   await counterSettled(page);
-  // Once: another client's bare integer (it names no tab) and the next click build on what is there.
+  // Once: the next click makes it +5, not more ...
+  await click(start + 5);
+  assert.equal(counterValue(await kv.get("counter")), start + 5);
+  // ... and another client's bare integer (it names no tab) and the next click build on what is there.
   await kv.put("counter", String(start + 100));
   await waitText(page, "counter-value", String(start + 100));
   await click(start + 101);

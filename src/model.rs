@@ -332,6 +332,13 @@ impl Clicks {
         self.queue.len()
     }
 
+    /// Forgets the settled clicks: the values to come are another bucket's (another server or
+    /// account, or the bucket made again), whose revisions say nothing of those seen so far.
+    pub fn forget_settled(&mut self) {
+        self.settled.clear();
+        self.settled_at = 0;
+    }
+
     /// `value`, the key at `revision` (read, or delivered by a watch), as `writer` sees it:
     /// the queued clicks it holds are settled; settled clicks it lacks go back in the queue if
     /// it is newer than every value seen holding them and names the writer at all. (A value that
@@ -1009,6 +1016,12 @@ mod tests {
         // Written over again, later: sent again again.
         assert!(c.observe("me", &holding("me", 4), 16));
         assert_eq!(c.queued(), vec![(5, Add(5))]);
+        // Another bucket's values (another server, or the bucket made again) are not compared
+        // with this one's.
+        c.observe("me", &holding("me", 5), 17);
+        c.forget_settled();
+        assert!(!c.observe("me", &holding("me", 2), 18));
+        assert_eq!(c.pending(), 0);
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //! write built on an older value after our clicks settled (often right after a leader election):
 //! settled clicks are kept, and a later value that holds fewer of them puts them back in the queue
 //! ([`Clicks::observe`], for every value read or watched; one written over while no page watches
-//! is mended at the next click's read). No click is counted twice. Failed tries are retried by
-//! themselves once connected, without waiting for another click.
+//! is mended at the next click's read; a new connection or a bucket made again starts the record
+//! over). No click is counted twice. (Clicks sent again land after others' newer ones: a Reset
+//! among them then also zeroes those.) Failed tries are retried by themselves once connected,
+//! without waiting for another click.
 
 use std::time::Duration;
 
@@ -168,6 +170,7 @@ impl Writer {
     fn failed(&self, e: KvError) -> String {
         if bucket_gone(&e) {
             self.nats.forget_kv_bucket(CONFIG_BUCKET);
+            self.clicks.try_update_value(Clicks::forget_settled);
         }
         e.to_string()
     }
@@ -226,6 +229,14 @@ pub fn provide_counter_clicks() {
         identity: use_identity(),
         nats: use_nats(),
     };
+    // Another connection (servers or credentials changed in ⚙) reads another bucket.
+    let (clicks, client) = (writer.clicks, writer.nats.client);
+    Effect::new(move |seen: Option<()>| {
+        client.track();
+        if seen.is_some() {
+            clicks.try_update_value(Clicks::forget_settled);
+        }
+    });
     let (wake, woken) = mpsc::unbounded();
     spawn_while_mounted(writer.run(woken));
     provide_context(CounterClicks { writer, wake });
