@@ -109,7 +109,7 @@ async function moveLeader(stream, name) {
       .then((m) => m.json())
       .catch((e) => ({ error: { description: e.message } }));
     if (asked.error) {
-      console.log(`${stream}: step-down refused (${asked.error.description}); asking again`);
+      console.log(`${stream}: step-down not done (${asked.error.description}); asking again`);
       await pause(500);
       continue;
     }
