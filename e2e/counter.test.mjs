@@ -143,7 +143,7 @@ test("counter: after the bucket is deleted, the next click creates it again", { 
     { timeout: 20_000 },
   );
   // The tab's watch of the key is told by the write that found the bucket gone, at once; on its
-  // own it would notice when the deleted stream's heartbeats stop (15 s).
+  // own it would notice when the deleted stream's heartbeats stop (10 s).
   await waitText(page, "counter-value", "1", { timeout: 5000 });
   await counterSettled(page);
 });

@@ -170,7 +170,7 @@ impl NatsContext {
 
     /// Resolves with `Ok` when something in this tab finds bucket `name` gone
     /// ([`Self::forget_bucket`]): a write that created it again, say. A watch of the deleted
-    /// stream would otherwise notice only when its heartbeats stop (15 s). `Err` (cancelled)
+    /// stream would otherwise notice only when its heartbeats stop (10 s). `Err` (cancelled)
     /// when the context is gone.
     pub(crate) fn on_bucket_gone(&self, name: &str) -> oneshot::Receiver<()> {
         let (tell, told) = oneshot::channel();

@@ -35,6 +35,11 @@ pub enum ClientEvent {
     ServerError(ServerError),
     /// The server announced it is shutting down; the client will reconnect when it does.
     LameDuck,
+    /// A server of the cluster left it (the `INFO` of the server this client is on no longer
+    /// lists it): a crash or a restart. What it alone hosted, such as an ordered consumer's
+    /// (one replica), is gone; the ordered consumers check theirs at once rather than wait for
+    /// missed heartbeats.
+    ServerLeft,
     /// A subscription's reader fell behind: it holds its limit of unread messages (or bytes), and
     /// messages beyond it are being dropped. Reported once each time it starts dropping;
     /// [`Subscriber::dropped`] counts them all.
@@ -171,6 +176,7 @@ impl Inner {
                 }
                 Event::ServerError(e) => self.broadcast(ClientEvent::ServerError(e)),
                 Event::LameDuck => self.broadcast(ClientEvent::LameDuck),
+                Event::ServerLeft => self.broadcast(ClientEvent::ServerLeft),
                 Event::BufferedExpired { messages, bytes } => {
                     self.broadcast(ClientEvent::BufferedExpired { messages, bytes })
                 }

@@ -586,6 +586,50 @@ fn the_same_server_refusing_twice_gives_up_but_one_refusal_each_does_not() {
     );
 }
 
+/// A server that crashed or restarted takes with it what it alone hosted (an ordered consumer has
+/// one replica), and the INFO of the server the client is on is the first to say so: an INFO that
+/// no longer lists a server listed before on the same connection is reported. More servers, the
+/// same in another order, an empty list (a cluster that does not advertise) and the first INFO of
+/// a new connection (another server's view) are not.
+#[test]
+fn an_info_without_a_server_listed_before_says_a_server_left() {
+    let mut h = connected();
+    let info = |urls: &[&str]| {
+        format!(
+            "INFO {{\"connect_urls\":{}}}\r\n",
+            serde_json::to_string(urls).unwrap()
+        )
+    };
+    h.server(&info(&["a:80", "b:80"]));
+    h.server(&info(&["c:80", "b:80", "a:80"]));
+    h.server(&info(&["a:80", "c:80", "b:80"]));
+    assert_eq!(h.take_events(), vec![], "joined or reordered");
+    h.server(&info(&["a:80", "c:80"]));
+    assert_eq!(h.take_events(), vec![Event::ServerLeft], "b left");
+    h.server(&info(&[]));
+    h.server(&info(&["a:80", "c:80"]));
+    assert_eq!(h.take_events(), vec![], "an empty list says nothing");
+    h.server(&info(&["a:80"]));
+    assert_eq!(h.take_events(), vec![Event::ServerLeft], "c left");
+
+    // A new connection's first INFO lists fewer than the last one did: no news.
+    h.disconnect();
+    let (_, wait) = h.reconnecting();
+    h.advance(wait);
+    h.take_events();
+    h.server("INFO {\"connect_urls\":[\"z:80\"]}\r\n");
+    h.take_sent();
+    h.server("PONG\r\n");
+    assert!(h.conn.status().is_connected());
+    assert!(
+        !h.take_events().contains(&Event::ServerLeft),
+        "a new connection's first INFO"
+    );
+    h.server(&info(&["z:80", "y:80"]));
+    h.server(&info(&["y:80"]));
+    assert_eq!(h.take_events(), vec![Event::ServerLeft], "z left");
+}
+
 #[test]
 fn discovered_urls_keep_our_scheme() {
     let mut h = Harness::new(Options::new("wss://secure:443"));

@@ -1099,6 +1099,103 @@ async fn consumer_names(js: &JetStream, stream: &str) -> Vec<String> {
         .collect()
 }
 
+/// Three nodes named n0, n1, n2, routed to each other, JetStream on each.
+fn cluster() -> Vec<TestServer> {
+    let routes: Vec<u16> = (0..3).map(|_| test_support::free_port()).collect();
+    (0..3)
+        .map(|i| {
+            let others: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("nats-route://127.0.0.1:{}", routes[j]))
+                .collect();
+            let config = format!(
+                "cluster {{\n  name: ordered\n  host: 127.0.0.1\n  port: {}\n  routes: [{}]\n}}\n",
+                routes[i],
+                others.join(", ")
+            );
+            TestServer::start_with_options(test_support::ServerOptions {
+                server_name: ["n0", "n1", "n2"][i],
+                extra_config: &config,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// A cluster node that crashes takes with it the consumers it ran alone, an ordered consumer's
+/// among them (one replica), and says nothing to their clients. The client on another node hears
+/// of it at once (that node's INFO no longer lists the dead one), asks for its consumer and,
+/// without an answer, makes a new one: the next message comes within seconds, not after two
+/// missed heartbeats (made 60 s here, so only the INFO can explain a quick delivery).
+#[tokio::test]
+async fn ordered_consumer_is_made_again_soon_after_the_node_running_it_dies() {
+    let mut nodes = cluster();
+    let client = connect(&nodes[0]).await;
+    let js = client.jetstream();
+    let mut config = StreamConfig::new("ORD", ["ord.>"]);
+    config.num_replicas = 3;
+    within(30, "the cluster's JetStream and the stream", async {
+        while js.create_stream(&config).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    within(10, "a publish", js.publish("ord.x", "1"))
+        .await
+        .unwrap();
+    let options = OrderedOptions {
+        idle_heartbeat: Duration::from_secs(30),
+        ..Default::default()
+    };
+    // The consumer must run on another node than the client's (its loss would otherwise be a
+    // disconnect, which the reconnect tests cover): made again until it does.
+    let mut found = None;
+    for _ in 0..20 {
+        let mut ordered = js.ordered("ORD", options.clone());
+        assert_eq!(next_ordered(&mut ordered).await, (1, "1".to_owned()));
+        let consumers = within(5, "the consumer list", js.consumers("ORD"))
+            .await
+            .unwrap();
+        let [consumer] = consumers.as_slice() else {
+            panic!("one consumer expected: {consumers:?}");
+        };
+        let host = consumer.cluster.as_ref().and_then(|c| c.leader.clone());
+        match host.as_deref() {
+            Some("n1") => found = Some((ordered, 1)),
+            Some("n2") => found = Some((ordered, 2)),
+            Some("n0") => drop(ordered),
+            other => panic!("the consumer runs on {other:?}"),
+        }
+        if found.is_some() {
+            break;
+        }
+        within(10, "the consumer deleted", async {
+            while !js.consumers("ORD").await.is_ok_and(|c| c.is_empty()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
+    let (mut ordered, host) = found.expect("a consumer on n1 or n2 in 20 tries");
+
+    nodes[host].stop();
+    let killed = Instant::now();
+    within(30, "a publish after the kill", async {
+        while js.publish("ord.x", "2").await.is_err() {}
+    })
+    .await;
+    let published = killed.elapsed();
+    let next = within(20, "the next message after the kill", ordered.next())
+        .await
+        .expect("the ordered consumer ended")
+        .expect("ordered consumer error");
+    assert_eq!(next.info().unwrap().stream_sequence, 2);
+    println!(
+        "n{host} (the consumer's) killed: stored after {published:?}, delivered after {:?}",
+        killed.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn ordered_consumer_for_new_messages_loses_none_when_its_consumer_is_deleted() {
     let server = TestServer::start();
@@ -1128,7 +1225,7 @@ async fn ordered_consumer_for_new_messages_loses_none_when_its_consumer_is_delet
     .await;
     assert_eq!(names.len(), 1, "{names:?}");
 
-    // Someone deletes it, and messages come while the consumer notices (3 missed heartbeats) and
+    // Someone deletes it, and messages come while the consumer notices (2 missed heartbeats) and
     // makes a new one: that one must start where the first one was, not at "new" again.
     let admin = connect(&server).await;
     admin

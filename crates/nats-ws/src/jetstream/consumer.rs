@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use super::types::{AckPolicy, ConsumerConfig, ConsumerInfo, ConsumerListPage, DeliverPolicy};
 use super::{status_error, validate_name, JetStream, JetStreamError};
-use crate::client::{Client, Subscriber};
+use crate::client::{Client, ClientEvent, Subscriber};
 use crate::error::{PublishError, RequestError};
 use crate::header::status;
 use crate::message::Message;
@@ -327,9 +327,9 @@ pub struct OrderedOptions {
     pub start_sequence: Option<u64>,
     /// Deliver headers only (with `Nats-Msg-Size`), no payloads.
     pub headers_only: bool,
-    /// The server sends a heartbeat this often when idle; three missed ones (counted while
-    /// connected) recreate the consumer, and so does one whose `Nats-Last-Consumer` is not the
-    /// last message received. Default 5 s.
+    /// The server sends a heartbeat this often when idle; two missed ones (counted while
+    /// connected, as nats.go and nats.js count them) recreate the consumer, and so does one whose
+    /// `Nats-Last-Consumer` is not the last message received. Default 5 s.
     pub idle_heartbeat: Duration,
 }
 
@@ -347,6 +347,30 @@ impl Default for OrderedOptions {
 
 /// How long a recreation waits for the stream's info (see `Ordered::stream_started_over`).
 const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the check after a server left the cluster waits for the consumer's info
+/// (see `Ordered::check_consumer`).
+const CONSUMER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a try to create a consumer waits for the answer. A consumer is made in milliseconds;
+/// in a cluster that just lost a server, a create goes unanswered when it was placed on the dead
+/// server (a cluster counts a killed server as up for a while) or sent to a dead JetStream
+/// leader (4–9 s until another is elected), and only a new try gets through: in
+/// `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies` with the API's 5 s, 8 of
+/// 12 first tries after a kill went unanswered, once 3 in a row (16.7 s). After `QUICK_CREATES` unanswered tries in a
+/// row each waits twice as long as the one before, up to the API's timeout, so that a server
+/// that is merely slow is waited for.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(1);
+const QUICK_CREATES: u32 = 6;
+
+/// Missed heartbeats that make the consumer be recreated.
+const MISSED_HEARTBEATS: u32 = 2;
+
+/// Whether the consumer still exists, asked after a server left the cluster.
+#[cfg(not(target_arch = "wasm32"))]
+type Check = futures::future::BoxFuture<'static, bool>;
+#[cfg(target_arch = "wasm32")]
+type Check = futures::future::LocalBoxFuture<'static, bool>;
 
 pub(crate) enum OrderedEvent {
     /// A (re)created consumer; `num_pending` messages match it at creation. `reset`: the stream
@@ -368,6 +392,10 @@ pub struct Ordered {
     options: OrderedOptions,
     sub: Option<Subscriber>,
     statuses: std::pin::Pin<Box<dyn Stream<Item = Status> + Send>>,
+    /// The client's events, for [`ClientEvent::ServerLeft`].
+    events: std::pin::Pin<Box<dyn Stream<Item = ClientEvent> + Send>>,
+    /// Asking whether the consumer survived a server leaving; cleared by any delivery.
+    check: Option<Check>,
     disconnected: bool,
     last_stream_seq: u64,
     last_consumer_seq: u64,
@@ -386,6 +414,11 @@ pub struct Ordered {
     stale: Vec<String>,
     last_activity: Instant,
     retry_pause: Duration,
+    /// Creates in a row that got no answer (see `CREATE_TIMEOUT`).
+    unanswered_creates: u32,
+    /// The stream's info went unanswered at this recreation's first try: not asked again until
+    /// a consumer is made or the connection comes back.
+    stream_unanswered: bool,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
     failure_pause: Duration,
     /// The stream was found to have started over; reported with the next consumer created.
@@ -404,6 +437,7 @@ impl std::fmt::Debug for Ordered {
 impl Ordered {
     pub(crate) fn new(js: JetStream, stream: &str, options: OrderedOptions) -> Self {
         let statuses = Box::pin(js.client().status_stream());
+        let events = Box::pin(js.client().events());
         // The random token of a fresh inbox: 22 alphanumerics, valid in a consumer name.
         let inbox = js.client().new_inbox();
         let name_base = inbox.rsplit('.').next().unwrap_or_default().to_owned();
@@ -413,6 +447,8 @@ impl Ordered {
             options,
             sub: None,
             statuses,
+            events,
+            check: None,
             disconnected: false,
             last_stream_seq: 0,
             last_consumer_seq: 0,
@@ -423,6 +459,8 @@ impl Ordered {
             stale: Vec::new(),
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
+            unanswered_creates: 0,
+            stream_unanswered: false,
             failure_pause: Duration::ZERO,
             reset_pending: false,
         }
@@ -469,9 +507,9 @@ impl Ordered {
     /// after the last one delivered would skip everything up to it (a KV watch would show the old
     /// values as current until the new stream got that far). Sequences never go down otherwise:
     /// a purge keeps them, limits drop from the front. One request per recreation, given
-    /// `STREAM_CHECK_TIMEOUT`; without an answer (no permission, a cluster still electing the
-    /// stream's leader) it resumes as before.
-    fn stream_started_over(&self) -> impl std::future::Future<Output = bool> + 'static {
+    /// `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it resumes as before, and so it does
+    /// without an answer (`None`: a cluster still electing the stream's leader).
+    fn stream_started_over(&self) -> impl std::future::Future<Output = Option<bool>> + 'static {
         let resume_after = match self.last_stream_seq {
             // A start past the stream's end (2.10+ does not pull it back) is no sign of anything.
             0 if self.options.deliver_policy == DeliverPolicy::ByStartSequence => None,
@@ -482,28 +520,46 @@ impl Ordered {
         let stream = self.stream.clone();
         async move {
             let Some(after) = resume_after.filter(|&seq| seq > 0) else {
-                return false;
+                return Some(false);
             };
             // In a cluster only the leader's word counts: during an election a follower may
             // answer from a copy that is behind. (A server on its own names no cluster.)
-            matches!(
-                js.stream_info(&stream).await,
-                Ok(info) if info.state.last_seq < after
-                    && info.cluster.as_ref().is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty()))
-            )
+            match js.stream_info(&stream).await {
+                Ok(info) => Some(
+                    info.state.last_seq < after
+                        && info
+                            .cluster
+                            .as_ref()
+                            .is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty())),
+                ),
+                Err(
+                    JetStreamError::NotEnabled { .. }
+                    | JetStreamError::Request(RequestError::TimedOut { .. }),
+                ) => None,
+                Err(_) => Some(false),
+            }
         }
     }
 
     /// Creates the next consumer; `Ok((num_pending, reset))`, see [`OrderedEvent::Created`].
     async fn create(&mut self) -> Result<(u64, bool), JetStreamError> {
         self.sub = None;
+        self.check = None;
         self.stale.extend(self.current.take());
         self.release_stale();
-        if self.stream_started_over().await {
-            self.last_stream_seq = 0;
-            self.cursor = None;
-            // Said with the next consumer that is created, even if this attempt fails.
-            self.reset_pending = true;
+        // Asked once while unanswered: during an election each try would wait for it again
+        // (a second per try, on top of the create's own).
+        if !self.stream_unanswered {
+            match self.stream_started_over().await {
+                Some(true) => {
+                    self.last_stream_seq = 0;
+                    self.cursor = None;
+                    // Said with the next consumer that is created, even if this attempt fails.
+                    self.reset_pending = true;
+                }
+                Some(false) => {}
+                None => self.stream_unanswered = true,
+            }
         }
         let client = self.js.client().clone();
         let inbox = client.new_inbox();
@@ -514,7 +570,30 @@ impl Ordered {
         // Counted as ours from the moment it is asked for, so that it is deleted even if this
         // future is dropped before the answer comes.
         self.stale.push(name);
-        let created = self.js.create_consumer(&self.stream, &config).await;
+        let slower = self
+            .unanswered_creates
+            .saturating_sub(QUICK_CREATES - 1)
+            .min(3);
+        let timeout = (CREATE_TIMEOUT * (1 << slower)).min(self.js.timeout());
+        let created = (self.js.clone().with_timeout(timeout))
+            .create_consumer(&self.stream, &config)
+            .await;
+        match &created {
+            Err(JetStreamError::Request(RequestError::TimedOut { .. })) => {
+                self.unanswered_creates = self.unanswered_creates.saturating_add(1);
+            }
+            _ => self.unanswered_creates = 0,
+        }
+        if created.is_ok()
+            || matches!(
+                created,
+                Err(JetStreamError::Request(
+                    RequestError::NotConnected { .. } | RequestError::ConnectionLost { .. }
+                ))
+            )
+        {
+            self.stream_unanswered = false;
+        }
         // Only an answer from the API says the consumer was not created; after a timeout or a lost
         // connection the server may well have created it: it stays in `stale`.
         let info = match created {
@@ -547,6 +626,23 @@ impl Ordered {
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
         Ok((info.num_pending, std::mem::take(&mut self.reset_pending)))
+    }
+
+    /// Whether the current consumer is still there, asked when a server left the cluster: one
+    /// that was on it is gone, and its heartbeats would say so only after
+    /// `MISSED_HEARTBEATS` × `idle_heartbeat` (10 s by default). Any answer but its info within `CONSUMER_CHECK_TIMEOUT` — no
+    /// answer (the server that had it is gone), "not found", "cluster not available" — counts
+    /// as gone: recreating one that was not costs a consumer, waiting costs the user seconds.
+    fn check_consumer(&self) -> Option<Check> {
+        let name = self.current.clone()?;
+        let js = self.js.clone().with_timeout(CONSUMER_CHECK_TIMEOUT);
+        let stream = self.stream.clone();
+        let check = async move { js.consumer_info(&stream, &name).await.is_ok() };
+        #[cfg(not(target_arch = "wasm32"))]
+        let check = check.boxed();
+        #[cfg(target_arch = "wasm32")]
+        let check = check.boxed_local();
+        Some(check)
     }
 
     /// Asks the server to delete the consumers in `stale` and forgets them, without waiting for
@@ -589,6 +685,9 @@ impl Ordered {
                         // is made without error, and must not be made again every second.
                         return Some(Ok(OrderedEvent::Created { num_pending, reset }));
                     }
+                    // An unanswered create waited its timeout already: no pause on top, or the
+                    // tries after a cluster's election would come seconds apart.
+                    Err(JetStreamError::Request(RequestError::TimedOut { .. })) => continue,
                     Err(e) if e.is_transient() => {
                         self.js.wait_for_connection(self.retry_pause).await;
                         self.retry_pause = (self.retry_pause * 2).min(Duration::from_secs(2));
@@ -604,7 +703,7 @@ impl Ordered {
                     }
                 }
             }
-            let idle_limit = self.options.idle_heartbeat * 3;
+            let idle_limit = self.options.idle_heartbeat * MISSED_HEARTBEATS;
             // Heartbeats can only be missed while connected: while disconnected there is no timer,
             // only status changes and messages wake this loop (a timer that already expired would
             // otherwise fire at once, again and again, until the connection is back).
@@ -618,12 +717,21 @@ impl Ordered {
                     None => futures::future::pending().await,
                 }
             };
+            let check = self.check.as_mut();
+            let check = async move {
+                match check {
+                    Some(check) => check.await,
+                    None => futures::future::pending().await,
+                }
+            };
             let sub = self.sub.as_mut().expect("created above");
             // Biased: a message already waiting counts as activity before an idle timer that
-            // became ready while the application was busy elsewhere.
+            // became ready while the application was busy elsewhere, or a check's answer.
             let woke = futures::select_biased! {
                 m = sub.next().fuse() => Wake::Message(m),
                 s = self.statuses.next().fuse() => Wake::Status(s),
+                e = self.events.next().fuse() => Wake::Event(e),
+                alive = check.fuse() => Wake::Checked(alive),
                 _ = idle.fuse() => Wake::Idle,
             };
             match woke {
@@ -642,6 +750,8 @@ impl Ordered {
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();
                     self.failure_pause = Duration::ZERO;
+                    // The consumer is alive: whatever a check would say, this says it later.
+                    self.check = None;
                     if message.status() == Some(status::CONTROL) {
                         if heartbeat_shows_a_gap(&message, self.last_consumer_seq) {
                             // Messages were lost after the last one delivered (nothing later
@@ -672,9 +782,24 @@ impl Ordered {
                         self.last_activity = Instant::now();
                         // The server may have restarted and lost the consumer: recreate it.
                         self.sub = None;
+                        self.stream_unanswered = false;
                     }
                 }
                 Wake::Status(Some(_)) => self.disconnected = true,
+                Wake::Event(Some(ClientEvent::ServerLeft)) => {
+                    if self.check.is_none() {
+                        self.check = self.check_consumer();
+                    }
+                }
+                Wake::Event(Some(_)) => {}
+                // The client is gone; its status stream says so too.
+                Wake::Event(None) => self.events = Box::pin(futures::stream::pending()),
+                Wake::Checked(alive) => {
+                    self.check = None;
+                    if !alive {
+                        self.sub = None;
+                    }
+                }
                 Wake::Idle => {
                     if self.last_activity.elapsed() >= idle_limit
                         && self.js.client().status().is_connected()
@@ -725,6 +850,8 @@ impl Drop for Ordered {
 enum Wake {
     Message(Option<Result<Message, crate::error::SubscribeError>>),
     Status(Option<Status>),
+    Event(Option<ClientEvent>),
+    Checked(bool),
     Idle,
 }
 

@@ -152,8 +152,8 @@ pub struct StreamInfo {
     pub cluster: Option<StreamCluster>,
 }
 
-/// The `cluster` of a stream's info: its leader, empty while a cluster elects one (then a follower,
-/// perhaps one still catching up, may have answered).
+/// The `cluster` of a stream's or a consumer's info: its leader, empty while a cluster elects one
+/// (then a follower, perhaps one still catching up, may have answered).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct StreamCluster {
@@ -264,6 +264,8 @@ pub struct ConsumerInfo {
     pub num_redelivered: u64,
     pub num_waiting: u64,
     pub num_pending: u64,
+    /// In a cluster, the server that runs it (`leader`); `None` from a server on its own.
+    pub cluster: Option<StreamCluster>,
 }
 
 /// The server's answer to a JetStream publish.

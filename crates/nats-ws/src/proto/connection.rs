@@ -122,6 +122,10 @@ pub enum Event {
     ServerError(ServerError),
     /// The server is in lame-duck mode: it will close this connection soon.
     LameDuck,
+    /// A server of the cluster left it: this server's `INFO` no longer lists one it listed
+    /// before on this connection (`connect_urls`). What that server alone hosted, such as a
+    /// consumer with one replica, went with it, and nothing else says so at once.
+    ServerLeft,
     /// Publishes buffered while disconnected were older than `Options::reconnect_buffer_max_age`
     /// when the connection came back (or the buffer was needed): they were dropped, not sent.
     BufferedExpired {
@@ -1209,6 +1213,20 @@ impl Connection {
     }
 
     fn on_info(&mut self, info: ServerInfo) {
+        // Only an INFO of the same connection compares: the first of a new one may come from
+        // another server with its own view. An empty list is no news (a cluster that does not
+        // advertise; the server lists itself otherwise).
+        let left = matches!(self.state, State::Connected { .. })
+            && !info.connect_urls.is_empty()
+            && self.info.as_ref().is_some_and(|before| {
+                before
+                    .connect_urls
+                    .iter()
+                    .any(|url| !info.connect_urls.contains(url))
+            });
+        if left {
+            self.events.push_back(Event::ServerLeft);
+        }
         if !self.options.ignore_discovered_servers && !info.connect_urls.is_empty() {
             self.merge_discovered(&info.connect_urls);
         }
