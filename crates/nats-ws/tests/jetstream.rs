@@ -1196,6 +1196,83 @@ async fn ordered_consumer_is_made_again_soon_after_the_node_running_it_dies() {
     );
 }
 
+/// A publish sent while its stream has no leader (the node that led it killed) is stored soon
+/// after the cluster elects another, and once. Meanwhile nobody answers it (no responders, or a
+/// leader that died holding it): asked whether a stream stores the subject, the client goes on
+/// trying, and a try that got no answer in a second is sent again at once with the same
+/// `Nats-Msg-Id`. The API's timeout is 30 s here, so only the short tries explain an
+/// acknowledgement within 20 s. A subject no stream stores is still refused at once.
+#[tokio::test]
+async fn a_publish_while_the_stream_elects_a_leader_is_stored_soon_after_and_once() {
+    let mut nodes = cluster();
+    let client = connect(&nodes[0]).await;
+    let js = client.jetstream();
+    let mut config = StreamConfig::new("ELECT", ["elect.>"]);
+    config.num_replicas = 3;
+    within(30, "the cluster's JetStream and the stream", async {
+        while js.create_stream(&config).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    within(10, "a publish", js.publish("elect.x", "1"))
+        .await
+        .unwrap();
+    // The leader must be another node than the client's (losing that one is a reconnect).
+    let leader = within(60, "a leader on n1 or n2", async {
+        loop {
+            let info = js.stream_info("ELECT").await;
+            match info.ok().and_then(|i| i.cluster?.leader).as_deref() {
+                Some("n1") => return 1,
+                Some("n2") => return 2,
+                Some("n0") => {
+                    let _ = client
+                        .request("$JS.API.STREAM.LEADER.STEPDOWN.ELECT", "")
+                        .await;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let js = js.with_timeout(Duration::from_secs(30));
+    nodes[leader].stop();
+    let killed = Instant::now();
+    let ack = within(20, "the publish after the kill", js.publish("elect.x", "2"))
+        .await
+        .expect("stored");
+    let acked = killed.elapsed();
+    assert_eq!(ack.seq, 2);
+    let info = within(10, "the stream's info", js.stream_info("ELECT"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.state.messages, info.state.last_seq),
+        (2, 2),
+        "stored once"
+    );
+    println!("n{leader} (the stream's leader) killed: the publish acknowledged after {acked:?}");
+
+    // A subject no stream stores still fails at once (3 tries), not at the deadline.
+    let started = Instant::now();
+    let refused = within(
+        10,
+        "a publish no stream takes",
+        js.publish("nowhere.x", "x"),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(JetStreamError::NotEnabled { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn ordered_consumer_for_new_messages_loses_none_when_its_consumer_is_deleted() {
     let server = TestServer::start();

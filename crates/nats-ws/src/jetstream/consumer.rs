@@ -352,17 +352,6 @@ const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// (see `Ordered::check_consumer`).
 const CONSUMER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a try to create a consumer waits for the answer. A consumer is made in milliseconds;
-/// in a cluster that just lost a server, a create goes unanswered when it was placed on the dead
-/// server (a cluster counts a killed server as up for a while) or sent to a dead JetStream
-/// leader (4–9 s until another is elected), and only a new try gets through: in
-/// `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies` with the API's 5 s, 8 of
-/// 12 first tries after a kill went unanswered, once 3 in a row (16.7 s). After `QUICK_CREATES` unanswered tries in a
-/// row each waits twice as long as the one before, up to the API's timeout, so that a server
-/// that is merely slow is waited for.
-const CREATE_TIMEOUT: Duration = Duration::from_secs(1);
-const QUICK_CREATES: u32 = 6;
-
 /// Missed heartbeats that make the consumer be recreated.
 const MISSED_HEARTBEATS: u32 = 2;
 
@@ -414,7 +403,7 @@ pub struct Ordered {
     stale: Vec<String>,
     last_activity: Instant,
     retry_pause: Duration,
-    /// Creates in a row that got no answer (see `CREATE_TIMEOUT`).
+    /// Creates in a row that got no answer (see `JetStream::attempt_timeout`).
     unanswered_creates: u32,
     /// The stream's info went unanswered at this recreation's first try: not asked again until
     /// a consumer is made or the connection comes back.
@@ -570,11 +559,11 @@ impl Ordered {
         // Counted as ours from the moment it is asked for, so that it is deleted even if this
         // future is dropped before the answer comes.
         self.stale.push(name);
-        let slower = self
-            .unanswered_creates
-            .saturating_sub(QUICK_CREATES - 1)
-            .min(3);
-        let timeout = (CREATE_TIMEOUT * (1 << slower)).min(self.js.timeout());
+        // In a cluster that just lost a server, a create placed on the dead one or sent to a
+        // dead JetStream leader goes unanswered (in
+        // `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies`, with the API's
+        // 5 s, 8 of 12 first tries after a kill did, once 3 in a row: 16.7 s).
+        let timeout = JetStream::attempt_timeout(self.unanswered_creates, self.js.timeout());
         let created = (self.js.clone().with_timeout(timeout))
             .create_consumer(&self.stream, &config)
             .await;

@@ -194,6 +194,11 @@ impl PublishOptions {
     }
 }
 
+/// How long a try of a publish or a consumer's create waits at first (see
+/// [`JetStream::attempt_timeout`]), and how many such tries before the waits grow.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(1);
+const QUICK_TRIES: u32 = 10;
+
 /// A handle on JetStream through a [`Client`]. Cheap to clone.
 #[derive(Clone)]
 pub struct JetStream {
@@ -412,6 +417,24 @@ impl JetStream {
             if done {
                 return Ok(names);
             }
+        }
+    }
+
+    /// Whether a stream stores `subject`: `None` without an answer within a second (a cluster
+    /// electing its JetStream leader), `Some(false)` when JetStream has none, is off, or refuses
+    /// to say.
+    async fn stream_captures(&self, subject: &str) -> Option<bool> {
+        let body = serde_json::json!({ "subject": subject });
+        let js = self.clone().with_timeout(QUICK_TIMEOUT);
+        match js
+            .api_json::<types::StreamNamesPage>("STREAM.NAMES", &body)
+            .await
+        {
+            Ok(page) => Some(page.streams.is_some_and(|names| !names.is_empty())),
+            Err(JetStreamError::Request(
+                RequestError::TimedOut { .. } | RequestError::ConnectionLost { .. },
+            )) => None,
+            Err(_) => Some(false),
         }
     }
 
@@ -697,15 +720,20 @@ impl JetStream {
         // No responders while connected usually means no stream captures the subject: give up
         // after a few tries (as nats.go does) rather than at the deadline.
         let mut no_responders = 0;
+        // Tries in a row that got no answer: each is sent again at once, with the same id.
+        let mut unanswered = 0;
+        // Whether a stream stores the subject, once asked (after no responders, in a cluster).
+        let mut captured: Option<bool> = None;
         loop {
             let left = deadline.saturating_sub(started.elapsed());
+            let timeout = Self::attempt_timeout(unanswered, self.timeout);
             let attempt = self
                 .client
                 .request_with(
                     subject,
                     Some(&headers),
                     payload,
-                    self.timeout.min(left.max(Duration::from_millis(1))),
+                    timeout.min(left.max(Duration::from_millis(1))),
                 )
                 .await;
             let error = match attempt {
@@ -731,8 +759,21 @@ impl JetStream {
             };
             if let JetStreamError::NotEnabled { .. } = error {
                 no_responders += 1;
-                if no_responders >= 3 {
-                    return Err(error);
+                // In a cluster a stream whose leader died has no responders either, until
+                // another is elected (4–9 s): asked once whether a stream stores the subject,
+                // it is tried until the deadline if one does (or if nobody answers that: a
+                // JetStream leader's election).
+                if no_responders >= 3 && captured != Some(true) {
+                    let in_cluster = self
+                        .client
+                        .server_info()
+                        .is_some_and(|info| info.cluster_size() > 1);
+                    if captured.is_none() && in_cluster {
+                        captured = Some(self.stream_captures(subject).await.unwrap_or(true));
+                    }
+                    if captured != Some(true) {
+                        return Err(error);
+                    }
                 }
             } else {
                 no_responders = 0;
@@ -743,10 +784,28 @@ impl JetStream {
             if started.elapsed() >= deadline {
                 return Err(JetStreamError::DeadlineExceeded(deadline));
             }
+            if let JetStreamError::Request(RequestError::TimedOut { .. }) = error {
+                // It waited its timeout already: no pause on top.
+                unanswered += 1;
+                continue;
+            }
+            unanswered = 0;
             self.wait_for_connection(pause.min(deadline.saturating_sub(started.elapsed())))
                 .await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// How long the next try of a publish or a consumer's create waits for its answer, after
+    /// `unanswered` tries in a row that got none: `QUICK_TIMEOUT` for the first `QUICK_TRIES`,
+    /// then twice as long each time, up to `cap` (the API's timeout). An answer takes
+    /// milliseconds; in a cluster that just lost a server none comes to a try sent to a stream
+    /// or JetStream leader that died, or to a consumer placed on the dead server (a cluster
+    /// counts a killed server as up for a while), and only a try sent after the election (4–9 s)
+    /// gets one. The longer waits are for a server that is merely slow.
+    pub(crate) fn attempt_timeout(unanswered: u32, cap: Duration) -> Duration {
+        let slower = unanswered.saturating_sub(QUICK_TRIES - 1).min(8);
+        (QUICK_TIMEOUT * (1 << slower)).min(cap)
     }
 
     /// Waits until the client is connected, or `at_most`.
