@@ -1122,6 +1122,22 @@ fn cluster() -> Vec<TestServer> {
         .collect()
 }
 
+/// Stream `name` on `<prefix>.>` with 3 replicas, made once the cluster's JetStream is up, and
+/// its first message (`<prefix>.x`, "1").
+async fn replicated_stream(js: &JetStream, name: &str, prefix: &str) {
+    let mut config = StreamConfig::new(name, [format!("{prefix}.>")]);
+    config.num_replicas = 3;
+    within(30, "the cluster's JetStream and the stream", async {
+        while js.create_stream(&config).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    within(10, "a publish", js.publish(&format!("{prefix}.x"), "1"))
+        .await
+        .unwrap();
+}
+
 /// A cluster node that crashes takes with it the consumers it ran alone, an ordered consumer's
 /// among them (one replica), and says nothing to their clients. The client on another node hears
 /// of it at once (that node's INFO no longer lists the dead one), asks for its consumer and,
@@ -1132,17 +1148,7 @@ async fn ordered_consumer_is_made_again_soon_after_the_node_running_it_dies() {
     let mut nodes = cluster();
     let client = connect(&nodes[0]).await;
     let js = client.jetstream();
-    let mut config = StreamConfig::new("ORD", ["ord.>"]);
-    config.num_replicas = 3;
-    within(30, "the cluster's JetStream and the stream", async {
-        while js.create_stream(&config).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    within(10, "a publish", js.publish("ord.x", "1"))
-        .await
-        .unwrap();
+    replicated_stream(&js, "ORD", "ord").await;
     let options = OrderedOptions {
         idle_heartbeat: Duration::from_secs(30),
         ..Default::default()
@@ -1207,17 +1213,7 @@ async fn a_publish_while_the_stream_elects_a_leader_is_stored_soon_after_and_onc
     let mut nodes = cluster();
     let client = connect(&nodes[0]).await;
     let js = client.jetstream();
-    let mut config = StreamConfig::new("ELECT", ["elect.>"]);
-    config.num_replicas = 3;
-    within(30, "the cluster's JetStream and the stream", async {
-        while js.create_stream(&config).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    within(10, "a publish", js.publish("elect.x", "1"))
-        .await
-        .unwrap();
+    replicated_stream(&js, "ELECT", "elect").await;
     // The leader must be another node than the client's (losing that one is a reconnect).
     let leader = within(60, "a leader on n1 or n2", async {
         loop {
