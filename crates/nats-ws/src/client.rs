@@ -36,9 +36,9 @@ pub enum ClientEvent {
     /// The server announced it is shutting down; the client will reconnect when it does.
     LameDuck,
     /// A server of the cluster left it (the `INFO` of the server this client is on no longer
-    /// lists it): a crash or a restart. What it alone hosted, such as an ordered consumer's
-    /// (one replica), is gone; the ordered consumers check theirs at once rather than wait for
-    /// missed heartbeats.
+    /// lists it): a crash, a restart, a lost route or lame-duck mode. What it alone hosted, such
+    /// as an ordered consumer's (one replica), may be gone; the ordered consumers check theirs
+    /// at once rather than wait for missed heartbeats.
     ServerLeft,
     /// A subscription's reader fell behind: it holds its limit of unread messages (or bytes), and
     /// messages beyond it are being dropped. Reported once each time it starts dropping;
@@ -395,7 +395,8 @@ impl Client {
         Box::pin(rx)
     }
 
-    /// Status changes, non-fatal server errors and lame-duck notices, from now on.
+    /// Status changes, non-fatal server errors, lame-duck notices, slow consumers, expired
+    /// buffered publishes and servers that left the cluster, from now on.
     pub fn events(&self) -> impl Stream<Item = ClientEvent> + Unpin + 'static {
         let (tx, rx) = async_channel::unbounded();
         let mut inner = self.shared().lock();

@@ -609,8 +609,13 @@ fn an_info_without_a_server_listed_before_says_a_server_left() {
     h.server(&info(&[]));
     h.server(&info(&["a:80", "c:80"]));
     assert_eq!(h.take_events(), vec![], "an empty list says nothing");
+    h.server(&info(&[]));
     h.server(&info(&["a:80"]));
-    assert_eq!(h.take_events(), vec![Event::ServerLeft], "c left");
+    assert_eq!(
+        h.take_events(),
+        vec![Event::ServerLeft],
+        "c left, compared with the list before the empty one"
+    );
 
     // A new connection's first INFO lists fewer than the last one did: no news.
     h.disconnect();

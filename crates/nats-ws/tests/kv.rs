@@ -1602,7 +1602,7 @@ async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
 // ---- a bucket deleted and created again ------------------------------------------------------
 
 /// The watcher's consumer goes with the deleted stream; when it is recreated (here after a server
-/// restart; otherwise after three missed heartbeats) the new stream has fewer messages than the
+/// restart; otherwise after two missed heartbeats) the new stream has fewer messages than the
 /// watcher had seen. Resuming after the last one seen would skip the new bucket's values and show
 /// the old ones as current until the new stream got that far: the watch says `Reset` and starts
 /// over instead.

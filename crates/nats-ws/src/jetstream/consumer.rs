@@ -405,6 +405,8 @@ pub struct Ordered {
     retry_pause: Duration,
     /// Creates in a row that got no answer (see `JetStream::attempt_timeout`).
     unanswered_creates: u32,
+    /// A consumer was made before: a create now is a re-creation.
+    made: bool,
     /// The stream's info went unanswered at this recreation's first try: not asked again until
     /// a consumer is made or the connection comes back.
     stream_unanswered: bool,
@@ -449,6 +451,7 @@ impl Ordered {
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             unanswered_creates: 0,
+            made: false,
             stream_unanswered: false,
             failure_pause: Duration::ZERO,
             reset_pending: false,
@@ -563,7 +566,12 @@ impl Ordered {
         // dead JetStream leader goes unanswered (in
         // `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies`, with the API's
         // 5 s, 8 of 12 first tries after a kill did, once 3 in a row: 16.7 s).
-        let timeout = JetStream::attempt_timeout(self.unanswered_creates, self.js.timeout());
+        // Short tries when re-made in a cluster, where an election is the likely reason.
+        let in_cluster = (self.js.client().server_info()).is_some_and(|i| i.cluster_size() > 1);
+        let timeout = match self.made && in_cluster {
+            true => JetStream::attempt_timeout(self.unanswered_creates, self.js.timeout()),
+            false => self.js.timeout(),
+        };
         let created = (self.js.clone().with_timeout(timeout))
             .create_consumer(&self.stream, &config)
             .await;
@@ -573,14 +581,12 @@ impl Ordered {
             }
             _ => self.unanswered_creates = 0,
         }
-        if created.is_ok()
-            || matches!(
-                created,
-                Err(JetStreamError::Request(
-                    RequestError::NotConnected { .. } | RequestError::ConnectionLost { .. }
-                ))
-            )
-        {
+        // Any answer, or a lost connection, ends the election's skipping of the stream check: a
+        // stream found gone and made again is checked at the next try.
+        if !matches!(
+            created,
+            Err(JetStreamError::Request(RequestError::TimedOut { .. }))
+        ) {
             self.stream_unanswered = false;
         }
         // Only an answer from the API says the consumer was not created; after a timeout or a lost
@@ -603,6 +609,7 @@ impl Ordered {
             }
         };
         self.current = self.stale.pop();
+        self.made = true;
         // Last values per subject that are still to come are not a range of the stream (the
         // stream holds older revisions between them): until one is delivered, a recreation takes
         // the last values again instead.
@@ -666,6 +673,7 @@ impl Ordered {
                 if self.failed_before() {
                     crate::rt::sleep(self.failure_pause).await;
                 }
+                let tried = Instant::now();
                 match self.create().await {
                     Ok((num_pending, reset)) => {
                         self.retry_pause = Duration::from_millis(100);
@@ -675,8 +683,13 @@ impl Ordered {
                         return Some(Ok(OrderedEvent::Created { num_pending, reset }));
                     }
                     // An unanswered create waited its timeout already: no pause on top, or the
-                    // tries after a cluster's election would come seconds apart.
-                    Err(JetStreamError::Request(RequestError::TimedOut { .. })) => continue,
+                    // tries after a cluster's election would come seconds apart (unless that wait
+                    // was next to nothing: a tiny API timeout must not make a loop of it).
+                    Err(JetStreamError::Request(RequestError::TimedOut { .. }))
+                        if tried.elapsed() >= super::MIN_UNANSWERED =>
+                    {
+                        continue
+                    }
                     Err(e) if e.is_transient() => {
                         self.js.wait_for_connection(self.retry_pause).await;
                         self.retry_pause = (self.retry_pause * 2).min(Duration::from_secs(2));

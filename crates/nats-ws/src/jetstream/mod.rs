@@ -156,14 +156,16 @@ pub struct StoredMessage {
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     /// `Nats-Msg-Id`: the stream drops a repeat within its duplicate window. When unset, a random id
-    /// is used so that retries after a disconnect cannot store the message twice.
+    /// is used so that retries (after a disconnect, a try that got no answer, or during a
+    /// cluster's election) cannot store the message twice.
     pub msg_id: Option<String>,
     pub expected_stream: Option<String>,
     pub expected_last_sequence: Option<u64>,
     pub expected_last_subject_sequence: Option<u64>,
     pub expected_last_msg_id: Option<String>,
-    /// How long to keep retrying while the server is unreachable. Default: the context's
-    /// `publish_deadline` (30 s).
+    /// How long to keep retrying while the server is unreachable, or while a cluster elects the
+    /// leader of the stream that stores the subject. Default: the context's `publish_deadline`
+    /// (30 s).
     pub deadline: Option<Duration>,
 }
 
@@ -198,6 +200,8 @@ impl PublishOptions {
 /// [`JetStream::attempt_timeout`]), and how many such tries before the waits grow.
 const QUICK_TIMEOUT: Duration = Duration::from_secs(1);
 const QUICK_TRIES: u32 = 10;
+/// A try that got no answer is sent again at once only if it waited at least this long.
+pub(crate) const MIN_UNANSWERED: Duration = Duration::from_millis(100);
 
 /// A handle on JetStream through a [`Client`]. Cheap to clone.
 #[derive(Clone)]
@@ -271,7 +275,8 @@ impl JetStream {
         self
     }
 
-    /// Timeout of each API call. Default 5 s.
+    /// Timeout of each API call. Default 5 s. (In a cluster's election, a publish's tries and an
+    /// ordered consumer's creates wait 1 s each: see `attempt_timeout`.)
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -420,20 +425,23 @@ impl JetStream {
         }
     }
 
-    /// Whether a stream stores `subject`: `None` without an answer within a second (a cluster
-    /// electing its JetStream leader), `Some(false)` when JetStream has none, is off, or refuses
-    /// to say.
-    async fn stream_captures(&self, subject: &str) -> Option<bool> {
+    /// Whether a stream stores `subject`: `None` without an answer within a second (or `left`),
+    /// or while the cluster elects its JetStream leader (503; nats-server answers so meanwhile),
+    /// `Some(false)` when JetStream has none, is off, or refuses to say.
+    async fn stream_captures(&self, subject: &str, left: Duration) -> Option<bool> {
         let body = serde_json::json!({ "subject": subject });
-        let js = self.clone().with_timeout(QUICK_TIMEOUT);
+        let js = self.clone().with_timeout(QUICK_TIMEOUT.min(left));
         match js
             .api_json::<types::StreamNamesPage>("STREAM.NAMES", &body)
             .await
         {
             Ok(page) => Some(page.streams.is_some_and(|names| !names.is_empty())),
             Err(JetStreamError::Request(
-                RequestError::TimedOut { .. } | RequestError::ConnectionLost { .. },
+                RequestError::TimedOut { .. }
+                | RequestError::ConnectionLost { .. }
+                | RequestError::NotConnected { .. },
             )) => None,
+            Err(JetStreamError::Api { code: 503, .. }) => None,
             Err(_) => Some(false),
         }
     }
@@ -722,11 +730,16 @@ impl JetStream {
         let mut no_responders = 0;
         // Tries in a row that got no answer: each is sent again at once, with the same id.
         let mut unanswered = 0;
-        // Whether a stream stores the subject, once asked (after no responders, in a cluster).
+        // Whether a stream stores the subject, once asked (after no responders, in a cluster):
+        // then the stream is electing its leader, and tries are short (`attempt_timeout`).
         let mut captured: Option<bool> = None;
         loop {
             let left = deadline.saturating_sub(started.elapsed());
-            let timeout = Self::attempt_timeout(unanswered, self.timeout);
+            let timeout = match captured {
+                Some(true) => Self::attempt_timeout(unanswered, self.timeout),
+                _ => self.timeout,
+            };
+            let tried = Instant::now();
             let attempt = self
                 .client
                 .request_with(
@@ -769,7 +782,9 @@ impl JetStream {
                         .server_info()
                         .is_some_and(|info| info.cluster_size() > 1);
                     if captured.is_none() && in_cluster {
-                        captured = Some(self.stream_captures(subject).await.unwrap_or(true));
+                        let left = deadline.saturating_sub(started.elapsed());
+                        let found = self.stream_captures(subject, left).await;
+                        captured = Some(found.unwrap_or(true));
                     }
                     if captured != Some(true) {
                         return Err(error);
@@ -785,11 +800,15 @@ impl JetStream {
                 return Err(JetStreamError::DeadlineExceeded(deadline));
             }
             if let JetStreamError::Request(RequestError::TimedOut { .. }) = error {
-                // It waited its timeout already: no pause on top.
                 unanswered += 1;
-                continue;
+                // It waited its timeout already: no pause on top (unless that was next to
+                // nothing: a tiny API timeout must not make a loop of it).
+                if tried.elapsed() >= MIN_UNANSWERED {
+                    continue;
+                }
+            } else {
+                unanswered = 0;
             }
-            unanswered = 0;
             self.wait_for_connection(pause.min(deadline.saturating_sub(started.elapsed())))
                 .await;
             pause = (pause * 2).min(Duration::from_secs(2));
@@ -802,7 +821,10 @@ impl JetStream {
     /// milliseconds; in a cluster that just lost a server none comes to a try sent to a stream
     /// or JetStream leader that died, or to a consumer placed on the dead server (a cluster
     /// counts a killed server as up for a while), and only a try sent after the election (4–9 s)
-    /// gets one. The longer waits are for a server that is merely slow.
+    /// gets one. The longer waits are for a server that is merely slow. Used only where an
+    /// election is likely: a publish that met no responders while a stream stores its subject,
+    /// an ordered consumer made again in a cluster; elsewhere a try waits the API's timeout (a
+    /// slow link or server answers late, and a late answer to an earlier try is not waited for).
     pub(crate) fn attempt_timeout(unanswered: u32, cap: Duration) -> Duration {
         let slower = unanswered.saturating_sub(QUICK_TRIES - 1).min(8);
         (QUICK_TIMEOUT * (1 << slower)).min(cap)

@@ -123,8 +123,10 @@ pub enum Event {
     /// The server is in lame-duck mode: it will close this connection soon.
     LameDuck,
     /// A server of the cluster left it: this server's `INFO` no longer lists one it listed
-    /// before on this connection (`connect_urls`). What that server alone hosted, such as a
-    /// consumer with one replica, went with it, and nothing else says so at once.
+    /// before on this connection (`connect_urls`): it died, restarted, lost its route, or is in
+    /// lame-duck mode. What that server alone hosted, such as a consumer with one replica, may
+    /// be gone, and nothing else says so at once. (Servers a cluster does not advertise —
+    /// `no_advertise` — are never listed, so never said to leave.)
     ServerLeft,
     /// Publishes buffered while disconnected were older than `Options::reconnect_buffer_max_age`
     /// when the connection came back (or the buffer was needed): they were dropped, not sent.
@@ -265,6 +267,9 @@ pub struct Connection {
     last_error: Option<ConnectionError>,
     parser: Parser,
     info: Option<ServerInfo>,
+    /// The servers the last non-empty `connect_urls` of this connection listed (for
+    /// [`Event::ServerLeft`]).
+    listed: Vec<String>,
     /// Bytes for the current socket, handed out by `poll_transmit`.
     out: BytesMut,
     /// Publishes made while not connected, sent after the next handshake.
@@ -331,6 +336,7 @@ impl Connection {
             last_error: None,
             parser: Parser::new(),
             info: None,
+            listed: Vec::new(),
             out: BytesMut::new(),
             pending: BytesMut::new(),
             pending_marks: VecDeque::new(),
@@ -1215,17 +1221,20 @@ impl Connection {
     fn on_info(&mut self, info: ServerInfo) {
         // Only an INFO of the same connection compares: the first of a new one may come from
         // another server with its own view. An empty list is no news (a cluster that does not
-        // advertise; the server lists itself otherwise).
-        let left = matches!(self.state, State::Connected { .. })
-            && !info.connect_urls.is_empty()
-            && self.info.as_ref().is_some_and(|before| {
-                before
-                    .connect_urls
-                    .iter()
-                    .any(|url| !info.connect_urls.contains(url))
-            });
-        if left {
-            self.events.push_back(Event::ServerLeft);
+        // advertise; the server lists itself otherwise): the next list is compared with the last
+        // one that was not empty.
+        let connected = matches!(self.state, State::Connected { .. });
+        if !info.connect_urls.is_empty() {
+            let left = self
+                .listed
+                .iter()
+                .any(|url| !info.connect_urls.contains(url));
+            if connected && left {
+                self.events.push_back(Event::ServerLeft);
+            }
+            self.listed.clone_from(&info.connect_urls);
+        } else if !connected {
+            self.listed.clear();
         }
         if !self.options.ignore_discovered_servers && !info.connect_urls.is_empty() {
             self.merge_discovered(&info.connect_urls);
