@@ -407,8 +407,12 @@ pub struct Ordered {
     unanswered_creates: u32,
     /// A consumer was made before: a create now is a re-creation.
     made: bool,
-    /// The stream's info went unanswered at this recreation's first try: not asked again until
-    /// a consumer is made or the connection comes back.
+    /// Why the consumer is made again suggests a server died or a cluster elects (a check after
+    /// a server left found it gone, its heartbeats stopped, the connection came back), not a
+    /// slow client or server (a gap): then its creates are short tries. Cleared by a create.
+    election_likely: bool,
+    /// The stream's info went unanswered at a try: not asked again until a create gets an
+    /// answer (or fails for the connection) or the connection comes back.
     stream_unanswered: bool,
     /// Wait before trying again after a non-transient failure; zero when the last try worked.
     failure_pause: Duration,
@@ -452,6 +456,7 @@ impl Ordered {
             retry_pause: Duration::from_millis(100),
             unanswered_creates: 0,
             made: false,
+            election_likely: false,
             stream_unanswered: false,
             failure_pause: Duration::ZERO,
             reset_pending: false,
@@ -498,8 +503,8 @@ impl Ordered {
     /// created again (or restored from an older copy) — its sequences start over, and resuming
     /// after the last one delivered would skip everything up to it (a KV watch would show the old
     /// values as current until the new stream got that far). Sequences never go down otherwise:
-    /// a purge keeps them, limits drop from the front. One request per recreation, given
-    /// `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it resumes as before, and so it does
+    /// a purge keeps them, limits drop from the front. One request per try (none while the last
+    /// one went unanswered), given `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it resumes as before, and so it does
     /// without an answer (`None`: a cluster still electing the stream's leader).
     fn stream_started_over(&self) -> impl std::future::Future<Output = Option<bool>> + 'static {
         let resume_after = match self.last_stream_seq {
@@ -568,7 +573,7 @@ impl Ordered {
         // 5 s, 8 of 12 first tries after a kill did, once 3 in a row: 16.7 s).
         // Short tries when re-made in a cluster, where an election is the likely reason.
         let in_cluster = (self.js.client().server_info()).is_some_and(|i| i.cluster_size() > 1);
-        let timeout = match self.made && in_cluster {
+        let timeout = match self.made && self.election_likely && in_cluster {
             true => JetStream::attempt_timeout(self.unanswered_creates, self.js.timeout()),
             false => self.js.timeout(),
         };
@@ -610,6 +615,7 @@ impl Ordered {
         };
         self.current = self.stale.pop();
         self.made = true;
+        self.election_likely = false;
         // Last values per subject that are still to come are not a range of the stream (the
         // stream holds older revisions between them): until one is delivered, a recreation takes
         // the last values again instead.
@@ -784,6 +790,7 @@ impl Ordered {
                         self.last_activity = Instant::now();
                         // The server may have restarted and lost the consumer: recreate it.
                         self.sub = None;
+                        self.election_likely = true;
                         self.stream_unanswered = false;
                     }
                 }
@@ -800,6 +807,7 @@ impl Ordered {
                     self.check = None;
                     if !alive {
                         self.sub = None;
+                        self.election_likely = true;
                     }
                 }
                 Wake::Idle => {
@@ -807,6 +815,7 @@ impl Ordered {
                         && self.js.client().status().is_connected()
                     {
                         self.sub = None;
+                        self.election_likely = true;
                     }
                 }
             }

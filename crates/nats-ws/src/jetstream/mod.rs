@@ -34,6 +34,8 @@ use crate::proto::Status;
 
 /// JetStream error codes (`err_code`) the client acts on.
 pub mod err_codes {
+    /// "JetStream system temporarily unavailable": the cluster has no JetStream leader.
+    pub const CLUSTER_NOT_AVAILABLE: u16 = 10008;
     pub const CONSUMER_NOT_FOUND: u16 = 10014;
     pub const NO_MESSAGE_FOUND: u16 = 10037;
     pub const SEQUENCE_NOT_FOUND: u16 = 10043;
@@ -275,8 +277,8 @@ impl JetStream {
         self
     }
 
-    /// Timeout of each API call. Default 5 s. (In a cluster's election, a publish's tries and an
-    /// ordered consumer's creates wait 1 s each: see `attempt_timeout`.)
+    /// Timeout of each API call. Default 5 s. (Where a cluster's election is likely, a publish's
+    /// tries and an ordered consumer's creates wait at most 1 s each: see `attempt_timeout`.)
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -426,8 +428,8 @@ impl JetStream {
     }
 
     /// Whether a stream stores `subject`: `None` without an answer within a second (or `left`),
-    /// or while the cluster elects its JetStream leader (503; nats-server answers so meanwhile),
-    /// `Some(false)` when JetStream has none, is off, or refuses to say.
+    /// or while the cluster elects its JetStream leader (nats-server answers 10008 meanwhile),
+    /// `Some(false)` when JetStream has none, is off (for the account too), or refuses to say.
     async fn stream_captures(&self, subject: &str, left: Duration) -> Option<bool> {
         let body = serde_json::json!({ "subject": subject });
         let js = self.clone().with_timeout(QUICK_TIMEOUT.min(left));
@@ -441,7 +443,10 @@ impl JetStream {
                 | RequestError::ConnectionLost { .. }
                 | RequestError::NotConnected { .. },
             )) => None,
-            Err(JetStreamError::Api { code: 503, .. }) => None,
+            Err(JetStreamError::Api {
+                err_code: err_codes::CLUSTER_NOT_AVAILABLE,
+                ..
+            }) => None,
             Err(_) => Some(false),
         }
     }
@@ -728,7 +733,8 @@ impl JetStream {
         // No responders while connected usually means no stream captures the subject: give up
         // after a few tries (as nats.go does) rather than at the deadline.
         let mut no_responders = 0;
-        // Tries in a row that got no answer: each is sent again at once, with the same id.
+        // Tries in a row that got no answer: each is sent again at once (if it waited at least
+        // `MIN_UNANSWERED`), with the same id.
         let mut unanswered = 0;
         // Whether a stream stores the subject, once asked (after no responders, in a cluster):
         // then the stream is electing its leader, and tries are short (`attempt_timeout`).
@@ -823,7 +829,8 @@ impl JetStream {
     /// counts a killed server as up for a while), and only a try sent after the election (4–9 s)
     /// gets one. The longer waits are for a server that is merely slow. Used only where an
     /// election is likely: a publish that met no responders while a stream stores its subject,
-    /// an ordered consumer made again in a cluster; elsewhere a try waits the API's timeout (a
+    /// an ordered consumer made again in a cluster after its consumer was found gone, its
+    /// heartbeats stopped or the connection came back; elsewhere a try waits the API's timeout (a
     /// slow link or server answers late, and a late answer to an earlier try is not waited for).
     pub(crate) fn attempt_timeout(unanswered: u32, cap: Duration) -> Duration {
         let slower = unanswered.saturating_sub(QUICK_TRIES - 1).min(8);
