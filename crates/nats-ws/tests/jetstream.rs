@@ -1209,8 +1209,8 @@ async fn ordered_consumer_is_made_again_soon_after_the_node_running_it_dies() {
 /// A publish sent while its stream has no leader (the node that led it killed) is stored soon
 /// after the cluster elects another, and once. Meanwhile nobody answers it (no responders; before,
 /// it failed after three): asked whether a stream stores the subject, the client goes on trying,
-/// each try waiting 1 s, sent again at once with the same `Nats-Msg-Id`. (A try that reached the
-/// dying leader waits the API's timeout, 5 s, first.) A subject no stream stores is refused at
+/// each try waiting at most 1 s, the same `Nats-Msg-Id` each time. (A try that reached the dying
+/// leader waits the API's timeout, 5 s, first.) A subject no stream stores is refused at
 /// once.
 #[tokio::test]
 async fn a_publish_while_the_stream_elects_a_leader_is_stored_soon_after_and_once() {

@@ -405,11 +405,10 @@ pub struct Ordered {
     retry_pause: Duration,
     /// Creates in a row that got no answer (see `JetStream::attempt_timeout`).
     unanswered_creates: u32,
-    /// A consumer was made before: a create now is a re-creation.
-    made: bool,
     /// Why the consumer is made again suggests a server died or a cluster elects (a check after
     /// a server left found it gone, its heartbeats stopped, the connection came back), not a
-    /// slow client or server (a gap): then its creates are short tries. Cleared by a create.
+    /// slow client or server (a gap): then its creates are short tries. Set only once a consumer
+    /// was made (each cause needs one); cleared by a create.
     election_likely: bool,
     /// The stream's info went unanswered at a try: not asked again until a create gets an
     /// answer (or fails for the connection) or the connection comes back.
@@ -455,7 +454,6 @@ impl Ordered {
             last_activity: Instant::now(),
             retry_pause: Duration::from_millis(100),
             unanswered_creates: 0,
-            made: false,
             election_likely: false,
             stream_unanswered: false,
             failure_pause: Duration::ZERO,
@@ -504,8 +502,9 @@ impl Ordered {
     /// after the last one delivered would skip everything up to it (a KV watch would show the old
     /// values as current until the new stream got that far). Sequences never go down otherwise:
     /// a purge keeps them, limits drop from the front. One request per try (none while the last
-    /// one went unanswered), given `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it resumes as before, and so it does
-    /// without an answer (`None`: a cluster still electing the stream's leader).
+    /// one went unanswered), given `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it
+    /// resumes as before, and so it does without an answer (`None`: a cluster still electing the
+    /// stream's leader).
     fn stream_started_over(&self) -> impl std::future::Future<Output = Option<bool>> + 'static {
         let resume_after = match self.last_stream_seq {
             // A start past the stream's end (2.10+ does not pull it back) is no sign of anything.
@@ -572,26 +571,22 @@ impl Ordered {
         // `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies`, with the API's
         // 5 s, 8 of 12 first tries after a kill did, once 3 in a row: 16.7 s).
         // Short tries when re-made in a cluster, where an election is the likely reason.
-        let in_cluster = (self.js.client().server_info()).is_some_and(|i| i.cluster_size() > 1);
-        let timeout = match self.made && self.election_likely && in_cluster {
+        let timeout = match self.election_likely && self.js.in_cluster() {
             true => JetStream::attempt_timeout(self.unanswered_creates, self.js.timeout()),
             false => self.js.timeout(),
         };
         let created = (self.js.clone().with_timeout(timeout))
             .create_consumer(&self.stream, &config)
             .await;
-        match &created {
-            Err(JetStreamError::Request(RequestError::TimedOut { .. })) => {
-                self.unanswered_creates = self.unanswered_creates.saturating_add(1);
-            }
-            _ => self.unanswered_creates = 0,
-        }
-        // Any answer, or a lost connection, ends the election's skipping of the stream check: a
-        // stream found gone and made again is checked at the next try.
-        if !matches!(
+        if matches!(
             created,
             Err(JetStreamError::Request(RequestError::TimedOut { .. }))
         ) {
+            self.unanswered_creates = self.unanswered_creates.saturating_add(1);
+        } else {
+            self.unanswered_creates = 0;
+            // Any answer, or a lost connection, ends the election's skipping of the stream
+            // check: a stream found gone and made again is checked at the next try.
             self.stream_unanswered = false;
         }
         // Only an answer from the API says the consumer was not created; after a timeout or a lost
@@ -614,7 +609,6 @@ impl Ordered {
             }
         };
         self.current = self.stale.pop();
-        self.made = true;
         self.election_likely = false;
         // Last values per subject that are still to come are not a range of the stream (the
         // stream holds older revisions between them): until one is delivered, a recreation takes
@@ -632,9 +626,10 @@ impl Ordered {
 
     /// Whether the current consumer is still there, asked when a server left the cluster: one
     /// that was on it is gone, and its heartbeats would say so only after
-    /// `MISSED_HEARTBEATS` × `idle_heartbeat` (10 s by default). Any answer but its info within `CONSUMER_CHECK_TIMEOUT` — no
-    /// answer (the server that had it is gone), "not found", "cluster not available" — counts
-    /// as gone: recreating one that was not costs a consumer, waiting costs the user seconds.
+    /// `MISSED_HEARTBEATS` × `idle_heartbeat` (10 s by default). Any answer but its info within
+    /// `CONSUMER_CHECK_TIMEOUT` — no answer (the server that had it is gone), "not found",
+    /// "cluster not available" — counts as gone: recreating one that was not costs a consumer,
+    /// waiting costs the user seconds.
     fn check_consumer(&self) -> Option<Check> {
         let name = self.current.clone()?;
         let js = self.js.clone().with_timeout(CONSUMER_CHECK_TIMEOUT);

@@ -315,6 +315,13 @@ impl JetStream {
         self.timeout
     }
 
+    /// Whether the server this client is on says it is part of a cluster (its last INFO).
+    pub(crate) fn in_cluster(&self) -> bool {
+        self.client
+            .server_info()
+            .is_some_and(|info| info.cluster_size() > 1)
+    }
+
     #[cfg(feature = "kv")]
     pub(crate) fn publish_deadline(&self) -> Duration {
         self.publish_deadline
@@ -783,11 +790,7 @@ impl JetStream {
                 // it is tried until the deadline if one does (or if nobody answers that: a
                 // JetStream leader's election).
                 if no_responders >= 3 && captured != Some(true) {
-                    let in_cluster = self
-                        .client
-                        .server_info()
-                        .is_some_and(|info| info.cluster_size() > 1);
-                    if captured.is_none() && in_cluster {
+                    if captured.is_none() && self.in_cluster() {
                         let left = deadline.saturating_sub(started.elapsed());
                         let found = self.stream_captures(subject, left).await;
                         captured = Some(found.unwrap_or(true));
