@@ -101,6 +101,81 @@ test("users: a double-clicked Save saves once, with no conflict", T, async () =>
   assert.equal(await page.locator(".conflict").count(), 0, await page.locator(".conflict").allTextContents().then(String));
 });
 
+/**
+ * Two tabs on `/`, both watching the users: the first through the hostile-network proxy, so that
+ * what it sends can be held (`env.proxy("stall")`) while the user types on; the proxy is reset
+ * when the test ends.
+ */
+async function heldAndWatching(t, [held, watching]) {
+  t.after(() => env.proxy("reset"));
+  const tabs = await Promise.all([
+    env.tab({ identity: held, path: "/", proxy: true }),
+    env.tab({ identity: watching, path: "/" }),
+  ]);
+  await untilSubscribed(env, tabs);
+  return tabs;
+}
+
+// The next user, typed while the last one's save is on its way, is what the user typed: the save's
+// answer must not empty the form under them. Before, it did (seen in CI: a test filled the next
+// name as soon as the other tab showed the first user, then the answer came and cleared it).
+test("users: what is typed while a create is on its way stays in the form, and is created next", T, async (t) => {
+  const [a, b] = await heldAndWatching(t, ["sync-typist", "sync-reader"]);
+  const r = rand();
+  const [first, next] = [`First ${r}`, `Next ${r}`];
+  const [firstEmail, nextEmail] = [`first-${r}@example.com`, `next-${r}@example.com`];
+  await a.getByTestId("user-name-input").fill(first);
+  await a.getByTestId("user-email-input").fill(firstEmail);
+  // Held by the proxy: the create is on its way until it flows again.
+  await env.proxy("stall");
+  await a.getByTestId("user-create").click();
+  const create = sel("user-create");
+  await waitFor(a, "Create disabled while the save is on its way", (s) => document.querySelector(s)?.disabled === true, create);
+  await a.getByTestId("user-name-input").fill(next);
+  await a.getByTestId("user-email-input").fill(nextEmail);
+  await env.proxy("resume");
+  await waitCount(b, "user-row", first, 1);
+  await waitCount(a, "user-row", first, 1);
+  await waitFor(a, "Create enabled once the save is answered", (s) => document.querySelector(s)?.disabled === false, create);
+  assert.equal(await a.getByTestId("user-name-input").inputValue(), next);
+  assert.equal(await a.getByTestId("user-email-input").inputValue(), nextEmail);
+  await a.getByTestId("user-create").click();
+  await waitCount(b, "user-row", next, 1);
+  // Saved this time, with nothing typed since: the form is empty for the one after.
+  await waitFor(a, "the form emptied after the second save", (s) => document.querySelector(s)?.value === "", sel("user-name-input"));
+  assert.equal(await a.getByTestId("user-email-input").inputValue(), "");
+});
+
+// The same for an edit: typed on while Save is on its way, the row stays open with it, and the next
+// Save writes it over the revision just saved (no conflict with the tab's own first save). Before,
+// the answer closed the row and what was typed since was gone.
+test("users: an edit typed on while its save is on its way stays open, and saves next", T, async (t) => {
+  const [a, b] = await heldAndWatching(t, ["sync-editor", "sync-watcher"]);
+  const r = rand();
+  const [name, saved, later] = [`Typist ${r}`, `Saved ${r}`, `Later ${r}`];
+  await a.getByTestId("user-name-input").fill(name);
+  await a.getByTestId("user-email-input").fill(`typist-${r}@example.com`);
+  await a.getByTestId("user-create").click();
+  await waitCount(b, "user-row", name, 1);
+  await row(a, name).getByRole("button", { name: "Edit" }).click();
+  const editing = a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
+  await editing.getByLabel("Name").fill(saved);
+  await env.proxy("stall");
+  await editing.getByRole("button", { name: `Save ${name}`, exact: true }).click();
+  await waitCount(a, "user-row", "Saving…", 1);
+  await editing.getByLabel("Name").fill(later);
+  await env.proxy("resume");
+  await waitCount(b, "user-row", saved, 1);
+  await waitCount(a, "user-row", "Saving…", 0);
+  assert.equal(await editing.count(), 1, "the row is still being edited");
+  assert.equal(await editing.getByLabel("Name").inputValue(), later, "what was typed since is kept");
+  await editing.getByRole("button", { name: `Save ${saved}`, exact: true }).click();
+  await waitCount(b, "user-row", later, 1);
+  await waitCount(b, "user-row", saved, 0);
+  await waitFor(a, "the row closed after the second save", () => !document.querySelector('[data-testid="user-row"] input[aria-label="Name"]'));
+  assert.equal(await a.locator(".conflict").count(), 0, await a.locator(".conflict").allTextContents().then(String));
+});
+
 // An edit in progress is what the user typed: a deletion in another tab must not throw it away.
 // Before, the row (and the draft in it) vanished with the user.
 test("users: an edit survives the user's deletion in another tab; Save creates it again", T, async () => {

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod clock;
 pub mod directory;
+pub mod field;
 pub mod header;
 pub mod live_bucket;
 pub mod mqtt_ws;

@@ -21,6 +21,7 @@ use nats_ws::jetstream::{JetStream, StorageType};
 use nats_ws::kv::KvStatus;
 use nats_ws::Client;
 
+use crate::components::field::clear_if_sent;
 use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use bucket::{BucketView, Editor};
@@ -68,6 +69,15 @@ struct Buckets {
 impl Buckets {
     fn refresh_now(self) {
         spawn_local(self.refresh());
+    }
+
+    /// Opens `next` on the answer to a create or delete asked while `asked_with` was open —
+    /// unless the user opened another bucket meanwhile: that one stays open, with what was typed
+    /// for it. (The page may be gone by then: nothing to do.)
+    fn select_on_answer(self, asked_with: &Option<String>, next: Option<String>) {
+        if self.selected.try_with_untracked(|now| now == asked_with) == Some(true) {
+            self.selected.set(next);
+        }
     }
 
     /// Reads the list; an answer older than one already shown is dropped. The page may be gone
@@ -280,14 +290,15 @@ fn CreateBucket(buckets: Buckets) -> impl IntoView {
         error.set(None);
         busy.set(true);
         let js = buckets.js.get_value();
+        let open = buckets.selected.get_untracked();
         spawn_local(async move {
             let bucket = config.bucket.clone();
             let created = js.create_key_value(config).await;
             busy.set(false);
             match created {
                 Ok(_) => {
-                    name.set(String::new());
-                    buckets.selected.set(Some(bucket));
+                    clear_if_sent(name, &bucket);
+                    buckets.select_on_answer(&open, Some(bucket));
                     buckets.refresh_now();
                 }
                 Err(e) => error.set(Some(crate::session::explain(format!(
@@ -362,7 +373,7 @@ fn DeleteBucket(name: String, buckets: Buckets) -> impl IntoView {
                 busy.set(false);
                 match deleted {
                     Ok(()) => {
-                        buckets.selected.set(None);
+                        buckets.select_on_answer(&Some(name), None);
                         buckets.refresh_now();
                     }
                     Err(e) => error.set(Some(crate::session::explain(format!(

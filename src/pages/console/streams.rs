@@ -18,6 +18,7 @@ use leptos_nats::use_nats;
 use nats_ws::jetstream::{ConsumerInfo, JetStream, RetentionPolicy, StorageType, StreamInfo};
 use nats_ws::Client;
 
+use crate::components::field::clear_if_sent;
 use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use detail::StreamDetail;
@@ -115,6 +116,16 @@ impl Ctx {
         self.detail_error.set(None);
         self.selected.set(name);
         self.refresh_now();
+    }
+
+    /// Opens `name` on the answer to a create or delete asked while `asked_with` was open —
+    /// unless the user opened another stream meanwhile: that one stays open, with what was typed
+    /// for it. The list is read again either way.
+    pub fn select_on_answer(self, asked_with: &Option<String>, name: Option<String>) {
+        match self.selected.try_with_untracked(|now| now == asked_with) {
+            Some(true) => self.select(name),
+            _ => self.refresh_now(),
+        }
     }
 
     async fn refresh(self) {
@@ -313,6 +324,7 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
             max_bytes: max_bytes.get_untracked(),
             max_age: max_age.get_untracked(),
         };
+        let sent = (form.name.clone(), form.subjects.clone());
         let config = match form.to_config() {
             Ok(config) => config,
             Err(e) => {
@@ -323,14 +335,15 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
         error.set(None);
         busy.set(true);
         let js = ctx.js.get_value();
+        let open = ctx.selected.get_untracked();
         spawn_local(async move {
             let created = js.create_stream(&config).await;
             busy.set(false);
             match created {
                 Ok(info) => {
-                    name.set(String::new());
-                    subjects.set(String::new());
-                    ctx.select(Some(info.config.name));
+                    clear_if_sent(name, &sent.0);
+                    clear_if_sent(subjects, &sent.1);
+                    ctx.select_on_answer(&open, Some(info.config.name));
                 }
                 Err(e) => error.set(Some(format!(
                     "could not create stream {}: {e}",

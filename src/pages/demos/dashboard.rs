@@ -8,6 +8,7 @@ use leptos::task::spawn_local;
 use leptos_nats::{use_kv_watch, use_nats, UseKvWatchReturn};
 use nats_ws::kv::{KvError, Store};
 
+use crate::components::field::clear_if_sent;
 use crate::model::{validate_user, User, UserEvent, USERS_BUCKET};
 use crate::session::{now_iso, random_hex};
 use crate::use_identity;
@@ -148,8 +149,8 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             match store.create(&user.id, json).await {
                 Ok(_) => {
                     announce(client.as_ref(), "created", &user, &by);
-                    name.set(String::new());
-                    email.set(String::new());
+                    clear_if_sent(name, &user.name);
+                    clear_if_sent(email, &user.email);
                     error.set(None);
                 }
                 // The form keeps what was typed, so nothing is lost.
@@ -291,10 +292,26 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 // The row may be gone meanwhile (the edit cancelled and the user deleted).
                 let _ = saving.try_set(false);
                 match result {
-                    Ok(_) => {
+                    Ok(revision) => {
                         let action = if recreate { "created" } else { "updated" };
                         announce(client.as_ref(), action, &updated, &by);
-                        stop_editing();
+                        // Typed on while the save was on its way: the row stays open with it,
+                        // and the next save goes over the revision just written.
+                        let typed_since = |draft: RwSignal<String>, sent: &str| {
+                            draft.try_with_untracked(|d| d.trim() != sent) == Some(true)
+                        };
+                        if typed_since(draft_name, &updated.name)
+                            || typed_since(draft_email, &updated.email)
+                        {
+                            base_revision.set(revision);
+                            editing.update(|m| {
+                                if let Some(u) = m.get_mut(&updated.id) {
+                                    *u = updated.clone();
+                                }
+                            });
+                        } else {
+                            stop_editing();
+                        }
                     }
                     Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
                         let now = store.get(&updated.id).await.ok().flatten();

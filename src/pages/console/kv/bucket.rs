@@ -467,21 +467,20 @@ fn write(open: Open, action: Action, key: String, value: String) {
                 let done = format!("{} {key}: revision {revision}", action.verb());
                 open.toasts.announce(done.clone());
                 editor.done.set(Some(done));
-                match action {
-                    Action::Delete(_) | Action::Purge => {
-                        // The page may be gone by now: nothing to tidy then.
-                        if editor
-                            .loaded
-                            .try_with_untracked(|l| l.as_ref().is_some_and(|(k, _)| *k == key))
-                            == Some(true)
-                        {
-                            editor.loaded.set(None);
-                        }
+                if matches!(action, Action::Delete(_) | Action::Purge) {
+                    // The page may be gone by now: nothing to tidy then.
+                    if editor
+                        .loaded
+                        .try_with_untracked(|l| l.as_ref().is_some_and(|(k, _)| *k == key))
+                        == Some(true)
+                    {
+                        editor.loaded.set(None);
                     }
-                    _ => {
-                        editor.loaded.set(Some((key.clone(), revision)));
-                        open.selected.set(Some(key));
-                    }
+                } else if editor.key.try_with_untracked(|k| k.trim() == key.trim()) == Some(true) {
+                    // Loaded as written, unless the user moved on to another key while the write
+                    // was on its way: the key they opened meanwhile stays loaded.
+                    editor.loaded.set(Some((key.clone(), revision)));
+                    open.selected.set(Some(key));
                 }
             }
             Err(KvError::WrongLastRevision { expected, .. })

@@ -471,7 +471,7 @@ fn Danger(name: String, ctx: Ctx) -> impl IntoView {
                 let result = js.delete_stream(&name).await;
                 busy.set(false);
                 match result {
-                    Ok(()) => ctx.select(None),
+                    Ok(()) => ctx.select_on_answer(&Some(name), None),
                     Err(e) => error.set(Some(crate::session::explain(format!(
                         "could not delete {name}: {e}"
                     )))),
