@@ -17,7 +17,6 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos_nats::{spawn_while_mounted, until_connected};
-use nats_ws::jetstream::ApiErrorKind;
 use nats_ws::kv::{KvConfig, KvError};
 use nats_ws::service::{self, EndpointStats, InfoResponse, Metadata, StatsResponse};
 use nats_ws::Client;
@@ -340,14 +339,12 @@ pub fn use_directory(client: Client) -> Directory {
                             .create_key_value(registry_config(js.default_replicas().await))
                             .await
                         {
-                            // Created meanwhile with other settings (an agent of another
-                            // version): it is there, which is all the page needs.
-                            Err(KvError::JetStream(e))
-                                if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) =>
-                            {
-                                Ok(())
-                            }
-                            other => other.map(drop),
+                            // Created meanwhile (by the agent or another tab, perhaps with
+                            // other settings): refused as "stream name already in use" or (2.9,
+                            // when both raced) "subjects overlap". It is there if it is there,
+                            // which is all the page needs.
+                            Err(e) => js.key_value(REGISTRY_BUCKET).await.map(drop).map_err(|_| e),
+                            Ok(_) => Ok(()),
                         }
                     }
                     other => other.map(drop),

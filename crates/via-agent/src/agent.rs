@@ -532,8 +532,17 @@ impl Agent {
         let open = |config: KvConfig| {
             let js = js.clone();
             async move {
-                match js.key_value(&config.bucket).await {
-                    Err(KvError::BucketNotFound { .. }) => js.create_key_value(config).await,
+                let bucket = config.bucket.clone();
+                match js.key_value(&bucket).await {
+                    // A page may create it at the same moment: a create that lost the race is
+                    // refused ("stream name already in use", or on 2.9 "subjects overlap");
+                    // the bucket is there if it is there.
+                    Err(KvError::BucketNotFound { .. }) => {
+                        match js.create_key_value(config).await {
+                            Err(e) => js.key_value(&bucket).await.map_err(|_| e),
+                            created => created,
+                        }
+                    }
                     other => other,
                 }
             }

@@ -107,8 +107,18 @@ pub async fn ensure_consumer(
         max_ack_pending: 1000,
         ..Default::default()
     };
-    js.create_consumer(&settings.stream, &config).await?;
-    Ok(())
+    match js.create_consumer(&settings.stream, &config).await {
+        Ok(_) => Ok(()),
+        // The same race as the stream's: a create that lost it may be refused (a consumer "already
+        // exists" on some versions); it is there if it is there.
+        Err(e) => match js
+            .consumer_info(&settings.stream, &settings.durable(partition))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e.into()),
+        },
+    }
 }
 
 async fn ensure_bucket(js: &JetStream, config: KvConfig) -> Result<Store, KvError> {
@@ -119,10 +129,11 @@ async fn ensure_bucket(js: &JetStream, config: KvConfig) -> Result<Store, KvErro
         Err(e) => return Err(e),
     }
     match js.create_key_value(config).await {
-        Err(KvError::JetStream(e)) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => {
-            js.key_value(&bucket).await
-        }
-        other => other,
+        Ok(store) => Ok(store),
+        // Someone else may have made it in between: as for the stream, nats-server answers the
+        // losing create "stream name already in use" or (2.9) "subjects overlap with an existing
+        // stream". It is there if it is there.
+        Err(e) => js.key_value(&bucket).await.map_err(|_| e),
     }
 }
 

@@ -54,8 +54,13 @@ async fn ensure_stream(js: &JetStream) -> Result<(), String> {
     };
     match js.create_stream(&config).await {
         Ok(_) => Ok(()),
-        Err(e) if e.err_code() == Some(nats_ws::jetstream::err_codes::STREAM_NAME_IN_USE) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        // Created meanwhile (another tab, or with other settings): nats-server answers the
+        // create "stream name already in use", or (2.9, when both raced) "subjects overlap with
+        // an existing stream". It is there if it is there.
+        Err(e) => match js.stream_info(CHAT_STREAM).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e.to_string()),
+        },
     }
 }
 

@@ -175,11 +175,14 @@ async fn ensure(js: &JetStream, log: StepLog) -> Result<ConsumerInfo, JetStreamE
                     "tab → server",
                     format!("created stream {STREAM} on {SUBJECTS}, in memory"),
                 ),
-                Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => log.info(
-                    "server → tab",
-                    format!("stream {STREAM} was just created by someone else: using it"),
-                ),
-                Err(e) => return Err(e),
+                // "Stream name already in use", or on 2.9 "subjects overlap" when both raced.
+                Err(e) => match js.stream_info(STREAM).await {
+                    Ok(_) => log.info(
+                        "server → tab",
+                        format!("stream {STREAM} was just created by someone else: using it"),
+                    ),
+                    Err(_) => return Err(e),
+                },
             }
         }
         Err(e) => return Err(e),
