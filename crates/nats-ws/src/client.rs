@@ -578,7 +578,7 @@ impl Client {
     /// Waits until connected, at most `at_most`; `false` if that did not happen (timed out, offline,
     /// closed).
     async fn await_connected(&self, at_most: Duration) -> bool {
-        futures::select! {
+        futures::select_biased! {
             connected = self.wait_connected().fuse() => connected.is_ok(),
             _ = crate::rt::sleep(at_most).fuse() => false,
         }
@@ -601,7 +601,7 @@ impl Client {
         });
         let flushed = match waits {
             false => Ok(()),
-            true => futures::select! {
+            true => futures::select_biased! {
                 r = self.flush().fuse() => r,
                 _ = crate::rt::sleep(DRAIN_TIMEOUT).fuse() => Err(ConnectionError::DrainTimeout(DRAIN_TIMEOUT)),
             },
@@ -752,7 +752,7 @@ impl Subscriber {
             if !started? {
                 return Ok(());
             }
-            futures::select! {
+            futures::select_biased! {
                 // Cancelled: the slot went without a word (unsubscribed, or the subscriber dropped).
                 ended = rx.fuse() => ended.unwrap_or(Ok(())),
                 _ = crate::rt::sleep(DRAIN_TIMEOUT).fuse() => {

@@ -40,8 +40,12 @@ impl fmt::Display for Took {
         let d = self.0;
         if d.subsec_nanos() == 0 {
             write!(f, "{}s", d.as_secs())
-        } else if d.as_micros() % 1000 == 0 || d >= Duration::from_secs(1) {
-            write!(f, "{}ms", d.as_millis() as u64)
+        } else if d.subsec_micros() % 1000 == 0 || d >= Duration::from_secs(1) {
+            // Whole milliseconds without `u128` (`as_millis`): its division routines would
+            // be in the wasm for this alone.
+            let ms =
+                (d.as_secs().saturating_mul(1000)).saturating_add(u64::from(d.subsec_millis()));
+            write!(f, "{ms}ms")
         } else {
             write!(f, "{}µs", d.subsec_micros())
         }

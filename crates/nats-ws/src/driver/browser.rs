@@ -166,9 +166,7 @@ impl Driver for BrowserDriver {
     }
 
     fn sleep(&self, duration: Duration) -> TimeoutFuture {
-        // Round up: a timer that fires a hair early would only be set again.
-        let ms = duration.as_micros().div_ceil(1000).min(i32::MAX as u128) as u32;
-        TimeoutFuture::new(ms)
+        TimeoutFuture::new(crate::rt::timer_ms(duration))
     }
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -213,5 +211,6 @@ fn js_detail(value: &wasm_bindgen::JsValue) -> String {
         .dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+        // Not `{:?}`: that brings wasm-bindgen's `debugString` into the glue for this alone.
+        .unwrap_or_else(|| "the browser gave no reason".to_owned())
 }

@@ -252,7 +252,7 @@ impl JetStream {
         let mut unanswered = false;
         let mut no_responders = false;
         while messages.len() < options.batch {
-            let next = futures::select! {
+            let next = futures::select_biased! {
                 m = sub.next().fuse() => m,
                 _ = deadline => {
                     unanswered = true;

@@ -860,7 +860,7 @@ impl JetStream {
             crate::rt::sleep(at_most).await;
             return;
         }
-        futures::select! {
+        futures::select_biased! {
             _ = connected.fuse() => {},
             _ = crate::rt::sleep(at_most).fuse() => {},
         }

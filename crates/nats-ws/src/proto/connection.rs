@@ -16,7 +16,7 @@
 //! Every function that needs the time takes `now`; the machine never reads a clock, so tests can
 //! step a fake one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -1257,11 +1257,18 @@ impl Connection {
             .to_owned();
         // Our scheme, whatever the list says: a server (or anyone on a ws:// link) must not be able
         // to move a wss:// client, and its credentials, to plain ws:// (nats.go does likewise).
-        let listed: HashSet<String> = connect_urls
+        // In the server's order, without repeats (a `Vec`, no hashing or sorting: the list is
+        // short, and capped so that a huge one cannot make these scans costly).
+        let mut listed: Vec<String> = Vec::new();
+        let hosts = connect_urls
             .iter()
-            .map(|url| url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
-            .filter_map(|host| normalize_url(&format!("{scheme}://{host}")).ok())
-            .collect();
+            .take(4 * MAX_SERVERS)
+            .map(|url| url.split_once("://").map_or(url.as_str(), |(_, rest)| rest));
+        for url in hosts.filter_map(|host| normalize_url(&format!("{scheme}://{host}")).ok()) {
+            if !listed.contains(&url) {
+                listed.push(url);
+            }
+        }
         let current = match &self.state {
             State::Connected { server, .. } | State::Connecting { server, .. } => {
                 Some(self.servers[*server].url.clone())
@@ -1271,13 +1278,10 @@ impl Connection {
         self.servers.retain(|s| {
             !s.discovered || listed.contains(&s.url) || current.as_ref() == Some(&s.url)
         });
-        let known: HashSet<&str> = self.servers.iter().map(|s| s.url.as_str()).collect();
         let mut new: Vec<String> = listed
-            .iter()
-            .filter(|url| !known.contains(url.as_str()))
-            .cloned()
+            .into_iter()
+            .filter(|url| !self.servers.iter().any(|s| s.url == *url))
             .collect();
-        new.sort_unstable();
         self.rng.shuffle(&mut new);
         let room = MAX_SERVERS.saturating_sub(self.servers.len());
         self.servers

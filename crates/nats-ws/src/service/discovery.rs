@@ -122,7 +122,7 @@ pub async fn discover<T: DeserializeOwned>(
             break;
         }
         let wait = if answered { quiet.min(left) } else { left };
-        let next = futures::select! {
+        let next = futures::select_biased! {
             m = replies.next().fuse() => m,
             _ = crate::rt::sleep(wait).fuse() => break,
         };

@@ -549,7 +549,7 @@ impl Service {
     /// at once (nothing is on its way).
     pub async fn stop(&self) {
         let drains = self.shared.stop_subs().into_iter().map(|sub| sub.drain());
-        futures::select! {
+        futures::select_biased! {
             _ = futures::future::join_all(drains).fuse() => {},
             _ = crate::rt::sleep(STOP_LIMIT).fuse() => {},
         }
