@@ -146,6 +146,29 @@ test("users: what is typed while a create is on its way stays in the form, and i
   assert.equal(await a.getByTestId("user-email-input").inputValue(), "");
 });
 
+// The form may be gone when the answer comes: the user moved on to another page. The answer then
+// has nothing to empty, and must not panic (the afterEach fails the test on a panic).
+test("users: leaving the page while a create is on its way: it is created, no panic", T, async (t) => {
+  const [a, b] = await heldAndWatching(t, ["sync-leaver", "sync-stayer"]);
+  const name = `Left behind ${rand()}`;
+  await a.getByTestId("user-name-input").fill(name);
+  await a.getByTestId("user-email-input").fill(`left-${rand()}@example.com`);
+  await env.proxy("stall");
+  await a.getByTestId("user-create").click();
+  await a.getByRole("link", { name: "Chat" }).click();
+  await a.getByTestId("chat-input").waitFor();
+  await env.proxy("resume");
+  await waitCount(b, "user-row", name, 1);
+  // The announcement goes out after the answer, in the same task as the form's update: once the
+  // other tab has it, that task has run.
+  await waitFor(
+    b,
+    `a toast naming ${name}`,
+    ({ selector, name }) => [...document.querySelectorAll(selector)].some((t) => t.textContent.includes(name)),
+    { selector: sel("toast"), name },
+  );
+});
+
 // The same for an edit: typed on while Save is on its way, the row stays open with it, and the next
 // Save writes it over the revision just saved (no conflict with the tab's own first save). Before,
 // the answer closed the row and what was typed since was gone.

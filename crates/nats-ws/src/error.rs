@@ -41,8 +41,8 @@ impl fmt::Display for Took {
         if d.subsec_nanos() == 0 {
             write!(f, "{}s", d.as_secs())
         } else if d.subsec_micros() % 1000 == 0 || d >= Duration::from_secs(1) {
-            // Whole milliseconds without `u128` (`as_millis`): its division routines would
-            // be in the wasm for this alone.
+            // Whole milliseconds in `u64`: a `u128` remainder would bring its division routines
+            // into the wasm.
             let ms =
                 (d.as_secs().saturating_mul(1000)).saturating_add(u64::from(d.subsec_millis()));
             write!(f, "{ms}ms")

@@ -13,8 +13,8 @@ pub async fn sleep(duration: Duration) {
 
 /// `duration` for `setTimeout`: whole milliseconds, rounded up (a timer that fires a hair early
 /// would only be set again), at most `i32::MAX` (browsers take more as 0: a long sleep would end
-/// at once). Without `u128` arithmetic, whose division routines would be the only ones in the
-/// wasm.
+/// at once). In `u64`: a `u128` division would bring its routines into the wasm of a client
+/// built without the `service` feature.
 #[cfg(any(target_arch = "wasm32", test))]
 pub(crate) fn timer_ms(duration: Duration) -> u32 {
     let ms = (duration.as_secs().saturating_mul(1000))

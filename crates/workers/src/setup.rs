@@ -75,10 +75,12 @@ pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), Wo
         Ok(_) => Ok(()),
         // Someone else may have created it in between: nats-server answers a create that lost
         // the race "stream name already in use" or (2.9) "subjects overlap with an existing
-        // stream" — the other one. It is there if it is there.
+        // stream" — the other one. It is there if it is there; if the look fails for another
+        // reason than its absence (a timeout), that is the error to report (it may be transient).
         Err(e) => match js.stream_info(&settings.stream).await {
             Ok(_) => Ok(()),
-            Err(_) => Err(e.into()),
+            Err(look) if look.api_kind() == Some(ApiErrorKind::StreamNotFound) => Err(e.into()),
+            Err(look) => Err(look.into()),
         },
     }
 }
@@ -110,13 +112,14 @@ pub async fn ensure_consumer(
     match js.create_consumer(&settings.stream, &config).await {
         Ok(_) => Ok(()),
         // The same race as the stream's: a create that lost it may be refused (a consumer "already
-        // exists" on some versions); it is there if it is there.
+        // exists" on some versions); it is there if it is there (errors as for the stream).
         Err(e) => match js
             .consumer_info(&settings.stream, &settings.durable(partition))
             .await
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(e.into()),
+            Err(look) if look.api_kind() == Some(ApiErrorKind::ConsumerNotFound) => Err(e.into()),
+            Err(look) => Err(look.into()),
         },
     }
 }
@@ -132,8 +135,11 @@ async fn ensure_bucket(js: &JetStream, config: KvConfig) -> Result<Store, KvErro
         Ok(store) => Ok(store),
         // Someone else may have made it in between: as for the stream, nats-server answers the
         // losing create "stream name already in use" or (2.9) "subjects overlap with an existing
-        // stream". It is there if it is there.
-        Err(e) => js.key_value(&bucket).await.map_err(|_| e),
+        // stream". It is there if it is there (errors as for the stream).
+        Err(e) => match js.key_value(&bucket).await {
+            Err(KvError::BucketNotFound { .. }) => Err(e),
+            looked => looked,
+        },
     }
 }
 

@@ -122,10 +122,10 @@ impl Ctx {
     /// unless the user opened another stream meanwhile: that one stays open, with what was typed
     /// for it. The list is read again either way.
     pub fn select_on_answer(self, asked_with: &Option<String>, name: Option<String>) {
-        match self.selected.try_with_untracked(|now| now == asked_with) {
-            Some(true) => self.select(name),
-            _ => self.refresh_now(),
+        if self.selected.try_with_untracked(|now| now == asked_with) == Some(true) {
+            self.select(name);
         }
+        self.refresh_now();
     }
 
     async fn refresh(self) {

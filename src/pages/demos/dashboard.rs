@@ -219,9 +219,13 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     // One save at a time: a second click while the first is on its way would write over the same
     // revision, fail, and report the user's own first save as someone else's change.
     let saving = RwSignal::new(false);
+    // Edits begun or ended in this row: a save's answer acts on the edit it was made from only
+    // (not on one the user cancelled and began again while it was on its way).
+    let edits = StoredValue::new(0u64);
     let stop_editing = {
         let id = id.clone();
         move || {
+            edits.update_value(|n| *n += 1);
             editing.update(|m| {
                 m.remove(&id);
             });
@@ -234,6 +238,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         let id = id.clone();
         move |_| {
             if let Some((u, rev)) = current.get_untracked() {
+                edits.update_value(|n| *n += 1);
                 draft_name.set(u.name.clone());
                 draft_email.set(u.email.clone());
                 base_revision.set(rev);
@@ -279,6 +284,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             let expected = base_revision.get_untracked();
             let recreate = stored.is_none();
             let stop_editing = stop_editing.clone();
+            let edit = edits.get_value();
             saving.set(true);
             spawn_local(async move {
                 let json = serde_json::to_vec(&updated).unwrap_or_default();
@@ -300,16 +306,22 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                         let typed_since = |draft: RwSignal<String>, sent: &str| {
                             draft.try_with_untracked(|d| d.trim() != sent) == Some(true)
                         };
-                        if typed_since(draft_name, &updated.name)
-                            || typed_since(draft_email, &updated.email)
+                        // Cancelled (and perhaps begun again) meanwhile, or the row is gone: left
+                        // as the user left it.
+                        let same_edit = edits.try_get_value() == Some(edit);
+                        if same_edit
+                            && (typed_since(draft_name, &updated.name)
+                                || typed_since(draft_email, &updated.email))
                         {
                             base_revision.set(revision);
+                            conflict.set(None);
+                            error.set(None);
                             editing.update(|m| {
                                 if let Some(u) = m.get_mut(&updated.id) {
                                     *u = updated.clone();
                                 }
                             });
-                        } else {
+                        } else if same_edit {
                             stop_editing();
                         }
                     }

@@ -179,7 +179,7 @@ async fn ensure(js: &JetStream, log: StepLog) -> Result<ConsumerInfo, JetStreamE
                 Err(e) => match js.stream_info(STREAM).await {
                     Ok(_) => log.info(
                         "server → tab",
-                        format!("stream {STREAM} was just created by someone else: using it"),
+                        format!("stream {STREAM} was already there: using it"),
                     ),
                     Err(_) => return Err(e),
                 },

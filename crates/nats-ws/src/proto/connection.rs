@@ -1258,7 +1258,7 @@ impl Connection {
         // Our scheme, whatever the list says: a server (or anyone on a ws:// link) must not be able
         // to move a wss:// client, and its credentials, to plain ws:// (nats.go does likewise).
         // In the server's order, without repeats (a `Vec`, no hashing or sorting: the list is
-        // short, and capped so that a huge one cannot make these scans costly).
+        // short, and capped here so that a huge one cannot make this function's scans costly).
         let mut listed: Vec<String> = Vec::new();
         let hosts = connect_urls
             .iter()
