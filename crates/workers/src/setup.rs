@@ -48,7 +48,7 @@ pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
     }
     // A batch older than ack_wait - safety_margin goes back unprocessed (it may be delivered
     // again): a pull that waits its whole expiry must come back sooner.
-    if settings.ack_wait <= crate::worker::PULL_EXPIRES + settings.safety_margin {
+    if settings.ack_wait <= PULL_EXPIRES + settings.safety_margin {
         return bad("ack_wait must be longer than the pull expiry (1 s) + safety_margin");
     }
     if settings.batch == 0 {
@@ -56,6 +56,10 @@ pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
     }
     Ok(())
 }
+
+/// How long one pull of a worker waits for messages at the server (the settings' `ack_wait`
+/// must outlast it).
+pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
 /// The stream `settings.stream` on `<prefix>.events.>`, created if missing.
 pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), WorkerError> {

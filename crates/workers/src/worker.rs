@@ -97,9 +97,6 @@ async fn bounded<T>(
     }
 }
 
-/// How long one pull waits for messages at the server.
-pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(1);
-
 /// Runs a worker until `stop` completes, then releases its leases and removes its presence.
 ///
 /// Fails only on what retrying cannot fix (invalid settings, a refusal while setting up);
@@ -331,7 +328,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             let durable = self.settings.durable(partition);
             let options = FetchOptions {
                 batch: self.settings.batch,
-                expires: PULL_EXPIRES,
+                expires: setup::PULL_EXPIRES,
             };
             self.inflight.push(Box::pin(async move {
                 let started = Instant::now();
@@ -360,7 +357,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
         };
         let age = fetched.started.elapsed();
-        if messages.is_empty() && age < PULL_EXPIRES / 2 {
+        if messages.is_empty() && age < setup::PULL_EXPIRES / 2 {
             // An empty answer long before the pull expires (e.g. the server refused the pull):
             // asking again at once would spin; wait for the next tick.
             self.paused.insert(p);
