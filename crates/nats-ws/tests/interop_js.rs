@@ -355,8 +355,8 @@ async fn kv_bucket_written_by_rust_is_read_and_watched_by_py() {
         "get": ["a", "b", "c", "dir.x", "p", "missing"],
         "history": ["a", "b", "p", "missing"],
         "watches": [
-            { "name": "all", "filter": ">", "live": 2 },
-            { "name": "c", "filter": "c", "live": 1 },
+            { "name": "all", "filter": ">", "initial": 5, "live": 2 },
+            { "name": "c", "filter": "c", "initial": 1, "live": 1 },
         ],
     });
     let mut peer = Peer::start("kv-read", &server, bucket, &[], spec).await;

@@ -35,9 +35,13 @@ else comes from the spec):
   kv-read               binds to spec["bucket"]; prints {"status": {...}}, one {"get": key, ...} line
                         per spec["get"] key, one {"history": key, "entries"|"error"} line per
                         spec["history"] key, {"keys": [...sorted]}; then starts spec["watches"]
-                        (each {name, filter, live}) and prints each watcher's initial entries up to
-                        and including its marker ({"watch": name, "marker": "initial-done"}), then
+                        (each {name, filter, initial, live}) and prints each watcher's `initial`
+                        entries, then its marker ({"watch": name, "marker": "initial-done"}), then
                         `ready`, then `live` more entries of each watcher (watcher by watcher).
+                        nats-py can give its marker before the last initial entries (it asks the
+                        consumer's pending count while they are on their way and counts none
+                        received yet): the marker is printed after the `initial` entries, wherever
+                        it came among them.
                         Entries: {"watch", "key", "revision", "delta", "operation", "value_hex"},
                         operation as nats-py gives it (null for a put, "DEL", "PURGE").
   js-publish            creates stream spec["stream"] on spec["subjects"] (unless spec["create"] is
@@ -215,12 +219,16 @@ async def kv_read(nc, args, spec):
     watchers = []
     for w in spec.get("watches", []):
         watchers.append((w["name"], await kv.watch(w["filter"]), w.get("live", 0)))
-    for name, watcher, _ in watchers:
-        while True:
+    for (name, watcher, _), w in zip(watchers, spec.get("watches", [])):
+        entries, marked = 0, False
+        while entries < w["initial"] or not marked:
             entry = await watcher.updates(timeout=args.timeout)
-            emit(kv_entry(name, entry))
             if entry is None:
-                break
+                marked = True
+            else:
+                entries += 1
+                emit(kv_entry(name, entry))
+        emit(kv_entry(name, None))
     emit("ready")
     for name, watcher, live in watchers:
         for _ in range(live):

@@ -1099,27 +1099,37 @@ async fn consumer_names(js: &JetStream, stream: &str) -> Vec<String> {
         .collect()
 }
 
-/// Three nodes named n0, n1, n2, routed to each other, JetStream on each.
+/// Three nodes named n0, n1, n2, routed to each other, JetStream on each. The route ports are
+/// picked free and written into every node's config: when one is taken meanwhile (by another
+/// test's server; seen in CI), the whole cluster starts again on new ones.
 fn cluster() -> Vec<TestServer> {
-    let routes: Vec<u16> = (0..3).map(|_| test_support::free_port()).collect();
-    (0..3)
-        .map(|i| {
-            let others: Vec<String> = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| format!("nats-route://127.0.0.1:{}", routes[j]))
-                .collect();
-            let config = format!(
-                "cluster {{\n  name: ordered\n  host: 127.0.0.1\n  port: {}\n  routes: [{}]\n}}\n",
-                routes[i],
-                others.join(", ")
-            );
-            TestServer::start_with_options(test_support::ServerOptions {
-                server_name: ["n0", "n1", "n2"][i],
-                extra_config: &config,
-                ..Default::default()
+    let mut last_log = String::new();
+    for _ in 0..5 {
+        let routes: Vec<u16> = (0..3).map(|_| test_support::free_port()).collect();
+        let nodes: Result<Vec<TestServer>, String> = (0..3)
+            .map(|i| {
+                let others: Vec<String> = (0..3)
+                    .filter(|&j| j != i)
+                    .map(|j| format!("nats-route://127.0.0.1:{}", routes[j]))
+                    .collect();
+                let config = format!(
+                    "cluster {{\n  name: ordered\n  host: 127.0.0.1\n  port: {}\n  routes: [{}]\n}}\n",
+                    routes[i],
+                    others.join(", ")
+                );
+                TestServer::try_start_with_options(test_support::ServerOptions {
+                    server_name: ["n0", "n1", "n2"][i],
+                    extra_config: &config,
+                    ..Default::default()
+                })
             })
-        })
-        .collect()
+            .collect();
+        match nodes {
+            Ok(nodes) => return nodes,
+            Err(log) => last_log = log,
+        }
+    }
+    panic!("the cluster did not start after 5 tries: {last_log}");
 }
 
 /// Stream `name` on `<prefix>.>` with 3 replicas, made once the cluster's JetStream is up, and

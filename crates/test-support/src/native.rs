@@ -123,49 +123,59 @@ impl TestServer {
     /// Ports are picked free, then released for the server to take; another process can grab one
     /// in between, so a server that exits at once is started again on new ports.
     pub fn start_with_options(options: ServerOptions<'_>) -> Self {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            match Self::try_start_with_options(options.clone()) {
+                Ok(server) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("nats-server did not start after 5 tries: {last_log}");
+    }
+
+    /// One try of [`Self::start_with_options`], on ports picked free now: the server's log when
+    /// it did not start (a port taken meanwhile, say). For servers whose configuration names
+    /// ports of its own (a cluster's routes): the caller picks new ones and tries again.
+    pub fn try_start_with_options(options: ServerOptions<'_>) -> Result<Self, String> {
         let ServerOptions {
             server_name,
             extra_config,
             leafnodes,
             mqtt,
         } = options;
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (client_port, ws_port, http_port) = (free_port(), free_port(), free_port());
-            let leaf_port = leafnodes.then(free_port);
-            let leafnodes_config = leaf_port
-                .map(|port| format!("leafnodes {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
-                .unwrap_or_default();
-            let mqtt_port = mqtt.then(free_port);
-            let mqtt_config = mqtt_port
-                .map(|port| format!("mqtt {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
-                .unwrap_or_default();
-            let listeners = leafnodes_config + &mqtt_config;
-            let config = format!(
-                "server_name: {server_name}\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
-                 websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
-                 jetstream {{\n  store_dir: \"{}\"\n}}\n{listeners}{extra_config}\n",
-                dir.path().join("store").display()
-            );
-            std::fs::File::create(dir.path().join("nats-server.conf"))
-                .and_then(|mut f| f.write_all(config.as_bytes()))
-                .expect("write config");
-            let mut server = TestServer {
-                child: None,
-                dir,
-                client_port,
-                ws_port,
-                http_port,
-                leaf_port,
-                mqtt_port,
-            };
-            if server.run() {
-                return server;
-            }
-            last_log = server.log();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client_port, ws_port, http_port) = (free_port(), free_port(), free_port());
+        let leaf_port = leafnodes.then(free_port);
+        let leafnodes_config = leaf_port
+            .map(|port| format!("leafnodes {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
+            .unwrap_or_default();
+        let mqtt_port = mqtt.then(free_port);
+        let mqtt_config = mqtt_port
+            .map(|port| format!("mqtt {{\n  host: 127.0.0.1\n  port: {port}\n}}\n"))
+            .unwrap_or_default();
+        let listeners = leafnodes_config + &mqtt_config;
+        let config = format!(
+            "server_name: {server_name}\nhost: 127.0.0.1\nport: {client_port}\nhttp: 127.0.0.1:{http_port}\n\
+             websocket {{\n  host: 127.0.0.1\n  port: {ws_port}\n  no_tls: true\n}}\n\
+             jetstream {{\n  store_dir: \"{}\"\n}}\n{listeners}{extra_config}\n",
+            dir.path().join("store").display()
+        );
+        std::fs::File::create(dir.path().join("nats-server.conf"))
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .expect("write config");
+        let mut server = TestServer {
+            child: None,
+            dir,
+            client_port,
+            ws_port,
+            http_port,
+            leaf_port,
+            mqtt_port,
+        };
+        if server.run() {
+            return Ok(server);
         }
-        panic!("nats-server did not start after 5 tries: {last_log}");
+        Err(server.log())
     }
 
     /// The url our client connects to: the WebSocket port, or the client port (`nats://`, plain
