@@ -43,7 +43,7 @@ impl Auth {
     /// next connect.
     #[cfg(feature = "nkeys")]
     pub fn nkey(seed: &str) -> Result<Auth, CredentialsError> {
-        nkey::user_key(seed)?;
+        nkey::user_seed(seed)?;
         Ok(Auth::NKey {
             seed: seed.trim().to_owned(),
         })
@@ -137,11 +137,28 @@ pub(crate) struct ConnectCredentials {
     pub sig: Option<String>,
 }
 
-/// Resolves `auth` (calling an authenticator) and signs `nonce` where the method needs it.
-pub(crate) fn connect_credentials(
-    auth: &Auth,
-    nonce: Option<&str>,
-) -> Result<ConnectCredentials, CredentialsError> {
+// Credentials never reach logs.
+impl fmt::Debug for ConnectCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectCredentials { .. }")
+    }
+}
+
+/// Credentials resolved for one handshake: ready to send, or waiting for the server's nonce to be
+/// signed (which the driver does: natively at once, in a browser by WebCrypto, asynchronously).
+pub(crate) enum Resolved {
+    Ready(ConnectCredentials),
+    #[cfg(feature = "nkeys")]
+    Sign {
+        creds: ConnectCredentials,
+        seed: String,
+        /// An NKey user sends its public key with the signature; a JWT user's key is in the JWT.
+        send_nkey: bool,
+    },
+}
+
+/// Resolves `auth` (calling an authenticator); a method that signs the nonce says so.
+pub(crate) fn connect_credentials(auth: &Auth) -> Result<Resolved, CredentialsError> {
     let called;
     let auth = match auth {
         Auth::Callback(authenticator) => {
@@ -167,46 +184,214 @@ pub(crate) fn connect_credentials(
         Auth::Token(token) => out.auth_token = Some(token.clone()),
         #[cfg(feature = "nkeys")]
         Auth::NKey { seed } => {
-            let key = nkey::user_key(seed)?;
-            out.nkey = Some(key.public_key());
-            out.sig = Some(nkey::sign(&key, nonce)?);
+            // An authenticator's seed was not checked when it was made.
+            nkey::user_seed(seed)?;
+            return Ok(Resolved::Sign {
+                creds: out,
+                seed: seed.clone(),
+                send_nkey: true,
+            });
         }
         #[cfg(feature = "nkeys")]
         Auth::Jwt { jwt, seed } => {
-            let key = nkey::user_key(seed)?;
+            nkey::user_seed(seed)?;
             out.jwt = Some(jwt.clone());
-            out.sig = Some(nkey::sign(&key, nonce)?);
+            return Ok(Resolved::Sign {
+                creds: out,
+                seed: seed.clone(),
+                send_nkey: false,
+            });
         }
     }
-    #[cfg(not(feature = "nkeys"))]
-    let _ = nonce;
-    Ok(out)
+    Ok(Resolved::Ready(out))
+}
+
+/// A nonce signed with a user's seed: what `CONNECT` carries for an NKey or JWT user.
+#[cfg(feature = "nkeys")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The user's public key (`U…`), derived from the seed.
+    pub nkey: String,
+    /// The ed25519 signature of the nonce, base64url without padding (as nats.go sends it).
+    pub sig: String,
 }
 
 #[cfg(feature = "nkeys")]
-pub(crate) mod nkey {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use nkeys::{KeyPair, KeyPairType};
+impl fmt::Debug for Signed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signed").field("nkey", &self.nkey).finish()
+    }
+}
 
+/// NKey seeds and public keys: base32 (RFC 4648, no padding) of a prefix, the key and a
+/// CRC-16/XMODEM of both (little-endian), as the nkeys libraries of nats.go and nats.js write them.
+/// Read here rather than by the `nkeys` crate so that a browser build carries no ed25519 code: it
+/// signs with the browser's own (WebCrypto). Native builds sign with the `nkeys` crate.
+#[cfg(feature = "nkeys")]
+pub(crate) mod nkey {
     use crate::error::CredentialsError;
 
-    /// The key pair of a user seed (`SU…`); other seeds (operator, account, server) are refused:
-    /// a client connects as a user.
-    pub(crate) fn user_key(seed: &str) -> Result<KeyPair, CredentialsError> {
-        let key = KeyPair::from_seed(seed.trim())
-            .map_err(|e| CredentialsError::InvalidSeed(e.to_string()))?;
-        if key.key_pair_type() != KeyPairType::User {
+    const SEED: u8 = 18 << 3;
+    const USER: u8 = 20 << 3;
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+    /// The 32-byte ed25519 seed of a user seed (`SU…`); other seeds (operator, account, server)
+    /// are refused: a client connects as a user.
+    pub(crate) fn user_seed(seed: &str) -> Result<[u8; 32], CredentialsError> {
+        let invalid = |why: &str| CredentialsError::InvalidSeed(why.to_owned());
+        let raw = base32_decode(seed.trim().as_bytes()).ok_or_else(|| invalid("not base32"))?;
+        if raw.len() != 36 {
+            return Err(invalid("wrong length"));
+        }
+        let (body, crc) = raw.split_at(34);
+        if crc16(body).to_le_bytes() != crc {
+            return Err(invalid("checksum mismatch"));
+        }
+        if body[0] & 0b1111_1000 != SEED {
+            return Err(invalid("not a seed"));
+        }
+        let kind = ((body[0] & 0b111) << 5) | (body[1] >> 3);
+        if kind != USER {
             return Err(CredentialsError::NotAUserSeed);
         }
+        let mut key = [0; 32];
+        key.copy_from_slice(&body[2..]);
         Ok(key)
     }
 
-    pub(crate) fn sign(key: &KeyPair, nonce: Option<&str>) -> Result<String, CredentialsError> {
-        let sig = key
-            .sign(nonce.unwrap_or_default().as_bytes())
-            .map_err(|e| CredentialsError::InvalidSeed(e.to_string()))?;
-        Ok(URL_SAFE_NO_PAD.encode(sig))
+    /// A user's public key (`U…`) from its 32 ed25519 bytes.
+    #[cfg(any(target_arch = "wasm32", test))]
+    pub(crate) fn user_public_key(key: &[u8; 32]) -> String {
+        let mut raw = Vec::with_capacity(35);
+        raw.push(USER);
+        raw.extend_from_slice(key);
+        let crc = crc16(&raw);
+        raw.extend_from_slice(&crc.to_le_bytes());
+        base32_encode(&raw)
+    }
+
+    fn crc16(data: &[u8]) -> u16 {
+        let mut crc = 0u16;
+        for &b in data {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc
+    }
+
+    fn base32_decode(text: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(text.len() * 5 / 8);
+        let (mut bits, mut n) = (0u32, 0u32);
+        for &c in text {
+            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+            bits = (bits << 5) | v;
+            n += 5;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+                bits &= (1 << n) - 1;
+            }
+        }
+        Some(out)
+    }
+
+    #[cfg(any(target_arch = "wasm32", test))]
+    fn base32_encode(data: &[u8]) -> String {
+        let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+        let (mut bits, mut n) = (0u32, 0u32);
+        for &b in data {
+            bits = (bits << 8) | u32::from(b);
+            n += 8;
+            while n >= 5 {
+                n -= 5;
+                out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+            }
+            bits &= (1 << n) - 1;
+        }
+        if n > 0 {
+            out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+        }
+        out
+    }
+
+    /// Signs `nonce` with a user seed (checked by [`user_seed`] before).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn sign(seed: &str, nonce: &str) -> Result<super::Signed, String> {
+        let key = nkeys::KeyPair::from_seed(seed.trim()).map_err(|e| e.to_string())?;
+        let sig = key.sign(nonce.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(super::Signed {
+            nkey: key.public_key(),
+            sig: crate::base64::encode_url(&sig),
+        })
+    }
+
+    /// Signs `nonce` with a user seed (checked by [`user_seed`] before) by the browser's WebCrypto
+    /// Ed25519 (Chrome 137, Firefox 129, Safari 17 and later): the seed is imported as a PKCS #8
+    /// key, the public key read back from its JWK.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) async fn sign(seed: String, nonce: String) -> Result<super::Signed, String> {
+        use wasm_bindgen::{JsCast, JsValue};
+        use wasm_bindgen_futures::JsFuture;
+
+        // PKCS #8 of an Ed25519 private key (RFC 8410): this DER header, then the 32-byte seed.
+        const PKCS8: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let no_ed25519 = |e: JsValue| {
+            let why = e
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .unwrap_or_else(|| "refused".to_owned());
+            format!(
+                "this browser's WebCrypto cannot sign with Ed25519 ({why}); NKey and JWT \
+                 sign-in need Chrome 137, Firefox 129, Safari 17 or later"
+            )
+        };
+        let key = user_seed(&seed).map_err(|e| e.to_string())?;
+        let mut der = Vec::with_capacity(48);
+        der.extend_from_slice(&PKCS8);
+        der.extend_from_slice(&key);
+        let subtle = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
+            .ok()
+            .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok())
+            .ok_or_else(|| "no WebCrypto here (crypto is missing)".to_owned())?
+            .subtle();
+        let usages = js_sys::Array::of1(&"sign".into());
+        let data = js_sys::Uint8Array::from(&der[..]);
+        der.fill(0);
+        let imported = subtle
+            .import_key_with_str("pkcs8", &data, "Ed25519", true, &usages)
+            .map_err(no_ed25519)?;
+        data.fill(0, 0, data.length());
+        let private: web_sys::CryptoKey = JsFuture::from(imported)
+            .await
+            .map_err(no_ed25519)?
+            .unchecked_into();
+        let jwk = JsFuture::from(subtle.export_key("jwk", &private).map_err(no_ed25519)?)
+            .await
+            .map_err(no_ed25519)?;
+        let public = js_sys::Reflect::get(&jwk, &"x".into())
+            .ok()
+            .and_then(|x| x.as_string())
+            .and_then(|x| crate::base64::decode_url(x.as_bytes()))
+            .and_then(|x| <[u8; 32]>::try_from(x).ok())
+            .ok_or_else(|| "WebCrypto gave no public key".to_owned())?;
+        let signed = subtle
+            .sign_with_str_and_u8_array("Ed25519", &private, nonce.as_bytes())
+            .map_err(no_ed25519)?;
+        let sig = JsFuture::from(signed).await.map_err(no_ed25519)?;
+        let sig = js_sys::Uint8Array::new(&sig).to_vec();
+        Ok(super::Signed {
+            nkey: user_public_key(&public),
+            sig: crate::base64::encode_url(&sig),
+        })
     }
 }
 
@@ -243,12 +428,12 @@ pub(crate) fn parse_creds(text: &str) -> Result<(String, String), CredentialsErr
     let jwt = values.iter().find(|v| v.contains('.'));
     match (jwt, seed) {
         (Some(jwt), Some(seed)) => {
-            nkey::user_key(seed)?;
+            nkey::user_seed(seed)?;
             Ok(((*jwt).to_owned(), (*seed).to_owned()))
         }
         (Some(_), None) => match values.iter().find(|v| !v.contains('.')) {
             // A second block that is not a seed: say what is wrong with it.
-            Some(other) => Err(nkey::user_key(other)
+            Some(other) => Err(nkey::user_seed(other)
                 .err()
                 .unwrap_or(CredentialsError::NoSeed)),
             None => Err(CredentialsError::NoSeed),
@@ -317,19 +502,76 @@ mod tests {
         );
     }
 
+    #[cfg(not(target_arch = "wasm32"))] // there: tests/browser.rs, with WebCrypto
     #[test]
     fn the_nonce_is_signed_with_the_seed_and_verifies_with_the_public_key() {
         let seed = user_seed();
-        let creds =
-            connect_credentials(&Auth::NKey { seed: seed.clone() }, Some("n0nce-xyz")).unwrap();
-        let public = creds.nkey.unwrap();
-        assert!(public.starts_with('U'), "{public}");
-        let sig = decode_sig(&creds.sig.unwrap());
-        let verifier = KeyPair::from_public_key(&public).unwrap();
+        let Ok(Resolved::Sign {
+            seed: to_sign,
+            send_nkey: true,
+            ..
+        }) = connect_credentials(&Auth::NKey { seed: seed.clone() })
+        else {
+            panic!("an NKey user signs and sends its key");
+        };
+        let signed = nkey::sign(&to_sign, "n0nce-xyz").unwrap();
+        assert!(signed.nkey.starts_with('U'), "{}", signed.nkey);
+        let sig = decode_sig(&signed.sig);
+        let verifier = KeyPair::from_public_key(&signed.nkey).unwrap();
         verifier.verify(b"n0nce-xyz", &sig).unwrap();
         assert!(verifier.verify(b"another nonce", &sig).is_err());
     }
 
+    // What the browser build reads and writes itself, against the nkeys crate.
+    #[test]
+    fn seeds_and_public_keys_read_and_written_as_the_nkeys_crate_does() {
+        for i in 0..=255u8 {
+            let raw = [i, i.wrapping_mul(7), 255 - i, 3].repeat(8);
+            let raw: [u8; 32] = raw.try_into().unwrap();
+            let key = KeyPair::new_from_raw(nkeys::KeyPairType::User, raw).unwrap();
+            assert_eq!(nkey::user_seed(&key.seed().unwrap()), Ok(raw));
+            let (_, public) = nkeys::from_public_key(&key.public_key()).unwrap();
+            assert_eq!(nkey::user_public_key(&public), key.public_key());
+        }
+        let seed = user_seed();
+        // One changed character fails the checksum; a cut one the length.
+        let mut typo = seed.clone().into_bytes();
+        typo[20] = if typo[20] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            nkey::user_seed(&typo),
+            Err(CredentialsError::InvalidSeed("checksum mismatch".into()))
+        );
+        assert_eq!(
+            nkey::user_seed(&seed[..57]),
+            Err(CredentialsError::InvalidSeed("wrong length".into()))
+        );
+        assert_eq!(
+            nkey::user_seed("su-not-base32"),
+            Err(CredentialsError::InvalidSeed("not base32".into()))
+        );
+        // A public key is not a seed.
+        let public = KeyPair::new_from_raw(nkeys::KeyPairType::User, [1; 32])
+            .unwrap()
+            .public_key();
+        assert!(matches!(
+            nkey::user_seed(&public),
+            Err(CredentialsError::InvalidSeed(_))
+        ));
+        for kind in [
+            nkeys::KeyPairType::Operator,
+            nkeys::KeyPairType::Account,
+            nkeys::KeyPairType::Server,
+        ] {
+            let other = KeyPair::new_from_raw(kind, [2; 32]).unwrap();
+            assert_eq!(
+                nkey::user_seed(&other.seed().unwrap()),
+                Err(CredentialsError::NotAUserSeed)
+            );
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn decode_sig(text: &str) -> Vec<u8> {
         use base64::Engine as _;
         assert!(!text.contains(['=', '+', '/']), "{text}");
@@ -353,15 +595,15 @@ mod tests {
         }));
         let tokens: Vec<_> = (0..2)
             .map(|_| {
-                connect_credentials(&auth, None)
-                    .unwrap()
-                    .auth_token
-                    .unwrap()
+                let Ok(Resolved::Ready(creds)) = connect_credentials(&auth) else {
+                    panic!("a token needs no signature");
+                };
+                creds.auth_token.unwrap()
             })
             .collect();
         assert_eq!(tokens, ["token-0", "token-1"]);
         assert_eq!(
-            connect_credentials(&auth, None).err(),
+            connect_credentials(&auth).err(),
             Some(CredentialsError::Authenticator(
                 "token service unreachable".to_owned()
             ))

@@ -818,6 +818,8 @@ enum Wake<S, E> {
     Timer,
     Kick,
     Environment,
+    #[cfg(feature = "nkeys")]
+    Signed(u64, Result<crate::proto::Signed, String>),
 }
 
 /// The driver loop: hands transmits to the socket, input and timeouts to the connection, events to
@@ -833,6 +835,8 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
     let mut transmits = Vec::new();
     let mut outgoing: VecDeque<Bytes> = VecDeque::new();
     let mut unflushed = false;
+    #[cfg(feature = "nkeys")]
+    let mut signing = None;
     loop {
         let (deadline, closed) = {
             let mut inner = shared.lock();
@@ -853,6 +857,15 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                     socket = None;
                     outgoing.clear();
                     connecting = Some(Box::pin(driver.connect(&url)));
+                    #[cfg(feature = "nkeys")]
+                    {
+                        signing = None;
+                    }
+                }
+                #[cfg(feature = "nkeys")]
+                Transmit::Sign(request) => {
+                    let handshake = request.handshake;
+                    signing = Some((handshake, Box::pin(driver.sign(request))));
                 }
                 Transmit::Data(bytes) => {
                     if socket.is_some() {
@@ -874,6 +887,10 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                     connecting = None;
                     outgoing.clear();
                     unflushed = false;
+                    #[cfg(feature = "nkeys")]
+                    {
+                        signing = None;
+                    }
                 }
             }
         }
@@ -895,6 +912,14 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                 if let Poll::Ready(result) = c.poll_unpin(cx) {
                     connecting = None;
                     return Poll::Ready(Wake::Opened(result));
+                }
+            }
+            #[cfg(feature = "nkeys")]
+            if let Some((handshake, sign)) = signing.as_mut() {
+                if let Poll::Ready(result) = sign.poll_unpin(cx) {
+                    let handshake = *handshake;
+                    signing = None;
+                    return Poll::Ready(Wake::Signed(handshake, result));
                 }
             }
             if let Some(s) = socket.as_mut() {
@@ -936,6 +961,10 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
             }
             Wake::Kick => {}
             Wake::Environment => shared.lock().conn.handle_wake(now),
+            #[cfg(feature = "nkeys")]
+            Wake::Signed(handshake, result) => {
+                shared.lock().conn.handle_signed(now, handshake, result)
+            }
         }
     }
 }

@@ -124,6 +124,9 @@ pub enum CredentialsError {
     Read { path: String, detail: String },
     #[error("the authenticator failed: {0}")]
     Authenticator(String),
+    /// The server's nonce could not be signed (in a browser: WebCrypto without Ed25519).
+    #[error("could not sign the server's nonce: {0}")]
+    Signing(String),
 }
 
 /// Why the connection to the server failed or was lost. Carried by [`crate::Status`] so a UI can show it.

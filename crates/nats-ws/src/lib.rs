@@ -23,6 +23,8 @@
 //! ```
 
 mod auth;
+#[cfg(any(feature = "nkeys", feature = "jetstream"))]
+mod base64;
 mod client;
 pub mod driver;
 mod error;

@@ -539,6 +539,23 @@ async fn round_trip(client: &nats_ws::Client, subject: &str) {
     assert_eq!(msg.payload, "hello");
 }
 
+/// Waits (10 s at most) for `client` to go Offline: the Reconnecting statuses on the way, and why.
+#[cfg(feature = "nkeys")]
+async fn offline(client: &nats_ws::Client, what: &str) -> (u32, ConnectionError) {
+    let mut statuses = client.status_stream();
+    let mut attempts = 0;
+    within(10_000, what, async {
+        loop {
+            match statuses.next().await.expect("status stream") {
+                Status::Reconnecting { .. } => attempts += 1,
+                Status::Offline { last_error } => return (attempts, last_error),
+                _ => {}
+            }
+        }
+    })
+    .await
+}
+
 #[cfg(feature = "nkeys")]
 #[wasm_bindgen_test]
 async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
@@ -576,19 +593,32 @@ async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
     let (old, old_jwt) = operator.user("expired", Some(jwt::now() - 60));
     let expired = Auth::credentials(&jwt::creds(&old_jwt, &jwt::seed(&old))).unwrap();
     let client = nats_ws::start(quick(&url).auth(expired)).unwrap();
-    let mut statuses = client.status_stream();
-    let mut refusals = 0;
-    let last_error = within(10_000, "offline after an expired JWT", async {
-        loop {
-            match statuses.next().await.expect("status stream") {
-                Status::Reconnecting { .. } => refusals += 1,
-                Status::Offline { last_error } => return last_error,
-                _ => {}
-            }
-        }
-    })
-    .await;
+    let (refusals, last_error) = offline(&client, "offline after an expired JWT").await;
     assert_eq!(last_error, ConnectionError::AuthorizationViolation);
     assert!(refusals <= 2, "{refusals} attempts before giving up");
+
+    // A browser whose WebCrypto has no Ed25519 (before Chrome 137, Firefox 129, Safari 17):
+    // importKey refuses the algorithm, as those do. The client says so and goes Offline at once
+    // rather than retrying what cannot change.
+    let subtle = js_sys::eval("crypto.subtle").unwrap();
+    let import_key = js_sys::Reflect::get(&subtle, &"importKey".into()).unwrap();
+    let refuse = js_sys::Function::new_no_args(
+        "return Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError'))",
+    );
+    js_sys::Reflect::set(&subtle, &"importKey".into(), &refuse).unwrap();
+    let auth = Auth::credentials(&jwt::creds(&user_jwt, &jwt::seed(&user))).unwrap();
+    let client = nats_ws::start(quick(&url).auth(auth)).unwrap();
+    let (attempts, last_error) = offline(&client, "offline without Ed25519").await;
+    js_sys::Reflect::set(&subtle, &"importKey".into(), &import_key).unwrap();
+    let ConnectionError::Credentials(nats_ws::CredentialsError::Signing(detail)) = &last_error
+    else {
+        panic!("not a signing error: {last_error}");
+    };
+    assert!(
+        detail.contains("Unrecognized name.") && detail.contains("Chrome 137"),
+        "{last_error}"
+    );
+    assert_eq!(attempts, 0, "gave up at the first attempt");
+    client.close();
     control("auth-server/stop").await;
 }

@@ -20,6 +20,9 @@ struct Harness {
     connects: Vec<String>,
     closes: usize,
     events: Vec<Event>,
+    /// Nonces to sign are signed at once (as the native driver does) unless held here.
+    #[cfg(feature = "nkeys")]
+    held_signs: Option<Vec<nats_ws::proto::SignRequest>>,
 }
 
 impl Harness {
@@ -37,6 +40,8 @@ impl Harness {
             connects: Vec::new(),
             closes: 0,
             events: Vec::new(),
+            #[cfg(feature = "nkeys")]
+            held_signs: None,
         };
         h.pump();
         h
@@ -57,6 +62,14 @@ impl Harness {
                 Transmit::Connect { url } => self.connects.push(url),
                 Transmit::Data(bytes) => self.sent.extend_from_slice(&bytes),
                 Transmit::Close => self.closes += 1,
+                #[cfg(feature = "nkeys")]
+                Transmit::Sign(request) => match self.held_signs.as_mut() {
+                    Some(held) => held.push(request),
+                    None => {
+                        let signed = sign(&request);
+                        self.conn.handle_signed(self.now, request.handshake, signed);
+                    }
+                },
             }
         }
         while let Some(e) = self.conn.poll_event() {
@@ -419,6 +432,21 @@ fn connect_json(sent: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
+/// Signs as a driver would, with the nkeys crate (on every target: the browser driver's
+/// WebCrypto signing is tested in tests/browser.rs).
+#[cfg(feature = "nkeys")]
+fn sign(request: &nats_ws::proto::SignRequest) -> Result<nats_ws::proto::Signed, String> {
+    use base64::Engine as _;
+    let key = nkeys::KeyPair::from_seed(&request.seed).map_err(|e| e.to_string())?;
+    let sig = key
+        .sign(request.nonce.as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok(nats_ws::proto::Signed {
+        nkey: key.public_key(),
+        sig: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig),
+    })
+}
+
 #[cfg(feature = "nkeys")]
 fn info_with_nonce(nonce: &str) -> String {
     INFO.replace("\"headers\"", &format!("\"nonce\":\"{nonce}\",\"headers\""))
@@ -466,6 +494,96 @@ fn a_jwt_user_sends_the_jwt_and_the_signed_nonce() {
         .decode(json["sig"].as_str().unwrap())
         .unwrap();
     key.verify(b"jwt-nonce", &sig).unwrap();
+}
+
+#[cfg(feature = "nkeys")]
+#[test]
+fn a_handshake_waits_for_its_signature_and_takes_only_its_own() {
+    use base64::Engine as _;
+    let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [5u8; 32]).unwrap();
+    let mut h =
+        Harness::new(Harness::options().auth(nats_ws::Auth::nkey(&key.seed().unwrap()).unwrap()));
+    h.held_signs = Some(Vec::new());
+    h.server(&info_with_nonce("first"));
+    assert_eq!(h.take_sent(), "", "nothing before the signature");
+    // The connection is cut while the nonce is being signed; the next handshake has its own.
+    h.disconnect();
+    h.advance(Duration::from_secs(3));
+    h.server(&info_with_nonce("second"));
+    let held = h.held_signs.take().unwrap();
+    assert_eq!(
+        held.iter().map(|r| r.nonce.as_str()).collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    assert!(
+        !format!("{:?}", held[0]).contains(&key.seed().unwrap()),
+        "no seed in Debug"
+    );
+    // The first handshake's signature comes late: not sent (its nonce is not this server's).
+    h.conn
+        .handle_signed(h.now, held[0].handshake, sign(&held[0]));
+    assert_eq!(h.take_sent(), "");
+    h.conn
+        .handle_signed(h.now, held[1].handshake, sign(&held[1]));
+    let json = connect_json(&h.take_sent());
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(json["sig"].as_str().unwrap())
+        .unwrap();
+    key.verify(b"second", &sig).unwrap();
+    // Once used, a signature cannot be handed in again.
+    h.conn
+        .handle_signed(h.now, held[1].handshake, sign(&held[1]));
+    assert_eq!(h.take_sent(), "");
+    h.server("PONG\r\n");
+    assert!(h.conn.status().is_connected());
+}
+
+#[cfg(feature = "nkeys")]
+#[test]
+fn a_signature_that_never_comes_times_out_and_one_that_cannot_be_made_goes_offline() {
+    let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, [6u8; 32]).unwrap();
+    let mut h =
+        Harness::new(Harness::options().auth(nats_ws::Auth::nkey(&key.seed().unwrap()).unwrap()));
+    h.held_signs = Some(Vec::new());
+    h.server(&info_with_nonce("n1"));
+    let connects = h.connects.len();
+    h.advance(h.conn.options().connect_timeout);
+    assert!(
+        h.take_events().iter().any(|e| matches!(
+            e,
+            Event::Status(Status::Reconnecting {
+                last_error: Some(ConnectionError::Timeout { .. }),
+                ..
+            })
+        )),
+        "the connect timeout covers the signing"
+    );
+    while h.connects.len() == connects {
+        h.advance(Duration::from_millis(100));
+    }
+    h.server(&info_with_nonce("n2"));
+    let request = h.held_signs.as_mut().unwrap().pop().unwrap();
+    assert_eq!(request.nonce, "n2");
+    let connects = h.connects.len();
+    h.conn
+        .handle_signed(h.now, request.handshake, Err("no Ed25519 here".to_owned()));
+    h.pump();
+    let expected = ConnectionError::Credentials(nats_ws::CredentialsError::Signing(
+        "no Ed25519 here".to_owned(),
+    ));
+    assert_eq!(
+        h.conn.status(),
+        &Status::Offline {
+            last_error: expected.clone()
+        }
+    );
+    assert!(
+        expected.to_string().contains("no Ed25519 here"),
+        "{expected}"
+    );
+    assert_eq!(h.take_sent(), "", "no CONNECT without a signature");
+    h.advance(Duration::from_secs(600));
+    assert_eq!(h.connects.len(), connects, "not a retry loop");
 }
 
 #[test]

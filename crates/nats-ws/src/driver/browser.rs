@@ -169,6 +169,14 @@ impl Driver for BrowserDriver {
         TimeoutFuture::new(crate::rt::timer_ms(duration))
     }
 
+    #[cfg(feature = "nkeys")]
+    fn sign(
+        &self,
+        request: crate::proto::SignRequest,
+    ) -> impl Future<Output = Result<crate::proto::Signed, String>> + 'static {
+        crate::auth::nkey::sign(request.seed, request.nonce)
+    }
+
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.wakes.poll_next_unpin(cx) {
             Poll::Ready(Some(())) => Poll::Ready(()),

@@ -44,6 +44,13 @@ pub trait Driver {
 
     fn sleep(&self, duration: Duration) -> Self::Sleep;
 
+    /// Signs the server's nonce for an NKey or JWT user ([`crate::proto::Transmit::Sign`]).
+    #[cfg(feature = "nkeys")]
+    fn sign(
+        &self,
+        request: crate::proto::SignRequest,
+    ) -> impl Future<Output = Result<crate::proto::Signed, String>> + 'static;
+
     /// Ready when the environment suggests checking the connection now (browser back online, tab
     /// visible again).
     fn poll_wake(&mut self, _cx: &mut Context<'_>) -> Poll<()> {

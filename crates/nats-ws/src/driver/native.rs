@@ -51,6 +51,14 @@ impl Driver for NativeDriver {
     type Socket = NativeSocket;
     type Sleep = Pin<Box<tokio::time::Sleep>>;
 
+    #[cfg(feature = "nkeys")]
+    fn sign(
+        &self,
+        request: crate::proto::SignRequest,
+    ) -> impl Future<Output = Result<crate::proto::Signed, String>> + 'static {
+        futures::future::ready(request.sign())
+    }
+
     fn connect(&self, url: &str) -> impl Future<Output = Result<NativeSocket, String>> + 'static {
         let url = url.to_owned();
         async move {

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -916,17 +915,17 @@ fn direct_reply(reply: Message) -> Result<Option<StoredMessage>, JetStreamError>
 }
 
 fn stored_from_json(raw: types::StoredMessageRaw) -> Result<StoredMessage, JetStreamError> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let bad = |e: base64::DecodeError| {
-        JetStreamError::BadResponse(format!("bad base64 in stored message: {e}"))
+    let decode = |text: String| {
+        crate::base64::decode_standard(text.as_bytes())
+            .ok_or_else(|| JetStreamError::BadResponse("bad base64 in a stored message".to_owned()))
     };
     let payload = match raw.data {
-        Some(d) => Bytes::from(b64.decode(d).map_err(bad)?),
+        Some(d) => Bytes::from(decode(d)?),
         None => Bytes::new(),
     };
     let headers = match raw.hdrs {
         Some(h) => {
-            let block = b64.decode(h).map_err(bad)?;
+            let block = decode(h)?;
             Some(HeaderMap::parse(&block).map_err(|e| JetStreamError::BadResponse(e.to_string()))?)
         }
         None => None,

@@ -26,7 +26,9 @@ use super::dedup::{Dedup, DEFAULT_CAPACITY};
 use super::encode::ClientOp;
 use super::info::{ConnectInfo, ServerInfo};
 use super::parser::{Parser, ServerOp};
-use crate::auth::connect_credentials;
+#[cfg(feature = "nkeys")]
+pub use crate::auth::Signed;
+use crate::auth::{connect_credentials, ConnectCredentials, Resolved};
 use crate::error::{
     ClosedError, ConnectionError, PublishError, RequestError, ServerError, SubscribeError,
 };
@@ -60,6 +62,41 @@ pub enum Transmit {
     Data(Bytes),
     /// Close the socket.
     Close,
+    /// Sign the server's nonce with an NKey or JWT user's seed and hand the result to
+    /// [`Connection::handle_signed`] (the handshake waits for it, within `connect_timeout`).
+    #[cfg(feature = "nkeys")]
+    Sign(SignRequest),
+}
+
+/// A nonce to sign for the handshake (see [`Transmit::Sign`]).
+#[cfg(feature = "nkeys")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignRequest {
+    /// The user's seed (`SU…`), already checked.
+    pub seed: String,
+    pub nonce: String,
+    /// Which handshake asked: an answer for an earlier one is ignored.
+    pub handshake: u64,
+}
+
+#[cfg(feature = "nkeys")]
+impl SignRequest {
+    /// Signs at once with the `nkeys` crate (what the native driver does).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sign(&self) -> Result<Signed, String> {
+        crate::auth::nkey::sign(&self.seed, &self.nonce)
+    }
+}
+
+// The seed never reaches logs.
+#[cfg(feature = "nkeys")]
+impl std::fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignRequest")
+            .field("nonce", &self.nonce)
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The connection as an application sees it.
@@ -210,7 +247,12 @@ enum PongWaiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Handshake {
     AwaitInfo,
-    AwaitPong { ping_sent: Instant },
+    /// `CONNECT` waits for the driver to sign the nonce ([`Transmit::Sign`]).
+    #[cfg(feature = "nkeys")]
+    Signing,
+    AwaitPong {
+        ping_sent: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -296,6 +338,11 @@ pub struct Connection {
     requests: HashMap<u64, PendingRequest>,
     deadlines: BTreeSet<(Instant, u64)>,
     next_request: u64,
+    /// The handshake waiting for its signature: its number, and what `CONNECT` carries besides.
+    #[cfg(feature = "nkeys")]
+    signing: Option<(u64, ConnectCredentials, bool)>,
+    #[cfg(feature = "nkeys")]
+    handshakes: u64,
 }
 
 impl Connection {
@@ -356,6 +403,10 @@ impl Connection {
             requests: HashMap::new(),
             deadlines: BTreeSet::new(),
             next_request: 1,
+            #[cfg(feature = "nkeys")]
+            signing: None,
+            #[cfg(feature = "nkeys")]
+            handshakes: 0,
         };
         conn.start_attempt(now, None);
         Ok(conn)
@@ -985,6 +1036,10 @@ impl Connection {
         self.servers[server].last_attempt = Some(now);
         self.parser.reset();
         self.out.clear();
+        #[cfg(feature = "nkeys")]
+        {
+            self.signing = None;
+        }
         self.state = State::Connecting {
             server,
             deadline: now + self.options.connect_timeout,
@@ -1064,6 +1119,15 @@ impl Connection {
                     auth_again = s.auth_refusals >= AUTH_REFUSALS;
                 }
             }
+        }
+        // A nonce this environment could not sign (a browser without Ed25519 in its WebCrypto)
+        // will not be signed at the next attempt either, nor for another server: Offline too.
+        #[cfg(feature = "nkeys")]
+        if matches!(
+            err,
+            ConnectionError::Credentials(crate::CredentialsError::Signing(_))
+        ) {
+            auth_again = true;
         }
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
@@ -1304,14 +1368,67 @@ impl Connection {
     }
 
     fn send_connect(&mut self, now: Instant) {
-        let nonce = self.info.as_ref().and_then(|info| info.nonce.as_deref());
-        let creds = match connect_credentials(&self.options.auth, nonce) {
-            Ok(creds) => creds,
+        let creds = match connect_credentials(&self.options.auth) {
+            Ok(Resolved::Ready(creds)) => creds,
+            #[cfg(feature = "nkeys")]
+            Ok(Resolved::Sign {
+                creds,
+                seed,
+                send_nkey,
+            }) => {
+                self.handshakes += 1;
+                let nonce = self.info.as_ref().and_then(|info| info.nonce.clone());
+                self.signing = Some((self.handshakes, creds, send_nkey));
+                self.transmits.push_back(Transmit::Sign(SignRequest {
+                    seed,
+                    nonce: nonce.unwrap_or_default(),
+                    handshake: self.handshakes,
+                }));
+                if let State::Connecting { handshake, .. } = &mut self.state {
+                    *handshake = Handshake::Signing;
+                }
+                return;
+            }
             Err(err) => {
                 self.fail(now, ConnectionError::Credentials(err));
                 return;
             }
         };
+        self.write_connect(now, creds);
+    }
+
+    /// The driver signed the nonce of handshake `request.handshake` (see [`Transmit::Sign`]).
+    #[cfg(feature = "nkeys")]
+    pub fn handle_signed(&mut self, now: Instant, handshake: u64, result: Result<Signed, String>) {
+        let waiting = matches!(
+            self.state,
+            State::Connecting {
+                handshake: Handshake::Signing,
+                ..
+            }
+        );
+        if !waiting || self.signing.as_ref().map(|s| s.0) != Some(handshake) {
+            return;
+        }
+        let Some((_, mut creds, send_nkey)) = self.signing.take() else {
+            return;
+        };
+        match result {
+            Ok(signed) => {
+                if send_nkey {
+                    creds.nkey = Some(signed.nkey);
+                }
+                creds.sig = Some(signed.sig);
+                self.write_connect(now, creds);
+            }
+            Err(detail) => self.fail(
+                now,
+                ConnectionError::Credentials(crate::CredentialsError::Signing(detail)),
+            ),
+        }
+    }
+
+    fn write_connect(&mut self, now: Instant, creds: ConnectCredentials) {
         let json = ConnectInfo {
             verbose: false,
             pedantic: false,

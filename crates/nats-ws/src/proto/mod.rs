@@ -14,6 +14,8 @@ pub mod parser;
 pub use connection::{
     without_userinfo, Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME,
 };
+#[cfg(feature = "nkeys")]
+pub use connection::{SignRequest, Signed};
 pub use encode::ClientOp;
 pub use info::ServerInfo;
 pub use parser::{Parser, ServerOp};
