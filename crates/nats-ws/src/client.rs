@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,26 +56,33 @@ pub enum ClientEvent {
     },
 }
 
-/// What one [`Subscriber`] has been handed and not read yet. The dispatcher adds a whole frame's
-/// messages, then wakes the reader once (a channel would wake it once per message); the reader
-/// takes them one by one without waking anything.
-#[derive(Default)]
-struct Mailbox(Mutex<MailboxState>);
+/// What one [`Subscriber`] (or one status or event stream) has been handed and not read yet. The
+/// dispatcher adds a whole frame's messages, then wakes the reader once (a channel would wake it
+/// once per message); the reader takes them one by one without waking anything.
+struct Mailbox<T>(Mutex<MailboxState<T>>);
 
-#[derive(Default)]
-struct MailboxState {
-    items: VecDeque<Result<Message, SubscribeError>>,
-    /// Nothing more will come: the stream ends once `items` is empty.
+struct MailboxState<T> {
+    items: VecDeque<T>,
+    /// Nothing more will come (the stream ends once `items` is empty), or, for a watcher, nobody
+    /// reads any more.
     closed: bool,
     waker: Option<Waker>,
 }
 
-impl Mailbox {
-    fn lock(&self) -> MutexGuard<'_, MailboxState> {
+impl<T> Mailbox<T> {
+    fn new() -> Self {
+        Mailbox(Mutex::new(MailboxState {
+            items: VecDeque::new(),
+            closed: false,
+            waker: None,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MailboxState<T>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, item: Result<Message, SubscribeError>) {
+    fn push(&self, item: T) {
         self.lock().items.push_back(item);
     }
 
@@ -91,6 +98,80 @@ impl Mailbox {
         self.lock().closed = true;
         self.wake();
     }
+
+    /// The reader's side: the next item, the end, or `Pending` with the reader's waker kept.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.lock();
+        if let Some(item) = state.items.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// The client's end of a status or event stream: each change is added and the reader woken. Dropped
+/// with the client, it ends the stream (after what is left is read).
+struct Watcher<T>(Arc<Mailbox<T>>);
+
+impl<T> Watcher<T> {
+    fn new() -> (Self, Watch<T>) {
+        let mailbox = Arc::new(Mailbox::new());
+        (Watcher(mailbox.clone()), Watch(mailbox))
+    }
+
+    /// `false` once the stream was dropped: the watcher can go.
+    fn send(&self, item: T) -> bool {
+        let mut state = self.0.lock();
+        if state.closed {
+            return false;
+        }
+        state.items.push_back(item);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.lock().closed
+    }
+}
+
+impl<T> Drop for Watcher<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The application's end of a status or event stream ([`Client::status_stream`], [`Client::events`]).
+struct Watch<T>(Arc<Mailbox<T>>);
+
+impl<T> Stream for Watch<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.0.poll_take(cx)
+    }
+}
+
+impl<T> Drop for Watch<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.closed = true;
+        state.items.clear();
+    }
 }
 
 /// Unread messages of one subscription, shared by the dispatcher (adds) and the [`Subscriber`]
@@ -103,7 +184,7 @@ struct Pending {
 }
 
 struct SubSlot {
-    mailbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox<Result<Message, SubscribeError>>>,
     /// Messages were added since the reader was last woken.
     unwoken: bool,
     pending: Arc<Pending>,
@@ -130,8 +211,8 @@ struct Inner {
     subs: HashMap<u64, SubSlot>,
     requests: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
     flushes: HashMap<u64, oneshot::Sender<Result<(), ConnectionError>>>,
-    status_watchers: Vec<async_channel::Sender<Status>>,
-    event_watchers: Vec<async_channel::Sender<ClientEvent>>,
+    status_watchers: Vec<Watcher<Status>>,
+    event_watchers: Vec<Watcher<ClientEvent>>,
     request_timeout: Duration,
     /// Subscriptions given messages in this dispatch, to wake once it is done.
     to_wake: Vec<u64>,
@@ -170,8 +251,7 @@ impl Inner {
                     }
                 }
                 Event::Status(status) => {
-                    self.status_watchers
-                        .retain(|w| w.try_send(status.clone()).is_ok());
+                    self.status_watchers.retain(|w| w.send(status.clone()));
                     self.broadcast(ClientEvent::Status(status));
                 }
                 Event::ServerError(e) => self.broadcast(ClientEvent::ServerError(e)),
@@ -231,8 +311,7 @@ impl Inner {
     }
 
     fn broadcast(&mut self, event: ClientEvent) {
-        self.event_watchers
-            .retain(|w| w.try_send(event.clone()).is_ok());
+        self.event_watchers.retain(|w| w.send(event.clone()));
     }
 }
 
@@ -383,26 +462,26 @@ impl Client {
 
     /// The current status, then every change.
     pub fn status_stream(&self) -> impl Stream<Item = Status> + Unpin + 'static {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = Watcher::new();
         let mut inner = self.shared().lock();
         // Hand out what is queued first, so that no older status can follow the current one.
         inner.dispatch();
-        let _ = tx.try_send(inner.conn.status().clone());
+        tx.send(inner.conn.status().clone());
         // Streams dropped since the last change are let go here too, not only at the next change:
         // a steady connection may see none for days while waits come and go by the thousand.
         inner.status_watchers.retain(|w| !w.is_closed());
         inner.status_watchers.push(tx);
-        Box::pin(rx)
+        rx
     }
 
     /// Status changes, non-fatal server errors, lame-duck notices, slow consumers, expired
     /// buffered publishes and servers that left the cluster, from now on.
     pub fn events(&self) -> impl Stream<Item = ClientEvent> + Unpin + 'static {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = Watcher::new();
         let mut inner = self.shared().lock();
         inner.event_watchers.retain(|w| !w.is_closed());
         inner.event_watchers.push(tx);
-        Box::pin(rx)
+        rx
     }
 
     /// What the server said about itself in its last `INFO`.
@@ -465,7 +544,7 @@ impl Client {
         subject: &str,
         options: SubscribeOptions,
     ) -> Result<Subscriber, SubscribeError> {
-        let mailbox = Arc::new(Mailbox::default());
+        let mailbox = Arc::new(Mailbox::new());
         let pending = Arc::new(Pending::default());
         let sid = self.shared().with(|inner| {
             let defaults = inner.conn.options();
@@ -677,7 +756,7 @@ impl Drop for CancelRequest<'_> {
 /// closed; the stream ends after that, and also when a message limit is reached.
 pub struct Subscriber {
     sid: u64,
-    mailbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox<Result<Message, SubscribeError>>>,
     pending: Arc<Pending>,
     shared: Arc<Shared>,
     active: bool,
@@ -780,28 +859,14 @@ impl Stream for Subscriber {
     type Item = Result<Message, SubscribeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut state = self.mailbox.lock();
-        let Some(item) = state.items.pop_front() else {
-            if state.closed {
-                return Poll::Ready(None);
-            }
-            if !state
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                state.waker = Some(cx.waker().clone());
-            }
-            return Poll::Pending;
-        };
-        drop(state);
-        if let Ok(message) = &item {
+        let item = ready!(self.mailbox.poll_take(cx));
+        if let Some(Ok(message)) = &item {
             self.pending.messages.fetch_sub(1, Ordering::AcqRel);
             self.pending
                 .bytes
                 .fetch_sub(message.payload.len(), Ordering::AcqRel);
         }
-        Poll::Ready(Some(item))
+        Poll::Ready(item)
     }
 }
 
