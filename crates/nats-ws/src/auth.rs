@@ -239,10 +239,12 @@ pub(crate) mod nkey {
     /// are refused: a client connects as a user.
     pub(crate) fn user_seed(seed: &str) -> Result<[u8; 32], CredentialsError> {
         let invalid = |why: &str| CredentialsError::InvalidSeed(why.to_owned());
-        let raw = base32_decode(seed.trim().as_bytes()).ok_or_else(|| invalid("not base32"))?;
-        if raw.len() != 36 {
+        let seed = seed.trim();
+        // 58 characters hold the 36 bytes exactly (no spare character, no stray trailing bits).
+        if seed.len() != 58 {
             return Err(invalid("wrong length"));
         }
+        let raw = base32_decode(seed.as_bytes()).ok_or_else(|| invalid("not base32"))?;
         let (body, crc) = raw.split_at(34);
         if crc16(body).to_le_bytes() != crc {
             return Err(invalid("checksum mismatch"));
@@ -298,7 +300,8 @@ pub(crate) mod nkey {
                 bits &= (1 << n) - 1;
             }
         }
-        Some(out)
+        // The bits left over must be zero: one encoding per key, as the nkeys crate insists.
+        (bits == 0).then_some(out)
     }
 
     #[cfg(any(target_arch = "wasm32", test))]
@@ -323,7 +326,10 @@ pub(crate) mod nkey {
     /// Signs `nonce` with a user seed (checked by [`user_seed`] before).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn sign(seed: &str, nonce: &str) -> Result<super::Signed, String> {
-        let key = nkeys::KeyPair::from_seed(seed.trim()).map_err(|e| e.to_string())?;
+        // Read by user_seed, as in a browser: one reader decides what a seed is on both targets.
+        let raw = user_seed(seed).map_err(|e| e.to_string())?;
+        let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, raw)
+            .map_err(|e| e.to_string())?;
         let sig = key.sign(nonce.as_bytes()).map_err(|e| e.to_string())?;
         Ok(super::Signed {
             nkey: key.public_key(),
@@ -363,6 +369,14 @@ pub(crate) mod nkey {
             .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok())
             .ok_or_else(|| "no WebCrypto here (crypto is missing)".to_owned())?
             .subtle();
+        // Browsers give `crypto.subtle` to secure contexts only.
+        if subtle.is_undefined() {
+            return Err(
+                "WebCrypto is there only for pages served over https:// or from \
+                        localhost: NKey and JWT sign-in need one"
+                    .to_owned(),
+            );
+        }
         let usages = js_sys::Array::of1(&"sign".into());
         let data = js_sys::Uint8Array::from(&der[..]);
         der.fill(0);
@@ -546,8 +560,23 @@ mod tests {
             nkey::user_seed(&seed[..57]),
             Err(CredentialsError::InvalidSeed("wrong length".into()))
         );
+        // Accepted and refused as the nkeys crate does: every last character (two of its five
+        // bits are spare and must be zero), and a character too many.
+        let mut candidates: Vec<String> = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+            .chars()
+            .map(|c| format!("{}{c}", &seed[..57]))
+            .collect();
+        candidates.push(format!("{seed}A"));
+        candidates.push(format!("{seed}AAAA"));
+        for candidate in candidates {
+            assert_eq!(
+                nkey::user_seed(&candidate).is_ok(),
+                KeyPair::from_seed(&candidate).is_ok(),
+                "{candidate}"
+            );
+        }
         assert_eq!(
-            nkey::user_seed("su-not-base32"),
+            nkey::user_seed(&format!("{}-", &seed[..57])),
             Err(CredentialsError::InvalidSeed("not base32".into()))
         );
         // A public key is not a seed.

@@ -600,8 +600,16 @@ async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
     // A browser whose WebCrypto has no Ed25519 (before Chrome 137, Firefox 129, Safari 17):
     // importKey refuses the algorithm, as those do. The client says so and goes Offline at once
     // rather than retrying what cannot change.
+    // Put back however the test ends, so later tests on this page sign again.
+    struct PutBack(wasm_bindgen::JsValue, wasm_bindgen::JsValue);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            let _ = js_sys::Reflect::set(&self.0, &"importKey".into(), &self.1);
+        }
+    }
     let subtle = js_sys::eval("crypto.subtle").unwrap();
     let import_key = js_sys::Reflect::get(&subtle, &"importKey".into()).unwrap();
+    let put_back = PutBack(subtle.clone(), import_key);
     let refuse = js_sys::Function::new_no_args(
         "return Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError'))",
     );
@@ -609,7 +617,7 @@ async fn nkey_and_jwt_users_sign_in_and_refused_ones_are_named_then_offline() {
     let auth = Auth::credentials(&jwt::creds(&user_jwt, &jwt::seed(&user))).unwrap();
     let client = nats_ws::start(quick(&url).auth(auth)).unwrap();
     let (attempts, last_error) = offline(&client, "offline without Ed25519").await;
-    js_sys::Reflect::set(&subtle, &"importKey".into(), &import_key).unwrap();
+    drop(put_back);
     let ConnectionError::Credentials(nats_ws::CredentialsError::Signing(detail)) = &last_error
     else {
         panic!("not a signing error: {last_error}");

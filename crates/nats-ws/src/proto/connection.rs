@@ -52,8 +52,10 @@ const MAX_SERVERS: usize = 64;
 /// of tiny publishes does not carry a mark each); they may expire this much early.
 const MARK_GRANULARITY: Duration = Duration::from_millis(250);
 
-/// What the driver must do with the socket.
+/// What the driver must do with the socket (and, with the `nkeys` feature, a nonce to sign: a
+/// driver must answer [`Transmit::Sign`], or every NKey / JWT handshake times out).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transmit {
     /// Open a WebSocket to this url (replacing any previous socket).
     Connect { url: String },
@@ -584,7 +586,18 @@ impl Connection {
     pub fn handle_wake(&mut self, now: Instant) {
         match self.state {
             State::Waiting { attempt, .. } => self.start_attempt(now, Some(attempt)),
-            State::Offline => self.start_attempt(now, None),
+            // A nonce this environment could not sign will not be signed now either (going
+            // online or showing the tab changes nothing); reconnect_now() still tries.
+            State::Offline
+                if !matches!(
+                    self.last_error,
+                    Some(ConnectionError::Credentials(
+                        crate::CredentialsError::Signing(_)
+                    ))
+                ) =>
+            {
+                self.start_attempt(now, None)
+            }
             State::Connected {
                 probe_deadline: None,
                 ..
@@ -903,6 +916,10 @@ impl Connection {
         }
         let was_connected = self.is_connected();
         self.state = State::Closed;
+        #[cfg(feature = "nkeys")]
+        {
+            self.signing = None;
+        }
         // Publishes that returned Ok are sent before the socket closes.
         let limit = self.frame_limit();
         while was_connected && !self.out.is_empty() {
