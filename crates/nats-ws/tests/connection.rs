@@ -1108,6 +1108,57 @@ fn wake_probes_a_quiet_connection_and_retries_a_waiting_one() {
 }
 
 #[test]
+fn answered_requests_leave_no_timer_behind() {
+    let mut h = connected();
+    let start = h.now;
+    let keepalive = h.conn.poll_timeout().unwrap();
+    let slow = h
+        .conn
+        .request(h.now, "svc.slow", None, b"", Duration::from_secs(10))
+        .unwrap();
+    let sent = h.take_sent();
+    let inbox_sid = sent
+        .split("\r\n")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Thousands answered at once, each with a deadline before the slow one's.
+    for _ in 0..3000 {
+        let id = h
+            .conn
+            .request(h.now, "svc.fast", None, b"", Duration::from_secs(1))
+            .unwrap();
+        let sent = h.take_sent();
+        let reply = sent.split(' ').nth(2).unwrap().to_owned();
+        h.server(&format!("MSG {reply} {inbox_sid} 2\r\nok\r\n"));
+        let events = h.take_events();
+        assert!(
+            matches!(&events[..], [Event::Response { id: got, result: Ok(_) }] if *got == id),
+            "{events:?}"
+        );
+    }
+    // The next wake is the slow request's deadline (or the keepalive), not an answered one's.
+    let slow_deadline = start + Duration::from_secs(10);
+    assert_eq!(h.conn.poll_timeout(), Some(keepalive.min(slow_deadline)));
+    h.advance(Duration::from_secs(10));
+    let timed_out: Vec<u64> = h
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Response {
+                id,
+                result: Err(RequestError::TimedOut { .. }),
+            } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timed_out, [slow]);
+}
+
+#[test]
 fn request_reply_timeout_and_no_responders() {
     let mut h = connected();
     let id = h
