@@ -1175,11 +1175,10 @@ impl Connection {
             self.end_subscription(sid);
         }
         // A reply can only come back on the connection its request went out on: fail them now,
-        // so callers retry at once instead of waiting out their timeouts.
+        // so callers retry at once instead of waiting out their timeouts. (In no particular
+        // order, as close() fails them: each goes to its own caller.)
         self.deadlines.clear();
-        let mut lost: Vec<_> = self.requests.drain().collect();
-        lost.sort_unstable_by_key(|(id, _)| *id);
-        for (id, req) in lost {
+        for (id, req) in std::mem::take(&mut self.requests) {
             self.events.push_back(Event::Response {
                 id,
                 result: Err(RequestError::ConnectionLost {
