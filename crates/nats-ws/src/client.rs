@@ -171,6 +171,7 @@ impl<T> Drop for Watch<T> {
         let mut state = self.0.lock();
         state.closed = true;
         state.items.clear();
+        state.waker = None;
     }
 }
 

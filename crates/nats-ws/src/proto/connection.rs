@@ -150,6 +150,8 @@ pub enum Event {
         sid: u64,
         error: Option<SubscribeError>,
     },
+    /// A request's answer. Requests failed together (the connection lost or closed) come in no
+    /// particular order.
     Response {
         id: u64,
         result: Result<Message, RequestError>,
@@ -233,48 +235,77 @@ struct Subscription {
 }
 
 /// Subscriptions by sid, in sid order: sids only grow, so a new one goes at the end, and a lookup
-/// is a binary search. (A `BTreeMap` did the same with 5 KB more code in a browser build.)
+/// is a binary search. (A `BTreeMap` did the same with 5 KB more code in a browser build.) A
+/// removed one leaves its sid behind, empty, until the empty ones are most of the list, so that
+/// dropping thousands of subscribers one by one costs no more than a B-tree would.
 #[derive(Debug)]
-struct Subs(Vec<(u64, Box<Subscription>)>);
+struct Subs {
+    entries: Vec<(u64, Option<Box<Subscription>>)>,
+    removed: usize,
+}
 
 impl Subs {
+    fn new() -> Self {
+        Subs {
+            entries: Vec::new(),
+            removed: 0,
+        }
+    }
+
     fn position(&self, sid: u64) -> Result<usize, usize> {
-        self.0.binary_search_by_key(&sid, |(s, _)| *s)
+        self.entries.binary_search_by_key(&sid, |(s, _)| *s)
     }
 
     fn insert(&mut self, sid: u64, sub: Subscription) {
         match self.position(sid) {
-            Ok(i) => *self.0[i].1 = sub,
-            Err(i) => self.0.insert(i, (sid, Box::new(sub))),
+            Ok(i) => {
+                if self.entries[i].1.replace(Box::new(sub)).is_none() {
+                    self.removed -= 1;
+                }
+            }
+            Err(i) => self.entries.insert(i, (sid, Some(Box::new(sub)))),
         }
     }
 
     fn get(&self, sid: u64) -> Option<&Subscription> {
         let i = self.position(sid).ok()?;
-        Some(&self.0[i].1)
+        self.entries[i].1.as_deref()
     }
 
     fn get_mut(&mut self, sid: u64) -> Option<&mut Subscription> {
         let i = self.position(sid).ok()?;
-        Some(&mut self.0[i].1)
+        self.entries[i].1.as_deref_mut()
     }
 
     fn remove(&mut self, sid: u64) -> Option<Subscription> {
         let i = self.position(sid).ok()?;
-        Some(*self.0.remove(i).1)
+        let sub = self.entries[i].1.take()?;
+        self.removed += 1;
+        if self.removed > 32 && self.removed * 2 > self.entries.len() {
+            self.entries.retain(|(_, sub)| sub.is_some());
+            self.removed = 0;
+        }
+        Some(*sub)
     }
 
     fn iter(&self) -> impl Iterator<Item = (u64, &Subscription)> {
-        self.0.iter().map(|(sid, sub)| (*sid, &**sub))
+        self.entries
+            .iter()
+            .filter_map(|(sid, sub)| Some((*sid, sub.as_deref()?)))
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Subscription)> {
-        self.0.iter_mut().map(|(sid, sub)| (*sid, &mut **sub))
+        self.entries
+            .iter_mut()
+            .filter_map(|(sid, sub)| Some((*sid, sub.as_deref_mut()?)))
     }
 
     /// Every sid, in order, leaving no subscription.
     fn take_sids(&mut self) -> impl Iterator<Item = u64> {
-        std::mem::take(&mut self.0).into_iter().map(|(sid, _)| sid)
+        self.removed = 0;
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter_map(|(sid, sub)| sub.map(|_| sid))
     }
 }
 
@@ -447,7 +478,7 @@ impl Connection {
             pongs: VecDeque::new(),
             deferred_flushes: Vec::new(),
             next_flush: 0,
-            subs: Subs(Vec::new()),
+            subs: Subs::new(),
             next_sid: 1,
             inbox_prefix,
             inbox_sid: None,
@@ -1849,7 +1880,9 @@ mod tests {
     #[test]
     fn the_deadline_heap_stays_bounded_while_a_slow_request_waits() {
         let now = Instant::now();
-        let mut conn = Connection::new(Options::new("ws://127.0.0.1:1"), now, 1).unwrap();
+        // Keepalives far away: the next timer is a request's.
+        let options = Options::new("ws://127.0.0.1:1").ping_interval(Duration::from_secs(600));
+        let mut conn = Connection::new(options, now, 1).unwrap();
         conn.handle_input(
             now,
             b"INFO {\"server_id\":\"S\",\"max_payload\":1048576}\r\n",
@@ -1876,9 +1909,35 @@ mod tests {
             );
         }
         assert_eq!(conn.requests.len(), 1);
-        assert_eq!(
-            conn.poll_timeout(),
-            Some((now + Duration::from_secs(60)).min(now + conn.options.ping_interval))
+        assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(60)));
+    }
+
+    // Dropping many subscribers oldest first (each removal from the front of the list) stays
+    // cheap, and what is left is found and sent again in order.
+    #[test]
+    fn subscriptions_removed_one_by_one_leave_the_rest_in_order() {
+        let now = Instant::now();
+        let mut conn = Connection::new(Options::new("ws://127.0.0.1:1"), now, 1).unwrap();
+        let sids: Vec<u64> = (0..20_000)
+            .map(|i| {
+                let subject = format!("s.{i}");
+                conn.subscribe(&subject, SubscribeOptions::default())
+                    .unwrap()
+            })
+            .collect();
+        for &sid in &sids[..19_990] {
+            conn.unsubscribe(sid);
+        }
+        assert!(
+            conn.subs.entries.len() <= 2 * 10 + 33,
+            "{}",
+            conn.subs.entries.len()
         );
+        let left: Vec<u64> = conn.subs.iter().map(|(sid, _)| sid).collect();
+        assert_eq!(left, sids[19_990..]);
+        assert!(conn.subs.get(sids[0]).is_none() && conn.subs.get(sids[19_995]).is_some());
+        // Removed twice, or never there: nothing happens.
+        conn.unsubscribe(sids[0]);
+        assert!(conn.subs.remove(u64::MAX).is_none());
     }
 }
