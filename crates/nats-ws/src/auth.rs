@@ -151,7 +151,8 @@ pub(crate) enum Resolved {
     #[cfg(feature = "nkeys")]
     Sign {
         creds: ConnectCredentials,
-        seed: String,
+        /// The user's seed as [`nkey::user_seed`] read it.
+        seed: [u8; 32],
         /// An NKey user sends its public key with the signature; a JWT user's key is in the JWT.
         send_nkey: bool,
     },
@@ -184,21 +185,19 @@ pub(crate) fn connect_credentials(auth: &Auth) -> Result<Resolved, CredentialsEr
         Auth::Token(token) => out.auth_token = Some(token.clone()),
         #[cfg(feature = "nkeys")]
         Auth::NKey { seed } => {
-            // An authenticator's seed was not checked when it was made.
-            nkey::user_seed(seed)?;
+            // Read again: an authenticator's seed was not checked when it was made.
             return Ok(Resolved::Sign {
                 creds: out,
-                seed: seed.clone(),
+                seed: nkey::user_seed(seed)?,
                 send_nkey: true,
             });
         }
         #[cfg(feature = "nkeys")]
         Auth::Jwt { jwt, seed } => {
-            nkey::user_seed(seed)?;
             out.jwt = Some(jwt.clone());
             return Ok(Resolved::Sign {
                 creds: out,
-                seed: seed.clone(),
+                seed: nkey::user_seed(seed)?,
                 send_nkey: false,
             });
         }
@@ -233,7 +232,7 @@ pub(crate) mod nkey {
 
     const SEED: u8 = 18 << 3;
     const USER: u8 = 20 << 3;
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    use crate::rfc4648::{self, BASE32, BASE64_URL};
 
     /// The 32-byte ed25519 seed of a user seed (`SU…`); other seeds (operator, account, server)
     /// are refused: a client connects as a user.
@@ -244,7 +243,7 @@ pub(crate) mod nkey {
         if seed.len() != 58 {
             return Err(invalid("wrong length"));
         }
-        let raw = base32_decode(seed.as_bytes()).ok_or_else(|| invalid("not base32"))?;
+        let raw = rfc4648::decode(seed.as_bytes(), BASE32).ok_or_else(|| invalid("not base32"))?;
         let (body, crc) = raw.split_at(34);
         if crc16(body).to_le_bytes() != crc {
             return Err(invalid("checksum mismatch"));
@@ -269,7 +268,7 @@ pub(crate) mod nkey {
         raw.extend_from_slice(key);
         let crc = crc16(&raw);
         raw.extend_from_slice(&crc.to_le_bytes());
-        base32_encode(&raw)
+        rfc4648::encode(&raw, BASE32)
     }
 
     fn crc16(data: &[u8]) -> u16 {
@@ -287,61 +286,23 @@ pub(crate) mod nkey {
         crc
     }
 
-    fn base32_decode(text: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(text.len() * 5 / 8);
-        let (mut bits, mut n) = (0u32, 0u32);
-        for &c in text {
-            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-            bits = (bits << 5) | v;
-            n += 5;
-            if n >= 8 {
-                n -= 8;
-                out.push((bits >> n) as u8);
-                bits &= (1 << n) - 1;
-            }
-        }
-        // The bits left over must be zero: one encoding per key, as the nkeys crate insists.
-        (bits == 0).then_some(out)
-    }
-
-    #[cfg(any(target_arch = "wasm32", test))]
-    fn base32_encode(data: &[u8]) -> String {
-        let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
-        let (mut bits, mut n) = (0u32, 0u32);
-        for &b in data {
-            bits = (bits << 8) | u32::from(b);
-            n += 8;
-            while n >= 5 {
-                n -= 5;
-                out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
-            }
-            bits &= (1 << n) - 1;
-        }
-        if n > 0 {
-            out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
-        }
-        out
-    }
-
-    /// Signs `nonce` with a user seed (checked by [`user_seed`] before).
+    /// Signs `nonce` with a user's 32-byte seed (as [`user_seed`] read it).
     #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn sign(seed: &str, nonce: &str) -> Result<super::Signed, String> {
-        // Read by user_seed, as in a browser: one reader decides what a seed is on both targets.
-        let raw = user_seed(seed).map_err(|e| e.to_string())?;
-        let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, raw)
+    pub(crate) fn sign(seed: &[u8; 32], nonce: &str) -> Result<super::Signed, String> {
+        let key = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, *seed)
             .map_err(|e| e.to_string())?;
         let sig = key.sign(nonce.as_bytes()).map_err(|e| e.to_string())?;
         Ok(super::Signed {
             nkey: key.public_key(),
-            sig: crate::base64::encode_url(&sig),
+            sig: rfc4648::encode(&sig, BASE64_URL),
         })
     }
 
-    /// Signs `nonce` with a user seed (checked by [`user_seed`] before) by the browser's WebCrypto
+    /// Signs `nonce` with a user's 32-byte seed (as [`user_seed`] read it) by the browser's WebCrypto
     /// Ed25519 (Chrome 137, Firefox 129, Safari 17 and later): the seed is imported as a PKCS #8
     /// key, the public key read back from its JWK.
     #[cfg(target_arch = "wasm32")]
-    pub(crate) async fn sign(seed: String, nonce: String) -> Result<super::Signed, String> {
+    pub(crate) async fn sign(seed: [u8; 32], nonce: String) -> Result<super::Signed, String> {
         use wasm_bindgen::{JsCast, JsValue};
         use wasm_bindgen_futures::JsFuture;
 
@@ -360,10 +321,9 @@ pub(crate) mod nkey {
                  sign-in need Chrome 137, Firefox 129, Safari 17 or later"
             )
         };
-        let key = user_seed(&seed).map_err(|e| e.to_string())?;
         let mut der = Vec::with_capacity(48);
         der.extend_from_slice(&PKCS8);
-        der.extend_from_slice(&key);
+        der.extend_from_slice(&seed);
         let subtle = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
             .ok()
             .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok())
@@ -394,7 +354,7 @@ pub(crate) mod nkey {
         let public = js_sys::Reflect::get(&jwk, &"x".into())
             .ok()
             .and_then(|x| x.as_string())
-            .and_then(|x| crate::base64::decode_url(x.as_bytes()))
+            .and_then(|x| rfc4648::decode(x.as_bytes(), BASE64_URL))
             .and_then(|x| <[u8; 32]>::try_from(x).ok())
             .ok_or_else(|| "WebCrypto gave no public key".to_owned())?;
         let signed = subtle
@@ -404,7 +364,7 @@ pub(crate) mod nkey {
         let sig = js_sys::Uint8Array::new(&sig).to_vec();
         Ok(super::Signed {
             nkey: user_public_key(&public),
-            sig: crate::base64::encode_url(&sig),
+            sig: rfc4648::encode(&sig, BASE64_URL),
         })
     }
 }

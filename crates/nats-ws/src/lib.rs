@@ -23,8 +23,6 @@
 //! ```
 
 mod auth;
-#[cfg(any(feature = "nkeys", feature = "jetstream"))]
-mod base64;
 mod client;
 pub mod driver;
 mod error;
@@ -36,6 +34,8 @@ pub mod kv;
 mod message;
 mod options;
 pub mod proto;
+#[cfg(any(feature = "nkeys", feature = "jetstream"))]
+mod rfc4648;
 pub mod rt;
 #[cfg(feature = "service")]
 pub mod service;

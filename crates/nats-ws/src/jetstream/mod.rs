@@ -916,7 +916,7 @@ fn direct_reply(reply: Message) -> Result<Option<StoredMessage>, JetStreamError>
 
 fn stored_from_json(raw: types::StoredMessageRaw) -> Result<StoredMessage, JetStreamError> {
     let decode = |text: String| {
-        crate::base64::decode_standard(text.as_bytes())
+        crate::rfc4648::decode_base64(text.as_bytes())
             .ok_or_else(|| JetStreamError::BadResponse("bad base64 in a stored message".to_owned()))
     };
     let payload = match raw.data {

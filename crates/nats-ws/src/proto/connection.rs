@@ -75,8 +75,8 @@ pub enum Transmit {
 #[cfg(feature = "nkeys")]
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignRequest {
-    /// The user's seed (`SU…`), already checked.
-    pub seed: String,
+    /// The user's 32-byte ed25519 seed, read (and checked) from its `SU…` text.
+    pub seed: [u8; 32],
     pub nonce: String,
     /// Which handshake asked: an answer for an earlier one is ignored.
     pub handshake: u64,
@@ -669,14 +669,7 @@ impl Connection {
             State::Waiting { attempt, .. } => self.start_attempt(now, Some(attempt)),
             // A nonce this environment could not sign will not be signed now either (going
             // online or showing the tab changes nothing); reconnect_now() still tries.
-            State::Offline
-                if !matches!(
-                    self.last_error,
-                    Some(ConnectionError::Credentials(
-                        crate::CredentialsError::Signing(_)
-                    ))
-                ) =>
-            {
+            State::Offline if !self.last_error.as_ref().is_some_and(could_not_sign) => {
                 self.start_attempt(now, None)
             }
             State::Connected {
@@ -1234,13 +1227,7 @@ impl Connection {
         }
         // A nonce this environment could not sign (a browser without Ed25519 in its WebCrypto)
         // will not be signed at the next attempt either, nor for another server: Offline too.
-        #[cfg(feature = "nkeys")]
-        if matches!(
-            err,
-            ConnectionError::Credentials(crate::CredentialsError::Signing(_))
-        ) {
-            auth_again = true;
-        }
+        auth_again |= could_not_sign(&err);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
@@ -1519,10 +1506,11 @@ impl Connection {
                 ..
             }
         );
-        if !waiting || self.signing.as_ref().map(|s| s.0) != Some(handshake) {
+        if !waiting {
             return;
         }
-        let Some((_, mut creds, send_nkey)) = self.signing.take() else {
+        let Some((_, mut creds, send_nkey)) = self.signing.take_if(|(h, ..)| *h == handshake)
+        else {
             return;
         };
         match result {
@@ -1869,6 +1857,15 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         return Err(invalid("it has no host"));
     }
     Ok(with_scheme)
+}
+
+/// The environment could not sign the server's nonce (a browser without Ed25519 in its
+/// WebCrypto, a page that is not a secure context): trying again changes nothing.
+fn could_not_sign(err: &ConnectionError) -> bool {
+    matches!(
+        err,
+        ConnectionError::Credentials(crate::CredentialsError::Signing(_))
+    )
 }
 
 #[cfg(test)]
