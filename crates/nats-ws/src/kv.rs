@@ -16,7 +16,7 @@ use crate::header::HeaderMap;
 use crate::jetstream::consumer_internal::OrderedEvent;
 use crate::jetstream::{
     err_codes, DeliverPolicy, DiscardPolicy, JetStream, JetStreamError, JsMessage, Ordered,
-    OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamConfig,
+    OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamBrief, StreamConfig,
 };
 
 /// The clock of [`Entry::created`]: `std::time::SystemTime` natively, `web_time`'s in the browser
@@ -296,7 +296,8 @@ impl JetStream {
             },
             ..Default::default()
         };
-        let info = self.create_stream(&stream).await?;
+        let info: StreamBrief = self.create_stream_as(&stream).await?;
+        self.remember_direct(&stream.name, info.config.allow_direct);
         Ok(Store::new(
             self.clone(),
             &config.bucket,
@@ -307,7 +308,7 @@ impl JetStream {
     /// Binds to an existing bucket.
     pub async fn key_value(&self, bucket: &str) -> Result<Store, KvError> {
         valid_bucket(bucket)?;
-        match self.stream_info(&format!("KV_{bucket}")).await {
+        match self.stream_brief(&format!("KV_{bucket}")).await {
             Ok(info) => Ok(Store::new(
                 self.clone(),
                 bucket,
@@ -438,7 +439,7 @@ impl Store {
             .js
             .clone()
             .with_timeout(GONE_CHECK_TIMEOUT.min(self.js.timeout()));
-        match js.stream_info(&self.stream).await {
+        match js.stream_brief(&self.stream).await {
             Err(info) if info.err_code() == Some(err_codes::STREAM_NOT_FOUND) => {
                 self.stream_error(info)
             }

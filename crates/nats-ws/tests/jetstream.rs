@@ -148,6 +148,69 @@ async fn stream_create_info_update_delete() {
     ));
 }
 
+/// `ensure_stream`: clients racing to create a missing stream all succeed and one stream is made;
+/// an existing stream is used as it is, whatever the configuration asked for; a create refused
+/// for another reason than the stream being there is that refusal.
+#[tokio::test]
+async fn ensure_stream_creates_once_and_leaves_an_existing_stream_as_it_is() {
+    let server = TestServer::start();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(connect(&server).await);
+    }
+    // Each round is a fresh stream that eight clients try to make at once, each with settings of
+    // its own (as tabs of different versions of an app would): the first create wins, and every
+    // racer whose create comes after it is refused ("stream name already in use") although the
+    // stream is there.
+    for round in 0..5 {
+        let results = within(
+            10,
+            "eight racing ensures",
+            futures::future::join_all(clients.iter().enumerate().map(|(i, c)| {
+                let js = c.jetstream();
+                let config = StreamConfig {
+                    description: Some(format!("racer {i}")),
+                    ..StreamConfig::new(format!("RACE{round}"), [format!("race{round}.>")])
+                };
+                async move { js.ensure_stream(&config).await }
+            })),
+        )
+        .await;
+        for result in results {
+            result.expect("every racer succeeds");
+        }
+    }
+    let js = clients[0].jetstream();
+    assert_eq!(js.stream_names().await.unwrap().len(), 5);
+    let config = StreamConfig::new("RACE", ["race.>"]);
+    js.ensure_stream(&config).await.unwrap();
+    js.publish("race.1", "x").await.unwrap();
+
+    // There already, with other settings: used as it is.
+    let other = StreamConfig {
+        description: Some("not this one".into()),
+        ..StreamConfig::new("RACE", ["elsewhere.>"])
+    };
+    js.ensure_stream(&other).await.unwrap();
+    let info = js.stream_info("RACE").await.unwrap();
+    assert_eq!(info.config.subjects, ["race.>"]);
+    assert_eq!((info.config.description, info.state.messages), (None, 1));
+
+    // Refused, and not there: the refusal (its subjects are another stream's).
+    let overlapping = StreamConfig::new("SHADOW", ["race.>"]);
+    let refused = js.ensure_stream(&overlapping).await.unwrap_err();
+    assert!(
+        matches!(refused, JetStreamError::Api { code: 400, .. }),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("overlap"), "{refused}");
+    assert_eq!(js.stream_names().await.unwrap().len(), 6);
+    assert!(matches!(
+        js.ensure_stream(&StreamConfig::new("a.b", ["ab"])).await,
+        Err(JetStreamError::InvalidName { .. })
+    ));
+}
+
 #[tokio::test]
 async fn stream_names_and_streams_list_every_stream() {
     let server = TestServer::start();

@@ -61,13 +61,9 @@ pub fn validate(settings: &Settings) -> Result<(), WorkerError> {
 /// must outlast it).
 pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
-/// The stream `settings.stream` on `<prefix>.events.>`, created if missing.
+/// The stream `settings.stream` on `<prefix>.events.>`, created if missing (safe to race: see
+/// [`JetStream::ensure_stream`]).
 pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), WorkerError> {
-    match js.stream_info(&settings.stream).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {}
-        Err(e) => return Err(e.into()),
-    }
     let config = StreamConfig {
         max_age: STREAM_MAX_AGE,
         max_bytes: STREAM_MAX_BYTES,
@@ -75,18 +71,7 @@ pub async fn ensure_stream(js: &JetStream, settings: &Settings) -> Result<(), Wo
         num_replicas: js.default_replicas().await,
         ..StreamConfig::new(&settings.stream, [settings.events_filter()])
     };
-    match js.create_stream(&config).await {
-        Ok(_) => Ok(()),
-        // Someone else may have created it in between: nats-server answers a create that lost
-        // the race "stream name already in use" or (2.9) "subjects overlap with an existing
-        // stream" — the other one. It is there if it is there; if the look fails for another
-        // reason than its absence (a timeout), that is the error to report (it may be transient).
-        Err(e) => match js.stream_info(&settings.stream).await {
-            Ok(_) => Ok(()),
-            Err(look) if look.api_kind() == Some(ApiErrorKind::StreamNotFound) => Err(e.into()),
-            Err(look) => Err(look.into()),
-        },
-    }
+    Ok(js.ensure_stream(&config).await?)
 }
 
 /// The durable pull consumer of `partition`, created if missing.

@@ -43,7 +43,7 @@ async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String
 }
 
 /// One attempt at [`ensure_stream_until_ready`]. A stream that exists with other settings is used
-/// as it is.
+/// as it is; tabs racing to create it all succeed (see [`JetStream::ensure_stream`]).
 async fn ensure_stream(js: &JetStream) -> Result<(), String> {
     let config = StreamConfig {
         max_msgs: 1000,
@@ -52,16 +52,7 @@ async fn ensure_stream(js: &JetStream) -> Result<(), String> {
         num_replicas: js.default_replicas().await,
         ..StreamConfig::new(CHAT_STREAM, [CHAT_SUBJECTS])
     };
-    match js.create_stream(&config).await {
-        Ok(_) => Ok(()),
-        // Created meanwhile (another tab, or with other settings): nats-server answers the
-        // create "stream name already in use", or (2.9, when both raced) "subjects overlap with
-        // an existing stream". It is there if it is there.
-        Err(e) => match js.stream_info(CHAT_STREAM).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(e.to_string()),
-        },
-    }
+    js.ensure_stream(&config).await.map_err(|e| e.to_string())
 }
 
 /// `HH:MM` in the viewer's time zone, from an RFC 3339 timestamp.

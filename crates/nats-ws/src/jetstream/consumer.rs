@@ -4,10 +4,14 @@
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use web_time::Instant;
 
-use super::types::{AckPolicy, ConsumerConfig, ConsumerInfo, ConsumerListPage, DeliverPolicy};
+use super::types::{
+    AckPolicy, ApiRequest, ConsumerBrief, ConsumerConfig, ConsumerInfo, ConsumerListPage,
+    DeliverPolicy,
+};
 use super::{status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, ClientEvent, Subscriber};
 use crate::error::{PublishError, RequestError};
@@ -139,6 +143,15 @@ impl JetStream {
         stream: &str,
         config: &ConsumerConfig,
     ) -> Result<ConsumerInfo, JetStreamError> {
+        self.create_consumer_as(stream, config).await
+    }
+
+    /// [`JetStream::create_consumer`], the answer read as `T` (all of it, or [`ConsumerBrief`]).
+    async fn create_consumer_as<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+        config: &ConsumerConfig,
+    ) -> Result<T, JetStreamError> {
         validate_name("stream name", stream)?;
         let suffix = match (&config.durable_name, &config.name) {
             (Some(durable), _) => {
@@ -175,6 +188,21 @@ impl JetStream {
         stream: &str,
         consumer: &str,
     ) -> Result<ConsumerInfo, JetStreamError> {
+        self.consumer_info_as(stream, consumer).await
+    }
+
+    /// Whether `consumer` exists: `Ok` if the server has it, its refusal otherwise.
+    async fn consumer_exists(&self, stream: &str, consumer: &str) -> Result<(), JetStreamError> {
+        self.consumer_info_as::<ConsumerBrief>(stream, consumer)
+            .await
+            .map(drop)
+    }
+
+    async fn consumer_info_as<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<T, JetStreamError> {
         validate_name("stream name", stream)?;
         validate_name("consumer name", consumer)?;
         self.api(&format!("CONSUMER.INFO.{stream}.{consumer}"), b"")
@@ -187,7 +215,10 @@ impl JetStream {
         let (mut all, mut offset) = (Vec::<ConsumerInfo>::new(), 0);
         let mut seen = std::collections::HashSet::new();
         loop {
-            let body = serde_json::json!({ "offset": offset });
+            let body = ApiRequest {
+                offset: Some(offset),
+                ..Default::default()
+            };
             let page: ConsumerListPage = self
                 .api_json(&format!("CONSUMER.LIST.{stream}"), &body)
                 .await?;
@@ -234,12 +265,15 @@ impl JetStream {
         let client = self.client();
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(&inbox)?;
-        let body = serde_json::json!({
-            "batch": options.batch,
-            "expires": u64::try_from(options.expires.as_nanos()).unwrap_or(u64::MAX),
-        });
+        let body = ApiRequest {
+            batch: Some(options.batch),
+            expires: Some(u64::try_from(options.expires.as_nanos()).unwrap_or(u64::MAX)),
+            ..Default::default()
+        };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
-        client.publish_message(&subject, Some(&inbox), None, body.to_string().as_bytes())?;
+        let body =
+            serde_json::to_vec(&body).map_err(|e| JetStreamError::BadResponse(e.to_string()))?;
+        client.publish_message(&subject, Some(&inbox), None, &body)?;
         let mut messages = Vec::with_capacity(options.batch);
         // The server ends the request itself (408) at `expires`; the local deadline is a safety
         // net, a second later (as nats.go's). nats-server before 2.9.16 can drop a request at its
@@ -287,7 +321,7 @@ impl JetStream {
             // Nothing serves this pull, e.g. no such consumer: nats-server 2.9 drops the request
             // silently (not even a 408 at the expiry), 2.10+ answers 503. Say why, the same way
             // for both, rather than return an empty batch.
-            self.consumer_info(stream, consumer).await?;
+            self.consumer_exists(stream, consumer).await?;
             if no_responders {
                 return Err(JetStreamError::NotEnabled { subject });
             }
@@ -520,7 +554,7 @@ impl Ordered {
             };
             // In a cluster only the leader's word counts: during an election a follower may
             // answer from a copy that is behind. (A server on its own names no cluster.)
-            match js.stream_info(&stream).await {
+            match js.stream_brief(&stream).await {
                 Ok(info) => Some(
                     info.state.last_seq < after
                         && info
@@ -576,7 +610,7 @@ impl Ordered {
             false => self.js.timeout(),
         };
         let created = (self.js.clone().with_timeout(timeout))
-            .create_consumer(&self.stream, &config)
+            .create_consumer_as::<ConsumerBrief>(&self.stream, &config)
             .await;
         if matches!(
             created,
@@ -634,7 +668,7 @@ impl Ordered {
         let name = self.current.clone()?;
         let js = self.js.clone().with_timeout(CONSUMER_CHECK_TIMEOUT);
         let stream = self.stream.clone();
-        let check = async move { js.consumer_info(&stream, &name).await.is_ok() };
+        let check = async move { js.consumer_exists(&stream, &name).await.is_ok() };
         #[cfg(not(target_arch = "wasm32"))]
         let check = check.boxed();
         #[cfg(target_arch = "wasm32")]

@@ -367,12 +367,46 @@ impl JetStream {
     /// Creates a stream; succeeds unchanged if an identical one exists, fails with err_code
     /// [`err_codes::STREAM_NAME_IN_USE`] if one with another configuration does.
     pub async fn create_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
-        validate_name("stream name", &config.name)?;
-        let info: StreamInfo = self
-            .api_json(&format!("STREAM.CREATE.{}", config.name), config)
-            .await?;
-        self.remember_direct(&info);
+        let info: StreamInfo = self.create_stream_as(config).await?;
+        self.remember_direct(&config.name, info.config.allow_direct);
         Ok(info)
+    }
+
+    /// Creates the stream unless one by its name is there: `Ok` once it is, whatever its
+    /// configuration (an existing stream is left as it is). It looks first, so a user who may
+    /// read streams but not create them can use one that exists. Safe to race: a create that
+    /// lost to another client's is refused ("stream name already in use", or on nats-server 2.9
+    /// "subjects overlap with an existing stream"), and any refusal is followed by another look —
+    /// the stream being there is success. If it is still not there, the create's refusal is the
+    /// error; if that look failed for another reason (a timeout), its error.
+    pub async fn ensure_stream(&self, config: &StreamConfig) -> Result<(), JetStreamError> {
+        match self.stream_brief(&config.name).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let refused = match self.create_stream_as::<StreamBrief>(config).await {
+            Ok(info) => {
+                self.remember_direct(&config.name, info.config.allow_direct);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match self.stream_brief(&config.name).await {
+            Ok(_) => Ok(()),
+            Err(look) if look.api_kind() == Some(ApiErrorKind::StreamNotFound) => Err(refused),
+            Err(look) => Err(look),
+        }
+    }
+
+    /// [`JetStream::create_stream`], the answer read as `T` (all of it, or [`StreamBrief`]).
+    pub(crate) async fn create_stream_as<T: DeserializeOwned>(
+        &self,
+        config: &StreamConfig,
+    ) -> Result<T, JetStreamError> {
+        validate_name("stream name", &config.name)?;
+        self.api_json(&format!("STREAM.CREATE.{}", config.name), config)
+            .await
     }
 
     pub async fn update_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
@@ -380,14 +414,22 @@ impl JetStream {
         let info: StreamInfo = self
             .api_json(&format!("STREAM.UPDATE.{}", config.name), config)
             .await?;
-        self.remember_direct(&info);
+        self.remember_direct(&config.name, info.config.allow_direct);
         Ok(info)
     }
 
     pub async fn stream_info(&self, name: &str) -> Result<StreamInfo, JetStreamError> {
         validate_name("stream name", name)?;
         let info: StreamInfo = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
-        self.remember_direct(&info);
+        self.remember_direct(name, info.config.allow_direct);
+        Ok(info)
+    }
+
+    /// [`JetStream::stream_info`] for the client's own use: only what [`StreamBrief`] reads.
+    pub(crate) async fn stream_brief(&self, name: &str) -> Result<StreamBrief, JetStreamError> {
+        validate_name("stream name", name)?;
+        let info: StreamBrief = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
+        self.remember_direct(name, info.config.allow_direct);
         Ok(info)
     }
 
@@ -411,7 +453,10 @@ impl JetStream {
     /// Removes the messages of one subject (wildcards allowed); returns how many.
     pub async fn purge_subject(&self, name: &str, subject: &str) -> Result<u64, JetStreamError> {
         validate_name("stream name", name)?;
-        let body = serde_json::json!({ "filter": subject });
+        let body = ApiRequest {
+            filter: Some(subject),
+            ..Default::default()
+        };
         let r: types::PurgeResponse = self
             .api_json(&format!("STREAM.PURGE.{name}"), &body)
             .await?;
@@ -422,7 +467,10 @@ impl JetStream {
     pub async fn stream_names(&self) -> Result<Vec<String>, JetStreamError> {
         let mut names = Vec::new();
         loop {
-            let body = serde_json::json!({ "offset": names.len() });
+            let body = ApiRequest {
+                offset: Some(names.len()),
+                ..Default::default()
+            };
             let page: types::StreamNamesPage = self.api_json("STREAM.NAMES", &body).await?;
             let got = page.streams.unwrap_or_default();
             let done = got.is_empty() || names.len() + got.len() >= page.total;
@@ -437,7 +485,10 @@ impl JetStream {
     /// or while the cluster elects its JetStream leader (nats-server answers 10008 meanwhile),
     /// `Some(false)` when JetStream has none, is off (for the account too), or refuses to say.
     async fn stream_captures(&self, subject: &str, left: Duration) -> Option<bool> {
-        let body = serde_json::json!({ "subject": subject });
+        let body = ApiRequest {
+            subject: Some(subject),
+            ..Default::default()
+        };
         let js = self.clone().with_timeout(QUICK_TIMEOUT.min(left));
         match js
             .api_json::<types::StreamNamesPage>("STREAM.NAMES", &body)
@@ -472,9 +523,10 @@ impl JetStream {
         let (mut streams, mut offset) = (Vec::<StreamInfo>::new(), 0);
         let mut seen = std::collections::HashSet::new();
         loop {
-            let body = match subject {
-                Some(subject) => serde_json::json!({ "offset": offset, "subject": subject }),
-                None => serde_json::json!({ "offset": offset }),
+            let body = ApiRequest {
+                offset: Some(offset),
+                subject,
+                ..Default::default()
             };
             let page: types::StreamListPage = self.api_json("STREAM.LIST", &body).await?;
             let got = page.streams.unwrap_or_default();
@@ -494,11 +546,11 @@ impl JetStream {
         }
     }
 
-    fn remember_direct(&self, info: &StreamInfo) {
+    pub(crate) fn remember_direct(&self, stream: &str, allow_direct: bool) {
         self.direct
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(info.config.name.clone(), info.config.allow_direct);
+            .insert(stream.to_owned(), allow_direct);
     }
 
     async fn allows_direct(&self, stream: &str) -> Result<bool, JetStreamError> {
@@ -510,7 +562,7 @@ impl JetStream {
         {
             return Ok(direct);
         }
-        Ok(self.stream_info(stream).await?.config.allow_direct)
+        Ok(self.stream_brief(stream).await?.config.allow_direct)
     }
 
     /// The message at `sequence`; `None` if there is none.
@@ -519,8 +571,15 @@ impl JetStream {
         stream: &str,
         sequence: u64,
     ) -> Result<Option<StoredMessage>, JetStreamError> {
-        self.get(stream, serde_json::json!({ "seq": sequence }), None)
-            .await
+        self.get(
+            stream,
+            ApiRequest {
+                seq: Some(sequence),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
     }
 
     /// The last message on `subject`; `None` if there is none.
@@ -531,7 +590,10 @@ impl JetStream {
     ) -> Result<Option<StoredMessage>, JetStreamError> {
         self.get(
             stream,
-            serde_json::json!({ "last_by_subj": subject }),
+            ApiRequest {
+                last_by_subj: Some(subject),
+                ..Default::default()
+            },
             Some(subject),
         )
         .await
@@ -546,7 +608,11 @@ impl JetStream {
     ) -> Result<Option<StoredMessage>, JetStreamError> {
         self.get(
             stream,
-            serde_json::json!({ "seq": sequence, "next_by_subj": subject }),
+            ApiRequest {
+                seq: Some(sequence),
+                next_by_subj: Some(subject),
+                ..Default::default()
+            },
             None,
         )
         .await
@@ -595,7 +661,7 @@ impl JetStream {
     async fn get(
         &self,
         stream: &str,
-        body: serde_json::Value,
+        body: ApiRequest<'_>,
         last_by_subject: Option<&str>,
     ) -> Result<Option<StoredMessage>, JetStreamError> {
         validate_name("stream name", stream)?;
@@ -607,7 +673,8 @@ impl JetStream {
                 ),
                 None => (
                     self.api_subject(&format!("DIRECT.GET.{stream}")),
-                    body.to_string().into_bytes(),
+                    serde_json::to_vec(&body)
+                        .map_err(|e| JetStreamError::BadResponse(e.to_string()))?,
                 ),
             };
             let reply = self
@@ -647,7 +714,10 @@ impl JetStream {
         sequence: u64,
     ) -> Result<bool, JetStreamError> {
         validate_name("stream name", stream)?;
-        let body = serde_json::json!({ "seq": sequence });
+        let body = ApiRequest {
+            seq: Some(sequence),
+            ..Default::default()
+        };
         match self
             .api_json::<types::SuccessResponse>(&format!("STREAM.MSG.DELETE.{stream}"), &body)
             .await
@@ -977,5 +1047,140 @@ mod tests {
         );
         let ok = parse_response::<PubAck>(br#"{"stream":"S","seq":7}"#).unwrap();
         assert_eq!((ok.stream.as_str(), ok.seq, ok.duplicate), ("S", 7, false));
+    }
+
+    /// nats-server 2.15.1's answer to `STREAM.INFO` for a KV bucket, as recorded.
+    const STREAM_INFO: &str = r#"{"type":"io.nats.jetstream.api.v1.stream_info_response","total":0,"offset":0,"limit":0,"config":{"name":"KV_cap","subjects":["$KV.cap.\u003e"],"retention":"limits","max_consumers":-1,"max_msgs":-1,"max_bytes":-1,"max_age":0,"max_msgs_per_subject":1,"max_msg_size":-1,"discard":"new","storage":"file","num_replicas":1,"duplicate_window":120000000000,"compression":"none","allow_direct":false,"mirror_direct":false,"sealed":false,"deny_delete":true,"deny_purge":false,"allow_rollup_hdrs":true,"consumer_limits":{},"allow_msg_ttl":true,"metadata":{"_nats.level":"5","_nats.req.level":"1","_nats.ver":"2.15.1"}},"created":"2026-12-04T18:17:36.091965417Z","state":{"messages":2,"bytes":80,"first_seq":1,"first_ts":"2026-12-04T18:17:36.096236157Z","last_seq":2,"last_ts":"2026-12-04T18:17:36.097715807Z","num_subjects":2,"consumer_count":0},"cluster":{"leader":"NBDKWPEI6A6X7H6TDZ5LWFY7VHQT75AUKCCO6U6KKN5X425LYL66YCMP"},"ts":"2026-12-04T18:17:36.098270652Z"}"#;
+
+    /// nats-server 2.15.1's answer to an ordered consumer's `CONSUMER.CREATE`, as recorded.
+    const CONSUMER_CREATED: &str = r#"{"type":"io.nats.jetstream.api.v1.consumer_create_response","stream_name":"KV_cap","name":"ord1","created":"2026-12-04T18:17:36.099005625Z","config":{"name":"ord1","deliver_policy":"last_per_subject","ack_policy":"none","max_deliver":-1,"filter_subject":"$KV.cap.\u003e","replay_policy":"instant","flow_control":true,"deliver_subject":"_INBOX.x","idle_heartbeat":5000000000,"inactive_threshold":300000000000,"num_replicas":1,"mem_storage":true,"metadata":{"_nats.level":"5","_nats.req.level":"0","_nats.ver":"2.15.1"}},"delivered":{"consumer_seq":0,"stream_seq":0},"ack_floor":{"consumer_seq":0,"stream_seq":0},"num_ack_pending":0,"num_redelivered":0,"num_waiting":0,"num_pending":2,"ts":"2026-12-04T18:17:36.099221476Z"}"#;
+
+    fn both<T: DeserializeOwned, B: DeserializeOwned>(answer: &str) -> (T, B) {
+        let full = parse_response(answer.as_bytes()).expect("the full answer reads");
+        let brief = parse_response(answer.as_bytes()).expect("the brief reads");
+        (full, brief)
+    }
+
+    /// What the client's own paths read through the brief types is what the full types read,
+    /// from real answers and from variations of them (direct gets on, a cluster electing, a server
+    /// that names no cluster, a consumer resuming mid-stream).
+    #[test]
+    fn the_brief_answers_read_what_the_full_ones_read() {
+        let variants = [
+            STREAM_INFO.to_owned(),
+            STREAM_INFO.replace(r#""allow_direct":false"#, r#""allow_direct":true"#),
+            STREAM_INFO.replace(r#""duplicate_window":120000000000"#, r#""duplicate_window":5000000000"#),
+            STREAM_INFO.replace("NBDKWPEI6A6X7H6TDZ5LWFY7VHQT75AUKCCO6U6KKN5X425LYL66YCMP", ""),
+            STREAM_INFO.replace(r#","cluster":{"leader":"NBDKWPEI6A6X7H6TDZ5LWFY7VHQT75AUKCCO6U6KKN5X425LYL66YCMP"}"#, ""),
+            STREAM_INFO.replace(r#""last_seq":2"#, r#""last_seq":18446744073709551615"#),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for answer in &variants {
+            let (full, brief): (StreamInfo, StreamBrief) = both(answer);
+            let read = (
+                brief.config.duplicate_window,
+                brief.config.allow_direct,
+                brief.state.last_seq,
+                brief.cluster.clone(),
+            );
+            assert_eq!(
+                read,
+                (
+                    full.config.duplicate_window,
+                    full.config.allow_direct,
+                    full.state.last_seq,
+                    full.cluster.clone()
+                ),
+                "{answer}"
+            );
+            assert!(
+                seen.insert(format!("{read:?}")),
+                "each variant reads differently"
+            );
+        }
+        for answer in [
+            CONSUMER_CREATED.to_owned(),
+            CONSUMER_CREATED.replace(
+                r#""delivered":{"consumer_seq":0,"stream_seq":0}"#,
+                r#""delivered":{"consumer_seq":3,"stream_seq":41,"last_active":"2026-12-04T18:17:37Z"}"#,
+            ),
+        ] {
+            let (full, brief): (ConsumerInfo, ConsumerBrief) = both(&answer);
+            assert_eq!(
+                (brief.num_pending, brief.delivered.stream_seq),
+                (full.num_pending, full.delivered.stream_seq),
+                "{answer}"
+            );
+        }
+        // An error answer is the same error through either.
+        let refused =
+            r#"{"error":{"code":404,"err_code":10014,"description":"consumer not found"}}"#;
+        let full = parse_response::<ConsumerInfo>(refused.as_bytes()).unwrap_err();
+        let brief = parse_response::<ConsumerBrief>(refused.as_bytes()).unwrap_err();
+        assert_eq!(full.to_string(), brief.to_string());
+    }
+
+    /// A setting this client does not know (a newer server's) makes the full info unreadable, but
+    /// does not stop a bucket from binding or a watch from starting.
+    #[test]
+    fn the_brief_answers_do_not_read_settings_they_do_not_need() {
+        let newer = STREAM_INFO.replace(r#""retention":"limits""#, r#""retention":"someday""#);
+        assert!(parse_response::<StreamInfo>(newer.as_bytes()).is_err());
+        let brief: StreamBrief = parse_response(newer.as_bytes()).unwrap();
+        assert_eq!(brief.config.duplicate_window, Duration::from_secs(120));
+        let newer = CONSUMER_CREATED.replace(r#""ack_policy":"none""#, r#""ack_policy":"someday""#);
+        assert!(parse_response::<ConsumerInfo>(newer.as_bytes()).is_err());
+        let brief: ConsumerBrief = parse_response(newer.as_bytes()).unwrap();
+        assert_eq!(brief.num_pending, 2);
+    }
+
+    /// Each request body is the JSON the API expects, with only the fields the call sets.
+    #[test]
+    fn request_bodies_carry_only_what_each_call_sets() {
+        let json = |body: ApiRequest<'_>| serde_json::to_value(&body).unwrap();
+        let cases = [
+            (
+                ApiRequest {
+                    seq: Some(5),
+                    next_by_subj: Some("$KV.b.\"k\""),
+                    ..Default::default()
+                },
+                serde_json::json!({ "seq": 5, "next_by_subj": "$KV.b.\"k\"" }),
+            ),
+            (
+                ApiRequest {
+                    last_by_subj: Some("$KV.b.k"),
+                    ..Default::default()
+                },
+                serde_json::json!({ "last_by_subj": "$KV.b.k" }),
+            ),
+            (
+                ApiRequest {
+                    offset: Some(0),
+                    subject: Some("$KV.*.>"),
+                    ..Default::default()
+                },
+                serde_json::json!({ "offset": 0, "subject": "$KV.*.>" }),
+            ),
+            (
+                ApiRequest {
+                    batch: Some(10),
+                    expires: Some(u64::MAX),
+                    ..Default::default()
+                },
+                serde_json::json!({ "batch": 10, "expires": u64::MAX }),
+            ),
+            (
+                ApiRequest {
+                    filter: Some("a.>"),
+                    ..Default::default()
+                },
+                serde_json::json!({ "filter": "a.>" }),
+            ),
+            (ApiRequest::default(), serde_json::json!({})),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(json(body), expected);
+        }
     }
 }
