@@ -87,6 +87,14 @@ fn with_hint(e: &ConnectionError) -> String {
     }
 }
 
+/// A duration in milliseconds with one decimal, rounded: `0.4`, `12.0`. Integer arithmetic: `{:.1}`
+/// of an `f64` would bring `core`'s float printing (about 10 KB) into the main module for this
+/// one text.
+fn millis_to_tenths(d: std::time::Duration) -> String {
+    let tenths = d.as_micros().saturating_add(50) / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 /// Live / Reconnecting (N) / Offline, with the details on hover.
 #[component]
 fn StatusBadge() -> impl IntoView {
@@ -111,8 +119,8 @@ fn StatusBadge() -> impl IntoView {
             url,
         } => {
             format!(
-                "{server_name} (nats-server {version}) at {url} · RTT {:.1} ms",
-                rtt.as_secs_f64() * 1000.0
+                "{server_name} (nats-server {version}) at {url} · RTT {} ms",
+                millis_to_tenths(rtt)
             )
         }
         Status::Reconnecting {
@@ -275,5 +283,35 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 <button type="submit">"Apply"</button>
             </div>
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis_to_tenths;
+    use std::time::Duration;
+
+    #[test]
+    fn round_trip_times_read_in_tenths_of_a_millisecond() {
+        for (micros, text) in [
+            (0, "0.0"),
+            (49, "0.0"),
+            (50, "0.1"),
+            (412, "0.4"),
+            (1_950, "2.0"),
+            (12_345, "12.3"),
+            (999_960, "1000.0"),
+        ] {
+            assert_eq!(
+                millis_to_tenths(Duration::from_micros(micros)),
+                text,
+                "{micros} µs"
+            );
+        }
+        // The longest duration there is does not overflow.
+        assert_eq!(
+            millis_to_tenths(Duration::from_secs(u64::MAX)),
+            format!("{}.0", u128::from(u64::MAX) * 1000)
+        );
     }
 }
