@@ -13,7 +13,7 @@ use nats_ws::jetstream::{
     err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
     OrderedOptions, PubAck, PublishOptions, RetentionPolicy, StorageType, StreamConfig,
 };
-use nats_ws::{HeaderMap, Status};
+use nats_ws::{HeaderMap, RequestError, Status};
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -209,6 +209,83 @@ async fn ensure_stream_creates_once_and_leaves_an_existing_stream_as_it_is() {
         js.ensure_stream(&StreamConfig::new("a.b", ["ab"])).await,
         Err(JetStreamError::InvalidName { .. })
     ));
+}
+
+/// `ensure_stream` for users who may not do everything: one who may look but not create uses a
+/// stream that is there and is told why it cannot have a missing one; one who may create but not
+/// look creates a missing stream, and one that is there (with other settings) is success.
+#[tokio::test]
+async fn ensure_stream_for_users_who_may_only_look_or_only_create() {
+    let server = TestServer::start_with(
+        r#"authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: looker, password: looker, permissions: { publish: { deny: ["$JS.API.STREAM.CREATE.>"] } } }
+    { user: maker, password: maker, permissions: { publish: { deny: ["$JS.API.STREAM.INFO.>"] } } }
+  ]
+}"#,
+    );
+    let as_user = |user: &'static str| {
+        let options = nats_ws::Options::new(server.url()).user_password(user, user);
+        within(5, "connect", nats_ws::connect(options))
+    };
+    let admin = as_user("admin").await.unwrap().jetstream();
+    let looker = as_user("looker").await.unwrap().jetstream();
+    let maker = as_user("maker").await.unwrap().jetstream();
+    admin
+        .create_stream(&StreamConfig::new("THERE", ["there.>"]))
+        .await
+        .unwrap();
+
+    within(
+        5,
+        "looker, a stream that is there",
+        looker.ensure_stream(&StreamConfig::new("THERE", ["there.>"])),
+    )
+    .await
+    .unwrap();
+    let refused = within(
+        5,
+        "looker, a missing stream",
+        looker.ensure_stream(&StreamConfig::new("MISSING", ["missing.>"])),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            JetStreamError::Request(RequestError::PermissionDenied { subject, .. })
+                if subject == "$JS.API.STREAM.CREATE.MISSING"
+        ),
+        "{refused:?}"
+    );
+
+    within(
+        5,
+        "maker, a missing stream",
+        maker.ensure_stream(&StreamConfig::new("MADE", ["made.>"])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        admin.stream_info("MADE").await.unwrap().config.subjects,
+        ["made.>"]
+    );
+    let other = StreamConfig {
+        description: Some("not this one".into()),
+        ..StreamConfig::new("THERE", ["there.>"])
+    };
+    within(
+        5,
+        "maker, a stream that is there",
+        maker.ensure_stream(&other),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        admin.stream_info("THERE").await.unwrap().config.description,
+        None
+    );
 }
 
 #[tokio::test]

@@ -373,16 +373,25 @@ impl JetStream {
     }
 
     /// Creates the stream unless one by its name is there: `Ok` once it is, whatever its
-    /// configuration (an existing stream is left as it is). It looks first, so a user who may
-    /// read streams but not create them can use one that exists. Safe to race: a create that
-    /// lost to another client's is refused ("stream name already in use", or on nats-server 2.9
-    /// "subjects overlap with an existing stream"), and any refusal is followed by another look —
-    /// the stream being there is success. If it is still not there, the create's refusal is the
+    /// configuration (an existing stream is left as it is).
+    ///
+    /// It looks first, so a user who may read streams but not create them can use one that
+    /// exists; a user who may create but not look creates. Safe to race: a create that lost to
+    /// another client's is refused "stream name already in use" (the stream is there: `Ok`), or on
+    /// nats-server 2.9 "subjects overlap with an existing stream", after which it looks again. If
+    /// the stream is still not there (or may not be looked at), the create's refusal is the
     /// error; if that look failed for another reason (a timeout), its error.
     pub async fn ensure_stream(&self, config: &StreamConfig) -> Result<(), JetStreamError> {
+        let absent_or_hidden = |e: &JetStreamError| {
+            e.api_kind() == Some(ApiErrorKind::StreamNotFound)
+                || matches!(
+                    e,
+                    JetStreamError::Request(RequestError::PermissionDenied { .. })
+                )
+        };
         match self.stream_brief(&config.name).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {}
+            Err(e) if absent_or_hidden(&e) => {}
             Err(e) => return Err(e),
         }
         let refused = match self.create_stream_as::<StreamBrief>(config).await {
@@ -390,11 +399,12 @@ impl JetStream {
                 self.remember_direct(&config.name, info.config.allow_direct);
                 return Ok(());
             }
+            Err(e) if e.err_code() == Some(err_codes::STREAM_NAME_IN_USE) => return Ok(()),
             Err(e) => e,
         };
         match self.stream_brief(&config.name).await {
             Ok(_) => Ok(()),
-            Err(look) if look.api_kind() == Some(ApiErrorKind::StreamNotFound) => Err(refused),
+            Err(look) if absent_or_hidden(&look) => Err(refused),
             Err(look) => Err(look),
         }
     }
@@ -1176,6 +1186,20 @@ mod tests {
                     ..Default::default()
                 },
                 serde_json::json!({ "filter": "a.>" }),
+            ),
+            (
+                ApiRequest {
+                    offset: Some(256),
+                    ..Default::default()
+                },
+                serde_json::json!({ "offset": 256 }),
+            ),
+            (
+                ApiRequest {
+                    seq: Some(7),
+                    ..Default::default()
+                },
+                serde_json::json!({ "seq": 7 }),
             ),
             (ApiRequest::default(), serde_json::json!({})),
         ];
