@@ -297,7 +297,6 @@ impl JetStream {
             ..Default::default()
         };
         let info: StreamBrief = self.create_stream_as(&stream).await?;
-        self.remember_direct(&stream.name, info.config.allow_direct);
         Ok(Store::new(
             self.clone(),
             &config.bucket,

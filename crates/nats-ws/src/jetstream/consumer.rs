@@ -12,7 +12,7 @@ use super::types::{
     AckPolicy, ApiRequest, ConsumerBrief, ConsumerConfig, ConsumerInfo, ConsumerListPage,
     DeliverPolicy,
 };
-use super::{status_error, validate_name, JetStream, JetStreamError};
+use super::{json_body, status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, ClientEvent, Subscriber};
 use crate::error::{PublishError, RequestError};
 use crate::header::status;
@@ -271,9 +271,7 @@ impl JetStream {
             ..Default::default()
         };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
-        let body =
-            serde_json::to_vec(&body).map_err(|e| JetStreamError::BadResponse(e.to_string()))?;
-        client.publish_message(&subject, Some(&inbox), None, &body)?;
+        client.publish_message(&subject, Some(&inbox), None, &json_body(&body)?)?;
         let mut messages = Vec::with_capacity(options.batch);
         // The server ends the request itself (408) at `expires`; the local deadline is a safety
         // net, a second later (as nats.go's). nats-server before 2.9.16 can drop a request at its

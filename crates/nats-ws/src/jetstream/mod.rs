@@ -258,6 +258,29 @@ pub(crate) fn validate_name(what: &'static str, name: &str) -> Result<(), JetStr
     }
 }
 
+/// A request's JSON body.
+pub(crate) fn json_body(body: &impl Serialize) -> Result<Vec<u8>, JetStreamError> {
+    serde_json::to_vec(body).map_err(|e| JetStreamError::BadResponse(e.to_string()))
+}
+
+/// A stream's info as a caller reads it, all of it or [`StreamBrief`]: each answer that carries
+/// one tells the direct-get cache whether the stream allows direct gets.
+pub(crate) trait StreamAnswer: DeserializeOwned {
+    fn allow_direct(&self) -> bool;
+}
+
+impl StreamAnswer for StreamInfo {
+    fn allow_direct(&self) -> bool {
+        self.config.allow_direct
+    }
+}
+
+impl StreamAnswer for StreamBrief {
+    fn allow_direct(&self) -> bool {
+        self.config.allow_direct
+    }
+}
+
 fn parse_response<T: DeserializeOwned>(payload: &[u8]) -> Result<T, JetStreamError> {
     if let Ok(types::ApiErrorResponse { error: Some(e) }) = serde_json::from_slice(payload) {
         return Err(JetStreamError::Api {
@@ -353,9 +376,7 @@ impl JetStream {
         suffix: &str,
         body: &impl Serialize,
     ) -> Result<T, JetStreamError> {
-        let body =
-            serde_json::to_vec(body).map_err(|e| JetStreamError::BadResponse(e.to_string()))?;
-        self.api(suffix, &body).await
+        self.api(suffix, &json_body(body)?).await
     }
 
     // ---- account and streams -----------------------------------------------------------------
@@ -367,9 +388,7 @@ impl JetStream {
     /// Creates a stream; succeeds unchanged if an identical one exists, fails with err_code
     /// [`err_codes::STREAM_NAME_IN_USE`] if one with another configuration does.
     pub async fn create_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
-        let info: StreamInfo = self.create_stream_as(config).await?;
-        self.remember_direct(&config.name, info.config.allow_direct);
-        Ok(info)
+        self.create_stream_as(config).await
     }
 
     /// Creates the stream unless one by its name is there: `Ok` once it is, whatever its
@@ -395,10 +414,7 @@ impl JetStream {
             Err(e) => return Err(e),
         }
         let refused = match self.create_stream_as::<StreamBrief>(config).await {
-            Ok(info) => {
-                self.remember_direct(&config.name, info.config.allow_direct);
-                return Ok(());
-            }
+            Ok(_) => return Ok(()),
             Err(e) if e.err_code() == Some(err_codes::STREAM_NAME_IN_USE) => return Ok(()),
             Err(e) => e,
         };
@@ -410,13 +426,16 @@ impl JetStream {
     }
 
     /// [`JetStream::create_stream`], the answer read as `T` (all of it, or [`StreamBrief`]).
-    pub(crate) async fn create_stream_as<T: DeserializeOwned>(
+    pub(crate) async fn create_stream_as<T: StreamAnswer>(
         &self,
         config: &StreamConfig,
     ) -> Result<T, JetStreamError> {
         validate_name("stream name", &config.name)?;
-        self.api_json(&format!("STREAM.CREATE.{}", config.name), config)
-            .await
+        let info: T = self
+            .api_json(&format!("STREAM.CREATE.{}", config.name), config)
+            .await?;
+        self.remember_direct(&config.name, info.allow_direct());
+        Ok(info)
     }
 
     pub async fn update_stream(&self, config: &StreamConfig) -> Result<StreamInfo, JetStreamError> {
@@ -429,17 +448,18 @@ impl JetStream {
     }
 
     pub async fn stream_info(&self, name: &str) -> Result<StreamInfo, JetStreamError> {
-        validate_name("stream name", name)?;
-        let info: StreamInfo = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
-        self.remember_direct(name, info.config.allow_direct);
-        Ok(info)
+        self.stream_info_as(name).await
     }
 
     /// [`JetStream::stream_info`] for the client's own use: only what [`StreamBrief`] reads.
     pub(crate) async fn stream_brief(&self, name: &str) -> Result<StreamBrief, JetStreamError> {
+        self.stream_info_as(name).await
+    }
+
+    async fn stream_info_as<T: StreamAnswer>(&self, name: &str) -> Result<T, JetStreamError> {
         validate_name("stream name", name)?;
-        let info: StreamBrief = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
-        self.remember_direct(name, info.config.allow_direct);
+        let info: T = self.api(&format!("STREAM.INFO.{name}"), b"").await?;
+        self.remember_direct(name, info.allow_direct());
         Ok(info)
     }
 
@@ -556,7 +576,7 @@ impl JetStream {
         }
     }
 
-    pub(crate) fn remember_direct(&self, stream: &str, allow_direct: bool) {
+    fn remember_direct(&self, stream: &str, allow_direct: bool) {
         self.direct
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -683,8 +703,7 @@ impl JetStream {
                 ),
                 None => (
                     self.api_subject(&format!("DIRECT.GET.{stream}")),
-                    serde_json::to_vec(&body)
-                        .map_err(|e| JetStreamError::BadResponse(e.to_string()))?,
+                    json_body(&body)?,
                 ),
             };
             let reply = self
