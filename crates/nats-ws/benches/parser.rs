@@ -114,10 +114,9 @@ mod native {
             b.iter_batched_ref(
                 connected,
                 |conn| {
-                    let now = Instant::now();
                     for _ in 0..1000 {
                         conn.publish(
-                            now,
+                            &Instant::now,
                             "bench.publish.subject",
                             None,
                             None,

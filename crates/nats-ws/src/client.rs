@@ -518,9 +518,11 @@ impl Client {
         headers: Option<&HeaderMap>,
         payload: &[u8],
     ) -> Result<(), PublishError> {
-        let now = Instant::now();
-        self.shared()
-            .with(|inner| inner.conn.publish(now, subject, reply, headers, payload))
+        self.shared().with(|inner| {
+            inner
+                .conn
+                .publish(&Instant::now, subject, reply, headers, payload)
+        })
     }
 
     /// Subscribes to `subject` (wildcards allowed).

@@ -779,7 +779,7 @@ fn frames_stay_within_a_small_max_payload() {
     h.server("PONG\r\n");
     for _ in 0..10 {
         h.conn
-            .publish(h.now, "x", None, None, &[b'y'; 1000])
+            .publish(&|| h.now, "x", None, None, &[b'y'; 1000])
             .unwrap();
     }
     while let Some(t) = h.conn.poll_transmit() {
@@ -922,14 +922,14 @@ fn publishes_while_disconnected_are_buffered_in_order_and_bounded() {
     h.handshake();
     h.take_sent();
     h.disconnect();
-    h.conn.publish(h.now, "a", None, None, b"1").unwrap(); // "PUB a 1\r\n1\r\n" = 12 bytes
-    h.conn.publish(h.now, "b", None, None, b"22").unwrap(); // 13 bytes
+    h.conn.publish(&|| h.now, "a", None, None, b"1").unwrap(); // "PUB a 1\r\n1\r\n" = 12 bytes
+    h.conn.publish(&|| h.now, "b", None, None, b"22").unwrap(); // 13 bytes
     let big = [b'x'; 40];
     assert_eq!(
-        h.conn.publish(h.now, "c", None, None, &big),
+        h.conn.publish(&|| h.now, "c", None, None, &big),
         Err(PublishError::BufferFull { limit: 64 })
     );
-    h.conn.publish(h.now, "d", None, None, b"333").unwrap(); // 14 bytes, 39 in all
+    h.conn.publish(&|| h.now, "d", None, None, b"333").unwrap(); // 14 bytes, 39 in all
     assert_eq!(h.conn.buffered(), 39);
     assert_eq!(h.take_sent(), "", "nothing may leave while disconnected");
     h.advance(Duration::from_secs(2));
@@ -945,12 +945,12 @@ fn publishes_while_disconnected_are_buffered_in_order_and_bounded() {
 fn zero_buffer_refuses_publishes_while_disconnected() {
     let mut h = Harness::new(Harness::options().reconnect_buffer_size(0));
     assert_eq!(
-        h.conn.publish(h.now, "a", None, None, b"1"),
+        h.conn.publish(&|| h.now, "a", None, None, b"1"),
         Err(PublishError::BufferFull { limit: 0 })
     );
     h.handshake();
     h.take_sent();
-    assert_eq!(h.conn.publish(h.now, "a", None, None, b"1"), Ok(()));
+    assert_eq!(h.conn.publish(&|| h.now, "a", None, None, b"1"), Ok(()));
     assert_eq!(h.take_sent(), "PUB a 1\r\n1\r\n");
 }
 
@@ -958,21 +958,21 @@ fn zero_buffer_refuses_publishes_while_disconnected() {
 fn invalid_input_is_refused_before_sending() {
     let mut h = connected();
     assert!(matches!(
-        h.conn.publish(h.now, "a.*", None, None, b""),
+        h.conn.publish(&|| h.now, "a.*", None, None, b""),
         Err(PublishError::InvalidSubject(_))
     ));
     assert!(matches!(
-        h.conn.publish(h.now, "a b", None, None, b""),
+        h.conn.publish(&|| h.now, "a b", None, None, b""),
         Err(PublishError::InvalidSubject(_))
     ));
     assert!(matches!(
-        h.conn.publish(h.now, "a", Some("r r"), None, b""),
+        h.conn.publish(&|| h.now, "a", Some("r r"), None, b""),
         Err(PublishError::InvalidReply(_))
     ));
     let mut bad = HeaderMap::new();
     bad.insert("X", "a\r\nb");
     assert!(matches!(
-        h.conn.publish(h.now, "a", None, Some(&bad), b""),
+        h.conn.publish(&|| h.now, "a", None, Some(&bad), b""),
         Err(PublishError::InvalidHeader(_))
     ));
     assert!(matches!(
@@ -987,7 +987,7 @@ fn invalid_input_is_refused_before_sending() {
     let payload = vec![0u8; 1024 * 1024 + 1];
     let err = h
         .conn
-        .publish(h.now, "a", None, None, &payload)
+        .publish(&|| h.now, "a", None, None, &payload)
         .unwrap_err();
     assert_eq!(
         err,
@@ -1012,10 +1012,11 @@ fn max_payload_comes_from_info() {
     headers.insert("A", "b"); // 18 bytes encoded
     assert!(h
         .conn
-        .publish(h.now, "x", None, Some(&headers), &[0; 82])
+        .publish(&|| h.now, "x", None, Some(&headers), &[0; 82])
         .is_ok());
     assert_eq!(
-        h.conn.publish(h.now, "x", None, Some(&headers), &[0; 83]),
+        h.conn
+            .publish(&|| h.now, "x", None, Some(&headers), &[0; 83]),
         Err(PublishError::MaxPayloadExceeded {
             size: 101,
             max: 100
@@ -1478,7 +1479,7 @@ fn flush_waits_for_pong_and_survives_a_reconnect() {
     assert_eq!(h.take_events(), vec![Event::Flushed { id, result: Ok(()) }]);
 
     h.disconnect();
-    h.conn.publish(h.now, "a", None, None, b"1").unwrap();
+    h.conn.publish(&|| h.now, "a", None, None, b"1").unwrap();
     let id = h.conn.flush().unwrap();
     h.advance(Duration::from_secs(2));
     h.handshake();
@@ -1498,7 +1499,7 @@ fn a_flush_whose_connection_is_lost_before_its_pong_fails() {
     // flush that then succeeded on the next connection would vouch for a lost publish (nats.go
     // fails pending flushes on a disconnect).
     let mut h = connected();
-    h.conn.publish(h.now, "a", None, None, b"1").unwrap();
+    h.conn.publish(&|| h.now, "a", None, None, b"1").unwrap();
     let id = h.conn.flush().unwrap();
     assert_eq!(h.take_sent(), "PUB a 1\r\n1\r\nPING\r\n");
     h.disconnect();
@@ -1524,10 +1525,10 @@ fn a_flush_whose_connection_is_lost_before_its_pong_fails() {
 fn frames_are_at_most_64_kib_and_carry_every_byte() {
     let mut h = connected();
     let big = vec![b'x'; 1024 * 1024 - 100];
-    h.conn.publish(h.now, "big", None, None, &big).unwrap();
+    h.conn.publish(&|| h.now, "big", None, None, &big).unwrap();
     for i in 0..5000 {
         h.conn
-            .publish(h.now, "small", None, None, format!("{i}").as_bytes())
+            .publish(&|| h.now, "small", None, None, format!("{i}").as_bytes())
             .unwrap();
     }
     let mut all = Vec::new();
@@ -1553,9 +1554,11 @@ fn buffered_publishes_expire_after_their_max_age() {
         Harness::new(Harness::options().reconnect_buffer_max_age(Some(Duration::from_secs(60))));
     h.handshake();
     h.disconnect();
-    h.conn.publish(h.now, "old", None, None, b"1").unwrap();
+    h.conn.publish(&|| h.now, "old", None, None, b"1").unwrap();
     h.now += Duration::from_secs(45);
-    h.conn.publish(h.now, "newer", None, None, b"2").unwrap();
+    h.conn
+        .publish(&|| h.now, "newer", None, None, b"2")
+        .unwrap();
     h.now += Duration::from_secs(30); // "old" is 75 s old, "newer" 30 s
     h.take_events();
     h.conn.reconnect_now(h.now);
@@ -1574,7 +1577,7 @@ fn buffered_publishes_expire_after_their_max_age() {
     let mut h = Harness::new(Harness::options().reconnect_buffer_max_age(None));
     h.handshake();
     h.disconnect();
-    h.conn.publish(h.now, "old", None, None, b"1").unwrap();
+    h.conn.publish(&|| h.now, "old", None, None, b"1").unwrap();
     h.now += Duration::from_secs(24 * 3600);
     h.conn.reconnect_now(h.now);
     h.pump();
@@ -1583,9 +1586,37 @@ fn buffered_publishes_expire_after_their_max_age() {
 }
 
 #[test]
+fn a_publish_reads_the_clock_only_while_buffering() {
+    // The buffer's age marks are the only use of the time at a publish. In a browser, reading the
+    // clock is a call out of wasm, so a live connection's publish must not read it.
+    let mut h = connected();
+    let reads = std::cell::Cell::new(0);
+    let now = h.now;
+    let clock = || {
+        reads.set(reads.get() + 1);
+        now
+    };
+    for _ in 0..3 {
+        h.conn.publish(&clock, "a", None, None, b"1").unwrap();
+    }
+    assert_eq!(reads.get(), 0, "connected");
+    h.disconnect();
+    h.conn.publish(&clock, "a", None, None, b"1").unwrap();
+    assert_eq!(
+        reads.get(),
+        1,
+        "disconnected: the publish is buffered and aged"
+    );
+    h.conn.publish(&clock, "a.*", None, None, b"1").unwrap_err();
+    assert_eq!(reads.get(), 1, "a refused publish is not aged");
+}
+
+#[test]
 fn close_sends_what_was_published_first() {
     let mut h = connected();
-    h.conn.publish(h.now, "last", None, None, b"words").unwrap();
+    h.conn
+        .publish(&|| h.now, "last", None, None, b"words")
+        .unwrap();
     h.conn.close();
     let mut order = Vec::new();
     while let Some(t) = h.conn.poll_transmit() {
@@ -1817,7 +1848,7 @@ fn close_fails_what_is_in_flight() {
     }));
     assert_eq!(h.conn.status(), &Status::Closed);
     assert_eq!(
-        h.conn.publish(h.now, "a", None, None, b""),
+        h.conn.publish(&|| h.now, "a", None, None, b""),
         Err(PublishError::Closed)
     );
     assert_eq!(h.conn.poll_timeout(), None);

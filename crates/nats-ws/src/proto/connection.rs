@@ -732,9 +732,13 @@ impl Connection {
 
     /// Publishes a message. Checked first: subject and reply subject, headers, size against the
     /// server's `max_payload`, room in the reconnect buffer while disconnected.
+    ///
+    /// `now` is called only while disconnected, to age what the reconnect buffer holds: a
+    /// publish on a live connection reads no clock (in a browser, a call out of wasm per message).
+    /// A `dyn` function, not a generic one: one copy of the checks for every caller.
     pub fn publish(
         &mut self,
-        now: Instant,
+        now: &dyn Fn() -> Instant,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&HeaderMap>,
@@ -896,7 +900,7 @@ impl Connection {
         }
         let id = self.next_request;
         let reply = format!("{}{id}", self.inbox_prefix);
-        self.publish(now, subject, Some(&reply), headers, payload)?;
+        self.publish(&|| now, subject, Some(&reply), headers, payload)?;
         self.next_request += 1;
         let deadline = now + timeout;
         self.requests.insert(
@@ -1083,11 +1087,16 @@ impl Connection {
         }
     }
 
-    fn write_user_op(&mut self, now: Instant, op: ClientOp<'_>) -> Result<(), PublishError> {
+    fn write_user_op(
+        &mut self,
+        now: &dyn Fn() -> Instant,
+        op: ClientOp<'_>,
+    ) -> Result<(), PublishError> {
         if self.is_connected() {
             op.encode(&mut self.out);
             return Ok(());
         }
+        let now = now();
         self.expire_buffered(now);
         let limit = self.options.reconnect_buffer_size;
         if self.pending.len() + op.encoded_len() > limit {
