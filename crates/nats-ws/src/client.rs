@@ -5,7 +5,7 @@
 //! `publish` and `subscribe` return at once with a typed error if something is wrong, and a burst of
 //! publishes leaves as one WebSocket frame.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +24,7 @@ use crate::error::{ConnectionError, PublishError, RequestError, ServerError, Sub
 use crate::header::HeaderMap;
 use crate::message::Message;
 use crate::options::Options;
+use crate::proto::id_map::IdMap;
 use crate::proto::{Connection, Event, ServerInfo, Status, SubscribeOptions, Transmit};
 
 /// Something that happened to the connection, for [`Client::events`].
@@ -209,9 +210,9 @@ impl Drop for SubSlot {
 
 struct Inner {
     conn: Connection,
-    subs: HashMap<u64, SubSlot>,
-    requests: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
-    flushes: HashMap<u64, oneshot::Sender<Result<(), ConnectionError>>>,
+    subs: IdMap<SubSlot>,
+    requests: IdMap<oneshot::Sender<Result<Message, RequestError>>>,
+    flushes: IdMap<oneshot::Sender<Result<(), ConnectionError>>>,
     status_watchers: Vec<Watcher<Status>>,
     event_watchers: Vec<Watcher<ClientEvent>>,
     request_timeout: Duration,
@@ -226,7 +227,7 @@ impl Inner {
             match event {
                 Event::Message { sid, message } => self.deliver(sid, message),
                 Event::SubscriptionClosed { sid, error } => {
-                    let Some(mut slot) = self.subs.remove(&sid) else {
+                    let Some(mut slot) = self.subs.remove(sid) else {
                         continue;
                     };
                     let drained = match error {
@@ -242,12 +243,12 @@ impl Inner {
                     // Dropping the slot closes its mailbox and wakes the reader.
                 }
                 Event::Response { id, result } => {
-                    if let Some(tx) = self.requests.remove(&id) {
+                    if let Some(tx) = self.requests.remove(id) {
                         let _ = tx.send(result);
                     }
                 }
                 Event::Flushed { id, result } => {
-                    if let Some(tx) = self.flushes.remove(&id) {
+                    if let Some(tx) = self.flushes.remove(id) {
                         let _ = tx.send(result);
                     }
                 }
@@ -266,7 +267,7 @@ impl Inner {
         // One wake per subscription for everything this dispatch (one frame) delivered to it.
         let mut to_wake = std::mem::take(&mut self.to_wake);
         for sid in to_wake.drain(..) {
-            if let Some(slot) = self.subs.get_mut(&sid) {
+            if let Some(slot) = self.subs.get_mut(sid) {
                 slot.unwoken = false;
                 slot.mailbox.wake();
             }
@@ -277,7 +278,7 @@ impl Inner {
     /// Hands a message to its subscription, or drops and counts it when the reader is too far
     /// behind (bounded memory, as nats.go's pending limits).
     fn deliver(&mut self, sid: u64, message: Message) {
-        let Some(slot) = self.subs.get_mut(&sid) else {
+        let Some(slot) = self.subs.get_mut(sid) else {
             return;
         };
         let size = message.payload.len();
@@ -298,7 +299,7 @@ impl Inner {
         }
         if Arc::strong_count(&slot.mailbox) == 1 {
             // The subscriber is gone; stop the server from sending more.
-            self.subs.remove(&sid);
+            self.subs.remove(sid);
             self.conn.unsubscribe(sid);
             return;
         }
@@ -396,9 +397,9 @@ impl Client {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 conn,
-                subs: HashMap::new(),
-                requests: HashMap::new(),
-                flushes: HashMap::new(),
+                subs: IdMap::new(),
+                requests: IdMap::new(),
+                flushes: IdMap::new(),
                 status_watchers: Vec::new(),
                 event_watchers: Vec::new(),
                 request_timeout,
@@ -748,7 +749,7 @@ impl Drop for CancelRequest<'_> {
         if let Some(id) = self.id {
             let mut inner = self.shared.lock();
             inner.conn.cancel_request(id);
-            inner.requests.remove(&id);
+            inner.requests.remove(id);
         }
     }
 }
@@ -796,7 +797,7 @@ impl Subscriber {
             let sid = self.sid;
             self.shared.with(|inner| {
                 inner.conn.unsubscribe(sid);
-                inner.subs.remove(&sid);
+                inner.subs.remove(sid);
             });
         }
     }
@@ -822,7 +823,7 @@ impl Subscriber {
             if matches!(inner.conn.status(), Status::Closed) {
                 return Err(ConnectionError::Closed);
             }
-            let Some(slot) = inner.subs.get_mut(&sid) else {
+            let Some(slot) = inner.subs.get_mut(sid) else {
                 return Ok(false);
             };
             slot.drains.push(tx);

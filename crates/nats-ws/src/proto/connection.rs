@@ -17,7 +17,7 @@
 //! step a fake one.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,7 @@ use web_time::Instant;
 
 use super::dedup::{Dedup, DEFAULT_CAPACITY};
 use super::encode::ClientOp;
+use super::id_map::IdMap;
 use super::info::{ConnectInfo, ServerInfo};
 use super::parser::{Parser, ServerOp};
 #[cfg(feature = "nkeys")]
@@ -234,80 +235,8 @@ struct Subscription {
     draining: bool,
 }
 
-/// Subscriptions by sid, in sid order: sids only grow, so a new one goes at the end, and a lookup
-/// is a binary search. (A `BTreeMap` did the same with 5 KB more code in a browser build.) A
-/// removed one leaves its sid behind, empty, until the empty ones are most of the list, so that
-/// dropping thousands of subscribers one by one costs no more than a B-tree would.
-#[derive(Debug)]
-struct Subs {
-    entries: Vec<(u64, Option<Box<Subscription>>)>,
-    removed: usize,
-}
-
-impl Subs {
-    fn new() -> Self {
-        Subs {
-            entries: Vec::new(),
-            removed: 0,
-        }
-    }
-
-    fn position(&self, sid: u64) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(&sid, |(s, _)| *s)
-    }
-
-    fn insert(&mut self, sid: u64, sub: Subscription) {
-        match self.position(sid) {
-            Ok(i) => {
-                if self.entries[i].1.replace(Box::new(sub)).is_none() {
-                    self.removed -= 1;
-                }
-            }
-            Err(i) => self.entries.insert(i, (sid, Some(Box::new(sub)))),
-        }
-    }
-
-    fn get(&self, sid: u64) -> Option<&Subscription> {
-        let i = self.position(sid).ok()?;
-        self.entries[i].1.as_deref()
-    }
-
-    fn get_mut(&mut self, sid: u64) -> Option<&mut Subscription> {
-        let i = self.position(sid).ok()?;
-        self.entries[i].1.as_deref_mut()
-    }
-
-    fn remove(&mut self, sid: u64) -> Option<Subscription> {
-        let i = self.position(sid).ok()?;
-        let sub = self.entries[i].1.take()?;
-        self.removed += 1;
-        if self.removed > 32 && self.removed * 2 > self.entries.len() {
-            self.entries.retain(|(_, sub)| sub.is_some());
-            self.removed = 0;
-        }
-        Some(*sub)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (u64, &Subscription)> {
-        self.entries
-            .iter()
-            .filter_map(|(sid, sub)| Some((*sid, sub.as_deref()?)))
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Subscription)> {
-        self.entries
-            .iter_mut()
-            .filter_map(|(sid, sub)| Some((*sid, sub.as_deref_mut()?)))
-    }
-
-    /// Every sid, in order, leaving no subscription.
-    fn take_sids(&mut self) -> impl Iterator<Item = u64> {
-        self.removed = 0;
-        std::mem::take(&mut self.entries)
-            .into_iter()
-            .filter_map(|(sid, sub)| sub.map(|_| sid))
-    }
-}
+/// Subscriptions by sid (boxed: the list moves small entries, not whole subscriptions).
+type Subs = IdMap<Box<Subscription>>;
 
 #[derive(Debug)]
 struct PendingRequest {
@@ -414,7 +343,7 @@ pub struct Connection {
     next_sid: u64,
     inbox_prefix: String,
     inbox_sid: Option<u64>,
-    requests: HashMap<u64, PendingRequest>,
+    requests: IdMap<PendingRequest>,
     /// Request deadlines, earliest first. An answered request's entry stays where it is (a heap
     /// cannot take one out of its middle) and goes when it comes to the top, so the top is always
     /// a pending request's; the heap is rebuilt when dead entries outnumber the live ones.
@@ -478,11 +407,11 @@ impl Connection {
             pongs: VecDeque::new(),
             deferred_flushes: Vec::new(),
             next_flush: 0,
-            subs: Subs::new(),
+            subs: IdMap::new(),
             next_sid: 1,
             inbox_prefix,
             inbox_sid: None,
-            requests: HashMap::new(),
+            requests: IdMap::new(),
             deadlines: BinaryHeap::new(),
             next_request: 1,
             #[cfg(feature = "nkeys")]
@@ -613,7 +542,7 @@ impl Connection {
                 break;
             }
             self.deadlines.pop();
-            if let Some(req) = self.requests.remove(&id) {
+            if let Some(req) = self.requests.remove(id) {
                 let result = Err(RequestError::TimedOut {
                     subject: req.subject,
                     after: req.timeout,
@@ -799,7 +728,7 @@ impl Connection {
         if self.is_connected() {
             encode_sub(&mut self.out, sid, &sub, sub.max);
         }
-        self.subs.insert(sid, sub);
+        self.subs.insert(sid, Box::new(sub));
         Ok(sid)
     }
 
@@ -916,7 +845,7 @@ impl Connection {
 
     /// Forgets a request whose caller stopped waiting.
     pub fn cancel_request(&mut self, id: u64) {
-        if self.requests.remove(&id).is_some() {
+        if self.requests.remove(id).is_some() {
             self.prune_deadlines();
         }
     }
@@ -925,7 +854,7 @@ impl Connection {
     /// them once they are most of it.
     fn prune_deadlines(&mut self) {
         while let Some(Reverse((_, id))) = self.deadlines.peek() {
-            if self.requests.contains_key(id) {
+            if self.requests.contains_key(*id) {
                 break;
             }
             self.deadlines.pop();
@@ -933,7 +862,7 @@ impl Connection {
         if self.deadlines.len() > 32 + 2 * self.requests.len() {
             let requests = &self.requests;
             self.deadlines
-                .retain(|Reverse((_, id))| requests.contains_key(id));
+                .retain(|Reverse((_, id))| requests.contains_key(*id));
         }
     }
 
@@ -994,7 +923,7 @@ impl Connection {
     /// Second half of a drain: every subscription ends (without an error), then the connection
     /// closes.
     pub fn finish_drain(&mut self) {
-        for sid in self.subs.take_sids() {
+        for sid in self.subs.drain().map(|(sid, _)| sid) {
             self.events
                 .push_back(Event::SubscriptionClosed { sid, error: None });
         }
@@ -1026,7 +955,7 @@ impl Connection {
         self.pending_marks.clear();
         self.parser.reset();
         self.deadlines.clear();
-        for (id, _) in std::mem::take(&mut self.requests) {
+        for (id, _) in self.requests.drain() {
             self.events.push_back(Event::Response {
                 id,
                 result: Err(RequestError::Closed),
@@ -1043,7 +972,7 @@ impl Connection {
                 result: Err(ConnectionError::Closed),
             });
         }
-        for sid in self.subs.take_sids() {
+        for sid in self.subs.drain().map(|(sid, _)| sid) {
             self.events.push_back(Event::SubscriptionClosed {
                 sid,
                 error: Some(SubscribeError::Closed),
@@ -1211,7 +1140,7 @@ impl Connection {
         // so callers retry at once instead of waiting out their timeouts. (In no particular
         // order, as close() fails them: each goes to its own caller.)
         self.deadlines.clear();
-        for (id, req) in std::mem::take(&mut self.requests) {
+        for (id, req) in self.requests.drain() {
             self.events.push_back(Event::Response {
                 id,
                 result: Err(RequestError::ConnectionLost {
@@ -1660,7 +1589,7 @@ impl Connection {
         else {
             return;
         };
-        let Some(req) = self.requests.remove(&id) else {
+        let Some(req) = self.requests.remove(id) else {
             return;
         };
         self.prune_deadlines();
@@ -1714,7 +1643,7 @@ impl Connection {
             if subject.starts_with(&self.inbox_prefix) {
                 self.inbox_sid = None;
                 self.deadlines.clear();
-                for (id, _) in std::mem::take(&mut self.requests) {
+                for (id, _) in self.requests.drain() {
                     let error = RequestError::PermissionDenied {
                         action: "subscribe to",
                         subject: subject.clone(),
@@ -1731,7 +1660,7 @@ impl Connection {
                 .requests
                 .iter()
                 .filter(|(_, r)| r.subject == subject)
-                .map(|(&id, _)| id)
+                .map(|(id, _)| id)
                 .collect();
             if denied.is_empty() {
                 self.events
@@ -1934,11 +1863,7 @@ mod tests {
         for &sid in &sids[..19_990] {
             conn.unsubscribe(sid);
         }
-        assert!(
-            conn.subs.entries.len() <= 2 * 10 + 33,
-            "{}",
-            conn.subs.entries.len()
-        );
+        assert!(conn.subs.slots() <= 2 * 10 + 33, "{}", conn.subs.slots());
         let left: Vec<u64> = conn.subs.iter().map(|(sid, _)| sid).collect();
         assert_eq!(left, sids[19_990..]);
         assert!(conn.subs.get(sids[0]).is_none() && conn.subs.get(sids[19_995]).is_some());

@@ -75,9 +75,10 @@ impl ServerInfo {
         if self.cluster.is_none() {
             return 1;
         }
-        let distinct: std::collections::HashSet<&str> =
-            self.connect_urls.iter().map(String::as_str).collect();
-        distinct.len().max(1)
+        let mut urls: Vec<&str> = self.connect_urls.iter().map(String::as_str).collect();
+        urls.sort_unstable();
+        urls.dedup();
+        urls.len().max(1)
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod dedup;
 pub mod encode;
+pub(crate) mod id_map;
 pub mod info;
 mod json;
 pub mod parser;
