@@ -554,16 +554,17 @@ async function fanout(tabs) {
       if (v !== before) throw new Error(`fan-out: tabs disagree before round ${round} (${v} vs ${before})`);
     }
     await Promise.all([clicker, ...others].map((page) => armSeen(page, before + 1)));
+    // Each tab's wait is in before the click: a page runs its CDP calls in order, so once the
+    // call sent after the wait returns, the wait is in. No harness call reaches a tab during the
+    // round (it used to send all ten waits right after the click, into the window it measures).
+    const waits = others.map((page) => page.evaluate(() => window.__seen));
+    await Promise.all(others.map((page) => page.evaluate(() => 0)));
     const t0 = await clicker.evaluate(() => {
       const t = Date.now();
       document.querySelector('[data-testid="counter-inc"]').click();
       return t;
     });
-    const seen = await withTimeout(
-      Promise.all(others.map((page) => page.evaluate(() => window.__seen))),
-      30000,
-      `fan-out round ${round}`,
-    );
+    const seen = await withTimeout(Promise.all(waits), 30000, `fan-out round ${round}`);
     await clicker.evaluate(() => window.__seen);
     const times = seen.map((t) => t - t0);
     perTab.push(...times);
