@@ -1,5 +1,6 @@
 //! Errors, typed per operation. Messages are lowercase and say what to do next.
 
+use crate::text;
 use std::fmt;
 use std::time::Duration;
 
@@ -15,8 +16,11 @@ impl fmt::Display for Quoted<'_> {
         f.write_str("\"")?;
         let mut rest = self.0;
         while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c.is_control()) {
-            f.write_str(&rest[..at])?;
-            let c = rest[at..].chars().next().unwrap_or_default();
+            f.write_str(rest.get(..at).unwrap_or_default())?;
+            let c = rest
+                .get(at..)
+                .and_then(|r| r.chars().next())
+                .unwrap_or_default();
             match c {
                 '"' => f.write_str("\\\"")?,
                 '\\' => f.write_str("\\\\")?,
@@ -25,7 +29,7 @@ impl fmt::Display for Quoted<'_> {
                 '\t' => f.write_str("\\t")?,
                 c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
             }
-            rest = &rest[at + c.len_utf8()..];
+            rest = rest.get(at + c.len_utf8()..).unwrap_or_default();
         }
         f.write_str(rest)?;
         f.write_str("\"")
@@ -180,10 +184,8 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
         return "; is nats-server running, and is this its client port (4222 by default, `port:` in \
                 the server's configuration)?";
     }
-    let port = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
+    let port = text::split_once(url, "://")
+        .and_then(|(_, rest)| rest.split(['/', '?']).next())
         .and_then(|authority| authority.rsplit_once(':'))
         .map(|(_, port)| port);
     if port == Some("4222") || detail.starts_with(NOT_HTTP) {

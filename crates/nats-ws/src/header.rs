@@ -140,7 +140,7 @@ impl HeaderMap {
     /// message is delivered with that header value visibly altered, rather than dropped.
     pub fn parse(block: &[u8]) -> Result<Self, HeaderError> {
         let text = String::from_utf8_lossy(block);
-        let mut lines = text.split("\r\n");
+        let mut lines = crate::text::split(&text, "\r\n");
         let first = lines.next().unwrap_or_default();
         let rest = first
             .strip_prefix("NATS/1.0")

@@ -40,6 +40,7 @@ pub mod rt;
 #[cfg(feature = "service")]
 pub mod service;
 mod subject;
+mod text;
 #[cfg(any(feature = "kv", feature = "service"))]
 mod time;
 

@@ -38,6 +38,7 @@ use crate::header::{status, HeaderMap};
 use crate::message::Message;
 use crate::options::Options;
 use crate::subject::{validate_publish_subject, validate_queue_group, validate_subscribe_subject};
+use crate::text;
 
 /// The server's default `max_payload`, assumed until the first `INFO` says otherwise.
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
@@ -1353,7 +1354,7 @@ impl Connection {
         let scheme = self
             .servers
             .first()
-            .and_then(|s| s.url.split_once("://"))
+            .and_then(|s| text::split_once(&s.url, "://"))
             .map_or("ws", |(scheme, _)| scheme)
             .to_owned();
         // Our scheme, whatever the list says: a server (or anyone on a ws:// link) must not be able
@@ -1364,7 +1365,7 @@ impl Connection {
         let hosts = connect_urls
             .iter()
             .take(4 * MAX_SERVERS)
-            .map(|url| url.split_once("://").map_or(url.as_str(), |(_, rest)| rest));
+            .map(|url| text::split_once(url, "://").map_or(url.as_str(), |(_, rest)| rest));
         for url in hosts.filter_map(|host| normalize_url(&format!("{scheme}://{host}")).ok()) {
             if !listed.contains(&url) {
                 listed.push(url);
@@ -1610,14 +1611,13 @@ impl Connection {
             // with `"S q"` in an allow list), `to "S" using queue "Q"`, either with `(sid "N")`
             // after a permissions reload, and `to "S", too many tokens` (any queue).
             let subject = quoted(&text, 0).unwrap_or_default();
-            let using_queue = lower.contains("using queue");
+            let using_queue = text::contains(&lower, "using queue");
             let queue = using_queue.then(|| quoted(&text, 1)).flatten();
-            let named = lower
-                .contains("(sid ")
+            let named = text::contains(&lower, "(sid ")
                 .then(|| quoted(&text, if using_queue { 2 } else { 1 }))
                 .flatten()
                 .and_then(|sid| sid.parse::<u64>().ok());
-            let any_queue = lower.contains("too many tokens");
+            let any_queue = text::contains(&lower, "too many tokens");
             let denied: Vec<u64> = self
                 .subs
                 .iter()
@@ -1678,9 +1678,14 @@ impl Connection {
                     result: Err(error),
                 });
             }
-        } else if lower.contains("authorization violation") || lower.contains("authentication") {
+        } else if text::contains(&lower, "authorization violation")
+            || text::contains(&lower, "authentication")
+        {
             self.fail(now, ConnectionError::AuthorizationViolation);
-        } else if FATAL_ERRORS.iter().any(|fatal| lower.contains(fatal)) {
+        } else if FATAL_ERRORS
+            .iter()
+            .any(|fatal| text::contains(&lower, fatal))
+        {
             // The server closes the connection after these; reconnect.
             self.fail(now, ConnectionError::Server(text));
         } else {
@@ -1745,14 +1750,14 @@ fn op_name(op: &ServerOp) -> &'static str {
 /// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one: what an
 /// error or a log may show of a url that carries credentials.
 pub fn without_userinfo(url: &str) -> Option<String> {
-    let (scheme, rest) = match url.split_once("://") {
+    let (scheme, rest) = match text::split_once(url, "://") {
         Some((scheme, rest)) => (Some(scheme), rest),
         None => (None, url),
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..end].rfind('@')?;
+    let at = rest.get(..end)?.rfind('@')?;
     let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
-    Some(format!("{scheme}…@{}", &rest[at + 1..]))
+    Some(format!("{scheme}…@{}", rest.get(at + 1..)?))
 }
 
 /// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
@@ -1770,7 +1775,7 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let with_scheme = match url.split_once("://") {
+    let with_scheme = match text::split_once(url, "://") {
         Some(("ws" | "wss", _)) => url.to_owned(),
         #[cfg(not(target_arch = "wasm32"))]
         Some(("nats", _)) => url.to_owned(),
@@ -1790,7 +1795,7 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         None if url.is_empty() => return Err(invalid("it is empty")),
         None => format!("ws://{url}"),
     };
-    let host = with_scheme.split_once("://").map_or("", |(_, rest)| rest);
+    let host = text::split_once(&with_scheme, "://").map_or("", |(_, rest)| rest);
     if host.is_empty() || host.starts_with('/') {
         return Err(invalid("it has no host"));
     }
