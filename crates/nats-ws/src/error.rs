@@ -184,8 +184,10 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
         return "; is nats-server running, and is this its client port (4222 by default, `port:` in \
                 the server's configuration)?";
     }
+    // What comes between the first "://" and the next one, if any (as `split("://").nth(1)`).
     let port = text::split_once(url, "://")
-        .and_then(|(_, rest)| rest.split(['/', '?']).next())
+        .map(|(_, rest)| text::split_once(rest, "://").map_or(rest, |(before, _)| before))
+        .and_then(|rest| rest.split(['/', '?']).next())
         .and_then(|authority| authority.rsplit_once(':'))
         .map(|(_, port)| port);
     if port == Some("4222") || detail.starts_with(NOT_HTTP) {
@@ -316,6 +318,18 @@ mod tests {
             detail: "connection refused".into(),
         };
         assert!(e.to_string().contains("websocket enabled"), "{e}");
+        // The port is read between the first "://" and the next one.
+        for url in [
+            "ws://127.0.0.1:4222?x=1",
+            "ws://h:4222://x",
+            "wss://h:4222/a://b",
+        ] {
+            assert!(
+                transport_hint(url, "").contains("client (TCP) port"),
+                "{url}"
+            );
+        }
+        assert!(transport_hint("ws://h://4222", "").contains("websocket enabled"));
         let e = ConnectionError::Transport {
             url: "nats://127.0.0.1:4223".into(),
             detail: "connection refused".into(),

@@ -1242,7 +1242,7 @@ fn requests_are_never_buffered_and_fail_at_once_when_the_connection_is_lost() {
     h.take_sent();
     h.disconnect();
     let events = h.take_events();
-    let mut lost: Vec<_> = events
+    let lost: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
             Event::Response {
@@ -1252,8 +1252,7 @@ fn requests_are_never_buffered_and_fail_at_once_when_the_connection_is_lost() {
             _ => None,
         })
         .collect();
-    // Each to its own caller, in no particular order.
-    lost.sort_unstable();
+    // Each to its own caller, oldest first.
     assert_eq!(lost, [(a, "svc.a"), (b, "svc.b")], "{events:?}");
     assert!(RequestError::ConnectionLost {
         subject: "x".into()

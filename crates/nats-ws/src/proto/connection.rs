@@ -1138,8 +1138,8 @@ impl Connection {
             self.end_subscription(sid);
         }
         // A reply can only come back on the connection its request went out on: fail them now,
-        // so callers retry at once instead of waiting out their timeouts. (In no particular
-        // order, as close() fails them: each goes to its own caller.)
+        // so callers retry at once instead of waiting out their timeouts. Oldest first, as
+        // close() fails them; each goes to its own caller.
         self.deadlines.clear();
         for (id, req) in self.requests.drain() {
             self.events.push_back(Event::Response {

@@ -70,15 +70,16 @@ impl ServerInfo {
 
     /// How many servers this server's cluster has, as it advertises them to clients
     /// (`connect_urls`, itself included); 1 outside a cluster (or when the cluster does not
-    /// advertise). What is up when it says so: a node that is down is not counted. At most 64:
-    /// a cluster has a few servers, and a longer list is not scanned.
+    /// advertise). What is up when it says so: a node that is down is not counted. At most 64,
+    /// from the list's first 256 entries: a cluster has a few servers, and a longer list (an
+    /// INFO may be a megabyte) is not scanned.
     pub fn cluster_size(&self) -> usize {
         if self.cluster.is_none() {
             return 1;
         }
         // Distinct urls by a scan of those counted so far: no sort, no hash set in the build.
         let mut distinct: Vec<&str> = Vec::new();
-        for url in &self.connect_urls {
+        for url in self.connect_urls.iter().take(256) {
             if distinct.len() == 64 {
                 break;
             }
