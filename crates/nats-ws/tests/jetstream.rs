@@ -1079,6 +1079,32 @@ async fn a_pull_left_unanswered_ends_a_second_after_its_expiry() {
 }
 
 #[tokio::test]
+async fn a_fetch_may_wait_as_long_as_a_duration_can_say() {
+    // `Duration::MAX` for "as long as it takes": what the server can read of it (int64
+    // nanoseconds), no overflow in the client's own deadline, and the batch comes at once.
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "LONG", &["long.>"]).await;
+    js.create_consumer("LONG", &pull_consumer("c"))
+        .await
+        .unwrap();
+    js.publish("long.a", "1").await.unwrap();
+    js.publish("long.b", "2").await.unwrap();
+    for expires in [Duration::MAX, Duration::from_secs(u64::MAX / 1000)] {
+        let got = within(
+            5,
+            "fetch",
+            js.fetch("LONG", "c", FetchOptions { batch: 1, expires }),
+        )
+        .await
+        .expect("a fetch with a very long expiry");
+        assert_eq!(got.len(), 1, "{expires:?}");
+        got[0].ack().unwrap();
+    }
+}
+
+#[tokio::test]
 async fn fetch_on_an_empty_consumer_returns_nothing_at_its_expiry() {
     let server = TestServer::start();
     let client = connect(&server).await;

@@ -265,9 +265,14 @@ impl JetStream {
         let client = self.client();
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(&inbox)?;
+        // The server reads `expires` as a Go duration, int64 nanoseconds: about 292 years at
+        // most. A longer one (`Duration::MAX` for "as long as it takes") is that.
+        let max_expires = i64::MAX as u64;
+        let expires =
+            u64::try_from(options.expires.as_nanos()).map_or(max_expires, |n| n.min(max_expires));
         let body = ApiRequest {
             batch: Some(options.batch),
-            expires: Some(u64::try_from(options.expires.as_nanos()).unwrap_or(u64::MAX)),
+            expires: Some(expires),
             ..Default::default()
         };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
@@ -279,7 +284,7 @@ impl JetStream {
         // request timeout (5 s) would age towards the consumer's ack wait, after which the server
         // delivers it again.
         let slack = self.timeout().min(Duration::from_secs(1));
-        let deadline = crate::rt::sleep(options.expires + slack).fuse();
+        let deadline = crate::rt::sleep(options.expires.saturating_add(slack)).fuse();
         futures::pin_mut!(deadline);
         let mut unanswered = false;
         let mut no_responders = false;
