@@ -184,9 +184,8 @@ fn transport_hint(url: &str, detail: &str) -> &'static str {
         return "; is nats-server running, and is this its client port (4222 by default, `port:` in \
                 the server's configuration)?";
     }
-    // What comes between the first "://" and the next one, if any (as `split("://").nth(1)`).
-    let port = text::split_once(url, "://")
-        .map(|(_, rest)| text::split_once(rest, "://").map_or(rest, |(before, _)| before))
+    let port = text::split(url, "://")
+        .nth(1)
         .and_then(|rest| rest.split(['/', '?']).next())
         .and_then(|authority| authority.rsplit_once(':'))
         .map(|(_, port)| port);
