@@ -4,26 +4,19 @@
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use web_time::Instant;
 
 use super::types::{
     AckPolicy, ApiRequest, ConsumerBrief, ConsumerConfig, ConsumerInfo, ConsumerListPage,
     DeliverPolicy,
 };
+use super::wire::{CreateConsumer, FromJson};
 use super::{json_body, status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, ClientEvent, Subscriber};
 use crate::error::{PublishError, RequestError};
 use crate::header::status;
 use crate::message::Message;
 use crate::proto::Status;
-
-#[derive(Serialize)]
-struct CreateConsumerRequest<'a> {
-    stream_name: &'a str,
-    config: &'a ConsumerConfig,
-}
 
 /// Options of [`JetStream::fetch`].
 #[derive(Debug, Clone)]
@@ -147,7 +140,7 @@ impl JetStream {
     }
 
     /// [`JetStream::create_consumer`], the answer read as `T` (all of it, or [`ConsumerBrief`]).
-    async fn create_consumer_as<T: DeserializeOwned>(
+    async fn create_consumer_as<T: FromJson>(
         &self,
         stream: &str,
         config: &ConsumerConfig,
@@ -166,7 +159,7 @@ impl JetStream {
         };
         self.api_json(
             &suffix,
-            &CreateConsumerRequest {
+            &CreateConsumer {
                 stream_name: stream,
                 config,
             },
@@ -198,7 +191,7 @@ impl JetStream {
             .map(drop)
     }
 
-    async fn consumer_info_as<T: DeserializeOwned>(
+    async fn consumer_info_as<T: FromJson>(
         &self,
         stream: &str,
         consumer: &str,
@@ -276,7 +269,7 @@ impl JetStream {
             ..Default::default()
         };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
-        client.publish_message(&subject, Some(&inbox), None, &json_body(&body)?)?;
+        client.publish_message(&subject, Some(&inbox), None, &json_body(&body))?;
         let mut messages = Vec::with_capacity(options.batch);
         // The server ends the request itself (408) at `expires`; the local deadline is a safety
         // net, a second later (as nats.go's). nats-server before 2.9.16 can drop a request at its

@@ -5,6 +5,7 @@
 
 mod consumer;
 mod types;
+mod wire;
 
 /// For the KV layer, which drives ordered consumers itself.
 #[cfg(feature = "kv")]
@@ -17,8 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use thiserror::Error;
 use web_time::Instant;
 
@@ -30,6 +29,7 @@ use crate::error::{PublishError, Quoted, RequestError, SubscribeError, Took};
 use crate::header::{status, HeaderMap};
 use crate::message::Message;
 use crate::proto::Status;
+use wire::{FromJson, ToJson};
 
 /// JetStream error codes (`err_code`) the client acts on.
 pub mod err_codes {
@@ -259,13 +259,13 @@ pub(crate) fn validate_name(what: &'static str, name: &str) -> Result<(), JetStr
 }
 
 /// A request's JSON body.
-pub(crate) fn json_body(body: &impl Serialize) -> Result<Vec<u8>, JetStreamError> {
-    serde_json::to_vec(body).map_err(|e| JetStreamError::BadResponse(e.to_string()))
+pub(crate) fn json_body(body: &impl ToJson) -> Vec<u8> {
+    wire::write(body)
 }
 
 /// A stream's info as a caller reads it, all of it or [`StreamBrief`]: each answer that carries
 /// one tells the direct-get cache whether the stream allows direct gets.
-pub(crate) trait StreamAnswer: DeserializeOwned {
+pub(crate) trait StreamAnswer: FromJson {
     fn allow_direct(&self) -> bool;
 }
 
@@ -281,15 +281,16 @@ impl StreamAnswer for StreamBrief {
     }
 }
 
-fn parse_response<T: DeserializeOwned>(payload: &[u8]) -> Result<T, JetStreamError> {
-    if let Ok(types::ApiErrorResponse { error: Some(e) }) = serde_json::from_slice(payload) {
+/// An API answer: `T`, or the error it carries instead.
+fn parse_response<T: FromJson>(payload: &[u8]) -> Result<T, JetStreamError> {
+    if let Some(e) = wire::api_error(payload) {
         return Err(JetStreamError::Api {
             code: e.code,
             err_code: e.err_code,
             description: e.description,
         });
     }
-    serde_json::from_slice(payload).map_err(|e| JetStreamError::BadResponse(e.to_string()))
+    wire::read(payload).map_err(JetStreamError::BadResponse)
 }
 
 impl JetStream {
@@ -354,7 +355,7 @@ impl JetStream {
     }
 
     /// One API call: request on `<prefix>.<suffix>`, typed JSON answer.
-    pub(crate) async fn api<T: DeserializeOwned>(
+    pub(crate) async fn api<T: FromJson>(
         &self,
         suffix: &str,
         body: &[u8],
@@ -371,12 +372,12 @@ impl JetStream {
         parse_response(&reply.payload)
     }
 
-    pub(crate) async fn api_json<T: DeserializeOwned>(
+    pub(crate) async fn api_json<T: FromJson>(
         &self,
         suffix: &str,
-        body: &impl Serialize,
+        body: &impl ToJson,
     ) -> Result<T, JetStreamError> {
-        self.api(suffix, &json_body(body)?).await
+        self.api(suffix, &json_body(body)).await
     }
 
     // ---- account and streams -----------------------------------------------------------------
@@ -703,7 +704,7 @@ impl JetStream {
                 ),
                 None => (
                     self.api_subject(&format!("DIRECT.GET.{stream}")),
-                    json_body(&body)?,
+                    json_body(&body),
                 ),
             };
             let reply = self
@@ -1084,7 +1085,7 @@ mod tests {
     /// nats-server 2.15.1's answer to an ordered consumer's `CONSUMER.CREATE`, as recorded.
     const CONSUMER_CREATED: &str = r#"{"type":"io.nats.jetstream.api.v1.consumer_create_response","stream_name":"KV_cap","name":"ord1","created":"2026-12-04T18:17:36.099005625Z","config":{"name":"ord1","deliver_policy":"last_per_subject","ack_policy":"none","max_deliver":-1,"filter_subject":"$KV.cap.\u003e","replay_policy":"instant","flow_control":true,"deliver_subject":"_INBOX.x","idle_heartbeat":5000000000,"inactive_threshold":300000000000,"num_replicas":1,"mem_storage":true,"metadata":{"_nats.level":"5","_nats.req.level":"0","_nats.ver":"2.15.1"}},"delivered":{"consumer_seq":0,"stream_seq":0},"ack_floor":{"consumer_seq":0,"stream_seq":0},"num_ack_pending":0,"num_redelivered":0,"num_waiting":0,"num_pending":2,"ts":"2026-12-04T18:17:36.099221476Z"}"#;
 
-    fn both<T: DeserializeOwned, B: DeserializeOwned>(answer: &str) -> (T, B) {
+    fn both<T: FromJson, B: FromJson>(answer: &str) -> (T, B) {
         let full = parse_response(answer.as_bytes()).expect("the full answer reads");
         let brief = parse_response(answer.as_bytes()).expect("the brief reads");
         (full, brief)
@@ -1166,7 +1167,9 @@ mod tests {
     /// Each request body is the JSON the API expects, with only the fields the call sets.
     #[test]
     fn request_bodies_carry_only_what_each_call_sets() {
-        let json = |body: ApiRequest<'_>| serde_json::to_value(&body).unwrap();
+        let json = |body: ApiRequest<'_>| {
+            serde_json::from_slice::<serde_json::Value>(&json_body(&body)).unwrap()
+        };
         let cases = [
             (
                 ApiRequest {

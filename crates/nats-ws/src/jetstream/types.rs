@@ -1,52 +1,21 @@
 //! The JSON shapes of the JetStream API: stream and consumer configuration and info, acks, errors.
 //!
 //! Durations travel as nanoseconds on the wire and are `Duration` here. Unknown fields are
-//! ignored and missing ones default, so newer servers do not break older clients.
+//! ignored and missing ones default, so newer servers do not break older clients; `wire.rs`
+//! reads and writes them.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// (De)serializes `Duration` as integer nanoseconds.
-pub(crate) mod nanos {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let n = i64::deserialize(d)?;
-        Ok(Duration::from_nanos(n.max(0) as u64))
-    }
-}
-
-fn is_zero_duration(d: &Duration) -> bool {
-    d.is_zero()
-}
-
-fn is_zero_i64(n: &i64) -> bool {
-    *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetentionPolicy {
     #[default]
     Limits,
     Interest,
-    #[serde(rename = "workqueue")]
     WorkQueue,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DiscardPolicy {
     #[default]
@@ -54,8 +23,7 @@ pub enum DiscardPolicy {
     New,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageType {
     #[default]
@@ -64,50 +32,34 @@ pub enum StorageType {
 }
 
 /// A stream's configuration. `Default` plus a name and subjects is a valid stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamConfig {
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub subjects: Vec<String>,
     pub retention: RetentionPolicy,
     /// 0 = unlimited (the server stores -1).
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_consumers: i64,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_msgs: i64,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_bytes: i64,
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub max_age: Duration,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_msgs_per_subject: i64,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_msg_size: i64,
     pub discard: DiscardPolicy,
     pub storage: StorageType,
     pub num_replicas: usize,
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub duplicate_window: Duration,
-    #[serde(skip_serializing_if = "is_false")]
     pub allow_direct: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub allow_rollup_hdrs: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub deny_delete: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub deny_purge: bool,
     /// Per-message TTLs (`Nats-TTL` header). nats-server 2.11+; older servers drop the field
     /// (check the echoed configuration).
-    #[serde(skip_serializing_if = "is_false")]
     pub allow_msg_ttl: bool,
     /// When limits (max age, a TTL) remove a subject's last message, leave a marker with header
     /// `Nats-Marker-Reason` that lives this long. nats-server 2.11+, at least 1 s.
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub subject_delete_marker_ttl: Duration,
     /// A sealed stream refuses new messages, deletes and purges; set by an update, never undone.
-    #[serde(skip_serializing_if = "is_false")]
     pub sealed: bool,
 }
 
@@ -125,8 +77,7 @@ impl StreamConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamState {
     pub messages: u64,
     pub bytes: u64,
@@ -142,8 +93,7 @@ pub struct StreamState {
     pub last_ts: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamInfo {
     pub config: StreamConfig,
     pub state: StreamState,
@@ -156,39 +106,33 @@ pub struct StreamInfo {
 /// choosing direct gets, and checking whether an ordered consumer's stream started over. Every
 /// other field of the answer is skipped unread, so an app that only uses KV or ordered consumers
 /// does not carry a reader for every stream setting (about 4 KB of the gzipped client).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamBrief {
     pub config: StreamBriefConfig,
     pub state: StreamBriefState,
     pub cluster: Option<StreamCluster>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamBriefConfig {
-    #[serde(with = "nanos")]
     pub duplicate_window: Duration,
     pub allow_direct: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamBriefState {
     pub last_seq: u64,
 }
 
 /// The `cluster` of a stream's or a consumer's info: its leader, empty while a cluster elects one
 /// (then a follower, perhaps one still catching up, may have answered).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamCluster {
     pub name: Option<String>,
     pub leader: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeliverPolicy {
     #[default]
@@ -200,8 +144,7 @@ pub enum DeliverPolicy {
     LastPerSubject,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AckPolicy {
     None,
@@ -211,54 +154,34 @@ pub enum AckPolicy {
 }
 
 /// A consumer's configuration. Set `durable_name` for a durable consumer, `deliver_subject` for push.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub durable_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub deliver_policy: DeliverPolicy,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub opt_start_seq: Option<u64>,
     pub ack_policy: AckPolicy,
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub ack_wait: Duration,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_deliver: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_subject: Option<String>,
     /// Several filters (nats-server 2.10+), instead of `filter_subject`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub filter_subjects: Vec<String>,
     pub replay_policy: ReplayPolicy,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_ack_pending: i64,
-    #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_waiting: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_subject: Option<String>,
-    #[serde(skip_serializing_if = "is_false")]
     pub flow_control: bool,
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub idle_heartbeat: Duration,
-    #[serde(skip_serializing_if = "is_false")]
     pub headers_only: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub mem_storage: bool,
-    #[serde(with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub inactive_threshold: Duration,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub num_replicas: Option<usize>,
     /// Delays between redeliveries (`nak` without delay, ack wait expiry).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backoff: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReplayPolicy {
     #[default]
@@ -266,8 +189,7 @@ pub enum ReplayPolicy {
     Original,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SequenceInfo {
     pub consumer_seq: u64,
     pub stream_seq: u64,
@@ -276,8 +198,7 @@ pub struct SequenceInfo {
     pub last_active: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerInfo {
     pub stream_name: String,
     pub name: String,
@@ -296,45 +217,34 @@ pub struct ConsumerInfo {
 
 /// What an ordered consumer reads of its consumer's info when it is created, or whether one
 /// exists: the rest of the answer (the whole configuration echoed back) is skipped unread.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct ConsumerBrief {
     pub delivered: ConsumerBriefSequence,
     pub num_pending: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct ConsumerBriefSequence {
     pub stream_seq: u64,
 }
 
 /// The body of a JetStream API request: each call sets the fields it needs, and the others are
 /// left out of the JSON.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub(crate) struct ApiRequest<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_by_subj: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_by_subj: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
     /// Nanoseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
 }
 
 /// The server's answer to a JetStream publish.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PubAck {
     pub stream: String,
     pub seq: u64,
@@ -343,8 +253,7 @@ pub struct PubAck {
     pub domain: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountLimits {
     pub max_memory: i64,
     pub max_storage: i64,
@@ -352,8 +261,7 @@ pub struct AccountLimits {
     pub max_consumers: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountInfo {
     pub memory: u64,
     pub storage: u64,
@@ -364,21 +272,14 @@ pub struct AccountInfo {
 }
 
 /// The `error` object of a failed API call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiError {
     pub code: u16,
     pub err_code: u16,
     pub description: String,
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ApiErrorResponse {
-    pub error: Option<ApiError>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamNamesPage {
     pub total: usize,
     pub offset: usize,
@@ -386,8 +287,7 @@ pub(crate) struct StreamNamesPage {
     pub streams: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamListPage {
     pub total: usize,
     pub offset: usize,
@@ -397,8 +297,7 @@ pub(crate) struct StreamListPage {
     pub missing: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct ConsumerListPage {
     pub total: usize,
     pub offset: usize,
@@ -408,14 +307,12 @@ pub(crate) struct ConsumerListPage {
     pub missing: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StoredMessageResponse {
     pub message: StoredMessageRaw,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct StoredMessageRaw {
     pub subject: String,
     pub seq: u64,
@@ -424,14 +321,12 @@ pub(crate) struct StoredMessageRaw {
     pub time: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct PurgeResponse {
     pub purged: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub(crate) struct SuccessResponse {
     pub success: bool,
 }

@@ -1,12 +1,13 @@
-//! The JSON of the core protocol: reading `INFO`, writing `CONNECT`.
+//! The client's JSON: reading `INFO`, writing `CONNECT`, and (with the `jetstream` feature)
+//! the JetStream API's answers and requests (`jetstream/wire.rs`).
 //!
-//! Both are flat objects of strings, integers, booleans and one array of strings, so the core
-//! reads and writes them itself instead of pulling a JSON library into every build (`serde_json`
-//! comes in only with the `jetstream` or `service` features). The reader is strict about what it
+//! The client reads and writes a few known shapes of strings, integers, booleans, arrays and
+//! nested objects, so it does that itself instead of pulling a JSON library into every build
+//! (`serde_json` comes in only with the `service` feature). The reader is strict about what it
 //! keeps (a field of the wrong type is an error, as with nats.go's `json.Unmarshal`) and skips
 //! everything else; nesting is bounded, so no input can exhaust the stack.
 
-/// Why an `INFO` body was refused.
+/// Why a JSON text was refused.
 pub(crate) type JsonError = &'static str;
 
 /// Nesting deeper than this in a skipped value is refused (nats-server nests two levels).
@@ -16,11 +17,17 @@ const MAX_DEPTH: usize = 32;
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Where the last member name read is, as a range of `bytes`.
+    key: (usize, usize),
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, at: 0 }
+        Reader {
+            bytes,
+            at: 0,
+            key: (0, 0),
+        }
     }
 
     fn peek(&mut self) -> Option<u8> {
@@ -56,30 +63,81 @@ impl<'a> Reader<'a> {
     /// Nothing but whitespace may follow the object.
     pub(crate) fn object(
         mut self,
-        mut field: impl FnMut(&str, &mut Self) -> Result<(), JsonError>,
+        field: impl FnMut(&str, &mut Self) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
-        self.expect(b'{', "expected an object")?;
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
-            loop {
-                let key = self.string()?;
-                self.expect(b':', "expected ':' after a key")?;
-                field(&key, &mut self)?;
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b'}') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err("expected ',' or '}'"),
-                }
-            }
-        }
+        self.document(field)
+    }
+
+    /// [`Reader::object`] keeping the reader, so that a failure can say where it was.
+    pub(crate) fn document(
+        &mut self,
+        field: impl FnMut(&str, &mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.fields(field)?;
         match self.peek() {
             None => Ok(()),
             Some(_) => Err("trailing characters after the object"),
         }
+    }
+
+    /// Calls `field(key, reader)` for each member of the object at the cursor (which may be
+    /// nested in another value), and leaves the cursor after it.
+    pub(crate) fn fields(
+        &mut self,
+        mut field: impl FnMut(&str, &mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.list(b'{', &mut |r| {
+            let key = r.key()?;
+            r.expect(b':', "expected ':' after a key")?;
+            field(&key, r)
+        })
+    }
+
+    /// The elements of the object or array opening with `open` at the cursor, each read by
+    /// `each` (for an object, from its key on); leaves the cursor after the closing bracket.
+    fn list(
+        &mut self,
+        open: u8,
+        each: &mut dyn FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        let (close, what) = if open == b'{' {
+            (b'}', "expected an object")
+        } else {
+            (b']', "expected an array")
+        };
+        self.expect(open, what)?;
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            each(self)?;
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err("expected ',' or the end of a list"),
+            }
+        }
+    }
+
+    /// A member's name, and where it is (for [`Reader::position`]).
+    fn key(&mut self) -> Result<String, JsonError> {
+        self.peek();
+        let start = self.at + 1;
+        let key = self.string()?;
+        self.key = (start, self.at - 1);
+        Ok(key)
+    }
+
+    /// Where the reader is: the byte offset, and the last member name it read (the field being
+    /// read when a value was refused).
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn position(&self) -> (usize, std::borrow::Cow<'a, str>) {
+        let key = self.bytes.get(self.key.0..self.key.1).unwrap_or_default();
+        (self.at, String::from_utf8_lossy(key))
     }
 
     /// `null` as `None`.
@@ -216,28 +274,24 @@ impl<'a> Reader<'a> {
         char::from_u32(code).ok_or("lone surrogate in a string")
     }
 
+    /// Calls `item(reader)` for each element of an array; `item` must read the element.
+    pub(crate) fn array(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.list(b'[', &mut item)
+    }
+
     /// An array of strings (`null` reads as empty).
     pub(crate) fn strings(&mut self) -> Result<Vec<String>, JsonError> {
         let mut out = Vec::new();
-        if self.null() {
-            return Ok(out);
+        if !self.null() {
+            self.array(|r| {
+                out.push(r.string()?);
+                Ok(())
+            })?;
         }
-        self.expect(b'[', "expected an array")?;
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(out);
-        }
-        loop {
-            out.push(self.string()?);
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(out);
-                }
-                _ => return Err("expected ',' or ']'"),
-            }
-        }
+        Ok(out)
     }
 
     /// Reads past one value of any kind.
@@ -251,29 +305,13 @@ impl<'a> Reader<'a> {
         }
         match self.peek() {
             Some(b'"') => self.string().map(drop),
-            Some(open @ (b'{' | b'[')) => {
-                self.at += 1;
-                let close = if open == b'{' { b'}' } else { b']' };
-                if self.peek() == Some(close) {
-                    self.at += 1;
-                    return Ok(());
+            Some(open @ (b'{' | b'[')) => self.list(open, &mut |r| {
+                if open == b'{' {
+                    r.string()?;
+                    r.expect(b':', "expected ':' after a key")?;
                 }
-                loop {
-                    if open == b'{' {
-                        self.string()?;
-                        self.expect(b':', "expected ':' after a key")?;
-                    }
-                    self.skip_nested(depth + 1)?;
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b) if b == close => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        _ => return Err("expected ',' or the end of a list"),
-                    }
-                }
-            }
+                r.skip_nested(depth + 1)
+            }),
             Some(b't' | b'f') => self.bool().map(drop),
             Some(b'n') if self.null() => Ok(()),
             Some(b'-' | b'0'..=b'9') => self.number(),
@@ -334,10 +372,59 @@ impl Writer {
         self.out.push_str(itoa::Buffer::new().format(value));
     }
 
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn signed(&mut self, key: &str, value: i64) {
+        self.key(key);
+        self.out.push_str(itoa::Buffer::new().format(value));
+    }
+
     /// A string member; none at all for `None`.
     pub(crate) fn string(&mut self, key: &str, value: Option<&str>) {
         let Some(value) = value else { return };
         self.key(key);
+        self.quoted(value);
+    }
+
+    /// An array of strings.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn strings(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push('[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.quoted(value);
+        }
+        self.out.push(']');
+    }
+
+    /// An array of non-negative integers.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn unsigneds(&mut self, key: &str, values: &[u64]) {
+        self.key(key);
+        self.out.push('[');
+        for (i, &value) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.out.push_str(itoa::Buffer::new().format(value));
+        }
+        self.out.push(']');
+    }
+
+    /// An object member, its own members written by `members`.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn object(&mut self, key: &str, members: impl FnOnce(&mut Self)) {
+        self.key(key);
+        self.out.push('{');
+        self.first = true;
+        members(self);
+        self.out.push('}');
+        self.first = false;
+    }
+
+    fn quoted(&mut self, value: &str) {
         self.out.push('"');
         for c in value.chars() {
             match c {

@@ -9,7 +9,7 @@ pub mod dedup;
 pub mod encode;
 pub(crate) mod id_map;
 pub mod info;
-mod json;
+pub(crate) mod json;
 pub mod parser;
 
 pub use connection::{
