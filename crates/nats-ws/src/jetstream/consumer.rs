@@ -223,7 +223,7 @@ impl JetStream {
             // A consumer being created or deleted right now is listed as null: skip it.
             for info in got.into_iter().flatten() {
                 if seen.insert(info.name.clone()) {
-                    all.push(info);
+                    all.push(*info);
                 }
             }
             if done {

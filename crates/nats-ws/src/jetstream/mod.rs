@@ -283,12 +283,16 @@ impl StreamAnswer for StreamBrief {
 
 /// An API answer: `T`, or the error it carries instead.
 fn parse_response<T: FromJson>(payload: &[u8]) -> Result<T, JetStreamError> {
-    if let Some(e) = wire::api_error(payload) {
-        return Err(JetStreamError::Api {
-            code: e.code,
-            err_code: e.err_code,
-            description: e.description,
-        });
+    match wire::api_error(payload) {
+        Some(Ok(e)) => {
+            return Err(JetStreamError::Api {
+                code: e.code,
+                err_code: e.err_code,
+                description: e.description,
+            })
+        }
+        Some(Err(unreadable)) => return Err(JetStreamError::BadResponse(unreadable)),
+        None => {}
     }
     wire::read(payload).map_err(JetStreamError::BadResponse)
 }
@@ -568,7 +572,7 @@ impl JetStream {
             // A stream being created or deleted right now may be listed as null: skip it.
             for info in got.into_iter().flatten() {
                 if seen.insert(info.config.name.clone()) {
-                    streams.push(info);
+                    streams.push(*info);
                 }
             }
             if done {

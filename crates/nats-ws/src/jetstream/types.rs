@@ -151,6 +151,9 @@ pub enum AckPolicy {
     All,
     #[default]
     Explicit,
+    /// Like `All`, acknowledged by the replies to flow control (nats-server 2.14+, which gives
+    /// it to the consumers that source or mirror a stream).
+    FlowControl,
 }
 
 /// A consumer's configuration. Set `durable_name` for a durable consumer, `deliver_subject` for push.
@@ -292,7 +295,8 @@ pub(crate) struct StreamListPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    pub streams: Option<Vec<Option<StreamInfo>>>,
+    /// Boxed, so that a list of nulls takes no more memory than the answer did.
+    pub streams: Option<Vec<Option<Box<StreamInfo>>>>,
     /// Streams a cluster could not get the info of in time (they count in `total`).
     pub missing: Vec<String>,
 }
@@ -302,7 +306,7 @@ pub(crate) struct ConsumerListPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    pub consumers: Option<Vec<Option<ConsumerInfo>>>,
+    pub consumers: Option<Vec<Option<Box<ConsumerInfo>>>>,
     /// Consumers a cluster could not get the info of in time (they count in `total`).
     pub missing: Vec<String>,
 }

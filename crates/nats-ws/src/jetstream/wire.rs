@@ -48,14 +48,17 @@ pub(crate) fn read<T: FromJson>(json: &[u8]) -> Result<T, String> {
         }
     }) {
         Ok(()) => Ok(value),
-        Err(reason) => {
-            let (at, key) = r.position();
-            Err(if key.is_empty() {
-                format!("{reason} at byte {at}")
-            } else {
-                format!("{reason} at byte {at} (reading \"{key}\")")
-            })
-        }
+        Err(reason) => Err(failure(reason, &r)),
+    }
+}
+
+/// Why and where reading failed.
+fn failure(reason: JsonError, r: &Reader<'_>) -> String {
+    let (at, key) = r.position();
+    if key.is_empty() {
+        format!("{reason} at byte {at}")
+    } else {
+        format!("{reason} at byte {at} (reading \"{key}\")")
     }
 }
 
@@ -66,20 +69,28 @@ pub(crate) fn write(body: &impl ToJson) -> Vec<u8> {
     w.finish().into_bytes()
 }
 
-/// The `error` member of an answer, if it has one: a failed call's answer is
-/// `{"type": …, "error": {…}}` whatever the call.
-pub(crate) fn api_error(json: &[u8]) -> Option<ApiError> {
+/// The `error` member of an answer, if it has one (a failed call's answer is
+/// `{"type": …, "error": {…}}` whatever the call); an error member that cannot be read is a bad
+/// answer, never a success.
+pub(crate) fn api_error(json: &[u8]) -> Option<Result<ApiError, String>> {
     let mut error = None;
-    Reader::new(json)
-        .object(|key, r| {
-            if key == "error" && !r.null() {
-                error = Some(object(r)?);
-                Ok(())
-            } else {
-                r.skip()
+    let mut r = Reader::new(json);
+    // Whether the rest of the answer reads is for the caller's own reading to say.
+    let _ = r.document(|key, r| {
+        if key != "error" {
+            return r.skip();
+        }
+        if !r.null() {
+            match object(r) {
+                Ok(e) => error = Some(Ok(e)),
+                Err(reason) => {
+                    error = Some(Err(failure(reason, r)));
+                    return Err(reason);
+                }
             }
-        })
-        .ok()?;
+        }
+        Ok(())
+    });
     error
 }
 
@@ -173,6 +184,8 @@ impl Named for StorageType {
 impl Named for DeliverPolicy {
     const NAMES: &'static [(&'static str, Self)] = &[
         ("all", DeliverPolicy::All),
+        // What the server writes for a policy it has no name for, and reads as "all".
+        ("undefined", DeliverPolicy::All),
         ("last", DeliverPolicy::Last),
         ("new", DeliverPolicy::New),
         ("by_start_sequence", DeliverPolicy::ByStartSequence),
@@ -187,6 +200,7 @@ impl Named for AckPolicy {
         ("none", AckPolicy::None),
         ("all", AckPolicy::All),
         ("explicit", AckPolicy::Explicit),
+        ("flow_control", AckPolicy::FlowControl),
     ];
     const WHAT: JsonError = "unknown ack policy";
 }
@@ -238,8 +252,16 @@ fn list<T>(
 }
 
 /// A list of infos, where one being created or deleted right now may be `null`.
-fn infos<T: FromJson>(r: &mut Reader<'_>) -> Result<Option<Vec<Option<T>>>, JsonError> {
-    list(r, |r| if r.null() { Ok(None) } else { some_object(r) }).map(Some)
+#[allow(clippy::type_complexity)]
+fn infos<T: FromJson>(r: &mut Reader<'_>) -> Result<Option<Vec<Option<Box<T>>>>, JsonError> {
+    list(r, |r| {
+        if r.null() {
+            Ok(None)
+        } else {
+            object(r).map(|info| Some(Box::new(info)))
+        }
+    })
+    .map(Some)
 }
 
 /// `FromJson` for a type whose members are named as its fields, each read by the function
@@ -488,7 +510,10 @@ impl ToJson for ConsumerConfig {
             w.unsigned("num_replicas", n as u64);
         }
         if !self.backoff.is_empty() {
-            w.unsigneds("backoff", &self.backoff);
+            // Durations too (int64 nanoseconds to the server): longer ones sent as the longest.
+            let longest = i64::MAX as u64;
+            let backoff: Vec<u64> = self.backoff.iter().map(|&n| n.min(longest)).collect();
+            w.unsigneds("backoff", &backoff);
         }
     }
 }
@@ -779,16 +804,108 @@ mod tests {
     #[test]
     fn an_answer_carrying_an_error_is_that_error() {
         let refused = br#"{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":400,"err_code":10058,"description":"stream name already in use with a different configuration"}}"#;
-        assert_eq!(
-            api_error(refused),
-            Some(ApiError {
-                code: 400,
-                err_code: 10058,
-                description: "stream name already in use with a different configuration".into(),
-            })
-        );
+        let expected = ApiError {
+            code: 400,
+            err_code: 10058,
+            description: "stream name already in use with a different configuration".into(),
+        };
+        assert_eq!(api_error(refused), Some(Ok(expected.clone())));
+        // A null error is none, and what follows it is still read.
         assert_eq!(api_error(br#"{"error":null,"seq":1}"#), None);
+        let twice = br#"{"error":null,"error":{"code":400,"err_code":10058,"description":"stream name already in use with a different configuration"}}"#;
+        assert_eq!(api_error(twice), Some(Ok(expected)));
         assert_eq!(api_error(br#"{"stream":"S","seq":1}"#), None);
         assert_eq!(api_error(b"not json"), None);
+        // An error that cannot be read is a bad answer, never the call's success.
+        for (answer, says) in [
+            (&br#"{"error":"boom"}"#[..], "expected an object"),
+            (
+                br#"{"error":{"code":70000,"err_code":1}}"#,
+                "(reading \"code\")",
+            ),
+            (
+                br#"{"seq":1,"error":{"description":5}}"#,
+                "(reading \"description\")",
+            ),
+        ] {
+            let Some(Err(why)) = api_error(answer) else {
+                panic!("{:?} read as no error", String::from_utf8_lossy(answer));
+            };
+            assert!(why.contains(says), "{why}");
+        }
+    }
+
+    #[test]
+    fn policies_newer_servers_write_are_read() {
+        let config: ConsumerConfig =
+            read(br#"{"ack_policy":"flow_control","deliver_policy":"undefined"}"#).unwrap();
+        assert_eq!(config.ack_policy, AckPolicy::FlowControl);
+        assert_eq!(config.deliver_policy, DeliverPolicy::All);
+        assert_eq!(written(&config)["ack_policy"], json!("flow_control"));
+        assert_eq!(written(&config)["deliver_policy"], json!("all"));
+        let long = ConsumerConfig {
+            backoff: vec![u64::MAX, 1],
+            ..Default::default()
+        };
+        assert_eq!(written(&long)["backoff"], json!([i64::MAX, 1]));
+    }
+
+    /// Whatever a server (or something posing as one) answers, reading it returns: no panic, no
+    /// hang, and no more memory than the answer's size allows.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod hostile {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn read_all(json: &[u8]) {
+            let _ = api_error(json);
+            let _ = read::<StreamInfo>(json);
+            let _ = read::<StreamListPage>(json);
+            let _ = read::<ConsumerListPage>(json);
+            let _ = read::<ConsumerInfo>(json);
+            let _ = read::<AccountInfo>(json);
+            let _ = read::<StoredMessageResponse>(json);
+            let _ = read::<PubAck>(json);
+        }
+
+        const REAL: &[&str] = &[
+            r#"{"type":"io.nats.jetstream.api.v1.stream_info_response","config":{"name":"KV_cap","subjects":["$KV.cap.\u003e"],"retention":"limits","max_consumers":-1,"max_msgs":-1,"max_age":0,"duplicate_window":120000000000,"discard":"new","storage":"file","num_replicas":1,"metadata":{"_nats.ver":"2.15.1"}},"created":"2026-12-04T18:17:36.091965417Z","state":{"messages":2,"first_seq":1,"last_seq":2,"consumer_count":0},"cluster":{"leader":"N"}}"#,
+            r#"{"total":2,"offset":0,"limit":256,"consumers":[null,{"stream_name":"S","name":"c","config":{"ack_policy":"explicit","backoff":[1,2]},"delivered":{"consumer_seq":1,"stream_seq":2}}],"missing":["x"]}"#,
+            r#"{"error":{"code":404,"err_code":10059,"description":"stream not found"}}"#,
+        ];
+
+        proptest! {
+            #[test]
+            fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                read_all(&bytes);
+            }
+
+            #[test]
+            fn real_answers_cut_and_changed(
+                which in 0..REAL.len(),
+                cut in 0usize..400,
+                at in 0usize..400,
+                byte in prop::sample::select(b"{}[]\",:-0123456789.eEnul tf\\".to_vec()),
+            ) {
+                let mut json = REAL[which].as_bytes().to_vec();
+                if at < json.len() {
+                    json[at] = byte;
+                }
+                json.truncate(cut.max(1));
+                read_all(&json);
+            }
+        }
+
+        #[test]
+        fn a_list_of_nulls_costs_a_pointer_each() {
+            let nulls = format!(r#"{{"streams":[{}null]}}"#, "null,".repeat(99_999));
+            let page: StreamListPage = read(nulls.as_bytes()).unwrap();
+            let streams = page.streams.unwrap();
+            assert_eq!(streams.len(), 100_000);
+            assert_eq!(
+                std::mem::size_of_val(&streams[0]),
+                std::mem::size_of::<usize>()
+            );
+        }
     }
 }

@@ -174,6 +174,9 @@ impl<'a> Reader<'a> {
         if self.at == start {
             return Err("expected an integer");
         }
+        if self.at - start > 1 && self.bytes.get(start) == Some(&b'0') {
+            return Err("leading zero in a number");
+        }
         if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) {
             return Err("expected an integer, not a fraction");
         }
@@ -189,6 +192,10 @@ impl<'a> Reader<'a> {
         let negative = self.bytes.get(self.at) == Some(&b'-');
         if negative {
             self.at += 1;
+            // A digit right after the sign: `- 5` is not a number.
+            if !self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+                return Err("expected an integer");
+            }
         }
         let magnitude = self.unsigned(u64::MAX)?;
         let value = if negative {
@@ -319,22 +326,41 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Any JSON number (skipped, so only its shape is checked).
+    /// Any JSON number (skipped, so only its shape is checked, by JSON's grammar).
     fn number(&mut self) -> Result<(), JsonError> {
-        let start = self.at;
-        while let Some(&b) = self.bytes.get(self.at) {
-            if !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                break;
-            }
+        const BAD: JsonError = "expected a number";
+        if self.bytes.get(self.at) == Some(&b'-') {
             self.at += 1;
         }
-        let text = &self.bytes[start..self.at];
-        let digits = text.iter().filter(|b| b.is_ascii_digit()).count();
-        if digits == 0 {
-            Err("expected a number")
-        } else {
-            Ok(())
+        let integer = self.digits();
+        if integer == 0 || integer > 1 && self.bytes.get(self.at - integer) == Some(&b'0') {
+            return Err(BAD);
         }
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(BAD);
+            }
+        }
+        if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.bytes.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(BAD);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads past a run of decimal digits; how many there were.
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at - start
     }
 }
 
@@ -519,11 +545,16 @@ mod tests {
         assert_eq!(signed(r#"{"p":1}"#), Ok(1));
         assert!(signed(r#"{"p":128}"#).is_err());
         assert!(signed(r#"{"p":-}"#).is_err());
+        assert!(signed(r#"{"p":- 5}"#).is_err());
+        assert!(signed(r#"{"p":-05}"#).is_err());
+        assert_eq!(signed(r#"{"p":-0}"#), Ok(0));
+        assert!(read(r#"{"n":007}"#, u64::MAX).is_err());
+        assert_eq!(read(r#"{"n":0}"#, u64::MAX), Ok(0));
     }
 
     #[test]
     fn unknown_values_of_every_kind_are_skipped_and_nesting_is_bounded() {
-        let json = r#" { "a" : {"x":[1,-2.5e3,{"y":null}],"z":{}} , "b":[], "c":true,
+        let json = r#" { "a" : {"x":[1,-2.5e3,{"y":null},0,-0.0,1E+2,7e-1],"z":{}} , "b":[], "c":true,
             "d":false, "e":null, "f":"s", "g":-0.1E+2, "k":"kept" } "#;
         let mut kept = None;
         Reader::new(json.as_bytes())
@@ -557,6 +588,15 @@ mod tests {
             r#"{"a":-}"#,
             r#"{} x"#,
             r#"{"a":tru}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e+}"#,
+            r#"{"a":--1}"#,
+            r#"{"a":1-2}"#,
+            r#"{"a":- 1}"#,
+            r#"{"a":+1}"#,
         ] {
             assert!(
                 Reader::new(bad.as_bytes()).object(|_, r| r.skip()).is_err(),
@@ -598,5 +638,77 @@ mod tests {
             serde_json::json!({"verbose": false, "protocol": 1, "name": "tab \"1\"\\\n\u{1}é😀"})
         );
         assert_eq!(Writer::new().finish(), "{}");
+    }
+
+    #[cfg(feature = "jetstream")]
+    #[test]
+    fn nested_objects_and_arrays_are_written_in_place() {
+        let mut w = Writer::new();
+        w.string("a", Some("x"));
+        w.object("o", |w| {
+            w.signed("n", -3);
+            w.object("inner", |_| {});
+            w.strings("s", &["p".into(), "q\"".into()]);
+        });
+        w.unsigneds("u", &[1, u64::MAX]);
+        w.bool("after", true);
+        assert_eq!(
+            w.finish(),
+            r#"{"a":"x","o":{"n":-3,"inner":{},"s":["p","q\""]},"u":[1,18446744073709551615],"after":true}"#
+        );
+    }
+
+    /// The reader accepts what a JSON parser accepts and refuses what it refuses (within its
+    /// nesting bound), on short texts of JSON's own characters.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod like_serde_json {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn skips(json: &[u8]) -> bool {
+            let mut r = Reader::new(json);
+            r.skip().is_ok() && r.peek().is_none()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+            #[test]
+            fn on_json_characters(
+                json in proptest::collection::vec(
+                    prop::sample::select(b"{}[]\",: -+0123456789.eEnultrfas\\/\x01".to_vec()),
+                    0..24,
+                )
+            ) {
+                let theirs = serde_json::from_slice::<serde_json::Value>(&json).is_ok();
+                prop_assert_eq!(skips(&json), theirs, "{:?}", String::from_utf8_lossy(&json));
+            }
+
+            #[test]
+            fn on_any_value(value in any_value()) {
+                let text = serde_json::to_vec(&value).unwrap();
+                prop_assert!(skips(&text), "{:?}", String::from_utf8_lossy(&text));
+            }
+        }
+
+        fn any_value() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::Value;
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                any::<String>().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(6, 64, 8, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    proptest::collection::btree_map(any::<String>(), inner, 0..8)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
     }
 }
