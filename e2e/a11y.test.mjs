@@ -36,10 +36,19 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
     }
     await page.locator("main h1").first().waitFor();
     if (path === "/chat") {
-      const text = `hello ${rand()}`;
-      await page.getByTestId("chat-input").fill(text);
-      await page.getByTestId("chat-send").click();
-      await waitCount(page, "chat-message", text, 1);
+      // Enough messages that the list scrolls, as a room's history does: a keyboard user must
+      // be able to reach and scroll it.
+      const run = rand();
+      for (let i = 1; i <= 20; i++) {
+        await page.getByTestId("chat-input").fill(`hello ${run} #${i}`);
+        await page.getByTestId("chat-send").click();
+        await waitCount(page, "chat-message", `hello ${run} #${i}`, 1);
+      }
+      const scrolls = await page.evaluate(() => {
+        const list = document.querySelector("ol.messages");
+        return list.scrollHeight > list.clientHeight;
+      });
+      assert.ok(scrolls, "the chat list is long enough to scroll");
     }
     for (const theme of THEMES) {
       await applyTheme(page, theme);
@@ -47,6 +56,9 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
     }
   }
   assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
+  // Nothing any page asked the app's server for was missing (the tab's icon included): a 404
+  // is an error in the console of every page.
+  assert.deepEqual(page.failed, [], "requests the app's server refused");
 });
 
 test("a11y: the settings dialog takes the focus, Esc closes it and gives the focus back", T, async () => {

@@ -209,11 +209,15 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
     const page = await context.newPage();
     page.label = identity ?? `tab ${env.contexts.length}`;
     page.on("pageerror", (e) => env.problems.push(`${page.label}: uncaught ${e.message}`));
+    // Files the page asked for and did not get, as its console reports them (which also covers
+    // what the browser fetches on its own, such as the tab's icon).
+    page.failed = [];
     // The last console lines, for the report of a failure (see `consoleTail`).
     page.logs = [];
     page.on("console", (m) => {
       page.logs.push(`${new Date().toISOString().slice(11, 23)} ${m.type()}: ${m.text()}`);
       if (page.logs.length > 200) page.logs.shift();
+      if (m.type() === "error" && /^Failed to load resource/.test(m.text())) page.failed.push(`${m.text()}: ${m.location().url}`);
       if (m.type() === "error" && /panicked|RuntimeError|unreachable/i.test(m.text())) {
         env.problems.push(`${page.label}: ${m.text()}`);
       }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { pause, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { axeViolations, pause, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -71,6 +71,8 @@ test("processes: without via-agent the page says how to start it, and notices wh
     },
     sel("proc-state-sleeper"),
   );
+  // Greyed out, and still readable.
+  assert.deepEqual(await axeViolations(page), [], "a stale row fails WCAG 2 A/AA");
 });
 
 // Both tabs start, stop and restart: signed in as admin (the browser user may only watch).

@@ -512,7 +512,8 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         <Show when=move || feed_error.get().is_some()>
             <p class="error" data-testid="chat-feed-error">{move || feed_error.get()}</p>
         </Show>
-        <ol class="messages" aria-live="polite">
+        // Focusable: a keyboard user scrolls a long history with the arrow keys.
+        <ol class="messages" aria-live="polite" aria-label="Messages" tabindex="0">
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
                 <li class="empty">"No messages yet. Say hello!"</li>
             </Show>
