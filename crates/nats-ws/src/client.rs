@@ -730,6 +730,12 @@ impl Client {
     pub fn new_inbox(&self) -> String {
         self.shared().lock().conn.new_inbox()
     }
+
+    /// A fresh random token, as the last one of [`Client::new_inbox`]'s subjects.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn new_token(&self) -> String {
+        self.shared().lock().conn.new_token()
+    }
 }
 
 /// Forgets a request whose future was dropped before its reply came.

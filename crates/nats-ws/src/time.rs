@@ -52,6 +52,10 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// The instant of an RFC 3339 time as nats-server writes them (`2024-05-06T07:08:09.123456789Z`,
 /// or with an offset `+02:00`); `None` for anything else, and for times before 1970 (the server
 /// writes `0001-01-01T00:00:00Z` for "never").
+///
+/// It slices only with `get` and `split_at_checked`: a `str` slice that may panic brings the
+/// standard library's panic message for it (a `char` formatted with `Debug`, and the Unicode
+/// tables that takes) into every build that reads a KV entry's time: 3.7 KB of the gzipped KV client.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let num = |s: &str| -> Option<i64> {
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -65,8 +69,8 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         (clock, 0)
     } else {
         let at = time.rfind(['+', '-'])?;
-        let (clock, offset) = time.split_at(at);
-        let (oh, om) = offset[1..].split_once(':')?;
+        let (clock, offset) = time.split_at_checked(at)?;
+        let (oh, om) = offset.get(1..)?.split_once(':')?;
         let (oh, om) = (num(oh)?, num(om)?);
         if oh > 23 || om > 59 {
             return None;
@@ -108,7 +112,7 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
             if !fraction.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            let digits = &fraction[..fraction.len().min(9)];
+            let digits = fraction.get(..9).unwrap_or(fraction);
             num(digits)? * 10i64.pow(9 - digits.len() as u32)
         }
     };

@@ -823,7 +823,7 @@ impl JetStream {
         let msg_id = options
             .msg_id
             .clone()
-            .unwrap_or_else(|| self.client.new_inbox().replace("_INBOX.", ""));
+            .unwrap_or_else(|| self.client.new_token());
         headers.insert("Nats-Msg-Id", msg_id);
         if let Some(s) = &options.expected_stream {
             headers.insert("Nats-Expected-Stream", s.as_str());

@@ -646,8 +646,13 @@ impl Connection {
 
     /// A fresh, unique subject under the inbox prefix, for replies that need their own subscription.
     pub fn new_inbox(&mut self) -> String {
-        let token: String = (0..22).map(|_| self.rng.alphanumeric()).collect();
+        let token = self.new_token();
         format!("{}.{token}", self.options.inbox_prefix)
+    }
+
+    /// 22 random letters and digits (about 131 bits): an inbox's last token, a message id.
+    pub fn new_token(&mut self) -> String {
+        (0..22).map(|_| self.rng.alphanumeric()).collect()
     }
 
     /// Bytes of publishes waiting for the connection to come back.
