@@ -55,7 +55,8 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 ///
 /// It slices only with `get` and `split_at_checked`: a `str` slice that may panic brings the
 /// standard library's panic message for it (a `char` formatted with `Debug`, and the Unicode
-/// tables that takes) into every build that reads a KV entry's time: 3.7 KB of the gzipped KV client.
+/// tables that takes) into every build that reads a KV entry's time, 3.7 KB of the gzipped KV
+/// client.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let num = |s: &str| -> Option<i64> {
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
