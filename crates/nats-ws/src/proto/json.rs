@@ -679,7 +679,9 @@ mod tests {
                     0..24,
                 )
             ) {
-                let theirs = serde_json::from_slice::<serde_json::Value>(&json).is_ok();
+                // Read as Go's decoder skips a member: the shape checked, not the number's range
+                // (`1e309` is JSON, if no f64).
+                let theirs = serde_json::from_slice::<serde::de::IgnoredAny>(&json).is_ok();
                 prop_assert_eq!(skips(&json), theirs, "{:?}", String::from_utf8_lossy(&json));
             }
 
