@@ -477,8 +477,7 @@ impl Store {
         valid_key(key, false)?;
         // Every attempt of this write carries the same id: the stream stores it once however many
         // resends reach it within the duplicate window, and the id tells our write from others'.
-        let inbox = self.js.client().new_inbox();
-        let msg_id = inbox.rsplit('.').next().unwrap_or_default().to_owned();
+        let msg_id = self.js.client().new_token();
         // A plain put resent after the window would be stored again: stop retrying well before
         // it ends. A compare-and-set cannot be stored twice (the resend fails the expectation).
         let deadline = match (expected, self.duplicate_window.is_zero()) {

@@ -650,7 +650,8 @@ impl Connection {
         format!("{}.{token}", self.options.inbox_prefix)
     }
 
-    /// 22 random letters and digits (about 131 bits): an inbox's last token, a message id.
+    /// 22 random letters and digits from the connection's generator: an inbox's last token, a
+    /// message id.
     pub fn new_token(&mut self) -> String {
         (0..22).map(|_| self.rng.alphanumeric()).collect()
     }
