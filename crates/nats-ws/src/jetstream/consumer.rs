@@ -10,7 +10,7 @@ use super::types::{
     AckPolicy, ApiRequest, ConsumerBrief, ConsumerConfig, ConsumerInfo, ConsumerListPage,
     DeliverPolicy,
 };
-use super::wire::{CreateConsumer, FromJson};
+use super::wire::{server_nanos, CreateConsumer, FromJson};
 use super::{json_body, status_error, validate_name, JetStream, JetStreamError};
 use crate::client::{Client, ClientEvent, Subscriber};
 use crate::error::{PublishError, RequestError};
@@ -258,14 +258,10 @@ impl JetStream {
         let client = self.client();
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(&inbox)?;
-        // The server reads `expires` as a Go duration, int64 nanoseconds: about 292 years at
-        // most. A longer one (`Duration::MAX` for "as long as it takes") is that.
-        let max_expires = i64::MAX as u64;
-        let expires =
-            u64::try_from(options.expires.as_nanos()).map_or(max_expires, |n| n.min(max_expires));
         let body = ApiRequest {
             batch: Some(options.batch),
-            expires: Some(expires),
+            // Capped at what the server reads (`Duration::MAX`: as long as it takes).
+            expires: Some(server_nanos(options.expires)),
             ..Default::default()
         };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));

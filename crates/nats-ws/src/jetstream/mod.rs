@@ -1081,6 +1081,26 @@ mod tests {
         );
         let ok = parse_response::<PubAck>(br#"{"stream":"S","seq":7}"#).unwrap();
         assert_eq!((ok.stream.as_str(), ok.seq, ok.duplicate), ("S", 7, false));
+        // The error is the answer wherever it stands, also after a member that does not read;
+        // one that does not read itself is a bad answer; without one, the bad member is.
+        let refused = r#""error":{"code":503,"err_code":10077,"description":"no suitable peers"}"#;
+        for answer in [
+            format!(r#"{{{refused},"seq":7}}"#),
+            format!(r#"{{"seq":"seven",{refused}}}"#),
+        ] {
+            let e = parse_response::<PubAck>(answer.as_bytes()).unwrap_err();
+            assert_eq!(e.err_code(), Some(10077), "{answer}");
+        }
+        let e = parse_response::<PubAck>(br#"{"seq":7,"error":"boom"}"#).unwrap_err();
+        assert!(
+            matches!(&e, JetStreamError::BadResponse(why) if why.contains("expected an object")),
+            "{e}"
+        );
+        let e = parse_response::<PubAck>(br#"{"seq":"seven"}"#).unwrap_err();
+        assert!(
+            matches!(&e, JetStreamError::BadResponse(why) if why.contains("(reading \"seq\")")),
+            "{e}"
+        );
     }
 
     /// nats-server 2.15.1's answer to `STREAM.INFO` for a KV bucket, as recorded.

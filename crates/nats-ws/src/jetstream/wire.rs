@@ -116,10 +116,18 @@ fn nanos(r: &mut Reader<'_>) -> Result<Duration, JsonError> {
     Ok(Duration::from_nanos(i64(r)?.max(0) as u64))
 }
 
-/// Nanoseconds for the server, which reads an int64: longer durations are sent as the longest.
+/// The longest duration the server reads: int64 nanoseconds, about 292 years.
+const MAX_NANOS: u64 = i64::MAX as u64;
+
+/// Nanoseconds for the server: a longer duration (`Duration::MAX` for "as long as it takes") is
+/// sent as the longest.
+pub(crate) fn server_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).map_or(MAX_NANOS, |n| n.min(MAX_NANOS))
+}
+
 fn write_nanos(w: &mut Writer, key: &str, d: Duration) {
     if !d.is_zero() {
-        w.unsigned(key, d.as_nanos().min(i64::MAX as u128) as u64);
+        w.unsigned(key, server_nanos(d));
     }
 }
 
@@ -511,8 +519,7 @@ impl ToJson for ConsumerConfig {
         }
         if !self.backoff.is_empty() {
             // Durations too (int64 nanoseconds to the server): longer ones sent as the longest.
-            let longest = i64::MAX as u64;
-            let backoff: Vec<u64> = self.backoff.iter().map(|&n| n.min(longest)).collect();
+            let backoff: Vec<u64> = self.backoff.iter().map(|&n| n.min(MAX_NANOS)).collect();
             w.unsigneds("backoff", &backoff);
         }
     }
