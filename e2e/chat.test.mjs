@@ -109,7 +109,8 @@ test("chat: a room created in one tab is listed in the others, with its first me
     env.tab({ identity: "room-grace", path: "/chat" }),
   ]);
   const room = `room-${rand()}`;
-  await a.getByLabel("New room name").fill(room);
+  // Typed in capitals: room names are lower case (the subject is `chat.room.<name>`).
+  await a.getByLabel("New room name").fill(room.toUpperCase());
   await a.getByRole("button", { name: "Add" }).click();
   await waitFor(b, `room ${room} in the list`, (r) => !!document.querySelector(`[data-testid="chat-room-${r}"]`), room);
   await b.getByTestId(`chat-room-${room}`).click();

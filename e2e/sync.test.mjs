@@ -79,6 +79,19 @@ test("users: created, edited and deleted in one tab, seen live in the other", T,
 
 // A double click on Save sends one write: two, at the same revision, made the second fail and
 // showed the user's own first save as someone else's change.
+test("users: a user's avatar is the first letter of the name, in capitals, in any script", T, async () => {
+  const page = await env.tab({ identity: "avatar-ada", path: "/" });
+  await untilSubscribed(env, [page]);
+  const r = rand();
+  const name = `ébène ${r}`;
+  await page.getByTestId("user-name-input").fill(name);
+  await page.getByTestId("user-email-input").fill(`avatar-${r}@example.com`);
+  await page.getByTestId("user-create").click();
+  await waitCount(page, "user-row", name, 1);
+  // innerText is the text as rendered, after the stylesheet's text-transform.
+  assert.equal(await row(page, name).locator(".avatar").innerText(), "É");
+});
+
 test("users: a double-clicked Save saves once, with no conflict", T, async () => {
   const page = await env.tab({ identity: "sync-double", path: "/" });
   const r = rand();

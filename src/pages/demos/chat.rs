@@ -298,7 +298,7 @@ fn ChatWith(client: Client) -> impl IntoView {
     let room_error = RwSignal::new(None::<String>);
     let add_room = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let name = new_room.get_untracked().trim().to_lowercase();
+        let name = new_room.get_untracked().trim().to_ascii_lowercase();
         if !valid_room(&name) {
             room_error.set(Some(
                 "room names are letters, digits, '-' and '_' (32 at most)".into(),

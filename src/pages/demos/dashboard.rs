@@ -368,13 +368,9 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             .unwrap_or_default()
     };
     let email = move || shown().map(|u| u.email).unwrap_or_default();
-    let initial = move || {
-        name()
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default()
-    };
+    // The first character as written; `.avatar` shows it in capitals (CSS `text-transform`),
+    // so the wasm carries no Unicode case tables for one letter.
+    let initial = move || name().chars().next().map(String::from).unwrap_or_default();
     view! {
         <li class="user-row" data-testid="user-row">
             <Show
