@@ -14,7 +14,8 @@
 #   3. wasm-bindgen on the main module (keeping the exports the groups' modules import);
 #   4. scripts/wasm_opt.mjs: every module optimized for size (-Oz);
 #   5. the build's name on every file, and index.html from the project's, with trunk's links
-#      replaced by the built files.
+#      replaced by the built files;
+#   6. esbuild: the JS and the stylesheet minified.
 # `trunk build` / `trunk serve` (./run.sh --dev) still build the app as one module, without the
 # feature.
 set -euo pipefail
@@ -138,4 +139,11 @@ ours = "".join(
 html = html.replace(links[0], ours).replace(links[1], "")
 (dist / "index.html").write_text(html, encoding="utf-8")
 PY
+
+# The JS (wasm-bindgen's glue, the splitter's loader) and the stylesheet minified, last: the
+# steps above read the loader as the splitter wrote it. esbuild keeps their exports and
+# `import.meta`; it warns that the glue lists the loader's module three times as one key.
+for file in "$dist"/*.js "$dist"/*.css; do
+  esbuild "$file" --minify --outfile="$file" --allow-overwrite --log-level=error
+done
 echo "build_app: $dist ($modules modules)"

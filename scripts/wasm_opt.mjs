@@ -1,6 +1,7 @@
 // Optimizes WebAssembly modules in place for size, as `wasm-opt -Oz --low-memory-unused
-// --zero-filled-memory` does, in one process: the split app has hundreds of small modules, and
-// the npm wasm-opt (binaryen compiled to JS) takes about 0.6 s to start, per module.
+// --zero-filled-memory --strip-producers --strip-target-features` does, in one process: the
+// split app has hundreds of small modules, and the npm wasm-opt (binaryen compiled to JS) takes
+// about 0.6 s to start, per module.
 //
 //   node scripts/wasm_opt.mjs <file.wasm>...
 //
@@ -25,6 +26,8 @@ for (const file of files) {
   try {
     if (!module.validate()) throw new Error(`${file}: not a valid module before optimizing`);
     module.optimize();
+    // The toolchain's notes (`producers`, `target_features`): read by no browser.
+    module.runPasses(["strip-producers", "strip-target-features"]);
     if (!module.validate()) throw new Error(`${file}: not a valid module after optimizing`);
     await writeFile(file, module.emitBinary());
   } finally {
