@@ -103,6 +103,46 @@ test(
   },
 );
 
+// The list is not a live region (a screen reader would read out the whole history as it loads):
+// the app's announcer says each message another user sends once the room's history is in.
+test("chat: a screen reader hears what others send, not the history or one's own", T, async () => {
+  const room = `heard-${rand()}`;
+  const js = jetstream(env.nc);
+  const stored = (user, text) =>
+    js.publish(`chat.room.${room}`, JSON.stringify({ id: `h${rand()}`, room, user, text, at: new Date().toISOString() }));
+  const history = [];
+  for (let i = 0; i < 12; i++) {
+    history.push(`old news ${i} ${rand()}`);
+    await stored("cli", history[i]);
+  }
+
+  const page = await env.tab({ identity: "chat-heard", path: "/chat" });
+  await page.evaluate(() => {
+    window.said = [];
+    const announcer = document.querySelector('[data-testid="announcer"]');
+    new MutationObserver(() => window.said.push(announcer.textContent)).observe(announcer, {
+      childList: true,
+      subtree: true,
+      characterData: true,
+    });
+  });
+  await page.getByTestId(`chat-room-${room}`).click();
+  for (const text of history) await waitCount(page, "chat-message", text, 1);
+
+  const mine = `my own ${rand()}`;
+  await send(page, mine);
+  await waitCount(page, "chat-message", mine, 1);
+  const theirs = `news from cli ${rand()}`;
+  await stored("cli", theirs);
+  await waitFor(page, "the announcer says the new message", (t) => window.said.some((s) => s.includes(t)), theirs);
+  const said = await page.evaluate(() => window.said);
+  assert.ok(said.includes(`cli in #${room}: ${theirs}`), JSON.stringify(said));
+  for (const text of [...history, mine]) {
+    assert.ok(!said.some((s) => s.includes(text)), `"${text}" was announced: ${JSON.stringify(said)}`);
+  }
+  assert.equal(await page.locator("ol.messages[aria-live]").count(), 0, "the list is not a live region");
+});
+
 test("chat: a room created in one tab is listed in the others, with its first message", T, async () => {
   const [a, b] = await Promise.all([
     env.tab({ identity: "room-ada", path: "/chat" }),

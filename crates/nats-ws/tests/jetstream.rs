@@ -11,7 +11,8 @@ use common::{connect, connect_quick_reconnect, restart_server, wait_status, with
 use futures::StreamExt;
 use nats_ws::jetstream::{
     err_codes, AckPolicy, ConsumerConfig, FetchOptions, JetStream, JetStreamError, JsMessage,
-    OrderedOptions, PubAck, PublishOptions, RetentionPolicy, StorageType, StreamConfig,
+    OrderedItem, OrderedOptions, PubAck, PublishOptions, RetentionPolicy, StorageType,
+    StreamConfig,
 };
 use nats_ws::{HeaderMap, RequestError, Status};
 
@@ -1213,6 +1214,66 @@ async fn ordered_consumer_continues_across_a_server_restart() {
     js.publish("ord.x", "11").await.unwrap();
     got.push(next_ordered(&mut ordered).await);
     assert_eq!(got[10], (11, "11".to_owned()));
+}
+
+/// The next item of `ordered_items`: the payload, or "caught up".
+async fn next_item(
+    items: &mut (impl futures::Stream<Item = Result<OrderedItem, JetStreamError>> + Unpin),
+) -> String {
+    match within(10, "an ordered item", items.next())
+        .await
+        .expect("the ordered consumer ended")
+        .expect("ordered consumer error")
+    {
+        OrderedItem::Message(m) => String::from_utf8(m.message.payload.to_vec()).unwrap(),
+        OrderedItem::CaughtUp => "caught up".to_owned(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ordered_items_mark_the_end_of_what_the_stream_held_once() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "MARK", &["mark.>"]).await;
+    for text in ["1", "2", "3"] {
+        js.publish("mark.a", text).await.unwrap();
+    }
+    js.publish("mark.b", "other subject").await.unwrap();
+    let only = |subject: &str| OrderedOptions {
+        filter_subject: Some(subject.to_owned()),
+        ..Default::default()
+    };
+
+    // What the filter matched, then the marker, then only what is new: no second marker.
+    let mut items = js.ordered_items("MARK", only("mark.a"));
+    for expected in ["1", "2", "3", "caught up"] {
+        assert_eq!(next_item(&mut items).await, expected);
+    }
+    for text in ["4", "5"] {
+        js.publish("mark.a", text).await.unwrap();
+        assert_eq!(next_item(&mut items).await, text);
+    }
+
+    // Nothing matched: the marker comes first.
+    let mut empty = js.ordered_items("MARK", only("mark.c"));
+    assert_eq!(next_item(&mut empty).await, "caught up");
+    js.publish("mark.c", "first").await.unwrap();
+    assert_eq!(next_item(&mut empty).await, "first");
+
+    // A message published while the history is read comes after the marker, even though the
+    // last of the history was delivered with it pending.
+    let mut busy = js.ordered_items("MARK", only("mark.a"));
+    assert_eq!(next_item(&mut busy).await, "1");
+    js.publish("mark.a", "6").await.unwrap();
+    for expected in ["2", "3", "4", "5", "caught up", "6"] {
+        assert_eq!(next_item(&mut busy).await, expected);
+    }
+
+    // `ordered` is the same consumer without the marker.
+    let mut plain = js.ordered("MARK", only("mark.c"));
+    assert_eq!(next_ordered(&mut plain).await, (7, "first".to_owned()));
 }
 
 #[tokio::test]

@@ -10,11 +10,12 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
 use nats_ws::jetstream::{
-    ApiErrorKind, DeliverPolicy, JetStream, JetStreamError, OrderedOptions, PublishOptions,
-    StreamConfig,
+    ApiErrorKind, DeliverPolicy, JetStream, JetStreamError, OrderedItem, OrderedOptions,
+    PublishOptions, StreamConfig,
 };
 use nats_ws::Client;
 
+use crate::components::toasts::Toasts;
 use crate::model::{
     room_subject, valid_room, ChatMessage, CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS,
 };
@@ -413,6 +414,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
     let identity = use_identity();
     let messages = RwSignal::new(Vec::<ChatMessage>::new());
     let loaded = RwSignal::new(false);
+    let toasts = expect_context::<Toasts>();
     let outbox = expect_context::<ChatOutbox>();
     let outgoing = {
         let room = room.clone();
@@ -438,11 +440,19 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 deliver_policy: DeliverPolicy::All,
                 ..Default::default()
             };
-            let mut feed = js.ordered(CHAT_STREAM, options);
+            let mut feed = js.ordered_items(CHAT_STREAM, options);
             loaded.set(true);
+            // Whether the room's history is in: a screen reader hears the messages others send
+            // from then on, not the history as it loads.
+            let mut caught_up = false;
             while let Some(next) = feed.next().await {
                 let m = match next {
-                    Ok(m) => m,
+                    Ok(OrderedItem::Message(m)) => m,
+                    Ok(OrderedItem::CaughtUp) => {
+                        caught_up = true;
+                        continue;
+                    }
+                    Ok(_) => continue,
                     // Shown until the next message; the consumer keeps trying, and a stream that
                     // is gone is made again.
                     Err(e) => {
@@ -466,10 +476,16 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 outbox.seen(&message.id);
                 // Another client may store the same message twice (no msg id, or after the
                 // duplicate window): show it once.
+                if messages.with_untracked(|list| list.iter().any(|m| m.id == message.id)) {
+                    continue;
+                }
+                if caught_up && message.user != identity.get_untracked() {
+                    toasts.announce(format!(
+                        "{} in #{}: {}",
+                        message.user, message.room, message.text
+                    ));
+                }
                 messages.update(|list| {
-                    if list.iter().any(|m| m.id == message.id) {
-                        return;
-                    }
                     list.push(message);
                     let excess = list.len().saturating_sub(SHOWN);
                     list.drain(..excess);
@@ -512,8 +528,10 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
         <Show when=move || feed_error.get().is_some()>
             <p class="error" data-testid="chat-feed-error">{move || feed_error.get()}</p>
         </Show>
-        // Focusable: a keyboard user scrolls a long history with the arrow keys.
-        <ol class="messages" aria-live="polite" aria-label="Messages" tabindex="0">
+        // Focusable: a keyboard user scrolls a long history with the arrow keys. Not a live
+        // region: new messages from others are announced through the app's one
+        // (components/toasts.rs), once the history is in.
+        <ol class="messages" aria-label="Messages" tabindex="0">
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
                 <li class="empty">"No messages yet. Say hello!"</li>
             </Show>

@@ -331,17 +331,72 @@ impl JetStream {
         stream: &str,
         options: OrderedOptions,
     ) -> impl Stream<Item = Result<JsMessage, JetStreamError>> + Unpin {
-        let ordered = Ordered::new(self.clone(), stream, options);
-        Box::pin(futures::stream::unfold(ordered, |mut o| async move {
+        self.ordered_items(stream, options).filter_map(|item| {
+            futures::future::ready(match item {
+                Ok(OrderedItem::Message(m)) => Some(Ok(m)),
+                Ok(OrderedItem::CaughtUp) => None,
+                Err(e) => Some(Err(e)),
+            })
+        })
+    }
+
+    /// [`JetStream::ordered`], and a marker: [`OrderedItem::CaughtUp`] once every message that
+    /// matched when the consumer was first made has been delivered (at once if none did), so
+    /// what follows is new. Given once, counted from the consumer's `num_pending` and each
+    /// message's pending count, as a KV watch's `InitialDone` is: a page shows a history, then
+    /// announces only what arrives.
+    pub fn ordered_items(
+        &self,
+        stream: &str,
+        options: OrderedOptions,
+    ) -> impl Stream<Item = Result<OrderedItem, JetStreamError>> + Unpin {
+        struct State {
+            ordered: Ordered,
+            /// Messages still to come of those pending at the last (re)creation.
+            left: u64,
+            due: bool,
+            done: bool,
+        }
+        let state = State {
+            ordered: Ordered::new(self.clone(), stream, options),
+            left: 0,
+            due: false,
+            done: false,
+        };
+        Box::pin(futures::stream::unfold(state, |mut s| async move {
             loop {
-                match o.next_event().await? {
-                    Ok(OrderedEvent::Message(m)) => return Some((Ok(m), o)),
-                    Ok(OrderedEvent::Created { .. }) => {}
-                    Err(e) => return Some((Err(e), o)),
+                if std::mem::take(&mut s.due) {
+                    s.done = true;
+                    return Some((Ok(OrderedItem::CaughtUp), s));
+                }
+                match s.ordered.next_event().await? {
+                    Ok(OrderedEvent::Created { num_pending, .. }) => {
+                        s.left = num_pending;
+                        s.due = !s.done && num_pending == 0;
+                    }
+                    Ok(OrderedEvent::Message(m)) => {
+                        s.left = s.left.saturating_sub(1);
+                        // A message's own count wins over the countdown: messages published
+                        // meanwhile must not push the marker back, nor purged ones hold it.
+                        s.due = !s.done
+                            && (s.left == 0 || m.info().is_some_and(|info| info.pending == 0));
+                        return Some((Ok(OrderedItem::Message(m)), s));
+                    }
+                    Err(e) => return Some((Err(e), s)),
                 }
             }
         }))
     }
+}
+
+/// What [`JetStream::ordered_items`] delivers.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OrderedItem {
+    /// The next message, in stream order.
+    Message(JsMessage),
+    /// Every message that matched when the consumer was first made has been delivered.
+    CaughtUp,
 }
 
 /// Options of an ordered consumer.

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use web_time::Instant;
 
-pub use consumer::{FetchOptions, JsMessage, MessageInfo, Ordered, OrderedOptions};
+pub use consumer::{FetchOptions, JsMessage, MessageInfo, Ordered, OrderedItem, OrderedOptions};
 pub use types::*;
 
 use crate::client::Client;
