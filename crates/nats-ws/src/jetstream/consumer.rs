@@ -331,13 +331,17 @@ impl JetStream {
         stream: &str,
         options: OrderedOptions,
     ) -> impl Stream<Item = Result<JsMessage, JetStreamError>> + Unpin {
-        self.ordered_items(stream, options).filter_map(|item| {
-            futures::future::ready(match item {
-                Ok(OrderedItem::Message(m)) => Some(Ok(m)),
-                Ok(OrderedItem::CaughtUp) => None,
-                Err(e) => Some(Err(e)),
-            })
-        })
+        // Not `ordered_items` filtered: that reads each message's reply subject until caught up.
+        let ordered = Ordered::new(self.clone(), stream, options);
+        Box::pin(futures::stream::unfold(ordered, |mut o| async move {
+            loop {
+                match o.next_event().await? {
+                    Ok(OrderedEvent::Message(m)) => return Some((Ok(m), o)),
+                    Ok(OrderedEvent::Created { .. }) => {}
+                    Err(e) => return Some((Err(e), o)),
+                }
+            }
+        }))
     }
 
     /// [`JetStream::ordered`], and a marker: [`OrderedItem::CaughtUp`] once every message that
