@@ -77,8 +77,6 @@ test("users: created, edited and deleted in one tab, seen live in the other", T,
   );
 });
 
-// A double click on Save sends one write: two, at the same revision, made the second fail and
-// showed the user's own first save as someone else's change.
 test("users: a user's avatar is the first letter of the name, in capitals, in any script", T, async () => {
   const page = await env.tab({ identity: "avatar-ada", path: "/" });
   await untilSubscribed(env, [page]);
@@ -92,6 +90,8 @@ test("users: a user's avatar is the first letter of the name, in capitals, in an
   assert.equal(await row(page, name).locator(".avatar").innerText(), "É");
 });
 
+// A double click on Save sends one write: two, at the same revision, made the second fail and
+// showed the user's own first save as someone else's change.
 test("users: a double-clicked Save saves once, with no conflict", T, async () => {
   const page = await env.tab({ identity: "sync-double", path: "/" });
   const r = rand();

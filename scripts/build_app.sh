@@ -55,8 +55,10 @@ find "$dist" -name '*.wasm' -print0 |
 # starts it. The name keeps two builds apart: a tab still running the previous one (a page's
 # module not fetched yet when ./run.sh built again) asks for files that are gone and says the
 # page could not be loaded, instead of joining a module of another build to its own.
-python3 - index.html "$dist" src/lib.rs src/pages/lazy.rs <<'PY'
-import hashlib, json, pathlib, re, sys
+minify=(--minify --log-level=error)
+MINIFY="esbuild $(esbuild --version) ${minify[*]}" \
+  python3 - index.html "$dist" src/lib.rs src/pages/lazy.rs <<'PY'
+import hashlib, json, os, pathlib, re, sys
 src, dist, app_rs, lazy_rs = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 # Each lazy route's modules: its group's and the chunks the group shares with others, as the
@@ -88,6 +90,9 @@ for path, route in routes:
     route_modules[path] = list(dict.fromkeys(modules(group)))
 files = sorted(p for p in dist.iterdir() if p.suffix in (".wasm", ".js", ".css"))
 digest = hashlib.sha256()
+# The minifier runs after the naming (it would hide the names the steps above read): its
+# version and flags name the build too.
+digest.update(os.environ["MINIFY"].encode() + b"\0")
 for p in files:
     digest.update(p.name.encode() + b"\0" + p.read_bytes())
 build = digest.hexdigest()[:16]
@@ -144,6 +149,6 @@ PY
 # steps above read the loader as the splitter wrote it. esbuild keeps their exports and
 # `import.meta`; it warns that the glue lists the loader's module three times as one key.
 for file in "$dist"/*.js "$dist"/*.css; do
-  esbuild "$file" --minify --outfile="$file" --allow-overwrite --log-level=error
+  esbuild "$file" "${minify[@]}" --outfile="$file" --allow-overwrite
 done
 echo "build_app: $dist ($modules modules)"
