@@ -17,8 +17,11 @@ struct Toast {
 pub struct Toasts {
     list: RwSignal<Vec<Toast>>,
     next_id: StoredValue<u64>,
-    /// The text of the live region: the last thing announced.
-    announcement: RwSignal<String>,
+    /// The live region's lines: what was announced last, with whatever joined it in the same task.
+    announcement: RwSignal<Vec<String>>,
+    /// Whether the task now running announced something: another announcement joins it instead
+    /// of replacing it before a screen reader could hear it.
+    joining: StoredValue<bool>,
 }
 
 const SHOWN_FOR: Duration = Duration::from_secs(6);
@@ -28,7 +31,8 @@ pub fn provide_toasts() -> Toasts {
     let toasts = Toasts {
         list: RwSignal::new(Vec::new()),
         next_id: StoredValue::new(0),
-        announcement: RwSignal::new(String::new()),
+        announcement: RwSignal::new(Vec::new()),
+        joining: StoredValue::new(false),
     };
     provide_context(toasts);
     toasts
@@ -49,9 +53,17 @@ impl Toasts {
         set_timeout(move || list.update(|l| l.retain(|t| t.id != id)), SHOWN_FOR);
     }
 
-    /// Has a screen reader say `text`, without showing a notification.
+    /// Has a screen reader say `text`, without showing a notification. Several in one task (a
+    /// burst of messages) are said together.
     pub fn announce(self, text: String) {
-        self.announcement.set(text);
+        if self.joining.get_value() {
+            self.announcement.update(|lines| lines.push(text));
+            return;
+        }
+        self.joining.set_value(true);
+        let joining = self.joining;
+        set_timeout(move || joining.set_value(false), Duration::ZERO);
+        self.announcement.set(vec![text]);
     }
 }
 
@@ -61,7 +73,14 @@ pub fn ToastHost() -> impl IntoView {
     view! {
         // The one live region: the toasts themselves are not, so that nothing is said twice.
         <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">
-            {move || toasts.announcement.get()}
+            {move || {
+                toasts
+                    .announcement
+                    .get()
+                    .into_iter()
+                    .map(|line| view! { <p>{line}</p> })
+                    .collect_view()
+            }}
         </div>
         <div class="toasts">
             <For each=move || toasts.list.get() key=|t| t.id let:toast>

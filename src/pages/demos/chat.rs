@@ -65,6 +65,17 @@ fn local_time(at: &str) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
+/// What a screen reader says of a new message from someone else in `room` (the room it was read
+/// from, not the one its payload names): who, where, and the text's first 200 characters.
+fn announcement(room: &str, message: &ChatMessage) -> String {
+    const AT_MOST: usize = 200;
+    let mut text: String = message.text.chars().take(AT_MOST).collect();
+    if message.text.chars().nth(AT_MOST).is_some() {
+        text.push('…');
+    }
+    format!("{} in #{room}: {text}", message.user)
+}
+
 /// Whether a feed's error says stream `CHAT` is gone (deleted by an admin, say): the page
 /// creates it again, as it does when it finds none.
 fn stream_gone(error: &JetStreamError) -> bool {
@@ -133,15 +144,17 @@ impl ChatOutbox {
         });
     }
 
-    /// The stream showed message `id`: it is stored, nothing of it is left to send.
-    fn seen(&self, id: &str) {
-        if self
+    /// The stream showed message `id`: it is stored, nothing of it is left to send. Whether this
+    /// tab sent it.
+    fn seen(&self, id: &str) -> bool {
+        let ours = self
             .outgoing
-            .with_untracked(|o| o.iter().any(|p| p.message.id == id))
-        {
+            .with_untracked(|o| o.iter().any(|p| p.message.id == id));
+        if ours {
             self.outgoing.update(|o| o.retain(|p| p.message.id != id));
             outbox::remove(id);
         }
+        ours
     }
 }
 
@@ -432,6 +445,7 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
 
     {
         let js = js.clone();
+        let room = room.clone();
         let subject = room_subject(&room);
         spawn_while_mounted(async move {
             ensure_stream_until_ready(&js, feed_error).await;
@@ -473,17 +487,14 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
                     continue;
                 };
-                outbox.seen(&message.id);
+                let ours = outbox.seen(&message.id);
                 // Another client may store the same message twice (no msg id, or after the
                 // duplicate window): show it once.
                 if messages.with_untracked(|list| list.iter().any(|m| m.id == message.id)) {
                     continue;
                 }
-                if caught_up && message.user != identity.get_untracked() {
-                    toasts.announce(format!(
-                        "{} in #{}: {}",
-                        message.user, message.room, message.text
-                    ));
+                if caught_up && !ours && message.user != identity.get_untracked() {
+                    toasts.announce(announcement(&room, &message));
                 }
                 messages.update(|list| {
                     list.push(message);
@@ -603,5 +614,39 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             />
             <button data-testid="chat-send" type="submit">"Send"</button>
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(room: &str, text: &str) -> ChatMessage {
+        ChatMessage {
+            id: "m1".into(),
+            room: room.into(),
+            user: "ada".into(),
+            text: text.into(),
+            at: "2026-12-05T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_announcement_names_the_room_read_from_and_cuts_long_texts_at_a_character() {
+        // The room is the one the page read the message from, whatever the payload says.
+        assert_eq!(
+            announcement("general", &message("elsewhere", "hi")),
+            "ada in #general: hi"
+        );
+        let exactly = "é".repeat(200);
+        assert_eq!(
+            announcement("general", &message("general", &exactly)),
+            format!("ada in #general: {exactly}")
+        );
+        let longer = format!("{exactly}and more");
+        assert_eq!(
+            announcement("general", &message("general", &longer)),
+            format!("ada in #general: {exactly}…")
+        );
     }
 }
