@@ -13,7 +13,7 @@ use web_time::UNIX_EPOCH;
 
 use crate::error::{Quoted, RequestError};
 use crate::header::HeaderMap;
-use crate::jetstream::consumer_internal::OrderedEvent;
+use crate::jetstream::consumer_internal::{CatchUp, OrderedEvent};
 use crate::jetstream::{
     err_codes, DeliverPolicy, DiscardPolicy, JetStream, JetStreamError, JsMessage, Ordered,
     OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamBrief, StreamConfig,
@@ -781,6 +781,8 @@ impl Store {
                         break;
                     }
                 }
+                // Nothing undelivered: what the count still waited for was removed meanwhile.
+                OrderedEvent::Idle => break,
                 OrderedEvent::Message(m) => {
                     let Some(entry) = self.entry_from_message(&m) else {
                         continue;
@@ -862,9 +864,8 @@ impl Store {
             store: self.clone(),
             ordered,
             ignore_deletes: options.ignore_deletes,
-            initial_done: false,
+            catch_up: CatchUp::default(),
             marker_due: false,
-            initial_left: 0,
         };
         // Fused: once ended (the client closed), it stays ended rather than panicking when polled
         // again, as `unfold` alone would.
@@ -913,42 +914,34 @@ struct WatchState {
     store: Store,
     ordered: Ordered,
     ignore_deletes: bool,
-    initial_done: bool,
+    /// When the initial values are in: live updates arriving meanwhile must not push the marker
+    /// back.
+    catch_up: CatchUp,
     marker_due: bool,
-    /// Initial values still to come, counted from the consumer's `num_pending` at creation: live
-    /// updates arriving meanwhile must not push the marker back.
-    initial_left: u64,
 }
 
 impl WatchState {
     async fn next(&mut self) -> Option<Result<WatchEvent, KvError>> {
         loop {
             if std::mem::take(&mut self.marker_due) {
-                self.initial_done = true;
                 return Some(Ok(WatchEvent::InitialDone));
             }
             match self.ordered.next_event().await? {
                 Err(e) => return Some(Err(self.store.stream_error(e))),
                 Ok(OrderedEvent::Created { num_pending, reset }) => {
-                    self.initial_left = num_pending;
+                    // On a reset the initial values start over, and their marker with them.
+                    self.marker_due = self.catch_up.created(num_pending, reset);
                     if reset {
-                        // The initial values start over, and their marker with them.
-                        self.initial_done = false;
-                        self.marker_due = num_pending == 0;
                         return Some(Ok(WatchEvent::Reset));
                     }
-                    if !self.initial_done && num_pending == 0 {
-                        self.marker_due = true;
-                    }
                 }
+                Ok(OrderedEvent::Idle) => self.marker_due = self.catch_up.idle(),
                 Ok(OrderedEvent::Message(m)) => {
-                    let Some(entry) = self.store.entry_from_message(&m) else {
+                    let entry = self.store.entry_from_message(&m);
+                    self.marker_due = self.catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                    let Some(entry) = entry else {
                         continue;
                     };
-                    self.initial_left = self.initial_left.saturating_sub(1);
-                    if !self.initial_done && (entry.delta == 0 || self.initial_left == 0) {
-                        self.marker_due = true;
-                    }
                     if self.ignore_deletes && entry.operation != Operation::Put {
                         continue;
                     }

@@ -337,7 +337,7 @@ impl JetStream {
             loop {
                 match o.next_event().await? {
                     Ok(OrderedEvent::Message(m)) => return Some((Ok(m), o)),
-                    Ok(OrderedEvent::Created { .. }) => {}
+                    Ok(OrderedEvent::Created { .. } | OrderedEvent::Idle) => {}
                     Err(e) => return Some((Err(e), o)),
                 }
             }
@@ -346,9 +346,9 @@ impl JetStream {
 
     /// [`JetStream::ordered`], and a marker: [`OrderedItem::CaughtUp`] once every message that
     /// matched when the consumer was first made has been delivered (at once if none did), so
-    /// what follows is new. Given once, counted from the consumer's `num_pending` and each
-    /// message's pending count, as a KV watch's `InitialDone` is: a page shows a history, then
-    /// announces only what arrives.
+    /// what follows is new. Given once, and again only if the stream is deleted and made again
+    /// (its messages start over); counted as a KV watch's `InitialDone` is ([`CatchUp`]): a page
+    /// shows a history, then announces only what arrives.
     pub fn ordered_items(
         &self,
         stream: &str,
@@ -356,34 +356,28 @@ impl JetStream {
     ) -> impl Stream<Item = Result<OrderedItem, JetStreamError>> + Unpin {
         struct State {
             ordered: Ordered,
-            /// Messages still to come of those pending at the last (re)creation.
-            left: u64,
+            catch_up: CatchUp,
             due: bool,
-            done: bool,
         }
         let state = State {
             ordered: Ordered::new(self.clone(), stream, options),
-            left: 0,
+            catch_up: CatchUp::default(),
             due: false,
-            done: false,
         };
         Box::pin(futures::stream::unfold(state, |mut s| async move {
             loop {
                 if std::mem::take(&mut s.due) {
-                    s.done = true;
                     return Some((Ok(OrderedItem::CaughtUp), s));
                 }
                 match s.ordered.next_event().await? {
-                    Ok(OrderedEvent::Created { num_pending, .. }) => {
-                        s.left = num_pending;
-                        s.due = !s.done && num_pending == 0;
+                    Ok(OrderedEvent::Created { num_pending, reset }) => {
+                        s.due = s.catch_up.created(num_pending, reset);
                     }
+                    Ok(OrderedEvent::Idle) => s.due = s.catch_up.idle(),
                     Ok(OrderedEvent::Message(m)) => {
-                        s.left = s.left.saturating_sub(1);
-                        // A message's own count wins over the countdown: messages published
-                        // meanwhile must not push the marker back, nor purged ones hold it.
-                        s.due = !s.done
-                            && (s.left == 0 || m.info().is_some_and(|info| info.pending == 0));
+                        if !s.catch_up.is_done() {
+                            s.due = s.catch_up.delivered(m.info().map(|info| info.pending));
+                        }
                         return Some((Ok(OrderedItem::Message(m)), s));
                     }
                     Err(e) => return Some((Err(e), s)),
@@ -401,6 +395,62 @@ pub enum OrderedItem {
     Message(JsMessage),
     /// Every message that matched when the consumer was first made has been delivered.
     CaughtUp,
+}
+
+/// Says when an ordered consumer has delivered every message that matched when it was first
+/// made: a KV watch's `InitialDone`, [`OrderedItem::CaughtUp`]. Counted down from the first
+/// consumer's `num_pending`; a message whose pending count is 0 ends it early (nothing else is
+/// waiting), and so does an idle heartbeat with nothing undelivered (messages removed before
+/// they were delivered never come).
+#[derive(Debug, Default)]
+pub(crate) struct CatchUp {
+    /// Of what matched at first, how many are still to come; `None` before the first creation.
+    left: Option<u64>,
+    done: bool,
+}
+
+impl CatchUp {
+    /// A consumer (re)created with `num_pending` messages matching it; `reset`: the stream was
+    /// made again and its messages start over. Whether that makes it caught up.
+    pub(crate) fn created(&mut self, num_pending: u64, reset: bool) -> bool {
+        if reset {
+            *self = CatchUp::default();
+        }
+        if self.done {
+            return false;
+        }
+        // Made again on the way (a reconnect, a gap): what was published since the first one is
+        // new, not part of what there was to catch up with.
+        let left = self.left.map_or(num_pending, |left| left.min(num_pending));
+        self.left = Some(left);
+        self.end_if(left == 0)
+    }
+
+    /// A message delivered, with the pending count its reply subject carries. Whether that makes
+    /// it caught up.
+    pub(crate) fn delivered(&mut self, pending: Option<u64>) -> bool {
+        if self.done {
+            return false;
+        }
+        let left = self.left.unwrap_or(0).saturating_sub(1);
+        self.left = Some(left);
+        self.end_if(left == 0 || pending == Some(0))
+    }
+
+    /// The consumer is idle with nothing undelivered. Whether that makes it caught up.
+    pub(crate) fn idle(&mut self) -> bool {
+        let started = self.left.is_some();
+        !self.done && self.end_if(started)
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn end_if(&mut self, now: bool) -> bool {
+        self.done |= now;
+        now
+    }
 }
 
 /// Options of an ordered consumer.
@@ -451,12 +501,12 @@ pub(crate) enum OrderedEvent {
     /// had been deleted and created again (it ended before the last message delivered), so the
     /// consumer started over with the original deliver policy instead of resuming.
     Created {
-        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         num_pending: u64,
-        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         reset: bool,
     },
     Message(JsMessage),
+    /// An idle heartbeat with nothing undelivered: the consumer has sent all it had.
+    Idle,
 }
 
 /// The ordered consumer's state machine, driven by `next_event`.
@@ -848,6 +898,15 @@ impl Ordered {
                             continue;
                         }
                         self.answer_control(&message);
+                        // A heartbeat (a flow control request has a reply subject) from a
+                        // consumer that is not stalled: it has nothing more to send now.
+                        let stalled = message
+                            .headers
+                            .as_ref()
+                            .is_some_and(|h| h.get("Nats-Consumer-Stalled").is_some());
+                        if message.reply.is_none() && !stalled {
+                            return Some(Ok(OrderedEvent::Idle));
+                        }
                         continue;
                     }
                     let Some(info) = message.reply.as_deref().and_then(MessageInfo::parse) else {
@@ -948,6 +1007,60 @@ enum Wake {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn catch_up_counts_what_matched_at_first() {
+        // Three at first; a message published meanwhile leaves the third with one pending.
+        let mut c = super::CatchUp::default();
+        assert!(!c.created(3, false));
+        assert!(!c.delivered(Some(2)));
+        assert!(!c.delivered(Some(2)));
+        assert!(c.delivered(Some(1)), "the third of three");
+        assert!(!c.delivered(Some(0)), "said once");
+        assert!(!c.idle());
+
+        // Nothing at first: at once.
+        let mut c = super::CatchUp::default();
+        assert!(c.created(0, false));
+
+        // Made again after two of five, with two published since: three are left, not five.
+        let mut c = super::CatchUp::default();
+        assert!(!c.created(5, false));
+        assert!(!c.delivered(Some(4)));
+        assert!(!c.delivered(Some(3)));
+        assert!(!c.created(5, false));
+        assert!(!c.delivered(Some(4)));
+        assert!(!c.delivered(Some(3)));
+        assert!(c.delivered(Some(2)), "the fifth of the first five");
+
+        // Made again after messages were removed: fewer left than counted.
+        let mut c = super::CatchUp::default();
+        assert!(!c.created(5, false));
+        assert!(!c.delivered(Some(4)));
+        assert!(c.created(0, false));
+
+        // A message with nothing pending ends it early (the rest was removed).
+        let mut c = super::CatchUp::default();
+        assert!(!c.created(5, false));
+        assert!(c.delivered(Some(0)));
+
+        // Removed after the last one delivered (2.9.10 does not lower the pending count for
+        // them): the idle heartbeat ends it; before any consumer it means nothing.
+        let mut c = super::CatchUp::default();
+        assert!(!c.idle());
+        assert!(!c.created(3, false));
+        assert!(!c.delivered(Some(2)));
+        assert!(c.idle());
+        assert!(!c.idle());
+
+        // A stream made again starts over, marker and all.
+        let mut c = super::CatchUp::default();
+        assert!(c.created(0, false));
+        assert!(!c.created(2, true));
+        assert!(!c.delivered(Some(1)));
+        assert!(c.delivered(Some(0)));
+        assert!(c.created(0, true));
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,7 @@ mod wire;
 /// For the KV layer, which drives ordered consumers itself.
 #[cfg(feature = "kv")]
 pub(crate) mod consumer_internal {
-    pub(crate) use super::consumer::OrderedEvent;
+    pub(crate) use super::consumer::{CatchUp, OrderedEvent};
 }
 
 use std::collections::HashMap;
