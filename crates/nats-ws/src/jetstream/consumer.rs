@@ -756,7 +756,11 @@ impl Ordered {
         self.sub = Some(sub);
         self.last_consumer_seq = 0;
         self.last_activity = Instant::now();
-        Ok((info.num_pending, std::mem::take(&mut self.reset_pending)))
+        // What matched at creation: a server that took the info after it began to deliver (a
+        // cluster's new leader can) counts what it delivered as no longer pending; nats.go adds
+        // it back the same way.
+        let matched = info.num_pending.saturating_add(info.delivered.consumer_seq);
+        Ok((matched, std::mem::take(&mut self.reset_pending)))
     }
 
     /// Whether the current consumer is still there, asked when a server left the cluster: one

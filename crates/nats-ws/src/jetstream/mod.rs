@@ -1161,8 +1161,16 @@ mod tests {
         ] {
             let (full, brief): (ConsumerInfo, ConsumerBrief) = both(&answer);
             assert_eq!(
-                (brief.num_pending, brief.delivered.stream_seq),
-                (full.num_pending, full.delivered.stream_seq),
+                (
+                    brief.num_pending,
+                    brief.delivered.stream_seq,
+                    brief.delivered.consumer_seq
+                ),
+                (
+                    full.num_pending,
+                    full.delivered.stream_seq,
+                    full.delivered.consumer_seq
+                ),
                 "{answer}"
             );
         }

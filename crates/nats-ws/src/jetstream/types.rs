@@ -228,6 +228,7 @@ pub(crate) struct ConsumerBrief {
 
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerBriefSequence {
+    pub consumer_seq: u64,
     pub stream_seq: u64,
 }
 

@@ -391,6 +391,7 @@ from_json! {
         num_pending: u64,
     }
     ConsumerBriefSequence {
+        consumer_seq: u64,
         stream_seq: u64,
     }
     PubAck {
