@@ -38,6 +38,19 @@ test("users: created, edited and deleted in one tab, seen live in the other", T,
       ),
     { selector: sel("toast"), name },
   );
+  // Below the header, whose navigation wraps to two rows at this width: over none of its links,
+  // and there when the page is scrolled.
+  const below = () =>
+    b.evaluate((selector) => {
+      const toast = document.querySelector(selector).getBoundingClientRect();
+      const header = document.querySelector("header.topbar").getBoundingClientRect();
+      return { toast: toast.top, header: header.bottom, height: innerHeight };
+    }, sel("toast"));
+  let at = await below();
+  assert.ok(at.toast >= at.header, `the toast (top ${at.toast}) is below the header (bottom ${at.header})`);
+  await b.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  at = await below();
+  assert.ok(at.toast >= at.header && at.toast < at.height / 2, `scrolled: ${JSON.stringify(at)}`);
   // The form is cleared once the user is stored.
   assert.equal(await a.getByTestId("user-name-input").inputValue(), "");
 

@@ -16,7 +16,7 @@ use leptos_router::{path, Lazy};
 
 use components::header::Header;
 use components::theme::ThemeSync;
-use components::toasts::{provide_toasts, ToastHost};
+use components::toasts::provide_toasts;
 
 /// The tab's identity (`user-xxxx` or the name the user chose), shared by every page.
 #[derive(Clone, Copy)]
@@ -230,7 +230,6 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/playground") view={Lazy::<pages::lazy::PlaygroundRoute>::new()}/>
                 </Routes>
             </main>
-            <ToastHost/>
         </Router>
     }
 }

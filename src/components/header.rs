@@ -5,7 +5,7 @@ use leptos_nats::use_nats;
 use leptos_router::components::A;
 use nats_ws::{ConnectionError, Status};
 
-use crate::components::toasts::Toasts;
+use crate::components::toasts::{ToastHost, Toasts};
 use crate::session::{save_identity, Settings};
 use crate::{use_identity, Group, Page};
 
@@ -61,6 +61,9 @@ pub fn Header() -> impl IntoView {
                     "⚙"
                 </button>
             </div>
+            // Hung from the bottom of the sticky bar, however many rows its navigation wraps to:
+            // never over a link, and in view wherever the page is scrolled.
+            <ToastHost/>
         </header>
         <Show when=move || settings_open.get()>
             <SettingsPanel close=close_settings/>
