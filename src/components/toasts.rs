@@ -25,6 +25,7 @@ pub struct Toasts {
 }
 
 const SHOWN_FOR: Duration = Duration::from_secs(6);
+/// Toasts shown at once, and lines of one announcement.
 const AT_MOST: usize = 5;
 
 pub fn provide_toasts() -> Toasts {
@@ -57,7 +58,12 @@ impl Toasts {
     /// burst of messages) are said together.
     pub fn announce(self, text: String) {
         if self.joining.get_value() {
-            self.announcement.update(|lines| lines.push(text));
+            // A hidden tab's timers may wait a minute: the last few, not all of them.
+            self.announcement.update(|lines| {
+                lines.push(text);
+                let excess = lines.len().saturating_sub(AT_MOST);
+                lines.drain(..excess);
+            });
             return;
         }
         self.joining.set_value(true);
