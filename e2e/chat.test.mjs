@@ -108,8 +108,9 @@ test(
 test("chat: a screen reader hears what others send, not the history or one's own", T, async () => {
   const room = `heard-${rand()}`;
   const js = jetstream(env.nc);
-  const stored = (user, text) =>
-    js.publish(`chat.room.${room}`, JSON.stringify({ id: `h${rand()}`, room, user, text, at: new Date().toISOString() }));
+  const subject = `chat.room.${room}`;
+  const chat = (user, text) => JSON.stringify({ id: `h${rand()}`, room, user, text, at: new Date().toISOString() });
+  const stored = (user, text) => js.publish(subject, chat(user, text));
   // The page makes stream CHAT if the server has none yet.
   const page = await env.tab({ identity: "chat-heard", path: "/chat" });
   await eventually("stream CHAT", () => env.jsm.streams.info("CHAT"));
@@ -144,7 +145,7 @@ test("chat: a screen reader hears what others send, not the history or one's own
   // A burst (two messages sent together, which reach the tab together): both are said.
   const burst = [`first of two ${rand()}`, `second of two ${rand()}`];
   for (const text of burst) {
-    env.nc.publish(`chat.room.${room}`, JSON.stringify({ id: `h${rand()}`, room, user: "cli", text, at: new Date().toISOString() }));
+    env.nc.publish(subject, chat("cli", text)); // not awaited: the two go out together
   }
   for (const text of burst) {
     await waitFor(page, `the announcer said "${text}"`, (t) => window.said.some((s) => s.includes(t)), text);
