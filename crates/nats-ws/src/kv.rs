@@ -106,7 +106,8 @@ pub struct Entry {
     pub key: String,
     pub value: Bytes,
     pub revision: u64,
-    /// For watchers: how many newer revisions (of any watched key) are already stored.
+    /// For watchers: how many newer revisions (of any watched key) are already stored, as the
+    /// server counts them; while limits remove entries, a newer server may say 0 too soon.
     pub delta: u64,
     pub operation: Operation,
     /// Headers stored with the value (`KV-Operation` for markers, anything the writer added).
@@ -766,44 +767,41 @@ impl Store {
         })
     }
 
-    /// Reads everything an ordered consumer has now, then stops.
+    /// Reads what matched when the ordered consumer was first made, then stops ([`CatchUp`]):
+    /// writes that keep coming meanwhile neither hold it nor make it longer, as with nats.go's
+    /// `ListKeys`. On a reset (the stream made again) it starts over.
     async fn snapshot(&self, options: OrderedOptions) -> Result<Vec<Entry>, KvError> {
         let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
+        let mut catch_up = CatchUp::default();
         let mut entries = Vec::new();
         while let Some(event) = ordered.next_event().await {
-            match event.map_err(|e| self.stream_error(e))? {
+            let done = match event.map_err(|e| self.stream_error(e))? {
                 OrderedEvent::Created { num_pending, reset } => {
                     if reset {
                         entries.clear();
                     }
-                    // Nothing (more) to come: a recreation resumes after what was collected.
-                    if num_pending == 0 {
-                        break;
-                    }
+                    catch_up.created(num_pending, reset)
                 }
-                // Nothing undelivered: what the count still waited for was removed meanwhile.
-                OrderedEvent::Idle => break,
+                OrderedEvent::Idle => catch_up.idle(),
                 OrderedEvent::Message(m) => {
-                    let Some(entry) = self.entry_from_message(&m) else {
-                        continue;
-                    };
-                    let done = entry.delta == 0;
-                    entries.push(entry);
-                    if done {
-                        break;
-                    }
+                    entries.extend(self.entry_from_message(&m));
+                    catch_up.delivered()
                 }
+            };
+            if done {
+                break;
             }
         }
         Ok(entries)
     }
 
-    /// Every key with a value.
+    /// Every key with a value, in byte order: what the bucket held when the call began (a key
+    /// written meanwhile is named once, with its latest state).
     pub async fn keys(&self) -> Result<Vec<String>, KvError> {
         self.keys_matching(">").await
     }
 
-    /// The keys with a value that match `filter` (`*` and `>` wildcards).
+    /// The keys with a value that match `filter` (`*` and `>` wildcards), as [`Store::keys`].
     pub async fn keys_matching(&self, filter: &str) -> Result<Vec<String>, KvError> {
         valid_key(filter, true)?;
         let options = OrderedOptions {
@@ -812,11 +810,16 @@ impl Store {
             headers_only: true,
             ..Default::default()
         };
-        let entries = self.snapshot(options).await?;
-        Ok(entries
+        // A key written again between its first delivery and the end comes twice: its last
+        // operation says whether it has a value.
+        let mut last = std::collections::BTreeMap::new();
+        for entry in self.snapshot(options).await? {
+            last.insert(entry.key, entry.operation);
+        }
+        Ok(last
             .into_iter()
-            .filter(|e| e.operation == Operation::Put)
-            .map(|e| e.key)
+            .filter(|(_, operation)| *operation == Operation::Put)
+            .map(|(key, _)| key)
             .collect())
     }
 
@@ -937,9 +940,8 @@ impl WatchState {
                 }
                 Ok(OrderedEvent::Idle) => self.marker_due = self.catch_up.idle(),
                 Ok(OrderedEvent::Message(m)) => {
-                    let entry = self.store.entry_from_message(&m);
-                    self.marker_due = self.catch_up.delivered(entry.as_ref().map(|e| e.delta));
-                    let Some(entry) = entry else {
+                    self.marker_due = self.catch_up.delivered();
+                    let Some(entry) = self.store.entry_from_message(&m) else {
                         continue;
                     };
                     if self.ignore_deletes && entry.operation != Operation::Put {

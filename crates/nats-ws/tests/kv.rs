@@ -368,6 +368,87 @@ async fn keys_matching_a_filter() {
     );
 }
 
+/// A key written without pause must not keep `keys` (or `history`) reading: each stops at what
+/// matched when it began and names a key once however often it was written meanwhile. Nor may
+/// it end them early: nats-server 2.10+ can say 0 pending on the first message then (see
+/// `CatchUp`), which made `keys` return one key of 51 (each run on 2.15.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_history_end_while_a_key_is_written_without_pause() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("busy").history(64)).await;
+    for i in 0..50 {
+        kv.put(&format!("k{i}"), "v").await.unwrap();
+    }
+    kv.put("hot", "first").await.unwrap();
+
+    // Another client writes `hot` as fast as the server takes it, until told to stop.
+    let writer = connect(&server).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (started, is_writing) = tokio::sync::oneshot::channel();
+    let writing = tokio::spawn({
+        let (stop, written) = (stop.clone(), written.clone());
+        async move {
+            let mut started = Some(started);
+            while !stop.load(Ordering::Relaxed) && written.load(Ordering::Relaxed) < 5_000_000 {
+                for _ in 0..200 {
+                    writer.publish("$KV.busy.hot", "again").unwrap();
+                }
+                // Keeps the writer at the server's pace rather than its own buffer's.
+                writer.flush().await.unwrap();
+                if written.fetch_add(200, Ordering::Relaxed) >= 20_000 {
+                    started.take().map(|s| s.send(()));
+                }
+            }
+        }
+    });
+    within(10, "the first 20 000 writes", is_writing)
+        .await
+        .unwrap();
+
+    let keys = within(10, "keys while `hot` is written", kv.keys()).await;
+    let history = within(10, "history while `hot` is written", kv.history("hot")).await;
+    // A watch's marker, too, comes once every key's value is in.
+    let mut watch = kv.watch_all().unwrap();
+    let mut before_marker = std::collections::BTreeSet::new();
+    loop {
+        match next_event(&mut watch).await {
+            WatchEvent::Entry(e) => {
+                before_marker.insert(e.key);
+            }
+            WatchEvent::InitialDone => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(watch);
+    stop.store(true, Ordering::Relaxed);
+    writing.await.unwrap();
+    let written = written.load(Ordering::Relaxed);
+
+    let mut keys = keys.unwrap();
+    keys.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    expected.push("hot".into());
+    expected.sort();
+    assert_eq!(keys, expected, "each key once ({written} writes of `hot`)");
+    assert_eq!(
+        before_marker.into_iter().collect::<Vec<_>>(),
+        expected,
+        "the watch's values before its marker"
+    );
+    let history = history.unwrap();
+    assert!(
+        !history.is_empty() && history.len() <= 64,
+        "at most what the bucket keeps: {}",
+        history.len()
+    );
+    assert!(
+        history.windows(2).all(|w| w[0].revision < w[1].revision),
+        "in order"
+    );
+}
+
 #[tokio::test]
 async fn history_includes_delete_markers_in_order() {
     let server = TestServer::start();
