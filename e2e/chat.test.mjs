@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
 
-import { countText, eventually, rand, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
+import { countText, eventually, rand, sel, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -245,11 +245,28 @@ test("chat: after stream CHAT is deleted, the page makes it again and keeps work
   ]);
   for (const page of [a, b]) await page.getByPlaceholder("Message #general").waitFor();
   await eventually("stream CHAT exists (the page creates it)", () => env.jsm.streams.info("CHAT"));
+  const before = `before delete ${rand()}`;
+  await send(a, before);
+  await waitCount(b, "chat-message", before, 1);
+  // A room only the old stream has, from another client.
+  const gone = `gone-${rand()}`.toLowerCase();
+  await jetstream(env.nc).publish(
+    `chat.room.${gone}`,
+    JSON.stringify({ id: `g${rand()}`, room: gone, user: "cli", text: "soon gone", at: new Date().toISOString() }),
+  );
+  for (const page of [a, b]) await page.getByTestId(`chat-room-${gone}`).waitFor();
   await env.jsm.streams.delete("CHAT");
 
   const text = `after delete ${rand()}`;
   await send(a, text);
   await waitCount(b, "chat-message", text, 1, { timeout: 45_000 });
+  // What the deleted stream held is gone from the open pages too, as from one opened now.
+  const c = await env.tab({ identity: "chat-del-c", path: "/chat" });
+  await waitCount(c, "chat-message", text, 1);
+  for (const page of [a, b, c]) {
+    await waitCount(page, "chat-message", before, 0);
+    await waitFor(page, "the old stream's room is no longer listed", (s) => !document.querySelector(s), sel(`chat-room-${gone}`));
+  }
   const room = `del-${rand()}`.toLowerCase();
   await b.getByLabel("New room name").fill(room);
   await b.getByRole("button", { name: "Add" }).click();

@@ -41,7 +41,7 @@ pub mod rt;
 pub mod service;
 mod subject;
 mod text;
-#[cfg(any(feature = "kv", feature = "service"))]
+#[cfg(any(feature = "jetstream", feature = "service"))]
 mod time;
 
 pub use auth::{Auth, Authenticator};

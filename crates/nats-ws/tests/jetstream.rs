@@ -1227,6 +1227,7 @@ async fn next_item(
     {
         OrderedItem::Message(m) => String::from_utf8(m.message.payload.to_vec()).unwrap(),
         OrderedItem::CaughtUp => "caught up".to_owned(),
+        OrderedItem::Reset => "reset".to_owned(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -1274,6 +1275,51 @@ async fn ordered_items_mark_the_end_of_what_the_stream_held_once() {
     // `ordered` is the same consumer without the marker.
     let mut plain = js.ordered("MARK", only("mark.c"));
     assert_eq!(next_ordered(&mut plain).await, (7, "first".to_owned()));
+}
+
+/// A stream deleted and made again, here with more messages than were delivered (resuming after
+/// the last one seen would skip the new stream's first): the items say `Reset` (what was
+/// delivered is gone), then the new stream's messages from its start, then a new marker, as a
+/// KV watch does. `ordered` leaves the `Reset` out and delivers the same messages.
+#[tokio::test]
+async fn ordered_items_start_over_when_the_stream_is_deleted_and_made_again() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "AGAIN", &["again.>"]).await;
+    js.publish("again.x", "old 1").await.unwrap();
+    let mut items = js.ordered_items("AGAIN", OrderedOptions::default());
+    let mut plain = js.ordered("AGAIN", OrderedOptions::default());
+    for expected in ["old 1", "caught up"] {
+        assert_eq!(next_item(&mut items).await, expected);
+    }
+    assert_eq!(next_ordered(&mut plain).await, (1, "old 1".to_owned()));
+
+    let other = connect_quick_reconnect(&server).await;
+    let other_js = other.jetstream();
+    other_js.delete_stream("AGAIN").await.unwrap();
+    stream(&other_js, "AGAIN", &["again.>"]).await;
+    for text in ["new 1", "new 2"] {
+        other_js.publish("again.x", text).await.unwrap();
+    }
+
+    // The consumers go with the stream; the restart has them made again at once.
+    restart_server(&mut server, &client).await;
+
+    for expected in ["reset", "new 1", "new 2", "caught up"] {
+        assert_eq!(next_item(&mut items).await, expected);
+    }
+    assert_eq!(next_ordered(&mut plain).await, (1, "new 1".to_owned()));
+    assert_eq!(next_ordered(&mut plain).await, (2, "new 2".to_owned()));
+    wait_status(
+        &other,
+        "the publisher connected again",
+        Status::is_connected,
+    )
+    .await;
+    other_js.publish("again.x", "new 3").await.unwrap();
+    assert_eq!(next_item(&mut items).await, "new 3");
+    assert_eq!(next_ordered(&mut plain).await, (3, "new 3".to_owned()));
 }
 
 #[tokio::test]

@@ -262,15 +262,19 @@ async fn deliver(
 fn ChatWith(client: Client) -> impl IntoView {
     let js = client.jetstream();
     let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
-    let mut defaults = BTreeSet::new();
-    defaults.extend(DEFAULT_ROOMS.iter().map(|r| (*r).to_owned()));
-    let rooms = RwSignal::new(defaults);
     let stream_error = RwSignal::new(None::<String>);
     let outbox = expect_context::<ChatOutbox>();
-    // Rooms with messages still on their way (one added while the server was down, say).
-    outbox
-        .outgoing
-        .with_untracked(|o| rooms.update(|r| r.extend(o.iter().map(|p| p.message.room.clone()))));
+    // The rooms listed whatever the stream holds: the defaults, the one on screen, and those with
+    // messages still on their way (one added while the server was down, say).
+    let rooms_without_history = move || {
+        let mut rooms: BTreeSet<String> = DEFAULT_ROOMS.iter().map(|r| (*r).to_owned()).collect();
+        rooms.insert(current.get_untracked());
+        outbox
+            .outgoing
+            .with_untracked(|o| rooms.extend(o.iter().map(|p| p.message.room.clone())));
+        rooms
+    };
+    let rooms = RwSignal::new(rooms_without_history());
 
     // Rooms with messages, live: the last message per room subject, headers only.
     {
@@ -283,12 +287,20 @@ fn ChatWith(client: Client) -> impl IntoView {
                 headers_only: true,
                 ..Default::default()
             };
-            let mut found = js.ordered(CHAT_STREAM, options);
+            let mut found = js.ordered_items(CHAT_STREAM, options);
             // Errors come and go (the ordered consumer keeps trying): the list stays live after
             // them; a stream that is gone is made again.
             while let Some(next) = found.next().await {
                 let m = match next {
-                    Ok(m) => m,
+                    Ok(OrderedItem::Message(m)) => m,
+                    // CHAT was deleted and made again: the rooms only it had are gone, as from a
+                    // page opened now; the one on screen and those with messages on their way
+                    // stay.
+                    Ok(OrderedItem::Reset) => {
+                        rooms.set(rooms_without_history());
+                        continue;
+                    }
+                    Ok(_) => continue,
                     Err(e) => {
                         if stream_gone(&e) {
                             ensure_stream_until_ready(&js, stream_error).await;
@@ -464,6 +476,13 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                     Ok(OrderedItem::Message(m)) => m,
                     Ok(OrderedItem::CaughtUp) => {
                         caught_up = true;
+                        continue;
+                    }
+                    // CHAT was deleted and made again: what the page shows is gone from it, as
+                    // from every page opened since; the room's history starts over.
+                    Ok(OrderedItem::Reset) => {
+                        messages.set(Vec::new());
+                        caught_up = false;
                         continue;
                     }
                     Ok(_) => continue,

@@ -334,7 +334,7 @@ impl JetStream {
         self.ordered_items(stream, options).filter_map(|item| {
             futures::future::ready(match item {
                 Ok(OrderedItem::Message(m)) => Some(Ok(m)),
-                Ok(OrderedItem::CaughtUp) => None,
+                Ok(OrderedItem::CaughtUp | OrderedItem::Reset) => None,
                 Err(e) => Some(Err(e)),
             })
         })
@@ -342,9 +342,9 @@ impl JetStream {
 
     /// [`JetStream::ordered`], and a marker: [`OrderedItem::CaughtUp`] once every message that
     /// matched when the consumer was first made has been delivered (at once if none did), so
-    /// what follows is new. Given once, and again only if the stream is deleted and made again
-    /// (its messages start over); counted as a KV watch's `InitialDone` is ([`CatchUp`]): a page
-    /// shows a history, then announces only what arrives.
+    /// what follows is new. Given once, and again only after an [`OrderedItem::Reset`] (the
+    /// stream was deleted and made again, and its messages start over); counted as a KV watch's
+    /// `InitialDone` is ([`CatchUp`]): a page shows a history, then announces only what arrives.
     pub fn ordered_items(
         &self,
         stream: &str,
@@ -368,6 +368,9 @@ impl JetStream {
                 match s.ordered.next_event().await? {
                     Ok(OrderedEvent::Created { num_pending, reset }) => {
                         s.due = s.catch_up.created(num_pending, reset);
+                        if reset {
+                            return Some((Ok(OrderedItem::Reset), s));
+                        }
                     }
                     Ok(OrderedEvent::Idle) => s.due = s.catch_up.idle(),
                     Ok(OrderedEvent::Message(m)) => {
@@ -389,6 +392,9 @@ pub enum OrderedItem {
     Message(JsMessage),
     /// Every message that matched when the consumer was first made has been delivered.
     CaughtUp,
+    /// The stream was deleted and made again: what was delivered before is gone, and its
+    /// messages start over (a new [`OrderedItem::CaughtUp`] follows them).
+    Reset,
 }
 
 /// Says when an ordered consumer has delivered every message that matched when it was first
@@ -520,6 +526,9 @@ pub struct Ordered {
     /// create reply (`delivered.stream_seq`). A recreation continues from there rather than with
     /// the original policy, which for `New` or `Last` would skip what was stored in between.
     cursor: Option<u64>,
+    /// The server's time of the last consumer's creation: a stream made after it is not the
+    /// one that consumer read.
+    consumer_created: Option<web_time::SystemTime>,
     /// Consumer names are `<name_base>_<serial>`, a new serial for each creation attempt.
     name_base: String,
     serial: u64,
@@ -575,6 +584,7 @@ impl Ordered {
             last_stream_seq: 0,
             last_consumer_seq: 0,
             cursor: None,
+            consumer_created: None,
             name_base,
             serial: 0,
             current: None,
@@ -625,14 +635,15 @@ impl Ordered {
         }
     }
 
-    /// Whether the stream ends before where a recreation would resume: then it was deleted and
-    /// created again (or restored from an older copy) — its sequences start over, and resuming
-    /// after the last one delivered would skip everything up to it (a KV watch would show the old
-    /// values as current until the new stream got that far). Sequences never go down otherwise:
-    /// a purge keeps them, limits drop from the front. One request per try (none while the last
-    /// one went unanswered), given `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it
-    /// resumes as before, and so it does without an answer (`None`: a cluster still electing the
-    /// stream's leader).
+    /// Whether the stream was deleted and created again (or restored from an older copy): its
+    /// sequences start over, and resuming after the last one delivered would skip everything up
+    /// to it (a KV watch would show the old values as current until the new stream got that
+    /// far). Said by the stream being newer than the last consumer made on it, or by its ending
+    /// before where a recreation would resume (sequences never go down otherwise: a purge keeps
+    /// them, limits drop from the front). One request per try (none while the last one went
+    /// unanswered), given `STREAM_CHECK_TIMEOUT`; on a refusal (no permission) it resumes as
+    /// before, and so it does without an answer (`None`: a cluster still electing the stream's
+    /// leader).
     fn stream_started_over(&self) -> impl std::future::Future<Output = Option<bool>> + 'static {
         let resume_after = match self.last_stream_seq {
             // A start past the stream's end (2.10+ does not pull it back) is no sign of anything.
@@ -640,6 +651,7 @@ impl Ordered {
             0 => self.cursor,
             last => Some(last),
         };
+        let consumer_created = self.consumer_created;
         let js = self.js.clone().with_timeout(STREAM_CHECK_TIMEOUT);
         let stream = self.stream.clone();
         async move {
@@ -649,13 +661,19 @@ impl Ordered {
             // In a cluster only the leader's word counts: during an election a follower may
             // answer from a copy that is behind. (A server on its own names no cluster.)
             match js.stream_brief(&stream).await {
-                Ok(info) => Some(
-                    info.state.last_seq < after
-                        && info
-                            .cluster
-                            .as_ref()
-                            .is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty())),
-                ),
+                Ok(info) => {
+                    let newer = matches!(
+                        (info.created, consumer_created),
+                        (Some(stream), Some(consumer)) if stream > consumer
+                    );
+                    Some(
+                        (newer || info.state.last_seq < after)
+                            && info
+                                .cluster
+                                .as_ref()
+                                .is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty())),
+                    )
+                }
                 Err(
                     JetStreamError::NotEnabled { .. }
                     | JetStreamError::Request(RequestError::TimedOut { .. }),
@@ -737,6 +755,7 @@ impl Ordered {
             }
         };
         self.current = self.stale.pop();
+        self.consumer_created = info.created;
         self.election_likely = false;
         // Last values per subject that are still to come are not a range of the stream (the
         // stream holds older revisions between them): until one is delivered, a recreation takes

@@ -110,6 +110,9 @@ pub struct StreamInfo {
 pub(crate) struct StreamBrief {
     pub config: StreamBriefConfig,
     pub state: StreamBriefState,
+    /// When the stream was made (`None` if unreadable): one made again is newer than a consumer
+    /// made on the old one.
+    pub created: Option<web_time::SystemTime>,
     pub cluster: Option<StreamCluster>,
 }
 
@@ -222,6 +225,8 @@ pub struct ConsumerInfo {
 /// exists: the rest of the answer (the whole configuration echoed back) is skipped unread.
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerBrief {
+    /// The server's time of its creation (`None` if unreadable).
+    pub created: Option<web_time::SystemTime>,
     pub delivered: ConsumerBriefSequence,
     pub num_pending: u64,
 }

@@ -227,6 +227,11 @@ fn string(r: &mut Reader<'_>) -> Result<String, JsonError> {
     r.string()
 }
 
+/// An RFC 3339 time; `None` if it does not read as one (it only ever adds to what is known).
+fn time(r: &mut Reader<'_>) -> Result<Option<web_time::SystemTime>, JsonError> {
+    string(r).map(|text| crate::time::parse_rfc3339(&text))
+}
+
 fn some_string(r: &mut Reader<'_>) -> Result<Option<String>, JsonError> {
     r.string().map(Some)
 }
@@ -336,6 +341,7 @@ from_json! {
     StreamBrief {
         config: object,
         state: object,
+        created: time,
         cluster: some_object,
     }
     StreamBriefConfig {
@@ -387,6 +393,7 @@ from_json! {
         cluster: some_object,
     }
     ConsumerBrief {
+        created: time,
         delivered: object,
         num_pending: u64,
     }
@@ -807,6 +814,24 @@ mod tests {
         assert_eq!(streams[0].as_ref().unwrap().config.name, "a");
         assert!(streams[1].is_none());
         assert_eq!(list.missing, ["c"]);
+
+        // The briefs the ordered consumer reads: when the stream and the consumer were made.
+        let at = |text| crate::time::parse_rfc3339(text);
+        let stream: StreamBrief = read(
+            br#"{"config":{"name":"S"},"created":"2026-12-05T07:35:01.12Z","state":{"last_seq":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(stream.created, at("2026-12-05T07:35:01.120Z"));
+        assert_eq!(stream.state.last_seq, 4);
+        let consumer: ConsumerBrief = read(
+            br#"{"created":"2026-12-05T07:35:01.123456789Z","delivered":{"consumer_seq":1,"stream_seq":2},"num_pending":3}"#,
+        )
+        .unwrap();
+        assert!(consumer.created > stream.created);
+        assert_eq!(consumer.num_pending, 3);
+        // A time that does not read as one is not known, and the rest is still read.
+        let odd: ConsumerBrief = read(br#"{"created":"yesterday","num_pending":3}"#).unwrap();
+        assert_eq!((odd.created, odd.num_pending), (None, 3));
     }
 
     #[test]
