@@ -202,6 +202,34 @@ test("kv: 600 keys written at once by nats-py: all counted, the first 500 drawn"
   await waitText(page, "kv-key-count", "100 keys containing “k.05”");
 });
 
+// A key written thousands of times a second, each write its own frame to the page: drawn at most
+// once a frame with its last value, not once per write (which kept the tab's main thread busy
+// and the shown value seconds behind).
+test("kv: a key written without pause is drawn at most once a frame, and ends at its last value", T, async (t) => {
+  const bucket = `hot_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 1 });
+  await kv.put("hot", "0");
+  const page = await openBucket("kv-hot", bucket);
+  await waitFor(page, "the hot key listed", (s) => document.querySelector(s)?.textContent === "0", sel("kv-value"));
+  // Counts the redraws of its value: one observer call per task that changed it.
+  await page.evaluate((s) => {
+    window.redraws = 0;
+    new MutationObserver(() => window.redraws++).observe(document.querySelector(s), { subtree: true, childList: true, characterData: true });
+  }, sel("kv-value"));
+  const writes = 3000;
+  const started = Date.now();
+  await env.py(
+    `js = nc.jetstream()\nkv = await js.key_value(${JSON.stringify(bucket)})\n` +
+      `for i in range(1, ${writes + 1}):\n    await kv.put("hot", str(i).encode())`,
+  );
+  await waitFor(page, "the last value shown", (s) => document.querySelector(s)?.textContent === "3000", sel("kv-value"), { timeout: 30_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const redraws = await page.evaluate(() => window.redraws);
+  t.diagnostic(`${redraws} redraws for ${writes} writes in ${seconds.toFixed(1)} s`);
+  // 60 a second at most, with room for timers that fire late; one per write before.
+  assert.ok(redraws <= 80 * seconds + 10, `${redraws} redraws for ${writes} writes in ${seconds.toFixed(1)} s`);
+});
+
 test("kv: a bucket created, written and filtered from the page, then deleted", T, async () => {
   const bucket = `page_${rand()}`;
   const page = await env.tab({ identity: "kv-admin", path: "/kv", admin: true });

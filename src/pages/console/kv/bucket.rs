@@ -1,5 +1,5 @@
-//! One open bucket: its keys live (a watch, batched into the page at most once per batch of
-//! what has arrived), the first [`ROW_LIMIT`] keys matching the filter drawn, the open key's
+//! One open bucket: its keys live (a watch, drawn at most once a frame with the last change of
+//! each key), the first [`ROW_LIMIT`] keys matching the filter drawn, the open key's
 //! value in full and its history, and the editor (put, create, update at the revision loaded,
 //! delete, purge). An update that finds the key changed shows both values and writes nothing.
 
@@ -19,7 +19,7 @@ use super::logic::{
     describe_conflict, epoch_ms, full_value, key_count, operation_name, preview_line, visible_keys,
     Current, KeyFilter, PREVIEW_CHARS, ROW_LIMIT,
 };
-use crate::components::clock::time_of_day;
+use crate::components::clock::{now_ms, time_of_day};
 use crate::components::toasts::Toasts;
 
 /// How long before a bucket that could not be opened, or a watch that ended, is tried again.
@@ -27,6 +27,10 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// Watch events applied to the page at once, at most: a burst of writes redraws once.
 const BATCH: usize = 1000;
+
+/// The open bucket is drawn again at most this often while its keys change (a key written
+/// thousands of times a second would otherwise redraw the list for each write, and fall behind).
+const FRAME_MS: f64 = 16.0;
 
 /// What the open bucket's parts share.
 #[derive(Clone, Copy)]
@@ -137,6 +141,15 @@ impl Action {
     }
 }
 
+/// Applies the changes waiting to be drawn.
+fn draw(open: Open, changes: &mut BTreeMap<String, Entry>) {
+    open.entries.update(|map| {
+        for (_, entry) in std::mem::take(changes) {
+            apply(map, entry);
+        }
+    });
+}
+
 fn apply(map: &mut BTreeMap<String, Entry>, entry: Entry) {
     if entry.operation == Operation::Put {
         map.insert(entry.key.clone(), entry);
@@ -175,8 +188,31 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
         };
         let mut initial = BTreeMap::new();
         let mut live = false;
-        let mut changes = Vec::new();
-        while let Some(first) = watch.next().await {
+        // Changes not drawn yet, the last per key: a key written without pause is drawn at most
+        // once a frame, and what waits stays as small as the bucket.
+        let mut changes = BTreeMap::new();
+        let mut drawn_ms = f64::NEG_INFINITY;
+        // The end of the frame the changes wait for: one timer per draw, not one per message.
+        let mut frame_end = None;
+        loop {
+            let next = if changes.is_empty() {
+                watch.next().await
+            } else {
+                let end = frame_end.get_or_insert_with(|| {
+                    let due = (drawn_ms + FRAME_MS - now_ms()).max(0.0);
+                    gloo_timers::future::sleep(Duration::from_millis(due as u64))
+                });
+                match futures::future::select(watch.next(), end).await {
+                    futures::future::Either::Left((next, _)) => next,
+                    futures::future::Either::Right(_) => {
+                        frame_end = None;
+                        draw(open, &mut changes);
+                        drawn_ms = now_ms();
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = next else { break };
             // Whatever else has already arrived goes in the same redraw.
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -187,12 +223,15 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
             }
             for event in batch {
                 match event {
-                    Ok(WatchEvent::Entry(entry)) if live => changes.push(entry),
+                    Ok(WatchEvent::Entry(entry)) if live => {
+                        changes.insert(entry.key.clone(), entry);
+                    }
                     Ok(WatchEvent::Entry(entry)) => apply(&mut initial, entry),
                     Ok(WatchEvent::InitialDone) => {
                         live = true;
                         open.entries.set(std::mem::take(&mut initial));
                         open.loaded.set(true);
+                        drawn_ms = now_ms();
                     }
                     // The bucket was recreated: what was shown is gone; its values follow.
                     Ok(WatchEvent::Reset) => {
@@ -212,11 +251,12 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                 }
             }
             if !changes.is_empty() {
-                open.entries.update(|map| {
-                    for entry in changes.drain(..) {
-                        apply(map, entry);
-                    }
-                });
+                // At once after a quiet frame; otherwise when the frame is over.
+                if now_ms() - drawn_ms >= FRAME_MS {
+                    frame_end = None;
+                    draw(open, &mut changes);
+                    drawn_ms = now_ms();
+                }
             } else if !live {
                 open.initial.set(initial.len());
             }
