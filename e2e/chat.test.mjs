@@ -153,6 +153,36 @@ test("chat: a screen reader hears what others send, not the history or one's own
   assert.equal(await page.locator("ol.messages[aria-live]").count(), 0, "the list is not a live region");
 });
 
+// A room another client floods, each message its own frame to the page: drawn (and announced) at
+// most once a frame, not once per message, and it ends with the last message shown.
+test("chat: a flooded room is drawn at most once a frame, and shows the last message", T, async (t) => {
+  const room = `flood-${rand()}`;
+  const page = await env.tab({ identity: "chat-flood", path: "/chat" });
+  await page.getByLabel("New room name").fill(room);
+  await page.getByRole("button", { name: "Add" }).click();
+  await page.getByPlaceholder(`Message #${room}`).waitFor();
+  await page.evaluate(() => {
+    window.redraws = 0;
+    new MutationObserver(() => window.redraws++).observe(document.querySelector("ol.messages"), { subtree: true, childList: true, characterData: true });
+  });
+  const count = 2000;
+  const started = Date.now();
+  await env.py(
+    `js = nc.jetstream()\n` +
+      `for i in range(1, ${count + 1}):\n` +
+      `    await js.publish("chat.room.${room}", json.dumps({"id": f"f{i}", "room": "${room}", "user": "bot", "text": f"flood {i} end", "at": "2026-12-05T00:00:00Z"}).encode())`,
+  );
+  await waitCount(page, "chat-message", `flood ${count} end`, 1, { timeout: 30_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const redraws = await page.evaluate(() => window.redraws);
+  t.diagnostic(`${redraws} redraws for ${count} messages in ${seconds.toFixed(1)} s`);
+  assert.ok(redraws <= 80 * seconds + 10, `${redraws} redraws for ${count} messages in ${seconds.toFixed(1)} s`);
+  // The last SHOWN (200) are kept, in order.
+  const texts = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel("chat-message"));
+  assert.equal(texts.length, 200);
+  assert.ok(texts[0].includes(`flood ${count - 199} end`) && texts[199].includes(`flood ${count} end`), `${texts[0]} … ${texts[199]}`);
+});
+
 test("chat: a room created in one tab is listed in the others, with its first message", T, async () => {
   const [a, b] = await Promise.all([
     env.tab({ identity: "room-ada", path: "/chat" }),

@@ -15,6 +15,7 @@ use nats_ws::jetstream::{
 };
 use nats_ws::Client;
 
+use crate::components::pacer::{Paced, Pacer};
 use crate::components::toasts::Toasts;
 use crate::model::{
     room_subject, valid_room, ChatMessage, CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS,
@@ -471,7 +472,31 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             // Whether the room's history is in: a screen reader hears the messages others send
             // from then on, not the history as it loads.
             let mut caught_up = false;
-            while let Some(next) = feed.next().await {
+            // Arrived and not drawn yet (the last SHOWN of them at most), and what is to be said
+            // of them: a busy room is drawn and announced once a frame (components/pacer.rs).
+            let mut arrived: Vec<ChatMessage> = Vec::new();
+            let mut to_say: Vec<String> = Vec::new();
+            let mut pacer = Pacer::default();
+            let draw = move |arrived: &mut Vec<ChatMessage>, to_say: &mut Vec<String>| {
+                messages.update(|list| {
+                    list.append(arrived);
+                    let excess = list.len().saturating_sub(SHOWN);
+                    list.drain(..excess);
+                });
+                for text in to_say.drain(..) {
+                    toasts.announce(text);
+                }
+            };
+            loop {
+                let next = match pacer.next(&mut feed, !arrived.is_empty()).await {
+                    Paced::Item(next) => next,
+                    Paced::Ended => break,
+                    Paced::Draw => {
+                        draw(&mut arrived, &mut to_say);
+                        pacer.drawn();
+                        continue;
+                    }
+                };
                 let m = match next {
                     Ok(OrderedItem::Message(m)) => m,
                     Ok(OrderedItem::CaughtUp) => {
@@ -482,6 +507,8 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                     // from every page opened since; the room's history starts over.
                     Ok(OrderedItem::Reset) => {
                         messages.set(Vec::new());
+                        arrived.clear();
+                        to_say.clear();
                         caught_up = false;
                         continue;
                     }
@@ -509,17 +536,22 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                 let ours = outbox.seen(&message.id);
                 // Another client may store the same message twice (no msg id, or after the
                 // duplicate window): show it once.
-                if messages.with_untracked(|list| list.iter().any(|m| m.id == message.id)) {
+                let shown = |list: &[ChatMessage]| list.iter().any(|m| m.id == message.id);
+                if shown(&arrived) || messages.with_untracked(|l| shown(l)) {
                     continue;
                 }
                 if caught_up && !ours && message.user != identity.get_untracked() {
-                    toasts.announce(announcement(&room, &message));
+                    to_say.push(announcement(&room, &message));
                 }
-                messages.update(|list| {
-                    list.push(message);
-                    let excess = list.len().saturating_sub(SHOWN);
-                    list.drain(..excess);
-                });
+                arrived.push(message);
+                let excess = arrived.len().saturating_sub(SHOWN);
+                arrived.drain(..excess);
+                // One's own message is drawn at once: it has just left the list of those on
+                // their way.
+                if ours || pacer.due() {
+                    draw(&mut arrived, &mut to_say);
+                    pacer.drawn();
+                }
             }
         });
     }

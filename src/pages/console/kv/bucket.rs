@@ -19,7 +19,8 @@ use super::logic::{
     describe_conflict, epoch_ms, full_value, key_count, operation_name, preview_line, visible_keys,
     Current, KeyFilter, PREVIEW_CHARS, ROW_LIMIT,
 };
-use crate::components::clock::{now_ms, time_of_day};
+use crate::components::clock::time_of_day;
+use crate::components::pacer::{Paced, Pacer};
 use crate::components::toasts::Toasts;
 
 /// How long before a bucket that could not be opened, or a watch that ended, is tried again.
@@ -27,10 +28,6 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// Watch events applied to the page at once, at most: a burst of writes redraws once.
 const BATCH: usize = 1000;
-
-/// The open bucket is drawn again at most this often while its keys change (a key written
-/// thousands of times a second would otherwise redraw the list for each write, and fall behind).
-const FRAME_MS: f64 = 16.0;
 
 /// What the open bucket's parts share.
 #[derive(Clone, Copy)]
@@ -191,28 +188,17 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
         // Changes not drawn yet, the last per key: a key written without pause is drawn at most
         // once a frame, and what waits stays as small as the bucket.
         let mut changes = BTreeMap::new();
-        let mut drawn_ms = f64::NEG_INFINITY;
-        // The end of the frame the changes wait for: one timer per draw, not one per message.
-        let mut frame_end = None;
+        let mut pacer = Pacer::default();
         loop {
-            let next = if changes.is_empty() {
-                watch.next().await
-            } else {
-                let end = frame_end.get_or_insert_with(|| {
-                    let due = (drawn_ms + FRAME_MS - now_ms()).max(0.0);
-                    gloo_timers::future::sleep(Duration::from_millis(due as u64))
-                });
-                match futures::future::select(watch.next(), end).await {
-                    futures::future::Either::Left((next, _)) => next,
-                    futures::future::Either::Right(_) => {
-                        frame_end = None;
-                        draw(open, &mut changes);
-                        drawn_ms = now_ms();
-                        continue;
-                    }
+            let first = match pacer.next(&mut watch, !changes.is_empty()).await {
+                Paced::Item(event) => event,
+                Paced::Ended => break,
+                Paced::Draw => {
+                    draw(open, &mut changes);
+                    pacer.drawn();
+                    continue;
                 }
             };
-            let Some(first) = next else { break };
             // Whatever else has already arrived goes in the same redraw.
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -231,7 +217,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                         live = true;
                         open.entries.set(std::mem::take(&mut initial));
                         open.loaded.set(true);
-                        drawn_ms = now_ms();
+                        pacer.drawn();
                     }
                     // The bucket was recreated: what was shown is gone; its values follow.
                     Ok(WatchEvent::Reset) => {
@@ -252,10 +238,9 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
             }
             if !changes.is_empty() {
                 // At once after a quiet frame; otherwise when the frame is over.
-                if now_ms() - drawn_ms >= FRAME_MS {
-                    frame_end = None;
+                if pacer.due() {
                     draw(open, &mut changes);
-                    drawn_ms = now_ms();
+                    pacer.drawn();
                 }
             } else if !live {
                 open.initial.set(initial.len());
