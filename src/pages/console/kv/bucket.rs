@@ -192,10 +192,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
         loop {
             let first = match pacer.next(&mut watch, !changes.is_empty()).await {
                 Paced::Item(event) => event,
-                Paced::Ended => {
-                    draw(open, &mut changes);
-                    break;
-                }
+                Paced::Ended => break,
                 Paced::Draw => {
                     draw(open, &mut changes);
                     pacer.drawn();
