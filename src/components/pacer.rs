@@ -51,7 +51,11 @@ impl Pacer {
             });
             match select(feed.next(), end).await {
                 Either::Left((next, _)) => next,
-                Either::Right(_) => return Paced::Draw,
+                Either::Right(_) => {
+                    // Spent: never polled again, whether or not the caller says it drew.
+                    self.frame_end = None;
+                    return Paced::Draw;
+                }
             }
         } else {
             feed.next().await

@@ -767,36 +767,54 @@ impl Store {
         })
     }
 
-    /// Reads what matched when the ordered consumer was first made, then stops ([`CatchUp`]):
-    /// writes that keep coming meanwhile neither hold it nor make it longer, as with nats.go's
-    /// `ListKeys`. On a reset (the stream made again) it starts over.
-    async fn snapshot(&self, options: OrderedOptions) -> Result<Vec<Entry>, KvError> {
-        let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
-        let mut catch_up = CatchUp::default();
-        let mut entries = Vec::new();
-        while let Some(event) = ordered.next_event().await {
-            let done = match event.map_err(|e| self.stream_error(e))? {
-                OrderedEvent::Created { num_pending, reset } => {
-                    if reset {
-                        entries.clear();
-                    }
-                    catch_up.created(num_pending, reset)
-                }
-                OrderedEvent::Idle => catch_up.idle(),
-                OrderedEvent::Message(m) => {
-                    entries.extend(self.entry_from_message(&m));
-                    catch_up.delivered()
-                }
+    /// Reads what matched when the ordered consumer was made, then stops ([`CatchUp`]): writes
+    /// that keep coming meanwhile neither hold it nor make it much longer. Starts over if the
+    /// consumer is made again on the way (a reconnect, a gap): a last-per-subject consumer then
+    /// resumes with every revision stored since, which the count cannot tell from what it waits
+    /// for. `whole_bucket`: every key's last value is read, and the stream's count of subjects
+    /// (read first) is a floor under the consumer's own count, which nats-server 2.10+ can give
+    /// lowered by a removal whose new message it has not counted yet.
+    async fn snapshot(
+        &self,
+        options: OrderedOptions,
+        whole_bucket: bool,
+    ) -> Result<Vec<Entry>, KvError> {
+        'again: loop {
+            let floor = match whole_bucket {
+                true => (self.js.stream_brief(&self.stream).await)
+                    .map_or(0, |brief| brief.state.num_subjects),
+                false => 0,
             };
-            if done {
-                break;
+            let mut catch_up = CatchUp::new(options.deliver_policy);
+            let mut ordered = Ordered::new(self.js.clone(), &self.stream, options.clone());
+            let mut made = false;
+            let mut entries = Vec::new();
+            while let Some(event) = ordered.next_event().await {
+                let done = match event.map_err(|e| self.stream_error(e))? {
+                    OrderedEvent::Created { num_pending, reset } => {
+                        if std::mem::replace(&mut made, true) {
+                            continue 'again;
+                        }
+                        catch_up.created(num_pending.max(floor), reset)
+                    }
+                    OrderedEvent::Idle => catch_up.idle(),
+                    OrderedEvent::Message(m) => {
+                        let entry = self.entry_from_message(&m);
+                        let done = catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                        entries.extend(entry);
+                        done
+                    }
+                };
+                if done {
+                    break;
+                }
             }
+            return Ok(entries);
         }
-        Ok(entries)
     }
 
-    /// Every key with a value, in byte order: what the bucket held when the call began (a key
-    /// written meanwhile is named once, with its latest state).
+    /// Every key with a value, in byte order: what the bucket held when the call began, and
+    /// perhaps keys written meanwhile (a key written again is named once, with its latest state).
     pub async fn keys(&self) -> Result<Vec<String>, KvError> {
         self.keys_matching(">").await
     }
@@ -813,7 +831,7 @@ impl Store {
         // A key written again between its first delivery and the end comes twice: its last
         // operation says whether it has a value.
         let mut last = std::collections::BTreeMap::new();
-        for entry in self.snapshot(options).await? {
+        for entry in self.snapshot(options, filter == ">").await? {
             last.insert(entry.key, entry.operation);
         }
         Ok(last
@@ -831,7 +849,7 @@ impl Store {
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         };
-        self.snapshot(options).await
+        self.snapshot(options, false).await
     }
 
     /// Watches `filter` (a key, or a pattern with `*` / `>`): current values, the
@@ -867,7 +885,7 @@ impl Store {
             store: self.clone(),
             ordered,
             ignore_deletes: options.ignore_deletes,
-            catch_up: CatchUp::default(),
+            catch_up: CatchUp::new(deliver_policy),
             marker_due: false,
         };
         // Fused: once ended (the client closed), it stays ended rather than panicking when polled
@@ -940,8 +958,9 @@ impl WatchState {
                 }
                 Ok(OrderedEvent::Idle) => self.marker_due = self.catch_up.idle(),
                 Ok(OrderedEvent::Message(m)) => {
-                    self.marker_due = self.catch_up.delivered();
-                    let Some(entry) = self.store.entry_from_message(&m) else {
+                    let entry = self.store.entry_from_message(&m);
+                    self.marker_due = self.catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                    let Some(entry) = entry else {
                         continue;
                     };
                     if self.ignore_deletes && entry.operation != Operation::Put {

@@ -1,10 +1,10 @@
 //! RFC 3339 times, both ways, without a date-time crate (the client stays small in the browser):
 //! the `started` timestamp of a service's STATS, written in UTC with microseconds from the wall
 //! clock (`web_time`, so it works in the browser), and the times nats-server writes (a stored
-//! message's, a KV entry's), read into a `SystemTime`.
+//! message's, a KV entry's, when a stream or a consumer was made), read into a `SystemTime`.
 //!
-//! Each half is used by one optional part (services write, KV reads).
-#![cfg_attr(not(all(feature = "kv", feature = "service")), allow(dead_code))]
+//! Each half is used by one optional part (services write, JetStream reads).
+#![cfg_attr(not(all(feature = "jetstream", feature = "service")), allow(dead_code))]
 
 use std::time::Duration;
 

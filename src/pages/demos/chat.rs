@@ -490,7 +490,10 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             loop {
                 let next = match pacer.next(&mut feed, !arrived.is_empty()).await {
                     Paced::Item(next) => next,
-                    Paced::Ended => break,
+                    Paced::Ended => {
+                        draw(&mut arrived, &mut to_say);
+                        break;
+                    }
                     Paced::Draw => {
                         draw(&mut arrived, &mut to_say);
                         pacer.drawn();
@@ -504,7 +507,8 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                         continue;
                     }
                     // CHAT was deleted and made again: what the page shows is gone from it, as
-                    // from every page opened since; the room's history starts over.
+                    // from every page opened since (what was still to be drawn or said of it
+                    // too); the room's history starts over.
                     Ok(OrderedItem::Reset) => {
                         messages.set(Vec::new());
                         arrived.clear();
@@ -521,6 +525,9 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
                             crate::session::explain(&e)
                         )));
                         if stream_gone(&e) {
+                            // What arrived is drawn first: this may take a while.
+                            draw(&mut arrived, &mut to_say);
+                            pacer.drawn();
                             ensure_stream_until_ready(&js, feed_error).await;
                         }
                         continue;

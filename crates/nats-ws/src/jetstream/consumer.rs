@@ -356,8 +356,8 @@ impl JetStream {
             due: bool,
         }
         let state = State {
+            catch_up: CatchUp::new(options.deliver_policy),
             ordered: Ordered::new(self.clone(), stream, options),
-            catch_up: CatchUp::default(),
             due: false,
         };
         Box::pin(futures::stream::unfold(state, |mut s| async move {
@@ -374,7 +374,10 @@ impl JetStream {
                     }
                     Ok(OrderedEvent::Idle) => s.due = s.catch_up.idle(),
                     Ok(OrderedEvent::Message(m)) => {
-                        s.due = s.catch_up.delivered();
+                        // The reply subject is read only until caught up.
+                        if !s.catch_up.is_done() {
+                            s.due = s.catch_up.delivered(m.info().map(|info| info.pending));
+                        }
                         return Some((Ok(OrderedItem::Message(m)), s));
                     }
                     Err(e) => return Some((Err(e), s)),
@@ -400,25 +403,48 @@ pub enum OrderedItem {
 /// Says when an ordered consumer has delivered every message that matched when it was first
 /// made: a KV watch's `InitialDone`, [`OrderedItem::CaughtUp`]. Counted down from the first
 /// consumer's `num_pending`, one per message delivered; an idle heartbeat with nothing
-/// undelivered ends it early (messages removed before they were delivered never come).
+/// undelivered ends it early (messages removed before they were delivered never come), and so
+/// does a message whose reply subject says 0 pending, except for `LastPerSubject`.
 ///
-/// The pending count each message's reply subject carries is not trusted, unlike in nats.go and
-/// nats.js: nats-server 2.10+ lowers its cached count when a limit removes a message at once, but
-/// raises it for a new message only when the stream's signal reaches the consumer, so under
-/// writes to a bucket with a history limit the first message of a snapshot can say 0 pending.
-#[derive(Debug, Default)]
+/// There nats-server's count is not trusted (nats.go and nats.js trust it): 2.10+ lowers its
+/// cached count at once when a limit removes a message at or after the next one to deliver, and
+/// raises it for a new message only when the stream's signal reaches the consumer. For the other
+/// policies a removed message was counted and a new one was not (0 pending then means nothing of
+/// what matched at first is left); a last-per-subject consumer counts one message per subject,
+/// so the removal of an older revision lowers the count by one it never held, and under writes to
+/// a bucket with a history limit its first message can say 0 pending (`keys` returned one key of
+/// 51 on 2.15.1). Those removals can reach the count a consumer's creation is answered with, too
+/// (seen as 0 on 2.15.1): then the marker comes before some of the values, which follow it. KV
+/// `keys` reads the stream's count of subjects first for that; a watch does not (one more round
+/// trip before the first value).
+#[derive(Debug)]
 pub(crate) struct CatchUp {
     /// Of what matched at first, how many are still to come; `None` before the first creation.
     left: Option<u64>,
     done: bool,
+    /// Whether a message's pending count of 0 ends it (not for `LastPerSubject`).
+    trusts_pending: bool,
 }
 
 impl CatchUp {
+    /// For a consumer made with `policy`.
+    pub(crate) fn new(policy: DeliverPolicy) -> Self {
+        CatchUp {
+            left: None,
+            done: false,
+            trusts_pending: policy != DeliverPolicy::LastPerSubject,
+        }
+    }
+
     /// A consumer (re)created with `num_pending` messages matching it; `reset`: the stream was
     /// made again and its messages start over. Whether that makes it caught up.
     pub(crate) fn created(&mut self, num_pending: u64, reset: bool) -> bool {
         if reset {
-            *self = CatchUp::default();
+            *self = CatchUp {
+                left: None,
+                done: false,
+                ..*self
+            };
         }
         if self.done {
             return false;
@@ -430,20 +456,25 @@ impl CatchUp {
         self.end_if(left == 0)
     }
 
-    /// A message delivered. Whether that makes it caught up.
-    pub(crate) fn delivered(&mut self) -> bool {
+    /// A message delivered, with the pending count its reply subject carries. Whether that makes
+    /// it caught up.
+    pub(crate) fn delivered(&mut self, pending: Option<u64>) -> bool {
         if self.done {
             return false;
         }
         let left = self.left.unwrap_or(0).saturating_sub(1);
         self.left = Some(left);
-        self.end_if(left == 0)
+        self.end_if(left == 0 || (self.trusts_pending && pending == Some(0)))
     }
 
     /// The consumer is idle with nothing undelivered. Whether that makes it caught up.
     pub(crate) fn idle(&mut self) -> bool {
         let started = self.left.is_some();
         !self.done && self.end_if(started)
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
     }
 
     fn end_if(&mut self, now: bool) -> bool {
@@ -497,8 +528,8 @@ type Check = futures::future::LocalBoxFuture<'static, bool>;
 
 pub(crate) enum OrderedEvent {
     /// A (re)created consumer; `num_pending` messages match it at creation. `reset`: the stream
-    /// had been deleted and created again (it ended before the last message delivered), so the
-    /// consumer started over with the original deliver policy instead of resuming.
+    /// had been deleted and created again (see `Ordered::stream_started_over`), so the consumer
+    /// started over with the original deliver policy instead of resuming.
     Created {
         num_pending: u64,
         reset: bool,
@@ -635,8 +666,8 @@ impl Ordered {
         }
     }
 
-    /// Whether the stream was deleted and created again (or restored from an older copy): its
-    /// sequences start over, and resuming after the last one delivered would skip everything up
+    /// Whether the stream was deleted and created again (or restored from an older copy, which
+    /// keeps its creation time: only its ending sooner tells): its sequences start over, and resuming after the last one delivered would skip everything up
     /// to it (a KV watch would show the old values as current until the new stream got that
     /// far). Said by the stream being newer than the last consumer made on it, or by its ending
     /// before where a recreation would resume (sequences never go down otherwise: a purge keeps
@@ -1025,50 +1056,63 @@ enum Wake {
 mod tests {
     #[test]
     fn catch_up_counts_what_matched_at_first() {
+        use super::{CatchUp, DeliverPolicy};
+        let all = || CatchUp::new(DeliverPolicy::All);
+
         // Three at first: the third delivered ends it, whatever arrives meanwhile.
-        let mut c = super::CatchUp::default();
+        let mut c = all();
         assert!(!c.created(3, false));
-        assert!(!c.delivered());
-        assert!(!c.delivered());
-        assert!(c.delivered(), "the third of three");
-        assert!(!c.delivered(), "said once");
+        assert!(!c.delivered(Some(2)));
+        assert!(!c.delivered(Some(2)));
+        assert!(c.delivered(Some(1)), "the third of three");
+        assert!(!c.delivered(Some(0)), "said once");
         assert!(!c.idle());
 
         // Nothing at first: at once.
-        let mut c = super::CatchUp::default();
-        assert!(c.created(0, false));
+        assert!(all().created(0, false));
 
         // Made again after two of five, with two published since: three are left, not five.
-        let mut c = super::CatchUp::default();
+        let mut c = all();
         assert!(!c.created(5, false));
-        assert!(!c.delivered());
-        assert!(!c.delivered());
+        assert!(!c.delivered(Some(4)));
+        assert!(!c.delivered(Some(3)));
         assert!(!c.created(5, false));
-        assert!(!c.delivered());
-        assert!(!c.delivered());
-        assert!(c.delivered(), "the fifth of the first five");
+        assert!(!c.delivered(Some(4)));
+        assert!(!c.delivered(Some(3)));
+        assert!(c.delivered(Some(2)), "the fifth of the first five");
 
         // Made again after messages were removed: fewer left than counted.
-        let mut c = super::CatchUp::default();
+        let mut c = all();
         assert!(!c.created(5, false));
-        assert!(!c.delivered());
+        assert!(!c.delivered(Some(4)));
         assert!(c.created(0, false));
+
+        // A message with nothing pending ends it early (the rest was removed)...
+        let mut c = all();
+        assert!(!c.created(5, false));
+        assert!(c.delivered(Some(0)));
+        // ... but not a last-per-subject consumer, whose count a removal can lower too far.
+        let mut c = CatchUp::new(DeliverPolicy::LastPerSubject);
+        assert!(!c.created(3, false));
+        assert!(!c.delivered(Some(0)));
+        assert!(!c.delivered(Some(0)));
+        assert!(c.delivered(Some(0)), "the third of three");
 
         // Removed before they were delivered (2.9.10 does not lower the pending count for them):
         // the idle heartbeat ends it; before any consumer it means nothing.
-        let mut c = super::CatchUp::default();
+        let mut c = all();
         assert!(!c.idle());
         assert!(!c.created(3, false));
-        assert!(!c.delivered());
+        assert!(!c.delivered(Some(2)));
         assert!(c.idle());
         assert!(!c.idle());
 
-        // A stream made again starts over, marker and all.
-        let mut c = super::CatchUp::default();
+        // A stream made again starts over, marker and all, with the same policy.
+        let mut c = CatchUp::new(DeliverPolicy::LastPerSubject);
         assert!(c.created(0, false));
         assert!(!c.created(2, true));
-        assert!(!c.delivered());
-        assert!(c.delivered());
+        assert!(!c.delivered(Some(0)));
+        assert!(c.delivered(Some(0)));
         assert!(c.created(0, true));
     }
 

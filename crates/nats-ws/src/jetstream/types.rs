@@ -125,6 +125,8 @@ pub(crate) struct StreamBriefConfig {
 #[derive(Debug, Default)]
 pub(crate) struct StreamBriefState {
     pub last_seq: u64,
+    /// Subjects with a message: a KV bucket's keys (with a value or a marker).
+    pub num_subjects: u64,
 }
 
 /// The `cluster` of a stream's or a consumer's info: its leader, empty while a cluster elects one

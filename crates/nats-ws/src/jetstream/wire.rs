@@ -350,6 +350,7 @@ from_json! {
     }
     StreamBriefState {
         last_seq: u64,
+        num_subjects: u64,
     }
     ConsumerConfig {
         durable_name: some_string,
@@ -818,11 +819,11 @@ mod tests {
         // The briefs the ordered consumer reads: when the stream and the consumer were made.
         let at = |text| crate::time::parse_rfc3339(text);
         let stream: StreamBrief = read(
-            br#"{"config":{"name":"S"},"created":"2026-12-05T07:35:01.12Z","state":{"last_seq":4}}"#,
+            br#"{"config":{"name":"S"},"created":"2026-12-05T07:35:01.12Z","state":{"last_seq":4,"num_subjects":3}}"#,
         )
         .unwrap();
         assert_eq!(stream.created, at("2026-12-05T07:35:01.120Z"));
-        assert_eq!(stream.state.last_seq, 4);
+        assert_eq!((stream.state.last_seq, stream.state.num_subjects), (4, 3));
         let consumer: ConsumerBrief = read(
             br#"{"created":"2026-12-05T07:35:01.123456789Z","delivered":{"consumer_seq":1,"stream_seq":2},"num_pending":3}"#,
         )

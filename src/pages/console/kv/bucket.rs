@@ -192,7 +192,10 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
         loop {
             let first = match pacer.next(&mut watch, !changes.is_empty()).await {
                 Paced::Item(event) => event,
-                Paced::Ended => break,
+                Paced::Ended => {
+                    draw(open, &mut changes);
+                    break;
+                }
                 Paced::Draw => {
                     draw(open, &mut changes);
                     pacer.drawn();
