@@ -120,8 +120,21 @@ stop_test_server() {
   fi
 }
 
+# After a failure, before its directory goes: what the test server and its control printed (the
+# server's log runs on across the tests' restarts of it), so a server that stopped answering is
+# on record.
+show_test_server_logs() {
+  [[ -n $TEST_TMP && -d $TEST_TMP ]] || return 0
+  local f
+  while IFS= read -r f; do
+    printf '\n==> the end of %s\n' "${f#"$TEST_TMP"/}" >&2
+    tail -n 60 "$f" >&2 || true
+  done < <(find "$TEST_TMP" -maxdepth 3 \( -name nats-server.log -o -name control.out \) | sort)
+}
+
 on_exit() {
   local rc=$?
+  if ((rc != 0)); then show_test_server_logs; fi
   stop_test_server
   stop_hidden_tab
   if [[ -n $APP_DIST ]]; then rm -rf "$APP_DIST"; fi

@@ -22,7 +22,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS as E2E_CHROMIUM_ARGS, launchChromium } from "../e2e/chromium.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -94,17 +94,8 @@ P.size1k = 1024;
 P.kvSize = 64;
 P.rrSize = 16;
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--enable-precise-memory-info",
-  "--js-flags=--expose-gc",
-];
+// The tests' flags, with precise memory figures and a gc() to call.
+const CHROMIUM_ARGS = [...E2E_CHROMIUM_ARGS, "--enable-precise-memory-info", "--js-flags=--expose-gc"];
 
 const log = (...a) => console.error("bench:", ...a);
 
@@ -1132,11 +1123,7 @@ async function main() {
   benchUrl = bench.url;
   const appDir = path.join(buildDir, "app");
   const app = existsSync(appDir) ? await serve(appDir, { spa: true }) : null;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", // Debian's chromium package
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium(CHROMIUM_ARGS, { headless: true });
   try {
     const page = await browser.newPage();
     await page.goto(`${benchUrl}/index.html?clients=`);

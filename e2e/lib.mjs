@@ -27,9 +27,10 @@ import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { chromium } from "playwright-core";
-
+import { CHROMIUM_ARGS, launchChromium } from "./chromium.mjs";
 import { serveStatic } from "./serve.mjs";
+
+export { CHROMIUM_ARGS };
 
 export const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.dirname(E2E_DIR);
@@ -42,16 +43,6 @@ export const WAIT = 20_000;
 /** Every page of the app, in navigation order (src/lib.rs `Page::path`). */
 export const PAGES = ["/", "/chat", "/counter", "/config", "/themes", "/workers", "/monitor", "/streams", "/kv", "/nats", "/graph", "/processes", "/scale", "/server", "/playground"];
 
-/** The flags every Chromium of the tests runs with (the closed network, no first-run noise). */
-export const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 /** A short random suffix, so that a test only ever matches what it wrote itself. */
 export const rand = () => Math.random().toString(36).slice(2, 8);
@@ -149,10 +140,7 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
     env.jsm = await jetstreamManager(env.nc);
     env.kvm = new Kvm(env.nc);
 
-    env.browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-      args: [...CHROMIUM_ARGS, ...chromiumArgs],
-    });
+    env.browser = await launchChromium([...CHROMIUM_ARGS, ...chromiumArgs]);
     closers.push(() => env.browser.close());
   } catch (e) {
     await env.close();

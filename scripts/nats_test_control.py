@@ -130,6 +130,18 @@ def terminate(proc):
             proc.wait()
 
 
+def note_unasked_exit(proc, log):
+    """Writes to the server's log when it ends without being asked to (a crash, a signal from
+    elsewhere), so that a test that then finds it gone has the cause on record."""
+    status = proc.wait()
+    if not getattr(proc, "asked_to_exit", False):
+        try:
+            log.write(f"[nats_test_control] nats-server (pid {proc.pid}) ended unasked, status {status}\n")
+            log.flush()
+        except ValueError:
+            pass  # the log is closed: the control itself is ending
+
+
 class Server:
     """One nats-server; node `index` of a cluster when `cluster` = (route ports, route password)."""
 
@@ -198,12 +210,15 @@ class Server:
                 stderr=log,
                 env={**os.environ, **self.env},
             )
+            threading.Thread(target=note_unasked_exit, args=(self.proc, log), daemon=True).start()
             deadline = time.monotonic() + 20
             ports = (self.client_port, self.ws_port, self.mqtt_port)
             return all(wait_for_port(p, self.proc, deadline) for p in ports)
 
     def stop(self):
         with self.lock:
+            if self.proc is not None:
+                self.proc.asked_to_exit = True
             terminate(self.proc)
             self.proc = None
 
@@ -211,6 +226,7 @@ class Server:
         """SIGKILL, as a crash: no lame duck, no goodbye to the cluster."""
         with self.lock:
             if self.proc is not None and self.proc.poll() is None:
+                self.proc.asked_to_exit = True
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
