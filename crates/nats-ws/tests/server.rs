@@ -327,10 +327,7 @@ async fn tcp_and_websocket_clients_talk_to_each_other() {
 
 #[tokio::test]
 async fn nothing_listening_at_a_nats_url_says_so() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, port) = test_support::refusing_port();
     let err = nats_ws::connect(Options::new(format!("nats://127.0.0.1:{port}")))
         .await
         .unwrap_err();
@@ -361,10 +358,7 @@ async fn a_nats_url_with_credentials_is_refused_without_repeating_them() {
 
 #[tokio::test]
 async fn nothing_listening_says_so() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, port) = test_support::refusing_port();
     let err = nats_ws::connect(Options::new(format!("ws://127.0.0.1:{port}")))
         .await
         .unwrap_err();

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use nats_ws::service::{ERROR_CODE_HEADER, ERROR_HEADER};
 use nats_ws::{Client, Message, RequestError};
 use serde_json::Value;
-use test_support::{free_port, within, ServerOptions, TestServer};
+use test_support::{within, ServerOptions, TestServer};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -379,7 +379,7 @@ async fn via_sensor_publishes_over_mqtt_what_it_prints() {
 
 #[tokio::test]
 async fn via_sensor_says_when_nothing_answers_mqtt_and_leaves_on_sigterm() {
-    let port = free_port();
+    let (_held, port) = test_support::refusing_port();
     let mut via_sensor = Program::sensor(&format!("mqtt://127.0.0.1:{port}"), &[]);
     let said = via_sensor
         .said(&format!("nothing answers MQTT on 127.0.0.1:{port}"))

@@ -13,6 +13,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A port that refuses connections for as long as the returned socket lives: bound, never
+/// listening. (A port merely freed, as [`free_port`] gives, can be taken meanwhile by a server
+/// another test starts: a clean-clone run once met a reset there instead of a refusal.)
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("a port");
+    let port = socket.local_addr().expect("its address").port();
+    (socket, port)
+}
+
 /// The nats-server the tests run: `$NATS_SERVER_BIN` when set (`./test.sh` runs the server-backed
 /// suites once with Debian's 2.9.10 and once with the current release in `.tools/`), otherwise
 /// `nats-server` from `PATH`, `/usr/sbin` or `/usr/local/bin`. Read at run time, so switching
