@@ -779,38 +779,48 @@ impl Store {
         options: OrderedOptions,
         whole_bucket: bool,
     ) -> Result<Vec<Entry>, KvError> {
-        'again: loop {
-            let floor = match whole_bucket {
-                true => (self.js.stream_brief(&self.stream).await)
-                    .map_or(0, |brief| brief.state.num_subjects),
-                false => 0,
-            };
-            let mut catch_up = CatchUp::new(options.deliver_policy);
-            let mut ordered = Ordered::new(self.js.clone(), &self.stream, options.clone());
-            let mut made = false;
-            let mut entries = Vec::new();
-            while let Some(event) = ordered.next_event().await {
-                let done = match event.map_err(|e| self.stream_error(e))? {
-                    OrderedEvent::Created { num_pending, reset } => {
-                        if std::mem::replace(&mut made, true) {
-                            continue 'again;
-                        }
-                        catch_up.created(num_pending.max(floor), reset)
-                    }
-                    OrderedEvent::Idle => catch_up.idle(),
-                    OrderedEvent::Message(m) => {
-                        let entry = self.entry_from_message(&m);
-                        let done = catch_up.delivered(entry.as_ref().map(|e| e.delta));
-                        entries.extend(entry);
-                        done
-                    }
-                };
-                if done {
-                    break;
-                }
+        loop {
+            if let Some(entries) = self.snapshot_once(options.clone(), whole_bucket).await? {
+                return Ok(entries);
             }
-            return Ok(entries);
         }
+    }
+
+    /// One try of [`Store::snapshot`]: `None` when the consumer was made again on the way.
+    async fn snapshot_once(
+        &self,
+        options: OrderedOptions,
+        whole_bucket: bool,
+    ) -> Result<Option<Vec<Entry>>, KvError> {
+        let floor = match whole_bucket {
+            true => (self.js.stream_brief(&self.stream).await)
+                .map_or(0, |brief| brief.state.num_subjects),
+            false => 0,
+        };
+        let mut catch_up = CatchUp::new(options.deliver_policy);
+        let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
+        let mut made = false;
+        let mut entries = Vec::new();
+        while let Some(event) = ordered.next_event().await {
+            let done = match event.map_err(|e| self.stream_error(e))? {
+                OrderedEvent::Created { .. } if made => return Ok(None),
+                OrderedEvent::Created { num_pending, reset } => {
+                    made = true;
+                    catch_up.created(num_pending.max(floor), reset)
+                }
+                OrderedEvent::Idle => catch_up.idle(),
+                OrderedEvent::Message(m) => {
+                    let entry = self.entry_from_message(&m);
+                    let done = catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                    entries.extend(entry);
+                    done
+                }
+            };
+            if done {
+                break;
+            }
+        }
+        Ok(Some(entries))
     }
 
     /// Every key with a value, in byte order: what the bucket held when the call began, and
