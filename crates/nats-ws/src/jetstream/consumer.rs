@@ -526,6 +526,13 @@ type Check = futures::future::BoxFuture<'static, bool>;
 #[cfg(target_arch = "wasm32")]
 type Check = futures::future::LocalBoxFuture<'static, bool>;
 
+/// The idle timer: kept across deliveries, which only move `last_activity` (a timer set and
+/// cleared per message was a `setTimeout` and a `clearTimeout` for each frame of a busy watch).
+#[cfg(not(target_arch = "wasm32"))]
+type Timer = futures::future::BoxFuture<'static, ()>;
+#[cfg(target_arch = "wasm32")]
+type Timer = futures::future::LocalBoxFuture<'static, ()>;
+
 pub(crate) enum OrderedEvent {
     /// A (re)created consumer; `num_pending` messages match it at creation. `reset`: the stream
     /// had been deleted and created again (see `Ordered::stream_started_over`), so the consumer
@@ -570,6 +577,9 @@ pub struct Ordered {
     /// the next creation (see `release_stale`), so this holds at most two names.
     stale: Vec<String>,
     last_activity: Instant,
+    /// Fires when the heartbeats could have been missed if nothing arrived since it was set;
+    /// only while connected.
+    idle_timer: Option<Timer>,
     retry_pause: Duration,
     /// Creates in a row that got no answer (see `JetStream::attempt_timeout`).
     unanswered_creates: u32,
@@ -621,6 +631,7 @@ impl Ordered {
             current: None,
             stale: Vec::new(),
             last_activity: Instant::now(),
+            idle_timer: None,
             retry_pause: Duration::from_millis(100),
             unanswered_creates: 0,
             election_likely: false,
@@ -892,13 +903,16 @@ impl Ordered {
             // Heartbeats can only be missed while connected: while disconnected there is no timer,
             // only status changes and messages wake this loop (a timer that already expired would
             // otherwise fire at once, again and again, until the connection is back).
-            let idle = match self.js.client().status().is_connected() {
-                true => Some(idle_limit.saturating_sub(self.last_activity.elapsed())),
-                false => None,
-            };
+            if !self.js.client().status().is_connected() {
+                self.idle_timer = None;
+            } else if self.idle_timer.is_none() {
+                let left = idle_limit.saturating_sub(self.last_activity.elapsed());
+                self.idle_timer = Some(Box::pin(crate::rt::sleep(left)));
+            }
+            let idle = self.idle_timer.as_mut();
             let idle = async move {
                 match idle {
-                    Some(left) => crate::rt::sleep(left).await,
+                    Some(timer) => timer.await,
                     None => futures::future::pending().await,
                 }
             };
@@ -997,6 +1011,8 @@ impl Ordered {
                     }
                 }
                 Wake::Idle => {
+                    // Spent; set again for what is left if something arrived meanwhile.
+                    self.idle_timer = None;
                     if self.last_activity.elapsed() >= idle_limit
                         && self.js.client().status().is_connected()
                     {
