@@ -211,6 +211,9 @@ test("kv: a key written without pause is drawn at most once a frame, and ends at
   await kv.put("hot", "0");
   const page = await openBucket("kv-hot", bucket);
   await waitFor(page, "the hot key listed", (s) => document.querySelector(s)?.textContent === "0", sel("kv-value"));
+  // The key open too: its history is read again as it changes.
+  await page.getByTestId("kv-key").filter({ hasText: "hot" }).click();
+  await waitText(page, "kv-value-full", "0");
   // Counts the redraws of its value: one observer call per task that changed it.
   await page.evaluate((s) => {
     window.redraws = 0;
@@ -225,6 +228,15 @@ test("kv: a key written without pause is drawn at most once a frame, and ends at
   await waitFor(page, "the last value shown", (s) => document.querySelector(s)?.textContent === "3000", sel("kv-value"), { timeout: 30_000 });
   const seconds = (Date.now() - started) / 1000;
   const redraws = await page.evaluate(() => window.redraws);
+  // The open key's history follows it to the last value (it was read once, when opened, and
+  // never again), read one at a time while the writes go on.
+  await waitText(page, "kv-value-full", "3000");
+  await waitFor(
+    page,
+    "the history at the last value",
+    (s) => document.querySelector(s)?.cells[3].textContent === "3000",
+    sel("kv-history-row"),
+  );
   t.diagnostic(`${redraws} redraws for ${writes} writes in ${seconds.toFixed(1)} s`);
   // 60 a second at most, with room for timers that fire late; one per write before.
   assert.ok(redraws <= 80 * seconds + 10, `${redraws} redraws for ${writes} writes in ${seconds.toFixed(1)} s`);

@@ -29,12 +29,21 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Watch events applied to the page at once, at most: a burst of writes redraws once.
 const BATCH: usize = 1000;
 
+/// The watched keys with a value, each in a signal of its own: a key written again changes its
+/// row alone, a key added or removed changes the map (and so the list of rows).
+pub(super) type Entries = RwSignal<BTreeMap<String, ArcRwSignal<Entry>>>;
+
+/// The entry of `key` in `entries`, tracking both the map and the key's own signal.
+pub(super) fn entry_of(entries: Entries, key: &str) -> Option<Entry> {
+    entries.with(|map| map.get(key).map(|e| e.get()))
+}
+
 /// What the open bucket's parts share.
 #[derive(Clone, Copy)]
 pub(super) struct Open {
     pub(super) store: RwSignal<Option<Store>, LocalStorage>,
     /// Every watched key with a value.
-    pub(super) entries: RwSignal<BTreeMap<String, Entry>>,
+    pub(super) entries: Entries,
     /// The initial values are in.
     loaded: RwSignal<bool>,
     /// Initial values received so far (a large bucket takes a moment).
@@ -140,11 +149,27 @@ impl Action {
 
 /// Applies the changes waiting to be drawn.
 fn draw(open: Open, changes: &mut BTreeMap<String, Entry>) {
-    open.entries.update(|map| {
-        for (_, entry) in std::mem::take(changes) {
-            apply(map, entry);
+    // A new value of a key already listed goes to its row's signal; the rest changes the map.
+    let mut keys_changed = Vec::new();
+    open.entries.with_untracked(|map| {
+        for (key, entry) in std::mem::take(changes) {
+            match map.get(&key) {
+                Some(row) if entry.operation == Operation::Put => row.set(entry),
+                _ => keys_changed.push(entry),
+            }
         }
     });
+    if !keys_changed.is_empty() {
+        open.entries.update(|map| {
+            for entry in keys_changed {
+                if entry.operation == Operation::Put {
+                    map.insert(entry.key.clone(), ArcRwSignal::new(entry));
+                } else {
+                    map.remove(&entry.key);
+                }
+            }
+        });
+    }
 }
 
 fn apply(map: &mut BTreeMap<String, Entry>, entry: Entry) {
@@ -218,7 +243,12 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                     Ok(WatchEvent::Entry(entry)) => apply(&mut initial, entry),
                     Ok(WatchEvent::InitialDone) => {
                         live = true;
-                        open.entries.set(std::mem::take(&mut initial));
+                        open.entries.set(
+                            std::mem::take(&mut initial)
+                                .into_iter()
+                                .map(|(key, entry)| (key, ArcRwSignal::new(entry)))
+                                .collect(),
+                        );
                         open.loaded.set(true);
                         pacer.drawn();
                     }
@@ -405,7 +435,7 @@ fn open_key(open: Open, entry: &Entry) {
 fn KeyRow(key: String, open: Open) -> impl IntoView {
     let entry = {
         let key = key.clone();
-        Memo::new(move |_| open.entries.with(|map| map.get(&key).cloned()))
+        Memo::new(move |_| entry_of(open.entries, &key))
     };
     let cell = move |f: fn(&Entry) -> String| {
         move || entry.with(|e| e.as_ref().map(f).unwrap_or_default())

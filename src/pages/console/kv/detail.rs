@@ -1,12 +1,12 @@
 //! The open key of a bucket: its value in full (live, from the bucket's watch) and its history,
 //! read again whenever the watch sees the key change.
 
-use std::collections::BTreeMap;
-
+use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::kv::{Entry, Store};
 
+use super::bucket::{entry_of, Entries};
 use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
 use crate::components::clock::time_of_day;
 
@@ -14,24 +14,38 @@ use crate::components::clock::time_of_day;
 pub(super) fn KeyDetail(
     key: String,
     /// The bucket's watched keys with a value.
-    entries: RwSignal<BTreeMap<String, Entry>>,
+    entries: Entries,
     store: RwSignal<Option<Store>, LocalStorage>,
 ) -> impl IntoView {
     let entry = {
         let key = key.clone();
-        Memo::new(move |_| entries.with(|map| map.get(&key).cloned()))
+        Memo::new(move |_| entry_of(entries, &key))
     };
     let revision = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| e.revision)));
     let history = RwSignal::new(Vec::<Entry>::new());
     let error = RwSignal::new(None::<String>);
     {
-        let key = key.clone();
-        // Read again whenever the key changes (its latest revision, as the watch sees it).
+        // Read again whenever the key changes (its latest revision, as the watch sees it), by one
+        // task, one read at a time: the changes that come during a read make one read after it.
+        // (A read per change, each aborting the one before, would never finish while the key is
+        // written without pause, and would make and drop a consumer each time.)
+        let (changed, mut changes) = futures::channel::mpsc::unbounded::<()>();
         Effect::new(move |_| {
-            revision.track();
-            let (key, store) = (key.clone(), store.get());
-            let Some(store) = store else { return };
-            spawn_while_mounted(async move {
+            // Read, not just tracked: a memo computes only when read, and one never computed
+            // never hears of its own sources' changes (the history was read once, then never
+            // again while the key changed).
+            let _ = revision.get();
+            store.track();
+            let _ = changed.unbounded_send(());
+        });
+        let key = key.clone();
+        spawn_while_mounted(async move {
+            while changes.next().await.is_some() {
+                while changes.try_recv().is_ok() {}
+                // The bucket's store as it is now (it is bound again after a recreation).
+                let Some(store) = store.get_untracked() else {
+                    continue;
+                };
                 match store.history(&key).await {
                     Ok(mut list) => {
                         list.reverse();
@@ -40,7 +54,7 @@ pub(super) fn KeyDetail(
                     }
                     Err(e) => error.set(Some(format!("could not read the history of {key}: {e}"))),
                 }
-            });
+            }
         });
     }
     let view_of = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| full_value(&e.value))));
