@@ -620,14 +620,43 @@ MONITOR.paused = flag("--monitor-paused");
 MONITOR.subjects = 50;
 MONITOR.payload = "x".repeat(64);
 
-/** A bare NATS publisher over TCP: PUBs written in batches, PING/PONG to flush. */
+/** Run in a page: records its frame times (requestAnimationFrame) and long tasks until
+ *  `window.__frameWatch.stop()`, which returns them as { frames, long } (ms). */
+function watchFrames() {
+  const m = { frames: [], long: [], last: performance.now(), on: true };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) m.long.push(e.duration);
+  });
+  observer.observe({ type: "longtask" });
+  const loop = (t) => {
+    if (!m.on) return;
+    m.frames.push(t - m.last);
+    m.last = t;
+    requestAnimationFrame(loop);
+  };
+  requestAnimationFrame(loop);
+  window.__frameWatch = {
+    stop() {
+      m.on = false;
+      observer.disconnect();
+      return { frames: m.frames, long: m.long };
+    },
+  };
+}
+
+/** A bare NATS client over TCP: PUBs written in batches, PING/PONG to flush, and requests
+ *  whose replies are one line (JetStream's JSON answers). */
 async function tcpPublisher(port) {
   const sock = net.connect(port, "127.0.0.1");
   await new Promise((resolve, reject) => {
     sock.once("connect", resolve);
     sock.once("error", reject);
   });
+  sock.setNoDelay(true);
   const pongs = [];
+  const replies = new Map();
+  let nextReply = 0;
+  let payloadFor = null;
   let buf = "";
   let error = null;
   sock.on("data", (d) => {
@@ -635,7 +664,12 @@ async function tcpPublisher(port) {
     for (let i; (i = buf.indexOf("\r\n")) >= 0; ) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      if (line === "PONG") pongs.shift()?.();
+      if (payloadFor !== null) {
+        replies.get(payloadFor)?.(line);
+        replies.delete(payloadFor);
+        payloadFor = null;
+      } else if (line.startsWith("MSG ")) payloadFor = line.split(" ")[1];
+      else if (line === "PONG") pongs.shift()?.();
       else if (line === "PING") sock.write("PONG\r\n");
       else if (line.startsWith("-ERR")) error = line;
     }
@@ -648,9 +682,17 @@ async function tcpPublisher(port) {
     sock.write("PING\r\n");
     return withTimeout(pong, 30000, "monitor publisher flush");
   };
-  sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"bench monitor publisher"}\r\n');
+  const request = (subject, payload) => {
+    if (error) throw new Error(`bench client: ${error}`);
+    const inbox = `_INBOX.bench.${nextReply++}`;
+    const reply = new Promise((r) => replies.set(inbox, r));
+    const body = Buffer.from(payload);
+    sock.write(`PUB ${subject} ${inbox} ${body.length}\r\n${payload}\r\n`);
+    return withTimeout(reply, 10000, `a reply on ${subject}`);
+  };
+  sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"bench publisher"}\r\nSUB _INBOX.bench.* 1\r\n');
   await flush();
-  return { write, flush, close: () => sock.destroy() };
+  return { write, flush, request, close: () => sock.destroy() };
 }
 
 /** Publishes `rate` msgs/s for `seconds`, paced every 10 ms; resolves with what it sent and when. */
@@ -702,20 +744,7 @@ async function monitorMetrics(appUrl) {
     }
     for (const rate of MONITOR.rates) {
       await page.click('[data-testid="monitor-clear"]');
-      await page.evaluate(() => {
-        const m = (window.__monitorBench = { frames: [], long: [], last: performance.now(), on: true });
-        m.observer = new PerformanceObserver((list) => {
-          for (const e of list.getEntries()) m.long.push(e.duration);
-        });
-        m.observer.observe({ type: "longtask" });
-        const loop = (t) => {
-          if (!m.on) return;
-          m.frames.push(t - m.last);
-          m.last = t;
-          requestAnimationFrame(loop);
-        };
-        requestAnimationFrame(loop);
-      });
+      await page.evaluate(watchFrames);
       const slowBefore = await slowConsumers();
       let cdp;
       if (profiling && rate === MONITOR.rates[0]) {
@@ -755,9 +784,7 @@ async function monitorMetrics(appUrl) {
         await cdp.detach();
       }
       const m = await page.evaluate(() => {
-        const m = window.__monitorBench;
-        m.on = false;
-        m.observer.disconnect();
+        const m = window.__frameWatch.stop();
         const dropped = document.querySelector('[data-testid="monitor-dropped"]');
         return {
           frames: m.frames,
@@ -803,6 +830,132 @@ async function monitorMetrics(appUrl) {
   if (exact.length) ours.monitor_exact_up_to_msgs_per_s = Math.max(...exact);
   const inexact = steps.find((s) => !s.exact);
   if (inexact) ours.monitor_first_inexact_msgs_per_s = inexact.rate;
+}
+
+// ---- an open KV bucket under a hot key -------------------------------------------------------
+
+/** A bucket of FLOOD.keys keys open on /kv while an outside client writes one of them as fast as
+ *  its acks come back (each write its own frame to the page). */
+const FLOOD = { keys: 200, seconds: quick ? 3 : 10 };
+
+async function kvFloodMetrics(appUrl) {
+  if (!wanted("kv_flood")) return;
+  const ports = await (await fetch(`${controlUrl}/ports`)).json();
+  const nc = await tcpPublisher(ports.client);
+  const bucket = `bench_flood_${Date.now()}`;
+  const stream = `KV_${bucket}`;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const settings = JSON.stringify({ servers: wsUrl, name: "bench kv flood", user: "", password: "", token: "" });
+  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const put = async (key, value) => {
+    const ack = JSON.parse(await nc.request(`$KV.${bucket}.${key}`, value));
+    if (ack.error) throw new Error(`kv flood: put ${key}: ${ack.error.description}`);
+    return ack.seq;
+  };
+  try {
+    // A bucket as `nats kv add` makes it (history 1).
+    const config = {
+      name: stream,
+      subjects: [`$KV.${bucket}.>`],
+      max_msgs_per_subject: 1,
+      discard: "new",
+      allow_rollup_hdrs: true,
+      deny_delete: true,
+      allow_direct: true,
+      num_replicas: 1,
+      duplicate_window: 120e9,
+    };
+    const created = JSON.parse(await nc.request(`$JS.API.STREAM.CREATE.${stream}`, JSON.stringify(config)));
+    if (created.error) throw new Error(`kv flood: ${created.error.description}`);
+    for (let i = 0; i < FLOOD.keys; i++) await put(`k${String(i).padStart(3, "0")}`, `value ${i}`);
+    await put("hot", "0");
+
+    const page = await context.newPage();
+    await page.goto(`${appUrl}/kv`);
+    await page.getByTestId("kv-bucket-row").filter({ hasText: bucket }).getByRole("button", { name: bucket, exact: true }).click();
+    await page.waitForFunction((n) => document.querySelector('[data-testid="kv-key-count"]')?.textContent.trim() === `${n} keys`, FLOOD.keys + 1, {
+      timeout: 60000,
+    });
+    // The hot key's value cell: redraws counted by a MutationObserver (one call per task that
+    // changed it), frames by requestAnimationFrame, long tasks by their observer.
+    await page.evaluate(() => {
+      const row = [...document.querySelectorAll('[data-testid="kv-key-row"]')].find(
+        (r) => r.querySelector('[data-testid="kv-key"]')?.textContent.trim() === "hot",
+      );
+      const cell = row.querySelector('[data-testid="kv-value"]');
+      const m = (window.__floodBench = { cell, redraws: 0 });
+      m.mutations = new MutationObserver(() => m.redraws++);
+      m.mutations.observe(cell, { subtree: true, childList: true, characterData: true });
+    });
+    await page.evaluate(watchFrames);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Performance.enable");
+    const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((x) => x.name === "TaskDuration").value;
+    if (profiling) {
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+      await cdp.send("Profiler.start");
+    }
+    const busyBefore = await taskSeconds();
+    const t0 = performance.now();
+    let writes = 0;
+    let flooding = true;
+    const writer = (async () => {
+      while (performance.now() - t0 < FLOOD.seconds * 1000) await put("hot", String(++writes));
+      flooding = false;
+    })();
+    // Meanwhile: how long a call into the page waits (what a click waits for), twice a second.
+    const responses = [];
+    while (flooding) {
+      const s = performance.now();
+      await page.evaluate(() => 0);
+      responses.push(performance.now() - s);
+      await sleep(500);
+    }
+    await writer;
+    const floodSeconds = (performance.now() - t0) / 1000;
+    const stopped = performance.now();
+    await page.waitForFunction((v) => window.__floodBench.cell.textContent.trim() === v, String(writes), { timeout: 60000 });
+    const lastShownMs = performance.now() - stopped;
+    const busy = (await taskSeconds()) - busyBefore;
+    if (profiling) {
+      const { profile } = await cdp.send("Profiler.stop");
+      await mkdir(path.join(buildDir, "profiles"), { recursive: true });
+      await writeFile(path.join(buildDir, "profiles", "kv_flood.cpuprofile"), JSON.stringify(profile));
+      profiles.kv_flood = summarizeProfile(profile);
+    }
+    const m = await page.evaluate(() => {
+      window.__floodBench.mutations.disconnect();
+      return { redraws: window.__floodBench.redraws, ...window.__frameWatch.stop() };
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const run = {
+      keys: FLOOD.keys + 1,
+      writes,
+      writes_per_s: Math.round(writes / floodSeconds),
+      busy_pct: +((100 * busy) / seconds).toFixed(1),
+      redraws: m.redraws,
+      redraws_per_s: +(m.redraws / seconds).toFixed(1),
+      response_p50_ms: +percentile(responses, 50).toFixed(1),
+      response_max_ms: +Math.max(...responses).toFixed(1),
+      frame_p99_ms: +percentile(m.frames, 99).toFixed(1),
+      long_tasks: m.long.length,
+      last_value_shown_ms: +lastShownMs.toFixed(1),
+    };
+    log(`kv flood: ${JSON.stringify(run)}`);
+    runs.ours.kv_flood = run;
+    ours.kv_flood_writes_per_s = run.writes_per_s;
+    ours.kv_flood_busy_pct = run.busy_pct;
+    ours.kv_flood_redraws_per_s = run.redraws_per_s;
+    ours.kv_flood_response_max_ms = run.response_max_ms;
+    ours.kv_flood_frame_p99_ms = run.frame_p99_ms;
+    ours.kv_flood_last_value_shown_ms = run.last_value_shown_ms;
+    await cdp.detach();
+  } finally {
+    await context.close();
+    await nc.request(`$JS.API.STREAM.DELETE.${stream}`, "").catch(() => {});
+    nc.close();
+  }
 }
 
 // ---- startup ----------------------------------------------------------------------------------
@@ -1008,6 +1161,12 @@ const OURS_ONLY = [
   ["monitor_20k_frame_p99_ms", "app /monitor at 20 000 msgs/s: frame time p99", "ms"],
   ["monitor_5k_counted_pct", "app /monitor (--quick) at 5 000 msgs/s: counted", "%"],
   ["monitor_5k_frame_p99_ms", "app /monitor (--quick) at 5 000 msgs/s: frame time p99", "ms"],
+  ["kv_flood_writes_per_s", "app /kv, a 201-key bucket open, one key written by an outside client without pause: writes", "per s"],
+  ["kv_flood_busy_pct", "app /kv under that flood: main thread busy", "% of a core"],
+  ["kv_flood_redraws_per_s", "app /kv under that flood: redraws of the hot key's value", "per s"],
+  ["kv_flood_response_max_ms", "app /kv under that flood: a call into the page (what a click waits for), max", "ms"],
+  ["kv_flood_frame_p99_ms", "app /kv under that flood: frame time p99", "ms"],
+  ["kv_flood_last_value_shown_ms", "app /kv: the last write's ack → its value on screen", "ms"],
   ["monitor_exact_up_to_msgs_per_s", "app /monitor: highest rate tried with the count exact", "msgs/s"],
   ["monitor_first_inexact_msgs_per_s", "app /monitor: first rate where the count was not exact", "msgs/s"],
   ["app_gz_kb", "app release dist (wasm + js), gzipped (target ≤ 400)", "KiB"],
@@ -1136,8 +1295,9 @@ async function main() {
     if (app) {
       await appMetrics(app.url);
       await monitorMetrics(app.url);
+      await kvFloodMetrics(app.url);
       await startupMetrics(appDir);
-    } else if (wanted("fanout") || wanted("reconnect") || wanted("idle") || wanted("monitor") || wanted("startup")) throw new Error(`no app build in ${appDir}`);
+    } else if (wanted("fanout") || wanted("reconnect") || wanted("idle") || wanted("monitor") || wanted("kv_flood") || wanted("startup")) throw new Error(`no app build in ${appDir}`);
     await sizes();
     await nativeResults();
 
@@ -1158,8 +1318,10 @@ async function main() {
         ceiling:
           "a bare WebSocket in the same page speaking just enough NATS, with no parsing (bench/raw.mjs): what Chromium's WebSocket path and nats-server carry on this machine when the client costs nothing",
         ours_only:
-          "app_*, fanout_*, reconnect_*, monitor_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
+          "app_*, fanout_*, reconnect_*, monitor_*, kv_flood_*, wasm_mem_*, parser_*, native_* are nats-ws / app-only metrics; native_* compare with async_nats (same WebSocket port)",
         idle: "app_idle_*: one tab on /counter, connected and untouched, 8 s after Live, over 15 s (5 s with --quick): CDP Performance.getMetrics TaskDuration and RecalcStyleCount",
+        kv_flood:
+          "kv_flood_*: the app's /kv page with a 201-key bucket open while a plain TCP client writes one key, each put awaiting its ack, for 10 s (3 s with --quick); busy: CDP TaskDuration over the flood and until the last value is shown; redraws: MutationObserver calls on the key's value cell; response: a CDP evaluate twice a second",
         monitor:
           "the app's /monitor page subscribed to `>` while a plain TCP client publishes 64 B messages on 50 subjects at a paced rate; counted = what the page's subjects table counts of them; runs.ours.monitor has every rate tried (stops at the first inexact one)",
         ratios: "ours / nats.js: above 1 is better for msgs/s, below 1 is better for ms, MB and KiB",
