@@ -91,9 +91,18 @@ test("kv: what nats-py puts, updates and deletes shows live in the open bucket, 
   );
   await screenshot(page, "kv-bucket");
 
+  const historyIs = (ops) =>
+    waitFor(
+      page,
+      `the history of py.greeting: ${ops}`,
+      ([s, ops]) => [...document.querySelectorAll(s)].map((r) => r.cells[1].textContent).join(",") === ops,
+      [sel("kv-history-row"), ops],
+    );
   await py(`await kv.delete("py.greeting")`);
   await waitRow(page, "py.greeting", null);
   await waitText(page, "kv-key-count", "1 key");
+  // The open key's history follows its markers too.
+  await historyIs("delete,put,put");
   assert.equal(await page.evaluate(() => window.__kvNoReload), true, "the page was not reloaded");
   // The bucket list catches up on its next read: the deleted key keeps its marker (a key with a
   // revision), and seed 1 + py.greeting's put, put, delete are 4 stored values.
@@ -111,6 +120,9 @@ test("kv: what nats-py puts, updates and deletes shows live in the open bucket, 
     [sel("kv-bucket-row"), bucket],
     { timeout: 8000 },
   );
+  // A purge after the delete changes no value on the page, and the history all the same.
+  await py(`await kv.purge("py.greeting")`);
+  await historyIs("purge");
 });
 
 test("kv: an update at a revision another client moved past shows both values and writes nothing", T, async () => {

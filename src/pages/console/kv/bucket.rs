@@ -53,6 +53,9 @@ pub(super) struct Open {
     filter: RwSignal<KeyFilter>,
     /// The key whose value and history are shown.
     selected: RwSignal<Option<String>>,
+    /// Notified when the selected key changes (a value or a marker: a delete, then a purge,
+    /// changes no value shown) or the whole bucket is read again: its history is read again.
+    selected_changed: Trigger,
     editor: Editor,
     /// What the outcome of a write is announced through (the app's one live region).
     toasts: Toasts,
@@ -149,6 +152,9 @@ impl Action {
 
 /// Applies the changes waiting to be drawn.
 fn draw(open: Open, changes: &mut BTreeMap<String, Entry>) {
+    let selected_changed = open
+        .selected
+        .with_untracked(|s| s.as_ref().is_some_and(|key| changes.contains_key(key)));
     // A new value of a key already listed goes to its row's signal; the rest changes the map.
     let mut keys_changed = Vec::new();
     open.entries.with_untracked(|map| {
@@ -169,6 +175,9 @@ fn draw(open: Open, changes: &mut BTreeMap<String, Entry>) {
                 }
             }
         });
+    }
+    if selected_changed {
+        open.selected_changed.notify();
     }
 }
 
@@ -250,6 +259,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                                 .collect(),
                         );
                         open.loaded.set(true);
+                        open.selected_changed.notify();
                         pacer.drawn();
                     }
                     // The bucket was recreated: what was shown is gone; its values follow.
@@ -293,6 +303,7 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
         watch_error: RwSignal::new(None),
         filter: RwSignal::new(KeyFilter::All),
         selected: RwSignal::new(None),
+        selected_changed: Trigger::new(),
         toasts: expect_context::<Toasts>(),
         editor,
     };
@@ -402,7 +413,7 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
         {move || {
             open.selected
                 .get()
-                .map(|key| view! { <KeyDetail key entries=open.entries store=open.store/> })
+                .map(|key| view! { <KeyDetail key entries=open.entries changed=open.selected_changed store=open.store/> })
         }}
     }
 }

@@ -15,33 +15,31 @@ pub(super) fn KeyDetail(
     key: String,
     /// The bucket's watched keys with a value.
     entries: Entries,
+    /// Notified when this key changes (a value or a marker) or the bucket is read again.
+    changed: Trigger,
     store: RwSignal<Option<Store>, LocalStorage>,
 ) -> impl IntoView {
     let entry = {
         let key = key.clone();
         Memo::new(move |_| entry_of(entries, &key))
     };
-    let revision = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| e.revision)));
     let history = RwSignal::new(Vec::<Entry>::new());
     let error = RwSignal::new(None::<String>);
     {
-        // Read again whenever the key changes (its latest revision, as the watch sees it), by one
-        // task, one read at a time: the changes that come during a read make one read after it.
+        // Read again whenever the watch sees the key change (a value or a marker), by one task,
+        // one read at a time: the changes that come during a read make one read after it.
         // (A read per change, each aborting the one before, would never finish while the key is
         // written without pause, and would make and drop a consumer each time.)
-        let (changed, mut changes) = futures::channel::mpsc::unbounded::<()>();
+        let (read_again, mut reads) = futures::channel::mpsc::unbounded::<()>();
         Effect::new(move |_| {
-            // Read, not just tracked: a memo computes only when read, and one never computed
-            // never hears of its own sources' changes (the history was read once, then never
-            // again while the key changed).
-            let _ = revision.get();
+            changed.track();
             store.track();
-            let _ = changed.unbounded_send(());
+            let _ = read_again.unbounded_send(());
         });
         let key = key.clone();
         spawn_while_mounted(async move {
-            while changes.next().await.is_some() {
-                while changes.try_recv().is_ok() {}
+            while reads.next().await.is_some() {
+                while reads.try_recv().is_ok() {}
                 // The bucket's store as it is now (it is bound again after a recreation).
                 let Some(store) = store.get_untracked() else {
                     continue;
