@@ -41,7 +41,8 @@ else comes from the spec):
                         nats-py can give its marker before the last initial entries (it asks the
                         consumer's pending count while they are on their way and counts none
                         received yet): the marker is printed after the `initial` entries, wherever
-                        it came among them.
+                        it came among them; a history that found nothing for a key the stream
+                        holds is asked again (nats-py's history stops at that marker).
                         Entries: {"watch", "key", "revision", "delta", "operation", "value_hex"},
                         operation as nats-py gives it (null for a put, "DEL", "PURGE").
   js-publish            creates stream spec["stream"] on spec["subjects"] (unless spec["create"] is
@@ -193,6 +194,22 @@ async def kv_write(nc, args, spec):
     emit("done")
 
 
+async def history(js, kv, bucket, key):
+    """kv.history(key), asked again (up to 5 times) when it finds nothing for a key the stream
+    holds a message of: nats-py ends a history at its watcher's marker, which it can give before
+    the entries on their way (see kv-read above), and then says NoKeysError."""
+    for attempt in range(5):
+        try:
+            return await kv.history(key)
+        except nats.js.errors.NoKeysError:
+            try:
+                await js.get_last_msg(f"KV_{bucket}", f"$KV.{bucket}.{key}")
+            except nats.js.errors.NotFoundError:
+                raise nats.js.errors.NoKeysError
+            if attempt == 4:
+                raise
+
+
 async def kv_read(nc, args, spec):
     js = nc.jetstream()
     kv = await js.key_value(spec["bucket"])
@@ -207,7 +224,7 @@ async def kv_read(nc, args, spec):
             emit({"get": key, "error": type(err).__name__, "op": err.op})
     for key in spec.get("history", []):
         try:
-            entries = await kv.history(key)
+            entries = await history(js, kv, spec["bucket"], key)
             emit({"history": key, "entries": [kv_entry(None, e) for e in entries]})
         except nats.js.errors.NoKeysError as err:
             emit({"history": key, "error": type(err).__name__})
