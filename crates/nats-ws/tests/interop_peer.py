@@ -210,6 +210,25 @@ async def history(js, kv, bucket, key):
                 raise
 
 
+async def settled_keys(kv):
+    """kv.keys(), sorted, read until two readings agree (at most 5): nats-py ends it at its
+    watcher's marker too, which can come before keys on their way. The bucket is not written
+    meanwhile, so two equal readings are what it holds."""
+    async def read():
+        try:
+            return sorted(await kv.keys())
+        except nats.js.errors.NoKeysError:
+            return []
+
+    last = await read()
+    for _ in range(4):
+        keys = await read()
+        if keys == last:
+            break
+        last = keys
+    return last
+
+
 async def kv_read(nc, args, spec):
     js = nc.jetstream()
     kv = await js.key_value(spec["bucket"])
@@ -228,11 +247,7 @@ async def kv_read(nc, args, spec):
             emit({"history": key, "entries": [kv_entry(None, e) for e in entries]})
         except nats.js.errors.NoKeysError as err:
             emit({"history": key, "error": type(err).__name__})
-    try:
-        keys = sorted(await kv.keys())
-    except nats.js.errors.NoKeysError:
-        keys = []
-    emit({"keys": keys})
+    emit({"keys": await settled_keys(kv)})
     watchers = []
     for w in spec.get("watches", []):
         watchers.append((w["name"], await kv.watch(w["filter"]), w.get("live", 0)))
