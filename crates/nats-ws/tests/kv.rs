@@ -1123,10 +1123,24 @@ struct Relay {
     down: Arc<AtomicBool>,
     stalled: Arc<tokio::sync::watch::Sender<bool>>,
     held: Arc<tokio::sync::watch::Sender<bool>>,
+    /// What the server sent that went through, over every connection.
+    passed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// While set, what the server sends stops going through once `passed` reaches it.
+    budget: Arc<tokio::sync::watch::Sender<Option<u64>>>,
 }
 
 impl Relay {
     async fn start(target: u16) -> Relay {
+        Relay::start_with(target, false).await
+    }
+
+    /// A relay whose connections nats-server takes for a browser's: it sends them frames of at
+    /// most 4 KiB, so that [`Relay::pass`] can stop between two of a burst's messages.
+    async fn start_as_browser(target: u16) -> Relay {
+        Relay::start_with(target, true).await
+    }
+
+    async fn start_with(target: u16, as_browser: bool) -> Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay = Relay {
             port: listener.local_addr().unwrap().port(),
@@ -1134,6 +1148,8 @@ impl Relay {
             down: Arc::default(),
             stalled: Arc::new(tokio::sync::watch::channel(false).0),
             held: Arc::new(tokio::sync::watch::channel(false).0),
+            passed: Arc::new(tokio::sync::watch::channel(0).0),
+            budget: Arc::new(tokio::sync::watch::channel(None).0),
         };
         let shared = relay.clone();
         tokio::spawn(async move {
@@ -1144,17 +1160,30 @@ impl Relay {
                 let mut cut = shared.cuts.subscribe();
                 let stalled = shared.stalled.subscribe();
                 let held = shared.held.subscribe();
+                let meter = Meter {
+                    passed: shared.passed.clone(),
+                    budget: shared.budget.subscribe(),
+                };
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
                         return;
                     };
-                    let (client_read, client_write) = inbound.into_split();
-                    let (server_read, server_write) = outbound.into_split();
+                    let (mut client_read, client_write) = inbound.into_split();
+                    let (server_read, mut server_write) = outbound.into_split();
+                    if as_browser
+                        && introduce_as_browser(&mut client_read, &mut server_write)
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                    // A cut wins over bytes the pumps could still pass on.
                     tokio::select! {
-                        _ = pump(client_read, server_write, Some(held)) => {}
-                        _ = pump(server_read, client_write, Some(stalled)) => {}
+                        biased;
                         _ = cut.changed() => {}
+                        _ = pump(client_read, server_write, Some(held), None) => {}
+                        _ = pump(server_read, client_write, Some(stalled), Some(meter)) => {}
                     }
                 });
             }
@@ -1190,13 +1219,75 @@ impl Relay {
     fn hold(&self, held: bool) {
         self.held.send_replace(held);
     }
+
+    /// Lets `bytes` more of what the server sends through, waits until they went, and holds back
+    /// the rest until [`Relay::unmetered`].
+    async fn pass(&self, bytes: u64) {
+        let until = *self.passed.borrow() + bytes;
+        self.budget.send_replace(Some(until));
+        let mut passed = self.passed.subscribe();
+        within(
+            10,
+            "the relay's budget to be spent",
+            passed.wait_for(|p| *p >= until),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn unmetered(&self) {
+        self.budget.send_replace(None);
+    }
 }
 
-/// Copies until either side closes; with `stalled`, holds each chunk while it is `true`.
+/// Passes the client's WebSocket upgrade request on with a browser's `User-Agent` first (nats-server
+/// reads the first one).
+async fn introduce_as_browser(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::new();
+    while !request.ends_with(b"\r\n\r\n") {
+        request.push(from.read_u8().await?);
+    }
+    let first_line = request.windows(2).position(|w| w == b"\r\n").unwrap_or(0) + 2;
+    request.splice(
+        first_line..first_line,
+        b"User-Agent: Mozilla/5.0 (a test relay)\r\n"
+            .iter()
+            .copied(),
+    );
+    to.write_all(&request).await
+}
+
+/// Counts what goes through a pump and stops it at the relay's budget.
+struct Meter {
+    passed: Arc<tokio::sync::watch::Sender<u64>>,
+    budget: tokio::sync::watch::Receiver<Option<u64>>,
+}
+
+impl Meter {
+    /// How many of `wanted` bytes may go now: waits while the budget is spent; `None` once the
+    /// relay is gone.
+    async fn room(&mut self, wanted: usize) -> Option<usize> {
+        let passed = *self.passed.borrow();
+        let budget = self
+            .budget
+            .wait_for(|b| b.is_none_or(|b| b > passed))
+            .await
+            .ok()?;
+        Some(budget.map_or(wanted, |b| wanted.min((b - passed) as usize)))
+    }
+}
+
+/// Copies until either side closes; with `stalled`, holds each chunk while it is `true`; with
+/// `meter`, counts what went and holds back what its budget does not allow.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut stalled: Option<tokio::sync::watch::Receiver<bool>>,
+    mut meter: Option<Meter>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0; 64 * 1024];
@@ -1210,8 +1301,22 @@ async fn pump(
                 return;
             }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            let room = match meter.as_mut() {
+                Some(meter) => match meter.room(chunk.len()).await {
+                    Some(room) => room,
+                    None => return,
+                },
+                None => chunk.len(),
+            };
+            if to.write_all(&chunk[..room]).await.is_err() {
+                return;
+            }
+            if let Some(meter) = &meter {
+                meter.passed.send_modify(|p| *p += room as u64);
+            }
+            chunk = &chunk[room..];
         }
     }
 }
@@ -1264,6 +1369,76 @@ async fn a_watcher_owns_one_consumer_after_every_reconnect() {
         }
     })
     .await;
+}
+
+/// `keys` and `history` read a consumer to its end. A connection cut half-way makes the consumer
+/// again on the next one: the read then starts over, so that it neither returns what it had so far
+/// nor misses what went with the old consumer, and leaves no consumer behind. (Whether the read
+/// took in what reached the client before the cut is the scheduler's choice; when it did, resuming
+/// instead of starting over ends `keys` short.)
+#[tokio::test]
+async fn keys_and_history_start_over_when_the_connection_is_cut_half_way() {
+    let server = TestServer::start();
+    let relay = Relay::start_as_browser(server.ws_port).await;
+    let client = within(5, "connect", nats_ws::connect(quick_reconnect(relay.url())))
+        .await
+        .unwrap();
+    let kv = bucket(&client, KvConfig::new("halfway").history(64)).await;
+    let admin = connect(&server).await;
+    let admin_kv = admin.jetstream().key_value("halfway").await.unwrap();
+    // `hot`'s older revisions lie between the other keys: resuming the keys' consumer after the
+    // last key delivered would bring them, and their count would end it before the last keys.
+    let mut expected: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+    let mut revisions = Vec::new();
+    for (i, key) in expected.iter().enumerate() {
+        admin_kv.put(key, "v").await.unwrap();
+        if i % 5 == 0 {
+            revisions.push(admin_kv.put("hot", format!("{i}")).await.unwrap());
+        }
+    }
+    expected.push("hot".into());
+    expected.sort();
+
+    // Each read gets about a third of what it asks for (the keys' 55 KB, the history's 10 KB, in
+    // frames of 4 KiB), then the connection goes.
+    let keys = read_cut_half_way(&relay, &client, 20_000, {
+        let kv = kv.clone();
+        async move { kv.keys().await }
+    });
+    assert_eq!(keys.await.unwrap(), expected);
+    let history = read_cut_half_way(&relay, &client, 6_000, {
+        let kv = kv.clone();
+        async move { kv.history("hot").await }
+    });
+    let read: Vec<u64> = history.await.unwrap().iter().map(|e| e.revision).collect();
+    assert_eq!(read, revisions);
+
+    within(5, "no consumer left", async {
+        while !consumer_names(&admin, "KV_halfway").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Runs `read` until `bytes` of what the server sends went through the relay, cuts the connection
+/// there (holding back the rest until the client knows), and gives what `read` returns after.
+async fn read_cut_half_way<T: Send + 'static>(
+    relay: &Relay,
+    client: &Client,
+    bytes: u64,
+    read: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let reading = tokio::spawn(read);
+    relay.pass(bytes).await;
+    assert!(!reading.is_finished(), "the read ended on a part of it");
+    relay.cut();
+    wait_status(client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    relay.unmetered();
+    within(10, "the read after the cut", reading).await.unwrap()
 }
 
 #[tokio::test]
