@@ -441,11 +441,20 @@ async function memoryMetrics() {
 
 // ---- the app: fan-out and reconnect -----------------------------------------------------------
 
+/**
+ * A fresh browser context whose pages open the app signed in as `name` against the bench's
+ * server (its settings written to localStorage before any page script runs).
+ */
+async function appContext(name, options = {}) {
+  const context = await browser.newContext(options);
+  const settings = JSON.stringify({ servers: wsUrl, name, user: "", password: "", token: "" });
+  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  return context;
+}
+
 async function appMetrics(appUrl) {
   if (!wanted("fanout") && !wanted("reconnect")) return idleMetrics(appUrl);
-  const context = await browser.newContext();
-  const settings = JSON.stringify({ servers: wsUrl, name: "bench", user: "", password: "", token: "" });
-  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const context = await appContext("bench");
   const tabs = [];
   try {
     for (let i = 0; i < (wanted("fanout") ? P.fanTabs + 1 : 1); i++) {
@@ -484,9 +493,7 @@ const IDLE = quick ? { settleMs: 8000, ms: 5000 } : { settleMs: 8000, ms: 15000 
  */
 async function idleMetrics(appUrl) {
   if (!wanted("idle")) return;
-  const context = await browser.newContext();
-  const settings = JSON.stringify({ servers: wsUrl, name: "bench-idle", user: "", password: "", token: "" });
-  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const context = await appContext("bench-idle");
   try {
     const page = await context.newPage();
     await page.goto(`${appUrl}/counter`);
@@ -719,9 +726,7 @@ async function publishAt(pub, rate, seconds) {
 async function monitorMetrics(appUrl) {
   if (!wanted("monitor")) return;
   const ports = await (await fetch(`${controlUrl}/ports`)).json();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const settings = JSON.stringify({ servers: wsUrl, name: "bench monitor", user: "", password: "", token: "" });
-  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const context = await appContext("bench monitor", { viewport: { width: 1280, height: 800 } });
   const pub = await tcpPublisher(ports.client);
   const steps = [];
   /** nats-server's count of clients it cut off as slow consumers. */
@@ -844,9 +849,7 @@ async function kvFloodMetrics(appUrl) {
   const nc = await tcpPublisher(ports.client);
   const bucket = `bench_flood_${Date.now()}`;
   const stream = `KV_${bucket}`;
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const settings = JSON.stringify({ servers: wsUrl, name: "bench kv flood", user: "", password: "", token: "" });
-  await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
+  const context = await appContext("bench kv flood", { viewport: { width: 1280, height: 800 } });
   const put = async (key, value) => {
     const ack = JSON.parse(await nc.request(`$KV.${bucket}.${key}`, value));
     if (ack.error) throw new Error(`kv flood: put ${key}: ${ack.error.description}`);
@@ -980,11 +983,7 @@ function armShown() {
 }
 
 async function startupContext(client) {
-  const context = await browser.newContext();
-  if (client === "ours") {
-    const settings = JSON.stringify({ servers: wsUrl, name: "bench-startup", user: "", password: "", token: "" });
-    await context.addInitScript((s) => localStorage.setItem("via.settings", s), settings);
-  }
+  const context = client === "ours" ? await appContext("bench-startup") : await browser.newContext();
   await context.addInitScript(armShown);
   return context;
 }
