@@ -771,32 +771,48 @@ impl Store {
     /// that keep coming meanwhile neither hold it nor make it much longer. Starts over if the
     /// consumer is made again on the way (a reconnect, a gap): a last-per-subject consumer then
     /// resumes with every revision stored since, which the count cannot tell from what it waits
-    /// for. `whole_bucket`: every key's last value is read, and the stream's count of subjects
-    /// (read first) is a floor under the consumer's own count, which nats-server 2.10+ can give
-    /// lowered by a removal whose new message it has not counted yet.
+    /// for. The stream's own count of what `floor` names (read first) is a floor under the
+    /// consumer's count, which nats-server 2.10+ can give lowered by a removal whose new message
+    /// it has not counted yet: as low as 0, which ended a hot key's history before its first
+    /// revision.
     async fn snapshot(
         &self,
         options: OrderedOptions,
-        whole_bucket: bool,
+        floor: Floor<'_>,
     ) -> Result<Vec<Entry>, KvError> {
         loop {
-            if let Some(entries) = self.snapshot_once(options.clone(), whole_bucket).await? {
+            if let Some(entries) = self.snapshot_once(options.clone(), floor).await? {
                 return Ok(entries);
             }
         }
+    }
+
+    /// What the stream holds of `floor` now; 0 if it does not say (a user who may not ask: the
+    /// consumer's count alone then).
+    async fn floor(&self, floor: Floor<'_>) -> u64 {
+        let counted = match floor {
+            Floor::Keys(">") => {
+                (self.js.stream_brief(&self.stream).await).map(|brief| brief.state.num_subjects)
+            }
+            Floor::Keys(filter) => (self.js)
+                .subjects_matching(&self.stream, &self.subject(filter), false)
+                .await
+                .map(|page| page.total),
+            Floor::Revisions(key) => (self.js)
+                .subjects_matching(&self.stream, &self.subject(key), true)
+                .await
+                .map(|page| page.state.subjects),
+        };
+        counted.unwrap_or(0)
     }
 
     /// One try of [`Store::snapshot`]: `None` when the consumer was made again on the way.
     async fn snapshot_once(
         &self,
         options: OrderedOptions,
-        whole_bucket: bool,
+        floor: Floor<'_>,
     ) -> Result<Option<Vec<Entry>>, KvError> {
-        let floor = match whole_bucket {
-            true => (self.js.stream_brief(&self.stream).await)
-                .map_or(0, |brief| brief.state.num_subjects),
-            false => 0,
-        };
+        let floor = self.floor(floor).await;
         let mut catch_up = CatchUp::new(options.deliver_policy);
         let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
         let mut made = false;
@@ -841,7 +857,7 @@ impl Store {
         // A key written again between its first delivery and the end comes twice: its last
         // operation says whether it has a value.
         let mut last = std::collections::BTreeMap::new();
-        for entry in self.snapshot(options, filter == ">").await? {
+        for entry in self.snapshot(options, Floor::Keys(filter)).await? {
             last.insert(entry.key, entry.operation);
         }
         Ok(last
@@ -859,7 +875,7 @@ impl Store {
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         };
-        self.snapshot(options, false).await
+        self.snapshot(options, Floor::Revisions(key)).await
     }
 
     /// Watches `filter` (a key, or a pattern with `*` / `>`): current values, the
@@ -939,6 +955,14 @@ fn operation_of(headers: Option<&HeaderMap>) -> Operation {
             _ => Operation::Put,
         },
     }
+}
+
+/// What a one-time read of a bucket counts on: the keys matching a filter (each one's last
+/// message), or every stored revision of a key.
+#[derive(Clone, Copy)]
+enum Floor<'a> {
+    Keys(&'a str),
+    Revisions(&'a str),
 }
 
 struct WatchState {
@@ -1049,5 +1073,34 @@ mod tests {
         assert_eq!(op(&[("Nats-Marker-Reason", "Purge")]), Operation::Purge);
         assert_eq!(op(&[("Nats-Marker-Reason", "Remove")]), Operation::Delete);
         assert_eq!(op(&[("Nats-Marker-Reason", "Other")]), Operation::Put);
+    }
+
+    /// The floors under `keys`, `keys_matching` and `history` are the stream's own counts: the
+    /// subjects holding a message (a deleted key's marker included), and a key's stored revisions.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[tokio::test]
+    async fn floors_are_the_streams_counts() {
+        let server = test_support::TestServer::start();
+        let client = crate::connect(crate::Options::new(server.url()))
+            .await
+            .unwrap();
+        let config = KvConfig::new("floors").history(3);
+        let kv = client.jetstream().create_key_value(config).await.unwrap();
+        for key in ["a.x", "a.y", "b.x", "a.x", "a.x", "a.x"] {
+            kv.put(key, "v").await.unwrap();
+        }
+        kv.delete("b.x").await.unwrap();
+        let floor = |floor| {
+            let kv = kv.clone();
+            async move { kv.floor(floor).await }
+        };
+        assert_eq!(floor(Floor::Keys(">")).await, 3);
+        assert_eq!(floor(Floor::Keys("a.*")).await, 2);
+        assert_eq!(floor(Floor::Keys("b.>")).await, 1);
+        assert_eq!(floor(Floor::Keys("c.*")).await, 0);
+        // Four writes of a.x, three kept.
+        assert_eq!(floor(Floor::Revisions("a.x")).await, 3);
+        assert_eq!(floor(Floor::Revisions("b.x")).await, 2);
+        assert_eq!(floor(Floor::Revisions("nothing")).await, 0);
     }
 }

@@ -415,8 +415,9 @@ pub enum OrderedItem {
 /// a bucket with a history limit its first message can say 0 pending (`keys` returned one key of
 /// 51 on 2.15.1). Those removals can reach the count a consumer's creation is answered with, too
 /// (seen as 0 on 2.15.1): then the marker comes before some of the values, which follow it. KV
-/// `keys` reads the stream's count of subjects first for that; a watch does not (one more round
-/// trip before the first value).
+/// `keys`, `keys_matching` and `history` read the stream's own count first for that (of the
+/// subjects, of the key's revisions: an empty history of a key written without pause, now and
+/// then, on 2.15.1); a watch does not (one more round trip before the first value).
 #[derive(Debug)]
 pub(crate) struct CatchUp {
     /// Of what matched at first, how many are still to come; `None` before the first creation.

@@ -461,6 +461,26 @@ impl JetStream {
         self.stream_info_as(name).await
     }
 
+    /// The subjects of stream `name` matching `filter` that hold a message: how many, and with
+    /// `counts`, how many messages they hold together. Without `counts` the server is asked for
+    /// the page past the last, so it names none of them (it would send up to 100 000 names).
+    #[cfg(feature = "kv")]
+    pub(crate) async fn subjects_matching(
+        &self,
+        name: &str,
+        filter: &str,
+        counts: bool,
+    ) -> Result<SubjectsPage, JetStreamError> {
+        validate_name("stream name", name)?;
+        let body = ApiRequest {
+            subjects_filter: Some(filter),
+            // nats-server reads it as a Go `int`: in range on every platform it builds for.
+            offset: (!counts).then_some(i32::MAX as usize),
+            ..Default::default()
+        };
+        self.api_json(&format!("STREAM.INFO.{name}"), &body).await
+    }
+
     async fn stream_info_as<T: StreamAnswer>(&self, name: &str) -> Result<T, JetStreamError> {
         validate_name("stream name", name)?;
         let info: T = self.api(&format!("STREAM.INFO.{name}"), b"").await?;

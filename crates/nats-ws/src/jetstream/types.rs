@@ -129,6 +129,22 @@ pub(crate) struct StreamBriefState {
     pub num_subjects: u64,
 }
 
+/// A stream's info asked for the subjects matching a filter: how many hold a message (`total`),
+/// and the messages of those listed in this page, together. The rest of the info is skipped.
+#[cfg(feature = "kv")]
+#[derive(Debug, Default)]
+pub(crate) struct SubjectsPage {
+    pub total: u64,
+    pub state: SubjectsPageState,
+}
+
+#[cfg(feature = "kv")]
+#[derive(Debug, Default)]
+pub(crate) struct SubjectsPageState {
+    /// The listed subjects' counts of messages, added up as they are read.
+    pub subjects: u64,
+}
+
 /// The `cluster` of a stream's or a consumer's info: its leader, empty while a cluster elects one
 /// (then a follower, perhaps one still catching up, may have answered).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -244,6 +260,8 @@ pub(crate) struct ConsumerBriefSequence {
 #[derive(Debug, Default)]
 pub(crate) struct ApiRequest<'a> {
     pub offset: Option<usize>,
+    /// `STREAM.INFO`: the subjects to count (and to list, a page at `offset`).
+    pub subjects_filter: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub filter: Option<&'a str>,
     pub seq: Option<u64>,

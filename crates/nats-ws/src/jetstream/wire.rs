@@ -98,6 +98,17 @@ fn u64(r: &mut Reader<'_>) -> Result<u64, JsonError> {
     r.unsigned(u64::MAX)
 }
 
+/// A map of subjects to their counts of messages, as the sum of the counts.
+#[cfg(feature = "kv")]
+fn message_total(r: &mut Reader<'_>) -> Result<u64, JsonError> {
+    let mut total = 0u64;
+    r.fields(|_, r| {
+        total = total.saturating_add(r.unsigned(u64::MAX)?);
+        Ok(())
+    })?;
+    Ok(total)
+}
+
 fn usize(r: &mut Reader<'_>) -> Result<usize, JsonError> {
     // In range by the check (a usize is at most 64 bits).
     r.unsigned(usize::MAX as u64).map(|n| n as usize)
@@ -465,6 +476,17 @@ from_json! {
     }
 }
 
+#[cfg(feature = "kv")]
+from_json! {
+    SubjectsPage {
+        total: u64,
+        state: object,
+    }
+    SubjectsPageState {
+        subjects: message_total,
+    }
+}
+
 // ---- requests --------------------------------------------------------------------------------
 
 /// What is left out is what the server takes as unset: empty, zero, false.
@@ -539,6 +561,7 @@ impl ToJson for ApiRequest<'_> {
         if let Some(n) = self.offset {
             w.unsigned("offset", n as u64);
         }
+        w.string("subjects_filter", self.subjects_filter);
         w.string("subject", self.subject);
         w.string("filter", self.filter);
         if let Some(n) = self.seq {
