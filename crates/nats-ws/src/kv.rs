@@ -774,7 +774,7 @@ impl Store {
     /// for. The stream's own count of what `floor` names (read first) is a floor under the
     /// consumer's count, which nats-server 2.10+ can give lowered by a removal whose new message
     /// it has not counted yet: as low as 0, which ended a hot key's history before its first
-    /// revision.
+    /// revision. The count on each message is not trusted either (see below).
     async fn snapshot(
         &self,
         options: OrderedOptions,
@@ -814,6 +814,11 @@ impl Store {
     ) -> Result<Option<Vec<Entry>>, KvError> {
         let floor = self.floor(floor).await;
         let mut catch_up = CatchUp::new(options.deliver_policy);
+        // The count each message carries comes from the server's same counter: under writes to a
+        // key past its history limit it says 0 with revisions still to come (a hot key's history
+        // ended after 1 of 64). Counted down instead; a message removed before it was delivered
+        // (expired, purged meanwhile) leaves it to the idle heartbeat.
+        catch_up.distrust_pending();
         let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
         let mut made = false;
         let mut entries = Vec::new();

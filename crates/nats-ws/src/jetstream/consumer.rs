@@ -417,7 +417,9 @@ pub enum OrderedItem {
 /// (seen as 0 on 2.15.1): then the marker comes before some of the values, which follow it. KV
 /// `keys`, `keys_matching` and `history` read the stream's own count first for that (of the
 /// subjects, of the key's revisions: an empty history of a key written without pause, now and
-/// then, on 2.15.1); a watch does not (one more round trip before the first value).
+/// then, on 2.15.1), and do not trust a message's 0 either: it comes from the same counter (the
+/// same key's history often ended after 1 of its 64 revisions). A watch does neither (one more
+/// round trip before the first value).
 #[derive(Debug)]
 pub(crate) struct CatchUp {
     /// Of what matched at first, how many are still to come; `None` before the first creation.
@@ -455,6 +457,13 @@ impl CatchUp {
         let left = self.left.map_or(num_pending, |left| left.min(num_pending));
         self.left = Some(left);
         self.end_if(left == 0)
+    }
+
+    /// A message's pending count of 0 no longer ends it, whatever the policy: for one-time reads
+    /// (KV `keys`, `history`), which count down from a floor of their own.
+    #[cfg(feature = "kv")]
+    pub(crate) fn distrust_pending(&mut self) {
+        self.trusts_pending = false;
     }
 
     /// A message delivered, with the pending count its reply subject carries. Whether that makes
@@ -1114,6 +1123,15 @@ mod tests {
         assert!(!c.delivered(Some(0)));
         assert!(!c.delivered(Some(0)));
         assert!(c.delivered(Some(0)), "the third of three");
+        // Nor a one-time read's: counted down from what it was made with.
+        #[cfg(feature = "kv")]
+        {
+            let mut c = all();
+            c.distrust_pending();
+            assert!(!c.created(2, false));
+            assert!(!c.delivered(Some(0)));
+            assert!(c.delivered(Some(0)), "the second of two");
+        }
 
         // Removed before they were delivered (2.9.10 does not lower the pending count for them):
         // the idle heartbeat ends it; before any consumer it means nothing.
