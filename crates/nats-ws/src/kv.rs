@@ -1095,17 +1095,13 @@ mod tests {
             kv.put(key, "v").await.unwrap();
         }
         kv.delete("b.x").await.unwrap();
-        let floor = |floor| {
-            let kv = kv.clone();
-            async move { kv.floor(floor).await }
-        };
-        assert_eq!(floor(Floor::Keys(">")).await, 3);
-        assert_eq!(floor(Floor::Keys("a.*")).await, 2);
-        assert_eq!(floor(Floor::Keys("b.>")).await, 1);
-        assert_eq!(floor(Floor::Keys("c.*")).await, 0);
+        assert_eq!(kv.floor(Floor::Keys(">")).await, 3);
+        assert_eq!(kv.floor(Floor::Keys("a.*")).await, 2);
+        assert_eq!(kv.floor(Floor::Keys("b.>")).await, 1);
+        assert_eq!(kv.floor(Floor::Keys("c.*")).await, 0);
         // Four writes of a.x, three kept.
-        assert_eq!(floor(Floor::Revisions("a.x")).await, 3);
-        assert_eq!(floor(Floor::Revisions("b.x")).await, 2);
-        assert_eq!(floor(Floor::Revisions("nothing")).await, 0);
+        assert_eq!(kv.floor(Floor::Revisions("a.x")).await, 3);
+        assert_eq!(kv.floor(Floor::Revisions("b.x")).await, 2);
+        assert_eq!(kv.floor(Floor::Revisions("nothing")).await, 0);
     }
 }
