@@ -1132,11 +1132,11 @@ struct Relay {
     cuts: Arc<tokio::sync::watch::Sender<u64>>,
     /// While set, new connections are closed at once.
     down: Arc<AtomicBool>,
-    stalled: Arc<tokio::sync::watch::Sender<bool>>,
     held: Arc<tokio::sync::watch::Sender<bool>>,
     /// What the server sent that went through, over every connection.
     passed: Arc<tokio::sync::watch::Sender<u64>>,
-    /// While set, what the server sends stops going through once `passed` reaches it.
+    /// While set, what the server sends stops going through once `passed` reaches it (a stall:
+    /// where it is now).
     budget: Arc<tokio::sync::watch::Sender<Option<u64>>>,
 }
 
@@ -1157,7 +1157,6 @@ impl Relay {
             port: listener.local_addr().unwrap().port(),
             cuts: Arc::new(tokio::sync::watch::channel(0u64).0),
             down: Arc::default(),
-            stalled: Arc::new(tokio::sync::watch::channel(false).0),
             held: Arc::new(tokio::sync::watch::channel(false).0),
             passed: Arc::new(tokio::sync::watch::channel(0).0),
             budget: Arc::new(tokio::sync::watch::channel(None).0),
@@ -1169,7 +1168,6 @@ impl Relay {
                     continue;
                 }
                 let mut cut = shared.cuts.subscribe();
-                let stalled = shared.stalled.subscribe();
                 let held = shared.held.subscribe();
                 let meter = Meter {
                     passed: shared.passed.clone(),
@@ -1194,7 +1192,7 @@ impl Relay {
                         biased;
                         _ = cut.changed() => {}
                         _ = pump(client_read, server_write, Some(held), None) => {}
-                        _ = pump(server_read, client_write, Some(stalled), Some(meter)) => {}
+                        _ = pump(server_read, client_write, None, Some(meter)) => {}
                     }
                 });
             }
@@ -1223,7 +1221,8 @@ impl Relay {
 
     /// Holds back what the server sends (the client's bytes still go through) until `false`.
     fn stall(&self, stalled: bool) {
-        self.stalled.send_replace(stalled);
+        let passed = *self.passed.borrow();
+        self.budget.send_replace(stalled.then_some(passed));
     }
 
     /// Holds back what the client sends until `false`.
@@ -1292,12 +1291,12 @@ impl Meter {
     }
 }
 
-/// Copies until either side closes; with `stalled`, holds each chunk while it is `true`; with
+/// Copies until either side closes; with `held`, holds each chunk while it is `true`; with
 /// `meter`, counts what went and holds back what its budget does not allow.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut stalled: Option<tokio::sync::watch::Receiver<bool>>,
+    mut held: Option<tokio::sync::watch::Receiver<bool>>,
     mut meter: Option<Meter>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1307,8 +1306,8 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if let Some(stalled) = stalled.as_mut() {
-            if stalled.wait_for(|s| !*s).await.is_err() {
+        if let Some(held) = held.as_mut() {
+            if held.wait_for(|h| !*h).await.is_err() {
                 return;
             }
         }
@@ -1339,6 +1338,17 @@ async fn consumer_names(client: &Client, stream: &str) -> Vec<String> {
         .into_iter()
         .map(|c| c.name)
         .collect()
+}
+
+/// Waits (bounded) until `stream` has no consumer: one a client deletes is gone a round trip
+/// later.
+async fn no_consumer_left(admin: &Client, stream: &str) {
+    within(5, "no consumer left", async {
+        while !consumer_names(admin, stream).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1374,12 +1384,7 @@ async fn a_watcher_owns_one_consumer_after_every_reconnect() {
     drop(watch);
     kv.keys().await.unwrap();
     kv.history("k1").await.unwrap();
-    within(5, "no consumer left", async {
-        while !consumer_names(&admin, "KV_owned").await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    no_consumer_left(&admin, "KV_owned").await;
 }
 
 /// `keys` and `history` read a consumer to its end. A connection cut half-way makes the consumer
@@ -1424,12 +1429,7 @@ async fn keys_and_history_start_over_when_the_connection_is_cut_half_way() {
     let read: Vec<u64> = history.await.unwrap().iter().map(|e| e.revision).collect();
     assert_eq!(read, revisions);
 
-    within(5, "no consumer left", async {
-        while !consumer_names(&admin, "KV_halfway").await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    no_consumer_left(&admin, "KV_halfway").await;
 }
 
 /// Runs `read` until `bytes` of what the server sends went through the relay, cuts the connection
@@ -1858,12 +1858,7 @@ async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
     .await;
     drop(watch);
     relay.stall(false);
-    within(5, "no consumer left", async {
-        while !consumer_names(&admin, "KV_midway").await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    no_consumer_left(&admin, "KV_midway").await;
 }
 
 // ---- a bucket deleted and created again ------------------------------------------------------
