@@ -7,7 +7,7 @@
 //!
 //! Garbage is an error, never a panic; after an error the parser must be [reset](Parser::reset).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::info::ServerInfo;
 use crate::error::ParseError;
@@ -140,8 +140,56 @@ impl Parser {
         if lf == 0 || self.buf[lf - 1] != b'\r' {
             return Err(ParseError::BadLineEnd(snippet(&self.buf[..lf])));
         }
-        let line = self.buf.split_to(lf + 1).freeze().slice(..lf - 1);
-        self.parse_line(line)
+        let line = &self.buf[..lf - 1];
+        let op_end = line.iter().position(|&b| is_space(b)).unwrap_or(line.len());
+        let with_headers = match &line[..op_end] {
+            op if op.eq_ignore_ascii_case(b"MSG") => false,
+            op if op.eq_ignore_ascii_case(b"HMSG") => true,
+            _ => {
+                let line = self.buf.split_to(lf + 1).freeze().slice(..lf - 1);
+                return parse_line(line, op_end);
+            }
+        };
+        let args = msg_args(line, op_end, with_headers)?;
+        let start = lf + 1;
+        let end = start + args.total_len;
+        if self.buf.len() < end + 2 {
+            // The payload is still on its way: keep the subjects, wait for the rest.
+            let line = self.buf.split_to(start).freeze();
+            self.pending = Some(PendingMsg {
+                sid: args.sid,
+                subject: subject_of(&line, args.subject)?,
+                reply: args.reply.map(|r| subject_of(&line, r)).transpose()?,
+                header_len: args.header_len,
+                total_len: args.total_len,
+            });
+            return self.next_op();
+        }
+        // The whole message is here: one slice of the buffer for it, the subjects sliced from
+        // it and the payload the rest of it: each `Bytes` made is a reference count to raise.
+        let mut payload = self.buf.split_to(end + 2).freeze();
+        let subject = subject_of(&payload, args.subject)?;
+        let reply = args.reply.map(|r| subject_of(&payload, r)).transpose()?;
+        if &payload[end..] != b"\r\n" {
+            return Err(ParseError::BadPayloadEnd);
+        }
+        payload.truncate(end);
+        payload.advance(start);
+        Ok(Some(match args.header_len {
+            None => ServerOp::Msg {
+                sid: args.sid,
+                subject,
+                reply,
+                payload,
+            },
+            Some(header_len) => ServerOp::HMsg {
+                sid: args.sid,
+                subject,
+                reply,
+                headers: payload.split_to(header_len),
+                payload,
+            },
+        }))
     }
 
     /// Fails fast on bytes that cannot start any operation, without waiting for a line end.
@@ -161,118 +209,116 @@ impl Parser {
             Err(ParseError::UnknownOp(snippet(head)))
         }
     }
+}
 
-    fn parse_line(&mut self, line: Bytes) -> Result<Option<ServerOp>, ParseError> {
-        let op_end = line.iter().position(|&b| is_space(b)).unwrap_or(line.len());
-        let op = &line[..op_end];
-        let rest = line.slice(op_end..);
-        let bare = |what: ServerOp| {
-            if rest.iter().all(|&b| is_space(b)) {
-                Ok(Some(what))
-            } else {
-                Err(ParseError::UnknownOp(snippet(&line)))
-            }
-        };
-        if op.eq_ignore_ascii_case(b"MSG") {
-            self.parse_msg_args(&line, rest, false)
-        } else if op.eq_ignore_ascii_case(b"HMSG") {
-            self.parse_msg_args(&line, rest, true)
-        } else if op.eq_ignore_ascii_case(b"PING") {
-            bare(ServerOp::Ping)
-        } else if op.eq_ignore_ascii_case(b"PONG") {
-            bare(ServerOp::Pong)
-        } else if op.eq_ignore_ascii_case(b"+OK") {
-            bare(ServerOp::Ok)
-        } else if op.eq_ignore_ascii_case(b"-ERR") {
-            let text = String::from_utf8_lossy(&rest);
-            let text = text.trim().trim_matches('\'');
-            Ok(Some(ServerOp::Err(text.to_owned())))
-        } else if op.eq_ignore_ascii_case(b"INFO") {
-            let info = ServerInfo::parse(&rest).map_err(|e| ParseError::BadInfo(e.to_owned()))?;
-            Ok(Some(ServerOp::Info(Box::new(info))))
+/// The arguments of a `MSG` / `HMSG` control line: where its subjects are in the line, and its
+/// numbers.
+struct MsgArgs {
+    sid: u64,
+    subject: (usize, usize),
+    reply: Option<(usize, usize)>,
+    header_len: Option<usize>,
+    total_len: usize,
+}
+
+/// Reads `subject sid [reply] [#header] #total` after the op name (`line[..op_end]`), without
+/// making a `Bytes` of anything.
+fn msg_args(line: &[u8], op_end: usize, with_headers: bool) -> Result<MsgArgs, ParseError> {
+    let op = if with_headers { "HMSG" } else { "MSG" };
+    let bad = |reason| ParseError::BadArgs {
+        op,
+        line: snippet(line),
+        reason,
+    };
+    // Up to 5 arguments, found as ranges of the line.
+    let mut args = [(0usize, 0usize); 5];
+    let mut count = 0;
+    let mut i = op_end;
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        if i == line.len() {
+            break;
+        }
+        if count == args.len() {
+            return Err(bad("too many arguments"));
+        }
+        let start = i;
+        while i < line.len() && !is_space(line[i]) {
+            i += 1;
+        }
+        args[count] = (start, i);
+        count += 1;
+    }
+    let fixed = if with_headers { 4 } else { 3 };
+    if count != fixed && count != fixed + 1 {
+        return Err(bad("wrong number of arguments"));
+    }
+    let has_reply = count == fixed + 1;
+    let arg = |k: usize| &line[args[k].0..args[k].1];
+    let (reply, sizes) = if has_reply {
+        (Some(args[2]), [arg(3), arg(4)])
+    } else {
+        (None, [arg(2), arg(3)])
+    };
+    let sid = parse_number(arg(1)).ok_or_else(|| bad("sid is not a number"))?;
+    let (header_len, total_len) = if with_headers {
+        let h = parse_size(sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
+        let t = parse_size(sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
+        if h > t {
+            return Err(bad("header size larger than total size"));
+        }
+        (Some(h), t)
+    } else {
+        (
+            None,
+            parse_size(sizes[0]).ok_or_else(|| bad("size is not a number"))?,
+        )
+    };
+    if total_len > MAX_MESSAGE_SIZE {
+        return Err(bad("message larger than any server allows"));
+    }
+    Ok(MsgArgs {
+        sid,
+        subject: args[0],
+        reply,
+        header_len,
+        total_len,
+    })
+}
+
+/// A subject at `range` of `bytes` (which start with its control line).
+fn subject_of(bytes: &Bytes, (start, end): (usize, usize)) -> Result<Subject, ParseError> {
+    Subject::from_utf8(bytes.slice(start..end)).ok_or(ParseError::SubjectNotUtf8)
+}
+
+/// Every operation but `MSG` and `HMSG`: `line` without its line end, its op name `line[..op_end]`.
+fn parse_line(line: Bytes, op_end: usize) -> Result<Option<ServerOp>, ParseError> {
+    let op = &line[..op_end];
+    let rest = &line[op_end..];
+    let bare = |what: ServerOp| {
+        if rest.iter().all(|&b| is_space(b)) {
+            Ok(Some(what))
         } else {
             Err(ParseError::UnknownOp(snippet(&line)))
         }
-    }
-
-    fn parse_msg_args(
-        &mut self,
-        line: &Bytes,
-        rest: Bytes,
-        with_headers: bool,
-    ) -> Result<Option<ServerOp>, ParseError> {
-        let op = if with_headers { "HMSG" } else { "MSG" };
-        let bad = |reason| ParseError::BadArgs {
-            op,
-            line: snippet(line),
-            reason,
-        };
-
-        // Up to 5 arguments: subject sid [reply] [#header] #total, found as ranges of `rest`
-        // (no `Bytes` per argument: only subject and reply become slices of the frame).
-        let bytes = &rest[..];
-        let mut args = [(0usize, 0usize); 5];
-        let mut count = 0;
-        let mut i = 0;
-        loop {
-            while i < bytes.len() && is_space(bytes[i]) {
-                i += 1;
-            }
-            if i == bytes.len() {
-                break;
-            }
-            if count == args.len() {
-                return Err(bad("too many arguments"));
-            }
-            let start = i;
-            while i < bytes.len() && !is_space(bytes[i]) {
-                i += 1;
-            }
-            args[count] = (start, i);
-            count += 1;
-        }
-        let fixed = if with_headers { 4 } else { 3 };
-        if count != fixed && count != fixed + 1 {
-            return Err(bad("wrong number of arguments"));
-        }
-        let has_reply = count == fixed + 1;
-        let arg = |k: usize| &bytes[args[k].0..args[k].1];
-        let (subject, sid) = (rest.slice(args[0].0..args[0].1), arg(1));
-        let (reply, sizes) = if has_reply {
-            (Some(rest.slice(args[2].0..args[2].1)), [arg(3), arg(4)])
-        } else {
-            (None, [arg(2), arg(3)])
-        };
-        let sid = parse_number(sid).ok_or_else(|| bad("sid is not a number"))?;
-        let (header_len, total_len) = if with_headers {
-            let h = parse_size(sizes[0]).ok_or_else(|| bad("header size is not a number"))?;
-            let t = parse_size(sizes[1]).ok_or_else(|| bad("total size is not a number"))?;
-            if h > t {
-                return Err(bad("header size larger than total size"));
-            }
-            (Some(h), t)
-        } else {
-            (
-                None,
-                parse_size(sizes[0]).ok_or_else(|| bad("size is not a number"))?,
-            )
-        };
-        if total_len > MAX_MESSAGE_SIZE {
-            return Err(bad("message larger than any server allows"));
-        }
-        let subject = Subject::from_utf8(subject).ok_or(ParseError::SubjectNotUtf8)?;
-        let reply = match reply {
-            Some(r) => Some(Subject::from_utf8(r).ok_or(ParseError::SubjectNotUtf8)?),
-            None => None,
-        };
-        self.pending = Some(PendingMsg {
-            sid,
-            subject,
-            reply,
-            header_len,
-            total_len,
-        });
-        self.next_op()
+    };
+    if op.eq_ignore_ascii_case(b"PING") {
+        bare(ServerOp::Ping)
+    } else if op.eq_ignore_ascii_case(b"PONG") {
+        bare(ServerOp::Pong)
+    } else if op.eq_ignore_ascii_case(b"+OK") {
+        bare(ServerOp::Ok)
+    } else if op.eq_ignore_ascii_case(b"-ERR") {
+        let text = String::from_utf8_lossy(rest);
+        let text = text.trim().trim_matches('\'');
+        Ok(Some(ServerOp::Err(text.to_owned())))
+    } else if op.eq_ignore_ascii_case(b"INFO") {
+        let info = ServerInfo::parse(rest).map_err(|e| ParseError::BadInfo(e.to_owned()))?;
+        Ok(Some(ServerOp::Info(Box::new(info))))
+    } else {
+        Err(ParseError::UnknownOp(snippet(&line)))
     }
 }
 
