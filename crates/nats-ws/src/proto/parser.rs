@@ -104,30 +104,8 @@ impl Parser {
                 return Ok(None);
             }
             let pending = self.pending.take().expect("checked above");
-            let mut data = self.buf.split_to(needed);
-            if &data[pending.total_len..] != b"\r\n" {
-                return Err(ParseError::BadPayloadEnd);
-            }
-            data.truncate(pending.total_len);
-            let mut payload = data.freeze();
-            return Ok(Some(match pending.header_len {
-                None => ServerOp::Msg {
-                    sid: pending.sid,
-                    subject: pending.subject,
-                    reply: pending.reply,
-                    payload,
-                },
-                Some(header_len) => {
-                    let headers = payload.split_to(header_len);
-                    ServerOp::HMsg {
-                        sid: pending.sid,
-                        subject: pending.subject,
-                        reply: pending.reply,
-                        headers,
-                        payload,
-                    }
-                }
-            }));
+            let data = self.buf.split_to(needed).freeze();
+            return message(pending, data, 0).map(Some);
         }
 
         self.check_op_prefix()?;
@@ -153,43 +131,26 @@ impl Parser {
         let args = msg_args(line, op_end, with_headers)?;
         let start = lf + 1;
         let end = start + args.total_len;
-        if self.buf.len() < end + 2 {
-            // The payload is still on its way: keep the subjects, wait for the rest.
-            let line = self.buf.split_to(start).freeze();
-            self.pending = Some(PendingMsg {
-                sid: args.sid,
-                subject: subject_of(&line, args.subject)?,
-                reply: args.reply.map(|r| subject_of(&line, r)).transpose()?,
-                header_len: args.header_len,
-                total_len: args.total_len,
-            });
-            return self.next_op();
+        // With the whole message here, one slice of the buffer for it, the subjects cut from it
+        // and the payload the rest of it (each `Bytes` made is a reference count to raise);
+        // else the control line's, kept until the payload is in.
+        let whole = self.buf.len() >= end + 2;
+        let data = self
+            .buf
+            .split_to(if whole { end + 2 } else { start })
+            .freeze();
+        let pending = PendingMsg {
+            sid: args.sid,
+            subject: subject_of(&data, args.subject)?,
+            reply: args.reply.map(|r| subject_of(&data, r)).transpose()?,
+            header_len: args.header_len,
+            total_len: args.total_len,
+        };
+        if whole {
+            return message(pending, data, start).map(Some);
         }
-        // The whole message is here: one slice of the buffer for it, the subjects sliced from
-        // it and the payload the rest of it: each `Bytes` made is a reference count to raise.
-        let mut payload = self.buf.split_to(end + 2).freeze();
-        let subject = subject_of(&payload, args.subject)?;
-        let reply = args.reply.map(|r| subject_of(&payload, r)).transpose()?;
-        if &payload[end..] != b"\r\n" {
-            return Err(ParseError::BadPayloadEnd);
-        }
-        payload.truncate(end);
-        payload.advance(start);
-        Ok(Some(match args.header_len {
-            None => ServerOp::Msg {
-                sid: args.sid,
-                subject,
-                reply,
-                payload,
-            },
-            Some(header_len) => ServerOp::HMsg {
-                sid: args.sid,
-                subject,
-                reply,
-                headers: payload.split_to(header_len),
-                payload,
-            },
-        }))
+        self.pending = Some(pending);
+        self.next_op()
     }
 
     /// Fails fast on bytes that cannot start any operation, without waiting for a line end.
@@ -285,6 +246,31 @@ fn msg_args(line: &[u8], op_end: usize, with_headers: bool) -> Result<MsgArgs, P
         reply,
         header_len,
         total_len,
+    })
+}
+
+/// The message of `pending` from `data`: its payload at `start`, then CRLF (checked).
+fn message(pending: PendingMsg, mut payload: Bytes, start: usize) -> Result<ServerOp, ParseError> {
+    let end = start + pending.total_len;
+    if &payload[end..] != b"\r\n" {
+        return Err(ParseError::BadPayloadEnd);
+    }
+    payload.truncate(end);
+    payload.advance(start);
+    Ok(match pending.header_len {
+        None => ServerOp::Msg {
+            sid: pending.sid,
+            subject: pending.subject,
+            reply: pending.reply,
+            payload,
+        },
+        Some(header_len) => ServerOp::HMsg {
+            sid: pending.sid,
+            subject: pending.subject,
+            reply: pending.reply,
+            headers: payload.split_to(header_len),
+            payload,
+        },
     })
 }
 
