@@ -912,12 +912,19 @@ impl Store {
                 ..Default::default()
             },
         );
+        let floor = (deliver_policy == DeliverPolicy::LastPerSubject).then(|| {
+            let (store, filter) = (self.clone(), filter.to_owned());
+            Box::pin(async move { store.floor(Floor::Keys(&filter)).await }) as FloorRead
+        });
         let state = WatchState {
             store: self.clone(),
             ordered,
             ignore_deletes: options.ignore_deletes,
             catch_up: CatchUp::new(deliver_policy),
-            marker_due: false,
+            marked: false,
+            floor_keys: floor.is_none().then_some(0),
+            floor,
+            seen: 0,
         };
         // Fused: once ended (the client closed), it stays ended rather than panicking when polled
         // again, as `unfold` alone would.
@@ -970,6 +977,12 @@ enum Floor<'a> {
     Revisions(&'a str),
 }
 
+/// The stream's count of a watch's keys, read while its consumer is made.
+#[cfg(not(target_arch = "wasm32"))]
+type FloorRead = futures::future::BoxFuture<'static, u64>;
+#[cfg(target_arch = "wasm32")]
+type FloorRead = futures::future::LocalBoxFuture<'static, u64>;
+
 struct WatchState {
     store: Store,
     ordered: Ordered,
@@ -977,28 +990,68 @@ struct WatchState {
     /// When the initial values are in: live updates arriving meanwhile must not push the marker
     /// back.
     catch_up: CatchUp,
-    marker_due: bool,
+    /// The marker was given (since the last reset).
+    marked: bool,
+    /// A floor under the count of initial values, for a last-per-subject watch: the keys the
+    /// stream holds. nats-server can answer the consumer's creation with a count lowered by keys
+    /// written meanwhile, and the marker then came after 1 key of 50 (2.15.1, every key written
+    /// without pause). `floor` is the read until it answers, `floor_keys` the answer: 0 when
+    /// there is none (another policy, after a reset, a user who may not ask).
+    floor: Option<FloorRead>,
+    floor_keys: Option<u64>,
+    /// Messages delivered before the marker.
+    seen: u64,
 }
 
 impl WatchState {
     async fn next(&mut self) -> Option<Result<WatchEvent, KvError>> {
         loop {
-            if std::mem::take(&mut self.marker_due) {
-                return Some(Ok(WatchEvent::InitialDone));
+            if !self.marked && self.catch_up.is_done() {
+                let floor = match (self.floor_keys, self.floor.take()) {
+                    (Some(keys), _) => keys,
+                    (None, Some(read)) => read.await,
+                    (None, None) => 0,
+                };
+                self.floor_keys = Some(floor);
+                if self.seen >= floor {
+                    self.marked = true;
+                    return Some(Ok(WatchEvent::InitialDone));
+                }
+            }
+            // Sent at the first poll, alongside the consumer's creation; answered meanwhile.
+            if let Some(read) = self.floor.as_mut() {
+                if let std::task::Poll::Ready(keys) = futures::poll!(read) {
+                    self.floor = None;
+                    self.floor_keys = Some(keys);
+                }
             }
             match self.ordered.next_event().await? {
                 Err(e) => return Some(Err(self.store.stream_error(e))),
                 Ok(OrderedEvent::Created { num_pending, reset }) => {
-                    // On a reset the initial values start over, and their marker with them.
-                    self.marker_due = self.catch_up.created(num_pending, reset);
+                    self.catch_up.created(num_pending, reset);
                     if reset {
+                        // The initial values start over, and their marker with them (counted by
+                        // the server's count alone).
+                        self.marked = false;
+                        self.seen = 0;
+                        self.floor = None;
+                        self.floor_keys = Some(0);
                         return Some(Ok(WatchEvent::Reset));
                     }
                 }
-                Ok(OrderedEvent::Idle) => self.marker_due = self.catch_up.idle(),
+                Ok(OrderedEvent::Idle) => {
+                    // Nothing more to send: what the floor counted and did not come is gone.
+                    if self.catch_up.idle() || self.catch_up.is_done() {
+                        self.floor = None;
+                        self.floor_keys = Some(0);
+                    }
+                }
                 Ok(OrderedEvent::Message(m)) => {
                     let entry = self.store.entry_from_message(&m);
-                    self.marker_due = self.catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                    self.catch_up.delivered(entry.as_ref().map(|e| e.delta));
+                    if !self.marked {
+                        self.seen += 1;
+                    }
                     let Some(entry) = entry else {
                         continue;
                     };

@@ -1904,3 +1904,79 @@ async fn a_watch_starts_over_when_its_bucket_is_deleted_and_created_again() {
     let next = next_entry(&mut watch).await;
     assert_eq!((next.text(), next.revision), (Some("new 4"), 4));
 }
+
+/// nats-server 2.9.10 sends a last-per-subject consumer's message again and again (the same
+/// stream sequence up to 50 times in a row, the consumer's sequence counting on) while the keys
+/// are written: a watch delivered each of those, and counted them towards its marker, which then
+/// came after one key of 50. Writes from another client on another thread, so that they land
+/// while the watches are made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("busy")).await;
+    for i in 0..50 {
+        kv.put(&format!("k{i}"), "v").await.unwrap();
+    }
+    let writer = connect(&server).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started, is_writing) = tokio::sync::oneshot::channel();
+    let writing = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut started = Some(started);
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..200 {
+                    written += 1;
+                    let subject = format!("$KV.busy.k{}", written % 50);
+                    writer.publish(&subject, "again").unwrap();
+                }
+                writer.flush().await.unwrap();
+                if written >= 20_000 {
+                    started.take().map(|s| s.send(()));
+                }
+            }
+            written
+        }
+    });
+    within(10, "the first 20 000 writes", is_writing)
+        .await
+        .unwrap();
+
+    let mut twice = Vec::new();
+    let mut short = Vec::new();
+    for round in 0..60 {
+        let mut watch = kv.watch_all().unwrap();
+        let mut revisions = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut marked = false;
+        // Until the marker and every key: a key written while the watch starts may follow its
+        // marker (see `CatchUp`), but it comes.
+        while !marked || keys.len() < 50 {
+            match next_event(&mut watch).await {
+                WatchEvent::Entry(e) => {
+                    if !revisions.insert(e.revision) {
+                        twice.push((round, e.key.clone(), e.revision));
+                    }
+                    keys.insert(e.key);
+                }
+                WatchEvent::InitialDone if !marked => {
+                    marked = true;
+                    if keys.len() < 25 {
+                        short.push((round, keys.len()));
+                    }
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writing.await.unwrap();
+    assert_eq!(
+        twice,
+        Vec::new(),
+        "revisions delivered twice ({written} writes)"
+    );
+    assert_eq!(short, Vec::new(), "markers after fewer than half the keys");
+}
