@@ -992,11 +992,13 @@ impl Ordered {
                         continue;
                     }
                     self.last_consumer_seq = info.consumer_sequence;
-                    if info.stream_sequence <= self.last_stream_seq {
+                    if info.stream_sequence == self.last_stream_seq {
                         // Delivered already: nats-server 2.9.10 sends a last-per-subject
                         // consumer's message again (up to 50 times in a row, the consumer's
                         // sequence counting on) while its subject is written. Once is enough,
-                        // and counting it again would end a catch-up early.
+                        // and counting it again would end a catch-up early. (A sequence below
+                        // the last is a stream made again that the check before the recreation
+                        // did not see: delivered, as before.)
                         continue;
                     }
                     self.last_stream_seq = info.stream_sequence;
