@@ -416,9 +416,9 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
         matching.push(within(10, "keys matching `*`", kv.keys_matching("*")).await);
         histories.push(within(10, "history while `hot` is written", kv.history("hot")).await);
     }
-    // A watch gets every key and its marker. (Not necessarily the keys before the marker: under
-    // these writes nats-server 2.10+ can answer the consumer's creation with fewer pending than it
-    // delivers, even 0: see `CatchUp`.)
+    // A watch gets every key and its marker. (Not necessarily every key before the marker: `hot`,
+    // written again between the consumer's creation and its delivery, can follow it: see
+    // `CatchUp`.)
     let mut watch = kv.watch_all().unwrap();
     let mut watched = std::collections::BTreeSet::new();
     let mut marked = false;
