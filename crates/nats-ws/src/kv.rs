@@ -912,17 +912,20 @@ impl Store {
                 ..Default::default()
             },
         );
-        let floor = (deliver_policy == DeliverPolicy::LastPerSubject).then(|| {
+        let floor = if deliver_policy == DeliverPolicy::LastPerSubject {
             let (store, filter) = (self.clone(), filter.to_owned());
-            Box::pin(async move { store.floor(Floor::Keys(&filter)).await }) as FloorRead
-        });
+            KeyFloor::Reading(Box::pin(
+                async move { store.floor(Floor::Keys(&filter)).await },
+            ))
+        } else {
+            KeyFloor::Known(0)
+        };
         let state = WatchState {
             store: self.clone(),
             ordered,
             ignore_deletes: options.ignore_deletes,
             catch_up: CatchUp::new(deliver_policy),
             marked: false,
-            floor_keys: floor.is_none().then_some(0),
             floor,
             seen: 0,
         };
@@ -983,6 +986,12 @@ type FloorRead = futures::future::BoxFuture<'static, u64>;
 #[cfg(target_arch = "wasm32")]
 type FloorRead = futures::future::LocalBoxFuture<'static, u64>;
 
+/// A watch's floor under its count of initial values: being read, or known (0: none).
+enum KeyFloor {
+    Reading(FloorRead),
+    Known(u64),
+}
+
 struct WatchState {
     store: Store,
     ordered: Ordered,
@@ -995,10 +1004,9 @@ struct WatchState {
     /// A floor under the count of initial values, for a last-per-subject watch: the keys the
     /// stream holds. nats-server can answer the consumer's creation with a count lowered by keys
     /// written meanwhile, and the marker then came after 1 key of 50 (2.15.1, every key written
-    /// without pause). `floor` is the read until it answers, `floor_keys` the answer: 0 when
-    /// there is none (another policy, after a reset, a user who may not ask).
-    floor: Option<FloorRead>,
-    floor_keys: Option<u64>,
+    /// without pause). 0 when there is none (another policy, after a reset, a user who may not
+    /// ask).
+    floor: KeyFloor,
     /// Messages delivered before the marker.
     seen: u64,
 }
@@ -1007,22 +1015,20 @@ impl WatchState {
     async fn next(&mut self) -> Option<Result<WatchEvent, KvError>> {
         loop {
             if !self.marked && self.catch_up.is_done() {
-                let floor = match (self.floor_keys, self.floor.take()) {
-                    (Some(keys), _) => keys,
-                    (None, Some(read)) => read.await,
-                    (None, None) => 0,
+                let floor = match &mut self.floor {
+                    KeyFloor::Known(keys) => *keys,
+                    KeyFloor::Reading(read) => read.await,
                 };
-                self.floor_keys = Some(floor);
+                self.floor = KeyFloor::Known(floor);
                 if self.seen >= floor {
                     self.marked = true;
                     return Some(Ok(WatchEvent::InitialDone));
                 }
             }
             // Sent at the first poll, alongside the consumer's creation; answered meanwhile.
-            if let Some(read) = self.floor.as_mut() {
+            if let KeyFloor::Reading(read) = &mut self.floor {
                 if let std::task::Poll::Ready(keys) = futures::poll!(read) {
-                    self.floor = None;
-                    self.floor_keys = Some(keys);
+                    self.floor = KeyFloor::Known(keys);
                 }
             }
             match self.ordered.next_event().await? {
@@ -1034,16 +1040,15 @@ impl WatchState {
                         // the server's count alone).
                         self.marked = false;
                         self.seen = 0;
-                        self.floor = None;
-                        self.floor_keys = Some(0);
+                        self.floor = KeyFloor::Known(0);
                         return Some(Ok(WatchEvent::Reset));
                     }
                 }
                 Ok(OrderedEvent::Idle) => {
                     // Nothing more to send: what the floor counted and did not come is gone.
-                    if self.catch_up.idle() || self.catch_up.is_done() {
-                        self.floor = None;
-                        self.floor_keys = Some(0);
+                    self.catch_up.idle();
+                    if self.catch_up.is_done() {
+                        self.floor = KeyFloor::Known(0);
                     }
                 }
                 Ok(OrderedEvent::Message(m)) => {

@@ -368,6 +368,54 @@ async fn keys_matching_a_filter() {
     );
 }
 
+/// Another client writing as fast as the server takes it, from a task of its own, until stopped
+/// (or 5 000 000 writes): the n-th write to `subject(n)`.
+struct Writing {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Writing {
+    /// Stops it; how many it wrote.
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// Starts a [`Writing`] and returns once it has written 20 000.
+async fn write_without_pause(
+    server: &TestServer,
+    subject: impl Fn(u64) -> String + Send + 'static,
+) -> Writing {
+    let writer = connect(server).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started, is_writing) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut started = Some(started);
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) && written < 5_000_000 {
+                for _ in 0..200 {
+                    written += 1;
+                    writer.publish(&subject(written), "again").unwrap();
+                }
+                // Keeps the writer at the server's pace rather than its own buffer's.
+                writer.flush().await.unwrap();
+                if written >= 20_000 {
+                    started.take().map(|s| s.send(()));
+                }
+            }
+            written
+        }
+    });
+    within(10, "the first 20 000 writes", is_writing)
+        .await
+        .unwrap();
+    Writing { stop, task }
+}
+
 /// A key written without pause must not keep `keys` (or `history`) reading: each stops at what
 /// matched when it began and names a key once however often it was written meanwhile. Nor may
 /// it end them early: nats-server 2.10+ can say 0 pending on the first message then, or answer
@@ -384,29 +432,7 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
     kv.put("hot", "first").await.unwrap();
 
     // Another client writes `hot` as fast as the server takes it, until told to stop.
-    let writer = connect(&server).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (started, is_writing) = tokio::sync::oneshot::channel();
-    let writing = tokio::spawn({
-        let (stop, written) = (stop.clone(), written.clone());
-        async move {
-            let mut started = Some(started);
-            while !stop.load(Ordering::Relaxed) && written.load(Ordering::Relaxed) < 5_000_000 {
-                for _ in 0..200 {
-                    writer.publish("$KV.busy.hot", "again").unwrap();
-                }
-                // Keeps the writer at the server's pace rather than its own buffer's.
-                writer.flush().await.unwrap();
-                if written.fetch_add(200, Ordering::Relaxed) >= 20_000 {
-                    started.take().map(|s| s.send(()));
-                }
-            }
-        }
-    });
-    within(10, "the first 20 000 writes", is_writing)
-        .await
-        .unwrap();
+    let writing = write_without_pause(&server, |_| "$KV.busy.hot".to_owned()).await;
 
     let keys = within(10, "keys while `hot` is written", kv.keys()).await;
     // Each of these ended early now and then (a few times in a hundred): six of each. (Each
@@ -432,9 +458,7 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
         }
     }
     drop(watch);
-    stop.store(true, Ordering::Relaxed);
-    writing.await.unwrap();
-    let written = written.load(Ordering::Relaxed);
+    let written = writing.stop().await;
 
     let mut keys = keys.unwrap();
     keys.sort();
@@ -1918,31 +1942,7 @@ async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
     for i in 0..50 {
         kv.put(&format!("k{i}"), "v").await.unwrap();
     }
-    let writer = connect(&server).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (started, is_writing) = tokio::sync::oneshot::channel();
-    let writing = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let mut started = Some(started);
-            let mut written = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..200 {
-                    written += 1;
-                    let subject = format!("$KV.busy.k{}", written % 50);
-                    writer.publish(&subject, "again").unwrap();
-                }
-                writer.flush().await.unwrap();
-                if written >= 20_000 {
-                    started.take().map(|s| s.send(()));
-                }
-            }
-            written
-        }
-    });
-    within(10, "the first 20 000 writes", is_writing)
-        .await
-        .unwrap();
+    let writing = write_without_pause(&server, |n| format!("$KV.busy.k{}", n % 50)).await;
 
     let mut twice = Vec::new();
     let mut short = Vec::new();
@@ -1971,8 +1971,7 @@ async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let written = writing.await.unwrap();
+    let written = writing.stop().await;
     assert_eq!(
         twice,
         Vec::new(),
