@@ -97,8 +97,10 @@ pub enum ParseError {
         line: String,
         reason: &'static str,
     },
-    #[error("control line longer than {0} bytes without a line end")]
+    #[error("control line longer than {0} bytes")]
     LineTooLong(usize),
+    #[error("a message of {size} bytes announced, more than the {max} accepted (the larger of 64 MiB and the server's max_payload)")]
+    TooLarge { size: usize, max: usize },
     #[error("control line not terminated by CRLF: {}", Quoted(.0))]
     BadLineEnd(String),
     #[error("message payload not followed by CRLF")]

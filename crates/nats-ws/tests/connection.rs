@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use nats_ws::proto::{Connection, Event, Status, SubscribeOptions, Transmit};
 use nats_ws::{
-    ConnectionError, HeaderMap, Options, PublishError, ReconnectPolicy, RequestError, ServerError,
-    SubscribeError,
+    ConnectionError, HeaderMap, Options, ParseError, PublishError, ReconnectPolicy, RequestError,
+    ServerError, SubscribeError,
 };
 use web_time::Instant;
 
@@ -1467,6 +1467,60 @@ fn garbage_after_the_handshake_reconnects_without_panicking() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_message_over_64_mib_comes_from_a_server_that_allows_it_and_only_then() {
+    const BIG: usize = 64 * 1024 * 1024 + 1;
+    let mut wire = Vec::with_capacity(BIG + 64);
+    let big_msg = |sid: u64, wire: &mut Vec<u8>| {
+        wire.clear();
+        wire.extend_from_slice(format!("MSG big {sid} {BIG}\r\n").as_bytes());
+        wire.resize(wire.len() + BIG, b'x');
+        wire.extend_from_slice(b"\r\n");
+    };
+
+    // nats-server lets `max_payload` pass 64 MiB when `max_pending` is raised with it; such a
+    // server's messages are delivered, not taken for garbage (and the connection dropped again at
+    // every redelivery).
+    let mut h = Harness::new(Harness::options());
+    h.server(&format!(
+        "INFO {{\"max_payload\":{}}}\r\n",
+        80 * 1024 * 1024
+    ));
+    h.server("PONG\r\n");
+    let sid = h
+        .conn
+        .subscribe("big", SubscribeOptions::default())
+        .unwrap();
+    h.take_sent();
+    h.take_events();
+    big_msg(sid, &mut wire);
+    for frame in wire.chunks(1 << 20) {
+        h.conn.handle_input(h.now, frame);
+    }
+    let events = h.take_events();
+    let [Event::Message { message, .. }] = events.as_slice() else {
+        panic!("{} events: {:?}", events.len(), events.first())
+    };
+    assert_eq!(message.payload.len(), BIG);
+    assert!(h.conn.status().is_connected(), "{:?}", h.conn.status());
+
+    // A server that allows less announcing as much is garbage: the connection is dropped with
+    // the sizes said, before anything is reserved for it.
+    let mut h = connected();
+    let sid = h
+        .conn
+        .subscribe("big", SubscribeOptions::default())
+        .unwrap();
+    h.server(&format!("MSG big {sid} {BIG}\r\n"));
+    match h.conn.status() {
+        Status::Reconnecting {
+            last_error: Some(ConnectionError::Protocol(ParseError::TooLarge { size, max })),
+            ..
+        } => assert_eq!((*size, *max), (BIG, 64 * 1024 * 1024)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! messages come out intact.
 
 use bytes::Bytes;
+use nats_ws::proto::parser::MAX_CONTROL_LINE;
 use nats_ws::proto::{Parser, ServerOp};
 use nats_ws::{HeaderMap, ParseError, Subject};
 use proptest::collection::vec;
@@ -653,8 +654,20 @@ fn malformed_msg_arguments() {
         parse_whole(b"MSG a 1 000000000000003\r\nfoo\r\n"),
         [msg("a", 1, None, b"foo")]
     );
-    assert_bad_args(b"MSG a 1 999999999999999\r\n", "MSG", "larger");
-    assert_bad_args(b"MSG a 1 67108865\r\n", "MSG", "larger");
+    assert_eq!(
+        first_error(b"MSG a 1 999999999999999\r\n"),
+        ParseError::TooLarge {
+            size: 999_999_999_999_999,
+            max: 64 << 20
+        }
+    );
+    assert_eq!(
+        first_error(b"HMSG a 1 0 67108865\r\n"),
+        ParseError::TooLarge {
+            size: (64 << 20) + 1,
+            max: 64 << 20
+        }
+    );
     // Header size larger than the total.
     assert_bad_args(b"HMSG a 1 10 5\r\n", "HMSG", "header size larger");
     assert_bad_args(b"HMSG a 1 r 13 12\r\n", "HMSG", "header size larger");
@@ -770,6 +783,91 @@ fn bare_ops_with_arguments_are_errors() {
             matches!(first_error(bytes), ParseError::UnknownOp(_)),
             "{:?}",
             String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn messages_over_64_mib_only_from_a_server_that_allows_them() {
+    let mut p = Parser::new();
+    p.feed(b"MSG a 1 67108864\r\n");
+    assert_eq!(p.next_op(), Ok(None), "64 MiB waits for its payload");
+    p.reset();
+    // A server's INFO allowing less changes nothing; one allowing more raises the bound to it.
+    p.allow_max_payload(1 << 20);
+    assert_eq!(
+        first_error_of(&mut p, b"MSG a 1 67108865\r\n"),
+        ParseError::TooLarge {
+            size: (64 << 20) + 1,
+            max: 64 << 20
+        }
+    );
+    p.reset();
+    p.allow_max_payload(80 << 20);
+    p.feed(b"HMSG a 1 r 12 83886080\r\n");
+    assert_eq!(p.next_op(), Ok(None));
+    p.reset();
+    p.allow_max_payload(80 << 20);
+    assert_eq!(
+        first_error_of(&mut p, b"MSG a 1 83886081\r\n"),
+        ParseError::TooLarge {
+            size: (80 << 20) + 1,
+            max: 80 << 20
+        }
+    );
+    // A reset (a new connection) forgets the last server's bound until its INFO comes.
+    p.reset();
+    assert!(matches!(
+        first_error_of(&mut p, b"MSG a 1 67108865\r\n"),
+        ParseError::TooLarge { .. }
+    ));
+}
+
+fn first_error_of(p: &mut Parser, bytes: &[u8]) -> ParseError {
+    p.feed(bytes);
+    drain(p).expect_err("an error")
+}
+
+/// An `-ERR` line whose line feed is at `lf`.
+fn err_line(lf: usize) -> Vec<u8> {
+    let mut line = b"-ERR '".to_vec();
+    line.resize(lf - 2, b'a');
+    line.extend_from_slice(b"'\r\n");
+    assert_eq!(line.iter().position(|&b| b == b'\n'), Some(lf));
+    line
+}
+
+#[test]
+fn a_line_is_too_long_or_not_however_its_bytes_were_cut() {
+    let longest = err_line(MAX_CONTROL_LINE);
+    let too_long = err_line(MAX_CONTROL_LINE + 1);
+    for cut in [
+        1,
+        MAX_CONTROL_LINE / 2,
+        MAX_CONTROL_LINE,
+        MAX_CONTROL_LINE + 1,
+    ] {
+        let ops = parse_chunks(split_at(&longest, &[cut]));
+        assert!(
+            matches!(ops.as_slice(), [ServerOp::Err(text)] if text.len() == MAX_CONTROL_LINE - 8),
+            "cut at {cut}: {} ops",
+            ops.len()
+        );
+    }
+    for cuts in [&[][..], &[MAX_CONTROL_LINE / 2], &[MAX_CONTROL_LINE + 1]] {
+        let mut p = Parser::new();
+        let mut result = Ok(None);
+        for chunk in split_at(&too_long, cuts) {
+            p.feed(chunk);
+            result = p.next_op();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(
+            result,
+            Err(ParseError::LineTooLong(MAX_CONTROL_LINE)),
+            "cut at {cuts:?}"
         );
     }
 }

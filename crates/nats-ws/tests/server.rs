@@ -12,7 +12,7 @@ use common::{quick_reconnect, wait_status, within, TestServer};
 use futures::StreamExt;
 use nats_ws::{
     ClientEvent, ConnectionError, HeaderMap, Options, PublishError, RequestError, ServerError,
-    Status, SubscribeError,
+    Status, SubscribeError, SubscribeOptions,
 };
 
 #[tokio::test]
@@ -187,6 +187,40 @@ async fn oversize_payload_is_refused_and_the_connection_stays_up() {
         .unwrap();
     assert_eq!(msg.payload.len(), 1024);
     assert!(client.status().is_connected());
+}
+
+#[tokio::test]
+async fn a_message_over_64_mib_is_delivered_by_a_server_that_allows_it() {
+    // nats-server lets `max_payload` pass 64 MiB when `max_pending` is raised too.
+    let server = TestServer::start_with("max_payload: 83886080\nmax_pending: 268435456");
+    let subscriber = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let publisher = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    assert_eq!(subscriber.max_payload(), 80 << 20);
+    // A subscription holds 64 MiB unread by default (as in nats.go), so this one may hold more.
+    let mut sub = subscriber
+        .subscribe_with_options(
+            "big",
+            SubscribeOptions::default().pending_limits(8, 128 << 20),
+        )
+        .unwrap();
+    subscriber.flush().await.unwrap();
+    let payload: Vec<u8> = (0..(64 << 20) + 1).map(|i: u32| (i % 251) as u8).collect();
+    publisher.publish("big", &payload).unwrap();
+    publisher.flush().await.unwrap();
+    let msg = within(30, "the 64 MiB + 1 message", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        msg.payload == payload,
+        "{} bytes, not the ones sent",
+        msg.payload.len()
+    );
+    assert!(
+        subscriber.status().is_connected(),
+        "{:?}",
+        subscriber.status()
+    );
 }
 
 const RESTRICTED: &str = r#"

@@ -1247,6 +1247,7 @@ impl Connection {
         match op {
             ServerOp::Info(info) => {
                 let tls_required = info.tls_required;
+                self.parser.allow_max_payload(info.max_payload);
                 self.on_info(*info);
                 if handshake == Some(Handshake::AwaitInfo) {
                     let State::Connecting { server, .. } = self.state else {

@@ -15,7 +15,10 @@ use crate::subject::Subject;
 
 /// A control line may be at most this long (INFO of a large cluster included).
 pub const MAX_CONTROL_LINE: usize = 1024 * 1024;
-/// The largest message the parser accepts (the server's own upper bound for `max_payload`).
+/// The largest message the parser accepts from a server that allows less (nats-server's default
+/// `max_pending`, which a `max_payload` may not exceed unless it is raised too); a server whose
+/// INFO allows more is trusted with up to that ([`Parser::allow_max_payload`]). A size beyond it is
+/// garbage, not a reason to reserve that much memory.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// Sizes are decimal numbers of at most this many digits.
 const MAX_SIZE_DIGITS: usize = 15;
@@ -58,6 +61,9 @@ struct PendingMsg {
 pub struct Parser {
     buf: BytesMut,
     pending: Option<PendingMsg>,
+    /// The `max_payload` of this connection's INFO; messages up to the larger of it and
+    /// [`MAX_MESSAGE_SIZE`] are accepted.
+    max_payload: usize,
 }
 
 const OPS: [&[u8]; 7] = [b"MSG", b"HMSG", b"PING", b"PONG", b"+OK", b"-ERR", b"INFO"];
@@ -83,10 +89,18 @@ impl Parser {
         }
     }
 
-    /// Forgets everything buffered (after an error, or when the connection is replaced).
+    /// Forgets everything buffered (after an error, or when the connection is replaced), and the
+    /// server's `max_payload`: the next connection's INFO says its own.
     pub fn reset(&mut self) {
         self.buf.clear();
         self.pending = None;
+        self.max_payload = 0;
+    }
+
+    /// Accepts messages up to `max_payload` bytes (headers and payload), as the server's INFO
+    /// allows, when that is more than [`MAX_MESSAGE_SIZE`].
+    pub fn allow_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
     }
 
     /// Bytes buffered and not yet returned as operations.
@@ -109,12 +123,17 @@ impl Parser {
         }
 
         self.check_op_prefix()?;
+        // A line is too long whether or not its end has arrived, so that how the bytes were cut
+        // into frames never decides it.
         let Some(lf) = memchr::memchr(b'\n', &self.buf) else {
             if self.buf.len() > MAX_CONTROL_LINE {
                 return Err(ParseError::LineTooLong(MAX_CONTROL_LINE));
             }
             return Ok(None);
         };
+        if lf > MAX_CONTROL_LINE {
+            return Err(ParseError::LineTooLong(MAX_CONTROL_LINE));
+        }
         if lf == 0 || self.buf[lf - 1] != b'\r' {
             return Err(ParseError::BadLineEnd(snippet(&self.buf[..lf])));
         }
@@ -128,7 +147,7 @@ impl Parser {
                 return parse_line(line, op_end);
             }
         };
-        let args = msg_args(line, op_end, with_headers)?;
+        let args = msg_args(line, op_end, with_headers, self.max_payload)?;
         let start = lf + 1;
         let end = start + args.total_len;
         // With the whole message here, one slice of the buffer for it, the subjects cut from it
@@ -184,7 +203,12 @@ struct MsgArgs {
 
 /// Reads `subject sid [reply] [#header] #total` after the op name (`line[..op_end]`), without
 /// making a `Bytes` of anything.
-fn msg_args(line: &[u8], op_end: usize, with_headers: bool) -> Result<MsgArgs, ParseError> {
+fn msg_args(
+    line: &[u8],
+    op_end: usize,
+    with_headers: bool,
+    max_payload: usize,
+) -> Result<MsgArgs, ParseError> {
     let op = if with_headers { "HMSG" } else { "MSG" };
     let bad = |reason| ParseError::BadArgs {
         op,
@@ -237,8 +261,12 @@ fn msg_args(line: &[u8], op_end: usize, with_headers: bool) -> Result<MsgArgs, P
             parse_size(sizes[0]).ok_or_else(|| bad("size is not a number"))?,
         )
     };
-    if total_len > MAX_MESSAGE_SIZE {
-        return Err(bad("message larger than any server allows"));
+    let max = MAX_MESSAGE_SIZE.max(max_payload);
+    if total_len > max {
+        return Err(ParseError::TooLarge {
+            size: total_len,
+            max,
+        });
     }
     Ok(MsgArgs {
         sid,
