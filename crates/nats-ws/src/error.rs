@@ -107,8 +107,6 @@ pub enum ParseError {
     BadPayloadEnd,
     #[error("invalid INFO json: {0}")]
     BadInfo(String),
-    #[error("subject is not UTF-8")]
-    SubjectNotUtf8,
 }
 
 /// Credentials that cannot be used: reported when they are given ([`crate::Auth::nkey`],
@@ -294,8 +292,10 @@ pub enum ServerError {
     PublishDenied { subject: String },
     #[error("the server reported: {0}")]
     Other(String),
-    #[error("a message from the server was dropped: {0}")]
+    #[error("a message's header block could not be read; it was delivered without headers: {0}")]
     BadMessage(HeaderError),
+    #[error("a message on {} had a subject or reply subject that is not UTF-8; it was delivered with U+FFFD for the bytes that are not", Quoted(subject))]
+    NotUtf8 { subject: String },
 }
 
 /// The client was closed.

@@ -11,22 +11,25 @@ use crate::error::SubjectError;
 /// A subject (or reply subject) as received from the server.
 ///
 /// Backed by [`Bytes`], so parsing a message does not copy or allocate for its subject: the parser hands
-/// out slices of the frame it read. Always valid UTF-8.
+/// out slices of the frame it read. Always valid UTF-8: nats-server forwards a subject's bytes as
+/// they were published, and bytes that are not UTF-8 arrive replaced by U+FFFD.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Subject(Bytes);
 
 impl Subject {
-    /// Wraps bytes already checked to be UTF-8; `None` if they are not.
-    pub(crate) fn from_utf8(bytes: Bytes) -> Option<Self> {
+    /// Wraps bytes as they came if they are UTF-8, else a copy with U+FFFD for the bytes that are
+    /// not; `true` in the second case.
+    pub(crate) fn from_utf8_lossy(bytes: Bytes) -> (Self, bool) {
         // Subjects are nearly always ASCII; checking that first is cheaper than full UTF-8.
-        if !bytes.is_ascii() {
-            std::str::from_utf8(&bytes).ok()?;
+        if bytes.is_ascii() || std::str::from_utf8(&bytes).is_ok() {
+            return (Subject(bytes), false);
         }
-        Some(Subject(bytes))
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (Subject(Bytes::from(text)), true)
     }
 
     pub fn as_str(&self) -> &str {
-        // SAFETY: every constructor (`from_utf8`, `From<&str>`, `From<String>`) guarantees UTF-8, and the
+        // SAFETY: every constructor (`from_utf8_lossy`, `From<&str>`, `From<String>`) guarantees UTF-8, and the
         // bytes are immutable afterwards.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }

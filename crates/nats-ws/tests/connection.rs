@@ -853,6 +853,36 @@ fn messages_reach_their_subscription_with_headers() {
 }
 
 #[test]
+fn a_subject_that_is_not_utf8_is_delivered_said_and_keeps_the_connection() {
+    let mut h = connected();
+    let sid = h
+        .conn
+        .subscribe("svc.*", SubscribeOptions::default())
+        .unwrap();
+    h.take_events();
+    // Any client may publish `PUB svc.x \xff 2`: the server forwards the bytes as they are.
+    let mut wire = format!("MSG svc.x {sid} ").into_bytes();
+    wire.extend_from_slice(b"\xff 2\r\nhi\r\n");
+    wire.extend_from_slice(format!("MSG svc.y {sid} 2\r\nok\r\n").as_bytes());
+    h.conn.handle_input(h.now, &wire);
+    let events = h.take_events();
+    let [Event::ServerError(ServerError::NotUtf8 { subject }), Event::Message { message: first, .. }, Event::Message {
+        message: second, ..
+    }] = events.as_slice()
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(subject, "svc.x");
+    assert_eq!(first.reply.as_deref(), Some("\u{fffd}"));
+    assert_eq!(&first.payload[..], b"hi");
+    assert_eq!(
+        (second.subject.as_str(), second.reply.as_deref()),
+        ("svc.y", None)
+    );
+    assert!(h.conn.status().is_connected(), "{:?}", h.conn.status());
+}
+
+#[test]
 fn a_bad_header_block_delivers_its_message_without_headers_and_says_so() {
     let mut h = connected();
     let sid = h.conn.subscribe("x", SubscribeOptions::default()).unwrap();

@@ -725,19 +725,30 @@ fn control_line_must_end_in_crlf() {
 }
 
 #[test]
-fn non_utf8_subjects() {
-    assert_eq!(
-        first_error(b"MSG \xff\xfe 1 3\r\nfoo\r\n"),
-        ParseError::SubjectNotUtf8
-    );
-    assert_eq!(
-        first_error(b"MSG a 1 \xc3\x28 3\r\nfoo\r\n"),
-        ParseError::SubjectNotUtf8
-    );
-    assert_eq!(
-        first_error(b"HMSG a.\x80 1 12 12\r\nNATS/1.0\r\n\r\n\r\n"),
-        ParseError::SubjectNotUtf8
-    );
+fn non_utf8_subjects_are_delivered_with_replacement_characters_and_said() {
+    // nats-server forwards a subject's bytes as published: any client can send these, and the
+    // connection (every subscription on it) must not pay for one message.
+    let wire: &[u8] = b"MSG \xff\xfe 1 3\r\nfoo\r\nMSG a 1 \xc3\x28 3\r\nbar\r\n\
+        HMSG a.\x80 1 12 12\r\nNATS/1.0\r\n\r\n\r\nMSG ok 1 2\r\nhi\r\n";
+    let want = [
+        (msg("\u{fffd}\u{fffd}", 1, None, b"foo"), true),
+        (msg("a", 1, Some("\u{fffd}("), b"bar"), true),
+        (hmsg("a.\u{fffd}", 1, None, b"NATS/1.0\r\n\r\n", b""), true),
+        (msg("ok", 1, None, b"hi"), false),
+    ];
+    // Whole, and cut inside each control line and each payload (the pending path).
+    for cut in 0..wire.len() {
+        let mut p = Parser::new();
+        let mut got = Vec::new();
+        for chunk in split_at(wire, &[cut]) {
+            p.feed(chunk);
+            while let Some(op) = p.next_op().expect("no error") {
+                got.push((op, p.take_lossy()));
+                assert!(!p.take_lossy(), "reading it clears it");
+            }
+        }
+        assert_eq!(got, want, "cut at {cut}");
+    }
     // Valid multi-byte UTF-8 is fine.
     assert_eq!(
         parse_whole("MSG caf\u{e9}.\u{1f600} 1 r.\u{fc} 1\r\nx\r\n".as_bytes()),

@@ -223,6 +223,66 @@ async fn a_message_over_64_mib_is_delivered_by_a_server_that_allows_it() {
     );
 }
 
+#[tokio::test]
+async fn a_subject_that_is_not_utf8_from_another_client_costs_one_replaced_character() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let mut events = client.events();
+    let mut sub = client.subscribe("svc.*").unwrap();
+    client.flush().await.unwrap();
+
+    // A client of its own, in plain protocol: nats-server checks a subject's separators only,
+    // so it forwards these bytes as they were published.
+    let port = server.client_url().rsplit(':').next().unwrap().to_owned();
+    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut tcp = BufReader::new(tcp);
+    let mut info = String::new();
+    tcp.read_line(&mut info).await.unwrap();
+    assert!(info.starts_with("INFO "), "{info}");
+    tcp.get_mut()
+        .write_all(b"CONNECT {\"verbose\":false}\r\nPUB svc.x \xff 2\r\nhi\r\nPUB svc.\xfe 3\r\nbad\r\nPUB svc.y 2\r\nok\r\nPING\r\n")
+        .await
+        .unwrap();
+    let mut pong = String::new();
+    tcp.read_line(&mut pong).await.unwrap();
+    assert_eq!(pong, "PONG\r\n");
+
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = within(5, "the three messages", sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push((
+            m.subject.to_string(),
+            m.reply.as_deref().map(str::to_owned),
+            m.payload,
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("svc.x".into(), Some("\u{fffd}".into()), "hi".into()),
+            ("svc.\u{fffd}".into(), None, "bad".into()),
+            ("svc.y".into(), None, "ok".into()),
+        ]
+    );
+    for subject in ["svc.x", "svc.\u{fffd}"] {
+        let event = within(5, "what was replaced", events.next()).await.unwrap();
+        assert_eq!(
+            event,
+            ClientEvent::ServerError(ServerError::NotUtf8 {
+                subject: subject.into()
+            })
+        );
+    }
+    assert!(client.status().is_connected(), "{:?}", client.status());
+}
+
 const RESTRICTED: &str = r#"
 authorization {
   users = [

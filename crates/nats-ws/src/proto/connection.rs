@@ -1287,6 +1287,7 @@ impl Connection {
                 reply,
                 payload,
             } => {
+                self.note_lossy(&subject);
                 self.on_message(
                     now,
                     sid,
@@ -1305,6 +1306,7 @@ impl Connection {
                 headers,
                 payload,
             } => {
+                self.note_lossy(&subject);
                 // A header block we cannot read still delivers its message, without headers (as
                 // nats.go does), and says so: dropping it would leave a gap that an ordered
                 // consumer resets over, receives the same message again, and never gets past.
@@ -1324,6 +1326,15 @@ impl Connection {
                 };
                 self.on_message(now, sid, message);
             }
+        }
+    }
+
+    /// Says so when the message just parsed had a subject or reply that was not UTF-8.
+    fn note_lossy(&mut self, subject: &str) {
+        if self.parser.take_lossy() {
+            let subject = subject.to_owned();
+            let error = ServerError::NotUtf8 { subject };
+            self.events.push_back(Event::ServerError(error));
         }
     }
 

@@ -55,6 +55,8 @@ struct PendingMsg {
     reply: Option<Subject>,
     header_len: Option<usize>,
     total_len: usize,
+    /// Its subject or reply was not UTF-8 (see [`Parser::take_lossy`]).
+    lossy: bool,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +66,8 @@ pub struct Parser {
     /// The `max_payload` of this connection's INFO; messages up to the larger of it and
     /// [`MAX_MESSAGE_SIZE`] are accepted.
     max_payload: usize,
+    /// The last message returned had a subject or reply that was not UTF-8.
+    lossy: bool,
 }
 
 const OPS: [&[u8]; 7] = [b"MSG", b"HMSG", b"PING", b"PONG", b"+OK", b"-ERR", b"INFO"];
@@ -95,12 +99,21 @@ impl Parser {
         self.buf.clear();
         self.pending = None;
         self.max_payload = 0;
+        self.lossy = false;
     }
 
     /// Accepts messages up to `max_payload` bytes (headers and payload), as the server's INFO
     /// allows, when that is more than [`MAX_MESSAGE_SIZE`].
     pub fn allow_max_payload(&mut self, max_payload: usize) {
         self.max_payload = max_payload;
+    }
+
+    /// Whether the message [`Parser::next_op`] returned last had a subject or reply subject that
+    /// was not UTF-8, delivered with U+FFFD for its bad bytes (nats-server checks nothing of a
+    /// subject but its separators, so any client may publish one: no reason to drop the
+    /// connection and every subscription on it). Reading it clears it.
+    pub fn take_lossy(&mut self) -> bool {
+        std::mem::take(&mut self.lossy)
     }
 
     /// Bytes buffered and not yet returned as operations.
@@ -119,6 +132,7 @@ impl Parser {
             }
             let pending = self.pending.take().expect("checked above");
             let data = self.buf.split_to(needed).freeze();
+            self.lossy = pending.lossy;
             return message(pending, data, 0).map(Some);
         }
 
@@ -158,14 +172,17 @@ impl Parser {
             .buf
             .split_to(if whole { end + 2 } else { start })
             .freeze();
+        let mut lossy = false;
         let pending = PendingMsg {
             sid: args.sid,
-            subject: subject_of(&data, args.subject)?,
-            reply: args.reply.map(|r| subject_of(&data, r)).transpose()?,
+            subject: subject_of(&data, args.subject, &mut lossy),
+            reply: args.reply.map(|r| subject_of(&data, r, &mut lossy)),
             header_len: args.header_len,
             total_len: args.total_len,
+            lossy,
         };
         if whole {
+            self.lossy = lossy;
             return message(pending, data, start).map(Some);
         }
         self.pending = Some(pending);
@@ -302,9 +319,12 @@ fn message(pending: PendingMsg, mut payload: Bytes, start: usize) -> Result<Serv
     })
 }
 
-/// A subject at `range` of `bytes` (which start with its control line).
-fn subject_of(bytes: &Bytes, (start, end): (usize, usize)) -> Result<Subject, ParseError> {
-    Subject::from_utf8(bytes.slice(start..end)).ok_or(ParseError::SubjectNotUtf8)
+/// A subject at `range` of `bytes` (which start with its control line); `lossy` set if it was not
+/// UTF-8.
+fn subject_of(bytes: &Bytes, (start, end): (usize, usize), lossy: &mut bool) -> Subject {
+    let (subject, replaced) = Subject::from_utf8_lossy(bytes.slice(start..end));
+    *lossy |= replaced;
+    subject
 }
 
 /// Every operation but `MSG` and `HMSG`: `line` without its line end, its op name `line[..op_end]`.
