@@ -42,6 +42,11 @@ pub const DENY_EXPORTS: [&str; 7] = [
     "$SYS.>",
 ];
 
+/// What a leaf's clients may not take from the hub: the agent's requests. Subscribed on the leaf,
+/// in the agent's queue group, they would be answered there when the agent is away; the hub
+/// refuses that to its own anonymous `browser` (nats-accounts.conf).
+pub const DENY_IMPORTS: [&str; 2] = ["via.proc.>", "via.leaf.>"];
+
 /// The user leaf nodes sign in to the hub as (`NATS_LEAF_PASSWORD` in data/credentials.env).
 pub const LEAF_USER: &str = "leaf";
 
@@ -104,17 +109,23 @@ pub fn render_conf(
          websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
          jetstream {{\n  store_dir: {store}\n  domain: \"{name}\"\n}}\n\
          leafnodes {{\n  remotes [\n    {{\n      url: \"nats-leaf://{userinfo}127.0.0.1:{hub_leafnode_port}\"\n      \
-         # The leaf's own clients sign in as nobody: what they may not send across.\n      \
-         deny_exports: [{deny}]\n    }}\n  ]\n}}\n",
-        deny = DENY_EXPORTS
-            .iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+         # The leaf's own clients sign in as nobody: what they may not send across, and take.\n      \
+         deny_exports: [{exports}]\n      deny_imports: [{imports}]\n    }}\n  ]\n}}\n",
+        exports = quoted_list(&DENY_EXPORTS),
+        imports = quoted_list(&DENY_IMPORTS),
         client = ports.client,
         http = ports.http,
         ws = ports.ws,
     )
+}
+
+/// `"a", "b"`: subjects for a list in a nats-server config.
+fn quoted_list(subjects: &[&str]) -> String {
+    subjects
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One connection in the hub's `/leafz`. `name` exists from nats-server 2.10 on; 2.9 lists only
@@ -250,6 +261,10 @@ mod tests {
         assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: \"leaf-2\"\n"));
         assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
         assert!(conf.contains(r#"deny_exports: ["via.proc.>", "via.leaf.>", "proc.logs.>", "$JS.API.>", "$JS.ACK.>", "$KV.>", "$SYS.>"]"#), "{conf}");
+        assert!(
+            conf.contains(r#"deny_imports: ["via.proc.>", "via.leaf.>"]"#),
+            "{conf}"
+        );
         let path = Path::new("/s");
         let signed = render_conf("leaf-2", ports, path, 7422, Some("Pw1"));
         assert!(signed.contains("url: \"nats-leaf://leaf:Pw1@127.0.0.1:7422\""));

@@ -509,6 +509,42 @@ async fn leaf_nodes_join_carry_messages_and_leave() {
     assert_eq!(reply.payload, "pong");
     responder.abort();
 
+    // A leaf's own clients are anonymous: they may not take the agent's requests by joining its
+    // queue group through the leaf (the hub refuses that to its anonymous `browser`), which they
+    // could while the agent is away. `via.leaf.x.y` has no member on the hub; a sentinel
+    // subscribed after it on the same connection says when the leaf has sent the hub its
+    // interest, which it sends in order.
+    let answer = |sub: nats_ws::Subscriber, text: &'static str| {
+        let leaf = on_leaf_tcp.clone();
+        tokio::spawn(async move {
+            let mut sub = sub;
+            while let Some(Ok(m)) = sub.next().await {
+                if let Some(reply) = m.reply.as_deref() {
+                    let _ = leaf.publish(reply, text);
+                }
+            }
+        })
+    };
+    let hijack = answer(
+        on_leaf_tcp.queue_subscribe("via.leaf.>", "q").unwrap(),
+        "from a leaf client",
+    );
+    let sentinel = answer(on_leaf_tcp.subscribe("cross.sentinel").unwrap(), "here");
+    on_leaf_tcp.flush().await.unwrap();
+    within(5, "the leaf's interest at the hub", async {
+        while client.request("cross.sentinel", "").await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let taken = client.request("via.leaf.x.y", "").await;
+    assert!(
+        matches!(taken, Err(nats_ws::RequestError::NoResponders { .. })),
+        "{taken:?}"
+    );
+    hijack.abort();
+    sentinel.abort();
+
     // Names nats-server's config parser would read as a number, and the hub's own name: refused
     // at once (not after the 8 s wait for a leaf that cannot start or join).
     let t = Instant::now();
