@@ -496,7 +496,9 @@ impl Client {
         self.shared().lock().conn.max_payload()
     }
 
-    /// Publishes `payload` to `subject`.
+    /// Publishes `payload` to `subject`. Refused at once with a typed error, never blocking: an
+    /// invalid subject, more than `max_payload`, a full reconnect buffer while disconnected, or
+    /// 64 MiB already waiting for a server that is not reading ([`PublishError::ServerNotReading`]).
     pub fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<(), PublishError> {
         self.publish_message(subject, None, None, payload.as_ref())
     }
@@ -916,6 +918,9 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
         let (deadline, closed) = {
             let mut inner = shared.lock();
             inner.dispatch();
+            inner
+                .conn
+                .set_unwritten(outgoing.iter().map(Bytes::len).sum());
             while let Some(t) = inner.conn.poll_transmit() {
                 transmits.push(t);
             }

@@ -223,6 +223,8 @@ pub enum PublishError {
     MaxPayloadExceeded { size: usize, max: usize },
     #[error("not connected and the reconnect buffer ({limit} bytes) cannot hold this message: retry once the connection is back")]
     BufferFull { limit: usize },
+    #[error("{unwritten} bytes are waiting for a server that is not reading them (at most {limit}): retry later")]
+    ServerNotReading { unwritten: usize, limit: usize },
     #[error("the client is closed")]
     Closed,
 }
@@ -279,6 +281,7 @@ impl RequestError {
                 | RequestError::NotConnected { .. }
                 | RequestError::ConnectionLost { .. }
                 | RequestError::Publish(PublishError::BufferFull { .. })
+                | RequestError::Publish(PublishError::ServerNotReading { .. })
         )
     }
 }

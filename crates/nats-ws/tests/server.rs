@@ -856,6 +856,77 @@ async fn a_frame_header_claiming_a_terabyte_is_refused_not_allocated() {
     server.abort();
 }
 
+#[tokio::test]
+async fn publishes_are_refused_once_64_mib_wait_for_a_server_that_does_not_read() {
+    // A scripted WebSocket server that completes the handshake and then reads nothing more, as a
+    // stopped nats-server or a stalled link would, while the connection stays open: what the
+    // client publishes waits in its memory. Before the bound it grew without limit until the
+    // connection was found stale (about 90 s at the default pings).
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stalled_tx, stalled) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let info = "INFO {\"server_id\":\"scripted\",\"version\":\"2.9.10\",\"proto\":1,\
+                    \"max_payload\":1048576,\"headers\":true}\r\n";
+        ws.send(WsMessage::Binary(info.into())).await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("PING\r\n") {
+            match ws.next().await {
+                Some(Ok(m)) => seen.push_str(&String::from_utf8_lossy(&m.into_data())),
+                other => panic!("the client's CONNECT and PING: {other:?}"),
+            }
+        }
+        ws.send(WsMessage::Binary("PONG\r\n".into())).await.unwrap();
+        let _ = stalled_tx.send(());
+        // Holds the socket and reads nothing.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(ws);
+    });
+    let client = within(
+        5,
+        "connected to the scripted server",
+        nats_ws::connect(Options::new(format!("ws://127.0.0.1:{port}"))),
+    )
+    .await
+    .unwrap();
+    stalled.await.unwrap();
+    let payload = vec![b'x'; 32 * 1024];
+    let mut published = 0usize;
+    let refused = within(30, "a publish refused", async {
+        loop {
+            match client.publish("stalled", &payload) {
+                Ok(()) => published += payload.len(),
+                Err(e) => return e,
+            }
+            assert!(
+                published < 256 << 20,
+                "still taking publishes after 256 MiB"
+            );
+            // Lets the driver hand what was published to the socket, as it would between a
+            // program's publishes.
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let PublishError::ServerNotReading { unwritten, limit } = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(limit, 64 << 20);
+    assert!(unwritten > limit, "{unwritten}");
+    // What the socket and the kernel took before it stopped: a few MiB, not more.
+    assert!(
+        published < limit + (32 << 20),
+        "{published} bytes taken before the refusal"
+    );
+    assert!(client.status().is_connected(), "{:?}", client.status());
+    server.abort();
+}
+
 /// Holds a scripted server's WebSocket open until the peer goes away.
 async fn listener_keepalive<S>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Option<()>
 where

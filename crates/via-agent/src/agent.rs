@@ -82,7 +82,8 @@ impl Events for Notifier {
 
     fn log(&self, name: &str, line: &LogLine) {
         if let Ok(json) = serde_json::to_vec(line) {
-            // Buffered by the client while disconnected (bounded); dropped beyond.
+            // Buffered by the client while disconnected, and held while the hub does not read
+            // (both bounded); dropped beyond.
             let _ = self
                 .client
                 .publish(&process_control::log_subject(name), json);

@@ -40,6 +40,11 @@ use crate::options::Options;
 use crate::subject::{validate_publish_subject, validate_queue_group, validate_subscribe_subject};
 use crate::text;
 
+/// Publishes are refused while more than this waits for a server that is not reading it (nats.go's
+/// publishers block on the socket instead; a browser's WebSocket takes everything, so there this
+/// only counts on native drivers). nats-server's own bound for a client it writes to, the other way.
+pub const MAX_UNWRITTEN: usize = 64 * 1024 * 1024;
+
 /// The server's default `max_payload`, assumed until the first `INFO` says otherwise.
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// After a wake-up (tab visible again, browser back online) a connection that has been quiet this
@@ -325,6 +330,8 @@ pub struct Connection {
     out: BytesMut,
     /// Publishes made while not connected, sent after the next handshake.
     pending: BytesMut,
+    /// Bytes the driver holds for a socket that has not taken them yet ([`Connection::set_unwritten`]).
+    unwritten: usize,
     /// Buffered publishes by age, oldest first: when the first of a group was made, where the
     /// group ends in `pending`, how many publishes it holds.
     pending_marks: VecDeque<(Instant, usize, usize)>,
@@ -398,6 +405,7 @@ impl Connection {
             listed: Vec::new(),
             out: BytesMut::new(),
             pending: BytesMut::new(),
+            unwritten: 0,
             pending_marks: VecDeque::new(),
             tried_since_wait: 0,
             rtt: None,
@@ -1023,12 +1031,25 @@ impl Connection {
         }
     }
 
+    /// How many bytes the driver holds that the socket has not taken yet: while the server does
+    /// not read (stopped, or a link that stalls without breaking), they pile up until the
+    /// connection is found stale; beyond [`MAX_UNWRITTEN`], publishes are refused.
+    pub fn set_unwritten(&mut self, bytes: usize) {
+        self.unwritten = bytes;
+    }
+
     fn write_user_op(
         &mut self,
         now: &dyn Fn() -> Instant,
         op: ClientOp<'_>,
     ) -> Result<(), PublishError> {
         if self.is_connected() {
+            if self.unwritten > MAX_UNWRITTEN {
+                return Err(PublishError::ServerNotReading {
+                    unwritten: self.unwritten,
+                    limit: MAX_UNWRITTEN,
+                });
+            }
             op.encode(&mut self.out);
             return Ok(());
         }
