@@ -808,26 +808,12 @@ async fn a_frame_header_claiming_a_terabyte_is_refused_not_allocated() {
     // PONG, then the header of a binary frame that claims 1 TiB of payload. Without a limit the
     // WebSocket library reserved the claimed length at the header and the process aborted; with
     // one the connection fails and the client reconnects, as on any other bad frame.
-    use futures::SinkExt;
     use tokio::io::AsyncWriteExt;
-    use tokio_tungstenite::tungstenite::Message as WsMessage;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let info = "INFO {\"server_id\":\"scripted\",\"version\":\"2.9.10\",\"proto\":1,\
-                    \"max_payload\":1048576,\"headers\":true}\r\n";
-        ws.send(WsMessage::Binary(info.into())).await.unwrap();
-        let mut seen = String::new();
-        while !seen.contains("PING\r\n") {
-            match ws.next().await {
-                Some(Ok(m)) => seen.push_str(&String::from_utf8_lossy(&m.into_data())),
-                other => panic!("the client's CONNECT and PING: {other:?}"),
-            }
-        }
-        ws.send(WsMessage::Binary("PONG\r\n".into())).await.unwrap();
+        let mut ws = scripted_handshake(listener).await;
         // FIN + binary, a 64-bit length of 2^40, and no payload.
         let tcp = ws.get_mut();
         tcp.write_all(&[0x82, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0])
@@ -862,26 +848,11 @@ async fn publishes_are_refused_once_64_mib_wait_for_a_server_that_does_not_read(
     // stopped nats-server or a stalled link would, while the connection stays open: what the
     // client publishes waits in its memory. Before the bound it grew without limit until the
     // connection was found stale (about 90 s at the default pings).
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::Message as WsMessage;
-
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stalled_tx, stalled) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let info = "INFO {\"server_id\":\"scripted\",\"version\":\"2.9.10\",\"proto\":1,\
-                    \"max_payload\":1048576,\"headers\":true}\r\n";
-        ws.send(WsMessage::Binary(info.into())).await.unwrap();
-        let mut seen = String::new();
-        while !seen.contains("PING\r\n") {
-            match ws.next().await {
-                Some(Ok(m)) => seen.push_str(&String::from_utf8_lossy(&m.into_data())),
-                other => panic!("the client's CONNECT and PING: {other:?}"),
-            }
-        }
-        ws.send(WsMessage::Binary("PONG\r\n".into())).await.unwrap();
+        let ws = scripted_handshake(listener).await;
         let _ = stalled_tx.send(());
         // Holds the socket and reads nothing.
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -925,6 +896,30 @@ async fn publishes_are_refused_once_64_mib_wait_for_a_server_that_does_not_read(
     );
     assert!(client.status().is_connected(), "{:?}", client.status());
     server.abort();
+}
+
+/// A scripted WebSocket server's side of a client's connect: accepts on `listener`, sends INFO,
+/// waits for the client's CONNECT and PING, answers PONG.
+async fn scripted_handshake(
+    listener: tokio::net::TcpListener,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let info = "INFO {\"server_id\":\"scripted\",\"version\":\"2.9.10\",\"proto\":1,\
+                \"max_payload\":1048576,\"headers\":true}\r\n";
+    ws.send(WsMessage::Binary(info.into())).await.unwrap();
+    let mut seen = String::new();
+    while !seen.contains("PING\r\n") {
+        match ws.next().await {
+            Some(Ok(m)) => seen.push_str(&String::from_utf8_lossy(&m.into_data())),
+            other => panic!("the client's CONNECT and PING: {other:?}"),
+        }
+    }
+    ws.send(WsMessage::Binary("PONG\r\n".into())).await.unwrap();
+    ws
 }
 
 /// Holds a scripted server's WebSocket open until the peer goes away.
