@@ -693,6 +693,14 @@ async fn discovery_collects_every_instance() {
         sorted_ids(pings.iter().map(|p| p.id.clone()).collect()),
         want
     );
+    // No limit on the whole wait (`Duration::MAX`): the same answers once it is quiet, no panic.
+    let unbounded = service::ping(&asker, Some("disc"), QUIET, Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_ids(unbounded.iter().map(|p| p.id.clone()).collect()),
+        want
+    );
     for p in &pings {
         let expected = if p.id == one.id() {
             one.ping()

@@ -113,11 +113,14 @@ pub async fn discover<T: DeserializeOwned>(
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(&inbox)?;
     client.publish_message(&subject, Some(&inbox), None, b"")?;
-    let deadline = Instant::now() + max_wait;
+    // `None`: beyond what the clock can name (`Duration::MAX` for "no limit"): no deadline.
+    let deadline = Instant::now().checked_add(max_wait);
     let mut found = Vec::new();
     let mut answered = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         if left.is_zero() {
             break;
         }
