@@ -116,6 +116,31 @@ fn assert_rfc3339_now(started: &str) {
 }
 
 #[tokio::test]
+async fn a_stats_answer_larger_than_max_payload_is_an_error_not_silence() {
+    let server = TestServer::start_with("max_payload: 2048");
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("big", "1.0.0").stats_handler(|_| json!("n".repeat(3000))),
+    )
+    .unwrap();
+    let _e = svc.endpoint("e").unwrap();
+    client.flush().await.unwrap();
+    // INFO fits; STATS, with what the stats handler adds, does not.
+    assert_eq!(ask_json(&asker, "$SRV.INFO.big").await["name"], "big");
+    let reply = ask(&asker, "$SRV.STATS.big", "").await;
+    let headers = reply.headers.as_ref().expect("error headers");
+    assert_eq!(headers.get(ERROR_CODE_HEADER), Some("500"));
+    let said = headers.get(ERROR_HEADER).unwrap_or_default();
+    assert!(
+        said.starts_with("Error handling STATS request:") && said.contains("max_payload"),
+        "{said}"
+    );
+    assert!(reply.payload.is_empty());
+}
+
+#[tokio::test]
 async fn ping_info_stats_answer_with_the_micro_v1_json() {
     let server = TestServer::start();
     let client = connect(&server).await;

@@ -322,8 +322,18 @@ async fn answer_verbs(shared: Arc<ServiceShared>, verbs: Vec<(Verb, SharedSub)>)
             Verb::Info => serde_json::to_vec(&shared.info()),
             Verb::Stats => serde_json::to_vec(&shared.stats()),
         };
-        // Nothing to tell anyone if this fails (client closed, reply subject refused).
-        let _ = shared.client.publish(&reply, body.unwrap_or_default());
+        // An answer that cannot go (more than the server's max_payload: much metadata, a large
+        // stats `data`) is said as an error, as nats.go does, instead of leaving the asker to
+        // time out. Nothing to tell anyone if that fails too (client closed, subject refused).
+        let Err(e) = shared.client.publish(&reply, body.unwrap_or_default()) else {
+            continue;
+        };
+        let description = format!("Error handling {} request: {e}", verb.as_str());
+        let mut headers = crate::HeaderMap::new();
+        headers
+            .insert(ERROR_HEADER, description.replace(['\r', '\n'], " "))
+            .insert(ERROR_CODE_HEADER, "500");
+        let _ = shared.client.publish_with_headers(&reply, &headers, b"");
     }
 }
 
