@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => return fail(&e),
     };
     // Held until the process ends (the kernel lets go of it however it ends).
-    let (one_agent, killed_agent) = match lock_data_dir(&config.agent.data_dir) {
+    let (mut one_agent, killed_agent) = match lock_data_dir(&config.agent.data_dir) {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
@@ -54,6 +54,9 @@ fn main() -> std::process::ExitCode {
     let ended = killed_agent
         .map(|pid| via_agent::leftovers::end(&via_agent::leftovers::run_mark(pid, &dir)))
         .unwrap_or_default();
+    // Only now the lock names this agent: one stopped while ending the leftovers (up to 4 s,
+    // before its signal handlers) leaves the killed agent's pid for the next one to end them.
+    claim(&mut one_agent);
     std::env::set_var(
         via_agent::leftovers::MARK,
         via_agent::leftovers::run_mark(std::process::id(), &dir),
@@ -104,9 +107,10 @@ fn main() -> std::process::ExitCode {
 /// join its queue group (answering half of its requests about processes it does not run) and
 /// overwrite its state keys. An advisory lock (`flock`) on `<data_dir>/via-agent.lock`, which
 /// holds the pid of the agent that has it, and is emptied when that agent ends by itself. Returns
-/// the lock, and the pid left in it by an agent that did not (it was killed).
+/// the lock, and the pid left in it by an agent that did not (it was killed); [`claim`] writes
+/// this agent's once that one's leftovers are ended.
 fn lock_data_dir(dir: &std::path::Path) -> Result<(std::fs::File, Option<u32>), String> {
-    use std::io::{Read, Seek};
+    use std::io::Read;
     use std::os::fd::AsRawFd;
     let path = dir.join("via-agent.lock");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -134,10 +138,15 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<(std::fs::File, Option<u32>), 
     let mut before = String::new();
     let _ = file.read_to_string(&mut before);
     let killed = before.trim().parse().ok();
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = writeln!(file, "{}", std::process::id());
     Ok((file, killed))
+}
+
+/// Writes this agent's pid into the lock (see [`lock_data_dir`]).
+fn claim(lock: &mut std::fs::File) {
+    use std::io::Seek;
+    let _ = lock.set_len(0);
+    let _ = lock.rewind();
+    let _ = writeln!(lock, "{}", std::process::id());
 }
 
 fn fail(message: &str) -> std::process::ExitCode {

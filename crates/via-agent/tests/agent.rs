@@ -1234,6 +1234,48 @@ async fn the_next_agent_stops_what_a_killed_one_left_running() {
     .await;
 }
 
+/// The agent after a killed one is itself stopped while it stops the leftovers (here during the
+/// 3 s it gives them after SIGTERM, which they ignore): the one after it still knows whose they
+/// are. (It used to read the interrupted agent's pid in the lock, mark nothing as left, and leave
+/// them running for good.)
+#[tokio::test]
+async fn leftovers_are_still_stopped_when_the_agent_stopping_them_is_stopped() {
+    let server = start_hub();
+    let Stubborn {
+        mut agent,
+        leader,
+        grandchild,
+        ..
+    } = Stubborn::start(&server).await;
+    agent.signal(libc::SIGKILL);
+    agent.wait(Duration::from_secs(5));
+    until(5, "the child to die with the agent", || async {
+        (!alive(leader)).then_some(())
+    })
+    .await;
+    assert!(alive(grandchild), "nothing was left running");
+
+    // Stopped within the leftovers' grace: nothing marks its start (the agent says what it
+    // stopped once it is done), but it is 3 s wide and begins at the agent's first step.
+    agent.start_again();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        alive(grandchild),
+        "the leftover was gone before the agent could be stopped: this test shows nothing"
+    );
+    agent.signal(libc::SIGINT);
+    agent.wait(Duration::from_secs(5));
+    assert!(alive(grandchild), "the interrupted agent did not finish it");
+
+    agent.start_again();
+    until(15, "the leftover to be stopped", || async {
+        (!alive(grandchild)).then_some(())
+    })
+    .await;
+    agent.signal(libc::SIGTERM);
+    agent.wait(Duration::from_secs(10));
+}
+
 /// What outlives a clean stop on purpose (here a `sleep` in a session of its own, as a daemon
 /// would be) is not the next agent's to stop: only a killed agent's leftovers are.
 #[tokio::test]
