@@ -1121,6 +1121,21 @@ impl Stubborn {
         .await
     }
 
+    /// `kill -9` of the agent: its child (the leader) dies with it, the grandchild is left.
+    async fn kill_agent(&mut self) {
+        self.agent.signal(libc::SIGKILL);
+        self.agent.wait(Duration::from_secs(5));
+        let leader = self.leader;
+        until(5, "the child to die with the agent", || async {
+            (!alive(leader)).then_some(())
+        })
+        .await;
+        assert!(
+            alive(self.grandchild),
+            "nothing was left running: this test shows nothing"
+        );
+    }
+
     async fn running(server: &TestServer, name: &str, script: &str) -> Stubborn {
         let processes = format!(
             "[[process]]\nname = \"{name}\"\ncommand = \"sh\"\nargs = [\"-c\", {script:?}]\nrestart = \"never\"\n"
@@ -1193,23 +1208,14 @@ async fn a_second_ctrl_c_kills_every_process_at_once() {
 #[tokio::test]
 async fn the_next_agent_stops_what_a_killed_one_left_running() {
     let server = start_hub();
+    let mut stubborn = Stubborn::start(&server).await;
+    stubborn.kill_agent().await;
     let Stubborn {
         mut agent,
         client,
         leader,
         grandchild,
-    } = Stubborn::start(&server).await;
-
-    agent.signal(libc::SIGKILL);
-    agent.wait(Duration::from_secs(5));
-    until(5, "the child to die with the agent", || async {
-        (!alive(leader)).then_some(())
-    })
-    .await;
-    assert!(
-        alive(grandchild),
-        "nothing was left running: this test shows nothing"
-    );
+    } = stubborn;
 
     agent.start_again();
     until(15, "the leftover to be stopped", || async {
@@ -1241,19 +1247,13 @@ async fn the_next_agent_stops_what_a_killed_one_left_running() {
 #[tokio::test]
 async fn leftovers_are_still_stopped_when_the_agent_stopping_them_is_stopped() {
     let server = start_hub();
+    let mut stubborn = Stubborn::start(&server).await;
+    stubborn.kill_agent().await;
     let Stubborn {
         mut agent,
-        leader,
         grandchild,
         ..
-    } = Stubborn::start(&server).await;
-    agent.signal(libc::SIGKILL);
-    agent.wait(Duration::from_secs(5));
-    until(5, "the child to die with the agent", || async {
-        (!alive(leader)).then_some(())
-    })
-    .await;
-    assert!(alive(grandchild), "nothing was left running");
+    } = stubborn;
 
     // Stopped within the leftovers' grace: nothing marks its start (the agent says what it
     // stopped once it is done), but it is 3 s wide and begins at the agent's first step.
