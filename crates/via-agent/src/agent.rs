@@ -103,6 +103,8 @@ pub struct Agent {
     removed: Mutex<BTreeSet<String>>,
     leaf_ops: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
+    /// Reads of the hub's /leafz that failed in a row (see [`leaf::hub_view`]).
+    leafz_failures: AtomicU64,
     /// Everything is stopped: the keeper's next successful round is its last.
     finishing: AtomicBool,
     /// Rounds asked for / done, so a caller can wait for its change to be written.
@@ -167,6 +169,7 @@ impl Agent {
             removed: Mutex::new(BTreeSet::new()),
             leaf_ops: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
+            leafz_failures: AtomicU64::new(0),
             finishing: AtomicBool::new(false),
             rounds_asked: AtomicU64::new(0),
             rounds_done: watch::channel(0).0,
@@ -426,14 +429,25 @@ impl Agent {
             Ok(body) => leaf::parse_leafz(&body),
             Err(e) => Err(e),
         };
+        let failures = if entries.is_ok() {
+            self.leafz_failures.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.leafz_failures.fetch_add(1, Ordering::Relaxed) + 1
+        };
         for m in &leaves {
             let state = m.snapshot();
-            let found = match (&entries, state.pid) {
-                (Ok(entries), Some(pid)) => {
-                    let ports = leaf::local_ports_to(pid, self.config.agent.hub_leafnode_port);
-                    leaf::find_leaf(entries, m.name(), &ports).cloned()
-                }
-                _ => None,
+            let hub_port = self.config.agent.hub_leafnode_port;
+            let ports = || {
+                state
+                    .pid
+                    .map(|pid| leaf::local_ports_to(pid, hub_port))
+                    .unwrap_or_default()
+            };
+            let Some(found) =
+                leaf::hub_view(&entries, failures, state.pid.is_some(), m.name(), ports)
+            else {
+                continue;
             };
             let Some(mut info) = state.leaf.clone() else {
                 continue;
