@@ -498,7 +498,8 @@ impl Client {
 
     /// Publishes `payload` to `subject`. Refused at once with a typed error, never blocking: an
     /// invalid subject, more than `max_payload`, a full reconnect buffer while disconnected, or
-    /// 64 MiB already waiting for a server that is not reading ([`PublishError::ServerNotReading`]).
+    /// 64 MiB already waiting to be written, for a server that is not reading or from a burst
+    /// faster than the connection ([`PublishError::BacklogFull`]).
     pub fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<(), PublishError> {
         self.publish_message(subject, None, None, payload.as_ref())
     }
@@ -910,7 +911,7 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
     let mut connecting = None;
     let mut timer: Option<(Instant, D::Sleep)> = None;
     let mut transmits = Vec::new();
-    let mut outgoing: VecDeque<Bytes> = VecDeque::new();
+    let mut outgoing = Outgoing::default();
     let mut unflushed = false;
     #[cfg(feature = "nkeys")]
     let mut signing = None;
@@ -918,9 +919,7 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
         let (deadline, closed) = {
             let mut inner = shared.lock();
             inner.dispatch();
-            inner
-                .conn
-                .set_unwritten(outgoing.iter().map(Bytes::len).sum());
+            inner.conn.set_unwritten(outgoing.bytes);
             while let Some(t) = inner.conn.poll_transmit() {
                 transmits.push(t);
             }
@@ -949,7 +948,7 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                 }
                 Transmit::Data(bytes) => {
                     if socket.is_some() {
-                        outgoing.push_back(bytes);
+                        outgoing.push(bytes);
                     }
                 }
                 Transmit::Close => {
@@ -1003,7 +1002,14 @@ pub(crate) async fn run<D: Driver>(shared: Arc<Shared>, mut driver: D) {
                 }
             }
             if let Some(s) = socket.as_mut() {
-                if let Poll::Ready(Err(detail)) = write_out(s, &mut outgoing, &mut unflushed, cx) {
+                let before = outgoing.bytes;
+                let written = write_out(s, &mut outgoing, &mut unflushed, cx);
+                if outgoing.bytes != before {
+                    // At once, not at the next turn of the loop: a publish made meanwhile is
+                    // measured against what still waits.
+                    shared.lock().conn.set_unwritten(outgoing.bytes);
+                }
+                if let Poll::Ready(Err(detail)) = written {
                     return Poll::Ready(Wake::SendFailed(detail));
                 }
                 if let Poll::Ready(frame) = s.poll_recv(cx) {
@@ -1056,18 +1062,47 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closing client waits for its last publishes to be written.
 const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
+/// Frames waiting for the socket, and how many bytes they hold.
+#[derive(Default)]
+struct Outgoing {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Outgoing {
+    fn push(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    fn pop(&mut self) -> Option<Bytes> {
+        let frame = self.frames.pop_front()?;
+        self.bytes -= frame.len();
+        Some(frame)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+}
+
 /// Hands queued frames to the socket as far as it accepts them, then flushes. `Ready(Ok)` once
 /// everything is written, `Pending` while the socket is busy, `Ready(Err)` if it failed.
 fn write_out<S: Socket>(
     socket: &mut S,
-    outgoing: &mut VecDeque<Bytes>,
+    outgoing: &mut Outgoing,
     unflushed: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), String>> {
     while !outgoing.is_empty() {
         match socket.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
-                let frame = outgoing.pop_front().expect("not empty");
+                let frame = outgoing.pop().expect("not empty");
                 socket.start_send(frame)?;
                 *unflushed = true;
             }

@@ -223,8 +223,8 @@ pub enum PublishError {
     MaxPayloadExceeded { size: usize, max: usize },
     #[error("not connected and the reconnect buffer ({limit} bytes) cannot hold this message: retry once the connection is back")]
     BufferFull { limit: usize },
-    #[error("{unwritten} bytes are waiting for a server that is not reading them (at most {limit}): retry later")]
-    ServerNotReading { unwritten: usize, limit: usize },
+    #[error("{waiting} bytes are already waiting to be written to the server (at most {limit}): it is not reading them, or they were published faster than the connection takes them; retry later")]
+    BacklogFull { waiting: usize, limit: usize },
     #[error("the client is closed")]
     Closed,
 }
@@ -281,7 +281,7 @@ impl RequestError {
                 | RequestError::NotConnected { .. }
                 | RequestError::ConnectionLost { .. }
                 | RequestError::Publish(PublishError::BufferFull { .. })
-                | RequestError::Publish(PublishError::ServerNotReading { .. })
+                | RequestError::Publish(PublishError::BacklogFull { .. })
         )
     }
 }
@@ -297,7 +297,7 @@ pub enum ServerError {
     Other(String),
     #[error("a message's header block could not be read; it was delivered without headers: {0}")]
     BadMessage(HeaderError),
-    #[error("a message on {} had a subject or reply subject that is not UTF-8; it was delivered with U+FFFD for the bytes that are not", Quoted(subject))]
+    #[error("a message on {} had a subject or reply subject that is not UTF-8; it is passed on with U+FFFD for the bytes that are not", Quoted(subject))]
     NotUtf8 { subject: String },
 }
 

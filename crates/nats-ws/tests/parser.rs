@@ -826,6 +826,25 @@ fn messages_over_64_mib_only_from_a_server_that_allows_them() {
             max: 80 << 20
         }
     );
+    // A claim of more than nats-server can allow (an int32) is not trusted: no size near
+    // usize::MAX gets through to the arithmetic (it overflowed, and panicked), and what is
+    // reserved for a size announced is bounded: the bytes must come.
+    p.reset();
+    p.allow_max_payload(usize::MAX);
+    assert_eq!(
+        first_error_of(&mut p, b"MSG a 1 4294967295\r\n"),
+        ParseError::TooLarge {
+            size: 4_294_967_295,
+            max: i32::MAX as usize
+        }
+    );
+    p.reset();
+    p.allow_max_payload(usize::MAX);
+    p.feed(b"MSG a 1 2147483647\r\n");
+    assert_eq!(p.next_op(), Ok(None));
+    p.feed(b"xx");
+    assert_eq!(p.next_op(), Ok(None));
+    assert_eq!(p.buffered(), 2);
     // A reset (a new connection) forgets the last server's bound until its INFO comes.
     p.reset();
     assert!(matches!(

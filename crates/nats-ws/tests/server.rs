@@ -851,12 +851,19 @@ async fn publishes_are_refused_once_64_mib_wait_for_a_server_that_does_not_read(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stalled_tx, stalled) = tokio::sync::oneshot::channel();
+    let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let ws = scripted_handshake(listener).await;
+        use futures::SinkExt;
+        let mut ws = scripted_handshake(listener).await;
         let _ = stalled_tx.send(());
-        // Holds the socket and reads nothing.
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(ws);
+        // Holds the socket and reads nothing, until told to read again (answering PINGs).
+        let _ = resumed.await;
+        while let Some(Ok(frame)) = ws.next().await {
+            if frame.into_data().ends_with(b"PING\r\n") {
+                let pong = tokio_tungstenite::tungstenite::Message::Binary("PONG\r\n".into());
+                let _ = ws.send(pong).await;
+            }
+        }
     });
     let client = within(
         5,
@@ -884,17 +891,25 @@ async fn publishes_are_refused_once_64_mib_wait_for_a_server_that_does_not_read(
         }
     })
     .await;
-    let PublishError::ServerNotReading { unwritten, limit } = refused else {
+    let PublishError::BacklogFull { waiting, limit } = refused else {
         panic!("{refused:?}")
     };
     assert_eq!(limit, 64 << 20);
-    assert!(unwritten > limit, "{unwritten}");
+    assert!(waiting > limit, "{waiting}");
     // What the socket and the kernel took before it stopped: a few MiB, not more.
     assert!(
         published < limit + (32 << 20),
         "{published} bytes taken before the refusal"
     );
     assert!(client.status().is_connected(), "{:?}", client.status());
+
+    // The server reads again: once what waited is written (a flush's PONG comes after it), the
+    // next publish is taken.
+    resume.send(()).unwrap();
+    within(30, "the backlog written", client.flush())
+        .await
+        .unwrap();
+    client.publish("stalled", &payload).unwrap();
     server.abort();
 }
 

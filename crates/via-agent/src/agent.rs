@@ -361,7 +361,7 @@ impl Agent {
         let deadline = tokio::time::Instant::now() + LEAF_JOIN_TIMEOUT;
         let mut last_error = String::from("not listed in the hub's /leafz");
         while tokio::time::Instant::now() < deadline {
-            match self.refresh_leaves().await {
+            match self.refresh_leaves(false).await {
                 Ok(()) => {
                     if let Some(info) = m.snapshot().leaf.filter(|l| l.connected) {
                         self.flush().await;
@@ -415,8 +415,10 @@ impl Agent {
         self.notifier.wake.notify_one();
     }
 
-    /// Reads the hub's /leafz into every leaf's [`LeafInfo`].
-    async fn refresh_leaves(&self) -> Result<(), String> {
+    /// Reads the hub's /leafz into every leaf's [`LeafInfo`]. Only the keeper's reads (`counted`,
+    /// every 2 s) count towards the failures tolerated; a leaf-add's reads (every 100 ms) would
+    /// use them up in a moment.
+    async fn refresh_leaves(&self, counted: bool) -> Result<(), String> {
         let leaves = self.leaf_procs();
         if leaves.is_empty() {
             return Ok(());
@@ -432,8 +434,10 @@ impl Agent {
         let failures = if entries.is_ok() {
             self.leafz_failures.store(0, Ordering::Relaxed);
             0
-        } else {
+        } else if counted {
             self.leafz_failures.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.leafz_failures.load(Ordering::Relaxed)
         };
         for m in &leaves {
             let state = m.snapshot();
@@ -614,7 +618,7 @@ impl Agent {
                             m.sample(&usage);
                         }
                     }
-                    let _ = self.refresh_leaves().await;
+                    let _ = self.refresh_leaves(true).await;
                     self.mark_all_dirty();
                 }
                 _ = heartbeat.tick() => heartbeat_due = true,

@@ -40,9 +40,11 @@ use crate::options::Options;
 use crate::subject::{validate_publish_subject, validate_queue_group, validate_subscribe_subject};
 use crate::text;
 
-/// Publishes are refused while more than this waits for a server that is not reading it (nats.go's
-/// publishers block on the socket instead; a browser's WebSocket takes everything, so there this
-/// only counts on native drivers). nats-server's own bound for a client it writes to, the other way.
+/// Publishes are refused while more than this waits to be written to the server: one that is not
+/// reading it, or a burst published faster than the connection takes it (nats.go's publishers
+/// block on the socket instead; a browser's WebSocket takes everything its page hands it, so there
+/// only a burst within one task counts). nats-server's own bound for a client it writes to, the
+/// other way.
 pub const MAX_UNWRITTEN: usize = 64 * 1024 * 1024;
 
 /// The server's default `max_payload`, assumed until the first `INFO` says otherwise.
@@ -1033,7 +1035,8 @@ impl Connection {
 
     /// How many bytes the driver holds that the socket has not taken yet: while the server does
     /// not read (stopped, or a link that stalls without breaking), they pile up until the
-    /// connection is found stale; beyond [`MAX_UNWRITTEN`], publishes are refused.
+    /// connection is found stale; beyond [`MAX_UNWRITTEN`] with what is not yet handed to the
+    /// driver, publishes are refused.
     pub fn set_unwritten(&mut self, bytes: usize) {
         self.unwritten = bytes;
     }
@@ -1044,9 +1047,10 @@ impl Connection {
         op: ClientOp<'_>,
     ) -> Result<(), PublishError> {
         if self.is_connected() {
-            if self.unwritten > MAX_UNWRITTEN {
-                return Err(PublishError::ServerNotReading {
-                    unwritten: self.unwritten,
+            let waiting = self.unwritten + self.out.len();
+            if waiting > MAX_UNWRITTEN {
+                return Err(PublishError::BacklogFull {
+                    waiting,
                     limit: MAX_UNWRITTEN,
                 });
             }

@@ -20,6 +20,9 @@ pub const MAX_CONTROL_LINE: usize = 1024 * 1024;
 /// INFO allows more is trusted with up to that ([`Parser::allow_max_payload`]). A size beyond it is
 /// garbage, not a reason to reserve that much memory.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// nats-server's `max_payload` is an `int32`: the most any of its INFOs can allow. With the
+/// control line's 1 MiB, a message's end stays far from `usize::MAX` on 32-bit targets too.
+pub const MAX_SERVER_PAYLOAD: usize = i32::MAX as usize;
 /// Sizes are decimal numbers of at most this many digits.
 const MAX_SIZE_DIGITS: usize = 15;
 
@@ -103,9 +106,11 @@ impl Parser {
     }
 
     /// Accepts messages up to `max_payload` bytes (headers and payload), as the server's INFO
-    /// allows, when that is more than [`MAX_MESSAGE_SIZE`].
+    /// allows, when that is more than [`MAX_MESSAGE_SIZE`]; at most [`MAX_SERVER_PAYLOAD`], the
+    /// most nats-server can allow (a claim of more is not trusted: sizes near `usize::MAX`
+    /// would overflow the parser's arithmetic).
     pub fn allow_max_payload(&mut self, max_payload: usize) {
-        self.max_payload = max_payload;
+        self.max_payload = max_payload.min(MAX_SERVER_PAYLOAD);
     }
 
     /// Whether the message [`Parser::next_op`] returned last had a subject or reply subject that
@@ -126,8 +131,11 @@ impl Parser {
         if let Some(pending) = &self.pending {
             let needed = pending.total_len + 2;
             if self.buf.len() < needed {
-                // Reserve once for a large payload instead of growing step by step.
-                self.buf.reserve(needed - self.buf.len());
+                // Reserve once for a large payload instead of growing step by step, up to
+                // MAX_MESSAGE_SIZE: beyond, the buffer grows as the bytes come, so a size the
+                // server announces and never sends costs nothing.
+                let missing = needed - self.buf.len();
+                self.buf.reserve(missing.min(MAX_MESSAGE_SIZE));
                 return Ok(None);
             }
             let pending = self.pending.take().expect("checked above");
