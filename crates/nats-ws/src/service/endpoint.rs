@@ -12,7 +12,7 @@ use web_time::Instant;
 
 use super::error::RespondError;
 use super::types::{EndpointInfo, EndpointStats, Metadata};
-use super::{ServiceShared, ERROR_CODE_HEADER, ERROR_HEADER};
+use super::{error_headers, ServiceShared};
 use crate::error::Quoted;
 use crate::error::{PublishError, SubjectError, SubscribeError};
 use crate::{Client, HeaderMap, Message, Subscriber};
@@ -344,11 +344,7 @@ impl Request {
         if description.is_empty() {
             return Err(RespondError::DescriptionRequired);
         }
-        let description = description.replace(['\r', '\n'], " ");
-        let mut headers = HeaderMap::new();
-        headers
-            .insert(ERROR_HEADER, description.as_str())
-            .insert(ERROR_CODE_HEADER, code.to_string());
+        let (headers, description) = error_headers(code, description);
         let error = format!("{code}:{description}");
         self.send(Some(&headers), body.as_ref(), Some(error))
     }

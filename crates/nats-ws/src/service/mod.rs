@@ -305,6 +305,18 @@ fn spawn(task: impl std::future::Future<Output = ()> + 'static) -> Result<(), Se
     Ok(())
 }
 
+/// The headers of an error answer (`Nats-Service-Error: <description>`,
+/// `Nats-Service-Error-Code: <code>`), and the description as sent: line breaks become spaces (a
+/// header value cannot hold them).
+fn error_headers(code: u16, description: &str) -> (crate::HeaderMap, String) {
+    let description = description.replace(['\r', '\n'], " ");
+    let mut headers = crate::HeaderMap::new();
+    headers
+        .insert(ERROR_HEADER, description.as_str())
+        .insert(ERROR_CODE_HEADER, code.to_string());
+    (headers, description)
+}
+
 /// Answers PING, INFO and STATS until the control subscriptions end (stop, drop, client closed).
 async fn answer_verbs(shared: Arc<ServiceShared>, verbs: Vec<(Verb, SharedSub)>) {
     let mut requests = futures::stream::select_all(
@@ -329,10 +341,7 @@ async fn answer_verbs(shared: Arc<ServiceShared>, verbs: Vec<(Verb, SharedSub)>)
             continue;
         };
         let description = format!("Error handling {} request: {e}", verb.as_str());
-        let mut headers = crate::HeaderMap::new();
-        headers
-            .insert(ERROR_HEADER, description.replace(['\r', '\n'], " "))
-            .insert(ERROR_CODE_HEADER, "500");
+        let (headers, _) = error_headers(500, &description);
         let _ = shared.client.publish_with_headers(&reply, &headers, b"");
     }
 }
