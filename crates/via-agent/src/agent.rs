@@ -439,18 +439,11 @@ impl Agent {
         } else {
             self.leafz_failures.load(Ordering::Relaxed)
         };
+        let hub_port = self.config.agent.hub_leafnode_port;
         for m in &leaves {
             let state = m.snapshot();
-            let hub_port = self.config.agent.hub_leafnode_port;
-            let ports = || {
-                state
-                    .pid
-                    .map(|pid| leaf::local_ports_to(pid, hub_port))
-                    .unwrap_or_default()
-            };
-            let Some(found) =
-                leaf::hub_view(&entries, failures, state.pid.is_some(), m.name(), ports)
-            else {
+            let ports = |pid| leaf::local_ports_to(pid, hub_port);
+            let Some(found) = leaf::hub_view(&entries, failures, state.pid, m.name(), ports) else {
                 continue;
             };
             let Some(mut info) = state.leaf.clone() else {

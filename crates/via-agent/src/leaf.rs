@@ -164,22 +164,22 @@ pub fn parse_leafz(body: &str) -> Result<Vec<LeafzEntry>, String> {
 /// one slow answer (2 s, a busy machine) should not make every leaf blink out of the registry.
 pub const LEAFZ_FAILURES_TOLERATED: u64 = 2;
 
-/// What the hub says of a leaf: `Some(Some(entry))` listed, `Some(None)` not listed (or its
-/// nats-server is not running), `None` not known this time (the read failed, fewer than
-/// [`LEAFZ_FAILURES_TOLERATED`] times in a row: keep what was known). `local_ports` is read only
-/// when needed (it reads /proc).
+/// What the hub says of the leaf whose nats-server is `pid`: `Some(Some(entry))` listed,
+/// `Some(None)` not listed (or its nats-server is not running), `None` not known this time (the
+/// read failed, fewer than [`LEAFZ_FAILURES_TOLERATED`] times in a row: keep what was known).
+/// `local_ports` (of `pid`'s sockets to the hub) is read only when needed (it reads /proc).
 pub fn hub_view(
     entries: &Result<Vec<LeafzEntry>, String>,
     failures_in_a_row: u64,
-    running: bool,
+    pid: Option<u32>,
     name: &str,
-    local_ports: impl FnOnce() -> HashSet<u16>,
+    local_ports: impl FnOnce(u32) -> HashSet<u16>,
 ) -> Option<Option<LeafzEntry>> {
-    if !running {
+    let Some(pid) = pid else {
         return Some(None);
-    }
+    };
     match entries {
-        Ok(entries) => Some(find_leaf(entries, name, &local_ports()).cloned()),
+        Ok(entries) => Some(find_leaf(entries, name, &local_ports(pid)).cloned()),
         Err(_) if failures_in_a_row <= LEAFZ_FAILURES_TOLERATED => None,
         Err(_) => Some(None),
     }
@@ -328,17 +328,24 @@ mod tests {
         let listed: Result<Vec<LeafzEntry>, String> =
             parse_leafz(r#"{"leafs":[{"name":"leaf-1","port":1,"rtt":"1ms"}]}"#);
         let failed: Result<Vec<LeafzEntry>, String> = Err("timed out".into());
-        let no_ports = HashSet::new;
-        let seen = hub_view(&listed, 0, true, "leaf-1", no_ports);
+        let no_ports = |_| HashSet::new();
+        let running = Some(7);
+        let seen = hub_view(&listed, 0, running, "leaf-1", no_ports);
         assert_eq!(seen.flatten().and_then(|e| e.rtt).as_deref(), Some("1ms"));
-        assert_eq!(hub_view(&listed, 0, true, "leaf-2", no_ports), Some(None));
+        assert_eq!(
+            hub_view(&listed, 0, running, "leaf-2", no_ports),
+            Some(None)
+        );
         // Unknown for two failed reads in a row, then not listed.
-        assert_eq!(hub_view(&failed, 1, true, "leaf-1", no_ports), None);
-        assert_eq!(hub_view(&failed, 2, true, "leaf-1", no_ports), None);
-        assert_eq!(hub_view(&failed, 3, true, "leaf-1", no_ports), Some(None));
+        assert_eq!(hub_view(&failed, 1, running, "leaf-1", no_ports), None);
+        assert_eq!(hub_view(&failed, 2, running, "leaf-1", no_ports), None);
+        assert_eq!(
+            hub_view(&failed, 3, running, "leaf-1", no_ports),
+            Some(None)
+        );
         // A leaf whose nats-server is not running is not connected, whatever the hub said.
-        assert_eq!(hub_view(&failed, 1, false, "leaf-1", no_ports), Some(None));
-        assert_eq!(hub_view(&listed, 0, false, "leaf-1", no_ports), Some(None));
+        assert_eq!(hub_view(&failed, 1, None, "leaf-1", no_ports), Some(None));
+        assert_eq!(hub_view(&listed, 0, None, "leaf-1", no_ports), Some(None));
     }
 
     #[test]
