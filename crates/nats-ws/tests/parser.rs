@@ -73,9 +73,13 @@ fn chunked<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 
 /// The first error the parser reports for `bytes` fed whole, panicking if there is none.
 fn first_error(bytes: &[u8]) -> ParseError {
-    let mut p = Parser::new();
+    first_error_of(&mut Parser::new(), bytes)
+}
+
+/// Feeds `bytes` to `p` and expects an error before they run out.
+fn first_error_of(p: &mut Parser, bytes: &[u8]) -> ParseError {
     p.feed(bytes);
-    match drain(&mut p) {
+    match drain(p) {
         Err(e) => e,
         Ok(ops) => panic!(
             "expected an error for {:?}, got {ops:?}",
@@ -803,40 +807,34 @@ fn messages_over_64_mib_only_from_a_server_that_allows_them() {
     let mut p = Parser::new();
     p.feed(b"MSG a 1 67108864\r\n");
     assert_eq!(p.next_op(), Ok(None), "64 MiB waits for its payload");
-    p.reset();
+    // What a parser told by INFO that `allowed` bytes are allowed makes of the control line
+    // `line`: waiting for the message, or too large for the bound.
+    let after_info = |allowed: usize, line: &[u8]| {
+        let mut p = Parser::new();
+        p.allow_max_payload(allowed);
+        p.feed(line);
+        p.next_op()
+    };
+    let too_large = |size, max| Err(ParseError::TooLarge { size, max });
     // A server's INFO allowing less changes nothing; one allowing more raises the bound to it.
-    p.allow_max_payload(1 << 20);
     assert_eq!(
-        first_error_of(&mut p, b"MSG a 1 67108865\r\n"),
-        ParseError::TooLarge {
-            size: (64 << 20) + 1,
-            max: 64 << 20
-        }
+        after_info(1 << 20, b"MSG a 1 67108865\r\n"),
+        too_large((64 << 20) + 1, 64 << 20)
     );
-    p.reset();
-    p.allow_max_payload(80 << 20);
-    p.feed(b"HMSG a 1 r 12 83886080\r\n");
-    assert_eq!(p.next_op(), Ok(None));
-    p.reset();
-    p.allow_max_payload(80 << 20);
     assert_eq!(
-        first_error_of(&mut p, b"MSG a 1 83886081\r\n"),
-        ParseError::TooLarge {
-            size: (80 << 20) + 1,
-            max: 80 << 20
-        }
+        after_info(80 << 20, b"HMSG a 1 r 12 83886080\r\n"),
+        Ok(None)
+    );
+    assert_eq!(
+        after_info(80 << 20, b"MSG a 1 83886081\r\n"),
+        too_large((80 << 20) + 1, 80 << 20)
     );
     // A claim of more than nats-server can allow (an int32) is not trusted: no size near
     // usize::MAX gets through to the arithmetic (it overflowed, and panicked), and what is
     // reserved for a size announced is bounded: the bytes must come.
-    p.reset();
-    p.allow_max_payload(usize::MAX);
     assert_eq!(
-        first_error_of(&mut p, b"MSG a 1 4294967295\r\n"),
-        ParseError::TooLarge {
-            size: 4_294_967_295,
-            max: i32::MAX as usize
-        }
+        after_info(usize::MAX, b"MSG a 1 4294967295\r\n"),
+        too_large(4_294_967_295, i32::MAX as usize)
     );
     p.reset();
     p.allow_max_payload(usize::MAX);
@@ -851,11 +849,6 @@ fn messages_over_64_mib_only_from_a_server_that_allows_them() {
         first_error_of(&mut p, b"MSG a 1 67108865\r\n"),
         ParseError::TooLarge { .. }
     ));
-}
-
-fn first_error_of(p: &mut Parser, bytes: &[u8]) -> ParseError {
-    p.feed(bytes);
-    drain(p).expect_err("an error")
 }
 
 /// An `-ERR` line whose line feed is at `lf`.
