@@ -467,20 +467,13 @@ impl Agent {
         entries.map(|_| ())
     }
 
-    /// Stops every process (leaves first, then the config's in reverse order), then has the keeper
-    /// write their final states and delete every registry entry, the agent's own included.
+    /// Stops every process, all at once (each has its own grace: a stop takes the longest one's
+    /// time, not their sum), then has the keeper write their final states and delete every
+    /// registry entry, the agent's own included.
     pub async fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);
         let _guard = self.leaf_ops.lock().await;
-        let leaves = self.leaf_procs();
-        let configured = self
-            .config
-            .processes
-            .iter()
-            .rev()
-            .filter_map(|p| self.get(&p.name));
-        let order: Vec<Arc<Managed>> = leaves.into_iter().chain(configured).collect();
-        for m in &order {
+        let stops = self.all_procs().into_iter().map(|m| async move {
             let _ = m.command(Command::Shutdown).await;
             if m.spec.kind == Kind::Leaf {
                 self.procs.lock().expect("procs lock").remove(m.name());
@@ -490,7 +483,8 @@ impl Agent {
                     .insert(m.name().to_owned());
                 let _ = std::fs::remove_dir_all(self.leaves_dir().join(m.name()));
             }
-        }
+        });
+        futures::future::join_all(stops).await;
         self.finishing.store(true, Ordering::SeqCst);
         self.flush().await;
     }
@@ -498,13 +492,8 @@ impl Agent {
     /// SIGKILL to every process group the agent runs, at once (a second Ctrl-C: the user will
     /// not wait for the graceful stop). Nothing is waited for or deregistered.
     pub fn kill_all_now(&self) {
-        let procs = self.all_procs();
-        for m in procs {
-            if let Some(pgid) = m.pgid().and_then(|p| libc::pid_t::try_from(p).ok()) {
-                // SAFETY: a signal to a process group this agent started and leads; no memory is
-                // involved.
-                unsafe { libc::killpg(pgid, libc::SIGKILL) };
-            }
+        for m in self.all_procs() {
+            m.kill_now();
         }
     }
 

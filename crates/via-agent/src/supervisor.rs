@@ -108,6 +108,10 @@ pub struct Managed {
     events: Arc<dyn Events>,
     /// Appends output to `spec.log_file`, off the runtime's thread.
     log_file: Option<LineWriter>,
+    /// What the last run left in its group when it exited by itself, until that group is gone
+    /// or killed. Kept here, not in the task, so that [`Managed::kill_now`] reaches it while the
+    /// task waits out its grace.
+    leftover: Mutex<Option<Leftover>>,
 }
 
 struct Running {
@@ -154,6 +158,7 @@ impl Managed {
             commands: tx,
             queue: Mutex::new(Queue::default()),
             events,
+            leftover: Mutex::new(None),
             log_file: spec.log_file.clone().map(|path| {
                 LineWriter::spawn(move || {
                     std::fs::OpenOptions::new()
@@ -250,6 +255,23 @@ impl Managed {
     /// The running process's group (it leads it), if it runs.
     pub fn pgid(&self) -> Option<u32> {
         self.state.lock().expect("state lock").pid
+    }
+
+    /// SIGKILL, at once, to the running process's group and to what an earlier run left in its
+    /// own (a second Ctrl-C: the user will not wait for any grace). Nothing is waited for.
+    pub fn kill_now(&self) {
+        let leftover = self.leftover().map(|l| l.pgid);
+        for pgid in self.pgid().into_iter().chain(leftover) {
+            signal_group(pgid, libc::SIGKILL);
+        }
+    }
+
+    fn leftover(&self) -> Option<Leftover> {
+        *self.leftover.lock().expect("leftover lock")
+    }
+
+    fn set_leftover(&self, leftover: Option<Leftover>) {
+        *self.leftover.lock().expect("leftover lock") = leftover;
     }
 
     /// Takes the CPU and RSS of the running process's group from `usage` (one scan of `/proc`
@@ -387,6 +409,7 @@ async fn group_alive(pgid: u32) -> bool {
 
 /// What a process that exited by itself left in its group: sent SIGTERM at the exit, SIGKILLed at
 /// `kill_at`, or before when the process is stopped or started again.
+#[derive(Clone, Copy)]
 struct Leftover {
     pgid: u32,
     kill_at: tokio::time::Instant,
@@ -416,10 +439,17 @@ async fn end_group(m: &Managed, pgid: u32, kill_at: tokio::time::Instant) {
     }
 }
 
-/// Ends what the last run left in its group, if anything (before a stop or a new start).
-async fn end_leftover(m: &Managed, leftover: &mut Option<Leftover>) {
-    if let Some(l) = leftover.take() {
-        end_group(m, l.pgid, l.kill_at).await;
+/// Ends what the last run left in its group, if anything (before a stop or a new start), by
+/// `kill_at` or, with `now`, at once. The leftover stays known to [`Managed::kill_now`] until
+/// its group is gone.
+async fn end_leftover(m: &Managed, now: bool) {
+    if let Some(l) = m.leftover() {
+        let kill_at = match now {
+            true => tokio::time::Instant::now(),
+            false => l.kill_at,
+        };
+        end_group(m, l.pgid, kill_at).await;
+        m.set_leftover(None);
     }
 }
 
@@ -495,7 +525,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// The process's task: owns the child, the only place that spawns or reaps it.
 async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: bool) {
     let mut running: Option<Running> = None;
-    let mut leftover: Option<Leftover> = None;
     let mut retry_at: Option<tokio::time::Instant> = None;
     // Quick failures in a row: the index into the backoff schedule.
     let mut failures = 0u32;
@@ -560,20 +589,22 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                 };
                 // Whatever it left in its group goes with it: SIGTERM now, SIGKILL after the grace.
                 if signal_group(r.pid, libc::SIGTERM) {
-                    leftover = Some(Leftover {
+                    m.set_leftover(Some(Leftover {
                         pgid: r.pid,
                         kill_at: tokio::time::Instant::now() + STOP_GRACE,
-                    });
+                    }));
                 }
                 after_exit(&m, status, r.since.elapsed(), &mut retry_at, &mut failures);
             }
-            _ = sleep_until(leftover.as_ref().map(|l| l.kill_at)) => {
-                let l = leftover.take().expect("a leftover to kill");
-                signal_group(l.pgid, libc::SIGKILL);
+            _ = sleep_until(m.leftover().map(|l| l.kill_at)) => {
+                if let Some(l) = m.leftover() {
+                    signal_group(l.pgid, libc::SIGKILL);
+                    m.set_leftover(None);
+                }
             }
             _ = sleep_until(retry_at) => {
                 // Not beside what the last run left (it may hold the port the process needs).
-                end_leftover(&m, &mut leftover).await;
+                end_leftover(&m, false).await;
                 let _ = start(&m, &mut running, &mut retry_at, &mut failures, true);
             }
             command = commands.recv() => {
@@ -583,11 +614,11 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                 match command {
                     Command::Start => {
                         if running.is_none() {
-                            if leftover.is_some() {
+                            if m.leftover().is_some() {
                                 // Up to STOP_GRACE until the last run's group is gone: say so.
                                 m.update(|s| s.state = RunState::Starting);
                             }
-                            end_leftover(&m, &mut leftover).await;
+                            end_leftover(&m, false).await;
                             failures = 0;
                             outcome = start(&m, &mut running, &mut retry_at, &mut failures, false);
                         }
@@ -595,14 +626,8 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                     Command::Stop | Command::Shutdown | Command::Restart | Command::Kill => {
                         let killing = command == Command::Kill;
                         retry_at = None;
-                        if killing {
-                            // What an earlier run left goes at once too, without its grace.
-                            if let Some(l) = leftover.take() {
-                                end_group(&m, l.pgid, tokio::time::Instant::now()).await;
-                            }
-                        } else {
-                            end_leftover(&m, &mut leftover).await;
-                        }
+                        // A kill ends what an earlier run left at once too, without its grace.
+                        end_leftover(&m, killing).await;
                         // Taken here, so its exit is never seen as one of its own (a failure to
                         // restart): a stopped or killed process stays down whatever its policy.
                         if let Some(mut r) = running.take() {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use via_agent::supervisor::STOP_GRACE;
 
 const SLEEPERS: &str = r#"
 [[process]]
@@ -1200,6 +1201,87 @@ async fn a_second_ctrl_c_kills_every_process_at_once() {
         "{}",
         agent.log()
     );
+}
+
+/// A process that exited by itself has left, in its group, a `sleep` that ignores SIGTERM; the
+/// agent gives it 5 s of grace. A second Ctrl-C within those 5 s kills it too (it used to be
+/// known only to the process's task, and was left running for good when the agent exited).
+#[tokio::test]
+async fn a_second_ctrl_c_kills_what_an_exited_process_left() {
+    let server = start_hub();
+    let processes = "[[process]]\nname = \"quitter\"\ncommand = \"sh\"\nargs = [\"-c\", \"trap '' TERM; sleep 300 & echo $!; exit 1\"]\nrestart = \"never\"\n";
+    let mut agent = Agent::start(&server, "", processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let body = json!({ "name": "quitter" }).to_string();
+    let leftover: u64 = until(10, "the printed pid", || async {
+        let logs = call(&client, "via.proc.logs", &body).await.unwrap();
+        logs["lines"][0]["line"].as_str()?.parse().ok()
+    })
+    .await;
+    // It exits right after printing: its grace ends 5 s after this, at the earliest.
+    let exited = Instant::now();
+    agent.ctrl_c();
+    until(10, "the agent stopping", || async {
+        agent.log().contains("stopping every process").then_some(())
+    })
+    .await;
+    assert!(
+        alive(leftover),
+        "the leftover was gone before the second Ctrl-C: this test shows nothing"
+    );
+    agent.ctrl_c();
+    assert!(!agent.wait(Duration::from_secs(3)).success());
+    until(1, "the leftover killed", || async {
+        (!alive(leftover)).then_some(())
+    })
+    .await;
+    assert!(
+        exited.elapsed() < STOP_GRACE,
+        "{:?}: the grace may have ended it, not the second Ctrl-C",
+        exited.elapsed()
+    );
+}
+
+/// Stopping takes the longest grace, not their sum: three processes that ignore SIGTERM stop
+/// together in about 5 s (one after another they took 15 s).
+#[tokio::test]
+async fn a_stop_waits_for_one_grace_not_one_per_process() {
+    let server = start_hub();
+    let processes: String = (1..=3)
+        .map(|i| {
+            format!(
+                "[[process]]\nname = \"stubborn-{i}\"\ncommand = \"sh\"\nargs = [\"-c\", \"trap '' TERM; echo trapped; sleep 300\"]\nrestart = \"never\"\n\n"
+            )
+        })
+        .collect();
+    let mut agent = Agent::start(&server, "", &processes);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let mut pids = Vec::new();
+    for i in 1..=3 {
+        let body = json!({ "name": format!("stubborn-{i}") }).to_string();
+        until(10, "the trap set", || async {
+            let logs = call(&client, "via.proc.logs", &body).await.unwrap();
+            (logs["lines"][0]["line"] == "trapped").then_some(())
+        })
+        .await;
+        let list = call(&client, "via.proc.list", "").await.unwrap();
+        pids.push(
+            process(&list, &format!("stubborn-{i}"))["pid"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let t = Instant::now();
+    agent.ctrl_c();
+    assert!(agent.wait(Duration::from_secs(20)).success());
+    let took = t.elapsed();
+    assert!(took >= STOP_GRACE, "{took:?}: they ignore SIGTERM");
+    assert!(took < STOP_GRACE * 2, "{took:?}: one grace after another");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
 }
 
 /// `kill -9` of the agent: its children die with it (PR_SET_PDEATHSIG), what they started does
