@@ -140,6 +140,36 @@ async fn a_stats_answer_larger_than_max_payload_is_an_error_not_silence() {
     assert!(reply.payload.is_empty());
 }
 
+/// The stats handler is the application's code. One that panics gets its STATS answered with a
+/// 500, and the service goes on answering (the panic used to end the task that answers PING,
+/// INFO and STATS: the service vanished from discovery while its endpoints still served).
+#[tokio::test]
+async fn a_panicking_stats_handler_is_an_error_and_discovery_goes_on() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(
+        &client,
+        ServiceConfig::new("fragile", "1.0.0").stats_handler(|_| panic!("a bug in the handler")),
+    )
+    .unwrap();
+    let _e = svc.endpoint("e").unwrap();
+    client.flush().await.unwrap();
+    for _ in 0..2 {
+        let reply = ask(&asker, "$SRV.STATS.fragile", "").await;
+        let headers = reply.headers.as_ref().expect("error headers");
+        assert_eq!(headers.get(ERROR_CODE_HEADER), Some("500"));
+        assert_eq!(
+            headers.get(ERROR_HEADER),
+            Some("Error handling STATS request: the stats handler panicked")
+        );
+        assert_eq!(
+            ask_json(&asker, "$SRV.PING.fragile").await["name"],
+            "fragile"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ping_info_stats_answer_with_the_micro_v1_json() {
     let server = TestServer::start();
@@ -646,7 +676,10 @@ async fn a_closed_client_stops_the_service_and_says_so() {
     let client = connect(&server).await;
     let svc = service::add(&client, ServiceConfig::new("closing", "1.0.0")).unwrap();
     let mut ep = svc.endpoint("work").unwrap();
+    assert!(!svc.stopped());
     client.close();
+    // Said before anything reads the endpoint.
+    assert!(svc.stopped());
     assert!(within(STEP, "the endpoint to end", ep.next())
         .await
         .is_none());
@@ -672,6 +705,13 @@ async fn slow_consumer_drops_show_in_last_error_and_the_service_goes_on() {
     publish_requests(&asker, "work", 50);
     asker.flush().await.unwrap();
     client.flush().await.unwrap();
+    // Told by STATS before anything reads the endpoint.
+    let stats = ask_json(&asker, "$SRV.STATS.slow").await;
+    assert_eq!(
+        stats["endpoints"][0]["last_error"],
+        "nats: slow consumer, messages dropped"
+    );
+    assert_eq!(stats["endpoints"][0]["num_errors"], 1);
     let first = within(STEP, "a request", ep.next()).await.unwrap();
     first.respond("ok").unwrap();
     let stats = ep.stats();

@@ -116,6 +116,8 @@ impl EndpointShared {
     }
 
     pub(crate) fn stats(&self) -> EndpointStats {
+        // Requests dropped while nobody read the endpoint count when STATS is asked, too.
+        self.note_drops();
         let c = self.counters();
         let average = match u32::try_from(c.num_requests) {
             Ok(0) => Duration::ZERO,
@@ -188,7 +190,8 @@ const SLOW_CONSUMER: &str = "nats: slow consumer, messages dropped";
 /// errors carry none; a closed connection stops it without an entry). Requests dropped because
 /// this stream was not read fast enough ([`crate::Subscriber::dropped`]) are counted as an error
 /// too (`nats: slow consumer, messages dropped`), but the service goes on — nats.go stops there
-/// too; here an overload does not become an outage. Both are noticed as the stream is read.
+/// too; here an overload does not become an outage. A failure is noticed as the stream is read;
+/// drops also when STATS is asked.
 ///
 /// Dropping it unsubscribes the endpoint and removes it from INFO and STATS.
 pub struct Endpoint {

@@ -153,7 +153,9 @@ impl ServiceConfig {
         self
     }
 
-    /// Fills each endpoint's `data` in STATS.
+    /// Fills each endpoint's `data` in STATS. Natively, a handler that panics has that STATS
+    /// answered with a 500 error (`the stats handler panicked`) and the service goes on; in the
+    /// browser a panic ends the module, as any panic there does.
     pub fn stats_handler(
         mut self,
         handler: impl Fn(&EndpointInfo) -> serde_json::Value + Send + Sync + 'static,
@@ -330,17 +332,28 @@ async fn answer_verbs(shared: Arc<ServiceShared>, verbs: Vec<(Verb, SharedSub)>)
         let Ok(message) = message else { continue };
         let Some(reply) = message.reply else { continue };
         let body = match verb {
-            Verb::Ping => serde_json::to_vec(&shared.ping()),
-            Verb::Info => serde_json::to_vec(&shared.info()),
-            Verb::Stats => serde_json::to_vec(&shared.stats()),
+            Verb::Ping => Ok(serde_json::to_vec(&shared.ping()).unwrap_or_default()),
+            Verb::Info => Ok(serde_json::to_vec(&shared.info()).unwrap_or_default()),
+            // The stats handler is the application's code: if it panics, this STATS is answered
+            // with the error and the service goes on answering (the panic would otherwise end
+            // this task, and with it every PING, INFO and STATS answer, silently).
+            Verb::Stats => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.stats()))
+                    .map(|stats| serde_json::to_vec(&stats).unwrap_or_default())
+                    .map_err(|_| "the stats handler panicked".to_owned())
+            }
         };
         // An answer that cannot go (more than the server's max_payload: much metadata, a large
         // stats `data`) is said as an error, as nats.go does, instead of leaving the asker to
         // time out. Nothing to tell anyone if that fails too (client closed, subject refused).
-        let Err(e) = shared.client.publish(&reply, body.unwrap_or_default()) else {
-            continue;
+        let why = match body {
+            Ok(body) => match shared.client.publish(&reply, body) {
+                Ok(()) => continue,
+                Err(e) => e.to_string(),
+            },
+            Err(why) => why,
         };
-        let description = format!("Error handling {} request: {e}", verb.as_str());
+        let description = format!("Error handling {} request: {why}", verb.as_str());
         let (headers, _) = error_headers(500, &description);
         let _ = shared.client.publish_with_headers(&reply, &headers, b"");
     }
@@ -554,9 +567,11 @@ impl Service {
         }
     }
 
-    /// Whether [`Service::stop`] ran (or the service was dropped; a stopped service stays stopped).
+    /// Whether the service has stopped: [`Service::stop`] ran (or the service was dropped), an
+    /// endpoint's subscription failed, or the client was closed (as nats.go's service stops with
+    /// its connection). A stopped service stays stopped.
     pub fn stopped(&self) -> bool {
-        self.shared.lock().stopped
+        self.shared.lock().stopped || matches!(self.shared.client.status(), crate::Status::Closed)
     }
 
     /// Stops answering, as nats.go's `Stop`: drains the control subjects and every endpoint
