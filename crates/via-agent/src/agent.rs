@@ -440,10 +440,26 @@ impl Agent {
             self.leafz_failures.load(Ordering::Relaxed)
         };
         let hub_port = self.config.agent.hub_leafnode_port;
-        for m in &leaves {
+        let result = entries.as_ref().map(|_| ()).map_err(Clone::clone);
+        // Off the runtime's only thread: finding a leaf's sockets reads /proc (its fds and TCP
+        // table), which can take a while on a busy host.
+        let apply = move || Self::apply_leafz(&leaves, &entries, failures, hub_port);
+        let _ = tokio::task::spawn_blocking(apply).await;
+        result
+    }
+
+    /// Takes what the hub's /leafz said (or that it could not be read, `failures` times in a
+    /// row) into each leaf's state.
+    fn apply_leafz(
+        leaves: &[Arc<Managed>],
+        entries: &Result<Vec<leaf::LeafzEntry>, String>,
+        failures: u64,
+        hub_port: u16,
+    ) {
+        for m in leaves {
             let state = m.snapshot();
             let ports = |pid| leaf::local_ports_to(pid, hub_port);
-            let Some(found) = leaf::hub_view(&entries, failures, state.pid, m.name(), ports) else {
+            let Some(found) = leaf::hub_view(entries, failures, state.pid, m.name(), ports) else {
                 continue;
             };
             let Some(mut info) = state.leaf.clone() else {
@@ -464,7 +480,6 @@ impl Agent {
                 m.update(|s| s.leaf = Some(info));
             }
         }
-        entries.map(|_| ())
     }
 
     /// Stops every process, all at once (each has its own grace: a stop takes the longest one's
