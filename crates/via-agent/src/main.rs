@@ -107,8 +107,10 @@ fn main() -> std::process::ExitCode {
 /// join its queue group (answering half of its requests about processes it does not run) and
 /// overwrite its state keys. An advisory lock (`flock`) on `<data_dir>/via-agent.lock`, which
 /// holds the pid of the agent that has it, and is emptied when that agent ends by itself. Returns
-/// the lock, and the pid left in it by an agent that did not (it was killed); [`claim`] writes
-/// this agent's once that one's leftovers are ended.
+/// the lock, and the pid left in it by an agent that did not (it was killed). While this agent
+/// ends that one's leftovers the lock holds both pids, the killed one's first (what the next
+/// agent must end if this one is stopped meanwhile) and this one's last (who holds it); [`claim`]
+/// then leaves this agent's alone.
 fn lock_data_dir(dir: &std::path::Path) -> Result<(std::fs::File, Option<u32>), String> {
     use std::io::Read;
     use std::os::fd::AsRawFd;
@@ -127,26 +129,33 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<(std::fs::File, Option<u32>), 
         if error.kind() != std::io::ErrorKind::WouldBlock {
             return Err(format!("cannot lock {}: {error}", path.display()));
         }
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
+        let mut pids = String::new();
+        let _ = file.read_to_string(&mut pids);
         return Err(format!(
             "another via-agent (pid {}) is running with data directory {}: stop it first, or give this one another data_dir",
-            pid.trim(),
+            pids.lines().last().unwrap_or_default().trim(),
             dir.display()
         ));
     }
     let mut before = String::new();
     let _ = file.read_to_string(&mut before);
-    let killed = before.trim().parse().ok();
+    let killed = before.lines().next().and_then(|l| l.trim().parse().ok());
+    if let Some(killed) = killed {
+        write_lock(&mut file, &format!("{killed}\n{}\n", std::process::id()));
+    }
     Ok((file, killed))
 }
 
-/// Writes this agent's pid into the lock (see [`lock_data_dir`]).
+/// Leaves only this agent's pid in the lock (see [`lock_data_dir`]).
 fn claim(lock: &mut std::fs::File) {
+    write_lock(lock, &format!("{}\n", std::process::id()));
+}
+
+fn write_lock(lock: &mut std::fs::File, text: &str) {
     use std::io::Seek;
     let _ = lock.set_len(0);
     let _ = lock.rewind();
-    let _ = writeln!(lock, "{}", std::process::id());
+    let _ = lock.write_all(text.as_bytes());
 }
 
 fn fail(message: &str) -> std::process::ExitCode {

@@ -1052,16 +1052,9 @@ restart = "never"
 /// `./run.sh` run twice: the second agent would delete the first's leaf folders, join its queue
 /// group (so answer half of its requests with "no such process") and its state keys. It refuses
 /// to start instead, saying why; the first goes on.
-#[tokio::test]
-async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
-    let server = start_hub();
-    let agent = Agent::start(&server, "", SLEEPERS);
-    let client = connect(server.client_url()).await;
-    ready(&client).await;
-    // What a leaf of the first agent keeps there (a second start removed data/leaves).
-    let kept = agent.dir.path().join("data/leaves/leaf-1");
-    std::fs::create_dir_all(&kept).unwrap();
-
+/// Starts another agent on `agent`'s config (so its data directory): it must refuse to start.
+/// What it said.
+async fn a_second_agent_refused(agent: &Agent) -> String {
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_via-agent"))
         .arg("--config")
         .arg(agent.dir.path().join("via-agent.toml"))
@@ -1088,8 +1081,22 @@ async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
     std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
     assert!(!status.success(), "{status}: {said}");
     assert!(said.contains("another via-agent"), "{said}");
+    said
+}
+
+#[tokio::test]
+async fn a_second_agent_on_the_same_data_directory_refuses_to_start() {
+    let server = start_hub();
+    let agent = Agent::start(&server, "", SLEEPERS);
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    // What a leaf of the first agent keeps there (a second start removed data/leaves).
+    let kept = agent.dir.path().join("data/leaves/leaf-1");
+    std::fs::create_dir_all(&kept).unwrap();
+
+    let said = a_second_agent_refused(&agent).await;
     assert!(
-        said.contains(&agent.pid().to_string()),
+        said.contains(&format!("(pid {})", agent.pid())),
         "names the running one: {said}"
     );
     assert!(
@@ -1341,6 +1348,13 @@ async fn leftovers_are_still_stopped_when_the_agent_stopping_them_is_stopped() {
     // stopped once it is done), but it is 3 s wide and begins at the agent's first step.
     agent.start_again();
     std::thread::sleep(Duration::from_millis(1000));
+    // Another agent started now is told which agent holds the directory: this one, not the
+    // killed one whose pid the lock keeps for the case below.
+    let said = a_second_agent_refused(&agent).await;
+    assert!(
+        said.contains(&format!("(pid {})", agent.pid())),
+        "names the agent ending the leftovers: {said}"
+    );
     assert!(
         alive(grandchild),
         "the leftover was gone before the agent could be stopped: this test shows nothing"
