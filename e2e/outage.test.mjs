@@ -44,17 +44,16 @@ async function scriptClock(page) {
 async function consumersBut(old) {
   const found = [];
   for (const stream of ["CHAT", "KV_via_config"]) {
-    let list;
+    // Every page of the list (the server answers 256 at a time).
     try {
-      list = await env.jsm.consumers.list(stream).next();
+      for await (const c of env.jsm.consumers.list(stream)) {
+        if (!old.has(`${stream}/${c.name}`)) {
+          found.push({ stream, name: c.name, bound: !!c.push_bound, filter: c.config.filter_subject ?? "" });
+        }
+      }
     } catch (e) {
       if (/stream not found/i.test(e.message)) continue;
       throw e;
-    }
-    for (const c of list) {
-      if (!old.has(`${stream}/${c.name}`)) {
-        found.push({ stream, name: c.name, bound: !!c.push_bound, filter: c.config.filter_subject ?? "" });
-      }
     }
   }
   return found;
