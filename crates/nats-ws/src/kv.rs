@@ -15,8 +15,8 @@ use crate::error::{Quoted, RequestError};
 use crate::header::HeaderMap;
 use crate::jetstream::consumer_internal::{CatchUp, OrderedEvent};
 use crate::jetstream::{
-    err_codes, DeliverPolicy, DiscardPolicy, JetStream, JetStreamError, JsMessage, Ordered,
-    OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamBrief, StreamConfig,
+    err_codes, ApiErrorKind, DeliverPolicy, DiscardPolicy, JetStream, JetStreamError, JsMessage,
+    Ordered, OrderedOptions, PublishOptions, StorageType, StoredMessage, StreamBrief, StreamConfig,
 };
 
 /// The clock of [`Entry::created`]: `std::time::SystemTime` natively, `web_time`'s in the browser
@@ -497,7 +497,9 @@ impl Store {
             .await;
         match result {
             Ok(ack) => Ok(ack.seq),
-            Err(e) if e.err_code() == Some(err_codes::WRONG_LAST_SEQUENCE) => {
+            // 10071, or 10164 from a replicated bucket with another write to the key in flight
+            // (nats.go's isWrongLastSeqErr takes both).
+            Err(e) if e.api_kind() == Some(ApiErrorKind::WrongLastSequence) => {
                 let expected = expected.unwrap_or(0);
                 // Refused maybe because an earlier attempt, whose answer was lost, was stored:
                 // then the write is done, and must not be reported as a conflict (update_with

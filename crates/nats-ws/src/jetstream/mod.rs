@@ -42,6 +42,9 @@ pub mod err_codes {
     pub const STREAM_NOT_FOUND: u16 = 10059;
     pub const WRONG_LAST_MSG_ID: u16 = 10070;
     pub const WRONG_LAST_SEQUENCE: u16 = 10071;
+    /// The same refusal from a replicated stream that has a write to the subject in flight (it
+    /// cannot name the last sequence yet): nats-server's `JSStreamWrongLastSequenceConstantErr`.
+    pub const WRONG_LAST_SEQUENCE_CONSTANT: u16 = 10164;
 }
 
 /// What an API error means, from its `err_code`.
@@ -54,7 +57,8 @@ pub enum ApiErrorKind {
     StreamNameInUse,
     NoMessageFound,
     SequenceNotFound,
-    /// `Nats-Expected-Last-(Subject-)Sequence` did not match: someone wrote first.
+    /// `Nats-Expected-Last-(Subject-)Sequence` did not match: someone wrote first (10071, or
+    /// 10164 from a replicated stream with another write to the subject in flight).
     WrongLastSequence,
     WrongLastMsgId,
     /// Any other code, kept as is.
@@ -69,7 +73,9 @@ impl ApiErrorKind {
             err_codes::STREAM_NAME_IN_USE => ApiErrorKind::StreamNameInUse,
             err_codes::NO_MESSAGE_FOUND => ApiErrorKind::NoMessageFound,
             err_codes::SEQUENCE_NOT_FOUND => ApiErrorKind::SequenceNotFound,
-            err_codes::WRONG_LAST_SEQUENCE => ApiErrorKind::WrongLastSequence,
+            err_codes::WRONG_LAST_SEQUENCE | err_codes::WRONG_LAST_SEQUENCE_CONSTANT => {
+                ApiErrorKind::WrongLastSequence
+            }
             err_codes::WRONG_LAST_MSG_ID => ApiErrorKind::WrongLastMsgId,
             other => ApiErrorKind::Other(other),
         }
@@ -1091,10 +1097,12 @@ mod tests {
             e.to_string(),
             "stream not found (jetstream err_code 10059, status 404)"
         );
-        assert_eq!(
-            ApiErrorKind::from_err_code(10071),
-            ApiErrorKind::WrongLastSequence
-        );
+        for code in [10071, 10164] {
+            assert_eq!(
+                ApiErrorKind::from_err_code(code),
+                ApiErrorKind::WrongLastSequence
+            );
+        }
         assert_eq!(
             ApiErrorKind::from_err_code(12345),
             ApiErrorKind::Other(12345)
