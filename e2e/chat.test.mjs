@@ -304,3 +304,34 @@ test("chat: after stream CHAT is deleted, the page makes it again and keeps work
   const last = (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
   assert.equal(last, text);
 });
+
+// What is typed in a room stays there: when another room is opened and this one again, and when
+// the connection changes (⚙ Apply reconnects, and the page over the old client is rebuilt), which
+// also keeps the room on screen. Before, Apply emptied the box and went back to #general.
+test("chat: a draft stays in its room through a room change and a new connection", T, async () => {
+  const page = await env.tab({ identity: "chat-draft", path: "/chat" });
+  await page.getByPlaceholder("Message #general").waitFor();
+  const [inGeneral, inRandom] = [`general draft ${rand()}`, `random draft ${rand()}`];
+  await page.getByTestId("chat-input").fill(inGeneral);
+  await page.getByTestId("chat-room-random").click();
+  await page.getByPlaceholder("Message #random").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), "", "a room of its own has its own box");
+  await page.getByTestId("chat-input").fill(inRandom);
+  await page.getByTestId("chat-room-general").click();
+  await page.getByPlaceholder("Message #general").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), inGeneral);
+
+  await page.getByTestId("chat-room-random").click();
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByRole("button", { name: "Apply" }).click();
+  await waitStatus(page, "Live");
+  await page.getByPlaceholder("Message #random").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), inRandom);
+  // And it is sent from there as usual; the box is then empty, in this room only.
+  await page.getByTestId("chat-send").click();
+  await waitCount(page, "chat-message", inRandom, 1);
+  assert.equal(await page.getByTestId("chat-input").inputValue(), "");
+  await page.getByTestId("chat-room-general").click();
+  await page.getByPlaceholder("Message #general").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), inGeneral);
+});

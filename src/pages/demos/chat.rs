@@ -98,6 +98,10 @@ async fn publish(js: &JetStream, message: &ChatMessage) -> Result<(), JetStreamE
 #[component]
 pub fn Chat() -> impl IntoView {
     let nats = use_nats();
+    // Above the client, so that a change of connection (⚙ Apply, signing in) keeps the room on
+    // screen and what was typed in each room.
+    let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
+    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
     view! {
         <section class="page-head">
             <h1>"Chat"</h1>
@@ -107,7 +111,7 @@ pub fn Chat() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <ChatWith client/> }.into_any(),
+            Some(client) => view! { <ChatWith client current drafts/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -175,47 +179,57 @@ pub fn ChatSender() -> impl IntoView {
     move || nats.client.get().map(|client| view! { <SendOver client/> })
 }
 
-/// One delivery task per unsent message, over `client`: made again for a new client (new
-/// settings), the tasks of the old one aborted with it.
+/// One sender over `client`, made again for a new client (new settings), the old one's aborted
+/// with it. It sends the outbox in its order, one message at a time: the next only once the one
+/// before is stored (or refused, or dropped by its sender), so that messages written during an
+/// outage are stored, and shown everywhere, in the order they were written. (One delivery per
+/// message, each retrying on its own, stored them in whatever order their retries met the
+/// server again: after an outage longer than a try, the newest first.)
 #[component]
 fn SendOver(client: Client) -> impl IntoView {
     let outbox = expect_context::<ChatOutbox>();
     let js = client.jetstream();
-    let started = StoredValue::new(std::collections::HashSet::<String>::new());
+    let sending = StoredValue::new(false);
     let owner = Owner::current();
     Effect::new(move |_| {
-        let fresh: Vec<ChatMessage> = outbox.outgoing.with(|o| {
-            o.iter()
-                .filter(|p| !p.sent && !p.refused)
-                .filter(|p| !started.with_value(|s| s.contains(&p.message.id)))
-                .map(|p| p.message.clone())
-                .collect()
-        });
-        for message in fresh {
-            started.update_value(|s| {
-                s.insert(message.id.clone());
-            });
-            let delivery = deliver(js.clone(), message, outbox.outgoing, started);
-            // Under the component, not this effect: the effect runs again at every send.
-            match &owner {
-                Some(owner) => owner.with(|| spawn_while_mounted(delivery)),
-                None => spawn_local(delivery),
-            }
+        let waiting = outbox.outgoing.with(|o| o.iter().any(Outgoing::to_send));
+        if !waiting || sending.get_value() {
+            return;
+        }
+        sending.set_value(true);
+        let sender = send_in_order(js.clone(), outbox.outgoing, sending);
+        // Under the component, not this effect: the effect runs again at every send.
+        match &owner {
+            Some(owner) => owner.with(|| spawn_while_mounted(sender)),
+            None => spawn_local(sender),
         }
     });
+}
+
+/// Delivers the outbox's messages in order until none is left to send, then says so in
+/// `sending` (the next send starts it again).
+async fn send_in_order(
+    js: JetStream,
+    outgoing: RwSignal<Vec<Outgoing>>,
+    sending: StoredValue<bool>,
+) {
+    loop {
+        let next = outgoing
+            .try_with_untracked(|o| o.iter().find(|p| p.to_send()).map(|p| p.message.clone()))
+            .flatten();
+        let Some(message) = next else {
+            let _ = sending.try_set_value(false);
+            return;
+        };
+        deliver(&js, message, outgoing).await;
+    }
 }
 
 /// Sends `message` until the stream has stored it — once: its id is the `Nats-Msg-Id` — waiting
 /// for the connection between tries. The last try's error is shown with the message meanwhile.
 /// A refusal that another try would meet again (permission, size) ends the delivery: the message
-/// says why and waits for its sender's Retry or Discard; Retry starts a new delivery, so the
-/// message leaves `started`.
-async fn deliver(
-    js: JetStream,
-    message: ChatMessage,
-    outgoing: RwSignal<Vec<Outgoing>>,
-    started: StoredValue<std::collections::HashSet<String>>,
-) {
+/// says why and waits for its sender's Retry or Discard.
+async fn deliver(js: &JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Outgoing>>) {
     let mut pause = RETRY_PAUSE;
     loop {
         // Its room's feed may have shown it stored while the answer was lost: sending it again
@@ -226,7 +240,7 @@ async fn deliver(
         if !still_unseen {
             return;
         }
-        match publish(&js, &message).await {
+        match publish(js, &message).await {
             Ok(()) => {
                 outbox::remove(&message.id);
                 // Shown as sending until its room's feed shows it stored (no gap on screen).
@@ -246,7 +260,6 @@ async fn deliver(
                     }
                 });
                 if refused {
-                    let _ = started.try_update_value(|s| s.remove(&message.id));
                     return;
                 }
             }
@@ -255,14 +268,19 @@ async fn deliver(
         gloo_timers::future::sleep(pause).await;
         pause = (pause * 2).min(MAX_RETRY_PAUSE);
         // No stream answering (deleted by an admin, say): made again, as when a page finds none.
-        let _ = ensure_stream(&js).await;
+        let _ = ensure_stream(js).await;
     }
 }
 
+/// The page over one client: `current` (the room on screen) and `drafts` (what is typed in
+/// each room) are the page's, and outlive it.
 #[component]
-fn ChatWith(client: Client) -> impl IntoView {
+fn ChatWith(
+    client: Client,
+    current: RwSignal<String>,
+    drafts: StoredValue<std::collections::HashMap<String, String>>,
+) -> impl IntoView {
     let js = client.jetstream();
-    let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
     let stream_error = RwSignal::new(None::<String>);
     let outbox = expect_context::<ChatOutbox>();
     // The rooms listed whatever the stream holds: the defaults, the one on screen, and those with
@@ -404,7 +422,7 @@ fn ChatWith(client: Client) -> impl IntoView {
                     move || {
                         let room = current.get();
                         let js = js.clone();
-                        view! { <Room room js/> }
+                        view! { <Room room js drafts/> }
                     }
                 }
             </section>
@@ -433,10 +451,19 @@ impl Outgoing {
             refused: false,
         }
     }
+
+    /// Still to be sent: not stored yet, and not refused (waiting for its sender's Retry).
+    fn to_send(&self) -> bool {
+        !self.sent && !self.refused
+    }
 }
 
 #[component]
-fn Room(room: String, js: JetStream) -> impl IntoView {
+fn Room(
+    room: String,
+    js: JetStream,
+    drafts: StoredValue<std::collections::HashMap<String, String>>,
+) -> impl IntoView {
     let identity = use_identity();
     let messages = RwSignal::new(Vec::<ChatMessage>::new());
     let loaded = RwSignal::new(false);
@@ -453,7 +480,25 @@ fn Room(room: String, js: JetStream) -> impl IntoView {
             })
         })
     };
-    let draft = RwSignal::new(String::new());
+    // What was typed in this room before (another room opened meanwhile, a new connection).
+    let draft = RwSignal::new(
+        drafts
+            .with_value(|d| d.get(&room).cloned())
+            .unwrap_or_default(),
+    );
+    {
+        let room = room.clone();
+        Effect::new(move |_| {
+            let text = draft.get();
+            drafts.update_value(|d| {
+                if text.is_empty() {
+                    d.remove(&room);
+                } else {
+                    d.insert(room.clone(), text);
+                }
+            });
+        });
+    }
     let feed_error = RwSignal::new(None::<String>);
 
     {

@@ -1,0 +1,61 @@
+// Chat through an outage longer than a send's try (30 s): what was written is stored, and shown
+// everywhere, in the order it was written. Before, each message was sent by a delivery of its
+// own; the first, whose try had run out, waited a pause and a round trip after the server came
+// back, and the second, still in its first try, went out at once: stored first, and shown first
+// in every tab for good. (About 45 s: it runs against one server only, see test.sh.)
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { rand, useEnv, waitFor } from "./lib.mjs";
+
+const env = useEnv();
+
+async function send(page, text) {
+  await page.getByTestId("chat-input").fill(text);
+  await page.getByTestId("chat-send").click();
+}
+
+test("chat: messages written during a long outage are stored in the order they were written", { timeout: 120_000 }, async (t) => {
+  const page = await env.tab({ identity: "chat-order", path: "/chat" });
+  await page.getByPlaceholder("Message #general").waitFor();
+  const tag = rand();
+  const [first, second] = [`first ${tag}`, `second ${tag}`];
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await send(page, first);
+  // Its first try has run out (30 s): it waits for the server to come back.
+  await waitFor(
+    page,
+    "the first message to say it is not sent yet",
+    ({ first }) =>
+      [...document.querySelectorAll('[data-testid="chat-pending"]')].some(
+        (p) => p.textContent.includes(first) && /not sent yet, retrying/.test(p.textContent),
+      ),
+    { first },
+    { timeout: 60_000 },
+  );
+  await send(page, second);
+  await env.control("start");
+
+  const stored = async () => (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
+  // Both stored once the page shows both (it shows what its room's feed read back); the last one
+  // of the room must then be the second.
+  await waitFor(page, "both messages shown", ({ first, second }) => {
+    const texts = [...document.querySelectorAll('[data-testid="chat-message"]')].map((m) => m.textContent);
+    return texts.some((x) => x.includes(first)) && texts.some((x) => x.includes(second));
+  }, { first, second }, { timeout: 30_000 });
+  assert.equal(await stored(), second, "the message written first was stored last");
+  const order = await page.evaluate(({ first, second }) => {
+    const texts = [...document.querySelectorAll('[data-testid="chat-message"]')].map((m) => m.textContent);
+    return [texts.findIndex((x) => x.includes(first)), texts.findIndex((x) => x.includes(second))];
+  }, { first, second });
+  assert.ok(order[0] < order[1], `shown in the order ${order}`);
+  // And so in a tab opened now.
+  const later = await env.tab({ identity: "chat-order-later", path: "/chat" });
+  await waitFor(later, "the history", ({ first, second }) => {
+    const texts = [...document.querySelectorAll('[data-testid="chat-message"]')].map((m) => m.textContent);
+    const [a, b] = [texts.findIndex((x) => x.includes(first)), texts.findIndex((x) => x.includes(second))];
+    return a >= 0 && b > a;
+  }, { first, second });
+});
