@@ -840,10 +840,14 @@ impl Store {
                 }
             };
             if done {
-                break;
+                return Ok(Some(entries));
             }
         }
-        Ok(Some(entries))
+        // The consumer ended before everything came: the client was closed. Not a bucket with
+        // fewer keys (or none).
+        Err(KvError::JetStream(JetStreamError::Subscribe(
+            crate::error::SubscribeError::Closed,
+        )))
     }
 
     /// Every key with a value, in byte order: what the bucket held when the call began, and

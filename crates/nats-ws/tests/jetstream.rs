@@ -1654,6 +1654,7 @@ async fn ordered_consumer_notices_a_lost_tail_from_the_heartbeats() {
 /// the key is in flight on the stream's leader comes back as err_code 10164, not 10071. Both are
 /// a conflict: `update_with` reads again and retries, so every increment lands once. (10164 was
 /// not recognised: the call failed with a bare API error in exactly the contention it is for.)
+#[cfg(feature = "kv")]
 #[tokio::test]
 async fn contended_updates_of_a_replicated_bucket_all_land() {
     let nodes = cluster();

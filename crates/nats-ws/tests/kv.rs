@@ -1947,6 +1947,93 @@ async fn a_watch_starts_over_when_its_bucket_is_deleted_and_created_again() {
     assert_eq!((next.text(), next.revision), (Some("new 4"), 4));
 }
 
+/// The same for watches that start "from now on" or from a revision: after the bucket is
+/// deleted and made again, every write to the new one is news to them. Before, the consumer made
+/// again kept their starting point (new: after the new stream's end; a revision of the old
+/// bucket: past the new one's), and the new bucket's writes never came.
+#[tokio::test]
+async fn an_updates_only_or_resumed_watch_gets_the_new_buckets_writes_after_a_recreation() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("again")).await;
+    for i in 1..=5 {
+        kv.put("counter", format!("old {i}")).await.unwrap();
+    }
+    let updates_only = WatchOptions {
+        updates_only: true,
+        ..Default::default()
+    };
+    let resumed = WatchOptions {
+        resume_from_revision: Some(3),
+        ..Default::default()
+    };
+    let mut watches = [
+        kv.watch_with("counter", updates_only).unwrap(),
+        kv.watch_with("counter", resumed).unwrap(),
+    ];
+    // Each has had something of the old bucket: the updates-only one the next write.
+    assert_eq!(next_event(&mut watches[0]).await, WatchEvent::InitialDone);
+    kv.put("counter", "old 6").await.unwrap();
+    assert_eq!(next_entry(&mut watches[0]).await.revision, 6);
+    // The other, what the bucket keeps from revision 3 on (one revision per key): the 6th.
+    loop {
+        match next_event(&mut watches[1]).await {
+            WatchEvent::Entry(e) if e.revision == 6 => break,
+            WatchEvent::Entry(_) | WatchEvent::InitialDone => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let other = connect_quick_reconnect(&server).await;
+    other.jetstream().delete_key_value("again").await.unwrap();
+    let fresh = bucket_again(&other, KvConfig::new("again")).await;
+    fresh.put("counter", "new 1").await.unwrap();
+    fresh.put("elsewhere", "x").await.unwrap();
+    assert_eq!(fresh.put("counter", "new 3").await.unwrap(), 3);
+
+    // Made again after the restart, the consumers find the stream younger than themselves.
+    restart_server(&mut server, &client).await;
+
+    for (i, watch) in watches.iter_mut().enumerate() {
+        // (The resumed one's marker may come first: it follows the old bucket's last value.)
+        loop {
+            match next_event(watch).await {
+                WatchEvent::Reset => break,
+                WatchEvent::InitialDone => {}
+                other => panic!("watch {i}: {other:?}"),
+            }
+        }
+        let mut got = Vec::new();
+        while got.is_empty() {
+            match next_event(watch).await {
+                WatchEvent::Entry(e) => {
+                    got.push((e.text().unwrap_or_default().to_owned(), e.revision))
+                }
+                WatchEvent::InitialDone => {}
+                other => panic!("watch {i}: {other:?}"),
+            }
+        }
+        // What the new bucket keeps of the key (one revision): its 3rd write.
+        assert_eq!(
+            got,
+            [("new 3".to_owned(), 3)],
+            "watch {i}: the new bucket's write"
+        );
+    }
+    wait_status(&other, "the writer connected again", Status::is_connected).await;
+    assert_eq!(fresh.put("counter", "new 4").await.unwrap(), 4);
+    for watch in &mut watches {
+        let next = loop {
+            match next_event(watch).await {
+                WatchEvent::Entry(e) => break e,
+                WatchEvent::InitialDone => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!((next.text(), next.revision), (Some("new 4"), 4));
+    }
+}
+
 /// nats-server 2.9.10 sends a last-per-subject consumer's message again and again (the same
 /// stream sequence up to 50 times in a row, the consumer's sequence counting on) while the keys
 /// are written: a watch delivered each of those, and counted them towards its marker, which then
@@ -1996,4 +2083,21 @@ async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
         "revisions delivered twice ({written} writes)"
     );
     assert_eq!(short, Vec::new(), "markers after fewer than half the keys");
+}
+
+/// A closed client cannot read the bucket: keys and history say so, as a get does. (They
+/// answered an empty list, the bucket's keys seemingly gone.)
+#[tokio::test]
+async fn keys_and_history_on_a_closed_client_are_errors_not_an_empty_bucket() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let kv = bucket(&client, KvConfig::new("closing")).await;
+    kv.put("k", "v").await.unwrap();
+    assert_eq!(kv.keys().await.unwrap(), ["k"]);
+    client.close();
+    let keys = within(5, "keys", kv.keys()).await;
+    assert!(keys.is_err(), "{keys:?}");
+    let history = within(5, "history", kv.history("k")).await;
+    assert!(history.is_err(), "{history:?}");
+    assert!(within(5, "get", kv.get("k")).await.is_err());
 }

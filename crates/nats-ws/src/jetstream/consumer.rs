@@ -608,6 +608,9 @@ pub struct Ordered {
     failure_pause: Duration,
     /// The stream was found to have started over; reported with the next consumer created.
     reset_pending: bool,
+    /// The stream started over at some point: everything in it is newer than what was delivered
+    /// before (see [`Ordered::config`]).
+    started_over: bool,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -651,6 +654,7 @@ impl Ordered {
             stream_unanswered: false,
             failure_pause: Duration::ZERO,
             reset_pending: false,
+            started_over: false,
         }
     }
 
@@ -670,6 +674,18 @@ impl Ordered {
         };
         let (deliver_policy, opt_start_seq) = match resume_after {
             Some(seq) => (DeliverPolicy::ByStartSequence, Some(seq.saturating_add(1))),
+            // A stream that started over holds nothing older than where the consumer began:
+            // "from now on" (new, last) or "from this sequence" (of the old stream) would skip
+            // what the new one holds, or start past its end; all of it is for this consumer.
+            // (Last per subject and by start time still say what they said.)
+            None if self.started_over
+                && matches!(
+                    self.options.deliver_policy,
+                    DeliverPolicy::New | DeliverPolicy::Last | DeliverPolicy::ByStartSequence
+                ) =>
+            {
+                (DeliverPolicy::All, None)
+            }
             None => (self.options.deliver_policy, self.options.start_sequence),
         };
         ConsumerConfig {
@@ -751,6 +767,7 @@ impl Ordered {
                 Some(true) => {
                     self.last_stream_seq = 0;
                     self.cursor = None;
+                    self.started_over = true;
                     // Said with the next consumer that is created, even if this attempt fails.
                     self.reset_pending = true;
                 }
