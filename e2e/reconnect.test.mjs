@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { countText, counterValue, eventually, rand, textOf, useEnv, waitCount, waitStatus, waitText } from "./lib.mjs";
+import { countText, counterValue, eventually, rand, textOf, useEnv, waitCount, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -92,3 +92,51 @@ async function storedCount(text) {
   }
   return n;
 }
+
+// Clicks on /config and /themes while the server is down are written when it is back: in a page
+// that had bound its bucket, and in one opened while the server was down (which could not bind
+// it). The theme is the last one picked. Before, a click whose read or write failed for the
+// connection was dropped ("not connected yet"), and the message then went away by itself.
+test("config and themes: clicks made while the server is down are written when it is back", { timeout: 120_000 }, async (t) => {
+  const kv = await env.kv("via_config");
+  await kv.put("theme", "light");
+  const value = async (key) => (await kv.get(key))?.string();
+  const [config, themes] = await Promise.all([
+    env.tab({ identity: "rc-config", path: "/config" }),
+    env.tab({ identity: "rc-themes", path: "/themes" }),
+  ]);
+  await config.getByTestId("config-toggle-app.debug").waitFor();
+  await waitText(themes, "theme-stored", "light");
+  // Every key has its value (the page gives missing ones their default): the steps are known.
+  await eventually("config.app.debug and config.feature.flag2 set", async () => (await value("config.app.debug")) && (await value("config.feature.flag2")));
+  const [debug, flag2] = [await value("config.app.debug"), await value("config.feature.flag2")];
+  const step = { false: "true", true: "false", off: "on", on: "off" };
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await waitStatus(config, /Reconnecting/);
+  const late = await env.tab({ identity: "rc-config-late", path: "/config", live: false });
+  await config.getByTestId("config-toggle-app.debug").click();
+  await late.getByTestId("config-toggle-feature.flag2").click();
+  await themes.getByTestId("theme-option-ocean").click();
+  await themes.getByTestId("theme-option-forest").click();
+  // Longer than a read's timeout (5 s): before, the bound page's click failed and was dropped.
+  await new Promise((r) => setTimeout(r, 7_000));
+  await env.control("start");
+
+  await eventually(
+    "every click written",
+    async () =>
+      (await value("config.app.debug")) === step[debug] &&
+      (await value("config.feature.flag2")) === step[flag2] &&
+      (await value("theme")) === "forest",
+    { timeout: 30_000 },
+  );
+  for (const page of [config, late, themes]) {
+    await waitStatus(page, "Live");
+    await waitFor(page, "no error left once the clicks are in", () => !document.querySelector(".card .error"), null, { timeout: 10_000 });
+  }
+  await waitText(config, "config-value-app.debug", step[debug]);
+  await waitText(late, "config-value-feature.flag2", step[flag2]);
+  await waitText(themes, "theme-stored", "forest");
+});

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::future::AbortHandle;
@@ -11,7 +12,7 @@ use leptos::prelude::*;
 use nats_ws::kv::{Entry, KvError, Operation, Store, WatchEvent};
 use nats_ws::{Client, Message, Status, SubscribeError, SubscribeOptions};
 
-use crate::context::{bucket_config, spawn_abortable, NatsContext};
+use crate::context::{bucket_config, spawn_abortable, until_connected, NatsContext};
 
 /// Runs `start(client)` for as long as the calling component lives, started over whenever the
 /// client is replaced; stopped (dropping its subscriptions and watchers) on cleanup.
@@ -153,7 +154,22 @@ pub struct UseKvKeyReturn {
     store: RwSignal<Option<Store>>,
     set_error: RwSignal<Option<String>>,
     key: StoredValue<String>,
+    /// The value [`UseKvKeyReturn::set`] asked for last and has not written yet.
+    outgoing: StoredValue<Arc<Mutex<Outgoing>>>,
+    context: NatsContext,
 }
+
+/// A [`UseKvKeyReturn::set`] waiting to be written: only the latest value asked for (last
+/// writer wins, in a tab as across tabs), and whether a task is writing it.
+#[derive(Default)]
+struct Outgoing {
+    value: Option<Bytes>,
+    sending: bool,
+}
+
+/// The first pause after a failed write of a [`UseKvKeyReturn::set`], doubling up to the max.
+const SET_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_SET_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl UseKvKeyReturn {
     /// The bucket, once bound.
@@ -168,23 +184,87 @@ impl UseKvKeyReturn {
     }
 
     /// Writes `value` (last writer wins). The signal updates when the write comes back through
-    /// the watch, in this tab as in every other. The write completes even if the component is
-    /// unmounted meanwhile (the result is then shown nowhere).
+    /// the watch, in this tab as in every other. Asked while the bucket is not bound yet or the
+    /// server is unreachable, it is written once they are (a newer `set` meanwhile replaces it),
+    /// and `error` says so meanwhile; a write refused for what it is (permission, size) is not
+    /// tried again. The write completes even if the component is unmounted meanwhile, once the
+    /// bucket was bound (the result is then shown nowhere).
     pub fn set(&self, value: impl Into<Bytes>) {
-        let value = value.into();
-        let set_error = self.set_error;
-        let (Some(store), Some(key)) = (self.try_store().flatten(), self.key.try_get_value())
+        let (Some(outgoing), Some(key)) = (self.outgoing.try_get_value(), self.key.try_get_value())
         else {
-            set_error.set(Some("not connected yet".into()));
             return;
         };
-        // Only writes to signals after the await: they do nothing once the signal is disposed.
-        leptos::task::spawn_local(async move {
-            match store.put(&key, value).await {
-                Ok(_) => set_error.set(None),
-                Err(e) => set_error.set(Some(e.to_string())),
+        let start = {
+            let mut o = outgoing.lock().unwrap_or_else(PoisonError::into_inner);
+            o.value = Some(value.into());
+            !std::mem::replace(&mut o.sending, true)
+        };
+        if start {
+            let write = write_latest(outgoing, self.store, self.context, key, self.set_error);
+            leptos::task::spawn_local(write);
+        }
+    }
+}
+
+/// Writes what [`UseKvKeyReturn::set`] asked for last until nothing is left to write: waits for
+/// the bucket to be bound and the server to be reachable, and retries a write that failed for
+/// the connection. Only writes to signals: they do nothing once disposed. The bucket is the
+/// one bound now, or the last one bound once the component is gone.
+async fn write_latest(
+    outgoing: Arc<Mutex<Outgoing>>,
+    store: RwSignal<Option<Store>>,
+    context: NatsContext,
+    key: String,
+    error: RwSignal<Option<String>>,
+) {
+    let lock = || outgoing.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut bound: Option<Store> = None;
+    let mut pause = SET_PAUSE;
+    loop {
+        let Some(value) = lock().value.clone() else {
+            lock().sending = false;
+            return;
+        };
+        let now = store.try_get_untracked();
+        if let Some(Some(s)) = &now {
+            bound = Some(s.clone());
+        }
+        let Some(s) = bound.clone() else {
+            if now.is_none() {
+                // Gone before the bucket was ever bound: nothing to write to.
+                *lock() = Outgoing::default();
+                return;
             }
-        });
+            error.set(Some(
+                "not connected yet: the change is written once the server is reachable".into(),
+            ));
+            gloo_timers::future::sleep(pause).await;
+            pause = (pause * 2).min(MAX_SET_PAUSE);
+            continue;
+        };
+        let result = s.put(&key, value.clone()).await;
+        let failed = match result {
+            Ok(_) => None,
+            Err(KvError::JetStream(e)) if e.is_transient() => {
+                error.set(Some(format!(
+                    "{e}; the change is written once the server is back"
+                )));
+                if let Some(client) = context.client().get_untracked() {
+                    until_connected(&client).await;
+                }
+                gloo_timers::future::sleep(pause).await;
+                pause = (pause * 2).min(MAX_SET_PAUSE);
+                continue;
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        error.set(failed);
+        pause = SET_PAUSE;
+        let mut o = lock();
+        // Written (or refused): done, unless a newer value was asked for meanwhile.
+        if o.value.as_ref() == Some(&value) {
+            o.value = None;
+        }
     }
 }
 
@@ -328,6 +408,8 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
         store,
         set_error: error,
         key: StoredValue::new(key),
+        outgoing: StoredValue::new(Arc::default()),
+        context,
     }
 }
 
@@ -357,6 +439,12 @@ impl UseKvWatchReturn {
     /// The bucket, once bound.
     pub fn store(&self) -> Option<Store> {
         self.store.get_untracked()
+    }
+
+    /// [`UseKvWatchReturn::store`] for code that may run after the component is gone (a task):
+    /// `None` then, `Some(store)` otherwise.
+    pub fn try_store(&self) -> Option<Option<Store>> {
+        self.store.try_get_untracked()
     }
 }
 

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{use_kv_watch, KvChange};
+use leptos_nats::{until_connected, use_kv_watch, use_nats, KvChange};
+use nats_ws::kv::KvError;
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
 use crate::use_identity;
@@ -45,10 +46,14 @@ fn describe(change: &KvChange) -> Shown {
 
 /// Compare-and-set tries of one click before it gives up (each lost only to another write).
 const STEP_ATTEMPTS: usize = 10;
+/// Pause after a try that failed for the connection, doubling up to `MAX_PAUSE`.
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[component]
 pub fn ConfigPage() -> impl IntoView {
     let config = use_kv_watch(CONFIG_BUCKET, "config.>");
+    let nats = use_nats();
     let identity = use_identity();
     let error = RwSignal::new(None::<String>);
     let last = Memo::new(move |_| config.last_change.get().as_ref().map(describe));
@@ -95,10 +100,6 @@ pub fn ConfigPage() -> impl IntoView {
     });
 
     let toggle = move |key: String| {
-        let Some(store) = config.store() else {
-            error.set(Some("not connected yet".into()));
-            return;
-        };
         let choices = CONFIG_KEYS
             .iter()
             .find(|(k, _)| *k == key)
@@ -109,16 +110,48 @@ pub fn ConfigPage() -> impl IntoView {
         // Each click moves the value one step from what is stored when it is written (read, then
         // compare-and-set, again on a conflict), not from what the page showed: two quick clicks
         // make two steps, and a change from another tab meanwhile is stepped from, not overwritten.
+        // A click made before the bucket is bound, or while the server is unreachable, is
+        // written once they are (a click is never dropped for the connection); one refused for
+        // what it is (permission) is not tried again.
         spawn_local(async move {
             let step = |live: Option<&nats_ws::kv::Entry>| {
                 Bytes::from(next_config_value(choices, live.and_then(|e| e.text())))
             };
-            match store
-                .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
-                .await
-            {
-                Ok(_) => error.set(None),
-                Err(e) => error.set(Some(format!("{key} not changed: {e}"))),
+            let mut bound = None;
+            let mut pause = FIRST_PAUSE;
+            loop {
+                // The bucket bound now, or the last one bound once the page is gone.
+                match config.try_store() {
+                    Some(Some(store)) => bound = Some(store),
+                    Some(None) => {}
+                    None if bound.is_none() => return,
+                    None => {}
+                }
+                let Some(store) = bound.clone() else {
+                    error.set(Some(format!(
+                        "{key} not changed yet: not connected; it is once the server is reachable"
+                    )));
+                    gloo_timers::future::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    continue;
+                };
+                match store
+                    .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
+                    .await
+                {
+                    Ok(_) => return error.set(None),
+                    Err(KvError::JetStream(e)) if e.is_transient() => {
+                        error.set(Some(format!(
+                            "{key} not changed yet: {e}; it is once the server is back"
+                        )));
+                        if let Some(client) = nats.client.try_get_untracked().flatten() {
+                            until_connected(&client).await;
+                        }
+                        gloo_timers::future::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_PAUSE);
+                    }
+                    Err(e) => return error.set(Some(format!("{key} not changed: {e}"))),
+                }
             }
         });
     };

@@ -80,6 +80,11 @@ impl Writer {
         let mut conflicts = 0u32;
         loop {
             if self.clicks.try_with_value(Clicks::pending) == Some(0) {
+                // Every click is in (a read or the watch settled the last ones, whatever the
+                // last try said): nothing is waiting to be sent again.
+                if self.error.try_with_untracked(Option::is_some) == Some(true) {
+                    self.error.set(None);
+                }
                 if wake.next().await.is_none() {
                     return;
                 }
