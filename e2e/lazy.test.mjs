@@ -1,5 +1,5 @@
-// The release app's heavy pages come in modules of their own, one per group (/workers, the console,
-// /playground: scripts/build_app.sh, src/pages/lazy.rs): a tab fetches the group of the page it
+// The release app's heavy pages come in modules of their own, one per group (/chat, /workers, the
+// console, /playground: scripts/build_app.sh, src/pages/lazy.rs): a tab fetches the group of the page it
 // opens, then the others in the background; a page whose code cannot be fetched says so, the tab
 // stays connected, and the page is fetched again on the next visit.
 
@@ -15,7 +15,7 @@ const dist = process.env.E2E_DIST ?? "";
 const split = dist !== "" && readdirSync(dist).some((f) => f.startsWith("__wasm_split"));
 const skip = split ? false : "E2E_DIST is not a split build (bash scripts/build_app.sh <dist>)";
 
-const GROUPS = ["workers", "console", "playground"];
+const GROUPS = ["chat", "workers", "console", "playground"];
 
 /** Each group's module the tab asks for (split_<group>-<build>.wasm) and when, in ms since `since()`. */
 function pageModules(page, since) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release app into <dist>: the main module, with the small pages, and a module for each
-# group of heavy pages (/workers, the console, /playground), which the browser fetches the first
-# time one of its pages is opened (src/pages/lazy.rs). What ./run.sh serves, and what the
+# group of heavy pages (/chat, /workers, the console, /playground), which the browser fetches the
+# first time one of its pages is opened (src/pages/lazy.rs). What ./run.sh serves, and what the
 # end-to-end tests and the benchmark load.
 #
 #   bash scripts/build_app.sh <dist>      # then: node e2e/serve.mjs <dist> 3000

@@ -214,7 +214,7 @@ pub fn App() -> impl IntoView {
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("/") view=pages::demos::dashboard::Dashboard/>
-                    <Route path=path!("/chat") view=pages::demos::chat::Chat/>
+                    <Route path=path!("/chat") view={Lazy::<pages::lazy::ChatRoute>::new()}/>
                     <Route path=path!("/counter") view=pages::demos::counter::CounterPage/>
                     <Route path=path!("/config") view=pages::demos::config::ConfigPage/>
                     <Route path=path!("/themes") view=pages::demos::themes::ThemesPage/>
