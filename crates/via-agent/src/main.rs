@@ -54,8 +54,9 @@ fn main() -> std::process::ExitCode {
     let ended = killed_agent
         .map(|pid| via_agent::leftovers::end(&via_agent::leftovers::run_mark(pid, &dir)))
         .unwrap_or_default();
-    // Only now the lock names this agent: one stopped while ending the leftovers (up to 4 s,
-    // before its signal handlers) leaves the killed agent's pid for the next one to end them.
+    // Only now the lock names this agent alone: one stopped while ending the leftovers (up to
+    // 4 s, before its signal handlers) leaves the killed agent's pid first, for the next one to
+    // end them.
     claim(&mut one_agent);
     std::env::set_var(
         via_agent::leftovers::MARK,
@@ -258,6 +259,7 @@ async fn run(config: Config) -> Result<(), String> {
         _ = agent.shutdown() => false,
         _ = sigint.recv() => true,
         _ = sigterm.recv() => true,
+        _ = sighup.recv() => true,
     };
     if forced {
         agent.kill_all_now();

@@ -153,7 +153,9 @@ impl EndpointShared {
     /// Counts new slow-consumer drops as one error, as nats.go's async error handler does.
     fn note_drops(&self) {
         let dropped = self.sub.dropped();
-        if self.dropped_seen.swap(dropped, Ordering::AcqRel) < dropped {
+        // The highest count seen wins: STATS (another thread) and the reader may race here, and
+        // a stale count swapped back in would have the same drops counted again.
+        if self.dropped_seen.fetch_max(dropped, Ordering::AcqRel) < dropped {
             self.count_error(SLOW_CONSUMER.to_owned());
         }
     }
