@@ -90,8 +90,10 @@ test(`counter under cuts: ${TABS} tabs × ${CLICKS} clicks, ${SEEDS} seeds, exac
           console: consoleTail(p),
         })),
       );
-      // Start the next seed from a clean slate: reload drops whatever a tab still has queued.
+      // Start the next seed from a clean slate: what a tab still has queued is dropped (a reload
+      // alone would keep it, in the tab's storage).
       await env.proxy("reset");
+      await Promise.all(tabs.map((p) => p.evaluate(() => sessionStorage.removeItem("via.counter"))));
       await Promise.all(tabs.map((p) => p.reload()));
       await allLive(tabs, { timeout: 30_000 }).catch(() => {});
     }

@@ -130,6 +130,43 @@ test("counter: clicks on the way are sent after the tab moved to another page", 
   await waitText(page, "counter-pending", "");
 });
 
+// A reload with clicks on the way (the server down: a user reloads a page that seems stuck) keeps
+// them: the tab's storage holds them for its next load, which writes them once the server is
+// back, under the writer that numbered them, so a click already in is not counted again. More
+// clicks after the reload count too. Before, a reload dropped them.
+test("counter: clicks on the way survive a reload of the tab, and are written once", { timeout: 90_000 }, async (t) => {
+  const kv = await env.kv("via_config");
+  const page = await env.tab({ identity: "reloader", path: "/counter" });
+  const start = counterValue(await kv.get("counter"));
+  await waitText(page, "counter-value", String(start));
+  // One click in, to be sure the reload does not count it again.
+  await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-value", String(start + 1));
+  await waitText(page, "counter-pending", "");
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  for (let i = 0; i < 3; i++) await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-pending", "3 change(s) on the way…");
+  await page.reload();
+  await waitText(page, "counter-pending", "3 change(s) on the way…");
+  await page.getByTestId("counter-add10").click();
+  await page.reload();
+  await waitText(page, "counter-pending", "4 change(s) on the way…");
+  await env.control("start");
+
+  await eventually("the clicks in KV", async () => counterValue(await kv.get("counter")) === start + 14, {
+    timeout: 30_000,
+  });
+  await waitText(page, "counter-value", String(start + 14));
+  await waitText(page, "counter-pending", "");
+  // Nothing left for the next load either.
+  await page.reload();
+  await waitText(page, "counter-value", String(start + 14));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("via.counter")), null);
+  assert.equal(counterValue(await kv.get("counter")), start + 14);
+});
+
 // An admin deletes the bucket (on /kv, or `nats kv del`) and nobody makes it again: the next click
 // creates it (as a first visit would) with the click in it, and the page follows the new bucket.
 test("counter: after the bucket is deleted, the next click creates it again", { timeout: 90_000 }, async () => {

@@ -1,13 +1,18 @@
-// Chat through an outage longer than a send's try (30 s): what was written is stored, and shown
-// everywhere, in the order it was written. Before, each message was sent by a delivery of its
-// own; the first, whose try had run out, waited a pause and a round trip after the server came
-// back, and the second, still in its first try, went out at once: stored first, and shown first
-// in every tab for good. (About 45 s: it runs against one server only, see test.sh.)
+// Writes through an outage longer than a write's own retries (30 s), against one server only
+// (about 45 s, see test.sh).
+//
+// Chat: what was written is stored, and shown everywhere, in the order it was written. Before,
+// each message was sent by a delivery of its own; the first, whose try had run out, waited a
+// pause and a round trip after the server came back, and the second, still in its first try,
+// went out at once: stored first, and shown first in every tab for good.
+//
+// /themes: a theme picked on a page that had bound its bucket is written once the server is
+// back. Before, the write gave up when its 30 s ran out, and the pick was dropped.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { rand, useEnv, waitFor } from "./lib.mjs";
+import { eventually, rand, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -16,13 +21,22 @@ async function send(page, text) {
   await page.getByTestId("chat-send").click();
 }
 
-test("chat: messages written during a long outage are stored in the order they were written", { timeout: 120_000 }, async (t) => {
-  const page = await env.tab({ identity: "chat-order", path: "/chat" });
+test("a long outage: chat messages stored in the order written, a theme picked written", { timeout: 150_000 }, async (t) => {
+  const kv = await env.kv("via_config");
+  await kv.put("theme", "light");
+  const [page, themes] = await Promise.all([
+    env.tab({ identity: "chat-order", path: "/chat" }),
+    env.tab({ identity: "outage-themes", path: "/themes" }),
+  ]);
   await page.getByPlaceholder("Message #general").waitFor();
+  await waitText(themes, "theme-stored", "light");
   const tag = rand();
   const [first, second] = [`first ${tag}`, `second ${tag}`];
   t.after(() => env.control("start"));
   await env.control("stop");
+  // The theme first: its write's own retries (30 s, as the chat's first try) have run out by the
+  // time the chat's have.
+  await themes.getByTestId("theme-option-sunset").click();
   await send(page, first);
   // Its first try has run out (30 s): it waits for the server to come back.
   await waitFor(
@@ -58,4 +72,8 @@ test("chat: messages written during a long outage are stored in the order they w
     const [a, b] = [texts.findIndex((x) => x.includes(first)), texts.findIndex((x) => x.includes(second))];
     return a >= 0 && b > a;
   }, { first, second });
+  // The theme picked during the outage.
+  await eventually("the theme written", async () => (await kv.get("theme"))?.string() === "sunset", { timeout: 30_000 });
+  await waitText(themes, "theme-stored", "sunset");
+  await waitFor(themes, "no error left", () => !document.querySelector(".card .error"), null, { timeout: 10_000 });
 });

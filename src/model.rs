@@ -328,6 +328,17 @@ impl Clicks {
         self.queue.iter().copied().collect()
     }
 
+    /// Clicks an earlier load of the tab queued and did not see settled (kept in the tab's
+    /// storage), numbered as they were: still to be written under the writer they were made by.
+    pub fn inherited(queue: Vec<(u64, CounterOp)>) -> Clicks {
+        let last = queue.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        Clicks {
+            queue: queue.into(),
+            last,
+            ..Clicks::default()
+        }
+    }
+
     pub fn pending(&self) -> usize {
         self.queue.len()
     }
@@ -374,7 +385,7 @@ impl Clicks {
 }
 
 /// One change the counter page asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CounterOp {
     Add(i64),
     Reset,
@@ -982,6 +993,32 @@ mod tests {
         c.push(Add(-1));
         assert!(!c.observe("me", &holding("me", 4), 7));
         assert_eq!(c.pending(), 0);
+    }
+
+    /// What a reload keeps (JSON in the tab's storage) comes back as the same queue, numbered as
+    /// it was: a value holding some of them settles those, and writes only the rest.
+    #[test]
+    fn inherited_clicks_keep_their_numbers_through_the_tabs_storage() {
+        use CounterOp::*;
+        let mut before = Clicks::default();
+        for op in [Add(1), Add(10), Reset, Add(-1)] {
+            before.push(op);
+        }
+        assert!(!before.observe("old", &holding("old", 1), 3));
+        let json = serde_json::to_string(&vec![("old".to_owned(), before.queued())]).unwrap();
+        let stored: Vec<(String, Vec<(u64, CounterOp)>)> = serde_json::from_str(&json).unwrap();
+        let [(writer, queue)] = stored.as_slice() else {
+            panic!("{stored:?}")
+        };
+        let mut after = Clicks::inherited(queue.clone());
+        assert_eq!(after.queued(), vec![(2, Add(10)), (3, Reset), (4, Add(-1))]);
+        // The last load's write of click 3 was stored, its answer lost: only 4 is left to write.
+        assert!(!after.observe(writer, &holding("old", 3), 5));
+        assert_eq!(after.queued(), vec![(4, Add(-1))]);
+        let written = holding("old", 3).with_clicks(writer, "ada", "now", &after.queued());
+        assert_eq!(written.applied_upto("old"), 4);
+        assert!(!after.observe(writer, &written, 6));
+        assert_eq!(after.pending(), 0);
     }
 
     #[test]

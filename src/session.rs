@@ -222,6 +222,38 @@ pub mod outbox {
     }
 }
 
+/// The counter's clicks not yet seen in the stored value, by the writer that numbered them (each
+/// load of the app is a writer of its own), kept across a reload of the tab: the next load writes
+/// them, under their writer, so that one already in is not counted again.
+pub mod counter_clicks {
+    use crate::model::CounterOp;
+
+    const KEY: &str = "via.counter";
+
+    pub type Unsettled = Vec<(String, Vec<(u64, CounterOp)>)>;
+
+    pub fn load() -> Unsettled {
+        super::session_storage()
+            .and_then(|s| s.get_item(KEY).ok().flatten())
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps what is unsettled now (nothing: the key is removed).
+    pub fn save(unsettled: &Unsettled) {
+        let Some(s) = super::session_storage() else {
+            return;
+        };
+        let _ = match unsettled.is_empty() {
+            true => s.remove_item(KEY),
+            false => match serde_json::to_string(unsettled) {
+                Ok(json) => s.set_item(KEY, &json),
+                Err(_) => Ok(()),
+            },
+        };
+    }
+}
+
 /// An error's text for the page, a permission refusal explained for the user the settings sign
 /// in as (see [`crate::model::explain`]).
 pub fn explain(error: impl std::fmt::Display) -> String {

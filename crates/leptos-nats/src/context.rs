@@ -23,6 +23,9 @@ pub struct NatsContext {
     setup_error: RwSignal<Option<String>>,
     watcher: StoredValue<Option<AbortHandle>>,
     buckets: StoredValue<Arc<Mutex<HashMap<String, Store>>>>,
+    /// By (bucket, key), the value a `use_kv_key` `set` is writing: one per key for the whole
+    /// app, so that the latest `set` of any page wins and one task writes it.
+    pub(crate) writes: StoredValue<Arc<Mutex<crate::hooks::PendingWrites>>>,
     /// The KV hooks' watches of each bucket, told when something finds the bucket gone.
     gone: StoredValue<Arc<Mutex<GoneWatches>>>,
 }
@@ -230,6 +233,7 @@ pub fn provide_nats(options: Options) -> NatsContext {
         setup_error: RwSignal::new(None),
         watcher: StoredValue::new(None),
         buckets: StoredValue::new(Arc::default()),
+        writes: StoredValue::new(Arc::default()),
         gone: StoredValue::new(Arc::default()),
     };
     // Refused options leave no client; the status says why.

@@ -153,23 +153,10 @@ pub struct UseKvKeyReturn {
     pub error: Signal<Option<String>>,
     store: RwSignal<Option<Store>>,
     set_error: RwSignal<Option<String>>,
+    bucket: StoredValue<String>,
     key: StoredValue<String>,
-    /// The value [`UseKvKeyReturn::set`] asked for last and has not written yet.
-    outgoing: StoredValue<Arc<Mutex<Outgoing>>>,
     context: NatsContext,
 }
-
-/// A [`UseKvKeyReturn::set`] waiting to be written: only the latest value asked for (last
-/// writer wins, in a tab as across tabs), and whether a task is writing it.
-#[derive(Default)]
-struct Outgoing {
-    value: Option<Bytes>,
-    sending: bool,
-}
-
-/// The first pause after a failed write of a [`UseKvKeyReturn::set`], doubling up to the max.
-const SET_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
-const MAX_SET_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl UseKvKeyReturn {
     /// The bucket, once bound.
@@ -184,82 +171,161 @@ impl UseKvKeyReturn {
     }
 
     /// Writes `value` (last writer wins). The signal updates when the write comes back through
-    /// the watch, in this tab as in every other. Asked while the bucket is not bound yet or the
-    /// server is unreachable, it is written once they are (a newer `set` meanwhile replaces it),
-    /// and `error` says so meanwhile; a write refused for what it is (permission, size) is not
-    /// tried again. The write completes even if the component is unmounted meanwhile, once the
-    /// bucket was bound (the result is then shown nowhere).
+    /// the watch, in this tab as in every other. Asked before the bucket is bound or while the
+    /// server is unreachable (or the connection is being replaced), it is written once it can
+    /// be, over the connection then current, and `error` says so meanwhile; a newer `set` of the
+    /// same key, from this page or another, replaces it. Only a write refused for what it is
+    /// (permission, size) is given up, and says why. The write goes on after the component is
+    /// unmounted (its outcome is then shown nowhere).
     pub fn set(&self, value: impl Into<Bytes>) {
-        let (Some(outgoing), Some(key)) = (self.outgoing.try_get_value(), self.key.try_get_value())
+        let (Some(bucket), Some(key)) = (self.bucket.try_get_value(), self.key.try_get_value())
         else {
             return;
         };
+        let Some(writes) = self.context.writes.try_get_value() else {
+            return;
+        };
+        let outgoing = writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((bucket.clone(), key.clone()))
+            .or_default()
+            .clone();
         let start = {
             let mut o = outgoing.lock().unwrap_or_else(PoisonError::into_inner);
             o.value = Some(value.into());
             !std::mem::replace(&mut o.sending, true)
         };
         if start {
-            let write = write_latest(outgoing, self.store, self.context, key, self.set_error);
+            let write = write_latest(outgoing, self.context, bucket, key, self.set_error);
             leptos::task::spawn_local(write);
         }
     }
 }
 
-/// Writes what [`UseKvKeyReturn::set`] asked for last until nothing is left to write: waits for
-/// the bucket to be bound and the server to be reachable, and retries a write that failed for
-/// the connection. Only writes to signals: they do nothing once disposed. The bucket is the
-/// one bound now, or the last one bound once the component is gone.
+/// The value a [`UseKvKeyReturn::set`] is writing, by (bucket, key).
+pub(crate) type PendingWrites = std::collections::HashMap<(String, String), Arc<Mutex<Outgoing>>>;
+
+/// How a page's KV write that failed should go on ([`write_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The connection: down, too slow, or closed and being replaced (settings changed). Worth
+    /// trying again once connected, over the connection then current.
+    Connection,
+    /// Lost to other writers of the key, again and again: worth trying again after a pause.
+    Contention,
+    /// Refused for what it is (permission, size, a bucket that cannot be made), or its outcome
+    /// cannot be known: trying again would not help, or could apply it twice.
+    Refused,
+}
+
+/// What `e`, a failed write's error, says about trying again.
+pub fn write_failure(e: &KvError) -> WriteFailure {
+    use nats_ws::jetstream::JetStreamError;
+    use nats_ws::{PublishError, RequestError};
+    match e {
+        KvError::JetStream(
+            JetStreamError::DeadlineExceeded(_)
+            | JetStreamError::Request(
+                RequestError::Closed | RequestError::Publish(PublishError::Closed),
+            )
+            | JetStreamError::Subscribe(SubscribeError::Closed),
+        ) => WriteFailure::Connection,
+        KvError::JetStream(e) if e.is_transient() => WriteFailure::Connection,
+        KvError::TooManyConflicts { .. }
+        | KvError::WrongLastRevision { .. }
+        | KvError::KeyExists { .. } => WriteFailure::Contention,
+        _ => WriteFailure::Refused,
+    }
+}
+
+/// A [`UseKvKeyReturn::set`] waiting to be written: only the latest value asked for (last
+/// writer wins, in a tab as across tabs), and whether a task is writing it.
+#[derive(Default)]
+pub(crate) struct Outgoing {
+    value: Option<Bytes>,
+    sending: bool,
+}
+
+/// The first pause after a failed write of a page, doubling up to the max.
+pub const WRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+pub const MAX_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for a connected client: the current one, once connected (`None` when there is none).
+/// A client that was closed is waited past: the new one follows (after `pause`, so that one
+/// closed and never replaced is not asked again at once).
+async fn connected_client(context: NatsContext, pause: std::time::Duration) -> Option<Client> {
+    let client = context.client().get_untracked()?;
+    if until_connected(&client).await {
+        return Some(client);
+    }
+    gloo_timers::future::sleep(pause).await;
+    None
+}
+
+/// Writes what [`UseKvKeyReturn::set`] asked for last of `bucket` / `key` until nothing is left
+/// to write, over the app's connection (not a component's: it goes on when the page is left),
+/// binding the bucket as the hooks do. Only writes to `error`, which does nothing once
+/// disposed.
 async fn write_latest(
     outgoing: Arc<Mutex<Outgoing>>,
-    store: RwSignal<Option<Store>>,
     context: NatsContext,
+    bucket: String,
     key: String,
     error: RwSignal<Option<String>>,
 ) {
     let lock = || outgoing.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut bound: Option<Store> = None;
-    let mut pause = SET_PAUSE;
+    let mut pause = WRITE_PAUSE;
+    let wait = |pause: &mut std::time::Duration| {
+        let now = *pause;
+        *pause = (*pause * 2).min(MAX_WRITE_PAUSE);
+        gloo_timers::future::sleep(now)
+    };
     loop {
         let Some(value) = lock().value.clone() else {
             lock().sending = false;
             return;
         };
-        let now = store.try_get_untracked();
-        if let Some(Some(s)) = &now {
-            bound = Some(s.clone());
-        }
-        let Some(s) = bound.clone() else {
-            if now.is_none() {
-                // Gone before the bucket was ever bound: nothing to write to.
-                *lock() = Outgoing::default();
-                return;
-            }
-            error.set(Some(
-                "not connected yet: the change is written once the server is reachable".into(),
-            ));
-            gloo_timers::future::sleep(pause).await;
-            pause = (pause * 2).min(MAX_SET_PAUSE);
-            continue;
-        };
-        let result = s.put(&key, value.clone()).await;
-        let failed = match result {
-            Ok(_) => None,
-            Err(KvError::JetStream(e)) if e.is_transient() => {
-                error.set(Some(format!(
-                    "{e}; the change is written once the server is back"
-                )));
-                if let Some(client) = context.client().get_untracked() {
-                    until_connected(&client).await;
-                }
-                gloo_timers::future::sleep(pause).await;
-                pause = (pause * 2).min(MAX_SET_PAUSE);
+        let written = match connected_client(context, pause).await {
+            None => {
+                error.set(Some(
+                    "not connected yet: the change is written once the server is reachable".into(),
+                ));
+                wait(&mut pause).await;
                 continue;
             }
-            Err(e) => Some(e.to_string()),
+            Some(client) => match context
+                .bucket(&client, &bucket, |replicas| {
+                    bucket_config(&bucket, replicas)
+                })
+                .await
+            {
+                Ok(store) => store.put(&key, value.clone()).await,
+                Err(e) => Err(e),
+            },
+        };
+        let failed = match written {
+            Ok(_) => None,
+            // Deleted by someone (an admin on /kv): bound, so created, again at the next try.
+            Err(e) if bucket_gone(&e) => {
+                context.forget_bucket(&bucket);
+                error.set(Some(e.to_string()));
+                wait(&mut pause).await;
+                continue;
+            }
+            Err(e) => match write_failure(&e) {
+                WriteFailure::Connection | WriteFailure::Contention => {
+                    error.set(Some(format!(
+                        "{e}; the change is written once the server is back"
+                    )));
+                    wait(&mut pause).await;
+                    continue;
+                }
+                WriteFailure::Refused => Some(e.to_string()),
+            },
         };
         error.set(failed);
-        pause = SET_PAUSE;
+        pause = WRITE_PAUSE;
         let mut o = lock();
         // Written (or refused): done, unless a newer value was asked for meanwhile.
         if o.value.as_ref() == Some(&value) {
@@ -407,8 +473,8 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
         error: error.into(),
         store,
         set_error: error,
+        bucket: StoredValue::new(bucket),
         key: StoredValue::new(key),
-        outgoing: StoredValue::new(Arc::default()),
         context,
     }
 }

@@ -24,6 +24,6 @@ pub use context::{
 };
 pub use hooks::{
     bucket_gone, use_kv_key, use_kv_watch, use_subscription, use_subscription_list,
-    use_subscription_with_options, KvChange, UseKvKeyReturn, UseKvWatchReturn,
-    UseSubscriptionListReturn,
+    use_subscription_with_options, write_failure, KvChange, UseKvKeyReturn, UseKvWatchReturn,
+    UseSubscriptionListReturn, WriteFailure, MAX_WRITE_PAUSE, WRITE_PAUSE,
 };

@@ -3,7 +3,11 @@
 use bytes::Bytes;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{until_connected, use_kv_watch, use_nats, KvChange};
+use leptos_nats::{
+    until_connected, use_kv_watch, use_nats, write_failure, KvChange, WriteFailure,
+    MAX_WRITE_PAUSE, WRITE_PAUSE,
+};
+use nats_ws::jetstream::JetStreamError;
 use nats_ws::kv::KvError;
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
@@ -46,9 +50,6 @@ fn describe(change: &KvChange) -> Shown {
 
 /// Compare-and-set tries of one click before it gives up (each lost only to another write).
 const STEP_ATTEMPTS: usize = 10;
-/// Pause after a try that failed for the connection, doubling up to `MAX_PAUSE`.
-const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
-const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[component]
 pub fn ConfigPage() -> impl IntoView {
@@ -110,45 +111,47 @@ pub fn ConfigPage() -> impl IntoView {
         // Each click moves the value one step from what is stored when it is written (read, then
         // compare-and-set, again on a conflict), not from what the page showed: two quick clicks
         // make two steps, and a change from another tab meanwhile is stepped from, not overwritten.
-        // A click made before the bucket is bound, or while the server is unreachable, is
-        // written once they are (a click is never dropped for the connection); one refused for
-        // what it is (permission) is not tried again.
+        // A click made before the bucket is bound, while the server is unreachable, or while
+        // the connection is replaced, is written once it can be, over the app's connection then
+        // current (not the page's: it goes on when the page is left); so is one that lost to
+        // other writers again and again. Only a refusal for what it is (permission) drops it.
         spawn_local(async move {
             let step = |live: Option<&nats_ws::kv::Entry>| {
                 Bytes::from(next_config_value(choices, live.and_then(|e| e.text())))
             };
-            let mut bound = None;
-            let mut pause = FIRST_PAUSE;
+            let mut pause = WRITE_PAUSE;
             loop {
-                // The bucket bound now, or the last one bound once the page is gone.
-                match config.try_store() {
-                    Some(Some(store)) => bound = Some(store),
-                    Some(None) => {}
-                    None if bound.is_none() => return,
-                    None => {}
-                }
-                let Some(store) = bound.clone() else {
-                    error.set(Some(format!(
-                        "{key} not changed yet: not connected; it is once the server is reachable"
-                    )));
-                    gloo_timers::future::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_PAUSE);
-                    continue;
-                };
-                match store
-                    .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
-                    .await
-                {
-                    Ok(_) => return error.set(None),
-                    Err(KvError::JetStream(e)) if e.is_transient() => {
-                        error.set(Some(format!(
-                            "{key} not changed yet: {e}; it is once the server is back"
-                        )));
-                        if let Some(client) = nats.client.try_get_untracked().flatten() {
-                            until_connected(&client).await;
+                let written = match nats.client.get_untracked() {
+                    Some(client) if until_connected(&client).await => {
+                        match nats.kv_bucket(&client, CONFIG_BUCKET).await {
+                            Ok(store) => {
+                                store
+                                    .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
+                                    .await
+                            }
+                            Err(e) => Err(e),
                         }
+                    }
+                    // None yet, or closed and being replaced.
+                    _ => Err(KvError::JetStream(JetStreamError::Request(
+                        nats_ws::RequestError::Closed,
+                    ))),
+                };
+                match written {
+                    Ok(_) => return error.set(None),
+                    // Deleted by someone (an admin on /kv): bound, so created, again next try.
+                    Err(e) if leptos_nats::bucket_gone(&e) => {
+                        nats.forget_kv_bucket(CONFIG_BUCKET);
+                        error.set(Some(format!("{key} not changed yet: {e}")));
                         gloo_timers::future::sleep(pause).await;
-                        pause = (pause * 2).min(MAX_PAUSE);
+                        pause = (pause * 2).min(MAX_WRITE_PAUSE);
+                    }
+                    Err(e) if write_failure(&e) != WriteFailure::Refused => {
+                        error.set(Some(format!(
+                            "{key} not changed yet: {e}; it is once it can be"
+                        )));
+                        gloo_timers::future::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_WRITE_PAUSE);
                     }
                     Err(e) => return error.set(Some(format!("{key} not changed: {e}"))),
                 }

@@ -2,10 +2,12 @@
 //! compare-and-set, so concurrent clicks in many tabs never lose an update.
 //!
 //! Clicks are numbered and queue up in the app, not the page: leaving `/counter` with clicks on
-//! the way (the server down, say) does not drop them. One task, started with the app
-//! ([`provide_counter_clicks`]), writes them. Each write starts by reading the key: the value
-//! says up to which of this tab's clicks it already includes (`Counter::applied`), those settle,
-//! and the rest are applied in a compare-and-set. Only a value seen settles clicks (a read, or
+//! the way (the server down, say) does not drop them, and a reload of the tab keeps them in its
+//! storage for the next load, which writes them under the writer id that numbered them (each
+//! load is a writer of its own: two loads, or a duplicated tab, never number clicks alike). One
+//! task, started with the app ([`provide_counter_clicks`]), writes them. Each write starts by
+//! reading the key: the value says up to which of this tab's clicks it already includes
+//! (`Counter::applied`), those settle, and the rest are applied in a compare-and-set. Only a value seen settles clicks (a read, or
 //! one the page's watch delivers), never a write's answer alone: so a write whose answer was lost
 //! (a cut, a timeout) is settled by the next read, and so is one that the server acknowledged and
 //! then overwrote before that read — a clustered nats-server before 2.9.21 accepts concurrent
@@ -30,7 +32,7 @@ use leptos_nats::{
 use nats_ws::kv::{Entry, KvError, Operation};
 
 use crate::model::{Clicks, Counter, CounterOp, CONFIG_BUCKET};
-use crate::session::{now_iso, random_hex};
+use crate::session::{counter_clicks, now_iso, random_hex};
 use crate::use_identity;
 
 const KEY: &str = "counter";
@@ -61,6 +63,14 @@ struct Writer {
     id: StoredValue<String>,
     /// Clicks numbered from 1: those not yet known to be in the stored value, and those seen in it.
     clicks: StoredValue<Clicks>,
+    /// Clicks earlier loads of this tab left unsettled (reloaded while the server was down, say),
+    /// each under the writer that numbered them (`session::counter_clicks`): written before this
+    /// load's, and settled the same way, so that one already in is not counted again.
+    inherited: StoredValue<Vec<(String, Clicks)>>,
+    /// What the tab's storage holds: written again only when it changes (every value the watch
+    /// delivers is observed).
+    saved: StoredValue<counter_clicks::Unsettled>,
+    /// Every click not yet known to be in, this load's and inherited ones.
     pending: RwSignal<usize>,
     error: RwSignal<Option<String>>,
     identity: RwSignal<String>,
@@ -70,7 +80,35 @@ struct Writer {
 impl Writer {
     fn click(&self, op: CounterOp) {
         self.clicks.update_value(|c| c.push(op));
-        self.pending.set(self.clicks.with_value(Clicks::pending));
+        self.changed();
+    }
+
+    /// Every click not yet known to be in (`None` when the app is gone).
+    fn pending_all(&self) -> Option<usize> {
+        let inherited = self
+            .inherited
+            .try_with_value(|i| i.iter().map(|(_, c)| c.pending()).sum::<usize>())?;
+        Some(self.clicks.try_with_value(Clicks::pending)? + inherited)
+    }
+
+    /// After the queues changed: the count shown, and what the tab keeps for its next load.
+    /// Inherited writers whose clicks are all in are forgotten.
+    fn changed(&self) -> Option<()> {
+        self.inherited
+            .try_update_value(|i| i.retain(|(_, c)| c.pending() > 0))?;
+        let mut unsettled: counter_clicks::Unsettled = self
+            .inherited
+            .try_with_value(|i| i.iter().map(|(w, c)| (w.clone(), c.queued())).collect())?;
+        let own = self.clicks.try_with_value(Clicks::queued)?;
+        if !own.is_empty() {
+            unsettled.push((self.id.try_get_value()?, own));
+        }
+        if self.saved.try_with_value(|saved| *saved != unsettled)? {
+            counter_clicks::save(&unsettled);
+            self.saved.try_set_value(unsettled);
+        }
+        self.pending.set(self.pending_all()?);
+        Some(())
     }
 
     /// Writes queued clicks until the queue is empty; then waits for the next click. Stops when
@@ -79,7 +117,7 @@ impl Writer {
         let mut pause = FIRST_PAUSE;
         let mut conflicts = 0u32;
         loop {
-            if self.clicks.try_with_value(Clicks::pending) == Some(0) {
+            if self.pending_all() == Some(0) {
                 // Every click is in (a read or the watch settled the last ones, whatever the
                 // last try said): nothing is waiting to be sent again.
                 if self.error.try_with_untracked(Option::is_some) == Some(true) {
@@ -140,8 +178,17 @@ impl Writer {
         if let Some(e) = &current {
             self.observe(&value, e.revision)?;
         }
-        let id = self.id.try_get_value()?;
-        let clicks = self.clicks.try_with_value(Clicks::queued)?;
+        // The oldest inherited writer's clicks first, then this load's.
+        let inherited = self
+            .inherited
+            .try_with_value(|i| i.first().map(|(w, c)| (w.clone(), c.queued())))?;
+        let (id, clicks) = match inherited {
+            Some(next) => next,
+            None => (
+                self.id.try_get_value()?,
+                self.clicks.try_with_value(Clicks::queued)?,
+            ),
+        };
         if clicks.is_empty() {
             return Some(Ok(Tried::Done));
         }
@@ -175,7 +222,7 @@ impl Writer {
     fn failed(&self, e: KvError) -> String {
         if bucket_gone(&e) {
             self.nats.forget_kv_bucket(CONFIG_BUCKET);
-            self.clicks.try_update_value(Clicks::forget_settled);
+            self.forget_settled();
         }
         e.to_string()
     }
@@ -185,12 +232,22 @@ impl Writer {
     /// when clicks went back.
     fn observe(&self, value: &Counter, revision: u64) -> Option<bool> {
         let id = self.id.try_get_value()?;
-        let back = self
+        let mut back = self
             .clicks
             .try_update_value(|c| c.observe(&id, value, revision))?;
-        self.pending
-            .set(self.clicks.try_with_value(Clicks::pending)?);
+        back |= self.inherited.try_update_value(|i| {
+            i.iter_mut()
+                .fold(false, |back, (w, c)| c.observe(w, value, revision) | back)
+        })?;
+        self.changed()?;
         Some(back)
+    }
+
+    /// The values to come are another bucket's: see [`Clicks::forget_settled`].
+    fn forget_settled(&self) {
+        self.clicks.try_update_value(Clicks::forget_settled);
+        self.inherited
+            .try_update_value(|i| i.iter_mut().for_each(|(_, c)| c.forget_settled()));
     }
 }
 
@@ -226,20 +283,29 @@ impl CounterClicks {
 /// Starts the counter's write task and provides [`CounterClicks`] to every page. Call in the
 /// root, below `provide_nats` and the identity.
 pub fn provide_counter_clicks() {
+    let stored = counter_clicks::load();
+    let inherited: Vec<(String, Clicks)> = stored
+        .iter()
+        .cloned()
+        .map(|(writer, queue)| (writer, Clicks::inherited(queue)))
+        .filter(|(_, c)| c.pending() > 0)
+        .collect();
     let writer = Writer {
         id: StoredValue::new(random_hex(12)),
         clicks: StoredValue::new(Clicks::default()),
-        pending: RwSignal::new(0),
+        pending: RwSignal::new(inherited.iter().map(|(_, c)| c.pending()).sum()),
+        inherited: StoredValue::new(inherited),
+        saved: StoredValue::new(stored),
         error: RwSignal::new(None),
         identity: use_identity(),
         nats: use_nats(),
     };
     // Another connection (servers or credentials changed in ⚙) reads another bucket.
-    let (clicks, client) = (writer.clicks, writer.nats.client);
+    let client = writer.nats.client;
     Effect::new(move |seen: Option<()>| {
         client.track();
         if seen.is_some() {
-            clicks.try_update_value(Clicks::forget_settled);
+            writer.forget_settled();
         }
     });
     let (wake, woken) = mpsc::unbounded();
