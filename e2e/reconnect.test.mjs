@@ -122,6 +122,10 @@ test("config and themes: clicks made while the server is down are written when i
   await themes.getByTestId("theme-option-forest").click();
   // Longer than a read's timeout (5 s): before, the bound page's click failed and was dropped.
   await new Promise((r) => setTimeout(r, 7_000));
+  // And the page is left before the server is back: the click's task outlives it (it once read
+  // the page's own signal of the client, gone with the page: a panic that ended the app).
+  await config.locator('a[href="/counter"]').click();
+  await config.waitForURL(/\/counter$/);
   await env.control("start");
 
   await eventually(
@@ -136,6 +140,7 @@ test("config and themes: clicks made while the server is down are written when i
     await waitStatus(page, "Live");
     await waitFor(page, "no error left once the clicks are in", () => !document.querySelector(".card .error"), null, { timeout: 10_000 });
   }
+  await config.locator('a[href="/config"]').click();
   await waitText(config, "config-value-app.debug", step[debug]);
   await waitText(late, "config-value-feature.flag2", step[flag2]);
   await waitText(themes, "theme-stored", "forest");

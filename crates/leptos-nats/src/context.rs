@@ -58,6 +58,13 @@ impl UseNatsReturn {
         self.context.connect(options)
     }
 
+    /// The app's client now, read from the app's own state: for a task that outlives the
+    /// component that started it, whose `client` signal is gone with the component (reading a
+    /// signal that is gone panics).
+    pub fn current_client(&self) -> Option<Client> {
+        self.context.client.try_get_untracked().flatten()
+    }
+
     /// After an operation said bucket `name` is gone (deleted by someone): the next
     /// [`Self::kv_bucket`] binds it again, and so creates it again.
     pub fn forget_kv_bucket(&self, name: &str) {

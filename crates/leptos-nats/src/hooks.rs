@@ -209,13 +209,18 @@ pub(crate) type PendingWrites = std::collections::HashMap<(String, String), Arc<
 /// How a page's KV write that failed should go on ([`write_failure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFailure {
-    /// The connection: down, too slow, or closed and being replaced (settings changed). Worth
-    /// trying again once connected, over the connection then current.
+    /// The connection: down or not answering, nothing stored. Worth trying again once
+    /// connected, over the connection then current.
     Connection,
+    /// The write may have been stored: its retries ran out (an outage longer than its
+    /// deadline), or its client was closed (the settings changed) while it was on its way.
+    /// Writing the same value again is harmless; a change made from what is stored (a step, an
+    /// increment) could be applied twice.
+    Unknown,
     /// Lost to other writers of the key, again and again: worth trying again after a pause.
     Contention,
-    /// Refused for what it is (permission, size, a bucket that cannot be made), or its outcome
-    /// cannot be known: trying again would not help, or could apply it twice.
+    /// Refused for what it is (permission, size, a bucket that cannot be made): trying again
+    /// would not help.
     Refused,
 }
 
@@ -230,7 +235,8 @@ pub fn write_failure(e: &KvError) -> WriteFailure {
                 RequestError::Closed | RequestError::Publish(PublishError::Closed),
             )
             | JetStreamError::Subscribe(SubscribeError::Closed),
-        ) => WriteFailure::Connection,
+        )
+        | KvError::OutcomeUnknown { .. } => WriteFailure::Unknown,
         KvError::JetStream(e) if e.is_transient() => WriteFailure::Connection,
         KvError::TooManyConflicts { .. }
         | KvError::WrongLastRevision { .. }
@@ -286,35 +292,38 @@ async fn write_latest(
             lock().sending = false;
             return;
         };
-        let written = match connected_client(context, pause).await {
-            None => {
-                error.set(Some(
-                    "not connected yet: the change is written once the server is reachable".into(),
-                ));
-                wait(&mut pause).await;
-                continue;
-            }
-            Some(client) => match context
-                .bucket(&client, &bucket, |replicas| {
-                    bucket_config(&bucket, replicas)
-                })
-                .await
-            {
-                Ok(store) => store.put(&key, value.clone()).await,
-                Err(e) => Err(e),
+        let Some(client) = connected_client(context, pause).await else {
+            error.set(Some(
+                "not connected yet: the change is written once the server is reachable".into(),
+            ));
+            wait(&mut pause).await;
+            continue;
+        };
+        let bound = context
+            .bucket(&client, &bucket, |replicas| {
+                bucket_config(&bucket, replicas)
+            })
+            .await;
+        let written = match bound {
+            Ok(store) => match store.put(&key, value.clone()).await {
+                // Deleted by someone since it was bound (an admin on /kv): bound, so created,
+                // again at the next try.
+                Err(e) if bucket_gone(&e) => {
+                    context.forget_bucket(&bucket);
+                    error.set(Some(e.to_string()));
+                    wait(&mut pause).await;
+                    continue;
+                }
+                written => written,
             },
+            // Not bound: one that cannot be made (a user who may not create it) is a refusal.
+            Err(e) => Err(e),
         };
         let failed = match written {
             Ok(_) => None,
-            // Deleted by someone (an admin on /kv): bound, so created, again at the next try.
-            Err(e) if bucket_gone(&e) => {
-                context.forget_bucket(&bucket);
-                error.set(Some(e.to_string()));
-                wait(&mut pause).await;
-                continue;
-            }
             Err(e) => match write_failure(&e) {
-                WriteFailure::Connection | WriteFailure::Contention => {
+                // The same value again: harmless if the last try was stored after all.
+                WriteFailure::Connection | WriteFailure::Unknown | WriteFailure::Contention => {
                     error.set(Some(format!(
                         "{e}; the change is written once the server is back"
                     )));

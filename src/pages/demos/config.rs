@@ -7,8 +7,6 @@ use leptos_nats::{
     until_connected, use_kv_watch, use_nats, write_failure, KvChange, WriteFailure,
     MAX_WRITE_PAUSE, WRITE_PAUSE,
 };
-use nats_ws::jetstream::JetStreamError;
-use nats_ws::kv::KvError;
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
 use crate::use_identity;
@@ -121,39 +119,62 @@ pub fn ConfigPage() -> impl IntoView {
             };
             let mut pause = WRITE_PAUSE;
             loop {
-                let written = match nats.client.get_untracked() {
-                    Some(client) if until_connected(&client).await => {
-                        match nats.kv_bucket(&client, CONFIG_BUCKET).await {
-                            Ok(store) => {
-                                store
-                                    .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    // None yet, or closed and being replaced.
-                    _ => Err(KvError::JetStream(JetStreamError::Request(
-                        nats_ws::RequestError::Closed,
-                    ))),
-                };
-                match written {
-                    Ok(_) => return error.set(None),
-                    // Deleted by someone (an admin on /kv): bound, so created, again next try.
-                    Err(e) if leptos_nats::bucket_gone(&e) => {
-                        nats.forget_kv_bucket(CONFIG_BUCKET);
-                        error.set(Some(format!("{key} not changed yet: {e}")));
+                // The app's client (this page's signal is gone once the page is left).
+                let client = match nats.current_client() {
+                    Some(client) if until_connected(&client).await => client,
+                    // None yet, or closed and being replaced: nothing was sent.
+                    _ => {
+                        error.set(Some(format!(
+                            "{key} not changed yet: not connected; it is once the server is \
+                             reachable"
+                        )));
                         gloo_timers::future::sleep(pause).await;
                         pause = (pause * 2).min(MAX_WRITE_PAUSE);
+                        continue;
                     }
-                    Err(e) if write_failure(&e) != WriteFailure::Refused => {
+                };
+                let written = match nats.kv_bucket(&client, CONFIG_BUCKET).await {
+                    Ok(store) => {
+                        let stepped = store
+                            .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
+                            .await;
+                        // Deleted by someone since it was bound (an admin on /kv): bound, so
+                        // created, again at the next try.
+                        match stepped {
+                            Err(e) if leptos_nats::bucket_gone(&e) => {
+                                nats.forget_kv_bucket(CONFIG_BUCKET);
+                                error.set(Some(format!("{key} not changed yet: {e}")));
+                                gloo_timers::future::sleep(pause).await;
+                                pause = (pause * 2).min(MAX_WRITE_PAUSE);
+                                continue;
+                            }
+                            stepped => stepped,
+                        }
+                    }
+                    // Not bound: one that cannot be made (a user who may not) is a refusal.
+                    Err(e) => Err(e),
+                };
+                let e = match written {
+                    Ok(_) => return error.set(None),
+                    Err(e) => e,
+                };
+                // A step that may have been stored is not made again: it could be two.
+                match write_failure(&e) {
+                    WriteFailure::Connection | WriteFailure::Contention => {
                         error.set(Some(format!(
                             "{key} not changed yet: {e}; it is once it can be"
                         )));
                         gloo_timers::future::sleep(pause).await;
                         pause = (pause * 2).min(MAX_WRITE_PAUSE);
                     }
-                    Err(e) => return error.set(Some(format!("{key} not changed: {e}"))),
+                    WriteFailure::Unknown => {
+                        return error.set(Some(format!(
+                            "{key} may or may not have changed (see its value): {e}"
+                        )));
+                    }
+                    WriteFailure::Refused => {
+                        return error.set(Some(format!("{key} not changed: {e}")));
+                    }
                 }
             }
         });

@@ -91,14 +91,16 @@ impl Writer {
         Some(self.clicks.try_with_value(Clicks::pending)? + inherited)
     }
 
-    /// After the queues changed: the count shown, and what the tab keeps for its next load.
-    /// Inherited writers whose clicks are all in are forgotten.
+    /// After the queues changed: the count shown, and what the tab keeps for its next load (the
+    /// writers with clicks still queued). Inherited writers whose clicks are all in stay known
+    /// here, so that a value written over them puts them back ([`Clicks::observe`]).
     fn changed(&self) -> Option<()> {
-        self.inherited
-            .try_update_value(|i| i.retain(|(_, c)| c.pending() > 0))?;
-        let mut unsettled: counter_clicks::Unsettled = self
-            .inherited
-            .try_with_value(|i| i.iter().map(|(w, c)| (w.clone(), c.queued())).collect())?;
+        let mut unsettled: counter_clicks::Unsettled = self.inherited.try_with_value(|i| {
+            i.iter()
+                .filter(|(_, c)| c.pending() > 0)
+                .map(|(w, c)| (w.clone(), c.queued()))
+                .collect()
+        })?;
         let own = self.clicks.try_with_value(Clicks::queued)?;
         if !own.is_empty() {
             unsettled.push((self.id.try_get_value()?, own));
@@ -179,9 +181,11 @@ impl Writer {
             self.observe(&value, e.revision)?;
         }
         // The oldest inherited writer's clicks first, then this load's.
-        let inherited = self
-            .inherited
-            .try_with_value(|i| i.first().map(|(w, c)| (w.clone(), c.queued())))?;
+        let inherited = self.inherited.try_with_value(|i| {
+            i.iter()
+                .find(|(_, c)| c.pending() > 0)
+                .map(|(w, c)| (w.clone(), c.queued()))
+        })?;
         let (id, clicks) = match inherited {
             Some(next) => next,
             None => (
