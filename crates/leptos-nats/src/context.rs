@@ -58,11 +58,24 @@ impl UseNatsReturn {
         self.context.connect(options)
     }
 
-    /// The app's client now, read from the app's own state: for a task that outlives the
-    /// component that started it, whose `client` signal is gone with the component (reading a
-    /// signal that is gone panics).
-    pub fn current_client(&self) -> Option<Client> {
-        self.context.client.try_get_untracked().flatten()
+    /// Runs `write` on KV bucket `bucket` until it succeeds, or fails in a way `retry` does not
+    /// take ([`crate::write_failure`]): over the app's connection then current (not a page's: a
+    /// task that outlives its page may call this), bound as the KV hooks bind it. It waits for a
+    /// connected client, binds (so creates) the bucket again when a try finds it deleted, and
+    /// pauses between tries (250 ms, doubling up to 5 s), telling `waiting` why first.
+    pub async fn write_until<T, Fut>(
+        &self,
+        bucket: &str,
+        retry: impl Fn(crate::WriteFailure) -> bool,
+        waiting: impl FnMut(crate::Waiting<'_>),
+        write: impl FnMut(Store) -> Fut,
+    ) -> Result<T, KvError>
+    where
+        Fut: std::future::Future<Output = Result<T, KvError>>,
+    {
+        self.context
+            .write_until(bucket, retry, waiting, write)
+            .await
     }
 
     /// After an operation said bucket `name` is gone (deleted by someone): the next

@@ -254,25 +254,72 @@ pub(crate) struct Outgoing {
 }
 
 /// The first pause after a failed write of a page, doubling up to the max.
-pub const WRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
-pub const MAX_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+const WRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits for a connected client: the current one, once connected (`None` when there is none).
-/// A client that was closed is waited past: the new one follows (after `pause`, so that one
-/// closed and never replaced is not asked again at once).
-async fn connected_client(context: NatsContext, pause: std::time::Duration) -> Option<Client> {
-    let client = context.client().get_untracked()?;
-    if until_connected(&client).await {
-        return Some(client);
+/// Why a page's write waits before its next try ([`UseNatsReturn::write_until`]).
+///
+/// [`UseNatsReturn::write_until`]: crate::UseNatsReturn::write_until
+#[derive(Debug, Clone, Copy)]
+pub enum Waiting<'a> {
+    /// No connected client (none yet, or a closed one being replaced): nothing was sent.
+    NotConnected,
+    /// This try failed so; the bucket was deleted meanwhile when [`bucket_gone`] says so (it is
+    /// bound, so created, again at the next try).
+    Failed(&'a KvError),
+}
+
+impl NatsContext {
+    /// See [`crate::UseNatsReturn::write_until`].
+    pub(crate) async fn write_until<T, Fut>(
+        &self,
+        bucket: &str,
+        retry: impl Fn(WriteFailure) -> bool,
+        mut waiting: impl FnMut(Waiting<'_>),
+        mut write: impl FnMut(Store) -> Fut,
+    ) -> Result<T, KvError>
+    where
+        Fut: Future<Output = Result<T, KvError>>,
+    {
+        let mut pause = WRITE_PAUSE;
+        loop {
+            let client = match self.client().get_untracked() {
+                Some(client) if until_connected(&client).await => client,
+                _ => {
+                    waiting(Waiting::NotConnected);
+                    gloo_timers::future::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_WRITE_PAUSE);
+                    continue;
+                }
+            };
+            let bound = self
+                .bucket(&client, bucket, |replicas| bucket_config(bucket, replicas))
+                .await;
+            // Not bound: one that cannot be made (a user who may not create it) is a refusal.
+            let e = match bound {
+                Ok(store) => match write(store).await {
+                    Ok(done) => return Ok(done),
+                    Err(e) if bucket_gone(&e) => {
+                        self.forget_bucket(bucket);
+                        e
+                    }
+                    Err(e) if !retry(write_failure(&e)) => return Err(e),
+                    Err(e) => e,
+                },
+                Err(e) if !retry(write_failure(&e)) => return Err(e),
+                Err(e) => e,
+            };
+            waiting(Waiting::Failed(&e));
+            gloo_timers::future::sleep(pause).await;
+            pause = (pause * 2).min(MAX_WRITE_PAUSE);
+        }
     }
-    gloo_timers::future::sleep(pause).await;
-    None
 }
 
 /// Writes what [`UseKvKeyReturn::set`] asked for last of `bucket` / `key` until nothing is left
-/// to write, over the app's connection (not a component's: it goes on when the page is left),
-/// binding the bucket as the hooks do. Only writes to `error`, which does nothing once
-/// disposed.
+/// to write, over the app's connection (not a component's: it goes on when the page is left).
+/// Each try writes the value asked for last; one that may have been stored is written again
+/// (the same value: harmless). Only writes to `error`, which does nothing once disposed.
 async fn write_latest(
     outgoing: Arc<Mutex<Outgoing>>,
     context: NatsContext,
@@ -281,66 +328,40 @@ async fn write_latest(
     error: RwSignal<Option<String>>,
 ) {
     let lock = || outgoing.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut pause = WRITE_PAUSE;
-    let wait = |pause: &mut std::time::Duration| {
-        let now = *pause;
-        *pause = (*pause * 2).min(MAX_WRITE_PAUSE);
-        gloo_timers::future::sleep(now)
-    };
-    loop {
-        let Some(value) = lock().value.clone() else {
-            lock().sending = false;
-            return;
-        };
-        let Some(client) = connected_client(context, pause).await else {
-            error.set(Some(
-                "not connected yet: the change is written once the server is reachable".into(),
-            ));
-            wait(&mut pause).await;
-            continue;
-        };
-        let bound = context
-            .bucket(&client, &bucket, |replicas| {
-                bucket_config(&bucket, replicas)
-            })
+    while lock().value.is_some() {
+        let tried = std::cell::RefCell::new(Bytes::new());
+        let written = context
+            .write_until(
+                &bucket,
+                |failure| failure != WriteFailure::Refused,
+                |why| {
+                    error.set(Some(match why {
+                        Waiting::NotConnected => "not connected yet: the change is written \
+                                                  once the server is reachable"
+                            .to_owned(),
+                        Waiting::Failed(e) if bucket_gone(e) => e.to_string(),
+                        Waiting::Failed(e) => {
+                            format!("{e}; the change is written once the server is back")
+                        }
+                    }))
+                },
+                |store| {
+                    let value = lock().value.clone().unwrap_or_default();
+                    *tried.borrow_mut() = value.clone();
+                    let key = key.clone();
+                    async move { store.put(&key, value).await }
+                },
+            )
             .await;
-        let written = match bound {
-            Ok(store) => match store.put(&key, value.clone()).await {
-                // Deleted by someone since it was bound (an admin on /kv): bound, so created,
-                // again at the next try.
-                Err(e) if bucket_gone(&e) => {
-                    context.forget_bucket(&bucket);
-                    error.set(Some(e.to_string()));
-                    wait(&mut pause).await;
-                    continue;
-                }
-                written => written,
-            },
-            // Not bound: one that cannot be made (a user who may not create it) is a refusal.
-            Err(e) => Err(e),
-        };
-        let failed = match written {
-            Ok(_) => None,
-            Err(e) => match write_failure(&e) {
-                // The same value again: harmless if the last try was stored after all.
-                WriteFailure::Connection | WriteFailure::Unknown | WriteFailure::Contention => {
-                    error.set(Some(format!(
-                        "{e}; the change is written once the server is back"
-                    )));
-                    wait(&mut pause).await;
-                    continue;
-                }
-                WriteFailure::Refused => Some(e.to_string()),
-            },
-        };
-        error.set(failed);
-        pause = WRITE_PAUSE;
+        error.set(written.err().map(|e| e.to_string()));
+        let value = tried.into_inner();
         let mut o = lock();
         // Written (or refused): done, unless a newer value was asked for meanwhile.
         if o.value.as_ref() == Some(&value) {
             o.value = None;
         }
     }
+    lock().sending = false;
 }
 
 /// Whether `e` says the bucket is gone (its stream deleted): binding it again creates it.
@@ -514,12 +535,6 @@ impl UseKvWatchReturn {
     /// The bucket, once bound.
     pub fn store(&self) -> Option<Store> {
         self.store.get_untracked()
-    }
-
-    /// [`UseKvWatchReturn::store`] for code that may run after the component is gone (a task):
-    /// `None` then, `Some(store)` otherwise.
-    pub fn try_store(&self) -> Option<Option<Store>> {
-        self.store.try_get_untracked()
     }
 }
 

@@ -25,5 +25,5 @@ pub use context::{
 pub use hooks::{
     bucket_gone, use_kv_key, use_kv_watch, use_subscription, use_subscription_list,
     use_subscription_with_options, write_failure, KvChange, UseKvKeyReturn, UseKvWatchReturn,
-    UseSubscriptionListReturn, WriteFailure, MAX_WRITE_PAUSE, WRITE_PAUSE,
+    UseSubscriptionListReturn, Waiting, WriteFailure,
 };

@@ -4,8 +4,7 @@ use bytes::Bytes;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{
-    until_connected, use_kv_watch, use_nats, write_failure, KvChange, WriteFailure,
-    MAX_WRITE_PAUSE, WRITE_PAUSE,
+    bucket_gone, use_kv_watch, use_nats, write_failure, KvChange, Waiting, WriteFailure,
 };
 
 use crate::model::{next_config_value, CONFIG_BUCKET, CONFIG_KEYS};
@@ -117,66 +116,37 @@ pub fn ConfigPage() -> impl IntoView {
             let step = |live: Option<&nats_ws::kv::Entry>| {
                 Bytes::from(next_config_value(choices, live.and_then(|e| e.text())))
             };
-            let mut pause = WRITE_PAUSE;
-            loop {
-                // The app's client (this page's signal is gone once the page is left).
-                let client = match nats.current_client() {
-                    Some(client) if until_connected(&client).await => client,
-                    // None yet, or closed and being replaced: nothing was sent.
-                    _ => {
-                        error.set(Some(format!(
-                            "{key} not changed yet: not connected; it is once the server is \
-                             reachable"
-                        )));
-                        gloo_timers::future::sleep(pause).await;
-                        pause = (pause * 2).min(MAX_WRITE_PAUSE);
-                        continue;
+            // A step that may have been stored is not made again: it could be two.
+            let retry =
+                |failure| matches!(failure, WriteFailure::Connection | WriteFailure::Contention);
+            let waiting = |why: Waiting<'_>| {
+                error.set(Some(match why {
+                    Waiting::NotConnected => format!(
+                        "{key} not changed yet: not connected; it is once the server is reachable"
+                    ),
+                    Waiting::Failed(e) if bucket_gone(e) => format!("{key} not changed yet: {e}"),
+                    Waiting::Failed(e) => {
+                        format!("{key} not changed yet: {e}; it is once it can be")
                     }
-                };
-                let written = match nats.kv_bucket(&client, CONFIG_BUCKET).await {
-                    Ok(store) => {
-                        let stepped = store
+                }))
+            };
+            let stepped = nats
+                .write_until(CONFIG_BUCKET, retry, waiting, |store| {
+                    let (key, headers) = (key.clone(), headers.clone());
+                    async move {
+                        store
                             .update_with_headers(&key, STEP_ATTEMPTS, &headers, step)
-                            .await;
-                        // Deleted by someone since it was bound (an admin on /kv): bound, so
-                        // created, again at the next try.
-                        match stepped {
-                            Err(e) if leptos_nats::bucket_gone(&e) => {
-                                nats.forget_kv_bucket(CONFIG_BUCKET);
-                                error.set(Some(format!("{key} not changed yet: {e}")));
-                                gloo_timers::future::sleep(pause).await;
-                                pause = (pause * 2).min(MAX_WRITE_PAUSE);
-                                continue;
-                            }
-                            stepped => stepped,
-                        }
+                            .await
                     }
-                    // Not bound: one that cannot be made (a user who may not) is a refusal.
-                    Err(e) => Err(e),
-                };
-                let e = match written {
-                    Ok(_) => return error.set(None),
-                    Err(e) => e,
-                };
-                // A step that may have been stored is not made again: it could be two.
-                match write_failure(&e) {
-                    WriteFailure::Connection | WriteFailure::Contention => {
-                        error.set(Some(format!(
-                            "{key} not changed yet: {e}; it is once it can be"
-                        )));
-                        gloo_timers::future::sleep(pause).await;
-                        pause = (pause * 2).min(MAX_WRITE_PAUSE);
-                    }
-                    WriteFailure::Unknown => {
-                        return error.set(Some(format!(
-                            "{key} may or may not have changed (see its value): {e}"
-                        )));
-                    }
-                    WriteFailure::Refused => {
-                        return error.set(Some(format!("{key} not changed: {e}")));
-                    }
-                }
-            }
+                })
+                .await;
+            error.set(match stepped {
+                Ok(_) => None,
+                Err(e) if write_failure(&e) == WriteFailure::Unknown => Some(format!(
+                    "{key} may or may not have changed (see its value): {e}"
+                )),
+                Err(e) => Some(format!("{key} not changed: {e}")),
+            });
         });
     };
 

@@ -7,19 +7,20 @@
 //! load is a writer of its own: two loads, or a duplicated tab, never number clicks alike). One
 //! task, started with the app ([`provide_counter_clicks`]), writes them. Each write starts by
 //! reading the key: the value says up to which of this tab's clicks it already includes
-//! (`Counter::applied`), those settle, and the rest are applied in a compare-and-set. Only a value seen settles clicks (a read, or
-//! one the page's watch delivers), never a write's answer alone: so a write whose answer was lost
-//! (a cut, a timeout) is settled by the next read, and so is one that the server acknowledged and
-//! then overwrote before that read — a clustered nats-server before 2.9.21 accepts concurrent
-//! compare-and-sets at the same revision (nats-server#4320), and the write after ours then lacks
-//! our clicks, which the next read shows and the next write adds. Such a server also accepts a
-//! write built on an older value after our clicks settled (often right after a leader election):
-//! settled clicks are kept, and a later value that holds fewer of them puts them back in the queue
-//! ([`Clicks::observe`], for every value read or watched; one written over while no page watches
-//! is mended at the next click's read; a new connection or a bucket made again starts the record
-//! over). No click is counted twice. (Clicks sent again land after others' newer ones: a Reset
-//! among them then also zeroes those.) Failed tries are retried by themselves once connected,
-//! without waiting for another click.
+//! (`Counter::applied`), those settle, and the rest are applied in a compare-and-set. Only a
+//! value seen settles clicks (a read, or one the page's watch delivers), never a write's answer
+//! alone: so a write whose answer was lost (a cut, a timeout) is settled by the next read, and so
+//! is one that the server acknowledged and then overwrote before that read — a clustered
+//! nats-server before 2.9.21 accepts concurrent compare-and-sets at the same revision
+//! (nats-server#4320), and the write after ours then lacks our clicks, which the next read shows
+//! and the next write adds. Such a server also accepts a write built on an older value after our
+//! clicks settled (often right after a leader election): settled clicks are kept, and a later
+//! value that holds fewer of them puts them back in the queue ([`Clicks::observe`], for every
+//! value read or watched; one written over while no page watches is mended at the next click's
+//! read; a new connection or a bucket made again starts the record over). No click is counted
+//! twice. (Clicks sent again land after others' newer ones: a Reset among them then also zeroes
+//! those.) Failed tries are retried by themselves once connected, without waiting for another
+//! click.
 
 use std::time::Duration;
 
