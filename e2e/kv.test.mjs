@@ -254,6 +254,34 @@ test("kv: a key written without pause is drawn at most once a frame, and ends at
   assert.ok(redraws <= 80 * seconds + 10, `${redraws} redraws for ${writes} writes in ${seconds.toFixed(1)} s`);
 });
 
+test("kv: a key opened while the server is down says why it has no history, and shows it once the server is back", { timeout: 90_000 }, async (t) => {
+  const bucket = `outage_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  await kv.put("k", "one");
+  const last = await kv.put("k", "two");
+  const page = await openBucket("kv-outage", bucket);
+  await waitRow(page, "k", "two", last);
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await page.getByTestId("kv-key").filter({ hasText: /^k$/ }).click();
+  // The read fails within the API's timeout (5 s) and says so; it used to wait out the outage.
+  await waitText(page, "kv-history-error", /^could not read the history of k, read again once the server answers: /, {
+    timeout: 15_000,
+  });
+  assert.equal(await page.getByTestId("kv-history-row").count(), 0);
+
+  await env.control("start");
+  await waitFor(
+    page,
+    "the history of k once the server is back",
+    (s) => [...document.querySelectorAll(s)].map((r) => r.cells[1].textContent).join(",") === "put,put",
+    sel("kv-history-row"),
+    { timeout: 30_000 },
+  );
+  assert.equal(await page.getByTestId("kv-history-error").count(), 0, "the error went once the history was read");
+});
+
 test("kv: a bucket created, written and filtered from the page, then deleted", T, async () => {
   const bucket = `page_${rand()}`;
   const page = await env.tab({ identity: "kv-admin", path: "/kv", admin: true });

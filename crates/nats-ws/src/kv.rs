@@ -790,8 +790,12 @@ impl Store {
     }
 
     /// What the stream holds of `floor` now; 0 if it does not say (a user who may not ask: the
-    /// consumer's count alone then).
+    /// consumer's count alone then), or if the client is not connected (the read's consumer
+    /// waits for the connection, within its time; this would wait first).
     async fn floor(&self, floor: Floor<'_>) -> u64 {
+        if !self.js.client().status().is_connected() {
+            return 0;
+        }
         let counted = match floor {
             Floor::Keys(">") => {
                 (self.js.stream_brief(&self.stream).await).map(|brief| brief.state.num_subjects)
@@ -821,6 +825,11 @@ impl Store {
         // ended after 1 of 64). Counted down instead; a message removed before it was delivered
         // (expired, purged meanwhile) leaves it to the idle heartbeat.
         catch_up.distrust_pending();
+        // A read fails as a get does when the server is out of reach, not after the outage.
+        let options = OrderedOptions {
+            give_up_after: Some(options.give_up_after.unwrap_or(self.js.timeout())),
+            ..options
+        };
         let mut ordered = Ordered::new(self.js.clone(), &self.stream, options);
         let mut made = false;
         let mut entries = Vec::new();

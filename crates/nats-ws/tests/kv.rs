@@ -2101,3 +2101,51 @@ async fn keys_and_history_on_a_closed_client_are_errors_not_an_empty_bucket() {
     assert!(history.is_err(), "{history:?}");
     assert!(within(5, "get", kv.get("k")).await.is_err());
 }
+
+/// With the server out of reach, keys and history fail within about the API's timeout (5 s), as
+/// a get does, instead of waiting for as long as the outage lasts (nats.go's fail once their
+/// consumer's create goes unanswered); a read under way when the connection is lost ends too.
+/// Once the server is back they read the bucket.
+#[tokio::test]
+async fn keys_and_history_during_an_outage_fail_within_the_api_timeout() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("outage")).await;
+    for i in 0..300 {
+        kv.put(&format!("k{i}"), "v").await.unwrap();
+    }
+    let under_way = {
+        let kv = kv.clone();
+        tokio::spawn(async move { kv.keys().await })
+    };
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let keys = within(20, "keys while the server is down", kv.keys()).await;
+    assert!(
+        matches!(&keys, Err(KvError::JetStream(e)) if e.is_transient()),
+        "{keys:?}"
+    );
+    let history = within(20, "history while the server is down", kv.history("k1")).await;
+    assert!(
+        matches!(&history, Err(KvError::JetStream(e)) if e.is_transient()),
+        "{history:?}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(16), "took {took:?}");
+    // Whether it had finished before the server went or not, it has an answer.
+    within(20, "the read under way", under_way)
+        .await
+        .unwrap()
+        .ok();
+
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+    let keys = within(20, "keys once the server is back", kv.keys()).await;
+    assert_eq!(keys.unwrap().len(), 300);
+    let history = within(20, "history once the server is back", kv.history("k1")).await;
+    assert_eq!(history.unwrap().len(), 1);
+}

@@ -476,8 +476,8 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// Partitions whose lease key exists, and the count of live workers; `None` when the bucket
     /// could not be read.
     ///
-    /// A listing waits for the connection when it drops midway (it is a consumer that outlives
-    /// outages), so each is bounded by a renewal period: longer, and the deadlines would slip.
+    /// A listing whose connection drops midway fails only after the API's timeout (5 s), so each
+    /// is bounded by a renewal period: longer, and the deadlines would slip.
     async fn read_view(&mut self) -> Option<BTreeSet<u32>> {
         let limit = self.settings.renew_every;
         match bounded(limit, self.buckets.workers.keys()).await {

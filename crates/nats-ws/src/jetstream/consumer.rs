@@ -509,6 +509,12 @@ pub struct OrderedOptions {
     /// connected, as nats.go and nats.js count them) recreate the consumer, and so does one whose
     /// `Nats-Last-Consumer` is not the last message received. Default 5 s.
     pub idle_heartbeat: Duration,
+    /// For a one-shot read (a bucket's keys, a key's history): how long the consumer may go
+    /// without being made (the server unreachable, JetStream not answering) before the next
+    /// event is that failure instead of another try; a lost connection then ends the consumer at
+    /// once, to be made again within that time. `None` (the default): keep trying for as long as
+    /// it takes, as a watch does.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for OrderedOptions {
@@ -519,6 +525,7 @@ impl Default for OrderedOptions {
             start_sequence: None,
             headers_only: false,
             idle_heartbeat: Duration::from_secs(5),
+            give_up_after: None,
         }
     }
 }
@@ -611,6 +618,9 @@ pub struct Ordered {
     /// The stream started over at some point: everything in it is newer than what was delivered
     /// before (see [`Ordered::config`]).
     started_over: bool,
+    /// Since when the consumer is being made (tries that failed for the connection or an
+    /// unanswered API included); `None` while it runs. For `give_up_after`.
+    making_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -655,6 +665,15 @@ impl Ordered {
             failure_pause: Duration::ZERO,
             reset_pending: false,
             started_over: false,
+            making_since: None,
+        }
+    }
+
+    /// A one-shot read has tried to make its consumer for as long as it may.
+    fn out_of_time(&self) -> bool {
+        match (self.options.give_up_after, self.making_since) {
+            (Some(limit), Some(since)) => since.elapsed() >= limit,
+            _ => false,
         }
     }
 
@@ -898,8 +917,10 @@ impl Ordered {
                     crate::rt::sleep(self.failure_pause).await;
                 }
                 let tried = Instant::now();
+                self.making_since.get_or_insert(tried);
                 match self.create().await {
                     Ok((num_pending, reset)) => {
+                        self.making_since = None;
                         self.retry_pause = Duration::from_millis(100);
                         // The failure pause is reset by the first message or heartbeat the new
                         // consumer delivers, not here: a consumer whose deliveries are refused
@@ -909,6 +930,12 @@ impl Ordered {
                     // An unanswered create waited its timeout already: no pause on top, or the
                     // tries after a cluster's election would come seconds apart (unless that wait
                     // was next to nothing: a tiny API timeout must not make a loop of it).
+                    // A one-shot read says why it has nothing, as a request would, rather than
+                    // wait for as long as the outage lasts.
+                    Err(e) if e.is_transient() && self.out_of_time() => {
+                        self.making_since = None;
+                        return Some(Err(e));
+                    }
                     Err(JetStreamError::Request(RequestError::TimedOut { .. }))
                         if tried.elapsed() >= super::MIN_UNANSWERED =>
                     {
@@ -920,6 +947,7 @@ impl Ordered {
                         continue;
                     }
                     Err(e) => {
+                        self.making_since = None;
                         // Reported, and tried again on the next call, after a pause that grows
                         // (up to 30 s), so a stream that is gone is not hammered.
                         let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
@@ -1033,7 +1061,14 @@ impl Ordered {
                         self.stream_unanswered = false;
                     }
                 }
-                Wake::Status(Some(_)) => self.disconnected = true,
+                Wake::Status(Some(_)) => {
+                    self.disconnected = true;
+                    // A one-shot read does not wait out the outage with its consumer: made again
+                    // when the connection is back in time, or the read fails (see above).
+                    if self.options.give_up_after.is_some() {
+                        self.sub = None;
+                    }
+                }
                 Wake::Event(Some(ClientEvent::ServerLeft)) => {
                     if self.check.is_none() {
                         self.check = self.check_consumer();

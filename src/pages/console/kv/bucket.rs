@@ -23,8 +23,9 @@ use crate::components::clock::time_of_day;
 use crate::components::pacer::{Paced, Pacer};
 use crate::components::toasts::Toasts;
 
-/// How long before a bucket that could not be opened, or a watch that ended, is tried again.
-const RETRY: Duration = Duration::from_secs(2);
+/// How long before a bucket that could not be opened, a watch that ended, or a key's history that
+/// could not be read, is tried again.
+pub(super) const RETRY: Duration = Duration::from_secs(2);
 
 /// Watch events applied to the page at once, at most: a burst of writes redraws once.
 const BATCH: usize = 1000;

@@ -4,9 +4,9 @@
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
-use nats_ws::kv::{Entry, Store};
+use nats_ws::kv::{Entry, KvError, Store};
 
-use super::bucket::{entry_of, Entries};
+use super::bucket::{entry_of, Entries, RETRY};
 use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
 use crate::components::clock::time_of_day;
 
@@ -31,6 +31,7 @@ pub(super) fn KeyDetail(
         // (A read per change, each aborting the one before, would never finish while the key is
         // written without pause, and would make and drop a consumer each time.)
         let (read_again, mut reads) = futures::channel::mpsc::unbounded::<()>();
+        let try_again = read_again.clone();
         Effect::new(move |_| {
             changed.track();
             store.track();
@@ -49,6 +50,16 @@ pub(super) fn KeyDetail(
                         list.reverse();
                         history.set(list);
                         error.set(None);
+                    }
+                    // The server out of reach (a read says so within its timeout): read again
+                    // until it is back, as the bucket's watch picks up by itself.
+                    Err(KvError::JetStream(e)) if e.is_transient() => {
+                        error.set(Some(format!(
+                            "could not read the history of {key}, read again once the server \
+                             answers: {e}"
+                        )));
+                        gloo_timers::future::sleep(RETRY).await;
+                        let _ = try_again.unbounded_send(());
                     }
                     Err(e) => error.set(Some(format!("could not read the history of {key}: {e}"))),
                 }
@@ -72,7 +83,7 @@ pub(super) fn KeyDetail(
             </pre>
             <h3>"History, newest first"</h3>
             <Show when=move || error.get().is_some()>
-                <p class="error notice-inline">{move || error.get()}</p>
+                <p class="error notice-inline" data-testid="kv-history-error">{move || error.get()}</p>
             </Show>
             <div class="table-wrap">
                 <table class="proc-table" data-testid="kv-history">
