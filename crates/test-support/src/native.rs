@@ -316,3 +316,84 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
         Err(_) => panic!("timed out after {secs} s waiting for {what}"),
     }
 }
+
+/// A TCP relay in front of a server whose answers can be held back: while held, what the client
+/// sends still reaches the server (a write is stored), but nothing the server sends reaches the
+/// client until [`LateAnswers::release`]: answers that come after the client stopped waiting.
+pub struct LateAnswers {
+    port: u16,
+    held: tokio::sync::watch::Sender<bool>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl LateAnswers {
+    /// Relays every connection made to [`LateAnswers::url`] to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> LateAnswers {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the relay");
+        let port = listener.local_addr().expect("its address").port();
+        let (held, holding) = tokio::sync::watch::channel(false);
+        let upstream = upstream.to_owned();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let mut holding = holding.clone();
+                tokio::spawn(async move {
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let up = tokio::io::copy(&mut from_client, &mut to_server);
+                    let down = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = from_server.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            // Kept while held: the order stays as the server sent it.
+                            if holding.wait_for(|held| !held).await.is_err() {
+                                return Ok(());
+                            }
+                            to_client.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    // Either side closing ends the relay (and so both connections).
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        });
+        LateAnswers {
+            port,
+            held,
+            accepting,
+        }
+    }
+
+    /// `nats://` to the relay.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// From now on the server's bytes wait.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// What waited goes on, and what follows.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+}
+
+impl Drop for LateAnswers {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.release();
+    }
+}

@@ -674,8 +674,7 @@ async fn setups_racing_on_a_fresh_server_all_succeed() {
 
 /// Stopped while its first acquisitions are on their way (stop comes with the first lease key the
 /// server stores), a worker lets them finish and releases what they took. Before, the key of an
-/// acquisition cut short stayed until its TTL, with nobody working on its partition. It acquires
-/// nothing after the stop: it went on to take its whole share (8 partitions) only to release it.
+/// acquisition cut short stayed until its TTL, with nobody working on its partition.
 #[tokio::test(flavor = "current_thread")]
 async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
     let server = TestServer::start();
@@ -708,9 +707,9 @@ async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
     .await
     .expect("stopped within 20 s")
     .expect("ran");
-    // The first acquisition, and at most the next, already sent when the stop came.
+    // The first round's acquisitions, sent together, were on their way when the stop came.
     assert!(
-        (1..=2).contains(&summary.acquired),
+        (1..=settings.partitions.into()).contains(&summary.acquired),
         "acquired {} of {} partitions after being stopped at the first: {summary:?}",
         summary.acquired,
         settings.partitions
@@ -720,5 +719,191 @@ async fn a_worker_stopped_while_acquiring_leaves_no_lease_behind() {
     assert!(
         left.values().all(|owner| *owner != me.id),
         "leases left behind by the stopped worker: {left:?}"
+    );
+}
+
+/// What a worker run in the test's own process said: its lease changes and its troubles.
+#[derive(Clone, Default)]
+struct Said {
+    status: std::sync::Arc<std::sync::Mutex<Vec<StatusEvent>>>,
+    trouble: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl via_workers::worker::Observer for Said {
+    fn status(&mut self, event: &StatusEvent) {
+        self.status
+            .lock()
+            .expect("not poisoned")
+            .push(event.clone());
+    }
+
+    fn trouble(&mut self, what: &str, error: &via_workers::WorkerError) {
+        let line = format!("{what}: {error}");
+        self.trouble.lock().expect("not poisoned").push(line);
+    }
+}
+
+impl Said {
+    fn count(&self, kind: StatusKind) -> usize {
+        let said = self.status.lock().expect("not poisoned");
+        said.iter().filter(|s| s.kind == kind).count()
+    }
+
+    fn troubled(&self, about: &str) -> bool {
+        let said = self.trouble.lock().expect("not poisoned");
+        said.iter().any(|t| t.contains(about))
+    }
+}
+
+/// The next write to a lease key sent at or after `since` (its `renewed_at`), bounded.
+async fn lease_written_since(writes: &mut nats_ws::Subscriber, since: u64, what: &str) -> u64 {
+    use futures::StreamExt;
+    test_support::within(10, what, async {
+        loop {
+            let m = writes
+                .next()
+                .await
+                .expect("the subscription ended")
+                .expect("a write");
+            if let Ok(value) = serde_json::from_slice::<LeaseValue>(&m.payload) {
+                if value.renewed_at >= since {
+                    return value.renewed_at;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Two partitions, renewed every second, looked at every 250 ms: for a worker run in-process.
+fn two_partitions(lease_ttl: Duration) -> via_workers::Settings {
+    via_workers::Settings {
+        partitions: 2,
+        lease_ttl,
+        renew_every: Duration::from_secs(1),
+        tick: Duration::from_millis(250),
+        safety_margin: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+/// Runs a worker in this process, its client on `url`, until `script` (given what the worker
+/// says) ends; then stops it and returns what it did.
+async fn alongside<F: std::future::Future<Output = ()>>(
+    url: &str,
+    settings: &via_workers::Settings,
+    script: impl FnOnce(Said) -> F,
+) -> via_workers::worker::Summary {
+    let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
+    let said = Said::default();
+    let mut observer = said.clone();
+    let worker = nats_ws::connect(nats_ws::Options::new(url))
+        .await
+        .expect("connect");
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let script = async {
+        script(said).await;
+        let _ = stop.send(());
+    };
+    let (summary, ()) = tokio::join!(
+        via_workers::worker::run(&worker, settings, &me, &mut observer, async {
+            let _ = stopped.await;
+        }),
+        script
+    );
+    summary.expect("ran")
+}
+
+/// A renewal the server stored but answered after the worker had stopped waiting for it (a
+/// renewal period): the worker finds its own write in the key and keeps the lease. Before, its
+/// next renewal, at the revision before, lost the compare-and-set: the worker called the lease
+/// lost, and nobody consumed the partition until the key expired, a lease TTL later.
+#[tokio::test(flavor = "current_thread")]
+async fn a_renewal_answered_late_keeps_its_lease() {
+    let server = TestServer::start();
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    let js = client(&server).await;
+    let mut writes = js.client().subscribe("$KV.leases.>").expect("subscribe");
+    js.client().flush().await.expect("flush");
+    let settings = two_partitions(Duration::from_secs(10));
+    let (relay, writes) = (&relay, &mut writes);
+    let summary = alongside(&relay.url(), &settings, |said| async move {
+        wait_for(15, "both partitions acquired", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        let held_at = now_ms();
+        relay.hold();
+        lease_written_since(writes, held_at, "a renewal stored while answers wait").await;
+        // Its answer waits past its bound (1 s), and the next renewal's: a scenario's length,
+        // not a wait for something to happen.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let released_at = now_ms();
+        relay.release();
+        lease_written_since(writes, released_at, "a renewal after the answers came").await;
+    })
+    .await;
+    assert_eq!(
+        (summary.lost, summary.expired),
+        (0, 0),
+        "leases lost or expired: {summary:?}"
+    );
+    assert_eq!(summary.acquired, 2, "{summary:?}");
+}
+
+/// The lease bucket deleted and made again by someone else with a shorter TTL while a worker runs:
+/// its keys would expire before the deadlines the worker keeps, so a partition could be taken by
+/// another while its holder still consumes it. The worker takes no lease in it, says why, and
+/// goes on once the bucket is as the settings say. Before, it checked the TTL only at its start
+/// and took its leases in whatever bucket was there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lease_bucket_made_again_with_another_ttl_is_not_used() {
+    let server = TestServer::start();
+    let js = client(&server).await;
+    let settings = two_partitions(Duration::from_secs(3));
+    let script_js = &js;
+    alongside(&server.client_url(), &settings, |said| async move {
+        let js = script_js;
+        wait_for(15, "both partitions acquired", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        js.delete_key_value("leases").await.expect("delete leases");
+        let short = nats_ws::kv::KvConfig::new("leases").ttl(Duration::from_secs(1));
+        js.create_key_value(short).await.expect("leases, 1 s");
+        let made_at = now_ms();
+        wait_for(
+            15,
+            "the worker to say what is wrong with the bucket",
+            || said.troubled("expires keys after 1000 ms").then_some(()),
+        )
+        .await;
+        // Past the TTL a worker waits after losing its leases to a deleted bucket, and a tick:
+        // a scenario's length, not a wait for something to happen.
+        let quiet_until = made_at + 3000 + 1000;
+        tokio::time::sleep(Duration::from_millis(quiet_until.saturating_sub(now_ms()))).await;
+        assert_eq!(
+            said.count(StatusKind::Acquired),
+            2,
+            "a lease taken in the 1 s bucket"
+        );
+        let bad = js.key_value("leases").await.expect("the 1 s bucket");
+        assert_eq!(bad.keys().await.expect("its keys"), Vec::<String>::new());
+
+        // Deleted again: the worker makes it as the settings say, and takes its leases there.
+        js.delete_key_value("leases")
+            .await
+            .expect("delete the 1 s bucket");
+        wait_for(20, "both partitions acquired again", || {
+            (said.count(StatusKind::Acquired) == 4).then_some(())
+        })
+        .await;
+    })
+    .await;
+    let leases = js.key_value("leases").await.expect("the leases bucket");
+    assert_eq!(
+        leases.status().await.expect("its status").ttl,
+        settings.lease_ttl
     );
 }

@@ -83,17 +83,32 @@ struct Fetched {
     result: Result<Vec<JsMessage>, JetStreamError>,
 }
 
+/// A lease key that holds this worker's write.
+struct Mine {
+    revision: u64,
+    /// When that write was sent (its `renewed_at`).
+    written_at: u64,
+}
+
+/// What `work` gives, or `None` if it has not finished within `limit`.
+async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    let work = work.fuse();
+    let timer = nats_ws::rt::sleep(limit).fuse();
+    futures::pin_mut!(work, timer);
+    futures::select_biased! {
+        r = work => Some(r),
+        _ = timer => None,
+    }
+}
+
 /// `call`, or [`WorkerError::NoServer`] if it has not finished within `limit`.
 async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, KvError>>,
 ) -> Result<T, WorkerError> {
-    let call = call.fuse();
-    let timer = nats_ws::rt::sleep(limit).fuse();
-    futures::pin_mut!(call, timer);
-    futures::select_biased! {
-        r = call => r.map_err(WorkerError::from),
-        _ = timer => Err(WorkerError::NoServer),
+    match within(limit, call).await {
+        Some(r) => r.map_err(WorkerError::from),
+        None => Err(WorkerError::NoServer),
     }
 }
 
@@ -207,6 +222,14 @@ struct Worker<'a, O: Observer> {
     /// The bucket `leases` (or `workers`) was found deleted: made again at the next tick.
     leases_gone: bool,
     workers_gone: bool,
+    /// The buckets must be bound and checked again before any lease is taken: one was deleted
+    /// (perhaps made again since by someone else, with another TTL), or a lease held went
+    /// missing. Cleared once they are found as the settings say.
+    recheck: bool,
+    /// Acquisitions whose answer did not come in time (the key may have been stored all the
+    /// same), by when they were sent: a key found taken is looked at, and taken over if it is
+    /// this worker's (rather than left idle until it expires). Forgotten after a lease TTL.
+    unsure: BTreeMap<u32, u64>,
     /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
     /// until every lease held in the old one has run out, wherever its holder is.
     no_acquire_until: u64,
@@ -255,6 +278,8 @@ impl<'a, O: Observer> Worker<'a, O> {
             summary: Summary::default(),
             leases_gone: false,
             workers_gone: false,
+            recheck: false,
+            unsure: BTreeMap::new(),
             no_acquire_until: 0,
             leaving: Arc::default(),
         }
@@ -429,24 +454,19 @@ impl<'a, O: Observer> Worker<'a, O> {
         if !connected {
             return self.report_memory();
         }
-        if self.leases_gone || self.workers_gone {
+        if self.leases_gone || self.workers_gone || self.recheck {
             self.make_buckets_again().await;
         }
         self.renew(&renewals).await;
-        if !self.paused.is_empty() {
-            // A fetch failed: the consumer (or the stream) may have been deleted; recreate it.
-            let paused = std::mem::take(&mut self.paused);
-            if let Err(e) = setup::ensure_stream(&self.js, self.settings).await {
-                self.observer.trouble("checking the stream", &e);
-            }
-            for p in paused {
-                if let Err(e) = setup::ensure_consumer(&self.js, self.settings, p).await {
-                    self.observer.trouble(&format!("checking consumer {p}"), &e);
-                }
-            }
-        }
-        // Then rebalancing, with a view of the leases (without one, nothing is acquired).
-        if let Some(taken) = self.read_view().await {
+        self.repair().await;
+        // Then rebalancing, with a view of the leases (without one, nothing is acquired), and
+        // only in buckets found as the settings say.
+        let view = match self.recheck {
+            true => None,
+            false => self.read_view().await,
+        };
+        if let Some(taken) = view {
+            self.settle_unsure(&taken).await;
             let share = self.share();
             let plan = rules::plan(
                 self.settings,
@@ -456,18 +476,21 @@ impl<'a, O: Observer> Worker<'a, O> {
                 share,
                 self.offset,
             );
-            let may_acquire = self.now() >= self.no_acquire_until;
+            let may_acquire =
+                self.now() >= self.no_acquire_until && !self.leaving.load(Ordering::Relaxed);
+            let mut releases = Vec::new();
+            let mut acquires = Vec::new();
             for action in plan {
                 match action {
-                    Action::Release(p) => self.release(p).await,
-                    Action::Acquire(p) if may_acquire && !self.leaving.load(Ordering::Relaxed) => {
-                        self.acquire(p).await
-                    }
+                    Action::Release(p) => releases.push(p),
+                    Action::Acquire(p) if may_acquire => acquires.push(p),
                     Action::Acquire(_) => {}
                     // Done above; anything due since comes on the next tick.
                     Action::Stop(_) | Action::Renew(_) => {}
                 }
             }
+            self.release(&releases).await;
+            self.acquire(&acquires).await;
         }
         self.heartbeat().await;
         self.report_memory();
@@ -524,6 +547,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                     .collect();
                 if !missing.is_empty() {
                     self.lose_to_a_deleted_bucket(missing);
+                    self.recheck = true;
                 }
                 Some(taken)
             }
@@ -545,11 +569,25 @@ impl<'a, O: Observer> Worker<'a, O> {
             self.lose_to_a_deleted_bucket(held);
         }
         self.workers_gone = false;
-        match setup::ensure_buckets(&self.js, self.settings).await {
-            Ok(buckets) => self.buckets = buckets,
-            Err(e) => {
-                self.workers_gone = true;
+        // Bounded: the renewals come after it. A bucket made again with another TTL is refused
+        // here (see `setup::ensure_buckets`): no lease is taken in it until it is as it should be.
+        match within(
+            self.settings.renew_every,
+            setup::ensure_buckets(&self.js, self.settings),
+        )
+        .await
+        {
+            Some(Ok(buckets)) => {
+                self.buckets = buckets;
+                self.recheck = false;
+            }
+            Some(Err(e)) => {
+                self.recheck = true;
                 self.observer.trouble("making the lease buckets again", &e);
+            }
+            None => {
+                self.recheck = true;
+                (self.observer).trouble("making the lease buckets again", &WorkerError::NoServer);
             }
         }
     }
@@ -598,8 +636,24 @@ impl<'a, O: Observer> Worker<'a, O> {
                         h.written_at = sent;
                     }
                 }
+                // Another write since the one held: an earlier renewal whose answer came too
+                // late (it was stored all the same), or another owner.
                 Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
-                    self.drop_lease(p, StatusKind::Lost);
+                    match self.whose(p).await {
+                        Ok(Some(mine)) => {
+                            if let Some(h) = self.held.get_mut(&p) {
+                                h.revision = mine.revision;
+                                h.written_at = h.written_at.max(mine.written_at);
+                            }
+                        }
+                        Ok(None) => {
+                            self.drop_lease(p, StatusKind::Lost);
+                        }
+                        // Not known: the deadline decides, as for a renewal not answered.
+                        Err(e) => self
+                            .observer
+                            .trouble(&format!("reading the lease of partition {p}"), &e),
+                    }
                 }
                 // Not renewed this time: the deadline decides.
                 Err(e) => self
@@ -609,51 +663,157 @@ impl<'a, O: Observer> Worker<'a, O> {
         }
     }
 
-    /// Stops consuming, then deletes the key at the revision held (if that fails, it expires).
-    async fn release(&mut self, partition: u32) {
-        let Some(held) = self.drop_lease(partition, StatusKind::Released) else {
-            return;
-        };
-        if !self.js.client().status().is_connected() {
-            // The delete would wait for the connection (a leave could take seconds per lease).
-            return;
-        }
+    /// The lease key of `partition` as this worker's own write left it (its revision, and when
+    /// that write was sent: the key expires a TTL after it was stored, later), or `None` when
+    /// the key is gone or another's.
+    async fn whose(&self, partition: u32) -> Result<Option<Mine>, WorkerError> {
         let key = self.settings.lease_key(partition);
-        let delete = self.buckets.leases.delete_expecting(&key, held.revision);
-        match bounded(self.settings.renew_every, delete).await {
-            Ok(_) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
-            Err(e) => self
-                .observer
-                .trouble(&format!("releasing partition {partition}"), &e),
+        let entry = bounded(self.settings.renew_every, self.buckets.leases.get(&key)).await?;
+        Ok(entry.and_then(|entry| {
+            let value: LeaseValue = serde_json::from_slice(&entry.value).ok()?;
+            (value.owner == self.me.id).then_some(Mine {
+                revision: entry.revision,
+                written_at: value.renewed_at,
+            })
+        }))
+    }
+
+    /// The partitions some acquisitions of which went unanswered and which are now taken: each
+    /// key that holds this worker's write is its lease. (Without this the partition stayed idle
+    /// until the key expired: nobody else may take it, and this worker did not know it held it.)
+    async fn settle_unsure(&mut self, taken: &BTreeSet<u32>) {
+        let now = self.now();
+        let ttl = self.settings.lease_ttl.as_millis() as u64;
+        self.unsure.retain(|_, sent| now < *sent + ttl);
+        let look: Vec<u32> = (self.unsure.keys())
+            .filter(|p| taken.contains(p) && !self.held.contains_key(p))
+            .copied()
+            .collect();
+        for p in look {
+            match self.whose(p).await {
+                Ok(Some(mine)) => {
+                    self.unsure.remove(&p);
+                    self.held.insert(
+                        p,
+                        Held {
+                            revision: mine.revision,
+                            acquired_at: self.now(),
+                            written_at: mine.written_at,
+                        },
+                    );
+                    self.say(StatusKind::Acquired, Some(p));
+                }
+                Ok(None) => {
+                    self.unsure.remove(&p);
+                }
+                Err(e) => self
+                    .observer
+                    .trouble(&format!("reading the lease of partition {p}"), &e),
+            }
         }
     }
 
-    async fn acquire(&mut self, partition: u32) {
-        let key = self.settings.lease_key(partition);
+    /// A fetch failed: the consumer (or the stream) may have been deleted; made again, all at
+    /// once and for a renewal period at most. (One by one, each unanswered while a cluster
+    /// elects the stream's leader, they held the next renewals back past their deadlines.)
+    async fn repair(&mut self) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let paused = std::mem::take(&mut self.paused);
+        let (js, settings) = (&self.js, self.settings);
+        let repairs = async {
+            let stream = setup::ensure_stream(js, settings).await;
+            let consumers = paused
+                .iter()
+                .map(|&p| async move { (p, setup::ensure_consumer(js, settings, p).await) });
+            (stream, futures::future::join_all(consumers).await)
+        };
+        match within(settings.renew_every, repairs).await {
+            Some((stream, consumers)) => {
+                if let Err(e) = stream {
+                    self.observer.trouble("checking the stream", &e);
+                }
+                for (p, result) in consumers {
+                    if let Err(e) = result {
+                        self.observer.trouble(&format!("checking consumer {p}"), &e);
+                    }
+                }
+            }
+            // Their next failed fetches bring them here again.
+            None => {
+                (self.observer).trouble("checking the stream and consumers", &WorkerError::NoServer)
+            }
+        }
+    }
+
+    /// Stops consuming `partitions`, then deletes their keys at the revisions held, all at once
+    /// (a key whose delete fails expires).
+    async fn release(&mut self, partitions: &[u32]) {
+        let released: Vec<(u32, Held)> = partitions
+            .iter()
+            .filter_map(|&p| Some((p, self.drop_lease(p, StatusKind::Released)?)))
+            .collect();
+        if released.is_empty() || !self.js.client().status().is_connected() {
+            // The deletes would wait for the connection (a leave could take seconds per lease).
+            return;
+        }
+        let (leases, settings) = (&self.buckets.leases, self.settings);
+        let deletes = released.iter().map(|&(p, ref held)| async move {
+            let key = settings.lease_key(p);
+            let delete = leases.delete_expecting(&key, held.revision);
+            (p, bounded(settings.renew_every, delete).await)
+        });
+        for (p, result) in futures::future::join_all(deletes).await {
+            match result {
+                Ok(_) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
+                Err(e) => self
+                    .observer
+                    .trouble(&format!("releasing partition {p}"), &e),
+            }
+        }
+    }
+
+    /// Creates the lease keys of `partitions`, all at once.
+    async fn acquire(&mut self, partitions: &[u32]) {
+        if partitions.is_empty() {
+            return;
+        }
         let sent = self.now();
         let value = self.lease_value();
-        match bounded(
-            self.settings.renew_every,
-            self.buckets.leases.create(&key, value),
-        )
-        .await
-        {
-            Ok(revision) => {
-                self.held.insert(
-                    partition,
-                    Held {
-                        revision,
-                        acquired_at: self.now(),
-                        written_at: sent,
-                    },
-                );
-                self.say(StatusKind::Acquired, Some(partition));
+        let (leases, settings, value) = (&self.buckets.leases, self.settings, &value);
+        let creates = partitions.iter().map(|&p| async move {
+            let key = settings.lease_key(p);
+            (
+                p,
+                bounded(settings.renew_every, leases.create(&key, value)).await,
+            )
+        });
+        for (p, result) in futures::future::join_all(creates).await {
+            match result {
+                Ok(revision) => {
+                    self.unsure.remove(&p);
+                    self.held.insert(
+                        p,
+                        Held {
+                            revision,
+                            acquired_at: self.now(),
+                            written_at: sent,
+                        },
+                    );
+                    self.say(StatusKind::Acquired, Some(p));
+                }
+                // Someone was quicker (or an earlier try of this worker's: see `settle_unsure`).
+                Err(WorkerError::Kv(KvError::KeyExists { .. })) => {}
+                Err(e) => {
+                    // Unanswered, or lost on the way: it may have been stored.
+                    if setup::is_transient(&e) {
+                        self.unsure.insert(p, sent);
+                    }
+                    self.observer
+                        .trouble(&format!("acquiring partition {p}"), &e)
+                }
             }
-            // Someone was quicker.
-            Err(WorkerError::Kv(KvError::KeyExists { .. })) => {}
-            Err(e) => self
-                .observer
-                .trouble(&format!("acquiring partition {partition}"), &e),
         }
     }
 
@@ -707,9 +867,7 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// Releases every lease (after the last message handled was acked) and the presence.
     async fn leave(&mut self) {
         let held: Vec<u32> = self.held.keys().copied().collect();
-        for p in held {
-            self.release(p).await;
-        }
+        self.release(&held).await;
         // Batches still on their way go back to the partitions' next owners.
         while let Some(Some(fetched)) = self.inflight.next().now_or_never() {
             if let Ok(messages) = fetched.result {
