@@ -755,21 +755,30 @@ impl Said {
     }
 }
 
-/// The next write to a lease key sent at or after `since` (its `renewed_at`), bounded.
-async fn lease_written_since(writes: &mut nats_ws::Subscriber, since: u64, what: &str) -> u64 {
-    use futures::StreamExt;
+/// Waits (bounded) until the stream stores a write of every lease key of `settings` that was sent
+/// at or after `since` (its `renewed_at`).
+async fn leases_stored_since(
+    js: &JetStream,
+    settings: &via_workers::Settings,
+    since: u64,
+    what: &str,
+) {
+    let leases = js
+        .key_value(&settings.lease_bucket)
+        .await
+        .expect("the leases bucket");
     test_support::within(10, what, async {
         loop {
-            let m = writes
-                .next()
-                .await
-                .expect("the subscription ended")
-                .expect("a write");
-            if let Ok(value) = serde_json::from_slice::<LeaseValue>(&m.payload) {
-                if value.renewed_at >= since {
-                    return value.renewed_at;
-                }
+            let mut all = true;
+            for p in 0..settings.partitions {
+                let entry = leases.get(&settings.lease_key(p)).await.expect("a get");
+                let value = entry.and_then(|e| serde_json::from_slice::<LeaseValue>(&e.value).ok());
+                all &= value.is_some_and(|v| v.renewed_at >= since);
             }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
@@ -824,24 +833,24 @@ async fn a_renewal_answered_late_keeps_its_lease() {
     let upstream = server.client_url().replace("nats://", "");
     let relay = test_support::LateAnswers::start(&upstream).await;
     let js = client(&server).await;
-    let mut writes = js.client().subscribe("$KV.leases.>").expect("subscribe");
-    js.client().flush().await.expect("flush");
     let settings = two_partitions(Duration::from_secs(10));
-    let (relay, writes) = (&relay, &mut writes);
+    let (relay, script_js, script_settings) = (&relay, &js, &settings);
     let summary = alongside(&relay.url(), &settings, |said| async move {
+        let (js, settings) = (script_js, script_settings);
         wait_for(15, "both partitions acquired", || {
             (said.count(StatusKind::Acquired) == 2).then_some(())
         })
         .await;
         let held_at = now_ms();
         relay.hold();
-        lease_written_since(writes, held_at, "a renewal stored while answers wait").await;
+        leases_stored_since(js, settings, held_at, "renewals stored while answers wait").await;
         // Its answer waits past its bound (1 s), and the next renewal's: a scenario's length,
         // not a wait for something to happen.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let released_at = now_ms();
         relay.release();
-        lease_written_since(writes, released_at, "a renewal after the answers came").await;
+        // Kept: renewed again once the answers come.
+        leases_stored_since(js, settings, released_at, "renewals after the answers came").await;
     })
     .await;
     assert_eq!(
@@ -879,9 +888,9 @@ async fn a_lease_bucket_made_again_with_another_ttl_is_not_used() {
             || said.troubled("expires keys after 1000 ms").then_some(()),
         )
         .await;
-        // Past the TTL a worker waits after losing its leases to a deleted bucket, and a tick:
-        // a scenario's length, not a wait for something to happen.
-        let quiet_until = made_at + 3000 + 1000;
+        // Two TTLs past the one a worker waits after losing its leases to a deleted bucket: a
+        // scenario's length, not a wait for something to happen.
+        let quiet_until = made_at + 2 * 3000 + 1000;
         tokio::time::sleep(Duration::from_millis(quiet_until.saturating_sub(now_ms()))).await;
         assert_eq!(
             said.count(StatusKind::Acquired),

@@ -83,11 +83,15 @@ struct Fetched {
     result: Result<Vec<JsMessage>, JetStreamError>,
 }
 
-/// A lease key that holds this worker's write.
-struct Mine {
-    revision: u64,
-    /// When that write was sent (its `renewed_at`).
-    written_at: u64,
+/// What a lease key holds, as read.
+enum Lease {
+    /// This worker's write, at `revision`, sent at `written_at` (its `renewed_at`).
+    Mine {
+        revision: u64,
+        written_at: u64,
+    },
+    Other,
+    Absent,
 }
 
 /// What `work` gives, or `None` if it has not finished within `limit`.
@@ -454,10 +458,17 @@ impl<'a, O: Observer> Worker<'a, O> {
         if !connected {
             return self.report_memory();
         }
-        if self.leases_gone || self.workers_gone || self.recheck {
-            self.make_buckets_again().await;
+        if std::mem::take(&mut self.leases_gone) {
+            // The leases held went with their bucket (a compare-and-set on a new one could even
+            // match a stale revision): consumption under them stops.
+            let held: Vec<u32> = self.held.keys().copied().collect();
+            self.lose_to_a_deleted_bucket(held);
+            self.recheck = true;
         }
         self.renew(&renewals).await;
+        if self.workers_gone || self.recheck {
+            self.make_buckets_again().await;
+        }
         self.repair().await;
         // Then rebalancing, with a view of the leases (without one, nothing is acquired), and
         // only in buckets found as the settings say.
@@ -564,10 +575,6 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// consumption under them stops, and nothing is acquired for a TTL. `workers` only shows who
     /// is there: the leases stay.
     async fn make_buckets_again(&mut self) {
-        if std::mem::take(&mut self.leases_gone) {
-            let held: Vec<u32> = self.held.keys().copied().collect();
-            self.lose_to_a_deleted_bucket(held);
-        }
         self.workers_gone = false;
         // Bounded: the renewals come after it. A bucket made again with another TTL is refused
         // here (see `setup::ensure_buckets`): no lease is taken in it until it is as it should be.
@@ -602,17 +609,18 @@ impl<'a, O: Observer> Worker<'a, O> {
         self.no_acquire_until = self.now() + self.settings.lease_ttl.as_millis() as u64;
     }
 
-    fn lease_value(&self) -> Vec<u8> {
+    /// The lease key's value for a write sent at `sent`.
+    fn lease_value(&self, sent: u64) -> Vec<u8> {
         serde_json::to_vec(&LeaseValue {
             owner: self.me.id.clone(),
-            renewed_at: self.now(),
+            renewed_at: sent,
         })
         .unwrap_or_default()
     }
 
     async fn renew(&mut self, partitions: &[u32]) {
         let sent = self.now();
-        let value = self.lease_value();
+        let value = self.lease_value(sent);
         // Only what is still held (the buckets may have been made again since the list).
         let writes = partitions.iter().filter_map(|&p| {
             let revision = self.held.get(&p)?.revision;
@@ -640,13 +648,26 @@ impl<'a, O: Observer> Worker<'a, O> {
                 // late (it was stored all the same), or another owner.
                 Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
                     match self.whose(p).await {
-                        Ok(Some(mine)) => {
+                        // A write of its own after the one held (not an older one, as a lagging
+                        // replica could show): the lease from that write on.
+                        Ok(Lease::Mine {
+                            revision,
+                            written_at,
+                        }) if self.held.get(&p).is_some_and(|h| {
+                            revision > h.revision && written_at > h.written_at
+                        }) =>
+                        {
                             if let Some(h) = self.held.get_mut(&p) {
-                                h.revision = mine.revision;
-                                h.written_at = h.written_at.max(mine.written_at);
+                                h.revision = revision;
+                                h.written_at = written_at;
                             }
                         }
-                        Ok(None) => {
+                        // Gone while held: the bucket may have been deleted and made again.
+                        Ok(Lease::Absent) => {
+                            self.lose_to_a_deleted_bucket(vec![p]);
+                            self.recheck = true;
+                        }
+                        Ok(_) => {
                             self.drop_lease(p, StatusKind::Lost);
                         }
                         // Not known: the deadline decides, as for a renewal not answered.
@@ -666,16 +687,20 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// The lease key of `partition` as this worker's own write left it (its revision, and when
     /// that write was sent: the key expires a TTL after it was stored, later), or `None` when
     /// the key is gone or another's.
-    async fn whose(&self, partition: u32) -> Result<Option<Mine>, WorkerError> {
+    async fn whose(&self, partition: u32) -> Result<Lease, WorkerError> {
         let key = self.settings.lease_key(partition);
         let entry = bounded(self.settings.renew_every, self.buckets.leases.get(&key)).await?;
-        Ok(entry.and_then(|entry| {
-            let value: LeaseValue = serde_json::from_slice(&entry.value).ok()?;
-            (value.owner == self.me.id).then_some(Mine {
+        let Some(entry) = entry else {
+            return Ok(Lease::Absent);
+        };
+        let value: Option<LeaseValue> = serde_json::from_slice(&entry.value).ok();
+        Ok(match value {
+            Some(value) if value.owner == self.me.id => Lease::Mine {
                 revision: entry.revision,
                 written_at: value.renewed_at,
-            })
-        }))
+            },
+            _ => Lease::Other,
+        })
     }
 
     /// The partitions some acquisitions of which went unanswered and which are now taken: each
@@ -685,27 +710,38 @@ impl<'a, O: Observer> Worker<'a, O> {
         let now = self.now();
         let ttl = self.settings.lease_ttl.as_millis() as u64;
         self.unsure.retain(|_, sent| now < *sent + ttl);
+        // Taken only when an acquisition could be made.
+        if self.recheck || now < self.no_acquire_until {
+            return;
+        }
         let look: Vec<u32> = (self.unsure.keys())
             .filter(|p| taken.contains(p) && !self.held.contains_key(p))
             .copied()
             .collect();
         for p in look {
             match self.whose(p).await {
-                Ok(Some(mine)) => {
+                // The very write that acquisition sent (its send time is in the value): it was
+                // stored, so the key cannot expire before a TTL after that time.
+                Ok(Lease::Mine {
+                    revision,
+                    written_at,
+                }) if self.unsure.get(&p) == Some(&written_at) => {
                     self.unsure.remove(&p);
                     self.held.insert(
                         p,
                         Held {
-                            revision: mine.revision,
+                            revision,
                             acquired_at: self.now(),
-                            written_at: mine.written_at,
+                            written_at,
                         },
                     );
                     self.say(StatusKind::Acquired, Some(p));
                 }
-                Ok(None) => {
+                Ok(Lease::Other) => {
                     self.unsure.remove(&p);
                 }
+                // Not (yet) as that acquisition wrote it: looked at again at the next tick.
+                Ok(_) => {}
                 Err(e) => self
                     .observer
                     .trouble(&format!("reading the lease of partition {p}"), &e),
@@ -779,8 +815,23 @@ impl<'a, O: Observer> Worker<'a, O> {
         if partitions.is_empty() {
             return;
         }
+        // The bucket as the settings say, now: one deleted and made again by someone else with
+        // another TTL goes unnoticed by a worker that held nothing in it.
+        let limit = self.settings.renew_every;
+        match bounded(limit, self.buckets.leases.status()).await {
+            Ok(status) if status.ttl == self.settings.lease_ttl => {}
+            Ok(_) => {
+                self.recheck = true;
+                return;
+            }
+            Err(e) => {
+                self.recheck |= bucket_gone(&e);
+                self.observer.trouble("checking the lease bucket", &e);
+                return;
+            }
+        }
         let sent = self.now();
-        let value = self.lease_value();
+        let value = self.lease_value(sent);
         let (leases, settings, value) = (&self.buckets.leases, self.settings, &value);
         let creates = partitions.iter().map(|&p| async move {
             let key = settings.lease_key(p);
