@@ -322,55 +322,40 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
 /// client until [`LateAnswers::release`]: answers that come after the client stopped waiting.
 pub struct LateAnswers {
     port: u16,
-    held: tokio::sync::watch::Sender<bool>,
+    held: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Bytes that, once a client sends them, hold what the server sends from then on.
+    trigger: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
 impl LateAnswers {
     /// Relays every connection made to [`LateAnswers::url`] to `upstream` (`host:port`).
     pub async fn start(upstream: &str) -> LateAnswers {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port for the relay");
         let port = listener.local_addr().expect("its address").port();
-        let (held, holding) = tokio::sync::watch::channel(false);
+        let held = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let trigger = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
         let upstream = upstream.to_owned();
+        let (relay_held, relay_trigger) = (held.clone(), trigger.clone());
         let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                     continue;
                 };
-                let mut holding = holding.clone();
-                tokio::spawn(async move {
-                    let (mut from_client, mut to_client) = client.into_split();
-                    let (mut from_server, mut to_server) = server.into_split();
-                    let up = tokio::io::copy(&mut from_client, &mut to_server);
-                    let down = async {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = from_server.read(&mut buf).await?;
-                            if n == 0 {
-                                return Ok::<_, std::io::Error>(());
-                            }
-                            // Kept while held: the order stays as the server sent it.
-                            if holding.wait_for(|held| !held).await.is_err() {
-                                return Ok(());
-                            }
-                            to_client.write_all(&buf[..n]).await?;
-                        }
-                    };
-                    // Either side closing ends the relay (and so both connections).
-                    tokio::select! {
-                        _ = up => {}
-                        _ = down => {}
-                    }
-                });
+                tokio::spawn(relay(
+                    client,
+                    server,
+                    relay_held.clone(),
+                    relay_trigger.clone(),
+                ));
             }
         });
         LateAnswers {
             port,
             held,
+            trigger,
             accepting,
         }
     }
@@ -385,9 +370,67 @@ impl LateAnswers {
         self.held.send_replace(true);
     }
 
+    /// Holds the server's bytes from the moment a client sends `needle` (which still reaches the
+    /// server): the answer to that request, and everything after it, wait.
+    pub fn hold_after(&self, needle: &str) {
+        *self.trigger.lock().unwrap_or_else(|e| e.into_inner()) = Some(needle.as_bytes().to_vec());
+    }
+
     /// What waited goes on, and what follows.
     pub fn release(&self) {
         self.held.send_replace(false);
+    }
+}
+
+/// One relayed connection, until either side closes it.
+async fn relay(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    held: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    trigger: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let mut holding = held.subscribe();
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from_client.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            {
+                let mut trigger = trigger.lock().unwrap_or_else(|e| e.into_inner());
+                let sent = &buf[..n];
+                if trigger
+                    .as_ref()
+                    .is_some_and(|needle| sent.windows(needle.len()).any(|w| w == needle))
+                {
+                    *trigger = None;
+                    held.send_replace(true);
+                }
+            }
+            to_server.write_all(&buf[..n]).await?;
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from_server.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            // Kept while held: the order stays as the server sent it.
+            if holding.wait_for(|held| !held).await.is_err() {
+                return Ok(());
+            }
+            to_client.write_all(&buf[..n]).await?;
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
     }
 }
 

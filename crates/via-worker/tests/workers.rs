@@ -763,12 +763,13 @@ async fn leases_stored_since(
     since: u64,
     what: &str,
 ) {
-    let leases = js
-        .key_value(&settings.lease_bucket)
-        .await
-        .expect("the leases bucket");
     test_support::within(10, what, async {
         loop {
+            // Bound at each look: the first may come before the worker made the bucket.
+            let Ok(leases) = js.key_value(&settings.lease_bucket).await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             let mut all = true;
             for p in 0..settings.partitions {
                 let entry = leases.get(&settings.lease_key(p)).await.expect("a get");
@@ -859,6 +860,51 @@ async fn a_renewal_answered_late_keeps_its_lease() {
         "leases lost or expired: {summary:?}"
     );
     assert_eq!(summary.acquired, 2, "{summary:?}");
+}
+
+/// Acquisitions the server stored but answered after the worker had stopped waiting for them:
+/// the keys hold the worker's own writes, so nobody else may take the partitions; the worker
+/// finds that out and consumes them. Before, they stayed idle until the keys expired (a TTL).
+#[tokio::test(flavor = "current_thread")]
+async fn acquisitions_answered_late_are_taken() {
+    let server = TestServer::start();
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    // The first create of a lease key goes through; its answer, and all after it, wait.
+    relay.hold_after("$KV.leases.p.");
+    let js = client(&server).await;
+    let settings = two_partitions(Duration::from_secs(10));
+    let (relay, script_js, script_settings) = (&relay, &js, &settings);
+    let summary = alongside(&relay.url(), &settings, |said| async move {
+        let (js, settings) = (script_js, script_settings);
+        let made_at = now_ms();
+        leases_stored_since(js, settings, 0, "both lease keys made").await;
+        // Past the acquisitions' bound (1 s): a scenario's length, not a wait for something.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            said.count(StatusKind::Acquired),
+            0,
+            "acquired with the answers held"
+        );
+        relay.release();
+        wait_for(5, "both partitions taken once the answers come", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        // Held for good: renewed, well before the keys made by the lost answers would expire.
+        leases_stored_since(js, settings, now_ms(), "renewals of the taken leases").await;
+        let taken = now_ms() - made_at;
+        assert!(
+            taken < 10_000,
+            "renewed {taken} ms after the keys were made"
+        );
+    })
+    .await;
+    assert_eq!(
+        (summary.acquired, summary.lost, summary.expired),
+        (2, 0, 0),
+        "{summary:?}"
+    );
 }
 
 /// The lease bucket deleted and made again by someone else with a shorter TTL while a worker runs:

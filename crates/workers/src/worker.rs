@@ -718,7 +718,13 @@ impl<'a, O: Observer> Worker<'a, O> {
             .filter(|p| taken.contains(p) && !self.held.contains_key(p))
             .copied()
             .collect();
-        for p in look {
+        self.take_unsure(&look).await;
+    }
+
+    /// Takes each of `partitions` whose key holds the write of this worker's unanswered
+    /// acquisition; forgets those another holds.
+    async fn take_unsure(&mut self, partitions: &[u32]) {
+        for &p in partitions {
             match self.whose(p).await {
                 // The very write that acquisition sent (its send time is in the value): it was
                 // stored, so the key cannot expire before a TTL after that time.
@@ -917,6 +923,15 @@ impl<'a, O: Observer> Worker<'a, O> {
 
     /// Releases every lease (after the last message handled was acked) and the presence.
     async fn leave(&mut self) {
+        // Keys that unanswered acquisitions may have made are released too, rather than left to
+        // expire with nobody working on their partitions.
+        if self.js.client().status().is_connected() {
+            let unsure: Vec<u32> = (self.unsure.keys())
+                .filter(|p| !self.held.contains_key(p))
+                .copied()
+                .collect();
+            self.take_unsure(&unsure).await;
+        }
         let held: Vec<u32> = self.held.keys().copied().collect();
         self.release(&held).await;
         // Batches still on their way go back to the partitions' next owners.
