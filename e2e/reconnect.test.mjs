@@ -96,7 +96,8 @@ async function storedCount(text) {
 // Clicks on /config and /themes while the server is down are written when it is back: in a page
 // that had bound its bucket, and in one opened while the server was down (which could not bind
 // it). The theme is the last one picked. Before, a click whose read or write failed for the
-// connection was dropped ("not connected yet"), and the message then went away by itself.
+// connection was dropped ("not connected yet"), and the message then went away by itself. A
+// /themes page opened while a pick waits says so.
 test("config and themes: clicks made while the server is down are written when it is back", { timeout: 120_000 }, async (t) => {
   const kv = await env.kv("via_config");
   await kv.put("theme", "light");
@@ -122,6 +123,13 @@ test("config and themes: clicks made while the server is down are written when i
   await themes.getByTestId("theme-option-forest").click();
   // Longer than a read's timeout (5 s): before, the bound page's click failed and was dropped.
   await new Promise((r) => setTimeout(r, 7_000));
+  // /themes left and opened again: the new page says that the pick waits (it once said nothing:
+  // only the page that asked was told).
+  await themes.locator('a[href="/counter"]').click();
+  await themes.waitForURL(/\/counter$/);
+  await themes.locator('a[href="/themes"]').click();
+  await themes.waitForURL(/\/themes$/);
+  await waitText(themes, "theme-error", /written once the server is (back|reachable)/);
   // And the page is left before the server is back: the click's task outlives it (it once read
   // the page's own signal of the client, gone with the page: a panic that ended the app).
   await config.locator('a[href="/counter"]').click();

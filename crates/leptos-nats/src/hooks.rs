@@ -149,10 +149,10 @@ pub struct UseKvKeyReturn {
     pub entry: Signal<Option<Entry>>,
     /// True once the current value (or its absence) is known.
     pub loaded: Signal<bool>,
-    /// The last error of the watch or of a write, for display.
+    /// For display: why a write of this key waits, or why the last one was refused (asked from
+    /// this page or another of the app), else the watch's last error.
     pub error: Signal<Option<String>>,
     store: RwSignal<Option<Store>>,
-    set_error: RwSignal<Option<String>>,
     bucket: StoredValue<String>,
     key: StoredValue<String>,
     context: NatsContext,
@@ -176,28 +176,22 @@ impl UseKvKeyReturn {
     /// be, over the connection then current, and `error` says so meanwhile; a newer `set` of the
     /// same key, from this page or another, replaces it. Only a write refused for what it is
     /// (permission, size) is given up, and says why. The write goes on after the component is
-    /// unmounted (its outcome is then shown nowhere).
+    /// unmounted; every page of the key, opened before or after, shows how it goes in `error`.
     pub fn set(&self, value: impl Into<Bytes>) {
         let (Some(bucket), Some(key)) = (self.bucket.try_get_value(), self.key.try_get_value())
         else {
             return;
         };
-        let Some(writes) = self.context.writes.try_get_value() else {
+        let Some(outgoing) = outgoing(&self.context, &bucket, &key) else {
             return;
         };
-        let outgoing = writes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((bucket.clone(), key.clone()))
-            .or_default()
-            .clone();
         let start = {
             let mut o = outgoing.lock().unwrap_or_else(PoisonError::into_inner);
             o.value = Some(value.into());
             !std::mem::replace(&mut o.sending, true)
         };
         if start {
-            let write = write_latest(outgoing, self.context, bucket, key, self.set_error);
+            let write = write_latest(outgoing, self.context, bucket, key);
             leptos::task::spawn_local(write);
         }
     }
@@ -246,11 +240,21 @@ pub fn write_failure(e: &KvError) -> WriteFailure {
 }
 
 /// A [`UseKvKeyReturn::set`] waiting to be written: only the latest value asked for (last
-/// writer wins, in a tab as across tabs), and whether a task is writing it.
+/// writer wins, in a tab as across tabs), whether a task is writing it, and what that task says
+/// (why it waits, or why the last value was refused), which every page showing the key shows.
 #[derive(Default)]
 pub(crate) struct Outgoing {
     value: Option<Bytes>,
     sending: bool,
+    status: ArcRwSignal<Option<String>>,
+}
+
+/// The app's [`Outgoing`] of `bucket` / `key`, made on first use.
+fn outgoing(context: &NatsContext, bucket: &str, key: &str) -> Option<Arc<Mutex<Outgoing>>> {
+    let writes = context.writes.try_get_value()?;
+    let mut writes = writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let entry = writes.entry((bucket.to_owned(), key.to_owned()));
+    Some(entry.or_default().clone())
 }
 
 /// The first pause after a failed write of a page, doubling up to the max.
@@ -262,7 +266,8 @@ const MAX_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 /// [`UseNatsReturn::write_until`]: crate::UseNatsReturn::write_until
 #[derive(Debug, Clone, Copy)]
 pub enum Waiting<'a> {
-    /// No connected client (none yet, or a closed one being replaced): nothing was sent.
+    /// No connected client (none yet, the server out of reach, or a closed one being
+    /// replaced): nothing is sent until there is one.
     NotConnected,
     /// This try failed so; the bucket was deleted meanwhile when [`bucket_gone`] says so (it is
     /// bound, so created, again at the next try).
@@ -283,7 +288,13 @@ impl NatsContext {
     {
         let mut pause = WRITE_PAUSE;
         loop {
-            let client = match self.client().get_untracked() {
+            let client = self.client().get_untracked();
+            // Said before waiting for the connection: a change asked for while the server is
+            // down says at once that it waits, not once a try's 30 s have run out.
+            if client.as_ref().is_some_and(|c| !c.status().is_connected()) {
+                waiting(Waiting::NotConnected);
+            }
+            let client = match client {
                 Some(client) if until_connected(&client).await => client,
                 _ => {
                     waiting(Waiting::NotConnected);
@@ -319,15 +330,16 @@ impl NatsContext {
 /// Writes what [`UseKvKeyReturn::set`] asked for last of `bucket` / `key` until nothing is left
 /// to write, over the app's connection (not a component's: it goes on when the page is left).
 /// Each try writes the value asked for last; one that may have been stored is written again
-/// (the same value: harmless). Only writes to `error`, which does nothing once disposed.
+/// (the same value: harmless). Says how it goes in the key's app-wide status, which outlives
+/// the page that asked (a page opened later shows it).
 async fn write_latest(
     outgoing: Arc<Mutex<Outgoing>>,
     context: NatsContext,
     bucket: String,
     key: String,
-    error: RwSignal<Option<String>>,
 ) {
     let lock = || outgoing.lock().unwrap_or_else(PoisonError::into_inner);
+    let error = lock().status.clone();
     while lock().value.is_some() {
         let tried = std::cell::RefCell::new(Bytes::new());
         let written = context
@@ -469,6 +481,15 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
     let error = RwSignal::new(None::<String>);
     let store = RwSignal::new(None::<Store>);
     let context = expect_context::<NatsContext>();
+    // What a write of this key says, whichever page asked for it: shown before the watch's own.
+    let writing = outgoing(&context, &bucket, &key).map(|o| {
+        let o = o.lock().unwrap_or_else(PoisonError::into_inner);
+        o.status.clone()
+    });
+    let shown = Signal::derive(move || {
+        let written = writing.as_ref().and_then(|w| w.get());
+        written.or_else(|| error.get())
+    });
     let (bucket_c, key_c) = (
         Rc::<str>::from(bucket.as_str()),
         Rc::<str>::from(key.as_str()),
@@ -500,9 +521,8 @@ pub fn use_kv_key(bucket: impl Into<String>, key: impl Into<String>) -> UseKvKey
     UseKvKeyReturn {
         entry: entry.into(),
         loaded: loaded.into(),
-        error: error.into(),
+        error: shown,
         store,
-        set_error: error,
         bucket: StoredValue::new(bucket),
         key: StoredValue::new(key),
         context,

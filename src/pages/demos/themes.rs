@@ -54,7 +54,7 @@ pub fn ThemesPage() -> impl IntoView {
                 </dd>
             </dl>
             <Show when=move || theme.error.get().is_some()>
-                <p class="error">{move || theme.error.get()}</p>
+                <p class="error" data-testid="theme-error">{move || theme.error.get()}</p>
             </Show>
         </section>
     }
