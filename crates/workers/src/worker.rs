@@ -636,6 +636,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 )
             })
         });
+        let mut conflicts = Vec::new();
         for (p, result) in futures::future::join_all(writes).await {
             match result {
                 Ok(revision) => {
@@ -646,47 +647,57 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
                 // Another write since the one held: an earlier renewal whose answer came too
                 // late (it was stored all the same), or another owner.
-                Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
-                    match self.whose(p).await {
-                        // A write of its own after the one held (not an older one, as a lagging
-                        // replica could show): the lease from that write on.
-                        Ok(Lease::Mine {
-                            revision,
-                            written_at,
-                        }) if self.held.get(&p).is_some_and(|h| {
-                            revision > h.revision && written_at > h.written_at
-                        }) =>
-                        {
-                            if let Some(h) = self.held.get_mut(&p) {
-                                h.revision = revision;
-                                h.written_at = written_at;
-                            }
-                        }
-                        // Gone while held: the bucket may have been deleted and made again.
-                        Ok(Lease::Absent) => {
-                            self.lose_to_a_deleted_bucket(vec![p]);
-                            self.recheck = true;
-                        }
-                        Ok(_) => {
-                            self.drop_lease(p, StatusKind::Lost);
-                        }
-                        // Not known: the deadline decides, as for a renewal not answered.
-                        Err(e) => self
-                            .observer
-                            .trouble(&format!("reading the lease of partition {p}"), &e),
-                    }
-                }
+                Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => conflicts.push(p),
                 // Not renewed this time: the deadline decides.
                 Err(e) => self
                     .observer
                     .trouble(&format!("renewing partition {p}"), &e),
             }
         }
+        for (p, read) in self.whose_all(&conflicts).await {
+            match read {
+                // A write of its own after the one held (not an older one, as a lagging
+                // replica could show): the lease from that write on.
+                Ok(Lease::Mine {
+                    revision,
+                    written_at,
+                }) if self
+                    .held
+                    .get(&p)
+                    .is_some_and(|h| revision > h.revision && written_at > h.written_at) =>
+                {
+                    if let Some(h) = self.held.get_mut(&p) {
+                        h.revision = revision;
+                        h.written_at = written_at;
+                    }
+                }
+                // Gone while held: the bucket may have been deleted and made again.
+                Ok(Lease::Absent) => {
+                    self.lose_to_a_deleted_bucket(vec![p]);
+                    self.recheck = true;
+                }
+                Ok(_) => {
+                    self.drop_lease(p, StatusKind::Lost);
+                }
+                // Not known: the deadline decides, as for a renewal not answered.
+                Err(e) => self
+                    .observer
+                    .trouble(&format!("reading the lease of partition {p}"), &e),
+            }
+        }
     }
 
-    /// The lease key of `partition` as this worker's own write left it (its revision, and when
-    /// that write was sent: the key expires a TTL after it was stored, later), or `None` when
-    /// the key is gone or another's.
+    /// [`Worker::whose`] of each of `partitions`, all at once (one by one, after a burst of
+    /// late answers, they could take a renewal period each).
+    async fn whose_all(&self, partitions: &[u32]) -> Vec<(u32, Result<Lease, WorkerError>)> {
+        let reads = partitions
+            .iter()
+            .map(|&p| async move { (p, self.whose(p).await) });
+        futures::future::join_all(reads).await
+    }
+
+    /// What the lease key of `partition` holds: this worker's own write (its revision, and when
+    /// it was sent: the key expires a TTL after it was stored, later), another's, or nothing.
     async fn whose(&self, partition: u32) -> Result<Lease, WorkerError> {
         let key = self.settings.lease_key(partition);
         let entry = bounded(self.settings.renew_every, self.buckets.leases.get(&key)).await?;
@@ -724,8 +735,8 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// Takes each of `partitions` whose key holds the write of this worker's unanswered
     /// acquisition; forgets those another holds.
     async fn take_unsure(&mut self, partitions: &[u32]) {
-        for &p in partitions {
-            match self.whose(p).await {
+        for (p, read) in self.whose_all(partitions).await {
+            match read {
                 // The very write that acquisition sent (its send time is in the value): it was
                 // stored, so the key cannot expire before a TTL after that time.
                 Ok(Lease::Mine {
