@@ -42,8 +42,20 @@ pub fn parse(payload: &[u8]) -> Option<Reading> {
     let value = number.as_f64().filter(|v| v.is_finite())?;
     Some(Reading {
         value,
-        text: raw.trim().to_owned(),
+        text: shown(raw.trim()),
     })
+}
+
+/// Longest text of a reading kept as sent; a longer number (any count of digits is valid JSON)
+/// is cut, with `…`.
+pub const MAX_TEXT: usize = 24;
+
+/// `text` (a JSON number: ASCII) cut at [`MAX_TEXT`].
+fn shown(text: &str) -> String {
+    match text.get(..MAX_TEXT) {
+        Some(head) if text.len() > MAX_TEXT => format!("{head}…"),
+        _ => text.to_owned(),
+    }
 }
 
 /// The JSON a sensor sends for `value`, to two decimals.
@@ -93,6 +105,20 @@ mod tests {
             parse(b" 1e1 ").map(|r| (r.value, r.text)),
             Some((10.0, "1e1".into()))
         );
+    }
+
+    /// A valid number of a megabyte of digits is read, its text cut; one beyond f64 is not.
+    #[test]
+    fn a_huge_number_is_read_with_its_text_cut() {
+        let long = format!("{{\"temp\": 0.{}1}}", "0".repeat(1 << 20));
+        let reading = parse(long.as_bytes()).expect("a number");
+        assert!(
+            reading.value >= 0.0 && reading.value < 1e-300,
+            "{}",
+            reading.value
+        );
+        assert_eq!(reading.text, format!("0.{}…", "0".repeat(MAX_TEXT - 2)));
+        assert_eq!(parse(b"1e999"), None);
     }
 
     #[test]

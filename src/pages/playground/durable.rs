@@ -297,8 +297,13 @@ impl Ctx {
         while self.online.try_get_untracked() == Some(true) {
             // A closed client (the settings changed) is for good: this card goes with it, and
             // the loop must not be started again.
-            if !client.status().is_connected() && !until_connected(&client).await {
-                return;
+            if !client.status().is_connected() {
+                if !until_connected(&client).await {
+                    return;
+                }
+                // The switch may have gone offline while the server was away: asked again
+                // before anything is pulled.
+                continue;
             }
             let options = FetchOptions {
                 batch: BATCH,

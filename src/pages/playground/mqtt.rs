@@ -74,8 +74,9 @@ pub fn value_range(samples: &[Sample]) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    let mid = (lo + hi) / 2.0;
-    let half = ((hi - lo) / 2.0 * 1.1).max(0.5);
+    // In halves: `hi - lo` of two readings near ±f64::MAX is infinite.
+    let mid = lo / 2.0 + hi / 2.0;
+    let half = ((hi / 2.0 - lo / 2.0) * 1.1).max(0.5);
     (mid - half, mid + half)
 }
 
@@ -88,17 +89,29 @@ pub fn chart_points(
     width: f64,
     height: f64,
 ) -> String {
-    let (lo, hi) = range;
-    let span = (hi - lo).max(f64::EPSILON);
     samples
         .iter()
         .map(|s| {
             let x = (width * (1.0 - (now - s.at_ms) / WINDOW_MS)).clamp(0.0, width);
-            let y = (height - (s.value - lo) / span * height).clamp(0.0, height);
+            let y = height * (1.0 - height_in(s.value, range));
             format!("{x:.1},{y:.1}")
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Where `value` sits in `range`, from 0 (bottom) to 1 (top); in halves, as [`value_range`].
+pub fn height_in(value: f64, (lo, hi): (f64, f64)) -> f64 {
+    ((value / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0).max(f64::EPSILON)).clamp(0.0, 1.0)
+}
+
+/// A temperature for a label, with `decimals`: in scientific notation past a billion, where
+/// fixed notation would be hundreds of digits long.
+pub fn degrees(value: f64, decimals: usize) -> String {
+    match value.abs() < 1e9 {
+        true => format!("{value:.decimals$}"),
+        false => format!("{value:.decimals$e}"),
+    }
 }
 
 /// A payload that is not a reading, as text, cut at [`SHOWN_CHARS`].
@@ -375,25 +388,31 @@ pub fn MqttCard(client: Client) -> impl IntoView {
         let points = chart_points(&shown, now, range, CHART_W, CHART_H);
         let label = match (shown.first(), shown.last()) {
             (Some(_), Some(_)) => format!(
-                "Temperature over the last 60 s: {} readings between {:.2} and {:.2} °C",
+                "Temperature over the last 60 s: {} readings between {} and {} °C",
                 shown.len(),
-                shown.iter().map(|s| s.value).fold(f64::INFINITY, f64::min),
-                shown
-                    .iter()
-                    .map(|s| s.value)
-                    .fold(f64::NEG_INFINITY, f64::max),
+                degrees(
+                    shown.iter().map(|s| s.value).fold(f64::INFINITY, f64::min),
+                    2
+                ),
+                degrees(
+                    shown
+                        .iter()
+                        .map(|s| s.value)
+                        .fold(f64::NEG_INFINITY, f64::max),
+                    2
+                ),
             ),
             _ => "Temperature over the last 60 s: no readings".to_owned(),
         };
         // The latest reading as a dot: HTML over the stretched SVG, so that it stays round.
         let last = shown.last().map(|s| {
             let x = (1.0 - (now - s.at_ms) / WINDOW_MS).clamp(0.0, 1.0) * 100.0;
-            let y = (1.0 - (s.value - range.0) / (range.1 - range.0)).clamp(0.0, 1.0) * 100.0;
+            let y = (1.0 - height_in(s.value, range)) * 100.0;
             view! { <span class="pg-mqtt-dot" aria-hidden="true" style=format!("left: {x:.2}%; top: {y:.2}%")></span> }
         });
         view! {
             <div class="pg-mqtt-plot">
-                <span class="pg-mqtt-axis top" aria-hidden="true">{format!("{:.1}", range.1)}</span>
+                <span class="pg-mqtt-axis top" aria-hidden="true">{degrees(range.1, 1)}</span>
                 <div class="pg-mqtt-canvas">
                 <svg
                     data-testid="pg-mqtt-chart"
@@ -407,7 +426,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                 </svg>
                 {last}
                 </div>
-                <span class="pg-mqtt-axis bottom" aria-hidden="true">{format!("{:.1}", range.0)}</span>
+                <span class="pg-mqtt-axis bottom" aria-hidden="true">{degrees(range.0, 1)}</span>
             </div>
             <p class="pg-mqtt-span muted small" aria-hidden="true">
                 <span>"−60 s"</span>
@@ -781,6 +800,26 @@ mod tests {
         let points = chart_points(&samples, 1000.0, (lo, hi), 600.0, 160.0);
         assert!(points.ends_with("600.0,80.0"), "{points}");
         assert_eq!(value_range(&[]), (0.0, 1.0));
+    }
+
+    /// Readings near ±f64::MAX (valid JSON numbers): a finite range, points on the chart, short
+    /// labels. (The range was infinite, every point NaN, the axis said `inf`.)
+    #[test]
+    fn readings_at_the_ends_of_f64_still_draw() {
+        let samples = [s(40_000.0, -1e308), s(70_000.0, 1e308), s(100_000.0, 0.0)];
+        let range = value_range(&samples);
+        assert!(range.0.is_finite() && range.1.is_finite(), "{range:?}");
+        let points = chart_points(&samples, 100_000.0, range, 600.0, 160.0);
+        assert!(
+            !points.contains("NaN") && !points.contains("inf"),
+            "{points}"
+        );
+        assert!(
+            points.ends_with("600.0,80.0"),
+            "zero in the middle: {points}"
+        );
+        assert_eq!(degrees(range.1, 1), "1.1e308");
+        assert_eq!(degrees(-21.456, 2), "-21.46");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use nats_ws::Client;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{within, CardTasks, StepList, StepLog, STEP_TIMEOUT};
+use crate::components::pacer::{Paced, Pacer};
 use crate::model::parse_json;
 use crate::session::random_hex;
 
@@ -193,10 +194,28 @@ pub fn QueueCard(client: Client) -> impl IntoView {
                     return;
                 }
             };
-            while let Some(message) = sub.next().await {
-                let Ok(message) = message else { continue };
-                if let Some(seen) = parse_json::<Seen>(&message.payload) {
-                    tally.update(|t| t.add(seen));
+            // Counted at most once a frame: `logs.process` is a shared subject, and a busy one
+            // (every report its own frame) would otherwise redraw the card for each message.
+            let mut waiting = Vec::new();
+            let mut pacer = Pacer::default();
+            let count = |waiting: &mut Vec<Seen>| {
+                tally.try_update(|t| waiting.drain(..).for_each(|seen| t.add(seen)));
+            };
+            loop {
+                match pacer.next(&mut sub, !waiting.is_empty()).await {
+                    Paced::Item(Ok(message)) => {
+                        waiting.extend(parse_json::<Seen>(&message.payload));
+                        if pacer.due() {
+                            count(&mut waiting);
+                            pacer.drawn();
+                        }
+                    }
+                    Paced::Item(Err(_)) => {}
+                    Paced::Draw => {
+                        count(&mut waiting);
+                        pacer.drawn();
+                    }
+                    Paced::Ended => break count(&mut waiting),
                 }
             }
         });
@@ -264,8 +283,9 @@ pub fn QueueCard(client: Client) -> impl IntoView {
             </ul>
             <p class="pg-total" data-testid="pg-queue-total">
                 {move || {
-                    let t = tally.get();
-                    format!("{} received by {} workers · {} twice", t.total(), t.per_worker.len(), t.twice())
+                    tally.with(|t| {
+                        format!("{} received by {} workers · {} twice", t.total(), t.per_worker.len(), t.twice())
+                    })
                 }}
             </p>
             <StepList log testid="pg-queue-step"/>
