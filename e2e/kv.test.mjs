@@ -29,8 +29,8 @@ const keyRow = (page, key) =>
     { rowSel: sel("kv-key-row"), keySel: sel("kv-key"), valueSel: sel("kv-value"), revSel: sel("kv-revision"), key },
   );
 
-/** Waits until the row of `key` shows `value` at `revision` (or, with value null, is gone). */
-const waitRow = (page, key, value, revision) =>
+/** Waits until the row of `key` shows `value` at `revision` (or, with value null, is gone); `opts` as waitFor's. */
+const waitRow = (page, key, value, revision, opts) =>
   waitFor(
     page,
     value === null ? `key ${key} gone` : `key ${key} = ${JSON.stringify(value)} at revision ${revision}`,
@@ -46,6 +46,7 @@ const waitRow = (page, key, value, revision) =>
       );
     },
     { rowSel: sel("kv-key-row"), keySel: sel("kv-key"), valueSel: sel("kv-value"), revSel: sel("kv-revision"), key, value, revision },
+    opts,
   );
 
 /**
@@ -282,6 +283,26 @@ test("kv: a key opened while the server is down says why it has no history, and 
   assert.equal(await page.getByTestId("kv-history-error").count(), 0, "the error went once the history was read");
 });
 
+// Deleted by another client, the open bucket's keys go from the page, which says why (they stayed,
+// as if live, and writes failed); made again, it is shown as it is.
+test("kv: an open bucket deleted by another client empties and says so; made again, it shows again", { timeout: 90_000 }, async () => {
+  const bucket = `gone_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  const rev = await kv.put("k", "before");
+  const page = await openBucket("kv-gone", bucket);
+  await waitRow(page, "k", "before", rev);
+
+  await kv.destroy();
+  await waitText(page, "kv-watch-error", new RegExp(`bucket ${bucket}`), { timeout: 40_000 });
+  await waitRow(page, "k", null);
+
+  const again = await env.kvm.create(bucket, { history: 5 });
+  const next = await again.put("k2", "after");
+  await waitRow(page, "k2", "after", next, { timeout: 30_000 });
+  await waitFor(page, "the error gone once the bucket is back", (s) => !document.querySelector(s), sel("kv-watch-error"));
+  await again.destroy();
+});
+
 test("kv: a bucket created, written and filtered from the page, then deleted", T, async () => {
   const bucket = `page_${rand()}`;
   const page = await env.tab({ identity: "kv-admin", path: "/kv", admin: true });
@@ -311,6 +332,20 @@ test("kv: a bucket created, written and filtered from the page, then deleted", T
   await waitText(page, "kv-error", /already exists/);
   assert.equal(await page.getByTestId("kv-value-input").inputValue(), "light");
   assert.equal((await kv.get("app.theme")).string(), "dark");
+
+  // Enter in the key box writes nothing (it put the value box, empty here, over the key). A Put
+  // made after it, on the same connection, is stored after anything it would have sent.
+  const lang = await kv.get("app.lang");
+  await page.getByTestId("kv-key-input").fill("app.lang");
+  await page.getByTestId("kv-value-input").fill("");
+  await page.getByTestId("kv-key-input").press("Enter");
+  await page.getByTestId("kv-key-input").fill("app.after");
+  await page.getByTestId("kv-value-input").fill("x");
+  await page.getByTestId("kv-put").click();
+  await waitText(page, "kv-result", /^put app\.after: revision \d+$/);
+  const after = await kv.get("app.lang");
+  assert.deepEqual([after.string(), after.revision], ["en", lang.revision], "Enter wrote the key");
+  await kv.delete("app.after");
 
   // A pattern narrows the watch; text matches inside keys; a bad pattern is refused inline.
   await page.getByTestId("kv-filter-input").fill("app.*");

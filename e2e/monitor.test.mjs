@@ -171,6 +171,22 @@ test("monitor: an invalid subject is an inline error, and nothing is subscribed"
   await eventually("the subscription to > is gone", async () => !(await subs()).includes(">"));
 });
 
+// A subscription the server refuses ends: the page names it and no longer says it is subscribed
+// to it, and the others go on (it went on saying "Subscribed to" both).
+test("monitor: a subject the user may not read is named, and no longer shown as subscribed", T, async () => {
+  const pass = env.credentials.NATS_PUBLISHER_PASSWORD;
+  assert.ok(pass, "the test server's credentials name the publisher user");
+  const page = await env.tab({ identity: "mon-publisher", path: "/monitor", user: { user: "publisher", pass } });
+  const allowed = `_INBOX.mon${rand()}`;
+  await page.fill(sel("monitor-subject-input"), `${allowed} chat.>`);
+  await page.click(sel("monitor-start"));
+  await waitText(page, "monitor-error", /may not subscribe to chat\.>/);
+  await waitText(page, "monitor-state", `Subscribed to ${allowed}`);
+  // The one allowed still counts.
+  env.nc.publish(allowed, "hi");
+  await waitText(page, "monitor-count", "1");
+});
+
 test("monitor: Pause freezes the log and keeps counting", T, async () => {
   const base = `mon.${rand()}`;
   const page = await monitor("pauser", `${base}.>`);

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, openStreamDetail, pause, rand, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, openStreamDetail, pause, rand, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -192,6 +192,46 @@ test("streams: the server's refusals are shown and the page keeps working", T, a
     ({ s, names }) => ![...document.querySelectorAll(s)].some((r) => names.some((n) => r.textContent.includes(n))),
     { s: sel("stream-row"), names: [taken, other, outside] },
   );
+});
+
+// A create refused to the browser user says to sign in as admin; doing so (a new connection)
+// keeps every field of the form, the two choices included. It was emptied, the choices back to
+// file and limits.
+test("streams: signing in as admin after a refused create keeps the form", T, async () => {
+  const name = `KEPT_${rand()}`;
+  const page = await env.tab({ identity: "streams-keep", path: "/streams" });
+  await page.getByTestId("stream-create-name").fill(name);
+  await page.getByTestId("stream-create-subjects").fill(`${name.toLowerCase()}.>`);
+  await page.getByTestId("stream-create-storage").selectOption("memory");
+  await page.getByTestId("stream-create-retention").selectOption("workqueue");
+  await page.getByTestId("stream-create-max-age").fill("1h");
+  await page.getByTestId("stream-create").click();
+  await waitText(page, "stream-error", /sign in as admin in ⚙/);
+
+  await signIn(page, "admin", env.admin.pass);
+  const kept = {
+    name: await page.getByTestId("stream-create-name").inputValue(),
+    storage: await page.getByTestId("stream-create-storage").inputValue(),
+    retention: await page.getByTestId("stream-create-retention").inputValue(),
+    age: await page.getByTestId("stream-create-max-age").inputValue(),
+  };
+  assert.deepEqual(kept, { name, storage: "memory", retention: "workqueue", age: "1h" });
+  // Created once the click is the new connection's (the first may still reach the old one).
+  await eventually(
+    "the stream created as admin, from the form as typed",
+    async () => {
+      if (await env.jsm.streams.info(name).then(() => true, () => false)) return true;
+      if (!(await page.getByTestId("stream-create").isDisabled())) await page.getByTestId("stream-create").click();
+      return false;
+    },
+    { every: 500 },
+  );
+  const info = await env.jsm.streams.info(name);
+  assert.deepEqual(
+    [info.config.storage, info.config.retention, info.config.max_age],
+    ["memory", "workqueue", 3600 * 1e9],
+  );
+  await env.jsm.streams.delete(name);
 });
 
 test("streams: the list is read every 2 s only while the tab is visible, and not after leaving", T, async () => {

@@ -35,7 +35,11 @@ pub fn KvPage() -> impl IntoView {
     let nats = use_nats();
     // Kept across a change of connection: the open bucket and what is typed in its editor.
     let editor = Editor::new();
-    let selected = super::kept_selection(move || editor.clear());
+    let forms = Forms::new();
+    let selected = super::kept_selection(move || {
+        editor.clear();
+        forms.delete_typed.set(String::new());
+    });
     view! {
         <section class="page-head">
             <h1>"KV"</h1>
@@ -46,9 +50,34 @@ pub fn KvPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Kv client selected editor/> }.into_any(),
+            Some(client) => view! { <Kv client selected editor forms/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
+    }
+}
+
+/// What is typed in the forms that create a bucket and delete the open one, kept across a change
+/// of connection (signing in as admin after a refusal, as the refusal suggests, must not empty
+/// them).
+#[derive(Clone, Copy)]
+struct Forms {
+    name: RwSignal<String>,
+    history: RwSignal<String>,
+    ttl: RwSignal<String>,
+    storage: RwSignal<StorageType>,
+    /// The open bucket's name, typed to delete it.
+    delete_typed: RwSignal<String>,
+}
+
+impl Forms {
+    fn new() -> Self {
+        Forms {
+            name: RwSignal::new(String::new()),
+            history: RwSignal::new(String::from("5")),
+            ttl: RwSignal::new(String::new()),
+            storage: RwSignal::new(StorageType::File),
+            delete_typed: RwSignal::new(String::new()),
+        }
     }
 }
 
@@ -111,7 +140,12 @@ impl Buckets {
 }
 
 #[component]
-fn Kv(client: Client, selected: RwSignal<Option<String>>, editor: Editor) -> impl IntoView {
+fn Kv(
+    client: Client,
+    selected: RwSignal<Option<String>>,
+    editor: Editor,
+    forms: Forms,
+) -> impl IntoView {
     let buckets = Buckets {
         js: StoredValue::new_local(client.jetstream()),
         list: RwSignal::new(Vec::new()),
@@ -195,11 +229,11 @@ fn Kv(client: Client, selected: RwSignal<Option<String>>, editor: Editor) -> imp
                         let client = client.clone();
                         view! {
                             <BucketView bucket=name.clone() client editor/>
-                            <DeleteBucket name buckets/>
+                            <DeleteBucket name buckets typed=forms.delete_typed/>
                         }
                     })
             }}
-            <CreateBucket buckets/>
+            <CreateBucket buckets forms/>
         </div>
     }
 }
@@ -264,11 +298,14 @@ fn storage_name(storage: StorageType) -> &'static str {
 }
 
 #[component]
-fn CreateBucket(buckets: Buckets) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let history = RwSignal::new(String::from("5"));
-    let ttl = RwSignal::new(String::new());
-    let storage = RwSignal::new(StorageType::File);
+fn CreateBucket(buckets: Buckets, forms: Forms) -> impl IntoView {
+    let Forms {
+        name,
+        history,
+        ttl,
+        storage,
+        ..
+    } = forms;
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
 
@@ -333,8 +370,8 @@ fn CreateBucket(buckets: Buckets) -> impl IntoView {
                                 storage.set(if event_target_value(&ev) == "memory" { StorageType::Memory } else { StorageType::File })
                             }
                         >
-                            <option value="file">"file"</option>
-                            <option value="memory">"memory"</option>
+                            <option value="file" selected=move || storage.get() == StorageType::File>"file"</option>
+                            <option value="memory" selected=move || storage.get() == StorageType::Memory>"memory"</option>
                         </select>
                     </label>
                 </div>
@@ -353,8 +390,7 @@ fn CreateBucket(buckets: Buckets) -> impl IntoView {
 
 /// Deleting the open bucket, once its name is typed out.
 #[component]
-fn DeleteBucket(name: String, buckets: Buckets) -> impl IntoView {
-    let typed = RwSignal::new(String::new());
+fn DeleteBucket(name: String, buckets: Buckets, typed: RwSignal<String>) -> impl IntoView {
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let matches = {

@@ -418,7 +418,11 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
             let mut subs = Vec::new();
             for subject in &subjects {
                 match client.subscribe_with_options(subject, options.clone()) {
-                    Ok(sub) => subs.push(sub),
+                    // Each item with its subject: a refused one is no longer shown as subscribed.
+                    Ok(sub) => {
+                        let subject = subject.clone();
+                        subs.push(sub.map(move |item| (subject.clone(), item)));
+                    }
                     Err(e) => {
                         error.set(Some(crate::session::explain(format!(
                             "Could not subscribe to {subject}: {e}"
@@ -437,10 +441,11 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
             spawn_local(async move {
                 let _ = Abortable::new(
                     async move {
-                        while let Some(item) = stream.next().await {
+                        while let Some((subject, item)) = stream.next().await {
                             match item {
                                 Ok(msg) => {
-                                    let dropped: u64 = stream.iter().map(|s| s.dropped()).sum();
+                                    let dropped: u64 =
+                                        stream.iter().map(|s| s.get_ref().dropped()).sum();
                                     let alive = ui.acc.try_update_value(|a| {
                                         a.on_message(msg, now_ms());
                                         a.dropped_live = dropped;
@@ -455,8 +460,13 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                                 Err(_) if client.status() == Status::Closed => return,
                                 Err(e) => {
                                     error.try_set(Some(crate::session::explain(format!(
-                                        "The subscription ended: {e}"
+                                        "The subscription to {subject} ended: {e}"
                                     ))));
+                                    running.try_update(|list| {
+                                        if let Some(list) = list {
+                                            list.retain(|s| *s != subject);
+                                        }
+                                    });
                                 }
                             }
                         }

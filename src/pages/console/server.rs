@@ -60,8 +60,11 @@ pub fn ServerPage() -> impl IntoView {
     let client: RwSignal<Option<Client>, LocalStorage> = RwSignal::new_local(None);
     let status = RwSignal::new(String::new());
     let typed = RwSignal::new(String::new());
+    let app = leptos_nats::use_nats().client;
     Effect::new(move |_| {
         let pw = password.get();
+        // Made again when the app's connection is (⚙ applied: perhaps other servers).
+        app.track();
         if let Some(old) = client.get_untracked() {
             old.close();
         }

@@ -32,6 +32,7 @@ pub fn StreamsPage() -> impl IntoView {
     let nats = use_nats();
     // Kept across a change of connection: the open stream and what is typed in its forms.
     let draft = Draft::new();
+    let new_stream = NewStream::new();
     let selected = super::kept_selection(move || draft.clear());
     view! {
         <section class="page-head">
@@ -43,7 +44,7 @@ pub fn StreamsPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Streams client selected draft/> }.into_any(),
+            Some(client) => view! { <Streams client selected draft new_stream/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -56,14 +57,15 @@ pub(crate) struct Detail {
     pub consumers: Vec<ConsumerInfo>,
 }
 
-/// What is typed in the open stream's forms: the test publish and the name typed to purge or
-/// delete it.
+/// What is typed in the open stream's forms: the test publish, the subject to peek at and the
+/// name typed to purge or delete it.
 #[derive(Clone, Copy)]
 pub(crate) struct Draft {
     pub subject: RwSignal<String>,
     pub headers: RwSignal<String>,
     pub payload: RwSignal<String>,
     pub typed: RwSignal<String>,
+    pub peek_subject: RwSignal<String>,
 }
 
 impl Draft {
@@ -73,12 +75,46 @@ impl Draft {
             headers: RwSignal::new(String::new()),
             payload: RwSignal::new(String::new()),
             typed: RwSignal::new(String::new()),
+            peek_subject: RwSignal::new(String::new()),
         }
     }
 
     fn clear(self) {
-        for field in [self.subject, self.headers, self.payload, self.typed] {
+        for field in [
+            self.subject,
+            self.headers,
+            self.payload,
+            self.typed,
+            self.peek_subject,
+        ] {
             field.set(String::new());
+        }
+    }
+}
+
+/// What is typed in the form that creates a stream, kept across a change of connection (signing
+/// in as admin after a refusal, as the refusal suggests, must not empty it).
+#[derive(Clone, Copy)]
+struct NewStream {
+    name: RwSignal<String>,
+    subjects: RwSignal<String>,
+    storage: RwSignal<StorageType>,
+    retention: RwSignal<RetentionPolicy>,
+    max_msgs: RwSignal<String>,
+    max_bytes: RwSignal<String>,
+    max_age: RwSignal<String>,
+}
+
+impl NewStream {
+    fn new() -> Self {
+        NewStream {
+            name: RwSignal::new(String::new()),
+            subjects: RwSignal::new(String::new()),
+            storage: RwSignal::new(StorageType::File),
+            retention: RwSignal::new(RetentionPolicy::Limits),
+            max_msgs: RwSignal::new(String::new()),
+            max_bytes: RwSignal::new(String::new()),
+            max_age: RwSignal::new(String::new()),
         }
     }
 }
@@ -176,7 +212,12 @@ async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, String> {
 }
 
 #[component]
-fn Streams(client: Client, selected: RwSignal<Option<String>>, draft: Draft) -> impl IntoView {
+fn Streams(
+    client: Client,
+    selected: RwSignal<Option<String>>,
+    draft: Draft,
+    new_stream: NewStream,
+) -> impl IntoView {
     let ctx = Ctx {
         js: StoredValue::new_local(client.jetstream()),
         streams: RwSignal::new(Vec::new()),
@@ -250,7 +291,7 @@ fn Streams(client: Client, selected: RwSignal<Option<String>>, draft: Draft) -> 
                 </Show>
             </section>
             {move || ctx.selected.get().map(|name| view! { <StreamDetail name ctx/> })}
-            <CreateStream ctx/>
+            <CreateStream ctx form=new_stream/>
         </div>
     }
 }
@@ -302,14 +343,16 @@ fn StreamRow(name: String, ctx: Ctx) -> impl IntoView {
 }
 
 #[component]
-fn CreateStream(ctx: Ctx) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let subjects = RwSignal::new(String::new());
-    let storage = RwSignal::new(StorageType::File);
-    let retention = RwSignal::new(RetentionPolicy::Limits);
-    let max_msgs = RwSignal::new(String::new());
-    let max_bytes = RwSignal::new(String::new());
-    let max_age = RwSignal::new(String::new());
+fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
+    let NewStream {
+        name,
+        subjects,
+        storage,
+        retention,
+        max_msgs,
+        max_bytes,
+        max_age,
+    } = form;
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
 
@@ -345,10 +388,10 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
                     clear_if_sent(subjects, &sent.1);
                     ctx.select_on_answer(&open, Some(info.config.name));
                 }
-                Err(e) => error.set(Some(format!(
+                Err(e) => error.set(Some(crate::session::explain(format!(
                     "could not create stream {}: {e}",
                     config.name
-                ))),
+                )))),
             }
         });
     };
@@ -376,8 +419,8 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
                                 storage.set(if event_target_value(&ev) == "memory" { StorageType::Memory } else { StorageType::File })
                             }
                         >
-                            <option value="file">"file"</option>
-                            <option value="memory">"memory"</option>
+                            <option value="file" selected=move || storage.get() == StorageType::File>"file"</option>
+                            <option value="memory" selected=move || storage.get() == StorageType::Memory>"memory"</option>
                         </select>
                     </label>
                     <label>
@@ -392,9 +435,9 @@ fn CreateStream(ctx: Ctx) -> impl IntoView {
                                 })
                             }
                         >
-                            <option value="limits">"limits"</option>
-                            <option value="interest">"interest"</option>
-                            <option value="workqueue">"work queue"</option>
+                            <option value="limits" selected=move || retention.get() == RetentionPolicy::Limits>"limits"</option>
+                            <option value="interest" selected=move || retention.get() == RetentionPolicy::Interest>"interest"</option>
+                            <option value="workqueue" selected=move || retention.get() == RetentionPolicy::WorkQueue>"work queue"</option>
                         </select>
                     </label>
                     <label>

@@ -245,6 +245,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                     _ => break,
                 }
             }
+            let mut gone = false;
             for event in batch {
                 match event {
                     Ok(WatchEvent::Entry(entry)) if live => {
@@ -270,6 +271,17 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                         changes.clear();
                     }
                     Ok(_) => {}
+                    // Deleted by someone: what was shown is gone, and so is the store (its
+                    // writes would fail). Bound again every few seconds, in case it is made anew.
+                    Err(e) if e.is_bucket_gone() => {
+                        open.entries.set(BTreeMap::new());
+                        open.store.set(None);
+                        open.watch_error.set(Some(format!(
+                            "bucket {bucket} was deleted: its keys are gone ({e})"
+                        )));
+                        gone = true;
+                        break;
+                    }
                     Err(e) => {
                         open.watch_error
                             .set(Some(format!("the watch of {bucket} failed: {e}")));
@@ -279,6 +291,9 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                 if open.watch_error.with_untracked(Option::is_some) {
                     open.watch_error.set(None);
                 }
+            }
+            if gone {
+                break;
             }
             if !changes.is_empty() {
                 // At once after a quiet frame; otherwise when the frame is over.
@@ -628,10 +643,9 @@ fn EditKey(open: Open) -> impl IntoView {
     view! {
         <section class="card" data-testid="kv-editor">
             <h2>"Write a key"</h2>
-            <form class="kv-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
-                ev.prevent_default();
-                run(Action::Put);
-            }>
+            // Enter in the key box writes nothing: only a button does (Enter once put whatever
+            // the value box held, often nothing, over the key typed).
+            <form class="kv-form" on:submit=move |ev: leptos::ev::SubmitEvent| ev.prevent_default()>
                 <label>
                     "Key"
                     <input bind:value=editor.key placeholder="config.theme" autocomplete="off" data-testid="kv-key-input"/>
@@ -659,7 +673,7 @@ fn EditKey(open: Open) -> impl IntoView {
                     <p class="kv-done" data-testid="kv-result">{move || editor.done.get()}</p>
                 </Show>
                 <div class="actions kv-actions">
-                    <button type="submit" data-testid="kv-put" disabled=busy>
+                    <button type="button" data-testid="kv-put" disabled=busy on:click=move |_| run(Action::Put)>
                         {move || label("put", "Put".to_owned(), "Putting…")}
                     </button>
                     <button type="button" class="secondary" data-testid="kv-create" disabled=busy on:click=move |_| run(Action::Create)>

@@ -10,6 +10,9 @@ use super::bucket::{entry_of, Entries, RETRY};
 use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
 use crate::components::clock::time_of_day;
 
+/// The shortest time between two reads of the open key's history.
+const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[component]
 pub(super) fn KeyDetail(
     key: String,
@@ -40,6 +43,9 @@ pub(super) fn KeyDetail(
         let key = key.clone();
         spawn_while_mounted(async move {
             while reads.next().await.is_some() {
+                // At most once a second: a key written without pause would otherwise be read
+                // (a consumer made and deleted) at the speed of a round trip.
+                let paced = gloo_timers::future::sleep(HISTORY_EVERY);
                 while reads.try_recv().is_ok() {}
                 // The bucket's store as it is now (it is bound again after a recreation).
                 let Some(store) = store.get_untracked() else {
@@ -63,6 +69,7 @@ pub(super) fn KeyDetail(
                     }
                     Err(e) => error.set(Some(format!("could not read the history of {key}: {e}"))),
                 }
+                paced.await;
             }
         });
     }

@@ -193,7 +193,7 @@ fn Peek(name: String, ctx: Ctx) -> impl IntoView {
     let note = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let subject = RwSignal::new(String::new());
+    let subject = ctx.draft.peek_subject;
     let at = move || message.with(|m| m.as_ref().map(|m| m.sequence));
 
     let go = {
