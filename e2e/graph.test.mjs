@@ -121,6 +121,9 @@ test("graph: registrations and a service form the expected edges, a missing depe
       { s: sel("graph-node"), name: gone },
       { timeout: 1000 },
     );
+    // The boxes are kept across the change, and so is the keyboard focus (every node was drawn
+    // anew at each change of the graph, the focus lost).
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset?.name ?? null), web, "the focus stays on web");
     await env.py(`await (await nc.jetstream().key_value("${REGISTRY}")).delete("db-${t}")`);
     await waitFor(
       page,

@@ -204,6 +204,12 @@ await kv.put("junk-${tag}", b"<b>not json</b>")
   await registryRow(page, `gone-${tag}`).waitFor({ state: "detached", timeout: 2000 });
   assert.ok(Date.now() - deleted < 2000);
   assert.equal(await api.count(), 1, "the other entries stay");
+
+  // The registry deleted (an admin, the /kv page) while no agent runs: the page makes it again
+  // and says nothing is registered (it said "Opening the registry…" for good).
+  await env.jsm.streams.delete(`KV_${REGISTRY}`);
+  await eventually("the page made the registry again", () => env.jsm.streams.info(`KV_${REGISTRY}`), { timeout: 30_000 });
+  await waitLocatorText(page.getByTestId("registry-empty"), /^Nothing is registered/, "the empty registry said so", 30_000);
 });
 
 // A registration's heartbeat is the registrant's clock; the tab's may be off by any amount (a

@@ -310,8 +310,8 @@ impl Directory {
     }
 }
 
-/// The registry (created if missing, then watched) and the discovered services, for as long as
-/// the calling component lives.
+/// The registry (created if missing, again if deleted, and watched) and the discovered services,
+/// for as long as the calling component lives.
 pub fn use_directory(client: Client) -> Directory {
     let (wake, mut woken) = mpsc::unbounded::<()>();
     let directory = Directory {
@@ -352,7 +352,16 @@ pub fn use_directory(client: Client) -> Directory {
                 match outcome {
                     Ok(()) => {
                         directory.setup.set(RegistrySetup::Ready);
-                        return;
+                        // Made again if someone deletes it (the page said "Opening the
+                        // registry…" for good).
+                        loop {
+                            gloo_timers::future::sleep(REFRESH_EVERY).await;
+                            match directory.registry.missing.try_get_untracked() {
+                                Some(false) => {}
+                                Some(true) => break,
+                                None => return,
+                            }
+                        }
                     }
                     Err(e) => {
                         if client.status().is_connected() {

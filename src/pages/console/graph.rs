@@ -535,18 +535,15 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
                                 .collect_view()
                         })
                     }}
-                    {move || {
-                        let layout = placed.get();
-                        model.with(|m| {
-                            m.nodes
-                                .iter()
-                                .filter_map(|n| {
-                                    let p = *layout.nodes.get(&n.name)?;
-                                    Some(view! { <GraphNode node=n.clone() at=p selected/> })
-                                })
-                                .collect_view()
-                        })
-                    }}
+                    // Keyed by name, each box following its node: a redraw of the model (every
+                    // discovery) keeps the boxes, and the keyboard focus on one of them.
+                    <For
+                        each=move || placed.with(|l| l.nodes.keys().cloned().collect::<Vec<_>>())
+                        key=|name| name.clone()
+                        let:name
+                    >
+                        <GraphNode name model placed selected/>
+                    </For>
                 </svg>
                 <Show when=move || model.with(|m| m.nodes.is_empty())>
                     <p class="empty" data-testid="graph-empty">
@@ -566,9 +563,35 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
 }
 
 #[component]
-fn GraphNode(node: Node, at: Placed, selected: RwSignal<Option<String>>) -> impl IntoView {
-    let state = node.state();
-    let name = node.name.clone();
+fn GraphNode(
+    name: String,
+    model: Memo<Model>,
+    placed: Memo<Layout>,
+    selected: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let shown = {
+        let name = name.clone();
+        Memo::new(move |_| {
+            let at = placed.with(|l| l.nodes.get(&name).copied())?;
+            model
+                .with(|m| m.node(&name).cloned())
+                .map(|node| (node, at))
+        })
+    };
+    let state = move || shown.with(|s| s.as_ref().map_or("ghost", |(n, _)| n.state()));
+    let at = move || {
+        shown.with(|s| {
+            s.as_ref().map_or(
+                Placed {
+                    x: 0.0,
+                    y: 0.0,
+                    width: 0.0,
+                    height: 0.0,
+                },
+                |(_, at)| *at,
+            )
+        })
+    };
     let is_selected = {
         let name = name.clone();
         move || selected.with(|s| s.as_deref() == Some(name.as_str()))
@@ -594,21 +617,39 @@ fn GraphNode(node: Node, at: Placed, selected: RwSignal<Option<String>>) -> impl
             }
         }
     };
-    let sub = node.caption();
-    let aria = format!(
-        "{}: {}, {} dependencies. Show details",
-        node.name,
-        if node.is_ghost() { "missing" } else { state },
-        node.deps.len()
-    );
+    let sub = move || shown.with(|s| s.as_ref().map(|(n, _)| n.caption()).unwrap_or_default());
+    let aria = move || {
+        shown.with(|s| {
+            s.as_ref()
+                .map(|(node, _)| {
+                    format!(
+                        "{}: {}, {} dependencies. Show details",
+                        node.name,
+                        if node.is_ghost() {
+                            "missing"
+                        } else {
+                            node.state()
+                        },
+                        node.deps.len()
+                    )
+                })
+                .unwrap_or_default()
+        })
+    };
     view! {
         <g
-            class=format!("graph-node {state}")
+            class="graph-node"
+            class:healthy=move || state() == "healthy"
+            class:unhealthy=move || state() == "unhealthy"
+            class:ghost=move || state() == "ghost"
             class:selected=is_selected.clone()
             data-testid="graph-node"
-            data-name=name
+            data-name=name.clone()
             data-state=state
-            transform=format!("translate({:.1} {:.1})", at.x - at.width / 2.0, at.y - at.height / 2.0)
+            transform=move || {
+                let at = at();
+                format!("translate({:.1} {:.1})", at.x - at.width / 2.0, at.y - at.height / 2.0)
+            }
             tabindex="0"
             role="button"
             aria-label=aria
@@ -616,9 +657,9 @@ fn GraphNode(node: Node, at: Placed, selected: RwSignal<Option<String>>) -> impl
             on:click=move |_| pick()
             on:keydown=on_key
         >
-            <rect width=format!("{:.1}", at.width) height=format!("{:.1}", at.height) rx="9"></rect>
-            <text class="graph-label" x=format!("{:.1}", at.width / 2.0) y="19">{label(&node.name)}</text>
-            <text class="graph-sub" x=format!("{:.1}", at.width / 2.0) y="36">{sub}</text>
+            <rect width=move || format!("{:.1}", at().width) height=move || format!("{:.1}", at().height) rx="9"></rect>
+            <text class="graph-label" x=move || format!("{:.1}", at().width / 2.0) y="19">{label(&name)}</text>
+            <text class="graph-sub" x=move || format!("{:.1}", at().width / 2.0) y="36">{sub}</text>
         </g>
     }
 }
