@@ -25,6 +25,9 @@ const WINDOW_MS: f64 = 60_000.0;
 const MAX_SAMPLES: usize = 600;
 /// The in-browser sensor publishes this often.
 const SENSOR_EVERY: Duration = Duration::from_secs(1);
+/// How long a connection's readings may go without one coming back over NATS before the card
+/// says so.
+const NO_READING_BACK_MS: f64 = 5000.0;
 /// Its MQTT keepalive.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// After a lost connection it tries again after this long, doubling up to [`RECONNECT_MAX`].
@@ -670,7 +673,25 @@ impl SensorRun {
             return Ended::Stopped;
         }
         let mut first = true;
+        // A QoS 0 PUBLISH gets no answer: a server that refuses it (a user who may not publish
+        // on device.temp) drops it without a word. Said once, if none came back in time.
+        let started = now_ms();
+        let mut told = false;
         loop {
+            if !told
+                && now_ms() - started >= NO_READING_BACK_MS
+                && self.awaited.try_with_value(Option::is_some) == Some(true)
+            {
+                told = true;
+                log.fail(
+                    "server → tab",
+                    format!(
+                        "no reading of this sensor came back on {} in {} s: the server may drop its PUBLISH (may the user in ⚙ publish there?)",
+                        sensor::NATS_SUBJECT,
+                        NO_READING_BACK_MS / 1000.0
+                    ),
+                );
+            }
             let payload = sensor::payload(sensor::simulated(seed, *n));
             if let Err(e) = mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes()) {
                 return Ended::Lost(e, "tab → server");

@@ -231,6 +231,8 @@ pub fn QueueCard(client: Client) -> impl IntoView {
                 return;
             }
             running.set(true);
+            // What went wrong before is not this run's.
+            error.set(None);
             log.start();
             let own = tally.with_untracked(|t| t.own.clone());
             tally.set(Tally::of(own.clone()));
