@@ -790,12 +790,8 @@ impl Store {
     }
 
     /// What the stream holds of `floor` now; 0 if it does not say (a user who may not ask: the
-    /// consumer's count alone then), or if the client is not connected (the read's consumer
-    /// waits for the connection, within its time; this would wait first).
+    /// consumer's count alone then).
     async fn floor(&self, floor: Floor<'_>) -> u64 {
-        if !self.js.client().status().is_connected() {
-            return 0;
-        }
         let counted = match floor {
             Floor::Keys(">") => {
                 (self.js.stream_brief(&self.stream).await).map(|brief| brief.state.num_subjects)
@@ -818,7 +814,13 @@ impl Store {
         options: OrderedOptions,
         floor: Floor<'_>,
     ) -> Result<Option<Vec<Entry>>, KvError> {
-        let floor = self.floor(floor).await;
+        // Not asked while disconnected (the read's consumer waits for the connection within its
+        // time; this would wait first): the read starts over once the consumer is made, with it.
+        let skipped = !self.js.client().status().is_connected();
+        let floor = match skipped {
+            true => 0,
+            false => self.floor(floor).await,
+        };
         let mut catch_up = CatchUp::new(options.deliver_policy);
         // The count each message carries comes from the server's same counter: under writes to a
         // key past its history limit it says 0 with revisions still to come (a hot key's history
@@ -835,7 +837,7 @@ impl Store {
         let mut entries = Vec::new();
         while let Some(event) = ordered.next_event().await {
             let done = match event.map_err(|e| self.stream_error(e))? {
-                OrderedEvent::Created { .. } if made => return Ok(None),
+                OrderedEvent::Created { .. } if made || skipped => return Ok(None),
                 OrderedEvent::Created { num_pending, reset } => {
                     made = true;
                     catch_up.created(num_pending.max(floor), reset)

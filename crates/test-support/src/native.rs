@@ -371,7 +371,8 @@ impl LateAnswers {
     }
 
     /// Holds the server's bytes from the moment a client sends `needle` (which still reaches the
-    /// server): the answer to that request, and everything after it, wait.
+    /// server): the answer to that request, and everything after it, wait. The needle is looked
+    /// for within each read of the client's bytes, so keep it short (a subject, not a payload).
     pub fn hold_after(&self, needle: &str) {
         *self.trigger.lock().unwrap_or_else(|e| e.into_inner()) = Some(needle.as_bytes().to_vec());
     }

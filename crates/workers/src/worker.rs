@@ -847,8 +847,18 @@ impl<'a, O: Observer> Worker<'a, O> {
                 return;
             }
         }
+        // Asked to stop during the check: nothing more is taken (it would only be released).
+        if self.leaving.load(Ordering::Relaxed) {
+            return;
+        }
         let sent = self.now();
         let value = self.lease_value(sent);
+        // Each one unsure until its answer says otherwise: if the stop's time runs out before
+        // the answers come, leaving still finds and releases what was stored (an earlier
+        // unanswered try of the same key keeps its own time).
+        for &p in partitions {
+            self.unsure.entry(p).or_insert(sent);
+        }
         let (leases, settings, value) = (&self.buckets.leases, self.settings, &value);
         let creates = partitions.iter().map(|&p| async move {
             let key = settings.lease_key(p);
@@ -858,6 +868,11 @@ impl<'a, O: Observer> Worker<'a, O> {
             )
         });
         for (p, result) in futures::future::join_all(creates).await {
+            // Answered: this try is no longer unsure (an earlier one of the key may still be).
+            let answered = !matches!(&result, Err(e) if setup::is_transient(e));
+            if answered && self.unsure.get(&p) == Some(&sent) {
+                self.unsure.remove(&p);
+            }
             match result {
                 Ok(revision) => {
                     self.unsure.remove(&p);
@@ -873,14 +888,11 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
                 // Someone was quicker (or an earlier try of this worker's: see `settle_unsure`).
                 Err(WorkerError::Kv(KvError::KeyExists { .. })) => {}
-                Err(e) => {
-                    // Unanswered, or lost on the way: it may have been stored.
-                    if setup::is_transient(&e) {
-                        self.unsure.insert(p, sent);
-                    }
-                    self.observer
-                        .trouble(&format!("acquiring partition {p}"), &e)
-                }
+                // Unanswered or lost on the way (it may have been stored: it stays unsure), or
+                // refused.
+                Err(e) => self
+                    .observer
+                    .trouble(&format!("acquiring partition {p}"), &e),
             }
         }
     }

@@ -420,7 +420,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                 match client.subscribe_with_options(subject, options.clone()) {
                     // Each item with its subject: a refused one is no longer shown as subscribed.
                     Ok(sub) => {
-                        let subject = subject.clone();
+                        let subject: std::rc::Rc<str> = subject.as_str().into();
                         subs.push(sub.map(move |item| (subject.clone(), item)));
                     }
                     Err(e) => {
@@ -464,7 +464,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                                     ))));
                                     running.try_update(|list| {
                                         if let Some(list) = list {
-                                            list.retain(|s| *s != subject);
+                                            list.retain(|s| **s != *subject);
                                         }
                                     });
                                 }

@@ -77,10 +77,11 @@ pub fn value_range(samples: &[Sample]) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    // In halves: `hi - lo` of two readings near ±f64::MAX is infinite.
+    // In halves: `hi - lo` of two readings near ±f64::MAX is infinite; and within f64, which
+    // readings bunched near one end would pass with the margin.
     let mid = lo / 2.0 + hi / 2.0;
     let half = ((hi / 2.0 - lo / 2.0) * 1.1).max(0.5);
-    (mid - half, mid + half)
+    ((mid - half).max(f64::MIN), (mid + half).min(f64::MAX))
 }
 
 /// The polyline points of `samples` in a `width` × `height` box: time from `now` − 60 s (left)
@@ -823,24 +824,30 @@ mod tests {
         assert_eq!(value_range(&[]), (0.0, 1.0));
     }
 
+    /// The range and points of `samples`, checked finite.
+    fn drawn(samples: &[Sample]) -> ((f64, f64), String) {
+        let range = value_range(samples);
+        assert!(range.0.is_finite() && range.1.is_finite(), "{range:?}");
+        let points = chart_points(samples, 100_000.0, range, 600.0, 160.0);
+        let finite = !points.contains("NaN") && !points.contains("inf");
+        assert!(finite, "{points}");
+        (range, points)
+    }
+
     /// Readings near ±f64::MAX (valid JSON numbers): a finite range, points on the chart, short
     /// labels. (The range was infinite, every point NaN, the axis said `inf`.)
     #[test]
     fn readings_at_the_ends_of_f64_still_draw() {
-        let samples = [s(40_000.0, -1e308), s(70_000.0, 1e308), s(100_000.0, 0.0)];
-        let range = value_range(&samples);
-        assert!(range.0.is_finite() && range.1.is_finite(), "{range:?}");
-        let points = chart_points(&samples, 100_000.0, range, 600.0, 160.0);
-        assert!(
-            !points.contains("NaN") && !points.contains("inf"),
-            "{points}"
-        );
+        let (range, points) = drawn(&[s(40_000.0, -1e308), s(70_000.0, 1e308), s(100_000.0, 0.0)]);
         assert!(
             points.ends_with("600.0,80.0"),
             "zero in the middle: {points}"
         );
         assert_eq!(degrees(range.1, 1), "1.1e308");
         assert_eq!(degrees(-21.456, 2), "-21.46");
+        // Bunched near one end: the margin would pass f64's ends.
+        drawn(&[s(40_000.0, 1e308), s(100_000.0, f64::MAX)]);
+        drawn(&[s(40_000.0, f64::MIN), s(100_000.0, -1e308)]);
     }
 
     #[test]

@@ -203,8 +203,12 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                     store
                 }
                 Err(e) => {
-                    open.watch_error
-                        .set(Some(format!("could not open bucket {bucket}: {e}")));
+                    open.watch_error.set(Some(match e {
+                        KvError::BucketNotFound { .. } => format!(
+                            "bucket {bucket} does not exist (deleted?): it is shown again if it is made anew"
+                        ),
+                        e => format!("could not open bucket {bucket}: {e}"),
+                    }));
                     gloo_timers::future::sleep(RETRY).await;
                     continue;
                 }

@@ -49,6 +49,8 @@ pub(super) fn KeyDetail(
                 while reads.try_recv().is_ok() {}
                 // The bucket's store as it is now (it is bound again after a recreation).
                 let Some(store) = store.get_untracked() else {
+                    // No bucket bound (deleted by someone, the page says so): no history either.
+                    history.set(Vec::new());
                     continue;
                 };
                 match store.history(&key).await {
