@@ -123,19 +123,9 @@ test("a hidden tab, its timers throttled to one a minute, keeps its connection",
     return cids.length === 1 && cids;
   });
 
-  // In the page: every change of the status badge (a MutationObserver: no timer involved), and a
-  // chain of 1 s timers whose gaps show the throttling.
-  await page.evaluate(() => {
-    const status = () => document.querySelector('[data-testid="status"]')?.textContent.trim() ?? "(none)";
-    let last = status();
-    window.__statuses = [];
-    new MutationObserver(() => {
-      const now = status();
-      if (now !== last) window.__statuses.push((last = now));
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  // A chain of 1 s timers whose gaps show the throttling.
+  const chain = () => {
     window.__gaps = [];
-    window.__hidden = [];
-    document.addEventListener("visibilitychange", () => window.__hidden.push(document.visibilityState));
     let lastTick = (window.__lastTick = performance.now());
     const tick = () => {
       const now = performance.now();
@@ -144,9 +134,31 @@ test("a hidden tab, its timers throttled to one a minute, keeps its connection",
       setTimeout(tick, 1000);
     };
     setTimeout(tick, 1000);
+  };
+  // In the page: every change of the status badge (a MutationObserver: no timer involved), and
+  // the chain.
+  await page.evaluate(() => {
+    const status = () => document.querySelector('[data-testid="status"]')?.textContent.trim() ?? "(none)";
+    let last = status();
+    window.__statuses = [];
+    new MutationObserver(() => {
+      const now = status();
+      if (now !== last) window.__statuses.push((last = now));
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    window.__hidden = [];
+    document.addEventListener("visibilitychange", () => window.__hidden.push(document.visibilityState));
   });
+  await page.evaluate(chain);
 
-  // Another page in front: ours is hidden.
+  // A control: a blank page with the same timer chain, hidden beside ours. If Chromium throttles
+  // neither, this machine's Chromium does not throttle hidden pages at all (seen on a long-running
+  // machine, with any build of the app) and the test can say nothing; if it throttles only the
+  // control, something in the app keeps its page from being throttled.
+  const control = await context.newPage();
+  await control.goto("data:text/html,<title>control</title>");
+  await control.evaluate(chain);
+
+  // Another page in front: ours (and the control) are hidden.
   const front = await context.newPage();
   await front.goto("about:blank");
   await front.bringToFront();
@@ -189,6 +201,14 @@ test("a hidden tab, its timers throttled to one a minute, keeps its connection",
   );
 
   assert.equal(seen.visibility, "hidden", "the tab stayed hidden");
+  const controlGaps = await control.evaluate(() => [...window.__gaps, Math.round(performance.now() - window.__lastTick)]);
+  if (longGaps.length === 0 && !controlGaps.some((g) => g > 25_000)) {
+    t.skip(
+      `this Chromium throttled no hidden page to one wake-up a minute, not even a blank one (its timer gaps: ${JSON.stringify(controlGaps.slice(-10))}): not tested here`,
+    );
+    await browser.close();
+    return;
+  }
   assert.ok(
     longGaps.length >= 1,
     `Chromium did not throttle the hidden tab to one wake-up a minute (timer gaps: ${JSON.stringify(seen.gaps.slice(-20))}): the test proved nothing`,
