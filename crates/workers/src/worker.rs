@@ -106,12 +106,12 @@ async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> 
 }
 
 /// `call`, or [`WorkerError::NoServer`] if it has not finished within `limit`.
-async fn bounded<T>(
+async fn bounded<T, E: Into<WorkerError>>(
     limit: Duration,
-    call: impl Future<Output = Result<T, KvError>>,
+    call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, WorkerError> {
     match within(limit, call).await {
-        Some(r) => r.map_err(WorkerError::from),
+        Some(r) => r.map_err(Into::into),
         None => Err(WorkerError::NoServer),
     }
 }
@@ -578,23 +578,15 @@ impl<'a, O: Observer> Worker<'a, O> {
         self.workers_gone = false;
         // Bounded: the renewals come after it. A bucket made again with another TTL is refused
         // here (see `setup::ensure_buckets`): no lease is taken in it until it is as it should be.
-        match within(
-            self.settings.renew_every,
-            setup::ensure_buckets(&self.js, self.settings),
-        )
-        .await
-        {
-            Some(Ok(buckets)) => {
+        let limit = self.settings.renew_every;
+        match bounded(limit, setup::ensure_buckets(&self.js, self.settings)).await {
+            Ok(buckets) => {
                 self.buckets = buckets;
                 self.recheck = false;
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 self.recheck = true;
                 self.observer.trouble("making the lease buckets again", &e);
-            }
-            None => {
-                self.recheck = true;
-                (self.observer).trouble("making the lease buckets again", &WorkerError::NoServer);
             }
         }
     }
