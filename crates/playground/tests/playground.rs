@@ -35,10 +35,21 @@ struct Program {
 
 impl Program {
     fn start(name: &'static str, program: &str, args: &[&str]) -> Program {
+        Program::start_with_env(name, program, args, &[])
+    }
+
+    /// [`Program::start`] with these variables set in its environment.
+    fn start_with_env(
+        name: &'static str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Program {
         let mut child = Command::new(program)
             .args(args)
             .env_remove("VIA_NATS_URL")
             .env_remove("VIA_MQTT_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -135,6 +146,17 @@ impl Program {
 
     /// Waits (bounded) for the program to exit, and checks it exited 0.
     async fn exits_cleanly(&mut self) {
+        let status = self.exits().await;
+        assert!(
+            status.success(),
+            "{} exited with {status}; its stderr:\n{}",
+            self.name,
+            self.stderr()
+        );
+    }
+
+    /// Waits (bounded) for the program to exit, with every line of its stderr read.
+    async fn exits(&mut self) -> std::process::ExitStatus {
         let status = match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
             Ok(status) => status.expect("wait"),
             Err(_) => panic!(
@@ -148,12 +170,7 @@ impl Program {
             while self.stderr_lines.recv().await.is_some() {}
         })
         .await;
-        assert!(
-            status.success(),
-            "{} exited with {status}; its stderr:\n{}",
-            self.name,
-            self.stderr()
-        );
+        status
     }
 }
 
@@ -434,6 +451,41 @@ async fn both_come_back_after_a_server_restart() {
 
     via_math.terminate().await;
     via_sensor.terminate().await;
+}
+
+/// A login the server refuses is not retried for ever: refused twice in a row for the same
+/// reason (as nats.go gives up on the same authorization error twice from a server), via-sensor
+/// says why and exits failing, so via-agent's restart backoff (up to 30 s) paces the next tries
+/// and its process list shows the failure. Before, it retried every 2 s for as long as it ran.
+#[tokio::test]
+async fn via_sensor_leaves_when_its_login_is_refused_twice() {
+    let server = TestServer::start_with_options(ServerOptions {
+        mqtt: true,
+        extra_config: "authorization {\n  users = [{user: sensor, password: right-one}]\n}\n",
+        ..ServerOptions::default()
+    });
+    let mut via_sensor = Program::start_with_env(
+        "via-sensor",
+        env!("CARGO_BIN_EXE_via-sensor"),
+        &["--url", &server.mqtt_url()],
+        &[("NATS_SENSOR_PASSWORD", "wrong-one")],
+    );
+    let status = via_sensor.exits().await;
+    let said = via_sensor.stderr();
+    assert!(!status.success(), "exited with {status}; it said:\n{said}");
+    let url = server.mqtt_url();
+    assert!(
+        said.contains(&format!(
+            "{url} refused the login as sensor 2 times in a row: not authorized (its password \
+             comes from $NATS_SENSOR_PASSWORD"
+        )),
+        "{said}"
+    );
+    assert!(
+        !said.contains("wrong-one"),
+        "the password was printed:\n{said}"
+    );
+    assert_eq!(via_sensor.line().await, None, "printed a reading");
 }
 
 /// Arguments that would make it run for nothing are refused before it connects (before,

@@ -2,8 +2,10 @@
 //! MQTT listener. While connected, every `--every-ms` it takes a reading
 //! (`via_playground::sensor::simulated`) and publishes `{"temp": 21.37}` to the topic
 //! `device/temp` at QoS 0 — which nats-server delivers to NATS subscribers of `device.temp`.
-//! While disconnected it takes none, and reconnects for as long as it runs. With `--count N` it
-//! leaves after N readings were sent; on SIGINT or SIGTERM it disconnects and exits 0.
+//! While disconnected it takes none, and reconnects for as long as it runs, unless the server
+//! refuses its login twice in a row for the same reason: then it says why and exits 1. With
+//! `--count N` it leaves after N readings were sent; on SIGINT or SIGTERM it disconnects and
+//! exits 0.
 //!
 //! One task: the ticks and the signals interrupt rumqttc's `EventLoop::poll`, which keeps what it
 //! read, wrote or has to report across that. Ticks only while connected, so a connection attempt
@@ -23,7 +25,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lexopt::ValueExt;
-use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS,
+};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{Instant, MissedTickBehavior};
 use via_playground::sensor;
@@ -43,6 +47,10 @@ const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// The same trouble is said again at most this often while it lasts.
 const TROUBLE_EVERY: Duration = Duration::from_secs(10);
+/// A login refused this many times in a row for the same reason ends the run (nats.go gives up
+/// on the same authorization error twice from a server): retrying cannot change the credentials,
+/// and via-agent's restart backoff paces the next tries better than a retry every 2 s for ever.
+const LOGIN_REFUSALS: u32 = 2;
 /// How long leaving waits for the DISCONNECT (and what was published before it) to be written.
 const LEAVE_LIMIT: Duration = Duration::from_secs(2);
 
@@ -152,7 +160,9 @@ async fn run(args: Args, host: String, port: u16) -> Result<(), String> {
     let mut options = MqttOptions::new(id.clone(), host.clone(), port);
     options.set_keep_alive(Duration::from_secs(5));
     // Its own user (publish device.temp only), when the server has accounts.
-    if let Some(password) = via_credentials::password("sensor")? {
+    let password = via_credentials::password("sensor")?;
+    let signed_in = password.is_some();
+    if let Some(password) = password {
         options.set_credentials("sensor", password);
     }
     // Room for the readings of a few ticks; a reading that finds it full is skipped.
@@ -168,6 +178,8 @@ async fn run(args: Args, host: String, port: u16) -> Result<(), String> {
     let mut sent: u64 = 0;
     let mut retry = RETRY_FIRST;
     let mut retry_at: Option<Instant> = None;
+    // The login refusals in a row, with the last one's reason.
+    let mut refused: Option<(ConnectReturnCode, u32)> = None;
     // Set once leaving: the DISCONNECT is on its way, and this is how long it may take.
     let mut leaving: Option<Instant> = None;
 
@@ -207,6 +219,7 @@ async fn run(args: Args, host: String, port: u16) -> Result<(), String> {
                     // The first reading right away, then every --every-ms.
                     ticker.reset_immediately();
                     retry = RETRY_FIRST;
+                    refused = None;
                     trouble.clear();
                     say_err(&format!(
                         "via-sensor: connected to mqtt://{host}:{port} as {id}; publishing to {} \
@@ -238,6 +251,20 @@ async fn run(args: Args, host: String, port: u16) -> Result<(), String> {
                         connected = false;
                     } else {
                         trouble.say(&why(&e, &host, port));
+                    }
+                    refused = match (&e, refused) {
+                        (ConnectionError::ConnectionRefused(code), Some((last, n)))
+                            if *code == last =>
+                        {
+                            Some((last, n + 1))
+                        }
+                        (ConnectionError::ConnectionRefused(code), _) if is_login(*code) => {
+                            Some((*code, 1))
+                        }
+                        _ => None,
+                    };
+                    if let Some((code, LOGIN_REFUSALS)) = refused {
+                        return Err(refusal(code, &host, port, signed_in));
                     }
                     retry_at = Some(Instant::now() + retry);
                     retry = (retry * 2).min(RETRY_MAX);
@@ -276,6 +303,38 @@ fn why(error: &ConnectionError, host: &str, port: u16) -> String {
         }
         other => format!("cannot connect to mqtt://{host}:{port}: {other}"),
     }
+}
+
+/// Whether the server refused who this is (not that it is busy, or the protocol).
+fn is_login(code: ConnectReturnCode) -> bool {
+    matches!(
+        code,
+        ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized
+    )
+}
+
+/// Why the run ends after its login was refused, for a person (never the password).
+fn refusal(code: ConnectReturnCode, host: &str, port: u16, signed_in: bool) -> String {
+    let reason = match code {
+        ConnectReturnCode::BadUserNamePassword => "wrong user name or password",
+        _ => "not authorized",
+    };
+    let whom = if signed_in {
+        format!(
+            "as sensor {LOGIN_REFUSALS} times in a row: {reason} (its password comes from ${}, \
+             else {}); leaving",
+            via_credentials::variable("sensor"),
+            via_credentials::file().display()
+        )
+    } else {
+        format!(
+            "without credentials {LOGIN_REFUSALS} times in a row: {reason} (no password for \
+             sensor in ${} or {}); leaving",
+            via_credentials::variable("sensor"),
+            via_credentials::file().display()
+        )
+    };
+    format!("mqtt://{host}:{port} refused the login {whom}")
 }
 
 /// The same trouble said once, then again only every [`TROUBLE_EVERY`] while it lasts (retries
