@@ -185,6 +185,25 @@ test("monitor: a subject the user may not read is named, and no longer shown as 
   // The one allowed still counts.
   env.nc.publish(allowed, "hi");
   await waitText(page, "monitor-count", "1");
+
+  // Signing in as a user who may read it (what the refusal advises) subscribes to both again:
+  // what Start asked for is kept, the subject the last connection refused too.
+  await signIn(page, "admin", env.admin.pass);
+  await waitText(page, "monitor-state", `Subscribed to ${allowed}, chat.>`);
+  await waitFor(page, "the error is gone", (s) => document.querySelector(s).hidden, sel("monitor-error"));
+  const room = `chat.mon${rand()}`;
+  await eventually("a chat message is counted", async () => {
+    env.nc.publish(room, "hello");
+    await env.nc.flush();
+    return (await textOf(page, "monitor-count")) !== "1";
+  });
+
+  // Stop forgets it: the next connection subscribes to nothing.
+  await page.click(sel("monitor-stop"));
+  await waitText(page, "monitor-state", "Not subscribed.");
+  await signIn(page, "publisher", pass);
+  await waitText(page, "status", "Live");
+  assert.equal(await textOf(page, "monitor-state"), "Not subscribed.");
 });
 
 test("monitor: Pause freezes the log and keeps counting", T, async () => {

@@ -332,6 +332,9 @@ struct State {
     error: RwSignal<Option<String>>,
     /// The subjects subscribed to; still set while a new connection replaces the old one.
     running: RwSignal<Option<Vec<String>>>,
+    /// What Start asked for, kept until Stop: a new connection (a sign-in in ⚙, which the
+    /// refusal of a subject advises) subscribes to all of it again, what the last one refused too.
+    wanted: RwSignal<Option<Vec<String>>>,
     paused: RwSignal<bool>,
     filter: RwSignal<Option<String>>,
     sort: RwSignal<Sort>,
@@ -353,6 +356,7 @@ impl State {
             input: RwSignal::new(">".to_owned()),
             error: RwSignal::new(None),
             running: RwSignal::new(None),
+            wanted: RwSignal::new(None),
             paused: RwSignal::new(false),
             filter: RwSignal::new(None),
             sort: RwSignal::new(Sort::default()),
@@ -368,6 +372,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
         input,
         error,
         running,
+        wanted,
         paused,
         filter,
         sort,
@@ -414,6 +419,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
         // Whether it is subscribed.
         move |subjects: Vec<String>| -> bool {
             stop();
+            wanted.set(Some(subjects.clone()));
             let options = SubscribeOptions::default().pending_limits(PENDING_MSGS, PENDING_BYTES);
             let mut subs = Vec::new();
             for subject in &subjects {
@@ -491,15 +497,24 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
             Err(e) => error.set(Some(format!("Invalid subject: {e}"))),
         }
     };
-    match running.get_untracked() {
-        // Subscribed on the connection this one replaced: subscribed again here. What was
-        // published in between is missing, as after any lost connection.
-        Some(subjects) if subscribe(subjects.clone()) => interruptions.update(|n| *n += 1),
-        Some(_) => {}
-        // What the last connection refused (a sign-in since may allow it): Start tries again.
-        None if error.with_untracked(Option::is_some) => error.set(None),
-        None => {}
+    // Subscribed on the connection this one replaced: subscribed again here, to what Start
+    // asked for (a subject the last connection refused may be allowed now). What was published
+    // in between is missing, as after any lost connection.
+    let was_running = running.with_untracked(Option::is_some);
+    match wanted.get_untracked() {
+        Some(subjects) => {
+            if subscribe(subjects) && was_running {
+                interruptions.update(|n| *n += 1);
+            }
+        }
+        None => error.set(None),
     }
+    // Stop: nothing is subscribed again on the next connection.
+    let forget = move || {
+        stop();
+        wanted.set(None);
+        error.set(None);
+    };
 
     let preset = {
         let start = start.clone();
@@ -627,8 +642,10 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                     type="button"
                     class="danger"
                     data-testid="monitor-stop"
-                    disabled=move || running.with(Option::is_none)
-                    on:click=move |_| stop()
+                    disabled=move || {
+                        running.with(Option::is_none) && wanted.with(Option::is_none)
+                    }
+                    on:click=move |_| forget()
                 >
                     "Stop"
                 </button>
