@@ -194,7 +194,7 @@ pub fn App() -> impl IntoView {
                     let nats_ws::ServerError::PublishDenied { subject } = &error else {
                         continue;
                     };
-                    let now = components::clock::now_ms();
+                    let now = components::clock::monotonic_ms();
                     if said.get(subject).is_some_and(|at| now - at < 60_000.0) {
                         continue;
                     }

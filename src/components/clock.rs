@@ -9,6 +9,17 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
+/// Milliseconds on the page's monotonic clock (`performance.now()`), for durations: the wall
+/// clock ([`now_ms`]) counts whole milliseconds and moves when the system's clock is set (back
+/// by an hour, a pacer waiting for "a frame after the last draw" would wait an hour).
+pub fn monotonic_ms() -> f64 {
+    thread_local! {
+        static PERFORMANCE: Option<web_sys::Performance> =
+            web_sys::window().and_then(|w| w.performance());
+    }
+    PERFORMANCE.with(|p| p.as_ref().map_or_else(js_sys::Date::now, |p| p.now()))
+}
+
 /// Now, updated every `every` for as long as the calling component lives.
 pub fn use_now(every: Duration) -> ReadSignal<f64> {
     let (now, set_now) = signal(now_ms());

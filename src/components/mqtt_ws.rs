@@ -26,7 +26,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::components::clock::now_ms;
+use crate::components::clock::monotonic_ms;
 
 /// The WebSocket subprotocol nats-server (and every MQTT broker) expects.
 pub const SUBPROTOCOL: &str = "mqtt";
@@ -213,7 +213,7 @@ impl MqttWs {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let (tx, events) = mpsc::unbounded();
         let ping_sent = Rc::new(Cell::new(None));
-        let last_received = Rc::new(Cell::new(now_ms()));
+        let last_received = Rc::new(Cell::new(monotonic_ms()));
 
         let open_tx = tx.clone();
         let on_open = Closure::<dyn FnMut()>::new(move || {
@@ -224,7 +224,7 @@ impl MqttWs {
         let received = last_received.clone();
         let mut incoming = BytesMut::new();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            received.set(now_ms());
+            received.set(monotonic_ms());
             let Some(buf) = e.data().dyn_ref::<js_sys::ArrayBuffer>().cloned() else {
                 let _ = msg_tx.unbounded_send(Event::Closed(MqttError::Protocol(
                     "a text frame (MQTT is binary)".into(),
@@ -276,7 +276,7 @@ impl MqttWs {
             events,
             tx,
             connected: false,
-            last_sent: Rc::new(Cell::new(now_ms())),
+            last_sent: Rc::new(Cell::new(monotonic_ms())),
             last_received,
             ping_sent,
             _keepalive: None,
@@ -346,7 +346,7 @@ impl MqttWs {
         // Checked often enough that an idle connection pings at about half the keepalive.
         let every = (keep_alive / 6).max(Duration::from_secs(1));
         self._keepalive = Some(Interval::new(every.as_millis() as u32, move || {
-            let now = now_ms();
+            let now = monotonic_ms();
             if let Some(sent) = ping_sent.get() {
                 if now - sent > keep_ms {
                     let _ = tx.unbounded_send(Event::Closed(MqttError::Closed(format!(
@@ -378,7 +378,7 @@ impl MqttWs {
         self.ws
             .send_with_u8_array(bytes)
             .map_err(|e| MqttError::Closed(js_detail(&e)))?;
-        self.last_sent.set(now_ms());
+        self.last_sent.set(monotonic_ms());
         Ok(())
     }
 

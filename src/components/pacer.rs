@@ -9,7 +9,7 @@ use futures::future::{select, Either};
 use futures::{Stream, StreamExt};
 use gloo_timers::future::TimeoutFuture;
 
-use crate::components::clock::now_ms;
+use crate::components::clock::monotonic_ms;
 
 /// The shortest time between two redraws.
 pub const FRAME_MS: f64 = 16.0;
@@ -46,7 +46,7 @@ impl Pacer {
         let next = if waiting {
             let drawn_ms = self.drawn_ms;
             let end = self.frame_end.get_or_insert_with(|| {
-                let due = (drawn_ms + FRAME_MS - now_ms()).max(0.0);
+                let due = (drawn_ms + FRAME_MS - monotonic_ms()).max(0.0);
                 gloo_timers::future::sleep(Duration::from_millis(due as u64))
             });
             match select(feed.next(), end).await {
@@ -68,12 +68,12 @@ impl Pacer {
 
     /// Whether a redraw now keeps to the pace (the last one was a frame ago or more).
     pub fn due(&self) -> bool {
-        now_ms() - self.drawn_ms >= FRAME_MS
+        monotonic_ms() - self.drawn_ms >= FRAME_MS
     }
 
     /// A redraw was made.
     pub fn drawn(&mut self) {
-        self.drawn_ms = now_ms();
+        self.drawn_ms = monotonic_ms();
         self.frame_end = None;
     }
 }

@@ -26,7 +26,7 @@ use nats_ws::Client;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{within, CardTasks, StepList, StepLog};
-use crate::components::clock::now_ms;
+use crate::components::clock::monotonic_ms;
 use crate::components::visibility::poll_while_visible;
 use crate::session::random_hex;
 
@@ -309,14 +309,14 @@ impl Ctx {
                 batch: BATCH,
                 expires: PULL_EXPIRES,
             };
-            let asked_at = now_ms();
+            let asked_at = monotonic_ms();
             match js.fetch(STREAM, CONSUMER, options).await {
                 Ok(batch) => {
                     self.error.try_set(None);
                     if batch.is_empty() {
                         // A pull ended at once without orders (the server turned it away):
                         // no tight loop.
-                        if now_ms() - asked_at < 100.0 {
+                        if monotonic_ms() - asked_at < 100.0 {
                             gloo_timers::future::sleep(Duration::from_millis(250)).await;
                         }
                         continue;

@@ -15,7 +15,7 @@ use nats_ws::{Client, ReconnectPolicy, Status};
 use via_playground::sensor::{self, Reading};
 
 use super::steps::{CardTasks, StepList, StepLog};
-use crate::components::clock::{now_ms, use_now};
+use crate::components::clock::{monotonic_ms, now_ms, use_now};
 use crate::components::mqtt_ws::{mqtt_url, ConnectOptions, MqttError, MqttWs};
 use crate::session::{random_hex, Settings};
 
@@ -565,14 +565,14 @@ impl SensorRun {
         let mut n: u64 = 0;
         let mut attempts = 0u32;
         loop {
-            let connected_at = now_ms();
+            let connected_at = monotonic_ms();
             let (lost, arrow) = match self.publish(&mut mqtt, &mut stop, seed, &mut n).await {
                 Ended::Stopped => break,
                 Ended::Lost(e, arrow) => (e, arrow),
             };
             log.fail(arrow, lost.to_string());
             drop(mqtt);
-            if now_ms() - connected_at >= STABLE_AFTER.as_millis() as f64 {
+            if monotonic_ms() - connected_at >= STABLE_AFTER.as_millis() as f64 {
                 attempts = 0;
             }
             mqtt = match self
@@ -676,11 +676,11 @@ impl SensorRun {
         let mut first = true;
         // A QoS 0 PUBLISH gets no answer: a server that refuses it (a user who may not publish
         // on device.temp) drops it without a word. Said once, if none came back in time.
-        let started = now_ms();
+        let started = monotonic_ms();
         let mut told = false;
         loop {
             if !told
-                && now_ms() - started >= NO_READING_BACK_MS
+                && monotonic_ms() - started >= NO_READING_BACK_MS
                 && self.awaited.try_with_value(Option::is_some) == Some(true)
             {
                 told = true;

@@ -12,7 +12,7 @@ use nats_ws::{Client, Message, RequestError};
 use via_playground::math::{self, SumReply, SumRequest};
 
 use super::steps::{CardTasks, StepList, StepLog};
-use crate::components::clock::now_ms;
+use crate::components::clock::monotonic_ms;
 use crate::model::push_bounded;
 
 const CALLS: usize = 100;
@@ -238,11 +238,11 @@ async fn calls(
         let Ok(body) = serde_json::to_vec(&pair) else {
             return;
         };
-        let started = now_ms();
+        let started = monotonic_ms();
         let reply = client
             .request_with(math::SUBJECT, None, &body, TIMEOUT)
             .await;
-        let rtt = now_ms() - started;
+        let rtt = monotonic_ms() - started;
         match reply {
             Ok(message) => match describe_reply(&message) {
                 Ok(sum) => {

@@ -1,15 +1,17 @@
 //! The step list every card draws while it runs: each step as it happens, with its time since the
 //! run started, who talked to whom, and whether it went well.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
+use futures::future::{AbortHandle, Abortable};
 use futures::FutureExt;
 
 use leptos::prelude::*;
-use leptos_nats::spawn_while_mounted;
 
-use crate::components::clock::now_ms;
+use crate::components::clock::monotonic_ms;
 use crate::model::push_bounded;
 
 /// How long a step waits for the server (a connection, a flush, a reply) before it fails.
@@ -25,21 +27,49 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> Option<T> {
 
 /// Starts tasks owned by the card that made it: they stop when the card unmounts, also when
 /// started from an event handler (which runs with no reactive owner of its own). `Copy`.
+///
+/// The card keeps a handle per task still running, not per task ever started (a cleanup per
+/// spawn would grow with every click while the page stays open).
 #[derive(Clone, Copy)]
-pub struct CardTasks(StoredValue<Option<Owner>, LocalStorage>);
+pub struct CardTasks(StoredValue<Option<Vec<Task>>, LocalStorage>);
+
+/// A running task's handle, and whether it has ended.
+type Task = (AbortHandle, Rc<Cell<bool>>);
 
 impl CardTasks {
     /// Call while the card is being built.
     pub fn new() -> Self {
-        CardTasks(StoredValue::new_local(Owner::current()))
+        let tasks = StoredValue::new_local(Some(Vec::<Task>::new()));
+        // An owner's cleanups run before its stored values go.
+        on_cleanup(move || {
+            // None from here on: a task started later (by a handler still running) is dropped.
+            if let Some(Some(list)) = tasks.try_update_value(Option::take) {
+                for (handle, _) in list {
+                    handle.abort();
+                }
+            }
+        });
+        CardTasks(tasks)
     }
 
     pub fn spawn(self, fut: impl Future<Output = ()> + 'static) {
-        match self.0.try_get_value().flatten() {
-            Some(owner) => owner.with(|| spawn_while_mounted(fut)),
-            // Gone: the card is no longer there, nothing to run for.
-            None => drop(fut),
+        let (handle, registration) = AbortHandle::new_pair();
+        let ended = Rc::new(Cell::new(false));
+        let held = self.0.try_update_value(|tasks| match tasks {
+            Some(list) => {
+                list.retain(|(_, ended)| !ended.get());
+                list.push((handle, ended.clone()));
+                true
+            }
+            None => false,
+        });
+        if held != Some(true) {
+            return; // Gone: the card is no longer there, nothing to run for.
         }
+        leptos::task::spawn_local(async move {
+            let _ = Abortable::new(fut, registration).await;
+            ended.set(true);
+        });
     }
 }
 
@@ -99,13 +129,13 @@ impl StepLog {
     pub fn new() -> Self {
         StepLog {
             steps: RwSignal::new(Vec::new()),
-            started: StoredValue::new(now_ms()),
+            started: StoredValue::new(monotonic_ms()),
         }
     }
 
     /// Starts a new run: clears the list, and times are counted from now.
     pub fn start(self) {
-        self.started.try_set_value(now_ms());
+        self.started.try_set_value(monotonic_ms());
         self.steps.try_set(Vec::new());
     }
 
@@ -113,7 +143,7 @@ impl StepLog {
     pub fn elapsed(self) -> f64 {
         self.started
             .try_get_value()
-            .map(|t| now_ms() - t)
+            .map(|t| monotonic_ms() - t)
             .unwrap_or(0.0)
     }
 
