@@ -750,8 +750,12 @@ impl Said {
     }
 
     fn troubled(&self, about: &str) -> bool {
+        self.troubles(about) > 0
+    }
+
+    fn troubles(&self, about: &str) -> usize {
         let said = self.trouble.lock().expect("not poisoned");
-        said.iter().any(|t| t.contains(about))
+        said.iter().filter(|t| t.contains(about)).count()
     }
 }
 
@@ -903,6 +907,68 @@ async fn acquisitions_answered_late_are_taken() {
             taken < 10_000,
             "renewed {taken} ms after the keys were made"
         );
+    })
+    .await;
+    assert_eq!(
+        (summary.acquired, summary.lost, summary.expired),
+        (2, 0, 0),
+        "{summary:?}"
+    );
+}
+
+/// What a client sends to write a lease key (a create is a publish with headers), and not to
+/// read one (a direct get names the key after `$JS.API.DIRECT.GET.KV_leases.`).
+const WRITE_OF_A_LEASE: &str = "PUB $KV.leases.p.";
+
+/// Two acquisitions of each key go unanswered, and the second is the one stored (the keys the
+/// first made were deleted meanwhile): the worker knows the second one's write too and takes the
+/// partitions once the answers come. Before, it kept only the first try's time, did not know the
+/// key for its own, and the partitions stayed idle until the keys expired (a TTL).
+#[tokio::test(flavor = "current_thread")]
+async fn a_second_acquisition_answered_late_is_taken() {
+    let server = TestServer::start();
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    relay.hold_after(WRITE_OF_A_LEASE);
+    let js = client(&server).await;
+    let settings = two_partitions(Duration::from_secs(10));
+    let (relay, script_js, script_settings) = (&relay, &js, &settings);
+    let summary = alongside(&relay.url(), &settings, |said| async move {
+        let (js, settings) = (script_js, script_settings);
+        leases_stored_since(js, settings, 0, "both lease keys made").await;
+        wait_for(10, "the first acquisitions given up", || {
+            (said.troubles("acquiring partition") >= 2).then_some(())
+        })
+        .await;
+        // Someone removes the keys the first tries made (without a trace: a create after a
+        // delete marker needs a second round trip, which a held answer would stop); the next
+        // tries are held too.
+        let stream = format!("KV_{}", settings.lease_bucket);
+        for p in 0..settings.partitions {
+            let subject = format!("$KV.{}.{}", settings.lease_bucket, settings.lease_key(p));
+            js.purge_subject(&stream, &subject).await.expect("purge");
+        }
+        let deleted_at = now_ms();
+        relay.hold_after(WRITE_OF_A_LEASE);
+        relay.release();
+        leases_stored_since(js, settings, deleted_at, "both keys made again").await;
+        wait_for(10, "the second acquisitions given up", || {
+            (said.troubles("acquiring partition") >= 4).then_some(())
+        })
+        .await;
+        assert_eq!(
+            said.count(StatusKind::Acquired),
+            0,
+            "acquired with the answers held"
+        );
+        let released_at = now_ms();
+        relay.release();
+        // Well within the keys' TTL (10 s): what the worker finds is its second try's write.
+        wait_for(5, "both partitions taken once the answers come", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        leases_stored_since(js, settings, released_at, "renewals of the taken leases").await;
     })
     .await;
     assert_eq!(

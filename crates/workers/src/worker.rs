@@ -231,9 +231,10 @@ struct Worker<'a, O: Observer> {
     /// missing. Cleared once they are found as the settings say.
     recheck: bool,
     /// Acquisitions whose answer did not come in time (the key may have been stored all the
-    /// same), by when they were sent: a key found taken is looked at, and taken over if it is
-    /// this worker's (rather than left idle until it expires). Forgotten after a lease TTL.
-    unsure: BTreeMap<u32, u64>,
+    /// same), by when they were sent, every try of a key (any one of them may be the stored
+    /// one): a key found taken is looked at, and taken over if it holds one of these writes
+    /// (rather than left idle until it expires). Each is forgotten after a lease TTL.
+    unsure: BTreeMap<u32, Vec<u64>>,
     /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
     /// until every lease held in the old one has run out, wherever its holder is.
     no_acquire_until: u64,
@@ -712,7 +713,10 @@ impl<'a, O: Observer> Worker<'a, O> {
     async fn settle_unsure(&mut self, taken: &BTreeSet<u32>) {
         let now = self.now();
         let ttl = self.settings.lease_ttl.as_millis() as u64;
-        self.unsure.retain(|_, sent| now < *sent + ttl);
+        self.unsure.retain(|_, sent| {
+            sent.retain(|at| now < *at + ttl);
+            !sent.is_empty()
+        });
         // Taken only when an acquisition could be made.
         if self.recheck || now < self.no_acquire_until {
             return;
@@ -734,7 +738,11 @@ impl<'a, O: Observer> Worker<'a, O> {
                 Ok(Lease::Mine {
                     revision,
                     written_at,
-                }) if self.unsure.get(&p) == Some(&written_at) => {
+                }) if self
+                    .unsure
+                    .get(&p)
+                    .is_some_and(|sent| sent.contains(&written_at)) =>
+                {
                     self.unsure.remove(&p);
                     self.held.insert(
                         p,
@@ -847,9 +855,9 @@ impl<'a, O: Observer> Worker<'a, O> {
         let value = self.lease_value(sent);
         // Each one unsure until its answer says otherwise: if the stop's time runs out before
         // the answers come, leaving still finds and releases what was stored (an earlier
-        // unanswered try of the same key keeps its own time).
+        // unanswered try of the same key keeps its own time beside this one's).
         for &p in partitions {
-            self.unsure.entry(p).or_insert(sent);
+            self.unsure.entry(p).or_default().push(sent);
         }
         let (leases, settings, value) = (&self.buckets.leases, self.settings, &value);
         let creates = partitions.iter().map(|&p| async move {
@@ -862,8 +870,13 @@ impl<'a, O: Observer> Worker<'a, O> {
         for (p, result) in futures::future::join_all(creates).await {
             // Answered: this try is no longer unsure (an earlier one of the key may still be).
             let answered = !matches!(&result, Err(e) if setup::is_transient(e));
-            if answered && self.unsure.get(&p) == Some(&sent) {
-                self.unsure.remove(&p);
+            if answered {
+                if let Some(tries) = self.unsure.get_mut(&p) {
+                    tries.retain(|at| *at != sent);
+                    if tries.is_empty() {
+                        self.unsure.remove(&p);
+                    }
+                }
             }
             match result {
                 Ok(revision) => {
