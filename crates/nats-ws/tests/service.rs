@@ -424,6 +424,67 @@ async fn requests_and_error_replies_are_counted_in_stats() {
     }
 }
 
+/// A handler that panics with the request in hand (its task dies, the process goes on): the
+/// requester gets a 500 error at once, not its timeout, and STATS counts an error (nats.js answers
+/// a handler that throws with a 500). Before, the drop counted a success and nothing answered.
+#[tokio::test]
+async fn a_handler_that_panics_answers_an_error_and_is_counted_as_one() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(&client, ServiceConfig::new("fragile", "1.0.0")).unwrap();
+    let mut work = svc.endpoint("work").unwrap();
+    client.flush().await.unwrap();
+    let serving = tokio::spawn(async move {
+        while let Some(request) = work.next().await {
+            // One task per request, as a server would; this one panics holding the request.
+            tokio::spawn(async move {
+                let request = request;
+                if request.text() == Some("boom") {
+                    panic!("a bug in the handler");
+                }
+                request.respond("ok").unwrap();
+            });
+        }
+    });
+    let reply = within(
+        STEP,
+        "the answer to a request whose handler panicked",
+        asker.request_with("work", None, b"boom", Duration::from_secs(STEP * 2)),
+    )
+    .await
+    .expect("an answer, not a timeout");
+    let headers = reply.headers.as_ref().expect("error headers");
+    assert_eq!(headers.get(ERROR_CODE_HEADER), Some("500"));
+    assert_eq!(headers.get(ERROR_HEADER), Some("the handler panicked"));
+    assert_eq!(ask(&asker, "work", "fine").await.payload, "ok");
+    let stats = svc.stats().endpoints[0].clone();
+    assert_eq!((stats.num_requests, stats.num_errors), (2, 1));
+    assert_eq!(stats.last_error, "500:the handler panicked");
+
+    // An answer that could not be sent (over max_payload), then the error reply the handler
+    // sends instead: counted once, and last_error is what the requester was told (as nats.go's
+    // request.Error overwrites the error it records).
+    let mut big = svc.endpoint("big").unwrap();
+    client.flush().await.unwrap();
+    let asking = tokio::spawn({
+        let asker = asker.clone();
+        async move { ask(&asker, "big", "").await }
+    });
+    let request = within(STEP, "the big request", big.next()).await.unwrap();
+    let too_big = vec![b'x'; client.max_payload() + 1];
+    assert!(request.respond(&too_big).is_err(), "sent over max_payload");
+    request
+        .respond_error(500, "the answer is too large", b"")
+        .unwrap();
+    let reply = asking.await.unwrap();
+    assert_eq!(reply.headers.unwrap().get(ERROR_CODE_HEADER), Some("500"));
+    let stats = big.stats();
+    assert_eq!((stats.num_requests, stats.num_errors), (1, 1));
+    assert_eq!(stats.last_error, "500:the answer is too large");
+    serving.abort();
+}
+
 #[tokio::test]
 async fn instances_share_the_load_in_the_queue_group_and_each_gets_a_broadcast() {
     let server = TestServer::start();

@@ -195,7 +195,10 @@ const SLOW_CONSUMER: &str = "nats: slow consumer, messages dropped";
 /// too; here an overload does not become an outage. A failure is noticed as the stream is read;
 /// drops also when STATS is asked.
 ///
-/// Dropping it unsubscribes the endpoint and removes it from INFO and STATS.
+/// Dropping it unsubscribes the endpoint and removes it from INFO and STATS, while the service
+/// goes on answering discovery: keep serving after one request's error (a `?` on
+/// [`Request::respond`] in the serving loop would end it on a request published without a reply
+/// subject).
 pub struct Endpoint {
     shared: Arc<EndpointShared>,
     service: Arc<ServiceShared>,
@@ -250,6 +253,7 @@ impl Stream for Endpoint {
                 client: this.service.client.clone(),
                 received: Instant::now(),
                 counted: AtomicBool::new(false),
+                send_failed: AtomicBool::new(false),
             })),
             // The server refused the subscription (permissions), or the client closed: the
             // endpoint cannot serve, and the service stops.
@@ -280,6 +284,8 @@ pub struct Request {
     client: Client,
     received: Instant,
     counted: AtomicBool,
+    /// An answer was tried and could not be sent: a later error reply still sets `last_error`.
+    send_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for Request {
@@ -368,10 +374,21 @@ impl Request {
             })),
         };
         let error = match &result {
-            Err(e) => Some(e.to_string()),
+            Err(e) => {
+                self.send_failed.store(true, Ordering::Release);
+                Some(e.to_string())
+            }
             Ok(()) => error,
         };
-        self.count(error);
+        match error {
+            // The error reply a handler sends after its answer could not be sent: what the
+            // requester was told is the error to keep (nats.go's `request.Error` overwrites the
+            // one it records); the request was counted by the failed send.
+            Some(error) if result.is_ok() && self.send_failed.load(Ordering::Acquire) => {
+                self.endpoint.counters().last_error = error;
+            }
+            error => self.count(error),
+        }
         Ok(result?)
     }
 
@@ -393,6 +410,13 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
+        // Dropped while its handler panics (a task of its own dies, the process goes on): the
+        // requester is told at once instead of waiting out its timeout, and STATS counts an
+        // error, as nats.js answers a handler that throws with a 500. (With panic = "abort", as
+        // in the browser, this never runs.)
+        if std::thread::panicking() && !self.counted.load(Ordering::Acquire) {
+            let _ = self.respond_error(500, "the handler panicked", b"");
+        }
         self.count(None);
     }
 }

@@ -23,9 +23,14 @@
 //! let service = service::add(&client, ServiceConfig::new("greeter", "1.0.0"))?;
 //! let mut hello = service.endpoint("hello")?;
 //! while let Some(request) = hello.next().await {
-//!     match request.text() {
-//!         Some(name) if !name.is_empty() => request.respond(format!("hello, {name}"))?,
-//!         _ => request.respond_error(400, "send a name", b"")?,
+//!     let answered = match request.text() {
+//!         Some(name) if !name.is_empty() => request.respond(format!("hello, {name}")),
+//!         _ => request.respond_error(400, "send a name", b""),
+//!     };
+//!     // One request's trouble (published without a reply subject, say) is counted in STATS;
+//!     // it must not end the loop: a dropped `Endpoint` stops serving while the service goes on.
+//!     if let Err(e) = answered {
+//!         eprintln!("greeter: {e}");
 //!     }
 //! }
 //! # Ok(()) }
