@@ -361,6 +361,14 @@ impl Agent {
         let deadline = tokio::time::Instant::now() + LEAF_JOIN_TIMEOUT;
         let mut last_error = String::from("not listed in the hub's /leafz");
         while tokio::time::Instant::now() < deadline {
+            // The agent's stop waits for this operation: it ends the wait, and stops the leaf
+            // with every other process.
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(ApiError::new(
+                    500,
+                    format!("leaf {name}: the agent is stopping"),
+                ));
+            }
             match self.refresh_leaves(false).await {
                 Ok(()) => {
                     if let Some(info) = m.snapshot().leaf.filter(|l| l.connected) {

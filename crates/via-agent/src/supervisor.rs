@@ -7,7 +7,7 @@
 //! exits: the agent runs on a current_thread runtime, so every fork happens on the main thread,
 //! which lives as long as the agent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -93,7 +93,8 @@ type Answer = Result<ProcessState, String>;
 /// for the same one joins it instead of running it once more.
 #[derive(Default)]
 struct Queue {
-    waiting: HashMap<Command, Vec<oneshot::Sender<Answer>>>,
+    /// Each command in progress or queued, in order, with who waits for it.
+    waiting: VecDeque<(Command, Vec<oneshot::Sender<Answer>>)>,
     /// The task has ended: nothing will be carried out any more.
     closed: bool,
 }
@@ -207,7 +208,9 @@ impl Managed {
             if q.closed {
                 return Ok(self.snapshot());
             }
-            if let Some(waiters) = q.waiting.get_mut(&command) {
+            // Joined only if it is the newest: a stop in progress with a start queued behind it
+            // would answer a later stop "stopped" and then be undone by the start.
+            if let Some((_, waiters)) = q.waiting.back_mut().filter(|(c, _)| *c == command) {
                 waiters.push(ack);
                 false
             } else {
@@ -219,16 +222,15 @@ impl Managed {
                     }
                 }
                 // Queued under the lock: the task cannot finish it before it is registered.
-                q.waiting.insert(command, vec![ack]);
+                q.waiting.push_back((command, vec![ack]));
                 command == Command::Shutdown
             }
         };
         if must_send && self.commands.send(command).await.is_err() {
-            self.queue
-                .lock()
-                .expect("queue lock")
-                .waiting
-                .remove(&command);
+            let mut q = self.queue.lock().expect("queue lock");
+            if let Some(at) = q.waiting.iter().rposition(|(c, _)| *c == command) {
+                q.waiting.remove(at);
+            }
         }
         match done.await {
             Ok(Ok(state)) => Ok(state),
@@ -240,12 +242,11 @@ impl Managed {
 
     /// Answers everyone waiting for `command` (it is done).
     fn done(&self, command: Command, outcome: Outcome) {
-        let waiters = self
-            .queue
-            .lock()
-            .expect("queue lock")
-            .waiting
-            .remove(&command);
+        let waiters = {
+            let mut q = self.queue.lock().expect("queue lock");
+            let at = q.waiting.iter().position(|(c, _)| *c == command);
+            at.and_then(|at| q.waiting.remove(at)).map(|(_, w)| w)
+        };
         let answer = outcome.map(|()| self.snapshot());
         for ack in waiters.into_iter().flatten() {
             let _ = ack.send(answer.clone());
@@ -348,9 +349,20 @@ impl Managed {
                 Ok(())
             });
         }
+        // A missing working folder fails the spawn with the same "not found" as a missing
+        // program: said as what it is.
+        if !self.spec.cwd.is_dir() {
+            return Err(format!(
+                "cannot start {:?}: its working folder {} is not there (cwd in via-agent.toml)",
+                self.spec.command,
+                self.spec.cwd.display()
+            ));
+        }
         let mut child = cmd.spawn().map_err(|e| {
             let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => " (not there: is it built, or on PATH?)",
+                std::io::ErrorKind::NotFound => {
+                    " (not there: is it built, or on PATH? A script's #! interpreter must be too)"
+                }
                 _ => "",
             };
             format!("cannot start {:?}: {e}{hint}", self.spec.command)
@@ -515,6 +527,17 @@ async fn wait(running: &mut Option<Running>) -> std::io::Result<ExitStatus> {
     }
 }
 
+/// The command put off by a restart's wait, else the next one to come.
+async fn next_command(
+    deferred: &mut Option<Command>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Option<Command> {
+    match deferred.take() {
+        Some(command) => Some(command),
+        None => commands.recv().await,
+    }
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -528,6 +551,8 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
     let mut retry_at: Option<tokio::time::Instant> = None;
     // Quick failures in a row: the index into the backoff schedule.
     let mut failures = 0u32;
+    // A command that came while a restart waited for the last run's group: carried out next.
+    let mut deferred: Option<Command> = None;
 
     // Starts the process; a failure to spawn counts as a failed run, and is said to the requester.
     let start = |m: &Arc<Managed>,
@@ -603,11 +628,26 @@ async fn run(m: Arc<Managed>, mut commands: mpsc::Receiver<Command>, autostart: 
                 }
             }
             _ = sleep_until(retry_at) => {
-                // Not beside what the last run left (it may hold the port the process needs).
-                end_leftover(&m, false).await;
-                let _ = start(&m, &mut running, &mut retry_at, &mut failures, true);
+                // Not beside what the last run left (it may hold the port the process needs),
+                // which may take until its grace ends; a command meanwhile (a stop, a kill, the
+                // agent's shutdown) is not held back behind that wait, and decides instead.
+                if m.leftover().is_some() {
+                    // Up to STOP_GRACE until the last run's group is gone: say so.
+                    m.update(|s| s.state = RunState::Starting);
+                }
+                let clear = end_leftover(&m, false);
+                tokio::pin!(clear);
+                tokio::select! {
+                    () = &mut clear => {
+                        let _ = start(&m, &mut running, &mut retry_at, &mut failures, true);
+                    }
+                    command = commands.recv() => {
+                        retry_at = None;
+                        deferred = command;
+                    }
+                }
             }
-            command = commands.recv() => {
+            command = next_command(&mut deferred, &mut commands) => {
                 // The sender lives in `m`, which this task holds: the channel never closes.
                 let Some(command) = command else { break };
                 let mut outcome = Ok(());
@@ -891,6 +931,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_working_folder_is_said_as_such() {
+        let mut spec = spec("cwd", "sh", &["-c", "true"], RestartPolicy::Never);
+        spec.cwd = std::env::temp_dir().join("via-agent-no-such-folder");
+        let (m, _events) = launch(spec);
+        let err = m.command(Command::Start).await.unwrap_err();
+        let CommandError::Spawn(why) = err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            why.contains("via-agent-no-such-folder is not there"),
+            "{why}"
+        );
+        assert!(!why.contains("is it built"), "{why}");
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    /// A request joins the same command only if it is the newest one: a stop in progress with a
+    /// start queued behind it is not joined by a later stop (its answer, "stopped", would be undone
+    /// by the start); that stop is refused as any third command is. Before, it was joined.
+    #[tokio::test]
+    async fn a_request_joins_only_the_newest_command() {
+        let (m, events) = launch(spec(
+            "j",
+            "sh",
+            &["-c", IGNORES_SIGTERM],
+            RestartPolicy::Never,
+        ));
+        until_trapped(&events).await;
+        let stop = tokio::spawn({
+            let m = m.clone();
+            async move { m.command(Command::Stop).await }
+        });
+        until("the stop in progress", || {
+            m.snapshot().state == RunState::Stopping
+        })
+        .await;
+        let start = tokio::spawn({
+            let m = m.clone();
+            async move { m.command(Command::Start).await }
+        });
+        until("the start queued behind it", || {
+            m.queue.lock().unwrap().waiting.len() == 2
+        })
+        .await;
+        assert_eq!(m.command(Command::Stop).await, Err(CommandError::Busy));
+        assert_eq!(stop.await.unwrap().unwrap().state, RunState::Stopped);
+        assert_eq!(start.await.unwrap().unwrap().state, RunState::Running);
+        m.command(Command::Shutdown).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn one_command_waits_behind_the_one_in_progress_and_more_are_refused() {
         let (m, events) = launch(spec(
             "x",
@@ -912,7 +1003,12 @@ mod tests {
             async move { m.command(Command::Stop).await }
         });
         until("the stop to be queued", || {
-            m.queue.lock().unwrap().waiting.contains_key(&Command::Stop)
+            m.queue
+                .lock()
+                .unwrap()
+                .waiting
+                .iter()
+                .any(|(c, _)| *c == Command::Stop)
         })
         .await;
         assert_eq!(m.command(Command::Start).await, Err(CommandError::Busy));
@@ -977,6 +1073,42 @@ mod tests {
         let state = m.command(Command::Stop).await.unwrap();
         assert_eq!(state.state, RunState::Stopped);
         assert_eq!(state.next_restart_at, None);
+    }
+
+    /// A stop sent while a restart waits for what the last run left in its group (a member that
+    /// ignores SIGTERM keeps it there until the grace ends) keeps the process down. Before, the
+    /// wait held the stop back, the process was started again anyway (`restarts` 1), and only
+    /// then stopped.
+    #[tokio::test]
+    async fn a_stop_during_a_restarts_wait_for_the_last_group_keeps_it_down() {
+        let (m, events) = launch(spec(
+            "r",
+            "sh",
+            &["-c", LEAVES_A_STUBBORN_SLEEP],
+            RestartPolicy::OnFailure,
+        ));
+        until("the grandchild's pid", || !printed_pids(&events).is_empty()).await;
+        let grandchild = printed_pids(&events)[0];
+        until("the restart's backoff", || {
+            m.snapshot().state == RunState::Backoff
+        })
+        .await;
+        // Due 100 ms after the exit; from then on the restart waits for the stubborn sleep.
+        let due = m.snapshot().next_restart_at.expect("a restart due");
+        until("the restart due", || now_ms() > due + 200).await;
+        assert!(
+            alive(grandchild),
+            "the grace is over: this test shows nothing"
+        );
+        let state = m.command(Command::Stop).await.unwrap();
+        assert_eq!(state.state, RunState::Stopped);
+        assert_eq!(state.restarts, 0, "started again before the stop");
+        assert!(!alive(grandchild));
+        // Still down after more than a backoff.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let later = m.snapshot();
+        assert_eq!((later.state, later.restarts), (RunState::Stopped, 0));
+        m.command(Command::Shutdown).await.unwrap();
     }
 
     #[tokio::test]
@@ -1063,8 +1195,8 @@ mod tests {
                 .lock()
                 .unwrap()
                 .waiting
-                .get(&Command::Kill)
-                .is_some_and(|w| w.len() == 2)
+                .iter()
+                .any(|(c, w)| *c == Command::Kill && w.len() == 2)
         })
         .await;
         assert_eq!(m.command(Command::Stop).await, Err(CommandError::Busy));

@@ -685,6 +685,46 @@ async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     assert!(kv_get(&client, "processes", "leaf-1").await.is_none());
 }
 
+/// Ctrl-C while a leaf waits to join (it never will: nothing listens on the leafnode port) stops
+/// the agent within a stop's grace: the wait ends at once. Before, the stop waited for the rest
+/// of the 8 s join wait, then for the leaf's removal, then for the other stops (up to 18 s): a
+/// supervisor with a 10 s stop timeout (docker, systemd) would SIGKILL the agent meanwhile.
+#[tokio::test]
+async fn ctrl_c_while_a_leaf_waits_to_join_stops_the_agent_at_once() {
+    let server = start_hub();
+    let mut agent = Agent::start_with_leaf_port(&server, free_port(), "", "");
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let adding = call_with_timeout(&client, "via.leaf.add", "{}", 15);
+    let stopping = async {
+        until(5, "leaf-1 listed", || async {
+            let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+            (leaves["leaves"][0]["name"] == "leaf-1").then_some(())
+        })
+        .await;
+        let t = Instant::now();
+        agent.ctrl_c();
+        let status = agent.wait(Duration::from_secs(20));
+        (t.elapsed(), status)
+    };
+    let (added, (took, status)) = tokio::join!(adding, stopping);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < STOP_GRACE + Duration::from_secs(1),
+        "the agent took {took:?} to stop"
+    );
+    let (code, body) = added.unwrap_err();
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the agent is stopping"),
+        "{body}"
+    );
+    assert!(!agent.dir.path().join("data/leaves/leaf-1").exists());
+}
+
 #[tokio::test]
 async fn the_agent_starts_before_the_hub_and_registers_when_it_comes() {
     let mut server = start_hub();
