@@ -69,10 +69,59 @@ struct Notifier {
     client: Client,
     dirty: Mutex<BTreeSet<String>>,
     wake: Notify,
+    /// Each process's lines published live in the current second.
+    budgets: Mutex<BTreeMap<String, Budget>>,
+}
+
+/// Lines of one process published live per second, at most. One that prints faster (a loop gone
+/// wild) would fill the agent's connection, where its replies and KV writes wait behind the lines
+/// (refused once 64 MiB wait), and every page that watches it. The rest are counted and said in
+/// one line; the log (`via.proc.logs`) keeps the newest lines whatever the rate.
+pub const LIVE_LINES_PER_SECOND: u32 = 1000;
+
+/// A process's live lines in the second that began at `since`.
+struct Budget {
+    since: std::time::Instant,
+    sent: u32,
+    held_back: u64,
+}
+
+impl Notifier {
+    fn publish(&self, name: &str, line: &LogLine) {
+        if let Ok(json) = serde_json::to_vec(line) {
+            // Buffered by the client while disconnected, and held while the hub does not read
+            // (both bounded); dropped beyond.
+            let _ = self
+                .client
+                .publish(&process_control::log_subject(name), json);
+        }
+    }
+
+    /// The line that says how many lines of `name` were not published live, once its second is
+    /// over (or its process changed state: exited, say), if any were held back.
+    fn held_back(&self, name: &str, now: std::time::Instant, over: bool) -> Option<LogLine> {
+        let mut budgets = self.budgets.lock().expect("budgets lock");
+        let budget = budgets.get_mut(name)?;
+        if !over && now.duration_since(budget.since) < Duration::from_secs(1) {
+            return None;
+        }
+        let held_back = std::mem::take(&mut budget.held_back);
+        (held_back > 0).then(|| LogLine {
+            ts: now_ms(),
+            stream: crate::model::Stream::Stderr,
+            line: format!(
+                "via-agent: {held_back} lines not published live (more than \
+                 {LIVE_LINES_PER_SECOND} a second); via.proc.logs keeps the newest"
+            ),
+        })
+    }
 }
 
 impl Events for Notifier {
     fn changed(&self, name: &str) {
+        if let Some(notice) = self.held_back(name, std::time::Instant::now(), true) {
+            self.publish(name, &notice);
+        }
         self.dirty
             .lock()
             .expect("dirty lock")
@@ -81,12 +130,31 @@ impl Events for Notifier {
     }
 
     fn log(&self, name: &str, line: &LogLine) {
-        if let Ok(json) = serde_json::to_vec(line) {
-            // Buffered by the client while disconnected, and held while the hub does not read
-            // (both bounded); dropped beyond.
-            let _ = self
-                .client
-                .publish(&process_control::log_subject(name), json);
+        let now = std::time::Instant::now();
+        if let Some(notice) = self.held_back(name, now, false) {
+            self.publish(name, &notice);
+        }
+        let live = {
+            let mut budgets = self.budgets.lock().expect("budgets lock");
+            let budget = budgets.entry(name.to_owned()).or_insert(Budget {
+                since: now,
+                sent: 0,
+                held_back: 0,
+            });
+            if now.duration_since(budget.since) >= Duration::from_secs(1) {
+                budget.since = now;
+                budget.sent = 0;
+            }
+            if budget.sent < LIVE_LINES_PER_SECOND {
+                budget.sent += 1;
+                true
+            } else {
+                budget.held_back += 1;
+                false
+            }
+        };
+        if live {
+            self.publish(name, line);
         }
     }
 }
@@ -160,6 +228,7 @@ impl Agent {
             client: client.clone(),
             dirty: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
+            budgets: Mutex::new(BTreeMap::new()),
         });
         let agent = Arc::new(Agent {
             host: hostname(),

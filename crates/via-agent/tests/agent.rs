@@ -266,6 +266,66 @@ autostart = false
     assert_eq!(stopped["process"]["next_restart_at"], Value::Null);
 }
 
+/// A process printing faster than anyone reads (20 000 lines at once) has at most 1 000 lines a
+/// second published live, then a line saying how many were not: its flood cannot fill the
+/// agent's connection (where replies and KV writes wait behind it) nor every page watching it.
+/// The log (`via.proc.logs`) still keeps the newest lines. Before, every line was published.
+#[tokio::test]
+async fn a_flood_of_output_is_published_live_at_a_bounded_rate() {
+    let server = start_hub();
+    let processes = r#"
+[[process]]
+name = "chatty"
+command = "sh"
+args = ["-c", "seq 1 20000; sleep 1.2; echo end"]
+restart = "never"
+autostart = false
+"#;
+    let client = connect(server.client_url()).await;
+    let mut live = client.subscribe("proc.logs.chatty").unwrap();
+    let _agent = Agent::start(&server, "", processes);
+    ready(&client).await;
+    call(&client, "via.proc.start", r#"{"name":"chatty"}"#)
+        .await
+        .unwrap();
+    let (mut numbers, mut held_back) = (0u64, 0u64);
+    within(20, "the last line, live", async {
+        loop {
+            let message = live.next().await.unwrap().unwrap();
+            let line: Value = serde_json::from_slice(&message.payload).unwrap();
+            let text = line["line"].as_str().unwrap();
+            if text == "end" {
+                return;
+            }
+            if let Some(rest) = text.strip_prefix("via-agent: ") {
+                let n: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+                assert!(text.contains("not published live"), "{text}");
+                held_back += n;
+            } else {
+                text.parse::<u64>().unwrap();
+                numbers += 1;
+            }
+        }
+    })
+    .await;
+    assert!(numbers <= 2_000, "{numbers} lines published live");
+    assert_eq!(
+        numbers + held_back,
+        20_000,
+        "every line published or counted"
+    );
+    let logs = call(&client, "via.proc.logs", r#"{"name":"chatty","lines":2}"#)
+        .await
+        .unwrap();
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["20000", "end"]);
+}
+
 #[tokio::test]
 async fn a_logs_reply_too_big_for_max_payload_loses_its_oldest_lines() {
     let server = start_hub();
