@@ -340,8 +340,14 @@ async fn write_latest(
 ) {
     let lock = || outgoing.lock().unwrap_or_else(PoisonError::into_inner);
     let error = lock().status.clone();
-    while lock().value.is_some() {
-        let tried = std::cell::RefCell::new(Bytes::new());
+    loop {
+        // Not `while let`: its guard would be held for the whole round.
+        let Some(asked) = lock().value.clone() else {
+            break;
+        };
+        // What this round wrote last; the value asked for when it was given up before any
+        // write (the bucket could not be bound: a user who may not use it).
+        let tried = std::cell::RefCell::new(asked);
         let written = context
             .write_until(
                 &bucket,
@@ -368,7 +374,9 @@ async fn write_latest(
         error.set(written.err().map(|e| e.to_string()));
         let value = tried.into_inner();
         let mut o = lock();
-        // Written (or refused): done, unless a newer value was asked for meanwhile.
+        // Written (or refused, also before any write was tried): done, unless a newer value was
+        // asked for meanwhile. Never left set after a refusal, or this would ask again at once,
+        // for good.
         if o.value.as_ref() == Some(&value) {
             o.value = None;
         }
