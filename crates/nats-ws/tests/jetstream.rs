@@ -854,6 +854,69 @@ async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
 
 // ---- pull consumers --------------------------------------------------------------------------
 
+/// A long fetch whose pull request the server lost (it restarted while the pull waited) ends
+/// within two missed heartbeats of the connection coming back, saying why, instead of waiting out
+/// its expiry while a message waits (nats.go's Fetch asks for heartbeats when the expiry is 10 s
+/// or more, and ends on two missed). A fetch that asks for more after that gets the message.
+#[tokio::test]
+async fn a_long_fetch_whose_pull_the_server_lost_ends_on_missed_heartbeats() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "LOST", &["lost.>"]).await;
+    js.create_consumer("LOST", &pull_consumer("c"))
+        .await
+        .unwrap();
+    let fetching = tokio::spawn({
+        let js = js.clone();
+        async move {
+            let options = FetchOptions {
+                batch: 1,
+                expires: Duration::from_secs(30),
+            };
+            let started = Instant::now();
+            (js.fetch("LOST", "c", options).await, started.elapsed())
+        }
+    });
+    within(5, "the pull waiting at the server", async {
+        while js.consumer_info("LOST", "c").await.unwrap().num_waiting == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    restart_server(&mut server, &client).await;
+    js.publish("lost.x", "waiting").await.unwrap();
+    let (result, took) = within(25, "the fetch to end", fetching).await.unwrap();
+    assert!(took < Duration::from_secs(25), "ended after {took:?}");
+    let err = result.expect_err("nothing was received");
+    assert!(
+        matches!(err, JetStreamError::MissedHeartbeats(_)),
+        "{err:?}"
+    );
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(texts(&fetch(&js, "LOST", "c", 1, 2000).await), ["waiting"]);
+}
+
+/// A batch of zero is refused (nats.go: ErrInvalidArg): sent, the server would deliver one
+/// message to a pull nobody reads any more.
+#[tokio::test]
+async fn a_fetch_of_zero_messages_is_refused() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let js = client.jetstream();
+    stream(&js, "ZERO", &["zero.>"]).await;
+    js.create_consumer("ZERO", &pull_consumer("c"))
+        .await
+        .unwrap();
+    let options = FetchOptions {
+        batch: 0,
+        expires: Duration::from_secs(1),
+    };
+    let err = js.fetch("ZERO", "c", options).await.unwrap_err();
+    assert!(matches!(err, JetStreamError::InvalidArgument(_)), "{err:?}");
+    assert!(err.to_string().contains("batch"), "{err}");
+}
+
 #[tokio::test]
 async fn pull_consumer_fetches_in_batches_and_acks() {
     let server = TestServer::start();

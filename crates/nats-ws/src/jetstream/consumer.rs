@@ -18,12 +18,17 @@ use crate::header::status;
 use crate::message::Message;
 use crate::proto::Status;
 
+/// A fetch waiting this long or longer asks for heartbeats ([`FETCH_HEARTBEAT`]), as nats.go's.
+const FETCH_HEARTBEAT_FROM: Duration = Duration::from_secs(10);
+const FETCH_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// Options of [`JetStream::fetch`].
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// At most this many messages. Default 1.
+    /// At most this many messages (at least 1). Default 1.
     pub batch: usize,
-    /// Wait at most this long for them. Default 5 s.
+    /// Wait at most this long for them (from 10 s on, the pull asks for a heartbeat every 5 s,
+    /// and ends after two missed: [`JetStreamError::MissedHeartbeats`]). Default 5 s.
     pub expires: Duration,
 }
 
@@ -255,13 +260,23 @@ impl JetStream {
     ) -> Result<Vec<JsMessage>, JetStreamError> {
         validate_name("stream name", stream)?;
         validate_name("consumer name", consumer)?;
+        if options.batch == 0 {
+            return Err(JetStreamError::InvalidArgument(
+                "a fetch's batch must be at least 1",
+            ));
+        }
         let client = self.client();
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(&inbox)?;
+        // A long pull asks for heartbeats (as nats.go's Fetch does from 10 s on): one the server
+        // lost (a restart, or a cut connection while a message came) ends after two missed,
+        // not at its expiry.
+        let heartbeat = (options.expires >= FETCH_HEARTBEAT_FROM).then_some(FETCH_HEARTBEAT);
         let body = ApiRequest {
             batch: Some(options.batch),
             // Capped at what the server reads (`Duration::MAX`: as long as it takes).
             expires: Some(server_nanos(options.expires)),
+            idle_heartbeat: heartbeat.map(server_nanos),
             ..Default::default()
         };
         let subject = self.api_subject(&format!("CONSUMER.MSG.NEXT.{stream}.{consumer}"));
@@ -277,14 +292,36 @@ impl JetStream {
         futures::pin_mut!(deadline);
         let mut unanswered = false;
         let mut no_responders = false;
+        // When the server was last heard from (anything on the pull's inbox), counted only
+        // while connected: a pull cannot hear its server while disconnected.
+        let mut heard = Instant::now();
         while messages.len() < options.batch {
+            let silence = async {
+                match heartbeat {
+                    Some(every) => crate::rt::sleep(every).await,
+                    None => std::future::pending().await,
+                }
+            };
             let next = futures::select_biased! {
                 m = sub.next().fuse() => m,
                 _ = deadline => {
                     unanswered = true;
                     break;
                 }
+                () = silence.fuse() => {
+                    let quiet = heard.elapsed();
+                    if !client.status().is_connected() {
+                        heard = Instant::now();
+                    } else if heartbeat.is_some_and(|every| quiet >= every * 2) {
+                        if messages.is_empty() {
+                            return Err(JetStreamError::MissedHeartbeats(quiet));
+                        }
+                        break;
+                    }
+                    continue;
+                }
             };
+            heard = Instant::now();
             let Some(message) = next else { break };
             let message = message?;
             match message.status() {
@@ -957,7 +994,10 @@ impl Ordered {
                     }
                 }
             }
-            let idle_limit = self.options.idle_heartbeat * MISSED_HEARTBEATS;
+            let idle_limit = self
+                .options
+                .idle_heartbeat
+                .saturating_mul(MISSED_HEARTBEATS);
             // Heartbeats can only be missed while connected: while disconnected there is no timer,
             // only status changes and messages wake this loop (a timer that already expired would
             // otherwise fire at once, again and again, until the connection is back).

@@ -109,6 +109,13 @@ pub enum JetStreamError {
     BadResponse(String),
     #[error("gave up after {} without an acknowledgement from jetstream", Took(*.0))]
     DeadlineExceeded(Duration),
+    /// A pull heard nothing from the server for this long, heartbeats included: the server no
+    /// longer holds it (it restarted, or the connection was cut while it waited). Pull again.
+    #[error("no heartbeat from jetstream for {}: the pull was lost (a server restart or a cut connection); pull again", Took(*.0))]
+    MissedHeartbeats(Duration),
+    /// A call's argument cannot be sent as it is.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
 }
 
 impl JetStreamError {
@@ -131,6 +138,7 @@ impl JetStreamError {
     pub fn is_transient(&self) -> bool {
         match self {
             JetStreamError::NotEnabled { .. } => true,
+            JetStreamError::MissedHeartbeats(_) => true,
             JetStreamError::Request(RequestError::NoResponders { .. }) => true,
             // Timed out, not connected (never sent), connection lost (sent, outcome unknown),
             // reconnect buffer full.

@@ -270,6 +270,8 @@ pub(crate) struct ApiRequest<'a> {
     pub batch: Option<usize>,
     /// Nanoseconds.
     pub expires: Option<u64>,
+    /// A pull's heartbeat, nanoseconds.
+    pub idle_heartbeat: Option<u64>,
 }
 
 /// The server's answer to a JetStream publish.

@@ -575,6 +575,9 @@ impl ToJson for ApiRequest<'_> {
         if let Some(n) = self.expires {
             w.unsigned("expires", n);
         }
+        if let Some(n) = self.idle_heartbeat {
+            w.unsigned("idle_heartbeat", n);
+        }
     }
 }
 
