@@ -103,6 +103,33 @@ test(
   },
 );
 
+// A room with a history says "No messages yet" at no moment while that history loads (it said
+// so from the moment its feed was made until the first messages came, and for a whole outage
+// if the connection dropped in between).
+test("chat: a room with a history never says it has none while it loads", T, async () => {
+  const room = `long-${rand()}`;
+  await env.py(
+    `js = nc.jetstream()\n` +
+      `for i in range(1, 501):\n` +
+      `    await js.publish("chat.room.${room}", json.dumps({"id": f"l{i}", "room": "${room}", "user": "bot", "text": f"long {i} end", "at": "2026-12-05T00:00:00Z"}).encode())`,
+  );
+  const page = await env.tab({ identity: "chat-long", path: "/chat" });
+  await page.evaluate(() => {
+    window.saidEmpty = false;
+    const list = document.querySelector("ol.messages");
+    new MutationObserver(() => {
+      if (list.querySelector("li.empty")) window.saidEmpty = true;
+    }).observe(list, { subtree: true, childList: true });
+  });
+  await page.getByTestId(`chat-room-${room}`).click();
+  await waitCount(page, "chat-message", "long 500 end", 1);
+  assert.equal(await page.evaluate(() => window.saidEmpty), false, 'it said "No messages yet" while loading');
+  // An empty room still says so, once its (empty) history is in.
+  await env.jsm.streams.purge("CHAT", { filter: "chat.room.general" });
+  await page.getByTestId("chat-room-general").click();
+  await waitFor(page, '"No messages yet" in an empty room', () => !!document.querySelector("ol.messages li.empty"));
+});
+
 // The list is not a live region (a screen reader would read out the whole history as it loads):
 // the app's announcer says each message another user sends once the room's history is in.
 test("chat: a screen reader hears what others send, not the history or one's own", T, async () => {

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use futures::future::{AbortHandle, Abortable};
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -190,7 +191,14 @@ fn SendOver(client: Client) -> impl IntoView {
     let outbox = expect_context::<ChatOutbox>();
     let js = client.jetstream();
     let sending = StoredValue::new(false);
-    let owner = Owner::current();
+    // The sender running now, stopped with the component (not with this effect, which runs
+    // again at every send; and one handle, not a cleanup per burst of sends).
+    let task = StoredValue::new_local(None::<AbortHandle>);
+    on_cleanup(move || {
+        if let Some(Some(handle)) = task.try_update_value(Option::take) {
+            handle.abort();
+        }
+    });
     Effect::new(move |_| {
         let waiting = outbox.outgoing.with(|o| o.iter().any(Outgoing::to_send));
         if !waiting || sending.get_value() {
@@ -198,11 +206,11 @@ fn SendOver(client: Client) -> impl IntoView {
         }
         sending.set_value(true);
         let sender = send_in_order(js.clone(), outbox.outgoing, sending);
-        // Under the component, not this effect: the effect runs again at every send.
-        match &owner {
-            Some(owner) => owner.with(|| spawn_while_mounted(sender)),
-            None => spawn_local(sender),
-        }
+        let (handle, registration) = AbortHandle::new_pair();
+        task.set_value(Some(handle));
+        spawn_local(async move {
+            let _ = Abortable::new(sender, registration).await;
+        });
     });
 }
 
@@ -247,6 +255,9 @@ async fn deliver(js: &JetStream, message: ChatMessage, outgoing: RwSignal<Vec<Ou
                 return outgoing.update(|o| {
                     if let Some(p) = o.iter_mut().find(|p| p.message.id == message.id) {
                         p.sent = true;
+                        // An earlier try's error no longer holds: it is stored.
+                        p.error = None;
+                        p.refused = false;
                     }
                 });
             }
@@ -513,7 +524,6 @@ fn Room(
                 ..Default::default()
             };
             let mut feed = js.ordered_items(CHAT_STREAM, options);
-            loaded.set(true);
             // Whether the room's history is in: a screen reader hears the messages others send
             // from then on, not the history as it loads.
             let mut caught_up = false;
@@ -547,8 +557,12 @@ fn Room(
                 };
                 let m = match next {
                     Ok(OrderedItem::Message(m)) => m,
+                    // The history is in: drawn at once, and only now may an empty room say so.
                     Ok(OrderedItem::CaughtUp) => {
                         caught_up = true;
+                        draw(&mut arrived, &mut to_say);
+                        pacer.drawn();
+                        loaded.set(true);
                         continue;
                     }
                     // CHAT was deleted and made again: what the page shows is gone from it, as
@@ -559,6 +573,7 @@ fn Room(
                         arrived.clear();
                         to_say.clear();
                         caught_up = false;
+                        loaded.set(false);
                         continue;
                     }
                     Ok(_) => continue,
@@ -668,13 +683,14 @@ fn Room(
             />
             <For
                 each=move || outgoing.get()
-                key=|p| (p.message.id.clone(), p.error.clone(), p.refused)
+                key=|p| (p.message.id.clone(), p.error.clone(), p.refused, p.sent)
                 children=move |p| {
                     let id = p.message.id.clone();
-                    let state = match (&p.error, p.refused) {
-                        (_, true) => "not sent",
-                        (Some(_), false) => "not sent yet, retrying…",
-                        (None, false) => "sending…",
+                    let state = match (&p.error, p.refused, p.sent) {
+                        (_, true, _) => "not sent",
+                        (Some(_), false, _) => "not sent yet, retrying…",
+                        (None, false, true) => "sent",
+                        (None, false, false) => "sending…",
                     };
                     // Stuck or refused: its sender may drop it, and send a refused one again.
                     let actions = p.error.is_some().then(|| {
