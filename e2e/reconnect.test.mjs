@@ -134,6 +134,11 @@ test("config and themes: clicks made while the server is down are written when i
   // the page's own signal of the client, gone with the page: a panic that ended the app).
   await config.locator('a[href="/counter"]').click();
   await config.waitForURL(/\/counter$/);
+  // Opened again, /config says on the key's row that its click waits (it said nothing: only the
+  // page that made the click was told, and it was gone).
+  await config.locator('a[href="/config"]').click();
+  await config.waitForURL(/\/config$/);
+  await waitText(config, "config-step-app.debug", /not changed yet/);
   await env.control("start");
 
   await eventually(

@@ -151,6 +151,7 @@ pub fn App() -> impl IntoView {
     // Before any page: clicks on /counter outlive the page.
     pages::demos::counter::provide_counter_clicks();
     pages::demos::chat::provide_chat_outbox();
+    pages::demos::config::provide_config_steps();
     let toasts = provide_toasts();
     // The lazy pages' code, in the background once this page is on screen: opening one is then
     // instant, also when the app's server has gone away meanwhile. Done, `<html>` says so in

@@ -1,5 +1,7 @@
 //! `/config`: the `config.*` keys of KV `via_config`, live, whoever writes them.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -48,12 +50,67 @@ fn describe(change: &KvChange) -> Shown {
 /// Compare-and-set tries of one click before it gives up (each lost only to another write).
 const STEP_ATTEMPTS: usize = 10;
 
+/// How the clicks of each key go, app-wide: a click's task outlives the page that made it (the
+/// step is written once it can be), so what it says is kept here, not in the page, and a page
+/// opened later shows it on the key's row.
+#[derive(Clone, Copy)]
+pub struct ConfigSteps(RwSignal<BTreeMap<String, KeySteps>>);
+
+/// The clicks of one key still on their way, and what the last word on them was.
+#[derive(Clone, Default, PartialEq)]
+struct KeySteps {
+    waiting: usize,
+    said: Option<String>,
+}
+
+/// Called once, with the app: see [`ConfigSteps`].
+pub fn provide_config_steps() {
+    provide_context(ConfigSteps(RwSignal::new(BTreeMap::new())));
+}
+
+impl ConfigSteps {
+    fn begin(self, key: &str) {
+        self.0
+            .update(|m| m.entry(key.to_owned()).or_default().waiting += 1);
+    }
+
+    fn say(self, key: &str, said: String) {
+        self.0
+            .update(|m| m.entry(key.to_owned()).or_default().said = Some(said));
+    }
+
+    /// One click is done: `said` is its outcome (`None`: written).
+    fn end(self, key: &str, said: Option<String>) {
+        self.0.update(|m| {
+            let steps = m.entry(key.to_owned()).or_default();
+            steps.waiting = steps.waiting.saturating_sub(1);
+            steps.said = said;
+            if *steps == KeySteps::default() {
+                m.remove(key);
+            }
+        });
+    }
+
+    /// What the row of `key` says of its clicks: why one waits, or how the last one ended if
+    /// not written (a click on its way without trouble says nothing).
+    fn shown(self, key: &str) -> Option<String> {
+        self.0.with(|m| {
+            let steps = m.get(key)?;
+            let said = steps.said.clone()?;
+            Some(match steps.waiting {
+                0 | 1 => said,
+                n => format!("{said} ({n} clicks waiting)"),
+            })
+        })
+    }
+}
+
 #[component]
 pub fn ConfigPage() -> impl IntoView {
     let config = use_kv_watch(CONFIG_BUCKET, "config.>");
     let nats = use_nats();
     let identity = use_identity();
-    let error = RwSignal::new(None::<String>);
+    let steps = expect_context::<ConfigSteps>();
     let last = Memo::new(move |_| config.last_change.get().as_ref().map(describe));
 
     // The known keys first, in their order, then any other config.* key someone wrote.
@@ -112,6 +169,7 @@ pub fn ConfigPage() -> impl IntoView {
         // the connection is replaced, is written once it can be, over the app's connection then
         // current (not the page's: it goes on when the page is left); so is one that lost to
         // other writers again and again. Only a refusal for what it is (permission) drops it.
+        steps.begin(&key);
         spawn_local(async move {
             let step = |live: Option<&nats_ws::kv::Entry>| {
                 Bytes::from(next_config_value(choices, live.and_then(|e| e.text())))
@@ -120,15 +178,20 @@ pub fn ConfigPage() -> impl IntoView {
             let retry =
                 |failure| matches!(failure, WriteFailure::Connection | WriteFailure::Contention);
             let waiting = |why: Waiting<'_>| {
-                error.set(Some(match why {
-                    Waiting::NotConnected => format!(
+                steps.say(
+                    &key,
+                    match why {
+                        Waiting::NotConnected => format!(
                         "{key} not changed yet: not connected; it is once the server is reachable"
                     ),
-                    Waiting::Failed(e) if bucket_gone(e) => format!("{key} not changed yet: {e}"),
-                    Waiting::Failed(e) => {
-                        format!("{key} not changed yet: {e}; it is once it can be")
-                    }
-                }))
+                        Waiting::Failed(e) if bucket_gone(e) => {
+                            format!("{key} not changed yet: {e}")
+                        }
+                        Waiting::Failed(e) => {
+                            format!("{key} not changed yet: {e}; it is once it can be")
+                        }
+                    },
+                )
             };
             let stepped = nats
                 .write_until(CONFIG_BUCKET, retry, waiting, |store| {
@@ -140,13 +203,14 @@ pub fn ConfigPage() -> impl IntoView {
                     }
                 })
                 .await;
-            error.set(match stepped {
+            let said = match stepped {
                 Ok(_) => None,
                 Err(e) if write_failure(&e) == WriteFailure::Unknown => Some(format!(
                     "{key} may or may not have changed (see its value): {e}"
                 )),
                 Err(e) => Some(format!("{key} not changed: {e}")),
-            });
+            };
+            steps.end(&key, said);
         });
     };
 
@@ -161,8 +225,8 @@ pub fn ConfigPage() -> impl IntoView {
         <div class="grid-2">
             <section class="card">
                 <h2>"Values"</h2>
-                <Show when=move || config.error.get().or(error.get()).is_some()>
-                    <p class="error">{move || config.error.get().or(error.get())}</p>
+                <Show when=move || config.error.get().is_some()>
+                    <p class="error">{move || config.error.get()}</p>
                 </Show>
                 <table class="config-table">
                     <thead>
@@ -214,6 +278,11 @@ pub fn ConfigPage() -> impl IntoView {
                                     move || format!("Set {key} {}", next())
                                 };
                                 let key_for_click = key.clone();
+                                let step_said = {
+                                    let key = key.clone();
+                                    Memo::new(move |_| steps.shown(&key))
+                                };
+                                let step_testid = format!("config-step-{short}");
                                 view! {
                                     <tr>
                                         <td><code>{key.clone()}</code></td>
@@ -225,6 +294,15 @@ pub fn ConfigPage() -> impl IntoView {
                                             >
                                                 {shown}
                                             </span>
+                                            <Show when=move || step_said.with(Option::is_some)>
+                                                <p
+                                                    class="error small"
+                                                    role="status"
+                                                    data-testid=step_testid.clone()
+                                                >
+                                                    {move || step_said.get()}
+                                                </p>
+                                            </Show>
                                         </td>
                                         <td class="right">
                                             <button
