@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { configLoaded, countText, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { configLoaded, countText, eventually, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -263,6 +263,32 @@ test("users: an edit survives the user's deletion in another tab; Save creates i
   }
   assert.equal(await a.getByTestId("user-deleted-notice").count(), 0);
   assert.equal(await a.locator(".conflict").count(), 0, await a.locator(".conflict").allTextContents().then(String));
+});
+
+// Another client writes a value that is not a user over one being edited here: the edit stays
+// (the row vanished with what was typed), says what happened, and Save writes it over that value.
+test("users: an edit survives a value that is not a user written over it; Save writes it over", T, async () => {
+  const a = await env.tab({ identity: "sync-odd", path: "/" });
+  const name = `Odd ${rand()}`;
+  await a.getByTestId("user-name-input").fill(name);
+  await a.getByTestId("user-email-input").fill(`odd-${rand()}@example.com`);
+  await a.getByTestId("user-create").click();
+  await waitCount(a, "user-row", name, 1);
+  const kv = await env.kv("users");
+  let key = null;
+  for await (const k of await kv.keys()) {
+    if ((await kv.get(k))?.string().includes(name)) key = k;
+  }
+  assert.ok(key, "the user's key");
+  await row(a, name).getByRole("button", { name: "Edit" }).click();
+  const editing = a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
+  await editing.getByLabel("Name").fill(`${name} typed`);
+  await kv.put(key, "oops");
+  await waitText(a, "user-deleted-notice", /not a user/);
+  assert.equal(await editing.getByLabel("Name").inputValue(), `${name} typed`);
+  await editing.getByRole("button", { name: `Save ${name}`, exact: true }).click();
+  await waitCount(a, "user-row", `${name} typed`, 1);
+  await eventually("the user written over the odd value", async () => (await kv.get(key))?.string().includes(`${name} typed`));
 });
 
 test("chat: a message sent in one tab appears in the other", T, async () => {

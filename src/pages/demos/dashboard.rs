@@ -52,9 +52,15 @@ pub fn Dashboard() -> impl IntoView {
                 }
             }
             stored = list.len();
+            // Deleted meanwhile, or written over with a value that is not a user: the row stays
+            // with what was typed.
             editing.with(|drafts| {
-                let gone = drafts.values().filter(|u| !entries.contains_key(&u.id));
-                list.extend(gone.cloned());
+                let gone: Vec<User> = drafts
+                    .values()
+                    .filter(|u| !list[..stored].iter().any(|s| s.id == u.id))
+                    .cloned()
+                    .collect();
+                list.extend(gone);
             });
         });
         crate::sort::sort_by(&mut list, |a, b| {
@@ -206,8 +212,21 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         Memo::new(move |_| editing.with(|m| m.get(&id).cloned()))
     };
     let is_editing = move || snapshot.with(Option::is_some);
-    // Deleted elsewhere while being edited here: the row stays, with what was typed.
+    // The key's revision while its value is not a user (another client wrote something else).
+    let unreadable = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            users.entries.with(|map| {
+                map.get(&id)
+                    .filter(|e| User::from_entry(&id, &e.value).is_none())
+                    .map(|e| e.revision)
+            })
+        })
+    };
+    // Deleted (or written over with something that is not a user) elsewhere while being edited
+    // here: the row stays, with what was typed.
     let deleted = move || is_editing() && current.with(Option::is_none);
+    let replaced = move || deleted() && unreadable.with(Option::is_some);
     // What the row shows: the stored user, else (deleted meanwhile) the one being edited.
     let shown = move || current.get().map(|(u, _)| u).or_else(|| snapshot.get());
     let draft_name = RwSignal::new(String::new());
@@ -282,7 +301,9 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             let by = identity.get_untracked();
             let client = nats.client.get_untracked();
             let expected = base_revision.get_untracked();
-            let recreate = stored.is_none();
+            // Written over what is there now when that is not a user, at its revision.
+            let over = unreadable.get_untracked().filter(|_| stored.is_none());
+            let recreate = stored.is_none() && over.is_none();
             let stop_editing = stop_editing.clone();
             let edit = edits.get_value();
             saving.set(true);
@@ -290,6 +311,8 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 let json = serde_json::to_vec(&updated).unwrap_or_default();
                 let result = if overwrite {
                     store.put(&updated.id, json).await
+                } else if let Some(revision) = over {
+                    store.update(&updated.id, json, revision).await
                 } else if recreate {
                     store.create(&updated.id, json).await
                 } else {
@@ -429,7 +452,11 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             <Show when=move || deleted() && conflict.with(Option::is_none)>
                 <div class="conflict" role="status" data-testid="user-deleted-notice">
                     <span>
-                        "Someone deleted this user while you were editing. Save creates it again with your changes; Cancel lets it go."
+                        {move || if replaced() {
+                            "Someone replaced this user with a value that is not a user while you were editing. Save writes your changes over it; Cancel lets it go."
+                        } else {
+                            "Someone deleted this user while you were editing. Save creates it again with your changes; Cancel lets it go."
+                        }}
                     </span>
                 </div>
             </Show>
