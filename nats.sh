@@ -141,7 +141,11 @@ ensure_credentials() {
     grep -Eq "^$var=[A-Za-z][A-Za-z0-9]*\$" "$CREDENTIALS" && continue
     # One from an older nats.sh that nats-server cannot read (a leading digit): replaced.
     rest=$(grep -v "^$var=" "$CREDENTIALS" || true)
-    printf '%s\n' "$rest" | sed '/^$/d' >"$CREDENTIALS.new" && mv "$CREDENTIALS.new" "$CREDENTIALS"
+    # Written readable by its owner only from the start (the umask), never world-readable.
+    (
+      umask 077
+      printf '%s\n' "$rest" | sed '/^$/d' >"$CREDENTIALS.new" && mv "$CREDENTIALS.new" "$CREDENTIALS"
+    )
     chmod 600 "$CREDENTIALS"
     # Letters and digits only, a letter first: nats-server reads an environment variable as a
     # configuration value (a leading digit makes it a number), and no quoting is needed in
@@ -209,9 +213,12 @@ check_ports_free() {
   [[ $busy -eq 0 ]] || die "not starting; stop that process first (ports $* are needed)"
 }
 
-# Starts nats-server -c $1 in the background (pid file $2, log $3).
+# Starts nats-server -c $1 in the background (pid file $2, log $3), in a session of its own: a
+# Ctrl-C in the terminal that ran `nats.sh start` (or `./run.sh`) reaches its process group, and
+# nats-server (which handles SIGINT itself, nohup or not) would exit with it. (The child of a
+# non-interactive shell leads no group, so setsid does not fork and $! stays its pid.)
 launch_server() {
-  nohup "$NATS_SERVER" -c "$1" </dev/null >"$3" 2>&1 &
+  nohup setsid "$NATS_SERVER" -c "$1" </dev/null >"$3" 2>&1 &
   echo "$!" >"$2"
 }
 

@@ -239,7 +239,7 @@ for line in sys.stdin:
     m = json.loads(line)
     t = m.get("target", {})
     if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") in wanted and "test" in t.get("kind", []):
-        print(t["name"], os.path.dirname(m["manifest_path"]), m["executable"])
+        print(t["name"], os.path.dirname(m["manifest_path"]), m["executable"], sep="\t")
 ' "$SERVER_TESTS"
 }
 
@@ -255,7 +255,8 @@ run_server_tests() {
     echo "expected test binaries $SERVER_TESTS, found: $binaries" >&2
     return 1
   }
-  while read -r name dir exe; do
+  # Tab-separated: a checkout's path may hold spaces.
+  while IFS=$'\t' read -r name dir exe; do
     [[ " $names " == *" $name "* ]] || continue
     printf '\n     Running %s tests/%s.rs on nats-server %s over %s\n' "$(basename "$dir")" "$name" "$version" "$transport"
     # cargo runs a package's tests in its directory.

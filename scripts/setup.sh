@@ -88,8 +88,10 @@ py_package() {
     python3 -m pip install -q --break-system-packages "$package" # PEP 668 (Debian's own python3)
 }
 
-nats_py() { py_package nats-py nats; }
-paho_mqtt() { py_package paho-mqtt paho.mqtt.client; }
+# Debian's python3 comes without pip.
+python_pip() { python3 -m pip --version >/dev/null 2>&1 || apt_packages python3-pip; }
+nats_py() { python_pip && py_package nats-py nats; }
+paho_mqtt() { python_pip && py_package paho-mqtt paho.mqtt.client; }
 
 # --- trunk (0.22 needs a newer rustc than this toolchain) ------------------------------------
 TRUNK_VERSION=0.21.14
@@ -118,6 +120,11 @@ npm_packages() {
   if ! command -v npm >/dev/null; then
     apt_packages nodejs npm
   fi
+  # playwright-core (the tests' browser driver) and the tests need Node 20 or later.
+  local node_major
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  ((node_major >= 20)) ||
+    die "Node.js $(node --version 2>/dev/null || echo '(none)') is too old: the tests need Node 20 or later (Debian bookworm's is 18: install a newer one, e.g. from nodejs.org or NodeSource)"
   # node_modules/.package-lock.json is npm's record of what it installed.
   if [[ -f node_modules/.package-lock.json && ! package-lock.json -nt node_modules/.package-lock.json ]]; then
     return 0
@@ -167,14 +174,14 @@ PY
 }
 
 if [[ ${1:-} == --app ]]; then
-  apt_packages nats-server
+  apt_packages nats-server curl
   wasm_target
   wasm_bindgen_cli
   trunk_cli
   wasm_split_cli
   npm_packages
 else
-  apt_packages nats-server chromium chromium-driver
+  apt_packages nats-server curl chromium chromium-driver
   wasm_target
   wasm_bindgen_cli
   trunk_cli
