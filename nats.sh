@@ -109,6 +109,12 @@ find_or_install_server() {
       { "${sudo[@]}" apt-get update -q >/dev/null &&
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >/dev/null; } ||
       die "could not install nats-server; run: $(install_hint)"
+    # Debian's package starts a system-wide nats-server on 4222 at once and at every boot: this
+    # project runs its own (installed for it just now, so its service is not wanted).
+    if command -v systemctl >/dev/null && systemctl is-enabled --quiet nats-server 2>/dev/null; then
+      say "disabling the nats-server system service the package started (this project runs its own)"
+      "${sudo[@]}" systemctl disable --now nats-server >/dev/null 2>&1 || true
+    fi
   elif [[ $(uname -s) == Darwin ]] && command -v brew >/dev/null; then
     say "installing nats-server (brew)"
     brew install nats-server
@@ -207,6 +213,9 @@ check_ports_free() {
     if port_in_use "$port"; then
       owner=$(port_owner "$port" || true)
       say "port $HOST:$port is already in use by another process${owner:+: $owner}" >&2
+      if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+        say "  the system's nats-server service is running (Debian's package starts one): sudo systemctl disable --now nats-server" >&2
+      fi
       busy=1
     fi
   done

@@ -43,6 +43,13 @@ apt_packages() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
     "${install[@]}" >/dev/null
   fi
+  # Debian's nats-server package starts a system-wide server on 4222 at once and at every boot;
+  # installed just now for this project, which runs its own (nats.sh), it is not wanted.
+  if [[ " ${missing[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-enabled --quiet nats-server 2>/dev/null; then
+    say "disabling the nats-server system service the package started (this project runs its own)"
+    "${sudo[@]}" systemctl disable --now nats-server >/dev/null 2>&1 || true
+  fi
 }
 
 # --- Rust wasm target ------------------------------------------------------------------------
