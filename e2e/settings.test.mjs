@@ -55,11 +55,15 @@ test("refused credentials: Offline with the reason, not a retry loop; the token 
   const page = await env.tab({ identity: "settings-wrong", path: "/counter" });
   await apply(page, { password: "", token: "tok-secret", remember: false, status: /^Offline/ });
   assert.match(await page.getByTestId("status").getAttribute("title"), /refused the credentials.*bash nats\.sh status/);
+  // Said as text too, not only on hover (a keyboard or touch user never saw it).
+  assert.ok(await page.getByTestId("status-why").isVisible(), "the reason is visible");
+  assert.match(await page.getByTestId("status-why").textContent(), /^Offline: .*refused the credentials/);
   const s = await stored(page);
   assert.equal(s.local.token, "", "no token in localStorage");
   assert.deepEqual(s.session, { password: "", token: "tok-secret" });
-  // The right password: Live again.
+  // The right password: Live again, and the reason is gone.
   await apply(page, { password: env.admin.pass, remember: false });
+  assert.equal(await page.getByTestId("status-why").isVisible(), false);
 });
 
 test("secrets saved in localStorage by the previous version move to the session", { timeout: 60_000 }, async () => {

@@ -291,6 +291,28 @@ test("users: an edit survives a value that is not a user written over it; Save w
   await eventually("the user written over the odd value", async () => (await kv.get(key))?.string().includes(`${name} typed`));
 });
 
+// A burst of user events (a script creating users) is one note a second, not one each: the notes
+// replaced each other faster than anyone could read them, and kept every page busy.
+test("users: a burst of user events is a note a second, saying how many", T, async () => {
+  const page = await env.tab({ identity: "sync-burst", path: "/counter" });
+  await untilSubscribed(env, [page]);
+  await page.evaluate(() => {
+    window.notes = [];
+    new MutationObserver((changes) => {
+      for (const c of changes) for (const n of c.addedNodes) if (n.dataset?.testid === "toast") window.notes.push(n.textContent);
+    }).observe(document.querySelector(".toasts"), { childList: true });
+  });
+  const burst = rand();
+  for (let i = 0; i < 300; i++) {
+    env.nc.publish("user.created", JSON.stringify({ action: "created", id: `b${i}`, name: `Burst ${burst} ${i}`, by: "script" }));
+  }
+  await env.nc.flush();
+  await waitFor(page, "the last of the burst in a note", (last) => window.notes.some((n) => n.includes(last)), `Burst ${burst} 299`);
+  const notes = await page.evaluate(() => window.notes);
+  assert.ok(notes.length <= 4, `${notes.length} notes for 300 events: ${JSON.stringify(notes.slice(0, 6))}`);
+  assert.ok(notes.some((n) => /\d+ user changes; the last: /.test(n)), JSON.stringify(notes));
+});
+
 test("chat: a message sent in one tab appears in the other", T, async () => {
   const [a, b] = await Promise.all([
     env.tab({ identity: "sync-ada", path: "/chat" }),

@@ -143,6 +143,63 @@ impl Page {
 /// out of the way of its start.
 const PRELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The user.* notes held back while the last one is less than [`UserNotes::EVERY`] old.
+#[derive(Default)]
+struct UserNotes {
+    /// When a note was last shown (`clock::monotonic_ms`).
+    shown_at: Option<f64>,
+    held: u32,
+    latest: String,
+    flush_due: bool,
+}
+
+impl UserNotes {
+    const EVERY_MS: f64 = 1000.0;
+
+    fn note(
+        notes: StoredValue<UserNotes, LocalStorage>,
+        toasts: components::toasts::Toasts,
+        text: String,
+    ) {
+        let now = components::clock::monotonic_ms();
+        let wait = notes.try_update_value(|n| {
+            let since = n.shown_at.map_or(f64::INFINITY, |at| now - at);
+            if n.held == 0 && since >= Self::EVERY_MS {
+                n.shown_at = Some(now);
+                return Err(text);
+            }
+            n.held += 1;
+            n.latest = text;
+            let schedule = !std::mem::replace(&mut n.flush_due, true);
+            Ok(schedule.then(|| (Self::EVERY_MS - since).max(0.0)))
+        });
+        match wait {
+            Some(Err(text)) => toasts.push(text),
+            Some(Ok(Some(ms))) => set_timeout(
+                move || Self::flush(notes, toasts),
+                std::time::Duration::from_millis(ms as u64),
+            ),
+            _ => {}
+        }
+    }
+
+    fn flush(notes: StoredValue<UserNotes, LocalStorage>, toasts: components::toasts::Toasts) {
+        let text = notes.try_update_value(|n| {
+            n.flush_due = false;
+            n.shown_at = Some(components::clock::monotonic_ms());
+            let latest = std::mem::take(&mut n.latest);
+            match std::mem::take(&mut n.held) {
+                0 => None,
+                1 => Some(latest),
+                held => Some(format!("{held} user changes; the last: {latest}")),
+            }
+        });
+        if let Some(Some(text)) = text {
+            toasts.push(text);
+        }
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let settings = session::Settings::load();
@@ -164,11 +221,19 @@ pub fn App() -> impl IntoView {
             let _ = html.set_attribute("data-preloaded", if all { "all" } else { "partial" });
         }
     });
-    // Any user.* event, from this app or any other client, once (dedup: 2 s).
+    // Any user.* event, from this app or any other client, once (dedup: 2 s), in a note at most
+    // once a second: a burst (a script creating thousands of users) is one note, not one each.
+    let user_notes = StoredValue::new_local(UserNotes::default());
     let events_refused = leptos_nats::use_subscription_with_options(
         "user.*",
         nats_ws::SubscribeOptions::default().dedup(std::time::Duration::from_secs(2)),
-        move |m| toasts.push(model::describe_user_event(&m.subject, &m.payload)),
+        move |m| {
+            UserNotes::note(
+                user_notes,
+                toasts,
+                model::describe_user_event(&m.subject, &m.payload),
+            )
+        },
     );
     // Signed in as a user who may not read them: say so, once per refusal.
     Effect::new(move |_| {

@@ -61,6 +61,7 @@ pub fn Header() -> impl IntoView {
                     "⚙"
                 </button>
             </div>
+            <StatusWhy/>
             // Hung from the bottom of the sticky bar, however many rows its navigation wraps to:
             // never over a link, and in view wherever the page is scrolled.
             <ToastHost/>
@@ -96,6 +97,28 @@ fn with_hint(e: &ConnectionError) -> String {
 fn millis_to_tenths(d: std::time::Duration) -> String {
     let tenths = d.as_micros().saturating_add(50) / 100;
     format!("{}.{}", tenths / 10, tenths % 10)
+}
+
+/// Why there is no connection, as text anyone can read (not only on hover): once the client has
+/// given up (Offline), or a reconnection has failed a few times (a server restart takes one or
+/// two attempts, and says nothing).
+#[component]
+fn StatusWhy() -> impl IntoView {
+    let nats = use_nats();
+    let why = move || match nats.status.get() {
+        Status::Offline { last_error } => Some(format!("Offline: {}", with_hint(&last_error))),
+        Status::Reconnecting {
+            attempt,
+            last_error: Some(e),
+            ..
+        } if attempt >= 3 => Some(format!("Reconnecting: {}", with_hint(&e))),
+        _ => None,
+    };
+    view! {
+        <p class="status-why" role="status" data-testid="status-why" hidden=move || why().is_none()>
+            {why}
+        </p>
+    }
 }
 
 /// Live / Reconnecting (N) / Offline, with the details on hover.
