@@ -24,6 +24,18 @@ export VIA_APP=$([[ $release == true ]] && echo release || echo dev)
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/node_modules/.bin:$PATH:/usr/sbin"
 
+# Another ./run.sh (its agent) already running: said now, before a rebuild of target/app pulls the
+# files from under the app it serves (the agent would refuse to start only after that).
+if [[ -e data/via-agent.lock ]] && command -v flock >/dev/null && ! flock -n data/via-agent.lock true; then
+  echo "run.sh: another via-agent (another ./run.sh?) is running on data/: stop it first (Ctrl-C in its terminal)" >&2
+  exit 1
+fi
+# Port 3000 held by something else: the app could not be served.
+if (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null; then
+  echo "run.sh: port 127.0.0.1:3000 is already in use by another process: the app could not be served there; stop it first" >&2
+  exit 1
+fi
+
 bash scripts/setup.sh --app
 bash nats.sh start
 # The agent, and the binaries its processes run: via-worker for worker-1 … worker-4 (/workers: "Add
