@@ -703,6 +703,15 @@ async fn a_deleted_bucket_is_created_again() {
     .await;
 }
 
+/// Waits (bounded) until the agent lists a leaf named `name` first.
+async fn leaf_listed(client: &nats_ws::Client, name: &str) {
+    until(5, &format!("{name} listed"), || async {
+        let leaves = call(client, "via.leaf.list", "").await.unwrap();
+        (leaves["leaves"][0]["name"] == name).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     let server = start_hub();
@@ -713,11 +722,7 @@ async fn a_leaf_that_cannot_join_is_reported_and_removed() {
     let t = Instant::now();
     let first = call_with_timeout(&client, "via.leaf.add", "{}", 15);
     let others = async {
-        until(5, "leaf-1 listed", || async {
-            let leaves = call(&client, "via.leaf.list", "").await.unwrap();
-            (leaves["leaves"][0]["name"] == "leaf-1").then_some(())
-        })
-        .await;
+        leaf_listed(&client, "leaf-1").await;
         // Refused at once while the first waits for its leaf, not run 8 s later.
         let refused = Instant::now();
         for (subject, body) in [
@@ -757,11 +762,7 @@ async fn ctrl_c_while_a_leaf_waits_to_join_stops_the_agent_at_once() {
     ready(&client).await;
     let adding = call_with_timeout(&client, "via.leaf.add", "{}", 15);
     let stopping = async {
-        until(5, "leaf-1 listed", || async {
-            let leaves = call(&client, "via.leaf.list", "").await.unwrap();
-            (leaves["leaves"][0]["name"] == "leaf-1").then_some(())
-        })
-        .await;
+        leaf_listed(&client, "leaf-1").await;
         let t = Instant::now();
         agent.ctrl_c();
         let status = agent.wait(Duration::from_secs(20));
