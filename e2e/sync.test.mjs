@@ -291,9 +291,10 @@ test("users: an edit survives a value that is not a user written over it; Save w
   await eventually("the user written over the odd value", async () => (await kv.get(key))?.string().includes(`${name} typed`));
 });
 
-// A burst of user events (a script creating users) is one note a second, not one each: the notes
-// replaced each other faster than anyone could read them, and kept every page busy.
-test("users: a burst of user events is a note a second, saying how many", T, async () => {
+// A burst of user events (a script creating users) is a few notes, then one a second, not one
+// each: the notes replaced each other faster than anyone could read them, and kept every page
+// busy.
+test("users: a burst of user events is a few notes, then one a second saying how many", T, async () => {
   const page = await env.tab({ identity: "sync-burst", path: "/counter" });
   await untilSubscribed(env, [page]);
   await page.evaluate(() => {
@@ -309,7 +310,7 @@ test("users: a burst of user events is a note a second, saying how many", T, asy
   await env.nc.flush();
   await waitFor(page, "the last of the burst in a note", (last) => window.notes.some((n) => n.includes(last)), `Burst ${burst} 299`);
   const notes = await page.evaluate(() => window.notes);
-  assert.ok(notes.length <= 4, `${notes.length} notes for 300 events: ${JSON.stringify(notes.slice(0, 6))}`);
+  assert.ok(notes.length <= 5, `${notes.length} notes for 300 events: ${JSON.stringify(notes.slice(0, 6))}`);
   assert.ok(notes.some((n) => /\d+ user changes; the last: /.test(n)), JSON.stringify(notes));
 });
 

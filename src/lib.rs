@@ -143,18 +143,40 @@ impl Page {
 /// out of the way of its start.
 const PRELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The user.* notes held back while the last one is less than [`UserNotes::EVERY`] old.
-#[derive(Default)]
+/// The user.* notes: a few at once, then at most one a second (a token bucket), so that everyday
+/// changes each get their note and a burst (a script creating thousands of users) is one note
+/// a second, "n user changes; the last: …", instead of one each.
 struct UserNotes {
-    /// When a note was last shown (`clock::monotonic_ms`).
-    shown_at: Option<f64>,
+    /// Notes that may be shown now, up to [`UserNotes::BURST`], refilled one a second.
+    tokens: f64,
+    /// When `tokens` was last brought up to date (`clock::monotonic_ms`).
+    at: f64,
     held: u32,
     latest: String,
     flush_due: bool,
 }
 
+impl Default for UserNotes {
+    fn default() -> Self {
+        UserNotes {
+            tokens: Self::BURST,
+            at: components::clock::monotonic_ms(),
+            held: 0,
+            latest: String::new(),
+            flush_due: false,
+        }
+    }
+}
+
 impl UserNotes {
+    const BURST: f64 = 3.0;
     const EVERY_MS: f64 = 1000.0;
+
+    fn refill(&mut self, now: f64) {
+        let gained = (now - self.at).max(0.0) / Self::EVERY_MS;
+        self.tokens = (self.tokens + gained).min(Self::BURST);
+        self.at = now;
+    }
 
     fn note(
         notes: StoredValue<UserNotes, LocalStorage>,
@@ -163,21 +185,21 @@ impl UserNotes {
     ) {
         let now = components::clock::monotonic_ms();
         let wait = notes.try_update_value(|n| {
-            let since = n.shown_at.map_or(f64::INFINITY, |at| now - at);
-            if n.held == 0 && since >= Self::EVERY_MS {
-                n.shown_at = Some(now);
+            n.refill(now);
+            if n.held == 0 && n.tokens >= 1.0 {
+                n.tokens -= 1.0;
                 return Err(text);
             }
             n.held += 1;
             n.latest = text;
             let schedule = !std::mem::replace(&mut n.flush_due, true);
-            Ok(schedule.then(|| (Self::EVERY_MS - since).max(0.0)))
+            Ok(schedule.then(|| ((1.0 - n.tokens) * Self::EVERY_MS).max(0.0)))
         });
         match wait {
             Some(Err(text)) => toasts.push(text),
             Some(Ok(Some(ms))) => set_timeout(
                 move || Self::flush(notes, toasts),
-                std::time::Duration::from_millis(ms as u64),
+                std::time::Duration::from_millis(ms.ceil() as u64),
             ),
             _ => {}
         }
@@ -186,7 +208,8 @@ impl UserNotes {
     fn flush(notes: StoredValue<UserNotes, LocalStorage>, toasts: components::toasts::Toasts) {
         let text = notes.try_update_value(|n| {
             n.flush_due = false;
-            n.shown_at = Some(components::clock::monotonic_ms());
+            n.refill(components::clock::monotonic_ms());
+            n.tokens -= 1.0;
             let latest = std::mem::take(&mut n.latest);
             match std::mem::take(&mut n.held) {
                 0 => None,
@@ -221,8 +244,8 @@ pub fn App() -> impl IntoView {
             let _ = html.set_attribute("data-preloaded", if all { "all" } else { "partial" });
         }
     });
-    // Any user.* event, from this app or any other client, once (dedup: 2 s), in a note at most
-    // once a second: a burst (a script creating thousands of users) is one note, not one each.
+    // Any user.* event, from this app or any other client, once (dedup: 2 s), in a note of its
+    // own unless they come faster than a few a second (`UserNotes`).
     let user_notes = StoredValue::new_local(UserNotes::default());
     let events_refused = leptos_nats::use_subscription_with_options(
         "user.*",
