@@ -95,19 +95,26 @@ struct Secrets {
 const SECRETS_KEY: &str = "via.secrets";
 
 impl Settings {
-    /// `ws://<page host>:8080`, the nats.sh server's WebSocket port.
+    /// `ws://<page host>:8080`, the nats.sh server's WebSocket port; `wss://` on a page served
+    /// over https, where a browser refuses a plain WebSocket (mixed content).
     pub fn defaults() -> Settings {
-        let host = web_sys::window()
-            .and_then(|w| w.location().hostname().ok())
+        let location = web_sys::window().map(|w| w.location());
+        let host = location
+            .as_ref()
+            .and_then(|l| l.hostname().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let scheme = match location.and_then(|l| l.protocol().ok()).as_deref() {
+            Some("https:") => "wss",
+            _ => "ws",
+        };
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
             host
         };
         Settings {
-            servers: format!("ws://{host}:8080"),
+            servers: format!("{scheme}://{host}:8080"),
             name: "via-app".to_owned(),
             user: String::new(),
             password: String::new(),

@@ -180,7 +180,8 @@ fn StatusBadge() -> impl IntoView {
                 <span class="dot" aria-hidden="true"></span>
                 {label}
             </span>
-            <Show when=offline>
+            // Not when the settings made no client at all (refused at the start): ⚙ is the way.
+            <Show when=move || offline() && nats.client.with(Option::is_some)>
                 <button class="link-button" on:click=move |_| nats.reconnect_now()>
                     "Reconnect now"
                 </button>
