@@ -97,29 +97,48 @@ impl Notifier {
         }
     }
 
-    /// The line that says how many lines of `name` were not published live, once its second is
-    /// over (or its process changed state: exited, say), if any were held back.
-    fn held_back(&self, name: &str, now: std::time::Instant, over: bool) -> Option<LogLine> {
+    /// Looks at `name`'s budget once: with `line`, counts that line and says whether it is
+    /// published live; without (a change of the process's state: exited, say), nothing is
+    /// counted. Either way, the line that says how many were not published live in a second
+    /// that is over (or, without `line`, so far), if any were held back.
+    fn admit(&self, name: &str, line: bool) -> (bool, Option<LogLine>) {
+        let now = std::time::Instant::now();
         let mut budgets = self.budgets.lock().expect("budgets lock");
-        let budget = budgets.get_mut(name)?;
-        if !over && now.duration_since(budget.since) < Duration::from_secs(1) {
-            return None;
+        let budget = budgets.entry(name.to_owned()).or_insert(Budget {
+            since: now,
+            sent: 0,
+            held_back: 0,
+        });
+        let second_over = now.duration_since(budget.since) >= Duration::from_secs(1);
+        let held_back = match !line || second_over {
+            true => std::mem::take(&mut budget.held_back),
+            false => 0,
+        };
+        if second_over {
+            budget.since = now;
+            budget.sent = 0;
         }
-        let held_back = std::mem::take(&mut budget.held_back);
-        (held_back > 0).then(|| LogLine {
+        let live = line && budget.sent < LIVE_LINES_PER_SECOND;
+        if live {
+            budget.sent += 1;
+        } else if line {
+            budget.held_back += 1;
+        }
+        let notice = (held_back > 0).then(|| LogLine {
             ts: now_ms(),
             stream: crate::model::Stream::Stderr,
             line: format!(
                 "via-agent: {held_back} lines not published live (more than \
                  {LIVE_LINES_PER_SECOND} a second); via.proc.logs keeps the newest"
             ),
-        })
+        });
+        (live, notice)
     }
 }
 
 impl Events for Notifier {
     fn changed(&self, name: &str) {
-        if let Some(notice) = self.held_back(name, std::time::Instant::now(), true) {
+        if let (_, Some(notice)) = self.admit(name, false) {
             self.publish(name, &notice);
         }
         self.dirty
@@ -130,29 +149,10 @@ impl Events for Notifier {
     }
 
     fn log(&self, name: &str, line: &LogLine) {
-        let now = std::time::Instant::now();
-        if let Some(notice) = self.held_back(name, now, false) {
+        let (live, notice) = self.admit(name, true);
+        if let Some(notice) = notice {
             self.publish(name, &notice);
         }
-        let live = {
-            let mut budgets = self.budgets.lock().expect("budgets lock");
-            let budget = budgets.entry(name.to_owned()).or_insert(Budget {
-                since: now,
-                sent: 0,
-                held_back: 0,
-            });
-            if now.duration_since(budget.since) >= Duration::from_secs(1) {
-                budget.since = now;
-                budget.sent = 0;
-            }
-            if budget.sent < LIVE_LINES_PER_SECOND {
-                budget.sent += 1;
-                true
-            } else {
-                budget.held_back += 1;
-                false
-            }
-        };
         if live {
             self.publish(name, line);
         }
