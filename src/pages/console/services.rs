@@ -14,7 +14,7 @@ use nats_ws::service::{ERROR_CODE_HEADER, ERROR_HEADER};
 use nats_ws::{validate_publish_subject, Client, Message, RequestError};
 use process_control::{REGISTRY_BUCKET, REGISTRY_TTL_MS};
 
-use crate::components::clock::{time_of_day, use_now};
+use crate::components::clock::{monotonic_ms, time_of_day, use_now};
 use crate::components::directory::{
     use_directory, Directory, EndpointView, RegistrySetup, ServiceInstance, STALE_AFTER_MS,
 };
@@ -539,14 +539,6 @@ fn format_nanos(d: Duration) -> String {
     }
 }
 
-/// A high-resolution clock in ms (`performance.now()`), or the wall clock without one.
-fn precise_now() -> f64 {
-    window()
-        .performance()
-        .map(|p| p.now())
-        .unwrap_or_else(js_sys::Date::now)
-}
-
 #[component]
 fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
     let Call {
@@ -577,11 +569,11 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
         let client = client.clone();
         let body = payload.get_untracked();
         spawn_local(async move {
-            let started = precise_now();
+            let started = monotonic_ms();
             let result = client
                 .request_with(&to, None, body.as_bytes(), CALL_TIMEOUT)
                 .await;
-            let took = Duration::from_secs_f64((precise_now() - started).max(0.0) / 1000.0);
+            let took = Duration::from_secs_f64((monotonic_ms() - started).max(0.0) / 1000.0);
             outcome.set(Some((call_outcome(result), took)));
             calling.set(false);
         });
