@@ -471,7 +471,8 @@ cmd_cluster() {
       ensure_credentials
       export_credentials
       cluster_start_nodes "${nodes[@]}"
-      [[ -n $node ]] || print_credentials
+      # As start: a start's output ends up in terminals' scrollback and CI logs; status prints them.
+      say "passwords in $CREDENTIALS (bash nats.sh cluster status prints them)"
       ;;
     stop)
       for i in "${nodes[@]}"; do
