@@ -80,6 +80,22 @@ test("secrets saved in localStorage by the previous version move to the session"
   assert.deepEqual(s.session, { password: "old-pw", token: "old-tok" });
 });
 
+test("credentials in a server url saved by an older version move to the fields and out of localStorage", { timeout: 60_000 }, async () => {
+  assert.ok(env.admin.user, "the test server has accounts (NATS_TEST_ACCOUNTS=1)");
+  // Saved before nats-ws refused credentials in a url: such a tab would not connect now. (The
+  // tab's settings are written before every load of its pages, as an older version left them.)
+  const servers = env.server.ws.replace("://", `://admin:${encodeURIComponent(env.admin.pass)}@`);
+  const page = await env.tab({ identity: "settings-url", path: "/counter", servers });
+  const s = await stored(page);
+  assert.doesNotMatch(s.local.servers, /@/, "the url lost its credentials");
+  assert.doesNotMatch(JSON.stringify(s.local), new RegExp(env.admin.pass), "no password in localStorage");
+  assert.equal(s.local.user, "admin");
+  assert.deepEqual(s.session, { password: env.admin.pass, token: "" });
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  assert.equal(await page.getByLabel("User", { exact: true }).inputValue(), "admin");
+  assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), env.admin.pass);
+});
+
 test("settings that cannot make a connection are refused in the dialog; the connection stays Live", { timeout: 60_000 }, async () => {
   const page = await env.tab({ identity: "settings-typo", path: "/counter" });
   const before = await stored(page);

@@ -130,8 +130,19 @@ impl Settings {
         else {
             return Settings::defaults();
         };
+        // Saved by an earlier version, which kept secrets in localStorage: moved to the session.
+        let mut resave =
+            !settings.remember && (!settings.password.is_empty() || !settings.token.is_empty());
+        // Saved by a version from before nats-ws refused credentials in a url (the tab would not
+        // connect with them now): they move to the user and password fields, and so out of
+        // localStorage unless remembered.
+        let mut from_url = None;
+        if let Some((servers, found)) = credentials_out_of_urls(&settings.servers) {
+            settings.servers = servers;
+            from_url = found;
+            resave = true;
+        }
         if !settings.remember {
-            let kept_before = !settings.password.is_empty() || !settings.token.is_empty();
             let session = session_storage()
                 .and_then(|s| s.get_item(SECRETS_KEY).ok().flatten())
                 .and_then(|json| serde_json::from_str::<Secrets>(&json).ok());
@@ -139,11 +150,20 @@ impl Settings {
                 settings.password = secrets.password;
                 settings.token = secrets.token;
             }
-            // Saved by an earlier version, which kept secrets in localStorage: move them to the
-            // session.
-            if kept_before {
-                settings.save();
+        }
+        // What the fields name wins over what the url held.
+        if settings.user.is_empty() && settings.token.is_empty() {
+            match from_url {
+                Some(UrlCredentials::UserPassword(user, password)) => {
+                    settings.user = user;
+                    settings.password = password;
+                }
+                Some(UrlCredentials::Token(token)) => settings.token = token,
+                None => {}
             }
+        }
+        if resave {
+            settings.save();
         }
         settings
     }
@@ -187,6 +207,99 @@ impl Settings {
             options = options.user_password(&self.user, &self.password);
         }
         options
+    }
+}
+
+/// Credentials that were part of a server url.
+#[derive(PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
+enum UrlCredentials {
+    /// `user:password@`
+    UserPassword(String, String),
+    /// `token@` (as nats.go reads a user without a password)
+    Token(String),
+}
+
+/// `servers` (comma-separated urls) without the user-info part of any url (`user:password@`), and
+/// the first url's credentials (percent-decoded); `None` when no url has any.
+fn credentials_out_of_urls(servers: &str) -> Option<(String, Option<UrlCredentials>)> {
+    let mut found = None;
+    let mut changed = false;
+    let urls: Vec<String> = servers
+        .split(',')
+        .map(|url| {
+            let (scheme, rest) = match url.find("://") {
+                Some(i) => url.split_at(i + 3),
+                None => ("", url),
+            };
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let Some(at) = rest.get(..end).and_then(|authority| authority.rfind('@')) else {
+                return url.to_owned();
+            };
+            changed = true;
+            let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+            if found.is_none() {
+                let decode = |text: &str| {
+                    let bytes: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
+                    String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned())
+                };
+                found = match userinfo.split_once(':') {
+                    Some(("", _)) => None,
+                    Some((user, password)) => {
+                        Some(UrlCredentials::UserPassword(decode(user), decode(password)))
+                    }
+                    None if userinfo.is_empty() => None,
+                    None => Some(UrlCredentials::Token(decode(userinfo))),
+                };
+            }
+            format!("{scheme}{host}")
+        })
+        .collect();
+    changed.then(|| (urls.join(","), found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{credentials_out_of_urls, UrlCredentials};
+
+    fn user(user: &str, password: &str) -> Option<UrlCredentials> {
+        Some(UrlCredentials::UserPassword(
+            user.to_owned(),
+            password.to_owned(),
+        ))
+    }
+
+    #[test]
+    fn credentials_in_a_saved_url_move_out_of_it() {
+        assert_eq!(credentials_out_of_urls("ws://127.0.0.1:8080"), None);
+        assert_eq!(
+            credentials_out_of_urls("ws://127.0.0.1:8080/path?q=a@b, wss://h:443#x@y"),
+            None
+        );
+        assert_eq!(
+            credentials_out_of_urls("ws://admin:s%40cret@127.0.0.1:8080/ws"),
+            Some(("ws://127.0.0.1:8080/ws".to_owned(), user("admin", "s@cret")))
+        );
+        // Every url loses its credentials; the first url's are the ones kept.
+        assert_eq!(
+            credentials_out_of_urls("ws://a:1@h1:8080, ws://b:2@h2:8081,ws://h3:8082"),
+            Some((
+                "ws://h1:8080, ws://h2:8081,ws://h3:8082".to_owned(),
+                user("a", "1")
+            ))
+        );
+        // A name without a password is a token (as nats.go reads it); no name is nothing to keep.
+        assert_eq!(
+            credentials_out_of_urls("bob@h:1"),
+            Some((
+                "h:1".to_owned(),
+                Some(UrlCredentials::Token("bob".to_owned()))
+            ))
+        );
+        assert_eq!(
+            credentials_out_of_urls("ws://:pw@h:1"),
+            Some(("ws://h:1".to_owned(), None))
+        );
     }
 }
 
