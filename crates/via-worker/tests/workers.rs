@@ -367,6 +367,16 @@ async fn client(server: &TestServer) -> JetStream {
     client.jetstream()
 }
 
+/// A server and one worker, w1, holding every partition.
+async fn one_worker() -> (TestServer, tempfile::TempDir, JetStream, Worker) {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let js = client(&server).await;
+    let w1 = Worker::start(&server.client_url(), dir.path(), "w1");
+    wait_balanced(&js, &["w1"], 15).await;
+    (server, dir, js, w1)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn churn_loses_nothing_and_never_shares_a_partition() {
     let _alone = TIMED.lock().await;
@@ -471,12 +481,8 @@ async fn churn_loses_nothing_and_never_shares_a_partition() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_stolen_lease_stops_consumption_at_once() {
     let _alone = TIMED.lock().await;
-    let server = TestServer::start();
+    let (server, _dir, js, w1) = one_worker().await;
     let url = server.client_url();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let js = client(&server).await;
-    let w1 = Worker::start(&url, dir.path(), "w1");
-    wait_balanced(&js, &["w1"], 15).await;
 
     // Another writer takes partition 0's key: the next renewal loses the compare-and-set.
     let leases = js.key_value("leases").await.expect("leases bucket");
@@ -536,6 +542,97 @@ async fn a_stolen_lease_stops_consumption_at_once() {
         stolen_at + LEASE_TTL_MS
     );
     check_leases(&[("w1", &records, now_ms())]);
+}
+
+/// An event of partition 0 with id `id`, stored in the stream.
+async fn publish_to_p0(js: &JetStream, id: &str) {
+    let event = via_workers::Event {
+        id: id.to_owned(),
+        key: "p0".to_owned(),
+        published_at: now_ms(),
+    };
+    let payload = serde_json::to_vec(&event).expect("json");
+    js.publish("poc.events.p.0", payload)
+        .await
+        .expect("publish to partition 0");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stalled_workers_old_batch_is_not_delivered_a_third_time() {
+    let _alone = TIMED.lock().await;
+    let (_server, _dir, js, w1) = one_worker().await;
+    let processed = |id: &str| {
+        w1.records()
+            .processed
+            .iter()
+            .filter(|e| e.id.as_deref() == Some(id))
+            .count()
+    };
+
+    // w1 stalls (a stopped process, as a hidden tab or a starved machine) with an event in its
+    // socket: published while w1's pull on partition 0 waits, so the server delivers it at once.
+    let mut stalled = None;
+    for attempt in 0..20 {
+        let id = format!("stall-{attempt}");
+        w1.signal(libc::SIGSTOP);
+        publish_to_p0(&js, &id).await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let mut delivered = false;
+        while Instant::now() < deadline && !delivered {
+            let info = js
+                .consumer_info("EVENTS", "p-0")
+                .await
+                .expect("consumer info");
+            delivered = info.num_ack_pending == 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if delivered {
+            stalled = Some(id);
+            break;
+        }
+        // w1 was between two pulls: let it take this one, and try again.
+        w1.signal(libc::SIGCONT);
+        wait_for(10, &format!("w1 to process {id}"), || {
+            (processed(&id) == 1).then_some(())
+        })
+        .await;
+    }
+    let stalled = stalled.expect("an event delivered to w1 while it was stopped");
+
+    // Its ack wait (2 s) passes: the server delivers it again, here, and this copy is held (an
+    // in-progress ack every 500 ms) while w1 comes back with its old one.
+    let mut copies = js
+        .fetch(
+            "EVENTS",
+            "p-0",
+            nats_ws::jetstream::FetchOptions {
+                batch: 1,
+                expires: Duration::from_secs(4),
+            },
+        )
+        .await
+        .expect("fetch the event again");
+    let copy = copies.pop().expect("the event, again after its ack wait");
+    assert_eq!(copy.info().expect("info").delivered, 2);
+    w1.signal(libc::SIGCONT);
+
+    // Two events after it, one after the other: once w1 has processed the second, it has pulled
+    // twice since it came back, and whatever it sent back before is long in.
+    for after in ["after-1", "after-2"] {
+        publish_to_p0(&js, after).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while processed(after) == 0 {
+            assert!(Instant::now() < deadline, "w1 did not process {after}");
+            copy.in_progress().expect("in progress");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        processed(&stalled),
+        0,
+        "w1 processed {stalled} while another copy of it was out (held here, unacknowledged)"
+    );
+    copy.ack().expect("ack");
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -392,17 +392,18 @@ impl<'a, O: Observer> Worker<'a, O> {
             // asking again at once would spin; wait for the next tick.
             self.paused.insert(p);
         }
-        if age + self.settings.safety_margin >= self.settings.ack_wait {
-            // Delivered so long ago that the server may have queued them for delivery again
-            // (a batch that waited behind a slow tick, or a pull nats-server 2.9 left unanswered):
-            // processed now, they could be processed twice. Back they go, once.
-            for message in messages {
-                let _ = message.nak();
-            }
-            return;
-        }
+        let started = fetched.started;
         let mut rest = messages.into_iter();
         for message in rest.by_ref() {
+            if self.may_be_redelivered(started) {
+                // Delivered so long ago that the server may have queued them for delivery again
+                // (a batch that waited behind a slow tick, a stalled process, or a pull nats-server
+                // 2.9 left unanswered): processed now, they could be processed twice. Left to the
+                // ack wait, which delivers them again; a nak would not be safer: nats-server takes
+                // a nak of an earlier delivery while a later one is out, and delivers a third copy.
+                // (The rest are dropped below, unacknowledged.)
+                break;
+            }
             let Some(held) = self.held.get(&p) else {
                 // Released or lost while this batch was on its way: the new owner gets it.
                 let _ = message.nak();
@@ -427,9 +428,18 @@ impl<'a, O: Observer> Worker<'a, O> {
             // Fire and forget, like nats.go's Ack: a lost ack means a redelivery, never a loss.
             let _ = message.ack();
         }
-        for message in rest {
-            let _ = message.nak();
+        // Sent back for the next owner, unless they may be out again already (see above).
+        if !self.may_be_redelivered(started) {
+            for message in rest {
+                let _ = message.nak();
+            }
         }
+    }
+
+    /// Whether messages a pull started at `started` delivered may have been queued for delivery
+    /// again by now (their ack wait, less the safety margin for the ack or nak to get there).
+    fn may_be_redelivered(&self, started: Instant) -> bool {
+        started.elapsed() + self.settings.safety_margin >= self.settings.ack_wait
     }
 
     /// The periodic part: deadlines, renewals, heartbeat, memory, rebalancing.
@@ -964,6 +974,9 @@ impl<'a, O: Observer> Worker<'a, O> {
         self.release(&held).await;
         // Batches still on their way go back to the partitions' next owners.
         while let Some(Some(fetched)) = self.inflight.next().now_or_never() {
+            if self.may_be_redelivered(fetched.started) {
+                continue;
+            }
             if let Ok(messages) = fetched.result {
                 for m in messages {
                     let _ = m.nak();
