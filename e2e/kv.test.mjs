@@ -124,6 +124,19 @@ test("kv: what nats-py puts, updates and deletes shows live in the open bucket, 
   // A purge after the delete changes no value on the page, and the history all the same.
   await py(`await kv.purge("py.greeting")`);
   await historyIs("purge");
+
+  // Every key opened reads its history through a consumer the page deletes when done; the
+  // anonymous user may not delete consumers of a bucket that is not the app's, and the page did
+  // not ask for it: nothing to tell the user.
+  for (let i = 0; i < 3; i++) {
+    await page.getByTestId("kv-key").filter({ hasText: "seed" }).click();
+    await waitText(page, "kv-value-full", "first");
+  }
+  // The refusals, if any, come before what the watch delivers after them.
+  const last = Number(await py(`print(await kv.put("seed", b"last"))`));
+  await waitRow(page, "seed", "last", last);
+  const toasts = await page.getByTestId("toast").allTextContents();
+  assert.deepEqual(toasts.filter((t) => /may not/.test(t)), [], "no refusal the user did not cause");
 });
 
 test("kv: an update at a revision another client moved past shows both values and writes nothing", T, async () => {
