@@ -296,6 +296,77 @@ test("kv: a key opened while the server is down says why it has no history, and 
   assert.equal(await page.getByTestId("kv-history-error").count(), 0, "the error went once the history was read");
 });
 
+const keyButton = (page, key) => page.getByTestId("kv-key").filter({ hasText: new RegExp(`^${key}$`) });
+
+test("kv: deletes are asked first and written at the revision shown; opening a key keeps a draft; a bucket made again forgets the revision loaded", { timeout: 90_000 }, async () => {
+  const bucket = `ask_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  await kv.put("b", "B");
+  const d2 = await kv.put("d", "D");
+  const page = await openBucket("kv-ask", bucket, { admin: true });
+  await waitRow(page, "d", "D", d2);
+
+  // A row's Delete asks; another client writes the key before the answer: nothing is deleted.
+  await page.getByRole("button", { name: "Delete key d" }).click();
+  const d3 = await kv.put("d", "D2");
+  await waitRow(page, "d", "D2", d3);
+  await page.getByRole("button", { name: "Yes, delete key d" }).click();
+  await waitText(page, "kv-error", new RegExp(`^d changed after revision ${d2} was shown: nothing was deleted`));
+  assert.equal((await kv.get("d")).string(), "D2");
+  // Keep takes the question back; asked and confirmed, it deletes.
+  await page.getByRole("button", { name: "Delete key b" }).click();
+  await page.getByRole("button", { name: "Keep key b" }).click();
+  assert.equal((await kv.get("b")).operation, "PUT");
+  await page.getByRole("button", { name: "Delete key b" }).click();
+  await page.getByRole("button", { name: "Yes, delete key b" }).click();
+  await waitRow(page, "b", null);
+  assert.equal((await kv.get("b"))?.operation, "DEL");
+
+  // Opened, d is loaded; typed over, then another key opened: that key is shown, the draft stays.
+  const e5 = await kv.put("e", "E");
+  await waitRow(page, "e", "E", e5);
+  await keyButton(page, "d").click();
+  await waitText(page, "kv-value-full", "D2");
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "D2");
+  await page.getByTestId("kv-value-input").fill("my draft");
+  await keyButton(page, "e").click();
+  await waitText(page, "kv-value-full", "E");
+  await waitText(page, "kv-draft-kept", /^What you typed is kept; e is shown below/);
+  assert.equal(await page.getByTestId("kv-key-input").inputValue(), "d");
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "my draft");
+  await waitText(page, "kv-update", `Update at revision ${d3}`);
+
+  // The editor's Delete asks too, at the revision loaded; Cancel deletes nothing.
+  await page.getByTestId("kv-delete").click();
+  await waitText(page, "kv-confirm", new RegExp(`^Delete d \\(only if it is still at revision ${d3}\\)\\?`));
+  await page.getByTestId("kv-confirm-no").click();
+  assert.equal(await page.getByTestId("kv-confirm").count(), 0);
+  assert.equal((await kv.get("d")).string(), "D2");
+
+  // Loaded on request.
+  await page.getByTestId("kv-load-kept").click();
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "E");
+  await waitText(page, "kv-update", `Update at revision ${e5}`);
+
+  // The bucket deleted and made again, its e at the same revision with a value this tab never
+  // loaded: Update no longer offers the old revision (it would have written over "new").
+  await kv.destroy();
+  const again = await env.kvm.create(bucket, { history: 5 });
+  for (let i = 1; i < e5; i++) await again.put(`x${i}`, "x");
+  assert.equal(await again.put("e", "new"), e5);
+  await waitRow(page, "e", "new", e5, { timeout: 40_000 });
+  await waitFor(page, "Update without a revision", (s) => document.querySelector(s)?.disabled === true, sel("kv-update"));
+  assert.equal(await page.getByTestId("kv-value-input").inputValue(), "E", "what the editor held stays");
+
+  // A filter that leaves the open key out closes it (its panel said it was deleted).
+  await keyButton(page, "e").click();
+  await waitText(page, "kv-value-full", "new");
+  await page.getByTestId("kv-filter-input").fill("x.*");
+  await page.getByTestId("kv-filter-apply").click();
+  await waitFor(page, "the key's panel closed", (s) => !document.querySelector(s), sel("kv-detail"));
+  await again.destroy();
+});
+
 // Deleted by another client, the open bucket's keys go from the page, which says why (they stayed,
 // as if live, and writes failed); made again, it is shown as it is.
 test("kv: an open bucket deleted by another client empties and says so; made again, it shows again", { timeout: 90_000 }, async () => {
@@ -372,8 +443,9 @@ test("kv: a bucket created, written and filtered from the page, then deleted", T
   await waitText(page, "kv-filter-error", /last token only/);
   await waitText(page, "kv-key-count", "1 key containing “ada”");
 
-  // A row's delete names its key.
+  // A row's delete names its key, and is confirmed on its row.
   await page.getByRole("button", { name: "Delete key user.ada" }).click();
+  await page.getByRole("button", { name: "Yes, delete key user.ada" }).click();
   await waitText(page, "kv-key-count", "0 keys containing “ada”");
   assert.equal(await kv.get("user.ada").then((e) => e?.operation), "DEL");
 

@@ -563,6 +563,34 @@ pub fn format_duration(ms: f64) -> String {
     }
 }
 
+/// A configured duration as it is, to the millisecond: `1d 30m`, `500ms`, `2m` (zero parts left
+/// out; under a millisecond in µs). [`format_duration`] rounds, for times that pass.
+pub fn format_exact_duration(d: std::time::Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    let ms = d.as_millis();
+    if ms == 0 {
+        return format!("{}µs", d.as_micros());
+    }
+    let parts = [
+        (ms / 86_400_000, "d"),
+        (ms / 3_600_000 % 24, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let mut text = String::new();
+    for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&n.to_string());
+        text.push_str(unit);
+    }
+    text
+}
+
 /// `512 B`, `1.5 KiB`, `12.3 MiB`, `1.0 GiB`.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -734,6 +762,22 @@ pub fn format_rate(per_second: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn configured_durations_read_as_they_are() {
+        use std::time::Duration;
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_micros(250), "250µs"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(86_400 + 30 * 60), "1d 30m"),
+            (Duration::from_millis(90_061_001), "1d 1h 1m 1s 1ms"),
+            (Duration::from_secs(3600), "1h"),
+        ] {
+            assert_eq!(format_exact_duration(d), text, "{d:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -47,3 +47,20 @@ pub fn time_of_day(ms: f64, millis: bool) -> String {
         hms
     }
 }
+
+/// [`time_of_day`] for a time of today (the viewer's), `YYYY-MM-DD HH:MM:SS` for another day:
+/// a value written last week does not read as today's.
+pub fn date_and_time(ms: f64, millis: bool) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    if date.get_time().is_nan() {
+        return String::new();
+    }
+    let today = js_sys::Date::new_0();
+    let day = (date.get_full_year(), date.get_month(), date.get_date());
+    let time = time_of_day(ms, millis);
+    if day == (today.get_full_year(), today.get_month(), today.get_date()) {
+        time
+    } else {
+        format!("{:04}-{:02}-{:02} {time}", day.0, day.1 + 1, day.2)
+    }
+}

@@ -19,7 +19,7 @@ use super::logic::{
     describe_conflict, epoch_ms, full_value, key_count, operation_name, preview_line, visible_keys,
     Current, KeyFilter, PREVIEW_CHARS, ROW_LIMIT,
 };
-use crate::components::clock::time_of_day;
+use crate::components::clock::date_and_time;
 use crate::components::pacer::{Paced, Pacer};
 use crate::components::toasts::Toasts;
 
@@ -37,6 +37,11 @@ pub(super) type Entries = RwSignal<BTreeMap<String, ArcRwSignal<Entry>>>;
 /// The entry of `key` in `entries`, tracking both the map and the key's own signal.
 pub(super) fn entry_of(entries: Entries, key: &str) -> Option<Entry> {
     entries.with(|map| map.get(key).map(|e| e.get()))
+}
+
+/// The entry of `key` in `entries` as it is now, tracking nothing.
+fn entry_of_untracked(entries: Entries, key: &str) -> Option<Entry> {
+    entries.with_untracked(|map| map.get(key).map(|e| e.get_untracked()))
 }
 
 /// What the open bucket's parts share.
@@ -74,6 +79,13 @@ pub(super) struct Editor {
     error: RwSignal<Option<String>>,
     done: RwSignal<Option<String>>,
     conflict: RwSignal<Option<Conflict>>,
+    /// The key and value as last loaded or written: anything else in the fields is the user's
+    /// draft, which opening another key does not replace.
+    pristine: RwSignal<(String, String)>,
+    /// A key opened from the list while the fields held a draft: shown, not loaded.
+    kept: RwSignal<Option<String>>,
+    /// A delete or purge asked for, and the key it is for, until confirmed or cancelled.
+    confirm: RwSignal<Option<(Action, String)>>,
     /// Bumped when it starts over for another bucket: a write of the bucket before reports
     /// nothing here.
     generation: RwSignal<u64>,
@@ -89,8 +101,20 @@ impl Editor {
             error: RwSignal::new(None),
             done: RwSignal::new(None),
             conflict: RwSignal::new(None),
+            pristine: RwSignal::new((String::new(), String::new())),
+            kept: RwSignal::new(None),
+            confirm: RwSignal::new(None),
             generation: RwSignal::new(0),
         }
+    }
+
+    /// Whether the fields hold something the user typed since the last load or write.
+    fn has_draft(self) -> bool {
+        let key = self.key.get_untracked();
+        self.value.with_untracked(|value| {
+            self.pristine
+                .with_untracked(|(k, v)| (k.as_str(), v.as_str()) != (key.trim(), value.as_str()))
+        })
     }
 
     /// Empty, for another bucket.
@@ -102,6 +126,9 @@ impl Editor {
         self.error.set(None);
         self.done.set(None);
         self.conflict.set(None);
+        self.pristine.set((String::new(), String::new()));
+        self.kept.set(None);
+        self.confirm.set(None);
         self.generation.update(|g| *g += 1);
     }
 }
@@ -134,9 +161,11 @@ enum Action {
     Create,
     /// Only if the key is still at this revision.
     Update(u64),
-    /// Only if the key is still at this revision, when given (a row's Delete: what it shows).
+    /// Only if the key is still at this revision, when given (a row's Delete: what it shows;
+    /// the editor's: the revision loaded).
     Delete(Option<u64>),
-    Purge,
+    /// As `Delete`.
+    Purge(Option<u64>),
 }
 
 impl Action {
@@ -146,7 +175,7 @@ impl Action {
             Action::Create => "create",
             Action::Update(_) => "update",
             Action::Delete(_) => "delete",
-            Action::Purge => "purge",
+            Action::Purge(_) => "purge",
         }
     }
 }
@@ -188,6 +217,15 @@ fn apply(map: &mut BTreeMap<String, Entry>, entry: Entry) {
     } else {
         map.remove(&entry.key);
     }
+}
+
+/// The bucket was deleted (and perhaps made again): a revision loaded from the old one means
+/// nothing in the new one, where the same number may hold a value the user never saw (an update
+/// at it would write over that). What was typed stays.
+fn forget_revisions(editor: Editor) {
+    editor.loaded.set(None);
+    editor.conflict.set(None);
+    editor.confirm.set(None);
 }
 
 /// Binds the bucket (once), then watches `filter`, started over if the watch ends.
@@ -273,6 +311,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                         live = false;
                         initial.clear();
                         changes.clear();
+                        forget_revisions(open.editor);
                     }
                     Ok(_) => {}
                     // Deleted by someone: what was shown is gone, and so is the store (its
@@ -280,6 +319,7 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                     Err(e) if e.is_bucket_gone() => {
                         open.entries.set(BTreeMap::new());
                         open.store.set(None);
+                        forget_revisions(open.editor);
                         open.watch_error.set(Some(format!(
                             "bucket {bucket} was deleted: its keys are gone ({e})"
                         )));
@@ -353,6 +393,14 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
         match KeyFilter::parse(&filter_text.get_untracked()) {
             Ok(filter) => {
                 filter_error.set(None);
+                // A key the filter leaves out is no longer watched: its panel would say it was
+                // deleted.
+                if open
+                    .selected
+                    .with_untracked(|s| s.as_ref().is_some_and(|key| !filter.covers(key)))
+                {
+                    open.selected.set(None);
+                }
                 open.filter.set(filter);
             }
             Err(e) => filter_error.set(Some(e.to_string())),
@@ -445,6 +493,10 @@ fn open_key(open: Open, entry: &Entry) {
     editor.loaded.set(Some((entry.key.clone(), entry.revision)));
     editor.conflict.set(None);
     editor.error.set(None);
+    editor.kept.set(None);
+    editor.confirm.set(None);
+    let text = entry.text().unwrap_or_default().to_owned();
+    editor.pristine.set((entry.key.clone(), text));
     match entry.text() {
         Some(text) => {
             editor.value.set(text.to_owned());
@@ -477,17 +529,40 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
     };
     let pick = move |_| {
         if let Some(e) = entry.get_untracked() {
-            open_key(open, &e);
+            if open.editor.has_draft() {
+                // Shown below, and the draft stays: the editor offers to load it.
+                open.editor.kept.set(Some(e.key.clone()));
+                open.selected.set(Some(e.key));
+            } else {
+                open_key(open, &e);
+            }
         }
     };
+    // A delete is asked, then confirmed on the row of the key it names, at the revision the row
+    // showed when asked: a value written since is not deleted unseen, and a row that moved under
+    // the pointer (another key added above it) gets a question, not a delete.
+    let confirming = RwSignal::new(None::<u64>);
+    let ask = move |_| confirming.set(entry.with_untracked(|e| e.as_ref().map(|e| e.revision)));
     let delete = {
         let key = key.clone();
-        // At the revision the row shows: a value written since is not deleted unseen.
         move |_| {
-            let revision = entry.with_untracked(|e| e.as_ref().map(|e| e.revision));
-            write(open, Action::Delete(revision), key.clone(), String::new())
+            if let Some(revision) = confirming.get_untracked() {
+                confirming.set(None);
+                write(
+                    open,
+                    Action::Delete(Some(revision)),
+                    key.clone(),
+                    String::new(),
+                );
+            }
         }
     };
+    let yes = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(button) = yes.get() {
+            let _ = button.focus();
+        }
+    });
     view! {
         <tr class="proc-row" class:selected=is_selected data-testid="kv-key-row">
             <td class="proc-name">
@@ -505,16 +580,48 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
             </td>
             <td class="num" data-testid="kv-revision">{cell(|e| e.revision.to_string())}</td>
             <td>{cell(|e| operation_name(e.operation).to_owned())}</td>
-            <td class="kv-time">{cell(|e| epoch_ms(e.created).map(|ms| time_of_day(ms, true)).unwrap_or_default())}</td>
-            <td class="right">
-                <button
-                    class="danger kv-row-button"
-                    aria-label=format!("Delete key {key}")
-                    disabled=move || open.editor.busy.get().is_some()
-                    on:click=delete
+            <td class="kv-time">{cell(|e| epoch_ms(e.created).map(|ms| date_and_time(ms, true)).unwrap_or_default())}</td>
+            <td
+                class="right"
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Escape" {
+                        confirming.set(None);
+                    }
+                }
+            >
+                <Show
+                    when=move || confirming.get().is_some()
+                    fallback={
+                        let key = key.clone();
+                        move || view! {
+                            <button
+                                class="danger kv-row-button"
+                                aria-label=format!("Delete key {key}")
+                                disabled=move || open.editor.busy.get().is_some()
+                                on:click=ask
+                            >
+                                "Delete"
+                            </button>
+                        }
+                    }
                 >
-                    "Delete"
-                </button>
+                    <button
+                        class="danger kv-row-button"
+                        aria-label=format!("Yes, delete key {key}")
+                        node_ref=yes
+                        disabled=move || open.editor.busy.get().is_some()
+                        on:click=delete.clone()
+                    >
+                        "Yes, delete"
+                    </button>
+                    <button
+                        class="secondary kv-row-button"
+                        aria-label=format!("Keep key {key}")
+                        on:click=move |_| confirming.set(None)
+                    >
+                        "Keep"
+                    </button>
+                </Show>
             </td>
         </tr>
     }
@@ -530,7 +637,14 @@ fn fail(open: Open, text: String) {
 fn write(open: Open, action: Action, key: String, value: String) {
     let editor = open.editor;
     let Some(store) = open.store.get_untracked() else {
-        fail(open, "the bucket is not open yet: wait a moment".to_owned());
+        let why = open.watch_error.get_untracked();
+        fail(
+            open,
+            why.map_or(
+                "the bucket is not open yet: wait a moment".to_owned(),
+                |why| format!("nothing written: {why}"),
+            ),
+        );
         return;
     };
     editor.busy.set(Some(action.verb()));
@@ -544,7 +658,8 @@ fn write(open: Open, action: Action, key: String, value: String) {
             Action::Update(revision) => store.update(&key, value.as_bytes(), revision).await,
             Action::Delete(None) => store.delete(&key).await,
             Action::Delete(Some(revision)) => store.delete_expecting(&key, revision).await,
-            Action::Purge => store.purge(&key).await,
+            Action::Purge(None) => store.purge(&key).await,
+            Action::Purge(Some(revision)) => store.purge_expecting(&key, revision).await,
         };
         // The editor moved on to another bucket (or the page is gone): not this one's result.
         if editor.generation.try_get_untracked() != Some(generation) {
@@ -556,7 +671,7 @@ fn write(open: Open, action: Action, key: String, value: String) {
                 let done = format!("{} {key}: revision {revision}", action.verb());
                 open.toasts.announce(done.clone());
                 editor.done.set(Some(done));
-                if matches!(action, Action::Delete(_) | Action::Purge) {
+                if matches!(action, Action::Delete(_) | Action::Purge(_)) {
                     // The page may be gone by now: nothing to tidy then.
                     if editor
                         .loaded
@@ -569,16 +684,18 @@ fn write(open: Open, action: Action, key: String, value: String) {
                     // Loaded as written, unless the user moved on to another key while the write
                     // was on its way: the key they opened meanwhile stays loaded.
                     editor.loaded.set(Some((key.clone(), revision)));
+                    editor.pristine.set((key.trim().to_owned(), value));
                     open.selected.set(Some(key));
                 }
             }
             Err(KvError::WrongLastRevision { expected, .. })
-                if matches!(action, Action::Delete(Some(_))) =>
+                if matches!(action, Action::Delete(Some(_)) | Action::Purge(Some(_))) =>
             {
                 fail(
                     open,
                     format!(
-                        "{key} changed after revision {expected} was shown: nothing was deleted; its new value is in the list"
+                        "{key} changed after revision {expected} was shown: nothing was {}d; its new value is in the list",
+                        action.verb()
                     ),
                 );
             }
@@ -634,7 +751,30 @@ fn EditKey(open: Open) -> impl IntoView {
             fail(open, "type a key first".to_owned());
             return;
         }
+        editor.confirm.set(None);
         write(open, action, key, editor.value.get_untracked());
+    };
+    // Delete and purge are asked first, for the key typed (at the revision loaded, if it is the
+    // key loaded), as the nats CLI asks; confirmed, they write only if it is still there.
+    let ask = move |action: fn(Option<u64>) -> Action| {
+        let key = editor.key.get_untracked().trim().to_owned();
+        if key.is_empty() {
+            fail(open, "type a key first".to_owned());
+            return;
+        }
+        editor.error.set(None);
+        editor
+            .confirm
+            .set(Some((action(expected.get_untracked()), key)));
+    };
+    let kept_key = move || editor.kept.get().unwrap_or_default();
+    let load_kept = move |_| {
+        if let Some(key) = editor.kept.get_untracked() {
+            match entry_of_untracked(open.entries, &key) {
+                Some(entry) => open_key(open, &entry),
+                None => editor.kept.set(None),
+            }
+        }
     };
     let busy = move || editor.busy.get().is_some();
     let label = move |verb: &'static str, text: String, doing: &'static str| {
@@ -670,6 +810,14 @@ fn EditKey(open: Open) -> impl IntoView {
                         (None, _) => "Put writes whatever is there; Create only if the key has no value; open a key from the list to update it at its revision.".to_owned(),
                     }}
                 </p>
+                <Show when=move || editor.kept.get().is_some()>
+                    <p class="hint" data-testid="kv-draft-kept">
+                        {move || format!("What you typed is kept; {} is shown below. ", kept_key())}
+                        <button type="button" class="link-button" data-testid="kv-load-kept" on:click=load_kept>
+                            {move || format!("Load {} here instead", kept_key())}
+                        </button>
+                    </p>
+                </Show>
                 <Show when=move || editor.error.get().is_some()>
                     <p class="error notice-inline" data-testid="kv-error">{move || editor.error.get()}</p>
                 </Show>
@@ -703,16 +851,71 @@ fn EditKey(open: Open) -> impl IntoView {
                             "Updating…",
                         )}
                     </button>
-                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| run(Action::Delete(None))>
+                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| ask(Action::Delete)>
                         {move || label("delete", "Delete".to_owned(), "Deleting…")}
                     </button>
-                    <button type="button" class="danger" data-testid="kv-purge" disabled=busy on:click=move |_| run(Action::Purge)>
+                    <button type="button" class="danger" data-testid="kv-purge" disabled=busy on:click=move |_| ask(Action::Purge)>
                         {move || label("purge", "Purge with history".to_owned(), "Purging…")}
                     </button>
                 </div>
+                {move || editor.confirm.get().map(|(action, key)| view! { <ConfirmWrite action key open/> })}
             </form>
             {move || editor.conflict.get().map(|conflict| view! { <ConflictView conflict open/> })}
         </section>
+    }
+}
+
+/// The question before a delete or purge from the editor.
+#[component]
+fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
+    let editor = open.editor;
+    let at = match action {
+        Action::Delete(Some(revision)) | Action::Purge(Some(revision)) => {
+            format!(" (only if it is still at revision {revision})")
+        }
+        _ => String::new(),
+    };
+    let question = match action {
+        Action::Purge(_) => {
+            format!("Purge {key}{at}? Its value and its whole history go for good.")
+        }
+        _ => format!("Delete {key}{at}? Its history stays, with a delete marker on top."),
+    };
+    let yes = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(button) = yes.get() {
+            let _ = button.focus();
+        }
+    });
+    let confirm = {
+        let key = key.clone();
+        move |_| {
+            editor.confirm.set(None);
+            write(open, action, key.clone(), String::new());
+        }
+    };
+    view! {
+        <div
+            class="kv-confirm"
+            role="group"
+            aria-label="Confirm"
+            data-testid="kv-confirm"
+            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                if ev.key() == "Escape" {
+                    editor.confirm.set(None);
+                }
+            }
+        >
+            <p>{question}</p>
+            <div class="actions">
+                <button type="button" class="secondary" data-testid="kv-confirm-no" on:click=move |_| editor.confirm.set(None)>
+                    "Cancel"
+                </button>
+                <button type="button" class="danger" data-testid="kv-confirm-yes" node_ref=yes on:click=confirm>
+                    {format!("Yes, {}", action.verb())}
+                </button>
+            </div>
+        </div>
     }
 }
 

@@ -8,7 +8,7 @@ use nats_ws::kv::{Entry, KvError, Store};
 
 use super::bucket::{entry_of, Entries, RETRY};
 use super::logic::{epoch_ms, full_value, operation_name, preview_line, PREVIEW_CHARS};
-use crate::components::clock::time_of_day;
+use crate::components::clock::date_and_time;
 
 /// The shortest time between two reads of the open key's history.
 const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -113,7 +113,7 @@ pub(super) fn KeyDetail(
                                     <tr data-testid="kv-history-row">
                                         <td class="num">{e.revision}</td>
                                         <td>{operation_name(e.operation)}</td>
-                                        <td class="kv-time">{epoch_ms(e.created).map(|ms| time_of_day(ms, true)).unwrap_or_default()}</td>
+                                        <td class="kv-time">{epoch_ms(e.created).map(|ms| date_and_time(ms, true)).unwrap_or_default()}</td>
                                         <td class="kv-value">{preview_line(&e.value, PREVIEW_CHARS)}</td>
                                     </tr>
                                 }

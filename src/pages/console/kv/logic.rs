@@ -7,8 +7,6 @@ use std::time::Duration;
 use nats_ws::jetstream::StorageType;
 use nats_ws::kv::{KvConfig, Operation, SystemTime};
 
-use crate::model::format_duration;
-
 /// Keys rendered at most; the others matching are counted, not drawn.
 pub const ROW_LIMIT: usize = 500;
 
@@ -75,6 +73,16 @@ impl KeyFilter {
         match self {
             KeyFilter::Pattern(p) => p,
             _ => ">",
+        }
+    }
+
+    /// Whether `key` is one this filter lets through: matches the pattern (token by token, as
+    /// the server's subject filter), or contains the text.
+    pub fn covers(&self, key: &str) -> bool {
+        match self {
+            KeyFilter::All => true,
+            KeyFilter::Contains(text) => key.contains(text.as_str()),
+            KeyFilter::Pattern(pattern) => nats_ws::subject_matches(pattern, key),
         }
     }
 
@@ -268,7 +276,7 @@ pub fn format_ttl(ttl: Duration) -> String {
     if ttl.is_zero() {
         "never".to_owned()
     } else {
-        format_duration(ttl.as_secs_f64() * 1000.0)
+        crate::model::format_exact_duration(ttl)
     }
 }
 
@@ -546,7 +554,19 @@ mod tests {
     fn formats() {
         assert_eq!(operation_name(Operation::Purge), "purge");
         assert_eq!(format_ttl(Duration::ZERO), "never");
+        let pattern = |p: &str| KeyFilter::parse(p).expect("a pattern");
+        assert!(pattern("config.*").covers("config.theme"));
+        assert!(!pattern("config.*").covers("config.theme.dark"));
+        assert!(!pattern("config.*").covers("config"));
+        assert!(pattern("users.>").covers("users.a.b"));
+        assert!(!pattern("users.>").covers("users"));
+        assert!(!pattern("b.*").covers("a.x"));
+        assert!(pattern("*.x").covers("a.x"));
+        assert!(KeyFilter::parse("ada").expect("text").covers("user.ada"));
+        assert!(KeyFilter::All.covers("anything"));
         assert_eq!(format_ttl(Duration::from_secs(90)), "1m 30s");
+        // The server takes 100 ms and up: not "0s".
+        assert_eq!(format_ttl(Duration::from_millis(500)), "500ms");
         assert_eq!(epoch_ms(None), None);
         assert_eq!(
             epoch_ms(Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1500))),

@@ -9,7 +9,7 @@ use nats_ws::jetstream::{
 };
 use nats_ws::{validate_publish_subject, validate_subscribe_subject, HeaderMap};
 
-use crate::model::{format_bytes, format_duration};
+use crate::model::{format_bytes, format_exact_duration};
 
 /// The subject every peek walks: all of a stream's messages.
 pub const ALL_SUBJECTS: &str = ">";
@@ -303,13 +303,9 @@ pub fn limit_age(d: Duration) -> String {
     }
 }
 
-/// `250ms`, `42s`, `5m 03s`, `2h 07m`, `3d 4h`.
+/// A configured duration as it is: `250ms`, `42s`, `5m 3s`, `1d 30m`.
 pub fn age(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format_duration(d.as_millis() as f64)
-    }
+    format_exact_duration(d)
 }
 
 /// An RFC 3339 time from the server as `2026-01-02 03:04:05.678 UTC`; `—` for none (empty or
@@ -577,7 +573,8 @@ mod tests {
         assert_eq!(limit_bytes(-1), "unlimited");
         assert_eq!(limit_bytes(2048), "2.0 KiB");
         assert_eq!(limit_age(Duration::ZERO), "unlimited");
-        assert_eq!(limit_age(Duration::from_secs(120)), "2m 00s");
+        assert_eq!(limit_age(Duration::from_secs(120)), "2m");
+        assert_eq!(limit_age(Duration::from_secs(86_400 + 1800)), "1d 30m");
         assert_eq!(age(Duration::from_millis(250)), "250ms");
         assert_eq!(
             server_time("2026-11-30T17:46:30.138817123Z"),
