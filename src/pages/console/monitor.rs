@@ -23,7 +23,7 @@ use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, use_nats};
 use nats_ws::{Client, Message, Status, SubscribeOptions};
 
-use crate::components::clock::{now_ms, time_of_day};
+use crate::components::clock::{monotonic_ms, now_ms, time_of_day};
 use crate::model::format_bytes;
 use stats::{
     expanded, parse_subjects, preview, sparkline_points, MonitorStats, Sort, SortKey, SubjectRow,
@@ -82,11 +82,15 @@ pub fn MonitorPage() -> impl IntoView {
     }
 }
 
-/// A message as it waits for the next log redraw: cheap to make (the payload is not copied).
+/// A message as it waits for the next log redraw, with at most [`KEEP_BYTES`] of its payload,
+/// copied: a tab that draws nothing (hidden: no animation frames) holds [`LOG_ROWS`] of them, and
+/// the message itself would keep its whole payload, and the network buffer it came in, alive.
 struct Raw {
     seq: u64,
     at_ms: f64,
     msg: Message,
+    /// The payload's length as it came.
+    size: usize,
 }
 
 /// A log row as shown.
@@ -105,7 +109,12 @@ struct Row {
 
 impl Row {
     fn new(raw: Raw) -> Row {
-        let Raw { seq, at_ms, msg } = raw;
+        let Raw {
+            seq,
+            at_ms,
+            msg,
+            size,
+        } = raw;
         let payload = &msg.payload;
         Row {
             seq,
@@ -117,11 +126,18 @@ impl Row {
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
             headers: msg.headers.as_ref().map_or(0, |h| h.len()),
-            size: payload.len(),
-            preview: preview(payload, PREVIEW_CHARS),
-            payload: Bytes::copy_from_slice(&payload[..payload.len().min(KEEP_BYTES)]),
+            size,
+            preview: row_preview(payload, size),
+            payload: payload.clone(),
         }
     }
+}
+
+/// A log row's preview of `payload`, the beginning of `size` bytes: text judged by what is valid
+/// up to the cut, as the expanded view does.
+fn row_preview(payload: &[u8], size: usize) -> String {
+    let text = crate::model::text_of(payload, size > payload.len());
+    preview(text.map_or(payload, str::as_bytes), PREVIEW_CHARS)
 }
 
 /// What the subscription task writes for every message, outside the reactive system.
@@ -155,7 +171,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn on_message(&mut self, msg: Message, now: f64) {
+    fn on_message(&mut self, mut msg: Message, now: f64) {
         let size = msg.payload.len()
             + msg
                 .headers
@@ -169,10 +185,13 @@ impl Acc {
         if self.fresh.len() == LOG_ROWS {
             self.fresh.pop_front();
         }
+        let size = msg.payload.len();
+        msg.payload = Bytes::copy_from_slice(&msg.payload[..size.min(KEEP_BYTES)]);
         self.fresh.push_back(Raw {
             seq: self.seq,
             at_ms: now,
             msg,
+            size,
         });
     }
 
@@ -252,6 +271,9 @@ impl Ui {
     /// One frame: copies what changed into the signals.
     fn draw(self) {
         let now = now_ms();
+        // The pace of redraws on the monotonic clock: the wall clock set back would hold them
+        // (and ask for a frame each frame) until it caught up.
+        let pace = monotonic_ms();
         let Some((totals, rows, table, again)) = self.acc.try_update_value(|a| {
             a.frame = None;
             a.stats.tick(now);
@@ -264,7 +286,7 @@ impl Ui {
                 history: a.stats.history(),
                 dropped: a.dropped(),
             };
-            let log_due = a.force || now - a.log_drawn_ms >= a.log_every_ms;
+            let log_due = a.force || pace - a.log_drawn_ms >= a.log_every_ms;
             let rows = (log_due && (a.force || a.trimmed || !a.fresh.is_empty())).then(|| {
                 let fresh: Vec<Arc<Row>> = a
                     .fresh
@@ -281,13 +303,13 @@ impl Ui {
                     LOG_EVERY_MS
                 };
                 a.shown.splice(0..0, fresh);
-                a.log_drawn_ms = now;
+                a.log_drawn_ms = pace;
                 let drawn = if busy { LOG_ROWS_BUSY } else { LOG_ROWS };
                 a.trimmed = a.shown.len() > drawn;
                 a.shown[..a.shown.len().min(drawn)].to_vec()
             });
-            let table = (a.force || now - a.table_drawn_ms >= TABLE_EVERY_MS).then(|| {
-                a.table_drawn_ms = now;
+            let table = (a.force || pace - a.table_drawn_ms >= TABLE_EVERY_MS).then(|| {
+                a.table_drawn_ms = pace;
                 a.table_messages = a.stats.messages;
                 Table {
                     rows: a.stats.subject_rows(a.sort, now, TABLE_ROWS),
@@ -796,7 +818,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                             }}
                             <Show when=move || table.with(|t| t.other > 0)>
                                 <tr class="muted">
-                                    <td>{format!("other (beyond {MAX_SUBJECTS} subjects)")}</td>
+                                    <td>{format!("other (subjects dropped from the table: it keeps {MAX_SUBJECTS})")}</td>
                                     <td class="num">{move || table.with(|t| t.other)}</td>
                                     <td class="num">{move || table.with(|t| t.other_rate)}</td>
                                     <td></td>
@@ -913,5 +935,42 @@ fn LogRow(row: Arc<Row>) -> impl IntoView {
             </td>
         </tr>
         {detail}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(subject: &str, payload: Vec<u8>) -> Message {
+        Message {
+            subject: subject.into(),
+            reply: None,
+            headers: None,
+            payload: Bytes::from(payload),
+        }
+    }
+
+    #[test]
+    fn a_log_that_is_not_drawn_keeps_at_most_the_beginning_of_each_payload() {
+        let mut acc = Acc::default();
+        // A hidden tab: no frame drains what waits, 1 MiB payloads keep coming.
+        for i in 0..LOG_ROWS + 10 {
+            acc.on_message(message("big", vec![b'a'; 1 << 20]), i as f64);
+        }
+        assert_eq!(acc.fresh.len(), LOG_ROWS);
+        let kept: usize = acc.fresh.iter().map(|r| r.msg.payload.len()).sum();
+        assert_eq!(kept, LOG_ROWS * KEEP_BYTES);
+        // What it shows of one: its real size, and text (a character cut at the end is not
+        // binary).
+        let mut text = "é".repeat(KEEP_BYTES);
+        text.push('!');
+        acc.on_message(message("text", text.clone().into_bytes()), 0.0);
+        let raw = acc.fresh.pop_back().expect("the last message");
+        assert_eq!(raw.size, text.len());
+        assert_eq!(raw.msg.payload.len(), KEEP_BYTES);
+        let shown = row_preview(&raw.msg.payload, raw.size);
+        assert!(shown.starts_with("éé"), "{shown}");
+        assert!(shown.ends_with('…'));
     }
 }

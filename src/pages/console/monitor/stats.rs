@@ -4,13 +4,14 @@
 //!
 //! [`MonitorStats::record`] is called once per message and must stay cheap: a few additions, one
 //! hash lookup, no allocation except the first time a subject is seen. Nothing here grows without
-//! bound: the history is a fixed ring and the table stops at [`MAX_SUBJECTS`], after which
-//! messages are counted under "other".
+//! bound: the history is a fixed ring, and a table of [`MAX_SUBJECTS`] makes room for a new subject
+//! by dropping half of its rows (subjects seen once first, as the reply inboxes and ack subjects of
+//! a busy system are, then the longest unseen), their counts kept under "other".
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-/// Distinct subjects kept in the table; messages on further subjects are counted as "other".
+/// Distinct subjects kept in the table (see [`MonitorStats::record`]).
 pub const MAX_SUBJECTS: usize = 1000;
 /// Seconds of history behind the sparkline.
 pub const SPARK_SECONDS: usize = 60;
@@ -141,7 +142,7 @@ pub struct MonitorStats {
     /// The newest bucket index the ring holds (`ms / BUCKET_MS`); 0 before the first tick.
     head: u64,
     subjects: HashMap<String, SubjectStats>,
-    /// Messages on subjects beyond [`MAX_SUBJECTS`].
+    /// What the subjects dropped from the table to make room had counted.
     pub other: SubjectStats,
 }
 
@@ -171,12 +172,38 @@ impl MonitorStats {
         self.bytes += bytes;
         if let Some(s) = self.subjects.get_mut(subject) {
             s.record(bytes, now_ms);
-        } else if self.subjects.len() < MAX_SUBJECTS {
+        } else {
+            if self.subjects.len() >= MAX_SUBJECTS {
+                self.make_room();
+            }
             let mut s = SubjectStats::default();
             s.record(bytes, now_ms);
             self.subjects.insert(subject.to_owned(), s);
-        } else {
-            self.other.record(bytes, now_ms);
+        }
+    }
+
+    /// Drops half of the table, subjects seen once first (a request's reply inbox, an ack's
+    /// subject: a busy system makes thousands a second, and a table that kept the first ones for
+    /// good had no room for a subject that started later), then the longest unseen; what they
+    /// counted goes to `other`. Once per [`MAX_SUBJECTS`] / 2 new subjects: a few per message.
+    fn make_room(&mut self) {
+        let mut order: Vec<(bool, f64, &String)> = self
+            .subjects
+            .iter()
+            .map(|(subject, s)| (s.count > 1, s.last_ms, subject))
+            .collect();
+        let half = order.len() / 2;
+        if half == 0 {
+            return;
+        }
+        order.select_nth_unstable_by(half, |a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let dropped: Vec<String> = order[..half].iter().map(|(_, _, s)| (*s).clone()).collect();
+        for subject in dropped {
+            if let Some(s) = self.subjects.remove(&subject) {
+                self.other.count += s.count;
+                self.other.bytes += s.bytes;
+                self.other.last_ms = self.other.last_ms.max(s.last_ms);
+            }
         }
     }
 
@@ -469,17 +496,37 @@ mod tests {
     }
 
     #[test]
-    fn subjects_beyond_the_limit_count_as_other() {
+    fn a_full_table_makes_room_for_a_new_subject_dropping_those_seen_once_first() {
         let mut s = MonitorStats::default();
-        for i in 0..MAX_SUBJECTS + 50 {
-            s.record(&format!("s.{i}"), 3, T0);
+        // A subject in use from the start, then a flood of one-off reply inboxes.
+        s.record("math.sum", 3, T0);
+        s.record("math.sum", 3, T0);
+        for i in 0..3 * MAX_SUBJECTS {
+            s.record(&format!("_INBOX.x.{i}"), 3, T0 + 1.0 + i as f64);
         }
-        s.record("s.0", 3, T0);
-        s.record(&format!("s.{}", MAX_SUBJECTS + 10), 3, T0);
-        assert_eq!(s.subject_count(), MAX_SUBJECTS);
-        assert_eq!(s.other.count, 51);
-        assert_eq!(s.other.bytes, 153);
-        assert_eq!(s.messages, MAX_SUBJECTS as u64 + 52);
+        // A subject that starts after the table first filled is in it, and so is the old one.
+        for _ in 0..10 {
+            s.record("orders.new", 3, T0 + 5000.0);
+        }
+        assert!(s.subject_count() <= MAX_SUBJECTS);
+        let rows = s.subject_rows(Sort::default(), T0 + 5000.0, MAX_SUBJECTS);
+        let count_of = |name: &str| rows.iter().find(|r| r.subject == name).map(|r| r.count);
+        assert_eq!(count_of("orders.new"), Some(10));
+        assert_eq!(count_of("math.sum"), Some(2));
+        // The newest inboxes stay; the oldest went first.
+        assert_eq!(
+            count_of(&format!("_INBOX.x.{}", 3 * MAX_SUBJECTS - 1)),
+            Some(1)
+        );
+        assert_eq!(count_of("_INBOX.x.0"), None);
+        // Nothing is lost from the counts: the dropped rows' are under "other".
+        let total = 2 + 3 * MAX_SUBJECTS as u64 + 10;
+        assert_eq!(s.messages, total);
+        assert_eq!(
+            rows.iter().map(|r| r.count).sum::<u64>() + s.other.count,
+            total
+        );
+        assert_eq!(s.other.bytes, 3 * s.other.count);
     }
 
     #[test]
