@@ -409,9 +409,13 @@ pub fn use_directory(client: Client) -> Directory {
                     directory.services_error.set(None);
                     directory.refreshed_at.set(Some(now_ms()));
                 }
+                // The list as it was stays (a connection lost while the answers came is not "no
+                // service"), with why it is not new.
                 Err(e) => directory
                     .services_error
-                    .set(Some(format!("could not ask the services ($SRV): {e}"))),
+                    .set(Some(crate::session::explain(format!(
+                        "could not ask the services ($SRV): {e}"
+                    )))),
             }
             directory.services_loaded.set(true);
             // Wakes that came during the discovery are answered by it.

@@ -992,6 +992,65 @@ async fn a_service_answers_again_after_the_server_restarts() {
     assert_eq!(pings, vec![svc.ping()]);
 }
 
+#[tokio::test]
+async fn a_discovery_whose_connection_is_lost_is_an_error_not_an_empty_list() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    // Something listens on $SRV.INFO without answering (so the server says no "no responders"),
+    // as a service does whose answer is on its way.
+    let listener = connect(&server).await;
+    let _silent = listener.subscribe("$SRV.INFO").unwrap();
+    listener.flush().await.unwrap();
+
+    let asking = tokio::spawn({
+        let client = client.clone();
+        async move { service::info(&client, None, QUIET, MAX_WAIT).await }
+    });
+    client.flush().await.unwrap();
+    server.stop();
+    let result = within(STEP, "the discovery to end", asking).await.unwrap();
+    assert_eq!(result, Err(ServiceError::ConnectionLost));
+
+    // Asked while disconnected: said at once, not "no service" once the wait is over.
+    wait_status(&client, "the client to notice", |s| !s.is_connected()).await;
+    let result = within(
+        1,
+        "the discovery to end",
+        service::info(&client, None, QUIET, MAX_WAIT),
+    )
+    .await;
+    assert_eq!(result, Err(ServiceError::NotConnected));
+}
+
+#[tokio::test]
+async fn a_discovery_the_server_refuses_says_so() {
+    let server = TestServer::start_with(
+        r#"
+authorization {
+  users = [
+    { user: "asker", password: "asker-pw", permissions: { publish: { deny: ["$SRV.>"] } } }
+  ]
+}
+"#,
+    );
+    let options = nats_ws::Options::new(server.url()).user_password("asker", "asker-pw");
+    let client = within(STEP, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let result = within(
+        STEP,
+        "the discovery to end",
+        service::ping(&client, None, QUIET, MAX_WAIT),
+    )
+    .await;
+    assert_eq!(
+        result,
+        Err(ServiceError::PermissionDenied {
+            subject: "$SRV.PING".to_owned()
+        })
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // nats.js `@nats-io/services`
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use super::types::{
 };
 use super::{check_name, ServiceError, API_PREFIX};
 use crate::header::status;
-use crate::Client;
+use crate::{Client, ClientEvent, ServerError};
 
 /// The three questions every service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +101,10 @@ pub async fn stats(
 /// "no service"), once `max_wait` has passed in all, or at once when the server says nobody listens
 /// (no responders). Replies that are not `T` (wrong `type`, malformed JSON) are
 /// skipped. The order is the order of arrival.
+///
+/// Not connected when asked ([`ServiceError::NotConnected`]), the connection lost before the
+/// end ([`ServiceError::ConnectionLost`]) and the question refused by the server
+/// ([`ServiceError::PermissionDenied`]) are errors, not an empty or partial list.
 pub async fn discover<T: DeserializeOwned>(
     client: &Client,
     verb: Verb,
@@ -110,26 +114,49 @@ pub async fn discover<T: DeserializeOwned>(
     max_wait: Duration,
 ) -> Result<Vec<T>, ServiceError> {
     let subject = control_subject(verb, name, id)?;
+    // A discovery follows its connection, as a request does: asked while disconnected, the
+    // question would wait in the reconnect buffer and the answer be "no service"; a connection
+    // lost while the answers come leaves a part of them. Both are errors. So is a question the
+    // server refuses (a user who may not publish to $SRV), which is otherwise silence.
+    let mut events = client.events();
+    if !client.status().is_connected() {
+        return Err(ServiceError::NotConnected);
+    }
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(&inbox)?;
     client.publish_message(&subject, Some(&inbox), None, b"")?;
     // `None`: beyond what the clock can name (`Duration::MAX` for "no limit"): no deadline.
     let deadline = Instant::now().checked_add(max_wait);
+    // After the first answer, the end comes once `quiet` passes without another.
+    let mut quiet_until: Option<Instant> = None;
     let mut found = Vec::new();
-    let mut answered = false;
     loop {
-        let left = deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        if left.is_zero() {
+        let now = Instant::now();
+        let until =
+            |at: Option<Instant>| at.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+        let wait = until(deadline).min(until(quiet_until));
+        if wait.is_zero() {
             break;
         }
-        let wait = if answered { quiet.min(left) } else { left };
         let next = futures::select_biased! {
+            event = events.next().fuse() => {
+                match event {
+                    Some(ClientEvent::Status(status)) if !status.is_connected() => {
+                        return Err(ServiceError::ConnectionLost);
+                    }
+                    Some(ClientEvent::ServerError(ServerError::PublishDenied { subject: denied }))
+                        if denied == subject =>
+                    {
+                        return Err(ServiceError::PermissionDenied { subject });
+                    }
+                    Some(_) => continue,
+                    None => return Err(ServiceError::ConnectionLost),
+                }
+            }
             m = replies.next().fuse() => m,
             _ = crate::rt::sleep(wait).fuse() => break,
         };
-        answered = true;
+        quiet_until = Instant::now().checked_add(quiet);
         let message = match next {
             Some(Ok(m)) => m,
             Some(Err(e)) => return Err(e.into()),

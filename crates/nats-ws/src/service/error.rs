@@ -27,6 +27,12 @@ pub enum ServiceError {
     Subscribe(SubscribeError),
     #[error("could not send the request: {0}")]
     Publish(PublishError),
+    #[error("not connected to the server: the services were not asked; ask again once connected")]
+    NotConnected,
+    #[error("the connection was lost while the services answered: ask again once connected")]
+    ConnectionLost,
+    #[error("permission denied: this user may not publish to {}", Quoted(subject))]
+    PermissionDenied { subject: String },
     #[error("the service was stopped: add a new service to serve again")]
     Stopped,
     #[error("no async runtime to run the service's $SRV responders on: call this from within a tokio runtime")]
