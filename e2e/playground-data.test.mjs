@@ -362,6 +362,40 @@ test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor
 
 // A click while the server is down gets an answer within seconds, and the button works again
 // (before: "Publishing…" until the server came back, the publish then made long after the click).
+// device.temp is a shared subject: a publisher without pause (any client may be one) made the card
+// redraw its whole chart per reading.
+test("mqtt: readings published without pause are drawn at most once a frame, ending at the last", T, async (t) => {
+  const page = await env.tab({ identity: "mqtt-flood", path: "/playground" });
+  await waitStep(page, "pg-mqtt-step", /SUB device\.temp/);
+  await eventually(
+    "a first reading shows",
+    async () => {
+      env.nc.publish("device.temp", JSON.stringify({ temp: 18.5 }));
+      await env.nc.flush();
+      return (await textOf(page, "pg-mqtt-reading")) === "18.5";
+    },
+    { timeout: 20_000, every: 300 },
+  );
+  await page.evaluate((s) => {
+    window.chartRedraws = 0;
+    new MutationObserver(() => window.chartRedraws++).observe(document.querySelector(s), { subtree: true, childList: true, attributes: true, characterData: true });
+  }, sel("pg-mqtt-chart"));
+  const readings = 5000;
+  const started = Date.now();
+  for (let i = 0; i < readings; i++) {
+    env.nc.publish("device.temp", `{"temp": ${(19 + (i % 500) / 100).toFixed(2)}}`);
+    if (i % 500 === 499) await env.nc.flush();
+  }
+  env.nc.publish("device.temp", '{"temp": 30.01}');
+  await env.nc.flush();
+  await waitText(page, "pg-mqtt-reading", "30.01", { timeout: 30_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const redraws = await page.evaluate(() => window.chartRedraws);
+  t.diagnostic(`${redraws} chart redraws for ${readings + 1} readings in ${seconds.toFixed(1)} s`);
+  // 60 a second at most, with room for timers that fire late; one per reading before.
+  assert.ok(redraws <= 80 * seconds + 10, `${redraws} chart redraws for ${readings + 1} readings in ${seconds.toFixed(1)} s`);
+});
+
 test("playground: with the server down, Publish 30 and Publish 3 orders say so instead of waiting", T, async (t) => {
   t.after(() => env.control("start"));
   await env.control("stop");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures::channel::oneshot;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use leptos_router::components::A;
@@ -17,6 +17,7 @@ use via_playground::sensor::{self, Reading};
 use super::steps::{CardTasks, StepList, StepLog};
 use crate::components::clock::{monotonic_ms, now_ms, use_now};
 use crate::components::mqtt_ws::{mqtt_url, ConnectOptions, MqttError, MqttWs};
+use crate::components::pacer::{Paced, Pacer};
 use crate::session::{random_hex, Settings};
 
 /// The chart's time span.
@@ -28,8 +29,10 @@ const SENSOR_EVERY: Duration = Duration::from_secs(1);
 /// How long a connection's readings may go without one coming back over NATS before the card
 /// says so.
 const NO_READING_BACK_MS: f64 = 5000.0;
-/// Its MQTT keepalive.
-const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Its MQTT keepalive: nats-server closes a connection silent for 1.5 × this. A tab hidden for
+/// a few minutes runs its timers once a minute (Chromium's intensive throttling), so a reading,
+/// or a PINGREQ, may be a minute apart: 30 s closed the hidden sensor every minute.
+const KEEP_ALIVE: Duration = Duration::from_secs(120);
 /// After a lost connection it tries again after this long, doubling up to [`RECONNECT_MAX`].
 const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -285,7 +288,37 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                 }
             };
             let mut first = true;
-            while let Some(message) = sub.next().await {
+            // Drawn at most once a frame: `device.temp` is a shared subject that any client may
+            // flood, and every reading redrew the whole chart.
+            let mut pacer = Pacer::default();
+            let mut waiting: Vec<Sample> = Vec::new();
+            let mut newest: Option<Latest> = None;
+            let mut garbage: Option<String> = None;
+            let mut garbage_said_ms = f64::NEG_INFINITY;
+            let draw = |waiting: &mut Vec<Sample>,
+                        newest: &mut Option<Latest>,
+                        garbage: &mut Option<String>| {
+                if !waiting.is_empty() {
+                    samples.update(|s| waiting.drain(..).for_each(|x| add_sample(s, x)));
+                }
+                if let Some(latest_now) = newest.take() {
+                    latest.set(Some(latest_now));
+                }
+                if let Some(text) = garbage.take() {
+                    unreadable.set(Some(text));
+                }
+            };
+            loop {
+                let pending = !waiting.is_empty() || newest.is_some() || garbage.is_some();
+                let message = match pacer.next(&mut sub, pending).await {
+                    Paced::Item(message) => message,
+                    Paced::Draw => {
+                        draw(&mut waiting, &mut newest, &mut garbage);
+                        pacer.drawn();
+                        continue;
+                    }
+                    Paced::Ended => break draw(&mut waiting, &mut newest, &mut garbage),
+                };
                 let message = match message {
                     Ok(m) => m,
                     Err(e) => {
@@ -293,14 +326,21 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                         continue;
                     }
                 };
-                sub_error.set(None);
+                if sub_error.with_untracked(Option::is_some) {
+                    sub_error.set(None);
+                }
                 let Some(reading) = sensor::parse(&message.payload) else {
                     let text = unreadable_text(&message.payload);
-                    log.fail(
-                        "server → tab",
-                        format!("{}: not a reading, ignored: {text}", sensor::NATS_SUBJECT),
-                    );
-                    unreadable.set(Some(text));
+                    // A step at most once a second: a flood of them would bury the others.
+                    let now = monotonic_ms();
+                    if now - garbage_said_ms >= 1000.0 {
+                        garbage_said_ms = now;
+                        log.fail(
+                            "server → tab",
+                            format!("{}: not a reading, ignored: {text}", sensor::NATS_SUBJECT),
+                        );
+                    }
+                    garbage = Some(text);
                     continue;
                 };
                 let at_ms = now_ms();
@@ -322,7 +362,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                                 "{} {}: this tab's reading came back over NATS {:.0} ms after its MQTT PUBLISH (from {origin})",
                                 sensor::NATS_SUBJECT,
                                 reading.text,
-                                at_ms - sent_at
+                                monotonic_ms() - sent_at
                             ),
                         );
                     }
@@ -333,20 +373,19 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     );
                 }
                 first = false;
-                samples.update(|s| {
-                    add_sample(
-                        s,
-                        Sample {
-                            at_ms,
-                            value: reading.value,
-                        },
-                    )
+                waiting.push(Sample {
+                    at_ms,
+                    value: reading.value,
                 });
-                latest.set(Some(Latest {
+                newest = Some(Latest {
                     reading,
                     at_ms,
                     via_mqtt,
-                }));
+                });
+                if pacer.due() {
+                    draw(&mut waiting, &mut newest, &mut garbage);
+                    pacer.drawn();
+                }
             }
         });
     }
@@ -355,8 +394,10 @@ pub fn MqttCard(client: Client) -> impl IntoView {
         let client = client.clone();
         move |_| {
             if sensor.get_untracked() != Sensor::Off {
-                // Dropping the sender ends the run, which sends DISCONNECT.
+                // Dropping the sender ends the run, which sends DISCONNECT. A reading still
+                // awaited is not this run's any more (another sensor's may read the same).
                 stop.update_value(|s| drop(s.take()));
+                awaited.set_value(None);
                 return;
             }
             let (tx, rx) = oneshot::channel();
@@ -555,15 +596,37 @@ impl SensorRun {
         let mut good = None::<String>;
         let first = futures::select! {
             _ = &mut stop => None,
-            connected = self.connect(client, &client_id, &mut good).fuse() => Some(connected?),
+            connected = self.connect(client, &client_id, &mut good).fuse() => Some(connected),
         };
-        let Some(mut mqtt) = first else {
-            log.ok("tab", "stopped while connecting");
-            return Ok(());
+        let mut attempts = 0u32;
+        let mut mqtt = match first {
+            None => {
+                log.ok("tab", "stopped while connecting");
+                return Ok(());
+            }
+            Some(Ok(mqtt)) => mqtt,
+            // The server is down, not without MQTT: the tab's own connection is not up either.
+            // Tried again as a lost connection is, until it is back or the sensor is stopped.
+            Some(Err(e)) if worth_retrying(&e) && !client.status().is_connected() => {
+                log.fail(
+                    "tab → server",
+                    format!("the server is not reachable (nor is it over NATS): {e}"),
+                );
+                match self
+                    .reconnect(client, &client_id, &mut stop, e, &mut attempts, &mut good)
+                    .await?
+                {
+                    Some(mqtt) => mqtt,
+                    None => {
+                        log.ok("tab", "stopped while connecting");
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Err(e)) => return Err(e),
         };
         let seed = u64::from_str_radix(&random_hex(12), 16).unwrap_or(7);
         let mut n: u64 = 0;
-        let mut attempts = 0u32;
         loop {
             let connected_at = monotonic_ms();
             let (lost, arrow) = match self.publish(&mut mqtt, &mut stop, seed, &mut n).await {
@@ -704,7 +767,8 @@ impl SensorRun {
             // subscription is back.
             if first || self.awaited.try_with_value(Option::is_some) == Some(true) {
                 if let Some(reading) = sensor::parse(payload.as_bytes()) {
-                    self.awaited.try_set_value(Some((reading.text, now_ms())));
+                    self.awaited
+                        .try_set_value(Some((reading.text, monotonic_ms())));
                 }
             }
             if first {
