@@ -130,12 +130,12 @@ impl Buckets {
             Ok(list) => {
                 self.list.set(list);
                 self.error.set(None);
+                self.loaded.set(true);
             }
             Err(e) => self
                 .error
                 .set(Some(format!("could not list the buckets: {e}"))),
         }
-        self.loaded.set(true);
     }
 }
 
@@ -189,6 +189,9 @@ fn Kv(
                                 {move || {
                                     if buckets.loaded.get() {
                                         "No bucket yet: create one below."
+                                    } else if buckets.error.with(Option::is_some) {
+                                        // The error above says why there is no list.
+                                        ""
                                     } else {
                                         "Loading buckets…"
                                     }

@@ -55,6 +55,9 @@ pub fn StreamsPage() -> impl IntoView {
 pub(crate) struct Detail {
     pub info: StreamInfo,
     pub consumers: Vec<ConsumerInfo>,
+    /// Why the consumers could not be listed (a user who may read a stream's info but not list
+    /// its consumers): the rest of the detail is shown all the same.
+    pub consumers_error: Option<String>,
 }
 
 /// What is typed in the open stream's forms: the test publish, the subject to peek at and the
@@ -178,12 +181,12 @@ impl Ctx {
                 crate::sort::sort_by(&mut streams, |a, b| a.config.name.cmp(&b.config.name));
                 self.streams.set(streams);
                 self.error.set(None);
+                self.loaded.set(true);
             }
             Err(e) => self
                 .error
                 .set(Some(format!("could not list the streams: {e}"))),
         }
-        self.loaded.set(true);
         if selected != self.selected.get_untracked() {
             return;
         }
@@ -206,9 +209,20 @@ async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, String> {
         }
         _ => format!("could not read stream {name}: {e}"),
     })?;
-    let consumers =
-        consumers.map_err(|e| format!("could not list the consumers of {name}: {e}"))?;
-    Ok(Detail { info, consumers })
+    let (consumers, consumers_error) = match consumers {
+        Ok(consumers) => (consumers, None),
+        Err(e) => (
+            Vec::new(),
+            Some(crate::session::explain(format!(
+                "could not list the consumers of {name}: {e}"
+            ))),
+        ),
+    };
+    Ok(Detail {
+        info,
+        consumers,
+        consumers_error,
+    })
 }
 
 #[component]
@@ -259,7 +273,12 @@ fn Streams(
                     fallback=move || {
                         view! {
                             <p class="empty">
-                                {move || if ctx.loaded.get() { "No stream yet: create one below." } else { "Loading streams…" }}
+                                {move || match (ctx.loaded.get(), ctx.error.with(Option::is_some)) {
+                                    (true, _) => "No stream yet: create one below.",
+                                    // The error above says why there is no list.
+                                    (false, true) => "",
+                                    (false, false) => "Loading streams…",
+                                }}
                             </p>
                         }
                     }

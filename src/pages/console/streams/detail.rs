@@ -96,11 +96,24 @@ fn Consumers(ctx: Ctx) -> impl IntoView {
         ctx.detail
             .with(|d| d.as_ref().map(|d| d.consumers.clone()).unwrap_or_default())
     });
+    let error = Memo::new(move |_| {
+        ctx.detail
+            .with(|d| d.as_ref().and_then(|d| d.consumers_error.clone()))
+    });
     view! {
         <h3>"Consumers"</h3>
+        <Show when=move || error.with(Option::is_some)>
+            <p class="error notice-inline" data-testid="stream-consumers-error">{move || error.get()}</p>
+        </Show>
         <Show
             when=move || !consumers.with(Vec::is_empty)
-            fallback=|| view! { <p class="muted small">"No consumer."</p> }
+            fallback=move || {
+                view! {
+                    <p class="muted small">
+                        {move || if error.with(Option::is_some) { "" } else { "No consumer." }}
+                    </p>
+                }
+            }
         >
             <div class="table-wrap">
                 <table class="proc-table">
