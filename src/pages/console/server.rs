@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::{Client, Status};
 
-use crate::components::clock::now_ms;
+use crate::components::clock::{now_ms, time_of_day};
 use crate::components::visibility::poll_while_visible;
 use crate::model::{format_bytes, format_rate, parse_varz_reply, rate_per_second, Varz};
 use crate::session::{self, Settings};
@@ -26,14 +26,51 @@ const SYS_USER: &str = "sys";
 
 /// One server's last reading, the one before (for the rates) and when each came.
 #[derive(Clone, PartialEq)]
+#[cfg_attr(test, derive(Debug))]
 struct Row {
     now: Varz,
     before: Option<(Varz, f64)>,
     at: f64,
+    /// Since when (ms) the server has not answered: its row stays, as it last was, for
+    /// [`SILENT_KEPT_MS`] (a node of a cluster that died does not just vanish from the table).
+    silent_since: Option<f64>,
+}
+
+/// How long a server that stopped answering keeps its row.
+const SILENT_KEPT_MS: f64 = 10.0 * 60_000.0;
+
+/// The rows after a round of answers (`found`, at `at`): each server that answered with its
+/// reading before (for its rates), those that did not as they were, marked silent, by name.
+fn merge_rows(previous: Vec<Row>, found: Vec<Varz>, at: f64) -> Vec<Row> {
+    let mut previous: HashMap<String, Row> = previous
+        .into_iter()
+        .map(|r| (r.now.server_id.clone(), r))
+        .collect();
+    let mut next: Vec<Row> = found
+        .into_iter()
+        .map(|now| {
+            let before = previous.remove(&now.server_id).map(|p| (p.now, p.at));
+            Row {
+                now,
+                before,
+                at,
+                silent_since: None,
+            }
+        })
+        .collect();
+    next.extend(previous.into_values().filter_map(|mut row| {
+        let since = *row.silent_since.get_or_insert(at);
+        (at - since < SILENT_KEPT_MS).then_some(row)
+    }));
+    crate::sort::sort_by(&mut next, |a, b| a.now.server_name.cmp(&b.now.server_name));
+    next
 }
 
 impl Row {
     fn rate(&self, field: impl Fn(&Varz) -> u64) -> Option<f64> {
+        if self.silent_since.is_some() {
+            return None;
+        }
         let (before, then) = self.before.as_ref()?;
         rate_per_second(field(before), field(&self.now), self.at - then)
     }
@@ -172,6 +209,9 @@ fn explain(e: &dyn std::fmt::Display) -> String {
 
 /// Asks every server for its VARZ, collecting answers for [`COLLECT`].
 async fn ping_all(client: &Client) -> Result<Vec<Varz>, String> {
+    // A connection lost while the answers come leaves some of them: not "this server is gone",
+    // nor "no server answered" (which suggests the wrong user).
+    let mut events = client.events();
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(&inbox).map_err(|e| explain(&e))?;
     client
@@ -181,6 +221,13 @@ async fn ping_all(client: &Client) -> Result<Vec<Varz>, String> {
     let mut deadline = gloo_timers::future::sleep(COLLECT).fuse();
     loop {
         futures::select! {
+            event = events.next().fuse() => match event {
+                Some(nats_ws::ClientEvent::Status(status)) if !status.is_connected() => {
+                    return Err("the connection was lost while the servers answered: asking again once it is back".to_owned());
+                }
+                Some(_) => {}
+                None => return Ok(found),
+            },
             m = replies.next().fuse() => match m {
                 Some(Ok(m)) => found.extend(parse_varz_reply(&m.payload)),
                 Some(Err(e)) => return Err(explain(&e)),
@@ -212,24 +259,7 @@ fn Servers(client: Client) -> impl IntoView {
                 }
                 Ok(found) => {
                     let at = now_ms();
-                    rows.try_update(|rows| {
-                        let previous: HashMap<String, Row> = rows
-                            .drain(..)
-                            .map(|r| (r.now.server_id.clone(), r))
-                            .collect();
-                        let mut next: Vec<Row> = found
-                            .into_iter()
-                            .map(|now| {
-                                let before =
-                                    previous.get(&now.server_id).map(|p| (p.now.clone(), p.at));
-                                Row { now, before, at }
-                            })
-                            .collect();
-                        crate::sort::sort_by(&mut next, |a, b| {
-                            a.now.server_name.cmp(&b.now.server_name)
-                        });
-                        *rows = next;
-                    });
+                    rows.try_update(|rows| *rows = merge_rows(std::mem::take(rows), found, at));
                     error.try_set(None);
                 }
                 Err(e) => {
@@ -259,9 +289,16 @@ fn Servers(client: Client) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || rows.get() key=|r| (r.now.server_id.clone(), r.at.to_bits()) let:row>
-                        <tr data-testid="server-row">
-                            <th scope="row" data-testid="server-name">{row.now.server_name.clone()}</th>
+                    <For each=move || rows.get() key=|r| (r.now.server_id.clone(), r.at.to_bits(), r.silent_since.is_some()) let:row>
+                        <tr data-testid="server-row" class:stale=row.silent_since.is_some()>
+                            <th scope="row" data-testid="server-name">
+                                {row.now.server_name.clone()}
+                                {row.silent_since.map(|since| view! {
+                                    <span class="muted small" data-testid="server-silent">
+                                        {format!(" not answering since {} (as it last was)", time_of_day(since, false))}
+                                    </span>
+                                })}
+                            </th>
                             <td data-testid="server-version">{row.now.version.clone()}</td>
                             <td data-testid="server-uptime">{row.now.uptime.clone()}</td>
                             <td class="num" data-testid="server-connections">{row.now.connections}</td>
@@ -292,5 +329,56 @@ fn Servers(client: Client) -> impl IntoView {
                 </tbody>
             </table>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varz(id: &str, name: &str, in_msgs: u64) -> Varz {
+        Varz {
+            server_id: id.to_owned(),
+            server_name: name.to_owned(),
+            in_msgs,
+            ..Varz::default()
+        }
+    }
+
+    #[test]
+    fn a_server_that_stops_answering_keeps_its_row_marked_for_a_while() {
+        let rows = merge_rows(
+            Vec::new(),
+            vec![varz("B", "n2", 5), varz("A", "n1", 1)],
+            0.0,
+        );
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.now.server_name.as_str())
+                .collect::<Vec<_>>(),
+            ["n1", "n2"]
+        );
+        let rows = merge_rows(rows, vec![varz("A", "n1", 11), varz("B", "n2", 5)], 1000.0);
+        assert_eq!(rows[0].rate(|v| v.in_msgs), Some(10.0));
+        // n2 stops answering: its row stays, as it last was, without rates.
+        let rows = merge_rows(rows, vec![varz("A", "n1", 21)], 2000.0);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].silent_since, Some(2000.0));
+        assert_eq!(rows[1].now.in_msgs, 5);
+        assert_eq!(rows[1].rate(|v| v.in_msgs), None);
+        let rows = merge_rows(rows, vec![varz("A", "n1", 31)], 3000.0);
+        assert_eq!(
+            rows[1].silent_since,
+            Some(2000.0),
+            "silent since the first round without it"
+        );
+        // Back: a row as before, its rate from the reading it last gave.
+        let rows = merge_rows(rows, vec![varz("A", "n1", 41), varz("B", "n2", 25)], 4000.0);
+        assert_eq!(rows[1].silent_since, None);
+        assert_eq!(rows[1].rate(|v| v.in_msgs), Some(20.0 / 3.0));
+        // Gone for longer than it is kept: dropped.
+        let rows = merge_rows(rows, vec![varz("A", "n1", 51)], 5000.0);
+        let rows = merge_rows(rows, vec![varz("A", "n1", 61)], 5000.0 + SILENT_KEPT_MS);
+        assert_eq!(rows.len(), 1);
     }
 }
