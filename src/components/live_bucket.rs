@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos_nats::{spawn_while_mounted, until_connected};
 use nats_ws::kv::{Entry, KvError, Operation, SystemTime, WatchEvent};
@@ -24,6 +24,28 @@ use crate::components::clock::now_ms;
 
 /// How often a missing bucket is looked for again.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
+/// How often values past the bucket's max age are dropped from the map.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Drops the entries of `map` stored longer than `ttl` before `server_now_ms` (the server's
+/// clock). nats-server removes a value past its bucket's max age without a word to watchers:
+/// the map would keep it (and every page read it again each time it draws) for as long as it
+/// lives. Whether anything was dropped.
+fn prune_expired(map: &mut BTreeMap<String, Entry>, ttl: Duration, server_now_ms: f64) -> bool {
+    if ttl.is_zero() {
+        return false;
+    }
+    let ttl_ms = ttl.as_secs_f64() * 1000.0;
+    let before = map.len();
+    map.retain(|_, entry| {
+        let stored_ms = entry
+            .created
+            .and_then(|c| c.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64() * 1000.0);
+        stored_ms.is_none_or(|stored| stored + ttl_ms > server_now_ms)
+    });
+    map.len() != before
+}
 
 /// What [`watch_existing_bucket`] returns. `Copy`.
 #[derive(Clone, Copy)]
@@ -127,6 +149,10 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
             };
             live.missing.set(false);
             live.error.set(None);
+            // Its max age, to drop what the server removes silently (0: none, or not known).
+            let ttl = store.status().await.map(|s| s.ttl).unwrap_or_default();
+            let mut prune = (!ttl.is_zero())
+                .then(|| gloo_timers::future::IntervalStream::new(PRUNE_EVERY.as_millis() as u32));
             let mut watch = match store.watch_all() {
                 Ok(watch) => watch,
                 Err(e) => {
@@ -139,7 +165,32 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
             let mut fresh = true;
             // Values arrive as they are stored once the initial ones are in.
             let mut caught_up = false;
-            while let Some(event) = watch.next().await {
+            loop {
+                let event = futures::select! {
+                    event = watch.next().fuse() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                    _ = async {
+                        match prune.as_mut() {
+                            Some(prune) => drop(prune.next().await),
+                            None => futures::future::pending::<()>().await,
+                        }
+                    }
+                    .fuse() => {
+                        let server_now = now_ms() - live.offset.with_value(ClockOffset::get);
+                        let dropped = live
+                            .entries
+                            .with_untracked(|map| {
+                                let mut map = map.clone();
+                                prune_expired(&mut map, ttl, server_now).then_some(map)
+                            });
+                        if let Some(map) = dropped {
+                            live.entries.set(map);
+                        }
+                        continue;
+                    }
+                };
                 // An error is shown until the watch delivers again.
                 if event.is_ok() && live.error.with_untracked(Option::is_some) {
                     live.error.set(None);
@@ -270,5 +321,44 @@ mod tests {
         }
         assert!(behind.live.len() <= LIVE_KEPT);
         assert_eq!(behind.get(), -30_000.0);
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    fn entry(key: &str, stored_ms: Option<u64>) -> (String, Entry) {
+        let entry = Entry {
+            bucket: "b".to_owned(),
+            key: key.to_owned(),
+            value: Default::default(),
+            revision: 1,
+            delta: 0,
+            operation: Operation::Put,
+            headers: None,
+            created: stored_ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+        };
+        (key.to_owned(), entry)
+    }
+
+    #[test]
+    fn values_past_the_max_age_are_dropped() {
+        let mut map: BTreeMap<String, Entry> = [
+            entry("old", Some(1_000)),
+            entry("new", Some(10_000)),
+            entry("unknown", None),
+        ]
+        .into_iter()
+        .collect();
+        let ttl = Duration::from_secs(15);
+        assert!(
+            !prune_expired(&mut map, ttl, 15_999.0),
+            "nothing is past its age yet"
+        );
+        assert!(prune_expired(&mut map, ttl, 16_001.0));
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["new", "unknown"]);
+        // No max age: nothing expires.
+        assert!(!prune_expired(&mut map, Duration::ZERO, f64::MAX));
     }
 }
