@@ -31,6 +31,21 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 cargo rustc --quiet --release --target wasm32-unknown-unknown --bin via --features split \
   -- -Clink-args=--emit-relocs
 
+# What the steps below make depends on nothing else: with the same inputs, <dist> is left as it
+# is (a second ./run.sh starts in seconds rather than re-running every step).
+inputs=$(
+  {
+    sha256sum "$target_dir/wasm32-unknown-unknown/release/via.wasm" index.html style/main.css \
+      src/lib.rs src/pages/lazy.rs scripts/build_app.sh scripts/wasm_opt.mjs package-lock.json
+    sha256sum "$(command -v wasm-split-cli)" "$(command -v wasm-bindgen)"
+    esbuild --version
+  } | sha256sum | cut -d' ' -f1
+)
+if [[ -f $dist/.inputs && $(cat "$dist/.inputs") == "$inputs" && -f $dist/index.html ]]; then
+  echo "build_app: $dist is up to date"
+  exit 0
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/via-app-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 wasm-split-cli "$target_dir/wasm32-unknown-unknown/release/via.wasm" "$work/split" --out-name via
@@ -151,4 +166,5 @@ PY
 for file in "$dist"/*.js "$dist"/*.css; do
   esbuild "$file" "${minify[@]}" --outfile="$file" --allow-overwrite
 done
+echo "$inputs" >"$dist/.inputs"
 echo "build_app: $dist ($modules modules)"
