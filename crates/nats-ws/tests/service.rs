@@ -676,10 +676,8 @@ async fn stop_answers_the_requests_already_on_their_way() {
     assert!(matches!(err, RequestError::NoResponders { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn an_endpoint_the_server_refuses_records_the_error_and_stops_the_service() {
-    let server = TestServer::start_with(
-        r#"
+/// `svc` may not subscribe to `forbidden`; `asker` may do anything.
+const GUARDED_USERS: &str = r#"
 authorization {
   users = [
     { user: "svc", password: "svc-pw",
@@ -687,8 +685,11 @@ authorization {
     { user: "asker", password: "asker-pw" }
   ]
 }
-"#,
-    );
+"#;
+
+#[tokio::test]
+async fn an_endpoint_the_server_refuses_records_the_error_and_stops_the_service() {
+    let server = TestServer::start_with(GUARDED_USERS);
     let login =
         |user: &str| nats_ws::Options::new(server.url()).user_password(user, format!("{user}-pw"));
     let client = within(STEP, "svc connects", nats_ws::connect(login("svc")))
@@ -956,6 +957,46 @@ async fn invalid_configs_are_refused_with_what_to_fix() {
         svc.info().endpoints.is_empty(),
         "a refused endpoint is not listed"
     );
+}
+
+/// An endpoint the server refuses stops the service in the background (the drains start); a
+/// `stop()` called then still waits until the server has processed them, as it promises.
+#[tokio::test]
+async fn a_stop_after_a_stop_in_the_background_waits_for_its_drains() {
+    let server = TestServer::start_with(GUARDED_USERS);
+    // The service's connection goes through a relay that holds the server's answers once the
+    // drains' UNSUBs are out: the server's PONG to them waits until released.
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    let options = nats_ws::Options::new(relay.url()).user_password("svc", "svc-pw");
+    let client = within(STEP, "svc connects", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let svc = service::add(&client, ServiceConfig::new("guarded", "1.0.0")).unwrap();
+    let (done, _handled) = mpsc::unbounded_channel();
+    let serving = serve(svc.endpoint("allowed").unwrap(), "allowed", done);
+    client.flush().await.unwrap();
+    relay.hold_after("UNSUB");
+    let mut refused = svc.endpoint("forbidden").unwrap();
+    assert!(within(STEP, "the refused endpoint to end", refused.next())
+        .await
+        .is_none());
+    assert!(svc.stopped(), "stopped in the background");
+
+    // The drains wait for the server: so does stop().
+    let stop = svc.stop();
+    tokio::pin!(stop);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut stop)
+            .await
+            .is_err(),
+        "stop() returned before the server processed the drains"
+    );
+    relay.release();
+    within(STEP, "stop once the server answered", stop).await;
+    within(STEP, "the other endpoint to end", serving)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -479,12 +479,12 @@ impl ServiceShared {
     }
 
     /// Marks the service stopped and hands out its subscriptions (control subjects and
-    /// endpoints) to end; nothing if it was stopped already.
+    /// endpoints) to end. Stopped already, the same: a drain asked for again waits for the one
+    /// under way (or is over at once), so [`Service::stop`] after a stop in the background
+    /// still returns only once the server has processed it.
     fn stop_subs(&self) -> Vec<SharedSub> {
         let mut state = self.lock();
-        if std::mem::replace(&mut state.stopped, true) {
-            return Vec::new();
-        }
+        state.stopped = true;
         let endpoints = state.endpoints.iter().map(|e| e.sub.clone());
         state.verbs.iter().cloned().chain(endpoints).collect()
     }
