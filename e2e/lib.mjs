@@ -167,16 +167,19 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
    * Opens `path` and waits until the header says "Live". With `proxy`, the tab connects through
    * the hostile-network proxy (scripts/ws_proxy.py) instead of straight to the server; with
    * `servers`, to those. Tabs are the anonymous `browser` user; with `admin`, signed in as admin
-   * (as ⚙ does); with `user` ({ user, pass }), as that user. With `clockSkewMs`, the tab's wall
+   * (as ⚙ does); with `user` ({ user, pass }), as that user; `saved`: more fields of the saved
+   * settings (as an older version left them). With `clockSkewMs`, the tab's wall
    * clock (`Date.now()`, what the app reads) is that far ahead (negative: behind).
    */
-  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to, clockSkewMs = 0 } = {}) => {
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to, saved, clockSkewMs = 0 } = {}) => {
     const context = await env.browser.newContext({ viewport: VIEWPORT });
     env.contexts.push(context);
     const servers = to ?? (proxy ? (await env.proxy("status")).url : env.server.ws);
     const settings = { servers, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };
     if (admin && env.admin.user) Object.assign(settings, { user: "admin", password: env.admin.pass, remember: true });
     if (user) Object.assign(settings, { user: user.user, password: user.pass, remember: true });
+    // Fields as an older version of the app saved them.
+    if (saved) Object.assign(settings, saved);
     await context.addInitScript(
       ({ settings, identity }) => {
         try {

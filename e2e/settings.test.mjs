@@ -67,11 +67,10 @@ test("refused credentials: Offline with the reason, not a retry loop; the token 
 });
 
 test("secrets saved in localStorage by the previous version move to the session", { timeout: 60_000 }, async () => {
-  const page = await env.tab({ identity: "settings-old", path: "/counter" });
-  await page.evaluate(() => {
-    const old = JSON.parse(localStorage.getItem("via.settings"));
-    localStorage.setItem("via.settings", JSON.stringify({ ...old, password: "old-pw", token: "old-tok" }));
-  });
+  // (The token signs in as nobody: the tab goes Offline.)
+  const saved = { password: "old-pw", token: "old-tok" };
+  const page = await env.tab({ identity: "settings-old", path: "/counter", saved, live: false });
+  await waitStatus(page, /^Offline/);
   await page.getByRole("button", { name: "Connection settings" }).click();
   assert.equal(await page.getByLabel("Token", { exact: true }).inputValue(), "old-tok");
   const s = await stored(page);
@@ -94,6 +93,20 @@ test("credentials in a server url saved by an older version move to the fields a
   await page.getByRole("button", { name: "Connection settings" }).click();
   assert.equal(await page.getByLabel("User", { exact: true }).inputValue(), "admin");
   assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), env.admin.pass);
+});
+
+test("a tab's settings are the ones it connected with, not those another tab saved since", { timeout: 60_000 }, async () => {
+  assert.ok(env.admin.user, "the test server has accounts (NATS_TEST_ACCOUNTS=1)");
+  const first = await env.tab({ identity: "settings-first", path: "/counter" });
+  // A second tab of the same browser (localStorage shared) signs in as admin and saves it.
+  const second = await first.context().newPage();
+  await second.goto(first.url());
+  await waitStatus(second, /^Live$/);
+  await apply(second, { password: env.admin.pass, remember: false });
+  assert.equal((await stored(first)).local.user, "admin", "saved for the browser");
+  // The first tab is still the anonymous user: its panel (and what its refusals advise) says so.
+  await first.getByRole("button", { name: "Connection settings" }).click();
+  assert.equal(await first.getByLabel("User", { exact: true }).inputValue(), "");
 });
 
 test("settings that cannot make a connection are refused in the dialog; the connection stays Live", { timeout: 60_000 }, async () => {

@@ -226,6 +226,7 @@ impl UserNotes {
 #[component]
 pub fn App() -> impl IntoView {
     let settings = session::Settings::load();
+    settings.mark_applied();
     leptos_nats::provide_nats(settings.options());
     provide_context(Identity(RwSignal::new(session::load_identity())));
     // Before any page: clicks on /counter outlive the page.

@@ -85,6 +85,10 @@ pub struct Settings {
     pub remember: bool,
 }
 
+thread_local! {
+    static APPLIED: std::cell::RefCell<Option<Settings>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The secret part of [`Settings`], kept for the session only.
 #[derive(Default, Serialize, Deserialize)]
 struct Secrets {
@@ -187,6 +191,20 @@ impl Settings {
                 _ => s.remove_item(SECRETS_KEY),
             };
         }
+    }
+
+    /// The settings this tab's connection was made with: what [`Settings::applied`] gives from
+    /// now on. (The saved ones are every tab's: another tab may have saved others since.)
+    pub fn mark_applied(&self) {
+        APPLIED.with(|a| *a.borrow_mut() = Some(self.clone()));
+    }
+
+    /// The settings this tab's connection was made with ([`Settings::mark_applied`]); the saved
+    /// ones before any.
+    pub fn applied() -> Settings {
+        APPLIED
+            .with(|a| a.borrow().clone())
+            .unwrap_or_else(Settings::load)
     }
 
     pub fn options(&self) -> nats_ws::Options {
@@ -374,12 +392,12 @@ pub mod counter_clicks {
     }
 }
 
-/// An error's text for the page, a permission refusal explained for the user the settings sign
-/// in as (see [`crate::model::explain`]).
+/// An error's text for the page, a permission refusal explained for the user this tab's
+/// connection signed in as (see [`crate::model::explain`]).
 pub fn explain(error: impl std::fmt::Display) -> String {
     // Natively (the unit tests) there is no browser storage to read the user from.
     let user = if cfg!(target_arch = "wasm32") {
-        Settings::load().user
+        Settings::applied().user
     } else {
         String::new()
     };

@@ -216,7 +216,7 @@ fn IdentityField() -> impl IntoView {
 #[component]
 fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let nats = use_nats();
-    let current = Settings::load();
+    let current = Settings::applied();
     let servers = RwSignal::new(current.servers.clone());
     let name = RwSignal::new(current.name.clone());
     let user = RwSignal::new(current.user.clone());
@@ -241,6 +241,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
             // below) and the current connection as it is; nothing is saved.
             match nats.connect(settings.options()) {
                 Ok(()) => {
+                    settings.mark_applied();
                     settings.save();
                     close();
                 }

@@ -109,7 +109,7 @@ pub fn ServerPage() -> impl IntoView {
         if pw.is_empty() {
             return;
         }
-        let options = Settings::load()
+        let options = Settings::applied()
             .options()
             .name("via /server")
             .user_password(SYS_USER, pw);

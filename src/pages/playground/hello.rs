@@ -51,7 +51,7 @@ pub fn HelloCard(client: Client) -> impl IntoView {
 }
 
 async fn hello(log: StepLog) {
-    let options = Settings::load().options().name("playground hello");
+    let options = Settings::applied().options().name("playground hello");
     let servers = options.servers.join(", ");
     log.info(
         "tab → server",

@@ -222,7 +222,7 @@ pub fn sensor_target(
 fn nats_url(client: &Client) -> String {
     match client.status() {
         Status::Connected { url, .. } => url,
-        _ => Settings::load()
+        _ => Settings::applied()
             .servers
             .split([',', ' ', '\n'])
             .map(str::trim)
@@ -701,7 +701,7 @@ impl SensorRun {
         let options = ConnectOptions {
             client_id: client_id.to_owned(),
             keep_alive: KEEP_ALIVE,
-            login: login(&Settings::load()),
+            login: login(&Settings::applied()),
         };
         log.info(
             "tab → server",
