@@ -544,8 +544,8 @@ async fn a_stolen_lease_stops_consumption_at_once() {
     check_leases(&[("w1", &records, now_ms())]);
 }
 
-/// An event of partition 0 with id `id`, stored in the stream.
-async fn publish_to_p0(js: &JetStream, id: &str) {
+/// An event of partition 0 with id `id`, stored in the stream; its stream sequence.
+async fn publish_to_p0(js: &JetStream, id: &str) -> u64 {
     let event = via_workers::Event {
         id: id.to_owned(),
         key: "p0".to_owned(),
@@ -554,7 +554,8 @@ async fn publish_to_p0(js: &JetStream, id: &str) {
     let payload = serde_json::to_vec(&event).expect("json");
     js.publish("poc.events.p.0", payload)
         .await
-        .expect("publish to partition 0");
+        .expect("publish to partition 0")
+        .seq
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -575,7 +576,7 @@ async fn a_stalled_workers_old_batch_is_not_delivered_a_third_time() {
     for attempt in 0..20 {
         let id = format!("stall-{attempt}");
         w1.signal(libc::SIGSTOP);
-        publish_to_p0(&js, &id).await;
+        let seq = publish_to_p0(&js, &id).await;
         let deadline = Instant::now() + Duration::from_millis(300);
         let mut delivered = false;
         while Instant::now() < deadline && !delivered {
@@ -583,7 +584,8 @@ async fn a_stalled_workers_old_batch_is_not_delivered_a_third_time() {
                 .consumer_info("EVENTS", "p-0")
                 .await
                 .expect("consumer info");
-            delivered = info.num_ack_pending == 1;
+            // This event out, and nothing else unacknowledged (the one before may not be acked).
+            delivered = info.delivered.stream_seq == seq && info.num_ack_pending == 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if delivered {

@@ -80,6 +80,9 @@ type Fetch = Pin<Box<dyn Future<Output = Fetched>>>;
 struct Fetched {
     partition: u32,
     started: Instant,
+    /// When the pull started on the lease clock, which counts a machine's sleep (an `Instant`
+    /// stands still through it, while the server's ack wait runs on).
+    started_ms: u64,
     result: Result<Vec<JsMessage>, JetStreamError>,
 }
 
@@ -360,12 +363,14 @@ impl<'a, O: Observer> Worker<'a, O> {
                 batch: self.settings.batch,
                 expires: setup::PULL_EXPIRES,
             };
+            let started_ms = self.now();
             self.inflight.push(Box::pin(async move {
                 let started = Instant::now();
                 let result = js.fetch(&stream, &durable, options).await;
                 Fetched {
                     partition,
                     started,
+                    started_ms,
                     result,
                 }
             }));
@@ -392,7 +397,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             // asking again at once would spin; wait for the next tick.
             self.paused.insert(p);
         }
-        let started = fetched.started;
+        let started = (fetched.started, fetched.started_ms);
         let mut rest = messages.into_iter();
         for message in rest.by_ref() {
             if self.may_be_redelivered(started) {
@@ -436,10 +441,13 @@ impl<'a, O: Observer> Worker<'a, O> {
         }
     }
 
-    /// Whether messages a pull started at `started` delivered may have been queued for delivery
-    /// again by now (their ack wait, less the safety margin for the ack or nak to get there).
-    fn may_be_redelivered(&self, started: Instant) -> bool {
-        started.elapsed() + self.settings.safety_margin >= self.settings.ack_wait
+    /// Whether messages a pull started at `started` (an `Instant`, and the lease clock's ms)
+    /// delivered may have been queued for delivery again by now (their ack wait, less the safety
+    /// margin for the ack or nak to get there). The older of the two ages counts: after the
+    /// machine slept, only the lease clock knows.
+    fn may_be_redelivered(&self, (started, started_ms): (Instant, u64)) -> bool {
+        let slept = Duration::from_millis(self.now().saturating_sub(started_ms));
+        started.elapsed().max(slept) + self.settings.safety_margin >= self.settings.ack_wait
     }
 
     /// The periodic part: deadlines, renewals, heartbeat, memory, rebalancing.
@@ -974,7 +982,7 @@ impl<'a, O: Observer> Worker<'a, O> {
         self.release(&held).await;
         // Batches still on their way go back to the partitions' next owners.
         while let Some(Some(fetched)) = self.inflight.next().now_or_never() {
-            if self.may_be_redelivered(fetched.started) {
+            if self.may_be_redelivered((fetched.started, fetched.started_ms)) {
                 continue;
             }
             if let Ok(messages) = fetched.result {
