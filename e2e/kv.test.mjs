@@ -313,9 +313,16 @@ test("kv: deletes are asked first and written at the revision shown; opening a k
   await page.getByRole("button", { name: "Yes, delete key d" }).click();
   await waitText(page, "kv-error", new RegExp(`^d changed after revision ${d2} was shown: nothing was deleted`));
   assert.equal((await kv.get("d")).string(), "D2");
-  // Keep takes the question back; asked and confirmed, it deletes.
+  // Keep takes the question back (the focus on it where Delete was: a double click keeps the
+  // key; Escape too, and the focus goes back to Delete); asked and confirmed, it deletes.
+  const focused = (label) =>
+    waitFor(page, `the focus on ${label}`, (l) => document.activeElement?.getAttribute("aria-label") === l, label);
+  await page.getByRole("button", { name: "Delete key b" }).dblclick();
+  await focused("Delete key b");
   await page.getByRole("button", { name: "Delete key b" }).click();
-  await page.getByRole("button", { name: "Keep key b" }).click();
+  await focused("Keep key b");
+  await page.keyboard.press("Escape");
+  await focused("Delete key b");
   assert.equal((await kv.get("b")).operation, "PUT");
   await page.getByRole("button", { name: "Delete key b" }).click();
   await page.getByRole("button", { name: "Yes, delete key b" }).click();

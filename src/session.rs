@@ -243,16 +243,21 @@ enum UrlCredentials {
 fn credentials_out_of_urls(servers: &str) -> Option<(String, Option<UrlCredentials>)> {
     let mut found = None;
     let mut changed = false;
+    // Split where `options` splits, each piece keeping its separator.
     let urls: Vec<String> = servers
-        .split(',')
-        .map(|url| {
+        .split_inclusive([',', ' ', '\n'])
+        .map(|piece| {
+            let (url, separator) = match piece.char_indices().last() {
+                Some((i, ',' | ' ' | '\n')) => piece.split_at(i),
+                _ => (piece, ""),
+            };
             let (scheme, rest) = match url.find("://") {
                 Some(i) => url.split_at(i + 3),
                 None => ("", url),
             };
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let Some(at) = rest.get(..end).and_then(|authority| authority.rfind('@')) else {
-                return url.to_owned();
+                return piece.to_owned();
             };
             changed = true;
             let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
@@ -270,10 +275,10 @@ fn credentials_out_of_urls(servers: &str) -> Option<(String, Option<UrlCredentia
                     None => Some(UrlCredentials::Token(decode(userinfo))),
                 };
             }
-            format!("{scheme}{host}")
+            format!("{scheme}{host}{separator}")
         })
         .collect();
-    changed.then(|| (urls.join(","), found))
+    changed.then(|| (urls.concat(), found))
 }
 
 #[cfg(test)]
@@ -303,6 +308,14 @@ mod tests {
             credentials_out_of_urls("ws://a:1@h1:8080, ws://b:2@h2:8081,ws://h3:8082"),
             Some((
                 "ws://h1:8080, ws://h2:8081,ws://h3:8082".to_owned(),
+                user("a", "1")
+            ))
+        );
+        // Separated by spaces or lines, as the settings take them too.
+        assert_eq!(
+            credentials_out_of_urls("ws://a:1@h1:8080 ws://a:1@h2:8081\nws://h3:8082"),
+            Some((
+                "ws://h1:8080 ws://h2:8081\nws://h3:8082".to_owned(),
                 user("a", "1")
             ))
         );

@@ -11,7 +11,7 @@
 //! moved onto the server's, estimated from when the server stored each value the watch delivers
 //! ([`ClockOffset`]); on the machine that runs nats-server (and its agents) that is their clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -20,31 +20,29 @@ use leptos_nats::{spawn_while_mounted, until_connected};
 use nats_ws::kv::{Entry, KvError, Operation, SystemTime, WatchEvent};
 use nats_ws::Client;
 
-use crate::components::clock::now_ms;
+use crate::components::clock::{monotonic_ms, now_ms};
 
 /// How often a missing bucket is looked for again.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
 /// How often values past the bucket's max age are dropped from the map.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
-/// Drops the entries of `map` stored longer than `ttl` before `server_now_ms` (the server's
-/// clock). nats-server removes a value past its bucket's max age without a word to watchers:
-/// the map would keep it (and every page read it again each time it draws) for as long as it
-/// lives. Whether anything was dropped.
-fn prune_expired(map: &mut BTreeMap<String, Entry>, ttl: Duration, server_now_ms: f64) -> bool {
+/// The keys whose value arrived `ttl` or more ago (`arrived`: when each key's value arrived, on
+/// the monotonic clock). nats-server removes a value past its bucket's max age without a word to
+/// watchers: the map would keep it (and every page read it again each time it draws) for as
+/// long as the tab lives. A value is at most its max age old when it is removed, and no younger
+/// when it arrives, so it is surely gone a max age after it arrived: no clock of the server's,
+/// or estimate of it, is needed (a value may be shown up to a max age longer than it lives).
+fn expired_keys(arrived: &HashMap<String, f64>, ttl: Duration, now_ms: f64) -> Vec<String> {
     if ttl.is_zero() {
-        return false;
+        return Vec::new();
     }
     let ttl_ms = ttl.as_secs_f64() * 1000.0;
-    let before = map.len();
-    map.retain(|_, entry| {
-        let stored_ms = entry
-            .created
-            .and_then(|c| c.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs_f64() * 1000.0);
-        stored_ms.is_none_or(|stored| stored + ttl_ms > server_now_ms)
-    });
-    map.len() != before
+    arrived
+        .iter()
+        .filter(|(_, at)| now_ms - **at >= ttl_ms)
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// What [`watch_existing_bucket`] returns. `Copy`.
@@ -163,6 +161,8 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
             };
             // The map starts over with the first initial value (or the end of them).
             let mut fresh = true;
+            // When each key's value arrived, for dropping it once it is surely expired.
+            let mut arrived: HashMap<String, f64> = HashMap::new();
             // Values arrive as they are stored once the initial ones are in.
             let mut caught_up = false;
             loop {
@@ -178,15 +178,14 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                         }
                     }
                     .fuse() => {
-                        let server_now = now_ms() - live.offset.with_value(ClockOffset::get);
-                        let dropped = live
-                            .entries
-                            .with_untracked(|map| {
-                                let mut map = map.clone();
-                                prune_expired(&mut map, ttl, server_now).then_some(map)
+                        let gone = expired_keys(&arrived, ttl, monotonic_ms());
+                        if !gone.is_empty() {
+                            live.entries.update(|map| {
+                                for key in &gone {
+                                    map.remove(key);
+                                    arrived.remove(key);
+                                }
                             });
-                        if let Some(map) = dropped {
-                            live.entries.set(map);
                         }
                         continue;
                     }
@@ -213,10 +212,13 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                     Ok(WatchEvent::Entry(entry)) => live.entries.update(|map| {
                         if std::mem::take(&mut fresh) {
                             map.clear();
+                            arrived.clear();
                         }
                         if entry.operation == Operation::Put {
+                            arrived.insert(entry.key.clone(), monotonic_ms());
                             map.insert(entry.key.clone(), entry);
                         } else {
+                            arrived.remove(&entry.key);
                             map.remove(&entry.key);
                         }
                     }),
@@ -328,37 +330,19 @@ mod tests {
 mod prune_tests {
     use super::*;
 
-    fn entry(key: &str, stored_ms: Option<u64>) -> (String, Entry) {
-        let entry = Entry {
-            bucket: "b".to_owned(),
-            key: key.to_owned(),
-            value: Default::default(),
-            revision: 1,
-            delta: 0,
-            operation: Operation::Put,
-            headers: None,
-            created: stored_ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
-        };
-        (key.to_owned(), entry)
-    }
-
     #[test]
-    fn values_past_the_max_age_are_dropped() {
-        let mut map: BTreeMap<String, Entry> = [
-            entry("old", Some(1_000)),
-            entry("new", Some(10_000)),
-            entry("unknown", None),
-        ]
-        .into_iter()
-        .collect();
+    fn values_a_max_age_after_they_arrived_are_dropped() {
+        let arrived: HashMap<String, f64> =
+            [("old".to_owned(), 1_000.0), ("new".to_owned(), 10_000.0)]
+                .into_iter()
+                .collect();
         let ttl = Duration::from_secs(15);
         assert!(
-            !prune_expired(&mut map, ttl, 15_999.0),
+            expired_keys(&arrived, ttl, 15_999.0).is_empty(),
             "nothing is past its age yet"
         );
-        assert!(prune_expired(&mut map, ttl, 16_001.0));
-        assert_eq!(map.keys().collect::<Vec<_>>(), ["new", "unknown"]);
+        assert_eq!(expired_keys(&arrived, ttl, 16_000.0), ["old"]);
         // No max age: nothing expires.
-        assert!(!prune_expired(&mut map, Duration::ZERO, f64::MAX));
+        assert!(expired_keys(&arrived, Duration::ZERO, f64::MAX).is_empty());
     }
 }

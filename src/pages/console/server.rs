@@ -58,9 +58,13 @@ fn merge_rows(previous: Vec<Row>, found: Vec<Varz>, at: f64) -> Vec<Row> {
             }
         })
         .collect();
+    // A server started again answers under a new id, with the same name: its old row goes.
+    let answered: std::collections::HashSet<String> =
+        next.iter().map(|r| r.now.server_name.clone()).collect();
     next.extend(previous.into_values().filter_map(|mut row| {
         let since = *row.silent_since.get_or_insert(at);
-        (at - since < SILENT_KEPT_MS).then_some(row)
+        let restarted = !row.now.server_name.is_empty() && answered.contains(&row.now.server_name);
+        (at - since < SILENT_KEPT_MS && !restarted).then_some(row)
     }));
     crate::sort::sort_by(&mut next, |a, b| a.now.server_name.cmp(&b.now.server_name));
     next
@@ -212,6 +216,9 @@ async fn ping_all(client: &Client) -> Result<Vec<Varz>, String> {
     // A connection lost while the answers come leaves some of them: not "this server is gone",
     // nor "no server answered" (which suggests the wrong user).
     let mut events = client.events();
+    if !client.status().is_connected() {
+        return Err("not connected: asking again once the connection is back".to_owned());
+    }
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(&inbox).map_err(|e| explain(&e))?;
     client
@@ -376,6 +383,14 @@ mod tests {
         let rows = merge_rows(rows, vec![varz("A", "n1", 41), varz("B", "n2", 25)], 4000.0);
         assert_eq!(rows[1].silent_since, None);
         assert_eq!(rows[1].rate(|v| v.in_msgs), Some(20.0 / 3.0));
+        // Started again: a new id under the same name, and the old row goes at once.
+        let restarted = merge_rows(
+            rows.clone(),
+            vec![varz("A", "n1", 45), varz("B2", "n2", 0)],
+            4500.0,
+        );
+        assert_eq!(restarted.len(), 2);
+        assert_eq!(restarted[1].now.server_id, "B2");
         // Gone for longer than it is kept: dropped.
         let rows = merge_rows(rows, vec![varz("A", "n1", 51)], 5000.0);
         let rows = merge_rows(rows, vec![varz("A", "n1", 61)], 5000.0 + SILENT_KEPT_MS);

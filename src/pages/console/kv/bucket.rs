@@ -393,11 +393,12 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
         match KeyFilter::parse(&filter_text.get_untracked()) {
             Ok(filter) => {
                 filter_error.set(None);
-                // A key the filter leaves out is no longer watched: its panel would say it was
-                // deleted.
-                if open
-                    .selected
-                    .with_untracked(|s| s.as_ref().is_some_and(|key| !filter.covers(key)))
+                // A key a pattern leaves out is no longer watched: its panel would say it was
+                // deleted. (A text filter keeps the watch of every key.)
+                if matches!(filter, KeyFilter::Pattern(_))
+                    && open
+                        .selected
+                        .with_untracked(|s| s.as_ref().is_some_and(|key| !filter.covers(key)))
                 {
                     open.selected.set(None);
                 }
@@ -557,12 +558,29 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
             }
         }
     };
-    let yes = NodeRef::<leptos::html::Button>::new();
+    // The question takes the focus on Keep, last in the right-aligned cell: where Delete was (a
+    // double click or a repeated Enter keeps the key); answered Keep, the focus goes back to
+    // Delete.
+    let keep = NodeRef::<leptos::html::Button>::new();
+    let ask_again = NodeRef::<leptos::html::Button>::new();
+    let refocus = StoredValue::new(false);
     Effect::new(move |_| {
-        if let Some(button) = yes.get() {
+        if let Some(button) = keep.get() {
             let _ = button.focus();
         }
     });
+    Effect::new(move |_| {
+        if let Some(button) = ask_again.get() {
+            if refocus.get_value() {
+                refocus.set_value(false);
+                let _ = button.focus();
+            }
+        }
+    });
+    let cancel = move || {
+        refocus.set_value(true);
+        confirming.set(None);
+    };
     view! {
         <tr class="proc-row" class:selected=is_selected data-testid="kv-key-row">
             <td class="proc-name">
@@ -584,8 +602,8 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
             <td
                 class="right"
                 on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                    if ev.key() == "Escape" {
-                        confirming.set(None);
+                    if ev.key() == "Escape" && confirming.get_untracked().is_some() {
+                        cancel();
                     }
                 }
             >
@@ -597,6 +615,7 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                             <button
                                 class="danger kv-row-button"
                                 aria-label=format!("Delete key {key}")
+                                node_ref=ask_again
                                 disabled=move || open.editor.busy.get().is_some()
                                 on:click=ask
                             >
@@ -608,7 +627,6 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                     <button
                         class="danger kv-row-button"
                         aria-label=format!("Yes, delete key {key}")
-                        node_ref=yes
                         disabled=move || open.editor.busy.get().is_some()
                         on:click=delete.clone()
                     >
@@ -617,7 +635,8 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                     <button
                         class="secondary kv-row-button"
                         aria-label=format!("Keep key {key}")
-                        on:click=move |_| confirming.set(None)
+                        node_ref=keep
+                        on:click=move |_| cancel()
                     >
                         "Keep"
                     </button>
@@ -767,6 +786,24 @@ fn EditKey(open: Open) -> impl IntoView {
             .confirm
             .set(Some((action(expected.get_untracked()), key)));
     };
+    // The question answered, the focus goes back to the button that asked it.
+    let delete_button = NodeRef::<leptos::html::Button>::new();
+    let purge_button = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |before: Option<Option<Action>>| {
+        let asked = editor
+            .confirm
+            .with(|c| c.as_ref().map(|(action, _)| *action));
+        if let (Some(Some(action)), None) = (before, asked) {
+            let button = match action {
+                Action::Purge(_) => purge_button.get_untracked(),
+                _ => delete_button.get_untracked(),
+            };
+            if let Some(button) = button {
+                let _ = button.focus();
+            }
+        }
+        asked
+    });
     let kept_key = move || editor.kept.get().unwrap_or_default();
     let load_kept = move |_| {
         if let Some(key) = editor.kept.get_untracked() {
@@ -851,10 +888,10 @@ fn EditKey(open: Open) -> impl IntoView {
                             "Updating…",
                         )}
                     </button>
-                    <button type="button" class="danger" data-testid="kv-delete" disabled=busy on:click=move |_| ask(Action::Delete)>
+                    <button type="button" class="danger" data-testid="kv-delete" node_ref=delete_button disabled=busy on:click=move |_| ask(Action::Delete)>
                         {move || label("delete", "Delete".to_owned(), "Deleting…")}
                     </button>
-                    <button type="button" class="danger" data-testid="kv-purge" disabled=busy on:click=move |_| ask(Action::Purge)>
+                    <button type="button" class="danger" data-testid="kv-purge" node_ref=purge_button disabled=busy on:click=move |_| ask(Action::Purge)>
                         {move || label("purge", "Purge with history".to_owned(), "Purging…")}
                     </button>
                 </div>
@@ -881,9 +918,10 @@ fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
         }
         _ => format!("Delete {key}{at}? Its history stays, with a delete marker on top."),
     };
-    let yes = NodeRef::<leptos::html::Button>::new();
+    // Cancel takes the focus (Enter pressed twice keeps the key).
+    let no = NodeRef::<leptos::html::Button>::new();
     Effect::new(move |_| {
-        if let Some(button) = yes.get() {
+        if let Some(button) = no.get() {
             let _ = button.focus();
         }
     });
@@ -899,6 +937,7 @@ fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
             class="kv-confirm"
             role="group"
             aria-label="Confirm"
+            aria-describedby="kv-confirm-question"
             data-testid="kv-confirm"
             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                 if ev.key() == "Escape" {
@@ -906,12 +945,12 @@ fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
                 }
             }
         >
-            <p>{question}</p>
+            <p id="kv-confirm-question">{question}</p>
             <div class="actions">
-                <button type="button" class="secondary" data-testid="kv-confirm-no" on:click=move |_| editor.confirm.set(None)>
+                <button type="button" class="secondary" data-testid="kv-confirm-no" node_ref=no on:click=move |_| editor.confirm.set(None)>
                     "Cancel"
                 </button>
-                <button type="button" class="danger" data-testid="kv-confirm-yes" node_ref=yes on:click=confirm>
+                <button type="button" class="danger" data-testid="kv-confirm-yes" on:click=confirm>
                     {format!("Yes, {}", action.verb())}
                 </button>
             </div>
