@@ -840,9 +840,23 @@ impl via_workers::worker::Observer for Said {
         let line = format!("{what}: {error}");
         self.trouble.lock().expect("not poisoned").push(line);
     }
+
+    fn untroubled(&mut self) {
+        let mut said = self.trouble.lock().expect("not poisoned");
+        if said.last().is_some_and(|t| t != OVER) {
+            said.push(OVER.to_owned());
+        }
+    }
 }
 
+/// What [`Said`] records when a round went through after troubles.
+const OVER: &str = "(over)";
+
 impl Said {
+    fn last_trouble(&self) -> Option<String> {
+        self.trouble.lock().expect("not poisoned").last().cloned()
+    }
+
     fn count(&self, kind: StatusKind) -> usize {
         let said = self.status.lock().expect("not poisoned");
         said.iter().filter(|s| s.kind == kind).count()
@@ -886,6 +900,35 @@ async fn leases_stored_since(
         }
     })
     .await
+}
+
+/// A worker says when its troubles are over (a tab shows the last one until then: it showed
+/// "reaching the server: no connection (retrying)" for good after a restart).
+#[tokio::test(flavor = "current_thread")]
+async fn troubles_are_said_to_be_over_once_a_round_goes_through() {
+    let mut server = TestServer::start();
+    let settings = two_partitions(Duration::from_secs(10));
+    let (server_ref, settings_ref) = (&mut server, &settings);
+    let url = server_ref.client_url();
+    alongside(&url, settings_ref, |said| async move {
+        wait_for(15, "a lease", || {
+            (said.count(StatusKind::Acquired) > 0).then_some(())
+        })
+        .await;
+        assert_eq!(said.last_trouble(), None);
+        server_ref.stop();
+        wait_for(15, "the trouble said", || {
+            said.troubled("reaching the server").then_some(())
+        })
+        .await;
+        assert_ne!(said.last_trouble().as_deref(), Some(OVER));
+        server_ref.start_again();
+        wait_for(20, "the trouble said to be over", || {
+            (said.last_trouble().as_deref() == Some(OVER)).then_some(())
+        })
+        .await;
+    })
+    .await;
 }
 
 /// Two partitions, renewed every second, looked at every 250 ms: for a worker run in-process.

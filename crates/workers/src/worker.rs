@@ -60,6 +60,10 @@ pub trait Observer {
     fn trouble(&mut self, what: &str, error: &WorkerError) {
         let _ = (what, error);
     }
+
+    /// A round of upkeep (renewals, rebalancing, the heartbeat) went through, and nothing failed
+    /// since the round before: whatever trouble was said is over.
+    fn untroubled(&mut self) {}
 }
 
 /// What a worker did, when it stops.
@@ -224,6 +228,8 @@ struct Worker<'a, O: Observer> {
     offset: u32,
     started_at: u64,
     last_heartbeat: Option<u64>,
+    /// The partitions the last heartbeat said were held.
+    announced: Vec<u32>,
     last_memory: Option<u64>,
     summary: Summary,
     /// The bucket `leases` (or `workers`) was found deleted: made again at the next tick.
@@ -243,6 +249,8 @@ struct Worker<'a, O: Observer> {
     no_acquire_until: u64,
     /// Asked to stop while a tick was under way: the tick finishes without acquiring more.
     leaving: Arc<AtomicBool>,
+    /// Something failed since the last round of upkeep that went through.
+    troubled: bool,
 }
 
 /// Whether `e` says a bucket is gone (its stream deleted).
@@ -282,6 +290,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             offset,
             started_at,
             last_heartbeat: None,
+            announced: Vec::new(),
             last_memory: None,
             summary: Summary::default(),
             leases_gone: false,
@@ -290,6 +299,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             unsure: BTreeMap::new(),
             no_acquire_until: 0,
             leaving: Arc::default(),
+            troubled: false,
         }
     }
 
@@ -384,7 +394,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             Ok(messages) => messages,
             Err(e) => {
                 self.paused.insert(p);
-                self.observer.trouble(
+                self.trouble(
                     &format!("fetching partition {p}"),
                     &WorkerError::JetStream(e),
                 );
@@ -457,8 +467,7 @@ impl<'a, O: Observer> Worker<'a, O> {
     async fn maintain(&mut self) {
         let connected = self.js.client().status().is_connected();
         if !connected {
-            self.observer
-                .trouble("reaching the server", &WorkerError::NoServer);
+            self.trouble("reaching the server", &WorkerError::NoServer);
         }
         // What is about time first, and needs no view of the others: deadlines and renewals.
         let all: BTreeSet<u32> = (0..self.settings.partitions).collect();
@@ -524,6 +533,15 @@ impl<'a, O: Observer> Worker<'a, O> {
         }
         self.heartbeat().await;
         self.report_memory();
+        if !std::mem::take(&mut self.troubled) {
+            self.observer.untroubled();
+        }
+    }
+
+    /// Says `what` failed with `error` (to be retried).
+    fn trouble(&mut self, what: &str, error: &WorkerError) {
+        self.troubled = true;
+        self.observer.trouble(what, error);
     }
 
     /// Partitions whose lease key exists, and the count of live workers; `None` when the bucket
@@ -545,7 +563,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
             Err(e) => {
                 self.workers_gone |= bucket_gone(&e);
-                self.observer.trouble("reading the workers", &e);
+                self.trouble("reading the workers", &e);
             }
         }
         match bounded(limit, self.buckets.leases.keys()).await {
@@ -583,7 +601,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
             Err(e) => {
                 self.leases_gone |= bucket_gone(&e);
-                self.observer.trouble("reading the leases", &e);
+                self.trouble("reading the leases", &e);
                 None
             }
         }
@@ -605,7 +623,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
             Err(e) => {
                 self.recheck = true;
-                self.observer.trouble("making the lease buckets again", &e);
+                self.trouble("making the lease buckets again", &e);
             }
         }
     }
@@ -660,9 +678,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 // late (it was stored all the same), or another owner.
                 Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => conflicts.push(p),
                 // Not renewed this time: the deadline decides.
-                Err(e) => self
-                    .observer
-                    .trouble(&format!("renewing partition {p}"), &e),
+                Err(e) => self.trouble(&format!("renewing partition {p}"), &e),
             }
         }
         for (p, read) in self.whose_all(&conflicts).await {
@@ -691,9 +707,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                     self.drop_lease(p, StatusKind::Lost);
                 }
                 // Not known: the deadline decides, as for a renewal not answered.
-                Err(e) => self
-                    .observer
-                    .trouble(&format!("reading the lease of partition {p}"), &e),
+                Err(e) => self.trouble(&format!("reading the lease of partition {p}"), &e),
             }
         }
     }
@@ -777,9 +791,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
                 // Not (yet) as that acquisition wrote it: looked at again at the next tick.
                 Ok(_) => {}
-                Err(e) => self
-                    .observer
-                    .trouble(&format!("reading the lease of partition {p}"), &e),
+                Err(e) => self.trouble(&format!("reading the lease of partition {p}"), &e),
             }
         }
     }
@@ -803,18 +815,16 @@ impl<'a, O: Observer> Worker<'a, O> {
         match within(settings.renew_every, repairs).await {
             Some((stream, consumers)) => {
                 if let Err(e) = stream {
-                    self.observer.trouble("checking the stream", &e);
+                    self.trouble("checking the stream", &e);
                 }
                 for (p, result) in consumers {
                     if let Err(e) = result {
-                        self.observer.trouble(&format!("checking consumer {p}"), &e);
+                        self.trouble(&format!("checking consumer {p}"), &e);
                     }
                 }
             }
             // Their next failed fetches bring them here again.
-            None => {
-                (self.observer).trouble("checking the stream and consumers", &WorkerError::NoServer)
-            }
+            None => self.trouble("checking the stream and consumers", &WorkerError::NoServer),
         }
     }
 
@@ -838,9 +848,7 @@ impl<'a, O: Observer> Worker<'a, O> {
         for (p, result) in futures::future::join_all(deletes).await {
             match result {
                 Ok(_) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
-                Err(e) => self
-                    .observer
-                    .trouble(&format!("releasing partition {p}"), &e),
+                Err(e) => self.trouble(&format!("releasing partition {p}"), &e),
             }
         }
     }
@@ -861,7 +869,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
             Err(e) => {
                 self.recheck |= bucket_gone(&e);
-                self.observer.trouble("checking the lease bucket", &e);
+                self.trouble("checking the lease bucket", &e);
                 return;
             }
         }
@@ -913,9 +921,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 Err(WorkerError::Kv(KvError::KeyExists { .. })) => {}
                 // Unanswered or lost on the way (it may have been stored: it stays unsure), or
                 // refused.
-                Err(e) => self
-                    .observer
-                    .trouble(&format!("acquiring partition {p}"), &e),
+                Err(e) => self.trouble(&format!("acquiring partition {p}"), &e),
             }
         }
     }
@@ -936,14 +942,20 @@ impl<'a, O: Observer> Worker<'a, O> {
     async fn heartbeat(&mut self) {
         let now = self.now();
         let every = self.settings.renew_every.as_millis() as u64;
-        if self.last_heartbeat.is_some_and(|at| now < at + every) {
+        // At once when the partitions held changed since the last one: pages show who holds
+        // what from these (a lease taken showed under nobody, or two workers, until the next).
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        if self.last_heartbeat.is_some_and(|at| now < at + every) && held == self.announced {
             return;
         }
         let body = serde_json::to_vec(&self.info()).unwrap_or_default();
         let put = self.buckets.workers.put(&self.me.id, body);
         match bounded(self.settings.renew_every, put).await {
-            Ok(_) => self.last_heartbeat = Some(now),
-            Err(e) => self.observer.trouble("announcing this worker", &e),
+            Ok(_) => {
+                self.last_heartbeat = Some(now);
+                self.announced = held;
+            }
+            Err(e) => self.trouble("announcing this worker", &e),
         }
     }
 
@@ -994,7 +1006,7 @@ impl<'a, O: Observer> Worker<'a, O> {
         if self.js.client().status().is_connected() {
             let delete = self.buckets.workers.delete(&self.me.id);
             if let Err(e) = bounded(self.settings.renew_every, delete).await {
-                self.observer.trouble("removing this worker", &e);
+                self.trouble("removing this worker", &e);
             }
         }
         self.say(StatusKind::Left, None);

@@ -202,7 +202,15 @@ impl Observer for TabObserver {
     fn trouble(&mut self, what: &str, error: &WorkerError) {
         self.own
             .trouble
-            .try_set(Some(format!("{what}: {error} (retrying)")));
+            .try_set(Some(crate::session::explain(format!(
+                "{what}: {error} (retrying)"
+            ))));
+    }
+
+    fn untroubled(&mut self) {
+        if self.own.trouble.try_with_untracked(Option::is_some) == Some(true) {
+            self.own.trouble.try_set(None);
+        }
     }
 }
 
