@@ -286,6 +286,30 @@ test("workers: two tabs share the partitions and process every event; the page s
   await waitText(a, "worker-self-phase", "not a worker");
 });
 
+test("workers: a run of the publish control stops on Stop, and when the page goes", T, async () => {
+  const page = await env.tab({ identity: "workers-stop", path: "/workers" });
+  const stored = async () => (await env.jsm.streams.info(STREAM)).state.last_seq;
+  await page.getByTestId("publish-count").fill("100000");
+  await page.getByTestId("publish-rate").fill("20");
+  await page.getByTestId("publish-events").click();
+  await waitText(page, "publish-progress", /^[1-9]\d* \/ 100000 acknowledged$/, { timeout: 20_000 });
+  await page.getByTestId("publish-stop").click();
+  const said = await waitText(page, "publish-done", /^stopped: \d+ of 100000 events published$/);
+  const atStop = await stored();
+  // Nothing more goes out (at 20 a second, a second would show it).
+  await pause(1500);
+  assert.ok((await stored()) - atStop <= 1, `${said}; the stream grew after Stop`);
+
+  // Again, then away to another page: the run ends with the page.
+  await page.getByTestId("publish-events").click();
+  await waitText(page, "publish-progress", /^[1-9]\d* \/ 100000 acknowledged$/, { timeout: 20_000 });
+  await page.getByRole("link", { name: "Counter" }).first().click();
+  await waitFor(page, "the counter page", (s) => !!document.querySelector(s), sel("counter-value"));
+  const atLeave = await stored();
+  await pause(1500);
+  assert.ok((await stored()) - atLeave <= 1, "the run went on after the page was left");
+});
+
 test("workers: 2 tabs and a native worker, one tab closed mid-stream: its partitions move, nothing is lost, never two owners", T, async () => {
   const status = collectStatus();
   const native = startViaWorker(env);

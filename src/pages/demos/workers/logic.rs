@@ -152,8 +152,36 @@ pub fn memory_text(stats: &MemoryStats) -> String {
     }
 }
 
-/// Appends a sample to its worker's series, keeping the last [`MEMORY_SAMPLES`].
-pub fn add_sample(series: &mut BTreeMap<String, Vec<MemoryStats>>, stats: MemoryStats) {
+/// Workers whose memory is kept at most (the oldest heard from go first).
+pub const MEMORY_SERIES: usize = 64;
+
+/// Appends a sample (`at`: when it arrived) to its worker's series, keeping the last
+/// [`MEMORY_SAMPLES`], and forgets the workers whose last sample came `forget_after_ms` or more
+/// before it: every Join and every worker started is a new id, and a tab left open would keep
+/// them all.
+pub fn add_sample(
+    series: &mut BTreeMap<String, Vec<MemoryStats>>,
+    stats: MemoryStats,
+    forget_after_ms: u64,
+) {
+    if !series.contains_key(&stats.worker) {
+        let now = stats.at;
+        series.retain(|_, list| {
+            list.last()
+                .is_some_and(|last| now.saturating_sub(last.at) < forget_after_ms)
+        });
+        // Anyone may publish samples under any name: at most this many series.
+        while series.len() >= MEMORY_SERIES {
+            let oldest = series
+                .iter()
+                .min_by_key(|(_, list)| list.last().map_or(0, |last| last.at))
+                .map(|(worker, _)| worker.clone());
+            match oldest {
+                Some(worker) => series.remove(&worker),
+                None => break,
+            };
+        }
+    }
     let list = series.entry(stats.worker.clone()).or_default();
     list.push(stats);
     let excess = list.len().saturating_sub(MEMORY_SAMPLES);
@@ -293,11 +321,40 @@ mod tests {
                     at: i,
                     ..Default::default()
                 },
+                60_000,
             );
         }
         let w = &series["w"];
         assert_eq!(w.len(), MEMORY_SAMPLES);
         assert_eq!(w[0].at, 5);
+        // Workers not heard from for the time given are forgotten.
+        for i in 0..10_000u64 {
+            let stats = MemoryStats {
+                worker: format!("gone-{i}"),
+                at: 1_000,
+                ..Default::default()
+            };
+            add_sample(&mut series, stats, 60_000);
+        }
+        let stats = MemoryStats {
+            worker: "now".into(),
+            at: 61_000,
+            ..Default::default()
+        };
+        add_sample(&mut series, stats, 60_000);
+        assert_eq!(series.keys().collect::<Vec<_>>(), ["now"]);
+        // And never more than MEMORY_SERIES at once, the longest unheard going first.
+        for i in 0..1000u64 {
+            let stats = MemoryStats {
+                worker: format!("many-{i}"),
+                at: 61_000 + i,
+                ..Default::default()
+            };
+            add_sample(&mut series, stats, 60_000);
+        }
+        assert_eq!(series.len(), MEMORY_SERIES);
+        assert!(series.contains_key("many-999"));
+        assert!(!series.contains_key("now"));
     }
 
     #[test]

@@ -423,6 +423,15 @@ fn PublishControl(ctx: Ctx) -> impl IntoView {
     let progress = RwSignal::new(None::<(u64, u64)>);
     let error = RwSignal::new(None::<String>);
     let done = RwSignal::new(None::<String>);
+    // The run under way: stopped by Stop, and when the page goes (a run of a million events at
+    // one a second went on for days, unseen, and a second one could start beside it).
+    let running = StoredValue::new_local(None::<futures::future::AbortHandle>);
+    let stop = move || {
+        if let Some(Some(handle)) = running.try_update_value(Option::take) {
+            handle.abort();
+        }
+    };
+    on_cleanup(stop);
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -446,12 +455,20 @@ fn PublishControl(ctx: Ctx) -> impl IntoView {
             ..Plan::new(n, run)
         };
         let (js, settings) = (ctx.js.get_value(), ctx.settings());
+        let (handle, registration) = futures::future::AbortHandle::new_pair();
+        running.set_value(Some(handle));
         spawn_local(async move {
-            let result = publisher::publish(&js, &settings, &plan, |acked| {
+            let publishing = publisher::publish(&js, &settings, &plan, |acked| {
                 progress.try_set(Some((acked, n)));
-            })
-            .await;
+            });
+            let result = futures::future::Abortable::new(publishing, registration).await;
             busy.try_set(false);
+            running.try_set_value(None);
+            let Ok(result) = result else {
+                let acked = progress.try_get_untracked().flatten().map_or(0, |(a, _)| a);
+                done.try_set(Some(format!("stopped: {acked} of {n} events published")));
+                return;
+            };
             match result {
                 Ok(report) => {
                     let dup = match report.duplicates {
@@ -508,6 +525,11 @@ fn PublishControl(ctx: Ctx) -> impl IntoView {
                     <span class="muted small" data-testid="publish-progress">
                         {move || progress.get().map(|(a, n)| format!("{a} / {n} acknowledged"))}
                     </span>
+                    <Show when=move || busy.get()>
+                        <button type="button" class="secondary" data-testid="publish-stop" on:click=move |_| stop()>
+                            "Stop"
+                        </button>
+                    </Show>
                     <button type="submit" data-testid="publish-events" disabled=move || busy.get()>
                         {move || if busy.get() { "Publishing…" } else { "Publish" }}
                     </button>

@@ -432,7 +432,7 @@ pub(super) fn MemoryPanel(client: Client, ctx: Ctx) -> impl IntoView {
                     at: now_ms() as u64,
                     ..stats
                 };
-                series.update(|s| add_sample(s, arrived));
+                series.update(|s| add_sample(s, arrived, MEMORY_SHOWN_FOR_MS as u64));
             }
         });
     }
