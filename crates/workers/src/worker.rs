@@ -158,6 +158,10 @@ pub async fn run<O: Observer>(
     let leaving = worker.leaving.clone();
     worker.say(StatusKind::Joined, None);
     let mut next_tick = Instant::now();
+    // The connection back wakes the loop at once: while disconnected it runs on its own timer
+    // alone, which a hidden tab's browser may hold for a minute, long enough for the leases that
+    // outlived a short outage to run out.
+    let mut statuses = client.status_stream().fuse();
     loop {
         if matches!(client.status(), nats_ws::Status::Closed) {
             // Closed by the program: nothing can be released or said any more.
@@ -201,6 +205,12 @@ pub async fn run<O: Observer>(
             _ = stop => break,
             _ = tick => {}
             fetched = worker.inflight.select_next_some() => worker.handle(fetched),
+            // (Ended, a fused stream is never ready again: no spin.)
+            status = statuses.select_next_some() => {
+                if matches!(status, nats_ws::Status::Connected { .. }) {
+                    next_tick = Instant::now();
+                }
+            }
         }
         worker.refill();
     }
