@@ -408,13 +408,17 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
     {
         let client = client.clone();
         spawn_while_mounted(async move {
+            // Counted when the connection goes from connected to not: a cluster's servers tried
+            // one after the other each start at attempt 1, for one loss.
             let mut statuses = client.status_stream();
+            let mut was_connected = false;
             while let Some(status) = statuses.next().await {
-                if matches!(status, Status::Reconnecting { attempt: 1, .. })
-                    && running.with_untracked(Option::is_some)
-                {
+                let connected = status.is_connected();
+                let lost = was_connected && !connected && !matches!(status, Status::Closed);
+                if lost && running.with_untracked(Option::is_some) {
                     interruptions.update(|n| *n += 1);
                 }
+                was_connected = connected;
             }
         });
     }

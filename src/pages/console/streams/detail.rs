@@ -462,7 +462,11 @@ fn Danger(name: String, ctx: Ctx) -> impl IntoView {
                 busy.set(false);
                 match result {
                     Ok(n) => {
-                        typed.set(String::new());
+                        // The confirmation typed for this stream; not what is typed for another
+                        // one opened meanwhile (the draft is the page's).
+                        if typed.try_with_untracked(|t| confirmed(t, &name)) == Some(true) {
+                            typed.set(String::new());
+                        }
                         note.set(Some(format!("Purged {n} messages.")));
                         ctx.refresh_now();
                     }
