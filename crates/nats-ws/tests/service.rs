@@ -963,9 +963,52 @@ async fn invalid_configs_are_refused_with_what_to_fix() {
 /// `stop()` called then still waits until the server has processed them, as it promises.
 #[tokio::test]
 async fn a_stop_after_a_stop_in_the_background_waits_for_its_drains() {
+    let (_server, relay, svc, serving) = stopped_in_the_background().await;
+    // The drains wait for the server: so does stop().
+    let stop = svc.stop();
+    tokio::pin!(stop);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut stop)
+            .await
+            .is_err(),
+        "stop() returned before the server processed the drains"
+    );
+    relay.release();
+    within(STEP, "stop once the server answered", stop).await;
+    within(STEP, "the other endpoint to end", serving)
+        .await
+        .unwrap();
+}
+
+/// Dropped after a stop, a service leaves the drains under way to end (requests still on the
+/// wire are handed out): it does not cut them.
+#[tokio::test]
+async fn a_service_dropped_after_a_stop_leaves_its_drains_to_end() {
+    let (_server, relay, svc, serving) = stopped_in_the_background().await;
+    drop(svc);
+    tokio::pin!(serving);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut serving)
+            .await
+            .is_err(),
+        "the other endpoint ended before the server processed its drain"
+    );
+    relay.release();
+    within(STEP, "the other endpoint to end", serving)
+        .await
+        .unwrap();
+}
+
+/// A service whose connection goes through a relay that holds the server's answers once the
+/// drains' UNSUBs are out (the server's PONG to them waits until released), stopped in the
+/// background by an endpoint the server refuses; the task serving its other endpoint.
+async fn stopped_in_the_background() -> (
+    TestServer,
+    test_support::LateAnswers,
+    service::Service,
+    tokio::task::JoinHandle<()>,
+) {
     let server = TestServer::start_with(GUARDED_USERS);
-    // The service's connection goes through a relay that holds the server's answers once the
-    // drains' UNSUBs are out: the server's PONG to them waits until released.
     let upstream = server.client_url().replace("nats://", "");
     let relay = test_support::LateAnswers::start(&upstream).await;
     let options = nats_ws::Options::new(relay.url()).user_password("svc", "svc-pw");
@@ -982,21 +1025,7 @@ async fn a_stop_after_a_stop_in_the_background_waits_for_its_drains() {
         .await
         .is_none());
     assert!(svc.stopped(), "stopped in the background");
-
-    // The drains wait for the server: so does stop().
-    let stop = svc.stop();
-    tokio::pin!(stop);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut stop)
-            .await
-            .is_err(),
-        "stop() returned before the server processed the drains"
-    );
-    relay.release();
-    within(STEP, "stop once the server answered", stop).await;
-    within(STEP, "the other endpoint to end", serving)
-        .await
-        .unwrap();
+    (server, relay, svc, serving)
 }
 
 #[tokio::test]

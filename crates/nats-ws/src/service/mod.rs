@@ -483,8 +483,16 @@ impl ServiceShared {
     /// under way (or is over at once), so [`Service::stop`] after a stop in the background
     /// still returns only once the server has processed it.
     fn stop_subs(&self) -> Vec<SharedSub> {
+        self.stop_subs_if(true)
+    }
+
+    /// As [`ServiceShared::stop_subs`]; with `again` false, nothing if it was stopped already
+    /// (a drop must not cut the drains a stop started).
+    fn stop_subs_if(&self, again: bool) -> Vec<SharedSub> {
         let mut state = self.lock();
-        state.stopped = true;
+        if std::mem::replace(&mut state.stopped, true) && !again {
+            return Vec::new();
+        }
         let endpoints = state.endpoints.iter().map(|e| e.sub.clone());
         state.verbs.iter().cloned().chain(endpoints).collect()
     }
@@ -600,7 +608,8 @@ impl Service {
 /// received). Call [`Service::stop`] first for a graceful end.
 impl Drop for Service {
     fn drop(&mut self) {
-        for sub in self.shared.stop_subs() {
+        // Stopped already, its drains go on: they end by themselves.
+        for sub in self.shared.stop_subs_if(false) {
             sub.unsubscribe();
         }
     }
