@@ -294,7 +294,7 @@ test("workers: a run of the publish control stops on Stop, and when the page goe
   await page.getByTestId("publish-events").click();
   await waitText(page, "publish-progress", /^[1-9]\d* \/ 100000 acknowledged$/, { timeout: 20_000 });
   await page.getByTestId("publish-stop").click();
-  const said = await waitText(page, "publish-done", /^stopped: \d+ of 100000 events published$/);
+  const said = await waitText(page, "publish-done", /^stopped: at least \d+ of 100000 events were published$/);
   const atStop = await stored();
   // Nothing more goes out (at 20 a second, a second would show it).
   await pause(1500);

@@ -31,24 +31,28 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 cargo rustc --quiet --release --target wasm32-unknown-unknown --bin via --features split \
   -- -Clink-args=--emit-relocs
 
+work=$(mktemp -d "${TMPDIR:-/tmp}/via-app-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# The module this build is made of, copied: a cargo build in the same target directory (./test.sh
+# while ./run.sh runs) may replace it meanwhile.
+cp "$target_dir/wasm32-unknown-unknown/release/via.wasm" "$work/via.wasm"
+
 # What the steps below make depends on nothing else: with the same inputs, <dist> is left as it
 # is (a second ./run.sh starts in seconds rather than re-running every step).
 inputs=$(
   {
-    sha256sum "$target_dir/wasm32-unknown-unknown/release/via.wasm" index.html style/main.css \
+    sha256sum "$work/via.wasm" index.html style/main.css \
       src/lib.rs src/pages/lazy.rs scripts/build_app.sh scripts/wasm_opt.mjs package-lock.json
     sha256sum "$(command -v wasm-split-cli)" "$(command -v wasm-bindgen)"
     esbuild --version
-  } | sha256sum | cut -d' ' -f1
+  } | sed "s|$work/||" | sha256sum | cut -d' ' -f1
 )
 if [[ -f $dist/.inputs && $(cat "$dist/.inputs") == "$inputs" && -f $dist/index.html ]]; then
   echo "build_app: $dist is up to date"
   exit 0
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/via-app-build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-wasm-split-cli "$target_dir/wasm32-unknown-unknown/release/via.wasm" "$work/split" --out-name via
+wasm-split-cli "$work/via.wasm" "$work/split" --out-name via
 wasm-bindgen --target web --keep-lld-exports --no-demangle \
   --out-dir "$work/bindgen" --out-name via "$work/split/via.wasm"
 rm "$work/split/via.wasm"
@@ -166,5 +170,6 @@ PY
 for file in "$dist"/*.js "$dist"/*.css; do
   esbuild "$file" "${minify[@]}" --outfile="$file" --allow-overwrite
 done
-echo "$inputs" >"$dist/.inputs"
+echo "$inputs" >"$dist/.inputs.tmp"
+mv "$dist/.inputs.tmp" "$dist/.inputs"
 echo "build_app: $dist ($modules modules)"

@@ -956,8 +956,8 @@ async fn a_worker_is_woken_by_its_connection_coming_back() {
         .await;
         server_ref.start_again();
         let back = now_ms();
-        // Renewals are upkeep: made at once after the reconnect (within the clients' first
-        // backoff, 2 s), not at the next tick.
+        // Renewals are upkeep: made as soon as the worker's client is back (its reconnect
+        // backoff, a few seconds), not at the next tick, 20 s after the last.
         leases_stored_since(js, settings_ref, back, "renewals after the reconnect").await;
         let took = now_ms() - back;
         assert!(

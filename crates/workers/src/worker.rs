@@ -162,6 +162,7 @@ pub async fn run<O: Observer>(
     // alone, which a hidden tab's browser may hold for a minute, long enough for the leases that
     // outlived a short outage to run out.
     let mut statuses = client.status_stream().fuse();
+    let mut was_connected = client.status().is_connected();
     loop {
         if matches!(client.status(), nats_ws::Status::Closed) {
             // Closed by the program: nothing can be released or said any more.
@@ -205,11 +206,14 @@ pub async fn run<O: Observer>(
             _ = stop => break,
             _ = tick => {}
             fetched = worker.inflight.select_next_some() => worker.handle(fetched),
-            // (Ended, a fused stream is never ready again: no spin.)
+            // (Ended, a fused stream is never ready again: no spin.) Only a connection that
+            // comes back counts: the stream's first item is the status as it is.
             status = statuses.select_next_some() => {
-                if matches!(status, nats_ws::Status::Connected { .. }) {
+                let connected = status.is_connected();
+                if connected && !was_connected {
                     next_tick = Instant::now();
                 }
+                was_connected = connected;
             }
         }
         worker.refill();

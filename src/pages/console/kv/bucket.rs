@@ -86,6 +86,9 @@ pub(super) struct Editor {
     kept: RwSignal<Option<String>>,
     /// A delete or purge asked for, and the key it is for, until confirmed or cancelled.
     confirm: RwSignal<Option<(Action, String)>>,
+    /// The question was answered Cancel: the focus goes back to the button that asked it (and
+    /// only then: the question also closes when a key is opened or the bucket made again).
+    cancelled: StoredValue<Option<Action>>,
     /// Bumped when it starts over for another bucket: a write of the bucket before reports
     /// nothing here.
     generation: RwSignal<u64>,
@@ -104,6 +107,7 @@ impl Editor {
             pristine: RwSignal::new((String::new(), String::new())),
             kept: RwSignal::new(None),
             confirm: RwSignal::new(None),
+            cancelled: StoredValue::new(None),
             generation: RwSignal::new(0),
         }
     }
@@ -786,23 +790,23 @@ fn EditKey(open: Open) -> impl IntoView {
             .confirm
             .set(Some((action(expected.get_untracked()), key)));
     };
-    // The question answered, the focus goes back to the button that asked it.
+    // The question answered Cancel, the focus goes back to the button that asked it.
     let delete_button = NodeRef::<leptos::html::Button>::new();
     let purge_button = NodeRef::<leptos::html::Button>::new();
-    Effect::new(move |before: Option<Option<Action>>| {
-        let asked = editor
-            .confirm
-            .with(|c| c.as_ref().map(|(action, _)| *action));
-        if let (Some(Some(action)), None) = (before, asked) {
-            let button = match action {
-                Action::Purge(_) => purge_button.get_untracked(),
-                _ => delete_button.get_untracked(),
-            };
-            if let Some(button) = button {
-                let _ = button.focus();
-            }
+    Effect::new(move |_| {
+        if editor.confirm.with(Option::is_some) {
+            return;
         }
-        asked
+        let Some(Some(action)) = editor.cancelled.try_update_value(Option::take) else {
+            return;
+        };
+        let button = match action {
+            Action::Purge(_) => purge_button.get_untracked(),
+            _ => delete_button.get_untracked(),
+        };
+        if let Some(button) = button {
+            let _ = button.focus();
+        }
     });
     let kept_key = move || editor.kept.get().unwrap_or_default();
     let load_kept = move |_| {
@@ -941,13 +945,23 @@ fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
             data-testid="kv-confirm"
             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                 if ev.key() == "Escape" {
+                    editor.cancelled.set_value(Some(action));
                     editor.confirm.set(None);
                 }
             }
         >
             <p id="kv-confirm-question">{question}</p>
             <div class="actions">
-                <button type="button" class="secondary" data-testid="kv-confirm-no" node_ref=no on:click=move |_| editor.confirm.set(None)>
+                <button
+                    type="button"
+                    class="secondary"
+                    data-testid="kv-confirm-no"
+                    node_ref=no
+                    on:click=move |_| {
+                        editor.cancelled.set_value(Some(action));
+                        editor.confirm.set(None);
+                    }
+                >
                     "Cancel"
                 </button>
                 <button type="button" class="danger" data-testid="kv-confirm-yes" on:click=confirm>

@@ -466,7 +466,9 @@ fn PublishControl(ctx: Ctx) -> impl IntoView {
             running.try_set_value(None);
             let Ok(result) = result else {
                 let acked = progress.try_get_untracked().flatten().map_or(0, |(a, _)| a);
-                done.try_set(Some(format!("stopped: {acked} of {n} events published")));
+                done.try_set(Some(format!(
+                    "stopped: at least {acked} of {n} events were published"
+                )));
                 return;
             };
             match result {
