@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -372,6 +372,22 @@ test("kv: deletes are asked first and written at the revision shown; opening a k
   await page.getByTestId("kv-filter-apply").click();
   await waitFor(page, "the key's panel closed", (s) => !document.querySelector(s), sel("kv-detail"));
   await again.destroy();
+});
+
+test("kv: a double click on a row's Delete, on a narrow page, asks and keeps the key", T, async () => {
+  const bucket = `dbl_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  await kv.put("k", "x".repeat(300));
+  const page = await openBucket("kv-dbl", bucket, { admin: true });
+  await page.setViewportSize({ width: 640, height: 800 });
+  const del = page.getByRole("button", { name: "Delete key k" });
+  await del.scrollIntoViewIfNeeded();
+  const box = await del.boundingBox();
+  await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+  // The second click is not an answer (it deleted the key when Yes came where Delete was).
+  await pause(800);
+  assert.equal((await kv.get("k")).operation, "PUT");
+  await kv.destroy();
 });
 
 // Deleted by another client, the open bucket's keys go from the page, which says why (they stayed,

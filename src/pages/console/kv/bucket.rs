@@ -27,6 +27,10 @@ use crate::components::toasts::Toasts;
 /// could not be read, is tried again.
 pub(super) const RETRY: Duration = Duration::from_secs(2);
 
+/// How long a question's Yes is off after the question was asked: the second click of the double
+/// click that asked it is not an answer.
+const DOUBLE_CLICK: Duration = Duration::from_millis(500);
+
 /// Watch events applied to the page at once, at most: a burst of writes redraws once.
 const BATCH: usize = 1000;
 
@@ -547,7 +551,19 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
     // showed when asked: a value written since is not deleted unseen, and a row that moved under
     // the pointer (another key added above it) gets a question, not a delete.
     let confirming = RwSignal::new(None::<u64>);
-    let ask = move |_| confirming.set(entry.with_untracked(|e| e.as_ref().map(|e| e.revision)));
+    // Yes is off for a double click's time after the question: the second click of the double
+    // click that asked is not an answer (were the buttons to wrap, Yes would be where Delete was).
+    let armed = RwSignal::new(false);
+    let ask = move |_| {
+        armed.set(false);
+        set_timeout(
+            move || {
+                armed.try_set(true);
+            },
+            DOUBLE_CLICK,
+        );
+        confirming.set(entry.with_untracked(|e| e.as_ref().map(|e| e.revision)));
+    };
     let delete = {
         let key = key.clone();
         move |_| {
@@ -631,7 +647,7 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                     <button
                         class="danger kv-row-button"
                         aria-label=format!("Yes, delete key {key}")
-                        disabled=move || open.editor.busy.get().is_some()
+                        disabled=move || !armed.get() || open.editor.busy.get().is_some()
                         on:click=delete.clone()
                     >
                         "Yes, delete"
