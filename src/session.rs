@@ -251,16 +251,10 @@ fn credentials_out_of_urls(servers: &str) -> Option<(String, Option<UrlCredentia
                 Some((i, ',' | ' ' | '\n')) => piece.split_at(i),
                 _ => (piece, ""),
             };
-            let (scheme, rest) = match url.find("://") {
-                Some(i) => url.split_at(i + 3),
-                None => ("", url),
-            };
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let Some(at) = rest.get(..end).and_then(|authority| authority.rfind('@')) else {
+            let Some((scheme, userinfo, host)) = nats_ws::proto::split_userinfo(url) else {
                 return piece.to_owned();
             };
             changed = true;
-            let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
             if found.is_none() {
                 let decode = |text: &str| {
                     let bytes: Vec<u8> = percent_encoding::percent_decode_str(text).collect();

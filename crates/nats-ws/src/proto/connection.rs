@@ -1793,14 +1793,20 @@ fn op_name(op: &ServerOp) -> &'static str {
 /// `url` with its user-info part (`user:password@`) replaced by `…@`, if it has one: what an
 /// error or a log may show of a url that carries credentials.
 pub fn without_userinfo(url: &str) -> Option<String> {
-    let (scheme, rest) = match text::split_once(url, "://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
+    let (scheme, _, host) = split_userinfo(url)?;
+    Some(format!("{scheme}…@{host}"))
+}
+
+/// `url` cut around its user-info part, if it has one: the scheme with its `://` (or nothing),
+/// the user info (`user:password`, as written), and what follows the `@`.
+pub fn split_userinfo(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = match text::find(url, "://") {
+        Some(i) => (url.get(..i + 3)?, url.get(i + 3..)?),
+        None => ("", url),
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let at = rest.get(..end)?.rfind('@')?;
-    let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
-    Some(format!("{scheme}…@{}", rest.get(at + 1..)?))
+    Some((scheme, rest.get(..at)?, rest.get(at + 1..)?))
 }
 
 /// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds

@@ -13,7 +13,8 @@ pub(crate) mod json;
 pub mod parser;
 
 pub use connection::{
-    without_userinfo, Connection, Event, Status, SubscribeOptions, Transmit, MAX_FRAME,
+    split_userinfo, without_userinfo, Connection, Event, Status, SubscribeOptions, Transmit,
+    MAX_FRAME,
 };
 #[cfg(feature = "nkeys")]
 pub use connection::{SignRequest, Signed};
