@@ -260,11 +260,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     };
     // A dialog: the focus moves into it when it opens, Esc closes it.
     let first = NodeRef::<leptos::html::Input>::new();
-    Effect::new(move |_| {
-        if let Some(input) = first.get() {
-            let _ = input.focus();
-        }
-    });
+    super::focus_when_mounted(first);
     let on_key = {
         let close = close.clone();
         move |ev: leptos::ev::KeyboardEvent| {

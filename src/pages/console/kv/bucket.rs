@@ -20,6 +20,7 @@ use super::logic::{
     Current, KeyFilter, PREVIEW_CHARS, ROW_LIMIT,
 };
 use crate::components::clock::date_and_time;
+use crate::components::focus_when_mounted;
 use crate::components::pacer::{Paced, Pacer};
 use crate::components::toasts::Toasts;
 
@@ -584,11 +585,7 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
     let keep = NodeRef::<leptos::html::Button>::new();
     let ask_again = NodeRef::<leptos::html::Button>::new();
     let refocus = StoredValue::new(false);
-    Effect::new(move |_| {
-        if let Some(button) = keep.get() {
-            let _ = button.focus();
-        }
-    });
+    focus_when_mounted(keep);
     Effect::new(move |_| {
         if let Some(button) = ask_again.get() {
             if refocus.get_value() {
@@ -940,11 +937,7 @@ fn ConfirmWrite(action: Action, key: String, open: Open) -> impl IntoView {
     };
     // Cancel takes the focus (Enter pressed twice keeps the key).
     let no = NodeRef::<leptos::html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(button) = no.get() {
-            let _ = button.focus();
-        }
-    });
+    focus_when_mounted(no);
     let confirm = {
         let key = key.clone();
         move |_| {
