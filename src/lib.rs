@@ -284,13 +284,6 @@ pub fn App() -> impl IntoView {
                     let nats_ws::ServerError::PublishDenied { subject } = &error else {
                         continue;
                     };
-                    // nats-ws's own clean-up when a watch or read ends, fire and forget (a delete
-                    // the page asks for is a request, refused where it was asked): a user who may
-                    // not delete consumers leaves them to the server's inactive threshold, and did
-                    // nothing to be told about.
-                    if subject.starts_with("$JS.API.CONSUMER.DELETE.") {
-                        continue;
-                    }
                     let now = components::clock::monotonic_ms();
                     if said.get(subject).is_some_and(|at| now - at < 60_000.0) {
                         continue;

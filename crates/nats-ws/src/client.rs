@@ -647,6 +647,25 @@ impl Client {
         result
     }
 
+    /// Sends a request whose answer nobody waits for: its reply, a refusal of the publish and its
+    /// timeout all end with the request, not as [`ClientEvent`]s (the clean-up nats-ws does of
+    /// its own, which the application did not ask for). `false` if it could not be sent (not
+    /// connected, or closed).
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn request_detached(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> bool {
+        self.shared().with(|inner| {
+            inner
+                .conn
+                .request(Instant::now(), subject, None, payload, timeout)
+                .is_ok()
+        })
+    }
+
     /// Waits until the server has processed everything sent so far. While disconnected it waits for
     /// the connection to come back (and the buffered publishes to go out); it fails if the client
     /// goes offline or is closed, and if the connection is lost while it waits for the server's

@@ -631,7 +631,8 @@ pub struct Ordered {
     current: Option<String>,
     /// Consumers that may still exist on the server: the one a reset replaces, and one whose
     /// creation got no answer (the server may have created it). Their deletes are requested at
-    /// the next creation (see `release_stale`), so this holds at most two names.
+    /// the next creation (see `release_stale`; one made while disconnected keeps them, and its
+    /// own name goes as it fails), so this holds at most two names.
     stale: Vec<String>,
     last_activity: Instant,
     /// Fires when the heartbeats could have been missed if nothing arrived since it was set;
@@ -921,26 +922,24 @@ impl Ordered {
         Some(check)
     }
 
-    /// Asks the server to delete the consumers in `stale` and forgets them, without waiting for
-    /// the answers, as nats.go does when it resets an ordered consumer: after the server that ran
-    /// them died, or while a cluster elects leaders, a delete can go unanswered for seconds, and
-    /// waiting for it held up the new consumer (a watcher showed nothing new for 15–27 s after a
-    /// node of a cluster was killed). A request made while disconnected waits in the reconnect
-    /// buffer; one refused (a user who may not delete consumers) or lost leaves the consumer to
-    /// the server's inactive threshold (5 minutes).
+    /// Asks the server to delete the consumers in `stale` and forgets those asked about, without
+    /// waiting for the answers, as nats.go does when it resets an ordered consumer: after the
+    /// server that ran them died, or while a cluster elects leaders, a delete can go unanswered
+    /// for seconds, and waiting for it held up the new consumer (a watcher showed nothing new for
+    /// 15–27 s after a node of a cluster was killed). While disconnected they are kept for the
+    /// next creation (on drop, left). One refused (a user who may not delete consumers) or lost
+    /// leaves the consumer to the server's inactive threshold (5 minutes); the refusal ends with
+    /// the request rather than reach the application's [`crate::ClientEvent`]s, as the
+    /// application asked for nothing.
     fn release_stale(&mut self) {
-        for name in std::mem::take(&mut self.stale) {
-            self.request_delete(&name);
-        }
-    }
-
-    /// Sends the delete of consumer `name`; the answer goes to an inbox nobody listens on.
-    fn request_delete(&self, name: &str) {
         let client = self.js.client();
-        let subject = self
-            .js
-            .api_subject(&format!("CONSUMER.DELETE.{}.{name}", self.stream));
-        let _ = client.publish_message(&subject, Some(&client.new_inbox()), None, b"");
+        let stream = &self.stream;
+        self.stale.retain(|name| {
+            let subject = self
+                .js
+                .api_subject(&format!("CONSUMER.DELETE.{stream}.{name}"));
+            !client.request_detached(&subject, b"", self.js.timeout())
+        });
     }
 
     /// The next message or consumer (re)creation; `None` once the client is closed.
