@@ -1,9 +1,10 @@
 // /workers: partitioned workers with KV leases in browser tabs and native processes (via-worker).
 // Two tabs join and share the 8 partitions 4 / 4; events published by nats.js and by the page's
 // publish control are all processed (every durable drained); the page shows the consumers, the
-// status feed, the stream, its recent messages (as text) and each worker's memory. Then 2 tabs and
-// a native worker, one tab closed mid-stream: its partitions move only once its leases expired,
-// no two workers ever hold one partition at once (from the status events), nothing is lost.
+// status feed, the stream, its recent messages (as text) and each worker's memory. A tab reloaded
+// lets its partitions go at once. Then 2 tabs and a native worker, one tab crashed mid-stream: its
+// partitions move only once its leases expired, no two workers ever hold one partition at once
+// (from the status events), nothing is lost.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -310,7 +311,60 @@ test("workers: a run of the publish control stops on Stop, and when the page goe
   assert.ok((await stored()) - atLeave <= 1, "the run went on after the page was left");
 });
 
-test("workers: 2 tabs and a native worker, one tab closed mid-stream: its partitions move, nothing is lost, never two owners", T, async () => {
+/** The partitions `id` holds in the lease bucket, with when it last renewed each. */
+async function leasesOf(id) {
+  const leases = await env.kvm.open("leases");
+  const held = [];
+  for (let p = 0; p < PARTITIONS; p++) {
+    const e = await leases.get(`p.${p}`);
+    if (e && e.operation === "PUT") {
+      const v = JSON.parse(e.string());
+      if (v.owner === id) held.push({ p, renewedAt: v.renewed_at });
+    }
+  }
+  return held;
+}
+
+test("workers: a tab reloaded lets its partitions go at once, not when its leases expire", T, async () => {
+  const status = collectStatus();
+  try {
+    const a = await env.tab({ identity: "reload-a", path: "/workers" });
+    const b = await env.tab({ identity: "reload-b", path: "/workers" });
+    const idA = await join(a);
+    const idB = await join(b);
+    await waitBalanced(a, [idA, idB], [4, 4]);
+    const heldByB = await leasesOf(idB);
+    assert.equal(heldByB.length, 4, "the tab to reload holds its share");
+
+    await b.reload();
+    await waitText(b, "worker-self-phase", "not a worker");
+    // The other tab takes everything, and the reloaded one is no longer listed.
+    await waitBalanced(a, [idA], [8], { timeout: 30_000 });
+    status.stop();
+
+    // Each partition was taken over before its lease could have expired: the reloaded tab
+    // released it (with its last renewal later than the one read, expiry comes later still).
+    for (const { p, renewedAt } of heldByB) {
+      const after = (e) => e.partition === p && e.at > renewedAt;
+      const released = status.events.find((e) => after(e) && e.worker === idB && e.kind === "released");
+      assert.ok(released, `the reloaded tab did not say it released p${p}`);
+      const next = status.events.find((e) => after(e) && e.worker === idA && e.kind === "acquired");
+      assert.ok(next, `nobody took p${p} over`);
+      assert.ok(
+        next.at < renewedAt + LEASE_TTL,
+        `p${p} was taken over ${next.at - renewedAt} ms after the reloaded tab's renewal: only when the lease expired (TTL ${LEASE_TTL} ms)`,
+      );
+    }
+    assert.ok(status.events.some((e) => e.worker === idB && e.kind === "left"), "the reloaded tab did not say it left");
+    assertNoTwoOwners(status.events);
+    await a.getByTestId("worker-leave").click();
+    await waitText(a, "worker-self-phase", "not a worker");
+  } finally {
+    status.stop();
+  }
+});
+
+test("workers: 2 tabs and a native worker, one tab crashed mid-stream: its partitions move, nothing is lost, never two owners", T, async () => {
   const status = collectStatus();
   const native = startViaWorker(env);
   try {
@@ -331,18 +385,16 @@ test("workers: 2 tabs and a native worker, one tab closed mid-stream: its partit
     const publishing = publish(run, N, { rate: 250 });
     await pause(3000); // mid-stream: some events are in, most are still to come
     // Which partitions the tab to close holds, and when it last renewed them.
-    const leases = await env.kvm.open("leases");
-    const heldByB = [];
-    for (let p = 0; p < PARTITIONS; p++) {
-      const e = await leases.get(`p.${p}`);
-      if (e && e.operation === "PUT") {
-        const v = JSON.parse(e.string());
-        if (v.owner === idB) heldByB.push({ p, renewedAt: v.renewed_at });
-      }
-    }
+    const heldByB = await leasesOf(idB);
     assert.ok(heldByB.length > 0, "the tab to close holds no partition");
-    await b.context().close();
+    // A crash, not a close: a tab closed releases its leases (its pagehide, the test above), one
+    // that crashed or lost its machine cannot, and the others must wait its leases out.
+    const crashed = new Promise((resolve) => b.on("crash", resolve));
+    const cdp = await b.context().newCDPSession(b);
+    cdp.send("Page.crash").catch(() => {});
+    await crashed;
     const closedAt = Date.now();
+    await b.context().close();
 
     assert.equal(await publishing, N);
     await waitDrained("every durable drained after the churn");
@@ -350,23 +402,23 @@ test("workers: 2 tabs and a native worker, one tab closed mid-stream: its partit
     await waitBalanced(a, [idA, idN], [4, 4]);
     status.stop();
 
-    // The closed tab's partitions went to the others, each only once its lease could have
+    // The crashed tab's partitions went to the others, each only once its lease could have
     // expired: not before the last renewal seen plus the lease TTL. (One it gave up itself
     // before closing is a hand-over, which the interval check below covers.)
     for (const { p, renewedAt } of heldByB) {
       const next = status.events.find((e) => e.kind === "acquired" && e.partition === p && e.worker !== idB && e.at > renewedAt);
-      assert.ok(next, `nobody took p${p} over from the closed tab`);
+      assert.ok(next, `nobody took p${p} over from the crashed tab`);
       const gaveUp = status.events.some((e) => e.worker === idB && e.partition === p && e.kind !== "acquired" && e.at > renewedAt);
       if (gaveUp) continue;
       assert.ok(
         next.at >= renewedAt + LEASE_TTL - CLOCK_SLACK,
-        `p${p} was taken over ${next.at - renewedAt} ms after the closed tab's renewal (lease TTL ${LEASE_TTL} ms)`,
+        `p${p} was taken over ${next.at - renewedAt} ms after the crashed tab's renewal (lease TTL ${LEASE_TTL} ms)`,
       );
     }
     // The status feed says so too.
     await waitFor(
       a,
-      "the feed shows the closed tab's partitions acquired by the others",
+      "the feed shows the crashed tab's partitions acquired by the others",
       ({ ids, parts }) => {
         const lines = [...document.querySelectorAll('[data-testid="status-event"]')].map((l) => l.textContent);
         return parts.every((p) => lines.some((l) => ids.some((id) => l.includes(id)) && l.includes(`acquired p${p} `)));

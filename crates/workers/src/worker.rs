@@ -845,23 +845,39 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// Stops consuming `partitions`, then deletes their keys at the revisions held, all at once
     /// (a key whose delete fails expires).
     async fn release(&mut self, partitions: &[u32]) {
-        let released: Vec<(u32, Held)> = partitions
+        let released = self.drop_leases(partitions);
+        let results = self.delete_leases(&released).await;
+        self.report_releases(results);
+    }
+
+    /// Forgets the leases of `partitions` held, saying so; what was held.
+    fn drop_leases(&mut self, partitions: &[u32]) -> Vec<(u32, Held)> {
+        partitions
             .iter()
             .filter_map(|&p| Some((p, self.drop_lease(p, StatusKind::Released)?)))
-            .collect();
+            .collect()
+    }
+
+    /// Deletes the lease keys of `released`, each at the revision held, all at once: every
+    /// delete is sent at the first poll. Nothing while disconnected: the deletes would wait for
+    /// the connection (a leave could take seconds per lease).
+    async fn delete_leases(&self, released: &[(u32, Held)]) -> Vec<(u32, Result<(), WorkerError>)> {
         if released.is_empty() || !self.js.client().status().is_connected() {
-            // The deletes would wait for the connection (a leave could take seconds per lease).
-            return;
+            return Vec::new();
         }
         let (leases, settings) = (&self.buckets.leases, self.settings);
         let deletes = released.iter().map(|&(p, ref held)| async move {
             let key = settings.lease_key(p);
             let delete = leases.delete_expecting(&key, held.revision);
-            (p, bounded(settings.renew_every, delete).await)
+            (p, bounded(settings.renew_every, delete).await.map(drop))
         });
-        for (p, result) in futures::future::join_all(deletes).await {
+        futures::future::join_all(deletes).await
+    }
+
+    fn report_releases(&mut self, results: Vec<(u32, Result<(), WorkerError>)>) {
+        for (p, result) in results {
             match result {
-                Ok(_) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
+                Ok(()) | Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {}
                 Err(e) => self.trouble(&format!("releasing partition {p}"), &e),
             }
         }
@@ -995,18 +1011,18 @@ impl<'a, O: Observer> Worker<'a, O> {
 
     /// Releases every lease (after the last message handled was acked) and the presence.
     async fn leave(&mut self) {
-        // Keys that unanswered acquisitions may have made are released too, rather than left to
-        // expire with nobody working on their partitions.
-        if self.js.client().status().is_connected() {
-            let unsure: Vec<u32> = (self.unsure.keys())
-                .filter(|p| !self.held.contains_key(p))
-                .copied()
-                .collect();
-            self.take_unsure(&unsure).await;
-        }
+        // A tab being closed runs this only as far as its first wait for an answer (the page's
+        // `pagehide`): what the other workers need to take over at once goes out before it. The
+        // leases held are deleted, this worker's presence too (or the others would keep leaving
+        // it its share), and batches still on their way go back to the partitions' next owners.
         let held: Vec<u32> = self.held.keys().copied().collect();
-        self.release(&held).await;
-        // Batches still on their way go back to the partitions' next owners.
+        // Keys that unanswered acquisitions may have made are released too, rather than left to
+        // expire with nobody working on their partitions: looked at once the rest is done.
+        let unsure: Vec<u32> = (self.unsure.keys())
+            .filter(|p| !self.held.contains_key(p))
+            .copied()
+            .collect();
+        let released = self.drop_leases(&held);
         while let Some(Some(fetched)) = self.inflight.next().now_or_never() {
             if self.may_be_redelivered((fetched.started, fetched.started_ms)) {
                 continue;
@@ -1017,13 +1033,33 @@ impl<'a, O: Observer> Worker<'a, O> {
                 }
             }
         }
-        if self.js.client().status().is_connected() {
-            let delete = self.buckets.workers.delete(&self.me.id);
-            if let Err(e) = bounded(self.settings.renew_every, delete).await {
-                self.trouble("removing this worker", &e);
-            }
+        let connected = self.js.client().status().is_connected();
+        // Said at once unless keys are still to be looked at (their acquisitions and releases
+        // come before it).
+        let look = connected && !unsure.is_empty();
+        if !look {
+            self.say(StatusKind::Left, None);
         }
-        self.say(StatusKind::Left, None);
+        let gone = async {
+            if !connected {
+                return None;
+            }
+            let delete = self.buckets.workers.delete(&self.me.id);
+            Some(bounded(self.settings.renew_every, delete).await)
+        };
+        let (results, gone) = futures::join!(self.delete_leases(&released), gone);
+        self.report_releases(results);
+        if let Some(Err(e)) = gone {
+            self.trouble("removing this worker", &e);
+        }
+        if look {
+            if self.js.client().status().is_connected() {
+                self.take_unsure(&unsure).await;
+                let taken: Vec<u32> = self.held.keys().copied().collect();
+                self.release(&taken).await;
+            }
+            self.say(StatusKind::Left, None);
+        }
         // The status and the naks are on their way before the caller closes the connection: a
         // flush, for a second at most (it waits for a reconnection, or fails with a lost one).
         let flush = self.js.client().flush().fuse();

@@ -341,6 +341,13 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
     on_cleanup(move || {
         let _ = own.stop.try_update_value(|s| drop(s.take()));
     });
+    // So does closing or reloading the tab, as far as the browser lets it run (the loop's first
+    // wait for an answer): the leases held are deleted and the worker is gone from the bucket at
+    // once, rather than its partitions waiting out their leases with nobody working on them.
+    let hide = window_event_listener_untyped("pagehide", move |_| {
+        let _ = own.stop.try_update_value(|s| drop(s.take()));
+    });
+    on_cleanup(move || hide.remove());
 
     let phase_text = move || match own.phase.get() {
         Phase::Idle => "not a worker",
