@@ -20,6 +20,7 @@ import {
   rand,
   screenshot,
   sel,
+  signIn,
   startViaWorker,
   textOf,
   useEnv,
@@ -356,6 +357,30 @@ test("workers: a tab reloaded lets its partitions go at once, not when its lease
       );
     }
     assert.ok(status.events.some((e) => e.worker === idB && e.kind === "left"), "the reloaded tab did not say it left");
+    assertNoTwoOwners(status.events);
+    await a.getByTestId("worker-leave").click();
+    await waitText(a, "worker-self-phase", "not a worker");
+  } finally {
+    status.stop();
+  }
+});
+
+test("workers: signing in as another user while working joins again with the new connection", T, async () => {
+  const status = collectStatus();
+  try {
+    const a = await env.tab({ identity: "signin-a", path: "/workers" });
+    const before = await join(a);
+    await waitBalanced(a, [before], [8]);
+
+    await signIn(a, "admin", env.admin.pass);
+    await waitText(a, "worker-outcome", /Joined again with the new sign-in/);
+    await waitText(a, "worker-self-phase", "working");
+    const after = await textOf(a, "worker-self-id");
+    assert.notEqual(after, before, "a new worker, on the new connection");
+    // The one before left (its leases released, not left to expire), the new one holds all.
+    await waitBalanced(a, [after], [8], { timeout: 30_000 });
+    status.stop();
+    assert.ok(status.events.some((e) => e.worker === before && e.kind === "left"), "the worker before did not leave");
     assertNoTwoOwners(status.events);
     await a.getByTestId("worker-leave").click();
     await waitText(a, "worker-self-phase", "not a worker");

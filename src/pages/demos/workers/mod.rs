@@ -44,6 +44,9 @@ const SETUP_AGAIN: Duration = Duration::from_secs(3);
 #[component]
 pub fn WorkersPage() -> impl IntoView {
     let nats = use_nats();
+    // This tab's worker, working when the client is swapped (a sign-in): the worker goes with the
+    // old connection, and the page joins again with the new one.
+    let rejoin = StoredValue::new(false);
     view! {
         <section class="page-head">
             <h1>"Workers"</h1>
@@ -54,7 +57,7 @@ pub fn WorkersPage() -> impl IntoView {
             </p>
         </section>
         {move || match nats.client.get() {
-            Some(client) => view! { <Workers client/> }.into_any(),
+            Some(client) => view! { <Workers client rejoin/> }.into_any(),
             None => view! { <p class="muted">"Not connected."</p> }.into_any(),
         }}
     }
@@ -85,7 +88,7 @@ impl Ctx {
 }
 
 #[component]
-fn Workers(client: Client) -> impl IntoView {
+fn Workers(client: Client, rejoin: StoredValue<bool>) -> impl IntoView {
     let ctx = Ctx {
         settings: StoredValue::new(Settings::default()),
         js: StoredValue::new_local(client.jetstream()),
@@ -123,7 +126,7 @@ fn Workers(client: Client) -> impl IntoView {
             <p class="error" role="alert" data-testid="workers-setup-error">{move || ctx.setup_error.get()}</p>
         </Show>
         <div class="workers-top">
-            <ThisTab client=client.clone() ctx/>
+            <ThisTab client=client.clone() ctx rejoin/>
             <PublishControl ctx/>
         </div>
         <panels::Consumers client=client.clone() ctx/>
@@ -250,7 +253,7 @@ fn tab_host() -> String {
 }
 
 #[component]
-fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
+fn ThisTab(client: Client, ctx: Ctx, rejoin: StoredValue<bool>) -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     let own = Own {
         phase: RwSignal::new(Phase::Idle),
@@ -263,7 +266,7 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
     };
     let host = tab_host();
 
-    let join = move |_| {
+    let join = move || {
         if own.phase.get_untracked() != Phase::Idle {
             return;
         }
@@ -339,6 +342,9 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
     // Leaving the page leaves cleanly: the loop releases its leases after this component is gone
     // (and if the stored sender is disposed first, dropping it stops the loop all the same).
     on_cleanup(move || {
+        if own.phase.try_get_untracked() == Some(Phase::Working) {
+            rejoin.try_set_value(true);
+        }
         let _ = own.stop.try_update_value(|s| drop(s.take()));
     });
     // So does closing or reloading the tab, as far as the browser lets it run (the loop's first
@@ -348,6 +354,16 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
         let _ = own.stop.try_update_value(|s| drop(s.take()));
     });
     on_cleanup(move || hide.remove());
+    // Signed in as another user while working: the worker left with the old connection (its
+    // leases released), and this one joins with the new.
+    if rejoin.get_value() {
+        rejoin.set_value(false);
+        join();
+        own.outcome.set(Some(Ok(
+            "Joined again with the new sign-in: the worker before left with the old connection."
+                .into(),
+        )));
+    }
 
     let phase_text = move || match own.phase.get() {
         Phase::Idle => "not a worker",
@@ -362,7 +378,7 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
                 <span class="muted" data-testid="worker-self-phase">{phase_text}</span>
             </div>
             <p class="hint">
-                "A worker in this tab holds leases like any other; closing the tab lets them expire (10 s) and move."
+                "A worker in this tab holds leases like any other; closing or reloading the tab releases them and they move at once (a tab that crashes leaves them to expire: 10 s)."
             </p>
             <dl class="self-stats">
                 <div>
@@ -404,7 +420,10 @@ fn ThisTab(client: Client, ctx: Ctx) -> impl IntoView {
                 <button
                     data-testid="worker-join"
                     disabled=move || own.phase.get() != Phase::Idle
-                    on:click=join
+                    on:click={
+                        let join = join.clone();
+                        move |_| join()
+                    }
                 >
                     "Join as worker"
                 </button>
