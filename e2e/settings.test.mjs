@@ -51,6 +51,22 @@ test("admin's password stays in the session unless remembered", { timeout: 60_00
   assert.equal(s.session, null);
 });
 
+test("a new tab, signed in as admin elsewhere without remember, connects as the default user, says so and offers admin in ⚙", { timeout: 60_000 }, async () => {
+  assert.ok(env.admin.user, "the test server has accounts (NATS_TEST_ACCOUNTS=1)");
+  // What another tab left: the user in localStorage, its password in that tab's session.
+  const page = await env.tab({ identity: "settings-new", path: "/counter", live: false, saved: { user: "admin", remember: false } });
+  await waitStatus(page, /^Live$/);
+  await waitText(page, "toast", /Signed in as admin in another tab.*Sign in as admin in ⚙/);
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  assert.equal(await page.getByLabel("User", { exact: true }).inputValue(), "admin", "the user is offered");
+  assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), "");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await stored(page)).local.user, "admin", "what the other tab saved is left as it was");
+  // Signed in here too: admin, and kept for the session.
+  await apply(page, { password: env.admin.pass, remember: false });
+  assert.deepEqual((await stored(page)).session, { password: env.admin.pass, token: "" });
+});
+
 test("refused credentials: Offline with the reason, not a retry loop; the token stays in the session", { timeout: 60_000 }, async () => {
   const page = await env.tab({ identity: "settings-wrong", path: "/counter" });
   await apply(page, { password: "", token: "tok-secret", remember: false, status: /^Offline/ });

@@ -225,7 +225,7 @@ impl UserNotes {
 
 #[component]
 pub fn App() -> impl IntoView {
-    let settings = session::Settings::load();
+    let (settings, sign_in_as) = session::Settings::load().for_new_tab();
     settings.mark_applied();
     leptos_nats::provide_nats(settings.options());
     provide_context(Identity(RwSignal::new(session::load_identity())));
@@ -234,6 +234,12 @@ pub fn App() -> impl IntoView {
     pages::demos::chat::provide_chat_outbox();
     pages::demos::config::provide_config_steps();
     let toasts = provide_toasts();
+    if let Some(user) = sign_in_as {
+        toasts.push(format!(
+            "Signed in as {user} in another tab, whose password stays in that tab: this one connects as the default user. Sign in as {user} in ⚙ to be {user} here too."
+        ));
+        session::set_user_to_sign_in(Some(user));
+    }
     // The lazy pages' code, in the background once this page is on screen: opening one is then
     // instant, also when the app's server has gone away meanwhile. Done, `<html>` says so in
     // `data-preloaded` ("all", or "partial" if a module could not be fetched): the tests and the

@@ -87,6 +87,18 @@ pub struct Settings {
 
 thread_local! {
     static APPLIED: std::cell::RefCell<Option<Settings>> = const { std::cell::RefCell::new(None) };
+    /// The user [`Settings::for_new_tab`] left out, until settings are applied.
+    static SIGN_IN_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The user this tab did not connect as for want of the password (see
+/// [`Settings::for_new_tab`]), to fill in the sign-in dialog; `None` once settings are applied.
+pub fn user_to_sign_in() -> Option<String> {
+    SIGN_IN_AS.with(|u| u.borrow().clone())
+}
+
+pub fn set_user_to_sign_in(user: Option<String>) {
+    SIGN_IN_AS.with(|u| *u.borrow_mut() = user);
 }
 
 /// The secret part of [`Settings`], kept for the session only.
@@ -193,10 +205,27 @@ impl Settings {
         }
     }
 
+    /// What a tab starts with: these settings, less a user whose password is not in this tab
+    /// (another tab signed in without "remember", and its password stays in that tab's session):
+    /// with the user and no password the server refuses the connection and the tab would stay
+    /// Offline. The user left out comes back beside, to be said and offered in the dialog.
+    pub fn for_new_tab(mut self) -> (Settings, Option<String>) {
+        let password_elsewhere = !self.remember
+            && !self.user.is_empty()
+            && self.password.is_empty()
+            && self.token.is_empty();
+        if !password_elsewhere {
+            return (self, None);
+        }
+        let user = std::mem::take(&mut self.user);
+        (self, Some(user))
+    }
+
     /// The settings this tab's connection was made with: what [`Settings::applied`] gives from
     /// now on. (The saved ones are every tab's: another tab may have saved others since.)
     pub fn mark_applied(&self) {
         APPLIED.with(|a| *a.borrow_mut() = Some(self.clone()));
+        set_user_to_sign_in(None);
     }
 
     /// The settings this tab's connection was made with ([`Settings::mark_applied`]); the saved
@@ -277,7 +306,37 @@ fn credentials_out_of_urls(servers: &str) -> Option<(String, Option<UrlCredentia
 
 #[cfg(test)]
 mod tests {
-    use super::{credentials_out_of_urls, UrlCredentials};
+    use super::{credentials_out_of_urls, Settings, UrlCredentials};
+
+    fn saved(user: &str, password: &str, token: &str, remember: bool) -> Settings {
+        Settings {
+            servers: "ws://127.0.0.1:8080".into(),
+            name: "via-app".into(),
+            user: user.into(),
+            password: password.into(),
+            token: token.into(),
+            remember,
+        }
+    }
+
+    #[test]
+    fn a_new_tab_leaves_out_a_user_whose_password_another_tab_kept() {
+        let (settings, left_out) = saved("admin", "", "", false).for_new_tab();
+        assert_eq!(left_out.as_deref(), Some("admin"));
+        assert!(settings == saved("", "", "", false));
+        // With what it needs, or remembered as it is: used as saved.
+        for kept in [
+            saved("admin", "pw", "", false),
+            saved("admin", "", "", true),
+            saved("", "", "tok", false),
+            saved("admin", "", "tok", false),
+            saved("", "", "", false),
+        ] {
+            let (settings, left_out) = kept.clone().for_new_tab();
+            assert_eq!(left_out, None);
+            assert!(settings == kept);
+        }
+    }
 
     fn user(user: &str, password: &str) -> Option<UrlCredentials> {
         Some(UrlCredentials::UserPassword(

@@ -219,7 +219,11 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     let current = Settings::applied();
     let servers = RwSignal::new(current.servers.clone());
     let name = RwSignal::new(current.name.clone());
-    let user = RwSignal::new(current.user.clone());
+    // A user this tab did not connect as, for want of the password: offered here.
+    let user = RwSignal::new(match current.user.is_empty() {
+        true => crate::session::user_to_sign_in().unwrap_or_default(),
+        false => current.user.clone(),
+    });
     let password = RwSignal::new(current.password.clone());
     let token = RwSignal::new(current.token.clone());
     let remember = RwSignal::new(current.remember);
