@@ -377,6 +377,12 @@ impl LateAnswers {
         *self.trigger.lock().unwrap_or_else(|e| e.into_inner()) = Some(needle.as_bytes().to_vec());
     }
 
+    /// Resolves once the server's bytes are held ([`LateAnswers::hold`], or the needle of
+    /// [`LateAnswers::hold_after`] sent).
+    pub async fn triggered(&self) {
+        let _ = self.held.subscribe().wait_for(|held| *held).await;
+    }
+
     /// What waited goes on, and what follows.
     pub fn release(&self) {
         self.held.send_replace(false);

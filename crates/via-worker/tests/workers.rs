@@ -1047,6 +1047,100 @@ async fn a_renewal_answered_late_keeps_its_lease() {
     assert_eq!(summary.acquired, 2, "{summary:?}");
 }
 
+/// A stop that comes while a tick waits for its answers (a tab closed mid-tick, which the browser
+/// runs no further) frees the partitions before it waits for the tick to end: the lease keys are
+/// deleted at once. Before, only once the tick had ended or a renewal period had passed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_stopped_mid_tick_frees_its_partitions_before_it_waits() {
+    let server = TestServer::start();
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    let js = client(&server).await;
+    // A tick's step waits a renewal period at most for its answer, and a stop as long for the
+    // tick: 5 s each, against the 3 s the leases have to be gone in.
+    let settings = via_workers::Settings {
+        renew_every: Duration::from_secs(5),
+        ..two_partitions(Duration::from_secs(60))
+    };
+    let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
+    let said = Said::default();
+    let mut observer = said.clone();
+    let worker = nats_ws::connect(nats_ws::Options::new(relay.url()))
+        .await
+        .expect("connect");
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let run = via_workers::worker::run(&worker, &settings, &me, &mut observer, async {
+        let _ = stopped.await;
+    });
+    let script = async {
+        wait_for(15, "both partitions acquired", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        // The next tick's read of the workers holds every answer after it.
+        relay.hold_after("CONSUMER.CREATE.KV_workers");
+        test_support::within(5, "a tick waiting for its answers", relay.triggered()).await;
+        let _ = stop.send(());
+        let asked = Instant::now();
+        test_support::within(3, "the leases deleted while the tick still waits", async {
+            while owners(&js)
+                .await
+                .is_none_or(|held| held.values().any(|owner| *owner == me.id))
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        eprintln!("leases deleted {:?} after the stop", asked.elapsed());
+        relay.release();
+    };
+    let (summary, ()) = tokio::join!(run, script);
+    let summary = summary.expect("ran");
+    assert_eq!(summary.released, 2, "{summary:?}");
+}
+
+/// A stop that comes while a renewal's answer is on its way: the renewal was stored, at a
+/// revision after the one the worker holds, and leaving still deletes the key (its first delete,
+/// at the revision held, loses the compare-and-set; the key is read, found its own, and deleted at
+/// the renewal's revision) rather than leave it to expire with nobody working on its partition.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_stopped_while_renewing_leaves_no_lease_behind() {
+    let server = TestServer::start();
+    let upstream = server.client_url().replace("nats://", "");
+    let relay = test_support::LateAnswers::start(&upstream).await;
+    let js = client(&server).await;
+    let settings = two_partitions(Duration::from_secs(60));
+    let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
+    let said = Said::default();
+    let mut observer = said.clone();
+    let worker = nats_ws::connect(nats_ws::Options::new(relay.url()))
+        .await
+        .expect("connect");
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let run = via_workers::worker::run(&worker, &settings, &me, &mut observer, async {
+        let _ = stopped.await;
+    });
+    let script = async {
+        wait_for(15, "both partitions acquired", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        // Both held: the next write of a lease is a renewal.
+        relay.hold_after(WRITE_OF_A_LEASE);
+        test_support::within(5, "a renewal sent", relay.triggered()).await;
+        let _ = stop.send(());
+        relay.release();
+    };
+    let (summary, ()) = tokio::join!(run, script);
+    let summary = summary.expect("ran");
+    assert_eq!(summary.released, 2, "{summary:?}");
+    let left = owners(&js).await.expect("the leases bucket");
+    assert!(
+        left.values().all(|owner| *owner != me.id),
+        "leases left behind by the stopped worker: {left:?}"
+    );
+}
+
 /// Acquisitions the server stored but answered after the worker had stopped waiting for them:
 /// the keys hold the worker's own writes, so nobody else may take the partitions; the worker
 /// finds that out and consumes them. Before, they stayed idle until the keys expired (a TTL).

@@ -10,8 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -155,7 +153,6 @@ pub async fn run<O: Observer>(
         }
     };
     let mut worker = Worker::new(js, settings, me, buckets, observer);
-    let leaving = worker.leaving.clone();
     worker.say(StatusKind::Joined, None);
     let mut next_tick = Instant::now();
     // The connection back wakes the loop at once: while disconnected it runs on its own timer
@@ -174,24 +171,15 @@ pub async fn run<O: Observer>(
             let stopped = {
                 let maintain = worker.maintain().fuse();
                 futures::pin_mut!(maintain);
-                let stopped = futures::select_biased! {
+                // A stop ends the tick where it is: a program that ends now (a tab being closed)
+                // gets no further than leaving's first step, which frees the partitions. What the
+                // tick had sent is accounted for there: acquisitions whose answers had not come
+                // are `unsure` (looked at and released), and a renewal stored after the
+                // revision held is found by the release's compare-and-set and deleted at its own.
+                futures::select_biased! {
                     _ = stop => true,
                     _ = maintain => false,
-                };
-                if stopped {
-                    // What it sent may be applied already (a key created for a lease): let it
-                    // finish, for a renewal period at most, so that leaving releases what it
-                    // took rather than leaving it to expire with nobody working on it. It
-                    // acquires nothing more: that would only be released again at once.
-                    leaving.store(true, Ordering::Relaxed);
-                    let limit = nats_ws::rt::sleep(settings.renew_every).fuse();
-                    futures::pin_mut!(limit);
-                    futures::select_biased! {
-                        _ = maintain => {}
-                        _ = limit => {}
-                    }
                 }
-                stopped
             };
             if stopped {
                 break;
@@ -261,8 +249,6 @@ struct Worker<'a, O: Observer> {
     /// Nothing is acquired before this time (`now()`): after the lease bucket was deleted,
     /// until every lease held in the old one has run out, wherever its holder is.
     no_acquire_until: u64,
-    /// Asked to stop while a tick was under way: the tick finishes without acquiring more.
-    leaving: Arc<AtomicBool>,
     /// Something failed since the last round of upkeep that went through.
     troubled: bool,
 }
@@ -312,7 +298,6 @@ impl<'a, O: Observer> Worker<'a, O> {
             recheck: false,
             unsure: BTreeMap::new(),
             no_acquire_until: 0,
-            leaving: Arc::default(),
             troubled: false,
         }
     }
@@ -529,8 +514,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 share,
                 self.offset,
             );
-            let may_acquire =
-                self.now() >= self.no_acquire_until && !self.leaving.load(Ordering::Relaxed);
+            let may_acquire = self.now() >= self.no_acquire_until;
             let mut releases = Vec::new();
             let mut acquires = Vec::new();
             for action in plan {
@@ -869,7 +853,23 @@ impl<'a, O: Observer> Worker<'a, O> {
         let deletes = released.iter().map(|&(p, ref held)| async move {
             let key = settings.lease_key(p);
             let delete = leases.delete_expecting(&key, held.revision);
-            (p, bounded(settings.renew_every, delete).await.map(drop))
+            let result = match bounded(settings.renew_every, delete).await {
+                // A renewal stored after the revision held (a stop ended the tick before its
+                // answer came, or the answer came too late): the key is still this worker's.
+                Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
+                    match self.whose(p).await {
+                        Ok(Lease::Mine { revision, .. }) if revision > held.revision => {
+                            let delete = leases.delete_expecting(&key, revision);
+                            bounded(settings.renew_every, delete).await.map(drop)
+                        }
+                        // Another's, or gone: nothing of this worker's is left in it.
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                result => result.map(drop),
+            };
+            (p, result)
         });
         futures::future::join_all(deletes).await
     }
@@ -903,14 +903,10 @@ impl<'a, O: Observer> Worker<'a, O> {
                 return;
             }
         }
-        // Asked to stop during the check: nothing more is taken (it would only be released).
-        if self.leaving.load(Ordering::Relaxed) {
-            return;
-        }
         let sent = self.now();
         let value = self.lease_value(sent);
-        // Each one unsure until its answer says otherwise: if the stop's time runs out before
-        // the answers come, leaving still finds and releases what was stored (an earlier
+        // Each one unsure until its answer says otherwise: if a stop ends the tick before the
+        // answers come, leaving still finds and releases what was stored (an earlier
         // unanswered try of the same key keeps its own time beside this one's).
         for &p in partitions {
             self.unsure.entry(p).or_default().push(sent);

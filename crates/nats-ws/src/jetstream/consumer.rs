@@ -631,8 +631,8 @@ pub struct Ordered {
     current: Option<String>,
     /// Consumers that may still exist on the server: the one a reset replaces, and one whose
     /// creation got no answer (the server may have created it). Their deletes are requested at
-    /// the next creation (see `release_stale`; one made while disconnected keeps them, and its
-    /// own name goes as it fails), so this holds at most two names.
+    /// the next creation (see `release_stale`; one made while disconnected keeps them for the
+    /// next), and on drop, so this holds a few names at most.
     stale: Vec<String>,
     last_activity: Instant,
     /// Fires when the heartbeats could have been missed if nothing arrived since it was set;
