@@ -987,6 +987,20 @@ async fn alongside<F: std::future::Future<Output = ()>>(
     settings: &via_workers::Settings,
     script: impl FnOnce(Said) -> F,
 ) -> via_workers::worker::Summary {
+    alongside_until(url, settings, |said, stop, _| async move {
+        script(said).await;
+        let _ = stop.send(());
+    })
+    .await
+}
+
+/// Runs a worker in this process, its client on `url`, beside `script`, which is given what the
+/// worker says, its stop and its id; returns what it did once both have ended.
+async fn alongside_until<F: std::future::Future<Output = ()>>(
+    url: &str,
+    settings: &via_workers::Settings,
+    script: impl FnOnce(Said, futures::channel::oneshot::Sender<()>, String) -> F,
+) -> via_workers::worker::Summary {
     let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
     let said = Said::default();
     let mut observer = said.clone();
@@ -994,15 +1008,11 @@ async fn alongside<F: std::future::Future<Output = ()>>(
         .await
         .expect("connect");
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-    let script = async {
-        script(said).await;
-        let _ = stop.send(());
-    };
     let (summary, ()) = tokio::join!(
         via_workers::worker::run(&worker, settings, &me, &mut observer, async {
             let _ = stopped.await;
         }),
-        script
+        script(said, stop, me.id.clone())
     );
     summary.expect("ran")
 }
@@ -1062,17 +1072,8 @@ async fn a_worker_stopped_mid_tick_frees_its_partitions_before_it_waits() {
         renew_every: Duration::from_secs(5),
         ..two_partitions(Duration::from_secs(60))
     };
-    let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
-    let said = Said::default();
-    let mut observer = said.clone();
-    let worker = nats_ws::connect(nats_ws::Options::new(relay.url()))
-        .await
-        .expect("connect");
-    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-    let run = via_workers::worker::run(&worker, &settings, &me, &mut observer, async {
-        let _ = stopped.await;
-    });
-    let script = async {
+    let (relay, js) = (&relay, &js);
+    let summary = alongside_until(&relay.url(), &settings, |said, stop, me| async move {
         wait_for(15, "both partitions acquired", || {
             (said.count(StatusKind::Acquired) == 2).then_some(())
         })
@@ -1083,9 +1084,9 @@ async fn a_worker_stopped_mid_tick_frees_its_partitions_before_it_waits() {
         let _ = stop.send(());
         let asked = Instant::now();
         test_support::within(3, "the leases deleted while the tick still waits", async {
-            while owners(&js)
+            while owners(js)
                 .await
-                .is_none_or(|held| held.values().any(|owner| *owner == me.id))
+                .is_none_or(|held| held.values().any(|owner| *owner == me))
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -1093,9 +1094,8 @@ async fn a_worker_stopped_mid_tick_frees_its_partitions_before_it_waits() {
         .await;
         eprintln!("leases deleted {:?} after the stop", asked.elapsed());
         relay.release();
-    };
-    let (summary, ()) = tokio::join!(run, script);
-    let summary = summary.expect("ran");
+    })
+    .await;
     assert_eq!(summary.released, 2, "{summary:?}");
 }
 
@@ -1110,33 +1110,27 @@ async fn a_worker_stopped_while_renewing_leaves_no_lease_behind() {
     let relay = test_support::LateAnswers::start(&upstream).await;
     let js = client(&server).await;
     let settings = two_partitions(Duration::from_secs(60));
-    let me = via_workers::Identity::new(via_workers::WorkerKind::Process, "test", None);
-    let said = Said::default();
-    let mut observer = said.clone();
-    let worker = nats_ws::connect(nats_ws::Options::new(relay.url()))
-        .await
-        .expect("connect");
-    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-    let run = via_workers::worker::run(&worker, &settings, &me, &mut observer, async {
-        let _ = stopped.await;
-    });
-    let script = async {
-        wait_for(15, "both partitions acquired", || {
-            (said.count(StatusKind::Acquired) == 2).then_some(())
-        })
-        .await;
-        // Both held: the next write of a lease is a renewal.
-        relay.hold_after(WRITE_OF_A_LEASE);
-        test_support::within(5, "a renewal sent", relay.triggered()).await;
-        let _ = stop.send(());
-        relay.release();
-    };
-    let (summary, ()) = tokio::join!(run, script);
-    let summary = summary.expect("ran");
+    let relay = &relay;
+    let mut me = String::new();
+    let summary = alongside_until(&relay.url(), &settings, |said, stop, id| {
+        me = id;
+        async move {
+            wait_for(15, "both partitions acquired", || {
+                (said.count(StatusKind::Acquired) == 2).then_some(())
+            })
+            .await;
+            // Both held: the next write of a lease is a renewal.
+            relay.hold_after(WRITE_OF_A_LEASE);
+            test_support::within(5, "a renewal sent", relay.triggered()).await;
+            let _ = stop.send(());
+            relay.release();
+        }
+    })
+    .await;
     assert_eq!(summary.released, 2, "{summary:?}");
     let left = owners(&js).await.expect("the leases bucket");
     assert!(
-        left.values().all(|owner| *owner != me.id),
+        left.values().all(|owner| *owner != me),
         "leases left behind by the stopped worker: {left:?}"
     );
 }
