@@ -152,6 +152,35 @@ await nc.flush()
   await screenshot(a, "playground-queue");
 });
 
+test("hello and queue group: a publish the server refuses is said as such, not blamed on a timeout or on missing workers", T, async (t) => {
+  t.after(() => fetch(`${env.server.control}/auth-server/stop`));
+  // A server of its own, whose user may subscribe to anything but not publish the two subjects.
+  const config = `authorization { users = [ { user: quiet, password: quiet, permissions: { publish: { deny: ["hello", "logs.process"] } } } ] }`;
+  const res = await fetch(`${env.server.control}/auth-server?config=${encodeURIComponent(config)}`);
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  const page = await env.tab({ path: "/playground", servers: body.websocket, user: { user: "quiet", pass: "quiet" } });
+
+  await page.getByTestId("pg-hello-run").click();
+  await waitCount(page, "pg-hello-step", "closed the connection", 1);
+  let seen = await steps(page, "pg-hello-step");
+  const hello = seen.filter((s) => s.failed);
+  assert.equal(hello.length, 1, JSON.stringify(seen));
+  assert.match(hello[0].text, /PUB hello refused: .*may not publish to hello:/);
+  // Said by the app's one announcer; the step lists are not live regions.
+  await waitFor(page, "the announcer says the failure", () => /^Failed: -ERR: PUB hello refused/.test(document.querySelector('[data-testid="announcer"]').textContent.trim()));
+  const live = await page.evaluate(() => [...document.querySelectorAll('[aria-live]:not([aria-live="off"])')].map((e) => e.dataset.testid ?? e.className));
+  assert.deepEqual(live, ["announcer"]);
+
+  await waitFor(page, "three workers of this tab", () => document.querySelectorAll('[data-testid^="pg-queue-toggle-"]').length === 3);
+  await page.getByTestId("pg-queue-run").click();
+  await waitCount(page, "pg-queue-step", "-ERR", 1);
+  seen = await steps(page, "pg-queue-step");
+  assert.ok(!seen.some((s) => /start a worker/.test(s.text)), JSON.stringify(seen));
+  assert.match(seen.at(-1).text, /-ERR: .*may not publish to logs\.process:/);
+  assert.ok(seen.at(-1).failed, JSON.stringify(seen));
+});
+
 test("request/reply: no responders at once; the tab's math.sum answers 100 calls and nats-py; bad JSON gets an error reply", T, async () => {
   const page = await env.tab({ path: "/playground" });
   // Nobody serves math.sum yet: "no responders", well before the 2 s timeout.

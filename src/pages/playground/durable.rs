@@ -579,7 +579,7 @@ pub fn DurableCard(client: Client) -> impl IntoView {
                     />
                     "Online: this tab pulls and acks"
                 </label>
-                <span class="muted small" data-testid="pg-durable-state" aria-live="polite">{state}</span>
+                <span class="muted small" data-testid="pg-durable-state">{state}</span>
             </div>
             <dl class="pg-durable-figures">
                 <div>

@@ -3,11 +3,11 @@
 //! `hello` (another tab running the card, an outside client): the card's own message carries a
 //! header with an id of this run, and only that one is timed as its own.
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use nats_ws::{Client, HeaderMap, Message};
 
-use super::steps::{within, CardTasks, StepList, StepLog};
+use super::steps::{refused_publish, within, CardTasks, StepList, StepLog};
 use crate::session::{random_hex, Settings};
 
 const SUBJECT: &str = "hello";
@@ -93,6 +93,7 @@ async fn hello(log: StepLog) {
     let mut headers = HeaderMap::new();
     headers.insert(RUN_HEADER, run_id.as_str());
     let sent_at = log.elapsed();
+    let events = client.events();
     if let Err(e) = client.publish_with_headers(SUBJECT, &headers, GREETING) {
         client.close();
         return log.fail("tab → server", format!("PUB {SUBJECT} failed: {e}"));
@@ -105,7 +106,7 @@ async fn hello(log: StepLog) {
         ),
     );
     let mut others = 0u64;
-    let own = within(async {
+    let coming_back = async {
         while let Some(message) = sub.next().await {
             let message = message.map_err(|e| format!("the subscription failed: {e}"))?;
             if is_own(&message, &run_id) {
@@ -124,6 +125,15 @@ async fn hello(log: StepLog) {
             }
         }
         Err("the subscription ended".to_owned())
+    };
+    // A refused publish has no answer: the server says so in an -ERR, told among the events.
+    let refused = refused_publish(events, &[SUBJECT]);
+    let own = within(async {
+        futures::pin_mut!(coming_back, refused);
+        futures::select! {
+            own = coming_back.fuse() => own,
+            why = refused.fuse() => Err(format!("-ERR: PUB {SUBJECT} refused: {why}")),
+        }
     })
     .await;
     match own {

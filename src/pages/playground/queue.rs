@@ -15,7 +15,7 @@ use leptos_nats::spawn_while_mounted;
 use nats_ws::Client;
 use serde::{Deserialize, Serialize};
 
-use super::steps::{within, CardTasks, StepList, StepLog, STEP_TIMEOUT};
+use super::steps::{refused_publish, within, CardTasks, StepList, StepLog, STEP_TIMEOUT};
 use crate::components::pacer::{Paced, Pacer};
 use crate::model::parse_json;
 use crate::session::random_hex;
@@ -356,6 +356,10 @@ async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
         }
     }
     let run = random_hex(4);
+    // A refused publish (the run's, or a worker's report) has no answer: the server says so in
+    // an -ERR, told among the events.
+    let refused = refused_publish(client.events(), &[SUBJECT, SEEN]).fuse();
+    futures::pin_mut!(refused);
     for i in 1..=MESSAGES {
         if let Err(e) = client.publish(SUBJECT, format!("log {i} of run {run}")) {
             return log.fail("tab → server", format!("PUB {SUBJECT} #{i} failed: {e}"));
@@ -380,6 +384,9 @@ async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
                 Some(Err(e)) => return log.fail("server → tab", format!("{SEEN}: {e}")),
                 None => break,
             },
+            why = refused => {
+                return log.fail("server → tab", format!("-ERR: {why}"));
+            }
             _ = deadline => break,
         }
     }

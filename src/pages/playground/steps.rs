@@ -25,6 +25,27 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> Option<T> {
     }
 }
 
+/// The first refusal by the server of a plain publish to one of `subjects`, in words: a publish
+/// has no answer, so its refusal comes among the client's `events` (take them before publishing).
+/// Never resolves otherwise.
+pub async fn refused_publish(
+    mut events: impl futures::Stream<Item = nats_ws::ClientEvent> + Unpin,
+    subjects: &[&str],
+) -> String {
+    use futures::StreamExt as _;
+    while let Some(event) = events.next().await {
+        if let nats_ws::ClientEvent::ServerError(
+            error @ nats_ws::ServerError::PublishDenied { subject },
+        ) = &event
+        {
+            if subjects.contains(&subject.as_str()) {
+                return crate::session::explain(error);
+            }
+        }
+    }
+    std::future::pending().await
+}
+
 /// Starts tasks owned by the card that made it: they stop when the card unmounts, also when
 /// started from an event handler (which runs with no reactive owner of its own). `Copy`.
 ///
@@ -114,6 +135,8 @@ pub struct Step {
 pub struct StepLog {
     steps: RwSignal<Vec<Step>>,
     started: StoredValue<f64>,
+    /// A failed step is said by the app's one announcer (the list is not a live region).
+    toasts: Option<crate::components::toasts::Toasts>,
 }
 
 fn next_step() -> usize {
@@ -130,6 +153,7 @@ impl StepLog {
         StepLog {
             steps: RwSignal::new(Vec::new()),
             started: StoredValue::new(monotonic_ms()),
+            toasts: use_context(),
         }
     }
 
@@ -174,6 +198,10 @@ impl StepLog {
     }
 
     pub fn fail(self, arrow: &str, text: impl Into<String>) {
+        let text = text.into();
+        if let Some(toasts) = self.toasts {
+            toasts.announce(format!("Failed: {text}"));
+        }
         self.push(StepKind::Failed, arrow, text);
     }
 }
@@ -192,7 +220,7 @@ pub fn format_at(ms: f64) -> String {
 pub fn StepList(log: StepLog, testid: &'static str) -> impl IntoView {
     view! {
         // Scrolls past ~12 steps; focusable so that a keyboard can scroll it too.
-        <ol class="pg-steps" aria-live="polite" aria-label="Steps" tabindex="0">
+        <ol class="pg-steps" aria-label="Steps" tabindex="0">
             <For
                 each=move || log.steps.get()
                 key=|s| s.n
