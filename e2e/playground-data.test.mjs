@@ -396,6 +396,28 @@ test("mqtt: readings published without pause are drawn at most once a frame, end
   assert.ok(redraws <= 80 * seconds + 10, `${redraws} chart redraws for ${readings + 1} readings in ${seconds.toFixed(1)} s`);
 });
 
+test("flag: the switch flipped while the server is away says so at once, and is stored once it is back", T, async (t) => {
+  t.after(() => env.control("start"));
+  const page = await env.tab({ identity: "flag-away", path: "/playground" });
+  await waitText(page, "pg-flag-value", /^(true|false|\(not set\)|'.*': not a flag)$/);
+  const put = (value) =>
+    env.py(`kv = await nc.jetstream().key_value(${JSON.stringify(BUCKET)})\nprint(await kv.put(${JSON.stringify(KEY)}, ${JSON.stringify(value)}.encode()))`);
+  await put("false");
+  await waitText(page, "pg-flag-value", "false");
+
+  await env.control("stop");
+  await waitStatus(page, /^(Reconnecting|Offline)/);
+  const flipped = Date.now();
+  await page.getByTestId("pg-flag-toggle").click();
+  await waitStep(page, "pg-flag-step", /the server is not reachable: the put is sent again once it is back, for 30 s at most/, { timeout: 3_000 });
+  console.log(`# flag: said the server is away ${Date.now() - flipped} ms after the switch`);
+  await env.control("start");
+  await waitStep(page, "pg-flag-step", /stored as revision \d+/, { timeout: 30_000 });
+  await waitText(page, "pg-flag-value", "true");
+  await eventually("nats-py puts false after the restart", () => put("false").then(() => true), { timeout: 20_000, every: 500 });
+  await waitText(page, "pg-flag-value", "false");
+});
+
 test("playground: with the server down, Publish 30 and Publish 3 orders say so instead of waiting", T, async (t) => {
   t.after(() => env.control("start"));
   await env.control("stop");

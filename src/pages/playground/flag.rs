@@ -7,6 +7,7 @@
 //! Anything else in the key (another program wrote it) is shown as text and read as "not a flag":
 //! the banner stays hidden, nothing breaks.
 
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos_nats::{use_kv_key, UseKvKeyReturn};
 use nats_ws::kv::Entry;
@@ -216,7 +217,7 @@ pub fn MaintenanceBanner(client: Client) -> impl IntoView {
 /// The admin side: a switch that writes the flag, and what happened, step by step.
 #[component]
 pub fn FlagCard(client: Client) -> impl IntoView {
-    let _ = client;
+    let client = StoredValue::new_local(client);
     let flag = use_kv_key(BUCKET, KEY);
     let log = StepLog::new();
     let state = Memo::new(move |_| flag.entry.with(|e| Flag::of(e.as_ref())));
@@ -276,9 +277,35 @@ pub fn FlagCard(client: Client) -> impl IntoView {
         writing.set(true);
         let sent_at = log.elapsed();
         in_flight.set_value(Some(InFlight::new(on, sent_at)));
+        let Some(client) = client.try_get_value() else {
+            return;
+        };
         leptos::task::spawn_local(async move {
             let text = Flag::from(on).describe();
-            match store.put(KEY, value.as_bytes().to_vec()).await {
+            // While the server is away the put is sent again until it is back (nats-ws's publish
+            // deadline): said at once, not after the deadline.
+            let put = store.put(KEY, value.as_bytes().to_vec()).fuse();
+            let mut statuses = client.status_stream().fuse();
+            futures::pin_mut!(put);
+            let mut said_away = false;
+            let result = loop {
+                futures::select! {
+                    result = put => break result,
+                    status = statuses.select_next_some() => {
+                        if !status.is_connected() && !said_away {
+                            said_away = true;
+                            log.info(
+                                "tab → KV",
+                                format!(
+                                    "the server is not reachable: the put is sent again once it is back, for {} s at most",
+                                    client.jetstream().publish_deadline().as_secs()
+                                ),
+                            );
+                        }
+                    }
+                }
+            };
+            match result {
                 Ok(rev) => {
                     log.ok(
                         "KV → tab",

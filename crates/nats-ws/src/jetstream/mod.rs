@@ -363,8 +363,9 @@ impl JetStream {
             .is_some_and(|info| info.cluster_size() > 1)
     }
 
-    #[cfg(feature = "kv")]
-    pub(crate) fn publish_deadline(&self) -> Duration {
+    /// How long a publish is sent again while the server is unreachable before it fails (see
+    /// [`JetStream::with_publish_deadline`]).
+    pub fn publish_deadline(&self) -> Duration {
         self.publish_deadline
     }
 
