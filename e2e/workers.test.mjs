@@ -7,6 +7,9 @@
 // (from the status events), nothing is lost.
 
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
@@ -310,6 +313,37 @@ test("workers: a run of the publish control stops on Stop, and when the page goe
   const atLeave = await stored();
   await pause(1500);
   assert.ok((await stored()) - atLeave <= 1, "the run went on after the page was left");
+});
+
+test("workers: a stream panel error that lasts is put on the page once, not again every round", T, async (t) => {
+  const store = mkdtempSync(path.join(tmpdir(), "via-e2e-workers-"));
+  t.after(async () => {
+    await fetch(`${env.server.control}/auth-server/stop`);
+    rmSync(store, { recursive: true, force: true });
+  });
+  // A server of its own, whose user may do everything but read a stream's messages.
+  const deny = ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"];
+  const config = `jetstream { store_dir: ${JSON.stringify(store)} }
+authorization { users = [ { user: nopeek, password: nopeek, permissions: { publish: { deny: ${JSON.stringify(deny)} } } } ] }`;
+  const res = await fetch(`${env.server.control}/auth-server?config=${encodeURIComponent(config)}`);
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  const page = await env.tab({ identity: "workers-nopeek", path: "/workers", servers: body.websocket, user: { user: "nopeek", pass: "nopeek" } });
+  await page.getByTestId("publish-count").fill("3");
+  await page.getByTestId("publish-events").click();
+  await waitText(page, "stream-count", "3");
+  await waitText(page, "stream-error", /could not read the recent messages: .*permission/i);
+  // Counted from here: every time the alert is put on the page again (and said again).
+  await page.evaluate(() => {
+    window.alertsAdded = 0;
+    new MutationObserver((records) => {
+      for (const r of records) for (const n of r.addedNodes) if (n.nodeType === 1 && n.matches('[data-testid="stream-error"]')) window.alertsAdded++;
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+  // Three rounds (every 2 s), the failure the same in each.
+  await pause(6500);
+  assert.equal(await page.evaluate(() => window.alertsAdded), 0, "the alert was put back while the failure lasted");
+  assert.match(await textOf(page, "stream-error"), /could not read the recent messages/);
 });
 
 /** The partitions `id` holds in the lease bucket, with when it last renewed each. */

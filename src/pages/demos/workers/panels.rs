@@ -249,6 +249,13 @@ pub(super) fn StreamPanel(ctx: Ctx) -> impl IntoView {
     // The last sequence the recent list was read at: read again only when the stream moved.
     let recent_at = StoredValue::new(None::<u64>);
 
+    // Set only when it changes: the alert is said again each time it is put back, and a failure
+    // that lasts would be said every round.
+    let set_error = move |text: Option<String>| {
+        if error.try_with_untracked(|e| *e != text) == Some(true) {
+            error.try_set(text);
+        }
+    };
     let refresh = move || async move {
         let (js, settings) = (ctx.js.get_value(), ctx.settings());
         let lags = futures::future::join_all((0..settings.partitions).map(|p| {
@@ -263,9 +270,9 @@ pub(super) fn StreamPanel(ctx: Ctx) -> impl IntoView {
             Err(e) => {
                 if e.api_kind() == Some(ApiErrorKind::StreamNotFound) {
                     missing.try_set(true);
-                    error.try_set(None);
+                    set_error(None);
                 } else {
-                    error.try_set(Some(format!(
+                    set_error(Some(format!(
                         "could not read stream {}: {e}",
                         settings.stream
                     )));
@@ -274,7 +281,7 @@ pub(super) fn StreamPanel(ctx: Ctx) -> impl IntoView {
             }
         };
         missing.try_set(false);
-        error.try_set(None);
+        let mut round_error = None;
         let lag: BTreeMap<u32, Lag> = lags
             .into_iter()
             .filter_map(|(p, r)| {
@@ -319,7 +326,7 @@ pub(super) fn StreamPanel(ctx: Ctx) -> impl IntoView {
             }
             match failed {
                 Some(e) => {
-                    error.try_set(Some(format!("could not read the recent messages: {e}")));
+                    round_error = Some(format!("could not read the recent messages: {e}"));
                 }
                 None => {
                     recent_at.try_set_value(Some(s.last_seq));
@@ -333,6 +340,7 @@ pub(super) fn StreamPanel(ctx: Ctx) -> impl IntoView {
         {
             state.try_set(Some(s));
         }
+        set_error(round_error);
     };
     poll_while_visible(POLL, None, refresh);
 
