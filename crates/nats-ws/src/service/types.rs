@@ -30,8 +30,11 @@ pub struct PingResponse {
     pub kind: String,
 }
 
-/// The reply to `$SRV.INFO…`: the service and its endpoints.
+/// The reply to `$SRV.INFO…`: the service and its endpoints. Read also from services that list
+/// only `subjects` (nats.go's micro before endpoints were named, v1.22–v1.24): each subject is
+/// then an endpoint named after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InfoWire")]
 pub struct InfoResponse {
     pub name: String,
     pub id: String,
@@ -44,6 +47,49 @@ pub struct InfoResponse {
     pub description: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub endpoints: Vec<EndpointInfo>,
+}
+
+/// [`InfoResponse`] as read: with the `subjects` of the first micro versions.
+#[derive(Deserialize)]
+struct InfoWire {
+    name: String,
+    id: String,
+    version: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    metadata: Metadata,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    description: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    endpoints: Vec<EndpointInfo>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    subjects: Vec<String>,
+}
+
+impl From<InfoWire> for InfoResponse {
+    fn from(wire: InfoWire) -> Self {
+        let endpoints = match wire.endpoints.is_empty() {
+            true => (wire.subjects.into_iter())
+                .map(|subject| EndpointInfo {
+                    name: subject.clone(),
+                    subject,
+                    queue_group: String::new(),
+                    metadata: Metadata::new(),
+                })
+                .collect(),
+            false => wire.endpoints,
+        };
+        InfoResponse {
+            name: wire.name,
+            id: wire.id,
+            version: wire.version,
+            metadata: wire.metadata,
+            kind: wire.kind,
+            description: wire.description,
+            endpoints,
+        }
+    }
 }
 
 /// One endpoint in an [`InfoResponse`].
@@ -166,6 +212,21 @@ mod tests {
         }))
         .unwrap();
         assert!(info.metadata.is_empty() && info.endpoints[0].metadata.is_empty());
+        // The first micro versions listed subjects only.
+        let old: InfoResponse = serde_json::from_value(json!({
+            "type": INFO_RESPONSE_TYPE, "name": "old", "id": "x", "version": "0.1.0",
+            "description": "", "subjects": ["old.a", "old.b"]
+        }))
+        .unwrap();
+        let subjects: Vec<(&str, &str)> = (old.endpoints.iter())
+            .map(|e| (e.name.as_str(), e.subject.as_str()))
+            .collect();
+        assert_eq!(subjects, [("old.a", "old.a"), ("old.b", "old.b")]);
+        // Read back as written.
+        assert_eq!(
+            serde_json::from_value::<InfoResponse>(serde_json::to_value(&info).unwrap()).unwrap(),
+            info
+        );
     }
 
     #[test]
