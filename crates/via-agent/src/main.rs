@@ -193,6 +193,14 @@ async fn run(config: Config) -> Result<(), String> {
             .metadata("host", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()),
     )
     .map_err(|e| format!("cannot add service process-control: {e}"))?;
+    // Every endpoint before any process starts: a failure here leaves nothing running.
+    let mut endpoints = Vec::new();
+    for (name, subject) in api::ENDPOINTS {
+        let endpoint = service
+            .endpoint_with(EndpointConfig::new(*name).subject(*subject))
+            .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
+        endpoints.push((*name, *subject, endpoint));
+    }
     let agent = Agent::start(config, client.clone(), service.id().to_owned());
     say!(
         "via-agent: service process-control {} on {url}; {} process(es) configured",
@@ -207,10 +215,7 @@ async fn run(config: Config) -> Result<(), String> {
     // the service: an agent that can no longer be asked anything stops too, rather than go on
     // heart-beating a registry entry that nobody can reach.
     let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for (name, subject) in api::ENDPOINTS {
-        let mut endpoint = service
-            .endpoint_with(EndpointConfig::new(*name).subject(*subject))
-            .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
+    for (name, subject, mut endpoint) in endpoints {
         let agent = agent.clone();
         let in_flight = in_flight.clone();
         let ended_tx = ended_tx.clone();
