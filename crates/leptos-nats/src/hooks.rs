@@ -457,7 +457,13 @@ async fn watch_bucket(
                 },
             };
             match event {
-                Some(Ok(event)) => on_event(event),
+                Some(Ok(event)) => {
+                    // The watch delivers again: whatever failed on its way is over.
+                    if error.try_with_untracked(Option::is_some) == Some(true) {
+                        error.try_set(None);
+                    }
+                    on_event(event)
+                }
                 Some(Err(e)) if bucket_gone(&e) => break Gone::Found,
                 Some(Err(e)) => error.set(Some(e.to_string())),
                 None => return,
