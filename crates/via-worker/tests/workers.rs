@@ -1057,6 +1057,42 @@ async fn a_renewal_answered_late_keeps_its_lease() {
     assert_eq!(summary.acquired, 2, "{summary:?}");
 }
 
+/// A lease of a partition past the worker's last (a worker with more partitions shares the
+/// buckets) is said as trouble for as long as it lasts, and over once the key is gone.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_with_other_partitions_beside_it_is_said() {
+    let server = TestServer::start();
+    let js = client(&server).await;
+    let settings = two_partitions(Duration::from_secs(10));
+    let script_js = &js;
+    alongside(&server.client_url(), &settings, |said| async move {
+        wait_for(15, "both partitions acquired", || {
+            (said.count(StatusKind::Acquired) == 2).then_some(())
+        })
+        .await;
+        let leases = script_js
+            .key_value("leases")
+            .await
+            .expect("the lease bucket");
+        let value = serde_json::json!({"owner": "proc-wider", "renewed_at": now_ms()});
+        leases
+            .create("p.5", value.to_string())
+            .await
+            .expect("a lease of partition 5");
+        wait_for(10, "the mismatch said", || {
+            said.troubled("partition 5 is held by a worker with more")
+                .then_some(())
+        })
+        .await;
+        leases.delete("p.5").await.expect("deleted");
+        wait_for(10, "the mismatch over", || {
+            (said.last_trouble().as_deref() == Some(OVER)).then_some(())
+        })
+        .await;
+    })
+    .await;
+}
+
 /// A stop that comes while a tick waits for its answers (a tab closed mid-tick, which the browser
 /// runs no further) frees the partitions before it waits for the tick to end: the lease keys are
 /// deleted at once. Before, only once the tick had ended or a renewal period had passed.

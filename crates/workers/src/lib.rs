@@ -254,6 +254,9 @@ pub enum WorkerError {
     Publish(#[from] nats_ws::PublishError),
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// The workers sharing the buckets do not agree on a setting that must be the same for all.
+    #[error("the workers do not agree: {0}")]
+    Mismatch(String),
     /// Not connected, or no answer in time: nothing is read or written until the server is back.
     #[error("no connection to the server, or no answer from it in time")]
     NoServer,

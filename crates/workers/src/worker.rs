@@ -570,6 +570,20 @@ impl<'a, O: Observer> Worker<'a, O> {
                     .iter()
                     .filter_map(|k| self.settings.partition_of_key(k))
                     .collect();
+                // A lease of a partition past this worker's last: another worker runs with more
+                // partitions, and theirs past ours go only to workers like it. Said for as long
+                // as it lasts (each round: it is not over until the keys are gone).
+                let partitions = self.settings.partitions;
+                let beyond = (keys.iter())
+                    .filter_map(|k| k.strip_prefix("p.")?.parse::<u32>().ok())
+                    .filter(|&p| p >= partitions)
+                    .max();
+                if let Some(p) = beyond {
+                    let why = format!(
+                        "partition {p} is held by a worker with more than this one's {partitions} partitions; every worker must use the same number"
+                    );
+                    self.trouble("checking the partitions", &WorkerError::Mismatch(why));
+                }
                 // A lease held is there until after its deadline (it expires a TTL after it was
                 // written, the deadline comes a margin before): one past its deadline stops as
                 // expired (renewals that timed out), one that is missing before it was deleted
