@@ -137,6 +137,22 @@ test("durable: orders published while offline all arrive once online, in order; 
     "after the reload only the new orders arrive, in order",
   );
 
+  // A burst taken online (one pull per order): the figures are read at most every 100 ms (and
+  // every second), not once per order.
+  const infos = [];
+  const watching = env.nc.subscribe(`$JS.API.CONSUMER.INFO.${STREAM}.${CONSUMER}`, { callback: () => infos.push(Date.now()) });
+  await env.nc.flush();
+  const burst = [...Array(100).keys()].map((n) => `py-${run}-burst-${n}`);
+  const burstStarted = Date.now();
+  await publishOrders(burst);
+  await waitReceived(page, burst.slice(-10));
+  await waitText(page, "pg-durable-pending", "0");
+  const took = Date.now() - burstStarted;
+  watching.unsubscribe();
+  const bound = Math.ceil(took / 100) + Math.ceil(took / 1000) + 5;
+  console.log(`# durable: ${burst.length} orders in ${took} ms, ${infos.length} CONSUMER.INFO (at most ${bound})`);
+  assert.ok(infos.length <= bound, `${infos.length} CONSUMER.INFO for ${burst.length} orders in ${took} ms (at most ${bound})`);
+
   // Offline survives a reload as well.
   await setOnline(page, false);
   await page.reload();

@@ -45,6 +45,8 @@ const PULL_EXPIRES: Duration = Duration::from_secs(1);
 const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How often the consumer's state is read while the tab is visible.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the figures may trail the orders the tab takes.
+const REFRESH_AFTER: Duration = Duration::from_millis(100);
 /// How long to wait before trying again after a failure.
 const RETRY: Duration = Duration::from_secs(3);
 /// Orders per click of Publish.
@@ -231,6 +233,8 @@ struct Ctx {
     error: RwSignal<Option<String>>,
     /// Reads the consumer's state at once.
     wake: Trigger,
+    /// A wake is due (see `Ctx::refresh_soon`).
+    wake_queued: StoredValue<bool>,
     fetch_task: StoredValue<Option<AbortHandle>>,
     /// A setup is under way.
     setting_up: StoredValue<bool>,
@@ -352,7 +356,7 @@ impl Ctx {
                             )
                         });
                     }
-                    self.wake.notify();
+                    self.refresh_soon();
                 }
                 Err(e) if is_missing(&e) => {
                     self.log.fail(
@@ -372,6 +376,23 @@ impl Ctx {
             }
         }
         self.fetching.try_set(false);
+    }
+
+    /// Reads the consumer's state soon: at most once per [`REFRESH_AFTER`], however many orders
+    /// arrive meanwhile (one pull per order: a burst of a thousand asked a thousand times).
+    fn refresh_soon(self) {
+        if self.wake_queued.try_get_value() != Some(false) {
+            return;
+        }
+        self.wake_queued.set_value(true);
+        set_timeout(
+            move || {
+                if self.wake_queued.try_set_value(false).is_none() {
+                    self.wake.notify();
+                }
+            },
+            REFRESH_AFTER,
+        );
     }
 
     /// Reads the consumer's state (pending, ack floor).
@@ -469,6 +490,7 @@ pub fn DurableCard(client: Client) -> impl IntoView {
         received: RwSignal::new(Vec::new()),
         error: RwSignal::new(None),
         wake: Trigger::new(),
+        wake_queued: StoredValue::new(false),
         fetch_task: StoredValue::new(None),
         setting_up: StoredValue::new(false),
     };
