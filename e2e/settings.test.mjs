@@ -56,10 +56,14 @@ test("a new tab, signed in as admin elsewhere without remember, connects as the 
   // What another tab left: the user in localStorage, its password in that tab's session.
   const page = await env.tab({ identity: "settings-new", path: "/counter", live: false, saved: { user: "admin", remember: false } });
   await waitStatus(page, /^Live$/);
-  await waitText(page, "toast", /Signed in as admin in another tab.*Sign in as admin in ⚙/);
+  await waitText(page, "toast", /The saved user admin has no password in this tab.*Sign in as admin in ⚙/);
   await page.getByRole("button", { name: "Connection settings" }).click();
   assert.equal(await page.getByLabel("User", { exact: true }).inputValue(), "admin", "the user is offered");
   assert.equal(await page.getByLabel("Password", { exact: true }).inputValue(), "");
+  // Not applied without its password: the server would refuse it and the tab go Offline.
+  await page.getByRole("button", { name: "Apply" }).click();
+  await waitText(page, "settings-error", /Type admin's password to sign in as admin, or clear the user/);
+  await waitStatus(page, /^Live$/);
   await page.getByRole("button", { name: "Cancel" }).click();
   assert.equal((await stored(page)).local.user, "admin", "what the other tab saved is left as it was");
   // Signed in here too: admin, and kept for the session.

@@ -407,7 +407,7 @@ test("workers: signing in as another user while working joins again with the new
     await waitBalanced(a, [before], [8]);
 
     await signIn(a, "admin", env.admin.pass);
-    await waitText(a, "worker-outcome", /Joined again with the new sign-in/);
+    await waitText(a, "worker-outcome", /Joined again on the new connection/);
     await waitText(a, "worker-self-phase", "working");
     const after = await textOf(a, "worker-self-id");
     assert.notEqual(after, before, "a new worker, on the new connection");

@@ -236,7 +236,7 @@ pub fn App() -> impl IntoView {
     let toasts = provide_toasts();
     if let Some(user) = sign_in_as {
         toasts.push(format!(
-            "Signed in as {user} in another tab, whose password stays in that tab: this one connects as the default user. Sign in as {user} in ⚙ to be {user} here too."
+            "The saved user {user} has no password in this tab (a password stays in the tab it was typed in, unless remembered): this tab connects as the default user. Sign in as {user} in ⚙ to be {user} here."
         ));
         session::set_user_to_sign_in(Some(user));
     }

@@ -219,11 +219,13 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     let current = Settings::applied();
     let servers = RwSignal::new(current.servers.clone());
     let name = RwSignal::new(current.name.clone());
-    // A user this tab did not connect as, for want of the password: offered here.
-    let user = RwSignal::new(match current.user.is_empty() {
-        true => crate::session::user_to_sign_in().unwrap_or_default(),
-        false => current.user.clone(),
-    });
+    // A user this tab did not connect as, for want of the password: offered here, and not
+    // applied without one (the server would refuse it, and the tab go Offline).
+    let left_out = match current.user.is_empty() {
+        true => crate::session::user_to_sign_in(),
+        false => None,
+    };
+    let user = RwSignal::new(left_out.clone().unwrap_or_else(|| current.user.clone()));
     let password = RwSignal::new(current.password.clone());
     let token = RwSignal::new(current.token.clone());
     let remember = RwSignal::new(current.remember);
@@ -241,6 +243,16 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 token: token.get_untracked(),
                 remember: remember.get_untracked(),
             };
+            if left_out.as_deref() == Some(settings.user.as_str())
+                && settings.password.is_empty()
+                && settings.token.is_empty()
+            {
+                let who = &settings.user;
+                refused.set(Some(format!(
+                    "Type {who}'s password to sign in as {who}, or clear the user to stay the default user."
+                )));
+                return;
+            }
             // Options that cannot make a connection keep the dialog open with the reason (shown
             // below) and the current connection as it is; nothing is saved.
             match nats.connect(settings.options()) {

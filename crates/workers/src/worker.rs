@@ -241,6 +241,8 @@ struct Worker<'a, O: Observer> {
     /// (perhaps made again since by someone else, with another TTL), or a lease held went
     /// missing. Cleared once they are found as the settings say.
     recheck: bool,
+    /// Leases released whose deletes are on their way (each at the revision held).
+    releasing: BTreeMap<u32, Held>,
     /// Acquisitions whose answer did not come in time (the key may have been stored all the
     /// same), by when they were sent, every try of a key (any one of them may be the stored
     /// one): a key found taken is looked at, and taken over if it holds one of these writes
@@ -282,6 +284,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             observer,
             clock,
             held: BTreeMap::new(),
+            releasing: BTreeMap::new(),
             inflight: FuturesUnordered::new(),
             busy: BTreeSet::new(),
             paused: BTreeSet::new(),
@@ -844,7 +847,12 @@ impl<'a, O: Observer> Worker<'a, O> {
     /// (a key whose delete fails expires).
     async fn release(&mut self, partitions: &[u32]) {
         let released = self.drop_leases(partitions);
+        // Until their deletes are answered: a stop that cuts this short leaves them to `leave`.
+        self.releasing.extend(released.iter().cloned());
         let results = self.delete_leases(&released).await;
+        for (p, _) in &released {
+            self.releasing.remove(p);
+        }
         self.report_releases(results);
     }
 
@@ -870,16 +878,27 @@ impl<'a, O: Observer> Worker<'a, O> {
             let result = match bounded(settings.renew_every, delete).await {
                 // A renewal stored after the revision held (a stop ended the tick before its
                 // answer came, or the answer came too late): the key is still this worker's.
+                // A read may come from a replica behind (an older write of its own): read again,
+                // a few times; past that the key is left to expire.
                 Err(WorkerError::Kv(KvError::WrongLastRevision { .. })) => {
-                    match self.whose(p).await {
-                        Ok(Lease::Mine { revision, .. }) if revision > held.revision => {
-                            let delete = leases.delete_expecting(&key, revision);
-                            bounded(settings.renew_every, delete).await.map(drop)
+                    let mut result = Ok(());
+                    for _ in 0..3 {
+                        match self.whose(p).await {
+                            Ok(Lease::Mine { revision, .. }) if revision > held.revision => {
+                                let delete = leases.delete_expecting(&key, revision);
+                                result = bounded(settings.renew_every, delete).await.map(drop);
+                                break;
+                            }
+                            Ok(Lease::Mine { .. }) => continue,
+                            // Another's, or gone: nothing of this worker's is left in it.
+                            Ok(_) => break,
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
                         }
-                        // Another's, or gone: nothing of this worker's is left in it.
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(e),
                     }
+                    result
                 }
                 result => result.map(drop),
             };
@@ -1032,7 +1051,9 @@ impl<'a, O: Observer> Worker<'a, O> {
             .filter(|p| !self.held.contains_key(p))
             .copied()
             .collect();
-        let released = self.drop_leases(&held);
+        let mut released = self.drop_leases(&held);
+        // Released by a tick the stop cut short, their deletes perhaps not answered: again.
+        released.extend(std::mem::take(&mut self.releasing));
         while let Some(Some(fetched)) = self.inflight.next().now_or_never() {
             if self.may_be_redelivered((fetched.started, fetched.started_ms)) {
                 continue;
@@ -1044,12 +1065,9 @@ impl<'a, O: Observer> Worker<'a, O> {
             }
         }
         let connected = self.js.client().status().is_connected();
-        // Said at once unless keys are still to be looked at (their acquisitions and releases
-        // come before it).
-        let look = connected && !unsure.is_empty();
-        if !look {
-            self.say(StatusKind::Left, None);
-        }
+        // Said at once: a closing tab gets no further. Keys that unanswered acquisitions stored
+        // are said after it, as they are found (acquired, then released).
+        self.say(StatusKind::Left, None);
         let gone = async {
             if !connected {
                 return None;
@@ -1062,13 +1080,10 @@ impl<'a, O: Observer> Worker<'a, O> {
         if let Some(Err(e)) = gone {
             self.trouble("removing this worker", &e);
         }
-        if look {
-            if self.js.client().status().is_connected() {
-                self.take_unsure(&unsure).await;
-                let taken: Vec<u32> = self.held.keys().copied().collect();
-                self.release(&taken).await;
-            }
-            self.say(StatusKind::Left, None);
+        if !unsure.is_empty() && self.js.client().status().is_connected() {
+            self.take_unsure(&unsure).await;
+            let taken: Vec<u32> = self.held.keys().copied().collect();
+            self.release(&taken).await;
         }
         // The status and the naks are on their way before the caller closes the connection: a
         // flush, for a second at most (it waits for a reconnection, or fails with a lost one).

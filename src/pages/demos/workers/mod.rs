@@ -1,8 +1,10 @@
 //! `/workers`: partitioned workers with KV leases (`via-workers`), in this tab and elsewhere.
 //!
 //! "Join as worker" runs the library's worker loop in this tab until "Leave", until the page
-//! unmounts (it then leaves cleanly: releases its leases, removes its presence) or until the tab
-//! closes (its leases expire and move). Around it, what every worker does: the consumers (bucket
+//! unmounts or the tab is closed or reloaded (`pagehide`): it then leaves cleanly, releasing its
+//! leases and removing its presence, so its partitions move at once; only a tab that crashes
+//! leaves its leases to expire. New connection settings (a sign-in) join again on the new
+//! connection. Around it, what every worker does: the consumers (bucket
 //! `workers`, live), the status feed, the stream and its recent messages, each worker's memory
 //! over time, the agent's `worker-*` processes (add, kill) and a publish control.
 //!
@@ -203,10 +205,15 @@ impl Observer for TabObserver {
     }
 
     fn trouble(&mut self, what: &str, error: &WorkerError) {
+        // Said for as long as it lasts, not retried: the settings of another worker.
+        let retrying = match error {
+            WorkerError::Mismatch(_) => "",
+            _ => " (retrying)",
+        };
         self.own
             .trouble
             .try_set(Some(crate::session::explain(format!(
-                "{what}: {error} (retrying)"
+                "{what}: {error}{retrying}"
             ))));
     }
 
@@ -360,8 +367,7 @@ fn ThisTab(client: Client, ctx: Ctx, rejoin: StoredValue<bool>) -> impl IntoView
         rejoin.set_value(false);
         join();
         own.outcome.set(Some(Ok(
-            "Joined again with the new sign-in: the worker before left with the old connection."
-                .into(),
+            "Joined again on the new connection: the worker before left with the old one.".into(),
         )));
     }
 
