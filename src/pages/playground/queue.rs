@@ -384,8 +384,9 @@ async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
                 Some(Err(e)) => return log.fail("server → tab", format!("{SEEN}: {e}")),
                 None => break,
             },
+            // The page's own connection: the app's note says it too.
             why = refused => {
-                return log.fail("server → tab", format!("-ERR: {why}"));
+                return log.fail_told("server → tab", format!("-ERR: {why}"));
             }
             _ = deadline => break,
         }
