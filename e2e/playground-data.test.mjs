@@ -326,7 +326,7 @@ test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor
     await waitStep(page, "pg-mqtt-step", /CONNACK: accepted/);
     await waitStep(page, "pg-mqtt-step", /this tab's reading came back over NATS \d+ ms after its MQTT PUBLISH \(from MQTT device\/temp\)/);
     await eventually("3 of the sensor's readings reach NATS, through MQTT", () =>
-      seen.filter((m) => m.mqtt && /^\{"temp": \d+\.\d\d\}$/.test(m.text)).length >= 3,
+      seen.filter((m) => m.mqtt && /^\{"temp": \d+\.\d\d, "sensor": "[^"]+"\}$/.test(m.text)).length >= 3,
     );
     await waitFor(
       page,

@@ -8,11 +8,13 @@ use serde_json::value::RawValue;
 pub const MQTT_TOPIC: &str = "device/temp";
 pub const NATS_SUBJECT: &str = "device.temp";
 
-/// One reading: the value, and its text as the sensor sent it (`21.37`, not rounded).
+/// One reading: the value, its text as the sensor sent it (`21.37`, not rounded), and the
+/// sensor's id if the payload names one (`"sensor"`, as the app's in-browser sensor does).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     pub value: f64,
     pub text: String,
+    pub sensor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -21,6 +23,8 @@ struct Wire<'a> {
     temp: Option<&'a RawValue>,
     #[serde(borrow)]
     temperature: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sensor: Option<&'a RawValue>,
 }
 
 /// Reads a payload: `{"temp": n}` or `{"temperature": n}` (a plain number is taken too). `None`
@@ -28,14 +32,17 @@ struct Wire<'a> {
 pub fn parse(payload: &[u8]) -> Option<Reading> {
     // An object is read by its fields (serde would also read the struct from an array).
     let object = payload.trim_ascii_start().starts_with(b"{");
-    let raw = if object {
+    let (raw, sensor) = if object {
         let wire = serde_json::from_slice::<Wire>(payload).ok()?;
-        wire.temp.or(wire.temperature)?.get().to_owned()
+        let raw = wire.temp.or(wire.temperature)?.get().to_owned();
+        // Any other JSON there is no name: the reading stands without one.
+        let sensor = (wire.sensor)
+            .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
+            .map(|s| shown(&s));
+        (raw, sensor)
     } else {
-        serde_json::from_slice::<&RawValue>(payload)
-            .ok()?
-            .get()
-            .to_owned()
+        let raw = serde_json::from_slice::<&RawValue>(payload).ok()?;
+        (raw.get().to_owned(), None)
     };
     // A JSON number only (not a string, object, …).
     let number = serde_json::from_str::<serde_json::Number>(&raw).ok()?;
@@ -43,6 +50,7 @@ pub fn parse(payload: &[u8]) -> Option<Reading> {
     Some(Reading {
         value,
         text: shown(raw.trim()),
+        sensor,
     })
 }
 
@@ -50,17 +58,24 @@ pub fn parse(payload: &[u8]) -> Option<Reading> {
 /// is cut, with `…`.
 pub const MAX_TEXT: usize = 24;
 
-/// `text` (a JSON number: ASCII) cut at [`MAX_TEXT`].
+/// `text` cut at [`MAX_TEXT`] characters.
 fn shown(text: &str) -> String {
-    match text.get(..MAX_TEXT) {
-        Some(head) if text.len() > MAX_TEXT => format!("{head}…"),
-        _ => text.to_owned(),
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 
 /// The JSON a sensor sends for `value`, to two decimals.
 pub fn payload(value: f64) -> String {
     format!("{{\"temp\": {value:.2}}}")
+}
+
+/// [`payload`], naming the sensor that sent it (read back as [`Reading::sensor`]), so that its
+/// own readings are told from another sensor's of the same value.
+pub fn payload_from(value: f64, sensor: &str) -> String {
+    let sensor = serde_json::to_string(sensor).unwrap_or_default();
+    format!("{{\"temp\": {value:.2}, \"sensor\": {sensor}}}")
 }
 
 /// A plausible room temperature at step `n` of a sensor seeded with `seed`: a slow wave plus a
@@ -83,8 +98,21 @@ mod tests {
             parse(br#"{"temp": 21.37}"#),
             Some(Reading {
                 value: 21.37,
-                text: "21.37".into()
+                text: "21.37".into(),
+                sensor: None,
             })
+        );
+        let named = payload_from(21.374, "tab-\"1\"");
+        assert_eq!(named, r#"{"temp": 21.37, "sensor": "tab-\"1\""}"#);
+        let read = parse(named.as_bytes()).expect("read");
+        assert_eq!(
+            (read.text.as_str(), read.sensor.as_deref()),
+            ("21.37", Some("tab-\"1\""))
+        );
+        // Not a string: no sensor, the reading all the same.
+        assert_eq!(
+            parse(br#"{"temp": 1, "sensor": 5}"#).map(|r| r.sensor),
+            Some(None)
         );
         assert_eq!(
             parse(br#"{"temperature": 19}"#).map(|r| r.text),

@@ -260,7 +260,8 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let sensor_down = RwSignal::new(None::<String>);
     // The newest reading of the sensor's current connection and when it went out, until one of
     // that connection's readings comes back over NATS.
-    let awaited = StoredValue::new(None::<(String, f64)>);
+    // The reading of this tab's sensor awaited back over NATS: the sensor's id, the text, when.
+    let awaited = StoredValue::new(None::<(String, String, f64)>);
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     let now = use_now(Duration::from_secs(1));
     // From the server this tab is connected to, as soon as it said which it is (on a page loaded
@@ -353,8 +354,8 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                 } else {
                     "a NATS publisher"
                 };
-                if let Some((text, sent_at)) = awaited.get_value() {
-                    if text == reading.text {
+                if let Some((id, text, sent_at)) = awaited.get_value() {
+                    if reading.sensor.as_deref() == Some(id.as_str()) && text == reading.text {
                         awaited.set_value(None);
                         log.ok(
                             "server → tab",
@@ -566,7 +567,7 @@ struct SensorRun {
     sensor: RwSignal<Sensor>,
     sensor_id: RwSignal<String>,
     sent: RwSignal<u64>,
-    awaited: StoredValue<Option<(String, f64)>>,
+    awaited: StoredValue<Option<(String, String, f64)>>,
     /// Why it is reconnecting, while it is.
     down: RwSignal<Option<String>>,
 }
@@ -756,7 +757,10 @@ impl SensorRun {
                     ),
                 );
             }
-            let payload = sensor::payload(sensor::simulated(seed, *n));
+            // Named after this connection, so that another sensor's reading of the same value is
+            // not taken for this one's.
+            let id = self.sensor_id.try_get_untracked().unwrap_or_default();
+            let payload = sensor::payload_from(sensor::simulated(seed, *n), &id);
             if let Err(e) = mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes()) {
                 return Ended::Lost(e, "tab → server");
             }
@@ -768,7 +772,7 @@ impl SensorRun {
             if first || self.awaited.try_with_value(Option::is_some) == Some(true) {
                 if let Some(reading) = sensor::parse(payload.as_bytes()) {
                     self.awaited
-                        .try_set_value(Some((reading.text, monotonic_ms())));
+                        .try_set_value(Some((id, reading.text, monotonic_ms())));
                 }
             }
             if first {
