@@ -35,10 +35,9 @@ pub fn parse(payload: &[u8]) -> Option<Reading> {
     let (raw, sensor) = if object {
         let wire = serde_json::from_slice::<Wire>(payload).ok()?;
         let raw = wire.temp.or(wire.temperature)?.get().to_owned();
-        // Any other JSON there is no name: the reading stands without one.
-        let sensor = (wire.sensor)
-            .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
-            .map(|s| shown(&s));
+        // Any other JSON there is no name: the reading stands without one. Kept whole (it is
+        // compared, not shown).
+        let sensor = (wire.sensor).and_then(|s| serde_json::from_str::<String>(s.get()).ok());
         (raw, sensor)
     } else {
         let raw = serde_json::from_slice::<&RawValue>(payload).ok()?;
@@ -58,11 +57,11 @@ pub fn parse(payload: &[u8]) -> Option<Reading> {
 /// is cut, with `…`.
 pub const MAX_TEXT: usize = 24;
 
-/// `text` cut at [`MAX_TEXT`] characters.
+/// `text` (a JSON number: ASCII) cut at [`MAX_TEXT`].
 fn shown(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+    match text.get(..MAX_TEXT) {
+        Some(head) if text.len() > MAX_TEXT => format!("{head}…"),
+        _ => text.to_owned(),
     }
 }
 
@@ -109,6 +108,10 @@ mod tests {
             (read.text.as_str(), read.sensor.as_deref()),
             ("21.37", Some("tab-\"1\""))
         );
+        // Long names are kept whole.
+        let long = "s".repeat(100);
+        let read = parse(payload_from(20.0, &long).as_bytes()).expect("read");
+        assert_eq!(read.sensor.as_deref(), Some(long.as_str()));
         // Not a string: no sensor, the reading all the same.
         assert_eq!(
             parse(br#"{"temp": 1, "sensor": 5}"#).map(|r| r.sensor),

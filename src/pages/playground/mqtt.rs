@@ -258,9 +258,8 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let sensor_error = RwSignal::new(None::<String>);
     // Why the running sensor is reconnecting.
     let sensor_down = RwSignal::new(None::<String>);
-    // The newest reading of the sensor's current connection and when it went out, until one of
-    // that connection's readings comes back over NATS.
-    // The reading of this tab's sensor awaited back over NATS: the sensor's id, the text, when.
+    // The newest reading of the sensor's current connection, until one of that connection's
+    // readings comes back over NATS: the sensor's id, the reading's text, when it went out.
     let awaited = StoredValue::new(None::<(String, String, f64)>);
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     let now = use_now(Duration::from_secs(1));
@@ -757,8 +756,8 @@ impl SensorRun {
                     ),
                 );
             }
-            // Named after this connection, so that another sensor's reading of the same value is
-            // not taken for this one's.
+            // Named after this run's MQTT client id, so that another sensor's reading of the same
+            // value is not taken for this one's.
             let id = self.sensor_id.try_get_untracked().unwrap_or_default();
             let payload = sensor::payload_from(sensor::simulated(seed, *n), &id);
             if let Err(e) = mqtt.publish(sensor::MQTT_TOPIC, payload.as_bytes()) {

@@ -204,12 +204,6 @@ impl StepLog {
         }
         self.push(StepKind::Failed, arrow, text);
     }
-
-    /// A failure the app says already (a refusal of the page's own connection, which the app's
-    /// notes tell): shown, not announced a second time.
-    pub fn fail_told(self, arrow: &str, text: impl Into<String>) {
-        self.push(StepKind::Failed, arrow, text);
-    }
 }
 
 /// `+12.3 ms`, `+1.24 s`.
