@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { jetstream } from "@nats-io/jetstream";
+
 import { eventually, openStreamDetail, pause, rand, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
@@ -96,6 +98,24 @@ print("stored")
   await eventually("the row shows 7 messages", async () =>
     /^7$/.test((await row(page, name).getByTestId("stream-row-messages").textContent()).trim()),
   );
+  await env.jsm.streams.delete(name);
+});
+
+test("streams: a peeked message is forgotten when its stream is deleted and made again", T, async () => {
+  const name = `AGAIN_${rand()}`;
+  const config = { name, subjects: [`${name.toLowerCase()}.>`] };
+  await env.jsm.streams.add(config);
+  const js = jetstream(env.nc);
+  await js.publish(`${name.toLowerCase()}.a`, "old");
+  const page = await openStream(name);
+  await waitText(page, "stream-detail-messages", "1");
+  await page.getByTestId("stream-peek-first").click();
+  await waitText(page, "stream-message-payload", "old");
+
+  await env.jsm.streams.delete(name);
+  await env.jsm.streams.add(config);
+  await waitText(page, "stream-peek-note", /deleted and made again: the message shown was the old one's/, { timeout: 15_000 });
+  assert.equal(await page.getByTestId("stream-message-seq").count(), 0, "the old stream's message is no longer shown");
   await env.jsm.streams.delete(name);
 });
 

@@ -208,6 +208,26 @@ fn Peek(name: String, ctx: Ctx) -> impl IntoView {
     let busy = RwSignal::new(false);
     let subject = ctx.draft.peek_subject;
     let at = move || message.with(|m| m.as_ref().map(|m| m.sequence));
+    // A stream deleted and made again under the same name (another creation time): what was
+    // peeked, and where the steps go from, was the old stream's.
+    let created = Memo::new(move |_| {
+        ctx.detail
+            .with(|d| d.as_ref().map(|d| d.info.created.clone()))
+    });
+    Effect::new(move |before: Option<Option<String>>| {
+        let now = created.get();
+        if let (Some(Some(before)), Some(now)) = (&before, &now) {
+            if before != now && message.with_untracked(Option::is_some) {
+                message.set(None);
+                error.set(None);
+                note.set(Some(
+                    "The stream was deleted and made again: the message shown was the old one's."
+                        .into(),
+                ));
+            }
+        }
+        now.or(before.flatten())
+    });
 
     let go = {
         let name = name.clone();
