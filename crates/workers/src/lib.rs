@@ -65,6 +65,11 @@ impl Default for Settings {
     }
 }
 
+/// The number in a lease key (`p.<n>`), whatever the settings.
+fn lease_number(key: &str) -> Option<u32> {
+    key.strip_prefix("p.")?.parse().ok()
+}
+
 impl Settings {
     /// `<prefix>.events.p.<n>`.
     pub fn partition_subject(&self, partition: u32) -> String {
@@ -88,8 +93,13 @@ impl Settings {
 
     /// The partition a lease key names, if it names one of ours.
     pub fn partition_of_key(&self, key: &str) -> Option<u32> {
-        let n: u32 = key.strip_prefix("p.")?.parse().ok()?;
-        (n < self.partitions).then_some(n)
+        lease_number(key).filter(|&n| n < self.partitions)
+    }
+
+    /// The partition a lease key names, if it names one past this worker's last (a worker with
+    /// more partitions shares the bucket).
+    pub fn partition_beyond(&self, key: &str) -> Option<u32> {
+        lease_number(key).filter(|&n| n >= self.partitions)
     }
 
     pub fn status_subject(&self) -> String {
@@ -284,6 +294,9 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.partition_of_key(&s.lease_key(7)), Some(7));
         assert_eq!(s.partition_of_key("p.8"), None);
+        assert_eq!(s.partition_beyond("p.8"), Some(8));
+        assert_eq!(s.partition_beyond("p.7"), None);
+        assert_eq!(s.partition_beyond("p.x"), None);
         assert_eq!(s.partition_of_key("p.x"), None);
         assert_eq!(s.partition_of_key("q.1"), None);
         assert_eq!(s.partition_subject(3), "poc.events.p.3");

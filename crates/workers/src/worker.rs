@@ -578,8 +578,7 @@ impl<'a, O: Observer> Worker<'a, O> {
                 // as it lasts (each round: it is not over until the keys are gone).
                 let partitions = self.settings.partitions;
                 let beyond = (keys.iter())
-                    .filter_map(|k| k.strip_prefix("p.")?.parse::<u32>().ok())
-                    .filter(|&p| p >= partitions)
+                    .filter_map(|k| self.settings.partition_beyond(k))
                     .max();
                 if let Some(p) = beyond {
                     let why = format!(
