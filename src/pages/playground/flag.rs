@@ -269,6 +269,9 @@ pub fn FlagCard(client: Client) -> impl IntoView {
             );
             return;
         };
+        let Some(client) = client.try_get_value() else {
+            return;
+        };
         let value = if on { "true" } else { "false" };
         log.info(
             "tab → KV",
@@ -277,9 +280,6 @@ pub fn FlagCard(client: Client) -> impl IntoView {
         writing.set(true);
         let sent_at = log.elapsed();
         in_flight.set_value(Some(InFlight::new(on, sent_at)));
-        let Some(client) = client.try_get_value() else {
-            return;
-        };
         leptos::task::spawn_local(async move {
             let text = Flag::from(on).describe();
             // While the server is away the put is sent again until it is back (nats-ws's publish

@@ -4,9 +4,9 @@
 //! unmounts or the tab is closed or reloaded (`pagehide`): it then leaves cleanly, releasing its
 //! leases and removing its presence, so its partitions move at once; only a tab that crashes
 //! leaves its leases to expire. New connection settings (a sign-in) join again on the new
-//! connection. Around it, what every worker does: the consumers (bucket
-//! `workers`, live), the status feed, the stream and its recent messages, each worker's memory
-//! over time, the agent's `worker-*` processes (add, kill) and a publish control.
+//! connection. Around it, what every worker does: the consumers (bucket `workers`, live), the
+//! status feed, the stream and its recent messages, each worker's memory over time, the agent's
+//! `worker-*` processes (add, kill) and a publish control.
 //!
 //! The page creates the stream, the consumers and the buckets when they are missing (on arrival,
 //! on join, on publish), so an outside publisher can start as soon as one tab is here. Everything
@@ -171,6 +171,13 @@ struct Own {
     outcome: RwSignal<Option<Result<String, String>>>,
     /// Dropping it (Leave, unmount) stops the loop.
     stop: StoredValue<Option<oneshot::Sender<()>>>,
+}
+
+impl Own {
+    /// Stops the worker's loop, if one runs (it then leaves); safe once the page is gone.
+    fn end(self) {
+        let _ = self.stop.try_update_value(|s| drop(s.take()));
+    }
 }
 
 /// The observer of this tab's worker: it touches signals that may be gone (the page unmounted
@@ -343,7 +350,7 @@ fn ThisTab(client: Client, ctx: Ctx, rejoin: StoredValue<bool>) -> impl IntoView
     let leave = move |_| {
         if own.phase.get_untracked() == Phase::Working {
             own.phase.set(Phase::Leaving);
-            own.stop.update_value(|s| drop(s.take()));
+            own.end();
         }
     };
     // Leaving the page leaves cleanly: the loop releases its leases after this component is gone
@@ -352,14 +359,12 @@ fn ThisTab(client: Client, ctx: Ctx, rejoin: StoredValue<bool>) -> impl IntoView
         if own.phase.try_get_untracked() == Some(Phase::Working) {
             rejoin.try_set_value(true);
         }
-        let _ = own.stop.try_update_value(|s| drop(s.take()));
+        own.end();
     });
     // So does closing or reloading the tab, as far as the browser lets it run (the loop's first
     // wait for an answer): the leases held are deleted and the worker is gone from the bucket at
     // once, rather than its partitions waiting out their leases with nobody working on them.
-    let hide = window_event_listener_untyped("pagehide", move |_| {
-        let _ = own.stop.try_update_value(|s| drop(s.take()));
-    });
+    let hide = window_event_listener_untyped("pagehide", move |_| own.end());
     on_cleanup(move || hide.remove());
     // Signed in as another user while working: the worker left with the old connection (its
     // leases released), and this one joins with the new.
