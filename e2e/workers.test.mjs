@@ -52,6 +52,12 @@ async function join(page) {
   return textOf(page, "worker-self-id");
 }
 
+/** Leaves with the tab and waits until it is no worker any more. */
+async function leave(page) {
+  await page.getByTestId("worker-leave").click();
+  await waitText(page, "worker-self-phase", "not a worker");
+}
+
 /** The consumers table as the page shows it: worker id → partitions held. */
 const table = (page) =>
   page.evaluate(() =>
@@ -282,13 +288,11 @@ test("workers: two tabs share the partitions and process every event; the page s
   assert.deepEqual(problems, [], `axe-core found:\n  ${problems.join("\n  ")}`);
 
   // Leave: the tab releases its partitions to the other one.
-  await b.getByTestId("worker-leave").click();
-  await waitText(b, "worker-self-phase", "not a worker");
+  await leave(b);
   await waitText(b, "worker-outcome", new RegExp(`^${idB} left after processing \\d+ events`));
   await waitBalanced(a, [idA], [8]);
   // Left cleanly, so that the next test starts with every lease free.
-  await a.getByTestId("worker-leave").click();
-  await waitText(a, "worker-self-phase", "not a worker");
+  await leave(a);
 });
 
 test("workers: a run of the publish control stops on Stop, and when the page goes", T, async () => {
@@ -392,8 +396,7 @@ test("workers: a tab reloaded lets its partitions go at once, not when its lease
     }
     assert.ok(status.events.some((e) => e.worker === idB && e.kind === "left"), "the reloaded tab did not say it left");
     assertNoTwoOwners(status.events);
-    await a.getByTestId("worker-leave").click();
-    await waitText(a, "worker-self-phase", "not a worker");
+    await leave(a);
   } finally {
     status.stop();
   }
@@ -416,8 +419,7 @@ test("workers: signing in as another user while working joins again with the new
     status.stop();
     assert.ok(status.events.some((e) => e.worker === before && e.kind === "left"), "the worker before did not leave");
     assertNoTwoOwners(status.events);
-    await a.getByTestId("worker-leave").click();
-    await waitText(a, "worker-self-phase", "not a worker");
+    await leave(a);
   } finally {
     status.stop();
   }
@@ -490,8 +492,7 @@ test("workers: 2 tabs and a native worker, one tab crashed mid-stream: its parti
     await native.stop();
     assert.deepEqual(await native.exited, { code: 0, signal: null }, native.log());
     await waitBalanced(a, [idA], [8]);
-    await a.getByTestId("worker-leave").click();
-    await waitText(a, "worker-self-phase", "not a worker");
+    await leave(a);
   } finally {
     status.stop();
     await native.kill();

@@ -862,6 +862,11 @@ impl Said {
         said.iter().filter(|s| s.kind == kind).count()
     }
 
+    /// Whether the last thing said of its troubles is that they are over.
+    fn over(&self) -> bool {
+        self.last_trouble().as_deref() == Some(OVER)
+    }
+
     fn troubled(&self, about: &str) -> bool {
         self.troubles(about) > 0
     }
@@ -921,10 +926,10 @@ async fn troubles_are_said_to_be_over_once_a_round_goes_through() {
             said.troubled("reaching the server").then_some(())
         })
         .await;
-        assert_ne!(said.last_trouble().as_deref(), Some(OVER));
+        assert!(!said.over());
         server_ref.start_again();
         wait_for(20, "the trouble said to be over", || {
-            (said.last_trouble().as_deref() == Some(OVER)).then_some(())
+            said.over().then_some(())
         })
         .await;
     })
@@ -1085,10 +1090,7 @@ async fn a_worker_with_other_partitions_beside_it_is_said() {
         })
         .await;
         leases.delete("p.5").await.expect("deleted");
-        wait_for(10, "the mismatch over", || {
-            (said.last_trouble().as_deref() == Some(OVER)).then_some(())
-        })
-        .await;
+        wait_for(10, "the mismatch over", || said.over().then_some(())).await;
     })
     .await;
 }
