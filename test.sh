@@ -21,6 +21,7 @@ TEST_TMP=""
 APP_DIST=""
 HIDDEN_PID=""
 HIDDEN_TMP=""
+E2E_LOG="" # the running end-to-end suite's output, for a failure's summary
 
 # The two servers. Tests find the binary in NATS_SERVER_BIN (crates/test-support,
 # scripts/nats_test_control.py); it is read at run time, so switching never recompiles anything.
@@ -132,12 +133,26 @@ show_test_server_logs() {
   done < <(find "$TEST_TMP" -maxdepth 3 \( -name nats-server.log -o -name control.out \) | sort)
 }
 
+# After a failed end-to-end run: node's list of the failing tests with their messages, printed last
+# so that it is what the end of the output shows (the server logs above it are long).
+show_failing_tests() {
+  [[ -n $E2E_LOG && -s $E2E_LOG ]] || return 0
+  if grep -q 'failing tests:' "$E2E_LOG"; then
+    printf '\n==> the failing end-to-end tests, as node reported them\n' >&2
+    sed -n '/failing tests:/,$p' "$E2E_LOG" | head -n 200 >&2
+  fi
+}
+
 on_exit() {
   local rc=$?
-  if ((rc != 0)); then show_test_server_logs; fi
+  if ((rc != 0)); then
+    show_test_server_logs
+    show_failing_tests
+  fi
   stop_test_server
   stop_hidden_tab
   if [[ -n $APP_DIST ]]; then rm -rf "$APP_DIST"; fi
+  if [[ -n $E2E_LOG ]]; then rm -f "$E2E_LOG"; fi
   local failed=$CURRENT_STEP
   end_step
   print_durations
@@ -329,6 +344,8 @@ test_e2e() {
     [[ " $* " == *" $(basename "$f") "* ]] || files+=("$f")
   done
   start_test_server "$bin" accounts
+  if [[ -n $E2E_LOG ]]; then rm -f "$E2E_LOG"; fi
+  E2E_LOG=$(mktemp "${TMPDIR:-/tmp}/via-e2e-log.XXXXXX")
   # One file at a time: they share the server, and some of them stop and start it.
   E2E_DIST="$APP_DIST" \
     E2E_SCREENSHOTS="$screenshots" \
@@ -338,7 +355,7 @@ test_e2e() {
     NATS_WS_TEST_URL="$NATS_WS_TEST_URL" \
     NATS_TEST_CONTROL="$NATS_TEST_CONTROL" \
     NATS_TEST_URL="$NATS_TEST_URL" \
-    node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+    node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$E2E_LOG"
   stop_test_server
 }
 
