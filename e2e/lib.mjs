@@ -212,6 +212,9 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
       if (m.type() === "error" && /panicked|RuntimeError|unreachable/i.test(m.text())) {
         env.problems.push(`${page.label}: ${m.text()}`);
       }
+      // A socket the app closed without a status code: nats-server answers with 1005, a code
+      // that must not be sent, and Chromium reports the close as failed (code 1006, not clean).
+      if (/broken close frame/.test(m.text())) env.problems.push(`${page.label}: ${m.text()}`);
     });
     await page.goto(env.baseUrl + at);
     if (live) await waitStatus(page, /^Live$/);

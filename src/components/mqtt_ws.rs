@@ -353,7 +353,7 @@ impl MqttWs {
                         "no PINGRESP within {} s",
                         keep_ms / 1000.0
                     ))));
-                    let _ = ws.close();
+                    let _ = ws.close_with_code(1000);
                 }
                 return;
             }

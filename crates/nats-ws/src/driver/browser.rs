@@ -145,7 +145,9 @@ impl Drop for BrowserSocket {
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
         self.ws.set_onerror(None);
-        let _ = self.ws.close();
+        // With a status code: a close frame without one is answered by nats-server with 1005,
+        // a code that must not be sent, and the browser reports the close as failed.
+        let _ = self.ws.close_with_code(1000);
     }
 }
 
