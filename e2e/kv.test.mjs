@@ -399,9 +399,27 @@ test("kv: an open bucket deleted by another client empties and says so; made aga
   const page = await openBucket("kv-gone", bucket);
   await waitRow(page, "k", "before", rev);
 
+  const deleted = Date.now();
   await kv.destroy();
-  await waitText(page, "kv-watch-error", new RegExp(`bucket ${bucket}`), { timeout: 40_000 });
+  // Within the bucket list's period (3 s) and a question, not when the watch's heartbeats stop
+  // (9–12 s): the list leaving the bucket out is what tells.
+  await waitText(page, "kv-watch-error", new RegExp(`bucket ${bucket} was deleted`), { timeout: 8_000 });
   await waitRow(page, "k", null);
+  console.log(`the open bucket said it was deleted ${Date.now() - deleted} ms after the delete`);
+  // And stays so, not "loading" keys of a bucket there is none of, while the page tries to bind
+  // it again (every 2 s): every count shown is recorded over two of those tries.
+  await waitText(page, "kv-key-count", "no bucket");
+  await page.evaluate((s) => {
+    const el = document.querySelector(s);
+    window.__counts = [];
+    new MutationObserver(() => window.__counts.push(el.textContent)).observe(el, { subtree: true, childList: true, characterData: true });
+  }, sel("kv-key-count"));
+  const tries = env.nc.subscribe(`$JS.API.STREAM.INFO.KV_${bucket}`, { max: 2 });
+  for await (const _ of tries);
+  await env.nc.flush();
+  assert.deepEqual(await page.evaluate(() => window.__counts.filter((c) => c !== "no bucket")), []);
+  assert.equal(await textOf(page, "kv-key-count"), "no bucket");
+  assert.equal(await page.getByText("Loading keys…").count(), 0);
 
   const again = await env.kvm.create(bucket, { history: 5 });
   const next = await again.put("k2", "after");

@@ -230,8 +230,16 @@ fn Kv(
                     .get()
                     .map(|name| {
                         let client = client.clone();
+                        let listed = {
+                            let name = name.clone();
+                            Memo::new(move |_| {
+                                buckets.loaded.get().then(|| {
+                                    buckets.list.with(|l| l.iter().any(|s| s.bucket == name))
+                                })
+                            })
+                        };
                         view! {
-                            <BucketView bucket=name.clone() client editor/>
+                            <BucketView bucket=name.clone() client editor listed=listed.into()/>
                             <DeleteBucket name buckets typed=forms.delete_typed/>
                         }
                     })

@@ -57,6 +57,8 @@ pub(super) struct Open {
     pub(super) entries: Entries,
     /// The initial values are in.
     loaded: RwSignal<bool>,
+    /// The bucket does not exist (deleted, or not made again yet): there is nothing to load.
+    missing: RwSignal<bool>,
     /// Initial values received so far (a large bucket takes a moment).
     initial: RwSignal<usize>,
     watch_error: RwSignal<Option<String>>,
@@ -237,6 +239,17 @@ fn forget_revisions(editor: Editor) {
     editor.confirm.set(None);
 }
 
+/// The bucket was deleted: what was shown is gone, and so is the store (its writes would fail).
+fn show_gone(open: Open, bucket: &str) {
+    open.entries.set(BTreeMap::new());
+    open.store.set(None);
+    forget_revisions(open.editor);
+    open.missing.set(true);
+    open.watch_error.set(Some(format!(
+        "bucket {bucket} was deleted: its keys are gone (it is shown again if it is made anew)"
+    )));
+}
+
 /// Binds the bucket (once), then watches `filter`, started over if the watch ends.
 async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open) {
     loop {
@@ -247,13 +260,22 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
             None => match js.key_value(&bucket).await {
                 Ok(store) => {
                     open.store.set(Some(store.clone()));
+                    open.missing.set(false);
                     store
+                }
+                // Known to be deleted: what was said of it stays.
+                Err(KvError::BucketNotFound { .. }) if open.missing.get_untracked() => {
+                    gloo_timers::future::sleep(RETRY).await;
+                    continue;
                 }
                 Err(e) => {
                     open.watch_error.set(Some(match e {
-                        KvError::BucketNotFound { .. } => format!(
-                            "bucket {bucket} does not exist (deleted?): it is shown again if it is made anew"
-                        ),
+                        KvError::BucketNotFound { .. } => {
+                            open.missing.set(true);
+                            format!(
+                                "bucket {bucket} does not exist (deleted?): it is shown again if it is made anew"
+                            )
+                        }
                         e => format!("could not open bucket {bucket}: {e}"),
                     }));
                     gloo_timers::future::sleep(RETRY).await;
@@ -323,15 +345,12 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
                         forget_revisions(open.editor);
                     }
                     Ok(_) => {}
-                    // Deleted by someone: what was shown is gone, and so is the store (its
-                    // writes would fail). Bound again every few seconds, in case it is made anew.
+                    // Deleted by someone (unless the bucket list noticed first). Bound again
+                    // every few seconds, in case it is made anew.
                     Err(e) if e.is_bucket_gone() => {
-                        open.entries.set(BTreeMap::new());
-                        open.store.set(None);
-                        forget_revisions(open.editor);
-                        open.watch_error.set(Some(format!(
-                            "bucket {bucket} was deleted: its keys are gone ({e})"
-                        )));
+                        if !open.missing.get_untracked() {
+                            show_gone(open, &bucket);
+                        }
                         gone = true;
                         break;
                     }
@@ -363,11 +382,18 @@ async fn watch_bucket(js: JetStream, bucket: String, filter: String, open: Open)
 }
 
 #[component]
-pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl IntoView {
+pub(super) fn BucketView(
+    bucket: String,
+    client: Client,
+    editor: Editor,
+    /// Whether the page's bucket list (read every few seconds) has this bucket; `None` until read.
+    listed: Signal<Option<bool>>,
+) -> impl IntoView {
     let open = Open {
         store: RwSignal::new_local(None),
         entries: RwSignal::new(BTreeMap::new()),
         loaded: RwSignal::new(false),
+        missing: RwSignal::new(false),
         initial: RwSignal::new(0),
         watch_error: RwSignal::new(None),
         filter: RwSignal::new(KeyFilter::All),
@@ -380,11 +406,36 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
     // One watch per filter: a new pattern replaces the watch (the effect's cleanup aborts the
     // old one); text filters reuse the watch of every key.
     let watch_filter = Memo::new(move |_| open.filter.with(|f| f.watch_filter().to_owned()));
+    // Bumped to start the watch over.
+    let rebind = RwSignal::new(0_u64);
     {
         let (js, bucket) = (client.jetstream(), bucket.clone());
         Effect::new(move |_| {
             let filter = watch_filter.get();
+            rebind.track();
             spawn_while_mounted(watch_bucket(js.clone(), bucket.clone(), filter, open));
+        });
+    }
+    // Deleted by another client: the bucket list says so within its period, where the watch
+    // would notice only when its heartbeats stop coming (about 10 s). A list that leaves the
+    // bucket out is asked about it first (a list may miss a stream it could not read, and one made
+    // here a moment ago may not be in it yet); if gone, the watch starts over, binding again
+    // until the bucket is made anew.
+    {
+        let (js, bucket) = (client.jetstream(), bucket.clone());
+        Effect::new(move |_| {
+            if listed.get() != Some(false) || open.missing.get_untracked() {
+                return;
+            }
+            let (js, bucket) = (js.clone(), bucket.clone());
+            spawn_while_mounted(async move {
+                if let Err(KvError::BucketNotFound { .. }) = js.key_value(&bucket).await {
+                    if !open.missing.get_untracked() {
+                        show_gone(open, &bucket);
+                        rebind.update(|n| *n += 1);
+                    }
+                }
+            });
         });
     }
 
@@ -419,6 +470,9 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
 
     let count = move || {
         let (drawn, total) = shown.with(|(keys, total)| (keys.len(), *total));
+        if open.missing.get() {
+            return "no bucket".to_owned();
+        }
         if !open.loaded.get() {
             return format!("loading keys… {} so far", open.initial.get());
         }
@@ -454,7 +508,15 @@ pub(super) fn BucketView(bucket: String, client: Client, editor: Editor) -> impl
                 fallback=move || {
                     view! {
                         <p class="empty">
-                            {move || if open.loaded.get() { "No key here yet." } else { "Loading keys…" }}
+                            {move || {
+                                if open.missing.get() {
+                                    "No keys: the bucket does not exist."
+                                } else if open.loaded.get() {
+                                    "No key here yet."
+                                } else {
+                                    "Loading keys…"
+                                }
+                            }}
                         </p>
                     }
                 }
