@@ -2,7 +2,7 @@
 //! registry `services_registry` and of `$SRV` (one node per name); each `service:<name>` tag of a
 //! registration, and each name in a micro service's metadata `deps` (comma-separated), is an edge
 //! to the service of that name, or to a dashed ghost node when no such service is there. Stale
-//! heartbeats and endpoint errors mark a node unhealthy. The layout is layered (Sugiyama, the
+//! heartbeats and endpoint errors of the last minute mark a node unhealthy. The layout is layered (Sugiyama, the
 //! `rust-sugiyama` crate): dependents above what they depend on.
 //!
 //! The data comes from [`crate::components::directory`], shared with `/nats`: a registry change
@@ -28,6 +28,47 @@ const DEP_TAG: &str = "service:";
 const MAX_NODES: usize = 150;
 /// A label longer than this is cut (the details show it whole).
 const LABEL_CHARS: usize = 28;
+/// How long errors count against a node's health after this page saw its error count go up.
+const ERRORS_RECENT_MS: f64 = 60_000.0;
+
+/// When each instance's error count last went up, as this page saw it. An instance's counts
+/// live as long as it does: one bad request an hour ago is no reason to call it unhealthy now,
+/// and a count already there when the page first sees it is of unknown age.
+#[derive(Debug, Default)]
+pub struct ErrorTrend {
+    /// Instance id → its errors, and when they last went up (ms, page clock).
+    seen: BTreeMap<String, (u64, Option<f64>)>,
+}
+
+impl ErrorTrend {
+    /// Takes the counts of `services` as they are at `now_ms`; instances gone are forgotten.
+    pub fn observe(&mut self, services: &[ServiceInstance], now_ms: f64) {
+        self.seen
+            .retain(|id, _| services.iter().any(|s| &s.id == id));
+        for s in services {
+            let errors = s.totals().1;
+            match self.seen.get_mut(&s.id) {
+                Some((was, rose)) => {
+                    if errors > *was {
+                        *rose = Some(now_ms);
+                    }
+                    *was = errors;
+                }
+                None => {
+                    self.seen.insert(s.id.clone(), (errors, None));
+                }
+            }
+        }
+    }
+
+    /// Whether the instance `id` had errors in the [`ERRORS_RECENT_MS`] before `now_ms`.
+    pub fn recent(&self, id: &str, now_ms: f64) -> bool {
+        self.seen
+            .get(id)
+            .and_then(|(_, rose)| *rose)
+            .is_some_and(|at| now_ms - at < ERRORS_RECENT_MS)
+    }
+}
 const NODE_HEIGHT: f64 = 46.0;
 /// Space around each node, sideways and between layers.
 const GAP_X: f64 = 36.0;
@@ -147,7 +188,13 @@ pub fn split_deps(deps: &str) -> impl Iterator<Item = &str> {
 
 /// Builds the graph from the live registrations and the discovered service instances. A
 /// dependency of a service on itself is left out.
-pub fn build_model(registrations: &[Registration], services: &[ServiceInstance]) -> Model {
+/// The graph of `registrations` and `services`; `recent_errors` says whether an instance (by id)
+/// had errors lately ([`ErrorTrend::recent`]): only those make its node unhealthy.
+pub fn build_model(
+    registrations: &[Registration],
+    services: &[ServiceInstance],
+    recent_errors: impl Fn(&str) -> bool,
+) -> Model {
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let node = |nodes: &mut BTreeMap<String, Node>, name: &str| {
@@ -199,11 +246,14 @@ pub fn build_model(registrations: &[Registration], services: &[ServiceInstance])
             .next_back()
             .unwrap_or_default();
         if let Some(n) = nodes.get_mut(&s.name) {
-            if errors > 0 {
+            if errors > 0 && recent_errors(&s.id) {
                 n.problems.push(if last_error.is_empty() {
-                    format!("instance {}: {errors} errors", s.id)
+                    format!("instance {}: errors in the last minute ({errors} in all)", s.id)
                 } else {
-                    format!("instance {}: {errors} errors, last: {last_error}", s.id)
+                    format!(
+                        "instance {}: errors in the last minute ({errors} in all), last: {last_error}",
+                        s.id
+                    )
                 });
             }
             n.instances.push(InstanceSummary {
@@ -435,11 +485,15 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
     let now = directory
         .registry
         .server_time(use_now(Duration::from_secs(1)));
+    // Read again every second with the clock, so errors stop counting once they are old.
+    let trend = StoredValue::new(ErrorTrend::default());
     let model = Memo::new(move |_| {
         let registry = directory.registrations(now.get());
-        directory
-            .services
-            .with(|services| build_model(&registry.rows, services))
+        let at = crate::components::clock::monotonic_ms();
+        directory.services.with(|services| {
+            trend.update_value(|t| t.observe(services, at));
+            trend.with_value(|t| build_model(&registry.rows, services, |id| t.recent(id, at)))
+        })
     });
     // Laid out again only when the nodes, their captions or the edges change, not the details.
     let shape = Memo::new(move |_| {
@@ -553,7 +607,7 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
             </div>
             <p class="legend small muted">
                 <span class="graph-key healthy"></span>"healthy"
-                <span class="graph-key unhealthy"></span>"unhealthy (stale heartbeat, errors)"
+                <span class="graph-key unhealthy"></span>"unhealthy (stale heartbeat, errors in the last minute)"
                 <span class="graph-key ghost"></span>"missing dependency"
                 <span class="graph-key-arrow">"→"</span>"depends on"
             </p>
@@ -841,6 +895,7 @@ mod tests {
                 ),
             ],
             &[service("math", Some("org/db, , org/api,org/db"), 0)],
+            |_| false,
         );
         assert_eq!(
             edges(&m),
@@ -872,21 +927,48 @@ mod tests {
                 reg("b", &[], Health::Healthy),
             ],
             &[service("b", None, 0), service("c", None, 2)],
+            |id| id == "c-1",
         );
         assert_eq!(
             states(&m),
             [("a", "unhealthy"), ("b", "healthy"), ("c", "unhealthy")]
         );
         assert!(m.node("a").unwrap().problems[0].contains("stale heartbeat"));
-        assert!(m.node("c").unwrap().problems[0].contains("2 errors, last: 500:boom"));
+        assert!(m.node("c").unwrap().problems[0]
+            .contains("errors in the last minute (2 in all), last: 500:boom"));
         let b = m.node("b").unwrap();
         assert_eq!(b.caption(), "registry ×2 · 1 instance");
         assert_eq!(m.node("a").unwrap().caption(), "unhealthy · registry");
     }
 
     #[test]
+    fn errors_count_for_a_minute_after_the_count_goes_up() {
+        let mut trend = ErrorTrend::default();
+        // Errors already there at first sight are of unknown age: not counted.
+        trend.observe(&[service("c", None, 2)], 1_000.0);
+        assert!(!trend.recent("c-1", 1_000.0));
+        trend.observe(&[service("c", None, 2)], 6_000.0);
+        assert!(!trend.recent("c-1", 6_000.0));
+        // One more: counted from then, for a minute.
+        trend.observe(&[service("c", None, 3)], 11_000.0);
+        assert!(trend.recent("c-1", 11_000.0));
+        trend.observe(&[service("c", None, 3)], 70_000.0);
+        assert!(trend.recent("c-1", 70_999.0));
+        assert!(!trend.recent("c-1", 71_000.0));
+        let m = build_model(&[], &[service("c", None, 3)], |id| {
+            trend.recent(id, 71_000.0)
+        });
+        assert_eq!(states(&m), [("c", "healthy")]);
+        assert_eq!(m.node("c").unwrap().instances[0].errors, 3);
+        // An instance gone is forgotten; one seen again is new.
+        trend.observe(&[], 72_000.0);
+        trend.observe(&[service("c", None, 5)], 73_000.0);
+        assert!(!trend.recent("c-1", 73_000.0));
+    }
+
+    #[test]
     fn a_service_depending_on_itself_has_no_edge() {
-        let m = build_model(&[reg("a", &["service:a"], Health::Healthy)], &[]);
+        let m = build_model(&[reg("a", &["service:a"], Health::Healthy)], &[], |_| false);
         assert!(m.edges.is_empty());
         assert_eq!(states(&m), [("a", "healthy")]);
     }
@@ -950,7 +1032,7 @@ mod tests {
                     reg(name, &tags, Health::Healthy)
                 })
                 .collect();
-            let m = build_model(&registrations, &[]);
+            let m = build_model(&registrations, &[], |_| false);
             let l = layout(&m);
             assert_eq!(l.nodes.len(), m.nodes.len());
             let boxes: Vec<&Placed> = l.nodes.values().collect();
@@ -975,6 +1057,7 @@ mod tests {
                 reg("c", &[], Health::Healthy),
             ],
             &[],
+            |_| false,
         );
         let l = layout(&m);
         let y = |n: &str| l.nodes[n].y;
@@ -987,7 +1070,7 @@ mod tests {
         let registrations: Vec<Registration> = (0..MAX_NODES + 5)
             .map(|i| reg(&format!("s{i:04}"), &["service:s0000"], Health::Healthy))
             .collect();
-        let m = build_model(&registrations, &[]);
+        let m = build_model(&registrations, &[], |_| false);
         assert_eq!(m.nodes.len(), MAX_NODES);
         assert_eq!(m.left_out, 5);
         assert_eq!(m.edges.len(), MAX_NODES - 1);
