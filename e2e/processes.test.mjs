@@ -166,3 +166,23 @@ test("processes: a restart clicked in one tab is seen in the other", T, async ()
     await agent.stop();
   }
 });
+
+test("processes: a refused action is said on its row until the process starts, stops or restarts", T, async () => {
+  const agent = await env.agent({ processes: PROCESSES });
+  try {
+    // The browser user may read the processes, not control them.
+    const page = await env.tab({ identity: "viewer", path: "/processes" });
+    await waitText(page, "proc-state-sleeper", "running");
+    await page.getByTestId("proc-stop-sleeper").click();
+    await waitFor(page, "the refusal on the row", () =>
+      /^stop sleeper: .*may not/.test(document.querySelector("tr.proc-error")?.textContent.trim() ?? ""),
+    );
+    // Stopped by someone who may: what the row said of the process as it was goes.
+    const stopped = await env.nc.request("via.proc.stop", JSON.stringify({ name: "sleeper" }), { timeout: 10_000 });
+    assert.equal(stopped.headers?.get("Nats-Service-Error-Code") ?? null, null, stopped.string());
+    await waitText(page, "proc-state-sleeper", "stopped");
+    await waitFor(page, "the refusal gone", () => !document.querySelector("tr.proc-error"));
+  } finally {
+    await agent.stop();
+  }
+});

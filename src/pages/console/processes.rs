@@ -219,6 +219,17 @@ fn ProcRow(
         Memo::new(move |_| state.with(|p| p.is_stale(agent.is_missing(), agents.get().as_deref())));
     let busy = RwSignal::new(None::<&'static str>);
     let error = RwSignal::new(None::<String>);
+    // What a refused or failed action said is about the process as it was: once it starts,
+    // stops or restarts (another tab, the agent), it goes. Not on its figures (CPU, memory),
+    // which the agent writes every few seconds.
+    let run = Memo::new(move |_| state.with(|p| (p.state, p.pid, p.restarts)));
+    Effect::new(move |first: Option<()>| {
+        // Read, not only tracked: a memo computes (and so follows its sources) when read.
+        let _ = run.get();
+        if first.is_some() && error.with_untracked(Option::is_some) {
+            error.set(None);
+        }
+    });
 
     let act = {
         let name = name.clone();

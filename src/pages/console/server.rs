@@ -101,6 +101,8 @@ pub fn ServerPage() -> impl IntoView {
     let client: RwSignal<Option<Client>, LocalStorage> = RwSignal::new_local(None);
     let status = RwSignal::new(String::new());
     let typed = RwSignal::new(String::new());
+    // The server refused the password: the form comes back, with why.
+    let refused = RwSignal::new(None::<String>);
     let app = leptos_nats::use_nats().client;
     Effect::new(move |_| {
         let pw = password.get();
@@ -133,6 +135,20 @@ pub fn ServerPage() -> impl IntoView {
             spawn_while_mounted(async move {
                 let mut statuses = c.status_stream();
                 while let Some(s) = statuses.next().await {
+                    // Trying a password the server refused again would only be refused again.
+                    if let Status::Offline { last_error: e }
+                    | Status::Reconnecting {
+                        last_error: Some(e),
+                        ..
+                    } = &s
+                    {
+                        if matches!(e, nats_ws::ConnectionError::AuthorizationViolation) {
+                            refused.set(Some(format!("sys was not signed in: {e}")));
+                            session::save_sys_password("");
+                            password.set(String::new());
+                            return;
+                        }
+                    }
                     status.set(match s {
                         Status::Connected { server_name, .. } => {
                             format!("connected as sys to {server_name}")
@@ -154,6 +170,7 @@ pub fn ServerPage() -> impl IntoView {
     let sign_in = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let pw = typed.get_untracked();
+        refused.set(None);
         session::save_sys_password(&pw);
         password.set(pw);
     };
@@ -192,6 +209,9 @@ pub fn ServerPage() -> impl IntoView {
                         <div class="actions">
                             <button type="submit" data-testid="server-connect">"Connect"</button>
                         </div>
+                        <Show when=move || refused.get().is_some()>
+                            <p class="error" role="alert" data-testid="server-sign-in-error">{move || refused.get()}</p>
+                        </Show>
                     </form>
                 }
             >
