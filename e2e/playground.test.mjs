@@ -198,6 +198,8 @@ test("request/reply: no responders at once; the tab's math.sum answers 100 calls
     () => false,
   );
   await eventually("the tab's service answers $SRV.PING.math", pingAnswered);
+  // The "no responders" of the calls before (which says to host it here) went with the hosting.
+  assert.equal(await page.getByTestId("pg-rpc-error").count(), 0, "no error left from before the hosting");
   await page.getByTestId("pg-rpc-run").click();
   await waitText(page, "pg-rpc-times", /^100 calls · p50 [\d.]+ ms · p99 [\d.]+ ms$/, { timeout: 30_000 });
   const results = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel("pg-rpc-result"));

@@ -114,10 +114,15 @@ test("services: a nats.js service shows with endpoints and stats, and answers ca
     await waitLocatorText(page.getByTestId("service-call-verdict"), /^no responders/, "no responders");
     assert.ok(Date.now() - started < 3000, "no responders does not wait for the timeout");
 
-    // A wildcard subject is refused before anything is sent.
+    // A wildcard subject is refused before anything is sent, and the call before's outcome goes
+    // (beside the refusal, it read as this one's).
     await page.getByTestId("service-call-subject").fill(`${name}.*`);
     await page.getByTestId("service-call-send").click();
-    await page.getByTestId("service-call-invalid").waitFor();
+    await waitLocatorText(page.getByTestId("service-call-invalid"), /replace the wildcards/, "the wildcards named");
+    assert.equal(await page.getByTestId("service-call-result").count(), 0, "no outcome shown for a call not sent");
+    await page.getByTestId("service-call-subject").fill("");
+    await page.getByTestId("service-call-send").click();
+    await waitLocatorText(page.getByTestId("service-call-invalid"), /type the subject/, "an empty subject");
 
     // Stopped: gone from the list at the next discovery.
     await service.stop();

@@ -65,6 +65,11 @@ print("stored")
   }
   await page.getByTestId("stream-peek-prev").click();
   await waitText(page, "stream-peek-note", "No message before #1.");
+  // A subject refused before anything is asked: the note before goes with it.
+  await page.getByTestId("stream-peek-subject").fill(`${prefix}.*`);
+  await page.getByTestId("stream-peek-subject-go").click();
+  await waitText(page, "stream-peek-error", /^last on a subject: /);
+  assert.equal(await page.getByTestId("stream-peek-note").count(), 0, "the step before's note is gone");
   // Markup in a payload stays text.
   assert.equal(
     await page.evaluate((s) => document.querySelector(s).querySelector("b"), sel("stream-message-payload")),
@@ -145,6 +150,12 @@ test("streams: create, publish and delete from the page", T, async () => {
   await waitText(page, "stream-ack", `Stored in ${name} as #1 · not a duplicate`);
   await page.getByTestId("stream-publish").click();
   await waitText(page, "stream-ack", /^Stored in .* as #1 · duplicate/);
+  // A header line refused before anything is sent: the acknowledgement before goes.
+  await page.getByTestId("stream-publish-headers").fill("no colon here");
+  await page.getByTestId("stream-publish").click();
+  await waitText(page, "stream-publish-error", "header line 1: write it as Name: value");
+  assert.equal(await page.getByTestId("stream-ack").count(), 0, "no acknowledgement shown for a message not sent");
+  await page.getByTestId("stream-publish-headers").fill("X-From: the page\nNats-Msg-Id: once");
   const stored = await env.jsm.streams.getMessage(name, { seq: 1 });
   assert.equal(stored.subject, `${prefix}.test`);
   assert.equal(stored.string(), "hello <i>stream</i>");

@@ -559,9 +559,16 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
         ev.prevent_default();
         let to = subject.get_untracked().trim().to_owned();
         if let Err(e) = validate_publish_subject(&to) {
-            invalid.set(Some(format!(
-                "{e}: a request goes to one concrete subject (replace the wildcards)"
-            )));
+            // Nothing is sent: the outcome of the call before would read as this one's.
+            outcome.set(None);
+            let hint = if to.is_empty() {
+                "type the subject to send the request to"
+            } else if to.split('.').any(|t| t == "*" || t == ">") {
+                "a request goes to one concrete subject (replace the wildcards)"
+            } else {
+                "a request goes to one concrete subject"
+            };
+            invalid.set(Some(format!("{e}: {hint}")));
             return;
         }
         invalid.set(None);
@@ -629,9 +636,12 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
                     <div class="call-result" class:failed=outcome.is_error() data-testid="service-call-result">
                         <p class="call-verdict">
                             <strong data-testid="service-call-verdict">{outcome.verdict()}</strong>
-                            <span class="muted small" data-testid="service-call-latency">
-                                {format!(" · {}", format_nanos(took))}
-                            </span>
+                            // A request refused before it left took no time worth showing.
+                            {(!matches!(outcome, CallOutcome::Failed(_))).then(|| view! {
+                                <span class="muted small" data-testid="service-call-latency">
+                                    {format!(" · {}", format_nanos(took))}
+                                </span>
+                            })}
                         </p>
                         {(!headers.is_empty()).then(|| view! {
                             <ul class="call-headers">

@@ -95,6 +95,9 @@ pub fn RpcCard(client: Client) -> impl IntoView {
             let run = generation.get_value() + 1;
             generation.set_value(run);
             hosted.set(true);
+            // The calls before were made without this service ("no responders: … host it in
+            // this tab"): their error is the old setup's.
+            error.set(None);
             tasks.spawn(async move {
                 let mut stopped = rx.fuse();
                 loop {

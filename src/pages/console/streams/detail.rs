@@ -234,6 +234,9 @@ fn Peek(name: String, ctx: Ctx) -> impl IntoView {
         move |step: Step| {
             if let Step::LastOn(s) = &step {
                 if let Err(e) = validate_publish_subject(s) {
+                    // The note was the step before's: said beside this error, it reads as this
+                    // one's answer.
+                    note.set(None);
                     error.set(Some(format!("last on a subject: {e}")));
                     return;
                 }
@@ -374,16 +377,18 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let to = subject.get_untracked().trim().to_owned();
+        // Refused here, nothing is sent: the acknowledgement of the publish before goes, or it
+        // would read as this one's.
+        let refuse = move |e: String| {
+            ack.set(None);
+            error.set(Some(e));
+        };
         if let Err(e) = validate_publish_subject(&to) {
-            error.set(Some(crate::session::explain(e)));
-            return;
+            return refuse(crate::session::explain(e));
         }
         let (header_map, msg_id) = match parse_headers(&headers.get_untracked()) {
             Ok(h) => publish_headers(h),
-            Err(e) => {
-                error.set(Some(e));
-                return;
-            }
+            Err(e) => return refuse(e),
         };
         let mut options = PublishOptions::default().deadline(PUBLISH_DEADLINE);
         options.msg_id = msg_id;
