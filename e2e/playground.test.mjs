@@ -124,6 +124,8 @@ test("queue group: 30 messages split over the workers of two tabs, none twice; a
 
   // Stop one of a's workers: the next 30 all go to the other five.
   const stopped = await a.evaluate(() => document.querySelector('[data-testid^="pg-queue-toggle-"]').dataset.testid.slice("pg-queue-toggle-".length));
+  // Named by its worker: a screen reader lists the buttons out of their rows.
+  assert.equal(await a.getByRole("button", { name: `Stop ${stopped}`, exact: true }).count(), 1);
   await a.getByTestId(`pg-queue-toggle-${stopped}`).click();
   await waitText(a, `pg-queue-toggle-${stopped}`, "Start");
   await a.getByTestId("pg-queue-run").click();

@@ -696,7 +696,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                     "Clear"
                 </button>
             </form>
-            <p id="monitor-error" class="error" data-testid="monitor-error" hidden=move || error.with(Option::is_none)>
+            <p id="monitor-error" class="error" role="alert" data-testid="monitor-error" hidden=move || error.with(Option::is_none)>
                 {move || error.get()}
             </p>
             <p class="muted small" data-testid="monitor-state">

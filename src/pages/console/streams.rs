@@ -461,15 +461,15 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                     </label>
                     <label>
                         "Max messages"
-                        <input bind:value=max_msgs placeholder="unlimited" inputmode="numeric" data-testid="stream-create-max-msgs"/>
+                        <input bind:value=max_msgs placeholder="empty or 0: unlimited" inputmode="numeric" data-testid="stream-create-max-msgs"/>
                     </label>
                     <label>
                         "Max bytes (e.g. 10M)"
-                        <input bind:value=max_bytes placeholder="unlimited" data-testid="stream-create-max-bytes"/>
+                        <input bind:value=max_bytes placeholder="empty or 0: unlimited" data-testid="stream-create-max-bytes"/>
                     </label>
                     <label>
                         "Max age (e.g. 1h30m)"
-                        <input bind:value=max_age placeholder="forever" data-testid="stream-create-max-age"/>
+                        <input bind:value=max_age placeholder="empty or 0: forever" data-testid="stream-create-max-age"/>
                     </label>
                 </div>
                 <Show when=move || error.get().is_some()>

@@ -308,9 +308,15 @@ fn Bar(
     let toggle = own.map(|w| {
         let client = client.clone();
         let name = name.clone();
+        // Named by its worker for a screen reader, which hears the buttons out of their rows.
+        let label = {
+            let name = name.clone();
+            move || format!("{} {name}", if w.running.get() { "Stop" } else { "Start" })
+        };
         view! {
             <button
                 class="secondary small"
+                aria-label=label
                 data-testid=format!("pg-queue-toggle-{name}")
                 on:click=move |_| if w.running.get_untracked() { w.stop() } else { w.start(client.clone(), error) }
             >

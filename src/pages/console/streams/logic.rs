@@ -39,8 +39,24 @@ pub enum FormError {
     Name(&'static str),
     NoSubjects,
     Subject(String),
-    Number { field: &'static str, value: String },
+    Number {
+        field: &'static str,
+        value: String,
+        problem: NumberProblem,
+    },
     Age(String),
+}
+
+/// What is wrong with a number typed in the create form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberProblem {
+    /// Not digits (a count).
+    NotWhole,
+    /// Not digits with an optional unit (a size).
+    NotSize,
+    Negative,
+    /// Past what nats-server keeps (a signed 64-bit number).
+    TooLarge,
 }
 
 impl fmt::Display for FormError {
@@ -49,8 +65,20 @@ impl fmt::Display for FormError {
             FormError::Name(reason) => write!(f, "stream name: {reason}"),
             FormError::NoSubjects => write!(f, "give the stream at least one subject, e.g. orders.>"),
             FormError::Subject(e) => write!(f, "{e}"),
-            FormError::Number { field, value } => {
-                write!(f, "{field}: {value:?} is not a whole number (leave it empty for unlimited)")
+            FormError::Number {
+                field,
+                value,
+                problem,
+            } => {
+                let why = match problem {
+                    NumberProblem::NotWhole => "is not a whole number",
+                    NumberProblem::NotSize => {
+                        "is not a size such as 4096, 512K, 10M or 2G (a whole number, with a unit or not)"
+                    }
+                    NumberProblem::Negative => "is negative",
+                    NumberProblem::TooLarge => "is too large for nats-server (at most 2^63 - 1)",
+                };
+                write!(f, "{field}: {value:?} {why}; leave it empty or 0 for unlimited")
             }
             FormError::Age(value) => write!(
                 f,
@@ -89,21 +117,33 @@ pub fn parse_count(field: &'static str, text: &str) -> Result<i64, FormError> {
     if text.is_empty() {
         return Ok(0);
     }
-    text.replace('_', "")
+    let bad = |problem| FormError::Number {
+        field,
+        value: text.to_owned(),
+        problem,
+    };
+    let digits = text.replace('_', "");
+    let (negative, digits) = match digits.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, digits.as_str()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(NumberProblem::NotWhole));
+    }
+    if negative {
+        return Err(bad(NumberProblem::Negative));
+    }
+    digits
         .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| FormError::Number {
-            field,
-            value: text.to_owned(),
-        })
+        .map_err(|_| bad(NumberProblem::TooLarge))
 }
 
 /// Bytes with an optional unit (K, M, G, T, with or without `B`/`iB`, powers of 1024).
 pub fn parse_size(field: &'static str, text: &str) -> Result<i64, FormError> {
-    let bad = || FormError::Number {
+    let bad = |problem| FormError::Number {
         field,
         value: text.trim().to_owned(),
+        problem,
     };
     let text = text.trim();
     let split = text
@@ -117,13 +157,19 @@ pub fn parse_size(field: &'static str, text: &str) -> Result<i64, FormError> {
         "M" => 20,
         "G" => 30,
         "T" => 40,
-        _ => return Err(bad()),
+        _ if text.starts_with('-') => return Err(bad(NumberProblem::Negative)),
+        _ => return Err(bad(NumberProblem::NotSize)),
     };
     if digits.is_empty() {
-        return if unit.is_empty() { Ok(0) } else { Err(bad()) };
+        return if unit.is_empty() {
+            Ok(0)
+        } else {
+            Err(bad(NumberProblem::NotSize))
+        };
     }
-    let n = parse_count(field, digits)?;
-    n.checked_mul(1i64 << shift).ok_or_else(bad)
+    let n = parse_count(field, digits).map_err(|_| bad(NumberProblem::TooLarge))?;
+    n.checked_mul(1i64 << shift)
+        .ok_or_else(|| bad(NumberProblem::TooLarge))
 }
 
 /// A duration as a sequence of `<number><unit>` (`ms`, `s`, `m`, `h`, `d`); empty = zero.
@@ -467,9 +513,32 @@ mod tests {
             f.to_config(),
             Err(FormError::Number {
                 field: "max messages",
-                value: "-1".into()
+                value: "-1".into(),
+                problem: NumberProblem::Negative,
             })
         );
+        // (max messages, max bytes): what is wrong.
+        for (msgs, bytes, problem) in [
+            ("12a", "", NumberProblem::NotWhole),
+            ("1.5", "", NumberProblem::NotWhole),
+            ("99999999999999999999", "", NumberProblem::TooLarge),
+            ("", "1.5G", NumberProblem::NotSize),
+            ("", "-5M", NumberProblem::Negative),
+            ("", "99999999999T", NumberProblem::TooLarge),
+        ] {
+            (f.max_msgs, f.max_bytes) = (msgs.into(), bytes.into());
+            let e = f.to_config().unwrap_err();
+            assert!(
+                matches!(e, FormError::Number { problem: p, .. } if p == problem),
+                "{msgs:?} {bytes:?}: {e:?}"
+            );
+            assert!(
+                e.to_string().ends_with("leave it empty or 0 for unlimited"),
+                "{e}"
+            );
+        }
+        f.max_bytes = "1.5G".into();
+        assert!(f.to_config().unwrap_err().to_string().contains("10M"));
         f.max_msgs = String::new();
         f.max_bytes = "12 parsecs".into();
         assert!(matches!(
