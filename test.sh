@@ -136,10 +136,18 @@ show_test_server_logs() {
 # After a failed end-to-end run: node's list of the failing tests with their messages, printed last
 # so that it is what the end of the output shows (the server logs above it are long).
 show_failing_tests() {
-  [[ -n $E2E_LOG && -s $E2E_LOG ]] || return 0
+  [[ -n $E2E_LOG && -f $E2E_LOG ]] || return 0
+  # tee may still be writing node's last lines: wait until the file stops growing (10 s at most).
+  local size=-1 now i
+  for ((i = 0; i < 50; i++)); do
+    now=$(stat -c %s "$E2E_LOG" 2>/dev/null || echo 0)
+    ((now == size)) && break
+    size=$now
+    sleep 0.2
+  done
   if grep -q 'failing tests:' "$E2E_LOG"; then
     printf '\n==> the failing end-to-end tests, as node reported them\n' >&2
-    sed -n '/failing tests:/,$p' "$E2E_LOG" | head -n 200 >&2
+    sed -n '/failing tests:/,$p' "$E2E_LOG" | head -n 200 >&2 || true
   fi
 }
 
@@ -346,6 +354,8 @@ test_e2e() {
   start_test_server "$bin" accounts
   if [[ -n $E2E_LOG ]]; then rm -f "$E2E_LOG"; fi
   E2E_LOG=$(mktemp "${TMPDIR:-/tmp}/via-e2e-log.XXXXXX")
+  # Its output is also kept for a failure's summary: through a process substitution rather than a
+  # pipe, so that the step ends with node even if something a test started still holds the output.
   # One file at a time: they share the server, and some of them stop and start it.
   E2E_DIST="$APP_DIST" \
     E2E_SCREENSHOTS="$screenshots" \
@@ -355,7 +365,7 @@ test_e2e() {
     NATS_WS_TEST_URL="$NATS_WS_TEST_URL" \
     NATS_TEST_CONTROL="$NATS_TEST_CONTROL" \
     NATS_TEST_URL="$NATS_TEST_URL" \
-    node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$E2E_LOG"
+    node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" > >(tee "$E2E_LOG") 2>&1
   stop_test_server
 }
 
