@@ -36,18 +36,24 @@ const ERRORS_RECENT_MS: f64 = 60_000.0;
 /// and a count already there when the page first sees it is of unknown age.
 #[derive(Debug, Default)]
 pub struct ErrorTrend {
-    /// Instance id → its errors, and when they last went up (ms, page clock).
-    seen: BTreeMap<String, (u64, Option<f64>)>,
+    /// (Service name, instance id) → its errors, and when they last went up (ms, page clock).
+    seen: BTreeMap<(String, String), (u64, Option<f64>)>,
 }
 
 impl ErrorTrend {
-    /// Takes the counts of `services` as they are at `now_ms`; instances gone are forgotten.
+    /// Takes the counts of `services` as they are at `now_ms`; instances gone are forgotten. An
+    /// instance whose stats did not come this round (its INFO did) keeps what it had: its count
+    /// is unknown, not zero.
     pub fn observe(&mut self, services: &[ServiceInstance], now_ms: f64) {
         self.seen
-            .retain(|id, _| services.iter().any(|s| &s.id == id));
+            .retain(|(name, id), _| services.iter().any(|s| &s.name == name && &s.id == id));
         for s in services {
+            if s.endpoints.iter().all(|e| e.stats.is_none()) {
+                continue;
+            }
             let errors = s.totals().1;
-            match self.seen.get_mut(&s.id) {
+            let key = (s.name.clone(), s.id.clone());
+            match self.seen.get_mut(&key) {
                 Some((was, rose)) => {
                     if errors > *was {
                         *rose = Some(now_ms);
@@ -55,16 +61,17 @@ impl ErrorTrend {
                     *was = errors;
                 }
                 None => {
-                    self.seen.insert(s.id.clone(), (errors, None));
+                    self.seen.insert(key, (errors, None));
                 }
             }
         }
     }
 
-    /// Whether the instance `id` had errors in the [`ERRORS_RECENT_MS`] before `now_ms`.
-    pub fn recent(&self, id: &str, now_ms: f64) -> bool {
+    /// Whether the instance `id` of `name` had errors in the [`ERRORS_RECENT_MS`] before
+    /// `now_ms`.
+    pub fn recent(&self, name: &str, id: &str, now_ms: f64) -> bool {
         self.seen
-            .get(id)
+            .get(&(name.to_owned(), id.to_owned()))
             .and_then(|(_, rose)| *rose)
             .is_some_and(|at| now_ms - at < ERRORS_RECENT_MS)
     }
@@ -188,12 +195,13 @@ pub fn split_deps(deps: &str) -> impl Iterator<Item = &str> {
 
 /// Builds the graph from the live registrations and the discovered service instances. A
 /// dependency of a service on itself is left out.
-/// The graph of `registrations` and `services`; `recent_errors` says whether an instance (by id)
-/// had errors lately ([`ErrorTrend::recent`]): only those make its node unhealthy.
+/// The graph of `registrations` and `services`; `recent_errors` says whether an instance (by
+/// service name and id) had errors lately ([`ErrorTrend::recent`]): only those make its node
+/// unhealthy.
 pub fn build_model(
     registrations: &[Registration],
     services: &[ServiceInstance],
-    recent_errors: impl Fn(&str) -> bool,
+    recent_errors: impl Fn(&str, &str) -> bool,
 ) -> Model {
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -246,7 +254,7 @@ pub fn build_model(
             .next_back()
             .unwrap_or_default();
         if let Some(n) = nodes.get_mut(&s.name) {
-            if errors > 0 && recent_errors(&s.id) {
+            if errors > 0 && recent_errors(&s.name, &s.id) {
                 n.problems.push(if last_error.is_empty() {
                     format!("instance {}: errors in the last minute ({errors} in all)", s.id)
                 } else {
@@ -492,7 +500,9 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
         let at = crate::components::clock::monotonic_ms();
         directory.services.with(|services| {
             trend.update_value(|t| t.observe(services, at));
-            trend.with_value(|t| build_model(&registry.rows, services, |id| t.recent(id, at)))
+            trend.with_value(|t| {
+                build_model(&registry.rows, services, |name, id| t.recent(name, id, at))
+            })
         })
     });
     // Laid out again only when the nodes, their captions or the edges change, not the details.
@@ -895,7 +905,7 @@ mod tests {
                 ),
             ],
             &[service("math", Some("org/db, , org/api,org/db"), 0)],
-            |_| false,
+            |_, _| false,
         );
         assert_eq!(
             edges(&m),
@@ -927,7 +937,7 @@ mod tests {
                 reg("b", &[], Health::Healthy),
             ],
             &[service("b", None, 0), service("c", None, 2)],
-            |id| id == "c-1",
+            |name, id| (name, id) == ("c", "c-1"),
         );
         assert_eq!(
             states(&m),
@@ -946,29 +956,44 @@ mod tests {
         let mut trend = ErrorTrend::default();
         // Errors already there at first sight are of unknown age: not counted.
         trend.observe(&[service("c", None, 2)], 1_000.0);
-        assert!(!trend.recent("c-1", 1_000.0));
+        assert!(!trend.recent("c", "c-1", 1_000.0));
         trend.observe(&[service("c", None, 2)], 6_000.0);
-        assert!(!trend.recent("c-1", 6_000.0));
+        assert!(!trend.recent("c", "c-1", 6_000.0));
         // One more: counted from then, for a minute.
         trend.observe(&[service("c", None, 3)], 11_000.0);
-        assert!(trend.recent("c-1", 11_000.0));
+        assert!(trend.recent("c", "c-1", 11_000.0));
         trend.observe(&[service("c", None, 3)], 70_000.0);
-        assert!(trend.recent("c-1", 70_999.0));
-        assert!(!trend.recent("c-1", 71_000.0));
-        let m = build_model(&[], &[service("c", None, 3)], |id| {
-            trend.recent(id, 71_000.0)
+        assert!(trend.recent("c", "c-1", 70_999.0));
+        assert!(!trend.recent("c", "c-1", 71_000.0));
+        let m = build_model(&[], &[service("c", None, 3)], |name, id| {
+            trend.recent(name, id, 71_000.0)
         });
         assert_eq!(states(&m), [("c", "healthy")]);
         assert_eq!(m.node("c").unwrap().instances[0].errors, 3);
+        // A round without its stats is not a drop to zero (and the next a rise).
+        let mut no_stats = service("c", None, 0);
+        no_stats.endpoints[0].stats = None;
+        trend.observe(&[no_stats], 72_000.0);
+        trend.observe(&[service("c", None, 3)], 73_000.0);
+        assert!(!trend.recent("c", "c-1", 73_000.0));
+        // Another service with the same instance id is another instance.
+        let mut d = service("d", None, 1);
+        d.id = "c-1".into();
+        trend.observe(&[service("c", None, 3), d.clone()], 74_000.0);
+        trend.observe(&[service("c", None, 3), d], 75_000.0);
+        assert!(!trend.recent("c", "c-1", 75_000.0));
+        assert!(!trend.recent("d", "c-1", 75_000.0));
         // An instance gone is forgotten; one seen again is new.
-        trend.observe(&[], 72_000.0);
-        trend.observe(&[service("c", None, 5)], 73_000.0);
-        assert!(!trend.recent("c-1", 73_000.0));
+        trend.observe(&[], 76_000.0);
+        trend.observe(&[service("c", None, 5)], 77_000.0);
+        assert!(!trend.recent("c", "c-1", 77_000.0));
     }
 
     #[test]
     fn a_service_depending_on_itself_has_no_edge() {
-        let m = build_model(&[reg("a", &["service:a"], Health::Healthy)], &[], |_| false);
+        let m = build_model(&[reg("a", &["service:a"], Health::Healthy)], &[], |_, _| {
+            false
+        });
         assert!(m.edges.is_empty());
         assert_eq!(states(&m), [("a", "healthy")]);
     }
@@ -1032,7 +1057,7 @@ mod tests {
                     reg(name, &tags, Health::Healthy)
                 })
                 .collect();
-            let m = build_model(&registrations, &[], |_| false);
+            let m = build_model(&registrations, &[], |_, _| false);
             let l = layout(&m);
             assert_eq!(l.nodes.len(), m.nodes.len());
             let boxes: Vec<&Placed> = l.nodes.values().collect();
@@ -1057,7 +1082,7 @@ mod tests {
                 reg("c", &[], Health::Healthy),
             ],
             &[],
-            |_| false,
+            |_, _| false,
         );
         let l = layout(&m);
         let y = |n: &str| l.nodes[n].y;
@@ -1070,7 +1095,7 @@ mod tests {
         let registrations: Vec<Registration> = (0..MAX_NODES + 5)
             .map(|i| reg(&format!("s{i:04}"), &["service:s0000"], Health::Healthy))
             .collect();
-        let m = build_model(&registrations, &[], |_| false);
+        let m = build_model(&registrations, &[], |_, _| false);
         assert_eq!(m.nodes.len(), MAX_NODES);
         assert_eq!(m.left_out, 5);
         assert_eq!(m.edges.len(), MAX_NODES - 1);
