@@ -403,7 +403,7 @@ test("kv: an open bucket deleted by another client empties and says so; made aga
   await kv.destroy();
   // Within the bucket list's period (3 s) and a question, not when the watch's heartbeats stop
   // (9–12 s): the list leaving the bucket out is what tells.
-  await waitText(page, "kv-watch-error", new RegExp(`bucket ${bucket} was deleted`), { timeout: 8_000 });
+  await waitText(page, "kv-watch-error", new RegExp(`bucket ${bucket} was deleted`), { timeout: 6_500 });
   await waitRow(page, "k", null);
   console.log(`the open bucket said it was deleted ${Date.now() - deleted} ms after the delete`);
   // And stays so, not "loading" keys of a bucket there is none of, while the page tries to bind

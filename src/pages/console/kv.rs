@@ -230,16 +230,18 @@ fn Kv(
                     .get()
                     .map(|name| {
                         let client = client.clone();
+                        // Read again at every refresh of the list (not a memo): a bucket the
+                        // list keeps leaving out is asked about each time.
                         let listed = {
                             let name = name.clone();
-                            Memo::new(move |_| {
+                            Signal::derive(move || {
                                 buckets.loaded.get().then(|| {
                                     buckets.list.with(|l| l.iter().any(|s| s.bucket == name))
                                 })
                             })
                         };
                         view! {
-                            <BucketView bucket=name.clone() client editor listed=listed.into()/>
+                            <BucketView bucket=name.clone() client editor listed/>
                             <DeleteBucket name buckets typed=forms.delete_typed/>
                         }
                     })

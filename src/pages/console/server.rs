@@ -134,20 +134,30 @@ pub fn ServerPage() -> impl IntoView {
         if let Some(c) = client.get() {
             spawn_while_mounted(async move {
                 let mut statuses = c.status_stream();
+                let mut signed_in = false;
                 while let Some(s) = statuses.next().await {
-                    // Trying a password the server refused again would only be refused again.
-                    if let Status::Offline { last_error: e }
-                    | Status::Reconnecting {
-                        last_error: Some(e),
-                        ..
-                    } = &s
-                    {
-                        if matches!(e, nats_ws::ConnectionError::AuthorizationViolation) {
-                            refused.set(Some(format!("sys was not signed in: {e}")));
-                            session::save_sys_password("");
-                            password.set(String::new());
-                            return;
+                    signed_in |= s.is_connected();
+                    // A password refused at once would only be refused again. (One that worked
+                    // and is refused on a reconnect may be refused for a while: an auth callout
+                    // timing out, a reload. That one is tried on, the reason shown.)
+                    let refused_now = match &s {
+                        Status::Offline { last_error: e }
+                        | Status::Reconnecting {
+                            last_error: Some(e),
+                            ..
+                        } if !signed_in => {
+                            matches!(e, nats_ws::ConnectionError::AuthorizationViolation)
                         }
+                        _ => false,
+                    };
+                    if refused_now {
+                        refused.set(Some(format!(
+                            "sys was not signed in: {}",
+                            nats_ws::ConnectionError::AuthorizationViolation
+                        )));
+                        session::save_sys_password("");
+                        password.set(String::new());
+                        return;
                     }
                     status.set(match s {
                         Status::Connected { server_name, .. } => {

@@ -415,7 +415,9 @@ enum CallOutcome {
     NoResponders,
     /// No reply in time.
     TimedOut(Duration),
-    /// Not sent, or lost on the way: why.
+    /// Refused before it was sent (too large, not connected): why.
+    NotSent(String),
+    /// Sent, then lost on the way or refused by the server: why.
     Failed(String),
 }
 
@@ -489,6 +491,9 @@ fn call_outcome(result: Result<Message, RequestError>) -> CallOutcome {
         }
         Err(RequestError::NoResponders { .. }) => CallOutcome::NoResponders,
         Err(RequestError::TimedOut { after, .. }) => CallOutcome::TimedOut(after),
+        Err(e @ (RequestError::Publish(_) | RequestError::NotConnected { .. })) => {
+            CallOutcome::NotSent(crate::session::explain(e))
+        }
         Err(e) => CallOutcome::Failed(crate::session::explain(e)),
     }
 }
@@ -510,7 +515,8 @@ impl CallOutcome {
             CallOutcome::TimedOut(after) => {
                 format!("timed out: no reply within {}", format_nanos(*after))
             }
-            CallOutcome::Failed(why) => format!("not sent: {why}"),
+            CallOutcome::NotSent(why) => format!("not sent: {why}"),
+            CallOutcome::Failed(why) => format!("failed: {why}"),
         }
     }
 
@@ -637,7 +643,7 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
                         <p class="call-verdict">
                             <strong data-testid="service-call-verdict">{outcome.verdict()}</strong>
                             // A request refused before it left took no time worth showing.
-                            {(!matches!(outcome, CallOutcome::Failed(_))).then(|| view! {
+                            {(!matches!(outcome, CallOutcome::NotSent(_))).then(|| view! {
                                 <span class="muted small" data-testid="service-call-latency">
                                     {format!(" · {}", format_nanos(took))}
                                 </span>
@@ -726,6 +732,10 @@ mod tests {
             call_outcome(Err(RequestError::Closed)),
             CallOutcome::Failed(_)
         ));
+        let offline = call_outcome(Err(RequestError::NotConnected {
+            subject: "a".into(),
+        }));
+        assert!(offline.verdict().starts_with("not sent: "), "{offline:?}");
     }
 
     #[test]

@@ -417,14 +417,18 @@ pub(super) fn BucketView(
         });
     }
     // Deleted by another client: the bucket list says so within its period, where the watch
-    // would notice only when its heartbeats stop coming (about 10 s). A list that leaves the
-    // bucket out is asked about it first (a list may miss a stream it could not read, and one made
-    // here a moment ago may not be in it yet); if gone, the watch starts over, binding again
-    // until the bucket is made anew.
+    // would notice only when its heartbeats stop coming (about 10 s). A list that leaves out a
+    // bucket this view has bound is asked about it, at every refresh that does (a list may miss
+    // a stream it could not read, and one made a moment ago may not be in it yet); if gone, the
+    // watch starts over, binding again until the bucket is made anew. (One never bound is the
+    // watch's to say: it does not exist.)
     {
         let (js, bucket) = (client.jetstream(), bucket.clone());
         Effect::new(move |_| {
-            if listed.get() != Some(false) || open.missing.get_untracked() {
+            if listed.get() != Some(false)
+                || open.missing.get_untracked()
+                || open.store.with_untracked(Option::is_none)
+            {
                 return;
             }
             let (js, bucket) = (js.clone(), bucket.clone());

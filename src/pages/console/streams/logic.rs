@@ -125,12 +125,12 @@ pub fn parse_count(field: &'static str, text: &str) -> Result<i64, FormError> {
     let digits = text.replace('_', "");
     let (negative, digits) = match digits.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, digits.as_str()),
+        None => (false, digits.strip_prefix('+').unwrap_or(&digits)),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(NumberProblem::NotWhole));
     }
-    if negative {
+    if negative && digits.bytes().any(|b| b != b'0') {
         return Err(bad(NumberProblem::Negative));
     }
     digits
@@ -167,7 +167,13 @@ pub fn parse_size(field: &'static str, text: &str) -> Result<i64, FormError> {
             Err(bad(NumberProblem::NotSize))
         };
     }
-    let n = parse_count(field, digits).map_err(|_| bad(NumberProblem::TooLarge))?;
+    let n = parse_count(field, digits).map_err(|e| match e {
+        FormError::Number {
+            problem: NumberProblem::TooLarge,
+            ..
+        } => bad(NumberProblem::TooLarge),
+        _ => bad(NumberProblem::NotSize),
+    })?;
     n.checked_mul(1i64 << shift)
         .ok_or_else(|| bad(NumberProblem::TooLarge))
 }
@@ -525,6 +531,7 @@ mod tests {
             ("", "1.5G", NumberProblem::NotSize),
             ("", "-5M", NumberProblem::Negative),
             ("", "99999999999T", NumberProblem::TooLarge),
+            ("", "_K", NumberProblem::NotSize),
         ] {
             (f.max_msgs, f.max_bytes) = (msgs.into(), bytes.into());
             let e = f.to_config().unwrap_err();
@@ -561,6 +568,10 @@ mod tests {
         assert_eq!(parse_size("b", "512").unwrap(), 512);
         assert_eq!(parse_size("b", "2K").unwrap(), 2048);
         assert_eq!(parse_size("b", "2 KiB").unwrap(), 2048);
+        // What Rust's own parse takes stays taken.
+        assert_eq!(parse_count("n", "+5").unwrap(), 5);
+        assert_eq!(parse_count("n", "-0").unwrap(), 0);
+        assert_eq!(parse_count("n", "1_000").unwrap(), 1000);
         assert_eq!(parse_size("b", "3mb").unwrap(), 3 << 20);
         assert_eq!(parse_size("b", "1G").unwrap(), 1 << 30);
         assert_eq!(parse_size("b", "1T").unwrap(), 1 << 40);
