@@ -20,6 +20,15 @@ const MAX_IN_FLIGHT: usize = 32;
 const USAGE: &str = "usage: via-agent [--config PATH]   (default ./via-agent.toml; env VIA_NATS_URL overrides the NATS url)";
 
 fn main() -> std::process::ExitCode {
+    // Stoppable from the first step, whatever was inherited: a program started in the background
+    // by a shell without job control (`./run.sh &`, a script's `&`) begins with SIGINT ignored,
+    // and the agent's own handlers come only after it has ended a killed agent's leftovers (up
+    // to 4 s); until then the signals do what they do by default, and end it. (SIGHUP is left
+    // as it was given: `nohup` ignores it on purpose.)
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: setting a signal's disposition to its default, before any thread exists.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
     let mut config_path = PathBuf::from("via-agent.toml");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

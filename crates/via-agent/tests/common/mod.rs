@@ -121,7 +121,17 @@ impl Agent {
         } else {
             Stdio::from(log.try_clone().expect("log"))
         };
-        Command::new(env!("CARGO_BIN_EXE_via-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_via-agent"));
+        // With SIGINT ignored, as a shell's background job (`&` without job control) starts it:
+        // the agent must be stoppable whatever it inherits, the tests whatever runs them.
+        // SAFETY: signal() is async-signal-safe, as what runs between fork and exec must be.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            })
+        };
+        command
             // Its own group, like a shell job: a test can Ctrl-C it (SIGINT to the group).
             .process_group(0)
             .arg("--config")
