@@ -11,7 +11,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::use_nats;
 use nats_ws::service::{ERROR_CODE_HEADER, ERROR_HEADER};
-use nats_ws::{validate_publish_subject, Client, Message, RequestError};
+use nats_ws::{
+    validate_publish_subject, validate_subscribe_subject, Client, Message, RequestError,
+};
 use process_control::{REGISTRY_BUCKET, REGISTRY_TTL_MS};
 
 use crate::components::clock::{monotonic_ms, time_of_day, use_now};
@@ -569,7 +571,8 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
             outcome.set(None);
             let hint = if to.is_empty() {
                 "type the subject to send the request to"
-            } else if to.split('.').any(|t| t == "*" || t == ">") {
+            } else if validate_subscribe_subject(&to).is_ok() {
+                // Fine to subscribe to: its only fault is a wildcard.
                 "a request goes to one concrete subject (replace the wildcards)"
             } else {
                 "a request goes to one concrete subject"
