@@ -192,6 +192,89 @@ async fn reconnects_after_a_server_restart() {
     other.close();
 }
 
+/// Lets the browser run its other tasks (a message to ourselves: no timer's 4 ms clamp).
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let channel = web_sys::MessageChannel::new().unwrap();
+        channel.port1().set_onmessage(Some(&resolve));
+        channel
+            .port2()
+            .post_message(&wasm_bindgen::JsValue::NULL)
+            .unwrap();
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// A socket the server is closing is not written to: the browser would take each `send`, drop
+/// its data and log "WebSocket is already in CLOSING or CLOSED state" to the console.
+#[wasm_bindgen_test]
+async fn nothing_is_handed_to_a_socket_the_server_is_closing() {
+    js_sys::Function::new_no_args(
+        "if (!WebSocket.prototype.__countsLateSends) {
+            const send = WebSocket.prototype.send;
+            globalThis.__lateSends = 0;
+            WebSocket.prototype.send = function (data) {
+                if (this.readyState !== WebSocket.OPEN) globalThis.__lateSends++;
+                return send.call(this, data);
+            };
+            WebSocket.prototype.__countsLateSends = true;
+        }",
+    )
+    .call0(&wasm_bindgen::JsValue::NULL)
+    .unwrap();
+    let late_sends = || {
+        js_sys::Reflect::get(&js_sys::global(), &"__lateSends".into())
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    let client = nats_ws::connect(quick(ws_url())).await.unwrap();
+    client.flush().await.unwrap();
+    let before = late_sends();
+    // The closing handshake is over in about a millisecond: whether a publish lands in it is
+    // chance, so the server is stopped under a publisher several times.
+    for round in 0..6 {
+        let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+        let sent = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        {
+            let (client, stop, sent) = (client.clone(), stop.clone(), sent.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                while !stop.get() {
+                    // Buffered once disconnected; the buffer's limit is not this test's subject.
+                    let _ = client.publish("browser.closing", "x");
+                    sent.set(sent.get() + 1);
+                    yield_now().await;
+                }
+            });
+        }
+        within(10_000, "the publisher's first publish", async {
+            while sent.get() < 1 {
+                yield_now().await;
+            }
+        })
+        .await;
+        control("stop").await;
+        wait_status(&client, "reconnecting", |s| {
+            matches!(s, Status::Reconnecting { .. })
+        })
+        .await;
+        stop.set(true);
+        control("start").await;
+        wait_status(&client, "connected again", Status::is_connected).await;
+        assert!(
+            sent.get() > 1,
+            "round {round}: the publisher ran on ({} publishes)",
+            sent.get()
+        );
+    }
+    assert_eq!(
+        late_sends() - before,
+        0.0,
+        "sends on a closing or closed socket"
+    );
+    client.close();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Key-Value in the browser
 // ---------------------------------------------------------------------------------------------

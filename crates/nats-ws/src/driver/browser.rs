@@ -208,6 +208,12 @@ impl Socket for BrowserSocket {
     }
 
     fn start_send(&mut self, data: Bytes) -> Result<(), String> {
+        // A socket the server is closing takes `send` without an error, drops the data and logs
+        // a warning to the console for each call; the close event that follows ends the socket
+        // with its reason. Dropped here instead, without the console noise.
+        if self.ws.ready_state() != WebSocket::OPEN {
+            return Ok(());
+        }
         self.ws.send_with_u8_array(&data).map_err(|e| js_detail(&e))
     }
 
