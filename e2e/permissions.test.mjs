@@ -58,6 +58,11 @@ test("permissions: as browser a stream delete is refused with what to do, as adm
   await admin.getByTestId("stream-delete").click();
   await waitFor(admin, "the detail closed", (s) => !document.querySelector(s), sel("stream-detail"));
   await assert.rejects(env.jsm.streams.info(name), /stream not found/);
+  // The visitor's tab, still on the stream, says it is gone, and no longer what its own try was
+  // told: there is nothing left to delete (both were shown side by side).
+  await waitText(visitor, "stream-detail-error", `stream ${name} no longer exists`, { timeout: 10_000 });
+  assert.equal(await visitor.getByTestId("stream-danger-error").count(), 0, "the refusal of the delete is gone");
+  assert.equal(await visitor.getByTestId("stream-delete").count(), 0, "no delete button for a stream that is gone");
 });
 
 // What the refusal says to do, done in the same tab: signing in replaces the connection, and the

@@ -133,6 +133,8 @@ pub(crate) struct Ctx {
     pub selected: RwSignal<Option<String>>,
     pub detail: RwSignal<Option<Detail>>,
     pub detail_error: RwSignal<Option<String>>,
+    /// The open stream was not found at the last read (deleted by another client).
+    pub gone: RwSignal<bool>,
     pub draft: Draft,
     /// Restarts the poller, which reads at once.
     wake: Trigger,
@@ -153,6 +155,7 @@ impl Ctx {
         }
         self.detail.set(None);
         self.detail_error.set(None);
+        self.gone.set(false);
         self.selected.set(name);
         self.refresh_now();
     }
@@ -194,20 +197,35 @@ impl Ctx {
             Some(Ok(d)) => {
                 self.detail.set(Some(d));
                 self.detail_error.set(None);
+                self.gone.set(false);
             }
-            Some(Err(e)) => self.detail_error.set(Some(e)),
+            Some(Err(DetailError { text, gone })) => {
+                self.detail_error.set(Some(text));
+                self.gone.set(gone);
+            }
             None => self.detail.set(None),
         }
     }
 }
 
-async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, String> {
+/// Why the open stream could not be read.
+struct DetailError {
+    text: String,
+    /// JetStream does not have it.
+    gone: bool,
+}
+
+async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, DetailError> {
     let (info, consumers) = futures::join!(js.stream_info(name), js.consumers(name));
     let info = info.map_err(|e| match e.api_kind() {
-        Some(nats_ws::jetstream::ApiErrorKind::StreamNotFound) => {
-            format!("stream {name} no longer exists")
-        }
-        _ => format!("could not read stream {name}: {e}"),
+        Some(nats_ws::jetstream::ApiErrorKind::StreamNotFound) => DetailError {
+            text: format!("stream {name} no longer exists"),
+            gone: true,
+        },
+        _ => DetailError {
+            text: format!("could not read stream {name}: {e}"),
+            gone: false,
+        },
     })?;
     let (consumers, consumers_error) = match consumers {
         Ok(consumers) => (consumers, None),
@@ -240,6 +258,7 @@ fn Streams(
         selected,
         detail: RwSignal::new(None),
         detail_error: RwSignal::new(None),
+        gone: RwSignal::new(false),
         draft,
         wake: Trigger::new(),
     };

@@ -26,6 +26,10 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
         move || detail.with(|d| d.as_ref().map(f).unwrap_or_else(|| "…".into()))
     };
     let close = move |_| ctx.select(None);
+    let danger = {
+        let name = name.clone();
+        move || view! { <Danger name=name.clone() ctx/> }
+    };
     view! {
         <section class="card stream-detail" data-testid="stream-detail" aria-label=format!("Stream {name}")>
             <div class="card-head">
@@ -81,7 +85,8 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
             <Consumers ctx/>
             <Peek name=name.clone() ctx/>
             <Publish name=name.clone() ctx/>
-            <Danger name=name.clone() ctx/>
+            // Nothing to purge or delete; what a refused try said before goes with it.
+            <Show when=move || !ctx.gone.get()>{danger.clone()}</Show>
         </section>
     }
 }
