@@ -485,6 +485,46 @@ async fn a_handler_that_panics_answers_an_error_and_is_counted_as_one() {
     serving.abort();
 }
 
+/// A serving loop that panics (the bug is in the loop, not in a task per request): the requester
+/// gets its 500, and the instance stops rather than go on answering discovery without the
+/// endpoint it lost (nats.go's process would have died with it). Before, PING still listed it,
+/// INFO had no endpoint, and `stopped()` said false.
+#[tokio::test]
+async fn a_serving_loop_that_panics_stops_its_service() {
+    let server = TestServer::start();
+    let client = connect(&server).await;
+    let asker = connect(&server).await;
+    let svc = service::add(&client, ServiceConfig::new("brittle", "1.0.0")).unwrap();
+    let mut work = svc.endpoint("work").unwrap();
+    client.flush().await.unwrap();
+    let serving = tokio::spawn(async move {
+        while let Some(request) = work.next().await {
+            if request.text() == Some("boom") {
+                panic!("a bug in the serving loop");
+            }
+            request.respond("ok").unwrap();
+        }
+    });
+    assert_eq!(ask(&asker, "work", "fine").await.payload, "ok");
+    let reply = ask(&asker, "work", "boom").await;
+    assert_eq!(
+        reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(ERROR_CODE_HEADER)),
+        Some("500")
+    );
+    assert!(serving.await.unwrap_err().is_panic());
+    assert!(svc.stopped(), "the service says it stopped");
+    // A stop after a stop in the background waits for its drains: then nothing answers for it.
+    within(STEP, "the stop", svc.stop()).await;
+    let err = asker
+        .request_with("$SRV.PING.brittle", None, b"", Duration::from_secs(STEP))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn instances_share_the_load_in_the_queue_group_and_each_gets_a_broadcast() {
     let server = TestServer::start();

@@ -13,7 +13,7 @@
 //!   `Nats-Service-Error-Code` headers) and count the request in STATS: processing time runs from
 //!   the moment the endpoint hands the request out to its first answer. An endpoint whose
 //!   subscription fails (the server refuses it, the client closes) records the error in its
-//!   `last_error` and stops the service.
+//!   `last_error` and stops the service; so does one dropped by a panic of the task serving it.
 //! - [`ping`], [`info`], [`stats`] and [`discover`] ask the bus and collect every answer.
 //!
 //! ```no_run
@@ -507,6 +507,7 @@ impl ServiceShared {
 }
 
 /// A running service. [`Service::stop`] stops it; dropping it stops it too, at once (see there).
+#[must_use = "a service answers only while it is kept: dropping it stops it"]
 pub struct Service {
     shared: Arc<ServiceShared>,
 }
