@@ -257,7 +257,14 @@ fn valid_key(key: &str, wildcards: bool) -> Result<(), KvError> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'=')))
     };
-    if key.is_empty() || key.starts_with('.') || key.ends_with('.') || !key.split('.').all(chars_ok)
+    // `>` matches the rest: a filter with more after it is refused here, not by the server at the
+    // watch's first try (as "consumer filter subject is not a valid subset").
+    let tail_in_the_middle = key.contains(">.");
+    if key.is_empty()
+        || key.starts_with('.')
+        || key.ends_with('.')
+        || tail_in_the_middle
+        || !key.split('.').all(chars_ok)
     {
         return Err(KvError::InvalidKey {
             key: key.to_owned(),
@@ -1123,6 +1130,10 @@ mod tests {
         }
         assert!(valid_key("config.>", true).is_ok());
         assert!(valid_key("*.x", true).is_ok());
+        assert!(valid_key(">", true).is_ok());
+        for bad in ["a.>.b", ">.x", "a.>>", "a.*x"] {
+            assert!(valid_key(bad, true).is_err(), "{bad:?}");
+        }
         assert!(valid_bucket("via_config").is_ok());
         assert!(valid_bucket("users-1").is_ok());
         assert!(valid_bucket("a.b").is_err());

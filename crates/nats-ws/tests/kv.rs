@@ -1961,6 +1961,52 @@ async fn a_watch_starts_over_when_its_bucket_is_deleted_and_created_again() {
     assert_eq!((next.text(), next.revision), (Some("new 4"), 4));
 }
 
+/// A bucket gone for a while (its watch told so at each try, the tries further apart each time)
+/// and then made again is watched again within 5 s of that, as nats.js's tries are at most 5 s
+/// apart. Before, the pause between tries doubled up to 30 s: the fifth try came 8 s after the
+/// fourth, and a long-gone bucket was seen again up to 30 s late.
+#[tokio::test]
+async fn a_bucket_made_again_after_a_while_is_watched_again_within_5_s() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("later")).await;
+    kv.put("k", "old").await.unwrap();
+    let mut watch = kv.watch("k").unwrap();
+    assert_eq!(next_entry(&mut watch).await.text(), Some("old"));
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    let other = connect_quick_reconnect(&server).await;
+    other.jetstream().delete_key_value("later").await.unwrap();
+    // The connection's return has the watch make its consumer again at once: the first failure.
+    restart_server(&mut server, &client).await;
+    for n in 1..=4 {
+        // Tries 1 s, 2 s and 4 s apart.
+        match within(10, "the watch's next try", watch.next()).await {
+            Some(Err(KvError::BucketNotFound { .. })) => {}
+            other => panic!("try {n}: expected the bucket gone, got {other:?}"),
+        }
+    }
+    wait_status(
+        &other,
+        "the other client connected again",
+        Status::is_connected,
+    )
+    .await;
+    let fresh = bucket_again(&other, KvConfig::new("later")).await;
+    fresh.put("k", "new").await.unwrap();
+    let made = tokio::time::Instant::now();
+    match within(10, "the watch on the new bucket", watch.next()).await {
+        Some(Ok(WatchEvent::Reset)) => {}
+        other => panic!("expected Reset, got {other:?}"),
+    }
+    let waited = made.elapsed();
+    assert!(
+        waited < Duration::from_millis(6500),
+        "seen again {waited:?} after it was made"
+    );
+    assert_eq!(next_entry(&mut watch).await.text(), Some("new"));
+}
+
 /// The same for watches that start "from now on" or from a revision: after the bucket is
 /// deleted and made again, every write to the new one is news to them. Before, the consumer made
 /// again kept their starting point (new: after the new stream's end; a revision of the old

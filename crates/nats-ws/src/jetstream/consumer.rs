@@ -533,6 +533,16 @@ impl CatchUp {
     }
 }
 
+/// The longest wait between two tries to make a consumer that failed for what it asked (its
+/// stream gone, a refusal): a bucket deleted and made again is watched again within it, however
+/// long it was gone (nats.js waits 5 s at most between such tries).
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(5);
+
+/// The wait after another failed try: doubled from 1 s, at most [`MAX_FAILURE_PAUSE`].
+fn next_failure_pause(pause: Duration) -> Duration {
+    (pause * 2).clamp(Duration::from_secs(1), MAX_FAILURE_PAUSE)
+}
+
 /// Options of an ordered consumer.
 #[derive(Debug, Clone)]
 pub struct OrderedOptions {
@@ -985,10 +995,9 @@ impl Ordered {
                     Err(e) => {
                         self.making_since = None;
                         // Reported, and tried again on the next call, after a pause that grows
-                        // (up to 30 s), so a stream that is gone is not hammered.
+                        // (up to `MAX_FAILURE_PAUSE`), so a stream that is gone is not hammered.
                         let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
-                        self.failure_pause =
-                            (pause * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                        self.failure_pause = next_failure_pause(pause);
                         return Some(Err(e));
                     }
                 }
@@ -1039,8 +1048,7 @@ impl Ordered {
                     // failed creation.
                     self.sub = None;
                     let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
-                    self.failure_pause =
-                        (pause * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    self.failure_pause = next_failure_pause(pause);
                     return Some(Err(e.into()));
                 }
                 Wake::Message(Some(Ok(message))) => {
