@@ -238,9 +238,9 @@ clippy_wasm() {
 }
 
 # The test binaries that start a real nats-server (crates/test-support); the rest need none.
-SERVER_TESTS="server jetstream kv interop interop_js service agent workers playground"
+SERVER_TESTS="server jetstream kv interop interop_js service memory agent workers playground"
 # Those whose client follows NATS_WS_TEST_TRANSPORT (test-support TestServer::url).
-TCP_TESTS="server jetstream kv interop service"
+TCP_TESTS="server jetstream kv interop service memory"
 
 # The property tests (proptest) draw the same cases on every run: a failure is reproducible from
 # the log, and main turns red for a change, not for a new draw. Explore with another seed:

@@ -189,6 +189,9 @@ struct SubSlot {
     mailbox: Arc<Mailbox<Result<Message, SubscribeError>>>,
     /// Messages were added since the reader was last woken.
     unwoken: bool,
+    /// The reader had not taken the messages of earlier frames when this frame's first came:
+    /// what it is given from this frame gets bytes of its own (see `Inner::deliver`).
+    behind: bool,
     pending: Arc<Pending>,
     subject: String,
     max_messages: usize,
@@ -304,6 +307,19 @@ impl Inner {
             return;
         }
         slot.slow = false;
+        if !slot.unwoken {
+            // This frame's first message for it. A message shares its frame's buffer, and a
+            // reader that keeps up lets go of it before the next frame comes. One that has not
+            // taken the earlier frames' messages yet may not for long: what it is given now is
+            // copied out, so that what it holds is bounded by its own limits and not by the
+            // frames its messages came in (as nats.go copies every message out of its buffer).
+            slot.behind = p.messages.load(Ordering::Acquire) > 0;
+        }
+        let message = if slot.behind {
+            message.detached()
+        } else {
+            message
+        };
         p.messages.fetch_add(1, Ordering::AcqRel);
         p.bytes.fetch_add(size, Ordering::AcqRel);
         slot.mailbox.push(Ok(message));
@@ -558,6 +574,7 @@ impl Client {
             let slot = SubSlot {
                 mailbox: mailbox.clone(),
                 unwoken: false,
+                behind: false,
                 pending: pending.clone(),
                 subject: subject.to_owned(),
                 max_messages: options
