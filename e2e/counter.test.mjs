@@ -188,3 +188,42 @@ test("counter: after the bucket is deleted, the next click creates it again", { 
   await waitText(page, "counter-value", "1", { timeout: 5000 });
   await counterSettled(page);
 });
+
+// A value another client wrote that is not a counter (text, a fraction, a number past 64 bits),
+// or a counter at its largest value: the tab says so, and a +1 neither writes over the value nor
+// is dropped; Reset writes 0, and the +1 clicked before it counts for nothing (it came first).
+// Before, such a value showed as 0 "by nobody yet" and the next click wrote 1 over it; a +1 at
+// the largest value was rounded into it and lost without a word.
+test("counter: a value that is not a counter is said, and written over only by Reset", { timeout: 90_000 }, async () => {
+  const kv = await env.kvm.open("via_config", { allow_direct: true });
+  const page = await env.tab({ identity: "unreadable", path: "/counter" });
+  await waitText(page, "counter-value", /^-?\d+$/);
+  for (const value of ["abc", '{"value":1.5}', '{"value":99999999999999999999}']) {
+    await kv.put("counter", value);
+    await waitText(page, "counter-value", "?");
+    await waitText(page, "counter-unreadable", /^the stored value is not a counter \(“.*”\): Reset writes 0 over it$/);
+    assert.equal(await page.getByTestId("counter-last-by").textContent(), "another client");
+  }
+  await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-error", /the stored value is not a counter/);
+  await waitText(page, "counter-pending", "1 change(s) on the way…");
+  assert.equal((await kv.get("counter")).string(), '{"value":99999999999999999999}', "not written over");
+  await page.getByTestId("counter-reset").click();
+  await eventually("Reset's 0 stored", async () => counterValue(await kv.get("counter")) === 0 && (await kv.get("counter")).string() !== "0");
+  await waitText(page, "counter-value", "0");
+  await counterSettled(page);
+
+  // At the largest value a +1 is not stored, and says why.
+  await kv.put("counter", JSON.stringify({ value: 0 }).replace("0", "9223372036854775807"));
+  await waitText(page, "counter-value", "9223372036854775807");
+  const before = (await kv.get("counter")).revision;
+  await page.getByTestId("counter-inc").click();
+  await waitText(page, "counter-error", /the counter cannot go past 9223372036854775807/);
+  assert.equal((await kv.get("counter")).revision, before, "nothing written");
+  await page.getByTestId("counter-dec").click();
+  // −1 is queued behind the +1, which still cannot be stored: Reset clears the way.
+  await page.getByTestId("counter-reset").click();
+  await waitText(page, "counter-value", "0");
+  await counterSettled(page);
+  assert.equal(counterValue(await kv.get("counter")), 0);
+});

@@ -265,13 +265,14 @@ impl Counter {
 
     /// This value with `writer`'s clicks `clicks` (numbered, in order) applied: only those after
     /// the writer's last click already in. The writer becomes the most recent in `applied`.
+    /// `None` when the value would go past an `i64` ([`apply_counter_ops`]).
     pub fn with_clicks(
         &self,
         writer: &str,
         by: &str,
         at: &str,
         clicks: &[(u64, CounterOp)],
-    ) -> Counter {
+    ) -> Option<Counter> {
         let done = self.applied_upto(writer);
         let new: Vec<CounterOp> = clicks
             .iter()
@@ -288,12 +289,12 @@ impl Counter {
         applied.push((writer.to_owned(), upto));
         let excess = applied.len().saturating_sub(APPLIED_KEPT);
         applied.drain(..excess);
-        Counter {
-            value: apply_counter_ops(self.value, &new),
+        Some(Counter {
+            value: apply_counter_ops(self.value, &new)?,
             by: by.to_owned(),
             at: at.to_owned(),
             applied,
-        }
+        })
     }
 }
 
@@ -391,11 +392,17 @@ pub enum CounterOp {
     Reset,
 }
 
-/// Applies queued operations in order to `value`.
-pub fn apply_counter_ops(value: i64, ops: &[CounterOp]) -> i64 {
-    ops.iter().fold(value, |v, op| match op {
-        CounterOp::Add(n) => v.saturating_add(*n),
-        CounterOp::Reset => 0,
+/// Applies queued operations in order to `value`; `None` when the result is past what the counter
+/// holds (an `i64`): the clicks cannot be stored, and are not rounded into the limit.
+pub fn apply_counter_ops(value: i64, ops: &[CounterOp]) -> Option<i64> {
+    // What came before the last Reset does not count.
+    let (start, ops) = match ops.iter().rposition(|op| *op == CounterOp::Reset) {
+        Some(at) => (0, &ops[at + 1..]),
+        None => (value, ops),
+    };
+    ops.iter().try_fold(start, |v, op| match op {
+        CounterOp::Add(n) => v.checked_add(*n),
+        CounterOp::Reset => Some(0),
     })
 }
 
@@ -989,20 +996,27 @@ mod tests {
         use CounterOp::*;
         let start = Counter::parse(b"10").unwrap();
         let clicks = [(1, Add(1)), (2, Add(1)), (3, Add(10))];
-        let a = start.with_clicks("tab-a", "ada", "t", &clicks);
+        let a = start.with_clicks("tab-a", "ada", "t", &clicks).unwrap();
         assert_eq!((a.value, a.applied_upto("tab-a")), (22, 3));
         // The same clicks again (a write whose answer was lost, resent): nothing changes.
-        assert_eq!(a.with_clicks("tab-a", "ada", "t", &clicks).value, 22);
-        // Clicks 2..4 with 1..3 in: only 4 is added.
-        let b = a.with_clicks(
-            "tab-a",
-            "ada",
-            "t",
-            &[(2, Add(1)), (3, Add(10)), (4, Add(-1))],
+        assert_eq!(
+            a.with_clicks("tab-a", "ada", "t", &clicks).unwrap().value,
+            22
         );
+        // Clicks 2..4 with 1..3 in: only 4 is added.
+        let b = a
+            .with_clicks(
+                "tab-a",
+                "ada",
+                "t",
+                &[(2, Add(1)), (3, Add(10)), (4, Add(-1))],
+            )
+            .unwrap();
         assert_eq!((b.value, b.applied_upto("tab-a")), (21, 4));
         // Another writer's entry is carried forward, and its own clicks counted.
-        let c = b.with_clicks("tab-b", "bob", "t", &[(1, Reset), (2, Add(5))]);
+        let c = b
+            .with_clicks("tab-b", "bob", "t", &[(1, Reset), (2, Add(5))])
+            .unwrap();
         assert_eq!(
             (c.value, c.applied_upto("tab-a"), c.applied_upto("tab-b")),
             (5, 4, 2)
@@ -1059,7 +1073,9 @@ mod tests {
         // The last load's write of click 3 was stored, its answer lost: only 4 is left to write.
         assert!(!after.observe(writer, &holding("old", 3), 5));
         assert_eq!(after.queued(), vec![(4, Add(-1))]);
-        let written = holding("old", 3).with_clicks(writer, "ada", "now", &after.queued());
+        let written = holding("old", 3)
+            .with_clicks(writer, "ada", "now", &after.queued())
+            .unwrap();
         assert_eq!(written.applied_upto("old"), 4);
         assert!(!after.observe(writer, &written, 6));
         assert_eq!(after.pending(), 0);
@@ -1122,7 +1138,9 @@ mod tests {
     fn counter_remembers_the_most_recent_writers() {
         let mut c = Counter::default();
         for i in 0..(APPLIED_KEPT as u64 + 10) {
-            c = c.with_clicks(&format!("w{i}"), "", "", &[(1, CounterOp::Add(1))]);
+            c = c
+                .with_clicks(&format!("w{i}"), "", "", &[(1, CounterOp::Add(1))])
+                .unwrap();
         }
         assert_eq!(c.applied.len(), APPLIED_KEPT);
         assert_eq!(c.applied_upto("w0"), 0);
@@ -1133,8 +1151,19 @@ mod tests {
     #[test]
     fn counter_ops_apply_in_order() {
         use CounterOp::*;
-        assert_eq!(apply_counter_ops(5, &[Add(1), Add(10), Reset, Add(-1)]), -1);
-        assert_eq!(apply_counter_ops(i64::MAX, &[Add(1)]), i64::MAX);
+        assert_eq!(
+            apply_counter_ops(5, &[Add(1), Add(10), Reset, Add(-1)]),
+            Some(-1)
+        );
+        // Past the largest or smallest value: not stored at all (it was rounded into the limit,
+        // the click lost without a word), unless a Reset comes after.
+        assert_eq!(apply_counter_ops(i64::MAX, &[Add(1)]), None);
+        assert_eq!(apply_counter_ops(i64::MIN, &[Add(-1)]), None);
+        assert_eq!(
+            apply_counter_ops(i64::MAX, &[Add(1), Reset, Add(2)]),
+            Some(2)
+        );
+        assert_eq!(apply_counter_ops(i64::MAX - 1, &[Add(1)]), Some(i64::MAX));
     }
 
     #[test]

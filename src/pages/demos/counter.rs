@@ -173,12 +173,13 @@ impl Writer {
             Ok(current) => current,
             Err(e) => return Some(Err(self.failed(e))),
         };
-        let value = current
-            .as_ref()
-            .filter(|e| e.operation == Operation::Put)
+        let stored = current.as_ref().filter(|e| e.operation == Operation::Put);
+        // Written by another client as something else than a counter: not counted on.
+        let unreadable = stored.filter(|e| Counter::parse(&e.value).is_none());
+        let value = stored
             .and_then(|e| Counter::parse(&e.value))
             .unwrap_or_default();
-        if let Some(e) = &current {
+        if let (Some(e), None) = (&current, unreadable) {
             self.observe(&value, e.revision)?;
         }
         // The oldest inherited writer's clicks first, then this load's.
@@ -197,12 +198,25 @@ impl Writer {
         if clicks.is_empty() {
             return Some(Ok(Tried::Done));
         }
-        let next = value.with_clicks(
+        // Written over only when a Reset asks for it: a value that is not a number has nothing
+        // to add to.
+        if let Some(e) = unreadable {
+            if !clicks.iter().any(|(_, op)| *op == CounterOp::Reset) {
+                return Some(Err(not_a_counter(&e.value)));
+            }
+        }
+        let Some(next) = value.with_clicks(
             &id,
             &self.identity.try_get_untracked()?,
             &now_iso(),
             &clicks,
-        );
+        ) else {
+            return Some(Err(format!(
+                "the counter cannot go past {} or below {}: Reset starts it again from 0",
+                i64::MAX,
+                i64::MIN
+            )));
+        };
         let json = serde_json::to_vec(&next).unwrap_or_default();
         let written = match &current {
             Some(e) => store.update(KEY, json, e.revision).await,
@@ -254,6 +268,17 @@ impl Writer {
         self.inherited
             .try_update_value(|i| i.iter_mut().for_each(|(_, c)| c.forget_settled()));
     }
+}
+
+/// What is said of a stored value that is not a counter (its start, as text).
+fn not_a_counter(value: &[u8]) -> String {
+    const SHOWN: usize = 40;
+    let text = String::from_utf8_lossy(value);
+    let mut start: String = text.chars().take(SHOWN).collect();
+    if text.chars().nth(SHOWN).is_some() {
+        start.push('…');
+    }
+    format!("the stored value is not a counter (\u{201c}{start}\u{201d}): Reset writes 0 over it")
 }
 
 /// The counter's clicks and the task that writes them, for the whole app: provided once, in the
@@ -331,12 +356,28 @@ pub fn CounterPage() -> impl IntoView {
     });
     let click = move |op: CounterOp| clicks.click(op);
 
-    let parsed = Memo::new(move |_| counter.entry.get().and_then(|e| Counter::parse(&e.value)));
-    let value = move || parsed.get().map_or(0, |c| c.value);
+    // `Some(None)`: a value another client wrote that is not a counter.
+    let parsed = Memo::new(move |_| {
+        counter
+            .entry
+            .with(|e| e.as_ref().map(|e| Counter::parse(&e.value)))
+    });
+    let value = move || match parsed.get() {
+        Some(Some(c)) => c.value.to_string(),
+        Some(None) => "?".to_owned(),
+        None => "0".to_owned(),
+    };
     let last_by = move || match parsed.get() {
-        Some(c) if !c.by.is_empty() => c.by,
+        Some(Some(c)) if !c.by.is_empty() => c.by,
         Some(_) => "another client".to_owned(),
         None => "nobody yet".to_owned(),
+    };
+    let unreadable = move || {
+        counter.entry.with(|e| {
+            e.as_ref()
+                .filter(|e| Counter::parse(&e.value).is_none())
+                .map(|e| not_a_counter(&e.value))
+        })
     };
     view! {
         <section class="page-head">
@@ -348,7 +389,7 @@ pub fn CounterPage() -> impl IntoView {
         </section>
         <section class="card counter">
             <div class="counter-value" data-testid="counter-value" aria-live="polite">
-                {move || if counter.loaded.get() { value().to_string() } else { "…".to_owned() }}
+                {move || if counter.loaded.get() { value() } else { "…".to_owned() }}
             </div>
             <p class="muted">
                 "Last updated by " <strong data-testid="counter-last-by">{last_by}</strong>
@@ -367,8 +408,12 @@ pub fn CounterPage() -> impl IntoView {
                     n => format!("{n} change(s) on the way…"),
                 }}
             </p>
+            // Said as soon as it is seen, not only at the next click.
+            <Show when=move || unreadable().is_some() && error.with(Option::is_none)>
+                <p class="error" data-testid="counter-unreadable">{unreadable}</p>
+            </Show>
             <Show when=move || error.get().or(counter.error.get()).is_some()>
-                <p class="error">{move || error.get().or(counter.error.get())}</p>
+                <p class="error" data-testid="counter-error">{move || error.get().or(counter.error.get())}</p>
             </Show>
         </section>
     }
