@@ -124,6 +124,9 @@ test("chat: a room with a history never says it has none while it loads", T, asy
   await page.getByTestId(`chat-room-${room}`).click();
   await waitCount(page, "chat-message", "long 500 end", 1);
   assert.equal(await page.evaluate(() => window.saidEmpty), false, 'it said "No messages yet" while loading');
+  // Which room is shown is said to screen readers too, not by its colour alone.
+  assert.equal(await page.getByTestId(`chat-room-${room}`).getAttribute("aria-current"), "true");
+  assert.equal(await page.getByTestId("chat-room-general").getAttribute("aria-current"), null);
   // An empty room still says so, once its (empty) history is in.
   await env.jsm.streams.purge("CHAT", { filter: "chat.room.general" });
   await page.getByTestId("chat-room-general").click();

@@ -396,12 +396,14 @@ fn ChatWith(
                         }
                         key=|r| r.clone()
                         children=move |room| {
-                            let r = room.clone();
+                            let (r, shown) = (room.clone(), room.clone());
                             view! {
                                 <li>
                                     <button
                                         class="room"
                                         class:active=move || current.get() == r
+                                        // The room shown, for screen readers too.
+                                        aria-current=move || (current.get() == shown).then_some("true")
                                         data-testid=format!("chat-room-{room}")
                                         on:click={
                                             let room = room.clone();
