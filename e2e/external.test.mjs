@@ -125,3 +125,33 @@ test("user event from another client: one notification per tab, even when publis
     );
   }
 });
+
+// A value from outside can be one long word. Before, a 300-character config value put every
+// "Set" button 3 000 px to the right, and a long user name pushed Edit and Delete out of sight.
+test("config, theme and users: one long word written by another client wraps, the page stays as wide as the window", T, async () => {
+  const config = await env.kv("via_config");
+  const users = await env.kv("users");
+  const word = (c) => c.repeat(3000);
+  const id = `long-${rand()}`;
+  const at = new Date().toISOString();
+  await configLoaded(await env.tab({ identity: "ext-long", path: "/config" }));
+  await config.put("config.app.name", word("n"));
+  await config.put("theme", word("t"));
+  await users.put(id, JSON.stringify({ id, name: word("u"), email: "long@example.com", created_at: at, updated_at: at }));
+  try {
+    for (const [path, testid] of [
+      ["/config", "config-value-app.name"],
+      ["/themes", "theme-stored"],
+      ["/", "user-row"],
+    ]) {
+      const page = await env.tab({ identity: "ext-long", path });
+      await waitFor(page, `the long value on ${path}`, (s) => [...document.querySelectorAll(s)].some((e) => e.textContent.length >= 3000), sel(testid));
+      const { scrollWidth, width } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth }));
+      assert.ok(scrollWidth <= width, `${path}: the page is ${scrollWidth} px wide in a ${width} px window`);
+    }
+  } finally {
+    await users.delete(id);
+    await config.put("config.app.name", "VIA Console");
+    await config.put("theme", "light");
+  }
+});
