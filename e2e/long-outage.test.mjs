@@ -8,11 +8,14 @@
 //
 // /themes: a theme picked on a page that had bound its bucket is written once the server is
 // back. Before, the write gave up when its 30 s ran out, and the pick was dropped.
+//
+// Users: a user added during the outage is stored once the server is back, once. Before, it said
+// "not saved" when its 30 s ran out, and still said so once the tab was Live again.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, rand, sel, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -24,9 +27,10 @@ async function send(page, text) {
 test("a long outage: chat messages stored in the order written, a theme picked written", { timeout: 150_000 }, async (t) => {
   const kv = await env.kv("via_config");
   await kv.put("theme", "light");
-  const [page, themes] = await Promise.all([
+  const [page, themes, users] = await Promise.all([
     env.tab({ identity: "chat-order", path: "/chat" }),
     env.tab({ identity: "outage-themes", path: "/themes" }),
+    env.tab({ identity: "outage-users", path: "/" }),
   ]);
   await page.getByPlaceholder("Message #general").waitFor();
   await waitText(themes, "theme-stored", "light");
@@ -37,6 +41,10 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   // The theme first: its write's own retries (30 s, as the chat's first try) have run out by the
   // time the chat's have.
   await themes.getByTestId("theme-option-sunset").click();
+  const newcomer = `Outage ${tag}`;
+  await users.getByTestId("user-name-input").fill(newcomer);
+  await users.getByTestId("user-email-input").fill(`outage-${tag}@example.com`);
+  await users.getByTestId("user-create").click();
   await send(page, first);
   // Its first try has run out (30 s): it waits for the server to come back.
   await waitFor(
@@ -50,6 +58,8 @@ test("a long outage: chat messages stored in the order written, a theme picked w
     { timeout: 60_000 },
   );
   await send(page, second);
+  // The user's write ran out of its 30 s too: it says so, and waits.
+  await waitText(users, "user-create-error", /^not saved yet \(.*\): sent again once the server is back$/, { timeout: 30_000 });
   await env.control("start");
 
   const stored = async () => (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
@@ -76,4 +86,15 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   await eventually("the theme written", async () => (await kv.get("theme"))?.string() === "sunset", { timeout: 30_000 });
   await waitText(themes, "theme-stored", "sunset");
   await waitFor(themes, "no error left", () => !document.querySelector(".card .error"), null, { timeout: 10_000 });
+  // The user added during the outage: listed once, stored once, the form emptied, nothing said.
+  await waitCount(users, "user-row", newcomer, 1, { timeout: 30_000 });
+  await waitFor(users, "the form's error gone", (s) => !document.querySelector(s), sel("user-create-error"), { timeout: 10_000 });
+  assert.equal(await users.getByTestId("user-name-input").inputValue(), "");
+  const storedAs = [];
+  const usersKv = await env.kv("users");
+  for await (const key of await usersKv.keys()) {
+    const entry = await usersKv.get(key);
+    if (entry?.operation === "PUT" && entry.json().name === newcomer) storedAs.push(key);
+  }
+  assert.equal(storedAs.length, 1, `stored as ${storedAs}`);
 });

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_nats::{use_kv_watch, use_nats, UseKvWatchReturn};
+use leptos_nats::{until_connected, use_kv_watch, use_nats, UseKvWatchReturn};
+use nats_ws::jetstream::JetStreamError;
 use nats_ws::kv::{KvError, Store};
 
 use crate::components::field::clear_if_sent;
@@ -116,6 +117,15 @@ pub fn Dashboard() -> impl IntoView {
     }
 }
 
+/// The pause before a user's creation is sent again once connected.
+const AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Whether a creation that failed is sent again: it failed for the connection or a server not
+/// answering, not for what it asked.
+fn worth_trying_again(e: &KvError) -> bool {
+    matches!(e, KvError::JetStream(j) if j.is_transient() || matches!(j, JetStreamError::DeadlineExceeded(_)))
+}
+
 #[component]
 fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) -> impl IntoView {
     let identity = use_identity();
@@ -150,19 +160,45 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
         let by = identity.get_untracked();
         let client = nats.client.get_untracked();
         busy.set(true);
+        // Not tied to the page: a user added just before leaving it is still written.
         spawn_local(async move {
             let json = serde_json::to_vec(&user).unwrap_or_default();
-            match store.create(&user.id, json).await {
-                Ok(_) => {
+            let mut tried = false;
+            let outcome = loop {
+                match store.create(&user.id, json.clone()).await {
+                    Ok(_) => break Ok(()),
+                    // An earlier try was stored and its answer lost: the id is this form's own.
+                    Err(KvError::KeyExists { .. }) if tried => break Ok(()),
+                    // The server is away (longer than the write's own 30 s of retries): written
+                    // once it is back, however long that takes, as the other pages' writes are.
+                    Err(e) if worth_trying_again(&e) => {
+                        tried = true;
+                        let _ = error.try_set(Some(format!(
+                            "not saved yet ({e}): sent again once the server is back"
+                        )));
+                        match &client {
+                            Some(c) if until_connected(c).await => {}
+                            // Another connection took over (⚙): the form keeps what was typed.
+                            _ => break Err(e),
+                        }
+                        gloo_timers::future::sleep(AGAIN_AFTER).await;
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            match outcome {
+                Ok(()) => {
                     announce(client.as_ref(), "created", &user, &by);
                     clear_if_sent(name, &user.name);
                     clear_if_sent(email, &user.email);
-                    error.set(None);
+                    let _ = error.try_set(None);
                 }
                 // The form keeps what was typed, so nothing is lost.
-                Err(e) => error.set(Some(format!("not saved: {e}"))),
+                Err(e) => {
+                    let _ = error.try_set(Some(format!("not saved: {e}")));
+                }
             }
-            busy.set(false);
+            let _ = busy.try_set(false);
         });
     };
     view! {
@@ -187,7 +223,7 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
                 </button>
             </div>
             <Show when=move || error.get().is_some()>
-                <p class="error">{move || error.get()}</p>
+                <p class="error" data-testid="user-create-error">{move || error.get()}</p>
             </Show>
         </form>
     }
