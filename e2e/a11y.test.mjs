@@ -80,6 +80,44 @@ test("a11y: the settings dialog takes the focus, Esc closes it and gives the foc
   await waitFor(page, "focus back on the ⚙ button", () => document.activeElement?.getAttribute("aria-label") === "Connection settings");
 });
 
+// Editing a user with the keyboard alone. Before, Enter on Edit, Save or Delete left the focus on
+// the page's body (26 Tab presses back to the row), and Enter or Escape in the edit did nothing.
+test("a11y: a user is edited and deleted with the keyboard, the focus staying in the list", T, async () => {
+  const page = await env.tab({ identity: "keys-users" });
+  const r = rand();
+  const [first, second] = [`Kim ${r}`, `Lee ${r}`];
+  for (const name of [first, second]) {
+    await page.getByTestId("user-name-input").fill(name);
+    await page.getByTestId("user-email-input").fill(`${name.split(" ")[0].toLowerCase()}-${r}@example.com`);
+    await page.getByTestId("user-create").click();
+    await waitCount(page, "user-row", name, 1);
+  }
+  const focused = () => page.evaluate(() => document.activeElement?.getAttribute("aria-label") ?? document.activeElement?.tagName);
+  // Enter on Edit: the focus is in the Name field.
+  await page.getByRole("button", { name: `Edit ${first}`, exact: true }).focus();
+  await page.keyboard.press("Enter");
+  await waitFor(page, "the focus in the Name field", () => document.activeElement?.getAttribute("aria-label") === "Name");
+  // Escape cancels, and the focus is back on Edit.
+  await page.keyboard.press("Escape");
+  await waitFor(page, "the edit closed", () => !document.querySelector('input[aria-label="Name"]'));
+  assert.equal(await focused(), `Edit ${first}`);
+  // Enter in the field saves what was typed, and the focus is back on Edit.
+  await page.keyboard.press("Enter");
+  await waitFor(page, "the focus in the Name field", () => document.activeElement?.getAttribute("aria-label") === "Name");
+  await page.keyboard.press("End");
+  await page.keyboard.type(" edited");
+  await page.keyboard.press("Enter");
+  await waitCount(page, "user-row", `${first} edited`, 1);
+  await waitFor(page, "the focus back on Edit", (n) => document.activeElement?.getAttribute("aria-label") === `Edit ${n}`, `${first} edited`);
+  // Delete: the focus goes to a neighbouring row, not to the page's top.
+  await page.getByRole("button", { name: `Delete ${first} edited`, exact: true }).focus();
+  await page.keyboard.press("Enter");
+  await waitCount(page, "user-row", `${first} edited`, 0);
+  await waitFor(page, "the focus on another row's button", () => !!document.activeElement?.closest('[data-testid="user-row"]'));
+  await page.getByRole("button", { name: `Delete ${second}`, exact: true }).click();
+  await waitCount(page, "user-row", second, 0);
+});
+
 test("a11y: at 390 px the header fits and every page is one tap away", T, async () => {
   const page = await env.tab({ identity: "phone" });
   await page.setViewportSize({ width: 390, height: 844 });

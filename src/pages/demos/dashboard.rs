@@ -277,9 +277,25 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     // Edits begun or ended in this row: a save's answer acts on the edit it was made from only
     // (not on one the user cancelled and began again while it was on its way).
     let edits = StoredValue::new(0u64);
+    // Keyboard use: the Name field takes the focus when an edit begins, and the row's Edit
+    // button takes it back when the edit ends (the button a key pressed is gone with the view it
+    // was in; the focus fell back to the page's top).
+    let name_field = NodeRef::<leptos::html::Input>::new();
+    let edit_button = NodeRef::<leptos::html::Button>::new();
+    let row = NodeRef::<leptos::html::Li>::new();
+    let refocus = StoredValue::new(false);
+    crate::components::focus_when_mounted(name_field);
+    Effect::new(move |_| {
+        if let Some(button) = edit_button.get() {
+            if refocus.try_update_value(std::mem::take) == Some(true) {
+                let _ = button.focus();
+            }
+        }
+    });
     let stop_editing = {
         let id = id.clone();
         move || {
+            refocus.set_value(true);
             edits.update_value(|n| *n += 1);
             editing.update(|m| {
                 m.remove(&id);
@@ -411,9 +427,17 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         };
         let by = identity.get_untracked();
         let client = nats.client.get_untracked();
+        // Where the focus goes once the row is gone: the next row's first button, else the one
+        // before's, else the form to add a user.
+        let next_focus = row.get_untracked().and_then(|li| neighbour_button(&li));
         spawn_local(async move {
             match store.delete(&u.id).await {
-                Ok(_) => announce(client.as_ref(), "deleted", &u, &by),
+                Ok(_) => {
+                    announce(client.as_ref(), "deleted", &u, &by);
+                    if let Some(target) = next_focus {
+                        let _ = target.focus();
+                    }
+                }
                 Err(e) => {
                     let _ = error.try_set(Some(format!("not deleted: {e}")));
                 }
@@ -431,7 +455,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     // so the wasm carries no Unicode case tables for one letter.
     let initial = move || name().chars().next().map(String::from).unwrap_or_default();
     view! {
-        <li class="user-row" data-testid="user-row">
+        <li class="user-row" data-testid="user-row" node_ref=row>
             <Show
                 when=is_editing
                 fallback=move || {
@@ -445,6 +469,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                             <button
                                 class="secondary"
                                 aria-label=move || format!("Edit {}", name())
+                                node_ref=edit_button
                                 on:click=start_edit.clone()
                             >
                                 "Edit"
@@ -460,20 +485,37 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                     }
                 }
             >
-                <div class="edit">
-                    <input bind:value=draft_name aria-label="Name"/>
+                // Enter saves, Escape cancels.
+                <form
+                    class="edit"
+                    on:submit={
+                        let save = save.clone();
+                        move |ev: leptos::ev::SubmitEvent| {
+                            ev.prevent_default();
+                            save(false)
+                        }
+                    }
+                    on:keydown={
+                        let stop_editing = stop_editing.clone();
+                        move |ev: leptos::ev::KeyboardEvent| {
+                            if ev.key() == "Escape" {
+                                ev.prevent_default();
+                                stop_editing()
+                            }
+                        }
+                    }
+                >
+                    <input bind:value=draft_name aria-label="Name" node_ref=name_field/>
                     <input bind:value=draft_email type="email" aria-label="Email"/>
                     <button
+                        type="submit"
                         aria-label=move || format!("Save {}", name())
                         disabled=move || saving.get()
-                        on:click={
-                            let save = save.clone();
-                            move |_| save(false)
-                        }
                     >
                         {move || if saving.get() { "Saving…" } else { "Save" }}
                     </button>
                     <button
+                        type="button"
                         class="secondary"
                         aria-label=move || format!("Cancel editing {}", name())
                         on:click={
@@ -483,7 +525,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                     >
                         "Cancel"
                     </button>
-                </div>
+                </form>
             </Show>
             <Show when=move || deleted() && conflict.with(Option::is_none)>
                 <div class="conflict" role="status" data-testid="user-deleted-notice">
@@ -515,4 +557,22 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             </Show>
         </li>
     }
+}
+
+/// The first button of the row after `row`, else of the one before it, else the form's name field.
+fn neighbour_button(row: &web_sys::HtmlLiElement) -> Option<web_sys::HtmlElement> {
+    use wasm_bindgen::JsCast;
+    let first_button = |el: Option<web_sys::Element>| {
+        el.and_then(|e| e.query_selector("button").ok().flatten())
+            .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok())
+    };
+    first_button(row.next_element_sibling())
+        .or_else(|| first_button(row.previous_element_sibling()))
+        .or_else(|| {
+            row.owner_document()?
+                .query_selector("[data-testid=user-name-input]")
+                .ok()
+                .flatten()
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        })
 }
