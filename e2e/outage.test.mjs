@@ -20,9 +20,10 @@ const OUTAGE_MS = 60_000;
 const WINDOW_MS = 50_000;
 /**
  * Allowed excess of the waiting window over the idle one, in ms of script: the reconnect attempts
- * themselves (a socket opened and failed, a status rendered; about 7 of them in 60 s) are work the
- * idle window does not have. Measured on 2-core machines running the whole suite: 28–99 ms more
- * (0.06–0.2 % of a core), so 200 ms (0.4 % of a core over 50 s) leaves room for that noise; a
+ * themselves (a socket opened and failed, a status rendered; about 13 of them in 60 s, at most 5 s
+ * apart) are work the idle window does not have. Measured on 2-core machines running the whole
+ * suite: 28–99 ms more with 7 of them (0.06–0.2 % of a core), 6–8 ms more with 13 on a quiet
+ * machine, so 200 ms (0.4 % of a core over 50 s) leaves room for that noise; a
  * timer spinning while disconnected (issue 8: 0.7–0.8 % of a core per tab, 350–400 ms here) is
  * still well above it.
  */

@@ -43,7 +43,7 @@ test("server stopped → Reconnecting (N) → started → Live, and everything w
   assert.equal(await countText(chatB, "chat-message", down), 0);
 
   await env.control("start");
-  // The next attempt comes within the backoff (2 s × 1.5^n).
+  // The next attempt comes within the backoff (1 s × 1.5^n, at most 5 s).
   for (const page of tabs) await waitStatus(page, "Live", { timeout: 45_000 });
 
   await waitCount(chatB, "chat-message", down, 1);
