@@ -79,6 +79,27 @@ test("chat markup is shown as text", T, async () => {
   assert.equal(await b.evaluate(() => window.__xss), undefined);
 });
 
+// What another client stores in a room's subject without the app's JSON (plain text) is shown, as
+// text, from "another client". Before, the room left it out without a word (its count said 7 where
+// the stream held 10).
+test("chat: another client's plain text in a room is shown, as text", T, async () => {
+  const room = `plain-${rand()}`;
+  const js = jetstream(env.nc);
+  const text = `plain <b>text</b> from outside ${rand()}`;
+  // The page makes CHAT if it is not there yet.
+  const page = await env.tab({ identity: "chat-plain", path: "/chat" });
+  await eventually("stream CHAT", async () => !!(await env.jsm.streams.info("CHAT").catch(() => null)));
+  await js.publish(`chat.room.${room}`, text);
+  await js.publish(`chat.room.${room}`, JSON.stringify({ id: `j${rand()}`, room, user: "json-user", text: "the app's own kind", at: new Date().toISOString() }));
+  await page.getByTestId(`chat-room-${room}`).click();
+  await waitCount(page, "chat-message", "the app's own kind", 1);
+  await waitCount(page, "chat-message", text, 1);
+  const shown = page.getByTestId("chat-message").filter({ hasText: text });
+  assert.equal(await shown.locator(".author").textContent(), "another client");
+  assert.equal(await shown.locator("b").count(), 0, "shown as text");
+  assert.match(await shown.locator("time").textContent(), /^\d\d:\d\d$/, "with the time it was stored");
+});
+
 // Two messages with the same id in the stream (another client publishing a message twice, or a
 // resend after the 2 min duplicate window) are shown once, and later messages still appear. A
 // separate room keeps the duplicate away from the other tests.

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
 use nats_ws::jetstream::{
-    ApiErrorKind, DeliverPolicy, JetStream, JetStreamError, OrderedItem, OrderedOptions,
+    ApiErrorKind, DeliverPolicy, JetStream, JetStreamError, JsMessage, OrderedItem, OrderedOptions,
     PublishOptions, StreamConfig,
 };
 use nats_ws::Client;
@@ -65,6 +65,36 @@ fn local_time(at: &str) -> String {
         return String::new();
     }
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// Who wrote a message in a room's subject that is not the app's JSON.
+const ANOTHER_CLIENT: &str = "another client";
+
+/// A message stored in `room`'s subject that is not the app's JSON: its text as it came (UTF-8,
+/// at most 2 000 characters), from [`ANOTHER_CLIENT`], at the time the stream stored it.
+fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
+    const AT_MOST: usize = 2000;
+    let info = m.info();
+    let text = String::from_utf8_lossy(&m.message.payload);
+    let mut shown: String = text.chars().take(AT_MOST).collect();
+    if text.chars().nth(AT_MOST).is_some() {
+        shown.push('…');
+    }
+    let at = info.as_ref().map(|i| {
+        let ms = (i.timestamp_ns / 1_000_000) as f64;
+        String::from(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms)).to_iso_string())
+    });
+    ChatMessage {
+        // The stream's sequence: one message, one id, however often it is read.
+        id: info.map_or_else(
+            || random_hex(12),
+            |i| format!("stored-{}", i.stream_sequence),
+        ),
+        room: room.to_owned(),
+        user: ANOTHER_CLIENT.to_owned(),
+        text: shown,
+        at: at.unwrap_or_default(),
+    }
 }
 
 /// What a screen reader says of a new message from someone else in `room` (the room it was read
@@ -599,8 +629,10 @@ fn Room(
                 if feed_error.with_untracked(Option::is_some) {
                     feed_error.set(None);
                 }
-                let Ok(message) = serde_json::from_slice::<ChatMessage>(&m.message.payload) else {
-                    continue;
+                let message = match serde_json::from_slice::<ChatMessage>(&m.message.payload) {
+                    Ok(message) => message,
+                    // Another client's plain text, say: shown as it came, not left out.
+                    Err(_) => foreign_message(&m, &room),
                 };
                 let ours = outbox.seen(&message.id);
                 // Another client may store the same message twice (no msg id, or after the
