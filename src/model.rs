@@ -273,20 +273,26 @@ impl Counter {
         at: &str,
         clicks: &[(u64, CounterOp)],
     ) -> Option<Counter> {
-        let done = self.applied_upto(writer);
-        let new: Vec<CounterOp> = clicks
-            .iter()
-            .filter(|(n, _)| *n > done)
-            .map(|(_, op)| *op)
-            .collect();
-        let upto = clicks.iter().map(|(n, _)| *n).fold(done, u64::max);
-        let mut applied: Vec<(String, u64)> = self
-            .applied
-            .iter()
-            .filter(|(w, _)| w != writer)
-            .cloned()
-            .collect();
-        applied.push((writer.to_owned(), upto));
+        self.with_queues(&[(writer.to_owned(), clicks.to_vec())], by, at)
+    }
+
+    /// [`Counter::with_clicks`] for several writers' queues in one value, in their order (what
+    /// comes before a Reset in any of them does not count).
+    pub fn with_queues(
+        &self,
+        queues: &[(String, Vec<(u64, CounterOp)>)],
+        by: &str,
+        at: &str,
+    ) -> Option<Counter> {
+        let mut new = Vec::new();
+        let mut applied: Vec<(String, u64)> = self.applied.clone();
+        for (writer, clicks) in queues {
+            let done = self.applied_upto(writer);
+            new.extend(clicks.iter().filter(|(n, _)| *n > done).map(|(_, op)| *op));
+            let upto = clicks.iter().map(|(n, _)| *n).fold(done, u64::max);
+            applied.retain(|(w, _)| w != writer);
+            applied.push((writer.clone(), upto));
+        }
         let excess = applied.len().saturating_sub(APPLIED_KEPT);
         applied.drain(..excess);
         Some(Counter {
@@ -1164,6 +1170,21 @@ mod tests {
             Some(2)
         );
         assert_eq!(apply_counter_ops(i64::MAX - 1, &[Add(1)]), Some(i64::MAX));
+        // One writer's +1 that cannot be stored alone, and another's Reset after it: together.
+        let full = Counter::parse(b"9223372036854775807").unwrap();
+        assert_eq!(full.with_clicks("a", "", "", &[(1, Add(1))]), None);
+        let both = full
+            .with_queues(
+                &[
+                    ("a".into(), vec![(1, Add(1))]),
+                    ("b".into(), vec![(1, Reset), (2, Add(2))]),
+                ],
+                "",
+                "",
+            )
+            .unwrap();
+        assert_eq!(both.value, 2);
+        assert_eq!((both.applied_upto("a"), both.applied_upto("b")), (1, 2));
     }
 
     #[test]

@@ -92,11 +92,10 @@ impl Writer {
         Some(self.clicks.try_with_value(Clicks::pending)? + inherited)
     }
 
-    /// After the queues changed: the count shown, and what the tab keeps for its next load (the
-    /// writers with clicks still queued). Inherited writers whose clicks are all in stay known
-    /// here, so that a value written over them puts them back ([`Clicks::observe`]).
-    fn changed(&self) -> Option<()> {
-        let mut unsettled: counter_clicks::Unsettled = self.inherited.try_with_value(|i| {
+    /// The writers with clicks queued and those clicks: the inherited ones, oldest first, then
+    /// this load's.
+    fn queues(&self) -> Option<counter_clicks::Unsettled> {
+        let mut queues: counter_clicks::Unsettled = self.inherited.try_with_value(|i| {
             i.iter()
                 .filter(|(_, c)| c.pending() > 0)
                 .map(|(w, c)| (w.clone(), c.queued()))
@@ -104,8 +103,16 @@ impl Writer {
         })?;
         let own = self.clicks.try_with_value(Clicks::queued)?;
         if !own.is_empty() {
-            unsettled.push((self.id.try_get_value()?, own));
+            queues.push((self.id.try_get_value()?, own));
         }
+        Some(queues)
+    }
+
+    /// After the queues changed: the count shown, and what the tab keeps for its next load (the
+    /// writers with clicks still queued). Inherited writers whose clicks are all in stay known
+    /// here, so that a value written over them puts them back ([`Clicks::observe`]).
+    fn changed(&self) -> Option<()> {
+        let unsettled = self.queues()?;
         if self.saved.try_with_value(|saved| *saved != unsettled)? {
             counter_clicks::save(&unsettled);
             self.saved.try_set_value(unsettled);
@@ -182,40 +189,37 @@ impl Writer {
         if let (Some(e), None) = (&current, unreadable) {
             self.observe(&value, e.revision)?;
         }
-        // The oldest inherited writer's clicks first, then this load's.
-        let inherited = self.inherited.try_with_value(|i| {
-            i.iter()
-                .find(|(_, c)| c.pending() > 0)
-                .map(|(w, c)| (w.clone(), c.queued()))
-        })?;
-        let (id, clicks) = match inherited {
-            Some(next) => next,
-            None => (
-                self.id.try_get_value()?,
-                self.clicks.try_with_value(Clicks::queued)?,
-            ),
-        };
-        if clicks.is_empty() {
+        // The oldest inherited writer's clicks first, then this load's: one writer's per write.
+        let queues = self.queues()?;
+        let Some((id, clicks)) = queues.first() else {
             return Some(Ok(Tried::Done));
-        }
-        // Written over only when a Reset asks for it: a value that is not a number has nothing
-        // to add to.
-        if let Some(e) = unreadable {
-            if !clicks.iter().any(|(_, op)| *op == CounterOp::Reset) {
-                return Some(Err(not_a_counter(&e.value)));
+        };
+        let (by, at) = (self.identity.try_get_untracked()?, now_iso());
+        let has_reset =
+            |clicks: &[(u64, CounterOp)]| clicks.iter().any(|(_, op)| *op == CounterOp::Reset);
+        // A value that is not a number has nothing to add to: written over only when a Reset
+        // asks for it.
+        let alone = match unreadable {
+            Some(_) if !has_reset(clicks) => None,
+            _ => value.with_clicks(id, &by, &at, clicks),
+        };
+        let next = match alone {
+            Some(next) => next,
+            // These clicks cannot be written (the value is not a counter, or they go past its
+            // limits), but a Reset after them can: every queue at once, what came before that
+            // Reset counting for nothing. (Else the Reset would wait behind them for good.)
+            None if queues.iter().any(|(_, c)| has_reset(c)) => {
+                match value.with_queues(&queues, &by, &at) {
+                    Some(next) => next,
+                    None => return Some(Err(past_the_limits())),
+                }
             }
-        }
-        let Some(next) = value.with_clicks(
-            &id,
-            &self.identity.try_get_untracked()?,
-            &now_iso(),
-            &clicks,
-        ) else {
-            return Some(Err(format!(
-                "the counter cannot go past {} or below {}: Reset starts it again from 0",
-                i64::MAX,
-                i64::MIN
-            )));
+            None => {
+                return Some(Err(match unreadable {
+                    Some(e) => not_a_counter(&e.value),
+                    None => past_the_limits(),
+                }))
+            }
         };
         let json = serde_json::to_vec(&next).unwrap_or_default();
         let written = match &current {
@@ -268,6 +272,15 @@ impl Writer {
         self.inherited
             .try_update_value(|i| i.iter_mut().for_each(|(_, c)| c.forget_settled()));
     }
+}
+
+/// What is said of clicks that would take the counter past an `i64`.
+fn past_the_limits() -> String {
+    format!(
+        "the counter cannot go past {} or below {}: Reset starts it again from 0",
+        i64::MAX,
+        i64::MIN
+    )
 }
 
 /// What is said of a stored value that is not a counter (its start, as text).
