@@ -120,6 +120,10 @@ pub fn Dashboard() -> impl IntoView {
 /// The pause before a user's creation is sent again once connected.
 const AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long a user's creation may go on failing while connected (JetStream starting after a
+/// restart takes seconds) before it is given up.
+const GIVE_UP_CONNECTED_MS: f64 = 30_000.0;
+
 /// Whether a creation that failed is sent again: it failed for the connection or a server not
 /// answering, not for what it asked.
 fn worth_trying_again(e: &KvError) -> bool {
@@ -164,6 +168,9 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
         spawn_local(async move {
             let json = serde_json::to_vec(&user).unwrap_or_default();
             let mut tried = false;
+            // Since when the tries fail while connected (ms): a server that answers nothing
+            // (JetStream not running, say) is not waited for forever behind a "Live" badge.
+            let mut failing_since: Option<f64> = None;
             let outcome = loop {
                 match store.create(&user.id, json.clone()).await {
                     Ok(_) => break Ok(()),
@@ -173,9 +180,19 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
                     // once it is back, however long that takes, as the other pages' writes are.
                     Err(e) if worth_trying_again(&e) => {
                         tried = true;
-                        let _ = error.try_set(Some(format!(
-                            "not saved yet ({e}): sent again once the server is back"
-                        )));
+                        if client.as_ref().is_some_and(|c| c.status().is_connected()) {
+                            let now = js_sys::Date::now();
+                            if now - *failing_since.get_or_insert(now) >= GIVE_UP_CONNECTED_MS {
+                                break Err(e);
+                            }
+                        } else {
+                            failing_since = None;
+                        }
+                        let _ = error.try_set(Some(if failing_since.is_some() {
+                            format!("not saved yet ({e}): trying again")
+                        } else {
+                            format!("not saved yet ({e}): sent again once the server is back")
+                        }));
                         match &client {
                             Some(c) if until_connected(c).await => {}
                             // Another connection took over (⚙): the form keeps what was typed.
@@ -287,7 +304,9 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     crate::components::focus_when_mounted(name_field);
     Effect::new(move |_| {
         if let Some(button) = edit_button.get() {
-            if refocus.try_update_value(std::mem::take) == Some(true) {
+            if refocus.try_update_value(std::mem::take) == Some(true)
+                && focus_is_lost_or_in(row.get_untracked().as_deref())
+            {
                 let _ = button.focus();
             }
         }
@@ -429,13 +448,17 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         let client = nats.client.get_untracked();
         // Where the focus goes once the row is gone: the next row's first button, else the one
         // before's, else the form to add a user.
-        let next_focus = row.get_untracked().and_then(|li| neighbour_button(&li));
+        let li = row.get_untracked();
+        let next_focus = li.as_ref().and_then(neighbour_button);
         spawn_local(async move {
             match store.delete(&u.id).await {
                 Ok(_) => {
                     announce(client.as_ref(), "deleted", &u, &by);
                     if let Some(target) = next_focus {
-                        let _ = target.focus();
+                        // Not taken from wherever the user went meanwhile.
+                        if focus_is_lost_or_in(li.as_deref()) {
+                            let _ = target.focus();
+                        }
                     }
                 }
                 Err(e) => {
@@ -486,8 +509,10 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 }
             >
                 // Enter saves, Escape cancels.
+                // The app checks the fields (validate_user), not the browser's stricter email rule.
                 <form
                     class="edit"
+                    novalidate
                     on:submit={
                         let save = save.clone();
                         move |ev: leptos::ev::SubmitEvent| {
@@ -575,4 +600,21 @@ fn neighbour_button(row: &web_sys::HtmlLiElement) -> Option<web_sys::HtmlElement
                 .flatten()
                 .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
         })
+}
+
+/// Whether the focus may be moved for the user: it is nowhere (the page's body, as when the
+/// element that had it was removed) or still in `row`.
+fn focus_is_lost_or_in(row: Option<&web_sys::HtmlElement>) -> bool {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return false;
+    };
+    match document.active_element() {
+        None => true,
+        Some(active) => {
+            document.body().is_some_and(|body| {
+                let body: &web_sys::Element = &body;
+                *body == active
+            }) || row.is_some_and(|row| row.contains(Some(&active)))
+        }
+    }
 }
