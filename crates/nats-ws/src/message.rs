@@ -8,8 +8,9 @@ use crate::subject::Subject;
 /// A message delivered to a subscription or returned by a request.
 ///
 /// Subject, reply and payload are slices of the frame they arrived in: delivery copies no bytes
-/// to a subscriber that keeps up. One still holding messages of earlier frames gets copies, so
-/// that what it holds is its messages and not every frame they came in.
+/// to a subscriber that has taken the messages of earlier frames (in the browser, one that keeps
+/// up: its task runs between two frames). One still holding some gets copies, so that what it
+/// holds is its messages and not every frame they came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub subject: Subject,

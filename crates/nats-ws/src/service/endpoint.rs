@@ -198,8 +198,8 @@ const SLOW_CONSUMER: &str = "nats: slow consumer, messages dropped";
 /// Dropping it unsubscribes the endpoint and removes it from INFO and STATS, while the service
 /// goes on answering discovery: keep serving after one request's error (a `?` on
 /// [`Request::respond`] in the serving loop would end it on a request published without a reply
-/// subject). Dropped by a panic (the serving loop's task unwinding), it stops the whole service
-/// instead: an instance that lost an endpoint to a bug is not left discoverable without it (with
+/// subject). Dropped by a panic (the serving loop's task unwinding; natively: in wasm32 a panic
+/// aborts the module), it stops the whole service instead: an instance that lost an endpoint to a bug is not left discoverable without it (with
 /// nats.go the panic ends the process; nats.js stops a service whose endpoint's subscription ends).
 #[must_use = "an endpoint serves only while it is kept: dropping it unsubscribes"]
 pub struct Endpoint {
