@@ -75,11 +75,6 @@ const ANOTHER_CLIENT: &str = "another client";
 fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
     const AT_MOST: usize = 2000;
     let info = m.info();
-    let text = String::from_utf8_lossy(&m.message.payload);
-    let mut shown: String = text.chars().take(AT_MOST).collect();
-    if text.chars().nth(AT_MOST).is_some() {
-        shown.push('…');
-    }
     let at = info.as_ref().map(|i| {
         let ms = (i.timestamp_ns / 1_000_000) as f64;
         String::from(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms)).to_iso_string())
@@ -92,7 +87,7 @@ fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
         ),
         room: room.to_owned(),
         user: ANOTHER_CLIENT.to_owned(),
-        text: shown,
+        text: crate::model::clip_payload(&m.message.payload, AT_MOST),
         at: at.unwrap_or_default(),
     }
 }
@@ -100,11 +95,7 @@ fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
 /// What a screen reader says of a new message from someone else in `room` (the room it was read
 /// from, not the one its payload names): who, where, and the text's first 200 characters.
 fn announcement(room: &str, message: &ChatMessage) -> String {
-    const AT_MOST: usize = 200;
-    let mut text: String = message.text.chars().take(AT_MOST).collect();
-    if message.text.chars().nth(AT_MOST).is_some() {
-        text.push('…');
-    }
+    let text = crate::model::clip_text(&message.text, 200);
     format!("{} in #{room}: {text}", message.user)
 }
 

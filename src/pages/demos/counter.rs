@@ -285,12 +285,7 @@ fn past_the_limits() -> String {
 
 /// What is said of a stored value that is not a counter (its start, as text).
 fn not_a_counter(value: &[u8]) -> String {
-    const SHOWN: usize = 40;
-    let text = String::from_utf8_lossy(value);
-    let mut start: String = text.chars().take(SHOWN).collect();
-    if text.chars().nth(SHOWN).is_some() {
-        start.push('…');
-    }
+    let start = crate::model::clip_payload(value, 40);
     format!("the stored value is not a counter (\u{201c}{start}\u{201d}): Reset writes 0 over it")
 }
 
