@@ -1113,6 +1113,42 @@ async fn watch_resumes_after_a_server_restart_without_gap_or_duplicate() {
     assert_eq!(names.len(), 1, "consumers {names:?}");
 }
 
+/// A watch made before an outage and first polled after it (a page that set up its watches while
+/// the server was away) makes one consumer: the outage is over before that consumer exists, so it
+/// is no reason to make another. Counted by the server's advisory for each consumer it creates.
+#[tokio::test]
+async fn a_watch_first_polled_after_an_outage_makes_one_consumer() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let observer = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("after")).await;
+    let mut created = observer
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.CREATED.KV_after.>")
+        .unwrap();
+    observer.flush().await.unwrap();
+
+    let mut watch = kv.watch_all().unwrap();
+    restart_server(&mut server, &client).await;
+    wait_status(&observer, "observer connected again", Status::is_connected).await;
+    // Its subscription is the server's again before the watch makes anything.
+    observer.flush().await.unwrap();
+
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+    kv.put("k", "1").await.unwrap();
+    assert_eq!(next_entry(&mut watch).await.text(), Some("1"));
+    // With nothing left to deliver, a poll goes on to what the connection did meanwhile.
+    assert!(futures::poll!(watch.next()).is_pending());
+    kv.put("k", "2").await.unwrap();
+    assert_eq!(next_entry(&mut watch).await.text(), Some("2"));
+    let first = within(5, "the consumer's advisory", created.next()).await;
+    let mut consumers = vec![first.expect("advisories").unwrap().subject.to_string()];
+    observer.flush().await.unwrap();
+    while let Some(Some(Ok(m))) = created.next().now_or_never() {
+        consumers.push(m.subject.to_string());
+    }
+    assert_eq!(consumers.len(), 1, "consumers created: {consumers:?}");
+}
+
 // ---- compare-and-set under contention ------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -851,6 +851,7 @@ impl Ordered {
         // Counted as ours from the moment it is asked for, so that it is deleted even if this
         // future is dropped before the answer comes.
         self.stale.push(name);
+        self.forget_earlier_connections();
         // In a cluster that just lost a server, a create placed on the dead one or sent to a
         // dead JetStream leader goes unanswered (in
         // `ordered_consumer_is_made_again_soon_after_the_node_running_it_dies`, with the API's
@@ -912,6 +913,18 @@ impl Ordered {
         // it back the same way.
         let matched = info.num_pending.saturating_add(info.delivered.consumer_seq);
         Ok((matched, std::mem::take(&mut self.reset_pending)))
+    }
+
+    /// What the client said before this consumer is asked for is of connections it will not be
+    /// made on: an outage that ended before (a watch made before it and first polled after it) is
+    /// no reason to make it again, nor is a server that left the cluster before. Read here, just
+    /// before the create is sent, so that only what comes after it counts. (A connection lost
+    /// and back between this and the send costs one recreation, as before.)
+    fn forget_earlier_connections(&mut self) {
+        while let Some(Some(status)) = self.statuses.next().now_or_never() {
+            self.disconnected = !status.is_connected();
+        }
+        while let Some(Some(_)) = self.events.next().now_or_never() {}
     }
 
     /// Whether the current consumer is still there, asked when a server left the cluster: one
