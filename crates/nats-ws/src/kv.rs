@@ -233,6 +233,10 @@ pub enum WatchEvent {
     /// is recreated, e.g. after the server stopped sending to the deleted one): every entry seen
     /// so far is gone. The new bucket's values follow, then `InitialDone` again.
     Reset,
+    /// After an error the watch gave (JetStream not answering for the account, a refused
+    /// consumer), it runs again, from where it was: whatever showed that error can clear it now
+    /// rather than at the next change, which may be a long time coming.
+    Resumed,
 }
 
 fn valid_bucket(bucket: &str) -> Result<(), KvError> {
@@ -845,7 +849,9 @@ impl Store {
         while let Some(event) = ordered.next_event().await {
             let done = match event.map_err(|e| self.stream_error(e))? {
                 OrderedEvent::Created { .. } if made || skipped => return Ok(None),
-                OrderedEvent::Created { num_pending, reset } => {
+                OrderedEvent::Created {
+                    num_pending, reset, ..
+                } => {
                     made = true;
                     catch_up.created(num_pending.max(floor), reset)
                 }
@@ -1057,7 +1063,11 @@ impl WatchState {
             }
             match self.ordered.next_event().await? {
                 Err(e) => return Some(Err(self.store.stream_error(e))),
-                Ok(OrderedEvent::Created { num_pending, reset }) => {
+                Ok(OrderedEvent::Created {
+                    num_pending,
+                    reset,
+                    resumed,
+                }) => {
                     self.catch_up.created(num_pending, reset);
                     if reset {
                         // The initial values start over, and their marker with them (counted by
@@ -1066,6 +1076,9 @@ impl WatchState {
                         self.seen = 0;
                         self.floor = KeyFloor::Known(0);
                         return Some(Ok(WatchEvent::Reset));
+                    }
+                    if resumed {
+                        return Some(Ok(WatchEvent::Resumed));
                     }
                 }
                 Ok(OrderedEvent::Idle) => {

@@ -14,7 +14,7 @@ use common::{
     TestServer,
 };
 use futures::{FutureExt as _, StreamExt};
-use nats_ws::jetstream::err_codes;
+use nats_ws::jetstream::{err_codes, JetStreamError};
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, Watch, WatchEvent, WatchOptions};
 use nats_ws::{Client, Options, Status};
 
@@ -1147,6 +1147,68 @@ async fn a_watch_first_polled_after_an_outage_makes_one_consumer() {
         consumers.push(m.subject.to_string());
     }
     assert_eq!(consumers.len(), 1, "consumers created: {consumers:?}");
+}
+
+/// A server restarted without JetStream (a wrong configuration), then with it again: the watch
+/// says that JetStream does not answer, rather than show its last values as live without a word,
+/// and once its consumer is made again it says so at once (`Resumed`), with nothing written
+/// meanwhile, so whatever showed the error can clear it; then it goes on from where it was.
+#[tokio::test]
+async fn a_watch_says_jetstream_is_away_and_when_it_is_back() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = bucket(&client, KvConfig::new("away")).await;
+    kv.put("k", "1").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    assert_eq!(next_entry(&mut watch).await.text(), Some("1"));
+    assert_eq!(next_event(&mut watch).await, WatchEvent::InitialDone);
+
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    let start = config.find("jetstream {").expect("a jetstream block");
+    let end = start + config[start..].find('}').expect("its end") + 1;
+    let without = format!("{}{}", &config[..start], &config[end..]);
+    server.stop();
+    std::fs::write(server.config_path(), without).unwrap();
+    server.start_again();
+    wait_status(
+        &client,
+        "connected to the server without JetStream",
+        Status::is_connected,
+    )
+    .await;
+    let said = within(5, "the watch's error", watch.next()).await;
+    let Some(Err(KvError::JetStream(e))) = said else {
+        panic!("expected JetStream's absence, got {said:?}");
+    };
+    assert!(
+        matches!(
+            e,
+            JetStreamError::NotEnabled { .. }
+                | JetStreamError::Request(nats_ws::RequestError::NoResponders { .. })
+        ),
+        "{e:?}"
+    );
+
+    server.stop();
+    std::fs::write(server.config_path(), config).unwrap();
+    server.start_again();
+    // Errors again meanwhile are the same absence; then the consumer is made again.
+    let resumed = within(15, "the watch resumed", async {
+        loop {
+            match watch.next().await {
+                Some(Ok(event)) => return event,
+                Some(Err(KvError::JetStream(
+                    JetStreamError::NotEnabled { .. }
+                    | JetStreamError::Request(nats_ws::RequestError::NoResponders { .. }),
+                ))) => continue,
+                other => panic!("expected the watch to resume, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(resumed, WatchEvent::Resumed);
+    assert_eq!(kv.put("k", "2").await.unwrap(), 2);
+    assert_eq!(next_entry(&mut watch).await.text(), Some("2"));
 }
 
 // ---- compare-and-set under contention ------------------------------------------------------

@@ -262,6 +262,12 @@ impl TestServer {
         true
     }
 
+    /// The configuration file: a test may change it between [`Self::stop`] and
+    /// [`Self::start_again`] (a server restarted without JetStream, say).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.conf")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
     }

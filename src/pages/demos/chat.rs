@@ -599,9 +599,14 @@ fn Room(
                         loaded.set(false);
                         continue;
                     }
+                    // The consumer is made again after the error shown: it is over.
+                    Ok(OrderedItem::Resumed) => {
+                        feed_error.set(None);
+                        continue;
+                    }
                     Ok(_) => continue,
-                    // Shown until the next message; the consumer keeps trying, and a stream that
-                    // is gone is made again.
+                    // Shown until the next message or the consumer is made again; it keeps
+                    // trying, and a stream that is gone is made again.
                     Err(e) => {
                         feed_error.set(Some(format!(
                             "history unavailable, retrying: {}",

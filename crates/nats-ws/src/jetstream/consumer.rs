@@ -371,7 +371,7 @@ impl JetStream {
         self.ordered_items(stream, options).filter_map(|item| {
             futures::future::ready(match item {
                 Ok(OrderedItem::Message(m)) => Some(Ok(m)),
-                Ok(OrderedItem::CaughtUp | OrderedItem::Reset) => None,
+                Ok(OrderedItem::CaughtUp | OrderedItem::Reset | OrderedItem::Resumed) => None,
                 Err(e) => Some(Err(e)),
             })
         })
@@ -403,10 +403,17 @@ impl JetStream {
                     return Some((Ok(OrderedItem::CaughtUp), s));
                 }
                 match s.ordered.next_event().await? {
-                    Ok(OrderedEvent::Created { num_pending, reset }) => {
+                    Ok(OrderedEvent::Created {
+                        num_pending,
+                        reset,
+                        resumed,
+                    }) => {
                         s.due = s.catch_up.created(num_pending, reset);
                         if reset {
                             return Some((Ok(OrderedItem::Reset), s));
+                        }
+                        if resumed {
+                            return Some((Ok(OrderedItem::Resumed), s));
                         }
                     }
                     Ok(OrderedEvent::Idle) => s.due = s.catch_up.idle(),
@@ -435,6 +442,9 @@ pub enum OrderedItem {
     /// The stream was deleted and made again: what was delivered before is gone, and its
     /// messages start over (a new [`OrderedItem::CaughtUp`] follows them).
     Reset,
+    /// After an error it gave, the consumer is made again and delivers from where it was: the
+    /// error is over (said at once, not with the next message, which may be a long time coming).
+    Resumed,
 }
 
 /// Says when an ordered consumer has delivered every message that matched when it was first
@@ -607,6 +617,8 @@ pub(crate) enum OrderedEvent {
     Created {
         num_pending: u64,
         reset: bool,
+        /// An error was given since the last consumer was made: it is over.
+        resumed: bool,
     },
     Message(JsMessage),
     /// An idle heartbeat with nothing undelivered: the consumer has sent all it had.
@@ -669,6 +681,8 @@ pub struct Ordered {
     /// Since when the consumer is being made (tries that failed for the connection or an
     /// unanswered API included); `None` while it runs. For `give_up_after`.
     making_since: Option<Instant>,
+    /// An error was given since the last consumer was made (see `OrderedEvent::Created`).
+    reported: bool,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -714,6 +728,7 @@ impl Ordered {
             reset_pending: false,
             started_over: false,
             making_since: None,
+            reported: false,
         }
     }
 
@@ -965,6 +980,27 @@ impl Ordered {
         });
     }
 
+    /// An error for the caller; the next consumer made says it is over.
+    fn report(&mut self, e: JetStreamError) -> Option<Result<OrderedEvent, JetStreamError>> {
+        self.reported = true;
+        Some(Err(e))
+    }
+
+    /// A watch's create that failed while connected because JetStream itself does not answer for
+    /// this account: not enabled for it, not running on the server, or a domain no server serves.
+    /// Not the connection's doing, and it may last (a server restarted without JetStream): the
+    /// watch says so and tries again after a pause, as after a refusal, instead of waiting
+    /// without a word. (A one-shot read says it when its time is up.)
+    fn jetstream_is_away(&self, e: &JetStreamError) -> bool {
+        self.options.give_up_after.is_none()
+            && matches!(
+                e,
+                JetStreamError::NotEnabled { .. }
+                    | JetStreamError::Request(RequestError::NoResponders { .. })
+            )
+            && self.js.client().status().is_connected()
+    }
+
     /// The next message or consumer (re)creation; `None` once the client is closed.
     pub(crate) async fn next_event(&mut self) -> Option<Result<OrderedEvent, JetStreamError>> {
         loop {
@@ -984,7 +1020,11 @@ impl Ordered {
                         // The failure pause is reset by the first message or heartbeat the new
                         // consumer delivers, not here: a consumer whose deliveries are refused
                         // is made without error, and must not be made again every second.
-                        return Some(Ok(OrderedEvent::Created { num_pending, reset }));
+                        return Some(Ok(OrderedEvent::Created {
+                            num_pending,
+                            reset,
+                            resumed: std::mem::take(&mut self.reported),
+                        }));
                     }
                     // An unanswered create waited its timeout already: no pause on top, or the
                     // tries after a cluster's election would come seconds apart (unless that wait
@@ -993,14 +1033,14 @@ impl Ordered {
                     // wait for as long as the outage lasts.
                     Err(e) if e.is_transient() && self.out_of_time() => {
                         self.making_since = None;
-                        return Some(Err(e));
+                        return self.report(e);
                     }
                     Err(JetStreamError::Request(RequestError::TimedOut { .. }))
                         if tried.elapsed() >= super::MIN_UNANSWERED =>
                     {
                         continue
                     }
-                    Err(e) if e.is_transient() => {
+                    Err(e) if e.is_transient() && !self.jetstream_is_away(&e) => {
                         self.js.wait_for_connection(self.retry_pause).await;
                         self.retry_pause = (self.retry_pause * 2).min(Duration::from_secs(2));
                         continue;
@@ -1011,7 +1051,7 @@ impl Ordered {
                         // (up to `MAX_FAILURE_PAUSE`), so a stream that is gone is not hammered.
                         let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
                         self.failure_pause = next_failure_pause(pause);
-                        return Some(Err(e));
+                        return self.report(e);
                     }
                 }
             }
@@ -1062,7 +1102,7 @@ impl Ordered {
                     self.sub = None;
                     let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
                     self.failure_pause = next_failure_pause(pause);
-                    return Some(Err(e.into()));
+                    return self.report(e.into());
                 }
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();
