@@ -11,29 +11,51 @@ use thiserror::Error;
 /// pulling `Debug`'s Unicode tables into the wasm).
 pub(crate) struct Quoted<'a>(pub &'a str);
 
+/// Longer texts are quoted by their start and end, with their length: an error about a subject
+/// of 10 000 bytes is read on a screen, and a page showing it whole was 90 000 px wide.
+const QUOTED_MAX: usize = 120;
+
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        let mut rest = self.0;
-        while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c.is_control()) {
-            f.write_str(rest.get(..at).unwrap_or_default())?;
-            let c = rest
-                .get(at..)
-                .and_then(|r| r.chars().next())
-                .unwrap_or_default();
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
-            }
-            rest = rest.get(at + c.len_utf8()..).unwrap_or_default();
+        let text = self.0;
+        if text.len() <= QUOTED_MAX {
+            f.write_str("\"")?;
+            escaped(f, text)?;
+            return f.write_str("\"");
         }
-        f.write_str(rest)?;
-        f.write_str("\"")
+        let head = (0..=80).rev().find(|&i| text.is_char_boundary(i));
+        let tail = (text.len() - 24..text.len()).find(|&i| text.is_char_boundary(i));
+        f.write_str("\"")?;
+        escaped(f, text.get(..head.unwrap_or(0)).unwrap_or_default())?;
+        f.write_str("…")?;
+        escaped(
+            f,
+            text.get(tail.unwrap_or(text.len())..).unwrap_or_default(),
+        )?;
+        write!(f, "\" ({} bytes)", text.len())
     }
+}
+
+/// `text` with quotes, backslashes and control characters escaped.
+fn escaped(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c.is_control()) {
+        f.write_str(rest.get(..at).unwrap_or_default())?;
+        let c = rest
+            .get(at..)
+            .and_then(|r| r.chars().next())
+            .unwrap_or_default();
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+        }
+        rest = rest.get(at + c.len_utf8()..).unwrap_or_default();
+    }
+    f.write_str(rest)
 }
 
 /// A timeout in an error message: `5s`, `250ms`, `1500ms`, `40µs` (without `Duration`'s `Debug`).
@@ -221,6 +243,8 @@ pub enum PublishError {
     InvalidHeader(#[from] HeaderError),
     #[error("message is {size} bytes (headers + payload) but the server accepts at most {max} (max_payload): send less, or raise max_payload in nats-server.conf")]
     MaxPayloadExceeded { size: usize, max: usize },
+    #[error("the subject is too long: with its reply subject and sizes the command would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
+    SubjectTooLong { size: usize, max: usize },
     #[error("not connected and the reconnect buffer ({limit} bytes) cannot hold this message: retry once the connection is back")]
     BufferFull { limit: usize },
     #[error("{waiting} bytes are already waiting to be written to the server (at most {limit}): it is not reading them, or they were published faster than the connection takes them; retry later")]
@@ -237,6 +261,8 @@ pub enum SubscribeError {
     InvalidSubject(SubjectError),
     #[error("invalid queue group: {0}")]
     InvalidQueueGroup(SubjectError),
+    #[error("the subject is too long: with its queue group the command would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
+    SubjectTooLong { size: usize, max: usize },
     #[error("permission denied: this user may not subscribe to {} (check the user's permissions in the server config)", Quoted(subject))]
     PermissionDenied { subject: String },
     #[error("the client is closed")]
@@ -359,6 +385,25 @@ mod tests {
         ] {
             assert_eq!(Quoted(text).to_string(), format!("{text:?}"));
         }
+    }
+
+    #[test]
+    fn long_text_is_quoted_by_its_ends_and_length() {
+        let exact = "a".repeat(QUOTED_MAX);
+        assert_eq!(Quoted(&exact).to_string(), format!("{exact:?}"));
+        let long = format!("{}{}{}", "a".repeat(79), "ü".repeat(5000), "z\n".repeat(12));
+        let shown = Quoted(&long).to_string();
+        assert_eq!(
+            shown,
+            format!(
+                // The head ends at a character's start: the "ü" across byte 80 is left out.
+                "\"{}…{}\" ({} bytes)",
+                "a".repeat(79),
+                "z\\n".repeat(12),
+                long.len()
+            )
+        );
+        assert!(shown.chars().count() < 160, "{shown}");
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Prefix of reply subjects. Default `_INBOX`.
     pub inbox_prefix: String,
+    /// The longest command line the server takes (a publish's subjects and sizes, a
+    /// subscription's subject and queue group): nats-server closes a connection that sends a
+    /// longer one, and does not say its limit in INFO. A publish or subscription that would need
+    /// a longer line is refused before anything is sent. Default 4096, nats-server's
+    /// `max_control_line`; set it to the server's if that was raised.
+    pub max_control_line: usize,
 }
 
 impl Options {
@@ -112,6 +118,7 @@ impl Options {
             pending_bytes_limit: 64 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             inbox_prefix: "_INBOX".to_owned(),
+            max_control_line: 4096,
         }
     }
 
@@ -204,6 +211,12 @@ impl Options {
 
     pub fn inbox_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.inbox_prefix = prefix.into();
+        self
+    }
+
+    /// See [`Options::max_control_line`].
+    pub fn max_control_line(mut self, bytes: usize) -> Self {
+        self.max_control_line = bytes;
         self
     }
 }

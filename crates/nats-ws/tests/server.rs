@@ -166,6 +166,57 @@ async fn headers_round_trip() {
     assert_eq!(&msg.payload[..], &[0u8, 1, 2, 255]);
 }
 
+/// nats-server closes a connection whose command line is over its `max_control_line` (4 KiB):
+/// a subscription or publish that would need one is refused before it is sent, and the
+/// connection, its subscriptions and its other traffic go on. Up to the limit, subjects work.
+#[tokio::test]
+async fn a_subject_too_long_for_the_server_is_refused_and_the_connection_stays_up() {
+    use futures::FutureExt as _;
+    let server = TestServer::start();
+    let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
+    let mut statuses = client.status_stream();
+    assert!(statuses.next().await.is_some_and(|s| s.is_connected()));
+    let mut sub = client.subscribe("short").unwrap();
+
+    let long = format!("long.{}", "x".repeat(10_000));
+    assert!(matches!(
+        client.subscribe(&long),
+        Err(SubscribeError::SubjectTooLong { max: 4096, .. })
+    ));
+    assert!(matches!(
+        client.publish(&long, "x"),
+        Err(PublishError::SubjectTooLong { max: 4096, .. })
+    ));
+    let err = client.request(&long, "x").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RequestError::Publish(PublishError::SubjectTooLong { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().len() < 400, "{err}");
+
+    // The longest that fits: `SUB <subject> <sid>` and `PUB <subject> <size>` within 4096.
+    let fits = format!("fits.{}", "y".repeat(4096 - 5 - 3));
+    let mut near = client.subscribe(&fits).unwrap();
+    client.publish(&fits, "near").unwrap();
+    let m = within(5, "the message on the longest subject", near.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&m.payload[..], b"near");
+    client.publish("short", "after").unwrap();
+    let m = within(5, "a message after the refusals", sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&m.payload[..], b"after");
+    client.flush().await.unwrap();
+    // Never disconnected meanwhile.
+    assert!(statuses.next().now_or_never().is_none());
+}
+
 #[tokio::test]
 async fn oversize_payload_is_refused_and_the_connection_stays_up() {
     let server = TestServer::start_with("max_payload: 1024");

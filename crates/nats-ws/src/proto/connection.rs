@@ -700,10 +700,21 @@ impl Connection {
         if let Some(h) = headers {
             h.validate()?;
         }
-        let size = headers.map_or(0, HeaderMap::encoded_len) + payload.len();
+        let header_len = headers.map(HeaderMap::encoded_len);
+        let size = header_len.unwrap_or(0) + payload.len();
         let max = self.max_payload();
         if size > max {
             return Err(PublishError::MaxPayloadExceeded { size, max });
+        }
+        // `[H]PUB <subject> [reply] [header size] <size>`: what the server counts, the arguments.
+        let line = subject.len()
+            + reply.map_or(0, |r| 1 + r.len())
+            + header_len.map_or(0, |h| 1 + digits(h))
+            + 1
+            + digits(size);
+        if line > self.options.max_control_line {
+            let max = self.options.max_control_line;
+            return Err(PublishError::SubjectTooLong { size: line, max });
         }
         self.write_user_op(
             now,
@@ -728,6 +739,16 @@ impl Connection {
         validate_subscribe_subject(subject).map_err(SubscribeError::InvalidSubject)?;
         if let Some(q) = &options.queue_group {
             validate_queue_group(q).map_err(SubscribeError::InvalidQueueGroup)?;
+        }
+        // `SUB <subject> [queue] <sid>`, sent again after every reconnect: a line the server
+        // would close the connection for would close every one after it too.
+        let line = subject.len()
+            + options.queue_group.as_ref().map_or(0, |q| 1 + q.len())
+            + 1
+            + digits(usize::try_from(self.next_sid).unwrap_or(usize::MAX));
+        if line > self.options.max_control_line {
+            let max = self.options.max_control_line;
+            return Err(SubscribeError::SubjectTooLong { size: line, max });
         }
         let sid = self.next_sid;
         self.next_sid += 1;
@@ -1757,6 +1778,11 @@ const FATAL_ERRORS: &[&str] = &[
 ];
 
 /// SUB, plus UNSUB with the number of messages the server may still deliver, if limited.
+/// Decimal digits of `n`: its length in a command line.
+fn digits(n: usize) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 fn encode_sub(out: &mut BytesMut, sid: u64, sub: &Subscription, max: Option<u64>) {
     ClientOp::Sub {
         subject: &sub.subject,
