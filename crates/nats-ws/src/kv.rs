@@ -47,7 +47,7 @@ fn stream_error(bucket: &str, e: JetStreamError) -> KvError {
 #[non_exhaustive]
 pub enum KvError {
     #[error(
-        "invalid key {}: keys are letters, digits and - / _ = . (not starting or ending with '.')",
+        "invalid key {}: keys are letters, digits and - / _ = . (not starting or ending with '.', no '..')",
         Quoted(key)
     )]
     InvalidKey { key: String },

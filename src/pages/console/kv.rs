@@ -389,7 +389,7 @@ fn CreateBucket(buckets: Buckets, forms: Forms) -> impl IntoView {
                     </label>
                 </div>
                 <Show when=move || error.get().is_some()>
-                    <p class="error notice-inline" data-testid="kv-bucket-create-error">{move || error.get()}</p>
+                    <p class="error notice-inline" role="alert" data-testid="kv-bucket-create-error">{move || error.get()}</p>
                 </Show>
                 <div class="actions">
                     <button type="submit" data-testid="kv-bucket-create" disabled=move || busy.get()>

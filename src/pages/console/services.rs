@@ -643,7 +643,7 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
                 };
                 view! {
                     <div class="call-result" class:failed=outcome.is_error() data-testid="service-call-result">
-                        <p class="call-verdict">
+                        <p class="call-verdict" role="status">
                             <strong data-testid="service-call-verdict">{outcome.verdict()}</strong>
                             // A request refused before it left took no time worth showing.
                             {(!matches!(outcome, CallOutcome::NotSent(_))).then(|| view! {

@@ -939,10 +939,10 @@ fn EditKey(open: Open) -> impl IntoView {
                     </p>
                 </Show>
                 <Show when=move || editor.error.get().is_some()>
-                    <p class="error notice-inline" data-testid="kv-error">{move || editor.error.get()}</p>
+                    <p class="error notice-inline" role="alert" data-testid="kv-error">{move || editor.error.get()}</p>
                 </Show>
                 <Show when=move || editor.done.get().is_some()>
-                    <p class="kv-done" data-testid="kv-result">{move || editor.done.get()}</p>
+                    <p class="kv-done" role="status" data-testid="kv-result">{move || editor.done.get()}</p>
                 </Show>
                 <div class="actions kv-actions">
                     <button type="button" data-testid="kv-put" disabled=busy on:click=move |_| run(Action::Put)>
