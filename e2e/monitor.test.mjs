@@ -90,8 +90,26 @@ await nc.flush()
   assert.deepEqual(await subjectTable(page), { [`${base}.a`]: 3000, [`${base}.b`]: 1498, [`${base}.c`]: 502 });
   assert.equal(await textOf(page, "monitor-count"), "5000", "nothing counted twice");
   assert.match(await textOf(page, "monitor-rate"), /^\d+ msgs\/s · [\d.]+ (B|KiB|MiB)\/s$/);
-  // A burst is drawn with its newest 100 rows, the last 500 once it has passed.
-  await waitFor(page, "the log shows the last 500 rows", (s) => document.querySelectorAll(s).length === 500, sel("monitor-row"));
+  // A burst is drawn with its newest 100 rows, the last 500 once it has passed; the page holds
+  // the newest 60 of them until the log is scrolled down, 100 more each time its end comes near.
+  assert.ok((await rowCount(page)) <= 60, "the log's window");
+  const scrollLog = (to) =>
+    page.evaluate((to) => {
+      const log = document.querySelector(".monitor-log");
+      log.scrollTop = to === "end" ? log.scrollHeight : 0;
+    }, to);
+  await waitFor(
+    page,
+    "scrolled down, the log shows the last 500 rows",
+    (s) => {
+      const log = document.querySelector(".monitor-log");
+      log.scrollTop = log.scrollHeight;
+      return document.querySelectorAll(s).length === 500;
+    },
+    sel("monitor-row"),
+  );
+  await scrollLog("top");
+  await waitFor(page, "back at the top, the window again", (s) => document.querySelectorAll(s).length === 60, sel("monitor-row"));
 
   // Newest first: bytes as hex, then the JSON, then the markup, as text.
   const rows = await page.evaluate(

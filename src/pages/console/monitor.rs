@@ -32,6 +32,12 @@ use stats::{
 
 /// Rows the log keeps.
 const LOG_ROWS: usize = 500;
+/// Rows of the log in the page while it is read at the top (several screens of the log's box); the
+/// rest of the [`LOG_ROWS`] are added [`LOG_MORE`] at a time as it is scrolled down. The page lays
+/// out every row it holds at each redraw, ten a second: 500 rows kept a core 85 % busy under
+/// 20 msgs/s.
+const LOG_WINDOW: usize = 60;
+const LOG_MORE: usize = 100;
 /// Rows of the subjects table shown (in the chosen order); the rest are counted below it.
 const TABLE_ROWS: usize = 200;
 /// The log is redrawn at most this often; after a redraw that replaced most of its rows (a high
@@ -403,6 +409,8 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
         sort,
         interruptions,
     } = state;
+    // Rows of the log in the page (see `LOG_WINDOW`).
+    let in_page = RwSignal::new(LOG_WINDOW);
     // The subscription's task: this connection's.
     let task = StoredValue::new_local(None::<AbortHandle>);
     {
@@ -871,7 +879,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                     </button>
                 </p>
             </Show>
-            <div class="table-wrap monitor-log">
+            <div class="table-wrap monitor-log" on:scroll=move |ev| log_scrolled(&ev, in_page)>
                 <table class="monitor-table">
                     <thead>
                         <tr>
@@ -884,7 +892,11 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        <For each=move || ui.rows.get() key=|row| row.seq let:row>
+                        <For
+                            each=move || ui.rows.with(|r| r[..r.len().min(in_page.get())].to_vec())
+                            key=|row| row.seq
+                            let:row
+                        >
                             <LogRow row/>
                         </For>
                     </tbody>
@@ -896,6 +908,25 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                 </p>
             </Show>
         </section>
+    }
+}
+
+/// The log's box was scrolled: near the end of the rows in the page, [`LOG_MORE`] more; back at
+/// the top, the window again.
+fn log_scrolled(ev: &web_sys::Event, in_page: RwSignal<usize>) {
+    use wasm_bindgen::JsCast;
+    let Some(log) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    let (top, height, total) = (log.scroll_top(), log.client_height(), log.scroll_height());
+    let shown = in_page.get_untracked();
+    if top + height + height / 2 >= total && shown < LOG_ROWS {
+        in_page.set((shown + LOG_MORE).min(LOG_ROWS));
+    } else if top == 0 && shown > LOG_WINDOW {
+        in_page.set(LOG_WINDOW);
     }
 }
 
