@@ -118,6 +118,24 @@ test("a11y: a user is edited and deleted with the keyboard, the focus staying in
   await waitCount(page, "user-row", second, 0);
 });
 
+test("a11y: a button disabled while its action runs has the focus again when it is done", T, async () => {
+  const page = await env.tab({ identity: "keys-busy", path: "/playground" });
+  const active = () => page.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName);
+  for (const round of [1, 2]) {
+    await page.getByTestId("pg-hello-run").focus();
+    await page.keyboard.press("Enter");
+    await waitCount(page, "pg-hello-step", "closed the connection", 1);
+    await waitFor(page, "the run over", () => !document.querySelector('[data-testid="pg-hello-run"]').disabled);
+    assert.equal(await active(), "pg-hello-run", `round ${round}: the focus on Run, where the keyboard left it`);
+  }
+  // Focused elsewhere meanwhile: the focus stays where the user put it.
+  await page.getByTestId("pg-hello-run").focus();
+  await page.keyboard.press("Enter");
+  await page.getByTestId("pg-queue-run").focus();
+  await waitFor(page, "the run over", () => !document.querySelector('[data-testid="pg-hello-run"]').disabled);
+  assert.equal(await active(), "pg-queue-run");
+});
+
 test("a11y: at 390 px the header fits and every page is one tap away", T, async () => {
   const page = await env.tab({ identity: "phone" });
   await page.setViewportSize({ width: 390, height: 844 });

@@ -234,6 +234,7 @@ pub fn App() -> impl IntoView {
     pages::demos::chat::provide_chat_outbox();
     pages::demos::config::provide_config_steps();
     let toasts = provide_toasts();
+    components::busy_focus::keep_focus_through_busy_buttons();
     if let Some(user) = sign_in_as {
         toasts.push(format!(
             "The saved user {user} has no password in this tab (a password stays in the tab it was typed in, unless remembered): this tab connects as the default user. Sign in as {user} in ⚙ to be {user} here."

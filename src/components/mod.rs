@@ -1,6 +1,7 @@
 //! Widgets shared by the pages.
 
 pub mod agent;
+pub mod busy_focus;
 pub mod clock;
 pub mod directory;
 pub mod field;
