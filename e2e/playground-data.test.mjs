@@ -345,7 +345,7 @@ test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor
     // an error, at the first lost connection).
     const id = (await textOf(page, "pg-mqtt-sensor-state")).match(/via-tab-[0-9a-f]{6}/)[0];
     await env.control("stop");
-    await waitText(page, "pg-mqtt-sensor-state", new RegExp(`^In-browser sensor ${id} reconnecting \\((the MQTT connection closed|the server refused MQTT over WebSocket).+\\); \\d+ readings sent so far`));
+    await waitText(page, "pg-mqtt-sensor-state", new RegExp(`^In-browser sensor ${id} reconnecting \\((the MQTT connection closed|could not open MQTT over WebSocket).+\\); \\d+ readings sent so far`));
     assert.equal(await textOf(page, "pg-mqtt-error"), null, "a lost connection is not the sensor's end");
     await waitStep(page, "pg-mqtt-step", /reconnecting in \d\.\d s \(attempt 1\)/);
     await env.control("start");

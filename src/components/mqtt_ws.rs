@@ -50,7 +50,7 @@ pub fn ping_due(now: f64, last_sent: f64, last_received: f64, keep_ms: f64) -> b
 pub enum MqttError {
     #[error("cannot derive an MQTT over WebSocket url from {url:?}: {reason}")]
     InvalidUrl { url: String, reason: &'static str },
-    #[error("the server refused MQTT over WebSocket at {url}: is nats-server's mqtt listener on? ({detail})")]
+    #[error("could not open MQTT over WebSocket at {url} ({detail}): is the server up, with its mqtt listener on?")]
     Unavailable { url: String, detail: String },
     #[error("the server refused the MQTT connection: {reason} (CONNACK return code {code})")]
     Refused { code: u8, reason: &'static str },

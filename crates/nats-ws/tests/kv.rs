@@ -1872,6 +1872,28 @@ async fn a_put_is_not_resent_after_the_duplicate_window() {
     assert_eq!(summary(&history), [row("k", Operation::Put, "v", 1)]);
 }
 
+/// A put made while the server is away and given up before it is back was never sent: it says
+/// so (`NotSent`: nothing stored), not that an acknowledgement never came (which leaves it open).
+#[tokio::test]
+async fn a_put_given_up_while_disconnected_says_it_was_not_sent() {
+    let mut server = TestServer::start();
+    let client = connect_quick_reconnect(&server).await;
+    let kv = short_window_bucket(&client, "unsent", 10).await;
+    server.stop();
+    wait_status(&client, "reconnecting", |s| {
+        matches!(s, Status::Reconnecting { .. })
+    })
+    .await;
+    let put = within(10, "the put", kv.put("k", "v")).await;
+    let Err(KvError::JetStream(e @ JetStreamError::NotSent(_))) = &put else {
+        panic!("expected NotSent, got {put:?}");
+    };
+    assert!(e.to_string().starts_with("not sent: "), "{e}");
+    server.start_again();
+    wait_status(&client, "connected again", Status::is_connected).await;
+    assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
     let server = TestServer::start_with(

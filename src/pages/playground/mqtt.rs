@@ -823,6 +823,26 @@ impl SensorRun {
                 _ = &mut *stop => return Ok(None),
                 _ = gloo_timers::future::sleep(wait).fuse() => {}
             }
+            // The tab's NATS connection is down too: the server is away, and every try would fail
+            // (and say so) until it is back. Tried again once it is.
+            if !client.status().is_connected() {
+                self.log.info(
+                    "tab",
+                    "the tab's NATS connection is down too: the next try once the server is back",
+                );
+                let mut statuses = client.status_stream();
+                let back = async move {
+                    while let Some(status) = futures::StreamExt::next(&mut statuses).await {
+                        if status.is_connected() {
+                            break;
+                        }
+                    }
+                };
+                futures::select! {
+                    _ = &mut *stop => return Ok(None),
+                    _ = back.fuse() => {}
+                }
+            }
             futures::select! {
                 _ = &mut *stop => return Ok(None),
                 connected = self.connect(client, client_id, good).fuse() => match connected {

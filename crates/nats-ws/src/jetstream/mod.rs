@@ -93,7 +93,7 @@ pub enum JetStreamError {
         err_code: u16,
         description: String,
     },
-    #[error("no jetstream answered on {subject}: the server is starting, its cluster is electing this stream's leader, or jetstream is off (`jetstream {{ … }}` in nats-server.conf)")]
+    #[error("no jetstream answered on {}: the server is starting, its cluster is electing this stream's leader, or jetstream is off (`jetstream {{ … }}` in nats-server.conf)", Quoted(subject))]
     NotEnabled { subject: String },
     #[error(transparent)]
     Request(#[from] RequestError),
@@ -109,6 +109,10 @@ pub enum JetStreamError {
     BadResponse(String),
     #[error("gave up after {} without an acknowledgement from jetstream", Took(*.0))]
     DeadlineExceeded(Duration),
+    /// A publish tried until its deadline without ever being connected: nothing was sent, so
+    /// nothing was stored (unlike [`JetStreamError::DeadlineExceeded`], after which it may be).
+    #[error("not sent: no connection to the server for {}, so nothing was stored; try again once it is back", Took(*.0))]
+    NotSent(Duration),
     /// A pull heard nothing from the server for this long, heartbeats included: the server no
     /// longer holds it (it restarted, or the connection was cut while it waited). Pull again.
     #[error("no heartbeat from jetstream for {}: the pull was lost (a server restart or a cut connection); pull again", Took(*.0))]
@@ -139,6 +143,8 @@ impl JetStreamError {
         match self {
             JetStreamError::NotEnabled { .. } => true,
             JetStreamError::MissedHeartbeats(_) => true,
+            // Never sent for want of a connection: as `NotConnected`, sent again once it is back.
+            JetStreamError::NotSent(_) => true,
             JetStreamError::Request(RequestError::NoResponders { .. }) => true,
             // Timed out, not connected (never sent), connection lost (sent, outcome unknown),
             // reconnect buffer full.
@@ -944,7 +950,15 @@ impl JetStream {
                 return Err(error);
             }
             if started.elapsed() >= deadline {
-                return Err(JetStreamError::DeadlineExceeded(deadline));
+                let never_sent = !*maybe_stored
+                    && matches!(
+                        error,
+                        JetStreamError::Request(RequestError::NotConnected { .. })
+                    );
+                return Err(match never_sent {
+                    true => JetStreamError::NotSent(deadline),
+                    false => JetStreamError::DeadlineExceeded(deadline),
+                });
             }
             if let JetStreamError::Request(RequestError::TimedOut { .. }) = error {
                 unanswered += 1;
