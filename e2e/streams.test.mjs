@@ -304,3 +304,22 @@ test("streams: the list is read every 2 s only while the tab is visible, and not
     sub.unsubscribe();
   }
 });
+
+// A stream made elsewhere can have a subject of thousands of characters (nats-server takes it):
+// its row, its detail and the publish form's error wrap or cut it, and the page stays as wide as
+// the window (a 10 004-character subject made it 92 096 px wide).
+test("streams: a stream with a very long subject keeps the page as wide as the window", T, async () => {
+  const name = `LONG_${rand()}`;
+  const subject = `long.${"a".repeat(3000)}`;
+  await env.jsm.streams.add({ name, subjects: [subject], storage: "memory" });
+  try {
+    const page = await openStreamDetail(env, name, { identity: "ops-long", admin: true });
+    await page.getByTestId("stream-publish-subject").fill(`${subject}.x`);
+    await page.getByTestId("stream-publish").click();
+    await waitFor(page, "the publish's error", (s) => !!document.querySelector(s), sel("stream-publish-error"));
+    const { scrollWidth, width } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth }));
+    assert.ok(scrollWidth <= width, `the page is ${scrollWidth} px wide in a ${width} px window`);
+  } finally {
+    await env.jsm.streams.delete(name);
+  }
+});

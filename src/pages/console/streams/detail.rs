@@ -14,10 +14,12 @@ use super::logic::{
     sequence_text, server_time, storage_name, Preview, ALL_SUBJECTS,
 };
 use super::{Ctx, Detail};
-use crate::model::format_bytes;
+use crate::model::{clip_text, format_bytes};
 
 /// How long a test publish keeps retrying while the connection is down.
 const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
+/// Characters of a subject an error repeats (one can be thousands long).
+const SUBJECT_SHOWN: usize = 120;
 
 #[component]
 pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
@@ -418,10 +420,12 @@ fn Publish(name: String, ctx: Ctx) -> impl IntoView {
                     ctx.refresh_now();
                 }
                 Err(JetStreamError::NotEnabled { .. }) => error.set(Some(format!(
-                    "no stream stores {to} (no JetStream acknowledgement came back)"
+                    "no stream stores {} (no JetStream acknowledgement came back)",
+                    clip_text(&to, SUBJECT_SHOWN)
                 ))),
                 Err(e) => error.set(Some(crate::session::explain(format!(
-                    "could not publish to {to}: {e}"
+                    "could not publish to {}: {e}",
+                    clip_text(&to, SUBJECT_SHOWN)
                 )))),
             }
         });
