@@ -323,3 +323,22 @@ test("streams: a stream with a very long subject keeps the page as wide as the w
     await env.jsm.streams.delete(name);
   }
 });
+
+// Another client purges the stream while a tab shows one of its messages: the tab says it is
+// gone rather than go on showing it as the stream's.
+test("streams: a peeked message purged by another client is said to be gone", T, async () => {
+  const name = `PURGED_${rand()}`;
+  const subject = `purged.${rand()}`;
+  await env.jsm.streams.add({ name, subjects: [subject], storage: "memory" });
+  try {
+    await jetstream(env.nc).publish(subject, "soon gone");
+    const page = await openStream(name);
+    await page.getByTestId("stream-peek-last").click();
+    await waitFor(page, "the message shown", (s) => !!document.querySelector(s), sel("stream-message"));
+    await env.jsm.streams.purge(name);
+    await waitText(page, "stream-peek-note", /^Message #1 is no longer in the stream/);
+    assert.equal(await page.evaluate((s) => !!document.querySelector(s), sel("stream-message")), false);
+  } finally {
+    await env.jsm.streams.delete(name);
+  }
+});

@@ -236,6 +236,29 @@ fn Peek(name: String, ctx: Ctx) -> impl IntoView {
         now.or(before.flatten())
     });
 
+    // Purged by another client, or dropped by a limit: the stream no longer holds what is shown.
+    let held_from = Memo::new(move |_| {
+        ctx.detail.with(|d| {
+            d.as_ref()
+                .map(|d| (d.info.state.messages, d.info.state.first_seq))
+        })
+    });
+    Effect::new(move |_| {
+        let Some((messages, first)) = held_from.get() else {
+            return;
+        };
+        let Some(seq) = message.with_untracked(|m| m.as_ref().map(|m| m.sequence)) else {
+            return;
+        };
+        if messages == 0 || seq < first {
+            message.set(None);
+            error.set(None);
+            note.set(Some(format!(
+                "Message #{seq} is no longer in the stream (purged, or removed by a limit)."
+            )));
+        }
+    });
+
     let go = {
         let name = name.clone();
         move |step: Step| {
