@@ -43,6 +43,21 @@ pub fn keep_focus_through_busy_buttons() {
     {
         on_focusout.forget();
     }
+    // The user focused something else meanwhile: that is where the focus stays, even if it
+    // falls to the body again before the button is enabled.
+    let on_focusin = Closure::<dyn FnMut(web_sys::FocusEvent)>::new(|_: web_sys::FocusEvent| {
+        WAITING.with(|w| w.borrow_mut().take());
+    });
+    if document
+        .add_event_listener_with_callback_and_bool(
+            "focusin",
+            on_focusin.as_ref().unchecked_ref(),
+            true,
+        )
+        .is_ok()
+    {
+        on_focusin.forget();
+    }
     let on_change = Closure::<dyn FnMut(js_sys::Array)>::new(move |records: js_sys::Array| {
         for record in records.iter() {
             let record: web_sys::MutationRecord = record.unchecked_into();
@@ -90,7 +105,10 @@ fn changed(document: &web_sys::Document, element: web_sys::Element) {
     let lost = focused.is_none_or(|f| document.body().is_some_and(|b| &f == b.as_ref()));
     if waited && lost && element.is_connected() {
         if let Some(element) = element.dyn_ref::<web_sys::HtmlElement>() {
-            let _ = element.focus();
+            // Where the user scrolled meanwhile (to watch the action's output) stays on screen.
+            let options = web_sys::FocusOptions::new();
+            options.set_prevent_scroll(true);
+            let _ = element.focus_with_options(&options);
         }
     }
 }

@@ -243,7 +243,7 @@ pub enum PublishError {
     InvalidHeader(#[from] HeaderError),
     #[error("message is {size} bytes (headers + payload) but the server accepts at most {max} (max_payload): send less, or raise max_payload in nats-server.conf")]
     MaxPayloadExceeded { size: usize, max: usize },
-    #[error("the subject is too long: with its reply subject and sizes the command would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
+    #[error("the subject is too long: with its reply subject (if any) and sizes the command would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
     SubjectTooLong { size: usize, max: usize },
     #[error("not connected and the reconnect buffer ({limit} bytes) cannot hold this message: retry once the connection is back")]
     BufferFull { limit: usize },

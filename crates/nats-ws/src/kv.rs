@@ -231,7 +231,8 @@ pub enum WatchEvent {
     InitialDone,
     /// The bucket was deleted and created again while watched (seen when the watcher's consumer
     /// is recreated, e.g. after the server stopped sending to the deleted one): every entry seen
-    /// so far is gone. The new bucket's values follow, then `InitialDone` again.
+    /// so far is gone. The new bucket's values follow, then `InitialDone` again. Like `Resumed`,
+    /// it also ends an error given before.
     Reset,
     /// After an error the watch gave (JetStream not answering for the account, a refused
     /// consumer), it runs again, from where it was: whatever showed that error can clear it now
@@ -586,7 +587,8 @@ impl Store {
     ///
     /// While the server is unreachable the put is resent with the same `Nats-Msg-Id`, for at
     /// most half the bucket's duplicate window (min(TTL, 2 min)) so that it is never stored twice;
-    /// then it fails with [`JetStreamError::DeadlineExceeded`]: it may or may not have been stored.
+    /// then it fails with [`JetStreamError::DeadlineExceeded`]: it may or may not have been stored
+    /// (or with [`JetStreamError::NotSent`] if it never was: nothing stored).
     /// Writes that expect a revision (create, update, …) are retried for the context's publish
     /// deadline: a resend cannot be stored twice, and one refused because the first attempt was
     /// stored is recognised by its id and reported as the success it was.

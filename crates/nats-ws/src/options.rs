@@ -96,7 +96,7 @@ pub struct Options {
     /// subscription's subject and queue group): nats-server closes a connection that sends a
     /// longer one, and does not say its limit in INFO. A publish or subscription that would need
     /// a longer line is refused before anything is sent. Default 4096, nats-server's
-    /// `max_control_line`; set it to the server's if that was raised.
+    /// `max_control_line` (0 reads as that too); set it to the server's if that was raised.
     pub max_control_line: usize,
 }
 

@@ -911,7 +911,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
     }
 }
 
-/// The log's box was scrolled: near the end of the rows in the page, [`LOG_MORE`] more; back at
+/// The log's box was scrolled: near the end of the rows in the page, [`LOG_MORE`] more; back near
 /// the top, the window again.
 fn log_scrolled(ev: &web_sys::Event, in_page: RwSignal<usize>) {
     use wasm_bindgen::JsCast;
@@ -925,7 +925,7 @@ fn log_scrolled(ev: &web_sys::Event, in_page: RwSignal<usize>) {
     let shown = in_page.get_untracked();
     if top + height + height / 2 >= total && shown < LOG_ROWS {
         in_page.set((shown + LOG_MORE).min(LOG_ROWS));
-    } else if top == 0 && shown > LOG_WINDOW {
+    } else if top < height / 2 && shown > LOG_WINDOW {
         in_page.set(LOG_WINDOW);
     }
 }

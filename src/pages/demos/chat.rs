@@ -592,6 +592,7 @@ fn Room(
                     // from every page opened since (what was still to be drawn or said of it
                     // too); the room's history starts over.
                     Ok(OrderedItem::Reset) => {
+                        feed_error.set(None);
                         messages.set(Vec::new());
                         arrived.clear();
                         to_say.clear();

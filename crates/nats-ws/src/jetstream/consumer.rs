@@ -440,7 +440,8 @@ pub enum OrderedItem {
     /// Every message that matched when the consumer was first made has been delivered.
     CaughtUp,
     /// The stream was deleted and made again: what was delivered before is gone, and its
-    /// messages start over (a new [`OrderedItem::CaughtUp`] follows them).
+    /// messages start over (a new [`OrderedItem::CaughtUp`] follows them). Like `Resumed`, it
+    /// also ends an error given before.
     Reset,
     /// After an error it gave, the consumer is made again and delivers from where it was: the
     /// error is over (said at once, not with the next message, which may be a long time coming).
@@ -1099,10 +1100,12 @@ impl Ordered {
                     // not subscribe to their inbox): it has ended. A consumer made again at once
                     // would be refused again, at the speed of a round trip: pause as after a
                     // failed creation.
+                    // Not counted as reported: the next consumer is made without error and then
+                    // refused again, so its making would say "resumed" for a moment each time.
                     self.sub = None;
                     let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
                     self.failure_pause = next_failure_pause(pause);
-                    return self.report(e.into());
+                    return Some(Err(e.into()));
                 }
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();

@@ -394,6 +394,13 @@ impl Connection {
                 reason: format!("inbox prefix: {e}"),
             }
         })?;
+        // Every request's reply subject and the inbox's SUB carry it: room for the rest.
+        if options.inbox_prefix.len() > MAX_INBOX_PREFIX {
+            return Err(ConnectionError::InvalidUrl {
+                url: options.inbox_prefix.clone(),
+                reason: format!("inbox prefix: longer than {MAX_INBOX_PREFIX} bytes"),
+            });
+        }
         let mut conn = Connection {
             options,
             rng,
@@ -642,6 +649,14 @@ impl Connection {
     }
 
     /// The largest headers + payload the server accepts.
+    /// [`Options::max_control_line`], 0 read as nats-server's default (as the server reads it).
+    fn max_control_line(&self) -> usize {
+        match self.options.max_control_line {
+            0 => 4096,
+            n => n,
+        }
+    }
+
     pub fn max_payload(&self) -> usize {
         match &self.info {
             Some(info) if info.max_payload > 0 => info.max_payload,
@@ -712,8 +727,8 @@ impl Connection {
             + header_len.map_or(0, |h| 1 + digits(h))
             + 1
             + digits(size);
-        if line > self.options.max_control_line {
-            let max = self.options.max_control_line;
+        let max = self.max_control_line();
+        if line > max {
             return Err(PublishError::SubjectTooLong { size: line, max });
         }
         self.write_user_op(
@@ -746,8 +761,8 @@ impl Connection {
             + options.queue_group.as_ref().map_or(0, |q| 1 + q.len())
             + 1
             + digits(usize::try_from(self.next_sid).unwrap_or(usize::MAX));
-        if line > self.options.max_control_line {
-            let max = self.options.max_control_line;
+        let max = self.max_control_line();
+        if line > max {
             return Err(SubscribeError::SubjectTooLong { size: line, max });
         }
         let sid = self.next_sid;
@@ -1777,12 +1792,15 @@ const FATAL_ERRORS: &[&str] = &[
     "no responders requires headers support",
 ];
 
-/// SUB, plus UNSUB with the number of messages the server may still deliver, if limited.
+/// The longest inbox prefix: a quarter of nats-server's default command line.
+const MAX_INBOX_PREFIX: usize = 1024;
+
 /// Decimal digits of `n`: its length in a command line.
 fn digits(n: usize) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
+/// SUB, plus UNSUB with the number of messages the server may still deliver, if limited.
 fn encode_sub(out: &mut BytesMut, sid: u64, sub: &Subscription, max: Option<u64>) {
     ClientOp::Sub {
         subject: &sub.subject,
