@@ -343,7 +343,7 @@ impl BucketForm {
         };
         let ttl = parse_duration(&self.ttl).ok_or_else(|| {
             format!(
-                "TTL {:?}: a duration such as 90s, 15m, 2h, 7d or 1h30m (empty: entries never expire)",
+                "TTL {:?}: a duration such as 90s, 15m, 2h, 7d or 1h30m, of at most 106751d (empty: entries never expire)",
                 self.ttl.trim()
             )
         })?;
@@ -379,7 +379,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         total = total.checked_add(step)?;
         rest = &rest[unit..];
     }
-    Some(total)
+    (total <= crate::model::LONGEST_SERVER_DURATION).then_some(total)
 }
 
 #[cfg(test)]
@@ -610,7 +610,19 @@ mod tests {
             .contains("TTL"));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        for bad in ["1", "h", "1x", "1h-", "99999999999999999999d"] {
+        assert_eq!(
+            parse_duration("106751d"),
+            Some(Duration::from_secs(106_751 * 86_400))
+        );
+        for bad in [
+            "1",
+            "h",
+            "1x",
+            "1h-",
+            "99999999999999999999d",
+            "99999999999h",
+            "106752d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

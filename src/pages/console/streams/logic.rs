@@ -82,7 +82,7 @@ impl fmt::Display for FormError {
             }
             FormError::Age(value) => write!(
                 f,
-                "max age: {value:?} is not a duration such as 90s, 15m, 2h, 7d or 1h30m (leave it empty to keep messages forever)"
+                "max age: {value:?} is not a duration such as 90s, 15m, 2h, 7d or 1h30m, of at most 106751d (leave it empty to keep messages forever)"
             ),
         }
     }
@@ -204,6 +204,9 @@ pub fn parse_age(text: &str) -> Result<Duration, FormError> {
             .and_then(|n| unit.checked_mul(n))
             .ok_or_else(bad)?;
         total = total.checked_add(part).ok_or_else(bad)?;
+    }
+    if total > crate::model::LONGEST_SERVER_DURATION {
+        return Err(bad());
     }
     Ok(total)
 }
@@ -584,7 +587,17 @@ mod tests {
         assert_eq!(parse_age("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86_400));
         assert_eq!(parse_age("1d2h3m4s").unwrap(), Duration::from_secs(93_784));
-        for bad in ["5", "h", "1w", "1.5h", "-1s", "1h 30m", "99999999999d"] {
+        for bad in [
+            "5",
+            "h",
+            "1w",
+            "1.5h",
+            "-1s",
+            "1h 30m",
+            "99999999999d",
+            "99999999h",
+            "106752d",
+        ] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }
     }
