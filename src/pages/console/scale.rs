@@ -56,6 +56,23 @@ struct Leaf {
 }
 
 /// The leaves in `processes`, in order.
+/// A round trip as nats-server writes it (a Go duration: `7.894705ms`, `812µs`, `1.2s`) in a
+/// unit and precision a person reads: `7.9 ms`, `812 µs`, `1.20 s`; anything else as it came.
+fn readable_rtt(rtt: &str) -> String {
+    let number = |suffix: &str| rtt.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
+    if let Some(ms) = number("ms") {
+        format!("{ms:.1} ms")
+    } else if let Some(us) = number("µs").or_else(|| number("us")) {
+        format!("{us:.0} µs")
+    } else if let Some(ns) = number("ns") {
+        format!("{ns:.0} ns")
+    } else if let Some(s) = number("s") {
+        format!("{s:.2} s")
+    } else {
+        rtt.to_owned()
+    }
+}
+
 fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
     let mut list: Vec<ProcessState> = processes.entries.with(|map| {
         map.iter()
@@ -326,7 +343,7 @@ fn LeafRow(
                     {move || if info().connected { "connected" } else { "not connected" }}
                 </span>
             </td>
-            <td class="num">{move || info().rtt.unwrap_or_else(|| "—".into())}</td>
+            <td class="num">{move || info().rtt.as_deref().map_or_else(|| "—".into(), readable_rtt)}</td>
             <td class="num">
                 {move || {
                     let i = info();
@@ -669,5 +686,20 @@ fn Registry(
                 </ul>
             </Show>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_rtt;
+
+    #[test]
+    fn round_trips_read_in_a_unit_with_few_digits() {
+        assert_eq!(readable_rtt("7.894705ms"), "7.9 ms");
+        assert_eq!(readable_rtt("812.4µs"), "812 µs");
+        assert_eq!(readable_rtt("1.2s"), "1.20 s");
+        assert_eq!(readable_rtt("900ns"), "900 ns");
+        assert_eq!(readable_rtt("1m2.5s"), "1m2.5s");
+        assert_eq!(readable_rtt(""), "");
     }
 }
