@@ -53,6 +53,14 @@ test("scale: add a leaf, see it in the topology and the registry, remove it", { 
       assert.deepEqual((await topologyNodes(page)).sort(), ["hub", name].sort());
       // In the registry (heartbeat fresh), as the page shows it and as the bucket holds it.
       await waitText(page, `leaf-registry-${name}`, "registered");
+      // The row's buttons are in sight at 1 280 px, not behind the table's scroll (the ports on
+      // one line pushed Remove out).
+      const cut = await page.evaluate((s) => {
+        const button = document.querySelector(s);
+        const wrap = button.closest(".table-wrap");
+        return button.getBoundingClientRect().right - wrap.getBoundingClientRect().right;
+      }, sel(`leaf-remove-${name}`));
+      assert.ok(cut <= 0, `Remove ends ${cut} px past the table's edge`);
     }
     const kvm = env.kvm;
     const registry = await kvm.open("services_registry");

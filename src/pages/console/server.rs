@@ -341,16 +341,16 @@ fn Servers(client: Client) -> impl IntoView {
                             <td class="num" data-testid="server-connections">{row.now.connections}</td>
                             <td class="num" data-testid="server-subscriptions">{row.now.subscriptions}</td>
                             <td class="num" data-testid="server-in-msgs">
-                                {row.now.in_msgs} <span class="muted small">{row.count_rate(|v| v.in_msgs)}</span>
+                                {row.now.in_msgs} " " <span class="muted small rate-under">{row.count_rate(|v| v.in_msgs)}</span>
                             </td>
                             <td class="num" data-testid="server-out-msgs">
-                                {row.now.out_msgs} <span class="muted small">{row.count_rate(|v| v.out_msgs)}</span>
+                                {row.now.out_msgs} " " <span class="muted small rate-under">{row.count_rate(|v| v.out_msgs)}</span>
                             </td>
                             <td class="num" data-testid="server-in-bytes">
-                                {format_bytes(row.now.in_bytes)} <span class="muted small">{row.byte_rate(|v| v.in_bytes)}</span>
+                                {format_bytes(row.now.in_bytes)} " " <span class="muted small rate-under">{row.byte_rate(|v| v.in_bytes)}</span>
                             </td>
                             <td class="num" data-testid="server-out-bytes">
-                                {format_bytes(row.now.out_bytes)} <span class="muted small">{row.byte_rate(|v| v.out_bytes)}</span>
+                                {format_bytes(row.now.out_bytes)} " " <span class="muted small rate-under">{row.byte_rate(|v| v.out_bytes)}</span>
                             </td>
                             <td class="num" data-testid="server-jetstream">
                                 {format!(
