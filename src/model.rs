@@ -487,12 +487,12 @@ pub fn already_shown(initial: &[LogLine], live: &LogLine) -> bool {
                 .any(|l| l == live))
 }
 
-/// `text` cut at `max` characters, with `…` when something was cut.
 /// The longest duration nats-server takes (nanoseconds in an i64: about 106 751 days); a longer
 /// one typed in a form is refused, not stored as this.
 pub const LONGEST_SERVER_DURATION: std::time::Duration =
     std::time::Duration::from_nanos(i64::MAX as u64);
 
+/// `text` cut at `max` characters, with `…` when something was cut.
 pub fn clip_text(text: &str, max: usize) -> String {
     let mut cut: String = text.chars().take(max).collect();
     if text.chars().nth(max).is_some() {

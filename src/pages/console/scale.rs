@@ -55,7 +55,6 @@ struct Leaf {
     info: LeafInfo,
 }
 
-/// The leaves in `processes`, in order.
 /// A round trip as nats-server writes it (a Go duration: `7.894705ms`, `812µs`, `1.2s`) in a
 /// unit and precision a person reads: `7.9 ms`, `812 µs`, `1.20 s`; anything else as it came.
 fn readable_rtt(rtt: &str) -> String {
@@ -73,6 +72,7 @@ fn readable_rtt(rtt: &str) -> String {
     }
 }
 
+/// The leaves in `processes`, in order.
 fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
     let mut list: Vec<ProcessState> = processes.entries.with(|map| {
         map.iter()

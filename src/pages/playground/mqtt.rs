@@ -830,17 +830,10 @@ impl SensorRun {
                     "tab",
                     "the tab's NATS connection is down too: the next try once the server is back",
                 );
-                let mut statuses = client.status_stream();
-                let back = async move {
-                    while let Some(status) = futures::StreamExt::next(&mut statuses).await {
-                        if status.is_connected() {
-                            break;
-                        }
-                    }
-                };
+                // (A client closed instead: the try is made, and fails, as before.)
                 futures::select! {
                     _ = &mut *stop => return Ok(None),
-                    _ = back.fuse() => {}
+                    _ = leptos_nats::until_connected(client).fuse() => {}
                 }
             }
             futures::select! {

@@ -648,7 +648,6 @@ impl Connection {
         self.info.as_ref()
     }
 
-    /// The largest headers + payload the server accepts.
     /// [`Options::max_control_line`], 0 read as nats-server's default (as the server reads it).
     fn max_control_line(&self) -> usize {
         match self.options.max_control_line {
@@ -657,6 +656,7 @@ impl Connection {
         }
     }
 
+    /// The largest headers + payload the server accepts.
     pub fn max_payload(&self) -> usize {
         match &self.info {
             Some(info) if info.max_payload > 0 => info.max_payload,
