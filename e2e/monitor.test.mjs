@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -57,6 +57,19 @@ const subjectTable = (page) =>
     return out;
   }, sel("monitor-subject-row"));
 
+/** Scrolls the log to its end until the page holds `n` rows (it adds them as its end comes near). */
+const scrolledToRows = (page, n, what) =>
+  waitFor(
+    page,
+    what,
+    ({ s, n }) => {
+      const log = document.querySelector(".monitor-log");
+      log.scrollTop = log.scrollHeight;
+      return document.querySelectorAll(s).length === n;
+    },
+    { s: sel("monitor-row"), n },
+  );
+
 const rowCount = (page) => page.evaluate((s) => document.querySelectorAll(s).length, sel("monitor-row"));
 
 test("monitor: 5 000 messages from nats-py counted exactly, per subject, shown as text", T, async () => {
@@ -91,25 +104,16 @@ await nc.flush()
   assert.equal(await textOf(page, "monitor-count"), "5000", "nothing counted twice");
   assert.match(await textOf(page, "monitor-rate"), /^\d+ msgs\/s · [\d.]+ (B|KiB|MiB)\/s$/);
   // A burst is drawn with its newest 100 rows, the last 500 once it has passed; the page holds
-  // the newest 60 of them until the log is scrolled down, 100 more each time its end comes near.
-  assert.ok((await rowCount(page)) <= 60, "the log's window");
+  // the newest 30 of them until the log is scrolled down, 100 more each time its end comes near.
+  assert.ok((await rowCount(page)) <= 30, "the log's window");
   const scrollLog = (to) =>
     page.evaluate((to) => {
       const log = document.querySelector(".monitor-log");
       log.scrollTop = to === "end" ? log.scrollHeight : 0;
     }, to);
-  await waitFor(
-    page,
-    "scrolled down, the log shows the last 500 rows",
-    (s) => {
-      const log = document.querySelector(".monitor-log");
-      log.scrollTop = log.scrollHeight;
-      return document.querySelectorAll(s).length === 500;
-    },
-    sel("monitor-row"),
-  );
+  await scrolledToRows(page, 500, "scrolled down, the log shows the last 500 rows");
   await scrollLog("top");
-  await waitFor(page, "back at the top, the window again", (s) => document.querySelectorAll(s).length === 60, sel("monitor-row"));
+  await waitFor(page, "back at the top, the window again", (s) => document.querySelectorAll(s).length === 30, sel("monitor-row"));
 
   // Newest first: bytes as hex, then the JSON, then the markup, as text.
   const rows = await page.evaluate(
@@ -149,7 +153,62 @@ await nc.flush()
     },
     { rows: sel("monitor-row"), subject: `${base}.c` },
   );
-  assert.equal(await rowCount(page), 52, "the .c messages among the last 500: 49 + the last 3");
+  await scrolledToRows(page, 52, "scrolled down, the .c messages among the last 500: 49 + the last 3");
+});
+
+// A steady feed is drawn in batches: the counts at most every 100 ms and the log every 250 ms
+// (drawing each of 20 msgs/s kept a third of a core busy), while a message after a quiet spell
+// is on screen at once.
+test("monitor: a steady feed is drawn at most ten times a second, a lone message at once", T, async () => {
+  const base = `pace.${rand()}`;
+  const page = await monitor("pace", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  await page.evaluate((s) => {
+    window.__draws = { count: 0, log: 0 };
+    new MutationObserver(() => window.__draws.count++).observe(document.querySelector(s.count), {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+    new MutationObserver(() => window.__draws.log++).observe(document.querySelector(".monitor-log tbody"), {
+      childList: true,
+    });
+  }, { count: sel("monitor-count") });
+
+  // 60 messages, one every 50 ms: the page may draw its counts at most once per 100 ms (31
+  // times in 3 s, and a few more for a slow machine's late timers), not once per message.
+  const started = Date.now();
+  for (let i = 0; i < 60; i++) {
+    env.nc.publish(`${base}.steady`, `m${i}`);
+    await pause(started + (i + 1) * 50 - Date.now());
+  }
+  await waitText(page, "monitor-count", "60");
+  const seconds = (Date.now() - started) / 1000;
+  const draws = await page.evaluate(() => window.__draws);
+  assert.ok(draws.count >= 5, `the count moved while the feed ran (${draws.count} draws)`);
+  assert.ok(draws.count <= 10 * seconds + 5, `${draws.count} draws of the count in ${seconds.toFixed(1)} s`);
+  assert.ok(draws.log <= 4 * seconds + 3, `${draws.log} draws of the log in ${seconds.toFixed(1)} s`);
+
+  // After a quiet second, one message is drawn in the next frame, well within the 250 ms a
+  // steady feed's log waits (both clocks are this machine's wall clock).
+  await pause(1000);
+  await page.evaluate(
+    ({ subject, row }) => {
+      window.__lone = null;
+      new MutationObserver((_, observer) => {
+        if ([...document.querySelectorAll(row)].some((tr) => tr.textContent.includes(subject))) {
+          window.__lone = Date.now();
+          observer.disconnect();
+        }
+      }).observe(document.querySelector(".monitor-log tbody"), { childList: true });
+    },
+    { subject: `${base}.lone`, row: sel("monitor-row") },
+  );
+  const sent = Date.now();
+  env.nc.publish(`${base}.lone`, "alone");
+  await waitFor(page, "the lone message is in the log", () => window.__lone !== null);
+  const after = (await page.evaluate(() => window.__lone)) - sent;
+  assert.ok(after < 200, `a lone message took ${after} ms to be drawn`);
 });
 
 test("monitor: an invalid subject is an inline error, and nothing is subscribed", T, async () => {
