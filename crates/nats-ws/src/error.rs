@@ -178,6 +178,11 @@ pub enum ConnectionError {
     Credentials(CredentialsError),
     #[error("the server closed the connection: {0}")]
     Server(String),
+    /// The server closed the connection at its `CONNECT`: the line (the connection name and the
+    /// credentials, as JSON: `size` bytes) is longer than the server's `max_control_line`. Given
+    /// up after the same server refused it twice, as for [`ConnectionError::AuthorizationViolation`].
+    #[error("the server refused this client's CONNECT line ({size} bytes: the connection name and the credentials) as longer than its max_control_line (4096 bytes unless configured): use a shorter connection name, or raise max_control_line in the server's configuration")]
+    ConnectTooLong { size: usize },
     #[error("nothing received from the server for {}: the connection was stale", Took(*.0))]
     Stale(Duration),
     #[error(

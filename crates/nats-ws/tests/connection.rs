@@ -654,6 +654,64 @@ fn the_same_authorization_error_twice_goes_offline() {
     );
 }
 
+/// A CONNECT longer than the server's max_control_line is refused the same way at every attempt
+/// (nats.go and nats.js retry it forever): it is named, with its size, and the same server
+/// refusing it twice takes the client Offline, as for refused credentials. The same text once
+/// connected is about something else (a caller's line) and reconnects.
+#[test]
+fn a_connect_line_the_server_refuses_as_too_long_twice_goes_offline() {
+    const TOO_LONG: &str = "-ERR 'Maximum Control Line Exceeded'\r\n";
+    let name = "n".repeat(5000);
+    let mut h = Harness::new(Harness::options().name(name.clone()));
+    h.server(INFO);
+    let sent = h.take_sent();
+    let size = sent["CONNECT ".len()..].find("\r\n").unwrap();
+    assert!(size > 5000, "{size}");
+    h.server(TOO_LONG);
+    let Status::Reconnecting {
+        last_error: Some(first),
+        ..
+    } = h.conn.status().clone()
+    else {
+        panic!("{:?}", h.conn.status());
+    };
+    let ConnectionError::ConnectTooLong { size: said } = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(said, size);
+    assert!(first.to_string().contains("max_control_line"), "{first}");
+    let (_, wait) = h.reconnecting();
+    h.advance(wait);
+    h.server(INFO);
+    h.server(TOO_LONG);
+    assert!(
+        matches!(
+            h.conn.status(),
+            Status::Offline {
+                last_error: ConnectionError::ConnectTooLong { .. }
+            }
+        ),
+        "{:?}",
+        h.conn.status()
+    );
+
+    // Once connected, the text is about a later line: the connection is lost and made again.
+    let mut h = Harness::new(Harness::options());
+    h.handshake();
+    h.server(TOO_LONG);
+    assert!(
+        matches!(
+            h.conn.status(),
+            Status::Reconnecting {
+                last_error: Some(ConnectionError::Server(_)),
+                ..
+            }
+        ),
+        "{:?}",
+        h.conn.status()
+    );
+}
+
 /// Authorization errors count per server, as in nats.go (it gives up when a server's last error
 /// was that same refusal): one node of a cluster refusing the credentials (its accounts not
 /// reloaded yet, say) does not stop the client trying the others; the same node refusing again

@@ -166,6 +166,49 @@ async fn headers_round_trip() {
     assert_eq!(&msg.payload[..], &[0u8, 1, 2, 255]);
 }
 
+/// nats-server closes a connection whose CONNECT is longer than its max_control_line (a long
+/// connection name, a large JWT): the client names that, with the line's size, instead of
+/// reconnecting for ever; a server configured for longer lines takes the same client.
+#[tokio::test]
+async fn a_connect_line_longer_than_the_server_takes_is_named_and_not_retried_for_ever() {
+    let name = format!("long-{}", "n".repeat(5000));
+    let server = TestServer::start();
+    let err = nats_ws::connect(Options::new(server.url()).name(name.clone()))
+        .await
+        .unwrap_err();
+    let ConnectionError::ConnectTooLong { size } = err else {
+        panic!("{err:?}");
+    };
+    assert!(size > 5000 && size < 5300, "{size}");
+    // A name that fits connects.
+    let fits = nats_ws::connect(Options::new(server.url()).name("n".repeat(3000)))
+        .await
+        .unwrap();
+    fits.flush().await.unwrap();
+
+    // Refused twice by the same server, a client that keeps trying goes Offline.
+    let client = nats_ws::start(quick_reconnect(server.url()).name(name.clone())).unwrap();
+    let mut statuses = client.status_stream();
+    let last = within(20, "offline after two refusals", async {
+        loop {
+            if let Status::Offline { last_error } = statuses.next().await.expect("statuses") {
+                return last_error;
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(last, ConnectionError::ConnectTooLong { .. }),
+        "{last:?}"
+    );
+
+    let roomy = TestServer::start_with("max_control_line: 16384");
+    let client = nats_ws::connect(Options::new(roomy.url()).name(name))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+}
+
 /// nats-server closes a connection whose command line is over its `max_control_line` (4 KiB):
 /// a subscription or publish that would need one is refused before it is sent, and the
 /// connection, its subscriptions and its other traffic go on. Up to the limit, subjects work.

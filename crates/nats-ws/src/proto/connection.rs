@@ -303,15 +303,16 @@ struct ServerUrl {
     /// `initial_delay` (as nats.js throttles each server), so servers that accept and then drop
     /// the connection cannot make the client hop between them without a pause.
     last_attempt: Option<Instant>,
-    /// Authorization errors from this server since the client last connected to it. At
-    /// [`AUTH_REFUSALS`] the client gives up (Offline), as nats.go does when a server's last error
-    /// was that same refusal: counted per server, so one node of a cluster refusing once does not
-    /// stop the others being tried.
-    auth_refusals: u8,
+    /// Refusals of this client's `CONNECT` by this server (an authorization error, a line over
+    /// its `max_control_line`) since the client last connected to it. At [`REFUSALS`] the client
+    /// gives up (Offline), as nats.go does when a server's last error was that same authorization
+    /// refusal: counted per server, so one node of a cluster refusing once does not stop the
+    /// others being tried.
+    refusals: u8,
 }
 
-/// See [`ServerUrl::auth_refusals`].
-const AUTH_REFUSALS: u8 = 2;
+/// See [`ServerUrl::refusals`].
+const REFUSALS: u8 = 2;
 
 /// The sans-IO NATS client connection. See the [module docs](self) for the call order.
 #[derive(Debug)]
@@ -328,6 +329,8 @@ pub struct Connection {
     /// The servers the last non-empty `connect_urls` of this connection listed (for
     /// [`Event::ServerLeft`]).
     listed: Vec<String>,
+    /// The length of the last `CONNECT`'s arguments, for [`ConnectionError::ConnectTooLong`].
+    connect_len: usize,
     /// Bytes for the current socket, handed out by `poll_transmit`.
     out: BytesMut,
     /// Publishes made while not connected, sent after the next handshake.
@@ -381,7 +384,7 @@ impl Connection {
                     url,
                     discovered: false,
                     last_attempt: None,
-                    auth_refusals: 0,
+                    refusals: 0,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -412,6 +415,7 @@ impl Connection {
             parser: Parser::new(),
             info: None,
             listed: Vec::new(),
+            connect_len: 0,
             out: BytesMut::new(),
             pending: BytesMut::new(),
             unwritten: 0,
@@ -1222,12 +1226,17 @@ impl Connection {
         // mid-rewrite) do not count: they may work at the next attempt, after the backoff.
         // Counted per server (nats.go keeps each server's last error): one node of a cluster
         // refusing once does not stop the client trying the others.
+        // A CONNECT line longer than the server's max_control_line is refused the same way at
+        // every attempt too (nats.go and nats.js retry it forever).
         let mut auth_again = false;
-        if err == ConnectionError::AuthorizationViolation {
+        if matches!(
+            err,
+            ConnectionError::AuthorizationViolation | ConnectionError::ConnectTooLong { .. }
+        ) {
             if let State::Connecting { server, .. } | State::Connected { server, .. } = self.state {
                 if let Some(s) = self.servers.get_mut(server) {
-                    s.auth_refusals = s.auth_refusals.saturating_add(1);
-                    auth_again = s.auth_refusals >= AUTH_REFUSALS;
+                    s.refusals = s.refusals.saturating_add(1);
+                    auth_again = s.refusals >= REFUSALS;
                 }
             }
         }
@@ -1470,7 +1479,7 @@ impl Connection {
                 url,
                 discovered: true,
                 last_attempt: None,
-                auth_refusals: 0,
+                refusals: 0,
             }));
         // Indices may have moved: point the state at the current server again, and go on from it.
         if let Some(url) = current {
@@ -1566,6 +1575,7 @@ impl Connection {
             sig: creds.sig.as_deref(),
         }
         .to_json();
+        self.connect_len = json.len();
         ClientOp::Connect(&json).encode(&mut self.out);
         ClientOp::Ping.encode(&mut self.out);
         if let State::Connecting { handshake, .. } = &mut self.state {
@@ -1585,7 +1595,7 @@ impl Connection {
         self.last_error = None;
         self.tried_since_wait = 1;
         if let Some(s) = self.servers.get_mut(server) {
-            s.auth_refusals = 0;
+            s.refusals = 0;
         }
         self.rtt = Some(rtt);
         // Order matters: subscriptions first (a buffered request's reply must find its inbox), then
@@ -1761,6 +1771,20 @@ impl Connection {
             || text::contains(&lower, "authentication")
         {
             self.fail(now, ConnectionError::AuthorizationViolation);
+        } else if text::contains(&lower, "maximum control line exceeded")
+            && matches!(
+                self.state,
+                State::Connecting {
+                    handshake: Handshake::AwaitPong { .. },
+                    ..
+                }
+            )
+        {
+            // Nothing but the CONNECT and a PING has been sent on this connection: the CONNECT
+            // was too long (nats-server checks its length only when it spans two of its reads,
+            // which a line over its limit does).
+            let size = self.connect_len;
+            self.fail(now, ConnectionError::ConnectTooLong { size });
         } else if FATAL_ERRORS
             .iter()
             .any(|fatal| text::contains(&lower, fatal))
