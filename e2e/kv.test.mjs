@@ -296,6 +296,34 @@ test("kv: a key opened while the server is down says why it has no history, and 
   assert.equal(await page.getByTestId("kv-history-error").count(), 0, "the error went once the history was read");
 });
 
+test("kv: a put made while the server is down says it waits for it, and is written once it is back", { timeout: 90_000 }, async (t) => {
+  const bucket = `waits_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  const first = await kv.put("k", "one");
+  const page = await openBucket("kv-waits", bucket, { admin: true });
+  await waitRow(page, "k", "one", first);
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await waitFor(page, "the tab sees the server gone", (s) => document.querySelector(s)?.textContent.trim() !== "Live", sel("status"));
+  // The put says it waits for the server (it showed only "Putting…", for up to 30 s), and goes
+  // out once the server is back.
+  await page.fill(sel("kv-key-input"), "w");
+  await page.fill(sel("kv-value-input"), "written during the outage");
+  await page.click(sel("kv-put"));
+  await waitText(page, "kv-waiting", /^No connection to the server: the write goes out as soon as it is back/);
+  assert.equal(await page.getAttribute(sel("kv-waiting"), "role"), "status");
+
+  await env.control("start");
+  await waitFor(page, "the put's outcome", (s) => !!document.querySelector(s), `${sel("kv-result")}, ${sel("kv-error")}`, {
+    timeout: 40_000,
+  });
+  assert.equal(await textOf(page, "kv-error"), null, "no error");
+  assert.match(await textOf(page, "kv-result"), /^put w: revision \d+$/);
+  assert.equal(await page.getByTestId("kv-waiting").count(), 0, "the wait is no longer said once written");
+  assert.equal((await kv.get("w")).string(), "written during the outage");
+});
+
 const keyButton = (page, key) => page.getByTestId("kv-key").filter({ hasText: new RegExp(`^${key}$`) });
 
 test("kv: deletes are asked first and written at the revision shown; opening a key keeps a draft; a bucket made again forgets the revision loaded", { timeout: 90_000 }, async () => {

@@ -897,6 +897,11 @@ fn EditKey(open: Open) -> impl IntoView {
         }
     };
     let busy = move || editor.busy.get().is_some();
+    // A write made while the connection is down waits for it (the client's publish deadline,
+    // 30 s, or half the bucket's duplicate window for a put): said, so "Putting…" is not all the
+    // page shows meanwhile.
+    let status = leptos_nats::use_nats().status;
+    let waiting = move || busy() && !status.with(nats_ws::Status::is_connected);
     let label = move |verb: &'static str, text: String, doing: &'static str| {
         if editor.busy.get() == Some(verb) {
             doing.to_owned()
@@ -943,6 +948,11 @@ fn EditKey(open: Open) -> impl IntoView {
                 </Show>
                 <Show when=move || editor.done.get().is_some()>
                     <p class="kv-done" role="status" data-testid="kv-result">{move || editor.done.get()}</p>
+                </Show>
+                <Show when=waiting>
+                    <p class="hint" role="status" data-testid="kv-waiting">
+                        "No connection to the server: the write goes out as soon as it is back. If it is not back in time (at most 30 s), the page says what became of it."
+                    </p>
                 </Show>
                 <div class="actions kv-actions">
                     <button type="button" data-testid="kv-put" disabled=busy on:click=move |_| run(Action::Put)>
