@@ -492,6 +492,37 @@ pub fn already_shown(initial: &[LogLine], live: &LogLine) -> bool {
 pub const LONGEST_SERVER_DURATION: std::time::Duration =
     std::time::Duration::from_nanos(i64::MAX as u64);
 
+/// A duration typed in a form: `<number><unit>` parts (`ms`, `s`, `m`, `h`, `d`) written together,
+/// as `90s`, `7d` or `1h30m`; empty is zero. `None` for anything else, and for more than
+/// [`LONGEST_SERVER_DURATION`].
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let mut rest = text.trim();
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let step = match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(step)?;
+        rest = &rest[unit..];
+    }
+    (total <= LONGEST_SERVER_DURATION).then_some(total)
+}
+
 /// `text` cut at `max` characters, with `…` when something was cut.
 pub fn clip_text(text: &str, max: usize) -> String {
     let mut cut: String = text.chars().take(max).collect();

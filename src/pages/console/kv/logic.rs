@@ -7,6 +7,8 @@ use std::time::Duration;
 use nats_ws::jetstream::StorageType;
 use nats_ws::kv::{KvConfig, Operation, SystemTime};
 
+use crate::model::parse_duration;
+
 /// Keys rendered at most; the others matching are counted, not drawn.
 pub const ROW_LIMIT: usize = 500;
 
@@ -352,34 +354,6 @@ impl BucketForm {
             .ttl(ttl)
             .storage(self.storage))
     }
-}
-
-/// `90s`, `15m`, `2h`, `7d`, `1h30m`, `500ms`; empty is zero.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let step = match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(step)?;
-        rest = &rest[unit..];
-    }
-    (total <= crate::model::LONGEST_SERVER_DURATION).then_some(total)
 }
 
 #[cfg(test)]

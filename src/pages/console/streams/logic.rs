@@ -178,37 +178,9 @@ pub fn parse_size(field: &'static str, text: &str) -> Result<i64, FormError> {
         .ok_or_else(|| bad(NumberProblem::TooLarge))
 }
 
-/// A duration as a sequence of `<number><unit>` (`ms`, `s`, `m`, `h`, `d`); empty = zero.
+/// A stream's max age: [`crate::model::parse_duration`], or the form's error.
 pub fn parse_age(text: &str) -> Result<Duration, FormError> {
-    let bad = || FormError::Age(text.trim().to_owned());
-    let mut rest = text.trim();
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        let part = u32::try_from(n)
-            .ok()
-            .and_then(|n| unit.checked_mul(n))
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-    }
-    if total > crate::model::LONGEST_SERVER_DURATION {
-        return Err(bad());
-    }
-    Ok(total)
+    crate::model::parse_duration(text).ok_or_else(|| FormError::Age(text.trim().to_owned()))
 }
 
 impl CreateForm {
