@@ -10,7 +10,9 @@
 // back. Before, the write gave up when its 30 s ran out, and the pick was dropped.
 //
 // Users: a user added during the outage is stored once the server is back, once. Before, it said
-// "not saved" when its 30 s ran out, and still said so once the tab was Live again.
+// "not saved" when its 30 s ran out, and still said so once the tab was Live again. An edit saved
+// and a user deleted during the outage are written too: before, they gave up at 30 s ("not
+// saved: not sent…", "not deleted: not sent…") while a creation waited.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -35,6 +37,14 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   await page.getByPlaceholder("Message #general").waitFor();
   await waitText(themes, "theme-stored", "light");
   const tag = rand();
+  const [edited, doomed] = [`Edited ${tag}`, `Doomed ${tag}`];
+  for (const n of [edited, doomed]) {
+    await users.getByTestId("user-name-input").fill(n);
+    await users.getByTestId("user-email-input").fill(`${n.split(" ")[0].toLowerCase()}-${tag}@example.com`);
+    await users.getByTestId("user-create").click();
+    await waitCount(users, "user-row", n, 1);
+  }
+  const userRow = (n) => users.getByTestId("user-row").filter({ hasText: n });
   const [first, second] = [`first ${tag}`, `second ${tag}`];
   t.after(() => env.control("start"));
   await env.control("stop");
@@ -45,6 +55,22 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   await users.getByTestId("user-name-input").fill(newcomer);
   await users.getByTestId("user-email-input").fill(`outage-${tag}@example.com`);
   await users.getByTestId("user-create").click();
+  // An edit saved and a user deleted now: each row says it waits for the server.
+  await userRow(edited).getByRole("button", { name: `Edit ${edited}`, exact: true }).click();
+  const editing = users
+    .locator('[data-testid="user-row"]:has(input[aria-label="Name"])')
+    .filter({ has: users.getByRole("button", { name: `Save ${edited}`, exact: true }) });
+  await editing.getByLabel("Name").fill(`${edited} typed`);
+  await editing.getByRole("button", { name: `Save ${edited}`, exact: true }).click();
+  await userRow(doomed).getByRole("button", { name: `Delete ${doomed}`, exact: true }).click();
+  await waitFor(
+    users,
+    "both rows say they wait",
+    (s) =>
+      [...document.querySelectorAll(s)].filter((e) => /^not (saved|deleted) yet: no connection to the server; sent once it is back$/.test(e.textContent))
+        .length === 2,
+    sel("user-row-error"),
+  );
   await send(page, first);
   // Its first try has run out (30 s): it waits for the server to come back.
   await waitFor(
@@ -59,7 +85,7 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   );
   await send(page, second);
   // The user's write ran out of its 30 s too: it says so, and waits.
-  await waitText(users, "user-create-error", /^not saved yet \(.*\): sent again once the server is back$/, { timeout: 30_000 });
+  await waitText(users, "user-create-error", /^not saved yet: no connection to the server; sent once it is back$/, { timeout: 30_000 });
   await env.control("start");
 
   const stored = async () => (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
@@ -97,4 +123,16 @@ test("a long outage: chat messages stored in the order written, a theme picked w
     if (entry?.operation === "PUT" && entry.json().name === newcomer) storedAs.push(key);
   }
   assert.equal(storedAs.length, 1, `stored as ${storedAs}`);
+  // The edit and the delete made during the outage, written; nothing left said in their rows.
+  await waitCount(users, "user-row", `${edited} typed`, 1, { timeout: 30_000 });
+  await waitCount(users, "user-row", doomed, 0, { timeout: 30_000 });
+  await waitFor(users, "the rows' errors gone", (s) => !document.querySelector(s), sel("user-row-error"), { timeout: 10_000 });
+  const names = [];
+  for await (const key of await usersKv.keys()) {
+    const entry = await usersKv.get(key);
+    if (entry?.operation === "PUT") names.push(entry.json().name);
+  }
+  assert.ok(names.includes(`${edited} typed`), "the edit stored");
+  assert.ok(!names.includes(edited), "the name before the edit gone");
+  assert.ok(!names.includes(doomed), "the user deleted");
 });

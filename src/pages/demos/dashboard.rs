@@ -124,10 +124,66 @@ const AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 /// restart takes seconds) before it is given up.
 const GIVE_UP_CONNECTED_MS: f64 = 30_000.0;
 
-/// Whether a creation that failed is sent again: it failed for the connection or a server not
+/// Whether a write that failed is sent again: it failed for the connection or a server not
 /// answering, not for what it asked.
 fn worth_trying_again(e: &KvError) -> bool {
     matches!(e, KvError::JetStream(j) if j.is_transient() || matches!(j, JetStreamError::DeadlineExceeded(_)))
+}
+
+/// A write of this page (a user added, saved or deleted), sent again while it fails for the
+/// connection or a server not answering: the server away longer than the write's own 30 s of
+/// tries, it is written once the server is back, however long that takes, as the other pages'
+/// writes are (an edit or a delete made in a long outage was dropped, a creation was not).
+/// `attempt(tried)` makes one try; `tried` says an earlier one may have been stored (its answer
+/// lost), which the caller tells from a refusal. `say` shows why it is not done yet, and `None`
+/// when it is over. It gives up after [`GIVE_UP_CONNECTED_MS`] of failing while connected, and
+/// when another connection took over (⚙).
+async fn until_written<T, Fut>(
+    client: Option<nats_ws::Client>,
+    not_done: &'static str,
+    say: impl Fn(Option<String>),
+    mut attempt: impl FnMut(bool) -> Fut,
+) -> Result<T, KvError>
+where
+    Fut: std::future::Future<Output = Result<T, KvError>>,
+{
+    if client.as_ref().is_some_and(|c| !c.status().is_connected()) {
+        say(Some(format!(
+            "{not_done} yet: no connection to the server; sent once it is back"
+        )));
+    }
+    let mut tried = false;
+    // Since when the tries fail while connected (ms): a server that answers nothing
+    // (JetStream not running, say) is not waited for forever behind a "Live" badge.
+    let mut failing_since: Option<f64> = None;
+    let outcome = loop {
+        match attempt(tried).await {
+            Err(e) if worth_trying_again(&e) => {
+                tried = true;
+                if client.as_ref().is_some_and(|c| c.status().is_connected()) {
+                    let now = js_sys::Date::now();
+                    if now - *failing_since.get_or_insert(now) >= GIVE_UP_CONNECTED_MS {
+                        break Err(e);
+                    }
+                } else {
+                    failing_since = None;
+                }
+                say(Some(if failing_since.is_some() {
+                    format!("{not_done} yet ({e}): trying again")
+                } else {
+                    format!("{not_done} yet: no connection to the server; sent once it is back")
+                }));
+                match &client {
+                    Some(c) if until_connected(c).await => {}
+                    _ => break Err(e),
+                }
+                gloo_timers::future::sleep(AGAIN_AFTER).await;
+            }
+            other => break other,
+        }
+    };
+    say(None);
+    outcome
 }
 
 #[component]
@@ -167,44 +223,23 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
         // Not tied to the page: a user added just before leaving it is still written.
         spawn_local(async move {
             let json = serde_json::to_vec(&user).unwrap_or_default();
-            let mut tried = false;
-            // Since when the tries fail while connected (ms): a server that answers nothing
-            // (JetStream not running, say) is not waited for forever behind a "Live" badge.
-            let mut failing_since: Option<f64> = None;
-            let outcome = loop {
-                match store.create(&user.id, json.clone()).await {
-                    Ok(_) => break Ok(()),
-                    // An earlier try was stored and its answer lost: the id is this form's own.
-                    Err(KvError::KeyExists { .. }) if tried => break Ok(()),
-                    // The server is away (longer than the write's own 30 s of retries): written
-                    // once it is back, however long that takes, as the other pages' writes are.
-                    Err(e) if worth_trying_again(&e) => {
-                        tried = true;
-                        if client.as_ref().is_some_and(|c| c.status().is_connected()) {
-                            let now = js_sys::Date::now();
-                            if now - *failing_since.get_or_insert(now) >= GIVE_UP_CONNECTED_MS {
-                                break Err(e);
-                            }
-                        } else {
-                            failing_since = None;
-                        }
-                        let _ = error.try_set(Some(if failing_since.is_some() {
-                            format!("not saved yet ({e}): trying again")
-                        } else {
-                            format!("not saved yet ({e}): sent again once the server is back")
-                        }));
-                        match &client {
-                            Some(c) if until_connected(c).await => {}
-                            // Another connection took over (⚙): the form keeps what was typed.
-                            _ => break Err(e),
-                        }
-                        gloo_timers::future::sleep(AGAIN_AFTER).await;
-                    }
-                    Err(e) => break Err(e),
-                }
+            let say = move |why: Option<String>| {
+                let _ = error.try_set(why);
             };
+            let outcome = until_written(client.clone(), "not saved", say, |tried| {
+                let (store, id, json) = (store.clone(), user.id.clone(), json.clone());
+                async move {
+                    match store.create(&id, json).await {
+                        // An earlier try was stored and its answer lost: the id is this form's
+                        // own.
+                        Err(KvError::KeyExists { revision, .. }) if tried => Ok(revision),
+                        other => other,
+                    }
+                }
+            })
+            .await;
             match outcome {
-                Ok(()) => {
+                Ok(_) => {
                     announce(client.as_ref(), "created", &user, &by);
                     clear_if_sent(name, &user.name);
                     clear_if_sent(email, &user.email);
@@ -380,15 +415,35 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             saving.set(true);
             spawn_local(async move {
                 let json = serde_json::to_vec(&updated).unwrap_or_default();
-                let result = if overwrite {
-                    store.put(&updated.id, json).await
-                } else if let Some(revision) = over {
-                    store.update(&updated.id, json, revision).await
-                } else if recreate {
-                    store.create(&updated.id, json).await
-                } else {
-                    store.update(&updated.id, json, expected).await
+                let say = move |why: Option<String>| {
+                    let _ = error.try_set(why);
                 };
+                let result = until_written(client.clone(), "not saved", say, |tried| {
+                    let (store, id, json) = (store.clone(), updated.id.clone(), json.clone());
+                    async move {
+                        let result = if overwrite {
+                            store.put(&id, json.clone()).await
+                        } else if let Some(revision) = over {
+                            store.update(&id, json.clone(), revision).await
+                        } else if recreate {
+                            store.create(&id, json.clone()).await
+                        } else {
+                            store.update(&id, json.clone(), expected).await
+                        };
+                        match result {
+                            // Refused after a try whose answer was lost: done if what is stored
+                            // is this very edit (its time of update is part of it).
+                            Err(
+                                e @ (KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }),
+                            ) if tried => match store.entry(&id).await {
+                                Ok(Some(now)) if now.value[..] == json[..] => Ok(now.revision),
+                                _ => Err(e),
+                            },
+                            other => other,
+                        }
+                    }
+                })
+                .await;
                 // The row may be gone meanwhile (the edit cancelled and the user deleted).
                 let _ = saving.try_set(false);
                 match result {
@@ -451,7 +506,15 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         let li = row.get_untracked();
         let next_focus = li.as_ref().and_then(neighbour_button);
         spawn_local(async move {
-            match store.delete(&u.id).await {
+            let say = move |why: Option<String>| {
+                let _ = error.try_set(why);
+            };
+            let deleted = until_written(client.clone(), "not deleted", say, |_| {
+                let (store, id) = (store.clone(), u.id.clone());
+                async move { store.delete(&id).await }
+            })
+            .await;
+            match deleted {
                 Ok(_) => {
                     announce(client.as_ref(), "deleted", &u, &by);
                     if let Some(target) = next_focus {
@@ -578,7 +641,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 </div>
             </Show>
             <Show when=move || error.get().is_some()>
-                <p class="error">{move || error.get()}</p>
+                <p class="error" data-testid="user-row-error">{move || error.get()}</p>
             </Show>
         </li>
     }
