@@ -100,6 +100,62 @@ test("chat: another client's plain text in a room is shown, as text", T, async (
   assert.match(await shown.locator("time").textContent(), /^\d\d:\d\d$/, "with the time it was stored");
 });
 
+// A room longer than its box is read at its end: when it opens, for whoever sends, and for a
+// reader there when others' messages come; one who scrolled up to read is left there. (The list
+// stayed at its top: the newest messages arrived out of sight.) A message in the app's own shape
+// from another client is cut as a foreign one is (a 10 000-character text was drawn whole).
+test("chat: the list follows the newest message while read at its end; a long one from outside is cut", T, async () => {
+  const room = `long-${rand()}`;
+  const js = jetstream(env.nc);
+  const publish = (i, text = `history ${i}`) =>
+    js.publish(`chat.room.${room}`, JSON.stringify({ id: `h${i}-${rand()}`, room, user: "cli", text, at: new Date().toISOString() }));
+  for (let i = 0; i < 40; i++) await publish(i);
+  await publish(40, "J".repeat(10_000));
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "follow-ada", path: "/chat" }),
+    env.tab({ identity: "follow-grace", path: "/chat" }),
+  ]);
+  const atEnd = (page) =>
+    page.evaluate(() => {
+      const list = document.querySelector("ol.messages");
+      return list.scrollHeight > list.clientHeight * 1.5 && list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+    });
+  for (const page of [a, b]) {
+    await page.getByTestId(`chat-room-${room}`).click();
+    await waitCount(page, "chat-message", "JJJJ", 1);
+    await waitFor(page, "the room opened at its newest message", () => {
+      const list = document.querySelector("ol.messages");
+      return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+    });
+  }
+  const long = await a.getByTestId("chat-message").filter({ hasText: "JJJJ" }).locator(".text").textContent();
+  assert.equal(long, `${"J".repeat(2000)}…`);
+
+  // B scrolls up to read; A sends: A follows its message, B stays where it was.
+  await b.evaluate(() => (document.querySelector("ol.messages").scrollTop = 0));
+  const mine = `from ada ${rand()}`;
+  await send(a, mine);
+  await waitCount(b, "chat-message", mine, 1);
+  await waitFor(a, "the sender at the newest message", () => {
+    const list = document.querySelector("ol.messages");
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+  });
+  assert.ok(await atEnd(a));
+  assert.equal(await b.evaluate(() => document.querySelector("ol.messages").scrollTop), 0, "the reader scrolled up stays");
+
+  // Back at the end, B follows a message from outside.
+  await b.evaluate(() => {
+    const list = document.querySelector("ol.messages");
+    list.scrollTop = list.scrollHeight;
+  });
+  await publish(41, "from outside, last");
+  await waitCount(b, "chat-message", "from outside, last", 1);
+  await waitFor(b, "the reader at the end follows", () => {
+    const list = document.querySelector("ol.messages");
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+  });
+});
+
 // Two messages with the same id in the stream (another client publishing a message twice, or a
 // resend after the 2 min duplicate window) are shown once, and later messages still appear. A
 // separate room keeps the duplicate away from the other tests.

@@ -73,7 +73,6 @@ const ANOTHER_CLIENT: &str = "another client";
 /// A message stored in `room`'s subject that is not the app's JSON: its text as it came (UTF-8,
 /// at most 2 000 characters), from [`ANOTHER_CLIENT`], at the time the stream stored it.
 fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
-    const AT_MOST: usize = 2000;
     let info = m.info();
     let at = info.as_ref().map(|i| {
         let ms = (i.timestamp_ns / 1_000_000) as f64;
@@ -87,9 +86,29 @@ fn foreign_message(m: &JsMessage, room: &str) -> ChatMessage {
         ),
         room: room.to_owned(),
         user: ANOTHER_CLIENT.to_owned(),
-        text: crate::model::clip_payload(&m.message.payload, AT_MOST),
+        text: crate::model::clip_payload(&m.message.payload, TEXT_AT_MOST),
         at: at.unwrap_or_default(),
     }
+}
+
+/// How near its end the message list counts as read at its end, in pixels.
+const AT_END_PX: i32 = 48;
+
+/// The characters of a message's text shown (the composer takes as many), and of its author's
+/// name: what another client stores may be longer.
+const TEXT_AT_MOST: usize = 2000;
+const NAME_AT_MOST: usize = 64;
+
+/// A message in the app's own shape, as another client may have written it: its text and name
+/// cut as a foreign one's are (a 10 000-character text was drawn whole).
+fn clipped(mut message: ChatMessage) -> ChatMessage {
+    if message.text.len() > TEXT_AT_MOST {
+        message.text = crate::model::clip_text(&message.text, TEXT_AT_MOST);
+    }
+    if message.user.len() > NAME_AT_MOST {
+        message.user = crate::model::clip_text(&message.user, NAME_AT_MOST);
+    }
+    message
 }
 
 /// What a screen reader says of a new message from someone else in `room` (the room it was read
@@ -627,7 +646,7 @@ fn Room(
                     feed_error.set(None);
                 }
                 let message = match serde_json::from_slice::<ChatMessage>(&m.message.payload) {
-                    Ok(message) => message,
+                    Ok(message) => clipped(message),
                     // Another client's plain text, say: shown as it came, not left out.
                     Err(_) => foreign_message(&m, &room),
                 };
@@ -674,6 +693,34 @@ fn Room(
         }
     };
 
+    // The list follows the newest message while it is read at its end (as it is when the room
+    // opens, and after one's own message); scrolled up to read, it stays where it is.
+    let list = NodeRef::<leptos::html::Ol>::new();
+    let at_end = StoredValue::new(true);
+    Effect::new(move |before: Option<usize>| {
+        messages.track();
+        let sending = outgoing.with(Vec::len);
+        // One's own message just sent: shown wherever the list was.
+        if before.is_some_and(|before| sending > before) {
+            at_end.set_value(true);
+        }
+        if at_end.get_value() {
+            // After the lists are drawn (their own effects run too).
+            request_animation_frame(move || {
+                if let Some(list) = list.get_untracked() {
+                    list.set_scroll_top(list.scroll_height());
+                }
+            });
+        }
+        sending
+    });
+    let scrolled = move |_| {
+        if let Some(list) = list.get_untracked() {
+            let gap = list.scroll_height() - list.scroll_top() - list.client_height();
+            at_end.set_value(gap <= AT_END_PX);
+        }
+    };
+
     let me = move || identity.get();
     view! {
         <div class="room-head">
@@ -691,7 +738,7 @@ fn Room(
         // Focusable: a keyboard user scrolls a long history with the arrow keys. Not a live
         // region: new messages from others are announced through the app's one
         // (components/toasts.rs), once the history is in.
-        <ol class="messages" aria-label="Messages" tabindex="0">
+        <ol class="messages" aria-label="Messages" tabindex="0" node_ref=list on:scroll=scrolled>
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
                 <li class="empty">"No messages yet. Say hello!"</li>
             </Show>

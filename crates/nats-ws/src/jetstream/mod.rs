@@ -111,7 +111,7 @@ pub enum JetStreamError {
     DeadlineExceeded(Duration),
     /// A publish tried until its deadline without ever being connected: nothing was sent, so
     /// nothing was stored (unlike [`JetStreamError::DeadlineExceeded`], after which it may be).
-    #[error("not sent: no connection to the server for {}, so nothing was stored; try again once it is back", Took(*.0))]
+    #[error("not sent: no connection to the server for {}, so nothing was stored", Took(*.0))]
     NotSent(Duration),
     /// A pull heard nothing from the server for this long, heartbeats included: the server no
     /// longer holds it (it restarted, or the connection was cut while it waited). Pull again.
