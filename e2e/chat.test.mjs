@@ -109,12 +109,14 @@ test("chat: the list follows the newest message while read at its end; a long on
   const js = jetstream(env.nc);
   const publish = (i, text = `history ${i}`) =>
     js.publish(`chat.room.${room}`, JSON.stringify({ id: `h${i}-${rand()}`, room, user: "cli", text, at: new Date().toISOString() }));
-  for (let i = 0; i < 40; i++) await publish(i);
-  await publish(40, "J".repeat(10_000));
+  // The page makes CHAT if it is not there yet.
   const [a, b] = await Promise.all([
     env.tab({ identity: "follow-ada", path: "/chat" }),
     env.tab({ identity: "follow-grace", path: "/chat" }),
   ]);
+  await eventually("stream CHAT", async () => !!(await env.jsm.streams.info("CHAT").catch(() => null)));
+  for (let i = 0; i < 40; i++) await publish(i);
+  await publish(40, "J".repeat(10_000));
   const atEnd = (page) =>
     page.evaluate(() => {
       const list = document.querySelector("ol.messages");
@@ -132,7 +134,11 @@ test("chat: the list follows the newest message while read at its end; a long on
   assert.equal(long, `${"J".repeat(2000)}…`);
 
   // B scrolls up to read; A sends: A follows its message, B stays where it was.
-  await b.evaluate(() => (document.querySelector("ol.messages").scrollTop = 0));
+  // (Then two frames: the page hears of a scroll at the next one.)
+  await b.evaluate(async () => {
+    document.querySelector("ol.messages").scrollTop = 0;
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  });
   const mine = `from ada ${rand()}`;
   await send(a, mine);
   await waitCount(b, "chat-message", mine, 1);
@@ -144,9 +150,10 @@ test("chat: the list follows the newest message while read at its end; a long on
   assert.equal(await b.evaluate(() => document.querySelector("ol.messages").scrollTop), 0, "the reader scrolled up stays");
 
   // Back at the end, B follows a message from outside.
-  await b.evaluate(() => {
+  await b.evaluate(async () => {
     const list = document.querySelector("ol.messages");
     list.scrollTop = list.scrollHeight;
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   });
   await publish(41, "from outside, last");
   await waitCount(b, "chat-message", "from outside, last", 1);
