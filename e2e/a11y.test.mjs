@@ -61,6 +61,22 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
   assert.deepEqual(page.failed, [], "requests the app's server refused");
 });
 
+// The header has some twenty links and buttons before the page: the first Tab offers to skip
+// them (a trial counted 15 Tab presses to the first of the page's own).
+test("a11y: the first Tab offers to skip to the page, and Enter takes the focus there", T, async () => {
+  const page = await env.tab({ identity: "skip", path: "/counter" });
+  await page.keyboard.press("Tab");
+  await waitFor(page, "the skip link focused and in sight", () => {
+    const a = document.activeElement;
+    return a?.dataset.testid === "skip-link" && a.getBoundingClientRect().top >= 0;
+  });
+  await page.keyboard.press("Enter");
+  await waitFor(page, "the focus on the page", () => document.activeElement?.id === "main");
+  assert.equal(new URL(page.url()).pathname, "/counter", "still on the page");
+  await page.keyboard.press("Tab");
+  await waitFor(page, "the next Tab in the page", () => !!document.activeElement?.closest("main") && document.activeElement.id !== "main");
+});
+
 test("a11y: the settings dialog takes the focus, Esc closes it and gives the focus back", T, async () => {
   const page = await env.tab({ identity: "keys" });
   const opener = page.getByRole("button", { name: "Connection settings" });

@@ -223,6 +223,20 @@ impl UserNotes {
     }
 }
 
+/// The skip link moves the keyboard's focus to the page itself (a fragment link would go through
+/// the router).
+fn skip_to_main(ev: leptos::ev::MouseEvent) {
+    use wasm_bindgen::JsCast;
+    ev.prevent_default();
+    let main = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("main"))
+        .and_then(|m| m.dyn_into::<web_sys::HtmlElement>().ok());
+    if let Some(main) = main {
+        let _ = main.focus();
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let (settings, sign_in_as) = session::Settings::load().for_new_tab();
@@ -307,8 +321,12 @@ pub fn App() -> impl IntoView {
         <Router>
             <ThemeSync/>
             <pages::demos::chat::ChatSender/>
+            // The first stop of the Tab key: past the header's links, to the page.
+            <a class="skip-link" href="#main" data-testid="skip-link" on:click=skip_to_main>
+                "Skip to content"
+            </a>
             <Header/>
-            <main class="page">
+            <main class="page" id="main" tabindex="-1">
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("/") view=pages::demos::dashboard::Dashboard/>
                     <Route path=path!("/chat") view={Lazy::<pages::lazy::ChatRoute>::new()}/>
