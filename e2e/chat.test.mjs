@@ -335,11 +335,13 @@ test("chat: what was sent while the server was down reaches the stream from any 
     async () => (await last("chat.room.general")) === text && (await last(`chat.room.${room}`)) === `created #${room}`,
     { timeout: 30_000 },
   );
-  // Back on the chat: shown once, as stored, and the room is listed.
+  // Back on the chat, in the room left: listed, its first message shown once, as stored; and the
+  // message sent in #general.
   await page.locator('a[href="/chat"]').click();
-  await waitCount(page, "chat-message", text, 1);
-  await page.getByTestId(`chat-room-${room}`).click();
+  await page.getByPlaceholder(`Message #${room}`).waitFor();
   await waitCount(page, "chat-message", `created #${room}`, 1);
+  await page.getByTestId("chat-room-general").click();
+  await waitCount(page, "chat-message", text, 1);
 });
 
 // A message the stream refuses for what it is (here: larger than the stream's limit an admin
@@ -422,7 +424,7 @@ test("chat: after stream CHAT is deleted, the page makes it again and keeps work
 // What is typed in a room stays there: when another room is opened and this one again, and when
 // the connection changes (⚙ Apply reconnects, and the page over the old client is rebuilt), which
 // also keeps the room on screen. Before, Apply emptied the box and went back to #general.
-test("chat: a draft stays in its room through a room change and a new connection", T, async () => {
+test("chat: a draft stays in its room through a room change, a new connection and a visit to another page", T, async () => {
   const page = await env.tab({ identity: "chat-draft", path: "/chat" });
   await page.getByPlaceholder("Message #general").waitFor();
   const [inGeneral, inRandom] = [`general draft ${rand()}`, `random draft ${rand()}`];
@@ -445,6 +447,21 @@ test("chat: a draft stays in its room through a room change and a new connection
   await page.getByTestId("chat-send").click();
   await waitCount(page, "chat-message", inRandom, 1);
   assert.equal(await page.getByTestId("chat-input").inputValue(), "");
+  await page.getByTestId("chat-room-general").click();
+  await page.getByPlaceholder("Message #general").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), inGeneral);
+
+  // Another page and back (by the header's links, as a user goes): the room left is open, with
+  // what was typed in it. (It opened #general, every draft gone.)
+  await page.getByTestId("chat-room-random").click();
+  await page.getByPlaceholder("Message #random").waitFor();
+  const later = `random again ${rand()}`;
+  await page.getByTestId("chat-input").fill(later);
+  await page.getByRole("link", { name: "Counter", exact: true }).click();
+  await page.getByTestId("counter-value").waitFor();
+  await page.getByRole("link", { name: "Chat", exact: true }).click();
+  await page.getByPlaceholder("Message #random").waitFor();
+  assert.equal(await page.getByTestId("chat-input").inputValue(), later);
   await page.getByTestId("chat-room-general").click();
   await page.getByPlaceholder("Message #general").waitFor();
   assert.equal(await page.getByTestId("chat-input").inputValue(), inGeneral);

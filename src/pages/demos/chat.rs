@@ -139,10 +139,13 @@ async fn publish(js: &JetStream, message: &ChatMessage) -> Result<(), JetStreamE
 #[component]
 pub fn Chat() -> impl IntoView {
     let nats = use_nats();
-    // Above the client, so that a change of connection (⚙ Apply, signing in) keeps the room on
-    // screen and what was typed in each room.
-    let current = RwSignal::new(DEFAULT_ROOMS[0].to_owned());
-    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    // The tab's, above the client and the page: a change of connection (⚙ Apply, signing in)
+    // and a visit to another page keep the room on screen and what was typed in each room.
+    let ChatOutbox {
+        room: current,
+        drafts,
+        ..
+    } = expect_context::<ChatOutbox>();
     view! {
         <section class="page-head">
             <h1>"Chat"</h1>
@@ -165,6 +168,10 @@ pub fn Chat() -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct ChatOutbox {
     outgoing: RwSignal<Vec<Outgoing>>,
+    /// The room on screen and what is typed in each room, kept for the tab: leaving /chat and
+    /// coming back opens the room left, with its draft (it opened #general, the drafts gone).
+    room: RwSignal<String>,
+    drafts: StoredValue<std::collections::HashMap<String, String>>,
 }
 
 impl ChatOutbox {
@@ -209,6 +216,8 @@ pub fn provide_chat_outbox() {
     let unsent = outbox::all().into_iter().map(Outgoing::new).collect();
     provide_context(ChatOutbox {
         outgoing: RwSignal::new(unsent),
+        room: RwSignal::new(DEFAULT_ROOMS[0].to_owned()),
+        drafts: StoredValue::new(std::collections::HashMap::new()),
     });
 }
 
@@ -697,6 +706,10 @@ fn Room(
     // opens, and after one's own message); scrolled up to read, it stays where it is.
     let list = NodeRef::<leptos::html::Ol>::new();
     let at_end = StoredValue::new(true);
+    // Where the page last scrolled the list to: only a scroll away from there (the reader's) ends
+    // the following. A scroll event comes a frame late, when messages drawn meanwhile already
+    // put the end further down: measured from the end then, it read as the reader's.
+    let scrolled_to = StoredValue::new(0);
     Effect::new(move |before: Option<usize>| {
         messages.track();
         let sending = outgoing.with(Vec::len);
@@ -705,19 +718,27 @@ fn Room(
             at_end.set_value(true);
         }
         if at_end.get_value() {
-            // After the lists are drawn (their own effects run too).
+            // After the lists are drawn (their own effects run too). The room may be gone by
+            // then (another room or page opened).
             request_animation_frame(move || {
-                if let Some(list) = list.get_untracked() {
+                if let Some(Some(list)) = list.try_get_untracked() {
                     list.set_scroll_top(list.scroll_height());
+                    let _ = scrolled_to.try_set_value(list.scroll_top());
                 }
             });
         }
         sending
     });
     let scrolled = move |_| {
-        if let Some(list) = list.get_untracked() {
-            let gap = list.scroll_height() - list.scroll_top() - list.client_height();
-            at_end.set_value(gap <= AT_END_PX);
+        let Some(Some(list)) = list.try_get_untracked() else {
+            return;
+        };
+        let top = list.scroll_top();
+        let gap = list.scroll_height() - top - list.client_height();
+        if gap <= AT_END_PX {
+            at_end.set_value(true);
+        } else if top + AT_END_PX < scrolled_to.get_value() {
+            at_end.set_value(false);
         }
     };
 

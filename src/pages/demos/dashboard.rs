@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{until_connected, use_kv_watch, use_nats, UseKvWatchReturn};
 use nats_ws::jetstream::JetStreamError;
-use nats_ws::kv::{KvError, Store};
+use nats_ws::kv::{KvError, Operation, Store};
 
 use crate::components::field::clear_if_sent;
 use crate::model::{validate_user, User, UserEvent, USERS_BUCKET};
@@ -136,12 +136,13 @@ fn worth_trying_again(e: &KvError) -> bool {
 /// writes are (an edit or a delete made in a long outage was dropped, a creation was not).
 /// `attempt(tried)` makes one try; `tried` says an earlier one may have been stored (its answer
 /// lost), which the caller tells from a refusal. `say` shows why it is not done yet, and `None`
-/// when it is over. It gives up after [`GIVE_UP_CONNECTED_MS`] of failing while connected, and
-/// when another connection took over (⚙).
+/// when it is over. It gives up after [`GIVE_UP_CONNECTED_MS`] of failing while connected, when
+/// another connection took over (⚙), and when `wanted` says the user gave the write up.
 async fn until_written<T, Fut>(
     client: Option<nats_ws::Client>,
     not_done: &'static str,
     say: impl Fn(Option<String>),
+    wanted: impl Fn() -> bool,
     mut attempt: impl FnMut(bool) -> Fut,
 ) -> Result<T, KvError>
 where
@@ -178,6 +179,10 @@ where
                     _ => break Err(e),
                 }
                 gloo_timers::future::sleep(AGAIN_AFTER).await;
+                // Given up by the user meanwhile (an edit cancelled): not sent again.
+                if !wanted() {
+                    break Err(e);
+                }
             }
             other => break other,
         }
@@ -226,17 +231,23 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             let say = move |why: Option<String>| {
                 let _ = error.try_set(why);
             };
-            let outcome = until_written(client.clone(), "not saved", say, |tried| {
-                let (store, id, json) = (store.clone(), user.id.clone(), json.clone());
-                async move {
-                    match store.create(&id, json).await {
-                        // An earlier try was stored and its answer lost: the id is this form's
-                        // own.
-                        Err(KvError::KeyExists { revision, .. }) if tried => Ok(revision),
-                        other => other,
+            let outcome = until_written(
+                client.clone(),
+                "not saved",
+                say,
+                || true,
+                |tried| {
+                    let (store, id, json) = (store.clone(), user.id.clone(), json.clone());
+                    async move {
+                        match store.create(&id, json).await {
+                            // An earlier try was stored and its answer lost: the id is this form's
+                            // own.
+                            Err(KvError::KeyExists { revision, .. }) if tried => Ok(revision),
+                            other => other,
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
             match outcome {
                 Ok(_) => {
@@ -326,6 +337,8 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     // One save at a time: a second click while the first is on its way would write over the same
     // revision, fail, and report the user's own first save as someone else's change.
     let saving = RwSignal::new(false);
+    // A delete on its way (perhaps waiting for the server): the row's buttons wait too.
+    let deleting = RwSignal::new(false);
     // Edits begun or ended in this row: a save's answer acts on the edit it was made from only
     // (not on one the user cancelled and began again while it was on its way).
     let edits = StoredValue::new(0u64);
@@ -415,10 +428,14 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             saving.set(true);
             spawn_local(async move {
                 let json = serde_json::to_vec(&updated).unwrap_or_default();
+                // Cancelled (or begun again) meanwhile: not sent again, and nothing said of it.
+                let same_edit = move || edits.try_get_value() == Some(edit);
                 let say = move |why: Option<String>| {
-                    let _ = error.try_set(why);
+                    if same_edit() {
+                        let _ = error.try_set(why);
+                    }
                 };
-                let result = until_written(client.clone(), "not saved", say, |tried| {
+                let result = until_written(client.clone(), "not saved", say, same_edit, |tried| {
                     let (store, id, json) = (store.clone(), updated.id.clone(), json.clone());
                     async move {
                         let result = if overwrite {
@@ -437,7 +454,9 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                                 e @ (KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }),
                             ) if tried => match store.entry(&id).await {
                                 Ok(Some(now)) if now.value[..] == json[..] => Ok(now.revision),
-                                _ => Err(e),
+                                Ok(_) => Err(e),
+                                // Not known yet: tried again (or said, if not transient).
+                                Err(read) => Err(read),
                             },
                             other => other,
                         }
@@ -474,6 +493,8 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                             stop_editing();
                         }
                     }
+                    // The edit was cancelled meanwhile: what became of it is not this row's now.
+                    Err(_) if !same_edit() => {}
                     Err(KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }) => {
                         let now = store.get(&updated.id).await.ok().flatten();
                         let theirs = now
@@ -496,7 +517,10 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
     let save_mine = save.clone();
 
     let delete = move |_| {
-        let (Some(store), Some((u, _))) = (users.store(), current.get_untracked()) else {
+        if deleting.get_untracked() {
+            return;
+        }
+        let (Some(store), Some((u, revision))) = (users.store(), current.get_untracked()) else {
             return;
         };
         let by = identity.get_untracked();
@@ -505,15 +529,40 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         // before's, else the form to add a user.
         let li = row.get_untracked();
         let next_focus = li.as_ref().and_then(neighbour_button);
+        deleting.set(true);
         spawn_local(async move {
             let say = move |why: Option<String>| {
                 let _ = error.try_set(why);
             };
-            let deleted = until_written(client.clone(), "not deleted", say, |_| {
-                let (store, id) = (store.clone(), u.id.clone());
-                async move { store.delete(&id).await }
-            })
+            // At the revision shown: a change another tab made meanwhile (during a long outage,
+            // say) is not deleted unseen.
+            let deleted = until_written(
+                client.clone(),
+                "not deleted",
+                say,
+                || true,
+                |tried| {
+                    let (store, id) = (store.clone(), u.id.clone());
+                    async move {
+                        match store.delete_expecting(&id, revision).await {
+                            // Refused after a try whose answer was lost: done if the user is gone.
+                            Err(e @ KvError::WrongLastRevision { .. }) if tried => {
+                                match store.entry(&id).await {
+                                    Ok(Some(now)) if now.operation != Operation::Put => {
+                                        Ok(now.revision)
+                                    }
+                                    Ok(None) => Ok(revision),
+                                    Ok(Some(_)) => Err(e),
+                                    Err(read) => Err(read),
+                                }
+                            }
+                            other => other,
+                        }
+                    }
+                },
+            )
             .await;
+            let _ = deleting.try_set(false);
             match deleted {
                 Ok(_) => {
                     announce(client.as_ref(), "deleted", &u, &by);
@@ -523,6 +572,12 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                             let _ = target.focus();
                         }
                     }
+                }
+                Err(KvError::WrongLastRevision { .. }) => {
+                    let _ = error.try_set(Some(
+                        "not deleted: someone changed this user since it was shown; it is shown as it is now"
+                            .to_owned(),
+                    ));
                 }
                 Err(e) => {
                     let _ = error.try_set(Some(format!("not deleted: {e}")));
@@ -556,6 +611,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                                 class="secondary"
                                 aria-label=move || format!("Edit {}", name())
                                 node_ref=edit_button
+                                disabled=move || deleting.get()
                                 on:click=start_edit.clone()
                             >
                                 "Edit"
@@ -563,9 +619,10 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                             <button
                                 class="danger"
                                 aria-label=move || format!("Delete {}", name())
+                                disabled=move || deleting.get()
                                 on:click=delete
                             >
-                                "Delete"
+                                {move || if deleting.get() { "Deleting…" } else { "Delete" }}
                             </button>
                         </div>
                     }

@@ -1781,8 +1781,7 @@ impl Connection {
             )
         {
             // Nothing but the CONNECT and a PING has been sent on this connection: the CONNECT
-            // was too long (nats-server checks its length only when it spans two of its reads,
-            // which a line over its limit does).
+            // was longer than the server's max_control_line.
             let size = self.connect_len;
             self.fail(now, ConnectionError::ConnectTooLong { size });
         } else if FATAL_ERRORS

@@ -901,7 +901,16 @@ fn EditKey(open: Open) -> impl IntoView {
     // 30 s, or half the bucket's duplicate window for a put): said, so "Putting…" is not all the
     // page shows meanwhile.
     let status = leptos_nats::use_nats().status;
-    let waiting = move || busy() && !status.with(nats_ws::Status::is_connected);
+    // Not while Offline: the client tries again only when asked (⚙), and the write says so.
+    let waiting = move || {
+        busy()
+            && status.with(|s| {
+                matches!(
+                    s,
+                    nats_ws::Status::Connecting | nats_ws::Status::Reconnecting { .. }
+                )
+            })
+    };
     let label = move |verb: &'static str, text: String, doing: &'static str| {
         if editor.busy.get() == Some(verb) {
             doing.to_owned()
