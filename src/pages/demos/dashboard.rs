@@ -429,13 +429,15 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             spawn_local(async move {
                 let json = serde_json::to_vec(&updated).unwrap_or_default();
                 // Cancelled (or begun again) meanwhile: not sent again, and nothing said of it.
+                // The page left is not a cancel: the save goes on (writes outlive their page).
                 let same_edit = move || edits.try_get_value() == Some(edit);
+                let wanted = move || edits.try_get_value().is_none_or(|e| e == edit);
                 let say = move |why: Option<String>| {
                     if same_edit() {
                         let _ = error.try_set(why);
                     }
                 };
-                let result = until_written(client.clone(), "not saved", say, same_edit, |tried| {
+                let result = until_written(client.clone(), "not saved", say, wanted, |tried| {
                     let (store, id, json) = (store.clone(), updated.id.clone(), json.clone());
                     async move {
                         let result = if overwrite {
