@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{until_connected, use_kv_watch, use_nats, UseKvWatchReturn};
 use nats_ws::jetstream::JetStreamError;
-use nats_ws::kv::{KvError, Operation, Store};
+use nats_ws::kv::{Entry, KvError, Operation, Store};
 
 use crate::components::field::clear_if_sent;
 use crate::model::{validate_user, User, UserEvent, USERS_BUCKET};
@@ -130,24 +130,43 @@ fn worth_trying_again(e: &KvError) -> bool {
     matches!(e, KvError::JetStream(j) if j.is_transient() || matches!(j, JetStreamError::DeadlineExceeded(_)))
 }
 
+/// A write refused after an earlier try whose answer was lost: done, at the revision `stored`
+/// finds, if what `key` holds now says that try was stored; else the refusal. A read that fails
+/// is returned instead, so that a transient one is tried again.
+async fn stored_before(
+    store: &Store,
+    key: &str,
+    refused: KvError,
+    stored: impl Fn(Option<&Entry>) -> Option<u64>,
+) -> Result<u64, KvError> {
+    stored(store.entry(key).await?.as_ref()).ok_or(refused)
+}
+
 /// A write of this page (a user added, saved or deleted), sent again while it fails for the
 /// connection or a server not answering: the server away longer than the write's own 30 s of
 /// tries, it is written once the server is back, however long that takes, as the other pages'
 /// writes are (an edit or a delete made in a long outage was dropped, a creation was not).
 /// `attempt(tried)` makes one try; `tried` says an earlier one may have been stored (its answer
-/// lost), which the caller tells from a refusal. `say` shows why it is not done yet, and `None`
-/// when it is over. It gives up after [`GIVE_UP_CONNECTED_MS`] of failing while connected, when
-/// another connection took over (⚙), and when `wanted` says the user gave the write up.
+/// lost), which the caller tells from a refusal ([`stored_before`]). `error` says why it is not
+/// done yet, and is cleared when it is over, while the write is `wanted`. It gives up after
+/// [`GIVE_UP_CONNECTED_MS`] of failing while connected, when another connection took over (⚙),
+/// and when `wanted` says the user gave the write up.
 async fn until_written<T, Fut>(
     client: Option<nats_ws::Client>,
     not_done: &'static str,
-    say: impl Fn(Option<String>),
+    error: RwSignal<Option<String>>,
     wanted: impl Fn() -> bool,
     mut attempt: impl FnMut(bool) -> Fut,
 ) -> Result<T, KvError>
 where
     Fut: std::future::Future<Output = Result<T, KvError>>,
 {
+    // Not on a row whose edit was cancelled meanwhile (a row that is gone takes nothing).
+    let say = |why: Option<String>| {
+        if wanted() {
+            let _ = error.try_set(why);
+        }
+    };
     if client.as_ref().is_some_and(|c| !c.status().is_connected()) {
         say(Some(format!(
             "{not_done} yet: no connection to the server; sent once it is back"
@@ -228,13 +247,10 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
         // Not tied to the page: a user added just before leaving it is still written.
         spawn_local(async move {
             let json = serde_json::to_vec(&user).unwrap_or_default();
-            let say = move |why: Option<String>| {
-                let _ = error.try_set(why);
-            };
             let outcome = until_written(
                 client.clone(),
                 "not saved",
-                say,
+                error,
                 || true,
                 |tried| {
                     let (store, id, json) = (store.clone(), user.id.clone(), json.clone());
@@ -432,12 +448,7 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 // The page left is not a cancel: the save goes on (writes outlive their page).
                 let same_edit = move || edits.try_get_value() == Some(edit);
                 let wanted = move || edits.try_get_value().is_none_or(|e| e == edit);
-                let say = move |why: Option<String>| {
-                    if same_edit() {
-                        let _ = error.try_set(why);
-                    }
-                };
-                let result = until_written(client.clone(), "not saved", say, wanted, |tried| {
+                let result = until_written(client.clone(), "not saved", error, wanted, |tried| {
                     let (store, id, json) = (store.clone(), updated.id.clone(), json.clone());
                     async move {
                         let result = if overwrite {
@@ -454,12 +465,13 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                             // is this very edit (its time of update is part of it).
                             Err(
                                 e @ (KvError::WrongLastRevision { .. } | KvError::KeyExists { .. }),
-                            ) if tried => match store.entry(&id).await {
-                                Ok(Some(now)) if now.value[..] == json[..] => Ok(now.revision),
-                                Ok(_) => Err(e),
-                                // Not known yet: tried again (or said, if not transient).
-                                Err(read) => Err(read),
-                            },
+                            ) if tried => {
+                                stored_before(&store, &id, e, |now| {
+                                    now.filter(|now| now.value[..] == json[..])
+                                        .map(|now| now.revision)
+                                })
+                                .await
+                            }
                             other => other,
                         }
                     }
@@ -533,15 +545,12 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
         let next_focus = li.as_ref().and_then(neighbour_button);
         deleting.set(true);
         spawn_local(async move {
-            let say = move |why: Option<String>| {
-                let _ = error.try_set(why);
-            };
             // At the revision shown: a change another tab made meanwhile (during a long outage,
             // say) is not deleted unseen.
             let deleted = until_written(
                 client.clone(),
                 "not deleted",
-                say,
+                error,
                 || true,
                 |tried| {
                     let (store, id) = (store.clone(), u.id.clone());
@@ -549,14 +558,13 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                         match store.delete_expecting(&id, revision).await {
                             // Refused after a try whose answer was lost: done if the user is gone.
                             Err(e @ KvError::WrongLastRevision { .. }) if tried => {
-                                match store.entry(&id).await {
-                                    Ok(Some(now)) if now.operation != Operation::Put => {
-                                        Ok(now.revision)
+                                stored_before(&store, &id, e, |now| match now {
+                                    Some(now) => {
+                                        (now.operation != Operation::Put).then_some(now.revision)
                                     }
-                                    Ok(None) => Ok(revision),
-                                    Ok(Some(_)) => Err(e),
-                                    Err(read) => Err(read),
-                                }
+                                    None => Some(revision),
+                                })
+                                .await
                             }
                             other => other,
                         }
