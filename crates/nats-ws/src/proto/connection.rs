@@ -1228,7 +1228,7 @@ impl Connection {
         // refusing once does not stop the client trying the others.
         // A CONNECT line longer than the server's max_control_line is refused the same way at
         // every attempt too (nats.go and nats.js retry it forever).
-        let mut auth_again = false;
+        let mut refused_for_good = false;
         if matches!(
             err,
             ConnectionError::AuthorizationViolation | ConnectionError::ConnectTooLong { .. }
@@ -1236,13 +1236,13 @@ impl Connection {
             if let State::Connecting { server, .. } | State::Connected { server, .. } = self.state {
                 if let Some(s) = self.servers.get_mut(server) {
                     s.refusals = s.refusals.saturating_add(1);
-                    auth_again = s.refusals >= REFUSALS;
+                    refused_for_good = s.refusals >= REFUSALS;
                 }
             }
         }
         // A nonce this environment could not sign (a browser without Ed25519 in its WebCrypto)
         // will not be signed at the next attempt either, nor for another server: Offline too.
-        auth_again |= could_not_sign(&err);
+        refused_for_good |= could_not_sign(&err);
         self.last_error = Some(err.clone());
         // Another server not tried since the last wait is tried at once: the backoff is for
         // coming back to a server that just failed (as nats.go waits per server).
@@ -1250,7 +1250,7 @@ impl Connection {
         let rested = next.last_attempt.is_none_or(|at| {
             now.saturating_duration_since(at) >= self.options.reconnect.initial_delay
         });
-        if !auth_again && self.tried_since_wait < self.servers.len() && rested {
+        if !refused_for_good && self.tried_since_wait < self.servers.len() && rested {
             // While the first connection is still being made the status stays Connecting: the
             // next server may well answer.
             if self.status != Status::Connecting {
@@ -1265,7 +1265,7 @@ impl Connection {
         }
         self.tried_since_wait = 0;
         let policy = &self.options.reconnect;
-        if auth_again || policy.max_attempts.is_some_and(|max| next_attempt >= max) {
+        if refused_for_good || policy.max_attempts.is_some_and(|max| next_attempt >= max) {
             self.state = State::Offline;
             for id in std::mem::take(&mut self.deferred_flushes) {
                 self.events.push_back(Event::Flushed {
