@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { PAGES, applyTheme, axeViolations, rand, useEnv, waitCount, waitFor } from "./lib.mjs";
+import { PAGES, addUser, applyTheme, axeViolations, rand, useEnv, waitCount, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 180_000 };
@@ -17,10 +17,7 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
   const page = await env.tab({ identity: "a11y" });
   // Content to check: a user row (Edit / Delete buttons) and a chat message.
   const name = `Ada ${rand()}`;
-  await page.getByTestId("user-name-input").fill(name);
-  await page.getByTestId("user-email-input").fill("ada@example.com");
-  await page.getByTestId("user-create").click();
-  await waitCount(page, "user-row", name, 1);
+  await addUser(page, name, "ada@example.com");
   // Its notification is said once: by the one live region, while the toast itself is not one.
   await waitFor(page, "the announcer says the new user", (n) => document.querySelector('[data-testid="announcer"]').textContent.includes(n), name);
   const liveToasts = await page.evaluate(() =>
@@ -103,10 +100,7 @@ test("a11y: a user is edited and deleted with the keyboard, the focus staying in
   const r = rand();
   const [first, second] = [`Kim ${r}`, `Lee ${r}`];
   for (const name of [first, second]) {
-    await page.getByTestId("user-name-input").fill(name);
-    await page.getByTestId("user-email-input").fill(`${name.split(" ")[0].toLowerCase()}-${r}@example.com`);
-    await page.getByTestId("user-create").click();
-    await waitCount(page, "user-row", name, 1);
+    await addUser(page, name, `${name.split(" ")[0].toLowerCase()}-${r}@example.com`);
   }
   const focused = () => page.evaluate(() => document.activeElement?.getAttribute("aria-label") ?? document.activeElement?.tagName);
   // Enter on Edit: the focus is in the Name field.

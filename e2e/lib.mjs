@@ -407,6 +407,14 @@ export async function waitText(page, testid, expected, { timeout = WAIT } = {}) 
   }
 }
 
+/** Adds a user through the users page's form, and waits until the page lists it. */
+export async function addUser(page, name, email) {
+  await page.getByTestId("user-name-input").fill(name);
+  await page.getByTestId("user-email-input").fill(email);
+  await page.getByTestId("user-create").click();
+  await waitCount(page, "user-row", name, 1);
+}
+
 /** The trimmed text of [data-testid=testid], or null when there is none. */
 export async function textOf(page, testid) {
   return page.evaluate((s) => document.querySelector(s)?.textContent.trim() ?? null, sel(testid));

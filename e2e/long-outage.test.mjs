@@ -17,7 +17,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, rand, sel, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { addUser, eventually, rand, sel, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -39,10 +39,7 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   const tag = rand();
   const [edited, doomed] = [`Edited ${tag}`, `Doomed ${tag}`];
   for (const n of [edited, doomed]) {
-    await users.getByTestId("user-name-input").fill(n);
-    await users.getByTestId("user-email-input").fill(`${n.split(" ")[0].toLowerCase()}-${tag}@example.com`);
-    await users.getByTestId("user-create").click();
-    await waitCount(users, "user-row", n, 1);
+    await addUser(users, n, `${n.split(" ")[0].toLowerCase()}-${tag}@example.com`);
   }
   const userRow = (n) => users.getByTestId("user-row").filter({ hasText: n });
   const [first, second] = [`first ${tag}`, `second ${tag}`];

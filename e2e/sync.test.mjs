@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { configLoaded, countText, eventually, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { addUser, configLoaded, countText, eventually, rand, sel, textOf, untilSubscribed, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -95,10 +95,7 @@ test("users: a user's avatar is the first letter of the name, in capitals, in an
   await untilSubscribed(env, [page]);
   const r = rand();
   const name = `ébène ${r}`;
-  await page.getByTestId("user-name-input").fill(name);
-  await page.getByTestId("user-email-input").fill(`avatar-${r}@example.com`);
-  await page.getByTestId("user-create").click();
-  await waitCount(page, "user-row", name, 1);
+  await addUser(page, name, `avatar-${r}@example.com`);
   // innerText is the text as rendered, after the stylesheet's text-transform.
   assert.equal(await row(page, name).locator(".avatar").innerText(), "É");
 });
@@ -109,12 +106,7 @@ test("users: a double-clicked Save saves once, with no conflict", T, async () =>
   const page = await env.tab({ identity: "sync-double", path: "/" });
   const r = rand();
   const [name, renamed, next] = [`Double ${r}`, `Doubled ${r}`, `After ${r}`];
-  const create = async (n) => {
-    await page.getByTestId("user-name-input").fill(n);
-    await page.getByTestId("user-email-input").fill(`double-${rand()}@example.com`);
-    await page.getByTestId("user-create").click();
-    await waitCount(page, "user-row", n, 1);
-  };
+  const create = (n) => addUser(page, n, `double-${rand()}@example.com`);
   await create(name);
   await row(page, name).getByRole("button", { name: "Edit" }).click();
   const editing = page.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');

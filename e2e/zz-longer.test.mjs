@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { counterValue, pause, useEnv, waitText, waitStatus } from "./lib.mjs";
+const env = useEnv();
+test("an outage longer than ten tries", { timeout: 400_000 }, async (t) => {
+  const page = await env.tab({ identity: "longer", path: "/counter" });
+  await waitText(page, "counter-value", /^-?\d+$/);
+  const kv = await env.kvm.open("via_config", { allow_direct: true });
+  const before = counterValue(await kv.get("counter"));
+  let sockets = 0;
+  page.on("websocket", () => sockets++);
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  const stopped = Date.now();
+  await page.getByTestId("counter-inc").click();
+  await page.getByTestId("counter-inc").click();
+  await pause(200_000);
+  const status = await page.evaluate(() => document.querySelector('[data-testid="status"]').textContent.trim());
+  console.log("status after 200 s:", status, "sockets made:", sockets);
+  await env.control("start");
+  const started = Date.now();
+  await waitStatus(page, /^Live$/, { timeout: 15_000 });
+  console.log("Live", Date.now() - started, "ms after start");
+  await waitText(page, "counter-value", String(before + 2), { timeout: 15_000 });
+  assert.equal(counterValue(await (await env.kvm.open("via_config", { allow_direct: true })).get("counter")), before + 2);
+  console.log("outage", started - stopped, "ms");
+});
