@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
 
-import { countText, eventually, rand, sel, useEnv, waitCount, waitFor, waitStatus } from "./lib.mjs";
+import { countText, eventually, rand, sel, textOf, useEnv, waitCount, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -148,13 +148,17 @@ test("chat: the list follows the newest message while read at its end; a long on
   });
   assert.ok(await atEnd(a));
   assert.equal(await b.evaluate(() => document.querySelector("ol.messages").scrollTop), 0, "the reader scrolled up stays");
+  // B is told that messages came below; A, at the end, is not.
+  await b.getByTestId("chat-new-below").waitFor();
+  assert.equal(await a.getByTestId("chat-new-below").count(), 0);
 
-  // Back at the end, B follows a message from outside.
-  await b.evaluate(async () => {
+  // The button takes B to the end, and goes.
+  await b.getByTestId("chat-new-below").click();
+  await waitFor(b, "the reader taken to the newest message", () => {
     const list = document.querySelector("ol.messages");
-    list.scrollTop = list.scrollHeight;
-    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
   });
+  await b.getByTestId("chat-new-below").waitFor({ state: "detached" });
   await publish(41, "from outside, last");
   await waitCount(b, "chat-message", "from outside, last", 1);
   await waitFor(b, "the reader at the end follows", () => {
@@ -465,4 +469,39 @@ test("chat: a draft stays in its room through a room change, a new connection an
   await page.getByTestId("chat-room-general").click();
   await page.getByPlaceholder("Message #general").waitFor();
   assert.equal(await page.getByTestId("chat-input").inputValue(), inGeneral);
+});
+
+test("chat: a draft longer than a message may be is kept whole, says by how much, and is sent once shortened", T, async () => {
+  const room = `toolong-${rand()}`;
+  const page = await env.tab({ identity: "long-ada", path: "/chat" });
+  // A pasted room name over the 32 characters a name takes is kept, and refused with why.
+  await page.getByLabel("New room name").fill(`${room}-${"x".repeat(40)}`);
+  await page.getByRole("button", { name: "Add" }).click();
+  await waitText(page, "chat-room-error", /32 at most/);
+  assert.equal(await page.getByLabel("New room name").inputValue(), `${room}-${"x".repeat(40)}`);
+  await page.getByLabel("New room name").fill(room);
+  await page.getByRole("button", { name: "Add" }).click();
+  await waitFor(page, "the room open", (r) => document.querySelector(".room-head h2")?.textContent.includes(r), room);
+
+  // As a paste does: the whole text lands in the box, none of it cut.
+  const pasted = "p".repeat(2_345);
+  await page.getByTestId("chat-input").fill(pasted);
+  assert.equal((await page.getByTestId("chat-input").inputValue()).length, 2_345);
+  await waitFor(page, "the composer saying by how much", () =>
+    document.querySelector('[data-testid="chat-too-long"]')?.textContent.includes("2345 characters: 345 over"),
+  );
+  assert.ok(await page.getByTestId("chat-send").isDisabled());
+  assert.equal(await page.getByTestId("chat-input").getAttribute("aria-invalid"), "true");
+  // Enter sends nothing, and keeps the text.
+  await page.getByTestId("chat-input").press("Enter");
+  assert.equal(await page.getByTestId("chat-pending").count(), 0);
+  assert.equal((await page.getByTestId("chat-input").inputValue()).length, 2_345);
+
+  // Shortened to what a message takes, it goes whole.
+  await page.getByTestId("chat-input").fill("p".repeat(2_000));
+  assert.equal(await textOf(page, "chat-too-long"), "");
+  await page.getByTestId("chat-send").click();
+  await waitCount(page, "chat-message", "pppp", 1);
+  const shown = await page.getByTestId("chat-message").filter({ hasText: "pppp" }).locator(".text").textContent();
+  assert.equal(shown, "p".repeat(2_000));
 });

@@ -100,6 +100,20 @@ test("users: a user's avatar is the first letter of the name, in capitals, in an
   assert.equal(await row(page, name).locator(".avatar").innerText(), "É");
 });
 
+// A pasted name longer than a name may be is not cut by the input: it stays whole in the form,
+// and the form says why it is not created.
+test("users: a name over 80 characters stays in the form, refused with why", T, async () => {
+  const page = await env.tab({ identity: "long-name-ada", path: "/" });
+  await untilSubscribed(env, [page]);
+  const name = `long ${rand()} ${"n".repeat(90)}`;
+  await page.getByTestId("user-name-input").fill(name);
+  await page.getByTestId("user-email-input").fill(`long-${rand()}@example.com`);
+  await page.getByTestId("user-create").click();
+  await waitText(page, "user-create-error", /80 characters at most/);
+  assert.equal(await page.getByTestId("user-name-input").inputValue(), name);
+  assert.equal(await row(page, "n".repeat(90)).count(), 0);
+});
+
 // A double click on Save sends one write: two, at the same revision, made the second fail and
 // showed the user's own first save as someone else's change.
 test("users: a double-clicked Save saves once, with no conflict", T, async () => {

@@ -99,6 +99,12 @@ const AT_END_PX: i32 = 48;
 const TEXT_AT_MOST: usize = 2000;
 const NAME_AT_MOST: usize = 64;
 
+/// A draft's length in characters when it is longer than a message may be.
+fn too_long(draft: &str) -> Option<usize> {
+    let n = draft.trim_end().chars().count();
+    (n > TEXT_AT_MOST).then_some(n)
+}
+
 /// A message in the app's own shape, as another client may have written it: its text and name
 /// cut as a foreign one's are (a 10 000-character text was drawn whole).
 fn clipped(mut message: ChatMessage) -> ChatMessage {
@@ -468,11 +474,11 @@ fn ChatWith(
                     />
                 </ul>
                 <form class="new-room" on:submit=add_room>
-                    <input bind:value=new_room placeholder="new-room" aria-label="New room name" maxlength="32"/>
+                    <input bind:value=new_room placeholder="new-room" aria-label="New room name"/>
                     <button type="submit" class="secondary">"Add"</button>
                 </form>
                 <Show when=move || room_error.get().is_some()>
-                    <p class="error">{move || room_error.get()}</p>
+                    <p class="error" data-testid="chat-room-error">{move || room_error.get()}</p>
                 </Show>
             </aside>
             <section class="card room-view">
@@ -687,7 +693,8 @@ fn Room(
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             let text = draft.get_untracked();
-            if text.trim().is_empty() {
+            // Too long: kept in the box, as the composer says, for its writer to shorten.
+            if text.trim().is_empty() || too_long(&text).is_some() {
                 return;
             }
             let message = ChatMessage {
@@ -710,12 +717,27 @@ fn Room(
     // the following. A scroll event comes a frame late, when messages drawn meanwhile already
     // put the end further down: measured from the end then, it read as the reader's.
     let scrolled_to = StoredValue::new(0);
-    Effect::new(move |before: Option<usize>| {
-        messages.track();
+    // Messages came below while the reader was scrolled up: a button says so and takes them there.
+    let below = RwSignal::new(false);
+    let to_end = move || {
+        at_end.set_value(true);
+        below.set(false);
+        if let Some(Some(list)) = list.try_get_untracked() {
+            list.set_scroll_top(list.scroll_height());
+            let _ = scrolled_to.try_set_value(list.scroll_top());
+        }
+    };
+    Effect::new(move |before: Option<(usize, Option<String>)>| {
+        let newest = messages.with(|l| l.last().map(|m| m.id.clone()));
         let sending = outgoing.with(Vec::len);
         // One's own message just sent: shown wherever the list was.
-        if before.is_some_and(|before| sending > before) {
+        if before.as_ref().is_some_and(|(before, _)| sending > *before) {
             at_end.set_value(true);
+            below.set(false);
+        }
+        let came = before.is_some_and(|(_, before)| before.is_some() && before != newest);
+        if came && !at_end.get_value() {
+            below.set(true);
         }
         if at_end.get_value() {
             // After the lists are drawn (their own effects run too). The room may be gone by
@@ -727,7 +749,7 @@ fn Room(
                 }
             });
         }
-        sending
+        (sending, newest)
     });
     let scrolled = move |_| {
         let Some(Some(list)) = list.try_get_untracked() else {
@@ -737,6 +759,9 @@ fn Room(
         let gap = list.scroll_height() - top - list.client_height();
         if gap <= AT_END_PX {
             at_end.set_value(true);
+            if below.get_untracked() {
+                below.set(false);
+            }
         } else if top + AT_END_PX < scrolled_to.get_value() {
             at_end.set_value(false);
         }
@@ -759,6 +784,7 @@ fn Room(
         // Focusable: a keyboard user scrolls a long history with the arrow keys. Not a live
         // region: new messages from others are announced through the app's one
         // (components/toasts.rs), once the history is in.
+        <div class="messages-box">
         <ol class="messages" aria-label="Messages" tabindex="0" node_ref=list on:scroll=scrolled>
             <Show when=move || loaded.get() && messages.get().is_empty() && outgoing.get().is_empty()>
                 <li class="empty">"No messages yet. Say hello!"</li>
@@ -822,16 +848,36 @@ fn Room(
                 }
             />
         </ol>
+        <Show when=move || below.get()>
+            <button class="new-below" data-testid="chat-new-below" on:click=move |_| to_end()>
+                "New messages ↓"
+            </button>
+        </Show>
+        </div>
         <form class="composer" on:submit=send>
+            // No `maxlength`: it would cut a long paste without a word. Too long, the text stays
+            // in the box and the composer says by how much.
             <input
                 data-testid="chat-input"
                 bind:value=draft
                 placeholder=format!("Message #{room}")
-                maxlength="2000"
                 autocomplete="off"
+                aria-invalid=move || draft.with(|d| too_long(d).is_some()).to_string()
+                aria-describedby="chat-too-long"
             />
-            <button data-testid="chat-send" type="submit">"Send"</button>
+            <button
+                data-testid="chat-send"
+                type="submit"
+                disabled=move || draft.with(|d| too_long(d).is_some())
+            >
+                "Send"
+            </button>
         </form>
+        <p class="error composer-note" id="chat-too-long" data-testid="chat-too-long" role="status">
+            {move || draft.with(|d| too_long(d)).map(|n| {
+                format!("{n} characters: {} over the {TEXT_AT_MOST} a message takes.", n - TEXT_AT_MOST)
+            })}
+        </p>
     }
 }
 

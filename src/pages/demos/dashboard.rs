@@ -286,7 +286,7 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             <div class="row">
                 <label>
                     "Name"
-                    <input data-testid="user-name-input" bind:value=name placeholder="Ada Lovelace" maxlength="80"/>
+                    <input data-testid="user-name-input" bind:value=name placeholder="Ada Lovelace"/>
                 </label>
                 <label>
                     "Email"
