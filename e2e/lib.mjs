@@ -508,6 +508,44 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
 
+/**
+ * At a phone's width (390 × 800), what the user cannot see without scrolling sideways: the page
+ * wider than the screen, and each element matching `selector` (by its test id or text) that ends
+ * past the screen's right edge or past that of a box it scrolls in; with `shot`, a screenshot of
+ * that name too. The viewport is put back.
+ */
+export async function hiddenWhenNarrow(page, selector, { shot } = {}) {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 800 });
+  try {
+    if (shot) {
+      await page.evaluate(() => document.querySelector(".proc-table, table")?.scrollIntoView({ block: "start" }));
+      await screenshot(page, shot);
+    }
+    return await page.evaluate(async (s) => {
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const hidden = [];
+      if (document.documentElement.scrollWidth > window.innerWidth) hidden.push(`the page (${document.documentElement.scrollWidth} px wide)`);
+      const found = document.querySelectorAll(s);
+      if (found.length === 0) hidden.push(`nothing matches ${s}`);
+      for (const el of found) {
+        let right = window.innerWidth;
+        for (let p = el.parentElement; p; p = p.parentElement) {
+          if (getComputedStyle(p).overflowX === "visible") continue;
+          right = Math.min(right, p.getBoundingClientRect().right);
+          const scrolls = `a box scrolls sideways (${p.scrollWidth} px in ${p.clientWidth})`;
+          if (p.scrollWidth > p.clientWidth && !hidden.includes(scrolls)) hidden.push(scrolls);
+        }
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 || box.left < 0 || box.right > right + 0.5) hidden.push(el.dataset.testid || el.textContent.trim());
+      }
+      return hidden;
+    }, selector);
+  } finally {
+    await page.setViewportSize(before);
+  }
+}
+
 /** Waits until no change of the counter is "on the way" in `page`: every click of it written. */
 export const counterSettled = (page, { timeout = 60_000 } = {}) =>
   waitFor(

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { axeViolations, pause, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { axeViolations, hiddenWhenNarrow, pause, screenshot, sel, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -159,6 +159,8 @@ test("processes: a restart clicked in one tab is seen in the other", T, async ()
     assert.match(await textOf(a, "proc-log"), /<b>not bold<\/b>/);
 
     await screenshot(a, "processes");
+    // On a phone, every row's buttons and values are in sight: rows stack, nothing scrolls away.
+    assert.deepEqual(await hiddenWhenNarrow(a, '.proc-row button, .proc-row td[data-label]', { shot: "processes-narrow" }), []);
     await a.evaluate(() => document.documentElement.setAttribute("data-theme", "dark"));
     await pause(400); // the theme's colour transition
     await screenshot(a, "processes-dark");

@@ -19,6 +19,7 @@ import {
   axeViolations,
   consoleTail,
   eventually,
+  hiddenWhenNarrow,
   pause,
   rand,
   screenshot,
@@ -278,6 +279,8 @@ test("workers: two tabs share the partitions and process every event; the page s
     await waitFor(a, `the memory chart of ${id}`, (s) => /allocated \d.*wasm \d/.test(document.querySelector(s)?.textContent ?? ""), sel(`worker-memory-${id}`));
   }
   await screenshot(a, "workers");
+  // On a phone, each worker's values are in sight: rows stack, nothing scrolls away.
+  assert.deepEqual(await hiddenWhenNarrow(a, '[data-testid="worker-row"] td', { shot: "workers-narrow" }), []);
 
   // Accessible in every theme, with rows, feed lines and charts on the page.
   const problems = [];

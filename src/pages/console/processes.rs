@@ -162,7 +162,7 @@ fn Processes(client: Client) -> impl IntoView {
                 }
             >
                     <div class="table-wrap">
-                        <table class="proc-table">
+                        <table class="proc-table stacks">
                             <thead>
                                 <tr>
                                     <th>"Name"</th>
@@ -303,7 +303,7 @@ fn ProcRow(
                     })}
                 </span>
             </td>
-            <td>
+            <td data-label="State">
                 <span
                     class=move || format!("state state-{}", state.with(|p| p.state))
                     data-testid=format!("proc-state-{name}")
@@ -314,10 +314,10 @@ fn ProcRow(
                     <span class="stale-note">"agent not running · last known"</span>
                 </Show>
             </td>
-            <td class="num" data-testid=format!("proc-pid-{name}")>
+            <td class="num" data-label="PID" data-testid=format!("proc-pid-{name}")>
                 {move || state.with(|p| p.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "—".into()))}
             </td>
-            <td class="num">
+            <td class="num" data-label="Uptime">
                 {move || {
                     if stale.get() {
                         return "—".to_owned();
@@ -329,17 +329,17 @@ fn ProcRow(
                     })
                 }}
             </td>
-            <td class="num" data-testid=format!("proc-restarts-{name}")>
+            <td class="num" data-label="Restarts" data-testid=format!("proc-restarts-{name}")>
                 {move || state.with(|p| p.restarts.to_string())}
             </td>
-            <td class="num">{move || state.with(ProcessState::exit_text)}</td>
-            <td class="num">
+            <td class="num" data-label="Exit">{move || state.with(ProcessState::exit_text)}</td>
+            <td class="num" data-label="CPU">
                 {move || state.with(|p| if p.pid.is_some() { format!("{:.1} %", p.cpu_percent) } else { "—".into() })}
             </td>
-            <td class="num">
+            <td class="num" data-label="Memory">
                 {move || state.with(|p| if p.pid.is_some() { format_bytes(p.rss_bytes) } else { "—".into() })}
             </td>
-            <td class="right">
+            <td class="right actions">
                 <div class="row-actions proc-actions">
                     <button
                         class="secondary"

@@ -87,7 +87,7 @@ pub(super) fn Consumers(client: Client, ctx: Ctx) -> impl IntoView {
                 }
             >
                 <div class="table-wrap">
-                    <table class="proc-table workers-table">
+                    <table class="proc-table workers-table stacks">
                         <thead>
                             <tr>
                                 <th>"Worker"</th>
@@ -138,13 +138,13 @@ fn WorkerRow(id: String, workers: Memo<Vec<WorkerInfo>>, ctx: Ctx) -> impl IntoV
     view! {
         <tr data-testid="worker-row">
             <td><code>{id.clone()}</code></td>
-            <td>
+            <td data-label="Kind">
                 <span class="tag">{field(|i| kind_name(i.kind).to_owned())}</span>
             </td>
-            <td class="small">{field(where_text)}</td>
-            <td data-testid=format!("worker-partitions-{id}")>{field(|i| partitions_text(&i.partitions))}</td>
-            <td class="num" data-testid=format!("worker-processed-{id}")>{field(|i| i.processed.to_string())}</td>
-            <td class="small" title="messages not yet delivered plus delivered but not yet acknowledged">{lag}</td>
+            <td class="small" data-label="Where">{field(where_text)}</td>
+            <td data-label="Partitions" data-testid=format!("worker-partitions-{id}")>{field(|i| partitions_text(&i.partitions))}</td>
+            <td class="num" data-label="Processed" data-testid=format!("worker-processed-{id}")>{field(|i| i.processed.to_string())}</td>
+            <td class="small" data-label="Lag" title="messages not yet delivered plus delivered but not yet acknowledged">{lag}</td>
         </tr>
     }
 }

@@ -130,7 +130,7 @@ pub(super) fn WorkerProcesses(client: Client) -> impl IntoView {
                 }
             >
                 <div class="table-wrap">
-                    <table class="proc-table">
+                    <table class="proc-table stacks">
                         <thead>
                             <tr>
                                 <th>"Name"</th>
@@ -209,19 +209,19 @@ fn ProcessRow(
     view! {
         <tr class="proc-row" class:stale=move || agent.is_missing()>
             <td><code>{name.clone()}</code></td>
-            <td>
+            <td data-label="State">
                 <span class=move || format!("state state-{}", state.with(|p| p.state))>
                     {move || state.with(|p| p.state.as_str())}
                 </span>
             </td>
-            <td class="num">{move || state.with(|p| p.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "—".into()))}</td>
-            <td class="num">
+            <td class="num" data-label="PID">{move || state.with(|p| p.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "—".into()))}</td>
+            <td class="num" data-label="Uptime">
                 {move || state.with(|p| p.uptime_ms(now.get() as u64).map(|ms| format_duration(ms as f64)).unwrap_or_else(|| "—".into()))}
             </td>
-            <td class="num">
+            <td class="num" data-label="Memory">
                 {move || state.with(|p| if p.pid.is_some() { format_bytes(p.rss_bytes) } else { "—".into() })}
             </td>
-            <td class="right">
+            <td class="right actions">
                 <button
                     class="danger"
                     data-testid=format!("worker-kill-{name}")
