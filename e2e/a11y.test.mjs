@@ -17,7 +17,7 @@ test("a11y: every page in every theme has no serious or critical WCAG 2 A/AA vio
   const page = await env.tab({ identity: "a11y" });
   // Content to check: a user row (Edit / Delete buttons) and a chat message.
   const name = `Ada ${rand()}`;
-  await addUser(page, name, "ada@example.com");
+  await addUser(page, name, `ada-${rand()}@example.com`);
   // Its notification is said once: by the one live region, while the toast itself is not one.
   await waitFor(page, "the announcer says the new user", (n) => document.querySelector('[data-testid="announcer"]').textContent.includes(n), name);
   const liveToasts = await page.evaluate(() =>

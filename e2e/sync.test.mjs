@@ -114,6 +114,43 @@ test("users: a name over 80 characters stays in the form, refused with why", T, 
   assert.equal(await row(page, "n".repeat(90)).count(), 0);
 });
 
+// An email is one user's: a second user with it (in any case) is refused, in the tab that
+// created the first and in another, and so is an edit to it; a user keeps its own.
+test("users: an email another user has is refused, in any case, when creating and editing", T, async () => {
+  const [a, b] = await Promise.all([
+    env.tab({ identity: "email-ada", path: "/" }),
+    env.tab({ identity: "email-grace", path: "/" }),
+  ]);
+  await untilSubscribed(env, [a, b]);
+  const r = rand();
+  const email = `same-${r}@example.com`;
+  await addUser(a, `First ${r}`, email);
+  await waitCount(b, "user-row", `First ${r}`, 1);
+
+  await b.getByTestId("user-name-input").fill(`Second ${r}`);
+  await b.getByTestId("user-email-input").fill(email.toUpperCase());
+  await b.getByTestId("user-create").click();
+  await waitText(b, "user-create-error", new RegExp(`is already the email of First ${r}$`));
+  assert.equal(await b.getByTestId("user-name-input").inputValue(), `Second ${r}`);
+
+  // Another address is created; edited to the taken one, its save is refused on its row.
+  await b.getByTestId("user-email-input").fill(`second-${r}@example.com`);
+  await b.getByTestId("user-create").click();
+  await waitCount(a, "user-row", `Second ${r}`, 1);
+  await row(a, `Second ${r}`).getByRole("button", { name: "Edit" }).click();
+  const editing = a.locator('[data-testid="user-row"]:has(input[aria-label="Name"])');
+  await editing.getByLabel("Email").fill(` ${email} `);
+  await editing.getByRole("button", { name: `Save Second ${r}`, exact: true }).click();
+  await waitFor(a, "the row saying the email is taken", (t) =>
+    [...document.querySelectorAll('[data-testid="user-row-error"]')].some((e) => e.textContent.includes(t)), `already the email of First ${r}`);
+  // Its own email, with only the name changed, saves.
+  await editing.getByLabel("Email").fill(`second-${r}@example.com`);
+  await editing.getByLabel("Name").fill(`Second renamed ${r}`);
+  await editing.getByRole("button", { name: `Save Second ${r}`, exact: true }).click();
+  await waitCount(b, "user-row", `Second renamed ${r}`, 1);
+  assert.equal(await b.getByTestId("user-row").filter({ hasText: email }).count(), 1);
+});
+
 // A double click on Save sends one write: two, at the same revision, made the second fail and
 // showed the user's own first save as someone else's change.
 test("users: a double-clicked Save saves once, with no conflict", T, async () => {

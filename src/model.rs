@@ -160,6 +160,24 @@ pub fn validate_user(name: &str, email: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The user other than `except` (an id) whose email is `email`, compared as a mail system
+/// would find the same box: trimmed and in any case. `users` are (key, value) as stored.
+///
+/// Only what this tab has seen: two tabs creating the same email at the same moment both
+/// succeed (bucket `users` is keyed by id and holds only users).
+pub fn email_owner<'a>(
+    users: impl IntoIterator<Item = (&'a String, &'a [u8])>,
+    email: &str,
+    except: Option<&str>,
+) -> Option<User> {
+    let email = email.trim().to_lowercase();
+    users
+        .into_iter()
+        .filter(|(key, _)| Some(key.as_str()) != except)
+        .filter_map(|(key, value)| User::from_entry(key, value))
+        .find(|u| u.email.trim().to_lowercase() == email)
+}
+
 /// `user.created|updated|deleted` notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEvent {
@@ -1255,6 +1273,30 @@ mod tests {
         assert!(validate_user(" ", "ann@example.com").is_err());
         assert!(validate_user("Ann", "ann.example.com").is_err());
         assert!(validate_user("Ann", "ann@example").is_err());
+    }
+
+    #[test]
+    fn an_email_belongs_to_the_user_stored_with_it_in_any_case_except_oneself() {
+        use super::email_owner;
+        let stored: Vec<(String, Vec<u8>)> = vec![
+            (
+                "a1".into(),
+                br#"{"name":"Ada","email":"Ada@Example.com"}"#.to_vec(),
+            ),
+            ("b2".into(), b"not a user".to_vec()),
+            (
+                "c3".into(),
+                br#"{"name":"Grace","email":"grace@example.com "}"#.to_vec(),
+            ),
+        ];
+        let users = || stored.iter().map(|(k, v)| (k, v.as_slice()));
+        let owner = |email, except| email_owner(users(), email, except).map(|u| u.name);
+        assert_eq!(owner(" ada@example.COM", None), Some("Ada".into()));
+        assert_eq!(owner("grace@example.com", Some("a1")), Some("Grace".into()));
+        // One's own email is one's own.
+        assert_eq!(owner("ada@example.com", Some("a1")), None);
+        assert_eq!(owner("ann@example.com", None), None);
+        assert_eq!(owner("not a user", None), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use nats_ws::jetstream::JetStreamError;
 use nats_ws::kv::{Entry, KvError, Operation, Store};
 
 use crate::components::field::clear_if_sent;
-use crate::model::{validate_user, User, UserEvent, USERS_BUCKET};
+use crate::model::{email_owner, validate_user, User, UserEvent, USERS_BUCKET};
 use crate::session::{now_iso, random_hex};
 use crate::use_identity;
 
@@ -87,7 +87,7 @@ pub fn Dashboard() -> impl IntoView {
                 <code>"user.*"</code> "."
             </p>
         </section>
-        <CreateUser store=move || users.store()/>
+        <CreateUser users/>
         <section class="card">
             <div class="card-head">
                 <h2>"All users"</h2>
@@ -210,8 +210,18 @@ where
     outcome
 }
 
+/// Why `email` may not be written for user `except` (none for a new one): another user stored
+/// with it, as far as this tab has seen.
+fn email_taken(users: UseKvWatchReturn, email: &str, except: Option<&str>) -> Option<String> {
+    users.entries.with_untracked(|entries| {
+        let stored = entries.iter().map(|(key, e)| (key, e.value.as_ref()));
+        email_owner(stored, email, except)
+            .map(|u| format!("{} is already the email of {}", email, u.display_name()))
+    })
+}
+
 #[component]
-fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) -> impl IntoView {
+fn CreateUser(users: UseKvWatchReturn) -> impl IntoView {
     let identity = use_identity();
     let nats = use_nats();
     let name = RwSignal::new(String::new());
@@ -228,7 +238,11 @@ fn CreateUser(store: impl Fn() -> Option<Store> + Send + Sync + Copy + 'static) 
             error.set(Some(why.to_owned()));
             return;
         }
-        let Some(store) = store() else {
+        if let Some(why) = email_taken(users, &e, None) {
+            error.set(Some(why));
+            return;
+        }
+        let Some(store) = users.store() else {
             error.set(Some("not connected yet: the user was not saved".into()));
             return;
         };
@@ -416,6 +430,15 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
             if let Err(why) = validate_user(&n, &e) {
                 error.set(Some(why.to_owned()));
                 return;
+            }
+            // A new email may not be another user's (one this user has already is kept).
+            let had =
+                current.with_untracked(|c| c.as_ref().map(|(u, _)| u.email.trim().to_lowercase()));
+            if had.as_deref() != Some(e.to_lowercase().as_str()) {
+                if let Some(why) = email_taken(users, &e, Some(&id)) {
+                    error.set(Some(why));
+                    return;
+                }
             }
             // Saved over the stored user, or, when it was deleted meanwhile, created again from
             // the one the edit began with.
