@@ -735,7 +735,8 @@ fn Room(
             at_end.set_value(true);
             below.set(false);
         }
-        let came = before.is_some_and(|(_, before)| before.is_some() && before != newest);
+        let came = newest.is_some()
+            && before.is_some_and(|(_, before)| before.is_some() && before != newest);
         if came && !at_end.get_value() {
             below.set(true);
         }
