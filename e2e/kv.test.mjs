@@ -561,3 +561,51 @@ test("kv: the bucket list is read while the tab is visible, not while hidden, no
     sub.unsubscribe();
   }
 });
+
+// A bucket and a key opened from their lists come into sight with the focus on their heading;
+// the bucket is in the address (a reload opens it again).
+test("kv: a bucket and a key opened come into sight with the focus; the bucket is in the address", T, async () => {
+  const bucket = `far_${rand()}`;
+  const kv = await env.kvm.create(bucket);
+  for (let i = 0; i < 14; i++) await kv.put(`k${String(i).padStart(2, "0")}`, `v${i}`);
+  const page = await openBucket("kv-far", bucket);
+  const revealed = (testid, text) =>
+    waitFor(page, `${testid} in sight, its heading focused`, ({ testid, text }) => {
+      const part = document.querySelector(`[data-testid="${testid}"]`);
+      const h2 = part?.querySelector("h2");
+      if (!h2?.textContent.includes(text) || document.activeElement !== h2) return false;
+      const top = part.getBoundingClientRect().top;
+      return top >= 0 && top < innerHeight / 2;
+    }, { testid, text });
+  await revealed("kv-bucket", bucket);
+  assert.equal(new URL(page.url()).searchParams.get("bucket"), bucket);
+
+  await keyButton(page, "k13").click();
+  await revealed("kv-detail", "k13");
+  await waitText(page, "kv-value-full", "v13");
+
+  await page.reload();
+  await waitText(page, "kv-key-count", "14 keys");
+  await kv.destroy();
+});
+
+// A delete at the revision shown, of a key another client deleted meanwhile: said as such (it
+// said the key "changed" and that its new value was in the list).
+test("kv: deleting a key another client deleted meanwhile says it was deleted; creating a bucket under a taken name names the bucket", T, async () => {
+  const bucket = `gone_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  await kv.put("gone", "x");
+  const page = await openBucket("kv-gone", bucket, { admin: true });
+  await keyButton(page, "gone").click();
+  await waitText(page, "kv-value-full", "x");
+  await kv.delete("gone");
+  await page.getByTestId("kv-delete").click();
+  await page.getByTestId("kv-confirm-yes").click();
+  await waitText(page, "kv-error", /^gone was deleted by another client after revision 1 was shown: there is no value to delete/);
+
+  await page.getByTestId("kv-bucket-name").fill(bucket);
+  await page.getByTestId("kv-bucket-history").fill("2");
+  await page.getByTestId("kv-bucket-create").click();
+  await waitText(page, "kv-bucket-create-error", new RegExp(`bucket "${bucket}" already exists with another configuration`));
+  await kv.destroy();
+});

@@ -267,3 +267,8 @@ await kv.put("late-${tag}", entry("org/late", now - 11000))
     await beats;
   }
 });
+
+test("services: /services, where the menu's name leads, opens the services page at /nats", T, async () => {
+  const page = await env.tab({ identity: "svc-alias", path: "/services" });
+  await waitFor(page, "the services page", () => location.pathname === "/nats" && document.querySelector("h1")?.textContent === "Services");
+});

@@ -342,3 +342,37 @@ test("streams: a peeked message purged by another client is said to be gone", T,
     await env.jsm.streams.delete(name);
   }
 });
+
+// Opened from a row far down a long list, a stream's detail used to open below the fold with
+// nothing in sight changing: it comes into sight with the focus on its heading, its name is in
+// the address (a reload or a link opens it), and Back closes it.
+test("streams: a stream opened far down the list comes into sight with the focus, in the address; Back closes it", T, async () => {
+  const r = rand();
+  const names = Array.from({ length: 14 }, (_, i) => `FAR_${r}_${String(i).padStart(2, "0")}`);
+  for (const name of names) await env.jsm.streams.add({ name, subjects: [`far.${r}.${name}`], storage: "memory" });
+  try {
+    const page = await env.tab({ identity: "far", path: "/streams" });
+    const last = names.at(-1);
+    await row(page, last).getByRole("button", { name: last, exact: true }).click();
+    const revealed = (name) =>
+      waitFor(page, `the detail of ${name} in sight, its heading focused`, (n) => {
+        const detail = document.querySelector('[data-testid="stream-detail"]');
+        const h2 = detail?.querySelector("h2");
+        if (!h2?.textContent.includes(n) || document.activeElement !== h2) return false;
+        const top = detail.getBoundingClientRect().top;
+        return top >= 0 && top < innerHeight / 2;
+      }, name);
+    await revealed(last);
+    assert.equal(new URL(page.url()).searchParams.get("stream"), last);
+
+    await page.reload();
+    await waitFor(page, "the stream open after a reload", (n) => document.querySelector('[data-testid="stream-detail"] h2')?.textContent.includes(n), last);
+    await page.goBack();
+    await waitFor(page, "the detail closed by Back", () => !document.querySelector('[data-testid="stream-detail"]'));
+    assert.equal(new URL(page.url()).searchParams.get("stream"), null);
+    await page.goForward();
+    await revealed(last);
+  } finally {
+    for (const name of names) await env.jsm.streams.delete(name).catch(() => {});
+  }
+});

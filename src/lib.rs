@@ -11,7 +11,7 @@ pub mod session;
 mod sort;
 
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::components::{Redirect, Route, Router, Routes, A};
 use leptos_router::{path, Lazy};
 
 use components::header::Header;
@@ -338,6 +338,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/streams") view={Lazy::<pages::lazy::StreamsRoute>::new()}/>
                     <Route path=path!("/kv") view={Lazy::<pages::lazy::KvRoute>::new()}/>
                     <Route path=path!("/nats") view={Lazy::<pages::lazy::ServicesRoute>::new()}/>
+                    // Where a user who reads "Services" in the menu looks for it.
+                    <Route path=path!("/services") view=|| view! { <Redirect path="/nats"/> }/>
                     <Route path=path!("/graph") view={Lazy::<pages::lazy::GraphRoute>::new()}/>
                     <Route path=path!("/processes") view={Lazy::<pages::lazy::ProcessesRoute>::new()}/>
                     <Route path=path!("/scale") view={Lazy::<pages::lazy::ScaleRoute>::new()}/>

@@ -232,7 +232,9 @@ impl NatsContext {
                 .await
             {
                 // Someone else created it meanwhile, perhaps with other settings: use theirs.
-                Err(KvError::JetStream(_)) => js.key_value(name).await?,
+                Err(KvError::BucketExists { .. } | KvError::JetStream(_)) => {
+                    js.key_value(name).await?
+                }
                 other => other?,
             },
             other => other?,

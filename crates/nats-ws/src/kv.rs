@@ -58,6 +58,13 @@ pub enum KvError {
     InvalidBucket { bucket: String },
     #[error("bucket {} does not exist: create it first", Quoted(bucket))]
     BucketNotFound { bucket: String },
+    /// A create found a bucket of that name with another configuration (an identical one is
+    /// taken as it is).
+    #[error(
+        "bucket {} already exists with another configuration: open it, or delete it first",
+        Quoted(bucket)
+    )]
+    BucketExists { bucket: String },
     #[error("key {} already exists (revision {revision})", Quoted(key))]
     KeyExists { key: String, revision: u64 },
     #[error(
@@ -309,7 +316,15 @@ impl JetStream {
             },
             ..Default::default()
         };
-        let info: StreamBrief = self.create_stream_as(&stream).await?;
+        let info: StreamBrief = match self.create_stream_as(&stream).await {
+            Ok(info) => info,
+            Err(e) if e.err_code() == Some(err_codes::STREAM_NAME_IN_USE) => {
+                return Err(KvError::BucketExists {
+                    bucket: config.bucket,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Store::new(
             self.clone(),
             &config.bucket,

@@ -14,7 +14,7 @@ use common::{
     TestServer,
 };
 use futures::{FutureExt as _, StreamExt};
-use nats_ws::jetstream::{err_codes, JetStreamError};
+use nats_ws::jetstream::JetStreamError;
 use nats_ws::kv::{Entry, KvConfig, KvError, Operation, Store, Watch, WatchEvent, WatchOptions};
 use nats_ws::{Client, Options, Status};
 
@@ -716,13 +716,16 @@ async fn buckets_missing_identical_and_conflicting() {
         .await
         .unwrap();
     assert_eq!(again.get("k").await.unwrap().unwrap().text(), Some("v"));
-    // Another configuration under the same name is refused.
-    match js.create_key_value(KvConfig::new("b").history(5)).await {
-        Err(KvError::JetStream(e)) => {
-            assert_eq!(e.err_code(), Some(err_codes::STREAM_NAME_IN_USE), "{e}")
-        }
-        other => panic!("expected a name-in-use error, got {other:?}"),
-    }
+    // Another configuration under the same name is refused, naming the bucket (not the stream
+    // behind it).
+    let refused = js
+        .create_key_value(KvConfig::new("b").history(5))
+        .await
+        .unwrap_err();
+    assert_eq!(refused, KvError::BucketExists { bucket: "b".into() });
+    assert!(refused
+        .to_string()
+        .starts_with("bucket \"b\" already exists with another configuration"));
     let bound = js.key_value("b").await.unwrap();
     assert_eq!(bound.get("k").await.unwrap().unwrap().text(), Some("v"));
 

@@ -36,7 +36,7 @@ pub fn KvPage() -> impl IntoView {
     // Kept across a change of connection: the open bucket and what is typed in its editor.
     let editor = Editor::new();
     let forms = Forms::new();
-    let selected = super::kept_selection(move || {
+    let selected = super::kept_selection("bucket", move || {
         editor.clear();
         forms.delete_typed.set(String::new());
     });

@@ -18,14 +18,54 @@ use leptos::prelude::*;
 /// The open item of a page (a bucket, a stream), for the page to keep across a change of
 /// connection: signing in as admin after a refusal rebuilds what hangs on the client, not this.
 /// `clear` empties what was typed for the item whenever another one is opened.
-fn kept_selection(clear: impl Fn() + 'static) -> RwSignal<Option<String>> {
-    let selected = RwSignal::new(None::<String>);
+///
+/// The item is in the address too (`?<param>=<name>`): a reload opens it again, a link opens it,
+/// and Back closes it (or opens the one before).
+fn kept_selection(param: &'static str, clear: impl Fn() + 'static) -> RwSignal<Option<String>> {
+    use leptos_router::hooks::{use_location, use_navigate, use_query_map};
+    use leptos_router::NavigateOptions;
+    let query = use_query_map();
+    let location = use_location();
+    let navigate = use_navigate();
+    let in_address = move || query.with(|q| q.get(param)).filter(|name| !name.is_empty());
+    let selected = RwSignal::new(
+        query
+            .with_untracked(|q| q.get(param))
+            .filter(|n| !n.is_empty()),
+    );
     Effect::new(move |before: Option<Option<String>>| {
         let now = selected.get();
-        if before.is_some_and(|b| b != now) {
+        if before.as_ref().is_some_and(|b| *b != now) {
             clear();
         }
+        let shown = query
+            .with_untracked(|q| q.get(param))
+            .filter(|n| !n.is_empty());
+        if shown != now {
+            let path = location.pathname.get_untracked();
+            let address = match &now {
+                Some(name) => format!(
+                    "{path}?{param}={}",
+                    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+                ),
+                None => path,
+            };
+            navigate(
+                &address,
+                NavigateOptions {
+                    scroll: false,
+                    ..Default::default()
+                },
+            );
+        }
         now
+    });
+    // Back and Forward: the page follows the address.
+    Effect::new(move |_| {
+        let asked = in_address();
+        if selected.get_untracked() != asked {
+            selected.set(asked);
+        }
     });
     selected
 }

@@ -33,7 +33,7 @@ pub fn StreamsPage() -> impl IntoView {
     // Kept across a change of connection: the open stream and what is typed in its forms.
     let draft = Draft::new();
     let new_stream = NewStream::new();
-    let selected = super::kept_selection(move || draft.clear());
+    let selected = super::kept_selection("stream", move || draft.clear());
     view! {
         <section class="page-head">
             <h1>"Streams"</h1>
@@ -153,11 +153,8 @@ impl Ctx {
         if self.selected.try_with_untracked(|s| *s == name) != Some(false) {
             return;
         }
-        self.detail.set(None);
-        self.detail_error.set(None);
-        self.gone.set(false);
+        // What was shown of the stream open before goes (`Streams`, which also follows Back).
         self.selected.set(name);
-        self.refresh_now();
     }
 
     /// Opens `name` on the answer to a create or delete asked while `asked_with` was open —
@@ -266,6 +263,18 @@ fn Streams(
     // A change made here asks for a read now (`wake`): the new loop replaces the old, so no two
     // ever race.
     poll_while_visible(POLL, Some(ctx.wake), move || ctx.refresh());
+    // Another stream opened (a click, the address, Back): nothing of the one before is shown, and
+    // the new one is read now.
+    Effect::new(move |before: Option<Option<String>>| {
+        let now = selected.get();
+        if before.is_some_and(|b| b != now) {
+            ctx.detail.set(None);
+            ctx.detail_error.set(None);
+            ctx.gone.set(false);
+            ctx.refresh_now();
+        }
+        now
+    });
 
     let names = Memo::new(move |_| {
         ctx.streams

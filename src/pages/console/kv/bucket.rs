@@ -483,10 +483,12 @@ pub(super) fn BucketView(
         open.filter.with(|f| key_count(drawn, total, f))
     };
 
+    let heading = NodeRef::new();
+    crate::components::reveal_when_mounted(heading);
     view! {
         <section class="card" data-testid="kv-bucket">
             <div class="card-head">
-                <h2>"Bucket " <code>{bucket.clone()}</code></h2>
+                <h2 tabindex="-1" node_ref=heading>"Bucket " <code>{bucket.clone()}</code></h2>
                 <span class="muted small" data-testid="kv-key-count">{count}</span>
             </div>
             <form class="row kv-filter" on:submit=apply_filter>
@@ -793,13 +795,29 @@ fn write(open: Open, action: Action, key: String, value: String) {
             Err(KvError::WrongLastRevision { expected, .. })
                 if matches!(action, Action::Delete(Some(_)) | Action::Purge(Some(_))) =>
             {
-                fail(
-                    open,
+                let verb = action.verb();
+                // Deleted by another client meanwhile: nothing is left to delete, and the
+                // editor's text is no longer what is stored.
+                let now = store.entry(&key).await;
+                let gone = matches!(&now, Ok(None))
+                    || matches!(&now, Ok(Some(e)) if e.operation != Operation::Put);
+                let text = if gone {
+                    if editor
+                        .loaded
+                        .try_with_untracked(|l| l.as_ref().is_some_and(|(k, _)| *k == key))
+                        == Some(true)
+                    {
+                        editor.loaded.set(None);
+                    }
                     format!(
-                        "{key} changed after revision {expected} was shown: nothing was {}d; its new value is in the list",
-                        action.verb()
-                    ),
-                );
+                        "{key} was deleted by another client after revision {expected} was shown: there is no value to {verb}"
+                    )
+                } else {
+                    format!(
+                        "{key} changed after revision {expected} was shown: nothing was {verb}d; its new value is in the list"
+                    )
+                };
+                fail(open, text);
             }
             Err(KvError::WrongLastRevision { expected, .. })
                 if matches!(action, Action::Update(_)) =>

@@ -76,10 +76,12 @@ pub(super) fn KeyDetail(
         });
     }
     let view_of = Memo::new(move |_| entry.with(|e| e.as_ref().map(|e| full_value(&e.value))));
+    let heading = NodeRef::new();
+    crate::components::reveal_when_mounted(heading);
     view! {
         <section class="card" data-testid="kv-detail">
             <div class="card-head">
-                <h2>"Key " <code>{key.clone()}</code></h2>
+                <h2 tabindex="-1" node_ref=heading>"Key " <code>{key.clone()}</code></h2>
                 <span class="muted small">
                     {move || match (entry.get(), view_of.get()) {
                         (Some(e), Some(v)) => format!("revision {} · {} · {} bytes", e.revision, v.kind(), e.value.len()),

@@ -28,6 +28,8 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
         move || detail.with(|d| d.as_ref().map(f).unwrap_or_else(|| "…".into()))
     };
     let close = move |_| ctx.select(None);
+    let heading = NodeRef::new();
+    crate::components::reveal_when_mounted(heading);
     let danger = {
         let name = name.clone();
         move || view! { <Danger name=name.clone() ctx/> }
@@ -35,7 +37,7 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
     view! {
         <section class="card stream-detail" data-testid="stream-detail" aria-label=format!("Stream {name}")>
             <div class="card-head">
-                <h2>"Stream " <code>{name.clone()}</code></h2>
+                <h2 tabindex="-1" node_ref=heading>"Stream " <code>{name.clone()}</code></h2>
                 <button class="secondary" on:click=close aria-label=format!("Close stream {name}")>
                     "Close"
                 </button>
