@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, hiddenWhenNarrow, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -583,6 +583,10 @@ test("kv: a bucket and a key opened come into sight with the focus; the bucket i
   await keyButton(page, "k13").click();
   await revealed("kv-detail", "k13");
   await waitText(page, "kv-value-full", "v13");
+  // On a phone, each key's value, revision and Delete are in sight: rows stack.
+  await kv.put("k00", "a long value ".repeat(20));
+  await waitFor(page, "the long value drawn", () => document.querySelector('[data-testid="kv-value"]')?.textContent.includes("a long value a long"));
+  assert.deepEqual(await hiddenWhenNarrow(page, '[data-testid="kv-key-row"] button, [data-testid="kv-key-row"] td[data-label]', { shot: "kv-bucket-narrow" }), []);
 
   await page.reload();
   await waitText(page, "kv-key-count", "14 keys");

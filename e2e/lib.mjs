@@ -519,7 +519,7 @@ export async function hiddenWhenNarrow(page, selector, { shot } = {}) {
   await page.setViewportSize({ width: 390, height: 800 });
   try {
     if (shot) {
-      await page.evaluate(() => document.querySelector(".proc-table, table")?.scrollIntoView({ block: "start" }));
+      await page.evaluate((s) => document.querySelector(s)?.closest("table")?.scrollIntoView({ block: "start" }), selector);
       await screenshot(page, shot);
     }
     return await page.evaluate(async (s) => {

@@ -1,12 +1,16 @@
 // /monitor against outside publishers: 5 000 messages from nats-py are counted exactly and per
 // subject, payloads with markup are shown as text (JSON pretty-printed, binary as hex), the log stays
 // bounded, a subject click filters the log, an invalid subject is an inline error with nothing
-// subscribed, and Pause freezes the log while the counts go on.
+// subscribed, and Pause freezes the log while the counts go on. An expanded row lists its status
+// and headers (as text) before the payload, and Escape folds it; sizes are never cut; bidirectional
+// controls in payloads, headers and subjects are shown as escapes, never applied.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { headers } from "@nats-io/transport-node";
+
+import { applyTheme, axeViolations, eventually, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 90_000 };
@@ -357,4 +361,167 @@ test("monitor: signing in keeps the subjects, the counts and the log, and goes o
     const table = await subjectTable(page);
     return table[`${base}.before`] === 1 && table[`${base}.after`] >= 1;
   });
+});
+
+/** Waits until the log has `n` rows; returns their cells' texts (newest first). */
+async function logRows(page, n) {
+  await waitFor(page, `${n} rows in the log`, ({ s, n }) => document.querySelectorAll(s).length === n, { s: sel("monitor-row"), n });
+  return page.evaluate(
+    (s) => [...document.querySelectorAll(s)].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent.trim())),
+    sel("monitor-row"),
+  );
+}
+
+/** Expands the log's row `i` (0: the newest); resolves with its expanded part's element handle. */
+async function expand(page, i) {
+  await page.locator(sel("monitor-payload")).nth(i).click();
+  await waitFor(
+    page,
+    `row ${i} is expanded`,
+    ({ s, i }) => document.querySelectorAll(s)[i].nextElementSibling?.classList.contains("monitor-detail"),
+    { s: sel("monitor-row"), i },
+  );
+  return page.evaluateHandle(({ s, i }) => document.querySelectorAll(s)[i].nextElementSibling, { s: sel("monitor-row"), i });
+}
+
+/** axe-core's serious and critical WCAG 2 A/AA violations on the page as it is, in every theme. */
+async function axeInEveryTheme(page) {
+  const problems = [];
+  for (const theme of ["light", "dark", "ocean", "forest", "sunset"]) {
+    await applyTheme(page, theme);
+    for (const v of await axeViolations(page)) problems.push(`[${theme}] ${v}`);
+  }
+  return problems;
+}
+
+/** The [name, value] pairs an expanded row lists, in order. */
+const headersOf = (detail) =>
+  detail.evaluate((d, s) => [...d.querySelectorAll(s)].map((h) => [h.querySelector("dt").textContent, h.querySelector("dd").textContent]), sel("monitor-header"));
+
+// The trial: a message with three headers said "3" and showed only its payload when expanded.
+test("monitor: an expanded row lists every header and value, as text, before the payload", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("headers", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  const h = headers();
+  h.append("X-Trial", "<b>hdr</b>");
+  h.append("X-Multi", "one");
+  h.append("X-Multi", "two");
+  env.nc.publish(`${base}.h`, "the body", { headers: h });
+  const [row] = await logRows(page, 1);
+  assert.equal(row[3], "3", "three headers");
+  const detail = await expand(page, 0);
+  assert.deepEqual(await headersOf(detail), [
+    ["X-Trial", "<b>hdr</b>"],
+    ["X-Multi", "one"],
+    ["X-Multi", "two"],
+  ]);
+  const order = await detail.evaluate((d) => {
+    const list = d.querySelector("dl");
+    const pre = d.querySelector("pre");
+    return {
+      payload: pre.textContent,
+      before: !!(list.compareDocumentPosition(pre) & Node.DOCUMENT_POSITION_FOLLOWING),
+      markup: d.querySelectorAll("b").length,
+    };
+  });
+  assert.deepEqual(order, { payload: "the body", before: true, markup: 0 }, "headers first, markup as text");
+  assert.deepEqual(await axeInEveryTheme(page), [], "axe-core on the expanded row");
+});
+
+// The trial: a 503 with an empty payload was "0 headers, 0 B" with a disabled expand button.
+test("monitor: a status-only message shows its status, and expands to it", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("status", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  env.nc.publish(`${base}.none`, undefined, { headers: headers(503, "No Responders") });
+  const [row] = await logRows(page, 1);
+  assert.match(row[5], /503 No Responders/, "the status in the row");
+  assert.equal(await page.locator(sel("monitor-payload")).first().isDisabled(), false, "the row can be expanded");
+  const detail = await expand(page, 0);
+  assert.equal(await detail.evaluate((d, s) => d.querySelector(s)?.textContent.trim(), sel("monitor-detail-status")), "503 No Responders");
+  assert.deepEqual(await headersOf(detail), []);
+  assert.deepEqual(await axeInEveryTheme(page), [], "axe-core on the status, in the row and expanded");
+});
+
+// The trial: at 1280 px the Size column showed "100.0 …".
+test("monitor: sizes are shown in full, at 1280 and 390 px", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("sizes", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  // 100 KiB, and the widest a size is written ("1000.0 KiB": 1 MiB and over is "1.0 MiB").
+  env.nc.publish(`${base}.big`, new Uint8Array(1000 * 1024).fill(0x61));
+  env.nc.publish(`${base}.hundred`, new Uint8Array(100 * 1024).fill(0x61));
+  const rows = await logRows(page, 2);
+  assert.deepEqual(
+    rows.map((r) => r[4]),
+    ["100.0 KiB", "1000.0 KiB"],
+  );
+  // The size, and the other cells of fixed width (time, headers), none cut.
+  const cut = () =>
+    page.evaluate(
+      (s) =>
+        [...document.querySelectorAll(s)].flatMap((tr) =>
+          [0, 3, 4]
+            .map((i) => tr.querySelectorAll("td")[i])
+            .filter((td) => td.scrollWidth > td.clientWidth)
+            .map((td) => `${td.textContent}: ${td.scrollWidth} > ${td.clientWidth}`),
+        ),
+      sel("monitor-row"),
+    );
+  assert.deepEqual(await cut(), [], "at 1280 px");
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.deepEqual(await cut(), [], "at 390 px");
+});
+
+test("monitor: Escape folds an expanded row and gives the focus back to its button", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("escape", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  env.nc.publish(`${base}.x`, JSON.stringify({ long: "x".repeat(5000) }));
+  await logRows(page, 1);
+  const folded = () =>
+    waitFor(
+      page,
+      "the row is folded, its button focused",
+      (s) => {
+        const button = document.querySelector(s);
+        return !document.querySelector(".monitor-detail") && button.getAttribute("aria-expanded") === "false" && document.activeElement === button;
+      },
+      sel("monitor-payload"),
+    );
+  // From the row's button.
+  await expand(page, 0);
+  await page.keyboard.press("Escape");
+  await folded();
+  // From within the expanded part (its payload, which scrolls).
+  await expand(page, 0);
+  await page.focus(".monitor-detail pre");
+  await page.keyboard.press("Escape");
+  await folded();
+});
+
+test("monitor: bidirectional controls in payloads, headers and subjects are shown, not applied", T, async () => {
+  const base = `mon.${rand()}`;
+  const page = await monitor("bidi", `${base}.>`);
+  await untilCounting(page, `${base}.probe`);
+  const h = headers();
+  h.append("X-Bidi", "a\u2067b");
+  env.nc.publish(`${base}.\u202Ertl`, "fine 🎉 \u202Eevil", { headers: h });
+  const [row] = await logRows(page, 1);
+  assert.equal(row[1], `${base}.\\u{202E}rtl`, "the subject");
+  assert.equal(row[5], "fine 🎉 \\u{202E}evil", "the payload");
+  const detail = await expand(page, 0);
+  assert.deepEqual(await headersOf(detail), [["X-Bidi", "a\\u{2067}b"]]);
+  assert.equal(await detail.evaluate((d) => d.querySelector("pre").textContent), "fine 🎉 \\u{202E}evil");
+  // The subjects table and the filter say it the same way.
+  const subject = `${base}.\\u{202E}rtl`;
+  await page.locator(`${sel("monitor-subject-row")} button`).filter({ hasText: subject }).click();
+  await waitText(page, "monitor-filter", `Only ${subject} Show all subjects`);
+  const raw = await page.evaluate(() => /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/.test(document.querySelector("main").textContent));
+  assert.equal(raw, false, "no bidi control in the page's text");
+  // Shown apart from the text around them.
+  const marks = await page.evaluate(() => [...document.querySelectorAll(".bidi-control")].map((e) => e.textContent));
+  assert.ok(marks.length >= 4 && marks.every((m) => /^\\u\{(202E|2067)\}$/.test(m)), marks.join(" "));
+  assert.deepEqual(await axeInEveryTheme(page), [], "axe-core on the controls shown");
 });

@@ -616,10 +616,13 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
                 </Show>
             </div>
             <p class="legend small muted">
-                <span class="graph-key healthy"></span>"healthy"
-                <span class="graph-key unhealthy"></span>"unhealthy (stale heartbeat, errors in the last minute)"
-                <span class="graph-key ghost"></span>"missing dependency"
-                <span class="graph-key-arrow">"→"</span>"depends on"
+                <span class="legend-item"><span class="graph-key healthy"></span>"healthy"</span>
+                <span class="legend-item">
+                    <span class="graph-key unhealthy"></span>
+                    "unhealthy (stale heartbeat, errors in the last minute)"
+                </span>
+                <span class="legend-item"><span class="graph-key ghost"></span>"missing dependency"</span>
+                <span class="legend-item"><span class="graph-key-arrow">"→"</span>"depends on"</span>
             </p>
         </section>
         {move || selected.get().map(|name| view! { <NodeDetails name model now selected/> })}

@@ -8,6 +8,12 @@
 //! every [`LOG_EVERY_MS`], the subjects table every [`TABLE_EVERY_MS`]). So the count is exact however
 //! fast messages come, while the DOM work per second stays bounded. Messages the client had to
 //! drop (a subscriber over its pending limit) are counted and shown, never hidden.
+//!
+//! A row shows its message's status line, if any (a 503 has nothing else); expanded, it lists the
+//! headers, then the payload. A message's headers are moved into its row, not copied (their first
+//! [`KEEP_BYTES`] when there are more), and only an expanded row lists them. Whatever came from the
+//! network (subjects, headers, payloads) is shown with its bidi controls written out ([`shown`]):
+//! none reorders the page's text.
 
 mod stats;
 
@@ -21,13 +27,13 @@ use futures::stream::{select_all, StreamExt};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, use_nats};
-use nats_ws::{Client, Message, Status, SubscribeOptions};
+use nats_ws::{Client, HeaderMap, Message, Status, SubscribeOptions};
 
 use crate::components::clock::{monotonic_ms, now_ms, time_of_day};
 use crate::model::format_bytes;
 use stats::{
-    expanded, parse_subjects, preview, sparkline_points, MonitorStats, Sort, SortKey, SubjectRow,
-    MAX_SUBJECTS, SPARK_SECONDS,
+    bidi_pieces, escaped, expanded, parse_subjects, preview, sparkline_points, without_bidi,
+    MonitorStats, Piece, Sort, SortKey, SubjectRow, MAX_SUBJECTS, SPARK_SECONDS,
 };
 
 /// Rows the log keeps.
@@ -56,7 +62,7 @@ const LOG_ROWS_BUSY: usize = 100;
 const TABLE_EVERY_MS: f64 = 500.0;
 /// Characters of payload in a log row.
 const PREVIEW_CHARS: usize = 120;
-/// Bytes of a payload kept for its expanded view.
+/// Bytes of a payload kept for its expanded view; and of its headers' names and values.
 const KEEP_BYTES: usize = 64 * 1024;
 /// A subscription's unread messages before the client drops: far above what one animation frame
 /// at 20 000 msgs/s leaves unread, so only a tab that truly cannot keep up loses messages.
@@ -95,12 +101,15 @@ pub fn MonitorPage() -> impl IntoView {
 /// A message as it waits for the next log redraw, with at most [`KEEP_BYTES`] of its payload,
 /// copied: a tab that draws nothing (hidden: no animation frames) holds [`LOG_ROWS`] of them, and
 /// the message itself would keep its whole payload, and the network buffer it came in, alive.
+/// Its headers (the client's own strings) are kept as they came, or their first [`KEEP_BYTES`].
 struct Raw {
     seq: u64,
     at_ms: f64,
     msg: Message,
     /// The payload's length as it came.
     size: usize,
+    /// Its headers as it came (the status line aside).
+    headers: usize,
 }
 
 /// A log row as shown.
@@ -110,7 +119,12 @@ struct Row {
     time: String,
     subject: String,
     reply: String,
+    /// Headers as the message came (the status line aside).
     headers: usize,
+    /// The header line's status, as `503 No Responders`.
+    status: Option<String>,
+    /// The headers kept (see [`Raw`]), listed only when the row is expanded.
+    header_map: Option<HeaderMap>,
     size: usize,
     preview: String,
     /// The payload's first [`KEEP_BYTES`], copied (so no network frame stays alive for it).
@@ -124,8 +138,10 @@ impl Row {
             at_ms,
             msg,
             size,
+            headers,
         } = raw;
         let payload = &msg.payload;
+        let header_map = msg.headers;
         Row {
             seq,
             time: time_of_day(at_ms, true),
@@ -135,12 +151,48 @@ impl Row {
                 .as_ref()
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
-            headers: msg.headers.as_ref().map_or(0, |h| h.len()),
+            headers,
+            status: header_map.as_ref().and_then(status_of),
+            header_map,
             size,
             preview: row_preview(payload, size),
             payload: payload.clone(),
         }
     }
+}
+
+/// The status of a header line, as `503 No Responders`.
+fn status_of(headers: &HeaderMap) -> Option<String> {
+    let code = headers.status()?;
+    Some(match headers.description() {
+        Some(text) => format!("{code} {text}"),
+        None => code.to_string(),
+    })
+}
+
+/// The first headers of `headers` whose names and values fit in [`KEEP_BYTES`], with its status
+/// line (a header map's status is only ever read from one).
+fn kept_headers(headers: &HeaderMap) -> HeaderMap {
+    let line = match (headers.status(), headers.description()) {
+        (Some(code), Some(text)) => format!("NATS/1.0 {code} {text}\r\n\r\n"),
+        (Some(code), None) => format!("NATS/1.0 {code}\r\n\r\n"),
+        (None, _) => "NATS/1.0\r\n\r\n".to_owned(),
+    };
+    let mut kept = HeaderMap::parse(line.as_bytes()).unwrap_or_default();
+    let mut left = KEEP_BYTES;
+    for (name, value) in headers.iter() {
+        let Some(rest) = left.checked_sub(header_bytes(name, value)) else {
+            break;
+        };
+        left = rest;
+        kept.append(name, value);
+    }
+    kept
+}
+
+/// What a header counts for in the totals, as on the wire: `Name: value\r\n`.
+fn header_bytes(name: &str, value: &str) -> usize {
+    name.len() + value.len() + 4
 }
 
 /// A log row's preview of `payload`, the beginning of `size` bytes: text judged by what is valid
@@ -186,12 +238,11 @@ struct Acc {
 
 impl Acc {
     fn on_message(&mut self, mut msg: Message, now: f64) {
-        let size = msg.payload.len()
-            + msg
-                .headers
-                .as_ref()
-                .map_or(0, |h| h.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
-        self.stats.record(&msg.subject, size, now);
+        let header_size = msg.headers.as_ref().map_or(0, |h| {
+            h.iter().map(|(k, v)| header_bytes(k, v)).sum::<usize>()
+        });
+        self.stats
+            .record(&msg.subject, msg.payload.len() + header_size, now);
         self.seq += 1;
         if self.paused || self.filter.as_deref().is_some_and(|f| f != &*msg.subject) {
             return;
@@ -204,11 +255,16 @@ impl Acc {
         // The subject and reply are slices of the same network buffer: copied too.
         msg.subject = msg.subject.as_str().into();
         msg.reply = msg.reply.as_ref().map(|r| r.as_str().into());
+        let headers = msg.headers.as_ref().map_or(0, HeaderMap::len);
+        if header_size > KEEP_BYTES {
+            msg.headers = msg.headers.as_ref().map(kept_headers);
+        }
         self.fresh.push_back(Raw {
             seq: self.seq,
             at_ms: now,
             msg,
             size,
+            headers,
         });
     }
 
@@ -852,10 +908,11 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                                     .map(|r| {
                                         let active = current.as_deref() == Some(r.subject.as_str());
                                         let subject = r.subject.clone();
+                                        let named = without_bidi(&subject);
                                         let label = if active {
-                                            format!("Show all subjects instead of {subject}")
+                                            format!("Show all subjects instead of {named}")
                                         } else {
-                                            format!("Show only {subject} in the log")
+                                            format!("Show only {named} in the log")
                                         };
                                         view! {
                                             <tr data-testid="monitor-subject-row" class:selected=active>
@@ -868,7 +925,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                                                             set_filter((!active).then(|| subject.clone()))
                                                         }
                                                     >
-                                                        {r.subject.clone()}
+                                                        {shown(&r.subject)}
                                                     </button>
                                                 </td>
                                                 <td class="num" data-testid="monitor-subject-count">{r.count}</td>
@@ -920,8 +977,8 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                 </span>
             </div>
             <Show when=move || filter.with(Option::is_some)>
-                <p class="monitor-filter">
-                    "Only " <code>{move || filter.get()}</code> " "
+                <p class="monitor-filter" data-testid="monitor-filter">
+                    "Only " <code>{move || filter.with(|f| f.as_deref().map(shown))}</code> " "
                     <button class="link-button" data-testid="monitor-filter-clear" on:click=move |_| set_filter(None)>
                         "Show all subjects"
                     </button>
@@ -978,45 +1035,119 @@ fn log_scrolled(ev: &web_sys::Event, in_page: RwSignal<usize>) {
     }
 }
 
+/// `text` from the network as the page shows it: each bidi control written out (`\u{202E}`, apart
+/// from the text around it), so that no payload, header or subject reorders what the page says.
+fn shown(text: &str) -> AnyView {
+    match bidi_pieces(text) {
+        None => text.to_owned().into_any(),
+        Some(pieces) => pieces
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(run) => run.to_owned().into_any(),
+                Piece::Control(c) => view! {
+                    <span class="bidi-control" title="A character that reorders text, shown rather than applied">
+                        {escaped(c)}
+                    </span>
+                }
+                .into_any(),
+            })
+            .collect_view()
+            .into_any(),
+    }
+}
+
 #[component]
 fn LogRow(row: Arc<Row>) -> impl IntoView {
     let open = RwSignal::new(false);
+    let button = NodeRef::<leptos::html::Button>::new();
+    // Escape in the row or its expanded part folds it, and the focus goes back to the row's
+    // button (the part it may have been in is gone).
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" && open.get_untracked() {
+            ev.prevent_default();
+            open.set(false);
+            if let Some(button) = button.get_untracked() {
+                let _ = button.focus();
+            }
+        }
+    };
     let detail = {
         let row = row.clone();
         move || {
             open.get().then(|| {
-                let text = expanded(&row.payload, row.size);
+                // Formatted here, for the rows someone expands: never per message.
+                let status = row.status.as_deref().map(|status| {
+                    view! {
+                        <p class="monitor-status-line">
+                            "Status " <span data-testid="monitor-detail-status">{shown(status)}</span>
+                        </p>
+                    }
+                });
+                let kept = row.header_map.as_ref().map_or(0, HeaderMap::len);
+                let headers = (kept > 0).then(|| {
+                    let list = row.header_map.iter().flat_map(HeaderMap::iter).map(|(name, value)| {
+                        view! {
+                            <div data-testid="monitor-header">
+                                <dt>{shown(name)}</dt>
+                                <dd>{shown(value)}</dd>
+                            </div>
+                        }
+                    });
+                    view! { <dl class="monitor-headers">{list.collect_view()}</dl> }
+                });
+                let dropped = (row.headers > kept).then(|| {
+                    view! {
+                        <p class="muted small">
+                            {format!(
+                                "… and {} more headers, not kept (a row keeps {} KiB of them)",
+                                row.headers - kept,
+                                KEEP_BYTES / 1024,
+                            )}
+                        </p>
+                    }
+                });
+                let payload = if row.size > 0 {
+                    let text = expanded(&row.payload, row.size);
+                    // Focusable: it scrolls, and Escape from within it folds the row.
+                    view! { <pre tabindex="0">{shown(&text)}</pre> }.into_any()
+                } else {
+                    view! { <p class="muted small">"No payload."</p> }.into_any()
+                };
                 view! {
-                    <tr class="monitor-detail">
-                        <td colspan="6">
-                            <pre>{text}</pre>
-                        </td>
+                    <tr class="monitor-detail" on:keydown=on_key>
+                        <td colspan="6">{status} {headers} {dropped} {payload}</td>
                     </tr>
                 }
             })
         }
     };
     let label = format!(
-        "Show the whole payload of message {} on {}",
-        row.seq, row.subject
+        "Show message {} on {} in full",
+        row.seq,
+        without_bidi(&row.subject)
     );
+    let expandable = row.size > 0 || row.headers > 0 || row.status.is_some();
     view! {
-        <tr data-testid="monitor-row">
+        <tr data-testid="monitor-row" on:keydown=on_key>
             <td class="mono nowrap">{row.time.clone()}</td>
-            <td class="mono">{row.subject.clone()}</td>
-            <td class="mono">{row.reply.clone()}</td>
+            <td class="mono">{shown(&row.subject)}</td>
+            <td class="mono">{shown(&row.reply)}</td>
             <td class="num">{row.headers}</td>
             <td class="num">{format_bytes(row.size as u64)}</td>
             <td class="monitor-payload">
                 <button
                     class="link-button mono"
                     data-testid="monitor-payload"
+                    node_ref=button
                     aria-expanded=move || open.get().to_string()
                     title=label
-                    disabled=row.size == 0
+                    disabled=!expandable
                     on:click=move |_| open.update(|o| *o = !*o)
                 >
-                    {row.preview.clone()}
+                    {row.status.as_deref().map(|status| {
+                        view! { <span class="monitor-status" data-testid="monitor-status">{shown(status)}</span> }
+                    })}
+                    {shown(&row.preview)}
                 </button>
             </td>
         </tr>
@@ -1067,5 +1198,44 @@ mod tests {
         let shown = row_preview(&raw.msg.payload, raw.size);
         assert!(shown.starts_with("éé"), "{shown}");
         assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn headers_are_moved_into_the_log_and_at_most_their_first_64_kib_kept() {
+        let mut acc = Acc::default();
+        let mut msg = message("status", Vec::new());
+        msg.headers = Some(HeaderMap::parse(b"NATS/1.0 503 No Responders\r\n\r\n").unwrap());
+        acc.on_message(msg, 0.0);
+        let raw = acc.fresh.pop_back().expect("the message");
+        assert_eq!(raw.headers, 0);
+        assert_eq!(
+            raw.msg.headers.as_ref().and_then(status_of).as_deref(),
+            Some("503 No Responders")
+        );
+
+        // 100 headers of 1 KiB under a status line: the first 63 (with the bytes each counts for)
+        // are kept, and the status.
+        let mut block = b"NATS/1.0 100 Idle Heartbeat\r\n".to_vec();
+        for i in 0..100 {
+            block.extend_from_slice(format!("H-{i:02}: {}\r\n", "v".repeat(1020)).as_bytes());
+        }
+        block.extend_from_slice(b"\r\n");
+        let mut msg = message("big", b"x".to_vec());
+        msg.headers = Some(HeaderMap::parse(&block).unwrap());
+        acc.on_message(msg, 0.0);
+        assert_eq!(acc.stats.bytes, 1 + 100 * 1028, "counted in full");
+        let raw = acc.fresh.pop_back().expect("the message");
+        assert_eq!(raw.headers, 100);
+        let kept = raw.msg.headers.expect("headers");
+        assert_eq!(kept.len(), KEEP_BYTES / 1028);
+        assert_eq!(kept.iter().last().map(|(n, _)| n), Some("H-62"));
+        assert_eq!(status_of(&kept).as_deref(), Some("100 Idle Heartbeat"));
+        let status = HeaderMap::parse(b"NATS/1.0 408\r\nA: b\r\n\r\n").unwrap();
+        assert_eq!(status_of(&kept_headers(&status)).as_deref(), Some("408"));
+        assert_eq!(
+            kept_headers(&status),
+            status,
+            "what fits is kept as it came"
+        );
     }
 }

@@ -528,7 +528,7 @@ pub(super) fn BucketView(
                 }
             >
                 <div class="table-wrap">
-                    <table class="proc-table kv-keys">
+                    <table class="proc-table kv-keys stacks">
                         <thead>
                             <tr>
                                 <th>"Key"</th>
@@ -678,14 +678,14 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                     {key.clone()}
                 </button>
             </td>
-            <td class="kv-value" data-testid="kv-value">
+            <td class="kv-value" data-label="Value" data-testid="kv-value">
                 {cell(|e| preview_line(&e.value, PREVIEW_CHARS))}
             </td>
-            <td class="num" data-testid="kv-revision">{cell(|e| e.revision.to_string())}</td>
-            <td>{cell(|e| operation_name(e.operation).to_owned())}</td>
-            <td class="kv-time">{cell(|e| epoch_ms(e.created).map(|ms| date_and_time(ms, true)).unwrap_or_default())}</td>
+            <td class="num" data-label="Revision" data-testid="kv-revision">{cell(|e| e.revision.to_string())}</td>
+            <td data-label="Operation">{cell(|e| operation_name(e.operation).to_owned())}</td>
+            <td class="kv-time" data-label="Time">{cell(|e| epoch_ms(e.created).map(|ms| date_and_time(ms, true)).unwrap_or_default())}</td>
             <td
-                class="right"
+                class="right actions"
                 on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                     if ev.key() == "Escape" && confirming.get_untracked().is_some() {
                         cancel();
