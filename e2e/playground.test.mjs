@@ -3,6 +3,10 @@
 // three workers per tab splitting 30 messages with none twice (two tabs: six workers; one stopped:
 // the others take all); the `math.sum` service hosted in the tab answering nats-py (sums, an error
 // reply to bad JSON), "no responders" at once when nobody serves it, and the native via-math.
+// Also: a server restart that loses the durable's memory stream, and the orders waiting in it, is
+// said on the card; the page at a phone's width; a sensor's error code (99999) on device.temp is
+// not charted, and the chart's value labels are never cut; on nats-server 2.9 the MQTT card tells
+// whether the server is known to have an mqtt block.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -10,7 +14,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 
-import { REPO, consoleTail, eventually, pause, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { REPO, consoleTail, eventually, hiddenWhenNarrow, pause, rand, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -285,4 +289,176 @@ test("request/reply: the native via-math answers the card; stopped, no responder
     child.kill("SIGKILL");
     await exited;
   }
+});
+
+/** Waits until the durable card of `page` is set up and online or offline as asked. */
+async function durableOnline(page, on) {
+  await waitText(page, "pg-durable-state", /^(online|offline)/);
+  const toggle = page.getByTestId("pg-durable-online");
+  if ((await toggle.isChecked()) !== on) await toggle.click();
+  await waitText(page, "pg-durable-state", on ? /^online/ : /^offline/);
+}
+
+test("durable: a server restart loses the memory stream and the orders waiting in it, and the card says so", T, async (t) => {
+  t.after(() => env.control("start"));
+  const a = await env.tab({ identity: "lost-a", path: "/playground" });
+  const b = await env.tab({ identity: "lost-b", path: "/playground" });
+  // Whatever earlier runs left is taken first (a is online), then both go offline.
+  await durableOnline(a, true);
+  await waitText(a, "pg-durable-pending", "0");
+  for (const page of [a, b]) await durableOnline(page, false);
+
+  await a.getByTestId("pg-durable-publish").click();
+  await waitCount(a, "pg-durable-step", "stored as #", 3);
+  // Both tabs read the 3 waiting (b its own way, every second).
+  for (const page of [a, b]) await waitText(page, "pg-durable-pending", "3");
+
+  await env.control("stop");
+  await env.control("start");
+  for (const page of [a, b]) await waitStatus(page, /^Live$/, { timeout: 30_000 });
+  // Whichever tab set it up again, each says what it lost: its own setup, or a durable another
+  // tab made anew.
+  const said = "playgrnd_stream was gone (a memory stream does not outlive a server restart): the 3 orders that were waiting are lost; set up again.";
+  for (const page of [a, b]) await waitText(page, "pg-durable-lost", said, { timeout: 30_000 });
+  await waitText(a, "pg-durable-pending", "0");
+
+  // Back online: nothing arrives (they are gone), and the card still says why.
+  await durableOnline(a, true);
+  await pause(1500);
+  assert.equal(await a.getByTestId("pg-durable-received").count(), 0, "the lost orders do not come");
+  assert.equal(await textOf(a, "pg-durable-lost"), said, "still said once back online");
+  assert.equal(await textOf(a, "pg-durable-error"), null);
+
+  // Set up again for good: new orders arrive, and the note goes with the next click.
+  await a.getByTestId("pg-durable-publish").click();
+  await waitFor(a, "3 new orders received", (s) => document.querySelectorAll(s).length === 3, sel("pg-durable-received"));
+  assert.equal(await textOf(a, "pg-durable-lost"), null, "the note went with the next Publish");
+  await waitText(a, "pg-durable-pending", "0");
+  await durableOnline(b, true);
+  // What the card promises is what happened.
+  const text = await durableCardText(a);
+  assert.match(text, /nothing is lost while the server runs/, "the card's promise holds as stated");
+  assert.match(text, /a server restart loses it and the orders waiting in it/);
+});
+
+/** The whole text of the durable card. */
+const durableCardText = (page) => page.evaluate(() => document.querySelector('section[aria-labelledby="pg-durable-title"]').textContent);
+
+test("playground at a phone's width (390 px): nothing scrolls sideways, every button in sight", T, async () => {
+  const page = await env.tab({ path: "/playground" });
+  await waitFor(page, "three workers of this tab", () => document.querySelectorAll('[data-testid^="pg-queue-toggle-"]').length === 3);
+  // Steps in the lists too, with their long lines.
+  await page.getByTestId("pg-hello-run").click();
+  await waitCount(page, "pg-hello-step", "closed the connection", 1);
+  const hidden = await hiddenWhenNarrow(page, "main button, main [role=switch], main input[type=checkbox]");
+  assert.deepEqual(hidden, [], `out of sight at 390 px: ${hidden.join(", ")}`);
+});
+
+/** Publishes `payloads` on device.temp as an outside NATS client. */
+async function publishTemps(...payloads) {
+  for (const p of payloads) env.nc.publish("device.temp", p);
+  await env.nc.flush();
+}
+
+/** The chart's value labels that do not show whole: cut, or past the card's edge. */
+const cutLabels = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll(".pg-mqtt-axis")]
+      .filter((el) => {
+        const card = el.closest("section").getBoundingClientRect();
+        const box = el.getBoundingClientRect();
+        return el.scrollWidth > el.clientWidth || box.left < card.left || box.right > card.right;
+      })
+      .map((el) => el.textContent),
+  );
+
+test("mqtt: a sensor's error code (99999) shows as sent but is not charted; the value labels are never cut", T, async () => {
+  const page = await env.tab({ path: "/playground" });
+  await waitCount(page, "pg-mqtt-step", "SUB device.temp", 1);
+  await eventually(
+    "a first reading shows",
+    async () => {
+      await publishTemps('{"temp": 21.5}');
+      return (await textOf(page, "pg-mqtt-reading")) === "21.5";
+    },
+    { timeout: 20_000, every: 300 },
+  );
+  const points = () => page.evaluate((s) => document.querySelector(`${s} polyline`).getAttribute("points").trim().split(/\s+/).length, sel("pg-mqtt-chart"));
+  await waitFor(page, "the reading is charted", (s) => document.querySelector(`${s} polyline`).getAttribute("points").trim() !== "", sel("pg-mqtt-chart"));
+  const before = await points();
+
+  // Wide but plausible: charted, and the labels (−313.3, 1062.5) show whole.
+  await publishTemps('{"temp": -250.75}', '{"temp": 999.99}');
+  await waitText(page, "pg-mqtt-reading", "999.99");
+  assert.equal(await textOf(page, "pg-mqtt-implausible"), null);
+  await waitFor(page, "both are charted", ([s, n]) => document.querySelector(`${s} polyline`).getAttribute("points").trim().split(/\s+/).length === n, [sel("pg-mqtt-chart"), before + 2]);
+  const labels = await page.evaluate(() => [...document.querySelectorAll(".pg-mqtt-axis")].map((e) => e.textContent));
+  assert.deepEqual(labels, ["1062.5", "-313.3"]);
+  assert.deepEqual(await cutLabels(page), [], "labels cut at 1280 px");
+  const hidden = await hiddenWhenNarrow(page, ".pg-mqtt-axis");
+  assert.deepEqual(hidden, [], "labels out of sight at 390 px");
+
+  // An error code: the latest reading as sent, marked, and not on the chart (whose labels stay).
+  await publishTemps("99999");
+  await waitText(page, "pg-mqtt-reading", "99999");
+  await waitText(page, "pg-mqtt-implausible", "not a plausible temperature: not charted");
+  await waitCount(page, "pg-mqtt-step", "99999 (from a NATS publisher): not a plausible temperature, not charted", 1);
+  assert.equal(await points(), before + 2, "99999 is not on the chart");
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll(".pg-mqtt-axis")].map((e) => e.textContent)), labels);
+  await page.setViewportSize({ width: 390, height: 800 });
+  assert.deepEqual(await cutLabels(page), [], "labels cut at 390 px");
+});
+
+/** Publishes `payload` to the MQTT topic device/temp with paho-mqtt (MQTT over TCP, QoS 1). */
+function mqttPublish(port, payload) {
+  const script =
+    `import paho.mqtt.client as mqtt\n` +
+    `client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-paho-${rand()}")\n` +
+    `client.connect("127.0.0.1", ${port})\nclient.loop_start()\n` +
+    `info = client.publish("device/temp", ${JSON.stringify(payload)}, qos=1)\ninfo.wait_for_publish(5)\n` +
+    `assert info.is_published()\nclient.disconnect()\nclient.loop_stop()\n`;
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", ["-c", script], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`paho-mqtt peer failed (${code}):\n${err}`));
+    });
+  });
+}
+
+test("mqtt: on nats-server 2.9 the card says whether the server is known to have an mqtt block", T, async (t) => {
+  const version = env.nc.info.version;
+  const [major, minor] = version.split(".").map(Number);
+  const page = await env.tab({ path: "/playground" });
+  await waitCount(page, "pg-mqtt-step", "SUB device.temp", 1);
+  if (major > 2 || (major === 2 && minor >= 10)) {
+    // 2.10 and later refuse MQTT over WebSocket without an mqtt block: nothing to say.
+    assert.equal(await textOf(page, "pg-mqtt-old-server"), null, `no note on nats-server ${version}`);
+    t.diagnostic(`nats-server ${version}: no note, nothing more to test`);
+    return;
+  }
+  // Before any MQTT: the page cannot tell, and says so (and how to know).
+  await waitText(page, "pg-mqtt-old-server", new RegExp(`^This server is nats-server ${version.replaceAll(".", "\\.")}: if its configuration has no mqtt block, the sensor makes it stop \\(a crash.*The page cannot tell`));
+  // A plain NATS reading (no Nmqtt-Pub) tells nothing.
+  await publishTemps('{"temp": 20.5}');
+  await waitText(page, "pg-mqtt-reading", "20.5");
+  assert.match(await textOf(page, "pg-mqtt-old-server"), /cannot tell/);
+  // A reading through the MQTT listener: it has one.
+  const ports = JSON.parse(await env.control("ports"));
+  await mqttPublish(ports.mqtt, '{"temp": 20.75}');
+  await waitText(page, "pg-mqtt-reading", "20.75");
+  await waitText(page, "pg-mqtt-old-server", `This server, nats-server ${version}, has an mqtt block: a reading came in through its MQTT listener. The sensor is safe to start.`);
+
+  // Another page knows nothing yet; its own sensor connecting tells it.
+  const other = await env.tab({ path: "/playground" });
+  await waitText(other, "pg-mqtt-old-server", /cannot tell/);
+  await other.getByTestId("pg-mqtt-sensor").click();
+  await waitText(other, "pg-mqtt-sensor-state", /^In-browser sensor via-tab-[0-9a-f]{6} on: \d+ readings/);
+  await waitText(other, "pg-mqtt-old-server", /has an mqtt block/);
+  await other.getByTestId("pg-mqtt-sensor").click();
+  await waitText(other, "pg-mqtt-sensor-state", "In-browser sensor off.");
 });

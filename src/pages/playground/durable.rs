@@ -5,6 +5,11 @@
 //! remembers its ack floor, so a reload continues after it — and several tabs online share the
 //! work, each order going to one of them.
 //!
+//! All that holds while the server runs: the stream lives in memory, so a server restart loses it,
+//! the durable and the orders waiting in them. The page sets them up again when it finds them gone
+//! (or made anew by another tab: the durable's creation time changed), and the card says so, with
+//! how many orders were waiting as it last read them.
+//!
 //! Online or offline is remembered per tab (sessionStorage) across reloads: a reload continues as
 //! the tab was; a new tab starts online. Going offline lets the pull in flight (at most
 //! [`PULL_EXPIRES`]) finish and ack what it brings, so that no order is left delivered and
@@ -158,37 +163,47 @@ fn consumer_config() -> ConsumerConfig {
     }
 }
 
-/// Creates the stream and the durable when missing; each that exists is used as it is.
-async fn ensure(js: &JetStream, log: StepLog) -> Result<ConsumerInfo, JetStreamError> {
-    match js.stream_info(STREAM).await {
-        Ok(info) => log.ok(
-            "server → tab",
-            format!(
-                "stream {STREAM} is there: {} orders, last sequence {}",
-                info.state.messages, info.state.last_seq
-            ),
-        ),
+/// Creates the stream and the durable when missing; each that exists is used as it is. Returns
+/// the stream's creation time with the durable's info.
+async fn ensure(js: &JetStream, log: StepLog) -> Result<(String, ConsumerInfo), JetStreamError> {
+    let stream_created = match js.stream_info(STREAM).await {
+        Ok(info) => {
+            log.ok(
+                "server → tab",
+                format!(
+                    "stream {STREAM} is there: {} orders, last sequence {}",
+                    info.state.messages, info.state.last_seq
+                ),
+            );
+            info.created
+        }
         Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNotFound) => {
             match js
                 .create_stream(&stream_config(js.default_replicas().await))
                 .await
             {
-                Ok(_) => log.ok(
-                    "tab → server",
-                    format!("created stream {STREAM} on {SUBJECTS}, in memory"),
-                ),
+                Ok(info) => {
+                    log.ok(
+                        "tab → server",
+                        format!("created stream {STREAM} on {SUBJECTS}, in memory"),
+                    );
+                    info.created
+                }
                 // "Stream name already in use", or on 2.9 "subjects overlap" when both raced.
                 Err(e) => match js.stream_info(STREAM).await {
-                    Ok(_) => log.info(
-                        "server → tab",
-                        format!("stream {STREAM} was already there: using it"),
-                    ),
+                    Ok(info) => {
+                        log.info(
+                            "server → tab",
+                            format!("stream {STREAM} was already there: using it"),
+                        );
+                        info.created
+                    }
                     Err(_) => return Err(e),
                 },
             }
         }
         Err(e) => return Err(e),
-    }
+    };
     let info = match js.consumer_info(STREAM, CONSUMER).await {
         Ok(info) => {
             log.ok(
@@ -213,7 +228,39 @@ async fn ensure(js: &JetStream, log: StepLog) -> Result<ConsumerInfo, JetStreamE
         }
         Err(e) => return Err(e),
     };
-    Ok(info)
+    Ok((stream_created, info))
+}
+
+/// What this tab last read of the stream and the durable: their creation times (made anew, they
+/// have others) and how many orders were waiting (pending, or delivered and not acknowledged).
+#[derive(Debug, Clone, Default)]
+struct Known {
+    stream_created: Option<String>,
+    consumer_created: Option<String>,
+    waiting: Option<u64>,
+}
+
+/// What the card says when the durable it knew was made anew: `stream_gone` whether its stream
+/// went with it (`None`: not known), `waiting` the orders waiting in it as last read.
+pub fn made_anew(stream_gone: Option<bool>, waiting: Option<u64>) -> String {
+    let lost = match waiting {
+        None => "the orders that were waiting in it, if any, are lost".to_owned(),
+        Some(0) => "no order was waiting in it".to_owned(),
+        Some(1) => "the 1 order that was waiting is lost".to_owned(),
+        Some(n) => format!("the {n} orders that were waiting are lost"),
+    };
+    match stream_gone {
+        Some(true) => format!(
+            "{STREAM} was gone (a memory stream does not outlive a server restart): {lost}; set up again."
+        ),
+        Some(false) => format!(
+            "The durable {CONSUMER} was gone (deleted): made again, it starts over from the first order in {STREAM}."
+        ),
+        None => format!(
+            "The durable {CONSUMER} was made anew, its stream {STREAM} too if a server restart lost it \
+             (a memory stream does not outlive one): then {lost}."
+        ),
+    }
 }
 
 /// What the card's parts share. `Copy`.
@@ -238,6 +285,10 @@ struct Ctx {
     fetch_task: StoredValue<Option<AbortHandle>>,
     /// A setup is under way.
     setting_up: StoredValue<bool>,
+    known: StoredValue<Known>,
+    /// What the card says once it found the durable made anew (see [`made_anew`]), until the
+    /// next Publish.
+    lost: RwSignal<Option<String>>,
 }
 
 /// Marks a setup as under way until dropped (also when its task is aborted).
@@ -275,7 +326,8 @@ impl Ctx {
                 return;
             }
             match ensure(&self.js.get_value(), self.log).await {
-                Ok(info) => {
+                Ok((stream_created, info)) => {
+                    self.seen(Some(stream_created), &info);
                     self.info.try_set(Some(info));
                     self.error.try_set(None);
                     self.ready.try_set(true);
@@ -359,7 +411,7 @@ impl Ctx {
                     self.refresh_soon();
                 }
                 Err(e) if is_missing(&e) => {
-                    self.log.fail(
+                    self.log.info(
                         "server → tab",
                         format!("{e}: the stream lives in memory (a server restart loses it) — setting it up again"),
                     );
@@ -376,6 +428,32 @@ impl Ctx {
             }
         }
         self.fetching.try_set(false);
+    }
+
+    /// Notes what `info` (and the stream's creation time, when read) says of the durable; one made
+    /// anew since the last reading is said on the card.
+    fn seen(self, stream_created: Option<String>, info: &ConsumerInfo) {
+        let Some(before) = self.known.try_get_value() else {
+            return;
+        };
+        if before
+            .consumer_created
+            .as_ref()
+            .is_some_and(|c| *c != info.created)
+        {
+            let stream_gone = match (&before.stream_created, &stream_created) {
+                (Some(was), Some(now)) => Some(was != now),
+                _ => None,
+            };
+            let text = made_anew(stream_gone, before.waiting);
+            self.log.fail("server → tab", text.clone());
+            self.lost.try_set(Some(text));
+        }
+        self.known.try_set_value(Known {
+            stream_created: stream_created.or(before.stream_created),
+            consumer_created: Some(info.created.clone()),
+            waiting: Some(info.num_pending + info.num_ack_pending),
+        });
     }
 
     /// Reads the consumer's state soon: at most once per [`REFRESH_AFTER`], however many orders
@@ -403,15 +481,28 @@ impl Ctx {
             self.setup().await;
             return;
         }
-        match self.js.get_value().consumer_info(STREAM, CONSUMER).await {
+        let js = self.js.get_value();
+        match js.consumer_info(STREAM, CONSUMER).await {
             Ok(info) => {
+                // Made anew by another tab or program (after a server restart, whichever page
+                // looks first sets it up again): whether the stream was too.
+                let anew = self.known.try_with_value(|k| {
+                    k.consumer_created
+                        .as_ref()
+                        .is_some_and(|c| *c != info.created)
+                });
+                let stream_created = match anew {
+                    Some(true) => js.stream_info(STREAM).await.ok().map(|s| s.created),
+                    _ => None,
+                };
+                self.seen(stream_created, &info);
                 self.info.try_set(Some(info));
             }
             // Deleted, or lost with a server restart (the stream lives in memory): created again.
             Err(e) if is_missing(&e) => {
                 self.info.try_set(None);
                 self.ready.try_set(false);
-                self.log.fail(
+                self.log.info(
                     "server → tab",
                     format!("{e}: the stream lives in memory (a server restart loses it) — setting it up again"),
                 );
@@ -493,6 +584,8 @@ pub fn DurableCard(client: Client) -> impl IntoView {
         wake_queued: StoredValue::new(false),
         fetch_task: StoredValue::new(None),
         setting_up: StoredValue::new(false),
+        known: StoredValue::new(Known::default()),
+        lost: RwSignal::new(None),
     };
     let tab = StoredValue::new(random_hex(4));
     let published = StoredValue::new(0u64);
@@ -550,6 +643,7 @@ pub fn DurableCard(client: Client) -> impl IntoView {
             return;
         }
         publishing.set(true);
+        ctx.lost.set(None);
         ctx.log.start();
         let first = published.get_value() + 1;
         published.set_value(first + PUBLISH_COUNT as u64 - 1);
@@ -586,8 +680,9 @@ pub fn DurableCard(client: Client) -> impl IntoView {
             <p class="muted small">
                 "Orders go to " <code>{SUBJECT}</code> " in the stream " <code>{STREAM}</code>
                 "; the durable pull consumer " <code>{CONSUMER}</code>
-                " remembers what was acknowledged. Take it offline, publish, bring it back: nothing is lost, "
-                "and a reload continues where it stopped. Tabs online share the orders."
+                " remembers what was acknowledged. Take it offline, publish, bring it back: nothing is lost "
+                "while the server runs, and a reload continues where it stopped. Tabs online share the orders. "
+                "The stream is in memory: a server restart loses it and the orders waiting in it (the card says so)."
             </p>
             <div class="pg-controls">
                 <label class="switch">
@@ -617,6 +712,9 @@ pub fn DurableCard(client: Client) -> impl IntoView {
                     <dd data-testid="pg-durable-ack-pending">{figure(|i| i.num_ack_pending)}</dd>
                 </div>
             </dl>
+            {move || ctx.lost.get().map(|text| view! {
+                <p class="pg-durable-lost" data-testid="pg-durable-lost">{text}</p>
+            })}
             <Show when=move || ctx.error.get().is_some()>
                 <p class="error" role="alert" data-testid="pg-durable-error">{move || ctx.error.get()}</p>
             </Show>
@@ -692,6 +790,21 @@ mod tests {
         assert_eq!(list[0].stream_seq, 6);
         assert_eq!(payload_text(&[b'<', 0xff]), "<\u{fffd}");
         assert!(payload_text("x".repeat(300).as_bytes()).ends_with('…'));
+    }
+
+    #[test]
+    fn a_durable_made_anew_says_what_was_lost() {
+        assert_eq!(
+            made_anew(Some(true), Some(3)),
+            "playgrnd_stream was gone (a memory stream does not outlive a server restart): \
+             the 3 orders that were waiting are lost; set up again."
+        );
+        assert!(made_anew(Some(true), Some(1)).contains("the 1 order that was waiting is lost"));
+        assert!(made_anew(Some(true), Some(0)).contains("no order was waiting in it"));
+        assert!(made_anew(Some(true), None).contains("if any, are lost"));
+        assert!(made_anew(Some(false), Some(3))
+            .starts_with("The durable orders-processor was gone (deleted)"));
+        assert!(made_anew(None, Some(2)).contains("then the 2 orders that were waiting are lost"));
     }
 
     #[test]

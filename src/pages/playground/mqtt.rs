@@ -2,7 +2,14 @@
 //! NATS message on `device.temp`. The card subscribes to `device.temp` and draws the last 60 s of
 //! readings, the latest exactly as sent; they come from the native `via-sensor`, any MQTT client,
 //! or this tab itself: the in-browser sensor publishes over MQTT over WebSocket
-//! (`components/mqtt_ws.rs`) to the same WebSocket port as NATS, path `/mqtt`.
+//! (`components/mqtt_ws.rs`) to the same WebSocket port as NATS, path `/mqtt`. A number no
+//! thermometer reads ([`plausible`]: a sensor's error code such as 99999) is shown as sent but not
+//! charted, where it would flatten every other reading into a line at the bottom.
+//!
+//! nats-server 2.9 stops (a crash) when MQTT over WebSocket reaches it without an mqtt block in its
+//! configuration, which no client can read: the card says so for those servers until it has seen
+//! this one serve MQTT (this tab's sensor connected to it, or a reading came in through its MQTT
+//! listener), then that it is safe.
 
 use std::time::Duration;
 
@@ -43,6 +50,15 @@ const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 160.0;
 /// An unreadable payload is shown cut at this many characters.
 const SHOWN_CHARS: usize = 80;
+/// Readings outside are taken for a sensor's error codes (99999, 32767, 65535, −999), not
+/// temperatures: nothing is colder than absolute zero, and a device's sensor reads far below
+/// 1000 °C.
+const PLAUSIBLE: std::ops::RangeInclusive<f64> = -273.15..=1000.0;
+
+/// Whether `value` could be a temperature (see [`PLAUSIBLE`]); only those are charted.
+pub fn plausible(value: f64) -> bool {
+    PLAUSIBLE.contains(&value)
+}
 
 /// One reading as it arrived: when (ms since the epoch) and its value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,17 +142,48 @@ pub fn unreadable_text(payload: &[u8]) -> String {
     crate::model::clip_payload(payload, SHOWN_CHARS)
 }
 
-/// A warning for the servers that crash rather than refuse MQTT over WebSocket while their mqtt
-/// listener is off: nats-server 2.9 (2.9.10 measured; 2.15.1 refuses the upgrade with a 404).
-pub fn old_server_warning(version: &str) -> Option<String> {
+/// Whether a server of `version` crashes rather than refuse MQTT over WebSocket while it has no
+/// mqtt block: nats-server 2.9 (2.9.10 measured; 2.15.1 refuses the upgrade with a 404).
+pub fn crashes_without_mqtt(version: &str) -> bool {
     let mut parts = version.trim().trim_start_matches('v').split('.');
-    let major: u32 = parts.next()?.parse().ok()?;
-    let minor: u32 = parts.next()?.parse().ok()?;
-    ((major, minor) < (2, 10)).then(|| {
-        format!(
-            "This server is nats-server {version}, which stops (a crash) when MQTT over WebSocket reaches it \
-             without an mqtt block in its configuration (newer ones refuse): start the sensor only if it has one."
-        )
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (next(), next()) {
+        (Some(major), Some(minor)) => (major, minor) < (2, 10),
+        _ => false,
+    }
+}
+
+/// How this tab saw the server it is connected to serve MQTT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttSeen {
+    /// This tab's sensor connected to it.
+    Sensor,
+    /// A reading came in through its MQTT listener (`Nmqtt-Pub`; on a server without a cluster,
+    /// where it can only be this one's).
+    Reading,
+}
+
+/// What the card says of a server of `version` that crashes on MQTT over WebSocket without an
+/// mqtt block: that it is safe once `seen` serving MQTT, that the page cannot tell before.
+/// Nothing for the others.
+pub fn mqtt_note(version: &str, seen: Option<MqttSeen>) -> Option<String> {
+    if !crashes_without_mqtt(version) {
+        return None;
+    }
+    Some(match seen {
+        Some(MqttSeen::Sensor) => format!(
+            "This server, nats-server {version}, has an mqtt block: this tab's sensor connected to it. It is safe to start."
+        ),
+        Some(MqttSeen::Reading) => format!(
+            "This server, nats-server {version}, has an mqtt block: a reading came in through its MQTT listener. \
+             The sensor is safe to start."
+        ),
+        None => format!(
+            "This server is nats-server {version}: if its configuration has no mqtt block, the sensor makes it \
+             stop (a crash; 2.10 and later refuse instead). The page cannot tell until a reading comes in over \
+             MQTT (via-sensor on Processes, any MQTT client). The project's nats-server.conf has one: a server \
+             started with ./nats.sh or ./run.sh is safe."
+        ),
     })
 }
 
@@ -147,6 +194,12 @@ struct Latest {
     at_ms: f64,
     /// It came through the MQTT listener (nats-server adds the `Nmqtt-Pub` header).
     via_mqtt: bool,
+}
+
+impl Latest {
+    fn charted(&self) -> bool {
+        plausible(self.reading.value)
+    }
 }
 
 /// The in-browser sensor.
@@ -208,9 +261,7 @@ pub fn sensor_target(
 ) -> String {
     match (connected, good) {
         (Some((url, _)), None) => url.to_owned(),
-        (Some((url, version)), Some(good))
-            if url == good || old_server_warning(version).is_none() =>
-        {
+        (Some((url, version)), Some(good)) if url == good || !crashes_without_mqtt(version) => {
             url.to_owned()
         }
         (_, Some(good)) => good.to_owned(),
@@ -263,15 +314,34 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let awaited = StoredValue::new(None::<(String, String, f64)>);
     let stop = StoredValue::new(None::<oneshot::Sender<()>>);
     let now = use_now(Duration::from_secs(1));
-    // From the server this tab is connected to, as soon as it said which it is (on a page loaded
-    // directly, the card is made before the server's INFO); kept while reconnecting.
+    // The server this tab is connected to (its id, new at each start, and version), as soon as it
+    // said which it is (on a page loaded directly, the card is made before the server's INFO);
+    // kept while reconnecting.
     let status = leptos_nats::use_nats().status;
-    let first = client
-        .server_info()
-        .and_then(|info| old_server_warning(&info.version));
-    let warning = Memo::new(move |before: Option<&Option<String>>| match status.get() {
-        Status::Connected { version, .. } => old_server_warning(&version),
-        _ => before.cloned().unwrap_or_else(|| first.clone()),
+    let server = {
+        let client = client.clone();
+        let id = move || {
+            client
+                .server_info()
+                .map(|info| (info.server_id, info.version))
+        };
+        let first = id();
+        Memo::new(
+            move |before: Option<&Option<(String, String)>>| match status.get() {
+                Status::Connected { .. } => id(),
+                _ => before.cloned().unwrap_or_else(|| first.clone()),
+            },
+        )
+    };
+    // Which server (by id) this tab saw serve MQTT, and how.
+    let mqtt_seen = RwSignal::new(None::<(String, MqttSeen)>);
+    let warning = Memo::new(move |_| {
+        server.with(|s| {
+            let (id, version) = s.as_ref()?;
+            let seen =
+                mqtt_seen.with(|m| m.as_ref().filter(|(on, _)| on == id).map(|(_, how)| *how));
+            mqtt_note(version, seen)
+        })
     });
 
     log.info("tab → server", format!("SUB {}", sensor::NATS_SUBJECT));
@@ -295,6 +365,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
             let mut newest: Option<Latest> = None;
             let mut garbage: Option<String> = None;
             let mut garbage_said_ms = f64::NEG_INFINITY;
+            let mut implausible_said_ms = f64::NEG_INFINITY;
             let draw = |waiting: &mut Vec<Sample>,
                         newest: &mut Option<Latest>,
                         garbage: &mut Option<String>| {
@@ -348,6 +419,20 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     .headers
                     .as_ref()
                     .is_some_and(|h| h.get("Nmqtt-Pub").is_some());
+                if via_mqtt {
+                    // The server's own header, so its MQTT listener is on (in a cluster, another
+                    // server's may have taken the reading).
+                    if let Some(info) = client.server_info() {
+                        let alone = info.cluster.is_none() && info.connect_urls.is_empty();
+                        if alone
+                            && mqtt_seen.with_untracked(|m| {
+                                m.as_ref().is_none_or(|(id, _)| *id != info.server_id)
+                            })
+                        {
+                            mqtt_seen.set(Some((info.server_id, MqttSeen::Reading)));
+                        }
+                    }
+                }
                 let origin = if via_mqtt {
                     "MQTT device/temp"
                 } else {
@@ -373,10 +458,26 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     );
                 }
                 first = false;
-                waiting.push(Sample {
-                    at_ms,
-                    value: reading.value,
-                });
+                if plausible(reading.value) {
+                    waiting.push(Sample {
+                        at_ms,
+                        value: reading.value,
+                    });
+                } else {
+                    // A step at most once a second, as for payloads that are not readings.
+                    let now = monotonic_ms();
+                    if now - implausible_said_ms >= 1000.0 {
+                        implausible_said_ms = now;
+                        log.fail(
+                            "server → tab",
+                            format!(
+                                "{} {} (from {origin}): not a plausible temperature, not charted",
+                                sensor::NATS_SUBJECT,
+                                reading.text
+                            ),
+                        );
+                    }
+                }
                 newest = Some(Latest {
                     reading,
                     at_ms,
@@ -417,6 +518,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     sent,
                     awaited,
                     down: sensor_down,
+                    mqtt_seen,
                 };
                 if let Err(e) = run.run(&client, rx).await {
                     sensor_error.try_set(Some(e.to_string()));
@@ -472,11 +574,11 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                 {last}
                 </div>
                 <span class="pg-mqtt-axis bottom" aria-hidden="true">{degrees(range.0, 1)}</span>
+                <p class="pg-mqtt-span muted small" aria-hidden="true">
+                    <span>"−60 s"</span>
+                    <span>"now"</span>
+                </p>
             </div>
-            <p class="pg-mqtt-span muted small" aria-hidden="true">
-                <span>"−60 s"</span>
-                <span>"now"</span>
-            </p>
         }
     };
 
@@ -523,6 +625,11 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     <span class="pg-mqtt-unit">" °C"</span>
                 </span>
                 <span class="muted small">{move || age().unwrap_or_else(|| "no reading yet".to_owned())}</span>
+                {move || latest.with(|l| l.as_ref().is_some_and(|l| !l.charted())).then(|| view! {
+                    <span class="pg-mqtt-implausible" data-testid="pg-mqtt-implausible">
+                        "not a plausible temperature: not charted"
+                    </span>
+                })}
             </div>
             {chart}
             <p class="muted small" data-testid="pg-mqtt-sensor-state">
@@ -569,6 +676,8 @@ struct SensorRun {
     awaited: StoredValue<Option<(String, String, f64)>>,
     /// Why it is reconnecting, while it is.
     down: RwSignal<Option<String>>,
+    /// Set when it connected to the server the tab is on.
+    mqtt_seen: RwSignal<Option<(String, MqttSeen)>>,
 }
 
 /// How a stretch of publishing ended.
@@ -721,6 +830,12 @@ impl SensorRun {
                 if session_present { "yes" } else { "no" }
             ),
         );
+        if connected.as_ref().is_some_and(|(url, _)| *url == nats) {
+            if let Some(info) = client.server_info() {
+                self.mqtt_seen
+                    .try_set(Some((info.server_id, MqttSeen::Sensor)));
+            }
+        }
         *good = Some(nats);
         self.sensor_id.try_set(client_id.to_owned());
         self.down.try_set(None);
@@ -1012,13 +1127,32 @@ mod tests {
     }
 
     #[test]
-    fn servers_before_2_10_get_the_warning() {
-        assert!(old_server_warning("2.9.10").is_some_and(|w| w.contains("nats-server 2.9.10")));
-        assert!(old_server_warning("v2.2.6").is_some());
-        assert_eq!(old_server_warning("2.10.0"), None);
-        assert_eq!(old_server_warning("2.15.1"), None);
-        assert_eq!(old_server_warning("3.0.0"), None);
-        assert_eq!(old_server_warning("dev"), None);
+    fn servers_before_2_10_get_the_warning_until_seen_serving_mqtt() {
+        let unknown = mqtt_note("2.9.10", None).expect("2.9 gets a note");
+        assert!(unknown.contains("nats-server 2.9.10"), "{unknown}");
+        assert!(unknown.contains("cannot tell"), "{unknown}");
+        for seen in [MqttSeen::Sensor, MqttSeen::Reading] {
+            let safe = mqtt_note("2.9.10", Some(seen)).expect("still a note");
+            assert!(
+                safe.contains("has an mqtt block") && safe.contains("safe to start"),
+                "{safe}"
+            );
+        }
+        assert!(crashes_without_mqtt("v2.2.6"));
+        for current in ["2.10.0", "2.15.1", "3.0.0", "dev", ""] {
+            assert!(!crashes_without_mqtt(current), "{current}");
+            assert_eq!(mqtt_note(current, None), None);
+        }
+    }
+
+    #[test]
+    fn error_codes_are_not_temperatures() {
+        for t in [21.37, 0.0, -40.0, -273.15, 85.0, 1000.0] {
+            assert!(plausible(t), "{t}");
+        }
+        for code in [99_999.0, 32_767.0, 65_535.0, -999.0, -273.16, 1e308] {
+            assert!(!plausible(code), "{code}");
+        }
     }
 
     #[test]
