@@ -159,6 +159,7 @@ test("chat: the list follows the newest message while read at its end; a long on
     return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
   });
   await b.getByTestId("chat-new-below").waitFor({ state: "detached" });
+  assert.equal(await b.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Messages", "the focus on the list");
   await publish(41, "from outside, last");
   await waitCount(b, "chat-message", "from outside, last", 1);
   await waitFor(b, "the reader at the end follows", () => {

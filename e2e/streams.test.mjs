@@ -370,8 +370,9 @@ test("streams: a stream opened far down the list comes into sight with the focus
     await page.goBack();
     await waitFor(page, "the detail closed by Back", () => !document.querySelector('[data-testid="stream-detail"]'));
     assert.equal(new URL(page.url()).searchParams.get("stream"), null);
+    // Forward opens it again (where it is: only a click brings it into sight).
     await page.goForward();
-    await revealed(last);
+    await waitFor(page, "the stream open again by Forward", (n) => document.querySelector('[data-testid="stream-detail"] h2')?.textContent.includes(n), last);
   } finally {
     for (const name of names) await env.jsm.streams.delete(name).catch(() => {});
   }

@@ -338,8 +338,18 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/streams") view={Lazy::<pages::lazy::StreamsRoute>::new()}/>
                     <Route path=path!("/kv") view={Lazy::<pages::lazy::KvRoute>::new()}/>
                     <Route path=path!("/nats") view={Lazy::<pages::lazy::ServicesRoute>::new()}/>
-                    // Where a user who reads "Services" in the menu looks for it.
-                    <Route path=path!("/services") view=|| view! { <Redirect path="/nats"/> }/>
+                    // Where a user who reads "Services" in the menu looks for it; in place of
+                    // the address typed, so that Back leaves it.
+                    <Route
+                        path=path!("/services")
+                        view=|| {
+                            let options = leptos_router::NavigateOptions {
+                                replace: true,
+                                ..Default::default()
+                            };
+                            view! { <Redirect path="/nats" options/> }
+                        }
+                    />
                     <Route path=path!("/graph") view={Lazy::<pages::lazy::GraphRoute>::new()}/>
                     <Route path=path!("/processes") view={Lazy::<pages::lazy::ProcessesRoute>::new()}/>
                     <Route path=path!("/scale") view={Lazy::<pages::lazy::ScaleRoute>::new()}/>

@@ -282,6 +282,7 @@ fn BucketRow(name: String, buckets: Buckets) -> impl IntoView {
                 .selected
                 .with_untracked(|s| s.as_deref() != Some(name.as_str()))
             {
+                crate::components::reveal_next();
                 buckets.selected.set(Some(name.clone()));
             }
         }

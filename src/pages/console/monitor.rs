@@ -170,8 +170,16 @@ fn status_of(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// The first headers of `headers` whose names and values fit in [`KEEP_BYTES`], with its status
-/// line (a header map's status is only ever read from one).
+/// The most headers a log row keeps: each is two strings in memory, so 64 KiB of short ones on
+/// the wire (`a:1`) would be ten times that held.
+const KEEP_HEADERS: usize = 256;
+
+/// What a kept header costs beyond its bytes: its two strings' bookkeeping and allocations.
+const HEADER_OVERHEAD: usize = 48;
+
+/// The first [`KEEP_HEADERS`] headers of `headers` whose names and values (with
+/// [`HEADER_OVERHEAD`] each) fit in [`KEEP_BYTES`], with its status line (a header map's status
+/// is only ever read from one).
 fn kept_headers(headers: &HeaderMap) -> HeaderMap {
     let line = match (headers.status(), headers.description()) {
         (Some(code), Some(text)) => format!("NATS/1.0 {code} {text}\r\n\r\n"),
@@ -180,8 +188,8 @@ fn kept_headers(headers: &HeaderMap) -> HeaderMap {
     };
     let mut kept = HeaderMap::parse(line.as_bytes()).unwrap_or_default();
     let mut left = KEEP_BYTES;
-    for (name, value) in headers.iter() {
-        let Some(rest) = left.checked_sub(header_bytes(name, value)) else {
+    for (name, value) in headers.iter().take(KEEP_HEADERS) {
+        let Some(rest) = left.checked_sub(header_bytes(name, value) + HEADER_OVERHEAD) else {
             break;
         };
         left = rest;
@@ -256,7 +264,7 @@ impl Acc {
         msg.subject = msg.subject.as_str().into();
         msg.reply = msg.reply.as_ref().map(|r| r.as_str().into());
         let headers = msg.headers.as_ref().map_or(0, HeaderMap::len);
-        if header_size > KEEP_BYTES {
+        if header_size + headers * HEADER_OVERHEAD > KEEP_BYTES || headers > KEEP_HEADERS {
             msg.headers = msg.headers.as_ref().map(kept_headers);
         }
         self.fresh.push_back(Raw {
@@ -1099,7 +1107,7 @@ fn LogRow(row: Arc<Row>) -> impl IntoView {
                     view! {
                         <p class="muted small">
                             {format!(
-                                "… and {} more headers, not kept (a row keeps {} KiB of them)",
+                                "… and {} more headers, not kept (a row keeps at most {KEEP_HEADERS}, in {} KiB)",
                                 row.headers - kept,
                                 KEEP_BYTES / 1024,
                             )}
@@ -1213,8 +1221,8 @@ mod tests {
             Some("503 No Responders")
         );
 
-        // 100 headers of 1 KiB under a status line: the first 63 (with the bytes each counts for)
-        // are kept, and the status.
+        // 100 headers of 1 KiB under a status line: the first 60 (with the bytes each counts for
+        // and what it costs held) are kept, and the status.
         let mut block = b"NATS/1.0 100 Idle Heartbeat\r\n".to_vec();
         for i in 0..100 {
             block.extend_from_slice(format!("H-{i:02}: {}\r\n", "v".repeat(1020)).as_bytes());
@@ -1227,9 +1235,21 @@ mod tests {
         let raw = acc.fresh.pop_back().expect("the message");
         assert_eq!(raw.headers, 100);
         let kept = raw.msg.headers.expect("headers");
-        assert_eq!(kept.len(), KEEP_BYTES / 1028);
-        assert_eq!(kept.iter().last().map(|(n, _)| n), Some("H-62"));
+        assert_eq!(kept.len(), KEEP_BYTES / (1028 + HEADER_OVERHEAD));
+        assert_eq!(kept.iter().last().map(|(n, _)| n), Some("H-59"));
         assert_eq!(status_of(&kept).as_deref(), Some("100 Idle Heartbeat"));
+        // 5 000 short ones (a:1, 30 KiB on the wire): the first KEEP_HEADERS.
+        let mut block = b"NATS/1.0\r\n".to_vec();
+        for i in 0..5000 {
+            block.extend_from_slice(format!("a{i}:1\r\n").as_bytes());
+        }
+        block.extend_from_slice(b"\r\n");
+        let mut msg = message("many", b"x".to_vec());
+        msg.headers = Some(HeaderMap::parse(&block).unwrap());
+        acc.on_message(msg, 0.0);
+        let raw = acc.fresh.pop_back().expect("the message");
+        assert_eq!(raw.headers, 5000);
+        assert_eq!(raw.msg.headers.expect("headers").len(), KEEP_HEADERS);
         let status = HeaderMap::parse(b"NATS/1.0 408\r\nA: b\r\n\r\n").unwrap();
         assert_eq!(status_of(&kept_headers(&status)).as_deref(), Some("408"));
         assert_eq!(

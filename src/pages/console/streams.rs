@@ -364,7 +364,15 @@ fn StreamRow(name: String, ctx: Ctx) -> impl IntoView {
     };
     let open = {
         let name = name.clone();
-        move |_| ctx.select(Some(name.clone()))
+        move |_| {
+            if ctx
+                .selected
+                .with_untracked(|s| s.as_deref() != Some(name.as_str()))
+            {
+                crate::components::reveal_next();
+                ctx.select(Some(name.clone()));
+            }
+        }
     };
     view! {
         <tr class="proc-row" class:selected=is_selected data-testid="stream-row">

@@ -725,6 +725,8 @@ fn Room(
         if let Some(Some(list)) = list.try_get_untracked() {
             list.set_scroll_top(list.scroll_height());
             let _ = scrolled_to.try_set_value(list.scroll_top());
+            // The button is gone: the keyboard goes on from the list, not the top of the page.
+            let _ = list.focus();
         }
     };
     Effect::new(move |before: Option<(usize, Option<String>)>| {

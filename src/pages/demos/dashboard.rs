@@ -432,9 +432,11 @@ fn UserRow(id: String, users: UseKvWatchReturn, editing: Editing) -> impl IntoVi
                 return;
             }
             // A new email may not be another user's (one this user has already is kept).
-            let had =
-                current.with_untracked(|c| c.as_ref().map(|(u, _)| u.email.trim().to_lowercase()));
-            if had.as_deref() != Some(e.to_lowercase().as_str()) {
+            let kept = current.with_untracked(|c| {
+                c.as_ref()
+                    .is_some_and(|(u, _)| u.email.trim().eq_ignore_ascii_case(&e))
+            });
+            if !kept {
                 if let Some(why) = email_taken(users, &e, Some(&id)) {
                     error.set(Some(why));
                     return;

@@ -7,9 +7,8 @@
 //! charted, where it would flatten every other reading into a line at the bottom.
 //!
 //! nats-server 2.9 stops (a crash) when MQTT over WebSocket reaches it without an mqtt block in its
-//! configuration, which no client can read: the card says so for those servers until it has seen
-//! this one serve MQTT (this tab's sensor connected to it, or a reading came in through its MQTT
-//! listener), then that it is safe.
+//! configuration, which no client can read: the card says so for those servers until this tab's
+//! sensor has connected to this one, then that it is safe.
 
 use std::time::Duration;
 
@@ -153,14 +152,13 @@ pub fn crashes_without_mqtt(version: &str) -> bool {
     }
 }
 
-/// How this tab saw the server it is connected to serve MQTT.
+/// How this tab saw the server it is connected to serve MQTT: its sensor connected to it. (A
+/// reading with the server's `Nmqtt-Pub` header proves nothing: it may have come through another
+/// server, a leaf node's hub say, and any client can write the header.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MqttSeen {
     /// This tab's sensor connected to it.
     Sensor,
-    /// A reading came in through its MQTT listener (`Nmqtt-Pub`; on a server without a cluster,
-    /// where it can only be this one's).
-    Reading,
 }
 
 /// What the card says of a server of `version` that crashes on MQTT over WebSocket without an
@@ -174,14 +172,10 @@ pub fn mqtt_note(version: &str, seen: Option<MqttSeen>) -> Option<String> {
         Some(MqttSeen::Sensor) => format!(
             "This server, nats-server {version}, has an mqtt block: this tab's sensor connected to it. It is safe to start."
         ),
-        Some(MqttSeen::Reading) => format!(
-            "This server, nats-server {version}, has an mqtt block: a reading came in through its MQTT listener. \
-             The sensor is safe to start."
-        ),
         None => format!(
             "This server is nats-server {version}: if its configuration has no mqtt block, the sensor makes it \
-             stop (a crash; 2.10 and later refuse instead). The page cannot tell until a reading comes in over \
-             MQTT (via-sensor on Processes, any MQTT client). The project's nats-server.conf has one: a server \
+             stop (a crash; 2.10 and later refuse instead). A page cannot tell (a reading that came in over \
+             MQTT may have come through another server). The project's nats-server.conf has one: a server \
              started with ./nats.sh or ./run.sh is safe."
         ),
     })
@@ -419,20 +413,6 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     .headers
                     .as_ref()
                     .is_some_and(|h| h.get("Nmqtt-Pub").is_some());
-                if via_mqtt {
-                    // The server's own header, so its MQTT listener is on (in a cluster, another
-                    // server's may have taken the reading).
-                    if let Some(info) = client.server_info() {
-                        let alone = info.cluster.is_none() && info.connect_urls.is_empty();
-                        if alone
-                            && mqtt_seen.with_untracked(|m| {
-                                m.as_ref().is_none_or(|(id, _)| *id != info.server_id)
-                            })
-                        {
-                            mqtt_seen.set(Some((info.server_id, MqttSeen::Reading)));
-                        }
-                    }
-                }
                 let origin = if via_mqtt {
                     "MQTT device/temp"
                 } else {
@@ -1131,13 +1111,11 @@ mod tests {
         let unknown = mqtt_note("2.9.10", None).expect("2.9 gets a note");
         assert!(unknown.contains("nats-server 2.9.10"), "{unknown}");
         assert!(unknown.contains("cannot tell"), "{unknown}");
-        for seen in [MqttSeen::Sensor, MqttSeen::Reading] {
-            let safe = mqtt_note("2.9.10", Some(seen)).expect("still a note");
-            assert!(
-                safe.contains("has an mqtt block") && safe.contains("safe to start"),
-                "{safe}"
-            );
-        }
+        let safe = mqtt_note("2.9.10", Some(MqttSeen::Sensor)).expect("still a note");
+        assert!(
+            safe.contains("has an mqtt block") && safe.contains("safe to start"),
+            "{safe}"
+        );
         assert!(crashes_without_mqtt("v2.2.6"));
         for current in ["2.10.0", "2.15.1", "3.0.0", "dev", ""] {
             assert!(!crashes_without_mqtt(current), "{current}");

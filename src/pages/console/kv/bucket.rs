@@ -564,6 +564,18 @@ pub(super) fn BucketView(
     }
 }
 
+/// Shows `key`'s value and history; the one shown stays as it is (set again, its panel would be
+/// made anew).
+fn select_key(open: Open, key: &str) {
+    if open
+        .selected
+        .try_with_untracked(|s| s.as_deref() != Some(key))
+        == Some(true)
+    {
+        open.selected.set(Some(key.to_owned()));
+    }
+}
+
 /// Loads `entry` into the editor and shows its value and history.
 fn open_key(open: Open, entry: &Entry) {
     let editor = open.editor;
@@ -589,7 +601,7 @@ fn open_key(open: Open, entry: &Entry) {
             )));
         }
     }
-    open.selected.set(Some(entry.key.clone()));
+    select_key(open, &entry.key);
 }
 
 #[component]
@@ -607,10 +619,13 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
     };
     let pick = move |_| {
         if let Some(e) = entry.get_untracked() {
+            if open.selected.with_untracked(|s| s.as_ref() != Some(&e.key)) {
+                crate::components::reveal_next();
+            }
             if open.editor.has_draft() {
                 // Shown below, and the draft stays: the editor offers to load it.
                 open.editor.kept.set(Some(e.key.clone()));
-                open.selected.set(Some(e.key));
+                select_key(open, &e.key);
             } else {
                 open_key(open, &e);
             }
@@ -789,7 +804,7 @@ fn write(open: Open, action: Action, key: String, value: String) {
                     // was on its way: the key they opened meanwhile stays loaded.
                     editor.loaded.set(Some((key.clone(), revision)));
                     editor.pristine.set((key.trim().to_owned(), value));
-                    open.selected.set(Some(key));
+                    select_key(open, &key);
                 }
             }
             Err(KvError::WrongLastRevision { expected, .. })
@@ -799,6 +814,10 @@ fn write(open: Open, action: Action, key: String, value: String) {
                 // Deleted by another client meanwhile: nothing is left to delete, and the
                 // editor's text is no longer what is stored.
                 let now = store.entry(&key).await;
+                // Another bucket opened meanwhile: not its editor's to say.
+                if editor.generation.try_get_untracked() != Some(generation) {
+                    return;
+                }
                 let gone = matches!(&now, Ok(None))
                     || matches!(&now, Ok(Some(e)) if e.operation != Operation::Put);
                 let text = if gone {
@@ -823,7 +842,11 @@ fn write(open: Open, action: Action, key: String, value: String) {
                 if matches!(action, Action::Update(_)) =>
             {
                 // Nothing was written: show what is there now beside what was typed.
-                match store.entry(&key).await {
+                let now = store.entry(&key).await;
+                if editor.generation.try_get_untracked() != Some(generation) {
+                    return;
+                }
+                match now {
                     Ok(current) => {
                         let conflict = Conflict {
                             key,
