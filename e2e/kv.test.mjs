@@ -613,3 +613,20 @@ test("kv: deleting a key another client deleted meanwhile says it was deleted; c
   await waitText(page, "kv-bucket-create-error", new RegExp(`bucket "${bucket}" already exists with another configuration`));
   await kv.destroy();
 });
+
+// A character that reorders text (U+202E) in a value is written out in the list, the key's panel
+// and its history, not applied.
+test("kv: a value's bidi controls are written out, not applied", T, async () => {
+  const bucket = `bidi_${rand()}`;
+  const kv = await env.kvm.create(bucket, { history: 5 });
+  await kv.put("k", "party 🎉 \u202Eevil");
+  const page = await openBucket("kv-bidi", bucket);
+  await waitFor(page, "the value drawn", () => document.querySelector('[data-testid="kv-value"]')?.textContent.includes("party"));
+  await keyButton(page, "k").click();
+  await waitFor(page, "the history drawn", () => !!document.querySelector('[data-testid="kv-history-row"]'));
+  const text = await page.evaluate(() => document.querySelector("main").textContent);
+  assert.ok(!/[\u202a-\u202e\u2066-\u2069]/.test(text), "no raw control on the page");
+  assert.equal(await textOf(page, "kv-value"), "party 🎉 \\u{202E}evil");
+  assert.equal(await textOf(page, "kv-value-full"), "party 🎉 \\u{202E}evil");
+  await kv.destroy();
+});

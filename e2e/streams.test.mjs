@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 
 import { eventually, openStreamDetail, pause, rand, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
@@ -375,5 +376,27 @@ test("streams: a stream opened far down the list comes into sight with the focus
     await waitFor(page, "the stream open again by Forward", (n) => document.querySelector('[data-testid="stream-detail"] h2')?.textContent.includes(n), last);
   } finally {
     for (const name of names) await env.jsm.streams.delete(name).catch(() => {});
+  }
+});
+
+// A character that reorders text (U+202E) in a payload or a header value is written out, not
+// applied: "🎉 \u202Eevil" read "🎉 live".
+test("streams: a peeked message's bidi controls are written out, not applied", T, async () => {
+  const name = `BIDI_${rand()}`;
+  const subject = `bidi.${rand()}`;
+  await env.jsm.streams.add({ name, subjects: [subject], storage: "memory" });
+  try {
+    const h = headers();
+    h.set("X-Dir", "a\u2067b");
+    await jetstream(env.nc).publish(subject, "party 🎉 \u202Eevil", { headers: h });
+    const page = await openStream(name);
+    await page.getByTestId("stream-peek-last").click();
+    await waitFor(page, "the message shown", (s) => !!document.querySelector(s), sel("stream-message-payload"));
+    const text = await page.evaluate((s) => document.querySelector(s).textContent, sel("stream-message"));
+    assert.ok(!/[\u202a-\u202e\u2066-\u2069]/.test(text), `no raw control in ${JSON.stringify(text)}`);
+    assert.match(await textOf(page, "stream-message-payload"), /^party 🎉 \\u\{202E\}evil$/);
+    assert.match(await textOf(page, "stream-message-headers"), /X-Dir: a\\u\{2067\}b/);
+  } finally {
+    await env.jsm.streams.delete(name);
   }
 });

@@ -4,6 +4,7 @@
 //! (subscriptions, the JetStream API, `$SRV`, KV watches), so every page works with nothing but the
 //! browser and nats-server, and all tabs agree. One page per file.
 
+pub mod bidi;
 pub mod graph;
 pub mod kv;
 pub mod monitor;

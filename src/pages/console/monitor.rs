@@ -29,11 +29,12 @@ use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, use_nats};
 use nats_ws::{Client, HeaderMap, Message, Status, SubscribeOptions};
 
+use super::bidi::{shown, without_bidi};
 use crate::components::clock::{monotonic_ms, now_ms, time_of_day};
 use crate::model::format_bytes;
 use stats::{
-    bidi_pieces, escaped, expanded, parse_subjects, preview, sparkline_points, without_bidi,
-    MonitorStats, Piece, Sort, SortKey, SubjectRow, MAX_SUBJECTS, SPARK_SECONDS,
+    expanded, parse_subjects, preview, sparkline_points, MonitorStats, Sort, SortKey, SubjectRow,
+    MAX_SUBJECTS, SPARK_SECONDS,
 };
 
 /// Rows the log keeps.
@@ -1040,27 +1041,6 @@ fn log_scrolled(ev: &web_sys::Event, in_page: RwSignal<usize>) {
         in_page.set((shown + LOG_MORE).min(LOG_ROWS));
     } else if top < height / 2 && shown > LOG_WINDOW {
         in_page.set(LOG_WINDOW);
-    }
-}
-
-/// `text` from the network as the page shows it: each bidi control written out (`\u{202E}`, apart
-/// from the text around it), so that no payload, header or subject reorders what the page says.
-fn shown(text: &str) -> AnyView {
-    match bidi_pieces(text) {
-        None => text.to_owned().into_any(),
-        Some(pieces) => pieces
-            .into_iter()
-            .map(|piece| match piece {
-                Piece::Text(run) => run.to_owned().into_any(),
-                Piece::Control(c) => view! {
-                    <span class="bidi-control" title="A character that reorders text, shown rather than applied">
-                        {escaped(c)}
-                    </span>
-                }
-                .into_any(),
-            })
-            .collect_view()
-            .into_any(),
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
+
+use crate::pages::console::bidi::shown;
 use leptos::task::spawn_local;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::jetstream::JetStream;
@@ -694,7 +696,7 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                 </button>
             </td>
             <td class="kv-value" data-label="Value" data-testid="kv-value">
-                {cell(|e| preview_line(&e.value, PREVIEW_CHARS))}
+                {move || entry.with(|e| e.as_ref().map(|e| shown(&preview_line(&e.value, PREVIEW_CHARS))))}
             </td>
             <td class="num" data-label="Revision" data-testid="kv-revision">{cell(|e| e.revision.to_string())}</td>
             <td data-label="Operation">{cell(|e| operation_name(e.operation).to_owned())}</td>

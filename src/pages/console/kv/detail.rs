@@ -3,6 +3,8 @@
 
 use futures::StreamExt;
 use leptos::prelude::*;
+
+use crate::pages::console::bidi::shown;
 use leptos_nats::spawn_while_mounted;
 use nats_ws::kv::{Entry, KvError, Store};
 
@@ -90,7 +92,7 @@ pub(super) fn KeyDetail(
                 </span>
             </div>
             <pre class="kv-full" data-testid="kv-value-full">
-                {move || view_of.get().map(|v| v.body().to_owned()).unwrap_or_default()}
+                {move || view_of.with(|v| v.as_ref().map(|v| shown(v.body())))}
             </pre>
             <h3>"History, newest first"</h3>
             <Show when=move || error.get().is_some()>
@@ -116,7 +118,7 @@ pub(super) fn KeyDetail(
                                         <td class="num">{e.revision}</td>
                                         <td>{operation_name(e.operation)}</td>
                                         <td class="kv-time">{epoch_ms(e.created).map(|ms| date_and_time(ms, true)).unwrap_or_default()}</td>
-                                        <td class="kv-value">{preview_line(&e.value, PREVIEW_CHARS)}</td>
+                                        <td class="kv-value">{shown(&preview_line(&e.value, PREVIEW_CHARS))}</td>
                                     </tr>
                                 }
                             }

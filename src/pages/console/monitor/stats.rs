@@ -1,7 +1,7 @@
 //! The monitor's arithmetic, kept out of Leptos so it runs natively on a fake clock: totals, the
 //! rate over the last second, the per-second history behind the sparkline, the bounded table of
-//! subjects, and how a payload is shown (always as text, with the characters that would reorder
-//! it shown instead of applied).
+//! subjects, and how a payload is shown (always as text; the characters that would reorder it are
+//! shown instead of applied by `console::bidi`).
 //!
 //! [`MonitorStats::record`] is called once per message and must stay cheap: a few additions, one
 //! hash lookup, no allocation except the first time a subject is seen. Nothing here grows without
@@ -9,7 +9,6 @@
 //! by dropping half of its rows (subjects seen once first, as the reply inboxes and ack subjects of
 //! a busy system are, then the longest unseen), their counts kept under "other".
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -387,71 +386,6 @@ pub fn expanded(payload: &[u8], total: usize) -> String {
     out
 }
 
-/// Whether `c` reorders the text around it: the embeddings and overrides (U+202A–U+202E), the
-/// isolates (U+2066–U+2069) and the marks (U+200E, U+200F, U+061C). Anyone can put them in a
-/// payload, a header or a subject, and applied they make the page say something else
-/// (`"🎉 \u{202E}evil"` drawn as `"🎉 live"`), so the page shows them instead ([`bidi_pieces`]).
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-    )
-}
-
-/// A part of a text as the page shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
-    Text(&'a str),
-    /// A bidi control, shown as [`escaped`].
-    Control(char),
-}
-
-/// `text` cut around its bidi controls, in order; `None` when it has none (nearly always: then
-/// nothing is allocated).
-pub fn bidi_pieces(text: &str) -> Option<Vec<Piece<'_>>> {
-    if !text.chars().any(is_bidi_control) {
-        return None;
-    }
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    // `get`, not a slice: the app's wasm has no panicking `str` slice (see ARCHITECTURE.md).
-    for (at, c) in text.char_indices().filter(|&(_, c)| is_bidi_control(c)) {
-        match text.get(start..at) {
-            Some(run) if !run.is_empty() => pieces.push(Piece::Text(run)),
-            _ => {}
-        }
-        pieces.push(Piece::Control(c));
-        start = at + c.len_utf8();
-    }
-    match text.get(start..) {
-        Some(run) if !run.is_empty() => pieces.push(Piece::Text(run)),
-        _ => {}
-    }
-    Some(pieces)
-}
-
-/// How the page writes a bidi control: `\u{202E}`, as Rust and JavaScript escape it.
-pub fn escaped(c: char) -> String {
-    format!("\\u{{{:X}}}", c as u32)
-}
-
-/// `text` with its bidi controls written as [`escaped`]: for what cannot hold markup (a title, a
-/// label).
-pub fn without_bidi(text: &str) -> Cow<'_, str> {
-    match bidi_pieces(text) {
-        None => Cow::Borrowed(text),
-        Some(pieces) => Cow::Owned(
-            pieces
-                .into_iter()
-                .map(|p| match p {
-                    Piece::Text(t) => Cow::Borrowed(t),
-                    Piece::Control(c) => Cow::Owned(escaped(c)),
-                })
-                .collect(),
-        ),
-    }
-}
-
 /// The points of an SVG polyline for `values` in a `width` × `height` box, the largest value at
 /// the top (a flat line at the bottom when all are 0).
 pub fn sparkline_points(values: &[u64], width: f64, height: f64) -> String {
@@ -663,35 +597,6 @@ mod tests {
         let cut = &"aé".as_bytes()[..2];
         assert_eq!(expanded(cut, 3), "a\n… (the first 2 of 3 bytes)");
         assert!(expanded(cut, 2).starts_with("00000000  61 c3"));
-    }
-
-    #[test]
-    fn bidi_controls_are_cut_out_to_be_shown() {
-        assert_eq!(bidi_pieces("plain עברית text"), None);
-        assert_eq!(
-            bidi_pieces("🎉 \u{202E}evil\u{2066}\u{200F}"),
-            Some(vec![
-                Piece::Text("🎉 "),
-                Piece::Control('\u{202E}'),
-                Piece::Text("evil"),
-                Piece::Control('\u{2066}'),
-                Piece::Control('\u{200F}'),
-            ])
-        );
-        assert_eq!(
-            bidi_pieces("\u{061C}"),
-            Some(vec![Piece::Control('\u{061C}')])
-        );
-        for c in [
-            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
-        ] {
-            assert!(is_bidi_control(c), "{c:?}");
-        }
-        for c in ['\u{2029}', '\u{2065}', '\u{206A}', '\u{200D}', 'a', 'ש'] {
-            assert!(!is_bidi_control(c), "{c:?}");
-        }
-        assert_eq!(without_bidi("a\u{202E}b"), "a\\u{202E}b");
-        assert!(matches!(without_bidi("ab"), Cow::Borrowed("ab")));
     }
 
     #[test]

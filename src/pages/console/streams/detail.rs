@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
+
+use crate::pages::console::bidi::shown;
 use leptos::task::spawn_local;
 use nats_ws::jetstream::{JetStream, JetStreamError, PublishOptions, StoredMessage};
 use nats_ws::validate_publish_subject;
@@ -345,8 +347,8 @@ fn MessageView(m: StoredMessage) -> impl IntoView {
         })
         .unwrap_or_default();
     let size = m.payload.len();
-    let (shown, omitted) = preview(&m.payload);
-    let (kind, body) = match shown {
+    let (drawn, omitted) = preview(&m.payload);
+    let (kind, body) = match drawn {
         Preview::Empty => ("empty", String::new()),
         Preview::Text(t) => ("text", t),
         Preview::Hex(h) => ("binary, as hex", h),
@@ -355,7 +357,7 @@ fn MessageView(m: StoredMessage) -> impl IntoView {
         <div class="stream-message" data-testid="stream-message">
             <dl>
                 <dt>"Sequence"</dt><dd data-testid="stream-message-seq">{m.sequence}</dd>
-                <dt>"Subject"</dt><dd><code data-testid="stream-message-subject">{m.subject.clone()}</code></dd>
+                <dt>"Subject"</dt><dd><code data-testid="stream-message-subject">{shown(&m.subject)}</code></dd>
                 <dt>"Time"</dt><dd>{server_time(&m.time)}</dd>
                 <dt>"Headers"</dt>
                 <dd>
@@ -364,7 +366,7 @@ fn MessageView(m: StoredMessage) -> impl IntoView {
                     } else {
                         view! {
                             <ul class="stream-headers" data-testid="stream-message-headers">
-                                {headers.into_iter().map(|(k, v)| view! { <li><code>{k}": "{v}</code></li> }).collect_view()}
+                                {headers.into_iter().map(|(k, v)| view! { <li><code>{shown(&k)}": "{shown(&v)}</code></li> }).collect_view()}
                             </ul>
                         }.into_any()
                     }}
@@ -375,7 +377,7 @@ fn MessageView(m: StoredMessage) -> impl IntoView {
                     {(omitted > 0).then(|| format!(" · the last {omitted} bytes not shown"))}
                 </dd>
             </dl>
-            <pre class="stream-payload" data-testid="stream-message-payload">{body}</pre>
+            <pre class="stream-payload" data-testid="stream-message-payload">{shown(&body)}</pre>
         </div>
     }
 }
