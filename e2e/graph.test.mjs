@@ -132,6 +132,17 @@ test("graph: registrations and a service form the expected edges, a missing depe
       { s: sel("graph-node"), name: db },
       { timeout: 1000 },
     );
+
+    // Escape closes the details: on the node, and from within the details, where the focus goes
+    // back to the node.
+    await page.keyboard.press("Escape");
+    await waitFor(page, "the details closed by Escape on the node", (s) => !document.querySelector(s), sel("graph-details"));
+    await page.keyboard.press("Enter");
+    await waitFor(page, "the details open again", (s) => !!document.querySelector(s), sel("graph-details"));
+    await page.getByTestId("graph-details").getByRole("button", { name: "Close" }).focus();
+    await page.keyboard.press("Escape");
+    await waitFor(page, "the details closed by Escape within them", (s) => !document.querySelector(s), sel("graph-details"));
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset?.name ?? null), web, "the focus back on web");
   } finally {
     await service.stop();
   }

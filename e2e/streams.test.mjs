@@ -365,6 +365,12 @@ test("streams: a stream opened far down the list comes into sight with the focus
       }, name);
     await revealed(last);
     assert.equal(new URL(page.url()).searchParams.get("stream"), last);
+    // Escape closes it, the keyboard back on its row; opened again.
+    await page.keyboard.press("Escape");
+    await waitFor(page, "Escape closed it, the focus back on its row", (n) =>
+      !document.querySelector('[data-testid="stream-detail"]') && document.activeElement?.textContent.trim() === n, last);
+    await row(page, last).getByRole("button", { name: last, exact: true }).click();
+    await revealed(last);
 
     await page.reload();
     await waitFor(page, "the stream open after a reload", (n) => document.querySelector('[data-testid="stream-detail"] h2')?.textContent.includes(n), last);

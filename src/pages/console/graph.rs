@@ -677,10 +677,13 @@ fn GraphNode(
     };
     let on_key = {
         let pick = pick.clone();
+        let is_selected = is_selected.clone();
         move |ev: KeyboardEvent| {
             if ev.key() == "Enter" || ev.key() == " " {
                 ev.prevent_default();
                 pick();
+            } else if ev.key() == "Escape" && is_selected() {
+                selected.set(None);
             }
         }
     };
@@ -754,7 +757,20 @@ fn NodeDetails(
         }
     };
     view! {
-        <section class="card graph-details" data-testid="graph-details">
+        <section
+            class="card graph-details"
+            data-testid="graph-details"
+            on:keydown={
+                let name = name.clone();
+                move |ev: KeyboardEvent| {
+                    // Closed, and the keyboard goes back to the service it was opened from.
+                    if super::escape_outside_fields(&ev) {
+                        selected.set(None);
+                        super::focus_back(".graph-node", "data-name", &name);
+                    }
+                }
+            }
+        >
             <div class="card-head">
                 <h2>{name.clone()}</h2>
                 <button class="secondary" on:click=move |_| selected.set(None)>"Close"</button>

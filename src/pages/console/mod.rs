@@ -70,3 +70,49 @@ fn kept_selection(param: &'static str, clear: impl Fn() + 'static) -> RwSignal<O
     });
     selected
 }
+
+/// Gives the focus back to the element of `selector` whose `attribute` is `value` (the row or node
+/// a closed part was opened from), if it is still there.
+fn focus_back(selector: &str, attribute: &str, value: &str) {
+    use wasm_bindgen::JsCast;
+    let Some(found) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector_all(selector).ok())
+    else {
+        return;
+    };
+    for i in 0..found.length() {
+        let Some(element) = found
+            .item(i)
+            .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
+        else {
+            continue;
+        };
+        let matches = match attribute {
+            "text" => element.text_content().is_some_and(|t| t.trim() == value),
+            _ => element.get_attribute(attribute).is_some_and(|a| a == value),
+        };
+        if matches {
+            if let Ok(element) = element.dyn_into::<web_sys::HtmlElement>() {
+                let _ = element.focus();
+            } else if let Some(svg) = found
+                .item(i)
+                .and_then(|n| n.dyn_into::<web_sys::SvgElement>().ok())
+            {
+                let _ = svg.focus();
+            }
+            return;
+        }
+    }
+}
+
+/// Whether a key pressed in `ev` is Escape pressed outside a field (where Escape belongs to the
+/// field, and closing would empty what was typed for the part).
+fn escape_outside_fields(ev: &leptos::ev::KeyboardEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.key() == "Escape"
+        && !ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+}

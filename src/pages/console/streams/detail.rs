@@ -37,7 +37,21 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
         move || view! { <Danger name=name.clone() ctx/> }
     };
     view! {
-        <section class="card stream-detail" data-testid="stream-detail" aria-label=format!("Stream {name}")>
+        <section
+            class="card stream-detail"
+            data-testid="stream-detail"
+            aria-label=format!("Stream {name}")
+            on:keydown={
+                let name = name.clone();
+                move |ev: leptos::ev::KeyboardEvent| {
+                    // Closed, and the keyboard goes back to the stream's row.
+                    if crate::pages::console::escape_outside_fields(&ev) {
+                        ctx.select(None);
+                        crate::pages::console::focus_back("[data-testid=\"stream-row\"] button", "text", &name);
+                    }
+                }
+            }
+        >
             <div class="card-head">
                 <h2 tabindex="-1" node_ref=heading>"Stream " <code>{name.clone()}</code></h2>
                 <button class="secondary" on:click=close aria-label=format!("Close stream {name}")>
