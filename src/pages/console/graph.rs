@@ -766,7 +766,7 @@ fn NodeDetails(
                     // Closed, and the keyboard goes back to the service it was opened from.
                     if super::escape_outside_fields(&ev) {
                         selected.set(None);
-                        super::focus_back(".graph-node", "data-name", &name);
+                        super::focus_back(".graph-node", &name);
                     }
                 }
             }

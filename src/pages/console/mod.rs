@@ -28,21 +28,14 @@ fn kept_selection(param: &'static str, clear: impl Fn() + 'static) -> RwSignal<O
     let query = use_query_map();
     let location = use_location();
     let navigate = use_navigate();
-    let in_address = move || query.with(|q| q.get(param)).filter(|name| !name.is_empty());
-    let selected = RwSignal::new(
-        query
-            .with_untracked(|q| q.get(param))
-            .filter(|n| !n.is_empty()),
-    );
+    let named = move |q: &leptos_router::params::ParamsMap| q.get(param).filter(|n| !n.is_empty());
+    let selected = RwSignal::new(query.with_untracked(named));
     Effect::new(move |before: Option<Option<String>>| {
         let now = selected.get();
         if before.as_ref().is_some_and(|b| *b != now) {
             clear();
         }
-        let shown = query
-            .with_untracked(|q| q.get(param))
-            .filter(|n| !n.is_empty());
-        if shown != now {
+        if query.with_untracked(named) != now {
             let path = location.pathname.get_untracked();
             let address = match &now {
                 Some(name) => format!(
@@ -63,7 +56,7 @@ fn kept_selection(param: &'static str, clear: impl Fn() + 'static) -> RwSignal<O
     });
     // Back and Forward: the page follows the address.
     Effect::new(move |_| {
-        let asked = in_address();
+        let asked = query.with(named);
         if selected.get_untracked() != asked {
             selected.set(asked);
         }
@@ -71,9 +64,10 @@ fn kept_selection(param: &'static str, clear: impl Fn() + 'static) -> RwSignal<O
     selected
 }
 
-/// Gives the focus back to the element of `selector` whose `attribute` is `value` (the row or node
-/// a closed part was opened from), if it is still there.
-fn focus_back(selector: &str, attribute: &str, value: &str) {
+/// Gives the focus back to the element of `selector` whose `data-name` is `name` (the row or node
+/// a closed part was opened from), if it is still there. Compared, not put in the selector: a
+/// name may hold any character.
+fn focus_back(selector: &str, name: &str) {
     use wasm_bindgen::JsCast;
     let Some(found) = web_sys::window()
         .and_then(|w| w.document())
@@ -81,28 +75,18 @@ fn focus_back(selector: &str, attribute: &str, value: &str) {
     else {
         return;
     };
-    for i in 0..found.length() {
-        let Some(element) = found
-            .item(i)
-            .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
-        else {
-            continue;
-        };
-        let matches = match attribute {
-            "text" => element.text_content().is_some_and(|t| t.trim() == value),
-            _ => element.get_attribute(attribute).is_some_and(|a| a == value),
-        };
-        if matches {
-            if let Ok(element) = element.dyn_into::<web_sys::HtmlElement>() {
-                let _ = element.focus();
-            } else if let Some(svg) = found
-                .item(i)
-                .and_then(|n| n.dyn_into::<web_sys::SvgElement>().ok())
-            {
+    let named = (0..found.length())
+        .filter_map(|i| found.item(i)?.dyn_into::<web_sys::Element>().ok())
+        .find(|e| e.get_attribute("data-name").as_deref() == Some(name));
+    // An HTML button or an SVG node: both focusable, neither the other's type.
+    match named.map(|e| e.dyn_into::<web_sys::HtmlElement>()) {
+        Some(Ok(html)) => drop(html.focus()),
+        Some(Err(other)) => {
+            if let Ok(svg) = other.dyn_into::<web_sys::SvgElement>() {
                 let _ = svg.focus();
             }
-            return;
         }
+        None => {}
     }
 }
 

@@ -380,6 +380,7 @@ fn StreamRow(name: String, ctx: Ctx) -> impl IntoView {
                 <button
                     class="link-button name"
                     title="Show its configuration, consumers and messages"
+                    data-name=name.clone()
                     on:click=open
                 >
                     {name.clone()}

@@ -554,6 +554,9 @@ fn Room(
             .with_value(|d| d.get(&room).cloned())
             .unwrap_or_default(),
     );
+    // The draft's length when it is too long to send: counted once a keystroke for the composer's
+    // note, its Send and its field.
+    let over = Memo::new(move |_| draft.with(|d| too_long(d)));
     {
         let room = room.clone();
         Effect::new(move |_| {
@@ -694,7 +697,7 @@ fn Room(
             ev.prevent_default();
             let text = draft.get_untracked();
             // Too long: kept in the box, as the composer says, for its writer to shorten.
-            if text.trim().is_empty() || too_long(&text).is_some() {
+            if text.trim().is_empty() || over.get_untracked().is_some() {
                 return;
             }
             let message = ChatMessage {
@@ -719,13 +722,21 @@ fn Room(
     let scrolled_to = StoredValue::new(0);
     // Messages came below while the reader was scrolled up: a button says so and takes them there.
     let below = RwSignal::new(false);
+    // The list at its end, where the page put it. The room may be gone by then (another room or
+    // page opened).
+    let scroll_to_end = move || {
+        let list = list.try_get_untracked().flatten();
+        if let Some(list) = &list {
+            list.set_scroll_top(list.scroll_height());
+            let _ = scrolled_to.try_set_value(list.scroll_top());
+        }
+        list
+    };
     let to_end = move || {
         at_end.set_value(true);
         below.set(false);
-        if let Some(Some(list)) = list.try_get_untracked() {
-            list.set_scroll_top(list.scroll_height());
-            let _ = scrolled_to.try_set_value(list.scroll_top());
-            // The button is gone: the keyboard goes on from the list, not the top of the page.
+        // The button is gone: the keyboard goes on from the list, not the top of the page.
+        if let Some(list) = scroll_to_end() {
             let _ = list.focus();
         }
     };
@@ -743,13 +754,9 @@ fn Room(
             below.set(true);
         }
         if at_end.get_value() {
-            // After the lists are drawn (their own effects run too). The room may be gone by
-            // then (another room or page opened).
+            // After the lists are drawn (their own effects run too).
             request_animation_frame(move || {
-                if let Some(Some(list)) = list.try_get_untracked() {
-                    list.set_scroll_top(list.scroll_height());
-                    let _ = scrolled_to.try_set_value(list.scroll_top());
-                }
+                scroll_to_end();
             });
         }
         (sending, newest)
@@ -865,19 +872,19 @@ fn Room(
                 bind:value=draft
                 placeholder=format!("Message #{room}")
                 autocomplete="off"
-                aria-invalid=move || draft.with(|d| too_long(d).is_some()).to_string()
+                aria-invalid=move || over.with(Option::is_some).to_string()
                 aria-describedby="chat-too-long"
             />
             <button
                 data-testid="chat-send"
                 type="submit"
-                disabled=move || draft.with(|d| too_long(d).is_some())
+                disabled=move || over.with(Option::is_some)
             >
                 "Send"
             </button>
         </form>
         <p class="error composer-note" id="chat-too-long" data-testid="chat-too-long" role="status">
-            {move || draft.with(|d| too_long(d)).map(|n| {
+            {move || over.get().map(|n| {
                 format!("{n} characters: {} over the {TEXT_AT_MOST} a message takes.", n - TEXT_AT_MOST)
             })}
         </p>

@@ -47,7 +47,7 @@ pub(super) fn StreamDetail(name: String, ctx: Ctx) -> impl IntoView {
                     // Closed, and the keyboard goes back to the stream's row.
                     if crate::pages::console::escape_outside_fields(&ev) {
                         ctx.select(None);
-                        crate::pages::console::focus_back("[data-testid=\"stream-row\"] button", "text", &name);
+                        crate::pages::console::focus_back("[data-testid=\"stream-row\"] button", &name);
                     }
                 }
             }
