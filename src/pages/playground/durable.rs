@@ -240,6 +240,15 @@ struct Known {
     waiting: Option<u64>,
 }
 
+impl Known {
+    /// Whether a durable created at `created` is another than the one last read.
+    fn anew(&self, created: &str) -> bool {
+        self.consumer_created
+            .as_deref()
+            .is_some_and(|c| c != created)
+    }
+}
+
 /// What the card says when the durable it knew was made anew: `stream_gone` whether its stream
 /// went with it (`None`: not known), `waiting` the orders waiting in it as last read.
 pub fn made_anew(stream_gone: Option<bool>, waiting: Option<u64>) -> String {
@@ -436,11 +445,7 @@ impl Ctx {
         let Some(before) = self.known.try_get_value() else {
             return;
         };
-        if before
-            .consumer_created
-            .as_ref()
-            .is_some_and(|c| *c != info.created)
-        {
+        if before.anew(&info.created) {
             let stream_gone = match (&before.stream_created, &stream_created) {
                 (Some(was), Some(now)) => Some(was != now),
                 _ => None,
@@ -486,11 +491,7 @@ impl Ctx {
             Ok(info) => {
                 // Made anew by another tab or program (after a server restart, whichever page
                 // looks first sets it up again): whether the stream was too.
-                let anew = self.known.try_with_value(|k| {
-                    k.consumer_created
-                        .as_ref()
-                        .is_some_and(|c| *c != info.created)
-                });
+                let anew = self.known.try_with_value(|k| k.anew(&info.created));
                 let stream_created = match anew {
                     Some(true) => js.stream_info(STREAM).await.ok().map(|s| s.created),
                     _ => None,
