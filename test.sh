@@ -427,7 +427,7 @@ build_app
 # server (5 s per seed and file), 6 other ones on the second. What tests the browser and the app's files alone, whatever
 # the server, runs once (time): a hidden tab's timers (150 s), accessibility (33 s), the
 # screenshots (27 s), the lazily loaded modules (14 s), the static server, and writes through an
-# outage longer than a write's own retries (45 s, the pages' own logic).
+# outage longer than a write's own retries and than ten reconnect tries (55 s, the pages' own logic).
 start_hidden_tab
 test_e2e "$NATS_SERVER_SYSTEM" "$PWD/e2e/screenshots" 12 1 hidden-tab.test.mjs
 finish_hidden_tab

@@ -1,5 +1,5 @@
 // Writes through an outage longer than a write's own retries (30 s), against one server only
-// (about 45 s, see test.sh).
+// (about 55 s, see test.sh).
 //
 // Chat: what was written is stored, and shown everywhere, in the order it was written. Before,
 // each message was sent by a delivery of its own; the first, whose try had run out, waited a
@@ -13,11 +13,16 @@
 // "not saved" when its 30 s ran out, and still said so once the tab was Live again. An edit saved
 // and a user deleted during the outage are written too: before, they gave up at 30 s ("not
 // saved: not sent…", "not deleted: not sent…") while a creation waited.
+//
+// /counter: the outage lasts past a tab's eleventh reconnect try (the client's default policy
+// gives up after ten and leaves the tab Offline, its clicks waiting for a server it no longer
+// looks for): the tab is still trying then, and its two clicks are written once the server is
+// back.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { addUser, eventually, rand, sel, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { addUser, counterValue, eventually, rand, sel, useEnv, waitCount, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -26,16 +31,19 @@ async function send(page, text) {
   await page.getByTestId("chat-send").click();
 }
 
-test("a long outage: chat messages stored in the order written, a theme picked written", { timeout: 150_000 }, async (t) => {
+test("a long outage: chat messages stored in the order written, a theme picked and clicks made written, still trying past ten tries", { timeout: 150_000 }, async (t) => {
   const kv = await env.kv("via_config");
   await kv.put("theme", "light");
-  const [page, themes, users] = await Promise.all([
+  const [page, themes, users, counter] = await Promise.all([
     env.tab({ identity: "chat-order", path: "/chat" }),
     env.tab({ identity: "outage-themes", path: "/themes" }),
     env.tab({ identity: "outage-users", path: "/" }),
+    env.tab({ identity: "outage-counter", path: "/counter" }),
   ]);
   await page.getByPlaceholder("Message #general").waitFor();
   await waitText(themes, "theme-stored", "light");
+  await waitText(counter, "counter-value", /^-?\d+$/);
+  const before = counterValue(await kv.get("counter"));
   const tag = rand();
   const [edited, doomed] = [`Edited ${tag}`, `Doomed ${tag}`];
   for (const n of [edited, doomed]) {
@@ -48,6 +56,8 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   // The theme first: its write's own retries (30 s, as the chat's first try) have run out by the
   // time the chat's have.
   await themes.getByTestId("theme-option-sunset").click();
+  await counter.getByTestId("counter-inc").click();
+  await counter.getByTestId("counter-inc").click();
   const newcomer = `Outage ${tag}`;
   await users.getByTestId("user-name-input").fill(newcomer);
   await users.getByTestId("user-email-input").fill(`outage-${tag}@example.com`);
@@ -83,6 +93,8 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   await send(page, second);
   // The user's write ran out of its 30 s too: it says so, and waits.
   await waitText(users, "user-create-error", /^not saved yet: no connection to the server; sent once it is back$/, { timeout: 30_000 });
+  // Past ten tries (about 40 s of them: 1 s, then × 1.5 up to 5 s apart) and still trying.
+  await waitStatus(counter, /^Reconnecting \((1[1-9]|[2-9]\d|\d{3,})\)$/, { timeout: 60_000 });
   await env.control("start");
 
   const stored = async () => (await env.jsm.streams.getMessage("CHAT", { last_by_subj: "chat.room.general" })).json().text;
@@ -132,4 +144,7 @@ test("a long outage: chat messages stored in the order written, a theme picked w
   assert.ok(names.includes(`${edited} typed`), "the edit stored");
   assert.ok(!names.includes(edited), "the name before the edit gone");
   assert.ok(!names.includes(doomed), "the user deleted");
+  // The two clicks of the outage, written once.
+  await waitText(counter, "counter-value", String(before + 2), { timeout: 30_000 });
+  assert.equal(counterValue(await kv.get("counter")), before + 2);
 });
