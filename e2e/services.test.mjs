@@ -268,7 +268,12 @@ await kv.put("late-${tag}", entry("org/late", now - 11000))
   }
 });
 
-test("services: /services, where the menu's name leads, opens the services page at /nats", T, async () => {
-  const page = await env.tab({ identity: "svc-alias", path: "/services" });
+test("services: /services, where the menu's name leads, opens the services page at /nats, and Back leaves it", T, async () => {
+  const page = await env.tab({ identity: "svc-alias", path: "/counter" });
+  await page.goto(new URL("/services", page.url()).href);
   await waitFor(page, "the services page", () => location.pathname === "/nats" && document.querySelector("h1")?.textContent === "Services");
+  // /nats took the place of the address typed: Back goes to the page before it, not to
+  // /services, which would only lead to /nats again.
+  await page.goBack();
+  await waitFor(page, "the page before", () => location.pathname === "/counter" && !!document.querySelector('[data-testid="counter-value"]'));
 });
