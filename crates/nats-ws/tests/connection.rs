@@ -2007,6 +2007,40 @@ fn urls_are_checked() {
     assert!(Connection::new(Options::with_servers(Vec::<String>::new()), now, 1).is_err());
     let c = Connection::new(Options::new("127.0.0.1:8080"), now, 1).unwrap();
     assert_eq!(c.servers().collect::<Vec<_>>(), ["ws://127.0.0.1:8080"]);
+    // What a browser would make something else of, refused with the reason: a scheme mistyped
+    // (`ws//host` read as host `ws` and a path), two colons, a port that is not one, a port
+    // alone (`80` read as the host 0.0.0.80), no host.
+    for (url, reason) in [
+        ("ws//localhost:8080", "ws://"),
+        ("ws:/localhost:8080", "ws://"),
+        ("ws://localhost::80", "host:port"),
+        ("ws://localhost:80a", "port"),
+        ("ws://localhost:0", "port"),
+        ("ws://localhost:65536", "port"),
+        ("localhost:", "port"),
+        ("80", "host"),
+        ("ws://8080", "host"),
+        ("ws://:8080", "no host"),
+        ("ws://local host:8080", "host"),
+        ("ws://[::1:8080", "]"),
+    ] {
+        let err = Connection::new(Options::new(url), now, 1).unwrap_err();
+        assert!(
+            err.to_string().contains(reason),
+            "{url}: {err} (expected it to mention {reason})"
+        );
+    }
+    for (url, expected) in [
+        ("ws://[::1]:8080", "ws://[::1]:8080"),
+        ("[::1]:8080", "ws://[::1]:8080"),
+        ("wss://example.com/nats?x=1", "wss://example.com/nats?x=1"),
+        ("ws://localhost", "ws://localhost"),
+        ("ws://127.0.0.1:8080/", "ws://127.0.0.1:8080/"),
+        ("nats-1.example:443", "ws://nats-1.example:443"),
+    ] {
+        let c = Connection::new(Options::new(url), now, 1).unwrap();
+        assert_eq!(c.servers().collect::<Vec<_>>(), [expected]);
+    }
 }
 
 #[test]

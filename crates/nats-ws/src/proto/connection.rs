@@ -1909,13 +1909,70 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         #[cfg(target_arch = "wasm32")]
         Some(_) => return Err(invalid("use a ws:// or wss:// url")),
         None if url.is_empty() => return Err(invalid("it is empty")),
+        // `host:port` alone; anything more (`ws//host`, `ws:/host`: a scheme mistyped) would
+        // be read as a host and a path.
+        None if url.contains(['/', '?', '#']) => {
+            return Err(invalid(
+                "it has no scheme: write ws://host:port (the server's websocket port) or wss://host:port",
+            ))
+        }
         None => format!("ws://{url}"),
     };
-    let host = text::split_once(&with_scheme, "://").map_or("", |(_, rest)| rest);
-    if host.is_empty() || host.starts_with('/') {
-        return Err(invalid("it has no host"));
-    }
+    let rest = text::split_once(&with_scheme, "://").map_or("", |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    check_authority(authority).map_err(|reason| invalid(&reason))?;
     Ok(with_scheme)
+}
+
+/// Whether `authority` (what a url has between `://` and its path) is `host` or `host:port`,
+/// as a browser would read it: not a host and a port of its own making out of a typing mistake.
+fn check_authority(authority: &str) -> Result<(), String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 address: `[::1]`, `[::1]:8080`.
+        Some(inner) => {
+            let close = inner
+                .find(']')
+                .ok_or("an IPv6 address in it has no closing ]")?;
+            let port = match &inner[close + 1..] {
+                "" => None,
+                after => Some(after.strip_prefix(':').ok_or("write [IPv6 address]:port")?),
+            };
+            (&inner[..close], port)
+        }
+        None => match authority.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err("write host:port, with one ':' (an IPv6 address in [ ])".to_owned())
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("it has no host".to_owned());
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "\\<>\"`{}|^%".contains(c))
+    {
+        return Err(format!("\"{host}\" is not a host name"));
+    }
+    if host.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{host} is not a host (a port alone?): write host:port, e.g. 127.0.0.1:{host}"
+        ));
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        if !valid {
+            return Err(format!(
+                "the port \"{port}\" is not a number from 1 to 65535"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The environment could not sign the server's nonce (a browser without Ed25519 in its
