@@ -194,3 +194,52 @@ test("permissions: a theme the user may not store is refused once, said, and not
   assert.ok(sent - after < 10, `${sent - after} frames sent in 3 s after the refusal`);
   await waitStatus(page, "Live");
 });
+
+/** Counts the WebSocket frames `page` sends whose text includes `needle`, from now on. */
+async function countSent(page, needle) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const counted = { n: 0 };
+  cdp.on("Network.webSocketFrameSent", ({ response }) => {
+    if (response.payloadData.includes(needle)) counted.n++;
+  });
+  return counted;
+}
+
+test("permissions: a user who may not read the app's buckets is told so in its terms, and its tries come 30 s apart", T, async () => {
+  const pass = env.credentials.NATS_WORKER_PASSWORD;
+  assert.ok(pass, "the test server's credentials name the worker user");
+  await env.kv("via_config"); // there, as the app's other users would have made it
+  const page = await env.tab({ identity: "worker-counter", path: "/counter", user: { user: "worker", pass } });
+  await waitStatus(page, "Live");
+  const creates = await countSent(page, "$JS.API.CONSUMER.CREATE.KV_via_config");
+  // The bucket it may not watch, named as the user knows it: not the consumer's random name.
+  await waitText(page, "counter-error", "the worker user may not read bucket via_config: sign in as admin in ⚙");
+  // Nothing on screen says it is on its way or that nobody wrote the counter.
+  assert.equal(await textOf(page, "counter-value"), "–");
+  assert.notEqual(await textOf(page, "counter-last-by"), "nobody yet");
+  const after = creates.n;
+  await new Promise((r) => setTimeout(r, 8000)); // the window in which quicker tries would show
+  // The page's watch and the theme's (the app's, on every page): each at most once more. At
+  // the pace of other failures (1, 2, 4, 5 s) each would have tried three or four times.
+  assert.ok(creates.n - after <= 2, `${creates.n - after} consumers asked for in 8 s after the refusal`);
+  await waitStatus(page, "Live");
+});
+
+test("permissions: a user who may not receive replies is told so once on /chat, in its terms", T, async () => {
+  const pass = env.credentials.NATS_SENSOR_PASSWORD;
+  assert.ok(pass, "the test server's credentials name the sensor user");
+  const page = await env.tab({ identity: "sensor-chat", path: "/chat", user: { user: "sensor", pass } });
+  await waitStatus(page, "Live");
+  const refused = "the sensor user may not receive replies (subscribe to _INBOX.>)";
+  await waitFor(
+    page,
+    "the refusal said",
+    (refused) => [...document.querySelectorAll(".room-view .error")].some((e) => e.textContent.includes(refused)),
+    refused,
+  );
+  // Said once (the stream's and the room's feed meet the same refusal), without the inbox's name.
+  const said = await page.evaluate(() => [...document.querySelectorAll(".room-view .error")].map((e) => e.textContent));
+  assert.equal(said.filter((t) => t.includes("may not")).length, 1, said.join(" | "));
+  assert.ok(!said.some((t) => /_INBOX\.[A-Za-z0-9]{8,}/.test(t)), said.join(" | "));
+});

@@ -242,6 +242,8 @@ pub fn App() -> impl IntoView {
     let (settings, sign_in_as) = session::Settings::load().for_new_tab();
     settings.mark_applied();
     leptos_nats::provide_nats(settings.options());
+    // A refusal in a hook's error (a bucket this user may not read, say) in the user's terms.
+    leptos_nats::use_nats().word_errors_with(session::explain);
     provide_context(Identity(RwSignal::new(session::load_identity())));
     // Before any page: clicks on /counter outlive the page.
     pages::demos::counter::provide_counter_clicks();

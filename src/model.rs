@@ -685,12 +685,40 @@ pub fn leaf_positions(n: usize, cx: f64, cy: f64, r: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The streams the app makes when they are missing, and the KV buckets (`KV_<bucket>`).
+const APP_STREAMS: [&str; 10] = [
+    "CHAT",
+    "EVENTS",
+    "playgrnd_stream",
+    "KV_via_config",
+    "KV_users",
+    "KV_services_registry",
+    "KV_processes",
+    "KV_leases",
+    "KV_workers",
+    "KV_configs_playgrnd",
+];
+
 /// What the server refused, in words, from the subject of a permission error: the JetStream API
-/// verbs, the app's buckets, the agent's actions; any other subject as itself.
+/// verbs, the app's buckets, the agent's actions; any other subject as itself. A consumer's name
+/// (random, new at each try) is not shown: the stream or bucket it reads is.
 pub fn refused_action(subject: &str, action: &str) -> String {
     let after = |prefix: &str| subject.strip_prefix(prefix);
     let stream = |rest: &str| rest.split('.').next().unwrap_or(rest).to_owned();
+    // "bucket x" for a KV bucket's stream (KV_x), "stream X" for any other.
+    let named = |rest: &str| {
+        let name = stream(rest);
+        match name.strip_prefix("KV_") {
+            Some(bucket) => format!("bucket {bucket}"),
+            None => format!("stream {name}"),
+        }
+    };
     if action == "subscribe to" {
+        if subject.starts_with("_INBOX.") {
+            return "receive replies (subscribe to _INBOX.>), which every request and every \
+                    read of a stream or bucket needs"
+                .to_owned();
+        }
         return format!("subscribe to {subject}");
     }
     if let Some(rest) = after("$JS.API.STREAM.DELETE.") {
@@ -700,6 +728,11 @@ pub fn refused_action(subject: &str, action: &str) -> String {
     } else if let Some(rest) = after("$JS.API.STREAM.MSG.DELETE.") {
         format!("delete messages (here in {})", stream(rest))
     } else if let Some(rest) = after("$JS.API.STREAM.CREATE.").or(after("$JS.API.STREAM.UPDATE.")) {
+        // The app makes its own streams and buckets when they are missing, after looking: one
+        // refused is one this user may neither look at nor make.
+        if APP_STREAMS.contains(&stream(rest).as_str()) {
+            return format!("read or create the app's {}", named(rest));
+        }
         match rest.strip_prefix("KV_") {
             Some(bucket) => {
                 format!("create or change buckets other than the app's (here {bucket})")
@@ -711,8 +744,27 @@ pub fn refused_action(subject: &str, action: &str) -> String {
         }
     } else if let Some(rest) = after("$JS.API.CONSUMER.DELETE.") {
         format!("delete durable consumers (here on {})", stream(rest))
-    } else if let Some(rest) = after("$JS.API.CONSUMER.") {
-        format!("manage consumers (here {rest})")
+    } else if let Some(rest) = after("$JS.API.CONSUMER.CREATE.")
+        .or(after("$JS.API.CONSUMER.DURABLE.CREATE."))
+        .or(after("$JS.API.CONSUMER.MSG.NEXT."))
+    {
+        format!("read {}", named(rest))
+    } else if let Some(rest) = after("$JS.API.CONSUMER.INFO.")
+        .or(after("$JS.API.CONSUMER.LIST."))
+        .or(after("$JS.API.CONSUMER.NAMES."))
+    {
+        format!("look at the consumers of {}", named(rest))
+    } else if after("$JS.API.CONSUMER.").is_some() {
+        "manage consumers".to_owned()
+    } else if let Some(rest) = after("$JS.API.STREAM.INFO.")
+        .or(after("$JS.API.DIRECT.GET."))
+        .or(after("$JS.API.STREAM.MSG.GET."))
+    {
+        format!("read {}", named(rest))
+    } else if after("$JS.API.STREAM.LIST").is_some() || after("$JS.API.STREAM.NAMES").is_some() {
+        "list the streams and buckets".to_owned()
+    } else if subject == "$JS.API.INFO" {
+        "read the account's JetStream usage".to_owned()
     } else if let Some(rest) = after("$KV.") {
         format!("write to bucket {}", stream(rest))
     } else if subject.starts_with("$SYS.") {
@@ -739,10 +791,23 @@ pub fn explain(error: &str, user: &str) -> String {
             let len = error[start..].find('"')?;
             Some((action, &error[start..start + len]))
         });
+    let user = if user.is_empty() { "browser" } else { user };
     let Some((action, subject)) = refused else {
+        // JetStream's API unanswered while connected: starting (after a restart), or not there
+        // for this user's account at all, which the sys user's is.
+        if error.contains("no reply on \"$JS.API.") {
+            return match user {
+                "sys" => "JetStream did not answer: the sys user's account has none (sys is for \
+                          /server); sign in as admin in ⚙, or with no user, for the app's pages"
+                    .to_owned(),
+                _ => format!(
+                    "JetStream did not answer in time: it may be starting after a restart, or not \
+                     be enabled for the {user} user's account ({error})"
+                ),
+            };
+        }
         return error.to_owned();
     };
-    let user = if user.is_empty() { "browser" } else { user };
     let what = refused_action(subject, action);
     let hint = if subject.starts_with("$SYS.") {
         "the system user's statistics are on /server (sign in as sys there)"
@@ -1030,6 +1095,62 @@ mod tests {
         };
         assert!(explain(&subscribe.to_string(), "")
             .starts_with("the browser user may not subscribe to secret.>"));
+        // What a user without the app's permissions meets on every page (one of the programs'
+        // users, signed in from a tab): the stream or bucket read, never a consumer's random
+        // name; the app's own streams are not "other than the app's".
+        let watch = r#"permission denied: this user may not publish to "$JS.API.CONSUMER.CREATE.KV_via_config.ZwfmwVwTntwBpOgnMGotB2_5""#;
+        assert_eq!(
+            explain(watch, "worker"),
+            "the worker user may not read bucket via_config: sign in as admin in ⚙"
+        );
+        let feed = r#"permission denied: this user may not publish to "$JS.API.CONSUMER.CREATE.CHAT.abc.chat.room.general""#;
+        assert_eq!(
+            explain(feed, "sensor"),
+            "the sensor user may not read stream CHAT: sign in as admin in ⚙"
+        );
+        let bind =
+            r#"permission denied: this user may not publish to "$JS.API.STREAM.CREATE.CHAT""#;
+        assert_eq!(
+            explain(bind, "sensor"),
+            "the sensor user may not read or create the app's stream CHAT: sign in as admin in ⚙"
+        );
+        let bucket =
+            r#"permission denied: this user may not publish to "$JS.API.STREAM.CREATE.KV_users""#;
+        assert!(explain(bucket, "math").contains("read or create the app's bucket users"));
+        let get = r#"permission denied: this user may not publish to "$JS.API.DIRECT.GET.KV_leases.$KV.leases.p1""#;
+        assert!(explain(get, "publisher").contains("may not read bucket leases"));
+        let info =
+            r#"permission denied: this user may not publish to "$JS.API.CONSUMER.INFO.EVENTS.p1""#;
+        assert!(explain(info, "sensor").contains("may not look at the consumers of stream EVENTS"));
+        let inbox = nats_ws::RequestError::PermissionDenied {
+            action: "subscribe to",
+            subject: "_INBOX.wex6gAxB3CGUdTeoncCTBe.*".into(),
+        };
+        let said = explain(&inbox.to_string(), "sensor");
+        assert!(
+            said.starts_with("the sensor user may not receive replies (subscribe to _INBOX.>)"),
+            "{said}"
+        );
+        assert!(!said.contains("wex6g"), "{said}");
+        // JetStream's API unanswered: what it may mean, and for sys (no JetStream) what to do.
+        let unanswered = nats_ws::RequestError::TimedOut {
+            subject: "$JS.API.STREAM.INFO.KV_users".into(),
+            after: std::time::Duration::from_secs(5),
+        }
+        .to_string();
+        assert!(explain(&unanswered, "sys").contains("the sys user's account has none"));
+        let said = explain(&unanswered, "");
+        assert!(
+            said.starts_with("JetStream did not answer in time"),
+            "{said}"
+        );
+        assert!(said.contains("the browser user's account"), "{said}");
+        let other = nats_ws::RequestError::TimedOut {
+            subject: "math.sum".into(),
+            after: std::time::Duration::from_secs(5),
+        }
+        .to_string();
+        assert_eq!(explain(&other, "sys"), other);
         // Anything else is left as it is.
         assert_eq!(explain("no responders", ""), "no responders");
         assert_eq!(

@@ -24,6 +24,20 @@ use crate::components::clock::{monotonic_ms, now_ms};
 
 /// How often a missing bucket is looked for again.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
+/// How often a bucket this user may not read is tried again: only a change of the user's
+/// permissions in the server's config would make a try work.
+const REFUSED_AGAIN: Duration = Duration::from_secs(30);
+
+/// What the page says of `e`, met reading `bucket`: a refusal for the user's permissions in the
+/// user's terms (it names the bucket), anything else after the bucket's name.
+fn say(bucket: &str, e: &KvError) -> String {
+    let text = crate::session::explain(e);
+    if e.is_permission_denied() {
+        text
+    } else {
+        format!("bucket {bucket}: {text}")
+    }
+}
 /// How often values past the bucket's max age are dropped from the map.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
@@ -139,9 +153,13 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                 }
                 Err(e) => {
                     if client.status().is_connected() {
-                        live.error.set(Some(format!("bucket {bucket}: {e}")));
+                        live.error.set(Some(say(bucket, &e)));
                     }
-                    gloo_timers::future::sleep(LOOK_AGAIN).await;
+                    let pause = match e.is_permission_denied() {
+                        true => REFUSED_AGAIN,
+                        false => LOOK_AGAIN,
+                    };
+                    gloo_timers::future::sleep(pause).await;
                     continue;
                 }
             };
@@ -154,7 +172,7 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
             let mut watch = match store.watch_all() {
                 Ok(watch) => watch,
                 Err(e) => {
-                    live.error.set(Some(format!("bucket {bucket}: {e}")));
+                    live.error.set(Some(say(bucket, &e)));
                     gloo_timers::future::sleep(LOOK_AGAIN).await;
                     continue;
                 }
@@ -242,7 +260,7 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                         live.missing.set(true);
                         break;
                     }
-                    Err(e) => live.error.set(Some(format!("bucket {bucket}: {e}"))),
+                    Err(e) => live.error.set(Some(say(bucket, &e))),
                 }
             }
             gloo_timers::future::sleep(LOOK_AGAIN).await;

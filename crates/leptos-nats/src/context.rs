@@ -28,6 +28,13 @@ pub struct NatsContext {
     pub(crate) writes: StoredValue<Arc<Mutex<crate::hooks::PendingWrites>>>,
     /// The KV hooks' watches of each bucket, told when something finds the bucket gone.
     gone: StoredValue<Arc<Mutex<GoneWatches>>>,
+    /// How the hooks put an error into words ([`UseNatsReturn::word_errors_with`]).
+    wording: StoredValue<fn(String) -> String>,
+}
+
+/// An error's own text, as the hooks say it unless told otherwise.
+fn as_it_is(text: String) -> String {
+    text
 }
 
 /// What [`use_nats`] returns.
@@ -48,6 +55,14 @@ impl UseNatsReturn {
         if let Some(client) = self.client.get_untracked() {
             client.reconnect_now();
         }
+    }
+
+    /// How the hooks put an error into words in the `error` signals they return: `wording` is
+    /// given the error's own text (a permission refusal names the subject the server refused,
+    /// say) and returns what the page shows (what that means for the user signed in, and what
+    /// to do). Default: the error's own text.
+    pub fn word_errors_with(&self, wording: fn(String) -> String) {
+        self.context.wording.set_value(wording);
     }
 
     /// Replaces the connection with one made from `options` (new servers, name or credentials).
@@ -130,6 +145,15 @@ pub(crate) fn spawn_abortable(fut: impl std::future::Future<Output = ()> + 'stat
 }
 
 impl NatsContext {
+    /// `error` in the app's words ([`UseNatsReturn::word_errors_with`]).
+    pub(crate) fn word(&self, error: impl std::fmt::Display) -> String {
+        let text = error.to_string();
+        match self.wording.try_get_value() {
+            Some(wording) => wording(text),
+            None => text,
+        }
+    }
+
     fn connect(&self, options: Options) -> Result<(), String> {
         // Made first: options refused while a connection works leave that connection alone.
         let made = nats_ws::start(options);
@@ -257,6 +281,7 @@ pub fn provide_nats(options: Options) -> NatsContext {
         buckets: StoredValue::new(Arc::default()),
         writes: StoredValue::new(Arc::default()),
         gone: StoredValue::new(Arc::default()),
+        wording: StoredValue::new(as_it_is),
     };
     // Refused options leave no client; the status says why.
     let _ = context.connect(options);

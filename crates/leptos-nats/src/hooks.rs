@@ -357,10 +357,11 @@ async fn write_latest(
                         Waiting::NotConnected => "not connected yet: the change is written \
                                                   once the server is reachable"
                             .to_owned(),
-                        Waiting::Failed(e) if bucket_gone(e) => e.to_string(),
-                        Waiting::Failed(e) => {
-                            format!("{e}; the change is written once the server is back")
-                        }
+                        Waiting::Failed(e) if bucket_gone(e) => context.word(e),
+                        Waiting::Failed(e) => format!(
+                            "{}; the change is written once the server is back",
+                            context.word(e)
+                        ),
                     }))
                 },
                 |store| {
@@ -371,7 +372,7 @@ async fn write_latest(
                 },
             )
             .await;
-        error.set(written.err().map(|e| e.to_string()));
+        error.set(written.err().map(|e| context.word(e)));
         let value = tried.into_inner();
         let mut o = lock();
         // Written (or refused, also before any write was tried): done, unless a newer value was
@@ -394,7 +395,9 @@ pub fn bucket_gone(e: &KvError) -> bool {
 const REBIND_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
-/// seconds while that fails (server unreachable or restarting); `error` says why meanwhile.
+/// seconds while that fails (server unreachable or restarting), every 30 s while the user's
+/// permissions refuse it (only a change of them in the server's config would make a try work;
+/// signing in as another user makes another client); `error` says why meanwhile.
 async fn bind_until_ready(
     context: &NatsContext,
     client: &Client,
@@ -402,6 +405,7 @@ async fn bind_until_ready(
     error: RwSignal<Option<String>>,
 ) -> Store {
     loop {
+        let mut pause = std::time::Duration::from_secs(2);
         match context
             .bucket(client, bucket, |replicas| bucket_config(bucket, replicas))
             .await
@@ -414,9 +418,14 @@ async fn bind_until_ready(
             Err(_) if !client.status().is_connected() => {
                 error.set(Some("waiting for the connection to the server".to_owned()))
             }
-            Err(e) => error.set(Some(e.to_string())),
+            Err(e) => {
+                if e.is_permission_denied() {
+                    pause = std::time::Duration::from_secs(30);
+                }
+                error.set(Some(context.word(e)))
+            }
         }
-        gloo_timers::future::sleep(std::time::Duration::from_secs(2)).await;
+        gloo_timers::future::sleep(pause).await;
     }
 }
 
@@ -442,7 +451,7 @@ async fn watch_bucket(
         store.set(Some(s.clone()));
         let mut watch = match s.watch(&filter) {
             Ok(w) => w,
-            Err(e) => return error.set(Some(e.to_string())),
+            Err(e) => return error.set(Some(context.word(e))),
         };
         if std::mem::replace(&mut again, true) {
             on_event(WatchEvent::Reset);
@@ -465,7 +474,7 @@ async fn watch_bucket(
                     on_event(event)
                 }
                 Some(Err(e)) if bucket_gone(&e) => break Gone::Found,
-                Some(Err(e)) => error.set(Some(e.to_string())),
+                Some(Err(e)) => error.set(Some(context.word(e))),
                 None => return,
             }
         };

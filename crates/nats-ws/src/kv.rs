@@ -95,6 +95,11 @@ impl KvError {
             _ => false,
         }
     }
+
+    /// Refused for the user's permissions ([`JetStreamError::is_permission_denied`]).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, KvError::JetStream(e) if e.is_permission_denied())
+    }
 }
 
 /// What a revision did to its key.

@@ -1968,7 +1968,8 @@ async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
 async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
     // This user may create consumers (their answers come to `_INBOX.<id>.<n>`) but not subscribe
     // to `_INBOX.<id>`, where a watch's consumer delivers: every consumer it makes is refused
-    // its subscription. It must say so and try again at a walk, not at the speed of a round trip.
+    // its subscription. It must say so and try again at a walk (every 30 s: only a change of the
+    // user's permissions would make a try work), not at the speed of a round trip.
     let server = TestServer::start_with(
         r#"authorization {
   users = [
@@ -1991,8 +1992,8 @@ async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
     let kv = client.jetstream().key_value("narrow").await.unwrap();
     let mut watch = kv.watch_all().unwrap();
     let mut errors = Vec::new();
-    // Doubling pauses make consumers at about 0, 1, 3 and 7 s; a pause that stayed at 1 s would
-    // make 8 or 9 in this time, one each round trip would make thousands.
+    // One consumer in this time, the next due 30 s after the refusal; the pauses of other
+    // failures (doubling from 1 s) would make 4, one each round trip thousands.
     let until = tokio::time::Instant::now() + Duration::from_secs(8);
     while let Ok(event) = tokio::time::timeout_at(until, watch.next()).await {
         match event {
@@ -2010,10 +2011,46 @@ async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
     while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(200), api.next()).await {
         creates += usize::from(m.subject.contains(".CREATE."));
     }
-    assert!(
-        (2..=5).contains(&creates),
-        "{creates} consumers created in 8 s"
+    assert_eq!(creates, 1, "{creates} consumers created in 8 s");
+}
+
+#[tokio::test]
+async fn a_watch_whose_consumer_may_not_be_made_tries_again_at_a_walk() {
+    // This user may read the bucket's stream but not make consumers of it: each try is refused
+    // (and is a line in the server's log). The watch says so, and tries again every 30 s.
+    let server = TestServer::start_with(
+        r#"authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: blind, password: blind, permissions: { publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } } }
+  ]
+}"#,
     );
+    let admin_options = Options::new(server.url()).user_password("admin", "admin");
+    let admin = within(5, "connect", nats_ws::connect(admin_options))
+        .await
+        .unwrap();
+    bucket(&admin, KvConfig::new("blind")).await;
+    let options = Options::new(server.url()).user_password("blind", "blind");
+    let client = within(5, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let kv = client.jetstream().key_value("blind").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    let mut refusals = 0;
+    // The pauses of other failures (doubling from 1 s) would make 4 tries in this time.
+    let until = tokio::time::Instant::now() + Duration::from_secs(8);
+    while let Ok(event) = tokio::time::timeout_at(until, watch.next()).await {
+        match event {
+            Some(Err(e)) => {
+                assert!(e.to_string().contains("permission denied"), "{e}");
+                refusals += 1;
+            }
+            Some(Ok(event)) => panic!("the watch delivered {event:?}"),
+            None => break,
+        }
+    }
+    assert_eq!(refusals, 1, "{refusals} refusals in 8 s");
 }
 
 #[tokio::test]

@@ -34,20 +34,35 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h), trying again every few
-/// seconds while the server is unreachable; `error` shows why it is not ready yet.
+/// seconds while the server is unreachable, every 30 s while the user's permissions refuse it
+/// (only a change of them in the server's config would make a try work); `error` shows why it
+/// is not ready yet.
 async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String>>) {
     loop {
-        match ensure_stream(js).await {
+        let pause = match ensure_stream(js).await {
             Ok(()) => return error.set(None),
-            Err(e) => error.set(Some(format!("chat history unavailable, retrying: {e}"))),
-        }
-        gloo_timers::future::sleep(Duration::from_secs(2)).await;
+            Err(e) if e.is_permission_denied() => {
+                error.set(Some(format!(
+                    "chat history unavailable: {}",
+                    crate::session::explain(&e)
+                )));
+                Duration::from_secs(30)
+            }
+            Err(e) => {
+                error.set(Some(format!(
+                    "chat history unavailable, retrying: {}",
+                    crate::session::explain(&e)
+                )));
+                Duration::from_secs(2)
+            }
+        };
+        gloo_timers::future::sleep(pause).await;
     }
 }
 
 /// One attempt at [`ensure_stream_until_ready`]. A stream that exists with other settings is used
 /// as it is; tabs racing to create it all succeed (see [`JetStream::ensure_stream`]).
-async fn ensure_stream(js: &JetStream) -> Result<(), String> {
+async fn ensure_stream(js: &JetStream) -> Result<(), JetStreamError> {
     let config = StreamConfig {
         max_msgs: 1000,
         max_age: Duration::from_secs(24 * 3600),
@@ -55,7 +70,7 @@ async fn ensure_stream(js: &JetStream) -> Result<(), String> {
         num_replicas: js.default_replicas().await,
         ..StreamConfig::new(CHAT_STREAM, [CHAT_SUBJECTS])
     };
-    js.ensure_stream(&config).await.map_err(|e| e.to_string())
+    js.ensure_stream(&config).await
 }
 
 /// `HH:MM` in the viewer's time zone, from an RFC 3339 timestamp.
@@ -490,7 +505,7 @@ fn ChatWith(
                     move || {
                         let room = current.get();
                         let js = js.clone();
-                        view! { <Room room js drafts/> }
+                        view! { <Room room js drafts stream_error/> }
                     }
                 }
             </section>
@@ -531,6 +546,8 @@ fn Room(
     room: String,
     js: JetStream,
     drafts: StoredValue<std::collections::HashMap<String, String>>,
+    /// What the page says above the room about stream CHAT: not said again in the room.
+    stream_error: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let identity = use_identity();
     let messages = RwSignal::new(Vec::<ChatMessage>::new());
@@ -788,7 +805,9 @@ fn Room(
                 }}
             </span>
         </div>
-        <Show when=move || feed_error.get().is_some()>
+        <Show when=move || {
+            feed_error.with(|f| f.is_some() && stream_error.with(|s| s != f))
+        }>
             <p class="error" data-testid="chat-feed-error">{move || feed_error.get()}</p>
         </Show>
         // Focusable: a keyboard user scrolls a long history with the arrow keys. Not a live

@@ -549,8 +549,18 @@ impl CatchUp {
 /// long it was gone (nats.js waits 5 s at most between such tries).
 const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(5);
 
-/// The wait after another failed try: doubled from 1 s, at most [`MAX_FAILURE_PAUSE`].
-fn next_failure_pause(pause: Duration) -> Duration {
+/// The wait between two tries to make a consumer the user's permissions refused: only a change
+/// of them in the server's config makes another try work (signing in as another user makes
+/// another client), and each refusal is a line in the server's log. (nats.js tries such a watch
+/// again at its usual pace, up to 5 s.)
+const PERMISSION_PAUSE: Duration = Duration::from_secs(30);
+
+/// The wait after another try that failed with `e`: doubled from 1 s, at most
+/// [`MAX_FAILURE_PAUSE`]; [`PERMISSION_PAUSE`] after a refusal for the user's permissions.
+fn next_failure_pause(pause: Duration, e: &JetStreamError) -> Duration {
+    if e.is_permission_denied() {
+        return PERMISSION_PAUSE;
+    }
     (pause * 2).clamp(Duration::from_secs(1), MAX_FAILURE_PAUSE)
 }
 
@@ -1051,7 +1061,7 @@ impl Ordered {
                         // Reported, and tried again on the next call, after a pause that grows
                         // (up to `MAX_FAILURE_PAUSE`), so a stream that is gone is not hammered.
                         let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
-                        self.failure_pause = next_failure_pause(pause);
+                        self.failure_pause = next_failure_pause(pause, &e);
                         return self.report(e);
                     }
                 }
@@ -1103,9 +1113,10 @@ impl Ordered {
                     // Not counted as reported: the next consumer is made without error and then
                     // refused again, so its making would say "resumed" for a moment each time.
                     self.sub = None;
+                    let e = JetStreamError::from(e);
                     let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
-                    self.failure_pause = next_failure_pause(pause);
-                    return Some(Err(e.into()));
+                    self.failure_pause = next_failure_pause(pause, &e);
+                    return Some(Err(e));
                 }
                 Wake::Message(Some(Ok(message))) => {
                     self.last_activity = Instant::now();

@@ -136,6 +136,17 @@ impl JetStreamError {
         self.err_code().map(ApiErrorKind::from_err_code)
     }
 
+    /// Refused by the server for the user's permissions (to publish the request, or to
+    /// subscribe to what its answer or deliveries need): asking again changes nothing until they
+    /// change, in the server's config or by signing in as another user.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self,
+            JetStreamError::Request(RequestError::PermissionDenied { .. })
+                | JetStreamError::Subscribe(SubscribeError::PermissionDenied { .. })
+        )
+    }
+
     /// Worth trying again after a moment (server restarting, connection down, no stream
     /// answering yet); a call refused for what it is (permission, size, a bad name) is not.
     /// [`JetStreamError::DeadlineExceeded`] is not either: the call already retried until then.
