@@ -150,7 +150,9 @@ fn Processes(client: Client) -> impl IntoView {
                 when=move || processes.loaded.get() && !empty.get()
                 fallback=move || {
                     let text = move || {
-                        if !processes.loaded.get() {
+                        if !processes.loaded.get() && processes.error.with(Option::is_some) {
+                            "Not loaded: see the error above."
+                        } else if !processes.loaded.get() {
                             "Loading processes…"
                         } else if processes.missing.get() {
                             "No process state yet: via-agent creates the bucket when it first starts."

@@ -246,6 +246,8 @@ fn Scale(client: Client) -> impl IntoView {
                         <p class="empty">
                             {move || if processes.loaded.get() {
                                 "No leaf nodes: Add Leaf Node starts one."
+                            } else if processes.error.with(Option::is_some) {
+                                "Not loaded: see the error above."
                             } else {
                                 "Loading…"
                             }}

@@ -127,7 +127,9 @@ fn Registry(directory: Directory) -> impl IntoView {
                 when=move || registry.loaded.get() && !view_now.with(|v| v.rows.is_empty())
                 fallback=move || {
                     let text = move || {
-                        if !registry.loaded.get() || registry.missing.get() {
+                        if !registry.loaded.get() && status().is_some() {
+                            "Not loaded: see the error above."
+                        } else if !registry.loaded.get() || registry.missing.get() {
                             "Opening the registry…"
                         } else {
                             "Nothing is registered: via-agent registers what it runs."

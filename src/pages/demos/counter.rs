@@ -378,7 +378,9 @@ pub fn CounterPage() -> impl IntoView {
     let last_by = move || match parsed.get() {
         Some(Some(c)) if !c.by.is_empty() => c.by,
         Some(_) => "another client".to_owned(),
-        None => "nobody yet".to_owned(),
+        None if counter.loaded.get() => "nobody yet".to_owned(),
+        // Not read yet, or not readable (the error below says why): not "nobody".
+        None => "…".to_owned(),
     };
     let unreadable = move || {
         counter.entry.with(|e| {
@@ -397,7 +399,12 @@ pub fn CounterPage() -> impl IntoView {
         </section>
         <section class="card counter">
             <div class="counter-value" data-testid="counter-value" aria-live="polite">
-                {move || if counter.loaded.get() { value() } else { "…".to_owned() }}
+                {move || match (counter.loaded.get(), counter.error.with(Option::is_some)) {
+                    (true, _) => value(),
+                    // Not readable (the error below says why): no waiting dots.
+                    (false, true) => "–".to_owned(),
+                    (false, false) => "…".to_owned(),
+                }}
             </div>
             <p class="muted">
                 "Last updated by " <strong data-testid="counter-last-by">{last_by}</strong>

@@ -98,7 +98,9 @@ pub fn Dashboard() -> impl IntoView {
             </Show>
             <Show
                 when=move || users.loaded.get()
-                fallback=|| view! { <p class="muted">"Loading users…"</p> }
+                fallback=move || {
+                    users.error.with(Option::is_none).then(|| view! { <p class="muted">"Loading users…"</p> })
+                }
             >
                 <Show
                     when=move || !rows.with(|r| r.0.is_empty())

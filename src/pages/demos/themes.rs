@@ -50,7 +50,17 @@ pub fn ThemesPage() -> impl IntoView {
                 <dd data-testid="theme-applied">{move || applied.get()}</dd>
                 <dt>"Stored in NATS"</dt>
                 <dd data-testid="theme-stored">
-                    {move || stored().unwrap_or_else(|| "(not set)".to_owned())}
+                    {move || {
+                        stored()
+                            .unwrap_or_else(|| {
+                                match (theme.loaded.get(), theme.error.with(Option::is_some)) {
+                                    (true, _) => "(not set)",
+                                    (false, true) => "(not read: see below)",
+                                    (false, false) => "…",
+                                }
+                                    .to_owned()
+                            })
+                    }}
                 </dd>
             </dl>
             <Show when=move || theme.error.get().is_some()>

@@ -81,7 +81,7 @@ pub(super) fn Consumers(client: Client, ctx: Ctx) -> impl IntoView {
                 fallback=move || {
                     view! {
                         <p class="empty">
-                            {move || if bucket.loaded.get() { "No worker yet: join with this tab, or add a worker process." } else { "Loading workers…" }}
+                            {move || if bucket.loaded.get() { "No worker yet: join with this tab, or add a worker process." } else if bucket.error.with(Option::is_some) { "Not loaded: see the error above." } else { "Loading workers…" }}
                         </p>
                     }
                 }

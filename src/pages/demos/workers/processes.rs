@@ -122,6 +122,8 @@ pub(super) fn WorkerProcesses(client: Client) -> impl IntoView {
                         <p class="empty">
                             {move || if processes.loaded.get() {
                                 "via-agent runs no worker-* process (see via-agent.toml)."
+                            } else if processes.error.with(Option::is_some) {
+                                "Not loaded: see the error above."
                             } else {
                                 "Loading processes…"
                             }}
