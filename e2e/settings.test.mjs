@@ -74,13 +74,16 @@ test("a new tab, signed in as admin elsewhere without remember, connects as the 
 test("refused credentials: Offline with the reason, not a retry loop; the token stays in the session", { timeout: 60_000 }, async () => {
   const page = await env.tab({ identity: "settings-wrong", path: "/counter" });
   await apply(page, { password: "", token: "tok-secret", remember: false, status: /^Offline/ });
-  assert.match(await page.getByTestId("status").getAttribute("title"), /refused the credentials.*bash nats\.sh status/);
+  // What was refused: what this tab signed in with, not every kind of credentials there is.
+  assert.match(await page.getByTestId("status").getAttribute("title"), /^the server refused this token: check them in ⚙.*bash nats\.sh status/);
   // Said as text too, not only on hover (a keyboard or touch user never saw it).
   assert.ok(await page.getByTestId("status-why").isVisible(), "the reason is visible");
-  assert.match(await page.getByTestId("status-why").textContent(), /^Offline: .*refused the credentials/);
+  assert.match(await page.getByTestId("status-why").textContent(), /^Offline: the server refused this token: check them in ⚙/);
   const s = await stored(page);
   assert.equal(s.local.token, "", "no token in localStorage");
   assert.deepEqual(s.session, { password: "", token: "tok-secret" });
+  await apply(page, { password: "not-the-password", remember: false, status: /^Offline/ });
+  assert.match(await page.getByTestId("status-why").textContent(), /^Offline: the server refused user admin with this password: check them in ⚙/);
   // The right password: Live again, and the reason is gone.
   await apply(page, { password: env.admin.pass, remember: false });
   assert.equal(await page.getByTestId("status-why").isVisible(), false);
@@ -137,6 +140,11 @@ test("settings that cannot make a connection are refused in the dialog; the conn
   await page.getByRole("button", { name: "Apply" }).click();
   await waitText(page, "settings-error", /a browser can only open WebSockets: use ws:\/\//);
   assert.ok(await page.getByRole("dialog").isVisible(), "the dialog stays open to correct it");
+  // A scheme mistyped, a port alone: refused with the reason, what was typed kept to correct it.
+  await page.getByLabel(/Server URLs/).fill("ws//localhost::80 80");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await waitText(page, "settings-error", /"ws\/\/localhost::80": it has no scheme: write ws:\/\/host:port/);
+  assert.equal(await page.getByLabel(/Server URLs/).inputValue(), "ws//localhost::80 80");
   await waitStatus(page, /^Live$/);
   assert.deepEqual((await stored(page)).local, before.local, "nothing saved");
   // The connection still works: a click goes through.
@@ -146,5 +154,20 @@ test("settings that cannot make a connection are refused in the dialog; the conn
   await waitText(page, "counter-value", String(value + 1));
   // And a reload starts from the settings that work.
   await page.reload();
+  await waitStatus(page, /^Live$/);
+});
+
+test("a server never reached is Connecting (N), not Reconnecting (N)", { timeout: 60_000 }, async () => {
+  const page = await env.tab({ identity: "settings-never", path: "/counter" });
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  // A port with nothing listening (the control server's own port is HTTP, not WebSocket: 1 is
+  // closed on every machine).
+  await page.getByLabel(/Server URLs/).fill("ws://127.0.0.1:1");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await waitStatus(page, /^Connecting \([2-9]\)$/, { timeout: 20_000 });
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  await page.getByRole("button", { name: "Defaults" }).click();
+  await page.getByLabel(/Server URLs/).fill(env.server.ws);
+  await page.getByRole("button", { name: "Apply" }).click();
   await waitStatus(page, /^Live$/);
 });

@@ -82,11 +82,21 @@ fn with_hint(e: &ConnectionError) -> String {
         ConnectionError::NotNats { .. } => {
             format!("{e} — this app's server speaks WebSocket on port 8080, not 4222 (⚙ to change)")
         }
-        ConnectionError::AuthorizationViolation => format!(
-            "{e} — admin's password is printed by `bash nats.sh status`; an empty user and token \
-             connect as the browser user, who reads everything and writes what the demo pages \
-             write (⚙ to change)"
-        ),
+        // Said for what this tab signed in with, rather than every kind of credentials there is.
+        ConnectionError::AuthorizationViolation => {
+            let applied = crate::session::Settings::applied();
+            let refused = if !applied.token.is_empty() {
+                "this token".to_owned()
+            } else if !applied.user.is_empty() {
+                format!("user {} with this password", applied.user)
+            } else {
+                "the default user (no user, no token)".to_owned()
+            };
+            format!(
+                "the server refused {refused}: check them in ⚙ (admin's password is printed by \
+                 `bash nats.sh status`; with no user and no token the tab is the browser user)"
+            )
+        }
         _ => e.to_string(),
     }
 }
@@ -125,8 +135,22 @@ fn StatusWhy() -> impl IntoView {
 #[component]
 fn StatusBadge() -> impl IntoView {
     let nats = use_nats();
+    // Whether this client has been connected: until then its tries are not "Reconnecting".
+    let was_live = RwSignal::new(false);
+    Effect::new(move |_| {
+        nats.client.track();
+        was_live.set(false);
+    });
+    Effect::new(move |_| {
+        if matches!(nats.status.get(), Status::Connected { .. }) {
+            was_live.set(true);
+        }
+    });
     let label = move || match nats.status.get() {
         Status::Connected { .. } => "Live".to_owned(),
+        Status::Reconnecting { attempt, .. } if !was_live.get() => {
+            format!("Connecting ({attempt})")
+        }
         Status::Reconnecting { attempt, .. } => format!("Reconnecting ({attempt})"),
         Status::Offline { .. } => "Offline".to_owned(),
         Status::Connecting => "Connecting…".to_owned(),
