@@ -284,6 +284,11 @@ test("kv: a key opened while the server is down says why it has no history, and 
     timeout: 15_000,
   });
   assert.equal(await page.getByTestId("kv-history-row").count(), 0);
+  // The list, read again by itself, says it waits for the server (not "retry once connected",
+  // which read as something to do).
+  await waitText(page, "kv-bucket-error", "could not list the buckets: no connection to the server; read again once it is back", {
+    timeout: 15_000,
+  });
 
   await env.control("start");
   await waitFor(
@@ -294,6 +299,7 @@ test("kv: a key opened while the server is down says why it has no history, and 
     { timeout: 30_000 },
   );
   assert.equal(await page.getByTestId("kv-history-error").count(), 0, "the error went once the history was read");
+  await waitFor(page, "the list's error gone", (s) => !document.querySelector(s), sel("kv-bucket-error"), { timeout: 10_000 });
 });
 
 test("kv: a put made while the server is down says it waits for it, and is written once it is back", { timeout: 90_000 }, async (t) => {

@@ -134,7 +134,7 @@ impl Buckets {
             }
             Err(e) => self
                 .error
-                .set(Some(format!("could not list the buckets: {e}"))),
+                .set(Some(super::read_failed("could not list the buckets", &e))),
         }
     }
 }

@@ -16,6 +16,22 @@ pub mod streams;
 
 use leptos::prelude::*;
 
+/// What a page that reads `what` again by itself (every few seconds, and once connected) says of
+/// a read that failed with `e`: without a connection, that it waits for one (the client's own
+/// "retry once connected" is for callers that must retry themselves); a refusal in the user's
+/// terms (which name what was refused); else the error.
+fn read_failed(what: &str, e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let explained = crate::session::explain(&text);
+    if text.contains("not connected to the server") {
+        format!("{what}: no connection to the server; read again once it is back")
+    } else if explained != text {
+        explained
+    } else {
+        format!("{what}: {text}")
+    }
+}
+
 /// The open item of a page (a bucket, a stream), for the page to keep across a change of
 /// connection: signing in as admin after a refusal rebuilds what hangs on the client, not this.
 /// `clear` empties what was typed for the item whenever another one is opened.

@@ -185,7 +185,7 @@ impl Ctx {
             }
             Err(e) => self
                 .error
-                .set(Some(format!("could not list the streams: {e}"))),
+                .set(Some(super::read_failed("could not list the streams", &e))),
         }
         if selected != self.selected.get_untracked() {
             return;
@@ -220,7 +220,7 @@ async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, DetailError> 
             gone: true,
         },
         _ => DetailError {
-            text: format!("could not read stream {name}: {e}"),
+            text: super::read_failed(&format!("could not read stream {name}"), &e),
             gone: false,
         },
     })?;
@@ -228,9 +228,10 @@ async fn load_detail(js: &JetStream, name: &str) -> Result<Detail, DetailError> 
         Ok(consumers) => (consumers, None),
         Err(e) => (
             Vec::new(),
-            Some(crate::session::explain(format!(
-                "could not list the consumers of {name}: {e}"
-            ))),
+            Some(super::read_failed(
+                &format!("could not list the consumers of {name}"),
+                &e,
+            )),
         ),
     };
     Ok(Detail {
