@@ -171,3 +171,21 @@ test("a server never reached is Connecting (N), not Reconnecting (N)", { timeout
   await page.getByRole("button", { name: "Apply" }).click();
   await waitStatus(page, /^Live$/);
 });
+
+test("the settings dialog keeps the keyboard in it: Tab from Apply to the first field and back; Esc closes it", { timeout: 60_000 }, async () => {
+  const page = await env.tab({ identity: "settings-keys", path: "/chat" });
+  await page.getByRole("button", { name: "Connection settings" }).click();
+  const dialog = page.getByRole("dialog");
+  assert.equal(await dialog.getAttribute("aria-modal"), "true");
+  const focused = () => page.evaluate(() => document.activeElement?.getAttribute("aria-label") ?? document.activeElement?.textContent.trim() ?? "");
+  const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('[role="dialog"]'));
+  await page.getByRole("button", { name: "Apply" }).focus();
+  await page.keyboard.press("Tab");
+  assert.ok(await inDialog(), `Tab from Apply left the dialog for ${await focused()}`);
+  assert.equal(await page.evaluate(() => document.activeElement === document.querySelector('[role="dialog"] input')), true, "the first field");
+  await page.keyboard.press("Shift+Tab");
+  assert.equal(await focused(), "Apply");
+  await page.keyboard.press("Escape");
+  assert.equal(await dialog.count(), 0);
+  assert.equal(await focused(), "Connection settings");
+});

@@ -298,8 +298,10 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
         token.set(String::new());
         remember.set(false);
     };
-    // A dialog: the focus moves into it when it opens, Esc closes it.
+    // A dialog: the focus moves into it when it opens, stays in it (Tab from its last button
+    // goes to its first field, Shift+Tab from there to the last button), and Esc closes it.
     let first = NodeRef::<leptos::html::Input>::new();
+    let last = NodeRef::<leptos::html::Button>::new();
     super::focus_when_mounted(first);
     let on_key = {
         let close = close.clone();
@@ -307,6 +309,20 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
             if ev.key() == "Escape" {
                 ev.prevent_default();
                 close();
+            } else if ev.key() == "Tab" {
+                let (Some(first), Some(last)) = (first.get_untracked(), last.get_untracked())
+                else {
+                    return;
+                };
+                let active = document().active_element();
+                let (from, to): (&web_sys::Element, &web_sys::HtmlElement) = match ev.shift_key() {
+                    true => (&first, &last),
+                    false => (&last, &first),
+                };
+                if active.as_ref() == Some(from) {
+                    ev.prevent_default();
+                    let _ = to.focus();
+                }
             }
         }
     };
@@ -314,6 +330,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
         <form
             class="settings card"
             role="dialog"
+            aria-modal="true"
             aria-labelledby="settings-title"
             on:submit=apply
             on:keydown=on_key
@@ -344,7 +361,7 @@ fn SettingsPanel(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
             <div class="actions">
                 <button type="button" class="secondary" on:click=reset>"Defaults"</button>
                 <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
-                <button type="submit">"Apply"</button>
+                <button type="submit" node_ref=last>"Apply"</button>
             </div>
         </form>
     }
