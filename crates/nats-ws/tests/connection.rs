@@ -2013,6 +2013,8 @@ fn urls_are_checked() {
     for (url, reason) in [
         ("ws//localhost:8080", "ws://"),
         ("ws:/localhost:8080", "ws://"),
+        ("ws:8080", "ws://"),
+        ("WSS//example.com", "wss://"),
         ("ws://localhost::80", "host:port"),
         ("ws://localhost:80a", "port"),
         ("ws://localhost:0", "port"),
@@ -2037,6 +2039,10 @@ fn urls_are_checked() {
         ("ws://localhost", "ws://localhost"),
         ("ws://127.0.0.1:8080/", "ws://127.0.0.1:8080/"),
         ("nats-1.example:443", "ws://nats-1.example:443"),
+        ("localhost:8080/nats", "ws://localhost:8080/nats"),
+        ("ws://bücher.example:8080", "ws://bücher.example:8080"),
+        ("ws://h:008080", "ws://h:008080"),
+        ("ws", "ws://ws"),
     ] {
         let c = Connection::new(Options::new(url), now, 1).unwrap();
         assert_eq!(c.servers().collect::<Vec<_>>(), [expected]);

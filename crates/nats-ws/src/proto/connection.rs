@@ -1909,9 +1909,8 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         #[cfg(target_arch = "wasm32")]
         Some(_) => return Err(invalid("use a ws:// or wss:// url")),
         None if url.is_empty() => return Err(invalid("it is empty")),
-        // `host:port` alone; anything more (`ws//host`, `ws:/host`: a scheme mistyped) would
-        // be read as a host and a path.
-        None if url.contains(['/', '?', '#']) => {
+        // A scheme mistyped (`ws//host`, `ws:/host`, `ws:8080`) would be read as the host `ws`.
+        None if mistyped_scheme(url) => {
             return Err(invalid(
                 "it has no scheme: write ws://host:port (the server's websocket port) or wss://host:port",
             ))
@@ -1922,6 +1921,16 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     check_authority(authority).map_err(|reason| invalid(&reason))?;
     Ok(with_scheme)
+}
+
+/// Whether `url`, which has no `://`, starts with a scheme's name and more (`ws//host`,
+/// `wss:/host`, `ws:8080`): a host of that name is a typing mistake, not a server.
+fn mistyped_scheme(url: &str) -> bool {
+    let head = url.split([':', '/']).next().unwrap_or(url);
+    head.len() < url.len()
+        && ["ws", "wss", "nats", "tls", "http", "https"]
+            .iter()
+            .any(|scheme| head.eq_ignore_ascii_case(scheme))
 }
 
 /// Whether `authority` (what a url has between `://` and its path) is `host` or `host:port`,
@@ -1963,7 +1972,6 @@ fn check_authority(authority: &str) -> Result<(), String> {
     }
     if let Some(port) = port {
         let valid = !port.is_empty()
-            && port.len() <= 5
             && port.bytes().all(|b| b.is_ascii_digit())
             && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
         if !valid {
