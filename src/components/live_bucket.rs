@@ -24,8 +24,8 @@ use crate::components::clock::{monotonic_ms, now_ms};
 
 /// How often a missing bucket is looked for again.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
-/// How often a bucket this user may not read is tried again: only a change of the user's
-/// permissions in the server's config would make a try work.
+/// How often a bucket this user may not read is tried again (and after a new connection): only
+/// a change of the user's permissions in the server's config would make a try work.
 const REFUSED_AGAIN: Duration = Duration::from_secs(30);
 
 /// What the page says of `e`, met reading `bucket`: a refusal for the user's permissions in the
@@ -159,7 +159,10 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                         true => REFUSED_AGAIN,
                         false => LOOK_AGAIN,
                     };
-                    gloo_timers::future::sleep(pause).await;
+                    futures::select_biased! {
+                        _ = gloo_timers::future::sleep(pause).fuse() => {},
+                        _ = client.next_reconnect().fuse() => {},
+                    }
                     continue;
                 }
             };

@@ -395,9 +395,10 @@ pub fn bucket_gone(e: &KvError) -> bool {
 const REBIND_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Binds (or creates, with history 5, replicated on a cluster) the bucket, trying again every few
-/// seconds while that fails (server unreachable or restarting), every 30 s while the user's
-/// permissions refuse it (only a change of them in the server's config would make a try work;
-/// signing in as another user makes another client); `error` says why meanwhile.
+/// seconds while that fails (server unreachable or restarting), every 10 s while the user's
+/// permissions refuse it (a bucket this user may not create may be made by another; signing in
+/// as another user makes another client), or at once after a new connection; `error` says why
+/// meanwhile.
 async fn bind_until_ready(
     context: &NatsContext,
     client: &Client,
@@ -420,12 +421,15 @@ async fn bind_until_ready(
             }
             Err(e) => {
                 if e.is_permission_denied() {
-                    pause = std::time::Duration::from_secs(30);
+                    pause = std::time::Duration::from_secs(10);
                 }
                 error.set(Some(context.word(e)))
             }
         }
-        gloo_timers::future::sleep(pause).await;
+        futures::select_biased! {
+            _ = gloo_timers::future::sleep(pause).fuse() => {},
+            _ = client.next_reconnect().fuse() => {},
+        }
     }
 }
 

@@ -478,6 +478,28 @@ impl Client {
         self.shared().lock().conn.status().clone()
     }
 
+    /// Resolves once the client is connected again after being disconnected (not at once when it
+    /// is connected now), or closed: a new connection, maybe to another server, or to one
+    /// restarted with another configuration. For a pause before trying again what that server
+    /// refused (the user's permissions, say) to end early when such a try may work.
+    pub fn next_reconnect(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut statuses = self.status_stream();
+        async move {
+            let mut down = false;
+            while let Some(status) = statuses.next().await {
+                match status {
+                    Status::Closed => return,
+                    s if s.is_connected() => {
+                        if down {
+                            return;
+                        }
+                    }
+                    _ => down = true,
+                }
+            }
+        }
+    }
+
     /// The current status, then every change.
     pub fn status_stream(&self) -> impl Stream<Item = Status> + Unpin + 'static {
         let (tx, rx) = Watcher::new();

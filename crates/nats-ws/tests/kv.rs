@@ -2054,6 +2054,51 @@ async fn a_watch_whose_consumer_may_not_be_made_tries_again_at_a_walk() {
 }
 
 #[tokio::test]
+async fn a_refused_watch_works_at_once_when_its_server_comes_back_granting_it() {
+    // The 30 s after a refusal end with a new connection: a server restarted with the
+    // permission (the admin fixed the config) is used within a second or two of the reconnect.
+    let deny = r#"permissions: { publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } }"#;
+    let config = format!(
+        "authorization {{\n  users = [\n    {{ user: admin, password: admin }}\n    {{ user: late, password: late, {deny} }}\n  ]\n}}"
+    );
+    let mut server = TestServer::start_with(&config);
+    let admin_options = quick_reconnect(server.url()).user_password("admin", "admin");
+    let admin = within(5, "connect", nats_ws::connect(admin_options))
+        .await
+        .unwrap();
+    let store = bucket(&admin, KvConfig::new("late")).await;
+    store.put("k", "v1").await.unwrap();
+    let options = quick_reconnect(server.url()).user_password("late", "late");
+    let client = within(5, "connect", nats_ws::connect(options))
+        .await
+        .unwrap();
+    let kv = client.jetstream().key_value("late").await.unwrap();
+    let mut watch = kv.watch_all().unwrap();
+    let refused = within(5, "the refusal", watch.next()).await;
+    assert!(
+        matches!(&refused, Some(Err(e)) if e.to_string().contains("permission denied")),
+        "{refused:?}"
+    );
+    // The admin grants it: the server restarts with the permission.
+    server.stop();
+    let path = server.config_path();
+    let granted = std::fs::read_to_string(&path).unwrap().replace(deny, "");
+    std::fs::write(&path, granted).unwrap();
+    server.start_again();
+    let value = within(8, "the value, once the server is back", async {
+        loop {
+            match watch.next().await {
+                Some(Ok(WatchEvent::Entry(e))) => break e,
+                Some(_) => continue,
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(value.key, "k");
+}
+
+#[tokio::test]
 async fn a_watcher_dropped_while_its_consumer_is_being_created_deletes_it() {
     let server = TestServer::start();
     let relay = Relay::start(server.ws_port).await;

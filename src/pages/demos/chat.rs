@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
@@ -34,9 +34,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// Makes sure stream `CHAT` exists (file storage, 1000 messages, 24 h), trying again every few
-/// seconds while the server is unreachable, every 30 s while the user's permissions refuse it
-/// (only a change of them in the server's config would make a try work); `error` shows why it
-/// is not ready yet.
+/// seconds while the server is unreachable, every 10 s while the user's permissions refuse it
+/// (a stream this user may not create may be made by another), and at once after a new
+/// connection; `error` shows why it is not ready yet.
 async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String>>) {
     loop {
         let pause = match ensure_stream(js).await {
@@ -46,7 +46,7 @@ async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String
                     "chat history unavailable: {}",
                     crate::session::explain(&e)
                 )));
-                Duration::from_secs(30)
+                Duration::from_secs(10)
             }
             Err(e) => {
                 error.set(Some(format!(
@@ -56,7 +56,10 @@ async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String
                 Duration::from_secs(2)
             }
         };
-        gloo_timers::future::sleep(pause).await;
+        futures::select_biased! {
+            _ = gloo_timers::future::sleep(pause).fuse() => {},
+            _ = js.client().next_reconnect().fuse() => {},
+        }
     }
 }
 

@@ -1020,7 +1020,12 @@ impl Ordered {
                     return None;
                 }
                 if self.failed_before() {
-                    crate::rt::sleep(self.failure_pause).await;
+                    // Or until a new connection: its server may take what the last one refused
+                    // (permissions changed in a restart), or have the stream back.
+                    futures::select_biased! {
+                        _ = crate::rt::sleep(self.failure_pause).fuse() => {},
+                        _ = self.js.client().next_reconnect().fuse() => {},
+                    }
                 }
                 let tried = Instant::now();
                 self.making_since.get_or_insert(tried);
@@ -1059,7 +1064,8 @@ impl Ordered {
                     Err(e) => {
                         self.making_since = None;
                         // Reported, and tried again on the next call, after a pause that grows
-                        // (up to `MAX_FAILURE_PAUSE`), so a stream that is gone is not hammered.
+                        // (up to `MAX_FAILURE_PAUSE`; `PERMISSION_PAUSE` after a refusal), so a
+                        // stream that is gone is not hammered.
                         let pause = std::mem::replace(&mut self.failure_pause, Duration::ZERO);
                         self.failure_pause = next_failure_pause(pause, &e);
                         return self.report(e);
