@@ -164,7 +164,10 @@ test("a server never reached is Connecting (N), not Reconnecting (N)", { timeout
   // closed on every machine).
   await page.getByLabel(/Server URLs/).fill("ws://127.0.0.1:1");
   await page.getByRole("button", { name: "Apply" }).click();
-  await waitStatus(page, /^Connecting \([2-9]\)$/, { timeout: 20_000 });
+  await waitStatus(page, /^Connecting \([3-9]\)$/, { timeout: 20_000 });
+  // And so says the reason under it, and the badge's title.
+  await waitText(page, "status-why", /^Connecting: /);
+  assert.doesNotMatch(await page.getByTestId("status").getAttribute("title"), /reconnect/i);
   await page.getByRole("button", { name: "Connection settings" }).click();
   await page.getByRole("button", { name: "Defaults" }).click();
   await page.getByLabel(/Server URLs/).fill(env.server.ws);

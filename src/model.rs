@@ -728,10 +728,10 @@ pub fn refused_action(subject: &str, action: &str) -> String {
     } else if let Some(rest) = after("$JS.API.STREAM.MSG.DELETE.") {
         format!("delete messages (here in {})", stream(rest))
     } else if let Some(rest) = after("$JS.API.STREAM.CREATE.").or(after("$JS.API.STREAM.UPDATE.")) {
-        // The app makes its own streams and buckets when they are missing, after looking: one
-        // refused is one this user may neither look at nor make.
+        // The app makes its own streams and buckets when they are missing (after looking):
+        // "other than the app's" would not be true of them.
         if APP_STREAMS.contains(&stream(rest).as_str()) {
-            return format!("read or create the app's {}", named(rest));
+            return format!("create the app's {}", named(rest));
         }
         match rest.strip_prefix("KV_") {
             Some(bucket) => {
@@ -744,9 +744,10 @@ pub fn refused_action(subject: &str, action: &str) -> String {
         }
     } else if let Some(rest) = after("$JS.API.CONSUMER.DELETE.") {
         format!("delete durable consumers (here on {})", stream(rest))
-    } else if let Some(rest) = after("$JS.API.CONSUMER.CREATE.")
-        .or(after("$JS.API.CONSUMER.DURABLE.CREATE."))
-        .or(after("$JS.API.CONSUMER.MSG.NEXT."))
+    } else if let Some(rest) = after("$JS.API.CONSUMER.DURABLE.CREATE.") {
+        format!("create durable consumers on {}", named(rest))
+    } else if let Some(rest) =
+        after("$JS.API.CONSUMER.CREATE.").or(after("$JS.API.CONSUMER.MSG.NEXT."))
     {
         format!("read {}", named(rest))
     } else if let Some(rest) = after("$JS.API.CONSUMER.INFO.")
@@ -1112,11 +1113,13 @@ mod tests {
             r#"permission denied: this user may not publish to "$JS.API.STREAM.CREATE.CHAT""#;
         assert_eq!(
             explain(bind, "sensor"),
-            "the sensor user may not read or create the app's stream CHAT: sign in as admin in ⚙"
+            "the sensor user may not create the app's stream CHAT: sign in as admin in ⚙"
         );
         let bucket =
             r#"permission denied: this user may not publish to "$JS.API.STREAM.CREATE.KV_users""#;
-        assert!(explain(bucket, "math").contains("read or create the app's bucket users"));
+        assert!(explain(bucket, "math").contains("may not create the app's bucket users"));
+        let durable = r#"permission denied: this user may not publish to "$JS.API.CONSUMER.DURABLE.CREATE.EVENTS.p1""#;
+        assert!(explain(durable, "").contains("may not create durable consumers on stream EVENTS"));
         let get = r#"permission denied: this user may not publish to "$JS.API.DIRECT.GET.KV_leases.$KV.leases.p1""#;
         assert!(explain(get, "publisher").contains("may not read bucket leases"));
         let info =

@@ -489,7 +489,12 @@ pub mod counter_clicks {
 pub fn explain(error: impl std::fmt::Display) -> String {
     // Natively (the unit tests) there is no browser storage to read the user from.
     let user = if cfg!(target_arch = "wasm32") {
-        Settings::applied().user
+        // A token signs in whatever the user field says (`options`).
+        let applied = Settings::applied();
+        match applied.token.is_empty() {
+            true => applied.user,
+            false => "token's".to_owned(),
+        }
     } else {
         String::new()
     };

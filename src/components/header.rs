@@ -13,6 +13,7 @@ use crate::{use_identity, Group, Page};
 pub fn Header() -> impl IntoView {
     let settings_open = RwSignal::new(false);
     let gear = NodeRef::<leptos::html::Button>::new();
+    let was_live = was_live();
     // Closing gives the focus back to the button that opened the dialog.
     let close_settings = move || {
         settings_open.set(false);
@@ -47,7 +48,7 @@ pub fn Header() -> impl IntoView {
                     .collect_view()}
             </nav>
             <div class="session">
-                <StatusBadge/>
+                <StatusBadge was_live/>
                 <IdentityField/>
                 <button
                     class="icon-button"
@@ -61,7 +62,7 @@ pub fn Header() -> impl IntoView {
                     "⚙"
                 </button>
             </div>
-            <StatusWhy/>
+            <StatusWhy was_live/>
             // Hung from the bottom of the sticky bar, however many rows its navigation wraps to:
             // never over a link, and in view wherever the page is scrolled.
             <ToastHost/>
@@ -109,11 +110,37 @@ fn millis_to_tenths(d: std::time::Duration) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// Whether the tab's client has been connected: until then its tries are not "Reconnecting". A
+/// client made anew (settings applied) starts over.
+fn was_live() -> Signal<bool> {
+    let nats = use_nats();
+    let was_live = RwSignal::new(false);
+    Effect::new(move |_| {
+        nats.client.track();
+        was_live.set(false);
+    });
+    Effect::new(move |_| {
+        if matches!(nats.status.get(), Status::Connected { .. }) {
+            was_live.set(true);
+        }
+    });
+    was_live.into()
+}
+
+/// What the tries of a client are called: "Reconnecting" once it has been connected.
+fn trying(was_live: bool) -> &'static str {
+    if was_live {
+        "Reconnecting"
+    } else {
+        "Connecting"
+    }
+}
+
 /// Why there is no connection, as text anyone can read (not only on hover): once the client has
 /// given up (Offline), or a reconnection has failed a few times (a server restart takes one or
 /// two attempts, and says nothing).
 #[component]
-fn StatusWhy() -> impl IntoView {
+fn StatusWhy(was_live: Signal<bool>) -> impl IntoView {
     let nats = use_nats();
     let why = move || match nats.status.get() {
         Status::Offline { last_error } => Some(format!("Offline: {}", with_hint(&last_error))),
@@ -121,7 +148,7 @@ fn StatusWhy() -> impl IntoView {
             attempt,
             last_error: Some(e),
             ..
-        } if attempt >= 3 => Some(format!("Reconnecting: {}", with_hint(&e))),
+        } if attempt >= 3 => Some(format!("{}: {}", trying(was_live.get()), with_hint(&e))),
         _ => None,
     };
     view! {
@@ -133,25 +160,11 @@ fn StatusWhy() -> impl IntoView {
 
 /// Live / Reconnecting (N) / Offline, with the details on hover.
 #[component]
-fn StatusBadge() -> impl IntoView {
+fn StatusBadge(was_live: Signal<bool>) -> impl IntoView {
     let nats = use_nats();
-    // Whether this client has been connected: until then its tries are not "Reconnecting".
-    let was_live = RwSignal::new(false);
-    Effect::new(move |_| {
-        nats.client.track();
-        was_live.set(false);
-    });
-    Effect::new(move |_| {
-        if matches!(nats.status.get(), Status::Connected { .. }) {
-            was_live.set(true);
-        }
-    });
     let label = move || match nats.status.get() {
         Status::Connected { .. } => "Live".to_owned(),
-        Status::Reconnecting { attempt, .. } if !was_live.get() => {
-            format!("Connecting ({attempt})")
-        }
-        Status::Reconnecting { attempt, .. } => format!("Reconnecting ({attempt})"),
+        Status::Reconnecting { attempt, .. } => format!("{} ({attempt})", trying(was_live.get())),
         Status::Offline { .. } => "Offline".to_owned(),
         Status::Connecting => "Connecting…".to_owned(),
         _ => "Closed".to_owned(),
@@ -177,7 +190,8 @@ fn StatusBadge() -> impl IntoView {
             last_error: Some(e),
             ..
         } => with_hint(&e),
-        Status::Reconnecting { .. } => "reconnecting".to_owned(),
+        Status::Reconnecting { .. } if was_live.get() => "reconnecting".to_owned(),
+        Status::Reconnecting { .. } => "connecting".to_owned(),
         Status::Offline { last_error } => with_hint(&last_error),
         Status::Connecting => "connecting".to_owned(),
         _ => "closed".to_owned(),
@@ -186,7 +200,8 @@ fn StatusBadge() -> impl IntoView {
     // Announced when the state changes, not at every reconnect attempt or RTT update.
     let state = Memo::new(move |_| match nats.status.get() {
         Status::Connected { .. } => "live",
-        Status::Reconnecting { .. } | Status::Connecting => "reconnecting",
+        Status::Reconnecting { .. } if was_live.get() => "reconnecting",
+        Status::Reconnecting { .. } | Status::Connecting => "connecting",
         Status::Offline { .. } => "offline",
         _ => "closed",
     });

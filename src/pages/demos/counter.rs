@@ -375,6 +375,11 @@ pub fn CounterPage() -> impl IntoView {
         Some(None) => "?".to_owned(),
         None => "0".to_owned(),
     };
+    // Connected, and the counter cannot be read (a refusal: the error below says why). Not while
+    // the page waits for the server.
+    let live = use_nats().status;
+    let unreachable =
+        move || counter.error.with(Option::is_some) && live.with(|s| s.is_connected());
     let last_by = move || match parsed.get() {
         Some(Some(c)) if !c.by.is_empty() => c.by,
         Some(_) => "another client".to_owned(),
@@ -399,7 +404,7 @@ pub fn CounterPage() -> impl IntoView {
         </section>
         <section class="card counter">
             <div class="counter-value" data-testid="counter-value" aria-live="polite">
-                {move || match (counter.loaded.get(), counter.error.with(Option::is_some)) {
+                {move || match (counter.loaded.get(), unreachable()) {
                     (true, _) => value(),
                     // Not readable (the error below says why): no waiting dots.
                     (false, true) => "–".to_owned(),

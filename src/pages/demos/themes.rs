@@ -1,7 +1,7 @@
 //! `/themes`: one theme for every tab, stored in KV `via_config` / `theme`.
 
 use leptos::prelude::*;
-use leptos_nats::use_kv_key;
+use leptos_nats::{use_kv_key, use_nats};
 
 use crate::components::theme::AppliedTheme;
 use crate::model::{CONFIG_BUCKET, THEMES};
@@ -10,6 +10,7 @@ use crate::model::{CONFIG_BUCKET, THEMES};
 pub fn ThemesPage() -> impl IntoView {
     let theme = use_kv_key(CONFIG_BUCKET, "theme");
     let applied = expect_context::<AppliedTheme>().0;
+    let live = use_nats().status;
     let stored = move || {
         theme
             .entry
@@ -53,7 +54,9 @@ pub fn ThemesPage() -> impl IntoView {
                     {move || {
                         stored()
                             .unwrap_or_else(|| {
-                                match (theme.loaded.get(), theme.error.with(Option::is_some)) {
+                                let refused = theme.error.with(Option::is_some)
+                                    && live.with(|s| s.is_connected());
+                                match (theme.loaded.get(), refused) {
                                     (true, _) => "(not set)",
                                     (false, true) => "(not read: see below)",
                                     (false, false) => "…",
