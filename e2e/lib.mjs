@@ -265,7 +265,8 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
    * written into a temp dir (leaves under its data/), points leaves at the server's leafnodes port
    * and /leafz at its monitoring port (scripts/nats_test_control.py's /ports); `processes` is the
    * TOML of its [[process]] tables. Resolves once the agent answers `via.proc.list`. `stop()`
-   * sends SIGTERM (the agent stops its children) and waits; env.close() stops it too.
+   * sends SIGTERM (the agent stops its children) and waits; env.close() stops it too; `kill()`
+   * sends SIGKILL.
    */
   env.agent = async ({ processes = "", maxLeaves = 8 } = {}) => {
     const bin =
@@ -297,6 +298,11 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
     const agent = {
       dir,
       log: () => readFileSync(log, "utf8"),
+      /** SIGKILL: the agent cannot say anything, deregister anything or stop anything. */
+      kill: async () => {
+        child.kill("SIGKILL");
+        await exited;
+      },
       stop: async () => {
         if (child.exitCode === null && child.signalCode === null) {
           child.kill("SIGTERM");

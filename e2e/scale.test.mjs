@@ -101,3 +101,27 @@ test("scale: add a leaf, see it in the topology and the registry, remove it", { 
     await agent.stop();
   }
 });
+
+test("scale: a leaf of an agent killed (-9) shows as its last known state, not as running and reachable", { timeout: 120_000 }, async () => {
+  const agent = await env.agent({ maxLeaves: 1 });
+  try {
+    const page = await env.tab({ identity: "scale-killed", path: "/scale", admin: true });
+    await waitFor(page, "Add Leaf Node enabled", (s) => !document.querySelector(s)?.disabled, sel("leaf-add"));
+    await page.getByTestId("leaf-add").click();
+    const name = (
+      await eventually(
+        "the agent lists a connected leaf",
+        async () => JSON.parse((await env.nc.request("via.leaf.list", "{}")).string()).leaves.find((l) => l.connected),
+        { timeout: 30_000, every: 100 },
+      )
+    ).name;
+    await waitFor(page, "Send across enabled", (s) => document.querySelector(s)?.disabled === false, sel(`leaf-try-${name}`));
+    assert.equal(await page.getByTestId("leaf-stale").count(), 0);
+    // Killed, it writes nothing more: the bucket still says "running". The page says whose word that is.
+    await agent.kill();
+    await waitFor(page, "the row marked as last known", (s) => !!document.querySelector(s), sel("leaf-stale"), { timeout: 20_000 });
+    assert.equal(await page.getByTestId(`leaf-try-${name}`).isDisabled(), true, "Send across disabled");
+  } finally {
+    await agent.stop();
+  }
+});

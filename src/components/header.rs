@@ -78,7 +78,7 @@ pub fn Header() -> impl IntoView {
 fn with_hint(e: &ConnectionError) -> String {
     match e {
         ConnectionError::Transport { .. } | ConnectionError::Timeout { .. } => format!(
-            "{e} — the development server: `bash nats.sh start`, WebSocket port 8080 (⚙ to change)"
+            "{e} — the development server: bash nats.sh start (a cluster: bash nats.sh cluster start), WebSocket port 8080 (⚙ to change)"
         ),
         ConnectionError::NotNats { .. } => {
             format!("{e} — this app's server speaks WebSocket on port 8080, not 4222 (⚙ to change)")
@@ -95,7 +95,7 @@ fn with_hint(e: &ConnectionError) -> String {
             };
             format!(
                 "the server refused {refused}: check them in ⚙ (admin's password is printed by \
-                 `bash nats.sh status`; with no user and no token the tab is the browser user)"
+                 bash nats.sh status; with no user and no token the tab is the browser user)"
             )
         }
         _ => e.to_string(),

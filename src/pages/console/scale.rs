@@ -56,10 +56,16 @@ struct Leaf {
 }
 
 /// A round trip as nats-server writes it (a Go duration: `7.894705ms`, `812µs`, `1.2s`) in a
-/// unit and precision a person reads: `7.9 ms`, `812 µs`, `1.20 s`; anything else as it came.
+/// unit and precision a person reads: `7.9 ms`, `812 µs`, `1.20 s`; `—` for nothing or zero (the
+/// server says `0s` until it has measured one); anything else as it came.
 fn readable_rtt(rtt: &str) -> String {
     let number = |suffix: &str| rtt.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
-    if let Some(ms) = number("ms") {
+    let zero = ["ms", "µs", "us", "ns", "s"]
+        .into_iter()
+        .any(|unit| number(unit) == Some(0.0));
+    if rtt.is_empty() || zero {
+        "—".to_owned()
+    } else if let Some(ms) = number("ms") {
         format!("{ms:.1} ms")
     } else if let Some(us) = number("µs").or_else(|| number("us")) {
         format!("{us:.0} µs")
@@ -161,6 +167,23 @@ fn Scale(client: Client) -> impl IntoView {
             });
         }
     };
+
+    // A refusal of an Add ("another leaf operation is in progress", say) is about the leaves as
+    // they were: once one starts, stops or goes, it goes too.
+    let states = Memo::new(move |_| {
+        leaves.with(|l| {
+            l.iter()
+                .map(|l| (l.process.name.clone(), l.process.state, l.process.pid))
+                .collect::<Vec<_>>()
+        })
+    });
+    Effect::new(move |first: Option<()>| {
+        // Read, not only tracked: a memo computes (and so follows its sources) when read.
+        let _ = states.get();
+        if first.is_some() && error.with_untracked(Option::is_some) {
+            error.set(None);
+        }
+    });
 
     let trial = RwSignal::new(None::<Trial>);
     let next_run = StoredValue::new(0u64);
@@ -303,6 +326,18 @@ fn LeafRow(
     };
     let removing = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    // What a refused Remove said is about the leaf as it was: once it starts or stops, it goes.
+    let run =
+        Memo::new(move |_| leaf.with(|l| l.as_ref().map(|l| (l.process.state, l.process.pid))));
+    Effect::new(move |first: Option<()>| {
+        let _ = run.get();
+        if first.is_some() && error.with_untracked(Option::is_some) {
+            error.set(None);
+        }
+    });
+    // Without the agent, what the bucket says of the leaf is its last word: the leaf may have
+    // stopped with it (killed, it could not say so).
+    let stale = move || agent.is_missing();
     let remove = {
         let name = name.clone();
         move |_| {
@@ -333,6 +368,10 @@ fn LeafRow(
                 <span class=move || {
                     format!("state state-{}", leaf.get().map(|l| l.process.state.as_str()).unwrap_or_default())
                 }>{move || leaf.get().map(|l| l.process.state.as_str()).unwrap_or_default()}</span>
+                <Show when=stale>
+                    " "
+                    <span class="stale-note" data-testid="leaf-stale">"agent not running · last known"</span>
+                </Show>
             </td>
             // Wraps between the ports, not within one: the row's buttons stay in sight at 1 280 px.
             <td class="ports small">
@@ -370,7 +409,7 @@ fn LeafRow(
                         data-testid=format!("leaf-try-{name}")
                         title="Connect a second client to this leaf and send a message each way"
                         aria-label=format!("Send a message across leaf {name}")
-                        disabled=move || !info().connected || info().ws_port == 0
+                        disabled=move || !info().connected || info().ws_port == 0 || stale()
                         on:click=move |_| try_leaf.run((trial_name.clone(), info().ws_port))
                     >
                         "Send across"
@@ -704,6 +743,8 @@ mod tests {
         assert_eq!(readable_rtt("1.2s"), "1.20 s");
         assert_eq!(readable_rtt("900ns"), "900 ns");
         assert_eq!(readable_rtt("1m2.5s"), "1m2.5s");
-        assert_eq!(readable_rtt(""), "");
+        assert_eq!(readable_rtt(""), "—");
+        assert_eq!(readable_rtt("0s"), "—");
+        assert_eq!(readable_rtt("0.000ms"), "—");
     }
 }
