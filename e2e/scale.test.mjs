@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, pause, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
+import { eventually, hiddenWhenNarrow, pause, screenshot, sel, textOf, useEnv, waitCount, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 
@@ -62,6 +62,8 @@ test("scale: add a leaf, see it in the topology and the registry, remove it", { 
       }, sel(`leaf-remove-${name}`));
       assert.ok(cut <= 0, `Remove ends ${cut} px past the table's edge`);
     }
+    // On a phone the row stacks: every value and button in sight, nothing scrolls sideways.
+    assert.deepEqual(await hiddenWhenNarrow(a, '[data-testid="leaf-row"] button, [data-testid="leaf-row"] td[data-label]', { shot: "scale-narrow" }), []);
     const kvm = env.kvm;
     const registry = await kvm.open("services_registry");
     const entry = await registry.get(name);

@@ -279,7 +279,7 @@ fn Scale(client: Client) -> impl IntoView {
                 }
             >
                 <div class="table-wrap">
-                    <table class="proc-table leaf-table">
+                    <table class="proc-table leaf-table stacks">
                         <thead>
                             <tr>
                                 <th>"Leaf"</th>
@@ -374,26 +374,26 @@ fn LeafRow(
                 </Show>
             </td>
             // Wraps between the ports, not within one: the row's buttons stay in sight at 1 280 px.
-            <td class="ports small">
+            <td class="ports small" data-label="Ports">
                 <span>{move || format!("client {}", info().client_port)}</span>
                 " · "
                 <span>{move || format!("ws {}", info().ws_port)}</span>
                 " · "
                 <span>{move || format!("http {}", info().http_port)}</span>
             </td>
-            <td>
+            <td data-label="Link">
                 <span class="link-state" class:up=move || info().connected>
                     {move || if info().connected { "connected" } else { "not connected" }}
                 </span>
             </td>
-            <td class="num">{move || info().rtt.as_deref().map_or_else(|| "—".into(), readable_rtt)}</td>
-            <td class="num">
+            <td class="num" data-label="RTT">{move || info().rtt.as_deref().map_or_else(|| "—".into(), readable_rtt)}</td>
+            <td class="num" data-label="Msgs in / out">
                 {move || {
                     let i = info();
                     format!("{} / {}", i.in_msgs, i.out_msgs)
                 }}
             </td>
-            <td>
+            <td data-label="Registry">
                 <span
                     class="registry-state"
                     class:up=move || in_registry.get()
@@ -402,7 +402,7 @@ fn LeafRow(
                     {move || if in_registry.get() { "registered" } else { "not registered" }}
                 </span>
             </td>
-            <td class="right">
+            <td class="right actions">
                 <div class="row-actions proc-actions">
                     <button
                         class="secondary"
