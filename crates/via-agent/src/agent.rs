@@ -516,28 +516,50 @@ impl Agent {
         } else {
             self.leafz_failures.load(Ordering::Relaxed)
         };
+        // Each leaf's own /leafz too: on a cluster a leaf may be linked to another node than the
+        // one whose /leafz is read (it moves there when that node goes, and stays), and is
+        // connected all the same.
+        let own = futures::future::join_all(leaves.iter().map(|m| {
+            let port = m.snapshot().leaf.map_or(0, |l| l.http_port);
+            async move {
+                if port == 0 {
+                    return None;
+                }
+                let url = format!("http://127.0.0.1:{port}/leafz");
+                let body = crate::http::get(&url, Duration::from_secs(2)).await.ok()?;
+                leaf::parse_leafz(&body).ok()?.into_iter().next()
+            }
+        }))
+        .await;
         let hub_port = self.config.agent.hub_leafnode_port;
         let result = entries.as_ref().map(|_| ()).map_err(Clone::clone);
         // Off the runtime's only thread: finding a leaf's sockets reads /proc (its fds and TCP
         // table), which can take a while on a busy host.
-        let apply = move || Self::apply_leafz(&leaves, &entries, failures, hub_port);
+        let apply = move || Self::apply_leafz(&leaves, &entries, &own, failures, hub_port);
         let _ = tokio::task::spawn_blocking(apply).await;
         result
     }
 
     /// Takes what the hub's /leafz said (or that it could not be read, `failures` times in a
-    /// row) into each leaf's state.
+    /// row) into each leaf's state; a leaf the hub does not list but whose own /leafz lists its
+    /// link (`own`, by leaf) is connected to another node of the hub's cluster.
     fn apply_leafz(
         leaves: &[Arc<Managed>],
         entries: &Result<Vec<leaf::LeafzEntry>, String>,
+        own: &[Option<leaf::LeafzEntry>],
         failures: u64,
         hub_port: u16,
     ) {
-        for m in leaves {
+        for (i, m) in leaves.iter().enumerate() {
             let state = m.snapshot();
             let ports = |pid| leaf::local_ports_to(pid, hub_port);
             let Some(found) = leaf::hub_view(entries, failures, state.pid, m.name(), ports) else {
                 continue;
+            };
+            let found = match (found, own.get(i).cloned().flatten()) {
+                (Some(e), _) => Some(e),
+                (None, Some(link)) if state.pid.is_some() => Some(link.seen_from_the_hub()),
+                (None, _) => None,
             };
             let Some(mut info) = state.leaf.clone() else {
                 continue;

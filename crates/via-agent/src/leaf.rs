@@ -148,6 +148,20 @@ pub struct LeafzEntry {
     pub out_bytes: u64,
 }
 
+impl LeafzEntry {
+    /// A leaf's own entry for its link, counted as the hub counts it (what the leaf received,
+    /// the hub sent).
+    pub fn seen_from_the_hub(self) -> LeafzEntry {
+        LeafzEntry {
+            in_msgs: self.out_msgs,
+            out_msgs: self.in_msgs,
+            in_bytes: self.out_bytes,
+            out_bytes: self.in_bytes,
+            ..self
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Leafz {
     #[serde(default)]

@@ -703,6 +703,39 @@ async fn a_deleted_bucket_is_created_again() {
     .await;
 }
 
+/// A leaf linked to another node of the hub's cluster than the one whose /leafz the agent reads
+/// (it moved there when that node went) is connected all the same: its own /leafz says so.
+/// Here the /leafz read is of a stand-in that never lists a leaf.
+#[tokio::test]
+async fn a_leaf_the_hub_does_not_list_but_that_is_linked_is_connected() {
+    let server = start_hub();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let body = r#"{"server_id":"ELSEWHERE","leafnodes":0,"leafs":[]}"#;
+            let answer = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    let keys = format!("hub_monitoring_url = \"http://127.0.0.1:{port}\"");
+    let _agent = Agent::start(&server, &keys, "");
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let added = call(&client, "via.leaf.add", "{}").await.unwrap();
+    assert_eq!(added["leaf"]["connected"], true, "{added}");
+    // And it stays so in what the agent reports every 2 s.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+    assert_eq!(leaves["leaves"][0]["connected"], true, "{leaves}");
+}
+
 /// Waits (bounded) until the agent lists a leaf named `name` first.
 async fn leaf_listed(client: &nats_ws::Client, name: &str) {
     until(5, &format!("{name} listed"), || async {

@@ -85,12 +85,19 @@ impl Agent {
         stderr_pipe: bool,
     ) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
+        // The hub's monitoring, unless `agent_keys` names another.
+        let monitoring = match agent_keys.contains("hub_monitoring_url") {
+            true => String::new(),
+            false => format!(
+                "hub_monitoring_url = \"http://127.0.0.1:{}\"\n",
+                server.http_port
+            ),
+        };
         let config = format!(
-            "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\nhub_monitoring_url = \"http://127.0.0.1:{}\"\n\
+            "[agent]\nnats_url = \"{}\"\nhub_leafnode_port = {}\n{monitoring}\
              nats_server = \"{}\"\ndata_dir = \"data\"\n{agent_keys}\n{processes}\n",
             server.client_url(),
             leaf_port,
-            server.http_port,
             nats_server_binary().display(),
         );
         std::fs::write(dir.path().join("via-agent.toml"), config).expect("config");
