@@ -50,3 +50,9 @@ test("server: signed in as sys, the server's row is live; a wrong password is na
   await waitText(page, "server-version", env.nc.info.version);
   await waitStatus(page, /^Live$/);
 });
+
+test("server: a tab signed in as sys in ⚙ is not asked for the password again", T, async () => {
+  const page = await env.tab({ identity: "ops-sys", path: "/server", user: { user: "sys", pass: env.credentials.NATS_SYS_PASSWORD } });
+  await waitText(page, "server-connection", /^connected as sys to /);
+  await waitText(page, "server-version", env.nc.info.version);
+});

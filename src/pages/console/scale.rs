@@ -78,6 +78,15 @@ fn readable_rtt(rtt: &str) -> String {
     }
 }
 
+/// An agent's error for a leaf that did not join, cut into what happened and the leaf's last
+/// output (` | `-separated log lines, after "; its last output: "), one line each; `""` for none.
+fn split_output(error: &str) -> (&str, String) {
+    match error.split_once("; its last output: ") {
+        Some((why, output)) => (why, output.replace(" | ", "\n")),
+        None => (error, String::new()),
+    }
+}
+
 /// The leaves in `processes`, in order.
 fn leaves_of(processes: &LiveBucket) -> Vec<Leaf> {
     let mut list: Vec<ProcessState> = processes.entries.with(|map| {
@@ -255,9 +264,16 @@ fn Scale(client: Client) -> impl IntoView {
                 </button>
             </div>
             <Show when=move || error.get().is_some()>
+                // A leaf that did not join: why, then its nats-server's last lines folded away.
                 <p class="notice-inline error" role="alert" data-testid="leaf-error">
-                    {move || error.get()}
+                    {move || error.with(|e| split_output(e.as_deref().unwrap_or_default()).0.to_owned())}
                 </p>
+                <Show when=move || error.with(|e| !split_output(e.as_deref().unwrap_or_default()).1.is_empty())>
+                    <details class="leaf-output" data-testid="leaf-error-output">
+                        <summary>"The leaf's last output"</summary>
+                        <pre>{move || error.with(|e| split_output(e.as_deref().unwrap_or_default()).1.to_owned())}</pre>
+                    </details>
+                </Show>
             </Show>
             <Show when=move || processes.error.get().is_some()>
                 <p class="error">{move || processes.error.get()}</p>
@@ -744,6 +760,18 @@ mod tests {
         assert_eq!(readable_rtt("900ns"), "900 ns");
         assert_eq!(readable_rtt("1m2.5s"), "1m2.5s");
         assert_eq!(readable_rtt(""), "—");
+        let (why, output) = super::split_output(
+            "no leaf added: leaf leaf-1 did not join the hub within 8 s (refused); its last output: [1] a | [1] b",
+        );
+        assert_eq!(
+            why,
+            "no leaf added: leaf leaf-1 did not join the hub within 8 s (refused)"
+        );
+        assert_eq!(output, "[1] a\n[1] b");
+        assert_eq!(
+            super::split_output("no leaf added: at most 1"),
+            ("no leaf added: at most 1", String::new())
+        );
         assert_eq!(readable_rtt("0s"), "—");
         assert_eq!(readable_rtt("0.000ms"), "—");
     }

@@ -96,7 +96,15 @@ impl Row {
 
 #[component]
 pub fn ServerPage() -> impl IntoView {
-    let password = RwSignal::new(session::load_sys_password());
+    // The tab signed in as sys in ⚙ already: its password, not asked again.
+    let password = RwSignal::new({
+        let saved = session::load_sys_password();
+        let applied = Settings::applied();
+        match saved.is_empty() && applied.user == SYS_USER && applied.token.is_empty() {
+            true => applied.password,
+            false => saved,
+        }
+    });
     // The sys connection, made from the app's servers when a password is given.
     let client: RwSignal<Option<Client>, LocalStorage> = RwSignal::new_local(None);
     let status = RwSignal::new(String::new());
