@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, screenshot, textOf, useEnv, waitStatus, waitText } from "./lib.mjs";
+import { eventually, screenshot, sel, textOf, useEnv, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -42,6 +42,12 @@ test("server: signed in as sys, the server's row is live; a wrong password is na
   await eventually("the in-messages count moved by 2000", async () => number(await textOf(page, "server-in-msgs")) >= before + 2000, { timeout: 10_000 });
   // The rate apart from the count (read as one number with it before: "6143" and "14/s").
   assert.match(await textOf(page, "server-in-msgs"), /^\d+ \d+(\.\d)? ?[kM]?\/s$/);
+  // Every column in sight at 1 280 px, not behind the table's scroll (Routes and Leaf nodes were).
+  const cut = await page.evaluate((s) => {
+    const cell = document.querySelector(s);
+    return cell.getBoundingClientRect().right - cell.closest(".table-wrap").getBoundingClientRect().right;
+  }, sel("server-leafnodes"));
+  assert.ok(cut <= 0, `Leaf nodes ends ${cut} px past the table's edge`);
   await screenshot(page, "server");
 
   // The password is kept for the session: a reload signs in again by itself.

@@ -315,8 +315,10 @@ fn Servers(client: Client) -> impl IntoView {
     });
     view! {
         <p class="error" role="alert" data-testid="server-error">{move || error.get()}</p>
+        // On a card, as every table of the console: its scroll hint is drawn in the card's colour.
+        <section class="card">
         <div class="table-wrap">
-            <table class="proc-table" data-testid="server-table">
+            <table class="proc-table server-table" data-testid="server-table">
                 <thead>
                     <tr>
                         <th scope="col">"Server"</th>
@@ -374,6 +376,7 @@ fn Servers(client: Client) -> impl IntoView {
                 </tbody>
             </table>
         </div>
+        </section>
     }
 }
 
