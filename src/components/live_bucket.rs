@@ -161,7 +161,7 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                     };
                     futures::select_biased! {
                         _ = gloo_timers::future::sleep(pause).fuse() => {},
-                        _ = client.next_reconnect().fuse() => {},
+                        _ = leptos_nats::next_reconnect(&client).fuse() => {},
                     }
                     continue;
                 }

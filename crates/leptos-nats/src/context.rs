@@ -116,6 +116,17 @@ pub fn spawn_while_mounted(fut: impl std::future::Future<Output = ()> + 'static)
     on_cleanup(move || task.abort());
 }
 
+/// Resolves when `client` is connected again after a disconnection ([`Client::next_reconnect`]):
+/// for a pause before trying again what its server refused to end then. Never for a closed
+/// client, so that a loop pausing on this beside a timer keeps the timer's pace rather than
+/// spinning (its task ends with the client's page or hook).
+pub async fn next_reconnect(client: &Client) {
+    client.next_reconnect().await;
+    if matches!(client.status(), Status::Closed) {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Waits until `client` is connected (at once if it is). `false` if it was closed instead (the
 /// connection settings changed and another client took over).
 pub async fn until_connected(client: &Client) -> bool {

@@ -428,7 +428,7 @@ async fn bind_until_ready(
         }
         futures::select_biased! {
             _ = gloo_timers::future::sleep(pause).fuse() => {},
-            _ = client.next_reconnect().fuse() => {},
+            _ = crate::context::next_reconnect(client).fuse() => {},
         }
     }
 }

@@ -58,7 +58,7 @@ async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String
         };
         futures::select_biased! {
             _ = gloo_timers::future::sleep(pause).fuse() => {},
-            _ = js.client().next_reconnect().fuse() => {},
+            _ = leptos_nats::next_reconnect(js.client()).fuse() => {},
         }
     }
 }
