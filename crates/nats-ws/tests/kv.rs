@@ -1897,25 +1897,35 @@ async fn a_put_given_up_while_disconnected_says_it_was_not_sent() {
     assert_eq!(kv.get("k").await.unwrap(), None);
 }
 
+/// A server with user `admin` (every permission) and user `name` with `permissions` (a
+/// nats-server permissions map); each user's password is its name.
+fn server_with_user(name: &str, permissions: &str) -> TestServer {
+    TestServer::start_with(&format!(
+        "authorization {{\n  users = [\n    {{ user: admin, password: admin }}\n    \
+         {{ user: {name}, password: {name}, permissions: {permissions} }}\n  ]\n}}"
+    ))
+}
+
+/// A client connected with `options` as `user` (of [`server_with_user`]).
+async fn signed_in(options: Options, user: &str) -> Client {
+    within(
+        5,
+        "connect",
+        nats_ws::connect(options.user_password(user, user)),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_watcher_of_a_user_who_may_not_delete_consumers_still_recovers() {
-    let server = TestServer::start_with(
-        r#"authorization {
-  users = [
-    { user: admin, password: admin }
-    { user: reader, password: reader, permissions: { publish: { deny: ["$JS.API.CONSUMER.DELETE.>"] } } }
-  ]
-}"#,
+    let server = server_with_user(
+        "reader",
+        r#"{ publish: { deny: ["$JS.API.CONSUMER.DELETE.>"] } }"#,
     );
     let relay = Relay::start(server.ws_port).await;
-    let options = quick_reconnect(relay.url()).user_password("reader", "reader");
-    let client = within(5, "connect", nats_ws::connect(options))
-        .await
-        .unwrap();
-    let admin_options = Options::new(server.url()).user_password("admin", "admin");
-    let admin = within(5, "connect", nats_ws::connect(admin_options))
-        .await
-        .unwrap();
+    let client = signed_in(quick_reconnect(relay.url()), "reader").await;
+    let admin = signed_in(Options::new(server.url()), "admin").await;
     bucket(&admin, KvConfig::new("denied")).await;
     let admin_kv = admin.jetstream().key_value("denied").await.unwrap();
     let kv = client.jetstream().key_value("denied").await.unwrap();
@@ -1970,25 +1980,15 @@ async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
     // to `_INBOX.<id>`, where a watch's consumer delivers: every consumer it makes is refused
     // its subscription. It must say so and try again at a walk (every 30 s: only a change of the
     // user's permissions would make a try work), not at the speed of a round trip.
-    let server = TestServer::start_with(
-        r#"authorization {
-  users = [
-    { user: admin, password: admin }
-    { user: narrow, password: narrow, permissions: { subscribe: { allow: [">"], deny: ["_INBOX.*"] } } }
-  ]
-}"#,
+    let server = server_with_user(
+        "narrow",
+        r#"{ subscribe: { allow: [">"], deny: ["_INBOX.*"] } }"#,
     );
-    let admin_options = Options::new(server.url()).user_password("admin", "admin");
-    let admin = within(5, "connect", nats_ws::connect(admin_options))
-        .await
-        .unwrap();
+    let admin = signed_in(Options::new(server.url()), "admin").await;
     bucket(&admin, KvConfig::new("narrow")).await;
     let mut api = admin.subscribe("$JS.API.CONSUMER.>").unwrap();
     admin.flush().await.unwrap();
-    let options = Options::new(server.url()).user_password("narrow", "narrow");
-    let client = within(5, "connect", nats_ws::connect(options))
-        .await
-        .unwrap();
+    let client = signed_in(Options::new(server.url()), "narrow").await;
     let kv = client.jetstream().key_value("narrow").await.unwrap();
     let mut watch = kv.watch_all().unwrap();
     let mut errors = Vec::new();
@@ -2018,23 +2018,13 @@ async fn a_watch_whose_delivery_subscription_is_refused_does_not_spin() {
 async fn a_watch_whose_consumer_may_not_be_made_tries_again_at_a_walk() {
     // This user may read the bucket's stream but not make consumers of it: each try is refused
     // (and is a line in the server's log). The watch says so, and tries again every 30 s.
-    let server = TestServer::start_with(
-        r#"authorization {
-  users = [
-    { user: admin, password: admin }
-    { user: blind, password: blind, permissions: { publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } } }
-  ]
-}"#,
+    let server = server_with_user(
+        "blind",
+        r#"{ publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } }"#,
     );
-    let admin_options = Options::new(server.url()).user_password("admin", "admin");
-    let admin = within(5, "connect", nats_ws::connect(admin_options))
-        .await
-        .unwrap();
+    let admin = signed_in(Options::new(server.url()), "admin").await;
     bucket(&admin, KvConfig::new("blind")).await;
-    let options = Options::new(server.url()).user_password("blind", "blind");
-    let client = within(5, "connect", nats_ws::connect(options))
-        .await
-        .unwrap();
+    let client = signed_in(Options::new(server.url()), "blind").await;
     let kv = client.jetstream().key_value("blind").await.unwrap();
     let mut watch = kv.watch_all().unwrap();
     let mut refusals = 0;
@@ -2057,21 +2047,12 @@ async fn a_watch_whose_consumer_may_not_be_made_tries_again_at_a_walk() {
 async fn a_refused_watch_works_at_once_when_its_server_comes_back_granting_it() {
     // The 30 s after a refusal end with a new connection: a server restarted with the
     // permission (the admin fixed the config) is used within a second or two of the reconnect.
-    let deny = r#"permissions: { publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } }"#;
-    let config = format!(
-        "authorization {{\n  users = [\n    {{ user: admin, password: admin }}\n    {{ user: late, password: late, {deny} }}\n  ]\n}}"
-    );
-    let mut server = TestServer::start_with(&config);
-    let admin_options = quick_reconnect(server.url()).user_password("admin", "admin");
-    let admin = within(5, "connect", nats_ws::connect(admin_options))
-        .await
-        .unwrap();
+    let deny = r#"{ publish: { deny: ["$JS.API.CONSUMER.CREATE.>"] } }"#;
+    let mut server = server_with_user("late", deny);
+    let admin = signed_in(quick_reconnect(server.url()), "admin").await;
     let store = bucket(&admin, KvConfig::new("late")).await;
     store.put("k", "v1").await.unwrap();
-    let options = quick_reconnect(server.url()).user_password("late", "late");
-    let client = within(5, "connect", nats_ws::connect(options))
-        .await
-        .unwrap();
+    let client = signed_in(quick_reconnect(server.url()), "late").await;
     let kv = client.jetstream().key_value("late").await.unwrap();
     let mut watch = kv.watch_all().unwrap();
     let refused = within(5, "the refusal", watch.next()).await;
@@ -2082,7 +2063,9 @@ async fn a_refused_watch_works_at_once_when_its_server_comes_back_granting_it() 
     // The admin grants it: the server restarts with the permission.
     server.stop();
     let path = server.config_path();
-    let granted = std::fs::read_to_string(&path).unwrap().replace(deny, "");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let granted = config.replace(&format!("permissions: {deny}"), "");
+    assert_ne!(granted, config, "the permission found in the config");
     std::fs::write(&path, granted).unwrap();
     server.start_again();
     let value = within(8, "the value, once the server is back", async {
