@@ -159,10 +159,7 @@ pub fn watch_existing_bucket(client: Client, bucket: &'static str) -> LiveBucket
                         true => REFUSED_AGAIN,
                         false => LOOK_AGAIN,
                     };
-                    futures::select_biased! {
-                        _ = gloo_timers::future::sleep(pause).fuse() => {},
-                        _ = leptos_nats::next_reconnect(&client).fuse() => {},
-                    }
+                    leptos_nats::pause_until_reconnect(&client, pause).await;
                     continue;
                 }
             };

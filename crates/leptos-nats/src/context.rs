@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use nats_ws::kv::{KvConfig, KvError, Store};
@@ -116,14 +116,21 @@ pub fn spawn_while_mounted(fut: impl std::future::Future<Output = ()> + 'static)
     on_cleanup(move || task.abort());
 }
 
-/// Resolves when `client` is connected again after a disconnection ([`Client::next_reconnect`]):
-/// for a pause before trying again what its server refused to end then. Never for a closed
-/// client, so that a loop pausing on this beside a timer keeps the timer's pace rather than
-/// spinning (its task ends with the client's page or hook).
-pub async fn next_reconnect(client: &Client) {
-    client.next_reconnect().await;
-    if matches!(client.status(), Status::Closed) {
-        std::future::pending::<()>().await;
+/// Waits `pause`, or less if `client` connects again meanwhile after a disconnection
+/// ([`Client::next_reconnect`]): the pause before trying again what a server refused, which a
+/// new connection (maybe to a server restarted with other permissions) ends. A closed client
+/// does not end it: a loop pausing here keeps its pace rather than spinning (its task ends with
+/// the client's page or hook).
+pub async fn pause_until_reconnect(client: &Client, pause: std::time::Duration) {
+    let reconnected = async {
+        client.next_reconnect().await;
+        if matches!(client.status(), Status::Closed) {
+            std::future::pending::<()>().await;
+        }
+    };
+    futures::select_biased! {
+        _ = gloo_timers::future::sleep(pause).fuse() => {},
+        _ = reconnected.fuse() => {},
     }
 }
 

@@ -426,10 +426,7 @@ async fn bind_until_ready(
                 error.set(Some(context.word(e)))
             }
         }
-        futures::select_biased! {
-            _ = gloo_timers::future::sleep(pause).fuse() => {},
-            _ = crate::context::next_reconnect(client).fuse() => {},
-        }
+        crate::context::pause_until_reconnect(client, pause).await;
     }
 }
 

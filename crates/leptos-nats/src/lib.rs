@@ -20,8 +20,8 @@ mod context;
 mod hooks;
 
 pub use context::{
-    next_reconnect, provide_nats, spawn_while_mounted, until_connected, use_nats, NatsContext,
-    UseNatsReturn,
+    pause_until_reconnect, provide_nats, spawn_while_mounted, until_connected, use_nats,
+    NatsContext, UseNatsReturn,
 };
 pub use hooks::{
     bucket_gone, use_kv_key, use_kv_watch, use_subscription, use_subscription_list,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::{spawn_while_mounted, until_connected, use_nats};
@@ -56,10 +56,7 @@ async fn ensure_stream_until_ready(js: &JetStream, error: RwSignal<Option<String
                 Duration::from_secs(2)
             }
         };
-        futures::select_biased! {
-            _ = gloo_timers::future::sleep(pause).fuse() => {},
-            _ = leptos_nats::next_reconnect(js.client()).fuse() => {},
-        }
+        leptos_nats::pause_until_reconnect(js.client(), pause).await;
     }
 }
 
