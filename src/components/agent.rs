@@ -194,6 +194,21 @@ pub fn AgentPresenceLine(agent: AgentWatch) -> impl IntoView {
     }
 }
 
+/// Clears `error` whenever `what` changes from the value it had (not when it is first read):
+/// what a refused or failed action said is about the thing as it was.
+pub fn clear_on_change<T: PartialEq + Clone + Send + Sync + 'static>(
+    error: RwSignal<Option<String>>,
+    what: Memo<T>,
+) {
+    Effect::new(move |first: Option<()>| {
+        // Read, not only tracked: a memo computes (and so follows its sources) when read.
+        let _ = what.get();
+        if first.is_some() && error.with_untracked(Option::is_some) {
+            error.set(None);
+        }
+    });
+}
+
 /// A table row's action that failed: the agent watch learns from it (no responders means the
 /// agent is gone), and `text` shows under the row and as a toast.
 pub fn report_row_failure(

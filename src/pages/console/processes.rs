@@ -225,13 +225,7 @@ fn ProcRow(
     // stops or restarts (another tab, the agent), it goes. Not on its figures (CPU, memory),
     // which the agent writes every few seconds.
     let run = Memo::new(move |_| state.with(|p| (p.state, p.pid, p.restarts)));
-    Effect::new(move |first: Option<()>| {
-        // Read, not only tracked: a memo computes (and so follows its sources) when read.
-        let _ = run.get();
-        if first.is_some() && error.with_untracked(Option::is_some) {
-            error.set(None);
-        }
-    });
+    crate::components::agent::clear_on_change(error, run);
 
     let act = {
         let name = name.clone();

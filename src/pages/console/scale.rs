@@ -186,12 +186,14 @@ fn Scale(client: Client) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
-    Effect::new(move |first: Option<()>| {
-        // Read, not only tracked: a memo computes (and so follows its sources) when read.
-        let _ = states.get();
-        if first.is_some() && error.with_untracked(Option::is_some) {
-            error.set(None);
-        }
+    crate::components::agent::clear_on_change(error, states);
+
+    // The error, cut once into what happened and the leaf's output.
+    let said = Memo::new(move |_| {
+        error.with(|e| {
+            let (why, output) = split_output(e.as_deref().unwrap_or_default());
+            (why.to_owned(), output)
+        })
     });
 
     let trial = RwSignal::new(None::<Trial>);
@@ -266,12 +268,12 @@ fn Scale(client: Client) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 // A leaf that did not join: why, then its nats-server's last lines folded away.
                 <p class="notice-inline error" role="alert" data-testid="leaf-error">
-                    {move || error.with(|e| split_output(e.as_deref().unwrap_or_default()).0.to_owned())}
+                    {move || said.with(|(why, _)| why.clone())}
                 </p>
-                <Show when=move || error.with(|e| !split_output(e.as_deref().unwrap_or_default()).1.is_empty())>
+                <Show when=move || said.with(|(_, output)| !output.is_empty())>
                     <details class="leaf-output" data-testid="leaf-error-output">
                         <summary>"The leaf's last output"</summary>
-                        <pre>{move || error.with(|e| split_output(e.as_deref().unwrap_or_default()).1.to_owned())}</pre>
+                        <pre>{move || said.with(|(_, output)| output.clone())}</pre>
                     </details>
                 </Show>
             </Show>
@@ -345,12 +347,7 @@ fn LeafRow(
     // What a refused Remove said is about the leaf as it was: once it starts or stops, it goes.
     let run =
         Memo::new(move |_| leaf.with(|l| l.as_ref().map(|l| (l.process.state, l.process.pid))));
-    Effect::new(move |first: Option<()>| {
-        let _ = run.get();
-        if first.is_some() && error.with_untracked(Option::is_some) {
-            error.set(None);
-        }
-    });
+    crate::components::agent::clear_on_change(error, run);
     // Without the agent, what the bucket says of the leaf is its last word: the leaf may have
     // stopped with it (killed, it could not say so).
     let stale = move || agent.is_missing();
