@@ -170,6 +170,23 @@ mod tests {
             .is_some_and(|s| !s.zombie)
     }
 
+    /// Waits until `pid` runs `command` and its environment, read after that, carries `mark`
+    /// (an exec sets the name first and the environment last).
+    fn exec_done(pid: u32, command: &str, mark: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == command);
+            if named
+                && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| marked(&env, mark))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{pid} never became {command}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn what_carries_the_mark_is_ended_with_its_group_and_nothing_else() {
         let mark = run_mark(1, &format!("/tmp/leftovers-test-{}", std::process::id()));
@@ -191,6 +208,10 @@ mod tests {
             .env(MARK, format!("2{mark}"))
             .spawn()
             .unwrap();
+        // `$!` is printed once the shell has forked, maybe before its child has become `sleep`;
+        // in the middle of that exec its environment reads as empty, and it would not be found.
+        exec_done(grandchild, "sleep", &mark);
+        exec_done(other.id(), "sleep", &format!("2{mark}"));
         assert!(alive(grandchild));
 
         let started = Instant::now();
