@@ -377,13 +377,12 @@ impl Agent {
         let conf = dir.join("leaf.conf");
         let password = via_credentials::password(leaf::LEAF_USER)
             .map_err(|e| ApiError::new(500, format!("leaf {name}: {e}")))?;
-        let text = leaf::render_conf(
-            &name,
-            ports,
-            &store,
+        let hub_ports = leaf::remote_ports(
             self.config.agent.hub_leafnode_port,
-            password.as_deref(),
+            &self.config.agent.cluster_leafnode_ports,
+            &leaf::listening_ports(),
         );
+        let text = leaf::render_conf(&name, ports, &store, &hub_ports, password.as_deref());
         // It may hold the leaf user's password: readable by this user only.
         write_private(&conf, &text).map_err(internal)?;
         let spec = Spec {
@@ -438,14 +437,14 @@ impl Agent {
                     format!("leaf {name}: the agent is stopping"),
                 ));
             }
-            match self.refresh_leaves(false).await {
-                Ok(()) => {
-                    if let Some(info) = m.snapshot().leaf.filter(|l| l.connected) {
-                        self.flush().await;
-                        return Ok(info);
-                    }
-                }
-                Err(e) => last_error = e,
+            // The hub's /leafz unread (its node down), the leaf's own may say it joined another.
+            let read = self.refresh_leaves(false).await;
+            if let Some(info) = m.snapshot().leaf.filter(|l| l.connected) {
+                self.flush().await;
+                return Ok(info);
+            }
+            if let Err(e) = read {
+                last_error = e;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -541,8 +540,9 @@ impl Agent {
     }
 
     /// Takes what the hub's /leafz said (or that it could not be read, `failures` times in a
-    /// row) into each leaf's state; a leaf the hub does not list but whose own /leafz lists its
-    /// link (`own`, by leaf) is connected to another node of the hub's cluster.
+    /// row) into each leaf's state; a leaf the hub does not list, or whose hub could not be read,
+    /// but whose own /leafz lists its link (`own`, by leaf) is connected: to another node of the
+    /// hub's cluster.
     fn apply_leafz(
         leaves: &[Arc<Managed>],
         entries: &Result<Vec<leaf::LeafzEntry>, String>,
@@ -553,13 +553,21 @@ impl Agent {
         for (i, m) in leaves.iter().enumerate() {
             let state = m.snapshot();
             let ports = |pid| leaf::local_ports_to(pid, hub_port);
-            let Some(found) = leaf::hub_view(entries, failures, state.pid, m.name(), ports) else {
-                continue;
-            };
-            let found = match (found, own.get(i).cloned().flatten()) {
-                (Some(e), _) => Some(e),
-                (None, Some(link)) if state.pid.is_some() => Some(link.seen_from_the_hub()),
-                (None, _) => None,
+            let link = own
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|_| state.pid.is_some());
+            let found = match (
+                leaf::hub_view(entries, failures, state.pid, m.name(), ports),
+                link,
+            ) {
+                (Some(Some(e)), _) => Some(e),
+                // Linked, whether the hub does not list it or could not be read.
+                (_, Some(link)) => Some(link.seen_from_the_hub()),
+                (Some(None), None) => None,
+                // The hub unread a moment, the leaf's own unread too: as it was.
+                (None, None) => continue,
             };
             let Some(mut info) = state.leaf.clone() else {
                 continue;

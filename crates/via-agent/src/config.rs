@@ -45,6 +45,9 @@ pub struct AgentConfig {
     pub nats_url: String,
     pub max_leaves: usize,
     pub hub_leafnode_port: u16,
+    /// The leafnode ports of the hub's cluster's other nodes on 127.0.0.1 (`bash nats.sh
+    /// cluster`: 7423, 7424): a leaf added while the hub's port is down joins one of them.
+    pub cluster_leafnode_ports: Vec<u16>,
     /// `http://host:port` of the hub's monitoring endpoints (`/leafz`).
     pub hub_monitoring_url: String,
     pub nats_server: PathBuf,
@@ -90,6 +93,8 @@ struct RawAgent {
     nats_url: Option<String>,
     max_leaves: Option<usize>,
     hub_leafnode_port: Option<u16>,
+    #[serde(default)]
+    cluster_leafnode_ports: Vec<u16>,
     hub_monitoring_url: Option<String>,
     nats_server: Option<String>,
     data_dir: Option<String>,
@@ -180,6 +185,7 @@ impl Config {
                 .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned()),
             max_leaves: raw.agent.max_leaves.unwrap_or(8),
             hub_leafnode_port: raw.agent.hub_leafnode_port.unwrap_or(7422),
+            cluster_leafnode_ports: raw.agent.cluster_leafnode_ports,
             hub_monitoring_url,
             nats_server,
             data_dir: resolve(raw.agent.data_dir.as_deref().unwrap_or("data")),
@@ -276,6 +282,7 @@ mod tests {
         assert_eq!(c.agent.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(c.agent.max_leaves, 8);
         assert_eq!(c.agent.hub_leafnode_port, 7422);
+        assert!(c.agent.cluster_leafnode_ports.is_empty());
         assert_eq!(c.agent.hub_monitoring_url, "http://127.0.0.1:8222");
         assert_eq!(c.agent.data_dir, Path::new("/repo/data"));
         assert_eq!(c.agent.nats_server, Path::new("/usr/sbin/nats-server"));
@@ -295,6 +302,7 @@ mod tests {
             nats_url = "nats://10.0.0.1:4222"
             max_leaves = 2
             hub_leafnode_port = 17422
+            cluster_leafnode_ports = [17423, 17424]
             hub_monitoring_url = "http://127.0.0.1:18222"
             nats_server = "bin/nats-server"
             data_dir = "/var/lib/via"
@@ -318,6 +326,7 @@ mod tests {
         assert_eq!(c.agent.nats_url, "nats://127.0.0.1:1");
         assert_eq!(c.agent.nats_server, Path::new("/etc/via/bin/nats-server"));
         assert_eq!(c.agent.data_dir, Path::new("/var/lib/via"));
+        assert_eq!(c.agent.cluster_leafnode_ports, [17423, 17424]);
         let p = &c.processes[0];
         assert_eq!(p.cwd, Path::new("/etc/via/sub"));
         assert_eq!(p.command, "bin/sh");

@@ -80,15 +80,57 @@ impl LeafPorts {
     }
 }
 
+/// The leafnode ports on 127.0.0.1 a new leaf lists, in the order it tries them: of the hub's
+/// (`hub`) and its cluster's other nodes' (`cluster`), those something listens on now, the hub's
+/// first; then the hub's even if not (it may come back). A node down now is left out: once
+/// linked, the leaf learns the cluster's other leafnode urls from the node it joined.
+pub fn remote_ports(hub: u16, cluster: &[u16], listening: &HashSet<u16>) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    for &port in std::iter::once(&hub).chain(cluster) {
+        if listening.contains(&port) && !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    if !ports.contains(&hub) {
+        ports.push(hub);
+    }
+    ports
+}
+
+/// Which local ports something listens on now (IPv4 or IPv6, any address), from
+/// `/proc/net/tcp` and `/proc/net/tcp6`. Read, not tried: a connection to a server's leafnode
+/// port would be a line in its log.
+pub fn listening_ports() -> HashSet<u16> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| parse_listening(&table))
+        .collect()
+}
+
+/// The local ports of a `/proc/net/tcp{,6}` table's sockets in state LISTEN (`0A`).
+fn parse_listening(table: &str) -> HashSet<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, state) = (f.get(1)?, f.get(3)?);
+            (*state == "0A").then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())?
+        })
+        .collect()
+}
+
 /// The leaf's nats-server config: every listener on 127.0.0.1, JetStream in its own domain (named
-/// after the leaf, so its API never answers for the hub's), one remote: the hub's leafnode port.
+/// after the leaf, so its API never answers for the hub's), one remote: the hub's leafnode ports
+/// (`hub_leafnode_ports`, [`remote_ports`]), tried in their order.
 /// `name` must be valid ([`valid_leaf_name`]) and `store_dir` a path the agent made. Names are
 /// quoted: unquoted, nats-server reads `true`, `on` or `yes` as booleans.
 pub fn render_conf(
     name: &str,
     ports: LeafPorts,
     store_dir: &Path,
-    hub_leafnode_port: u16,
+    hub_leafnode_ports: &[u16],
     hub_password: Option<&str>,
 ) -> String {
     debug_assert!(valid_leaf_name(name));
@@ -108,9 +150,14 @@ pub fn render_conf(
          http: 127.0.0.1:{http}\n\
          websocket {{\n  host: 127.0.0.1\n  port: {ws}\n  no_tls: true\n}}\n\
          jetstream {{\n  store_dir: {store}\n  domain: \"{name}\"\n}}\n\
-         leafnodes {{\n  remotes [\n    {{\n      url: \"nats-leaf://{userinfo}127.0.0.1:{hub_leafnode_port}\"\n      \
+         leafnodes {{\n  remotes [\n    {{\n      urls: [{urls}]\n      dont_randomize: true\n      \
          # The leaf's own clients sign in as nobody: what they may not send across, and take.\n      \
          deny_exports: [{exports}]\n      deny_imports: [{imports}]\n    }}\n  ]\n}}\n",
+        urls = hub_leafnode_ports
+            .iter()
+            .map(|port| format!("\"nats-leaf://{userinfo}127.0.0.1:{port}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
         exports = quoted_list(&DENY_EXPORTS),
         imports = quoted_list(&DENY_IMPORTS),
         client = ports.client,
@@ -290,7 +337,7 @@ mod tests {
             "leaf-2",
             ports,
             Path::new("/d/leaves/leaf-2/store"),
-            7422,
+            &[7422],
             None,
         );
         assert!(conf.contains("server_name: \"leaf-2\"\n"));
@@ -298,17 +345,24 @@ mod tests {
         assert!(conf.contains("http: 127.0.0.1:2\n"));
         assert!(conf.contains("websocket {\n  host: 127.0.0.1\n  port: 3\n  no_tls: true\n}"));
         assert!(conf.contains("store_dir: \"/d/leaves/leaf-2/store\"\n  domain: \"leaf-2\"\n"));
-        assert!(conf.contains("url: \"nats-leaf://127.0.0.1:7422\""));
+        assert!(
+            conf.contains("urls: [\"nats-leaf://127.0.0.1:7422\"]\n      dont_randomize: true\n")
+        );
         assert!(conf.contains(r#"deny_exports: ["via.proc.>", "via.leaf.>", "proc.logs.>", "$JS.API.>", "$JS.ACK.>", "$KV.>", "$SYS.>"]"#), "{conf}");
         assert!(
             conf.contains(r#"deny_imports: ["via.proc.>", "via.leaf.>"]"#),
             "{conf}"
         );
         let path = Path::new("/s");
-        let signed = render_conf("leaf-2", ports, path, 7422, Some("Pw1"));
-        assert!(signed.contains("url: \"nats-leaf://leaf:Pw1@127.0.0.1:7422\""));
-        let odd = render_conf("leaf-2", ports, path, 7422, Some("p@ss\""));
-        assert!(odd.contains("url: \"nats-leaf://127.0.0.1:7422\""), "{odd}");
+        let signed = render_conf("leaf-2", ports, path, &[7423, 7422], Some("Pw1"));
+        assert!(signed.contains(
+            "urls: [\"nats-leaf://leaf:Pw1@127.0.0.1:7423\", \"nats-leaf://leaf:Pw1@127.0.0.1:7422\"]"
+        ));
+        let odd = render_conf("leaf-2", ports, path, &[7422], Some("p@ss\""));
+        assert!(
+            odd.contains("urls: [\"nats-leaf://127.0.0.1:7422\"]"),
+            "{odd}"
+        );
         let ports = LeafPorts::pick().unwrap();
         assert!(ports.client != ports.http && ports.http != ports.ws);
     }
@@ -360,6 +414,50 @@ mod tests {
         // A leaf whose nats-server is not running is not connected, whatever the hub said.
         assert_eq!(hub_view(&failed, 1, None, "leaf-1", no_ports), Some(None));
         assert_eq!(hub_view(&listed, 0, None, "leaf-1", no_ports), Some(None));
+    }
+
+    #[test]
+    fn a_leaf_tries_the_nodes_that_listen_the_hub_first() {
+        let listening = |ports: &[u16]| ports.iter().copied().collect::<HashSet<u16>>();
+        // One server: the hub alone, listening or not.
+        assert_eq!(
+            remote_ports(7422, &[7423, 7424], &listening(&[7422])),
+            [7422]
+        );
+        assert_eq!(remote_ports(7422, &[], &listening(&[])), [7422]);
+        assert_eq!(remote_ports(7422, &[7423, 7424], &listening(&[])), [7422]);
+        // A cluster: every node up, the hub first; node 1 down, the others first.
+        assert_eq!(
+            remote_ports(7422, &[7423, 7424], &listening(&[7424, 7423, 7422])),
+            [7422, 7423, 7424]
+        );
+        assert_eq!(
+            remote_ports(7422, &[7423, 7424], &listening(&[7424, 7423])),
+            [7423, 7424, 7422]
+        );
+        // Named twice, listed once.
+        assert_eq!(
+            remote_ports(7422, &[7422, 7423], &listening(&[7422, 7423])),
+            [7422, 7423]
+        );
+    }
+
+    #[test]
+    fn listening_sockets_of_both_tables() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 0100007F:1CFE 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 100 0 0 10 0\n\
+           1: 0100007F:97E0 0100007F:1CFF 01 00000000:00000000 00:00000000 00000000  1000        0 556 1 0 20 4 30 10 -1\n";
+        let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n";
+        assert_eq!(parse_listening(tcp), [0x1CFE].into());
+        assert_eq!(parse_listening(tcp6), [0x1F90].into());
+        assert!(parse_listening("").is_empty());
+        // This process's own listener is found.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(listening_ports().contains(&port));
+        drop(listener);
+        assert!(!listening_ports().contains(&port));
     }
 
     #[test]

@@ -736,6 +736,39 @@ async fn a_leaf_the_hub_does_not_list_but_that_is_linked_is_connected() {
     assert_eq!(leaves["leaves"][0]["connected"], true, "{leaves}");
 }
 
+/// A leaf added while the hub's leafnode port and monitoring are down (node 1 of a cluster gone)
+/// joins another node of its cluster, and stays connected in what the agent reports. Here that
+/// node is the test's server, and the hub's ports are ports nothing listens on.
+#[tokio::test]
+async fn a_leaf_added_while_the_hub_is_down_joins_another_node() {
+    let server = start_hub();
+    let node_2 = server.leaf_port.unwrap();
+    let keys = format!(
+        "cluster_leafnode_ports = [{}, {node_2}]\nhub_monitoring_url = \"http://127.0.0.1:{}\"",
+        free_port(),
+        free_port()
+    );
+    let agent = Agent::start_with_leaf_port(&server, free_port(), &keys, "");
+    let client = connect(server.client_url()).await;
+    ready(&client).await;
+    let added = call(&client, "via.leaf.add", "{}").await.unwrap();
+    assert_eq!(added["leaf"]["connected"], true, "{added}");
+    // Node 2 first: the ports nothing listened on are left out, or last (the hub's).
+    let conf =
+        std::fs::read_to_string(agent.dir.path().join("data/leaves/leaf-1/leaf.conf")).unwrap();
+    let urls = conf.lines().find(|l| l.contains("urls:")).unwrap();
+    assert!(
+        urls.contains(&format!("[\"nats-leaf://127.0.0.1:{node_2}\", ")),
+        "{urls}"
+    );
+    assert_eq!(urls.matches("nats-leaf://").count(), 2, "{urls}");
+    assert_eq!(server.leafz()["leafnodes"], 1);
+    // Past the failures of the hub's /leafz the agent tolerates (a read every 2 s).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let leaves = call(&client, "via.leaf.list", "").await.unwrap();
+    assert_eq!(leaves["leaves"][0]["connected"], true, "{leaves}");
+}
+
 /// Waits (bounded) until the agent lists a leaf named `name` first.
 async fn leaf_listed(client: &nats_ws::Client, name: &str) {
     until(5, &format!("{name} listed"), || async {
