@@ -64,6 +64,32 @@ test("scale: add a leaf, see it in the topology and the registry, remove it", { 
     }
     // On a phone the row stacks: every value and button in sight, nothing scrolls sideways.
     assert.deepEqual(await hiddenWhenNarrow(a, '[data-testid="leaf-row"] button, [data-testid="leaf-row"] td[data-label]', { shot: "scale-narrow" }), []);
+    // …and the topology is drawn upright: its labels at a readable size (the wide drawing in a
+    // phone's column shrank them to 5 px), every node inside its box.
+    const wide = a.viewportSize();
+    await a.setViewportSize({ width: 390, height: 800 });
+    try {
+      const drawn = await a.evaluate(async (s) => {
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        const svg = document.querySelector(s);
+        const box = svg.getBoundingClientRect();
+        const label = svg.querySelector(".node.hub text.label");
+        const px = parseFloat(getComputedStyle(label).fontSize) * label.getScreenCTM().a;
+        const outside = [...svg.querySelectorAll('[data-testid="topology-node"]')]
+          .filter((n) => {
+            const b = n.getBoundingClientRect();
+            return b.left < box.left - 0.5 || b.right > box.right + 0.5 || b.top < box.top - 0.5 || b.bottom > box.bottom + 0.5;
+          })
+          .map((n) => n.dataset.name ?? "hub");
+        return { px, outside };
+      }, sel("topology"));
+      assert.ok(drawn.px >= 10, `the topology's labels are ${drawn.px.toFixed(1)} px at 390 px`);
+      assert.deepEqual(drawn.outside, []);
+      await a.evaluate((s) => document.querySelector(s).scrollIntoView({ block: "start" }), sel("topology"));
+      await screenshot(a, "scale-topology-narrow");
+    } finally {
+      await a.setViewportSize(wide);
+    }
     const kvm = env.kvm;
     const registry = await kvm.open("services_registry");
     const entry = await registry.get(name);

@@ -443,19 +443,68 @@ fn LeafRow(
     }
 }
 
+/// How the topology is drawn: its box (`w` × `h`) and the ellipse the leaves sit on around the
+/// hub in its middle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Frame {
+    w: f64,
+    h: f64,
+    rx: f64,
+    ry: f64,
+}
+
+/// Wide, for a window wider than a phone's.
+const WIDE: Frame = Frame {
+    w: 720.0,
+    h: 300.0,
+    rx: 270.0,
+    ry: 105.0,
+};
+
+/// Upright, for a phone: the wide one in a 340 px column would shrink every label to under half
+/// its size (5 px); this one keeps them at about 11 px.
+const UPRIGHT: Frame = Frame {
+    w: 320.0,
+    h: 380.0,
+    rx: 115.0,
+    ry: 140.0,
+};
+
+/// Whether the window is as narrow as the stylesheet's phones (640 px), following its resizes
+/// while the caller lives.
+fn use_narrow() -> ReadSignal<bool> {
+    let narrow_now = || {
+        window()
+            .inner_width()
+            .ok()
+            .and_then(|w| w.as_f64())
+            .is_some_and(|w| w <= 640.0)
+    };
+    let (narrow, set_narrow) = signal(narrow_now());
+    let handle = window_event_listener_untyped("resize", move |_| {
+        let now = narrow_now();
+        if narrow.get_untracked() != now {
+            set_narrow.set(now);
+        }
+    });
+    on_cleanup(move || handle.remove());
+    narrow
+}
+
 /// The SVG: the hub in the middle, the leaves on an ellipse around it; a solid line to a leaf the
-/// hub sees connected, a dashed one otherwise.
+/// hub sees connected, a dashed one otherwise. Wide, or upright on a phone ([`Frame`]).
 #[component]
 fn Topology(
     leaves: Memo<Vec<Leaf>>,
     registered: Memo<BTreeMap<String, RegistryEntry>>,
 ) -> impl IntoView {
-    const W: f64 = 720.0;
-    const H: f64 = 300.0;
-    const CX: f64 = W / 2.0;
-    const CY: f64 = H / 2.0;
-    // Each leaf with its place, keyed by name and what it shows, so a change redraws that node.
+    let narrow = use_narrow();
+    let frame = Memo::new(move |_| if narrow.get() { UPRIGHT } else { WIDE });
+    // Each leaf with its place and the hub's, keyed by name and what it shows, so a change redraws
+    // that node.
     let placed = Memo::new(move |_| {
+        let Frame { w, h, rx, ry } = frame.get();
+        let (cx, cy) = (w / 2.0, h / 2.0);
         let list = leaves.get();
         let spots = leaf_positions(list.len(), 0.0, 0.0, 1.0);
         list.into_iter()
@@ -464,8 +513,8 @@ fn Topology(
                 let registered = registered.with(|r| r.contains_key(&leaf.process.name));
                 (
                     leaf.process.name,
-                    CX + x * 270.0,
-                    CY + y * 105.0,
+                    (cx, cy),
+                    (cx + x * rx, cy + y * ry),
                     leaf.info.connected,
                     leaf.info.ws_port,
                     registered,
@@ -473,31 +522,39 @@ fn Topology(
             })
             .collect::<Vec<_>>()
     });
+    let middle = move || frame.with(|f| (f.w / 2.0, f.h / 2.0));
     view! {
         <svg
             class="topology"
             data-testid="topology"
-            viewBox=format!("0 0 {W} {H}")
+            viewBox=move || frame.with(|f| format!("0 0 {} {}", f.w, f.h))
             role="img"
             aria-label="The hub and its leaf nodes"
         >
             <For
                 each=move || placed.get()
                 key=|p| format!("{p:?}")
-                children=move |(_, x, y, connected, _, _)| {
+                children=move |(_, (cx, cy), (x, y), connected, _, _)| {
                     view! {
                         <line
                             class="edge"
                             class:connected=connected
-                            x1=CX
-                            y1=CY
+                            x1=cx
+                            y1=cy
                             x2=x
                             y2=y
                         />
                     }
                 }
             />
-            <g class="node hub" data-testid="topology-node" transform=format!("translate({CX} {CY})")>
+            <g
+                class="node hub"
+                data-testid="topology-node"
+                transform=move || {
+                    let (cx, cy) = middle();
+                    format!("translate({cx} {cy})")
+                }
+            >
                 <circle r="38"/>
                 <text class="label" y="-2">"hub"</text>
                 <text class="sub" y="14">"nats-server"</text>
@@ -505,7 +562,7 @@ fn Topology(
             <For
                 each=move || placed.get()
                 key=|p| format!("{p:?}")
-                children=move |(name, x, y, connected, ws_port, registered)| {
+                children=move |(name, _, (x, y), connected, ws_port, registered)| {
                     view! {
                         <g
                             class="node leaf"
@@ -530,7 +587,7 @@ fn Topology(
                 }
             />
             <Show when=move || placed.with(Vec::is_empty)>
-                <text class="topology-empty" x=CX y=CY + 70.0>
+                <text class="topology-empty" x=move || middle().0 y=move || middle().1 + 70.0>
                     "No leaf nodes yet"
                 </text>
             </Show>
