@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 
-pub use test_support::{free_port, nats_server_binary, within, TestServer};
+pub use test_support::{nats_server_binary, refusing_port, within, TestServer};
 
 /// The hub the agent joins: a server with a leafnodes listener, named so that a leaf cannot take
 /// its name. Our clients and the agent reach it over TCP ([`TestServer::client_url`]).
@@ -150,6 +150,19 @@ impl Agent {
             .stderr(stderr)
             .spawn()
             .expect("start via-agent")
+    }
+
+    /// Waits (bounded) until this agent has taken its data directory's lock: its pid is the
+    /// lock's last line, written once it runs its own `main` (signals at their defaults) and
+    /// before it ends a killed agent's leftovers.
+    pub async fn holds_the_lock(&self) {
+        let lock = self.dir.path().join("data/via-agent.lock");
+        let pid = self.pid().to_string();
+        until(10, "the agent to take its lock", || async {
+            let text = std::fs::read_to_string(&lock).ok()?;
+            (text.lines().last()?.trim() == pid).then_some(())
+        })
+        .await;
     }
 
     pub fn pid(&self) -> u32 {
