@@ -812,7 +812,8 @@ async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
     let client = connect_quick_reconnect(&server).await;
     // A short API timeout so attempts time out while the server is down and are made again.
     let js = client.jetstream().with_timeout(Duration::from_millis(300));
-    stream(&js, "OUTAGE", &["outage.>"]).await;
+    // Made and checked with the default timeout: a loaded machine can take longer than 300 ms.
+    stream(&client.jetstream(), "OUTAGE", &["outage.>"]).await;
 
     server.stop();
     wait_status(&client, "reconnecting", |s| {
@@ -838,14 +839,20 @@ async fn publish_while_the_server_is_down_is_retried_and_stored_once() {
         (ack.stream.as_str(), ack.seq, ack.duplicate),
         ("OUTAGE", 1, false)
     );
-    let info = js.stream_info("OUTAGE").await.unwrap();
+    let checks = client.jetstream();
+    let info = checks.stream_info("OUTAGE").await.unwrap();
     assert_eq!(
         (info.state.messages, info.state.last_seq),
         (1, 1),
         "stored more than once"
     );
     assert_eq!(
-        &js.get_message("OUTAGE", 1).await.unwrap().unwrap().payload[..],
+        &checks
+            .get_message("OUTAGE", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .payload[..],
         b"kept"
     );
     // And the next publish is simply the next message.

@@ -755,7 +755,14 @@ async fn a_store_says_its_bucket_is_gone_when_another_client_deleted_it() {
     let client = connect(&server).await;
     // nats-server 2.9 lets a direct get of a deleted stream time out: not in 5 s each.
     let js = client.jetstream().with_timeout(Duration::from_millis(500));
-    let direct = js.create_key_value(KvConfig::new("gone")).await.unwrap();
+    // Made with the default timeout (a loaded machine can take longer than 500 ms to create a
+    // stream), read through `js`.
+    client
+        .jetstream()
+        .create_key_value(KvConfig::new("gone"))
+        .await
+        .unwrap();
+    let direct = js.key_value("gone").await.unwrap();
     // A bucket whose stream has no direct get (made by an older client): reads go to the stream's
     // leader through the JetStream API.
     let config = nats_ws::jetstream::StreamConfig {
@@ -766,7 +773,7 @@ async fn a_store_says_its_bucket_is_gone_when_another_client_deleted_it() {
         deny_delete: true,
         ..nats_ws::jetstream::StreamConfig::new("KV_nodirect", Vec::<String>::new())
     };
-    within(5, "stream", js.create_stream(&config))
+    within(5, "stream", client.jetstream().create_stream(&config))
         .await
         .unwrap();
     let api = js.key_value("nodirect").await.unwrap();

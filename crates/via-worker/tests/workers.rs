@@ -357,7 +357,8 @@ fn check_leases(all: &[(&str, &Records, u64)]) {
 }
 
 /// The tests that time a rebalancing take this, so that they do not share the machine's cores
-/// with each other (a join measured while another test churns its own workers ran past its bound).
+/// with each other (a join measured while another test churns its own workers ran past its bound),
+/// nor with the tests that load the machine most (workers at full rate, racing setups).
 static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn client(server: &TestServer) -> JetStream {
@@ -639,6 +640,7 @@ async fn a_stalled_workers_old_batch_is_not_delivered_a_third_time() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_server_restart_loses_nothing() {
+    let _alone = TIMED.lock().await;
     let mut server = TestServer::start();
     let url = server.client_url();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -740,6 +742,7 @@ async fn deleted_lease_buckets_are_made_again_and_the_work_goes_on() {
 /// its start. The window is narrow: six setups race on each of five fresh servers.
 #[tokio::test(flavor = "current_thread")]
 async fn setups_racing_on_a_fresh_server_all_succeed() {
+    let _alone = TIMED.lock().await;
     let settings = via_workers::Settings::default();
     for round in 0..5 {
         let server = TestServer::start();
