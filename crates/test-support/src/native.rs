@@ -13,6 +13,9 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// What nats-server logs once every listener is up (2.9 and later).
+const READY: &str = "Server is ready";
+
 /// A port that refuses connections for as long as the returned socket lives: bound, never
 /// listening. (A port merely freed, as [`free_port`] gives, can be taken meanwhile by a server
 /// another test starts: a clean-clone run once met a reset there instead of a refusal.)
@@ -217,9 +220,11 @@ impl TestServer {
         format!("mqtt://127.0.0.1:{port}")
     }
 
-    /// Starts the process and waits (bounded) until every listener accepts connections; `false`
-    /// if it exited first (e.g. a port was taken).
+    /// Starts the process and waits (bounded) until every listener accepts connections and it
+    /// says it is ready; `false` if it exited first (e.g. a port was taken: a connection to that
+    /// port then reaches whatever took it, so the ports alone do not tell).
     fn run(&mut self) -> bool {
+        let ready_before = self.log().matches(READY).count();
         // Appended to: after `start_again`, a failing test shows both runs.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -258,6 +263,23 @@ impl TestServer {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        // Said once every listener is up, after any refused bind would have ended it.
+        while self.log().matches(READY).count() == ready_before {
+            if self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
+                self.child = None;
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not say it was ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
         true
     }
