@@ -377,10 +377,13 @@ impl Agent {
         let conf = dir.join("leaf.conf");
         let password = via_credentials::password(leaf::LEAF_USER)
             .map_err(|e| ApiError::new(500, format!("leaf {name}: {e}")))?;
+        let listening = tokio::task::spawn_blocking(leaf::listening_ports)
+            .await
+            .unwrap_or_default();
         let hub_ports = leaf::remote_ports(
             self.config.agent.hub_leafnode_port,
             &self.config.agent.cluster_leafnode_ports,
-            &leaf::listening_ports(),
+            &listening,
         );
         let text = leaf::render_conf(&name, ports, &store, &hub_ports, password.as_deref());
         // It may hold the leaf user's password: readable by this user only.

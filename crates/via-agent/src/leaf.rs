@@ -80,26 +80,28 @@ impl LeafPorts {
     }
 }
 
-/// The leafnode ports on 127.0.0.1 a new leaf lists, in the order it tries them: of the hub's
-/// (`hub`) and its cluster's other nodes' (`cluster`), those something listens on now, the hub's
-/// first; then the hub's even if not (it may come back). A node down now is left out: once
-/// linked, the leaf learns the cluster's other leafnode urls from the node it joined.
+/// The leafnode ports on 127.0.0.1 a new leaf lists, in the order it tries them. The hub's
+/// (`hub`) alone while something listens on it: once linked, the leaf learns the other nodes of
+/// its cluster from the hub (INFO's `leafnode_urls`), and a port of the list that is not a node
+/// would cost it a failed try at each reconnect. Otherwise (node 1 of a cluster down) those of
+/// the cluster's other nodes (`cluster`) that listen now, then the hub's (it may come back).
 pub fn remote_ports(hub: u16, cluster: &[u16], listening: &HashSet<u16>) -> Vec<u16> {
+    if listening.contains(&hub) {
+        return vec![hub];
+    }
     let mut ports: Vec<u16> = Vec::new();
-    for &port in std::iter::once(&hub).chain(cluster) {
-        if listening.contains(&port) && !ports.contains(&port) {
+    for &port in cluster {
+        if port != hub && listening.contains(&port) && !ports.contains(&port) {
             ports.push(port);
         }
     }
-    if !ports.contains(&hub) {
-        ports.push(hub);
-    }
+    ports.push(hub);
     ports
 }
 
-/// Which local ports something listens on now (IPv4 or IPv6, any address), from
-/// `/proc/net/tcp` and `/proc/net/tcp6`. Read, not tried: a connection to a server's leafnode
-/// port would be a line in its log.
+/// Which local ports something listens on now at 127.0.0.1 or every address (IPv4 or IPv6),
+/// from `/proc/net/tcp` and `/proc/net/tcp6`. Read, not tried: a connection to a server's
+/// leafnode port would be a line in its log. Reads /proc: call it off the runtime's thread.
 pub fn listening_ports() -> HashSet<u16> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
@@ -108,15 +110,26 @@ pub fn listening_ports() -> HashSet<u16> {
         .collect()
 }
 
-/// The local ports of a `/proc/net/tcp{,6}` table's sockets in state LISTEN (`0A`).
+/// The local ports of a `/proc/net/tcp{,6}` table's sockets in state LISTEN (`0A`) on a
+/// loopback or wildcard address (as the kernel writes them: 127.0.0.1, 0.0.0.0, ::1, ::,
+/// ::ffff:127.0.0.1).
 fn parse_listening(table: &str) -> HashSet<u16> {
+    const REACHABLE: [&str; 5] = [
+        "0100007F",
+        "00000000",
+        "00000000000000000000000001000000",
+        "00000000000000000000000000000000",
+        "0000000000000000FFFF00000100007F",
+    ];
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (local, state) = (f.get(1)?, f.get(3)?);
-            (*state == "0A").then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())?
+            let (address, port) = local.rsplit_once(':')?;
+            (*state == "0A" && REACHABLE.contains(&address))
+                .then(|| u16::from_str_radix(port, 16).ok())?
         })
         .collect()
 }
@@ -417,28 +430,33 @@ mod tests {
     }
 
     #[test]
-    fn a_leaf_tries_the_nodes_that_listen_the_hub_first() {
+    fn a_leaf_lists_the_hub_alone_unless_it_is_down() {
         let listening = |ports: &[u16]| ports.iter().copied().collect::<HashSet<u16>>();
-        // One server: the hub alone, listening or not.
+        // The hub listening: it alone, whatever else listens (the leaf learns the cluster's
+        // other nodes from it).
         assert_eq!(
             remote_ports(7422, &[7423, 7424], &listening(&[7422])),
             [7422]
         );
-        assert_eq!(remote_ports(7422, &[], &listening(&[])), [7422]);
-        assert_eq!(remote_ports(7422, &[7423, 7424], &listening(&[])), [7422]);
-        // A cluster: every node up, the hub first; node 1 down, the others first.
         assert_eq!(
             remote_ports(7422, &[7423, 7424], &listening(&[7424, 7423, 7422])),
-            [7422, 7423, 7424]
+            [7422]
         );
+        assert_eq!(remote_ports(7422, &[], &listening(&[])), [7422]);
+        // Down: the nodes that listen, in their order, then the hub's.
+        assert_eq!(remote_ports(7422, &[7423, 7424], &listening(&[])), [7422]);
         assert_eq!(
             remote_ports(7422, &[7423, 7424], &listening(&[7424, 7423])),
             [7423, 7424, 7422]
         );
-        // Named twice, listed once.
         assert_eq!(
-            remote_ports(7422, &[7422, 7423], &listening(&[7422, 7423])),
-            [7422, 7423]
+            remote_ports(7422, &[7424, 7423], &listening(&[7423])),
+            [7423, 7422]
+        );
+        // Named twice, or the hub among them: listed once.
+        assert_eq!(
+            remote_ports(7422, &[7422, 7423, 7423], &listening(&[7423])),
+            [7423, 7422]
         );
     }
 
@@ -446,11 +464,17 @@ mod tests {
     fn listening_sockets_of_both_tables() {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
            0: 0100007F:1CFE 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 100 0 0 10 0\n\
-           1: 0100007F:97E0 0100007F:1CFF 01 00000000:00000000 00:00000000 00000000  1000        0 556 1 0 20 4 30 10 -1\n";
+           1: 0100007F:97E0 0100007F:1CFF 01 00000000:00000000 00:00000000 00000000  1000        0 556 1 0 20 4 30 10 -1\n\
+           2: 00000000:1CFF 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 557 1 0 100 0 0 10 0\n\
+           3: 0A00000A:1D00 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 558 1 0 100 0 0 10 0\n";
         let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-           0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n";
-        assert_eq!(parse_listening(tcp), [0x1CFE].into());
-        assert_eq!(parse_listening(tcp6), [0x1F90].into());
+           0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n\
+           1: 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 778 1 0 100 0 0 10 0\n\
+           2: 000080FE00000000FF4E1E5A1D2C3B4A:1F92 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 779 1 0 100 0 0 10 0\n";
+        // Loopback and every address; not a connection (01), not another address (10.0.0.10, a
+        // link-local IPv6).
+        assert_eq!(parse_listening(tcp), [0x1CFE, 0x1CFF].into());
+        assert_eq!(parse_listening(tcp6), [0x1F90, 0x1F91].into());
         assert!(parse_listening("").is_empty());
         // This process's own listener is found.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
