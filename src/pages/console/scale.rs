@@ -451,6 +451,20 @@ struct Frame {
     h: f64,
     rx: f64,
     ry: f64,
+    /// The most characters of a leaf's name its label shows (the rest is cut to "…"; the whole
+    /// name is in the node's title): a leaf at the side has about this much room.
+    label: usize,
+}
+
+/// `name`, cut to `max` characters with "…" in place of the rest.
+fn label_of(name: &str, max: usize) -> String {
+    match name.char_indices().nth(max) {
+        Some(_) => {
+            let keep: String = name.chars().take(max.saturating_sub(1)).collect();
+            format!("{keep}…")
+        }
+        None => name.to_owned(),
+    }
 }
 
 /// Wide, for a window wider than a phone's.
@@ -459,6 +473,7 @@ const WIDE: Frame = Frame {
     h: 300.0,
     rx: 270.0,
     ry: 105.0,
+    label: 22,
 };
 
 /// Upright, for a phone: the wide one in a 340 px column would shrink every label to under half
@@ -468,6 +483,7 @@ const UPRIGHT: Frame = Frame {
     h: 380.0,
     rx: 115.0,
     ry: 140.0,
+    label: 11,
 };
 
 /// Whether the window is as narrow as the stylesheet's phones (640 px), following its resizes
@@ -503,7 +519,13 @@ fn Topology(
     // Each leaf with its place and the hub's, keyed by name and what it shows, so a change redraws
     // that node.
     let placed = Memo::new(move |_| {
-        let Frame { w, h, rx, ry } = frame.get();
+        let Frame {
+            w,
+            h,
+            rx,
+            ry,
+            label,
+        } = frame.get();
         let (cx, cy) = (w / 2.0, h / 2.0);
         let list = leaves.get();
         let spots = leaf_positions(list.len(), 0.0, 0.0, 1.0);
@@ -512,6 +534,7 @@ fn Topology(
             .map(|(leaf, (x, y))| {
                 let registered = registered.with(|r| r.contains_key(&leaf.process.name));
                 (
+                    label_of(&leaf.process.name, label),
                     leaf.process.name,
                     (cx, cy),
                     (cx + x * rx, cy + y * ry),
@@ -534,7 +557,7 @@ fn Topology(
             <For
                 each=move || placed.get()
                 key=|p| format!("{p:?}")
-                children=move |(_, (cx, cy), (x, y), connected, _, _)| {
+                children=move |(_, _, (cx, cy), (x, y), connected, _, _)| {
                     view! {
                         <line
                             class="edge"
@@ -562,7 +585,7 @@ fn Topology(
             <For
                 each=move || placed.get()
                 key=|p| format!("{p:?}")
-                children=move |(name, _, (x, y), connected, ws_port, registered)| {
+                children=move |(label, name, _, (x, y), connected, ws_port, registered)| {
                     view! {
                         <g
                             class="node leaf"
@@ -580,7 +603,7 @@ fn Topology(
                             </title>
                             <circle r="28"/>
                             <circle class="registered-dot" class:up=registered cx="20" cy="-20" r="5"/>
-                            <text class="label" y="-1">{name.clone()}</text>
+                            <text class="label" y="-1">{label}</text>
                             <text class="sub" y="13">{format!("ws {ws_port}")}</text>
                         </g>
                     }
@@ -805,6 +828,16 @@ fn Registry(
 #[cfg(test)]
 mod tests {
     use super::readable_rtt;
+
+    #[test]
+    fn long_leaf_names_are_cut_in_the_drawing() {
+        use super::label_of;
+        assert_eq!(label_of("leaf-1", 11), "leaf-1");
+        assert_eq!(label_of("abcdefghijk", 11), "abcdefghijk");
+        assert_eq!(label_of("abcdefghijkl", 11), "abcdefghij…");
+        assert_eq!(label_of("ééééééééééééé", 11).chars().count(), 11);
+        assert_eq!(label_of("", 11), "");
+    }
 
     #[test]
     fn round_trips_read_in_a_unit_with_few_digits() {
