@@ -411,7 +411,17 @@ impl<'a, O: Observer> Worker<'a, O> {
         }
         let started = (fetched.started, fetched.started_ms);
         let mut rest = messages.into_iter();
+        let mut cut_off = false;
         for message in rest.by_ref() {
+            if !self.js.client().status().is_connected() {
+                // A batch that came as the connection dropped: an ack now would wait for the
+                // next connection, and by then (an outage longer than the lease, or the ack wait)
+                // another worker may hold the partition and have been given the same messages
+                // again. Processed here too, they would be processed twice. Left, unacknowledged
+                // (a nak could come after a new delivery, and make a third), to the ack wait.
+                cut_off = true;
+                break;
+            }
             if self.may_be_redelivered(started) {
                 // Delivered so long ago that the server may have queued them for delivery again
                 // (a batch that waited behind a slow tick, a stalled process, or a pull nats-server
@@ -444,6 +454,13 @@ impl<'a, O: Observer> Worker<'a, O> {
             self.summary.processed += 1;
             // Fire and forget, like nats.go's Ack: a lost ack means a redelivery, never a loss.
             let _ = message.ack();
+        }
+        if cut_off {
+            self.trouble(
+                &format!("processing partition {p} (its batch is left for redelivery)"),
+                &WorkerError::NoServer,
+            );
+            return;
         }
         // Sent back for the next owner, unless they may be out again already (see above).
         if !self.may_be_redelivered(started) {
