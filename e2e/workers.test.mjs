@@ -30,6 +30,7 @@ import {
   useEnv,
   viaWorkerBin,
   waitFor,
+  waitStatus,
   waitText,
 } from "./lib.mjs";
 
@@ -403,6 +404,23 @@ test("workers: a tab reloaded lets its partitions go at once, not when its lease
   } finally {
     status.stop();
   }
+});
+
+test("workers: while the server is away the consumers are shown as last known, not as gone", T, async (t) => {
+  const a = await env.tab({ identity: "away-a", path: "/workers" });
+  const id = await join(a);
+  await waitBalanced(a, [id], [8]);
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await waitStatus(a, /^Reconnecting/);
+  // Past the lease TTL, after which a worker not heard from is taken as gone: nothing can be
+  // heard now, and the page said "0 workers — No worker yet" beside its own "working".
+  await pause(LEASE_TTL + 2_000);
+  assert.deepEqual(Object.keys(await table(a)), [id]);
+  assert.match(await textOf(a, "worker-count"), /^1 worker$/);
+  await env.control("start");
+  await waitBalanced(a, [id], [8]);
+  await leave(a);
 });
 
 test("workers: signing in as another user while working joins again with the new connection", T, async () => {

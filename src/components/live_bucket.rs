@@ -279,18 +279,28 @@ impl LiveBucket {
 }
 
 /// [`LiveBucket::server_time`] from the first of `buckets` whose values told the offset (all on
-/// the same server).
+/// the same server). It stands still while the tab is not connected: what a heartbeat's age says
+/// (a worker, a registration gone quiet) cannot be known then, and the buckets show what was
+/// last known, not everything expired one TTL into an outage.
 pub fn server_time_of<const N: usize>(
     buckets: [LiveBucket; N],
     local: ReadSignal<f64>,
 ) -> Signal<f64> {
-    Signal::derive(move || {
-        let offset = buckets
-            .iter()
-            .find_map(|b| b.offset.with_value(|o| o.known().then(|| o.get())))
-            .unwrap_or(0.0);
-        local.get() - offset
-    })
+    let status = leptos_nats::use_nats().status;
+    let time = Memo::new(move |last: Option<&f64>| {
+        let connected = status.with(|s| s.is_connected());
+        match last {
+            Some(&last) if !connected => last,
+            _ => {
+                let offset = buckets
+                    .iter()
+                    .find_map(|b| b.offset.with_value(|o| o.known().then(|| o.get())))
+                    .unwrap_or(0.0);
+                local.get() - offset
+            }
+        }
+    });
+    time.into()
 }
 
 #[cfg(test)]
