@@ -57,7 +57,33 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
+/// Whether a publish failed for want of the server (never connected within its deadline, or no
+/// acknowledgement before it): the same event is published again once connected, with the same
+/// `Nats-Msg-Id`, so one stored after all is acknowledged as a duplicate within the stream's
+/// duplicate window, not stored twice.
+fn for_want_of_the_server(e: &nats_ws::jetstream::JetStreamError) -> bool {
+    use nats_ws::jetstream::JetStreamError;
+    matches!(
+        e,
+        JetStreamError::NotSent(_) | JetStreamError::DeadlineExceeded(_)
+    )
+}
+
+/// Waits until `js`'s client is connected; `false` if it is closed or gave up (offline), when
+/// waiting would never end.
+async fn connected(js: &JetStream) -> bool {
+    loop {
+        match js.client().status() {
+            nats_ws::Status::Connected { .. } => return true,
+            nats_ws::Status::Closed | nats_ws::Status::Offline { .. } => return false,
+            _ => nats_ws::rt::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Publishes `plan`; `progress` is called with the count acknowledged so far, at most every 100.
+/// An outage pauses it (what was not acknowledged is published again once connected), however
+/// long; it ends at the first other failure, or when the client is closed.
 pub async fn publish(
     js: &JetStream,
     settings: &Settings,
@@ -73,11 +99,35 @@ pub async fn publish(
     let mut report = Report::default();
     let mut pending = FuturesUnordered::new();
     let mut next = 0u64;
+    // Events whose publish failed for want of the server: published again first, once connected.
+    let mut again = std::collections::VecDeque::new();
     let mut failure = None;
+    let publish = |i: u64| {
+        let event = plan.event(i);
+        let subject = settings.partition_subject(settings.partition_for(&event.key));
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        let options = PublishOptions::default().msg_id(event.id);
+        let js = js.clone();
+        async move { (i, js.publish_with(&subject, None, &body, &options).await) }
+    };
     loop {
+        if failure.is_none() && !again.is_empty() && pending.is_empty() {
+            if !connected(js).await {
+                failure = Some(nats_ws::jetstream::JetStreamError::NotSent(start.elapsed()));
+                continue;
+            }
+            while pending.len() < plan.window.max(1) {
+                let Some(i) = again.pop_front() else { break };
+                pending.push(publish(i));
+            }
+        }
         // Ahead of the rate: how long until the next event is due.
         let mut wait = Duration::ZERO;
-        while failure.is_none() && next < plan.count && pending.len() < plan.window.max(1) {
+        while failure.is_none()
+            && again.is_empty()
+            && next < plan.count
+            && pending.len() < plan.window.max(1)
+        {
             if let Some(rate) = plan.rate.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(next as f64 / f64::from(rate));
                 wait = due.saturating_sub(start.elapsed());
@@ -85,17 +135,13 @@ pub async fn publish(
                     break;
                 }
             }
-            let event = plan.event(next);
-            let subject = settings.partition_subject(settings.partition_for(&event.key));
-            let body = serde_json::to_vec(&event).unwrap_or_default();
-            let options = PublishOptions::default().msg_id(event.id);
-            let js = js.clone();
-            pending.push(async move { js.publish_with(&subject, None, &body, &options).await });
+            pending.push(publish(next));
             next += 1;
         }
-        let result = if wait.is_zero() || failure.is_some() {
+        let (i, result) = if wait.is_zero() || failure.is_some() || !again.is_empty() {
             match pending.next().await {
                 Some(result) => result,
+                None if failure.is_none() && !again.is_empty() => continue,
                 None => break,
             }
         } else {
@@ -110,6 +156,10 @@ pub async fn publish(
         // After a failure, what is in flight is still counted, then the failure returned.
         let ack = match result {
             Ok(ack) => ack,
+            Err(e) if for_want_of_the_server(&e) => {
+                again.push_back(i);
+                continue;
+            }
             Err(e) => {
                 failure.get_or_insert(e);
                 continue;
