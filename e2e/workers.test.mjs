@@ -550,6 +550,25 @@ test("workers: Add worker starts a via-worker through the agent; Kill (-9) ends 
     // Killed without a word: its leases expire and the tab takes every partition back.
     await waitBalanced(page, [id], [8], { timeout: 60_000 });
     await waitDrained("every durable drained after the kill");
+
+    // The agent killed (-9) takes its processes with it: the row says its state is the last
+    // known, and counts no uptime (it said "running" and counted on, beside "via-agent is not
+    // running").
+    await page.getByTestId("worker-add").click();
+    await waitFor(page, "Kill worker-1 is on again", (s) => document.querySelector(s)?.disabled === false, sel("worker-kill-worker-1"));
+    await agent.kill();
+    await waitFor(
+      page,
+      "worker-1's row marked as last known",
+      (s) => /agent not running · last known/.test(document.querySelector(s)?.closest("tr")?.textContent ?? ""),
+      sel("worker-kill-worker-1"),
+      { timeout: 30_000 },
+    );
+    const cells = await page.evaluate(
+      (s) => [...document.querySelector(s).closest("tr").querySelectorAll("td")].map((td) => td.textContent.trim()),
+      sel("worker-kill-worker-1"),
+    );
+    assert.equal(cells[3], "—", `uptime of a process of a killed agent: ${cells.join(" | ")}`);
   } finally {
     await agent.stop();
   }

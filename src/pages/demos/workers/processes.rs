@@ -215,10 +215,19 @@ fn ProcessRow(
                 <span class=move || format!("state state-{}", state.with(|p| p.state))>
                     {move || state.with(|p| p.state.as_str())}
                 </span>
+                // Its children end with the agent: what the bucket last said is not what runs.
+                <Show when=move || agent.is_missing()>
+                    <span class="stale-note">"agent not running · last known"</span>
+                </Show>
             </td>
             <td class="num" data-label="PID">{move || state.with(|p| p.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "—".into()))}</td>
             <td class="num" data-label="Uptime">
-                {move || state.with(|p| p.uptime_ms(now.get() as u64).map(|ms| format_duration(ms as f64)).unwrap_or_else(|| "—".into()))}
+                {move || {
+                    if agent.is_missing() {
+                        return "—".to_owned();
+                    }
+                    state.with(|p| p.uptime_ms(now.get() as u64).map(|ms| format_duration(ms as f64)).unwrap_or_else(|| "—".into()))
+                }}
             </td>
             <td class="num" data-label="Memory">
                 {move || state.with(|p| if p.pid.is_some() { format_bytes(p.rss_bytes) } else { "—".into() })}
