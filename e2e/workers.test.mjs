@@ -420,6 +420,14 @@ test("workers: while the server is away the consumers are shown as last known, n
   assert.match(await textOf(a, "worker-count"), /^1 worker$/);
   await env.control("start");
   await waitBalanced(a, [id], [8]);
+  // The status feed has no history: it says that what was said meanwhile is not shown (a
+  // "released" without its "acquired" read as a mistake).
+  await waitFor(
+    a,
+    "the feed says what it missed",
+    (s) => [...document.querySelectorAll(s)].some((li) => /connected again: what was said while it was away is not shown/.test(li.textContent)),
+    sel("status-event"),
+  );
   await leave(a);
 });
 

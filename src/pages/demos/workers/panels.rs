@@ -149,6 +149,16 @@ fn WorkerRow(id: String, workers: Memo<Vec<WorkerInfo>>, ctx: Ctx) -> impl IntoV
     }
 }
 
+/// This tab's connection, as the status feed follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Still making its first connection: nothing was missed.
+    NotYet,
+    Up,
+    /// Was connected, is not: what is said meanwhile does not reach the feed.
+    Away,
+}
+
 /// One line of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FeedLine {
@@ -162,6 +172,8 @@ struct FeedLine {
 #[component]
 pub(super) fn StatusFeed(client: Client, ctx: Ctx) -> impl IntoView {
     let lines = RwSignal::new(Vec::<FeedLine>::new());
+    // The lines' keys, for the feed's own lines too.
+    let next_seq = StoredValue::new(0u64);
     let error = RwSignal::new(None::<String>);
     let subject = ctx.settings().status_subject();
     {
@@ -174,10 +186,10 @@ pub(super) fn StatusFeed(client: Client, ctx: Ctx) -> impl IntoView {
                     return;
                 }
             };
-            let mut seq = 0u64;
             while let Some(message) = sub.next().await {
                 let Ok(message) = message else { continue };
-                seq += 1;
+                let seq = next_seq.get_value() + 1;
+                next_seq.set_value(seq);
                 let line = match parse_json::<StatusEvent>(&message.payload) {
                     Some(e) => FeedLine {
                         seq,
@@ -198,6 +210,30 @@ pub(super) fn StatusFeed(client: Client, ctx: Ctx) -> impl IntoView {
             }
         });
     }
+    // The feed has no history: what was said while this tab was away is not coming. Said where it
+    // happened, so that a "released" without its "acquired", or a line that arrives late with an
+    // earlier time (a worker's own, sent once it was back), reads as what it is.
+    let status = leptos_nats::use_nats().status;
+    Effect::new(move |was: Option<Link>| {
+        let connected = status.with(|s| s.is_connected());
+        if was == Some(Link::Away) && connected {
+            let seq = next_seq.get_value() + 1;
+            next_seq.set_value(seq);
+            let line = FeedLine {
+                seq,
+                at: now_ms() as u64,
+                worker: "this tab".into(),
+                text: "connected again: what was said while it was away is not shown".into(),
+                class: "status-loss",
+            };
+            lines.update(|l| push_bounded(l, [line], FEED_LINES));
+        }
+        match (was.unwrap_or(Link::NotYet), connected) {
+            (_, true) => Link::Up,
+            (Link::NotYet, false) => Link::NotYet,
+            (_, false) => Link::Away,
+        }
+    });
     view! {
         <section class="card feed-card" aria-labelledby="feed-title">
             <div class="card-head">
