@@ -253,6 +253,39 @@ struct Worker<'a, O: Observer> {
     no_acquire_until: u64,
     /// Something failed since the last round of upkeep that went through.
     troubled: bool,
+    /// The messages this worker processed last.
+    recent: Recent,
+}
+
+/// The last [`Recent::KEPT`] messages a worker processed, each as its stream sequence and the
+/// time it was stored (a stream deleted and made again numbers its messages from 1 again): one
+/// delivered to it again is acknowledged again, not processed again. Its acknowledgement was
+/// lost, or the server sent a stale copy: nats-server before 2.10.14 can deliver a message it
+/// redelivered a second time, with a delivery count of 1, after a delivery failed
+/// (nats-server#5305; seen here after a worker was killed with a pull outstanding).
+#[derive(Debug, Default)]
+struct Recent {
+    order: std::collections::VecDeque<(u64, u64)>,
+    set: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Recent {
+    const KEPT: usize = 8192;
+
+    fn contains(&self, message: (u64, u64)) -> bool {
+        self.set.contains(&message)
+    }
+
+    fn insert(&mut self, message: (u64, u64)) {
+        if self.set.insert(message) {
+            self.order.push_back(message);
+            if self.order.len() > Self::KEPT {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.set.remove(&oldest);
+                }
+            }
+        }
+    }
 }
 
 /// Whether `e` says a bucket is gone (its stream deleted).
@@ -296,6 +329,7 @@ impl<'a, O: Observer> Worker<'a, O> {
             announced: Vec::new(),
             last_memory: None,
             summary: Summary::default(),
+            recent: Recent::default(),
             leases_gone: false,
             workers_gone: false,
             recheck: false,
@@ -443,10 +477,20 @@ impl<'a, O: Observer> Worker<'a, O> {
                 break;
             }
             let info = message.info();
+            let seq = info.as_ref().map_or(0, |i| i.stream_sequence);
+            let stored = (seq, info.as_ref().map_or(0, |i| i.timestamp_ns));
+            if seq != 0 && self.recent.contains(stored) {
+                // Processed already (see `Recent`): acknowledged again only.
+                let _ = message.ack();
+                continue;
+            }
             let event: Option<Event> = serde_json::from_slice(&message.message.payload).ok();
+            if seq != 0 {
+                self.recent.insert(stored);
+            }
             self.observer.processed(
                 p,
-                info.as_ref().map_or(0, |i| i.stream_sequence),
+                seq,
                 event.as_ref(),
                 info.as_ref().is_some_and(|i| i.delivered > 1),
                 now,
@@ -1110,5 +1154,33 @@ impl<'a, O: Observer> Worker<'a, O> {
             _ = flush => {}
             _ = limit => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn a_worker_remembers_the_last_messages_it_processed() {
+        let mut recent = Recent::default();
+        assert!(!recent.contains((7, 70)));
+        recent.insert((7, 70));
+        recent.insert((7, 70));
+        assert!(recent.contains((7, 70)));
+        // The same number in a stream made again is another message.
+        assert!(!recent.contains((7, 71)));
+        assert_eq!(recent.order.len(), 1, "kept once");
+        for seq in 100..100 + Recent::KEPT as u64 {
+            recent.insert((seq, seq));
+        }
+        // The oldest made room for the newest.
+        assert!(!recent.contains((7, 70)));
+        let last = 99 + Recent::KEPT as u64;
+        assert!(recent.contains((100, 100)) && recent.contains((last, last)));
+        assert_eq!(
+            (recent.order.len(), recent.set.len()),
+            (Recent::KEPT, Recent::KEPT)
+        );
     }
 }
