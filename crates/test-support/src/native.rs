@@ -247,25 +247,22 @@ impl TestServer {
             .chain(self.leaf_port)
             .chain(self.mqtt_port)
         {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                let exited = self
-                    .child
-                    .as_mut()
-                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-                if exited {
-                    self.child = None;
-                    return false;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "nats-server did not start: {}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
+            if !self.until(deadline, "nats-server did not start", |_| {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }) {
+                return false;
             }
         }
         // Said once every listener is up, after any refused bind would have ended it.
-        while self.log().matches(READY).count() == ready_before {
+        self.until(deadline, "nats-server did not say it was ready", |server| {
+            server.log().matches(READY).count() > ready_before
+        })
+    }
+
+    /// Polls `up` until it holds (`true`), or the process exits (`false`, the child forgotten);
+    /// past `deadline`, fails the test with `what` and the log.
+    fn until(&mut self, deadline: Instant, what: &str, up: impl Fn(&Self) -> bool) -> bool {
+        while !up(self) {
             if self
                 .child
                 .as_mut()
@@ -274,12 +271,8 @@ impl TestServer {
                 self.child = None;
                 return false;
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not say it was ready: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(Instant::now() < deadline, "{what}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
         }
         true
     }

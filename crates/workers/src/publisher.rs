@@ -69,18 +69,6 @@ fn for_want_of_the_server(e: &nats_ws::jetstream::JetStreamError) -> bool {
     )
 }
 
-/// Waits until `js`'s client is connected; `false` if it is closed or gave up (offline), when
-/// waiting would never end.
-async fn connected(js: &JetStream) -> bool {
-    loop {
-        match js.client().status() {
-            nats_ws::Status::Connected { .. } => return true,
-            nats_ws::Status::Closed | nats_ws::Status::Offline { .. } => return false,
-            _ => nats_ws::rt::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 /// Publishes `plan`; `progress` is called with the count acknowledged so far, at most every 100.
 /// An outage pauses it (what was not acknowledged is published again once connected), however
 /// long; it ends at the first other failure, or when the client is closed.
@@ -112,7 +100,7 @@ pub async fn publish(
     };
     loop {
         if failure.is_none() && !again.is_empty() && pending.is_empty() {
-            if !connected(js).await {
+            if js.client().wait_connected().await.is_err() {
                 failure = Some(nats_ws::jetstream::JetStreamError::NotSent(start.elapsed()));
                 continue;
             }
