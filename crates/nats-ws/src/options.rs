@@ -101,9 +101,22 @@ pub struct Options {
 }
 
 impl Options {
+    /// One server, or several separated by commas (`"nats://a:4222,nats://b:4222"`, as nats.go's
+    /// `Connect` and async-nats take them), tried in rotation: a client can then start while the
+    /// first is down.
     pub fn new(server: impl Into<String>) -> Self {
+        let server = server.into();
+        let servers = match server.contains(',') {
+            false => vec![server],
+            true => server
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
         Options {
-            servers: vec![server.into()],
+            servers,
             name: None,
             auth: Auth::None,
             echo: true,
@@ -224,6 +237,16 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_separated_url_is_several_servers() {
+        let o = Options::new("nats://a:4222, nats://b:4222,,nats://c:4222 ");
+        assert_eq!(
+            o.servers,
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+        assert_eq!(Options::new("ws://a:8080").servers, ["ws://a:8080"]);
+    }
 
     #[test]
     fn backoff_schedule() {

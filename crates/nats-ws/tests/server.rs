@@ -526,6 +526,22 @@ async fn nothing_listening_at_a_nats_url_says_so() {
     );
 }
 
+/// A comma-separated url is several servers, as nats.go and async-nats take it: a client starts
+/// while the first is down (via-agent, via-worker and via-math take their url this way).
+#[tokio::test]
+async fn a_comma_separated_url_connects_to_a_server_that_is_up() {
+    let server = TestServer::start();
+    let (_held, port) = test_support::refusing_port();
+    let url = format!(
+        "nats://127.0.0.1:{port},nats://127.0.0.1:{}",
+        server.client_port
+    );
+    let client = within(10, "connect", nats_ws::connect(Options::new(url)))
+        .await
+        .expect("connected to the server that is up");
+    assert_eq!(client.server_info().unwrap().port, server.client_port);
+}
+
 /// Credentials in a nats:// url are not used, and the error does not repeat them (programs print
 /// their errors; a password would land in a log).
 #[tokio::test]

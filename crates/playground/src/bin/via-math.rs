@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use via_playground::math;
 
 const USAGE: &str = "usage: via-math [--url URL]
-  serves math.sum (service math); the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222";
+  serves math.sum (service math); the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222 (several: comma-separated)";
 
 /// Where the server is when neither `--url` nor `VIA_NATS_URL` says.
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";

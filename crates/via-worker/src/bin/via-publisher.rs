@@ -13,7 +13,7 @@ use via_workers::publisher::{self, Plan};
 
 const USAGE: &str = "usage: via-publisher [--url URL] [--partitions N] [--prefix P] [--stream S] \
 [--count N] [--rate EVENTS_PER_S] [--run ID] [--window W] [--connect-timeout-ms MS]
-  the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222; --count 1000, as fast as acked";
+  the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222 (several: comma-separated); --count 1000, as fast as acked";
 
 /// How long the publisher waits for a server that is not there yet.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -25,7 +25,7 @@ static ALLOC: alloc::Counting = alloc::Counting;
 const USAGE: &str = "usage: via-worker [--url URL] [--partitions N] [--prefix P] [--stream S] \
 [--lease-ttl-ms MS] [--renew-ms MS] [--tick-ms MS] [--margin-ms MS] [--ack-wait-ms MS] \
 [--memory-ms MS] [--id ID] [--record FILE] [--max-events N]
-  the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222; the rest to via-workers' Settings";
+  the url defaults to $VIA_NATS_URL, then nats://127.0.0.1:4222 (several: comma-separated); the rest to via-workers' Settings";
 
 /// Trouble lines at most this often; the ones in between are counted and said with the next.
 const TROUBLE_EVERY: Duration = Duration::from_secs(5);
