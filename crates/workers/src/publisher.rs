@@ -69,9 +69,19 @@ fn for_want_of_the_server(e: &nats_ws::jetstream::JetStreamError) -> bool {
     )
 }
 
+/// The stream and every partition's consumer, made if missing.
+async fn prepare(js: &JetStream, settings: &Settings) -> Result<(), WorkerError> {
+    setup::ensure_stream(js, settings).await?;
+    for p in 0..settings.partitions {
+        setup::ensure_consumer(js, settings, p).await?;
+    }
+    Ok(())
+}
+
 /// Publishes `plan`; `progress` is called with the count acknowledged so far, at most every 100.
-/// An outage pauses it (what was not acknowledged is published again once connected), however
-/// long; it ends at the first other failure, or when the client is closed.
+/// It starts once connected; an outage pauses it (what was not acknowledged is published again
+/// once connected), however long; it ends at the first other failure, or when the client is
+/// closed or gives up reconnecting.
 pub async fn publish(
     js: &JetStream,
     settings: &Settings,
@@ -79,11 +89,20 @@ pub async fn publish(
     mut progress: impl FnMut(u64),
 ) -> Result<Report, WorkerError> {
     setup::validate(settings)?;
-    setup::ensure_stream(js, settings).await?;
-    for p in 0..settings.partitions {
-        setup::ensure_consumer(js, settings, p).await?;
-    }
     let start = Instant::now();
+    // A run started while the server is away waits for it, as a run under way does, rather than
+    // failing on its first request a timeout later; so does one whose connection drops while it
+    // makes the stream and consumers ready.
+    loop {
+        if js.client().wait_connected().await.is_err() {
+            return Err(nats_ws::jetstream::JetStreamError::NotSent(start.elapsed()).into());
+        }
+        match prepare(js, settings).await {
+            Ok(()) => break,
+            Err(e) if setup::is_transient(&e) && !js.client().status().is_connected() => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut report = Report::default();
     let mut pending = FuturesUnordered::new();
     let mut next = 0u64;
