@@ -413,12 +413,20 @@ test("workers: while the server is away the consumers are shown as last known, n
   t.after(() => env.control("start"));
   await env.control("stop");
   await waitStatus(a, /^Reconnecting/);
+  // A publish run started now waits for the server (it said "publishing failed: not connected"
+  // a timeout later, and went on saying it once connected).
+  await a.getByTestId("publish-count").fill("200");
+  await a.getByTestId("publish-rate").fill("0");
+  await a.getByTestId("publish-events").click();
+  await waitText(a, "publish-progress", "0 / 200 acknowledged · waiting for the connection…");
   // Past the lease TTL, after which a worker not heard from is taken as gone: nothing can be
   // heard now, and the page said "0 workers — No worker yet" beside its own "working".
   await pause(LEASE_TTL + 2_000);
   assert.deepEqual(Object.keys(await table(a)), [id]);
   assert.match(await textOf(a, "worker-count"), /^1 worker$/);
+  assert.equal(await a.getByTestId("publish-error").count(), 0, "the waiting run failed");
   await env.control("start");
+  await waitText(a, "publish-done", /^published 200 events in [\d.]+ s/, { timeout: 30_000 });
   await waitBalanced(a, [id], [8]);
   // The status feed has no history: it says that what was said meanwhile is not shown (a
   // "released" without its "acquired" read as a mistake).

@@ -454,6 +454,7 @@ fn ThisTab(client: Client, ctx: Ctx, rejoin: StoredValue<bool>) -> impl IntoView
 #[component]
 fn PublishControl(ctx: Ctx) -> impl IntoView {
     let toasts = expect_context::<Toasts>();
+    let status = use_nats().status;
     let count = RwSignal::new("1000".to_owned());
     let rate = RwSignal::new("0".to_owned());
     let busy = RwSignal::new(false);
@@ -562,7 +563,14 @@ fn PublishControl(ctx: Ctx) -> impl IntoView {
                 </div>
                 <div class="actions">
                     <span class="muted small" data-testid="publish-progress">
-                        {move || progress.get().map(|(a, n)| format!("{a} / {n} acknowledged"))}
+                        {move || {
+                            let (a, n) = progress.get()?;
+                            // A run waits for the server (before it starts, and in an outage).
+                            Some(match busy.get() && !status.with(|s| s.is_connected()) {
+                                true => format!("{a} / {n} acknowledged · waiting for the connection…"),
+                                false => format!("{a} / {n} acknowledged"),
+                            })
+                        }}
                     </span>
                     <Show when=move || busy.get()>
                         <button type="button" class="secondary" data-testid="publish-stop" on:click=move |_| stop()>
