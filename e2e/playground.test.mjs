@@ -145,6 +145,10 @@ test("queue group: 30 messages split over the workers of two tabs, none twice; a
   sum = Object.values(counts).reduce((x, y) => x + y, 0);
   assert.equal(sum, 30, JSON.stringify(counts));
   assert.equal(counts[stopped], 0, `the stopped worker got ${counts[stopped]}: ${JSON.stringify(counts)}`);
+  // b counts a's new run from its start too (it showed a running total, 60, beside a's 30).
+  const nonZero = (c) => JSON.stringify(Object.entries(c).filter(([, n]) => n > 0).sort());
+  await eventually("b's bars are a's second run", async () => nonZero(await bars(b)) === nonZero(counts));
+  await waitText(b, "pg-queue-total", /^30 received by \d workers · 0 twice$/);
   // b's workers took part (30 messages over 5 workers: some reach b's three).
   const ofB = await b.evaluate(() => [...document.querySelectorAll('[data-testid^="pg-queue-toggle-"]')].map((t) => t.dataset.testid.slice("pg-queue-toggle-".length)));
   assert.ok(ofB.some((w) => counts[w] > 0), `b's workers ${ofB} got none: ${JSON.stringify(counts)}`);
@@ -221,6 +225,18 @@ test("request/reply: no responders at once; the tab's math.sum answers 100 calls
     const [, x, y, sum] = r.match(/^(-?\d+) \+ (-?\d+) = (-?\d+) · [\d.]+ ms$/) ?? [];
     assert.equal(Number(x) + Number(y), Number(sum), r);
   }
+  // At a phone's width each result stays on one line (two columns broke them mid-item).
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 800 });
+  const broken = await page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)]
+        .filter((e) => e.getClientRects().length !== 1 || e.getBoundingClientRect().height > 1.8 * parseFloat(getComputedStyle(e).fontSize))
+        .map((e) => e.textContent),
+    sel("pg-rpc-result"),
+  );
+  assert.deepEqual(broken, [], "results broken across lines at 390 px");
+  await page.setViewportSize(size);
 
   // nats-py: a sum from the tab's service, its $SRV.INFO, and an error reply to bad JSON.
   const out = JSON.parse(

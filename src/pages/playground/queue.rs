@@ -4,7 +4,8 @@
 //! others take all of it.
 //!
 //! Each worker says what it got on `logs.process.seen` (`{"worker", "text"}`), so every tab
-//! counts every worker, its own and the others'.
+//! counts every worker, its own and the others'; and every tab counts from the latest run on,
+//! whichever tab made it (a message names its run: `log 7 of run 1a2b3c4d`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_TEXTS: usize = 4096;
 pub const MAX_TEXT: usize = 256;
 
+/// Runs remembered as over: a late report of one is not counted into the run after it.
+const EARLIER_RUNS: usize = 16;
+
 /// The reports since the last run: per worker how many, and which messages came more than once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
@@ -52,6 +56,16 @@ pub struct Tally {
     pub per_text: BTreeMap<String, usize>,
     /// This tab's workers: counted even when others' names came first and filled the places.
     pub own: Vec<String>,
+    /// The run counted, once one was seen.
+    pub run: Option<String>,
+    /// The runs before it, newest last.
+    earlier: Vec<String>,
+}
+
+/// The run a message of one names (`log 7 of run 1a2b3c4d`).
+fn run_of(text: &str) -> Option<&str> {
+    let (_, run) = text.rsplit_once(" of run ")?;
+    (run.len() == 8 && run.bytes().all(|b| b.is_ascii_hexdigit())).then_some(run)
 }
 
 impl Tally {
@@ -63,8 +77,33 @@ impl Tally {
         }
     }
 
-    /// Counts a report, unless it is from a worker beyond the bounds.
+    /// Counting starts over, for `run`: a new run, this tab's or another's.
+    pub fn start_run(&mut self, run: String) {
+        let mut earlier = std::mem::take(&mut self.earlier);
+        earlier.extend(self.run.take());
+        if earlier.len() > EARLIER_RUNS {
+            earlier.remove(0);
+        }
+        *self = Tally {
+            own: std::mem::take(&mut self.own),
+            run: Some(run),
+            earlier,
+            ..Tally::default()
+        };
+    }
+
+    /// Counts a report, unless it is from a worker beyond the bounds or of a run before the one
+    /// counted; one of a run not seen before starts the count over (messages of no run, from
+    /// another publisher, count into the current one).
     pub fn add(&mut self, seen: Seen) {
+        if let Some(run) = run_of(&seen.text) {
+            if self.run.as_deref() != Some(run) {
+                if self.earlier.iter().any(|r| r == run) {
+                    return;
+                }
+                self.start_run(run.to_owned());
+            }
+        }
         let own = self.own.contains(&seen.worker);
         let known = own || self.per_worker.contains_key(&seen.worker);
         if seen.worker.len() > MAX_NAME || (!known && self.others() >= MAX_WORKERS) {
@@ -235,10 +274,11 @@ pub fn QueueCard(client: Client) -> impl IntoView {
             error.set(None);
             log.start();
             let own = tally.with_untracked(|t| t.own.clone());
-            tally.set(Tally::of(own.clone()));
+            let run = random_hex(8);
+            tally.update(|t| t.start_run(run.clone()));
             let client = client.clone();
             tasks.spawn(async move {
-                publish_and_count(&client, log, own).await;
+                publish_and_count(&client, log, own, run).await;
                 running.try_set(false);
             });
         }
@@ -343,7 +383,7 @@ fn Bar(
 
 /// Publishes 30 messages and counts the workers' reports on a subscription of its own, until all
 /// 30 are in (or [`SETTLE`] passes); this tab's workers, `own`, are counted whatever else reports.
-async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
+async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>, run: String) {
     let mut reports = match client.subscribe(SEEN) {
         Ok(sub) => sub,
         Err(e) => return log.fail("tab → server", format!("SUB {SEEN} refused: {e}")),
@@ -361,7 +401,6 @@ async fn publish_and_count(client: &Client, log: StepLog, own: Vec<String>) {
             )
         }
     }
-    let run = random_hex(4);
     // A refused publish (the run's, or a worker's report) has no answer: the server says so in
     // an -ERR, told among the events.
     let refused = refused_publish(client.events(), &[SUBJECT, SEEN]).fuse();
@@ -427,6 +466,34 @@ mod tests {
             worker: worker.into(),
             text: text.into(),
         }
+    }
+
+    /// Every tab counts the latest run, whichever tab made it: a tab that did not make it showed a
+    /// running total beside the other's 30.
+    #[test]
+    fn a_new_run_starts_the_count_over_and_a_late_report_of_the_last_one_is_not_counted() {
+        let mut t = Tally::of(vec!["mine-1".into()]);
+        t.add(seen("other-1", "log 1 of run 0000000a"));
+        t.add(seen("mine-1", "log 2 of run 0000000a"));
+        assert_eq!((t.total(), t.run.as_deref()), (2, Some("0000000a")));
+        t.add(seen("other-1", "log 1 of run 0000000b"));
+        assert_eq!((t.total(), t.run.as_deref()), (1, Some("0000000b")));
+        assert_eq!(t.own, ["mine-1"]);
+        t.add(seen("mine-1", "log 3 of run 0000000a"));
+        assert_eq!(t.total(), 1, "a late report of the run before");
+        // Another publisher's messages name no run: counted into the current one.
+        t.add(seen("mine-1", "nats-py log 4"));
+        t.add(seen("mine-1", "log 5 of run not-a-run"));
+        assert_eq!((t.total(), t.run.as_deref()), (3, Some("0000000b")));
+        // This tab's own run, started before its first report.
+        t.start_run("0000000c".into());
+        t.add(seen("mine-1", "log 1 of run 0000000c"));
+        assert_eq!((t.total(), t.run.as_deref()), (1, Some("0000000c")));
+        // What is remembered of earlier runs is bounded.
+        for i in 0..100 {
+            t.start_run(format!("{i:08x}"));
+        }
+        assert_eq!(t.earlier.len(), EARLIER_RUNS);
     }
 
     #[test]
