@@ -24,6 +24,7 @@ use super::steps::{CardTasks, StepList, StepLog};
 use crate::components::clock::{monotonic_ms, now_ms, use_now};
 use crate::components::mqtt_ws::{mqtt_url, ConnectOptions, MqttError, MqttWs};
 use crate::components::pacer::{Paced, Pacer};
+use crate::components::visibility::use_document_visible;
 use crate::session::{random_hex, Settings};
 
 /// The chart's time span.
@@ -298,6 +299,7 @@ pub fn MqttCard(client: Client) -> impl IntoView {
     let unreadable = RwSignal::new(None::<String>);
     let sub_error = RwSignal::new(None::<String>);
     let sensor = RwSignal::new(Sensor::Off);
+    let visible = use_document_visible();
     let sensor_id = RwSignal::new(String::new());
     let sent = RwSignal::new(0u64);
     let sensor_error = RwSignal::new(None::<String>);
@@ -617,10 +619,17 @@ pub fn MqttCard(client: Client) -> impl IntoView {
                     Sensor::Off => "In-browser sensor off.".to_owned(),
                     Sensor::Connecting => "In-browser sensor connecting…".to_owned(),
                     Sensor::On => format!(
-                        "In-browser sensor {} on: {} readings published to {}.",
+                        "In-browser sensor {} on: {} readings published to {}{}",
                         sensor_id.get(),
                         sent.get(),
-                        sensor::MQTT_TOPIC
+                        sensor::MQTT_TOPIC,
+                        match visible.get() {
+                            true => ".",
+                            // Chromium runs a hidden tab's timers once a second, then (after
+                            // minutes) once a minute: "once a second" would not be true.
+                            false => "; this tab is hidden, and the browser runs its timers less often: \
+                                      fewer than one a second until it is shown again.",
+                        }
                     ),
                     Sensor::Reconnecting => format!(
                         "In-browser sensor {} reconnecting ({}); {} readings sent so far, none while it is away.",
