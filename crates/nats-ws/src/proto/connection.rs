@@ -1871,9 +1871,18 @@ pub fn split_userinfo(url: &str) -> Option<(&str, &str, &str)> {
         Some(i) => (url.get(..i + 3)?, url.get(i + 3..)?),
         None => ("", url),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest.get(..end)?.rfind('@')?;
+    let at = authority_of(rest).bytes().rposition(|b| b == b'@')?;
     Some((scheme, rest.get(..at)?, rest.get(at + 1..)?))
+}
+
+/// What a url has after its `://` up to its path, query or fragment.
+///
+/// (Here and below urls are cut at ASCII bytes and sliced with `str::get`, which never fails
+/// there: as in [`text`], slicing with `[..]` and `str` patterns would bring the panic path and a
+/// string searcher into a browser build for texts a few dozen bytes long.)
+fn authority_of(rest: &str) -> &str {
+    let end = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'));
+    end.and_then(|end| rest.get(..end)).unwrap_or(rest)
 }
 
 /// Accepts `ws://…` and `wss://…` (and natively `nats://…`, plain TCP to the client port); adds
@@ -1918,38 +1927,45 @@ fn normalize_url(url: &str) -> Result<String, ConnectionError> {
         None => format!("ws://{url}"),
     };
     let rest = text::split_once(&with_scheme, "://").map_or("", |(_, rest)| rest);
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    check_authority(authority).map_err(|reason| invalid(&reason))?;
+    check_authority(authority_of(rest)).map_err(|reason| invalid(&reason))?;
     Ok(with_scheme)
 }
 
 /// Whether `url`, which has no `://`, starts with a scheme's name and more (`ws//host`,
 /// `wss:/host`, `ws:8080`): a host of that name is a typing mistake, not a server.
 fn mistyped_scheme(url: &str) -> bool {
-    let head = url.split([':', '/']).next().unwrap_or(url);
-    head.len() < url.len()
-        && ["ws", "wss", "nats", "tls", "http", "https"]
-            .iter()
-            .any(|scheme| head.eq_ignore_ascii_case(scheme))
+    let Some(head) = url
+        .bytes()
+        .position(|b| b == b':' || b == b'/')
+        .and_then(|end| url.get(..end))
+    else {
+        return false;
+    };
+    ["ws", "wss", "nats", "tls", "http", "https"]
+        .iter()
+        .any(|scheme| head.eq_ignore_ascii_case(scheme))
 }
 
 /// Whether `authority` (what a url has between `://` and its path) is `host` or `host:port`,
 /// as a browser would read it: not a host and a port of its own making out of a typing mistake.
 fn check_authority(authority: &str) -> Result<(), String> {
+    // `text` before and after its first `at`, an ASCII byte.
+    fn cut(text: &str, at: u8) -> Option<(&str, &str)> {
+        let i = text.bytes().position(|b| b == at)?;
+        Some((text.get(..i)?, text.get(i + 1..)?))
+    }
     let (host, port) = match authority.strip_prefix('[') {
         // An IPv6 address: `[::1]`, `[::1]:8080`.
         Some(inner) => {
-            let close = inner
-                .find(']')
-                .ok_or("an IPv6 address in it has no closing ]")?;
-            let port = match &inner[close + 1..] {
+            let (host, after) = cut(inner, b']').ok_or("an IPv6 address in it has no closing ]")?;
+            let port = match after {
                 "" => None,
                 after => Some(after.strip_prefix(':').ok_or("write [IPv6 address]:port")?),
             };
-            (&inner[..close], port)
+            (host, port)
         }
-        None => match authority.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
+        None => match cut(authority, b':') {
+            Some((_, port)) if port.bytes().any(|b| b == b':') => {
                 return Err("write host:port, with one ':' (an IPv6 address in [ ])".to_owned())
             }
             Some((host, port)) => (host, Some(port)),
@@ -1959,10 +1975,14 @@ fn check_authority(authority: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("it has no host".to_owned());
     }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || "\\<>\"`{}|^%".contains(c))
-    {
+    if host.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(
+                c,
+                '\\' | '<' | '>' | '"' | '`' | '{' | '}' | '|' | '^' | '%'
+            )
+    }) {
         return Err(format!("\"{host}\" is not a host name"));
     }
     if host.bytes().all(|b| b.is_ascii_digit()) {
@@ -1973,7 +1993,9 @@ fn check_authority(authority: &str) -> Result<(), String> {
     if let Some(port) = port {
         let valid = !port.is_empty()
             && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+            && (1..=65535).contains(&port.bytes().fold(0u32, |n, digit| {
+                n.saturating_mul(10).saturating_add(u32::from(digit - b'0'))
+            }));
         if !valid {
             return Err(format!(
                 "the port \"{port}\" is not a number from 1 to 65535"
