@@ -276,7 +276,7 @@ fn valid_key(key: &str, wildcards: bool) -> Result<(), KvError> {
     };
     // `>` matches the rest: a filter with more after it is refused here, not by the server at the
     // watch's first try (as "consumer filter subject is not a valid subset").
-    let tail_in_the_middle = key.contains(">.");
+    let tail_in_the_middle = crate::text::contains(key, ">.");
     if key.is_empty()
         || key.starts_with('.')
         || key.ends_with('.')
