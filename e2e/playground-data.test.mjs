@@ -455,6 +455,10 @@ test("playground: with the server down, Publish 30 and Publish 3 orders say so i
   const started = Date.now();
   await page.getByTestId("pg-queue-run").click();
   await page.getByTestId("pg-durable-publish").click();
+  await page.getByTestId("pg-rpc-run").click();
+  // Calls wait a while for the connection: the card says so at once, then that none was sent.
+  await waitStep(page, "pg-rpc-step", /not connected: waiting up to 2 s for the connection/, { timeout: 1_000 });
+  await waitText(page, "pg-rpc-error", /^not connected to the server: "math\.sum" was not sent; retry once connected/, { timeout: 10_000 });
   await waitStep(page, "pg-queue-step", /did not answer within 5 s: is it down\? \(nothing was published\)/, { timeout: 15_000 });
   await waitStep(page, "pg-durable-step", /nothing published: playgrnd_stream is not ready \(not connected\)/, { timeout: 15_000 });
   console.log(`# playground: both clicks answered ${Date.now() - started} ms after them, the server down`);

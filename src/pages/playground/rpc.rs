@@ -234,6 +234,16 @@ async fn calls(
         "tab → math.sum",
         format!("{CALLS} requests, one after another"),
     );
+    // Said at once: a request waits this long for the connection before it is "not sent".
+    if !client.status().is_connected() {
+        log.info(
+            "tab",
+            format!(
+                "not connected: waiting up to {} s for the connection",
+                TIMEOUT.as_secs()
+            ),
+        );
+    }
     let mut rtts = Vec::with_capacity(CALLS);
     let mut wrong = 0;
     for i in 0..CALLS {
