@@ -287,6 +287,25 @@ test("monitor: a subject the user may not read is named, and no longer shown as 
   assert.equal(await textOf(page, "monitor-state"), "Not subscribed.");
 });
 
+test("monitor: a subject another one covers is not subscribed twice, so nothing is counted twice", T, async () => {
+  // A user typed `ov.>, ov.a`: the server sends a message once per subscription it matches, and
+  // every message on ov.a was counted and logged twice.
+  const ov = `ov${rand()}`;
+  const page = await env.tab({ identity: "mon-overlap", path: "/monitor" });
+  await page.fill(sel("monitor-subject-input"), `${ov}.>, ${ov}.a`);
+  await page.click(sel("monitor-start"));
+  await waitText(page, "monitor-state", `Subscribed to ${ov}.>`);
+  await waitText(page, "monitor-note", `not subscribed twice: ${ov}.a (within ${ov}.>)`);
+  await untilCounting(page, `${ov}.probe`);
+  // Ten on ov.a, then one on ov.b after them: 11 once each (21 before).
+  for (let i = 0; i < 10; i++) env.nc.publish(`${ov}.a`, `m${i}`);
+  env.nc.publish(`${ov}.b`, "last");
+  await env.nc.flush();
+  await waitText(page, "monitor-count", "11");
+  await eventually("11 rows in the log", async () => (await page.locator(sel("monitor-row")).count()) === 11);
+  assert.equal(await textOf(page, "monitor-count"), "11", "counted twice");
+});
+
 test("monitor: Pause freezes the log and keeps counting", T, async () => {
   const base = `mon.${rand()}`;
   const page = await monitor("pauser", `${base}.>`);

@@ -471,6 +471,8 @@ struct State {
     /// What Start asked for, kept until Stop: a new connection (a sign-in in ⚙, which the
     /// refusal of a subject advises) subscribes to all of it again, what the last one refused too.
     wanted: RwSignal<Option<Vec<String>>>,
+    /// What Start left out of what was typed (a subject another covers), or that two overlap.
+    note: RwSignal<Option<String>>,
     paused: RwSignal<bool>,
     filter: RwSignal<Option<String>>,
     sort: RwSignal<Sort>,
@@ -493,6 +495,7 @@ impl State {
             error: RwSignal::new(None),
             running: RwSignal::new(None),
             wanted: RwSignal::new(None),
+            note: RwSignal::new(None),
             paused: RwSignal::new(false),
             filter: RwSignal::new(None),
             sort: RwSignal::new(Sort::default()),
@@ -509,11 +512,13 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
         error,
         running,
         wanted,
+        note,
         paused,
         filter,
         sort,
         interruptions,
     } = state;
+    let connected = RwSignal::new(client.status().is_connected());
     // Rows of the log in the page (see `LOG_WINDOW`).
     let in_page = RwSignal::new(LOG_WINDOW);
     // The subscription's task: this connection's.
@@ -526,12 +531,13 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
             let mut statuses = client.status_stream();
             let mut was_connected = false;
             while let Some(status) = statuses.next().await {
-                let connected = status.is_connected();
-                let lost = was_connected && !connected && !matches!(status, Status::Closed);
+                let now_connected = status.is_connected();
+                connected.set(now_connected);
+                let lost = was_connected && !now_connected && !matches!(status, Status::Closed);
                 if lost && running.with_untracked(Option::is_some) {
                     interruptions.update(|n| *n += 1);
                 }
-                was_connected = connected;
+                was_connected = now_connected;
             }
         });
     }
@@ -641,8 +647,10 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
     let start = {
         let subscribe = subscribe.clone();
         move || match parse_subjects(&input.get_untracked()) {
-            Ok(subjects) => {
-                subscribe(subjects);
+            Ok((subjects, left_out)) => {
+                if subscribe(subjects) {
+                    note.set(left_out);
+                }
             }
             Err(e) => error.set(Some(format!("Invalid subject: {e}"))),
         }
@@ -826,7 +834,14 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                     None => "Not subscribed.".to_owned(),
                 }}
                 {move || paused.get().then_some(" · paused: the log is frozen, the counts go on")}
+                {move || {
+                    (running.with(Option::is_some) && !connected.get())
+                        .then_some(" · not receiving while disconnected")
+                }}
             </p>
+            <Show when=move || running.with(Option::is_some) && note.with(Option::is_some)>
+                <p class="muted small" data-testid="monitor-note">{move || note.get()}</p>
+            </Show>
         </section>
 
         <Show when=move || interruptions.get() != 0>

@@ -303,22 +303,80 @@ impl MonitorStats {
 }
 
 /// Splits what was typed into subjects (separated by spaces or commas) and checks each with the
-/// client's subscribe rules. Duplicates are dropped; nothing valid is an error.
-pub fn parse_subjects(input: &str) -> Result<Vec<String>, String> {
+/// client's subscribe rules. Duplicates are dropped, and so is a subject another one covers
+/// (`orders.new` beside `orders.>`): the server sends a message once for each subscription it
+/// matches, so it would be counted and logged twice. Nothing valid is an error. With the subjects,
+/// what was left out, or that two of them still overlap (`a.*` and `*.b`: neither covers the
+/// other, a message on `a.b` comes twice).
+pub fn parse_subjects(input: &str) -> Result<(Vec<String>, Option<String>), String> {
     let mut subjects: Vec<String> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
     for s in input
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
     {
         nats_ws::validate_subscribe_subject(s).map_err(|e| e.to_string())?;
-        if !subjects.iter().any(|t| t == s) {
-            subjects.push(s.to_owned());
+        if subjects.iter().any(|t| t == s) {
+            continue;
         }
+        if let Some(wider) = subjects.iter().find(|t| covers(t, s)) {
+            left_out.push(format!("{s} (within {wider})"));
+            continue;
+        }
+        subjects.retain(|t| {
+            let within = covers(s, t);
+            if within {
+                left_out.push(format!("{t} (within {s})"));
+            }
+            !within
+        });
+        subjects.push(s.to_owned());
     }
     if subjects.is_empty() {
         return Err("type a subject to monitor, e.g. > or orders.*".to_owned());
     }
-    Ok(subjects)
+    let overlapping = subjects.iter().enumerate().find_map(|(i, a)| {
+        let b = subjects.get(i + 1..)?.iter().find(|b| overlap(a, b))?;
+        Some(format!(
+            "{a} and {b} overlap: a message on a subject both match comes once for each, and is counted twice"
+        ))
+    });
+    let note = match (left_out.is_empty(), overlapping) {
+        (true, overlapping) => overlapping,
+        (false, overlapping) => Some(
+            format!("not subscribed twice: {}", left_out.join(", "))
+                + &overlapping.map(|o| format!("; {o}")).unwrap_or_default(),
+        ),
+    };
+    Ok((subjects, note))
+}
+
+/// Whether every subject `inner` matches is matched by `outer` too (both may have wildcards).
+fn covers(outer: &str, inner: &str) -> bool {
+    let mut inner_tokens = inner.split('.');
+    for o in outer.split('.') {
+        match (o, inner_tokens.next()) {
+            (">", Some(_)) => return true,
+            (_, Some(">")) => return false,
+            ("*", Some(_)) => {}
+            (o, Some(i)) if o == i => {}
+            _ => return false,
+        }
+    }
+    inner_tokens.next().is_none()
+}
+
+/// Whether some subject is matched by both `a` and `b`.
+fn overlap(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) | (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some("*"), Some(_)) | (Some(_), Some("*")) => {}
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The one-line preview of a payload: text with control characters shown as `·`, cut after
@@ -556,10 +614,10 @@ mod tests {
 
     #[test]
     fn subjects_are_validated_like_the_client_does() {
-        assert_eq!(parse_subjects(">").unwrap(), [">"]);
+        assert_eq!(parse_subjects(">").unwrap(), (vec![">".to_owned()], None));
         assert_eq!(
             parse_subjects(" chat.>, user.>  chat.> ").unwrap(),
-            ["chat.>", "user.>"]
+            (vec!["chat.>".to_owned(), "user.>".to_owned()], None)
         );
         assert!(parse_subjects("a..b").unwrap_err().contains("empty token"));
         assert!(parse_subjects("foo.>.bar")
@@ -567,6 +625,44 @@ mod tests {
             .contains("last token"));
         assert!(parse_subjects("ok, .x").is_err());
         assert!(parse_subjects("  ").is_err());
+    }
+
+    /// The server sends a message once per subscription it matches: a user's `ov.>, ov.a` counted
+    /// and logged every message on `ov.a` twice.
+    #[test]
+    fn a_subject_another_covers_is_not_subscribed_twice() {
+        let parsed = |input| parse_subjects(input).unwrap();
+        assert_eq!(
+            parsed("ov.>, ov.a"),
+            (
+                vec!["ov.>".to_owned()],
+                Some("not subscribed twice: ov.a (within ov.>)".to_owned())
+            )
+        );
+        assert_eq!(
+            parsed("via.> a.b.c >").0,
+            [">"],
+            "the wider one, typed last"
+        );
+        assert_eq!(parsed("a.*.c a.b.c a.b.*").0, ["a.*.c", "a.b.*"]);
+        // Neither covers the other; a message on a.b matches both.
+        let (subjects, note) = parsed("a.* *.b");
+        assert_eq!(subjects, ["a.*", "*.b"]);
+        assert!(note.unwrap().starts_with("a.* and *.b overlap"));
+        // Not covered, and no overlap: a.* is one token after a, a.> one or more.
+        assert_eq!(
+            parsed("a.b a.b.c a.*.d.>"),
+            (
+                vec!["a.b".to_owned(), "a.b.c".to_owned(), "a.*.d.>".to_owned()],
+                None
+            )
+        );
+        assert_eq!(parsed("a.> a.*").0, ["a.>"]);
+        assert_eq!(parsed("a.* a.>").0, ["a.>"]);
+        assert_eq!(
+            parsed("a a.>"),
+            (vec!["a".to_owned(), "a.>".to_owned()], None)
+        );
     }
 
     #[test]
