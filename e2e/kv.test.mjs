@@ -139,6 +139,28 @@ test("kv: what nats-py puts, updates and deletes shows live in the open bucket, 
   assert.deepEqual(toasts.filter((t) => /may not/.test(t)), [], "no refusal the user did not cause");
 });
 
+test("kv: a key of 3000 characters shows three lines of itself and leaves its value room", T, async () => {
+  // The server takes such a key; its row took the table's width, the value shrank to 4
+  // characters a line, and the row was 60 lines tall.
+  const bucket = `long_${rand()}`;
+  const kv = await env.kvm.create(bucket);
+  const key = `k${"0123456789".repeat(300)}`;
+  const value = "a value that must stay readable";
+  const revision = await kv.put(key, value);
+  const page = await openBucket("kv-long", bucket);
+  await waitRow(page, key, value, revision);
+  const sizes = await page.evaluate(
+    ([rowSel, valueSel]) => {
+      const row = document.querySelector(rowSel);
+      return { row: row.getBoundingClientRect().height, value: row.querySelector(valueSel).getBoundingClientRect().width };
+    },
+    [sel("kv-key-row"), sel("kv-value")],
+  );
+  assert.ok(sizes.row < 120, `the row is ${sizes.row} px tall`);
+  assert.ok(sizes.value > 200, `the value column is ${sizes.value} px wide`);
+  await kv.destroy();
+});
+
 test("kv: an update at a revision another client moved past shows both values and writes nothing", T, async () => {
   const bucket = `cas_${rand()}`;
   const kv = await env.kvm.create(bucket, { history: 5 });
@@ -328,6 +350,27 @@ test("kv: a put made while the server is down says it waits for it, and is writt
   assert.match(await textOf(page, "kv-result"), /^put w: revision \d+$/);
   assert.equal(await page.getByTestId("kv-waiting").count(), 0, "the wait is no longer said once written");
   assert.equal((await kv.get("w")).string(), "written during the outage");
+});
+
+test("kv: a bucket not created for want of the server says so, and once it is back that it can be tried now", { timeout: 90_000 }, async (t) => {
+  const page = await env.tab({ identity: "kv-create-away", path: "/kv", admin: true });
+  await waitText(page, "status", "Live");
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await waitFor(page, "the tab sees the server gone", (s) => document.querySelector(s)?.textContent.trim() !== "Live", sel("status"));
+  const bucket = `away_${rand()}`;
+  await page.fill(sel("kv-bucket-name"), bucket);
+  await page.click(sel("kv-bucket-create"));
+  // Without the API subject the request was for ("$JS.API.STREAM.CREATE.KV_…"), which it named.
+  await waitText(page, "kv-bucket-create-error", `could not create bucket ${bucket}: not connected to the server, so nothing was sent; try again once connected`, { timeout: 15_000 });
+  await env.control("start");
+  // It said "retry once connected" long after "Live".
+  await waitText(page, "kv-bucket-create-error", `could not create bucket ${bucket}: nothing was sent while the server was away; connected again, so it can be tried now`, { timeout: 20_000 });
+  assert.equal(await page.inputValue(sel("kv-bucket-name")), bucket, "what was typed is kept");
+  await page.click(sel("kv-bucket-create"));
+  await waitFor(page, "the error gone", (s) => !document.querySelector(s), sel("kv-bucket-create-error"));
+  await eventually("the bucket made", async () => (await env.jsm.streams.info(`KV_${bucket}`).then(() => true, () => false)));
+  await env.jsm.streams.delete(`KV_${bucket}`);
 });
 
 const keyButton = (page, key) => page.getByTestId("kv-key").filter({ hasText: new RegExp(`^${key}$`) });

@@ -133,6 +133,33 @@ test("services: a nats.js service shows with endpoints and stats, and answers ca
   }
 });
 
+test("services: a call made while the server is away clears the reply before it, says it was not sent, and once back that it can be sent", { timeout: 90_000 }, async (t) => {
+  const name = `echo_${rand()}`;
+  const service = await new Svcm(env.nc).add({ name, version: "1.0.0" });
+  service.addEndpoint("ping", { subject: `${name}.ping`, handler: (_err, msg) => msg.respond("pong") });
+  t.after(() => service.stop().catch(() => {}));
+  const page = await env.tab({ identity: "ops-away", path: "/nats", admin: true });
+  await serviceRow(page, name).waitFor({ timeout: 20_000 });
+  await call(page, name, "ping", "");
+  await waitLocatorText(page.getByTestId("service-call-verdict"), /^reply · 4 bytes$/, "the reply");
+
+  t.after(() => env.control("start"));
+  await env.control("stop");
+  await waitFor(page, "the tab sees the server gone", (s) => document.querySelector(s)?.textContent.trim() !== "Live", sel("status"));
+  await page.getByTestId("service-call-payload").fill("again");
+  await page.getByTestId("service-call-send").click();
+  // The reply before is not shown beside "Waiting for the reply…" (it read as this call's).
+  assert.equal(await page.getByTestId("service-call-result").count(), 0, "the reply before is still shown");
+  await waitLocatorText(page.getByTestId("service-call-verdict"), /^not sent: not connected to the server/, "not sent", 15_000);
+  await env.control("start");
+  // It said "retry once connected" long after "Live".
+  await waitLocatorText(
+    page.getByTestId("service-call-verdict"),
+    /^not sent: nothing was sent while the server was away; connected again, so it can be sent now$/,
+    "connected again",
+  );
+});
+
 test("services: discovery pauses while the document is hidden and resumes when it shows", T, async () => {
   const page = await env.tab({ identity: "ops", path: "/nats" });
   await waitFor(page, "a first discovery", (s) => /asked at/.test(document.querySelector(s)?.textContent ?? ""), sel("services-summary"));

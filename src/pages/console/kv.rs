@@ -352,9 +352,12 @@ fn CreateBucket(buckets: Buckets, forms: Forms) -> impl IntoView {
                     buckets.select_on_answer(&open, Some(bucket));
                     buckets.refresh_now();
                 }
-                Err(e) => error.set(Some(crate::session::explain(format!(
-                    "could not create bucket {bucket}: {e}"
-                )))),
+                Err(e) => super::say_failed(
+                    error,
+                    js.client(),
+                    &format!("could not create bucket {bucket}"),
+                    &e,
+                ),
             }
         });
     };

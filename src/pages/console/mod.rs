@@ -32,6 +32,40 @@ fn read_failed(what: &str, e: &impl std::fmt::Display) -> String {
     }
 }
 
+/// Says in `said` that `action` (`could not create stream DRAFTS`) failed with `e`. When nothing
+/// was sent for want of a connection: that, without the API subject it was for, and once
+/// connected again that it can be tried now — the client's "… retry once connected" stayed on
+/// the form after "Live" (a user's trial). Else the error, explained.
+fn say_failed(
+    said: RwSignal<Option<String>>,
+    client: &nats_ws::Client,
+    action: &str,
+    e: &impl std::fmt::Display,
+) {
+    let text = e.to_string();
+    let never_sent = text.contains("not connected to the server")
+        || text.starts_with("not sent: no connection to the server");
+    if !never_sent {
+        said.set(Some(crate::session::explain(format!("{action}: {text}"))));
+        return;
+    }
+    let away = format!(
+        "{action}: not connected to the server, so nothing was sent; try again once connected"
+    );
+    said.set(Some(away.clone()));
+    let back = format!(
+        "{action}: nothing was sent while the server was away; connected again, so it can be tried now"
+    );
+    let client = client.clone();
+    leptos_nats::spawn_while_mounted(async move {
+        let still =
+            || said.try_with_untracked(|s| s.as_deref() == Some(away.as_str())) == Some(true);
+        if client.wait_connected().await.is_ok() && still() {
+            said.try_set(Some(back));
+        }
+    });
+}
+
 /// The open item of a page (a bucket, a stream), for the page to keep across a change of
 /// connection: signing in as admin after a refusal rebuilds what hangs on the client, not this.
 /// `clear` empties what was typed for the item whenever another one is opened.

@@ -583,6 +583,8 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
             return;
         }
         invalid.set(None);
+        // The reply before is not this call's: it read as the answer to a call still waiting.
+        outcome.set(None);
         calling.set(true);
         let client = client.clone();
         let body = payload.get_untracked();
@@ -592,8 +594,24 @@ fn CallForm(target: CallTarget, call: Call, client: Client) -> impl IntoView {
                 .request_with(&to, None, body.as_bytes(), CALL_TIMEOUT)
                 .await;
             let took = Duration::from_secs_f64((monotonic_ms() - started).max(0.0) / 1000.0);
-            outcome.set(Some((call_outcome(result), took)));
-            calling.set(false);
+            let away = matches!(result, Err(RequestError::NotConnected { .. }));
+            let said = call_outcome(result);
+            outcome.try_set(Some((said.clone(), took)));
+            calling.try_set(false);
+            // Its "retry once connected" stayed after "Live": once connected, it says so.
+            if away
+                && client.wait_connected().await.is_ok()
+                && outcome.try_with_untracked(|o| o.as_ref().is_some_and(|(o, _)| *o == said))
+                    == Some(true)
+            {
+                outcome.try_set(Some((
+                    CallOutcome::NotSent(
+                        "nothing was sent while the server was away; connected again, so it can be sent now"
+                            .to_owned(),
+                    ),
+                    took,
+                )));
+            }
         });
     };
 

@@ -445,10 +445,12 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                     clear_if_sent(subjects, &sent.1);
                     ctx.select_on_answer(&open, Some(info.config.name));
                 }
-                Err(e) => error.set(Some(crate::session::explain(format!(
-                    "could not create stream {}: {e}",
-                    config.name
-                )))),
+                Err(e) => super::say_failed(
+                    error,
+                    js.client(),
+                    &format!("could not create stream {}", config.name),
+                    &e,
+                ),
             }
         });
     };
