@@ -692,7 +692,7 @@ fn KeyRow(key: String, open: Open) -> impl IntoView {
                     data-testid="kv-key"
                     on:click=pick
                 >
-                    {key.clone()}
+                    <span class="kv-key-text">{key.clone()}</span>
                 </button>
             </td>
             <td class="kv-value" data-label="Value" data-testid="kv-value">

@@ -335,6 +335,14 @@ impl BucketForm {
                 "bucket name {name:?}: use letters, digits, '-' and '_'"
             ));
         }
+        // Its stream, KV_<name>, may have 255 bytes: the server's refusal spoke of a stream and
+        // repeated the whole name.
+        if name.len() > 252 {
+            return Err(format!(
+                "the bucket name is {} characters long: at most 252",
+                name.len()
+            ));
+        }
         let history = match self.history.trim() {
             "" => 1,
             text => text
@@ -573,6 +581,12 @@ mod tests {
             .unwrap_err()
             .contains("bucket name"));
         assert!(form("", "1", "").to_config().is_err());
+        // Its stream's name, KV_<name>, may have 255 bytes.
+        assert!(form(&"b".repeat(252), "1", "").to_config().is_ok());
+        assert_eq!(
+            form(&"b".repeat(300), "1", "").to_config().unwrap_err(),
+            "the bucket name is 300 characters long: at most 252"
+        );
         assert!(form("b", "65", "")
             .to_config()
             .unwrap_err()
