@@ -2,7 +2,7 @@
 //! registry `services_registry` and of `$SRV` (one node per name); each `service:<name>` tag of a
 //! registration, and each name in a micro service's metadata `deps` (comma-separated), is an edge
 //! to the service of that name, or to a dashed ghost node when no such service is there. Stale
-//! heartbeats and endpoint errors of the last minute mark a node unhealthy. The layout is layered (Sugiyama, the
+//! heartbeats and endpoint errors of the last minute (not a 4xx: the caller's) mark a node unhealthy. The layout is layered (Sugiyama, the
 //! `rust-sugiyama` crate): dependents above what they depend on.
 //!
 //! The data comes from [`crate::components::directory`], shared with `/nats`: a registry change
@@ -193,6 +193,13 @@ pub fn split_deps(deps: &str) -> impl Iterator<Item = &str> {
     deps.split(',').map(str::trim).filter(|d| !d.is_empty())
 }
 
+/// Whether an endpoint's last error (`400:bad request: …`, as `$SRV.STATS` gives it) is the
+/// caller's fault, a 4xx: a service that answers a malformed request with 400 is working. (The
+/// stats keep only the last error's text: a 4xx after a 5xx in the same minute hides the 5xx.)
+fn by_the_caller(last_error: &str) -> bool {
+    matches!(last_error.as_bytes(), [b'4', a, b, b':', ..] if a.is_ascii_digit() && b.is_ascii_digit())
+}
+
 /// Builds the graph from the live registrations and the discovered service instances. A
 /// dependency of a service on itself is left out.
 /// The graph of `registrations` and `services`; `recent_errors` says whether an instance (by
@@ -254,7 +261,7 @@ pub fn build_model(
             .next_back()
             .unwrap_or_default();
         if let Some(n) = nodes.get_mut(&s.name) {
-            if errors > 0 && recent_errors(&s.name, &s.id) {
+            if errors > 0 && recent_errors(&s.name, &s.id) && !by_the_caller(&last_error) {
                 n.problems.push(if last_error.is_empty() {
                     format!("instance {}: errors in the last minute ({errors} in all)", s.id)
                 } else {
@@ -619,7 +626,7 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
                 <span class="legend-item"><span class="graph-key healthy"></span>"healthy"</span>
                 <span class="legend-item">
                     <span class="graph-key unhealthy"></span>
-                    "unhealthy (stale heartbeat, errors in the last minute)"
+                    "unhealthy (stale heartbeat, server errors in the last minute)"
                 </span>
                 <span class="legend-item"><span class="graph-key ghost"></span>"missing dependency"</span>
                 <span class="legend-item"><span class="graph-key-arrow">"→"</span>"depends on"</span>
@@ -968,6 +975,27 @@ mod tests {
         let b = m.node("b").unwrap();
         assert_eq!(b.caption(), "registry ×2 · 1 instance");
         assert_eq!(m.node("a").unwrap().caption(), "unhealthy · registry");
+    }
+
+    /// A user's call with the wrong fields (`{"a": 2}` to math.sum) got a 400, and /graph called
+    /// math unhealthy for a minute.
+    #[test]
+    fn errors_of_the_callers_making_leave_a_node_healthy() {
+        let mut bad_request = service("math", None, 5);
+        for e in &mut bad_request.endpoints {
+            if let Some(st) = e.stats.as_mut() {
+                st.last_error = "400:bad request: missing field `x`".to_owned();
+            }
+        }
+        let m = build_model(&[], &[bad_request], |_, _| true);
+        assert_eq!(states(&m), [("math", "healthy")]);
+        assert_eq!(m.node("math").unwrap().instances[0].errors, 5);
+        assert!(by_the_caller("404:no such key"));
+        for not in [
+            "500:boom", "503:busy", "4:x", "40:x", "4000:x", "", "timeout",
+        ] {
+            assert!(!by_the_caller(not), "{not}");
+        }
     }
 
     #[test]
