@@ -266,7 +266,7 @@ pub enum SubscribeError {
     InvalidSubject(SubjectError),
     #[error("invalid queue group: {0}")]
     InvalidQueueGroup(SubjectError),
-    #[error("the subject is too long: with its queue group the command would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
+    #[error("the subject is too long: the command (with its queue group, if any) would be {size} bytes, and the server closes a connection that sends one over {max} (max_control_line): use a shorter subject")]
     SubjectTooLong { size: usize, max: usize },
     #[error("permission denied: this user may not subscribe to {} (check the user's permissions in the server config)", Quoted(subject))]
     PermissionDenied { subject: String },
