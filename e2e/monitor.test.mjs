@@ -491,6 +491,24 @@ test("monitor: sizes are shown in full, at 1280 and 390 px", T, async () => {
   assert.deepEqual(await cut(), [], "at 1280 px");
   await page.setViewportSize({ width: 390, height: 844 });
   assert.deepEqual(await cut(), [], "at 390 px");
+  // The subjects table's subjects on one line each: they took 4 lines at 390 px, 4 rows to the
+  // table's box (it scrolls sideways in its box instead). A subject as long as the agent's
+  // `$KV.processes.app`.
+  env.nc.publish(`${base}.proc.app`, "x");
+  await waitFor(page, "the subjects table", (s) => document.querySelectorAll(s).length >= 3, sel("monitor-subject-row"));
+  const wrapped = await page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)]
+        .filter((tr) => {
+          // One line: the count's text (cells share their row's height).
+          const line = document.createRange();
+          line.selectNodeContents(tr.cells[1]);
+          return tr.cells[0].querySelector("button").getBoundingClientRect().height > 1.5 * line.getBoundingClientRect().height;
+        })
+        .map((tr) => tr.cells[0].textContent),
+    sel("monitor-subject-row"),
+  );
+  assert.deepEqual(wrapped, [], "subjects wrapped at 390 px");
 });
 
 test("monitor: Escape folds an expanded row and gives the focus back to its button", T, async () => {
