@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventually, hiddenWhenNarrow, pause, rand, screenshot, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, hiddenWhenNarrow, pause, rand, screenshot, sel, setHidden, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -592,15 +592,10 @@ test("kv: the bucket list is read while the tab is visible, not while hidden, no
     // (A period is 3 s after the last read ended: a window of 4.5 s holds one on a loaded machine.)
     assert.ok((await during(4500)) >= 1, "read every 3 s while visible");
 
-    const setHidden = (hidden) =>
-      page.evaluate((hidden) => {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
-        document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
-      }, hidden);
-    await setHidden(true);
+    await setHidden(page, true);
     assert.equal(await during(3500), 0, "no read while hidden");
     const before = reads;
-    await setHidden(false);
+    await setHidden(page, false);
     await eventually("a read as soon as the tab is visible again", () => reads > before, { timeout: 1000, every: 20 });
 
     await page.getByRole("link", { name: "Counter", exact: true }).click();

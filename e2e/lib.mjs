@@ -393,6 +393,18 @@ const sel = (testid) => `[data-testid="${testid}"]`;
 export { sel };
 
 /**
+ * Tells `page` its document is hidden (or shown again) with a `visibilitychange`, as a tab put in
+ * the background would: Playwright keeps its pages visible (e2e/hidden-tab.test.mjs has a tab
+ * Chromium really hides, timers throttled and all).
+ */
+export function setHidden(page, hidden) {
+  return page.evaluate((h) => {
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+    document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
+  }, hidden);
+}
+
+/**
  * Waits until the text of the element [data-testid=testid] (trimmed) matches `expected`
  * (a RegExp, or a string for equality). Fails with what it saw last.
  */

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
 
-import { consoleTail, eventually, pause, rand, sel, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
+import { consoleTail, eventually, pause, rand, sel, setHidden, textOf, useEnv, waitFor, waitStatus, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 120_000 };
@@ -341,16 +341,10 @@ test("mqtt: a paho-mqtt publish shows with its exact text; the in-browser sensor
     console.log(`# mqtt: in-browser sensor on nats-server ${version}: 3 readings through MQTT over WebSocket in ${Date.now() - started} ms`);
 
     // Hidden, the tab's timers run less often (Chromium: once a second, then once a minute): the
-    // card says so rather than "once a second". (Playwright keeps its pages visible, so the page
-    // is told it is hidden; e2e/hidden-tab.test.mjs has a really hidden tab.)
-    const setHidden = (hidden) =>
-      page.evaluate((h) => {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
-        document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
-      }, hidden);
-    await setHidden(true);
+    // card says so rather than "once a second".
+    await setHidden(page, true);
     await waitText(page, "pg-mqtt-sensor-state", /readings published to device\/temp; this tab is hidden, and the browser runs its timers less often: fewer than one a second until it is shown again\.$/);
-    await setHidden(false);
+    await setHidden(page, false);
     await waitText(page, "pg-mqtt-sensor-state", /readings published to device\/temp\.$/);
 
     // A server restart: the sensor says it is reconnecting and why, comes back by itself with the

@@ -10,7 +10,7 @@ import { test } from "node:test";
 
 import { ServiceError, Svcm } from "@nats-io/services";
 
-import { eventually, pause, rand, screenshot, sel, useEnv, waitFor } from "./lib.mjs";
+import { eventually, pause, rand, screenshot, sel, setHidden, useEnv, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -167,19 +167,13 @@ test("services: discovery pauses while the document is hidden and resumes when i
   const sub = env.nc.subscribe("$SRV.INFO", { callback: () => asks.push(Date.now()) });
   await env.nc.flush();
   try {
-    await page.evaluate(() => {
-      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
-      document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
-    });
+    await setHidden(page, true);
     const hidden = Date.now();
     // Longer than the 5 s period: a discovery under way at the switch may still finish.
     await pause(5600);
     assert.equal(asks.filter((t) => t > hidden + 500).length, 0, `asked while hidden: ${asks.map((t) => t - hidden)}`);
     const shown = Date.now();
-    await page.evaluate(() => {
-      Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
-      document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
-    });
+    await setHidden(page, false);
     await eventually("a discovery as soon as the document shows", () => asks.some((t) => t >= shown), { timeout: 1500 });
   } finally {
     sub.unsubscribe();

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 
-import { eventually, openStreamDetail, pause, rand, sel, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
+import { eventually, openStreamDetail, pause, rand, sel, setHidden, signIn, textOf, useEnv, waitFor, waitText } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -278,12 +278,7 @@ test("streams: the list is read every 2 s only while the tab is visible, and not
     assert.ok(gaps.every((g) => g >= 1500), `requests ${gaps.join(", ")} ms apart`);
 
     // Hidden: no request for longer than two periods. (An absence has no event to wait for.)
-    const setHidden = (hidden) =>
-      page.evaluate((hidden) => {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
-        document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
-      }, hidden);
-    await setHidden(true);
+    await setHidden(page, true);
     await pause(300); // a request already on its way
     const whileHidden = lists.length;
     await pause(4500);
@@ -291,7 +286,7 @@ test("streams: the list is read every 2 s only while the tab is visible, and not
 
     // Visible again: read at once, not at the next period.
     const shown = Date.now();
-    await setHidden(false);
+    await setHidden(page, false);
     await eventually("a request once visible", () => lists.at(-1) >= shown, { timeout: 1500, every: 20 });
 
     // Another page: the poller is gone with this one.
