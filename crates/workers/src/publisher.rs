@@ -69,15 +69,6 @@ fn for_want_of_the_server(e: &nats_ws::jetstream::JetStreamError) -> bool {
     )
 }
 
-/// The stream and every partition's consumer, made if missing.
-async fn prepare(js: &JetStream, settings: &Settings) -> Result<(), WorkerError> {
-    setup::ensure_stream(js, settings).await?;
-    for p in 0..settings.partitions {
-        setup::ensure_consumer(js, settings, p).await?;
-    }
-    Ok(())
-}
-
 /// Publishes `plan`; `progress` is called with the count acknowledged so far, at most every 100.
 /// It starts once connected; an outage pauses it (what was not acknowledged is published again
 /// once connected), however long; it ends at the first other failure, or when the client is
@@ -97,7 +88,7 @@ pub async fn publish(
         if js.client().wait_connected().await.is_err() {
             return Err(nats_ws::jetstream::JetStreamError::NotSent(start.elapsed()).into());
         }
-        match prepare(js, settings).await {
+        match setup::ensure_stream_and_consumers(js, settings).await {
             Ok(()) => break,
             Err(e) if setup::is_transient(&e) && !js.client().status().is_connected() => {}
             Err(e) => return Err(e),

@@ -177,11 +177,20 @@ pub async fn ensure_buckets(js: &JetStream, settings: &Settings) -> Result<Bucke
 /// Everything: stream, consumers, buckets.
 pub async fn ensure_all(js: &JetStream, settings: &Settings) -> Result<Buckets, WorkerError> {
     validate(settings)?;
+    ensure_stream_and_consumers(js, settings).await?;
+    ensure_buckets(js, settings).await
+}
+
+/// The stream and every partition's consumer, made if missing: what a publisher needs.
+pub async fn ensure_stream_and_consumers(
+    js: &JetStream,
+    settings: &Settings,
+) -> Result<(), WorkerError> {
     ensure_stream(js, settings).await?;
     for p in 0..settings.partitions {
         ensure_consumer(js, settings, p).await?;
     }
-    ensure_buckets(js, settings).await
+    Ok(())
 }
 
 /// True for failures that go away by themselves (no connection, a timeout).
