@@ -1949,23 +1949,19 @@ fn mistyped_scheme(url: &str) -> bool {
 /// Whether `authority` (what a url has between `://` and its path) is `host` or `host:port`,
 /// as a browser would read it: not a host and a port of its own making out of a typing mistake.
 fn check_authority(authority: &str) -> Result<(), String> {
-    // `text` before and after its first `at`, an ASCII byte.
-    fn cut(text: &str, at: u8) -> Option<(&str, &str)> {
-        let i = text.bytes().position(|b| b == at)?;
-        Some((text.get(..i)?, text.get(i + 1..)?))
-    }
     let (host, port) = match authority.strip_prefix('[') {
         // An IPv6 address: `[::1]`, `[::1]:8080`.
         Some(inner) => {
-            let (host, after) = cut(inner, b']').ok_or("an IPv6 address in it has no closing ]")?;
+            let (host, after) =
+                text::split_once(inner, "]").ok_or("an IPv6 address in it has no closing ]")?;
             let port = match after {
                 "" => None,
                 after => Some(after.strip_prefix(':').ok_or("write [IPv6 address]:port")?),
             };
             (host, port)
         }
-        None => match cut(authority, b':') {
-            Some((_, port)) if port.bytes().any(|b| b == b':') => {
+        None => match text::split_once(authority, ":") {
+            Some((_, port)) if text::contains(port, ":") => {
                 return Err("write host:port, with one ':' (an IPv6 address in [ ])".to_owned())
             }
             Some((host, port)) => (host, Some(port)),
