@@ -23,13 +23,20 @@ use leptos::prelude::*;
 fn read_failed(what: &str, e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
     let explained = crate::session::explain(&text);
-    if text.contains("not connected to the server") {
+    if never_sent(&text) {
         format!("{what}: no connection to the server; read again once it is back")
     } else if explained != text {
         explained
     } else {
         format!("{what}: {text}")
     }
+}
+
+/// Whether an error's `text` says nothing was sent for want of a connection (a request refused
+/// before sending, `RequestError::NotConnected`; a JetStream publish never sent, `NotSent`).
+fn never_sent(text: &str) -> bool {
+    text.contains("not connected to the server")
+        || text.starts_with("not sent: no connection to the server")
 }
 
 /// Says in `said` that `action` (`could not create stream DRAFTS`) failed with `e`. When nothing
@@ -43,9 +50,7 @@ fn say_failed(
     e: &impl std::fmt::Display,
 ) {
     let text = e.to_string();
-    let never_sent = text.contains("not connected to the server")
-        || text.starts_with("not sent: no connection to the server");
-    if !never_sent {
+    if !never_sent(&text) {
         said.set(Some(crate::session::explain(format!("{action}: {text}"))));
         return;
     }

@@ -518,7 +518,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
         sort,
         interruptions,
     } = state;
-    let connected = RwSignal::new(client.status().is_connected());
+    let status = use_nats().status;
     // Rows of the log in the page (see `LOG_WINDOW`).
     let in_page = RwSignal::new(LOG_WINDOW);
     // The subscription's task: this connection's.
@@ -531,13 +531,12 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
             let mut statuses = client.status_stream();
             let mut was_connected = false;
             while let Some(status) = statuses.next().await {
-                let now_connected = status.is_connected();
-                connected.set(now_connected);
-                let lost = was_connected && !now_connected && !matches!(status, Status::Closed);
+                let connected = status.is_connected();
+                let lost = was_connected && !connected && !matches!(status, Status::Closed);
                 if lost && running.with_untracked(Option::is_some) {
                     interruptions.update(|n| *n += 1);
                 }
-                was_connected = now_connected;
+                was_connected = connected;
             }
         });
     }
@@ -835,7 +834,7 @@ fn Monitor(client: Client, state: State) -> impl IntoView {
                 }}
                 {move || paused.get().then_some(" · paused: the log is frozen, the counts go on")}
                 {move || {
-                    (running.with(Option::is_some) && !connected.get())
+                    (running.with(Option::is_some) && !status.with(|s| s.is_connected()))
                         .then_some(" · not receiving while disconnected")
                 }}
             </p>
