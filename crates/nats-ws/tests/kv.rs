@@ -160,7 +160,11 @@ async fn bucket_again(client: &Client, config: KvConfig) -> Store {
 
 async fn next_event(watch: &mut Watch) -> WatchEvent {
     // Generous: a consumer made while the server is busy with a writer can take seconds.
-    within(15, "a watch event", watch.next())
+    next_event_within(15, watch).await
+}
+
+async fn next_event_within(secs: u64, watch: &mut Watch) -> WatchEvent {
+    within(secs, "a watch event", watch.next())
         .await
         .expect("the watch ended")
         .expect("watch error")
@@ -402,6 +406,16 @@ impl Writing {
     }
 }
 
+/// Held by a test while its [`Writing`] runs: one such writer at a time. Two at once (the tests
+/// run two by two) leave each server half the cores it needs, and a read steps over ever more
+/// removed revisions as the writes go on (a hot key's history: 0.05 s in the first round, 1.8 s
+/// in the sixth with two busy processes beside it, over 10 s once in CI).
+static FLOODING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a read may take while a [`Writing`] runs (see [`FLOODING`]): long enough for a busy
+/// machine, short enough that a read that never ends fails the test.
+const BUSY_READ: u64 = 30;
+
 /// Starts a [`Writing`] and returns once it has written 20 000.
 async fn write_without_pause(
     server: &TestServer,
@@ -452,6 +466,7 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
     let server = TestServer::start();
     let client = connect(&server).await;
     let kv = bucket(&client, KvConfig::new("busy").history(64)).await;
+    let _alone = FLOODING.lock().await;
     for i in 0..50 {
         kv.put(&format!("k{i}"), "v").await.unwrap();
     }
@@ -460,13 +475,20 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
     // Another client writes `hot` as fast as the server takes it, until told to stop.
     let writing = write_without_pause(&server, |_| "$KV.busy.hot".to_owned()).await;
 
-    let keys = within(10, "keys while `hot` is written", kv.keys()).await;
+    let keys = within(BUSY_READ, "keys while `hot` is written", kv.keys()).await;
     // Each of these ended early now and then (a few times in a hundred): six of each. (Each
     // takes longer than the one before: the writes leave the stream ever more gaps to count.)
     let (mut matching, mut histories) = (Vec::new(), Vec::new());
     for _ in 0..6 {
-        matching.push(within(10, "keys matching `*`", kv.keys_matching("*")).await);
-        histories.push(within(10, "history while `hot` is written", kv.history("hot")).await);
+        matching.push(within(BUSY_READ, "keys matching `*`", kv.keys_matching("*")).await);
+        histories.push(
+            within(
+                BUSY_READ,
+                "history while `hot` is written",
+                kv.history("hot"),
+            )
+            .await,
+        );
     }
     // A watch gets every key and its marker. (Not necessarily every key before the marker: `hot`,
     // written again between the consumer's creation and its delivery, can follow it: see
@@ -475,7 +497,7 @@ async fn keys_and_history_end_while_a_key_is_written_without_pause() {
     let mut watched = std::collections::BTreeSet::new();
     let mut marked = false;
     while !marked || watched.len() < 51 {
-        match next_event(&mut watch).await {
+        match next_event_within(BUSY_READ, &mut watch).await {
             WatchEvent::Entry(e) => {
                 watched.insert(e.key);
             }
@@ -2307,6 +2329,7 @@ async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
     let server = TestServer::start();
     let client = connect(&server).await;
     let kv = bucket(&client, KvConfig::new("busy")).await;
+    let _alone = FLOODING.lock().await;
     for i in 0..50 {
         kv.put(&format!("k{i}"), "v").await.unwrap();
     }
@@ -2322,7 +2345,7 @@ async fn a_watch_delivers_each_revision_once_while_every_key_is_written() {
         // Until the marker and every key: a key written while the watch starts may follow its
         // marker (see `CatchUp`), but it comes.
         while !marked || keys.len() < 50 {
-            match next_event(&mut watch).await {
+            match next_event_within(BUSY_READ, &mut watch).await {
                 WatchEvent::Entry(e) => {
                     if !revisions.insert(e.revision) {
                         twice.push((round, e.key.clone(), e.revision));
