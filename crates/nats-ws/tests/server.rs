@@ -835,14 +835,17 @@ async fn wss_is_supported_natively() {
 #[tokio::test]
 async fn a_big_burst_to_our_own_subscription_is_read_while_it_is_written() {
     // The server cuts a client whose unread output passes max_pending (a slow consumer). A driver
-    // that stops reading while it writes a large burst gets cut by its own echo.
-    let server = TestServer::start_with("max_pending: 2MB\n");
+    // that stops reading while it writes a large burst gets cut by its own echo: all of it but
+    // what the sockets' buffers hold (a few MB on loopback) waits in the server. One that reads
+    // as it writes is a few messages behind, more while the machine is busy: 2 MB was passed
+    // then (a build beside the suite), so 8 MB, and a burst six times that.
+    let server = TestServer::start_with("max_pending: 8MB\n");
     let client = nats_ws::connect(Options::new(server.url())).await.unwrap();
     let mut statuses = client.status_stream();
     let mut sub = client.subscribe("echo.burst").unwrap();
     client.flush().await.unwrap();
     let payload = vec![b'e'; 60 * 1024];
-    const N: usize = 400; // 24 MB, twelve times max_pending
+    const N: usize = 800; // 48 MB
     for _ in 0..N {
         client.publish("echo.burst", &payload).unwrap();
     }
