@@ -13,6 +13,7 @@ pub mod scale;
 pub mod server;
 pub mod services;
 pub mod streams;
+mod subjects;
 
 use leptos::prelude::*;
 

@@ -22,7 +22,7 @@ use crate::components::field::clear_if_sent;
 use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use detail::StreamDetail;
-use logic::{retention_name, sequence_text, storage_name, CreateForm};
+use logic::{retention_name, sequence_text, storage_name, taken_subject, CreateForm};
 
 /// How often the list (and the open stream) is read again while the page is visible.
 const POLL: Duration = Duration::from_secs(2);
@@ -432,6 +432,13 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                 return;
             }
         };
+        let taken = ctx
+            .streams
+            .with_untracked(|streams| taken_subject(&config.name, &config.subjects, streams));
+        if let Some(taken) = taken {
+            error.set(Some(taken));
+            return;
+        }
         error.set(None);
         busy.set(true);
         let js = ctx.js.get_value();

@@ -12,6 +12,8 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use crate::pages::console::subjects::{covers, overlap};
+
 /// Distinct subjects kept in the table (see [`MonitorStats::record`]).
 pub const MAX_SUBJECTS: usize = 1000;
 /// Seconds of history behind the sparkline.
@@ -349,34 +351,6 @@ pub fn parse_subjects(input: &str) -> Result<(Vec<String>, Option<String>), Stri
         ),
     };
     Ok((subjects, note))
-}
-
-/// Whether every subject `inner` matches is matched by `outer` too (both may have wildcards).
-fn covers(outer: &str, inner: &str) -> bool {
-    let mut inner_tokens = inner.split('.');
-    for o in outer.split('.') {
-        match (o, inner_tokens.next()) {
-            (">", Some(_)) => return true,
-            (_, Some(">")) => return false,
-            ("*", Some(_)) => {}
-            (o, Some(i)) if o == i => {}
-            _ => return false,
-        }
-    }
-    inner_tokens.next().is_none()
-}
-
-/// Whether some subject is matched by both `a` and `b`.
-fn overlap(a: &str, b: &str) -> bool {
-    let (mut a, mut b) = (a.split('.'), b.split('.'));
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) | (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
-            (Some("*"), Some(_)) | (Some(_), Some("*")) => {}
-            (Some(x), Some(y)) if x == y => {}
-            _ => return false,
-        }
-    }
 }
 
 /// The one-line preview of a payload: text with control characters shown as `·`, cut after

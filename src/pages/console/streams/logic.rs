@@ -5,11 +5,13 @@ use std::fmt;
 use std::time::Duration;
 
 use nats_ws::jetstream::{
-    ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamState,
+    ConsumerInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo,
+    StreamState,
 };
 use nats_ws::{validate_publish_subject, validate_subscribe_subject, HeaderMap};
 
 use crate::model::{format_bytes, format_exact_duration};
+use crate::pages::console::subjects::overlap;
 
 /// The subject every peek walks: all of a stream's messages.
 pub const ALL_SUBJECTS: &str = ">";
@@ -205,6 +207,29 @@ impl CreateForm {
         config.max_age = parse_age(&self.max_age)?;
         Ok(config)
     }
+}
+
+/// Why the server would refuse a new stream `name` with `subjects` while `streams` exist: one of
+/// the subjects overlaps a subject another stream stores (nats-server refuses two streams that
+/// could store the same message). Said before anything is sent, naming the stream; a stream made
+/// since the list was read is left to the server's refusal.
+pub fn taken_subject(name: &str, subjects: &[String], streams: &[StreamInfo]) -> Option<String> {
+    streams
+        .iter()
+        .filter(|other| other.config.name != name)
+        .find_map(|other| {
+            subjects.iter().find_map(|mine| {
+                let theirs = other.config.subjects.iter().find(|t| overlap(mine, t))?;
+                let stream = &other.config.name;
+                let clash = match mine == theirs {
+                    true => format!("stream {stream} stores {mine} already"),
+                    false => format!("{mine} overlaps {theirs}, which stream {stream} stores"),
+                };
+                Some(format!(
+                    "{clash}: two streams cannot store the same subject, so pick subjects no other stream takes"
+                ))
+            })
+        })
 }
 
 /// The headers of a test message, one `Name: value` a line (blank lines skipped).
@@ -466,6 +491,45 @@ mod tests {
         // Empty limits are unlimited: zero, which nats-ws leaves out of the request.
         let c = form("A", "a").to_config().unwrap();
         assert_eq!((c.max_msgs, c.max_bytes, c.max_age), (0, 0, Duration::ZERO));
+    }
+
+    /// A subject another stream stores was refused by the server in its own words (a status 500
+    /// naming neither stream); said before anything is sent.
+    #[test]
+    fn a_subject_another_stream_stores_is_named_with_that_stream() {
+        let stream = |name: &str, subjects: &[&str]| StreamInfo {
+            config: StreamConfig::new(name, subjects.iter().copied()),
+            ..Default::default()
+        };
+        let streams = [
+            stream("ORDERS", &["orders.>"]),
+            stream("KV_cfg", &["$KV.cfg.>"]),
+            stream("MIRROR", &[]),
+        ];
+        let taken = |name: &str, subjects: &[&str]| {
+            let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+            taken_subject(name, &subjects, &streams)
+        };
+        assert_eq!(
+            taken("NEW", &["refunds.>", "orders.eu"]).unwrap(),
+            "orders.eu overlaps orders.>, which stream ORDERS stores: two streams cannot store the same subject, so pick subjects no other stream takes"
+        );
+        assert!(taken("NEW", &["orders.>"])
+            .unwrap()
+            .starts_with("stream ORDERS stores orders.> already: "));
+        assert!(taken("NEW", &["*.eu"])
+            .unwrap()
+            .contains("which stream ORDERS"));
+        assert!(taken("NEW", &["$KV.*.x"])
+            .unwrap()
+            .contains("stream KV_cfg"));
+        assert_eq!(
+            taken("NEW", &["refunds.>", "orders"]),
+            None,
+            "orders is not within orders.>"
+        );
+        // The same name: the server answers for it (the same stream again, or a name in use).
+        assert_eq!(taken("ORDERS", &["orders.>"]), None);
     }
 
     #[test]
