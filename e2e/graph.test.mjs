@@ -1,14 +1,15 @@
 // /graph against a real server, with outside clients: registrations written by nats-py with
 // `service:<name>` tags, and a nats.js service with metadata `deps`, form the expected edges; a
 // dependency nobody provides is drawn as a ghost node; a stale heartbeat marks its node unhealthy;
-// a node opens its details from the keyboard; a registry change redraws within a second.
+// a node opens its details from the keyboard; a registry change redraws within a second; at a
+// phone's width, services that depend on nothing wrap into rows that fit the card.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { Svcm } from "@nats-io/services";
 
-import { eventually, rand, screenshot, sel, useEnv, waitFor } from "./lib.mjs";
+import { eventually, hiddenWhenNarrow, rand, screenshot, sel, useEnv, waitFor } from "./lib.mjs";
 
 const env = useEnv();
 const T = { timeout: 60_000 };
@@ -146,4 +147,30 @@ test("graph: registrations and a service form the expected edges, a missing depe
   } finally {
     await service.stop();
   }
+});
+
+// Services that depend on nothing are parts of their own, which were drawn side by side: on a
+// phone, 2 of 4 were seen without scrolling inside the card. They wrap into rows that fit it.
+test("graph: at a phone's width, independent services wrap into rows that fit the card", T, async () => {
+  const t = rand();
+  // Only this test's services: what earlier tests registered is removed.
+  await env.jsm.streams.purge(`KV_${REGISTRY}`).catch(() => {});
+  const page = await env.tab({ identity: "ops", path: "/graph" });
+  await page.getByTestId("graph").waitFor();
+  await eventually("the registry exists", () => env.jsm.streams.info(`KV_${REGISTRY}`));
+  const names = ["orders", "billing", "search", "mailer"].map((n) => `${n}-${t}`);
+  await register(names.map((name) => [name, name, []]));
+  await eventually("the four services drawn", async () => {
+    const drawn = await drawnNodes(page);
+    return names.every((n) => drawn[n] === "healthy");
+  });
+  const nodes = `${sel("graph-node")}[data-name$="-${t}"]`;
+  assert.deepEqual(await hiddenWhenNarrow(page, nodes), []);
+  // Back at the desktop's width, one row again.
+  await waitFor(
+    page,
+    "one row at 1280 px",
+    (s) => new Set([...document.querySelectorAll(s)].map((n) => Math.round(n.getBoundingClientRect().y))).size === 1,
+    nodes,
+  );
 });

@@ -394,9 +394,18 @@ pub fn acyclic_edges(n: usize, edges: &[(usize, usize)]) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Lays the graph out in layers, dependents above their dependencies; the connected parts side
-/// by side.
-pub fn layout(model: &Model) -> Layout {
+/// One connected part of the graph, laid out in layers: its nodes' places from its top left
+/// corner, and its size.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Part {
+    pub nodes: Vec<(String, Placed)>,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// Lays each connected part of the graph out in layers, dependents above their dependencies
+/// (the costly step: done again only when the nodes or edges change, not when the room does).
+pub fn parts(model: &Model) -> Vec<Part> {
     let index: BTreeMap<&str, usize> = model
         .nodes
         .iter()
@@ -410,22 +419,20 @@ pub fn layout(model: &Model) -> Layout {
         .collect();
     let sizes: Vec<f64> = model.nodes.iter().map(node_width).collect();
     let Ok(count) = u32::try_from(model.nodes.len()) else {
-        return Layout::default();
+        return Vec::new();
     };
     let vertices: Vec<(u32, (f64, f64))> = (0..count)
         .zip(&sizes)
         .map(|(i, w)| (i, (w + GAP_X, NODE_HEIGHT + GAP_Y)))
         .collect();
     let edges = acyclic_edges(model.nodes.len(), &edges);
-    let parts = rust_sugiyama::from_vertices_and_edges(
+    let laid_out = rust_sugiyama::from_vertices_and_edges(
         &vertices,
         &edges,
         &rust_sugiyama::configure::Config::default(),
     );
-
-    let mut placed = BTreeMap::new();
-    let (mut left, mut height) = (MARGIN, 0.0f64);
-    for (part, _, _) in parts {
+    let mut parts = Vec::new();
+    for (part, _, _) in laid_out {
         let bounds = part.iter().fold(
             (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY),
             |(x0, y0, x1), &(i, (x, y))| {
@@ -436,26 +443,53 @@ pub fn layout(model: &Model) -> Layout {
         if !bounds.0.is_finite() {
             continue;
         }
+        let mut placed = Part {
+            width: bounds.2 - bounds.0,
+            ..Part::default()
+        };
         for (i, (x, y)) in part {
             let (Some(node), Some(&width)) = (model.nodes.get(i), sizes.get(i)) else {
                 continue;
             };
             let p = Placed {
-                x: left + x - bounds.0,
-                y: MARGIN + NODE_HEIGHT / 2.0 + y - bounds.1,
+                x: x - bounds.0,
+                y: NODE_HEIGHT / 2.0 + y - bounds.1,
                 width,
                 height: NODE_HEIGHT,
             };
-            height = height.max(p.y + NODE_HEIGHT / 2.0 + MARGIN);
-            placed.insert(node.name.clone(), p);
+            placed.height = placed.height.max(p.y + NODE_HEIGHT / 2.0);
+            placed.nodes.push((node.name.clone(), p));
         }
-        left += bounds.2 - bounds.0 + GAP_X;
+        parts.push(placed);
     }
-    Layout {
-        nodes: placed,
-        width: left - GAP_X + MARGIN,
-        height,
+    parts
+}
+
+/// Places the parts side by side, starting a new row where the next would pass `room` (the
+/// width there is to draw in: a phone's is under 400 px), so that a graph of several parts is
+/// seen without scrolling sideways. A part wider than the room has a row of its own.
+pub fn pack(parts: &[Part], room: f64) -> Layout {
+    let mut layout = Layout::default();
+    let (mut left, mut top, mut row_height) = (MARGIN, MARGIN, 0.0f64);
+    for part in parts {
+        if left > MARGIN && left + part.width + MARGIN > room {
+            top += row_height + GAP_Y;
+            (left, row_height) = (MARGIN, 0.0);
+        }
+        for (name, p) in &part.nodes {
+            let p = Placed {
+                x: left + p.x,
+                y: top + p.y,
+                ..*p
+            };
+            layout.nodes.insert(name.clone(), p);
+        }
+        layout.width = layout.width.max(left + part.width + MARGIN);
+        layout.height = layout.height.max(top + part.height + MARGIN);
+        row_height = row_height.max(part.height);
+        left += part.width + GAP_X;
     }
+    layout
 }
 
 /// The SVG path of an edge: from the bottom of `from` to the top of `to` (or top to bottom when
@@ -524,11 +558,29 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
             )
         })
     });
-    let placed = Memo::new(move |_| {
+    let laid_out = Memo::new(move |_| {
         // Read (not just tracked), so that the shape is computed and follows the model.
         shape.with(|_| ());
-        model.with_untracked(layout)
+        model.with_untracked(parts)
     });
+    // The width the drawing has (the card's, less its padding), followed through resizes: the
+    // parts are packed into rows that fit it. Unmeasured, one row.
+    let wrap = NodeRef::<leptos::html::Div>::new();
+    let room = RwSignal::new(f64::INFINITY);
+    let measure = move || {
+        let width = wrap.get_untracked().map_or(0, |el| el.client_width());
+        if width > 0 && room.get_untracked() != f64::from(width) {
+            room.set(f64::from(width));
+        }
+    };
+    Effect::new(move |_| {
+        if wrap.get().is_some() {
+            measure();
+        }
+    });
+    let resized = window_event_listener_untyped("resize", move |_| measure());
+    on_cleanup(move || resized.remove());
+    let placed = Memo::new(move |_| laid_out.with(|p| pack(p, room.get())));
     let selected = RwSignal::new(None::<String>);
     let error = move || {
         let setup = match directory.setup.get() {
@@ -559,7 +611,7 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
                     {move || model.with(|m| format!("{} more services are not drawn (the first {MAX_NODES} by name are).", m.left_out))}
                 </p>
             </Show>
-            <div class="graph-wrap">
+            <div class="graph-wrap" node_ref=wrap>
                 <svg
                     class="graph"
                     data-testid="graph"
@@ -841,6 +893,11 @@ fn NodeDetails(
 mod tests {
     use super::*;
     use crate::components::directory::EndpointView;
+
+    /// [`parts`] and [`pack`] at once.
+    fn layout(model: &Model, room: f64) -> Layout {
+        pack(&parts(model), room)
+    }
     use nats_ws::service::{EndpointStats, Metadata};
     use process_control::RegistryEntry;
 
@@ -1105,19 +1162,49 @@ mod tests {
                 })
                 .collect();
             let m = build_model(&registrations, &[], |_, _| false);
-            let l = layout(&m);
-            assert_eq!(l.nodes.len(), m.nodes.len());
-            let boxes: Vec<&Placed> = l.nodes.values().collect();
-            for (i, a) in boxes.iter().enumerate() {
-                assert!(a.x - a.width / 2.0 >= 0.0 && a.x + a.width / 2.0 <= l.width + 0.5);
-                assert!(a.y - a.height / 2.0 >= 0.0 && a.y + a.height / 2.0 <= l.height + 0.5);
-                for b in &boxes[i + 1..] {
-                    let apart = (a.x - b.x).abs() >= (a.width + b.width) / 2.0
-                        || (a.y - b.y).abs() >= (a.height + b.height) / 2.0;
-                    assert!(apart, "overlap: {a:?} {b:?}");
+            let parts = parts(&m);
+            let widest = parts.iter().map(|p| p.width).fold(0.0, f64::max);
+            for room in [f64::INFINITY, 360.0, 900.0] {
+                let l = pack(&parts, room);
+                assert_eq!(l.nodes.len(), m.nodes.len());
+                assert!(
+                    l.width <= room.max(widest + 2.0 * MARGIN) + 0.5,
+                    "{} in {room}",
+                    l.width
+                );
+                let boxes: Vec<&Placed> = l.nodes.values().collect();
+                for (i, a) in boxes.iter().enumerate() {
+                    assert!(a.x - a.width / 2.0 >= 0.0 && a.x + a.width / 2.0 <= l.width + 0.5);
+                    assert!(a.y - a.height / 2.0 >= 0.0 && a.y + a.height / 2.0 <= l.height + 0.5);
+                    for b in &boxes[i + 1..] {
+                        let apart = (a.x - b.x).abs() >= (a.width + b.width) / 2.0
+                            || (a.y - b.y).abs() >= (a.height + b.height) / 2.0;
+                        assert!(apart, "overlap: {a:?} {b:?}");
+                    }
                 }
             }
         }
+    }
+
+    /// Four services that depend on nothing were drawn side by side: 2 of them seen at 390 px.
+    /// In a narrow room the parts wrap into rows that fit it; in a wide one they stay a row.
+    #[test]
+    fn parts_wrap_into_rows_that_fit_the_room() {
+        let names = ["math", "process-control", "sensor", "greeter"];
+        let registrations: Vec<Registration> = names
+            .iter()
+            .map(|name| reg(name, &[], Health::Healthy))
+            .collect();
+        let m = build_model(&registrations, &[], |_, _| false);
+        let wide = layout(&m, f64::INFINITY);
+        let ys: BTreeSet<i64> = wide.nodes.values().map(|p| p.y as i64).collect();
+        assert_eq!(ys.len(), 1, "one row: {wide:?}");
+        assert!(wide.width > 390.0);
+        let narrow = layout(&m, 358.0);
+        assert!(narrow.width <= 358.0, "{narrow:?}");
+        let rows: BTreeSet<i64> = narrow.nodes.values().map(|p| p.y as i64).collect();
+        assert!(rows.len() >= 2, "{narrow:?}");
+        assert_eq!(narrow.nodes.len(), 4);
     }
 
     #[test]
@@ -1131,7 +1218,7 @@ mod tests {
             &[],
             |_, _| false,
         );
-        let l = layout(&m);
+        let l = layout(&m, f64::INFINITY);
         let y = |n: &str| l.nodes[n].y;
         assert!(y("a") < y("b") && y("b") < y("c"));
         assert!(edge_path(l.nodes["a"], l.nodes["b"]).starts_with("M "));
