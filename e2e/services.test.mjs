@@ -49,6 +49,7 @@ test("services: a nats.js service shows with endpoints and stats, and answers ca
   });
   service.addEndpoint("sum", {
     subject: `${name}.sum`,
+    metadata: { example: "[1, 2, 39]" },
     handler: (_err, msg) => {
       try {
         const nums = msg.json();
@@ -82,6 +83,15 @@ test("services: a nats.js service shows with endpoints and stats, and answers ca
     assert.equal((await sum.getByTestId("endpoint-queue").textContent()).trim(), "q");
     assert.equal((await endpointRow(page, name, "fail").getByTestId("endpoint-queue").textContent()).trim(), "workers");
     assert.equal((await sum.getByTestId("endpoint-requests").textContent()).trim(), "0");
+
+    // The form opens with the endpoint's example (its metadata `example`, as this project's
+    // services give one); without one, empty.
+    const payloadField = page.getByTestId("service-call-payload");
+    await page.getByRole("button", { name: `Call endpoint fail of ${name}` }).click();
+    await waitLocatorText(page.getByTestId("service-call-form").locator("h2"), /fail$/, "the call form for fail");
+    assert.equal(await payloadField.inputValue(), "");
+    await page.getByRole("button", { name: `Call endpoint sum of ${name}` }).click();
+    await eventually("the example filled in", async () => (await payloadField.inputValue()) === "[1, 2, 39]");
 
     // A reply, with its latency.
     await call(page, name, "sum", "[1, 2, 39]");

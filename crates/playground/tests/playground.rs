@@ -263,12 +263,21 @@ async fn via_math_answers_sums_and_errors_is_discoverable_and_leaves_cleanly() {
     assert_eq!(endpoints[0]["name"], math::ENDPOINT);
     assert_eq!(endpoints[0]["subject"], math::SUBJECT);
     assert_eq!(endpoints[0]["queue_group"], "q");
+    // Its example request (what the console's call form opens with) is one it answers.
+    let example = endpoints[0]["metadata"]["example"]
+        .as_str()
+        .expect("an example");
+    let reply = client
+        .request(math::SUBJECT, example.to_owned())
+        .await
+        .expect("the example answered");
+    assert_eq!(sum_of(&reply), 5.0);
     let stats = client
         .request("$SRV.STATS.math", "")
         .await
         .expect("$SRV.STATS.math");
     let stats: Value = serde_json::from_slice(&stats.payload).expect("STATS json");
-    assert_eq!(stats["endpoints"][0]["num_requests"], 103, "{stats}");
+    assert_eq!(stats["endpoints"][0]["num_requests"], 104, "{stats}");
     assert_eq!(stats["endpoints"][0]["num_errors"], 2, "{stats}");
 
     // SIGTERM: drained and gone, exit 0; then nobody answers, and the request says so at once.

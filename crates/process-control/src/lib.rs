@@ -45,6 +45,22 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("leaf-list", subjects::LEAF_LIST),
 ];
 
+/// The endpoint metadata key whose value is an example request (a payload to start from): the
+/// console's call form opens with it. A convention of this project's services, not of NATS micro.
+pub const EXAMPLE_METADATA: &str = "example";
+
+/// An example request of each endpoint (by name), for [`EXAMPLE_METADATA`]: the shape each
+/// request type below reads, with the names to replace in angle brackets (`leaf-add`: `{}`, the
+/// next free name).
+pub fn example_request(endpoint: &str) -> &'static str {
+    match endpoint {
+        "start" | "stop" | "restart" | "kill" => r#"{"name": "<process>"}"#,
+        "logs" => r#"{"name": "<process>", "lines": 50}"#,
+        "leaf-remove" => r#"{"name": "<leaf>"}"#,
+        _ => "{}",
+    }
+}
+
 /// Where a process's output lines are published, one JSON [`LogLine`] each.
 pub fn log_subject(process: &str) -> String {
     format!("proc.logs.{process}")
@@ -654,6 +670,25 @@ mod tests {
     fn subjects_and_names() {
         assert_eq!(log_subject("app"), "proc.logs.app");
         assert_eq!(ENDPOINTS.len(), 9);
+        // Every example is read by its endpoint's request type (the placeholders aside).
+        for (name, _) in ENDPOINTS {
+            let example = example_request(name);
+            let parsed: Result<(), String> = match *name {
+                "list" | "leaf-list" => serde_json::from_str::<EmptyRequest>(example)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "logs" => serde_json::from_str::<LogsRequest>(example)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "leaf-add" => serde_json::from_str::<LeafAddRequest>(example)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                _ => serde_json::from_str::<NameRequest>(example)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+            };
+            assert_eq!(parsed, Ok(()), "{name}: {example}");
+        }
         assert!(ENDPOINTS.contains(&("kill", "via.proc.kill")));
         assert!(ENDPOINTS
             .iter()

@@ -206,7 +206,10 @@ async fn run(config: Config) -> Result<(), String> {
     let mut endpoints = Vec::new();
     for (name, subject) in api::ENDPOINTS {
         let endpoint = service
-            .endpoint_with(EndpointConfig::new(*name).subject(*subject))
+            .endpoint_with(EndpointConfig::new(*name).subject(*subject).metadata(
+                process_control::EXAMPLE_METADATA,
+                process_control::example_request(name),
+            ))
             .map_err(|e| format!("cannot add endpoint {name}: {e}"))?;
         endpoints.push((*name, *subject, endpoint));
     }

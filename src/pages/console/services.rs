@@ -69,12 +69,13 @@ struct Call {
 }
 
 impl Call {
-    /// Opens the form for `t`, empty; the form open for `t` already stays as it is (a typed
-    /// payload, the last reply).
-    fn open(self, t: CallTarget) {
+    /// Opens the form for `t` with the payload the endpoint gives as an example (its metadata's
+    /// `example`, as this project's services give one), else empty; the form open for `t`
+    /// already stays as it is (a typed payload, the last reply).
+    fn open(self, t: CallTarget, example: Option<String>) {
         if self.target.with_untracked(|open| open.as_ref() != Some(&t)) {
             self.subject.set(t.subject.clone());
-            self.payload.set(String::new());
+            self.payload.set(example.unwrap_or_default());
             self.target.set(Some(t));
         }
     }
@@ -354,11 +355,17 @@ fn ServiceCard(name: String, id: String, directory: Directory, call: Call) -> im
                                 let open_call = {
                                     let (service, endpoint, subject) = (service.clone(), endpoint.clone(), subject.clone());
                                     move |_| {
-                                        call.open(CallTarget {
-                                            service: service.clone(),
-                                            endpoint: endpoint.clone(),
-                                            subject: subject.clone(),
-                                        })
+                                        let example = ep.with_untracked(|e| {
+                                            e.as_ref()?.metadata.get(process_control::EXAMPLE_METADATA).cloned()
+                                        });
+                                        call.open(
+                                            CallTarget {
+                                                service: service.clone(),
+                                                endpoint: endpoint.clone(),
+                                                subject: subject.clone(),
+                                            },
+                                            example,
+                                        )
                                     }
                                 };
                                 view! {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use leptos::prelude::*;
-use nats_ws::service::{self, ServiceConfig, ERROR_CODE_HEADER, ERROR_HEADER};
+use nats_ws::service::{self, EndpointConfig, ServiceConfig, ERROR_CODE_HEADER, ERROR_HEADER};
 use nats_ws::{Client, Message, RequestError};
 use via_playground::math::{self, SumReply, SumRequest};
 
@@ -84,7 +84,9 @@ pub fn RpcCard(client: Client) -> impl IntoView {
                 Ok(s) => s,
                 Err(e) => return failed(format!("could not start the service: {e}")),
             };
-            let mut endpoint = match service.group(math::GROUP).endpoint(math::ENDPOINT) {
+            let sum =
+                EndpointConfig::new(math::ENDPOINT).metadata(math::METADATA.0, math::METADATA.1);
+            let mut endpoint = match service.group(math::GROUP).endpoint_with(sum) {
                 Ok(e) => e,
                 Err(e) => return failed(format!("could not add {}: {e}", math::SUBJECT)),
             };

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lexopt::ValueExt;
-use nats_ws::service::{self, Endpoint, ServiceConfig};
+use nats_ws::service::{self, Endpoint, EndpointConfig, ServiceConfig};
 use nats_ws::Status;
 use tokio::signal::unix::{signal, SignalKind};
 use via_playground::math;
@@ -89,7 +89,9 @@ async fn run(url: String) -> Result<(), String> {
     .map_err(|e| format!("cannot add service {}: {e}", math::SERVICE))?;
     let mut sum = service
         .group(math::GROUP)
-        .endpoint(math::ENDPOINT)
+        .endpoint_with(
+            EndpointConfig::new(math::ENDPOINT).metadata(math::METADATA.0, math::METADATA.1),
+        )
         .map_err(|e| format!("cannot add endpoint {}: {e}", math::SUBJECT))?;
     say_err(&format!(
         "via-math: service {} {} ({}) on {url}",
