@@ -1,9 +1,8 @@
 // /streams against a real server, with outside clients: a work-queue stream written by nats-py is
 // browsed message by message (first, next × 9, previous × 9) and is left as it was — 10 messages,
 // no consumer; a stream is created, published to and deleted from the page (the delete only with
-// the stream's name typed out); a subject another stream stores is refused before sending, naming
-// that stream; the server's refusals (a name in use) are shown as its text and the page keeps
-// working; the list is only polled while the tab is visible
+// the stream's name typed out); the server's refusals are shown (a subject another stream stores
+// with that stream named, a name in use as its text) and the page keeps working; the list is only polled while the tab is visible
 // and the page is open. Browsing is the anonymous browser user's; creating and deleting streams
 // takes admin (signed in as in ⚙; the permissions test checks what browser is told).
 
@@ -203,14 +202,14 @@ test("streams: the server's refusals are shown and the page keeps working", T, a
   // Checked before anything is sent.
   await create("bad.name", "x");
   await waitText(page, "stream-error", /stream name: names cannot contain/);
-  // A subject another stream stores: said before anything is sent, naming that stream (the
-  // server's refusal named neither).
+  // A subject another stream stores: refused by the server, which names neither stream; the page
+  // names it.
   const other = `OTHER_${rand()}`;
   await create(other, `elsewhere.> ${prefix}.orders`);
   await waitText(
     page,
     "stream-error",
-    `${prefix}.orders overlaps ${prefix}.>, which stream ${taken} stores: two streams cannot store the same subject, so pick subjects no other stream takes`,
+    `could not create stream ${other}: ${prefix}.orders overlaps ${prefix}.>, which stream ${taken} stores: two streams cannot store the same subject, so pick subjects no other stream takes`,
   );
   // Refused by the server: its words are shown.
   await create(taken, "elsewhere.>");

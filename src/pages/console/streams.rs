@@ -24,6 +24,9 @@ use crate::model::format_bytes;
 use detail::StreamDetail;
 use logic::{retention_name, sequence_text, storage_name, taken_subject, CreateForm};
 
+/// nats-server's error code for a stream whose subjects overlap another stream's.
+const SUBJECTS_OVERLAP: u16 = 10065;
+
 /// How often the list (and the open stream) is read again while the page is visible.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -432,13 +435,7 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                 return;
             }
         };
-        let taken = ctx
-            .streams
-            .with_untracked(|streams| taken_subject(&config.name, &config.subjects, streams));
-        if let Some(taken) = taken {
-            error.set(Some(taken));
-            return;
-        }
+
         error.set(None);
         busy.set(true);
         let js = ctx.js.get_value();
@@ -452,12 +449,29 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                     clear_if_sent(subjects, &sent.1);
                     ctx.select_on_answer(&open, Some(info.config.name));
                 }
-                Err(e) => super::say_failed(
-                    error,
-                    js.client(),
-                    &format!("could not create stream {}", config.name),
-                    &e,
-                ),
+                Err(e) => {
+                    let action = format!("could not create stream {}", config.name);
+                    // Refused for a subject another stream stores: the server names neither
+                    // stream; the list says which (unless the stream is newer than the list).
+                    let overlapping = e.err_code() == Some(SUBJECTS_OVERLAP)
+                        || e.to_string().contains("subjects overlap");
+                    let taken = overlapping
+                        .then(|| {
+                            ctx.streams.try_with_untracked(|streams| {
+                                taken_subject(&config.name, &config.subjects, streams)
+                            })
+                        })
+                        .flatten()
+                        .flatten();
+                    match taken {
+                        Some(taken) => {
+                            error.set(Some(format!("{action}: {taken}")));
+                        }
+                        None => super::say_failed(error, js.client(), &action, &e),
+                    }
+                    // What was refused may be about a stream the list does not show yet.
+                    ctx.refresh_now();
+                }
             }
         });
     };

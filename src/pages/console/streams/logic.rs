@@ -209,10 +209,10 @@ impl CreateForm {
     }
 }
 
-/// Why the server would refuse a new stream `name` with `subjects` while `streams` exist: one of
-/// the subjects overlaps a subject another stream stores (nats-server refuses two streams that
-/// could store the same message). Said before anything is sent, naming the stream; a stream made
-/// since the list was read is left to the server's refusal.
+/// Which of `subjects` of a new stream `name` overlaps a subject another of `streams` stores, and
+/// that stream, said for the server's refusal (nats-server refuses two streams that could store
+/// the same message, and names neither). Asked only once the server refused: the list may hold a
+/// stream deleted since it was read, and a stream made since is not in it.
 pub fn taken_subject(name: &str, subjects: &[String], streams: &[StreamInfo]) -> Option<String> {
     streams
         .iter()
@@ -493,8 +493,8 @@ mod tests {
         assert_eq!((c.max_msgs, c.max_bytes, c.max_age), (0, 0, Duration::ZERO));
     }
 
-    /// A subject another stream stores was refused by the server in its own words (a status 500
-    /// naming neither stream); said before anything is sent.
+    /// A subject another stream stores was refused by the server in its own words (naming neither
+    /// stream): the page names the stream.
     #[test]
     fn a_subject_another_stream_stores_is_named_with_that_stream() {
         let stream = |name: &str, subjects: &[&str]| StreamInfo {
