@@ -165,6 +165,7 @@ test("graph: at a phone's width, independent services wrap into rows that fit th
     return names.every((n) => drawn[n] === "healthy");
   });
   const nodes = `${sel("graph-node")}[data-name$="-${t}"]`;
+  // The window made narrow with the page open.
   assert.deepEqual(await hiddenWhenNarrow(page, nodes), []);
   // Back at the desktop's width, one row again.
   await waitFor(
@@ -173,4 +174,11 @@ test("graph: at a phone's width, independent services wrap into rows that fit th
     (s) => new Set([...document.querySelectorAll(s)].map((n) => Math.round(n.getBoundingClientRect().y))).size === 1,
     nodes,
   );
+  // Opened at a phone's width: measured when drawn.
+  const phone = await env.tab({ identity: "ops", path: "/graph", viewport: { width: 390, height: 800 } });
+  await eventually("the four services drawn at 390 px", async () => {
+    const drawn = await drawnNodes(phone);
+    return names.every((n) => drawn[n] === "healthy");
+  });
+  assert.deepEqual(await hiddenWhenNarrow(phone, nodes), []);
 });

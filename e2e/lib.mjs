@@ -169,10 +169,11 @@ export async function startEnv(env = {}, { cluster = false, chromiumArgs = [] } 
    * `servers`, to those. Tabs are the anonymous `browser` user; with `admin`, signed in as admin
    * (as ⚙ does); with `user` ({ user, pass }), as that user; `saved`: more fields of the saved
    * settings (as an older version left them). With `clockSkewMs`, the tab's wall
-   * clock (`Date.now()`, what the app reads) is that far ahead (negative: behind).
+   * clock (`Date.now()`, what the app reads) is that far ahead (negative: behind). `viewport`:
+   * its size from the start ({ width, height }; 1280 × 800 by default).
    */
-  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to, saved, clockSkewMs = 0 } = {}) => {
-    const context = await env.browser.newContext({ viewport: VIEWPORT });
+  env.tab = async ({ identity, path: at = "/", live = true, proxy = false, admin = false, user, servers: to, saved, clockSkewMs = 0, viewport = VIEWPORT } = {}) => {
+    const context = await env.browser.newContext({ viewport });
     env.contexts.push(context);
     const servers = to ?? (proxy ? (await env.proxy("status")).url : env.server.ws);
     const settings = { servers, name: `e2e ${identity ?? ""}`.trim(), user: "", password: "", token: "" };

@@ -15,6 +15,8 @@ use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 use leptos_nats::use_nats;
 use process_control::REGISTRY_BUCKET;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 
 use crate::components::clock::use_now;
 use crate::components::directory::{
@@ -394,6 +396,9 @@ pub fn acyclic_edges(n: usize, edges: &[(usize, usize)]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// A size observer and the callback it calls, kept together: dropped after a disconnect.
+type Observer = (web_sys::ResizeObserver, Closure<dyn FnMut(js_sys::Array)>);
+
 /// One connected part of the graph, laid out in layers: its nodes' places from its top left
 /// corner, and its size.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -563,23 +568,39 @@ fn Graph(client: nats_ws::Client) -> impl IntoView {
         shape.with(|_| ());
         model.with_untracked(parts)
     });
-    // The width the drawing has (the card's, less its padding), followed through resizes: the
-    // parts are packed into rows that fit it. Unmeasured, one row.
+    // The width the drawing has (the card's), followed as it changes (the window resized, the
+    // page's own scrollbar come, a scrollbar of the card's): the parts are packed into rows that
+    // fit it. Unmeasured (or hidden), one row.
     let wrap = NodeRef::<leptos::html::Div>::new();
     let room = RwSignal::new(f64::INFINITY);
-    let measure = move || {
-        let width = wrap.get_untracked().map_or(0, |el| el.client_width());
-        if width > 0 && room.get_untracked() != f64::from(width) {
-            room.set(f64::from(width));
-        }
-    };
+    let observer = StoredValue::new_local(None::<Observer>);
     Effect::new(move |_| {
-        if wrap.get().is_some() {
-            measure();
+        let Some(el) = wrap.get() else {
+            return;
+        };
+        let measured = el.clone();
+        let measure = move || {
+            let width = f64::from(measured.client_width());
+            if width > 0.0 && room.try_get_untracked().is_some_and(|r| r != width) {
+                room.try_set(width);
+            }
+        };
+        measure();
+        let on_resize = Closure::<dyn FnMut(js_sys::Array)>::new(move |_| measure());
+        let Ok(watching) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) else {
+            return;
+        };
+        watching.observe(&el);
+        let before = observer.try_update_value(|o| o.replace((watching, on_resize)));
+        if let Some((old, _)) = before.flatten() {
+            old.disconnect();
         }
     });
-    let resized = window_event_listener_untyped("resize", move |_| measure());
-    on_cleanup(move || resized.remove());
+    on_cleanup(move || {
+        if let Some((watching, _)) = observer.try_update_value(Option::take).flatten() {
+            watching.disconnect();
+        }
+    });
     let placed = Memo::new(move |_| laid_out.with(|p| pack(p, room.get())));
     let selected = RwSignal::new(None::<String>);
     let error = move || {
