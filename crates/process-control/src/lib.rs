@@ -671,21 +671,18 @@ mod tests {
         assert_eq!(log_subject("app"), "proc.logs.app");
         assert_eq!(ENDPOINTS.len(), 9);
         // Every example is read by its endpoint's request type (the placeholders aside).
+        fn reads<T: serde::de::DeserializeOwned>(example: &str) -> Result<(), String> {
+            serde_json::from_str::<T>(example)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
         for (name, _) in ENDPOINTS {
             let example = example_request(name);
-            let parsed: Result<(), String> = match *name {
-                "list" | "leaf-list" => serde_json::from_str::<EmptyRequest>(example)
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                "logs" => serde_json::from_str::<LogsRequest>(example)
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                "leaf-add" => serde_json::from_str::<LeafAddRequest>(example)
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                _ => serde_json::from_str::<NameRequest>(example)
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
+            let parsed = match *name {
+                "list" | "leaf-list" => reads::<EmptyRequest>(example),
+                "logs" => reads::<LogsRequest>(example),
+                "leaf-add" => reads::<LeafAddRequest>(example),
+                _ => reads::<NameRequest>(example),
             };
             assert_eq!(parsed, Ok(()), "{name}: {example}");
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_nats::use_nats;
-use nats_ws::jetstream::{ConsumerInfo, JetStream, RetentionPolicy, StorageType, StreamInfo};
+use nats_ws::jetstream::{
+    err_codes, ConsumerInfo, JetStream, RetentionPolicy, StorageType, StreamInfo,
+};
 use nats_ws::Client;
 
 use crate::components::field::clear_if_sent;
@@ -23,9 +25,6 @@ use crate::components::visibility::poll_while_visible;
 use crate::model::format_bytes;
 use detail::StreamDetail;
 use logic::{retention_name, sequence_text, storage_name, taken_subject, CreateForm};
-
-/// nats-server's error code for a stream whose subjects overlap another stream's.
-const SUBJECTS_OVERLAP: u16 = 10065;
 
 /// How often the list (and the open stream) is read again while the page is visible.
 const POLL: Duration = Duration::from_secs(2);
@@ -435,7 +434,6 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                 return;
             }
         };
-
         error.set(None);
         busy.set(true);
         let js = ctx.js.get_value();
@@ -453,20 +451,19 @@ fn CreateStream(ctx: Ctx, form: NewStream) -> impl IntoView {
                     let action = format!("could not create stream {}", config.name);
                     // Refused for a subject another stream stores: the server names neither
                     // stream; the list says which (unless the stream is newer than the list).
-                    let overlapping = e.err_code() == Some(SUBJECTS_OVERLAP)
+                    let overlapping = e.err_code() == Some(err_codes::STREAM_SUBJECT_OVERLAP)
                         || e.to_string().contains("subjects overlap");
-                    let taken = overlapping
-                        .then(|| {
-                            ctx.streams.try_with_untracked(|streams| {
+                    let taken = match overlapping {
+                        true => ctx
+                            .streams
+                            .try_with_untracked(|streams| {
                                 taken_subject(&config.name, &config.subjects, streams)
                             })
-                        })
-                        .flatten()
-                        .flatten();
+                            .flatten(),
+                        false => None,
+                    };
                     match taken {
-                        Some(taken) => {
-                            error.set(Some(format!("{action}: {taken}")));
-                        }
+                        Some(taken) => error.set(Some(format!("{action}: {taken}"))),
                         None => super::say_failed(error, js.client(), &action, &e),
                     }
                     // What was refused may be about a stream the list does not show yet.

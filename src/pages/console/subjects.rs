@@ -1,6 +1,6 @@
-//! How two subjects with wildcards relate, for the console's checks before anything is sent: the
-//! monitor subscribing twice to what one subscription already gets, a stream asked to store what
-//! another stream stores.
+//! How two subjects with wildcards relate, for the console: the monitor would subscribe twice to
+//! what one subscription already gets; a stream refused for subjects another stream stores is
+//! told which.
 
 /// Whether every subject `inner` matches is matched by `outer` too (both may have wildcards).
 pub fn covers(outer: &str, inner: &str) -> bool {

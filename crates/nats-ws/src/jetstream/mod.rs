@@ -40,6 +40,8 @@ pub mod err_codes {
     pub const SEQUENCE_NOT_FOUND: u16 = 10043;
     pub const STREAM_NAME_IN_USE: u16 = 10058;
     pub const STREAM_NOT_FOUND: u16 = 10059;
+    /// A stream's subjects overlap another stream's ("subjects overlap with an existing stream").
+    pub const STREAM_SUBJECT_OVERLAP: u16 = 10065;
     pub const WRONG_LAST_MSG_ID: u16 = 10070;
     pub const WRONG_LAST_SEQUENCE: u16 = 10071;
     /// The same refusal from a replicated stream that has a write to the subject in flight (it
